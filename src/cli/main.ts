@@ -1,0 +1,25 @@
+// kasane command line. Each area registers its commands from its own module in ./commands.
+import { Command, CommanderError } from 'commander';
+import { registerSimulate } from './commands/simulate.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('kasane')
+    .description(
+      'kasane: a multi-homing VPN. Terminals and LANs belong to several VPNs at once, or to nested VPNs;\n' +
+        'gateways in front of them find each other on demand by key search and encrypt, relay or drop each packet.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerSimulate(program);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    process.stderr.write(`kasane: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,94 @@
+// The sans-I/O gateway core's interface: events in (a packet from inside, a packet from outside,
+// the clock advanced, a new authority snapshot), actions out (emit these bytes, drop with this
+// reason, trace). The edge (simulator or daemon) routes emitted packets by their destination
+// address, exactly as the kernel routes what the gateway writes to its TUN device.
+import type { Ip, Prefix } from './addr.js';
+import type { ForwardNote, Side } from './executor.js';
+import type { GatewayId, VpnId } from './types.js';
+
+export interface GatewayTimers {
+  /** Source search: wait for the source terminal's echo before retrying/answering for it (ms). */
+  sourceSearchTimeout: number;
+  /** Destination search: wait for the reply before retrying (ms); doubles at each retry. */
+  searchTimeout: number;
+  /** Retries after the first attempt before a negative entry. */
+  searchRetries: number;
+  /** The first-stage gateway of a silent terminal answers for it after this wait (ms). */
+  proxyAnswerDelay: number;
+  /** A key-table entry unused this long ages out (ms). */
+  idleTimeout: number;
+  /** A key-table entry is re-searched after this long even if used (ms). */
+  hardLifetime: number;
+  /** A negative (failed search) entry lives this long before a new search is allowed (ms). */
+  negativeTtl: number;
+  /** How often the core sweeps aging (ms). */
+  sweepInterval: number;
+}
+
+export interface GatewayLimits {
+  /** Key-table capacity; beyond it the stated eviction rule applies. */
+  maxPaths: number;
+  /** Packets buffered per pending path, and in total. */
+  pendingPerPath: number;
+  pendingTotal: number;
+  /** Bytes buffered in total over all pending paths. */
+  pendingBytes: number;
+  /** Searches this gateway relays or originates at once (state kept per transaction). */
+  maxSearchesInFlight: number;
+}
+
+export interface GatewayConfig {
+  id: GatewayId;
+  /** The gateway's outside (WAN) address. */
+  address: Ip;
+  /**
+   * The LANs directly on this gateway's inside interfaces: it is the first-stage gateway of the
+   * terminals in them (and answers key searches for them when they stay silent).
+   */
+  attached: Prefix[];
+  /** Remote prefixes that protected local terminals may reach in plain (default: none). */
+  allowPlain?: Prefix[];
+  /** MTU of the path between gateways (default 1500). */
+  pathMtu?: number;
+  timers?: Partial<GatewayTimers>;
+  limits?: Partial<GatewayLimits>;
+}
+
+/** Why a packet was emitted: the executor's forward note, or a core-made packet. */
+export type EmitNote =
+  | ForwardNote
+  | { op: 'search-request'; phase: 'source' | 'destination'; txid: string }
+  | { op: 'search-relay'; phase: 'source' | 'destination'; txid: string; direction: 'request' | 'reply' }
+  | { op: 'search-proxy-reply'; phase: 'source' | 'destination'; txid: string }
+  | { op: 'icmp-error'; type: number; code: number };
+
+/** One step of the protocol, for traces (simulator output, logs). `step` numbers Figure 4. */
+export interface TraceEvent {
+  event: string;
+  kind: string;
+  step?: number;
+  detail?: Record<string, unknown>;
+}
+
+export type CoreAction =
+  | { type: 'emit'; bytes: Uint8Array; note: EmitNote }
+  | { type: 'drop'; reason: string; bytes: Uint8Array }
+  | { type: 'trace'; event: TraceEvent };
+
+/** A key-table entry for status views. */
+export interface PathView {
+  local: Ip;
+  remote: Ip;
+  action: 'encrypt' | 'plain' | 'discard' | 'pending';
+  vpnId?: VpnId;
+  vpnName?: string;
+  peer?: GatewayId;
+  /** Layers of this path as the search paired them, outermost first, e.g. [{vpnId, a, b}]. */
+  layers?: { vpnId: VpnId; gateways: [GatewayId, GatewayId] }[];
+  reason?: string;
+  installedAt: number;
+  lastUsed: number;
+  expiresAt: number;
+  packets: number;
+  bytes: number;
+}
