@@ -1,7 +1,22 @@
-// TEMPORARY STUB (being replaced by the real key-search core): the signature is final.
-import type { AuthoritySnapshot } from './types.js';
+// The sans-I/O gateway core (paper: MES, 多重帰属VPN実行サーバ). Events in: a packet from inside,
+// a packet from outside, the clock advanced, a new authority snapshot. Actions out: emit these
+// bytes (the edge routes them by destination), drop with this reason, trace. The executor carries
+// out installed key-table entries; everything it punts is decided here.
+import type { Ip } from './addr.js';
+import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
 import type { Executor, Side } from './executor.js';
-import type { CoreAction, GatewayConfig, PathView } from './gateway-api.js';
+import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
+import { onInsideMiss, onInsidePending, onInsideTooBig } from './inside.js';
+import { KeyRing } from './key-ring.js';
+import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from './key-table.js';
+import { onOutsideMiss } from './outside.js';
+import { SearchOriginator } from './search/originator.js';
+import { SearchRelay } from './search/relay.js';
+import { parseSearchPacket } from './search/search-packet.js';
+import { TimerQueue } from './timer-queue.js';
+import { TsExecutor } from './ts-executor.js';
+import type { AuthoritySnapshot, Spi, VpnId } from './types.js';
+import { cryptoRandom } from '../crypto/random.js';
 
 export interface GatewayCoreOptions {
   config: GatewayConfig;
@@ -14,27 +29,281 @@ export interface GatewayCoreOptions {
   executor?: Executor;
 }
 
-export class GatewayCore {
+export class GatewayCore implements CoreContext {
   readonly id: string;
+  readonly config: ResolvedConfig;
+  ring: KeyRing;
+  readonly table: KeyTable;
+  readonly pending: PendingBuffers;
+  readonly executor: Executor;
+  readonly timers = new TimerQueue<string>();
+  out: CoreAction[] = [];
+  private readonly counters = new Map<string, number>();
+  private readonly originator: SearchOriginator;
+  private readonly relay: SearchRelay;
+  private readonly randomSource: (n: number) => Uint8Array;
+  private installedTx = new Map<VpnId, Spi>();
+  private installedRx = new Set<Spi>();
+
   constructor(opts: GatewayCoreOptions) {
-    this.id = opts.config.id;
+    const c = opts.config;
+    this.id = c.id;
+    this.config = {
+      id: c.id,
+      address: c.address,
+      attached: c.attached,
+      allowPlain: c.allowPlain ?? [],
+      pathMtu: c.pathMtu ?? 1500,
+      timers: { ...DEFAULT_TIMERS, ...c.timers },
+      limits: { ...DEFAULT_LIMITS, ...c.limits },
+    };
+    const l = this.config.limits;
+    this.table = new KeyTable(l.maxPaths);
+    this.pending = new PendingBuffers(l.pendingPerPath, l.pendingTotal, l.pendingBytes);
+    this.executor = opts.executor ?? new TsExecutor();
+    this.randomSource = opts.random ?? cryptoRandom;
+    this.ring = new KeyRing(c.id, opts.snapshot);
+    this.originator = new SearchOriginator(this);
+    this.relay = new SearchRelay(this);
+    this.syncSas(opts.now);
+    this.timers.set('sweep', opts.now + this.config.timers.sweepInterval);
   }
-  onPacket(_from: Side, bytes: Uint8Array, _now: number): CoreAction[] {
-    return [{ type: 'emit', bytes, note: { op: 'plain' } }];
+
+  // ---- events -------------------------------------------------------------------------------
+
+  onPacket(from: Side, bytes: Uint8Array, now: number): CoreAction[] {
+    return this.run(() => {
+      const v = this.executor.process(from, bytes, now);
+      if (v.kind === 'forward') return this.emit(v.bytes, v.note);
+      if (v.kind === 'drop') return this.drop(v.reason, bytes);
+      switch (v.reason) {
+        case 'search':
+          return this.onSearch(from, bytes, now);
+        case 'miss':
+          if (from === 'inside') onInsideMiss(this, this.originator, bytes, now);
+          else onOutsideMiss(this, bytes, now);
+          return;
+        case 'pending':
+          if (from === 'inside') onInsidePending(this, bytes);
+          else this.drop('pending-inbound', bytes);
+          return;
+        case 'too-big':
+          return onInsideTooBig(this, bytes);
+        case 'unknown-spi':
+          return this.drop('unknown-spi', bytes);
+      }
+    });
   }
-  onTick(_now: number): CoreAction[] {
-    return [];
+
+  onTick(now: number): CoreAction[] {
+    return this.run(() => {
+      for (const key of this.timers.popDue(now)) {
+        if (key === 'sweep') {
+          this.sweep(now);
+          this.timers.set('sweep', now + this.config.timers.sweepInterval);
+        } else if (key === 'epoch') {
+          this.syncSas(now);
+        } else if (!this.originator.onTimer(key, now)) {
+          this.relay.onTimer(key, now);
+        }
+      }
+    });
   }
+
   nextDeadline(): number | undefined {
-    return undefined;
+    return this.timers.peek();
   }
-  applySnapshot(_s: AuthoritySnapshot, _now: number): CoreAction[] {
-    return [];
+
+  applySnapshot(snapshot: AuthoritySnapshot, now: number): CoreAction[] {
+    return this.run(() => {
+      this.ring = new KeyRing(this.id, snapshot);
+      this.syncSas(now);
+      // Entries that the new configuration no longer supports go at once (a removed member must
+      // stop carrying traffic now, not at the next aging).
+      for (const e of [...this.table.values()]) {
+        if (this.stillValid(e)) continue;
+        this.remove(e.local, e.remote);
+        this.trace({ event: 'path-revoked', kind: 'data', detail: { local: e.local, remote: e.remote, vpnId: e.vpnId, peer: e.peer } });
+      }
+      this.trace({ event: 'snapshot', kind: 'config', detail: { version: snapshot.version, vpns: this.ring.vpnIds() } });
+    });
   }
-  paths(_now: number): PathView[] {
-    return [];
+
+  paths(now: number): PathView[] {
+    const out: PathView[] = [];
+    for (const e of this.table.values()) {
+      const s = this.executor.pathStats(e.local, e.remote);
+      out.push({
+        local: e.local,
+        remote: e.remote,
+        action: e.action,
+        vpnId: e.vpnId,
+        vpnName: e.vpnId !== undefined ? this.ring.vpn(e.vpnId)?.name : undefined,
+        peer: e.peer,
+        layers: e.layers,
+        reason: e.reason,
+        installedAt: e.installedAt,
+        lastUsed: Math.max(e.lastUsed, s?.lastUsed ?? 0),
+        expiresAt: e.expiresAt,
+        packets: s?.packets ?? 0,
+        bytes: s?.bytes ?? 0,
+      });
+    }
+    void now;
+    return out;
   }
+
   stats(): Record<string, number> {
-    return {};
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.executor.counters())) out[`executor.${k}`] = v;
+    for (const [k, v] of this.counters) out[k] = v;
+    out['table.paths'] = this.table.size;
+    out['pending.packets'] = this.pending.totalPacketCount;
+    out['search.originating'] = this.originator.size;
+    out['search.relaying'] = this.relay.size;
+    return out;
+  }
+
+  // ---- CoreContext ----------------------------------------------------------------------------
+
+  random(n: number): Uint8Array {
+    return this.randomSource(n);
+  }
+
+  count(name: string, n = 1): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + n);
+  }
+
+  emit(bytes: Uint8Array, note: EmitNote): void {
+    this.out.push({ type: 'emit', bytes, note });
+  }
+
+  drop(reason: string, bytes: Uint8Array): void {
+    this.count(`drop.${reason}`);
+    this.out.push({ type: 'drop', reason, bytes });
+  }
+
+  trace(event: TraceEvent): void {
+    this.out.push({ type: 'trace', event });
+  }
+
+  install(entry: KeyTableEntry, now: number): void {
+    const evicted = this.table.set(entry);
+    if (evicted) {
+      this.executor.removePath(evicted.local, evicted.remote);
+      this.dropBuffered(evicted.local, evicted.remote, 'evicted');
+      this.originator.cancel(evicted.local, evicted.remote);
+      this.count('table.evicted');
+    }
+    this.executor.installPath({ local: entry.local, remote: entry.remote, action: entry.action, vpnId: entry.vpnId, peer: entry.peer, mtu: entry.mtu });
+    if (entry.action === 'pending') return;
+    // A settled path: stop our own search if one runs (simultaneous searches converge), then flush.
+    if (this.originator.cancel(entry.local, entry.remote)) {
+      this.count('search.converged');
+      this.trace({ event: 'search-converged', kind: 'data', detail: { local: entry.local, remote: entry.remote, txid: entry.txid } });
+    }
+    const buffered = this.pending.take(pathKey(entry.local, entry.remote));
+    if (buffered.length === 0) return;
+    this.trace({ event: 'flush', kind: 'data', step: 11, detail: { local: entry.local, remote: entry.remote, packets: buffered.length, action: entry.action } });
+    for (const p of buffered) {
+      const v = this.executor.process('inside', p, now);
+      if (v.kind === 'forward') this.emit(v.bytes, v.note);
+      else if (v.kind === 'drop') this.drop(v.reason, p);
+      else if (v.reason === 'too-big') onInsideTooBig(this, p);
+      else this.drop(`flush-${v.reason}`, p);
+    }
+  }
+
+  remove(local: Ip, remote: Ip): void {
+    const e = this.table.delete(local, remote);
+    this.executor.removePath(local, remote);
+    if (e?.action === 'pending') {
+      this.dropBuffered(local, remote, 'path-removed');
+      this.originator.cancel(local, remote);
+    }
+  }
+
+  isAttached(terminal: Ip): boolean {
+    return this.config.attached.some((p) => p.contains(terminal));
+  }
+
+  plainAllowed(remote: Ip): boolean {
+    return this.config.allowPlain.some((p) => p.contains(remote));
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  private run(fn: () => void): CoreAction[] {
+    this.out = [];
+    fn();
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  private onSearch(from: Side, bytes: Uint8Array, now: number): void {
+    const p = parseSearchPacket(bytes);
+    if (!p.ok) return this.drop(`search-malformed`, bytes);
+    if (p.value.icmpType === 0 && this.originator.owns(p.value.msg)) return this.originator.onReply(p.value, from, bytes, now);
+    if (p.value.icmpType === 8) return this.relay.onRequest(p.value, from, bytes, now);
+    this.relay.onReply(p.value, bytes, now);
+  }
+
+  private dropBuffered(local: Ip, remote: Ip, reason: string): void {
+    for (const p of this.pending.take(pathKey(local, remote))) this.drop(`buffer-${reason}`, p);
+  }
+
+  /** Aging (seed 000 §3.3: an entry not used for a while ages out; the next packet searches again). */
+  private sweep(now: number): void {
+    const t = this.config.timers;
+    for (const e of [...this.table.values()]) {
+      if (e.action === 'pending') continue;
+      const s = this.executor.pathStats(e.local, e.remote);
+      const lastUsed = Math.max(e.lastUsed, s?.lastUsed ?? 0);
+      const why = now >= e.expiresAt ? 'lifetime' : now - lastUsed >= t.idleTimeout ? 'idle' : undefined;
+      if (!why) continue;
+      this.remove(e.local, e.remote);
+      this.count(`table.aged.${why}`);
+      this.trace({ event: 'age-out', kind: 'data', detail: { local: e.local, remote: e.remote, action: e.action, why } });
+    }
+  }
+
+  private stillValid(e: KeyTableEntry): boolean {
+    const covering = this.ring.coveringVpns(e.local);
+    if (e.action === 'encrypt') {
+      return e.vpnId !== undefined && covering.includes(e.vpnId) && !!e.peer && !!this.ring.vpn(e.vpnId)?.members.some((m) => m.gateway === e.peer);
+    }
+    if (e.action === 'plain' && e.reason === 'unprotected') return covering.length === 0;
+    return e.action === 'pending';
+  }
+
+  /** Installs the sending SA of each VPN for the current epoch and the receiving SAs still valid. */
+  private syncSas(now: number): void {
+    const wantTx = new Map<VpnId, Spi>();
+    for (const vpnId of this.ring.vpnIds()) {
+      const tx = this.ring.txSa(vpnId, now);
+      if (!tx) continue;
+      wantTx.set(vpnId, tx.spi);
+      if (this.installedTx.get(vpnId) !== tx.spi) {
+        // A new epoch has a new key: its sequence numbers start again at 1.
+        this.executor.installTxSa({ ...tx, nextSeq: 1n });
+        this.trace({ event: 'epoch-send', kind: 'config', detail: { vpnId, epoch: tx.epoch, spi: tx.spi } });
+      }
+    }
+    for (const vpnId of this.installedTx.keys()) if (!wantTx.has(vpnId)) this.executor.removeTxSa(vpnId);
+    this.installedTx = wantTx;
+
+    const wantRx = new Set<Spi>();
+    for (const rx of this.ring.rxSas()) {
+      if (rx.expiresAt <= now) continue;
+      wantRx.add(rx.spi);
+      if (!this.installedRx.has(rx.spi)) this.executor.installRxSa(rx);
+    }
+    for (const spi of this.installedRx) if (!wantRx.has(spi)) this.executor.removeRxSa(spi);
+    this.installedRx = wantRx;
+
+    const next = this.ring.epochEvents(now);
+    if (next.length > 0) this.timers.set('epoch', Math.min(...next));
+    else this.timers.cancel('epoch');
   }
 }

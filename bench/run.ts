@@ -1,0 +1,47 @@
+// `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named). Heap figures need
+// --expose-gc, so without it this re-runs itself under `node --expose-gc --import tsx`.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { formatSimScale, runSimScale, simScaleOptions } from './sim-scale.js';
+
+interface Benchmark {
+  description: string;
+  run(log: (line: string) => void): void | Promise<void>;
+}
+
+const benchmarks: Record<string, Benchmark> = {
+  'sim-scale': {
+    description: 'key searches in a simulated network (by default 1,000 gateways, 100,000 terminals)',
+    run(log) {
+      log(formatSimScale(runSimScale(simScaleOptions(), (line) => log(`  ${line}`))));
+    },
+  },
+};
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = names.filter((n) => !(n in benchmarks));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exit(2);
+}
+
+if (typeof (globalThis as { gc?: unknown }).gc !== 'function' && process.env.KASANE_BENCH_CHILD === undefined) {
+  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, KASANE_BENCH_CHILD: '1' },
+  });
+  process.exit(child.status ?? 1);
+}
+
+async function main(): Promise<void> {
+  for (const name of names.length > 0 ? names : Object.keys(benchmarks)) {
+    const b = benchmarks[name];
+    console.log(`# ${name}: ${b.description}`);
+    await b.run((line) => console.log(line));
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

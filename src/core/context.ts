@@ -1,0 +1,62 @@
+// What the parts of the core (inside, outside, search originator, search relay, aging) share:
+// configuration, the key ring, the key table, the executor, timers, and the action sink of the
+// event being handled. The gateway core (gateway-core.ts) implements it.
+import type { Ip, Prefix } from './addr.js';
+import type { Executor } from './executor.js';
+import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
+import type { KeyRing } from './key-ring.js';
+import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
+import type { TimerQueue } from './timer-queue.js';
+import type { GatewayId } from './types.js';
+
+export interface ResolvedConfig {
+  id: GatewayId;
+  address: Ip;
+  attached: Prefix[];
+  allowPlain: Prefix[];
+  pathMtu: number;
+  timers: GatewayTimers;
+  limits: GatewayLimits;
+}
+
+export const DEFAULT_TIMERS: GatewayTimers = {
+  sourceSearchTimeout: 250,
+  searchTimeout: 1000,
+  searchRetries: 3,
+  proxyAnswerDelay: 300,
+  idleTimeout: 60_000,
+  hardLifetime: 3_600_000,
+  negativeTtl: 10_000,
+  sweepInterval: 1000,
+};
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  maxPaths: 1_000_000,
+  pendingPerPath: 64,
+  pendingTotal: 16_384,
+  pendingBytes: 16 * 1024 * 1024,
+  maxSearchesInFlight: 65_536,
+};
+
+export interface CoreContext {
+  readonly config: ResolvedConfig;
+  readonly ring: KeyRing;
+  readonly table: KeyTable;
+  readonly pending: PendingBuffers;
+  readonly executor: Executor;
+  readonly timers: TimerQueue<string>;
+  random(n: number): Uint8Array;
+  count(name: string, n?: number): void;
+  emit(bytes: Uint8Array, note: EmitNote): void;
+  drop(reason: string, bytes: Uint8Array): void;
+  trace(event: TraceEvent): void;
+  /** Installs (or refreshes) an entry in the table and the executor; flushes buffered packets of the path. */
+  install(entry: KeyTableEntry, now: number): void;
+  /** Removes an entry from the table and the executor. */
+  remove(local: Ip, remote: Ip): void;
+  isAttached(terminal: Ip): boolean;
+  /** Remote terminals that protected local terminals may reach in plain (policy). */
+  plainAllowed(remote: Ip): boolean;
+  /** The actions of the event being handled. */
+  readonly out: CoreAction[];
+}

@@ -1,0 +1,51 @@
+// Packets from the inside (the terminals' LANs) that the executor could not settle by itself:
+// the first packet of a path starts a key search (seed 000 §3.3 steps 1–2); packets of a pending
+// path are buffered; packets too big for the path get ICMP "fragmentation needed".
+import type { CoreContext } from './context.js';
+import { pathKey } from './key-table.js';
+import { ipv4Dst, ipv4Src } from './packet/ipv4.js';
+import { buildIcmpFragNeeded, icmpErrorAllowed } from './packet/icmp.js';
+import { ESP_OVERHEAD_MAX } from '../crypto/esp.js';
+import type { SearchOriginator } from './search/originator.js';
+
+export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packet: Uint8Array, now: number): void {
+  const local = ipv4Src(packet);
+  const remote = ipv4Dst(packet);
+  if (ctx.ring.coveringVpns(local).length === 0) {
+    // We protect nothing for this terminal: relay plain (an outer gateway may still protect it).
+    ctx.install(
+      { local, remote, action: 'plain', layers: [], reason: 'unprotected', installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
+      now,
+    );
+    const v = ctx.executor.process('inside', packet, now);
+    if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
+    else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+    return;
+  }
+  // Steps 1–2: no entry; buffer and search.
+  ctx.install(
+    { local, remote, action: 'pending', layers: [], reason: 'searching', installedAt: now, lastUsed: now, expiresAt: Number.MAX_SAFE_INTEGER },
+    now,
+  );
+  ctx.trace({ event: 'miss-buffer', kind: 'data', step: 2, detail: { local, remote } });
+  bufferPacket(ctx, pathKey(local, remote), packet);
+  if (!searches.has(local, remote)) searches.start(local, remote, now);
+}
+
+export function onInsidePending(ctx: CoreContext, packet: Uint8Array): void {
+  bufferPacket(ctx, pathKey(ipv4Src(packet), ipv4Dst(packet)), packet);
+}
+
+function bufferPacket(ctx: CoreContext, key: string, packet: Uint8Array): void {
+  const r = ctx.pending.push(key, packet);
+  if (r === 'buffered') ctx.count('pending.buffered');
+  else ctx.drop(`buffer-${r}`, packet);
+}
+
+export function onInsideTooBig(ctx: CoreContext, packet: Uint8Array): void {
+  const rule = ctx.table.get(ipv4Src(packet), ipv4Dst(packet));
+  const mtu = Math.min(rule?.mtu ?? ctx.config.pathMtu, 0xffff) - ESP_OVERHEAD_MAX;
+  // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error, a non-first fragment, or a broadcast.
+  if (icmpErrorAllowed(packet)) ctx.emit(buildIcmpFragNeeded(packet, mtu, ctx.config.address), { op: 'icmp-error', type: 3, code: 4 });
+  ctx.drop('too-big', packet);
+}

@@ -1,0 +1,170 @@
+// The little of TCP (RFC 9293) a gateway touches: clamping the MSS option of SYNs so that
+// encapsulation overhead does not break the path MTU, plus a builder and a checksum check for tests.
+import type { Ip } from '../addr.js';
+import { checksumAdjust, internetChecksum, onesComplementSum } from './checksum.js';
+import { buildIpv4, PROTO_TCP } from './ipv4.js';
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+
+const OPT_EOL = 0;
+const OPT_NOP = 1;
+const OPT_MSS = 2;
+
+/** Where the TCP segment of an IPv4 packet lies, or undefined if it is not a whole, sane one. */
+function tcpBounds(p: Uint8Array): { start: number; end: number } | undefined {
+  if (p.length < 20 || p[0] >> 4 !== 4 || p[9] !== PROTO_TCP) return undefined;
+  const hl = (p[0] & 0x0f) * 4;
+  const total = (p[2] << 8) | p[3];
+  if (hl < 20 || total > p.length || total < hl + 20) return undefined;
+  return { start: hl, end: total };
+}
+
+/**
+ * If `ipv4Packet` is an unfragmented TCP segment with SYN set whose MSS option exceeds `maxMss`,
+ * lowers the option to `maxMss` in place and updates the TCP checksum incrementally. Returns
+ * whether anything changed. Never reads outside the packet and never throws, whatever the bytes.
+ */
+export function clampTcpMss(ipv4Packet: Uint8Array, maxMss: number): boolean {
+  const p = ipv4Packet;
+  const b = tcpBounds(p);
+  if (b === undefined) return false;
+  if ((((p[6] << 8) | p[7]) & 0x3fff) !== 0) return false; // MF or a fragment offset
+  const t = b.start;
+  if ((p[t + 13] & TCP_SYN) === 0) return false;
+  const dataOffset = (p[t + 12] >> 4) * 4;
+  if (dataOffset < 20 || t + dataOffset > b.end) return false;
+  const limit = Math.max(0, Math.min(0xffff, Math.floor(maxMss)));
+  if (!(limit >= 0)) return false; // NaN
+  const optEnd = t + dataOffset;
+  let changed = false;
+  for (let i = t + 20; i < optEnd; ) {
+    const kind = p[i];
+    if (kind === OPT_EOL) break;
+    if (kind === OPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= optEnd) break;
+    const len = p[i + 1];
+    if (len < 2 || i + len > optEnd) break; // malformed list: stop, touch nothing further
+    if (kind === OPT_MSS && len === 4) {
+      const at = i + 2;
+      const old = (p[at] << 8) | p[at + 1];
+      if (old > limit) {
+        p[at] = limit >> 8;
+        p[at + 1] = limit & 0xff;
+        // A word at an odd offset straddles two checksum words; its contribution equals that of
+        // the byte-swapped word at an even offset (RFC 1071 byte-order independence).
+        const odd = ((at - t) & 1) === 1;
+        const c = (p[t + 16] << 8) | p[t + 17];
+        const n = odd ? checksumAdjust(c, swap16(old), swap16(limit)) : checksumAdjust(c, old, limit);
+        p[t + 16] = n >> 8;
+        p[t + 17] = n & 0xff;
+        changed = true;
+      }
+    }
+    i += len;
+  }
+  return changed;
+}
+
+function swap16(v: number): number {
+  return ((v & 0xff) << 8) | (v >> 8);
+}
+
+/** Uncomplemented sum of the IPv4 pseudo-header (addresses taken from the packet). */
+function pseudoHeaderSum(p: Uint8Array, segmentLength: number): number {
+  return onesComplementSum(p, 12, 8, PROTO_TCP + segmentLength);
+}
+
+/** True when `ipv4Packet` holds a whole TCP segment whose checksum verifies. */
+export function tcpChecksumOk(ipv4Packet: Uint8Array): boolean {
+  const b = tcpBounds(ipv4Packet);
+  if (b === undefined) return false;
+  const len = b.end - b.start;
+  return internetChecksum(ipv4Packet, b.start, len, pseudoHeaderSum(ipv4Packet, len)) === 0;
+}
+
+/** The MSS option of a TCP segment in an IPv4 packet, if present and well formed. */
+export function tcpMss(ipv4Packet: Uint8Array): number | undefined {
+  const p = ipv4Packet;
+  const b = tcpBounds(p);
+  if (b === undefined) return undefined;
+  const t = b.start;
+  const optEnd = t + (p[t + 12] >> 4) * 4;
+  if (optEnd < t + 20 || optEnd > b.end) return undefined;
+  for (let i = t + 20; i < optEnd; ) {
+    const kind = p[i];
+    if (kind === OPT_EOL) break;
+    if (kind === OPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= optEnd) break;
+    const len = p[i + 1];
+    if (len < 2 || i + len > optEnd) break;
+    if (kind === OPT_MSS && len === 4) return (p[i + 2] << 8) | p[i + 3];
+    i += len;
+  }
+  return undefined;
+}
+
+export interface TcpSegmentOptions {
+  src: Ip;
+  dst: Ip;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack?: number;
+  /** TCP flag bits (TCP_SYN etc.); SYN by default. */
+  flags?: number;
+  window?: number;
+  /** An MSS option, placed first. */
+  mss?: number;
+  /** Further raw option bytes (after the MSS option); padded with EOL to a 4-byte boundary. */
+  options?: Uint8Array;
+  payload?: Uint8Array;
+  ttl?: number;
+  df?: boolean;
+}
+
+/** An IPv4 packet carrying one TCP segment, checksums computed. Throws if the options exceed 40 bytes. */
+export function buildTcpSegment(o: TcpSegmentOptions): Uint8Array {
+  const extra = o.options ?? new Uint8Array(0);
+  const rawOptLen = (o.mss !== undefined ? 4 : 0) + extra.length;
+  const optLen = (rawOptLen + 3) & ~3;
+  if (optLen > 40) throw new RangeError(`TCP options of ${rawOptLen} bytes exceed 40`);
+  const payload = o.payload ?? new Uint8Array(0);
+  const seg = new Uint8Array(20 + optLen + payload.length);
+  const v = new DataView(seg.buffer);
+  v.setUint16(0, o.srcPort & 0xffff);
+  v.setUint16(2, o.dstPort & 0xffff);
+  v.setUint32(4, o.seq >>> 0);
+  v.setUint32(8, (o.ack ?? 0) >>> 0);
+  seg[12] = ((20 + optLen) / 4) << 4;
+  seg[13] = (o.flags ?? TCP_SYN) & 0xff;
+  v.setUint16(14, (o.window ?? 65535) & 0xffff);
+  let i = 20;
+  if (o.mss !== undefined) {
+    seg[i] = OPT_MSS;
+    seg[i + 1] = 4;
+    v.setUint16(i + 2, o.mss & 0xffff);
+    i += 4;
+  }
+  seg.set(extra, i);
+  seg.set(payload, 20 + optLen);
+  const packet = buildIpv4({ src: o.src, dst: o.dst, protocol: PROTO_TCP, payload: seg, ttl: o.ttl ?? 64, df: o.df ?? true });
+  const c = internetChecksum(packet, 20, seg.length, pseudoHeaderSum(packet, seg.length));
+  packet[20 + 16] = c >> 8;
+  packet[20 + 17] = c & 0xff;
+  return packet;
+}
+
+/** A SYN with an MSS option (the common case in tests). */
+export function buildTcpSyn(o: { src: Ip; dst: Ip; srcPort: number; dstPort: number; seq: number; mss?: number; options?: Uint8Array }): Uint8Array {
+  return buildTcpSegment({ ...o, flags: TCP_SYN });
+}

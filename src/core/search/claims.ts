@@ -1,0 +1,91 @@
+// Authenticated search entries: a gateway proves it holds the key of each VPN it claims, without
+// revealing it, bound to the transaction and the terminal pair (so an entry cannot be replayed into
+// another search or another path). Proof = HMAC-SHA256(search key of VPN/epoch, input)[0..16).
+import { ipFamily, ipToBytes, type Ip } from '../addr.js';
+import type { KeyRing } from '../key-ring.js';
+import type { SearchEntry, SearchMessage, SearchVpnClaim } from '../packet/search-message.js';
+import { searchProof, verifySearchProof } from '../../crypto/search-proof.js';
+import type { GatewayId, VpnId } from '../types.js';
+
+const LABEL = new TextEncoder().encode('kasane search v1');
+
+function addrBytes(ip: Ip): number[] {
+  return [ipFamily(ip), ...ipToBytes(ip)];
+}
+
+/** The canonical bytes a claim's proof covers. */
+export function proofInput(
+  txid: Uint8Array,
+  pathSrc: Ip,
+  pathDst: Ip,
+  side: 'src' | 'dst',
+  gateway: GatewayId,
+  address: Ip,
+  vpnId: VpnId,
+  epoch: number,
+): Uint8Array {
+  const gw = new TextEncoder().encode(gateway);
+  const tail = new Uint8Array(8);
+  new DataView(tail.buffer).setUint32(0, vpnId);
+  new DataView(tail.buffer).setUint32(4, epoch);
+  return Uint8Array.from([
+    ...LABEL,
+    ...txid,
+    ...addrBytes(pathSrc),
+    ...addrBytes(pathDst),
+    side === 'src' ? 1 : 2,
+    gw.length,
+    ...gw,
+    ...addrBytes(address),
+    ...tail,
+  ]);
+}
+
+/** This gateway's entry for a search: the group VPNs in which it puts `terminal`, each with a proof. */
+export function makeEntry(
+  ring: KeyRing,
+  now: number,
+  msg: Pick<SearchMessage, 'txid' | 'pathSrc' | 'pathDst'>,
+  side: 'src' | 'dst',
+  address: Ip,
+  terminal: Ip,
+): SearchEntry {
+  const vpns: SearchVpnClaim[] = [];
+  for (const vpnId of ring.coveringVpns(terminal)) {
+    if (ring.vpn(vpnId)?.mode !== 'group') continue; // pairwise VPNs are authenticated by IKE instead
+    const epoch = ring.currentEpoch(vpnId, now);
+    if (epoch === undefined) continue;
+    const key = ring.searchKey(vpnId, epoch)!;
+    const input = proofInput(msg.txid, msg.pathSrc, msg.pathDst, side, ring.self, address, vpnId, epoch);
+    vpns.push({ vpnId, epoch, proof: searchProof(key, input) });
+  }
+  return { side, gateway: ring.self, address, vpns };
+}
+
+export type ClaimCheck =
+  | { ok: true; unverifiable: Set<string> }
+  | { ok: false; entry: number; gateway: GatewayId; vpnId: VpnId; reason: 'bad-proof' };
+
+/**
+ * Verifies every claim this gateway can verify (VPNs and epochs it holds). One bad proof makes the
+ * whole message forged. Claims for a held VPN at an epoch not held are reported as unverifiable
+ * ("entryIndex/vpnId"): they must not be trusted for this gateway's own pairing.
+ */
+export function checkClaims(ring: KeyRing, msg: SearchMessage): ClaimCheck {
+  const unverifiable = new Set<string>();
+  for (let i = 0; i < msg.entries.length; i++) {
+    const e = msg.entries[i];
+    for (const c of e.vpns) {
+      const v = ring.vpn(c.vpnId);
+      if (!v || v.mode !== 'group') continue;
+      const key = ring.searchKey(c.vpnId, c.epoch);
+      if (!key) {
+        unverifiable.add(`${i}/${c.vpnId}`);
+        continue;
+      }
+      const input = proofInput(msg.txid, msg.pathSrc, msg.pathDst, e.side, e.gateway, e.address, c.vpnId, c.epoch);
+      if (!verifySearchProof(key, input, c.proof)) return { ok: false, entry: i, gateway: e.gateway, vpnId: c.vpnId, reason: 'bad-proof' };
+    }
+  }
+  return { ok: true, unverifiable };
+}

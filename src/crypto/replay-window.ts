@@ -1,0 +1,76 @@
+// Anti-replay for ESP with 64-bit sequence numbers (RFC 4303 section 3.4.3, RFC 4304): a packet is
+// accepted once, if it is newer than the highest seen, or within `size` of it and not seen yet.
+//
+// Bitmap: a ring of size/32 + 1 32-bit blocks, block b holding sequence numbers 32b..32b+31
+// (the layout of RFC 6479). The extra block lets the window slide by clearing whole words, never
+// by shifting bits: the `size` numbers below and including the highest span at most size/32 + 1
+// blocks, so live blocks never share a ring slot.
+
+export type ReplayVerdict = 'ok' | 'replay' | 'too-old' | 'invalid';
+
+export const SEQ_MAX = (1n << 64n) - 1n;
+
+function validSeq(seq: bigint): boolean {
+  return typeof seq === 'bigint' && seq > 0n && seq <= SEQ_MAX;
+}
+
+export class ReplayWindow {
+  readonly size: number;
+  private readonly sizeN: bigint;
+  private readonly ring: Uint32Array;
+  private readonly blocks: bigint;
+  private top = 0n;
+
+  /** size: how many sequence numbers below the highest are still accepted; a multiple of 32 in 64..4096. */
+  constructor(size = 1024) {
+    if (!Number.isInteger(size) || size % 32 !== 0 || size < 64 || size > 4096) {
+      throw new TypeError(`ReplayWindow: size must be a multiple of 32 in 64..4096, got ${size}`);
+    }
+    this.size = size;
+    this.sizeN = BigInt(size);
+    this.ring = new Uint32Array(size / 32 + 1);
+    this.blocks = BigInt(this.ring.length);
+  }
+
+  /** The highest accepted sequence number, 0n before the first. */
+  get highest(): bigint {
+    return this.top;
+  }
+
+  /** Verdict for a sequence number, before authentication. Does not change the window. */
+  check(seq: bigint): ReplayVerdict {
+    if (!validSeq(seq)) return 'invalid';
+    if (seq > this.top) return 'ok';
+    if (this.top - seq >= this.sizeN) return 'too-old';
+    return this.ring[this.slot(seq)] & this.mask(seq) ? 'replay' : 'ok';
+  }
+
+  /**
+   * Records a sequence number whose ICV verified. Idempotent; a number that has meanwhile fallen
+   * out of the window is ignored. Throws TypeError for a sequence number outside 1..2^64-1.
+   */
+  accept(seq: bigint): void {
+    if (!validSeq(seq)) throw new TypeError(`ReplayWindow: invalid sequence number ${String(seq)}`);
+    if (seq > this.top) {
+      const from = this.top >> 5n;
+      const to = seq >> 5n;
+      if (to - from >= this.blocks) {
+        this.ring.fill(0);
+      } else {
+        for (let b = from + 1n; b <= to; b++) this.ring[Number(b % this.blocks)] = 0;
+      }
+      this.top = seq;
+    } else if (this.top - seq >= this.sizeN) {
+      return;
+    }
+    this.ring[this.slot(seq)] |= this.mask(seq);
+  }
+
+  private slot(seq: bigint): number {
+    return Number((seq >> 5n) % this.blocks);
+  }
+
+  private mask(seq: bigint): number {
+    return 1 << Number(seq & 31n);
+  }
+}

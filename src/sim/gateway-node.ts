@@ -1,0 +1,189 @@
+// A gateway: a GatewayCore between its inside links (the terminals' LANs, or inner gateways) and
+// its outside links. Packets in are handed to the core with the side they came from; what the
+// core emits is routed by its destination address, as the kernel routes what a gateway writes
+// to its TUN device. The core's timers become wake-up events at its next deadline.
+//
+// Observation (simulator-only, never seen by the core): an emitted packet carries on the
+// metadata of the packet it came from, so the trace and the VPN layers follow one packet across
+// gateways. Bump-in-the-wire keeps the terminals' addresses on every layer, so a packet the core
+// buffered is matched again, when it is flushed, by its (source, destination) pair.
+import type { Side } from '../core/executor.js';
+import type { CoreAction, GatewayConfig, PathView } from '../core/gateway-api.js';
+import type { GatewayCoreOptions } from '../core/gateway-core.js';
+import type { AuthoritySnapshot } from '../core/types.js';
+import type { InFlight, SimContext, SimNode } from './context.js';
+import { decrementTtl, ipv4Endpoints, isSearchPacket } from './packets.js';
+import type { GatewaySpec } from './topology.js';
+
+/** What the simulator needs of a gateway core (GatewayCore, or a stand-in in tests). */
+export interface SimCore {
+  onPacket(from: Side, bytes: Uint8Array, now: number): CoreAction[];
+  onTick(now: number): CoreAction[];
+  nextDeadline(): number | undefined;
+  applySnapshot(snapshot: AuthoritySnapshot, now: number): CoreAction[];
+  paths(now: number): PathView[];
+  stats(): Record<string, number>;
+}
+
+export type CoreFactory = (opts: GatewayCoreOptions) => SimCore;
+
+/** Packets remembered per (source, destination) while the core holds them (beyond: oldest forgotten). */
+const HELD_PER_FLOW = 256;
+/** A core asking to be woken at the same instant this many times in a row is looping. */
+const MAX_TICKS_AT_ONE_INSTANT = 10_000;
+
+export class GatewayNode implements SimNode {
+  readonly kind = 'gateway' as const;
+  readonly name: string;
+  readonly core: SimCore;
+  readonly config: GatewayConfig;
+  /** Inside neighbours; every other neighbour is outside. */
+  private readonly insideNeighbours: Set<string>;
+  /** Metadata of packets the core took in without emitting them yet, by "src>dst". */
+  private readonly held = new Map<string, InFlight[]>();
+  /** Layer bookkeeping anomalies: a decrypt whose VPN was not the outermost layer recorded. */
+  layerMismatches = 0;
+  private wakeAt: number | undefined;
+  private wakeToken = 0;
+  private ticksAtInstant = 0;
+  private lastTickAt = -1;
+
+  constructor(
+    readonly spec: GatewaySpec,
+    config: GatewayConfig,
+    snapshot: AuthoritySnapshot,
+    createCore: CoreFactory,
+    random: (n: number) => Uint8Array,
+    private readonly ctx: SimContext,
+  ) {
+    this.name = spec.name;
+    this.config = config;
+    this.insideNeighbours = new Set(spec.inside);
+    this.core = createCore({ config, snapshot, now: ctx.now, random });
+    this.scheduleWake();
+  }
+
+  sideOf(neighbour: string): Side {
+    return this.insideNeighbours.has(neighbour) ? 'inside' : 'outside';
+  }
+
+  receive(packet: InFlight, from: string): void {
+    const ends = ipv4Endpoints(packet.bytes);
+    // Forwarded through the gateway (not addressed to it): the kernel decrements the TTL first.
+    if (ends !== undefined && ends.dst !== this.config.address) {
+      const forwarded = decrementTtl(packet.bytes);
+      if (forwarded === undefined) return this.ctx.drop(this.name, packet, 'ttl-expired');
+      packet.bytes = forwarded;
+    }
+    const actions = this.core.onPacket(this.sideOf(from), packet.bytes, this.ctx.now);
+    this.handle(actions, packet);
+  }
+
+  /** Delivers a new authority snapshot to the core. */
+  applySnapshot(snapshot: AuthoritySnapshot): void {
+    this.handle(this.core.applySnapshot(snapshot, this.ctx.now));
+  }
+
+  paths(): PathView[] {
+    return this.core.paths(this.ctx.now);
+  }
+
+  private handle(actions: CoreAction[], input?: InFlight): void {
+    const ctx = this.ctx;
+    let inputTaken = input === undefined;
+    for (const action of actions) {
+      if (action.type === 'trace') {
+        if (ctx.tracing) {
+          const { event, kind, step, detail } = action.event;
+          ctx.trace({ node: this.name, event, kind, step, detail });
+        }
+      } else if (action.type === 'drop') {
+        let packet: InFlight;
+        if (!inputTaken && input !== undefined && action.bytes === input.bytes) {
+          inputTaken = true;
+          packet = input;
+        } else {
+          packet = this.takeHeld(action.bytes) ?? ctx.packet(action.bytes);
+        }
+        packet.bytes = action.bytes;
+        ctx.drop(this.name, packet, `core:${action.reason}`);
+      } else {
+        const note = action.note;
+        let packet: InFlight | undefined;
+        if (note.op === 'encrypt' || note.op === 'decrypt' || note.op === 'plain') {
+          if (!inputTaken && input !== undefined && sameFlow(action.bytes, input.bytes)) {
+            inputTaken = true;
+            packet = input;
+          } else {
+            packet = this.takeHeld(action.bytes);
+          }
+        } else if (note.op === 'search-relay' && !inputTaken && input !== undefined) {
+          inputTaken = true;
+          packet = input;
+        }
+        packet ??= ctx.packet(action.bytes);
+        packet.bytes = action.bytes;
+        if (note.op === 'encrypt') packet.layers.push(note.vpnId);
+        else if (note.op === 'decrypt') {
+          const top = packet.layers.pop();
+          if (top !== note.vpnId) this.layerMismatches++;
+        }
+        ctx.send(this.name, packet);
+      }
+    }
+    // Taken in and neither emitted nor dropped: the core buffers it (a data packet waiting for
+    // its search) or consumed it (a search message). Only data comes back later.
+    if (!inputTaken && input !== undefined && !isSearchPacket(input.bytes)) this.hold(input);
+    this.scheduleWake();
+  }
+
+  private hold(packet: InFlight): void {
+    const ends = ipv4Endpoints(packet.bytes);
+    if (ends === undefined) return;
+    const key = `${ends.src}>${ends.dst}`;
+    let queue = this.held.get(key);
+    if (queue === undefined) this.held.set(key, (queue = []));
+    queue.push(packet);
+    if (queue.length > HELD_PER_FLOW) queue.shift();
+  }
+
+  private takeHeld(bytes: Uint8Array): InFlight | undefined {
+    const ends = ipv4Endpoints(bytes);
+    if (ends === undefined) return undefined;
+    const key = `${ends.src}>${ends.dst}`;
+    const queue = this.held.get(key);
+    const packet = queue?.shift();
+    if (queue !== undefined && queue.length === 0) this.held.delete(key);
+    return packet;
+  }
+
+  /** Schedules a wake-up at the core's next deadline whenever that deadline changes. */
+  private scheduleWake(): void {
+    const deadline = this.core.nextDeadline();
+    if (deadline === this.wakeAt) return;
+    const token = ++this.wakeToken;
+    this.wakeAt = deadline;
+    if (deadline === undefined) return;
+    this.ctx.at(deadline, () => {
+      if (token !== this.wakeToken) return;
+      this.wakeAt = undefined;
+      this.guardAgainstTickLoop();
+      this.handle(this.core.onTick(this.ctx.now));
+    });
+  }
+
+  private guardAgainstTickLoop(): void {
+    const now = this.ctx.now;
+    this.ticksAtInstant = now === this.lastTickAt ? this.ticksAtInstant + 1 : 0;
+    this.lastTickAt = now;
+    if (this.ticksAtInstant > MAX_TICKS_AT_ONE_INSTANT) {
+      throw new Error(`gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`);
+    }
+  }
+}
+
+function sameFlow(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length < 20 || b.length < 20) return false;
+  for (let i = 12; i < 20; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

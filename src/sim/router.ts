@@ -1,0 +1,30 @@
+// A router: forwards by destination address, decrementing the TTL (and fixing the header
+// checksum); a packet whose TTL runs out is dropped. Packets addressed to the router itself are
+// absorbed (routers run no services in the simulation).
+import type { InFlight, SimContext, SimNode } from './context.js';
+import { decrementTtl, ipv4Destination } from './packets.js';
+import type { RouterSpec } from './topology.js';
+
+export class RouterNode implements SimNode {
+  readonly kind = 'router' as const;
+  readonly name: string;
+  forwarded = 0;
+
+  constructor(
+    readonly spec: RouterSpec,
+    private readonly ctx: SimContext,
+  ) {
+    this.name = spec.name;
+  }
+
+  receive(packet: InFlight): void {
+    const dst = ipv4Destination(packet.bytes);
+    if (dst === undefined) return this.ctx.drop(this.name, packet, 'malformed');
+    if (dst === this.spec.address) return this.ctx.drop(this.name, packet, 'addressed-to-router');
+    const forwarded = decrementTtl(packet.bytes);
+    if (forwarded === undefined) return this.ctx.drop(this.name, packet, 'ttl-expired');
+    packet.bytes = forwarded;
+    this.forwarded++;
+    this.ctx.send(this.name, packet);
+  }
+}

@@ -1,0 +1,799 @@
+// The topology file: what an operator writes to describe a simulated network (terminals,
+// gateways, routers, links, VPNs and memberships, traffic to try, timed authority events), and
+// its validation. Every problem is reported with the field it concerns (and its line in the file),
+// never as an exception. The format is documented in docs/simulator.md.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { ipFamily, parseIp, Prefix, type Ip } from '../core/addr.js';
+import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
+import { ok, type Result } from '../core/result.js';
+import type { VpnId } from '../core/types.js';
+
+export const DEFAULT_SEED = 1;
+/** Default latency (ms) of a link with a terminal or a gateway's inside interface on it. */
+export const DEFAULT_LAN_LATENCY = 0.1;
+/** Default latency (ms) of every other link (gateway outside interfaces, routers). */
+export const DEFAULT_WAN_LATENCY = 1;
+export const DEFAULT_MTU = 1500;
+/** Without `until`, a run lasts this long (ms) after the last traffic packet or authority event. */
+export const DEFAULT_SETTLE = 30_000;
+/** Key rotation: senders switch to the new epoch `overlap` ms after it is delivered... */
+export const DEFAULT_ROTATION_OVERLAP = 1_000;
+/** ...and receivers accept the old epoch until `grace` ms after that. */
+export const DEFAULT_ROTATION_GRACE = 5_000;
+/** Data bytes of an echo request when `size` is not given (as ping's default). */
+export const DEFAULT_ECHO_SIZE = 56;
+
+export interface Topology {
+  name: string;
+  seed: number;
+  /** Virtual time (ms) the run ends at, if the file sets it. */
+  until?: number;
+  defaults: TopologyDefaults;
+  vpns: VpnSpec[];
+  /** In file order. */
+  nodes: NodeSpec[];
+  links: LinkSpec[];
+  traffic: TrafficSpec[];
+  /** Sorted by time (stable: file order at equal times). */
+  events: AuthorityEventSpec[];
+}
+
+export interface TopologyDefaults {
+  timers: Partial<GatewayTimers>;
+  limits: Partial<GatewayLimits>;
+  lanLatency: number;
+  wanLatency: number;
+  mtu: number;
+  rotation: { overlap: number; grace: number };
+  settle: number;
+}
+
+export interface VpnSpec {
+  name: string;
+  id: VpnId;
+}
+
+export interface TerminalSpec {
+  kind: 'terminal';
+  name: string;
+  address: Ip;
+  /** Does not answer ICMP echo (a host firewall). */
+  silent: boolean;
+}
+
+export interface GatewayMembership {
+  vpn: string;
+  prefixes: Prefix[];
+}
+
+export interface GatewaySpec {
+  kind: 'gateway';
+  name: string;
+  /** Outside (WAN) address. */
+  address: Ip;
+  /** Neighbours on the gateway's inside interfaces; every other link is outside. */
+  inside: string[];
+  /** In file order. */
+  members: GatewayMembership[];
+  /** The LANs on the inside interfaces; absent: the /32 of each terminal directly inside. */
+  lans?: Prefix[];
+  allowPlain?: Prefix[];
+  pathMtu?: number;
+  timers: Partial<GatewayTimers>;
+  limits: Partial<GatewayLimits>;
+}
+
+export interface RouterSpec {
+  kind: 'router';
+  name: string;
+  address?: Ip;
+}
+
+export type NodeSpec = TerminalSpec | GatewaySpec | RouterSpec;
+
+export interface LinkLoss {
+  /** Drop the first N key-search packets (echo requests/replies with a kasane payload). */
+  searchPackets: number;
+  /** Only count and drop search packets sent by this end of the link. */
+  searchFrom?: string;
+  /** Drop each packet with this probability (seeded). */
+  rate: number;
+}
+
+export interface LinkSpec {
+  a: string;
+  b: string;
+  latency: number;
+  mtu: number;
+  loss: LinkLoss;
+  /** A LAN link: a terminal, or a gateway's inside interface, is on it. */
+  lan: boolean;
+}
+
+export type TrafficKind = 'echo' | 'tcp-syn';
+
+export interface TrafficSpec {
+  kind: TrafficKind;
+  from: string;
+  to: string;
+  at: number;
+  count: number;
+  interval: number;
+  /** echo: ICMP data bytes (as ping -s). */
+  size: number;
+  /** Text at the start of the ICMP data, to recognise the packet in captures. */
+  marker?: string;
+  /** tcp-syn: destination port. */
+  port: number;
+}
+
+export type AuthorityEventSpec =
+  | { kind: 'rotate'; at: number; vpn: string }
+  | { kind: 'remove-member'; at: number; vpn: string; gateway: string };
+
+export interface TopologyIssue {
+  /** Where in the file, e.g. `nodes[3].inside[0]`. */
+  path: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+export interface TopologyError {
+  code: 'bad-topology';
+  /** Every issue, one per line, ready to print. */
+  message: string;
+  issues: TopologyIssue[];
+}
+
+const TIMER_KEYS: Record<keyof GatewayTimers, true> = {
+  sourceSearchTimeout: true,
+  searchTimeout: true,
+  searchRetries: true,
+  proxyAnswerDelay: true,
+  idleTimeout: true,
+  hardLifetime: true,
+  negativeTtl: true,
+  sweepInterval: true,
+};
+
+const LIMIT_KEYS: Record<keyof GatewayLimits, true> = {
+  maxPaths: true,
+  pendingPerPath: true,
+  pendingTotal: true,
+  pendingBytes: true,
+  maxSearchesInFlight: true,
+};
+
+/** Stands in for an invalid address in a file that is refused anyway. */
+const UNUSABLE_ADDRESS = '0.0.0.0';
+const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
+const MAX_ISSUES = 50;
+
+type PathKey = string | number;
+type Path = readonly PathKey[];
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? key : `.${key}`;
+  return out === '' ? '(top level)' : out;
+}
+
+interface RawIssue {
+  path: Path;
+  message: string;
+}
+
+/** Collects issues while reading an untrusted document; readers return undefined on failure. */
+class Reader {
+  readonly issues: RawIssue[] = [];
+  /** Every failure, including those beyond the reported maximum. */
+  failures = 0;
+
+  fail(path: Path, message: string): undefined {
+    this.failures++;
+    if (this.issues.length < MAX_ISSUES) this.issues.push({ path, message });
+    return undefined;
+  }
+
+  object(value: unknown, path: Path, allowed: readonly string[]): Record<string, unknown> | undefined {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return this.fail(path, `expected a mapping (key: value), got ${describe(value)}`);
+    }
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      if (!allowed.includes(key)) this.fail([...path, key], `unknown field "${key}"; expected one of: ${allowed.join(', ')}`);
+    }
+    return record;
+  }
+
+  array(value: unknown, path: Path): unknown[] | undefined {
+    if (!Array.isArray(value)) return this.fail(path, `expected a list, got ${describe(value)}`);
+    return value;
+  }
+
+  string(value: unknown, path: Path): string | undefined {
+    if (typeof value !== 'string' || value === '') return this.fail(path, `expected a non-empty string, got ${describe(value)}`);
+    return value;
+  }
+
+  number(value: unknown, path: Path, opts: { min?: number; max?: number; integer?: boolean; above?: number } = {}): number | undefined {
+    if (typeof value !== 'number' || !Number.isFinite(value)) return this.fail(path, `expected a number, got ${describe(value)}`);
+    if (opts.integer && !Number.isInteger(value)) return this.fail(path, `expected an integer, got ${value}`);
+    if (opts.min !== undefined && value < opts.min) return this.fail(path, `must be at least ${opts.min}, got ${value}`);
+    if (opts.above !== undefined && value <= opts.above) return this.fail(path, `must be greater than ${opts.above}, got ${value}`);
+    if (opts.max !== undefined && value > opts.max) return this.fail(path, `must be at most ${opts.max}, got ${value}`);
+    return value;
+  }
+
+  boolean(value: unknown, path: Path): boolean | undefined {
+    if (typeof value !== 'boolean') return this.fail(path, `expected true or false, got ${describe(value)}`);
+    return value;
+  }
+
+  name(value: unknown, path: Path): string | undefined {
+    const s = this.string(value, path);
+    if (s === undefined) return undefined;
+    if (!NAME_PATTERN.test(s)) {
+      return this.fail(path, `bad name ${JSON.stringify(s)}: use 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
+    }
+    return s;
+  }
+
+  ipv4(value: unknown, path: Path): Ip | undefined {
+    const s = this.string(value, path);
+    if (s === undefined) return undefined;
+    const ip = parseIp(s);
+    if (!ip.ok) return this.fail(path, `not an IP address: ${JSON.stringify(s)}`);
+    if (ipFamily(ip.value) !== 4) return this.fail(path, `${s}: the simulator runs IPv4 terminals only for now`);
+    return ip.value;
+  }
+
+  prefix(value: unknown, path: Path): Prefix | undefined {
+    const s = this.string(value, path);
+    if (s === undefined) return undefined;
+    const p = Prefix.parse(s);
+    if (!p.ok) return this.fail(path, p.error.message);
+    if (p.value.family !== 4) return this.fail(path, `${s}: the simulator runs IPv4 terminals only for now`);
+    return p.value;
+  }
+
+  prefixList(value: unknown, path: Path): Prefix[] | undefined {
+    const list = this.array(value, path);
+    if (list === undefined) return undefined;
+    const out: Prefix[] = [];
+    list.forEach((item, i) => {
+      const p = this.prefix(item, [...path, i]);
+      if (p) out.push(p);
+    });
+    return out;
+  }
+
+  numberMap<K extends string>(value: unknown, path: Path, keys: Record<K, true>, integerKeys: readonly string[] = []): Partial<Record<K, number>> {
+    const obj = this.object(value, path, Object.keys(keys));
+    const out: Partial<Record<K, number>> = {};
+    if (!obj) return out;
+    for (const [key, v] of Object.entries(obj)) {
+      if (!(key in keys)) continue;
+      const integer = integerKeys.includes(key);
+      const n = this.number(v, [...path, key], integer ? { min: 0, integer: true } : { above: 0 });
+      if (n !== undefined) out[key as K] = n;
+    }
+    return out;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function readTimers(r: Reader, value: unknown, path: Path): Partial<GatewayTimers> {
+  return value === undefined ? {} : r.numberMap(value, path, TIMER_KEYS, ['searchRetries']);
+}
+
+function readLimits(r: Reader, value: unknown, path: Path): Partial<GatewayLimits> {
+  return value === undefined ? {} : r.numberMap(value, path, LIMIT_KEYS, Object.keys(LIMIT_KEYS));
+}
+
+const TOP_KEYS = ['name', 'description', 'seed', 'until', 'defaults', 'vpns', 'nodes', 'links', 'traffic', 'events'];
+
+/**
+ * Validates a parsed document (from YAML/JSON, or built by a program) into a Topology. Issues
+ * carry the path of the field concerned; `loadTopology` adds line numbers.
+ */
+export function parseTopology(doc: unknown): Result<Topology, TopologyError> {
+  const { topology, issues } = validate(doc);
+  if (topology === undefined) return topologyError(issues.map((i) => ({ path: formatPath(i.path), message: i.message })));
+  return ok(topology);
+}
+
+function validate(doc: unknown): { topology?: Topology; issues: RawIssue[] } {
+  const r = new Reader();
+  const topology = readTopology(r, doc);
+  return r.failures > 0 || topology === undefined ? { issues: r.issues } : { topology, issues: [] };
+}
+
+function topologyError(issues: TopologyIssue[], file?: string): { ok: false; error: TopologyError } {
+  const lines = issues.map((i) => {
+    const where = i.line !== undefined ? `${file ?? 'line'}${file ? ':' : ' '}${i.line}:${i.column ?? 1}: ` : file ? `${file}: ` : '';
+    return `${where}${i.path}: ${i.message}`;
+  });
+  if (issues.length >= MAX_ISSUES) lines.push(`(stopped after ${MAX_ISSUES} problems)`);
+  return { ok: false, error: { code: 'bad-topology', message: lines.join('\n'), issues } };
+}
+
+function readTopology(r: Reader, doc: unknown): Topology | undefined {
+  const top = r.object(doc, [], TOP_KEYS);
+  if (!top) return undefined;
+
+  const name = top.name === undefined ? 'topology' : r.string(top.name, ['name']) ?? 'topology';
+  if (top.description !== undefined) r.string(top.description, ['description']);
+  const seed = top.seed === undefined ? DEFAULT_SEED : r.number(top.seed, ['seed'], { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }) ?? DEFAULT_SEED;
+  const until = top.until === undefined ? undefined : r.number(top.until, ['until'], { min: 0 });
+  const defaults = readDefaults(r, top.defaults);
+
+  const vpns = readVpns(r, top.vpns);
+  const vpnByName = new Map(vpns.map((v) => [v.name, v]));
+
+  if (top.nodes === undefined) r.fail(['nodes'], 'missing: a topology needs nodes');
+  const nodes = readNodes(r, top.nodes ?? [], vpnByName);
+  const nodeByName = new Map<string, NodeSpec>();
+  for (const n of nodes) nodeByName.set(n.spec.name, n.spec);
+
+  if (top.links === undefined) r.fail(['links'], 'missing: a topology needs links');
+  const mentioned = new Map<string, string[]>();
+  const links = readLinks(r, top.links ?? [], nodeByName, defaults, nodes, mentioned);
+
+  checkGatewaysAgainstLinks(r, nodes, mentioned);
+
+  const traffic = top.traffic === undefined ? [] : readTraffic(r, top.traffic, nodeByName);
+  const events = top.events === undefined ? [] : readEvents(r, top.events, nodes, vpnByName);
+
+  if (r.failures > 0) return undefined;
+  return { name, seed, until, defaults, vpns, nodes: nodes.map((n) => n.spec), links, traffic, events };
+}
+
+function readDefaults(r: Reader, value: unknown): TopologyDefaults {
+  const d: TopologyDefaults = {
+    timers: {},
+    limits: {},
+    lanLatency: DEFAULT_LAN_LATENCY,
+    wanLatency: DEFAULT_WAN_LATENCY,
+    mtu: DEFAULT_MTU,
+    rotation: { overlap: DEFAULT_ROTATION_OVERLAP, grace: DEFAULT_ROTATION_GRACE },
+    settle: DEFAULT_SETTLE,
+  };
+  if (value === undefined) return d;
+  const path = ['defaults'];
+  const obj = r.object(value, path, ['timers', 'limits', 'latency', 'mtu', 'rotation', 'settle']);
+  if (!obj) return d;
+  d.timers = readTimers(r, obj.timers, [...path, 'timers']);
+  d.limits = readLimits(r, obj.limits, [...path, 'limits']);
+  if (obj.latency !== undefined) {
+    const lat = r.object(obj.latency, [...path, 'latency'], ['lan', 'wan']);
+    if (lat?.lan !== undefined) d.lanLatency = r.number(lat.lan, [...path, 'latency', 'lan'], { min: 0 }) ?? d.lanLatency;
+    if (lat?.wan !== undefined) d.wanLatency = r.number(lat.wan, [...path, 'latency', 'wan'], { min: 0 }) ?? d.wanLatency;
+  }
+  if (obj.mtu !== undefined) d.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? d.mtu;
+  if (obj.rotation !== undefined) {
+    const rot = r.object(obj.rotation, [...path, 'rotation'], ['overlap', 'grace']);
+    if (rot?.overlap !== undefined) d.rotation.overlap = r.number(rot.overlap, [...path, 'rotation', 'overlap'], { min: 0 }) ?? d.rotation.overlap;
+    if (rot?.grace !== undefined) d.rotation.grace = r.number(rot.grace, [...path, 'rotation', 'grace'], { min: 0 }) ?? d.rotation.grace;
+  }
+  if (obj.settle !== undefined) d.settle = r.number(obj.settle, [...path, 'settle'], { min: 0 }) ?? d.settle;
+  return d;
+}
+
+function readVpns(r: Reader, value: unknown): VpnSpec[] {
+  if (value === undefined) return [];
+  const list = r.array(value, ['vpns']);
+  if (!list) return [];
+  const out: VpnSpec[] = [];
+  const names = new Map<string, number>();
+  const ids = new Map<number, number>();
+  list.forEach((item, i) => {
+    const path = ['vpns', i];
+    const obj = r.object(item, path, ['name', 'id', 'mode']);
+    if (!obj) return;
+    const name = r.name(obj.name, [...path, 'name']);
+    const id = r.number(obj.id, [...path, 'id'], { min: 1, max: 0xffffffff, integer: true });
+    if (obj.mode !== undefined && obj.mode !== 'group') {
+      r.fail([...path, 'mode'], `${describe(obj.mode)}: the simulator runs group-mode VPNs only (mode: group)`);
+    }
+    if (name !== undefined && names.has(name)) r.fail([...path, 'name'], `duplicate VPN name "${name}" (also vpns[${names.get(name)}])`);
+    if (id !== undefined && ids.has(id)) r.fail([...path, 'id'], `duplicate VPN id ${id} (also vpns[${ids.get(id)}])`);
+    if (name === undefined || names.has(name)) return;
+    names.set(name, i);
+    if (id !== undefined) ids.set(id, i);
+    // A VPN with a bad id is still known by name, so memberships naming it report nothing more.
+    out.push({ name, id: id ?? 0 });
+  });
+  return out;
+}
+
+interface ReadNode {
+  spec: NodeSpec;
+  index: number;
+  /** Raw member entries that name terminals, resolved once every node is known. */
+  memberNames: { vpnIndex: number; vpn: string; entries: { value: string; path: Path }[] }[];
+}
+
+const TERMINAL_KEYS = ['name', 'terminal', 'silent'];
+const GATEWAY_KEYS = ['name', 'gateway', 'inside', 'members', 'lans', 'allowPlain', 'pathMtu', 'timers', 'limits'];
+const ROUTER_KEYS = ['name', 'router'];
+
+function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): ReadNode[] {
+  const list = r.array(value, ['nodes']);
+  if (!list) return [];
+  const out: ReadNode[] = [];
+  const names = new Map<string, number>();
+  const addresses = new Map<Ip, string>();
+  list.forEach((item, i) => {
+    const path: Path = ['nodes', i];
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      r.fail(path, `expected a mapping like { name: A, terminal: 10.1.0.10 }, got ${describe(item)}`);
+      return;
+    }
+    const raw = item as Record<string, unknown>;
+    const kinds = (['terminal', 'gateway', 'router'] as const).filter((k) => raw[k] !== undefined);
+    if (kinds.length !== 1) {
+      r.fail(path, kinds.length === 0 ? 'a node needs one of: terminal: ADDRESS, gateway: ADDRESS, router: true' : `a node is one thing, not ${kinds.join(' and ')}`);
+      return;
+    }
+    const kind = kinds[0];
+    const obj = r.object(item, path, kind === 'terminal' ? TERMINAL_KEYS : kind === 'gateway' ? GATEWAY_KEYS : ROUTER_KEYS);
+    if (!obj) return;
+    const name = r.name(obj.name, [...path, 'name']);
+    if (name === undefined) return;
+    if (names.has(name)) {
+      r.fail([...path, 'name'], `duplicate node name "${name}" (also nodes[${names.get(name)}])`);
+      return;
+    }
+    names.set(name, i);
+
+    const claimAddress = (ip: Ip | undefined, at: Path): Ip | undefined => {
+      if (ip === undefined) return undefined;
+      const owner = addresses.get(ip);
+      if (owner !== undefined) return r.fail(at, `address ${ip} is already used by ${owner}`);
+      addresses.set(ip, name);
+      return ip;
+    };
+
+    // A node with a bad address is still known by name (with a placeholder address that is never
+    // used, since the file is refused), so links and traffic naming it report nothing more.
+    if (kind === 'terminal') {
+      const address = claimAddress(r.ipv4(obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
+      const silent = obj.silent === undefined ? false : r.boolean(obj.silent, [...path, 'silent']) ?? false;
+      out.push({ spec: { kind: 'terminal', name, address, silent }, index: i, memberNames: [] });
+      return;
+    }
+    if (kind === 'router') {
+      let address: Ip | undefined;
+      if (obj.router !== true) address = claimAddress(r.ipv4(obj.router, [...path, 'router']), [...path, 'router']);
+      out.push({ spec: { kind: 'router', name, address }, index: i, memberNames: [] });
+      return;
+    }
+    const address = claimAddress(r.ipv4(obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
+    const inside: string[] = [];
+    if (obj.inside !== undefined) {
+      const list = r.array(obj.inside, [...path, 'inside']) ?? [];
+      list.forEach((n, j) => {
+        const neighbour = r.name(n, [...path, 'inside', j]);
+        if (neighbour === undefined) return;
+        if (inside.includes(neighbour)) r.fail([...path, 'inside', j], `"${neighbour}" is listed twice`);
+        else inside.push(neighbour);
+      });
+    }
+    const members: GatewayMembership[] = [];
+    const memberNames: ReadNode['memberNames'] = [];
+    if (obj.members !== undefined) {
+      const m = r.object(obj.members, [...path, 'members'], [...vpnByName.keys()]);
+      if (m) {
+        for (const [vpn, entries] of Object.entries(m)) {
+          const at = [...path, 'members', vpn];
+          if (!vpnByName.has(vpn)) continue; // reported by object() as an unknown field
+          const items = r.array(entries, at) ?? [];
+          const prefixes: Prefix[] = [];
+          const named: { value: string; path: Path }[] = [];
+          items.forEach((e, j) => {
+            if (typeof e === 'string' && NAME_PATTERN.test(e) && !e.includes(':')) named.push({ value: e, path: [...at, j] });
+            else {
+              const p = r.prefix(e, [...at, j]);
+              if (p) prefixes.push(p);
+            }
+          });
+          if (items.length === 0) r.fail(at, 'a membership needs at least one prefix or terminal name');
+          members.push({ vpn, prefixes });
+          memberNames.push({ vpnIndex: members.length - 1, vpn, entries: named });
+        }
+      }
+    }
+    const lans = obj.lans === undefined ? undefined : r.prefixList(obj.lans, [...path, 'lans']);
+    const allowPlain = obj.allowPlain === undefined ? undefined : r.prefixList(obj.allowPlain, [...path, 'allowPlain']);
+    const pathMtu = obj.pathMtu === undefined ? undefined : r.number(obj.pathMtu, [...path, 'pathMtu'], { min: 576, max: 65535, integer: true });
+    const timers = readTimers(r, obj.timers, [...path, 'timers']);
+    const limits = readLimits(r, obj.limits, [...path, 'limits']);
+    out.push({
+      spec: { kind: 'gateway', name, address, inside, members, lans, allowPlain, pathMtu, timers, limits },
+      index: i,
+      memberNames,
+    });
+  });
+
+  // Membership entries that name terminals stand for the terminal's /32.
+  const byName = new Map(out.map((n) => [n.spec.name, n.spec]));
+  for (const n of out) {
+    if (n.spec.kind !== 'gateway') continue;
+    for (const m of n.memberNames) {
+      for (const e of m.entries) {
+        const target = byName.get(e.value);
+        if (target === undefined) r.fail(e.path, `"${e.value}" is neither a CIDR prefix nor a node name`);
+        else if (target.kind !== 'terminal') r.fail(e.path, `"${e.value}" is a ${target.kind}; a membership lists prefixes or terminal names`);
+        else n.spec.members[m.vpnIndex].prefixes.push(Prefix.of(target.address, 32));
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads the links. `mentioned` gets every pair the file links, even a link refused for another
+ * reason, so that one bad link is not reported again as "terminal X has no link".
+ */
+function readLinks(
+  r: Reader,
+  value: unknown,
+  nodes: Map<string, NodeSpec>,
+  defaults: TopologyDefaults,
+  readNodesList: ReadNode[],
+  mentioned: Map<string, string[]>,
+): LinkSpec[] {
+  const list = r.array(value, ['links']);
+  if (!list) return [];
+  const insideOf = new Map<string, Set<string>>();
+  for (const n of readNodesList) if (n.spec.kind === 'gateway') insideOf.set(n.spec.name, new Set(n.spec.inside));
+  const out: LinkSpec[] = [];
+  const seen = new Map<string, number>();
+  const mentionedPairs = new Set<string>();
+  list.forEach((item, i) => {
+    const path: Path = ['links', i];
+    let aRaw: unknown;
+    let bRaw: unknown;
+    let obj: Record<string, unknown> | undefined;
+    let aPath: Path;
+    let bPath: Path;
+    if (Array.isArray(item)) {
+      if (item.length !== 2) {
+        r.fail(path, `a link joins two nodes: [A, B] (got ${item.length} entries)`);
+        return;
+      }
+      [aRaw, bRaw] = item;
+      aPath = [...path, 0];
+      bPath = [...path, 1];
+    } else {
+      obj = r.object(item, path, ['a', 'b', 'latency', 'mtu', 'loss']);
+      if (!obj) return;
+      aRaw = obj.a;
+      bRaw = obj.b;
+      aPath = [...path, 'a'];
+      bPath = [...path, 'b'];
+    }
+    const a = r.name(aRaw, aPath);
+    const b = r.name(bRaw, bPath);
+    if (a === undefined || b === undefined) return;
+    const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
+    if (a !== b && !mentionedPairs.has(key)) {
+      mentionedPairs.add(key);
+      (mentioned.get(a) ?? mentioned.set(a, []).get(a)!).push(b);
+      (mentioned.get(b) ?? mentioned.set(b, []).get(b)!).push(a);
+    }
+    const problems = r.failures;
+    if (!nodes.has(a)) r.fail(aPath, `unknown node "${a}"`);
+    if (!nodes.has(b)) r.fail(bPath, `unknown node "${b}"`);
+    if (a === b) r.fail(path, `a link needs two different nodes (both ends are "${a}")`);
+    if (r.failures === problems && seen.has(key)) r.fail(path, `${a} and ${b} are already linked by links[${seen.get(key)}]`);
+    if (r.failures !== problems) return;
+    seen.set(key, i);
+    const na = nodes.get(a) as NodeSpec;
+    const nb = nodes.get(b) as NodeSpec;
+    const lan =
+      na.kind === 'terminal' || nb.kind === 'terminal' || (insideOf.get(a)?.has(b) ?? false) || (insideOf.get(b)?.has(a) ?? false);
+    const link: LinkSpec = {
+      a,
+      b,
+      latency: lan ? defaults.lanLatency : defaults.wanLatency,
+      mtu: defaults.mtu,
+      loss: { searchPackets: 0, rate: 0 },
+      lan,
+    };
+    if (obj) {
+      if (obj.latency !== undefined) link.latency = r.number(obj.latency, [...path, 'latency'], { min: 0 }) ?? link.latency;
+      if (obj.mtu !== undefined) link.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? link.mtu;
+      if (obj.loss !== undefined) {
+        const lp = [...path, 'loss'];
+        const loss = r.object(obj.loss, lp, ['searchPackets', 'searchFrom', 'rate']);
+        if (loss?.searchPackets !== undefined) {
+          link.loss.searchPackets = r.number(loss.searchPackets, [...lp, 'searchPackets'], { min: 0, integer: true }) ?? 0;
+        }
+        if (loss?.searchFrom !== undefined) {
+          const from = r.name(loss.searchFrom, [...lp, 'searchFrom']);
+          if (from !== undefined && from !== a && from !== b) r.fail([...lp, 'searchFrom'], `"${from}" is not an end of this link (${a}, ${b})`);
+          else link.loss.searchFrom = from;
+        }
+        if (loss?.rate !== undefined) link.loss.rate = r.number(loss.rate, [...lp, 'rate'], { min: 0, max: 1 }) ?? 0;
+      }
+    }
+    out.push(link);
+  });
+  return out;
+}
+
+function checkGatewaysAgainstLinks(r: Reader, nodes: ReadNode[], neighbours: Map<string, string[]>): void {
+  for (const n of nodes) {
+    const spec = n.spec;
+    const mine = neighbours.get(spec.name) ?? [];
+    if (spec.kind === 'terminal' && mine.length !== 1) {
+      r.fail(
+        ['nodes', n.index],
+        mine.length === 0
+          ? `terminal ${spec.name} has no link; a terminal has exactly one link`
+          : `terminal ${spec.name} has ${mine.length} links (${mine.join(', ')}); a terminal has exactly one link`,
+      );
+    }
+    if (spec.kind === 'gateway') {
+      spec.inside.forEach((name, j) => {
+        if (!mine.includes(name)) r.fail(['nodes', n.index, 'inside', j], `"${name}" is not linked to ${spec.name}`);
+      });
+    }
+  }
+}
+
+const TRAFFIC_KEYS = ['kind', 'from', 'to', 'at', 'count', 'interval', 'size', 'marker', 'port'];
+
+function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): TrafficSpec[] {
+  const list = r.array(value, ['traffic']);
+  if (!list) return [];
+  const out: TrafficSpec[] = [];
+  list.forEach((item, i) => {
+    const path: Path = ['traffic', i];
+    const obj = r.object(item, path, TRAFFIC_KEYS);
+    if (!obj) return;
+    let kind: TrafficKind = 'echo';
+    if (obj.kind !== undefined) {
+      if (obj.kind === 'echo' || obj.kind === 'tcp-syn') kind = obj.kind;
+      else r.fail([...path, 'kind'], `expected echo or tcp-syn, got ${describe(obj.kind)}`);
+    }
+    const terminal = (v: unknown, key: string): string | undefined => {
+      const name = r.name(v, [...path, key]);
+      if (name === undefined) return undefined;
+      const node = nodes.get(name);
+      if (node === undefined) return r.fail([...path, key], `unknown node "${name}"`);
+      if (node.kind !== 'terminal') return r.fail([...path, key], `"${name}" is a ${node.kind}; traffic runs between terminals`);
+      return name;
+    };
+    const from = terminal(obj.from, 'from');
+    const to = terminal(obj.to, 'to');
+    if (from !== undefined && from === to) r.fail([...path, 'to'], `traffic from ${from} to itself never leaves the terminal`);
+    const at = obj.at === undefined ? 0 : r.number(obj.at, [...path, 'at'], { min: 0 });
+    const count = obj.count === undefined ? 1 : r.number(obj.count, [...path, 'count'], { min: 1, max: 65535, integer: true });
+    const interval = obj.interval === undefined ? 1000 : r.number(obj.interval, [...path, 'interval'], { min: 0 });
+    const size = obj.size === undefined ? DEFAULT_ECHO_SIZE : r.number(obj.size, [...path, 'size'], { min: 0, max: 65000, integer: true });
+    const marker = obj.marker === undefined ? undefined : r.string(obj.marker, [...path, 'marker']);
+    const port = obj.port === undefined ? 80 : r.number(obj.port, [...path, 'port'], { min: 1, max: 65535, integer: true });
+    if (marker !== undefined && size !== undefined && Buffer.byteLength(marker) > size) {
+      r.fail([...path, 'marker'], `the marker is ${Buffer.byteLength(marker)} bytes but size is ${size}`);
+    }
+    if (from === undefined || to === undefined || at === undefined || count === undefined || interval === undefined || size === undefined || port === undefined) return;
+    out.push({ kind, from, to, at, count, interval, size, marker, port });
+  });
+  return out;
+}
+
+function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map<string, VpnSpec>): AuthorityEventSpec[] {
+  const list = r.array(value, ['events']);
+  if (!list) return [];
+  const read: { event: AuthorityEventSpec; path: Path }[] = [];
+  list.forEach((item, i) => {
+    const path: Path = ['events', i];
+    const obj = r.object(item, path, ['at', 'rotate', 'removeMember']);
+    if (!obj) return;
+    const at = r.number(obj.at, [...path, 'at'], { min: 0 });
+    const actions = ['rotate', 'removeMember'].filter((k) => obj[k] !== undefined);
+    if (actions.length !== 1) {
+      r.fail(path, actions.length === 0 ? 'an event needs one of: rotate: VPN, removeMember: { vpn, gateway }' : 'one action per event');
+      return;
+    }
+    const vpnName = (v: unknown, at: Path): string | undefined => {
+      const name = r.name(v, at);
+      if (name !== undefined && !vpnByName.has(name)) return r.fail(at, `unknown VPN "${name}"`);
+      return name;
+    };
+    if (obj.rotate !== undefined) {
+      const vpn = vpnName(obj.rotate, [...path, 'rotate']);
+      if (at !== undefined && vpn !== undefined) read.push({ event: { kind: 'rotate', at, vpn }, path });
+      return;
+    }
+    const rm = r.object(obj.removeMember, [...path, 'removeMember'], ['vpn', 'gateway']);
+    if (!rm) return;
+    const vpn = vpnName(rm.vpn, [...path, 'removeMember', 'vpn']);
+    const gateway = r.name(rm.gateway, [...path, 'removeMember', 'gateway']);
+    if (at !== undefined && vpn !== undefined && gateway !== undefined) {
+      read.push({ event: { kind: 'remove-member', at, vpn, gateway }, path: [...path, 'removeMember', 'gateway'] });
+    }
+  });
+  // Replay removals in time order against the initial memberships.
+  const order = read.map((e, i) => ({ ...e, i })).sort((x, y) => x.event.at - y.event.at || x.i - y.i);
+  const memberOf = new Map<string, Set<string>>();
+  for (const n of nodes) {
+    if (n.spec.kind === 'gateway') memberOf.set(n.spec.name, new Set(n.spec.members.map((m) => m.vpn)));
+  }
+  for (const { event, path } of order) {
+    if (event.kind !== 'remove-member') continue;
+    const vpns = memberOf.get(event.gateway);
+    if (vpns === undefined) r.fail(path, `unknown gateway "${event.gateway}"`);
+    else if (!vpns.has(event.vpn)) r.fail(path, `${event.gateway} is not a member of ${event.vpn} at ${event.at} ms`);
+    else vpns.delete(event.vpn);
+  }
+  return order.map((e) => e.event);
+}
+
+/** Where a topology comes from: its text (YAML or JSON), or a file. */
+export type TopologySource = { text: string; file?: string } | { path: string };
+
+/**
+ * Reads and validates a topology. A string is taken as YAML/JSON text when it contains a newline
+ * or starts with "{", otherwise as a file path. Errors name the field and its line.
+ */
+export function loadTopology(source: string | TopologySource): Result<Topology, TopologyError> {
+  let text: string;
+  let file: string | undefined;
+  const src: TopologySource =
+    typeof source === 'string' ? (source.includes('\n') || source.trimStart().startsWith('{') ? { text: source } : { path: source }) : source;
+  if ('path' in src) {
+    file = basename(src.path);
+    try {
+      text = readFileSync(src.path, 'utf8');
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
+      return topologyError([{ path: '(file)', message: `cannot read ${src.path}: ${reason}` }]);
+    }
+  } else {
+    text = src.text;
+    file = src.file;
+  }
+
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return topologyError(
+      doc.errors.slice(0, MAX_ISSUES).map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: '(syntax)', line: pos.line, column: pos.col, message: e.message.split('\n')[0] };
+      }),
+      file,
+    );
+  }
+  const { topology, issues: raw } = validate(doc.toJS({ maxAliasCount: 1000 }));
+  if (topology !== undefined) return ok(topology);
+
+  // Locate each issue in the text: the deepest node of its path that exists.
+  const issues = raw.map((i) => {
+    const issue: TopologyIssue = { path: formatPath(i.path), message: i.message };
+    for (let depth = i.path.length; depth >= 1; depth--) {
+      const node = doc.getIn(i.path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        issue.line = pos.line;
+        issue.column = pos.col;
+        break;
+      }
+    }
+    return issue;
+  });
+  return topologyError(issues, file);
+}
