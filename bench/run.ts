@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { formatSimScale, runSimScale, simScaleOptions } from './sim-scale.js';
+import { runKeyTableMemory } from './key-table-memory.js';
 
 interface Benchmark {
   description: string;
@@ -14,6 +15,12 @@ const benchmarks: Record<string, Benchmark> = {
     description: 'key searches in a simulated network (by default 1,000 gateways, 100,000 terminals)',
     run(log) {
       log(formatSimScale(runSimScale(simScaleOptions(), (line) => log(`  ${line}`))));
+    },
+  },
+  'key-table-memory': {
+    description: 'heap bytes per key-table entry (core table + executor rule), install and lookup cost',
+    run(log) {
+      log(runKeyTableMemory());
     },
   },
 };
