@@ -20,7 +20,19 @@ export function parseIp(text: string): Result<Ip> {
 }
 
 function ipv4Bytes(s: string): Uint8Array {
-  return Uint8Array.from(s.split('.').map((p) => Number(p)));
+  // Hand-rolled (no split/map): this runs for every address the core encodes.
+  const out = new Uint8Array(4);
+  let part = 0;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      out[part++] = v;
+      v = 0;
+    } else v = v * 10 + (c - 48);
+  }
+  out[part] = v;
+  return out;
 }
 
 function ipv6Bytes(s: string): Uint8Array {
