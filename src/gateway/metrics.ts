@@ -1,0 +1,85 @@
+// Prometheus metrics of a gateway, read from the core's counters at scrape time (no per-packet
+// work in JavaScript): drops by where and why, search events, packets and bytes by operation,
+// and key-table gauges.
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { GatewayCore } from '../core/gateway-core.js';
+
+/** A Prometheus counter mirrored from a monotonic source: each scrape adds the increase seen. */
+function mirroredCounter(registry: Registry, name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const [labels, value] of read()) {
+        const key = JSON.stringify(labels);
+        const delta = value - (last.get(key) ?? 0);
+        if (delta > 0) this.inc(labels, delta);
+        else if (!last.has(key)) this.inc(labels, 0);
+        last.set(key, value);
+      }
+    },
+  });
+}
+
+export function gatewayRegistry(core: () => GatewayCore, gatewayId: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ gateway: gatewayId });
+  const stats = () => Object.entries(core().stats());
+
+  mirroredCounter(registry, 'kasane_drops_total', 'Packets dropped, by where the decision was made and why', ['by', 'reason'], () =>
+    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+      if (k.startsWith('executor.drop.')) return [[{ by: 'executor', reason: k.slice(14) }, v]];
+      if (k.startsWith('drop.')) return [[{ by: 'core', reason: k.slice(5) }, v]];
+      return [];
+    }),
+  );
+  mirroredCounter(registry, 'kasane_packets_total', 'Packets executed by the key table, by operation', ['op'], () =>
+    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+      const m = /^executor\.(encrypt|decrypt|plain)\.packets$/.exec(k);
+      return m ? [[{ op: m[1] }, v]] : [];
+    }),
+  );
+  mirroredCounter(registry, 'kasane_bytes_total', 'Bytes executed by the key table, by operation', ['op'], () =>
+    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+      const m = /^executor\.(encrypt|decrypt|plain)\.bytes$/.exec(k);
+      return m ? [[{ op: m[1] }, v]] : [];
+    }),
+  );
+  mirroredCounter(registry, 'kasane_search_events_total', 'Key-search events (started, completed, relayed, retry, failed, ...)', ['event'], () =>
+    stats().flatMap(([k, v]): [Record<string, string>, number][] => (k.startsWith('search.') && !['search.originating', 'search.relaying'].includes(k) ? [[{ event: k.slice(7) }, v]] : [])),
+  );
+  new Gauge({
+    name: 'kasane_key_table_paths',
+    help: 'Key-table entries by action',
+    labelNames: ['action'],
+    registers: [registry],
+    collect() {
+      const counts: Record<string, number> = { encrypt: 0, plain: 0, discard: 0, pending: 0 };
+      for (const p of core().paths(Date.now())) counts[p.action]++;
+      for (const [action, n] of Object.entries(counts)) this.set({ action }, n);
+    },
+  });
+  new Gauge({
+    name: 'kasane_searches_in_flight',
+    help: 'Searches this gateway is running (originating) or relaying',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      const s = core().stats();
+      this.set({ role: 'originating' }, s['search.originating'] ?? 0);
+      this.set({ role: 'relaying' }, s['search.relaying'] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'kasane_pending_packets',
+    help: 'Packets buffered while their path is being searched',
+    registers: [registry],
+    collect() {
+      this.set(core().stats()['pending.packets'] ?? 0);
+    },
+  });
+  return registry;
+}
