@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "kasane_native",
+      "sources": [
+        "src/addon.c",
+        "src/egress.c",
+        "src/executor.c",
+        "src/esp.c",
+        "src/gro.c",
+        "src/gso.c",
+        "src/table.c",
+        "src/tun.c"
+      ],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "cflags!": ["-fno-exceptions"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "libraries": ["-lpthread"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,828 @@
+/* N-API bindings: the executor, the TUN datapath, and test/benchmark hooks. Native because the
+ * per-packet work (crypto with reused contexts, TUN I/O in batches, GSO) cannot be done fast enough
+ * from JavaScript on this machine (see /work/shared/design/dataplane.md); JavaScript keeps every
+ * decision and calls in here only to install state, read counters and handle punted packets. */
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "esp.h"
+#include "executor.h"
+#include "gro.h"
+#include "gso.h"
+#include "tun.h"
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) return throw_last(env);    \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    napi_get_last_error_info(env, &info);
+    napi_throw_error(env, NULL, info && info->error_message ? info->error_message : "native call failed");
+  }
+  return NULL;
+}
+
+static napi_value throw_msg(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+static napi_value number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+/* ---- argument helpers: each returns false with a JS exception pending ---- */
+
+static bool arg_u32(napi_env env, napi_value v, uint32_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d <= 4294967295.0) || d != (double)(uint32_t)d) {
+    napi_throw_type_error(env, NULL, "expected an unsigned 32-bit integer");
+    return false;
+  }
+  *out = (uint32_t)d;
+  return true;
+}
+
+static bool arg_double(napi_env env, napi_value v, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
+    return false;
+  }
+  return true;
+}
+
+static bool arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  bool is;
+  napi_typedarray_type t;
+  void *p;
+  napi_value ab;
+  size_t off;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &t, len, &p, &ab, &off) != napi_ok || t != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "expected a Uint8Array");
+    return false;
+  }
+  *data = p;
+  return true;
+}
+
+static bool arg_fixed_bytes(napi_env env, napi_value v, size_t want, uint8_t **data) {
+  size_t len;
+  if (!arg_bytes(env, v, data, &len)) return false;
+  if (len != want) {
+    napi_throw_range_error(env, NULL, "byte array of the wrong length");
+    return false;
+  }
+  return true;
+}
+
+/* A UTF-8 string of 0..ID_NAME_MAX bytes (undefined/null: empty). */
+static bool arg_id(napi_env env, napi_value v, char *buf, size_t *len) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_undefined || t == napi_null) {
+    *len = 0;
+    buf[0] = 0;
+    return true;
+  }
+  size_t need;
+  if (t != napi_string || napi_get_value_string_utf8(env, v, NULL, 0, &need) != napi_ok || need > ID_NAME_MAX) {
+    napi_throw_range_error(env, NULL, "gateway id must be a string of at most 63 UTF-8 bytes");
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, buf, ID_NAME_MAX + 1, len);
+  return true;
+}
+
+static bool arg_executor(napi_env env, napi_value v, executor **ex) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    napi_throw_type_error(env, NULL, "expected an executor handle");
+    return false;
+  }
+  *ex = p;
+  return true;
+}
+
+static bool arg_address(napi_env env, napi_value fam, napi_value v, int *family, uint8_t **addr) {
+  uint32_t f;
+  if (!arg_u32(env, fam, &f)) return false;
+  if (f != 4 && f != 6) {
+    napi_throw_range_error(env, NULL, "family must be 4 or 6");
+    return false;
+  }
+  *family = (int)f;
+  return arg_fixed_bytes(env, v, f == 4 ? 4 : 16, addr);
+}
+
+#define ARGS(n)                                                           \
+  size_t argc = n;                                                        \
+  napi_value argv[n];                                                     \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));            \
+  if (argc < n) return throw_msg(env, "missing arguments");
+
+/* ---- executor ---- */
+
+static void executor_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  exec_release(data);
+}
+
+static napi_value executor_new(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value ext;
+  executor *ex = exec_new();
+  if (!ex) return throw_msg(env, "out of memory");
+  if (napi_create_external(env, ex, executor_finalize, NULL, &ext) != napi_ok) {
+    exec_release(ex);
+    return throw_last(env);
+  }
+  return ext;
+}
+
+static napi_value install_result(napi_env env, int r) {
+  if (r == -2) return throw_msg(env, "invalid argument");
+  if (r < 0) return throw_msg(env, "out of memory or OpenSSL failure");
+  return undefined(env);
+}
+
+/* installPath(ex, family, local, remote, action, vpn, peer, mtu (-1: none)) */
+static napi_value install_path(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  executor *ex;
+  int family, fam2;
+  uint8_t *local, *remote;
+  uint32_t action, vpn;
+  double mtu;
+  char peer[ID_NAME_MAX + 1];
+  size_t peer_len;
+  if (!arg_executor(env, argv[0], &ex) || !arg_address(env, argv[1], argv[2], &family, &local) ||
+      !arg_address(env, argv[1], argv[3], &fam2, &remote) || !arg_u32(env, argv[4], &action) ||
+      !arg_u32(env, argv[5], &vpn) || !arg_id(env, argv[6], peer, &peer_len) || !arg_double(env, argv[7], &mtu))
+    return NULL;
+  if (!(mtu >= -1 && mtu <= 4294967295.0) || mtu != (double)(int64_t)mtu) return throw_msg(env, "mtu must be -1 or 0..2^32-1");
+  return install_result(env, exec_install_path(ex, family, local, remote, (int)action, vpn, peer, peer_len, (int64_t)mtu));
+}
+
+/* removePath(ex, family, local, remote): boolean */
+static napi_value remove_path(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  executor *ex;
+  int family, fam2;
+  uint8_t *local, *remote;
+  if (!arg_executor(env, argv[0], &ex) || !arg_address(env, argv[1], argv[2], &family, &local) ||
+      !arg_address(env, argv[1], argv[3], &fam2, &remote))
+    return NULL;
+  return boolean(env, exec_remove_path(ex, family, local, remote) == 1);
+}
+
+/* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint) */
+static napi_value install_tx(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  executor *ex;
+  uint32_t spi, vpn, epoch;
+  uint8_t *key, *salt;
+  uint64_t next;
+  bool lossless;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
+      !arg_u32(env, argv[3], &epoch) || !arg_fixed_bytes(env, argv[4], 32, &key) ||
+      !arg_fixed_bytes(env, argv[5], 4, &salt))
+    return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[6], &next, &lossless) != napi_ok || !lossless || next == 0)
+    return throw_msg(env, "nextSeq must be a bigint in 1..2^64-1");
+  return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next));
+}
+
+static napi_value remove_tx(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t vpn;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &vpn)) return NULL;
+  return boolean(env, exec_remove_tx(ex, vpn) == 1);
+}
+
+/* installRxSa(ex, spi, vpn, epoch, sender, key, salt) */
+static napi_value install_rx(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  executor *ex;
+  uint32_t spi, vpn, epoch;
+  uint8_t *key, *salt;
+  char sender[ID_NAME_MAX + 1];
+  size_t sender_len;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
+      !arg_u32(env, argv[3], &epoch) || !arg_id(env, argv[4], sender, &sender_len) ||
+      !arg_fixed_bytes(env, argv[5], 32, &key) || !arg_fixed_bytes(env, argv[6], 4, &salt))
+    return NULL;
+  if (sender_len == 0) return throw_msg(env, "sender must not be empty");
+  return install_result(env, exec_install_rx(ex, spi, vpn, epoch, sender, sender_len, key, salt));
+}
+
+static napi_value remove_rx(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t spi;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
+  return boolean(env, exec_remove_rx(ex, spi) == 1);
+}
+
+/* process(ex, side, packet, now): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
+static napi_value process(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  executor *ex;
+  uint32_t side;
+  uint8_t *data;
+  size_t len;
+  double now;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &side) || !arg_bytes(env, argv[2], &data, &len) ||
+      !arg_double(env, argv[3], &now))
+    return NULL;
+  if (side > 1) return throw_msg(env, "side must be 0 (inside) or 1 (outside)");
+  /* The caller's bytes are never modified: work on a copy (this is not the fast path). */
+  uint8_t *buf = malloc(2 * len + ESP_OVERHEAD_MAX + 2);
+  if (!buf) return throw_msg(env, "out of memory");
+  uint8_t *pkt = buf, *out = buf + len + 1;
+  if (len) memcpy(pkt, data, len);
+  exec_note note;
+  int v = exec_process(ex, (int)side, pkt, len, now, out, &note);
+  napi_value res;
+  if (v < V_FORWARD_PLAIN) {
+    free(buf);
+    return number(env, v);
+  }
+  napi_value arr, bytes, seq, sender;
+  void *copy;
+  if (napi_create_array_with_length(env, 6, &arr) != napi_ok ||
+      napi_create_buffer_copy(env, note.out_len, note.out, &copy, &bytes) != napi_ok) {
+    free(buf);
+    return throw_last(env);
+  }
+  free(buf);
+  napi_set_element(env, arr, 0, number(env, v));
+  napi_set_element(env, arr, 1, bytes);
+  if (v != V_FORWARD_PLAIN) {
+    napi_create_bigint_uint64(env, note.seq, &seq);
+    napi_set_element(env, arr, 2, number(env, note.vpn));
+    napi_set_element(env, arr, 3, number(env, note.spi));
+    napi_set_element(env, arr, 4, seq);
+    if (v == V_FORWARD_DECRYPT) {
+      napi_create_string_utf8(env, note.sender, NAPI_AUTO_LENGTH, &sender);
+      napi_set_element(env, arr, 5, sender);
+    }
+  }
+  res = arr;
+  return res;
+}
+
+/* pathStats(ex, family, local, remote): Float64Array [packets, bytes, lastUsed] | undefined */
+static napi_value path_stats(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  executor *ex;
+  int family, fam2;
+  uint8_t *local, *remote;
+  double st[3];
+  if (!arg_executor(env, argv[0], &ex) || !arg_address(env, argv[1], argv[2], &family, &local) ||
+      !arg_address(env, argv[1], argv[3], &fam2, &remote))
+    return NULL;
+  if (!exec_path_stats(ex, family, local, remote, st)) return undefined(env);
+  napi_value ab, arr;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, sizeof st, &p, &ab));
+  memcpy(p, st, sizeof st);
+  CHECK(napi_create_typedarray(env, napi_float64_array, 3, ab, 0, &arr));
+  return arr;
+}
+
+static napi_value f64_array(napi_env env, const uint64_t *vals, size_t n) {
+  napi_value ab, arr;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, n * sizeof(double), &p, &ab));
+  for (size_t i = 0; i < n; i++) ((double *)p)[i] = (double)vals[i];
+  CHECK(napi_create_typedarray(env, napi_float64_array, n, ab, 0, &arr));
+  return arr;
+}
+
+/* counters(ex): Float64Array in the order of the C_* enum */
+static napi_value counters(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  executor *ex;
+  uint64_t c[C_COUNT];
+  if (!arg_executor(env, argv[0], &ex)) return NULL;
+  exec_counters(ex, c);
+  return f64_array(env, c, C_COUNT);
+}
+
+static napi_value tx_next_seq(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t vpn;
+  napi_value v;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &vpn)) return NULL;
+  CHECK(napi_create_bigint_uint64(env, exec_tx_next_seq(ex, vpn), &v));
+  return v;
+}
+
+typedef struct {
+  uint8_t *keys;
+  double *stats;
+  size_t n, cap;
+  int oom;
+} rule_dump;
+
+static void dump_rule(void *ctx, int family, const uint8_t *local, const uint8_t *remote, int action,
+                      uint64_t packets, uint64_t bytes, double last_used) {
+  rule_dump *d = ctx;
+  if (d->oom) return;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 64;
+    uint8_t *k = realloc(d->keys, cap * 33);
+    if (k) d->keys = k;
+    double *s = realloc(d->stats, cap * 4 * sizeof(double));
+    if (s) d->stats = s;
+    if (!k || !s) {
+      d->oom = 1;
+      return;
+    }
+    d->cap = cap;
+  }
+  uint8_t *k = d->keys + d->n * 33;
+  k[0] = (uint8_t)family;
+  memcpy(k + 1, local, 16);
+  memcpy(k + 17, remote, 16);
+  double *s = d->stats + d->n * 4;
+  s[0] = action;
+  s[1] = (double)packets;
+  s[2] = (double)bytes;
+  s[3] = last_used;
+  d->n++;
+}
+
+/* allPathStats(ex): [keys: Buffer (33 bytes per rule: family, local 16, remote 16),
+ *                    stats: Float64Array (4 per rule: action, packets, bytes, lastUsed)] */
+static napi_value all_path_stats(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  executor *ex;
+  rule_dump d = {0};
+  if (!arg_executor(env, argv[0], &ex)) return NULL;
+  exec_foreach_rule(ex, dump_rule, &d);
+  if (d.oom) {
+    free(d.keys);
+    free(d.stats);
+    return throw_msg(env, "out of memory");
+  }
+  napi_value keys, ab, stats, arr;
+  void *p;
+  if (napi_create_buffer_copy(env, d.n * 33, d.keys ? (void *)d.keys : (void *)"", &p, &keys) != napi_ok ||
+      napi_create_arraybuffer(env, d.n * 4 * sizeof(double), &p, &ab) != napi_ok) {
+    free(d.keys);
+    free(d.stats);
+    return throw_last(env);
+  }
+  if (d.n) memcpy(p, d.stats, d.n * 4 * sizeof(double));
+  free(d.keys);
+  free(d.stats);
+  CHECK(napi_create_typedarray(env, napi_float64_array, d.n * 4, ab, 0, &stats));
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  napi_set_element(env, arr, 0, keys);
+  napi_set_element(env, arr, 1, stats);
+  return arr;
+}
+
+/* ---- TUN datapath ---- */
+
+typedef struct {
+  datapath *dp;
+  napi_threadsafe_function tsfn;
+  napi_ref callback;
+  napi_ref *bufs, *metas;
+  punt_batch *batches;
+  size_t n;
+  int refs; /* the JS handle and the tsfn each hold one (both released on the JS thread) */
+  int closed;
+} dp_handle;
+
+static void handle_unref(napi_env env, dp_handle *h) {
+  if (--h->refs > 0) return;
+  if (h->dp) dp_free(h->dp);
+  if (env) {
+    for (size_t i = 0; i < h->n; i++) {
+      if (h->bufs[i]) napi_delete_reference(env, h->bufs[i]);
+      if (h->metas[i]) napi_delete_reference(env, h->metas[i]);
+    }
+    if (h->callback) napi_delete_reference(env, h->callback);
+  }
+  free(h->bufs);
+  free(h->metas);
+  free(h->batches);
+  free(h);
+}
+
+static int submit_batch(void *ctx, punt_batch *b) {
+  dp_handle *h = ctx;
+  return napi_call_threadsafe_function(h->tsfn, b, napi_tsfn_nonblocking) == napi_ok ? 0 : -1;
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  dp_handle *h = context;
+  punt_batch *b = data;
+  (void)js_cb;
+  if (env && h->dp) {
+    napi_value args[3], cb, global;
+    if (napi_get_reference_value(env, h->callback, &cb) == napi_ok &&
+        napi_get_reference_value(env, h->bufs[b->index], &args[0]) == napi_ok &&
+        napi_get_reference_value(env, h->metas[b->index], &args[1]) == napi_ok &&
+        napi_create_uint32(env, (uint32_t)b->count, &args[2]) == napi_ok && napi_get_global(env, &global) == napi_ok)
+      napi_call_function(env, global, cb, 3, args, NULL);
+  }
+  /* The batch's memory is reused once the callback returns. */
+  if (h->dp) dp_release_batch(h->dp, b);
+}
+
+static void tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  handle_unref(env, data);
+}
+
+static void handle_close(dp_handle *h) {
+  if (h->closed) return;
+  h->closed = 1;
+  dp_stop(h->dp);
+  napi_release_threadsafe_function(h->tsfn, napi_tsfn_release);
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  dp_handle *h = data;
+  handle_close(h);
+  handle_unref(env, h);
+}
+
+static bool arg_handle(napi_env env, napi_value v, dp_handle **h) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    napi_throw_type_error(env, NULL, "expected a datapath handle");
+    return false;
+  }
+  *h = p;
+  return true;
+}
+
+/* datapathOpen(ex, devices: [name, side, queues][], bufs: Buffer[], metas: Uint32Array[], onPunt,
+ *              options: DP_OPT_* bits) */
+static napi_value datapath_open(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  executor *ex;
+  uint32_t ndev, nbuf, nmeta, options;
+  char err[256] = "";
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[5], &options)) return NULL;
+  CHECK(napi_get_array_length(env, argv[1], &ndev));
+  CHECK(napi_get_array_length(env, argv[2], &nbuf));
+  CHECK(napi_get_array_length(env, argv[3], &nmeta));
+  if (ndev == 0 || ndev > 2 || nbuf == 0 || nbuf != nmeta || nbuf > 1024)
+    return throw_msg(env, "datapathOpen: 1 or 2 devices and matching buffer/meta arrays");
+  dp_handle *h = calloc(1, sizeof *h);
+  if (!h) return throw_msg(env, "out of memory");
+  h->n = nbuf;
+  h->bufs = calloc(nbuf, sizeof(napi_ref));
+  h->metas = calloc(nbuf, sizeof(napi_ref));
+  h->batches = calloc(nbuf, sizeof(punt_batch));
+  h->refs = 1;
+  if (!h->bufs || !h->metas || !h->batches) {
+    handle_unref(env, h);
+    return throw_msg(env, "out of memory");
+  }
+  for (uint32_t i = 0; i < nbuf; i++) {
+    napi_value b, m;
+    napi_typedarray_type t;
+    size_t len, off;
+    void *p;
+    napi_value ab;
+    if (napi_get_element(env, argv[2], i, &b) != napi_ok || napi_get_element(env, argv[3], i, &m) != napi_ok) {
+      handle_unref(env, h);
+      return throw_last(env);
+    }
+    uint8_t *bd;
+    size_t blen;
+    if (!arg_bytes(env, b, &bd, &blen)) {
+      handle_unref(env, h);
+      return NULL;
+    }
+    if (napi_get_typedarray_info(env, m, &t, &len, &p, &ab, &off) != napi_ok || t != napi_uint32_array || len < 3) {
+      handle_unref(env, h);
+      return throw_msg(env, "metas must be Uint32Arrays");
+    }
+    h->batches[i] = (punt_batch){.buf = bd, .cap = blen, .meta = p, .max = len / 3, .index = (int)i};
+    napi_create_reference(env, b, 1, &h->bufs[i]);
+    napi_create_reference(env, m, 1, &h->metas[i]);
+  }
+  napi_create_reference(env, argv[4], 1, &h->callback);
+  h->dp = dp_new(ex, h->batches, nbuf, submit_batch, h, (int)options);
+  if (!h->dp) {
+    handle_unref(env, h);
+    return throw_msg(env, "out of memory");
+  }
+  for (uint32_t i = 0; i < ndev; i++) {
+    napi_value d, vname, vside, vq;
+    char name[64];
+    size_t nlen;
+    uint32_t side, queues;
+    if (napi_get_element(env, argv[1], i, &d) != napi_ok || napi_get_element(env, d, 0, &vname) != napi_ok ||
+        napi_get_element(env, d, 1, &vside) != napi_ok || napi_get_element(env, d, 2, &vq) != napi_ok ||
+        napi_get_value_string_utf8(env, vname, name, sizeof name, &nlen) != napi_ok ||
+        !arg_u32(env, vside, &side) || !arg_u32(env, vq, &queues)) {
+      handle_unref(env, h);
+      return throw_last(env);
+    }
+    if (dp_add_device(h->dp, name, (int)side, (int)queues, err, sizeof err) != 0) {
+      handle_unref(env, h);
+      return throw_msg(env, err);
+    }
+  }
+  napi_value resource_name, ext;
+  napi_create_string_utf8(env, "kasane-datapath", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_create_threadsafe_function(env, NULL, NULL, resource_name, 0, 1, h, tsfn_finalize, h, call_js,
+                                      &h->tsfn) != napi_ok) {
+    handle_unref(env, h);
+    return throw_msg(env, "napi_create_threadsafe_function failed");
+  }
+  h->refs = 2;
+  if (napi_create_external(env, h, handle_finalize, NULL, &ext) != napi_ok) {
+    handle_close(h);
+    handle_unref(env, h);
+    return throw_last(env);
+  }
+  if (dp_start(h->dp, err, sizeof err) != 0) {
+    handle_close(h);
+    return throw_msg(env, err);
+  }
+  return ext;
+}
+
+/* datapathWrite(h, side, packet): 0 or -errno */
+static napi_value datapath_write(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  dp_handle *h;
+  uint32_t side;
+  uint8_t *data;
+  size_t len;
+  if (!arg_handle(env, argv[0], &h) || !arg_u32(env, argv[1], &side) || !arg_bytes(env, argv[2], &data, &len))
+    return NULL;
+  if (h->closed) return number(env, -EBADF);
+  return number(env, dp_write(h->dp, (int)side, data, len));
+}
+
+static napi_value datapath_stats(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  dp_handle *h;
+  uint64_t s[DP_STAT_COUNT];
+  if (!arg_handle(env, argv[0], &h)) return NULL;
+  dp_stats(h->dp, s);
+  return f64_array(env, s, DP_STAT_COUNT);
+}
+
+static napi_value datapath_close(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  dp_handle *h;
+  if (!arg_handle(env, argv[0], &h)) return NULL;
+  handle_close(h);
+  return undefined(env);
+}
+
+/* datapathRef(h, keepAlive): whether the open datapath keeps the event loop alive */
+static napi_value datapath_ref(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  dp_handle *h;
+  bool ref;
+  if (!arg_handle(env, argv[0], &h)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &ref));
+  if (!h->closed) CHECK(ref ? napi_ref_threadsafe_function(env, h->tsfn) : napi_unref_threadsafe_function(env, h->tsfn));
+  return undefined(env);
+}
+
+/* ---- test and benchmark hooks ---- */
+
+typedef struct {
+  napi_env env;
+  napi_value arr;
+  uint32_t n;
+  int failed;
+} seg_collect;
+
+static void collect_segment(void *ctx, uint8_t *seg, size_t len) {
+  seg_collect *c = ctx;
+  napi_value b;
+  void *p;
+  if (napi_create_buffer_copy(c->env, len, seg, &p, &b) != napi_ok) {
+    c->failed = 1;
+    return;
+  }
+  napi_set_element(c->env, c->arr, c->n++, b);
+}
+
+/* vnetFrame(frame): the packets the datapath would process for a frame read from the TUN
+ * (virtio_net_hdr + packet): GSO segments, or the packet with its partial checksum completed;
+ * null when the datapath would count the frame as bad. */
+static napi_value vnet_frame(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *data;
+  size_t len;
+  napi_value arr, nul;
+  if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
+  napi_get_null(env, &nul);
+  if (len < VNET_HDR_LEN || len > VNET_HDR_LEN + 65535) return nul;
+  vnet_hdr h;
+  vnet_read(&h, data);
+  uint8_t *pkt = malloc(len), *seg = malloc(65536);
+  if (!pkt || !seg) {
+    free(pkt);
+    free(seg);
+    return throw_msg(env, "out of memory");
+  }
+  memcpy(pkt, data + VNET_HDR_LEN, len - VNET_HDR_LEN);
+  size_t plen = len - VNET_HDR_LEN;
+  napi_create_array(env, &arr);
+  seg_collect c = {env, arr, 0, 0};
+  napi_value res = arr;
+  if ((h.gso_type & ~VNET_GSO_ECN) != VNET_GSO_NONE) {
+    if (gso_segment(&h, pkt, plen, seg, 65536, collect_segment, &c) < 0) res = nul;
+  } else if ((h.flags & VNET_F_NEEDS_CSUM) && gso_complete_csum(&h, pkt, plen) != 0) {
+    res = nul;
+  } else {
+    collect_segment(&c, pkt, plen);
+  }
+  free(pkt);
+  free(seg);
+  if (c.failed) return throw_last(env);
+  return res;
+}
+
+typedef struct {
+  napi_env env;
+  napi_value arr;
+  uint32_t n;
+  int failed;
+} frame_collect;
+
+static void collect_frame(void *ctx, uint8_t *frame, size_t len) {
+  frame_collect *c = ctx;
+  napi_value b;
+  void *p;
+  if (napi_create_buffer_copy(c->env, len, frame, &p, &b) != napi_ok) {
+    c->failed = 1;
+    return;
+  }
+  napi_set_element(c->env, c->arr, c->n++, b);
+}
+
+/* groCoalesce(packets: Uint8Array[]): the frames (virtio_net_hdr + packet) the datapath would
+ * write for these forwarded packets, given as one read burst. */
+static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t n;
+  napi_value arr;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  gro_table g;
+  if (gro_init(&g) != 0) return throw_msg(env, "out of memory");
+  uint8_t *buf = malloc(VNET_HDR_LEN + 65536);
+  if (!buf) {
+    gro_free(&g);
+    return throw_msg(env, "out of memory");
+  }
+  napi_create_array(env, &arr);
+  frame_collect c = {env, arr, 0, 0};
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    uint8_t *data;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
+      free(buf);
+      gro_free(&g);
+      return NULL;
+    }
+    if (len > 65535) continue;
+    if (len) memcpy(buf + VNET_HDR_LEN, data, len);
+    gro_add(&g, buf + VNET_HDR_LEN, len, collect_frame, &c);
+  }
+  gro_flush(&g, collect_frame, &c);
+  free(buf);
+  gro_free(&g);
+  if (c.failed) return throw_last(env);
+  return arr;
+}
+
+static double mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
+ * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
+static napi_value esp_bench(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint32_t size, count;
+  if (!arg_u32(env, argv[0], &size) || !arg_u32(env, argv[1], &count)) return NULL;
+  if (size > 65000 || count == 0) return throw_msg(env, "bad size or count");
+  uint8_t key[32], salt[4] = {1, 2, 3, 4};
+  for (int i = 0; i < 32; i++) key[i] = (uint8_t)(i * 7 + 1);
+  aead tx, rx;
+  if (aead_init(&tx, key, salt, 1) || aead_init(&rx, key, salt, 0)) return throw_msg(env, "OpenSSL init failed");
+  uint8_t *payload = calloc(1, size + 1), *esp = malloc(64 * esp_sealed_len(size)),
+          *plain = malloc(size + 64);
+  if (!payload || !esp || !plain) {
+    free(payload);
+    free(esp);
+    free(plain);
+    aead_free(&tx);
+    aead_free(&rx);
+    return throw_msg(env, "out of memory");
+  }
+  size_t elen = esp_sealed_len(size);
+  double t0 = mono_ns();
+  for (uint32_t i = 0; i < count; i++) esp_seal(&tx, 0x1000, (uint64_t)i + 1, payload, size, 4, esp + (size_t)(i % 64) * elen);
+  double t1 = mono_ns();
+  int bad = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t plen;
+    uint8_t nh;
+    bad |= esp_open(&rx, esp + (size_t)(i % 64) * elen, elen, plain, &plen, &nh);
+  }
+  double t2 = mono_ns();
+  free(payload);
+  free(esp);
+  free(plain);
+  aead_free(&tx);
+  aead_free(&rx);
+  if (bad) return throw_msg(env, "espBench: a packet failed to open");
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_set_element(env, arr, 0, number(env, (t1 - t0) / count));
+  napi_set_element(env, arr, 1, number(env, (t2 - t1) / count));
+  return arr;
+}
+
+/* nowMs(): the clock the datapath stamps last-used times with (CLOCK_REALTIME, as Date.now()). */
+static napi_value now_ms_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return number(env, (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000));
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"executorNew", NULL, executor_new, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"installPath", NULL, install_path, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removePath", NULL, remove_path, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"installTxSa", NULL, install_tx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removeTxSa", NULL, remove_tx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"installRxSa", NULL, install_rx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removeRxSa", NULL, remove_rx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"process", NULL, process, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pathStats", NULL, path_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"allPathStats", NULL, all_path_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"txNextSeq", NULL, tx_next_seq, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathOpen", NULL, datapath_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathWrite", NULL, datapath_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathStats", NULL, datapath_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathClose", NULL, datapath_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathRef", NULL, datapath_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"vnetFrame", NULL, vnet_frame, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nowMs", NULL, now_ms_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  napi_value v;
+  napi_create_uint32(env, C_COUNT, &v);
+  napi_set_named_property(env, exports, "counterCount", v);
+  napi_create_uint32(env, DP_STAT_COUNT, &v);
+  napi_set_named_property(env, exports, "datapathStatCount", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

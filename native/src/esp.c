@@ -1,0 +1,101 @@
+/* ESP with AES-256-GCM through node's own OpenSSL (see esp.h for why it is native). */
+#include "esp.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "ip.h"
+
+int aead_init(aead *a, const uint8_t key[32], const uint8_t salt[4], int encrypt) {
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  a->ctx = NULL;
+  if (!c) return -1;
+  /* Key schedule once per SA; per packet only the nonce is set. GCM's default IV length is 12. */
+  if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, NULL, encrypt ? 1 : 0) != 1) {
+    EVP_CIPHER_CTX_free(c);
+    return -1;
+  }
+  memcpy(a->salt, salt, 4);
+  a->encrypt = encrypt;
+  a->ctx = c;
+  return 0;
+}
+
+void aead_free(aead *a) {
+  if (a->ctx) EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)a->ctx);
+  a->ctx = NULL;
+}
+
+static void make_nonce(const aead *a, const uint8_t *iv, uint8_t nonce[12]) {
+  memcpy(nonce, a->salt, 4);
+  memcpy(nonce + 4, iv, 8);
+}
+
+size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
+                uint8_t *out) {
+  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
+  size_t pad = (4 - (plen + 2) % 4) % 4;
+  uint8_t trailer[5];
+  uint8_t aad[12];
+  uint8_t nonce[12];
+  int n = 0;
+  size_t ctlen = plen + pad + 2;
+  if (plen > 0x7fff0000u) return 0;
+
+  wr32(out, spi);
+  wr32(out + 4, (uint32_t)seq);
+  wr64(out + 8, seq);
+  for (size_t i = 0; i < pad; i++) trailer[i] = (uint8_t)(i + 1);
+  trailer[pad] = (uint8_t)pad;
+  trailer[pad + 1] = nh;
+  /* AAD = SPI || seq high || seq low (RFC 4106 with extended sequence numbers). */
+  wr32(aad, spi);
+  wr64(aad + 4, seq);
+  make_nonce(a, out + 8, nonce);
+
+  uint8_t *ct = out + ESP_HDR_LEN;
+  if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return 0;
+  if (EVP_EncryptUpdate(c, NULL, &n, aad, 12) != 1) return 0;
+  if (plen && EVP_EncryptUpdate(c, ct, &n, payload, (int)plen) != 1) return 0;
+  if (EVP_EncryptUpdate(c, ct + plen, &n, trailer, (int)(pad + 2)) != 1) return 0;
+  if (EVP_EncryptFinal_ex(c, ct + ctlen, &n) != 1) return 0;
+  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, ESP_ICV_LEN, ct + ctlen) != 1) return 0;
+  return ESP_HDR_LEN + ctlen + ESP_ICV_LEN;
+}
+
+int esp_parse(const uint8_t *esp, size_t len, uint32_t *spi, uint64_t *seq) {
+  if (len < ESP_HDR_LEN + 4 + ESP_ICV_LEN) return -1;
+  if ((len - ESP_HDR_LEN - ESP_ICV_LEN) % 4 != 0) return -1;
+  uint64_t s = rd64(esp + 8);
+  if (s == 0 || (uint32_t)s != rd32(esp + 4)) return -1;
+  *spi = rd32(esp);
+  *seq = s;
+  return 0;
+}
+
+int esp_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh) {
+  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
+  size_t ctlen = len - ESP_HDR_LEN - ESP_ICV_LEN;
+  uint8_t aad[12];
+  uint8_t nonce[12];
+  uint8_t tag[ESP_ICV_LEN];
+  int n = 0;
+  memcpy(aad, esp, 4);
+  memcpy(aad + 4, esp + 8, 8); /* seq high || seq low, from the IV */
+  make_nonce(a, esp + 8, nonce);
+  memcpy(tag, esp + ESP_HDR_LEN + ctlen, ESP_ICV_LEN);
+  if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return -1;
+  if (EVP_DecryptUpdate(c, NULL, &n, aad, 12) != 1) return -1;
+  if (EVP_DecryptUpdate(c, out, &n, esp + ESP_HDR_LEN, (int)ctlen) != 1) return -1;
+  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN, tag) != 1) return -1;
+  if (EVP_DecryptFinal_ex(c, out + ctlen, &n) != 1) return -1;
+  /* Trailer: padding 1, 2, 3, ... then pad length and next header (RFC 4303 section 2.4). */
+  size_t padlen = out[ctlen - 2];
+  if (padlen + 2 > ctlen) return -1;
+  size_t p = ctlen - 2 - padlen;
+  for (size_t i = 0; i < padlen; i++)
+    if (out[p + i] != (uint8_t)(i + 1)) return -1;
+  *plen = p;
+  *nh = out[ctlen - 1];
+  return 0;
+}

@@ -1,0 +1,563 @@
+/* The executor (see executor.h for why it is native and how it is locked). Semantics follow
+ * docs/executor.md step by step; the TypeScript reference is src/core/ts-executor.ts. */
+#include "executor.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esp.h"
+#include "ip.h"
+#include "table.h"
+
+#define REPLAY_WINDOW 1024
+#define MAX_IDS 65536
+
+typedef struct {
+  char name[ID_NAME_MAX + 1];
+  uint8_t len;
+  uint32_t refs; /* 0: free slot */
+} id_slot;
+
+typedef struct {
+  tnode node; /* key: family, local (16), remote (16) */
+  int action;
+  uint32_t vpn;
+  int32_t peer; /* id index or -1 */
+  int64_t mtu; /* -1: none */
+  uint64_t packets, bytes;
+  double last_used;
+} rule;
+
+typedef struct {
+  tnode node; /* key: VPN id */
+  uint32_t spi, vpn, epoch;
+  uint64_t next_seq;
+  aead a;
+} txsa;
+
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn, epoch;
+  int32_t sender;
+  aead a;
+  uint64_t top; /* highest sequence number accepted (0: none yet) */
+  uint64_t bits[REPLAY_WINDOW / 64]; /* bit (seq % 1024) set: seq accepted */
+} rxsa;
+
+struct executor {
+  pthread_mutex_t lock;
+  atomic_int refs;
+  table rules, tx, rx;
+  id_slot *ids;
+  size_t nids, ids_cap;
+  uint64_t counters[C_COUNT];
+};
+
+/* ---- gateway id table: small integers for the strings peer/sender ids, refcounted ---- */
+
+static int32_t id_intern(executor *ex, const char *name, size_t len) {
+  size_t free_slot = SIZE_MAX;
+  if (len == 0 || len > ID_NAME_MAX) return -2;
+  for (size_t i = 0; i < ex->nids; i++) {
+    id_slot *s = &ex->ids[i];
+    if (s->refs == 0) {
+      if (free_slot == SIZE_MAX) free_slot = i;
+    } else if (s->len == len && memcmp(s->name, name, len) == 0) {
+      s->refs++;
+      return (int32_t)i;
+    }
+  }
+  if (free_slot == SIZE_MAX) {
+    if (ex->nids >= MAX_IDS) return -1;
+    if (ex->nids == ex->ids_cap) {
+      size_t cap = ex->ids_cap ? ex->ids_cap * 2 : 16;
+      id_slot *n = realloc(ex->ids, cap * sizeof *n);
+      if (!n) return -1;
+      ex->ids = n;
+      ex->ids_cap = cap;
+    }
+    free_slot = ex->nids++;
+  }
+  id_slot *s = &ex->ids[free_slot];
+  memcpy(s->name, name, len);
+  s->name[len] = 0;
+  s->len = (uint8_t)len;
+  s->refs = 1;
+  return (int32_t)free_slot;
+}
+
+static void id_release(executor *ex, int32_t id) {
+  if (id >= 0 && (size_t)id < ex->nids && ex->ids[id].refs > 0) ex->ids[id].refs--;
+}
+
+/* ---- anti-replay window (RFC 4303 section 3.4.3, 64-bit sequence numbers) ---- */
+
+static int replay_ok(const rxsa *s, uint64_t seq) {
+  if (seq > s->top) return 1;
+  if (s->top - seq >= REPLAY_WINDOW) return 0;
+  uint64_t bit = seq % REPLAY_WINDOW;
+  return !(s->bits[bit / 64] >> (bit % 64) & 1);
+}
+
+static void replay_accept(rxsa *s, uint64_t seq) {
+  if (seq > s->top) {
+    uint64_t diff = seq - s->top;
+    if (diff >= REPLAY_WINDOW) {
+      memset(s->bits, 0, sizeof s->bits);
+    } else {
+      /* Clear the slots of the numbers skipped over (they were last used a window ago). */
+      for (uint64_t q = s->top + 1; q < seq; q++) {
+        uint64_t b = q % REPLAY_WINDOW;
+        s->bits[b / 64] &= ~((uint64_t)1 << (b % 64));
+      }
+    }
+    s->top = seq;
+  }
+  uint64_t bit = seq % REPLAY_WINDOW;
+  s->bits[bit / 64] |= (uint64_t)1 << (bit % 64);
+}
+
+/* ---- lifetime ---- */
+
+executor *exec_new(void) {
+  executor *ex = calloc(1, sizeof *ex);
+  if (!ex) return NULL;
+  if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+    free(ex);
+    return NULL;
+  }
+  if (table_init(&ex->rules) || table_init(&ex->tx) || table_init(&ex->rx)) {
+    table_free(&ex->rules, NULL);
+    table_free(&ex->tx, NULL);
+    table_free(&ex->rx, NULL);
+    pthread_mutex_destroy(&ex->lock);
+    free(ex);
+    return NULL;
+  }
+  atomic_init(&ex->refs, 1);
+  return ex;
+}
+
+void exec_retain(executor *ex) { atomic_fetch_add(&ex->refs, 1); }
+
+static void free_rule(tnode *n) { free(n); }
+static void free_tx(tnode *n) {
+  txsa *s = (txsa *)n;
+  aead_free(&s->a);
+  free(s);
+}
+static void free_rx(tnode *n) {
+  rxsa *s = (rxsa *)n;
+  aead_free(&s->a);
+  free(s);
+}
+
+void exec_release(executor *ex) {
+  if (atomic_fetch_sub(&ex->refs, 1) != 1) return;
+  table_free(&ex->rules, free_rule);
+  table_free(&ex->tx, free_tx);
+  table_free(&ex->rx, free_rx);
+  free(ex->ids);
+  pthread_mutex_destroy(&ex->lock);
+  free(ex);
+}
+
+/* ---- installs ---- */
+
+static size_t path_key(uint8_t *key, int family, const uint8_t *local, const uint8_t *remote) {
+  size_t alen = family == 6 ? 16 : 4;
+  memset(key, 0, TABLE_KEY_MAX);
+  key[0] = (uint8_t)family;
+  memcpy(key + 1, local, alen);
+  memcpy(key + 17, remote, alen);
+  return TABLE_KEY_MAX;
+}
+
+static void u32_key(uint8_t *key, uint32_t v) { wr32(key, v); }
+
+int exec_install_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote, int action,
+                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu) {
+  uint8_t key[TABLE_KEY_MAX];
+  if ((family != 4 && family != 6) || action < ACT_ENCRYPT || action > ACT_PENDING || mtu < -1 || mtu > 0xffffffffLL)
+    return -2;
+  path_key(key, family, local, remote);
+  pthread_mutex_lock(&ex->lock);
+  int32_t peer_id = -1;
+  if (peer && peer_len) {
+    peer_id = id_intern(ex, peer, peer_len);
+    if (peer_id < 0) {
+      pthread_mutex_unlock(&ex->lock);
+      return peer_id;
+    }
+  }
+  rule *r = (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+  if (r) {
+    /* Replacing a rule keeps its counters: the core ages the path, not the action. */
+    id_release(ex, r->peer);
+  } else {
+    r = calloc(1, sizeof *r);
+    if (!r) {
+      id_release(ex, peer_id);
+      pthread_mutex_unlock(&ex->lock);
+      return -1;
+    }
+    memcpy(r->node.key, key, TABLE_KEY_MAX);
+    r->node.klen = TABLE_KEY_MAX;
+    table_insert(&ex->rules, &r->node);
+  }
+  r->action = action;
+  r->vpn = vpn;
+  r->peer = peer_id;
+  r->mtu = mtu;
+  pthread_mutex_unlock(&ex->lock);
+  return 0;
+}
+
+int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote) {
+  uint8_t key[TABLE_KEY_MAX];
+  if (family != 4 && family != 6) return -2;
+  path_key(key, family, local, remote);
+  pthread_mutex_lock(&ex->lock);
+  rule *r = (rule *)table_remove(&ex->rules, key, TABLE_KEY_MAX);
+  if (r) id_release(ex, r->peer);
+  pthread_mutex_unlock(&ex->lock);
+  free(r);
+  return r ? 1 : 0;
+}
+
+int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
+                    const uint8_t salt[4], uint64_t next_seq) {
+  uint8_t k[4];
+  if (next_seq == 0) return -2;
+  txsa *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  if (aead_init(&s->a, key, salt, 1) != 0) {
+    free(s);
+    return -1;
+  }
+  s->spi = spi;
+  s->vpn = vpn;
+  s->epoch = epoch;
+  s->next_seq = next_seq;
+  u32_key(k, vpn);
+  memcpy(s->node.key, k, 4);
+  s->node.klen = 4;
+  pthread_mutex_lock(&ex->lock);
+  txsa *old = (txsa *)table_remove(&ex->tx, k, 4);
+  table_insert(&ex->tx, &s->node);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_tx(&old->node);
+  return 0;
+}
+
+int exec_remove_tx(executor *ex, uint32_t vpn) {
+  uint8_t k[4];
+  u32_key(k, vpn);
+  pthread_mutex_lock(&ex->lock);
+  txsa *old = (txsa *)table_remove(&ex->tx, k, 4);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_tx(&old->node);
+  return old ? 1 : 0;
+}
+
+int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
+                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4]) {
+  uint8_t k[4];
+  rxsa *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  if (aead_init(&s->a, key, salt, 0) != 0) {
+    free(s);
+    return -1;
+  }
+  s->spi = spi;
+  s->vpn = vpn;
+  s->epoch = epoch;
+  u32_key(k, spi);
+  memcpy(s->node.key, k, 4);
+  s->node.klen = 4;
+  pthread_mutex_lock(&ex->lock);
+  s->sender = id_intern(ex, sender, sender_len);
+  if (s->sender < 0) {
+    int e = s->sender;
+    pthread_mutex_unlock(&ex->lock);
+    free_rx(&s->node);
+    return e;
+  }
+  rxsa *old = (rxsa *)table_remove(&ex->rx, k, 4);
+  if (old) {
+    /* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. */
+    s->top = old->top;
+    memcpy(s->bits, old->bits, sizeof s->bits);
+    id_release(ex, old->sender);
+  }
+  table_insert(&ex->rx, &s->node);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_rx(&old->node);
+  return 0;
+}
+
+int exec_remove_rx(executor *ex, uint32_t spi) {
+  uint8_t k[4];
+  u32_key(k, spi);
+  pthread_mutex_lock(&ex->lock);
+  rxsa *old = (rxsa *)table_remove(&ex->rx, k, 4);
+  if (old) id_release(ex, old->sender);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_rx(&old->node);
+  return old ? 1 : 0;
+}
+
+/* ---- per packet ---- */
+
+typedef struct {
+  size_t ihl, tot;
+  uint8_t proto;
+  uint16_t frag;
+} ipv4_info;
+
+/* Step 1: version 4, IHL >= 5, total length within the buffer, header checksum. */
+static int parse_ipv4(const uint8_t *pkt, size_t len, ipv4_info *ip) {
+  if (len < 20) return -1;
+  if (pkt[0] >> 4 != 4) return -1;
+  ip->ihl = (size_t)(pkt[0] & 15) * 4;
+  ip->tot = rd16(pkt + 2);
+  if (ip->ihl < 20 || ip->tot < ip->ihl || ip->tot > len) return -1;
+  if (csum_fold(csum_add(0, pkt, ip->ihl)) != 0xffff) return -1;
+  ip->proto = pkt[9];
+  ip->frag = rd16(pkt + 6);
+  return 0;
+}
+
+/* Step 2: ICMP echo request or reply whose data (at least 8 bytes) starts with "KSRC". */
+static int is_search(const uint8_t *pkt, const ipv4_info *ip) {
+  if (ip->proto != IPPROTO_ICMP_) return 0;
+  if (ip->tot - ip->ihl < 16) return 0;
+  const uint8_t *icmp = pkt + ip->ihl;
+  return (icmp[0] == 8 || icmp[0] == 0) && memcmp(icmp + 8, "KSRC", 4) == 0;
+}
+
+static rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
+  uint8_t key[TABLE_KEY_MAX];
+  const uint8_t *src = pkt + 12, *dst = pkt + 16;
+  if (side == SIDE_INSIDE)
+    path_key(key, 4, src, dst);
+  else
+    path_key(key, 4, dst, src);
+  return (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+}
+
+/* Clamps every MSS option of an unfragmented TCP SYN above `limit` to it, keeping the TCP checksum
+ * valid incrementally (RFC 1624). The TCP segment is tcp[0..len). Never reads outside it. */
+static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
+  if (len < 20 || !(tcp[13] & 0x02)) return;
+  size_t doff = (size_t)(tcp[12] >> 4) * 4;
+  if (doff < 20 || doff > len) return;
+  for (size_t i = 20; i < doff;) {
+    uint8_t kind = tcp[i];
+    if (kind == 0) return;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= doff) return;
+    size_t olen = tcp[i + 1];
+    if (olen < 2 || i + olen > doff) return;
+    if (kind == 2 && olen == 4) {
+      size_t at = i + 2;
+      uint16_t mss = rd16(tcp + at);
+      if (mss > limit) {
+        wr16(tcp + at, limit);
+        /* A word at an odd offset straddles two checksum words: it contributes byte-swapped. */
+        uint16_t o = mss, n = limit;
+        if (at & 1) {
+          o = (uint16_t)(o << 8 | o >> 8);
+          n = (uint16_t)(n << 8 | n >> 8);
+        }
+        wr16(tcp + 16, csum_replace16(rd16(tcp + 16), o, n));
+      }
+    }
+    i += olen;
+  }
+}
+
+static int encrypt_out(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                       exec_note *note) {
+  uint8_t k[4];
+  if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
+  u32_key(k, r->vpn);
+  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  if (!tx || tx->next_seq == 0) return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
+  size_t plen = ip->tot - ip->ihl;
+  size_t outlen = ip->ihl + esp_sealed_len(plen);
+  /* The MTU test counts the buffer as given (as the reference does) plus the ESP overhead. */
+  size_t grown = len + (esp_sealed_len(plen) - plen);
+  /* Over 65535 bytes no IPv4 packet can carry it, DF or not (grown >= outlen). */
+  if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu && (ip->frag & IP_DF))) return C_PUNT_TOO_BIG;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20) {
+    int64_t limit = r->mtu - ESP_OVERHEAD_MAX - 40;
+    clamp_mss(pkt + ip->ihl, plen, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
+  }
+  uint64_t seq = tx->next_seq;
+  memcpy(out, pkt, ip->ihl);
+  if (esp_seal(&tx->a, tx->spi, seq, pkt + ip->ihl, plen, ip->proto, out + ip->ihl) == 0) return C_DROP_NO_SA;
+  tx->next_seq = seq + 1;
+  out[9] = IPPROTO_ESP_;
+  wr16(out + 2, (uint16_t)outlen);
+  ipv4_set_checksum(out, ip->ihl);
+  note->out = out;
+  note->out_len = outlen;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = seq;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  return V_FORWARD_ENCRYPT;
+}
+
+static int decrypt_in(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                      exec_note *note) {
+  uint8_t k[4];
+  uint32_t spi;
+  uint64_t seq;
+  size_t plen;
+  uint8_t nh;
+  if (ip->proto != IPPROTO_ESP_) return C_DROP_UNSOLICITED_PLAIN;
+  const uint8_t *esp = pkt + ip->ihl;
+  size_t elen = ip->tot - ip->ihl;
+  if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
+  u32_key(k, spi);
+  rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
+  if (!rx) return C_PUNT_UNKNOWN_SPI;
+  if (rx->vpn != r->vpn) return C_DROP_VPN_MISMATCH;
+  if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
+  if (!replay_ok(rx, seq)) return C_DROP_REPLAY;
+  if (esp_open(&rx->a, esp, elen, out + ip->ihl, &plen, &nh) != 0) return C_DROP_AUTH_FAILED;
+  replay_accept(rx, seq);
+  memcpy(out, pkt, ip->ihl);
+  out[9] = nh;
+  wr16(out + 2, (uint16_t)(ip->ihl + plen));
+  ipv4_set_checksum(out, ip->ihl);
+  note->out = out;
+  note->out_len = ip->ihl + plen;
+  note->vpn = rx->vpn;
+  note->spi = spi;
+  note->seq = seq;
+  memcpy(note->sender, ex->ids[rx->sender].name, (size_t)ex->ids[rx->sender].len + 1);
+  ex->counters[C_DECRYPT_PACKETS]++;
+  ex->counters[C_DECRYPT_BYTES] += len;
+  return V_FORWARD_DECRYPT;
+}
+
+/* Counts a packet toward its rule: only those the rule disposed of (discarded or forwarded). */
+static void rule_used(rule *r, size_t len, double now) {
+  r->packets++;
+  r->bytes += len;
+  r->last_used = now;
+}
+
+static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out,
+                          exec_note *note) {
+  ipv4_info ip;
+  int v;
+  if (parse_ipv4(pkt, len, &ip) != 0) return C_DROP_MALFORMED;
+  if (is_search(pkt, &ip)) return C_PUNT_SEARCH;
+  rule *r = find_rule(ex, side, pkt);
+  if (!r) return C_PUNT_MISS;
+  switch (r->action) {
+    case ACT_PENDING:
+      return C_PUNT_PENDING;
+    case ACT_DISCARD:
+      rule_used(r, len, now);
+      return C_DROP_DISCARD;
+    case ACT_PLAIN:
+      rule_used(r, len, now);
+      note->out = pkt;
+      note->out_len = len;
+      ex->counters[C_PLAIN_PACKETS]++;
+      ex->counters[C_PLAIN_BYTES] += len;
+      return V_FORWARD_PLAIN;
+    default:
+      v = side == SIDE_INSIDE ? encrypt_out(ex, r, pkt, len, &ip, out, note)
+                              : decrypt_in(ex, r, pkt, len, &ip, out, note);
+      if (v >= V_FORWARD_PLAIN) rule_used(r, len, now);
+      return v;
+  }
+}
+
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note) {
+  pthread_mutex_lock(&ex->lock);
+  int v = process_locked(ex, side, pkt, len, now, out, note);
+  if (v < C_COUNT) ex->counters[v]++;
+  pthread_mutex_unlock(&ex->lock);
+  return v;
+}
+
+int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, double now, uint32_t segments,
+                   uint64_t bytes) {
+  ipv4_info ip;
+  int fwd = 0;
+  if (parse_ipv4(pkt, len, &ip) != 0 || is_search(pkt, &ip)) return 0;
+  pthread_mutex_lock(&ex->lock);
+  rule *r = find_rule(ex, side, pkt);
+  if (r && r->action == ACT_PLAIN) {
+    r->packets += segments;
+    r->bytes += bytes;
+    r->last_used = now;
+    ex->counters[C_PLAIN_PACKETS] += segments;
+    ex->counters[C_PLAIN_BYTES] += bytes;
+    fwd = 1;
+  }
+  pthread_mutex_unlock(&ex->lock);
+  return fwd;
+}
+
+int exec_path_stats(executor *ex, int family, const uint8_t *local, const uint8_t *remote, double stats[3]) {
+  uint8_t key[TABLE_KEY_MAX];
+  if (family != 4 && family != 6) return 0;
+  path_key(key, family, local, remote);
+  pthread_mutex_lock(&ex->lock);
+  rule *r = (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+  if (r) {
+    stats[0] = (double)r->packets;
+    stats[1] = (double)r->bytes;
+    stats[2] = r->last_used;
+  }
+  pthread_mutex_unlock(&ex->lock);
+  return r != NULL;
+}
+
+void exec_counters(executor *ex, uint64_t out[C_COUNT]) {
+  pthread_mutex_lock(&ex->lock);
+  memcpy(out, ex->counters, sizeof ex->counters);
+  pthread_mutex_unlock(&ex->lock);
+}
+
+uint64_t exec_tx_next_seq(executor *ex, uint32_t vpn) {
+  uint8_t k[4];
+  u32_key(k, vpn);
+  pthread_mutex_lock(&ex->lock);
+  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  uint64_t s = tx ? tx->next_seq : 0;
+  pthread_mutex_unlock(&ex->lock);
+  return s;
+}
+
+typedef struct {
+  exec_rule_fn fn;
+  void *ctx;
+} foreach_ctx;
+
+static void foreach_rule(tnode *n, void *c) {
+  foreach_ctx *fc = c;
+  rule *r = (rule *)n;
+  fc->fn(fc->ctx, n->key[0], n->key + 1, n->key + 17, r->action, r->packets, r->bytes, r->last_used);
+}
+
+void exec_foreach_rule(executor *ex, exec_rule_fn fn, void *ctx) {
+  foreach_ctx fc = {fn, ctx};
+  pthread_mutex_lock(&ex->lock);
+  table_foreach(&ex->rules, foreach_rule, &fc);
+  pthread_mutex_unlock(&ex->lock);
+}

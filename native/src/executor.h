@@ -1,0 +1,96 @@
+/* The executor: the key-table entries the core installed, applied to one IPv4 packet at a time
+ * (docs/executor.md). Native so the TUN reader thread can run every packet through it without
+ * a JavaScript call per packet (dataplane.md: ~119 k packets/s with JS in the loop, and the GSO
+ * path needs segmentation + AES-GCM in the same thread to reach several Gbit/s).
+ *
+ * Thread safety: one mutex per executor guards all of its state (tables, SA contexts, sequence
+ * numbers, replay windows, counters). The reader threads take it per packet, so an install from
+ * JavaScript waits at most one packet's processing time (about a microsecond). */
+#ifndef KASANE_EXECUTOR_H
+#define KASANE_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SIDE_INSIDE = 0, SIDE_OUTSIDE = 1 };
+enum { ACT_ENCRYPT = 0, ACT_PLAIN = 1, ACT_DISCARD = 2, ACT_PENDING = 3 };
+
+/* Counter indexes. Drop and punt verdict codes are the index of the counter they increment. */
+enum {
+  C_DROP_MALFORMED,
+  C_DROP_DISCARD,
+  C_DROP_REPLAY,
+  C_DROP_AUTH_FAILED,
+  C_DROP_VPN_MISMATCH,
+  C_DROP_PEER_MISMATCH,
+  C_DROP_UNSOLICITED_PLAIN,
+  C_DROP_FRAGMENT,
+  C_DROP_NO_SA,
+  C_PUNT_SEARCH,
+  C_PUNT_MISS,
+  C_PUNT_PENDING,
+  C_PUNT_UNKNOWN_SPI,
+  C_PUNT_TOO_BIG,
+  C_ENCRYPT_PACKETS,
+  C_ENCRYPT_BYTES,
+  C_DECRYPT_PACKETS,
+  C_DECRYPT_BYTES,
+  C_PLAIN_PACKETS,
+  C_PLAIN_BYTES,
+  C_COUNT
+};
+#define V_FIRST_PUNT C_PUNT_SEARCH
+#define V_LAST_PUNT C_PUNT_TOO_BIG
+enum { V_FORWARD_PLAIN = 100, V_FORWARD_ENCRYPT = 101, V_FORWARD_DECRYPT = 102 };
+
+#define ID_NAME_MAX 63
+
+typedef struct {
+  const uint8_t *out; /* forwarded packet: the input itself (plain) or the caller's out buffer */
+  size_t out_len;
+  uint32_t vpn, spi;
+  uint64_t seq;
+  char sender[ID_NAME_MAX + 1]; /* decrypt: the SA's sender */
+} exec_note;
+
+typedef struct executor executor;
+
+executor *exec_new(void);
+void exec_retain(executor *ex);
+/* Frees the executor when the last reference goes. */
+void exec_release(executor *ex);
+
+/* All install functions replace an existing entry with the same key. Return 0, -1 (out of memory
+ * or OpenSSL failure), or -2 (invalid argument). */
+int exec_install_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote, int action,
+                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu /* -1: none */);
+int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote);
+int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
+                    const uint8_t salt[4], uint64_t next_seq);
+int exec_remove_tx(executor *ex, uint32_t vpn);
+int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
+                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4]);
+int exec_remove_rx(executor *ex, uint32_t spi);
+
+/* Processes one packet. pkt may be modified in place (MSS clamping). out must hold len +
+ * ESP_OVERHEAD_MAX bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index. */
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note);
+
+/* For a GSO super-packet: if its path rule is plain, counts it as `segments` packets of `bytes` in
+ * total and returns 1 (forward it whole); otherwise counts nothing and returns 0 (segment it and
+ * process each segment). */
+int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, double now, uint32_t segments,
+                   uint64_t bytes);
+
+/* 1 and stats[0..2] = packets, bytes, last used (ms); 0 when there is no such rule. */
+int exec_path_stats(executor *ex, int family, const uint8_t *local, const uint8_t *remote, double stats[3]);
+void exec_counters(executor *ex, uint64_t out[C_COUNT]);
+/* Next sequence number of the VPN's sending SA; 0 when there is none. */
+uint64_t exec_tx_next_seq(executor *ex, uint32_t vpn);
+
+/* Calls fn for every rule (under the lock: fn must not call back into the executor). */
+typedef void (*exec_rule_fn)(void *ctx, int family, const uint8_t *local, const uint8_t *remote, int action,
+                             uint64_t packets, uint64_t bytes, double last_used);
+void exec_foreach_rule(executor *ex, exec_rule_fn fn, void *ctx);
+
+#endif

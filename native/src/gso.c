@@ -1,0 +1,116 @@
+/* GSO segmentation (see gso.h for why it is native). */
+#include "gso.h"
+
+#include <string.h>
+
+#include "ip.h"
+
+void vnet_read(vnet_hdr *h, const uint8_t *p) {
+  h->flags = p[0];
+  h->gso_type = p[1];
+  memcpy(&h->hdr_len, p + 2, 2);
+  memcpy(&h->gso_size, p + 4, 2);
+  memcpy(&h->csum_start, p + 6, 2);
+  memcpy(&h->csum_offset, p + 8, 2);
+}
+
+int gso_complete_csum(const vnet_hdr *h, uint8_t *pkt, size_t len) {
+  size_t start = h->csum_start, at = (size_t)h->csum_start + h->csum_offset;
+  if (start >= len || at + 2 > len) return -1;
+  /* The field holds the pseudo-header sum; the sum over the rest completes it. */
+  wr16(pkt + at, csum_finish(csum_add(0, pkt + start, len - start)));
+  return 0;
+}
+
+typedef struct {
+  int v6;
+  size_t nhl; /* network header length */
+  size_t thl; /* TCP header length */
+  size_t payload;
+} tcp_layout;
+
+static int layout(const vnet_hdr *h, const uint8_t *pkt, size_t len, tcp_layout *l) {
+  int type = h->gso_type & ~VNET_GSO_ECN;
+  if (h->gso_size == 0) return -1;
+  if (type == VNET_GSO_TCPV4) {
+    if (len < 20 || pkt[0] >> 4 != 4) return -1;
+    l->v6 = 0;
+    l->nhl = (size_t)(pkt[0] & 15) * 4;
+    if (l->nhl < 20 || pkt[9] != IPPROTO_TCP_) return -1;
+    /* tot_len is the super-packet's; a mismatch means it was not what the kernel built. */
+    if (rd16(pkt + 2) != len) return -1;
+  } else if (type == VNET_GSO_TCPV6) {
+    if (len < 40 || pkt[0] >> 4 != 6 || pkt[6] != IPPROTO_TCP_) return -1;
+    l->v6 = 1;
+    l->nhl = 40;
+    if ((size_t)rd16(pkt + 4) + 40 != len) return -1;
+  } else {
+    return -1;
+  }
+  if (len < l->nhl + 20) return -1;
+  l->thl = (size_t)(pkt[l->nhl + 12] >> 4) * 4;
+  if (l->thl < 20 || l->nhl + l->thl > len) return -1;
+  l->payload = len - l->nhl - l->thl;
+  return 0;
+}
+
+uint32_t gso_count(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint64_t *wire_bytes) {
+  tcp_layout l;
+  if (layout(h, pkt, len, &l) != 0) return 0;
+  uint32_t n = l.payload ? (uint32_t)((l.payload + h->gso_size - 1) / h->gso_size) : 1;
+  *wire_bytes = (uint64_t)n * (l.nhl + l.thl) + l.payload;
+  return n;
+}
+
+static uint16_t tcp_checksum(const uint8_t *ip, int v6, const uint8_t *tcp, size_t tcplen) {
+  uint64_t sum;
+  if (v6) {
+    sum = csum_add(0, ip + 8, 32);
+    sum += (uint64_t)tcplen; /* upper-layer length (32 bits) and next header */
+    sum += IPPROTO_TCP_;
+  } else {
+    sum = csum_add(0, ip + 12, 8);
+    sum += IPPROTO_TCP_;
+    sum += tcplen;
+  }
+  return csum_finish(csum_add(sum, tcp, tcplen));
+}
+
+int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
+                void *ctx) {
+  tcp_layout l;
+  if (layout(h, pkt, len, &l) != 0) return -1;
+  size_t hl = l.nhl + l.thl, mss = h->gso_size;
+  if (hl + (mss < l.payload ? mss : l.payload) > cap) return -1;
+  const uint8_t *tcp0 = pkt + l.nhl;
+  uint32_t seq0 = rd32(tcp0 + 4);
+  uint16_t id0 = l.v6 ? 0 : rd16(pkt + 4);
+  uint8_t flags0 = tcp0[13];
+  int n = 0;
+  size_t off = 0;
+  do {
+    size_t chunk = l.payload - off < mss ? l.payload - off : mss;
+    int last = off + chunk >= l.payload;
+    memcpy(seg, pkt, hl);
+    memcpy(seg + hl, pkt + hl + off, chunk);
+    uint8_t *tcp = seg + l.nhl;
+    if (l.v6) {
+      wr16(seg + 4, (uint16_t)(l.thl + chunk));
+    } else {
+      wr16(seg + 2, (uint16_t)(hl + chunk));
+      wr16(seg + 4, (uint16_t)(id0 + n));
+      ipv4_set_checksum(seg, l.nhl);
+    }
+    wr32(tcp + 4, seq0 + (uint32_t)off);
+    uint8_t f = flags0;
+    if (!last) f &= (uint8_t)~0x09; /* FIN and PSH only on the last segment */
+    if (n > 0) f &= (uint8_t)~0x80; /* CWR only on the first */
+    tcp[13] = f;
+    tcp[16] = tcp[17] = 0;
+    wr16(tcp + 16, tcp_checksum(seg, l.v6, tcp, l.thl + chunk));
+    emit(ctx, seg, hl + chunk);
+    n++;
+    off += chunk;
+  } while (off < l.payload);
+  return n;
+}

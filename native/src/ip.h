@@ -1,0 +1,62 @@
+/* Byte access and Internet checksums shared by the executor and GSO segmentation.
+ * Native because the per-packet work (checksums over every segment) is what the TUN fast path
+ * spends its time on besides crypto; see /work/shared/design/dataplane.md. */
+#ifndef KASANE_IP_H
+#define KASANE_IP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_ 6
+#define IPPROTO_ESP_ 50
+
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFMASK 0x1fff
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((uint16_t)p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void wr32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)(v >> 32)); wr32(p + 4, (uint32_t)v); }
+static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
+
+/* One's-complement partial sum of big-endian 16-bit words (an odd tail byte is padded with zero).
+ * Accumulates 32-bit big-endian words in 64 bits: no overflow for any IP-sized buffer. */
+static inline uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
+  while (len >= 4) { sum += rd32(p); p += 4; len -= 4; }
+  if (len >= 2) { sum += rd16(p); p += 2; len -= 2; }
+  if (len) sum += (uint64_t)p[0] << 8;
+  return sum;
+}
+
+/* Folds a partial sum to 16 bits (not complemented). */
+static inline uint16_t csum_fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+/* The checksum value to store in a header whose checksum field is zero. */
+static inline uint16_t csum_finish(uint64_t sum) { return (uint16_t)~csum_fold(sum); }
+
+/* Recomputes the IPv4 header checksum in place (ihl bytes). */
+static inline void ipv4_set_checksum(uint8_t *ip, size_t ihl) {
+  ip[10] = ip[11] = 0;
+  wr16(ip + 10, csum_finish(csum_add(0, ip, ihl)));
+}
+
+/* RFC 1624 incremental update of a stored checksum when a 16-bit field changes from old to new. */
+static inline uint16_t csum_replace16(uint16_t check, uint16_t old, uint16_t new_) {
+  uint64_t sum = (uint16_t)~check;
+  sum += (uint16_t)~old;
+  sum += new_;
+  return (uint16_t)~csum_fold(sum);
+}
+
+#endif

@@ -1,0 +1,437 @@
+/* The TUN datapath (see tun.h for why it is native). */
+#define _GNU_SOURCE
+#include "tun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "egress.h"
+#include "esp.h"
+#include "gro.h"
+#include "gso.h"
+
+#define READ_BURST 64
+#define FRAME_MAX (VNET_HDR_LEN + 65536)
+#define OUT_MAX (VNET_HDR_LEN + 65536 + 64)
+
+typedef struct dp_queue {
+  datapath *dp;
+  int fd;
+  int side;
+  int started;
+  pthread_t thread;
+  uint8_t *rbuf; /* vnet header + frame as read */
+  uint8_t *sbuf; /* vnet header room + one segment */
+  uint8_t *obuf; /* vnet header room + encrypted/decrypted output */
+  punt_batch *cur;
+  double now;
+  gro_table gro;
+  int gro_ok;
+  egress *eg;
+  uint64_t eg_sent, eg_bytes;
+} dp_queue;
+
+struct datapath {
+  executor *ex;
+  int stopfd;
+  dp_queue q[2 * DP_MAX_QUEUES];
+  int nq;
+  int wfd[2];
+  pthread_mutex_t pool_lock;
+  punt_batch *batches;
+  size_t nbatches;
+  punt_submit_fn submit;
+  void *submit_ctx;
+  int options;
+  _Atomic uint64_t stats[DP_STAT_COUNT];
+};
+
+static void stat_add(datapath *dp, int i, uint64_t v) {
+  atomic_fetch_add_explicit(&dp->stats[i], v, memory_order_relaxed);
+}
+
+static double now_ms(void) {
+  /* Same clock as Date.now(): the core reads last-used times against it. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000);
+}
+
+datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit_fn submit, void *ctx, int options) {
+  datapath *dp = calloc(1, sizeof *dp);
+  if (!dp) return NULL;
+  dp->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (dp->stopfd < 0 || pthread_mutex_init(&dp->pool_lock, NULL) != 0) {
+    if (dp->stopfd >= 0) close(dp->stopfd);
+    free(dp);
+    return NULL;
+  }
+  dp->wfd[0] = dp->wfd[1] = -1;
+  dp->ex = ex;
+  exec_retain(ex);
+  dp->batches = batches;
+  dp->nbatches = nbatches;
+  dp->submit = submit;
+  dp->submit_ctx = ctx;
+  dp->options = options;
+  return dp;
+}
+
+static int tun_open(const char *name, int multiqueue, char *err, size_t errlen) {
+  struct ifreq ifr;
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    snprintf(err, errlen, "open /dev/net/tun: %s", strerror(errno));
+    return -1;
+  }
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (multiqueue ? IFF_MULTI_QUEUE : 0);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    snprintf(err, errlen, "TUNSETIFF %s: %s", name, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  int hdr = VNET_HDR_LEN;
+  unsigned offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
+    snprintf(err, errlen, "TUN offloads on %s: %s", name, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int dp_add_device(datapath *dp, const char *name, int side, int queues, char *err, size_t errlen) {
+  if (side != SIDE_INSIDE && side != SIDE_OUTSIDE) {
+    snprintf(err, errlen, "bad side");
+    return -1;
+  }
+  if (queues < 1 || queues > DP_MAX_QUEUES || dp->nq + queues > 2 * DP_MAX_QUEUES) {
+    snprintf(err, errlen, "queues must be 1..%d", DP_MAX_QUEUES);
+    return -1;
+  }
+  if (strlen(name) == 0 || strlen(name) >= IFNAMSIZ) {
+    snprintf(err, errlen, "bad device name");
+    return -1;
+  }
+  int first = dp->nq;
+  for (int i = 0; i < queues; i++) {
+    dp_queue *q = &dp->q[dp->nq];
+    memset(q, 0, sizeof *q);
+    q->fd = -1;
+    q->rbuf = malloc(FRAME_MAX);
+    q->sbuf = malloc(FRAME_MAX);
+    q->obuf = malloc(OUT_MAX);
+    if (!q->rbuf || !q->sbuf || !q->obuf) {
+      snprintf(err, errlen, "out of memory");
+    } else {
+      q->fd = tun_open(name, queues > 1, err, errlen);
+    }
+    if (q->fd < 0) {
+      free(q->rbuf);
+      free(q->sbuf);
+      free(q->obuf);
+      /* Close the queues of this device opened so far. */
+      while (dp->nq > first) {
+        dp_queue *o = &dp->q[--dp->nq];
+        if (o->gro_ok) gro_free(&o->gro);
+        egress_free(o->eg);
+        close(o->fd);
+        free(o->rbuf);
+        free(o->sbuf);
+        free(o->obuf);
+      }
+      return -1;
+    }
+    q->dp = dp;
+    q->side = side;
+    /* Without GRO buffers the queue still works, writing one packet at a time. */
+    q->gro_ok = (dp->options & DP_OPT_GRO) && gro_init(&q->gro) == 0;
+    /* Without a raw socket (no CAP_NET_RAW) ESP goes through the TUN like everything else. */
+    q->eg = (dp->options & DP_OPT_RAW_EGRESS) ? egress_new() : NULL;
+    dp->nq++;
+  }
+  if (dp->wfd[side] < 0) dp->wfd[side] = dp->q[first].fd;
+  return 0;
+}
+
+/* ---- punts ---- */
+
+static punt_batch *acquire_batch(datapath *dp) {
+  punt_batch *b = NULL;
+  pthread_mutex_lock(&dp->pool_lock);
+  for (size_t i = 0; i < dp->nbatches; i++)
+    if (!dp->batches[i].in_use) {
+      b = &dp->batches[i];
+      b->in_use = 1;
+      b->count = b->used = 0;
+      break;
+    }
+  pthread_mutex_unlock(&dp->pool_lock);
+  return b;
+}
+
+void dp_release_batch(datapath *dp, punt_batch *b) {
+  pthread_mutex_lock(&dp->pool_lock);
+  b->in_use = 0;
+  pthread_mutex_unlock(&dp->pool_lock);
+}
+
+static void flush_punts(dp_queue *q) {
+  punt_batch *b = q->cur;
+  if (!b) return;
+  q->cur = NULL;
+  if (b->count == 0) {
+    dp_release_batch(q->dp, b);
+    return;
+  }
+  size_t n = b->count;
+  if (q->dp->submit(q->dp->submit_ctx, b) != 0) {
+    stat_add(q->dp, DP_PUNTS_DROPPED, n);
+    dp_release_batch(q->dp, b);
+  } else {
+    stat_add(q->dp, DP_PUNTS, n);
+    stat_add(q->dp, DP_PUNT_BATCHES, 1);
+  }
+}
+
+static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
+  punt_batch *b = q->cur;
+  if (b && (b->count == b->max || b->cap - b->used < len)) {
+    flush_punts(q);
+    b = NULL;
+  }
+  if (!b) b = q->cur = acquire_batch(q->dp);
+  if (!b || b->cap - b->used < len) {
+    /* JavaScript has every batch (it is slower than the wire) or the packet is larger than a batch. */
+    stat_add(q->dp, DP_PUNTS_DROPPED, 1);
+    return;
+  }
+  memcpy(b->buf + b->used, pkt, len);
+  b->meta[3 * b->count] = (uint32_t)b->used;
+  b->meta[3 * b->count + 1] = (uint32_t)len;
+  b->meta[3 * b->count + 2] = (uint32_t)(q->side << 8 | code);
+  b->used += len;
+  b->count++;
+}
+
+/* ---- per frame ---- */
+
+static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
+  ssize_t w;
+  do w = write(q->fd, frame, len);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    stat_add(q->dp, DP_TX_ERRORS, 1);
+  } else {
+    stat_add(q->dp, DP_TX_PACKETS, 1);
+    stat_add(q->dp, DP_TX_BYTES, len - VNET_HDR_LEN);
+  }
+}
+
+static void gro_write(void *ctx, uint8_t *frame, size_t len) { write_frame(ctx, frame, len); }
+
+static void egress_fallback(void *ctx, uint8_t *pkt, size_t len) {
+  memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+  write_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+}
+
+static void egress_account(dp_queue *q) {
+  if (q->eg_sent) {
+    stat_add(q->dp, DP_TX_PACKETS, q->eg_sent);
+    stat_add(q->dp, DP_TX_RAW, q->eg_sent);
+    stat_add(q->dp, DP_TX_BYTES, q->eg_bytes);
+    q->eg_sent = q->eg_bytes = 0;
+  }
+}
+
+/* End of a burst: everything held back goes out. */
+static void flush_out(dp_queue *q) {
+  if (q->gro_ok) gro_flush(&q->gro, gro_write, q);
+  if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
+  egress_account(q);
+}
+
+/* pkt has VNET_HDR_LEN writable bytes before it. */
+static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
+  exec_note note;
+  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note);
+  if (v >= V_FORWARD_PLAIN) {
+    uint8_t *out = (uint8_t *)note.out;
+    if (v == V_FORWARD_ENCRYPT && q->eg) {
+      egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+    } else if (q->gro_ok) {
+      gro_add(&q->gro, out, note.out_len, gro_write, q);
+    } else {
+      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
+    }
+  } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
+    punt(q, pkt, len, v);
+  }
+}
+
+static void emit_segment(void *ctx, uint8_t *seg, size_t len) {
+  dp_queue *q = ctx;
+  stat_add(q->dp, DP_RX_SEGMENTS, 1);
+  process_packet(q, seg, len);
+}
+
+static void handle_frame(dp_queue *q, size_t n) {
+  vnet_hdr h;
+  datapath *dp = q->dp;
+  stat_add(dp, DP_RX_FRAMES, 1);
+  stat_add(dp, DP_RX_BYTES, n);
+  if (n < VNET_HDR_LEN) {
+    stat_add(dp, DP_RX_BAD, 1);
+    return;
+  }
+  vnet_read(&h, q->rbuf);
+  uint8_t *pkt = q->rbuf + VNET_HDR_LEN;
+  size_t len = n - VNET_HDR_LEN;
+  if ((h.gso_type & ~VNET_GSO_ECN) != VNET_GSO_NONE) {
+    uint64_t wire = 0;
+    stat_add(dp, DP_RX_GSO, 1);
+    uint32_t segs = gso_count(&h, pkt, len, &wire);
+    if (segs == 0) {
+      stat_add(dp, DP_RX_BAD, 1);
+      return;
+    }
+    /* Plain paths keep the super-packet whole: the kernel segments it (or not) on the way out. */
+    if (exec_gso_plain(dp->ex, q->side, pkt, len, q->now, segs, wire)) {
+      flush_out(q); /* keep the flow's order */
+      write_frame(q, q->rbuf, n);
+      return;
+    }
+    if (gso_segment(&h, pkt, len, q->sbuf + VNET_HDR_LEN, FRAME_MAX - VNET_HDR_LEN, emit_segment, q) < 0)
+      stat_add(dp, DP_RX_BAD, 1);
+    return;
+  }
+  if ((h.flags & VNET_F_NEEDS_CSUM) && gso_complete_csum(&h, pkt, len) != 0) {
+    stat_add(dp, DP_RX_BAD, 1);
+    return;
+  }
+  process_packet(q, pkt, len);
+}
+
+static void *reader(void *arg) {
+  dp_queue *q = arg;
+  datapath *dp = q->dp;
+  struct pollfd p[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN}};
+  for (;;) {
+    int r = poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents) break;
+    if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      stat_add(dp, DP_RX_ERRORS, 1);
+      break;
+    }
+    q->now = now_ms();
+    /* Drain up to a burst, then hand the burst's punts over; poll again (level-triggered, so
+     * what is left is seen at once, and an empty queue blocks instead of spinning). */
+    for (int i = 0; i < READ_BURST; i++) {
+      ssize_t n = read(q->fd, q->rbuf, FRAME_MAX);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) stat_add(dp, DP_RX_ERRORS, 1);
+        break;
+      }
+      handle_frame(q, (size_t)n);
+    }
+    flush_out(q);
+    flush_punts(q);
+  }
+  flush_out(q);
+  flush_punts(q);
+  return NULL;
+}
+
+int dp_start(datapath *dp, char *err, size_t errlen) {
+  sigset_t all, old;
+  sigfillset(&all);
+  /* Reader threads take no signals: node handles them on the main thread. */
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  for (int i = 0; i < dp->nq; i++) {
+    int e = pthread_create(&dp->q[i].thread, NULL, reader, &dp->q[i]);
+    if (e != 0) {
+      snprintf(err, errlen, "pthread_create: %s", strerror(e));
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      dp_stop(dp);
+      return -1;
+    }
+    dp->q[i].started = 1;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return 0;
+}
+
+int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len) {
+  uint8_t hdr[VNET_HDR_LEN] = {0};
+  struct iovec iov[2] = {{hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
+  if (side != SIDE_INSIDE && side != SIDE_OUTSIDE) return -EINVAL;
+  int fd = dp->wfd[side];
+  if (fd < 0) return -ENODEV;
+  /* One writev is one packet (header + packet): what a TUN accepts per call. */
+  ssize_t w;
+  do w = writev(fd, iov, 2);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) return -errno;
+  stat_add(dp, DP_INJECTED, 1);
+  return 0;
+}
+
+void dp_stop(datapath *dp) {
+  uint64_t one = 1;
+  if (write(dp->stopfd, &one, sizeof one) < 0) { /* the eventfd cannot overflow from one write */
+  }
+  for (int i = 0; i < dp->nq; i++) {
+    dp_queue *q = &dp->q[i];
+    if (q->started) pthread_join(q->thread, NULL);
+    q->started = 0;
+  }
+  for (int i = 0; i < dp->nq; i++) {
+    dp_queue *q = &dp->q[i];
+    if (q->fd >= 0) close(q->fd);
+    q->fd = -1;
+    if (q->gro_ok) gro_free(&q->gro);
+    q->gro_ok = 0;
+    egress_free(q->eg);
+    q->eg = NULL;
+    free(q->rbuf);
+    free(q->sbuf);
+    free(q->obuf);
+    q->rbuf = q->sbuf = q->obuf = NULL;
+  }
+  dp->nq = 0;
+  dp->wfd[0] = dp->wfd[1] = -1;
+}
+
+void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
+  for (int i = 0; i < DP_STAT_COUNT; i++) out[i] = atomic_load_explicit(&dp->stats[i], memory_order_relaxed);
+}
+
+void dp_free(datapath *dp) {
+  dp_stop(dp);
+  close(dp->stopfd);
+  pthread_mutex_destroy(&dp->pool_lock);
+  exec_release(dp->ex);
+  free(dp);
+}

@@ -1,0 +1,68 @@
+/* The TUN datapath: reader threads that drain TUN queues in bursts, segment GSO super-packets, run
+ * every packet through the executor, write forwarded packets back (one write per packet: a TUN has
+ * no batch write, writev injects a single packet), and hand punted packets to JavaScript in
+ * batches. Native because every JS-side alternative measured here is far slower or broken
+ * (dataplane.md: fs.read 40 k packets/s and it hangs exit; net.Socket rejects the fd; a
+ * non-draining level-triggered uv_poll spins), while a native loop with GSO reached 17 Gbit/s. */
+#ifndef KASANE_TUN_H
+#define KASANE_TUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "executor.h"
+
+#define DP_MAX_QUEUES 8
+
+/* A punt batch: packet bytes packed into buf, and per packet three words in meta:
+ * offset, length, side << 8 | verdict code (a C_PUNT_* counter index). The memory belongs to
+ * JavaScript Buffers that the addon keeps alive. */
+typedef struct {
+  uint8_t *buf;
+  size_t cap;
+  uint32_t *meta;
+  size_t max;
+  size_t count, used;
+  int in_use;
+  int index;
+} punt_batch;
+
+enum {
+  DP_RX_FRAMES,
+  DP_RX_BYTES,
+  DP_RX_GSO,
+  DP_RX_SEGMENTS,
+  DP_RX_BAD,
+  DP_RX_ERRORS,
+  DP_TX_PACKETS,
+  DP_TX_BYTES,
+  DP_TX_ERRORS,
+  DP_PUNTS,
+  DP_PUNT_BATCHES,
+  DP_PUNTS_DROPPED,
+  DP_INJECTED,
+  DP_TX_RAW, /* of tx.packets: ESP sent through the raw socket */
+  DP_STAT_COUNT
+};
+
+typedef struct datapath datapath;
+/* Called from a reader thread with a filled batch. Returns 0 if it took the batch (and will call
+ * dp_release_batch later), or -1 (the datapath releases it and counts its packets as dropped). */
+typedef int (*punt_submit_fn)(void *ctx, punt_batch *b);
+
+#define DP_OPT_GRO 1        /* coalesce forwarded TCP segments into GSO super-packets */
+#define DP_OPT_RAW_EGRESS 2 /* send ESP through a raw socket in batches instead of the TUN */
+
+datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit_fn submit, void *ctx, int options);
+/* Opens `queues` queues of TUN device `name` (created if absent) for one side. 0, or -1 with err set. */
+int dp_add_device(datapath *dp, const char *name, int side, int queues, char *err, size_t errlen);
+int dp_start(datapath *dp, char *err, size_t errlen);
+/* Injects one packet into the TUN device of `side` (no offloads). 0 or -errno. */
+int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len);
+/* Stops and joins the reader threads (they flush their last punts first) and closes the fds. */
+void dp_stop(datapath *dp);
+void dp_release_batch(datapath *dp, punt_batch *b);
+void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]);
+void dp_free(datapath *dp);
+
+#endif

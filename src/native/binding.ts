@@ -1,0 +1,82 @@
+// Loads the native fast path (native/build/Release/kasane_native.node, built by
+// scripts/build-native.mjs during `npm install`). When it is missing or does not load, loadNative()
+// says why and the caller falls back to the TypeScript executor (src/core/ts-executor.ts): every
+// feature works without it, only slower. Environment: KASANE_NATIVE=0 disables it (to exercise the
+// fallback); KASANE_NATIVE_PATH points at another build of the addon.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { err, ok, type Result } from '../core/result.js';
+
+/** Opaque handles owned by the addon (N-API externals). */
+export type ExecutorHandle = { readonly __brand: 'kasane-executor' };
+export type DatapathHandle = { readonly __brand: 'kasane-datapath' };
+
+/** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
+export interface NativeBinding {
+  executorNew(): ExecutorHandle;
+  installPath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array, action: number, vpnId: number, peer: string | undefined, mtu: number): void;
+  removePath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): boolean;
+  installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint): void;
+  removeTxSa(h: ExecutorHandle, vpnId: number): boolean;
+  installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array): void;
+  removeRxSa(h: ExecutorHandle, spi: number): boolean;
+  /** A drop/punt code, or [code, bytes, vpnId, spi, seq, sender] for a forward. */
+  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
+  pathStats(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): Float64Array | undefined;
+  allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
+  counters(h: ExecutorHandle): Float64Array;
+  txNextSeq(h: ExecutorHandle, vpnId: number): bigint;
+  datapathOpen(
+    h: ExecutorHandle,
+    devices: [string, 0 | 1, number][],
+    bufs: Uint8Array[],
+    metas: Uint32Array[],
+    onPunt: (buf: Uint8Array, meta: Uint32Array, count: number) => void,
+    /** 1: GRO of forwarded TCP segments; 2: ESP egress through a raw socket. */
+    options: number,
+  ): DatapathHandle;
+  datapathWrite(d: DatapathHandle, side: 0 | 1, packet: Uint8Array): number;
+  datapathStats(d: DatapathHandle): Float64Array;
+  datapathClose(d: DatapathHandle): void;
+  datapathRef(d: DatapathHandle, keepAlive: boolean): void;
+  vnetFrame(frame: Uint8Array): Uint8Array[] | null;
+  groCoalesce(packets: Uint8Array[]): Uint8Array[];
+  espBench(payloadBytes: number, count: number): [number, number];
+  nowMs(): number;
+  readonly counterCount: number;
+  readonly datapathStatCount: number;
+}
+
+const DEFAULT_PATH = fileURLToPath(new URL('../../native/build/Release/kasane_native.node', import.meta.url));
+
+let cached: Result<NativeBinding> | undefined;
+
+/** The addon, or why it is unavailable (code 'native-unavailable'). Loaded once. */
+export function loadNative(): Result<NativeBinding> {
+  if (cached) return cached;
+  cached = load();
+  return cached;
+}
+
+function load(): Result<NativeBinding> {
+  const flag = process.env.KASANE_NATIVE;
+  if (flag === '0' || flag === 'off' || flag === 'false') {
+    return err('native-unavailable', 'native fast path disabled by KASANE_NATIVE=' + flag);
+  }
+  if (process.platform !== 'linux') return err('native-unavailable', `native fast path is Linux-only (platform ${process.platform})`);
+  const path = process.env.KASANE_NATIVE_PATH || DEFAULT_PATH;
+  try {
+    const m = createRequire(import.meta.url)(path) as NativeBinding;
+    if (typeof m.executorNew !== 'function' || typeof m.counterCount !== 'number') {
+      return err('native-unavailable', `${path} is not the kasane addon`);
+    }
+    return ok(m);
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    return err(
+      'native-unavailable',
+      `native fast path unavailable (${why}); build it with \`node scripts/build-native.mjs\` ` +
+        '(needs python3, make, g++ and the node headers); the TypeScript executor is used instead',
+    );
+  }
+}

@@ -1,0 +1,248 @@
+// Test support for the native addon: the addon itself (or a clear skip/fail), small packet builders
+// and an independent ESP/AES-256-GCM implementation on node:crypto, written from the format in
+// docs/executor.md so the C code is checked against something that shares none of it.
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { loadNative, type NativeBinding } from '../../src/native/binding.js';
+import { NativeExecutor } from '../../src/native/native-executor.js';
+
+export const inCi = process.env.CI === 'true';
+
+/** The addon, or undefined after marking the test skipped. In CI a missing addon is a failure. */
+export function nativeOrSkip(t: TestContext): NativeBinding | undefined {
+  const b = loadNative();
+  if (b.ok) return b.value;
+  if (inCi) throw new Error(`CI=true but the native addon is unavailable: ${b.error.message}`);
+  t.skip(b.error.message);
+  return undefined;
+}
+
+export function newExecutor(t: TestContext): NativeExecutor | undefined {
+  if (!nativeOrSkip(t)) return undefined;
+  const e = NativeExecutor.create();
+  if (!e.ok) throw new Error(e.error.message);
+  return e.value;
+}
+
+// ---- checksums and packets ----
+
+export function sum16(b: Uint8Array, off = 0, len = b.length - off, init = 0): number {
+  let s = init;
+  for (let i = 0; i + 1 < len; i += 2) s += (b[off + i] << 8) | b[off + i + 1];
+  if (len & 1) s += b[off + len - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return s;
+}
+
+export function checksum(b: Uint8Array, off = 0, len = b.length - off, init = 0): number {
+  return ~sum16(b, off, len, init) & 0xffff;
+}
+
+export function v4(ip: string): number[] {
+  return ip.split('.').map(Number);
+}
+
+export interface Ipv4Opts {
+  src: string;
+  dst: string;
+  proto: number;
+  payload: Uint8Array;
+  id?: number;
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
+  mf?: boolean;
+  fragOffset?: number;
+  options?: Uint8Array;
+}
+
+export function ipv4(o: Ipv4Opts): Uint8Array {
+  const opt = o.options ?? new Uint8Array(0);
+  const hl = 20 + opt.length;
+  const p = new Uint8Array(hl + o.payload.length);
+  p[0] = 0x40 | (hl / 4);
+  p[1] = o.tos ?? 0;
+  p[2] = p.length >> 8;
+  p[3] = p.length & 0xff;
+  p[4] = (o.id ?? 0x1234) >> 8;
+  p[5] = (o.id ?? 0x1234) & 0xff;
+  const flags = (o.df ? 0x4000 : 0) | (o.mf ? 0x2000 : 0) | ((o.fragOffset ?? 0) & 0x1fff);
+  p[6] = flags >> 8;
+  p[7] = flags & 0xff;
+  p[8] = o.ttl ?? 64;
+  p[9] = o.proto;
+  p.set(v4(o.src), 12);
+  p.set(v4(o.dst), 16);
+  p.set(opt, 20);
+  const c = checksum(p, 0, hl);
+  p[10] = c >> 8;
+  p[11] = c & 0xff;
+  p.set(o.payload, hl);
+  return p;
+}
+
+export function fixIpChecksum(p: Uint8Array): Uint8Array {
+  const hl = (p[0] & 15) * 4;
+  p[10] = p[11] = 0;
+  const c = checksum(p, 0, hl);
+  p[10] = c >> 8;
+  p[11] = c & 0xff;
+  return p;
+}
+
+export function icmpEcho(type: 0 | 8, id: number, seq: number, data: Uint8Array): Uint8Array {
+  const m = new Uint8Array(8 + data.length);
+  m[0] = type;
+  m[4] = id >> 8;
+  m[5] = id & 0xff;
+  m[6] = seq >> 8;
+  m[7] = seq & 0xff;
+  m.set(data, 8);
+  const c = checksum(m);
+  m[2] = c >> 8;
+  m[3] = c & 0xff;
+  return m;
+}
+
+export function ping(src: string, dst: string, seq = 1, data = 'kasane native test', df = false): Uint8Array {
+  return ipv4({ src, dst, proto: 1, payload: icmpEcho(8, 0x77, seq, new TextEncoder().encode(data)), df });
+}
+
+export interface TcpOpts {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  seq: number;
+  ack?: number;
+  flags: number;
+  options?: Uint8Array;
+  payload?: Uint8Array;
+  df?: boolean;
+  id?: number;
+}
+
+/** TCP in IPv4 with a correct checksum. Options are padded with EOL to 4 bytes. */
+export function tcp(o: TcpOpts): Uint8Array {
+  const opt = o.options ?? new Uint8Array(0);
+  const optLen = (opt.length + 3) & ~3;
+  const payload = o.payload ?? new Uint8Array(0);
+  const t = new Uint8Array(20 + optLen + payload.length);
+  t[0] = o.sport >> 8;
+  t[1] = o.sport & 0xff;
+  t[2] = o.dport >> 8;
+  t[3] = o.dport & 0xff;
+  new DataView(t.buffer).setUint32(4, o.seq >>> 0);
+  new DataView(t.buffer).setUint32(8, (o.ack ?? 0) >>> 0);
+  t[12] = ((20 + optLen) / 4) << 4;
+  t[13] = o.flags;
+  t[14] = 0xff;
+  t[15] = 0xff;
+  t.set(opt, 20);
+  t.set(payload, 20 + optLen);
+  const c = checksum(t, 0, t.length, tcpPseudo(o.src, o.dst, t.length));
+  t[16] = c >> 8;
+  t[17] = c & 0xff;
+  return ipv4({ src: o.src, dst: o.dst, proto: 6, payload: t, df: o.df ?? true, id: o.id });
+}
+
+export function tcpPseudo(src: string, dst: string, len: number): number {
+  return sum16(Uint8Array.from([...v4(src), ...v4(dst), 0, 6, len >> 8, len & 0xff]));
+}
+
+/** True when the TCP checksum of an IPv4 packet verifies. */
+export function tcpOk(p: Uint8Array): boolean {
+  const hl = (p[0] & 15) * 4;
+  const tot = (p[2] << 8) | p[3];
+  const src = Array.from(p.subarray(12, 16)).join('.');
+  const dst = Array.from(p.subarray(16, 20)).join('.');
+  return checksum(p, hl, tot - hl, tcpPseudo(src, dst, tot - hl)) === 0;
+}
+
+export function ipHeaderOk(p: Uint8Array): boolean {
+  return checksum(p, 0, (p[0] & 15) * 4) === 0;
+}
+
+/** The MSS option of a TCP segment in IPv4, or undefined. */
+export function mssOf(p: Uint8Array): number | undefined {
+  const t = (p[0] & 15) * 4;
+  const end = t + (p[t + 12] >> 4) * 4;
+  for (let i = t + 20; i < end; ) {
+    if (p[i] === 0) break;
+    if (p[i] === 1) {
+      i++;
+      continue;
+    }
+    if (p[i] === 2 && p[i + 1] === 4) return (p[i + 2] << 8) | p[i + 3];
+    i += Math.max(2, p[i + 1]);
+  }
+  return undefined;
+}
+
+// ---- independent ESP (RFC 4303 + RFC 4106, bump in the wire) ----
+
+export interface RefSa {
+  spi: number;
+  key: Uint8Array;
+  salt: Uint8Array;
+}
+
+function seqBytes(seq: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, seq);
+  return b;
+}
+
+/** ESP payload for an IP payload; `trailer` overrides padding/pad length/next header (for bad-padding tests). */
+export function refEspSeal(sa: RefSa, seq: bigint, nh: number, payload: Uint8Array, trailer?: Uint8Array): Uint8Array {
+  const pad = (4 - ((payload.length + 2) % 4)) % 4;
+  const tr = trailer ?? Uint8Array.from([...Array.from({ length: pad }, (_, i) => i + 1), pad, nh]);
+  const pt = Buffer.concat([payload, tr]);
+  const iv = seqBytes(seq);
+  const hdr = new Uint8Array(8);
+  new DataView(hdr.buffer).setUint32(0, sa.spi);
+  new DataView(hdr.buffer).setUint32(4, Number(seq & 0xffffffffn));
+  const c = createCipheriv('aes-256-gcm', sa.key, Buffer.concat([sa.salt, iv]));
+  c.setAAD(Buffer.concat([hdr.subarray(0, 4), iv]));
+  const ct = Buffer.concat([c.update(pt), c.final()]);
+  return Buffer.concat([hdr, iv, ct, c.getAuthTag()]);
+}
+
+/** The inner payload and next header of an ESP payload, or undefined when it does not verify. */
+export function refEspOpen(sa: RefSa, esp: Uint8Array): { seq: bigint; nh: number; payload: Uint8Array } | undefined {
+  const iv = esp.subarray(8, 16);
+  const d = createDecipheriv('aes-256-gcm', sa.key, Buffer.concat([sa.salt, iv]));
+  d.setAAD(Buffer.concat([esp.subarray(0, 4), iv]));
+  d.setAuthTag(esp.subarray(esp.length - 16));
+  try {
+    const pt = Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
+    const padLen = pt[pt.length - 2];
+    return { seq: new DataView(iv.buffer, iv.byteOffset).getBigUint64(0), nh: pt[pt.length - 1], payload: pt.subarray(0, pt.length - 2 - padLen) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Bump-in-the-wire: the packet's header with protocol 50 and the ESP payload. */
+export function refEncrypt(sa: RefSa, seq: bigint, packet: Uint8Array): Uint8Array {
+  const hl = (packet[0] & 15) * 4;
+  const tot = (packet[2] << 8) | packet[3];
+  const esp = refEspSeal(sa, seq, packet[9], packet.subarray(hl, tot));
+  const out = new Uint8Array(hl + esp.length);
+  out.set(packet.subarray(0, hl));
+  out[9] = 50;
+  out[2] = out.length >> 8;
+  out[3] = out.length & 0xff;
+  out.set(esp, hl);
+  return fixIpChecksum(out);
+}
+
+export function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+export function randomKey(seed: number): { key: Uint8Array; salt: Uint8Array } {
+  const key = new Uint8Array(32).map((_, i) => (i * 31 + seed * 17 + 3) & 0xff);
+  const salt = new Uint8Array(4).map((_, i) => (i * 7 + seed) & 0xff);
+  return { key, salt };
+}
