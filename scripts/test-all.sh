@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(iproute2 iputils-ping openssl)
+DEBIAN_PACKAGES=(iproute2 iputils-ping openssl tcpdump)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -16,8 +16,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # PostgreSQL server binaries for the authority's PostgreSQL suite (the tests start their own server).
+  bash scripts/ci-postgres.sh
 else
-  echo "test-all: not root: skipping Debian packages (${DEBIAN_PACKAGES[*]}); tests that need root or them will skip"
+  echo "test-all: not root: skipping Debian packages (${DEBIAN_PACKAGES[*]} postgresql); tests that need root or them will skip"
 fi
 
 npm ci --no-audit --no-fund

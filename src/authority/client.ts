@@ -1,0 +1,373 @@
+// Client library of the authority's API, used by the CLI (administrator token) and by gateways
+// (mutual TLS with the enrolled certificate): admin calls, online enrollment, the change stream,
+// and (re-exported) the helper that opens a delivery into the core's AuthoritySnapshot.
+import https from 'node:https';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { AuthoritySnapshot, VpnMode } from '../core/types.js';
+import { createCsr } from '../pki/ca.js';
+import { exportPkcs8Pem, fingerprint, generateKeyPair, joinPem, pemToDer } from '../pki/keys.js';
+import { openDelivery } from './snapshot.js';
+import {
+  BUNDLE_FORMAT,
+  type AdminTokenInfo,
+  type AuditEntry,
+  type CaView,
+  type DirectoryView,
+  type EnrollResponse,
+  type EnrollTokenView,
+  type GatewayBundle,
+  type GatewayChanges,
+  type GatewayInfo,
+  type MemberInfo,
+  type StatusView,
+  type VpnDetail,
+  type VpnInfo,
+} from './wire.js';
+
+export { openDelivery, parseDelivery } from './snapshot.js';
+export type * from './wire.js';
+
+/** An error answer of the API: HTTP status, the stable code and the message. */
+export class AuthorityApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AuthorityApiError';
+  }
+}
+
+export interface ClientOptions {
+  /** https://host:port of the authority. */
+  url: string;
+  /** Trust anchor(s), PEM: the authority's root CA certificate. */
+  ca: string | string[];
+  /** Administrator token (admin calls). */
+  adminToken?: string;
+  /** Gateway identity for mutual TLS: certificate (optionally followed by its chain) and PKCS#8 key, PEM. */
+  cert?: string;
+  key?: string;
+  /** Per-request timeout for ordinary calls (ms, default 30 s). */
+  timeoutMs?: number;
+}
+
+interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  query?: Record<string, string | number | boolean | undefined>;
+}
+
+const seg = (s: string): string => encodeURIComponent(s);
+
+export class AuthorityClient {
+  readonly url: URL;
+  private readonly agent: https.Agent;
+
+  constructor(private readonly o: ClientOptions) {
+    this.url = new URL(o.url);
+    if (this.url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${o.url}`);
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, ca: o.ca, cert: o.cert, key: o.key });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** One API call; resolves with the parsed JSON, rejects with AuthorityApiError on 4xx/5xx. */
+  async request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.once<T>(method, path, body, opts);
+    } catch (e) {
+      // A kept-alive socket the server closed just as we reused it: a GET is safe to send again.
+      if (method === 'GET' && (e as { reusedSocket?: boolean }).reusedSocket && !opts.signal?.aborted) return this.once<T>(method, path, body, opts);
+      throw e;
+    }
+  }
+
+  private once<T>(method: string, path: string, body: unknown, opts: RequestOptions): Promise<T> {
+    const u = new URL(path, this.url);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (payload) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    if (this.o.adminToken) headers.authorization = `Bearer ${this.o.adminToken}`;
+    const timeout = opts.timeoutMs ?? this.o.timeoutMs ?? 30_000;
+    return new Promise<T>((resolve, reject) => {
+      const req = https.request(u, { method, headers, agent: this.agent, signal: opts.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            reject(new AuthorityApiError(res.statusCode ?? 0, 'bad-response', `the authority answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`));
+            return;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 400) {
+            const e = json as { error?: string; message?: string } | undefined;
+            reject(new AuthorityApiError(status, e?.error ?? `http-${status}`, e?.message ?? `HTTP ${status}`));
+          } else resolve(json as T);
+        });
+      });
+      req.setTimeout(timeout, () => req.destroy(new Error(`no answer from ${this.url.origin} within ${timeout} ms`)));
+      req.on('error', (e) => reject(Object.assign(e, { reusedSocket: req.reusedSocket })));
+      req.end(payload);
+    });
+  }
+
+  // --- public
+  health(): Promise<{ ok: boolean; authority: string }> {
+    return this.request('GET', '/v1/health');
+  }
+  ca(): Promise<CaView> {
+    return this.request('GET', '/v1/ca');
+  }
+  crls(): Promise<{ root: string; issuing: string }> {
+    return this.request('GET', '/v1/ca/crl');
+  }
+
+  // --- administrators
+  status(): Promise<StatusView> {
+    return this.request('GET', '/v1/status');
+  }
+  listVpns(): Promise<VpnInfo[]> {
+    return this.request('GET', '/v1/vpns');
+  }
+  createVpn(p: { name: string; id?: number; mode?: VpnMode; rotationPeriodMs?: number }): Promise<VpnDetail> {
+    return this.request('POST', '/v1/vpns', p);
+  }
+  getVpn(name: string): Promise<VpnDetail> {
+    return this.request('GET', `/v1/vpns/${seg(name)}`);
+  }
+  deleteVpn(name: string, force = false): Promise<{ deleted: string }> {
+    return this.request('DELETE', `/v1/vpns/${seg(name)}`, undefined, { query: { force: force ? 'true' : undefined } });
+  }
+  rotateVpn(name: string, immediate = false): Promise<{ vpn: string; epoch: number; activeFrom: number }> {
+    return this.request('POST', `/v1/vpns/${seg(name)}/rotate`, { immediate });
+  }
+  rotateAll(immediate = false): Promise<{ rotated: { vpn: string; epoch: number; activeFrom: number }[] }> {
+    return this.request('POST', '/v1/rotate', { immediate }, { timeoutMs: 600_000 });
+  }
+  listMembers(vpn: string): Promise<MemberInfo[]> {
+    return this.request('GET', `/v1/vpns/${seg(vpn)}/members`);
+  }
+  addMember(vpn: string, gateway: string, prefixes: string[]): Promise<MemberInfo> {
+    return this.request('POST', `/v1/vpns/${seg(vpn)}/members`, { gateway, prefixes });
+  }
+  updateMember(vpn: string, gateway: string, p: { add?: string[]; remove?: string[] }): Promise<{ member: MemberInfo | null }> {
+    return this.request('PATCH', `/v1/vpns/${seg(vpn)}/members/${seg(gateway)}`, p);
+  }
+  removeMember(vpn: string, gateway: string): Promise<{ removed: { vpn: string; gateway: string } }> {
+    return this.request('DELETE', `/v1/vpns/${seg(vpn)}/members/${seg(gateway)}`);
+  }
+  listGateways(): Promise<GatewayInfo[]> {
+    return this.request('GET', '/v1/gateways');
+  }
+  addGateway(name: string, address: string): Promise<GatewayInfo> {
+    return this.request('POST', '/v1/gateways', { name, address });
+  }
+  getGateway(name: string): Promise<GatewayInfo> {
+    return this.request('GET', `/v1/gateways/${seg(name)}`);
+  }
+  updateGateway(name: string, p: { address?: string }): Promise<GatewayInfo> {
+    return this.request('PATCH', `/v1/gateways/${seg(name)}`, p);
+  }
+  gatewayCertificate(name: string): Promise<{ certificate: string; chain: string[] }> {
+    return this.request('GET', `/v1/gateways/${seg(name)}/certificate`);
+  }
+  revokeGateway(name: string, p: { reason?: string; compromised?: boolean } = {}): Promise<GatewayInfo> {
+    return this.request('POST', `/v1/gateways/${seg(name)}/revoke`, p);
+  }
+  createEnrollToken(name: string, p: { ttlSeconds?: number; replace?: boolean } = {}): Promise<EnrollTokenView> {
+    return this.request('POST', `/v1/gateways/${seg(name)}/tokens`, p);
+  }
+  makeBundle(name: string, p: { replace?: boolean; validityDays?: number } = {}): Promise<GatewayBundle> {
+    return this.request('POST', `/v1/gateways/${seg(name)}/bundle`, p);
+  }
+  directory(): Promise<DirectoryView> {
+    return this.request('GET', '/v1/directory');
+  }
+  addDirectory(prefix: string, note?: string): Promise<DirectoryView> {
+    return this.request('POST', '/v1/directory', note === undefined ? { prefix } : { prefix, note });
+  }
+  removeDirectory(prefix: string): Promise<DirectoryView> {
+    return this.request('DELETE', '/v1/directory', undefined, { query: { prefix } });
+  }
+  audit(q: { after?: number; limit?: number; vpn?: string; gateway?: string } = {}): Promise<AuditEntry[]> {
+    return this.request('GET', '/v1/audit', undefined, { query: q });
+  }
+  listAdminTokens(): Promise<AdminTokenInfo[]> {
+    return this.request('GET', '/v1/admin-tokens');
+  }
+  createAdminToken(name: string): Promise<{ token: string; info: AdminTokenInfo }> {
+    return this.request('POST', '/v1/admin-tokens', { name });
+  }
+  revokeAdminToken(id: string): Promise<{ revoked: string }> {
+    return this.request('DELETE', `/v1/admin-tokens/${seg(id)}`);
+  }
+
+  // --- gateways (mutual TLS)
+  self(): Promise<GatewayInfo> {
+    return this.request('GET', '/v1/gateway/self');
+  }
+
+  /**
+   * The change stream: returns at once if anything this gateway receives changed after `since`
+   * (with the complete current delivery), otherwise after up to `waitSeconds` (max 60) unchanged.
+   */
+  changes(since: number, opts: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<GatewayChanges> {
+    const wait = Math.min(Math.max(Math.floor(opts.waitSeconds ?? 25), 0), 60);
+    return this.request('GET', '/v1/gateway/changes', undefined, { query: { since, wait }, signal: opts.signal, timeoutMs: wait * 1000 + 15_000 });
+  }
+
+  /**
+   * Follows the change stream until `signal` aborts: calls `onChanges` for every answer that carries
+   * a delivery, resumes from the last version after errors (with backoff), so nothing is missed
+   * across disconnects. Stops with an error when the authority refuses the gateway (403).
+   * Resolves with the last version seen.
+   */
+  async watch(o: {
+    since?: number;
+    waitSeconds?: number;
+    signal?: AbortSignal;
+    onChanges: (c: GatewayChanges) => void | Promise<void>;
+    onError?: (e: unknown) => void;
+    backoffMs?: { min: number; max: number };
+  }): Promise<number> {
+    let since = o.since ?? 0;
+    const min = o.backoffMs?.min ?? 500;
+    const max = o.backoffMs?.max ?? 30_000;
+    let delay = min;
+    while (!o.signal?.aborted) {
+      try {
+        const c = await this.changes(since, { waitSeconds: o.waitSeconds, signal: o.signal });
+        if (c.changed) await o.onChanges(c);
+        since = c.version;
+        delay = min;
+      } catch (e) {
+        if (o.signal?.aborted) break;
+        if (e instanceof AuthorityApiError && (e.status === 403 || e.status === 401)) throw e;
+        o.onError?.(e);
+        await sleep(delay, o.signal);
+        delay = Math.min(delay * 2, max);
+      }
+    }
+    return since;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** SHA-256 fingerprint (colon hex) of a PEM certificate. */
+export function certificateFingerprint(pem: string): string {
+  return fingerprint(pemToDer(pem, 'CERTIFICATE'));
+}
+
+/**
+ * Fetches the authority's root CA certificate without trusting anything yet, and accepts it only if
+ * its SHA-256 fingerprint is the expected one (given to the gateway's operator with the token).
+ * Nothing secret is sent on this unverified connection.
+ */
+export async function fetchAuthorityCa(url: string, expectedFingerprint: string): Promise<string> {
+  const u = new URL('/v1/ca', url);
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = https.request(u, { method: 'GET', rejectUnauthorized: false, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      res.on('error', reject);
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error(`no answer from ${u.origin}`)));
+    req.on('error', reject);
+    req.end();
+  });
+  const view = JSON.parse(body) as CaView;
+  const got = certificateFingerprint(view.rootCertificate);
+  const want = expectedFingerprint.toUpperCase().replace(/[^0-9A-F]/g, '').match(/../g)?.join(':');
+  if (got !== want) throw new Error(`the authority's CA fingerprint is ${got}, not the expected ${want}: refusing to trust it`);
+  return view.rootCertificate;
+}
+
+export interface EnrollOptions {
+  url: string;
+  token: string;
+  /** The root CA (PEM) to trust, or its fingerprint to fetch and pin it. One is required. */
+  ca?: string;
+  caFingerprint?: string;
+  /** The gateway's name (put in the CSR's CN; the token decides which gateway it is). */
+  name?: string;
+  /** A key pair from the gateway's keystore; by default a new extractable P-256 pair is made. */
+  keys?: CryptoKeyPair;
+}
+
+/**
+ * Online enrollment: makes (or uses) the gateway's key pair, sends a CSR with the one-time token,
+ * and returns the credentials in bundle form. `privateKey` is set only when the key was made here.
+ */
+export async function enroll(o: EnrollOptions): Promise<GatewayBundle> {
+  const ca = o.ca ?? (o.caFingerprint ? await fetchAuthorityCa(o.url, o.caFingerprint) : undefined);
+  if (!ca) throw new Error('enroll needs the authority CA certificate or its fingerprint');
+  const keys = o.keys ?? (await generateKeyPair());
+  const csr = await createCsr(keys, o.name ?? 'kasane-gateway');
+  const client = new AuthorityClient({ url: o.url, ca });
+  try {
+    const r = await client.request<EnrollResponse>('POST', '/v1/enroll', { token: o.token, csr });
+    return { ...r, ...(o.keys ? {} : { privateKey: await exportPkcs8Pem(keys.privateKey) }) };
+  } finally {
+    client.close();
+  }
+}
+
+/** Parses and checks a bundle file (offline enrollment) or stored enrollment credentials. */
+export function parseBundle(text: string): GatewayBundle {
+  let b: GatewayBundle;
+  try {
+    b = JSON.parse(text) as GatewayBundle;
+  } catch {
+    throw new Error('the bundle is not JSON');
+  }
+  if (!b || b.format !== BUNDLE_FORMAT) throw new Error(`not a kasane gateway bundle (format ${JSON.stringify(b?.format)})`);
+  if (typeof b.gateway?.name !== 'string' || typeof b.authority?.url !== 'string' || typeof b.authority?.caCertificate !== 'string' || typeof b.certificate !== 'string') {
+    throw new Error('the bundle lacks gateway.name, authority.url, authority.caCertificate or certificate');
+  }
+  const cert = new X509Certificate(b.certificate);
+  const root = new X509Certificate(b.authority.caCertificate);
+  if (certificateFingerprint(b.authority.caCertificate) !== b.authority.caFingerprint) throw new Error('the bundle CA certificate does not match its fingerprint');
+  const issuing = b.chain?.[0] ? new X509Certificate(b.chain[0]) : undefined;
+  if (!issuing || !cert.checkIssued(issuing) || !issuing.checkIssued(root) || !cert.verify(issuing.publicKey)) {
+    throw new Error('the bundle certificate does not chain to its authority CA');
+  }
+  if (b.privateKey !== undefined && !cert.checkPrivateKey(createPrivateKey(b.privateKey))) throw new Error('the bundle private key does not match its certificate');
+  return b;
+}
+
+/** A gateway's client from its bundle (mutual TLS with its certificate and key). */
+export function gatewayClient(bundle: GatewayBundle, privateKey?: string): AuthorityClient {
+  const key = privateKey ?? bundle.privateKey;
+  if (!key) throw new Error('the gateway private key is needed for mutual TLS');
+  return new AuthorityClient({ url: bundle.authority.url, ca: bundle.authority.caCertificate, cert: joinPem(bundle.certificate, bundle.chain[0]), key });
+}
+
+/** Opens the delivery of a change-stream answer with the gateway's private key. */
+export async function snapshotFromChanges(c: GatewayChanges, privateKey: string | CryptoKey, expect: { gateway: string; authority?: string }): Promise<AuthoritySnapshot | undefined> {
+  return c.delivery ? openDelivery(c.delivery, privateKey, expect) : undefined;
+}

@@ -1,0 +1,23 @@
+// Errors the authority reports to its callers: an HTTP status, a stable machine-readable code and a
+// message for people. The API sends them as {error: code, message}.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  toJSON(): { error: string; message: string } {
+    return { error: this.code, message: this.message };
+  }
+}
+
+export const badRequest = (code: string, message: string): ApiError => new ApiError(400, code, message);
+export const unauthorized = (code: string, message: string): ApiError => new ApiError(401, code, message);
+export const forbidden = (code: string, message: string): ApiError => new ApiError(403, code, message);
+export const notFound = (code: string, message: string): ApiError => new ApiError(404, code, message);
+export const conflict = (code: string, message: string): ApiError => new ApiError(409, code, message);

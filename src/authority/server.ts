@@ -1,0 +1,282 @@
+// The authority's HTTPS API (fastify 5), documented in docs/openapi.yaml. Administrators
+// authenticate with bearer tokens; gateways with mutual TLS (their enrolled certificate, checked
+// against the CRLs in the TLS layer and against the database on every request). Bodies, parameters
+// and queries are validated by JSON schemas; every error is {error: code, message} with a 4xx
+// status that says what was wrong.
+import type { TLSSocket } from 'node:tls';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { ApiError, forbidden, unauthorized } from './errors.js';
+import type { AuthorityService } from './service.js';
+
+export interface TlsMaterial {
+  key: string;
+  /** The server certificate followed by the issuing CA certificate (PEM). */
+  cert: string;
+  /** Trust anchors for client certificates: root and issuing CA (PEM). */
+  ca: string[];
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor?: string;
+    gatewayName?: string;
+  }
+}
+
+const NAME = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const PREFIX = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const PREFIXES = { type: 'array', items: PREFIX, maxItems: 1024 } as const;
+
+const s = {
+  vpnParams: { type: 'object', properties: { vpn: NAME }, required: ['vpn'], additionalProperties: false },
+  gatewayParams: { type: 'object', properties: { gateway: NAME }, required: ['gateway'], additionalProperties: false },
+  memberParams: { type: 'object', properties: { vpn: NAME, gateway: NAME }, required: ['vpn', 'gateway'], additionalProperties: false },
+  createVpn: {
+    type: 'object',
+    properties: {
+      name: NAME,
+      id: { type: 'integer', minimum: 1, maximum: 4294967295 },
+      mode: { type: 'string', enum: ['group', 'pairwise'] },
+      rotationPeriodMs: { type: 'integer', minimum: 0 },
+    },
+    required: ['name'],
+    additionalProperties: false,
+  },
+  deleteVpnQuery: { type: 'object', properties: { force: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false },
+  rotate: { type: 'object', properties: { immediate: { type: 'boolean' } }, additionalProperties: false },
+  addMember: { type: 'object', properties: { gateway: NAME, prefixes: { ...PREFIXES, minItems: 1 } }, required: ['gateway', 'prefixes'], additionalProperties: false },
+  patchMember: { type: 'object', properties: { add: PREFIXES, remove: PREFIXES }, additionalProperties: false },
+  addGateway: { type: 'object', properties: { name: NAME, address: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['name', 'address'], additionalProperties: false },
+  patchGateway: { type: 'object', properties: { address: { type: 'string', minLength: 1, maxLength: 64 } }, additionalProperties: false },
+  revoke: { type: 'object', properties: { reason: { type: 'string', maxLength: 500 }, compromised: { type: 'boolean' } }, additionalProperties: false },
+  token: { type: 'object', properties: { ttlSeconds: { type: 'integer', minimum: 1, maximum: 2592000 }, replace: { type: 'boolean' } }, additionalProperties: false },
+  bundle: { type: 'object', properties: { replace: { type: 'boolean' }, validityDays: { type: 'integer', minimum: 1, maximum: 3650 } }, additionalProperties: false },
+  enroll: {
+    type: 'object',
+    properties: { token: { type: 'string', minLength: 1, maxLength: 200 }, csr: { type: 'string', minLength: 1, maxLength: 16384 } },
+    required: ['token', 'csr'],
+    additionalProperties: false,
+  },
+  directoryAdd: { type: 'object', properties: { prefix: PREFIX, note: { type: 'string', maxLength: 500 } }, required: ['prefix'], additionalProperties: false },
+  directoryQuery: { type: 'object', properties: { prefix: PREFIX }, required: ['prefix'], additionalProperties: false },
+  auditQuery: {
+    type: 'object',
+    properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, vpn: NAME, gateway: NAME },
+    additionalProperties: false,
+  },
+  adminToken: { type: 'object', properties: { name: NAME }, required: ['name'], additionalProperties: false },
+  adminTokenParams: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } }, required: ['id'], additionalProperties: false },
+  changesQuery: {
+    type: 'object',
+    properties: { since: { type: 'string', pattern: '^[0-9]{1,15}$' }, wait: { type: 'string', pattern: '^[0-9]{1,2}$' } },
+    additionalProperties: false,
+  },
+} as const;
+
+/** Fastify's own error codes, as the API names them. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'empty-body',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'bad-json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad-content-length',
+};
+
+type Req<T extends Record<string, unknown> = Record<string, never>> = FastifyRequest<{
+  Body: T extends { Body: infer B } ? B : unknown;
+  Params: T extends { Params: infer P } ? P : unknown;
+  Querystring: T extends { Querystring: infer Q } ? Q : unknown;
+}>;
+
+export async function buildServer(service: AuthorityService, tls: TlsMaterial, log: Logger): Promise<FastifyInstance> {
+  const crls = service.currentCrls();
+  const app = Fastify({
+    https: {
+      key: tls.key,
+      cert: tls.cert,
+      ca: tls.ca,
+      crl: [crls.root, crls.issuing],
+      requestCert: true,
+      // Administrators have no certificate: the gateway routes check `authorized` themselves.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    loggerInstance: log,
+    // Request logs would be one line per long poll of every gateway: changes are logged instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    routerOptions: { maxParamLength: 500 },
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  const routes: RouteInfo[] = [];
+  (app as unknown as Record<symbol, RouteInfo[]>)[ROUTES] = routes;
+  app.addHook('onRoute', (o) => {
+    for (const m of Array.isArray(o.method) ? o.method : [o.method]) {
+      if (m === 'HEAD') continue;
+      const schema = o.schema as { body?: object; querystring?: object } | undefined;
+      routes.push({ route: `${m} ${o.url.replace(/:([A-Za-z]+)/g, '{$1}')}`, body: schema?.body, query: schema?.querystring });
+    }
+  });
+
+  service.onCrlChange((c) => {
+    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca, crl: [c.root, c.issuing] });
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    if (error instanceof ApiError) return reply.code(error.status).send(error.toJSON());
+    if (error.validation) return reply.code(400).send({ error: 'bad-request', message: error.message });
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(error.statusCode).send({ error: FASTIFY_CODES[error.code ?? ''] ?? 'bad-request', message: error.message });
+    }
+    req.log.error({ err: error, url: req.url, method: req.method }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error (see the authority log)' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
+
+  // Bodyless POSTs (e.g. rotate) validate as {}.
+  app.addHook('preValidation', async (req) => {
+    if ((req.method === 'POST' || req.method === 'PATCH') && req.body === undefined) req.body = {};
+  });
+
+  const admin = async (req: FastifyRequest): Promise<void> => {
+    req.actor = await service.authenticateAdmin(req.headers.authorization);
+  };
+  const gateway = async (req: FastifyRequest): Promise<void> => {
+    const sock = req.raw.socket as TLSSocket;
+    const cert = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(false) : undefined;
+    if (!cert || !cert.raw) throw unauthorized('client-certificate-required', "this endpoint needs the gateway's enrolled certificate (mutual TLS)");
+    if (!sock.authorized) {
+      const why = String(sock.authorizationError ?? 'unknown');
+      throw forbidden(why === 'CERT_REVOKED' ? 'certificate-revoked' : 'bad-client-certificate', `the client certificate was refused: ${why}`);
+    }
+    req.gatewayName = await service.authenticateGateway(new Uint8Array(cert.raw), cert.serialNumber);
+  };
+  const actor = (req: FastifyRequest): string => req.actor!;
+
+  // --- public
+  app.get('/v1/health', async () => ({ ok: true, authority: service.name }));
+  app.get('/v1/ca', async () => service.caView());
+  app.get('/v1/ca/crl', async () => service.currentCrls());
+  app.post('/v1/enroll', { schema: { body: s.enroll } }, async (req: Req<{ Body: { token: string; csr: string } }>, reply: FastifyReply) => {
+    reply.code(201);
+    return service.enroll(req.body);
+  });
+
+  // --- administrators
+  app.register(async (r) => {
+    r.addHook('onRequest', admin);
+    r.get('/v1/status', async () => service.status());
+
+    r.get('/v1/vpns', async () => service.listVpns());
+    r.post('/v1/vpns', { schema: { body: s.createVpn } }, async (req: Req<{ Body: { name: string; id?: number; mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } }>, reply: FastifyReply) => {
+      reply.code(201);
+      return service.createVpn(actor(req), req.body);
+    });
+    r.get('/v1/vpns/:vpn', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) => service.getVpn(req.params.vpn));
+    r.delete('/v1/vpns/:vpn', { schema: { params: s.vpnParams, querystring: s.deleteVpnQuery } }, async (req: Req<{ Params: { vpn: string }; Querystring: { force?: string } }>) => {
+      await service.deleteVpn(actor(req), req.params.vpn, req.query.force === 'true');
+      return { deleted: req.params.vpn };
+    });
+    r.post('/v1/vpns/:vpn/rotate', { schema: { params: s.vpnParams, body: s.rotate } }, async (req: Req<{ Params: { vpn: string }; Body: { immediate?: boolean } }>) =>
+      service.rotateVpn(actor(req), req.params.vpn, Boolean(req.body.immediate)),
+    );
+    r.post('/v1/rotate', { schema: { body: s.rotate } }, async (req: Req<{ Body: { immediate?: boolean } }>) => ({ rotated: await service.rotateAll(actor(req), Boolean(req.body.immediate)) }));
+
+    r.get('/v1/vpns/:vpn/members', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) => service.listMembers(req.params.vpn));
+    r.post('/v1/vpns/:vpn/members', { schema: { params: s.vpnParams, body: s.addMember } }, async (req: Req<{ Params: { vpn: string }; Body: { gateway: string; prefixes: string[] } }>) =>
+      service.updateMembership(actor(req), req.params.vpn, req.body.gateway, { add: req.body.prefixes, create: true }),
+    );
+    r.patch('/v1/vpns/:vpn/members/:gateway', { schema: { params: s.memberParams, body: s.patchMember } }, async (req: Req<{ Params: { vpn: string; gateway: string }; Body: { add?: string[]; remove?: string[] } }>) => ({
+      member: await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, { add: req.body.add, remove: req.body.remove }),
+    }));
+    r.delete('/v1/vpns/:vpn/members/:gateway', { schema: { params: s.memberParams } }, async (req: Req<{ Params: { vpn: string; gateway: string } }>) => {
+      await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, { removeAll: true });
+      return { removed: { vpn: req.params.vpn, gateway: req.params.gateway } };
+    });
+
+    r.get('/v1/gateways', async () => service.listGateways());
+    r.post('/v1/gateways', { schema: { body: s.addGateway } }, async (req: Req<{ Body: { name: string; address: string } }>, reply: FastifyReply) => {
+      reply.code(201);
+      return service.addGateway(actor(req), req.body);
+    });
+    r.get('/v1/gateways/:gateway', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.getGateway(req.params.gateway));
+    r.patch('/v1/gateways/:gateway', { schema: { params: s.gatewayParams, body: s.patchGateway } }, async (req: Req<{ Params: { gateway: string }; Body: { address?: string } }>) =>
+      service.updateGateway(actor(req), req.params.gateway, req.body),
+    );
+    r.get('/v1/gateways/:gateway/certificate', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.gatewayCertificate(req.params.gateway));
+    r.post('/v1/gateways/:gateway/revoke', { schema: { params: s.gatewayParams, body: s.revoke } }, async (req: Req<{ Params: { gateway: string }; Body: { reason?: string; compromised?: boolean } }>) =>
+      service.revokeGateway(actor(req), req.params.gateway, req.body),
+    );
+    r.post('/v1/gateways/:gateway/tokens', { schema: { params: s.gatewayParams, body: s.token } }, async (req: Req<{ Params: { gateway: string }; Body: { ttlSeconds?: number; replace?: boolean } }>, reply: FastifyReply) => {
+      reply.code(201);
+      return service.createEnrollToken(actor(req), req.params.gateway, { ttlMs: req.body.ttlSeconds === undefined ? undefined : req.body.ttlSeconds * 1000, replace: req.body.replace });
+    });
+    r.post('/v1/gateways/:gateway/bundle', { schema: { params: s.gatewayParams, body: s.bundle } }, async (req: Req<{ Params: { gateway: string }; Body: { replace?: boolean; validityDays?: number } }>, reply: FastifyReply) => {
+      reply.code(201);
+      reply.header('cache-control', 'no-store');
+      return service.makeBundle(actor(req), req.params.gateway, req.body);
+    });
+
+    r.get('/v1/directory', async () => service.directory());
+    r.post('/v1/directory', { schema: { body: s.directoryAdd } }, async (req: Req<{ Body: { prefix: string; note?: string } }>) => service.addDirectory(actor(req), req.body.prefix, req.body.note ?? ''));
+    r.delete('/v1/directory', { schema: { querystring: s.directoryQuery } }, async (req: Req<{ Querystring: { prefix: string } }>) => service.removeDirectory(actor(req), req.query.prefix));
+
+    r.get('/v1/audit', { schema: { querystring: s.auditQuery } }, async (req: Req<{ Querystring: { after?: string; limit?: string; vpn?: string; gateway?: string } }>) =>
+      service.audit({
+        afterId: req.query.after === undefined ? undefined : Number(req.query.after),
+        limit: req.query.limit === undefined ? undefined : Math.max(1, Number(req.query.limit)),
+        vpn: req.query.vpn,
+        gateway: req.query.gateway,
+      }),
+    );
+
+    r.get('/v1/admin-tokens', async () => service.listAdminTokens());
+    r.post('/v1/admin-tokens', { schema: { body: s.adminToken } }, async (req: Req<{ Body: { name: string } }>, reply: FastifyReply) => {
+      reply.code(201);
+      return service.createAdminToken(actor(req), req.body.name);
+    });
+    r.delete('/v1/admin-tokens/:id', { schema: { params: s.adminTokenParams } }, async (req: Req<{ Params: { id: string } }>) => {
+      await service.revokeAdminToken(actor(req), req.params.id);
+      return { revoked: req.params.id };
+    });
+  });
+
+  // --- gateways (mutual TLS)
+  app.register(async (r) => {
+    r.addHook('onRequest', gateway);
+    r.get('/v1/gateway/self', async (req) => service.gatewaySelf(req.gatewayName!));
+    r.get('/v1/gateway/changes', { schema: { querystring: s.changesQuery } }, async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
+      const since = req.query.since === undefined ? 0 : Number(req.query.since);
+      const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
+      const abort = new AbortController();
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) abort.abort();
+      };
+      reply.raw.on('close', onClose);
+      try {
+        return await service.changes(req.gatewayName!, since, wait, abort.signal);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    });
+  });
+
+  return app;
+}
+
+const ROUTES = Symbol('kasane routes');
+
+export interface RouteInfo {
+  /** "METHOD /path/{param}" */
+  route: string;
+  body?: object;
+  query?: object;
+}
+
+/** Every route the server registers with its body and query schemas (for the OpenAPI sync test). */
+export function routeList(app: FastifyInstance): RouteInfo[] {
+  return [...((app as unknown as Record<symbol, RouteInfo[]>)[ROUTES] ?? [])].sort((a, b) => (a.route < b.route ? -1 : 1));
+}

@@ -1,0 +1,65 @@
+// Versioned schema migrations, applied in order when a store opens. Each migration runs in its
+// own transaction and is recorded in schema_migrations; a database newer than this code is refused.
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: (d: Dialect) => string[];
+}
+
+const T = (d: Dialect) => ({
+  INT: d === 'sqlite' ? 'INTEGER' : 'BIGINT',
+  BLOB: d === 'sqlite' ? 'BLOB' : 'BYTEA',
+  SERIAL: d === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGSERIAL PRIMARY KEY',
+});
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'configuration table, PKI, keys, tokens, audit',
+    statements: (d) => {
+      const { INT, BLOB, SERIAL } = T(d);
+      return [
+        `CREATE TABLE state (id ${INT} PRIMARY KEY CHECK (id = 1), authority TEXT NOT NULL, version ${INT} NOT NULL,
+           next_spi ${INT} NOT NULL, directory_version ${INT} NOT NULL, created_at ${INT} NOT NULL)`,
+        `CREATE TABLE vpns (id ${INT} PRIMARY KEY, name TEXT NOT NULL UNIQUE, mode TEXT NOT NULL CHECK (mode IN ('group', 'pairwise')),
+           rotation_period_ms ${INT} NOT NULL, next_rotation_at ${INT}, last_epoch ${INT} NOT NULL,
+           changed_version ${INT} NOT NULL, created_at ${INT} NOT NULL)`,
+        `CREATE TABLE gateways (name TEXT PRIMARY KEY, address TEXT NOT NULL,
+           status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'revoked')), cert_serial TEXT, public_key ${BLOB},
+           changed_version ${INT} NOT NULL, created_at ${INT} NOT NULL, enrolled_at ${INT}, revoked_at ${INT}, revoke_reason TEXT)`,
+        `CREATE TABLE certificates (serial TEXT PRIMARY KEY, gateway TEXT NOT NULL REFERENCES gateways(name), der ${BLOB} NOT NULL,
+           issued_at ${INT} NOT NULL, not_after ${INT} NOT NULL, method TEXT NOT NULL, revoked_at ${INT}, revoke_reason TEXT)`,
+        `CREATE INDEX certificates_gateway ON certificates (gateway)`,
+        `CREATE INDEX gateways_changed ON gateways (changed_version)`,
+        `CREATE TABLE member_prefixes (vpn_id ${INT} NOT NULL REFERENCES vpns(id), gateway TEXT NOT NULL REFERENCES gateways(name),
+           prefix TEXT NOT NULL, added_at ${INT} NOT NULL, PRIMARY KEY (vpn_id, gateway, prefix))`,
+        `CREATE INDEX member_prefixes_gateway ON member_prefixes (gateway)`,
+        `CREATE INDEX member_prefixes_prefix ON member_prefixes (prefix)`,
+        `CREATE TABLE directory (prefix TEXT PRIMARY KEY, note TEXT NOT NULL, added_at ${INT} NOT NULL)`,
+        `CREATE TABLE key_epochs (vpn_id ${INT} NOT NULL REFERENCES vpns(id), epoch ${INT} NOT NULL, wrapped_key ${BLOB} NOT NULL,
+           active_from ${INT} NOT NULL, expires_at ${INT} NOT NULL, created_at ${INT} NOT NULL, PRIMARY KEY (vpn_id, epoch))`,
+        `CREATE TABLE sealed_keys (vpn_id ${INT} NOT NULL, epoch ${INT} NOT NULL, gateway TEXT NOT NULL REFERENCES gateways(name),
+           enc ${BLOB} NOT NULL, ct ${BLOB} NOT NULL, PRIMARY KEY (gateway, vpn_id, epoch),
+           FOREIGN KEY (vpn_id, epoch) REFERENCES key_epochs (vpn_id, epoch))`,
+        `CREATE INDEX sealed_keys_vpn ON sealed_keys (vpn_id, epoch)`,
+        `CREATE TABLE spis (spi ${INT} PRIMARY KEY CHECK (spi >= 256 AND spi <= 4294967295), vpn_id ${INT} NOT NULL,
+           gateway TEXT NOT NULL REFERENCES gateways(name), epoch ${INT} NOT NULL, UNIQUE (vpn_id, gateway, epoch),
+           FOREIGN KEY (vpn_id, epoch) REFERENCES key_epochs (vpn_id, epoch))`,
+        `CREATE TABLE enroll_tokens (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, gateway TEXT NOT NULL REFERENCES gateways(name),
+           replace_cert ${INT} NOT NULL, created_at ${INT} NOT NULL, expires_at ${INT} NOT NULL, used_at ${INT}, created_by TEXT NOT NULL)`,
+        `CREATE TABLE admin_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL, created_at ${INT} NOT NULL, revoked_at ${INT})`,
+        `CREATE TABLE audit (id ${SERIAL}, version ${INT} NOT NULL, at ${INT} NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+           vpn_id ${INT}, vpn TEXT, gateway TEXT, scope TEXT NOT NULL, detail TEXT NOT NULL)`,
+        `CREATE INDEX audit_version ON audit (version)`,
+        `CREATE INDEX audit_gateway ON audit (gateway, version)`,
+      ];
+    },
+  },
+];
+
+export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+export const MIGRATIONS_TABLE = (d: Dialect) =>
+  `CREATE TABLE IF NOT EXISTS schema_migrations (version ${T(d).INT} PRIMARY KEY, name TEXT NOT NULL, applied_at ${T(d).INT} NOT NULL)`;

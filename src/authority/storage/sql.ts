@@ -1,0 +1,431 @@
+// The storage operations in SQL that both SQLite and PostgreSQL run unchanged. Statements use `?`
+// placeholders (the PostgreSQL driver numbers them) and alias columns to the row fields.
+import type {
+  AdminTokenRow,
+  AuditRow,
+  CertificateRow,
+  DirectoryRow,
+  EnrollTokenRow,
+  EpochRow,
+  GatewayRow,
+  MemberPrefixRow,
+  NewAuditRow,
+  SealedKeyRow,
+  SpiRow,
+  StateRow,
+  StoreOps,
+  VpnRow,
+} from './types.js';
+
+export interface SqlExec {
+  all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+/** Largest SPI: SPIs are unsigned 32-bit. */
+export const MAX_SPI = 0xffffffff;
+/** Rows per multi-row INSERT / IN list. */
+const CHUNK = 200;
+
+function cols(map: Record<string, string>): string {
+  return Object.entries(map)
+    .map(([field, col]) => `${col} AS "${field}"`)
+    .join(', ');
+}
+
+const VPN = { id: 'id', name: 'name', mode: 'mode', rotationPeriodMs: 'rotation_period_ms', nextRotationAt: 'next_rotation_at', lastEpoch: 'last_epoch', changedVersion: 'changed_version', createdAt: 'created_at' };
+const GATEWAY = {
+  name: 'name',
+  address: 'address',
+  status: 'status',
+  certSerial: 'cert_serial',
+  publicKey: 'public_key',
+  changedVersion: 'changed_version',
+  createdAt: 'created_at',
+  enrolledAt: 'enrolled_at',
+  revokedAt: 'revoked_at',
+  revokeReason: 'revoke_reason',
+};
+const CERT = { serial: 'serial', gateway: 'gateway', der: 'der', issuedAt: 'issued_at', notAfter: 'not_after', method: 'method', revokedAt: 'revoked_at', revokeReason: 'revoke_reason' };
+const MEMBER = { vpnId: 'vpn_id', gateway: 'gateway', prefix: 'prefix', addedAt: 'added_at' };
+const DIRECTORY = { prefix: 'prefix', note: 'note', addedAt: 'added_at' };
+const EPOCH = { vpnId: 'vpn_id', epoch: 'epoch', wrappedKey: 'wrapped_key', activeFrom: 'active_from', expiresAt: 'expires_at', createdAt: 'created_at' };
+const SEALED = { vpnId: 'vpn_id', epoch: 'epoch', gateway: 'gateway', enc: 'enc', ct: 'ct' };
+const SPI = { spi: 'spi', vpnId: 'vpn_id', gateway: 'gateway', epoch: 'epoch' };
+const ENROLL = { id: 'id', secretHash: 'secret_hash', gateway: 'gateway', replaceCert: 'replace_cert', createdAt: 'created_at', expiresAt: 'expires_at', usedAt: 'used_at', createdBy: 'created_by' };
+const ADMIN = { id: 'id', name: 'name', secretHash: 'secret_hash', createdAt: 'created_at', revokedAt: 'revoked_at' };
+const AUDIT = { id: 'id', version: 'version', at: 'at', actor: 'actor', action: 'action', vpnId: 'vpn_id', vpn: 'vpn', gateway: 'gateway', scope: 'scope', detail: 'detail' };
+
+function placeholders(n: number): string {
+  return new Array(n).fill('?').join(', ');
+}
+
+function chunks<T>(list: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += CHUNK) out.push(list.slice(i, i + CHUNK));
+  return out;
+}
+
+function bytes(b: unknown): Uint8Array {
+  return b instanceof Uint8Array ? b : new Uint8Array(b as ArrayBuffer);
+}
+
+export class SqlOps implements StoreOps {
+  constructor(private readonly db: SqlExec) {}
+
+  private async insert(table: string, map: Record<string, string>, rows: readonly object[]): Promise<void> {
+    const fields = Object.keys(map);
+    for (const part of chunks(rows)) {
+      const values = part.map(() => `(${placeholders(fields.length)})`).join(', ');
+      const params = part.flatMap((r) => fields.map((f) => (r as Record<string, unknown>)[f] ?? null));
+      await this.db.run(`INSERT INTO ${table} (${fields.map((f) => map[f]).join(', ')}) VALUES ${values}`, params);
+    }
+  }
+
+  private async update(table: string, map: Record<string, string>, key: string, keyValue: unknown, patch: object): Promise<void> {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return;
+    await this.db.run(`UPDATE ${table} SET ${entries.map(([f]) => `${map[f]} = ?`).join(', ')} WHERE ${key} = ?`, [...entries.map(([, v]) => v), keyValue]);
+  }
+
+  async initState(authority: string, now: number): Promise<boolean> {
+    const n = await this.db.run(
+      'INSERT INTO state (id, authority, version, next_spi, directory_version, created_at) VALUES (1, ?, 1, 256, 1, ?) ON CONFLICT (id) DO NOTHING',
+      [authority, now],
+    );
+    return n === 1;
+  }
+
+  async state(): Promise<StateRow> {
+    const r = await this.db.get<StateRow>(
+      'SELECT authority AS "authority", version AS "version", next_spi AS "nextSpi", directory_version AS "directoryVersion", created_at AS "createdAt" FROM state WHERE id = 1',
+    );
+    if (!r) throw new Error('the authority database is not initialised (no state row)');
+    return r;
+  }
+
+  async bumpVersion(): Promise<number> {
+    const r = await this.db.get<{ version: number }>('UPDATE state SET version = version + 1 WHERE id = 1 RETURNING version AS "version"');
+    if (!r) throw new Error('the authority database is not initialised (no state row)');
+    return r.version;
+  }
+
+  async allocSpis(count: number): Promise<number> {
+    const r = await this.db.get<{ next: number }>('UPDATE state SET next_spi = next_spi + ? WHERE id = 1 RETURNING next_spi AS "next"', [count]);
+    const first = r!.next - count;
+    if (r!.next - 1 > MAX_SPI) throw new Error('the SPI space (32 bits) is exhausted');
+    return first;
+  }
+
+  async setDirectoryVersion(version: number): Promise<void> {
+    await this.db.run('UPDATE state SET directory_version = ? WHERE id = 1', [version]);
+  }
+
+  // --- VPNs
+
+  insertVpn(row: VpnRow): Promise<void> {
+    return this.insert('vpns', VPN, [row]);
+  }
+
+  updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void> {
+    return this.update('vpns', VPN, 'id', id, patch);
+  }
+
+  async deleteVpn(id: number): Promise<void> {
+    await this.db.run('DELETE FROM sealed_keys WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM spis WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM key_epochs WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM member_prefixes WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM vpns WHERE id = ?', [id]);
+  }
+
+  getVpnByName(name: string): Promise<VpnRow | undefined> {
+    return this.db.get<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE name = ?`, [name]);
+  }
+
+  getVpnById(id: number): Promise<VpnRow | undefined> {
+    return this.db.get<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id = ?`, [id]);
+  }
+
+  listVpns(): Promise<VpnRow[]> {
+    return this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns ORDER BY id`);
+  }
+
+  dueRotations(now: number): Promise<VpnRow[]> {
+    return this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE mode = 'group' AND next_rotation_at IS NOT NULL AND next_rotation_at <= ? ORDER BY id`, [now]);
+  }
+
+  // --- gateways
+
+  insertGateway(row: GatewayRow): Promise<void> {
+    return this.insert('gateways', GATEWAY, [row]);
+  }
+
+  updateGateway(name: string, patch: Partial<Omit<GatewayRow, 'name'>>): Promise<void> {
+    return this.update('gateways', GATEWAY, 'name', name, patch);
+  }
+
+  async getGateway(name: string): Promise<GatewayRow | undefined> {
+    const r = await this.db.get<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways WHERE name = ?`, [name]);
+    if (r && r.publicKey) r.publicKey = bytes(r.publicKey);
+    return r;
+  }
+
+  async listGateways(): Promise<GatewayRow[]> {
+    const rows = await this.db.all<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways ORDER BY name`);
+    for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
+    return rows;
+  }
+
+  async touchGateways(names: readonly string[], version: number): Promise<void> {
+    for (const part of chunks([...new Set(names)])) {
+      await this.db.run(`UPDATE gateways SET changed_version = ? WHERE name IN (${placeholders(part.length)})`, [version, ...part]);
+    }
+  }
+
+  gatewaysChangedAfter(version: number): Promise<{ name: string; changedVersion: number }[]> {
+    return this.db.all('SELECT name AS "name", changed_version AS "changedVersion" FROM gateways WHERE changed_version > ?', [version]);
+  }
+
+  // --- certificates
+
+  insertCertificate(row: CertificateRow): Promise<void> {
+    return this.insert('certificates', CERT, [row]);
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRow | undefined> {
+    const r = await this.db.get<CertificateRow>(`SELECT ${cols(CERT)} FROM certificates WHERE serial = ?`, [serial]);
+    if (r) r.der = bytes(r.der);
+    return r;
+  }
+
+  async revokeCertificate(serial: string, at: number, reason: string): Promise<void> {
+    await this.db.run('UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ? AND revoked_at IS NULL', [at, reason, serial]);
+  }
+
+  async listRevokedCertificates(notAfterAfter: number): Promise<CertificateRow[]> {
+    const rows = await this.db.all<CertificateRow>(`SELECT ${cols(CERT)} FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at`, [notAfterAfter]);
+    for (const r of rows) r.der = bytes(r.der);
+    return rows;
+  }
+
+  async listCertificates(gateway: string): Promise<CertificateRow[]> {
+    const rows = await this.db.all<CertificateRow>(`SELECT ${cols(CERT)} FROM certificates WHERE gateway = ? ORDER BY issued_at`, [gateway]);
+    for (const r of rows) r.der = bytes(r.der);
+    return rows;
+  }
+
+  // --- memberships and the directory
+
+  listMemberPrefixes(filter: { vpnId?: number; gateway?: string }): Promise<MemberPrefixRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.vpnId !== undefined) {
+      where.push('vpn_id = ?');
+      params.push(filter.vpnId);
+    }
+    if (filter.gateway !== undefined) {
+      where.push('gateway = ?');
+      params.push(filter.gateway);
+    }
+    return this.db.all<MemberPrefixRow>(
+      `SELECT ${cols(MEMBER)} FROM member_prefixes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY vpn_id, gateway, prefix`,
+      params,
+    );
+  }
+
+  async listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
+    const rows = await this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
+      `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
+              g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
+         FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id = ? ORDER BY m.gateway, m.prefix`,
+      [vpnId],
+    );
+    for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
+    return rows;
+  }
+
+  insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void> {
+    return this.insert('member_prefixes', MEMBER, rows);
+  }
+
+  async deleteMemberPrefixes(vpnId: number, gateway: string, prefixes?: readonly string[]): Promise<void> {
+    if (prefixes === undefined) {
+      await this.db.run('DELETE FROM member_prefixes WHERE vpn_id = ? AND gateway = ?', [vpnId, gateway]);
+      return;
+    }
+    for (const part of chunks(prefixes)) {
+      await this.db.run(`DELETE FROM member_prefixes WHERE vpn_id = ? AND gateway = ? AND prefix IN (${placeholders(part.length)})`, [vpnId, gateway, ...part]);
+    }
+  }
+
+  async countPrefixUses(prefix: string): Promise<number> {
+    const a = await this.db.get<{ n: number }>('SELECT COUNT(*) AS "n" FROM member_prefixes WHERE prefix = ?', [prefix]);
+    const b = await this.db.get<{ n: number }>('SELECT COUNT(*) AS "n" FROM directory WHERE prefix = ?', [prefix]);
+    return Number(a?.n ?? 0) + Number(b?.n ?? 0);
+  }
+
+  async listAllPrefixes(): Promise<string[]> {
+    const rows = await this.db.all<{ prefix: string }>('SELECT prefix AS "prefix" FROM member_prefixes UNION SELECT prefix AS "prefix" FROM directory');
+    return rows.map((r) => r.prefix);
+  }
+
+  listDirectory(): Promise<DirectoryRow[]> {
+    return this.db.all<DirectoryRow>(`SELECT ${cols(DIRECTORY)} FROM directory ORDER BY prefix`);
+  }
+
+  insertDirectory(row: DirectoryRow): Promise<void> {
+    return this.insert('directory', DIRECTORY, [row]);
+  }
+
+  async deleteDirectory(prefix: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM directory WHERE prefix = ?', [prefix])) > 0;
+  }
+
+  // --- epochs, sealed keys, SPIs
+
+  insertEpoch(row: EpochRow): Promise<void> {
+    return this.insert('key_epochs', EPOCH, [row]);
+  }
+
+  async listEpochs(vpnId: number): Promise<EpochRow[]> {
+    const rows = await this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id = ? ORDER BY epoch`, [vpnId]);
+    for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
+    return rows;
+  }
+
+  async setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void> {
+    await this.db.run('UPDATE key_epochs SET expires_at = ? WHERE vpn_id = ? AND epoch = ?', [expiresAt, vpnId, epoch]);
+  }
+
+  async deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void> {
+    for (const part of chunks(epochs)) {
+      await this.db.run(`DELETE FROM key_epochs WHERE vpn_id = ? AND epoch IN (${placeholders(part.length)})`, [vpnId, ...part]);
+    }
+  }
+
+  insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void> {
+    return this.insert('sealed_keys', SEALED, rows);
+  }
+
+  async listSealedKeys(gateway: string): Promise<SealedKeyRow[]> {
+    const rows = await this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway = ? ORDER BY vpn_id, epoch`, [gateway]);
+    for (const r of rows) {
+      r.enc = bytes(r.enc);
+      r.ct = bytes(r.ct);
+    }
+    return rows;
+  }
+
+  async deleteSealedKeys(filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {
+    await this.deleteWhere('sealed_keys', filter);
+  }
+
+  private async deleteWhere(table: string, filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.vpnId !== undefined) {
+      where.push('vpn_id = ?');
+      params.push(filter.vpnId);
+    }
+    if (filter.gateway !== undefined) {
+      where.push('gateway = ?');
+      params.push(filter.gateway);
+    }
+    if (where.length === 0) throw new Error(`refusing to delete every row of ${table}`);
+    if (filter.epochs === undefined) {
+      await this.db.run(`DELETE FROM ${table} WHERE ${where.join(' AND ')}`, params);
+      return;
+    }
+    for (const part of chunks(filter.epochs)) {
+      await this.db.run(`DELETE FROM ${table} WHERE ${where.join(' AND ')} AND epoch IN (${placeholders(part.length)})`, [...params, ...part]);
+    }
+  }
+
+  insertSpis(rows: readonly SpiRow[]): Promise<void> {
+    return this.insert('spis', SPI, rows);
+  }
+
+  listSpis(vpnId: number): Promise<SpiRow[]> {
+    return this.db.all<SpiRow>(`SELECT ${cols(SPI)} FROM spis WHERE vpn_id = ? ORDER BY gateway, epoch`, [vpnId]);
+  }
+
+  async deleteSpis(filter: { vpnId: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {
+    await this.deleteWhere('spis', filter);
+  }
+
+  // --- tokens
+
+  insertEnrollToken(row: EnrollTokenRow): Promise<void> {
+    return this.insert('enroll_tokens', ENROLL, [{ ...row, replaceCert: row.replaceCert ? 1 : 0 }]);
+  }
+
+  async getEnrollToken(id: string): Promise<EnrollTokenRow | undefined> {
+    const r = await this.db.get<EnrollTokenRow>(`SELECT ${cols(ENROLL)} FROM enroll_tokens WHERE id = ?`, [id]);
+    if (r) r.replaceCert = Boolean(Number(r.replaceCert));
+    return r;
+  }
+
+  async useEnrollToken(id: string, at: number): Promise<boolean> {
+    return (await this.db.run('UPDATE enroll_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL', [at, id])) === 1;
+  }
+
+  insertAdminToken(row: AdminTokenRow): Promise<void> {
+    return this.insert('admin_tokens', ADMIN, [row]);
+  }
+
+  getAdminToken(id: string): Promise<AdminTokenRow | undefined> {
+    return this.db.get<AdminTokenRow>(`SELECT ${cols(ADMIN)} FROM admin_tokens WHERE id = ?`, [id]);
+  }
+
+  listAdminTokens(): Promise<AdminTokenRow[]> {
+    return this.db.all<AdminTokenRow>(`SELECT ${cols(ADMIN)} FROM admin_tokens ORDER BY created_at`);
+  }
+
+  async revokeAdminToken(id: string, at: number): Promise<boolean> {
+    return (await this.db.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])) === 1;
+  }
+
+  // --- audit log
+
+  insertAudit(rows: readonly NewAuditRow[]): Promise<void> {
+    const fields = { ...AUDIT } as Record<string, string>;
+    delete fields.id;
+    return this.insert(
+      'audit',
+      fields,
+      rows.map((r) => ({ ...r, detail: JSON.stringify(r.detail) })),
+    );
+  }
+
+  async listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]> {
+    const where = ['id > ?'];
+    const params: unknown[] = [q.afterId ?? 0];
+    if (q.vpn !== undefined) {
+      where.push('vpn = ?');
+      params.push(q.vpn);
+    }
+    if (q.gateway !== undefined) {
+      where.push('gateway = ?');
+      params.push(q.gateway);
+    }
+    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, [...params, q.limit]);
+    return rows.map(parseAudit);
+  }
+
+  async eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]> {
+    const vpnClause = vpnIds.length ? ` OR (scope = 'vpn' AND vpn_id IN (${placeholders(vpnIds.length)}))` : '';
+    const rows = await this.db.all<AuditRow & { detail: string }>(
+      // Ordered by (version, id) so that the version index both filters and orders (ORDER BY id alone scans the table).
+      `SELECT ${cols(AUDIT)} FROM audit WHERE version > ? AND (scope = 'all' OR gateway = ?${vpnClause}) AND scope <> 'none' ORDER BY version, id LIMIT ?`,
+      [since, gateway, ...vpnIds, limit],
+    );
+    return rows.map(parseAudit);
+  }
+}
+
+function parseAudit(r: AuditRow & { detail: unknown }): AuditRow {
+  return { ...r, detail: typeof r.detail === 'string' ? (JSON.parse(r.detail) as Record<string, unknown>) : (r.detail as Record<string, unknown>) };
+}

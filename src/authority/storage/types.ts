@@ -1,0 +1,215 @@
+// The authority's storage interface. Two implementations: SQLite (embedded, the default) and
+// PostgreSQL (shared by several authority replicas). Every change runs inside `write`, one
+// transaction that either commits whole or leaves nothing; `read` sees one consistent snapshot.
+import type { VpnMode } from '../../core/types.js';
+
+export type GatewayStatus = 'pending' | 'active' | 'revoked';
+
+export interface StateRow {
+  authority: string;
+  /** The configuration version: +1 per committed change. */
+  version: number;
+  nextSpi: number;
+  /** The version at which the directory of protected prefixes last changed. */
+  directoryVersion: number;
+  createdAt: number;
+}
+
+export interface VpnRow {
+  id: number;
+  name: string;
+  mode: VpnMode;
+  rotationPeriodMs: number;
+  nextRotationAt: number | null;
+  lastEpoch: number;
+  changedVersion: number;
+  createdAt: number;
+}
+
+export interface GatewayRow {
+  name: string;
+  address: string;
+  status: GatewayStatus;
+  certSerial: string | null;
+  /** SubjectPublicKeyInfo DER of the current certificate's key. */
+  publicKey: Uint8Array | null;
+  /** The last version that changed what this gateway receives. */
+  changedVersion: number;
+  createdAt: number;
+  enrolledAt: number | null;
+  revokedAt: number | null;
+  revokeReason: string | null;
+}
+
+export interface CertificateRow {
+  serial: string;
+  gateway: string;
+  der: Uint8Array;
+  issuedAt: number;
+  notAfter: number;
+  method: 'bundle' | 'csr';
+  revokedAt: number | null;
+  revokeReason: string | null;
+}
+
+export interface MemberPrefixRow {
+  vpnId: number;
+  gateway: string;
+  prefix: string;
+  addedAt: number;
+}
+
+export interface DirectoryRow {
+  prefix: string;
+  note: string;
+  addedAt: number;
+}
+
+export interface EpochRow {
+  vpnId: number;
+  epoch: number;
+  wrappedKey: Uint8Array;
+  activeFrom: number;
+  expiresAt: number;
+  createdAt: number;
+}
+
+export interface SealedKeyRow {
+  vpnId: number;
+  epoch: number;
+  gateway: string;
+  enc: Uint8Array;
+  ct: Uint8Array;
+}
+
+export interface SpiRow {
+  spi: number;
+  vpnId: number;
+  gateway: string;
+  epoch: number;
+}
+
+export interface EnrollTokenRow {
+  id: string;
+  secretHash: string;
+  gateway: string;
+  replaceCert: boolean;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  createdBy: string;
+}
+
+export interface AdminTokenRow {
+  id: string;
+  name: string;
+  secretHash: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** Who should hear about a change: nobody (admin-only state), the members of a VPN, or every gateway. */
+export type AuditScope = 'none' | 'vpn' | 'gateway' | 'all';
+
+export interface AuditRow {
+  id: number;
+  version: number;
+  at: number;
+  actor: string;
+  action: string;
+  vpnId: number | null;
+  vpn: string | null;
+  gateway: string | null;
+  scope: AuditScope;
+  detail: Record<string, unknown>;
+}
+
+export type NewAuditRow = Omit<AuditRow, 'id'>;
+
+export interface StoreOps {
+  /** Creates the state row of a new authority; false if the database already has one. */
+  initState(authority: string, now: number): Promise<boolean>;
+  state(): Promise<StateRow>;
+  /** Takes the next version (and, on PostgreSQL, the lock that serialises writers). */
+  bumpVersion(): Promise<number>;
+  /** Reserves `count` consecutive SPIs and returns the first. */
+  allocSpis(count: number): Promise<number>;
+  setDirectoryVersion(version: number): Promise<void>;
+
+  insertVpn(row: VpnRow): Promise<void>;
+  updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void>;
+  /** Deletes the VPN with its memberships, epochs, sealed keys and SPIs. */
+  deleteVpn(id: number): Promise<void>;
+  getVpnByName(name: string): Promise<VpnRow | undefined>;
+  getVpnById(id: number): Promise<VpnRow | undefined>;
+  listVpns(): Promise<VpnRow[]>;
+  dueRotations(now: number): Promise<VpnRow[]>;
+
+  insertGateway(row: GatewayRow): Promise<void>;
+  updateGateway(name: string, patch: Partial<Omit<GatewayRow, 'name'>>): Promise<void>;
+  getGateway(name: string): Promise<GatewayRow | undefined>;
+  listGateways(): Promise<GatewayRow[]>;
+  touchGateways(names: readonly string[], version: number): Promise<void>;
+  gatewaysChangedAfter(version: number): Promise<{ name: string; changedVersion: number }[]>;
+
+  insertCertificate(row: CertificateRow): Promise<void>;
+  getCertificate(serial: string): Promise<CertificateRow | undefined>;
+  revokeCertificate(serial: string, at: number, reason: string): Promise<void>;
+  listRevokedCertificates(notAfterAfter: number): Promise<CertificateRow[]>;
+  listCertificates(gateway: string): Promise<CertificateRow[]>;
+
+  listMemberPrefixes(filter: { vpnId?: number; gateway?: string }): Promise<MemberPrefixRow[]>;
+  /** A VPN's membership rows joined with their gateways (one query). */
+  listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
+  insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void>;
+  deleteMemberPrefixes(vpnId: number, gateway: string, prefixes?: readonly string[]): Promise<void>;
+  /** How many memberships and directory entries list exactly this prefix. */
+  countPrefixUses(prefix: string): Promise<number>;
+  /** Every distinct prefix of every membership and of the directory. */
+  listAllPrefixes(): Promise<string[]>;
+
+  listDirectory(): Promise<DirectoryRow[]>;
+  insertDirectory(row: DirectoryRow): Promise<void>;
+  deleteDirectory(prefix: string): Promise<boolean>;
+
+  insertEpoch(row: EpochRow): Promise<void>;
+  listEpochs(vpnId: number): Promise<EpochRow[]>;
+  setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void>;
+  deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void>;
+
+  insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void>;
+  listSealedKeys(gateway: string): Promise<SealedKeyRow[]>;
+  deleteSealedKeys(filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void>;
+
+  insertSpis(rows: readonly SpiRow[]): Promise<void>;
+  listSpis(vpnId: number): Promise<SpiRow[]>;
+  deleteSpis(filter: { vpnId: number; gateway?: string; epochs?: readonly number[] }): Promise<void>;
+
+  insertEnrollToken(row: EnrollTokenRow): Promise<void>;
+  getEnrollToken(id: string): Promise<EnrollTokenRow | undefined>;
+  /** Marks the token used if it is still unused; false when it was already used. */
+  useEnrollToken(id: string, at: number): Promise<boolean>;
+
+  insertAdminToken(row: AdminTokenRow): Promise<void>;
+  getAdminToken(id: string): Promise<AdminTokenRow | undefined>;
+  listAdminTokens(): Promise<AdminTokenRow[]>;
+  revokeAdminToken(id: string, at: number): Promise<boolean>;
+
+  insertAudit(rows: readonly NewAuditRow[]): Promise<void>;
+  listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]>;
+  /** Changes a gateway should hear about after `since`: its own, its VPNs', everyone's. */
+  eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Runs `fn` in one transaction; everything it wrote is rolled back if it throws. */
+  write<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /** Runs `fn` over one consistent snapshot. */
+  read<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /** Called when another process committed a change (PostgreSQL replicas); never for SQLite. */
+  onRemoteChange(listener: () => void): void;
+  /** The schema version the database is at. */
+  schemaVersion(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,216 @@
+// The JSON the authority's API sends and receives (see docs/openapi.yaml). Times are ms since the
+// Unix epoch; binary values are base64; certificates and keys are PEM.
+import type { VpnMode } from '../core/types.js';
+
+export interface ApiErrorBody {
+  error: string;
+  message: string;
+}
+
+export interface StatusView {
+  authority: string;
+  url: string;
+  version: number;
+  store: 'sqlite' | 'postgres';
+  schemaVersion: number;
+  caFingerprint: string;
+  vpns: number;
+  memberships: number;
+  gateways: { pending: number; active: number; revoked: number };
+  /** Gateways waiting on the change stream of this replica right now. */
+  waitingGateways: number;
+  now: number;
+  startedAt: number;
+}
+
+export interface EpochInfo {
+  epoch: number;
+  activeFrom: number;
+  expiresAt: number;
+  createdAt: number;
+}
+
+export interface MemberInfo {
+  vpn: string;
+  vpnId: number;
+  gateway: string;
+  gatewayStatus: 'pending' | 'active' | 'revoked';
+  address: string;
+  prefixes: string[];
+  /** True when the gateway is active, i.e. it holds the VPN's keys and the other members list it. */
+  effective: boolean;
+}
+
+export interface VpnInfo {
+  id: number;
+  name: string;
+  mode: VpnMode;
+  rotationPeriodMs: number;
+  nextRotationAt: number | null;
+  currentEpoch: number | null;
+  members: number;
+  createdAt: number;
+}
+
+export interface VpnDetail extends VpnInfo {
+  epochs: EpochInfo[];
+  memberList: MemberInfo[];
+}
+
+export interface CertificateInfo {
+  serial: string;
+  fingerprint: string;
+  issuedAt: number;
+  notAfter: number;
+  method: 'bundle' | 'csr';
+  revokedAt: number | null;
+  revokeReason: string | null;
+}
+
+export interface GatewayInfo {
+  name: string;
+  address: string;
+  status: 'pending' | 'active' | 'revoked';
+  certificate: CertificateInfo | null;
+  vpns: string[];
+  createdAt: number;
+  enrolledAt: number | null;
+  revokedAt: number | null;
+  revokeReason: string | null;
+}
+
+export interface EnrollTokenView {
+  token: string;
+  gateway: string;
+  expiresAt: number;
+  replace: boolean;
+  /** Where and whom the enrolling gateway talks to. */
+  authority: AuthorityIdentity;
+}
+
+export interface AuthorityIdentity {
+  name: string;
+  url: string;
+  /** SHA-256 fingerprint of the root CA certificate (colon-separated hex). */
+  caFingerprint: string;
+}
+
+export const BUNDLE_FORMAT = 'kasane-gateway-bundle/1';
+
+/** What a gateway needs to run: its key and certificate, and how to reach and trust its authority. */
+export interface GatewayBundle {
+  format: typeof BUNDLE_FORMAT;
+  gateway: { name: string; address: string };
+  authority: AuthorityIdentity & { caCertificate: string };
+  /** PKCS#8 PEM. Absent from what online enrollment returns: there the key never left the gateway. */
+  privateKey?: string;
+  certificate: string;
+  /** Issuing CA then root CA, PEM. */
+  chain: string[];
+}
+
+export interface EnrollRequest {
+  token: string;
+  /** PKCS#10 PEM. */
+  csr: string;
+}
+
+export type EnrollResponse = Omit<GatewayBundle, 'privateKey'>;
+
+export interface CaView {
+  authority: string;
+  rootCertificate: string;
+  issuingCertificate: string;
+  fingerprint: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  version: number;
+  at: number;
+  actor: string;
+  action: string;
+  vpn: string | null;
+  gateway: string | null;
+  detail: Record<string, unknown>;
+}
+
+export interface AdminTokenInfo {
+  id: string;
+  name: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface DirectoryEntry {
+  prefix: string;
+  note: string;
+  addedAt: number;
+}
+
+export interface DirectoryView {
+  /** Prefixes put in the directory by hand. */
+  entries: DirectoryEntry[];
+  /** What gateways receive: every membership prefix and every entry, compacted. */
+  protectedPrefixes: string[];
+}
+
+export const DELIVERY_FORMAT = 'kasane-delivery/1';
+
+export interface DeliveredEpoch {
+  epoch: number;
+  activeFrom: number;
+  expiresAt: number;
+  /** HPKE encapsulated key, base64. */
+  enc: string;
+  /** HPKE ciphertext of the 32-byte group key, base64. */
+  ct: string;
+}
+
+export interface DeliveredMember {
+  gateway: string;
+  address: string;
+  prefixes: string[];
+  spis: { epoch: number; spi: number }[];
+}
+
+export interface DeliveredVpn {
+  id: number;
+  name: string;
+  mode: VpnMode;
+  epochs: DeliveredEpoch[];
+  members: DeliveredMember[];
+}
+
+/** Everything one gateway receives, keys sealed to it (see docs/authority.md, key delivery). */
+export interface GatewayDelivery {
+  format: typeof DELIVERY_FORMAT;
+  authority: string;
+  gateway: string;
+  version: number;
+  issuedAt: number;
+  protectedPrefixes: string[];
+  vpns: DeliveredVpn[];
+}
+
+export interface ChangeEvent {
+  version: number;
+  at: number;
+  action: string;
+  vpn: string | null;
+  gateway: string | null;
+}
+
+export interface GatewayChanges {
+  /** The authority's version this answer reflects: pass it as `since` next time. */
+  version: number;
+  /** False when nothing this gateway receives changed after `since` (long poll timed out). */
+  changed: boolean;
+  /** True when `since` is ahead of the authority (it was restored or replaced): resynchronise. */
+  reset: boolean;
+  /** Present when changed: the complete current state for this gateway. */
+  delivery?: GatewayDelivery;
+  /** The changes after `since` that concern this gateway, oldest first. */
+  events: ChangeEvent[];
+  eventsTruncated: boolean;
+}

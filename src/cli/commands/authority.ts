@@ -1,0 +1,191 @@
+// `kasane authority ...`: create and run an authority, its status, audit log and admin tokens.
+// Also `kasane audit` (same as `kasane authority audit`).
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { dataPaths, parseListen, readConfig } from '../../authority/config.js';
+import type { AuditEntry } from '../../authority/wire.js';
+import { out, durationArg, intArg, printFields, printJson, printTable, time, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+
+function listenArg(text: string): { host: string; port: number } {
+  return parseListen(text);
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+export function registerAuthority(program: Command): void {
+  const authority = program
+    .command('authority')
+    .description('the authority: VPN definitions, gateway enrollment, key distribution (seed 000 MMS)')
+    .addHelpText(
+      'after',
+      '\nStart with `kasane authority init --data DIR --name NAME`, then `kasane authority serve --data DIR`.\n' +
+        'Administrator commands (vpn, gateway, member, directory, audit) reach it with --url/--token/--ca,\n' +
+        'the KASANE_AUTHORITY_URL / KASANE_ADMIN_TOKEN / KASANE_AUTHORITY_CA variables, or --data DIR on its host.',
+    );
+
+  authority
+    .command('init')
+    .description('create an authority: its two-tier CA, keystore, database and first administrator token')
+    .requiredOption('--data <dir>', 'data directory to create (keys, certificates, configuration, SQLite database)')
+    .requiredOption('--name <name>', "the authority's name (1..63 bytes of UTF-8)")
+    .option('--database <url>', 'use PostgreSQL (postgres://user@host:port/db) instead of SQLite in the data directory')
+    .option('--listen <host:port>', 'address to serve on (default 127.0.0.1:7443)', listenArg)
+    .option('--url <url>', 'URL gateways use to reach the authority (default https://<listen>)')
+    .option('--san <name>', 'extra DNS name or IP address for the TLS certificate (repeatable)', collect, [] as string[])
+    .option('--rotation-period <duration>', 'default scheduled key rotation period for new VPNs, e.g. 24h (0 = only on demand)', durationArg)
+    .option('--overlap <duration>', 'a new key epoch is delivered this long before it becomes active', durationArg)
+    .option('--grace <duration>', 'the previous epoch stays valid this long after the new one is active', durationArg)
+    .option('--no-token-file', 'do not write the administrator token to DATA/admin.token (print it only)')
+    .option('--json', 'print JSON')
+    .action(async (o: { data: string; name: string; database?: string; listen?: { host: string; port: number }; url?: string; san: string[]; rotationPeriod?: number; overlap?: number; grace?: number; tokenFile: boolean; json?: boolean }) => {
+      const { initAuthority } = await import('../../authority/lifecycle.js');
+      const r = await initAuthority({
+        dataDir: o.data,
+        name: o.name,
+        database: o.database,
+        listen: o.listen ?? { host: '127.0.0.1', port: 7443 },
+        url: o.url,
+        sans: o.san,
+        rotation: {
+          ...(o.rotationPeriod !== undefined ? { periodMs: o.rotationPeriod } : {}),
+          ...(o.overlap !== undefined ? { overlapMs: o.overlap } : {}),
+          ...(o.grace !== undefined ? { graceMs: o.grace } : {}),
+        },
+        writeAdminToken: o.tokenFile,
+      });
+      const paths = dataPaths(o.data);
+      if (o.json) {
+        printJson({ authority: r.config.name, url: r.config.url, dataDir: o.data, store: r.config.database ? 'postgres' : 'sqlite', caFingerprint: r.caFingerprint, adminToken: r.adminToken, adminTokenFile: o.tokenFile ? paths.adminToken : null, caCertificate: paths.rootCert });
+        return;
+      }
+      printFields([
+        ['authority', r.config.name],
+        ['url', r.config.url],
+        ['data directory', o.data],
+        ['store', r.config.database ? 'postgres' : `sqlite (${paths.sqlite})`],
+        ['CA certificate', paths.rootCert],
+        ['CA fingerprint', r.caFingerprint],
+        ['admin token', r.adminToken],
+        ['admin token file', o.tokenFile ? paths.adminToken : '(not written)'],
+      ]);
+      out(`\nStart it with: kasane authority serve --data ${o.data}\nThe admin token is shown only now; keep it secret.\n`);
+    });
+
+  authority
+    .command('serve')
+    .description('run the authority (HTTPS API, key rotation) until SIGINT or SIGTERM')
+    .requiredOption('--data <dir>', 'the data directory made by `authority init`')
+    .option('--listen <host:port>', 'serve on this address instead of the configured one', listenArg)
+    .option('--database <url>', 'use this PostgreSQL database instead of the configured store')
+    .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, trace, silent', 'info')
+    .action(async (o: { data: string; listen?: { host: string; port: number }; database?: string; logLevel: string }) => {
+      const { startAuthority } = await import('../../authority/lifecycle.js');
+      const running = await startAuthority({ dataDir: o.data, listen: o.listen, database: o.database, logLevel: o.logLevel });
+      process.stderr.write(`kasane authority ${running.service.name} listening on ${running.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await running.close();
+    });
+
+  withConnection(authority.command('status').description('show the authority: version, store, counts of VPNs and gateways')).action(async (o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const s = await c.status();
+      if (o.json) return printJson(s);
+      printFields([
+        ['authority', s.authority],
+        ['url', s.url],
+        ['version', s.version],
+        ['store', `${s.store} (schema ${s.schemaVersion})`],
+        ['CA fingerprint', s.caFingerprint],
+        ['VPNs', s.vpns],
+        ['memberships', s.memberships],
+        ['gateways', `${s.gateways.active} active, ${s.gateways.pending} pending, ${s.gateways.revoked} revoked`],
+        ['waiting gateways', s.waitingGateways],
+        ['started', time(s.startedAt)],
+      ]);
+    }),
+  );
+
+  addAuditCommand(authority.command('audit'));
+
+  withConnection(authority.command('ca').description("print the authority's root CA certificate (PEM) or its fingerprint"))
+    .option('--fingerprint', 'print the SHA-256 fingerprint only')
+    .action(async (o: ConnectionOptions & { fingerprint?: boolean }) => {
+      const local = o.data ?? process.env.KASANE_AUTHORITY_DATA;
+      const { certificateFingerprint } = await import('../../authority/client.js');
+      if (local && !o.url && !process.env.KASANE_AUTHORITY_URL) {
+        readConfig(local);
+        const pem = readFileSync(dataPaths(local).rootCert, 'utf8');
+        if (o.json) return printJson({ certificate: pem, fingerprint: certificateFingerprint(pem) });
+        out(o.fingerprint ? certificateFingerprint(pem) + '\n' : pem);
+        return;
+      }
+      await withClient(o, async (c) => {
+        const v = await c.ca();
+        if (o.json) return printJson(v);
+        out(o.fingerprint ? v.fingerprint + '\n' : v.rootCertificate);
+      });
+    });
+
+  const tokens = authority.command('token').description('administrator tokens');
+  withConnection(tokens.command('create <name>').description('make a new administrator token (shown once)')).action(async (name: string, o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const r = await c.createAdminToken(name);
+      if (o.json) return printJson(r);
+      printFields([
+        ['id', r.info.id],
+        ['name', r.info.name],
+        ['token', r.token],
+      ]);
+    }),
+  );
+  withConnection(tokens.command('list').description('list administrator tokens (never their secrets)')).action(async (o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const list = await c.listAdminTokens();
+      if (o.json) return printJson(list);
+      printTable(
+        ['ID', 'NAME', 'CREATED', 'REVOKED'],
+        list.map((t) => [t.id, t.name, time(t.createdAt), time(t.revokedAt)]),
+      );
+    }),
+  );
+  withConnection(tokens.command('revoke <id>').description('revoke an administrator token')).action(async (id: string, o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const r = await c.revokeAdminToken(id);
+      if (o.json) return printJson(r);
+      out(`revoked administrator token ${id}\n`);
+    }),
+  );
+}
+
+function addAuditCommand(cmd: Command): void {
+  withConnection(cmd.description('show the audit log: who changed what, when'))
+    .option('--after <id>', 'only entries after this id', intArg(0, Number.MAX_SAFE_INTEGER))
+    .option('--limit <n>', 'at most this many entries (1..1000)', intArg(1, 1000), 100)
+    .option('--vpn <name>', 'only entries about this VPN')
+    .option('--gateway <name>', 'only entries about this gateway')
+    .action(async (o: ConnectionOptions & { after?: number; limit: number; vpn?: string; gateway?: string }) =>
+      withClient(o, async (c) => {
+        const list: AuditEntry[] = await c.audit({ after: o.after, limit: o.limit, vpn: o.vpn, gateway: o.gateway });
+        if (o.json) return printJson(list);
+        printTable(
+          ['ID', 'VERSION', 'TIME', 'ACTOR', 'ACTION', 'VPN', 'GATEWAY', 'DETAIL'],
+          list.map((e) => [e.id, e.version, time(e.at), e.actor, e.action, e.vpn, e.gateway, JSON.stringify(e.detail)]),
+        );
+      }),
+    );
+}
+
+/** `kasane audit`, the same as `kasane authority audit`. */
+export function registerAudit(program: Command): void {
+  addAuditCommand(program.command('audit'));
+}

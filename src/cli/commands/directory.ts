@@ -1,0 +1,43 @@
+// `kasane directory ...`: the directory of protected prefixes. Every membership prefix is in it
+// automatically; entries added here protect prefixes that are in no VPN yet (gateways never relay
+// toward them in the clear).
+import type { Command } from 'commander';
+import { printJson, printTable, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import type { DirectoryView } from '../../authority/wire.js';
+
+function show(d: DirectoryView): void {
+  printTable(
+    ['PREFIX', 'SOURCE', 'NOTE'],
+    d.protectedPrefixes.map((p) => {
+      const e = d.entries.find((x) => x.prefix === p);
+      return [p, e ? 'entry' : 'membership', e?.note || '-'];
+    }),
+  );
+}
+
+export function registerDirectory(program: Command): void {
+  const dir = program.command('directory').description('the directory of protected prefixes that gateways receive');
+  withConnection(dir.command('list').description('show what gateways receive as protected prefixes')).action(async (o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const d = await c.directory();
+      if (o.json) return printJson(d);
+      show(d);
+    }),
+  );
+  withConnection(dir.command('add <prefix>').description('protect a prefix that is in no VPN'))
+    .option('--note <text>', 'why')
+    .action(async (prefix: string, o: ConnectionOptions & { note?: string }) =>
+      withClient(o, async (c) => {
+        const d = await c.addDirectory(prefix, o.note);
+        if (o.json) return printJson(d);
+        show(d);
+      }),
+    );
+  withConnection(dir.command('remove <prefix>').description('remove a directory entry')).action(async (prefix: string, o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const d = await c.removeDirectory(prefix);
+      if (o.json) return printJson(d);
+      show(d);
+    }),
+  );
+}

@@ -1,0 +1,195 @@
+// Test fixtures: a real authority (in this process, or as a separate `kasane authority serve`
+// process) on 127.0.0.1 with an ephemeral port, real HTTPS and mutual TLS, and enrolled gateways.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuthorityClient, enroll, gatewayClient, openDelivery, parseBundle } from '../../../src/authority/client.js';
+import type { RotationConfig } from '../../../src/authority/config.js';
+import { initAuthority, startAuthority, type RunningAuthority } from '../../../src/authority/lifecycle.js';
+import type { Store, StoreOps } from '../../../src/authority/storage/types.js';
+import type { GatewayBundle, GatewayChanges } from '../../../src/authority/wire.js';
+import type { AuthoritySnapshot } from '../../../src/core/types.js';
+
+export const ROOT = new URL('../../../', import.meta.url).pathname;
+
+export interface TestAuthority {
+  dir: string;
+  url: string;
+  ca: string;
+  adminToken: string;
+  admin: AuthorityClient;
+  running: RunningAuthority;
+  /** Admin client with another token / none, for auth tests. */
+  clientWith(token?: string): AuthorityClient;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  name?: string;
+  database?: string;
+  rotation?: Partial<RotationConfig>;
+  schedulerIntervalMs?: number;
+  wrapStore?: (s: Store) => Store;
+  /** Reuse an existing data directory (a second replica). */
+  dir?: string;
+}
+
+export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuthority> {
+  let dir = o.dir;
+  let adminToken: string;
+  if (!dir) {
+    dir = mkdtempSync(join(tmpdir(), 'kasane-auth-'));
+    const r = await initAuthority({ dataDir: join(dir, 'a'), name: o.name ?? 'test authority', database: o.database, listen: { host: '127.0.0.1', port: 0 }, rotation: o.rotation });
+    adminToken = r.adminToken;
+  } else {
+    adminToken = readFileSync(join(dir, 'a', 'admin.token'), 'utf8').trim();
+  }
+  const running = await startAuthority({
+    dataDir: join(dir, 'a'),
+    listen: { host: '127.0.0.1', port: 0 },
+    logLevel: 'silent',
+    schedulerIntervalMs: o.schedulerIntervalMs ?? 0,
+    rotation: o.rotation,
+    wrapStore: o.wrapStore,
+  });
+  const ca = readFileSync(join(dir, 'a', 'certs', 'root-ca.pem'), 'utf8');
+  const admin = new AuthorityClient({ url: running.url, ca, adminToken });
+  const extra: AuthorityClient[] = [];
+  const owned = !o.dir;
+  return {
+    dir,
+    url: running.url,
+    ca,
+    adminToken,
+    admin,
+    running,
+    clientWith(token?: string) {
+      const c = new AuthorityClient({ url: running.url, ca, adminToken: token });
+      extra.push(c);
+      return c;
+    },
+    async close() {
+      admin.close();
+      for (const c of extra) c.close();
+      await running.close();
+      if (owned) rmSync(dir!, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestGateway {
+  name: string;
+  bundle: GatewayBundle;
+  key: string;
+  client: AuthorityClient;
+  snapshot(c: GatewayChanges): Promise<AuthoritySnapshot>;
+}
+
+function gatewayOf(bundle: GatewayBundle): TestGateway {
+  const key = bundle.privateKey!;
+  const client = gatewayClient(bundle);
+  return {
+    name: bundle.gateway.name,
+    bundle,
+    key,
+    client,
+    snapshot: (c) => openDelivery(c.delivery, key, { gateway: bundle.gateway.name, authority: bundle.authority.name }),
+  };
+}
+
+/** Registers a gateway and enrolls it offline (bundle made by the authority). */
+export async function bundleGateway(t: TestAuthority, name: string, address: string): Promise<TestGateway> {
+  await t.admin.addGateway(name, address);
+  const b = parseBundle(JSON.stringify(await t.admin.makeBundle(name)));
+  return gatewayOf(b);
+}
+
+/** Registers a gateway and enrolls it online (token + CSR made with its own key). */
+export async function tokenGateway(t: TestAuthority, name: string, address: string): Promise<TestGateway> {
+  await t.admin.addGateway(name, address);
+  const tok = await t.admin.createEnrollToken(name);
+  const b = await enroll({ url: tok.authority.url, token: tok.token, caFingerprint: tok.authority.caFingerprint, name });
+  return gatewayOf(b);
+}
+
+/** A store whose write transactions fail when calling `op` while `armed`: to prove atomicity. */
+export function failingStore(store: Store, op: keyof StoreOps): { store: Store; arm(on: boolean): void } {
+  let armed = false;
+  const wrapped: Store = {
+    kind: store.kind,
+    write: (fn) =>
+      store.write((tx) =>
+        fn(
+          new Proxy(tx, {
+            get(target, prop, recv) {
+              const v = Reflect.get(target, prop, recv) as unknown;
+              if (prop === op && armed && typeof v === 'function') {
+                return async () => {
+                  throw new Error(`injected failure in ${String(op)}`);
+                };
+              }
+              return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+            },
+          }),
+        ),
+      ),
+    read: (fn) => store.read(fn),
+    onRemoteChange: (l) => store.onRemoteChange(l),
+    schemaVersion: () => store.schemaVersion(),
+    close: () => store.close(),
+  };
+  return { store: wrapped, arm: (on) => (armed = on) };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `kasane authority serve` as a separate process (so that it can be killed with SIGKILL). */
+export async function spawnAuthority(dataDir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts'), 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'silent'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`authority exited with ${child.exitCode}: ${stderr}`);
+    if (stderr.includes('listening on')) return child;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`authority did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** Resolves with the API error of a call that must fail. */
+export async function apiError(p: Promise<unknown>): Promise<{ status: number; code: string; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const x = e as { status?: number; code?: string; message: string };
+    if (typeof x.status === 'number') return { status: x.status, code: x.code!, message: x.message };
+    throw e;
+  }
+  throw new Error('the call succeeded but was expected to fail');
+}
