@@ -1,6 +1,12 @@
 // kasane command line. Each area registers its commands from its own module in ./commands.
 import { Command, CommanderError } from 'commander';
 import { registerSimulate } from './commands/simulate.js';
+import { registerAudit, registerAuthority } from './commands/authority.js';
+import { registerDirectory } from './commands/directory.js';
+import { registerGateway } from './commands/gateway.js';
+import { registerGatewayHost } from './commands/gateway-host.js';
+import { registerMember } from './commands/member.js';
+import { registerVpn } from './commands/vpn.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -14,6 +20,13 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .exitOverride();
   registerSimulate(program);
+  registerAuthority(program);
+  registerVpn(program);
+  registerGateway(program);
+  registerGatewayHost(program);
+  registerMember(program);
+  registerDirectory(program);
+  registerAudit(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -1,0 +1,69 @@
+// Commands run ON a gateway host: enroll it, run it, look at it. (Administrative gateway commands,
+// which talk to the authority, are in gateway.ts.)
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { enroll, parseBundle } from '../../authority/client.js';
+import { exportPkcs8Pem, generateKeyPair } from '../../pki/keys.js';
+import { loadGatewayConfig } from '../../gateway/config.js';
+import { saveCredentials } from '../../gateway/credentials.js';
+import { GatewayDaemon } from '../../gateway/daemon.js';
+import { queryStatus, renderStatus } from '../../gateway/status.js';
+import { join } from 'node:path';
+
+export function registerGatewayHost(program: Command): void {
+  const gw = program.commands.find((c) => c.name() === 'gateway') ?? program.command('gateway');
+
+  gw.command('enroll')
+    .description('enroll this gateway: online with a one-time token (the key is made here and never leaves), or offline from a bundle file')
+    .requiredOption('--data <dir>', 'the gateway data directory (credentials and keystore are written here)')
+    .option('--bundle <file>', 'offline enrollment: the bundle file made by `kasane gateway bundle`')
+    .option('--url <url>', 'online enrollment: the authority URL, https://host:port')
+    .option('--token <token>', 'online enrollment: the one-time token from `kasane gateway token`')
+    .option('--ca-fingerprint <sha256>', "online enrollment: the authority root CA's SHA-256 fingerprint (pins it)")
+    .option('--ca <file>', 'online enrollment: the authority root CA certificate (PEM) instead of the fingerprint')
+    .addHelpText('after', '\nExamples:\n  kasane gateway enroll --data /var/lib/kasane/g1 --bundle g1.bundle.json\n  kasane gateway enroll --data /var/lib/kasane/g1 --url https://authority:8443 --token TOKEN --ca-fingerprint AB:CD:...')
+    .action(async (o: { data: string; bundle?: string; url?: string; token?: string; caFingerprint?: string; ca?: string }) => {
+      if (o.bundle) {
+        const b = parseBundle(readFileSync(o.bundle, 'utf8'));
+        if (!b.privateKey) throw new Error('this bundle has no private key: it is not an offline enrollment bundle');
+        saveCredentials(o.data, b, b.privateKey);
+        process.stdout.write(`enrolled ${b.gateway.name} with authority ${b.authority.name} (offline bundle); credentials in ${o.data}\n`);
+        return;
+      }
+      if (!o.url || !o.token || (!o.caFingerprint && !o.ca)) throw new Error('online enrollment needs --url, --token and --ca-fingerprint (or --ca); offline needs --bundle');
+      const keys = await generateKeyPair();
+      const b = await enroll({ url: o.url, token: o.token, caFingerprint: o.caFingerprint, ca: o.ca ? readFileSync(o.ca, 'utf8') : undefined, keys });
+      saveCredentials(o.data, b, await exportPkcs8Pem(keys.privateKey));
+      process.stdout.write(`enrolled ${b.gateway.name} with authority ${b.authority.name}; key kept in ${join(o.data, 'keystore')}\n`);
+    });
+
+  gw.command('run')
+    .description('run the gateway: TUN datapath, key search, keys from the authority (needs root)')
+    .requiredOption('--config <file>', 'gateway configuration (YAML; see docs/gateway.md)')
+    .action(async (o: { config: string }) => {
+      const cfg = loadGatewayConfig(o.config);
+      if (!cfg.ok) throw new Error(cfg.error.message);
+      const d = await GatewayDaemon.start(cfg.value);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          d.stop().then(resolve, resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  gw.command('status')
+    .description("show the running gateway's key table (paths, action, VPN, age, packets, bytes) and search statistics")
+    .option('--socket <path>', 'status socket of the gateway')
+    .option('--data <dir>', 'the gateway data directory (the socket is <dir>/status.sock)')
+    .option('--json', 'print the status as JSON')
+    .action(async (o: { socket?: string; data?: string; json?: boolean }) => {
+      const path = o.socket ?? (o.data ? join(o.data, 'status.sock') : undefined);
+      if (!path) throw new Error('give --socket or --data');
+      const s = await queryStatus(path);
+      process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s) + '\n');
+    });
+}

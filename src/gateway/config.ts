@@ -1,0 +1,131 @@
+// The gateway's configuration file (YAML). Identity and the authority come from the enrollment
+// credentials in the data directory; this file says how the gateway sits in the host's network.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { Prefix } from '../core/addr.js';
+import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
+import { err, ok, type Result } from '../core/result.js';
+
+export interface GatewayRunConfig {
+  /** Data directory: credentials (from `kasane gateway enroll`), the cached delivery, the status socket. */
+  data: string;
+  /** Interfaces facing the terminals' LANs, and facing the WAN. */
+  inside: string[];
+  outside: string[];
+  /** LANs whose terminals this gateway serves first-hand; default: the prefixes on the inside interfaces. */
+  attached?: Prefix[];
+  /** TUN device names (created by the gateway). */
+  tun: { inside: string; outside: string };
+  pathMtu: number;
+  allowPlain: Prefix[];
+  statusSocket: string;
+  /** host:port for Prometheus metrics, or undefined for none. */
+  metrics?: { host: string; port: number };
+  /** Routing table (and table + 1) and ip-rule preference the gateway uses. */
+  routingTable: number;
+  timers: Partial<GatewayTimers>;
+  limits: Partial<GatewayLimits>;
+  logLevel: string;
+}
+
+const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
+const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'logLevel']);
+
+export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return err('bad-config', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    return err('bad-config', `${path}: not valid YAML: ${(e as Error).message}`);
+  }
+  return parseGatewayConfig(doc, path);
+}
+
+export function parseGatewayConfig(doc: unknown, where = 'config'): Result<GatewayRunConfig> {
+  const problems: string[] = [];
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return err('bad-config', `${where}: expected a mapping at the top level`);
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (!KNOWN.has(k)) problems.push(`unknown field "${k}" (known: ${[...KNOWN].join(', ')})`);
+  const str = (k: string): string | undefined => {
+    const v = d[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v === '') problems.push(`${k} must be a non-empty string`);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const ifaces = (k: string): string[] => {
+    const v = d[k];
+    if (!Array.isArray(v) || v.length === 0) {
+      problems.push(`${k} must list at least one interface name`);
+      return [];
+    }
+    for (const i of v) if (typeof i !== 'string' || !IFNAME.test(i)) problems.push(`${k}: ${JSON.stringify(i)} is not an interface name`);
+    return v as string[];
+  };
+  const prefixes = (k: string): Prefix[] | undefined => {
+    const v = d[k];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v)) {
+      problems.push(`${k} must be a list of CIDR prefixes`);
+      return [];
+    }
+    return v.flatMap((p) => {
+      const r = typeof p === 'string' ? Prefix.parse(p) : undefined;
+      if (!r?.ok) problems.push(`${k}: ${r ? r.error.message : `${JSON.stringify(p)} is not a CIDR prefix`}`);
+      return r?.ok ? [r.value] : [];
+    });
+  };
+  const num = (k: string, dflt: number, min: number, max: number): number => {
+    const v = d[k];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${k} must be an integer from ${min} to ${max}`);
+    return typeof v === 'number' ? v : dflt;
+  };
+  const data = str('data');
+  if (!data) problems.push('data (the data directory with the enrollment credentials) is required');
+  const inside = ifaces('inside');
+  const outside = ifaces('outside');
+  for (const i of inside) if (outside.includes(i)) problems.push(`interface ${i} cannot be both inside and outside`);
+  const tunDoc = (d.tun ?? {}) as Record<string, unknown>;
+  const tun = { inside: String(tunDoc.inside ?? 'kasane-in'), outside: String(tunDoc.outside ?? 'kasane-out') };
+  for (const t of [tun.inside, tun.outside]) if (!IFNAME.test(t)) problems.push(`tun: ${JSON.stringify(t)} is not an interface name`);
+  let metrics: GatewayRunConfig['metrics'];
+  const m = d.metrics as { listen?: unknown } | undefined;
+  if (m !== undefined) {
+    const hp = typeof m?.listen === 'string' ? /^(.+):(\d{1,5})$/.exec(m.listen) : null;
+    if (!hp || Number(hp[2]) > 65535) problems.push('metrics.listen must be host:port, e.g. 127.0.0.1:9108');
+    else metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
+  }
+  const objectOf = (k: string) => {
+    const v = d[k];
+    if (v === undefined) return {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'number' || x < 0)) {
+      problems.push(`${k} must map names to non-negative numbers`);
+      return {};
+    }
+    return v as Record<string, number>;
+  };
+  const cfg: GatewayRunConfig = {
+    data: data ?? '',
+    inside,
+    outside,
+    attached: prefixes('attached'),
+    tun,
+    pathMtu: num('pathMtu', 1500, 576, 65535),
+    allowPlain: prefixes('allowPlain') ?? [],
+    statusSocket: str('statusSocket') ?? join(data ?? '.', 'status.sock'),
+    metrics,
+    routingTable: num('routingTable', 5150, 1, 0xfffffff0),
+    timers: objectOf('timers'),
+    limits: objectOf('limits'),
+    logLevel: str('logLevel') ?? 'info',
+  };
+  if (problems.length > 0) return err('bad-config', `${where}: ${problems.join('; ')}`);
+  return ok(cfg);
+}

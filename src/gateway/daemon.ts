@@ -1,0 +1,249 @@
+// The gateway daemon (paper: MES): the core on real packets. The native datapath owns two TUN
+// devices fed by policy routing (inside, outside), executes the key table and punts what needs a
+// decision; the core decides; the authority's change stream keeps keys and members current.
+//
+// Start-up order: credentials → keys (authority, or the cached delivery when it is unreachable)
+// → executor + core → TUN devices → policy routing → change stream, status socket, metrics.
+// Stop undoes it in reverse; routing is removed even when start-up fails half-way.
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server } from 'node:net';
+import type { Logger } from 'pino';
+import pino from 'pino';
+import { Prefix } from '../core/addr.js';
+import type { Executor } from '../core/executor.js';
+import { GatewayCore } from '../core/gateway-core.js';
+import type { AuthoritySnapshot } from '../core/types.js';
+import { TsExecutor } from '../core/ts-executor.js';
+import { AuthorityApiError, gatewayClient, openDelivery, type AuthorityClient, type GatewayChanges } from '../authority/client.js';
+import { NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
+import type { GatewayRunConfig } from './config.js';
+import { CoreDriver } from './core-driver.js';
+import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from './credentials.js';
+import { gatewayRegistry } from './metrics.js';
+import { serveStatus, type GatewayStatus } from './status.js';
+
+export class GatewayStartError extends Error {}
+
+export class GatewayDaemon {
+  private driver?: CoreDriver;
+  private datapath?: NativeDatapath;
+  private routing?: TunRouting;
+  private statusServer?: Server;
+  private metricsServer?: HttpServer;
+  private client?: AuthorityClient;
+  private readonly abort = new AbortController();
+  private watching?: Promise<unknown>;
+  private version = 0;
+  private readonly startedAt = Date.now();
+  private stopped = false;
+
+  private constructor(
+    readonly config: GatewayRunConfig,
+    private readonly creds: Credentials,
+    readonly log: Logger,
+  ) {}
+
+  get id(): string {
+    return this.creds.bundle.gateway.name;
+  }
+
+  static async start(config: GatewayRunConfig, log: Logger = pino({ name: 'kasane-gateway', level: config.logLevel }, pino.destination(2))): Promise<GatewayDaemon> {
+    preflight(config);
+    const creds = loadCredentials(config.data);
+    const d = new GatewayDaemon(config, creds, log);
+    try {
+      await d.boot();
+      return d;
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const { bundle } = this.creds;
+    this.client = gatewayClient(bundle, this.creds.privateKey);
+    const first = await this.initialSnapshot();
+
+    const native = NativeExecutor.create();
+    const executor: Executor = native.ok ? native.value : new TsExecutor();
+    if (!native.ok) throw new GatewayStartError(`the native datapath is unavailable (${native.error.message}); run npm install to build it`);
+
+    const core = new GatewayCore({
+      config: {
+        id: bundle.gateway.name,
+        address: bundle.gateway.address,
+        attached: this.config.attached ?? insidePrefixes(this.config.inside),
+        allowPlain: this.config.allowPlain,
+        pathMtu: this.config.pathMtu,
+        timers: this.config.timers,
+        limits: this.config.limits,
+      },
+      snapshot: first,
+      now: Date.now(),
+      executor,
+    });
+    const dp = NativeDatapath.open(native.value, {
+      inside: this.config.tun.inside,
+      outside: this.config.tun.outside,
+      onPunt: (batch) => {
+        for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice());
+      },
+    });
+    if (!dp.ok) throw new GatewayStartError(`cannot open the TUN devices: ${dp.error.message}`);
+    this.datapath = dp.value;
+    this.driver = new CoreDriver(core, {
+      // Whatever the core emits is routed by the kernel from the TUN device, by destination.
+      emit: (bytes) => {
+        const r = this.datapath?.write('inside', bytes);
+        if (r && !r.ok) this.log.warn({ err: r.error.message }, 'TUN write failed');
+      },
+      drop: (reason) => this.log.trace({ reason }, 'drop'),
+      trace: (event) => {
+        if (event.event === 'search-complete' || event.event === 'search-failed' || event.event === 'path-revoked' || event.event === 'age-out' || event.event === 'search-forged') {
+          this.log.info({ event: event.event, ...event.detail }, event.event);
+        } else this.log.debug({ event: event.event, kind: event.kind, ...event.detail }, event.event);
+      },
+    });
+
+    this.routing = {
+      insideTun: this.config.tun.inside,
+      outsideTun: this.config.tun.outside,
+      insideIfaces: this.config.inside,
+      outsideIfaces: this.config.outside,
+      table: this.config.routingTable,
+      pref: this.config.routingTable,
+    };
+    const r = runRouting(routingSetup(this.routing));
+    if (!r.ok) throw new GatewayStartError(`cannot set up policy routing: ${r.error.message}`);
+
+    this.statusServer = await serveStatus(this.config.statusSocket, () => this.status());
+    if (this.config.metrics) await this.serveMetrics(this.config.metrics.host, this.config.metrics.port);
+    this.watching = this.follow();
+    this.log.info(
+      { gateway: this.id, address: bundle.gateway.address, version: this.version, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
+      'gateway running',
+    );
+  }
+
+  /** Keys at start: the authority if it answers soon, else the cached delivery (sealed to our key). */
+  private async initialSnapshot(): Promise<AuthoritySnapshot> {
+    try {
+      const c = await this.client!.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000) });
+      const s = await this.accept(c);
+      if (s) return s;
+    } catch (e) {
+      if (e instanceof AuthorityApiError && (e.status === 401 || e.status === 403)) throw new GatewayStartError(`the authority refuses this gateway: ${e.message}`);
+      this.log.warn({ err: (e as Error).message }, 'authority unreachable at start; using the cached delivery');
+    }
+    const cached = loadDelivery(this.config.data);
+    if (!cached) throw new GatewayStartError('no keys: the authority is unreachable and there is no cached delivery yet');
+    const s = await openDelivery(cached, this.creds.privateKey, { gateway: this.id, authority: this.creds.bundle.authority.name });
+    this.version = s.version;
+    return s;
+  }
+
+  private async accept(c: GatewayChanges): Promise<AuthoritySnapshot | undefined> {
+    if (!c.delivery) return undefined;
+    const s = await openDelivery(c.delivery, this.creds.privateKey, { gateway: this.id, authority: this.creds.bundle.authority.name });
+    saveDelivery(this.config.data, c.delivery);
+    this.version = c.version;
+    return s;
+  }
+
+  /** Follows the change stream; every change reaches the core without a restart. */
+  private async follow(): Promise<void> {
+    try {
+      await this.client!.watch({
+        since: this.version,
+        waitSeconds: 25,
+        signal: this.abort.signal,
+        onChanges: async (c) => {
+          const s = await this.accept(c);
+          if (!s || !this.driver) return;
+          this.driver.snapshot(s);
+          this.log.info({ version: c.version, events: c.events.map((e) => e.action) }, 'configuration applied');
+        },
+        onError: (e) => this.log.warn({ err: (e as Error).message }, 'authority unreachable; forwarding with cached keys'),
+      });
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'the authority refused this gateway: its keys are withdrawn');
+      // A revoked gateway must not keep VPN keys: drop to an empty configuration.
+      this.driver?.snapshot({ version: this.version, protectedPrefixes: [], vpns: [] });
+    }
+  }
+
+  private async serveMetrics(host: string, port: number): Promise<void> {
+    const registry = gatewayRegistry(() => this.driver!.core, this.id);
+    this.metricsServer = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('see /metrics\n');
+        return;
+      }
+      registry
+        .metrics()
+        .then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text))
+        .catch((e: Error) => res.writeHead(500).end(e.message));
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.metricsServer!.once('error', reject);
+      this.metricsServer!.listen(port, host, () => resolve());
+    });
+  }
+
+  status(): GatewayStatus {
+    const core = this.driver!.core;
+    const now = Date.now();
+    return {
+      gateway: this.id,
+      address: this.creds.bundle.gateway.address,
+      authorityVersion: this.version,
+      vpns: core.ring.vpnIds().map((id) => {
+        const v = core.ring.vpn(id)!;
+        return { id, name: v.name, mode: v.mode, epoch: core.ring.currentEpoch(id, now) };
+      }),
+      startedAt: this.startedAt,
+      now,
+      paths: core.paths(now),
+      stats: { ...core.stats(), ...Object.fromEntries(Object.entries(this.datapath?.stats() ?? {}).map(([k, v]) => [`datapath.${k}`, v])) },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.driver?.stop();
+    this.statusServer?.close();
+    this.metricsServer?.close();
+    if (this.routing) runRouting(routingTeardown(this.routing));
+    this.datapath?.close();
+    this.client?.close();
+    await this.watching?.catch(() => undefined);
+    this.log.info({ gateway: this.creds.bundle.gateway.name }, 'gateway stopped');
+  }
+}
+
+/** Refuses early and clearly when the gateway cannot work here. */
+function preflight(config: GatewayRunConfig): void {
+  if (process.platform !== 'linux') throw new GatewayStartError('the gateway needs Linux (TUN devices, policy routing)');
+  if (process.getuid?.() !== 0) throw new GatewayStartError('the gateway needs root (CAP_NET_ADMIN) to create TUN devices and policy routing');
+  for (const i of [...config.inside, ...config.outside]) {
+    try {
+      execFileSync('ip', ['link', 'show', 'dev', i], { stdio: 'ignore' });
+    } catch {
+      throw new GatewayStartError(`interface ${i} does not exist in this network namespace`);
+    }
+  }
+}
+
+/** The prefixes configured on the inside interfaces: the LANs whose terminals we serve first-hand. */
+function insidePrefixes(ifaces: string[]): Prefix[] {
+  const out: Prefix[] = [];
+  for (const i of ifaces) {
+    const j = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', i], { encoding: 'utf8' })) as { addr_info?: { local: string; prefixlen: number }[] }[];
+    for (const a of j[0]?.addr_info ?? []) out.push(Prefix.of(a.local, a.prefixlen));
+  }
+  return out;
+}
