@@ -4,6 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { formatSimScale, runSimScale, simScaleOptions } from './sim-scale.js';
 import { runKeyTableMemory } from './key-table-memory.js';
+import { formatPeerBench, peerBenchOptions, runPeerBench } from './peers/index.js';
+import { kasanePeer } from './peers/kasane.js';
+import { formatNativeBench, runNativeBench } from './native-bench.js';
+import { authorityBenchOptions, formatAuthorityBench, runAuthorityBench } from './authority-scale.js';
 
 interface Benchmark {
   description: string;
@@ -15,6 +19,24 @@ const benchmarks: Record<string, Benchmark> = {
     description: 'key searches in a simulated network (by default 1,000 gateways, 100,000 terminals)',
     run(log) {
       log(formatSimScale(runSimScale(simScaleOptions(), (line) => log(`  ${line}`))));
+    },
+  },
+  native: {
+    description: 'native AES-GCM per packet vs node:crypto, and TUN forwarding throughput between namespaces (root, iperf3)',
+    async run(log) {
+      log(formatNativeBench(await runNativeBench({ quick: process.env.KASANE_BENCH_QUICK === '1' })));
+    },
+  },
+  authority: {
+    description: 'enroll gateways, put them into VPNs, rotate every key: delivery time and memory, on SQLite and PostgreSQL',
+    async run(log) {
+      log(formatAuthorityBench(await runAuthorityBench(authorityBenchOptions(), (line) => log(`  ${line}`))));
+    },
+  },
+  peers: {
+    description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces (root; KASANE_BENCH_SMOKE=1 for a quick run)',
+    async run(log) {
+      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), log: (line) => log(`  ${line}`) })));
     },
   },
   'key-table-memory': {

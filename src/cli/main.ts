@@ -1,6 +1,7 @@
 // kasane command line. Each area registers its commands from its own module in ./commands.
 import { Command, CommanderError } from 'commander';
 import { registerSimulate } from './commands/simulate.js';
+import { registerDemo } from './commands/demo.js';
 import { registerAudit, registerAuthority } from './commands/authority.js';
 import { registerDirectory } from './commands/directory.js';
 import { registerGateway } from './commands/gateway.js';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerDemo(program);
   registerSimulate(program);
   registerAuthority(program);
   registerVpn(program);

@@ -1,0 +1,70 @@
+// `kasane`: two kasane gateways (native datapath) under a real authority, in the comparison
+// testbed. kasane is a bump in the wire: packets keep the terminals' addresses, so the router
+// routes the LANs exactly as for `plain`, and the gateways encrypt in place (ESP, AES-256-GCM).
+// The authority runs on the router host (reachable from both gateways over the WAN links).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Testbed } from '../../src/testbed/netns.js';
+import { Daemon, waitFor } from './proc.js';
+import type { PeerSetup, PeerTopology } from './topology.js';
+
+const CLI = [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
+
+export function kasanePeer(): PeerSetup {
+  let state: { tb: Testbed; topo: PeerTopology; daemons: Daemon[]; routes: [string, string][] } | undefined;
+  return {
+    name: 'kasane',
+    description: 'group VPN, bump-in-the-wire ESP AES-256-GCM, native datapath (GSO/GRO, batched egress)',
+    async setUp(tb, topo) {
+      const dir = join(topo.tmpDir, 'kasane');
+      mkdirSync(dir, { recursive: true });
+      const routes: [string, string][] = [
+        [topo.gwA.lanPrefix, topo.gwA.wanAddr],
+        [topo.gwB.lanPrefix, topo.gwB.wanAddr],
+      ];
+      state = { tb, topo, daemons: [], routes: [] };
+      for (const [prefix, via] of routes) {
+        tb.ip(topo.router.ns, 'route', 'add', prefix, 'via', via);
+        state.routes.push([prefix, via]);
+      }
+      const kasane = (ns: string, ...args: string[]) => tb.exec(ns, CLI[0], ...CLI.slice(1), ...args);
+      const adata = join(dir, 'authority');
+      kasane(topo.router.ns, 'authority', 'init', '--data', adata, '--name', 'bench', '--listen', `${topo.gwA.wanNextHop}:7443`);
+      const auth = Daemon.start(tb, topo.router.ns, 'kasane-authority', CLI[0], [...CLI.slice(1), 'authority', 'serve', '--data', adata, '--log-level', 'warn']);
+      state.daemons.push(auth);
+      const admin = (...args: string[]) => kasane(topo.router.ns, ...args, '--data', adata);
+      await waitFor('the kasane authority', () => (auth.assertRunning(), admin('authority', 'status'), true), { timeoutMs: 30_000, intervalMs: 200 });
+      admin('vpn', 'create', 'bench', '--id', '1');
+      for (const [name, gw] of [['gwA', topo.gwA], ['gwB', topo.gwB]] as const) {
+        admin('gateway', 'add', name, '--address', gw.wanAddr);
+        admin('member', 'add', 'bench', name, gw.lanPrefix);
+      }
+      for (const [name, gw] of [['gwA', topo.gwA], ['gwB', topo.gwB]] as const) {
+        const gdata = join(dir, name);
+        const bundle = join(dir, `${name}.bundle.json`);
+        admin('gateway', 'bundle', name, '-o', bundle);
+        kasane(gw.ns, 'gateway', 'enroll', '--data', gdata, '--bundle', bundle);
+        const cfg = join(dir, `${name}.yaml`);
+        writeFileSync(cfg, `data: ${gdata}\ninside: [${gw.lanIf}]\noutside: [${gw.wanIf}]\nlogLevel: warn\n`);
+        const d = Daemon.start(tb, gw.ns, `kasane-${name}`, CLI[0], [...CLI.slice(1), 'gateway', 'run', '--config', cfg]);
+        state.daemons.push(d);
+        await waitFor(`kasane ${name}`, () => (d.assertRunning(), kasane(gw.ns, 'gateway', 'status', '--data', gdata, '--json'), true), { timeoutMs: 30_000, intervalMs: 200 });
+      }
+      // The first packet triggers the key search; the harness measures once traffic flows.
+      await waitFor('hostA -> hostB through kasane', () => (tb.exec(topo.hostA.ns, 'ping', '-c', '1', '-W', '1', topo.hostB.addr), true), { timeoutMs: 30_000, intervalMs: 100 });
+    },
+    async tearDown() {
+      if (!state) return;
+      const { tb, topo, daemons, routes } = state;
+      state = undefined;
+      for (const d of daemons.reverse()) await d.stop();
+      for (const [prefix, via] of routes) {
+        try {
+          tb.ip(topo.router.ns, 'route', 'del', prefix, 'via', via);
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
+}

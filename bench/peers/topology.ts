@@ -1,0 +1,122 @@
+// The comparison testbed: hostA – gwA – router – gwB – hostB, one network namespace each, veth
+// links created inside the namespaces (nothing in the root namespace). The router knows only the
+// two WAN links: traffic between the terminal LANs passes only if a peer carries it (a tunnel
+// between gwA and gwB) or the `plain` peer adds the LAN routes to the router.
+import type { Testbed } from '../../test/native/netns.js';
+import type { Requirement } from './install.js';
+
+export interface Terminal {
+  ns: string;
+  ifname: string;
+  addr: string;
+  prefixLen: number;
+  /** Its gateway's LAN address (its default route). */
+  gateway: string;
+}
+
+export interface GatewaySide {
+  ns: string;
+  /** Inside: the terminal LAN. */
+  lanIf: string;
+  lanAddr: string;
+  /** The LAN as a prefix, e.g. 10.77.1.0/24. */
+  lanPrefix: string;
+  /** Outside: the WAN link to the router. */
+  wanIf: string;
+  wanAddr: string;
+  wanPrefixLen: number;
+  /** The router's address on this WAN link (this gateway's default route). */
+  wanNextHop: string;
+  /** This gateway's address inside a tunnel overlay, for peers that need one. */
+  overlayAddr: string;
+}
+
+export interface PeerTopology {
+  /** The testbed's unique name prefix (namespaces are `<prefix>-<role>`). */
+  prefix: string;
+  /** A private directory for this run; a peer makes its own subdirectory in it. */
+  tmpDir: string;
+  hostA: Terminal;
+  hostB: Terminal;
+  gwA: GatewaySide;
+  gwB: GatewaySide;
+  router: { ns: string };
+  /** The overlay prefix length (overlay addresses are in gwA/gwB.overlayAddr). */
+  overlayPrefixLen: number;
+  /** MTU of the tunnel devices, and of the terminals' LAN interfaces (so no peer depends on PMTU discovery). */
+  mtu: number;
+}
+
+/** One system under comparison. setUp must resolve only once hostA→hostB traffic can flow. */
+export interface PeerSetup {
+  name: string;
+  /** One line for the report (cipher, mode). */
+  description?: string;
+  /** Commands it runs and their Debian packages; missing ones are installed, or the peer is skipped. */
+  requires?: Requirement[];
+  /** The program's version, for the report. */
+  version?(): Promise<string | undefined>;
+  setUp(tb: Testbed, topo: PeerTopology): Promise<void>;
+  /** Stops everything setUp started (by PID) and removes what it added to the namespaces. */
+  tearDown(): Promise<void>;
+}
+
+const NET = '10.77';
+
+/** Builds the five namespaces and their links; throws on failure (the caller tears the testbed down). */
+export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopology {
+  const hostA = tb.ns('hostA');
+  const gwA = tb.ns('gwA');
+  const router = tb.ns('router');
+  const gwB = tb.ns('gwB');
+  const hostB = tb.ns('hostB');
+  const topo: PeerTopology = {
+    prefix: tb.prefix,
+    tmpDir,
+    hostA: { ns: hostA, ifname: 'lan0', addr: `${NET}.1.2`, prefixLen: 24, gateway: `${NET}.1.1` },
+    hostB: { ns: hostB, ifname: 'lan0', addr: `${NET}.2.2`, prefixLen: 24, gateway: `${NET}.2.1` },
+    gwA: {
+      ns: gwA,
+      lanIf: 'lan0',
+      lanAddr: `${NET}.1.1`,
+      lanPrefix: `${NET}.1.0/24`,
+      wanIf: 'wan0',
+      wanAddr: `${NET}.101.2`,
+      wanPrefixLen: 24,
+      wanNextHop: `${NET}.101.1`,
+      overlayAddr: `${NET}.200.1`,
+    },
+    gwB: {
+      ns: gwB,
+      lanIf: 'lan0',
+      lanAddr: `${NET}.2.1`,
+      lanPrefix: `${NET}.2.0/24`,
+      wanIf: 'wan0',
+      wanAddr: `${NET}.102.2`,
+      wanPrefixLen: 24,
+      wanNextHop: `${NET}.102.1`,
+      overlayAddr: `${NET}.200.2`,
+    },
+    router: { ns: router },
+    overlayPrefixLen: 24,
+    mtu,
+  };
+  for (const [host, gw] of [
+    [topo.hostA, topo.gwA],
+    [topo.hostB, topo.gwB],
+  ] as const) {
+    tb.link(host.ns, host.ifname, `${host.addr}/${host.prefixLen}`, gw.ns, gw.lanIf, `${gw.lanAddr}/${host.prefixLen}`);
+    tb.ip(host.ns, 'link', 'set', host.ifname, 'mtu', String(mtu));
+    tb.ip(host.ns, 'route', 'add', 'default', 'via', host.gateway);
+    tb.link(gw.ns, gw.wanIf, `${gw.wanAddr}/${gw.wanPrefixLen}`, router, gw === topo.gwA ? 'wa' : 'wb', `${gw.wanNextHop}/${gw.wanPrefixLen}`);
+    tb.ip(gw.ns, 'route', 'add', 'default', 'via', gw.wanNextHop);
+    tb.sysctl(gw.ns, 'net.ipv4.ip_forward', '1');
+  }
+  tb.sysctl(router, 'net.ipv4.ip_forward', '1');
+  return topo;
+}
+
+/** All namespaces of the topology, hosts first. */
+export function namespacesOf(topo: PeerTopology): string[] {
+  return [topo.hostA.ns, topo.hostB.ns, topo.gwA.ns, topo.gwB.ns, topo.router.ns];
+}

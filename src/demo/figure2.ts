@@ -1,0 +1,184 @@
+// Seed 000 Figure 2 on real Linux networking: terminals A, B, C behind gateways G1, G2, G3, a WAN
+// router R, and the authority in its own namespace. Used by `kasane demo` and the end-to-end tests.
+//
+//   A (10.1.0.10) -- G1 --+                      VPN1 = {G1 + A, G2 + B}
+//   B (10.2.0.10) -- G2 --+-- R -- AUTH          VPN2 = {G2 + B, G3 + C}
+//   C (10.3.0.10) -- G3 --+
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Testbed } from '../testbed/netns.js';
+
+export interface Figure2 {
+  tb: Testbed;
+  ns: Record<'A' | 'B' | 'C' | 'G1' | 'G2' | 'G3' | 'R' | 'AUTH', string>;
+  terminals: Record<'A' | 'B' | 'C', string>;
+  dir: string;
+  authorityData: string;
+  gatewayData(n: 1 | 2 | 3): string;
+  /** Runs the kasane CLI in a namespace; returns stdout, throws with stderr on failure. */
+  kasane(ns: string, ...args: string[]): string;
+  /** An administrator command on the authority host. */
+  admin(...args: string[]): string;
+  gateways: Map<string, ChildProcess>;
+  authority?: ChildProcess;
+  /** Starts (or restarts) gateway Gn and waits until it runs. */
+  startGateway(n: 1 | 2 | 3, extraConfig?: string): Promise<void>;
+  stopGateway(n: 1 | 2 | 3): Promise<void>;
+  startAuthority(): Promise<void>;
+  stopAuthority(): Promise<void>;
+  /** ping from a terminal; true when at least one reply came back. */
+  ping(from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', opts?: { count?: number; pattern?: string }): boolean;
+  /** Stops everything it started and deletes every namespace. Never throws. */
+  teardown(): Promise<void>;
+}
+
+export interface Figure2Options {
+  /** How to run the kasane CLI: [executable, ...leading args]. Default: this node with the compiled CLI. */
+  cli?: string[];
+  /** Work directory (authority and gateway data). */
+  dir: string;
+  log?: (line: string) => void;
+  gatewayLogLevel?: string;
+}
+
+const TERMINALS = { A: '10.1.0.10', B: '10.2.0.10', C: '10.3.0.10' } as const;
+
+export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
+  const tb = new Testbed();
+  const log = o.log ?? (() => undefined);
+  const cli = o.cli ?? [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
+  const ns = {
+    A: tb.ns('A'),
+    B: tb.ns('B'),
+    C: tb.ns('C'),
+    G1: tb.ns('G1'),
+    G2: tb.ns('G2'),
+    G3: tb.ns('G3'),
+    R: tb.ns('R'),
+    AUTH: tb.ns('AUTH'),
+  };
+  const site = { 1: { t: ns.A, g: ns.G1 }, 2: { t: ns.B, g: ns.G2 }, 3: { t: ns.C, g: ns.G3 } } as const;
+  for (const n of [1, 2, 3] as const) {
+    const { t, g } = site[n];
+    tb.link(t, 'eth0', `10.${n}.0.10/24`, g, 'lan0', `10.${n}.0.1/24`);
+    tb.ip(t, 'route', 'add', 'default', 'via', `10.${n}.0.1`);
+    tb.link(g, 'wan0', `10.200.${n}.2/24`, ns.R, `g${n}`, `10.200.${n}.1/24`);
+    tb.ip(g, 'route', 'add', 'default', 'via', `10.200.${n}.1`);
+    tb.ip(ns.R, 'route', 'add', `10.${n}.0.0/24`, 'via', `10.200.${n}.2`);
+  }
+  tb.link(ns.AUTH, 'eth0', '10.200.9.2/24', ns.R, 'auth', '10.200.9.1/24');
+  tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
+  tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
+  log('namespaces and links up: A, B, C behind G1, G2, G3; router R; authority host AUTH');
+
+  const authorityData = join(o.dir, 'authority');
+  const kasane = (where: string, ...args: string[]) => tb.exec(where, cli[0], ...cli.slice(1), ...args);
+  const gateways = new Map<string, ChildProcess>();
+  const f: Figure2 = {
+    tb,
+    ns,
+    terminals: { ...TERMINALS },
+    dir: o.dir,
+    authorityData,
+    gatewayData: (n) => join(o.dir, `G${n}`),
+    kasane,
+    admin: (...args) => kasane(ns.AUTH, ...args, '--data', authorityData),
+    gateways,
+    async startAuthority() {
+      f.authority = tb.spawn(ns.AUTH, cli[0], [...cli.slice(1), 'authority', 'serve', '--data', authorityData, '--log-level', 'warn']);
+      await waitFor(() => {
+        try {
+          f.admin('authority', 'status');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 30_000, 'the authority to serve');
+    },
+    async stopAuthority() {
+      await stop(f.authority);
+      f.authority = undefined;
+    },
+    async startGateway(n, extra = '') {
+      const cfg = join(o.dir, `G${n}.yaml`);
+      writeFileSync(cfg, `data: ${f.gatewayData(n)}\ninside: [lan0]\noutside: [wan0]\nlogLevel: ${o.gatewayLogLevel ?? 'info'}\n${extra}`);
+      const d = tb.spawn(site[n].g, cli[0], [...cli.slice(1), 'gateway', 'run', '--config', cfg]);
+      gateways.set(`G${n}`, d);
+      let text = '';
+      d.stderr!.on('data', (b: Buffer) => (text += b.toString()));
+      await waitFor(() => text.includes('gateway running') || d.exitCode !== null, 30_000, `G${n} to start`);
+      if (d.exitCode !== null) throw new Error(`G${n} exited: ${text.slice(-2000)}`);
+    },
+    async stopGateway(n) {
+      await stop(gateways.get(`G${n}`));
+      gateways.delete(`G${n}`);
+    },
+    ping(from, to, po = {}) {
+      try {
+        const args = ['-c', String(po.count ?? 3), '-i', '0.2', '-W', '2'];
+        if (po.pattern) args.push('-p', po.pattern);
+        tb.exec(ns[from], 'ping', ...args, TERMINALS[to]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async teardown() {
+      for (const d of gateways.values()) await stop(d);
+      await stop(f.authority);
+      tb.teardown();
+    },
+  };
+  try {
+    kasane(ns.AUTH, 'authority', 'init', '--data', authorityData, '--name', 'figure2', '--listen', '10.200.9.2:7443');
+    await f.startAuthority();
+    log('authority running at https://10.200.9.2:7443 (SQLite in ' + authorityData + ')');
+    f.admin('vpn', 'create', 'VPN1', '--id', '1');
+    f.admin('vpn', 'create', 'VPN2', '--id', '2');
+    for (const n of [1, 2, 3]) f.admin('gateway', 'add', `G${n}`, '--address', `10.200.${n}.2`);
+    f.admin('member', 'add', 'VPN1', 'G1', '10.1.0.0/24');
+    f.admin('member', 'add', 'VPN1', 'G2', '10.2.0.0/24');
+    f.admin('member', 'add', 'VPN2', 'G2', '10.2.0.0/24');
+    f.admin('member', 'add', 'VPN2', 'G3', '10.3.0.0/24');
+    log('VPN1 = {G1 + 10.1.0.0/24, G2 + 10.2.0.0/24}; VPN2 = {G2 + 10.2.0.0/24, G3 + 10.3.0.0/24}');
+    for (const n of [1, 2, 3] as const) {
+      const bundle = join(o.dir, `G${n}.bundle.json`);
+      f.admin('gateway', 'bundle', `G${n}`, '-o', bundle);
+      kasane(site[n].g, 'gateway', 'enroll', '--data', f.gatewayData(n), '--bundle', bundle);
+      await f.startGateway(n);
+      log(`G${n} enrolled (offline bundle) and running`);
+    }
+  } catch (e) {
+    await f.teardown();
+    throw e;
+  }
+  return f;
+}
+
+async function stop(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  p.kill('SIGTERM');
+  const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  if (!exited && p.pid) p.kill('SIGKILL');
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** True when this host can run the demo (root, network namespaces, TUN). */
+export function demoPrerequisites(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the demo builds network namespaces and TUN devices: run it as root';
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+  } catch {
+    return 'iproute2 with network namespace support is needed (apt-get install iproute2)';
+  }
+  return undefined;
+}
