@@ -103,6 +103,8 @@ export interface Executor {
   /** One packet from one side. `now` is the injected clock in ms. */
   process(from: Side, packet: Uint8Array, now: number): Verdict;
   pathStats(local: Ip, remote: Ip): PathStats | undefined;
+  /** The next sequence number the sending SA of a VPN will use (for persisting a high-water mark). */
+  txNextSeq(vpnId: VpnId): bigint | undefined;
   /** Drop and punt counters by reason, plus packets/bytes encrypted and decrypted. */
   counters(): Record<string, number>;
 }

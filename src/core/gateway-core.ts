@@ -27,6 +27,12 @@ export interface GatewayCoreOptions {
   random?: (n: number) => Uint8Array;
   /** The TypeScript reference executor by default. */
   executor?: Executor;
+  /**
+   * First sequence number of a new sending SA (default 1). A gateway that restarts within an epoch
+   * must resume above every number it already sent under that key (nonce uniqueness, and the
+   * receivers' replay windows): the daemon passes its persisted reservation here.
+   */
+  txSeqStart?: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
 }
 
 export class GatewayCore implements CoreContext {
@@ -43,6 +49,8 @@ export class GatewayCore implements CoreContext {
   private readonly relay: SearchRelay;
   private readonly randomSource: (n: number) => Uint8Array;
   private installedTx = new Map<VpnId, Spi>();
+  private readonly txSeqStart: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
+  private readonly txEpochs = new Map<VpnId, number>();
   private installedRx = new Set<Spi>();
 
   constructor(opts: GatewayCoreOptions) {
@@ -62,6 +70,7 @@ export class GatewayCore implements CoreContext {
     this.pending = new PendingBuffers(l.pendingPerPath, l.pendingTotal, l.pendingBytes);
     this.executor = opts.executor ?? new TsExecutor();
     this.randomSource = opts.random ?? cryptoRandom;
+    this.txSeqStart = opts.txSeqStart ?? (() => 1n);
     this.ring = new KeyRing(c.id, opts.snapshot);
     this.originator = new SearchOriginator(this);
     this.relay = new SearchRelay(this);
@@ -151,6 +160,11 @@ export class GatewayCore implements CoreContext {
     }
     void now;
     return out;
+  }
+
+  /** The sending SAs in use: VPN, epoch, SPI and the next sequence number. */
+  sendingSas(): { vpnId: VpnId; epoch: number; spi: Spi; nextSeq: bigint }[] {
+    return [...this.installedTx].map(([vpnId, spi]) => ({ vpnId, spi, epoch: this.txEpochs.get(vpnId)!, nextSeq: this.executor.txNextSeq(vpnId) ?? 0n }));
   }
 
   stats(): Record<string, number> {
@@ -285,8 +299,9 @@ export class GatewayCore implements CoreContext {
       if (!tx) continue;
       wantTx.set(vpnId, tx.spi);
       if (this.installedTx.get(vpnId) !== tx.spi) {
-        // A new epoch has a new key: its sequence numbers start again at 1.
-        this.executor.installTxSa({ ...tx, nextSeq: 1n });
+        // A new epoch has a new key: its sequence numbers start again (at 1, or above a persisted mark).
+        this.executor.installTxSa({ ...tx, nextSeq: this.txSeqStart(vpnId, tx.epoch, tx.spi) });
+        this.txEpochs.set(vpnId, tx.epoch);
         this.trace({ event: 'epoch-send', kind: 'config', detail: { vpnId, epoch: tx.epoch, spi: tx.spi } });
       }
     }

@@ -58,6 +58,10 @@ export class TsExecutor implements Executor {
     return s ? { ...s } : undefined;
   }
 
+  txNextSeq(vpnId: VpnId): bigint | undefined {
+    return this.tx.get(vpnId)?.nextSeq;
+  }
+
   counters(): Record<string, number> {
     return Object.fromEntries(this.count);
   }

@@ -22,6 +22,8 @@ import { CoreDriver } from './core-driver.js';
 import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from './credentials.js';
 import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
+import { SeqReservations } from './seq-reservation.js';
+import { join } from 'node:path';
 
 export class GatewayStartError extends Error {}
 
@@ -37,6 +39,7 @@ export class GatewayDaemon {
   private version = 0;
   private readonly startedAt = Date.now();
   private stopped = false;
+  private seqTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly config: GatewayRunConfig,
@@ -70,6 +73,7 @@ export class GatewayDaemon {
     const executor: Executor = native.ok ? native.value : new TsExecutor();
     if (!native.ok) throw new GatewayStartError(`the native datapath is unavailable (${native.error.message}); run npm install to build it`);
 
+    const reservations = new SeqReservations(join(this.config.data, 'tx-seq.json'));
     const core = new GatewayCore({
       config: {
         id: bundle.gateway.name,
@@ -83,7 +87,14 @@ export class GatewayDaemon {
       snapshot: first,
       now: Date.now(),
       executor,
+      txSeqStart: (vpnId, epoch) => reservations.begin(vpnId, epoch),
     });
+    this.seqTimer = setInterval(() => {
+      const sas = core.sendingSas();
+      for (const sa of sas) reservations.ensure(sa.vpnId, sa.epoch, sa.nextSeq);
+      reservations.retain(sas);
+    }, 1000);
+    this.seqTimer.unref();
     const dp = NativeDatapath.open(native.value, {
       inside: this.config.tun.inside,
       outside: this.config.tun.outside,
@@ -214,6 +225,7 @@ export class GatewayDaemon {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
+    if (this.seqTimer) clearInterval(this.seqTimer);
     this.driver?.stop();
     this.statusServer?.close();
     this.metricsServer?.close();

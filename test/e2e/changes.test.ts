@@ -1,0 +1,55 @@
+// Changes while running, on real Linux networking (seed 000 Figure 2 in namespaces): removing a
+// member stops its path within seconds; an authority outage and restart change nothing for
+// established traffic; a restarted gateway recovers its paths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildFigure2 } from '../../src/demo/figure2.js';
+import { netnsAvailability } from '../../src/testbed/netns.js';
+
+const avail = netnsAvailability();
+const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+
+test('changes while running: member removal, authority restart, gateway restart', { skip, timeout: 300_000 }, async () => {
+  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+  const f = await buildFigure2({ dir, cli: CLI });
+  try {
+    assert.equal(f.ping('B', 'A'), true);
+    assert.equal(f.ping('B', 'C'), true);
+
+    // The authority goes away: established paths keep working on cached keys.
+    await f.stopAuthority();
+    assert.equal(f.ping('B', 'A'), true, 'B -> A with the authority down');
+    await f.startAuthority();
+    assert.equal(f.ping('B', 'A'), true, 'B -> A after the authority restarted');
+
+    // A restarted gateway recovers its paths (from the authority, by a new key search).
+    await f.stopGateway(1);
+    assert.equal(f.ping('B', 'A', { count: 1 }), false, 'G1 is down');
+    await f.startGateway(1);
+    assert.equal(f.ping('B', 'A'), true, 'B -> A after G1 restarted');
+
+    // Removing G3 from VPN2 stops B <-> C within a few seconds, without restarting anything.
+    const t0 = Date.now();
+    f.admin('member', 'remove', 'VPN2', 'G3');
+    let stopped = false;
+    while (Date.now() - t0 < 10_000) {
+      if (!f.ping('B', 'C', { count: 1 })) {
+        stopped = true;
+        break;
+      }
+    }
+    assert.ok(stopped, 'B -> C still passes 10 s after G3 left VPN2');
+    assert.ok(Date.now() - t0 < 10_000);
+    assert.equal(f.ping('B', 'C', { count: 2 }), false, 'and stays stopped');
+    assert.equal(f.ping('B', 'A'), true, 'VPN1 is unaffected');
+  } finally {
+    await f.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
