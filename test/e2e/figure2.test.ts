@@ -26,7 +26,8 @@ test('Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carr
     // Capture the WAN between R and G1 while the terminals talk.
     const pcap = join(dir, 'wan-g1.pcap');
     const capture = f.tb.spawn(f.ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-w', pcap]);
-    await new Promise((r) => setTimeout(r, 1000));
+    await listening(capture);
+    await new Promise((r) => setTimeout(r, 1000)); // the capture socket settles after tcpdump says it listens
     const MARKER = '6b6173616e652d7365637265742121'; // "kasane-secret!!" as ping's fill pattern
     assert.equal(f.ping('B', 'A', { pattern: MARKER }), true, 'B -> A over VPN1');
     assert.equal(f.ping('B', 'C', { pattern: MARKER }), true, 'B -> C over VPN2');
@@ -62,6 +63,21 @@ test('kasane demo --check: the operators\' self-test passes and leaves no namesp
   assert.match(r.stdout, /B\s+yes \[yes\]\s+-\s+yes \[yes\]/);
   assert.equal(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout, before);
 });
+
+/** Resolves once tcpdump says it is capturing (its start-up can take seconds on a busy machine). */
+function listening(p: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const t = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 30_000);
+    p.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+      if (err.includes('listening on')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+}
 
 /** IPv4 packets of a classic pcap file (Ethernet link type). */
 function readPcap(path: string): { src: string; dst: string; proto: number; payload: Buffer }[] {
