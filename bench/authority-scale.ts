@@ -109,6 +109,10 @@ async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> 
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // Never leave the authority behind, even if this process dies.
+  const reap = (): void => void child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const deadline = Date.now() + 60_000;

@@ -73,6 +73,14 @@ interface GatewayKey {
 
 type MemberGateway = Pick<GatewayRow, 'name' | 'status' | 'address' | 'publicKey'>;
 
+interface PreparedRotation {
+  vpnId: number;
+  epoch: number;
+  key: Uint8Array;
+  /** Member name -> the key it was sealed to and the sealed group key. */
+  sealed: Map<string, { publicKey: Uint8Array; enc: Uint8Array; ct: Uint8Array }>;
+}
+
 /** The state of one change while its transaction runs. */
 class Change {
   touched = new Set<string>();
@@ -148,6 +156,7 @@ export class AuthorityService {
   private caFingerprint = '';
   private advertisedUrl: string;
   private readonly vpnCache = new Map<number, VpnViewCache>();
+  private readonly vpnBuilds = new Map<string, Promise<VpnViewCache>>();
   private directoryCache: { version: number; prefixes: string[] } | undefined;
   private crls: { root: string; issuing: string } | undefined;
   private readonly crlListeners: ((crls: { root: string; issuing: string }) => void)[] = [];
@@ -316,7 +325,7 @@ export class AuthorityService {
    * holds it before anyone sends with it; the previous epochs end `grace` after that. Urgent (a
    * member left or was revoked): active at once, previous epochs end after the short urgent grace.
    */
-  private async rotateInTx(c: Change, vpn: VpnRow, kind: 'scheduled' | 'manual' | 'urgent'): Promise<{ epoch: number; activeFrom: number }> {
+  private async rotateInTx(c: Change, vpn: VpnRow, kind: 'scheduled' | 'manual' | 'urgent', prepared?: PreparedRotation): Promise<{ epoch: number; activeFrom: number }> {
     const now = c.now;
     const epochs = await c.tx.listEpochs(vpn.id);
     const expired = epochs.filter((e) => e.expiresAt <= now).map((e) => e.epoch);
@@ -331,11 +340,24 @@ export class AuthorityService {
     for (const e of epochs) if (e.expiresAt > now && e.expiresAt > oldEnd) await c.tx.setEpochExpiry(vpn.id, e.epoch, oldEnd);
     const epoch = vpn.lastEpoch + 1;
     if (epoch > 0xffffffff) throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
-    const key = this.random(GROUP_KEY_BYTES);
+    // A key sealed before the transaction is used only if it was made for this very epoch.
+    const pre = prepared && prepared.vpnId === vpn.id && prepared.epoch === epoch ? prepared : undefined;
+    const key = pre ? pre.key : this.random(GROUP_KEY_BYTES);
     await c.tx.insertEpoch({ vpnId: vpn.id, epoch, wrappedKey: wrapGroupKey(this.kek, vpn.id, epoch, key, this.random), activeFrom, expiresAt: NEVER, createdAt: now });
     const { gateways } = await this.membersOf(c.tx, vpn.id);
     const members = AuthorityService.activeKeys(gateways);
-    await this.provision(c, vpn, [{ epoch, key }], members, true);
+    let spi = await c.tx.allocSpis(members.length);
+    await c.tx.insertSpis(members.map((m) => ({ spi: spi++, vpnId: vpn.id, gateway: m.name, epoch })));
+    const sealed = await Promise.all(
+      members.map(async (m): Promise<SealedKeyRow> => {
+        const ready = pre?.sealed.get(m.name);
+        // Reuse a prepared seal only for the same member key (it may have re-enrolled meanwhile).
+        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0) return { vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct };
+        const s = await sealGroupKey(key, m.publicKey, deliveryContext(this.authorityName, m.name, vpn.id, epoch));
+        return { vpnId: vpn.id, epoch, gateway: m.name, enc: s.enc, ct: s.ct };
+      }),
+    );
+    await c.tx.insertSealedKeys(sealed);
     const nextRotationAt = vpn.rotationPeriodMs > 0 ? now + vpn.rotationPeriodMs : null;
     await c.tx.updateVpn(vpn.id, { lastEpoch: epoch, nextRotationAt });
     vpn.lastEpoch = epoch;
@@ -344,6 +366,54 @@ export class AuthorityService {
     c.touch(members.map((m) => m.name));
     c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length } });
     return { epoch, activeFrom };
+  }
+
+  /**
+   * Makes the next epoch's key and seals it to the current members outside any transaction, so
+   * that the transaction (which serialises every writer) does no public-key work. rotateInTx
+   * checks that it still fits (same epoch, same member keys) and seals what changed meanwhile.
+   */
+  private async prepareRotation(vpnId: number): Promise<PreparedRotation | undefined> {
+    const r = await this.store.read(async (tx) => {
+      const v = await tx.getVpnById(vpnId);
+      if (!v || v.mode !== 'group') return undefined;
+      return { v, members: AuthorityService.activeKeys((await this.membersOf(tx, vpnId)).gateways) };
+    });
+    if (!r) return undefined;
+    const epoch = r.v.lastEpoch + 1;
+    const key = this.random(GROUP_KEY_BYTES);
+    const sealed = new Map<string, { publicKey: Uint8Array; enc: Uint8Array; ct: Uint8Array }>();
+    await Promise.all(
+      r.members.map(async (m) => {
+        const s = await sealGroupKey(key, m.publicKey, deliveryContext(this.authorityName, m.name, vpnId, epoch));
+        sealed.set(m.name, { publicKey: m.publicKey, enc: s.enc, ct: s.ct });
+      }),
+    );
+    return { vpnId, epoch, key, sealed };
+  }
+
+  /** Rotates VPNs one transaction each, preparing the next ones' keys while committing. */
+  private async rotateMany(actor: string, ids: readonly number[], kind: 'scheduled' | 'manual' | 'urgent', onlyIfDue: boolean): Promise<{ vpn: string; epoch: number; activeFrom: number }[]> {
+    const AHEAD = 8;
+    const prepared: Promise<PreparedRotation | undefined>[] = [];
+    const prepare = (k: number): void => {
+      if (k < ids.length) prepared[k] = this.prepareRotation(ids[k]).catch(() => undefined);
+    };
+    for (let k = 0; k < AHEAD; k++) prepare(k);
+    const out: { vpn: string; epoch: number; activeFrom: number }[] = [];
+    for (let k = 0; k < ids.length; k++) {
+      const p = await prepared[k];
+      prepare(k + AHEAD);
+      const r = await this.change(actor, async (c) => {
+        const v = await c.tx.getVpnById(ids[k]);
+        if (!v || v.mode !== 'group') return undefined;
+        // Another replica may have rotated it meanwhile.
+        if (onlyIfDue && (v.nextRotationAt === null || v.nextRotationAt > c.now)) return undefined;
+        return { vpn: v.name, ...(await this.rotateInTx(c, v, kind, p)) };
+      });
+      if (r) out.push(r);
+    }
+    return out;
   }
 
   /** Marks the directory changed if `prefix` now appears or disappears. */
@@ -530,10 +600,13 @@ export class AuthorityService {
   }
 
   async rotateVpn(actor: string, name: string, immediate: boolean): Promise<{ vpn: string; epoch: number; activeFrom: number }> {
+    const found = await this.store.read((tx) => this.vpnOrThrow(tx, name));
+    if (found.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
+    const prepared = await this.prepareRotation(found.id);
     return this.change(actor, async (c) => {
       const v = await this.vpnOrThrow(c.tx, name);
       if (v.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
-      const r = await this.rotateInTx(c, v, immediate ? 'urgent' : 'manual');
+      const r = await this.rotateInTx(c, v, immediate ? 'urgent' : 'manual', prepared);
       return { vpn: v.name, ...r };
     });
   }
@@ -541,9 +614,12 @@ export class AuthorityService {
   /** Rotates every group VPN (one transaction each). */
   async rotateAll(actor: string, immediate: boolean): Promise<{ vpn: string; epoch: number; activeFrom: number }[]> {
     const vpns = await this.store.read((tx) => tx.listVpns());
-    const out = [];
-    for (const v of vpns) if (v.mode === 'group') out.push(await this.rotateVpn(actor, v.name, immediate));
-    return out;
+    return this.rotateMany(
+      actor,
+      vpns.filter((v) => v.mode === 'group').map((v) => v.id),
+      immediate ? 'urgent' : 'manual',
+      false,
+    );
   }
 
   /** Rotates the VPNs whose scheduled rotation is due. */
@@ -551,20 +627,15 @@ export class AuthorityService {
     if (this.rotating) return 0;
     this.rotating = true;
     try {
-      const now = this.clock();
-      const due = await this.store.read((tx) => tx.dueRotations(now));
-      let n = 0;
-      for (const d of due) {
-        const done = await this.change('authority:scheduler', async (c) => {
-          const v = await c.tx.getVpnById(d.id);
-          // Another replica may have rotated it meanwhile.
-          if (!v || v.mode !== 'group' || v.nextRotationAt === null || v.nextRotationAt > c.now) return false;
-          await this.rotateInTx(c, v, 'scheduled');
-          return true;
-        });
-        if (done) n++;
-      }
-      return n;
+      const due = await this.store.read((tx) => tx.dueRotations(this.clock()));
+      return (
+        await this.rotateMany(
+          'authority:scheduler',
+          due.map((d) => d.id),
+          'scheduled',
+          true,
+        )
+      ).length;
     } finally {
       this.rotating = false;
     }
@@ -1060,12 +1131,26 @@ export class AuthorityService {
     };
   }
 
-  /** A VPN as every member sees it (no keys), cached until the VPN changes. */
+  /**
+   * A VPN as every member sees it (no keys), cached until the VPN changes. A view depends only on
+   * the VPN's changedVersion, so concurrent deliveries after one change share a single rebuild.
+   */
   private async vpnView(tx: StoreOps, id: number): Promise<VpnViewCache | undefined> {
     const vpn = await tx.getVpnById(id);
     if (!vpn) return undefined;
     const cached = this.vpnCache.get(id);
     if (cached && cached.changedVersion === vpn.changedVersion) return cached;
+    const key = `${id}:${vpn.changedVersion}`;
+    let building = this.vpnBuilds.get(key);
+    if (!building) {
+      building = this.buildVpnView(tx, vpn).finally(() => this.vpnBuilds.delete(key));
+      this.vpnBuilds.set(key, building);
+    }
+    return building;
+  }
+
+  private async buildVpnView(tx: StoreOps, vpn: VpnRow): Promise<VpnViewCache> {
+    const id = vpn.id;
     const { prefixes, gateways } = await this.membersOf(tx, id);
     const spis = await tx.listSpis(id);
     const members: DeliveredMember[] = [];
@@ -1082,7 +1167,8 @@ export class AuthorityService {
     members.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
     const epochs = (await tx.listEpochs(id)).map((e) => ({ epoch: e.epoch, activeFrom: e.activeFrom, expiresAt: e.expiresAt }));
     const view: VpnViewCache = { changedVersion: vpn.changedVersion, vpn, epochs, members };
-    this.vpnCache.set(id, view);
+    const cur = this.vpnCache.get(id);
+    if (!cur || cur.changedVersion < view.changedVersion) this.vpnCache.set(id, view);
     return view;
   }
 

@@ -1,7 +1,8 @@
 // PostgreSQL store (pg): the same SQL as SQLite, for authorities that share one database between
 // replicas. Writers serialise on the state row (every change first bumps the version), reads run in
 // REPEATABLE READ snapshots, and each commit NOTIFYs the other replicas so that their waiting
-// gateways hear about the change at once.
+// gateways hear about the change at once. Writes have their own small pool, so that a change never
+// queues behind a burst of gateway deliveries for a connection.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { LATEST_SCHEMA, MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
@@ -54,28 +55,33 @@ export class PostgresStore implements Store {
 
   private constructor(
     private readonly pool: pg.Pool,
+    private readonly writers: pg.Pool,
     private readonly url: string,
   ) {}
 
   /** Connects, applies pending migrations and starts listening for other replicas' changes. */
-  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types });
-    pool.on('error', () => {
-      // An idle client lost its connection; the pool replaces it on the next query.
-    });
-    const store = new PostgresStore(pool, url);
+  static async open(url: string, opts: { readPoolSize?: number; writePoolSize?: number } = {}): Promise<PostgresStore> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.readPoolSize ?? 10, types });
+    const writers = new pg.Pool({ connectionString: url, max: opts.writePoolSize ?? 3, types });
+    for (const p of [pool, writers]) {
+      p.on('error', () => {
+        // An idle client lost its connection; the pool replaces it on the next query.
+      });
+    }
+    const store = new PostgresStore(pool, writers, url);
     try {
       await store.migrate();
       await store.listen();
     } catch (e) {
       await pool.end().catch(() => undefined);
+      await writers.end().catch(() => undefined);
       throw e;
     }
     return store;
   }
 
   private async migrate(): Promise<void> {
-    const c = await this.pool.connect();
+    const c = await this.writers.connect();
     try {
       await c.query('BEGIN');
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
@@ -114,7 +120,7 @@ export class PostgresStore implements Store {
   }
 
   async write<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
+    const c = await this.writers.connect();
     try {
       await c.query('BEGIN');
       const r = await fn(new SqlOps(new PgExec(c)));
@@ -156,6 +162,7 @@ export class PostgresStore implements Store {
     this.closed = true;
     await this.listener?.end().catch(() => undefined);
     await this.pool.end();
+    await this.writers.end();
   }
 }
 
