@@ -4,10 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2 } from '../../src/demo/figure2.js';
+import { listening, readPcap, stopCapture } from '../support/capture.js';
 import { netnsAvailability } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
@@ -27,15 +28,13 @@ test('Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carr
     const pcap = join(dir, 'wan-g1.pcap');
     const capture = f.tb.spawn(f.ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-w', pcap]);
     await listening(capture);
-    await new Promise((r) => setTimeout(r, 1000)); // the capture socket settles after tcpdump says it listens
     const MARKER = '6b6173616e652d7365637265742121'; // "kasane-secret!!" as ping's fill pattern
     assert.equal(f.ping('B', 'A', { pattern: MARKER }), true, 'B -> A over VPN1');
     assert.equal(f.ping('B', 'C', { pattern: MARKER }), true, 'B -> C over VPN2');
     assert.equal(f.ping('A', 'C', { pattern: MARKER }), false, 'A -> C must not pass');
     assert.equal(f.ping('A', 'B', { pattern: MARKER }), true, 'A -> B (the path is already in the key tables)');
     await new Promise((r) => setTimeout(r, 500));
-    capture.kill('SIGINT');
-    await new Promise((r) => (capture.exitCode !== null ? r(null) : capture.once('exit', r)));
+    await stopCapture(capture);
 
     const packets = readPcap(pcap);
     const between = packets.filter((p) => (p.src === '10.2.0.10' && p.dst === '10.1.0.10') || (p.src === '10.1.0.10' && p.dst === '10.2.0.10'));
@@ -64,35 +63,4 @@ test('kasane demo --check: the operators\' self-test passes and leaves no namesp
   assert.equal(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout, before);
 });
 
-/** Resolves once tcpdump says it is capturing (its start-up can take seconds on a busy machine). */
-function listening(p: import('node:child_process').ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let err = '';
-    const t = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 30_000);
-    p.stderr!.on('data', (b: Buffer) => {
-      err += b.toString();
-      if (err.includes('listening on')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
 
-/** IPv4 packets of a classic pcap file (Ethernet link type). */
-function readPcap(path: string): { src: string; dst: string; proto: number; payload: Buffer }[] {
-  const buf = readFileSync(path);
-  const le = buf.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
-  const out: { src: string; dst: string; proto: number; payload: Buffer }[] = [];
-  for (let off = 24; off + 16 <= buf.length; ) {
-    const len = u32(off + 8);
-    const frame = buf.subarray(off + 16, off + 16 + len);
-    off += 16 + len;
-    if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
-    const ip = frame.subarray(14);
-    const ihl = (ip[0] & 15) * 4;
-    out.push({ src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), proto: ip[9], payload: ip.subarray(ihl) });
-  }
-  return out;
-}

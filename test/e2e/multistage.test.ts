@@ -6,10 +6,11 @@
 //                                             AUTH
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { listening, readPcap, stopCapture } from '../support/capture.js';
 import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
@@ -78,7 +79,6 @@ test('multi-stage in namespaces: nested VPNs, one search, ESP inside ESP on the 
     const pcap = join(dir, 'wan.pcap');
     const capture = tb.spawn(ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-w', pcap]);
     await listening(capture);
-    await new Promise((r) => setTimeout(r, 1000)); // the capture socket settles after tcpdump says it listens
     let ok = false;
     try {
       tb.exec(ns.B, 'ping', '-c', '5', '-i', '0.3', '-W', '2', '10.1.1.10');
@@ -87,8 +87,7 @@ test('multi-stage in namespaces: nested VPNs, one search, ESP inside ESP on the 
       ok = false;
     }
     await new Promise((r) => setTimeout(r, 500));
-    capture.kill('SIGINT');
-    await new Promise((r) => (capture.exitCode !== null ? r(null) : capture.once('exit', r)));
+    await stopCapture(capture);
     assert.ok(ok, 'B -> A through both layers');
 
     // On the WAN: ESP between the terminals, and the inner payload after the outer ESP header is
@@ -110,36 +109,7 @@ test('multi-stage in namespaces: nested VPNs, one search, ESP inside ESP on the 
   }
 });
 
-/** Resolves once tcpdump says it is capturing (its start-up can take seconds on a busy machine). */
-function listening(p: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let err = '';
-    const t = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 30_000);
-    p.stderr!.on('data', (b: Buffer) => {
-      err += b.toString();
-      if (err.includes('listening on')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
 
-function readPcap(path: string): { src: string; dst: string; proto: number; totalLength: number }[] {
-  const buf = readFileSync(path);
-  const le = buf.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
-  const out: { src: string; dst: string; proto: number; totalLength: number }[] = [];
-  for (let off = 24; off + 16 <= buf.length; ) {
-    const len = u32(off + 8);
-    const frame = buf.subarray(off + 16, off + 16 + len);
-    off += 16 + len;
-    if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
-    const ip = frame.subarray(14);
-    out.push({ src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), proto: ip[9], totalLength: ip.readUInt16BE(2) });
-  }
-  return out;
-}
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
