@@ -220,16 +220,7 @@ export class SqlOps implements StoreOps {
   // --- memberships and the directory
 
   listMemberPrefixes(filter: { vpnId?: number; gateway?: string }): Promise<MemberPrefixRow[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.vpnId !== undefined) {
-      where.push('vpn_id = ?');
-      params.push(filter.vpnId);
-    }
-    if (filter.gateway !== undefined) {
-      where.push('gateway = ?');
-      params.push(filter.gateway);
-    }
+    const { where, params } = whereVpnGateway(filter);
     return this.db.all<MemberPrefixRow>(
       `SELECT ${cols(MEMBER)} FROM member_prefixes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY vpn_id, gateway, prefix`,
       params,
@@ -324,16 +315,7 @@ export class SqlOps implements StoreOps {
   }
 
   private async deleteWhere(table: string, filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.vpnId !== undefined) {
-      where.push('vpn_id = ?');
-      params.push(filter.vpnId);
-    }
-    if (filter.gateway !== undefined) {
-      where.push('gateway = ?');
-      params.push(filter.gateway);
-    }
+    const { where, params } = whereVpnGateway(filter);
     if (where.length === 0) throw new Error(`refusing to delete every row of ${table}`);
     if (filter.epochs === undefined) {
       await this.db.run(`DELETE FROM ${table} WHERE ${where.join(' AND ')}`, params);
@@ -428,4 +410,19 @@ export class SqlOps implements StoreOps {
 
 function parseAudit(r: AuditRow & { detail: unknown }): AuditRow {
   return { ...r, detail: typeof r.detail === 'string' ? (JSON.parse(r.detail) as Record<string, unknown>) : (r.detail as Record<string, unknown>) };
+}
+
+/** WHERE terms (joined with AND by the caller) for the optional VPN id and gateway of a filter. */
+function whereVpnGateway(filter: { vpnId?: number; gateway?: string }): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.vpnId !== undefined) {
+    where.push('vpn_id = ?');
+    params.push(filter.vpnId);
+  }
+  if (filter.gateway !== undefined) {
+    where.push('gateway = ?');
+    params.push(filter.gateway);
+  }
+  return { where, params };
 }

@@ -41,33 +41,19 @@ export function clampTcpMss(ipv4Packet: Uint8Array, maxMss: number): boolean {
   if (!(limit >= 0)) return false; // NaN
   const optEnd = t + dataOffset;
   let changed = false;
-  for (let i = t + 20; i < optEnd; ) {
-    const kind = p[i];
-    if (kind === OPT_EOL) break;
-    if (kind === OPT_NOP) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= optEnd) break;
-    const len = p[i + 1];
-    if (len < 2 || i + len > optEnd) break; // malformed list: stop, touch nothing further
-    if (kind === OPT_MSS && len === 4) {
-      const at = i + 2;
-      const old = (p[at] << 8) | p[at + 1];
-      if (old > limit) {
-        p[at] = limit >> 8;
-        p[at + 1] = limit & 0xff;
-        // A word at an odd offset straddles two checksum words; its contribution equals that of
-        // the byte-swapped word at an even offset (RFC 1071 byte-order independence).
-        const odd = ((at - t) & 1) === 1;
-        const c = (p[t + 16] << 8) | p[t + 17];
-        const n = odd ? checksumAdjust(c, swap16(old), swap16(limit)) : checksumAdjust(c, old, limit);
-        p[t + 16] = n >> 8;
-        p[t + 17] = n & 0xff;
-        changed = true;
-      }
-    }
-    i += len;
+  for (const at of mssOptions(p, t + 20, optEnd)) {
+    const old = (p[at] << 8) | p[at + 1];
+    if (old <= limit) continue;
+    p[at] = limit >> 8;
+    p[at + 1] = limit & 0xff;
+    // A word at an odd offset straddles two checksum words; its contribution equals that of
+    // the byte-swapped word at an even offset (RFC 1071 byte-order independence).
+    const odd = ((at - t) & 1) === 1;
+    const c = (p[t + 16] << 8) | p[t + 17];
+    const n = odd ? checksumAdjust(c, swap16(old), swap16(limit)) : checksumAdjust(c, old, limit);
+    p[t + 16] = n >> 8;
+    p[t + 17] = n & 0xff;
+    changed = true;
   }
   return changed;
 }
@@ -97,20 +83,28 @@ export function tcpMss(ipv4Packet: Uint8Array): number | undefined {
   const t = b.start;
   const optEnd = t + (p[t + 12] >> 4) * 4;
   if (optEnd < t + 20 || optEnd > b.end) return undefined;
-  for (let i = t + 20; i < optEnd; ) {
+  for (const at of mssOptions(p, t + 20, optEnd)) return (p[at] << 8) | p[at + 1];
+  return undefined;
+}
+
+/**
+ * Offsets of the value of every well-formed MSS option in a TCP option list [from, optEnd).
+ * Stops at the end-of-list option or at the first malformed option (touch nothing beyond it).
+ */
+function* mssOptions(p: Uint8Array, from: number, optEnd: number): Generator<number> {
+  for (let i = from; i < optEnd; ) {
     const kind = p[i];
-    if (kind === OPT_EOL) break;
+    if (kind === OPT_EOL) return;
     if (kind === OPT_NOP) {
       i++;
       continue;
     }
-    if (i + 1 >= optEnd) break;
+    if (i + 1 >= optEnd) return;
     const len = p[i + 1];
-    if (len < 2 || i + len > optEnd) break;
-    if (kind === OPT_MSS && len === 4) return (p[i + 2] << 8) | p[i + 3];
+    if (len < 2 || i + len > optEnd) return;
+    if (kind === OPT_MSS && len === 4) yield i + 2;
     i += len;
   }
-  return undefined;
 }
 
 export interface TcpSegmentOptions {
