@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { netnsAvailability, Testbed } from '../../test/native/netns.js';
+import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 import { ensureCommands, type Requirement } from './install.js';
 import { firstReply, iperf, machineBusy, median, pingSeries, withCpu, type CpuUse, type IperfResult } from './measure.js';
 import { type NebulaCipher, nebulaPeer } from './nebula.js';
@@ -21,6 +21,7 @@ import { plainPeer } from './plain.js';
 import { killPid, namespacePids, runIn } from './proc.js';
 import { buildTopology, namespacesOf, type PeerSetup, type PeerTopology } from './topology.js';
 import { wireguardGoPeer } from './wireguard-go.js';
+import { kasanePeer } from './kasane.js';
 
 export type { PeerSetup, PeerTopology, GatewaySide, Terminal } from './topology.js';
 export type { Requirement } from './install.js';
@@ -518,7 +519,8 @@ async function main(): Promise<void> {
   const jsonAt = argv.indexOf('--json');
   const jsonFile = jsonAt >= 0 ? argv[jsonAt + 1] : undefined;
   if (jsonAt >= 0 && !jsonFile) throw new Error('--json needs a file name');
-  const report = await runPeerBench(peerBenchOptions(process.env, argv));
+  // kasane is always measured from the command line (the library call leaves it to the caller).
+  const report = await runPeerBench({ ...peerBenchOptions(process.env, argv), kasane: kasanePeer() });
   console.log(formatPeerBench(report));
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify(report, null, 2));
   if (report.unavailable) process.exitCode = 2;
