@@ -2,7 +2,7 @@
 // testbed. kasane is a bump in the wire: packets keep the terminals' addresses, so the router
 // routes the LANs exactly as for `plain`, and the gateways encrypt in place (ESP, AES-256-GCM).
 // The authority runs on the router host (reachable from both gateways over the WAN links).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Testbed } from '../../src/testbed/netns.js';
 import { Daemon, waitFor } from './proc.js';
@@ -16,7 +16,9 @@ export function kasanePeer(): PeerSetup {
     name: 'kasane',
     description: 'group VPN, bump-in-the-wire ESP AES-256-GCM, native datapath (GSO/GRO, batched egress)',
     async setUp(tb, topo) {
+      // A fresh authority and gateways every turn (a later round must not find the last one's data).
       const dir = join(topo.tmpDir, 'kasane');
+      rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       const routes: [string, string][] = [
         [topo.gwA.lanPrefix, topo.gwA.wanAddr],
