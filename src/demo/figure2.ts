@@ -8,6 +8,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Testbed } from '../testbed/netns.js';
+import type { GatewayStatus } from '../gateway/status.js';
 
 export interface Figure2 {
   tb: Testbed;
@@ -27,6 +28,8 @@ export interface Figure2 {
   stopGateway(n: 1 | 2 | 3): Promise<void>;
   startAuthority(): Promise<void>;
   stopAuthority(): Promise<void>;
+  /** `kasane gateway status --json` of gateway Gn (key table, VPNs, counters). */
+  status(n: 1 | 2 | 3): GatewayStatus;
   /** ping from a terminal; true when at least one reply came back. */
   ping(from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', opts?: { count?: number; pattern?: string }): boolean;
   /** Stops everything it started and deletes every namespace. Never throws. */
@@ -40,6 +43,10 @@ export interface Figure2Options {
   dir: string;
   log?: (line: string) => void;
   gatewayLogLevel?: string;
+  /** Extra YAML for every gateway's configuration (e.g. short aging timers in tests). */
+  gatewayConfig?: string;
+  /** Extra arguments to `kasane authority init` (e.g. a short key-rotation overlap). */
+  authorityInit?: string[];
 }
 
 const TERMINALS = { A: '10.1.0.10', B: '10.2.0.10', C: '10.3.0.10' } as const;
@@ -102,7 +109,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     },
     async startGateway(n, extra = '') {
       const cfg = join(o.dir, `G${n}.yaml`);
-      writeFileSync(cfg, `data: ${f.gatewayData(n)}\ninside: [lan0]\noutside: [wan0]\nlogLevel: ${o.gatewayLogLevel ?? 'info'}\n${extra}`);
+      writeFileSync(cfg, `data: ${f.gatewayData(n)}\ninside: [lan0]\noutside: [wan0]\nlogLevel: ${o.gatewayLogLevel ?? 'info'}\n${o.gatewayConfig ?? ''}\n${extra}`);
       const d = tb.spawn(site[n].g, cli[0], [...cli.slice(1), 'gateway', 'run', '--config', cfg]);
       gateways.set(`G${n}`, d);
       let text = '';
@@ -114,6 +121,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
       await stop(gateways.get(`G${n}`));
       gateways.delete(`G${n}`);
     },
+    status: (n) => JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
     ping(from, to, po = {}) {
       try {
         const args = ['-c', String(po.count ?? 3), '-i', '0.2', '-W', '2'];
@@ -131,7 +139,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     },
   };
   try {
-    kasane(ns.AUTH, 'authority', 'init', '--data', authorityData, '--name', 'figure2', '--listen', '10.200.9.2:7443');
+    kasane(ns.AUTH, 'authority', 'init', '--data', authorityData, '--name', 'figure2', '--listen', '10.200.9.2:7443', ...(o.authorityInit ?? []));
     await f.startAuthority();
     log('authority running at https://10.200.9.2:7443 (SQLite in ' + authorityData + ')');
     f.admin('vpn', 'create', 'VPN1', '--id', '1');
