@@ -6,6 +6,7 @@
 // → executor + core → TUN devices → policy routing → change stream, status socket, metrics.
 // Stop undoes it in reverse; routing is removed even when start-up fails half-way.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
@@ -186,7 +187,7 @@ export class GatewayDaemon {
   }
 
   private async serveMetrics(host: string, port: number): Promise<void> {
-    const registry = gatewayRegistry(() => this.driver!.core, this.id);
+    const registry = gatewayRegistry(() => this.driver!.core, this.id, () => this.stats());
     this.metricsServer = createServer((req, res) => {
       if (req.url !== '/metrics') {
         res.writeHead(404).end('see /metrics\n');
@@ -217,8 +218,26 @@ export class GatewayDaemon {
       startedAt: this.startedAt,
       now,
       paths: core.paths(now),
-      stats: { ...core.stats(), ...Object.fromEntries(Object.entries(this.datapath?.stats() ?? {}).map(([k, v]) => [`datapath.${k}`, v])) },
+      stats: this.stats(),
     };
+  }
+
+  /**
+   * Every counter: the core's and the executor's, the datapath's (batches, punts, punt-queue
+   * overflow) and the kernel's drops at the TUN queues (packets the kernel could not hand to a
+   * gateway that fell behind), so that every packet a gateway did not forward is counted somewhere.
+   */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = { ...this.driver!.core.stats() };
+    for (const [k, v] of Object.entries(this.datapath?.stats() ?? {})) out[`datapath.${k}`] = v;
+    for (const [side, dev] of [['inside', this.config.tun.inside], ['outside', this.config.tun.outside]] as const) {
+      try {
+        out[`kernel.tun-${side}.queue-dropped`] = Number(readFileSync(`/sys/class/net/${dev}/statistics/tx_dropped`, 'utf8'));
+      } catch {
+        /* the device is gone (stopping): no figure rather than a wrong one */
+      }
+    }
+    return out;
   }
 
   async stop(): Promise<void> {

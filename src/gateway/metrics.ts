@@ -24,15 +24,20 @@ function mirroredCounter(registry: Registry, name: string, help: string, labelNa
   });
 }
 
-export function gatewayRegistry(core: () => GatewayCore, gatewayId: string): Registry {
+/** `allStats` adds the datapath's and the kernel's counters to the core's (default: the core's only). */
+export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allStats: () => Record<string, number> = () => core().stats()): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ gateway: gatewayId });
-  const stats = () => Object.entries(core().stats());
+  const stats = () => Object.entries(allStats());
 
   mirroredCounter(registry, 'kasane_drops_total', 'Packets dropped, by where the decision was made and why', ['by', 'reason'], () =>
     stats().flatMap(([k, v]): [Record<string, string>, number][] => {
       if (k.startsWith('executor.drop.')) return [[{ by: 'executor', reason: k.slice(14) }, v]];
       if (k.startsWith('drop.')) return [[{ by: 'core', reason: k.slice(5) }, v]];
+      if (k === 'datapath.punt.dropped') return [[{ by: 'datapath', reason: 'punt-queue-full' }, v]];
+      if (k === 'datapath.rx.bad') return [[{ by: 'datapath', reason: 'bad-frame' }, v]];
+      const q = /^kernel\.tun-(inside|outside)\.queue-dropped$/.exec(k);
+      if (q) return [[{ by: 'kernel', reason: `tun-${q[1]}-queue-full` }, v]];
       return [];
     }),
   );

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2 } from '../../src/demo/figure2.js';
-import { listening, readPcap, stopCapture } from '../support/capture.js';
+import { readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { netnsAvailability } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
@@ -26,8 +26,7 @@ test('Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carr
   try {
     // Capture the WAN between R and G1 while the terminals talk.
     const pcap = join(dir, 'wan-g1.pcap');
-    const capture = f.tb.spawn(f.ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-w', pcap]);
-    await listening(capture);
+    const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap);
     const MARKER = '6b6173616e652d7365637265742121'; // "kasane-secret!!" as ping's fill pattern
     assert.equal(f.ping('B', 'A', { pattern: MARKER }), true, 'B -> A over VPN1');
     assert.equal(f.ping('B', 'C', { pattern: MARKER }), true, 'B -> C over VPN2');

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { listening, readPcap, stopCapture } from '../support/capture.js';
+import { readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
@@ -77,8 +77,7 @@ test('multi-stage in namespaces: nested VPNs, one search, ESP inside ESP on the 
     }
 
     const pcap = join(dir, 'wan.pcap');
-    const capture = tb.spawn(ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-w', pcap]);
-    await listening(capture);
+    const capture = await startCapture(tb, ns.R, 'g1', pcap);
     let ok = false;
     try {
       tb.exec(ns.B, 'ping', '-c', '5', '-i', '0.3', '-W', '2', '10.1.1.10');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
-import { listening, readPcap, stopCapture } from '../support/capture.js';
+import { readPcap, startCapture, stopCapture } from '../support/capture.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok && !hasCommand('iperf3') ? 'iperf3 is not installed (apt-get install iperf3)' : undefined;
@@ -87,8 +87,7 @@ test('TCP through the gateways: iperf3, key rotations under a running transfer, 
     assert.ok(before !== undefined, 'G2 knows VPN1');
     // The WAN shows which SA (SPI) carries B's packets; a capped rate keeps the capture small.
     const pcap = join(dir, 'rotation.pcap');
-    const capture = f.tb.spawn(f.ns.R, 'tcpdump', ['-i', 'g1', '-U', '-n', '-s', '64', '-w', pcap, 'ip proto 50 and src 10.2.0.10']);
-    await listening(capture);
+    const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip proto 50 and src 10.2.0.10'], ['-s', '64']);
     const rotated = await iperf(f, 'B', 'A', 14, async () => {
       await new Promise((r) => setTimeout(r, 2000));
       f.admin('vpn', 'rotate', 'VPN1');

@@ -127,3 +127,13 @@ test('metrics: drops, searches and key-table gauges in Prometheus text format', 
   c.onPacket('outside', new Uint8Array([4]), 2);
   assert.match(await registry.metrics(), /kasane_drops_total\{by="executor",reason="malformed",gateway="G2"\} 2/);
 });
+
+test('metrics: drops outside the core (punt-queue overflow, bad frames, the kernel\'s TUN queues) are drops too', async () => {
+  const c = core();
+  const extra = { 'datapath.punt.dropped': 3, 'datapath.rx.bad': 2, 'kernel.tun-outside.queue-dropped': 7, 'datapath.punt.delivered': 99 };
+  const text = await gatewayRegistry(() => c, 'G2', () => ({ ...c.stats(), ...extra })).metrics();
+  assert.match(text, /kasane_drops_total\{by="datapath",reason="punt-queue-full",gateway="G2"\} 3/);
+  assert.match(text, /kasane_drops_total\{by="datapath",reason="bad-frame",gateway="G2"\} 2/);
+  assert.match(text, /kasane_drops_total\{by="kernel",reason="tun-outside-queue-full",gateway="G2"\} 7/);
+  assert.doesNotMatch(text, /reason="delivered"/, 'delivered punts are not drops');
+});

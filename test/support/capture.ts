@@ -1,6 +1,7 @@
 // Packet captures in the end-to-end tests: wait for tcpdump, then read its classic pcap file.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Testbed } from '../../src/testbed/netns.js';
 
 export interface CapturedIpv4 {
   src: string;
@@ -8,6 +9,19 @@ export interface CapturedIpv4 {
   proto: number;
   totalLength: number;
   payload: Buffer;
+  /** Capture time, ms since the epoch (the namespaces share the host's clock, as Date.now() does). */
+  time: number;
+}
+
+/**
+ * Starts tcpdump in a namespace, writing `file`, and resolves once it captures. Immediate mode:
+ * without it the kernel hands packets over in blocks, and a capture stopped soon after the
+ * traffic can miss the last block.
+ */
+export async function startCapture(tb: Testbed, ns: string, iface: string, file: string, filter: string[] = [], extra: string[] = []): Promise<ChildProcess> {
+  const p = tb.spawn(ns, 'tcpdump', ['-i', iface, '-U', '--immediate-mode', '-n', ...extra, '-w', file, ...filter]);
+  await listening(p);
+  return p;
 }
 
 /** Resolves once tcpdump says it is capturing, plus a settle time (its socket needs a moment more). */
@@ -40,11 +54,35 @@ export function readPcap(path: string): CapturedIpv4[] {
   const out: CapturedIpv4[] = [];
   for (let off = 24; off + 16 <= buf.length; ) {
     const len = u32(off + 8);
+    const time = u32(off) * 1000 + u32(off + 4) / 1000;
     const frame = buf.subarray(off + 16, off + 16 + len);
     off += 16 + len;
     if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
     const ip = frame.subarray(14);
-    out.push({ src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), proto: ip[9], totalLength: ip.readUInt16BE(2), payload: ip.subarray((ip[0] & 15) * 4) });
+    out.push({ src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), proto: ip[9], totalLength: ip.readUInt16BE(2), payload: ip.subarray((ip[0] & 15) * 4), time });
+  }
+  return out;
+}
+
+/** The IPv4 packets of a classic pcap file (Ethernet link type) as raw bytes, link padding cut off. */
+export function readPcapFrames(path: string): Buffer[] {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch {
+    return [];
+  }
+  if (buf.length < 24) return [];
+  const le = buf.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
+  const out: Buffer[] = [];
+  // A capture still being written may end in a partial record: stop there.
+  for (let off = 24; off + 16 <= buf.length && off + 16 + u32(off + 8) <= buf.length; ) {
+    const frame = buf.subarray(off + 16, off + 16 + u32(off + 8));
+    off += 16 + frame.length;
+    if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
+    const ip = frame.subarray(14);
+    out.push(Buffer.from(ip.subarray(0, Math.min(ip.length, ip.readUInt16BE(2)))));
   }
   return out;
 }
