@@ -313,7 +313,7 @@ export interface EnrollOptions {
   /** The root CA (PEM) to trust, or its fingerprint to fetch and pin it. One is required. */
   ca?: string;
   caFingerprint?: string;
-  /** The gateway's name (put in the CSR's CN; the token decides which gateway it is). */
+  /** The gateway's name, put in the CSR's CN and checked against the token; without it the CSR has no name and the token decides. */
   name?: string;
   /** A key pair from the gateway's keystore; by default a new extractable P-256 pair is made. */
   keys?: CryptoKeyPair;
@@ -327,7 +327,7 @@ export async function enroll(o: EnrollOptions): Promise<GatewayBundle> {
   const ca = o.ca ?? (o.caFingerprint ? await fetchAuthorityCa(o.url, o.caFingerprint) : undefined);
   if (!ca) throw new Error('enroll needs the authority CA certificate or its fingerprint');
   const keys = o.keys ?? (await generateKeyPair());
-  const csr = await createCsr(keys, o.name ?? 'kasane-gateway');
+  const csr = await createCsr(keys, o.name);
   const client = new AuthorityClient({ url: o.url, ca });
   try {
     const r = await client.request<EnrollResponse>('POST', '/v1/enroll', { token: o.token, csr });

@@ -150,12 +150,20 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     f.admin('member', 'add', 'VPN2', 'G2', '10.2.0.0/24');
     f.admin('member', 'add', 'VPN2', 'G3', '10.3.0.0/24');
     log('VPN1 = {G1 + 10.1.0.0/24, G2 + 10.2.0.0/24}; VPN2 = {G2 + 10.2.0.0/24, G3 + 10.3.0.0/24}');
+    // Both ways of enrolling: G1 and G2 from offline bundles, G3 online with a one-time token
+    // (its key is made on G3 and never leaves; it pins the authority's root by fingerprint).
     for (const n of [1, 2, 3] as const) {
-      const bundle = join(o.dir, `G${n}.bundle.json`);
-      f.admin('gateway', 'bundle', `G${n}`, '-o', bundle);
-      kasane(site[n].g, 'gateway', 'enroll', '--data', f.gatewayData(n), '--bundle', bundle);
+      if (n === 3) {
+        const token = (JSON.parse(f.admin('gateway', 'token', `G${n}`, '--ttl', '10m', '--json')) as { token: string }).token;
+        const fingerprint = f.admin('authority', 'ca', '--fingerprint').trim();
+        kasane(site[n].g, 'gateway', 'enroll', '--data', f.gatewayData(n), '--url', 'https://10.200.9.2:7443', '--token', token, '--ca-fingerprint', fingerprint);
+      } else {
+        const bundle = join(o.dir, `G${n}.bundle.json`);
+        f.admin('gateway', 'bundle', `G${n}`, '-o', bundle);
+        kasane(site[n].g, 'gateway', 'enroll', '--data', f.gatewayData(n), '--bundle', bundle);
+      }
       await f.startGateway(n);
-      log(`G${n} enrolled (offline bundle) and running`);
+      log(`G${n} enrolled (${n === 3 ? 'online, one-time token' : 'offline bundle'}) and running`);
     }
   } catch (e) {
     await f.teardown();

@@ -194,10 +194,13 @@ export async function verifyCsr(input: string | Uint8Array): Promise<Result<Veri
   return ok({ spki: new Uint8Array(csr.publicKey.rawData), commonName: cn });
 }
 
-/** Makes a CSR (what an enrolling gateway does with its own key). */
-export async function createCsr(keys: CryptoKeyPair, commonNameValue: string): Promise<string> {
+/**
+ * Makes a CSR (what an enrolling gateway does with its own key). Without a common name the subject
+ * is empty: the authority names the certificate after the gateway the enrollment token is for.
+ */
+export async function createCsr(keys: CryptoKeyPair, commonNameValue?: string): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    { name: new x509.Name([{ '2.5.4.3': [{ utf8String: commonNameValue }] }]), keys, signingAlgorithm: EC_SIGN_ALG },
+    { name: new x509.Name(commonNameValue === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonNameValue }] }]), keys, signingAlgorithm: EC_SIGN_ALG },
     cryptoImpl,
   );
   return csr.toString('pem');

@@ -69,6 +69,13 @@ describe('PKI', () => {
     assert.deepEqual(Buffer.from(r.value.spki), Buffer.from(await exportSpkiDer(keys.publicKey)));
   });
 
+  it('accepts a CSR without a name (the enrollment token then decides which gateway it is)', async () => {
+    const keys = await generateKeyPair();
+    const r = await verifyCsr(await createCsr(keys));
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    assert.equal(r.value.commonName, undefined);
+  });
+
   it('refuses CSRs with a bad signature, another curve, RSA, or garbage', async () => {
     const keys = await generateKeyPair();
     const good = await createCsr(keys, 'gw');

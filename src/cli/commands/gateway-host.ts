@@ -22,7 +22,8 @@ export function registerGatewayHost(program: Command): void {
     .option('--ca-fingerprint <sha256>', "online enrollment: the authority root CA's SHA-256 fingerprint (pins it)")
     .option('--ca <file>', 'online enrollment: the authority root CA certificate (PEM) instead of the fingerprint')
     .addHelpText('after', '\nExamples:\n  kasane gateway enroll --data /var/lib/kasane/g1 --bundle g1.bundle.json\n  kasane gateway enroll --data /var/lib/kasane/g1 --url https://authority:8443 --token TOKEN --ca-fingerprint AB:CD:...')
-    .action(async (o: { data: string; bundle?: string; url?: string; token?: string; caFingerprint?: string; ca?: string }) => {
+    .option('--name <gateway>', 'online enrollment: the gateway name to request (refused unless the token is for it; default: the token decides)')
+    .action(async (o: { data: string; bundle?: string; url?: string; token?: string; caFingerprint?: string; ca?: string; name?: string }) => {
       if (o.bundle) {
         const b = parseBundle(readFileSync(o.bundle, 'utf8'));
         if (!b.privateKey) throw new Error('this bundle has no private key: it is not an offline enrollment bundle');
@@ -32,7 +33,7 @@ export function registerGatewayHost(program: Command): void {
       }
       if (!o.url || !o.token || (!o.caFingerprint && !o.ca)) throw new Error('online enrollment needs --url, --token and --ca-fingerprint (or --ca); offline needs --bundle');
       const keys = await generateKeyPair();
-      const b = await enroll({ url: o.url, token: o.token, caFingerprint: o.caFingerprint, ca: o.ca ? readFileSync(o.ca, 'utf8') : undefined, keys });
+      const b = await enroll({ url: o.url, token: o.token, caFingerprint: o.caFingerprint, ca: o.ca ? readFileSync(o.ca, 'utf8') : undefined, keys, name: o.name });
       saveCredentials(o.data, b, await exportPkcs8Pem(keys.privateKey));
       process.stdout.write(`enrolled ${b.gateway.name} with authority ${b.authority.name}; key kept in ${join(o.data, 'keystore')}\n`);
     });
