@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { Prefix } from '../core/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { err, ok, type Result } from '../core/result.js';
+import { DEFAULT_LIMITS, DEFAULT_TIMERS } from '../core/context.js';
 
 export interface GatewayRunConfig {
   /** Data directory: credentials (from `kasane gateway enroll`), the cached delivery, the status socket. */
@@ -102,13 +103,15 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     if (!hp || Number(hp[2]) > 65535) problems.push('metrics.listen must be host:port, e.g. 127.0.0.1:9108');
     else metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
   }
-  const objectOf = (k: string) => {
+  // A misspelt timer would otherwise be ignored silently and the default used.
+  const objectOf = (k: string, known: object) => {
     const v = d[k];
     if (v === undefined) return {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'number' || x < 0)) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'number' || !Number.isFinite(x) || x < 0)) {
       problems.push(`${k} must map names to non-negative numbers`);
       return {};
     }
+    for (const name of Object.keys(v)) if (!(name in known)) problems.push(`${k}: unknown name "${name}" (known: ${Object.keys(known).join(', ')})`);
     return v as Record<string, number>;
   };
   const cfg: GatewayRunConfig = {
@@ -122,8 +125,8 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     statusSocket: str('statusSocket') ?? join(data ?? '.', 'status.sock'),
     metrics,
     routingTable: num('routingTable', 5150, 1, 0xfffffff0),
-    timers: objectOf('timers'),
-    limits: objectOf('limits'),
+    timers: objectOf('timers', DEFAULT_TIMERS),
+    limits: objectOf('limits', DEFAULT_LIMITS),
     logLevel: str('logLevel') ?? 'info',
   };
   if (problems.length > 0) return err('bad-config', `${where}: ${problems.join('; ')}`);

@@ -1,0 +1,64 @@
+// The gateway's YAML configuration: what it accepts, and a clear message for each mistake.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'yaml';
+import { parseGatewayConfig } from '../../src/gateway/config.js';
+
+const parseText = (text: string) => parseGatewayConfig(parse(text), 'g.yaml');
+
+test('gateway config: a full configuration parses, with defaults for what is left out', () => {
+  const r = parseText(`
+data: /var/lib/kasane/g1
+inside: [lan0]
+outside: [wan0]
+allowPlain: [10.200.9.0/24]
+metrics: { listen: 127.0.0.1:9108 }
+timers: { idleTimeout: 3000, sweepInterval: 250 }
+limits: { maxPaths: 1000 }
+`);
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  assert.equal(r.value.data, '/var/lib/kasane/g1');
+  assert.deepEqual(r.value.tun, { inside: 'kasane-in', outside: 'kasane-out' });
+  assert.deepEqual(r.value.timers, { idleTimeout: 3000, sweepInterval: 250 });
+  assert.deepEqual(r.value.metrics, { host: '127.0.0.1', port: 9108 });
+  assert.equal(r.value.allowPlain.map(String).join(), '10.200.9.0/24');
+});
+
+test('gateway config: each mistake is named, all of them at once', () => {
+  const r = parseText(`
+inside: [lan0]
+outside: [lan0, "bad name!"]
+timers: { idleTimout: 3000, searchTimeout: -1 }
+limits: { maxPath: 5 }
+allowPlain: [10.0.0.0/33]
+metrics: { listen: nowhere }
+colour: blue
+`);
+  assert.equal(r.ok, false);
+  const m = r.ok ? '' : r.error.message;
+  for (const expected of [
+    'unknown field "colour"',
+    'data (the data directory with the enrollment credentials) is required',
+    'interface lan0 cannot be both inside and outside',
+    '"bad name!" is not an interface name',
+    'timers must map names to non-negative numbers',
+    'limits: unknown name "maxPath"',
+    'allowPlain:',
+    'metrics.listen must be host:port',
+  ])
+    assert.ok(m.includes(expected), `missing "${expected}" in: ${m}`);
+});
+
+test('gateway config: a misspelt timer is refused rather than silently ignored', () => {
+  const r = parseText('data: /d\ninside: [a]\noutside: [b]\ntimers: { idleTimout: 3000 }\n');
+  assert.equal(r.ok, false);
+  assert.match(r.ok ? '' : r.error.message, /timers: unknown name "idleTimout" \(known: .*idleTimeout/);
+});
+
+test('gateway config: not a mapping', () => {
+  for (const doc of ['- a\n- b\n', '42\n', '']) {
+    const r = parseText(doc);
+    assert.equal(r.ok, false, doc);
+    assert.match(r.ok ? '' : r.error.message, /expected a mapping at the top level/);
+  }
+});
