@@ -28,6 +28,7 @@ export const DEFAULT_TIMERS: GatewayTimers = {
   hardLifetime: 3_600_000,
   negativeTtl: 10_000,
   sweepInterval: 1000,
+  ikeTimeout: 30_000,
 };
 
 export const DEFAULT_LIMITS: GatewayLimits = {

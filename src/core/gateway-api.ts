@@ -23,6 +23,8 @@ export interface GatewayTimers {
   negativeTtl: number;
   /** How often the core sweeps aging (ms). */
   sweepInterval: number;
+  /** Pairwise VPNs: how long a path waits for IKE to make its Child SA before it fails (ms). */
+  ikeTimeout: number;
 }
 
 export interface GatewayLimits {
@@ -73,7 +75,13 @@ export interface TraceEvent {
 export type CoreAction =
   | { type: 'emit'; bytes: Uint8Array; note: EmitNote }
   | { type: 'drop'; reason: string; bytes: Uint8Array }
-  | { type: 'trace'; event: TraceEvent };
+  | { type: 'trace'; event: TraceEvent }
+  /**
+   * Pairwise VPNs (seed 001): a path needs a Child SA with `peer` for `vpnId`. The edge asks its
+   * IKE engine for one (at the address the authority delivered) and answers with
+   * GatewayCore.onChildSaUp or onChildSaDown. Asked once per (peer, VPN) until answered.
+   */
+  | { type: 'ike-request'; peer: GatewayId; vpnId: VpnId; address: Ip };
 
 /** A key-table entry for status views. */
 export interface PathView {

@@ -15,7 +15,7 @@ import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
 import { TimerQueue } from './timer-queue.js';
 import { TsExecutor } from './ts-executor.js';
-import type { AuthoritySnapshot, Spi, VpnId } from './types.js';
+import type { AuthoritySnapshot, GatewayId, Spi, VpnId } from './types.js';
 import { cryptoRandom } from '../crypto/random.js';
 
 export interface GatewayCoreOptions {
@@ -52,6 +52,10 @@ export class GatewayCore implements CoreContext {
   private readonly txSeqStart: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
   private readonly txEpochs = new Map<VpnId, number>();
   private installedRx = new Set<Spi>();
+  /** Pairwise VPNs: Child SAs that are up, "peer/vpnId" → outbound SPI. */
+  private readonly childSas = new Map<string, Spi>();
+  /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
+  private readonly awaitingIke = new Map<string, Set<string>>();
 
   constructor(opts: GatewayCoreOptions) {
     const c = opts.config;
@@ -112,6 +116,9 @@ export class GatewayCore implements CoreContext {
           this.timers.set('sweep', now + this.config.timers.sweepInterval);
         } else if (key === 'epoch') {
           this.syncSas(now);
+        } else if (key.startsWith('ike:')) {
+          const [peer, vpnId] = splitChildKey(key.slice(4));
+          this.failWaiting(peer, vpnId, 'ike-timeout', now);
         } else if (!this.originator.onTimer(key, now)) {
           this.relay.onTimer(key, now);
         }
@@ -135,6 +142,45 @@ export class GatewayCore implements CoreContext {
         this.trace({ event: 'path-revoked', kind: 'data', detail: { local: e.local, remote: e.remote, vpnId: e.vpnId, peer: e.peer } });
       }
       this.trace({ event: 'snapshot', kind: 'config', detail: { version: snapshot.version, vpns: this.ring.vpnIds() } });
+    });
+  }
+
+  /**
+   * Pairwise VPNs: IKE made (or rekeyed) the Child SA with `peer` for `vpnId`; `outboundSpi` is
+   * the SA the executor sends with (the edge installed it there). Paths waiting for it carry
+   * traffic now, their buffered packets first; paths already on it move to the new SA.
+   */
+  onChildSaUp(peer: GatewayId, vpnId: VpnId, outboundSpi: Spi, now: number): CoreAction[] {
+    return this.run(() => {
+      const k = childKey(peer, vpnId);
+      this.childSas.set(k, outboundSpi);
+      this.timers.cancel(`ike:${k}`);
+      const waiting = this.awaitingIke.get(k) ?? new Set<string>();
+      this.awaitingIke.delete(k);
+      this.count('ike.child-up');
+      this.trace({ event: 'child-sa-up', kind: 'ike', detail: { peer, vpnId, spi: outboundSpi, waiting: waiting.size } });
+      for (const e of [...this.table.values()]) {
+        const onIt = e.action === 'encrypt' && e.peer === peer && e.vpnId === vpnId;
+        if (!onIt && !waiting.has(pathKey(e.local, e.remote))) continue;
+        if (!onIt && !(e.action === 'pending' && e.reason === 'ike')) continue;
+        this.install({ ...e, action: 'encrypt', reason: 'search', childSpi: outboundSpi }, now);
+      }
+    });
+  }
+
+  /**
+   * Pairwise VPNs: IKE could not make the Child SA (refused, timed out) or deleted it. Waiting
+   * paths fail for the negative TTL (their packets are dropped and counted); paths that used it
+   * go, so their next packet searches again.
+   */
+  onChildSaDown(peer: GatewayId, vpnId: VpnId, reason: string, now: number): CoreAction[] {
+    return this.run(() => {
+      const k = childKey(peer, vpnId);
+      this.childSas.delete(k);
+      this.count(`ike.child-down.${reason}`);
+      this.trace({ event: 'child-sa-down', kind: 'ike', detail: { peer, vpnId, reason } });
+      for (const e of [...this.table.values()]) if (e.action === 'encrypt' && e.peer === peer && e.vpnId === vpnId) this.remove(e.local, e.remote);
+      this.failWaiting(peer, vpnId, reason, now);
     });
   }
 
@@ -202,6 +248,12 @@ export class GatewayCore implements CoreContext {
   }
 
   install(entry: KeyTableEntry, now: number): void {
+    if (entry.action === 'encrypt' && entry.childSpi === undefined && entry.peer !== undefined && entry.vpnId !== undefined && this.ring.vpn(entry.vpnId)?.mode === 'pairwise') {
+      const spi = this.childSas.get(childKey(entry.peer, entry.vpnId));
+      // No Child SA with that peer yet: hold the path and its packets until IKE has made one.
+      if (spi === undefined) return this.awaitIke(entry, now);
+      entry = { ...entry, childSpi: spi };
+    }
     const evicted = this.table.set(entry);
     if (evicted) {
       this.executor.removePath(evicted.local, evicted.remote);
@@ -225,6 +277,38 @@ export class GatewayCore implements CoreContext {
       else if (v.kind === 'drop') this.drop(v.reason, p);
       else if (v.reason === 'too-big') onInsideTooBig(this, p);
       else this.drop(`flush-${v.reason}`, p);
+    }
+  }
+
+  /** A pairwise path waits for its Child SA; the first one for a (peer, VPN) asks the edge for IKE. */
+  private awaitIke(entry: KeyTableEntry, now: number): void {
+    const k = childKey(entry.peer!, entry.vpnId!);
+    this.install({ ...entry, action: 'pending', reason: 'ike', expiresAt: Number.MAX_SAFE_INTEGER }, now);
+    let waiting = this.awaitingIke.get(k);
+    if (!waiting) {
+      const address = this.ring.vpn(entry.vpnId!)?.members.find((m) => m.gateway === entry.peer)?.address;
+      if (address === undefined) return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
+      this.awaitingIke.set(k, (waiting = new Set()));
+      this.timers.set(`ike:${k}`, now + this.config.timers.ikeTimeout);
+      this.count('ike.requested');
+      this.out.push({ type: 'ike-request', peer: entry.peer!, vpnId: entry.vpnId!, address });
+      this.trace({ event: 'ike-request', kind: 'ike', detail: { peer: entry.peer, vpnId: entry.vpnId, address, local: entry.local, remote: entry.remote } });
+    }
+    waiting.add(pathKey(entry.local, entry.remote));
+  }
+
+  /** Paths that waited for a Child SA that will not come: negative entries, buffered packets dropped. */
+  private failWaiting(peer: GatewayId, vpnId: VpnId, reason: string, now: number): void {
+    const k = childKey(peer, vpnId);
+    this.timers.cancel(`ike:${k}`);
+    const waiting = this.awaitingIke.get(k);
+    this.awaitingIke.delete(k);
+    for (const pk of waiting ?? []) {
+      const [local, remote] = pk.split('>') as [Ip, Ip];
+      const e = this.table.get(local, remote);
+      if (!e || e.action !== 'pending' || e.reason !== 'ike') continue;
+      this.dropBuffered(local, remote, reason);
+      this.install({ ...e, action: 'discard', reason, expiresAt: now + this.config.timers.negativeTtl }, now);
     }
   }
 
@@ -321,4 +405,10 @@ export class GatewayCore implements CoreContext {
     if (next.length > 0) this.timers.set('epoch', Math.min(...next));
     else this.timers.cancel('epoch');
   }
+}
+
+const childKey = (peer: GatewayId, vpnId: VpnId) => `${vpnId}/${peer}`;
+function splitChildKey(k: string): [GatewayId, VpnId] {
+  const slash = k.indexOf('/');
+  return [k.slice(slash + 1), Number(k.slice(0, slash))];
 }

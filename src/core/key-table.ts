@@ -19,7 +19,9 @@ export interface KeyTableEntry {
   mtu?: number;
   /** Every layer the search paired on this path, outermost first. */
   layers?: Layer[];
-  /** Why the entry exists (e.g. 'search', 'no-common-vpn', 'no-reply', 'learned-from-esp', 'unprotected'). */
+  /** Pairwise VPNs: the outbound SPI of the IKE Child SA that carries this path. */
+  childSpi?: number;
+  /** Why the entry exists (e.g. 'search', 'no-common-vpn', 'no-reply', 'learned-from-esp', 'unprotected', 'ike'). */
   reason: string;
   /** Transaction that produced the entry, hex. */
   txid?: string;

@@ -10,6 +10,8 @@ export interface DriverSinks {
   emit(bytes: Uint8Array, action: Extract<CoreAction, { type: 'emit' }>): void;
   drop?(reason: string, bytes: Uint8Array): void;
   trace?(event: Extract<CoreAction, { type: 'trace' }>['event']): void;
+  /** A pairwise path needs a Child SA (the IKE engine answers through the core's onChildSaUp/Down). */
+  ikeRequest?(request: Extract<CoreAction, { type: 'ike-request' }>): void;
 }
 
 export interface Clock {
@@ -65,6 +67,7 @@ export class CoreDriver {
     for (const a of actions) {
       if (a.type === 'emit') this.sinks.emit(a.bytes, a);
       else if (a.type === 'drop') this.sinks.drop?.(a.reason, a.bytes);
+      else if (a.type === 'ike-request') this.sinks.ikeRequest?.(a);
       else this.sinks.trace?.(a.event);
     }
     this.rearm();

@@ -97,6 +97,9 @@ export class GatewayNode implements SimNode {
           const { event, kind, step, detail } = action.event;
           ctx.trace({ node: this.name, event, kind, step, detail });
         }
+      } else if (action.type === 'ike-request') {
+        // The simulator has no IKE (pairwise VPNs are refused when a topology is loaded).
+        continue;
       } else if (action.type === 'drop') {
         let packet: InFlight;
         if (!inputTaken && input !== undefined && action.bytes === input.bytes) {

@@ -157,6 +157,7 @@ const TIMER_KEYS: Record<keyof GatewayTimers, true> = {
   hardLifetime: true,
   negativeTtl: true,
   sweepInterval: true,
+  ikeTimeout: true,
 };
 
 const LIMIT_KEYS: Record<keyof GatewayLimits, true> = {

@@ -45,7 +45,16 @@ export function proofInput(
   return buf.subarray(0, off + 8);
 }
 
-/** This gateway's entry for a search: the group VPNs in which it puts `terminal`, each with a proof. */
+/** A pairwise VPN's claim carries no proof (no shared key exists): epoch 0 and a zero proof. */
+export const PAIRWISE_CLAIM_PROOF = new Uint8Array(16);
+
+/**
+ * This gateway's entry for a search: the VPNs in which it puts `terminal`. A group VPN's claim
+ * carries a proof made with the VPN's search key. A pairwise VPN's claim is only a hint (seed 001:
+ * the gateways then authenticate each other with IKE, signatures and permits), so a forged one
+ * can at most start an IKE exchange with the gateway the authority delivered for that name, at
+ * the address the authority delivered: never with whoever forged the claim.
+ */
 export function makeEntry(
   ring: KeyRing,
   now: number,
@@ -56,7 +65,10 @@ export function makeEntry(
 ): SearchEntry {
   const vpns: SearchVpnClaim[] = [];
   for (const vpnId of ring.coveringVpns(terminal)) {
-    if (ring.vpn(vpnId)?.mode !== 'group') continue; // pairwise VPNs are authenticated by IKE instead
+    if (ring.vpn(vpnId)?.mode === 'pairwise') {
+      vpns.push({ vpnId, epoch: 0, proof: PAIRWISE_CLAIM_PROOF });
+      continue;
+    }
     const epoch = ring.currentEpoch(vpnId, now);
     if (epoch === undefined) continue;
     const key = ring.searchKey(vpnId, epoch)!;

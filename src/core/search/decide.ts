@@ -4,11 +4,19 @@ import type { CoreContext } from '../context.js';
 import type { Layer } from '../key-table.js';
 import type { SearchEntry } from '../packet/search-message.js';
 import { ESP_OVERHEAD_MAX } from '../../crypto/esp.js';
+
+/**
+ * Tunnel-mode ESP in UDP (a pairwise VPN's Child SA): outer IPv4 (20) + UDP (8) + ESP header (8) +
+ * IV (8) + at most 3 bytes of padding + pad length and next header (2) + ICV (16).
+ */
+export const TUNNEL_OVERHEAD_MAX = 20 + 8 + 8 + 8 + 3 + 2 + 16;
 import type { GatewayId, VpnId } from '../types.js';
 import { pairLayers } from './pairing.js';
 
 export interface Decision {
   action: 'encrypt' | 'plain' | 'discard';
+  /** encrypt: the VPN's mode; a pairwise path needs an IKE Child SA with the peer before it carries traffic. */
+  mode?: 'group' | 'pairwise';
   vpnId?: VpnId;
   peer?: GatewayId;
   mtu?: number;
@@ -53,14 +61,16 @@ export function decideOwn(
   if (unverifiable.has(`${partner}/${mine.vpnId}`)) {
     return { ok: false, reason: 'unverifiable', detail: `cannot verify ${chain[partner].gateway}'s claim for VPN ${mine.vpnId}` };
   }
+  const pairwise = ctx.ring.vpn(mine.vpnId)?.mode === 'pairwise';
   return {
     ok: true,
     decision: {
       action: 'encrypt',
+      mode: pairwise ? 'pairwise' : 'group',
       vpnId: mine.vpnId,
       peer: chain[partner].gateway,
       // Layers outside this one (k of them, on this side) each add their ESP overhead.
-      mtu: ctx.config.pathMtu - ESP_OVERHEAD_MAX * k,
+      mtu: ctx.config.pathMtu - ESP_OVERHEAD_MAX * k - (pairwise ? TUNNEL_OVERHEAD_MAX - ESP_OVERHEAD_MAX : 0),
       layers,
       reason: 'search',
     },
