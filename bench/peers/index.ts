@@ -22,6 +22,8 @@ import { killPid, namespacePids, runIn } from './proc.js';
 import { buildTopology, namespacesOf, type PeerSetup, type PeerTopology } from './topology.js';
 import { wireguardGoPeer } from './wireguard-go.js';
 import { kasanePeer } from './kasane.js';
+import { searchLatency, type SearchLatencyResult } from './search-latency.js';
+import { smallPackets, type SmallPacketResult } from './small-packets.js';
 
 export type { PeerSetup, PeerTopology, GatewaySide, Terminal } from './topology.js';
 export type { Requirement } from './install.js';
@@ -65,6 +67,10 @@ export interface PeerSample {
   pingLoss: number;
   stream1: PeerRun;
   stream4: PeerRun;
+  /** 64-byte IP packets hostA → hostB (UDP), with the gateways' CPU. */
+  small: SmallPacketResult & { cpu: CpuUse };
+  /** kasane only: first packet of a new path → delivered (key search and buffering included). */
+  search?: SearchLatencyResult;
 }
 
 export interface PeerMedians {
@@ -74,6 +80,11 @@ export interface PeerMedians {
   firstReplyMs: number;
   retransmits1?: number;
   retransmits4?: number;
+  /** 64-byte packets per second received, and the loss. */
+  pps64: number;
+  pps64LossPct: number;
+  /** kasane only: median first-packet delivery over the rounds, ms. */
+  searchMs?: number;
   /** % of one core used by the processes in gwA's / gwB's namespace, during the 1- and 4-stream runs. */
   cpuGwA1: number;
   cpuGwB1: number;
@@ -350,6 +361,9 @@ async function turn(tb: Testbed, topo: PeerTopology, peer: PeerSetup, round: num
   const series = await pingSeries(tb, topo, o.pings, signal);
   const one = await withCpu(topo, () => iperf(tb, topo, o.seconds, 1, signal));
   const four = await withCpu(topo, () => iperf(tb, topo, o.seconds, 4, signal));
+  const small = await withCpu(topo, () => smallPackets(tb, topo, Math.max(2, Math.min(o.seconds, 5)), signal));
+  // Search latency: only kasane finds its peers from the first packet (the others have a tunnel up).
+  const search = peer === o.kasane ? await searchLatency(tb, topo, median(series.rttsMs)!, o.smoke ? 5 : 20, signal) : undefined;
   return {
     round,
     firstReplyMs: first.ms,
@@ -358,6 +372,8 @@ async function turn(tb: Testbed, topo: PeerTopology, peer: PeerSetup, round: num
     pingLoss: series.sent - series.rttsMs.length,
     stream1: { ...one.value, cpu: one.cpu },
     stream4: { ...four.value, cpu: four.cpu },
+    small: { ...small.value, cpu: small.cpu },
+    search,
   };
 }
 
@@ -398,6 +414,9 @@ function mediansOf(samples: PeerSample[]): PeerMedians | undefined {
     firstReplyMs: m((s) => s.firstReplyMs)!,
     retransmits1: m((s) => s.stream1.retransmits),
     retransmits4: m((s) => s.stream4.retransmits),
+    pps64: m((s) => s.small.pps)!,
+    pps64LossPct: m((s) => s.small.lossPct)!,
+    searchMs: m((s) => s.search?.medianMs),
     cpuGwA1: m((s) => s.stream1.cpu.gwA)!,
     cpuGwB1: m((s) => s.stream1.cpu.gwB)!,
     cpuGwA4: m((s) => s.stream4.cpu.gwA)!,
@@ -461,17 +480,17 @@ export function formatPeerBench(r: PeerBenchReport): string {
     return lines.join('\n');
   }
   const rows: string[][] = [
-    ['peer', 'version', '1 stream Gbit/s', '4 streams Gbit/s', 'RTT ms', '1st reply ms', 'retr 1/4', 'gw CPU % A/B 1|4', 'others % 1|4', 'busy % 1|4'],
+    ['peer', 'version', '1 stream Gbit/s', '4 streams Gbit/s', '64 B kpps (loss %)', 'RTT ms', '1st reply ms', 'retr 1/4', 'gw CPU % A/B 1|4', 'others % 1|4', 'busy % 1|4'],
   ];
   for (const p of r.peers) {
     if (p.skipped) {
-      rows.push([p.name, p.version ?? '-', 'skipped', '', '', '', '', '', '', '']);
+      rows.push([p.name, p.version ?? '-', 'skipped', '', '', '', '', '', '', '', '']);
       continue;
     }
     const s = p.samples;
     const md = p.medians;
     if (!md) {
-      rows.push([p.name, p.version ?? '-', 'failed', '', '', '', '', '', '', '']);
+      rows.push([p.name, p.version ?? '-', 'failed', '', '', '', '', '', '', '', '']);
       continue;
     }
     const int = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(0));
@@ -480,6 +499,7 @@ export function formatPeerBench(r: PeerBenchReport): string {
       p.version ?? '-',
       spread(s.map((x) => x.stream1.gbps), 2),
       spread(s.map((x) => x.stream4.gbps), 2),
+      `${spread(s.map((x) => x.small.pps / 1000), 0)} (${md.pps64LossPct.toFixed(0)})`,
       md.rttMs.toFixed(3),
       md.firstReplyMs.toFixed(2),
       `${int(md.retransmits1)}/${int(md.retransmits4)}`,
@@ -500,6 +520,16 @@ export function formatPeerBench(r: PeerBenchReport): string {
       `kasane / better baseline: ${x(ra.vsBest1)} (1 stream), ${x(ra.vsBest4)} (4 streams); target ≥ ${ra.target}×: ${ra.met === undefined ? 'undecided' : ra.met ? 'MET' : 'NOT MET'}` +
         (ra.vsPlain1 !== undefined ? `; kasane / plain: ${x(ra.vsPlain1)}, ${x(ra.vsPlain4)}` : ''),
     );
+  }
+  for (const p of r.peers) {
+    for (const x of p.samples) {
+      const sl = x.search;
+      if (!sl) continue;
+      lines.push(
+        `${p.name} search latency, round ${x.round}: first packet delivered in ${sl.medianMs.toFixed(2)} ms median, ${sl.p90Ms.toFixed(2)} p90, ${sl.maxMs.toFixed(2)} max ` +
+          `(${sl.samplesMs.length} fresh pairs${sl.lost ? `, ${sl.lost} not seen` : ''}); RTT ${sl.rttMs.toFixed(3)} ms, target 3×RTT+1 = ${sl.targetMs.toFixed(2)} ms: ${sl.met ? 'MET' : 'NOT MET'}`,
+      );
+    }
   }
   for (const p of r.peers) {
     if (p.description) lines.push(`  ${p.name}: ${p.description}`);

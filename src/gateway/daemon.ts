@@ -24,6 +24,7 @@ import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from '.
 import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
+import { warmUpSearchPath } from './warmup.js';
 import { join } from 'node:path';
 
 export class GatewayStartError extends Error {}
@@ -136,6 +137,11 @@ export class GatewayDaemon {
     this.log.info(
       { gateway: this.id, address: bundle.gateway.address, version: this.version, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
       'gateway running',
+    );
+    // In the background: the first searches should not run on cold code (see warmup.ts).
+    void warmUpSearchPath().then(
+      (w) => this.log.debug({ searches: w.searches, completed: w.completed, ms: Math.round(w.ms) }, 'search path warmed up'),
+      (e: unknown) => this.log.warn({ err: (e as Error).message }, 'search warm-up failed'),
     );
   }
 
