@@ -522,6 +522,13 @@ export function formatPeerBench(r: PeerBenchReport): string {
     );
   }
   for (const p of r.peers) {
+    const rounds = p.samples.flatMap((x) => (x.search ? [x.search] : []));
+    if (rounds.length > 1) {
+      const all = rounds.flatMap((x) => x.samplesMs);
+      const med = median(all)!;
+      const target = 3 * median(rounds.map((x) => x.rttMs))! + 1;
+      lines.push(`${p.name} search latency, all ${rounds.length} rounds: ${med.toFixed(2)} ms median of ${all.length} first packets; target 3×RTT+1 = ${target.toFixed(2)} ms (median RTT): ${med <= target ? 'MET' : 'NOT MET'}`);
+    }
     for (const x of p.samples) {
       const sl = x.search;
       if (!sl) continue;
