@@ -77,7 +77,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   tb.link(ns.AUTH, 'eth0', '10.200.9.2/24', ns.R, 'auth', '10.200.9.1/24');
   tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
   tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
-  log('namespaces and links up: A, B, C behind G1, G2, G3; router R; authority host AUTH');
+  log(`namespaces ${tb.prefix}-* and links up: A, B, C behind G1, G2, G3; router R; authority host AUTH`);
 
   const authorityData = join(o.dir, 'authority');
   const kasane = (where: string, ...args: string[]) => tb.exec(where, cli[0], ...cli.slice(1), ...args);
