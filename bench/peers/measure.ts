@@ -79,19 +79,28 @@ export function parseIperfJson(text: string): IperfResult {
   return { gbps: bps / 1e9, retransmits: typeof rt === 'number' ? rt : undefined };
 }
 
-/** One iperf3 TCP run hostA → hostB; the server is bound to hostB's address and serves one client. */
-export async function iperf(tb: Testbed, topo: PeerTopology, seconds: number, streams: number, signal?: AbortSignal): Promise<IperfResult> {
-  const server = Daemon.start(tb, topo.hostB.ns, 'iperf3 server', 'iperf3', ['-s', '-1', '-B', topo.hostB.addr, '-p', String(IPERF_PORT)]);
+/** Runs `fn` while a one-client iperf3 server listens on hostB's address and `port`. */
+export async function withIperfServer<T>(tb: Testbed, topo: PeerTopology, port: number, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  const server = Daemon.start(tb, topo.hostB.ns, 'iperf3 server', 'iperf3', ['-s', '-1', '-B', topo.hostB.addr, '-p', String(port)]);
   try {
     await waitFor(
       'the iperf3 server to listen',
       async () => {
         server.assertRunning();
-        const r = await runIn(tb, topo.hostB.ns, 'ss', ['-Hltn', `sport = :${IPERF_PORT}`], { timeoutMs: 5000, signal });
-        return r.stdout.includes(`:${IPERF_PORT}`);
+        const r = await runIn(tb, topo.hostB.ns, 'ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 5000, signal });
+        return r.stdout.includes(`:${port}`);
       },
       { timeoutMs: 10_000, signal, lastError: () => server.output() },
     );
+    return await fn();
+  } finally {
+    await server.stop(1000);
+  }
+}
+
+/** One iperf3 TCP run hostA → hostB; the server is bound to hostB's address and serves one client. */
+export async function iperf(tb: Testbed, topo: PeerTopology, seconds: number, streams: number, signal?: AbortSignal): Promise<IperfResult> {
+  return withIperfServer(tb, topo, IPERF_PORT, signal, async () => {
     const r = await runIn(
       tb,
       topo.hostA.ns,
@@ -100,9 +109,7 @@ export async function iperf(tb: Testbed, topo: PeerTopology, seconds: number, st
       { timeoutMs: (seconds + 30) * 1000, signal },
     );
     return parseIperfJson(r.stdout);
-  } finally {
-    await server.stop(1000);
-  }
+  });
 }
 
 /** utime+stime (clock ticks) of the processes now in the namespace, by PID. */

@@ -3,7 +3,8 @@
 // what the path sustains; the loss says how much more was offered. On 2 cores the sender competes
 // with the gateways, so for plain routing the sender itself is usually the limit (reported).
 import type { Testbed } from '../../src/testbed/netns.js';
-import { Daemon, runIn, waitFor } from './proc.js';
+import { withIperfServer } from './measure.js';
+import { runIn } from './proc.js';
 import type { PeerTopology } from './topology.js';
 
 const PORT = 5202;
@@ -39,17 +40,7 @@ export function parseUdpJson(text: string): SmallPacketResult {
 }
 
 export async function smallPackets(tb: Testbed, topo: PeerTopology, seconds: number, signal?: AbortSignal): Promise<SmallPacketResult> {
-  const server = Daemon.start(tb, topo.hostB.ns, 'iperf3 UDP server', 'iperf3', ['-s', '-1', '-B', topo.hostB.addr, '-p', String(PORT)]);
-  try {
-    await waitFor(
-      'the iperf3 UDP server to listen',
-      async () => {
-        server.assertRunning();
-        const r = await runIn(tb, topo.hostB.ns, 'ss', ['-Hltn', `sport = :${PORT}`], { timeoutMs: 5000, signal });
-        return r.stdout.includes(`:${PORT}`);
-      },
-      { timeoutMs: 10_000, signal, lastError: () => server.output() },
-    );
+  return withIperfServer(tb, topo, PORT, signal, async () => {
     const r = await runIn(
       tb,
       topo.hostA.ns,
@@ -58,7 +49,5 @@ export async function smallPackets(tb: Testbed, topo: PeerTopology, seconds: num
       { timeoutMs: (seconds + 30) * 1000, signal },
     );
     return parseUdpJson(r.stdout);
-  } finally {
-    await server.stop(1000);
-  }
+  });
 }
