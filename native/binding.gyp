@@ -10,7 +10,8 @@
         "src/gro.c",
         "src/gso.c",
         "src/table.c",
-        "src/tun.c"
+        "src/tun.c",
+        "src/udp.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],

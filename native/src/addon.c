@@ -170,22 +170,29 @@ static napi_value install_result(napi_env env, int r) {
   return undefined(env);
 }
 
-/* installPath(ex, family, local, remote, action, vpn, peer, mtu (-1: none)) */
+/* installPath(ex, family, local, remote, action, vpn, peer, mtu (-1: none)[, tunnelSpi (-1: none)]) */
 static napi_value install_path(napi_env env, napi_callback_info info) {
-  ARGS(8);
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return throw_msg(env, "missing arguments");
   executor *ex;
   int family, fam2;
   uint8_t *local, *remote;
   uint32_t action, vpn;
-  double mtu;
+  double mtu, tunnel = -1;
   char peer[ID_NAME_MAX + 1];
   size_t peer_len;
   if (!arg_executor(env, argv[0], &ex) || !arg_address(env, argv[1], argv[2], &family, &local) ||
       !arg_address(env, argv[1], argv[3], &fam2, &remote) || !arg_u32(env, argv[4], &action) ||
       !arg_u32(env, argv[5], &vpn) || !arg_id(env, argv[6], peer, &peer_len) || !arg_double(env, argv[7], &mtu))
     return NULL;
+  if (argc > 8 && !arg_double(env, argv[8], &tunnel)) return NULL;
   if (!(mtu >= -1 && mtu <= 4294967295.0) || mtu != (double)(int64_t)mtu) return throw_msg(env, "mtu must be -1 or 0..2^32-1");
-  return install_result(env, exec_install_path(ex, family, local, remote, (int)action, vpn, peer, peer_len, (int64_t)mtu));
+  if (!(tunnel >= -1 && tunnel <= 4294967295.0) || tunnel != (double)(int64_t)tunnel)
+    return throw_msg(env, "tunnel SPI must be -1 or 0..2^32-1");
+  return install_result(env, exec_install_path(ex, family, local, remote, (int)action, vpn, peer, peer_len, (int64_t)mtu,
+                                               (int64_t)tunnel));
 }
 
 /* removePath(ex, family, local, remote): boolean */
@@ -249,6 +256,29 @@ static napi_value remove_rx(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_rx(ex, spi) == 1);
 }
 
+/* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer] for a forward. */
+static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
+  if (v < V_FORWARD_PLAIN) return number(env, v);
+  napi_value arr, bytes, seq, sender;
+  void *copy;
+  if (napi_create_array_with_length(env, 6, &arr) != napi_ok ||
+      napi_create_buffer_copy(env, note->out_len, note->out, &copy, &bytes) != napi_ok)
+    return throw_last(env);
+  napi_set_element(env, arr, 0, number(env, v));
+  napi_set_element(env, arr, 1, bytes);
+  if (v != V_FORWARD_PLAIN) {
+    napi_create_bigint_uint64(env, note->seq, &seq);
+    napi_set_element(env, arr, 2, number(env, note->vpn));
+    napi_set_element(env, arr, 3, number(env, note->spi));
+    napi_set_element(env, arr, 4, seq);
+    if (v != V_FORWARD_ENCRYPT) {
+      napi_create_string_utf8(env, note->sender, NAPI_AUTO_LENGTH, &sender);
+      napi_set_element(env, arr, 5, sender);
+    }
+  }
+  return arr;
+}
+
 /* process(ex, side, packet, now): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
 static napi_value process(napi_env env, napi_callback_info info) {
   ARGS(4);
@@ -262,39 +292,161 @@ static napi_value process(napi_env env, napi_callback_info info) {
     return NULL;
   if (side > 1) return throw_msg(env, "side must be 0 (inside) or 1 (outside)");
   /* The caller's bytes are never modified: work on a copy (this is not the fast path). */
-  uint8_t *buf = malloc(2 * len + ESP_OVERHEAD_MAX + 2);
+  uint8_t *buf = malloc(2 * len + EXEC_OUT_EXTRA + 2);
   if (!buf) return throw_msg(env, "out of memory");
   uint8_t *pkt = buf, *out = buf + len + 1;
   if (len) memcpy(pkt, data, len);
   exec_note note;
   int v = exec_process(ex, (int)side, pkt, len, now, out, &note);
-  napi_value res;
-  if (v < V_FORWARD_PLAIN) {
-    free(buf);
-    return number(env, v);
-  }
-  napi_value arr, bytes, seq, sender;
-  void *copy;
-  if (napi_create_array_with_length(env, 6, &arr) != napi_ok ||
-      napi_create_buffer_copy(env, note.out_len, note.out, &copy, &bytes) != napi_ok) {
-    free(buf);
-    return throw_last(env);
-  }
+  napi_value res = verdict_value(env, v, &note);
   free(buf);
-  napi_set_element(env, arr, 0, number(env, v));
-  napi_set_element(env, arr, 1, bytes);
-  if (v != V_FORWARD_PLAIN) {
-    napi_create_bigint_uint64(env, note.seq, &seq);
-    napi_set_element(env, arr, 2, number(env, note.vpn));
-    napi_set_element(env, arr, 3, number(env, note.spi));
-    napi_set_element(env, arr, 4, seq);
-    if (v == V_FORWARD_DECRYPT) {
-      napi_create_string_utf8(env, note.sender, NAPI_AUTO_LENGTH, &sender);
-      napi_set_element(env, arr, 5, sender);
-    }
-  }
-  res = arr;
   return res;
+}
+
+/* processUdp(ex, srcAddr (4 bytes), srcPort, payload, now): as process() */
+static napi_value process_udp(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  executor *ex;
+  uint8_t *src, *data;
+  uint32_t port;
+  size_t len;
+  double now;
+  if (!arg_executor(env, argv[0], &ex) || !arg_fixed_bytes(env, argv[1], 4, &src) || !arg_u32(env, argv[2], &port) ||
+      !arg_bytes(env, argv[3], &data, &len) || !arg_double(env, argv[4], &now))
+    return NULL;
+  if (port > 65535) return throw_msg(env, "port must be 0..65535");
+  uint8_t *out = malloc(len + 1);
+  if (!out) return throw_msg(env, "out of memory");
+  exec_note note;
+  int v = exec_process_udp(ex, src, (uint16_t)port, data, len, now, out, &note);
+  napi_value res = verdict_value(env, v, &note);
+  free(out);
+  return res;
+}
+
+static bool arg_port(napi_env env, napi_value v, uint16_t *out) {
+  uint32_t p;
+  if (!arg_u32(env, v, &p)) return false;
+  if (p == 0 || p > 65535) {
+    napi_throw_range_error(env, NULL, "port must be 1..65535");
+    return false;
+  }
+  *out = (uint16_t)p;
+  return true;
+}
+
+static bool arg_key(napi_env env, napi_value v, uint8_t **key, size_t *len) {
+  if (!arg_bytes(env, v, key, len)) return false;
+  if (*len != 16 && *len != 32) {
+    napi_throw_range_error(env, NULL, "key must be 16 or 32 bytes");
+    return false;
+  }
+  return true;
+}
+
+/* installTunnelTx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort, nextSeq, softSeq) */
+static napi_value install_tunnel_tx(napi_env env, napi_callback_info info) {
+  ARGS(12);
+  executor *ex;
+  uint32_t spi, vpn;
+  uint8_t *key, *salt, *laddr, *raddr;
+  size_t keylen, peer_len;
+  uint16_t lport, rport;
+  double next, soft;
+  char peer[ID_NAME_MAX + 1];
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
+      !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
+      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_fixed_bytes(env, argv[6], 4, &laddr) ||
+      !arg_port(env, argv[7], &lport) || !arg_fixed_bytes(env, argv[8], 4, &raddr) || !arg_port(env, argv[9], &rport) ||
+      !arg_double(env, argv[10], &next) || !arg_double(env, argv[11], &soft))
+    return NULL;
+  if (peer_len == 0) return throw_msg(env, "peer must not be empty");
+  if (!(next >= 1 && next <= 4294967295.0) || next != (double)(uint64_t)next)
+    return throw_msg(env, "nextSeq must be in 1..2^32-1");
+  if (!(soft >= 1 && soft <= 4294967296.0) || soft != (double)(uint64_t)soft)
+    return throw_msg(env, "softSeqLimit must be in 1..2^32");
+  return install_result(env, exec_install_tunnel_tx(ex, spi, vpn, peer, peer_len, key, keylen, salt, laddr, lport, raddr,
+                                                    rport, (uint64_t)next, (uint64_t)soft));
+}
+
+/* installTunnelRx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort,
+ *                 ranges: Uint32Array (local pairs then remote pairs), nLocal, window) */
+static napi_value install_tunnel_rx(napi_env env, napi_callback_info info) {
+  ARGS(13);
+  executor *ex;
+  uint32_t spi, vpn, nlocal, window;
+  uint8_t *key, *salt, *laddr, *raddr;
+  size_t keylen, peer_len, nr, off;
+  uint16_t lport, rport;
+  char peer[ID_NAME_MAX + 1];
+  napi_typedarray_type t;
+  void *rp;
+  napi_value ab;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
+      !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
+      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_fixed_bytes(env, argv[6], 4, &laddr) ||
+      !arg_port(env, argv[7], &lport) || !arg_fixed_bytes(env, argv[8], 4, &raddr) || !arg_port(env, argv[9], &rport) ||
+      !arg_u32(env, argv[11], &nlocal) || !arg_u32(env, argv[12], &window))
+    return NULL;
+  if (napi_get_typedarray_info(env, argv[10], &t, &nr, &rp, &ab, &off) != napi_ok || t != napi_uint32_array || nr % 2 ||
+      nlocal > nr / 2)
+    return throw_msg(env, "ranges must be a Uint32Array of [start, end] pairs");
+  if (peer_len == 0) return throw_msg(env, "peer must not be empty");
+  return install_result(env, exec_install_tunnel_rx(ex, spi, vpn, peer, peer_len, key, keylen, salt, laddr, lport, raddr,
+                                                    rport, rp, nlocal, (uint32_t)(nr / 2 - nlocal), window));
+}
+
+static napi_value remove_tunnel_tx(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t spi;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
+  return boolean(env, exec_remove_tunnel_tx(ex, spi) == 1);
+}
+
+static napi_value remove_tunnel_rx(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t spi;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
+  return boolean(env, exec_remove_tunnel_rx(ex, spi) == 1);
+}
+
+static napi_value stats_pair(napi_env env, const double *vals, size_t n, const char *peer) {
+  napi_value ab, arr, res, name;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, n * sizeof(double), &p, &ab));
+  memcpy(p, vals, n * sizeof(double));
+  CHECK(napi_create_typedarray(env, napi_float64_array, n, ab, 0, &arr));
+  CHECK(napi_create_string_utf8(env, peer, NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_array_with_length(env, 2, &res));
+  napi_set_element(env, res, 0, arr);
+  napi_set_element(env, res, 1, name);
+  return res;
+}
+
+/* tunnelTxStats(ex, spi): [Float64Array (TUNNEL_TX_STATS), peer] | undefined */
+static napi_value tunnel_tx_stats(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t spi;
+  double st[TUNNEL_TX_STATS];
+  char peer[ID_NAME_MAX + 1];
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
+  if (!exec_tunnel_tx_stats(ex, spi, st, peer)) return undefined(env);
+  return stats_pair(env, st, TUNNEL_TX_STATS, peer);
+}
+
+/* tunnelRxStats(ex, spi): [Float64Array (TUNNEL_RX_STATS), peer] | undefined */
+static napi_value tunnel_rx_stats(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  executor *ex;
+  uint32_t spi;
+  double st[TUNNEL_RX_STATS];
+  char peer[ID_NAME_MAX + 1];
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
+  if (!exec_tunnel_rx_stats(ex, spi, st, peer)) return undefined(env);
+  return stats_pair(env, st, TUNNEL_RX_STATS, peer);
 }
 
 /* pathStats(ex, family, local, remote): Float64Array [packets, bytes, lastUsed] | undefined */
@@ -491,13 +643,28 @@ static bool arg_handle(napi_env env, napi_value v, dp_handle **h) {
 }
 
 /* datapathOpen(ex, devices: [name, side, queues][], bufs: Buffer[], metas: Uint32Array[], onPunt,
- *              options: DP_OPT_* bits) */
+ *              options: DP_OPT_* bits[, udp: [address (4 bytes), port]]) */
 static napi_value datapath_open(napi_env env, napi_callback_info info) {
-  ARGS(6);
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return throw_msg(env, "missing arguments");
   executor *ex;
   uint32_t ndev, nbuf, nmeta, options;
   char err[256] = "";
+  uint8_t *uaddr = NULL;
+  uint16_t uport = 0;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[5], &options)) return NULL;
+  if (argc > 6) {
+    napi_valuetype ut;
+    napi_typeof(env, argv[6], &ut);
+    if (ut != napi_undefined && ut != napi_null) {
+      napi_value va, vp;
+      if (napi_get_element(env, argv[6], 0, &va) != napi_ok || napi_get_element(env, argv[6], 1, &vp) != napi_ok)
+        return throw_msg(env, "udp must be [address, port]");
+      if (!arg_fixed_bytes(env, va, 4, &uaddr) || !arg_port(env, vp, &uport)) return NULL;
+    }
+  }
   CHECK(napi_get_array_length(env, argv[1], &ndev));
   CHECK(napi_get_array_length(env, argv[2], &nbuf));
   CHECK(napi_get_array_length(env, argv[3], &nmeta));
@@ -561,6 +728,10 @@ static napi_value datapath_open(napi_env env, napi_callback_info info) {
       return throw_msg(env, err);
     }
   }
+  if (uaddr && dp_add_udp(h->dp, uaddr, uport, err, sizeof err) != 0) {
+    handle_unref(env, h);
+    return throw_msg(env, err);
+  }
   napi_value resource_name, ext;
   napi_create_string_utf8(env, "kasane-datapath", NAPI_AUTO_LENGTH, &resource_name);
   if (napi_create_threadsafe_function(env, NULL, NULL, resource_name, 0, 1, h, tsfn_finalize, h, call_js,
@@ -592,6 +763,22 @@ static napi_value datapath_write(napi_env env, napi_callback_info info) {
     return NULL;
   if (h->closed) return number(env, -EBADF);
   return number(env, dp_write(h->dp, (int)side, data, len));
+}
+
+/* datapathSendUdp(h, dstAddr (4 bytes), dstPort, payload, df: 0 kernel's choice | 1 set | 2 clear): 0 or -errno */
+static napi_value datapath_send_udp(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  dp_handle *h;
+  uint8_t *dst, *data;
+  uint16_t port;
+  size_t len;
+  uint32_t df;
+  if (!arg_handle(env, argv[0], &h) || !arg_fixed_bytes(env, argv[1], 4, &dst) || !arg_port(env, argv[2], &port) ||
+      !arg_bytes(env, argv[3], &data, &len) || !arg_u32(env, argv[4], &df))
+    return NULL;
+  if (df > 2) return throw_msg(env, "df must be 0, 1 or 2");
+  if (h->closed) return number(env, -EBADF);
+  return number(env, dp_send_udp(h->dp, dst, port, data, len, (int)df));
 }
 
 static napi_value datapath_stats(napi_env env, napi_callback_info info) {
@@ -806,9 +993,17 @@ static napi_value init(napi_env env, napi_value exports) {
       {"allPathStats", NULL, all_path_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
       {"txNextSeq", NULL, tx_next_seq, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"installTunnelTx", NULL, install_tunnel_tx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removeTunnelTx", NULL, remove_tunnel_tx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"installTunnelRx", NULL, install_tunnel_rx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removeTunnelRx", NULL, remove_tunnel_rx, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"processUdp", NULL, process_udp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunnelTxStats", NULL, tunnel_tx_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunnelRxStats", NULL, tunnel_rx_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathOpen", NULL, datapath_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathWrite", NULL, datapath_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathStats", NULL, datapath_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathSendUdp", NULL, datapath_send_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathClose", NULL, datapath_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathRef", NULL, datapath_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"vnetFrame", NULL, vnet_frame, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -21,6 +21,22 @@ int aead_init(aead *a, const uint8_t key[32], const uint8_t salt[4], int encrypt
   return 0;
 }
 
+int aead_init_key(aead *a, const uint8_t *key, size_t keylen, const uint8_t salt[4], int encrypt) {
+  if (keylen == 32) return aead_init(a, key, salt, encrypt);
+  if (keylen != 16) return -2;
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  a->ctx = NULL;
+  if (!c) return -1;
+  if (EVP_CipherInit_ex(c, EVP_aes_128_gcm(), NULL, key, NULL, encrypt ? 1 : 0) != 1) {
+    EVP_CIPHER_CTX_free(c);
+    return -1;
+  }
+  memcpy(a->salt, salt, 4);
+  a->encrypt = encrypt;
+  a->ctx = c;
+  return 0;
+}
+
 void aead_free(aead *a) {
   if (a->ctx) EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)a->ctx);
   a->ctx = NULL;
@@ -90,6 +106,57 @@ int esp_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen
   if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN, tag) != 1) return -1;
   if (EVP_DecryptFinal_ex(c, out + ctlen, &n) != 1) return -1;
   /* Trailer: padding 1, 2, 3, ... then pad length and next header (RFC 4303 section 2.4). */
+  size_t padlen = out[ctlen - 2];
+  if (padlen + 2 > ctlen) return -1;
+  size_t p = ctlen - 2 - padlen;
+  for (size_t i = 0; i < padlen; i++)
+    if (out[p + i] != (uint8_t)(i + 1)) return -1;
+  *plen = p;
+  *nh = out[ctlen - 1];
+  return 0;
+}
+
+/* ---- tunnel mode (see esp.h) ---- */
+
+size_t esp_tunnel_seal(aead *a, uint32_t spi, uint32_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
+                       uint8_t *out) {
+  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
+  size_t pad = (4 - (plen + 2) % 4) % 4;
+  uint8_t trailer[5];
+  uint8_t nonce[12];
+  int n = 0;
+  size_t ctlen = plen + pad + 2;
+  if (plen > 0x7fff0000u) return 0;
+  wr32(out, spi);
+  wr32(out + 4, seq);
+  wr64(out + 8, seq); /* IV: the sequence number as a 64-bit counter, unique under the key */
+  for (size_t i = 0; i < pad; i++) trailer[i] = (uint8_t)(i + 1);
+  trailer[pad] = (uint8_t)pad;
+  trailer[pad + 1] = nh;
+  make_nonce(a, out + 8, nonce);
+  uint8_t *ct = out + ESP_HDR_LEN;
+  if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return 0;
+  if (EVP_EncryptUpdate(c, NULL, &n, out, 8) != 1) return 0; /* AAD = SPI || seq */
+  if (plen && EVP_EncryptUpdate(c, ct, &n, payload, (int)plen) != 1) return 0;
+  if (EVP_EncryptUpdate(c, ct + plen, &n, trailer, (int)(pad + 2)) != 1) return 0;
+  if (EVP_EncryptFinal_ex(c, ct + ctlen, &n) != 1) return 0;
+  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, ESP_ICV_LEN, ct + ctlen) != 1) return 0;
+  return ESP_HDR_LEN + ctlen + ESP_ICV_LEN;
+}
+
+int esp_tunnel_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh) {
+  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
+  size_t ctlen = len - ESP_HDR_LEN - ESP_ICV_LEN;
+  uint8_t nonce[12];
+  uint8_t tag[ESP_ICV_LEN];
+  int n = 0;
+  make_nonce(a, esp + 8, nonce);
+  memcpy(tag, esp + ESP_HDR_LEN + ctlen, ESP_ICV_LEN);
+  if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return -1;
+  if (EVP_DecryptUpdate(c, NULL, &n, esp, 8) != 1) return -1;
+  if (EVP_DecryptUpdate(c, out, &n, esp + ESP_HDR_LEN, (int)ctlen) != 1) return -1;
+  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN, tag) != 1) return -1;
+  if (EVP_DecryptFinal_ex(c, out + ctlen, &n) != 1) return -1;
   size_t padlen = out[ctlen - 2];
   if (padlen + 2 > ctlen) return -1;
   size_t p = ctlen - 2 - padlen;

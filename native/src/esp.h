@@ -20,6 +20,8 @@ typedef struct {
 
 /* 0 on success, -1 if OpenSSL refused. */
 int aead_init(aead *a, const uint8_t key[32], const uint8_t salt[4], int encrypt);
+/* The same for a 16-byte (AES-128-GCM) or 32-byte (AES-256-GCM) key; -2 for another length. */
+int aead_init_key(aead *a, const uint8_t *key, size_t keylen, const uint8_t salt[4], int encrypt);
 void aead_free(aead *a);
 
 /* ESP length for an IP payload of plen bytes: header, ciphertext (payload, padding to a multiple of 4
@@ -43,5 +45,23 @@ int esp_parse(const uint8_t *esp, size_t len, uint32_t *spi, uint64_t *seq);
  * (at most len - ESP_HDR_LEN - ESP_ICV_LEN bytes), sets *plen and *nh. Returns 0, or -1 when the
  * ICV does not verify or the padding is wrong. */
 int esp_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh);
+
+/* ---- tunnel mode (IKE Child SAs): RFC 4106 without extended sequence numbers ----
+ * SPI (4) | seq (4) | IV (8) | ciphertext | ICV (16); AAD = SPI || seq; nonce = salt || IV.
+ * The sender's IV is the sequence number as a 64-bit counter; the receiver takes the IV as it comes
+ * (other implementations derive it differently). */
+#define ESP_TUNNEL_MIN (ESP_HDR_LEN + 4 + ESP_ICV_LEN)
+
+static inline size_t esp_tunnel_len(size_t plen) { return esp_sealed_len(plen); }
+
+/* Writes the ESP packet for payload (an inner IP packet, next header nh) at out. Returns the
+ * length, or 0 if OpenSSL failed. out must not overlap payload. */
+size_t esp_tunnel_seal(aead *a, uint32_t spi, uint32_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
+                       uint8_t *out);
+
+/* Verifies and decrypts a tunnel ESP packet of len >= ESP_TUNNEL_MIN bytes whose ciphertext is a
+ * multiple of 4. Writes the payload at out (at most len - 32 bytes). 0, or -1 when the ICV does not
+ * verify or the padding is wrong. */
+int esp_tunnel_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh);
 
 #endif

@@ -26,6 +26,7 @@ typedef struct {
   uint32_t vpn;
   int32_t peer; /* id index or -1 */
   int64_t mtu; /* -1: none */
+  int64_t tunnel; /* -1: group mode; else the SPI of the tunnel sending SA */
   uint64_t packets, bytes;
   double last_used;
 } rule;
@@ -46,10 +47,42 @@ typedef struct {
   uint64_t bits[REPLAY_WINDOW / 64]; /* bit (seq % 1024) set: seq accepted */
 } rxsa;
 
+/* Tunnel mode: the two halves of an IKE Child SA (ESP in UDP). */
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn;
+  int32_t peer;
+  uint8_t laddr[4], raddr[4];
+  uint16_t lport, rport;
+  uint64_t next_seq; /* 2^32: exhausted */
+  uint64_t soft;
+  aead a;
+  uint64_t packets, bytes;
+  double last_used;
+} ttxsa;
+
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn;
+  int32_t peer;
+  uint8_t laddr[4], raddr[4];
+  uint16_t lport, rport;
+  aead a;
+  uint32_t window;
+  uint64_t top;
+  uint64_t bits[TUNNEL_WINDOW_MAX / 64]; /* bit (seq % TUNNEL_WINDOW_MAX) set: seq accepted */
+  uint32_t *ranges; /* nlocal then nremote [start, end] pairs */
+  uint32_t nlocal, nremote;
+  uint64_t packets, bytes, replay_drops, auth_failures, selector_drops;
+  double last_used;
+  uint32_t last_src;
+  uint16_t last_port;
+} ttrxsa;
+
 struct executor {
   pthread_mutex_t lock;
   atomic_int refs;
-  table rules, tx, rx;
+  table rules, tx, rx, ttx, trx;
   id_slot *ids;
   size_t nids, ids_cap;
   uint64_t counters[C_COUNT];
@@ -128,10 +161,13 @@ executor *exec_new(void) {
     free(ex);
     return NULL;
   }
-  if (table_init(&ex->rules) || table_init(&ex->tx) || table_init(&ex->rx)) {
+  if (table_init(&ex->rules) || table_init(&ex->tx) || table_init(&ex->rx) || table_init(&ex->ttx) ||
+      table_init(&ex->trx)) {
     table_free(&ex->rules, NULL);
     table_free(&ex->tx, NULL);
     table_free(&ex->rx, NULL);
+    table_free(&ex->ttx, NULL);
+    table_free(&ex->trx, NULL);
     pthread_mutex_destroy(&ex->lock);
     free(ex);
     return NULL;
@@ -154,11 +190,25 @@ static void free_rx(tnode *n) {
   free(s);
 }
 
+static void free_ttx(tnode *n) {
+  ttxsa *s = (ttxsa *)n;
+  aead_free(&s->a);
+  free(s);
+}
+static void free_trx(tnode *n) {
+  ttrxsa *s = (ttrxsa *)n;
+  aead_free(&s->a);
+  free(s->ranges);
+  free(s);
+}
+
 void exec_release(executor *ex) {
   if (atomic_fetch_sub(&ex->refs, 1) != 1) return;
   table_free(&ex->rules, free_rule);
   table_free(&ex->tx, free_tx);
   table_free(&ex->rx, free_rx);
+  table_free(&ex->ttx, free_ttx);
+  table_free(&ex->trx, free_trx);
   free(ex->ids);
   pthread_mutex_destroy(&ex->lock);
   free(ex);
@@ -178,9 +228,10 @@ static size_t path_key(uint8_t *key, int family, const uint8_t *local, const uin
 static void u32_key(uint8_t *key, uint32_t v) { wr32(key, v); }
 
 int exec_install_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote, int action,
-                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu) {
+                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu, int64_t tunnel_spi) {
   uint8_t key[TABLE_KEY_MAX];
-  if ((family != 4 && family != 6) || action < ACT_ENCRYPT || action > ACT_PENDING || mtu < -1 || mtu > 0xffffffffLL)
+  if ((family != 4 && family != 6) || action < ACT_ENCRYPT || action > ACT_PENDING || mtu < -1 || mtu > 0xffffffffLL ||
+      tunnel_spi < -1 || tunnel_spi > 0xffffffffLL)
     return -2;
   path_key(key, family, local, remote);
   pthread_mutex_lock(&ex->lock);
@@ -211,6 +262,7 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
   r->vpn = vpn;
   r->peer = peer_id;
   r->mtu = mtu;
+  r->tunnel = tunnel_spi;
   pthread_mutex_unlock(&ex->lock);
   return 0;
 }
@@ -307,6 +359,171 @@ int exec_remove_rx(executor *ex, uint32_t spi) {
   pthread_mutex_unlock(&ex->lock);
   if (old) free_rx(&old->node);
   return old ? 1 : 0;
+}
+
+/* ---- tunnel SAs ---- */
+
+int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
+                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, uint64_t next_seq, uint64_t soft) {
+  uint8_t k[4];
+  if (spi == 0 || vpn == 0 || next_seq == 0 || next_seq > 0xffffffffULL || soft == 0 || soft > 0x100000000ULL ||
+      lport == 0 || rport == 0 || (keylen != 16 && keylen != 32))
+    return -2;
+  ttxsa *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  if (aead_init_key(&s->a, key, keylen, salt, 1) != 0) {
+    free(s);
+    return -1;
+  }
+  s->spi = spi;
+  s->vpn = vpn;
+  memcpy(s->laddr, laddr, 4);
+  memcpy(s->raddr, raddr, 4);
+  s->lport = lport;
+  s->rport = rport;
+  s->next_seq = next_seq;
+  s->soft = soft;
+  u32_key(k, spi);
+  memcpy(s->node.key, k, 4);
+  s->node.klen = 4;
+  pthread_mutex_lock(&ex->lock);
+  s->peer = id_intern(ex, peer, peer_len);
+  if (s->peer < 0) {
+    int e = s->peer;
+    pthread_mutex_unlock(&ex->lock);
+    free_ttx(&s->node);
+    return e;
+  }
+  ttxsa *old = (ttxsa *)table_remove(&ex->ttx, k, 4);
+  if (old) {
+    /* The IV is the sequence number: a reinstall (a NAT moved the peer) must never go back. */
+    if (old->next_seq > s->next_seq) s->next_seq = old->next_seq;
+    s->packets = old->packets;
+    s->bytes = old->bytes;
+    s->last_used = old->last_used;
+    id_release(ex, old->peer);
+  }
+  table_insert(&ex->ttx, &s->node);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_ttx(&old->node);
+  return 0;
+}
+
+int exec_remove_tunnel_tx(executor *ex, uint32_t spi) {
+  uint8_t k[4];
+  u32_key(k, spi);
+  pthread_mutex_lock(&ex->lock);
+  ttxsa *old = (ttxsa *)table_remove(&ex->ttx, k, 4);
+  if (old) id_release(ex, old->peer);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_ttx(&old->node);
+  return old ? 1 : 0;
+}
+
+int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
+                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, const uint32_t *ranges,
+                           uint32_t nlocal, uint32_t nremote, uint32_t window) {
+  uint8_t k[4];
+  if (spi == 0 || vpn == 0 || lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || window < 64 ||
+      window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 || nremote > 4096)
+    return -2;
+  for (uint32_t i = 0; i < nlocal + nremote; i++)
+    if (ranges[2 * i] > ranges[2 * i + 1]) return -2;
+  ttrxsa *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  size_t rbytes = (size_t)(nlocal + nremote) * 2 * sizeof(uint32_t);
+  s->ranges = malloc(rbytes ? rbytes : 1);
+  if (!s->ranges || aead_init_key(&s->a, key, keylen, salt, 0) != 0) {
+    free(s->ranges);
+    free(s);
+    return -1;
+  }
+  if (rbytes) memcpy(s->ranges, ranges, rbytes);
+  s->nlocal = nlocal;
+  s->nremote = nremote;
+  s->spi = spi;
+  s->vpn = vpn;
+  memcpy(s->laddr, laddr, 4);
+  memcpy(s->raddr, raddr, 4);
+  s->lport = lport;
+  s->rport = rport;
+  s->window = window;
+  u32_key(k, spi);
+  memcpy(s->node.key, k, 4);
+  s->node.klen = 4;
+  pthread_mutex_lock(&ex->lock);
+  s->peer = id_intern(ex, peer, peer_len);
+  if (s->peer < 0) {
+    int e = s->peer;
+    pthread_mutex_unlock(&ex->lock);
+    free_trx(&s->node);
+    return e;
+  }
+  ttrxsa *old = (ttrxsa *)table_remove(&ex->trx, k, 4);
+  if (old) {
+    /* A refresh must not reopen old sequence numbers: the window (and its size) stays. */
+    s->window = old->window;
+    s->top = old->top;
+    memcpy(s->bits, old->bits, sizeof s->bits);
+    s->packets = old->packets;
+    s->bytes = old->bytes;
+    s->replay_drops = old->replay_drops;
+    s->auth_failures = old->auth_failures;
+    s->selector_drops = old->selector_drops;
+    s->last_used = old->last_used;
+    s->last_src = old->last_src;
+    s->last_port = old->last_port;
+    id_release(ex, old->peer);
+  }
+  table_insert(&ex->trx, &s->node);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_trx(&old->node);
+  return 0;
+}
+
+int exec_remove_tunnel_rx(executor *ex, uint32_t spi) {
+  uint8_t k[4];
+  u32_key(k, spi);
+  pthread_mutex_lock(&ex->lock);
+  ttrxsa *old = (ttrxsa *)table_remove(&ex->trx, k, 4);
+  if (old) id_release(ex, old->peer);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) free_trx(&old->node);
+  return old ? 1 : 0;
+}
+
+/* Anti-replay for 32-bit sequence numbers with a per-SA window (RFC 4303 section 3.4.3). */
+static int treplay_ok(const ttrxsa *s, uint64_t seq) {
+  if (seq > s->top) return 1;
+  if (s->top - seq >= s->window) return 0;
+  uint64_t bit = seq % TUNNEL_WINDOW_MAX;
+  return !(s->bits[bit / 64] >> (bit % 64) & 1);
+}
+
+static void treplay_accept(ttrxsa *s, uint64_t seq) {
+  if (seq > s->top) {
+    if (seq - s->top >= TUNNEL_WINDOW_MAX) {
+      memset(s->bits, 0, sizeof s->bits);
+    } else {
+      for (uint64_t q = s->top + 1; q < seq; q++) {
+        uint64_t b = q % TUNNEL_WINDOW_MAX;
+        s->bits[b / 64] &= ~((uint64_t)1 << (b % 64));
+      }
+    }
+    s->top = seq;
+  } else if (s->top - seq >= s->window) {
+    return;
+  }
+  uint64_t bit = seq % TUNNEL_WINDOW_MAX;
+  s->bits[bit / 64] |= (uint64_t)1 << (bit % 64);
+}
+
+static int in_ranges(const uint32_t *r, uint32_t n, uint32_t ip) {
+  for (uint32_t i = 0; i < n; i++)
+    if (ip >= r[2 * i] && ip <= r[2 * i + 1]) return 1;
+  return 0;
 }
 
 /* ---- per packet ---- */
@@ -457,6 +674,169 @@ static void rule_used(rule *r, size_t len, double now) {
   r->last_used = now;
 }
 
+static void note_peer(executor *ex, int32_t id, exec_note *note) {
+  memcpy(note->sender, ex->ids[id].name, (size_t)ex->ids[id].len + 1);
+}
+
+/* Outbound tunnel mode: the whole inner packet (fragments too) becomes outer IPv4 + UDP + ESP
+ * (docs/executor.md, "Tunnel mode"). */
+static int tunnel_out(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                      exec_note *note, double now) {
+  uint8_t k[4];
+  u32_key(k, (uint32_t)r->tunnel);
+  ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
+  if (!t) return C_DROP_NO_SA;
+  if (t->next_seq > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
+  size_t tot = ip->tot;
+  size_t esplen = esp_tunnel_len(tot);
+  size_t outlen = TUNNEL_HDR_LEN + esplen;
+  int df = (ip->frag & IP_DF) != 0;
+  if (outlen > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && df)) return C_PUNT_TOO_BIG;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !(ip->frag & (IP_MF | IP_OFFMASK)) && tot >= ip->ihl + 20) {
+    int64_t limit = r->mtu - TUNNEL_OVERHEAD_MAX - 40;
+    clamp_mss(pkt + ip->ihl, tot - ip->ihl, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
+  }
+  uint32_t seq = (uint32_t)t->next_seq;
+  if (esp_tunnel_seal(&t->a, t->spi, seq, pkt, tot, 4, out + TUNNEL_HDR_LEN) == 0) return C_DROP_NO_SA;
+  t->next_seq++;
+  t->packets++;
+  t->bytes += tot;
+  t->last_used = now;
+  /* Outer IPv4: TOS copied, id from the sequence number, DF copied, TTL 64, UDP. */
+  memset(out, 0, TUNNEL_HDR_LEN);
+  out[0] = 0x45;
+  out[1] = pkt[1] & 0xfc; /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back) */
+  wr16(out + 2, (uint16_t)outlen);
+  wr16(out + 4, (uint16_t)seq);
+  out[6] = df ? 0x40 : 0;
+  out[8] = 64;
+  out[9] = IPPROTO_UDP_;
+  memcpy(out + 12, t->laddr, 4);
+  memcpy(out + 16, t->raddr, 4);
+  ipv4_set_checksum(out, 20);
+  /* UDP: checksum 0 (RFC 3948 section 3.1). */
+  wr16(out + 20, t->lport);
+  wr16(out + 22, t->rport);
+  wr16(out + 24, (uint16_t)(8 + esplen));
+  note->out = out;
+  note->out_len = outlen;
+  note->vpn = t->vpn;
+  note->spi = t->spi;
+  note->seq = seq;
+  note_peer(ex, t->peer, note);
+  ex->counters[C_TUNNEL_ENCRYPT_PACKETS]++;
+  ex->counters[C_TUNNEL_ENCRYPT_BYTES] += len;
+  return V_FORWARD_TUNNEL_ENCRYPT;
+}
+
+static int udp_locked(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *d, size_t len, double now,
+                      uint8_t *out, exec_note *note) {
+  uint8_t k[4];
+  size_t plen;
+  uint8_t nh;
+  ipv4_info ip;
+  if (len == 1 && d[0] == 0xff) return C_DROP_TUNNEL_KEEPALIVE;
+  if (len < 4) return C_DROP_MALFORMED;
+  uint32_t spi = rd32(d);
+  if (spi == 0) return C_PUNT_IKE; /* the non-ESP marker: IKE */
+  uint32_t seq = len >= 8 ? rd32(d + 4) : 0;
+  if (len < ESP_TUNNEL_MIN || (len - ESP_HDR_LEN - ESP_ICV_LEN) % 4 != 0 || seq == 0) return C_DROP_MALFORMED;
+  u32_key(k, spi);
+  ttrxsa *rx = (ttrxsa *)table_find(&ex->trx, k, 4);
+  if (!rx) return C_PUNT_UNKNOWN_SPI;
+  if (!treplay_ok(rx, seq)) {
+    rx->replay_drops++;
+    return C_DROP_REPLAY;
+  }
+  if (esp_tunnel_open(&rx->a, d, len, out, &plen, &nh) != 0) {
+    rx->auth_failures++;
+    return C_DROP_AUTH_FAILED;
+  }
+  /* Authenticated: the sequence number is spent whatever the content turns out to be. */
+  treplay_accept(rx, seq);
+  rx->last_src = rd32(src);
+  rx->last_port = sport;
+  if (nh == 59) return C_DROP_TUNNEL_DUMMY;
+  if (nh != 4 || parse_ipv4(out, plen, &ip) != 0) return C_DROP_MALFORMED;
+  uint32_t isrc = rd32(out + 12), idst = rd32(out + 16);
+  if (!in_ranges(rx->ranges + 2 * rx->nlocal, rx->nremote, isrc) || !in_ranges(rx->ranges, rx->nlocal, idst)) {
+    rx->selector_drops++;
+    return C_DROP_SELECTOR;
+  }
+  rule *r = find_rule(ex, SIDE_OUTSIDE, out);
+  if (r) {
+    if (r->action == ACT_DISCARD) {
+      rule_used(r, ip.tot, now);
+      return C_DROP_DISCARD;
+    }
+    if (r->action == ACT_ENCRYPT && r->vpn != rx->vpn) return C_DROP_VPN_MISMATCH;
+    if (r->action == ACT_ENCRYPT && r->peer != rx->peer) return C_DROP_PEER_MISMATCH;
+    rule_used(r, ip.tot, now);
+  }
+  rx->packets++;
+  rx->bytes += ip.tot;
+  rx->last_used = now;
+  /* Only what the inner header covers goes on: the rest is TFC padding (RFC 4303 section 2.7). */
+  note->out = out;
+  note->out_len = ip.tot;
+  note->vpn = rx->vpn;
+  note->spi = spi;
+  note->seq = seq;
+  note_peer(ex, rx->peer, note);
+  ex->counters[C_TUNNEL_DECRYPT_PACKETS]++;
+  ex->counters[C_TUNNEL_DECRYPT_BYTES] += len;
+  return V_FORWARD_TUNNEL_DECRYPT;
+}
+
+int exec_process_udp(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *payload, size_t len,
+                     double now, uint8_t *out, exec_note *note) {
+  pthread_mutex_lock(&ex->lock);
+  int v = udp_locked(ex, src, sport, payload, len, now, out, note);
+  if (v < C_COUNT) ex->counters[v]++;
+  pthread_mutex_unlock(&ex->lock);
+  return v;
+}
+
+int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double o[TUNNEL_TX_STATS], char peer[ID_NAME_MAX + 1]) {
+  uint8_t k[4];
+  u32_key(k, spi);
+  pthread_mutex_lock(&ex->lock);
+  ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
+  if (t) {
+    o[0] = t->vpn;
+    o[1] = (double)t->packets;
+    o[2] = (double)t->bytes;
+    o[3] = t->last_used;
+    o[4] = (double)t->next_seq;
+    o[5] = (double)t->soft;
+    memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
+  }
+  pthread_mutex_unlock(&ex->lock);
+  return t != NULL;
+}
+
+int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]) {
+  uint8_t k[4];
+  u32_key(k, spi);
+  pthread_mutex_lock(&ex->lock);
+  ttrxsa *t = (ttrxsa *)table_find(&ex->trx, k, 4);
+  if (t) {
+    o[0] = t->vpn;
+    o[1] = (double)t->packets;
+    o[2] = (double)t->bytes;
+    o[3] = t->last_used;
+    o[4] = (double)t->top;
+    o[5] = (double)t->replay_drops;
+    o[6] = (double)t->auth_failures;
+    o[7] = (double)t->selector_drops;
+    o[8] = t->last_src;
+    o[9] = t->last_port;
+    memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
+  }
+  pthread_mutex_unlock(&ex->lock);
+  return t != NULL;
+}
+
 static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out,
                           exec_note *note) {
   ipv4_info ip;
@@ -479,8 +859,14 @@ static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, doub
       ex->counters[C_PLAIN_BYTES] += len;
       return V_FORWARD_PLAIN;
     default:
-      v = side == SIDE_INSIDE ? encrypt_out(ex, r, pkt, len, &ip, out, note)
-                              : decrypt_in(ex, r, pkt, len, &ip, out, note);
+      if (r->tunnel >= 0) {
+        /* Tunnel traffic from the peer arrives on the tunnel port (exec_process_udp). */
+        if (side != SIDE_INSIDE) return C_DROP_UNSOLICITED_PLAIN;
+        v = tunnel_out(ex, r, pkt, len, &ip, out, note, now);
+      } else {
+        v = side == SIDE_INSIDE ? encrypt_out(ex, r, pkt, len, &ip, out, note)
+                                : decrypt_in(ex, r, pkt, len, &ip, out, note);
+      }
       if (v >= V_FORWARD_PLAIN) rule_used(r, len, now);
       return v;
   }

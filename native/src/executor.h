@@ -26,22 +26,45 @@ enum {
   C_DROP_UNSOLICITED_PLAIN,
   C_DROP_FRAGMENT,
   C_DROP_NO_SA,
+  C_DROP_SELECTOR,
+  C_DROP_TUNNEL_KEEPALIVE,
+  C_DROP_TUNNEL_SEQ_EXHAUSTED,
+  C_DROP_TUNNEL_DUMMY,
   C_PUNT_SEARCH,
   C_PUNT_MISS,
   C_PUNT_PENDING,
   C_PUNT_UNKNOWN_SPI,
   C_PUNT_TOO_BIG,
+  C_PUNT_IKE,
   C_ENCRYPT_PACKETS,
   C_ENCRYPT_BYTES,
   C_DECRYPT_PACKETS,
   C_DECRYPT_BYTES,
   C_PLAIN_PACKETS,
   C_PLAIN_BYTES,
+  C_TUNNEL_ENCRYPT_PACKETS,
+  C_TUNNEL_ENCRYPT_BYTES,
+  C_TUNNEL_DECRYPT_PACKETS,
+  C_TUNNEL_DECRYPT_BYTES,
   C_COUNT
 };
 #define V_FIRST_PUNT C_PUNT_SEARCH
-#define V_LAST_PUNT C_PUNT_TOO_BIG
-enum { V_FORWARD_PLAIN = 100, V_FORWARD_ENCRYPT = 101, V_FORWARD_DECRYPT = 102 };
+#define V_LAST_PUNT C_PUNT_IKE
+enum {
+  V_FORWARD_PLAIN = 100,
+  V_FORWARD_ENCRYPT = 101,
+  V_FORWARD_DECRYPT = 102,
+  V_FORWARD_TUNNEL_ENCRYPT = 103, /* out: outer IPv4 + UDP + ESP, for the tunnel socket */
+  V_FORWARD_TUNNEL_DECRYPT = 104  /* out: the inner IPv4 packet, for the inside */
+};
+
+/* Largest growth in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header and IV (16) + padding (3)
+ * + pad length and next header (2) + ICV (16). */
+#define TUNNEL_OVERHEAD_MAX 65
+/* Room the caller's out buffer needs beyond the input length (tunnel mode grows the most). */
+#define EXEC_OUT_EXTRA TUNNEL_OVERHEAD_MAX
+#define TUNNEL_HDR_LEN 28 /* outer IPv4 (20) + UDP (8) */
+#define TUNNEL_WINDOW_MAX 4096
 
 #define ID_NAME_MAX 63
 
@@ -50,7 +73,7 @@ typedef struct {
   size_t out_len;
   uint32_t vpn, spi;
   uint64_t seq;
-  char sender[ID_NAME_MAX + 1]; /* decrypt: the SA's sender */
+  char sender[ID_NAME_MAX + 1]; /* decrypt: the SA's sender; tunnel: the SA's peer */
 } exec_note;
 
 typedef struct executor executor;
@@ -63,7 +86,8 @@ void exec_release(executor *ex);
 /* All install functions replace an existing entry with the same key. Return 0, -1 (out of memory
  * or OpenSSL failure), or -2 (invalid argument). */
 int exec_install_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote, int action,
-                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu /* -1: none */);
+                      uint32_t vpn, const char *peer, size_t peer_len, int64_t mtu /* -1: none */,
+                      int64_t tunnel_spi /* -1: group mode; else encrypt with this tunnel sending SA */);
 int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote);
 int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
                     const uint8_t salt[4], uint64_t next_seq);
@@ -72,8 +96,37 @@ int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
                     size_t sender_len, const uint8_t key[32], const uint8_t salt[4]);
 int exec_remove_rx(executor *ex, uint32_t spi);
 
+/* Tunnel mode (IKE Child SAs, ESP in UDP). Addresses are IPv4 (4 bytes), ports host order.
+ * A sending SA's reinstall keeps the larger sequence number and the counters; a receiving SA's keeps
+ * its replay window (size included) and counters. ranges: nlocal then nremote inclusive
+ * [start, end] pairs of IPv4 addresses as host-order integers. */
+int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
+                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, uint64_t next_seq, uint64_t soft);
+int exec_remove_tunnel_tx(executor *ex, uint32_t spi);
+int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
+                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, const uint32_t *ranges,
+                           uint32_t nlocal, uint32_t nremote, uint32_t window);
+int exec_remove_tunnel_rx(executor *ex, uint32_t spi);
+
+/* One UDP datagram received on the tunnel port from src:sport (payload = UDP payload). out must
+ * hold len bytes. Returns V_FORWARD_TUNNEL_DECRYPT (note->out = the inner packet) or a drop/punt
+ * counter index (C_PUNT_IKE, C_PUNT_UNKNOWN_SPI, C_DROP_TUNNEL_KEEPALIVE, ...). */
+int exec_process_udp(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *payload, size_t len,
+                     double now, uint8_t *out, exec_note *note);
+
+/* Per-SA statistics; 1 when the SA exists. peer receives the peer id (NUL-terminated).
+ * tx: vpn, packets, bytes, last used, next seq, soft limit.
+ * rx: vpn, packets, bytes, last used, highest seq, replay drops, auth failures, selector drops,
+ *     last source address (host-order integer), last source port (0: none yet). */
+#define TUNNEL_TX_STATS 6
+#define TUNNEL_RX_STATS 10
+int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double out[TUNNEL_TX_STATS], char peer[ID_NAME_MAX + 1]);
+int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double out[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]);
+
 /* Processes one packet. pkt may be modified in place (MSS clamping). out must hold len +
- * ESP_OVERHEAD_MAX bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index. */
+ * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index. */
 int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note);
 
 /* For a GSO super-packet: if its path rule is plain, counts it as `segments` packets of `bytes` in

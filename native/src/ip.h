@@ -10,6 +10,7 @@
 
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
 #define IPPROTO_ESP_ 50
 
 #define IP_DF 0x4000

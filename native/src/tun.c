@@ -23,10 +23,14 @@
 #include "esp.h"
 #include "gro.h"
 #include "gso.h"
+#include "ip.h"
+#include "udp.h"
 
 #define READ_BURST 64
 #define FRAME_MAX (VNET_HDR_LEN + 65536)
 #define OUT_MAX (VNET_HDR_LEN + 65536 + 64)
+#define UDP_RX_BURST 64
+#define UDP_RX_BUF 65536
 
 typedef struct dp_queue {
   datapath *dp;
@@ -43,6 +47,9 @@ typedef struct dp_queue {
   int gro_ok;
   egress *eg;
   uint64_t eg_sent, eg_bytes;
+  udp_out *uo; /* tunnel ESP for the tunnel port, sent at the end of each burst */
+  uint64_t u_sent, u_bytes, u_errors;
+  int udp;    /* the tunnel port's reader: fd is the TUN it writes to (not its own) */
 } dp_queue;
 
 struct datapath {
@@ -57,6 +64,12 @@ struct datapath {
   punt_submit_fn submit;
   void *submit_ctx;
   int options;
+  udp_sock *us;
+  dp_queue uq; /* the tunnel port's reader */
+  uint8_t *urbuf;
+  struct mmsghdr umsg[UDP_RX_BURST];
+  struct iovec uiov[UDP_RX_BURST];
+  struct sockaddr_in ufrom[UDP_RX_BURST];
   _Atomic uint64_t stats[DP_STAT_COUNT];
 };
 
@@ -230,6 +243,30 @@ static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
   b->count++;
 }
 
+static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
+  punt_batch *b = q->cur;
+  size_t need = DP_UDP_PREFIX + len;
+  if (b && (b->count == b->max || b->cap - b->used < need)) {
+    flush_punts(q);
+    b = NULL;
+  }
+  if (!b) b = q->cur = acquire_batch(q->dp);
+  if (!b || b->cap - b->used < need) {
+    stat_add(q->dp, DP_PUNTS_DROPPED, 1);
+    return;
+  }
+  uint8_t *p = b->buf + b->used;
+  memcpy(p, &from->sin_addr, 4);
+  wr16(p + 4, ntohs(from->sin_port));
+  wr16(p + 6, q->dp->us->port);
+  memcpy(p + DP_UDP_PREFIX, d, len);
+  b->meta[3 * b->count] = (uint32_t)b->used;
+  b->meta[3 * b->count + 1] = (uint32_t)need;
+  b->meta[3 * b->count + 2] = (uint32_t)(DP_SIDE_UDP << 8 | code);
+  b->used += need;
+  b->count++;
+}
+
 /* ---- per frame ---- */
 
 static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
@@ -260,11 +297,22 @@ static void egress_account(dp_queue *q) {
   }
 }
 
+static void udp_account(dp_queue *q) {
+  if (q->u_sent) stat_add(q->dp, DP_UDP_TX, q->u_sent);
+  if (q->u_bytes) stat_add(q->dp, DP_UDP_TX_BYTES, q->u_bytes);
+  if (q->u_errors) stat_add(q->dp, DP_UDP_TX_ERRORS, q->u_errors);
+  q->u_sent = q->u_bytes = q->u_errors = 0;
+}
+
 /* End of a burst: everything held back goes out. */
 static void flush_out(dp_queue *q) {
   if (q->gro_ok) gro_flush(&q->gro, gro_write, q);
   if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
   egress_account(q);
+  if (q->uo) {
+    udp_out_flush(q->uo, q->dp->us, &q->u_sent, &q->u_bytes, &q->u_errors);
+    udp_account(q);
+  }
 }
 
 /* pkt has VNET_HDR_LEN writable bytes before it. */
@@ -275,6 +323,13 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
     uint8_t *out = (uint8_t *)note.out;
     if (v == V_FORWARD_ENCRYPT && q->eg) {
       egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+    } else if (v == V_FORWARD_TUNNEL_ENCRYPT) {
+      /* From this gateway's own address: only the tunnel port can send it (a TUN write of a
+       * packet with a local source address is a martian to the kernel). */
+      if (q->uo)
+        udp_out_add(q->uo, q->dp->us, out, note.out_len, &q->u_sent, &q->u_bytes, &q->u_errors);
+      else
+        stat_add(q->dp, DP_UDP_TX_ERRORS, 1);
     } else if (q->gro_ok) {
       gro_add(&q->gro, out, note.out_len, gro_write, q);
     } else {
@@ -364,8 +419,133 @@ static void *reader(void *arg) {
   return NULL;
 }
 
+/* ---- the tunnel port ---- */
+
+static void handle_datagram(dp_queue *q, int i) {
+  datapath *dp = q->dp;
+  exec_note note;
+  size_t len = dp->umsg[i].msg_len;
+  const uint8_t *d = dp->urbuf + (size_t)i * UDP_RX_BUF;
+  stat_add(dp, DP_UDP_RX, 1);
+  stat_add(dp, DP_UDP_RX_BYTES, len);
+  if (dp->umsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+    stat_add(dp, DP_UDP_RX_TRUNCATED, 1);
+    return;
+  }
+  const struct sockaddr_in *from = &dp->ufrom[i];
+  int v = exec_process_udp(dp->ex, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
+                           q->obuf + VNET_HDR_LEN, &note);
+  if (v == V_FORWARD_TUNNEL_DECRYPT) {
+    uint8_t *out = (uint8_t *)note.out;
+    if (q->fd < 0) {
+      stat_add(dp, DP_TX_ERRORS, 1);
+    } else if (q->gro_ok) {
+      gro_add(&q->gro, out, note.out_len, gro_write, q);
+    } else {
+      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
+    }
+  } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
+    punt_udp(q, from, d, len, v);
+  }
+}
+
+static void *udp_reader(void *arg) {
+  dp_queue *q = arg;
+  datapath *dp = q->dp;
+  struct pollfd p[2] = {{.fd = dp->us->fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN}};
+  for (;;) {
+    int r = poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents) break;
+    q->now = now_ms();
+    for (int i = 0; i < UDP_RX_BURST; i++) {
+      dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
+      dp->umsg[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(dp->us->fd, dp->umsg, UDP_RX_BURST, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno != EINTR && errno != EAGAIN) stat_add(dp, DP_RX_ERRORS, 1);
+      continue;
+    }
+    for (int i = 0; i < n; i++) handle_datagram(q, i);
+    flush_out(q);
+    flush_punts(q);
+  }
+  flush_out(q);
+  flush_punts(q);
+  return NULL;
+}
+
+int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, size_t errlen) {
+  if (dp->us) {
+    snprintf(err, errlen, "the tunnel port is already open");
+    return -1;
+  }
+  dp->urbuf = malloc((size_t)UDP_RX_BURST * UDP_RX_BUF);
+  dp_queue *q = &dp->uq;
+  memset(q, 0, sizeof *q);
+  q->fd = -1;
+  q->obuf = malloc(OUT_MAX);
+  if (!dp->urbuf || !q->obuf) {
+    free(dp->urbuf);
+    free(q->obuf);
+    dp->urbuf = q->obuf = NULL;
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  dp->us = udp_open(addr, port, err, errlen);
+  if (!dp->us) {
+    free(dp->urbuf);
+    free(q->obuf);
+    dp->urbuf = q->obuf = NULL;
+    return -1;
+  }
+  for (int i = 0; i < UDP_RX_BURST; i++) {
+    dp->uiov[i].iov_base = dp->urbuf + (size_t)i * UDP_RX_BUF;
+    dp->uiov[i].iov_len = UDP_RX_BUF;
+    memset(&dp->umsg[i], 0, sizeof dp->umsg[i]);
+    dp->umsg[i].msg_hdr.msg_name = &dp->ufrom[i];
+    dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
+    dp->umsg[i].msg_hdr.msg_iov = &dp->uiov[i];
+    dp->umsg[i].msg_hdr.msg_iovlen = 1;
+  }
+  q->dp = dp;
+  q->udp = 1;
+  q->side = SIDE_OUTSIDE;
+  q->gro_ok = (dp->options & DP_OPT_GRO) && gro_init(&q->gro) == 0;
+  return 0;
+}
+
+int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df) {
+  if (!dp->us) return -ENOTCONN;
+  int r = udp_send(dp->us, dst, port, data, len, df, 0);
+  if (r == 0) {
+    stat_add(dp, DP_UDP_TX, 1);
+    stat_add(dp, DP_UDP_TX_BYTES, len);
+  } else {
+    stat_add(dp, DP_UDP_TX_ERRORS, 1);
+  }
+  return r;
+}
+
 int dp_start(datapath *dp, char *err, size_t errlen) {
   sigset_t all, old;
+  if (dp->us) {
+    /* Decrypted packets go to the inside TUN (any TUN would do: the main table routes them). */
+    dp->uq.fd = dp->wfd[SIDE_INSIDE] >= 0 ? dp->wfd[SIDE_INSIDE] : dp->wfd[SIDE_OUTSIDE];
+    for (int i = 0; i < dp->nq; i++) {
+      dp->q[i].uo = udp_out_new();
+      if (!dp->q[i].uo) {
+        snprintf(err, errlen, "out of memory");
+        dp_stop(dp);
+        return -1;
+      }
+    }
+  }
   sigfillset(&all);
   /* Reader threads take no signals: node handles them on the main thread. */
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -378,6 +558,16 @@ int dp_start(datapath *dp, char *err, size_t errlen) {
       return -1;
     }
     dp->q[i].started = 1;
+  }
+  if (dp->us) {
+    int e = pthread_create(&dp->uq.thread, NULL, udp_reader, &dp->uq);
+    if (e != 0) {
+      snprintf(err, errlen, "pthread_create: %s", strerror(e));
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      dp_stop(dp);
+      return -1;
+    }
+    dp->uq.started = 1;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return 0;
@@ -407,6 +597,18 @@ void dp_stop(datapath *dp) {
     if (q->started) pthread_join(q->thread, NULL);
     q->started = 0;
   }
+  if (dp->uq.started) pthread_join(dp->uq.thread, NULL);
+  dp->uq.started = 0;
+  if (dp->us) {
+    /* Its fd is a TUN's, closed below with the queues. */
+    if (dp->uq.gro_ok) gro_free(&dp->uq.gro);
+    dp->uq.gro_ok = 0;
+    free(dp->uq.obuf);
+    dp->uq.obuf = NULL;
+    dp->uq.fd = -1;
+    free(dp->urbuf);
+    dp->urbuf = NULL;
+  }
   for (int i = 0; i < dp->nq; i++) {
     dp_queue *q = &dp->q[i];
     if (q->fd >= 0) close(q->fd);
@@ -415,6 +617,8 @@ void dp_stop(datapath *dp) {
     q->gro_ok = 0;
     egress_free(q->eg);
     q->eg = NULL;
+    udp_out_free(q->uo);
+    q->uo = NULL;
     free(q->rbuf);
     free(q->sbuf);
     free(q->obuf);
@@ -422,6 +626,8 @@ void dp_stop(datapath *dp) {
   }
   dp->nq = 0;
   dp->wfd[0] = dp->wfd[1] = -1;
+  udp_close(dp->us);
+  dp->us = NULL;
 }
 
 void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {

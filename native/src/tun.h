@@ -16,7 +16,12 @@
 
 /* A punt batch: packet bytes packed into buf, and per packet three words in meta:
  * offset, length, side << 8 | verdict code (a C_PUNT_* counter index). The memory belongs to
- * JavaScript Buffers that the addon keeps alive. */
+ * JavaScript Buffers that the addon keeps alive. Datagrams from the tunnel port have side
+ * DP_SIDE_UDP and start with an 8-byte prefix: source address (4), source port (2), local port (2),
+ * then the UDP payload as received (IKE keeps its non-ESP marker). A batch holds punts of one
+ * thread, so it is either all packets or all datagrams. */
+#define DP_SIDE_UDP 2
+#define DP_UDP_PREFIX 8
 typedef struct {
   uint8_t *buf;
   size_t cap;
@@ -42,6 +47,12 @@ enum {
   DP_PUNTS_DROPPED,
   DP_INJECTED,
   DP_TX_RAW, /* of tx.packets: ESP sent through the raw socket */
+  DP_UDP_RX, /* datagrams read from the tunnel port */
+  DP_UDP_RX_BYTES,
+  DP_UDP_RX_TRUNCATED, /* larger than the receive buffer: dropped */
+  DP_UDP_TX, /* datagrams sent on the tunnel port (tunnel ESP and IKE) */
+  DP_UDP_TX_BYTES,
+  DP_UDP_TX_ERRORS, /* refused by the socket, or tunnel ESP without a tunnel socket */
   DP_STAT_COUNT
 };
 
@@ -57,6 +68,12 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
 /* Opens `queues` queues of TUN device `name` (created if absent) for one side. 0, or -1 with err set. */
 int dp_add_device(datapath *dp, const char *name, int side, int queues, char *err, size_t errlen);
 int dp_start(datapath *dp, char *err, size_t errlen);
+/* Opens the tunnel port (UDP, bound to addr:port) before dp_start: a thread reads it, decrypts
+ * ESP into the inside TUN and punts IKE; tunnel ESP from the executor leaves through it. */
+int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, size_t errlen);
+/* Sends one datagram from the tunnel port (IKE: the caller adds the non-ESP marker). df: UDP_DF_*.
+ * 0 or -errno (-ENOTCONN without a tunnel port). */
+int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df);
 /* Injects one packet into the TUN device of `side` (no offloads). 0 or -errno. */
 int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len);
 /* Stops and joins the reader threads (they flush their last punts first) and closes the fds. */

@@ -27,6 +27,12 @@ export interface PathRule {
    * that would exceed it are punted as 'too-big'; TCP SYNs get their MSS clamped to fit.
    */
   mtu?: number;
+  /**
+   * encrypt, tunnel mode (pairwise VPNs' IKE Child SAs): outbound packets are encapsulated with the
+   * tunnel sending SA of this SPI (ESP in UDP, RFC 3948) instead of the VPN's group sending SA.
+   * Without it, `encrypt` is the group (bump-in-the-wire) format.
+   */
+  tunnel?: { spi: Spi };
 }
 
 /** An outbound (sending) SA: this gateway's own derived key for one VPN and epoch. */
@@ -55,7 +61,11 @@ export interface RxSa {
 export type ForwardNote =
   | { op: 'encrypt'; vpnId: VpnId; spi: Spi; seq: bigint }
   | { op: 'decrypt'; vpnId: VpnId; spi: Spi; seq: bigint; sender: GatewayId }
-  | { op: 'plain' };
+  | { op: 'plain' }
+  /** Tunnel mode: `bytes` is the outer IPv4/UDP/ESP packet, to be sent from localAddr:localPort. */
+  | { op: 'tunnel-encrypt'; vpnId: VpnId; peer: GatewayId; spi: Spi; seq: number }
+  /** Tunnel mode: `bytes` is the inner IPv4 packet, for the inside. */
+  | { op: 'tunnel-decrypt'; vpnId: VpnId; peer: GatewayId; spi: Spi; seq: number };
 
 export type PuntReason =
   /** ICMP echo request/reply carrying the kasane key-search payload. */
@@ -67,7 +77,9 @@ export type PuntReason =
   /** Inbound ESP with no key-table entry, or an SPI the executor does not hold. */
   | 'unknown-spi'
   /** Outbound packet with DF set that would not fit the path MTU after encryption. */
-  | 'too-big';
+  | 'too-big'
+  /** Tunnel port datagram behind the non-ESP marker (4 zero bytes): an IKE message (RFC 3948 §2.2). */
+  | 'ike';
 
 export type DropReason =
   | 'malformed'
@@ -78,7 +90,15 @@ export type DropReason =
   | 'peer-mismatch'
   | 'unsolicited-plain'
   | 'fragment'
-  | 'no-sa';
+  | 'no-sa'
+  /** Tunnel mode: the decrypted packet is outside the SA's traffic selectors. */
+  | 'selector'
+  /** Tunnel port: a NAT-keepalive (one 0xFF byte, RFC 3948 §2.3). Counted, never answered. */
+  | 'tunnel-keepalive'
+  /** Tunnel mode: the sending SA used its last 32-bit sequence number; it must be rekeyed. */
+  | 'tunnel-seq-exhausted'
+  /** Tunnel mode: an authenticated dummy packet (next header 59, RFC 4303 §2.6), discarded. */
+  | 'tunnel-dummy';
 
 export type Verdict =
   | { kind: 'forward'; bytes: Uint8Array; note: ForwardNote }
@@ -107,4 +127,119 @@ export interface Executor {
   txNextSeq(vpnId: VpnId): bigint | undefined;
   /** Drop and punt counters by reason, plus packets/bytes encrypted and decrypted. */
   counters(): Record<string, number>;
+}
+
+// ---- Tunnel mode: the data plane of pairwise VPNs' IKE Child SAs (docs/executor.md) ----------
+
+/**
+ * Largest growth of an IPv4 packet in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header (8) +
+ * IV (8) + padding (≤ 3) + pad length and next header (2) + ICV (16).
+ */
+export const UDP_ESP_TUNNEL_OVERHEAD_MAX = 65;
+/** The IKE/ESP port of RFC 3948. */
+export const TUNNEL_PORT = 4500;
+/** Sending SAs report `rekeyNeeded` from this sequence number on unless they say otherwise. */
+export const TUNNEL_SOFT_SEQ_DEFAULT = 0xf0000000;
+/** The last sequence number a sending SA may use (32-bit sequence numbers, no ESN). */
+export const TUNNEL_SEQ_MAX = 0xffffffff;
+
+/** An inclusive IPv4 address range (an IKEv2 traffic selector's addresses, RFC 7296 §3.13.1). */
+export interface AddressRange {
+  start: Ip;
+  end: Ip;
+}
+
+/** The sending half of an IKE Child SA: ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV. */
+export interface TunnelTxSa {
+  /** The peer's inbound SPI (what it chose). Path rules name it in `tunnel.spi`. */
+  spi: Spi;
+  vpnId: VpnId;
+  peer: GatewayId;
+  /** AES-GCM key, 16 or 32 bytes (AES-128 or AES-256), from the Child SA's KEYMAT. */
+  key: Uint8Array;
+  /** 4-byte salt, the KEYMAT bytes that follow the key (RFC 4106 §8.1). */
+  salt: Uint8Array;
+  /** Outer source: this gateway's outside address and port (4500). */
+  localAddr: Ip;
+  localPort: number;
+  /** Outer destination: the peer's address and port (4500, or the port its NAT mapped). */
+  remoteAddr: Ip;
+  remotePort: number;
+  /** First sequence number to send, 1..2^32-1 (default 1). A reinstall never moves it back. */
+  nextSeq?: number;
+  /** From this sequence number on the SA reports rekeyNeeded (default TUNNEL_SOFT_SEQ_DEFAULT). */
+  softSeqLimit?: number;
+}
+
+/** The receiving half of an IKE Child SA. */
+export interface TunnelRxSa {
+  /** Our inbound SPI (what this gateway chose). */
+  spi: Spi;
+  vpnId: VpnId;
+  peer: GatewayId;
+  key: Uint8Array;
+  salt: Uint8Array;
+  localAddr: Ip;
+  localPort: number;
+  /** Where the peer is expected to send from; datagrams from elsewhere still count (NAT rebinding) and show in lastSource. */
+  remoteAddr: Ip;
+  remotePort: number;
+  /** Traffic selectors: the inner destination must be in one of `local`, the inner source in one of `remote`. */
+  localSelectors: AddressRange[];
+  remoteSelectors: AddressRange[];
+  /** Anti-replay window in packets: a multiple of 32 in 64..4096 (default 1024). */
+  replayWindow?: number;
+}
+
+/** Per-SA counters, as path rules have them (for `gateway status` and aging). */
+export interface TunnelSaStats {
+  spi: Spi;
+  vpnId: VpnId;
+  peer: GatewayId;
+  /** Packets and inner-packet bytes protected (tx) or accepted (rx). */
+  packets: number;
+  bytes: number;
+  /** ms of the last packet (0: none yet). */
+  lastUsed: number;
+}
+
+export interface TunnelTxStats extends TunnelSaStats {
+  /** The next sequence number; 2^32 once the last one was used. */
+  nextSeq: number;
+  /** nextSeq reached softSeqLimit: IKE should rekey the Child SA now. */
+  rekeyNeeded: boolean;
+  /** No sequence number is left: packets are dropped ('tunnel-seq-exhausted'). */
+  exhausted: boolean;
+}
+
+export interface TunnelRxStats extends TunnelSaStats {
+  /** Highest authenticated sequence number (0: none yet). */
+  highestSeq: number;
+  replayDrops: number;
+  authFailures: number;
+  selectorDrops: number;
+  /** Source of the last authenticated datagram: differs from remoteAddr/remotePort when a NAT remapped the peer. */
+  lastSource?: { addr: Ip; port: number };
+}
+
+/**
+ * An executor that also carries the tunnel-mode data plane. Additive to Executor: group-mode
+ * behaviour is unchanged; packets only meet tunnel state through rules with `tunnel` and
+ * through processUdp().
+ */
+export interface TunnelExecutor extends Executor {
+  /** Installs (or updates: ports, addresses, soft limit; the sequence number never goes back) a sending SA, keyed by SPI. */
+  installTunnelTx(sa: TunnelTxSa): void;
+  removeTunnelTx(spi: Spi): void;
+  /** Installs a receiving SA keyed by SPI; a reinstall keeps its replay window and counters. */
+  installTunnelRx(sa: TunnelRxSa): void;
+  removeTunnelRx(spi: Spi): void;
+  /**
+   * One UDP datagram that arrived on the tunnel port, from src:srcPort (`payload` = UDP payload).
+   * ESP: forward 'tunnel-decrypt' (bytes = the inner packet, for the inside) or a drop/punt;
+   * the non-ESP marker: punt 'ike'; a NAT-keepalive: drop 'tunnel-keepalive'.
+   */
+  processUdp(src: Ip, srcPort: number, payload: Uint8Array, now: number): Verdict;
+  tunnelTxStats(spi: Spi): TunnelTxStats | undefined;
+  tunnelRxStats(spi: Spi): TunnelRxStats | undefined;
 }

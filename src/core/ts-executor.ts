@@ -1,10 +1,27 @@
 // The reference executor, in TypeScript: the semantics of docs/executor.md, one packet at a time.
 // The simulator uses it; the native executor (native/) must produce byte-identical results on the
 // shared vectors (test/vectors/executor.json). It favours clarity over speed.
-import type { Ip } from './addr.js';
-import type { Executor, PathRule, PathStats, RxSa, Side, TxSa, Verdict } from './executor.js';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from './addr.js';
+import {
+  TUNNEL_SEQ_MAX,
+  TUNNEL_SOFT_SEQ_DEFAULT,
+  UDP_ESP_TUNNEL_OVERHEAD_MAX,
+  type AddressRange,
+  type PathRule,
+  type PathStats,
+  type RxSa,
+  type Side,
+  type TunnelExecutor,
+  type TunnelRxSa,
+  type TunnelRxStats,
+  type TunnelTxSa,
+  type TunnelTxStats,
+  type TxSa,
+  type Verdict,
+} from './executor.js';
 import { pathKey } from './key-table.js';
-import { parseIpv4, PROTO_ESP, PROTO_ICMP, rewriteIpv4 } from './packet/ipv4.js';
+import { parseIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP, rewriteIpv4, setHeaderChecksum } from './packet/ipv4.js';
 import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
@@ -19,10 +36,33 @@ interface InstalledRx extends RxSa {
   window: ReplayWindow;
 }
 
-export class TsExecutor implements Executor {
+interface InstalledTunnelTx extends TunnelTxSa {
+  seq: number;
+  soft: number;
+  packets: number;
+  bytes: number;
+  lastUsed: number;
+}
+
+interface InstalledTunnelRx extends TunnelRxSa {
+  window: ReplayWindow;
+  local: [number, number][];
+  remote: [number, number][];
+  packets: number;
+  bytes: number;
+  lastUsed: number;
+  replayDrops: number;
+  authFailures: number;
+  selectorDrops: number;
+  lastSource?: { addr: Ip; port: number };
+}
+
+export class TsExecutor implements TunnelExecutor {
   private readonly rules = new Map<string, InstalledRule>();
   private readonly tx = new Map<VpnId, TxSa>();
   private readonly rx = new Map<Spi, InstalledRx>();
+  private readonly ttx = new Map<Spi, InstalledTunnelTx>();
+  private readonly trx = new Map<Spi, InstalledTunnelRx>();
   private readonly count = new Map<string, number>();
 
   installPath(rule: PathRule): void {
@@ -53,6 +93,97 @@ export class TsExecutor implements Executor {
     this.rx.delete(spi);
   }
 
+  installTunnelTx(sa: TunnelTxSa): void {
+    checkTunnelSa(sa);
+    const next = sa.nextSeq ?? 1;
+    if (!Number.isInteger(next) || next < 1 || next > TUNNEL_SEQ_MAX) throw new RangeError(`tunnel SA: nextSeq must be in 1..2^32-1, got ${next}`);
+    const soft = sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT;
+    if (!Number.isInteger(soft) || soft < 1 || soft > TUNNEL_SEQ_MAX + 1) throw new RangeError(`tunnel SA: softSeqLimit must be in 1..2^32, got ${soft}`);
+    const old = this.ttx.get(sa.spi);
+    // A reinstall (e.g. a NAT moved the peer's port) must never reuse a sequence number: the IV is the sequence number.
+    this.ttx.set(sa.spi, {
+      ...sa,
+      key: sa.key.slice(),
+      salt: sa.salt.slice(),
+      seq: Math.max(next, old?.seq ?? 0),
+      soft,
+      packets: old?.packets ?? 0,
+      bytes: old?.bytes ?? 0,
+      lastUsed: old?.lastUsed ?? 0,
+    });
+  }
+
+  removeTunnelTx(spi: Spi): void {
+    this.ttx.delete(spi);
+  }
+
+  installTunnelRx(sa: TunnelRxSa): void {
+    checkTunnelSa(sa);
+    const size = sa.replayWindow ?? 1024;
+    const old = this.trx.get(sa.spi);
+    this.trx.set(sa.spi, {
+      ...sa,
+      key: sa.key.slice(),
+      salt: sa.salt.slice(),
+      // A reinstall keeps the window (and its size): a refresh must not reopen old sequence numbers.
+      window: old?.window ?? new ReplayWindow(size),
+      local: ranges(sa.localSelectors),
+      remote: ranges(sa.remoteSelectors),
+      packets: old?.packets ?? 0,
+      bytes: old?.bytes ?? 0,
+      lastUsed: old?.lastUsed ?? 0,
+      replayDrops: old?.replayDrops ?? 0,
+      authFailures: old?.authFailures ?? 0,
+      selectorDrops: old?.selectorDrops ?? 0,
+      lastSource: old?.lastSource,
+    });
+  }
+
+  removeTunnelRx(spi: Spi): void {
+    this.trx.delete(spi);
+  }
+
+  tunnelTxStats(spi: Spi): TunnelTxStats | undefined {
+    const s = this.ttx.get(spi);
+    if (!s) return undefined;
+    return {
+      spi: s.spi,
+      vpnId: s.vpnId,
+      peer: s.peer,
+      packets: s.packets,
+      bytes: s.bytes,
+      lastUsed: s.lastUsed,
+      nextSeq: s.seq,
+      rekeyNeeded: s.seq >= s.soft,
+      exhausted: s.seq > TUNNEL_SEQ_MAX,
+    };
+  }
+
+  tunnelRxStats(spi: Spi): TunnelRxStats | undefined {
+    const s = this.trx.get(spi);
+    if (!s) return undefined;
+    const out: TunnelRxStats = {
+      spi: s.spi,
+      vpnId: s.vpnId,
+      peer: s.peer,
+      packets: s.packets,
+      bytes: s.bytes,
+      lastUsed: s.lastUsed,
+      highestSeq: Number(s.window.highest),
+      replayDrops: s.replayDrops,
+      authFailures: s.authFailures,
+      selectorDrops: s.selectorDrops,
+    };
+    if (s.lastSource) out.lastSource = { ...s.lastSource };
+    return out;
+  }
+
+  processUdp(src: Ip, srcPort: number, payload: Uint8Array, now: number): Verdict {
+    const v = this.decideUdp(src, srcPort, payload, now);
+    this.tally(v, payload.length);
+    return v;
+  }
+
   pathStats(local: Ip, remote: Ip): PathStats | undefined {
     const s = this.rules.get(pathKey(local, remote))?.stats;
     return s ? { ...s } : undefined;
@@ -68,13 +199,17 @@ export class TsExecutor implements Executor {
 
   process(from: Side, packet: Uint8Array, now: number): Verdict {
     const v = this.decide(from, packet, now);
+    this.tally(v, packet.length);
+    return v;
+  }
+
+  private tally(v: Verdict, arrived: number): void {
     if (v.kind === 'drop') this.bump(`drop.${v.reason}`);
     else if (v.kind === 'punt') this.bump(`punt.${v.reason}`);
     else {
       this.bump(`${v.note.op}.packets`);
-      this.bump(`${v.note.op}.bytes`, packet.length);
+      this.bump(`${v.note.op}.bytes`, arrived);
     }
-    return v;
   }
 
   private decide(from: Side, packet: Uint8Array, now: number): Verdict {
@@ -90,6 +225,11 @@ export class TsExecutor implements Executor {
     if (rule.action === 'pending') return { kind: 'punt', reason: 'pending' };
     if (rule.action === 'discard') return this.used(rule, packet, now, { kind: 'drop', reason: 'discard' });
     if (rule.action === 'plain') return this.used(rule, packet, now, { kind: 'forward', bytes: packet, note: { op: 'plain' } });
+    if (rule.tunnel) {
+      // Tunnel traffic from the peer arrives on the tunnel port (processUdp), never as a forwarded packet.
+      if (!inside) return { kind: 'drop', reason: 'unsolicited-plain' };
+      return this.tunnelOut(rule, rule.tunnel.spi, packet, header.totalLength, header.protocol, header.df, header.mf || header.fragmentOffset > 0, now);
+    }
 
     if (inside) {
       if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
@@ -129,6 +269,71 @@ export class TsExecutor implements Executor {
     });
   }
 
+  /** Outbound tunnel mode: the whole inner packet (fragments included) becomes outer IPv4 + UDP + ESP. */
+  private tunnelOut(rule: InstalledRule, spi: Spi, packet: Uint8Array, total: number, protocol: number, df: boolean, fragment: boolean, now: number): Verdict {
+    const sa = this.ttx.get(spi);
+    if (!sa) return { kind: 'drop', reason: 'no-sa' };
+    if (sa.seq > TUNNEL_SEQ_MAX) return { kind: 'drop', reason: 'tunnel-seq-exhausted' };
+    const outerLength = 28 + tunnelEspLength(total);
+    if (outerLength > 0xffff || (rule.mtu !== undefined && outerLength > rule.mtu && df)) return { kind: 'punt', reason: 'too-big' };
+    let inner = packet.subarray(0, total);
+    if (rule.mtu !== undefined && protocol === 6 && !fragment) {
+      const copy = inner.slice();
+      if (clampTcpMss(copy, rule.mtu - UDP_ESP_TUNNEL_OVERHEAD_MAX - 40)) inner = copy;
+    }
+    const seq = sa.seq++;
+    sa.packets++;
+    sa.bytes += total;
+    sa.lastUsed = now;
+    const out = tunnelSeal(sa, seq, inner, df);
+    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'tunnel-encrypt', vpnId: sa.vpnId, peer: sa.peer, spi: sa.spi, seq } });
+  }
+
+  private decideUdp(src: Ip, srcPort: number, d: Uint8Array, now: number): Verdict {
+    if (d.length === 1 && d[0] === 0xff) return { kind: 'drop', reason: 'tunnel-keepalive' };
+    if (d.length < 4) return { kind: 'drop', reason: 'malformed' };
+    const spi = rd32(d, 0);
+    if (spi === 0) return { kind: 'punt', reason: 'ike' };
+    const seq = rd32(d, 4);
+    if (d.length < TUNNEL_ESP_MIN || (d.length - 32) % 4 !== 0 || seq === 0) return { kind: 'drop', reason: 'malformed' };
+    const sa = this.trx.get(spi);
+    if (!sa) return { kind: 'punt', reason: 'unknown-spi' };
+    if (sa.window.check(BigInt(seq)) !== 'ok') {
+      sa.replayDrops++;
+      return { kind: 'drop', reason: 'replay' };
+    }
+    const opened = tunnelOpen(sa, d);
+    if (!opened) {
+      sa.authFailures++;
+      return { kind: 'drop', reason: 'auth-failed' };
+    }
+    // Authenticated: the sequence number is spent whatever the content turns out to be.
+    sa.window.accept(BigInt(seq));
+    sa.lastSource = { addr: src, port: srcPort };
+    if (opened.nextHeader === 59) return { kind: 'drop', reason: 'tunnel-dummy' };
+    if (opened.nextHeader !== 4) return { kind: 'drop', reason: 'malformed' };
+    const ip = parseIpv4(opened.payload);
+    if (!ip.ok) return { kind: 'drop', reason: 'malformed' };
+    const { header } = ip.value;
+    if (!inRanges(sa.remote, ipv4ToInt(header.src)) || !inRanges(sa.local, ipv4ToInt(header.dst))) {
+      sa.selectorDrops++;
+      return { kind: 'drop', reason: 'selector' };
+    }
+    // Only what the inner header covers goes on: anything after it is TFC padding (RFC 4303 §2.7).
+    const inner = opened.payload.slice(0, header.totalLength);
+    const rule = this.rules.get(pathKey(header.dst, header.src));
+    if (rule) {
+      if (rule.action === 'discard') return this.used(rule, inner, now, { kind: 'drop', reason: 'discard' });
+      if (rule.action === 'encrypt' && rule.vpnId !== sa.vpnId) return { kind: 'drop', reason: 'vpn-mismatch' };
+      if (rule.action === 'encrypt' && rule.peer !== sa.peer) return { kind: 'drop', reason: 'peer-mismatch' };
+    }
+    sa.packets++;
+    sa.bytes += inner.length;
+    sa.lastUsed = now;
+    const v: Verdict = { kind: 'forward', bytes: inner, note: { op: 'tunnel-decrypt', vpnId: sa.vpnId, peer: sa.peer, spi, seq } };
+    return rule ? this.used(rule, inner, now, v) : v;
+  }
+
   private used(rule: InstalledRule, packet: Uint8Array, now: number, v: Verdict): Verdict {
     rule.stats.packets++;
     rule.stats.bytes += packet.length;
@@ -139,4 +344,124 @@ export class TsExecutor implements Executor {
   private bump(name: string, n = 1): void {
     this.count.set(name, (this.count.get(name) ?? 0) + n);
   }
+}
+
+// ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 4106 AES-GCM-16, RFC 3948) ------------
+//
+//   outer IPv4 (20): TOS of the inner packet, id = seq & 0xffff, DF copied from the inner packet,
+//                    TTL 64, protocol 17, localAddr -> remoteAddr
+//   UDP (8):         localPort -> remotePort, checksum 0 (RFC 3948 §3.1)
+//   ESP:             SPI (4) | seq (4) | IV (8) = seq as a 64-bit counter |
+//                    AES-GCM(inner packet | padding 1,2,3.. | pad length | next header 4) | ICV (16)
+//   nonce = salt || IV;  AAD = SPI || seq (no extended sequence numbers)
+// Receivers take the IV from the packet and do not assume it is the sequence number.
+
+const TUNNEL_ESP_MIN = 16 + 4 + 16;
+const U32 = 0x100000000;
+
+function rd32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+function wr32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+function tunnelPad(innerLength: number): number {
+  return (4 - ((innerLength + 2) % 4)) % 4;
+}
+
+/** ESP length (header, ciphertext, ICV) of an inner packet of `innerLength` bytes. */
+function tunnelEspLength(innerLength: number): number {
+  return 16 + innerLength + tunnelPad(innerLength) + 2 + 16;
+}
+
+function gcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
+  return key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
+}
+
+function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
+  if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32) throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
+  if (!Number.isInteger(sa.vpnId) || sa.vpnId < 1 || sa.vpnId >= U32) throw new RangeError(`tunnel SA: VPN id must be in 1..2^32-1, got ${sa.vpnId}`);
+  const peerBytes = typeof sa.peer === 'string' ? Buffer.byteLength(sa.peer) : 0;
+  if (peerBytes < 1 || peerBytes > 63) throw new RangeError('tunnel SA: peer must be 1..63 bytes of UTF-8');
+  if (!(sa.key instanceof Uint8Array) || (sa.key.length !== 16 && sa.key.length !== 32)) throw new RangeError('tunnel SA: key must be 16 or 32 bytes');
+  if (!(sa.salt instanceof Uint8Array) || sa.salt.length !== 4) throw new RangeError('tunnel SA: salt must be 4 bytes');
+  for (const a of [sa.localAddr, sa.remoteAddr]) if (ipFamily(a) !== 4) throw new RangeError(`tunnel SA: ${a} is not IPv4`);
+  for (const p of [sa.localPort, sa.remotePort]) if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`tunnel SA: bad port ${p}`);
+}
+
+function ranges(rs: AddressRange[]): [number, number][] {
+  return rs.map((r) => {
+    const a = ipv4ToInt(r.start);
+    const b = ipv4ToInt(r.end);
+    if (a > b) throw new RangeError(`traffic selector ${r.start}-${r.end} is empty`);
+    return [a, b];
+  });
+}
+
+function inRanges(rs: [number, number][], ip: number): boolean {
+  return rs.some(([a, b]) => ip >= a && ip <= b);
+}
+
+function tunnelSeal(sa: TunnelTxSa, seq: number, inner: Uint8Array, df: boolean): Uint8Array {
+  const pad = tunnelPad(inner.length);
+  const espLength = tunnelEspLength(inner.length);
+  const out = new Uint8Array(28 + espLength);
+  out[0] = 0x45;
+  out[1] = inner[1] & 0xfc; // DSCP copied; ECN Not-ECT (RFC 6040 compatibility mode: the decapsulator ignores the outer ECN)
+  out[2] = out.length >> 8;
+  out[3] = out.length & 0xff;
+  out[4] = (seq >>> 8) & 0xff;
+  out[5] = seq & 0xff;
+  out[6] = df ? 0x40 : 0;
+  out[8] = 64;
+  out[9] = PROTO_UDP;
+  out.set(ipToBytes(sa.localAddr), 12);
+  out.set(ipToBytes(sa.remoteAddr), 16);
+  setHeaderChecksum(out, 20);
+  out[20] = sa.localPort >> 8;
+  out[21] = sa.localPort & 0xff;
+  out[22] = sa.remotePort >> 8;
+  out[23] = sa.remotePort & 0xff;
+  out[24] = (8 + espLength) >> 8;
+  out[25] = (8 + espLength) & 0xff;
+  const esp = out.subarray(28);
+  wr32(esp, 0, sa.spi);
+  wr32(esp, 4, seq);
+  wr32(esp, 12, seq); // IV: the sequence number as a 64-bit counter (high half 0)
+  const trailer = new Uint8Array(pad + 2);
+  for (let i = 0; i < pad; i++) trailer[i] = i + 1;
+  trailer[pad] = pad;
+  trailer[pad + 1] = 4;
+  const c = createCipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
+  c.setAAD(esp.subarray(0, 8));
+  let pos = 16;
+  for (const part of [c.update(inner), c.update(trailer), c.final(), c.getAuthTag()]) {
+    esp.set(part, pos);
+    pos += part.length;
+  }
+  return out;
+}
+
+/** Verifies and decrypts; undefined when the ICV or the padding is wrong. */
+function tunnelOpen(sa: TunnelRxSa, esp: Uint8Array): { nextHeader: number; payload: Uint8Array } | undefined {
+  const ctEnd = esp.length - 16;
+  let pt: Buffer;
+  try {
+    const d = createDecipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
+    d.setAAD(esp.subarray(0, 8));
+    d.setAuthTag(esp.subarray(ctEnd));
+    pt = Buffer.concat([d.update(esp.subarray(16, ctEnd)), d.final()]);
+  } catch {
+    return undefined;
+  }
+  const pad = pt[pt.length - 2];
+  if (pad + 2 > pt.length) return undefined;
+  const start = pt.length - 2 - pad;
+  for (let i = 0; i < pad; i++) if (pt[start + i] !== i + 1) return undefined;
+  return { nextHeader: pt[pt.length - 1], payload: new Uint8Array(pt.buffer, pt.byteOffset, start) };
 }

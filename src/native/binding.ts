@@ -14,7 +14,8 @@ export type DatapathHandle = { readonly __brand: 'kasane-datapath' };
 /** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
 export interface NativeBinding {
   executorNew(): ExecutorHandle;
-  installPath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array, action: number, vpnId: number, peer: string | undefined, mtu: number): void;
+  /** tunnelSpi: -1 (or absent) for group mode. */
+  installPath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array, action: number, vpnId: number, peer: string | undefined, mtu: number, tunnelSpi?: number): void;
   removePath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): boolean;
   installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint): void;
   removeTxSa(h: ExecutorHandle, vpnId: number): boolean;
@@ -26,6 +27,43 @@ export interface NativeBinding {
   allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
   counters(h: ExecutorHandle): Float64Array;
   txNextSeq(h: ExecutorHandle, vpnId: number): bigint;
+  installTunnelTx(
+    h: ExecutorHandle,
+    spi: number,
+    vpnId: number,
+    peer: string,
+    key: Uint8Array,
+    salt: Uint8Array,
+    localAddr: Uint8Array,
+    localPort: number,
+    remoteAddr: Uint8Array,
+    remotePort: number,
+    nextSeq: number,
+    softSeqLimit: number,
+  ): void;
+  removeTunnelTx(h: ExecutorHandle, spi: number): boolean;
+  /** ranges: [start, end] pairs as host-order integers, the first nLocal pairs local, the rest remote. */
+  installTunnelRx(
+    h: ExecutorHandle,
+    spi: number,
+    vpnId: number,
+    peer: string,
+    key: Uint8Array,
+    salt: Uint8Array,
+    localAddr: Uint8Array,
+    localPort: number,
+    remoteAddr: Uint8Array,
+    remotePort: number,
+    ranges: Uint32Array,
+    nLocal: number,
+    window: number,
+  ): void;
+  removeTunnelRx(h: ExecutorHandle, spi: number): boolean;
+  processUdp(h: ExecutorHandle, src: Uint8Array, srcPort: number, payload: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
+  /** [vpnId, packets, bytes, lastUsed, nextSeq, softSeqLimit], peer */
+  tunnelTxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
+  /** [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastSrc, lastPort], peer */
+  tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
   datapathOpen(
     h: ExecutorHandle,
     devices: [string, 0 | 1, number][],
@@ -34,7 +72,11 @@ export interface NativeBinding {
     onPunt: (buf: Uint8Array, meta: Uint32Array, count: number) => void,
     /** 1: GRO of forwarded TCP segments; 2: ESP egress through a raw socket. */
     options: number,
+    /** The tunnel port: [address (4 bytes), port]. */
+    udp?: [Uint8Array, number],
   ): DatapathHandle;
+  /** df: 0 the kernel's choice, 1 set, 2 clear. 0 or -errno. */
+  datapathSendUdp(d: DatapathHandle, dst: Uint8Array, port: number, payload: Uint8Array, df: 0 | 1 | 2): number;
   datapathWrite(d: DatapathHandle, side: 0 | 1, packet: Uint8Array): number;
   datapathStats(d: DatapathHandle): Float64Array;
   datapathClose(d: DatapathHandle): void;

@@ -2,7 +2,8 @@
 // offloads, optionally multiqueue), run every packet through a NativeExecutor's state and write
 // forwarded packets back; JavaScript receives only punted packets, in batches, through a
 // preallocated buffer. See docs/dataplane.md for the routing set-up (two devices: one per side).
-import type { PuntReason, Side } from '../core/executor.js';
+import { ipFamily, ipFromBytes, ipToBytes, type Ip } from '../core/addr.js';
+import { TUNNEL_PORT, type PuntReason, type Side } from '../core/executor.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DatapathHandle } from './binding.js';
 import { PUNT_REASONS, DROP_REASONS, type NativeExecutor } from './native-executor.js';
@@ -22,7 +23,17 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'punt.dropped',
   'injected',
   'tx.raw',
+  'udp.rx',
+  'udp.rx-bytes',
+  'udp.rx-truncated',
+  'udp.tx',
+  'udp.tx-bytes',
+  'udp.tx-errors',
 ];
+
+/** Punt side code of datagrams from the tunnel port (native/src/tun.h DP_SIDE_UDP), and their prefix. */
+const SIDE_UDP = 2;
+const UDP_PREFIX = 8;
 
 /**
  * Punted packets handed over in one callback. The views are valid only during the callback: the
@@ -34,6 +45,21 @@ export interface PuntBatch {
   reason(i: number): PuntReason;
   /** A view of packet i (no copy). */
   packet(i: number): Uint8Array;
+}
+
+/**
+ * Datagrams from the tunnel port handed over in one callback: IKE (reason 'ike', the payload still
+ * behind its non-ESP marker, as RFC 3948 frames it) and ESP for an SPI the executor does not hold
+ * ('unknown-spi'). Views are valid only during the callback.
+ */
+export interface UdpBatch {
+  readonly count: number;
+  reason(i: number): PuntReason;
+  /** Sender's address and port (after any NAT: where replies go). */
+  srcAddr(i: number): Ip;
+  srcPort(i: number): number;
+  /** The UDP payload as received (a view, no copy). */
+  payload(i: number): Uint8Array;
 }
 
 export interface DatapathOptions {
@@ -58,6 +84,14 @@ export interface DatapathOptions {
    * leaves as if forwarded: its TTL is decremented once.
    */
   rawEgress?: boolean;
+  /**
+   * The tunnel port (ESP in UDP, RFC 3948, shared with IKE): a UDP socket bound to the gateway's
+   * outside address, port 4500 by default. A native thread reads it in batches (recvmmsg),
+   * decrypts ESP with the executor's tunnel SAs into the inside TUN, and hands IKE to `onUdp`;
+   * tunnel ESP leaves through it (sendmmsg); `sendUdp()` sends IKE through it.
+   */
+  udp?: { address: Ip; port?: number };
+  onUdp?: (batch: UdpBatch) => void;
 }
 
 class BatchView implements PuntBatch {
@@ -82,6 +116,36 @@ class BatchView implements PuntBatch {
   packet(i: number): Uint8Array {
     const off = this.meta[3 * i];
     return this.buf.subarray(off, off + this.meta[3 * i + 1]);
+  }
+}
+
+class UdpBatchView implements UdpBatch {
+  count = 0;
+  private buf: Uint8Array = new Uint8Array(0);
+  private meta: Uint32Array = new Uint32Array(0);
+
+  reset(buf: Uint8Array, meta: Uint32Array, count: number): void {
+    this.buf = buf;
+    this.meta = meta;
+    this.count = count;
+  }
+
+  reason(i: number): PuntReason {
+    return PUNT_REASONS[(this.meta[3 * i + 2] & 0xff) - DROP_REASONS.length];
+  }
+
+  srcAddr(i: number): Ip {
+    return ipFromBytes(this.buf, this.meta[3 * i], 4);
+  }
+
+  srcPort(i: number): number {
+    const o = this.meta[3 * i];
+    return (this.buf[o + 4] << 8) | this.buf[o + 5];
+  }
+
+  payload(i: number): Uint8Array {
+    const off = this.meta[3 * i];
+    return this.buf.subarray(off + UDP_PREFIX, off + this.meta[3 * i + 1]);
   }
 }
 
@@ -110,11 +174,19 @@ export class NativeDatapath {
     const bufs = Array.from({ length: n }, () => new Uint8Array(bytes));
     const metas = Array.from({ length: n }, () => new Uint32Array(3 * packets));
     const view = new BatchView();
+    const udpView = new UdpBatchView();
     const onPunt = opts.onPunt;
+    const onUdp = opts.onUdp;
     const deliver = (buf: Uint8Array, meta: Uint32Array, count: number): void => {
-      view.reset(buf, meta, count);
       try {
-        onPunt(view);
+        // A batch holds the punts of one thread: all packets, or all tunnel-port datagrams.
+        if (count > 0 && meta[2] >> 8 === SIDE_UDP) {
+          udpView.reset(buf, meta, count);
+          onUdp?.(udpView);
+        } else {
+          view.reset(buf, meta, count);
+          onPunt(view);
+        }
       } catch (e) {
         // A throwing handler must not take the datapath down; surface it as Node would.
         queueMicrotask(() => {
@@ -122,9 +194,14 @@ export class NativeDatapath {
         });
       }
     };
+    let udp: [Uint8Array, number] | undefined;
+    if (opts.udp) {
+      if (ipFamily(opts.udp.address) !== 4) return err('bad-config', `the tunnel port needs an IPv4 address, got ${opts.udp.address}`);
+      udp = [ipToBytes(opts.udp.address), opts.udp.port ?? TUNNEL_PORT];
+    }
     try {
       const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2);
-      const handle = exec.binding.datapathOpen(exec.handle, devices, bufs, metas, deliver, options);
+      const handle = exec.binding.datapathOpen(exec.handle, devices, bufs, metas, deliver, options, udp);
       const dp = new NativeDatapath(exec, handle);
       if (opts.keepAlive === false) dp.unref();
       return ok(dp);
@@ -138,6 +215,32 @@ export class NativeDatapath {
     if (this.closed) return err('closed', 'datapath is closed');
     const r = this.exec.binding.datapathWrite(this.handle, side === 'inside' ? 0 : 1, packet);
     return r === 0 ? ok(undefined) : err('tun-write', `TUN write failed (errno ${-r})`);
+  }
+
+  /**
+   * Sends one datagram from the tunnel port to dst:port, exactly these bytes (IKE: the caller adds
+   * the non-ESP marker, e.g. addNonEspMarker in src/ike/message/framing.ts). The kernel sets DF
+   * as for any UDP socket (when the datagram fits the path MTU).
+   */
+  sendUdp(dst: Ip, port: number, payload: Uint8Array): Result<void> {
+    if (this.closed) return err('closed', 'datapath is closed');
+    if (ipFamily(dst) !== 4) return err('bad-address', `the tunnel port is IPv4-only: ${dst}`);
+    const r = this.exec.binding.datapathSendUdp(this.handle, ipToBytes(dst), port, payload, 0);
+    return r === 0 ? ok(undefined) : err('udp-send', `tunnel port send failed (errno ${-r})`);
+  }
+
+  /**
+   * Sends a packet the executor made in tunnel mode (a 'tunnel-encrypt' verdict's bytes: outer
+   * IPv4 + UDP + ESP), e.g. one the core flushed from its buffer: the UDP payload goes out of the
+   * tunnel port to the outer destination, with the outer DF bit.
+   */
+  sendTunnelPacket(outer: Uint8Array): Result<void> {
+    if (this.closed) return err('closed', 'datapath is closed');
+    if (outer.length < 28 || outer[0] !== 0x45 || outer[9] !== 17) return err('bad-packet', 'not an outer IPv4/UDP packet from the executor');
+    const dst = outer.slice(16, 20);
+    const port = (outer[22] << 8) | outer[23];
+    const r = this.exec.binding.datapathSendUdp(this.handle, dst, port, outer.subarray(28), outer[6] & 0x40 ? 1 : 2);
+    return r === 0 ? ok(undefined) : err('udp-send', `tunnel port send failed (errno ${-r})`);
   }
 
   stats(): Record<string, number> {

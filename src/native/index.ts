@@ -3,5 +3,5 @@
 // TypeScript executor (src/core/ts-executor.ts) is the fallback.
 export { loadNative, type NativeBinding } from './binding.js';
 export { NativeExecutor, COUNTER_NAMES } from './native-executor.js';
-export { NativeDatapath, type DatapathOptions, type PuntBatch } from './datapath.js';
+export { NativeDatapath, type DatapathOptions, type PuntBatch, type UdpBatch } from './datapath.js';
 export { routingSetup, routingTeardown, runRouting, type RoutingCommand, type TunRouting } from './routing.js';

@@ -2,20 +2,27 @@
 // src/core/ts-executor.ts), carried out by the C addon so that the TUN datapath's reader threads
 // share its state (rules, SAs, sequence numbers, replay windows, counters). process() here is for
 // the shared vectors and for packets the core injects; the fast path never enters JavaScript.
-import { ipFamily, ipFromBytes, ipToBytes, type Ip } from '../core/addr.js';
-import type {
-  DropReason,
-  Executor,
-  PathAction,
-  PathRule,
-  PathStats,
-  PuntReason,
-  RxSa,
-  Side,
-  TxSa,
-  Verdict,
+import { intToIpv4, ipFamily, ipFromBytes, ipToBytes, ipv4ToInt, type Ip } from '../core/addr.js';
+import {
+  TUNNEL_SEQ_MAX,
+  TUNNEL_SOFT_SEQ_DEFAULT,
+  type AddressRange,
+  type DropReason,
+  type PathAction,
+  type PathRule,
+  type PathStats,
+  type PuntReason,
+  type RxSa,
+  type Side,
+  type TunnelExecutor,
+  type TunnelRxSa,
+  type TunnelRxStats,
+  type TunnelTxSa,
+  type TunnelTxStats,
+  type TxSa,
+  type Verdict,
 } from '../core/executor.js';
-import { ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../core/result.js';
 import type { Spi, VpnId } from '../core/types.js';
 import { loadNative, type ExecutorHandle, type NativeBinding } from './binding.js';
 
@@ -30,8 +37,12 @@ export const DROP_REASONS: readonly DropReason[] = [
   'unsolicited-plain',
   'fragment',
   'no-sa',
+  'selector',
+  'tunnel-keepalive',
+  'tunnel-seq-exhausted',
+  'tunnel-dummy',
 ];
-export const PUNT_REASONS: readonly PuntReason[] = ['search', 'miss', 'pending', 'unknown-spi', 'too-big'];
+export const PUNT_REASONS: readonly PuntReason[] = ['search', 'miss', 'pending', 'unknown-spi', 'too-big', 'ike'];
 export const COUNTER_NAMES: readonly string[] = [
   ...DROP_REASONS.map((r) => `drop.${r}`),
   ...PUNT_REASONS.map((r) => `punt.${r}`),
@@ -41,10 +52,16 @@ export const COUNTER_NAMES: readonly string[] = [
   'decrypt.bytes',
   'plain.packets',
   'plain.bytes',
+  'tunnel-encrypt.packets',
+  'tunnel-encrypt.bytes',
+  'tunnel-decrypt.packets',
+  'tunnel-decrypt.bytes',
 ];
 const FORWARD_PLAIN = 100;
 const FORWARD_ENCRYPT = 101;
 const FORWARD_DECRYPT = 102;
+const FORWARD_TUNNEL_ENCRYPT = 103;
+const FORWARD_TUNNEL_DECRYPT = 104;
 const ACTIONS: readonly PathAction[] = ['encrypt', 'plain', 'discard', 'pending'];
 
 export function sideCode(side: Side): 0 | 1 {
@@ -65,7 +82,7 @@ export interface PathEntryStats extends PathStats {
   action: PathAction;
 }
 
-export class NativeExecutor implements Executor {
+export class NativeExecutor implements TunnelExecutor {
   private constructor(
     readonly binding: NativeBinding,
     /** The addon's executor; a NativeDatapath opened on it runs packets through the same state. */
@@ -76,13 +93,21 @@ export class NativeExecutor implements Executor {
   static create(): Result<NativeExecutor> {
     const b = loadNative();
     if (!b.ok) return b;
+    // Verdict codes are counter indexes: an addon built from other sources would mislabel every punt.
+    if (b.value.counterCount !== COUNTER_NAMES.length) {
+      return err(
+        'native-unavailable',
+        `the native addon has ${b.value.counterCount} counters, this code expects ${COUNTER_NAMES.length}: it was built from other sources; rebuild it with \`node scripts/build-native.mjs\``,
+      );
+    }
     return ok(new NativeExecutor(b.value, b.value.executorNew()));
   }
 
   installPath(rule: PathRule): void {
     const [family, local, remote] = addrs(rule.local, rule.remote);
     const mtu = rule.mtu === undefined ? -1 : rule.mtu;
-    this.binding.installPath(this.handle, family, local, remote, ACTIONS.indexOf(rule.action), rule.vpnId ?? 0, rule.peer, mtu);
+    const tunnel = rule.tunnel === undefined ? -1 : rule.tunnel.spi;
+    this.binding.installPath(this.handle, family, local, remote, ACTIONS.indexOf(rule.action), rule.vpnId ?? 0, rule.peer, mtu, tunnel);
   }
 
   removePath(local: Ip, remote: Ip): void {
@@ -107,16 +132,97 @@ export class NativeExecutor implements Executor {
   }
 
   process(from: Side, packet: Uint8Array, now: number): Verdict {
-    const r = this.binding.process(this.handle, sideCode(from), packet, now);
-    if (typeof r === 'number') return codeVerdict(r);
-    const [code, buf, vpnId, spi, seq, sender] = r;
-    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    if (code === FORWARD_PLAIN) return { kind: 'forward', bytes, note: { op: 'plain' } };
-    if (code === FORWARD_ENCRYPT) return { kind: 'forward', bytes, note: { op: 'encrypt', vpnId: vpnId!, spi: spi!, seq: seq! } };
-    if (code === FORWARD_DECRYPT) {
-      return { kind: 'forward', bytes, note: { op: 'decrypt', vpnId: vpnId!, spi: spi!, seq: seq!, sender: sender! } };
-    }
-    throw new Error(`unknown native verdict code ${code}`);
+    return resultVerdict(this.binding.process(this.handle, sideCode(from), packet, now));
+  }
+
+  installTunnelTx(sa: TunnelTxSa): void {
+    this.binding.installTunnelTx(
+      this.handle,
+      sa.spi,
+      sa.vpnId,
+      sa.peer,
+      sa.key,
+      sa.salt,
+      v4Bytes(sa.localAddr),
+      sa.localPort,
+      v4Bytes(sa.remoteAddr),
+      sa.remotePort,
+      sa.nextSeq ?? 1,
+      sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT,
+    );
+  }
+
+  removeTunnelTx(spi: Spi): void {
+    this.binding.removeTunnelTx(this.handle, spi);
+  }
+
+  installTunnelRx(sa: TunnelRxSa): void {
+    const all = [...sa.localSelectors, ...sa.remoteSelectors];
+    const ranges = new Uint32Array(all.length * 2);
+    all.forEach((r: AddressRange, i) => {
+      ranges[2 * i] = ipv4ToInt(r.start);
+      ranges[2 * i + 1] = ipv4ToInt(r.end);
+    });
+    this.binding.installTunnelRx(
+      this.handle,
+      sa.spi,
+      sa.vpnId,
+      sa.peer,
+      sa.key,
+      sa.salt,
+      v4Bytes(sa.localAddr),
+      sa.localPort,
+      v4Bytes(sa.remoteAddr),
+      sa.remotePort,
+      ranges,
+      sa.localSelectors.length,
+      sa.replayWindow ?? 1024,
+    );
+  }
+
+  removeTunnelRx(spi: Spi): void {
+    this.binding.removeTunnelRx(this.handle, spi);
+  }
+
+  processUdp(src: Ip, srcPort: number, payload: Uint8Array, now: number): Verdict {
+    return resultVerdict(this.binding.processUdp(this.handle, v4Bytes(src), srcPort, payload, now));
+  }
+
+  tunnelTxStats(spi: Spi): TunnelTxStats | undefined {
+    const r = this.binding.tunnelTxStats(this.handle, spi);
+    if (!r) return undefined;
+    const [s, peer] = r;
+    return {
+      spi,
+      vpnId: s[0],
+      peer,
+      packets: s[1],
+      bytes: s[2],
+      lastUsed: s[3],
+      nextSeq: s[4],
+      rekeyNeeded: s[4] >= s[5],
+      exhausted: s[4] > TUNNEL_SEQ_MAX,
+    };
+  }
+
+  tunnelRxStats(spi: Spi): TunnelRxStats | undefined {
+    const r = this.binding.tunnelRxStats(this.handle, spi);
+    if (!r) return undefined;
+    const [s, peer] = r;
+    const out: TunnelRxStats = {
+      spi,
+      vpnId: s[0],
+      peer,
+      packets: s[1],
+      bytes: s[2],
+      lastUsed: s[3],
+      highestSeq: s[4],
+      replayDrops: s[5],
+      authFailures: s[6],
+      selectorDrops: s[7],
+    };
+    if (s[9] !== 0) out.lastSource = { addr: intToIpv4(s[8]), port: s[9] };
+    return out;
   }
 
   pathStats(local: Ip, remote: Ip): PathStats | undefined {
@@ -157,6 +263,27 @@ export class NativeExecutor implements Executor {
   txNextSeq(vpnId: VpnId): bigint {
     return this.binding.txNextSeq(this.handle, vpnId);
   }
+}
+
+function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint?, string?]): Verdict {
+  if (typeof r === 'number') return codeVerdict(r);
+  const [code, buf, vpnId, spi, seq, sender] = r;
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (code === FORWARD_PLAIN) return { kind: 'forward', bytes, note: { op: 'plain' } };
+  if (code === FORWARD_ENCRYPT) return { kind: 'forward', bytes, note: { op: 'encrypt', vpnId: vpnId!, spi: spi!, seq: seq! } };
+  if (code === FORWARD_DECRYPT) {
+    return { kind: 'forward', bytes, note: { op: 'decrypt', vpnId: vpnId!, spi: spi!, seq: seq!, sender: sender! } };
+  }
+  if (code === FORWARD_TUNNEL_ENCRYPT || code === FORWARD_TUNNEL_DECRYPT) {
+    const op = code === FORWARD_TUNNEL_ENCRYPT ? 'tunnel-encrypt' : 'tunnel-decrypt';
+    return { kind: 'forward', bytes, note: { op, vpnId: vpnId!, peer: sender!, spi: spi!, seq: Number(seq!) } };
+  }
+  throw new Error(`unknown native verdict code ${code}`);
+}
+
+function v4Bytes(ip: Ip): Uint8Array {
+  if (ipFamily(ip) !== 4) throw new RangeError(`${ip} is not an IPv4 address`);
+  return ipToBytes(ip);
 }
 
 function addrs(local: Ip, remote: Ip): [4 | 6, Uint8Array, Uint8Array] {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { Verdict } from '../../src/core/executor.js';
+import type { TunnelRxSa, TunnelTxSa, Verdict } from '../../src/core/executor.js';
 import { hex, ipv4, newExecutor } from './support.js';
 
 const EXECUTOR_VECTORS = new URL('../vectors/executor.json', import.meta.url);
@@ -24,7 +24,14 @@ type Step =
   | { op: 'removeTxSa'; vpnId: number }
   | { op: 'removeRxSa'; spi: number }
   | { op: 'process'; name: string; from: 'inside' | 'outside'; now: number; packet: string; expect: unknown }
-  | { op: 'stats'; local: string; remote: string; expect: unknown };
+  | { op: 'stats'; local: string; remote: string; expect: unknown }
+  | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
+  | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
+  | { op: 'removeTunnelTx'; spi: number }
+  | { op: 'removeTunnelRx'; spi: number }
+  | { op: 'processUdp'; name: string; src: string; srcPort: number; now: number; payload: string; expect: unknown }
+  | { op: 'tunnelTxStats'; spi: number; expect: unknown }
+  | { op: 'tunnelRxStats'; spi: number; expect: unknown };
 
 function verdictJson(v: Verdict): unknown {
   if (v.kind !== 'forward') return { kind: v.kind, reason: v.reason };
@@ -42,11 +49,12 @@ describe('shared vectors on the native executor', () => {
     const file = JSON.parse(readFileSync(EXECUTOR_VECTORS, 'utf8')) as { scenarios: { name: string; steps: Step[] }[] };
     assert.ok(file.scenarios.length > 0);
     let checked = 0;
+    let tunnelChecks = 0;
     for (const s of file.scenarios) {
       const ex = newExecutor(t);
       if (!ex) return;
       s.steps.forEach((st, i) => {
-        const where = `${s.name} step ${i}${st.op === 'process' ? ` (${st.name})` : ''}`;
+        const where = `${s.name} step ${i}${st.op === 'process' || st.op === 'processUdp' ? ` (${st.name})` : ''}`;
         switch (st.op) {
           case 'installPath':
             return ex.installPath(st.rule);
@@ -66,12 +74,31 @@ describe('shared vectors on the native executor', () => {
           case 'stats':
             checked++;
             return assert.deepEqual(ex.pathStats(st.local, st.remote) ?? null, st.expect, where);
+          case 'installTunnelTx':
+            return ex.installTunnelTx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+          case 'installTunnelRx':
+            return ex.installTunnelRx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+          case 'removeTunnelTx':
+            return ex.removeTunnelTx(st.spi);
+          case 'removeTunnelRx':
+            return ex.removeTunnelRx(st.spi);
+          case 'processUdp':
+            checked++;
+            tunnelChecks++;
+            return assert.deepEqual(verdictJson(ex.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)), st.expect, where);
+          case 'tunnelTxStats':
+            checked++;
+            return assert.deepEqual(ex.tunnelTxStats(st.spi) ?? null, st.expect, where);
+          case 'tunnelRxStats':
+            checked++;
+            return assert.deepEqual(ex.tunnelRxStats(st.spi) ?? null, st.expect, where);
           default:
             assert.fail(`${where}: unknown step ${JSON.stringify(st)}`);
         }
       });
     }
     assert.ok(checked > 10, `only ${checked} checks`);
+    assert.ok(tunnelChecks > 10, `only ${tunnelChecks} tunnel-port checks`);
   });
 
   it('test/vectors/esp-group.json: native ESP seals and opens exactly the known answers', (t) => {

@@ -2,7 +2,8 @@
 // Both executors (TypeScript reference and native) replay test/vectors/executor.json and must match
 // byte for byte. `generateExecutorVectors` rebuilds the file from the TypeScript executor:
 //   node --import tsx scripts/gen-executor-vectors.ts
-import type { Executor, PathRule, RxSa, Side, TxSa, Verdict } from '../../src/core/executor.js';
+import { createCipheriv } from 'node:crypto';
+import type { PathRule, RxSa, Side, TunnelExecutor, TunnelRxSa, TunnelTxSa, TxSa, Verdict } from '../../src/core/executor.js';
 import { buildIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { buildTcpSyn } from '../../src/core/packet/tcp.js';
@@ -15,7 +16,14 @@ export type VectorStep =
   | { op: 'installTxSa'; sa: Omit<TxSa, 'key' | 'salt' | 'nextSeq'> & { key: string; salt: string; nextSeq: string } }
   | { op: 'installRxSa'; sa: Omit<RxSa, 'key' | 'salt'> & { key: string; salt: string } }
   | { op: 'process'; name: string; from: Side; now: number; packet: string; expect: JsonVerdict }
-  | { op: 'stats'; local: string; remote: string; expect: { packets: number; bytes: number; lastUsed: number } | null };
+  | { op: 'stats'; local: string; remote: string; expect: { packets: number; bytes: number; lastUsed: number } | null }
+  | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
+  | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
+  | { op: 'removeTunnelTx'; spi: number }
+  | { op: 'removeTunnelRx'; spi: number }
+  | { op: 'processUdp'; name: string; src: string; srcPort: number; now: number; payload: string; expect: JsonVerdict }
+  | { op: 'tunnelTxStats'; spi: number; expect: unknown }
+  | { op: 'tunnelRxStats'; spi: number; expect: unknown };
 
 export type JsonVerdict =
   | { kind: 'forward'; bytes: string; note: Record<string, string | number> }
@@ -38,7 +46,7 @@ export function verdictToJson(v: Verdict): JsonVerdict {
 }
 
 /** Applies one scenario to an executor, returning what it actually did at each process/stats step. */
-export function replayScenario(exec: Executor, s: VectorScenario): { step: number; name: string; expected: unknown; actual: unknown }[] {
+export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step: number; name: string; expected: unknown; actual: unknown }[] {
   const out: { step: number; name: string; expected: unknown; actual: unknown }[] = [];
   s.steps.forEach((st, i) => {
     switch (st.op) {
@@ -56,6 +64,23 @@ export function replayScenario(exec: Executor, s: VectorScenario): { step: numbe
       case 'stats':
         out.push({ step: i, name: 'stats', expected: st.expect, actual: exec.pathStats(st.local, st.remote) ?? null });
         return;
+      case 'installTunnelTx':
+        return exec.installTunnelTx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+      case 'installTunnelRx':
+        return exec.installTunnelRx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+      case 'removeTunnelTx':
+        return exec.removeTunnelTx(st.spi);
+      case 'removeTunnelRx':
+        return exec.removeTunnelRx(st.spi);
+      case 'processUdp':
+        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)) });
+        return;
+      case 'tunnelTxStats':
+        out.push({ step: i, name: 'tunnelTxStats', expected: st.expect, actual: exec.tunnelTxStats(st.spi) ?? null });
+        return;
+      case 'tunnelRxStats':
+        out.push({ step: i, name: 'tunnelRxStats', expected: st.expect, actual: exec.tunnelRxStats(st.spi) ?? null });
+        return;
     }
   });
   return out;
@@ -71,7 +96,7 @@ function ping(src: string, dst: string, seq: number, data = 'kasane vector paylo
 }
 
 /** The scenarios, with expectations filled in by running them on `make()` (the reference). */
-export function generateExecutorVectors(make: () => Executor): VectorScenario[] {
+export function generateExecutorVectors(make: () => TunnelExecutor): VectorScenario[] {
   const vpnKey = new Uint8Array(32).map((_, i) => i + 1);
   const g2 = deriveSenderKey(vpnKey, 1, 1, 'G2');
   const g3 = deriveSenderKey(vpnKey, 1, 1, 'G3');
@@ -142,6 +167,199 @@ export function generateExecutorVectors(make: () => Executor): VectorScenario[] 
     ],
   };
   fill(make(), receiver);
+  return [sender, receiver, ...tunnelVectors(make)];
+}
+
+// ---- tunnel mode (IKE Child SAs: ESP in UDP, docs/executor.md "Tunnel mode") ----
+
+const G1_ADDR = '192.0.2.1';
+const G2_ADDR = '198.51.100.2';
+const T256 = 0xc0000001;
+const T128 = 0xc0000002;
+const TWRAP = 0xc0000003;
+const TSOFT = 0xc0000004;
+
+/** Child SA keys as IKE would take them from KEYMAT: key then 4-byte salt. Fixed bytes. */
+function keymat(len: 16 | 32, seed: number): { key: string; salt: string } {
+  const b = new Uint8Array(len + 4).map((_, i) => (i * 29 + seed * 13 + 7) & 0xff);
+  return { key: hex(b.subarray(0, len)), salt: hex(b.subarray(len)) };
+}
+
+/**
+ * An ESP-in-UDP payload sealed here, independently of both executors (for the cases no sender
+ * produces: dummy packets, other next headers, TFC padding, arbitrary sequence numbers).
+ */
+export function sealTunnelEsp(k: { key: string; salt: string }, spi: number, seq: number, nh: number, payload: Uint8Array, trailer?: Uint8Array): Uint8Array {
+  const key = unhex(k.key);
+  const pad = (4 - ((payload.length + 2) % 4)) % 4;
+  const hdr = Buffer.alloc(16);
+  hdr.writeUInt32BE(spi, 0);
+  hdr.writeUInt32BE(seq, 4);
+  hdr.writeUInt32BE(seq, 12);
+  const c = createCipheriv(key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm', key, Buffer.concat([unhex(k.salt), hdr.subarray(8, 16)]));
+  c.setAAD(hdr.subarray(0, 8));
+  const pt = Buffer.concat([payload, trailer ?? Uint8Array.from([...Array.from({ length: pad }, (_, i) => i + 1), pad, nh])]);
+  return new Uint8Array(Buffer.concat([hdr, c.update(pt), c.final(), c.getAuthTag()]));
+}
+
+function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
+  return { op: 'processUdp', name, src, srcPort, now, payload: hex(payload), expect: { kind: 'drop', reason: 'unfilled' } };
+}
+
+function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
+  const k256 = keymat(32, 1);
+  const k128 = keymat(16, 2);
+  const kWrap = keymat(32, 3);
+  const txSa = (spi: number, k: { key: string; salt: string }, extra: Partial<Omit<TunnelTxSa, 'key' | 'salt'>> = {}): VectorStep => ({
+    op: 'installTunnelTx',
+    sa: { spi, vpnId: 5, peer: 'G2', ...k, localAddr: G1_ADDR, localPort: 4500, remoteAddr: G2_ADDR, remotePort: 4500, ...extra },
+  });
+  const tunnelRule = (remote: string, spi: number, mtu = 1400): VectorStep => ({
+    op: 'installPath',
+    rule: { local: A, remote, action: 'encrypt', vpnId: 5, peer: 'G2', mtu, tunnel: { spi } },
+  });
+  const tos = (p: Uint8Array, v: number): Uint8Array => fixChecksum(Object.assign(p.slice(), { 1: v }));
+
+  // G1 (192.0.2.1) serves A; its Child SA with G2 (198.51.100.2) serves B's LAN 10.2.0.0/24.
+  const sender: VectorScenario = {
+    name: 'tunnel sender',
+    steps: [
+      txSa(T256, k256),
+      // A NAT in front of G2 mapped its port 4500 to 4501; AES-128.
+      txSa(T128, k128, { remotePort: 4501 }),
+      tunnelRule(B, T256),
+      tunnelRule('10.2.0.11', T128),
+      tunnelRule('10.2.0.12', 0xdead),
+      tunnelRule('10.2.0.13', T256, 200),
+      tunnelRule('10.9.9.9', T256),
+      proc('tunnel encrypt first (AES-256-GCM, seq 1)', 'inside', 3000, ping(A, B, 1)),
+      proc('tunnel encrypt second (seq 2, DF copied to the outer header)', 'inside', 3001, ping(A, B, 2, 'kasane vector payload', true)),
+      proc('tunnel encrypt odd length (padding)', 'inside', 3002, ping(A, B, 3, 'odd')),
+      proc('tunnel encrypt: DSCP copied, ECN not', 'inside', 3003, tos(ping(A, B, 4), 0xb9)),
+      proc('tunnel encrypt a fragment (tunnel mode carries it whole)', 'inside', 3004, fragment(ping(A, B, 5))),
+      proc('tunnel encrypt AES-128-GCM to a NAT-mapped port', 'inside', 3005, ping(A, '10.2.0.11', 1)),
+      proc('tunnel SA not installed: no-sa', 'inside', 3006, ping(A, '10.2.0.12', 1)),
+      proc('tunnel too big with DF', 'inside', 3007, ping(A, '10.2.0.13', 1, 'x'.repeat(140), true)),
+      proc('tunnel big without DF is sent', 'inside', 3008, ping(A, '10.2.0.13', 2, 'x'.repeat(140), false)),
+      proc('tunnel TCP SYN: MSS clamped to mtu - 65 - 40', 'inside', 3009, buildTcpSyn({ src: A, dst: B, srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 })),
+      proc('tunnel encrypt toward a destination outside the peer selectors', 'inside', 3010, ping(A, '10.9.9.9', 1)),
+      proc('tunnel rule: a packet from outside is unsolicited', 'outside', 3011, ping(B, A, 1)),
+      proc('tunnel rule: search messages still punted first', 'inside', 3012, searchPing(A, B)),
+      { op: 'stats', local: A, remote: B, expect: null },
+      { op: 'tunnelTxStats', spi: T256, expect: null },
+      { op: 'tunnelTxStats', spi: 0xdead, expect: null },
+      // The sender never wraps: the last sequence number is 2^32-1, then the SA refuses.
+      txSa(TWRAP, kWrap, { nextSeq: 0xfffffffe }),
+      tunnelRule('10.2.0.14', TWRAP),
+      proc('tunnel seq 2^32-2', 'inside', 3020, ping(A, '10.2.0.14', 1)),
+      { op: 'tunnelTxStats', spi: TWRAP, expect: null },
+      proc('tunnel seq 2^32-1, the last one', 'inside', 3021, ping(A, '10.2.0.14', 2)),
+      proc('tunnel sequence space used up: refused', 'inside', 3022, ping(A, '10.2.0.14', 3)),
+      { op: 'tunnelTxStats', spi: TWRAP, expect: null },
+      // A reinstall (say, with the peer's new NAT port) never moves the sequence number back.
+      txSa(TWRAP, kWrap, { nextSeq: 1, remotePort: 4600 }),
+      proc('tunnel reinstall does not reuse sequence numbers', 'inside', 3023, ping(A, '10.2.0.14', 4)),
+      // Soft limit: rekeyNeeded once nextSeq reaches it.
+      txSa(TSOFT, kWrap, { nextSeq: 99, softSeqLimit: 100 }),
+      tunnelRule('10.2.0.15', TSOFT),
+      { op: 'tunnelTxStats', spi: TSOFT, expect: null },
+      proc('tunnel encrypt reaching the soft limit', 'inside', 3030, ping(A, '10.2.0.15', 1)),
+      { op: 'tunnelTxStats', spi: TSOFT, expect: null },
+      { op: 'removeTunnelTx', spi: TSOFT },
+      proc('tunnel SA removed: no-sa', 'inside', 3031, ping(A, '10.2.0.15', 2)),
+      { op: 'tunnelTxStats', spi: TSOFT, expect: null },
+    ],
+  };
+  fill(make(), sender);
+
+  const out = (name: string): Uint8Array => {
+    const st = sender.steps.find((s): s is Extract<VectorStep, { op: 'process' }> => s.op === 'process' && s.name === name)!;
+    return unhex((st.expect as { bytes: string }).bytes).subarray(28);
+  };
+  const e1 = out('tunnel encrypt first (AES-256-GCM, seq 1)');
+  const e2 = out('tunnel encrypt second (seq 2, DF copied to the outer header)');
+  const e3 = out('tunnel encrypt odd length (padding)');
+  const e4 = out('tunnel encrypt: DSCP copied, ECN not');
+  const e5 = out('tunnel encrypt a fragment (tunnel mode carries it whole)');
+  const e128 = out('tunnel encrypt AES-128-GCM to a NAT-mapped port');
+  const eSyn = out('tunnel TCP SYN: MSS clamped to mtu - 65 - 40');
+  const eSel = out('tunnel encrypt toward a destination outside the peer selectors');
+  const tampered = e3.slice();
+  tampered[tampered.length - 3] ^= 0x01;
+  const ike = Uint8Array.from([0, 0, 0, 0, ...Array.from({ length: 28 }, (_, i) => (i * 5 + 1) & 0xff)]);
+  const inner = ping(A, B, 50);
+  const rxSa = (spi: number, k: { key: string; salt: string }, extra: Partial<Omit<TunnelRxSa, 'key' | 'salt'>> = {}): VectorStep => ({
+    op: 'installTunnelRx',
+    sa: {
+      spi,
+      vpnId: 5,
+      peer: 'G1',
+      ...k,
+      localAddr: G2_ADDR,
+      localPort: 4500,
+      remoteAddr: G1_ADDR,
+      remotePort: 4500,
+      localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
+      remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
+      ...extra,
+    },
+  });
+  const seal = (seq: number, nh: number, payload: Uint8Array) => sealTunnelEsp(k256, T256, seq, nh, payload);
+  const receiver: VectorScenario = {
+    name: 'tunnel receiver',
+    steps: [
+      rxSa(T256, k256, { replayWindow: 64 }),
+      rxSa(T128, k128),
+      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G1', mtu: 1400, tunnel: { spi: 0xd0000001 } } },
+      udp('tunnel decrypt second first (out of order)', G1_ADDR, 4500, 4000, e2),
+      udp('tunnel decrypt first', G1_ADDR, 4500, 4001, e1),
+      udp('tunnel replay dropped', G1_ADDR, 4500, 4002, e1),
+      udp('tunnel tampered ICV dropped', G1_ADDR, 4500, 4003, tampered),
+      udp('tunnel decrypt third', G1_ADDR, 4500, 4004, e3),
+      udp('tunnel decrypt: DSCP as sent', G1_ADDR, 4500, 4005, e4),
+      udp('tunnel decrypt a fragment', G1_ADDR, 4500, 4006, e5),
+      udp('tunnel decrypt TCP SYN (MSS as clamped)', G1_ADDR, 4500, 4007, eSyn),
+      udp('tunnel decrypt AES-128 from a NAT-mapped source port', G1_ADDR, 4501, 4008, e128),
+      udp('tunnel inner destination outside the selectors: dropped', G1_ADDR, 4500, 4009, eSel),
+      udp('tunnel port: IKE behind the non-ESP marker is punted', '203.0.113.7', 4500, 4010, ike),
+      udp('tunnel port: NAT keepalive counted and dropped', G1_ADDR, 4500, 4011, Uint8Array.of(0xff)),
+      udp('tunnel port: 2-byte datagram malformed', G1_ADDR, 4500, 4012, Uint8Array.of(1, 2)),
+      udp('tunnel port: ESP shorter than header + ICV malformed', G1_ADDR, 4500, 4013, e1.subarray(0, 30)),
+      udp('tunnel port: ESP with sequence number 0 malformed', G1_ADDR, 4500, 4014, Object.assign(e1.slice(), { 4: 0, 5: 0, 6: 0, 7: 0 })),
+      udp('tunnel port: ciphertext not a multiple of 4 malformed', G1_ADDR, 4500, 4015, e1.subarray(0, e1.length - 1)),
+      udp('tunnel port: unknown SPI punted', G1_ADDR, 4500, 4016, sealTunnelEsp(k256, 0x77777777, 1, 4, inner)),
+      udp('tunnel dummy packet (next header 59) discarded', G1_ADDR, 4500, 4020, seal(20, 59, new Uint8Array(16))),
+      udp('tunnel next header 41 is not carried: malformed', G1_ADDR, 4500, 4021, seal(21, 41, inner)),
+      udp('tunnel inner packet not IPv4: malformed', G1_ADDR, 4500, 4022, seal(22, 4, Uint8Array.from([0x60, ...inner.subarray(1)]))),
+      udp('tunnel TFC padding after the inner packet is removed', G1_ADDR, 4500, 4023, seal(23, 4, Uint8Array.from([...inner, ...new Uint8Array(13)]))),
+      // inner is 49 bytes: one padding byte, which must be 1.
+      udp('tunnel bad padding bytes: auth-failed', G1_ADDR, 4500, 4024, sealTunnelEsp(k256, T256, 24, 4, inner, Uint8Array.of(9, 1, 4))),
+      udp('tunnel pad length beyond the ciphertext: auth-failed', G1_ADDR, 4500, 4025, sealTunnelEsp(k256, T256, 25, 4, inner.subarray(0, 46), Uint8Array.of(250, 4))),
+      udp('tunnel seq 100 (window moves)', G1_ADDR, 4500, 4030, seal(100, 4, inner)),
+      udp('tunnel seq 30: older than the 64-packet window', G1_ADDR, 4500, 4031, seal(30, 4, inner)),
+      udp('tunnel seq 40: inside the window, not seen', G1_ADDR, 4500, 4032, seal(40, 4, inner)),
+      udp('tunnel seq 40 again: replay', G1_ADDR, 4500, 4033, seal(40, 4, inner)),
+      { op: 'stats', local: B, remote: A, expect: null },
+      { op: 'tunnelRxStats', spi: T256, expect: null },
+      { op: 'tunnelRxStats', spi: T128, expect: null },
+      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G9', tunnel: { spi: 0xd0000001 } } },
+      udp('tunnel rule names another peer: peer-mismatch', G1_ADDR, 4500, 4040, seal(41, 4, inner)),
+      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 6, peer: 'G1', tunnel: { spi: 0xd0000001 } } },
+      udp('tunnel rule names another VPN: vpn-mismatch', G1_ADDR, 4500, 4041, seal(42, 4, inner)),
+      { op: 'installPath', rule: { local: B, remote: A, action: 'discard' } },
+      udp('tunnel path discarded by the core', G1_ADDR, 4500, 4042, seal(43, 4, inner)),
+      { op: 'removePath', local: B, remote: A },
+      udp('tunnel without a path rule: the selectors decide', G1_ADDR, 4500, 4043, seal(44, 4, inner)),
+      // Reinstalling keeps the window: 44 stays spent.
+      rxSa(T256, k256, { replayWindow: 64, remotePort: 4501 }),
+      udp('tunnel reinstall keeps the replay window', G1_ADDR, 4500, 4044, seal(44, 4, inner)),
+      { op: 'tunnelRxStats', spi: T256, expect: null },
+      { op: 'removeTunnelRx', spi: T256 },
+      udp('tunnel SA removed: unknown-spi', G1_ADDR, 4500, 4045, seal(45, 4, inner)),
+      { op: 'tunnelRxStats', spi: T256, expect: null },
+    ],
+  };
+  fill(make(), receiver);
   return [sender, receiver];
 }
 
@@ -149,11 +367,12 @@ function proc(name: string, from: Side, now: number, packet: Uint8Array): Vector
   return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
-function fill(exec: Executor, s: VectorScenario): void {
+function fill(exec: TunnelExecutor, s: VectorScenario): void {
   for (const r of replayScenario(exec, s)) {
     const st = s.steps[r.step];
-    if (st.op === 'process') st.expect = r.actual as JsonVerdict;
+    if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;
     else if (st.op === 'stats') st.expect = r.actual as { packets: number; bytes: number; lastUsed: number } | null;
+    else if (st.op === 'tunnelTxStats' || st.op === 'tunnelRxStats') st.expect = r.actual;
   }
 }
 

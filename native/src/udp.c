@@ -1,0 +1,178 @@
+/* The tunnel port's socket (see udp.h for why it is native). */
+#define _GNU_SOURCE
+#include "udp.h"
+
+#include <errno.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ip.h"
+
+#define STAGE_BYTES (256 * 1024)
+
+udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errlen) {
+  udp_sock *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s->fd < 0) {
+    snprintf(err, errlen, "UDP socket: %s", strerror(errno));
+    free(s);
+    return NULL;
+  }
+  int buf = 4 << 20, ttl = 64;
+  (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  (void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  /* The outer TTL of docs/executor.md, whatever the host's default. */
+  (void)setsockopt(s->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  memcpy(&sa.sin_addr, addr, 4);
+  if (bind(s->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    snprintf(err, errlen, "bind %u.%u.%u.%u:%u: %s", addr[0], addr[1], addr[2], addr[3], port, strerror(errno));
+    close(s->fd);
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_init(&s->lock, NULL);
+  s->mode = -1;
+  memcpy(s->addr, addr, 4);
+  s->port = port;
+  return s;
+}
+
+void udp_close(udp_sock *s) {
+  if (!s) return;
+  close(s->fd);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+/* Under s->lock. DF follows the inner packet (docs/executor.md); IKE leaves it to the kernel. */
+static void set_mode(udp_sock *s, int mode) {
+  if (s->mode == mode) return;
+  int v = mode == UDP_DF_SET ? IP_PMTUDISC_DO : mode == UDP_DF_CLEAR ? IP_PMTUDISC_DONT : IP_PMTUDISC_WANT;
+  if (setsockopt(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v) == 0) s->mode = mode;
+}
+
+static void set_tos(struct msghdr *m, void *ctl, int tos) {
+  m->msg_control = ctl;
+  m->msg_controllen = CMSG_SPACE(sizeof(int));
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_TOS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &tos, sizeof tos);
+}
+
+int udp_send(udp_sock *s, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df, int tos) {
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+  memcpy(&to.sin_addr, dst, 4);
+  struct iovec iov = {(void *)data, len};
+  union {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(int))];
+  } ctl;
+  struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov, .msg_iovlen = 1};
+  if (tos) set_tos(&m, &ctl, tos);
+  pthread_mutex_lock(&s->lock);
+  set_mode(s, df);
+  ssize_t r;
+  do r = sendmsg(s->fd, &m, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EAGAIN) {
+    /* The send buffer is full: wait a moment for room rather than lose an IKE message. */
+    struct pollfd p = {.fd = s->fd, .events = POLLOUT};
+    if (poll(&p, 1, 100) > 0) r = sendmsg(s->fd, &m, 0);
+  }
+  int e = r < 0 ? -errno : 0;
+  pthread_mutex_unlock(&s->lock);
+  return e;
+}
+
+udp_out *udp_out_new(void) {
+  udp_out *o = calloc(1, sizeof *o);
+  if (!o) return NULL;
+  o->stage = malloc(STAGE_BYTES);
+  if (!o->stage) {
+    free(o);
+    return NULL;
+  }
+  return o;
+}
+
+void udp_out_free(udp_out *o) {
+  if (!o) return;
+  free(o->stage);
+  free(o);
+}
+
+void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uint64_t *errors) {
+  if (o->n == 0) return;
+  pthread_mutex_lock(&s->lock);
+  int i = 0, waited = 0;
+  while (i < o->n) {
+    /* One sendmmsg per run of datagrams with the same DF treatment. */
+    int end = i + 1;
+    while (end < o->n && o->df[end] == o->df[i]) end++;
+    set_mode(s, o->df[i]);
+    int r = sendmmsg(s->fd, o->msg + i, (unsigned)(end - i), MSG_DONTWAIT);
+    if (r > 0) {
+      for (int k = i; k < i + r; k++) *bytes += o->len[k];
+      *sent += (uint64_t)r;
+      i += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN && !waited) {
+      struct pollfd p = {.fd = s->fd, .events = POLLOUT};
+      waited = 1;
+      if (poll(&p, 1, 10) > 0) continue;
+    }
+    /* Refused (EMSGSIZE beyond the route MTU with DF, unreachable, a full queue): count and go on. */
+    (*errors)++;
+    i++;
+  }
+  pthread_mutex_unlock(&s->lock);
+  o->n = 0;
+  o->used = 0;
+}
+
+void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint64_t *sent, uint64_t *bytes,
+                 uint64_t *errors) {
+  if (len < 28) {
+    (*errors)++;
+    return;
+  }
+  size_t plen = len - 28;
+  size_t need = (plen + 15) & ~(size_t)15;
+  if (need > STAGE_BYTES) {
+    (*errors)++;
+    return;
+  }
+  if (o->n == UDP_OUT_MAX || o->used + need > STAGE_BYTES) udp_out_flush(o, s, sent, bytes, errors);
+  int i = o->n++;
+  uint8_t *p = o->stage + o->used;
+  memcpy(p, outer + 28, plen);
+  o->used += need;
+  o->len[i] = plen;
+  o->df[i] = (outer[6] & 0x40) ? UDP_DF_SET : UDP_DF_CLEAR;
+  memset(&o->to[i], 0, sizeof o->to[i]);
+  o->to[i].sin_family = AF_INET;
+  memcpy(&o->to[i].sin_addr, outer + 16, 4);
+  o->to[i].sin_port = htons(rd16(outer + 22));
+  o->iov[i].iov_base = p;
+  o->iov[i].iov_len = plen;
+  memset(&o->msg[i], 0, sizeof o->msg[i]);
+  struct msghdr *m = &o->msg[i].msg_hdr;
+  m->msg_name = &o->to[i];
+  m->msg_namelen = sizeof o->to[i];
+  m->msg_iov = &o->iov[i];
+  m->msg_iovlen = 1;
+  if (outer[1]) set_tos(m, &o->ctl[i], outer[1]);
+}

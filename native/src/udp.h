@@ -1,0 +1,63 @@
+/* The tunnel port: one UDP socket bound to the gateway's outside address, port 4500, shared by IKE
+ * (behind the non-ESP marker) and ESP in UDP (RFC 3948, RFC 7296 section 2.23). Native because
+ * node:dgram moves ~75 k datagrams/s here (dataplane.md) while ESP in UDP must keep up with the
+ * TUN path: datagrams are received with recvmmsg and sent with sendmmsg, in batches, by the
+ * datapath's own threads; JavaScript only sees IKE (and unknown SPIs) and sends IKE through it. */
+#ifndef KASANE_UDP_H
+#define KASANE_UDP_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* How the kernel may treat a datagram's DF bit (IP_MTU_DISCOVER, per socket, switched per run of
+ * datagrams under the socket's lock). */
+enum { UDP_DF_AUTO = 0, UDP_DF_SET = 1, UDP_DF_CLEAR = 2 };
+
+typedef struct {
+  int fd;
+  pthread_mutex_t lock; /* the send side: mode switch + send */
+  int mode;             /* current UDP_DF_* (-1: unknown) */
+  uint8_t addr[4];
+  uint16_t port;
+} udp_sock;
+
+/* Binds addr:port (addr all zero: any). NULL with err set on failure. */
+udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errlen);
+void udp_close(udp_sock *s);
+
+/* One datagram (IKE from JavaScript): 0 or -errno. */
+int udp_send(udp_sock *s, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df, int tos);
+
+#define UDP_OUT_MAX 64
+
+/* A per-thread queue of datagrams for one sendmmsg (ESP from the executor). */
+typedef struct {
+  int n;
+  size_t used;
+  uint8_t *stage;
+  size_t len[UDP_OUT_MAX];
+  int df[UDP_OUT_MAX];
+  struct sockaddr_in to[UDP_OUT_MAX];
+  struct iovec iov[UDP_OUT_MAX];
+  struct mmsghdr msg[UDP_OUT_MAX];
+  union {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(int))];
+  } ctl[UDP_OUT_MAX];
+} udp_out;
+
+udp_out *udp_out_new(void);
+void udp_out_free(udp_out *o);
+/* Queues the UDP payload of an outer IPv4 + UDP packet made by the executor (tunnel mode): its
+ * destination address and port, DF bit and TOS are taken from the outer headers. Flushes first
+ * when the queue is full. */
+void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint64_t *sent, uint64_t *bytes,
+                 uint64_t *errors);
+/* Sends everything queued. */
+void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uint64_t *errors);
+
+#endif
