@@ -46,7 +46,7 @@ export function proofOf(payloads: Payload[], idKind: 'IDi' | 'IDr'): PeerProof |
  * Checks a peer's proof against a candidate peer entry: pinned certificate, AUTH over `octets`,
  * and a permit for this VPN from our own attribute authority held by exactly that certificate.
  */
-export async function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Promise<Result<void>> {
+export async function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Promise<Result<{ notAfter: number }>> {
   const pinned = Buffer.from(peer.certificate);
   if (!Buffer.from(idOf(pinned).data).equals(proof.id.data) || proof.id.idType !== IdType.ID_DER_ASN1_DN) return err('auth-id-mismatch', `the peer's ID is not the subject of ${peer.id}'s certificate`);
   const sent = proof.certs[0];
@@ -61,7 +61,7 @@ export async function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buf
   const reasons: string[] = [];
   for (const der of proof.permits) {
     const r = await verifyPermit(der, { attributeAuthority: aa, holder: cert, group: peer.vpnName, now: new Date(now) });
-    if (r.ok) return ok(undefined);
+    if (r.ok) return ok({ notAfter: r.value.notAfter.getTime() });
     reasons.push(`${r.error.code}: ${r.error.message}`);
   }
   return err('permit-refused', `no permit of ${peer.id} authorises VPN ${peer.vpnName}: ${reasons.join('; ')}`);

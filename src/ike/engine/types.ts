@@ -51,9 +51,23 @@ export interface ChildSaInstall {
   remotePrefixes: Prefix[];
 }
 
+/**
+ * A Child SA to take out of the executor (deleted, expired, rekeyed away, or its IKE SA died).
+ * SPIs 0: no SA was ever installed (the attempt failed); only `last` matters then.
+ */
+export interface ChildSaRemove {
+  peer: string;
+  vpnId: number;
+  inboundSpi: number;
+  outboundSpi: number;
+  /** No other Child SA with this peer for this VPN remains (the core's onChildSaDown). */
+  last: boolean;
+  reason: string;
+}
+
 /** One step the engine reports: for logs, metrics and tests. */
 export interface IkeEvent {
-  event: 'ike-up' | 'child-up' | 'auth-failed' | 'failed' | 'dropped';
+  event: 'ike-up' | 'ike-down' | 'ike-rekeyed' | 'child-up' | 'child-rekeyed' | 'child-down' | 'auth-failed' | 'failed' | 'dropped' | 'cookie-sent';
   peer?: string;
   vpnId?: number;
   reason?: string;
@@ -61,9 +75,49 @@ export interface IkeEvent {
 }
 
 export interface IkeOutput {
-  send: { to: Endpoint; bytes: Buffer }[];
+  /** Datagrams to send from our `localPort` (500, or 4500 with the non-ESP marker added by the edge). */
+  send: { to: Endpoint; bytes: Buffer; localPort: number }[];
+  /** Child SAs to install; each becomes the one the executor sends with for its (peer, VPN). */
   install: ChildSaInstall[];
+  remove: ChildSaRemove[];
   events: IkeEvent[];
 }
 
-export const emptyOutput = (): IkeOutput => ({ send: [], install: [], events: [] });
+export const emptyOutput = (): IkeOutput => ({ send: [], install: [], remove: [], events: [] });
+
+/** Timers and limits; every one has a default an operator may override. */
+export interface IkeTimers {
+  /** First retransmission after this many ms, doubling each time (RFC 7296 §2.4). */
+  retransmitBase: number;
+  /** Retransmissions before the peer is declared dead. */
+  retransmitTries: number;
+  /** Half-open responder SAs (IKE_SA_INIT answered, no IKE_AUTH) are forgotten after this. */
+  halfOpenTimeout: number;
+  /** Above this many half-open SAs, IKE_SA_INIT requests must return a cookie (§2.6). */
+  cookieThreshold: number;
+  /** Above this many half-open SAs, requests are dropped even with a cookie. */
+  maxHalfOpen: number;
+  /** Cookie secrets change this often (the previous one stays valid once). */
+  cookieRotate: number;
+  /** Child SA lifetime: rekeyed before it ends (the IKE SA initiator at 90 %, the responder at 95 %). */
+  childLifetime: number;
+  /** IKE SA lifetime: rekeyed with CREATE_CHILD_SA the same way. */
+  ikeLifetime: number;
+  /** An INFORMATIONAL liveness check after this long without an authenticated message from the peer. */
+  dpdDelay: number;
+  /** Largest IP packet an IKE message may make; larger encrypted messages are fragmented (RFC 7383). */
+  fragmentSize: number;
+}
+
+export const DEFAULT_IKE_TIMERS: IkeTimers = {
+  retransmitBase: 500,
+  retransmitTries: 5,
+  halfOpenTimeout: 30_000,
+  cookieThreshold: 64,
+  maxHalfOpen: 4096,
+  cookieRotate: 300_000,
+  childLifetime: 3_600_000,
+  ikeLifetime: 4 * 3_600_000,
+  dpdDelay: 30_000,
+  fragmentSize: 1280,
+};

@@ -35,7 +35,7 @@ const HASHES = [2, 3, 4];
 
 type Random = (n: number) => Uint8Array;
 
-function offered(): Proposal[] {
+export function offeredIke(): Proposal[] {
   return IKE_PROPOSALS.map((p, i) => {
     const r = proposalFromString(p, ProtocolId.IKE, i + 1);
     if (!r.ok) throw new Error(`bad built-in proposal ${p}: ${r.error.message}`);
@@ -44,7 +44,7 @@ function offered(): Proposal[] {
 }
 
 /** The suite of one proposal, if every transform in it is one we implement. */
-function suiteOf(p: Proposal): IkeSuite | undefined {
+export function suiteOf(p: Proposal): IkeSuite | undefined {
   if (p.protocolId !== ProtocolId.IKE) return undefined;
   const pick = <T>(type: number, map: (id: number, keyBits?: number) => T | undefined): T | undefined => {
     for (const t of p.transforms) if (t.type === type) {
@@ -59,6 +59,14 @@ function suiteOf(p: Proposal): IkeSuite | undefined {
   return encr && prf && dh ? { encr, prf, dh } : undefined;
 }
 
+/** A proposal reduced to the one transform of each type we picked (what a responder answers with). */
+export function chosenTransforms(p: Proposal): Proposal['transforms'] {
+  return [TransformType.ENCR, TransformType.PRF, TransformType.DH].map((type) => {
+    const t = p.transforms.find((x) => x.type === type && (type !== TransformType.ENCR || aeadById(x.id, transformKeyLength(x))) && (type !== TransformType.PRF || prfById(x.id)) && (type !== TransformType.DH || dhGroupById(x.id)))!;
+    return { type: t.type, id: t.id, attributes: t.attributes.map((a) => ({ ...a })) };
+  });
+}
+
 function natd(sa: IkeSa, local: Endpoint): Payload[] {
   return [
     notify(NotifyType.NAT_DETECTION_SOURCE_IP, natDetectionHash(sa.spiI, sa.spiR, local.address, local.port)),
@@ -70,10 +78,12 @@ function natd(sa: IkeSa, local: Endpoint): Payload[] {
 export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, group: number = DhGroupIds.ECP_256): Buffer {
   const g = dhGroupById(group);
   if (!g) throw new Error(`DH group ${group} is not implemented`);
-  sa.dh = dhGenerate(g, random);
+  if (sa.dh?.group !== g) sa.dh = dhGenerate(g, random); // a cookie retry keeps its KE
   sa.ni ??= Buffer.from(random(NONCE_BYTES));
   const payloads: Payload[] = [
-    { kind: 'SA', proposals: offered() },
+    // §2.6: a cookie the responder asked for comes first, the rest of the request unchanged.
+    ...(sa.cookie ? [notify(NotifyType.COOKIE, sa.cookie)] : []),
+    { kind: 'SA', proposals: offeredIke() },
     { kind: 'KE', group, data: sa.dh.publicValue },
     { kind: 'Nonce', data: sa.ni },
     ...natd(sa, local),
@@ -117,16 +127,14 @@ export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[
   if (!shared.ok) return refuse(NotifyType.INVALID_SYNTAX, `bad KE: ${shared.error.message}`);
   sa.spiR = Buffer.from(random(8));
   sa.ni = nonce.data;
+  sa.peerFragmentation = findNotify(payloads, NotifyType.FRAGMENTATION_SUPPORTED) !== undefined;
   sa.nr = Buffer.from(random(NONCE_BYTES));
   sa.initRequest = request;
   const answer: Proposal = {
     number: chosen.proposal.number,
     protocolId: ProtocolId.IKE,
     spi: Buffer.alloc(0),
-    transforms: [TransformType.ENCR, TransformType.PRF, TransformType.DH].map((type) => {
-      const t = chosen!.proposal.transforms.find((x) => x.type === type && (type !== TransformType.ENCR || aeadById(x.id, transformKeyLength(x))) && (type !== TransformType.PRF || prfById(x.id)) && (type !== TransformType.DH || dhGroupById(x.id)))!;
-      return { type: t.type, id: t.id, attributes: t.attributes.map((a) => ({ ...a })) };
-    }),
+    transforms: chosenTransforms(chosen.proposal),
   };
   sa.initResponse = encodeMessage({
     header: sa.header(ExchangeType.IKE_SA_INIT, true, 0),
@@ -144,10 +152,16 @@ export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[
   return { ok: true, response: sa.initResponse };
 }
 
-export type InitResult = { kind: 'done' } | { kind: 'retry'; group: number } | { kind: 'failed'; reason: string };
+export type InitResult = { kind: 'done' } | { kind: 'retry'; group: number } | { kind: 'cookie'; cookie: Buffer } | { kind: 'failed'; reason: string };
 
 /** Initiator: the responder's answer. On success the SA has its keys. */
 export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, payloads: Payload[]): InitResult {
+  const cookie = findNotify(payloads, NotifyType.COOKIE);
+  if (cookie) {
+    if (cookie.data.length < 1 || cookie.data.length > 64) return { kind: 'failed', reason: `COOKIE of ${cookie.data.length} bytes` };
+    if (sa.cookie?.equals(cookie.data)) return { kind: 'failed', reason: 'the responder asked again for the cookie we sent' };
+    return { kind: 'cookie', cookie: cookie.data };
+  }
   const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe) {
     const g = decodeGroupData(invalidKe.data);
@@ -161,7 +175,7 @@ export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, p
   if (!saP || saP.proposals.length !== 1 || !ke || ke.kind !== 'KE' || !nonce || nonce.kind !== 'Nonce') return { kind: 'failed', reason: 'IKE_SA_INIT response without one SA, a KE and a Nonce' };
   const suite = suiteOf(saP.proposals[0]);
   // The answer must be one of our own proposals, reduced to one transform of each type.
-  const ours = offered().map(suiteOf);
+  const ours = offeredIke().map(suiteOf);
   if (!suite || !ours.some((s) => s && s.encr === suite.encr && s.prf === suite.prf && s.dh === suite.dh)) return { kind: 'failed', reason: 'the responder chose a proposal we did not offer' };
   if (ke.group !== sa.dh!.group.id || suite.dh !== sa.dh!.group) return { kind: 'failed', reason: 'KE group differs from the chosen one' };
   const shared = dhSharedSecret(sa.dh!, ke.data);
@@ -170,6 +184,7 @@ export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, p
   sa.spiR = spiR;
   sa.nr = nonce.data;
   sa.initResponse = response;
+  sa.peerFragmentation = findNotify(payloads, NotifyType.FRAGMENTATION_SUPPORTED) !== undefined;
   sa.setKeys(deriveIkeSaKeys(suite, { sharedSecret: shared.value, ni: sa.ni!, nr: sa.nr, spiI: sa.spiI, spiR: sa.spiR }).keys);
   sa.state = 'init-done';
   return { kind: 'done' };

@@ -1,0 +1,81 @@
+// IKE fragmentation (RFC 7383): an encrypted message too large for one datagram (IKE_AUTH with a
+// certificate and a permit is ~1.4 KB) is sent as SKF fragments, each sealed on its own under the
+// SA's key, and reassembled by the receiver only from fragments that authenticate. Used only when
+// both peers announced FRAGMENTATION_SUPPORTED in IKE_SA_INIT.
+import { err, ok, type Result } from '../../core/result.js';
+import { encodeEncryptedPrefix, encodeMessage, type IkeHeader } from '../message/index.js';
+import { skBodyLength, skOpen, skSeal, type SkIvCounter } from '../crypto/aead.js';
+import type { AeadKey } from '../crypto/keys.js';
+
+const IKE_HEADER = 28;
+const SKF_HEADER = 8;
+/** More fragments than this for one message is refused (a certificate chain is never that big). */
+export const MAX_FRAGMENTS = 32;
+
+/** The largest IKE message that fits a datagram of `fragmentSize` bytes (strongSwan's meaning: whole IP packet). */
+export function maxMessageBytes(fragmentSize: number, ipv6: boolean, nonEspMarker: boolean): number {
+  return fragmentSize - (ipv6 ? 40 : 20) - 8 - (nonEspMarker ? 4 : 0);
+}
+
+/** Seals `inner` (an encoded payload chain) into SKF messages of at most `maxBytes` each. */
+export function sealFragments(header: IkeHeader, firstPayload: number, inner: Buffer, seal: AeadKey, iv: SkIvCounter, maxBytes: number): Buffer[] {
+  const room = maxBytes - IKE_HEADER - SKF_HEADER - skBodyLength(seal.encr, 0);
+  if (room < 64) throw new RangeError(`fragment size leaves ${room} bytes per fragment`);
+  const total = Math.max(1, Math.ceil(inner.length / room));
+  if (total > MAX_FRAGMENTS) throw new RangeError(`message of ${inner.length} bytes needs ${total} fragments`);
+  const out: Buffer[] = [];
+  for (let n = 1; n <= total; n++) {
+    const chunk = inner.subarray((n - 1) * room, Math.min(inner.length, n * room));
+    const encrypted = { kind: 'SKF' as const, firstPayload: n === 1 ? firstPayload : 0, fragmentNumber: n, totalFragments: total };
+    const ad = encodeEncryptedPrefix({ header, encrypted }, skBodyLength(seal.encr, chunk.length));
+    out.push(encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(seal, iv.next(), ad, chunk) } }));
+  }
+  return out;
+}
+
+interface Pending {
+  total: number;
+  firstPayload?: number;
+  parts: (Buffer | undefined)[];
+  startedAt: number;
+}
+
+/** Collects the fragments of one message (per message id and direction); authenticated fragments only. */
+export class Reassembler {
+  private readonly pending = new Map<string, Pending>();
+
+  /**
+   * Adds one SKF fragment (its AAD as received). Returns the whole inner chain when the last
+   * missing fragment arrives, undefined while fragments are missing, or an error for a fragment
+   * that does not authenticate or does not fit the others.
+   */
+  add(key: string, f: { firstPayload: number; fragmentNumber: number; totalFragments: number; body: Buffer }, ad: Buffer, open: AeadKey, now: number): Result<{ firstPayload: number; inner: Buffer } | undefined> {
+    if (f.totalFragments > MAX_FRAGMENTS) return err('fragment-too-many', `${f.totalFragments} fragments announced, at most ${MAX_FRAGMENTS}`);
+    const plain = skOpen(open, ad, f.body);
+    if (!plain.ok) return plain;
+    let p = this.pending.get(key);
+    if (p && p.total !== f.totalFragments) {
+      // RFC 7383 §2.6.2: a different total means the sender re-fragmented; start over with the new set.
+      if (f.totalFragments < p.total) return err('fragment-stale', 'fragment of an older fragmentation of this message');
+      p = undefined;
+    }
+    if (!p) {
+      p = { total: f.totalFragments, parts: new Array(f.totalFragments).fill(undefined), startedAt: now };
+      this.pending.set(key, p);
+    }
+    if (f.fragmentNumber === 1) p.firstPayload = f.firstPayload;
+    p.parts[f.fragmentNumber - 1] ??= plain.value;
+    if (p.parts.some((x) => x === undefined) || p.firstPayload === undefined) return ok(undefined);
+    this.pending.delete(key);
+    return ok({ firstPayload: p.firstPayload, inner: Buffer.concat(p.parts as Buffer[]) });
+  }
+
+  /** Forgets incomplete messages older than `maxAge` ms. */
+  expire(now: number, maxAge: number): void {
+    for (const [k, p] of this.pending) if (now - p.startedAt > maxAge) this.pending.delete(k);
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}

@@ -1,0 +1,154 @@
+// A two-gateway IKE world for the engine tests: two engines under two authorities, a clock, and
+// a wire between them that tests can watch, drop, reorder or tamper with.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { IkeEngine } from '../../../src/ike/engine/engine.js';
+import { emptyOutput, type ChildSaInstall, type ChildSaRemove, type Endpoint, type IkeEvent, type IkeOutput, type IkePeer, type IkeTimers } from '../../../src/ike/engine/types.js';
+import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority, type Gateway } from './peers.js';
+
+export const T0 = Date.UTC(2026, 11, 5, 12);
+export const IP_A = '192.0.2.1';
+export const IP_B = '198.51.100.2';
+export const random = (n: number) => new Uint8Array(randomBytes(n));
+
+export interface Datagram {
+  from: Endpoint;
+  to: Endpoint;
+  bytes: Buffer;
+}
+
+export type Side = 'a' | 'b';
+
+/** What one side's gateway would have done with the engine's output. */
+export interface SideLog {
+  sent: Datagram[];
+  installs: ChildSaInstall[];
+  removes: ChildSaRemove[];
+  events: IkeEvent[];
+}
+
+export class World {
+  now = T0;
+  a!: IkeEngine;
+  b!: IkeEngine;
+  peersOfA: IkePeer[] = [];
+  peersOfB: IkePeer[] = [];
+  readonly log: Record<Side, SideLog> = { a: { sent: [], installs: [], removes: [], events: [] }, b: { sent: [], installs: [], removes: [], events: [] } };
+  /** Datagrams on the wire, not yet delivered. */
+  wire: Datagram[] = [];
+  /** Decides per datagram: deliver it (true), drop it (false), or deliver these bytes instead. */
+  filter: (d: Datagram) => boolean | Buffer = () => true;
+
+  constructor(
+    readonly A: Authority,
+    readonly B: Authority,
+    readonly ga: Gateway,
+    readonly gb: Gateway,
+  ) {}
+
+  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number } = {}): Promise<World> {
+    const A = await makeAuthority('authority-a', T0 - HOUR);
+    const B = await makeAuthority('authority-b', T0 - HOUR);
+    const w = new World(A, B, await makeGateway(A, 'ga', T0 - HOUR), await makeGateway(B, 'gb', T0 - HOUR));
+    const until = T0 + (o.permitHours ?? 1) * HOUR;
+    w.peersOfA = [w.entry('a', await permitFor(B, w.ga, 'shared', T0 - HOUR, until))];
+    w.peersOfB = [w.entry('b', await permitFor(A, w.gb, 'shared', T0 - HOUR, until))];
+    w.a = new IkeEngine({ local: w.ga.identity, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random, timers: o.timers });
+    w.b = new IkeEngine({ local: w.gb.identity, endpoint: { address: IP_B, port: 500 }, peers: () => w.peersOfB, random, timers: o.timers });
+    return w;
+  }
+
+  /** What `side`'s authority delivers about the other gateway, with the permit `side` presents. */
+  entry(side: Side, permit: Uint8Array, over: Partial<IkePeer> = {}): IkePeer {
+    const vpn = { vpnId: 7, vpnName: 'shared' };
+    return side === 'a'
+      ? { ...peerEntry({ other: this.gb, permit, ...vpn, address: IP_B, local: ['10.1.0.0/24'], remote: ['10.2.0.0/24'] }), ...over }
+      : { ...peerEntry({ other: this.ga, permit, ...vpn, address: IP_A, local: ['10.2.0.0/24'], remote: ['10.1.0.0/24'] }), ...over };
+  }
+
+  engine(side: Side): IkeEngine {
+    return side === 'a' ? this.a : this.b;
+  }
+
+  /** Records an engine's output and puts its datagrams on the wire. */
+  take(side: Side, o: IkeOutput): IkeOutput {
+    const l = this.log[side];
+    const from = side === 'a' ? IP_A : IP_B;
+    for (const s of o.send) {
+      const d = { from: { address: from, port: s.localPort }, to: s.to, bytes: s.bytes };
+      l.sent.push(d);
+      this.wire.push(d);
+    }
+    l.installs.push(...o.install);
+    l.removes.push(...o.remove);
+    l.events.push(...o.events);
+    return o;
+  }
+
+  /** Delivers what is on the wire (and what that makes) until it is quiet. */
+  async settle(maxHops = 50): Promise<void> {
+    for (let hops = 0; this.wire.length > 0; hops++) {
+      assert.ok(hops < maxHops, 'the exchange does not converge');
+      const batch = this.wire;
+      this.wire = [];
+      for (const d of batch) {
+        const f = this.filter(d);
+        if (f === false) continue;
+        const side: Side = d.to.address === IP_A ? 'a' : 'b';
+        this.take(side, await this.engine(side).receive(d.from, f === true ? d.bytes : f, this.now, d.to.port));
+      }
+    }
+  }
+
+  /** Moves the clock to `t`, running both engines' timers on the way (at each deadline). */
+  async advance(to: number): Promise<void> {
+    for (let guard = 0; guard < 10_000; guard++) {
+      const next = Math.min(this.a.nextDeadline(), this.b.nextDeadline());
+      if (next > to) break;
+      this.now = Math.max(this.now, next);
+      this.take('a', await this.a.tick(this.now));
+      this.take('b', await this.b.tick(this.now));
+      await this.settle();
+    }
+    this.now = to;
+  }
+
+  async connect(from: Side = 'a'): Promise<void> {
+    this.take(from, this.engine(from).initiate(from === 'a' ? 'gb' : 'ga', 7, this.now));
+    await this.settle();
+  }
+
+  events(side: Side, kind?: IkeEvent['event']): IkeEvent[] {
+    return this.log[side].events.filter((e) => !kind || e.event === kind);
+  }
+
+  /** The Child SA each side currently sends with, as its gateway would track installs and removes. */
+  current(side: Side): ChildSaInstall | undefined {
+    const removed = new Set(this.log[side].removes.map((r) => r.inboundSpi));
+    return [...this.log[side].installs].reverse().find((i) => !removed.has(i.inbound.spi));
+  }
+
+  /** Inbound SPIs installed and not removed. */
+  installed(side: Side): number[] {
+    const removed = new Set(this.log[side].removes.map((r) => r.inboundSpi));
+    return [...new Set(this.log[side].installs.map((i) => i.inbound.spi))].filter((s) => !removed.has(s));
+  }
+
+  reset(): void {
+    for (const s of ['a', 'b'] as Side[]) this.log[s] = { sent: [], installs: [], removes: [], events: [] };
+  }
+}
+
+/** Both sides send with keys the other receives with. */
+export function assertPaired(w: World): void {
+  const a = w.current('a');
+  const b = w.current('b');
+  assert.ok(a && b, 'both sides have a Child SA');
+  assert.equal(a.outbound.spi, b.inbound.spi);
+  assert.equal(b.outbound.spi, a.inbound.spi);
+  assert.ok(a.outbound.key.key.equals(b.inbound.key.key));
+  assert.ok(b.outbound.key.key.equals(a.inbound.key.key));
+  assert.ok(a.outbound.key.salt.equals(b.inbound.key.salt));
+}
+
+export { emptyOutput, HOUR };
