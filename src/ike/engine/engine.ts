@@ -109,6 +109,7 @@ export class IkeEngine {
       const p = peers.find((x) => x.id === sa.peer!.id && x.vpnId === sa.peer!.vpnId);
       if (!p) this.deleteSa(sa, 'peer-withdrawn', now, out);
       else if (!Buffer.from(p.certificate).equals(Buffer.from(sa.peer.certificate))) this.deleteSa(sa, 'peer-certificate-changed', now, out);
+      else if (sa.reauthStarted && permitNotAfter(p.permit) > permitNotAfter(sa.peer.permit) && this.forPeer(p.id, p.vpnId).length === 1) sa.reauthStarted = false; // renewed: try again
     }
     return out;
   }
@@ -241,7 +242,15 @@ export class IkeEngine {
       build: () => buildAuthRequest(sa, this.o.local, this.o.random),
       onResponse: async (inner, t, o) => {
         const a = await processAuthResponse(sa, inner, this.o.local, t, this.timers, this.o.random);
-        if (!a.ok) return this.dead(sa, a.code === 'peer-refused-auth' ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, t, o);
+        if (!a.ok) {
+          if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') {
+            // §2.21.2: the responder thinks the SA is up; tell it we refused (best effort).
+            const packets = sa.protect(ExchangeType.INFORMATIONAL, false, sa.nextRequestId++, [notify(a.code.startsWith('child-') ? NotifyType.NO_PROPOSAL_CHOSEN : NotifyType.AUTHENTICATION_FAILED), ...deleteIke()], this.timers.fragmentSize);
+            for (const bytes of packets) o.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
+          }
+          const authFailure = a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
+          return this.dead(sa, authFailure ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, t, o);
+        }
         this.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(peer.permit)), t, o);
       },
     }, now, out);
@@ -369,7 +378,7 @@ export class IkeEngine {
   private answerInformational(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
     const a = answerInformational(sa, inner);
     respond(a.response);
-    if (a.ike) return this.dead(sa, 'ike-down', 'deleted by the peer', now, out);
+    if (a.ike) return this.dead(sa, 'ike-down', a.error === NotifyType.AUTHENTICATION_FAILED ? 'the peer refused our authentication (AUTHENTICATION_FAILED)' : a.error ? `deleted by the peer with notify ${a.error}` : 'deleted by the peer', now, out);
     if (a.children.length > 0) this.removeChildren(sa, a.children, 'deleted by the peer', out);
   }
 
@@ -402,6 +411,8 @@ export class IkeEngine {
       const minNonce = (s: IkeSa) => (Buffer.compare(s.ni!, s.nr!) <= 0 ? s.ni! : s.nr!);
       const loser = simultaneous ? (Buffer.compare(minNonce(sa), minNonce(other)) < 0 ? sa : other) : other;
       const winner = loser === sa ? other : sa;
+      // A reauthentication that gained nothing (the peer's permit was not renewed) is not retried.
+      if (!simultaneous && winner.permitNotAfter <= loser.permitNotAfter) winner.reauthStarted = true;
       const c = current(winner);
       if (c) out.install.push(installOf(winner, c, this.o.endpoint.address, this.natPort)); // send with the survivor
       out.events.push({ event: 'dropped', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, reason: simultaneous ? 'duplicate IKE SA from a simultaneous start' : 'replaced by a reauthenticated IKE SA', detail: { loser: loser.spiI.toString('hex') } });
@@ -431,7 +442,10 @@ export class IkeEngine {
       // authority delivered since (make before break); settleDuplicates then retires this SA.
       sa.reauthStarted = true;
       const peer = this.o.peers().find((p) => p.id === sa.peer!.id && p.vpnId === sa.peer!.vpnId);
-      if (peer) this.start(peer, now, out);
+      // Only worth it when it can last longer: our own permit must have been renewed if it is the
+      // one ending (refresh() looks again after each delivery); the peer's we learn by trying.
+      const ownEnds = permitNotAfter(sa.peer!.permit) <= sa.permitNotAfter;
+      if (peer && (!ownEnds || permitNotAfter(peer.permit) > sa.permitNotAfter)) this.start(peer, now, out);
     }
     for (const c of [...sa.children]) {
       if (now >= c.expiresAt) this.removeChildren(sa, [c], 'lifetime-expired', out);

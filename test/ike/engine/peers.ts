@@ -21,6 +21,7 @@ export interface Gateway {
   authority: Authority;
   name: string;
   cert: x509.X509Certificate;
+  key: CryptoKey;
   identity: LocalIdentity;
 }
 
@@ -33,7 +34,7 @@ export async function makeGateway(authority: Authority, name: string, now: numbe
   const keys = await generateKeyPair();
   const cert = await issueGatewayCertificate({ issuing: authority.ca.issuing, authority: authority.name, publicKey: keys.publicKey, now, gateway: name });
   const signer = keyObjectSigner(KeyObject.from(keys.privateKey), 'ecdsa-with-SHA256');
-  return { authority, name, cert, identity: { certificate: new Uint8Array(cert.rawData), signer, attributeAuthority: new Uint8Array(authority.aa.cert.rawData) } };
+  return { authority, name, cert, key: keys.privateKey, identity: { certificate: new Uint8Array(cert.rawData), signer, attributeAuthority: new Uint8Array(authority.aa.cert.rawData) } };
 }
 
 /** A permit the issuer's authority gives `holder` (for presenting to the issuer's gateways). */

@@ -19,11 +19,14 @@ export interface InformationalAnswer {
   children: ChildSa[];
   /** The peer deleted the IKE SA itself. */
   ike: boolean;
+  /** An error notify that came with it (AUTHENTICATION_FAILED when the initiator refused our IKE_AUTH answer). */
+  error?: number;
 }
 
 export function answerInformational(sa: IkeSa, inner: Payload[]): InformationalAnswer {
   const out: InformationalAnswer = { response: [], children: [], ike: false };
   for (const p of inner) {
+    if (p.kind === 'N' && p.notifyType < 16384) out.error ??= p.notifyType;
     if (p.kind !== 'D') continue;
     if (p.protocolId === ProtocolId.IKE) out.ike = true;
     else if (p.protocolId === ProtocolId.ESP && p.spiSize === 4) {
@@ -34,7 +37,7 @@ export function answerInformational(sa: IkeSa, inner: Payload[]): InformationalA
       }
     }
   }
-  if (out.ike) return { response: [], children: [...sa.children], ike: true };
+  if (out.ike) return { response: [], children: [...sa.children], ike: true, error: out.error };
   // A child we are rekeying ourselves or already deleting still answers with its SPI (§1.4.1).
   if (out.children.length > 0) out.response = deleteChildren(out.children);
   return out;
