@@ -261,7 +261,7 @@ export class GatewayCore implements CoreContext {
       this.originator.cancel(evicted.local, evicted.remote);
       this.count('table.evicted');
     }
-    this.executor.installPath({ local: entry.local, remote: entry.remote, action: entry.action, vpnId: entry.vpnId, peer: entry.peer, mtu: entry.mtu });
+    this.executor.installPath({ local: entry.local, remote: entry.remote, action: entry.action, vpnId: entry.vpnId, peer: entry.peer, mtu: entry.mtu, ...(entry.childSpi !== undefined ? { tunnel: { spi: entry.childSpi } } : {}) });
     if (entry.action === 'pending') return;
     // A settled path: stop our own search if one runs (simultaneous searches converge), then flush.
     if (this.originator.cancel(entry.local, entry.remote)) {

@@ -33,6 +33,11 @@ export interface VpnMember {
   prefixes: Prefix[];
   /** SPI this member sends with, per key epoch (assigned by the authority per VPN, sender, epoch). */
   spis: { epoch: Epoch; spi: Spi }[];
+  /** Pairwise VPNs, other members: their gateway certificate (DER) as our authority verified it (pinned in IKE). */
+  certificate?: Uint8Array;
+  /** Pairwise VPNs, other members: the permit (DER) we present to this member, issued by its authority. */
+  permit?: Uint8Array;
+  permitNotAfter?: number;
 }
 
 /** A VPN as one member gateway sees it. */
@@ -55,4 +60,6 @@ export interface AuthoritySnapshot {
   version: number;
   protectedPrefixes: Prefix[];
   vpns: VpnView[];
+  /** Our own authority's attribute-authority certificate (DER): peers' permits must be signed by it. */
+  attributeAuthority?: Uint8Array;
 }

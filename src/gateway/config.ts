@@ -7,6 +7,7 @@ import { Prefix } from '../core/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { err, ok, type Result } from '../core/result.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS } from '../core/context.js';
+import { DEFAULT_IKE_TIMERS, type IkeTimers } from '../ike/engine/types.js';
 
 export interface GatewayRunConfig {
   /** Data directory: credentials (from `kasane gateway enroll`), the cached delivery, the status socket. */
@@ -27,11 +28,13 @@ export interface GatewayRunConfig {
   routingTable: number;
   timers: Partial<GatewayTimers>;
   limits: Partial<GatewayLimits>;
+  /** IKEv2 for pairwise VPNs: ports, idle time of Child SAs, and the engine's timers (src/ike/engine/types.ts). */
+  ike: { port: number; natPort: number; idleTimeout: number; timers: Partial<IkeTimers> };
   logLevel: string;
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'logLevel']);
+const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'logLevel']);
 
 export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
   let text: string;
@@ -127,8 +130,20 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     routingTable: num('routingTable', 5150, 1, 0xfffffff0),
     timers: objectOf('timers', DEFAULT_TIMERS),
     limits: objectOf('limits', DEFAULT_LIMITS),
+    ike: ikeOf(objectOf('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS }), problems),
     logLevel: str('logLevel') ?? 'info',
   };
   if (problems.length > 0) return err('bad-config', `${where}: ${problems.join('; ')}`);
   return ok(cfg);
+}
+
+export const DEFAULT_IKE_IDLE_TIMEOUT = 300_000;
+
+/** The `ike` section: ports (default 500 and 4500), idle timeout, and engine timers by name. */
+function ikeOf(v: Record<string, number>, problems: string[]): GatewayRunConfig['ike'] {
+  const { port = 500, natPort = 4500, idleTimeout = DEFAULT_IKE_IDLE_TIMEOUT, ...timers } = v;
+  for (const [k, p] of [['port', port], ['natPort', natPort]] as const) if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`ike.${k} must be a port number`);
+  if (port === natPort) problems.push('ike.port and ike.natPort must differ');
+  if (idleTimeout < 1000) problems.push('ike.idleTimeout must be at least 1000 ms');
+  return { port, natPort, idleTimeout, timers };
 }

@@ -51,6 +51,16 @@ export class CoreDriver {
     this.dispatch(this.core.applySnapshot(s, this.clock.now()));
   }
 
+  /** Pairwise VPNs: the IKE engine made (or rekeyed) the Child SA with `peer` for `vpnId`. */
+  childSaUp(peer: string, vpnId: number, outboundSpi: number): void {
+    this.dispatch(this.core.onChildSaUp(peer, vpnId, outboundSpi, this.clock.now()));
+  }
+
+  /** Pairwise VPNs: no Child SA with `peer` for `vpnId` (refused, failed, deleted). */
+  childSaDown(peer: string, vpnId: number, reason: string): void {
+    this.dispatch(this.core.onChildSaDown(peer, vpnId, reason, this.clock.now()));
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);

@@ -25,12 +25,17 @@ import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
+import { IkeDriver } from './ike-driver.js';
+import { FileKeyKeystore, keystoreSigner } from '../pki/signer.js';
+import { pemToDer } from '../pki/keys.js';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 export class GatewayStartError extends Error {}
 
 export class GatewayDaemon {
   private driver?: CoreDriver;
+  private ike?: IkeDriver;
   private datapath?: NativeDatapath;
   private routing?: TunRouting;
   private statusServer?: Server;
@@ -42,6 +47,7 @@ export class GatewayDaemon {
   private readonly startedAt = Date.now();
   private stopped = false;
   private seqTimer?: NodeJS.Timeout;
+  private readonly udpDrops = new Map<string, number>();
 
   private constructor(
     readonly config: GatewayRunConfig,
@@ -103,13 +109,23 @@ export class GatewayDaemon {
       onPunt: (batch) => {
         for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice());
       },
+      // The tunnel port: ESP in UDP for pairwise VPNs' Child SAs (native), IKE on 4500 (to JavaScript).
+      udp: { address: bundle.gateway.address, port: this.config.ike.natPort },
+      onUdp: (batch) => {
+        for (let i = 0; i < batch.count; i++) {
+          if (batch.reason(i) === 'ike') this.ike?.natDatagram(batch.srcAddr(i), batch.srcPort(i), batch.payload(i));
+          else this.udpDrops.set(batch.reason(i), (this.udpDrops.get(batch.reason(i)) ?? 0) + 1);
+        }
+      },
     });
     if (!dp.ok) throw new GatewayStartError(`cannot open the TUN devices: ${dp.error.message}`);
     this.datapath = dp.value;
     this.driver = new CoreDriver(core, {
       // Whatever the core emits is routed by the kernel from the TUN device, by destination.
-      emit: (bytes) => {
-        const r = this.datapath?.write('inside', bytes);
+      emit: (bytes, action) => {
+        // Tunnel mode (pairwise VPNs): the executor made the outer IPv4/UDP packet; it leaves
+        // through the tunnel port's socket, not the TUN (its source is this host).
+        const r = action.note.op === 'tunnel-encrypt' ? this.datapath?.sendTunnelPacket(bytes) : this.datapath?.write('inside', bytes);
         if (r && !r.ok) this.log.warn({ err: r.error.message }, 'TUN write failed');
       },
       drop: (reason) => this.log.trace({ reason }, 'drop'),
@@ -118,7 +134,34 @@ export class GatewayDaemon {
           this.log.info({ event: event.event, ...event.detail }, event.event);
         } else this.log.debug({ event: event.event, kind: event.kind, ...event.detail }, event.event);
       },
+      ikeRequest: (req) => this.ike?.request(req.peer, req.vpnId),
     });
+
+    // IKEv2 for pairwise VPNs (seed 001): UDP 500 here, 4500 through the datapath above.
+    this.ike = new IkeDriver({
+      gateway: bundle.gateway.name,
+      address: bundle.gateway.address,
+      certificate: pemToDer(bundle.certificate, 'CERTIFICATE'),
+      signer: keystoreSigner(new FileKeyKeystore(this.creds.privateKey)),
+      ports: { ike: this.config.ike.port, nat: this.config.ike.natPort },
+      timers: this.config.ike.timers,
+      idleTimeout: this.config.ike.idleTimeout,
+      executor: native.value,
+      sendNat: (to, port, bytes) => {
+        const r = this.datapath?.sendUdp(to, port, bytes);
+        if (r && !r.ok) this.log.warn({ err: r.error.message, to, port }, 'IKE send on the tunnel port failed');
+      },
+      childUp: (peer, vpnId, spi) => this.driver?.childSaUp(peer, vpnId, spi),
+      childDown: (peer, vpnId, reason) => this.driver?.childSaDown(peer, vpnId, reason),
+      log: this.log.child({ part: 'ike' }),
+      random: (n) => new Uint8Array(randomBytes(n)),
+    });
+    this.ike.snapshot(first);
+    try {
+      await this.ike.start();
+    } catch (e) {
+      throw new GatewayStartError(`cannot open the IKE port ${bundle.gateway.address}:${this.config.ike.port}: ${(e as Error).message}`);
+    }
 
     this.routing = {
       insideTun: this.config.tun.inside,
@@ -181,6 +224,7 @@ export class GatewayDaemon {
           const s = await this.accept(c);
           if (!s || !this.driver) return;
           this.driver.snapshot(s);
+          this.ike?.snapshot(s);
           this.log.info({ version: c.version, events: c.events.map((e) => e.action) }, 'configuration applied');
         },
         onError: (e) => this.log.warn({ err: (e as Error).message }, 'authority unreachable; forwarding with cached keys'),
@@ -189,6 +233,7 @@ export class GatewayDaemon {
       this.log.error({ err: (e as Error).message }, 'the authority refused this gateway: its keys are withdrawn');
       // A revoked gateway must not keep VPN keys: drop to an empty configuration.
       this.driver?.snapshot({ version: this.version, protectedPrefixes: [], vpns: [] });
+      this.ike?.snapshot({ version: this.version, protectedPrefixes: [], vpns: [] });
     }
   }
 
@@ -224,6 +269,7 @@ export class GatewayDaemon {
       startedAt: this.startedAt,
       now,
       paths: core.paths(now),
+      ike: this.ike?.status() ?? [],
       stats: this.stats(),
     };
   }
@@ -236,6 +282,8 @@ export class GatewayDaemon {
   stats(): Record<string, number> {
     const out: Record<string, number> = { ...this.driver!.core.stats() };
     for (const [k, v] of Object.entries(this.datapath?.stats() ?? {})) out[`datapath.${k}`] = v;
+    for (const [k, v] of this.ike?.counters ?? []) out[`ike.${k}`] = v;
+    for (const [k, v] of this.udpDrops) out[`datapath.udp-punt.${k}`] = v;
     for (const [side, dev] of [['inside', this.config.tun.inside], ['outside', this.config.tun.outside]] as const) {
       try {
         out[`kernel.tun-${side}.queue-dropped`] = Number(readFileSync(`/sys/class/net/${dev}/statistics/tx_dropped`, 'utf8'));
@@ -251,6 +299,7 @@ export class GatewayDaemon {
     this.stopped = true;
     this.abort.abort();
     if (this.seqTimer) clearInterval(this.seqTimer);
+    await this.ike?.stop().catch(() => undefined);
     this.driver?.stop();
     this.statusServer?.close();
     this.metricsServer?.close();

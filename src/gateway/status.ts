@@ -3,6 +3,7 @@
 import { createConnection, createServer, type Server } from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { PathView } from '../core/gateway-api.js';
+import type { IkeSaView } from '../ike/engine/engine.js';
 
 export interface GatewayStatus {
   gateway: string;
@@ -12,6 +13,8 @@ export interface GatewayStatus {
   startedAt: number;
   now: number;
   paths: PathView[];
+  /** IKE SAs with pairwise-VPN peers and their Child SAs. */
+  ike?: IkeSaView[];
   stats: Record<string, number>;
 }
 
@@ -107,6 +110,25 @@ export function renderStatus(s: GatewayStatus): string {
     '',
     `Key table (${s.paths.length} paths)`,
     table(['LOCAL', 'REMOTE', 'ACTION', 'VPN', 'PEER', 'LAYERS (outermost first)', 'AGE', 'IDLE', 'PACKETS', 'BYTES', 'REASON'], rows),
+    ...(s.ike && s.ike.length > 0
+      ? [
+          '',
+          `IKE SAs (${s.ike.length})`,
+          table(
+            ['PEER', 'VPN', 'ROLE', 'STATE', 'REMOTE', 'SPIs (I/R)', 'AGE', 'CHILD SAs (in/out, age, rekey in)'],
+            s.ike.map((i) => [
+              i.peer ?? '-',
+              i.vpnId !== undefined ? String(i.vpnId) : '-',
+              i.role,
+              i.state,
+              i.remote,
+              `${i.spiI}/${i.spiR}`,
+              `${Math.round(i.ageMs / 1000)}s`,
+              i.children.map((c) => `${c.inboundSpi.toString(16)}/${c.outboundSpi.toString(16)} ${Math.round(c.ageMs / 1000)}s ${Math.round(c.rekeyInMs / 1000)}s${c.state === 'installed' ? '' : ` ${c.state}`}`).join('; ') || '-',
+            ]),
+          ),
+        ]
+      : []),
     '',
     'Search',
     table(['COUNTER', 'VALUE'], searchKeys.map((k) => [k, String(st[k])])),

@@ -1,0 +1,227 @@
+// The edge between the sans-I/O IKE engine (src/ike/engine) and the gateway: UDP 500 on a node
+// socket, UDP 4500 through the native datapath (it shares the port with ESP-in-UDP, RFC 3948, and
+// hands IKE over behind the non-ESP marker), one timer for the engine's next deadline, Child SAs
+// installed in the executor, and the core told when a peer's Child SA comes and goes.
+import { createSocket, type Socket } from 'node:dgram';
+import type { Logger } from 'pino';
+import type { Prefix } from '../core/addr.js';
+import type { AddressRange, TunnelExecutor } from '../core/executor.js';
+import type { AuthoritySnapshot } from '../core/types.js';
+import { selectorFromPrefix } from '../ike/message/index.js';
+import { IkeEngine, type IkeSaView } from '../ike/engine/engine.js';
+import type { IkeOutput, IkePeer, IkeTimers, LocalIdentity } from '../ike/engine/types.js';
+import type { AuthSigner } from '../ike/crypto/signature.js';
+import type { Clock } from './core-driver.js';
+import { systemClock } from './core-driver.js';
+
+const NON_ESP_MARKER = Buffer.alloc(4);
+
+export interface IkeDriverOptions {
+  gateway: string;
+  address: string;
+  certificate: Uint8Array;
+  signer: AuthSigner;
+  ports: { ike: number; nat: number };
+  timers?: Partial<IkeTimers>;
+  /** A Child SA unused this long (no packet either way) is deleted with its IKE SA. */
+  idleTimeout: number;
+  executor: TunnelExecutor;
+  /** Sends a datagram from the tunnel port (the native datapath's socket). */
+  sendNat(to: string, port: number, bytes: Uint8Array): void;
+  /** The core's answers: a Child SA with a peer is up (send with `outboundSpi`) or gone. */
+  childUp(peer: string, vpnId: number, outboundSpi: number): void;
+  childDown(peer: string, vpnId: number, reason: string): void;
+  log: Logger;
+  random: (n: number) => Uint8Array;
+  clock?: Clock;
+}
+
+interface Installed {
+  peer: string;
+  vpnId: number;
+  inboundSpi: number;
+  outboundSpi: number;
+}
+
+/** The pairwise peers a snapshot delivers to gateway `self`: other members with a certificate and a permit. */
+export function peersOf(s: AuthoritySnapshot, self: string): IkePeer[] {
+  const out: IkePeer[] = [];
+  for (const v of s.vpns) {
+    if (v.mode !== 'pairwise') continue;
+    const me = v.members.find((m) => m.gateway === self);
+    if (!me) continue;
+    for (const m of v.members) {
+      if (m.gateway === self || !m.certificate || !m.permit) continue;
+      out.push({ id: m.gateway, vpnId: v.id, vpnName: v.name, endpoint: { address: m.address, port: 500 }, certificate: m.certificate, permit: m.permit, localPrefixes: me.prefixes, remotePrefixes: m.prefixes });
+    }
+  }
+  return out;
+}
+
+function ranges(prefixes: Prefix[]): AddressRange[] {
+  return prefixes.filter((p) => p.family === 4).map((p) => {
+    const s = selectorFromPrefix(p);
+    return { start: s.startAddr, end: s.endAddr };
+  });
+}
+
+export class IkeDriver {
+  readonly engine: IkeEngine;
+  private readonly identity: LocalIdentity;
+  private peers: IkePeer[] = [];
+  private socket?: Socket;
+  private timer: unknown;
+  private armedFor?: number;
+  private stopped = false;
+  private readonly clock: Clock;
+  /** Child SAs in the executor, by our inbound SPI. */
+  private readonly installed = new Map<number, Installed>();
+  /** Serialises engine calls: receive() is async (signatures) and the engine expects one at a time. */
+  private chain: Promise<void> = Promise.resolve();
+  readonly counters = new Map<string, number>();
+
+  constructor(private readonly o: IkeDriverOptions) {
+    this.clock = o.clock ?? systemClock;
+    // No attribute authority until the first delivery that has one: until then every permit fails.
+    this.identity = { certificate: o.certificate, signer: o.signer, attributeAuthority: new Uint8Array(0) };
+    this.engine = new IkeEngine({
+      local: this.identity,
+      endpoint: { address: o.address, port: o.ports.ike },
+      natPort: o.ports.nat,
+      peers: () => this.peers,
+      random: o.random,
+      timers: o.timers,
+    });
+  }
+
+  /** Binds UDP 500 on the gateway's outside address. */
+  async start(): Promise<void> {
+    const s = createSocket({ type: 'udp4', reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind(this.o.ports.ike, this.o.address, () => {
+        s.off('error', reject);
+        resolve();
+      });
+    });
+    s.on('error', (e) => this.o.log.warn({ err: e.message }, 'IKE socket error'));
+    s.on('message', (msg, rinfo) => this.run((now) => this.engine.receive({ address: rinfo.address, port: rinfo.port }, msg, now, this.o.ports.ike)));
+    this.socket = s;
+    this.rearm();
+  }
+
+  /** A datagram from the tunnel port that the datapath punted as IKE (non-ESP marker in front). */
+  natDatagram(from: string, port: number, payload: Uint8Array): void {
+    if (payload.length < 4 || !NON_ESP_MARKER.equals(payload.subarray(0, 4))) return this.count('dropped.not-ike');
+    const bytes = Buffer.from(payload.subarray(4)); // the datapath reuses its buffer
+    this.run((now) => this.engine.receive({ address: from, port }, bytes, now, this.o.ports.nat));
+  }
+
+  /** The core wants a Child SA with `peer` for `vpnId` (its ike-request). */
+  request(peer: string, vpnId: number): void {
+    this.run(async (now) => this.engine.initiate(peer, vpnId, now));
+  }
+
+  /** A new delivery: peers, certificates, permits and our attribute authority may have changed. */
+  snapshot(s: AuthoritySnapshot): void {
+    this.peers = peersOf(s, this.o.gateway);
+    if (s.attributeAuthority) this.identity.attributeAuthority = s.attributeAuthority;
+    this.run(async (now) => this.engine.refresh(now));
+  }
+
+  status(): IkeSaView[] {
+    return this.engine.status(this.clock.now());
+  }
+
+  async stop(): Promise<void> {
+    // Tell every peer (best effort): their Child SAs to us go at once instead of at their liveness check.
+    const now = this.clock.now();
+    for (const sa of this.engine.status(now)) if (sa.peer !== undefined && sa.vpnId !== undefined) this.apply(this.engine.close(sa.peer, sa.vpnId, now, 'gateway stopping'));
+    this.stopped = true;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    await this.chain;
+    await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
+  }
+
+  private run(step: (now: number) => Promise<IkeOutput> | IkeOutput): void {
+    this.chain = this.chain.then(async () => {
+      if (this.stopped) return;
+      try {
+        this.apply(await step(this.clock.now()));
+      } catch (e) {
+        this.o.log.error({ err: (e as Error).message }, 'IKE engine failure');
+      }
+      this.rearm();
+    });
+  }
+
+  private apply(out: IkeOutput): void {
+    for (const s of out.send) {
+      if (s.localPort === this.o.ports.ike) this.socket?.send(s.bytes, s.to.port, s.to.address);
+      else this.o.sendNat(s.to.address, s.to.port, Buffer.concat([NON_ESP_MARKER, s.bytes]));
+    }
+    for (const c of out.install) {
+      const common = { vpnId: c.vpnId, peer: c.peer, localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
+      this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
+      this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
+      this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi });
+      this.o.childUp(c.peer, c.vpnId, c.outbound.spi);
+    }
+    for (const r of out.remove) {
+      if (r.inboundSpi !== 0) {
+        this.o.executor.removeTunnelRx(r.inboundSpi);
+        this.o.executor.removeTunnelTx(r.outboundSpi);
+        this.installed.delete(r.inboundSpi);
+      }
+      if (r.last) this.o.childDown(r.peer, r.vpnId, r.reason);
+    }
+    for (const e of out.events) {
+      this.count(e.event);
+      const fields = { event: e.event, peer: e.peer, vpnId: e.vpnId, reason: e.reason, ...e.detail };
+      if (e.event === 'auth-failed' || e.event === 'failed') this.o.log.warn(fields, `IKE ${e.event}`);
+      else if (e.event === 'dropped' || e.event === 'cookie-sent') this.o.log.debug(fields, `IKE ${e.event}`);
+      else this.o.log.info(fields, `IKE ${e.event}`);
+    }
+  }
+
+  /** Child SAs nobody used for idleTimeout go, with their IKE SA (the core searches again on the next packet). */
+  private ageIdle(now: number): void {
+    const lastUse = new Map<string, number>();
+    for (const c of this.installed.values()) {
+      const k = `${c.peer}\u0000${c.vpnId}`;
+      const used = Math.max(this.o.executor.tunnelRxStats(c.inboundSpi)?.lastUsed ?? 0, this.o.executor.tunnelTxStats(c.outboundSpi)?.lastUsed ?? 0);
+      lastUse.set(k, Math.max(lastUse.get(k) ?? 0, used));
+    }
+    const views = this.engine.status(now);
+    for (const [k, used] of lastUse) {
+      const [peer, vpn] = k.split('\u0000');
+      const vpnId = Number(vpn);
+      const born = Math.min(...views.filter((v) => v.peer === peer && v.vpnId === vpnId).flatMap((v) => v.children.map((c) => now - c.ageMs)));
+      if (now - Math.max(used, Number.isFinite(born) ? born : now) >= this.o.idleTimeout) this.apply(this.engine.close(peer, vpnId, now, 'idle'));
+    }
+  }
+
+  private tick = (): void => {
+    this.timer = undefined;
+    this.armedFor = undefined;
+    this.run(async (now) => {
+      this.ageIdle(now);
+      return this.engine.tick(now);
+    });
+  };
+
+  /** One timer: the engine's next deadline, and at least every few seconds for idle aging. */
+  private rearm(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const next = Math.min(this.engine.nextDeadline(), now + Math.min(5_000, this.o.idleTimeout / 4));
+    if (next === this.armedFor) return;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.armedFor = next;
+    this.timer = this.clock.setTimeout(this.tick, Math.max(0, next - now));
+  }
+
+  private count(k: string): void {
+    this.counters.set(k, (this.counters.get(k) ?? 0) + 1);
+  }
+}
