@@ -20,6 +20,20 @@ export function idOf(certificate: Uint8Array): { idType: number; data: Buffer } 
   return { idType: IdType.ID_DER_ASN1_DN, data: Buffer.from(c.subjectName.toArrayBuffer()) };
 }
 
+/**
+ * The same distinguished name: byte-equal, or equal attribute by attribute (strongSwan encodes an
+ * ID configured as a string with its own choice of string types).
+ */
+export function sameDn(a: Uint8Array, b: Uint8Array): boolean {
+  if (Buffer.from(a).equals(Buffer.from(b))) return true;
+  try {
+    const text = (d: Uint8Array) => new x509.Name(new Uint8Array(d).buffer as ArrayBuffer).toString();
+    return text(a) === text(b);
+  } catch {
+    return false;
+  }
+}
+
 export interface PeerProof {
   id: { idType: number; data: Buffer };
   certs: Buffer[];
@@ -48,7 +62,7 @@ export function proofOf(payloads: Payload[], idKind: 'IDi' | 'IDr'): PeerProof |
  */
 export async function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Promise<Result<{ notAfter: number }>> {
   const pinned = Buffer.from(peer.certificate);
-  if (!Buffer.from(idOf(pinned).data).equals(proof.id.data) || proof.id.idType !== IdType.ID_DER_ASN1_DN) return err('auth-id-mismatch', `the peer's ID is not the subject of ${peer.id}'s certificate`);
+  if (proof.id.idType !== IdType.ID_DER_ASN1_DN || !sameDn(idOf(pinned).data, proof.id.data)) return err('auth-id-mismatch', `the peer's ID is not the subject of ${peer.id}'s certificate`);
   const sent = proof.certs[0];
   if (!sent || !sent.equals(pinned)) return err('auth-cert-not-pinned', `the certificate sent is not the one our authority delivered for ${peer.id}`);
   if (!proof.auth) return err('auth-missing', 'no AUTH payload');

@@ -1,0 +1,121 @@
+// kasane's IKE gateway against strongSwan, without an authority: run inside a namespace as
+//   ip netns exec NS node --import tsx test/interop/kasane-ike-gateway.ts '<json config>'
+// It is the gateway's own IKE edge (src/gateway/ike-driver.ts: the IKE engine, UDP 500, UDP 4500
+// through the native datapath, Child SAs installed in the native executor), with the peer, the
+// permit and the attribute authority given in the config instead of delivered by an authority,
+// and with the one path rule the core would install once the Child SA is up. Reports JSON lines
+// on stdout ({"event": "ready" | "ike" | "status" | "closed", ...}); stdin: "initiate", "status",
+// "close" (the process then exits by itself).
+import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { Prefix } from '../../src/core/addr.js';
+import { IkeDriver } from '../../src/gateway/ike-driver.js';
+import { FileKeyKeystore, keystoreSigner } from '../../src/pki/signer.js';
+import { pemToDer } from '../../src/pki/keys.js';
+import { NativeDatapath } from '../../src/native/datapath.js';
+import { NativeExecutor } from '../../src/native/native-executor.js';
+import { routingSetup, routingTeardown, runRouting, type TunRouting } from '../../src/native/routing.js';
+import type { AuthoritySnapshot } from '../../src/core/types.js';
+
+export interface KasaneIkeGatewayConfig {
+  name: string;
+  address: string;
+  routing: TunRouting;
+  certificatePem: string;
+  keyPem: string;
+  /** Our own authority's attribute authority (verifies the peer's permit). */
+  attributeAuthorityPem: string;
+  peer: { name: string; address: string; certificatePem: string; vpnId: number; vpnName: string; localPrefix: string; remotePrefix: string };
+  /** The permit we present (issued by the peer's authority). */
+  permitPem: string;
+  /** The terminals whose path rule the core would install: local and remote host. */
+  hosts: { local: string; remote: string };
+  timers?: Record<string, number>;
+}
+
+const cfg = JSON.parse(process.argv[2]) as KasaneIkeGatewayConfig;
+const emit = (e: Record<string, unknown>) => process.stdout.write(JSON.stringify(e) + '\n');
+const fail = (message: string) => {
+  emit({ event: 'error', message });
+  process.exitCode = 2;
+};
+
+const made = NativeExecutor.create();
+if (!made.ok) fail(made.error.message);
+else {
+  const ex = made.value;
+  let ike: IkeDriver | undefined;
+  const opened = NativeDatapath.open(ex, {
+    inside: cfg.routing.insideTun,
+    outside: cfg.routing.outsideTun,
+    udp: { address: cfg.address, port: 4500 },
+    onUdp: (b) => {
+      for (let i = 0; i < b.count; i++) if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
+    },
+    onPunt: () => undefined, // misses before the Child SA is up are dropped, as a pending path would
+  });
+  if (!opened.ok) fail(opened.error.message);
+  else {
+    const dp = opened.value;
+    const log = pino({ level: 'debug' }, { write: (line: string) => emit({ ...(JSON.parse(line) as Record<string, unknown>), event: 'ike' }) });
+    ike = new IkeDriver({
+      gateway: cfg.name,
+      address: cfg.address,
+      certificate: pemToDer(cfg.certificatePem, 'CERTIFICATE'),
+      signer: keystoreSigner(new FileKeyKeystore(cfg.keyPem)),
+      ports: { ike: 500, nat: 4500 },
+      timers: cfg.timers,
+      idleTimeout: 3_600_000,
+      executor: ex,
+      sendNat: (to, port, bytes) => void dp.sendUdp(to, port, bytes),
+      childUp: (peer, vpnId, spi) => {
+        ex.installPath({ local: cfg.hosts.local, remote: cfg.hosts.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
+        emit({ event: 'child-up', peer, vpnId, spi });
+      },
+      childDown: (peer, vpnId, reason) => {
+        ex.removePath(cfg.hosts.local, cfg.hosts.remote);
+        emit({ event: 'child-down', peer, vpnId, reason });
+      },
+      log,
+      random: (n) => new Uint8Array(randomBytes(n)),
+    });
+    const snapshot: AuthoritySnapshot = {
+      version: 1,
+      protectedPrefixes: [],
+      attributeAuthority: pemToDer(cfg.attributeAuthorityPem, 'CERTIFICATE'),
+      vpns: [
+        {
+          id: cfg.peer.vpnId,
+          name: cfg.peer.vpnName,
+          mode: 'pairwise',
+          epochs: [],
+          members: [
+            { gateway: cfg.name, address: cfg.address, prefixes: [Prefix.from(cfg.peer.localPrefix)], spis: [] },
+            { gateway: cfg.peer.name, address: cfg.peer.address, prefixes: [Prefix.from(cfg.peer.remotePrefix)], spis: [], certificate: pemToDer(cfg.peer.certificatePem, 'CERTIFICATE'), permit: pemToDer(cfg.permitPem, 'ATTRIBUTE CERTIFICATE') },
+          ],
+        },
+      ],
+    };
+    ike.snapshot(snapshot);
+    const routed = runRouting(routingSetup(cfg.routing));
+    if (!routed.ok) fail(routed.error.message);
+    await ike.start();
+    emit({ event: 'ready' });
+    const rl = createInterface({ input: process.stdin });
+    rl.on('line', (line) => {
+      const cmd = line.trim();
+      if (cmd === 'initiate') ike!.request(cfg.peer.name, cfg.peer.vpnId);
+      if (cmd === 'status') emit({ event: 'status', sas: ike!.status(), counters: ex.counters() });
+      if (cmd === 'close') {
+        void ike!.stop().then(() => {
+          runRouting(routingTeardown(cfg.routing));
+          dp.close();
+          emit({ event: 'closed', counters: ex.counters() });
+          rl.close();
+          process.stdin.destroy();
+        });
+      }
+    });
+  }
+}

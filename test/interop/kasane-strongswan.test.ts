@@ -1,0 +1,211 @@
+// kasane's IKEv2 against strongSwan 5.9.8 (Debian) with the acert plugin: kasane's gateway IKE
+// edge (engine, UDP 500/4500, native tunnel-mode ESP in UDP) on gwA under authority A, charon with
+// kernel-libipsec on gwB under authority B. Each side presents the permit the OTHER's authority
+// issued and checks the one it receives with its own authority's attribute authority. Both
+// directions, pings between the terminals through the Child SA, rekeys of the Child SA (both
+// sides) and of the IKE SA (kasane), and the refusals both ways.
+//
+//   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
+//                       kasane, authority A   charon, authority B
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa } from '../../src/pki/ca.js';
+import { exportPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
+import { createAttributeAuthority, issuePermit, permitToPem } from '../../src/pki/permit.js';
+import type { x509 } from '../../src/pki/x509.js';
+import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from '../../src/testbed/netns.js';
+import { acertPlugin, Charon } from '../../src/testbed/strongswan.js';
+import { NativeExecutor } from '../../src/native/index.js';
+import type { KasaneIkeGatewayConfig } from './kasane-ike-gateway.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const GATEWAY = fileURLToPath(new URL('./kasane-ike-gateway.ts', import.meta.url));
+const avail = netnsAvailability();
+const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const HOUR = 3_600_000;
+
+interface Side {
+  ca: AuthorityCa;
+  aa: { cert: x509.X509Certificate; key: CryptoKey };
+  cert: x509.X509Certificate;
+  keyPem: string;
+}
+
+async function authority(name: string, gateway: string, now: number): Promise<Side> {
+  const ca = await createAuthorityCa({ authority: name, now });
+  const aa = await createAttributeAuthority({ root: ca.root, now });
+  const keys = await generateKeyPair();
+  const cert = await issueGatewayCertificate({ issuing: ca.issuing, authority: name, publicKey: keys.publicKey, now, gateway });
+  return { ca, aa, cert, keyPem: await exportPkcs8Pem(keys.privateKey) };
+}
+
+const permitPem = async (issuer: Side, holder: Side, group: string, from: number, to: number) =>
+  permitToPem(await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [group], notBefore: new Date(from), notAfter: new Date(to) }));
+
+interface Kasane {
+  lines: JsonLines;
+  send(cmd: string): void;
+  close(): Promise<void>;
+}
+
+test('kasane and strongSwan: IKEv2 with permits across two authorities, both directions, rekeys, refusals', { skip, timeout: 900_000 }, async (t) => {
+  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+  const native = NativeExecutor.create();
+  assert.ok(native.ok, `the native addon is built by npm install: ${native.ok ? '' : native.error.message}`);
+  const plugin = acertPlugin(ROOT);
+  assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
+  assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+
+  const now = Date.now();
+  const A = await authority('authority-a', 'GA', now);
+  const B = await authority('authority-b', 'GB', now);
+  const rogue = await authority('rogue', 'GX', now);
+  const cas = [A.ca.root, A.ca.issuing, B.ca.root, B.ca.issuing].map((c) => c.cert.toString('pem'));
+  const forGA = await permitPem(B, A, 'P7', now - HOUR, now + 12 * HOUR); // GA presents it to GB
+  const forGB = await permitPem(A, B, 'P7', now - HOUR, now + 12 * HOUR); // GB presents it to GA
+
+  const tb = new Testbed();
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-ikeinterop-'));
+  const running: { charon?: Charon; kasane?: Kasane } = {};
+  try {
+    const ns = { hostA: tb.ns('hostA'), gwA: tb.ns('gwA'), R: tb.ns('R'), gwB: tb.ns('gwB'), hostB: tb.ns('hostB') };
+    tb.link(ns.hostA, 'eth0', '10.1.0.10/24', ns.gwA, 'lan0', '10.1.0.1/24');
+    tb.link(ns.hostB, 'eth0', '10.2.0.10/24', ns.gwB, 'lan0', '10.2.0.1/24');
+    tb.link(ns.gwA, 'wan0', '10.200.1.2/24', ns.R, 'ra', '10.200.1.1/24');
+    tb.link(ns.gwB, 'wan0', '10.200.2.2/24', ns.R, 'rb', '10.200.2.1/24');
+    tb.ip(ns.hostA, 'route', 'add', 'default', 'via', '10.1.0.1');
+    tb.ip(ns.hostB, 'route', 'add', 'default', 'via', '10.2.0.1');
+    tb.ip(ns.gwA, 'route', 'add', 'default', 'via', '10.200.1.1');
+    tb.ip(ns.gwB, 'route', 'add', 'default', 'via', '10.200.2.1');
+    for (const n of [ns.gwA, ns.gwB, ns.R]) tb.sysctl(n, 'net.ipv4.ip_forward', '1');
+
+    let run = 0;
+    const stopAll = async () => {
+      await running.kasane?.close();
+      await running.charon?.stop();
+      running.kasane = undefined;
+      running.charon = undefined;
+    };
+    /** Starts charon on gwB and kasane on gwA for one case. */
+    const pair = async (o: { kasanePermit?: string; charonPermits?: string[]; kasaneVpnName?: string; charonGroups?: string[]; kasaneAa?: string; timers?: Record<string, number> } = {}) => {
+      await stopAll();
+      run++;
+      const charon = Charon.prepare(tb, ns.gwB, join(dir, `${run}-charon`), plugin.path, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
+        { name: 'p7', localAddr: '10.200.2.2', remoteAddr: '10.200.1.2', localId: B.cert.subject, remoteId: A.cert.subject, groups: o.charonGroups ?? ['P7'], localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24' },
+      ]);
+      running.charon = charon;
+      await charon.start();
+      const cfg: KasaneIkeGatewayConfig = {
+        name: 'GA',
+        address: '10.200.1.2',
+        routing: { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['lan0'], outsideIfaces: ['wan0'] },
+        certificatePem: A.cert.toString('pem'),
+        keyPem: A.keyPem,
+        attributeAuthorityPem: o.kasaneAa ?? A.aa.cert.toString('pem'),
+        peer: { name: 'GB', address: '10.200.2.2', certificatePem: B.cert.toString('pem'), vpnId: 7, vpnName: o.kasaneVpnName ?? 'P7', localPrefix: '10.1.0.0/24', remotePrefix: '10.2.0.0/24' },
+        permitPem: o.kasanePermit ?? forGA,
+        hosts: { local: '10.1.0.10', remote: '10.2.0.10' },
+        timers: o.timers,
+      };
+      const child = tb.spawn(ns.gwA, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], { stdin: true, cwd: ROOT });
+      const lines = new JsonLines(child);
+      const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, 'kasane IKE gateway');
+      assert.equal(first.event, 'ready', `kasane gateway: ${JSON.stringify(first)} ${lines.stderr}`);
+      running.kasane = {
+        lines,
+        send: (cmd) => child.stdin!.write(cmd + '\n'),
+        async close() {
+          child.stdin!.write('close\n');
+          await lines.wait((e) => e.event === 'closed', 15_000, 'kasane gateway closed');
+          assert.equal(await waitExit(child, 10_000), 0, `kasane gateway exit; stderr: ${lines.stderr}`);
+        },
+      };
+      return { charon, kasane: running.kasane };
+    };
+    const ping = (count = 2) => {
+      try {
+        tb.exec(ns.hostA, 'ping', '-c', String(count), '-i', '0.2', '-W', '2', '10.2.0.10');
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const ikeEvent = (k: Kasane, name: string, ms = 15_000) => k.lines.wait((e) => e.event === 'ike' && e.msg === `IKE ${name}`, ms, `kasane IKE ${name}`);
+    const childSas = (c: Charon) => new Set([...c.fullLog().matchAll(/CHILD_SA p7\{(\d+)\} established/g)].map((m) => m[1])).size;
+
+    await t.test('strongSwan initiates: kasane authenticates it, pings pass, strongSwan rekeys the Child SA', async () => {
+      const { charon, kasane } = await pair();
+      assert.equal(ping(1), false, 'nothing passes before an SA exists');
+      assert.ok(charon.initiate('p7'), `GB -> GA: ${charon.lastOutput}\n--- charon:\n${charon.log()}\n--- kasane:\n${kasane.lines.stderr}`);
+      await ikeEvent(kasane, 'child-up');
+      assert.match(charon.fullLog(), /authentication of '.*' with ECDSA_WITH_SHA256_DER successful/);
+      assert.ok(ping(), `hostA -> hostB through the Child SA\n${charon.log()}`);
+      assert.match(charon.swanctl('--list-sas'), /p7: #\d+, ESTABLISHED, IKEv2[\s\S]*AES_GCM_16-256/);
+      charon.swanctl('--rekey', '--child', 'p7');
+      await ikeEvent(kasane, 'child-rekeyed');
+      await ikeEvent(kasane, 'child-down'); // charon deletes the old SA
+      assert.ok(ping(), 'ping after strongSwan rekeyed');
+      assert.match(charon.fullLog(), /CREATE_CHILD_SA response \d+ \[ SA No KE TSi TSr \]/, 'kasane answered with PFS (KE)');
+    });
+
+    await t.test('kasane initiates: strongSwan authenticates it, pings pass, kasane rekeys the Child SA and the IKE SA', async () => {
+      const { charon, kasane } = await pair({ timers: { childLifetime: 20_000, ikeLifetime: 40_000, dpdDelay: 10_000 } });
+      kasane.send('initiate');
+      await ikeEvent(kasane, 'child-up');
+      assert.match(charon.fullLog(), /authentication of '.*' with ECDSA_WITH_SHA256_DER successful/);
+      assert.ok(ping(), `hostA -> hostB with kasane as initiator\n${charon.log()}`);
+      await ikeEvent(kasane, 'child-rekeyed', 30_000);
+      assert.match(charon.fullLog(), /CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\) SA No KE TSi TSr \]/);
+      assert.ok(ping(), 'ping after kasane rekeyed the Child SA');
+      assert.ok(childSas(charon) >= 2);
+      await ikeEvent(kasane, 'ike-rekeyed', 40_000);
+      assert.match(charon.fullLog(), /CREATE_CHILD_SA request \d+ \[ SA No KE \]/, 'an IKE SA rekey');
+      assert.ok(ping(), 'ping after kasane rekeyed the IKE SA');
+      assert.match(charon.swanctl('--list-sas'), /ESTABLISHED/);
+    });
+
+    await t.test('refused both ways: a permit for another VPN', async () => {
+      // strongSwan's permit names P7, kasane wants P8: kasane refuses GB.
+      let p = await pair({ kasaneVpnName: 'P8' });
+      assert.equal(p.charon.initiate('p7', 5), false);
+      assert.match(p.charon.lastOutput + p.charon.fullLog(), /AUTHENTICATION_FAILED/);
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /permit-wrong-group|permit-refused/);
+      assert.equal(ping(1), false);
+      // kasane's permit names P7, strongSwan wants P8: strongSwan refuses GA.
+      p = await pair({ charonGroups: ['P8'] });
+      p.kasane.send('initiate');
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /peer-refused-auth/);
+      assert.match(p.charon.fullLog(), /group membership to 'P8' required|constraint check failed/);
+      assert.equal(ping(1), false);
+    });
+
+    await t.test('refused both ways: an expired permit', async () => {
+      let p = await pair({ charonPermits: [await permitPem(A, B, 'P7', now - 3 * HOUR, now - HOUR)] });
+      assert.equal(p.charon.initiate('p7', 5), false, 'strongSwan does not send an expired permit; kasane finds none');
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /permit-missing/);
+      p = await pair({ kasanePermit: await permitPem(B, A, 'P7', now - 3 * HOUR, now - HOUR) });
+      p.kasane.send('initiate');
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /peer-refused-auth/);
+      assert.equal(ping(1), false);
+    });
+
+    await t.test('refused both ways: a permit from an attribute authority the verifier does not trust', async () => {
+      let p = await pair({ charonPermits: [await permitPem(rogue, B, 'P7', now - HOUR, now + HOUR)] });
+      assert.equal(p.charon.initiate('p7', 5), false);
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /permit-wrong-issuer|permit-aki/);
+      p = await pair({ kasanePermit: await permitPem(rogue, A, 'P7', now - HOUR, now + HOUR) });
+      p.kasane.send('initiate');
+      assert.match(String((await ikeEvent(p.kasane, 'auth-failed')).reason), /peer-refused-auth/);
+      assert.equal(ping(1), false);
+    });
+  } finally {
+    await running.kasane?.close().catch(() => undefined);
+    await running.charon?.stop();
+    tb.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
