@@ -62,3 +62,16 @@ test('gateway config: not a mapping', () => {
     assert.match(r.ok ? '' : r.error.message, /expected a mapping at the top level/);
   }
 });
+
+test('gateway config: the ike section (ports, idle timeout, engine timers), with defaults and named mistakes', () => {
+  const d = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\n');
+  assert.ok(d.ok);
+  assert.deepEqual(d.value.ike, { port: 500, natPort: 4500, idleTimeout: 300_000, timers: {} });
+  const r = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 1500, natPort: 14500, idleTimeout: 60000, childLifetime: 1800000, dpdDelay: 10000 }\n');
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  assert.deepEqual(r.value.ike, { port: 1500, natPort: 14500, idleTimeout: 60_000, timers: { childLifetime: 1_800_000, dpdDelay: 10_000 } });
+  const bad = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 4500, natPort: 4500, childLifetme: 5, idleTimeout: 10 }\n');
+  assert.equal(bad.ok, false);
+  const m = bad.ok ? '' : bad.error.message;
+  for (const expected of ['ike: unknown name "childLifetme"', 'ike.port and ike.natPort must differ', 'ike.idleTimeout must be at least 1000 ms']) assert.ok(m.includes(expected), `${expected} in: ${m}`);
+});
