@@ -28,6 +28,8 @@ export { openDelivery, parseDelivery } from './snapshot.js';
 export type * from './wire.js';
 
 /** An error answer of the API: HTTP status, the stable code and the message. */
+import type { FederationView } from './federation.js';
+
 export class AuthorityApiError extends Error {
   constructor(
     readonly status: number,
@@ -147,6 +149,24 @@ export class AuthorityClient {
   }
   getVpn(name: string): Promise<VpnDetail> {
     return this.request('GET', `/v1/vpns/${seg(name)}`);
+  }
+  federation(): Promise<FederationView> {
+    return this.request('GET', '/v1/federation');
+  }
+  addPeer(p: { name: string; url: string; root: string }): Promise<FederationView> {
+    return this.request('POST', '/v1/peers', p);
+  }
+  removePeer(name: string): Promise<{ removed: string }> {
+    return this.request('DELETE', `/v1/peers/${seg(name)}`);
+  }
+  syncFederation(): Promise<FederationView> {
+    return this.request('POST', '/v1/federation/sync', undefined, { timeoutMs: 120_000 });
+  }
+  shareVpn(vpn: string, peer: string): Promise<{ vpn: string; peer: string }> {
+    return this.request('POST', `/v1/vpns/${seg(vpn)}/shares`, { peer });
+  }
+  unshareVpn(vpn: string, peer: string): Promise<{ vpn: string; unshared: string }> {
+    return this.request('DELETE', `/v1/vpns/${seg(vpn)}/shares/${seg(peer)}`);
   }
   deleteVpn(name: string, force = false): Promise<{ deleted: string }> {
     return this.request('DELETE', `/v1/vpns/${seg(name)}`, undefined, { query: { force: force ? 'true' : undefined } });

@@ -46,6 +46,8 @@ export interface AuthorityConfig {
     /** Validity of gateway certificates (days). */
     certificateDays: number;
   };
+  /** Federation: permit validity (default 1 h) and how often peers exchange (default 10 s). */
+  federation?: { permitValidityMs?: number; syncIntervalMs?: number };
 }
 
 export const DEFAULT_ROTATION: RotationConfig = {
@@ -67,6 +69,8 @@ export interface DataPaths {
   rootCert: string;
   issuingCert: string;
   serverCert: string;
+  /** The attribute authority's certificate (permits, seed 001); its key is KEY_AA in the keystore. */
+  aaCert: string;
 }
 
 export function dataPaths(dir: string): DataPaths {
@@ -81,6 +85,7 @@ export function dataPaths(dir: string): DataPaths {
     rootCert: join(certs, 'root-ca.pem'),
     issuingCert: join(certs, 'issuing-ca.pem'),
     serverCert: join(certs, 'server.pem'),
+    aaCert: join(certs, 'attribute-authority.pem'),
   };
 }
 
@@ -88,6 +93,7 @@ export const KEY_ROOT = 'root-ca.key';
 export const KEY_ISSUING = 'issuing-ca.key';
 export const KEY_SERVER = 'server.key';
 export const KEY_KEK = 'kek';
+export const KEY_AA = 'attribute-authority.key';
 
 export function readConfig(dir: string): AuthorityConfig {
   const p = dataPaths(dir).config;

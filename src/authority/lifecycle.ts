@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
+import { createAttributeAuthority } from '../pki/permit.js';
 import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem, systemRandom, type RandomSource } from '../pki/keys.js';
 import { FileKeystore } from '../pki/keystore.js';
 import { x509 } from '../pki/x509.js';
@@ -10,6 +11,7 @@ import {
   CONFIG_FORMAT,
   dataPaths,
   DEFAULT_ROTATION,
+  KEY_AA,
   KEY_ISSUING,
   KEY_KEK,
   KEY_ROOT,
@@ -115,6 +117,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
     writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
     await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
+    await ensureAttributeAuthority(o.dataDir, ca, now);
 
     const service = new AuthorityService({
       store,
@@ -146,6 +149,23 @@ async function issueServerCert(ca: AuthorityCa, config: AuthorityConfig, keystor
   writeFileSync(certPath, joinPem(cert.toString('pem')));
 }
 
+/**
+ * The attribute authority that signs permits (seed 001): made under the root at init, or on the
+ * first start of a data directory made before it existed; renewed when it nears its end.
+ */
+export async function ensureAttributeAuthority(dataDir: string, ca: AuthorityCa, now: number): Promise<{ cert: x509.X509Certificate; key: CryptoKey }> {
+  const paths = dataPaths(dataDir);
+  const keystore = new FileKeystore(paths.keystore);
+  if (existsSync(paths.aaCert) && keystore.has(KEY_AA)) {
+    const cert = new x509.X509Certificate(readFileSync(paths.aaCert, 'utf8'));
+    if (cert.notAfter.getTime() - now > 30 * 86_400_000) return { cert, key: await importPrivateKey(keystore.read(KEY_AA), 'sign') };
+  }
+  const aa = await createAttributeAuthority({ root: ca.root, now });
+  keystore.write(KEY_AA, await exportPkcs8Pem(aa.key));
+  writeFileSync(paths.aaCert, joinPem(aa.cert.toString('pem')));
+  return aa;
+}
+
 export async function loadCa(dataDir: string): Promise<AuthorityCa> {
   const paths = dataPaths(dataDir);
   const keystore = new FileKeystore(paths.keystore);
@@ -169,6 +189,8 @@ export interface ServeOptions {
   rotation?: Partial<RotationConfig>;
   now?: () => number;
   random?: RandomSource;
+  /** Overrides the federation timers (tests): permit validity and the exchange interval with peers. */
+  federation?: { permitValidityMs?: number; syncIntervalMs?: number };
   /** Test hook: wraps the opened store (e.g. to inject failures). */
   wrapStore?: (store: Store) => Store;
 }
@@ -210,9 +232,18 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     if (state.authority !== config.name) {
       throw new Error(`the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`);
     }
+    const aa = await ensureAttributeAuthority(o.dataDir, ca, now());
+    const tls = {
+      key: keystore.read(KEY_SERVER),
+      cert: joinPem(readFileSync(paths.serverCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')),
+      ca: [readFileSync(paths.rootCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')],
+    };
     const service = new AuthorityService({
       store,
       ca,
+      attributeAuthority: aa,
+      tls: { cert: tls.cert, key: tls.key },
+      federation: { ...config.federation, ...o.federation },
       kek: keystore.readSecret(KEY_KEK),
       url: config.url,
       rotation: { ...config.rotation, ...o.rotation },
@@ -222,11 +253,6 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       log,
     });
     await service.start();
-    const tls = {
-      key: keystore.read(KEY_SERVER),
-      cert: joinPem(readFileSync(paths.serverCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')),
-      ca: [readFileSync(paths.rootCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')],
-    };
     const app = await buildServer(service, tls, log);
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();

@@ -6,7 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ApiError, forbidden, unauthorized } from './errors.js';
+import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
 import type { AuthorityService } from './service.js';
 
 export interface TlsMaterial {
@@ -67,6 +67,28 @@ const s = {
   },
   adminToken: { type: 'object', properties: { name: NAME }, required: ['name'], additionalProperties: false },
   adminTokenParams: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } }, required: ['id'], additionalProperties: false },
+  peerParams: { type: 'object', properties: { peer: NAME }, required: ['peer'], additionalProperties: false },
+  shareParams: { type: 'object', properties: { vpn: NAME, peer: NAME }, required: ['vpn', 'peer'], additionalProperties: false },
+  addPeer: {
+    type: 'object',
+    properties: { name: NAME, url: { type: 'string', minLength: 1, maxLength: 500 }, root: { type: 'string', minLength: 1, maxLength: 16384 } },
+    required: ['name', 'url', 'root'],
+    additionalProperties: false,
+  },
+  share: { type: 'object', properties: { peer: NAME }, required: ['peer'], additionalProperties: false },
+  federationMessage: {
+    type: 'object',
+    properties: {
+      format: { type: 'string', maxLength: 64 },
+      authority: NAME,
+      issuing: { type: 'string', maxLength: 16384 },
+      attributeAuthority: { type: 'string', maxLength: 16384 },
+      vpns: { type: 'array', maxItems: 10000 },
+      permits: { type: 'array', maxItems: 100000 },
+    },
+    required: ['format', 'authority', 'issuing', 'attributeAuthority', 'vpns', 'permits'],
+    additionalProperties: false,
+  },
   changesQuery: {
     type: 'object',
     properties: { since: { type: 'string', pattern: '^[0-9]{1,15}$' }, wait: { type: 'string', pattern: '^[0-9]{1,2}$' } },
@@ -241,6 +263,54 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     r.delete('/v1/admin-tokens/:id', { schema: { params: s.adminTokenParams } }, async (req: Req<{ Params: { id: string } }>) => {
       await service.revokeAdminToken(actor(req), req.params.id);
       return { revoked: req.params.id };
+    });
+  });
+
+  // --- federation: administrators peer and share; peer authorities exchange (mutual TLS)
+  const federation = (): NonNullable<typeof service.federation> => {
+    if (!service.federation) throw notFoundError('no-federation', 'this authority has no attribute authority: federation is off');
+    return service.federation;
+  };
+  app.register(async (r) => {
+    r.addHook('onRequest', admin);
+    r.get('/v1/federation', async () => federation().view());
+    r.post('/v1/peers', { schema: { body: s.addPeer } }, async (req: Req<{ Body: { name: string; url: string; root: string } }>, reply: FastifyReply) => {
+      await federation().addPeer(actor(req), req.body);
+      reply.code(201);
+      return federation().view();
+    });
+    r.delete('/v1/peers/:peer', { schema: { params: s.peerParams } }, async (req: Req<{ Params: { peer: string } }>) => {
+      await federation().removePeer(actor(req), req.params.peer);
+      return { removed: req.params.peer };
+    });
+    r.post('/v1/federation/sync', async () => {
+      await federation().syncAll();
+      return federation().view();
+    });
+    r.post('/v1/vpns/:vpn/shares', { schema: { params: s.vpnParams, body: s.share } }, async (req: Req<{ Params: { vpn: string }; Body: { peer: string } }>, reply: FastifyReply) => {
+      await federation().share(actor(req), req.params.vpn, req.body.peer);
+      reply.code(201);
+      return { vpn: req.params.vpn, peer: req.body.peer };
+    });
+    r.delete('/v1/vpns/:vpn/shares/:peer', { schema: { params: s.shareParams } }, async (req: Req<{ Params: { vpn: string; peer: string } }>) => {
+      await federation().unshare(actor(req), req.params.vpn, req.params.peer);
+      return { vpn: req.params.vpn, unshared: req.params.peer };
+    });
+  });
+  app.register(async (r) => {
+    r.post('/v1/federation/exchange', { schema: { body: s.federationMessage } }, async (req: Req<{ Body: unknown }>) => {
+      const sock = req.raw.socket as TLSSocket;
+      const chain: Uint8Array[] = [];
+      let c = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(true) : undefined;
+      while (c && c.raw && chain.length < 4) {
+        chain.push(new Uint8Array(c.raw));
+        const next = c.issuerCertificate;
+        if (!next || next === c || next.fingerprint256 === c.fingerprint256) break;
+        c = next;
+      }
+      if (chain.length === 0) throw unauthorized('client-certificate-required', "this endpoint needs a peer authority's TLS certificate (mutual TLS)");
+      const peer = await federation().authenticatePeer(chain);
+      return federation().exchange(peer, req.body);
     });
   });
 

@@ -17,6 +17,7 @@ import type { RotationConfig } from './config.js';
 import { ApiError, badRequest, conflict, forbidden, notFound, unauthorized } from './errors.js';
 import { deliveryContext, GROUP_KEY_BYTES, sealGroupKey, unwrapGroupKey, wrapGroupKey } from './group-keys.js';
 import { ChangeHub } from './hub.js';
+import { DEFAULT_PERMIT_VALIDITY_MS, DEFAULT_SYNC_INTERVAL_MS, Federation } from './federation.js';
 import type { AuditScope, GatewayRow, NewAuditRow, SealedKeyRow, SpiRow, StateRow, Store, StoreOps, VpnRow } from './storage/types.js';
 import { checkAddress, checkMembershipAdd, checkName, checkPrefixes, checkVpnId, compactPrefixes } from './validate.js';
 import {
@@ -64,6 +65,10 @@ export interface ServiceOptions {
   random?: RandomSource;
   now?: () => number;
   log?: Logger;
+  /** The attribute authority (permits) and the TLS identity shown to peer authorities: federation needs both. */
+  attributeAuthority?: { cert: x509.X509Certificate; key: CryptoKey };
+  tls?: { cert: string; key: string };
+  federation?: { permitValidityMs?: number; syncIntervalMs?: number };
 }
 
 interface GatewayKey {
@@ -164,6 +169,10 @@ export class AuthorityService {
   private rotating = false;
   private stopping = false;
   private remoteCheck: NodeJS.Timeout | undefined;
+  /** Peering with other authorities and the permits of pairwise VPNs (absent without an attribute authority). */
+  readonly federation?: Federation;
+  private readonly attributeAuthority?: { cert: x509.X509Certificate; key: CryptoKey };
+  private readonly syncIntervalMs: number;
 
   constructor(o: ServiceOptions) {
     this.store = o.store;
@@ -178,6 +187,32 @@ export class AuthorityService {
     this.startedAt = this.clock();
     if (this.kek.length !== 32) throw new Error('the key-encryption key must be 32 bytes');
     this.store.onRemoteChange(() => this.scheduleRemoteCheck());
+    this.syncIntervalMs = o.federation?.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
+    if (o.attributeAuthority) {
+      this.attributeAuthority = o.attributeAuthority;
+      const self = this;
+      this.federation = new Federation({
+        get name() {
+          return self.authorityName;
+        },
+        ca: this.ca,
+        aa: o.attributeAuthority,
+        tls: o.tls ?? { cert: '', key: '' },
+        now: () => this.clock(),
+        random: this.random,
+        log: this.log,
+        permitValidityMs: o.federation?.permitValidityMs ?? DEFAULT_PERMIT_VALIDITY_MS,
+        read: (fn) => this.store.read(fn),
+        change: (actor, fn) =>
+          this.change(actor, (c) =>
+            fn(
+              c.tx,
+              (names) => c.touch(names),
+              (action, vpn, detail) => c.audit(action, { vpn, scope: vpn ? 'vpn' : 'none', detail }),
+            ),
+          ),
+      });
+    }
   }
 
   /** Loads the authority's identity from the store and builds the CRLs. */
@@ -216,11 +251,13 @@ export class AuthorityService {
     tick.unref();
     crl.unref();
     this.timers.push(tick, crl);
+    this.federation?.start(this.syncIntervalMs);
   }
 
   /** Stops timers and ends every waiting change stream (answered "unchanged"). */
   stop(): void {
     this.stopping = true;
+    this.federation?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.remoteCheck) clearTimeout(this.remoteCheck);
@@ -241,6 +278,8 @@ export class AuthorityService {
     else if (change.touched.size) this.hub.notify(change.touched);
     if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
     if (change.crlChanged) await this.refreshCrls();
+    // Members, certificates and VPNs are what peers and permits are made of: tell them soon.
+    if (this.federation && actor !== 'federation' && !actor.startsWith('peer:')) this.federation.kick();
     return result;
   }
 
@@ -1102,6 +1141,7 @@ export class AuthorityService {
     const vpnIds = [...new Set((await tx.listMemberPrefixes({ gateway })).map((m) => m.vpnId))];
     const sealed = await tx.listSealedKeys(gateway);
     const vpns: DeliveredVpn[] = [];
+    const foreign: string[] = [];
     for (const id of vpnIds) {
       const view = await this.vpnView(tx, id);
       if (!view) continue;
@@ -1112,23 +1152,27 @@ export class AuthorityService {
           const s = sealed.find((x) => x.vpnId === id && x.epoch === e.epoch);
           return s ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }] : [];
         });
-      vpns.push({
-        id,
-        name: view.vpn.name,
-        mode: view.vpn.mode,
-        epochs,
-        members: view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) })),
-      });
+      let members = view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
+      if (this.federation && view.vpn.mode === 'pairwise') {
+        const d = await this.federation.decorate(tx, gateway, view.vpn, members, now);
+        members = d.members;
+        foreign.push(...d.foreignPrefixes);
+      }
+      vpns.push({ id, name: view.vpn.name, mode: view.vpn.mode, epochs, members });
     }
-    return {
+    const directory = await this.directoryPrefixes(tx, state);
+    const protectedPrefixes = foreign.length ? [...new Set([...directory, ...foreign])] : directory;
+    const d: GatewayDelivery = {
       format: DELIVERY_FORMAT,
       authority: state.authority,
       gateway,
       version: state.version,
       issuedAt: now,
-      protectedPrefixes: await this.directoryPrefixes(tx, state),
+      protectedPrefixes,
       vpns: vpns.sort((a, b) => a.id - b.id),
     };
+    if (this.attributeAuthority) d.attributeAuthority = Buffer.from(this.attributeAuthority.cert.rawData).toString('base64');
+    return d;
   }
 
   /**

@@ -50,10 +50,29 @@ function parseEpoch(v: unknown, where: string): Result<DeliveredEpoch> {
   return ok({ epoch: v.epoch, activeFrom: v.activeFrom, expiresAt: v.expiresAt, enc: v.enc, ct: v.ct });
 }
 
+const MAX_DER = 16 * 1024;
+
+function der(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= (MAX_DER * 4) / 3 + 4 && /^[A-Za-z0-9+/]+={0,2}$/.test(v);
+}
+
+/** A member's name: a gateway of this authority, or `gateway@authority` for one under a peer authority. */
+function memberName(v: unknown): Result<string> {
+  if (typeof v !== 'string') return checkName('gateway', v);
+  const at = v.indexOf('@');
+  if (at < 0) return checkName('gateway', v);
+  const g = checkName('gateway', v.slice(0, at));
+  if (!g.ok) return g;
+  const a = checkName('authority', v.slice(at + 1));
+  return a.ok ? ok(v) : a;
+}
+
 function parseMember(v: unknown, where: string): Result<DeliveredMember> {
   if (!isObj(v)) return err('bad-delivery', `${where}: not an object`);
-  const name = checkName('gateway', v.gateway);
+  const name = memberName(v.gateway);
   if (!name.ok) return err('bad-delivery', `${where}: ${name.error.message}`);
+  if (v.certificate !== undefined && !der(v.certificate)) return err('bad-delivery', `${where}: certificate must be base64 DER`);
+  if (v.permit !== undefined && (!isObj(v.permit) || !der(v.permit.der) || !time(v.permit.notAfter))) return err('bad-delivery', `${where}: permit must be { der: base64, notAfter: ms }`);
   if (typeof v.address !== 'string' || !parseIp(v.address).ok) return err('bad-delivery', `${where}: bad address`);
   const p = prefixes(v.prefixes, where);
   if (!p.ok) return p;
@@ -63,7 +82,10 @@ function parseMember(v: unknown, where: string): Result<DeliveredMember> {
     if (!isObj(s) || !u32(s.epoch) || !u32(s.spi) || s.spi < 256) return err('bad-delivery', `${where}: bad SPI entry`);
     spis.push({ epoch: s.epoch, spi: s.spi });
   }
-  return ok({ gateway: name.value, address: v.address, prefixes: p.value, spis });
+  const m: DeliveredMember = { gateway: name.value, address: v.address, prefixes: p.value, spis };
+  if (typeof v.certificate === 'string') m.certificate = v.certificate;
+  if (isObj(v.permit)) m.permit = { der: v.permit.der as string, notAfter: v.permit.notAfter as number };
+  return ok(m);
 }
 
 function parseVpn(v: unknown, where: string): Result<DeliveredVpn> {
@@ -106,7 +128,10 @@ export function parseDelivery(v: unknown): Result<GatewayDelivery> {
     if (!r.ok) return r;
     vpns.push(r.value);
   }
-  return ok({ format: DELIVERY_FORMAT, authority: authority.value, gateway: gateway.value, version: v.version, issuedAt: v.issuedAt, protectedPrefixes: pp.value, vpns });
+  if (v.attributeAuthority !== undefined && !der(v.attributeAuthority)) return err('bad-delivery', 'delivery: attributeAuthority must be base64 DER');
+  const d: GatewayDelivery = { format: DELIVERY_FORMAT, authority: authority.value, gateway: gateway.value, version: v.version, issuedAt: v.issuedAt, protectedPrefixes: pp.value, vpns };
+  if (typeof v.attributeAuthority === 'string') d.attributeAuthority = v.attributeAuthority;
+  return ok(d);
 }
 
 export interface OpenOptions {
@@ -146,8 +171,17 @@ export async function openDelivery(delivery: unknown, privateKey: string | Crypt
       name: v.name,
       mode: v.mode,
       epochs: epochs.sort((a, b) => a.epoch - b.epoch),
-      members: v.members.map((m) => ({ gateway: m.gateway, address: parseIp(m.address).ok ? (parseIp(m.address) as { value: string }).value : m.address, prefixes: m.prefixes.map((p) => Prefix.from(p)), spis: m.spis })),
+      members: v.members.map((m) => ({
+        gateway: m.gateway,
+        address: parseIp(m.address).ok ? (parseIp(m.address) as { value: string }).value : m.address,
+        prefixes: m.prefixes.map((p) => Prefix.from(p)),
+        spis: m.spis,
+        ...(m.certificate ? { certificate: new Uint8Array(Buffer.from(m.certificate, 'base64')) } : {}),
+        ...(m.permit ? { permit: new Uint8Array(Buffer.from(m.permit.der, 'base64')), permitNotAfter: m.permit.notAfter } : {}),
+      })),
     });
   }
-  return { version: d.version, protectedPrefixes: d.protectedPrefixes.map((p) => Prefix.from(p)), vpns };
+  const snapshot: AuthoritySnapshot = { version: d.version, protectedPrefixes: d.protectedPrefixes.map((p) => Prefix.from(p)), vpns };
+  if (d.attributeAuthority) snapshot.attributeAuthority = new Uint8Array(Buffer.from(d.attributeAuthority, 'base64'));
+  return snapshot;
 }

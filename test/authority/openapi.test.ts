@@ -63,6 +63,7 @@ describe('OpenAPI document', () => {
       for (const m of Object.keys(ops).filter((x) => METHODS.includes(x))) {
         const op = ops[m];
         if (path.startsWith('/v1/gateway/')) assert.deepEqual(op.security, [{ gatewayCertificate: [] }], `${m} ${path}`);
+        else if (path === '/v1/federation/exchange') assert.deepEqual(op.security, [{ peerAuthorityCertificate: [] }], `${m} ${path}`);
         else if (['/v1/health', '/v1/ca', '/v1/ca/crl', '/v1/enroll'].includes(path)) assert.deepEqual(op.security, [], `${m} ${path}`);
         else assert.equal(op.security, undefined, `${m} ${path} uses the admin token`);
       }

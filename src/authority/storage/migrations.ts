@@ -57,6 +57,25 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 2,
+    name: 'federation: peer authorities, shared pairwise VPNs, their members, permits',
+    statements: (d) => {
+      const { INT, BLOB } = T(d);
+      return [
+        `CREATE TABLE peers (name TEXT PRIMARY KEY, url TEXT NOT NULL, root_pem TEXT NOT NULL, added_at ${INT} NOT NULL,
+           last_sync_at ${INT}, last_error TEXT)`,
+        `CREATE TABLE shares (vpn_id ${INT} NOT NULL REFERENCES vpns(id), peer TEXT NOT NULL REFERENCES peers(name),
+           added_at ${INT} NOT NULL, PRIMARY KEY (vpn_id, peer))`,
+        `CREATE TABLE foreign_members (vpn_id ${INT} NOT NULL REFERENCES vpns(id), peer TEXT NOT NULL REFERENCES peers(name),
+           gateway TEXT NOT NULL, address TEXT NOT NULL, prefixes TEXT NOT NULL, cert_der ${BLOB} NOT NULL, updated_at ${INT} NOT NULL,
+           PRIMARY KEY (vpn_id, peer, gateway))`,
+        `CREATE TABLE permits (vpn_id ${INT} NOT NULL REFERENCES vpns(id), peer TEXT NOT NULL, holder TEXT NOT NULL,
+           direction TEXT NOT NULL CHECK (direction IN ('in', 'out', 'local')), der ${BLOB} NOT NULL, not_after ${INT} NOT NULL,
+           holder_fingerprint TEXT NOT NULL, PRIMARY KEY (vpn_id, peer, holder, direction))`,
+      ];
+    },
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -15,6 +15,10 @@ import type {
   StateRow,
   StoreOps,
   VpnRow,
+  PeerRow,
+  ShareRow,
+  ForeignMemberRow,
+  PermitRow,
 } from './types.js';
 
 export interface SqlExec {
@@ -56,6 +60,10 @@ const SEALED = { vpnId: 'vpn_id', epoch: 'epoch', gateway: 'gateway', enc: 'enc'
 const SPI = { spi: 'spi', vpnId: 'vpn_id', gateway: 'gateway', epoch: 'epoch' };
 const ENROLL = { id: 'id', secretHash: 'secret_hash', gateway: 'gateway', replaceCert: 'replace_cert', createdAt: 'created_at', expiresAt: 'expires_at', usedAt: 'used_at', createdBy: 'created_by' };
 const ADMIN = { id: 'id', name: 'name', secretHash: 'secret_hash', createdAt: 'created_at', revokedAt: 'revoked_at' };
+const PEER = { name: 'name', url: 'url', rootPem: 'root_pem', addedAt: 'added_at', lastSyncAt: 'last_sync_at', lastError: 'last_error' };
+const SHARE = { vpnId: 'vpn_id', peer: 'peer', addedAt: 'added_at' };
+const FOREIGN = { vpnId: 'vpn_id', peer: 'peer', gateway: 'gateway', address: 'address', prefixes: 'prefixes', certDer: 'cert_der', updatedAt: 'updated_at' };
+const PERMIT = { vpnId: 'vpn_id', peer: 'peer', holder: 'holder', direction: 'direction', der: 'der', notAfter: 'not_after', holderFingerprint: 'holder_fingerprint' };
 const AUDIT = { id: 'id', version: 'version', at: 'at', actor: 'actor', action: 'action', vpnId: 'vpn_id', vpn: 'vpn', gateway: 'gateway', scope: 'scope', detail: 'detail' };
 
 function placeholders(n: number): string {
@@ -138,6 +146,9 @@ export class SqlOps implements StoreOps {
     await this.db.run('DELETE FROM spis WHERE vpn_id = ?', [id]);
     await this.db.run('DELETE FROM key_epochs WHERE vpn_id = ?', [id]);
     await this.db.run('DELETE FROM member_prefixes WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM permits WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM foreign_members WHERE vpn_id = ?', [id]);
+    await this.db.run('DELETE FROM shares WHERE vpn_id = ?', [id]);
     await this.db.run('DELETE FROM vpns WHERE id = ?', [id]);
   }
 
@@ -397,6 +408,74 @@ export class SqlOps implements StoreOps {
     return rows.map(parseAudit);
   }
 
+  // --- federation
+
+  async listPeers(): Promise<PeerRow[]> {
+    return (await this.db.all<PeerRow>(`SELECT ${cols(PEER)} FROM peers ORDER BY name`)).map(peerRow);
+  }
+
+  async getPeer(name: string): Promise<PeerRow | undefined> {
+    const r = await this.db.get<PeerRow>(`SELECT ${cols(PEER)} FROM peers WHERE name = ?`, [name]);
+    return r && peerRow(r);
+  }
+
+  insertPeer(row: PeerRow): Promise<void> {
+    return this.insert('peers', PEER, [row]);
+  }
+
+  updatePeer(name: string, patch: Partial<Omit<PeerRow, 'name'>>): Promise<void> {
+    return this.update('peers', PEER, 'name', name, patch);
+  }
+
+  async deletePeer(name: string): Promise<void> {
+    await this.db.run('DELETE FROM permits WHERE peer = ?', [name]);
+    await this.db.run('DELETE FROM foreign_members WHERE peer = ?', [name]);
+    await this.db.run('DELETE FROM shares WHERE peer = ?', [name]);
+    await this.db.run('DELETE FROM peers WHERE name = ?', [name]);
+  }
+
+  async listShares(filter: { vpnId?: number; peer?: string }): Promise<ShareRow[]> {
+    const w = federationWhere(filter);
+    return (await this.db.all<ShareRow>(`SELECT ${cols(SHARE)} FROM shares${w.sql} ORDER BY vpn_id, peer`, w.params)).map((r) => ({ ...r, vpnId: Number(r.vpnId), addedAt: Number(r.addedAt) }));
+  }
+
+  insertShare(row: ShareRow): Promise<void> {
+    return this.insert('shares', SHARE, [row]);
+  }
+
+  async deleteShare(vpnId: number, peer: string): Promise<void> {
+    await this.db.run('DELETE FROM permits WHERE vpn_id = ? AND peer = ?', [vpnId, peer]);
+    await this.db.run('DELETE FROM foreign_members WHERE vpn_id = ? AND peer = ?', [vpnId, peer]);
+    await this.db.run('DELETE FROM shares WHERE vpn_id = ? AND peer = ?', [vpnId, peer]);
+  }
+
+  async listForeignMembers(filter: { vpnId?: number; peer?: string }): Promise<ForeignMemberRow[]> {
+    const w = federationWhere(filter);
+    const rows = await this.db.all<ForeignMemberRow>(`SELECT ${cols(FOREIGN)} FROM foreign_members${w.sql} ORDER BY vpn_id, peer, gateway`, w.params);
+    return rows.map((r) => ({ ...r, vpnId: Number(r.vpnId), updatedAt: Number(r.updatedAt), certDer: bytes(r.certDer) }));
+  }
+
+  async replaceForeignMembers(vpnId: number, peer: string, rows: readonly ForeignMemberRow[]): Promise<void> {
+    await this.db.run('DELETE FROM foreign_members WHERE vpn_id = ? AND peer = ?', [vpnId, peer]);
+    await this.insert('foreign_members', FOREIGN, rows);
+  }
+
+  async listPermits(filter: FederationFilter): Promise<PermitRow[]> {
+    const w = federationWhere(filter);
+    const rows = await this.db.all<PermitRow>(`SELECT ${cols(PERMIT)} FROM permits${w.sql} ORDER BY vpn_id, peer, holder, direction`, w.params);
+    return rows.map((r) => ({ ...r, vpnId: Number(r.vpnId), notAfter: Number(r.notAfter), der: bytes(r.der) }));
+  }
+
+  async putPermit(row: PermitRow): Promise<void> {
+    await this.db.run('DELETE FROM permits WHERE vpn_id = ? AND peer = ? AND holder = ? AND direction = ?', [row.vpnId, row.peer, row.holder, row.direction]);
+    await this.insert('permits', PERMIT, [row]);
+  }
+
+  async deletePermits(filter: FederationFilter): Promise<void> {
+    const w = federationWhere(filter);
+    await this.db.run(`DELETE FROM permits${w.sql}`, w.params);
+  }
+
   async eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]> {
     const vpnClause = vpnIds.length ? ` OR (scope = 'vpn' AND vpn_id IN (${placeholders(vpnIds.length)}))` : '';
     const rows = await this.db.all<AuditRow & { detail: string }>(
@@ -406,6 +485,28 @@ export class SqlOps implements StoreOps {
     );
     return rows.map(parseAudit);
   }
+}
+
+export interface FederationFilter {
+  vpnId?: number;
+  peer?: string;
+  holder?: string;
+  direction?: string;
+}
+
+function federationWhere(f: FederationFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  for (const [k, col] of [['vpnId', 'vpn_id'], ['peer', 'peer'], ['holder', 'holder'], ['direction', 'direction']] as const) {
+    if (f[k] === undefined) continue;
+    where.push(`${col} = ?`);
+    params.push(f[k]);
+  }
+  return { sql: where.length ? ` WHERE ${where.join(' AND ')}` : '', params };
+}
+
+function peerRow(r: PeerRow): PeerRow {
+  return { ...r, addedAt: Number(r.addedAt), lastSyncAt: r.lastSyncAt === null ? null : Number(r.lastSyncAt) };
 }
 
 function parseAudit(r: AuditRow & { detail: unknown }): AuditRow {

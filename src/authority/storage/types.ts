@@ -199,6 +199,67 @@ export interface StoreOps {
   listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]>;
   /** Changes a gateway should hear about after `since`: its own, its VPNs', everyone's. */
   eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]>;
+
+  listPeers(): Promise<PeerRow[]>;
+  getPeer(name: string): Promise<PeerRow | undefined>;
+  insertPeer(row: PeerRow): Promise<void>;
+  updatePeer(name: string, patch: Partial<Omit<PeerRow, 'name'>>): Promise<void>;
+  /** Deletes the peer with its shares, foreign members and permits. */
+  deletePeer(name: string): Promise<void>;
+  listShares(filter: { vpnId?: number; peer?: string }): Promise<ShareRow[]>;
+  insertShare(row: ShareRow): Promise<void>;
+  /** Deletes the share with the foreign members and permits it brought. */
+  deleteShare(vpnId: number, peer: string): Promise<void>;
+  listForeignMembers(filter: { vpnId?: number; peer?: string }): Promise<ForeignMemberRow[]>;
+  replaceForeignMembers(vpnId: number, peer: string, rows: readonly ForeignMemberRow[]): Promise<void>;
+  listPermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<PermitRow[]>;
+  putPermit(row: PermitRow): Promise<void>;
+  deletePermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<void>;
+}
+
+/** A peer authority (federation): its name, where it serves, and the root the operator exchanged. */
+export interface PeerRow {
+  name: string;
+  url: string;
+  rootPem: string;
+  addedAt: number;
+  lastSyncAt: number | null;
+  lastError: string | null;
+}
+
+/** A pairwise VPN of ours shared with a peer authority (both must share it, under one name and id). */
+export interface ShareRow {
+  vpnId: number;
+  peer: string;
+  addedAt: number;
+}
+
+/** A member gateway of a shared VPN under a peer authority, as that authority told us (certificate verified). */
+export interface ForeignMemberRow {
+  vpnId: number;
+  peer: string;
+  gateway: string;
+  address: string;
+  /** JSON array of CIDR strings. */
+  prefixes: string;
+  certDer: Uint8Array;
+  updatedAt: number;
+}
+
+/**
+ * A permit (RFC 5755 attribute certificate): 'out' = we issued it to a peer's gateway `holder`;
+ * 'in' = a peer issued it to our gateway `holder`; 'local' = we issued it to our own gateway for
+ * the other local members of a pairwise VPN (peer '').
+ */
+export interface PermitRow {
+  vpnId: number;
+  peer: string;
+  holder: string;
+  direction: 'in' | 'out' | 'local';
+  der: Uint8Array;
+  notAfter: number;
+  /** SHA-256 of the holder certificate the permit names: a new certificate needs a new permit. */
+  holderFingerprint: string;
 }
 
 export interface Store {

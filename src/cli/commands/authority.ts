@@ -136,6 +136,54 @@ export function registerAuthority(program: Command): void {
       });
     });
 
+  // Federation (seed 001): peer authorities, over mutual TLS once the roots are exchanged.
+  const peer = authority.command('peer').description('peer authorities: pairwise VPNs with members under both (see docs/authority.md, Federation)');
+  withConnection(
+    peer
+      .command('add <name>')
+      .description("peer with another authority: its name (as it calls itself), its URL, and its root certificate (from 'kasane authority ca' there, exchanged out of band)"),
+  )
+    .requiredOption('--peer-url <url>', 'the peer authority URL, e.g. https://authority-b.example:7443 (its TLS certificate must name that host)')
+    .requiredOption('--root <file>', "the peer's root CA certificate (PEM file)")
+    .action(async (name: string, o: ConnectionOptions & { peerUrl: string; root: string }) =>
+      withClient(o, async (c) => {
+        const v = await c.addPeer({ name, url: o.peerUrl, root: readFileSync(o.root, 'utf8') });
+        if (o.json) return printJson(v);
+        out(`peer ${name} added; exchanges start now and then every few seconds\n`);
+      }),
+    );
+  withConnection(peer.command('list').description('list peer authorities, the VPNs shared with them, their members and permits')).action(async (o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const v = await c.federation();
+      if (o.json) return printJson(v);
+      printTable(
+        ['PEER', 'URL', 'ROOT (SHA-256)', 'LAST EXCHANGE', 'LAST ERROR'],
+        v.peers.map((p) => [p.name, p.url, p.rootFingerprint.slice(0, 23) + '…', time(p.lastSyncAt), p.lastError ?? '']),
+      );
+      if (v.shares.length) {
+        out('\nshared pairwise VPNs:\n');
+        printTable(
+          ['VPN', 'ID', 'PEER', 'THEIR MEMBERS', 'PERMITS IN', 'PERMITS OUT'],
+          v.shares.map((x) => [x.vpn, x.vpnId, x.peer, x.foreignMembers.map((m) => `${m.gateway} ${m.address} ${m.prefixes.join(',')}`).join('; ') || '-', x.permitsIn, x.permitsOut]),
+        );
+      }
+    }),
+  );
+  withConnection(peer.command('remove <name>').description('end the peering: shared VPNs lose the peer’s members, permits are withdrawn')).action(async (name: string, o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const r = await c.removePeer(name);
+      if (o.json) return printJson(r);
+      out(`peer ${name} removed\n`);
+    }),
+  );
+  withConnection(peer.command('sync').description('exchange with every peer now (normally every few seconds)')).action(async (o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const v = await c.syncFederation();
+      if (o.json) return printJson(v);
+      for (const p of v.peers) out(`${p.name}: ${p.lastError ? `failed: ${p.lastError}` : `exchanged ${time(p.lastSyncAt)}`}\n`);
+    }),
+  );
+
   const tokens = authority.command('token').description('administrator tokens');
   withConnection(tokens.command('create <name>').description('make a new administrator token (shown once)')).action(async (name: string, o: ConnectionOptions) =>
     withClient(o, async (c) => {

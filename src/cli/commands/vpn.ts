@@ -64,6 +64,29 @@ export function registerVpn(program: Command): void {
     }),
   );
 
+  withConnection(
+    vpn
+      .command('share <name>')
+      .description('share a pairwise VPN with a peer authority (it must share one of the same name and VPN id): members under both connect with IKE and permits'),
+  )
+    .requiredOption('--peer <authority>', 'the peer authority (kasane authority peer add)')
+    .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
+      withClient(o, async (c) => {
+        const r = await c.shareVpn(name, o.peer);
+        if (o.json) return printJson(r);
+        out(`VPN ${name} shared with ${o.peer}\n`);
+      }),
+    );
+  withConnection(vpn.command('unshare <name>').description("stop sharing a pairwise VPN with a peer authority: its members leave, permits are withdrawn"))
+    .requiredOption('--peer <authority>', 'the peer authority')
+    .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
+      withClient(o, async (c) => {
+        const r = await c.unshareVpn(name, o.peer);
+        if (o.json) return printJson(r);
+        out(`VPN ${name} no longer shared with ${o.peer}\n`);
+      }),
+    );
+
   withConnection(vpn.command('delete <name>').description('delete a VPN (refused while it has members, unless --force)'))
     .option('--force', 'also remove its memberships')
     .action(async (name: string, o: ConnectionOptions & { force?: boolean }) =>

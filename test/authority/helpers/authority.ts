@@ -34,6 +34,8 @@ export interface StartOptions {
   wrapStore?: (s: Store) => Store;
   /** Reuse an existing data directory (a second replica). */
   dir?: string;
+  federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  now?: () => number;
 }
 
 export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuthority> {
@@ -53,6 +55,8 @@ export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuth
     schedulerIntervalMs: o.schedulerIntervalMs ?? 0,
     rotation: o.rotation,
     wrapStore: o.wrapStore,
+    federation: o.federation,
+    now: o.now,
   });
   const ca = readFileSync(join(dir, 'a', 'certs', 'root-ca.pem'), 'utf8');
   const admin = new AuthorityClient({ url: running.url, ca, adminToken });
