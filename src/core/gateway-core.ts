@@ -286,7 +286,7 @@ export class GatewayCore implements CoreContext {
     this.install({ ...entry, action: 'pending', reason: 'ike', expiresAt: Number.MAX_SAFE_INTEGER }, now);
     let waiting = this.awaitingIke.get(k);
     if (!waiting) {
-      const address = this.ring.vpn(entry.vpnId!)?.members.find((m) => m.gateway === entry.peer)?.address;
+      const address = this.ring.peerMember(entry.vpnId!, entry.peer!)?.address;
       if (address === undefined) return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
       this.awaitingIke.set(k, (waiting = new Set()));
       this.timers.set(`ike:${k}`, now + this.config.timers.ikeTimeout);
@@ -369,7 +369,7 @@ export class GatewayCore implements CoreContext {
   private stillValid(e: KeyTableEntry): boolean {
     const covering = this.ring.coveringVpns(e.local);
     if (e.action === 'encrypt') {
-      return e.vpnId !== undefined && covering.includes(e.vpnId) && !!e.peer && !!this.ring.vpn(e.vpnId)?.members.some((m) => m.gateway === e.peer);
+      return e.vpnId !== undefined && covering.includes(e.vpnId) && !!e.peer && !!this.ring.peerMember(e.vpnId, e.peer);
     }
     if (e.action === 'plain' && e.reason === 'unprotected') return covering.length === 0;
     return e.action === 'pending';

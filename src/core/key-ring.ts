@@ -4,7 +4,7 @@
 // directory of protected prefixes (for downgrade prevention).
 import { type Ip, PrefixTable, type Prefix } from './addr.js';
 import type { RxSa, TxSa } from './executor.js';
-import type { AuthoritySnapshot, Epoch, GatewayId, Spi, VpnId, VpnView } from './types.js';
+import type { AuthoritySnapshot, Epoch, GatewayId, Spi, VpnId, VpnMember, VpnView } from './types.js';
 import { deriveSearchKey, deriveSenderKey } from '../crypto/kdf.js';
 
 export interface RxSaInfo extends RxSa {
@@ -63,6 +63,19 @@ export class KeyRing {
   /** True when `terminal` is in some VPN of the authority (the directory of protected prefixes). */
   isProtected(terminal: Ip): boolean {
     return this.directory.lookup(terminal) !== undefined;
+  }
+
+  /**
+   * The member of VPN `vpnId` a key-search claim names. A gateway under a peer authority is
+   * delivered as `name@authority` but claims `name`: an exact name first, else the one qualified
+   * name that matches (none when two peer authorities have a gateway of that name in the VPN).
+   */
+  peerMember(vpnId: VpnId, claimed: GatewayId): VpnMember | undefined {
+    const members = this.vpns.get(vpnId)?.members ?? [];
+    const exact = members.find((m) => m.gateway === claimed);
+    if (exact) return exact;
+    const qualified = members.filter((m) => m.gateway.startsWith(`${claimed}@`));
+    return qualified.length === 1 ? qualified[0] : undefined;
   }
 
   /** True when `sender` puts `terminal` into VPN `vpnId` (receive-side membership check). */

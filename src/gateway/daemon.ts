@@ -134,7 +134,7 @@ export class GatewayDaemon {
           this.log.info({ event: event.event, ...event.detail }, event.event);
         } else this.log.debug({ event: event.event, kind: event.kind, ...event.detail }, event.event);
       },
-      ikeRequest: (req) => this.ike?.request(req.peer, req.vpnId),
+      ikeRequest: (req) => this.ike?.request(req.peer, req.vpnId, req.address),
     });
 
     // IKEv2 for pairwise VPNs (seed 001): UDP 500 here, 4500 through the datapath above.

@@ -58,6 +58,12 @@ export function peersOf(s: AuthoritySnapshot, self: string): IkePeer[] {
   return out;
 }
 
+/** The name the core knows a peer by: a peer authority's `gateway@authority` is `gateway` in the key search. */
+export function coreName(id: string): string {
+  const at = id.indexOf('@');
+  return at < 0 ? id : id.slice(0, at);
+}
+
 function ranges(prefixes: Prefix[]): AddressRange[] {
   return prefixes.filter((p) => p.family === 4).map((p) => {
     const s = selectorFromPrefix(p);
@@ -117,9 +123,14 @@ export class IkeDriver {
     this.run((now) => this.engine.receive({ address: from, port }, bytes, now, this.o.ports.nat));
   }
 
-  /** The core wants a Child SA with `peer` for `vpnId` (its ike-request). */
-  request(peer: string, vpnId: number): void {
-    this.run(async (now) => this.engine.initiate(peer, vpnId, now));
+  /**
+   * The core wants a Child SA with `peer` for `vpnId` (its ike-request). The core knows a peer
+   * by the name it claims in the key search (its own name); our authority delivers a gateway of a
+   * peer authority as `name@authority`: the claimed name and the address pick the delivered peer.
+   */
+  request(peer: string, vpnId: number, address?: string): void {
+    const p = this.peers.find((x) => x.vpnId === vpnId && x.id === peer && (!address || x.endpoint.address === address)) ?? this.peers.find((x) => x.vpnId === vpnId && coreName(x.id) === peer && (!address || x.endpoint.address === address));
+    this.run(async (now) => this.engine.initiate(p?.id ?? peer, vpnId, now));
   }
 
   /** A new delivery: peers, certificates, permits and our attribute authority may have changed. */
@@ -161,11 +172,12 @@ export class IkeDriver {
       else this.o.sendNat(s.to.address, s.to.port, Buffer.concat([NON_ESP_MARKER, s.bytes]));
     }
     for (const c of out.install) {
-      const common = { vpnId: c.vpnId, peer: c.peer, localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
+      // The executor checks decrypted packets against the core's path rules, which name the peer as the core knows it.
+      const common = { vpnId: c.vpnId, peer: coreName(c.peer), localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
       this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
       this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
       this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi });
-      this.o.childUp(c.peer, c.vpnId, c.outbound.spi);
+      this.o.childUp(coreName(c.peer), c.vpnId, c.outbound.spi);
     }
     for (const r of out.remove) {
       if (r.inboundSpi !== 0) {
@@ -173,7 +185,7 @@ export class IkeDriver {
         this.o.executor.removeTunnelTx(r.outboundSpi);
         this.installed.delete(r.inboundSpi);
       }
-      if (r.last) this.o.childDown(r.peer, r.vpnId, r.reason);
+      if (r.last) this.o.childDown(coreName(r.peer), r.vpnId, r.reason);
     }
     for (const e of out.events) {
       this.count(e.event);

@@ -16,19 +16,22 @@ const VPN = 7;
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
-function snapshot(members = ['G1', 'G2']): AuthoritySnapshot {
+function snapshot(members = ['G1', 'G2'], qualify?: 'G1' | 'G2'): AuthoritySnapshot {
   const all = [
     { gateway: 'G1', address: '192.0.2.1', prefixes: [Prefix.from('10.1.0.0/24')], spis: [] },
     { gateway: 'G2', address: '192.0.2.2', prefixes: [Prefix.from('10.2.0.0/24')], spis: [] },
-  ].filter((m) => members.includes(m.gateway));
+  ]
+    .filter((m) => members.includes(m.gateway))
+    // Across authorities each side is delivered the other as `name@authority`.
+    .map((m) => (qualify && m.gateway !== qualify ? { ...m, gateway: `${m.gateway}@other-authority` } : m));
   return { version: members.length, protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')], vpns: [{ id: VPN, name: 'P7', mode: 'pairwise', epochs: [], members: all }] };
 }
 
 /** Two gateways joined back to back (their WAN), each with one terminal that answers pings. */
-function network() {
+function network(federated = false) {
   const cores = {
-    G1: new GatewayCore({ config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')] }, snapshot: snapshot(), now: 0, random: seededRandom('pw-1') }),
-    G2: new GatewayCore({ config: { id: 'G2', address: '192.0.2.2', attached: [Prefix.from('10.2.0.0/24')] }, snapshot: snapshot(), now: 0, random: seededRandom('pw-2') }),
+    G1: new GatewayCore({ config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')] }, snapshot: snapshot(undefined, federated ? 'G1' : undefined), now: 0, random: seededRandom('pw-1') }),
+    G2: new GatewayCore({ config: { id: 'G2', address: '192.0.2.2', attached: [Prefix.from('10.2.0.0/24')] }, snapshot: snapshot(undefined, federated ? 'G2' : undefined), now: 0, random: seededRandom('pw-2') }),
   };
   const delivered: { to: string; bytes: Uint8Array }[] = [];
   const ike: { by: string; peer: string; vpnId: number; address: string }[] = [];
@@ -143,4 +146,14 @@ test('pairwise: Child SA deleted or peer removed by the authority: paths on it g
   m.handle('G1', m.cores.G1.onChildSaUp('G2', VPN, 0x1234, 20));
   m.handle('G1', m.cores.G1.applySnapshot(snapshot(['G1']), 30));
   assert.equal(m.path('G1', A, B), undefined, 'G2 left the VPN: the path is revoked at once');
+});
+
+test('pairwise across authorities: a peer delivered as name@authority is found by the name it claims in the search', () => {
+  const n = network(true);
+  n.send(A, B, 10);
+  assert.deepEqual(
+    n.ike.map((r) => `${r.by}->${r.peer}@${r.address}/${r.vpnId}`).sort(),
+    ['G1->G2@192.0.2.2/7', 'G2->G1@192.0.2.1/7'],
+  );
+  assert.equal(n.path('G1', A, B)?.reason, 'ike');
 });

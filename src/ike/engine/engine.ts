@@ -7,6 +7,7 @@
 import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
 import { parsePermit } from '../../pki/permit.js';
+import { ipToBytes } from '../../core/addr.js';
 import { IkeSa, type ChildSa, type QueuedRequest } from './ike-sa.js';
 import { installOf } from './tasks/child.js';
 import { answerChildRekey, buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
@@ -45,6 +46,8 @@ const COLLISION_WINDOW = 5_000;
 
 export class IkeEngine {
   private readonly sas = new Map<string, IkeSa>();
+  /** Initiations held back for the peer's own (see initiate). */
+  private readonly deferred = new Map<string, number>();
   private readonly timers: IkeTimers;
   private readonly natPort: number;
   private readonly cookies: CookieSecrets;
@@ -83,10 +86,20 @@ export class IkeEngine {
       return out;
     }
     if (live.length > 0) return out; // one is on its way
+    const peerAt = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId)?.endpoint.address;
+    // The peer is already starting one with us (its IKE_SA_INIT came first): that one will answer.
+    if (peerAt && [...this.sas.values()].some((s) => s.role === 'responder' && !s.peer && s.state === 'init-done' && s.remote.address === peerAt)) return out;
     const peer = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId);
     if (!peer) {
       out.events.push({ event: 'failed', peer: peerId, vpnId, reason: 'peer-unknown: our authority delivered no such pairwise peer' });
       out.remove.push({ peer: peerId, vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason: 'peer-unknown' });
+      return out;
+    }
+    // Both gateways of a path usually ask at once (the key search ends at both). The one with the
+    // higher address waits a moment for the other's IKE_SA_INIT, which makes duplicate SAs (and
+    // buffered packets sent on an SA about to go) rare; settleDuplicates handles the rest.
+    if (this.timers.collisionDelay > 0 && compareAddress(this.o.endpoint.address, peer.endpoint.address) > 0 && !this.deferred.has(`${peerId}\u0000${vpnId}`)) {
+      this.deferred.set(`${peerId}\u0000${vpnId}`, now + this.timers.collisionDelay);
       return out;
     }
     this.start(peer, now, out);
@@ -117,6 +130,7 @@ export class IkeEngine {
   /** When tick() next has work. */
   nextDeadline(): number {
     let t = this.cookieRotatedAt + this.timers.cookieRotate;
+    for (const at of this.deferred.values()) t = Math.min(t, at);
     for (const sa of this.sas.values()) {
       if (sa.inFlight) t = Math.min(t, sa.inFlight.nextAt);
       if (sa.role === 'responder' && sa.state === 'init-done') t = Math.min(t, sa.createdAt + this.timers.halfOpenTimeout);
@@ -134,6 +148,15 @@ export class IkeEngine {
     if (now >= this.cookieRotatedAt + this.timers.cookieRotate) {
       if (this.cookieRotatedAt !== -Infinity) this.cookies.rotate(newCookieSecret(++this.cookieVersion & 0xffffffff, this.o.random));
       this.cookieRotatedAt = now;
+    }
+    for (const [k, at] of [...this.deferred]) {
+      if (now < at) continue;
+      this.deferred.delete(k);
+      const [peerId, vpn] = k.split('\u0000');
+      const vpnId = Number(vpn);
+      const peer = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId);
+      const busy = this.forPeer(peerId, vpnId).length > 0 || (peer && [...this.sas.values()].some((s) => s.role === 'responder' && s.state !== 'dead' && s.remote.address === peer.endpoint.address));
+      if (peer && !busy) this.start(peer, now, out);
     }
     for (const sa of [...this.sas.values()]) {
       try {
@@ -460,10 +483,14 @@ export class IkeEngine {
     }
   }
 
-  /** Only the SA's initiator reauthenticates, ahead of the permit's end (10 % of a day at most, 5 min at least). */
+  /**
+   * Only the SA's initiator reauthenticates, ahead of the permit's end: 10 % of the time the SA
+   * had left when it came up (2.4 h at most, 2 s at least). Authorities renew permits at 2/3 of
+   * their validity, so the renewed ones are there by then.
+   */
   private reauthAt(sa: IkeSa): number {
     if (sa.role !== 'initiator' || sa.reauthStarted || !Number.isFinite(sa.permitNotAfter)) return Infinity;
-    return sa.permitNotAfter - Math.max(300_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))));
+    return sa.permitNotAfter - Math.max(2_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))));
   }
 
   private async rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): Promise<void> {
@@ -552,8 +579,9 @@ export class IkeEngine {
     this.forget(sa);
     const peer = peerId ?? sa.peer?.id;
     out.events.push({ event: wasUp ? 'ike-down' : event, peer, vpnId: sa.peer?.vpnId, reason });
-    // An attempt that never came up: the core's waiting paths must hear it failed.
-    if (!wasUp && sa.role === 'initiator' && sa.peer && this.forPeer(sa.peer.id, sa.peer.vpnId).length === 0) {
+    // An attempt that never came up: the core's waiting paths must hear it failed (unless another
+    // SA with that peer is up or on its way).
+    if (!wasUp && sa.peer && this.forPeer(sa.peer.id, sa.peer.vpnId).length === 0) {
       out.remove.push({ peer: sa.peer.id, vpnId: sa.peer.vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason });
     }
   }
@@ -571,7 +599,9 @@ export class IkeEngine {
       if (i < 0) continue;
       sa.children.splice(i, 1);
       const peer = sa.peer!;
-      const last = !this.forPeer(peer.id, peer.vpnId).some((s) => s.children.length > 0);
+      // Not the last while another SA with the peer has a Child SA or is still being made (two
+      // gateways that started at once: the duplicate goes while the other SA is completing).
+      const last = sa.children.length === 0 && !this.forPeer(peer.id, peer.vpnId).some((s) => s !== sa && (s.children.length > 0 || s.state !== 'established'));
       out.remove.push({ peer: peer.id, vpnId: peer.vpnId, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, last, reason });
       out.events.push({ event: 'child-down', peer: peer.id, vpnId: peer.vpnId, reason, detail: { inbound: c.inboundSpi, outbound: c.outboundSpi } });
     }
@@ -586,6 +616,11 @@ export class IkeEngine {
   private forPeer(peerId: string, vpnId: number): IkeSa[] {
     return [...this.sas.values()].filter((s) => s.state !== 'dead' && s.peer?.id === peerId && s.peer.vpnId === vpnId);
   }
+}
+
+/** Orders two IP addresses by their bytes (v4 before v6). */
+function compareAddress(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(ipToBytes(a)), Buffer.from(ipToBytes(b)));
 }
 
 /** The Child SA an IKE SA sends with: the newest one not rekeyed away. */

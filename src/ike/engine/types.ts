@@ -107,6 +107,8 @@ export interface IkeTimers {
   dpdDelay: number;
   /** Largest IP packet an IKE message may make; larger encrypted messages are fragmented (RFC 7383). */
   fragmentSize: number;
+  /** The gateway with the higher address waits this long for the peer's IKE_SA_INIT before starting its own. */
+  collisionDelay: number;
 }
 
 export const DEFAULT_IKE_TIMERS: IkeTimers = {
@@ -120,4 +122,5 @@ export const DEFAULT_IKE_TIMERS: IkeTimers = {
   ikeLifetime: 4 * 3_600_000,
   dpdDelay: 30_000,
   fragmentSize: 1280,
+  collisionDelay: 1000,
 };

@@ -127,9 +127,28 @@ test('a Child SA past its hard lifetime is removed even if its rekey failed', as
   assert.deepEqual(w.installed('a'), []);
 });
 
-test('simultaneous initiation: both gateways start IKE at once and end with one IKE SA and one Child SA pair', async () => {
+test('both gateways asked at once: the one with the higher address waits for the other, one IKE SA, nothing to undo', async () => {
+  const w = await World.make();
+  w.take('a', w.a.initiate('gb', 7, w.now));
+  w.take('b', w.b.initiate('ga', 7, w.now));
+  assert.equal(w.log.b.sent.length, 0, 'B (198.51.100.2) holds back for A (192.0.2.1)');
+  await w.settle();
+  await w.advance(w.now + 2000);
+  assert.equal(w.a.status(w.now).length, 1);
+  assert.equal(w.b.status(w.now).length, 1);
+  assert.deepEqual(w.log.a.removes.concat(w.log.b.removes), []);
+  assertPaired(w);
+  // Alone, B starts after the delay.
+  const w2 = await World.make();
+  w2.take('b', w2.b.initiate('ga', 7, w2.now));
+  assert.equal(w2.log.b.sent.length, 0);
+  await w2.advance(w2.now + 1000);
+  assert.equal(w2.events('b', 'child-up').length, 1);
+});
+
+test('simultaneous initiation (no hold-back): both gateways start IKE at once and end with one IKE SA and one Child SA pair', async () => {
   for (let round = 0; round < 5; round++) {
-    const w = await World.make();
+    const w = await World.make({ timers: { collisionDelay: 0 } });
     w.take('a', w.a.initiate('gb', 7, w.now));
     w.take('b', w.b.initiate('ga', 7, w.now));
     await w.settle();

@@ -114,8 +114,10 @@ export class World {
   }
 
   async connect(from: Side = 'a'): Promise<void> {
-    this.take(from, this.engine(from).initiate(from === 'a' ? 'gb' : 'ga', 7, this.now));
+    const o = this.take(from, this.engine(from).initiate(from === 'a' ? 'gb' : 'ga', 7, this.now));
     await this.settle();
+    // The side with the higher address holds its start back for the peer's (collisionDelay).
+    if (o.send.length === 0 && o.events.length === 0) await this.advance(this.now + 1000);
   }
 
   events(side: Side, kind?: IkeEvent['event']): IkeEvent[] {
