@@ -287,7 +287,12 @@ export class GatewayCore implements CoreContext {
     let waiting = this.awaitingIke.get(k);
     if (!waiting) {
       const address = this.ring.peerMember(entry.vpnId!, entry.peer!)?.address;
-      if (address === undefined) return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
+      if (address === undefined) {
+        // Not (or no longer) delivered: the path just held fails like any waiting one, or it would
+        // stay pending with its packets until it aged out.
+        this.awaitingIke.set(k, new Set([pathKey(entry.local, entry.remote)]));
+        return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
+      }
       this.awaitingIke.set(k, (waiting = new Set()));
       this.timers.set(`ike:${k}`, now + this.config.timers.ikeTimeout);
       this.count('ike.requested');

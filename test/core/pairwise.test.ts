@@ -157,3 +157,18 @@ test('pairwise across authorities: a peer delivered as name@authority is found b
   );
   assert.equal(n.path('G1', A, B)?.reason, 'ike');
 });
+
+test('pairwise: a peer the authority no longer delivers fails the path at once (negative entry), not pending forever', () => {
+  const n = network();
+  n.handle('G1', n.cores.G1.applySnapshot(snapshot(['G1']), 5));
+  n.send(A, B, 10);
+  assert.equal(n.ike.filter((r) => r.by === 'G1').length, 0, 'no IKE toward a peer that is not delivered');
+  const p = n.path('G1', A, B);
+  assert.equal(p?.action, 'discard');
+  assert.equal(p?.reason, 'peer-unknown');
+  // Delivered again: after the negative TTL the next packet searches and asks for IKE.
+  n.handle('G1', n.cores.G1.applySnapshot(snapshot(), 20));
+  n.handle('G1', n.cores.G1.onTick(60_000));
+  n.send(A, B, 60_000);
+  assert.equal(n.ike.filter((r) => r.by === 'G1').length, 1);
+});
