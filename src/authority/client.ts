@@ -150,6 +150,10 @@ export class AuthorityClient {
   getVpn(name: string): Promise<VpnDetail> {
     return this.request('GET', `/v1/vpns/${seg(name)}`);
   }
+  /** Gateway side: a certificate for an IKE key held elsewhere (a PKCS#11 token), from a CSR signed there. */
+  requestIkeCertificate(csr: string): Promise<{ certificate: string }> {
+    return this.request('POST', '/v1/gateway/ike-certificate', { csr });
+  }
   federation(): Promise<FederationView> {
     return this.request('GET', '/v1/federation');
   }

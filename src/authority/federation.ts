@@ -421,7 +421,9 @@ export class Federation {
     for (const [gateway, e] of byGateway) {
       if (e.status !== 'active') continue;
       const g = await tx.getGateway(gateway);
-      const cert = g?.certSerial ? await tx.getCertificate(g.certSerial) : undefined;
+      // The IKE identity: its own certificate when the gateway's IKE key is in a token, else the gateway certificate.
+      const serial = g?.ikeCertSerial ?? g?.certSerial;
+      const cert = serial ? await tx.getCertificate(serial) : undefined;
       if (cert) out.push({ gateway, address: e.address, prefixes: e.prefixes, certificate: cert.der });
     }
     return out.sort((a, b) => (a.gateway < b.gateway ? -1 : 1));

@@ -67,6 +67,7 @@ const s = {
   },
   adminToken: { type: 'object', properties: { name: NAME }, required: ['name'], additionalProperties: false },
   adminTokenParams: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } }, required: ['id'], additionalProperties: false },
+  ikeCertificate: { type: 'object', properties: { csr: { type: 'string', minLength: 1, maxLength: 16384 } }, required: ['csr'], additionalProperties: false },
   peerParams: { type: 'object', properties: { peer: NAME }, required: ['peer'], additionalProperties: false },
   shareParams: { type: 'object', properties: { vpn: NAME, peer: NAME }, required: ['vpn', 'peer'], additionalProperties: false },
   addPeer: {
@@ -318,6 +319,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   app.register(async (r) => {
     r.addHook('onRequest', gateway);
     r.get('/v1/gateway/self', async (req) => service.gatewaySelf(req.gatewayName!));
+    r.post('/v1/gateway/ike-certificate', { schema: { body: s.ikeCertificate } }, async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr));
     r.get('/v1/gateway/changes', { schema: { querystring: s.changesQuery } }, async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
       const since = req.query.since === undefined ? 0 : Number(req.query.since);
       const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;

@@ -754,7 +754,7 @@ export class AuthorityService {
     });
   }
 
-  private gatewayInfo(g: GatewayRow, cert: { serial: string; der: Uint8Array; issuedAt: number; notAfter: number; method: 'bundle' | 'csr'; revokedAt: number | null; revokeReason: string | null } | undefined, vpns: string[]): GatewayInfo {
+  private gatewayInfo(g: GatewayRow, cert: { serial: string; der: Uint8Array; issuedAt: number; notAfter: number; method: 'bundle' | 'csr' | 'ike'; revokedAt: number | null; revokeReason: string | null } | undefined, vpns: string[]): GatewayInfo {
     const certificate: CertificateInfo | null = cert
       ? { serial: cert.serial, fingerprint: fingerprint(cert.der), issuedAt: cert.issuedAt, notAfter: cert.notAfter, method: cert.method, revokedAt: cert.revokedAt, revokeReason: cert.revokeReason }
       : null;
@@ -800,7 +800,8 @@ export class AuthorityService {
         await c.tx.revokeCertificate(g.certSerial, c.now, reason);
         c.crlChanged = true;
       }
-      await c.tx.updateGateway(name, { status: 'revoked', revokedAt: c.now, revokeReason: p.reason ?? reason });
+      if (g.ikeCertSerial) await c.tx.revokeCertificate(g.ikeCertSerial, c.now, reason);
+      await c.tx.updateGateway(name, { status: 'revoked', ikeCertSerial: null, revokedAt: c.now, revokeReason: p.reason ?? reason });
       c.touch([name]);
       c.audit('gateway.revoke', { gateway: name, scope: 'gateway', detail: { reason: p.reason ?? null, compromised: Boolean(p.compromised), serial: g.certSerial } });
       if (g.status !== 'active') return;
@@ -1126,6 +1127,37 @@ export class AuthorityService {
       throw forbidden('certificate-revoked', `this certificate of gateway ${r.gateway.name} was ${r.cert.revokeReason === 'superseded' ? 'superseded by a newer one' : 'revoked'}`);
     }
     return r.gateway.name;
+  }
+
+  /**
+   * A certificate for the gateway's IKE identity when its IKE key lives in a PKCS#11 token (seed
+   * 001's IC chip): the gateway sends a CSR signed in the token over its mutual-TLS channel. The
+   * certificate names the gateway like its TLS one; it authenticates IKE only (never the channel),
+   * and it is what peers get pinned and what permits are issued to. A new one supersedes the old.
+   */
+  async issueIkeCertificate(gateway: string, csrPem: string): Promise<{ certificate: string }> {
+    const csr = await verifyCsr(csrPem);
+    if (!csr.ok) throw badRequest(csr.error.code, csr.error.message);
+    if (csr.value.commonName !== undefined && csr.value.commonName !== gateway) throw badRequest('csr-name-mismatch', `the request names ${csr.value.commonName}, not ${gateway}`);
+    const cert = await this.change(`gateway:${gateway}`, async (c) => {
+      const g = await this.gatewayOrThrow(c.tx, gateway);
+      if (g.status !== 'active') throw forbidden('gateway-revoked', `gateway ${gateway} is not active`);
+      const cert = await issueGatewayCertificate({ issuing: this.ca.issuing, authority: this.authorityName, gateway, publicKey: csr.value.spki, now: c.now, validityDays: this.enrollment.certificateDays, random: this.random });
+      await c.tx.insertCertificate({ serial: cert.serialNumber, gateway, der: new Uint8Array(cert.rawData), issuedAt: c.now, notAfter: cert.notAfter.getTime(), method: 'ike', revokedAt: null, revokeReason: null });
+      if (g.ikeCertSerial) await c.tx.revokeCertificate(g.ikeCertSerial, c.now, 'superseded');
+      await c.tx.updateGateway(gateway, { ikeCertSerial: cert.serialNumber });
+      // Its pairwise peers get the new certificate pinned, and permits are issued to it.
+      const vpnIds = [...new Set((await c.tx.listMemberPrefixes({ gateway })).map((m) => m.vpnId))];
+      for (const id of vpnIds) {
+        if ((await c.tx.getVpnById(id))?.mode !== 'pairwise') continue;
+        c.vpnsChanged.add(id);
+        const { gateways } = await this.membersOf(c.tx, id);
+        c.touch([...gateways.keys()]);
+      }
+      c.audit('gateway.ike-certificate', { gateway, scope: 'gateway', detail: { serial: cert.serialNumber } });
+      return cert;
+    });
+    return { certificate: joinPem(cert.toString('pem')) };
   }
 
   async gatewaySelf(name: string): Promise<GatewayInfo> {

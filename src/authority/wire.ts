@@ -62,7 +62,7 @@ export interface CertificateInfo {
   fingerprint: string;
   issuedAt: number;
   notAfter: number;
-  method: 'bundle' | 'csr';
+  method: 'bundle' | 'csr' | 'ike';
   revokedAt: number | null;
   revokeReason: string | null;
 }

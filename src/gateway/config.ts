@@ -30,11 +30,16 @@ export interface GatewayRunConfig {
   limits: Partial<GatewayLimits>;
   /** IKEv2 for pairwise VPNs: ports, idle time of Child SAs, and the engine's timers (src/ike/engine/types.ts). */
   ike: { port: number; natPort: number; idleTimeout: number; timers: Partial<IkeTimers> };
+  /**
+   * Where the IKE identity key lives. Absent: the gateway's file key. `pkcs11`: a key made and kept
+   * in a PKCS#11 token (seed 001's IC chip), with its own certificate from the authority.
+   */
+  keystore?: { pkcs11: { module: string; token: string; pinFile: string; key: string } };
   logLevel: string;
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'logLevel']);
+const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'logLevel']);
 
 export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
   let text: string;
@@ -130,6 +135,7 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     routingTable: num('routingTable', 5150, 1, 0xfffffff0),
     timers: objectOf('timers', DEFAULT_TIMERS),
     limits: objectOf('limits', DEFAULT_LIMITS),
+    keystore: keystoreOf(d.keystore, problems),
     ike: ikeOf(objectOf('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS }), problems),
     logLevel: str('logLevel') ?? 'info',
   };
@@ -146,4 +152,18 @@ function ikeOf(v: Record<string, number>, problems: string[]): GatewayRunConfig[
   if (port === natPort) problems.push('ike.port and ike.natPort must differ');
   if (idleTimeout < 1000) problems.push('ike.idleTimeout must be at least 1000 ms');
   return { port, natPort, idleTimeout, timers };
+}
+
+/** The `keystore` section: `{ pkcs11: { module, token, pinFile, key } }` (key: the key's label, default "kasane-ike"). */
+function keystoreOf(v: unknown, problems: string[]): GatewayRunConfig['keystore'] {
+  if (v === undefined) return undefined;
+  const p = (v as { pkcs11?: Record<string, unknown> } | null)?.pkcs11;
+  if (typeof v !== 'object' || v === null || Object.keys(v).some((k) => k !== 'pkcs11') || typeof p !== 'object' || p === null) {
+    problems.push('keystore must be { pkcs11: { module, token, pinFile, key } }');
+    return undefined;
+  }
+  for (const k of Object.keys(p)) if (!['module', 'token', 'pinFile', 'key'].includes(k)) problems.push(`keystore.pkcs11: unknown name "${k}" (known: module, token, pinFile, key)`);
+  for (const k of ['module', 'token', 'pinFile']) if (typeof p[k] !== 'string' || p[k] === '') problems.push(`keystore.pkcs11.${k} must be a non-empty string`);
+  if (p.key !== undefined && (typeof p.key !== 'string' || p.key === '')) problems.push('keystore.pkcs11.key must be a non-empty string');
+  return { pkcs11: { module: String(p.module), token: String(p.token), pinFile: String(p.pinFile), key: typeof p.key === 'string' ? p.key : 'kasane-ike' } };
 }

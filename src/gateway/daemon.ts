@@ -26,8 +26,7 @@ import { serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
 import { IkeDriver } from './ike-driver.js';
-import { FileKeyKeystore, keystoreSigner } from '../pki/signer.js';
-import { pemToDer } from '../pki/keys.js';
+import { ikeIdentity, type IkeIdentity } from './ike-identity.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -36,6 +35,7 @@ export class GatewayStartError extends Error {}
 export class GatewayDaemon {
   private driver?: CoreDriver;
   private ike?: IkeDriver;
+  private ikeIdentity?: IkeIdentity;
   private datapath?: NativeDatapath;
   private routing?: TunRouting;
   private statusServer?: Server;
@@ -138,11 +138,17 @@ export class GatewayDaemon {
     });
 
     // IKEv2 for pairwise VPNs (seed 001): UDP 500 here, 4500 through the datapath above.
+    try {
+      this.ikeIdentity = await ikeIdentity(this.config, this.creds, this.client, this.log);
+    } catch (e) {
+      throw new GatewayStartError((e as Error).message);
+    }
+    this.log.info({ keystore: this.ikeIdentity.keystore }, 'IKE identity');
     this.ike = new IkeDriver({
       gateway: bundle.gateway.name,
       address: bundle.gateway.address,
-      certificate: pemToDer(bundle.certificate, 'CERTIFICATE'),
-      signer: keystoreSigner(new FileKeyKeystore(this.creds.privateKey)),
+      certificate: this.ikeIdentity.certificate,
+      signer: this.ikeIdentity.signer,
       ports: { ike: this.config.ike.port, nat: this.config.ike.natPort },
       timers: this.config.ike.timers,
       idleTimeout: this.config.ike.idleTimeout,
@@ -300,6 +306,7 @@ export class GatewayDaemon {
     this.abort.abort();
     if (this.seqTimer) clearInterval(this.seqTimer);
     await this.ike?.stop().catch(() => undefined);
+    this.ikeIdentity?.close();
     this.driver?.stop();
     this.statusServer?.close();
     this.metricsServer?.close();

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import https from 'node:https';
 import { x509 } from '../../src/pki/x509.js';
 import { verifyPermit } from '../../src/pki/permit.js';
+import { createCsr } from '../../src/pki/ca.js';
+import { generateKeyPair } from '../../src/pki/keys.js';
 import { FEDERATION_FORMAT } from '../../src/authority/federation.js';
 import type { AuthoritySnapshot, VpnMember } from '../../src/core/types.js';
 import { postgresForTests } from './helpers/postgres.js';
@@ -103,6 +105,25 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     const after = member(await snapshotOf(gb), 'shared', 'ga@authority-a')!;
     assert.ok(after.permitNotAfter! > before.permitNotAfter!, 'a new permit with a later end');
     assert.ok(!Buffer.from(after.permit!).equals(Buffer.from(before.permit!)));
+  });
+
+  it('an IKE key in a token: the gateway gets an IKE certificate over its channel; peers are delivered it, permits name it', async () => {
+    const keys = await generateKeyPair();
+    const csr = await createCsr(keys, 'ga');
+    const { certificate } = await ga.client.requestIkeCertificate(csr);
+    const ike = new x509.X509Certificate(certificate);
+    assert.equal(ike.subject, new x509.X509Certificate(ga.bundle.certificate).subject);
+    for (let i = 0; i < 2; i++) {
+      await A.admin.syncFederation();
+      await B.admin.syncFederation();
+    }
+    const fa = member(await snapshotOf(gb), 'shared', 'ga@authority-a')!;
+    assert.ok(Buffer.from(fa.certificate!).equals(Buffer.from(ike.rawData)), 'the IKE certificate is the one pinned at the peer');
+    // The permit ga presents to gb names the IKE certificate as holder.
+    const toGb = member(await snapshotOf(ga), 'shared', 'gb@authority-b')!;
+    assert.ok((await verifyPermit(toGb.permit!, { attributeAuthority: aaOf(B), holder: ike, group: 'shared', now: new Date(clock) })).ok);
+    // It authenticates IKE only, never the channel; a CSR for another name is refused.
+    assert.equal((await apiError(ga.client.requestIkeCertificate(await createCsr(keys, 'gb')))).code, 'csr-name-mismatch');
   });
 
   it('withdraws: a member removed at A disappears with its permit at B; unsharing removes everything', async () => {

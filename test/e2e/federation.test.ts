@@ -10,8 +10,9 @@
 //   B (10.2.0.10) - GB (10.200.2.2) --+               AUTH-B 10.200.8.2 (authority-b)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
@@ -76,10 +77,18 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
         }
       }, 60_000, `${s.name} to serve`);
     };
+    // GB's IKE key lives in a PKCS#11 token (SoftHSM2, a private token directory): seed 001's IC chip.
+    const hsm = join(dir, 'softhsm');
+    mkdirSync(hsm);
+    writeFileSync(join(hsm, 'softhsm2.conf'), `directories.tokendir = ${hsm}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+    process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
+    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'gb-token', '--pin', '246810', '--so-pin', '13579135'], { stdio: 'ignore' });
+    writeFileSync(join(hsm, 'pin'), '246810\n', { mode: 0o600 });
+    const keystore = (s: Side) => (s.gw === 'GB' ? `keystore: { pkcs11: { module: /usr/lib/softhsm/libsofthsm2.so, token: gb-token, pinFile: ${join(hsm, 'pin')}, key: gb-ike } }\n` : '');
     const startGateway = async (s: Side) => {
       const data = join(dir, s.gw);
       const cfg = join(dir, `${s.gw}.yaml`);
-      writeFileSync(cfg, `data: ${data}\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\nike: { halfOpenTimeout: 5000, retransmitTries: 3 }\n`);
+      writeFileSync(cfg, `data: ${data}\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\nike: { halfOpenTimeout: 5000, retransmitTries: 3 }\n${keystore(s)}`);
       const d = tb.spawn(s.gwNs, CLI[0], [...CLI.slice(1), 'gateway', 'run', '--config', cfg]);
       procs.set(s.gw, d);
       let text = '';
@@ -152,6 +161,12 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
       assert.ok(ike.some((i) => i.peer === 'GB@authority-b' && i.state === 'established' && i.children.length === 1), JSON.stringify(ike));
       assert.ok(sa.paths.some((p) => p.remote === '10.2.0.10' && p.action === 'encrypt' && p.peer === 'GB' && p.packets > 0), JSON.stringify(sa.paths));
       assert.ok((status(side.b).ike ?? []).some((i) => i.peer === 'GA@authority-a' && i.state === 'established'));
+      // GB authenticated with the key in its token, certified by its authority for IKE.
+      assert.match(logB(), /"keystore":"PKCS#11 token \\"gb-token\\"[^"]*key \\"gb-ike\\""[^}]*"msg":"IKE identity"/);
+      const ikeCert = new X509Certificate(readFileSync(join(dir, 'GB', 'ike-certificate.pem')));
+      const enrolled = new X509Certificate((JSON.parse(readFileSync(join(dir, 'GB', 'credentials.json'), 'utf8')) as { certificate: string }).certificate);
+      assert.equal(ikeCert.subject, enrolled.subject);
+      assert.notEqual(ikeCert.publicKey.export({ format: 'der', type: 'spki' }).toString('hex'), enrolled.publicKey.export({ format: 'der', type: 'spki' }).toString('hex'), 'the IKE key is not the file key');
     });
 
     await t.test('a share withdrawn: the SAs go, pings stop; shared again: they come back', async () => {

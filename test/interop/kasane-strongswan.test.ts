@@ -13,10 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa } from '../../src/pki/ca.js';
-import { exportPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
-import { createAttributeAuthority, issuePermit, permitToPem } from '../../src/pki/permit.js';
-import type { x509 } from '../../src/pki/x509.js';
+import { authority, HOUR, permitPem } from './authorities.js';
 import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from '../../src/testbed/netns.js';
 import { acertPlugin, Charon } from '../../src/testbed/strongswan.js';
 import { NativeExecutor } from '../../src/native/index.js';
@@ -26,25 +23,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GATEWAY = fileURLToPath(new URL('./kasane-ike-gateway.ts', import.meta.url));
 const avail = netnsAvailability();
 const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const HOUR = 3_600_000;
 
-interface Side {
-  ca: AuthorityCa;
-  aa: { cert: x509.X509Certificate; key: CryptoKey };
-  cert: x509.X509Certificate;
-  keyPem: string;
-}
-
-async function authority(name: string, gateway: string, now: number): Promise<Side> {
-  const ca = await createAuthorityCa({ authority: name, now });
-  const aa = await createAttributeAuthority({ root: ca.root, now });
-  const keys = await generateKeyPair();
-  const cert = await issueGatewayCertificate({ issuing: ca.issuing, authority: name, publicKey: keys.publicKey, now, gateway });
-  return { ca, aa, cert, keyPem: await exportPkcs8Pem(keys.privateKey) };
-}
-
-const permitPem = async (issuer: Side, holder: Side, group: string, from: number, to: number) =>
-  permitToPem(await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [group], notBefore: new Date(from), notAfter: new Date(to) }));
 
 interface Kasane {
   lines: JsonLines;

@@ -11,35 +11,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa } from '../../src/pki/ca.js';
-import { exportPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
-import { createAttributeAuthority, issuePermit, permitToPem } from '../../src/pki/permit.js';
-import type { x509 } from '../../src/pki/x509.js';
+import { authority, HOUR, permitPem } from './authorities.js';
 import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 import { acertPlugin, Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const avail = netnsAvailability();
 const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const HOUR = 3_600_000;
 
-interface Side {
-  ca: AuthorityCa;
-  aa: { cert: x509.X509Certificate; key: CryptoKey };
-  cert: x509.X509Certificate;
-  keyPem: string;
-}
-
-async function authority(name: string, gateway: string, now: number): Promise<Side> {
-  const ca = await createAuthorityCa({ authority: name, now });
-  const aa = await createAttributeAuthority({ root: ca.root, now });
-  const keys = await generateKeyPair();
-  const cert = await issueGatewayCertificate({ issuing: ca.issuing, authority: name, publicKey: keys.publicKey, now, gateway });
-  return { ca, aa, cert, keyPem: await exportPkcs8Pem(keys.privateKey) };
-}
-
-const permitPem = async (issuer: Side, holder: Side, group: string, from: number, to: number) =>
-  permitToPem(await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [group], notBefore: new Date(from), notAfter: new Date(to) }));
 
 test('strongSwan accepts kasane permits across two authorities, and refuses a wrong group, an expired permit and an untrusted issuer', { skip, timeout: 600_000 }, async (t) => {
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);

@@ -76,6 +76,11 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 3,
+    name: 'IKE identity certificates (a key in a PKCS#11 token, seed 001)',
+    statements: () => ['ALTER TABLE gateways ADD COLUMN ike_cert_serial TEXT'],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

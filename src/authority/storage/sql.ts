@@ -51,6 +51,7 @@ const GATEWAY = {
   enrolledAt: 'enrolled_at',
   revokedAt: 'revoked_at',
   revokeReason: 'revoke_reason',
+  ikeCertSerial: 'ike_cert_serial',
 };
 const CERT = { serial: 'serial', gateway: 'gateway', der: 'der', issuedAt: 'issued_at', notAfter: 'not_after', method: 'method', revokedAt: 'revoked_at', revokeReason: 'revoke_reason' };
 const MEMBER = { vpnId: 'vpn_id', gateway: 'gateway', prefix: 'prefix', addedAt: 'added_at' };

@@ -39,6 +39,8 @@ export interface GatewayRow {
   enrolledAt: number | null;
   revokedAt: number | null;
   revokeReason: string | null;
+  /** The certificate of the gateway's IKE identity when that key lives elsewhere (a PKCS#11 token). */
+  ikeCertSerial?: string | null;
 }
 
 export interface CertificateRow {
@@ -47,7 +49,7 @@ export interface CertificateRow {
   der: Uint8Array;
   issuedAt: number;
   notAfter: number;
-  method: 'bundle' | 'csr';
+  method: 'bundle' | 'csr' | 'ike';
   revokedAt: number | null;
   revokeReason: string | null;
 }
