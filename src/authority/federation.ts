@@ -107,6 +107,7 @@ export class Federation {
   private timer?: NodeJS.Timeout;
   private kicked?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private next?: Promise<void>;
   private stopped = false;
 
   constructor(private readonly h: FederationHost) {}
@@ -483,9 +484,19 @@ export class Federation {
     this.kicked.unref();
   }
 
-  /** One round: local permits, then an exchange with each peer. Concurrent calls share a round. */
+  /**
+   * One round: local permits, then an exchange with each peer. Resolves after a round that began
+   * after the call (a round already under way may have read the state before the caller's change);
+   * callers that wait together share that round.
+   */
   async syncAll(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      this.next ??= this.running.then(() => {
+        this.next = undefined;
+        return this.syncAll();
+      });
+      return this.next;
+    }
     this.running = (async () => {
       try {
         await this.issueLocal();
