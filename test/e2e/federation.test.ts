@@ -88,7 +88,7 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
     const startGateway = async (s: Side) => {
       const data = join(dir, s.gw);
       const cfg = join(dir, `${s.gw}.yaml`);
-      writeFileSync(cfg, `data: ${data}\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\nike: { halfOpenTimeout: 5000, retransmitTries: 3 }\n${keystore(s)}`);
+      writeFileSync(cfg, `data: ${data}\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\nike: { halfOpenTimeout: 5000, retransmitTries: 3, idleTimeout: 8000 }\n${keystore(s)}`);
       const d = tb.spawn(s.gwNs, CLI[0], [...CLI.slice(1), 'gateway', 'run', '--config', cfg]);
       procs.set(s.gw, d);
       let text = '';
@@ -167,6 +167,14 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
       const enrolled = new X509Certificate((JSON.parse(readFileSync(join(dir, 'GB', 'credentials.json'), 'utf8')) as { certificate: string }).certificate);
       assert.equal(ikeCert.subject, enrolled.subject);
       assert.notEqual(ikeCert.publicKey.export({ format: 'der', type: 'spki' }).toString('hex'), enrolled.publicKey.export({ format: 'der', type: 'spki' }).toString('hex'), 'the IKE key is not the file key');
+    });
+
+    await t.test('an idle Child SA is deleted after ike.idleTimeout (with its IKE SA); the next ping brings it back', async () => {
+      assert.ok(ping(1, 3));
+      await waitFor(() => (status(side.a).ike ?? []).length === 0 && (status(side.b).ike ?? []).length === 0, 30_000, 'the idle SAs to go');
+      assert.match(logA() + logB(), /"reason":"idle"[^}]*"msg":"IKE ike-down"/);
+      assert.equal(status(side.a).paths.filter((p) => p.action === 'encrypt').length, 0, 'their paths went with them');
+      assert.ok(ping(1, 5), 'the next ping searches and runs IKE again');
     });
 
     await t.test('a share withdrawn: the SAs go, pings stop; shared again: they come back', async () => {
