@@ -27,6 +27,7 @@ import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
 import { IkeDriver } from './ike-driver.js';
 import { ikeIdentity, type IkeIdentity } from './ike-identity.js';
+import { pemToDer } from '../pki/keys.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -149,6 +150,7 @@ export class GatewayDaemon {
       address: bundle.gateway.address,
       certificate: this.ikeIdentity.certificate,
       signer: this.ikeIdentity.signer,
+      certificateAuthorities: bundle.chain.map((pem) => pemToDer(pem, 'CERTIFICATE')),
       ports: { ike: this.config.ike.port, nat: this.config.ike.natPort },
       timers: this.config.ike.timers,
       idleTimeout: this.config.ike.idleTimeout,

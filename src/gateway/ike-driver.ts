@@ -21,6 +21,8 @@ export interface IkeDriverOptions {
   address: string;
   certificate: Uint8Array;
   signer: AuthSigner;
+  /** Our authority's CA certificates (DER), named in CERTREQ. */
+  certificateAuthorities?: Uint8Array[];
   ports: { ike: number; nat: number };
   timers?: Partial<IkeTimers>;
   /** A Child SA unused this long (no packet either way) is deleted with its IKE SA. */
@@ -89,7 +91,7 @@ export class IkeDriver {
   constructor(private readonly o: IkeDriverOptions) {
     this.clock = o.clock ?? systemClock;
     // No attribute authority until the first delivery that has one: until then every permit fails.
-    this.identity = { certificate: o.certificate, signer: o.signer, attributeAuthority: new Uint8Array(0) };
+    this.identity = { certificate: o.certificate, signer: o.signer, attributeAuthority: new Uint8Array(0), certificateAuthorities: o.certificateAuthorities };
     this.engine = new IkeEngine({
       local: this.identity,
       endpoint: { address: o.address, port: o.ports.ike },

@@ -26,6 +26,8 @@ export interface KasaneIkeGatewayConfig {
   keyPem: string;
   /** Our own authority's attribute authority (verifies the peer's permit). */
   attributeAuthorityPem: string;
+  /** Our own authority's CA certificates, named in CERTREQ. */
+  caPems: string[];
   peer: { name: string; address: string; certificatePem: string; vpnId: number; vpnName: string; localPrefix: string; remotePrefix: string };
   /** The permit we present (issued by the peer's authority). */
   permitPem: string;
@@ -64,6 +66,7 @@ else {
       address: cfg.address,
       certificate: pemToDer(cfg.certificatePem, 'CERTIFICATE'),
       signer: keystoreSigner(new FileKeyKeystore(cfg.keyPem)),
+      certificateAuthorities: cfg.caPems.map((p) => pemToDer(p, 'CERTIFICATE')),
       ports: { ike: 500, nat: 4500 },
       timers: cfg.timers,
       idleTimeout: 3_600_000,

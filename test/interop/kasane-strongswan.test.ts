@@ -85,6 +85,7 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
         certificatePem: A.cert.toString('pem'),
         keyPem: A.keyPem,
         attributeAuthorityPem: o.kasaneAa ?? A.aa.cert.toString('pem'),
+        caPems: [A.ca.issuing.cert.toString('pem'), A.ca.root.cert.toString('pem')],
         peer: { name: 'GB', address: '10.200.2.2', certificatePem: B.cert.toString('pem'), vpnId: 7, vpnName: o.kasaneVpnName ?? 'P7', localPrefix: '10.1.0.0/24', remotePrefix: '10.2.0.0/24' },
         permitPem: o.kasanePermit ?? forGA,
         hosts: { local: '10.1.0.10', remote: '10.2.0.10' },
@@ -136,6 +137,7 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
       kasane.send('initiate');
       await ikeEvent(kasane, 'child-up');
       assert.match(charon.fullLog(), /authentication of '.*' with ECDSA_WITH_SHA256_DER successful/);
+      assert.match(charon.fullLog(), /received cert request for "[^"]*authority-a/, 'charon reads kasane\'s CERTREQ (SHA-1 of the CA public keys)');
       assert.ok(ping(), `hostA -> hostB with kasane as initiator\n${charon.log()}`);
       await ikeEvent(kasane, 'child-rekeyed', 30_000);
       assert.match(charon.fullLog(), /CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\) SA No KE TSi TSr \]/);

@@ -2,6 +2,7 @@
 // delivered to OUR authority, which delivered it to us (pinned: byte-equal, never a chain we build
 // ourselves), and is authorised by a permit that OUR authority's attribute authority issued to
 // exactly that certificate for this VPN. Anything else is AUTHENTICATION_FAILED, with the reason.
+import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../../core/result.js';
 import { CertEncoding, IdType, type Payload } from '../message/index.js';
 import { verifyAuth } from '../crypto/signature.js';
@@ -32,6 +33,13 @@ export function sameDn(a: Uint8Array, b: Uint8Array): boolean {
   } catch {
     return false;
   }
+}
+
+/** The CERTREQ payload for these CAs (encoding 4: SHA-1 of each SubjectPublicKeyInfo), or none. */
+export function certificateRequest(cas: Uint8Array[] | undefined): Payload[] {
+  if (!cas || cas.length === 0) return [];
+  const hashes = cas.map((der) => createHash('sha1').update(Buffer.from(certificateOf(der).publicKey.rawData)).digest());
+  return [{ kind: 'CERTREQ', encoding: CertEncoding.X509_SIGNATURE, data: Buffer.concat(hashes) }];
 }
 
 export interface PeerProof {

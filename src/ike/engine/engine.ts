@@ -9,6 +9,7 @@ import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
 import { parsePermit } from '../../pki/permit.js';
 import { ipToBytes } from '../../core/addr.js';
 import { IkeSa, type ChildSa, type QueuedRequest } from './ike-sa.js';
+import { certificateRequest } from './authorize.js';
 import { installOf } from './tasks/child.js';
 import { answerChildRekey, buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
 import { answerAuthRequest, buildAuthRequest, processAuthResponse } from './tasks/ike-auth.js';
@@ -313,7 +314,7 @@ export class IkeEngine {
       }
     }
     const sa = new IkeSa('responder', h.spiI, from, now, localPort);
-    const a = answerInitRequest(sa, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)), this.o.endpoint, this.o.random);
+    const a = answerInitRequest(sa, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)), this.o.endpoint, this.o.random, certificateRequest(this.o.local.certificateAuthorities));
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });

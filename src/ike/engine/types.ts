@@ -18,6 +18,12 @@ export interface LocalIdentity {
    * signed by it (seed 001: each side verifies with its OWN authority's key).
    */
   attributeAuthority: Uint8Array;
+  /**
+   * CA certificates (DER) named in our CERTREQ payloads (RFC 7296 §3.7: SHA-1 of each one's
+   * SubjectPublicKeyInfo): our own authority's, which is where our peers' certificates are
+   * verified from. Peers send their certificate either way; kasane always sends its own.
+   */
+  certificateAuthorities?: Uint8Array[];
 }
 
 /** A peer of a pairwise VPN, as this gateway's authority delivered it. */

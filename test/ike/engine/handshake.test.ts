@@ -3,7 +3,9 @@
 // authority's attribute authority. Cookies, INVALID_KE, fragments, retransmission, dead peers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { decodeMessage, ExchangeType } from '../../../src/ike/message/index.js';
+import type { Authority } from './peers.js';
 import { assertPaired, IP_A, IP_B, World } from './net.js';
 
 const kinds = (w: World, side: 'a' | 'b') => w.events(side).map((e) => e.event);
@@ -31,6 +33,17 @@ test('A initiates: one IKE SA and one Child SA on each side, keys and SPIs paire
   const ports = w.log.a.sent.map((d) => `${d.from.port}>${d.to.port}`);
   assert.equal(ports[0], '500>500');
   assert.ok(ports.slice(1).every((p) => p === '4500>4500'), ports.join(' '));
+});
+
+test('CERTREQ (RFC 7296 §3.7): in the IKE_SA_INIT response and the IKE_AUTH request, SHA-1 of our CAs\' public keys', async () => {
+  const w = await World.make();
+  await w.connect('a');
+  const spkiSha1 = (a: Authority) => Buffer.concat([a.ca.issuing.cert, a.ca.root.cert].map((c) => createHash('sha1').update(Buffer.from(c.publicKey.rawData)).digest()));
+  const initResponse = decodeMessage(w.log.b.sent[0].bytes);
+  assert.ok(initResponse.ok);
+  const req = initResponse.value.message.payloads.find((p) => p.kind === 'CERTREQ');
+  assert.ok(req?.kind === 'CERTREQ' && req.encoding === 4 && req.data.equals(spkiSha1(w.B)), 'B names authority B\'s CAs');
+  assert.ok(!initResponse.value.message.payloads.some((p) => p.kind === 'CERTREQ' && p.data.length % 20 !== 0));
 });
 
 test('B initiates: the mirror image works', async () => {

@@ -34,7 +34,7 @@ export async function makeGateway(authority: Authority, name: string, now: numbe
   const keys = await generateKeyPair();
   const cert = await issueGatewayCertificate({ issuing: authority.ca.issuing, authority: authority.name, publicKey: keys.publicKey, now, gateway: name });
   const signer = keyObjectSigner(KeyObject.from(keys.privateKey), 'ecdsa-with-SHA256');
-  return { authority, name, cert, key: keys.privateKey, identity: { certificate: new Uint8Array(cert.rawData), signer, attributeAuthority: new Uint8Array(authority.aa.cert.rawData) } };
+  return { authority, name, cert, key: keys.privateKey, identity: { certificate: new Uint8Array(cert.rawData), signer, attributeAuthority: new Uint8Array(authority.aa.cert.rawData), certificateAuthorities: [authority.ca.issuing.cert, authority.ca.root.cert].map((c) => new Uint8Array(c.rawData)) } };
 }
 
 /** A permit the issuer's authority gives `holder` (for presenting to the issuer's gateways). */

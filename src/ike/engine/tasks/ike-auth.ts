@@ -4,7 +4,7 @@
 import { AuthMethod, CertEncoding, NotifyType, type Payload } from '../../message/index.js';
 import { authSignedOctets, idPayloadBody } from '../../crypto/auth.js';
 import { signAuth } from '../../crypto/signature.js';
-import { authorizePeer, idOf, proofOf } from '../authorize.js';
+import { authorizePeer, certificateRequest, idOf, proofOf } from '../authorize.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkePeer, IkeTimers, LocalIdentity } from '../types.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
@@ -46,6 +46,7 @@ export async function buildAuthRequest(sa: IkeSa, local: LocalIdentity, random: 
   return [
     id,
     ...proofPayloads(local, peer.permit),
+    ...certificateRequest(local.certificateAuthorities),
     auth,
     { kind: 'SA', proposals: espProposals(sa.childSpi) },
     { kind: 'TSi', selectors: selectors(peer.localPrefixes) },

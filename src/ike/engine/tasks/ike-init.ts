@@ -98,7 +98,8 @@ export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, gro
 export type InitAnswer = { ok: true; response: Buffer } | { ok: false; response?: Buffer; reason: string };
 
 /** Responder: chooses a proposal, answers, derives the keys. A refusal may still carry an answer (a notify). */
-export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[], local: Endpoint, random: Random): InitAnswer {
+/** `certReq`: our CERTREQ payloads (RFC 7296 allows them in the IKE_SA_INIT response). */
+export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[], local: Endpoint, random: Random, certReq: Payload[] = []): InitAnswer {
   const refuse = (type: number, reason: string, data?: Buffer): InitAnswer => ({
     ok: false,
     reason,
@@ -143,6 +144,7 @@ export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[
       { kind: 'KE', group: chosen.suite.dh.id, data: sa.dh.publicValue },
       { kind: 'Nonce', data: sa.nr },
       ...natd(sa, local),
+      ...certReq,
       notify(NotifyType.FRAGMENTATION_SUPPORTED),
       notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeHashAlgorithms(HASHES)),
     ],
