@@ -70,11 +70,11 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
       running.charon = undefined;
     };
     /** Starts charon on gwB and kasane on gwA for one case. */
-    const pair = async (o: { kasanePermit?: string; charonPermits?: string[]; kasaneVpnName?: string; charonGroups?: string[]; kasaneAa?: string; timers?: Record<string, number> } = {}) => {
+    const pair = async (o: { kasanePermit?: string; charonPermits?: string[]; kasaneVpnName?: string; charonGroups?: string[]; kasaneAa?: string; timers?: Record<string, number>; ikeProposal?: string; espProposal?: string } = {}) => {
       await stopAll();
       run++;
       const charon = Charon.prepare(tb, ns.gwB, join(dir, `${run}-charon`), plugin.path, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
-        { name: 'p7', localAddr: '10.200.2.2', remoteAddr: '10.200.1.2', localId: B.cert.subject, remoteId: A.cert.subject, groups: o.charonGroups ?? ['P7'], localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24' },
+        { name: 'p7', localAddr: '10.200.2.2', remoteAddr: '10.200.1.2', localId: B.cert.subject, remoteId: A.cert.subject, groups: o.charonGroups ?? ['P7'], localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', ikeProposal: o.ikeProposal, espProposal: o.espProposal },
       ]);
       running.charon = charon;
       await charon.start();
@@ -147,6 +147,23 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
       assert.match(charon.fullLog(), /CREATE_CHILD_SA request \d+ \[ SA No KE \]/, 'an IKE SA rekey');
       assert.ok(ping(), 'ping after kasane rekeyed the IKE SA');
       assert.match(charon.swanctl('--list-sas'), /ESTABLISHED/);
+    });
+
+    await t.test('X25519: strongSwan proposes it; with kasane initiating, INVALID_KE_PAYLOAD moves kasane from ECP-256 to it; rekeys use it for PFS', async () => {
+      const x = { ikeProposal: 'aes256gcm16-prfsha256-x25519', espProposal: 'aes256gcm16-x25519' };
+      let p = await pair(x);
+      assert.ok(p.charon.initiate('p7'), `GB -> GA with X25519: ${p.charon.lastOutput}`);
+      assert.match(p.charon.swanctl('--list-sas'), /CURVE_25519/);
+      assert.ok(ping(), 'ping over the X25519 SA');
+      p.charon.swanctl('--rekey', '--child', 'p7');
+      await ikeEvent(p.kasane, 'child-rekeyed');
+      assert.ok(ping(), 'ping after a rekey with X25519 PFS');
+      p = await pair(x);
+      p.kasane.send('initiate');
+      await ikeEvent(p.kasane, 'child-up');
+      assert.match(p.charon.fullLog(), /INVALID_KE_PAYLOAD|requesting DH group CURVE_25519|DH group ECP_256 unacceptable/);
+      assert.match(p.charon.swanctl('--list-sas'), /CURVE_25519/);
+      assert.ok(ping(), 'ping with kasane as initiator over X25519');
     });
 
     await t.test('refused both ways: a permit for another VPN', async () => {
