@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { authority, HOUR, permitPem } from './authorities.js';
+import { authority, HOUR, permitPem, twoSites } from './authorities.js';
 import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from '../../src/testbed/netns.js';
 import { acertPlugin, Charon } from '../../src/testbed/strongswan.js';
 import { NativeExecutor } from '../../src/native/index.js';
@@ -51,16 +51,7 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
   const dir = mkdtempSync(join(tmpdir(), 'kasane-ikeinterop-'));
   const running: { charon?: Charon; kasane?: Kasane } = {};
   try {
-    const ns = { hostA: tb.ns('hostA'), gwA: tb.ns('gwA'), R: tb.ns('R'), gwB: tb.ns('gwB'), hostB: tb.ns('hostB') };
-    tb.link(ns.hostA, 'eth0', '10.1.0.10/24', ns.gwA, 'lan0', '10.1.0.1/24');
-    tb.link(ns.hostB, 'eth0', '10.2.0.10/24', ns.gwB, 'lan0', '10.2.0.1/24');
-    tb.link(ns.gwA, 'wan0', '10.200.1.2/24', ns.R, 'ra', '10.200.1.1/24');
-    tb.link(ns.gwB, 'wan0', '10.200.2.2/24', ns.R, 'rb', '10.200.2.1/24');
-    tb.ip(ns.hostA, 'route', 'add', 'default', 'via', '10.1.0.1');
-    tb.ip(ns.hostB, 'route', 'add', 'default', 'via', '10.2.0.1');
-    tb.ip(ns.gwA, 'route', 'add', 'default', 'via', '10.200.1.1');
-    tb.ip(ns.gwB, 'route', 'add', 'default', 'via', '10.200.2.1');
-    for (const n of [ns.gwA, ns.gwB, ns.R]) tb.sysctl(n, 'net.ipv4.ip_forward', '1');
+    const ns = twoSites(tb);
 
     let run = 0;
     const stopAll = async () => {

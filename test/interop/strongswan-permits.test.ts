@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authority, HOUR, permitPem } from './authorities.js';
+import { authority, HOUR, permitPem, twoSites } from './authorities.js';
 import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 import { acertPlugin, Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
 
@@ -36,16 +36,7 @@ test('strongSwan accepts kasane permits across two authorities, and refuses a wr
   const dir = mkdtempSync(join(tmpdir(), 'kasane-interop-'));
   const charons: Charon[] = [];
   try {
-    const ns = { hostA: tb.ns('hostA'), gwA: tb.ns('gwA'), R: tb.ns('R'), gwB: tb.ns('gwB'), hostB: tb.ns('hostB') };
-    tb.link(ns.hostA, 'eth0', '10.1.0.10/24', ns.gwA, 'lan0', '10.1.0.1/24');
-    tb.link(ns.hostB, 'eth0', '10.2.0.10/24', ns.gwB, 'lan0', '10.2.0.1/24');
-    tb.link(ns.gwA, 'wan0', '10.200.1.2/24', ns.R, 'ra', '10.200.1.1/24');
-    tb.link(ns.gwB, 'wan0', '10.200.2.2/24', ns.R, 'rb', '10.200.2.1/24');
-    tb.ip(ns.hostA, 'route', 'add', 'default', 'via', '10.1.0.1');
-    tb.ip(ns.hostB, 'route', 'add', 'default', 'via', '10.2.0.1');
-    tb.ip(ns.gwA, 'route', 'add', 'default', 'via', '10.200.1.1');
-    tb.ip(ns.gwB, 'route', 'add', 'default', 'via', '10.200.2.1');
-    for (const n of [ns.gwA, ns.gwB, ns.R]) tb.sysctl(n, 'net.ipv4.ip_forward', '1');
+    const ns = twoSites(tb);
 
     // Seed 001 Figure 2: authority A issues the permit that lets GB connect to GA (GB presents it
     // and GA checks it with A's attribute authority), and authority B the mirror one.
