@@ -10,11 +10,17 @@ import type { PeerSetup, PeerTopology } from './topology.js';
 
 const CLI = [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
 
-export function kasanePeer(): PeerSetup {
+/**
+ * `pairwise`: the same gateways in a pairwise VPN (seed 001): the key search, then IKEv2 between
+ * the gateways (certificates and permits from the authority), and tunnel-mode ESP in UDP 4500.
+ */
+export function kasanePeer(o: { pairwise?: boolean } = {}): PeerSetup {
   let state: { tb: Testbed; topo: PeerTopology; daemons: Daemon[]; routes: [string, string][] } | undefined;
   return {
-    name: 'kasane',
-    description: 'group VPN, bump-in-the-wire ESP AES-256-GCM, native datapath (GSO/GRO, batched egress)',
+    name: o.pairwise ? 'kasane-pairwise' : 'kasane',
+    description: o.pairwise
+      ? 'pairwise VPN: key search, IKEv2 with permits, tunnel-mode ESP-in-UDP AES-256-GCM, native datapath'
+      : 'group VPN, bump-in-the-wire ESP AES-256-GCM, native datapath (GSO/GRO, batched egress)',
     async setUp(tb, topo) {
       // A fresh authority and gateways every turn (a later round must not find the last one's data).
       const dir = join(topo.tmpDir, 'kasane');
@@ -36,7 +42,7 @@ export function kasanePeer(): PeerSetup {
       state.daemons.push(auth);
       const admin = (...args: string[]) => kasane(topo.router.ns, ...args, '--data', adata);
       await waitFor('the kasane authority', () => (auth.assertRunning(), admin('authority', 'status'), true), { timeoutMs: 30_000, intervalMs: 200 });
-      admin('vpn', 'create', 'bench', '--id', '1');
+      admin('vpn', 'create', 'bench', '--id', '1', ...(o.pairwise ? ['--mode', 'pairwise'] : []));
       for (const [name, gw] of [['gwA', topo.gwA], ['gwB', topo.gwB]] as const) {
         admin('gateway', 'add', name, '--address', gw.wanAddr);
         admin('member', 'add', 'bench', name, gw.lanPrefix);
