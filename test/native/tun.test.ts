@@ -4,59 +4,10 @@
 // The kernel's own ping and a TCP transfer whose content is verified go through the gateways'
 // TUN devices; the gateway processes must exit by themselves after closing the datapath.
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { HelperConfig } from './gateway-helper.js';
-import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from './netns.js';
-import { hex, inCi, nativeOrSkip, randomKey } from './support.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const helper = fileURLToPath(new URL('./gateway-helper.ts', import.meta.url));
-const tcpTool = fileURLToPath(new URL('./tcp-tool.ts', import.meta.url));
-
-function canRun(t: TestContext): boolean {
-  if (!nativeOrSkip(t)) return false;
-  const a = netnsAvailability();
-  if (a.ok) return true;
-  if (inCi) throw new Error(`CI=true but the namespace tests cannot run: ${a.reason}`);
-  t.skip(`skipped: ${a.reason}`);
-  return false;
-}
-
-interface Gateway {
-  lines: JsonLines;
-  close(): Promise<Record<string, unknown>>;
-}
-
-async function startGateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<Gateway> {
-  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], { stdin: true, cwd: root });
-  const lines = new JsonLines(child);
-  const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `gateway in ${ns}`);
-  if (first.event === 'error') throw new Error(`gateway in ${ns}: ${String(first.message)}`);
-  return {
-    lines,
-    async close() {
-      child.stdin!.write('close\n');
-      const rep = await lines.wait((e) => e.event === 'closed', 10_000, 'datapath closed');
-      // No process.exit in the helper: it exits only if the reader threads and the TUN are gone.
-      const code = await waitExit(child, 10_000);
-      assert.equal(code, 0, `gateway exit code; stderr: ${lines.stderr}`);
-      return rep;
-    },
-  };
-}
-
-async function tcpTransfer(tb: Testbed, serverNs: string, clientNs: string, host: string, bytes: number): Promise<number> {
-  const srv = new JsonLines(tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }));
-  await srv.wait((e) => e.event === 'listening', 30_000, 'TCP server');
-  const cli = new JsonLines(tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], { cwd: root }));
-  const sent = await cli.wait((e) => e.event === 'sent' || e.event === 'error', 60_000, 'TCP client');
-  assert.equal(sent.event, 'sent', `client: ${JSON.stringify(sent)} ${cli.stderr}`);
-  const done = await srv.wait((e) => e.event === 'done', 30_000, 'TCP server done');
-  assert.equal(done.bytes, bytes);
-  assert.equal(done.sha256, sent.sha256, 'content arrived intact');
-  return Number(sent.ms);
-}
+import { describe, it } from 'node:test';
+import { hasCommand, Testbed } from './netns.js';
+import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
+import { hex, inCi, randomKey } from './support.js';
 
 function ping(tb: Testbed, ns: string, dst: string, count = 3): void {
   if (!hasCommand('ping')) {
@@ -82,7 +33,7 @@ const ROUTING_ONE = { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['gi']
 describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () => {
   for (const queues of [1, 2]) {
     it(`plain rules, ${queues} queue(s): punt, learn and inject; ping; verified TCP; clean exit`, async (t) => {
-      if (!canRun(t)) return;
+      if (!canRunNetns(t)) return;
       const tb = new Testbed();
       try {
         const gw = tb.ns('gw');
@@ -124,7 +75,7 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
   }
 
   it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, only ESP between them', async (t) => {
-    if (!canRun(t)) return;
+    if (!canRunNetns(t)) return;
     const tb = new Testbed();
     try {
       const ga = tb.ns('gwa');

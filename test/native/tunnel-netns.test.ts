@@ -11,68 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import type { HelperConfig } from './gateway-helper.js';
-import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from './netns.js';
-import { checksum, hex, inCi, nativeOrSkip } from './support.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const helper = fileURLToPath(new URL('./gateway-helper.ts', import.meta.url));
-const tcpTool = fileURLToPath(new URL('./tcp-tool.ts', import.meta.url));
-
-function canRun(t: TestContext): boolean {
-  if (!nativeOrSkip(t)) return false;
-  const a = netnsAvailability();
-  if (a.ok) {
-    for (const cmd of ['ping', 'tcpdump']) {
-      if (hasCommand(cmd)) continue;
-      if (inCi) throw new Error(`CI=true but ${cmd} is not installed`);
-      t.skip(`skipped: ${cmd} is not installed`);
-      return false;
-    }
-    return true;
-  }
-  if (inCi) throw new Error(`CI=true but the namespace tests cannot run: ${a.reason}`);
-  t.skip(`skipped: ${a.reason}`);
-  return false;
-}
-
-interface Gateway {
-  lines: JsonLines;
-  send(line: string): void;
-  close(): Promise<Record<string, unknown>>;
-}
-
-async function startGateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<Gateway> {
-  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], { stdin: true, cwd: root });
-  const lines = new JsonLines(child);
-  const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `gateway in ${ns}`);
-  if (first.event === 'error') throw new Error(`gateway in ${ns}: ${String(first.message)}`);
-  return {
-    lines,
-    send: (line) => child.stdin!.write(line + '\n'),
-    async close() {
-      child.stdin!.write('close\n');
-      const rep = await lines.wait((e) => e.event === 'closed', 10_000, 'datapath closed');
-      const code = await waitExit(child, 10_000);
-      assert.equal(code, 0, `gateway exit code; stderr: ${lines.stderr}`);
-      return rep;
-    },
-  };
-}
-
-async function tcpTransfer(tb: Testbed, serverNs: string, clientNs: string, host: string, bytes: number): Promise<void> {
-  const srv = new JsonLines(tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }));
-  await srv.wait((e) => e.event === 'listening', 30_000, 'TCP server');
-  const cli = new JsonLines(tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], { cwd: root }));
-  const sent = await cli.wait((e) => e.event === 'sent' || e.event === 'error', 60_000, 'TCP client');
-  assert.equal(sent.event, 'sent', `client: ${JSON.stringify(sent)} ${cli.stderr}`);
-  const done = await srv.wait((e) => e.event === 'done', 30_000, 'TCP server done');
-  assert.equal(done.bytes, bytes);
-  assert.equal(done.sha256, sent.sha256, 'content arrived intact');
-}
+import { Testbed } from './netns.js';
+import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
+import { checksum, hex } from './support.js';
 
 /** An ICMP echo request with valid checksums, for injecting as the core would. */
 function icmpEcho(src: string, dst: string, data: Buffer): Buffer {
@@ -131,7 +75,7 @@ function gatewayConfig(me: 'A' | 'B'): HelperConfig {
 
 describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout: 180_000 }, () => {
   it('kernel ping and verified TCP through two gateways; the WAN carries only UDP 4500 with ESP; IKE punted with its source; keepalives counted', async (t) => {
-    if (!canRun(t)) return;
+    if (!canRunNetns(t, ['ping', 'tcpdump'])) return;
     const tb = new Testbed();
     const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel-'));
     try {

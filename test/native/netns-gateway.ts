@@ -1,0 +1,69 @@
+// What the namespace tests of the native datapath share: the run-or-skip decision, a gateway
+// process (gateway-helper.ts) driven over stdin/stdout, and a TCP transfer whose content is checked.
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { HelperConfig } from './gateway-helper.js';
+import { hasCommand, JsonLines, netnsAvailability, type Testbed, waitExit } from './netns.js';
+import { inCi, nativeOrSkip } from './support.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const helper = fileURLToPath(new URL('./gateway-helper.ts', import.meta.url));
+const tcpTool = fileURLToPath(new URL('./tcp-tool.ts', import.meta.url));
+
+/** True when the test can run (root, namespaces, the addon, the commands); in CI a missing part fails. */
+export function canRunNetns(t: TestContext, commands: string[] = []): boolean {
+  if (!nativeOrSkip(t)) return false;
+  const a = netnsAvailability();
+  if (!a.ok) {
+    if (inCi) throw new Error(`CI=true but the namespace tests cannot run: ${a.reason}`);
+    t.skip(`skipped: ${a.reason}`);
+    return false;
+  }
+  for (const cmd of commands) {
+    if (hasCommand(cmd)) continue;
+    if (inCi) throw new Error(`CI=true but ${cmd} is not installed`);
+    t.skip(`skipped: ${cmd} is not installed`);
+    return false;
+  }
+  return true;
+}
+
+export interface HelperGateway {
+  lines: JsonLines;
+  send(line: string): void;
+  /** Closes the datapath; the process must then exit by itself (no reader thread or TUN left). */
+  close(): Promise<Record<string, unknown>>;
+}
+
+export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<HelperGateway> {
+  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], { stdin: true, cwd: root });
+  const lines = new JsonLines(child);
+  const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `gateway in ${ns}`);
+  if (first.event === 'error') throw new Error(`gateway in ${ns}: ${String(first.message)}`);
+  return {
+    lines,
+    send: (line) => child.stdin!.write(line + '\n'),
+    async close() {
+      child.stdin!.write('close\n');
+      const rep = await lines.wait((e) => e.event === 'closed', 10_000, 'datapath closed');
+      // No process.exit in the helper: it exits only if the reader threads and the TUN are gone.
+      const code = await waitExit(child, 10_000);
+      assert.equal(code, 0, `gateway exit code; stderr: ${lines.stderr}`);
+      return rep;
+    },
+  };
+}
+
+/** Sends `bytes` over TCP from clientNs to a server in serverNs; checks count and SHA-256; returns the client's ms. */
+export async function tcpTransfer(tb: Testbed, serverNs: string, clientNs: string, host: string, bytes: number): Promise<number> {
+  const srv = new JsonLines(tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }));
+  await srv.wait((e) => e.event === 'listening', 30_000, 'TCP server');
+  const cli = new JsonLines(tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], { cwd: root }));
+  const sent = await cli.wait((e) => e.event === 'sent' || e.event === 'error', 60_000, 'TCP client');
+  assert.equal(sent.event, 'sent', `client: ${JSON.stringify(sent)} ${cli.stderr}`);
+  const done = await srv.wait((e) => e.event === 'done', 30_000, 'TCP server done');
+  assert.equal(done.bytes, bytes);
+  assert.equal(done.sha256, sent.sha256, 'content arrived intact');
+  return Number(sent.ms);
+}
