@@ -190,7 +190,13 @@ export class GatewayDaemon {
       'gateway running',
     );
     // In the background: the first searches should not run on cold code (see warmup.ts).
-    void warmUpSearchPath().then(
+    // Private native executors: the live core's executor class (see warmup.ts for why it matters).
+    const warmExecutor = (): NativeExecutor => {
+      const e = NativeExecutor.create();
+      if (!e.ok) throw e.error;
+      return e.value;
+    };
+    void warmUpSearchPath({ executor: warmExecutor }).then(
       (w) => this.log.debug({ searches: w.searches, completed: w.completed, ms: Math.round(w.ms) }, 'search path warmed up'),
       (e: unknown) => this.log.warn({ err: (e as Error).message }, 'search warm-up failed'),
     );
