@@ -14,9 +14,9 @@ import { CoreDriver, type Clock } from '../../src/gateway/core-driver.js';
 import { gatewayRegistry } from '../../src/gateway/metrics.js';
 import { queryStatus, renderStatus, serveStatus, type GatewayStatus } from '../../src/gateway/status.js';
 
-function core(): GatewayCore {
+function core(attached = [Prefix.from('10.2.0.0/24')]): GatewayCore {
   return new GatewayCore({
-    config: { id: 'G2', address: '192.0.2.2', attached: [Prefix.from('10.2.0.0/24')] },
+    config: { id: 'G2', address: '192.0.2.2', attached },
     snapshot: {
       version: 4,
       protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')],
@@ -69,7 +69,8 @@ const ping = (seq: number) => buildIpv4({ src: '10.2.0.10', dst: '10.1.0.10', pr
 test('core driver: keeps one timer for the next deadline and runs the search on the clock', () => {
   const clock = new ManualClock();
   const emitted: string[] = [];
-  const d = new CoreDriver(core(), { emit: (_b, a) => emitted.push(a.note.op === 'search-request' ? `search-request(${a.note.phase})` : a.note.op) }, clock);
+  // B is not on an attached LAN here (as behind a router): the search starts at the source.
+  const d = new CoreDriver(core([]), { emit: (_b, a) => emitted.push(a.note.op === 'search-request' ? `search-request(${a.note.phase})` : a.note.op) }, clock);
   assert.equal(clock.timers.size, 1, 'the sweep timer');
   d.packet('inside', ping(1));
   assert.deepEqual(emitted, ['search-request(source)']);
@@ -81,6 +82,45 @@ test('core driver: keeps one timer for the next deadline and runs the search on 
   assert.equal(d.core.paths(clock.now()).find((p) => p.remote === '10.1.0.10')?.action, 'discard');
   d.stop();
   assert.equal(clock.timers.size, 0);
+});
+
+test('core driver: a later deadline leaves the armed timer alone (it fires, finds nothing due, re-arms); an earlier one moves it', () => {
+  const clock = new ManualClock();
+  let deadline: number | undefined = 1000;
+  const ticks: number[] = [];
+  const stub = {
+    nextDeadline: () => deadline,
+    onPacket: () => [],
+    onTick: (now: number) => {
+      ticks.push(now);
+      return [];
+    },
+  } as unknown as GatewayCore;
+  let cleared = 0;
+  const clear = clock.clearTimeout.bind(clock);
+  clock.clearTimeout = (h: unknown) => {
+    cleared++;
+    clear(h);
+  };
+  const d = new CoreDriver(stub, { emit: () => {} }, clock);
+  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [1000]);
+  deadline = 5000; // pushed later by a packet: no timer moved
+  d.packet('inside', ping(1));
+  assert.equal(cleared, 0);
+  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [1000]);
+  clock.advance(1000); // fires early: the core is ticked, then the driver arms for 5000
+  assert.deepEqual(ticks, [1000]);
+  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [5000]);
+  deadline = 2000; // earlier: moved at once
+  d.packet('inside', ping(2));
+  assert.equal(cleared, 1);
+  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [2000]);
+  deadline = undefined; // nothing due any more: the armed timer just fires and is not re-armed
+  d.packet('inside', ping(3));
+  clock.advance(2000);
+  assert.deepEqual(ticks, [1000, 2000]);
+  assert.equal(clock.timers.size, 0);
+  d.stop();
 });
 
 test('status socket: serves the key table; the client renders it and explains a missing gateway', async () => {
