@@ -92,12 +92,9 @@ export class CoreDriver {
   private rearm(): void {
     if (this.stopped) return;
     const next = this.core.nextDeadline();
-    if (this.armedFor !== undefined && (next === undefined || next >= this.armedFor)) return;
-    if (next === this.armedFor) return;
+    if (next === undefined || (this.armedFor !== undefined && next >= this.armedFor)) return;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
     this.armedFor = next;
-    if (next === undefined) return;
     this.timer = this.clock.setTimeout(this.tick, Math.max(0, next - this.clock.now()));
   }
 }

@@ -23,9 +23,14 @@ export function path(result: SimResult, from: string, to: string) {
   return p;
 }
 
-/** Figure 2 of seed 000 with configurable traffic, timers and extras (YAML fragments). */
-export function figure2(opts: { traffic: string; defaults?: string; events?: string; silent?: string[]; until?: number; extraNodes?: string; extraLinks?: string }): string {
+/**
+ * Figure 2 of seed 000 with configurable traffic, timers and extras (YAML fragments). `unattached`
+ * names gateways whose terminal LAN is not configured as attached (`lans: []`), as if a router
+ * stood between: they run the source search.
+ */
+export function figure2(opts: { traffic: string; defaults?: string; events?: string; silent?: string[]; unattached?: string[]; until?: number; extraNodes?: string; extraLinks?: string }): string {
   const silent = (n: string) => (opts.silent?.includes(n) ? ', silent: true' : '');
+  const lans = (g: string, lan: string) => (opts.unattached?.includes(g) ? '[]' : `[${lan}]`);
   return `
 name: figure2-test
 seed: 7
@@ -38,9 +43,9 @@ nodes:
   - { name: A, terminal: 10.1.0.10${silent('A')} }
   - { name: B, terminal: 10.2.0.10${silent('B')} }
   - { name: C, terminal: 10.3.0.10${silent('C')} }
-  - { name: G1, gateway: 192.0.2.1, inside: [A], lans: [10.1.0.0/24], members: { VPN1: [10.1.0.0/24] } }
-  - { name: G2, gateway: 192.0.2.2, inside: [B], lans: [10.2.0.0/24], members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] } }
-  - { name: G3, gateway: 192.0.2.3, inside: [C], lans: [10.3.0.0/24], members: { VPN2: [10.3.0.0/24] } }
+  - { name: G1, gateway: 192.0.2.1, inside: [A], lans: ${lans('G1', '10.1.0.0/24')}, members: { VPN1: [10.1.0.0/24] } }
+  - { name: G2, gateway: 192.0.2.2, inside: [B], lans: ${lans('G2', '10.2.0.0/24')}, members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] } }
+  - { name: G3, gateway: 192.0.2.3, inside: [C], lans: ${lans('G3', '10.3.0.0/24')}, members: { VPN2: [10.3.0.0/24] } }
   - { name: R, router: true }
 ${opts.extraNodes ?? ''}
 links:
