@@ -283,7 +283,7 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
         if (closed) return;
         closed = true;
         stopJobs();
-        service.stop();
+        await service.stop();
         await app.close();
         await store.close();
       },

@@ -125,10 +125,14 @@ export class AuthorityService implements AuthorityContext {
     await this.certificates.refreshCrls();
   }
 
-  /** Stops the federation's exchanges and ends every waiting change stream (answered "unchanged"). */
-  stop(): void {
-    this.federation?.stop();
+  /**
+   * Stops the federation's exchanges and ends every waiting change stream (answered "unchanged");
+   * resolves once a federation round under way has ended (it still uses the store).
+   */
+  async stop(): Promise<void> {
+    const federation = this.federation?.stop();
     this.changeStream.stop();
+    await federation;
   }
 
   get name(): string {

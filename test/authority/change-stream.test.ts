@@ -125,7 +125,7 @@ for (const store of await testStores()) {
         const t0 = Date.now();
         const waits = ['gw1', 'gw3'].map((g) => a.service.changeStream.changes(g, v, 30_000));
         await new Promise((r) => setTimeout(r, 50));
-        a.service.stop();
+        await a.service.stop();
         for (const c of await Promise.all(waits)) assert.equal(c.changed, false);
         assert.ok(Date.now() - t0 < 5000, 'at once, not after the wait');
         assert.equal((await a.service.changeStream.changes('gw1', v, 30_000)).changed, false, 'and no new wait starts');

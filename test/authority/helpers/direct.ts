@@ -16,6 +16,7 @@ import type { Store } from '../../../src/authority/storage/types.js';
 import type { GatewayBundle } from '../../../src/authority/wire.js';
 import type { AuthoritySnapshot } from '../../../src/core/types.js';
 import { createAuthorityCa } from '../../../src/pki/ca.js';
+import { createAttributeAuthority } from '../../../src/pki/permit.js';
 import { postgresForTests } from './postgres.js';
 
 /** The actor the tests' administrative changes are recorded under. */
@@ -26,6 +27,8 @@ export const TEST_ROTATION: RotationConfig = { periodMs: 0, overlapMs: 60_000, g
 
 export interface DirectOptions {
   rotation?: Partial<RotationConfig>;
+  /** With an attribute authority: the service has its federation (peers and permits). */
+  federation?: boolean;
 }
 
 export interface DirectGateway {
@@ -86,10 +89,11 @@ async function directAuthority(open: () => Promise<Store>, o: DirectOptions, cle
   await store.write((tx) => tx.initState(name, clock.now));
   const ca = await createAuthorityCa({ authority: name, now: clock.now });
   const kek = new Uint8Array(randomBytes(32));
+  const attributeAuthority = o.federation ? await createAttributeAuthority({ root: ca.root, now: clock.now }) : undefined;
   const rotation = { ...TEST_ROTATION, ...o.rotation };
   const replicas: DirectAuthority[] = [];
   const serviceOver = async (s: Store, primary: boolean): Promise<DirectAuthority> => {
-    const service = new AuthorityService({ store: s, ca, kek, url: 'https://authority.test:7443', rotation, enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 }, now: () => clock.now });
+    const service = new AuthorityService({ store: s, ca, kek, attributeAuthority, url: 'https://authority.test:7443', rotation, enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 }, now: () => clock.now });
     await service.start();
     let closed = false;
     const self: DirectAuthority = {
@@ -106,7 +110,7 @@ async function directAuthority(open: () => Promise<Store>, o: DirectOptions, cle
         if (closed) return;
         closed = true;
         if (primary) for (const r of replicas.splice(0)) await r.close();
-        service.stop();
+        await service.stop();
         await s.close();
         if (primary) cleanup();
       },
