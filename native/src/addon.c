@@ -279,17 +279,19 @@ static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   return arr;
 }
 
-/* process(ex, side, packet, now): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
+/* process(ex, side, packet, now, recheck?): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
 static napi_value process(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   executor *ex;
   uint32_t side;
   uint8_t *data;
   size_t len;
   double now;
+  bool recheck = false;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &side) || !arg_bytes(env, argv[2], &data, &len) ||
       !arg_double(env, argv[3], &now))
     return NULL;
+  if (napi_get_value_bool(env, argv[4], &recheck) != napi_ok) return throw_msg(env, "recheck must be a boolean");
   if (side > 1) return throw_msg(env, "side must be 0 (inside) or 1 (outside)");
   /* The caller's bytes are never modified: work on a copy (this is not the fast path). */
   uint8_t *buf = malloc(2 * len + EXEC_OUT_EXTRA + 2);
@@ -297,7 +299,7 @@ static napi_value process(napi_env env, napi_callback_info info) {
   uint8_t *pkt = buf, *out = buf + len + 1;
   if (len) memcpy(pkt, data, len);
   exec_note note;
-  int v = exec_process(ex, (int)side, pkt, len, now, out, &note);
+  int v = exec_process(ex, (int)side, pkt, len, now, out, &note, recheck ? EXEC_RECHECK : 0);
   napi_value res = verdict_value(env, v, &note);
   free(buf);
   return res;

@@ -872,10 +872,12 @@ static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, doub
   }
 }
 
-int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note) {
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note,
+                 int flags) {
   pthread_mutex_lock(&ex->lock);
   int v = process_locked(ex, side, pkt, len, now, out, note);
-  if (v < C_COUNT) ex->counters[v]++;
+  int repunt = (flags & EXEC_RECHECK) && v >= V_FIRST_PUNT && v <= V_LAST_PUNT;
+  if (v < C_COUNT && !repunt) ex->counters[v]++;
   pthread_mutex_unlock(&ex->lock);
   return v;
 }

@@ -126,8 +126,12 @@ int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double out[TUNNEL_TX_STATS]
 int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double out[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]);
 
 /* Processes one packet. pkt may be modified in place (MSS clamping). out must hold len +
- * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index. */
-int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note);
+ * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index.
+ * flags: EXEC_RECHECK when the packet was punted before and its punt counted (the core runs it
+ * again after the datapath punted it): a punt now is not counted a second time. */
+#define EXEC_RECHECK 1
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note,
+                 int flags);
 
 /* For a GSO super-packet: if its path rule is plain, counts it as `segments` packets of `bytes` in
  * total and returns 1 (forward it whole); otherwise counts nothing and returns 0 (segment it and

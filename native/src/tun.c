@@ -318,7 +318,7 @@ static void flush_out(dp_queue *q) {
 /* pkt has VNET_HDR_LEN writable bytes before it. */
 static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   exec_note note;
-  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note);
+  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
   if (v >= V_FORWARD_PLAIN) {
     uint8_t *out = (uint8_t *)note.out;
     if (v == V_FORWARD_ENCRYPT && q->eg) {

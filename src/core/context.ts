@@ -2,7 +2,7 @@
 // configuration, the key ring, the key table, the executor, timers, and the action sink of the
 // event being handled. The gateway core (gateway-core.ts) implements it.
 import type { Ip, Prefix } from './addr.js';
-import type { Executor } from './executor.js';
+import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
@@ -53,6 +53,12 @@ export interface CoreContext {
   trace(event: TraceEvent): void;
   /** Installs (or refreshes) an entry in the table and the executor; flushes buffered packets of the path. */
   install(entry: KeyTableEntry, now: number): void;
+  /**
+   * Runs a packet through the executor and carries out its verdict: forwards are emitted, drops
+   * counted and reported; a punt is returned for the caller to decide. `recheck` for a packet that
+   * was punted once already (its punt is counted, see Executor.process).
+   */
+  execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined;
   /** Removes an entry from the table and the executor. */
   remove(local: Ip, remote: Ip): void;
   isAttached(terminal: Ip): boolean;

@@ -120,8 +120,13 @@ export interface Executor {
   removeTxSa(vpnId: VpnId): void;
   installRxSa(rx: RxSa): void;
   removeRxSa(spi: Spi): void;
-  /** One packet from one side. `now` is the injected clock in ms. */
-  process(from: Side, packet: Uint8Array, now: number): Verdict;
+  /**
+   * One packet from one side. `now` is the injected clock in ms. `recheck`: this packet was punted
+   * already (by the datapath's executor, or by an earlier call of the core) and its punt counted;
+   * the core runs it again because the table may have changed since. A punt verdict now is not
+   * counted a second time (one packet, one count); forwards and drops are counted as usual.
+   */
+  process(from: Side, packet: Uint8Array, now: number, recheck?: boolean): Verdict;
   pathStats(local: Ip, remote: Ip): PathStats | undefined;
   /** The next sequence number the sending SA of a VPN will use (for persisting a high-water mark). */
   txNextSeq(vpnId: VpnId): bigint | undefined;

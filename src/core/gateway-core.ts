@@ -4,7 +4,7 @@
 // out installed key-table entries; everything it punts is decided here.
 import type { Ip } from './addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
-import type { Executor, Side } from './executor.js';
+import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
 import { onInsideMiss, onInsidePending, onInsideTooBig } from './inside.js';
 import { KeyRing } from './key-ring.js';
@@ -84,12 +84,17 @@ export class GatewayCore implements CoreContext {
 
   // ---- events -------------------------------------------------------------------------------
 
-  onPacket(from: Side, bytes: Uint8Array, now: number): CoreAction[] {
+  /**
+   * A packet from one side. `punted`: the datapath's own executor ran it already and punted it
+   * (its punt is counted there); it runs again here because the table may have changed since, and
+   * is not counted twice.
+   */
+  onPacket(from: Side, bytes: Uint8Array, now: number, punted = false): CoreAction[] {
     return this.run(() => {
-      const v = this.executor.process(from, bytes, now);
-      if (v.kind === 'forward') return this.emit(v.bytes, v.note);
-      if (v.kind === 'drop') return this.drop(v.reason, bytes);
-      switch (v.reason) {
+      const reason = this.execute(from, bytes, now, punted);
+      switch (reason) {
+        case undefined:
+          return;
         case 'search':
           return this.onSearch(from, bytes, now);
         case 'miss':
@@ -272,11 +277,10 @@ export class GatewayCore implements CoreContext {
     if (buffered.length === 0) return;
     this.trace({ event: 'flush', kind: 'data', step: 11, detail: { local: entry.local, remote: entry.remote, packets: buffered.length, action: entry.action } });
     for (const p of buffered) {
-      const v = this.executor.process('inside', p, now);
-      if (v.kind === 'forward') this.emit(v.bytes, v.note);
-      else if (v.kind === 'drop') this.drop(v.reason, p);
-      else if (v.reason === 'too-big') onInsideTooBig(this, p);
-      else this.drop(`flush-${v.reason}`, p);
+      // Buffered packets were punted once already (miss or pending): their punt is counted.
+      const punt = this.execute('inside', p, now, true);
+      if (punt === 'too-big') onInsideTooBig(this, p);
+      else if (punt !== undefined) this.drop(`flush-${punt}`, p);
     }
   }
 
@@ -315,6 +319,14 @@ export class GatewayCore implements CoreContext {
       this.dropBuffered(local, remote, reason);
       this.install({ ...e, action: 'discard', reason, expiresAt: now + this.config.timers.negativeTtl }, now);
     }
+  }
+
+  execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined {
+    const v = this.executor.process(from, packet, now, recheck);
+    if (v.kind === 'forward') this.emit(v.bytes, v.note);
+    else if (v.kind === 'drop') this.drop(v.reason, packet);
+    else return v.reason;
+    return undefined;
   }
 
   remove(local: Ip, remote: Ip): void {

@@ -18,9 +18,8 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
       { local, remote, action: 'plain', layers: [], reason: 'unprotected', installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
       now,
     );
-    const v = ctx.executor.process('inside', packet, now);
-    if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-    else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+    const punt = ctx.execute('inside', packet, now, true);
+    if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
   }
   // Steps 1–2: no entry; buffer and search.

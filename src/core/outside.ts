@@ -39,9 +39,8 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
       now,
     );
     ctx.trace({ event: 'learn-from-esp', kind: 'data', detail: { local, remote, vpnId: sa.vpnId, peer: sa.sender } });
-    const v = ctx.executor.process('outside', packet, now);
-    if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-    else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+    const punt = ctx.execute('outside', packet, now, true);
+    if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
   }
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
@@ -57,7 +56,6 @@ function forwardPlain(ctx: CoreContext, packet: Uint8Array, now: number, reason:
     { local, remote, action: 'plain', layers: [], reason, installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
     now,
   );
-  const v = ctx.executor.process('outside', packet, now);
-  if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-  else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+  const punt = ctx.execute('outside', packet, now, true);
+  if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
 }

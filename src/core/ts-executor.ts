@@ -197,15 +197,17 @@ export class TsExecutor implements TunnelExecutor {
     return Object.fromEntries(this.count);
   }
 
-  process(from: Side, packet: Uint8Array, now: number): Verdict {
+  process(from: Side, packet: Uint8Array, now: number, recheck = false): Verdict {
     const v = this.decide(from, packet, now);
-    this.tally(v, packet.length);
+    this.tally(v, packet.length, recheck);
     return v;
   }
 
-  private tally(v: Verdict, arrived: number): void {
+  private tally(v: Verdict, arrived: number, recheck = false): void {
     if (v.kind === 'drop') this.bump(`drop.${v.reason}`);
-    else if (v.kind === 'punt') this.bump(`punt.${v.reason}`);
+    else if (v.kind === 'punt') {
+      if (!recheck) this.bump(`punt.${v.reason}`);
+    }
     else {
       this.bump(`${v.note.op}.packets`);
       this.bump(`${v.note.op}.bytes`, arrived);

@@ -43,8 +43,9 @@ export class CoreDriver {
     this.rearm();
   }
 
-  packet(from: Side, bytes: Uint8Array): void {
-    this.dispatch(this.core.onPacket(from, bytes, this.clock.now()));
+  /** A packet for the core; `punted` when the datapath's executor punted it (its punt is counted there). */
+  packet(from: Side, bytes: Uint8Array, punted = false): void {
+    this.dispatch(this.core.onPacket(from, bytes, this.clock.now(), punted));
   }
 
   snapshot(s: AuthoritySnapshot): void {

@@ -108,7 +108,7 @@ export class GatewayDaemon {
       inside: this.config.tun.inside,
       outside: this.config.tun.outside,
       onPunt: (batch) => {
-        for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice());
+        for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice(), true);
       },
       // The tunnel port: ESP in UDP for pairwise VPNs' Child SAs (native), IKE on 4500 (to JavaScript).
       udp: { address: bundle.gateway.address, port: this.config.ike.natPort },

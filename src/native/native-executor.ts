@@ -131,8 +131,8 @@ export class NativeExecutor implements TunnelExecutor {
     this.binding.removeRxSa(this.handle, spi);
   }
 
-  process(from: Side, packet: Uint8Array, now: number): Verdict {
-    return resultVerdict(this.binding.process(this.handle, sideCode(from), packet, now));
+  process(from: Side, packet: Uint8Array, now: number, recheck = false): Verdict {
+    return resultVerdict(this.binding.process(this.handle, sideCode(from), packet, now, recheck));
   }
 
   installTunnelTx(sa: TunnelTxSa): void {

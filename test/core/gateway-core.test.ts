@@ -136,3 +136,27 @@ test('unprotected local terminals are relayed plain without a search', () => {
   assert.ok(actions.some((a) => a.type === 'emit' && a.note.op === 'plain'));
   assert.equal(core.stats()['search.started'] ?? 0, 0);
 });
+
+test('a punted packet is counted once: the datapath punts it, the core runs it again without counting the punt twice', () => {
+  const core = g1();
+  // As the gateway's datapath does: its executor (the same one) punts, then hands the packet over.
+  const first = ping('10.1.0.10', '10.2.0.10');
+  assert.equal(core.executor.process('inside', first, 0).kind, 'punt');
+  core.onPacket('inside', first, 0, true);
+  const second = ping('10.1.0.10', '10.2.0.10');
+  assert.deepEqual(core.executor.process('inside', second, 1), { kind: 'punt', reason: 'pending' });
+  core.onPacket('inside', second, 1, true);
+  // An ESP packet for a path without an entry: punted (miss), learned, run again, decrypted.
+  const esp = espFromG2('10.2.0.10', '10.1.0.11', 1n);
+  assert.equal(core.executor.process('outside', esp, 2).kind, 'punt');
+  core.onPacket('outside', esp, 2, true);
+  const s = core.stats();
+  assert.equal(s['executor.punt.miss'], 2, 'one count per punted packet');
+  assert.equal(s['executor.punt.pending'], 1);
+  assert.equal(s['executor.decrypt.packets'], 1);
+  // Without a datapath in front (the simulator), the core's own run is the only one: still one count.
+  const sim = g1();
+  sim.onPacket('inside', ping('10.1.0.10', '10.2.0.10'), 0);
+  sim.onPacket('outside', espFromG2('10.2.0.10', '10.1.0.11', 1n), 1);
+  assert.equal(sim.stats()['executor.punt.miss'], 2);
+});

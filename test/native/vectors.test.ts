@@ -23,7 +23,8 @@ type Step =
   | { op: 'installRxSa'; sa: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string } }
   | { op: 'removeTxSa'; vpnId: number }
   | { op: 'removeRxSa'; spi: number }
-  | { op: 'process'; name: string; from: 'inside' | 'outside'; now: number; packet: string; expect: unknown }
+  | { op: 'process'; name: string; from: 'inside' | 'outside'; now: number; packet: string; recheck?: boolean; expect: unknown }
+  | { op: 'counters'; expect: unknown }
   | { op: 'stats'; local: string; remote: string; expect: unknown }
   | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
   | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
@@ -70,7 +71,10 @@ describe('shared vectors on the native executor', () => {
             return ex.removeRxSa(st.spi);
           case 'process':
             checked++;
-            return assert.deepEqual(verdictJson(ex.process(st.from, unhex(st.packet), st.now)), st.expect, where);
+            return assert.deepEqual(verdictJson(ex.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)), st.expect, where);
+          case 'counters':
+            checked++;
+            return assert.deepEqual(ex.counters(), st.expect, where);
           case 'stats':
             checked++;
             return assert.deepEqual(ex.pathStats(st.local, st.remote) ?? null, st.expect, where);

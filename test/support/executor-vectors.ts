@@ -15,7 +15,10 @@ export type VectorStep =
   | { op: 'removePath'; local: string; remote: string }
   | { op: 'installTxSa'; sa: Omit<TxSa, 'key' | 'salt' | 'nextSeq'> & { key: string; salt: string; nextSeq: string } }
   | { op: 'installRxSa'; sa: Omit<RxSa, 'key' | 'salt'> & { key: string; salt: string } }
-  | { op: 'process'; name: string; from: Side; now: number; packet: string; expect: JsonVerdict }
+  /** recheck: the packet was punted before (Executor.process); a punt now is not counted again. */
+  | { op: 'process'; name: string; from: Side; now: number; packet: string; recheck?: true; expect: JsonVerdict }
+  /** Every counter that has moved, by name (Executor.counters). */
+  | { op: 'counters'; expect: Record<string, number> | null }
   | { op: 'stats'; local: string; remote: string; expect: { packets: number; bytes: number; lastUsed: number } | null }
   | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
   | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
@@ -59,7 +62,10 @@ export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step:
       case 'installRxSa':
         return exec.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
       case 'process':
-        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now)) });
+        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)) });
+        return;
+      case 'counters':
+        out.push({ step: i, name: 'counters', expected: st.expect, actual: exec.counters() });
         return;
       case 'stats':
         out.push({ step: i, name: 'stats', expected: st.expect, actual: exec.pathStats(st.local, st.remote) ?? null });
@@ -121,6 +127,12 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     proc('plain', 'inside', 1004, ping(B, '192.0.2.99', 1)),
     proc('pending', 'inside', 1005, ping(B, '10.9.0.1', 1)),
     proc('miss', 'inside', 1006, ping(B, '10.6.0.1', 1)),
+    // The core runs a punted packet again (the table may have changed since the punt): one count.
+    recheck('miss rechecked: not counted again', 'inside', 1006, ping(B, '10.6.0.1', 1)),
+    recheck('pending rechecked: not counted again', 'inside', 1006, ping(B, '10.9.0.1', 1)),
+    { op: 'counters', expect: null },
+    recheck('rechecked on a plain rule: forwarded and counted', 'inside', 1006, ping(B, '192.0.2.99', 2)),
+    { op: 'counters', expect: null },
     proc('too big with DF', 'inside', 1007, ping(B, '10.8.0.1', 1, 'x'.repeat(180), true)),
     proc('big without DF is sent', 'inside', 1008, ping(B, '10.8.0.1', 2, 'x'.repeat(180), false)),
     proc('no sending SA', 'inside', 1009, ping(B, '10.7.0.1', 1)),
@@ -367,12 +379,18 @@ function proc(name: string, from: Side, now: number, packet: Uint8Array): Vector
   return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
+/** The same packet run again by the core after a punt (Executor.process `recheck`). */
+function recheck(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
+  return { op: 'process', name, from, now, packet: hex(packet), recheck: true, expect: { kind: 'drop', reason: 'unfilled' } };
+}
+
 function fill(exec: TunnelExecutor, s: VectorScenario): void {
   for (const r of replayScenario(exec, s)) {
     const st = s.steps[r.step];
     if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;
     else if (st.op === 'stats') st.expect = r.actual as { packets: number; bytes: number; lastUsed: number } | null;
     else if (st.op === 'tunnelTxStats' || st.op === 'tunnelRxStats') st.expect = r.actual;
+    else if (st.op === 'counters') st.expect = r.actual as Record<string, number>;
   }
 }
 
