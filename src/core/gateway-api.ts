@@ -35,7 +35,12 @@ export interface GatewayLimits {
   pendingTotal: number;
   /** Bytes buffered in total over all pending paths. */
   pendingBytes: number;
-  /** Searches this gateway relays or originates at once (state kept per transaction). */
+  /**
+   * Searches this gateway originates at once, and searches it relays at once: each kind is bounded
+   * by this (state kept per transaction). At the bound a new search of its own is refused (its
+   * first packet dropped, `drop.search-limit`; the next packet of the path tries again) and a new
+   * relayed one evicts the oldest relayed (`search.evicted`).
+   */
   maxSearchesInFlight: number;
 }
 

@@ -22,6 +22,9 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
     if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
   }
+  // Searches this gateway originates are bounded like those it relays. At the bound the packet is
+  // dropped (counted) and no entry is made: a later packet of the path searches once there is room.
+  if (!searches.has(local, remote) && searches.full()) return ctx.drop('search-limit', packet);
   // Steps 1–2: no entry; buffer and search.
   ctx.install(
     { local, remote, action: 'pending', layers: [], reason: 'searching', installedAt: now, lastUsed: now, expiresAt: Number.MAX_SAFE_INTEGER },
