@@ -48,7 +48,8 @@ export interface CoreContext {
   readonly timers: TimerQueue<string>;
   random(n: number): Uint8Array;
   count(name: string, n?: number): void;
-  emit(bytes: Uint8Array, note: EmitNote): void;
+  /** An action to send bytes; `origin` is the received packet they were made from (see CoreAction). */
+  emit(bytes: Uint8Array, note: EmitNote, origin?: Uint8Array): void;
   drop(reason: string, bytes: Uint8Array): void;
   trace(event: TraceEvent): void;
   /** Installs (or refreshes) an entry in the table and the executor; flushes buffered packets of the path. */

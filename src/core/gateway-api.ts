@@ -78,7 +78,13 @@ export interface TraceEvent {
 }
 
 export type CoreAction =
-  | { type: 'emit'; bytes: Uint8Array; note: EmitNote }
+  /**
+   * `origin`: the packet this one was made from, exactly as the core received it (the event's
+   * packet, or one it buffered and flushes now); one packet may give several (fragments). Absent for
+   * packets the core makes itself (search requests, ICMP errors). Observers (the simulator) follow
+   * one packet across gateways by it; the wire never sees it.
+   */
+  | { type: 'emit'; bytes: Uint8Array; note: EmitNote; origin?: Uint8Array }
   | { type: 'drop'; reason: string; bytes: Uint8Array }
   | { type: 'trace'; event: TraceEvent }
   /**

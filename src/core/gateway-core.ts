@@ -239,8 +239,8 @@ export class GatewayCore implements CoreContext {
     this.counters.set(name, (this.counters.get(name) ?? 0) + n);
   }
 
-  emit(bytes: Uint8Array, note: EmitNote): void {
-    this.out.push({ type: 'emit', bytes, note });
+  emit(bytes: Uint8Array, note: EmitNote, origin?: Uint8Array): void {
+    this.out.push(origin === undefined ? { type: 'emit', bytes, note } : { type: 'emit', bytes, note, origin });
   }
 
   drop(reason: string, bytes: Uint8Array): void {
@@ -323,7 +323,7 @@ export class GatewayCore implements CoreContext {
 
   execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined {
     const v = this.executor.process(from, packet, now, recheck);
-    if (v.kind === 'forward') this.emit(v.bytes, v.note);
+    if (v.kind === 'forward') this.emit(v.bytes, v.note, packet);
     else if (v.kind === 'drop') this.drop(v.reason, packet);
     else return v.reason;
     return undefined;
