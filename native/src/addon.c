@@ -256,16 +256,18 @@ static napi_value remove_rx(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_rx(ex, spi) == 1);
 }
 
-/* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer] for a forward. */
+/* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer, count] for a forward
+ * (count > 1: bytes holds that many IPv4 packets back to back, see exec_note). */
 static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   if (v < V_FORWARD_PLAIN) return number(env, v);
   napi_value arr, bytes, seq, sender;
   void *copy;
-  if (napi_create_array_with_length(env, 6, &arr) != napi_ok ||
+  if (napi_create_array_with_length(env, 7, &arr) != napi_ok ||
       napi_create_buffer_copy(env, note->out_len, note->out, &copy, &bytes) != napi_ok)
     return throw_last(env);
   napi_set_element(env, arr, 0, number(env, v));
   napi_set_element(env, arr, 1, bytes);
+  napi_set_element(env, arr, 6, number(env, note->count));
   if (v != V_FORWARD_PLAIN) {
     napi_create_bigint_uint64(env, note->seq, &seq);
     napi_set_element(env, arr, 2, number(env, note->vpn));

@@ -28,7 +28,7 @@
 
 #define READ_BURST 64
 #define FRAME_MAX (VNET_HDR_LEN + 65536)
-#define OUT_MAX (VNET_HDR_LEN + 65536 + 64)
+#define OUT_MAX (VNET_HDR_LEN + 65536 + EXEC_OUT_EXTRA)
 #define UDP_RX_BURST 64
 #define UDP_RX_BUF 65536
 
@@ -315,11 +315,37 @@ static void flush_out(dp_queue *q) {
   }
 }
 
+/* One packet to the TUN, with its own (zero) vnet header: for packets back to back in a buffer. */
+static void write_packet(dp_queue *q, const uint8_t *pkt, size_t len) {
+  uint8_t hdr[VNET_HDR_LEN] = {0};
+  struct iovec iov[2] = {{hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
+  ssize_t w;
+  do w = writev(q->fd, iov, 2);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    stat_add(q->dp, DP_TX_ERRORS, 1);
+  } else {
+    stat_add(q->dp, DP_TX_PACKETS, 1);
+    stat_add(q->dp, DP_TX_BYTES, len);
+  }
+}
+
 /* pkt has VNET_HDR_LEN writable bytes before it. */
 static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   exec_note note;
   int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
-  if (v >= V_FORWARD_PLAIN) {
+  if (v == V_FORWARD_ENCRYPT && note.count > 1) {
+    /* A packet without DF fragmented before encryption: its ESP packets, in order. */
+    uint8_t *out = (uint8_t *)note.out, *end = out + note.out_len;
+    for (uint32_t i = 0; i < note.count && end - out >= 20; i++) {
+      size_t n = rd16(out + 2);
+      if (q->eg)
+        egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+      else
+        write_packet(q, out, n);
+      out += n;
+    }
+  } else if (v >= V_FORWARD_PLAIN) {
     uint8_t *out = (uint8_t *)note.out;
     if (v == V_FORWARD_ENCRYPT && q->eg) {
       egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);

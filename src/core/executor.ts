@@ -101,7 +101,12 @@ export type DropReason =
   | 'tunnel-dummy';
 
 export type Verdict =
-  | { kind: 'forward'; bytes: Uint8Array; note: ForwardNote }
+  /**
+   * `more`: the packets after `bytes` when one packet became several (group encryption of a packet
+   * larger than the path without DF: each fragment in its own ESP packet, sequence numbers from
+   * note.seq on). Whoever sends a forward verdict sends all of them, in order.
+   */
+  | { kind: 'forward'; bytes: Uint8Array; note: ForwardNote; more?: Uint8Array[] }
   | { kind: 'drop'; reason: DropReason }
   | { kind: 'punt'; reason: PuntReason };
 
@@ -133,6 +138,14 @@ export interface Executor {
   /** Drop and punt counters by reason, plus packets/bytes encrypted and decrypted. */
   counters(): Record<string, number>;
 }
+
+/**
+ * Largest growth of a packet in the carried form of group ESP (no DF, or a fragment): the outer
+ * IPv4 header (20) in front of the whole inner packet, plus ESP_OVERHEAD_MAX (37).
+ */
+export const CARRIED_OVERHEAD_MAX = 57;
+/** A packet without DF is fragmented into at most this many ESP packets; beyond, it is punted 'too-big'. */
+export const MAX_FRAGMENTS = 64;
 
 // ---- Tunnel mode: the data plane of pairwise VPNs' IKE Child SAs (docs/executor.md) ----------
 

@@ -323,7 +323,10 @@ export class GatewayCore implements CoreContext {
 
   execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined {
     const v = this.executor.process(from, packet, now, recheck);
-    if (v.kind === 'forward') this.emit(v.bytes, v.note, packet);
+    if (v.kind === 'forward') {
+      this.emit(v.bytes, v.note, packet);
+      for (const more of v.more ?? []) this.emit(more, v.note, packet);
+    }
     else if (v.kind === 'drop') this.drop(v.reason, packet);
     else return v.reason;
     return undefined;

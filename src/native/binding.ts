@@ -22,7 +22,7 @@ export interface NativeBinding {
   installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array): void;
   removeRxSa(h: ExecutorHandle, spi: number): boolean;
   /** A drop/punt code, or [code, bytes, vpnId, spi, seq, sender] for a forward. */
-  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number, recheck: boolean): number | [number, Uint8Array, number?, number?, bigint?, string?];
+  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number, recheck: boolean): number | [number, Uint8Array, number?, number?, bigint?, string?, number?];
   pathStats(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): Float64Array | undefined;
   allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
   counters(h: ExecutorHandle): Float64Array;

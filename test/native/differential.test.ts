@@ -94,7 +94,7 @@ function apply(ex: Executor, op: Op, now: number): Verdict | undefined {
 function show(v: Verdict | undefined): unknown {
   if (!v) return v;
   if (v.kind !== 'forward') return v;
-  return { kind: v.kind, bytes: hex(v.bytes), note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)) };
+  return { kind: v.kind, bytes: hex(v.bytes), more: v.more?.map((m) => hex(m)), note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)) };
 }
 
 describe('native executor vs TypeScript reference (differential)', () => {
