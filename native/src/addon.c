@@ -769,6 +769,17 @@ static napi_value datapath_write(napi_env env, napi_callback_info info) {
   return number(env, dp_write(h->dp, (int)side, data, len));
 }
 
+/* datapathSendLocal(h, packet): 0 or -errno (see dp_send_local) */
+static napi_value datapath_send_local(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  dp_handle *h;
+  uint8_t *data;
+  size_t len;
+  if (!arg_handle(env, argv[0], &h) || !arg_bytes(env, argv[1], &data, &len)) return NULL;
+  if (h->closed) return number(env, -EBADF);
+  return number(env, dp_send_local(h->dp, data, len));
+}
+
 /* datapathSendUdp(h, dstAddr (4 bytes), dstPort, payload, df: 0 kernel's choice | 1 set | 2 clear): 0 or -errno */
 static napi_value datapath_send_udp(napi_env env, napi_callback_info info) {
   ARGS(5);
@@ -1006,6 +1017,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tunnelRxStats", NULL, tunnel_rx_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathOpen", NULL, datapath_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathWrite", NULL, datapath_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathSendLocal", NULL, datapath_send_local, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathStats", NULL, datapath_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathSendUdp", NULL, datapath_send_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathClose", NULL, datapath_close, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +66,7 @@ struct datapath {
   punt_submit_fn submit;
   void *submit_ctx;
   int options;
+  int rawfd; /* for dp_send_local, opened on first use */
   udp_sock *us;
   dp_queue uq; /* the tunnel port's reader */
   uint8_t *urbuf;
@@ -94,6 +97,7 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
     return NULL;
   }
   dp->wfd[0] = dp->wfd[1] = -1;
+  dp->rawfd = -1;
   dp->ex = ex;
   exec_retain(ex);
   dp->batches = batches;
@@ -614,6 +618,25 @@ int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len) {
   return 0;
 }
 
+int dp_send_local(datapath *dp, const uint8_t *pkt, size_t len) {
+  if (len < 20 || (pkt[0] >> 4) != 4 || rd16(pkt + 2) != len) return -EINVAL;
+  if (dp->rawfd < 0) {
+    /* IPPROTO_RAW implies IP_HDRINCL: the packet goes out as given, routed by its destination. */
+    dp->rawfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (dp->rawfd < 0) return -errno;
+  }
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  memcpy(&to.sin_addr, pkt + 16, 4);
+  ssize_t w;
+  do w = sendto(dp->rawfd, pkt, len, 0, (struct sockaddr *)&to, sizeof to);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) return -errno;
+  stat_add(dp, DP_TX_LOCAL, 1);
+  return 0;
+}
+
 void dp_stop(datapath *dp) {
   uint64_t one = 1;
   if (write(dp->stopfd, &one, sizeof one) < 0) { /* the eventfd cannot overflow from one write */
@@ -662,6 +685,7 @@ void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
 
 void dp_free(datapath *dp) {
   dp_stop(dp);
+  if (dp->rawfd >= 0) close(dp->rawfd);
   close(dp->stopfd);
   pthread_mutex_destroy(&dp->pool_lock);
   exec_release(dp->ex);

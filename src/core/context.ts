@@ -5,6 +5,7 @@ import type { Ip, Prefix } from './addr.js';
 import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
+import type { EspFragNeeded } from './pmtu.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
 import type { TimerQueue } from './timer-queue.js';
 import type { GatewayId } from './types.js';
@@ -14,6 +15,7 @@ export interface ResolvedConfig {
   address: Ip;
   attached: Prefix[];
   allowPlain: Prefix[];
+  /** The path MTU toward other gateways now (GatewayCore.setPathMtu changes it). */
   pathMtu: number;
   timers: GatewayTimers;
   limits: GatewayLimits;
@@ -29,6 +31,7 @@ export const DEFAULT_TIMERS: GatewayTimers = {
   negativeTtl: 10_000,
   sweepInterval: 1000,
   ikeTimeout: 30_000,
+  pathMtuTimeout: 600_000,
 };
 
 export const DEFAULT_LIMITS: GatewayLimits = {
@@ -60,6 +63,8 @@ export interface CoreContext {
    * was punted once already (its punt is counted, see Executor.process).
    */
   execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined;
+  /** An ICMP "fragmentation needed" about ESP a protected terminal of ours sent (src/core/pmtu.ts). */
+  onEspFragNeeded(f: EspFragNeeded, packet: Uint8Array, now: number): void;
   /** Removes an entry from the table and the executor. */
   remove(local: Ip, remote: Ip): void;
   isAttached(terminal: Ip): boolean;

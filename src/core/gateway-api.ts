@@ -25,6 +25,8 @@ export interface GatewayTimers {
   sweepInterval: number;
   /** Pairwise VPNs: how long a path waits for IKE to make its Child SA before it fails (ms). */
   ikeTimeout: number;
+  /** A path MTU learned from ICMP about our ESP is forgotten after this long, and tried larger (ms; RFC 1191: 10 min). */
+  pathMtuTimeout: number;
 }
 
 export interface GatewayLimits {
@@ -55,7 +57,11 @@ export interface GatewayConfig {
   attached: Prefix[];
   /** Remote prefixes that protected local terminals may reach in plain (default: none). */
   allowPlain?: Prefix[];
-  /** MTU of the path between gateways (default 1500). */
+  /**
+   * MTU of the path between gateways: the largest packet its outside may carry (default 1500). The
+   * gateway daemon passes the smallest MTU of its outside interfaces (or a configured value below
+   * it); smaller MTUs further along are learned from ICMP (src/core/pmtu.ts).
+   */
   pathMtu?: number;
   timers?: Partial<GatewayTimers>;
   limits?: Partial<GatewayLimits>;
@@ -105,6 +111,8 @@ export interface PathView {
   /** Layers of this path as the search paired them, outermost first, e.g. [{vpnId, a, b}]. */
   layers?: { vpnId: VpnId; gateways: [GatewayId, GatewayId] }[];
   reason?: string;
+  /** encrypt: the largest packet this gateway sends on the path after its own encryption. */
+  mtu?: number;
   installedAt: number;
   lastUsed: number;
   expiresAt: number;

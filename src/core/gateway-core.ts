@@ -4,12 +4,13 @@
 // out installed key-table entries; everything it punts is decided here.
 import type { Ip } from './addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
-import type { Executor, PuntReason, Side } from './executor.js';
+import type { Executor, PathRule, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
 import { onInsideMiss, onInsidePending, onInsideTooBig } from './inside.js';
 import { KeyRing } from './key-ring.js';
 import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from './key-table.js';
 import { onOutsideMiss } from './outside.js';
+import { PMTU_MIN, PMTU_SEQ_WINDOW, type EspFragNeeded } from './pmtu.js';
 import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
@@ -56,6 +57,8 @@ export class GatewayCore implements CoreContext {
   private readonly childSas = new Map<string, Spi>();
   /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
   private readonly awaitingIke = new Map<string, Set<string>>();
+  /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
+  private readonly learnedMtu = new Map<string, number>();
 
   constructor(opts: GatewayCoreOptions) {
     const c = opts.config;
@@ -121,6 +124,12 @@ export class GatewayCore implements CoreContext {
           this.timers.set('sweep', now + this.config.timers.sweepInterval);
         } else if (key === 'epoch') {
           this.syncSas(now);
+        } else if (key.startsWith('pmtu:')) {
+          // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
+          const k = key.slice(5);
+          this.learnedMtu.delete(k);
+          this.count('pmtu.expired');
+          this.refreshMtu((e) => pmtuKey(e) === k);
         } else if (key.startsWith('ike:')) {
           const [peer, vpnId] = splitChildKey(key.slice(4));
           this.failWaiting(peer, vpnId, 'ike-timeout', now);
@@ -128,6 +137,20 @@ export class GatewayCore implements CoreContext {
           this.relay.onTimer(key, now);
         }
       }
+    });
+  }
+
+  /**
+   * The path MTU toward other gateways changed (the daemon watches its outside interfaces): every
+   * encrypting path takes it at once, as the limit for its packets and the MSS it clamps.
+   */
+  setPathMtu(mtu: number, now: number): CoreAction[] {
+    return this.run(() => {
+      if (mtu === this.config.pathMtu) return;
+      this.trace({ event: 'path-mtu', kind: 'config', detail: { from: this.config.pathMtu, to: mtu } });
+      this.config.pathMtu = mtu;
+      this.refreshMtu(() => true);
+      void now;
     });
   }
 
@@ -202,6 +225,7 @@ export class GatewayCore implements CoreContext {
         peer: e.peer,
         layers: e.layers,
         reason: e.reason,
+        mtu: e.action === 'encrypt' ? e.mtu : undefined,
         installedAt: e.installedAt,
         lastUsed: Math.max(e.lastUsed, s?.lastUsed ?? 0),
         expiresAt: e.expiresAt,
@@ -226,6 +250,8 @@ export class GatewayCore implements CoreContext {
     out['pending.packets'] = this.pending.totalPacketCount;
     out['search.originating'] = this.originator.size;
     out['search.relaying'] = this.relay.size;
+    out['pmtu.path'] = this.config.pathMtu;
+    out['pmtu.learned-peers'] = this.learnedMtu.size;
     return out;
   }
 
@@ -259,6 +285,7 @@ export class GatewayCore implements CoreContext {
       if (spi === undefined) return this.awaitIke(entry, now);
       entry = { ...entry, childSpi: spi };
     }
+    if (entry.action === 'encrypt') entry = { ...entry, mtu: this.pathLimit(entry) };
     const evicted = this.table.set(entry);
     if (evicted) {
       this.executor.removePath(evicted.local, evicted.remote);
@@ -266,7 +293,7 @@ export class GatewayCore implements CoreContext {
       this.originator.cancel(evicted.local, evicted.remote);
       this.count('table.evicted');
     }
-    this.executor.installPath({ local: entry.local, remote: entry.remote, action: entry.action, vpnId: entry.vpnId, peer: entry.peer, mtu: entry.mtu, ...(entry.childSpi !== undefined ? { tunnel: { spi: entry.childSpi } } : {}) });
+    this.executor.installPath(ruleOf(entry));
     if (entry.action === 'pending') return;
     // A settled path: stop our own search if one runs (simultaneous searches converge), then flush.
     if (this.originator.cancel(entry.local, entry.remote)) {
@@ -332,6 +359,25 @@ export class GatewayCore implements CoreContext {
     return undefined;
   }
 
+  onEspFragNeeded(f: EspFragNeeded, packet: Uint8Array, now: number): void {
+    // Only about ESP we sent, recently: our current sending SA for the path's VPN, and a sequence
+    // number among the last we used. Anything else could shrink a path for nothing.
+    const e = this.table.get(f.local, f.remote);
+    const tx = e?.action === 'encrypt' && e.childSpi === undefined && e.vpnId !== undefined ? this.ring.txSa(e.vpnId, now) : undefined;
+    const next = tx ? this.executor.txNextSeq(e!.vpnId!) : undefined;
+    const age = next !== undefined ? (Number(next & 0xffffffffn) - f.seqLow) >>> 0 : 0;
+    if (!e || !tx || tx.spi !== f.spi || age === 0 || age > PMTU_SEQ_WINDOW) return this.drop('pmtu-unverified', packet);
+    this.count('pmtu.icmp');
+    const mtu = Math.max(PMTU_MIN, f.mtu);
+    if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
+    const key = pmtuKey(e);
+    this.learnedMtu.set(key, mtu);
+    this.timers.set('pmtu:' + key, now + this.config.timers.pathMtuTimeout);
+    this.count('pmtu.learned');
+    this.trace({ event: 'pmtu-learned', kind: 'data', detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } } });
+    this.refreshMtu((x) => pmtuKey(x) === key);
+  }
+
   remove(local: Ip, remote: Ip): void {
     const e = this.table.delete(local, remote);
     this.executor.removePath(local, remote);
@@ -365,6 +411,24 @@ export class GatewayCore implements CoreContext {
     if (p.value.icmpType === 0 && this.originator.owns(p.value.msg)) return this.originator.onReply(p.value, from, bytes, now);
     if (p.value.icmpType === 8) return this.relay.onRequest(p.value, from, bytes, now);
     this.relay.onReply(p.value, bytes, now);
+  }
+
+  /** The largest packet a path may send after our encryption: the path MTU less what outer layers add, or less if learned. */
+  private pathLimit(e: KeyTableEntry): number {
+    const base = this.config.pathMtu - (e.mtuReserve ?? 0);
+    const learned = this.learnedMtu.get(pmtuKey(e));
+    return learned === undefined ? base : Math.min(base, learned);
+  }
+
+  /** Gives the encrypting paths chosen their current limit (executor included). */
+  private refreshMtu(which: (e: KeyTableEntry) => boolean): void {
+    for (const e of this.table.values()) {
+      if (e.action !== 'encrypt' || !which(e)) continue;
+      const mtu = this.pathLimit(e);
+      if (mtu === e.mtu) continue;
+      e.mtu = mtu;
+      this.executor.installPath(ruleOf(e));
+    }
   }
 
   private dropBuffered(local: Ip, remote: Ip, reason: string): void {
@@ -428,6 +492,13 @@ export class GatewayCore implements CoreContext {
 }
 
 const childKey = (peer: GatewayId, vpnId: VpnId) => `${vpnId}/${peer}`;
+/** The executor's rule for a key-table entry. */
+function ruleOf(e: KeyTableEntry): PathRule {
+  return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
+}
+
+/** Paths toward one peer with the same outer layering on our side share the WAN path: one estimate. */
+const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}`;
 function splitChildKey(k: string): [GatewayId, VpnId] {
   const slash = k.indexOf('/');
   return [k.slice(slash + 1), Number(k.slice(0, slash))];

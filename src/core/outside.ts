@@ -2,7 +2,8 @@
 // without an entry (we may have aged it out before the sender did, or it is not for our terminals
 // at all and passes through), and plaintext to our terminals.
 import type { CoreContext } from './context.js';
-import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ESP } from './packet/ipv4.js';
+import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
+import { parseEspFragNeeded } from './pmtu.js';
 import { espPeek } from '../crypto/esp.js';
 
 export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number): void {
@@ -34,7 +35,7 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
         action: 'encrypt',
         vpnId: sa.vpnId,
         peer: sa.sender,
-        mtu: ctx.config.pathMtu,
+        mtuReserve: 0,
         layers: [{ vpnId: sa.vpnId, gateways: [sa.sender, ctx.config.id] }],
         reason: 'learned-from-esp',
         installedAt: now,
@@ -47,6 +48,11 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     const punt = ctx.execute('outside', packet, now, true);
     if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
+  }
+  if (ipv4Protocol(packet) === PROTO_ICMP) {
+    // A router could not forward ESP one of our terminals sent: the ICMP is for us (src/core/pmtu.ts).
+    const f = parseEspFragNeeded(packet);
+    if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0) return ctx.onEspFragNeeded(f, packet, now);
   }
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
     return ctx.drop('unsolicited-plain', packet);

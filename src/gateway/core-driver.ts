@@ -52,6 +52,11 @@ export class CoreDriver {
     this.dispatch(this.core.applySnapshot(s, this.clock.now()));
   }
 
+  /** The path MTU toward other gateways changed (the outside interfaces' MTU). */
+  pathMtu(mtu: number): void {
+    this.dispatch(this.core.setPathMtu(mtu, this.clock.now()));
+  }
+
   /** Pairwise VPNs: the IKE engine made (or rekeyed) the Child SA with `peer` for `vpnId`. */
   childSaUp(peer: string, vpnId: number, outboundSpi: number): void {
     this.dispatch(this.core.onChildSaUp(peer, vpnId, outboundSpi, this.clock.now()));

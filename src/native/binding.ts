@@ -78,6 +78,7 @@ export interface NativeBinding {
   /** df: 0 the kernel's choice, 1 set, 2 clear. 0 or -errno. */
   datapathSendUdp(d: DatapathHandle, dst: Uint8Array, port: number, payload: Uint8Array, df: 0 | 1 | 2): number;
   datapathWrite(d: DatapathHandle, side: 0 | 1, packet: Uint8Array): number;
+  datapathSendLocal(d: DatapathHandle, packet: Uint8Array): number;
   datapathStats(d: DatapathHandle): Float64Array;
   datapathClose(d: DatapathHandle): void;
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;

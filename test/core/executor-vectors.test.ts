@@ -131,14 +131,15 @@ test('group vectors: every ESP packet opens with node:crypto; the carried form h
     for (const st of s.steps) {
       if (st.op === 'installTxSa') sas.set(st.sa.spi, { spi: st.sa.spi, key: Buffer.from(st.sa.key, 'hex'), salt: Buffer.from(st.sa.salt, 'hex') });
       if (st.op !== 'process' || st.expect.kind !== 'forward' || st.expect.note.op !== 'encrypt') continue;
-      const sa = sas.get(Number(st.expect.note.spi))!;
+      const expect = st.expect;
+      const sa = sas.get(Number(expect.note.spi))!;
       const input = new Uint8Array(Buffer.from(st.packet, 'hex'));
-      const out = [st.expect.bytes, ...(st.expect.more ?? [])].map((h) => new Uint8Array(Buffer.from(h, 'hex')));
+      const out = [expect.bytes, ...(expect.more ?? [])].map((h) => new Uint8Array(Buffer.from(h, 'hex')));
       const opened = out.map((o, i) => {
         const hl = (o[0] & 15) * 4;
         const e = refEspOpen(sa, o.subarray(hl));
         assert.ok(e, `${st.name}: packet ${i} opens`);
-        assert.equal(e.seq, BigInt(st.expect.note.seq) + BigInt(i), `${st.name}: consecutive sequence numbers`);
+        assert.equal(e.seq, BigInt(expect.note.seq) + BigInt(i), `${st.name}: consecutive sequence numbers`);
         assert.ok(ipHeaderOk(o) && o[9] === 50 && (o[6] & 0x40) !== 0, `${st.name}: ESP with DF`);
         assert.deepEqual([...o.subarray(12, 20)], [...input.subarray(12, 20)], `${st.name}: the terminals' addresses`);
         return { o, e };

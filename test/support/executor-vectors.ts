@@ -171,7 +171,7 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     const esp = espSeal({ spi: 0x1001, key: g2.key, salt: g2.salt }, BigInt(seq), 4, inner);
     return buildIpv4({ src: ipv4Src(outer), dst: ipv4Dst(outer), protocol: PROTO_ESP, payload: esp, ttl: 50, df: true, tos: 0x28 });
   };
-  const carriedFragment = (sender.steps.find((st) => st.op === 'process' && st.name === 'a fragment from the terminal is carried whole')!.expect as { bytes: string }).bytes;
+  const carriedFragment = (sender.steps.find((st): st is Extract<VectorStep, { op: 'process' }> => st.op === 'process' && st.name === 'a fragment from the terminal is carried whole')!.expect as { bytes: string }).bytes;
   const outerFragment = (p: Uint8Array) => fixChecksum(Object.assign(p.slice(), { 6: p[6] | 0x20 }));
   const receiver: VectorScenario = {
     name: 'receiver',

@@ -19,7 +19,8 @@ export interface Decision {
   mode?: 'group' | 'pairwise';
   vpnId?: VpnId;
   peer?: GatewayId;
-  mtu?: number;
+  /** encrypt: what the layers outside ours add on our side (see KeyTableEntry.mtuReserve). */
+  mtuReserve?: number;
   layers: Layer[];
   reason: string;
 }
@@ -70,7 +71,7 @@ export function decideOwn(
       vpnId: mine.vpnId,
       peer: chain[partner].gateway,
       // Layers outside this one (k of them, on this side) each add their ESP overhead.
-      mtu: ctx.config.pathMtu - ESP_OVERHEAD_MAX * k - (pairwise ? TUNNEL_OVERHEAD_MAX - ESP_OVERHEAD_MAX : 0),
+      mtuReserve: ESP_OVERHEAD_MAX * k + (pairwise ? TUNNEL_OVERHEAD_MAX - ESP_OVERHEAD_MAX : 0),
       layers,
       reason: 'search',
     },

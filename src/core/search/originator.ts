@@ -176,7 +176,7 @@ export class SearchOriginator {
         action: decision.action,
         vpnId: decision.vpnId,
         peer: decision.peer,
-        mtu: decision.mtu,
+        mtuReserve: decision.mtuReserve,
         layers: decision.layers,
         reason: decision.reason,
         txid: s.tx,

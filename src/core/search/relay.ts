@@ -118,7 +118,7 @@ export class SearchRelay {
             action: 'encrypt',
             vpnId: d.decision.vpnId,
             peer: d.decision.peer,
-            mtu: d.decision.mtu,
+            mtuReserve: d.decision.mtuReserve,
             layers: d.decision.layers,
             reason: 'search-relay',
             txid: r.tx,
