@@ -3,11 +3,15 @@
  * from JavaScript on this machine (see /work/shared/design/dataplane.md); JavaScript keeps every
  * decision and calls in here only to install state, read counters and handle punted packets. */
 #define NAPI_VERSION 8
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "esp.h"
 #include "executor.h"
@@ -986,6 +990,27 @@ static napi_value esp_bench(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* kernelPathMtu(addr (4 bytes)): the kernel's path MTU toward addr (the route's, lowered by ICMP
+ * "fragmentation needed" the kernel received about this host's own packets there), or -errno.
+ * Read through a UDP socket connected to it (IP_MTU): no packet is sent. */
+static napi_value kernel_path_mtu(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *addr;
+  if (!arg_fixed_bytes(env, argv[0], 4, &addr)) return NULL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return number(env, -errno);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(4500);
+  memcpy(&to.sin_addr, addr, 4);
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  int r = connect(fd, (struct sockaddr *)&to, sizeof to) == 0 && getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 ? mtu : -errno;
+  close(fd);
+  return number(env, r);
+}
+
 /* nowMs(): the clock the datapath stamps last-used times with (CLOCK_REALTIME, as Date.now()). */
 static napi_value now_ms_js(napi_env env, napi_callback_info info) {
   (void)info;
@@ -1026,6 +1051,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nowMs", NULL, now_ms_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"kernelPathMtu", NULL, kernel_path_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -59,6 +59,8 @@ export class GatewayCore implements CoreContext {
   private readonly awaitingIke = new Map<string, Set<string>>();
   /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
   private readonly learnedMtu = new Map<string, number>();
+  /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address (it gets the ICMP about ESP in UDP). */
+  private readonly tunnelMtu = new Map<GatewayId, number>();
 
   constructor(opts: GatewayCoreOptions) {
     const c = opts.config;
@@ -150,6 +152,22 @@ export class GatewayCore implements CoreContext {
       this.trace({ event: 'path-mtu', kind: 'config', detail: { from: this.config.pathMtu, to: mtu } });
       this.config.pathMtu = mtu;
       this.refreshMtu(() => true);
+      void now;
+    });
+  }
+
+  /**
+   * Pairwise VPNs: the path MTU toward `peer`'s tunnel address as this host's kernel knows it. ESP in
+   * UDP leaves from the gateway's own address, so routers' ICMP about it reaches the kernel, which
+   * lowers its route's MTU; the daemon reads that back (undefined: forget it) and the paths on
+   * Child SAs with that peer take it, so their terminals get "fragmentation needed" in time.
+   */
+  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined, now: number): CoreAction[] {
+    return this.run(() => {
+      if (this.tunnelMtu.get(peer) === mtu) return;
+      if (mtu === undefined) this.tunnelMtu.delete(peer);
+      else this.tunnelMtu.set(peer, mtu);
+      this.refreshMtu((e) => e.childSpi !== undefined && e.peer === peer);
       void now;
     });
   }
@@ -416,7 +434,7 @@ export class GatewayCore implements CoreContext {
   /** The largest packet a path may send after our encryption: the path MTU less what outer layers add, or less if learned. */
   private pathLimit(e: KeyTableEntry): number {
     const base = this.config.pathMtu - (e.mtuReserve ?? 0);
-    const learned = this.learnedMtu.get(pmtuKey(e));
+    const learned = e.childSpi !== undefined && !e.mtuReserve ? this.tunnelMtu.get(e.peer!) : this.learnedMtu.get(pmtuKey(e));
     return learned === undefined ? base : Math.min(base, learned);
   }
 

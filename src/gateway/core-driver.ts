@@ -57,6 +57,11 @@ export class CoreDriver {
     this.dispatch(this.core.setPathMtu(mtu, this.clock.now()));
   }
 
+  /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address. */
+  tunnelPathMtu(peer: string, mtu: number | undefined): void {
+    this.dispatch(this.core.setTunnelPathMtu(peer, mtu, this.clock.now()));
+  }
+
   /** Pairwise VPNs: the IKE engine made (or rekeyed) the Child SA with `peer` for `vpnId`. */
   childSaUp(peer: string, vpnId: number, outboundSpi: number): void {
     this.dispatch(this.core.onChildSaUp(peer, vpnId, outboundSpi, this.clock.now()));

@@ -25,7 +25,7 @@ import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
-import { wanPathMtu } from './wan-mtu.js';
+import { kernelPathMtu, wanPathMtu } from './wan-mtu.js';
 import { IkeDriver } from './ike-driver.js';
 import { ikeIdentity, type IkeIdentity } from './ike-identity.js';
 import { pemToDer } from '../pki/keys.js';
@@ -106,8 +106,12 @@ export class GatewayDaemon {
       reservations.retain(sas);
     }, 1000);
     this.seqTimer.unref();
-    // An outside interface's MTU may change at run time: the paths follow it.
-    this.mtuTimer = setInterval(() => this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside)), 2000);
+    // An outside interface's MTU may change at run time: the paths follow it. So do pairwise paths
+    // the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
+    this.mtuTimer = setInterval(() => {
+      this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
+      for (const t of this.ike?.tunnelPeers() ?? []) this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
+    }, 2000);
     this.mtuTimer.unref();
     const dp = NativeDatapath.open(native.value, {
       inside: this.config.tun.inside,

@@ -86,6 +86,7 @@ export interface NativeBinding {
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
   espBench(payloadBytes: number, count: number): [number, number];
   nowMs(): number;
+  kernelPathMtu(addr: Uint8Array): number;
   readonly counterCount: number;
   readonly datapathStatCount: number;
 }

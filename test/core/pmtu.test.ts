@@ -5,51 +5,32 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prefix } from '../../src/core/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
-import type { CoreAction } from '../../src/core/gateway-api.js';
-import type { AuthoritySnapshot, VpnView } from '../../src/core/types.js';
-import { buildIpv4, parseIpv4, PROTO_ESP, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
-import { buildIcmpEcho, buildIcmpFragNeeded, isIcmpUnreachable, parseIcmp } from '../../src/core/packet/icmp.js';
-import { deriveSenderKey } from '../../src/crypto/kdf.js';
-import { espSeal } from '../../src/crypto/esp.js';
+import { buildIpv4, parseIpv4 } from '../../src/core/packet/ipv4.js';
+import { buildIcmpFragNeeded, isIcmpUnreachable, parseIcmp } from '../../src/core/packet/icmp.js';
 import { seededRandom } from '../../src/crypto/random.js';
+import { dropped, emitted, espFrom, snapshotOf, vpnView } from '../support/core.js';
 
 const KEY = new Uint8Array(32).fill(9);
-const NEVER = Number.MAX_SAFE_INTEGER;
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const C = '10.3.0.10';
 const ROUTER = '198.51.100.1';
 
-function snapshot(): AuthoritySnapshot {
-  const members = [
+/** G1 (serving A) with encrypting paths A <-> B (peer G2) and A <-> C (peer G3), learned from their ESP. */
+function g1(pathMtu?: number): GatewayCore {
+  const sites = [
     { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
     { gw: 'G2', prefix: '10.2.0.0/24', spi: 0x102 },
     { gw: 'G3', prefix: '10.3.0.0/24', spi: 0x103 },
   ];
-  const vpn: VpnView = {
-    id: 1,
-    name: 'V',
-    mode: 'group',
-    epochs: [{ epoch: 1, key: KEY, activeFrom: 0, expiresAt: NEVER }],
-    members: members.map((m) => ({ gateway: m.gw, address: `192.0.2.${m.spi & 0xff}`, prefixes: [Prefix.from(m.prefix)], spis: [{ epoch: 1, spi: m.spi }] })),
-  };
-  return { version: 1, protectedPrefixes: members.map((m) => Prefix.from(m.prefix)), vpns: [vpn] };
-}
-
-/** G1 (serving A) with encrypting paths A <-> B (peer G2) and A <-> C (peer G3), learned from their ESP. */
-function g1(pathMtu?: number): GatewayCore {
   const core = new GatewayCore({
     // Paths used now and then over the test's long virtual time: no aging in the way.
     config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], pathMtu, timers: { idleTimeout: 3_600_000 } },
-    snapshot: snapshot(),
+    snapshot: snapshotOf([vpnView(1, 'group', sites, KEY)]),
     now: 0,
     random: seededRandom('pmtu'),
   });
-  for (const [peer, spi, from] of [['G2', 0x102, B], ['G3', 0x103, C]] as const) {
-    const { key, salt } = deriveSenderKey(KEY, 1, 1, peer);
-    const inner = buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(8) });
-    core.onPacket('outside', buildIpv4({ src: from, dst: A, protocol: PROTO_ESP, payload: espSeal({ spi, key, salt }, 1n, PROTO_ICMP, inner) }), 1);
-  }
+  for (const [peer, spi, from] of [['G2', 0x102, B], ['G3', 0x103, C]] as const) core.onPacket('outside', espFrom(KEY, peer, spi, 1, from, A, 1n), 1);
   return core;
 }
 
@@ -57,8 +38,8 @@ function udp(src: string, dst: string, size: number, df: boolean): Uint8Array {
   return buildIpv4({ src, dst, protocol: 17, payload: new Uint8Array(size - 20).fill(7), df, ttl: 64 });
 }
 
-const emits = (a: CoreAction[]) => a.filter((x): x is Extract<CoreAction, { type: 'emit' }> => x.type === 'emit');
-const drops = (a: CoreAction[]) => a.filter((x) => x.type === 'drop').map((x) => (x as { reason: string }).reason);
+const emits = emitted;
+const drops = dropped;
 const mtuOf = (core: GatewayCore, remote: string) => core.paths(0).find((p) => p.local === A && p.remote === remote)?.mtu;
 
 /** A router's ICMP about one of G1's ESP packets, sent to the terminal the ESP came from. */

@@ -5,13 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prefix } from '../../src/core/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
-import type { CoreAction } from '../../src/core/gateway-api.js';
-import type { AuthoritySnapshot, VpnView } from '../../src/core/types.js';
-import { buildIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
-import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
-import { deriveSenderKey } from '../../src/crypto/kdf.js';
-import { espSeal } from '../../src/crypto/esp.js';
+import { buildIpv4, PROTO_UDP } from '../../src/core/packet/ipv4.js';
 import { seededRandom } from '../../src/crypto/random.js';
+import { dropped, emitted, espFrom as espFromGateway, snapshotOf, vpnView } from '../support/core.js';
 import { simulate } from '../support/sim.js';
 
 // ---- in the simulator: three sites of one VPN, the third site's gateway on the A–B path ----
@@ -87,20 +83,9 @@ test('transit member in a second VPN too: still a bump in the wire for a VPN it 
 // ---- the hub's core on its own: what passes, what is still refused ----
 
 const KEY = new Uint8Array(32).fill(3);
-const NEVER = Number.MAX_SAFE_INTEGER;
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const C = '10.3.0.10';
-
-function vpn(id: number, mode: 'group' | 'pairwise', members: { gw: string; prefix: string; spi: number }[]): VpnView {
-  return {
-    id,
-    name: `V${id}`,
-    mode,
-    epochs: mode === 'group' ? [{ epoch: 1, key: KEY, activeFrom: 0, expiresAt: NEVER }] : [],
-    members: members.map((m) => ({ gateway: m.gw, address: `192.0.2.${m.spi & 0xff}`, prefixes: [Prefix.from(m.prefix)], spis: mode === 'group' ? [{ epoch: 1, spi: m.spi }] : [] })),
-  };
-}
 
 function hub(): GatewayCore {
   const sites = [
@@ -108,22 +93,13 @@ function hub(): GatewayCore {
     { gw: 'GB', prefix: '10.2.0.0/24', spi: 0x102 },
     { gw: 'H', prefix: '10.3.0.0/24', spi: 0x103 },
   ];
-  const snapshot: AuthoritySnapshot = {
-    version: 1,
-    protectedPrefixes: [...sites.map((s) => Prefix.from(s.prefix)), Prefix.from('10.4.0.0/24')],
-    vpns: [vpn(1, 'group', sites), vpn(7, 'pairwise', sites), vpn(2, 'group', [{ gw: 'H', prefix: '10.4.0.0/24', spi: 0x203 }, { gw: 'GA', prefix: '10.1.0.0/24', spi: 0x201 }])],
-  };
+  // VPN 1 (group) and 7 (pairwise) join the three sites; in VPN 2 the hub puts 10.4.0.0/24 only.
+  const other = [{ gw: 'H', prefix: '10.4.0.0/24', spi: 0x203 }, { gw: 'GA', prefix: '10.1.0.0/24', spi: 0x201 }];
+  const snapshot = snapshotOf([vpnView(1, 'group', sites, KEY), vpnView(7, 'pairwise', sites, KEY), vpnView(2, 'group', other, KEY)]);
   return new GatewayCore({ config: { id: 'H', address: '192.0.2.3', attached: [Prefix.from('10.3.0.0/24'), Prefix.from('10.4.0.0/24')] }, snapshot, now: 0, random: seededRandom('hub') });
 }
 
-function espFrom(sender: string, spi: number, vpnId: number, src: string, dst: string, seq: bigint): Uint8Array {
-  const { key, salt } = deriveSenderKey(KEY, vpnId, 1, sender);
-  const inner = buildIcmpEcho({ type: 8, id: 9, seq: Number(seq), data: new Uint8Array(24) });
-  return buildIpv4({ src, dst, protocol: PROTO_ESP, payload: espSeal({ spi, key, salt }, seq, PROTO_ICMP, inner) });
-}
-
-const emitted = (a: CoreAction[]) => a.filter((x): x is Extract<CoreAction, { type: 'emit' }> => x.type === 'emit');
-const dropped = (a: CoreAction[]) => a.filter((x): x is Extract<CoreAction, { type: 'drop' }> => x.type === 'drop').map((d) => d.reason);
+const espFrom = (sender: string, spi: number, vpnId: number, src: string, dst: string, seq: bigint) => espFromGateway(KEY, sender, spi, vpnId, src, dst, seq);
 
 test('hub core: group ESP between two other members passes untouched, both ways, from either side', () => {
   const h = hub();

@@ -1,7 +1,9 @@
 // The gateway's path MTU from its outside interfaces (src/gateway/wan-mtu.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { interfacesMtu, wanPathMtu } from '../../src/gateway/wan-mtu.js';
+import { readFileSync } from 'node:fs';
+import { interfacesMtu, kernelPathMtu, wanPathMtu } from '../../src/gateway/wan-mtu.js';
+import { nativeOrSkip } from '../native/support.js';
 import { parseGatewayConfig } from '../../src/gateway/config.js';
 
 const sysfs = (mtus: Record<string, string>) => (path: string) => {
@@ -29,4 +31,11 @@ test('pathMtu is optional in the configuration; when given it must be 576..65535
   const set = parseGatewayConfig({ ...base, pathMtu: 1400 });
   assert.ok(set.ok && set.value.pathMtu === 1400);
   assert.ok(!parseGatewayConfig({ ...base, pathMtu: 100 }).ok);
+});
+
+test('the kernel\'s path MTU toward an address, read through the native addon (loopback here)', (t) => {
+  const b = nativeOrSkip(t);
+  if (!b) return;
+  // IPv4 routes top out at 65535 (loopback says 65536).
+  assert.equal(kernelPathMtu(b, '127.0.0.1'), Math.min(65535, Number(readFileSync('/sys/class/net/lo/mtu', 'utf8').trim())));
 });
