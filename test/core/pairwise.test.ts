@@ -174,12 +174,18 @@ test('pairwise: a peer the authority no longer delivers fails the path at once (
   assert.equal(n.ike.filter((r) => r.by === 'G1').length, 1);
 });
 
-test('pairwise: the path MTU limits the outer packet the Child SA makes; too big gets "fragmentation needed" with mtu - 65', () => {
+/** A -> B searched, and G1's Child SA with G2 in its executor (as IKE would install it) and up. */
+function withChildSa() {
   const n = network();
   n.send(A, B, 10);
   const g1 = n.cores.G1;
   (g1.executor as TsExecutor).installTunnelTx({ spi: 0xc0de0001, vpnId: VPN, peer: 'G2', key: new Uint8Array(32).fill(1), salt: new Uint8Array(4), localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500 });
   n.handle('G1', g1.onChildSaUp('G2', VPN, 0xc0de0001, 20));
+  return { n, g1 };
+}
+
+test('pairwise: the path MTU limits the outer packet the Child SA makes; too big gets "fragmentation needed" with mtu - 65', () => {
+  const { n, g1 } = withChildSa();
   assert.equal(n.path('G1', A, B)?.mtu, 1500, 'the outer packet may use the whole path MTU');
   const big = (size: number) => buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(size - 20), df: true });
   const fits = g1.onPacket('inside', big(1500 - 65), 30);
@@ -191,11 +197,7 @@ test('pairwise: the path MTU limits the outer packet the Child SA makes; too big
 });
 
 test('pairwise: the kernel\'s path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA\'s paths', () => {
-  const n = network();
-  n.send(A, B, 10);
-  const g1 = n.cores.G1;
-  (g1.executor as TsExecutor).installTunnelTx({ spi: 0xc0de0001, vpnId: VPN, peer: 'G2', key: new Uint8Array(32).fill(1), salt: new Uint8Array(4), localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500 });
-  n.handle('G1', g1.onChildSaUp('G2', VPN, 0xc0de0001, 20));
+  const { n, g1 } = withChildSa();
   n.handle('G1', g1.setTunnelPathMtu('G2', 1280, 21));
   assert.equal(n.path('G1', A, B)?.mtu, 1280);
   const out = g1.onPacket('inside', buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }), 22);
