@@ -106,8 +106,8 @@ export class GatewayDaemon {
       reservations.retain(sas);
     }, 1000);
     this.seqTimer.unref();
-    // An outside interface's MTU may change at run time: the paths follow it. So do pairwise paths
-    // the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
+    // An outside interface's MTU may change at run time: the paths follow it. Pairwise paths also
+    // follow the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
     this.mtuTimer = setInterval(() => {
       this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
       for (const t of this.ike?.tunnelPeers() ?? []) this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
