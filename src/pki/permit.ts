@@ -61,6 +61,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
 import { derToPem, EC_SIGN_ALG, generateKeyPair, pemToDer, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
 import { cryptoImpl, x509 } from './x509.js';
+import { CERTIFICATE_LIMITS, checkDer } from './der.js';
 
 const DAY = 86_400_000;
 /** AA certificates start a little in the past, as the CA's certificates do. */
@@ -118,8 +119,8 @@ export interface VerifyPermitOptions {
   attributeAuthority: x509.X509Certificate;
   /** The certificate that authenticated the peer. */
   holder: x509.X509Certificate;
-  /** The VPN the permit must name. */
-  group: string;
+  /** The VPN the permit must name; without it the caller checks `groups` itself (one verification for several VPNs). */
+  group?: string;
   now: Date;
   maxValidityMs?: number;
 }
@@ -413,10 +414,25 @@ function singleDirectoryName(names: GeneralNames | GeneralName[] | undefined): A
   return names[0].directoryName;
 }
 
+/** Permit error codes for the DER shape checks of src/pki/der.ts. */
+const DER_CODES: Record<string, string> = {
+  'der-not-an-element': 'permit-malformed',
+  'der-trailing-bytes': 'permit-trailing-bytes',
+  'der-too-large': 'permit-too-large',
+  'der-too-many-elements': 'permit-too-large',
+  'der-too-deep': 'permit-too-large',
+};
+
 function decode(input: Uint8Array): Result<Decoded> {
   if (!(input instanceof Uint8Array)) return err('permit-malformed', 'a permit must be given as bytes');
   if (input.byteLength > MAX_PERMIT_BYTES) return err('permit-too-large', `permit is ${input.byteLength} bytes; at most ${MAX_PERMIT_BYTES} are accepted`);
   const d = new Uint8Array(input); // our own copy: the caller may reuse its buffer
+  // The peer's bytes reach the ASN.1 library only within bounds it decodes in linear time.
+  const shape = checkDer(d, { ...CERTIFICATE_LIMITS, maxBytes: MAX_PERMIT_BYTES });
+  if (!shape.ok) {
+    const code = DER_CODES[shape.error.code];
+    return err(code ?? 'permit-not-der', `not an attribute certificate in DER: ${shape.error.message}`);
+  }
   let ac: AttributeCertificate;
   let again: Uint8Array;
   try {
@@ -610,6 +626,6 @@ function verifyInner(input: Uint8Array, o: VerifyPermitOptions): Result<Permit> 
     return err('permit-validity-too-long', `the permit is valid for ${(p.notAfter.getTime() - p.notBefore.getTime()) / 1000} s; at most ${maxValidity / 1000} s is accepted`);
   }
   if (p.groups.length === 0) return err('permit-no-groups', 'the permit has no UTF8String group value');
-  if (!p.groups.includes(o.group)) return err('permit-wrong-group', `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`);
+  if (o.group !== undefined && !p.groups.includes(o.group)) return err('permit-wrong-group', `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`);
   return ok(p);
 }

@@ -308,7 +308,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       const forClash = await tamper(good.der, aaA.key, (info) => {
         info.holder.baseCertificateID = new IssuerSerial({
           issuer: new GeneralNames([new GeneralName({ directoryName: nameOf(clash, 'issuer') })]),
-          serial: Buffer.from(clash.serialNumber, 'hex').buffer.slice(0) as ArrayBuffer,
+          serial: new Uint8Array(Buffer.from(clash.serialNumber, 'hex')).buffer, // its own ArrayBuffer, not Buffer's shared pool
           issuerUID: undefined as never,
         });
       });
