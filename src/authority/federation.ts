@@ -12,7 +12,8 @@ import { X509Certificate as NodeX509 } from 'node:crypto';
 import https from 'node:https';
 import type { Logger } from 'pino';
 import type { AuthorityCa } from '../pki/ca.js';
-import { derToPem, fingerprint, pemToDer, type RandomSource } from '../pki/keys.js';
+import { derToPem, fingerprint, parsePem, pemToDer, type RandomSource } from '../pki/keys.js';
+import { CERTIFICATE_LIMITS, checkDer } from '../pki/der.js';
 import { checkAttributeAuthority, issuePermit, verifyPermit } from '../pki/permit.js';
 import { x509 } from '../pki/x509.js';
 import { Prefix } from '../core/addr.js';
@@ -126,8 +127,10 @@ export class Federation {
     }
     if (url.protocol !== 'https:') throw badRequest('bad-url', 'the peer URL must be https://');
     let root: NodeX509;
+    const rootPem = parsePem(p.root, 'CERTIFICATE');
+    if (!rootPem.ok) throw badRequest('bad-root', `the root must be one PEM certificate: ${rootPem.reason}`);
     try {
-      root = new NodeX509(p.root);
+      root = new NodeX509(Buffer.from(rootPem.der));
     } catch {
       throw badRequest('bad-root', 'the root must be one PEM certificate');
     }
@@ -260,10 +263,16 @@ export class Federation {
     let issuing: NodeX509;
     let aa: x509.X509Certificate;
     try {
-      issuing = new NodeX509(msg.issuing);
-      aa = new x509.X509Certificate(msg.attributeAuthority);
+      // Exactly one PEM block each, within the DER bounds, before any parser sees them.
+      const [issuingDer, aaDer] = [msg.issuing, msg.attributeAuthority].map((pem) => {
+        const d = parsePem(pem, 'CERTIFICATE');
+        if (!d.ok || !checkDer(d.der, CERTIFICATE_LIMITS).ok) throw new Error('bad certificate');
+        return d.der;
+      });
+      issuing = new NodeX509(Buffer.from(issuingDer));
+      aa = new x509.X509Certificate(new Uint8Array(aaDer).buffer as ArrayBuffer);
     } catch {
-      throw badRequest('bad-federation-message', 'issuing or attributeAuthority does not parse');
+      throw badRequest('bad-federation-message', 'issuing or attributeAuthority is not one PEM certificate');
     }
     if (!issuing.ca || !issuing.verify(root.publicKey)) throw forbidden('bad-issuing', `the issuing CA does not chain to ${peer}'s root`);
     const aaOk = await checkAttributeAuthority(aa, new x509.X509Certificate(row.rootPem), new Date(now));
@@ -290,7 +299,9 @@ export class Federation {
         for (const m of theirs.members) {
           let cert: NodeX509;
           try {
-            cert = new NodeX509(Buffer.from(m.certificate, 'base64'));
+            const der = Buffer.from(m.certificate, 'base64');
+            if (!checkDer(der, CERTIFICATE_LIMITS).ok) throw new Error('out of bounds');
+            cert = new NodeX509(der);
           } catch {
             this.h.log?.warn({ peer, vpn: v.name, gateway: m.gateway }, 'a foreign member certificate does not parse');
             continue;

@@ -59,7 +59,7 @@ import {
 } from '@peculiar/asn1-x509-attr';
 import { err, ok, type Result } from '../core/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
-import { derToPem, EC_SIGN_ALG, generateKeyPair, pemToDer, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
+import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
 import { cryptoImpl, x509 } from './x509.js';
 import { CERTIFICATE_LIMITS, checkDer } from './der.js';
 
@@ -379,13 +379,8 @@ export function permitToPem(p: Permit): string {
 
 /** Parses a PEM "ATTRIBUTE CERTIFICATE" block. Never throws. */
 export function permitFromPem(pem: string): Result<Permit> {
-  let d: Uint8Array;
-  try {
-    d = pemToDer(pem, PERMIT_PEM_LABEL);
-  } catch (e) {
-    return err('permit-pem', message(e));
-  }
-  return parsePermit(d);
+  const d = parsePem(pem, PERMIT_PEM_LABEL);
+  return d.ok ? parsePermit(d.der) : err('permit-pem', d.reason);
 }
 
 // --- parsing ---------------------------------------------------------------------------------
