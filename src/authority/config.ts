@@ -16,6 +16,7 @@
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
+import { err, ok, type Result } from '../core/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
 
@@ -106,13 +107,23 @@ export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = { kind: 'authority config
 export function readConfig(dir: string): AuthorityConfig {
   const p = dataPaths(dir).config;
   if (!existsSync(p)) throw new Error(`${dir} is not an authority data directory (no authority.json); run \`kasane authority init\` first`);
-  const read = readDocument({ path: p }, AUTHORITY_CONFIG_LIMITS);
-  const where = (i: { path: string; line?: number; column?: number; message: string }) => `${p}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`;
-  if (!read.ok) throw new Error(read.issues.map(where).join('\n'));
+  const r = parseAuthorityConfig({ path: p }, p);
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+}
+
+/** Reads and checks authority.json (a file, or its text): the configuration, or every problem with its line and field. Never throws. */
+export function parseAuthorityConfig(source: { path: string } | string, name: string): Result<AuthorityConfig> {
+  const read = readDocument(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS);
+  const where = (i: { path: string; line?: number; column?: number; message: string }) => `${name}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`;
+  if (!read.ok) return err('bad-config', read.issues.map(where).join('\n'));
   const problems = checkConfig(read.value.value);
-  if (problems.length > 0) throw new Error(problems.map((x) => where({ path: formatPath(x.path), ...read.value.locate(x.path), message: x.message })).join('\n'));
+  if (problems.length > 0) {
+    const places = read.value.locate(problems.map((x) => x.path));
+    return err('bad-config', problems.map((x, k) => where({ path: formatPath(x.path), ...places[k], message: x.message })).join('\n'));
+  }
   const c = read.value.value as AuthorityConfig;
-  return { ...c, rotation: { ...DEFAULT_ROTATION, ...c.rotation } };
+  return ok({ ...c, rotation: { ...DEFAULT_ROTATION, ...c.rotation } });
 }
 
 /** Every field authority.json may have, with its type: the problems, each at its path. */
@@ -122,7 +133,7 @@ function checkConfig(doc: unknown): { path: PathKey[]; message: string }[] {
   const fields = (v: unknown, path: PathKey[], known: Record<string, (v: unknown, path: PathKey[]) => void>, required: string[] = []) => {
     if (!isObject(v)) return void out.push({ path, message: 'expected an object' });
     for (const [k, x] of Object.entries(v)) {
-      if (!(k in known)) out.push({ path: [...path, k], message: `unknown field "${k}"; expected one of: ${Object.keys(known).join(', ')}` });
+      if (!Object.hasOwn(known, k)) out.push({ path: [...path, k], message: `unknown field "${k}"; expected one of: ${Object.keys(known).join(', ')}` });
       else known[k](x, [...path, k]);
     }
     for (const k of required) if (!(k in v)) out.push({ path, message: `missing field "${k}"` });

@@ -38,8 +38,8 @@ export interface LoadedDocument {
   value: unknown;
   /** The file's name for messages (its base name), when it came from a file. */
   file?: string;
-  /** Line and column (1-based) of the value at `path`, or of its nearest ancestor that exists. */
-  locate(path: readonly PathKey[]): { line: number; column: number } | undefined;
+  /** Line and column (1-based) of the value at each path, or of its nearest ancestor that exists (one pass for all). */
+  locate(paths: readonly (readonly PathKey[])[]): ({ line: number; column: number } | undefined)[];
 }
 
 /** An alias may stand for at most this many nodes... */
@@ -91,7 +91,7 @@ export function readDocument(source: DocumentSource, limits: DocumentLimits): { 
   if (json || limits.jsonOnly) {
     try {
       const value = JSON.parse(text) as unknown;
-      return { ok: true, value: { value, file, locate: (path) => jsonPositions(text, [path])[0] } };
+      return { ok: true, value: { value, file, locate: (paths) => (paths.length ? jsonPositions(text, paths) : []) } };
     } catch (e) {
       if (limits.jsonOnly) {
         const message = e instanceof Error ? e.message : String(e);
@@ -136,12 +136,14 @@ function readYaml(text: string, file: string | undefined): { ok: true; value: Lo
     value: {
       value,
       file,
-      locate(path) {
-        for (let depth = path.length; depth >= 1; depth--) {
-          const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
-          if (node?.range) return at(node.range[0]);
-        }
-        return undefined;
+      locate(paths) {
+        return paths.map((path) => {
+          for (let depth = path.length; depth >= 1; depth--) {
+            const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
+            if (node?.range) return at(node.range[0]);
+          }
+          return undefined;
+        });
       },
     },
   };

@@ -61,7 +61,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
 import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
 import { cryptoImpl, x509 } from './x509.js';
-import { CERTIFICATE_LIMITS, checkDer } from './der.js';
+import { CERTIFICATE_LIMITS, checkDer, readTlv } from './der.js';
 
 const DAY = 86_400_000;
 /** AA certificates start a little in the past, as the CA's certificates do. */
@@ -209,7 +209,16 @@ interface CertParts {
   issuerName: AsnName;
 }
 
+/** Parsed parts of the certificates a permit is checked against (the AA's and the holder's, which we hold): parsed once. */
+const partsOf = new WeakMap<x509.X509Certificate, CertParts>();
+
 function certParts(cert: x509.X509Certificate): CertParts {
+  let p = partsOf.get(cert);
+  if (!p) partsOf.set(cert, (p = parseCertParts(cert)));
+  return p;
+}
+
+function parseCertParts(cert: x509.X509Certificate): CertParts {
   const c = AsnConvert.parse(cert.rawData, Certificate);
   const tbs = c.tbsCertificate;
   return {
@@ -544,7 +553,10 @@ function decode(input: Uint8Array): Result<Decoded> {
     noRevAvail,
   };
   if (authorityKeyId !== undefined) permit.authorityKeyId = authorityKeyId;
-  return ok({ permit, tbs: der(info), signature: bytes(ac.signatureValue), issuerName: issuerDer, holderIssuer: holderIssuerDer, holderSerial });
+  // The input re-encoded to itself, so its first element is exactly the DER of acinfo: what was signed.
+  const outer = readTlv(d, 0)!;
+  const tbsTlv = readTlv(d, outer.start, outer.end)!;
+  return ok({ permit, tbs: d.subarray(outer.start, tbsTlv.end), signature: bytes(ac.signatureValue), issuerName: issuerDer, holderIssuer: holderIssuerDer, holderSerial });
 }
 
 /** Parses and structurally checks a permit (DER). Checks no signature. Never throws. */

@@ -36,3 +36,20 @@ x509.cryptoProvider.set(cryptoImpl);
 }
 
 export { x509 };
+
+/**
+ * A certificate someone else gave us (DER), read within the bounds of src/pki/der.ts: its names,
+ * key and extensions are parsed here, so that nothing later throws on them. Never throws.
+ */
+export async function readCertificate(der: Uint8Array): Promise<{ ok: true; value: x509.X509Certificate } | { ok: false; error: { code: string; message: string } }> {
+  const { CERTIFICATE_LIMITS, checkDer } = await import('./der.js');
+  const shape = checkDer(der, CERTIFICATE_LIMITS);
+  if (!shape.ok) return { ok: false, error: { code: 'bad-certificate', message: `not a certificate in DER: ${shape.error.message}` } };
+  try {
+    const c = new x509.X509Certificate(new Uint8Array(der).buffer as ArrayBuffer);
+    void [c.subject, c.issuer, c.serialNumber, c.notBefore, c.notAfter, c.publicKey.algorithm, c.extensions.map((e) => e.type)];
+    return { ok: true, value: c };
+  } catch (e) {
+    return { ok: false, error: { code: 'bad-certificate', message: `not a certificate: ${e instanceof Error ? e.message : String(e)}` } };
+  }
+}

@@ -272,7 +272,7 @@ class Reader {
     const out: Partial<Record<K, number>> = {};
     if (!obj) return out;
     for (const [key, v] of Object.entries(obj)) {
-      if (!(key in keys)) continue;
+      if (!Object.hasOwn(keys, key)) continue;
       const integer = integerKeys.includes(key);
       const n = this.number(v, [...path, key], integer ? { min: 0, integer: true } : { above: 0 });
       if (n !== undefined) out[key as K] = n;
@@ -801,5 +801,6 @@ export function loadTopology(source: string | TopologySource): Result<Topology, 
   const doc = read.value;
   const { topology, issues: raw } = validate(doc.value);
   if (topology !== undefined) return ok(topology);
-  return topologyError(raw.map((i) => ({ path: formatPath(i.path), ...doc.locate(i.path), message: i.message })), doc.file);
+  const places = doc.locate(raw.map((i) => i.path));
+  return topologyError(raw.map((i, k) => ({ path: formatPath(i.path), ...places[k], message: i.message })), doc.file);
 }

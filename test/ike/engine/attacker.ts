@@ -127,3 +127,12 @@ export function booleanBombPermit(permit: Uint8Array, bytes: number): Buffer {
     rewriteDer(exts[exts.length - 1], [], (parts) => [parts[0], tlv(0x01, Buffer.alloc(bytes, 0xff)), ...parts.slice(1)]),
   ]);
 }
+
+/** A request whose SK payload carries exactly these plaintext bytes as its inner chain (well-formed or not). */
+export function sealChain(sa: IkeSa, exchange: number, messageId: number, firstPayload: number, chain: Uint8Array): Buffer {
+  const own = sa as unknown as { sk: { seal: AeadKey }; iv: SkIvCounter };
+  const header = sa.header(exchange, false, messageId);
+  const encrypted = { kind: 'SK' as const, firstPayload };
+  const ad = encodeEncryptedPrefix({ header, encrypted }, skBodyLength(own.sk.seal.encr, chain.length));
+  return encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(own.sk.seal, own.iv.next(), ad, chain) } });
+}
