@@ -157,8 +157,8 @@ interface AliasBomb {
 
 /**
  * Counts, without expanding anything, how many nodes each alias stands for (anchors resolved in
- * document order, as YAML does) and reports the aliases past the bounds. Iterative: a deeply nested
- * document cannot overflow the stack here.
+ * document order, as YAML does) and reports the aliases past the bounds, and keys that are lists or
+ * mappings. Iterative: a deeply nested document cannot overflow the stack here.
  */
 function aliasBombs(doc: Document.Parsed): AliasBomb[] {
   const size = new Map<Node, number>(); // expanded size of every node already finished
@@ -167,13 +167,14 @@ function aliasBombs(doc: Document.Parsed): AliasBomb[] {
   const reported = new Set<string>(); // one problem per anchor is enough
   let added = 0;
   type Frame = { node: Node; path: PathKey[]; children: { node: Node; key: PathKey }[]; next: number; total: number };
-  const childrenOf = (node: Node): { node: Node; key: PathKey }[] => {
+  const childrenOf = (node: Node, at: PathKey[]): { node: Node; key: PathKey }[] => {
     if (isMap(node)) {
       const c: { node: Node; key: PathKey }[] = [];
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
         const key = isScalar(pair.key) ? String(pair.key.value) : '?';
-        if (pair.key && typeof pair.key === 'object' && !isScalar(pair.key)) c.push({ node: pair.key as Node, key });
+        // A list or a mapping as a key ("? [a, b]: x"): no field of ours is named like that.
+        if (pair.key && typeof pair.key === 'object' && !isScalar(pair.key)) out.push({ path: at, offset: (pair.key as Node).range?.[0], message: 'a list or a mapping used as a key; keys are names' });
         if (pair.value && typeof pair.value === 'object') c.push({ node: pair.value as Node, key });
       }
       return c;
@@ -182,7 +183,7 @@ function aliasBombs(doc: Document.Parsed): AliasBomb[] {
     return [];
   };
   if (!doc.contents) return out;
-  const stack: Frame[] = [{ node: doc.contents, path: [], children: childrenOf(doc.contents), next: 0, total: 1 }];
+  const stack: Frame[] = [{ node: doc.contents, path: [], children: childrenOf(doc.contents, []), next: 0, total: 1 }];
   while (stack.length > 0 && out.length < MAX_ISSUES) {
     const f = stack[stack.length - 1];
     if (f.next < f.children.length) {
@@ -204,7 +205,7 @@ function aliasBombs(doc: Document.Parsed): AliasBomb[] {
       }
       const anchor = (c.node as { anchor?: string }).anchor;
       if (anchor) anchors.set(anchor, c.node);
-      stack.push({ node: c.node, path, children: childrenOf(c.node), next: 0, total: 1 });
+      stack.push({ node: c.node, path, children: childrenOf(c.node, path), next: 0, total: 1 });
       continue;
     }
     stack.pop();

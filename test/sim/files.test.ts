@@ -126,3 +126,9 @@ test('jsonPositions finds values in any JSON text', () => {
     { line: 1, column: 1 },
   ]);
 });
+
+test('a list or a mapping used as a key is a problem at its line, not a warning on stderr', () => {
+  const r = loadTopology({ text: `${SMALL}? [a, b]\n: x\n` });
+  assert.ok(!r.ok);
+  assert.match(r.error.message, /line 7:3: \(top level\): a list or a mapping used as a key; keys are names/);
+});
