@@ -16,7 +16,7 @@ import { err, ok, type Result } from '../../core/result.js';
 import { CertEncoding, IdType, type Payload } from '../message/index.js';
 import { verifyAuth } from '../crypto/signature.js';
 import { verifyPermit, type Permit } from '../../pki/permit.js';
-import { sameName } from '../../pki/der.js';
+import { NAME_LIMITS, sameName } from '../../pki/der.js';
 import { x509 } from '../../pki/x509.js';
 import type { IkePeer } from './types.js';
 
@@ -101,6 +101,8 @@ export function authenticatePeer(proof: PeerProof, pinned: Uint8Array, octets: B
   if (!sent || !sent.equals(Buffer.from(pinned.buffer, pinned.byteOffset, pinned.byteLength))) {
     return err('auth-cert-not-pinned', `the certificate sent is not the one our authority delivered for ${who}`);
   }
+  // An ID longer than any name we compare cannot be the certificate's subject: no need to verify anything.
+  if (proof.id.data.length > NAME_LIMITS.maxBytes) return err('auth-id-mismatch', `the peer's ID is ${proof.id.data.length} bytes, not the subject of ${who}'s certificate`);
   if (!proof.auth) return err('auth-missing', 'no AUTH payload');
   if (proof.auth.method !== 14) return err('auth-method', `AUTH method ${proof.auth.method}; only digital signatures (14, RFC 7427) are accepted`);
   const cert = held(pinned);
