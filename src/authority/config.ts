@@ -15,7 +15,7 @@
 //       server.pem              the TLS server certificate
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
+import { BadFileError, formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
 import { err, ok, type Result } from '../core/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
@@ -108,7 +108,7 @@ export function readConfig(dir: string): AuthorityConfig {
   const p = dataPaths(dir).config;
   if (!existsSync(p)) throw new Error(`${dir} is not an authority data directory (no authority.json); run \`kasane authority init\` first`);
   const r = parseAuthorityConfig({ path: p }, p);
-  if (!r.ok) throw new Error(r.error.message);
+  if (!r.ok) throw new BadFileError(r.error.message);
   return r.value;
 }
 

@@ -17,6 +17,11 @@ import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, ty
 
 export type PathKey = string | number;
 
+/** A file an operator wrote that kasane cannot use: the CLI exits with status 2 and the problems. */
+export class BadFileError extends Error {
+  readonly exitCode = 2;
+}
+
 export interface DocumentIssue {
   /** Where in the document, e.g. `nodes[3].inside[0]`, or `(file)` / `(syntax)`. */
   path: string;

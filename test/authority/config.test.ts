@@ -54,3 +54,22 @@ test('authority.json: a syntax error says where; an oversized file is refused un
     assert.throws(() => readConfig(dir), /authority configuration files are limited to 1\.0 MiB/);
   });
 });
+
+test('kasane authority serve and kasane gateway run exit 2 on a configuration file they cannot use, saying where', async () => {
+  const { main } = await import('../../src/cli/main.js');
+  const errors: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-badcfg-'));
+  (process.stderr as { write: unknown }).write = (t: string) => (errors.push(String(t)), true);
+  try {
+    writeFileSync(join(dir, 'authority.json'), JSON.stringify({ ...good, listen: { host: '127.0.0.1', port: 'x' } }, null, 2));
+    assert.equal(await main(['authority', 'serve', '--data', dir]), 2);
+    writeFileSync(join(dir, 'g.yaml'), 'inside: [lan0]\noutside: [wan0]\ndata: &a [x]\nx: *b\n');
+    assert.equal(await main(['gateway', 'run', '--config', join(dir, 'g.yaml')]), 2);
+  } finally {
+    (process.stderr as { write: unknown }).write = write;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.match(errors.join(''), /authority\.json:6:13: listen\.port: expected an integer/);
+  assert.match(errors.join(''), /g\.yaml(:\d+:\d+)?: \(syntax\)/);
+});
