@@ -22,6 +22,12 @@ export interface DerLimits {
 
 /** Bounds for a certificate or an attribute certificate (ours have about 60 elements and depth 8). */
 export const CERTIFICATE_LIMITS: DerLimits = { maxBytes: 16 * 1024, maxElements: 512, maxDepth: 16 };
+/**
+ * Bounds for a permit. Those a gateway verifies come from its own authority, which puts one group
+ * in each (about 50 elements): 128 leaves room and keeps an authenticated peer's crafted permit to
+ * a few milliseconds (the library spends some 30 µs per element here).
+ */
+export const PERMIT_LIMITS: DerLimits = { maxBytes: 16 * 1024, maxElements: 128, maxDepth: 16 };
 /** Bounds for a distinguished name (an IKE ID of type ID_DER_ASN1_DN). */
 export const NAME_LIMITS: DerLimits = { maxBytes: 2048, maxElements: 128, maxDepth: 6 };
 

@@ -61,7 +61,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
 import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
 import { cryptoImpl, x509 } from './x509.js';
-import { CERTIFICATE_LIMITS, checkDer, readTlv } from './der.js';
+import { checkDer, PERMIT_LIMITS, readTlv } from './der.js';
 
 const DAY = 86_400_000;
 /** AA certificates start a little in the past, as the CA's certificates do. */
@@ -432,7 +432,7 @@ function decode(input: Uint8Array): Result<Decoded> {
   if (input.byteLength > MAX_PERMIT_BYTES) return err('permit-too-large', `permit is ${input.byteLength} bytes; at most ${MAX_PERMIT_BYTES} are accepted`);
   const d = new Uint8Array(input); // our own copy: the caller may reuse its buffer
   // The peer's bytes reach the ASN.1 library only within bounds it decodes in linear time.
-  const shape = checkDer(d, { ...CERTIFICATE_LIMITS, maxBytes: MAX_PERMIT_BYTES });
+  const shape = checkDer(d, { ...PERMIT_LIMITS, maxBytes: MAX_PERMIT_BYTES });
   if (!shape.ok) {
     const code = DER_CODES[shape.error.code];
     return err(code ?? 'permit-not-der', `not an attribute certificate in DER: ${shape.error.message}`);

@@ -74,3 +74,21 @@ test('sameName: byte-equal, or the same text in other string types; anything els
   const lib = Buffer.from(new x509.Name('O=ACME, CN=gw1').toArrayBuffer());
   assert.ok(sameName(lib, name([['55040a', 0x13, 'ACME'], ['550403', 0x13, 'gw1']])), lib.toString('hex'));
 });
+
+test('a permit with more elements than ours ever have is refused before the library walks them', async () => {
+  const { parsePermit } = await import('../../src/pki/permit.js');
+  const { PERMIT_LIMITS } = await import('../../src/pki/der.js');
+  const { HOUR, makeAuthority, makeGateway, permitFor } = await import('../ike/engine/peers.js');
+  const { derChildren, rewriteDer } = await import('../ike/engine/attacker.js');
+  const A = await makeAuthority('a', now - HOUR);
+  const g = await makeGateway(A, 'g', now - HOUR);
+  const good = await permitFor(A, g, 'vpn', now - HOUR, now + HOUR);
+  assert.ok(parsePermit(good).ok);
+  // acinfo's attributes (its 7th element) get a second attribute of 150 NULLs.
+  assert.ok(derChildren(derChildren(Buffer.from(good))[0]).length >= 7);
+  const many = rewriteDer(good, [0, 6], (attrs) => [...attrs, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from([0x2a, 3])), tlv(0x31, Buffer.concat(Array.from({ length: 150 }, () => tlv(0x05, Buffer.alloc(0)))))]))]);
+  const r = parsePermit(many);
+  assert.ok(!r.ok);
+  assert.equal(r.error.code, 'permit-too-large');
+  assert.match(r.error.message, new RegExp(`more than ${PERMIT_LIMITS.maxElements} ASN.1 elements`));
+});
