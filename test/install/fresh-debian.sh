@@ -109,9 +109,10 @@ host_mirror() {
         /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c) suite = 1 }
         END { if (deb && suite && uri) print uri }' "$f"
     done
-  } | head -1
+  }
 }
 MIRROR=${KASANE_DEBIAN_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR%%$'\n'*}
 [ -n "$MIRROR" ] || die "no Debian mirror found in /etc/apt (set KASANE_DEBIAN_MIRROR)"
 
 case "$(uname -m)" in
@@ -146,7 +147,8 @@ NODE_VERSION=$(npm view "node-linux-$ARCH@$LINE" version --json | node -e 'let s
 npm pack --silent --pack-destination "$WORK" "node-linux-$ARCH@$NODE_VERSION" >/dev/null
 mv "$WORK/node-linux-$ARCH-$NODE_VERSION.tgz" "$WORK/node.tgz"
 # The npm that this node release ships with (its changelog names the latest npm upgrade first).
-NPM_VERSION=$(tar -xzOf "$WORK/node.tgz" package/CHANGELOG.md | grep -m1 -o 'upgrade npm to [0-9][0-9.]*[0-9]' | awk '{print $4}')
+tar -xzf "$WORK/node.tgz" -C "$WORK" package/CHANGELOG.md
+NPM_VERSION=$(grep -m1 -o 'upgrade npm to [0-9][0-9.]*[0-9]' "$WORK/package/CHANGELOG.md" | awk '{print $4}')
 [ -n "$NPM_VERSION" ] || die "no npm version in the changelog of node $NODE_VERSION"
 npm pack --silent --pack-destination "$WORK" "npm@$NPM_VERSION" >/dev/null
 mv "$WORK/npm-$NPM_VERSION.tgz" "$WORK/npm.tgz"
