@@ -29,6 +29,9 @@ if [ "${1:-}" = --inside ]; then
     die "debootstrap: $(tail -5 "$WORK/debootstrap.log"; tail -5 "$ROOT/debootstrap/debootstrap.log" 2>/dev/null)"
   log "debootstrap done in $((SECONDS - t0)) s"
 
+  # The root a mount point of its own, as on a real machine: `ip netns exec` and `ip -n` make /
+  # a slave mount, which fails on a directory that is not one.
+  mount --bind "$ROOT" "$ROOT"
   mount -t proc proc "$ROOT/proc"
   mount -t sysfs sysfs "$ROOT/sys"
   mount --rbind /dev "$ROOT/dev" # /dev/net/tun for the gateways
