@@ -10,10 +10,11 @@
 #     COMMAND    run as root in the clone (/srv/kasane), after two checks as an unprivileged user
 #                (setup.sh and test-all.sh must each refuse with one line naming what to install)
 #
-# The root is built and used inside a private mount namespace and PID namespace (unshare): every
-# mount (proc, sys, dev, run, and the network namespaces the demo makes) and every process started
-# in it ends with it, whatever happens. The directory itself is removed on exit, never across a
-# mount point. KASANE_DEBIAN_MIRROR overrides the mirror taken from /etc/apt.
+# The root is built and used inside a private mount namespace and PID namespace (unshare), on a
+# tmpfs of that namespace: the root, every mount in it (proc, sys, dev, run, and the network
+# namespaces the demo makes) and every process started in it end with it, whatever happens. The
+# work directory on the host (node, npm, a bare clone) is removed on exit, never across a mount
+# point. KASANE_DEBIAN_MIRROR overrides the mirror taken from /etc/apt.
 set -euo pipefail
 
 log() { echo "fresh-debian[${SUITE:-?}]: $*" >&2; }
@@ -24,14 +25,15 @@ if [ "${1:-}" = --inside ]; then
   shift
   SUITE=$1 ROOT=$2 MIRROR=$3 WORK=$4 COMMAND=$5
   t0=$SECONDS
+  # The root lives in memory, in this namespace: it goes with it, with no tree to delete (and, as
+  # on a real machine, / is a mount point, which `ip netns exec` and `ip -n` need).
+  mkdir -p "$ROOT"
+  mount -t tmpfs -o mode=0755,size=6g tmpfs "$ROOT"
   log "debootstrap --variant=minbase $SUITE from $MIRROR"
   debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
     die "debootstrap: $(tail -5 "$WORK/debootstrap.log"; tail -5 "$ROOT/debootstrap/debootstrap.log" 2>/dev/null)"
   log "debootstrap done in $((SECONDS - t0)) s"
 
-  # The root a mount point of its own, as on a real machine: `ip netns exec` and `ip -n` make /
-  # a slave mount, which fails on a directory that is not one.
-  mount --bind "$ROOT" "$ROOT"
   mount -t proc proc "$ROOT/proc"
   mount -t sysfs sysfs "$ROOT/sys"
   mount --rbind /dev "$ROOT/dev" # /dev/net/tun for the gateways
