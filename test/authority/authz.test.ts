@@ -1,6 +1,6 @@
 // Every route refuses every credential that does not own it (issue 11): no credentials, a wrong,
 // malformed or revoked administrator token, a gateway certificate on an administrator route and
-// the reverse, a revoked or superseded gateway certificate, another authority's gateway, a used or
+// the reverse, a revoked, superseded or expired gateway certificate, another authority's gateway, a used or
 // expired enrollment token. Each with its status and code, and nothing changes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,7 +28,7 @@ describe('authorization: every route refuses every credential that does not own 
   let clock = Date.now();
   const clients: AuthorityClient[] = [];
   /** Credential name -> a client presenting it, and what each kind of route answers. */
-  let credentials: { name: string; client: AuthorityClient; expect: Partial<Record<Kind, [number, string]>> }[];
+  let credentials: { name: string; client: AuthorityClient; why?: RegExp; expect: Partial<Record<Kind, [number, string]>> }[];
 
   const withCert = (b: GatewayBundle, token?: string): AuthorityClient => {
     const c = new AuthorityClient({ url: t.url, ca: t.ca, cert: joinPem(b.certificate, b.chain[0]), key: b.privateKey!, adminToken: token });
@@ -39,6 +39,11 @@ describe('authorization: every route refuses every credential that does not own 
   before(async () => {
     t = await startTestAuthority({ now: () => clock });
     other = await startTestAuthority({ name: 'another authority' });
+    // A certificate that has expired: issued (valid one day) while the authority's clock read three days ago.
+    clock -= 3 * 86_400_000;
+    await t.admin.addGateway('gw-expired', '192.0.2.4');
+    const expired = parseBundle(JSON.stringify(await t.admin.makeBundle('gw-expired', { validityDays: 1 })));
+    clock += 3 * 86_400_000;
     await t.admin.createVpn({ name: 'corp' });
     await t.admin.addGateway('gw1', '192.0.2.1');
     const gw1 = parseBundle(JSON.stringify(await t.admin.makeBundle('gw1')));
@@ -63,6 +68,7 @@ describe('authorization: every route refuses every credential that does not own 
       { name: "a gateway's certificate on an administrator route", client: withCert(gw1), expect: { admin: [401, 'unauthorized'], 'peer-authority': [403, 'unknown-peer'] } },
       { name: 'a revoked gateway’s certificate', client: withCert(revoked), expect: { admin: [401, 'unauthorized'], gateway: [403, 'certificate-revoked'], 'peer-authority': [403, 'unknown-peer'] } },
       { name: 'a superseded certificate', client: withCert(superseded), expect: { admin: [401, 'unauthorized'], gateway: [403, 'certificate-revoked'], 'peer-authority': [403, 'unknown-peer'] } },
+      { name: 'an expired gateway certificate', client: withCert(expired), why: /CERT_HAS_EXPIRED/, expect: { admin: [401, 'unauthorized'], gateway: [403, 'bad-client-certificate'], 'peer-authority': [403, 'unknown-peer'] } },
       { name: "another authority's gateway", client: withCert(foreign), expect: { admin: [401, 'unauthorized'], gateway: [403, 'bad-client-certificate'], 'peer-authority': [403, 'unknown-peer'] } },
       { name: 'a revoked gateway’s certificate with a revoked administrator token', client: withCert(revoked, spare.token), expect: { admin: [401, 'token-revoked'], gateway: [403, 'certificate-revoked'] } },
     ];
@@ -88,6 +94,7 @@ describe('authorization: every route refuses every credential that does not own 
         if (!expected) continue; // this credential owns routes of this kind
         const e = await apiError(cred.client.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined));
         assert.deepEqual([e.status, e.code], expected, `${route} with ${cred.name}: ${e.message}`);
+        if (cred.why && kind === 'gateway') assert.match(e.message, cred.why, `${route} with ${cred.name}`);
         tried++;
       }
     }
