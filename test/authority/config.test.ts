@@ -5,17 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AUTHORITY_CONFIG_LIMITS, CONFIG_FORMAT, DEFAULT_ROTATION, readConfig } from '../../src/authority/config.js';
+import { AUTHORITY_CONFIG_LIMITS, DEFAULT_ROTATION, readConfig } from '../../src/authority/config.js';
+import { AUTHORITY_CONFIG } from '../support/files.js';
 
-const good = {
-  format: CONFIG_FORMAT,
-  name: 'ACME',
-  listen: { host: '127.0.0.1', port: 7443 },
-  url: 'https://127.0.0.1:7443',
-  sans: ['authority.acme.example'],
-  rotation: DEFAULT_ROTATION,
-  enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 },
-};
+const good = AUTHORITY_CONFIG;
 
 function withConfig(text: string, fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'kasane-authcfg-'));
@@ -55,21 +48,4 @@ test('authority.json: a syntax error says where; an oversized file is refused un
   });
 });
 
-test('kasane authority serve and kasane gateway run exit 2 on a configuration file they cannot use, saying where', async () => {
-  const { main } = await import('../../src/cli/main.js');
-  const errors: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-badcfg-'));
-  (process.stderr as { write: unknown }).write = (t: string) => (errors.push(String(t)), true);
-  try {
-    writeFileSync(join(dir, 'authority.json'), JSON.stringify({ ...good, listen: { host: '127.0.0.1', port: 'x' } }, null, 2));
-    assert.equal(await main(['authority', 'serve', '--data', dir]), 2);
-    writeFileSync(join(dir, 'g.yaml'), 'inside: [lan0]\noutside: [wan0]\ndata: &a [x]\nx: *b\n');
-    assert.equal(await main(['gateway', 'run', '--config', join(dir, 'g.yaml')]), 2);
-  } finally {
-    (process.stderr as { write: unknown }).write = write;
-    rmSync(dir, { recursive: true, force: true });
-  }
-  assert.match(errors.join(''), /authority\.json:6:13: listen\.port: expected an integer/);
-  assert.match(errors.join(''), /g\.yaml(:\d+:\d+)?: \(syntax\)/);
-});
+// What `kasane authority serve` does with such a file (exit status 2): test/cli/exit-status.test.ts.

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_FORMAT, DEFAULT_ROTATION } from '../../src/authority/config.js';
+import { aliasBomb, AUTHORITY_CONFIG, SMALL_TOPOLOGY } from '../support/files.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = ['--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
@@ -28,31 +28,6 @@ function kasane(...argv: string[]): Promise<Exit> {
   });
 }
 
-const SMALL = `vpns: [{ name: V, id: 1 }]
-nodes:
-  - { name: A, terminal: 10.1.0.10 }
-  - { name: G1, gateway: 192.0.2.1, inside: [A], members: { V: [10.1.0.0/24] } }
-  - { name: G2, gateway: 192.0.2.2, members: { V: [10.2.0.0/24] } }
-links: [[A, G1], [G1, G2]]
-`;
-
-/** Aliases of aliases: 10^n nodes from a few hundred bytes. */
-function aliasBomb(levels: number): string {
-  let s = 'description: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-  for (let i = 1; i < levels; i++) s += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
-  return s;
-}
-
-const AUTHORITY = {
-  format: CONFIG_FORMAT,
-  name: 'acme',
-  listen: { host: '127.0.0.1', port: 7443 },
-  url: 'https://127.0.0.1:7443',
-  sans: ['authority.acme.example'],
-  rotation: DEFAULT_ROTATION,
-  enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 },
-};
-
 /** A problem report for an operator: the problems, and no stack trace. */
 function assertReport(r: Exit, status: number, ...expected: RegExp[]): void {
   const all = `status ${r.status}\nstderr:\n${r.stderr}`;
@@ -65,15 +40,15 @@ test('kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0
   const dir = mkdtempSync(join(tmpdir(), 'kasane-exit-'));
   try {
     const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
-    const bomb = file('bomb.yaml', SMALL + aliasBomb(9));
-    const huge = file('huge.yaml', SMALL);
+    const bomb = file('bomb.yaml', SMALL_TOPOLOGY + aliasBomb(9));
+    const huge = file('huge.yaml', SMALL_TOPOLOGY);
     truncateSync(huge, 58 * 1024 * 1024); // the issue's 58 MB topology (sparse: nothing is written)
     const ring = file('ring.yaml', `vpns: [{ name: V, id: 1 }]\nnodes:\n  - { name: G1, gateway: 192.0.2.1, inside: [G2] }\n  - { name: G2, gateway: 192.0.2.2, inside: [G1] }\nlinks: [[G1, G2]]\n`);
-    const nan = file('nan.yaml', `seed: .nan\n${SMALL}`);
+    const nan = file('nan.yaml', `seed: .nan\n${SMALL_TOPOLOGY}`);
     const authorityDir = join(dir, 'authority');
     mkdirSync(authorityDir);
-    writeFileSync(join(authorityDir, 'authority.json'), JSON.stringify({ ...AUTHORITY, listen: { host: '127.0.0.1', port: 'x' } }, null, 2));
-    const gatewayBomb = file('gateway.yaml', `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\n${aliasBomb(8)}`);
+    writeFileSync(join(authorityDir, 'authority.json'), JSON.stringify({ ...AUTHORITY_CONFIG, listen: { host: '127.0.0.1', port: 'x' } }, null, 2));
+    const gatewayBomb = file('gateway.yaml', `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`);
     const gatewayUnknown = file('gateway-typo.yaml', 'data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\n');
 
     const [rBomb, rHuge, rRing, rNan, rMissing, rAuthority, rGatewayBomb, rGatewayUnknown, rUsage, rGood] = await Promise.all([

@@ -84,9 +84,8 @@ test('gateway config file: an alias bomb, an oversized file and unparsable nesti
   const dir = mkdtempSync(join(tmpdir(), 'kasane-gwcfg-'));
   try {
     const file = join(dir, 'g.yaml');
-    let bomb = 'data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\nlogLevel: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-    for (let i = 1; i < 8; i++) bomb += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
-    writeFileSync(file, bomb);
+    const { aliasBomb } = await import('../support/files.js');
+    writeFileSync(file, `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`);
     const b = loadGatewayConfig(file);
     assert.ok(!b.ok);
     assert.match(b.error.message, /g\.yaml:8:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes/);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { EXIT_BAD_TOPOLOGY, simulate } from '../../src/cli/commands/simulate.js';
 import { loadTopology, TOPOLOGY_LIMITS } from '../../src/sim/topology.js';
 import { jsonPositions } from '../../src/files/document.js';
+import { aliasBomb, SMALL_TOPOLOGY } from '../support/files.js';
 
 function withFile(name: string, write: (path: string) => void, fn: (path: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'kasane-files-'));
@@ -27,36 +28,28 @@ function simulateFile(path: string): { code: number; stderr: string } {
   return { code, stderr };
 }
 
-const SMALL = `vpns: [{ name: V, id: 1 }]
-nodes:
-  - { name: A, terminal: 10.1.0.10 }
-  - { name: G1, gateway: 192.0.2.1, inside: [A], members: { V: [10.1.0.0/24] } }
-  - { name: G2, gateway: 192.0.2.2, members: { V: [10.2.0.0/24] } }
-links: [[A, G1], [G1, G2]]
-`;
 
 test('a YAML alias bomb: exit 2 with the line and field of the alias, not the library\'s exception', () => {
-  let bomb = 'description: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-  for (let i = 1; i < 9; i++) bomb += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
-  withFile('bomb.yaml', (p) => writeFileSync(p, SMALL + bomb), (p) => {
+  const bomb = aliasBomb(9);
+  withFile('bomb.yaml', (p) => writeFileSync(p, SMALL_TOPOLOGY + bomb), (p) => {
     const { code, stderr } = simulateFile(p);
     assert.equal(code, EXIT_BAD_TOPOLOGY);
     assert.match(stderr, /bomb\.yaml:11:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes; an alias may stand for at most 10000/);
     assert.ok(stderr.split('\n').length < 20, 'one problem per anchor, not thousands');
   });
   // An alias inside its own anchor.
-  const r = loadTopology({ text: `${SMALL}description: &self [*self]\n` });
+  const r = loadTopology({ text: `${SMALL_TOPOLOGY}description: &self [*self]\n` });
   assert.ok(!r.ok);
   assert.match(r.error.message, /line 7:\d+: description\[0\]: alias \*self stands for an endless number of nodes/);
 });
 
 test('files over the documented size are refused before they are read', () => {
-  withFile('huge.yaml', (p) => (writeFileSync(p, SMALL), truncateSync(p, TOPOLOGY_LIMITS.maxJsonBytes + 1)), (p) => {
+  withFile('huge.yaml', (p) => (writeFileSync(p, SMALL_TOPOLOGY), truncateSync(p, TOPOLOGY_LIMITS.maxJsonBytes + 1)), (p) => {
     const { code, stderr } = simulateFile(p);
     assert.equal(code, EXIT_BAD_TOPOLOGY);
     assert.match(stderr, /is 32\.0 MiB; topology files are limited to 32\.0 MiB of JSON or 4\.0 MiB of YAML/);
   });
-  const yaml = SMALL + `description: "${'x'.repeat(TOPOLOGY_LIMITS.maxYamlBytes)}"\n`;
+  const yaml = SMALL_TOPOLOGY + `description: "${'x'.repeat(TOPOLOGY_LIMITS.maxYamlBytes)}"\n`;
   const r = loadTopology({ text: yaml });
   assert.ok(!r.ok);
   assert.match(r.error.message, /of YAML; topology files are limited to 4\.0 MiB of YAML \(32\.0 MiB as JSON\)/);
@@ -100,7 +93,7 @@ links: [[G1, G2], [G2, G3], [G3, G1], [G4, G5]]
 });
 
 test('.nan and .inf get a message that says what they are', () => {
-  const r = loadTopology({ text: `seed: .nan\nuntil: -.inf\n${SMALL}` });
+  const r = loadTopology({ text: `seed: .nan\nuntil: -.inf\n${SMALL_TOPOLOGY}` });
   assert.ok(!r.ok);
   assert.match(r.error.message, /line 1:7: seed: expected a number, got not-a-number \(\.nan\)/);
   assert.match(r.error.message, /line 2:8: until: expected a number, got minus infinity \(-\.inf\)/);
@@ -128,7 +121,7 @@ test('jsonPositions finds values in any JSON text', () => {
 });
 
 test('a list or a mapping used as a key is a problem at its line, not a warning on stderr', () => {
-  const r = loadTopology({ text: `${SMALL}? [a, b]\n: x\n` });
+  const r = loadTopology({ text: `${SMALL_TOPOLOGY}? [a, b]\n: x\n` });
   assert.ok(!r.ok);
   assert.match(r.error.message, /line 7:3: \(top level\): a list or a mapping used as a key; keys are names/);
 });
