@@ -98,6 +98,7 @@ export class AuthorityService implements AuthorityContext {
         log: this.log,
         permitValidityMs: o.federation?.permitValidityMs ?? DEFAULT_PERMIT_VALIDITY_MS,
         read: (fn) => this.store.read(fn),
+        note: (fn) => this.store.write(fn),
         change: (actor, fn) =>
           this.change(actor, (c) =>
             fn(

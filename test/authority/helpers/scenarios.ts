@@ -20,6 +20,7 @@ import {
   killAndWait,
   spawnAuthority,
   startTestAuthority,
+  unauditedVersions,
   tokenGateway,
   type TestAuthority,
   type TestGateway,
@@ -561,6 +562,10 @@ export function authorityScenarios(backend: Backend): void {
         await killAndWait(child, 'SIGTERM');
         rmSync(seed.dir, { recursive: true, force: true });
       }
+    });
+
+    it('every version the tests above took has an audit entry', async () => {
+      assert.deepEqual(await unauditedVersions(t), []);
     });
   });
 }
