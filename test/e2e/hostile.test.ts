@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
@@ -15,13 +15,13 @@ import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { inject as injectPackets } from '../support/inject.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
 const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
-const INJECT = join(ROOT, 'test/support/inject.py');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
@@ -39,24 +39,8 @@ function delta(after: Record<string, number>, before: Record<string, number>): R
 }
 const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
 
-/** Writes packets for inject.py and runs it in the attacker's namespace. */
-async function inject(f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number): Promise<{ sent: number; failed: number; seconds: number }> {
-  const parts: Buffer[] = [];
-  for (const p of packets) {
-    const len = Buffer.alloc(2);
-    len.writeUInt16BE(p.length);
-    parts.push(len, Buffer.from(p));
-  }
-  writeFileSync(file, Buffer.concat(parts));
-  const p = f.tb.spawn(ns, 'python3', [INJECT, file, ...(seconds ? ['--seconds', String(seconds)] : [])]);
-  let out = '';
-  let errText = '';
-  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  p.stderr!.on('data', (b: Buffer) => (errText += b.toString()));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  assert.equal(code, 0, `inject.py: ${errText}`);
-  return JSON.parse(out) as { sent: number; failed: number; seconds: number };
-}
+/** Packets from the attacker's namespace. */
+const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number) => injectPackets(f.tb, ns, file, packets, seconds);
 
 async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;

@@ -1,0 +1,130 @@
+// Replay protection across a receiving gateway's restart (issue 10 point 3), on real Linux
+// networking (seed 000 Figure 2 in namespaces): ESP that G2 sent to A is captured on the WAN, G1
+// (A's gateway) is killed with SIGKILL or stopped with SIGTERM and started again, and an attacker
+// on the WAN re-injects the capture. Nothing of it may reach A; G1 counts every injected packet as
+// a drop; B and A keep talking. (docs/protocol.md §3.2: a restarted receiver accepts ESP on a
+// sender's SA only from the sequence number the sender claims in a key search it answers.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
+import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
+import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { inject } from '../support/inject.js';
+
+const avail = netnsAvailability();
+const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
+const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const A = '10.1.0.10';
+const B = '10.2.0.10';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every drop G1 counted, by counter. */
+const DROP_COUNTER = /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$)/;
+function drops(f: Figure2): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(f.status(1).stats)) if (DROP_COUNTER.test(k)) out[k] = v;
+  return out;
+}
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) if (v !== (before[k] ?? 0)) d[k] = v - (before[k] ?? 0);
+  return d;
+}
+const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
+
+interface Outcome {
+  how: string;
+  captured: number;
+  delivered: number;
+  drops: Record<string, number>;
+  resumed: boolean;
+  deliveredAgain: number;
+  dropsAgain: Record<string, number>;
+}
+
+async function replayAcrossRestart(f: Figure2, dir: string, X: string, how: 'SIGKILL' | 'SIGTERM', marker: string): Promise<Outcome> {
+  const markerBytes = Buffer.from(marker, 'hex');
+  // 1. Capture G2's ESP toward A while B pings A (20 echo requests with the marker).
+  const espFile = join(dir, `esp-${how}.pcap`);
+  const cap = await startCapture(f.tb, f.ns.R, 'g1', espFile, [`ip proto 50 and src ${B} and dst ${A}`]);
+  assert.equal(f.ping('B', 'A', { count: 20, pattern: marker }), true, 'B -> A before the restart');
+  await sleep(300);
+  await stopCapture(cap);
+  const esp = readPcapFrames(espFile);
+
+  // 2. G1 goes down and comes back.
+  const g1 = f.gateways.get('G1')!;
+  if (how === 'SIGKILL') {
+    process.kill(g1.pid!, 'SIGKILL');
+    await waitExit(g1, 5000);
+    f.gateways.delete('G1');
+  } else {
+    await f.stopGateway(1);
+  }
+  await f.startGateway(1);
+
+  // 3. The attacker re-injects the capture; A's LAN is watched for anything of it.
+  const lanFile = join(dir, `lan-${how}.pcap`);
+  const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, [`src ${B}`]);
+  const before = drops(f);
+  await inject(f.tb, X, join(dir, `replay-${how}.bin`), esp);
+  let d: Record<string, number> = {};
+  for (let i = 0; i < 50 && total(d) < esp.length; i++, await sleep(100)) d = delta(drops(f), before);
+  await sleep(500);
+  d = delta(drops(f), before);
+  await stopCapture(lan);
+  const delivered = readPcap(lanFile).filter((p) => p.payload.includes(markerBytes)).length;
+
+  // 4. Legitimate traffic resumes, and the capture is still refused once G1 knows G2's SA again.
+  const resumed = f.ping('B', 'A', { count: 3 });
+  const lan2File = join(dir, `lan2-${how}.pcap`);
+  const lan2 = await startCapture(f.tb, f.ns.A, 'eth0', lan2File, [`src ${B}`]);
+  const before2 = drops(f);
+  await inject(f.tb, X, join(dir, `replay2-${how}.bin`), esp);
+  let d2: Record<string, number> = {};
+  for (let i = 0; i < 50 && total(d2) < esp.length; i++, await sleep(100)) d2 = delta(drops(f), before2);
+  await stopCapture(lan2);
+  const deliveredAgain = readPcap(lan2File).filter((p) => p.payload.includes(markerBytes)).length;
+  return { how, captured: esp.length, delivered, drops: d, resumed, deliveredAgain, dropsAgain: d2 };
+}
+
+test('replay across a receiving gateway restart: ESP captured before SIGKILL/SIGTERM and re-injected after is never delivered, each packet a counted drop', { skip, timeout: 300_000 }, async (t) => {
+  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+  assert.ok(!missing, `${missing} is required in CI`);
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+  const f = await buildFigure2({ dir, cli: CLI });
+  try {
+    // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
+    const X = f.tb.ns('X');
+    f.tb.link(X, 'eth0', '10.200.8.2/24', f.ns.R, 'x', '10.200.8.1/24');
+    f.tb.ip(X, 'route', 'add', 'default', 'via', '10.200.8.1');
+    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.all.rp_filter', '0');
+    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.x.rp_filter', '0');
+    assert.equal(f.ping('A', 'B'), true);
+
+    const outcomes: Outcome[] = [];
+    // Distinct markers: what one round delivers cannot be mistaken for the other's.
+    for (const [how, marker] of [['SIGKILL', '7265706c61792d6b696c6c21'], ['SIGTERM', '7265706c61792d7465726d21']] as const) {
+      const o = await replayAcrossRestart(f, dir, X, how, marker);
+      t.diagnostic(JSON.stringify(o));
+      outcomes.push(o);
+    }
+    for (const o of outcomes) {
+      assert.ok(o.captured >= 18, `${o.how}: captured ${o.captured} ESP packets of B's 20 echo requests`);
+      assert.equal(o.delivered, 0, `${o.how}: replayed packets delivered to A after the restart`);
+      assert.equal(total(o.drops), o.captured, `${o.how}: one counted drop per replayed packet: ${JSON.stringify(o.drops)}`);
+      for (const k of Object.keys(o.drops)) assert.match(k, /^(drop\.unverified-sa|executor\.drop\.replay)$/, `${o.how}: ${JSON.stringify(o.drops)}`);
+      assert.ok(o.resumed, `${o.how}: B -> A after the restart`);
+      assert.equal(o.deliveredAgain, 0, `${o.how}: replayed again once the SA is known: delivered`);
+      assert.deepEqual(o.dropsAgain, { 'executor.drop.replay': o.captured }, `${o.how}: replayed again: all replays`);
+    }
+  } finally {
+    await f.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
