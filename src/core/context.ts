@@ -6,8 +6,9 @@ import type { Executor } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
+import type { ReceiveFloors } from './rx-floors.js';
 import type { TimerQueue } from './timer-queue.js';
-import type { GatewayId } from './types.js';
+import type { GatewayId, VpnId } from './types.js';
 
 export interface ResolvedConfig {
   id: GatewayId;
@@ -46,6 +47,10 @@ export interface CoreContext {
   readonly pending: PendingBuffers;
   readonly executor: Executor;
   readonly timers: TimerQueue<string>;
+  /** Receiving SAs that wait for a floor after a restart (docs/protocol.md §3.2). */
+  readonly floors: ReceiveFloors;
+  /** The next sequence number this gateway sends under (vpnId, epoch); 0 when it has no such sending SA. */
+  sendingSeq(vpnId: VpnId, epoch: number, now: number): bigint;
   random(n: number): Uint8Array;
   count(name: string, n?: number): void;
   emit(bytes: Uint8Array, note: EmitNote): void;

@@ -22,6 +22,8 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     if (!ctx.ring.memberCovers(sa.vpnId, sa.sender, remote) || !ctx.ring.coveringVpns(local).includes(sa.vpnId)) {
       return ctx.drop('membership', packet);
     }
+    // After a restart: not before the sender told us where its sequence numbers stand.
+    if (ctx.floors.isWaiting(sa.spi)) return ctx.floors.onEsp(ctx, packet, sa.spi, now);
     ctx.install(
       {
         local,

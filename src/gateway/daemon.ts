@@ -26,6 +26,7 @@ import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from '.
 import { gatewayRegistry } from './metrics.js';
 import { queryStatus, serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
+import { ReceiveJournal } from './rx-journal.js';
 import { warmUpSearchPath } from './warmup.js';
 import { IkeDriver } from './ike-driver.js';
 import { ikeIdentity, type IkeIdentity } from './ike-identity.js';
@@ -84,6 +85,8 @@ export class GatewayDaemon {
     if (!native.ok) throw new GatewayStartError(`the native datapath is unavailable (${native.error.message}); run npm install to build it`);
 
     const reservations = new SeqReservations(join(this.config.data, 'tx-seq.json'));
+    const received = new ReceiveJournal(join(this.config.data, 'rx-epochs.json'));
+    if (received.damaged) this.log.warn({ err: received.damaged }, 'receive journal unreadable: every receiving SA learns its floor first');
     const core = new GatewayCore({
       config: {
         id: bundle.gateway.name,
@@ -98,11 +101,15 @@ export class GatewayDaemon {
       now: Date.now(),
       executor,
       txSeqStart: (vpnId, epoch) => reservations.begin(vpnId, epoch),
+      // Replay windows across restarts (docs/protocol.md §3.2): an SA an earlier run received on
+      // takes ESP only once its sender's floor is learned.
+      rxNeedsFloor: (sa) => received.begin(sa.vpnId, sa.epoch),
     });
     this.seqTimer = setInterval(() => {
       const sas = core.sendingSas();
       for (const sa of sas) reservations.ensure(sa.vpnId, sa.epoch, sa.nextSeq);
       reservations.retain(sas);
+      received.retain(core.ring.rxSas());
     }, 1000);
     this.seqTimer.unref();
     const dp = NativeDatapath.open(native.value, {
