@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(iproute2 iputils-ping openssl tcpdump iperf3 python3 strongswan-pki softhsm2)
+DEBIAN_PACKAGES=(iproute2 iputils-ping nftables openssl tcpdump iperf3 python3 strongswan-pki softhsm2)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()

@@ -196,5 +196,10 @@ export function demoPrerequisites(): string | undefined {
   } catch {
     return 'iproute2 with network namespace support is needed (apt-get install iproute2)';
   }
+  try {
+    execFileSync('nft', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'the gateways need nftables for their forwarding guard (apt-get install nftables)';
+  }
   return undefined;
 }
