@@ -16,6 +16,7 @@ import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-m
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject as injectPackets } from '../support/inject.js';
+import { delta, drops, total } from '../support/drops.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
@@ -25,19 +26,6 @@ const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/hel
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
-/** Every drop the gateway counted (core, executor, datapath, kernel TUN queues), by counter name. */
-const DROP_COUNTER = /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$|kernel\.tun-\w+\.queue-dropped$)/;
-function drops(f: Figure2, n: 1 | 2 | 3): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(f.status(n).stats)) if (DROP_COUNTER.test(k)) out[k] = v;
-  return out;
-}
-function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v !== (before[k] ?? 0)) d[k] = v - (before[k] ?? 0);
-  return d;
-}
-const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
 
 /** Packets from the attacker's namespace. */
 const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number) => injectPackets(f.tb, ns, file, packets, seconds);

@@ -13,6 +13,9 @@ import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
 import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject } from '../support/inject.js';
+import { delta, drops as dropsOf, total } from '../support/drops.js';
+
+const drops = (f: Figure2) => dropsOf(f, 1);
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
@@ -33,20 +36,6 @@ async function dropsAfter(f: Figure2, before: Record<string, number>, n: number,
   }
   return d;
 }
-
-/** Every drop G1 counted, by counter. */
-const DROP_COUNTER = /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$)/;
-function drops(f: Figure2): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(f.status(1).stats)) if (DROP_COUNTER.test(k)) out[k] = v;
-  return out;
-}
-function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v !== (before[k] ?? 0)) d[k] = v - (before[k] ?? 0);
-  return d;
-}
-const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
 
 interface Outcome {
   how: string;
