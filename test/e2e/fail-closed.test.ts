@@ -66,15 +66,8 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
   const load = [f.tb.spawn(f.ns.A, 'ping', ['-q', '-i', '0.005', '-p', MARKER, B]), f.tb.spawn(f.ns.B, 'ping', ['-q', '-i', '0.005', '-p', MARKER, A])];
   try {
     await sleep(2000);
-    const g1 = f.gateways.get('G1')!;
     const down = Date.now();
-    if (how === 'SIGKILL') {
-      process.kill(g1.pid!, 'SIGKILL');
-      await waitExit(g1, 5000);
-      f.gateways.delete('G1');
-    } else {
-      await f.stopGateway(1);
-    }
+    await (how === 'SIGKILL' ? f.killGateway(1) : f.stopGateway(1));
     const rulesAfterStop = g1State(f).rules;
     await sleep(3000); // down time under load
     const up = Date.now();

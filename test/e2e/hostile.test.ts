@@ -15,7 +15,7 @@ import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
-import { inject as injectPackets } from '../support/inject.js';
+import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 
 const avail = netnsAvailability();
@@ -48,11 +48,7 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
   const f = await buildFigure2({ dir, cli: CLI, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' });
   try {
     // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
-    const X = f.tb.ns('X');
-    f.tb.link(X, 'eth0', '10.200.8.2/24', f.ns.R, 'x', '10.200.8.1/24');
-    f.tb.ip(X, 'route', 'add', 'default', 'via', '10.200.8.1');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.all.rp_filter', '0');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.x.rp_filter', '0');
+    const X = wanAttacker(f);
 
     // 1. Forged key-search replies, raced against a genuine search. G1 is frozen (SIGSTOP) so the
     //    genuine reply waits; the attacker reads the transaction id off the WAN and answers first.

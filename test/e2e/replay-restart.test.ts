@@ -10,9 +10,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
+import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
 import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
-import { inject } from '../support/inject.js';
+import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops as dropsOf, total } from '../support/drops.js';
 
 const drops = (f: Figure2) => dropsOf(f, 1);
@@ -58,14 +58,7 @@ async function replayAcrossRestart(f: Figure2, dir: string, X: string, how: 'SIG
   const esp = readPcapFrames(espFile);
 
   // 2. G1 goes down and comes back.
-  const g1 = f.gateways.get('G1')!;
-  if (how === 'SIGKILL') {
-    process.kill(g1.pid!, 'SIGKILL');
-    await waitExit(g1, 5000);
-    f.gateways.delete('G1');
-  } else {
-    await f.stopGateway(1);
-  }
+  await (how === 'SIGKILL' ? f.killGateway(1) : f.stopGateway(1));
   await f.startGateway(1);
 
   // 3. The attacker re-injects the capture; A's LAN is watched for anything of it.
@@ -98,11 +91,7 @@ test('replay across a receiving gateway restart: ESP captured before SIGKILL/SIG
   const f = await buildFigure2({ dir, cli: CLI });
   try {
     // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
-    const X = f.tb.ns('X');
-    f.tb.link(X, 'eth0', '10.200.8.2/24', f.ns.R, 'x', '10.200.8.1/24');
-    f.tb.ip(X, 'route', 'add', 'default', 'via', '10.200.8.1');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.all.rp_filter', '0');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.x.rp_filter', '0');
+    const X = wanAttacker(f);
     assert.equal(f.ping('A', 'B'), true);
 
     const outcomes: Outcome[] = [];

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Testbed } from '../../src/testbed/netns.js';
+import type { Figure2 } from '../../src/demo/figure2.js';
 
 const INJECT = join(new URL('.', import.meta.url).pathname, 'inject.py');
 
@@ -24,4 +25,17 @@ export async function inject(tb: Testbed, ns: string, file: string, packets: Uin
   const code = await new Promise<number | null>((r) => p.once('exit', r));
   assert.equal(code, 0, `inject.py: ${errText}`);
   return JSON.parse(out) as { sent: number; failed: number; seconds: number };
+}
+
+/**
+ * The attacker's namespace X on Figure 2's WAN: it hangs off the router R (10.200.8.0/24), which
+ * forwards whatever source address X uses (no reverse-path filtering). Returns its name.
+ */
+export function wanAttacker(f: Figure2): string {
+  const X = f.tb.ns('X');
+  f.tb.link(X, 'eth0', '10.200.8.2/24', f.ns.R, 'x', '10.200.8.1/24');
+  f.tb.ip(X, 'route', 'add', 'default', 'via', '10.200.8.1');
+  f.tb.sysctl(f.ns.R, 'net.ipv4.conf.all.rp_filter', '0');
+  f.tb.sysctl(f.ns.R, 'net.ipv4.conf.x.rp_filter', '0');
+  return X;
 }
