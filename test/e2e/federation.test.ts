@@ -229,10 +229,14 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
       const lan = await startCapture(tb, ns.B, 'eth0', lanFile, ['src 10.1.0.10']);
       const before = status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0;
       // From the router, with GA's address (the attacker sits on the WAN).
-      await inject(tb, ns.R, join(dir, 'replay-pairwise.bin'), esp);
-      await waitFor(() => (status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0) - before >= esp.length, 10_000, 'GB to count the replays');
+      const sent = await inject(tb, ns.R, join(dir, 'replay-pairwise.bin'), esp);
+      const counted = () => (status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0) - before;
+      const why = () => JSON.stringify({ sent, captured: esp.length, sizes: esp.map((p) => p.length), counted: counted(), stats: Object.fromEntries(Object.entries(status(side.b).stats).filter(([k]) => /udp|drop|punt/.test(k))) });
+      await waitFor(() => counted() >= esp.length, 20_000, 'GB to count the replays').catch((e: Error) => {
+        throw new Error(`${e.message}: ${why()}`);
+      });
       await stopCapture(lan);
-      assert.equal((status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0) - before, esp.length, 'each replayed packet counted once as an unknown SPI');
+      assert.equal(counted(), esp.length, `each replayed packet counted once as an unknown SPI: ${why()}`);
       assert.equal(readPcap(lanFile).filter((p) => p.payload.includes(Buffer.from(marker, 'hex'))).length, 0, 'nothing of it reached B');
       // GA notices its peer lost the SAs (idle, or liveness) and the next ping makes new ones.
       await waitFor(() => (status(side.a).ike ?? []).length === 0, 90_000, 'GA to drop the SAs of the killed GB');
