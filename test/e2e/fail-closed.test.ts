@@ -27,10 +27,22 @@ const MARKER_BYTES = Buffer.from('kasane-leak--!!');
 const SEARCH = Buffer.from('KSRC');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The authority's host: unprotected, and in G1's allowPlain (A may reach it in the clear). */
+const AUTH_HOST = '10.200.9.2';
+
+/** One echo from a namespace answered within 2 s. */
+function reaches(f: Figure2, ns: string, to: string): boolean {
+  try {
+    f.tb.exec(ns, 'ping', '-c', '1', '-W', '2', to);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 interface Round {
   how: 'SIGKILL' | 'SIGTERM';
-  /** Plaintext from A on the WAN that is not a key-search message (the load's marker or anything else). */
+  /** Plaintext from A on the WAN that is not a key-search message nor allowed plain (the load's marker or anything else). */
   wanPlain: number;
   wanPlainMarker: number;
   /** ESP from B on A's LAN: forwarded as it came instead of decrypted. */
@@ -43,6 +55,11 @@ interface Round {
   rulesAfterStop: string;
   resumedAB: boolean;
   resumedBA: boolean;
+  /** While G1 was down: its own traffic to the authority host, and A's relayed-in-the-clear traffic to it (allowPlain). */
+  ownWhileDown: boolean;
+  plainWhileDown: boolean;
+  /** After the restart: A's plain relay to the authority host (allowPlain, through the TUN devices, past the guard). */
+  plainAfter: boolean;
 }
 
 /** Policy-routing and nftables state of G1 (what outlives the process). */
@@ -69,7 +86,9 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     const down = Date.now();
     await (how === 'SIGKILL' ? f.killGateway(1) : f.stopGateway(1));
     const rulesAfterStop = g1State(f).rules;
-    await sleep(3000); // down time under load
+    const ownWhileDown = reaches(f, f.ns.G1, AUTH_HOST);
+    const plainWhileDown = reaches(f, f.ns.A, AUTH_HOST);
+    await sleep(2000); // down time under load
     const up = Date.now();
     let firstStart = 'ok';
     try {
@@ -81,13 +100,15 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     await sleep(4000); // restart under load: searches, learning, traffic back
     const resumedAB = f.ping('A', 'B', { count: 2 });
     const resumedBA = f.ping('B', 'A', { count: 2 });
+    const plainAfter = reaches(f, f.ns.A, AUTH_HOST);
     for (const p of load) p.kill('SIGINT');
     await Promise.all(load.map((p) => waitExit(p, 5000)));
     await stopCapture(wan);
     await stopCapture(lan);
     const w = readPcap(wanFile);
     const l = readPcap(lanFile);
-    const wanPlainPackets = w.filter((p) => p.src === A && p.proto !== 50 && !p.payload.includes(SEARCH));
+    // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
+    const wanPlainPackets = w.filter((p) => p.src === A && p.dst !== AUTH_HOST && p.proto !== 50 && !p.payload.includes(SEARCH));
     return {
       how,
       wanPlain: wanPlainPackets.length,
@@ -99,6 +120,9 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
       rulesAfterStop,
       resumedAB,
       resumedBA,
+      ownWhileDown,
+      plainWhileDown,
+      plainAfter,
     };
   } finally {
     for (const p of load) if (p.exitCode === null) p.kill('SIGKILL');
@@ -109,9 +133,10 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
   assert.ok(!missing, `${missing} is required in CI`);
   const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI });
+  const f = await buildFigure2({ dir, cli: CLI, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
   try {
     assert.equal(f.ping('B', 'A'), true, 'B -> A before');
+    assert.ok(reaches(f, f.ns.A, AUTH_HOST), 'A -> the authority host in the clear (allowPlain) before');
     assert.equal(f.ping('A', 'B'), true, 'A -> B before');
     const rounds: Round[] = [];
     for (const how of ['SIGKILL', 'SIGTERM'] as const) {
@@ -128,6 +153,9 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
       assert.match(r.rulesAfterStop, /iif lan0 lookup 5150/, `${r.how}: the inside rule outlives the process`);
       assert.match(r.rulesAfterStop, /iif wan0 lookup 5151/, `${r.how}: the outside rule outlives the process`);
       assert.ok(r.resumedAB && r.resumedBA, `${r.how}: traffic resumes after the restart (A -> B ${r.resumedAB}, B -> A ${r.resumedBA})`);
+      assert.ok(r.ownWhileDown, `${r.how}: G1's host keeps its own traffic (to the authority) while the gateway is down`);
+      assert.ok(!r.plainWhileDown, `${r.how}: A's allowed plain traffic waits for the gateway too (nothing forwarded past it)`);
+      assert.ok(r.plainAfter, `${r.how}: A's allowed plain traffic is relayed again after the restart (through the TUN devices, past the guard)`);
     }
 
     // What stays while G1 is down: the rules, a refusing route behind each TUN route, the nftables table.
