@@ -1,5 +1,6 @@
 // Errors the authority reports to its callers: an HTTP status, a stable machine-readable code and a
 // message for people. The API sends them as {error: code, message}.
+import type { Result } from '../core/result.js';
 
 export class ApiError extends Error {
   constructor(
@@ -21,3 +22,9 @@ export const unauthorized = (code: string, message: string): ApiError => new Api
 export const forbidden = (code: string, message: string): ApiError => new ApiError(403, code, message);
 export const notFound = (code: string, message: string): ApiError => new ApiError(404, code, message);
 export const conflict = (code: string, message: string): ApiError => new ApiError(409, code, message);
+
+/** The value of a validation result, or the ApiError (400 unless told otherwise) that says what was wrong. */
+export function must<T>(r: Result<T>, status = 400): T {
+  if (!r.ok) throw new ApiError(status, r.error.code, r.error.message);
+  return r.value;
+}

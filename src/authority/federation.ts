@@ -468,10 +468,12 @@ export class Federation {
     this.kick(0);
   }
 
-  stop(): void {
+  /** Stops the loop; resolves once a round under way has ended, so that the store can close after it. */
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.kicked) clearTimeout(this.kicked);
+    return (this.running ?? Promise.resolve()).catch(() => undefined);
   }
 
   /** Soon (debounced): after a local change that peers or members should hear about. */
@@ -490,6 +492,8 @@ export class Federation {
    * callers that wait together share that round.
    */
   async syncAll(): Promise<void> {
+    // Not even a round chained before the stop: the store is closing.
+    if (this.stopped) return;
     if (this.running) {
       this.next ??= this.running.then(() => {
         this.next = undefined;

@@ -1,4 +1,7 @@
-// Creating an authority (`kasane authority init`) and running it (`kasane authority serve`).
+// Creating an authority (`kasane authority init`) and running it (`kasane authority serve`),
+// with its periodic jobs: the only timers of a running authority besides the federation's
+// exchange loop (federation.ts, which also runs a moment after each change) and the change
+// stream's short debounce of other replicas' commits (change-stream.ts).
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -23,6 +26,7 @@ import {
   type RotationConfig,
 } from './config.js';
 import { createLogger } from './log.js';
+import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
 import { buildServer } from './server.js';
 import { AuthorityService } from './service.js';
 import { PostgresStore } from './storage/postgres.js';
@@ -238,12 +242,13 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       cert: joinPem(readFileSync(paths.serverCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')),
       ca: [readFileSync(paths.rootCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')],
     };
+    const federation = { ...config.federation, ...o.federation };
     const service = new AuthorityService({
       store,
       ca,
       attributeAuthority: aa,
       tls: { cert: tls.cert, key: tls.key },
-      federation: { ...config.federation, ...o.federation },
+      federation,
       kek: keystore.readSecret(KEY_KEK),
       url: config.url,
       rotation: { ...config.rotation, ...o.rotation },
@@ -261,7 +266,11 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     const sameAsConfigured = listen.host === config.listen.host && listen.port === config.listen.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
-    if (o.schedulerIntervalMs !== 0) service.startScheduler(o.schedulerIntervalMs ?? 1000);
+    let stopJobs = (): void => undefined;
+    if (o.schedulerIntervalMs !== 0) {
+      stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
+      service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+    }
     log.info({ url: actualUrl, authority: config.name, store: store.kind }, 'authority listening');
     let closed = false;
     return {
@@ -273,7 +282,8 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       async close() {
         if (closed) return;
         closed = true;
-        service.stop();
+        stopJobs();
+        await service.stop();
         await app.close();
         await store.close();
       },
@@ -282,4 +292,49 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     await store.close().catch(() => undefined);
     throw e;
   }
+}
+
+/** A periodic job of a running authority. */
+export interface AuthorityJob {
+  name: string;
+  everyMs: number;
+  run(): Promise<unknown>;
+}
+
+/** How often the CRLs are re-signed: they are valid a week (certificates.ts), so this keeps them fresh. */
+const CRL_REFRESH_MS = 12 * 3_600_000;
+
+/**
+ * The periodic jobs of a running authority, in one place: the scheduled rotations that are due
+ * (checked every `rotationCheckMs`) and the CRL refresh.
+ */
+export function authorityJobs(service: AuthorityService, rotationCheckMs: number): AuthorityJob[] {
+  return [
+    { name: 'scheduled rotation', everyMs: rotationCheckMs, run: () => service.epochs.runDueRotations() },
+    { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
+  ];
+}
+
+/**
+ * Runs each job every `everyMs` until the returned function is called. A job does not start again
+ * while its previous run is still going (a slow rotation run must not race the next one); a
+ * failure is logged and the job runs again at its next time. The timers never keep the process alive.
+ */
+export function startJobs(jobs: readonly AuthorityJob[], log?: Logger): () => void {
+  const timers = jobs.map((job) => {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      job
+        .run()
+        .catch((e) => log?.error({ err: e }, `${job.name} failed`))
+        .finally(() => (running = false));
+    }, job.everyMs);
+    timer.unref();
+    return timer;
+  });
+  return () => {
+    for (const t of timers) clearInterval(t);
+  };
 }

@@ -1,0 +1,124 @@
+// What a gateway receives (`kasane-delivery/1`): the directory of protected prefixes and each VPN
+// it is a member of, with the live epochs' keys sealed to it alone and the effective members
+// (address, prefixes, SPIs per epoch) — for pairwise VPNs also their certificates and permits,
+// foreign members included (federation.ts). A VPN's part without keys is the same for every
+// member: it is built once per VPN version and shared.
+import type { x509 } from '../pki/x509.js';
+import type { AuthorityContext } from './context.js';
+import type { Directory } from './directory.js';
+import type { Federation } from './federation.js';
+import { membersOf, vpnIdsOf } from './lookups.js';
+import type { StateRow, StoreOps, VpnRow } from './storage/types.js';
+import { DELIVERY_FORMAT, type DeliveredMember, type DeliveredVpn, type GatewayDelivery } from './wire.js';
+
+/** A VPN as every member sees it (no keys), at one `changedVersion` of the VPN. */
+interface VpnView {
+  changedVersion: number;
+  vpn: VpnRow;
+  epochs: { epoch: number; activeFrom: number; expiresAt: number }[];
+  members: DeliveredMember[];
+}
+
+export class Delivery {
+  private readonly views = new Map<number, VpnView>();
+  /** Views being built, by `id:changedVersion`: concurrent deliveries after one change share a single rebuild. */
+  private readonly builds = new Map<string, Promise<VpnView>>();
+
+  constructor(
+    private readonly ctx: AuthorityContext,
+    private readonly o: {
+      directory: Directory;
+      /** Decorates pairwise VPNs (absent without an attribute authority). */
+      federation?: Federation;
+      /** Delivered so that gateways can check the permits of their pairwise peers. */
+      attributeAuthority?: { cert: x509.X509Certificate };
+    },
+  ) {}
+
+  /** Everything `gateway` receives, at one consistent version. */
+  async of(gateway: string): Promise<GatewayDelivery> {
+    return this.ctx.store.read(async (tx) => this.at(tx, await tx.state(), gateway, this.ctx.now()));
+  }
+
+  /** Everything `gateway` receives, read in `tx` at `state`. */
+  async at(tx: StoreOps, state: StateRow, gateway: string, now: number): Promise<GatewayDelivery> {
+    const vpnIds = await vpnIdsOf(tx, gateway);
+    const sealed = await tx.listSealedKeys(gateway);
+    const vpns: DeliveredVpn[] = [];
+    const foreign: string[] = [];
+    for (const id of vpnIds) {
+      const view = await this.view(tx, id);
+      if (!view) continue;
+      const live = new Set(view.epochs.filter((e) => e.expiresAt > now).map((e) => e.epoch));
+      const epochs = view.epochs
+        .filter((e) => live.has(e.epoch))
+        .flatMap((e) => {
+          const s = sealed.find((x) => x.vpnId === id && x.epoch === e.epoch);
+          return s ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }] : [];
+        });
+      let members = view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
+      if (this.o.federation && view.vpn.mode === 'pairwise') {
+        const d = await this.o.federation.decorate(tx, gateway, view.vpn, members, now);
+        members = d.members;
+        foreign.push(...d.foreignPrefixes);
+      }
+      vpns.push({ id, name: view.vpn.name, mode: view.vpn.mode, epochs, members });
+    }
+    const directory = await this.o.directory.prefixes(tx, state);
+    const protectedPrefixes = foreign.length ? [...new Set([...directory, ...foreign])] : directory;
+    const d: GatewayDelivery = {
+      format: DELIVERY_FORMAT,
+      authority: state.authority,
+      gateway,
+      version: state.version,
+      issuedAt: now,
+      protectedPrefixes,
+      vpns: vpns.sort((a, b) => a.id - b.id),
+    };
+    if (this.o.attributeAuthority) d.attributeAuthority = Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64');
+    return d;
+  }
+
+  /** Drops the cached view of a deleted VPN. */
+  forget(vpnId: number): void {
+    this.views.delete(vpnId);
+  }
+
+  /** The VPN's view, cached until the VPN changes (a view depends only on its changedVersion). */
+  private async view(tx: StoreOps, id: number): Promise<VpnView | undefined> {
+    const vpn = await tx.getVpnById(id);
+    if (!vpn) return undefined;
+    const cached = this.views.get(id);
+    if (cached && cached.changedVersion === vpn.changedVersion) return cached;
+    const key = `${id}:${vpn.changedVersion}`;
+    let building = this.builds.get(key);
+    if (!building) {
+      building = this.build(tx, vpn).finally(() => this.builds.delete(key));
+      this.builds.set(key, building);
+    }
+    return building;
+  }
+
+  private async build(tx: StoreOps, vpn: VpnRow): Promise<VpnView> {
+    const id = vpn.id;
+    const { prefixes, gateways } = await membersOf(tx, id);
+    const spis = await tx.listSpis(id);
+    const members: DeliveredMember[] = [];
+    for (const [name, ps] of prefixes) {
+      const g = gateways.get(name)!;
+      if (g.status !== 'active') continue;
+      members.push({
+        gateway: name,
+        address: g.address,
+        prefixes: ps.map(String),
+        spis: spis.filter((s) => s.gateway === name).map((s) => ({ epoch: s.epoch, spi: s.spi })),
+      });
+    }
+    members.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
+    const epochs = (await tx.listEpochs(id)).map((e) => ({ epoch: e.epoch, activeFrom: e.activeFrom, expiresAt: e.expiresAt }));
+    const view: VpnView = { changedVersion: vpn.changedVersion, vpn, epochs, members };
+    const cur = this.views.get(id);
+    if (!cur || cur.changedVersion < view.changedVersion) this.views.set(id, view);
+    return view;
+  }
+}

@@ -1,0 +1,103 @@
+// What a gateway receives (src/authority/delivery.ts), driven directly over SQLite and PostgreSQL.
+// It proves: a gateway receives only the VPNs it is a member of; in each, the live epochs with the
+// key sealed to it, and the effective members (pending and revoked ones left out) in name order
+// with their SPIs of live epochs only; the protected prefixes of every VPN; the authority's name
+// and the version it was read at. A member of no VPN still receives the directory. Once a VPN
+// changes, every delivery shows the change (a VPN's shared view is rebuilt, never served stale).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DELIVERY_FORMAT } from '../../src/authority/wire.js';
+import { addMember, addPendingGateway, addVpn, ADMIN, TEST_ROTATION, testStores, version, withAuthority } from './helpers/direct.js';
+
+for (const store of await testStores()) {
+  describe(`deliveries on ${store.kind}`, { skip: store.skip }, () => {
+    it('a member receives its VPNs only, with the effective members in name order and their SPIs', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await addVpn(service, 'dept');
+        // Enrolled in reverse name order: the delivery sorts them.
+        await a.enrolled('gw2', '192.0.2.2');
+        const gw1 = await a.enrolled('gw1', '192.0.2.1');
+        await a.enrolled('gw3', '192.0.2.3');
+        await addPendingGateway(service, 'gw0-pending', '192.0.2.9');
+        await addMember(service, 'corp', 'gw2', '10.4.0.0/16');
+        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await addMember(service, 'corp', 'gw0-pending', '10.9.0.0/16');
+        await addMember(service, 'dept', 'gw3', '10.6.0.0/16');
+        const d = await service.delivery.of('gw1');
+        assert.deepEqual([d.format, d.authority, d.gateway, d.version, d.issuedAt], [DELIVERY_FORMAT, 'direct authority', 'gw1', await version(a), a.clock.now]);
+        assert.deepEqual(
+          d.vpns.map((v) => v.name),
+          ['corp'],
+        );
+        const corp = d.vpns[0];
+        assert.deepEqual(
+          corp.members.map((m) => [m.gateway, m.address, m.prefixes, m.spis.map((s) => s.epoch)]),
+          [
+            ['gw1', '192.0.2.1', ['10.1.0.0/16'], [1]],
+            ['gw2', '192.0.2.2', ['10.4.0.0/16'], [1]],
+          ],
+        );
+        assert.deepEqual(
+          corp.epochs.map((e) => e.epoch),
+          [1],
+        );
+        assert.deepEqual([...d.protectedPrefixes].sort(), ['10.1.0.0/16', '10.4.0.0/16', '10.6.0.0/16', '10.9.0.0/16'], "every VPN's prefixes, a pending member's too");
+        assert.equal(d.attributeAuthority, undefined, 'no attribute authority, no federation');
+        const s = await gw1.snapshot();
+        assert.equal(s.vpns[0].epochs[0].key.length, 32);
+      }));
+
+    it('an epoch past its end is no longer delivered, nor its SPIs', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await a.enrolled('gw1', '192.0.2.1');
+        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await service.epochs.rotate(ADMIN, 'corp', true);
+        assert.deepEqual(
+          (await service.delivery.of('gw1')).vpns[0].epochs.map((e) => e.epoch),
+          [1, 2],
+        );
+        a.clock.now += TEST_ROTATION.urgentGraceMs;
+        const corp = (await service.delivery.of('gw1')).vpns[0];
+        assert.deepEqual(
+          [corp.epochs.map((e) => e.epoch), corp.members[0].spis.map((s) => s.epoch)],
+          [[2], [2]],
+        );
+      }));
+
+    it('a member of no VPN receives the directory and nothing else', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await addPendingGateway(service, 'gw1', '192.0.2.1');
+        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        const loner = await a.enrolled('loner', '192.0.2.8');
+        const s = await loner.snapshot();
+        assert.deepEqual([s.vpns, s.protectedPrefixes.map(String)], [[], ['10.1.0.0/16']]);
+      }));
+
+    it("after a VPN changes, every member's delivery shows the change", () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await a.enrolled('gw1', '192.0.2.1');
+        await a.enrolled('gw2', '192.0.2.2');
+        await a.enrolled('gw3', '192.0.2.3');
+        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await addMember(service, 'corp', 'gw2', '10.2.0.0/16');
+        await addMember(service, 'corp', 'gw3', '10.3.0.0/16');
+        await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));
+        await service.gateways.update(ADMIN, 'gw3', { address: '198.51.100.3' });
+        const after = await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));
+        for (const d of after) assert.equal(d.vpns[0].members.find((m) => m.gateway === 'gw3')?.address, '198.51.100.3', `${d.gateway} sees the new address`);
+        await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { removeAll: true });
+        assert.deepEqual(
+          (await service.delivery.of('gw1')).vpns[0].members.map((m) => m.gateway),
+          ['gw1', 'gw3'],
+        );
+      }));
+  });
+}

@@ -1,0 +1,141 @@
+// Group keys by epoch (src/authority/epochs.ts), driven directly over SQLite and PostgreSQL. It
+// proves: a rotation reaches every member before its epoch becomes active (the overlap) and the
+// previous epoch ends a grace after that; an immediate rotation is active at once and the old
+// epoch ends after the urgent grace; every (member, epoch) has its own SPI, unique and at least
+// 256; the members hold the same key, each through its own sealed copy that nobody else opens;
+// expired epochs go with their sealed keys and SPIs at the next rotation; the scheduler rotates
+// exactly the VPNs that are due; keys rest in the database only wrapped; pairwise VPNs have no
+// epochs to rotate.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NEVER } from '../../src/authority/epochs.js';
+import { openDelivery } from '../../src/authority/snapshot.js';
+import { addMember, addVpn, ADMIN, refusal, TEST_ROTATION, testStores, withAuthority, type DirectAuthority, type DirectGateway } from './helpers/direct.js';
+
+/** corp (group) with members gw1 and gw2, enrolled. */
+async function corpWithTwoMembers(a: DirectAuthority, vpn: { rotationPeriodMs?: number } = {}): Promise<[DirectGateway, DirectGateway]> {
+  await addVpn(a.service, 'corp', { ...vpn });
+  const gw1 = await a.enrolled('gw1', '192.0.2.1');
+  const gw2 = await a.enrolled('gw2', '192.0.2.2');
+  await addMember(a.service, 'corp', 'gw1', '10.1.0.0/16');
+  await addMember(a.service, 'corp', 'gw2', '10.2.0.0/16');
+  return [gw1, gw2];
+}
+
+for (const store of await testStores()) {
+  describe(`group keys by epoch on ${store.kind}`, { skip: store.skip }, () => {
+    it('a rotation is delivered at once and becomes active after the overlap; the previous epoch ends a grace later', () =>
+      withAuthority(store, async (a) => {
+        const [gw1, gw2] = await corpWithTwoMembers(a);
+        const t = a.clock.now;
+        assert.deepEqual(await a.service.epochs.rotate(ADMIN, 'corp', false), { vpn: 'corp', epoch: 2, activeFrom: t + TEST_ROTATION.overlapMs });
+        const [s1, s2] = [await gw1.snapshot(), await gw2.snapshot()];
+        const e = s1.vpns[0].epochs;
+        assert.deepEqual(
+          e.map((x) => [x.epoch, x.activeFrom, x.expiresAt]),
+          [
+            [1, t, t + TEST_ROTATION.overlapMs + TEST_ROTATION.graceMs],
+            [2, t + TEST_ROTATION.overlapMs, NEVER],
+          ],
+        );
+        assert.notDeepEqual(e[0].key, e[1].key);
+        assert.deepEqual(
+          s2.vpns[0].epochs.map((x) => x.key),
+          e.map((x) => x.key),
+          'both members hold the same keys',
+        );
+        const spis = s1.vpns[0].members.flatMap((m) => m.spis.map((s) => s.spi));
+        assert.equal(spis.length, 4, 'one SPI per member and epoch');
+        assert.equal(new Set(spis).size, 4);
+        assert.ok(spis.every((s) => s >= 256));
+        // Each member's copy is sealed to its key alone.
+        await assert.rejects(openDelivery(await a.service.delivery.of('gw2'), gw1.bundle.privateKey!, { gateway: 'gw2' }), /does not open/);
+      }));
+
+    it('an immediate rotation is active at once; the previous epoch ends after the urgent grace', () =>
+      withAuthority(store, async (a) => {
+        const [gw1] = await corpWithTwoMembers(a);
+        a.clock.now += 5000;
+        const r = await a.service.epochs.rotate(ADMIN, 'corp', true);
+        assert.deepEqual(r, { vpn: 'corp', epoch: 2, activeFrom: a.clock.now });
+        const e = (await gw1.snapshot()).vpns[0].epochs;
+        assert.equal(e[0].expiresAt, a.clock.now + TEST_ROTATION.urgentGraceMs);
+      }));
+
+    it('expired epochs are dropped at the next rotation, with their sealed keys and SPIs', () =>
+      withAuthority(store, async (a) => {
+        const [gw1] = await corpWithTwoMembers(a);
+        await a.service.epochs.rotate(ADMIN, 'corp', true);
+        a.clock.now += TEST_ROTATION.urgentGraceMs + 1;
+        await a.service.epochs.rotate(ADMIN, 'corp', true);
+        const rows = await a.store.read(async (tx) => ({ epochs: await tx.listEpochs(1), spis: await tx.listSpis(1), sealed: await tx.listSealedKeys('gw1') }));
+        assert.deepEqual(
+          rows.epochs.map((e) => e.epoch),
+          [2, 3],
+        );
+        assert.ok(rows.spis.every((s) => s.epoch !== 1));
+        assert.ok(rows.sealed.every((s) => s.epoch !== 1));
+        assert.deepEqual(
+          (await gw1.snapshot()).vpns[0].epochs.map((e) => e.epoch),
+          [2, 3],
+        );
+      }));
+
+    it('the scheduler rotates exactly the VPNs that are due and moves their next rotation by the period', () =>
+      withAuthority(store, async (a) => {
+        const { service, clock } = a;
+        await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
+        await addVpn(service, 'daily', { rotationPeriodMs: 86_400_000 });
+        await addVpn(service, 'on-demand', { rotationPeriodMs: 0 });
+        await addVpn(service, 'p2p', { mode: 'pairwise' });
+        assert.equal(await service.epochs.runDueRotations(), 0);
+        clock.now += 3_600_000;
+        assert.equal(await service.epochs.runDueRotations(), 1);
+        assert.equal(await service.epochs.runDueRotations(), 0, 'nothing is due twice');
+        const vpns = new Map((await service.vpns.list()).map((v) => [v.name, v]));
+        assert.deepEqual(
+          [...vpns.values()].map((v) => [v.name, v.currentEpoch]),
+          [
+            ['hourly', 2],
+            ['daily', 1],
+            ['on-demand', 1],
+            ['p2p', null],
+          ],
+        );
+        assert.equal(vpns.get('hourly')!.nextRotationAt, clock.now + 3_600_000);
+        const rotations = (await service.admin.audit({ vpn: 'hourly' })).filter((e) => e.action === 'vpn.rotate');
+        assert.deepEqual(
+          rotations.map((e) => [e.actor, e.detail.reason]),
+          [['authority:scheduler', 'scheduled']],
+        );
+      }));
+
+    it('rotating all rotates every group VPN and no pairwise one; a pairwise or unknown VPN cannot be rotated', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await addVpn(service, 'dept');
+        await addVpn(service, 'p2p', { mode: 'pairwise' });
+        const rotated = await service.epochs.rotateAll(ADMIN, false);
+        assert.deepEqual(
+          rotated.map((r) => [r.vpn, r.epoch]),
+          [
+            ['corp', 2],
+            ['dept', 2],
+          ],
+        );
+        assert.deepEqual(await refusal(service.epochs.rotate(ADMIN, 'p2p', false)), [409, 'not-group-vpn']);
+        assert.deepEqual(await refusal(service.epochs.rotate(ADMIN, 'nope', false)), [404, 'unknown-vpn']);
+      }));
+
+    it('group keys rest in the database only wrapped with the key-encryption key', () =>
+      withAuthority(store, async (a) => {
+        const [gw1] = await corpWithTwoMembers(a);
+        await a.service.epochs.rotate(ADMIN, 'corp', false);
+        const keys = (await gw1.snapshot()).vpns[0].epochs.map((e) => Buffer.from(e.key));
+        const rows = await a.store.read(async (tx) => ({ epochs: await tx.listEpochs(1), sealed: await tx.listSealedKeys('gw1') }));
+        const stored = [...rows.epochs.map((e) => e.wrappedKey), ...rows.sealed.flatMap((s) => [s.enc, s.ct])].map((b) => Buffer.from(b));
+        for (const key of keys) for (const b of stored) assert.equal(b.indexOf(key), -1, 'a clear group key in the database');
+      }));
+  });
+}

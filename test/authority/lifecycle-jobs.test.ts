@@ -1,0 +1,133 @@
+// The running authority's periodic jobs (startJobs and authorityJobs in src/authority/lifecycle.ts).
+// It proves: a job runs at its interval and never overlaps itself, however slow a run; a failing
+// run is logged and the job runs again at its next time; once stopped, no run starts; and an
+// authority's jobs are its due rotations and its CRL refresh, which do their work over the store
+// (on SQLite and PostgreSQL) when their timers fire.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { authorityJobs, startJobs } from '../../src/authority/lifecycle.js';
+import { x509 } from '../../src/pki/x509.js';
+import { addVpn, ADMIN, testStores, withAuthority } from './helpers/direct.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `done()` holds (timers on a loaded machine may be late: a generous deadline). */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('periodic jobs', () => {
+  it('a job runs at its interval and never overlaps itself, however slow a run', async () => {
+    let runs = 0;
+    let running = 0;
+    let most = 0;
+    const stop = startJobs([
+      {
+        name: 'slow',
+        everyMs: 5,
+        run: async () => {
+          runs++;
+          most = Math.max(most, ++running);
+          await sleep(40);
+          running--;
+        },
+      },
+    ]);
+    try {
+      await until(() => runs >= 3, 'three runs');
+    } finally {
+      stop();
+    }
+    assert.equal(most, 1);
+  });
+
+  it('a failing run is logged, and the job runs again at its next time', async () => {
+    const lines: { level: number; msg: string; err?: { message: string } }[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    let runs = 0;
+    const stop = startJobs(
+      [
+        {
+          name: 'flaky job',
+          everyMs: 5,
+          run: async () => {
+            if (++runs === 1) throw new Error('the store is away');
+          },
+        },
+      ],
+      log,
+    );
+    try {
+      await until(() => runs >= 2, 'a second run');
+    } finally {
+      stop();
+    }
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.msg, l.err?.message]),
+      [[50, 'flaky job failed', 'the store is away']],
+    );
+  });
+
+  it('once stopped, no run starts', async () => {
+    let runs = 0;
+    const stop = startJobs([{ name: 'counted', everyMs: 5, run: async () => void runs++ }]);
+    await until(() => runs >= 1, 'a run');
+    stop();
+    const after = runs;
+    await sleep(50);
+    assert.equal(runs, after);
+  });
+});
+
+for (const store of await testStores()) {
+  describe(`an authority's jobs on ${store.kind}`, { skip: store.skip }, () => {
+    it('are the due rotations and the CRL refresh', () =>
+      withAuthority(store, async ({ service, clock }) => {
+        const jobs = authorityJobs(service, 1000);
+        assert.deepEqual(
+          jobs.map((j) => [j.name, j.everyMs]),
+          [
+            ['scheduled rotation', 1000],
+            ['CRL refresh', 12 * 3_600_000],
+          ],
+        );
+        await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
+        clock.now += 3_600_000;
+        assert.equal(await jobs[0].run(), 1);
+        assert.equal((await service.vpns.get('hourly')).currentEpoch, 2);
+        const heard: string[] = [];
+        service.certificates.onCrlChange((c) => heard.push(c.issuing));
+        clock.now += 86_400_000;
+        await jobs[1].run();
+        assert.equal(heard.length, 1);
+        assert.equal(new x509.X509Crl(heard[0]).nextUpdate?.getTime(), Math.floor(clock.now / 1000) * 1000 + 7 * 86_400_000, 're-signed now, valid a week');
+      }));
+
+    it('rotate a due VPN when their timer fires', () =>
+      withAuthority(store, async ({ service, clock }) => {
+        await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
+        clock.now += 3_600_000;
+        const stop = startJobs(authorityJobs(service, 10));
+        try {
+          const deadline = Date.now() + 10_000;
+          while ((await service.vpns.get('hourly')).currentEpoch !== 2) {
+            if (Date.now() > deadline) throw new Error('the scheduled rotation did not run');
+            await sleep(10);
+          }
+        } finally {
+          stop();
+        }
+        const rotations = (await service.admin.audit({ vpn: 'hourly' })).filter((e) => e.action === 'vpn.rotate');
+        assert.deepEqual(
+          rotations.map((e) => e.actor),
+          ['authority:scheduler'],
+          'once, by the scheduler',
+        );
+      }));
+  });
+}
