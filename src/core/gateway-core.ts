@@ -96,7 +96,10 @@ export class GatewayCore implements CoreContext {
     this.originator = new SearchOriginator(this);
     this.relay = new SearchRelay(this);
     this.floors = new ReceiveFloors((local, remote, now) => {
-      if (!this.originator.has(local, remote)) this.originator.start(local, remote, now, { learnOnly: true });
+      if (this.originator.has(local, remote)) return true;
+      if (this.originator.full()) return false;
+      this.originator.start(local, remote, now, { learnOnly: true });
+      return true;
     });
     this.syncSas(opts.now);
     this.timers.set('sweep', opts.now + this.config.timers.sweepInterval);

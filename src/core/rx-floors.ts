@@ -28,8 +28,11 @@ export class ReceiveFloors {
   /** When the next learning search may start for a waiting SA. */
   private readonly nextAttempt = new Map<Spi, number>();
 
-  /** `search` starts a search of ours for the path (local, remote) unless one runs. */
-  constructor(private readonly search: (local: Ip, remote: Ip, now: number) => void) {}
+  /**
+   * `search` starts a search of ours for the path (local, remote) unless one runs; false when none
+   * runs and none may start (maxSearchesInFlight).
+   */
+  constructor(private readonly search: (local: Ip, remote: Ip, now: number) => boolean) {}
 
   get size(): number {
     return this.waiting.size;
@@ -66,12 +69,13 @@ export class ReceiveFloors {
   onEsp(ctx: CoreContext, packet: Uint8Array, spi: Spi, now: number): void {
     ctx.drop('unverified-sa', packet);
     if ((this.nextAttempt.get(spi) ?? 0) > now) return;
-    this.nextAttempt.set(spi, now + searchSpan(ctx.config.timers));
     const local = ipv4Dst(packet);
     const remote = ipv4Src(packet);
+    // At the search limit the next ESP asks again.
+    if (!this.search(local, remote, now)) return ctx.count('rx-floor.search-limit');
+    this.nextAttempt.set(spi, now + searchSpan(ctx.config.timers));
     ctx.count('rx-floor.searches');
     ctx.trace({ event: 'floor-search', kind: 'data', detail: { local, remote, spi } });
-    this.search(local, remote, now);
   }
 
   /**

@@ -38,9 +38,9 @@ const snapshot: AuthoritySnapshot = {
 };
 
 /** G1 after a restart (every receiving SA waits for a floor), or fresh. */
-function g1(restarted: boolean): GatewayCore {
+function g1(restarted: boolean, maxSearchesInFlight?: number): GatewayCore {
   return new GatewayCore({
-    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')] },
+    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], ...(maxSearchesInFlight ? { limits: { maxSearchesInFlight } } : {}) },
     snapshot,
     now: 0,
     random: seededRandom('rx-floors-g1'),
@@ -185,4 +185,18 @@ test('a learning search that finds nobody leaves the path alone and asks again a
   // One learning search per SA per search time (250 ms source wait + 1+2+4+8 s): replayed ESP cannot make a storm.
   assert.equal(searchRequests(r.onPacket('outside', oldEsp(43n), 15_249)).length, 0, 'not before the search time is over');
   assert.equal(searchRequests(r.onPacket('outside', oldEsp(44n), 15_250)).length, 1, 'then the next ESP asks again');
+});
+
+test('at the search limit the ESP is refused without a search, and the next one asks once there is room', () => {
+  const r = g1(true, 1);
+  // A terminal's own search takes the only slot.
+  assert.equal(searchRequests(r.onPacket('inside', ping(A, '10.2.0.99'), 0)).length, 1);
+  const refused = r.onPacket('outside', oldEsp(42n), 1);
+  assert.deepEqual(drops(refused), ['unverified-sa']);
+  assert.equal(searchRequests(refused).length, 0);
+  assert.equal(r.stats()['rx-floor.search-limit'], 1);
+  // That search ends (no answer); the next ESP starts the learning search at once.
+  let now = 1;
+  while (r.stats()['search.originating'] > 0 && now < 15_000) r.onTick((now += 250));
+  assert.equal(searchRequests(r.onPacket('outside', oldEsp(43n), now + 1)).length, 1);
 });
