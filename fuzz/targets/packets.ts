@@ -45,7 +45,7 @@ function mutateSearch(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[])
     try {
       switch (rng.int(4)) {
         case 0:
-          if (e) e.vpns.push(...Array.from({ length: rng.size(40) }, () => ({ vpnId: rng.u32(), epoch: rng.u32(), proof: rng.bytes(16) })));
+          if (e) e.vpns.push(...Array.from({ length: rng.size(40) }, () => ({ vpnId: rng.u32(), epoch: rng.u32(), seq: rng.chance(0.5) ? (BigInt(rng.u32()) << 32n) | BigInt(rng.u32()) : rng.pick([0n, 1n, 2n ** 32n, 2n ** 64n - 1n]), proof: rng.bytes(16) })));
           break;
         case 1:
           m.entries.push(...Array.from({ length: rng.size(40) }, () => structuredClone(e ?? { side: 'src' as const, gateway: 'G', address: '10.0.0.1', vpns: [] })));
