@@ -8,6 +8,7 @@ import { formatPeerBench, peerBenchOptions, runPeerBench } from './peers/index.j
 import { kasanePeer } from './peers/kasane.js';
 import { formatNativeBench, runNativeBench } from './native-bench.js';
 import { authorityBenchOptions, formatAuthorityBench, runAuthorityBench } from './authority-scale.js';
+import { formatIkeHostile, runIkeHostile } from './ike-hostile.js';
 
 interface Benchmark {
   description: string;
@@ -37,6 +38,12 @@ const benchmarks: Record<string, Benchmark> = {
     description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces (root; KASANE_BENCH_SMOKE=1 for a quick run)',
     async run(log) {
       log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true })], log: (line) => log(`  ${line}`) })));
+    },
+  },
+  'ike-hostile': {
+    description: 'responder CPU per hostile IKE message (target: 5 ms for any unauthenticated one) and fragment bytes one half-open SA can make it hold',
+    async run(log) {
+      log(formatIkeHostile(await runIkeHostile({ rounds: Number(process.env.KASANE_BENCH_ROUNDS ?? 20) })));
     },
   },
   'key-table-memory': {

@@ -5,6 +5,16 @@
 // revoked, and tells the peer authorities.
 import type { AuditScope, NewAuditRow, StoreOps, VpnRow } from './storage/types.js';
 
+/**
+ * Thrown inside a change when the request turns out to change nothing (a prefix the membership
+ * already has, the address the gateway already has): the transaction, and with it the version it
+ * took, is rolled back, and the caller gets `result`. So the version advances only with an audit
+ * entry (issue 11).
+ */
+export class Unchanged<T> {
+  constructor(readonly result: T) {}
+}
+
 export class Change {
   touched = new Set<string>();
   all = false;

@@ -13,8 +13,10 @@
 //       root-ca.pem             the root CA certificate: what clients trust
 //       issuing-ca.pem          the issuing CA certificate
 //       server.pem              the TLS server certificate
-import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { BadFileError, formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
+import { err, ok, type Result } from '../core/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
 
@@ -95,12 +97,72 @@ export const KEY_SERVER = 'server.key';
 export const KEY_KEK = 'kek';
 export const KEY_AA = 'attribute-authority.key';
 
+/** authority.json is small; anything larger is not one (docs/authority.md). */
+export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = { kind: 'authority configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024, jsonOnly: true };
+
+/**
+ * Reads DATA/authority.json. Throws an Error that lists every problem with its line and field
+ * (an operator edits this file by hand: a wrong type must not surface later as a crash).
+ */
 export function readConfig(dir: string): AuthorityConfig {
   const p = dataPaths(dir).config;
   if (!existsSync(p)) throw new Error(`${dir} is not an authority data directory (no authority.json); run \`kasane authority init\` first`);
-  const c = JSON.parse(readFileSync(p, 'utf8')) as AuthorityConfig;
-  if (c.format !== CONFIG_FORMAT) throw new Error(`${p}: unknown format ${JSON.stringify(c.format)}`);
-  return { ...c, rotation: { ...DEFAULT_ROTATION, ...c.rotation } };
+  const r = parseAuthorityConfig({ path: p }, p);
+  if (!r.ok) throw new BadFileError(r.error.message);
+  return r.value;
+}
+
+/** Reads and checks authority.json (a file, or its text): the configuration, or every problem with its line and field. Never throws. */
+export function parseAuthorityConfig(source: { path: string } | string, name: string): Result<AuthorityConfig> {
+  const read = readDocument(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS);
+  const where = (i: { path: string; line?: number; column?: number; message: string }) => `${name}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`;
+  if (!read.ok) return err('bad-config', read.issues.map(where).join('\n'));
+  const problems = checkConfig(read.value.value);
+  if (problems.length > 0) {
+    const places = read.value.locate(problems.map((x) => x.path));
+    return err('bad-config', problems.map((x, k) => where({ path: formatPath(x.path), ...places[k], message: x.message })).join('\n'));
+  }
+  const c = read.value.value as AuthorityConfig;
+  return ok({ ...c, rotation: { ...DEFAULT_ROTATION, ...c.rotation } });
+}
+
+/** Every field authority.json may have, with its type: the problems, each at its path. */
+function checkConfig(doc: unknown): { path: PathKey[]; message: string }[] {
+  const out: { path: PathKey[]; message: string }[] = [];
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const fields = (v: unknown, path: PathKey[], known: Record<string, (v: unknown, path: PathKey[]) => void>, required: string[] = []) => {
+    if (!isObject(v)) return void out.push({ path, message: 'expected an object' });
+    for (const [k, x] of Object.entries(v)) {
+      if (!Object.hasOwn(known, k)) out.push({ path: [...path, k], message: `unknown field "${k}"; expected one of: ${Object.keys(known).join(', ')}` });
+      else known[k](x, [...path, k]);
+    }
+    for (const k of required) if (!(k in v)) out.push({ path, message: `missing field "${k}"` });
+  };
+  const string = (v: unknown, path: PathKey[]) => {
+    if (typeof v !== 'string' || v === '') out.push({ path, message: `expected a non-empty string, got ${JSON.stringify(v)}` });
+  };
+  const number = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: unknown, path: PathKey[]) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) out.push({ path, message: `expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}` });
+  };
+  fields(
+    doc,
+    [],
+    {
+      format: (v, path) => {
+        if (v !== CONFIG_FORMAT) out.push({ path, message: `unknown format ${JSON.stringify(v)} (this kasane reads ${CONFIG_FORMAT})` });
+      },
+      name: string,
+      listen: (v, path) => fields(v, path, { host: (h, hp) => typeof h !== 'string' && out.push({ path: hp, message: 'expected a string' }), port: number(0, 65535) }, ['host', 'port']),
+      url: string,
+      database: string,
+      sans: (v, path) => (Array.isArray(v) ? v.forEach((x, i) => string(x, [...path, i])) : out.push({ path, message: 'expected a list of names' })),
+      rotation: (v, path) => fields(v, path, { periodMs: number(0), overlapMs: number(0), graceMs: number(0), urgentGraceMs: number(0) }),
+      enrollment: (v, path) => fields(v, path, { tokenTtlMs: number(1), certificateDays: number(1, 3650) }, ['tokenTtlMs', 'certificateDays']),
+      federation: (v, path) => fields(v, path, { permitValidityMs: number(1), syncIntervalMs: number(1) }),
+    },
+    ['format', 'name', 'listen', 'url', 'sans', 'enrollment'],
+  );
+  return out;
 }
 
 export function writeConfig(dir: string, config: AuthorityConfig): void {

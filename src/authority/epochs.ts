@@ -4,7 +4,7 @@
 // key-encryption key; the clear key exists only while it is sealed to members. Pairwise VPNs have
 // no epochs here: their keys come from IKE.
 import type { RotationConfig } from './config.js';
-import type { Change } from './change.js';
+import { Unchanged, type Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import { conflict } from './errors.js';
 import { deliveryContext, GROUP_KEY_BYTES, sealGroupKey, unwrapGroupKey, wrapGroupKey } from './group-keys.js';
@@ -198,9 +198,9 @@ export class Epochs {
       prepare(k + AHEAD);
       const r = await this.ctx.change(actor, async (c) => {
         const v = await c.tx.getVpnById(ids[k]);
-        if (!v || v.mode !== 'group') return undefined;
+        if (!v || v.mode !== 'group') throw new Unchanged(undefined);
         // Another replica may have rotated it meanwhile.
-        if (onlyIfDue && (v.nextRotationAt === null || v.nextRotationAt > c.now)) return undefined;
+        if (onlyIfDue && (v.nextRotationAt === null || v.nextRotationAt > c.now)) throw new Unchanged(undefined);
         return { vpn: v.name, ...(await this.rotateIn(c, v, kind, p)) };
       });
       if (r) out.push(r);

@@ -12,11 +12,13 @@ import { X509Certificate as NodeX509 } from 'node:crypto';
 import https from 'node:https';
 import type { Logger } from 'pino';
 import type { AuthorityCa } from '../pki/ca.js';
-import { derToPem, fingerprint, pemToDer, type RandomSource } from '../pki/keys.js';
+import { derToPem, fingerprint, parsePem, pemToDer, type RandomSource } from '../pki/keys.js';
+import { CERTIFICATE_LIMITS, checkDer } from '../pki/der.js';
 import { checkAttributeAuthority, issuePermit, verifyPermit } from '../pki/permit.js';
 import { x509 } from '../pki/x509.js';
 import { Prefix } from '../core/addr.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
+import { Unchanged } from './change.js';
 import { checkName } from './validate.js';
 import type { ForeignMemberRow, PeerRow, PermitRow, StoreOps, VpnRow } from './storage/types.js';
 import type { DeliveredMember } from './wire.js';
@@ -57,6 +59,11 @@ export interface FederationHost {
   log?: Logger;
   permitValidityMs: number;
   read<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  /**
+   * Bookkeeping that is not a change (when a peer was last heard from, its last error): written
+   * without taking a version, so that the version advances only with an audit entry.
+   */
+  note(fn: (tx: StoreOps) => Promise<void>): Promise<void>;
   /** One configuration change: `touch` marks gateways whose delivery changed. */
   change<T>(actor: string, fn: (tx: StoreOps, touch: (names: Iterable<string>) => void, audit: (action: string, vpn: VpnRow | undefined, detail: Record<string, unknown>) => void) => Promise<T>): Promise<T>;
 }
@@ -126,8 +133,10 @@ export class Federation {
     }
     if (url.protocol !== 'https:') throw badRequest('bad-url', 'the peer URL must be https://');
     let root: NodeX509;
+    const rootPem = parsePem(p.root, 'CERTIFICATE');
+    if (!rootPem.ok) throw badRequest('bad-root', `the root must be one PEM certificate: ${rootPem.reason}`);
     try {
-      root = new NodeX509(p.root);
+      root = new NodeX509(Buffer.from(rootPem.der));
     } catch {
       throw badRequest('bad-root', 'the root must be one PEM certificate');
     }
@@ -260,10 +269,16 @@ export class Federation {
     let issuing: NodeX509;
     let aa: x509.X509Certificate;
     try {
-      issuing = new NodeX509(msg.issuing);
-      aa = new x509.X509Certificate(msg.attributeAuthority);
+      // Exactly one PEM block each, within the DER bounds, before any parser sees them.
+      const [issuingDer, aaDer] = [msg.issuing, msg.attributeAuthority].map((pem) => {
+        const d = parsePem(pem, 'CERTIFICATE');
+        if (!d.ok || !checkDer(d.der, CERTIFICATE_LIMITS).ok) throw new Error('bad certificate');
+        return d.der;
+      });
+      issuing = new NodeX509(Buffer.from(issuingDer));
+      aa = new x509.X509Certificate(new Uint8Array(aaDer).buffer as ArrayBuffer);
     } catch {
-      throw badRequest('bad-federation-message', 'issuing or attributeAuthority does not parse');
+      throw badRequest('bad-federation-message', 'issuing or attributeAuthority is not one PEM certificate');
     }
     if (!issuing.ca || !issuing.verify(root.publicKey)) throw forbidden('bad-issuing', `the issuing CA does not chain to ${peer}'s root`);
     const aaOk = await checkAttributeAuthority(aa, new x509.X509Certificate(row.rootPem), new Date(now));
@@ -290,7 +305,9 @@ export class Federation {
         for (const m of theirs.members) {
           let cert: NodeX509;
           try {
-            cert = new NodeX509(Buffer.from(m.certificate, 'base64'));
+            const der = Buffer.from(m.certificate, 'base64');
+            if (!checkDer(der, CERTIFICATE_LIMITS).ok) throw new Error('out of bounds');
+            cert = new NodeX509(der);
           } catch {
             this.h.log?.warn({ peer, vpn: v.name, gateway: m.gateway }, 'a foreign member certificate does not parse');
             continue;
@@ -320,6 +337,7 @@ export class Federation {
       permitsIn.set(v.id, inRows);
     }
     await this.h.change(`peer:${peer}`, async (tx, touch, audit) => {
+      let changed = false;
       for (const [vpnId, rows] of verified) {
         const v = vpns.get(vpnId)!;
         const before = await tx.listForeignMembers({ vpnId, peer });
@@ -328,6 +346,7 @@ export class Federation {
           await tx.replaceForeignMembers(vpnId, peer, rows);
           touch(await this.localMembers(tx, vpnId));
           audit('federation.members', v, { peer, members: rows.map((r) => r.gateway) });
+          changed = true;
         }
         const inBefore = await tx.listPermits({ vpnId, peer, direction: 'in' });
         const inNow = permitsIn.get(vpnId)!;
@@ -337,10 +356,13 @@ export class Federation {
           for (const r of inNow) await tx.putPermit(r);
           touch(new Set([...inBefore, ...inNow].map((r) => r.holder)));
           audit('federation.permits', v, { peer, holders: inNow.map((r) => r.holder) });
+          changed = true;
         }
       }
-      await tx.updatePeer(peer, { lastSyncAt: now, lastError: null });
+      // A round that brings nothing new takes no version (the peer's status below is not a change).
+      if (!changed) throw new Unchanged(undefined);
     });
+    await this.h.note((tx) => tx.updatePeer(peer, { lastSyncAt: now, lastError: null }));
   }
 
   /** Issues, renews and withdraws the permits we give `peer`'s gateways (one per gateway and VPN). */
@@ -391,10 +413,11 @@ export class Federation {
       issued.push(await this.issue(w.vpn, '', w.holder, w.cert, 'local', now));
     }
     if (issued.length === 0 && plan.stale.length === 0) return;
-    await this.h.change('federation', async (tx, touch) => {
+    await this.h.change('federation', async (tx, touch, audit) => {
       for (const r of issued) await tx.putPermit(r);
       for (const s of plan.stale) await tx.deletePermits({ vpnId: s.vpnId, peer: '', holder: s.holder, direction: 'local' });
       touch(new Set([...issued.map((r) => r.holder), ...plan.stale.map((s) => s.holder)]));
+      audit('federation.permits-local', undefined, { issued: issued.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
     });
   }
 
@@ -514,7 +537,7 @@ export class Federation {
         } catch (e) {
           const message = (e as Error).message;
           this.h.log?.warn({ peer: p.name, err: message }, 'federation exchange failed; permits already delivered stay valid until they expire');
-          await this.h.change('federation', async (tx) => tx.updatePeer(p.name, { lastError: message.slice(0, 500) })).catch(() => undefined);
+          await this.h.note((tx) => tx.updatePeer(p.name, { lastError: message.slice(0, 500) })).catch(() => undefined);
         }
       }
     })().finally(() => (this.running = undefined));

@@ -4,6 +4,7 @@
 import { fingerprint } from '../pki/keys.js';
 import type { AuthorityContext } from './context.js';
 import type { Epochs } from './epochs.js';
+import { Unchanged } from './change.js';
 import { conflict, must } from './errors.js';
 import { activeMemberNames, gatewayOrThrow, vpnIdsOf } from './lookups.js';
 import type { CertificateRow, GatewayRow } from './storage/types.js';
@@ -49,7 +50,7 @@ export class Gateways {
     const address = p.address === undefined ? undefined : must(checkAddress(p.address));
     await this.ctx.change(actor, async (c) => {
       const g = await gatewayOrThrow(c.tx, name);
-      if (address === undefined || address === g.address) return;
+      if (address === undefined || address === g.address) throw new Unchanged(undefined);
       await c.tx.updateGateway(name, { address });
       const vpnIds = await vpnIdsOf(c.tx, name);
       c.touch([name]);

@@ -3,6 +3,8 @@
 // against the CRLs in the TLS layer and against the database on every request). Bodies, parameters
 // and queries are validated by JSON schemas; every error is {error: code, message} with a 4xx
 // status that says what was wrong.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -21,7 +23,44 @@ declare module 'fastify' {
   interface FastifyRequest {
     actor?: string;
     gatewayName?: string;
+    /** The peer authority a federation exchange comes from (authenticated before its body is read). */
+    peerAuthority?: string;
   }
+}
+
+/** The API's own error body, also for what the framework and node's HTTP parser refuse. */
+function errorBody(error: string, message: string): string {
+  return JSON.stringify({ error, message });
+}
+
+/**
+ * Requests node's HTTP parser refuses before fastify sees them (headers too large, not HTTP):
+ * answered in the API's shape, then the connection is closed, as node itself would.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers-too-large', 'the request headers are larger than the authority accepts (16 KiB)']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request-timeout', 'the request did not arrive in time']
+        : [400, 'bad-http', `not an HTTP request the authority can read (${err.code ?? 'parse error'})`];
+  const body = errorBody(code, message);
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(err);
+}
+
+/** The first U+0000 in a request's parameters, query or body (keys too): where it is, or undefined. */
+function findNul(value: unknown, at: string, depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? at : undefined;
+  if (value === null || typeof value !== 'object' || depth > 32) return undefined;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const here = Array.isArray(value) ? `${at}[${k}]` : `${at}.${k}`;
+    if (k.includes('\u0000')) return here;
+    const found = findNul(v, here, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 const NAME = { type: 'string', minLength: 1, maxLength: 200 } as const;
@@ -131,6 +170,15 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     routerOptions: { maxParamLength: 500 },
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
+    // Malformed percent-encoding (400) and parameters over maxParamLength (414): the API's error shape.
+    frameworkErrors: (error: Error & { code?: string; statusCode?: number }, _req: FastifyRequest, reply: FastifyReply) => {
+      const long = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      reply
+        .code(long ? 414 : (error.statusCode ?? 400))
+        .type('application/json')
+        .send(errorBody(long ? 'path-too-long' : 'bad-url', long ? 'a path parameter is longer than 500 characters' : 'the URL is not valid: a bad percent-encoding?'));
+    },
+    clientErrorHandler: clientError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
 
@@ -162,6 +210,10 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   // Bodyless POSTs (e.g. rotate) validate as {}.
   app.addHook('preValidation', async (req) => {
     if ((req.method === 'POST' || req.method === 'PATCH') && req.body === undefined) req.body = {};
+    // No name or text the authority keeps may hold U+0000 (PostgreSQL cannot store it): refused
+    // here, after authentication (onRequest) and before anything looks the value up.
+    const nul = findNul(req.params, 'path') ?? findNul(req.query, 'query') ?? findNul(req.body, 'body');
+    if (nul) throw new ApiError(400, 'bad-character', `${nul} contains U+0000 (NUL), which no name or text may contain`);
   });
 
   const admin = async (req: FastifyRequest): Promise<void> => {
@@ -299,7 +351,8 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     });
   });
   app.register(async (r) => {
-    r.post('/v1/federation/exchange', { schema: { body: s.federationMessage } }, async (req: Req<{ Body: unknown }>) => {
+    // The peer authority is authenticated (onRequest) before its body is read or validated.
+    r.addHook('onRequest', async (req) => {
       const sock = req.raw.socket as TLSSocket;
       const chain: Uint8Array[] = [];
       let c = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(true) : undefined;
@@ -310,9 +363,9 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
         c = next;
       }
       if (chain.length === 0) throw unauthorized('client-certificate-required', "this endpoint needs a peer authority's TLS certificate (mutual TLS)");
-      const peer = await federation().authenticatePeer(chain);
-      return federation().exchange(peer, req.body);
+      req.peerAuthority = await federation().authenticatePeer(chain);
     });
+    r.post('/v1/federation/exchange', { schema: { body: s.federationMessage } }, async (req: Req<{ Body: unknown }>) => federation().exchange(req.peerAuthority!, req.body));
   });
 
   // --- gateways (mutual TLS)

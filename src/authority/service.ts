@@ -21,7 +21,7 @@ import { fingerprint, systemRandom, type RandomSource } from '../pki/keys.js';
 import type { x509 } from '../pki/x509.js';
 import { Administration, type AuditQuery } from './admin.js';
 import { Certificates, type Crls } from './certificates.js';
-import { Change } from './change.js';
+import { Change, Unchanged } from './change.js';
 import { ChangeStream } from './change-stream.js';
 import type { RotationConfig } from './config.js';
 import type { AuthorityContext } from './context.js';
@@ -98,6 +98,7 @@ export class AuthorityService implements AuthorityContext {
         log: this.log,
         permitValidityMs: o.federation?.permitValidityMs ?? DEFAULT_PERMIT_VALIDITY_MS,
         read: (fn) => this.store.read(fn),
+        note: (fn) => this.store.write(fn),
         change: (actor, fn) =>
           this.change(actor, (c) =>
             fn(
@@ -162,13 +163,20 @@ export class AuthorityService implements AuthorityContext {
    * whose delivery changed so that their waiting change streams wake up after the commit.
    */
   async change<T>(actor: string, fn: (c: Change) => Promise<T>): Promise<T> {
-    const { result, change } = await this.store.write(async (tx) => {
-      const version = await tx.bumpVersion();
-      const c = new Change(tx, version, actor, this.clock());
-      const result = await fn(c);
-      await c.flush();
-      return { result, change: c };
-    });
+    let written: { result: T; change: Change };
+    try {
+      written = await this.store.write(async (tx) => {
+        const version = await tx.bumpVersion();
+        const c = new Change(tx, version, actor, this.clock());
+        const result = await fn(c);
+        await c.flush();
+        return { result, change: c };
+      });
+    } catch (e) {
+      if (e instanceof Unchanged) return e.result as T;
+      throw e;
+    }
+    const { result, change } = written;
     this.changeStream.published(change);
     if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
     if (change.crlChanged) await this.certificates.refreshCrls();

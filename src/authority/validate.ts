@@ -20,18 +20,38 @@ import { err, ok, type Result } from '../core/result.js';
 export const MAX_NAME_BYTES = 63;
 export const MAX_PREFIXES_PER_MEMBERSHIP = 1024;
 
-/** Gateway, VPN and authority names: 1..63 bytes of well-formed UTF-8, no control characters. */
+/**
+ * Characters a name may not contain, because an operator reading a list would not see them or
+ * would see something else: controls (Cc), format characters (Cf: bidi overrides such as U+202E,
+ * zero-width spaces U+200B, the byte-order mark U+FEFF, tag characters), line and paragraph
+ * separators (Zl, Zp), private-use (Co) and unassigned (Cn) code points. What each category is.
+ */
+const INVISIBLE: [RegExp, string][] = [
+  [/\p{Cc}/u, 'the control character'],
+  [/\p{Cf}/u, 'the invisible format character'],
+  [/[\p{Zl}\p{Zp}]/u, 'the line or paragraph separator'],
+  [/\p{Co}/u, 'the private-use character'],
+  [/\p{Cn}/u, 'the unassigned code point'],
+];
+
+/**
+ * Gateway, VPN and authority names: 1..63 bytes of well-formed UTF-8 that read as what they are:
+ * no control, format, separator, private-use or unassigned characters, no white space at either end.
+ */
 export function checkName(kind: string, name: unknown): Result<string> {
   if (typeof name !== 'string') return err('bad-name', `${kind} name must be a string`);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes === 0) return err('bad-name', `${kind} name must not be empty`);
   if (bytes > MAX_NAME_BYTES) return err('bad-name', `${kind} name ${JSON.stringify(name)} is ${bytes} bytes of UTF-8; at most ${MAX_NAME_BYTES} are allowed`);
   if (!isWellFormed(name)) return err('bad-name', `${kind} name contains an unpaired UTF-16 surrogate (not valid UTF-8)`);
-  const control = /\p{Cc}/u.exec(name);
-  if (control) {
-    const cp = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-    return err('bad-name', `${kind} name ${JSON.stringify(name)} contains the control character U+${cp}`);
+  for (const [re, what] of INVISIBLE) {
+    const m = re.exec(name);
+    if (m) {
+      const cp = m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+      return err('bad-name', `${kind} name ${JSON.stringify(name)} contains ${what} U+${cp}; names may hold only characters that show`);
+    }
   }
+  if (/^\s|\s$/u.test(name)) return err('bad-name', `${kind} name ${JSON.stringify(name)} begins or ends with white space`);
   return ok(name);
 }
 

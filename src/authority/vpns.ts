@@ -8,6 +8,7 @@ import type { AuthorityContext } from './context.js';
 import type { Delivery } from './delivery.js';
 import type { Directory } from './directory.js';
 import type { Epochs } from './epochs.js';
+import { Unchanged } from './change.js';
 import { badRequest, conflict, must, notFound } from './errors.js';
 import { activeKeys, gatewayOrThrow, membersOf, vpnOrThrow, type MemberGateway } from './lookups.js';
 import type { VpnRow } from './storage/types.js';
@@ -162,7 +163,7 @@ export class Vpns {
         409,
       ).map(String);
       const after = [...kept, ...fresh];
-      if (removed.length === 0 && fresh.length === 0) return memberInfo(v, g, current.map((x) => Prefix.from(x)));
+      if (removed.length === 0 && fresh.length === 0) throw new Unchanged(memberInfo(v, g, current.map((x) => Prefix.from(x))));
       if (removed.length) await c.tx.deleteMemberPrefixes(v.id, g.name, removed);
       if (fresh.length) await c.tx.insertMemberPrefixes(fresh.map((prefix) => ({ vpnId: v.id, gateway: g.name, prefix, addedAt: c.now })));
       await this.o.directory.note(c, removed, false);

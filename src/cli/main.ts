@@ -1,5 +1,6 @@
 // kasane command line. Each area registers its commands from its own module in ./commands.
 import { Command, CommanderError } from 'commander';
+import { BadFileError } from '../files/document.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerDemo } from './commands/demo.js';
 import { registerAudit, registerAuthority } from './commands/authority.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     process.stderr.write(`kasane: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    // A configuration file that cannot be used: 2, as for a bad topology (docs/simulator.md).
+    return e instanceof BadFileError ? e.exitCode : 1;
   }
 }

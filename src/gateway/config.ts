@@ -1,8 +1,7 @@
 // The gateway's configuration file (YAML). Identity and the authority come from the enrollment
 // credentials in the data directory; this file says how the gateway sits in the host's network.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { readDocument, type DocumentLimits } from '../files/document.js';
 import { Prefix } from '../core/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -46,20 +45,14 @@ export interface GatewayRunConfig {
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'logLevel']);
 
+/** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
+export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
+
+/** Reads a gateway's YAML configuration: size-limited, aliases counted, problems with their line and field. */
 export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    return err('bad-config', `cannot read ${path}: ${(e as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    return err('bad-config', `${path}: not valid YAML: ${(e as Error).message}`);
-  }
-  return parseGatewayConfig(doc, path);
+  const read = readDocument({ path }, GATEWAY_CONFIG_LIMITS);
+  if (!read.ok) return err('bad-config', read.issues.map((i) => `${path}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`).join('\n'));
+  return parseGatewayConfig(read.value.value, path);
 }
 
 export function parseGatewayConfig(doc: unknown, where = 'config'): Result<GatewayRunConfig> {

@@ -295,6 +295,7 @@ export class GatewayDaemon {
       now,
       paths: core.paths(now),
       ike: this.ike?.status() ?? [],
+      ikeLoad: this.ike?.engine.load(),
       stats: this.stats(),
     };
   }

@@ -15,6 +15,8 @@ export interface GatewayStatus {
   paths: PathView[];
   /** IKE SAs with pairwise-VPN peers and their Child SAs. */
   ike?: IkeSaView[];
+  /** What IKE peers that have not authenticated make the engine hold now (docs/ike.md, "Under attack"). */
+  ikeLoad?: { halfOpen: number; fragmentBytes: number; refusedKept: number };
   stats: Record<string, number>;
 }
 
@@ -112,6 +114,7 @@ export function renderStatus(s: GatewayStatus): string {
     '',
     `Key table (${s.paths.length} paths)`,
     table(['LOCAL', 'REMOTE', 'ACTION', 'VPN', 'PEER', 'LAYERS (outermost first)', 'MTU', 'AGE', 'IDLE', 'PACKETS', 'BYTES', 'REASON'], rows),
+    ...(s.ikeLoad ? ['', `IKE strangers: ${s.ikeLoad.halfOpen} half-open SAs, ${s.ikeLoad.fragmentBytes} bytes of fragments, ${s.ikeLoad.refusedKept} refusals kept for retransmissions`] : []),
     ...(s.ike && s.ike.length > 0
       ? [
           '',

@@ -4,7 +4,8 @@
 // Attribute certificates (permits, seed 001) will live next to this file (src/pki/permit.ts).
 import { isIP } from 'node:net';
 import { err, ok, type Result } from '../core/result.js';
-import { EC_SIGN_ALG, generateKeyPair, systemRandom, type RandomSource } from './keys.js';
+import { EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, type RandomSource } from './keys.js';
+import { CERTIFICATE_LIMITS, checkDer } from './der.js';
 import { cryptoImpl, x509 } from './x509.js';
 
 const DAY = 86_400_000;
@@ -158,14 +159,20 @@ export const MAX_CSR_BYTES = 16 * 1024;
 export async function verifyCsr(input: string | Uint8Array): Promise<Result<VerifiedCsr>> {
   const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength;
   if (size > MAX_CSR_BYTES) return err('bad-csr', `CSR is ${size} bytes; at most ${MAX_CSR_BYTES} are accepted`);
+  let der: Uint8Array;
+  if (typeof input === 'string') {
+    // Exactly one PEM block: text around it would be unchecked data riding along.
+    const pem = parsePem(input.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST'), 'CERTIFICATE REQUEST');
+    if (!pem.ok) return err('bad-csr', `CSR must be one PEM block ("-----BEGIN CERTIFICATE REQUEST-----"): ${pem.reason}`);
+    der = pem.der;
+  } else {
+    der = input;
+  }
+  const shape = checkDer(der, CERTIFICATE_LIMITS);
+  if (!shape.ok) return err('bad-csr', `not a PKCS#10 certificate request in DER: ${shape.error.message}`);
   let csr: x509.Pkcs10CertificateRequest;
   try {
-    if (typeof input === 'string') {
-      if (!/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(input)) return err('bad-csr', 'CSR must be PEM ("-----BEGIN CERTIFICATE REQUEST-----")');
-      csr = new x509.Pkcs10CertificateRequest(input.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST'));
-    } else {
-      csr = new x509.Pkcs10CertificateRequest(toAb(input));
-    }
+    csr = new x509.Pkcs10CertificateRequest(toAb(der));
   } catch (e) {
     return err('bad-csr', `not a PKCS#10 certificate request: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -34,6 +34,24 @@ export function pemToDer(pem: string, label: string): Uint8Array {
   return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
 }
 
+/**
+ * One PEM block and nothing else (white space around it aside), for PEM someone else gives us:
+ * a CSR, a peer authority's certificates, a permit. Text before or after the block, a second
+ * block, or characters outside base64 are refused, so what is checked is all there is.
+ */
+export function parsePem(text: string, label: string): { ok: true; der: Uint8Array } | { ok: false; reason: string } {
+  const m = /^\s*-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END ([A-Z0-9 ]+)-----\s*$/.exec(text);
+  if (!m) {
+    const at = text.indexOf('-----BEGIN ');
+    if (at > 0 && text.slice(0, at).trim() !== '') return { ok: false, reason: `text before the PEM boundary: ${JSON.stringify(text.slice(0, Math.min(at, 40)))}` };
+    return { ok: false, reason: `not exactly one PEM ${label} block (-----BEGIN ${label}----- ... -----END ${label}-----, nothing else)` };
+  }
+  if (m[1] !== label || m[3] !== label) return { ok: false, reason: `a PEM ${m[1] === m[3] ? m[1] : `${m[1]}/${m[3]}`} block where ${label} was expected` };
+  const b64 = m[2].replace(/[\r\n]/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return { ok: false, reason: `the PEM ${label} block is not base64` };
+  return { ok: true, der: new Uint8Array(Buffer.from(b64, 'base64')) };
+}
+
 export function derToPem(der: Uint8Array | ArrayBuffer, label: string): string {
   return joinPem(x509.PemConverter.encode(der instanceof Uint8Array ? toArrayBuffer(der) : der, label));
 }

@@ -59,8 +59,9 @@ import {
 } from '@peculiar/asn1-x509-attr';
 import { err, ok, type Result } from '../core/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
-import { derToPem, EC_SIGN_ALG, generateKeyPair, pemToDer, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
+import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
 import { cryptoImpl, x509 } from './x509.js';
+import { checkDer, PERMIT_LIMITS, readTlv } from './der.js';
 
 const DAY = 86_400_000;
 /** AA certificates start a little in the past, as the CA's certificates do. */
@@ -118,8 +119,8 @@ export interface VerifyPermitOptions {
   attributeAuthority: x509.X509Certificate;
   /** The certificate that authenticated the peer. */
   holder: x509.X509Certificate;
-  /** The VPN the permit must name. */
-  group: string;
+  /** The VPN the permit must name; without it the caller checks `groups` itself (one verification for several VPNs). */
+  group?: string;
   now: Date;
   maxValidityMs?: number;
 }
@@ -208,7 +209,16 @@ interface CertParts {
   issuerName: AsnName;
 }
 
+/** Parsed parts of the certificates a permit is checked against (the AA's and the holder's, which we hold): parsed once. */
+const partsOf = new WeakMap<x509.X509Certificate, CertParts>();
+
 function certParts(cert: x509.X509Certificate): CertParts {
+  let p = partsOf.get(cert);
+  if (!p) partsOf.set(cert, (p = parseCertParts(cert)));
+  return p;
+}
+
+function parseCertParts(cert: x509.X509Certificate): CertParts {
   const c = AsnConvert.parse(cert.rawData, Certificate);
   const tbs = c.tbsCertificate;
   return {
@@ -378,13 +388,8 @@ export function permitToPem(p: Permit): string {
 
 /** Parses a PEM "ATTRIBUTE CERTIFICATE" block. Never throws. */
 export function permitFromPem(pem: string): Result<Permit> {
-  let d: Uint8Array;
-  try {
-    d = pemToDer(pem, PERMIT_PEM_LABEL);
-  } catch (e) {
-    return err('permit-pem', message(e));
-  }
-  return parsePermit(d);
+  const d = parsePem(pem, PERMIT_PEM_LABEL);
+  return d.ok ? parsePermit(d.der) : err('permit-pem', d.reason);
 }
 
 // --- parsing ---------------------------------------------------------------------------------
@@ -413,10 +418,25 @@ function singleDirectoryName(names: GeneralNames | GeneralName[] | undefined): A
   return names[0].directoryName;
 }
 
+/** Permit error codes for the DER shape checks of src/pki/der.ts. */
+const DER_CODES: Record<string, string> = {
+  'der-not-an-element': 'permit-malformed',
+  'der-trailing-bytes': 'permit-trailing-bytes',
+  'der-too-large': 'permit-too-large',
+  'der-too-many-elements': 'permit-too-large',
+  'der-too-deep': 'permit-too-large',
+};
+
 function decode(input: Uint8Array): Result<Decoded> {
   if (!(input instanceof Uint8Array)) return err('permit-malformed', 'a permit must be given as bytes');
   if (input.byteLength > MAX_PERMIT_BYTES) return err('permit-too-large', `permit is ${input.byteLength} bytes; at most ${MAX_PERMIT_BYTES} are accepted`);
   const d = new Uint8Array(input); // our own copy: the caller may reuse its buffer
+  // The peer's bytes reach the ASN.1 library only within bounds it decodes in linear time.
+  const shape = checkDer(d, { ...PERMIT_LIMITS, maxBytes: MAX_PERMIT_BYTES });
+  if (!shape.ok) {
+    const code = DER_CODES[shape.error.code];
+    return err(code ?? 'permit-not-der', `not an attribute certificate in DER: ${shape.error.message}`);
+  }
   let ac: AttributeCertificate;
   let again: Uint8Array;
   try {
@@ -533,7 +553,10 @@ function decode(input: Uint8Array): Result<Decoded> {
     noRevAvail,
   };
   if (authorityKeyId !== undefined) permit.authorityKeyId = authorityKeyId;
-  return ok({ permit, tbs: der(info), signature: bytes(ac.signatureValue), issuerName: issuerDer, holderIssuer: holderIssuerDer, holderSerial });
+  // The input re-encoded to itself, so its first element is exactly the DER of acinfo: what was signed.
+  const outer = readTlv(d, 0)!;
+  const tbsTlv = readTlv(d, outer.start, outer.end)!;
+  return ok({ permit, tbs: d.subarray(outer.start, tbsTlv.end), signature: bytes(ac.signatureValue), issuerName: issuerDer, holderIssuer: holderIssuerDer, holderSerial });
 }
 
 /** Parses and structurally checks a permit (DER). Checks no signature. Never throws. */
@@ -610,6 +633,6 @@ function verifyInner(input: Uint8Array, o: VerifyPermitOptions): Result<Permit> 
     return err('permit-validity-too-long', `the permit is valid for ${(p.notAfter.getTime() - p.notBefore.getTime()) / 1000} s; at most ${maxValidity / 1000} s is accepted`);
   }
   if (p.groups.length === 0) return err('permit-no-groups', 'the permit has no UTF8String group value');
-  if (!p.groups.includes(o.group)) return err('permit-wrong-group', `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`);
+  if (o.group !== undefined && !p.groups.includes(o.group)) return err('permit-wrong-group', `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`);
   return ok(p);
 }

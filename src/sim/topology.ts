@@ -2,9 +2,7 @@
 // gateways, routers, links, VPNs and memberships, traffic to try, timed authority events), and
 // its validation. Every problem is reported with the field it concerns (and its line in the file),
 // never as an exception. The format is documented in docs/simulator.md.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { formatPath, readDocument, type DocumentLimits, type DocumentSource } from '../files/document.js';
 import { ipFamily, parseIp, Prefix, type Ip } from '../core/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { ok, type Result } from '../core/result.js';
@@ -177,11 +175,7 @@ const MAX_ISSUES = 50;
 type PathKey = string | number;
 type Path = readonly PathKey[];
 
-export function formatPath(path: Path): string {
-  let out = '';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? key : `.${key}`;
-  return out === '' ? '(top level)' : out;
-}
+export { formatPath };
 
 interface RawIssue {
   path: Path;
@@ -278,7 +272,7 @@ class Reader {
     const out: Partial<Record<K, number>> = {};
     if (!obj) return out;
     for (const [key, v] of Object.entries(obj)) {
-      if (!(key in keys)) continue;
+      if (!Object.hasOwn(keys, key)) continue;
       const integer = integerKeys.includes(key);
       const n = this.number(v, [...path, key], integer ? { min: 0, integer: true } : { above: 0 });
       if (n !== undefined) out[key as K] = n;
@@ -291,6 +285,8 @@ function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
+  // JSON.stringify would print NaN and the infinities as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'not-a-number (.nan)' : `${value > 0 ? '' : 'minus '}infinity (${value > 0 ? '' : '-'}.inf)`;
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
@@ -484,11 +480,15 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     const inside: string[] = [];
     if (obj.inside !== undefined) {
       const list = r.array(obj.inside, [...path, 'inside']) ?? [];
+      const listed = new Set<string>();
       list.forEach((n, j) => {
         const neighbour = r.name(n, [...path, 'inside', j]);
         if (neighbour === undefined) return;
-        if (inside.includes(neighbour)) r.fail([...path, 'inside', j], `"${neighbour}" is listed twice`);
-        else inside.push(neighbour);
+        if (listed.has(neighbour)) r.fail([...path, 'inside', j], `"${neighbour}" is listed twice`);
+        else {
+          listed.add(neighbour);
+          inside.push(neighbour);
+        }
       });
     }
     const members: GatewayMembership[] = [];
@@ -648,9 +648,48 @@ function checkGatewaysAgainstLinks(r: Reader, nodes: ReadNode[], neighbours: Map
       );
     }
     if (spec.kind === 'gateway') {
+      const linked = new Set(mine);
       spec.inside.forEach((name, j) => {
-        if (!mine.includes(name)) r.fail(['nodes', n.index, 'inside', j], `"${name}" is not linked to ${spec.name}`);
+        if (!linked.has(name)) r.fail(['nodes', n.index, 'inside', j], `"${name}" is not linked to ${spec.name}`);
       });
+    }
+  }
+  checkInsideCycles(r, nodes);
+}
+
+/**
+ * Gateways inside each other in a ring (G1 inside G2 inside ... inside G1) describe no network: a
+ * packet would be inside and outside of the same gateway. Each ring is reported once, at the
+ * `inside` entry that closes it, naming every gateway on it.
+ */
+function checkInsideCycles(r: Reader, nodes: ReadNode[]): void {
+  const gateways = new Map<string, { spec: GatewaySpec; index: number }>();
+  for (const n of nodes) if (n.spec.kind === 'gateway') gateways.set(n.spec.name, { spec: n.spec, index: n.index });
+  // Iterative depth-first search over "X lists gateway Y inside": 0 unseen, 1 on the path, 2 done.
+  const state = new Map<string, 1 | 2>();
+  for (const start of gateways.keys()) {
+    if (state.has(start)) continue;
+    const path: { name: string; next: number }[] = [{ name: start, next: 0 }];
+    state.set(start, 1);
+    while (path.length > 0) {
+      const top = path[path.length - 1];
+      const g = gateways.get(top.name)!;
+      if (top.next >= g.spec.inside.length) {
+        state.set(top.name, 2);
+        path.pop();
+        continue;
+      }
+      const j = top.next++;
+      const child = g.spec.inside[j];
+      if (!gateways.has(child)) continue;
+      const s = state.get(child);
+      if (s === 1) {
+        const ring = path.slice(path.findIndex((p) => p.name === child)).map((p) => p.name);
+        r.fail(['nodes', g.index, 'inside', j], `inside nesting forms a cycle: ${[...ring, child].join(' → ')} (each lists the next in "inside"); a gateway cannot be inside itself`);
+      } else if (s === undefined) {
+        state.set(child, 1);
+        path.push({ name: child, next: 0 });
+      }
     }
   }
 }
@@ -745,57 +784,23 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
 }
 
 /** Where a topology comes from: its text (YAML or JSON), or a file. */
-export type TopologySource = { text: string; file?: string } | { path: string };
+export type TopologySource = DocumentSource;
+
+/** Largest topology file read (docs/simulator.md, "File limits"). */
+export const TOPOLOGY_LIMITS: DocumentLimits = { kind: 'topology', maxYamlBytes: 4 * 1024 * 1024, maxJsonBytes: 32 * 1024 * 1024 };
 
 /**
  * Reads and validates a topology. A string is taken as YAML/JSON text when it contains a newline
  * or starts with "{", otherwise as a file path. Errors name the field and its line.
  */
 export function loadTopology(source: string | TopologySource): Result<Topology, TopologyError> {
-  let text: string;
-  let file: string | undefined;
   const src: TopologySource =
     typeof source === 'string' ? (source.includes('\n') || source.trimStart().startsWith('{') ? { text: source } : { path: source }) : source;
-  if ('path' in src) {
-    file = basename(src.path);
-    try {
-      text = readFileSync(src.path, 'utf8');
-    } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
-      return topologyError([{ path: '(file)', message: `cannot read ${src.path}: ${reason}` }]);
-    }
-  } else {
-    text = src.text;
-    file = src.file;
-  }
-
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    return topologyError(
-      doc.errors.slice(0, MAX_ISSUES).map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return { path: '(syntax)', line: pos.line, column: pos.col, message: e.message.split('\n')[0] };
-      }),
-      file,
-    );
-  }
-  const { topology, issues: raw } = validate(doc.toJS({ maxAliasCount: 1000 }));
+  const read = readDocument(src, TOPOLOGY_LIMITS);
+  if (!read.ok) return topologyError(read.issues, read.file);
+  const doc = read.value;
+  const { topology, issues: raw } = validate(doc.value);
   if (topology !== undefined) return ok(topology);
-
-  // Locate each issue in the text: the deepest node of its path that exists.
-  const issues = raw.map((i) => {
-    const issue: TopologyIssue = { path: formatPath(i.path), message: i.message };
-    for (let depth = i.path.length; depth >= 1; depth--) {
-      const node = doc.getIn(i.path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
-      if (node?.range) {
-        const pos = lineCounter.linePos(node.range[0]);
-        issue.line = pos.line;
-        issue.column = pos.col;
-        break;
-      }
-    }
-    return issue;
-  });
-  return topologyError(issues, file);
+  const places = doc.locate(raw.map((i) => i.path));
+  return topologyError(raw.map((i, k) => ({ path: formatPath(i.path), ...places[k], message: i.message })), doc.file);
 }

@@ -14,7 +14,7 @@ import { generateKeyPair } from '../../src/pki/keys.js';
 import { FEDERATION_FORMAT } from '../../src/authority/federation.js';
 import type { AuthoritySnapshot, VpnMember } from '../../src/core/types.js';
 import { postgresForTests } from './helpers/postgres.js';
-import { apiError, bundleGateway, startTestAuthority, type TestAuthority, type TestGateway } from './helpers/authority.js';
+import { apiError, bundleGateway, freePort, startTestAuthority, unauditedVersions, type TestAuthority, type TestGateway } from './helpers/authority.js';
 
 const aaOf = (t: TestAuthority) => new x509.X509Certificate(readFileSync(join(t.dir, 'a', 'certs', 'attribute-authority.pem'), 'utf8'));
 
@@ -146,7 +146,8 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     // A gateway certificate of B is not B's authority certificate (its SANs do not name B's host).
     const post = (key: string, certPem: string, body: unknown) =>
       new Promise<number>((resolve, reject) => {
-        const req = https.request(new URL('/v1/federation/exchange', A.url), { method: 'POST', ca: A.ca, key, cert: certPem, headers: { 'content-type': 'application/json' } }, (res) => {
+        // A fresh TLS handshake each time (no agent): a resumed session carries no issuer chain, and the peer is authenticated first.
+        const req = https.request(new URL('/v1/federation/exchange', A.url), { method: 'POST', ca: A.ca, key, cert: certPem, headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
         });
@@ -165,5 +166,22 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     assert.equal((await apiError(A.admin.shareVpn('shared', 'nobody'))).code, 'unknown-peer');
     await A.admin.createVpn({ name: 'groupvpn', mode: 'group' });
     assert.equal((await apiError(A.admin.shareVpn('groupvpn', 'authority-b'))).code, 'not-pairwise');
+  });
+
+  it('takes a version only for a change, with its audit entry: rounds that change nothing and rounds that fail take none', async () => {
+    for (const t of [A, B]) await t.admin.syncFederation();
+    const before = { a: (await A.admin.status()).version, b: (await B.admin.status()).version };
+    for (let i = 0; i < 3; i++) for (const t of [A, B]) await t.admin.syncFederation();
+    assert.deepEqual({ a: (await A.admin.status()).version, b: (await B.admin.status()).version }, before, 'nothing changed');
+    // A peer that does not answer: its error is shown, and no version is taken for it.
+    await A.admin.addPeer({ name: 'authority-gone', url: `https://127.0.0.1:${await freePort()}`, root: B.ca });
+    const v = (await A.admin.status()).version;
+    await A.admin.syncFederation();
+    await A.admin.syncFederation();
+    assert.equal((await A.admin.status()).version, v);
+    const gone = (await A.admin.federation()).peers.find((p) => p.name === 'authority-gone');
+    assert.ok(gone?.lastError, JSON.stringify(gone));
+    await A.admin.removePeer('authority-gone');
+    for (const [name, t] of [['A', A], ['B', B]] as const) assert.deepEqual(await unauditedVersions(t), [], name);
   });
 });

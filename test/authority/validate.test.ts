@@ -8,10 +8,10 @@ import { checkAddress, checkMembershipAdd, checkName, checkPrefixes, checkVpnId,
 const P = (s: string): Prefix => Prefix.from(s);
 
 describe('names', () => {
-  it('accepts 1..63 bytes of UTF-8 without control characters', () => {
+  it('accepts 1..63 bytes of UTF-8 that shows as what it is', () => {
     for (const n of ['a', 'gw-1', '東京 gateway', 'x'.repeat(63), 'é'.repeat(31) + 'x', 'a/b "c"', '🙂'.repeat(15)]) assert.ok(checkName('gateway', n).ok, n);
   });
-  it('refuses empty, too long, control characters, lone surrogates and non-strings', () => {
+  it('refuses empty, too long, control, format, bidi, separator, private-use and unassigned characters, white space at the ends, lone surrogates, non-strings', () => {
     const cases: [unknown, RegExp][] = [
       ['', /must not be empty/],
       ['x'.repeat(64), /64 bytes/],
@@ -22,6 +22,17 @@ describe('names', () => {
       ['del\u007f', /U\+007F/],
       ['c1\u0085', /U\+0085/],
       ['\ud800x', /surrogate/],
+      ['admin\u202Egpj.exe', /invisible format character U\+202E/],
+      ['gw\u200B1', /invisible format character U\+200B/],
+      ['\uFEFFgw1', /invisible format character U\+FEFF/],
+      ['gw\u{E0041}', /invisible format character U\+E0041/],
+      ['line\u2028break', /line or paragraph separator U\+2028/],
+      ['para\u2029graph', /line or paragraph separator U\+2029/],
+      ['private\uE000', /private-use character U\+E000/],
+      ['plane15\u{F0000}', /private-use character U\+F0000/],
+      ['unassigned\u{E0FFF}', /unassigned code point/],
+      [' gw1', /white space/],
+      ['gw1\u00A0', /white space/],
       [42, /must be a string/],
     ];
     for (const [n, re] of cases) {
@@ -35,7 +46,7 @@ describe('names', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => {
         const bytes = Buffer.byteLength(s);
-        const expected = bytes >= 1 && bytes <= 63 && !/\p{Cc}/u.test(s);
+        const expected = bytes >= 1 && bytes <= 63 && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]/u.test(s) && !/^\s|\s$/u.test(s);
         assert.equal(checkName('x', s).ok, expected);
       }),
     );

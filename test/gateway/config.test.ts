@@ -75,3 +75,29 @@ test('gateway config: the ike section (ports, idle timeout, engine timers), with
   const m = bad.ok ? '' : bad.error.message;
   for (const expected of ['ike: unknown name "childLifetme"', 'ike.port and ike.natPort must differ', 'ike.idleTimeout must be at least 1000 ms']) assert.ok(m.includes(expected), `${expected} in: ${m}`);
 });
+
+test('gateway config file: an alias bomb, an oversized file and unparsable nesting are refused with where and why', async () => {
+  const { mkdtempSync, rmSync, writeFileSync, truncateSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadGatewayConfig, GATEWAY_CONFIG_LIMITS } = await import('../../src/gateway/config.js');
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-gwcfg-'));
+  try {
+    const file = join(dir, 'g.yaml');
+    const { aliasBomb } = await import('../support/files.js');
+    writeFileSync(file, `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`);
+    const b = loadGatewayConfig(file);
+    assert.ok(!b.ok);
+    assert.match(b.error.message, /g\.yaml:8:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes/);
+    truncateSync(file, GATEWAY_CONFIG_LIMITS.maxYamlBytes + 1);
+    const big = loadGatewayConfig(file);
+    assert.ok(!big.ok);
+    assert.match(big.error.message, /gateway configuration files are limited to 1\.0 MiB/);
+    writeFileSync(file, `data: ${'['.repeat(100_000)}`);
+    const deep = loadGatewayConfig(file);
+    assert.ok(!deep.ok);
+    assert.match(deep.error.message, /\(syntax\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

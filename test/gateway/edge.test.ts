@@ -136,6 +136,7 @@ test('status socket: serves the key table; the client renders it and explains a 
     now: 5000,
     paths: c.paths(5000),
     stats: c.stats(),
+    ikeLoad: { halfOpen: 3, fragmentBytes: 1200, refusedKept: 1 },
   });
   const server = await serveStatus(join(dir, 'status.sock'), status);
   try {
@@ -146,6 +147,7 @@ test('status socket: serves the key table; the client renders it and explains a 
     assert.match(text, /Key table \(1 paths\)/);
     assert.match(text, /10\.2\.0\.10\s+10\.1\.0\.10\s+pending/);
     assert.match(text, /search\.started\s+1/);
+    assert.match(text, /IKE strangers: 3 half-open SAs, 1200 bytes of fragments, 1 refusals kept/);
   } finally {
     server.close();
   }

@@ -1,5 +1,6 @@
 // Commands run ON a gateway host: enroll it, run it, look at it. (Administrative gateway commands,
 // which talk to the authority, are in gateway.ts.)
+import { BadFileError } from '../../files/document.js';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { enroll, parseBundle } from '../../authority/client.js';
@@ -49,7 +50,7 @@ export function registerGatewayHost(program: Command): void {
     )
     .action(async (o: { config: string }) => {
       const cfg = loadGatewayConfig(o.config);
-      if (!cfg.ok) throw new Error(cfg.error.message);
+      if (!cfg.ok) throw new BadFileError(cfg.error.message);
       const d = await GatewayDaemon.start(cfg.value);
       await new Promise<void>((resolve) => {
         const stop = () => {

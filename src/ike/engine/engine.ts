@@ -9,6 +9,8 @@ import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
 import { parsePermit } from '../../pki/permit.js';
 import { ipToBytes } from '../../core/addr.js';
 import { IkeSa, type ChildSa, type QueuedRequest } from './ike-sa.js';
+import { ReassemblyPool } from './fragments.js';
+import { HalfOpenTable } from './half-open.js';
 import { certificateRequest } from './authorize.js';
 import { installOf } from './tasks/child.js';
 import { answerChildRekey, buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
@@ -45,6 +47,19 @@ export interface IkeSaView {
 /** Two SAs for one (peer, VPN) made within this of each other are a simultaneous start, not a reauthentication. */
 const COLLISION_WINDOW = 5_000;
 
+/**
+ * An IKE_AUTH we refused, kept after its SA is gone so that a retransmission of the request gets
+ * the same answer (RFC 7296 §2.1) instead of silence: small, bounded in number, kept for
+ * halfOpenTimeout (the initiator's retransmissions end well within it).
+ */
+interface RefusedAuth {
+  spiR: Buffer;
+  messageId: number;
+  packets: Buffer[];
+  localPort: number;
+  until: number;
+}
+
 export class IkeEngine {
   private readonly sas = new Map<string, IkeSa>();
   /** Initiations held back for the peer's own (see initiate). */
@@ -54,9 +69,15 @@ export class IkeEngine {
   private readonly cookies: CookieSecrets;
   private cookieVersion = 0;
   private cookieRotatedAt = -Infinity;
+  /** Responder SAs between IKE_SA_INIT and IKE_AUTH, counted per source (half-open.ts). */
+  private readonly halfOpen = new HalfOpenTable<IkeSa>(() => this.timers);
+  /** Bytes of incomplete fragmented messages, bounded per SA and for all SAs together. */
+  private readonly fragmentPool: ReassemblyPool;
+  private readonly refused = new Map<string, RefusedAuth>();
 
   constructor(private readonly o: IkeEngineOptions) {
     this.timers = { ...DEFAULT_IKE_TIMERS, ...o.timers };
+    this.fragmentPool = new ReassemblyPool(this.timers.maxFragmentBytesPerSa, this.timers.maxFragmentBytesTotal);
     this.natPort = o.natPort ?? 4500;
     this.cookies = new CookieSecrets(newCookieSecret(this.cookieVersion, o.random));
   }
@@ -128,9 +149,16 @@ export class IkeEngine {
     return out;
   }
 
+  /** What untrusted peers make this engine hold now: for status views, metrics and tests. */
+  load(): { halfOpen: number; fragmentBytes: number; refusedKept: number } {
+    return { halfOpen: this.halfOpen.size, fragmentBytes: this.fragmentPool.used, refusedKept: this.refused.size };
+  }
+
   /** When tick() next has work. */
   nextDeadline(): number {
     let t = this.cookieRotatedAt + this.timers.cookieRotate;
+    const oldestRefusal = this.refused.values().next().value; // kept in the order they end
+    if (oldestRefusal) t = Math.min(t, oldestRefusal.until);
     for (const at of this.deferred.values()) t = Math.min(t, at);
     for (const sa of this.sas.values()) {
       if (sa.inFlight) t = Math.min(t, sa.inFlight.nextAt);
@@ -146,6 +174,7 @@ export class IkeEngine {
   /** Timers: retransmissions, half-open expiry, rekeys, liveness checks, lifetimes, cookie secrets. */
   async tick(now: number): Promise<IkeOutput> {
     const out = emptyOutput();
+    for (const [k, r] of this.refused) if (now >= r.until) this.refused.delete(k);
     if (now >= this.cookieRotatedAt + this.timers.cookieRotate) {
       if (this.cookieRotatedAt !== -Infinity) this.cookies.rotate(newCookieSecret(++this.cookieVersion & 0xffffffff, this.o.random));
       this.cookieRotatedAt = now;
@@ -174,6 +203,12 @@ export class IkeEngine {
     const out = emptyOutput();
     const d = decodeMessage(bytes);
     if (!d.ok) {
+      const h = d.error.header;
+      if (h && !h.response && h.exchangeType === ExchangeType.IKE_SA_INIT && h.messageId === 0 && d.error.code === 'ike-unsupported-critical') {
+        // §2.5: say which payload we do not understand; stateless, and never larger than the request.
+        const reply = encodeInit({ ...h, spiR: Buffer.alloc(8), initiator: false, response: true, higherVersion: false }, [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(d.error.payloadType))]);
+        if (reply.length <= bytes.length) out.send.push({ to: from, bytes: reply, localPort });
+      }
       out.events.push({ event: 'dropped', reason: `malformed: ${d.error.message}` });
       return out;
     }
@@ -181,6 +216,14 @@ export class IkeEngine {
       const h = d.value.message.header;
       if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) return (this.onInitRequest(from, d.value, Buffer.from(bytes), now, localPort, out), out);
       const sa = this.sas.get(IkeSa.keyOf(h.spiI, from));
+      const refused = !sa && !h.response ? this.refused.get(IkeSa.keyOf(h.spiI, from)) : undefined;
+      if (refused && h.spiR.equals(refused.spiR) && h.messageId === refused.messageId && h.exchangeType === ExchangeType.IKE_AUTH) {
+        // A retransmitted IKE_AUTH we refused: the same AUTHENTICATION_FAILED again, once per message.
+        const e = d.value.message.encrypted;
+        if (!e || e.kind === 'SK' || e.fragmentNumber === 1) for (const p of refused.packets) out.send.push({ to: from, bytes: p, localPort: refused.localPort });
+        out.events.push({ event: 'dropped', reason: 'retransmitted IKE_AUTH that was refused: answered again' });
+        return out;
+      }
       // The I flag says who sent it: a message from the SA's initiator has it set.
       if (!sa || sa.state === 'dead' || h.initiator === (sa.role === 'initiator') || (!h.spiR.equals(sa.spiR) && !(h.response && h.exchangeType === ExchangeType.IKE_SA_INIT))) {
         out.events.push({ event: 'dropped', reason: 'no IKE SA for these SPIs' });
@@ -196,7 +239,7 @@ export class IkeEngine {
   // --- initiator ------------------------------------------------------------------------------
 
   private start(peer: IkePeer, now: number, out: IkeOutput): IkeSa {
-    const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port);
+    const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port, this.fragmentPool);
     sa.peer = peer;
     this.sas.set(sa.key, sa);
     this.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random), now, out);
@@ -234,6 +277,14 @@ export class IkeEngine {
     }
     if (h.exchangeType === ExchangeType.IKE_SA_INIT) return this.onInitResponse(sa, d, bytes, now, out);
     const inner = sa.unprotect(d, now);
+    if (!inner.ok && inner.malformed) {
+      // It authenticated, so it is the peer's answer, and we cannot read it: the exchange failed.
+      this.heard(sa, from, now);
+      sa.inFlight = undefined;
+      const reason = `malformed ${f.task} response: ${inner.error.message}`;
+      if (sa.state === 'established') return this.deleteSa(sa, reason, now, out);
+      return this.dead(sa, 'failed', reason, now, out);
+    }
     if (!inner.ok) {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `response does not authenticate: ${inner.error.message}` });
       return;
@@ -296,31 +347,36 @@ export class IkeEngine {
       else out.events.push({ event: 'dropped', reason: 'IKE_SA_INIT for an SA we already have' });
       return;
     }
-    const halfOpen = [...this.sas.values()].filter((s) => s.role === 'responder' && s.state === 'init-done').length;
-    if (halfOpen >= this.timers.maxHalfOpen) {
-      out.events.push({ event: 'dropped', reason: 'too many half-open IKE SAs' });
+    // §2.6 and issue 11: admission per source address, per prefix and in total (half-open.ts).
+    const nonce = d.message.payloads.find((p) => p.kind === 'Nonce');
+    const input = { ni: nonce?.kind === 'Nonce' ? nonce.data : Buffer.alloc(0), ipI: from.address, spiI: h.spiI };
+    const sent = findNotify(d.message.payloads, NotifyType.COOKIE);
+    const proven = sent !== undefined && this.cookies.verify(sent.data, input).ok;
+    const admission = this.halfOpen.admit(from.address, proven, now);
+    if (admission.kind === 'cookie') {
+      // Under load, state is kept only for initiators that prove they receive at their address.
+      const reply = { spiI: h.spiI, spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: false, response: true, higherVersion: false, messageId: 0 };
+      out.send.push({ to: from, bytes: encodeInit(reply, [notify(NotifyType.COOKIE, this.cookies.make(input))]), localPort });
+      out.events.push({ event: 'cookie-sent', reason: sent ? `the cookie did not verify (${admission.reason})` : admission.reason });
       return;
     }
-    if (halfOpen >= this.timers.cookieThreshold) {
-      // §2.6: under load, state is kept only for initiators that prove they receive at their address.
-      const nonce = d.message.payloads.find((p) => p.kind === 'Nonce');
-      const input = { ni: nonce?.kind === 'Nonce' ? nonce.data : Buffer.alloc(0), ipI: from.address, spiI: h.spiI };
-      const sent = findNotify(d.message.payloads, NotifyType.COOKIE);
-      if (!sent || !this.cookies.verify(sent.data, input).ok) {
-        const reply = { spiI: h.spiI, spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: false, response: true, higherVersion: false, messageId: 0 };
-        out.send.push({ to: from, bytes: encodeInit(reply, [notify(NotifyType.COOKIE, this.cookies.make(input))]), localPort });
-        out.events.push({ event: 'cookie-sent', reason: sent ? 'the cookie did not verify' : `${halfOpen} half-open SAs` });
-        return;
-      }
+    if (admission.kind === 'drop') {
+      out.events.push({ event: 'dropped', reason: `IKE_SA_INIT from ${from.address} not admitted: ${admission.reason}` });
+      return;
     }
-    const sa = new IkeSa('responder', h.spiI, from, now, localPort);
+    const sa = new IkeSa('responder', h.spiI, from, now, localPort, this.fragmentPool);
     const a = answerInitRequest(sa, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)), this.o.endpoint, this.o.random, certificateRequest(this.o.local.certificateAuthorities));
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });
       return;
     }
+    for (const old of admission.evict) {
+      this.forget(old);
+      out.events.push({ event: 'dropped', reason: `half-open IKE SA from ${old.remote.address} made without a cookie replaced by one with a cookie from ${from.address}` });
+    }
     this.sas.set(key, sa);
+    this.halfOpen.add(sa, from.address, proven, now);
   }
 
   private async onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): Promise<void> {
@@ -336,11 +392,11 @@ export class IkeEngine {
       return;
     }
     const inner = sa.unprotect(d, now);
-    if (!inner.ok) {
+    if (!inner.ok && !inner.malformed) {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `request does not authenticate: ${inner.error.message}` });
       return;
     }
-    if (!inner.value) return;
+    if (inner.ok && !inner.value) return;
     this.heard(sa, from, now);
     sa.localPort = localPort;
     const respond = (payloads: Payload[]) => {
@@ -349,13 +405,27 @@ export class IkeEngine {
       sa.expectRequestId++;
       for (const bytes of packets) out.send.push({ to: sa.remote, bytes, localPort });
     };
+    if (!inner.ok) {
+      // It authenticated but its payloads do not decode: §2.5 / §3.10.1 say which, in the answer.
+      const m = inner.malformed!;
+      respond([m.code === 'ike-unsupported-critical' ? notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(m.payloadType)) : notify(NotifyType.INVALID_SYNTAX)]);
+      const reason = `${m.code === 'ike-unsupported-critical' ? 'UNSUPPORTED_CRITICAL_PAYLOAD' : 'INVALID_SYNTAX'} answered to exchange ${h.exchangeType}: ${m.message}`;
+      if (h.exchangeType === ExchangeType.IKE_AUTH && sa.role === 'responder' && sa.state === 'init-done') {
+        // An IKE_AUTH that failed leaves no SA (§2.21.2); retransmissions get the same answer.
+        this.keepRefusal(sa, h.messageId, now);
+        return this.dead(sa, 'failed', reason, now, out);
+      }
+      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason });
+      return;
+    }
+    const payloads = inner.value!;
     switch (h.exchangeType) {
       case ExchangeType.IKE_AUTH:
-        return this.answerAuth(sa, inner.value, respond, now, out);
+        return this.answerAuth(sa, payloads, respond, now, out);
       case ExchangeType.CREATE_CHILD_SA:
-        return this.answerCreateChild(sa, inner.value, respond, now, out);
+        return this.answerCreateChild(sa, payloads, respond, now, out);
       case ExchangeType.INFORMATIONAL:
-        return this.answerInformational(sa, inner.value, respond, now, out);
+        return this.answerInformational(sa, payloads, respond, now, out);
       default:
         out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `exchange ${h.exchangeType} is not one kasane answers` });
     }
@@ -369,7 +439,10 @@ export class IkeEngine {
     }
     const a = await answerAuthRequest(sa, inner, this.o.peers(), this.o.local, this.o.random, now, this.timers);
     respond(a.response);
-    if (!a.ok) return this.dead(sa, 'auth-failed', `${a.code}: ${a.reason}`, now, out, a.peer);
+    if (!a.ok) {
+      this.keepRefusal(sa, sa.lastResponse!.messageId, now);
+      return this.dead(sa, 'auth-failed', `${a.code}: ${a.reason}`, now, out, a.peer);
+    }
     this.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(sa.peer!.permit)), now, out);
   }
 
@@ -406,9 +479,18 @@ export class IkeEngine {
     if (a.children.length > 0) this.removeChildren(sa, a.children, 'deleted by the peer', out);
   }
 
+  /** Keeps the answer to a refused IKE_AUTH for its retransmissions (bounded: the oldest go first). */
+  private keepRefusal(sa: IkeSa, messageId: number, now: number): void {
+    if (!sa.lastResponse) return;
+    this.refused.delete(sa.key);
+    while (this.refused.size >= this.timers.maxHalfOpen) this.refused.delete(this.refused.keys().next().value!);
+    this.refused.set(sa.key, { spiR: sa.spiR, messageId, packets: sa.lastResponse.packets, localPort: sa.lastResponse.localPort, until: now + this.timers.halfOpenTimeout });
+  }
+
   // --- lifecycle ------------------------------------------------------------------------------
 
   private established(sa: IkeSa, child: ChildSa, notAfter: number, now: number, out: IkeOutput): void {
+    this.halfOpen.remove(sa);
     sa.state = 'established';
     sa.establishedAt = now;
     sa.permitNotAfter = notAfter;
@@ -453,8 +535,7 @@ export class IkeEngine {
       for (const bytes of f.packets) out.send.push({ to: sa.remote, bytes, localPort: f.localPort });
     }
     if (sa.role === 'responder' && sa.state === 'init-done' && now >= sa.createdAt + this.timers.halfOpenTimeout) {
-      this.sas.delete(sa.key);
-      sa.state = 'dead';
+      this.forget(sa);
       out.events.push({ event: 'dropped', reason: 'half-open IKE SA timed out' });
       return;
     }
@@ -588,6 +669,8 @@ export class IkeEngine {
   }
 
   private forget(sa: IkeSa): void {
+    this.halfOpen.remove(sa);
+    sa.discardFragments();
     sa.state = 'dead';
     sa.inFlight = undefined;
     sa.queue.length = 0;

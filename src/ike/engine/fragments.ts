@@ -37,17 +37,61 @@ interface Pending {
   total: number;
   firstPayload?: number;
   parts: (Buffer | undefined)[];
+  bytes: number;
   startedAt: number;
 }
+
+/**
+ * The bytes every Reassembler of one engine holds, bounded per SA and in total (issue 11: before
+ * this, one half-open SA could make the responder hold 31 fragments of 64 KB for 30 s). When the
+ * total is reached, the SA holding the most gives way if it holds more than the one asking would;
+ * legitimate messages are small, so it is the flooder's fragments that go.
+ */
+export class ReassemblyPool {
+  used = 0;
+  private readonly holders = new Set<Reassembler>();
+
+  /** Defaults: those of the engine (maxFragmentBytesPerSa, maxFragmentBytesTotal in types.ts). */
+  constructor(
+    readonly perSa = 64 * 1024,
+    readonly total = 16 * 1024 * 1024,
+  ) {}
+
+  /** Room for `n` more bytes in `r`, or the reason there is none. */
+  reserve(r: Reassembler, n: number): string | undefined {
+    if (r.bytes + n > this.perSa) return `${r.bytes + n} bytes of fragments for one IKE SA; at most ${this.perSa}`;
+    while (this.used + n > this.total) {
+      let largest: Reassembler | undefined;
+      for (const h of this.holders) if (h !== r && (!largest || h.bytes > largest.bytes)) largest = h;
+      if (!largest || largest.bytes <= r.bytes + n) return `${this.used} bytes of fragments held by all IKE SAs; at most ${this.total}`;
+      largest.clear();
+    }
+    this.used += n;
+    this.holders.add(r);
+    return undefined;
+  }
+
+  release(r: Reassembler, n: number): void {
+    this.used -= n;
+    if (r.bytes === 0) this.holders.delete(r);
+  }
+}
+
+/** A pool for an SA made outside an engine (tests, tools): the default bounds, shared by nobody. */
+const standalone = (): ReassemblyPool => new ReassemblyPool();
 
 /** Collects the fragments of one message (per message id and direction); authenticated fragments only. */
 export class Reassembler {
   private readonly pending = new Map<string, Pending>();
+  /** Bytes of decrypted fragments held now. */
+  bytes = 0;
+
+  constructor(private readonly pool: ReassemblyPool = standalone()) {}
 
   /**
    * Adds one SKF fragment (its AAD as received). Returns the whole inner chain when the last
    * missing fragment arrives, undefined while fragments are missing, or an error for a fragment
-   * that does not authenticate or does not fit the others.
+   * that does not authenticate, does not fit the others, or would exceed the byte bounds.
    */
   add(key: string, f: { firstPayload: number; fragmentNumber: number; totalFragments: number; body: Buffer }, ad: Buffer, open: AeadKey, now: number): Result<{ firstPayload: number; inner: Buffer } | undefined> {
     if (f.totalFragments > MAX_FRAGMENTS) return err('fragment-too-many', `${f.totalFragments} fragments announced, at most ${MAX_FRAGMENTS}`);
@@ -57,22 +101,46 @@ export class Reassembler {
     if (p && p.total !== f.totalFragments) {
       // RFC 7383 §2.6.2: a different total means the sender re-fragmented; start over with the new set.
       if (f.totalFragments < p.total) return err('fragment-stale', 'fragment of an older fragmentation of this message');
+      this.drop(key);
       p = undefined;
     }
     if (!p) {
-      p = { total: f.totalFragments, parts: new Array(f.totalFragments).fill(undefined), startedAt: now };
+      p = { total: f.totalFragments, parts: new Array(f.totalFragments).fill(undefined), bytes: 0, startedAt: now };
       this.pending.set(key, p);
     }
     if (f.fragmentNumber === 1) p.firstPayload = f.firstPayload;
-    p.parts[f.fragmentNumber - 1] ??= plain.value;
+    if (p.parts[f.fragmentNumber - 1] === undefined) {
+      const refused = this.pool.reserve(this, plain.value.length);
+      if (refused) {
+        // A message that cannot be held whole is not worth holding in part.
+        this.drop(key);
+        return err('fragment-too-large', refused);
+      }
+      p.parts[f.fragmentNumber - 1] = plain.value;
+      p.bytes += plain.value.length;
+      this.bytes += plain.value.length;
+    }
     if (p.parts.some((x) => x === undefined) || p.firstPayload === undefined) return ok(undefined);
-    this.pending.delete(key);
+    this.drop(key);
     return ok({ firstPayload: p.firstPayload, inner: Buffer.concat(p.parts as Buffer[]) });
   }
 
   /** Forgets incomplete messages older than `maxAge` ms. */
   expire(now: number, maxAge: number): void {
-    for (const [k, p] of this.pending) if (now - p.startedAt > maxAge) this.pending.delete(k);
+    for (const [k, p] of this.pending) if (now - p.startedAt > maxAge) this.drop(k);
+  }
+
+  /** Forgets every incomplete message (the SA is gone, or the pool needs the room). */
+  clear(): void {
+    for (const k of [...this.pending.keys()]) this.drop(k);
+  }
+
+  private drop(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    this.bytes -= p.bytes;
+    this.pool.release(this, p.bytes);
   }
 
   get size(): number {

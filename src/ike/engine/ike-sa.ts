@@ -1,7 +1,7 @@
 // One IKE SA: who we are in it, what IKE_SA_INIT negotiated, its keys, its Child SAs, the request
 // it has in flight (one at a time: window size 1, RFC 7296 §2.3) and the protection of every later
 // message (the SK payload, §3.14, with AES-GCM per RFC 5282; SKF fragments per RFC 7383).
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type WireError } from '../../core/result.js';
 import type { Prefix } from '../../core/addr.js';
 import {
   decodePayloadChain,
@@ -9,6 +9,7 @@ import {
   encodeMessage,
   encodePayloadChain,
   type DecodedMessage,
+  type IkeDecodeError,
   type IkeHeader,
   type Payload,
 } from '../message/index.js';
@@ -16,8 +17,15 @@ import { skBodyLength, skOpen, skSeal, SkIvCounter } from '../crypto/aead.js';
 import { ikeSkKeys, type AeadKey, type IkeSaKeys } from '../crypto/keys.js';
 import type { DhKeyPair } from '../crypto/dh.js';
 import type { AeadAlgorithm, IkeSuite } from '../crypto/transforms.js';
-import { maxMessageBytes, Reassembler, sealFragments } from './fragments.js';
+import { maxMessageBytes, Reassembler, ReassemblyPool, sealFragments } from './fragments.js';
 import type { Endpoint, IkeOutput, IkePeer } from './types.js';
+
+/**
+ * A received protected message opened: its inner payloads (undefined while fragments are
+ * missing), or why not. `malformed` is set when the message authenticated but its inner payloads
+ * do not decode: the peer is owed an answer (INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD).
+ */
+export type Unprotected = { ok: true; value: Payload[] | undefined } | { ok: false; error: WireError; malformed?: IkeDecodeError };
 
 export type IkeSaState = 'init-sent' | 'init-done' | 'auth-sent' | 'established' | 'deleting' | 'dead';
 
@@ -99,7 +107,7 @@ export class IkeSa {
   localPort: number;
   private sk?: { seal: AeadKey; open: AeadKey };
   private readonly iv = new SkIvCounter(1n);
-  private readonly fragments = new Reassembler();
+  private readonly fragments: Reassembler;
 
   constructor(
     readonly role: 'initiator' | 'responder',
@@ -109,7 +117,10 @@ export class IkeSa {
     /** When this SA (or, after IKE rekeys, its first predecessor) began. */
     public createdAt: number,
     localPort: number,
+    /** Where the bytes of incomplete fragmented messages are counted (the engine's, bounded in total). */
+    readonly pool: ReassemblyPool = new ReassemblyPool(),
   ) {
+    this.fragments = new Reassembler(pool);
     this.state = role === 'initiator' ? 'init-sent' : 'init-done';
     this.lastHeardAt = createdAt;
     this.localPort = localPort;
@@ -160,7 +171,7 @@ export class IkeSa {
    * The inner payloads of a received SK message, or of the SKF fragment that completes a message
    * (undefined while fragments are missing); an error when it does not authenticate.
    */
-  unprotect(d: DecodedMessage, now: number): Result<Payload[] | undefined> {
+  unprotect(d: DecodedMessage, now: number): Unprotected {
     if (!this.sk) return err('ike-no-keys', 'no keys for this IKE SA yet');
     const e = d.message.encrypted;
     if (!e || !d.associatedData) return err('ike-not-encrypted', 'expected an SK payload');
@@ -178,6 +189,11 @@ export class IkeSa {
       chain = { firstPayload: e.firstPayload, inner: plain.value };
     }
     const inner = decodePayloadChain(chain.inner, chain.firstPayload);
-    return inner.ok ? ok(inner.value) : err(inner.error.code, inner.error.message);
+    return inner.ok ? ok(inner.value) : { ...err(inner.error.code, inner.error.message), malformed: inner.error };
+  }
+
+  /** Drops incomplete fragmented messages (the SA is gone: their bytes go back to the pool). */
+  discardFragments(): void {
+    this.fragments.clear();
   }
 }

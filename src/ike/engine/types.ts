@@ -99,10 +99,14 @@ export interface IkeTimers {
   retransmitTries: number;
   /** Half-open responder SAs (IKE_SA_INIT answered, no IKE_AUTH) are forgotten after this. */
   halfOpenTimeout: number;
-  /** Above this many half-open SAs, IKE_SA_INIT requests must return a cookie (§2.6). */
+  /** From this many half-open SAs on (responder SAs between IKE_SA_INIT and IKE_AUTH), a new IKE_SA_INIT must bring a cookie (§2.6). */
   cookieThreshold: number;
-  /** Above this many half-open SAs, requests are dropped even with a cookie. */
+  /** At most this many half-open SAs exist; beyond, a request with a cookie replaces one made without (see half-open.ts) or is dropped. */
   maxHalfOpen: number;
+  /** At most this many from one source address (IPv6: one /64). */
+  maxHalfOpenPerAddress: number;
+  /** At most this many from one source prefix (IPv4 /24, IPv6 /48). */
+  maxHalfOpenPerPrefix: number;
   /** Cookie secrets change this often (the previous one stays valid once). */
   cookieRotate: number;
   /** Child SA lifetime: rekeyed before it ends (the IKE SA initiator at 90 %, the responder at 95 %). */
@@ -111,6 +115,10 @@ export interface IkeTimers {
   ikeLifetime: number;
   /** An INFORMATIONAL liveness check after this long without an authenticated message from the peer. */
   dpdDelay: number;
+  /** Bytes of an incomplete fragmented message one IKE SA may hold (RFC 7383 reassembly). */
+  maxFragmentBytesPerSa: number;
+  /** Bytes of incomplete fragmented messages all IKE SAs may hold together. */
+  maxFragmentBytesTotal: number;
   /** Largest IP packet an IKE message may make; larger encrypted messages are fragmented (RFC 7383). */
   fragmentSize: number;
   /** The gateway with the higher address waits this long for the peer's IKE_SA_INIT before starting its own. */
@@ -123,10 +131,14 @@ export const DEFAULT_IKE_TIMERS: IkeTimers = {
   halfOpenTimeout: 30_000,
   cookieThreshold: 64,
   maxHalfOpen: 4096,
+  maxHalfOpenPerAddress: 16,
+  maxHalfOpenPerPrefix: 64,
   cookieRotate: 300_000,
   childLifetime: 3_600_000,
   ikeLifetime: 4 * 3_600_000,
   dpdDelay: 30_000,
   fragmentSize: 1280,
+  maxFragmentBytesPerSa: 64 * 1024,
+  maxFragmentBytesTotal: 16 * 1024 * 1024,
   collisionDelay: 1000,
 };

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AuthorityClient, enroll, gatewayClient, openDelivery } from '../../../src/authority/client.js';
+import { routeList } from '../../../src/authority/server.js';
 import { createCsr } from '../../../src/pki/ca.js';
 import { generateKeyPair, pemToDer } from '../../../src/pki/keys.js';
 import { Prefix } from '../../../src/core/addr.js';
@@ -19,6 +20,7 @@ import {
   killAndWait,
   spawnAuthority,
   startTestAuthority,
+  unauditedVersions,
   tokenGateway,
   type TestAuthority,
   type TestGateway,
@@ -353,7 +355,88 @@ export function authorityScenarios(backend: Backend): void {
       await t.admin.removeMember('dept', 'gw2');
     });
 
-    it('names may be any UTF-8 without control characters, up to 63 bytes', async () => {
+    it('U+0000 anywhere in a request is refused at the edge (400 bad-character) on every route, and nothing changes', async () => {
+      const before = { status: await t.admin.status(), audit: await t.admin.audit({ limit: 1000 }) };
+      const nul = 'x\u0000y';
+      const refused: string[] = [];
+      const expectRefused = async (what: string, call: () => Promise<unknown>) => {
+        const e = await apiError(call());
+        assert.deepEqual([e.status, e.code], [400, 'bad-character'], `${what}: ${e.message}`);
+        assert.match(e.message, /U\+0000/);
+        refused.push(what);
+      };
+      // Every route with a path parameter ({vpn}, {gateway}, {peer}, {id}), NUL in each parameter in turn.
+      for (const r of routeList(t.running.app)) {
+        const [method, path] = r.route.split(' ');
+        const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+        for (const p of params) {
+          const url = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(name === p ? nul : name === 'gateway' ? 'gw1' : name === 'vpn' ? 'corp' : 'peer'));
+          await expectRefused(`${r.route} with NUL in {${p}}`, () => t.admin.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined));
+        }
+        // Every string field of every body (strings and lists of strings).
+        const props = (r.body as { properties?: Record<string, { type?: string; items?: unknown }> } | undefined)?.properties ?? {};
+        for (const [field, schema] of Object.entries(props)) {
+          if (schema.type !== 'string' && !(schema.type === 'array' && schema.items)) continue;
+          if (path.startsWith('/v1/gateway/') || path === '/v1/federation/exchange') continue; // other credentials: below
+          const url = path.replace(/\{vpn\}/g, 'corp').replace(/\{gateway\}/g, 'gw1').replace(/\{\w+\}/g, 'x');
+          await expectRefused(`${r.route} with NUL in body.${field}`, () => t.admin.request(method, url, { [field]: schema.type === 'array' ? [nul] : nul }));
+        }
+      }
+      for (const q of ['vpn', 'gateway']) await expectRefused(`GET /v1/audit?${q}=`, () => t.admin.request('GET', '/v1/audit', undefined, { query: { [q]: nul } }));
+      await expectRefused('DELETE /v1/directory?prefix=', () => t.admin.request('DELETE', '/v1/directory', undefined, { query: { prefix: nul } }));
+      await expectRefused('POST /v1/enroll', () => t.clientWith(undefined).request('POST', '/v1/enroll', { token: nul, csr: 'x' }));
+      await expectRefused('POST /v1/gateway/ike-certificate', () => g1.client.request('POST', '/v1/gateway/ike-certificate', { csr: nul }));
+      assert.ok(refused.length >= 40, `${refused.length} places tried`);
+      assert.equal((await t.admin.status()).version, before.status.version, 'no version taken');
+      assert.deepEqual(await t.admin.audit({ limit: 1000 }), before.audit, 'no audit entry');
+    });
+
+    it('framework-level refusals use the API error shape; a peer-authority exchange authenticates before it reads the body', async () => {
+      const auth = { authorization: `Bearer ${t.adminToken}` };
+      const shape = (r: { status: number; body: string }, status: number, code: string) => {
+        assert.equal(r.status, status, r.body);
+        const b = JSON.parse(r.body) as Record<string, unknown>;
+        assert.deepEqual(Object.keys(b).sort(), ['error', 'message'], r.body);
+        assert.equal(b.error, code);
+      };
+      shape(await rawRequest(t, 'GET', '/v1/vpns/%E0%A4%A', '', auth), 400, 'bad-url');
+      shape(await rawRequest(t, 'GET', `/v1/vpns/${'a'.repeat(501)}`, '', auth), 414, 'path-too-long');
+      shape(await rawRequest(t, 'GET', '/v1/vpns', '', { ...auth, 'x-big': 'a'.repeat(20_000) }), 431, 'headers-too-large');
+      shape(await rawRequest(t, 'POST', '/v1/vpns', '{"name": ', { ...auth, 'content-type': 'application/json' }), 400, 'bad-json');
+      shape(await rawRequest(t, 'POST', '/v1/vpns', JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }), { ...auth, 'content-type': 'application/json' }), 413, 'body-too-large');
+      // Without a peer authority's certificate: 401 whatever the body is (bad JSON, too large, wrong fields).
+      for (const body of ['{}', '{x', JSON.stringify({ format: 'x'.repeat(2 * 1024 * 1024) })]) {
+        shape(await rawRequest(t, 'POST', '/v1/federation/exchange', body, { 'content-type': 'application/json' }), 401, 'client-certificate-required');
+      }
+    });
+
+    it('a no-op member add changes no version; a CSR with text before its PEM boundary is refused without using the token', async () => {
+      const v0 = (await t.admin.status()).version;
+      const audit0 = await t.admin.audit({ limit: 1000 });
+      const m = await t.admin.addMember('corp', 'gw1', ['10.1.0.0/16']); // already there
+      assert.deepEqual(m.prefixes, ['10.1.0.0/16']);
+      await t.admin.updateMember('corp', 'gw1', { add: ['10.1.0.0/16'] });
+      await t.admin.updateGateway('gw1', { address: '192.0.2.1' }); // the same address
+      assert.equal((await t.admin.status()).version, v0);
+      assert.deepEqual(await t.admin.audit({ limit: 1000 }), audit0);
+      // A real change still takes a version and an entry.
+      await t.admin.updateMember('corp', 'gw1', { add: ['10.7.0.0/16'] });
+      assert.equal((await t.admin.status()).version, v0 + 1);
+      await t.admin.updateMember('corp', 'gw1', { remove: ['10.7.0.0/16'] });
+      // CSR: text before (or after) the one PEM block.
+      await t.admin.addGateway('gw-csr', '192.0.2.77');
+      const tok = await t.admin.createEnrollToken('gw-csr');
+      const keys = await generateKeyPair();
+      const pem = await createCsr(keys, 'gw-csr');
+      for (const bad of [`Subject: CN=gw-csr\n${pem}`, `${pem}\n-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`, `${pem}trailing words\n`]) {
+        const e = await apiError(t.clientWith(undefined).request('POST', '/v1/enroll', { token: tok.token, csr: bad }));
+        assert.deepEqual([e.status, e.code], [400, 'bad-csr'], e.message);
+      }
+      const ok = await t.clientWith(undefined).request<{ gateway: { name: string } }>('POST', '/v1/enroll', { token: tok.token, csr: pem });
+      assert.equal(ok.gateway.name, 'gw-csr', 'the token was not used up by the refused CSRs');
+    });
+
+    it('names may be any UTF-8 that shows as what it is, up to 63 bytes; invisible, bidi and separator characters are refused', async () => {
       const name = '東京/gw #1 "α"';
       await t.admin.addGateway(name, '2001:db8::1');
       const g = await t.admin.getGateway(name);
@@ -365,6 +448,12 @@ export function authorityScenarios(backend: Backend): void {
       const e = await apiError(t.admin.rotateVpn(vname));
       assert.deepEqual([e.status, e.code], [409, 'not-group-vpn']);
       await t.admin.deleteVpn(vname);
+      for (const bad of ['admin\u202Etxt.exe', 'gw\u200B1', 'line\u2028sep', '\uFEFFgw', 'pua\uE000']) {
+        const e = await apiError(t.admin.addGateway(bad, '192.0.2.99'));
+        assert.deepEqual([e.status, e.code], [400, 'bad-name'], bad);
+        const v = await apiError(t.admin.createVpn({ name: bad }));
+        assert.deepEqual([v.status, v.code], [400, 'bad-name'], bad);
+      }
     });
 
     it('a change that fails half-way leaves nothing written', async () => {
@@ -473,6 +562,10 @@ export function authorityScenarios(backend: Backend): void {
         await killAndWait(child, 'SIGTERM');
         rmSync(seed.dir, { recursive: true, force: true });
       }
+    });
+
+    it('every version the tests above took has an audit entry', async () => {
+      assert.deepEqual(await unauditedVersions(t), []);
     });
   });
 }

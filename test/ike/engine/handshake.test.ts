@@ -157,19 +157,21 @@ test('under load the responder asks for a cookie (RFC 7296 §2.6) and keeps no s
   assert.deepEqual(w2.b.status(w2.now), []);
 });
 
-test('IKE_SA_INIT requests beyond maxHalfOpen are dropped; half-open SAs expire', async () => {
+test('beyond maxHalfOpen a request needs a cookie, and with one it waits for room; half-open SAs expire', async () => {
   const w = await World.make({ timers: { maxHalfOpen: 1, cookieThreshold: 100 } });
   w.take('a', w.a.initiate('gb', 7, w.now));
   const req = w.wire[0];
   w.wire = [];
   const r1 = await w.b.receive(req.from, req.bytes, w.now, 500);
   assert.equal(r1.send.length, 1);
-  // Another initiator (new SPI): refused while one is half open.
+  assert.equal(r1.events.length, 0);
+  // Another initiator (new SPI) while one is half open: asked for a cookie, no state kept.
   const other = Buffer.from(req.bytes);
   other[0] ^= 0xff;
   const r2 = await w.b.receive({ address: '203.0.113.9', port: 500 }, other, w.now, 500);
-  assert.equal(r2.send.length, 0);
-  assert.match(r2.events[0].reason!, /half-open/);
+  assert.equal(r2.events[0].event, 'cookie-sent');
+  assert.match(r2.events[0].reason!, /1 half-open IKE SAs in all/);
+  assert.equal(w.b.status(w.now).length, 1);
   w.filter = () => false; // the initiator's retransmissions are lost
   await w.advance(w.now + 31_000);
   assert.equal(w.b.status(w.now).length, 0, 'the half-open SA timed out');

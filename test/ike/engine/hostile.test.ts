@@ -2,9 +2,15 @@
 // is a counted drop or a refusal; none throws, none installs anything, none disturbs the SAs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { KeyObject, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { decodeMessage, ExchangeType } from '../../../src/ike/message/index.js';
+import { CertEncoding, decodeMessage, encodeMessage, ExchangeType, IdType, NotifyType, type Payload } from '../../../src/ike/message/index.js';
+import type { IkeSa } from '../../../src/ike/engine/ike-sa.js';
+import { authSignedOctets, idPayloadBody } from '../../../src/ike/crypto/auth.js';
+import { keyObjectSigner, signAuth } from '../../../src/ike/crypto/signature.js';
 import { assertPaired, HOUR, IP_A, IP_B, T0, World, type Datagram } from './net.js';
+import { permitFor } from './peers.js';
+import { booleanBombName, booleanBombPermit, handshake, request, sealFragment, type Attacker } from './attacker.js';
 
 /** A complete exchange with every datagram recorded, for replaying and mutating. */
 async function recorded(): Promise<{ w: World; wire: Datagram[] }> {
@@ -101,4 +107,171 @@ test('wrong SPIs and a message from another address find no SA', async () => {
   flag[19] ^= 0x08;
   o = await w.b.receive(auth.from, flag, w.now, 4500);
   assert.equal(o.install.length, 0);
+});
+
+// --- issue 11: what a peer that ran IKE_SA_INIT can make the responder hold or spend --------------
+
+const B_AT = { address: IP_B, port: 500 };
+
+test('fragments before authentication are bounded in bytes per SA and in total; the largest holder gives way', async () => {
+  const w = await World.make({ timers: { maxFragmentBytesPerSa: 64 * 1024, maxFragmentBytesTotal: 200 * 1024, fragmentSize: 576 } });
+  const chunk = Buffer.alloc(30_000, 0x41);
+  // One half-open SA sends 30 fragments of 30 KB of a 31-fragment message, never the last.
+  const a = await handshake(w.b, B_AT, '203.0.113.5', w.now);
+  const refused: string[] = [];
+  for (let n = 1; n <= 30; n++) {
+    const o = await w.b.receive(a.from, sealFragment(a.sa, n, 31, chunk), w.now, 4500);
+    refused.push(...o.events.filter((e) => e.event === 'dropped').map((e) => e.reason!));
+    assert.ok(w.b.load().fragmentBytes <= 64 * 1024, `${w.b.load().fragmentBytes} bytes held after fragment ${n}`);
+  }
+  assert.ok(refused.some((r) => /fragments for one IKE SA; at most 65536/.test(r)), refused.join('\n'));
+  // Four more SAs each hold what they may: the total bound holds.
+  for (let i = 0; i < 4; i++) {
+    const x = await handshake(w.b, B_AT, `203.0.${100 + i}.5`, w.now);
+    for (let n = 1; n <= 2; n++) await w.b.receive(x.from, sealFragment(x.sa, n, 31, chunk), w.now, 4500);
+    assert.ok(w.b.load().fragmentBytes <= 200 * 1024);
+  }
+  // A legitimate IKE_AUTH in small fragments (fragmentSize 576) still gets through: big holders give way.
+  await w.connect('a');
+  assert.equal(w.events('a', 'ike-up').length, 1, JSON.stringify(w.log.b.events.slice(-4)));
+  assertPaired(w);
+});
+
+test('the fragments of an SA that goes are given back', async () => {
+  const w = await World.make({ timers: { halfOpenTimeout: 5_000 } });
+  const a = await handshake(w.b, B_AT, '203.0.113.5', w.now);
+  await w.b.receive(a.from, sealFragment(a.sa, 1, 3, Buffer.alloc(10_000)), w.now, 4500);
+  assert.equal(w.b.load().fragmentBytes, 10_000);
+  await w.advance(w.now + 6_000);
+  assert.deepEqual(w.b.load(), { halfOpen: 0, fragmentBytes: 0, refusedKept: 0 });
+});
+
+test('an unauthenticated IKE_AUTH: a 60 KB ID is refused by its length, a small odd one for the AUTH before the ID is decoded', async () => {
+  const w = await World.make();
+  const forged = () => Buffer.concat([Buffer.from('0c300a06082a8648ce3d040302', 'hex'), randomBytes(72)]);
+  for (const [id, reason] of [
+    [booleanBombName(60_000), /^auth-failed auth-id-mismatch: the peer's ID is 600\d\d bytes/],
+    [booleanBombName(100), /^auth-failed auth-bad-signature/],
+  ] as const) {
+    const a = await handshake(w.b, B_AT, '203.0.113.5', w.now);
+    const inner: Payload[] = [
+      { kind: 'IDi', idType: IdType.ID_DER_ASN1_DN, data: id },
+      { kind: 'CERT', encoding: CertEncoding.X509_SIGNATURE, data: Buffer.from(w.ga.identity.certificate) },
+      { kind: 'AUTH', method: 14, data: forged() },
+    ];
+    const events: string[] = [];
+    for (const p of request(a, ExchangeType.IKE_AUTH, inner, 8000)) events.push(...(await w.b.receive(a.from, p, w.now, 4500)).events.map((e) => `${e.event} ${e.reason}`));
+    assert.ok(events.some((e) => reason.test(e)), events.join('\n'));
+  }
+});
+
+test('an authenticated peer with the right AUTH but another ID is refused (auth-id-mismatch), compared without a library', async () => {
+  const w = await World.make();
+  const a = await handshake(w.b, B_AT, IP_A, w.now);
+  const id = { idType: IdType.ID_DER_ASN1_DN, data: booleanBombName(2000) };
+  const inner: Payload[] = [
+    { kind: 'IDi', ...id },
+    { kind: 'CERT', encoding: CertEncoding.X509_SIGNATURE, data: Buffer.from(w.ga.identity.certificate) },
+    { kind: 'AUTH', method: 14, data: await signedBy(w.ga.key, a, id) },
+  ];
+  const events: string[] = [];
+  for (const p of request(a, ExchangeType.IKE_AUTH, inner)) events.push(...(await w.b.receive(a.from, p, w.now, 4500)).events.map((e) => `${e.event} ${e.reason}`));
+  assert.ok(events.some((e) => /^auth-failed auth-id-mismatch/.test(e)), events.join('\n'));
+});
+
+test('an authenticated peer sending a crafted 16 KiB permit (a long BOOLEAN): refused before the ASN.1 library decodes it', async () => {
+  const w = await World.make();
+  const a = await handshake(w.b, B_AT, IP_A, w.now);
+  const subject = Buffer.from(w.ga.cert.subjectName.toArrayBuffer());
+  const id = { idType: IdType.ID_DER_ASN1_DN, data: subject };
+  const bomb = booleanBombPermit(w.peersOfA[0].permit, 16 * 1024 - w.peersOfA[0].permit.length - 8);
+  const inner: Payload[] = [
+    { kind: 'IDi', ...id },
+    { kind: 'CERT', encoding: CertEncoding.X509_SIGNATURE, data: Buffer.from(w.ga.identity.certificate) },
+    { kind: 'CERT', encoding: CertEncoding.X509_ATTRIBUTE, data: bomb },
+    { kind: 'AUTH', method: 14, data: await signedBy(w.ga.key, a, id) },
+  ];
+  const events: string[] = [];
+  for (const p of request(a, ExchangeType.IKE_AUTH, inner, 4000)) events.push(...(await w.b.receive(a.from, p, w.now, 4500)).events.map((e) => `${e.event} ${e.reason}`));
+  assert.ok(events.some((e) => /^auth-failed permit-refused: .*permit-not-der: .*a BOOLEAN is one octet/.test(e)), events.join('\n'));
+});
+
+test('a decryptable request with an unknown critical payload is answered UNSUPPORTED_CRITICAL_PAYLOAD naming it (RFC 7296 §2.5)', async () => {
+  // In IKE_AUTH (the SA then goes, and a retransmission gets the same answer)...
+  const w = await World.make();
+  const a = await handshake(w.b, B_AT, '203.0.113.5', w.now);
+  const packets = request(a, ExchangeType.IKE_AUTH, [{ kind: 'unknown', type: 200, critical: true, data: Buffer.from('x') }]);
+  const first = await w.b.receive(a.from, packets[0], w.now, 4500);
+  assert.deepEqual(await notifiesIn(a, first), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'c8']]);
+  assert.equal(w.b.status(w.now).length, 0);
+  const again = await w.b.receive(a.from, packets[0], w.now + 500, 4500);
+  assert.deepEqual(again.send.map((s) => s.bytes.toString('hex')), first.send.map((s) => s.bytes.toString('hex')));
+  // ...and in an established SA (INFORMATIONAL), which stays up; a malformed inner chain gets INVALID_SYNTAX.
+  const { w: up } = await recorded();
+  const sa = [...(up.a as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) => s.state === 'established')!;
+  const id = sa.nextRequestId++;
+  const o = await up.b.receive({ address: IP_A, port: 4500 }, sa.protect(ExchangeType.INFORMATIONAL, false, id, [{ kind: 'unknown', type: 201, critical: true, data: Buffer.alloc(0) }])[0], up.now, 4500);
+  const reply = decodeMessage(o.send[0].bytes);
+  assert.ok(reply.ok);
+  const inner = sa.unprotect(reply.value, up.now);
+  assert.ok(inner.ok && inner.value);
+  assert.deepEqual(inner.value.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'c9']]);
+  assert.equal(up.b.status(up.now).filter((s) => s.state === 'established').length, 1);
+});
+
+test('a retransmitted IKE_AUTH that was refused gets the same AUTHENTICATION_FAILED again, and the initiator reports the refusal', async () => {
+  const w = await World.make();
+  w.peersOfA = [w.entry('a', await permitFor(w.B, w.ga, 'shared', T0 - 2 * HOUR, T0 - 60_000))]; // expired
+  let lost = 0;
+  w.filter = (d) => {
+    const m = decodeMessage(d.bytes);
+    if (m.ok && m.value.message.header.response && m.value.message.header.exchangeType === ExchangeType.IKE_AUTH && lost === 0) return (lost++, false);
+    return true;
+  };
+  await w.connect('a');
+  assert.equal(lost, 1);
+  assert.equal(w.b.load().refusedKept, 1);
+  await w.advance(w.now + 2_000);
+  const failed = w.events('a', 'auth-failed');
+  assert.equal(failed.length, 1, JSON.stringify(w.log.a.events));
+  assert.match(failed[0].reason!, /peer-refused-auth/);
+  assert.deepEqual(w.events('a', 'failed'), [], 'not peer-unresponsive');
+  // The kept answer goes after halfOpenTimeout.
+  await w.advance(w.now + 31_000);
+  assert.equal(w.b.load().refusedKept, 0);
+});
+
+/** The notifies (type, data hex) in the encrypted answers an attacker's request got. */
+async function notifiesIn(a: Attacker, o: { send: { bytes: Buffer }[] }): Promise<[number, string][]> {
+  const out: [number, string][] = [];
+  for (const s of o.send) {
+    const d = decodeMessage(s.bytes);
+    assert.ok(d.ok);
+    const inner = a.sa.unprotect(d.value, T0);
+    assert.ok(inner.ok && inner.value, 'the answer decrypts');
+    for (const p of inner.value) if (p.kind === 'N') out.push([p.notifyType, p.data.toString('hex')]);
+  }
+  return out;
+}
+
+async function signedBy(key: CryptoKey, a: Attacker, id: { idType: number; data: Buffer }): Promise<Buffer> {
+  const sa = a.sa;
+  const octets = authSignedOctets(sa.suite!.prf, sa.keys!, 'initiator', { realMessage: sa.initRequest!, peerNonce: sa.nr!, idBody: idPayloadBody(id.idType, id.data) });
+  return signAuth(keyObjectSigner(KeyObject.from(key), 'ecdsa-with-SHA256'), 'ecdsa-with-SHA256', octets);
+}
+
+test('an IKE_SA_INIT request with an unknown critical payload is answered UNSUPPORTED_CRITICAL_PAYLOAD, statelessly', async () => {
+  const w = await World.make();
+  const header = { spiI: randomBytes(8), spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: true, response: false, higherVersion: false, messageId: 0 };
+  const req = encodeMessage({ header, payloads: [{ kind: 'unknown', type: 222, critical: true, data: Buffer.from('?') }, { kind: 'Nonce', data: randomBytes(32) }] });
+  const o = await w.b.receive({ address: '203.0.113.5', port: 500 }, req, w.now, 500);
+  const reply = decodeMessage(o.send[0].bytes);
+  assert.ok(reply.ok);
+  assert.ok(reply.value.message.header.response);
+  assert.deepEqual(reply.value.message.payloads.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'de']]);
+  assert.ok(o.send[0].bytes.length <= req.length, 'no amplification');
+  assert.deepEqual(w.b.load(), { halfOpen: 0, fragmentBytes: 0, refusedKept: 0 });
+  // A request too short to carry anything real gets no answer at all (the answer would be larger).
+  const tiny = encodeMessage({ header, payloads: [{ kind: 'unknown', type: 222, critical: true, data: Buffer.alloc(0) }] });
+  assert.deepEqual((await w.b.receive({ address: '203.0.113.5', port: 500 }, tiny, w.now, 500)).send, []);
 });

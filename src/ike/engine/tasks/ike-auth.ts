@@ -4,7 +4,7 @@
 import { AuthMethod, CertEncoding, NotifyType, type Payload } from '../../message/index.js';
 import { authSignedOctets, idPayloadBody } from '../../crypto/auth.js';
 import { signAuth } from '../../crypto/signature.js';
-import { authorizePeer, certificateRequest, idOf, proofOf } from '../authorize.js';
+import { authenticatePeer, authorizePeer, certificateRequest, checkPermits, idOf, permitForVpn, proofOf } from '../authorize.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkePeer, IkeTimers, LocalIdentity } from '../types.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
@@ -69,7 +69,11 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
   const sent = proof.certs[0];
   const mine = candidates.filter((p) => sent && Buffer.from(p.certificate).equals(sent));
   if (mine.length === 0) return fail(NotifyType.AUTHENTICATION_FAILED, 'auth-unknown-peer', 'the certificate sent is not one our authority delivered for any peer');
-  const octets = peerOctets(sa, 'initiator', proof.id);
+  // Every candidate has this certificate: authenticate once (bytes and one signature, before any
+  // of the peer's DER is decoded), then let the permits it sent pick the VPN.
+  const authenticated = authenticatePeer(proof, mine[0].certificate, peerOctets(sa, 'initiator', proof.id), mine[0].id);
+  if (!authenticated.ok) return fail(NotifyType.AUTHENTICATION_FAILED, authenticated.error.code, authenticated.error.message, mine[0].id);
+  const permits = await checkPermits(proof, mine[0].certificate, local.attributeAuthority, now);
   // One certificate may be a peer in several pairwise VPNs: the permit it sent decides which one
   // this IKE SA is for, and the traffic selectors must then be that VPN's prefixes.
   const tsi = inner.find((p) => p.kind === 'TSi');
@@ -78,7 +82,7 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
   let permitNotAfter = Infinity;
   let last = { code: 'auth-failed', reason: 'no candidate' };
   for (const p of mine) {
-    const r = await authorizePeer(proof, p, octets, local.attributeAuthority, now);
+    const r = permitForVpn(permits, p);
     if (!r.ok) {
       last = { code: r.error.code, reason: r.error.message };
       continue;

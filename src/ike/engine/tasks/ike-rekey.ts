@@ -37,7 +37,7 @@ export function buildIkeRekey(old: IkeSa, random: Random): { inner: Payload[]; s
 
 /** The new SA, inheriting what the old one had established. */
 function successor(old: IkeSa, role: 'initiator' | 'responder', spiI: Buffer, spiR: Buffer, now: number): IkeSa {
-  const sa = new IkeSa(role, spiI, { ...old.remote }, now, old.localPort);
+  const sa = new IkeSa(role, spiI, { ...old.remote }, now, old.localPort, old.pool);
   sa.spiR = spiR;
   sa.peer = old.peer;
   sa.permitNotAfter = old.permitNotAfter;
