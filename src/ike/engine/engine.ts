@@ -172,7 +172,7 @@ export class IkeEngine {
   }
 
   /** Timers: retransmissions, half-open expiry, rekeys, liveness checks, lifetimes, cookie secrets. */
-  async tick(now: number): Promise<IkeOutput> {
+  tick(now: number): IkeOutput {
     const out = emptyOutput();
     for (const [k, r] of this.refused) if (now >= r.until) this.refused.delete(k);
     if (now >= this.cookieRotatedAt + this.timers.cookieRotate) {
@@ -190,7 +190,7 @@ export class IkeEngine {
     }
     for (const sa of [...this.sas.values()]) {
       try {
-        await this.tickSa(sa, now, out);
+        this.tickSa(sa, now, out);
       } catch (e) {
         this.dead(sa, 'failed', `internal error: ${(e as Error).message}`, now, out);
       }
@@ -199,7 +199,7 @@ export class IkeEngine {
   }
 
   /** A datagram for IKE (port 500, or 4500 after the edge took the non-ESP marker off). Never throws. */
-  async receive(from: Endpoint, bytes: Uint8Array, now: number, localPort = this.o.endpoint.port): Promise<IkeOutput> {
+  receive(from: Endpoint, bytes: Uint8Array, now: number, localPort = this.o.endpoint.port): IkeOutput {
     const out = emptyOutput();
     const d = decodeMessage(bytes);
     if (!d.ok) {
@@ -227,8 +227,8 @@ export class IkeEngine {
       // The I flag says who sent it: a message from the SA's initiator has it set.
       if (!sa || sa.state === 'dead' || h.initiator === (sa.role === 'initiator') || (!h.spiR.equals(sa.spiR) && !(h.response && h.exchangeType === ExchangeType.IKE_SA_INIT))) {
         out.events.push({ event: 'dropped', reason: 'no IKE SA for these SPIs' });
-      } else if (h.response) await this.onResponse(sa, from, d.value, Buffer.from(bytes), now, out);
-      else await this.onRequest(sa, from, d.value, now, localPort, out);
+      } else if (h.response) this.onResponse(sa, from, d.value, Buffer.from(bytes), now, out);
+      else this.onRequest(sa, from, d.value, now, localPort, out);
     } catch (e) {
       // A bug must not take the gateway down: the event says why; the SA stays as it was.
       out.events.push({ event: 'failed', reason: `internal error: ${(e as Error).message}` });
@@ -252,15 +252,15 @@ export class IkeEngine {
   }
 
   /** Queues a request; sends it now when none is in flight. */
-  private async request(sa: IkeSa, q: QueuedRequest, now: number, out: IkeOutput): Promise<void> {
+  private request(sa: IkeSa, q: QueuedRequest, now: number, out: IkeOutput): void {
     sa.queue.push(q);
-    await this.sendNext(sa, now, out);
+    this.sendNext(sa, now, out);
   }
 
-  private async sendNext(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
+  private sendNext(sa: IkeSa, now: number, out: IkeOutput): void {
     while (!sa.inFlight && sa.queue.length > 0 && sa.state !== 'dead') {
       const q = sa.queue.shift()!;
-      const inner = await q.build(now);
+      const inner = q.build(now);
       const messageId = sa.nextRequestId++;
       const packets = sa.protect(q.exchange, false, messageId, inner, this.timers.fragmentSize);
       sa.inFlight = { task: q.task, messageId, exchange: q.exchange, packets, localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase, onResponse: q.onResponse };
@@ -268,7 +268,7 @@ export class IkeEngine {
     }
   }
 
-  private async onResponse(sa: IkeSa, from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): Promise<void> {
+  private onResponse(sa: IkeSa, from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): void {
     const h = d.message.header;
     const f = sa.inFlight;
     if (!f || h.messageId !== f.messageId || h.exchangeType !== f.exchange) {
@@ -292,11 +292,11 @@ export class IkeEngine {
     if (!inner.value) return; // more fragments to come
     this.heard(sa, from, now);
     sa.inFlight = undefined;
-    await f.onResponse(inner.value, now, out);
-    await this.sendNext(sa, now, out);
+    f.onResponse(inner.value, now, out);
+    this.sendNext(sa, now, out);
   }
 
-  private async onInitResponse(sa: IkeSa, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): Promise<void> {
+  private onInitResponse(sa: IkeSa, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): void {
     const r = processInitResponse(sa, bytes, d.message.header.spiR, d.message.payloads);
     if (r.kind === 'cookie') {
       sa.cookie = r.cookie;
@@ -311,12 +311,12 @@ export class IkeEngine {
     sa.localPort = this.natPort;
     sa.remote = { address: sa.remote.address, port: this.natPort };
     const peer = sa.peer!;
-    await this.request(sa, {
+    this.request(sa, {
       task: 'ike-auth',
       exchange: ExchangeType.IKE_AUTH,
       build: () => buildAuthRequest(sa, this.o.local, this.o.random),
-      onResponse: async (inner, t, o) => {
-        const a = await processAuthResponse(sa, inner, this.o.local, t, this.timers, this.o.random);
+      onResponse: (inner, t, o) => {
+        const a = processAuthResponse(sa, inner, this.o.local, t, this.timers, this.o.random);
         if (!a.ok) {
           if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') {
             // §2.21.2: the responder thinks the SA is up; tell it we refused (best effort).
@@ -379,7 +379,7 @@ export class IkeEngine {
     this.halfOpen.add(sa, from.address, proven, now);
   }
 
-  private async onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): Promise<void> {
+  private onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): void {
     const h = d.message.header;
     const e = d.message.encrypted;
     if (sa.lastResponse && h.messageId === sa.lastResponse.messageId) {
@@ -431,13 +431,13 @@ export class IkeEngine {
     }
   }
 
-  private async answerAuth(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): Promise<void> {
+  private answerAuth(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
     if (sa.role !== 'responder' || sa.state !== 'init-done') {
       respond([notify(NotifyType.INVALID_SYNTAX)]);
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE_AUTH request in state ${sa.state}` });
       return;
     }
-    const a = await answerAuthRequest(sa, inner, this.o.peers(), this.o.local, this.o.random, now, this.timers);
+    const a = answerAuthRequest(sa, inner, this.o.peers(), this.o.local, this.o.random, now, this.timers);
     respond(a.response);
     if (!a.ok) {
       this.keepRefusal(sa, sa.lastResponse!.messageId, now);
@@ -526,7 +526,7 @@ export class IkeEngine {
     }
   }
 
-  private async tickSa(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
+  private tickSa(sa: IkeSa, now: number, out: IkeOutput): void {
     const f = sa.inFlight;
     if (f && now >= f.nextAt) {
       if (f.tries >= this.timers.retransmitTries) return this.dead(sa, sa.state === 'established' ? 'ike-down' : 'failed', `peer-unresponsive: no answer to ${f.task} after ${f.tries + 1} sends`, now, out);
@@ -554,14 +554,14 @@ export class IkeEngine {
     }
     for (const c of [...sa.children]) {
       if (now >= c.expiresAt) this.removeChildren(sa, [c], 'lifetime-expired', out);
-      else if (c.state === 'installed' && now >= c.rekeyAt) await this.rekeyChild(sa, c, now, out);
+      else if (c.state === 'installed' && now >= c.rekeyAt) this.rekeyChild(sa, c, now, out);
     }
     if (now >= sa.rekeyAt && !sa.queue.some((q) => q.task === 'ike-rekey') && sa.inFlight?.task !== 'ike-rekey') {
       sa.rekeyAt = Infinity;
-      await this.rekeyIke(sa, now, out);
+      this.rekeyIke(sa, now, out);
     }
     if (!sa.inFlight && sa.queue.length === 0 && now >= sa.lastHeardAt + this.timers.dpdDelay) {
-      await this.request(sa, { task: 'liveness', exchange: ExchangeType.INFORMATIONAL, build: () => [], onResponse: () => undefined }, now, out);
+      this.request(sa, { task: 'liveness', exchange: ExchangeType.INFORMATIONAL, build: () => [], onResponse: () => undefined }, now, out);
     }
   }
 
@@ -575,9 +575,9 @@ export class IkeEngine {
     return sa.permitNotAfter - Math.max(2_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))));
   }
 
-  private async rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): Promise<void> {
+  private rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): void {
     let state: ReturnType<typeof buildChildRekey>['state'];
-    await this.request(sa, {
+    this.request(sa, {
       task: 'child-rekey',
       exchange: ExchangeType.CREATE_CHILD_SA,
       build: () => {
@@ -585,13 +585,13 @@ export class IkeEngine {
         state = b.state;
         return b.inner;
       },
-      onResponse: async (inner, t, o) => {
+      onResponse: (inner, t, o) => {
         const r = processChildRekeyResponse(sa, state, inner, t, this.timers, this.o.random);
         if (r.ok) {
           sa.children.push(r.child);
           o.install.push(installOf(sa, r.child, this.o.endpoint.address, this.natPort));
           o.events.push({ event: 'child-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi } });
-          await this.deleteChildSas(sa, [old], 'rekeyed', t, o);
+          this.deleteChildSas(sa, [old], 'rekeyed', t, o);
           return;
         }
         if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
@@ -604,9 +604,9 @@ export class IkeEngine {
     }, now, out);
   }
 
-  private async rekeyIke(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
+  private rekeyIke(sa: IkeSa, now: number, out: IkeOutput): void {
     let state: ReturnType<typeof buildIkeRekey>['state'];
-    await this.request(sa, {
+    this.request(sa, {
       task: 'ike-rekey',
       exchange: ExchangeType.CREATE_CHILD_SA,
       build: () => {
@@ -614,7 +614,7 @@ export class IkeEngine {
         state = b.state;
         return b.inner;
       },
-      onResponse: async (inner, t, o) => {
+      onResponse: (inner, t, o) => {
         const r = processIkeRekeyResponse(sa, state, inner, t);
         if (!r.ok) {
           sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
@@ -624,7 +624,7 @@ export class IkeEngine {
         this.adoptRekeyed(sa, r.sa, t, o);
         // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
         sa.state = 'deleting';
-        await this.request(sa, { task: 'delete-ike', exchange: ExchangeType.INFORMATIONAL, build: () => deleteIke(), onResponse: () => this.forget(sa) }, t, o);
+        this.request(sa, { task: 'delete-ike', exchange: ExchangeType.INFORMATIONAL, build: () => deleteIke(), onResponse: () => this.forget(sa) }, t, o);
       },
     }, now, out);
   }
@@ -641,8 +641,8 @@ export class IkeEngine {
   }
 
   /** Deletes Child SAs we hold with the peer (INFORMATIONAL), removing them when it answers. */
-  private async deleteChildSas(sa: IkeSa, children: ChildSa[], reason: string, now: number, out: IkeOutput): Promise<void> {
-    await this.request(sa, { task: 'delete-child', exchange: ExchangeType.INFORMATIONAL, build: () => deleteChildren(children), onResponse: (_inner, _t, o) => this.removeChildren(sa, children, reason, o) }, now, out);
+  private deleteChildSas(sa: IkeSa, children: ChildSa[], reason: string, now: number, out: IkeOutput): void {
+    this.request(sa, { task: 'delete-child', exchange: ExchangeType.INFORMATIONAL, build: () => deleteChildren(children), onResponse: (_inner, _t, o) => this.removeChildren(sa, children, reason, o) }, now, out);
   }
 
   /** Deletes an IKE SA with its Child SAs: they go now, the peer is told (best effort, no retransmission). */

@@ -56,14 +56,14 @@ export interface InFlight {
   sentAt: number;
   tries: number;
   nextAt: number;
-  onResponse: (inner: Payload[], now: number, out: IkeOutput) => Promise<void> | void;
+  onResponse: (inner: Payload[], now: number, out: IkeOutput) => void;
 }
 
 /** A request waiting for the one in flight to finish. */
 export interface QueuedRequest {
   task: string;
   exchange: number;
-  build: (now: number) => Promise<Payload[]> | Payload[];
+  build: (now: number) => Payload[];
   onResponse: InFlight['onResponse'];
 }
 
