@@ -46,7 +46,7 @@ function cpu<T>(f: () => T): { value: T; ms: number } {
 async function sendAuth(victim: IkeEngine, a: Attacker, inner: Payload[], now: number, fragmentSize = 1280): Promise<{ cpuMs: number; datagrams: number; bytes: number }> {
   const packets = request(a, ExchangeType.IKE_AUTH, inner, fragmentSize);
   let ms = 0;
-  for (const p of packets) ms += (cpu(() => victim.receive(a.from, p, now, 4500))).ms;
+  for (const p of packets) ms += cpu(() => victim.receive(a.from, p, now, 4500)).ms;
   return { cpuMs: ms, datagrams: packets.length, bytes: packets.reduce((n, p) => n + p.length, 0) };
 }
 
@@ -98,13 +98,13 @@ export async function runIkeHostile(o: { rounds?: number } = {}): Promise<IkeHos
     // 1. IKE_SA_INIT: the DH and key derivation any initiator may ask for.
     {
       const from = { address: nextAddress(), port: 500 };
-      const req = buildInitRequest(new IkeSa('initiator', Buffer.from(random(8)), { ...VICTIM }, now, 500), from, random);
-      record('IKE_SA_INIT', true, (cpu(() => victim.receive(from, req, now, 500))).ms);
+      const req = buildInitRequest(new IkeSa('initiator', Buffer.from(random(8)), { ...VICTIM }, now, 500), { endpoint: from, random });
+      record('IKE_SA_INIT', true, cpu(() => victim.receive(from, req, now, 500)).ms);
     }
     // 2. Garbage.
     {
       const bytes = random(1200);
-      record('random datagram (1200 B)', true, (cpu(() => victim.receive({ address: nextAddress(), port: 500 }, bytes, now, 500))).ms);
+      record('random datagram (1200 B)', true, cpu(() => victim.receive({ address: nextAddress(), port: 500 }, bytes, now, 500)).ms);
     }
     // 3. IKE_AUTH whose ID is a 60 KB Name holding a long BOOLEAN, with ga's (public) certificate.
     {

@@ -15,7 +15,6 @@ import { ipToBytes } from '../../core/addr.js';
 import { IkeSa } from './ike-sa.js';
 import { ReassemblyPool } from './fragments.js';
 import { HalfOpenTable } from './half-open.js';
-import { certificateRequest } from './authorize.js';
 import { Exchanges } from './exchange.js';
 import { current, permitNotAfter, SaLifecycle } from './lifecycle.js';
 import { answerChildRekey } from './tasks/child-rekey.js';
@@ -23,6 +22,7 @@ import { answerAuthRequest, buildAuthRequest, processAuthResponse } from './task
 import { answerInitRequest, buildInitRequest, processInitResponse } from './tasks/ike-init.js';
 import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
 import { answerInformational } from './tasks/informational.js';
+import type { TaskContext } from './tasks/task.js';
 import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
 
 export interface IkeEngineOptions {
@@ -227,6 +227,11 @@ export class IkeEngine {
     return out;
   }
 
+  /** What the tasks get for a step at `now`. */
+  private context(now: number): TaskContext {
+    return { local: this.o.local, endpoint: this.o.endpoint, peers: this.o.peers, random: this.o.random, timers: this.timers, now };
+  }
+
   // --- the SA table ---------------------------------------------------------------------------
 
   /** A new IKE SA with `peer`, as initiator: IKE_SA_INIT goes out. */
@@ -234,7 +239,7 @@ export class IkeEngine {
     const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port, this.fragmentPool);
     sa.peer = peer;
     this.sas.set(sa.key, sa);
-    this.exchanges.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random), now, out);
+    this.exchanges.sendInit(sa, buildInitRequest(sa, this.o), now, out);
     return sa;
   }
 
@@ -277,18 +282,18 @@ export class IkeEngine {
     if (r.kind === 'cookie') {
       sa.cookie = r.cookie;
       out.events.push({ event: 'cookie-sent', peer: sa.peer?.id, reason: 'the responder asked for a cookie' });
-      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random, sa.dh?.group.id), now, out);
+      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, sa.dh?.group.id), now, out);
     }
-    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random, r.group), now, out);
+    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, r.group), now, out);
     if (r.kind === 'failed') return this.lifecycle.dead(sa, 'failed', `ike-init-refused: ${r.reason}`, out);
     this.exchanges.initDone(sa, now, this.natPort);
     const peer = sa.peer!;
     this.exchanges.queue(sa, {
       task: 'ike-auth',
       exchange: ExchangeType.IKE_AUTH,
-      build: () => buildAuthRequest(sa, this.o.local, this.o.random),
+      build: () => buildAuthRequest(sa, this.o),
       process: (inner, t, o) => {
-        const a = processAuthResponse(sa, inner, this.o.local, t, this.timers, this.o.random);
+        const a = processAuthResponse(sa, this.context(t), inner);
         if (!a.ok) {
           if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') this.lifecycle.refuseAuthAnswer(sa, a.code.startsWith('child-'), o);
           const authFailure = a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
@@ -333,7 +338,7 @@ export class IkeEngine {
       return;
     }
     const sa = new IkeSa('responder', h.spiI, from, now, localPort, this.fragmentPool);
-    const a = answerInitRequest(sa, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)), this.o.endpoint, this.o.random, certificateRequest(this.o.local.certificateAuthorities));
+    const a = answerInitRequest(sa, this.o, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)));
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });
@@ -382,7 +387,7 @@ export class IkeEngine {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE_AUTH request in state ${sa.state}` });
       return;
     }
-    const a = answerAuthRequest(sa, inner, this.o.peers(), this.o.local, this.o.random, now, this.timers);
+    const a = answerAuthRequest(sa, this.context(now), inner);
     respond(a.response);
     if (!a.ok) {
       this.exchanges.keepRefusal(sa, sa.lastResponse!.messageId, now);
@@ -398,7 +403,7 @@ export class IkeEngine {
       return;
     }
     if (isIkeRekey(inner)) {
-      const a = answerIkeRekey(sa, inner, sa.inFlight?.task === 'ike-rekey', this.o.random, now);
+      const a = answerIkeRekey(sa, this.context(now), inner, sa.inFlight?.task === 'ike-rekey');
       respond(a.response);
       if (!a.sa) {
         out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE rekey refused: ${a.refused}` });
@@ -407,7 +412,7 @@ export class IkeEngine {
       this.lifecycle.adoptRekeyed(sa, a.sa, now, out);
       return;
     }
-    const a = answerChildRekey(sa, inner, now, this.timers, this.o.random);
+    const a = answerChildRekey(sa, this.context(now), inner);
     respond(a.response);
     if (!a.child) {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `CREATE_CHILD_SA refused: ${a.refused}` });

@@ -166,12 +166,12 @@ export class SaLifecycle {
       task: 'child-rekey',
       exchange: ExchangeType.CREATE_CHILD_SA,
       build: () => {
-        const b = buildChildRekey(old, this.o.random, group);
+        const b = buildChildRekey(old, this.o, group);
         state = b.state;
         return b.inner;
       },
       process: (inner, t, o) => {
-        const r = processChildRekeyResponse(sa, state, inner, t, this.o.timers, this.o.random);
+        const r = processChildRekeyResponse(sa, { ...this.o, now: t }, state, inner);
         if (r.ok) {
           sa.children.push(r.child);
           o.install.push(this.install(sa, r.child));
@@ -195,12 +195,12 @@ export class SaLifecycle {
       task: 'ike-rekey',
       exchange: ExchangeType.CREATE_CHILD_SA,
       build: () => {
-        const b = buildIkeRekey(sa, this.o.random);
+        const b = buildIkeRekey(sa, this.o);
         state = b.state;
         return b.inner;
       },
       process: (inner, t, o) => {
-        const r = processIkeRekeyResponse(sa, state, inner, t);
+        const r = processIkeRekeyResponse(sa, { now: t }, state, inner);
         if (!r.ok) {
           sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
           o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });

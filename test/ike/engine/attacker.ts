@@ -27,7 +27,7 @@ export type InitOutcome = { kind: 'admitted'; attacker: Attacker } | { kind: 'co
 export function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: string, now: number, echoCookies = true): InitOutcome {
   const from = { address, port: 500 };
   const sa = new IkeSa('initiator', Buffer.from(random(8)), { ...victimAt }, now, 500);
-  let req = buildInitRequest(sa, from, random);
+  let req = buildInitRequest(sa, { endpoint: from, random });
   for (let round = 0; round < 2; round++) {
     const o = victim.receive(from, req, now, 500);
     const resp = o.send[0]?.bytes;
@@ -38,7 +38,7 @@ export function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: stri
     if (r.kind === 'cookie') {
       if (!echoCookies) return { kind: 'cookie' };
       sa.cookie = r.cookie;
-      req = buildInitRequest(sa, from, random, sa.dh?.group.id);
+      req = buildInitRequest(sa, { endpoint: from, random }, sa.dh?.group.id);
       continue;
     }
     if (r.kind !== 'done') throw new Error(`IKE_SA_INIT: ${JSON.stringify(r)}`);

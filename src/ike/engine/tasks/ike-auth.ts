@@ -6,10 +6,9 @@ import { authSignedOctets, idPayloadBody } from '../../crypto/auth.js';
 import { signAuth } from '../../crypto/signature.js';
 import { authenticatePeer, authorizePeer, certificateRequest, checkPermits, idOf, permitForVpn, proofOf } from '../authorize.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
-import type { IkePeer, IkeTimers, LocalIdentity } from '../types.js';
+import type { IkePeer, LocalIdentity } from '../types.js';
+import type { TaskContext } from './task.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
-
-type Random = (n: number) => Uint8Array;
 
 function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): { id: Payload; auth: Payload } {
   const id = idOf(local.certificate);
@@ -38,7 +37,8 @@ function proofPayloads(local: LocalIdentity, permit: Uint8Array): Payload[] {
 }
 
 /** Initiator: the inner payloads of the IKE_AUTH request for `sa.peer`. */
-export function buildAuthRequest(sa: IkeSa, local: LocalIdentity, random: Random): Payload[] {
+export function buildAuthRequest(sa: IkeSa, ctx: Pick<TaskContext, 'local' | 'random'>): Payload[] {
+  const { local, random } = ctx;
   const peer = sa.peer!;
   const { id, auth } = ownAuth(sa, local, 'initiator');
   sa.childSpi = newSpi(random);
@@ -62,7 +62,9 @@ export type AuthAnswer =
  * Responder: identifies the peer among those our authority delivered (by the certificate it sent,
  * pinned), authorises it (AUTH, permit for the VPN), answers with our own proof and the Child SA.
  */
-export function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates: IkePeer[], local: LocalIdentity, random: Random, now: number, timers: IkeTimers): AuthAnswer {
+export function answerAuthRequest(sa: IkeSa, ctx: TaskContext, inner: Payload[]): AuthAnswer {
+  const { local, random, now, timers } = ctx;
+  const candidates = ctx.peers();
   const fail = (notifyType: number, code: string, reason: string, peer?: string): AuthAnswer => ({ ok: false, code, reason, peer, response: [{ kind: 'N', protocolId: 0, spi: Buffer.alloc(0), notifyType, data: Buffer.alloc(0) }] });
   const proof = proofOf(inner, 'IDi');
   if (!proof) return fail(NotifyType.AUTHENTICATION_FAILED, 'auth-no-id', 'IKE_AUTH without IDi');
@@ -119,7 +121,8 @@ export function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates: IkePe
 export type AuthResult = { ok: true; child: ChildSa; permitNotAfter: number } | { ok: false; code: string; reason: string };
 
 /** Initiator: the responder's IKE_AUTH answer: its proof, its permit, the Child SA. */
-export function processAuthResponse(sa: IkeSa, inner: Payload[], local: LocalIdentity, now: number, timers: IkeTimers, random: Random): AuthResult {
+export function processAuthResponse(sa: IkeSa, ctx: Pick<TaskContext, 'local' | 'now' | 'timers' | 'random'>, inner: Payload[]): AuthResult {
+  const { local, now, timers, random } = ctx;
   const refused = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
   if (refused?.kind === 'N') return { ok: false, code: refused.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'peer-refused-auth' : 'peer-refused', reason: `the responder refused with notify ${refused.notifyType}` };
   const peer = sa.peer!;
