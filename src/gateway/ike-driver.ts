@@ -86,6 +86,9 @@ export class IkeDriver {
   private readonly clock: Clock;
   /** Child SAs in the executor, by our inbound SPI. */
   private readonly installed = new Map<number, Installed>();
+  /** Engine steps asked for while one is being applied (see run). */
+  private readonly pending: ((now: number) => IkeOutput)[] = [];
+  private running = false;
   readonly counters = new Map<string, number>();
 
   constructor(private readonly o: IkeDriverOptions) {
@@ -162,13 +165,27 @@ export class IkeDriver {
     await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
   }
 
-  /** One engine step: the engine is synchronous, so each runs to its end before the next event. */
+  /**
+   * One engine step. The engine is synchronous, so a step runs to its end at once; a step asked
+   * for while another's output is being applied (the core answering a Child SA going down with a
+   * new ike-request) runs right after it, so steps never nest and keep the order they came in.
+   */
   private run(step: (now: number) => IkeOutput): void {
     if (this.stopped) return;
+    this.pending.push(step);
+    if (this.running) return;
+    this.running = true;
     try {
-      this.apply(step(this.clock.now()));
-    } catch (e) {
-      this.o.log.error({ err: (e as Error).message }, 'IKE engine failure');
+      for (let next = this.pending.shift(); next && !this.stopped; next = this.pending.shift()) {
+        try {
+          this.apply(next(this.clock.now()));
+        } catch (e) {
+          this.o.log.error({ err: (e as Error).message }, 'IKE engine failure');
+        }
+      }
+    } finally {
+      this.pending.length = 0;
+      this.running = false;
     }
     this.rearm();
   }
