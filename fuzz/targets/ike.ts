@@ -24,8 +24,8 @@ async function recordedWorld(): Promise<{ w: World; wire: Datagram[] }> {
   const w = await World.make({ timers: { childLifetime: 600_000, ikeLifetime: 10 * HOUR, dpdDelay: 60_000, maxHalfOpen: 100_000, cookieThreshold: 100_000, maxHalfOpenPerAddress: 100_000, maxHalfOpenPerPrefix: 100_000 }, permitHours: 48 });
   const wire: Datagram[] = [];
   w.filter = (d) => (wire.push(d), true);
-  await w.connect('a');
-  await w.advance(T0 + 560_000); // a Child SA rekey, its delete, liveness checks
+  w.connect('a');
+  w.advance(T0 + 560_000); // a Child SA rekey, its delete, liveness checks
   w.filter = () => true;
   return { w, wire };
 }
@@ -107,16 +107,16 @@ export const ikeMessage: FuzzTarget = {
         const toA = input[0] % 2 === 0;
         const port = input[1] % 2 ? 4500 : 500;
         const engine = toA ? w.a : w.b;
-        const o = await engine.receive({ address: toA ? IP_B : IP_A, port }, bytes, w.now, port);
+        const o = engine.receive({ address: toA ? IP_B : IP_A, port }, bytes, w.now, port);
         checkOutput(o);
         // Every so often time moves on: half-open SAs expire, liveness checks run between the real pair.
         if (++n % 2000 === 0) {
           w.wire = [];
           w.reset();
-          await w.advance(w.now + 31_000);
+          w.advance(w.now + 31_000);
           for (const s of ['a', 'b'] as const) for (const e of w.log[s].events) if (e.reason?.startsWith('internal error')) throw new Finding('untyped-error', `internal error in a timer: ${e.reason}`);
           if (!establishedSa(w.a)) {
-            await w.connect('a'); // the fuzzer's messages may legitimately have ended it (a replayed delete)
+            w.connect('a'); // the fuzzer's messages may legitimately have ended it (a replayed delete)
             w.reset();
           }
         }
@@ -152,7 +152,7 @@ export const ikeChain: FuzzTarget = {
         const s = rng.pick(seeds);
         const exchange = rng.chance(0.9) ? s[0] : rng.pick([ExchangeType.IKE_AUTH, ExchangeType.CREATE_CHILD_SA, ExchangeType.INFORMATIONAL, 37, 99]);
         // A stranger's IKE_AUTH needs a half-open SA: made here, so that its IKE_SA_INIT is not timed with the input.
-        if (exchange === ExchangeType.IKE_AUTH && !attacker) attacker = await stranger();
+        if (exchange === ExchangeType.IKE_AUTH && !attacker) attacker = stranger();
         if (rng.chance(0.5)) {
           const d = decodePayloadChain(s.subarray(2), s[1]);
           if (d.ok) {
@@ -173,9 +173,9 @@ export const ikeChain: FuzzTarget = {
         typedResult(decodePayloadChain(chain, first), 'decodePayloadChain');
         if (exchange === ExchangeType.IKE_AUTH) {
           // A stranger with a fresh half-open SA: its IKE_AUTH ends it (answered or refused).
-          const a = attacker ?? (await stranger());
+          const a = attacker ?? stranger();
           attacker = undefined;
-          const o = await w.b.receive(a.from, sealChain(a.sa, exchange, 1, first, chain), w.now, 4500);
+          const o = w.b.receive(a.from, sealChain(a.sa, exchange, 1, first, chain), w.now, 4500);
           checkOutput(o);
           return;
         }
@@ -184,14 +184,14 @@ export const ikeChain: FuzzTarget = {
         if (!sa || !establishedSa(w.b)) {
           w.wire = [];
           w.reset();
-          await w.advance(w.now + 61_000);
-          await w.connect('a');
+          w.advance(w.now + 61_000);
+          w.connect('a');
           sa = establishedSa(w.a);
           if (!sa) throw new Error('could not re-establish the IKE SA');
         }
         const peer = [...(w.b as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) => s.spiI.equals(sa.spiI));
         const id = peer?.expectRequestId ?? sa.nextRequestId;
-        const o = await w.b.receive({ address: IP_A, port: 4500 }, sealChain(sa, exchange, id, first, chain), w.now, 4500);
+        const o = w.b.receive({ address: IP_A, port: 4500 }, sealChain(sa, exchange, id, first, chain), w.now, 4500);
         checkOutput(o);
         w.now += 1;
       },

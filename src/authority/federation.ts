@@ -327,7 +327,7 @@ export class Federation {
         const holderDer = mine.get(p.holder);
         if (!holderDer) continue;
         const der = fromB64(p.der);
-        const r = await verifyPermit(der, { attributeAuthority: aa, holder: new x509.X509Certificate(new Uint8Array(holderDer).buffer as ArrayBuffer), group: v.name, now: new Date(now) });
+        const r = verifyPermit(der, { attributeAuthority: aa, holder: new x509.X509Certificate(new Uint8Array(holderDer).buffer as ArrayBuffer), group: v.name, now: new Date(now) });
         if (!r.ok) {
           this.h.log?.warn({ peer, vpn: v.name, holder: p.holder, reason: r.error.message }, 'a permit from the peer is refused');
           continue;

@@ -86,8 +86,9 @@ export class IkeDriver {
   private readonly clock: Clock;
   /** Child SAs in the executor, by our inbound SPI. */
   private readonly installed = new Map<number, Installed>();
-  /** Serialises engine calls: receive() is async (signatures) and the engine expects one at a time. */
-  private chain: Promise<void> = Promise.resolve();
+  /** Engine steps asked for while one is being applied (see run). */
+  private readonly pending: ((now: number) => IkeOutput)[] = [];
+  private running = false;
   readonly counters = new Map<string, number>();
 
   constructor(private readonly o: IkeDriverOptions) {
@@ -134,14 +135,14 @@ export class IkeDriver {
    */
   request(peer: string, vpnId: number, address?: string): void {
     const p = this.peers.find((x) => x.vpnId === vpnId && x.id === peer && (!address || x.endpoint.address === address)) ?? this.peers.find((x) => x.vpnId === vpnId && coreName(x.id) === peer && (!address || x.endpoint.address === address));
-    this.run(async (now) => this.engine.initiate(p?.id ?? peer, vpnId, now));
+    this.run((now) => this.engine.initiate(p?.id ?? peer, vpnId, now));
   }
 
   /** A new delivery: peers, certificates, permits and our attribute authority may have changed. */
   snapshot(s: AuthoritySnapshot): void {
     this.peers = peersOf(s, this.o.gateway);
     if (s.attributeAuthority) this.identity.attributeAuthority = s.attributeAuthority;
-    this.run(async (now) => this.engine.refresh(now));
+    this.run((now) => this.engine.refresh(now));
   }
 
   status(): IkeSaView[] {
@@ -161,20 +162,32 @@ export class IkeDriver {
     for (const sa of this.engine.status(now)) if (sa.peer !== undefined && sa.vpnId !== undefined) this.apply(this.engine.close(sa.peer, sa.vpnId, now, 'gateway stopping'));
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    await this.chain;
     await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
   }
 
-  private run(step: (now: number) => Promise<IkeOutput> | IkeOutput): void {
-    this.chain = this.chain.then(async () => {
-      if (this.stopped) return;
-      try {
-        this.apply(await step(this.clock.now()));
-      } catch (e) {
-        this.o.log.error({ err: (e as Error).message }, 'IKE engine failure');
+  /**
+   * One engine step. The engine is synchronous, so a step runs to its end at once; a step asked
+   * for while another's output is being applied (the core answering a Child SA going down with a
+   * new ike-request) runs right after it, so steps never nest and keep the order they came in.
+   */
+  private run(step: (now: number) => IkeOutput): void {
+    if (this.stopped) return;
+    this.pending.push(step);
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let next = this.pending.shift(); next && !this.stopped; next = this.pending.shift()) {
+        try {
+          this.apply(next(this.clock.now()));
+        } catch (e) {
+          this.o.log.error({ err: (e as Error).message }, 'IKE engine failure');
+        }
       }
-      this.rearm();
-    });
+    } finally {
+      this.pending.length = 0;
+      this.running = false;
+    }
+    this.rearm();
   }
 
   private apply(out: IkeOutput): void {
@@ -227,7 +240,7 @@ export class IkeDriver {
   private tick = (): void => {
     this.timer = undefined;
     this.armedFor = undefined;
-    this.run(async (now) => {
+    this.run((now) => {
       this.ageIdle(now);
       return this.engine.tick(now);
     });

@@ -42,13 +42,13 @@ export async function ikeIdentity(config: GatewayRunConfig, creds: Credentials, 
   }
   try {
     if (ks.ensureKey()) log.info({ token: o.token, key: o.key }, 'IKE key generated in the PKCS#11 token');
-    const spki = Buffer.from(await ks.publicKeySpki());
+    const spki = Buffer.from(ks.publicKeySpki());
     const file = join(config.data, IKE_CERTIFICATE_FILE);
     const held = existsSync(file) ? new x509.X509Certificate(readFileSync(file, 'utf8')) : undefined;
     const matches = held !== undefined && Buffer.from(held.publicKey.rawData).equals(spki) && held.notAfter.getTime() > now;
     if (!matches || held!.notAfter.getTime() - now < RENEW_BEFORE_MS) {
       try {
-        const { certificate } = await client.requestIkeCertificate(await ks.csr(creds.bundle.gateway.name));
+        const { certificate } = await client.requestIkeCertificate(ks.csr(creds.bundle.gateway.name));
         const cert = new x509.X509Certificate(certificate);
         if (!Buffer.from(cert.publicKey.rawData).equals(spki)) throw new Error("the authority's certificate is not for the token's key");
         writeFileSync(file, certificate, { mode: 0o644 });

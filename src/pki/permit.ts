@@ -590,7 +590,7 @@ function verifyDecoded(d: Decoded, spki: Uint8Array): boolean {
  * permit-bad-signature, permit-wrong-holder, permit-not-yet-valid, permit-expired,
  * permit-validity-too-long, permit-no-groups, permit-wrong-group, permit-bad-input. Never throws.
  */
-export async function verifyPermit(input: Uint8Array, o: VerifyPermitOptions): Promise<Result<Permit>> {
+export function verifyPermit(input: Uint8Array, o: VerifyPermitOptions): Result<Permit> {
   try {
     return verifyInner(input, o);
   } catch (e) {

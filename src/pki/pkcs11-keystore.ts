@@ -197,7 +197,7 @@ export class Pkcs11Keystore implements GatewayKeystore {
     }
   }
 
-  async publicKeySpki(): Promise<Uint8Array> {
+  publicKeySpki(): Uint8Array {
     const { pub } = this.keys();
     const [attr] = this.withLogin(() => this.p11.C_GetAttributeValue(this.session, pub, [{ type: pkcs11js.CKA_EC_POINT }]));
     const v = attr.value as Buffer;
@@ -208,7 +208,7 @@ export class Pkcs11Keystore implements GatewayKeystore {
   }
 
   /** ECDSA over the hash of `data`, computed here; the token signs the digest (CKM_ECDSA). DER signature out. */
-  async sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Promise<Uint8Array> {
+  sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
     const { priv } = this.keys();
     const digest = createHash(hash === 'SHA-256' ? 'sha256' : 'sha384').update(data).digest();
     const raw = this.withLogin(() => {
@@ -218,7 +218,7 @@ export class Pkcs11Keystore implements GatewayKeystore {
     return new Uint8Array(ecdsaRawToDer(raw));
   }
 
-  async csr(commonName?: string): Promise<string> {
+  csr(commonName?: string): string {
     return buildCsr(this, commonName);
   }
 

@@ -16,11 +16,11 @@ export type SignatureHash = 'SHA-256' | 'SHA-384';
 
 export interface GatewayKeystore {
   /** The public key as DER SubjectPublicKeyInfo (ECDSA P-256). */
-  publicKeySpki(): Promise<Uint8Array>;
+  publicKeySpki(): Uint8Array;
   /** ECDSA signature (DER Ecdsa-Sig-Value) over `data` hashed with `hash`. */
-  sign(data: Uint8Array, hash?: SignatureHash): Promise<Uint8Array>;
+  sign(data: Uint8Array, hash?: SignatureHash): Uint8Array;
   /** A PKCS#10 request (PEM) signed in the keystore; without a name the subject is empty. */
-  csr(commonName?: string): Promise<string>;
+  csr(commonName?: string): string;
   /** For logs and status: which keystore, which key. */
   describe(): string;
   close(): void;
@@ -37,15 +37,15 @@ export class FileKeyKeystore implements GatewayKeystore {
     this.key = createPrivateKey(pkcs8Pem);
   }
 
-  async publicKeySpki(): Promise<Uint8Array> {
+  publicKeySpki(): Uint8Array {
     return new Uint8Array(createPublicKey(this.key).export({ type: 'spki', format: 'der' }));
   }
 
-  async sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Promise<Uint8Array> {
+  sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
     return new Uint8Array(nodeSign(hash === 'SHA-256' ? 'sha256' : 'sha384', data, { key: this.key, dsaEncoding: 'der' }));
   }
 
-  async csr(commonName?: string): Promise<string> {
+  csr(commonName?: string): string {
     return buildCsr(this, commonName);
   }
 
@@ -58,17 +58,17 @@ export class FileKeyKeystore implements GatewayKeystore {
 
 /** IKE AUTH (RFC 7427, ECDSA with SHA-256) signs through the keystore: the key stays where it is. */
 export function keystoreSigner(ks: GatewayKeystore, hash: SignatureHash = 'SHA-256'): AuthSigner {
-  return { sign: async (data: Buffer) => Buffer.from(await ks.sign(data, hash)) };
+  return { sign: (data: Buffer) => Buffer.from(ks.sign(data, hash)) };
 }
 
 /** A PKCS#10 request signed by the keystore (the key never leaves it). */
-export async function buildCsr(ks: GatewayKeystore, commonName?: string, hash: SignatureHash = 'SHA-256'): Promise<string> {
-  const spki = AsnConvert.parse(await ks.publicKeySpki(), SubjectPublicKeyInfo);
+export function buildCsr(ks: GatewayKeystore, commonName?: string, hash: SignatureHash = 'SHA-256'): string {
+  const spki = AsnConvert.parse(ks.publicKeySpki(), SubjectPublicKeyInfo);
   // Without a name the subject is empty: the authority names the certificate after the token's gateway.
   const subject = AsnConvert.parse(new x509.Name(commonName === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonName }] }]).toArrayBuffer(), AsnName);
   const info = new CertificationRequestInfo({ version: 0, subject, subjectPKInfo: spki });
   const tbs = new Uint8Array(AsnConvert.serialize(info));
-  const signature = await ks.sign(tbs, hash);
+  const signature = ks.sign(tbs, hash);
   const req = new CertificationRequest({
     certificationRequestInfo: info,
     signatureAlgorithm: new AlgorithmIdentifier({ algorithm: hash === 'SHA-256' ? ECDSA_WITH_SHA256 : ECDSA_WITH_SHA384 }),

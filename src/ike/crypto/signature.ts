@@ -62,15 +62,18 @@ export function signatureScheme(name: SignatureSchemeName): SignatureScheme {
   return s;
 }
 
-/** Signs with the hash of the scheme it is used with; returns the scheme's signature value (DER for ECDSA). */
+/**
+ * Signs with the hash of the scheme it is used with; returns the scheme's signature value (DER for
+ * ECDSA). Synchronous, as every keystore is (node:crypto, PKCS#11 C_Sign): the IKE engine is.
+ */
 export interface AuthSigner {
-  sign(data: Buffer): Promise<Buffer>;
+  sign(data: Buffer): Buffer;
 }
 
 /** A signer over a node KeyObject (the file keystore, tests). */
 export function keyObjectSigner(privateKey: KeyObject, scheme: SignatureSchemeName): AuthSigner {
   const s = signatureScheme(scheme);
-  return { sign: async (data) => nodeSign(s.hash, data, { key: privateKey, dsaEncoding: 'der' }) };
+  return { sign: (data) => nodeSign(s.hash, data, { key: privateKey, dsaEncoding: 'der' }) };
 }
 
 // --- minimal DER for Ecdsa-Sig-Value ---------------------------------------------------------
@@ -125,9 +128,9 @@ export function isDerEcdsaSignature(sig: Uint8Array): boolean {
 // --- AUTH data -------------------------------------------------------------------------------
 
 /** Signs the §2.15 octets and returns the AUTH payload data for method 14. */
-export async function signAuth(signer: AuthSigner, scheme: SignatureSchemeName, octets: Uint8Array): Promise<Buffer> {
+export function signAuth(signer: AuthSigner, scheme: SignatureSchemeName, octets: Uint8Array): Buffer {
   const s = signatureScheme(scheme);
-  const sig = await signer.sign(Buffer.from(octets));
+  const sig = signer.sign(Buffer.from(octets));
   if (sig.length === 0) throw new Error('signer returned an empty signature');
   if (s.keyType === 'ec' && !isDerEcdsaSignature(sig)) throw new Error('signer did not return a DER ECDSA signature');
   return Buffer.concat([Buffer.of(s.algorithmIdentifier.length), s.algorithmIdentifier, sig]);

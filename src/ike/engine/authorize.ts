@@ -123,12 +123,12 @@ export interface CheckedPermits {
 }
 
 /** Verifies the first MAX_PERMITS_TRIED permits of an authenticated peer against our own attribute authority. */
-export async function checkPermits(proof: PeerProof, pinned: Uint8Array, ownAttributeAuthority: Uint8Array, now: number): Promise<CheckedPermits> {
+export function checkPermits(proof: PeerProof, pinned: Uint8Array, ownAttributeAuthority: Uint8Array, now: number): CheckedPermits {
   const out: CheckedPermits = { valid: [], reasons: [] };
   const aa = certificateOf(ownAttributeAuthority);
   const holder = certificateOf(pinned);
   for (const der of proof.permits.slice(0, MAX_PERMITS_TRIED)) {
-    const r = await verifyPermit(der, { attributeAuthority: aa, holder, now: new Date(now) });
+    const r = verifyPermit(der, { attributeAuthority: aa, holder, now: new Date(now) });
     if (r.ok) out.valid.push(r.value);
     else out.reasons.push(`${r.error.code}: ${r.error.message}`);
   }
@@ -152,8 +152,8 @@ export function permitForVpn(checked: CheckedPermits, peer: IkePeer): Result<{ n
  * Checks a peer's proof against one candidate peer entry: pinned certificate, AUTH over `octets`,
  * then a permit for this VPN from our own attribute authority held by exactly that certificate.
  */
-export async function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Promise<Result<{ notAfter: number }>> {
+export function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Result<{ notAfter: number }> {
   const a = authenticatePeer(proof, peer.certificate, octets, peer.id);
   if (!a.ok) return a;
-  return permitForVpn(await checkPermits(proof, peer.certificate, ownAttributeAuthority, now), peer);
+  return permitForVpn(checkPermits(proof, peer.certificate, ownAttributeAuthority, now), peer);
 }

@@ -1,23 +1,28 @@
-// The IKEv2 engine of one gateway, sans-I/O: datagrams and the clock in; datagrams to send, Child
-// SAs to install or remove, and events out. The gateway calls receive() for every IKE datagram,
-// tick() when nextDeadline() comes, initiate() on the core's ike-request and refresh() when its
-// authority's delivery changes. Exchanges are tasks (tasks/*.ts); this file routes messages to
-// them, keeps one request in flight per IKE SA (window 1, RFC 7296 §2.3), retransmits with
-// backoff, and runs the SA lifecycles (rekey, liveness, expiry, duplicate SAs).
+// The IKEv2 engine of one gateway, sans-I/O and synchronous: datagrams and the clock in; datagrams
+// to send, Child SAs to install or remove, and events out (an IkeOutput per call, as the gateway
+// core returns its output). The gateway calls receive() for every IKE datagram, tick() when
+// nextDeadline() comes, initiate() on the core's ike-request and refresh() when its authority's
+// delivery changes.
+//
+// Three layers, as strongSwan has them: this file is the SA table (charon's ike_sa_manager) and
+// the dispatch of each message to its exchange's task (tasks/*.ts); exchange.ts is the exchange
+// layer (message IDs, window, retransmission, cached responses: task_manager_v2); lifecycle.ts is
+// the SA lifecycle (rekey, reauthentication, liveness, expiry, deletion: ike_sa.c). Admission of
+// new responder SAs (cookies, half-open limits) is here, with its counting in half-open.ts.
 import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
-import { parsePermit } from '../../pki/permit.js';
 import { ipToBytes } from '../../core/addr.js';
-import { IkeSa, type ChildSa, type QueuedRequest } from './ike-sa.js';
+import { IkeSa } from './ike-sa.js';
 import { ReassemblyPool } from './fragments.js';
 import { HalfOpenTable } from './half-open.js';
-import { certificateRequest } from './authorize.js';
-import { installOf } from './tasks/child.js';
-import { answerChildRekey, buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
+import { Exchanges } from './exchange.js';
+import { current, permitNotAfter, SaLifecycle } from './lifecycle.js';
+import { answerChildRekey } from './tasks/child-rekey.js';
 import { answerAuthRequest, buildAuthRequest, processAuthResponse } from './tasks/ike-auth.js';
 import { answerInitRequest, buildInitRequest, processInitResponse } from './tasks/ike-init.js';
-import { answerIkeRekey, buildIkeRekey, isIkeRekey, processIkeRekeyResponse } from './tasks/ike-rekey.js';
-import { answerInformational, deleteChildren, deleteIke } from './tasks/informational.js';
+import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
+import { answerInformational } from './tasks/informational.js';
+import type { TaskContext } from './tasks/task.js';
 import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
 
 export interface IkeEngineOptions {
@@ -44,22 +49,6 @@ export interface IkeSaView {
   children: { inboundSpi: number; outboundSpi: number; state: string; ageMs: number; rekeyInMs: number }[];
 }
 
-/** Two SAs for one (peer, VPN) made within this of each other are a simultaneous start, not a reauthentication. */
-const COLLISION_WINDOW = 5_000;
-
-/**
- * An IKE_AUTH we refused, kept after its SA is gone so that a retransmission of the request gets
- * the same answer (RFC 7296 §2.1) instead of silence: small, bounded in number, kept for
- * halfOpenTimeout (the initiator's retransmissions end well within it).
- */
-interface RefusedAuth {
-  spiR: Buffer;
-  messageId: number;
-  packets: Buffer[];
-  localPort: number;
-  until: number;
-}
-
 export class IkeEngine {
   private readonly sas = new Map<string, IkeSa>();
   /** Initiations held back for the peer's own (see initiate). */
@@ -73,13 +62,29 @@ export class IkeEngine {
   private readonly halfOpen = new HalfOpenTable<IkeSa>(() => this.timers);
   /** Bytes of incomplete fragmented messages, bounded per SA and for all SAs together. */
   private readonly fragmentPool: ReassemblyPool;
-  private readonly refused = new Map<string, RefusedAuth>();
+  private readonly exchanges: Exchanges;
+  private readonly lifecycle: SaLifecycle;
 
   constructor(private readonly o: IkeEngineOptions) {
     this.timers = { ...DEFAULT_IKE_TIMERS, ...o.timers };
     this.fragmentPool = new ReassemblyPool(this.timers.maxFragmentBytesPerSa, this.timers.maxFragmentBytesTotal);
     this.natPort = o.natPort ?? 4500;
     this.cookies = new CookieSecrets(newCookieSecret(this.cookieVersion, o.random));
+    this.exchanges = new Exchanges(this.timers);
+    this.lifecycle = new SaLifecycle({
+      timers: this.timers,
+      random: o.random,
+      localAddress: o.endpoint.address,
+      natPort: this.natPort,
+      peers: o.peers,
+      exchanges: this.exchanges,
+      table: {
+        forPeer: (peerId, vpnId) => this.forPeer(peerId, vpnId),
+        add: (sa) => this.sas.set(sa.key, sa),
+        forget: (sa) => this.forget(sa),
+        start: (peer, now, out) => this.start(peer, now, out),
+      },
+    });
   }
 
   /** IKE SAs and their Child SAs, for status views and tests. */
@@ -104,7 +109,7 @@ export class IkeEngine {
     const up = live.find((s) => s.state === 'established' && s.children.some((c) => c.state !== 'rekeyed'));
     if (up) {
       // The core asks again (e.g. after a restart of its table): the SA we have answers it.
-      out.install.push(installOf(up, current(up)!, this.o.endpoint.address, this.natPort));
+      out.install.push(this.lifecycle.install(up, current(up)!));
       return out;
     }
     if (live.length > 0) return out; // one is on its way
@@ -119,7 +124,7 @@ export class IkeEngine {
     }
     // Both gateways of a path usually ask at once (the key search ends at both). The one with the
     // higher address waits a moment for the other's IKE_SA_INIT, which makes duplicate SAs (and
-    // buffered packets sent on an SA about to go) rare; settleDuplicates handles the rest.
+    // buffered packets sent on an SA about to go) rare; the lifecycle settles the rest.
     if (this.timers.collisionDelay > 0 && compareAddress(this.o.endpoint.address, peer.endpoint.address) > 0 && !this.deferred.has(`${peerId}\u0000${vpnId}`)) {
       this.deferred.set(`${peerId}\u0000${vpnId}`, now + this.timers.collisionDelay);
       return out;
@@ -131,7 +136,7 @@ export class IkeEngine {
   /** Deletes the IKE SAs (and Child SAs) with a peer for a VPN: idle, membership ended, operator. */
   close(peerId: string, vpnId: number, now: number, reason: string): IkeOutput {
     const out = emptyOutput();
-    for (const sa of this.forPeer(peerId, vpnId)) this.deleteSa(sa, reason, now, out);
+    for (const sa of this.forPeer(peerId, vpnId)) this.lifecycle.deleteSa(sa, reason, out);
     return out;
   }
 
@@ -142,8 +147,8 @@ export class IkeEngine {
     for (const sa of [...this.sas.values()]) {
       if (!sa.peer) continue;
       const p = peers.find((x) => x.id === sa.peer!.id && x.vpnId === sa.peer!.vpnId);
-      if (!p) this.deleteSa(sa, 'peer-withdrawn', now, out);
-      else if (!Buffer.from(p.certificate).equals(Buffer.from(sa.peer.certificate))) this.deleteSa(sa, 'peer-certificate-changed', now, out);
+      if (!p) this.lifecycle.deleteSa(sa, 'peer-withdrawn', out);
+      else if (!Buffer.from(p.certificate).equals(Buffer.from(sa.peer.certificate))) this.lifecycle.deleteSa(sa, 'peer-certificate-changed', out);
       else if (sa.reauthStarted && permitNotAfter(p.permit) > permitNotAfter(sa.peer.permit) && this.forPeer(p.id, p.vpnId).length === 1) sa.reauthStarted = false; // renewed: try again
     }
     return out;
@@ -151,30 +156,21 @@ export class IkeEngine {
 
   /** What untrusted peers make this engine hold now: for status views, metrics and tests. */
   load(): { halfOpen: number; fragmentBytes: number; refusedKept: number } {
-    return { halfOpen: this.halfOpen.size, fragmentBytes: this.fragmentPool.used, refusedKept: this.refused.size };
+    return { halfOpen: this.halfOpen.size, fragmentBytes: this.fragmentPool.used, refusedKept: this.exchanges.refusedKept };
   }
 
   /** When tick() next has work. */
   nextDeadline(): number {
-    let t = this.cookieRotatedAt + this.timers.cookieRotate;
-    const oldestRefusal = this.refused.values().next().value; // kept in the order they end
-    if (oldestRefusal) t = Math.min(t, oldestRefusal.until);
+    let t = Math.min(this.cookieRotatedAt + this.timers.cookieRotate, this.exchanges.refusalDeadline());
     for (const at of this.deferred.values()) t = Math.min(t, at);
-    for (const sa of this.sas.values()) {
-      if (sa.inFlight) t = Math.min(t, sa.inFlight.nextAt);
-      if (sa.role === 'responder' && sa.state === 'init-done') t = Math.min(t, sa.createdAt + this.timers.halfOpenTimeout);
-      if (sa.state !== 'established') continue;
-      t = Math.min(t, this.reauthAt(sa), sa.permitNotAfter + this.timers.halfOpenTimeout, sa.rekeyAt);
-      if (!sa.inFlight && sa.queue.length === 0) t = Math.min(t, sa.lastHeardAt + this.timers.dpdDelay);
-      for (const c of sa.children) t = Math.min(t, c.expiresAt, c.state === 'installed' ? c.rekeyAt : Infinity);
-    }
+    for (const sa of this.sas.values()) t = Math.min(t, this.exchanges.deadline(sa), this.lifecycle.deadline(sa));
     return t;
   }
 
   /** Timers: retransmissions, half-open expiry, rekeys, liveness checks, lifetimes, cookie secrets. */
-  async tick(now: number): Promise<IkeOutput> {
+  tick(now: number): IkeOutput {
     const out = emptyOutput();
-    for (const [k, r] of this.refused) if (now >= r.until) this.refused.delete(k);
+    this.exchanges.expireRefusals(now);
     if (now >= this.cookieRotatedAt + this.timers.cookieRotate) {
       if (this.cookieRotatedAt !== -Infinity) this.cookies.rotate(newCookieSecret(++this.cookieVersion & 0xffffffff, this.o.random));
       this.cookieRotatedAt = now;
@@ -190,16 +186,18 @@ export class IkeEngine {
     }
     for (const sa of [...this.sas.values()]) {
       try {
-        await this.tickSa(sa, now, out);
+        const unresponsive = this.exchanges.retransmit(sa, now, out);
+        if (unresponsive) this.lifecycle.dead(sa, sa.state === 'established' ? 'ike-down' : 'failed', unresponsive, out);
+        else this.lifecycle.tick(sa, now, out);
       } catch (e) {
-        this.dead(sa, 'failed', `internal error: ${(e as Error).message}`, now, out);
+        this.lifecycle.dead(sa, 'failed', `internal error: ${(e as Error).message}`, out);
       }
     }
     return out;
   }
 
   /** A datagram for IKE (port 500, or 4500 after the edge took the non-ESP marker off). Never throws. */
-  async receive(from: Endpoint, bytes: Uint8Array, now: number, localPort = this.o.endpoint.port): Promise<IkeOutput> {
+  receive(from: Endpoint, bytes: Uint8Array, now: number, localPort = this.o.endpoint.port): IkeOutput {
     const out = emptyOutput();
     const d = decodeMessage(bytes);
     if (!d.ok) {
@@ -216,19 +214,12 @@ export class IkeEngine {
       const h = d.value.message.header;
       if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) return (this.onInitRequest(from, d.value, Buffer.from(bytes), now, localPort, out), out);
       const sa = this.sas.get(IkeSa.keyOf(h.spiI, from));
-      const refused = !sa && !h.response ? this.refused.get(IkeSa.keyOf(h.spiI, from)) : undefined;
-      if (refused && h.spiR.equals(refused.spiR) && h.messageId === refused.messageId && h.exchangeType === ExchangeType.IKE_AUTH) {
-        // A retransmitted IKE_AUTH we refused: the same AUTHENTICATION_FAILED again, once per message.
-        const e = d.value.message.encrypted;
-        if (!e || e.kind === 'SK' || e.fragmentNumber === 1) for (const p of refused.packets) out.send.push({ to: from, bytes: p, localPort: refused.localPort });
-        out.events.push({ event: 'dropped', reason: 'retransmitted IKE_AUTH that was refused: answered again' });
-        return out;
-      }
+      if (!sa && !h.response && this.exchanges.answerRefused(from, h, d.value, out)) return out;
       // The I flag says who sent it: a message from the SA's initiator has it set.
       if (!sa || sa.state === 'dead' || h.initiator === (sa.role === 'initiator') || (!h.spiR.equals(sa.spiR) && !(h.response && h.exchangeType === ExchangeType.IKE_SA_INIT))) {
         out.events.push({ event: 'dropped', reason: 'no IKE SA for these SPIs' });
-      } else if (h.response) await this.onResponse(sa, from, d.value, Buffer.from(bytes), now, out);
-      else await this.onRequest(sa, from, d.value, now, localPort, out);
+      } else if (h.response) this.onResponse(sa, from, d.value, Buffer.from(bytes), now, out);
+      else this.onRequest(sa, from, d.value, now, localPort, out);
     } catch (e) {
       // A bug must not take the gateway down: the event says why; the SA stays as it was.
       out.events.push({ event: 'failed', reason: `internal error: ${(e as Error).message}` });
@@ -236,102 +227,84 @@ export class IkeEngine {
     return out;
   }
 
-  // --- initiator ------------------------------------------------------------------------------
+  /** What the tasks get for a step at `now`. */
+  private context(now: number): TaskContext {
+    return { local: this.o.local, endpoint: this.o.endpoint, peers: this.o.peers, random: this.o.random, timers: this.timers, now };
+  }
 
+  // --- the SA table ---------------------------------------------------------------------------
+
+  /** A new IKE SA with `peer`, as initiator: IKE_SA_INIT goes out. */
   private start(peer: IkePeer, now: number, out: IkeOutput): IkeSa {
     const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port, this.fragmentPool);
     sa.peer = peer;
     this.sas.set(sa.key, sa);
-    this.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random), now, out);
+    this.exchanges.sendInit(sa, buildInitRequest(sa, this.o), now, out);
     return sa;
   }
 
-  private sendInit(sa: IkeSa, bytes: Buffer, now: number, out: IkeOutput): void {
-    sa.inFlight = { task: 'ike-init', messageId: 0, exchange: ExchangeType.IKE_SA_INIT, packets: [bytes], localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase, onResponse: () => undefined };
-    out.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
-  }
-
-  /** Queues a request; sends it now when none is in flight. */
-  private async request(sa: IkeSa, q: QueuedRequest, now: number, out: IkeOutput): Promise<void> {
-    sa.queue.push(q);
-    await this.sendNext(sa, now, out);
-  }
-
-  private async sendNext(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
-    while (!sa.inFlight && sa.queue.length > 0 && sa.state !== 'dead') {
-      const q = sa.queue.shift()!;
-      const inner = await q.build(now);
-      const messageId = sa.nextRequestId++;
-      const packets = sa.protect(q.exchange, false, messageId, inner, this.timers.fragmentSize);
-      sa.inFlight = { task: q.task, messageId, exchange: q.exchange, packets, localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase, onResponse: q.onResponse };
-      for (const bytes of packets) out.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
-    }
-  }
-
-  private async onResponse(sa: IkeSa, from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): Promise<void> {
-    const h = d.message.header;
-    const f = sa.inFlight;
-    if (!f || h.messageId !== f.messageId || h.exchangeType !== f.exchange) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `unexpected response (exchange ${h.exchangeType}, message id ${h.messageId})` });
-      return;
-    }
-    if (h.exchangeType === ExchangeType.IKE_SA_INIT) return this.onInitResponse(sa, d, bytes, now, out);
-    const inner = sa.unprotect(d, now);
-    if (!inner.ok && inner.malformed) {
-      // It authenticated, so it is the peer's answer, and we cannot read it: the exchange failed.
-      this.heard(sa, from, now);
-      sa.inFlight = undefined;
-      const reason = `malformed ${f.task} response: ${inner.error.message}`;
-      if (sa.state === 'established') return this.deleteSa(sa, reason, now, out);
-      return this.dead(sa, 'failed', reason, now, out);
-    }
-    if (!inner.ok) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `response does not authenticate: ${inner.error.message}` });
-      return;
-    }
-    if (!inner.value) return; // more fragments to come
-    this.heard(sa, from, now);
+  private forget(sa: IkeSa): void {
+    this.halfOpen.remove(sa);
+    sa.discardFragments();
+    sa.state = 'dead';
     sa.inFlight = undefined;
-    await f.onResponse(inner.value, now, out);
-    await this.sendNext(sa, now, out);
+    sa.queue.length = 0;
+    if (this.sas.get(sa.key) === sa) this.sas.delete(sa.key);
   }
 
-  private async onInitResponse(sa: IkeSa, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): Promise<void> {
+  private forPeer(peerId: string, vpnId: number): IkeSa[] {
+    return [...this.sas.values()].filter((s) => s.state !== 'dead' && s.peer?.id === peerId && s.peer.vpnId === vpnId);
+  }
+
+  // --- responses to our requests --------------------------------------------------------------
+
+  private onResponse(sa: IkeSa, from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): void {
+    const r = this.exchanges.acceptResponse(sa, from, d, now);
+    switch (r.kind) {
+      case 'dropped':
+        out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: r.reason });
+        return;
+      case 'incomplete':
+        return;
+      case 'init':
+        return this.onInitResponse(sa, d, bytes, now, out);
+      case 'malformed':
+        if (sa.state === 'established') return this.lifecycle.deleteSa(sa, r.reason, out);
+        return this.lifecycle.dead(sa, 'failed', r.reason, out);
+      case 'complete':
+        r.task.process(r.inner, now, out);
+        this.exchanges.sendNext(sa, now, out);
+    }
+  }
+
+  private onInitResponse(sa: IkeSa, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): void {
     const r = processInitResponse(sa, bytes, d.message.header.spiR, d.message.payloads);
     if (r.kind === 'cookie') {
       sa.cookie = r.cookie;
       out.events.push({ event: 'cookie-sent', peer: sa.peer?.id, reason: 'the responder asked for a cookie' });
-      return this.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random, sa.dh?.group.id), now, out);
+      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, sa.dh?.group.id), now, out);
     }
-    if (r.kind === 'retry') return this.sendInit(sa, buildInitRequest(sa, this.o.endpoint, this.o.random, r.group), now, out);
-    if (r.kind === 'failed') return this.dead(sa, 'failed', `ike-init-refused: ${r.reason}`, now, out);
-    sa.inFlight = undefined;
-    sa.lastHeardAt = now;
-    // §2.23: after IKE_SA_INIT the initiator moves to port 4500 (kasane's ESP is always in UDP).
-    sa.localPort = this.natPort;
-    sa.remote = { address: sa.remote.address, port: this.natPort };
+    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, r.group), now, out);
+    if (r.kind === 'failed') return this.lifecycle.dead(sa, 'failed', `ike-init-refused: ${r.reason}`, out);
+    this.exchanges.initDone(sa, now, this.natPort);
     const peer = sa.peer!;
-    await this.request(sa, {
+    this.exchanges.queue(sa, {
       task: 'ike-auth',
       exchange: ExchangeType.IKE_AUTH,
-      build: () => buildAuthRequest(sa, this.o.local, this.o.random),
-      onResponse: async (inner, t, o) => {
-        const a = await processAuthResponse(sa, inner, this.o.local, t, this.timers, this.o.random);
+      build: () => buildAuthRequest(sa, this.o),
+      process: (inner, t, o) => {
+        const a = processAuthResponse(sa, this.context(t), inner);
         if (!a.ok) {
-          if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') {
-            // §2.21.2: the responder thinks the SA is up; tell it we refused (best effort).
-            const packets = sa.protect(ExchangeType.INFORMATIONAL, false, sa.nextRequestId++, [notify(a.code.startsWith('child-') ? NotifyType.NO_PROPOSAL_CHOSEN : NotifyType.AUTHENTICATION_FAILED), ...deleteIke()], this.timers.fragmentSize);
-            for (const bytes of packets) o.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
-          }
+          if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') this.lifecycle.refuseAuthAnswer(sa, a.code.startsWith('child-'), o);
           const authFailure = a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
-          return this.dead(sa, authFailure ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, t, o);
+          return this.lifecycle.dead(sa, authFailure ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, o);
         }
-        this.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(peer.permit)), t, o);
+        this.lifecycle.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(peer.permit)), t, o);
       },
     }, now, out);
   }
 
-  // --- responder ------------------------------------------------------------------------------
+  // --- the peer's requests --------------------------------------------------------------------
 
   private onInitRequest(from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, localPort: number, out: IkeOutput): void {
     const h = d.message.header;
@@ -365,7 +338,7 @@ export class IkeEngine {
       return;
     }
     const sa = new IkeSa('responder', h.spiI, from, now, localPort, this.fragmentPool);
-    const a = answerInitRequest(sa, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)), this.o.endpoint, this.o.random, certificateRequest(this.o.local.certificateAuthorities));
+    const a = answerInitRequest(sa, this.o, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)));
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });
@@ -379,71 +352,49 @@ export class IkeEngine {
     this.halfOpen.add(sa, from.address, proven, now);
   }
 
-  private async onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): Promise<void> {
+  private onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): void {
     const h = d.message.header;
-    const e = d.message.encrypted;
-    if (sa.lastResponse && h.messageId === sa.lastResponse.messageId) {
-      // A retransmitted request: the same answer, once per message (the first fragment of it).
-      if (!e || e.kind === 'SK' || e.fragmentNumber === 1) for (const bytes of sa.lastResponse.packets) out.send.push({ to: sa.remote, bytes, localPort: sa.lastResponse.localPort });
-      return;
-    }
-    if (h.messageId !== sa.expectRequestId) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `request with message id ${h.messageId}, expected ${sa.expectRequestId}` });
-      return;
-    }
-    const inner = sa.unprotect(d, now);
-    if (!inner.ok && !inner.malformed) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `request does not authenticate: ${inner.error.message}` });
-      return;
-    }
-    if (inner.ok && !inner.value) return;
-    this.heard(sa, from, now);
-    sa.localPort = localPort;
-    const respond = (payloads: Payload[]) => {
-      const packets = sa.protect(h.exchangeType, true, h.messageId, payloads, this.timers.fragmentSize);
-      sa.lastResponse = { messageId: h.messageId, packets, localPort };
-      sa.expectRequestId++;
-      for (const bytes of packets) out.send.push({ to: sa.remote, bytes, localPort });
-    };
-    if (!inner.ok) {
+    const r = this.exchanges.acceptRequest(sa, from, d, now, localPort, out);
+    if (r.kind === 'handled') return;
+    if (r.kind === 'malformed') {
       // It authenticated but its payloads do not decode: §2.5 / §3.10.1 say which, in the answer.
-      const m = inner.malformed!;
-      respond([m.code === 'ike-unsupported-critical' ? notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(m.payloadType)) : notify(NotifyType.INVALID_SYNTAX)]);
+      const m = r.error;
+      r.respond([m.code === 'ike-unsupported-critical' ? notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(m.payloadType)) : notify(NotifyType.INVALID_SYNTAX)]);
       const reason = `${m.code === 'ike-unsupported-critical' ? 'UNSUPPORTED_CRITICAL_PAYLOAD' : 'INVALID_SYNTAX'} answered to exchange ${h.exchangeType}: ${m.message}`;
       if (h.exchangeType === ExchangeType.IKE_AUTH && sa.role === 'responder' && sa.state === 'init-done') {
         // An IKE_AUTH that failed leaves no SA (§2.21.2); retransmissions get the same answer.
-        this.keepRefusal(sa, h.messageId, now);
-        return this.dead(sa, 'failed', reason, now, out);
+        this.exchanges.keepRefusal(sa, h.messageId, now);
+        return this.lifecycle.dead(sa, 'failed', reason, out);
       }
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason });
       return;
     }
-    const payloads = inner.value!;
     switch (h.exchangeType) {
       case ExchangeType.IKE_AUTH:
-        return this.answerAuth(sa, payloads, respond, now, out);
+        return this.answerAuth(sa, r.inner, r.respond, now, out);
       case ExchangeType.CREATE_CHILD_SA:
-        return this.answerCreateChild(sa, payloads, respond, now, out);
+        return this.answerCreateChild(sa, r.inner, r.respond, now, out);
       case ExchangeType.INFORMATIONAL:
-        return this.answerInformational(sa, payloads, respond, now, out);
+        return this.answerInformational(sa, r.inner, r.respond, out);
       default:
         out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `exchange ${h.exchangeType} is not one kasane answers` });
     }
   }
 
-  private async answerAuth(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): Promise<void> {
+  private answerAuth(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
     if (sa.role !== 'responder' || sa.state !== 'init-done') {
       respond([notify(NotifyType.INVALID_SYNTAX)]);
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE_AUTH request in state ${sa.state}` });
       return;
     }
-    const a = await answerAuthRequest(sa, inner, this.o.peers(), this.o.local, this.o.random, now, this.timers);
+    const a = answerAuthRequest(sa, this.context(now), inner);
     respond(a.response);
     if (!a.ok) {
-      this.keepRefusal(sa, sa.lastResponse!.messageId, now);
-      return this.dead(sa, 'auth-failed', `${a.code}: ${a.reason}`, now, out, a.peer);
+      this.exchanges.keepRefusal(sa, sa.lastResponse!.messageId, now);
+      return this.lifecycle.dead(sa, 'auth-failed', `${a.code}: ${a.reason}`, out, a.peer);
     }
-    this.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(sa.peer!.permit)), now, out);
+    this.halfOpen.remove(sa);
+    this.lifecycle.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(sa.peer!.permit)), now, out);
   }
 
   private answerCreateChild(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
@@ -452,269 +403,37 @@ export class IkeEngine {
       return;
     }
     if (isIkeRekey(inner)) {
-      const a = answerIkeRekey(sa, inner, sa.inFlight?.task === 'ike-rekey', this.o.random, now);
+      const a = answerIkeRekey(sa, this.context(now), inner, sa.inFlight?.task === 'ike-rekey');
       respond(a.response);
       if (!a.sa) {
         out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE rekey refused: ${a.refused}` });
         return;
       }
-      this.adoptRekeyed(sa, a.sa, now, out);
+      this.lifecycle.adoptRekeyed(sa, a.sa, now, out);
       return;
     }
-    const a = answerChildRekey(sa, inner, now, this.timers, this.o.random);
+    const a = answerChildRekey(sa, this.context(now), inner);
     respond(a.response);
     if (!a.child) {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `CREATE_CHILD_SA refused: ${a.refused}` });
       return;
     }
     sa.children.push(a.child);
-    out.install.push(installOf(sa, a.child, this.o.endpoint.address, this.natPort));
+    out.install.push(this.lifecycle.install(sa, a.child));
     out.events.push({ event: 'child-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { old: a.old?.inboundSpi, inbound: a.child.inboundSpi, outbound: a.child.outboundSpi } });
   }
 
-  private answerInformational(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
+  private answerInformational(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, out: IkeOutput): void {
     const a = answerInformational(sa, inner);
     respond(a.response);
-    if (a.ike) return this.dead(sa, 'ike-down', a.error === NotifyType.AUTHENTICATION_FAILED ? 'the peer refused our authentication (AUTHENTICATION_FAILED)' : a.error ? `deleted by the peer with notify ${a.error}` : 'deleted by the peer', now, out);
-    if (a.children.length > 0) this.removeChildren(sa, a.children, 'deleted by the peer', out);
-  }
-
-  /** Keeps the answer to a refused IKE_AUTH for its retransmissions (bounded: the oldest go first). */
-  private keepRefusal(sa: IkeSa, messageId: number, now: number): void {
-    if (!sa.lastResponse) return;
-    this.refused.delete(sa.key);
-    while (this.refused.size >= this.timers.maxHalfOpen) this.refused.delete(this.refused.keys().next().value!);
-    this.refused.set(sa.key, { spiR: sa.spiR, messageId, packets: sa.lastResponse.packets, localPort: sa.lastResponse.localPort, until: now + this.timers.halfOpenTimeout });
-  }
-
-  // --- lifecycle ------------------------------------------------------------------------------
-
-  private established(sa: IkeSa, child: ChildSa, notAfter: number, now: number, out: IkeOutput): void {
-    this.halfOpen.remove(sa);
-    sa.state = 'established';
-    sa.establishedAt = now;
-    sa.permitNotAfter = notAfter;
-    sa.children.push(child);
-    const jitter = (Buffer.from(this.o.random(2)).readUInt16BE(0) / 65536) * 0.02 * this.timers.ikeLifetime;
-    sa.rekeyAt = now + (sa.role === 'initiator' ? 0.9 : 0.95) * this.timers.ikeLifetime - jitter;
-    const peer = sa.peer!;
-    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: `${sa.remote.address}:${sa.remote.port}`, permitNotAfter: new Date(notAfter).toISOString() } });
-    out.install.push(installOf(sa, child, this.o.endpoint.address, this.natPort));
-    out.events.push({ event: 'child-up', peer: peer.id, vpnId: peer.vpnId, detail: { inbound: child.inboundSpi, outbound: child.outboundSpi } });
-    this.settleDuplicates(sa, now, out);
-  }
-
-  /**
-   * Two SAs with one peer for one VPN. Started within COLLISION_WINDOW of each other (both
-   * gateways initiated at once): the one holding the lowest of the four nonces goes (RFC 7296
-   * §2.8.1's rule, which both sides compute alike), deleted by its initiator. Otherwise the newer
-   * one replaced the older (reauthentication), and the older goes.
-   */
-  private settleDuplicates(sa: IkeSa, now: number, out: IkeOutput): void {
-    const others = this.forPeer(sa.peer!.id, sa.peer!.vpnId).filter((s) => s !== sa && s.state === 'established');
-    for (const other of others) {
-      const simultaneous = Math.abs(sa.createdAt - other.createdAt) < COLLISION_WINDOW;
-      const minNonce = (s: IkeSa) => (Buffer.compare(s.ni!, s.nr!) <= 0 ? s.ni! : s.nr!);
-      const loser = simultaneous ? (Buffer.compare(minNonce(sa), minNonce(other)) < 0 ? sa : other) : other;
-      const winner = loser === sa ? other : sa;
-      // A reauthentication that gained nothing (the peer's permit was not renewed) is not retried.
-      if (!simultaneous && winner.permitNotAfter <= loser.permitNotAfter) winner.reauthStarted = true;
-      const c = current(winner);
-      if (c) out.install.push(installOf(winner, c, this.o.endpoint.address, this.natPort)); // send with the survivor
-      out.events.push({ event: 'dropped', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, reason: simultaneous ? 'duplicate IKE SA from a simultaneous start' : 'replaced by a reauthenticated IKE SA', detail: { loser: loser.spiI.toString('hex') } });
-      if (loser.role === 'initiator' || !simultaneous) this.deleteSa(loser, simultaneous ? 'duplicate' : 'reauthenticated', now, out);
-    }
-  }
-
-  private async tickSa(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
-    const f = sa.inFlight;
-    if (f && now >= f.nextAt) {
-      if (f.tries >= this.timers.retransmitTries) return this.dead(sa, sa.state === 'established' ? 'ike-down' : 'failed', `peer-unresponsive: no answer to ${f.task} after ${f.tries + 1} sends`, now, out);
-      f.tries++;
-      f.nextAt = now + this.timers.retransmitBase * 2 ** f.tries;
-      for (const bytes of f.packets) out.send.push({ to: sa.remote, bytes, localPort: f.localPort });
-    }
-    if (sa.role === 'responder' && sa.state === 'init-done' && now >= sa.createdAt + this.timers.halfOpenTimeout) {
-      this.forget(sa);
-      out.events.push({ event: 'dropped', reason: 'half-open IKE SA timed out' });
-      return;
-    }
-    if (sa.state === 'deleting' && !sa.inFlight && now >= sa.lastHeardAt + 2 * this.timers.dpdDelay) return this.forget(sa); // the peer never deleted it
-    if (sa.state !== 'established') return;
-    if (now >= sa.permitNotAfter + this.timers.halfOpenTimeout) return this.deleteSa(sa, 'permit-expired', now, out);
-    if (now >= this.reauthAt(sa) && !sa.reauthStarted) {
-      // The permit that authorised this SA ends soon: authenticate anew with the permit our
-      // authority delivered since (make before break); settleDuplicates then retires this SA.
-      sa.reauthStarted = true;
-      const peer = this.o.peers().find((p) => p.id === sa.peer!.id && p.vpnId === sa.peer!.vpnId);
-      // Only worth it when it can last longer: our own permit must have been renewed if it is the
-      // one ending (refresh() looks again after each delivery); the peer's we learn by trying.
-      const ownEnds = permitNotAfter(sa.peer!.permit) <= sa.permitNotAfter;
-      if (peer && (!ownEnds || permitNotAfter(peer.permit) > sa.permitNotAfter)) this.start(peer, now, out);
-    }
-    for (const c of [...sa.children]) {
-      if (now >= c.expiresAt) this.removeChildren(sa, [c], 'lifetime-expired', out);
-      else if (c.state === 'installed' && now >= c.rekeyAt) await this.rekeyChild(sa, c, now, out);
-    }
-    if (now >= sa.rekeyAt && !sa.queue.some((q) => q.task === 'ike-rekey') && sa.inFlight?.task !== 'ike-rekey') {
-      sa.rekeyAt = Infinity;
-      await this.rekeyIke(sa, now, out);
-    }
-    if (!sa.inFlight && sa.queue.length === 0 && now >= sa.lastHeardAt + this.timers.dpdDelay) {
-      await this.request(sa, { task: 'liveness', exchange: ExchangeType.INFORMATIONAL, build: () => [], onResponse: () => undefined }, now, out);
-    }
-  }
-
-  /**
-   * Only the SA's initiator reauthenticates, ahead of the permit's end: 10 % of the time the SA
-   * had left when it came up (2.4 h at most, 2 s at least). Authorities renew permits at 2/3 of
-   * their validity, so the renewed ones are there by then.
-   */
-  private reauthAt(sa: IkeSa): number {
-    if (sa.role !== 'initiator' || sa.reauthStarted || !Number.isFinite(sa.permitNotAfter)) return Infinity;
-    return sa.permitNotAfter - Math.max(2_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))));
-  }
-
-  private async rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): Promise<void> {
-    let state: ReturnType<typeof buildChildRekey>['state'];
-    await this.request(sa, {
-      task: 'child-rekey',
-      exchange: ExchangeType.CREATE_CHILD_SA,
-      build: () => {
-        const b = buildChildRekey(old, this.o.random, group);
-        state = b.state;
-        return b.inner;
-      },
-      onResponse: async (inner, t, o) => {
-        const r = processChildRekeyResponse(sa, state, inner, t, this.timers, this.o.random);
-        if (r.ok) {
-          sa.children.push(r.child);
-          o.install.push(installOf(sa, r.child, this.o.endpoint.address, this.natPort));
-          o.events.push({ event: 'child-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi } });
-          await this.deleteChildSas(sa, [old], 'rekeyed', t, o);
-          return;
-        }
-        if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
-        if (r.code === 'not-found') return this.removeChildren(sa, [old], 'unknown to the peer', o);
-        // The peer's own rekey of this SA won, or it refused: try again later if the SA still needs it.
-        if (old.state === 'rekeying') old.state = 'installed';
-        old.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-        o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `child rekey: ${r.reason}` });
-      },
-    }, now, out);
-  }
-
-  private async rekeyIke(sa: IkeSa, now: number, out: IkeOutput): Promise<void> {
-    let state: ReturnType<typeof buildIkeRekey>['state'];
-    await this.request(sa, {
-      task: 'ike-rekey',
-      exchange: ExchangeType.CREATE_CHILD_SA,
-      build: () => {
-        const b = buildIkeRekey(sa, this.o.random);
-        state = b.state;
-        return b.inner;
-      },
-      onResponse: async (inner, t, o) => {
-        const r = processIkeRekeyResponse(sa, state, inner, t);
-        if (!r.ok) {
-          sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-          o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });
-          return;
-        }
-        this.adoptRekeyed(sa, r.sa, t, o);
-        // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
-        sa.state = 'deleting';
-        await this.request(sa, { task: 'delete-ike', exchange: ExchangeType.INFORMATIONAL, build: () => deleteIke(), onResponse: () => this.forget(sa) }, t, o);
-      },
-    }, now, out);
-  }
-
-  private adoptRekeyed(old: IkeSa, sa: IkeSa, now: number, out: IkeOutput): void {
-    const jitter = (Buffer.from(this.o.random(2)).readUInt16BE(0) / 65536) * 0.02 * this.timers.ikeLifetime;
-    sa.rekeyAt = now + (sa.role === 'initiator' ? 0.9 : 0.95) * this.timers.ikeLifetime - jitter;
-    sa.lastHeardAt = now;
-    sa.reauthStarted = old.reauthStarted;
-    sa.createdAt = old.createdAt; // for duplicate detection the SA is as old as its first key
-    this.sas.set(sa.key, sa);
-    if (old.state === 'established') old.state = 'deleting';
-    out.events.push({ event: 'ike-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { spiI: sa.spiI.toString('hex'), spiR: sa.spiR.toString('hex') } });
-  }
-
-  /** Deletes Child SAs we hold with the peer (INFORMATIONAL), removing them when it answers. */
-  private async deleteChildSas(sa: IkeSa, children: ChildSa[], reason: string, now: number, out: IkeOutput): Promise<void> {
-    await this.request(sa, { task: 'delete-child', exchange: ExchangeType.INFORMATIONAL, build: () => deleteChildren(children), onResponse: (_inner, _t, o) => this.removeChildren(sa, children, reason, o) }, now, out);
-  }
-
-  /** Deletes an IKE SA with its Child SAs: they go now, the peer is told (best effort, no retransmission). */
-  private deleteSa(sa: IkeSa, reason: string, now: number, out: IkeOutput): void {
-    if (sa.hasKeys && sa.state === 'established') {
-      const packets = sa.protect(ExchangeType.INFORMATIONAL, false, sa.nextRequestId++, deleteIke(), this.timers.fragmentSize);
-      for (const bytes of packets) out.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
-    }
-    this.dead(sa, 'ike-down', reason, now, out);
-  }
-
-  /** The SA is gone: its Child SAs leave the executor; a peer left without any gets the core told. */
-  private dead(sa: IkeSa, event: 'failed' | 'auth-failed' | 'ike-down', reason: string, _now: number, out: IkeOutput, peerId?: string): void {
-    const wasUp = sa.state === 'established' || sa.state === 'deleting';
-    this.removeChildren(sa, [...sa.children], reason, out);
-    this.forget(sa);
-    const peer = peerId ?? sa.peer?.id;
-    out.events.push({ event: wasUp ? 'ike-down' : event, peer, vpnId: sa.peer?.vpnId, reason });
-    // An attempt that never came up: the core's waiting paths must hear it failed (unless another
-    // SA with that peer is up or on its way).
-    if (!wasUp && sa.peer && this.forPeer(sa.peer.id, sa.peer.vpnId).length === 0) {
-      out.remove.push({ peer: sa.peer.id, vpnId: sa.peer.vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason });
-    }
-  }
-
-  private forget(sa: IkeSa): void {
-    this.halfOpen.remove(sa);
-    sa.discardFragments();
-    sa.state = 'dead';
-    sa.inFlight = undefined;
-    sa.queue.length = 0;
-    if (this.sas.get(sa.key) === sa) this.sas.delete(sa.key);
-  }
-
-  private removeChildren(sa: IkeSa, children: ChildSa[], reason: string, out: IkeOutput): void {
-    for (const c of children) {
-      const i = sa.children.indexOf(c);
-      if (i < 0) continue;
-      sa.children.splice(i, 1);
-      const peer = sa.peer!;
-      // Not the last while another SA with the peer has a Child SA or is still being made (two
-      // gateways that started at once: the duplicate goes while the other SA is completing).
-      const last = sa.children.length === 0 && !this.forPeer(peer.id, peer.vpnId).some((s) => s !== sa && (s.children.length > 0 || s.state !== 'established'));
-      out.remove.push({ peer: peer.id, vpnId: peer.vpnId, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, last, reason });
-      out.events.push({ event: 'child-down', peer: peer.id, vpnId: peer.vpnId, reason, detail: { inbound: c.inboundSpi, outbound: c.outboundSpi } });
-    }
-  }
-
-  private heard(sa: IkeSa, from: Endpoint, now: number): void {
-    sa.lastHeardAt = now;
-    // Authenticated traffic tells where the peer is now (NAT rebinding, §2.23).
-    if (from.address === sa.remote.address) sa.remote = { address: from.address, port: from.port };
-  }
-
-  private forPeer(peerId: string, vpnId: number): IkeSa[] {
-    return [...this.sas.values()].filter((s) => s.state !== 'dead' && s.peer?.id === peerId && s.peer.vpnId === vpnId);
+    if (a.ike) return this.lifecycle.dead(sa, 'ike-down', a.error === NotifyType.AUTHENTICATION_FAILED ? 'the peer refused our authentication (AUTHENTICATION_FAILED)' : a.error ? `deleted by the peer with notify ${a.error}` : 'deleted by the peer', out);
+    if (a.children.length > 0) this.lifecycle.removeChildren(sa, a.children, 'deleted by the peer', out);
   }
 }
 
 /** Orders two IP addresses by their bytes (v4 before v6). */
 function compareAddress(a: string, b: string): number {
   return Buffer.compare(Buffer.from(ipToBytes(a)), Buffer.from(ipToBytes(b)));
-}
-
-/** The Child SA an IKE SA sends with: the newest one not rekeyed away. */
-function current(sa: IkeSa): ChildSa | undefined {
-  return [...sa.children].reverse().find((c) => c.state !== 'rekeyed');
-}
-
-function permitNotAfter(der: Uint8Array): number {
-  const p = parsePermit(der);
-  return p.ok ? p.value.notAfter.getTime() : Infinity;
 }
 
 function encodeInit(header: IkeHeader, payloads: Payload[]): Buffer {

@@ -46,25 +46,28 @@ export interface ChildSa {
   state: 'installed' | 'rekeying' | 'rekeyed';
 }
 
-/** A request this SA sent and waits an answer for. */
-export interface InFlight {
+/**
+ * One exchange this side starts, as the exchange layer (exchange.ts) runs it: strongSwan's task
+ * shape for the initiator's role. `build` makes the request's inner payloads when its turn comes
+ * (window 1); `process` takes the answer's. The responder's role of each task is its `answer*`
+ * function (tasks/*.ts), which processes the request and returns the response.
+ */
+export interface ExchangeTask {
+  /** The task's name, for logs and for finding it in the queue (`ike-rekey`, `liveness`, ...). */
   task: string;
-  messageId: number;
   exchange: number;
+  build: (now: number) => Payload[];
+  process: (inner: Payload[], now: number, out: IkeOutput) => void;
+}
+
+/** The request this SA sent and waits an answer for. */
+export interface InFlight extends ExchangeTask {
+  messageId: number;
   packets: Buffer[];
   localPort: number;
   sentAt: number;
   tries: number;
   nextAt: number;
-  onResponse: (inner: Payload[], now: number, out: IkeOutput) => Promise<void> | void;
-}
-
-/** A request waiting for the one in flight to finish. */
-export interface QueuedRequest {
-  task: string;
-  exchange: number;
-  build: (now: number) => Promise<Payload[]> | Payload[];
-  onResponse: InFlight['onResponse'];
 }
 
 export class IkeSa {
@@ -93,7 +96,7 @@ export class IkeSa {
   /** The last response we sent, for a retransmitted request (RFC 7296 §2.1). */
   lastResponse?: { messageId: number; packets: Buffer[]; localPort: number };
   inFlight?: InFlight;
-  readonly queue: QueuedRequest[] = [];
+  readonly queue: ExchangeTask[] = [];
   /** When the peer last sent us anything that authenticated (liveness). */
   lastHeardAt: number;
   establishedAt?: number;
@@ -133,6 +136,12 @@ export class IkeSa {
   /** SAs are found by the initiator's SPI and the peer's address (responder SPIs come later). */
   static keyOf(spiI: Buffer, remote: Endpoint): string {
     return `${spiI.toString('hex')}@${remote.address}`;
+  }
+
+  /** An authenticated message came from the peer: it is alive, and (NAT rebinding, §2.23) this is where it is now. */
+  heard(from: Endpoint, now: number): void {
+    this.lastHeardAt = now;
+    if (from.address === this.remote.address) this.remote = { address: from.address, port: from.port };
   }
 
   get hasKeys(): boolean {

@@ -24,12 +24,12 @@ export type InitOutcome = { kind: 'admitted'; attacker: Attacker } | { kind: 'co
  * Runs IKE_SA_INIT from `address` against `victim` (at `victimAt`); with `echoCookies` a COOKIE
  * answer is followed by the same request with the cookie, as RFC 7296 §2.6 has an initiator do.
  */
-export async function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: string, now: number, echoCookies = true): Promise<InitOutcome> {
+export function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: string, now: number, echoCookies = true): InitOutcome {
   const from = { address, port: 500 };
   const sa = new IkeSa('initiator', Buffer.from(random(8)), { ...victimAt }, now, 500);
-  let req = buildInitRequest(sa, from, random);
+  let req = buildInitRequest(sa, { endpoint: from, random });
   for (let round = 0; round < 2; round++) {
-    const o = await victim.receive(from, req, now, 500);
+    const o = victim.receive(from, req, now, 500);
     const resp = o.send[0]?.bytes;
     if (!resp) return { kind: 'silence', events: o.events };
     const d = decodeMessage(resp);
@@ -38,7 +38,7 @@ export async function initAgainst(victim: IkeEngine, victimAt: Endpoint, address
     if (r.kind === 'cookie') {
       if (!echoCookies) return { kind: 'cookie' };
       sa.cookie = r.cookie;
-      req = buildInitRequest(sa, from, random, sa.dh?.group.id);
+      req = buildInitRequest(sa, { endpoint: from, random }, sa.dh?.group.id);
       continue;
     }
     if (r.kind !== 'done') throw new Error(`IKE_SA_INIT: ${JSON.stringify(r)}`);
@@ -50,8 +50,8 @@ export async function initAgainst(victim: IkeEngine, victimAt: Endpoint, address
 }
 
 /** initAgainst that must be admitted. */
-export async function handshake(victim: IkeEngine, victimAt: Endpoint, address: string, now: number): Promise<Attacker> {
-  const r = await initAgainst(victim, victimAt, address, now);
+export function handshake(victim: IkeEngine, victimAt: Endpoint, address: string, now: number): Attacker {
+  const r = initAgainst(victim, victimAt, address, now);
   if (r.kind !== 'admitted') throw new Error(`IKE_SA_INIT from ${address} was not admitted: ${JSON.stringify(r)}`);
   return r.attacker;
 }

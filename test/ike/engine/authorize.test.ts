@@ -16,8 +16,8 @@ import { IP_A, random, T0, World } from './net.js';
 import { Prefix } from '../../../src/core/addr.js';
 
 /** A with a bad permit toward B: B (the verifier, as responder) refuses; A hears AUTHENTICATION_FAILED. */
-async function refusedByResponder(w: World, code: RegExp): Promise<void> {
-  await w.connect('a');
+function refusedByResponder(w: World, code: RegExp): void {
+  w.connect('a');
   const b = w.events('b', 'auth-failed');
   assert.equal(b.length, 1, `B refused: ${JSON.stringify(w.log.b.events)}`);
   assert.match(b[0].reason!, code);
@@ -32,8 +32,8 @@ async function refusedByResponder(w: World, code: RegExp): Promise<void> {
 }
 
 /** B initiates toward A with the same bad proof of A: now A verifies as initiator, refuses, and tells B. */
-async function refusedByInitiator(w: World, code: RegExp): Promise<void> {
-  await w.connect('b');
+function refusedByInitiator(w: World, code: RegExp): void {
+  w.connect('b');
   const b = w.events('b', 'auth-failed');
   assert.equal(b.length, 1, `B refused as initiator: ${JSON.stringify(w.log.b.events)}`);
   assert.match(b[0].reason!, code);
@@ -78,8 +78,8 @@ const cases: [string, (w: World) => Promise<Uint8Array>, RegExp][] = [
 for (const [name, make, code] of cases) {
   test(`refused: ${name}, by the responder and by the initiator`, async () => {
     const [w1, w2] = await withPermitOfA(make);
-    await refusedByResponder(w1, code);
-    await refusedByInitiator(w2, code);
+    refusedByResponder(w1, code);
+    refusedByInitiator(w2, code);
   });
 }
 
@@ -87,12 +87,12 @@ test('refused: a certificate other than the one the authority delivered (not pin
   const w = await World.make();
   const impostor = await makeGateway(w.A, 'ga', T0 - HOUR); // same name, same CA, other key
   w.peersOfB = [{ ...w.peersOfB[0], certificate: new Uint8Array(impostor.cert.rawData) }];
-  await w.connect('a');
+  w.connect('a');
   assert.match(w.events('b', 'auth-failed')[0].reason!, /auth-unknown-peer/);
   assert.deepEqual(w.log.b.installs, []);
   const w2 = await World.make();
   w2.peersOfB = [{ ...w2.peersOfB[0], certificate: new Uint8Array(impostor.cert.rawData) }];
-  await w2.connect('b');
+  w2.connect('b');
   assert.match(w2.events('b', 'auth-failed')[0].reason!, /auth-cert-not-pinned/);
   assert.deepEqual(w2.installed('a'), []);
 });
@@ -102,7 +102,7 @@ test('refused: an AUTH signed with another key than the certificate’s', async 
   const other = await generateKeyPair();
   const bad = new IkeEngine({ local: { ...w.ga.identity, signer: keyObjectSigner(KeyObject.from(other.privateKey), 'ecdsa-with-SHA256') }, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random });
   w.a = bad;
-  await w.connect('a');
+  w.connect('a');
   assert.match(w.events('b', 'auth-failed')[0].reason!, /auth-bad-signature/);
   assert.deepEqual(w.log.b.installs, []);
 });
@@ -110,7 +110,7 @@ test('refused: an AUTH signed with another key than the certificate’s', async 
 test('refused: traffic selectors other than the VPN’s prefixes (TS_UNACCEPTABLE), nothing installed', async () => {
   const w = await World.make();
   w.peersOfA = [{ ...w.peersOfA[0], localPrefixes: [Prefix.from('10.9.0.0/16')] }];
-  await w.connect('a');
+  w.connect('a');
   assert.match(w.events('b', 'auth-failed')[0].reason!, /child-ts-unacceptable/);
   assert.match(w.events('a', 'failed')[0].reason!, /peer-refused/);
   assert.deepEqual(w.log.a.installs, []);
@@ -124,7 +124,7 @@ test('one certificate in two pairwise VPNs: the permit and the selectors pick th
   w.peersOfA.push({ ...w.entry('a', p2a), vpnId: 8, vpnName: 'second', localPrefixes: [Prefix.from('10.1.1.0/24')], remotePrefixes: [Prefix.from('10.2.1.0/24')] });
   w.peersOfB.push({ ...w.entry('b', p2b), vpnId: 8, vpnName: 'second', localPrefixes: [Prefix.from('10.2.1.0/24')], remotePrefixes: [Prefix.from('10.1.1.0/24')] });
   w.take('a', w.a.initiate('gb', 8, w.now));
-  await w.settle();
+  w.settle();
   assert.deepEqual(w.log.b.installs.map((i) => i.vpnId), [8]);
   assert.deepEqual(w.log.b.installs[0].remotePrefixes.map(String), ['10.1.1.0/24']);
 });

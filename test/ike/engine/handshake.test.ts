@@ -12,7 +12,7 @@ const kinds = (w: World, side: 'a' | 'b') => w.events(side).map((e) => e.event);
 
 test('A initiates: one IKE SA and one Child SA on each side, keys and SPIs paired, IKE floats to 4500', async () => {
   const w = await World.make();
-  await w.connect('a');
+  w.connect('a');
   assert.deepEqual(kinds(w, 'a'), ['ike-up', 'child-up']);
   assert.deepEqual(kinds(w, 'b'), ['ike-up', 'child-up']);
   assertPaired(w);
@@ -37,7 +37,7 @@ test('A initiates: one IKE SA and one Child SA on each side, keys and SPIs paire
 
 test('CERTREQ (RFC 7296 §3.7): in the IKE_SA_INIT response and the IKE_AUTH request, SHA-1 of our CAs\' public keys', async () => {
   const w = await World.make();
-  await w.connect('a');
+  w.connect('a');
   const spkiSha1 = (a: Authority) => Buffer.concat([a.ca.issuing.cert, a.ca.root.cert].map((c) => createHash('sha1').update(Buffer.from(c.publicKey.rawData)).digest()));
   const initResponse = decodeMessage(w.log.b.sent[0].bytes);
   assert.ok(initResponse.ok);
@@ -48,7 +48,7 @@ test('CERTREQ (RFC 7296 §3.7): in the IKE_SA_INIT response and the IKE_AUTH req
 
 test('B initiates: the mirror image works', async () => {
   const w = await World.make();
-  await w.connect('b');
+  w.connect('b');
   assert.deepEqual(kinds(w, 'a'), ['ike-up', 'child-up']);
   assert.deepEqual(kinds(w, 'b'), ['ike-up', 'child-up']);
   assertPaired(w);
@@ -58,7 +58,7 @@ test('IKE_AUTH larger than the fragment size is fragmented (RFC 7383), and reass
   // kasane's P-256 certificate and permit make a ~1 KB IKE_AUTH; strongSwan's 1280-byte default
   // would not split it, so the test asks for 576-byte packets (the IPv4 minimum).
   const w = await World.make({ timers: { fragmentSize: 576 } });
-  await w.connect('a');
+  w.connect('a');
   const auth = w.log.a.sent.filter((d) => decodeMessage(d.bytes).ok && (decodeMessage(d.bytes) as { value: { message: { header: { exchangeType: number } } } }).value.message.header.exchangeType === ExchangeType.IKE_AUTH);
   assert.ok(auth.length >= 2, `IKE_AUTH went in ${auth.length} datagram(s)`);
   for (const d of auth) {
@@ -71,7 +71,7 @@ test('IKE_AUTH larger than the fragment size is fragmented (RFC 7383), and reass
   assertPaired(w);
   // Without fragmentation the same message goes whole.
   const whole = await World.make();
-  await whole.connect('a');
+  whole.connect('a');
   assert.ok(whole.log.a.sent.every((d) => decodeMessage(d.bytes).ok && (decodeMessage(d.bytes) as { value: { message: { encrypted?: { kind: string } } } }).value.message.encrypted?.kind !== 'SKF'));
 });
 
@@ -87,12 +87,12 @@ test('fragments arriving in reverse order and twice still make one IKE_AUTH', as
     return true;
   };
   w.take('a', w.a.initiate('gb', 7, w.now));
-  await w.settle();
+  w.settle();
   assert.ok(held.length >= 2);
   w.filter = () => true;
   w.wire.push(...[...held].reverse(), held[0]);
   held = [];
-  await w.settle();
+  w.settle();
   assert.deepEqual(kinds(w, 'b'), ['ike-up', 'child-up']);
   assertPaired(w);
 });
@@ -108,10 +108,10 @@ test('a lost IKE_SA_INIT response and a lost IKE_AUTH response are retransmitted
     }
     return true;
   };
-  await w.connect('a');
+  w.connect('a');
   assert.deepEqual(kinds(w, 'a'), []);
-  await w.advance(w.now + 600);
-  await w.advance(w.now + 1100);
+  w.advance(w.now + 600);
+  w.advance(w.now + 1100);
   assert.equal(dropped, 2);
   assert.deepEqual(kinds(w, 'a'), ['ike-up', 'child-up']);
   assert.equal(w.events('b', 'ike-up').length, 1, 'the retransmitted IKE_AUTH made no second SA');
@@ -121,9 +121,9 @@ test('a lost IKE_SA_INIT response and a lost IKE_AUTH response are retransmitted
 test('a peer that never answers: retransmissions with backoff, then failed and the core told (remove, last)', async () => {
   const w = await World.make({ timers: { retransmitBase: 500, retransmitTries: 3 } });
   w.filter = () => false;
-  await w.connect('a');
+  w.connect('a');
   const t0 = w.now;
-  await w.advance(t0 + 60_000);
+  w.advance(t0 + 60_000);
   const sends = w.log.a.sent.map((d) => d.bytes.toString('hex'));
   assert.equal(sends.length, 4);
   assert.equal(new Set(sends).size, 1, 'retransmissions are the same bytes');
@@ -139,20 +139,20 @@ test('under load the responder asks for a cookie (RFC 7296 §2.6) and keeps no s
   w.take('a', w.a.initiate('gb', 7, w.now));
   const first = w.wire[0];
   // The responder's stateless answer:
-  const answer = await w.b.receive(first.from, first.bytes, w.now, 500);
+  const answer = w.b.receive(first.from, first.bytes, w.now, 500);
   assert.equal(answer.send.length, 1);
   assert.deepEqual(w.b.status(w.now), [], 'no state for a request without a cookie');
   assert.equal(answer.events[0].event, 'cookie-sent');
   w.wire = [];
   w.take('b', answer);
-  await w.settle();
+  w.settle();
   assert.deepEqual(kinds(w, 'a'), ['cookie-sent', 'ike-up', 'child-up']);
   assertPaired(w);
   // A wrong cookie is asked for again, still without state.
   const w2 = await World.make({ timers: { cookieThreshold: 0 } });
   w2.take('a', w2.a.initiate('gb', 7, w2.now));
   const req = w2.wire[0];
-  const r1 = await w2.b.receive(req.from, req.bytes, w2.now, 500);
+  const r1 = w2.b.receive(req.from, req.bytes, w2.now, 500);
   assert.equal(r1.events[0].event, 'cookie-sent');
   assert.deepEqual(w2.b.status(w2.now), []);
 });
@@ -162,17 +162,17 @@ test('beyond maxHalfOpen a request needs a cookie, and with one it waits for roo
   w.take('a', w.a.initiate('gb', 7, w.now));
   const req = w.wire[0];
   w.wire = [];
-  const r1 = await w.b.receive(req.from, req.bytes, w.now, 500);
+  const r1 = w.b.receive(req.from, req.bytes, w.now, 500);
   assert.equal(r1.send.length, 1);
   assert.equal(r1.events.length, 0);
   // Another initiator (new SPI) while one is half open: asked for a cookie, no state kept.
   const other = Buffer.from(req.bytes);
   other[0] ^= 0xff;
-  const r2 = await w.b.receive({ address: '203.0.113.9', port: 500 }, other, w.now, 500);
+  const r2 = w.b.receive({ address: '203.0.113.9', port: 500 }, other, w.now, 500);
   assert.equal(r2.events[0].event, 'cookie-sent');
   assert.match(r2.events[0].reason!, /1 half-open IKE SAs in all/);
   assert.equal(w.b.status(w.now).length, 1);
   w.filter = () => false; // the initiator's retransmissions are lost
-  await w.advance(w.now + 31_000);
+  w.advance(w.now + 31_000);
   assert.equal(w.b.status(w.now).length, 0, 'the half-open SA timed out');
 });

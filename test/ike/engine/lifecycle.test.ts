@@ -11,10 +11,10 @@ const IKE = 1_800_000;
 
 test('Child SA rekey (CREATE_CHILD_SA with KE): new keys on both sides, the old SA deleted, not the last', async () => {
   const w = await World.make({ timers: { childLifetime: CHILD, ikeLifetime: 10 * HOUR, dpdDelay: HOUR } });
-  await w.connect('a');
+  w.connect('a');
   const before = w.current('a')!;
   w.reset();
-  await w.advance(T0 + 0.95 * CHILD);
+  w.advance(T0 + 0.95 * CHILD);
   const rekeys = w.log.a.sent.map((d) => decodeMessage(d.bytes)).filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA);
   assert.equal(rekeys.length, 1, 'the IKE SA initiator rekeyed (once)');
   assert.equal(w.events('a', 'child-rekeyed').length, 1);
@@ -28,14 +28,14 @@ test('Child SA rekey (CREATE_CHILD_SA with KE): new keys on both sides, the old 
   assert.deepEqual(w.log.b.removes.map((r) => [r.inboundSpi, r.last]), [[before.outbound.spi, false]]);
   assert.deepEqual(w.installed('a'), [after.inbound.spi]);
   // And again at the next lifetime.
-  await w.advance(T0 + 1.9 * CHILD);
+  w.advance(T0 + 1.9 * CHILD);
   assert.equal(w.events('a', 'child-rekeyed').length, 2);
   assertPaired(w);
 });
 
 test('simultaneous Child SA rekeys: the IKE initiator wins, one new SA results', async () => {
   const w = await World.make({ timers: { childLifetime: CHILD, ikeLifetime: 10 * HOUR, dpdDelay: HOUR } });
-  await w.connect('a');
+  w.connect('a');
   // Both sides' rekey timers fire in the same instant (B's would normally come later).
   w.reset();
   const sa = (w.b as unknown as { sas: Map<string, { children: { rekeyAt: number }[] }> }).sas;
@@ -43,9 +43,9 @@ test('simultaneous Child SA rekeys: the IKE initiator wins, one new SA results',
   const sa2 = (w.a as unknown as { sas: Map<string, { children: { rekeyAt: number }[] }> }).sas;
   for (const s of sa2.values()) for (const c of s.children) c.rekeyAt = T0 + 0.85 * CHILD;
   w.now = T0 + 0.85 * CHILD;
-  w.take('a', await w.a.tick(w.now));
-  w.take('b', await w.b.tick(w.now));
-  await w.settle();
+  w.take('a', w.a.tick(w.now));
+  w.take('b', w.b.tick(w.now));
+  w.settle();
   assert.equal(w.events('a', 'child-rekeyed').length, 1);
   assert.equal(w.events('b', 'child-rekeyed').length, 1);
   assert.ok(w.events('b', 'dropped').some((e) => /child rekey/.test(e.reason ?? '')), 'B was told to wait');
@@ -56,11 +56,11 @@ test('simultaneous Child SA rekeys: the IKE initiator wins, one new SA results',
 
 test('IKE SA rekey: new SPIs and keys, Child SAs carried over, the old IKE SA deleted, later exchanges on the new one', async () => {
   const w = await World.make({ timers: { childLifetime: 10 * HOUR, ikeLifetime: IKE, dpdDelay: HOUR }, permitHours: 24 });
-  await w.connect('a');
+  w.connect('a');
   const [oldA] = w.a.status(w.now);
   const child = w.current('a')!;
   w.reset();
-  await w.advance(T0 + 0.95 * IKE);
+  w.advance(T0 + 0.95 * IKE);
   assert.equal(w.events('a', 'ike-rekeyed').length, 1);
   assert.equal(w.events('b', 'ike-rekeyed').length, 1);
   const [newA] = w.a.status(w.now);
@@ -75,7 +75,7 @@ test('IKE SA rekey: new SPIs and keys, Child SAs carried over, the old IKE SA de
   assert.deepEqual(w.log.b.removes, []);
   // The new SA works: a liveness check goes and comes back on it.
   w.reset();
-  await w.advance(w.now + HOUR + 1000);
+  w.advance(w.now + HOUR + 1000);
   const informational = w.log.a.sent.concat(w.log.b.sent).map((d) => decodeMessage(d.bytes)).filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.INFORMATIONAL);
   assert.ok(informational.length >= 2);
   assert.deepEqual(w.events('a', 'ike-down'), []);
@@ -83,13 +83,13 @@ test('IKE SA rekey: new SPIs and keys, Child SAs carried over, the old IKE SA de
 
 test('liveness: an idle SA is checked; a peer that stopped answering is declared dead and its Child SA removed (last)', async () => {
   const w = await World.make({ timers: { dpdDelay: 30_000, retransmitTries: 2, childLifetime: 10 * HOUR, ikeLifetime: 10 * HOUR } });
-  await w.connect('a');
+  w.connect('a');
   w.reset();
-  await w.advance(T0 + 31_000);
+  w.advance(T0 + 31_000);
   assert.ok(w.log.a.sent.length + w.log.b.sent.length >= 2, 'an INFORMATIONAL went and came back');
   assert.deepEqual(w.events('a', 'ike-down'), []);
   w.filter = () => false; // B is gone
-  await w.advance(T0 + 200_000);
+  w.advance(T0 + 200_000);
   const down = w.events('a', 'ike-down');
   assert.equal(down.length, 1);
   assert.match(down[0].reason!, /peer-unresponsive/);
@@ -100,29 +100,29 @@ test('liveness: an idle SA is checked; a peer that stopped answering is declared
 
 test('close(): the IKE SA is deleted with INFORMATIONAL; both sides remove the Child SA and tell their cores', async () => {
   const w = await World.make();
-  await w.connect('a');
+  w.connect('a');
   const c = w.current('a')!;
   w.reset();
   w.take('a', w.a.close('gb', 7, w.now, 'idle'));
-  await w.settle();
+  w.settle();
   assert.deepEqual(w.log.a.removes.map((r) => [r.inboundSpi, r.last, r.reason]), [[c.inbound.spi, true, 'idle']]);
   assert.deepEqual(w.log.b.removes.map((r) => [r.inboundSpi, r.last]), [[c.outbound.spi, true]]);
   assert.deepEqual(w.a.status(w.now), []);
   assert.deepEqual(w.b.status(w.now), []);
   // The next ike-request starts over.
   w.reset();
-  await w.connect('a');
+  w.connect('a');
   assert.equal(w.events('a', 'child-up').length, 1);
   assertPaired(w);
 });
 
 test('a Child SA past its hard lifetime is removed even if its rekey failed', async () => {
   const w = await World.make({ timers: { childLifetime: CHILD, ikeLifetime: 10 * HOUR, dpdDelay: HOUR, retransmitTries: 1 } });
-  await w.connect('a');
+  w.connect('a');
   w.reset();
   // Rekeys are lost (and the resulting dead-peer handling removes it too): either way it goes by its lifetime.
   w.filter = (d) => { const m = decodeMessage(d.bytes); return !(m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA); };
-  await w.advance(T0 + CHILD + 1);
+  w.advance(T0 + CHILD + 1);
   assert.ok(w.log.a.removes.length >= 1);
   assert.deepEqual(w.installed('a'), []);
 });
@@ -132,8 +132,8 @@ test('both gateways asked at once: the one with the higher address waits for the
   w.take('a', w.a.initiate('gb', 7, w.now));
   w.take('b', w.b.initiate('ga', 7, w.now));
   assert.equal(w.log.b.sent.length, 0, 'B (198.51.100.2) holds back for A (192.0.2.1)');
-  await w.settle();
-  await w.advance(w.now + 2000);
+  w.settle();
+  w.advance(w.now + 2000);
   assert.equal(w.a.status(w.now).length, 1);
   assert.equal(w.b.status(w.now).length, 1);
   assert.deepEqual(w.log.a.removes.concat(w.log.b.removes), []);
@@ -142,7 +142,7 @@ test('both gateways asked at once: the one with the higher address waits for the
   const w2 = await World.make();
   w2.take('b', w2.b.initiate('ga', 7, w2.now));
   assert.equal(w2.log.b.sent.length, 0);
-  await w2.advance(w2.now + 1000);
+  w2.advance(w2.now + 1000);
   assert.equal(w2.events('b', 'child-up').length, 1);
 });
 
@@ -151,8 +151,8 @@ test('simultaneous initiation (no hold-back): both gateways start IKE at once an
     const w = await World.make({ timers: { collisionDelay: 0 } });
     w.take('a', w.a.initiate('gb', 7, w.now));
     w.take('b', w.b.initiate('ga', 7, w.now));
-    await w.settle();
-    await w.advance(w.now + 100);
+    w.settle();
+    w.advance(w.now + 100);
     assert.equal(w.a.status(w.now).filter((s) => s.state === 'established').length, 1, `round ${round}: A has one IKE SA`);
     assert.equal(w.b.status(w.now).filter((s) => s.state === 'established').length, 1, `round ${round}: B has one IKE SA`);
     assert.equal(w.a.status(w.now)[0].spiI, w.b.status(w.now)[0].spiI, 'the same one');
@@ -165,13 +165,13 @@ test('simultaneous initiation (no hold-back): both gateways start IKE at once an
 
 test('permits that end: the SA initiator reauthenticates with the renewed permit before, and the old SA goes; without renewal, the SA ends', async () => {
   const w = await World.make({ timers: { childLifetime: 10 * HOUR, ikeLifetime: 10 * HOUR, dpdDelay: 10 * HOUR } });
-  await w.connect('a');
+  w.connect('a');
   const first = w.current('a')!;
   // The authorities renew both permits (seed 001: before they expire) and deliver them.
   w.peersOfA = [w.entry('a', await permitFor(w.B, w.ga, 'shared', T0, T0 + 3 * HOUR))];
   w.peersOfB = [w.entry('b', await permitFor(w.A, w.gb, 'shared', T0, T0 + 3 * HOUR))];
   w.reset();
-  await w.advance(T0 + HOUR - 60_000);
+  w.advance(T0 + HOUR - 60_000);
   assert.equal(w.events('a', 'ike-up').length, 1, 'a new IKE SA, authenticated with the new permits');
   assert.equal(w.a.status(w.now).length, 1);
   assert.equal(w.b.status(w.now).length, 1);
@@ -181,22 +181,22 @@ test('permits that end: the SA initiator reauthenticates with the renewed permit
   // No renewal this time: past the permit's end (and a grace period) the SA is deleted, and the
   // next attempt is refused.
   w.reset();
-  await w.advance(T0 + 3 * HOUR + 60_000);
+  w.advance(T0 + 3 * HOUR + 60_000);
   assert.ok(w.events('a', 'ike-down').length + w.events('b', 'ike-down').length >= 1);
   assert.deepEqual(w.installed('a'), []);
   w.reset();
-  await w.connect('a');
+  w.connect('a');
   assert.equal(w.events('b', 'auth-failed').length, 1);
   assert.match(w.events('b', 'auth-failed')[0].reason!, /permit-expired/);
 });
 
 test('refresh(): a peer our authority no longer delivers (membership ended, permit withdrawn) is deleted', async () => {
   const w = await World.make();
-  await w.connect('a');
+  w.connect('a');
   w.reset();
   w.peersOfA = [];
   w.take('a', w.a.refresh(w.now));
-  await w.settle();
+  w.settle();
   assert.equal(w.log.a.removes[0]?.last, true);
   assert.equal(w.log.a.removes[0]?.reason, 'peer-withdrawn');
   assert.deepEqual(w.b.status(w.now), []);

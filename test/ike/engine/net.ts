@@ -86,7 +86,7 @@ export class World {
   }
 
   /** Delivers what is on the wire (and what that makes) until it is quiet. */
-  async settle(maxHops = 50): Promise<void> {
+  settle(maxHops = 50): void {
     for (let hops = 0; this.wire.length > 0; hops++) {
       assert.ok(hops < maxHops, 'the exchange does not converge');
       const batch = this.wire;
@@ -95,29 +95,29 @@ export class World {
         const f = this.filter(d);
         if (f === false) continue;
         const side: Side = d.to.address === IP_A ? 'a' : 'b';
-        this.take(side, await this.engine(side).receive(d.from, f === true ? d.bytes : f, this.now, d.to.port));
+        this.take(side, this.engine(side).receive(d.from, f === true ? d.bytes : f, this.now, d.to.port));
       }
     }
   }
 
   /** Moves the clock to `t`, running both engines' timers on the way (at each deadline). */
-  async advance(to: number): Promise<void> {
+  advance(to: number): void {
     for (let guard = 0; guard < 10_000; guard++) {
       const next = Math.min(this.a.nextDeadline(), this.b.nextDeadline());
       if (next > to) break;
       this.now = Math.max(this.now, next);
-      this.take('a', await this.a.tick(this.now));
-      this.take('b', await this.b.tick(this.now));
-      await this.settle();
+      this.take('a', this.a.tick(this.now));
+      this.take('b', this.b.tick(this.now));
+      this.settle();
     }
     this.now = to;
   }
 
-  async connect(from: Side = 'a'): Promise<void> {
+  connect(from: Side = 'a'): void {
     const o = this.take(from, this.engine(from).initiate(from === 'a' ? 'gb' : 'ga', 7, this.now));
-    await this.settle();
+    this.settle();
     // The side with the higher address holds its start back for the peer's (collisionDelay).
-    if (o.send.length === 0 && o.events.length === 0) await this.advance(this.now + 1000);
+    if (o.send.length === 0 && o.events.length === 0) this.advance(this.now + 1000);
   }
 
   events(side: Side, kind?: IkeEvent['event']): IkeEvent[] {

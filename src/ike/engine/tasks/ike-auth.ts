@@ -6,19 +6,18 @@ import { authSignedOctets, idPayloadBody } from '../../crypto/auth.js';
 import { signAuth } from '../../crypto/signature.js';
 import { authenticatePeer, authorizePeer, certificateRequest, checkPermits, idOf, permitForVpn, proofOf } from '../authorize.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
-import type { IkePeer, IkeTimers, LocalIdentity } from '../types.js';
+import type { IkePeer, LocalIdentity } from '../types.js';
+import type { TaskContext } from './task.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
 
-type Random = (n: number) => Uint8Array;
-
-async function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): Promise<{ id: Payload; auth: Payload }> {
+function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): { id: Payload; auth: Payload } {
   const id = idOf(local.certificate);
   const octets = authSignedOctets(sa.suite!.prf, sa.keys!, signer, {
     realMessage: signer === 'initiator' ? sa.initRequest! : sa.initResponse!,
     peerNonce: signer === 'initiator' ? sa.nr! : sa.ni!,
     idBody: idPayloadBody(id.idType, id.data),
   });
-  const auth = await signAuth(local.signer, 'ecdsa-with-SHA256', octets);
+  const auth = signAuth(local.signer, 'ecdsa-with-SHA256', octets);
   return { id: { kind: signer === 'initiator' ? 'IDi' : 'IDr', idType: id.idType, data: id.data }, auth: { kind: 'AUTH', method: AuthMethod.DIGITAL_SIGNATURE, data: auth } };
 }
 
@@ -38,9 +37,10 @@ function proofPayloads(local: LocalIdentity, permit: Uint8Array): Payload[] {
 }
 
 /** Initiator: the inner payloads of the IKE_AUTH request for `sa.peer`. */
-export async function buildAuthRequest(sa: IkeSa, local: LocalIdentity, random: Random): Promise<Payload[]> {
+export function buildAuthRequest(sa: IkeSa, ctx: Pick<TaskContext, 'local' | 'random'>): Payload[] {
+  const { local, random } = ctx;
   const peer = sa.peer!;
-  const { id, auth } = await ownAuth(sa, local, 'initiator');
+  const { id, auth } = ownAuth(sa, local, 'initiator');
   sa.childSpi = newSpi(random);
   sa.state = 'auth-sent';
   return [
@@ -62,7 +62,9 @@ export type AuthAnswer =
  * Responder: identifies the peer among those our authority delivered (by the certificate it sent,
  * pinned), authorises it (AUTH, permit for the VPN), answers with our own proof and the Child SA.
  */
-export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates: IkePeer[], local: LocalIdentity, random: Random, now: number, timers: IkeTimers): Promise<AuthAnswer> {
+export function answerAuthRequest(sa: IkeSa, ctx: TaskContext, inner: Payload[]): AuthAnswer {
+  const { local, random, now, timers } = ctx;
+  const candidates = ctx.peers();
   const fail = (notifyType: number, code: string, reason: string, peer?: string): AuthAnswer => ({ ok: false, code, reason, peer, response: [{ kind: 'N', protocolId: 0, spi: Buffer.alloc(0), notifyType, data: Buffer.alloc(0) }] });
   const proof = proofOf(inner, 'IDi');
   if (!proof) return fail(NotifyType.AUTHENTICATION_FAILED, 'auth-no-id', 'IKE_AUTH without IDi');
@@ -73,7 +75,7 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
   // of the peer's DER is decoded), then let the permits it sent pick the VPN.
   const authenticated = authenticatePeer(proof, mine[0].certificate, peerOctets(sa, 'initiator', proof.id), mine[0].id);
   if (!authenticated.ok) return fail(NotifyType.AUTHENTICATION_FAILED, authenticated.error.code, authenticated.error.message, mine[0].id);
-  const permits = await checkPermits(proof, mine[0].certificate, local.attributeAuthority, now);
+  const permits = checkPermits(proof, mine[0].certificate, local.attributeAuthority, now);
   // One certificate may be a peer in several pairwise VPNs: the permit it sent decides which one
   // this IKE SA is for, and the traffic selectors must then be that VPN's prefixes.
   const tsi = inner.find((p) => p.kind === 'TSi');
@@ -106,7 +108,7 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
   }
   const inboundSpi = newSpi(random);
   const outboundSpi = chosen.proposal.spi.readUInt32BE(0);
-  const { id, auth } = await ownAuth(sa, local, 'responder');
+  const { id, auth } = ownAuth(sa, local, 'responder');
   const child = makeChild(sa, { encr: chosen.encr, inboundSpi, outboundSpi, weInitiated: false, ni: sa.ni!, nr: sa.nr!, now, timers, random });
   return {
     ok: true,
@@ -119,13 +121,14 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
 export type AuthResult = { ok: true; child: ChildSa; permitNotAfter: number } | { ok: false; code: string; reason: string };
 
 /** Initiator: the responder's IKE_AUTH answer: its proof, its permit, the Child SA. */
-export async function processAuthResponse(sa: IkeSa, inner: Payload[], local: LocalIdentity, now: number, timers: IkeTimers, random: Random): Promise<AuthResult> {
+export function processAuthResponse(sa: IkeSa, ctx: Pick<TaskContext, 'local' | 'now' | 'timers' | 'random'>, inner: Payload[]): AuthResult {
+  const { local, now, timers, random } = ctx;
   const refused = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
   if (refused?.kind === 'N') return { ok: false, code: refused.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'peer-refused-auth' : 'peer-refused', reason: `the responder refused with notify ${refused.notifyType}` };
   const peer = sa.peer!;
   const proof = proofOf(inner, 'IDr');
   if (!proof) return { ok: false, code: 'auth-no-id', reason: 'IKE_AUTH response without IDr' };
-  const r = await authorizePeer(proof, peer, peerOctets(sa, 'responder', proof.id), local.attributeAuthority, now);
+  const r = authorizePeer(proof, peer, peerOctets(sa, 'responder', proof.id), local.attributeAuthority, now);
   if (!r.ok) return { ok: false, code: r.error.code, reason: r.error.message };
   const esp = inner.find((p) => p.kind === 'SA');
   if (esp?.kind !== 'SA' || esp.proposals.length !== 1) return { ok: false, code: 'child-no-proposal', reason: 'no ESP SA in the answer' };

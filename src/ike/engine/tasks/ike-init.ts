@@ -25,15 +25,15 @@ import { deriveIkeSaKeys } from '../../crypto/keys.js';
 import { natDetectionHash } from '../../crypto/natd.js';
 import { aeadById, dhGroupById, prfById, type IkeSuite } from '../../crypto/transforms.js';
 import type { IkeSa } from '../ike-sa.js';
+import { certificateRequest } from '../authorize.js';
 import type { Endpoint } from '../types.js';
+import type { TaskContext } from './task.js';
 
 /** What kasane offers and accepts, best first (the same names strongSwan uses). */
 export const IKE_PROPOSALS = ['aes256gcm16-prfsha256-ecp256', 'aes256gcm16-prfsha256-x25519', 'aes128gcm16-prfsha256-ecp256'];
 const NONCE_BYTES = 32;
 /** RFC 7427 hash algorithm identifiers we accept: SHA2-256, SHA2-384, SHA2-512. */
 const HASHES = [2, 3, 4];
-
-type Random = (n: number) => Uint8Array;
 
 export function offeredIke(): Proposal[] {
   return IKE_PROPOSALS.map((p, i) => {
@@ -75,7 +75,8 @@ function natd(sa: IkeSa, local: Endpoint): Payload[] {
 }
 
 /** Initiator: the IKE_SA_INIT request (again with `group` after INVALID_KE_PAYLOAD). */
-export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, group: number = DhGroupIds.ECP_256): Buffer {
+export function buildInitRequest(sa: IkeSa, ctx: Pick<TaskContext, 'endpoint' | 'random'>, group: number = DhGroupIds.ECP_256): Buffer {
+  const random = ctx.random;
   const g = dhGroupById(group);
   if (!g) throw new Error(`DH group ${group} is not implemented`);
   if (sa.dh?.group !== g) sa.dh = dhGenerate(g, random); // a cookie retry keeps its KE
@@ -86,7 +87,7 @@ export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, gro
     { kind: 'SA', proposals: offeredIke() },
     { kind: 'KE', group, data: sa.dh.publicValue },
     { kind: 'Nonce', data: sa.ni },
-    ...natd(sa, local),
+    ...natd(sa, ctx.endpoint),
     notify(NotifyType.FRAGMENTATION_SUPPORTED),
     notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeHashAlgorithms(HASHES)),
   ];
@@ -97,9 +98,12 @@ export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, gro
 
 export type InitAnswer = { ok: true; response: Buffer } | { ok: false; response?: Buffer; reason: string };
 
-/** Responder: chooses a proposal, answers, derives the keys. A refusal may still carry an answer (a notify). */
-/** `certReq`: our CERTREQ payloads (RFC 7296 allows them in the IKE_SA_INIT response). */
-export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[], local: Endpoint, random: Random, certReq: Payload[] = []): InitAnswer {
+/**
+ * Responder: chooses a proposal, answers, derives the keys. A refusal may still carry an answer (a
+ * notify). The answer carries our CERTREQ payloads (RFC 7296 allows them in the IKE_SA_INIT response).
+ */
+export function answerInitRequest(sa: IkeSa, ctx: Pick<TaskContext, 'endpoint' | 'random' | 'local'>, request: Buffer, payloads: Payload[]): InitAnswer {
+  const random = ctx.random;
   const refuse = (type: number, reason: string, data?: Buffer): InitAnswer => ({
     ok: false,
     reason,
@@ -143,8 +147,8 @@ export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[
       { kind: 'SA', proposals: [answer] },
       { kind: 'KE', group: chosen.suite.dh.id, data: sa.dh.publicValue },
       { kind: 'Nonce', data: sa.nr },
-      ...natd(sa, local),
-      ...certReq,
+      ...natd(sa, ctx.endpoint),
+      ...certificateRequest(ctx.local.certificateAuthorities),
       notify(NotifyType.FRAGMENTATION_SUPPORTED),
       notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeHashAlgorithms(HASHES)),
     ],

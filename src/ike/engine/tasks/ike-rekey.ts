@@ -9,8 +9,8 @@ import { deriveRekeyedIkeSaKeys } from '../../crypto/keys.js';
 import { dhGroupById } from '../../crypto/transforms.js';
 import { IkeSa } from '../ike-sa.js';
 import { chosenTransforms, offeredIke, suiteOf } from './ike-init.js';
+import type { TaskContext } from './task.js';
 
-type Random = (n: number) => Uint8Array;
 const NONCE_BYTES = 32;
 
 export interface IkeRekeyState {
@@ -29,7 +29,8 @@ function withSpi(proposals: Proposal[], spi: Buffer): Proposal[] {
   return proposals.map((p) => ({ ...p, spi }));
 }
 
-export function buildIkeRekey(old: IkeSa, random: Random): { inner: Payload[]; state: IkeRekeyState } {
+export function buildIkeRekey(old: IkeSa, ctx: Pick<TaskContext, 'random'>): { inner: Payload[]; state: IkeRekeyState } {
+  const random = ctx.random;
   const group = old.suite?.dh.id ?? DhGroupIds.ECP_256;
   const state: IkeRekeyState = { spi: Buffer.from(random(8)), ni: Buffer.from(random(NONCE_BYTES)), dh: dhGenerate(dhGroupById(group)!, random) };
   return { state, inner: [{ kind: 'SA', proposals: withSpi(offeredIke(), state.spi) }, { kind: 'Nonce', data: state.ni }, { kind: 'KE', group, data: state.dh.publicValue }] };
@@ -51,7 +52,8 @@ function successor(old: IkeSa, role: 'initiator' | 'responder', spiI: Buffer, sp
 
 export type IkeRekeyResult = { ok: true; sa: IkeSa } | { ok: false; code: 'retry-later' | 'failed'; reason: string };
 
-export function processIkeRekeyResponse(old: IkeSa, st: IkeRekeyState, inner: Payload[], now: number): IkeRekeyResult {
+export function processIkeRekeyResponse(old: IkeSa, ctx: Pick<TaskContext, 'now'>, st: IkeRekeyState, inner: Payload[]): IkeRekeyResult {
+  const now = ctx.now;
   if (findNotify(inner, NotifyType.TEMPORARY_FAILURE)) return { ok: false, code: 'retry-later', reason: 'the peer is rekeying this IKE SA itself' };
   const error = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
   if (error?.kind === 'N') return { ok: false, code: 'failed', reason: `refused with notify ${error.notifyType}` };
@@ -76,7 +78,9 @@ export function processIkeRekeyResponse(old: IkeSa, st: IkeRekeyState, inner: Pa
 
 export type IkeRekeyAnswer = { response: Payload[]; sa?: IkeSa; refused?: string };
 
-export function answerIkeRekey(old: IkeSa, inner: Payload[], rekeyInFlight: boolean, random: Random, now: number): IkeRekeyAnswer {
+/** Responder: `rekeyInFlight` says whether our own rekey of this IKE SA is on its way (a collision). */
+export function answerIkeRekey(old: IkeSa, ctx: Pick<TaskContext, 'random' | 'now'>, inner: Payload[], rekeyInFlight: boolean): IkeRekeyAnswer {
+  const { random, now } = ctx;
   const refuse = (type: number, reason: string, data?: Buffer): IkeRekeyAnswer => ({ response: [notify(type, data)], refused: reason });
   if (rekeyInFlight && old.role === 'initiator') return refuse(NotifyType.TEMPORARY_FAILURE, 'both sides rekey the IKE SA; ours wins');
   const saP = inner.find((p) => p.kind === 'SA');
