@@ -52,6 +52,8 @@ export class Change {
         this.audit('directory.change', { scope: 'all', detail: { added: this.directoryAdded, removed: this.directoryRemoved } });
       }
     }
+    // Every replica rebuilds its CRLs when this moves (its TLS layer then refuses the certificate too).
+    if (this.crlChanged) await this.tx.setCrlVersion(this.version);
     if (this.touched.size) await this.tx.touchGateways([...this.touched], this.version);
     if (this.auditRows.length) await this.tx.insertAudit(this.auditRows);
   }

@@ -19,6 +19,7 @@ import {
   type GatewayChanges,
   type GatewayInfo,
   type MemberInfo,
+  type ReplicaView,
   type StatusView,
   type VpnDetail,
   type VpnInfo,
@@ -140,6 +141,9 @@ export class AuthorityClient {
   // --- administrators
   status(): Promise<StatusView> {
     return this.request('GET', '/v1/status');
+  }
+  replicas(): Promise<ReplicaView[]> {
+    return this.request('GET', '/v1/replicas');
   }
   listVpns(): Promise<VpnInfo[]> {
     return this.request('GET', '/v1/vpns');

@@ -48,6 +48,8 @@ export interface AuthorityConfig {
   };
   /** Federation: permit validity (default 1 h) and how often peers exchange (default 10 s). */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Replicas: how long the jobs lease lasts without renewal (default 10 s; a dead holder's jobs move after it). */
+  jobs?: { leaseMs?: number };
 }
 
 export const DEFAULT_ROTATION: RotationConfig = {

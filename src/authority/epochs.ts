@@ -147,8 +147,12 @@ export class Epochs {
     );
   }
 
-  /** Rotates the VPNs whose scheduled rotation is due; returns how many it rotated. */
-  async runDueRotations(): Promise<number> {
+  /**
+   * Rotates the VPNs whose scheduled rotation is due; returns how many it rotated. Each rotation
+   * checks in its transaction that it is still due (another replica may have done it) and passes
+   * `fence` (replicas.ts: this replica still holds the jobs lease), so it happens once.
+   */
+  async runDueRotations(fence?: (tx: StoreOps) => Promise<void>): Promise<number> {
     const due = await this.ctx.store.read((tx) => tx.dueRotations(this.ctx.now()));
     return (
       await this.rotateMany(
@@ -156,6 +160,7 @@ export class Epochs {
         due.map((d) => d.id),
         'scheduled',
         true,
+        fence,
       )
     ).length;
   }
@@ -185,7 +190,7 @@ export class Epochs {
   }
 
   /** Rotates VPNs one transaction each, preparing the next ones' keys while committing. */
-  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean): Promise<Rotated[]> {
+  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean, fence?: (tx: StoreOps) => Promise<void>): Promise<Rotated[]> {
     const AHEAD = 8;
     const prepared: Promise<PreparedRotation | undefined>[] = [];
     const prepare = (k: number): void => {
@@ -197,6 +202,7 @@ export class Epochs {
       const p = await prepared[k];
       prepare(k + AHEAD);
       const r = await this.ctx.change(actor, async (c) => {
+        await fence?.(c.tx);
         const v = await c.tx.getVpnById(ids[k]);
         if (!v || v.mode !== 'group') return undefined;
         // Another replica may have rotated it meanwhile.

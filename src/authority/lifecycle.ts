@@ -2,7 +2,8 @@
 // with its periodic jobs: the only timers of a running authority besides the federation's
 // exchange loop (federation.ts, which also runs a moment after each change) and the change
 // stream's short debounce of other replicas' commits (change-stream.ts).
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
@@ -195,6 +196,8 @@ export interface ServeOptions {
   random?: RandomSource;
   /** Overrides the federation timers (tests): permit validity and the exchange interval with peers. */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Overrides the jobs lease between replicas (tests). */
+  jobs?: { leaseMs?: number };
   /** Test hook: wraps the opened store (e.g. to inject failures). */
   wrapStore?: (store: Store) => Store;
 }
@@ -229,7 +232,15 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     await issueServerCert(ca, { ...config, sans: wanted }, keystore, paths.serverCert, now(), random);
   }
 
-  const opened = await openStore(config, o.dataDir);
+  // SQLite is one process's database: a second `serve` on it is refused (replicas need PostgreSQL).
+  const releaseSqlite = config.database ? () => undefined : lockSqlite(o.dataDir);
+  let opened: Store;
+  try {
+    opened = await openStore(config, o.dataDir);
+  } catch (e) {
+    releaseSqlite();
+    throw e;
+  }
   const store = o.wrapStore ? o.wrapStore(opened) : opened;
   try {
     const state = await store.read((tx) => tx.state());
@@ -256,8 +267,11 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       random,
       now,
       log,
+      jobs: { ...config.jobs, ...o.jobs },
     });
     await service.start();
+    // The first heartbeat: the replica is listed, and takes the jobs lease if nobody holds it.
+    await service.replicas.beat();
     const app = await buildServer(service, tls, log);
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
@@ -266,12 +280,9 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     const sameAsConfigured = listen.host === config.listen.host && listen.port === config.listen.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
-    let stopJobs = (): void => undefined;
-    if (o.schedulerIntervalMs !== 0) {
-      stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
-      service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
-    }
-    log.info({ url: actualUrl, authority: config.name, store: store.kind }, 'authority listening');
+    const stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
+    if (o.schedulerIntervalMs !== 0) service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+    log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs }, 'authority listening');
     let closed = false;
     return {
       url: actualUrl,
@@ -286,11 +297,59 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
         await service.stop();
         await app.close();
         await store.close();
+        releaseSqlite();
       },
     };
   } catch (e) {
     await store.close().catch(() => undefined);
+    releaseSqlite();
     throw e;
+  }
+}
+
+/** Processes of this host serving a SQLite data directory, by lock file: one at a time. */
+const sqliteLocks = new Set<string>();
+
+/**
+ * Takes DATA/serve.lock (the serving process's PID) or refuses: another live process serves this
+ * SQLite database. A lock left by a killed process (its PID is gone) is taken over.
+ */
+function lockSqlite(dataDir: string): () => void {
+  const file = join(dataDir, 'serve.lock');
+  const refuse = (pid: number): never => {
+    throw new Error(
+      `another authority process (PID ${pid}) is serving ${dataDir}: SQLite is a single-process store. ` +
+        'Replicas need PostgreSQL (docs/authority.md, "Running several replicas").',
+    );
+  };
+  if (sqliteLocks.has(file)) refuse(process.pid);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      sqliteLocks.add(file);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        sqliteLocks.delete(file);
+        rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) refuse(pid);
+      rmSync(file, { force: true }); // left behind by a process that is gone
+    }
+  }
+  throw new Error(`cannot take ${file}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -298,6 +357,8 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
 export interface AuthorityJob {
   name: string;
   everyMs: number;
+  /** Runs only while this holds (a cluster-wide job: while this replica holds the jobs lease). */
+  when?: () => boolean;
   run(): Promise<unknown>;
 }
 
@@ -305,12 +366,19 @@ export interface AuthorityJob {
 const CRL_REFRESH_MS = 12 * 3_600_000;
 
 /**
- * The periodic jobs of a running authority, in one place: the scheduled rotations that are due
- * (checked every `rotationCheckMs`) and the CRL refresh.
+ * The periodic jobs of a running authority, in one place: this replica's heartbeat (which also
+ * claims or extends the jobs lease, replicas.ts), the scheduled rotations that are due (checked
+ * every `rotationCheckMs`, 0 = never; cluster-wide: only on the holder of the jobs lease, fenced
+ * by it), and the CRL refresh (every replica re-signs its own). The federation's exchanges and
+ * permit renewals are the other cluster-wide job (federation.ts, its own loop, same lease).
  */
 export function authorityJobs(service: AuthorityService, rotationCheckMs: number): AuthorityJob[] {
+  const replicas = service.replicas;
   return [
-    { name: 'scheduled rotation', everyMs: rotationCheckMs, run: () => service.epochs.runDueRotations() },
+    { name: 'heartbeat', everyMs: replicas.heartbeatMs, run: () => replicas.beat() },
+    ...(rotationCheckMs > 0
+      ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations((tx) => replicas.assertHoldsJobs(tx)) }]
+      : []),
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
   ];
 }
@@ -324,7 +392,7 @@ export function startJobs(jobs: readonly AuthorityJob[], log?: Logger): () => vo
   const timers = jobs.map((job) => {
     let running = false;
     const timer = setInterval(() => {
-      if (running) return;
+      if (running || (job.when && !job.when())) return;
       running = true;
       job
         .run()

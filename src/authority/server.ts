@@ -192,6 +192,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   app.register(async (r) => {
     r.addHook('onRequest', admin);
     r.get('/v1/status', async () => service.status());
+    r.get('/v1/replicas', async () => service.listReplicas());
 
     r.get('/v1/vpns', async () => service.listVpns());
     r.post('/v1/vpns', { schema: { body: s.createVpn } }, async (req: Req<{ Body: { name: string; id?: number; mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } }>, reply: FastifyReply) => {

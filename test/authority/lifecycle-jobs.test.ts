@@ -86,24 +86,30 @@ describe('periodic jobs', () => {
 
 for (const store of await testStores()) {
   describe(`an authority's jobs on ${store.kind}`, { skip: store.skip }, () => {
-    it('are the due rotations and the CRL refresh', () =>
+    it('are the heartbeat, the due rotations (on the holder of the jobs lease) and the CRL refresh', () =>
       withAuthority(store, async ({ service, clock }) => {
         const jobs = authorityJobs(service, 1000);
         assert.deepEqual(
-          jobs.map((j) => [j.name, j.everyMs]),
+          jobs.map((j) => [j.name, j.everyMs, j.when !== undefined]),
           [
-            ['scheduled rotation', 1000],
-            ['CRL refresh', 12 * 3_600_000],
+            ['heartbeat', 2000, false],
+            ['scheduled rotation', 1000, true],
+            ['CRL refresh', 12 * 3_600_000, false],
           ],
         );
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
         clock.now += 3_600_000;
-        assert.equal(await jobs[0].run(), 1);
+        assert.equal(jobs[1].when!(), false, 'not before the heartbeat took the jobs lease');
+        await assert.rejects(jobs[1].run(), { code: 'lease-lost' }, 'and a run without the lease commits nothing');
+        assert.equal((await service.vpns.get('hourly')).currentEpoch, 1);
+        await jobs[0].run();
+        assert.equal(jobs[1].when!(), true);
+        assert.equal(await jobs[1].run(), 1);
         assert.equal((await service.vpns.get('hourly')).currentEpoch, 2);
         const heard: string[] = [];
         service.certificates.onCrlChange((c) => heard.push(c.issuing));
         clock.now += 86_400_000;
-        await jobs[1].run();
+        await jobs[2].run();
         assert.equal(heard.length, 1);
         assert.equal(new x509.X509Crl(heard[0]).nextUpdate?.getTime(), Math.floor(clock.now / 1000) * 1000 + 7 * 86_400_000, 're-signed now, valid a week');
       }));
@@ -112,6 +118,7 @@ for (const store of await testStores()) {
       withAuthority(store, async ({ service, clock }) => {
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
         clock.now += 3_600_000;
+        await service.replicas.beat();
         const stop = startJobs(authorityJobs(service, 10));
         try {
           const deadline = Date.now() + 10_000;
