@@ -113,7 +113,7 @@ export class ChangeStream {
         const left = deadline - this.ctx.now();
         if (!waiter || left <= 0 || signal?.aborted || this.stopping) return unchanged(answer.version);
         const outcome = await waiter.wait(left, signal);
-        if (outcome !== 'notified') return unchanged(answer.version);
+        if (outcome !== 'notified' || this.stopping) return unchanged(answer.version);
       }
     } finally {
       waiter?.cancel();

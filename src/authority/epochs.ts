@@ -80,7 +80,7 @@ export class Epochs {
    * that. Urgent (a member left or was revoked): active at once, previous epochs end after the short
    * urgent grace.
    */
-  async rotateIn(c: Change, vpn: VpnRow, kind: RotationKind, prepared?: PreparedRotation): Promise<{ epoch: number; activeFrom: number }> {
+  async rotateIn(c: Change, vpn: VpnRow, kind: RotationKind, prepared?: PreparedRotation, note?: Record<string, unknown>): Promise<{ epoch: number; activeFrom: number }> {
     const now = c.now;
     const rotation = this.o.rotation;
     const epochs = await c.tx.listEpochs(vpn.id);
@@ -119,7 +119,7 @@ export class Epochs {
     vpn.nextRotationAt = nextRotationAt;
     c.vpnsChanged.add(vpn.id);
     c.touch(members.map((m) => m.name));
-    c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length } });
+    c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length, ...note } });
     return { epoch, activeFrom };
   }
 
@@ -152,7 +152,7 @@ export class Epochs {
    * checks in its transaction that it is still due (another replica may have done it) and passes
    * `fence` (replicas.ts: this replica still holds the jobs lease), so it happens once.
    */
-  async runDueRotations(fence?: (tx: StoreOps) => Promise<void>): Promise<number> {
+  async runDueRotations(o: { fence?: (tx: StoreOps) => Promise<void>; replica?: string } = {}): Promise<number> {
     const due = await this.ctx.store.read((tx) => tx.dueRotations(this.ctx.now()));
     return (
       await this.rotateMany(
@@ -160,7 +160,9 @@ export class Epochs {
         due.map((d) => d.id),
         'scheduled',
         true,
-        fence,
+        o.fence,
+        // Which replica ran it, in the audit log.
+        o.replica ? { replica: o.replica } : undefined,
       )
     ).length;
   }
@@ -190,7 +192,7 @@ export class Epochs {
   }
 
   /** Rotates VPNs one transaction each, preparing the next ones' keys while committing. */
-  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean, fence?: (tx: StoreOps) => Promise<void>): Promise<Rotated[]> {
+  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean, fence?: (tx: StoreOps) => Promise<void>, note?: Record<string, unknown>): Promise<Rotated[]> {
     const AHEAD = 8;
     const prepared: Promise<PreparedRotation | undefined>[] = [];
     const prepare = (k: number): void => {
@@ -207,7 +209,7 @@ export class Epochs {
         if (!v || v.mode !== 'group') return undefined;
         // Another replica may have rotated it meanwhile.
         if (onlyIfDue && (v.nextRotationAt === null || v.nextRotationAt > c.now)) return undefined;
-        return { vpn: v.name, ...(await this.rotateIn(c, v, kind, p)) };
+        return { vpn: v.name, ...(await this.rotateIn(c, v, kind, p, note)) };
       });
       if (r) out.push(r);
     }

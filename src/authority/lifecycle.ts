@@ -2,7 +2,8 @@
 // with its periodic jobs: the only timers of a running authority besides the federation's
 // exchange loop (federation.ts, which also runs a moment after each change) and the change
 // stream's short debounce of other replicas' commits (change-stream.ts).
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -26,6 +27,7 @@ import {
   type AuthorityConfig,
   type RotationConfig,
 } from './config.js';
+import { unwrapGroupKey } from './group-keys.js';
 import { createLogger } from './log.js';
 import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
 import { buildServer } from './server.js';
@@ -147,6 +149,124 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   }
 }
 
+export interface ReplicaOptions {
+  /** The data directory of a running authority (on PostgreSQL) to copy. */
+  from: string;
+  /** The new replica's data directory (must not exist, or be empty). */
+  dataDir: string;
+  /** Where this replica serves (default: the same as the source's). */
+  listen?: { host: string; port: number };
+  /** What gateways and bundles use (default: the source's URL, the service's shared name). */
+  url?: string;
+  /** Extra names/addresses for this replica's TLS certificate (its own host name, say). */
+  sans?: string[];
+  /** The database as this replica reaches it (default: the source's URL). */
+  database?: string;
+  /** Copy DATA/admin.token too (default true), for the CLI on the replica's host. */
+  copyAdminToken?: boolean;
+  now?: number;
+  random?: RandomSource;
+}
+
+export interface ReplicaResult {
+  config: AuthorityConfig;
+  /** Files copied from the source, relative to the data directory. */
+  copied: string[];
+  /** This replica's own files, made here. */
+  made: string[];
+}
+
+/** The files a replica copies: the CA, the attribute authority, the key-encryption key (never in the database). */
+const REPLICA_FILES = ['certs/root-ca.pem', 'certs/issuing-ca.pem', 'certs/attribute-authority.pem'];
+const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK];
+
+/**
+ * Makes the data directory of another replica of the authority in `from` (`kasane authority
+ * replica`): the same configuration (name, database, timers; this replica's listen address, URL
+ * and names), the same CA certificates and keys, attribute authority and key-encryption key
+ * (copied file to file, mode 0600: they are never put into the database), and a TLS server key and
+ * certificate of its own, issued by the issuing CA for its names. Replicas need PostgreSQL; the
+ * database must already hold this authority, and the key-encryption key must open its keys.
+ */
+export async function createReplica(o: ReplicaOptions): Promise<ReplicaResult> {
+  const source = readConfig(o.from);
+  if (!source.database) {
+    throw new Error(
+      `${o.from} keeps its state in SQLite (authority.db), which serves one process: replicas need PostgreSQL. ` +
+        'Create the authority with --database postgres://… to run several replicas.',
+    );
+  }
+  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) throw new Error(`${o.dataDir} exists and is not empty`);
+  const created = !existsSync(o.dataDir);
+  try {
+    return await makeReplica(o, source);
+  } catch (e) {
+    // Half a replica (keys copied, no configuration) must not stay behind.
+    if (created) rmSync(o.dataDir, { recursive: true, force: true });
+    else for (const f of readdirSync(o.dataDir)) rmSync(join(o.dataDir, f), { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<ReplicaResult> {
+  const now = o.now ?? Date.now();
+  const random = o.random ?? systemRandom;
+  const from = dataPaths(o.from);
+  const to = dataPaths(o.dataDir);
+  const listen = o.listen ?? source.listen;
+  const sans = [...new Set([...defaultSans(listen.host, [...source.sans, ...(o.sans ?? [])])])];
+  const url = o.url ?? source.url;
+  const urlHost = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (!sans.includes(urlHost)) sans.push(urlHost);
+  const config: AuthorityConfig = { ...source, listen, url, sans, database: o.database ?? source.database };
+
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(o.dataDir, 0o700);
+  mkdirSync(to.certs, { recursive: true, mode: 0o755 });
+  const keystore = new FileKeystore(to.keystore);
+  keystore.ensure();
+  const copied: string[] = [];
+  for (const f of REPLICA_FILES) {
+    if (!existsSync(join(o.from, f))) continue;
+    writeFileSync(join(o.dataDir, f), readFileSync(join(o.from, f)));
+    copied.push(f);
+  }
+  const sourceKeys = new FileKeystore(from.keystore);
+  for (const k of REPLICA_KEYS) {
+    if (!sourceKeys.has(k)) continue;
+    keystore.write(k, sourceKeys.read(k));
+    copied.push(`keystore/${k}`);
+  }
+  if (o.copyAdminToken !== false && existsSync(from.adminToken)) {
+    writeFileSync(to.adminToken, readFileSync(from.adminToken), { mode: 0o600 });
+    chmodSync(to.adminToken, 0o600);
+    copied.push('admin.token');
+  }
+  const ca = await loadCa(o.dataDir);
+  await issueServerCert(ca, config, keystore, to.serverCert, now, random);
+
+  // The database must be this authority's, and the key-encryption key the one its keys are under.
+  const store = await openStore(config, o.dataDir);
+  try {
+    const { state, epoch } = await store.read(async (tx) => {
+      const vpn = (await tx.listVpns()).find((v) => v.mode === 'group');
+      return { state: await tx.state(), epoch: vpn ? (await tx.listEpochs(vpn.id))[0] : undefined };
+    });
+    if (state.authority !== config.name) throw new Error(`the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`);
+    if (epoch) {
+      try {
+        unwrapGroupKey(keystore.readSecret(KEY_KEK), epoch.vpnId, epoch.epoch, epoch.wrappedKey);
+      } catch {
+        throw new Error(`the key-encryption key copied from ${o.from} does not open this database's group keys: is it the same authority?`);
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  writeConfig(o.dataDir, config);
+  return { config, copied, made: ['authority.json', 'keystore/server.key', 'certs/server.pem'] };
+}
+
 async function issueServerCert(ca: AuthorityCa, config: AuthorityConfig, keystore: FileKeystore, certPath: string, now: number, random: RandomSource): Promise<void> {
   const keys = await generateKeyPair();
   const cert = await issueServerCertificate({ issuing: ca.issuing, authority: config.name, publicKey: keys.publicKey, sans: config.sans, now, random });
@@ -242,6 +362,7 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     throw e;
   }
   const store = o.wrapStore ? o.wrapStore(opened) : opened;
+  let started: { app: FastifyInstance; service: AuthorityService } | undefined;
   try {
     const state = await store.read((tx) => tx.state());
     if (state.authority !== config.name) {
@@ -270,9 +391,8 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       jobs: { ...config.jobs, ...o.jobs },
     });
     await service.start();
-    // The first heartbeat: the replica is listed, and takes the jobs lease if nobody holds it.
-    await service.replicas.beat();
     const app = await buildServer(service, tls, log);
+    started = { app, service };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
@@ -280,6 +400,11 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     const sameAsConfigured = listen.host === config.listen.host && listen.port === config.listen.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
+    // The replicas' listing shows where this one listens (the advertised URL may be the service's shared name).
+    const ownUrl = listen.host === '0.0.0.0' || listen.host === '::' ? `https://${hostname()}:${port}` : urlFor(listen.host, port);
+    service.replicas.ownUrl = () => ownUrl;
+    // The first heartbeat: the replica is listed, and takes the jobs lease if nobody holds it.
+    await service.replicas.beat();
     const stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
     if (o.schedulerIntervalMs !== 0) service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
     log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs }, 'authority listening');
@@ -301,6 +426,10 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       },
     };
   } catch (e) {
+    if (started) {
+      await started.service.stop().catch(() => undefined);
+      await started.app.close().catch(() => undefined);
+    }
     await store.close().catch(() => undefined);
     releaseSqlite();
     throw e;
@@ -377,7 +506,7 @@ export function authorityJobs(service: AuthorityService, rotationCheckMs: number
   return [
     { name: 'heartbeat', everyMs: replicas.heartbeatMs, run: () => replicas.beat() },
     ...(rotationCheckMs > 0
-      ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations((tx) => replicas.assertHoldsJobs(tx)) }]
+      ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations({ fence: (tx) => replicas.assertHoldsJobs(tx), replica: replicas.id }) }]
       : []),
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
   ];

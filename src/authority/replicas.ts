@@ -57,6 +57,9 @@ export class Replicas {
     this.startedAt = ctx.now();
   }
 
+  /** Where this replica itself can be reached (its listen address), for the listing; default: the advertised URL. */
+  ownUrl: (() => string) | undefined;
+
   get leaseMs(): number {
     return this.o.leaseMs;
   }
@@ -83,7 +86,7 @@ export class Replicas {
       const lease = await tx.claimLease(JOBS_LEASE, this.id, this.o.leaseMs);
       const now = await tx.clock();
       const state = await tx.state();
-      await tx.putReplica({ id: this.id, url: this.ctx.identity().url, host: hostname(), pid: process.pid, startedAt: this.startedAt, seenAt: now, waiting: this.o.waiting(), version: state.version });
+      await tx.putReplica({ id: this.id, url: this.ownUrl?.() ?? this.ctx.identity().url, host: hostname(), pid: process.pid, startedAt: this.startedAt, seenAt: now, waiting: this.o.waiting(), version: state.version });
       if (this.beats++ % 100 === 0) await tx.pruneReplicas(now - FORGET_AFTER_MS);
       return lease;
     });

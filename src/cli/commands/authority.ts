@@ -96,6 +96,53 @@ export function registerAuthority(program: Command): void {
       await running.close();
     });
 
+  authority
+    .command('replica')
+    .description('make the data directory of another replica of a PostgreSQL authority, from the first one\'s')
+    .requiredOption('--from <dir>', "the data directory of the authority to replicate (made by `authority init --database postgres://…`)")
+    .requiredOption('--data <dir>', 'the new replica\'s data directory (must not exist, or be empty)')
+    .option('--listen <host:port>', 'where this replica serves (default: the same as the source)', listenArg)
+    .option('--url <url>', "URL put into bundles (default: the source's, the service's shared name)")
+    .option('--san <name>', "extra DNS name or IP for this replica's TLS certificate, e.g. its own host name (repeatable)", collect, [] as string[])
+    .option('--database <url>', 'the database as this replica reaches it (default: the source\'s; several hosts: host1,host2 with target_session_attrs=read-write)')
+    .option('--no-token-file', 'do not copy DATA/admin.token')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nCopies authority.json, the CA certificates and keys, the attribute authority and the key-encryption key\n' +
+        '(file to file, mode 0600; keys are never put into the database), and makes a TLS server key and certificate\n' +
+        'of the replica\'s own. Checks that the database holds this authority and that the key-encryption key opens its\n' +
+        'keys. To place a replica on another host, make it into a private directory and copy that over SSH (see\n' +
+        'docs/authority.md, "Running several replicas"), then run `kasane authority serve --data DIR` there.',
+    )
+    .action(async (o: { from: string; data: string; listen?: { host: string; port: number }; url?: string; san: string[]; database?: string; tokenFile: boolean; json?: boolean }) => {
+      const { createReplica } = await import('../../authority/lifecycle.js');
+      const r = await createReplica({ from: o.from, dataDir: o.data, listen: o.listen, url: o.url, sans: o.san, database: o.database, copyAdminToken: o.tokenFile });
+      if (o.json) return printJson({ dataDir: o.data, authority: r.config.name, listen: r.config.listen, url: r.config.url, sans: r.config.sans, copied: r.copied, made: r.made });
+      printFields([
+        ['authority', r.config.name],
+        ['data directory', o.data],
+        ['listen', `${r.config.listen.host}:${r.config.listen.port}`],
+        ['url', r.config.url],
+        ['TLS names', r.config.sans.join(', ')],
+        ['copied', r.copied.join(', ')],
+        ['made', r.made.join(', ')],
+      ]);
+      out(`\nStart it with: kasane authority serve --data ${o.data}\nThe keystore holds the CA keys: keep the directory as safe as the first one's.\n`);
+    });
+
+  withConnection(authority.command('replicas').description('list the authority processes over this database (replicas): URL, last heartbeat, which runs the jobs')).action(
+    async (o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const list = await c.replicas();
+        if (o.json) return printJson(list);
+        printTable(
+          ['REPLICA', 'URL', 'STARTED', 'LAST SEEN', 'STATE', 'JOBS', 'GATEWAYS', 'VERSION'],
+          list.map((r) => [r.id + (r.self ? ' (answered)' : ''), r.url, time(r.startedAt), time(r.lastSeen), r.alive ? 'running' : 'gone', r.runsJobs ? 'yes' : '', r.waitingGateways, r.version]),
+        );
+      }),
+  );
+
   withConnection(authority.command('status').description('show the authority: version, store, counts of VPNs and gateways')).action(async (o: ConnectionOptions) =>
     withClient(o, async (c) => {
       const s = await c.status();
