@@ -488,7 +488,8 @@ export class Federation {
     if (this.stopped || this.kicked || this.h.active?.() === false) return;
     this.kicked = setTimeout(() => {
       this.kicked = undefined;
-      void this.syncAll();
+      // A round that fails (the database is away) is logged; the next round tries again.
+      this.syncAll().catch((e: unknown) => this.h.log?.warn({ err: (e as Error).message }, 'federation round failed'));
     }, delayMs);
     this.kicked.unref();
   }

@@ -157,7 +157,17 @@ export class PostgresStore implements Store {
         throw unavailable(e, false);
       }
       try {
-        return { client: await pools[kind].connect(), pools };
+        const client = await pools[kind].connect();
+        // A server that goes away while the client is checked out: the query in flight fails; this
+        // keeps the client's 'error' event from going unheard (which would end the process).
+        const onError = (): void => this.suspect(pools);
+        client.on('error', onError);
+        const release = client.release.bind(client);
+        client.release = (err?: Error | boolean) => {
+          client.off('error', onError);
+          release(err);
+        };
+        return { client, pools };
       } catch (e) {
         this.suspect(pools);
         if (attempt >= 1 || !isConnectionError(e)) throw isConnectionError(e) ? unavailable(e, false) : e;
