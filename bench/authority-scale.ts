@@ -123,7 +123,9 @@ function memory(pid: number): { rss: number; hwm: number } {
 
 async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
   const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/main.ts'))}); process.exitCode = await m.main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
+  // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
+  const extra = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--input-type=module', '-e', script, 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -277,7 +279,7 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
           }
           if (marker && markerSeen[i] === undefined && c.delivery.protectedPrefixes.includes(marker)) {
             markerSeen[i] = Date.now();
-            if (++markerCount === markerWanted) markerAll();
+            if (i % replicas === replicas - 1 && ++markerCount === markerWanted) markerAll();
           }
         }
         since = c.version;

@@ -41,7 +41,7 @@ export class Change {
   }
 
   async flush(): Promise<void> {
-    for (const id of this.vpnsChanged) await this.tx.updateVpn(id, { changedVersion: this.version });
+    if (this.vpnsChanged.size) await this.tx.setVpnsChanged([...this.vpnsChanged], this.version);
     // A directory change concerns every gateway: they compare their cursor with the directory's
     // version at read time, so no per-gateway row is written for it.
     if (this.directoryChanged) {

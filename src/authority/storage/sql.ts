@@ -162,6 +162,10 @@ export class SqlOps implements StoreOps {
     return this.update('vpns', VPN, 'id', id, patch);
   }
 
+  async setVpnsChanged(ids: readonly number[], version: number): Promise<void> {
+    for (const part of chunks([...new Set(ids)])) await this.db.run(`UPDATE vpns SET changed_version = ? WHERE id IN (${placeholders(part.length)})`, [version, ...part]);
+  }
+
   async deleteVpn(id: number): Promise<void> {
     await this.db.run('DELETE FROM sealed_keys WHERE vpn_id = ?', [id]);
     await this.db.run('DELETE FROM spis WHERE vpn_id = ?', [id]);
@@ -284,6 +288,19 @@ export class SqlOps implements StoreOps {
     return rows;
   }
 
+  async listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
+    const rows = await this.inChunks(vpnIds, (part) =>
+      this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
+        `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
+                g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
+           FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id IN (${placeholders(part.length)}) ORDER BY m.vpn_id, m.gateway, m.prefix`,
+        part,
+      ),
+    );
+    for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
+    return rows;
+  }
+
   insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void> {
     return this.insert('member_prefixes', MEMBER, rows);
   }
@@ -325,6 +342,20 @@ export class SqlOps implements StoreOps {
 
   insertEpoch(row: EpochRow): Promise<void> {
     return this.insert('key_epochs', EPOCH, [row]);
+  }
+
+  insertEpochs(rows: readonly EpochRow[]): Promise<void> {
+    return this.insert('key_epochs', EPOCH, rows);
+  }
+
+  async listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]> {
+    const rows = await this.inChunks(vpnIds, (part) => this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, epoch`, part));
+    for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
+    return rows;
+  }
+
+  async capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void> {
+    for (const part of chunks([...new Set(vpnIds)])) await this.db.run(`UPDATE key_epochs SET expires_at = ? WHERE vpn_id IN (${placeholders(part.length)}) AND expires_at > ?`, [end, ...part, end]);
   }
 
   async listEpochs(vpnId: number): Promise<EpochRow[]> {

@@ -144,6 +144,8 @@ export interface StoreOps {
 
   insertVpn(row: VpnRow): Promise<void>;
   updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void>;
+  /** Marks these VPNs changed at `version` (what a member receives of them changed). */
+  setVpnsChanged(ids: readonly number[], version: number): Promise<void>;
   /** Deletes the VPN with its memberships, epochs, sealed keys and SPIs. */
   deleteVpn(id: number): Promise<void>;
   getVpnByName(name: string): Promise<VpnRow | undefined>;
@@ -172,6 +174,8 @@ export interface StoreOps {
   listMemberPrefixesOf(gateways: readonly string[]): Promise<MemberPrefixRow[]>;
   /** A VPN's membership rows joined with their gateways (one query). */
   listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
+  /** The same for several VPNs (one query per 200). */
+  listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
   insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void>;
   deleteMemberPrefixes(vpnId: number, gateway: string, prefixes?: readonly string[]): Promise<void>;
   /** How many memberships and directory entries list exactly this prefix. */
@@ -184,7 +188,11 @@ export interface StoreOps {
   deleteDirectory(prefix: string): Promise<boolean>;
 
   insertEpoch(row: EpochRow): Promise<void>;
+  insertEpochs(rows: readonly EpochRow[]): Promise<void>;
   listEpochs(vpnId: number): Promise<EpochRow[]>;
+  listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]>;
+  /** Every epoch of these VPNs that ends after `end` ends at `end` instead (the previous epochs at a rotation). */
+  capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void>;
   setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void>;
   deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void>;
 
