@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's built-in runner (TypeScript through tsx).
-// Node 20's --test does not expand globs, so the files are listed here.
+// The files are listed here rather than left to --test's own globbing: one list, the same on
+// every supported node, filtered by the arguments.
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';

@@ -43,13 +43,22 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 APT="$WORK/apt"
 mkdir -p "$APT/sources.list.d" "$APT/lists/partial" "$APT/cache/archives/partial"
+# deb-src twins of the system's sources, in both formats apt reads: deb822 stanzas
+# (sources.list.d/*.sources) and one-line entries (sources.list, sources.list.d/*.list; a stock
+# Debian 12 has only the one-line /etc/apt/sources.list).
 shopt -s nullglob
-sources=(/etc/apt/sources.list.d/*.sources)
-[ ${#sources[@]} -gt 0 ] || die "no deb822 sources in /etc/apt/sources.list.d to derive deb-src entries from"
-for f in "${sources[@]}"; do sed 's/^Types:.*/Types: deb-src/' "$f" >"$APT/sources.list.d/$(basename "$f")"; done
+for f in /etc/apt/sources.list.d/*.sources; do sed 's/^Types:.*/Types: deb-src/' "$f" >"$APT/sources.list.d/$(basename "$f")"; done
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+  if [ -f "$f" ]; then sed -n 's/^[[:space:]]*deb\([[:space:]]\)/deb-src\1/p' "$f"; fi
+done >"$APT/sources.list.d/one-line-deb-src.list"
+[ -s "$APT/sources.list.d/one-line-deb-src.list" ] || rm "$APT/sources.list.d/one-line-deb-src.list"
+derived=("$APT"/sources.list.d/*)
+[ ${#derived[@]} -gt 0 ] || die "no apt sources (deb lines in /etc/apt/sources.list or sources.list.d/*.list, or deb822 sources.list.d/*.sources) to derive deb-src entries from"
 APT_OPTS=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$APT/sources.list.d" -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o "APT::Sandbox::User=root")
 say "fetching the Debian source of strongswan $VERSION"
-apt-get "${APT_OPTS[@]}" update -qq >/dev/null
+# A source without a deb-src twin on its server (a third-party repository) is an error for
+# `update` but no obstacle to fetching strongSwan's source from Debian.
+apt-get "${APT_OPTS[@]}" update -qq >/dev/null 2>"$WORK/update.log" || say "apt-get update (deb-src): $(tail -1 "$WORK/update.log")"
 # The plugin is built from the upstream tarball, which every Debian revision of one upstream
 # version shares. A mirror may lack the exact revision's source (a security update's files can be
 # missing there); any revision of the same upstream version then gives the same tarball.

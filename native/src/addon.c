@@ -3,11 +3,15 @@
  * from JavaScript on this machine (see /work/shared/design/dataplane.md); JavaScript keeps every
  * decision and calls in here only to install state, read counters and handle punted packets. */
 #define NAPI_VERSION 8
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "esp.h"
 #include "executor.h"
@@ -256,16 +260,18 @@ static napi_value remove_rx(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_rx(ex, spi) == 1);
 }
 
-/* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer] for a forward. */
+/* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer, count] for a forward
+ * (count > 1: bytes holds that many IPv4 packets back to back, see exec_note). */
 static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   if (v < V_FORWARD_PLAIN) return number(env, v);
   napi_value arr, bytes, seq, sender;
   void *copy;
-  if (napi_create_array_with_length(env, 6, &arr) != napi_ok ||
+  if (napi_create_array_with_length(env, 7, &arr) != napi_ok ||
       napi_create_buffer_copy(env, note->out_len, note->out, &copy, &bytes) != napi_ok)
     return throw_last(env);
   napi_set_element(env, arr, 0, number(env, v));
   napi_set_element(env, arr, 1, bytes);
+  napi_set_element(env, arr, 6, number(env, note->count));
   if (v != V_FORWARD_PLAIN) {
     napi_create_bigint_uint64(env, note->seq, &seq);
     napi_set_element(env, arr, 2, number(env, note->vpn));
@@ -279,17 +285,19 @@ static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   return arr;
 }
 
-/* process(ex, side, packet, now): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
+/* process(ex, side, packet, now, recheck?): a drop/punt code, or [code, bytes, vpn, spi, seq, sender] */
 static napi_value process(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   executor *ex;
   uint32_t side;
   uint8_t *data;
   size_t len;
   double now;
+  bool recheck = false;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &side) || !arg_bytes(env, argv[2], &data, &len) ||
       !arg_double(env, argv[3], &now))
     return NULL;
+  if (napi_get_value_bool(env, argv[4], &recheck) != napi_ok) return throw_msg(env, "recheck must be a boolean");
   if (side > 1) return throw_msg(env, "side must be 0 (inside) or 1 (outside)");
   /* The caller's bytes are never modified: work on a copy (this is not the fast path). */
   uint8_t *buf = malloc(2 * len + EXEC_OUT_EXTRA + 2);
@@ -297,7 +305,7 @@ static napi_value process(napi_env env, napi_callback_info info) {
   uint8_t *pkt = buf, *out = buf + len + 1;
   if (len) memcpy(pkt, data, len);
   exec_note note;
-  int v = exec_process(ex, (int)side, pkt, len, now, out, &note);
+  int v = exec_process(ex, (int)side, pkt, len, now, out, &note, recheck ? EXEC_RECHECK : 0);
   napi_value res = verdict_value(env, v, &note);
   free(buf);
   return res;
@@ -765,6 +773,17 @@ static napi_value datapath_write(napi_env env, napi_callback_info info) {
   return number(env, dp_write(h->dp, (int)side, data, len));
 }
 
+/* datapathSendLocal(h, packet): 0 or -errno (see dp_send_local) */
+static napi_value datapath_send_local(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  dp_handle *h;
+  uint8_t *data;
+  size_t len;
+  if (!arg_handle(env, argv[0], &h) || !arg_bytes(env, argv[1], &data, &len)) return NULL;
+  if (h->closed) return number(env, -EBADF);
+  return number(env, dp_send_local(h->dp, data, len));
+}
+
 /* datapathSendUdp(h, dstAddr (4 bytes), dstPort, payload, df: 0 kernel's choice | 1 set | 2 clear): 0 or -errno */
 static napi_value datapath_send_udp(napi_env env, napi_callback_info info) {
   ARGS(5);
@@ -971,6 +990,27 @@ static napi_value esp_bench(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* kernelPathMtu(addr (4 bytes)): the kernel's path MTU toward addr (the route's, lowered by ICMP
+ * "fragmentation needed" the kernel received about this host's own packets there), or -errno.
+ * Read through a UDP socket connected to it (IP_MTU): no packet is sent. */
+static napi_value kernel_path_mtu(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *addr;
+  if (!arg_fixed_bytes(env, argv[0], 4, &addr)) return NULL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return number(env, -errno);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(4500);
+  memcpy(&to.sin_addr, addr, 4);
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  int r = connect(fd, (struct sockaddr *)&to, sizeof to) == 0 && getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 ? mtu : -errno;
+  close(fd);
+  return number(env, r);
+}
+
 /* nowMs(): the clock the datapath stamps last-used times with (CLOCK_REALTIME, as Date.now()). */
 static napi_value now_ms_js(napi_env env, napi_callback_info info) {
   (void)info;
@@ -1002,6 +1042,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tunnelRxStats", NULL, tunnel_rx_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathOpen", NULL, datapath_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathWrite", NULL, datapath_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"datapathSendLocal", NULL, datapath_send_local, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathStats", NULL, datapath_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathSendUdp", NULL, datapath_send_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"datapathClose", NULL, datapath_close, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1010,6 +1051,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nowMs", NULL, now_ms_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"kernelPathMtu", NULL, kernel_path_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

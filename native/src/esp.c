@@ -49,7 +49,13 @@ static void make_nonce(const aead *a, const uint8_t *iv, uint8_t nonce[12]) {
 
 size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
                 uint8_t *out) {
+  return esp_seal2(a, spi, seq, payload, plen, NULL, 0, nh, out);
+}
+
+size_t esp_seal2(aead *a, uint32_t spi, uint64_t seq, const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2,
+                 uint8_t nh, uint8_t *out) {
   EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
+  size_t plen = l1 + l2;
   size_t pad = (4 - (plen + 2) % 4) % 4;
   uint8_t trailer[5];
   uint8_t aad[12];
@@ -72,7 +78,8 @@ size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, siz
   uint8_t *ct = out + ESP_HDR_LEN;
   if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return 0;
   if (EVP_EncryptUpdate(c, NULL, &n, aad, 12) != 1) return 0;
-  if (plen && EVP_EncryptUpdate(c, ct, &n, payload, (int)plen) != 1) return 0;
+  if (l1 && EVP_EncryptUpdate(c, ct, &n, p1, (int)l1) != 1) return 0;
+  if (l2 && EVP_EncryptUpdate(c, ct + l1, &n, p2, (int)l2) != 1) return 0;
   if (EVP_EncryptUpdate(c, ct + plen, &n, trailer, (int)(pad + 2)) != 1) return 0;
   if (EVP_EncryptFinal_ex(c, ct + ctlen, &n) != 1) return 0;
   if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, ESP_ICV_LEN, ct + ctlen) != 1) return 0;

@@ -36,6 +36,11 @@ static inline size_t esp_sealed_len(size_t plen) {
 size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
                 uint8_t *out);
 
+/* The same, with the payload in two parts (an IP header, then data): the carried form of a
+ * fragment built without a copy. Neither part may overlap out. */
+size_t esp_seal2(aead *a, uint32_t spi, uint64_t seq, const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2,
+                 uint8_t nh, uint8_t *out);
+
 /* Header checks that need no key. Returns 0 and sets spi/seq, or -1 when malformed: shorter than
  * header + 4 bytes of ciphertext + ICV, ciphertext not a multiple of 4, sequence 0, or the IV's low
  * 32 bits differing from the header's sequence number. */

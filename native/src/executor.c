@@ -599,19 +599,106 @@ static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
   }
 }
 
+static int64_t clamp_limit(int64_t v) { return v < 0 ? 0 : v > 65535 ? 65535 : v; }
+
+/* Options whose copy flag is clear become NOPs (what non-first fragments carry, RFC 791). */
+static void nop_uncopied_options(uint8_t *h, size_t ihl) {
+  for (size_t i = 20; i < ihl;) {
+    uint8_t type = h[i];
+    if (type == 0) return;
+    if (type == 1) {
+      i++;
+      continue;
+    }
+    size_t olen = i + 1 < ihl ? h[i + 1] : 0;
+    if (olen < 2 || i + olen > ihl) return;
+    if (!(type & 0x80)) memset(h + i, 1, olen);
+    i += olen;
+  }
+}
+
+/* The carried form (docs/executor.md): the whole inner packet under ESP (next header 4) behind a
+ * 20-byte outer header with DF; a packet larger than the path is fragmented first (RFC 791), each
+ * fragment in its own ESP packet, written back to back at out. */
+static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t len, const ipv4_info *ip,
+                           uint8_t *out, exec_note *note) {
+  size_t ihl = ip->ihl, tot = ip->tot, data = tot - ihl;
+  int fragment = (ip->frag & (IP_MF | IP_OFFMASK)) != 0;
+  int64_t limit = r->mtu >= 0 && r->mtu < 65535 ? r->mtu : 65535;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !fragment && tot >= ihl + 20)
+    clamp_mss(pkt + ihl, data, (uint16_t)clamp_limit(r->mtu - CARRIED_OVERHEAD_MAX - 40));
+  size_t piece = data, n = 1;
+  if (20 + esp_sealed_len(tot) > (uint64_t)limit) {
+    /* A fragment that says DF cannot be split further. */
+    int64_t room = limit - CARRIED_OVERHEAD_MAX - (int64_t)ihl;
+    if ((ip->frag & IP_DF) || room < 8) return C_PUNT_TOO_BIG;
+    piece = (size_t)(room / 8 * 8);
+    n = (data + piece - 1) / piece;
+    if (n > EXEC_MAX_FRAGMENTS) return C_PUNT_TOO_BIG;
+  }
+  if (tx->next_seq + (n - 1) < tx->next_seq) return C_DROP_NO_SA; /* the 64-bit space would wrap */
+  uint8_t later[60];
+  memcpy(later, pkt, ihl);
+  nop_uncopied_options(later, ihl);
+  uint16_t frag = ip->frag;
+  size_t base = (size_t)(frag & IP_OFFMASK) * 8;
+  uint64_t first = tx->next_seq;
+  size_t pos = 0;
+  for (size_t i = 0, at = 0; i < n; i++, at += piece) {
+    size_t dl = data - at < piece ? data - at : piece;
+    uint8_t h[60];
+    memcpy(h, i == 0 ? pkt : later, ihl);
+    if (n > 1) {
+      int more = at + dl < data || (frag & IP_MF);
+      wr16(h + 2, (uint16_t)(ihl + dl));
+      wr16(h + 6, (uint16_t)((frag & IP_DF) | (more ? IP_MF : 0) | ((base + at) / 8)));
+      ipv4_set_checksum(h, ihl);
+    }
+    uint8_t *o = out + pos;
+    size_t el = esp_seal2(&tx->a, tx->spi, tx->next_seq, h, ihl, pkt + ihl + at, dl, 4, o + 20);
+    if (el == 0) return C_DROP_NO_SA;
+    tx->next_seq++;
+    memset(o, 0, 20);
+    o[0] = 0x45;
+    o[1] = pkt[1];
+    wr16(o + 2, (uint16_t)(20 + el));
+    o[4] = pkt[4];
+    o[5] = pkt[5];
+    o[6] = 0x40; /* DF: nothing of ours is fragmented on the way */
+    o[8] = pkt[8];
+    o[9] = IPPROTO_ESP_;
+    memcpy(o + 12, pkt + 12, 8);
+    ipv4_set_checksum(o, 20);
+    pos += 20 + el;
+  }
+  note->out = out;
+  note->out_len = pos;
+  note->count = (uint32_t)n;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = first;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  if (n > 1) ex->counters[C_ENCRYPT_FRAGMENTS] += n;
+  return V_FORWARD_ENCRYPT;
+}
+
 static int encrypt_out(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
                        exec_note *note) {
   uint8_t k[4];
-  if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
   u32_key(k, r->vpn);
   txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
   if (!tx || tx->next_seq == 0) return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
+  /* Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read as
+   * the carried form's. */
+  if (!(ip->frag & IP_DF) || (ip->frag & (IP_MF | IP_OFFMASK)) || ip->proto == 4)
+    return encrypt_carried(ex, r, tx, pkt, len, ip, out, note);
   size_t plen = ip->tot - ip->ihl;
   size_t outlen = ip->ihl + esp_sealed_len(plen);
   /* The MTU test counts the buffer as given (as the reference does) plus the ESP overhead. */
   size_t grown = len + (esp_sealed_len(plen) - plen);
-  /* Over 65535 bytes no IPv4 packet can carry it, DF or not (grown >= outlen). */
-  if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu && (ip->frag & IP_DF))) return C_PUNT_TOO_BIG;
+  /* Over 65535 bytes no IPv4 packet can carry it (grown >= outlen). */
+  if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
   if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20) {
     int64_t limit = r->mtu - ESP_OVERHEAD_MAX - 40;
     clamp_mss(pkt + ip->ihl, plen, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
@@ -641,6 +728,8 @@ static int decrypt_in(executor *ex, rule *r, const uint8_t *pkt, size_t len, con
   size_t plen;
   uint8_t nh;
   if (ip->proto != IPPROTO_ESP_) return C_DROP_UNSOLICITED_PLAIN;
+  /* Our ESP always leaves with DF (the carried form): a fragment of ESP cannot be opened. */
+  if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
   const uint8_t *esp = pkt + ip->ihl;
   size_t elen = ip->tot - ip->ihl;
   if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
@@ -652,12 +741,25 @@ static int decrypt_in(executor *ex, rule *r, const uint8_t *pkt, size_t len, con
   if (!replay_ok(rx, seq)) return C_DROP_REPLAY;
   if (esp_open(&rx->a, esp, elen, out + ip->ihl, &plen, &nh) != 0) return C_DROP_AUTH_FAILED;
   replay_accept(rx, seq);
-  memcpy(out, pkt, ip->ihl);
-  out[9] = nh;
-  wr16(out + 2, (uint16_t)(ip->ihl + plen));
-  ipv4_set_checksum(out, ip->ihl);
+  if (nh == 4) {
+    /* Carried form: the whole inner packet, for this path only (a member may not smuggle packets
+     * for other terminals); it goes on with the outer TOS and TTL, as the transport form does. */
+    ipv4_info in;
+    uint8_t *inner = out + ip->ihl;
+    if (parse_ipv4(inner, plen, &in) != 0 || in.tot != plen || memcmp(inner + 12, pkt + 12, 8) != 0) return C_DROP_MALFORMED;
+    memmove(out, inner, plen);
+    out[1] = pkt[1];
+    out[8] = pkt[8];
+    ipv4_set_checksum(out, in.ihl);
+    note->out_len = plen;
+  } else {
+    memcpy(out, pkt, ip->ihl);
+    out[9] = nh;
+    wr16(out + 2, (uint16_t)(ip->ihl + plen));
+    ipv4_set_checksum(out, ip->ihl);
+    note->out_len = ip->ihl + plen;
+  }
   note->out = out;
-  note->out_len = ip->ihl + plen;
   note->vpn = rx->vpn;
   note->spi = spi;
   note->seq = seq;
@@ -790,6 +892,7 @@ static int udp_locked(executor *ex, const uint8_t src[4], uint16_t sport, const 
 
 int exec_process_udp(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *payload, size_t len,
                      double now, uint8_t *out, exec_note *note) {
+  note->count = 1;
   pthread_mutex_lock(&ex->lock);
   int v = udp_locked(ex, src, sport, payload, len, now, out, note);
   if (v < C_COUNT) ex->counters[v]++;
@@ -872,10 +975,13 @@ static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, doub
   }
 }
 
-int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note) {
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note,
+                 int flags) {
+  note->count = 1;
   pthread_mutex_lock(&ex->lock);
   int v = process_locked(ex, side, pkt, len, now, out, note);
-  if (v < C_COUNT) ex->counters[v]++;
+  int repunt = (flags & EXEC_RECHECK) && v >= V_FIRST_PUNT && v <= V_LAST_PUNT;
+  if (v < C_COUNT && !repunt) ex->counters[v]++;
   pthread_mutex_unlock(&ex->lock);
   return v;
 }

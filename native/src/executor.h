@@ -46,6 +46,7 @@ enum {
   C_TUNNEL_ENCRYPT_BYTES,
   C_TUNNEL_DECRYPT_PACKETS,
   C_TUNNEL_DECRYPT_BYTES,
+  C_ENCRYPT_FRAGMENTS, /* ESP packets that carry a fragment the executor made (no DF, larger than the path) */
   C_COUNT
 };
 #define V_FIRST_PUNT C_PUNT_SEARCH
@@ -61,8 +62,14 @@ enum {
 /* Largest growth in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header and IV (16) + padding (3)
  * + pad length and next header (2) + ICV (16). */
 #define TUNNEL_OVERHEAD_MAX 65
-/* Room the caller's out buffer needs beyond the input length (tunnel mode grows the most). */
-#define EXEC_OUT_EXTRA TUNNEL_OVERHEAD_MAX
+/* Group ESP, carried form (no DF, or a fragment): outer IPv4 (20) + ESP_OVERHEAD_MAX (37) around
+ * the whole inner packet; a packet larger than the path is fragmented first, into at most
+ * EXEC_MAX_FRAGMENTS ESP packets. */
+#define CARRIED_OVERHEAD_MAX 57
+#define EXEC_MAX_FRAGMENTS 64
+/* Room the caller's out buffer needs beyond the input length: the most fragments, each with the
+ * carried overhead and a copy of the inner header (at most 60 bytes). */
+#define EXEC_OUT_EXTRA (EXEC_MAX_FRAGMENTS * (CARRIED_OVERHEAD_MAX + 60))
 #define TUNNEL_HDR_LEN 28 /* outer IPv4 (20) + UDP (8) */
 #define TUNNEL_WINDOW_MAX 4096
 
@@ -71,6 +78,9 @@ enum {
 typedef struct {
   const uint8_t *out; /* forwarded packet: the input itself (plain) or the caller's out buffer */
   size_t out_len;
+  /* Packets at out, back to back (each IPv4, its total length tells where the next begins): more
+   * than 1 when a packet without DF was fragmented before group encryption (seq: the first's). */
+  uint32_t count;
   uint32_t vpn, spi;
   uint64_t seq;
   char sender[ID_NAME_MAX + 1]; /* decrypt: the SA's sender; tunnel: the SA's peer */
@@ -126,8 +136,12 @@ int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double out[TUNNEL_TX_STATS]
 int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double out[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]);
 
 /* Processes one packet. pkt may be modified in place (MSS clamping). out must hold len +
- * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index. */
-int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note);
+ * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index.
+ * flags: EXEC_RECHECK when the packet was punted before and its punt counted (the core runs it
+ * again after the datapath punted it): a punt now is not counted a second time. */
+#define EXEC_RECHECK 1
+int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note,
+                 int flags);
 
 /* For a GSO super-packet: if its path rule is plain, counts it as `segments` packets of `bytes` in
  * total and returns 1 (forward it whole); otherwise counts nothing and returns 0 (segment it and

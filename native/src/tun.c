@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@
 
 #define READ_BURST 64
 #define FRAME_MAX (VNET_HDR_LEN + 65536)
-#define OUT_MAX (VNET_HDR_LEN + 65536 + 64)
+#define OUT_MAX (VNET_HDR_LEN + 65536 + EXEC_OUT_EXTRA)
 #define UDP_RX_BURST 64
 #define UDP_RX_BUF 65536
 
@@ -64,6 +66,7 @@ struct datapath {
   punt_submit_fn submit;
   void *submit_ctx;
   int options;
+  int rawfd; /* for dp_send_local, opened on first use */
   udp_sock *us;
   dp_queue uq; /* the tunnel port's reader */
   uint8_t *urbuf;
@@ -94,6 +97,7 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
     return NULL;
   }
   dp->wfd[0] = dp->wfd[1] = -1;
+  dp->rawfd = -1;
   dp->ex = ex;
   exec_retain(ex);
   dp->batches = batches;
@@ -315,11 +319,37 @@ static void flush_out(dp_queue *q) {
   }
 }
 
+/* One packet to the TUN, with its own (zero) vnet header: for packets back to back in a buffer. */
+static void write_packet(dp_queue *q, const uint8_t *pkt, size_t len) {
+  uint8_t hdr[VNET_HDR_LEN] = {0};
+  struct iovec iov[2] = {{hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
+  ssize_t w;
+  do w = writev(q->fd, iov, 2);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) {
+    stat_add(q->dp, DP_TX_ERRORS, 1);
+  } else {
+    stat_add(q->dp, DP_TX_PACKETS, 1);
+    stat_add(q->dp, DP_TX_BYTES, len);
+  }
+}
+
 /* pkt has VNET_HDR_LEN writable bytes before it. */
 static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   exec_note note;
-  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note);
-  if (v >= V_FORWARD_PLAIN) {
+  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
+  if (v == V_FORWARD_ENCRYPT && note.count > 1) {
+    /* A packet without DF fragmented before encryption: its ESP packets, in order. */
+    uint8_t *out = (uint8_t *)note.out, *end = out + note.out_len;
+    for (uint32_t i = 0; i < note.count && end - out >= 20; i++) {
+      size_t n = rd16(out + 2);
+      if (q->eg)
+        egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+      else
+        write_packet(q, out, n);
+      out += n;
+    }
+  } else if (v >= V_FORWARD_PLAIN) {
     uint8_t *out = (uint8_t *)note.out;
     if (v == V_FORWARD_ENCRYPT && q->eg) {
       egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
@@ -588,6 +618,25 @@ int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len) {
   return 0;
 }
 
+int dp_send_local(datapath *dp, const uint8_t *pkt, size_t len) {
+  if (len < 20 || (pkt[0] >> 4) != 4 || rd16(pkt + 2) != len) return -EINVAL;
+  if (dp->rawfd < 0) {
+    /* IPPROTO_RAW implies IP_HDRINCL: the packet goes out as given, routed by its destination. */
+    dp->rawfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (dp->rawfd < 0) return -errno;
+  }
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  memcpy(&to.sin_addr, pkt + 16, 4);
+  ssize_t w;
+  do w = sendto(dp->rawfd, pkt, len, 0, (struct sockaddr *)&to, sizeof to);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) return -errno;
+  stat_add(dp, DP_TX_LOCAL, 1);
+  return 0;
+}
+
 void dp_stop(datapath *dp) {
   uint64_t one = 1;
   if (write(dp->stopfd, &one, sizeof one) < 0) { /* the eventfd cannot overflow from one write */
@@ -636,6 +685,7 @@ void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
 
 void dp_free(datapath *dp) {
   dp_stop(dp);
+  if (dp->rawfd >= 0) close(dp->rawfd);
   close(dp->stopfd);
   pthread_mutex_destroy(&dp->pool_lock);
   exec_release(dp->ex);

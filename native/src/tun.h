@@ -53,6 +53,7 @@ enum {
   DP_UDP_TX, /* datagrams sent on the tunnel port (tunnel ESP and IKE) */
   DP_UDP_TX_BYTES,
   DP_UDP_TX_ERRORS, /* refused by the socket, or tunnel ESP without a tunnel socket */
+  DP_TX_LOCAL,      /* packets of the gateway's own sent by dp_send_local (ICMP errors) */
   DP_STAT_COUNT
 };
 
@@ -76,6 +77,10 @@ int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, si
 int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df);
 /* Injects one packet into the TUN device of `side` (no offloads). 0 or -errno. */
 int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len);
+/* Sends one packet of the gateway's own (its source is a local address, e.g. an ICMP error to a
+ * terminal) as locally originated, through a raw socket: a TUN write of it would be a martian to
+ * the kernel (a local source arriving on an interface) and dropped. 0 or -errno. */
+int dp_send_local(datapath *dp, const uint8_t *pkt, size_t len);
 /* Stops and joins the reader threads (they flush their last punts first) and closes the fds. */
 void dp_stop(datapath *dp);
 void dp_release_batch(datapath *dp, punt_batch *b);

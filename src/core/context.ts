@@ -2,9 +2,10 @@
 // configuration, the key ring, the key table, the executor, timers, and the action sink of the
 // event being handled. The gateway core (gateway-core.ts) implements it.
 import type { Ip, Prefix } from './addr.js';
-import type { Executor } from './executor.js';
+import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
+import type { EspFragNeeded } from './pmtu.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
 import type { TimerQueue } from './timer-queue.js';
 import type { GatewayId } from './types.js';
@@ -14,6 +15,7 @@ export interface ResolvedConfig {
   address: Ip;
   attached: Prefix[];
   allowPlain: Prefix[];
+  /** The path MTU toward other gateways now (GatewayCore.setPathMtu changes it). */
   pathMtu: number;
   timers: GatewayTimers;
   limits: GatewayLimits;
@@ -29,6 +31,7 @@ export const DEFAULT_TIMERS: GatewayTimers = {
   negativeTtl: 10_000,
   sweepInterval: 1000,
   ikeTimeout: 30_000,
+  pathMtuTimeout: 600_000,
 };
 
 export const DEFAULT_LIMITS: GatewayLimits = {
@@ -48,11 +51,20 @@ export interface CoreContext {
   readonly timers: TimerQueue<string>;
   random(n: number): Uint8Array;
   count(name: string, n?: number): void;
-  emit(bytes: Uint8Array, note: EmitNote): void;
+  /** An action to send bytes; `origin` is the received packet they were made from (see CoreAction). */
+  emit(bytes: Uint8Array, note: EmitNote, origin?: Uint8Array): void;
   drop(reason: string, bytes: Uint8Array): void;
   trace(event: TraceEvent): void;
   /** Installs (or refreshes) an entry in the table and the executor; flushes buffered packets of the path. */
   install(entry: KeyTableEntry, now: number): void;
+  /**
+   * Runs a packet through the executor and carries out its verdict: forwards are emitted, drops
+   * counted and reported; a punt is returned for the caller to decide. `recheck` for a packet that
+   * was punted once already (its punt is counted, see Executor.process).
+   */
+  execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined;
+  /** An ICMP "fragmentation needed" about ESP a protected terminal of ours sent (src/core/pmtu.ts). */
+  onEspFragNeeded(f: EspFragNeeded, packet: Uint8Array, now: number): void;
   /** Removes an entry from the table and the executor. */
   remove(local: Ip, remote: Ip): void;
   isAttached(terminal: Ip): boolean;

@@ -101,7 +101,12 @@ export type DropReason =
   | 'tunnel-dummy';
 
 export type Verdict =
-  | { kind: 'forward'; bytes: Uint8Array; note: ForwardNote }
+  /**
+   * `more`: the packets after `bytes` when one packet became several (group encryption of a packet
+   * larger than the path without DF: each fragment in its own ESP packet, sequence numbers from
+   * note.seq on). Whoever sends a forward verdict sends all of them, in order.
+   */
+  | { kind: 'forward'; bytes: Uint8Array; note: ForwardNote; more?: Uint8Array[] }
   | { kind: 'drop'; reason: DropReason }
   | { kind: 'punt'; reason: PuntReason };
 
@@ -120,14 +125,27 @@ export interface Executor {
   removeTxSa(vpnId: VpnId): void;
   installRxSa(rx: RxSa): void;
   removeRxSa(spi: Spi): void;
-  /** One packet from one side. `now` is the injected clock in ms. */
-  process(from: Side, packet: Uint8Array, now: number): Verdict;
+  /**
+   * One packet from one side. `now` is the injected clock in ms. `recheck`: this packet was punted
+   * already (by the datapath's executor, or by an earlier call of the core) and its punt counted;
+   * the core runs it again because the table may have changed since. A punt verdict now is not
+   * counted a second time (one packet, one count); forwards and drops are counted as usual.
+   */
+  process(from: Side, packet: Uint8Array, now: number, recheck?: boolean): Verdict;
   pathStats(local: Ip, remote: Ip): PathStats | undefined;
   /** The next sequence number the sending SA of a VPN will use (for persisting a high-water mark). */
   txNextSeq(vpnId: VpnId): bigint | undefined;
   /** Drop and punt counters by reason, plus packets/bytes encrypted and decrypted. */
   counters(): Record<string, number>;
 }
+
+/**
+ * Largest growth of a packet in the carried form of group ESP (no DF, or a fragment): the outer
+ * IPv4 header (20) in front of the whole inner packet, plus ESP_OVERHEAD_MAX (37).
+ */
+export const CARRIED_OVERHEAD_MAX = 57;
+/** A packet without DF is fragmented into at most this many ESP packets; beyond, it is punted 'too-big'. */
+export const MAX_FRAGMENTS = 64;
 
 // ---- Tunnel mode: the data plane of pairwise VPNs' IKE Child SAs (docs/executor.md) ----------
 

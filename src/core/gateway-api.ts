@@ -25,6 +25,8 @@ export interface GatewayTimers {
   sweepInterval: number;
   /** Pairwise VPNs: how long a path waits for IKE to make its Child SA before it fails (ms). */
   ikeTimeout: number;
+  /** A path MTU learned from ICMP about our ESP is forgotten after this long, and tried larger (ms; RFC 1191: 10 min). */
+  pathMtuTimeout: number;
 }
 
 export interface GatewayLimits {
@@ -35,7 +37,12 @@ export interface GatewayLimits {
   pendingTotal: number;
   /** Bytes buffered in total over all pending paths. */
   pendingBytes: number;
-  /** Searches this gateway relays or originates at once (state kept per transaction). */
+  /**
+   * Searches this gateway originates at once, and searches it relays at once: each kind is bounded
+   * by this (state kept per transaction). At the bound a new search of its own is refused (its
+   * first packet dropped, `drop.search-limit`; the next packet of the path tries again) and a new
+   * relayed one evicts the oldest relayed (`search.evicted`).
+   */
   maxSearchesInFlight: number;
 }
 
@@ -50,7 +57,11 @@ export interface GatewayConfig {
   attached: Prefix[];
   /** Remote prefixes that protected local terminals may reach in plain (default: none). */
   allowPlain?: Prefix[];
-  /** MTU of the path between gateways (default 1500). */
+  /**
+   * MTU of the path between gateways: the largest packet its outside may carry (default 1500). The
+   * gateway daemon passes the smallest MTU of its outside interfaces (or a configured value below
+   * it); smaller MTUs further along are learned from ICMP (src/core/pmtu.ts).
+   */
   pathMtu?: number;
   timers?: Partial<GatewayTimers>;
   limits?: Partial<GatewayLimits>;
@@ -73,7 +84,13 @@ export interface TraceEvent {
 }
 
 export type CoreAction =
-  | { type: 'emit'; bytes: Uint8Array; note: EmitNote }
+  /**
+   * `origin`: the packet this one was made from, exactly as the core received it (the event's
+   * packet, or one it buffered and flushes now); one packet may give several (fragments). Absent for
+   * packets the core makes itself (search requests, ICMP errors). Observers (the simulator) follow
+   * one packet across gateways by it; the wire never sees it.
+   */
+  | { type: 'emit'; bytes: Uint8Array; note: EmitNote; origin?: Uint8Array }
   | { type: 'drop'; reason: string; bytes: Uint8Array }
   | { type: 'trace'; event: TraceEvent }
   /**
@@ -94,6 +111,8 @@ export interface PathView {
   /** Layers of this path as the search paired them, outermost first, e.g. [{vpnId, a, b}]. */
   layers?: { vpnId: VpnId; gateways: [GatewayId, GatewayId] }[];
   reason?: string;
+  /** encrypt: the largest packet this gateway sends on the path after its own encryption. */
+  mtu?: number;
   installedAt: number;
   lastUsed: number;
   expiresAt: number;

@@ -4,12 +4,13 @@
 // out installed key-table entries; everything it punts is decided here.
 import type { Ip } from './addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
-import type { Executor, Side } from './executor.js';
+import type { Executor, PathRule, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
 import { onInsideMiss, onInsidePending, onInsideTooBig } from './inside.js';
 import { KeyRing } from './key-ring.js';
 import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from './key-table.js';
 import { onOutsideMiss } from './outside.js';
+import { PMTU_MIN, PMTU_SEQ_WINDOW, type EspFragNeeded } from './pmtu.js';
 import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
@@ -56,6 +57,10 @@ export class GatewayCore implements CoreContext {
   private readonly childSas = new Map<string, Spi>();
   /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
   private readonly awaitingIke = new Map<string, Set<string>>();
+  /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
+  private readonly learnedMtu = new Map<string, number>();
+  /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address (it gets the ICMP about ESP in UDP). */
+  private readonly tunnelMtu = new Map<GatewayId, number>();
 
   constructor(opts: GatewayCoreOptions) {
     const c = opts.config;
@@ -84,12 +89,17 @@ export class GatewayCore implements CoreContext {
 
   // ---- events -------------------------------------------------------------------------------
 
-  onPacket(from: Side, bytes: Uint8Array, now: number): CoreAction[] {
+  /**
+   * A packet from one side. `punted`: the datapath's own executor ran it already and punted it
+   * (its punt is counted there); it runs again here because the table may have changed since, and
+   * is not counted twice.
+   */
+  onPacket(from: Side, bytes: Uint8Array, now: number, punted = false): CoreAction[] {
     return this.run(() => {
-      const v = this.executor.process(from, bytes, now);
-      if (v.kind === 'forward') return this.emit(v.bytes, v.note);
-      if (v.kind === 'drop') return this.drop(v.reason, bytes);
-      switch (v.reason) {
+      const reason = this.execute(from, bytes, now, punted);
+      switch (reason) {
+        case undefined:
+          return;
         case 'search':
           return this.onSearch(from, bytes, now);
         case 'miss':
@@ -116,6 +126,12 @@ export class GatewayCore implements CoreContext {
           this.timers.set('sweep', now + this.config.timers.sweepInterval);
         } else if (key === 'epoch') {
           this.syncSas(now);
+        } else if (key.startsWith('pmtu:')) {
+          // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
+          const k = key.slice(5);
+          this.learnedMtu.delete(k);
+          this.count('pmtu.expired');
+          this.refreshMtu((e) => pmtuKey(e) === k);
         } else if (key.startsWith('ike:')) {
           const [peer, vpnId] = splitChildKey(key.slice(4));
           this.failWaiting(peer, vpnId, 'ike-timeout', now);
@@ -123,6 +139,36 @@ export class GatewayCore implements CoreContext {
           this.relay.onTimer(key, now);
         }
       }
+    });
+  }
+
+  /**
+   * The path MTU toward other gateways changed (the daemon watches its outside interfaces): every
+   * encrypting path takes it at once, as the limit for its packets and the MSS it clamps.
+   */
+  setPathMtu(mtu: number, now: number): CoreAction[] {
+    return this.run(() => {
+      if (mtu === this.config.pathMtu) return;
+      this.trace({ event: 'path-mtu', kind: 'config', detail: { from: this.config.pathMtu, to: mtu } });
+      this.config.pathMtu = mtu;
+      this.refreshMtu(() => true);
+      void now;
+    });
+  }
+
+  /**
+   * Pairwise VPNs: the path MTU toward `peer`'s tunnel address as this host's kernel knows it. ESP in
+   * UDP leaves from the gateway's own address, so routers' ICMP about it reaches the kernel, which
+   * lowers its route's MTU; the daemon reads that back (undefined: forget it) and the paths on
+   * Child SAs with that peer take it, so their terminals get "fragmentation needed" in time.
+   */
+  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined, now: number): CoreAction[] {
+    return this.run(() => {
+      if (this.tunnelMtu.get(peer) === mtu) return;
+      if (mtu === undefined) this.tunnelMtu.delete(peer);
+      else this.tunnelMtu.set(peer, mtu);
+      this.refreshMtu((e) => e.childSpi !== undefined && e.peer === peer);
+      void now;
     });
   }
 
@@ -197,6 +243,7 @@ export class GatewayCore implements CoreContext {
         peer: e.peer,
         layers: e.layers,
         reason: e.reason,
+        mtu: e.action === 'encrypt' ? e.mtu : undefined,
         installedAt: e.installedAt,
         lastUsed: Math.max(e.lastUsed, s?.lastUsed ?? 0),
         expiresAt: e.expiresAt,
@@ -221,6 +268,8 @@ export class GatewayCore implements CoreContext {
     out['pending.packets'] = this.pending.totalPacketCount;
     out['search.originating'] = this.originator.size;
     out['search.relaying'] = this.relay.size;
+    out['pmtu.path'] = this.config.pathMtu;
+    out['pmtu.learned-peers'] = this.learnedMtu.size;
     return out;
   }
 
@@ -234,8 +283,8 @@ export class GatewayCore implements CoreContext {
     this.counters.set(name, (this.counters.get(name) ?? 0) + n);
   }
 
-  emit(bytes: Uint8Array, note: EmitNote): void {
-    this.out.push({ type: 'emit', bytes, note });
+  emit(bytes: Uint8Array, note: EmitNote, origin?: Uint8Array): void {
+    this.out.push(origin === undefined ? { type: 'emit', bytes, note } : { type: 'emit', bytes, note, origin });
   }
 
   drop(reason: string, bytes: Uint8Array): void {
@@ -254,6 +303,7 @@ export class GatewayCore implements CoreContext {
       if (spi === undefined) return this.awaitIke(entry, now);
       entry = { ...entry, childSpi: spi };
     }
+    if (entry.action === 'encrypt') entry = { ...entry, mtu: this.pathLimit(entry) };
     const evicted = this.table.set(entry);
     if (evicted) {
       this.executor.removePath(evicted.local, evicted.remote);
@@ -261,7 +311,7 @@ export class GatewayCore implements CoreContext {
       this.originator.cancel(evicted.local, evicted.remote);
       this.count('table.evicted');
     }
-    this.executor.installPath({ local: entry.local, remote: entry.remote, action: entry.action, vpnId: entry.vpnId, peer: entry.peer, mtu: entry.mtu, ...(entry.childSpi !== undefined ? { tunnel: { spi: entry.childSpi } } : {}) });
+    this.executor.installPath(ruleOf(entry));
     if (entry.action === 'pending') return;
     // A settled path: stop our own search if one runs (simultaneous searches converge), then flush.
     if (this.originator.cancel(entry.local, entry.remote)) {
@@ -272,11 +322,10 @@ export class GatewayCore implements CoreContext {
     if (buffered.length === 0) return;
     this.trace({ event: 'flush', kind: 'data', step: 11, detail: { local: entry.local, remote: entry.remote, packets: buffered.length, action: entry.action } });
     for (const p of buffered) {
-      const v = this.executor.process('inside', p, now);
-      if (v.kind === 'forward') this.emit(v.bytes, v.note);
-      else if (v.kind === 'drop') this.drop(v.reason, p);
-      else if (v.reason === 'too-big') onInsideTooBig(this, p);
-      else this.drop(`flush-${v.reason}`, p);
+      // Buffered packets were punted once already (miss or pending): their punt is counted.
+      const punt = this.execute('inside', p, now, true);
+      if (punt === 'too-big') onInsideTooBig(this, p);
+      else if (punt !== undefined) this.drop(`flush-${punt}`, p);
     }
   }
 
@@ -317,6 +366,36 @@ export class GatewayCore implements CoreContext {
     }
   }
 
+  execute(from: Side, packet: Uint8Array, now: number, recheck: boolean): PuntReason | undefined {
+    const v = this.executor.process(from, packet, now, recheck);
+    if (v.kind === 'forward') {
+      this.emit(v.bytes, v.note, packet);
+      for (const more of v.more ?? []) this.emit(more, v.note, packet);
+    }
+    else if (v.kind === 'drop') this.drop(v.reason, packet);
+    else return v.reason;
+    return undefined;
+  }
+
+  onEspFragNeeded(f: EspFragNeeded, packet: Uint8Array, now: number): void {
+    // Only about ESP we sent, recently: our current sending SA for the path's VPN, and a sequence
+    // number among the last we used. Anything else could shrink a path for nothing.
+    const e = this.table.get(f.local, f.remote);
+    const tx = e?.action === 'encrypt' && e.childSpi === undefined && e.vpnId !== undefined ? this.ring.txSa(e.vpnId, now) : undefined;
+    const next = tx ? this.executor.txNextSeq(e!.vpnId!) : undefined;
+    const age = next !== undefined ? (Number(next & 0xffffffffn) - f.seqLow) >>> 0 : 0;
+    if (!e || !tx || tx.spi !== f.spi || age === 0 || age > PMTU_SEQ_WINDOW) return this.drop('pmtu-unverified', packet);
+    this.count('pmtu.icmp');
+    const mtu = Math.max(PMTU_MIN, f.mtu);
+    if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
+    const key = pmtuKey(e);
+    this.learnedMtu.set(key, mtu);
+    this.timers.set('pmtu:' + key, now + this.config.timers.pathMtuTimeout);
+    this.count('pmtu.learned');
+    this.trace({ event: 'pmtu-learned', kind: 'data', detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } } });
+    this.refreshMtu((x) => pmtuKey(x) === key);
+  }
+
   remove(local: Ip, remote: Ip): void {
     const e = this.table.delete(local, remote);
     this.executor.removePath(local, remote);
@@ -350,6 +429,24 @@ export class GatewayCore implements CoreContext {
     if (p.value.icmpType === 0 && this.originator.owns(p.value.msg)) return this.originator.onReply(p.value, from, bytes, now);
     if (p.value.icmpType === 8) return this.relay.onRequest(p.value, from, bytes, now);
     this.relay.onReply(p.value, bytes, now);
+  }
+
+  /** The largest packet a path may send after our encryption: the path MTU less what outer layers add, or less if learned. */
+  private pathLimit(e: KeyTableEntry): number {
+    const base = this.config.pathMtu - (e.mtuReserve ?? 0);
+    const learned = e.childSpi !== undefined && !e.mtuReserve ? this.tunnelMtu.get(e.peer!) : this.learnedMtu.get(pmtuKey(e));
+    return learned === undefined ? base : Math.min(base, learned);
+  }
+
+  /** Gives the encrypting paths chosen their current limit (executor included). */
+  private refreshMtu(which: (e: KeyTableEntry) => boolean): void {
+    for (const e of this.table.values()) {
+      if (e.action !== 'encrypt' || !which(e)) continue;
+      const mtu = this.pathLimit(e);
+      if (mtu === e.mtu) continue;
+      e.mtu = mtu;
+      this.executor.installPath(ruleOf(e));
+    }
   }
 
   private dropBuffered(local: Ip, remote: Ip, reason: string): void {
@@ -413,6 +510,13 @@ export class GatewayCore implements CoreContext {
 }
 
 const childKey = (peer: GatewayId, vpnId: VpnId) => `${vpnId}/${peer}`;
+/** The executor's rule for a key-table entry. */
+function ruleOf(e: KeyTableEntry): PathRule {
+  return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
+}
+
+/** Paths toward one peer with the same outer layering on our side share the WAN path: one estimate. */
+const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}`;
 function splitChildKey(k: string): [GatewayId, VpnId] {
   const slash = k.indexOf('/');
   return [k.slice(slash + 1), Number(k.slice(0, slash))];

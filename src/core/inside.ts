@@ -7,7 +7,7 @@ import { ipv4Dst, ipv4Src } from './packet/ipv4.js';
 import { buildIcmpFragNeeded, icmpErrorAllowed } from './packet/icmp.js';
 import { ESP_OVERHEAD_MAX } from '../crypto/esp.js';
 import type { SearchOriginator } from './search/originator.js';
-import { TUNNEL_OVERHEAD_MAX } from './search/decide.js';
+import { UDP_ESP_TUNNEL_OVERHEAD_MAX } from './executor.js';
 
 export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packet: Uint8Array, now: number): void {
   const local = ipv4Src(packet);
@@ -18,11 +18,13 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
       { local, remote, action: 'plain', layers: [], reason: 'unprotected', installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
       now,
     );
-    const v = ctx.executor.process('inside', packet, now);
-    if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-    else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+    const punt = ctx.execute('inside', packet, now, true);
+    if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
   }
+  // Searches this gateway originates are bounded like those it relays. At the bound the packet is
+  // dropped (counted) and no entry is made: a later packet of the path searches once there is room.
+  if (!searches.has(local, remote) && searches.full()) return ctx.drop('search-limit', packet);
   // Steps 1–2: no entry; buffer and search.
   ctx.install(
     { local, remote, action: 'pending', layers: [], reason: 'searching', installedAt: now, lastUsed: now, expiresAt: Number.MAX_SAFE_INTEGER },
@@ -46,7 +48,7 @@ function bufferPacket(ctx: CoreContext, key: string, packet: Uint8Array): void {
 export function onInsideTooBig(ctx: CoreContext, packet: Uint8Array): void {
   const rule = ctx.table.get(ipv4Src(packet), ipv4Dst(packet));
   // rule.mtu is the largest packet after our own encryption: take off what our layer adds.
-  const overhead = rule?.vpnId !== undefined && ctx.ring.vpn(rule.vpnId)?.mode === 'pairwise' ? TUNNEL_OVERHEAD_MAX : ESP_OVERHEAD_MAX;
+  const overhead = rule?.vpnId !== undefined && ctx.ring.vpn(rule.vpnId)?.mode === 'pairwise' ? UDP_ESP_TUNNEL_OVERHEAD_MAX : ESP_OVERHEAD_MAX;
   const mtu = Math.min(rule?.mtu ?? ctx.config.pathMtu, 0xffff) - overhead;
   // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error, a non-first fragment, or a broadcast.
   if (icmpErrorAllowed(packet)) ctx.emit(buildIcmpFragNeeded(packet, mtu, ctx.config.address), { op: 'icmp-error', type: 3, code: 4 });

@@ -16,6 +16,13 @@ export interface KeyTableEntry {
   action: PathAction;
   vpnId?: VpnId;
   peer?: GatewayId;
+  /**
+   * encrypt: bytes the layers outside ours add on our side (37 per outer group layer; a pairwise
+   * VPN's tunnel mode adds its extra). The core sets `mtu` from it: the path MTU minus this,
+   * or what ICMP from the path taught about that peer if smaller (src/core/pmtu.ts).
+   */
+  mtuReserve?: number;
+  /** encrypt: the largest packet this gateway may send on the path after its own encryption. */
   mtu?: number;
   /** Every layer the search paired on this path, outermost first. */
   layers?: Layer[];

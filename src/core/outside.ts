@@ -1,7 +1,9 @@
 // Packets from the outside (the WAN) that the executor could not settle by itself: ESP for a path
-// without an entry (we may have aged it out before the sender did), and plaintext to our terminals.
+// without an entry (we may have aged it out before the sender did, or it is not for our terminals
+// at all and passes through), and plaintext to our terminals.
 import type { CoreContext } from './context.js';
-import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ESP } from './packet/ipv4.js';
+import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
+import { parseEspFragNeeded } from './pmtu.js';
 import { espPeek } from '../crypto/esp.js';
 
 export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number): void {
@@ -13,15 +15,19 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     const peek = ip.ok ? espPeek(ip.value.payload) : undefined;
     if (!peek || !peek.ok) return ctx.drop('malformed', packet);
     const sa = ctx.ring.rxSa(peek.value.spi);
-    if (!sa) {
-      // Not ours: either another layer's ESP for a terminal we do not protect, or unknown.
-      if (ctx.ring.coveringVpns(local).length === 0) return forwardPlain(ctx, packet, now, 'unprotected');
-      return ctx.drop('unknown-spi', packet);
+    const covering = ctx.ring.coveringVpns(local);
+    // Is it for one of our terminals? Only if we put the destination into the SA's VPN. A bump in
+    // the wire relays, untouched, whatever is not for its terminals: another layer's ESP, or ESP
+    // of a VPN we belong to for other prefixes (a hub on the path between two other members),
+    // exactly as it relays their search messages. It does not know every SPI to tell them apart.
+    if (!sa || !covering.includes(sa.vpnId)) {
+      if (covering.length === 0) return forwardPlain(ctx, packet, now, 'unprotected');
+      // A terminal we protect, in other VPNs only: no layer of that VPN ends beyond us, so this
+      // ESP has no business there (an outer layer would have come first).
+      return ctx.drop(sa ? 'membership' : 'unknown-spi', packet);
     }
-    // The receive-side check: the sender must put the source terminal into this VPN, and we the destination.
-    if (!ctx.ring.memberCovers(sa.vpnId, sa.sender, remote) || !ctx.ring.coveringVpns(local).includes(sa.vpnId)) {
-      return ctx.drop('membership', packet);
-    }
+    // The receive-side check: the sender must put the source terminal into this VPN (we put the destination).
+    if (!ctx.ring.memberCovers(sa.vpnId, sa.sender, remote)) return ctx.drop('membership', packet);
     ctx.install(
       {
         local,
@@ -29,7 +35,7 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
         action: 'encrypt',
         vpnId: sa.vpnId,
         peer: sa.sender,
-        mtu: ctx.config.pathMtu,
+        mtuReserve: 0,
         layers: [{ vpnId: sa.vpnId, gateways: [sa.sender, ctx.config.id] }],
         reason: 'learned-from-esp',
         installedAt: now,
@@ -39,10 +45,14 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
       now,
     );
     ctx.trace({ event: 'learn-from-esp', kind: 'data', detail: { local, remote, vpnId: sa.vpnId, peer: sa.sender } });
-    const v = ctx.executor.process('outside', packet, now);
-    if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-    else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+    const punt = ctx.execute('outside', packet, now, true);
+    if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
+  }
+  if (ipv4Protocol(packet) === PROTO_ICMP) {
+    // A router could not forward ESP one of our terminals sent: the ICMP is for us (src/core/pmtu.ts).
+    const f = parseEspFragNeeded(packet);
+    if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0) return ctx.onEspFragNeeded(f, packet, now);
   }
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
     return ctx.drop('unsolicited-plain', packet);
@@ -57,7 +67,6 @@ function forwardPlain(ctx: CoreContext, packet: Uint8Array, now: number, reason:
     { local, remote, action: 'plain', layers: [], reason, installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
     now,
   );
-  const v = ctx.executor.process('outside', packet, now);
-  if (v.kind === 'forward') ctx.emit(v.bytes, v.note);
-  else ctx.drop(v.kind === 'drop' ? v.reason : `punt-${v.reason}`, packet);
+  const punt = ctx.execute('outside', packet, now, true);
+  if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
 }

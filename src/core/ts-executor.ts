@@ -4,6 +4,8 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from './addr.js';
 import {
+  CARRIED_OVERHEAD_MAX,
+  MAX_FRAGMENTS,
   TUNNEL_SEQ_MAX,
   TUNNEL_SOFT_SEQ_DEFAULT,
   UDP_ESP_TUNNEL_OVERHEAD_MAX,
@@ -21,7 +23,8 @@ import {
   type Verdict,
 } from './executor.js';
 import { pathKey } from './key-table.js';
-import { parseIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP, rewriteIpv4, setHeaderChecksum } from './packet/ipv4.js';
+import { parseIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP, rewriteIpv4, setHeaderChecksum, type Ipv4Header } from './packet/ipv4.js';
+import { fragmentIpv4 } from './packet/fragment.js';
 import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
@@ -197,15 +200,17 @@ export class TsExecutor implements TunnelExecutor {
     return Object.fromEntries(this.count);
   }
 
-  process(from: Side, packet: Uint8Array, now: number): Verdict {
+  process(from: Side, packet: Uint8Array, now: number, recheck = false): Verdict {
     const v = this.decide(from, packet, now);
-    this.tally(v, packet.length);
+    this.tally(v, packet.length, recheck);
     return v;
   }
 
-  private tally(v: Verdict, arrived: number): void {
+  private tally(v: Verdict, arrived: number, recheck = false): void {
     if (v.kind === 'drop') this.bump(`drop.${v.reason}`);
-    else if (v.kind === 'punt') this.bump(`punt.${v.reason}`);
+    else if (v.kind === 'punt') {
+      if (!recheck) this.bump(`punt.${v.reason}`);
+    }
     else {
       this.bump(`${v.note.op}.packets`);
       this.bump(`${v.note.op}.bytes`, arrived);
@@ -232,12 +237,15 @@ export class TsExecutor implements TunnelExecutor {
     }
 
     if (inside) {
-      if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
       const sa = this.tx.get(rule.vpnId!);
       if (!sa) return { kind: 'drop', reason: 'no-sa' };
+      const fragment = header.mf || header.fragmentOffset > 0;
+      // Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read
+      // as the carried form's.
+      if (!header.df || fragment || header.protocol === NEXT_HEADER_IPV4) return this.sealCarried(rule, sa, packet, header, fragment, now);
       const grown = packet.length + espOverhead(payload.length);
-      // Over 65535 bytes no IPv4 packet can carry it, DF or not.
-      if (grown > 0xffff || (rule.mtu !== undefined && grown > rule.mtu && header.df)) return { kind: 'punt', reason: 'too-big' };
+      // Over 65535 bytes no IPv4 packet can carry it.
+      if (grown > 0xffff || (rule.mtu !== undefined && grown > rule.mtu)) return { kind: 'punt', reason: 'too-big' };
       let body = payload;
       if (rule.mtu !== undefined && header.protocol === 6) {
         // Clamp on a copy: the caller's buffer is not ours to modify.
@@ -251,6 +259,8 @@ export class TsExecutor implements TunnelExecutor {
     }
 
     if (header.protocol !== PROTO_ESP) return { kind: 'drop', reason: 'unsolicited-plain' };
+    // Our ESP always leaves with DF (carried form below): a fragment of ESP cannot be opened.
+    if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
     const peek = espPeek(payload);
     if (!peek.ok) return { kind: 'drop', reason: 'malformed' };
     const sa = this.rx.get(peek.value.spi);
@@ -261,12 +271,49 @@ export class TsExecutor implements TunnelExecutor {
     const opened = espOpen(sa, payload);
     if (!opened.ok) return { kind: 'drop', reason: 'auth-failed' };
     sa.window.accept(opened.value.seq);
-    const out = rewriteIpv4(packet, { protocol: opened.value.nextHeader, payload: opened.value.payload });
+    let out: Uint8Array;
+    if (opened.value.nextHeader === NEXT_HEADER_IPV4) {
+      // Carried form: the whole inner packet, for this path only; it goes on with the TOS and TTL
+      // the outer header arrived with (as the header of the transport form does).
+      const carried = openCarried(opened.value.payload, header.src, header.dst, packet[1], header.ttl);
+      if (!carried) return { kind: 'drop', reason: 'malformed' };
+      out = carried;
+    } else out = rewriteIpv4(packet, { protocol: opened.value.nextHeader, payload: opened.value.payload });
     return this.used(rule, packet, now, {
       kind: 'forward',
       bytes: out,
       note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq: opened.value.seq, sender: sa.sender },
     });
+  }
+
+  /**
+   * The carried form, for a packet without DF or a fragment: the whole inner packet (header
+   * included, next header 4) under ESP, behind a 20-byte outer header with the terminals'
+   * addresses and DF set. A packet larger than the path is fragmented first (RFC 791), each
+   * fragment carried in its own ESP packet: nothing this gateway sends is ever fragmented on the
+   * way, and the receiving terminal reassembles.
+   */
+  private sealCarried(rule: InstalledRule, sa: TxSa, packet: Uint8Array, header: Ipv4Header, fragment: boolean, now: number): Verdict {
+    let inner = packet.subarray(0, header.totalLength);
+    const limit = Math.min(rule.mtu ?? 0xffff, 0xffff);
+    if (rule.mtu !== undefined && header.protocol === 6 && !fragment) {
+      const copy = inner.slice();
+      if (clampTcpMss(copy, rule.mtu - CARRIED_OVERHEAD_MAX - 40)) inner = copy;
+    }
+    let pieces = [inner];
+    if (20 + inner.length + espOverhead(inner.length) > limit) {
+      // A fragment that says DF cannot be split further.
+      const maxData = Math.floor((limit - CARRIED_OVERHEAD_MAX - header.headerLength) / 8) * 8;
+      if (header.df || maxData < 8 || Math.ceil((header.totalLength - header.headerLength) / maxData) > MAX_FRAGMENTS) return { kind: 'punt', reason: 'too-big' };
+      pieces = fragmentIpv4(inner, maxData);
+    }
+    const out: Uint8Array[] = [];
+    const first = sa.nextSeq;
+    for (const piece of pieces) out.push(carriedPacket(piece, espSeal(sa, sa.nextSeq++, NEXT_HEADER_IPV4, piece)));
+    if (pieces.length > 1) this.bump('encrypt.fragments', pieces.length);
+    const v: Verdict = { kind: 'forward', bytes: out[0], note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq: first } };
+    if (out.length > 1) v.more = out.slice(1);
+    return this.used(rule, packet, now, v);
   }
 
   /** Outbound tunnel mode: the whole inner packet (fragments included) becomes outer IPv4 + UDP + ESP. */
@@ -344,6 +391,44 @@ export class TsExecutor implements TunnelExecutor {
   private bump(name: string, n = 1): void {
     this.count.set(name, (this.count.get(name) ?? 0) + n);
   }
+}
+
+// ---- the carried form of group ESP (docs/executor.md) -------------------------------------------
+
+/** Next header 4: the ESP payload is a whole IPv4 packet. */
+const NEXT_HEADER_IPV4 = 4;
+
+/** Outer header of the carried form: version 4, no options, TOS, id and TTL of the inner packet, DF, ESP. */
+function carriedPacket(inner: Uint8Array, esp: Uint8Array): Uint8Array {
+  const out = new Uint8Array(20 + esp.length);
+  out[0] = 0x45;
+  out[1] = inner[1];
+  out[2] = out.length >> 8;
+  out[3] = out.length & 0xff;
+  out[4] = inner[4];
+  out[5] = inner[5];
+  out[6] = 0x40;
+  out[8] = inner[8];
+  out[9] = PROTO_ESP;
+  out.set(inner.subarray(12, 20), 12);
+  setHeaderChecksum(out, 20);
+  out.set(esp, 20);
+  return out;
+}
+
+/**
+ * The inner packet of the carried form, checked: valid IPv4 of exactly the decrypted length, for
+ * the same terminals as the outer header (a member may not smuggle packets for another path). It
+ * takes the outer TOS and TTL. Undefined when it does not check.
+ */
+function openCarried(payload: Uint8Array, src: string, dst: string, tos: number, ttl: number): Uint8Array | undefined {
+  const ip = parseIpv4(payload);
+  if (!ip.ok || ip.value.header.totalLength !== payload.length || ip.value.header.src !== src || ip.value.header.dst !== dst) return undefined;
+  const out = payload.slice();
+  out[1] = tos;
+  out[8] = ttl;
+  setHeaderChecksum(out);
+  return out;
 }
 
 // ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 4106 AES-GCM-16, RFC 3948) ------------

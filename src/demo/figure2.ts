@@ -4,10 +4,10 @@
 //   A (10.1.0.10) -- G1 --+                      VPN1 = {G1 + A, G2 + B}
 //   B (10.2.0.10) -- G2 --+-- R -- AUTH          VPN2 = {G2 + B, G3 + C}
 //   C (10.3.0.10) -- G3 --+
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Testbed } from '../testbed/netns.js';
+import { hasCommand, Testbed } from '../testbed/netns.js';
 import type { GatewayStatus } from '../gateway/status.js';
 
 export interface Figure2 {
@@ -55,28 +55,15 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   const tb = new Testbed();
   const log = o.log ?? (() => undefined);
   const cli = o.cli ?? [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
-  const ns = {
-    A: tb.ns('A'),
-    B: tb.ns('B'),
-    C: tb.ns('C'),
-    G1: tb.ns('G1'),
-    G2: tb.ns('G2'),
-    G3: tb.ns('G3'),
-    R: tb.ns('R'),
-    AUTH: tb.ns('AUTH'),
-  };
-  const site = { 1: { t: ns.A, g: ns.G1 }, 2: { t: ns.B, g: ns.G2 }, 3: { t: ns.C, g: ns.G3 } } as const;
-  for (const n of [1, 2, 3] as const) {
-    const { t, g } = site[n];
-    tb.link(t, 'eth0', `10.${n}.0.10/24`, g, 'lan0', `10.${n}.0.1/24`);
-    tb.ip(t, 'route', 'add', 'default', 'via', `10.${n}.0.1`);
-    tb.link(g, 'wan0', `10.200.${n}.2/24`, ns.R, `g${n}`, `10.200.${n}.1/24`);
-    tb.ip(g, 'route', 'add', 'default', 'via', `10.200.${n}.1`);
-    tb.ip(ns.R, 'route', 'add', `10.${n}.0.0/24`, 'via', `10.200.${n}.2`);
+  // Whatever step fails, the namespaces made before it go: the testbed deletes those it made.
+  let ns: Figure2['ns'];
+  try {
+    ns = buildNetwork(tb);
+  } catch (e) {
+    tb.teardown();
+    throw e;
   }
-  tb.link(ns.AUTH, 'eth0', '10.200.9.2/24', ns.R, 'auth', '10.200.9.1/24');
-  tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
-  tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
+  const site = { 1: { t: ns.A, g: ns.G1 }, 2: { t: ns.B, g: ns.G2 }, 3: { t: ns.C, g: ns.G3 } } as const;
   log(`namespaces ${tb.prefix}-* and links up: A, B, C behind G1, G2, G3; router R; authority host AUTH`);
 
   const authorityData = join(o.dir, 'authority');
@@ -172,6 +159,33 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   return f;
 }
 
+/** The eight hosts of Figure 2 and their links (no kasane process yet). */
+function buildNetwork(tb: Testbed): Figure2['ns'] {
+  const ns = {
+    A: tb.ns('A'),
+    B: tb.ns('B'),
+    C: tb.ns('C'),
+    G1: tb.ns('G1'),
+    G2: tb.ns('G2'),
+    G3: tb.ns('G3'),
+    R: tb.ns('R'),
+    AUTH: tb.ns('AUTH'),
+  };
+  const lan = { 1: ns.A, 2: ns.B, 3: ns.C } as const;
+  for (const n of [1, 2, 3] as const) {
+    const [t, g] = [lan[n], ns[`G${n}`]];
+    tb.link(t, 'eth0', `10.${n}.0.10/24`, g, 'lan0', `10.${n}.0.1/24`);
+    tb.ip(t, 'route', 'add', 'default', 'via', `10.${n}.0.1`);
+    tb.link(g, 'wan0', `10.200.${n}.2/24`, ns.R, `g${n}`, `10.200.${n}.1/24`);
+    tb.ip(g, 'route', 'add', 'default', 'via', `10.200.${n}.1`);
+    tb.ip(ns.R, 'route', 'add', `10.${n}.0.0/24`, 'via', `10.200.${n}.2`);
+  }
+  tb.link(ns.AUTH, 'eth0', '10.200.9.2/24', ns.R, 'auth', '10.200.9.1/24');
+  tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
+  tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
+  return ns;
+}
+
 async function stop(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   p.kill('SIGTERM');
@@ -188,13 +202,41 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** True when this host can run the demo (root, network namespaces, TUN). */
-export function demoPrerequisites(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the demo builds network namespaces and TUN devices: run it as root';
-  try {
-    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
-  } catch {
-    return 'iproute2 with network namespace support is needed (apt-get install iproute2)';
+/**
+ * What this host lacks to run the demo: one line per missing piece, naming the fix, and a last line
+ * with the Debian packages to install; empty when it can run. Namespaces, veth links and the TUN
+ * device are tried for real (a throw-away namespace with a veth pair, deleted at once).
+ */
+export function demoPrerequisites(): string[] {
+  if (process.platform !== 'linux') return ['the demo needs Linux (network namespaces, TUN devices)'];
+  if (process.getuid?.() !== 0) return ['the demo builds network namespaces and TUN devices: run it as root'];
+  const missing: string[] = [];
+  const packages: string[] = [];
+  const ip = hasCommand('ip');
+  if (!ip) {
+    missing.push('`ip` not found: it builds the namespaces and links (Debian package iproute2)');
+    packages.push('iproute2');
   }
-  return undefined;
+  if (!hasCommand('ping')) {
+    missing.push('`ping` not found: the terminals ping each other (Debian package iputils-ping)');
+    packages.push('iputils-ping');
+  }
+  try {
+    closeSync(openSync('/dev/net/tun', 'r+'));
+  } catch (e) {
+    missing.push(`/dev/net/tun cannot be opened (${(e as NodeJS.ErrnoException).code}): the gateways need TUN devices (modprobe tun; in a container, pass /dev/net/tun in)`);
+  }
+  if (ip) {
+    const probe = new Testbed();
+    try {
+      const p = probe.ns('probe');
+      probe.ip(p, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    } catch (e) {
+      missing.push(`network namespaces with veth links do not work here: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      probe.teardown();
+    }
+  }
+  if (packages.length) missing.push(`as root, run: apt-get install -y ${packages.join(' ')}`);
+  return missing;
 }

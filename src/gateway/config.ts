@@ -24,7 +24,12 @@ export interface GatewayRunConfig {
   attached?: Prefix[];
   /** TUN device names (created by the gateway). */
   tun: { inside: string; outside: string };
-  pathMtu: number;
+  /**
+   * An upper bound on the path MTU toward other gateways, below what the outside interfaces carry
+   * (a narrower link beyond the gateway's own, e.g. PPPoE or a tunnel). Unset: the smallest MTU of
+   * the outside interfaces, followed as it changes; narrower paths are learned from ICMP.
+   */
+  pathMtu?: number;
   allowPlain: Prefix[];
   statusSocket: string;
   /** host:port for Prometheus metrics, or undefined for none. */
@@ -152,7 +157,7 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     outside,
     attached: prefixes('attached'),
     tun,
-    pathMtu: num('pathMtu', 1500, 576, 65535),
+    pathMtu: d.pathMtu === undefined ? undefined : num('pathMtu', 1500, 576, 65535),
     allowPlain: prefixes('allowPlain') ?? [],
     statusSocket: str('statusSocket') ?? join(data ?? '.', 'status.sock'),
     metrics,

@@ -43,12 +43,23 @@ export class CoreDriver {
     this.rearm();
   }
 
-  packet(from: Side, bytes: Uint8Array): void {
-    this.dispatch(this.core.onPacket(from, bytes, this.clock.now()));
+  /** A packet for the core; `punted` when the datapath's executor punted it (its punt is counted there). */
+  packet(from: Side, bytes: Uint8Array, punted = false): void {
+    this.dispatch(this.core.onPacket(from, bytes, this.clock.now(), punted));
   }
 
   snapshot(s: AuthoritySnapshot): void {
     this.dispatch(this.core.applySnapshot(s, this.clock.now()));
+  }
+
+  /** The path MTU toward other gateways changed (the outside interfaces' MTU). */
+  pathMtu(mtu: number): void {
+    this.dispatch(this.core.setPathMtu(mtu, this.clock.now()));
+  }
+
+  /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address. */
+  tunnelPathMtu(peer: string, mtu: number | undefined): void {
+    this.dispatch(this.core.setTunnelPathMtu(peer, mtu, this.clock.now()));
   }
 
   /** Pairwise VPNs: the IKE engine made (or rekeyed) the Child SA with `peer` for `vpnId`. */

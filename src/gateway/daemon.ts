@@ -26,6 +26,7 @@ import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
+import { kernelPathMtu, wanPathMtu } from './wan-mtu.js';
 import { IkeDriver } from './ike-driver.js';
 import { ikeIdentity, type IkeIdentity } from './ike-identity.js';
 import { pemToDer } from '../pki/keys.js';
@@ -48,6 +49,7 @@ export class GatewayDaemon {
   private readonly startedAt = Date.now();
   private stopped = false;
   private seqTimer?: NodeJS.Timeout;
+  private mtuTimer?: NodeJS.Timeout;
   private readonly udpDrops = new Map<string, number>();
 
   private constructor(
@@ -89,7 +91,7 @@ export class GatewayDaemon {
         address: bundle.gateway.address,
         attached: this.config.attached ?? insidePrefixes(this.config.inside),
         allowPlain: this.config.allowPlain,
-        pathMtu: this.config.pathMtu,
+        pathMtu: wanPathMtu(this.config.pathMtu, this.config.outside),
         timers: this.config.timers,
         limits: this.config.limits,
       },
@@ -104,11 +106,18 @@ export class GatewayDaemon {
       reservations.retain(sas);
     }, 1000);
     this.seqTimer.unref();
+    // An outside interface's MTU may change at run time: the paths follow it. Pairwise paths also
+    // follow the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
+    this.mtuTimer = setInterval(() => {
+      this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
+      for (const t of this.ike?.tunnelPeers() ?? []) this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
+    }, 2000);
+    this.mtuTimer.unref();
     const dp = NativeDatapath.open(native.value, {
       inside: this.config.tun.inside,
       outside: this.config.tun.outside,
       onPunt: (batch) => {
-        for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice());
+        for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice(), true);
       },
       // The tunnel port: ESP in UDP for pairwise VPNs' Child SAs (native), IKE on 4500 (to JavaScript).
       udp: { address: bundle.gateway.address, port: this.config.ike.natPort },
@@ -125,8 +134,10 @@ export class GatewayDaemon {
       // Whatever the core emits is routed by the kernel from the TUN device, by destination.
       emit: (bytes, action) => {
         // Tunnel mode (pairwise VPNs): the executor made the outer IPv4/UDP packet; it leaves
-        // through the tunnel port's socket, not the TUN (its source is this host).
-        const r = action.note.op === 'tunnel-encrypt' ? this.datapath?.sendTunnelPacket(bytes) : this.datapath?.write('inside', bytes);
+        // through the tunnel port's socket, not the TUN (its source is this host). So do the
+        // core's ICMP errors (from this host's address: a TUN write would be a martian).
+        const op = action.note.op;
+        const r = op === 'tunnel-encrypt' ? this.datapath?.sendTunnelPacket(bytes) : op === 'icmp-error' ? this.datapath?.sendLocal(bytes) : this.datapath?.write('inside', bytes);
         if (r && !r.ok) this.log.warn({ err: r.error.message }, 'TUN write failed');
       },
       drop: (reason) => this.log.trace({ reason }, 'drop'),
@@ -285,6 +296,7 @@ export class GatewayDaemon {
     this.stopped = true;
     this.abort.abort();
     if (this.seqTimer) clearInterval(this.seqTimer);
+    if (this.mtuTimer) clearInterval(this.mtuTimer);
     await this.ike?.stop().catch(() => undefined);
     this.ikeIdentity?.close();
     this.driver?.stop();

@@ -43,6 +43,8 @@ interface Installed {
   vpnId: number;
   inboundSpi: number;
   outboundSpi: number;
+  /** Where its ESP in UDP goes. */
+  remoteAddr: string;
 }
 
 /** The pairwise peers a snapshot delivers to gateway `self`: other members with a certificate and a permit. */
@@ -146,6 +148,13 @@ export class IkeDriver {
     return this.engine.status(this.clock.now());
   }
 
+  /** The peers (as the core names them) with a Child SA in the executor, and where their ESP in UDP goes. */
+  tunnelPeers(): { peer: string; address: string }[] {
+    const out = new Map<string, string>();
+    for (const c of this.installed.values()) out.set(coreName(c.peer), c.remoteAddr);
+    return [...out].map(([peer, address]) => ({ peer, address }));
+  }
+
   async stop(): Promise<void> {
     // Tell every peer (best effort): their Child SAs to us go at once instead of at their liveness check.
     const now = this.clock.now();
@@ -178,7 +187,7 @@ export class IkeDriver {
       const common = { vpnId: c.vpnId, peer: coreName(c.peer), localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
       this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
       this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
-      this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi });
+      this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, remoteAddr: c.remote.address });
       this.o.childUp(coreName(c.peer), c.vpnId, c.outbound.spi);
     }
     for (const r of out.remove) {

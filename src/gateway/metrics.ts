@@ -78,6 +78,28 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
       this.set({ role: 'relaying' }, s['search.relaying'] ?? 0);
     },
   });
+  mirroredCounter(registry, 'kasane_pmtu_events_total', 'Path MTU: ICMP about our ESP accepted, estimates learned and expired, ESP packets made by fragmenting before encryption', ['event'], () =>
+    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+      if (k === 'executor.encrypt.fragments') return [[{ event: 'fragments' }, v]];
+      return ['pmtu.icmp', 'pmtu.learned', 'pmtu.expired'].includes(k) ? [[{ event: k.slice(5) }, v]] : [];
+    }),
+  );
+  new Gauge({
+    name: 'kasane_path_mtu_bytes',
+    help: 'Path MTU toward other gateways: the outside interfaces\' MTU, or the configured pathMtu below it',
+    registers: [registry],
+    collect() {
+      this.set(core().stats()['pmtu.path'] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'kasane_pmtu_learned_peers',
+    help: 'Peers (and outer layerings) with a smaller path MTU learned from ICMP, not yet aged out',
+    registers: [registry],
+    collect() {
+      this.set(core().stats()['pmtu.learned-peers'] ?? 0);
+    },
+  });
   new Gauge({
     name: 'kasane_pending_packets',
     help: 'Packets buffered while their path is being searched',

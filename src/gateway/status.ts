@@ -93,6 +93,7 @@ export function renderStatus(s: GatewayStatus): string {
       p.vpnName ?? (p.vpnId !== undefined ? String(p.vpnId) : '-'),
       p.peer ?? '-',
       (p.layers ?? []).map((l) => `${l.vpnId}(${l.gateways.join('~')})`).join(' > ') || '-',
+      p.mtu !== undefined ? String(p.mtu) : '-',
       age(p.installedAt),
       age(p.lastUsed),
       String(p.packets),
@@ -105,13 +106,14 @@ export function renderStatus(s: GatewayStatus): string {
   };
   const st = s.stats;
   const searchKeys = Object.keys(st).filter((k) => k.startsWith('search.')).sort();
+  const pmtuKeys = Object.keys(st).filter((k) => k.startsWith('pmtu.') || k === 'executor.encrypt.fragments').sort();
   const dropKeys = Object.keys(st).filter((k) => k.startsWith('drop.') || k.startsWith('executor.drop.')).sort();
   return [
     `gateway ${s.gateway} (${s.address}), authority version ${s.authorityVersion}${s.authority ? ` from ${s.authority}` : ''}, up ${age(s.startedAt)}`,
     `VPNs: ${s.vpns.map((v) => `${v.name} (id ${v.id}, ${v.mode}${v.epoch !== undefined ? `, epoch ${v.epoch}` : ''})`).join(', ') || 'none'}`,
     '',
     `Key table (${s.paths.length} paths)`,
-    table(['LOCAL', 'REMOTE', 'ACTION', 'VPN', 'PEER', 'LAYERS (outermost first)', 'AGE', 'IDLE', 'PACKETS', 'BYTES', 'REASON'], rows),
+    table(['LOCAL', 'REMOTE', 'ACTION', 'VPN', 'PEER', 'LAYERS (outermost first)', 'MTU', 'AGE', 'IDLE', 'PACKETS', 'BYTES', 'REASON'], rows),
     ...(s.ike && s.ike.length > 0
       ? [
           '',
@@ -134,6 +136,9 @@ export function renderStatus(s: GatewayStatus): string {
     '',
     'Search',
     table(['COUNTER', 'VALUE'], searchKeys.map((k) => [k, String(st[k])])),
+    '',
+    'Path MTU',
+    table(['COUNTER', 'VALUE'], pmtuKeys.map((k) => [k, String(st[k])])),
     '',
     'Drops',
     table(['COUNTER', 'VALUE'], dropKeys.map((k) => [k, String(st[k])])),

@@ -22,7 +22,7 @@ export interface NativeBinding {
   installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array): void;
   removeRxSa(h: ExecutorHandle, spi: number): boolean;
   /** A drop/punt code, or [code, bytes, vpnId, spi, seq, sender] for a forward. */
-  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
+  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number, recheck: boolean): number | [number, Uint8Array, number?, number?, bigint?, string?, number?];
   pathStats(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): Float64Array | undefined;
   allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
   counters(h: ExecutorHandle): Float64Array;
@@ -78,6 +78,7 @@ export interface NativeBinding {
   /** df: 0 the kernel's choice, 1 set, 2 clear. 0 or -errno. */
   datapathSendUdp(d: DatapathHandle, dst: Uint8Array, port: number, payload: Uint8Array, df: 0 | 1 | 2): number;
   datapathWrite(d: DatapathHandle, side: 0 | 1, packet: Uint8Array): number;
+  datapathSendLocal(d: DatapathHandle, packet: Uint8Array): number;
   datapathStats(d: DatapathHandle): Float64Array;
   datapathClose(d: DatapathHandle): void;
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;
@@ -85,6 +86,7 @@ export interface NativeBinding {
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
   espBench(payloadBytes: number, count: number): [number, number];
   nowMs(): number;
+  kernelPathMtu(addr: Uint8Array): number;
   readonly counterCount: number;
   readonly datapathStatCount: number;
 }

@@ -29,6 +29,7 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'udp.tx',
   'udp.tx-bytes',
   'udp.tx-errors',
+  'tx.local',
 ];
 
 /** Punt side code of datagrams from the tunnel port (native/src/tun.h DP_SIDE_UDP), and their prefix. */
@@ -215,6 +216,17 @@ export class NativeDatapath {
     if (this.closed) return err('closed', 'datapath is closed');
     const r = this.exec.binding.datapathWrite(this.handle, side === 'inside' ? 0 : 1, packet);
     return r === 0 ? ok(undefined) : err('tun-write', `TUN write failed (errno ${-r})`);
+  }
+
+  /**
+   * Sends a packet of the gateway's own (its source is one of this host's addresses: an ICMP error
+   * to a terminal) as locally originated, routed by its destination. Not through a TUN: the kernel
+   * drops a packet written there with a local source address as a martian.
+   */
+  sendLocal(packet: Uint8Array): Result<void> {
+    if (this.closed) return err('closed', 'datapath is closed');
+    const r = this.exec.binding.datapathSendLocal(this.handle, packet);
+    return r === 0 ? ok(undefined) : err('local-send', `sending the gateway's own packet failed (errno ${-r})`);
   }
 
   /**

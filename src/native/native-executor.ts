@@ -56,6 +56,7 @@ export const COUNTER_NAMES: readonly string[] = [
   'tunnel-encrypt.bytes',
   'tunnel-decrypt.packets',
   'tunnel-decrypt.bytes',
+  'encrypt.fragments',
 ];
 const FORWARD_PLAIN = 100;
 const FORWARD_ENCRYPT = 101;
@@ -131,8 +132,8 @@ export class NativeExecutor implements TunnelExecutor {
     this.binding.removeRxSa(this.handle, spi);
   }
 
-  process(from: Side, packet: Uint8Array, now: number): Verdict {
-    return resultVerdict(this.binding.process(this.handle, sideCode(from), packet, now));
+  process(from: Side, packet: Uint8Array, now: number, recheck = false): Verdict {
+    return resultVerdict(this.binding.process(this.handle, sideCode(from), packet, now, recheck));
   }
 
   installTunnelTx(sa: TunnelTxSa): void {
@@ -265,12 +266,23 @@ export class NativeExecutor implements TunnelExecutor {
   }
 }
 
-function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint?, string?]): Verdict {
+function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint?, string?, number?]): Verdict {
   if (typeof r === 'number') return codeVerdict(r);
-  const [code, buf, vpnId, spi, seq, sender] = r;
+  const [code, buf, vpnId, spi, seq, sender, count = 1] = r;
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   if (code === FORWARD_PLAIN) return { kind: 'forward', bytes, note: { op: 'plain' } };
-  if (code === FORWARD_ENCRYPT) return { kind: 'forward', bytes, note: { op: 'encrypt', vpnId: vpnId!, spi: spi!, seq: seq! } };
+  if (code === FORWARD_ENCRYPT) {
+    const note = { op: 'encrypt' as const, vpnId: vpnId!, spi: spi!, seq: seq! };
+    if (count === 1) return { kind: 'forward', bytes, note };
+    // Fragmented before encryption: `count` IPv4 packets back to back.
+    const packets: Uint8Array[] = [];
+    for (let at = 0; packets.length < count; ) {
+      const n = (bytes[at + 2] << 8) | bytes[at + 3];
+      packets.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    return { kind: 'forward', bytes: packets[0], note, more: packets.slice(1) };
+  }
   if (code === FORWARD_DECRYPT) {
     return { kind: 'forward', bytes, note: { op: 'decrypt', vpnId: vpnId!, spi: spi!, seq: seq!, sender: sender! } };
   }

@@ -5,12 +5,13 @@
 //
 // Observation (simulator-only, never seen by the core): an emitted packet carries on the
 // metadata of the packet it came from, so the trace and the VPN layers follow one packet across
-// gateways. Bump-in-the-wire keeps the terminals' addresses on every layer, so a packet the core
-// buffered is matched again, when it is flushed, by its (source, destination) pair.
+// gateways. The core names that packet (the `origin` of an emit: the bytes it received, now or
+// before it buffered them), so the match is exact, whatever else the same event emits (a search
+// reply and the flushed data packet of the same terminal pair, for one).
 import type { Side } from '../core/executor.js';
 import type { CoreAction, GatewayConfig, PathView } from '../core/gateway-api.js';
 import type { GatewayCoreOptions } from '../core/gateway-core.js';
-import type { AuthoritySnapshot } from '../core/types.js';
+import type { AuthoritySnapshot, VpnId } from '../core/types.js';
 import type { InFlight, SimContext, SimNode } from './context.js';
 import { decrementTtl, ipv4Endpoints, isSearchPacket } from './packets.js';
 import type { GatewaySpec } from './topology.js';
@@ -91,6 +92,17 @@ export class GatewayNode implements SimNode {
   private handle(actions: CoreAction[], input?: InFlight): void {
     const ctx = this.ctx;
     let inputTaken = input === undefined;
+    /** Packets already sent on in this batch by origin, with their layers before that: more emits
+     *  from one origin (fragments) are new packets that carried the same layers. */
+    const sent = new Map<Uint8Array, VpnId[]>();
+    /** The metadata of the packet the core received as `bytes` (the event's packet, or one it held). */
+    const claim = (bytes: Uint8Array): InFlight | undefined => {
+      if (!inputTaken && input !== undefined && bytes === input.bytes) {
+        inputTaken = true;
+        return input;
+      }
+      return this.takeHeld(bytes);
+    };
     for (const action of actions) {
       if (action.type === 'trace') {
         if (ctx.tracing) {
@@ -101,28 +113,21 @@ export class GatewayNode implements SimNode {
         // The simulator has no IKE (pairwise VPNs are refused when a topology is loaded).
         continue;
       } else if (action.type === 'drop') {
-        let packet: InFlight;
-        if (!inputTaken && input !== undefined && action.bytes === input.bytes) {
-          inputTaken = true;
-          packet = input;
-        } else {
-          packet = this.takeHeld(action.bytes) ?? ctx.packet(action.bytes);
-        }
+        const packet = claim(action.bytes) ?? ctx.packet(action.bytes);
         packet.bytes = action.bytes;
         ctx.drop(this.name, packet, `core:${action.reason}`);
       } else {
-        const note = action.note;
+        const { note, origin } = action;
         let packet: InFlight | undefined;
-        if (note.op === 'encrypt' || note.op === 'decrypt' || note.op === 'plain') {
-          if (!inputTaken && input !== undefined && sameFlow(action.bytes, input.bytes)) {
-            inputTaken = true;
-            packet = input;
+        if (origin !== undefined) {
+          const layersBefore = sent.get(origin);
+          if (layersBefore !== undefined) {
+            packet = ctx.packet(action.bytes);
+            packet.layers = layersBefore.slice();
           } else {
-            packet = this.takeHeld(action.bytes);
+            packet = claim(origin);
+            if (packet !== undefined) sent.set(origin, packet.layers.slice());
           }
-        } else if (note.op === 'search-relay' && !inputTaken && input !== undefined) {
-          inputTaken = true;
-          packet = input;
         }
         packet ??= ctx.packet(action.bytes);
         packet.bytes = action.bytes;
@@ -150,13 +155,16 @@ export class GatewayNode implements SimNode {
     if (queue.length > HELD_PER_FLOW) queue.shift();
   }
 
+  /** The held packet whose bytes are exactly these (the core flushes or drops what it buffered). */
   private takeHeld(bytes: Uint8Array): InFlight | undefined {
     const ends = ipv4Endpoints(bytes);
     if (ends === undefined) return undefined;
     const key = `${ends.src}>${ends.dst}`;
     const queue = this.held.get(key);
-    const packet = queue?.shift();
-    if (queue !== undefined && queue.length === 0) this.held.delete(key);
+    const i = queue?.findIndex((p) => p.bytes === bytes) ?? -1;
+    if (queue === undefined || i < 0) return undefined;
+    const [packet] = queue.splice(i, 1);
+    if (queue.length === 0) this.held.delete(key);
     return packet;
   }
 
@@ -183,10 +191,4 @@ export class GatewayNode implements SimNode {
       throw new Error(`gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`);
     }
   }
-}
-
-function sameFlow(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length < 20 || b.length < 20) return false;
-  for (let i = 12; i < 20; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -339,6 +339,10 @@ export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: 
     limits: { ...topology.defaults.limits, ...spec.limits },
   };
   if (spec.allowPlain !== undefined) config.allowPlain = spec.allowPlain;
-  if (spec.pathMtu !== undefined) config.pathMtu = spec.pathMtu;
+  // As the gateway daemon does: the smallest MTU of its outside links, or the configured value below it.
+  const outside = topology.links.filter((l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)));
+  const linkMtu = Math.min(...outside.map((l) => l.mtu));
+  const pathMtu = Math.min(spec.pathMtu ?? Infinity, linkMtu);
+  if (Number.isFinite(pathMtu)) config.pathMtu = pathMtu;
   return config;
 }

@@ -158,6 +158,7 @@ const TIMER_KEYS: Record<keyof GatewayTimers, true> = {
   negativeTtl: true,
   sweepInterval: true,
   ikeTimeout: true,
+  pathMtuTimeout: true,
 };
 
 const LIMIT_KEYS: Record<keyof GatewayLimits, true> = {

@@ -136,3 +136,58 @@ test('unprotected local terminals are relayed plain without a search', () => {
   assert.ok(actions.some((a) => a.type === 'emit' && a.note.op === 'plain'));
   assert.equal(core.stats()['search.started'] ?? 0, 0);
 });
+
+test('a punted packet is counted once: the datapath punts it, the core runs it again without counting the punt twice', () => {
+  const core = g1();
+  // As the gateway's datapath does: its executor (the same one) punts, then hands the packet over.
+  const first = ping('10.1.0.10', '10.2.0.10');
+  assert.equal(core.executor.process('inside', first, 0).kind, 'punt');
+  core.onPacket('inside', first, 0, true);
+  const second = ping('10.1.0.10', '10.2.0.10');
+  assert.deepEqual(core.executor.process('inside', second, 1), { kind: 'punt', reason: 'pending' });
+  core.onPacket('inside', second, 1, true);
+  // An ESP packet for a path without an entry: punted (miss), learned, run again, decrypted.
+  const esp = espFromG2('10.2.0.10', '10.1.0.11', 1n);
+  assert.equal(core.executor.process('outside', esp, 2).kind, 'punt');
+  core.onPacket('outside', esp, 2, true);
+  const s = core.stats();
+  assert.equal(s['executor.punt.miss'], 2, 'one count per punted packet');
+  assert.equal(s['executor.punt.pending'], 1);
+  assert.equal(s['executor.decrypt.packets'], 1);
+  // Without a datapath in front (the simulator), the core's own run is the only one: still one count.
+  const sim = g1();
+  sim.onPacket('inside', ping('10.1.0.10', '10.2.0.10'), 0);
+  sim.onPacket('outside', espFromG2('10.2.0.10', '10.1.0.11', 1n), 1);
+  assert.equal(sim.stats()['executor.punt.miss'], 2);
+});
+
+test('maxSearchesInFlight bounds the searches a gateway originates and those it relays; every refusal is counted', () => {
+  const core = new GatewayCore({
+    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], limits: { maxSearchesInFlight: 10 }, timers: { searchRetries: 0 } },
+    snapshot: snapshot(1),
+    now: 0,
+    random: seededRandom('search-bound'),
+  });
+  // Originated: first packets from A to 100 protected destinations.
+  for (let i = 0; i < 100; i++) core.onPacket('inside', ping('10.1.0.10', `10.2.0.${i + 1}`), 0);
+  let s = core.stats();
+  assert.equal(s['search.originating'], 10);
+  assert.equal(s['search.started'], 10);
+  assert.equal(s['drop.search-limit'], 90);
+  assert.equal(core.paths(0).filter((p) => p.action === 'pending').length, 10, 'no entry for a refused search');
+  // Relayed: requests from the WAN toward A from 100 transactions.
+  for (let i = 0; i < 100; i++) {
+    const txid = new Uint8Array(8).fill(i + 1);
+    const msg = { phase: 'destination' as const, proxied: false, txid, pathSrc: `10.2.1.${i + 1}`, pathDst: '10.1.0.10', originator: 'G2', proxiedBy: '', entries: [] };
+    core.onPacket('outside', buildSearchPacket({ src: msg.pathSrc, dst: msg.pathDst, icmpType: 8, id: i, seq: 1, msg }), 0);
+  }
+  s = core.stats();
+  assert.equal(s['search.relaying'], 10);
+  assert.equal(s['search.relayed'], 100);
+  assert.equal(s['search.evicted'], 90);
+  // Once the searches end (no answer: negative entries), there is room again.
+  core.onTick(60_000);
+  assert.equal(core.stats()['search.originating'], 0);
+  core.onPacket('inside', ping('10.1.0.10', '10.2.0.200'), 60_001);
+  assert.equal(core.stats()['search.originating'], 1);
+});

@@ -2,6 +2,7 @@
 // beyond the seed (docs/protocol.md). Real packet bytes through the real core and TS executor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { figure2, path, simulate, steps } from '../support/sim.js';
 
 const fig2Traffic = `
@@ -125,6 +126,34 @@ test('multi-stage: one search sets up both nested layers; the WAN carries ESP in
   assert.ok(r.keyTables.Go2.some((e) => e.action === 'encrypt' && e.vpnName === 'company' && e.peer === 'Go1'));
   assert.ok(r.keyTables.Gi1.some((e) => e.action === 'encrypt' && e.vpnName === 'dept' && e.peer === 'Gi2'));
   assert.equal(r.layerMismatches, 0);
+});
+
+test('multi-stage: searches from both ends converge and the report stays exact (every packet, both layers, no mismatch)', () => {
+  // The first packets wait in both inner gateways; each is flushed by the other end's search reply,
+  // which passes the same gateways with the same terminal pair. The report must follow the data
+  // packet, not the reply (it once gave the first packet one layer and counted 2 mismatches).
+  for (const lag of [0, 0.3, 1, 1.5, 2.2, 4]) {
+    const r = simulate(multistage(`  - { from: B, to: A, at: 0, count: 3, interval: 100 }\n  - { from: A, to: B, at: ${lag}, count: 3, interval: 100 }`));
+    assert.equal(r.layerMismatches, 0, `lag ${lag} ms`);
+    for (const [from, to] of [['B', 'A'], ['A', 'B']]) {
+      const p = path(r, from, to);
+      assert.equal(p.deliveredCount, 3, `${from}->${to}, lag ${lag} ms`);
+      assert.deepEqual(p.vpnLayers, ['company', 'dept'], `${from}->${to}, lag ${lag} ms`);
+      for (const pk of p.packets) {
+        assert.deepEqual(pk.vpnLayers, ['company', 'dept'], `${from}->${to} #${pk.seq}, lag ${lag} ms`);
+        assert.deepEqual(pk.replyVpnLayers, ['company', 'dept'], `${from}->${to} #${pk.seq} reply, lag ${lag} ms`);
+      }
+    }
+  }
+  // The example as shipped, with the reverse traffic 1 ms later (the case reported).
+  const shipped = readFileSync(new URL('../../examples/multistage.yaml', import.meta.url), 'utf8').replace(
+    /^(  - \{ from: B, to: A, at: 0, .*)$/m,
+    '$1\n  - { from: A, to: B, at: 1, count: 3, interval: 100, marker: A-to-B }',
+  );
+  const r = simulate(shipped);
+  assert.equal(r.paths.length, 2);
+  assert.equal(r.layerMismatches, 0);
+  for (const p of r.paths) assert.deepEqual(p.packets.map((x) => x.vpnLayers), [['company', 'dept'], ['company', 'dept'], ['company', 'dept']]);
 });
 
 test('multi-stage: a terminal outside the inner VPN cannot reach into it (no crossing, no plain bypass)', () => {

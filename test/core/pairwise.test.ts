@@ -11,6 +11,7 @@ import { buildIpv4, ipv4Dst, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, echoReplyFor } from '../../src/core/packet/icmp.js';
 import { parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { seededRandom } from '../../src/crypto/random.js';
+import type { TsExecutor } from '../../src/core/ts-executor.js';
 
 const VPN = 7;
 const A = '10.1.0.10';
@@ -171,4 +172,41 @@ test('pairwise: a peer the authority no longer delivers fails the path at once (
   n.handle('G1', n.cores.G1.onTick(60_000));
   n.send(A, B, 60_000);
   assert.equal(n.ike.filter((r) => r.by === 'G1').length, 1);
+});
+
+/** A -> B searched, and G1's Child SA with G2 in its executor (as IKE would install it) and up. */
+function withChildSa() {
+  const n = network();
+  n.send(A, B, 10);
+  const g1 = n.cores.G1;
+  (g1.executor as TsExecutor).installTunnelTx({ spi: 0xc0de0001, vpnId: VPN, peer: 'G2', key: new Uint8Array(32).fill(1), salt: new Uint8Array(4), localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500 });
+  n.handle('G1', g1.onChildSaUp('G2', VPN, 0xc0de0001, 20));
+  return { n, g1 };
+}
+
+test('pairwise: the path MTU limits the outer packet the Child SA makes; too big gets "fragmentation needed" with mtu - 65', () => {
+  const { n, g1 } = withChildSa();
+  assert.equal(n.path('G1', A, B)?.mtu, 1500, 'the outer packet may use the whole path MTU');
+  const big = (size: number) => buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(size - 20), df: true });
+  const fits = g1.onPacket('inside', big(1500 - 65), 30);
+  assert.equal(fits.find((a) => a.type === 'emit')?.type, 'emit');
+  const out = g1.onPacket('inside', big(1500 - 60), 31);
+  const icmp = out.find((a) => a.type === 'emit');
+  assert.ok(icmp && icmp.type === 'emit' && icmp.note.op === 'icmp-error');
+  assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1500 - 65);
+});
+
+test('pairwise: the kernel\'s path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA\'s paths', () => {
+  const { n, g1 } = withChildSa();
+  n.handle('G1', g1.setTunnelPathMtu('G2', 1280, 21));
+  assert.equal(n.path('G1', A, B)?.mtu, 1280);
+  const out = g1.onPacket('inside', buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }), 22);
+  const icmp = out.find((a) => a.type === 'emit');
+  assert.ok(icmp && icmp.type === 'emit' && icmp.note.op === 'icmp-error');
+  assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1280 - 65);
+  // The kernel forgot it (its exception expired): the full path MTU again; another peer never moved.
+  n.handle('G1', g1.setTunnelPathMtu('G2', undefined, 23));
+  assert.equal(n.path('G1', A, B)?.mtu, 1500);
+  n.handle('G1', g1.setTunnelPathMtu('G9', 600, 24));
+  assert.equal(n.path('G1', A, B)?.mtu, 1500);
 });

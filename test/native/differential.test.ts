@@ -21,7 +21,7 @@ type Op =
   | { op: 'untx'; vpnId: number }
   | { op: 'rx'; k: number; vpnId: number; sender: string }
   | { op: 'unrx'; k: number }
-  | { op: 'packet'; inside: boolean; bytes: Uint8Array };
+  | { op: 'packet'; inside: boolean; bytes: Uint8Array; recheck?: boolean };
 
 const host = fc.integer({ min: 0, max: HOSTS.length - 1 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -57,8 +57,8 @@ function packetArb(): fc.Arbitrary<Op> {
   // Link-layer padding after the IP total length: counted as the reference counts it.
   const padded = fc.tuple(fc.oneof(ping, syn), fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([p, pad]) => Uint8Array.from([...p, ...pad]));
   return fc.oneof(
-    fc.record({ op: fc.constant('packet' as const), inside: fc.boolean(), bytes: fc.oneof(ping, syn, frag, junk, padded) }),
-    fc.record({ op: fc.constant('packet' as const), inside: fc.boolean().map((b) => b && false), bytes: esp }),
+    fc.record({ op: fc.constant('packet' as const), inside: fc.boolean(), bytes: fc.oneof(ping, syn, frag, junk, padded), recheck: fc.boolean() }),
+    fc.record({ op: fc.constant('packet' as const), inside: fc.boolean().map((b) => b && false), bytes: esp, recheck: fc.boolean() }),
   );
 }
 
@@ -87,14 +87,14 @@ function apply(ex: Executor, op: Op, now: number): Verdict | undefined {
       ex.removeRxSa(SPIS[op.k]);
       return undefined;
     case 'packet':
-      return ex.process(op.inside ? 'inside' : 'outside', op.bytes, now);
+      return ex.process(op.inside ? 'inside' : 'outside', op.bytes, now, op.recheck ?? false);
   }
 }
 
 function show(v: Verdict | undefined): unknown {
   if (!v) return v;
   if (v.kind !== 'forward') return v;
-  return { kind: v.kind, bytes: hex(v.bytes), note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)) };
+  return { kind: v.kind, bytes: hex(v.bytes), more: v.more?.map((m) => hex(m)), note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)) };
 }
 
 describe('native executor vs TypeScript reference (differential)', () => {

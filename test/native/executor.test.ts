@@ -15,6 +15,8 @@ import {
   ping,
   randomKey,
   refEncrypt,
+  reassemble,
+  refEncryptCarried,
   refEspOpen,
   refEspSeal,
   tcp,
@@ -49,7 +51,7 @@ describe('native executor: encrypt (inside)', () => {
     if (!ex) return;
     sender(ex);
     for (const [i, data] of ['a', 'ab', 'abc', 'abcd', 'kasane vector payload'].entries()) {
-      const p = ping(B, A, i + 1, data);
+      const p = ping(B, A, i + 1, data, true);
       const v = fwd(ex.process('inside', p, 1000 + i));
       assert.equal(hex(v.bytes), hex(refEncrypt(SA, BigInt(i + 1), p)), `packet ${i}`);
       assert.deepEqual(v.note, { op: 'encrypt', vpnId: 1, spi: SPI, seq: BigInt(i + 1) });
@@ -66,13 +68,30 @@ describe('native executor: encrypt (inside)', () => {
     assert.equal(ex.counters()['encrypt.packets'], 5);
   });
 
+  it('carries a packet without DF whole (next header 4) behind an outer header with DF', (t) => {
+    const ex = newExecutor(t);
+    if (!ex) return;
+    sender(ex);
+    for (const [i, data] of ['a', 'ab', 'abc', 'abcd'].entries()) {
+      const p = ping(B, A, i + 1, data);
+      p[1] = 0x2a;
+      p[8] = 33;
+      fixIpChecksum(p);
+      const v = fwd(ex.process('inside', p, 1000 + i));
+      assert.equal(hex(v.bytes), hex(refEncryptCarried(SA, BigInt(i + 1), p)), `packet ${i}`);
+      assert.equal(v.more, undefined);
+      assert.equal(v.bytes[6] & 0x40, 0x40, 'DF on the outer header');
+      assert.equal(v.bytes.length - p.length, 20 + 16 + 16 + 2 + ((4 - ((p.length + 2) % 4)) % 4));
+    }
+  });
+
   it('keeps IPv4 options and uses the 64-bit sequence number in IV and AAD', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
     const start = 0x1_0000_0005n;
     ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: start });
     ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1' });
-    const p = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(13).fill(9), options: Uint8Array.of(1, 1, 1, 0) });
+    const p = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(13).fill(9), options: Uint8Array.of(1, 1, 1, 0), df: true });
     const v = fwd(ex.process('inside', p, 1));
     assert.equal(hex(v.bytes), hex(refEncrypt(SA, start, p)));
     assert.deepEqual([...v.bytes.subarray(20, 24)], [1, 1, 1, 0]);
@@ -83,32 +102,59 @@ describe('native executor: encrypt (inside)', () => {
     assert.equal(hex(back.payload), hex(p.subarray(24)));
   });
 
-  it('drops fragments, drops without a sending SA, and punts too-big only with DF', (t) => {
+  it('carries fragments, fragments what exceeds the path without DF, punts too-big with DF, drops without a sending SA', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
     sender(ex, 100);
+    const rx = newExecutor(t)!;
+    receiver(rx);
+    // A terminal's own fragments are carried whole and arrive as they were sent.
     const frag = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), mf: true });
-    assert.deepEqual(ex.process('inside', frag, 1), { kind: 'drop', reason: 'fragment' });
     const later = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), fragOffset: 3 });
-    assert.deepEqual(ex.process('inside', later, 1), { kind: 'drop', reason: 'fragment' });
+    let seq = 1n;
+    for (const f of [frag, later]) {
+      const v = fwd(ex.process('inside', f, 1));
+      assert.equal(hex(v.bytes), hex(refEncryptCarried(SA, seq++, f)));
+      assert.equal(hex(fwd(rx.process('outside', v.bytes, 1)).bytes), hex(f));
+    }
     // 28 + 40 = 68 bytes; + 34..37 > 100 with 40 data bytes: 68 + 34 = 102.
     const big = ping(B, A, 1, 'x'.repeat(40), true);
     assert.deepEqual(ex.process('inside', big, 2), { kind: 'punt', reason: 'too-big' });
+    // Without DF: fragments of at most 16 data bytes (100 - 57 - 20, rounded down to 8), each in
+    // its own ESP packet of at most 100 bytes, with DF; the receiver delivers the fragments.
     const bigNoDf = ping(B, A, 1, 'x'.repeat(40), false);
-    assert.equal(ex.process('inside', bigNoDf, 3).kind, 'forward');
+    const v = fwd(ex.process('inside', bigNoDf, 3));
+    const out = [v.bytes, ...(v.more ?? [])];
+    assert.equal(out.length, 3);
+    const pieces = out.map((o, i) => {
+      assert.ok(o.length <= 100 && (o[6] & 0x40) !== 0 && ipHeaderOk(o), `ESP packet ${i}`);
+      const opened = refEspOpen(SA, o.subarray(20));
+      assert.ok(opened && opened.nh === 4 && opened.seq === seq + BigInt(i));
+      assert.equal(hex(fwd(rx.process('outside', o, 3)).bytes), hex(opened.payload), 'the receiver delivers the fragment');
+      return opened.payload;
+    });
+    seq += 3n;
+    assert.equal(hex(reassemble(pieces)), hex(bigNoDf), 'the fragments make the packet again');
     const fits = ping(B, A, 1, 'x'.repeat(36), true); // 64 + 36 (2 pad) = 100
     assert.equal(ex.process('inside', fits, 4).kind, 'forward');
-    // No IPv4 packet can carry more than 65535 bytes: too-big even without DF.
-    const huge = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(65535 - 20 - 10) });
+    // No IPv4 packet can carry more than 65535 bytes; and more than 64 fragments are refused too.
+    const huge = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(65535 - 20 - 10), df: true });
     assert.deepEqual(ex.process('inside', huge, 5), { kind: 'punt', reason: 'too-big' });
+    const many = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(16 * 65) });
+    assert.deepEqual(ex.process('inside', many, 5), { kind: 'punt', reason: 'too-big' });
     ex.removeTxSa(1);
     assert.deepEqual(ex.process('inside', fits, 5), { kind: 'drop', reason: 'no-sa' });
     // Only forwarded packets counted toward the rule.
-    assert.equal(ex.pathStats(B, A)?.packets, 2);
+    assert.equal(ex.pathStats(B, A)?.packets, 4);
     const c = ex.counters();
-    assert.equal(c['drop.fragment'], 2);
-    assert.equal(c['punt.too-big'], 2);
+    assert.equal(c['drop.fragment'], undefined);
+    assert.equal(c['encrypt.fragments'], 3);
+    assert.equal(c['punt.too-big'], 3);
     assert.equal(c['drop.no-sa'], 1);
+    // A fragment of ESP (what some router made of a packet without DF) cannot be opened.
+    const outer = refEncryptCarried(SA, 50n, ping(B, A));
+    outer[6] |= 0x20;
+    assert.deepEqual(rx.process('outside', fixIpChecksum(outer), 6), { kind: 'drop', reason: 'fragment' });
   });
 
   it('clamps the MSS of a TCP SYN to mtu - 77 with a valid checksum, also at an odd offset', (t) => {
@@ -123,13 +169,16 @@ describe('native executor: encrypt (inside)', () => {
       Uint8Array.of(1, 1, 2, 4, 0x02, 0x00), // MSS 512: below the limit, untouched
     ];
     for (const [i, options] of cases.entries()) {
-      const syn = tcp({ src: B, dst: A, sport: 40000 + i, dport: 80, seq: 7, flags: 0x02, options });
-      const v = fwd(ex.process('inside', syn, 10 + i));
-      const inner = fwd(rx.process('outside', v.bytes, 10 + i)).bytes;
-      const want = Math.min(mssOf(syn)!, 1400 - 37 - 40);
-      assert.equal(mssOf(inner), want, `case ${i}`);
-      assert.ok(tcpOk(inner), `TCP checksum after clamping, case ${i}`);
-      assert.ok(ipHeaderOk(inner));
+      // With DF the transport form (37 bytes at most); without, the carried form (57).
+      for (const df of [true, false]) {
+        const syn = tcp({ src: B, dst: A, sport: 40000 + i, dport: 80, seq: 7, flags: 0x02, options, df });
+        const v = fwd(ex.process('inside', syn, 10 + i));
+        const inner = fwd(rx.process('outside', v.bytes, 10 + i)).bytes;
+        const want = Math.min(mssOf(syn)!, 1400 - (df ? 37 : 57) - 40);
+        assert.equal(mssOf(inner), want, `case ${i}, DF ${df}`);
+        assert.ok(tcpOk(inner), `TCP checksum after clamping, case ${i}`);
+        assert.ok(ipHeaderOk(inner));
+      }
     }
     // Not a SYN: untouched.
     const ack = tcp({ src: B, dst: A, sport: 1, dport: 2, seq: 1, flags: 0x10, options: Uint8Array.of(2, 4, 0x05, 0xb4) });
@@ -390,11 +439,12 @@ describe('native executor: rules, punts and counters', () => {
     receiver(rx);
     let seq = 0n;
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 0xffff }), (payload, proto, id) => {
-        const p = ipv4({ src: B, dst: A, proto: proto === 1 ? 2 : proto, payload, id });
+      fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 0xffff }), fc.boolean(), (payload, proto, id, df) => {
+        const p = ipv4({ src: B, dst: A, proto: proto === 1 ? 2 : proto, payload, id, df });
         const e = fwd(tx.process('inside', p, 1));
         seq++;
-        assert.equal(hex(e.bytes), hex(refEncrypt(SA, seq, p)));
+        // IP in IP (protocol 4) always goes in the carried form: next header 4 means the whole packet.
+        assert.equal(hex(e.bytes), hex((df && proto !== 4 ? refEncrypt : refEncryptCarried)(SA, seq, p)));
         const d = fwd(rx.process('outside', e.bytes, 1));
         assert.equal(hex(d.bytes), hex(p));
       }),

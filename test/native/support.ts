@@ -1,6 +1,7 @@
 // Test support for the native addon: the addon itself (or a clear skip/fail), small packet builders
 // and an independent ESP/AES-256-GCM implementation on node:crypto, written from the format in
 // docs/executor.md so the C code is checked against something that shares none of it.
+import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { loadNative, type NativeBinding } from '../../src/native/binding.js';
@@ -234,6 +235,56 @@ export function refEncrypt(sa: RefSa, seq: bigint, packet: Uint8Array): Uint8Arr
   out[2] = out.length >> 8;
   out[3] = out.length & 0xff;
   out.set(esp, hl);
+  return fixIpChecksum(out);
+}
+
+/**
+ * The carried form (docs/executor.md): a 20-byte outer header (the inner TOS, id and TTL, DF,
+ * protocol 50, the same addresses) in front of ESP whose payload is the whole inner packet.
+ */
+export function refEncryptCarried(sa: RefSa, seq: bigint, packet: Uint8Array): Uint8Array {
+  const tot = (packet[2] << 8) | packet[3];
+  const esp = refEspSeal(sa, seq, 4, packet.subarray(0, tot));
+  const out = new Uint8Array(20 + esp.length);
+  out[0] = 0x45;
+  out[1] = packet[1];
+  out[2] = out.length >> 8;
+  out[3] = out.length & 0xff;
+  out[4] = packet[4];
+  out[5] = packet[5];
+  out[6] = 0x40;
+  out[8] = packet[8];
+  out[9] = 50;
+  out.set(packet.subarray(12, 20), 12);
+  out.set(esp, 20);
+  return fixIpChecksum(out);
+}
+
+/**
+ * The datagram the fragments make (RFC 791 reassembly, fragments in any order; the header of the
+ * first). Fragments of a fragment make that fragment again (its offset, and MF when it had it).
+ */
+export function reassemble(fragments: Uint8Array[]): Uint8Array {
+  const parts = fragments.map((f) => {
+    const hl = (f[0] & 15) * 4;
+    const field = (f[6] << 8) | f[7];
+    return { f, hl, off: (field & 0x1fff) * 8, mf: (field & 0x2000) !== 0, data: f.subarray(hl, (f[2] << 8) | f[3]) };
+  });
+  parts.sort((a, b) => a.off - b.off);
+  const first = parts[0];
+  let at = first.off;
+  for (const p of parts) {
+    assert.equal(p.off, at, 'fragments leave no hole and do not overlap');
+    at += p.data.length;
+  }
+  const out = new Uint8Array(first.hl + at - first.off);
+  out.set(first.f.subarray(0, first.hl));
+  for (const p of parts) out.set(p.data, first.hl + p.off - first.off);
+  out[2] = out.length >> 8;
+  out[3] = out.length & 0xff;
+  const field = (out[6] & 0x40) << 8 | (parts[parts.length - 1].mf ? 0x2000 : 0) | (first.off / 8);
+  out[6] = field >> 8;
+  out[7] = field & 0xff;
   return fixIpChecksum(out);
 }
 

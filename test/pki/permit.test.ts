@@ -308,7 +308,8 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       const forClash = await tamper(good.der, aaA.key, (info) => {
         info.holder.baseCertificateID = new IssuerSerial({
           issuer: new GeneralNames([new GeneralName({ directoryName: nameOf(clash, 'issuer') })]),
-          serial: Buffer.from(clash.serialNumber, 'hex').buffer.slice(0) as ArrayBuffer,
+          // A copy of exactly the serial's bytes: a small Buffer's .buffer is node's whole shared pool.
+          serial: Uint8Array.from(Buffer.from(clash.serialNumber, 'hex')).buffer,
           issuerUID: undefined as never,
         });
       });

@@ -22,7 +22,7 @@ export class PlainCore implements SimCore {
   constructor(readonly opts: GatewayCoreOptions) {}
   onPacket(side: Side, bytes: Uint8Array, now: number): CoreAction[] {
     this.seen.push({ side, dst: `${bytes[16]}.${bytes[17]}.${bytes[18]}.${bytes[19]}`, now });
-    return [{ type: 'emit', bytes, note: { op: 'plain' } }];
+    return [{ type: 'emit', bytes, note: { op: 'plain' }, origin: bytes }];
   }
   onTick(_now: number): CoreAction[] {
     return [];
@@ -50,7 +50,7 @@ export class LayeringCore extends PlainCore {
     super.onPacket(side, bytes, now);
     const vpnId = this.opts.snapshot.vpns[0].id;
     const seq = 1n;
-    return [{ type: 'emit', bytes, note: side === 'inside' ? { op: 'encrypt', vpnId, spi: 0x100, seq } : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' } }];
+    return [{ type: 'emit', bytes, origin: bytes, note: side === 'inside' ? { op: 'encrypt', vpnId, spi: 0x100, seq } : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' } }];
   }
 }
 

@@ -4,9 +4,10 @@
 //   node --import tsx scripts/gen-executor-vectors.ts
 import { createCipheriv } from 'node:crypto';
 import type { PathRule, RxSa, Side, TunnelExecutor, TunnelRxSa, TunnelTxSa, TxSa, Verdict } from '../../src/core/executor.js';
-import { buildIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
+import { buildIpv4, ipv4Dst, ipv4Src, PROTO_ESP, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
-import { buildTcpSyn } from '../../src/core/packet/tcp.js';
+import { buildTcpSegment, buildTcpSyn } from '../../src/core/packet/tcp.js';
+import { espSeal } from '../../src/crypto/esp.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
 
@@ -15,7 +16,10 @@ export type VectorStep =
   | { op: 'removePath'; local: string; remote: string }
   | { op: 'installTxSa'; sa: Omit<TxSa, 'key' | 'salt' | 'nextSeq'> & { key: string; salt: string; nextSeq: string } }
   | { op: 'installRxSa'; sa: Omit<RxSa, 'key' | 'salt'> & { key: string; salt: string } }
-  | { op: 'process'; name: string; from: Side; now: number; packet: string; expect: JsonVerdict }
+  /** recheck: the packet was punted before (Executor.process); a punt now is not counted again. */
+  | { op: 'process'; name: string; from: Side; now: number; packet: string; recheck?: true; expect: JsonVerdict }
+  /** Every counter that has moved, by name (Executor.counters). */
+  | { op: 'counters'; expect: Record<string, number> | null }
   | { op: 'stats'; local: string; remote: string; expect: { packets: number; bytes: number; lastUsed: number } | null }
   | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
   | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
@@ -26,7 +30,7 @@ export type VectorStep =
   | { op: 'tunnelRxStats'; spi: number; expect: unknown };
 
 export type JsonVerdict =
-  | { kind: 'forward'; bytes: string; note: Record<string, string | number> }
+  | { kind: 'forward'; bytes: string; note: Record<string, string | number>; more?: string[] }
   | { kind: 'drop'; reason: string }
   | { kind: 'punt'; reason: string };
 
@@ -42,7 +46,7 @@ export function verdictToJson(v: Verdict): JsonVerdict {
   if (v.kind !== 'forward') return { kind: v.kind, reason: v.reason } as JsonVerdict;
   const note: Record<string, string | number> = {};
   for (const [k, val] of Object.entries(v.note)) note[k] = typeof val === 'bigint' ? val.toString() : (val as string | number);
-  return { kind: 'forward', bytes: hex(v.bytes), note };
+  return v.more ? { kind: 'forward', bytes: hex(v.bytes), note, more: v.more.map(hex) } : { kind: 'forward', bytes: hex(v.bytes), note };
 }
 
 /** Applies one scenario to an executor, returning what it actually did at each process/stats step. */
@@ -59,7 +63,10 @@ export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step:
       case 'installRxSa':
         return exec.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
       case 'process':
-        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now)) });
+        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)) });
+        return;
+      case 'counters':
+        out.push({ step: i, name: 'counters', expected: st.expect, actual: exec.counters() });
         return;
       case 'stats':
         out.push({ step: i, name: 'stats', expected: st.expect, actual: exec.pathStats(st.local, st.remote) ?? null });
@@ -114,23 +121,40 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     { op: 'installPath', rule: { local: B, remote: '10.9.0.1', action: 'pending' } },
     { op: 'installPath', rule: { local: B, remote: '10.8.0.1', action: 'encrypt', vpnId: 1, peer: 'G1', mtu: 200 } },
     { op: 'installPath', rule: { local: B, remote: '10.7.0.1', action: 'encrypt', vpnId: 7, peer: 'G1', mtu: 1500 } },
-    proc('encrypt first', 'inside', 1000, ping(B, A, 1)),
-    proc('encrypt second (seq 2)', 'inside', 1001, ping(B, A, 2)),
-    proc('encrypt odd length (padding)', 'inside', 1002, ping(B, A, 3, 'odd')),
+    { op: 'installPath', rule: { local: B, remote: '10.8.0.2', action: 'encrypt', vpnId: 1, peer: 'G1', mtu: 120 } },
+    { op: 'installPath', rule: { local: B, remote: '10.8.0.3', action: 'encrypt', vpnId: 1, peer: 'G1', mtu: 60 } },
+    proc('encrypt first (DF: transport form)', 'inside', 1000, ping(B, A, 1, undefined, true)),
+    proc('encrypt second (seq 2)', 'inside', 1001, ping(B, A, 2, undefined, true)),
+    proc('encrypt odd length without DF (carried form, next header 4)', 'inside', 1002, ping(B, A, 3, 'odd')),
     proc('discard', 'inside', 1003, ping(B, C, 1)),
     proc('plain', 'inside', 1004, ping(B, '192.0.2.99', 1)),
     proc('pending', 'inside', 1005, ping(B, '10.9.0.1', 1)),
     proc('miss', 'inside', 1006, ping(B, '10.6.0.1', 1)),
+    // The core runs a punted packet again (the table may have changed since the punt): one count.
+    recheck('miss rechecked: not counted again', 'inside', 1006, ping(B, '10.6.0.1', 1)),
+    recheck('pending rechecked: not counted again', 'inside', 1006, ping(B, '10.9.0.1', 1)),
+    { op: 'counters', expect: null },
+    recheck('rechecked on a plain rule: forwarded and counted', 'inside', 1006, ping(B, '192.0.2.99', 2)),
+    { op: 'counters', expect: null },
     proc('too big with DF', 'inside', 1007, ping(B, '10.8.0.1', 1, 'x'.repeat(180), true)),
-    proc('big without DF is sent', 'inside', 1008, ping(B, '10.8.0.1', 2, 'x'.repeat(180), false)),
+    proc('big without DF: fragmented, each fragment carried with DF', 'inside', 1008, ping(B, '10.8.0.1', 2, 'x'.repeat(180), false)),
     proc('no sending SA', 'inside', 1009, ping(B, '10.7.0.1', 1)),
     proc('TCP SYN: MSS clamped then encrypted', 'inside', 1010, buildTcpSyn({ src: B, dst: '10.8.0.1', srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 })),
-    proc('fragment not encrypted', 'inside', 1011, fragment(ping(B, A, 9))),
+    proc('TCP SYN without DF: MSS clamped for the carried form', 'inside', 1010, buildTcpSegment({ src: B, dst: '10.8.0.1', srcPort: 40001, dstPort: 80, seq: 7, mss: 1460, flags: 0x02, df: false })),
+    proc('a fragment from the terminal is carried whole', 'inside', 1011, fragment(ping(B, A, 9))),
+    proc('a fragment larger than the path is fragmented further (offsets continue, MF kept)', 'inside', 1011, fragment(ping(B, '10.8.0.1', 11, 'y'.repeat(300)), 64)),
+    proc('a fragment with DF larger than the path: too big', 'inside', 1011, withDf(fragment(ping(B, '10.8.0.1', 12, 'y'.repeat(300))))),
+    proc('options: copied in every fragment, the others only in the first', 'inside', 1011, withOptions(ping(B, '10.8.0.1', 13, 'z'.repeat(250)))),
+    proc('more than 64 fragments: too big', 'inside', 1011, ping(B, '10.8.0.2', 14, 'w'.repeat(2700))),
+    proc('64 fragments: sent', 'inside', 1011, ping(B, '10.8.0.2', 15, 'w'.repeat(2552))),
+    proc('path too narrow to fragment: too big', 'inside', 1011, ping(B, '10.8.0.3', 16, 'v'.repeat(100))),
+    proc('IP in IP with DF is carried too (next header 4 means the whole packet)', 'inside', 1011, buildIpv4({ src: B, dst: A, protocol: 4, payload: ping('10.9.0.1', '10.9.0.2', 1), df: true })),
     proc('malformed (bad checksum)', 'inside', 1012, corruptChecksum(ping(B, A, 10))),
     proc('search message punted before rules', 'inside', 1013, searchPing(B, A)),
     { op: 'stats', local: B, remote: A, expect: null },
     { op: 'removePath', local: B, remote: C },
     proc('removed rule is a miss', 'inside', 1014, ping(B, C, 2)),
+    { op: 'counters', expect: null },
   ];
   const sender: VectorScenario = { name: 'sender', steps: senderSteps };
   fill(make(), sender);
@@ -142,6 +166,13 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
   const e3 = (encrypted[2].expect as { bytes: string }).bytes;
   const tampered = unhex(e3);
   tampered[tampered.length - 3] ^= 0x01;
+  // Carried ESP from G2 sealed here (next header 4), for what no sender of ours produces.
+  const carried = (seq: number, inner: Uint8Array, outer: Uint8Array = inner) => {
+    const esp = espSeal({ spi: 0x1001, key: g2.key, salt: g2.salt }, BigInt(seq), 4, inner);
+    return buildIpv4({ src: ipv4Src(outer), dst: ipv4Dst(outer), protocol: PROTO_ESP, payload: esp, ttl: 50, df: true, tos: 0x28 });
+  };
+  const carriedFragment = (sender.steps.find((st): st is Extract<VectorStep, { op: 'process' }> => st.op === 'process' && st.name === 'a fragment from the terminal is carried whole')!.expect as { bytes: string }).bytes;
+  const outerFragment = (p: Uint8Array) => fixChecksum(Object.assign(p.slice(), { 6: p[6] | 0x20 }));
   const receiver: VectorScenario = {
     name: 'receiver',
     steps: [
@@ -152,7 +183,12 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
       proc('decrypt first', 'outside', 2001, unhex(e1)),
       proc('replay dropped', 'outside', 2002, unhex(e1)),
       proc('tampered ICV dropped', 'outside', 2003, tampered),
-      proc('decrypt third', 'outside', 2004, unhex(e3)),
+      proc('decrypt third (carried form: the inner packet, outer TOS and TTL)', 'outside', 2004, unhex(e3)),
+      proc('carried: a fragment arrives as the terminal sent it', 'outside', 2004, unhex(carriedFragment)),
+      proc('carried: inner packet for another path is malformed', 'outside', 2004, carried(101, ping(C, A, 32), ping(B, A, 32))),
+      proc('carried: inner not IPv4 is malformed', 'outside', 2004, carried(102, new Uint8Array(40).fill(0x60), ping(B, A, 33))),
+      proc('carried: inner length not the decrypted length is malformed', 'outside', 2004, carried(103, Uint8Array.from([...ping(B, A, 34), 0, 0, 0, 0]))),
+      proc('a fragment of ESP cannot be opened: dropped', 'outside', 2004, outerFragment(carried(104, ping(B, A, 35)))),
       proc('unsolicited plaintext dropped', 'outside', 2005, ping(B, A, 1)),
       proc('search message from outside punted', 'outside', 2006, searchPing(B, A)),
       proc('ESP from a path without a rule: miss', 'outside', 2007, fixChecksum(unhex(e1).fill(0, 12, 16).fill(10, 12, 13).fill(5, 15, 16))),
@@ -164,6 +200,7 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
       proc('SA of another VPN', 'outside', 2009, unhex(e3)),
       { op: 'installPath', rule: { local: A, remote: B, action: 'plain' } },
       proc('plain rule relays ESP of another layer unchanged', 'outside', 2010, unhex(e3)),
+      { op: 'counters', expect: null },
     ],
   };
   fill(make(), receiver);
@@ -367,18 +404,46 @@ function proc(name: string, from: Side, now: number, packet: Uint8Array): Vector
   return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
+/** The same packet run again by the core after a punt (Executor.process `recheck`). */
+function recheck(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
+  return { op: 'process', name, from, now, packet: hex(packet), recheck: true, expect: { kind: 'drop', reason: 'unfilled' } };
+}
+
 function fill(exec: TunnelExecutor, s: VectorScenario): void {
   for (const r of replayScenario(exec, s)) {
     const st = s.steps[r.step];
     if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;
     else if (st.op === 'stats') st.expect = r.actual as { packets: number; bytes: number; lastUsed: number } | null;
     else if (st.op === 'tunnelTxStats' || st.op === 'tunnelRxStats') st.expect = r.actual;
+    else if (st.op === 'counters') st.expect = r.actual as Record<string, number>;
   }
 }
 
-function fragment(p: Uint8Array): Uint8Array {
+/** The first fragment of a datagram (MF set), or a later one at `offset` bytes (MF set too). */
+function fragment(p: Uint8Array, offset = 0): Uint8Array {
   const q = p.slice();
-  q[6] |= 0x20; // MF
+  q[6] = 0x20 | ((offset / 8) >> 8); // MF
+  q[7] = (offset / 8) & 0xff;
+  return fixChecksum(q);
+}
+
+function withDf(p: Uint8Array): Uint8Array {
+  const q = p.slice();
+  q[6] |= 0x40;
+  return fixChecksum(q);
+}
+
+/** The packet with two IP options: a copied one (loose source route, 0x83) and one that is not (record route, 7). */
+function withOptions(p: Uint8Array): Uint8Array {
+  const opts = [0x83, 7, 4, 10, 0, 0, 1, 7, 7, 4, 0, 0, 0, 0, 0, 0];
+  const hl = 20 + opts.length;
+  const q = new Uint8Array(p.length + opts.length);
+  q.set(p.subarray(0, 20), 0);
+  q.set(opts, 20);
+  q.set(p.subarray(20), hl);
+  q[0] = 0x40 | (hl / 4);
+  q[2] = q.length >> 8;
+  q[3] = q.length & 0xff;
   return fixChecksum(q);
 }
 

@@ -26,10 +26,15 @@ export function registerDemo(program: Command): void {
     )
     .option('--check', 'self-test: try every terminal pair, print the reachability matrix against the expected one, tear down; exit 1 on any difference')
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
-    .addHelpText('after', '\nNeeds root (network namespaces, TUN devices). Nothing is added to the host\'s own network namespace.')
+    .addHelpText(
+      'after',
+      '\nNeeds root, `ip` (iproute2) with network namespaces and veth links, `ping` (iputils-ping) and\n' +
+        '/dev/net/tun; it checks them first and names what is missing. Nothing is added to the host\'s own\n' +
+        'network namespace, and everything it made is removed when it ends, also after a failure.',
+    )
     .action(async (o: { check?: boolean; interval: string }) => {
-      const why = demoPrerequisites();
-      if (why) throw new Error(why);
+      const missing = demoPrerequisites();
+      if (missing.length) throw new Error(`the demo cannot run on this host:\n  ${missing.join('\n  ')}`);
       const dir = mkdtempSync(join(tmpdir(), 'kasane-demo-'));
       const say = (line: string) => process.stdout.write(line + '\n');
       let f: Figure2 | undefined;

@@ -4,12 +4,6 @@ import type { CoreContext } from '../context.js';
 import type { Layer } from '../key-table.js';
 import type { SearchEntry } from '../packet/search-message.js';
 import { ESP_OVERHEAD_MAX } from '../../crypto/esp.js';
-
-/**
- * Tunnel-mode ESP in UDP (a pairwise VPN's Child SA): outer IPv4 (20) + UDP (8) + ESP header (8) +
- * IV (8) + at most 3 bytes of padding + pad length and next header (2) + ICV (16).
- */
-export const TUNNEL_OVERHEAD_MAX = 20 + 8 + 8 + 8 + 3 + 2 + 16;
 import type { GatewayId, VpnId } from '../types.js';
 import { pairLayers } from './pairing.js';
 
@@ -19,7 +13,8 @@ export interface Decision {
   mode?: 'group' | 'pairwise';
   vpnId?: VpnId;
   peer?: GatewayId;
-  mtu?: number;
+  /** encrypt: what the layers outside ours add on our side (see KeyTableEntry.mtuReserve). */
+  mtuReserve?: number;
   layers: Layer[];
   reason: string;
 }
@@ -69,8 +64,10 @@ export function decideOwn(
       mode: pairwise ? 'pairwise' : 'group',
       vpnId: mine.vpnId,
       peer: chain[partner].gateway,
-      // Layers outside this one (k of them, on this side) each add their ESP overhead.
-      mtu: ctx.config.pathMtu - ESP_OVERHEAD_MAX * k - (pairwise ? TUNNEL_OVERHEAD_MAX - ESP_OVERHEAD_MAX : 0),
+      // Layers outside this one (k of them, on this side) each add their ESP overhead. Our own
+      // layer's (37 bytes in group mode, 65 in tunnel mode) is the executor's to count: the
+      // path's mtu limits the packet it makes.
+      mtuReserve: ESP_OVERHEAD_MAX * k,
       layers,
       reason: 'search',
     },

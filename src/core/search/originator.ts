@@ -36,6 +36,11 @@ export class SearchOriginator {
     return this.byPath.has(pathKey(local, remote));
   }
 
+  /** As many searches as `maxSearchesInFlight` allows are running: a new one must wait. */
+  full(): boolean {
+    return this.byPath.size >= this.ctx.config.limits.maxSearchesInFlight;
+  }
+
   /**
    * Step 3: source search — an echo request to the source terminal, from the destination's address.
    * Skipped for a terminal on one of this gateway's attached LANs: no gateway can stand between it
@@ -171,7 +176,7 @@ export class SearchOriginator {
         action: decision.action,
         vpnId: decision.vpnId,
         peer: decision.peer,
-        mtu: decision.mtu,
+        mtuReserve: decision.mtuReserve,
         layers: decision.layers,
         reason: decision.reason,
         txid: s.tx,

@@ -69,6 +69,7 @@ export class SearchRelay {
     this.ctx.emit(
       buildSearchPacket({ src: p.ip.src, dst: p.ip.dst, icmpType: 8, id: p.id, seq: p.seq, msg: forwarded, ttl: p.ip.ttl, ipId: p.ip.id, tos: p.ip.tos }),
       { op: 'search-relay', phase: msg.phase, txid: r.tx, direction: 'request' },
+      packet,
     );
     this.ctx.count('search.relayed');
     this.ctx.trace({
@@ -117,7 +118,7 @@ export class SearchRelay {
             action: 'encrypt',
             vpnId: d.decision.vpnId,
             peer: d.decision.peer,
-            mtu: d.decision.mtu,
+            mtuReserve: d.decision.mtuReserve,
             layers: d.decision.layers,
             reason: 'search-relay',
             txid: r.tx,
@@ -137,7 +138,7 @@ export class SearchRelay {
         });
       }
     }
-    this.ctx.emit(packet, { op: 'search-relay', phase: r.phase, txid: r.tx, direction: 'reply' });
+    this.ctx.emit(packet, { op: 'search-relay', phase: r.phase, txid: r.tx, direction: 'reply' }, packet);
   }
 
   onTimer(key: string, now: number): boolean {

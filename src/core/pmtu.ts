@@ -1,0 +1,54 @@
+// Path MTU for the ESP this gateway sends (RFC 1191, per peer). Bump-in-the-wire ESP keeps the
+// terminals' addresses, so a router that cannot forward one of our ESP packets sends its ICMP
+// "fragmentation needed" to the terminal, and it reaches us on its way there: we are the gateway
+// that protects that terminal. That ICMP is useless to the terminal (it quotes ESP); to us it says
+// how large our packets toward that peer may be. We learn it, and answer the terminal's next
+// oversized packet with our own ICMP, which quotes the terminal's packet (inside.ts).
+import type { Ip } from './addr.js';
+import { parseIcmp, ICMP_UNREACHABLE, UNREACH_FRAG_NEEDED, isIcmpUnreachable } from './packet/icmp.js';
+import { parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
+import { ipFromBytes } from './addr.js';
+
+/**
+ * Smallest path MTU believed (Linux's net.ipv4.route.min_pmtu): a report below it is taken as this,
+ * so a forged ICMP cannot shrink our packets to nothing.
+ */
+export const PMTU_MIN = 552;
+/** A quoted sequence number must be one of the last this many we sent under that SA. */
+export const PMTU_SEQ_WINDOW = 1 << 24;
+
+/** RFC 1191 §7: MTU plateaus, for routers that report no next-hop MTU (0). */
+const PLATEAUS = [65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68];
+
+/** What an ICMP "fragmentation needed" about an ESP packet says. */
+export interface EspFragNeeded {
+  /** The quoted packet's source (a terminal: where the ICMP is addressed) and destination. */
+  local: Ip;
+  remote: Ip;
+  spi: number;
+  /** The low 32 bits of the sequence number (the ESP header's; a quote has at least 8 bytes). */
+  seqLow: number;
+  /** The next-hop MTU it reports, or the RFC 1191 plateau below the quoted packet's length. */
+  mtu: number;
+}
+
+/** Parses an ICMP destination unreachable, code 4, whose quote is an ESP packet; undefined for anything else. */
+export function parseEspFragNeeded(packet: Uint8Array): EspFragNeeded | undefined {
+  const ip = parseIpv4(packet);
+  if (!ip.ok || ip.value.header.protocol !== PROTO_ICMP) return undefined;
+  const icmp = parseIcmp(ip.value.payload);
+  if (!icmp.ok || icmp.value.type !== ICMP_UNREACHABLE || icmp.value.code !== UNREACH_FRAG_NEEDED || !isIcmpUnreachable(icmp.value)) return undefined;
+  const q = icmp.value.original;
+  if (q.length < 20 || q[0] >> 4 !== 4) return undefined;
+  const hl = (q[0] & 15) * 4;
+  if (hl < 20 || q.length < hl + 8 || q[9] !== PROTO_ESP) return undefined;
+  const quotedLength = (q[2] << 8) | q[3];
+  const reported = icmp.value.nextHopMtu;
+  return {
+    local: ipFromBytes(q, 12, 4),
+    remote: ipFromBytes(q, 16, 4),
+    spi: ((q[hl] << 24) | (q[hl + 1] << 16) | (q[hl + 2] << 8) | q[hl + 3]) >>> 0,
+    seqLow: ((q[hl + 4] << 24) | (q[hl + 5] << 16) | (q[hl + 6] << 8) | q[hl + 7]) >>> 0,
+    mtu: reported !== 0 ? reported : (PLATEAUS.find((p) => p < quotedLength) ?? 68),
+  };
+}
