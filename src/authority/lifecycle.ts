@@ -11,7 +11,7 @@ import { createAuthorityCa, certificateSans, issueServerCertificate, type Author
 import { createAttributeAuthority } from '../pki/permit.js';
 import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem, systemRandom, type RandomSource } from '../pki/keys.js';
 import { FileKeystore } from '../pki/keystore.js';
-import { x509 } from '../pki/x509.js';
+import { describeKey, x509 } from '../pki/x509.js';
 import {
   CONFIG_FORMAT,
   dataPaths,
@@ -25,8 +25,10 @@ import {
   urlFor,
   writeConfig,
   type AuthorityConfig,
+  type CaPkcs11Config,
   type RotationConfig,
 } from './config.js';
+import { caKeyLabels, makeTokenCaKeys, openCaKeys, type CaKeys } from './ca-keys.js';
 import { unwrapGroupKey } from './group-keys.js';
 import { createLogger } from './log.js';
 import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
@@ -50,6 +52,8 @@ export interface InitOptions {
   rotation?: Partial<RotationConfig>;
   /** Write the initial administrator token to DATA/admin.token (default true). */
   writeAdminToken?: boolean;
+  /** Make the root and issuing CA keys in this PKCS#11 token instead of the keystore (labels: the CAs' names by default). */
+  caPkcs11?: Omit<CaPkcs11Config, 'rootKey' | 'issuingKey'> & Partial<Pick<CaPkcs11Config, 'rootKey' | 'issuingKey'>>;
   now?: number;
   random?: RandomSource;
 }
@@ -58,6 +62,8 @@ export interface InitResult {
   config: AuthorityConfig;
   adminToken: string;
   caFingerprint: string;
+  /** Where the CA keys are: the keystore, or the token. */
+  caKeys: string;
 }
 
 export async function openStore(config: AuthorityConfig, dataDir: string): Promise<Store> {
@@ -99,6 +105,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     sans,
     rotation: { ...DEFAULT_ROTATION, ...o.rotation },
     enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 },
+    ...(o.caPkcs11 ? { ca: { pkcs11: { ...caKeyLabels(o.name), ...o.caPkcs11 } } } : {}),
   };
 
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -117,36 +124,52 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
         `the database already holds authority ${JSON.stringify(existing.authority)}; to run another replica of it, copy that authority's data directory instead of running init`,
       );
     }
-    const ca = await createAuthorityCa({ authority: o.name, now, random });
-    keystore.write(KEY_ROOT, await exportPkcs8Pem(ca.root.key));
-    keystore.write(KEY_ISSUING, await exportPkcs8Pem(ca.issuing.key));
-    keystore.writeSecret(KEY_KEK, random(32));
-    writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
-    writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
-    await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
-    await ensureAttributeAuthority(o.dataDir, ca, now);
-
-    const service = new AuthorityService({
-      store,
-      ca,
-      kek: keystore.readSecret(KEY_KEK),
-      url,
-      rotation: config.rotation,
-      enrollment: config.enrollment,
-      random,
-      now: () => now,
-    });
-    await service.start();
-    const { token } = await service.createAdminToken('authority:init', 'initial');
-    writeConfig(o.dataDir, config);
-    if (o.writeAdminToken !== false) {
-      writeFileSync(paths.adminToken, token + '\n', { mode: 0o600 });
-      chmodSync(paths.adminToken, 0o600);
+    const tokenKeys = config.ca ? await makeTokenCaKeys(config.ca.pkcs11) : undefined;
+    try {
+      return await initWith(o, config, store, keystore, tokenKeys, now, random);
+    } catch (e) {
+      tokenKeys?.discard();
+      throw e;
+    } finally {
+      tokenKeys?.close();
     }
-    return { config, adminToken: token, caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)) };
   } finally {
     await store.close();
   }
+}
+
+/** The rest of `init`, once the database is this authority's: the CA, the keys, the first administrator token. */
+async function initWith(o: InitOptions, config: AuthorityConfig, store: Store, keystore: FileKeystore, tokenKeys: { root: CryptoKeyPair; issuing: CryptoKeyPair } | undefined, now: number, random: RandomSource): Promise<InitResult> {
+  const paths = dataPaths(o.dataDir);
+  const ca = await createAuthorityCa({ authority: o.name, now, random, keys: tokenKeys });
+  if (!tokenKeys) {
+    keystore.write(KEY_ROOT, await exportPkcs8Pem(ca.root.key));
+    keystore.write(KEY_ISSUING, await exportPkcs8Pem(ca.issuing.key));
+  }
+  keystore.writeSecret(KEY_KEK, random(32));
+  writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
+  writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
+  await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
+  await ensureAttributeAuthority(o.dataDir, ca, now);
+
+  const service = new AuthorityService({
+    store,
+    ca,
+    kek: keystore.readSecret(KEY_KEK),
+    url: config.url,
+    rotation: config.rotation,
+    enrollment: config.enrollment,
+    random,
+    now: () => now,
+  });
+  await service.start();
+  const { token } = await service.createAdminToken('authority:init', 'initial');
+  writeConfig(o.dataDir, config);
+  if (o.writeAdminToken !== false) {
+    writeFileSync(paths.adminToken, token + '\n', { mode: 0o600 });
+    chmodSync(paths.adminToken, 0o600);
+  }
+  return { config, adminToken: token, caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)), caKeys: tokenKeys ? describeKey(ca.issuing.key) : `keystore (${paths.keystore})` };
 }
 
 export interface ReplicaOptions {
@@ -164,6 +187,8 @@ export interface ReplicaOptions {
   database?: string;
   /** Copy DATA/admin.token too (default true), for the CLI on the replica's host. */
   copyAdminToken?: boolean;
+  /** CA keys in a PKCS#11 token: the PIN file as this replica's host has it (default: the source's path). */
+  caPinFile?: string;
   now?: number;
   random?: RandomSource;
 }
@@ -176,7 +201,10 @@ export interface ReplicaResult {
   made: string[];
 }
 
-/** The files a replica copies: the CA, the attribute authority, the key-encryption key (never in the database). */
+/**
+ * The files a replica copies: the CA, the attribute authority, the key-encryption key (never in
+ * the database). CA keys in a PKCS#11 token are not files: the replica names the same token.
+ */
 const REPLICA_FILES = ['certs/root-ca.pem', 'certs/issuing-ca.pem', 'certs/attribute-authority.pem'];
 const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK];
 
@@ -184,9 +212,10 @@ const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK];
  * Makes the data directory of another replica of the authority in `from` (`kasane authority
  * replica`): the same configuration (name, database, timers; this replica's listen address, URL
  * and names), the same CA certificates and keys, attribute authority and key-encryption key
- * (copied file to file, mode 0600: they are never put into the database), and a TLS server key and
- * certificate of its own, issued by the issuing CA for its names. Replicas need PostgreSQL; the
- * database must already hold this authority, and the key-encryption key must open its keys.
+ * (copied file to file, mode 0600: they are never put into the database; CA keys in a PKCS#11
+ * token stay there, and this host must reach the token), and a TLS server key and certificate of
+ * its own, issued by the issuing CA for its names. Replicas need PostgreSQL; the database must
+ * already hold this authority, and the key-encryption key must open its keys.
  */
 export async function createReplica(o: ReplicaOptions): Promise<ReplicaResult> {
   const source = readConfig(o.from);
@@ -219,6 +248,7 @@ async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<
   const urlHost = new URL(url).hostname.replace(/^\[|\]$/g, '');
   if (!sans.includes(urlHost)) sans.push(urlHost);
   const config: AuthorityConfig = { ...source, listen, url, sans, database: o.database ?? source.database };
+  if (config.ca && o.caPinFile) config.ca = { pkcs11: { ...config.ca.pkcs11, pinFile: o.caPinFile } };
 
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(o.dataDir, 0o700);
@@ -242,8 +272,13 @@ async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<
     chmodSync(to.adminToken, 0o600);
     copied.push('admin.token');
   }
-  const ca = await loadCa(o.dataDir);
-  await issueServerCert(ca, config, keystore, to.serverCert, now, random);
+  // This replica's TLS certificate, signed here with the CA keys (from the token when they are in one).
+  const ca = await loadCa(o.dataDir, config);
+  try {
+    await issueServerCert(ca, config, keystore, to.serverCert, now, random);
+  } finally {
+    ca.keys.close();
+  }
 
   // The database must be this authority's, and the key-encryption key the one its keys are under.
   const store = await openStore(config, o.dataDir);
@@ -291,13 +326,12 @@ export async function ensureAttributeAuthority(dataDir: string, ca: AuthorityCa,
   return aa;
 }
 
-export async function loadCa(dataDir: string): Promise<AuthorityCa> {
+/** The CA of a data directory: its certificates and its keys (keystore or token; `close()` when done). */
+export async function loadCa(dataDir: string, config: AuthorityConfig = readConfig(dataDir)): Promise<AuthorityCa & { keys: CaKeys }> {
   const paths = dataPaths(dataDir);
-  const keystore = new FileKeystore(paths.keystore);
-  return {
-    root: { cert: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')), key: await importPrivateKey(keystore.read(KEY_ROOT), 'sign') },
-    issuing: { cert: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')), key: await importPrivateKey(keystore.read(KEY_ISSUING), 'sign') },
-  };
+  const certs = { root: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')), issuing: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')) };
+  const keys = await openCaKeys(dataDir, config, certs);
+  return { root: { cert: certs.root, key: keys.root }, issuing: { cert: certs.issuing, key: keys.issuing }, keys };
 }
 
 export interface ServeOptions {
@@ -331,15 +365,31 @@ export interface RunningAuthority {
   close(): Promise<void>;
 }
 
-/** Opens the store, checks the identity, renews the TLS certificate if needed, and serves. */
+/** Opens the CA keys and the store, checks the identity, renews the TLS certificate if needed, and serves. */
 export async function startAuthority(o: ServeOptions): Promise<RunningAuthority> {
   const config = readConfig(o.dataDir);
   if (o.database) config.database = o.database;
+  const ca = await loadCa(o.dataDir, config);
+  try {
+    const running = await serveWith(o, config, ca);
+    return {
+      ...running,
+      async close() {
+        await running.close();
+        ca.keys.close();
+      },
+    };
+  } catch (e) {
+    ca.keys.close();
+    throw e;
+  }
+}
+
+async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: AuthorityCa): Promise<RunningAuthority> {
   const listen = o.listen ?? config.listen;
   const log = o.log ?? createLogger(o.logLevel);
   const paths = dataPaths(o.dataDir);
   const keystore = new FileKeystore(paths.keystore);
-  const ca = await loadCa(o.dataDir);
   const random = o.random ?? systemRandom;
   const now = o.now ?? Date.now;
 
@@ -407,7 +457,7 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     await service.replicas.beat();
     const stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
     if (o.schedulerIntervalMs !== 0) service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
-    log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs }, 'authority listening');
+    log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs, caKeys: config.ca ? describeKey(ca.issuing.key) : 'keystore' }, 'authority listening');
     let closed = false;
     return {
       url: actualUrl,
