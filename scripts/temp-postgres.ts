@@ -57,12 +57,14 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function startPostgres(): Promise<PgStart> {
+/** Where test servers run: the binaries, a new directory owned by the user that runs them (not root), and how to run a binary there. */
+type ServerHome = { ok: true; bin: string; dir: string; run(cmd: string, args: string[]): void } | { ok: false; reason: string };
+
+function serverHome(prefix: string, timeoutMs: number): ServerHome {
   const bin = findBinDir();
   if (!bin) return { ok: false, reason: 'PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); run scripts/ci-postgres.sh' };
-  const root = process.getuid?.() === 0;
   let as: { name: string; uid: number; gid: number } | undefined;
-  if (root) {
+  if (process.getuid?.() === 0) {
     for (const name of ['postgres', 'nobody']) {
       const ids = userIds(name);
       if (ids) {
@@ -72,13 +74,31 @@ export async function startPostgres(): Promise<PgStart> {
     }
     if (!as) return { ok: false, reason: 'running as root and neither the postgres nor the nobody user exists (initdb refuses root)' };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-pg-'));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   if (as) chownSync(dir, as.uid, as.gid);
-  const data = join(dir, 'data');
   const run = (cmd: string, args: string[]): void => {
     const full = as ? ['runuser', ['-u', as.name, '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
-    execFileSync(full[0] as string, full[1] as string[], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: 60_000 });
+    execFileSync(full[0] as string, full[1] as string[], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: timeoutMs });
   };
+  return { ok: true, bin, dir, run };
+}
+
+/** CREATE DATABASE `name` on the server at `base` (postgres://user@host:port). */
+async function createDatabaseAt(base: string, name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: `${base}/postgres` });
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function startPostgres(): Promise<PgStart> {
+  const home = serverHome('kasane-pg-', 60_000);
+  if (!home.ok) return home;
+  const { bin, dir, run } = home;
+  const data = join(dir, 'data');
   let pid: number | undefined;
   const cleanup = (): void => {
     if (pid !== undefined && alive(pid)) {
@@ -101,13 +121,7 @@ export async function startPostgres(): Promise<PgStart> {
     const server: PgServer = {
       async createDatabase() {
         const name = `kasane_test_${process.pid}_${++n}`;
-        const c = new pg.Client({ connectionString: `${base}/postgres` });
-        await c.connect();
-        try {
-          await c.query(`CREATE DATABASE ${name}`);
-        } finally {
-          await c.end();
-        }
+        await createDatabaseAt(base, name);
         return `${base}/${name}`;
       },
       async stop() {
@@ -174,26 +188,9 @@ function processTree(pid: number): number[] {
  * with pg_basebackup, streaming from it; resolves once the standby is the synchronous one.
  */
 export async function startPostgresPair(): Promise<PgPairStart> {
-  const bin = findBinDir();
-  if (!bin) return { ok: false, reason: 'PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); run scripts/ci-postgres.sh' };
-  const root = process.getuid?.() === 0;
-  let as: { name: string; uid: number; gid: number } | undefined;
-  if (root) {
-    for (const name of ['postgres', 'nobody']) {
-      const ids = userIds(name);
-      if (ids) {
-        as = { name, ...ids };
-        break;
-      }
-    }
-    if (!as) return { ok: false, reason: 'running as root and neither the postgres nor the nobody user exists (initdb refuses root)' };
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-pg-pair-'));
-  if (as) chownSync(dir, as.uid, as.gid);
-  const run = (cmd: string, args: string[]): void => {
-    const full = as ? ['runuser', ['-u', as.name, '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
-    execFileSync(full[0] as string, full[1] as string[], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: 120_000 });
-  };
+  const home = serverHome('kasane-pg-pair-', 120_000);
+  if (!home.ok) return home;
+  const { bin, dir, run } = home;
   const primaryData = join(dir, 'primary');
   const standbyData = join(dir, 'standby');
   const pids: { primary?: number; standby?: number } = {};
@@ -242,13 +239,7 @@ export async function startPostgresPair(): Promise<PgPairStart> {
       url: (database) => `postgres://kasane@127.0.0.1:${ports.primary},127.0.0.1:${ports.standby}/${database}?target_session_attrs=read-write&connect_timeout=2`,
       async createDatabase() {
         const name = `kasane_pair_${process.pid}_${++n}`;
-        const c = new pg.Client({ connectionString: `${base(ports.primary)}/postgres` });
-        await c.connect();
-        try {
-          await c.query(`CREATE DATABASE ${name}`);
-        } finally {
-          await c.end();
-        }
+        await createDatabaseAt(base(ports.primary), name);
         return pair.url(name);
       },
       killPrimary() {
