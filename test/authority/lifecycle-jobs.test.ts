@@ -2,7 +2,9 @@
 // It proves: a job runs at its interval and never overlaps itself, however slow a run; a failing
 // run is logged and the job runs again at its next time; once stopped, no run starts; and an
 // authority's jobs are its due rotations and its CRL refresh, which do their work over the store
-// (on SQLite and PostgreSQL) when their timers fire.
+// (on SQLite and PostgreSQL) when their timers fire; between replicas (PostgreSQL) the federation's
+// rounds (exchanges with peers, permit renewals) run on the holder of the jobs lease only, and move
+// with the lease.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -136,5 +138,32 @@ for (const store of await testStores()) {
           'once, by the scheduler',
         );
       }));
+
+    if (store.kind === 'postgres') {
+      it("run the federation's rounds on the holder of the jobs lease only; they move with the lease", () =>
+        withAuthority(
+          store,
+          async (a) => {
+            const b = await a.replica();
+            const rounds = { a: 0, b: 0 };
+            a.service.federation!.syncAll = async () => void rounds.a++;
+            b.service.federation!.syncAll = async () => void rounds.b++;
+            await a.service.replicas.beat();
+            await b.service.replicas.beat();
+            assert.deepEqual([a.service.replicas.holdsJobs, b.service.replicas.holdsJobs], [true, false], 'the first to beat holds the lease');
+            await until(() => rounds.a === 1, 'a round as the holder took the lease');
+            for (const r of [a, b]) r.service.federation!.kick(0);
+            await until(() => rounds.a === 2, 'a round asked of the holder');
+            await sleep(100);
+            assert.equal(rounds.b, 0, 'none on the other replica');
+            // The holder stops: it hands the lease back; the other takes it at its next heartbeat.
+            await a.service.replicas.stop();
+            await b.service.replicas.beat();
+            assert.equal(b.service.replicas.holdsJobs, true);
+            await until(() => rounds.b === 1, 'a round on the new holder');
+          },
+          { federation: true },
+        ));
+    }
   });
 }
