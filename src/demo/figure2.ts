@@ -26,6 +26,8 @@ export interface Figure2 {
   /** Starts (or restarts) gateway Gn and waits until it runs. */
   startGateway(n: 1 | 2 | 3, extraConfig?: string): Promise<void>;
   stopGateway(n: 1 | 2 | 3): Promise<void>;
+  /** Kills gateway Gn with SIGKILL (a crash: nothing of its own clean-up runs) and waits for it to be gone. */
+  killGateway(n: 1 | 2 | 3): Promise<void>;
   startAuthority(): Promise<void>;
   stopAuthority(): Promise<void>;
   /** `kasane gateway status --json` of gateway Gn (key table, VPNs, counters). */
@@ -107,6 +109,14 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     async stopGateway(n) {
       await stop(gateways.get(`G${n}`));
       gateways.delete(`G${n}`);
+    },
+    async killGateway(n) {
+      const d = gateways.get(`G${n}`);
+      gateways.delete(`G${n}`);
+      if (!d || d.exitCode !== null || d.signalCode !== null) return;
+      const gone = new Promise((r) => d.once('exit', r));
+      d.kill('SIGKILL');
+      await gone;
     },
     status: (n) => JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
     ping(from, to, po = {}) {
@@ -216,6 +226,10 @@ export function demoPrerequisites(): string[] {
   if (!ip) {
     missing.push('`ip` not found: it builds the namespaces and links (Debian package iproute2)');
     packages.push('iproute2');
+  }
+  if (!hasCommand('nft')) {
+    missing.push('`nft` not found: the gateways guard forwarding with nftables (Debian package nftables)');
+    packages.push('nftables');
   }
   if (!hasCommand('ping')) {
     missing.push('`ping` not found: the terminals ping each other (Debian package iputils-ping)');
