@@ -96,14 +96,8 @@ export class Epochs {
     const rotation = this.o.rotation;
     const ids = vpns.map((v) => v.id);
     for (const vpn of vpns) if (vpn.lastEpoch + 1 > 0xffffffff) throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
-    // Epochs that ended go, with their sealed keys and SPIs (rare: only VPNs not rotated for a grace period and more).
-    const expired = new Map<number, number[]>();
-    for (const e of await c.tx.listEpochsOf(ids)) if (e.expiresAt <= now) expired.set(e.vpnId, [...(expired.get(e.vpnId) ?? []), e.epoch]);
-    for (const [vpnId, epochs] of expired) {
-      await c.tx.deleteSealedKeys({ vpnId, epochs });
-      await c.tx.deleteSpis({ vpnId, epochs });
-      await c.tx.deleteEpochs(vpnId, epochs);
-    }
+    // Epochs that ended go, with their sealed keys and SPIs.
+    await c.tx.deleteEndedEpochs(ids, now);
     const urgent = kind === 'urgent';
     const activeFrom = urgent ? now : now + rotation.overlapMs;
     const oldEnd = urgent ? now + rotation.urgentGraceMs : activeFrom + rotation.graceMs;

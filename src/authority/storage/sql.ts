@@ -348,10 +348,14 @@ export class SqlOps implements StoreOps {
     return this.insert('key_epochs', EPOCH, rows);
   }
 
-  async listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]> {
-    const rows = await this.inChunks(vpnIds, (part) => this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, epoch`, part));
-    for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
-    return rows;
+  async deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void> {
+    for (const part of chunks([...new Set(vpnIds)])) {
+      const these = `vpn_id IN (${placeholders(part.length)})`;
+      for (const table of ['sealed_keys', 'spis']) {
+        await this.db.run(`DELETE FROM ${table} WHERE ${these} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`, [...part, now]);
+      }
+      await this.db.run(`DELETE FROM key_epochs WHERE ${these} AND expires_at <= ?`, [...part, now]);
+    }
   }
 
   async capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void> {
@@ -362,16 +366,6 @@ export class SqlOps implements StoreOps {
     const rows = await this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id = ? ORDER BY epoch`, [vpnId]);
     for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
     return rows;
-  }
-
-  async setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void> {
-    await this.db.run('UPDATE key_epochs SET expires_at = ? WHERE vpn_id = ? AND epoch = ?', [expiresAt, vpnId, epoch]);
-  }
-
-  async deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void> {
-    for (const part of chunks(epochs)) {
-      await this.db.run(`DELETE FROM key_epochs WHERE vpn_id = ? AND epoch IN (${placeholders(part.length)})`, [vpnId, ...part]);
-    }
   }
 
   insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void> {

@@ -190,11 +190,10 @@ export interface StoreOps {
   insertEpoch(row: EpochRow): Promise<void>;
   insertEpochs(rows: readonly EpochRow[]): Promise<void>;
   listEpochs(vpnId: number): Promise<EpochRow[]>;
-  listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]>;
+  /** Deletes the epochs of these VPNs that ended by `now`, with their sealed keys and SPIs. */
+  deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void>;
   /** Every epoch of these VPNs that ends after `end` ends at `end` instead (the previous epochs at a rotation). */
   capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void>;
-  setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void>;
-  deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void>;
 
   insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void>;
   listSealedKeys(gateway: string): Promise<SealedKeyRow[]>;
