@@ -228,7 +228,7 @@ export class AuthorityService implements AuthorityContext {
   readonly currentCrls = () => this.certificates.currentCrls();
   readonly onCrlChange = (listener: (crls: Crls) => void) => this.certificates.onCrlChange(listener);
   readonly gatewayCertificate = (name: string) => this.certificates.ofGateway(name);
-  readonly authenticateGateway = (der: Uint8Array, serialHex: string) => this.certificates.authenticate(der, serialHex);
+  readonly authenticateConnection = (connection: object, peer: () => { der: Uint8Array; serial: string }) => this.certificates.authenticateConnection(connection, peer);
   readonly issueIkeCertificate = (gateway: string, csrPem: string) => this.certificates.issueIke(gateway, csrPem);
 
   readonly createEnrollToken = (actor: string, gateway: string, p: TokenOptions) => this.enrollment.createToken(actor, gateway, p);
