@@ -1,26 +1,33 @@
 // Authority scale benchmark: enroll N gateways (offline bundles), put them into M VPNs (gateway i
 // in VPN i mod M, one /24 each), connect every gateway to the change stream with its own mutual-TLS
 // connection, rotate every VPN's key, and measure how long it takes until every gateway holds its
-// VPN's new epoch, plus the authority process's memory. On SQLite and on PostgreSQL (a private
-// server started for the run, when PostgreSQL is installed).
+// VPN's new epoch, plus each authority process's memory. On SQLite (one process), and on
+// PostgreSQL with one, two or three replicas (`kasane authority replica`; a private server started
+// for the run, when PostgreSQL is installed). With several replicas, gateway i starts at replica
+// i mod R and knows every replica's URL; after the rotation one replica is killed (kill -9) and the
+// time its gateways take to move to another replica and hold a change made right after the kill
+// is measured too.
 //
-// The authority runs as a separate `kasane authority serve` process, so its memory (VmRSS, VmHWM
-// from /proc) is its own; the gateways are clients in this process.
+// The authorities run as separate `kasane authority serve` processes, so their memory (VmRSS,
+// VmHWM from /proc) is their own; the gateways are lightweight clients of the real change stream
+// (the client library's failover over several URLs, no HPKE open but for a sample) in this process.
 //
 // Size by environment (defaults: the issue's 10,000 gateways, 1,000 VPNs):
 //   KASANE_BENCH_AUTHORITY_GATEWAYS, KASANE_BENCH_AUTHORITY_VPNS,
-//   KASANE_BENCH_AUTHORITY_BACKENDS (comma list of sqlite, postgres), KASANE_BENCH_AUTHORITY_CONCURRENCY.
+//   KASANE_BENCH_AUTHORITY_BACKENDS (comma list of sqlite, postgres),
+//   KASANE_BENCH_AUTHORITY_REPLICAS (comma list of replica counts for postgres, default 1,2,3),
+//   KASANE_BENCH_AUTHORITY_CONCURRENCY.
 // Run alone: node --import tsx bench/authority-scale.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { AuthorityClient, gatewayClient, openDelivery } from '../src/authority/client.js';
-import { initAuthority } from '../src/authority/lifecycle.js';
+import { createReplica, initAuthority } from '../src/authority/lifecycle.js';
 import type { GatewayBundle, GatewayChanges } from '../src/authority/wire.js';
 import { startPostgres, type PgServer } from '../scripts/temp-postgres.js';
 
@@ -34,6 +41,8 @@ export interface AuthorityBenchOptions {
   gateways: number;
   vpns: number;
   backends: AuthorityBackend[];
+  /** Replica counts to run on PostgreSQL. */
+  replicas: number[];
   /** Administrator requests in flight during setup. */
   concurrency: number;
   /** Gateways whose new key is decrypted and compared (HPKE open costs ~3 ms each). */
@@ -42,18 +51,24 @@ export interface AuthorityBenchOptions {
 
 export interface AuthorityBenchResult {
   backend: AuthorityBackend;
+  replicas: number;
   skipped?: string;
   gateways: number;
   vpns: number;
   setupSeconds: { vpns: number; enroll: number; members: number; connect: number };
-  /** The administrator's rotate-all call (every VPN rotated, one transaction each). */
+  /** The administrator's rotate-all call (every VPN rotated). */
   rotateAllSeconds: number;
   /** From the start of rotate-all until the last gateway received its VPN's new epoch. */
   deliverAllSeconds: number;
   /** Per gateway: from its VPN's rotation until it received the new epoch. */
   latencyMs: { p50: number; p99: number; max: number };
   verified: number;
-  authorityMemoryMb: { afterSetup: number; peakDuringDelivery: number; highWater: number };
+  /** Per replica: RSS after setup, with its gateways waiting, the high-water mark; KB per waiting gateway. */
+  memory: { replica: number; gateways: number; afterSetupMb: number; waitingMb: number; highWaterMb: number; kbPerGateway: number }[];
+  /** With several replicas: one killed, its gateways' time to move and hold a change made just after. */
+  failover?: { gateways: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** The 1-minute load average when the run started and ended (others share the machine). */
+  load: { start: number; end: number };
 }
 
 export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): AuthorityBenchOptions {
@@ -65,10 +80,13 @@ export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): Aut
   };
   const backends = (env.KASANE_BENCH_AUTHORITY_BACKENDS ?? 'sqlite,postgres').split(',').map((s) => s.trim()).filter(Boolean);
   for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`KASANE_BENCH_AUTHORITY_BACKENDS: unknown backend ${b}`);
+  const replicas = (env.KASANE_BENCH_AUTHORITY_REPLICAS ?? '1,2,3').split(',').map((s) => Number(s.trim()));
+  for (const r of replicas) if (!Number.isInteger(r) || r < 1 || r > 8) throw new Error('KASANE_BENCH_AUTHORITY_REPLICAS: replica counts from 1 to 8');
   return {
     gateways: int('KASANE_BENCH_AUTHORITY_GATEWAYS', 10_000),
     vpns: int('KASANE_BENCH_AUTHORITY_VPNS', 1_000),
     backends: backends as AuthorityBackend[],
+    replicas,
     concurrency: int('KASANE_BENCH_AUTHORITY_CONCURRENCY', 32),
     verifySample: int('KASANE_BENCH_AUTHORITY_VERIFY', 100),
   };
@@ -105,7 +123,9 @@ function memory(pid: number): { rss: number; hwm: number } {
 
 async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
   const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/main.ts'))}); process.exitCode = await m.main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
+  // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
+  const extra = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--input-type=module', '-e', script, 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -133,10 +153,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: (line: string) => void): Promise<AuthorityBenchResult> {
+async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityBenchOptions, log: (line: string) => void): Promise<AuthorityBenchResult> {
+  const tag = backend === 'sqlite' ? 'sqlite' : `postgres x${replicas}`;
   const empty: AuthorityBenchResult = {
     backend,
+    replicas,
     gateways: o.gateways,
     vpns: o.vpns,
     setupSeconds: { vpns: 0, enroll: 0, members: 0, connect: 0 },
@@ -144,7 +167,8 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
     deliverAllSeconds: 0,
     latencyMs: { p50: 0, p99: 0, max: 0 },
     verified: 0,
-    authorityMemoryMb: { afterSetup: 0, peakDuringDelivery: 0, highWater: 0 },
+    memory: [],
+    load: { start: loadavg()[0], end: 0 },
   };
   let pg: PgServer | undefined;
   let database: string | undefined;
@@ -155,18 +179,22 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
     database = await pg.createDatabase();
   }
   const dir = mkdtempSync(join(tmpdir(), 'kasane-bench-authority-'));
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   const clients: AuthorityClient[] = [];
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one listener per waiting gateway
   try {
-    const port = await freePort();
-    const init = await initAuthority({ dataDir: join(dir, 'a'), name: 'bench', database, listen: { host: '127.0.0.1', port }, rotation: { periodMs: 0, overlapMs: OVERLAP_MS } });
-    child = await spawnServe(join(dir, 'a'), port);
-    const pid = child.pid!;
-    const ca = readFileSync(join(dir, 'a', 'certs', 'root-ca.pem'), 'utf8');
-    const admin = new AuthorityClient({ url: `https://127.0.0.1:${port}`, ca, adminToken: init.adminToken, timeoutMs: 600_000 });
-    clients.push(admin);
+    const ports: number[] = [];
+    for (let r = 0; r < replicas; r++) ports.push(await freePort());
+    const urls = ports.map((p) => `https://127.0.0.1:${p}`);
+    const init = await initAuthority({ dataDir: join(dir, 'r0'), name: 'bench', database, listen: { host: '127.0.0.1', port: ports[0] }, rotation: { periodMs: 0, overlapMs: OVERLAP_MS } });
+    for (let r = 1; r < replicas; r++) await createReplica({ from: join(dir, 'r0'), dataDir: join(dir, `r${r}`), listen: { host: '127.0.0.1', port: ports[r] } });
+    for (let r = 0; r < replicas; r++) children.push(await spawnServe(join(dir, `r${r}`), ports[r]));
+    const pids = children.map((c) => c.pid!);
+    const ca = readFileSync(join(dir, 'r0', 'certs', 'root-ca.pem'), 'utf8');
+    const admins = urls.map((url) => new AuthorityClient({ url, ca, adminToken: init.adminToken, timeoutMs: 600_000 }));
+    clients.push(...admins);
+    const admin = admins[0];
     const vpnName = (v: number): string => `vpn-${v}`;
     const gwName = (i: number): string => `gw-${i}`;
 
@@ -174,10 +202,10 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
     await pool(
       Array.from({ length: o.vpns }, (_, v) => v),
       o.concurrency,
-      async (v) => void (await admin.createVpn({ name: vpnName(v), id: v + 1, rotationPeriodMs: 0 })),
+      async (v) => void (await admins[v % replicas].createVpn({ name: vpnName(v), id: v + 1, rotationPeriodMs: 0 })),
     );
     const vpnsS = (performance.now() - t) / 1000;
-    log(`${backend}: ${o.vpns} VPNs in ${round(vpnsS)} s`);
+    log(`${tag}: ${o.vpns} VPNs in ${round(vpnsS)} s`);
 
     t = performance.now();
     const bundles: GatewayBundle[] = new Array(o.gateways);
@@ -185,34 +213,42 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
       Array.from({ length: o.gateways }, (_, i) => i),
       o.concurrency,
       async (i) => {
-        await admin.addGateway(gwName(i), `198.18.${(i >> 8) & 255}.${i & 255}`);
-        bundles[i] = await admin.makeBundle(gwName(i));
+        await admins[i % replicas].addGateway(gwName(i), `198.18.${(i >> 8) & 255}.${i & 255}`);
+        bundles[i] = await admins[i % replicas].makeBundle(gwName(i));
       },
     );
     const enrollS = (performance.now() - t) / 1000;
-    log(`${backend}: ${o.gateways} gateways enrolled (offline bundles) in ${round(enrollS)} s`);
+    log(`${tag}: ${o.gateways} gateways enrolled (offline bundles) in ${round(enrollS)} s`);
 
     t = performance.now();
     await pool(
       Array.from({ length: o.gateways }, (_, i) => i),
       o.concurrency,
-      async (i) => void (await admin.addMember(vpnName(i % o.vpns), gwName(i), [`10.${(i >> 8) & 255}.${i & 255}.0/24`])),
+      async (i) => void (await admins[i % replicas].addMember(vpnName(i % o.vpns), gwName(i), [`10.${(i >> 8) & 255}.${i & 255}.0/24`])),
     );
     const membersS = (performance.now() - t) / 1000;
-    log(`${backend}: ${o.gateways} memberships in ${round(membersS)} s`);
-    const afterSetup = memory(pid).rss;
+    log(`${tag}: ${o.gateways} memberships in ${round(membersS)} s`);
+    await sleep(2000); // let the replicas settle (garbage of the setup)
+    const afterSetup = pids.map((p) => memory(p).rss);
 
-    // Every gateway: a full first delivery, then a long poll waiting for the rotation.
+    // Every gateway: a full first delivery, then long polls; gateway i starts at replica i mod R.
     t = performance.now();
     const received: { at: number; change: GatewayChanges }[] = new Array(o.gateways);
     let got = 0;
     let allReceived: () => void = () => undefined;
     const done = new Promise<void>((r) => (allReceived = r));
-    const gws = bundles.map((b) => {
-      const c = gatewayClient(b);
+    const gws = bundles.map((b, i) => {
+      const mine = [...urls.slice(i % replicas), ...urls.slice(0, i % replicas)];
+      const c = gatewayClient(b, undefined, { urls: mine });
       clients.push(c);
       return c;
     });
+    // After the rotation: the marker of the failover measurement, and when each gateway saw it.
+    let marker: string | undefined;
+    const markerSeen: number[] = new Array(o.gateways);
+    let markerCount = 0;
+    let markerWanted = 0;
+    let markerAll: () => void = () => undefined;
     const errors: unknown[] = [];
     const follow = async (i: number, onFirst: () => void): Promise<void> => {
       const vpn = vpnName(i % o.vpns);
@@ -221,47 +257,56 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
       while (!abort.signal.aborted) {
         let c: GatewayChanges;
         try {
-          // The first call is the full first delivery; then long polls until the new epoch.
+          // The first call is the full first delivery; then long polls.
           c = await gws[i].changes(since, { waitSeconds: since === 0 ? 0 : 60, signal: abort.signal });
           failures = 0;
         } catch (e) {
           if (abort.signal.aborted) return;
-          if (++failures > 5) {
+          if (++failures > 20) {
             errors.push(e);
             onFirst();
             return;
           }
-          await new Promise((r) => setTimeout(r, 200 * failures));
+          await sleep(100 * failures);
           continue;
         }
-        const v = c.delivery?.vpns.find((x) => x.name === vpn);
-        if (since !== 0 && v && v.epochs.some((e) => e.epoch === 2)) {
-          received[i] = { at: Date.now(), change: c };
-          if (++got === o.gateways) allReceived();
-          return;
-        }
         if (since === 0) onFirst();
+        else if (c.delivery) {
+          const v = c.delivery.vpns.find((x) => x.name === vpn);
+          if (!received[i] && v && v.epochs.some((e) => e.epoch === 2)) {
+            received[i] = { at: Date.now(), change: c };
+            if (++got === o.gateways) allReceived();
+          }
+          if (marker && markerSeen[i] === undefined && c.delivery.protectedPrefixes.includes(marker)) {
+            markerSeen[i] = Date.now();
+            if (i % replicas === replicas - 1 && ++markerCount === markerWanted) markerAll();
+          }
+        }
         since = c.version;
       }
     };
     // Gateways come up gradually (TLS handshake and first delivery), then stay on the stream.
     const followers: Promise<void>[] = [];
     await pool(gws, Math.max(o.concurrency, 64), (_, i) => new Promise<void>((first) => void followers.push(follow(i, first))));
+    const waitingOn = async (): Promise<number[]> => Promise.all(admins.map(async (a) => (await a.status()).waitingGateways));
     for (;;) {
-      const s = await admin.status();
-      if (s.waitingGateways >= o.gateways) break;
+      const w = await waitingOn();
+      if (w.reduce((a, b) => a + b, 0) >= o.gateways) break;
       if (errors.length) throw errors[0];
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     const connectS = (performance.now() - t) / 1000;
-    log(`${backend}: ${o.gateways} gateways on the change stream (mutual TLS) in ${round(connectS)} s`);
+    log(`${tag}: ${o.gateways} gateways on the change stream (mutual TLS) in ${round(connectS)} s`);
+    await sleep(2000);
+    const waiting = await waitingOn();
+    const withGateways = pids.map((p) => memory(p).rss);
 
-    let peak = memory(pid).rss;
+    let peak = pids.map((p) => memory(p).rss);
     const sampler = setInterval(() => {
       try {
-        peak = Math.max(peak, memory(pid).rss);
+        peak = pids.map((p, r) => Math.max(peak[r], memory(p).rss));
       } catch {
-        // the process is gone
+        // a process is gone
       }
     }, 100);
     const start = Date.now();
@@ -273,7 +318,6 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
     clearTimeout(timeout);
     clearInterval(sampler);
     if (got < o.gateways) throw new Error(`only ${got} of ${o.gateways} gateways received the rotation within 10 minutes`);
-    await Promise.all(followers);
     const last = Math.max(...received.map((r) => r.at));
     const latencies = received
       .map((r, i) => {
@@ -281,7 +325,18 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
         return r.at - (e.activeFrom - OVERLAP_MS);
       })
       .sort((a, b) => a - b);
-    log(`${backend}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`);
+    log(`${tag}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`);
+    const memoryRows = pids.map((p, r) => {
+      const m = memory(p);
+      return {
+        replica: r,
+        gateways: waiting[r],
+        afterSetupMb: round(afterSetup[r], 1),
+        waitingMb: round(withGateways[r], 1),
+        highWaterMb: round(Math.max(m.hwm, peak[r]), 1),
+        kbPerGateway: waiting[r] ? round(((withGateways[r] - afterSetup[r]) * 1024) / waiting[r], 1) : 0,
+      };
+    });
 
     // Decrypt a sample: each opens its own sealed key, members of one VPN agree.
     let verified = 0;
@@ -295,9 +350,35 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
       keysByVpn.set(v, key);
       verified++;
     }
-    const mem = memory(pid);
+
+    // Failover: kill -9 the last replica; right after, a change every gateway receives (a
+    // directory entry). Its gateways must move to another replica and catch up.
+    let failover: AuthorityBenchResult['failover'];
+    if (replicas > 1) {
+      const k = replicas - 1;
+      const moving = Array.from({ length: o.gateways }, (_, i) => i).filter((i) => i % replicas === k);
+      markerWanted = moving.length;
+      const allMoved = new Promise<void>((r) => (markerAll = r));
+      marker = '203.0.113.0/24';
+      const victim = children[k];
+      await new Promise<void>((r) => {
+        victim.once('exit', () => r());
+        victim.kill('SIGKILL');
+      });
+      const killedAt = Date.now();
+      await admin.addDirectory(marker, 'failover marker');
+      const guard = setTimeout(() => markerAll(), 300_000);
+      // Only the moving gateways count; the others see it too.
+      await allMoved;
+      clearTimeout(guard);
+      const times = moving.filter((i) => markerSeen[i] !== undefined).map((i) => markerSeen[i] - killedAt).sort((a, b) => a - b);
+      if (times.length < moving.length) throw new Error(`only ${times.length} of ${moving.length} gateways of the killed replica caught up within 5 minutes`);
+      failover = { gateways: moving.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1] };
+      log(`${tag}: replica ${k} killed; its ${moving.length} gateways moved and held a change made just after in p50 ${failover.p50Ms} ms, max ${failover.maxMs} ms`);
+    }
     return {
       backend,
+      replicas,
       gateways: o.gateways,
       vpns: o.vpns,
       setupSeconds: { vpns: round(vpnsS), enroll: round(enrollS), members: round(membersS), connect: round(connectS) },
@@ -305,16 +386,19 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
       deliverAllSeconds: round((last - start) / 1000),
       latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] },
       verified,
-      authorityMemoryMb: { afterSetup: round(afterSetup, 1), peakDuringDelivery: round(peak, 1), highWater: round(mem.hwm, 1) },
+      memory: memoryRows,
+      failover,
+      load: { start: empty.load.start, end: loadavg()[0] },
     };
   } finally {
     abort.abort();
     for (const c of clients) c.close();
-    if (child && child.exitCode === null) {
+    for (const child of children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
       await new Promise<void>((r) => {
-        child!.once('exit', () => r());
-        child!.kill('SIGTERM');
-        setTimeout(() => child!.kill('SIGKILL'), 10_000).unref();
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
       });
     }
     await pg?.stop();
@@ -322,26 +406,34 @@ async function runOne(backend: AuthorityBackend, o: AuthorityBenchOptions, log: 
   }
 }
 
-/** Runs the benchmark on each backend in turn (bench/run.ts calls this). */
+/** Runs the benchmark on each backend (and each replica count on PostgreSQL) in turn (bench/run.ts calls this). */
 export async function runAuthorityBench(opts: Partial<AuthorityBenchOptions> = {}, log: (line: string) => void = () => undefined): Promise<AuthorityBenchResult[]> {
   const o = { ...authorityBenchOptions(), ...opts };
   const out: AuthorityBenchResult[] = [];
-  for (const b of o.backends) out.push(await runOne(b, o, log));
+  for (const b of o.backends) {
+    if (b === 'sqlite') out.push(await runOne(b, 1, o, log));
+    else for (const r of o.replicas) out.push(await runOne(b, r, o, log));
+  }
   return out;
 }
 
 export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
+    const tag = r.backend === 'sqlite' ? 'sqlite' : `postgres x${r.replicas}`;
     if (r.skipped) {
-      lines.push(`${r.backend}: skipped (${r.skipped})`);
+      lines.push(`${tag}: skipped (${r.skipped})`);
       continue;
     }
     lines.push(
-      `${r.backend}: ${r.gateways} gateways in ${r.vpns} VPNs: rotate-all ${r.rotateAllSeconds} s; delivered to every gateway ${r.deliverAllSeconds} s after it started ` +
+      `${tag}: ${r.gateways} gateways in ${r.vpns} VPNs: rotate-all ${r.rotateAllSeconds} s; every gateway held its new epoch ${r.deliverAllSeconds} s after the rotation started ` +
         `(per gateway after its VPN's rotation: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms; ${r.verified} decrypted and checked)`,
-      `${r.backend}: authority memory ${r.authorityMemoryMb.afterSetup} MB RSS after setup, ${r.authorityMemoryMb.peakDuringDelivery} MB peak during delivery (high water ${r.authorityMemoryMb.highWater} MB); ` +
-        `setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s`,
+      ...r.memory.map(
+        (m) =>
+          `${tag}: replica ${m.replica}: ${m.gateways} gateways waiting; RSS ${m.afterSetupMb} MB after setup, ${m.waitingMb} MB with them waiting (${m.kbPerGateway} KB per gateway), high water ${m.highWaterMb} MB`,
+      ),
+      ...(r.failover ? [`${tag}: kill -9 of one replica: its ${r.failover.gateways} gateways moved and caught up in p50 ${r.failover.p50Ms} ms, p99 ${r.failover.p99Ms} ms, max ${r.failover.maxMs} ms`] : []),
+      `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end`,
     );
   }
   return lines.join('\n');

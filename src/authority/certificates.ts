@@ -23,6 +23,13 @@ const CRL_VALIDITY_MS = 7 * 86_400_000;
 export class Certificates {
   private crls: Crls | undefined;
   private readonly crlListeners: ((crls: Crls) => void)[] = [];
+  /** TLS connections already mapped to their gateway, with the generation they were checked at. */
+  private readonly connections = new WeakMap<object, { gateway: string; generation: number }>();
+  /**
+   * Moves at every CRL rebuild, which follows whatever revokes or supersedes a certificate (on this
+   * replica at once, on another within its version poll): it ends every mapping made before.
+   */
+  private generation = 0;
 
   constructor(
     private readonly ctx: AuthorityContext,
@@ -81,6 +88,22 @@ export class Certificates {
   }
 
   /**
+   * The gateway a mutual-TLS connection belongs to. A gateway's long polls follow one another on
+   * one connection, so the store is asked once per connection (`authenticate`), and again after
+   * any certificate was revoked or superseded. `peer` gives the connection's client certificate,
+   * or throws the refusal.
+   */
+  async authenticateConnection(connection: object, peer: () => { der: Uint8Array; serial: string }): Promise<string> {
+    const known = this.connections.get(connection);
+    if (known && known.generation === this.generation) return known.gateway;
+    const generation = this.generation;
+    const { der, serial } = peer();
+    const gateway = await this.authenticate(der, serial);
+    this.connections.set(connection, { gateway, generation });
+    return gateway;
+  }
+
+  /**
    * A certificate for the gateway's IKE identity when its IKE key lives in a PKCS#11 token (seed
    * 001's IC chip): the gateway sends a CSR signed in the token over its mutual-TLS channel. The
    * certificate names the gateway like its TLS one; it authenticates IKE only (never the channel),
@@ -121,6 +144,7 @@ export class Certificates {
   }
 
   async refreshCrls(): Promise<void> {
+    this.generation++;
     const now = this.ctx.now();
     const revoked = await this.ctx.store.read((tx) => tx.listRevokedCertificates(now));
     const entries: CrlEntry[] = revoked.map((r) => ({

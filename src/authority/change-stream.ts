@@ -3,32 +3,78 @@
 // if anything it receives changed, otherwise after waiting up to a minute for such a change.
 //
 // Wake-ups all arrive here: `published()` after each commit of this process (the gateways the
-// change touched, or everybody for a directory change), and the store's `onRemoteChange` when
-// another replica committed (PostgreSQL NOTIFY), which costs one read of who changed since the
-// oldest cursor anyone waits with.
+// change touched, or everybody for a directory change), and other replicas' commits. Those are
+// found by version, never trusted to a notification alone: the store's `onRemoteChange`
+// (PostgreSQL NOTIFY) asks for a check at once, and a poll of the version every half second
+// catches a notification that was lost (a listener reconnecting, a database failover). A check
+// reads which gateways changed after the last version checked and wakes them; a revocation there
+// also rebuilds this replica's CRLs.
+//
+// Reads are batched: the gateways that ask (or are woken) while a read is under way are answered
+// together from the next snapshot, so that a change waking thousands of gateways costs a few
+// queries, not a few per gateway.
 import type { Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import type { Delivery } from './delivery.js';
 import { forbidden } from './errors.js';
 import { ChangeHub } from './hub.js';
-import type { GatewayChanges } from './wire.js';
+import type { AuditRow, StateRow, StoreOps } from './storage/types.js';
+import type { GatewayChanges, GatewayDelivery } from './wire.js';
 
 export const MAX_WAIT_MS = 60_000;
 /** Events per answer; a gateway further behind gets the full delivery anyway (eventsTruncated). */
 const EVENTS_LIMIT = 500;
-/** Another replica's commits within this window cost one read together. */
-const REMOTE_CHECK_DELAY_MS = 20;
+/** Another replica's commits within this window cost one check together. */
+const REMOTE_CHECK_DELAY_MS = 5;
+/** How often a replica looks at the version itself, in case a notification was lost. */
+export const VERSION_POLL_MS = 500;
+/** Gateways answered from one snapshot at most. */
+const BATCH = 1000;
+/** Events read for a whole batch at once; a gateway whose events may lie beyond them reads its own. */
+const BATCH_EVENTS = 5000;
+
+type Answer = { version: number; changed: false } | { version: number; changed: true; reset: boolean; delivery: GatewayDelivery; rows: AuditRow[] };
+
+interface Ask {
+  gateway: string;
+  since: number;
+  resolve(a: Answer): void;
+  reject(e: unknown): void;
+}
 
 export class ChangeStream {
   private readonly hub = new ChangeHub();
   private stopping = false;
   private remoteCheck: NodeJS.Timeout | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  /** Every change up to this version has woken its gateways here. */
+  private checkedVersion = 0;
+  private crlVersion = 0;
+  private checking: Promise<void> | undefined;
+  private queue: Ask[] = [];
+  private reading = false;
 
   constructor(
     private readonly ctx: AuthorityContext,
-    private readonly o: { delivery: Delivery },
+    private readonly o: {
+      delivery: Delivery;
+      /** Another replica revoked a certificate: rebuild the CRLs. */
+      onCrlChange?: () => Promise<void>;
+    },
   ) {
-    ctx.store.onRemoteChange(() => this.scheduleRemoteCheck());
+    ctx.store.onRemoteChange((version) => {
+      if (version === undefined || version > this.checkedVersion) this.scheduleRemoteCheck();
+    });
+  }
+
+  /** Starts following other replicas' commits (PostgreSQL): from the current version on. */
+  async start(): Promise<void> {
+    const state = await this.ctx.store.read((tx) => tx.state());
+    this.checkedVersion = state.version;
+    this.crlVersion = state.crlVersion;
+    if (this.ctx.store.kind !== 'postgres' || this.stopping) return;
+    this.poll = setInterval(() => this.scheduleRemoteCheck(), VERSION_POLL_MS);
+    this.poll.unref();
   }
 
   /** Gateways waiting right now (on this process). */
@@ -52,19 +98,7 @@ export class ChangeStream {
     const waiter = waitMs > 0 ? this.hub.subscribe(gateway, since) : undefined;
     try {
       for (;;) {
-        const now = this.ctx.now();
-        const answer = await this.ctx.store.read(async (tx) => {
-          const g = await tx.getGateway(gateway);
-          if (!g || g.status !== 'active') throw forbidden('gateway-revoked', `gateway ${gateway} is not active`);
-          const state = await tx.state();
-          const reset = since > state.version;
-          if (!reset && g.changedVersion <= since && state.directoryVersion <= since) return { version: state.version, changed: false } as const;
-          const delivery = await this.o.delivery.at(tx, state, gateway, now);
-          const vpnIds = delivery.vpns.map((v) => v.id);
-          // A first sync (since 0) or a reset carries the whole state: no event list.
-          const rows = reset || since === 0 ? [] : await tx.eventsFor(gateway, vpnIds, since, EVENTS_LIMIT + 1);
-          return { version: state.version, changed: true, reset, delivery, rows } as const;
-        });
+        const answer = await this.ask(gateway, since);
         if (answer.changed) {
           const rows = answer.rows.slice(0, EVENTS_LIMIT);
           return {
@@ -77,9 +111,9 @@ export class ChangeStream {
           };
         }
         const left = deadline - this.ctx.now();
-        if (!waiter || left <= 0 || signal?.aborted || this.stopping) return { version: answer.version, changed: false, reset: false, events: [], eventsTruncated: false };
+        if (!waiter || left <= 0 || signal?.aborted || this.stopping) return unchanged(answer.version);
         const outcome = await waiter.wait(left, signal);
-        if (outcome !== 'notified') return { version: answer.version, changed: false, reset: false, events: [], eventsTruncated: false };
+        if (outcome !== 'notified' || this.stopping) return unchanged(answer.version);
       }
     } finally {
       waiter?.cancel();
@@ -90,19 +124,124 @@ export class ChangeStream {
   stop(): void {
     this.stopping = true;
     if (this.remoteCheck) clearTimeout(this.remoteCheck);
+    if (this.poll) clearInterval(this.poll);
     this.hub.notify('all');
   }
 
+  // --- batched reads
+
+  private ask(gateway: string, since: number): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      this.queue.push({ gateway, since, resolve, reject });
+      if (!this.reading) {
+        this.reading = true;
+        // Asks made in this same turn (a wake-up of many gateways) join the first batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, BATCH);
+        try {
+          const answers = await this.ctx.store.read((tx) => this.readBatch(tx, batch));
+          batch.forEach((a, i) => {
+            const r = answers[i];
+            if (r instanceof Error) a.reject(r);
+            else a.resolve(r);
+          });
+        } catch (e) {
+          for (const a of batch) a.reject(e);
+        }
+      }
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  /** Answers a batch from one snapshot: an Answer, or the error for a gateway that is refused. */
+  private async readBatch(tx: StoreOps, batch: Ask[]): Promise<(Answer | Error)[]> {
+    const state = await tx.state();
+    const gateways = new Map((await tx.getGateways(batch.map((a) => a.gateway))).map((g) => [g.name, g]));
+    const out: (Answer | Error)[] = new Array(batch.length);
+    const behind: number[] = [];
+    batch.forEach((a, i) => {
+      const g = gateways.get(a.gateway);
+      if (!g || g.status !== 'active') out[i] = forbidden('gateway-revoked', `gateway ${a.gateway} is not active`);
+      else if (a.since > state.version || g.changedVersion > a.since || state.directoryVersion > a.since) behind.push(i);
+      else out[i] = { version: state.version, changed: false };
+    });
+    if (behind.length === 0) return out;
+    const now = this.ctx.now();
+    const deliveries = await this.o.delivery.many(tx, state, [...new Set(behind.map((i) => batch[i].gateway))], now);
+    // A first sync (since 0) or a reset carries the whole state: no event list.
+    const wantEvents = behind.filter((i) => batch[i].since > 0 && batch[i].since <= state.version);
+    const events = await this.events(tx, state, wantEvents.map((i) => ({ gateway: batch[i].gateway, since: batch[i].since, vpnIds: deliveries.get(batch[i].gateway)!.vpns.map((v) => v.id) })));
+    for (const i of behind) {
+      const a = batch[i];
+      const reset = a.since > state.version;
+      out[i] = { version: state.version, changed: true, reset, delivery: deliveries.get(a.gateway)!, rows: events.get(`${a.gateway}\u0000${a.since}`) ?? [] };
+    }
+    return out;
+  }
+
+  /** The events each asker should hear of after its cursor: one read for the batch, its own read for one far behind. */
+  private async events(tx: StoreOps, state: StateRow, askers: { gateway: string; since: number; vpnIds: number[] }[]): Promise<Map<string, AuditRow[]>> {
+    const out = new Map<string, AuditRow[]>();
+    if (askers.length === 0) return out;
+    const oldest = Math.min(...askers.map((a) => a.since));
+    const rows = await tx.eventsSince(oldest, BATCH_EVENTS);
+    // The batch read covers every version up to `complete` (all of them when it was not cut short).
+    const complete = rows.length < BATCH_EVENTS ? state.version : rows[rows.length - 1].version - 1;
+    for (const a of askers) {
+      const key = `${a.gateway}\u0000${a.since}`;
+      if (out.has(key)) continue;
+      const vpns = new Set(a.vpnIds);
+      const mine = rows.filter((r) => r.version > a.since && (r.scope === 'all' || r.gateway === a.gateway || (r.scope === 'vpn' && r.vpnId !== null && vpns.has(r.vpnId))));
+      if (mine.length > EVENTS_LIMIT || complete >= state.version) out.set(key, mine.slice(0, EVENTS_LIMIT + 1));
+      else out.set(key, await tx.eventsFor(a.gateway, a.vpnIds, a.since, EVENTS_LIMIT + 1));
+    }
+    return out;
+  }
+
+  // --- other replicas' commits
+
   private scheduleRemoteCheck(): void {
-    if (this.remoteCheck) return;
+    if (this.remoteCheck || this.stopping) return;
     this.remoteCheck = setTimeout(() => {
       this.remoteCheck = undefined;
-      const since = this.hub.minSince();
-      if (since === undefined) return;
-      this.ctx.store
-        .read(async (tx) => ({ state: await tx.state(), rows: await tx.gatewaysChangedAfter(since) }))
-        .then(({ state, rows }) => this.hub.notify(state.directoryVersion > since ? 'all' : rows.map((r) => r.name)))
-        .catch((e) => this.ctx.log?.warn({ err: e }, 'checking remote changes failed'));
+      // One check at a time; a request during one runs after it.
+      if (this.checking) {
+        void this.checking.then(() => this.scheduleRemoteCheck());
+        return;
+      }
+      this.checking = this.checkRemote()
+        .catch((e) => this.ctx.log?.warn({ err: (e as Error).message }, 'checking other replicas’ changes failed; trying again'))
+        .finally(() => (this.checking = undefined));
     }, REMOTE_CHECK_DELAY_MS);
   }
+
+  /** Wakes the gateways that changed after the last version checked (whoever committed it). */
+  private async checkRemote(): Promise<void> {
+    const since = this.checkedVersion;
+    const r = await this.ctx.store.read(async (tx) => {
+      const state = await tx.state();
+      if (state.version <= since) return { state, names: [] as string[] };
+      return { state, names: (await tx.gatewaysChangedAfter(since)).map((g) => g.name) };
+    });
+    if (r.state.version <= since) return;
+    if (r.state.directoryVersion > since) this.hub.notify('all');
+    else this.hub.notify(r.names);
+    this.checkedVersion = Math.max(this.checkedVersion, r.state.version);
+    if (r.state.crlVersion > this.crlVersion) {
+      this.crlVersion = r.state.crlVersion;
+      await this.o.onCrlChange?.();
+    }
+  }
+}
+
+function unchanged(version: number): GatewayChanges {
+  return { version, changed: false, reset: false, events: [], eventsTruncated: false };
 }

@@ -51,7 +51,7 @@ export class Change {
   }
 
   async flush(): Promise<void> {
-    for (const id of this.vpnsChanged) await this.tx.updateVpn(id, { changedVersion: this.version });
+    if (this.vpnsChanged.size) await this.tx.setVpnsChanged([...this.vpnsChanged], this.version);
     // A directory change concerns every gateway: they compare their cursor with the directory's
     // version at read time, so no per-gateway row is written for it.
     if (this.directoryChanged) {
@@ -62,6 +62,8 @@ export class Change {
         this.audit('directory.change', { scope: 'all', detail: { added: this.directoryAdded, removed: this.directoryRemoved } });
       }
     }
+    // Every replica rebuilds its CRLs when this moves (its TLS layer then refuses the certificate too).
+    if (this.crlChanged) await this.tx.setCrlVersion(this.version);
     if (this.touched.size) await this.tx.touchGateways([...this.touched], this.version);
     if (this.auditRows.length) await this.tx.insertAudit(this.auditRows);
   }

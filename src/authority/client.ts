@@ -1,7 +1,9 @@
 // Client library of the authority's API, used by the CLI (administrator token) and by gateways
 // (mutual TLS with the enrolled certificate): admin calls, online enrollment, the change stream,
 // and (re-exported) the helper that opens a delivery into the core's AuthoritySnapshot.
+import { lookup } from 'node:dns';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { AuthoritySnapshot, VpnMode } from '../core/types.js';
 import { createCsr } from '../pki/ca.js';
@@ -19,6 +21,7 @@ import {
   type GatewayChanges,
   type GatewayInfo,
   type MemberInfo,
+  type ReplicaView,
   type StatusView,
   type VpnDetail,
   type VpnInfo,
@@ -44,6 +47,12 @@ export class AuthorityApiError extends Error {
 export interface ClientOptions {
   /** https://host:port of the authority. */
   url: string;
+  /**
+   * Several URLs of one authority (its replicas): requests go to the one that answered last and
+   * move on to the next when it cannot be reached. `url` is tried first. A host name with several
+   * addresses counts as one URL per address.
+   */
+  urls?: string[];
   /** Trust anchor(s), PEM: the authority's root CA certificate. */
   ca: string | string[];
   /** Administrator token (admin calls). */
@@ -53,6 +62,10 @@ export interface ClientOptions {
   key?: string;
   /** Per-request timeout for ordinary calls (ms, default 30 s). */
   timeoutMs?: number;
+  /** Resolves a host name to its addresses (default: the system resolver, every address). */
+  resolve?: (host: string) => Promise<string[]>;
+  /** Told when requests move to another replica (after `error` at `from`). */
+  onFailover?: (e: { from: string; to: string; error: unknown }) => void;
 }
 
 interface RequestOptions {
@@ -61,16 +74,69 @@ interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
 }
 
+/** One place to send requests to: a URL, and the address its host name resolved to (if it is a name). */
+interface Endpoint {
+  url: URL;
+  address?: string;
+}
+
 const seg = (s: string): string => encodeURIComponent(s);
 
+/** How long a resolved list of endpoints is used before the names are resolved again. */
+const RESOLVE_TTL_MS = 30_000;
+
+/**
+ * Thrown when no replica could be reached. `maybeApplied`: a change was sent to one that then went
+ * away before it answered, so it may or may not have been made.
+ */
+export class AuthorityUnreachableError extends Error {
+  constructor(
+    message: string,
+    readonly maybeApplied: boolean,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+    this.name = 'AuthorityUnreachableError';
+  }
+}
+
+function systemResolve(host: string): Promise<string[]> {
+  return new Promise((resolve, reject) => lookup(host, { all: true }, (e, addrs) => (e ? reject(e) : resolve(addrs.map((a) => a.address)))));
+}
+
+/** Errors of reaching a replica (rather than of the request): the next replica may answer. */
+function unreachable(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET'].includes(code) ||
+    /socket hang up|no answer from|Client network socket disconnected/i.test((e as Error).message ?? '')
+  );
+}
+
 export class AuthorityClient {
-  readonly url: URL;
   private readonly agent: https.Agent;
+  private readonly urls: URL[];
+  private resolved: { at: number; list: Endpoint[] } | undefined;
+  private current = 0;
 
   constructor(private readonly o: ClientOptions) {
-    this.url = new URL(o.url);
-    if (this.url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${o.url}`);
+    this.urls = [...new Set([o.url, ...(o.urls ?? [])])].map((u) => {
+      const url = new URL(u);
+      if (url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${u}`);
+      return url;
+    });
     this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, ca: o.ca, cert: o.cert, key: o.key });
+  }
+
+  /** The URL requests go to now (after a failover: the replica that answered). */
+  get url(): URL {
+    return this.resolved?.list[this.current]?.url ?? this.urls[0];
+  }
+
+  /** Where requests go now, for logs: the URL, with the address when its name has several. */
+  get endpoint(): string {
+    const e = this.resolved?.list[this.current];
+    return e ? label(e) : this.urls[0].origin;
   }
 
   close(): void {
@@ -79,17 +145,79 @@ export class AuthorityClient {
 
   /** One API call; resolves with the parsed JSON, rejects with AuthorityApiError on 4xx/5xx. */
   async request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    const list = await this.endpoints(false);
+    const idempotent = method === 'GET';
+    let last: unknown;
+    let sentSomewhere = false;
+    for (let tried = 0; tried < list.length; tried++) {
+      const i = (this.current + tried) % list.length;
+      const at = list[i];
+      let sent = false;
+      try {
+        const r = await this.withReuse<T>(at, method, path, body, opts, () => (sent = true));
+        if (i !== this.current) this.o.onFailover?.({ from: label(list[this.current]), to: label(at), error: last });
+        this.current = i;
+        return r;
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        // A replica whose database is failing over (and did not commit anything): another may answer.
+        const busy = e instanceof AuthorityApiError && e.status === 503 && e.code === 'database-unavailable' && !/while committing/.test(e.message);
+        if (!busy && !unreachable(e)) throw e;
+        if (!busy && sent && !idempotent) {
+          throw new AuthorityUnreachableError(`${label(at)} went away while handling ${method} ${path}: the change may or may not have been made; check before repeating it (${(e as Error).message})`, true, e);
+        }
+        sentSomewhere ||= sent && !idempotent;
+        last = e;
+      }
+    }
+    // Nobody answered: look the names up again next time.
+    this.resolved = undefined;
+    if (last instanceof AuthorityApiError) throw last;
+    throw new AuthorityUnreachableError(
+      `no authority replica answered (${list.map(label).join(', ')}): ${(last as Error)?.message ?? 'no address'}`,
+      sentSomewhere,
+      last,
+    );
+  }
+
+  /** The URLs as endpoints, one per address of a host name; resolved again after a while or when asked. */
+  private async endpoints(refresh: boolean): Promise<Endpoint[]> {
+    if (!refresh && this.resolved && Date.now() - this.resolved.at < RESOLVE_TTL_MS) return this.resolved.list;
+    const was = this.resolved?.list[this.current];
+    const list: Endpoint[] = [];
+    for (const url of this.urls) {
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      if (isIP(host) || url.hostname === 'localhost') {
+        list.push({ url });
+        continue;
+      }
+      try {
+        const addrs = await (this.o.resolve ?? systemResolve)(host);
+        for (const address of addrs) list.push({ url, address });
+        if (addrs.length === 0) list.push({ url });
+      } catch {
+        list.push({ url }); // the request reports the name that does not resolve
+      }
+    }
+    // Stay with the replica that answered last if it is still listed.
+    const keep = was ? list.findIndex((e) => e.url.href === was.url.href && e.address === was.address) : -1;
+    this.current = keep >= 0 ? keep : 0;
+    this.resolved = { at: Date.now(), list };
+    return list;
+  }
+
+  private async withReuse<T>(at: Endpoint, method: string, path: string, body: unknown, opts: RequestOptions, onSent: () => void): Promise<T> {
     try {
-      return await this.once<T>(method, path, body, opts);
+      return await this.once<T>(at, method, path, body, opts, onSent);
     } catch (e) {
       // A kept-alive socket the server closed just as we reused it: a GET is safe to send again.
-      if (method === 'GET' && (e as { reusedSocket?: boolean }).reusedSocket && !opts.signal?.aborted) return this.once<T>(method, path, body, opts);
+      if (method === 'GET' && (e as { reusedSocket?: boolean }).reusedSocket && !opts.signal?.aborted) return this.once<T>(at, method, path, body, opts, onSent);
       throw e;
     }
   }
 
-  private once<T>(method: string, path: string, body: unknown, opts: RequestOptions): Promise<T> {
-    const u = new URL(path, this.url);
+  private once<T>(at: Endpoint, method: string, path: string, body: unknown, opts: RequestOptions, onSent: () => void): Promise<T> {
+    const u = new URL(path, at.url);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -99,8 +227,10 @@ export class AuthorityClient {
     }
     if (this.o.adminToken) headers.authorization = `Bearer ${this.o.adminToken}`;
     const timeout = opts.timeoutMs ?? this.o.timeoutMs ?? 30_000;
+    // A name with several addresses: connect to this one, check the certificate against the name.
+    const target = at.address ? { hostname: at.address, servername: u.hostname, headers: { ...headers, host: u.host } } : { headers };
     return new Promise<T>((resolve, reject) => {
-      const req = https.request(u, { method, headers, agent: this.agent, signal: opts.signal }, (res) => {
+      const req = https.request(u, { method, agent: this.agent, signal: opts.signal, ...target }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -120,7 +250,12 @@ export class AuthorityClient {
           } else resolve(json as T);
         });
       });
-      req.setTimeout(timeout, () => req.destroy(new Error(`no answer from ${this.url.origin} within ${timeout} ms`)));
+      req.on('socket', (sock) => {
+        // Once connected (or on a kept-alive socket) the request is on its way.
+        if ((sock as { connecting?: boolean }).connecting) sock.once('secureConnect', onSent);
+        else onSent();
+      });
+      req.setTimeout(timeout, () => req.destroy(new Error(`no answer from ${label(at)} within ${timeout} ms`)));
       req.on('error', (e) => reject(Object.assign(e, { reusedSocket: req.reusedSocket })));
       req.end(payload);
     });
@@ -140,6 +275,9 @@ export class AuthorityClient {
   // --- administrators
   status(): Promise<StatusView> {
     return this.request('GET', '/v1/status');
+  }
+  replicas(): Promise<ReplicaView[]> {
+    return this.request('GET', '/v1/replicas');
   }
   listVpns(): Promise<VpnInfo[]> {
     return this.request('GET', '/v1/vpns');
@@ -269,7 +407,7 @@ export class AuthorityClient {
   }): Promise<number> {
     let since = o.since ?? 0;
     const min = o.backoffMs?.min ?? 500;
-    const max = o.backoffMs?.max ?? 30_000;
+    const max = o.backoffMs?.max ?? 10_000;
     let delay = min;
     while (!o.signal?.aborted) {
       try {
@@ -287,6 +425,10 @@ export class AuthorityClient {
     }
     return since;
   }
+}
+
+function label(e: Endpoint): string {
+  return e.address ? `${e.url.origin} (${e.address})` : e.url.origin;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -384,11 +526,15 @@ export function parseBundle(text: string): GatewayBundle {
   return b;
 }
 
-/** A gateway's client from its bundle (mutual TLS with its certificate and key). */
-export function gatewayClient(bundle: GatewayBundle, privateKey?: string): AuthorityClient {
+/**
+ * A gateway's client from its bundle (mutual TLS with its certificate and key). `more.urls`: the
+ * authority's replicas (default: the bundle's URL), tried in order.
+ */
+export function gatewayClient(bundle: GatewayBundle, privateKey?: string, more: Pick<ClientOptions, 'urls' | 'resolve' | 'onFailover'> = {}): AuthorityClient {
   const key = privateKey ?? bundle.privateKey;
   if (!key) throw new Error('the gateway private key is needed for mutual TLS');
-  return new AuthorityClient({ url: bundle.authority.url, ca: bundle.authority.caCertificate, cert: joinPem(bundle.certificate, bundle.chain[0]), key });
+  const [url, ...urls] = more.urls?.length ? more.urls : [bundle.authority.url];
+  return new AuthorityClient({ ...more, url, urls, ca: bundle.authority.caCertificate, cert: joinPem(bundle.certificate, bundle.chain[0]), key });
 }
 
 /** Opens the delivery of a change-stream answer with the gateway's private key. */

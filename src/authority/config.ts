@@ -5,8 +5,10 @@
 //     authority.db              SQLite database (absent when the database is PostgreSQL)
 //     admin.token               the initial administrator token, for the CLI on this host  0600
 //     keystore/                 0700, every file 0600
-//       root-ca.key             PKCS#8 PEM: the root CA key
-//       issuing-ca.key          PKCS#8 PEM: the issuing CA key (signs gateway and server certificates)
+//       root-ca.key             PKCS#8 PEM: the root CA key          } absent when authority.json's
+//       issuing-ca.key          PKCS#8 PEM: the issuing CA key       } ca.pkcs11 puts them in a token
+//                               (it signs gateway and server certificates)
+//       attribute-authority.key PKCS#8 PEM: signs permits (federation)
 //       server.key              PKCS#8 PEM: the TLS server key
 //       kek                     base64: the key-encryption key for group keys at rest
 //     certs/
@@ -50,6 +52,22 @@ export interface AuthorityConfig {
   };
   /** Federation: permit validity (default 1 h) and how often peers exchange (default 10 s). */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Replicas: how long the jobs lease lasts without renewal (default 10 s; a dead holder's jobs move after it). */
+  jobs?: { leaseMs?: number };
+  /** The CA keys in a PKCS#11 token instead of the keystore (ca-keys.ts). */
+  ca?: { pkcs11: CaPkcs11Config };
+}
+
+/** A PKCS#11 token that holds the root and issuing CA keys (by label). */
+export interface CaPkcs11Config {
+  /** Path of the PKCS#11 module on this host. */
+  module: string;
+  /** Label of the token. */
+  token: string;
+  /** File holding the user PIN (first line), 0600. */
+  pinFile: string;
+  rootKey: string;
+  issuingKey: string;
 }
 
 export const DEFAULT_ROTATION: RotationConfig = {

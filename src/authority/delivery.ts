@@ -7,8 +7,8 @@ import type { x509 } from '../pki/x509.js';
 import type { AuthorityContext } from './context.js';
 import type { Directory } from './directory.js';
 import type { Federation } from './federation.js';
-import { membersOf, vpnIdsOf } from './lookups.js';
-import type { StateRow, StoreOps, VpnRow } from './storage/types.js';
+import { membersOf } from './lookups.js';
+import type { SealedKeyRow, StateRow, StoreOps, VpnRow } from './storage/types.js';
 import { DELIVERY_FORMAT, type DeliveredMember, type DeliveredVpn, type GatewayDelivery } from './wire.js';
 
 /** A VPN as every member sees it (no keys), at one `changedVersion` of the VPN. */
@@ -42,41 +42,63 @@ export class Delivery {
 
   /** Everything `gateway` receives, read in `tx` at `state`. */
   async at(tx: StoreOps, state: StateRow, gateway: string, now: number): Promise<GatewayDelivery> {
-    const vpnIds = await vpnIdsOf(tx, gateway);
-    const sealed = await tx.listSealedKeys(gateway);
-    const vpns: DeliveredVpn[] = [];
-    const foreign: string[] = [];
-    for (const id of vpnIds) {
-      const view = await this.view(tx, id);
-      if (!view) continue;
-      const live = new Set(view.epochs.filter((e) => e.expiresAt > now).map((e) => e.epoch));
-      const epochs = view.epochs
-        .filter((e) => live.has(e.epoch))
-        .flatMap((e) => {
-          const s = sealed.find((x) => x.vpnId === id && x.epoch === e.epoch);
-          return s ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }] : [];
-        });
-      let members = view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
-      if (this.o.federation && view.vpn.mode === 'pairwise') {
-        const d = await this.o.federation.decorate(tx, gateway, view.vpn, members, now);
-        members = d.members;
-        foreign.push(...d.foreignPrefixes);
-      }
-      vpns.push({ id, name: view.vpn.name, mode: view.vpn.mode, epochs, members });
+    return (await this.many(tx, state, [gateway], now)).get(gateway)!;
+  }
+
+  /** What each of `gateways` receives, read in `tx` at `state` with a few queries for all of them. */
+  async many(tx: StoreOps, state: StateRow, gateways: readonly string[], now: number): Promise<Map<string, GatewayDelivery>> {
+    const vpnsOf = new Map<string, number[]>(gateways.map((g) => [g, []]));
+    for (const m of await tx.listMemberPrefixesOf(gateways)) {
+      const ids = vpnsOf.get(m.gateway)!;
+      if (!ids.includes(m.vpnId)) ids.push(m.vpnId);
     }
+    const sealedOf = new Map<string, SealedKeyRow[]>();
+    for (const s of await tx.listSealedKeysOf(gateways)) {
+      const list = sealedOf.get(s.gateway) ?? [];
+      list.push(s);
+      sealedOf.set(s.gateway, list);
+    }
+    const views = new Map<number, VpnView>();
+    for (const vpn of await tx.getVpnsByIds([...new Set([...vpnsOf.values()].flat())])) views.set(vpn.id, await this.view(tx, vpn));
     const directory = await this.o.directory.prefixes(tx, state);
-    const protectedPrefixes = foreign.length ? [...new Set([...directory, ...foreign])] : directory;
-    const d: GatewayDelivery = {
-      format: DELIVERY_FORMAT,
-      authority: state.authority,
-      gateway,
-      version: state.version,
-      issuedAt: now,
-      protectedPrefixes,
-      vpns: vpns.sort((a, b) => a.id - b.id),
-    };
-    if (this.o.attributeAuthority) d.attributeAuthority = Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64');
-    return d;
+    const aa = this.o.attributeAuthority ? Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64') : undefined;
+    const out = new Map<string, GatewayDelivery>();
+    for (const gateway of gateways) {
+      const sealed = sealedOf.get(gateway) ?? [];
+      const vpns: DeliveredVpn[] = [];
+      const foreign: string[] = [];
+      for (const id of vpnsOf.get(gateway)!) {
+        const view = views.get(id);
+        if (!view) continue;
+        const live = new Set(view.epochs.filter((e) => e.expiresAt > now).map((e) => e.epoch));
+        const epochs = view.epochs
+          .filter((e) => live.has(e.epoch))
+          .flatMap((e) => {
+            const s = sealed.find((x) => x.vpnId === id && x.epoch === e.epoch);
+            return s ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }] : [];
+          });
+        let members = live.size === view.epochs.length ? view.members : view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
+        if (this.o.federation && view.vpn.mode === 'pairwise') {
+          const d = await this.o.federation.decorate(tx, gateway, view.vpn, members, now);
+          members = d.members;
+          foreign.push(...d.foreignPrefixes);
+        }
+        vpns.push({ id, name: view.vpn.name, mode: view.vpn.mode, epochs, members });
+      }
+      const protectedPrefixes = foreign.length ? [...new Set([...directory, ...foreign])] : directory;
+      const d: GatewayDelivery = {
+        format: DELIVERY_FORMAT,
+        authority: state.authority,
+        gateway,
+        version: state.version,
+        issuedAt: now,
+        protectedPrefixes,
+        vpns: vpns.sort((a, b) => a.id - b.id),
+      };
+      if (aa) d.attributeAuthority = aa;
+      out.set(gateway, d);
+    }
+    return out;
   }
 
   /** Drops the cached view of a deleted VPN. */
@@ -85,9 +107,8 @@ export class Delivery {
   }
 
   /** The VPN's view, cached until the VPN changes (a view depends only on its changedVersion). */
-  private async view(tx: StoreOps, id: number): Promise<VpnView | undefined> {
-    const vpn = await tx.getVpnById(id);
-    if (!vpn) return undefined;
+  private async view(tx: StoreOps, vpn: VpnRow): Promise<VpnView> {
+    const id = vpn.id;
     const cached = this.views.get(id);
     if (cached && cached.changedVersion === vpn.changedVersion) return cached;
     const key = `${id}:${vpn.changedVersion}`;

@@ -8,8 +8,11 @@ import { Unchanged, type Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import { conflict } from './errors.js';
 import { deliveryContext, GROUP_KEY_BYTES, sealGroupKey, unwrapGroupKey, wrapGroupKey } from './group-keys.js';
-import { activeKeys, membersOf, vpnOrThrow, type GatewayKey } from './lookups.js';
-import type { SealedKeyRow, SpiRow, StoreOps, VpnRow } from './storage/types.js';
+import { vpnOrThrow, type GatewayKey } from './lookups.js';
+import type { EpochRow, SealedKeyRow, SpiRow, StoreOps, VpnRow } from './storage/types.js';
+
+/** VPNs rotated in one transaction when many are (rotate --all, the scheduler). */
+const ROTATION_CHUNK = 25;
 
 /** An epoch that is not scheduled to expire (until the next rotation sets its end). */
 export const NEVER = Number.MAX_SAFE_INTEGER;
@@ -80,63 +83,90 @@ export class Epochs {
    * that. Urgent (a member left or was revoked): active at once, previous epochs end after the short
    * urgent grace.
    */
-  async rotateIn(c: Change, vpn: VpnRow, kind: RotationKind, prepared?: PreparedRotation): Promise<{ epoch: number; activeFrom: number }> {
+  async rotateIn(c: Change, vpn: VpnRow, kind: RotationKind, prepared?: PreparedRotation, note?: Record<string, unknown>): Promise<{ epoch: number; activeFrom: number }> {
+    return (await this.rotateBatch(c, [vpn], kind, prepared ? new Map([[prepared.vpnId, prepared]]) : new Map(), note))[0];
+  }
+
+  /**
+   * rotateIn for several VPNs in one change, with a few statements for all of them (a rotation of
+   * every VPN runs in chunks of these: its time is round trips to the database, not work).
+   */
+  private async rotateBatch(c: Change, vpns: VpnRow[], kind: RotationKind, prepared: Map<number, PreparedRotation>, note?: Record<string, unknown>): Promise<{ epoch: number; activeFrom: number }[]> {
     const now = c.now;
     const rotation = this.o.rotation;
-    const epochs = await c.tx.listEpochs(vpn.id);
-    const expired = epochs.filter((e) => e.expiresAt <= now).map((e) => e.epoch);
-    if (expired.length) {
-      await c.tx.deleteSealedKeys({ vpnId: vpn.id, epochs: expired });
-      await c.tx.deleteSpis({ vpnId: vpn.id, epochs: expired });
-      await c.tx.deleteEpochs(vpn.id, expired);
-    }
+    const ids = vpns.map((v) => v.id);
+    for (const vpn of vpns) if (vpn.lastEpoch + 1 > 0xffffffff) throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
+    // Epochs that ended go, with their sealed keys and SPIs.
+    await c.tx.deleteEndedEpochs(ids, now);
     const urgent = kind === 'urgent';
     const activeFrom = urgent ? now : now + rotation.overlapMs;
     const oldEnd = urgent ? now + rotation.urgentGraceMs : activeFrom + rotation.graceMs;
-    for (const e of epochs) if (e.expiresAt > now && e.expiresAt > oldEnd) await c.tx.setEpochExpiry(vpn.id, e.epoch, oldEnd);
-    const epoch = vpn.lastEpoch + 1;
-    if (epoch > 0xffffffff) throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
-    // A key sealed before the transaction is used only if it was made for this very epoch.
-    const pre = prepared && prepared.vpnId === vpn.id && prepared.epoch === epoch ? prepared : undefined;
-    const key = pre ? pre.key : this.ctx.random(GROUP_KEY_BYTES);
-    await c.tx.insertEpoch({ vpnId: vpn.id, epoch, wrappedKey: wrapGroupKey(this.o.kek, vpn.id, epoch, key, this.ctx.random), activeFrom, expiresAt: NEVER, createdAt: now });
-    const members = activeKeys((await membersOf(c.tx, vpn.id)).gateways);
-    let spi = await c.tx.allocSpis(members.length);
-    await c.tx.insertSpis(members.map((m) => ({ spi: spi++, vpnId: vpn.id, gateway: m.name, epoch })));
-    const sealed = await Promise.all(
-      members.map(async (m): Promise<SealedKeyRow> => {
+    // The live epochs end `oldEnd` (before the new ones are inserted: they must keep NEVER).
+    await c.tx.capEpochExpiry(ids, oldEnd);
+    const keys = new Map<number, Uint8Array>();
+    const epochRows: EpochRow[] = [];
+    for (const vpn of vpns) {
+      const epoch = vpn.lastEpoch + 1;
+      // A key sealed before the transaction is used only if it was made for this very epoch.
+      const pre = prepared.get(vpn.id);
+      const key = pre && pre.epoch === epoch ? pre.key : this.ctx.random(GROUP_KEY_BYTES);
+      keys.set(vpn.id, key);
+      epochRows.push({ vpnId: vpn.id, epoch, wrappedKey: wrapGroupKey(this.o.kek, vpn.id, epoch, key, this.ctx.random), activeFrom, expiresAt: NEVER, createdAt: now });
+    }
+    await c.tx.insertEpochs(epochRows);
+    const membersByVpn = new Map<number, GatewayKey[]>(ids.map((id) => [id, []]));
+    const seen = new Set<string>();
+    for (const r of await c.tx.listVpnMembersOf(ids)) {
+      if (r.status !== 'active' || !r.publicKey || seen.has(`${r.vpnId}\u0000${r.gateway}`)) continue;
+      seen.add(`${r.vpnId}\u0000${r.gateway}`);
+      membersByVpn.get(r.vpnId)!.push({ name: r.gateway, publicKey: r.publicKey });
+    }
+    let spi = await c.tx.allocSpis(seen.size);
+    const spis: SpiRow[] = [];
+    const sealing: Promise<SealedKeyRow>[] = [];
+    for (const vpn of vpns) {
+      const epoch = vpn.lastEpoch + 1;
+      const pre = prepared.get(vpn.id)?.epoch === epoch ? prepared.get(vpn.id) : undefined;
+      for (const m of membersByVpn.get(vpn.id)!) {
+        spis.push({ spi: spi++, vpnId: vpn.id, gateway: m.name, epoch });
         const ready = pre?.sealed.get(m.name);
         // Reuse a prepared seal only for the same member key (it may have re-enrolled meanwhile).
-        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0) return { vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct };
-        const s = await sealGroupKey(key, m.publicKey, deliveryContext(this.ctx.name, m.name, vpn.id, epoch));
-        return { vpnId: vpn.id, epoch, gateway: m.name, enc: s.enc, ct: s.ct };
-      }),
-    );
-    await c.tx.insertSealedKeys(sealed);
-    const nextRotationAt = vpn.rotationPeriodMs > 0 ? now + vpn.rotationPeriodMs : null;
-    await c.tx.updateVpn(vpn.id, { lastEpoch: epoch, nextRotationAt });
-    vpn.lastEpoch = epoch;
-    vpn.nextRotationAt = nextRotationAt;
-    c.vpnsChanged.add(vpn.id);
-    c.touch(members.map((m) => m.name));
-    c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length } });
-    return { epoch, activeFrom };
+        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0) sealing.push(Promise.resolve({ vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct }));
+        else sealing.push(sealGroupKey(keys.get(vpn.id)!, m.publicKey, deliveryContext(this.ctx.name, m.name, vpn.id, epoch)).then((x) => ({ vpnId: vpn.id, epoch, gateway: m.name, enc: x.enc, ct: x.ct })));
+      }
+    }
+    await c.tx.insertSpis(spis);
+    await c.tx.insertSealedKeys(await Promise.all(sealing));
+    const out: { epoch: number; activeFrom: number }[] = [];
+    for (const vpn of vpns) {
+      const epoch = vpn.lastEpoch + 1;
+      const members = membersByVpn.get(vpn.id)!;
+      const nextRotationAt = vpn.rotationPeriodMs > 0 ? now + vpn.rotationPeriodMs : null;
+      await c.tx.updateVpn(vpn.id, { lastEpoch: epoch, nextRotationAt });
+      vpn.lastEpoch = epoch;
+      vpn.nextRotationAt = nextRotationAt;
+      c.vpnsChanged.add(vpn.id);
+      c.touch(members.map((m) => m.name));
+      c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length, ...note } });
+      out.push({ epoch, activeFrom });
+    }
+    return out;
   }
 
   /** Rotates one group VPN now; `immediate` makes the new epoch active at once (as on removal). */
   async rotate(actor: string, name: string, immediate: boolean): Promise<Rotated> {
     const found = await this.ctx.store.read((tx) => vpnOrThrow(tx, name));
     if (found.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
-    const prepared = await this.prepare(found.id);
+    const prepared = (await this.prepare([found.id])).get(found.id);
     return this.ctx.change(actor, async (c) => {
       const v = await vpnOrThrow(c.tx, name);
       if (v.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
-      const r = await this.rotateIn(c, v, immediate ? 'urgent' : 'manual', prepared);
+      const r = await this.rotateIn(c, v, immediate ? 'urgent' : 'manual', prepared?.vpnId === v.id ? prepared : undefined);
       return { vpn: v.name, ...r };
     });
   }
 
-  /** Rotates every group VPN (one transaction each). */
+  /** Rotates every group VPN (a transaction per chunk of them). */
   async rotateAll(actor: string, immediate: boolean): Promise<Rotated[]> {
     const vpns = await this.ctx.store.read((tx) => tx.listVpns());
     return this.rotateMany(
@@ -147,8 +177,12 @@ export class Epochs {
     );
   }
 
-  /** Rotates the VPNs whose scheduled rotation is due; returns how many it rotated. */
-  async runDueRotations(): Promise<number> {
+  /**
+   * Rotates the VPNs whose scheduled rotation is due; returns how many it rotated. Each rotation
+   * checks in its transaction that it is still due (another replica may have done it) and passes
+   * `fence` (replicas.ts: this replica still holds the jobs lease), so it happens once.
+   */
+  async runDueRotations(o: { fence?: (tx: StoreOps) => Promise<void>; replica?: string } = {}): Promise<number> {
     const due = await this.ctx.store.read((tx) => tx.dueRotations(this.ctx.now()));
     return (
       await this.rotateMany(
@@ -156,54 +190,66 @@ export class Epochs {
         due.map((d) => d.id),
         'scheduled',
         true,
+        o.fence,
+        // Which replica ran it, in the audit log.
+        o.replica ? { replica: o.replica } : undefined,
       )
     ).length;
   }
 
   /**
-   * Makes the next epoch's key and seals it to the current members outside any transaction, so
-   * that the transaction (which serialises every writer) does no public-key work. rotateIn checks
-   * that it still fits (same epoch, same member keys) and seals what changed meanwhile.
+   * Makes the next epochs' keys and seals them to the current members outside any transaction, so
+   * that the transaction (which serialises every writer) does no public-key work. rotateBatch checks
+   * that each still fits (same epoch, same member keys) and seals what changed meanwhile.
    */
-  private async prepare(vpnId: number): Promise<PreparedRotation | undefined> {
-    const r = await this.ctx.store.read(async (tx) => {
-      const v = await tx.getVpnById(vpnId);
-      if (!v || v.mode !== 'group') return undefined;
-      return { v, members: activeKeys((await membersOf(tx, vpnId)).gateways) };
-    });
-    if (!r) return undefined;
-    const epoch = r.v.lastEpoch + 1;
-    const key = this.ctx.random(GROUP_KEY_BYTES);
-    const sealed = new Map<string, { publicKey: Uint8Array; enc: Uint8Array; ct: Uint8Array }>();
-    await Promise.all(
-      r.members.map(async (m) => {
-        const s = await sealGroupKey(key, m.publicKey, deliveryContext(this.ctx.name, m.name, vpnId, epoch));
-        sealed.set(m.name, { publicKey: m.publicKey, enc: s.enc, ct: s.ct });
-      }),
-    );
-    return { vpnId, epoch, key, sealed };
+  private async prepare(vpnIds: readonly number[]): Promise<Map<number, PreparedRotation>> {
+    const r = await this.ctx.store.read(async (tx) => ({ vpns: await tx.getVpnsByIds(vpnIds), members: await tx.listVpnMembersOf(vpnIds) }));
+    const out = new Map<number, PreparedRotation>();
+    const jobs: Promise<void>[] = [];
+    for (const v of r.vpns) {
+      if (v.mode !== 'group') continue;
+      const epoch = v.lastEpoch + 1;
+      const p: PreparedRotation = { vpnId: v.id, epoch, key: this.ctx.random(GROUP_KEY_BYTES), sealed: new Map() };
+      out.set(v.id, p);
+      for (const m of r.members) {
+        if (m.vpnId !== v.id || m.status !== 'active' || !m.publicKey || p.sealed.has(m.gateway)) continue;
+        const publicKey = m.publicKey;
+        p.sealed.set(m.gateway, { publicKey, enc: new Uint8Array(0), ct: new Uint8Array(0) });
+        jobs.push(sealGroupKey(p.key, publicKey, deliveryContext(this.ctx.name, m.gateway, v.id, epoch)).then((s) => void p.sealed.set(m.gateway, { publicKey, enc: s.enc, ct: s.ct })));
+      }
+    }
+    await Promise.all(jobs);
+    return out;
   }
 
-  /** Rotates VPNs one transaction each, preparing the next ones' keys while committing. */
-  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean): Promise<Rotated[]> {
-    const AHEAD = 8;
-    const prepared: Promise<PreparedRotation | undefined>[] = [];
+  /**
+   * Rotates VPNs in chunks, one transaction per chunk (a few hundred members at most), preparing
+   * the next chunk's keys while one commits. Members hear of each chunk when it commits.
+   */
+  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean, fence?: (tx: StoreOps) => Promise<void>, note?: Record<string, unknown>): Promise<Rotated[]> {
+    const chunks: number[][] = [];
+    for (let i = 0; i < ids.length; i += ROTATION_CHUNK) chunks.push(ids.slice(i, i + ROTATION_CHUNK));
+    const prepared: Promise<Map<number, PreparedRotation>>[] = [];
     const prepare = (k: number): void => {
-      if (k < ids.length) prepared[k] = this.prepare(ids[k]).catch(() => undefined);
+      if (k < chunks.length) prepared[k] = this.prepare(chunks[k]).catch(() => new Map());
     };
-    for (let k = 0; k < AHEAD; k++) prepare(k);
+    prepare(0);
     const out: Rotated[] = [];
-    for (let k = 0; k < ids.length; k++) {
+    for (let k = 0; k < chunks.length; k++) {
       const p = await prepared[k];
-      prepare(k + AHEAD);
+      prepare(k + 1);
       const r = await this.ctx.change(actor, async (c) => {
-        const v = await c.tx.getVpnById(ids[k]);
-        if (!v || v.mode !== 'group') throw new Unchanged(undefined);
-        // Another replica may have rotated it meanwhile.
-        if (onlyIfDue && (v.nextRotationAt === null || v.nextRotationAt > c.now)) throw new Unchanged(undefined);
-        return { vpn: v.name, ...(await this.rotateIn(c, v, kind, p)) };
+        await fence?.(c.tx);
+        const vpns = (await c.tx.getVpnsByIds(chunks[k]))
+          .filter((v) => v.mode === 'group')
+          // Another replica may have rotated it meanwhile.
+          .filter((v) => !onlyIfDue || (v.nextRotationAt !== null && v.nextRotationAt <= c.now))
+          .sort((a, b) => a.id - b.id);
+        if (vpns.length === 0) throw new Unchanged<Rotated[]>([]);
+        const rotated = await this.rotateBatch(c, vpns, kind, p, note);
+        return vpns.map((v, i) => ({ vpn: v.name, ...rotated[i] }));
       });
-      if (r) out.push(r);
+      out.push(...r);
     }
     return out;
   }

@@ -58,6 +58,11 @@ export interface FederationHost {
   random: RandomSource;
   log?: Logger;
   permitValidityMs: number;
+  /**
+   * Whether the periodic rounds run in this process: only on the replica that holds the jobs lease
+   * (replicas.ts), so that exchanges and renewals happen once. A round asked for (syncAll) runs anyway.
+   */
+  active?(): boolean;
   read<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
   /**
    * Bookkeeping that is not a change (when a peer was last heard from, its last error): written
@@ -380,17 +385,25 @@ export class Federation {
       }
       return { want, stale };
     });
-    const issued: PermitRow[] = [];
-    for (const w of plan.want) {
-      if (w.have && w.have.holderFingerprint === fingerprint(w.cert) && w.have.notAfter - now > this.h.permitValidityMs / 3) continue;
-      issued.push(await this.issue(w.vpn, peer, w.holder, w.cert, 'out', now));
-    }
+    const issued = await this.renewals(plan.want, peer, 'out', now);
     if (issued.length === 0 && plan.stale.length === 0) return;
     await this.h.change(`peer:${peer}`, async (tx, _touch, audit) => {
-      for (const r of issued) await tx.putPermit(r);
+      const put = await putUnchanged(tx, issued);
       for (const s of plan.stale) await tx.deletePermits({ vpnId: s.vpnId, peer, holder: s.holder, direction: 'out' });
-      if (issued.length || plan.stale.length) audit('federation.permits-issued', undefined, { peer, issued: issued.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
+      // Another replica renewed them all first: nothing of ours to record, no version taken.
+      if (put.length === 0 && plan.stale.length === 0) throw new Unchanged(undefined);
+      audit('federation.permits-issued', undefined, { peer, issued: put.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
     });
+  }
+
+  /** Permits to issue now: new holders, new holder certificates, and those with a third of their validity left. */
+  private async renewals(want: { vpn: VpnRow; holder: string; cert: Uint8Array; have?: PermitRow }[], peer: string, direction: PermitRow['direction'], now: number): Promise<Issued[]> {
+    const out: Issued[] = [];
+    for (const w of want) {
+      if (w.have && w.have.holderFingerprint === fingerprint(w.cert) && w.have.notAfter - now > this.h.permitValidityMs / 3) continue;
+      out.push({ row: await this.issue(w.vpn, peer, w.holder, w.cert, direction, now), replaces: w.have });
+    }
+    return out;
   }
 
   /** Permits for our own gateways in pairwise VPNs (presented to the other local members). */
@@ -407,17 +420,15 @@ export class Federation {
       }
       return { want, stale };
     });
-    const issued: PermitRow[] = [];
-    for (const w of plan.want) {
-      if (w.have && w.have.holderFingerprint === fingerprint(w.cert) && w.have.notAfter - now > this.h.permitValidityMs / 3) continue;
-      issued.push(await this.issue(w.vpn, '', w.holder, w.cert, 'local', now));
-    }
+    const issued = await this.renewals(plan.want, '', 'local', now);
     if (issued.length === 0 && plan.stale.length === 0) return;
     await this.h.change('federation', async (tx, touch, audit) => {
-      for (const r of issued) await tx.putPermit(r);
+      const put = await putUnchanged(tx, issued);
       for (const s of plan.stale) await tx.deletePermits({ vpnId: s.vpnId, peer: '', holder: s.holder, direction: 'local' });
-      touch(new Set([...issued.map((r) => r.holder), ...plan.stale.map((s) => s.holder)]));
-      audit('federation.permits-local', undefined, { issued: issued.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
+      // Another replica renewed them all first: nothing of ours to record.
+      if (put.length === 0 && plan.stale.length === 0) throw new Unchanged(undefined);
+      touch(new Set([...put.map((r) => r.holder), ...plan.stale.map((s) => s.holder)]));
+      audit('federation.permits-local', undefined, { issued: put.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
     });
   }
 
@@ -501,10 +512,11 @@ export class Federation {
 
   /** Soon (debounced): after a local change that peers or members should hear about. */
   kick(delayMs = 200): void {
-    if (this.stopped || this.kicked) return;
+    if (this.stopped || this.kicked || this.h.active?.() === false) return;
     this.kicked = setTimeout(() => {
       this.kicked = undefined;
-      void this.syncAll();
+      // A round that fails (the database is away) is logged; the next round tries again.
+      this.syncAll().catch((e: unknown) => this.h.log?.warn({ err: (e as Error).message }, 'federation round failed'));
     }, delayMs);
     this.kicked.unref();
   }
@@ -552,6 +564,28 @@ export class Federation {
     const again = await this.messageFor(p.name);
     if (JSON.stringify(again.permits) !== JSON.stringify(mine.permits) || JSON.stringify(again.vpns) !== JSON.stringify(mine.vpns)) this.kick();
   }
+}
+
+/** A permit just issued, and the one it renews (none for a new holder). */
+interface Issued {
+  row: PermitRow;
+  replaces: PermitRow | undefined;
+}
+
+/**
+ * Writes the permits whose slot still holds what they renew. Another replica (or a round asked
+ * for by an administrator) may have renewed one meanwhile: that renewal stands, ours is dropped,
+ * so each renewal is written once.
+ */
+async function putUnchanged(tx: StoreOps, issued: Issued[]): Promise<PermitRow[]> {
+  const put: PermitRow[] = [];
+  for (const { row, replaces } of issued) {
+    const [now] = await tx.listPermits({ vpnId: row.vpnId, peer: row.peer, holder: row.holder, direction: row.direction });
+    if ((now ? b64(now.der) : undefined) !== (replaces ? b64(replaces.der) : undefined)) continue;
+    await tx.putPermit(row);
+    put.push(row);
+  }
+  return put;
 }
 
 /** POST over mutual TLS to a peer authority; its server certificate must chain to the root we were given. */

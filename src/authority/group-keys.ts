@@ -14,7 +14,8 @@
 // VPN and epoch for that gateway of that authority: moved to another slot it fails to open.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
-import { importEcdhPublicKey, type RandomSource } from '../pki/keys.js';
+import type { RandomSource } from '../pki/keys.js';
+import { sealBase } from './hpke-seal.js';
 
 export const GROUP_KEY_BYTES = 32;
 
@@ -54,23 +55,9 @@ export interface SealedKey {
   ct: Uint8Array;
 }
 
-const recipientCache = new Map<string, Promise<CryptoKey>>();
-
-function recipientKey(spki: Uint8Array): Promise<CryptoKey> {
-  const id = Buffer.from(spki).toString('base64');
-  let k = recipientCache.get(id);
-  if (!k) {
-    if (recipientCache.size > 50_000) recipientCache.clear();
-    k = importEcdhPublicKey(spki);
-    recipientCache.set(id, k);
-  }
-  return k;
-}
-
-/** Seals a group key to a gateway's SubjectPublicKeyInfo (P-256). */
+/** Seals a group key to a gateway's SubjectPublicKeyInfo (P-256): HPKE base mode (hpke-seal.ts, the same output as @hpke/core's). */
 export async function sealGroupKey(key: Uint8Array, recipientSpki: Uint8Array, context: Uint8Array): Promise<SealedKey> {
-  const r = await suite.seal({ recipientPublicKey: await recipientKey(recipientSpki), info: context }, key, context);
-  return { enc: new Uint8Array(r.enc), ct: new Uint8Array(r.ct) };
+  return sealBase(recipientSpki, context, context, key);
 }
 
 /** Opens a sealed group key with the gateway's private key (an ECDH P-256 CryptoKey). Throws if it does not open. */

@@ -81,13 +81,6 @@ export class ChangeHub {
     for (const g of target) for (const w of this.waiters.get(g) ?? []) w.notify();
   }
 
-  /** The smallest `since` of any waiter (for re-checking after another replica's change). */
-  minSince(): number | undefined {
-    let m: number | undefined;
-    for (const set of this.waiters.values()) for (const w of set) if (m === undefined || w.since < m) m = w.since;
-    return m;
-  }
-
   get size(): number {
     return this.count;
   }

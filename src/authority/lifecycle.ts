@@ -2,14 +2,16 @@
 // with its periodic jobs: the only timers of a running authority besides the federation's
 // exchange loop (federation.ts, which also runs a moment after each change) and the change
 // stream's short debounce of other replicas' commits (change-stream.ts).
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
 import { createAttributeAuthority } from '../pki/permit.js';
 import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem, systemRandom, type RandomSource } from '../pki/keys.js';
 import { FileKeystore } from '../pki/keystore.js';
-import { x509 } from '../pki/x509.js';
+import { describeKey, x509 } from '../pki/x509.js';
 import {
   CONFIG_FORMAT,
   dataPaths,
@@ -23,8 +25,11 @@ import {
   urlFor,
   writeConfig,
   type AuthorityConfig,
+  type CaPkcs11Config,
   type RotationConfig,
 } from './config.js';
+import { caKeyLabels, makeTokenCaKeys, openCaKeys, type CaKeys } from './ca-keys.js';
+import { unwrapGroupKey } from './group-keys.js';
 import { createLogger } from './log.js';
 import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
 import { buildServer } from './server.js';
@@ -47,6 +52,8 @@ export interface InitOptions {
   rotation?: Partial<RotationConfig>;
   /** Write the initial administrator token to DATA/admin.token (default true). */
   writeAdminToken?: boolean;
+  /** Make the root and issuing CA keys in this PKCS#11 token instead of the keystore (labels: the CAs' names by default). */
+  caPkcs11?: Omit<CaPkcs11Config, 'rootKey' | 'issuingKey'> & Partial<Pick<CaPkcs11Config, 'rootKey' | 'issuingKey'>>;
   now?: number;
   random?: RandomSource;
 }
@@ -55,6 +62,8 @@ export interface InitResult {
   config: AuthorityConfig;
   adminToken: string;
   caFingerprint: string;
+  /** Where the CA keys are: the keystore, or the token. */
+  caKeys: string;
 }
 
 export async function openStore(config: AuthorityConfig, dataDir: string): Promise<Store> {
@@ -96,6 +105,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     sans,
     rotation: { ...DEFAULT_ROTATION, ...o.rotation },
     enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 },
+    ...(o.caPkcs11 ? { ca: { pkcs11: { ...caKeyLabels(o.name), ...o.caPkcs11 } } } : {}),
   };
 
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -114,36 +124,182 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
         `the database already holds authority ${JSON.stringify(existing.authority)}; to run another replica of it, copy that authority's data directory instead of running init`,
       );
     }
-    const ca = await createAuthorityCa({ authority: o.name, now, random });
-    keystore.write(KEY_ROOT, await exportPkcs8Pem(ca.root.key));
-    keystore.write(KEY_ISSUING, await exportPkcs8Pem(ca.issuing.key));
-    keystore.writeSecret(KEY_KEK, random(32));
-    writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
-    writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
-    await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
-    await ensureAttributeAuthority(o.dataDir, ca, now);
-
-    const service = new AuthorityService({
-      store,
-      ca,
-      kek: keystore.readSecret(KEY_KEK),
-      url,
-      rotation: config.rotation,
-      enrollment: config.enrollment,
-      random,
-      now: () => now,
-    });
-    await service.start();
-    const { token } = await service.createAdminToken('authority:init', 'initial');
-    writeConfig(o.dataDir, config);
-    if (o.writeAdminToken !== false) {
-      writeFileSync(paths.adminToken, token + '\n', { mode: 0o600 });
-      chmodSync(paths.adminToken, 0o600);
+    const tokenKeys = config.ca ? await makeTokenCaKeys(config.ca.pkcs11) : undefined;
+    try {
+      return await initWith(o, config, store, keystore, tokenKeys, now, random);
+    } catch (e) {
+      tokenKeys?.discard();
+      throw e;
+    } finally {
+      tokenKeys?.close();
     }
-    return { config, adminToken: token, caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)) };
   } finally {
     await store.close();
   }
+}
+
+/** The rest of `init`, once the database is this authority's: the CA, the keys, the first administrator token. */
+async function initWith(o: InitOptions, config: AuthorityConfig, store: Store, keystore: FileKeystore, tokenKeys: { root: CryptoKeyPair; issuing: CryptoKeyPair } | undefined, now: number, random: RandomSource): Promise<InitResult> {
+  const paths = dataPaths(o.dataDir);
+  const ca = await createAuthorityCa({ authority: o.name, now, random, keys: tokenKeys });
+  if (!tokenKeys) {
+    keystore.write(KEY_ROOT, await exportPkcs8Pem(ca.root.key));
+    keystore.write(KEY_ISSUING, await exportPkcs8Pem(ca.issuing.key));
+  }
+  keystore.writeSecret(KEY_KEK, random(32));
+  writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
+  writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
+  await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
+  await ensureAttributeAuthority(o.dataDir, ca, now);
+
+  const service = new AuthorityService({
+    store,
+    ca,
+    kek: keystore.readSecret(KEY_KEK),
+    url: config.url,
+    rotation: config.rotation,
+    enrollment: config.enrollment,
+    random,
+    now: () => now,
+  });
+  await service.start();
+  const { token } = await service.createAdminToken('authority:init', 'initial');
+  writeConfig(o.dataDir, config);
+  if (o.writeAdminToken !== false) {
+    writeFileSync(paths.adminToken, token + '\n', { mode: 0o600 });
+    chmodSync(paths.adminToken, 0o600);
+  }
+  return { config, adminToken: token, caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)), caKeys: tokenKeys ? describeKey(ca.issuing.key) : `keystore (${paths.keystore})` };
+}
+
+export interface ReplicaOptions {
+  /** The data directory of a running authority (on PostgreSQL) to copy. */
+  from: string;
+  /** The new replica's data directory (must not exist, or be empty). */
+  dataDir: string;
+  /** Where this replica serves (default: the same as the source's). */
+  listen?: { host: string; port: number };
+  /** What gateways and bundles use (default: the source's URL, the service's shared name). */
+  url?: string;
+  /** Extra names/addresses for this replica's TLS certificate (its own host name, say). */
+  sans?: string[];
+  /** The database as this replica reaches it (default: the source's URL). */
+  database?: string;
+  /** Copy DATA/admin.token too (default true), for the CLI on the replica's host. */
+  copyAdminToken?: boolean;
+  /** CA keys in a PKCS#11 token: the PIN file as this replica's host has it (default: the source's path). */
+  caPinFile?: string;
+  now?: number;
+  random?: RandomSource;
+}
+
+export interface ReplicaResult {
+  config: AuthorityConfig;
+  /** Files copied from the source, relative to the data directory. */
+  copied: string[];
+  /** This replica's own files, made here. */
+  made: string[];
+}
+
+/**
+ * The files a replica copies: the CA, the attribute authority, the key-encryption key (never in
+ * the database). CA keys in a PKCS#11 token are not files: the replica names the same token.
+ */
+const REPLICA_FILES = ['certs/root-ca.pem', 'certs/issuing-ca.pem', 'certs/attribute-authority.pem'];
+const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK];
+
+/**
+ * Makes the data directory of another replica of the authority in `from` (`kasane authority
+ * replica`): the same configuration (name, database, timers; this replica's listen address, URL
+ * and names), the same CA certificates and keys, attribute authority and key-encryption key
+ * (copied file to file, mode 0600: they are never put into the database; CA keys in a PKCS#11
+ * token stay there, and this host must reach the token), and a TLS server key and certificate of
+ * its own, issued by the issuing CA for its names. Replicas need PostgreSQL; the database must
+ * already hold this authority, and the key-encryption key must open its keys.
+ */
+export async function createReplica(o: ReplicaOptions): Promise<ReplicaResult> {
+  const source = readConfig(o.from);
+  if (!source.database) {
+    throw new Error(
+      `${o.from} keeps its state in SQLite (authority.db), which serves one process: replicas need PostgreSQL. ` +
+        'Create the authority with --database postgres://… to run several replicas.',
+    );
+  }
+  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) throw new Error(`${o.dataDir} exists and is not empty`);
+  const created = !existsSync(o.dataDir);
+  try {
+    return await makeReplica(o, source);
+  } catch (e) {
+    // Half a replica (keys copied, no configuration) must not stay behind.
+    if (created) rmSync(o.dataDir, { recursive: true, force: true });
+    else for (const f of readdirSync(o.dataDir)) rmSync(join(o.dataDir, f), { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<ReplicaResult> {
+  const now = o.now ?? Date.now();
+  const random = o.random ?? systemRandom;
+  const from = dataPaths(o.from);
+  const to = dataPaths(o.dataDir);
+  const listen = o.listen ?? source.listen;
+  const sans = [...new Set([...defaultSans(listen.host, [...source.sans, ...(o.sans ?? [])])])];
+  const url = o.url ?? source.url;
+  const urlHost = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (!sans.includes(urlHost)) sans.push(urlHost);
+  const config: AuthorityConfig = { ...source, listen, url, sans, database: o.database ?? source.database };
+  if (config.ca && o.caPinFile) config.ca = { pkcs11: { ...config.ca.pkcs11, pinFile: o.caPinFile } };
+
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(o.dataDir, 0o700);
+  mkdirSync(to.certs, { recursive: true, mode: 0o755 });
+  const keystore = new FileKeystore(to.keystore);
+  keystore.ensure();
+  const copied: string[] = [];
+  for (const f of REPLICA_FILES) {
+    if (!existsSync(join(o.from, f))) continue;
+    writeFileSync(join(o.dataDir, f), readFileSync(join(o.from, f)));
+    copied.push(f);
+  }
+  const sourceKeys = new FileKeystore(from.keystore);
+  for (const k of REPLICA_KEYS) {
+    if (!sourceKeys.has(k)) continue;
+    keystore.write(k, sourceKeys.read(k));
+    copied.push(`keystore/${k}`);
+  }
+  if (o.copyAdminToken !== false && existsSync(from.adminToken)) {
+    writeFileSync(to.adminToken, readFileSync(from.adminToken), { mode: 0o600 });
+    chmodSync(to.adminToken, 0o600);
+    copied.push('admin.token');
+  }
+  // This replica's TLS certificate, signed here with the CA keys (from the token when they are in one).
+  const ca = await loadCa(o.dataDir, config);
+  try {
+    await issueServerCert(ca, config, keystore, to.serverCert, now, random);
+  } finally {
+    ca.keys.close();
+  }
+
+  // The database must be this authority's, and the key-encryption key the one its keys are under.
+  const store = await openStore(config, o.dataDir);
+  try {
+    const { state, epoch } = await store.read(async (tx) => {
+      const vpn = (await tx.listVpns()).find((v) => v.mode === 'group');
+      return { state: await tx.state(), epoch: vpn ? (await tx.listEpochs(vpn.id))[0] : undefined };
+    });
+    if (state.authority !== config.name) throw new Error(`the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`);
+    if (epoch) {
+      try {
+        unwrapGroupKey(keystore.readSecret(KEY_KEK), epoch.vpnId, epoch.epoch, epoch.wrappedKey);
+      } catch {
+        throw new Error(`the key-encryption key copied from ${o.from} does not open this database's group keys: is it the same authority?`);
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  writeConfig(o.dataDir, config);
+  return { config, copied, made: ['authority.json', 'keystore/server.key', 'certs/server.pem'] };
 }
 
 async function issueServerCert(ca: AuthorityCa, config: AuthorityConfig, keystore: FileKeystore, certPath: string, now: number, random: RandomSource): Promise<void> {
@@ -170,13 +326,12 @@ export async function ensureAttributeAuthority(dataDir: string, ca: AuthorityCa,
   return aa;
 }
 
-export async function loadCa(dataDir: string): Promise<AuthorityCa> {
+/** The CA of a data directory: its certificates and its keys (keystore or token; `close()` when done). */
+export async function loadCa(dataDir: string, config: AuthorityConfig = readConfig(dataDir)): Promise<AuthorityCa & { keys: CaKeys }> {
   const paths = dataPaths(dataDir);
-  const keystore = new FileKeystore(paths.keystore);
-  return {
-    root: { cert: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')), key: await importPrivateKey(keystore.read(KEY_ROOT), 'sign') },
-    issuing: { cert: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')), key: await importPrivateKey(keystore.read(KEY_ISSUING), 'sign') },
-  };
+  const certs = { root: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')), issuing: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')) };
+  const keys = await openCaKeys(dataDir, config, certs);
+  return { root: { cert: certs.root, key: keys.root }, issuing: { cert: certs.issuing, key: keys.issuing }, keys };
 }
 
 export interface ServeOptions {
@@ -195,6 +350,8 @@ export interface ServeOptions {
   random?: RandomSource;
   /** Overrides the federation timers (tests): permit validity and the exchange interval with peers. */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Overrides the jobs lease between replicas (tests). */
+  jobs?: { leaseMs?: number };
   /** Test hook: wraps the opened store (e.g. to inject failures). */
   wrapStore?: (store: Store) => Store;
 }
@@ -208,15 +365,31 @@ export interface RunningAuthority {
   close(): Promise<void>;
 }
 
-/** Opens the store, checks the identity, renews the TLS certificate if needed, and serves. */
+/** Opens the CA keys and the store, checks the identity, renews the TLS certificate if needed, and serves. */
 export async function startAuthority(o: ServeOptions): Promise<RunningAuthority> {
   const config = readConfig(o.dataDir);
   if (o.database) config.database = o.database;
+  const ca = await loadCa(o.dataDir, config);
+  try {
+    const running = await serveWith(o, config, ca);
+    return {
+      ...running,
+      async close() {
+        await running.close();
+        ca.keys.close();
+      },
+    };
+  } catch (e) {
+    ca.keys.close();
+    throw e;
+  }
+}
+
+async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: AuthorityCa): Promise<RunningAuthority> {
   const listen = o.listen ?? config.listen;
   const log = o.log ?? createLogger(o.logLevel);
   const paths = dataPaths(o.dataDir);
   const keystore = new FileKeystore(paths.keystore);
-  const ca = await loadCa(o.dataDir);
   const random = o.random ?? systemRandom;
   const now = o.now ?? Date.now;
 
@@ -229,8 +402,17 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     await issueServerCert(ca, { ...config, sans: wanted }, keystore, paths.serverCert, now(), random);
   }
 
-  const opened = await openStore(config, o.dataDir);
+  // SQLite is one process's database: a second `serve` on it is refused (replicas need PostgreSQL).
+  const releaseSqlite = config.database ? () => undefined : lockSqlite(o.dataDir);
+  let opened: Store;
+  try {
+    opened = await openStore(config, o.dataDir);
+  } catch (e) {
+    releaseSqlite();
+    throw e;
+  }
   const store = o.wrapStore ? o.wrapStore(opened) : opened;
+  let started: { app: FastifyInstance; service: AuthorityService } | undefined;
   try {
     const state = await store.read((tx) => tx.state());
     if (state.authority !== config.name) {
@@ -256,9 +438,11 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       random,
       now,
       log,
+      jobs: { ...config.jobs, ...o.jobs },
     });
     await service.start();
     const app = await buildServer(service, tls, log);
+    started = { app, service };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
@@ -266,12 +450,14 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
     const sameAsConfigured = listen.host === config.listen.host && listen.port === config.listen.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
-    let stopJobs = (): void => undefined;
-    if (o.schedulerIntervalMs !== 0) {
-      stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
-      service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
-    }
-    log.info({ url: actualUrl, authority: config.name, store: store.kind }, 'authority listening');
+    // The replicas' listing shows where this one listens (the advertised URL may be the service's shared name).
+    const ownUrl = listen.host === '0.0.0.0' || listen.host === '::' ? `https://${hostname()}:${port}` : urlFor(listen.host, port);
+    service.replicas.ownUrl = () => ownUrl;
+    // The first heartbeat: the replica is listed, and takes the jobs lease if nobody holds it.
+    await service.replicas.beat();
+    const stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
+    if (o.schedulerIntervalMs !== 0) service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+    log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs, caKeys: config.ca ? describeKey(ca.issuing.key) : 'keystore' }, 'authority listening');
     let closed = false;
     return {
       url: actualUrl,
@@ -286,11 +472,63 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
         await service.stop();
         await app.close();
         await store.close();
+        releaseSqlite();
       },
     };
   } catch (e) {
+    if (started) {
+      await started.service.stop().catch(() => undefined);
+      await started.app.close().catch(() => undefined);
+    }
     await store.close().catch(() => undefined);
+    releaseSqlite();
     throw e;
+  }
+}
+
+/** Processes of this host serving a SQLite data directory, by lock file: one at a time. */
+const sqliteLocks = new Set<string>();
+
+/**
+ * Takes DATA/serve.lock (the serving process's PID) or refuses: another live process serves this
+ * SQLite database. A lock left by a killed process (its PID is gone) is taken over.
+ */
+function lockSqlite(dataDir: string): () => void {
+  const file = join(dataDir, 'serve.lock');
+  const refuse = (pid: number): never => {
+    throw new Error(
+      `another authority process (PID ${pid}) is serving ${dataDir}: SQLite is a single-process store. ` +
+        'Replicas need PostgreSQL (docs/authority.md, "Running several replicas").',
+    );
+  };
+  if (sqliteLocks.has(file)) refuse(process.pid);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      sqliteLocks.add(file);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        sqliteLocks.delete(file);
+        rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) refuse(pid);
+      rmSync(file, { force: true }); // left behind by a process that is gone
+    }
+  }
+  throw new Error(`cannot take ${file}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -298,6 +536,8 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
 export interface AuthorityJob {
   name: string;
   everyMs: number;
+  /** Runs only while this holds (a cluster-wide job: while this replica holds the jobs lease). */
+  when?: () => boolean;
   run(): Promise<unknown>;
 }
 
@@ -305,12 +545,19 @@ export interface AuthorityJob {
 const CRL_REFRESH_MS = 12 * 3_600_000;
 
 /**
- * The periodic jobs of a running authority, in one place: the scheduled rotations that are due
- * (checked every `rotationCheckMs`) and the CRL refresh.
+ * The periodic jobs of a running authority, in one place: this replica's heartbeat (which also
+ * claims or extends the jobs lease, replicas.ts), the scheduled rotations that are due (checked
+ * every `rotationCheckMs`, 0 = never; cluster-wide: only on the holder of the jobs lease, fenced
+ * by it), and the CRL refresh (every replica re-signs its own). The federation's exchanges and
+ * permit renewals are the other cluster-wide job (federation.ts, its own loop, same lease).
  */
 export function authorityJobs(service: AuthorityService, rotationCheckMs: number): AuthorityJob[] {
+  const replicas = service.replicas;
   return [
-    { name: 'scheduled rotation', everyMs: rotationCheckMs, run: () => service.epochs.runDueRotations() },
+    { name: 'heartbeat', everyMs: replicas.heartbeatMs, run: () => replicas.beat() },
+    ...(rotationCheckMs > 0
+      ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations({ fence: (tx) => replicas.assertHoldsJobs(tx), replica: replicas.id }) }]
+      : []),
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
   ];
 }
@@ -324,7 +571,7 @@ export function startJobs(jobs: readonly AuthorityJob[], log?: Logger): () => vo
   const timers = jobs.map((job) => {
     let running = false;
     const timer = setInterval(() => {
-      if (running) return;
+      if (running || (job.when && !job.when())) return;
       running = true;
       job
         .run()

@@ -221,13 +221,16 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   };
   const gateway = async (req: FastifyRequest): Promise<void> => {
     const sock = req.raw.socket as TLSSocket;
-    const cert = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(false) : undefined;
-    if (!cert || !cert.raw) throw unauthorized('client-certificate-required', "this endpoint needs the gateway's enrolled certificate (mutual TLS)");
-    if (!sock.authorized) {
-      const why = String(sock.authorizationError ?? 'unknown');
-      throw forbidden(why === 'CERT_REVOKED' ? 'certificate-revoked' : 'bad-client-certificate', `the client certificate was refused: ${why}`);
-    }
-    req.gatewayName = await service.authenticateGateway(new Uint8Array(cert.raw), cert.serialNumber);
+    // Checked once per connection (and again after a revocation): long polls repeat on one connection.
+    req.gatewayName = await service.authenticateConnection(sock, () => {
+      const cert = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(false) : undefined;
+      if (!cert || !cert.raw) throw unauthorized('client-certificate-required', "this endpoint needs the gateway's enrolled certificate (mutual TLS)");
+      if (!sock.authorized) {
+        const why = String(sock.authorizationError ?? 'unknown');
+        throw forbidden(why === 'CERT_REVOKED' ? 'certificate-revoked' : 'bad-client-certificate', `the client certificate was refused: ${why}`);
+      }
+      return { der: new Uint8Array(cert.raw), serial: cert.serialNumber };
+    });
   };
   const actor = (req: FastifyRequest): string => req.actor!;
 
@@ -244,6 +247,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   app.register(async (r) => {
     r.addHook('onRequest', admin);
     r.get('/v1/status', async () => service.status());
+    r.get('/v1/replicas', async () => service.listReplicas());
 
     r.get('/v1/vpns', async () => service.listVpns());
     r.post('/v1/vpns', { schema: { body: s.createVpn } }, async (req: Req<{ Body: { name: string; id?: number; mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } }>, reply: FastifyReply) => {

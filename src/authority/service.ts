@@ -13,8 +13,9 @@
 //   delivery         delivery.ts        what a gateway receives
 //   changeStream     change-stream.ts   the gateways' long poll and its wake-ups
 //   federation       federation.ts      peer authorities and permits
+//   replicas         replicas.ts        the processes over one database: heartbeats, the jobs lease
 //
-// The periodic jobs (scheduled rotation, CRL refresh) are started by lifecycle.ts.
+// The periodic jobs (scheduled rotation, CRL refresh, heartbeats) are started by lifecycle.ts.
 import type { Logger } from 'pino';
 import type { AuthorityCa } from '../pki/ca.js';
 import { fingerprint, systemRandom, type RandomSource } from '../pki/keys.js';
@@ -31,6 +32,7 @@ import { Enrollment, type BundleOptions, type TokenOptions } from './enrollment.
 import { Epochs } from './epochs.js';
 import { DEFAULT_PERMIT_VALIDITY_MS, Federation } from './federation.js';
 import { Gateways, type Revocation } from './gateways.js';
+import { DEFAULT_LEASE_MS, Replicas } from './replicas.js';
 import type { Store } from './storage/types.js';
 import { Vpns, type MembershipChange, type VpnSpec } from './vpns.js';
 import type { AuthorityIdentity } from './wire.js';
@@ -50,6 +52,8 @@ export interface ServiceOptions {
   attributeAuthority?: { cert: x509.X509Certificate; key: CryptoKey };
   tls?: { cert: string; key: string };
   federation?: { permitValidityMs?: number };
+  /** The jobs lease between replicas (replicas.ts). */
+  jobs?: { leaseMs?: number };
 }
 
 export class AuthorityService implements AuthorityContext {
@@ -66,6 +70,7 @@ export class AuthorityService implements AuthorityContext {
   readonly admin: Administration;
   readonly delivery: Delivery;
   readonly changeStream: ChangeStream;
+  readonly replicas: Replicas;
   /** Peering with other authorities and the permits of pairwise VPNs (absent without an attribute authority). */
   readonly federation?: Federation;
   private readonly ca: AuthorityCa;
@@ -97,6 +102,8 @@ export class AuthorityService implements AuthorityContext {
         random: this.random,
         log: this.log,
         permitValidityMs: o.federation?.permitValidityMs ?? DEFAULT_PERMIT_VALIDITY_MS,
+        // The periodic exchanges and permit renewals run on the replica that holds the jobs lease.
+        active: () => this.replicas.holdsJobs,
         read: (fn) => this.store.read(fn),
         note: (fn) => this.store.write(fn),
         change: (actor, fn) =>
@@ -110,8 +117,14 @@ export class AuthorityService implements AuthorityContext {
       });
     }
     this.delivery = new Delivery(this, { directory: this.prefixDirectory, federation: this.federation, attributeAuthority: o.attributeAuthority });
-    this.changeStream = new ChangeStream(this, { delivery: this.delivery });
     this.certificates = new Certificates(this, { ca: this.ca, certificateDays: o.enrollment.certificateDays });
+    this.changeStream = new ChangeStream(this, { delivery: this.delivery, onCrlChange: () => this.certificates.refreshCrls() });
+    this.replicas = new Replicas(this, { leaseMs: o.jobs?.leaseMs ?? DEFAULT_LEASE_MS, waiting: () => this.changeStream.waiting });
+    // Changes made through other replicas that peers should hear of: the jobs' holder tells them.
+    this.store.onRemoteChange((_version, hint) => {
+      if (hint?.peers && this.replicas.holdsJobs) this.federation?.kick();
+    });
+    this.replicas.onJobs(() => this.federation?.kick(0));
     this.vpns = new Vpns(this, { defaultRotationPeriodMs: o.rotation.periodMs, epochs: this.epochs, directory: this.prefixDirectory, delivery: this.delivery });
     this.gateways = new Gateways(this, { epochs: this.epochs });
     this.enrollment = new Enrollment(this, { tokenTtlMs: o.enrollment.tokenTtlMs, certificates: this.certificates, epochs: this.epochs, gateways: this.gateways });
@@ -124,6 +137,7 @@ export class AuthorityService implements AuthorityContext {
     this.authorityName = state.authority;
     this.caFingerprint = fingerprint(new Uint8Array(this.ca.root.cert.rawData));
     await this.certificates.refreshCrls();
+    await this.changeStream.start();
   }
 
   /**
@@ -134,6 +148,7 @@ export class AuthorityService implements AuthorityContext {
     const federation = this.federation?.stop();
     this.changeStream.stop();
     await federation;
+    await this.replicas.stop();
   }
 
   get name(): string {
@@ -163,15 +178,20 @@ export class AuthorityService implements AuthorityContext {
    * whose delivery changed so that their waiting change streams wake up after the commit.
    */
   async change<T>(actor: string, fn: (c: Change) => Promise<T>): Promise<T> {
+    // Members, certificates and VPNs are what peers and permits are made of: tell them soon.
+    const peers = Boolean(this.federation) && actor !== 'federation' && !actor.startsWith('peer:');
     let written: { result: T; change: Change };
     try {
-      written = await this.store.write(async (tx) => {
-        const version = await tx.bumpVersion();
-        const c = new Change(tx, version, actor, this.clock());
-        const result = await fn(c);
-        await c.flush();
-        return { result, change: c };
-      });
+      written = await this.store.write(
+        async (tx) => {
+          const version = await tx.bumpVersion();
+          const c = new Change(tx, version, actor, this.clock());
+          const result = await fn(c);
+          await c.flush();
+          return { result, change: c };
+        },
+        { peers },
+      );
     } catch (e) {
       if (e instanceof Unchanged) return e.result as T;
       throw e;
@@ -180,8 +200,7 @@ export class AuthorityService implements AuthorityContext {
     this.changeStream.published(change);
     if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
     if (change.crlChanged) await this.certificates.refreshCrls();
-    // Members, certificates and VPNs are what peers and permits are made of: tell them soon.
-    if (this.federation && actor !== 'federation' && !actor.startsWith('peer:')) this.federation.kick();
+    if (peers) this.federation!.kick();
     return result;
   }
 
@@ -217,12 +236,14 @@ export class AuthorityService implements AuthorityContext {
   readonly currentCrls = () => this.certificates.currentCrls();
   readonly onCrlChange = (listener: (crls: Crls) => void) => this.certificates.onCrlChange(listener);
   readonly gatewayCertificate = (name: string) => this.certificates.ofGateway(name);
-  readonly authenticateGateway = (der: Uint8Array, serialHex: string) => this.certificates.authenticate(der, serialHex);
+  readonly authenticateConnection = (connection: object, peer: () => { der: Uint8Array; serial: string }) => this.certificates.authenticateConnection(connection, peer);
   readonly issueIkeCertificate = (gateway: string, csrPem: string) => this.certificates.issueIke(gateway, csrPem);
 
   readonly createEnrollToken = (actor: string, gateway: string, p: TokenOptions) => this.enrollment.createToken(actor, gateway, p);
   readonly makeBundle = (actor: string, gateway: string, p: BundleOptions) => this.enrollment.makeBundle(actor, gateway, p);
   readonly enroll = (p: { token: string; csr: string }) => this.enrollment.enroll(p);
+
+  readonly listReplicas = () => this.replicas.list();
 
   readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) => this.changeStream.changes(gateway, since, waitMs, signal);
 }

@@ -23,6 +23,27 @@ export interface StatusView {
   startedAt: number;
 }
 
+/** One `kasane authority serve` process over the authority's database (GET /v1/replicas). */
+export interface ReplicaView {
+  id: string;
+  /** Its advertised URL. */
+  url: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  /** Its last heartbeat (the database's clock). */
+  lastSeen: number;
+  /** Heard of within the last lease: running. */
+  alive: boolean;
+  /** Holds the jobs lease: runs the scheduled rotations, permit renewals and federation exchanges. */
+  runsJobs: boolean;
+  waitingGateways: number;
+  /** The version it had seen at its last heartbeat. */
+  version: number;
+  /** The replica that answered. */
+  self: boolean;
+}
+
 export interface EpochInfo {
   epoch: number;
   activeFrom: number;

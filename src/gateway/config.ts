@@ -11,6 +11,11 @@ import { DEFAULT_IKE_TIMERS, type IkeTimers } from '../ike/engine/types.js';
 export interface GatewayRunConfig {
   /** Data directory: credentials (from `kasane gateway enroll`), the cached delivery, the status socket. */
   data: string;
+  /**
+   * The authority's replicas (https URLs), tried in order when one cannot be reached; default: the
+   * URL in the enrollment credentials. A host name with several addresses counts as one per address.
+   */
+  authorityUrls?: string[];
   /** Interfaces facing the terminals' LANs, and facing the WAN. */
   inside: string[];
   outside: string[];
@@ -43,7 +48,7 @@ export interface GatewayRunConfig {
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'logLevel']);
+const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'logLevel']);
 
 /** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
 export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
@@ -94,6 +99,24 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${k} must be an integer from ${min} to ${max}`);
     return typeof v === 'number' ? v : dflt;
   };
+  let authorityUrls: string[] | undefined;
+  if (d.authorityUrls !== undefined) {
+    const v = d.authorityUrls;
+    if (!Array.isArray(v) || v.length === 0) problems.push('authorityUrls must list at least one https:// URL');
+    else {
+      authorityUrls = [];
+      for (const u of v) {
+        let ok = false;
+        try {
+          ok = typeof u === 'string' && new URL(u).protocol === 'https:';
+        } catch {
+          ok = false;
+        }
+        if (ok) authorityUrls.push(u as string);
+        else problems.push(`authorityUrls: ${JSON.stringify(u)} is not an https:// URL`);
+      }
+    }
+  }
   const data = str('data');
   if (!data) problems.push('data (the data directory with the enrollment credentials) is required');
   const inside = ifaces('inside');
@@ -122,6 +145,7 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
   };
   const cfg: GatewayRunConfig = {
     data: data ?? '',
+    authorityUrls,
     inside,
     outside,
     attached: prefixes('attached'),

@@ -2,7 +2,8 @@
 // devices fed by policy routing (inside, outside), executes the key table and punts what needs a
 // decision; the core decides; the authority's change stream keeps keys and members current.
 //
-// Start-up order: credentials → keys (authority, or the cached delivery when it is unreachable)
+// Start-up order: credentials → keys (authority, or the cached delivery when it is unreachable;
+// authority-link.ts, which also follows the change stream across the authority's replicas)
 // → executor + core → TUN devices → policy routing → change stream, status socket, metrics.
 // Stop undoes it in reverse but for the policy routing and the forwarding guard, which stay (fail
 // closed: with the TUN devices gone, the protected terminals' traffic is refused rather than
@@ -18,11 +19,11 @@ import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { TsExecutor } from '../core/ts-executor.js';
-import { AuthorityApiError, gatewayClient, openDelivery, type AuthorityClient, type GatewayChanges } from '../authority/client.js';
 import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
 import type { GatewayRunConfig } from './config.js';
 import { CoreDriver } from './core-driver.js';
-import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from './credentials.js';
+import { AuthorityLink, GatewayStartError } from './authority-link.js';
+import { loadCredentials, type Credentials } from './credentials.js';
 import { gatewayRegistry } from './metrics.js';
 import { queryStatus, serveStatus, type GatewayStatus } from './status.js';
 import { SeqReservations } from './seq-reservation.js';
@@ -35,7 +36,7 @@ import { pemToDer } from '../pki/keys.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
-export class GatewayStartError extends Error {}
+export { GatewayStartError };
 
 export class GatewayDaemon {
   private driver?: CoreDriver;
@@ -44,10 +45,9 @@ export class GatewayDaemon {
   private datapath?: NativeDatapath;
   private statusServer?: Server;
   private metricsServer?: HttpServer;
-  private client?: AuthorityClient;
+  private link?: AuthorityLink;
   private readonly abort = new AbortController();
   private watching?: Promise<unknown>;
-  private version = 0;
   private readonly startedAt = Date.now();
   private stopped = false;
   private seqTimer?: NodeJS.Timeout;
@@ -79,8 +79,8 @@ export class GatewayDaemon {
 
   private async boot(): Promise<void> {
     const { bundle } = this.creds;
-    this.client = gatewayClient(bundle, this.creds.privateKey);
-    const first = await this.initialSnapshot();
+    this.link = new AuthorityLink({ data: this.config.data, creds: this.creds, urls: this.config.authorityUrls, log: this.log });
+    const first = await this.link.initial();
 
     const native = NativeExecutor.create();
     const executor: Executor = native.ok ? native.value : new TsExecutor();
@@ -159,7 +159,7 @@ export class GatewayDaemon {
 
     // IKEv2 for pairwise VPNs (seed 001): UDP 500 here, 4500 through the datapath above.
     try {
-      this.ikeIdentity = await ikeIdentity(this.config, this.creds, this.client, this.log);
+      this.ikeIdentity = await ikeIdentity(this.config, this.creds, this.link.client, this.log);
     } catch (e) {
       throw new GatewayStartError((e as Error).message);
     }
@@ -197,7 +197,7 @@ export class GatewayDaemon {
     if (this.config.metrics) await this.serveMetrics(this.config.metrics.host, this.config.metrics.port);
     this.watching = this.follow();
     this.log.info(
-      { gateway: this.id, address: bundle.gateway.address, version: this.version, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
+      { gateway: this.id, address: bundle.gateway.address, version: this.link.version, authority: this.link.client.endpoint, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
       'gateway running',
     );
     // In the background: the first searches should not run on cold code (see warmup.ts).
@@ -213,53 +213,24 @@ export class GatewayDaemon {
     );
   }
 
-  /** Keys at start: the authority if it answers soon, else the cached delivery (sealed to our key). */
-  private async initialSnapshot(): Promise<AuthoritySnapshot> {
-    try {
-      const c = await this.client!.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000) });
-      const s = await this.accept(c);
-      if (s) return s;
-    } catch (e) {
-      if (e instanceof AuthorityApiError && (e.status === 401 || e.status === 403)) throw new GatewayStartError(`the authority refuses this gateway: ${e.message}`);
-      this.log.warn({ err: (e as Error).message }, 'authority unreachable at start; using the cached delivery');
-    }
-    const cached = loadDelivery(this.config.data);
-    if (!cached) throw new GatewayStartError('no keys: the authority is unreachable and there is no cached delivery yet');
-    const s = await openDelivery(cached, this.creds.privateKey, { gateway: this.id, authority: this.creds.bundle.authority.name });
-    this.version = s.version;
-    return s;
-  }
-
-  private async accept(c: GatewayChanges): Promise<AuthoritySnapshot | undefined> {
-    if (!c.delivery) return undefined;
-    const s = await openDelivery(c.delivery, this.creds.privateKey, { gateway: this.id, authority: this.creds.bundle.authority.name });
-    saveDelivery(this.config.data, c.delivery);
-    this.version = c.version;
-    return s;
-  }
-
   /** Follows the change stream; every change reaches the core without a restart. */
-  private async follow(): Promise<void> {
-    try {
-      await this.client!.watch({
-        since: this.version,
-        waitSeconds: 25,
-        signal: this.abort.signal,
-        onChanges: async (c) => {
-          const s = await this.accept(c);
-          if (!s || !this.driver) return;
-          this.driver.snapshot(s);
-          this.ike?.snapshot(s);
-          this.log.info({ version: c.version, events: c.events.map((e) => e.action) }, 'configuration applied');
-        },
-        onError: (e) => this.log.warn({ err: (e as Error).message }, 'authority unreachable; forwarding with cached keys'),
-      });
-    } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'the authority refused this gateway: its keys are withdrawn');
-      // A revoked gateway must not keep VPN keys: drop to an empty configuration.
-      this.driver?.snapshot({ version: this.version, protectedPrefixes: [], vpns: [] });
-      this.ike?.snapshot({ version: this.version, protectedPrefixes: [], vpns: [] });
-    }
+  private follow(): Promise<void> {
+    return this.link!.follow(
+      this.abort.signal,
+      (s, c) => {
+        if (!this.driver) return;
+        this.driver.snapshot(s);
+        this.ike?.snapshot(s);
+        this.log.info({ version: c.version, events: c.events.map((e) => e.action), authority: this.link!.client.endpoint }, 'configuration applied');
+      },
+      (e) => {
+        this.log.error({ err: e.message }, 'the authority refused this gateway: its keys are withdrawn');
+        // A revoked gateway must not keep VPN keys: drop to an empty configuration.
+        const version = this.link!.version;
+        this.driver?.snapshot({ version, protectedPrefixes: [], vpns: [] });
+        this.ike?.snapshot({ version, protectedPrefixes: [], vpns: [] });
+      },
+    );
   }
 
   private async serveMetrics(host: string, port: number): Promise<void> {
@@ -286,7 +257,8 @@ export class GatewayDaemon {
     return {
       gateway: this.id,
       address: this.creds.bundle.gateway.address,
-      authorityVersion: this.version,
+      authorityVersion: this.link?.version ?? 0,
+      authority: this.link?.client.endpoint,
       vpns: core.ring.vpnIds().map((id) => {
         const v = core.ring.vpn(id)!;
         return { id, name: v.name, mode: v.mode, epoch: core.ring.currentEpoch(id, now) };
@@ -333,7 +305,7 @@ export class GatewayDaemon {
     this.metricsServer?.close();
     // The routing and the forwarding guard stay: see the header comment.
     this.datapath?.close();
-    this.client?.close();
+    this.link?.close();
     await this.watching?.catch(() => undefined);
     this.log.info(
       { gateway: this.creds.bundle.gateway.name },

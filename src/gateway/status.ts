@@ -9,6 +9,8 @@ export interface GatewayStatus {
   gateway: string;
   address: string;
   authorityVersion: number;
+  /** The authority replica the change stream follows now (URL, and address when its name has several). */
+  authority?: string;
   vpns: { id: number; name: string; mode: string; epoch?: number }[];
   startedAt: number;
   now: number;
@@ -109,7 +111,7 @@ export function renderStatus(s: GatewayStatus): string {
   const pmtuKeys = Object.keys(st).filter((k) => k.startsWith('pmtu.') || k === 'executor.encrypt.fragments').sort();
   const dropKeys = Object.keys(st).filter((k) => k.startsWith('drop.') || k.startsWith('executor.drop.')).sort();
   return [
-    `gateway ${s.gateway} (${s.address}), authority version ${s.authorityVersion}, up ${age(s.startedAt)}`,
+    `gateway ${s.gateway} (${s.address}), authority version ${s.authorityVersion}${s.authority ? ` from ${s.authority}` : ''}, up ${age(s.startedAt)}`,
     `VPNs: ${s.vpns.map((v) => `${v.name} (id ${v.id}, ${v.mode}${v.epoch !== undefined ? `, epoch ${v.epoch}` : ''})`).join(', ') || 'none'}`,
     '',
     `Key table (${s.paths.length} paths)`,

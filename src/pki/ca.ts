@@ -39,9 +39,13 @@ function dn(authority: string, commonName: string): x509.Name {
   return new x509.Name([{ '2.5.4.10': [{ utf8String: authority }] }, { '2.5.4.3': [{ utf8String: commonName }] }]);
 }
 
-export async function createAuthorityCa(opts: { authority: string; now: number; random?: RandomSource }): Promise<AuthorityCa> {
+/**
+ * A new root and issuing CA. Their keys are made here, in memory, unless `keys` gives them (key
+ * pairs made in a PKCS#11 token: the private key a stand-in that signs there, x509.ts).
+ */
+export async function createAuthorityCa(opts: { authority: string; now: number; random?: RandomSource; keys?: { root: CryptoKeyPair; issuing: CryptoKeyPair } }): Promise<AuthorityCa> {
   const random = opts.random ?? systemRandom;
-  const rootKeys = await generateKeyPair();
+  const rootKeys = opts.keys?.root ?? (await generateKeyPair());
   const rootName = dn(opts.authority, `${opts.authority} root CA`);
   const rootCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(random),
@@ -56,7 +60,7 @@ export async function createAuthorityCa(opts: { authority: string; now: number; 
       await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey),
     ],
   });
-  const issuingKeys = await generateKeyPair();
+  const issuingKeys = opts.keys?.issuing ?? (await generateKeyPair());
   const issuingCert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(random),
     subject: dn(opts.authority, `${opts.authority} issuing CA`),

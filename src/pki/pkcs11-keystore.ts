@@ -54,29 +54,28 @@ export class Pkcs11Keystore implements GatewayKeystore {
     readonly options: Pkcs11Options,
   ) {}
 
-  /** Loads the module, finds the token by label, logs in. Errors name what is wrong (module, token, PIN). */
+  /**
+   * Loads the module (once per process: keystores of one module share it), finds the token by
+   * label, logs in. Errors name what is wrong (module, token, PIN).
+   */
   static open(o: Pkcs11Options): Pkcs11Keystore {
     const pin = o.pin ?? (o.pinFile ? readPin(o.pinFile) : undefined);
     if (!pin) throw new Pkcs11Error('a PKCS#11 token needs a PIN: give a PIN file', 'pkcs11-no-pin');
-    const p11 = new pkcs11js.PKCS11();
+    const p11 = loadModule(o.module);
     try {
-      p11.load(o.module);
-    } catch (e) {
-      throw new Pkcs11Error(`cannot load the PKCS#11 module ${o.module}: ${(e as Error).message}`, 'pkcs11-module');
-    }
-    let initialised = false;
-    try {
-      p11.C_Initialize();
-      initialised = true;
       const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === o.token);
       if (slot === undefined) throw new Pkcs11Error(`no token labelled "${o.token}" in ${o.module}`, 'pkcs11-no-token');
       const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
       const ks = new Pkcs11Keystore(p11, session, pin, o);
-      ks.login();
+      try {
+        ks.login();
+      } catch (e) {
+        safe(() => p11.C_CloseSession(session));
+        throw e;
+      }
       return ks;
     } catch (e) {
-      if (initialised) safe(() => p11.C_Finalize());
-      safe(() => p11.close());
+      unloadModule(o.module);
       if (e instanceof Pkcs11Error) throw e;
       throw new Pkcs11Error(`PKCS#11 token "${o.token}": ${(e as Error).message}`, 'pkcs11-error');
     }
@@ -164,6 +163,16 @@ export class Pkcs11Keystore implements GatewayKeystore {
     return true;
   }
 
+  /** Removes the key pair from the token (a key made for an authority whose creation then failed). */
+  destroyKey(): void {
+    for (const cls of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
+      const h = this.find(cls);
+      if (h !== undefined) this.withLogin(() => this.p11.C_DestroyObject(this.session, h));
+    }
+    this.privateKey = undefined;
+    this.publicKey = undefined;
+  }
+
   private keys(): { priv: Handle; pub: Handle } {
     if (this.closed) throw new Pkcs11Error('the PKCS#11 keystore is closed', 'pkcs11-closed');
     if (this.privateKey === undefined || this.publicKey === undefined) this.ensureKeyExisting();
@@ -209,13 +218,19 @@ export class Pkcs11Keystore implements GatewayKeystore {
 
   /** ECDSA over the hash of `data`, computed here; the token signs the digest (CKM_ECDSA). DER signature out. */
   sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
+    return new Uint8Array(ecdsaRawToDer(Buffer.from(this.signRaw(data, hash))));
+  }
+
+  /** The same signature as r || s (32 bytes each), as CKM_ECDSA and WebCrypto give it. */
+  signRaw(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
     const { priv } = this.keys();
     const digest = createHash(hash === 'SHA-256' ? 'sha256' : 'sha384').update(data).digest();
-    const raw = this.withLogin(() => {
-      this.p11.C_SignInit(this.session, { mechanism: pkcs11js.CKM_ECDSA }, priv);
-      return this.p11.C_Sign(this.session, digest, Buffer.alloc(64));
-    });
-    return new Uint8Array(ecdsaRawToDer(raw));
+    return new Uint8Array(
+      this.withLogin(() => {
+        this.p11.C_SignInit(this.session, { mechanism: pkcs11js.CKM_ECDSA }, priv);
+        return this.p11.C_Sign(this.session, digest, Buffer.alloc(64));
+      }),
+    );
   }
 
   csr(commonName?: string): string {
@@ -229,11 +244,51 @@ export class Pkcs11Keystore implements GatewayKeystore {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    safe(() => this.p11.C_Logout(this.session));
+    // The login belongs to the token, not the session: the last keystore of the module logs out.
+    if (moduleUsers(this.options.module) === 1) safe(() => this.p11.C_Logout(this.session));
     safe(() => this.p11.C_CloseSession(this.session));
-    safe(() => this.p11.C_Finalize());
-    safe(() => this.p11.close());
+    unloadModule(this.options.module);
   }
+}
+
+/**
+ * PKCS#11 modules loaded in this process, with how many keystores use each: C_Initialize may run
+ * once per module and process (a second one fails), and C_Finalize would end every session of it.
+ */
+const modules = new Map<string, { p11: Pkcs11Types.PKCS11; users: number }>();
+
+function loadModule(path: string): Pkcs11Types.PKCS11 {
+  const loaded = modules.get(path);
+  if (loaded) {
+    loaded.users++;
+    return loaded.p11;
+  }
+  const p11 = new pkcs11js.PKCS11();
+  try {
+    p11.load(path);
+  } catch (e) {
+    throw new Pkcs11Error(`cannot load the PKCS#11 module ${path}: ${(e as Error).message}`, 'pkcs11-module');
+  }
+  try {
+    p11.C_Initialize();
+  } catch (e) {
+    safe(() => p11.close());
+    throw new Pkcs11Error(`PKCS#11 module ${path}: ${(e as Error).message}`, 'pkcs11-error');
+  }
+  modules.set(path, { p11, users: 1 });
+  return p11;
+}
+
+function moduleUsers(path: string): number {
+  return modules.get(path)?.users ?? 0;
+}
+
+function unloadModule(path: string): void {
+  const loaded = modules.get(path);
+  if (!loaded || --loaded.users > 0) return;
+  modules.delete(path);
+  safe(() => loaded.p11.C_Finalize());
+  safe(() => loaded.p11.close());
 }
 
 function readPin(file: string): string {

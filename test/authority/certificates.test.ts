@@ -5,7 +5,8 @@
 // lists revoked and superseded serials, the root's lists none, and every listener gets each new
 // pair; an IKE certificate names the gateway, supersedes the previous one, authenticates IKE only
 // (never the TLS channel), tells the gateway's pairwise peers, and is refused to a gateway that
-// is not active or a CSR that names another.
+// is not active or a CSR that names another. A TLS connection is checked once, and again after a
+// certificate was superseded or revoked (on PostgreSQL also through another replica).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createCsr } from '../../src/pki/ca.js';
@@ -33,6 +34,37 @@ for (const store of await testStores()) {
         assert.equal(await certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber), 'gw1');
         await a.service.gateways.revoke(ADMIN, 'gw1', {});
         assert.deepEqual(await refusal(certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber)), [403, 'gateway-revoked']);
+      }));
+
+    it('a connection is checked once; a certificate superseded or revoked, here or through another replica, is checked again and refused', () =>
+      withAuthority(store, async (a) => {
+        const { certificates } = a.service;
+        const gw1 = await a.enrolled('gw1', '192.0.2.1');
+        let asked = 0;
+        const peer = (): { der: Uint8Array; serial: string } => (asked++, tlsIdentity(gw1));
+        const connection = {};
+        assert.equal(await certificates.authenticateConnection(connection, peer), 'gw1');
+        assert.equal(await certificates.authenticateConnection(connection, peer), 'gw1');
+        assert.equal(asked, 1, 'the second request on the connection is not checked again');
+        assert.equal(await certificates.authenticateConnection({}, peer), 'gw1');
+        assert.equal(asked, 2, 'another connection is');
+        // Superseded by a re-enrollment: the connection with the old certificate is refused.
+        await a.service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true });
+        assert.deepEqual(await refusal(certificates.authenticateConnection(connection, peer)), [403, 'certificate-revoked']);
+        if (store.kind !== 'postgres') return;
+        // Revoked through another replica: this one hears of it by version and refuses the connection.
+        const gw2 = await a.enrolled('gw2', '192.0.2.2');
+        const onGw2 = {};
+        assert.equal(await certificates.authenticateConnection(onGw2, () => tlsIdentity(gw2)), 'gw2');
+        const other = await a.replica();
+        await other.service.gateways.revoke(ADMIN, 'gw2', {});
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const r = await certificates.authenticateConnection(onGw2, () => tlsIdentity(gw2)).catch((e: { code?: string }) => e.code);
+          if (r === 'gateway-revoked') break;
+          assert.ok(Date.now() < deadline, `still authenticated 5 s after the revocation through another replica: ${String(r)}`);
+          await new Promise((res) => setTimeout(res, 50));
+        }
       }));
 
     it("the issuing CA's CRL lists revoked and superseded serials with their reasons; every listener gets each new pair", () =>

@@ -4,7 +4,8 @@
 // and a change wakes exactly the gateways it concerns (a directory change: all of them); a first
 // sync or a cursor ahead of the authority (a restored database) gets the whole state and no
 // events; a gateway that is not active is refused; stopping ends every wait; and on PostgreSQL a
-// change committed through another replica wakes a gateway waiting on this one.
+// change committed through another replica wakes a gateway waiting on this one, at once by its
+// notification, and within a second by version when the notification is lost.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addMember, addPendingGateway, addVpn, ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
@@ -149,6 +150,22 @@ for (const store of await testStores()) {
             c.delivery?.vpns[0].epochs.map((e) => e.epoch),
             [1, 2],
           );
+        }));
+
+      it('a lost notification is not a lost change: a replica that hears none finds the change by version', () =>
+        withAuthority(store, async (a) => {
+          await twoVpns(a);
+          // This replica's store never reports other processes' commits (NOTIFY lost, listener down).
+          const deaf = await a.replica((s) => ({ kind: s.kind, write: (fn, hint) => s.write(fn, hint), read: (fn) => s.read(fn), onRemoteChange: () => undefined, schemaVersion: () => s.schemaVersion(), close: () => s.close() }));
+          const v = await version(a);
+          const waiting = deaf.service.changeStream.changes('gw1', v, 10_000);
+          await new Promise((r) => setTimeout(r, 100));
+          const t0 = Date.now();
+          await a.service.epochs.rotate(ADMIN, 'corp', false);
+          const c = await waiting;
+          assert.ok(c.changed, 'woken');
+          assert.ok(Date.now() - t0 < 1000, `by the version poll, after ${Date.now() - t0} ms`);
+          assert.ok(c.delivery?.vpns[0].epochs.some((e) => e.epoch === 2));
         }));
     }
   });

@@ -1,13 +1,16 @@
 // Group keys at rest (key-encryption key) and in transit (HPKE to the gateway's key), and the
 // parser of deliveries (wire data) that turns them into the core's snapshot.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { sealBase } from '../../src/authority/hpke-seal.js';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { deliveryContext, openGroupKey, sealGroupKey, unwrapGroupKey, wrapGroupKey } from '../../src/authority/group-keys.js';
 import { openDelivery, parseDelivery } from '../../src/authority/snapshot.js';
 import { DELIVERY_FORMAT, type GatewayDelivery } from '../../src/authority/wire.js';
-import { exportPkcs8Pem, exportSpkiDer, generateKeyPair, importPrivateKey } from '../../src/pki/keys.js';
+import { exportPkcs8Pem, exportSpkiDer, generateKeyPair, importEcdhPublicKey, importPrivateKey } from '../../src/pki/keys.js';
+import { cryptoImpl } from '../../src/pki/x509.js';
 
 const rnd = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
@@ -15,6 +18,17 @@ async function gatewayKeys(): Promise<{ spki: Uint8Array; pem: string; ecdh: Cry
   const k = await generateKeyPair();
   const pem = await exportPkcs8Pem(k.privateKey);
   return { spki: await exportSpkiDer(k.publicKey), pem, ecdh: await importPrivateKey(pem, 'ecdh') };
+}
+
+/** The same P-256 key pair as WebCrypto ECDH keys (what @hpke/core takes as its ephemeral key material). */
+async function ephemeralCryptoKeys(e: ECDH): Promise<CryptoKeyPair> {
+  const pub = e.getPublicKey();
+  const jwk = { kty: 'EC', crv: 'P-256', x: pub.subarray(1, 33).toString('base64url'), y: pub.subarray(33).toString('base64url') };
+  const alg = { name: 'ECDH', namedCurve: 'P-256' };
+  return {
+    publicKey: await cryptoImpl.subtle.importKey('jwk', jwk, alg, true, []),
+    privateKey: await cryptoImpl.subtle.importKey('jwk', { ...jwk, d: e.getPrivateKey().toString('base64url') }, alg, true, ['deriveBits']),
+  };
 }
 
 describe('group keys', () => {
@@ -33,6 +47,26 @@ describe('group keys', () => {
     }
     const tampered = { enc: sealed.enc, ct: Uint8Array.from(sealed.ct, (x, i) => (i === 0 ? x ^ 1 : x)) };
     await assert.rejects(openGroupKey(tampered, a.ecdh, ctx));
+  });
+
+  it('the authority\'s own HPKE seal (node:crypto) is byte for byte @hpke/core\'s, and @hpke/core opens it', async () => {
+    const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+    for (let i = 0; i < 20; i++) {
+      const r = await gatewayKeys();
+      const key = rnd(32);
+      const ctx = deliveryContext('acme', `gw${i}`, i + 1, i + 2);
+      // The same ephemeral key pair on both sides: the same enc and ciphertext.
+      const eph = createECDH('prime256v1');
+      eph.generateKeys();
+      const ekm = await ephemeralCryptoKeys(eph);
+      const theirs = await suite.seal({ recipientPublicKey: await importEcdhPublicKey(r.spki), info: ctx, ekm }, key, ctx);
+      const ours = sealBase(r.spki, ctx, ctx, key, eph);
+      assert.deepEqual(Buffer.from(ours.enc), Buffer.from(theirs.enc));
+      assert.deepEqual(Buffer.from(ours.ct), Buffer.from(theirs.ct));
+      // A fresh seal (fresh ephemeral key) opens with @hpke/core on the gateway's side.
+      assert.deepEqual(await openGroupKey(await sealGroupKey(key, r.spki, ctx), r.ecdh, ctx), key);
+    }
+    assert.throws(() => sealBase(rnd(91), new Uint8Array(0), new Uint8Array(0), rnd(32)), /not an uncompressed P-256 public key/);
   });
 
   it('the delivery context encodes names with their length, so fields cannot slide', () => {

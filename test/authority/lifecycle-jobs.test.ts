@@ -2,7 +2,9 @@
 // It proves: a job runs at its interval and never overlaps itself, however slow a run; a failing
 // run is logged and the job runs again at its next time; once stopped, no run starts; and an
 // authority's jobs are its due rotations and its CRL refresh, which do their work over the store
-// (on SQLite and PostgreSQL) when their timers fire.
+// (on SQLite and PostgreSQL) when their timers fire; between replicas (PostgreSQL) the federation's
+// rounds (exchanges with peers, permit renewals) run on the holder of the jobs lease only, and move
+// with the lease.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -86,24 +88,30 @@ describe('periodic jobs', () => {
 
 for (const store of await testStores()) {
   describe(`an authority's jobs on ${store.kind}`, { skip: store.skip }, () => {
-    it('are the due rotations and the CRL refresh', () =>
+    it('are the heartbeat, the due rotations (on the holder of the jobs lease) and the CRL refresh', () =>
       withAuthority(store, async ({ service, clock }) => {
         const jobs = authorityJobs(service, 1000);
         assert.deepEqual(
-          jobs.map((j) => [j.name, j.everyMs]),
+          jobs.map((j) => [j.name, j.everyMs, j.when !== undefined]),
           [
-            ['scheduled rotation', 1000],
-            ['CRL refresh', 12 * 3_600_000],
+            ['heartbeat', 2000, false],
+            ['scheduled rotation', 1000, true],
+            ['CRL refresh', 12 * 3_600_000, false],
           ],
         );
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
         clock.now += 3_600_000;
-        assert.equal(await jobs[0].run(), 1);
+        assert.equal(jobs[1].when!(), false, 'not before the heartbeat took the jobs lease');
+        await assert.rejects(jobs[1].run(), { code: 'lease-lost' }, 'and a run without the lease commits nothing');
+        assert.equal((await service.vpns.get('hourly')).currentEpoch, 1);
+        await jobs[0].run();
+        assert.equal(jobs[1].when!(), true);
+        assert.equal(await jobs[1].run(), 1);
         assert.equal((await service.vpns.get('hourly')).currentEpoch, 2);
         const heard: string[] = [];
         service.certificates.onCrlChange((c) => heard.push(c.issuing));
         clock.now += 86_400_000;
-        await jobs[1].run();
+        await jobs[2].run();
         assert.equal(heard.length, 1);
         assert.equal(new x509.X509Crl(heard[0]).nextUpdate?.getTime(), Math.floor(clock.now / 1000) * 1000 + 7 * 86_400_000, 're-signed now, valid a week');
       }));
@@ -112,6 +120,7 @@ for (const store of await testStores()) {
       withAuthority(store, async ({ service, clock }) => {
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
         clock.now += 3_600_000;
+        await service.replicas.beat();
         const stop = startJobs(authorityJobs(service, 10));
         try {
           const deadline = Date.now() + 10_000;
@@ -129,5 +138,32 @@ for (const store of await testStores()) {
           'once, by the scheduler',
         );
       }));
+
+    if (store.kind === 'postgres') {
+      it("run the federation's rounds on the holder of the jobs lease only; they move with the lease", () =>
+        withAuthority(
+          store,
+          async (a) => {
+            const b = await a.replica();
+            const rounds = { a: 0, b: 0 };
+            a.service.federation!.syncAll = async () => void rounds.a++;
+            b.service.federation!.syncAll = async () => void rounds.b++;
+            await a.service.replicas.beat();
+            await b.service.replicas.beat();
+            assert.deepEqual([a.service.replicas.holdsJobs, b.service.replicas.holdsJobs], [true, false], 'the first to beat holds the lease');
+            await until(() => rounds.a === 1, 'a round as the holder took the lease');
+            for (const r of [a, b]) r.service.federation!.kick(0);
+            await until(() => rounds.a === 2, 'a round asked of the holder');
+            await sleep(100);
+            assert.equal(rounds.b, 0, 'none on the other replica');
+            // The holder stops: it hands the lease back; the other takes it at its next heartbeat.
+            await a.service.replicas.stop();
+            await b.service.replicas.beat();
+            assert.equal(b.service.replicas.holdsJobs, true);
+            await until(() => rounds.b === 1, 'a round on the new holder');
+          },
+          { federation: true },
+        ));
+    }
   });
 }

@@ -21,6 +21,7 @@ for (const store of await testStores()) {
           await addMember(service, 'p2p', 'gw1', '10.1.0.0/16');
           await addMember(service, 'p2p', 'gw2', '10.4.0.0/16');
           const waiting = service.changeStream.changes('gw1', await version(a), 30_000);
+          await new Promise((r) => setTimeout(r, 50)); // it has read its state and waits
           // A round (local permits for the two members) and one chained behind it.
           let ended = false;
           const round = federation.syncAll().then(() => (ended = true));

@@ -20,6 +20,7 @@ import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 import type { GatewayStatus } from '../../src/gateway/status.js';
 import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject } from '../support/inject.js';
+import { privateSofthsmToken, SOFTHSM_MODULE } from '../support/softhsm.js';
 
 const avail = netnsAvailability();
 const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
@@ -82,11 +83,8 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
     // GB's IKE key lives in a PKCS#11 token (SoftHSM2, a private token directory): seed 001's IC chip.
     const hsm = join(dir, 'softhsm');
     mkdirSync(hsm);
-    writeFileSync(join(hsm, 'softhsm2.conf'), `directories.tokendir = ${hsm}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-    process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
-    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'gb-token', '--pin', '246810', '--so-pin', '13579135'], { stdio: 'ignore' });
-    writeFileSync(join(hsm, 'pin'), '246810\n', { mode: 0o600 });
-    const keystore = (s: Side) => (s.gw === 'GB' ? `keystore: { pkcs11: { module: /usr/lib/softhsm/libsofthsm2.so, token: gb-token, pinFile: ${join(hsm, 'pin')}, key: gb-ike } }\n` : '');
+    const { pinFile } = privateSofthsmToken('gb-token', '246810', hsm);
+    const keystore = (s: Side) => (s.gw === 'GB' ? `keystore: { pkcs11: { module: ${SOFTHSM_MODULE}, token: gb-token, pinFile: ${pinFile}, key: gb-ike } }\n` : '');
     const startGateway = async (s: Side) => {
       const data = join(dir, s.gw);
       const cfg = join(dir, `${s.gw}.yaml`);

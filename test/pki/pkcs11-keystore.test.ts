@@ -3,46 +3,19 @@
 // signatures that verify with the public key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { Pkcs11Keystore } from '../../src/pki/pkcs11-keystore.js';
 import { FileKeyKeystore, keystoreSigner } from '../../src/pki/signer.js';
 import { verifyCsr } from '../../src/pki/ca.js';
 import { exportPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 import { signAuth, signatureScheme, verifyAuth } from '../../src/ike/crypto/signature.js';
+import { privateSofthsmToken, SOFTHSM_MODULE, softhsmMissing } from '../support/softhsm.js';
 
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
-const root = process.getuid?.() === 0;
-
-/** SoftHSM2 from Debian; installed here when running as root (CI), otherwise the test skips. */
-function softhsm(): string | undefined {
-  if (existsSync(MODULE)) return undefined;
-  if (!root) return 'SoftHSM2 is not installed (apt-get install softhsm2)';
-  try {
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'softhsm2'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  } catch {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'softhsm2'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  }
-  return existsSync(MODULE) ? undefined : 'softhsm2 installed but its module is missing';
-}
-
-const missing = softhsm();
+const MODULE = SOFTHSM_MODULE;
+const missing = softhsmMissing();
 const skip = missing && !process.env.CI ? `skipped: ${missing}` : false;
-
-/** A private SoftHSM2 configuration and token directory (never the system's /var/lib/softhsm). */
-function privateToken(label: string, pin: string): { dir: string; pinFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-softhsm-'));
-  writeFileSync(join(dir, 'softhsm2.conf'), `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-  process.env.SOFTHSM2_CONF = join(dir, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', '87654321'], { stdio: 'ignore', env: process.env });
-  const pinFile = join(dir, 'pin');
-  writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
-  return { dir, pinFile };
-}
+const privateToken = privateSofthsmToken;
 
 test('PKCS#11 keystore (SoftHSM2): the key is made in the token, never leaves it, and signs the CSR and IKE AUTH', { skip }, async () => {
   assert.equal(missing, undefined, `SoftHSM2 is required in CI: ${missing}`);

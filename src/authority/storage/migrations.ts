@@ -81,6 +81,21 @@ export const MIGRATIONS: Migration[] = [
     name: 'IKE identity certificates (a key in a PKCS#11 token, seed 001)',
     statements: () => ['ALTER TABLE gateways ADD COLUMN ike_cert_serial TEXT'],
   },
+  {
+    version: 4,
+    name: 'replicas: their heartbeats, the lease of the cluster-wide jobs, the CRL version',
+    statements: (d) => {
+      const { INT } = T(d);
+      return [
+        // Bumped by every revocation, so that every replica rebuilds its CRLs (its TLS layer refuses the certificate).
+        `ALTER TABLE state ADD COLUMN crl_version ${INT} NOT NULL DEFAULT 0`,
+        // One row per lease; `term` grows each time another replica takes it (fencing).
+        `CREATE TABLE job_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at ${INT} NOT NULL, term ${INT} NOT NULL)`,
+        `CREATE TABLE replicas (id TEXT PRIMARY KEY, url TEXT NOT NULL, host TEXT NOT NULL, pid ${INT} NOT NULL,
+           started_at ${INT} NOT NULL, seen_at ${INT} NOT NULL, waiting ${INT} NOT NULL, version ${INT} NOT NULL)`,
+      ];
+    },
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

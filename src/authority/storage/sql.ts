@@ -19,9 +19,12 @@ import type {
   ShareRow,
   ForeignMemberRow,
   PermitRow,
+  LeaseRow,
+  ReplicaRow,
 } from './types.js';
 
 export interface SqlExec {
+  readonly dialect: 'sqlite' | 'postgres';
   all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   /** Returns the number of rows changed. */
@@ -65,6 +68,8 @@ const PEER = { name: 'name', url: 'url', rootPem: 'root_pem', addedAt: 'added_at
 const SHARE = { vpnId: 'vpn_id', peer: 'peer', addedAt: 'added_at' };
 const FOREIGN = { vpnId: 'vpn_id', peer: 'peer', gateway: 'gateway', address: 'address', prefixes: 'prefixes', certDer: 'cert_der', updatedAt: 'updated_at' };
 const PERMIT = { vpnId: 'vpn_id', peer: 'peer', holder: 'holder', direction: 'direction', der: 'der', notAfter: 'not_after', holderFingerprint: 'holder_fingerprint' };
+const LEASE = { name: 'name', holder: 'holder', expiresAt: 'expires_at', term: 'term' };
+const REPLICA = { id: 'id', url: 'url', host: 'host', pid: 'pid', startedAt: 'started_at', seenAt: 'seen_at', waiting: 'waiting', version: 'version' };
 const AUDIT = { id: 'id', version: 'version', at: 'at', actor: 'actor', action: 'action', vpnId: 'vpn_id', vpn: 'vpn', gateway: 'gateway', scope: 'scope', detail: 'detail' };
 
 function placeholders(n: number): string {
@@ -82,7 +87,17 @@ function bytes(b: unknown): Uint8Array {
 }
 
 export class SqlOps implements StoreOps {
+  /** The version this transaction took (bumpVersion), if it took one: the store then tells the other replicas. */
+  versionTaken: number | undefined;
+
   constructor(private readonly db: SqlExec) {}
+
+  /** Runs `query` once per chunk of `keys` (an IN list) and concatenates the rows. */
+  private async inChunks<T, K>(keys: readonly K[], query: (part: K[]) => Promise<T[]>): Promise<T[]> {
+    const out: T[] = [];
+    for (const part of chunks([...new Set(keys)])) out.push(...(await query(part)));
+    return out;
+  }
 
   private async insert(table: string, map: Record<string, string>, rows: readonly object[]): Promise<void> {
     const fields = Object.keys(map);
@@ -109,7 +124,7 @@ export class SqlOps implements StoreOps {
 
   async state(): Promise<StateRow> {
     const r = await this.db.get<StateRow>(
-      'SELECT authority AS "authority", version AS "version", next_spi AS "nextSpi", directory_version AS "directoryVersion", created_at AS "createdAt" FROM state WHERE id = 1',
+      'SELECT authority AS "authority", version AS "version", next_spi AS "nextSpi", directory_version AS "directoryVersion", crl_version AS "crlVersion", created_at AS "createdAt" FROM state WHERE id = 1',
     );
     if (!r) throw new Error('the authority database is not initialised (no state row)');
     return r;
@@ -118,6 +133,7 @@ export class SqlOps implements StoreOps {
   async bumpVersion(): Promise<number> {
     const r = await this.db.get<{ version: number }>('UPDATE state SET version = version + 1 WHERE id = 1 RETURNING version AS "version"');
     if (!r) throw new Error('the authority database is not initialised (no state row)');
+    this.versionTaken = r.version;
     return r.version;
   }
 
@@ -132,6 +148,10 @@ export class SqlOps implements StoreOps {
     await this.db.run('UPDATE state SET directory_version = ? WHERE id = 1', [version]);
   }
 
+  async setCrlVersion(version: number): Promise<void> {
+    await this.db.run('UPDATE state SET crl_version = ? WHERE id = 1', [version]);
+  }
+
   // --- VPNs
 
   insertVpn(row: VpnRow): Promise<void> {
@@ -140,6 +160,10 @@ export class SqlOps implements StoreOps {
 
   updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void> {
     return this.update('vpns', VPN, 'id', id, patch);
+  }
+
+  async setVpnsChanged(ids: readonly number[], version: number): Promise<void> {
+    for (const part of chunks([...new Set(ids)])) await this.db.run(`UPDATE vpns SET changed_version = ? WHERE id IN (${placeholders(part.length)})`, [version, ...part]);
   }
 
   async deleteVpn(id: number): Promise<void> {
@@ -159,6 +183,10 @@ export class SqlOps implements StoreOps {
 
   getVpnById(id: number): Promise<VpnRow | undefined> {
     return this.db.get<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id = ?`, [id]);
+  }
+
+  getVpnsByIds(ids: readonly number[]): Promise<VpnRow[]> {
+    return this.inChunks(ids, (part) => this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id IN (${placeholders(part.length)})`, part));
   }
 
   listVpns(): Promise<VpnRow[]> {
@@ -183,6 +211,12 @@ export class SqlOps implements StoreOps {
     const r = await this.db.get<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways WHERE name = ?`, [name]);
     if (r && r.publicKey) r.publicKey = bytes(r.publicKey);
     return r;
+  }
+
+  async getGateways(names: readonly string[]): Promise<GatewayRow[]> {
+    const rows = await this.inChunks(names, (part) => this.db.all<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways WHERE name IN (${placeholders(part.length)})`, part));
+    for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
+    return rows;
   }
 
   async listGateways(): Promise<GatewayRow[]> {
@@ -239,12 +273,29 @@ export class SqlOps implements StoreOps {
     );
   }
 
+  listMemberPrefixesOf(gateways: readonly string[]): Promise<MemberPrefixRow[]> {
+    return this.inChunks(gateways, (part) => this.db.all<MemberPrefixRow>(`SELECT ${cols(MEMBER)} FROM member_prefixes WHERE gateway IN (${placeholders(part.length)})`, part));
+  }
+
   async listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
     const rows = await this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
       `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
               g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
          FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id = ? ORDER BY m.gateway, m.prefix`,
       [vpnId],
+    );
+    for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
+    return rows;
+  }
+
+  async listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
+    const rows = await this.inChunks(vpnIds, (part) =>
+      this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
+        `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
+                g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
+           FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id IN (${placeholders(part.length)}) ORDER BY m.vpn_id, m.gateway, m.prefix`,
+        part,
+      ),
     );
     for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
     return rows;
@@ -293,20 +344,28 @@ export class SqlOps implements StoreOps {
     return this.insert('key_epochs', EPOCH, [row]);
   }
 
+  insertEpochs(rows: readonly EpochRow[]): Promise<void> {
+    return this.insert('key_epochs', EPOCH, rows);
+  }
+
+  async deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void> {
+    for (const part of chunks([...new Set(vpnIds)])) {
+      const these = `vpn_id IN (${placeholders(part.length)})`;
+      for (const table of ['sealed_keys', 'spis']) {
+        await this.db.run(`DELETE FROM ${table} WHERE ${these} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`, [...part, now]);
+      }
+      await this.db.run(`DELETE FROM key_epochs WHERE ${these} AND expires_at <= ?`, [...part, now]);
+    }
+  }
+
+  async capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void> {
+    for (const part of chunks([...new Set(vpnIds)])) await this.db.run(`UPDATE key_epochs SET expires_at = ? WHERE vpn_id IN (${placeholders(part.length)}) AND expires_at > ?`, [end, ...part, end]);
+  }
+
   async listEpochs(vpnId: number): Promise<EpochRow[]> {
     const rows = await this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id = ? ORDER BY epoch`, [vpnId]);
     for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
     return rows;
-  }
-
-  async setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void> {
-    await this.db.run('UPDATE key_epochs SET expires_at = ? WHERE vpn_id = ? AND epoch = ?', [expiresAt, vpnId, epoch]);
-  }
-
-  async deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void> {
-    for (const part of chunks(epochs)) {
-      await this.db.run(`DELETE FROM key_epochs WHERE vpn_id = ? AND epoch IN (${placeholders(part.length)})`, [vpnId, ...part]);
-    }
   }
 
   insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void> {
@@ -315,6 +374,15 @@ export class SqlOps implements StoreOps {
 
   async listSealedKeys(gateway: string): Promise<SealedKeyRow[]> {
     const rows = await this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway = ? ORDER BY vpn_id, epoch`, [gateway]);
+    for (const r of rows) {
+      r.enc = bytes(r.enc);
+      r.ct = bytes(r.ct);
+    }
+    return rows;
+  }
+
+  async listSealedKeysOf(gateways: readonly string[]): Promise<SealedKeyRow[]> {
+    const rows = await this.inChunks(gateways, (part) => this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway IN (${placeholders(part.length)})`, part));
     for (const r of rows) {
       r.enc = bytes(r.enc);
       r.ct = bytes(r.ct);
@@ -485,6 +553,62 @@ export class SqlOps implements StoreOps {
       [since, gateway, ...vpnIds, limit],
     );
     return rows.map(parseAudit);
+  }
+
+  async eventsSince(since: number, limit: number): Promise<AuditRow[]> {
+    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE version > ? AND scope <> 'none' ORDER BY version, id LIMIT ?`, [since, limit]);
+    return rows.map(parseAudit);
+  }
+
+  // --- replicas: the database's clock, leases, heartbeats
+
+  async clock(): Promise<number> {
+    const sql =
+      this.db.dialect === 'postgres'
+        ? 'SELECT FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS "now"'
+        : "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER) AS \"now\"";
+    return Number((await this.db.get<{ now: number }>(sql))!.now);
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseRow> {
+    const now = await this.clock();
+    // Another holder's lease is taken over only once expired; ours is extended. The term changes with the holder.
+    await this.db.run(
+      `INSERT INTO job_leases (name, holder, expires_at, term) VALUES (?, ?, ?, 1)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+           term = CASE WHEN job_leases.holder = excluded.holder THEN job_leases.term ELSE job_leases.term + 1 END
+         WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= ?`,
+      [name, holder, now + ttlMs, now],
+    );
+    return (await this.getLease(name))!;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.db.run('UPDATE job_leases SET expires_at = 0 WHERE name = ? AND holder = ?', [name, holder]);
+  }
+
+  getLease(name: string): Promise<LeaseRow | undefined> {
+    return this.db.get<LeaseRow>(`SELECT ${cols(LEASE)} FROM job_leases WHERE name = ?`, [name]);
+  }
+
+  async putReplica(row: ReplicaRow): Promise<void> {
+    await this.db.run(
+      `INSERT INTO replicas (id, url, host, pid, started_at, seen_at, waiting, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at, waiting = excluded.waiting, version = excluded.version`,
+      [row.id, row.url, row.host, row.pid, row.startedAt, row.seenAt, row.waiting, row.version],
+    );
+  }
+
+  async deleteReplica(id: string): Promise<void> {
+    await this.db.run('DELETE FROM replicas WHERE id = ?', [id]);
+  }
+
+  listReplicas(): Promise<ReplicaRow[]> {
+    return this.db.all<ReplicaRow>(`SELECT ${cols(REPLICA)} FROM replicas ORDER BY started_at, id`);
+  }
+
+  async pruneReplicas(seenBefore: number): Promise<void> {
+    await this.db.run('DELETE FROM replicas WHERE seen_at < ?', [seenBefore]);
   }
 }
 

@@ -13,6 +13,7 @@ function bind(params: readonly unknown[]): unknown[] {
 }
 
 class SqliteExec implements SqlExec {
+  readonly dialect = 'sqlite' as const;
   private readonly cache = new Map<string, Database.Statement>();
   constructor(private readonly db: Database.Database) {}
 

@@ -12,6 +12,8 @@ export interface StateRow {
   nextSpi: number;
   /** The version at which the directory of protected prefixes last changed. */
   directoryVersion: number;
+  /** The version of the last revocation: replicas rebuild their CRLs when it moves. */
+  crlVersion: number;
   createdAt: number;
 }
 
@@ -137,19 +139,26 @@ export interface StoreOps {
   /** Reserves `count` consecutive SPIs and returns the first. */
   allocSpis(count: number): Promise<number>;
   setDirectoryVersion(version: number): Promise<void>;
+  /** Records that a certificate was revoked at `version` (every replica rebuilds its CRLs). */
+  setCrlVersion(version: number): Promise<void>;
 
   insertVpn(row: VpnRow): Promise<void>;
   updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void>;
+  /** Marks these VPNs changed at `version` (what a member receives of them changed). */
+  setVpnsChanged(ids: readonly number[], version: number): Promise<void>;
   /** Deletes the VPN with its memberships, epochs, sealed keys and SPIs. */
   deleteVpn(id: number): Promise<void>;
   getVpnByName(name: string): Promise<VpnRow | undefined>;
   getVpnById(id: number): Promise<VpnRow | undefined>;
+  getVpnsByIds(ids: readonly number[]): Promise<VpnRow[]>;
   listVpns(): Promise<VpnRow[]>;
   dueRotations(now: number): Promise<VpnRow[]>;
 
   insertGateway(row: GatewayRow): Promise<void>;
   updateGateway(name: string, patch: Partial<Omit<GatewayRow, 'name'>>): Promise<void>;
   getGateway(name: string): Promise<GatewayRow | undefined>;
+  /** Several gateways at once (the change stream answers many from one snapshot). */
+  getGateways(names: readonly string[]): Promise<GatewayRow[]>;
   listGateways(): Promise<GatewayRow[]>;
   touchGateways(names: readonly string[], version: number): Promise<void>;
   gatewaysChangedAfter(version: number): Promise<{ name: string; changedVersion: number }[]>;
@@ -161,8 +170,12 @@ export interface StoreOps {
   listCertificates(gateway: string): Promise<CertificateRow[]>;
 
   listMemberPrefixes(filter: { vpnId?: number; gateway?: string }): Promise<MemberPrefixRow[]>;
+  /** The membership rows of several gateways. */
+  listMemberPrefixesOf(gateways: readonly string[]): Promise<MemberPrefixRow[]>;
   /** A VPN's membership rows joined with their gateways (one query). */
   listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
+  /** The same for several VPNs (one query per 200). */
+  listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
   insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void>;
   deleteMemberPrefixes(vpnId: number, gateway: string, prefixes?: readonly string[]): Promise<void>;
   /** How many memberships and directory entries list exactly this prefix. */
@@ -175,12 +188,16 @@ export interface StoreOps {
   deleteDirectory(prefix: string): Promise<boolean>;
 
   insertEpoch(row: EpochRow): Promise<void>;
+  insertEpochs(rows: readonly EpochRow[]): Promise<void>;
   listEpochs(vpnId: number): Promise<EpochRow[]>;
-  setEpochExpiry(vpnId: number, epoch: number, expiresAt: number): Promise<void>;
-  deleteEpochs(vpnId: number, epochs: readonly number[]): Promise<void>;
+  /** Deletes the epochs of these VPNs that ended by `now`, with their sealed keys and SPIs. */
+  deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void>;
+  /** Every epoch of these VPNs that ends after `end` ends at `end` instead (the previous epochs at a rotation). */
+  capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void>;
 
   insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void>;
   listSealedKeys(gateway: string): Promise<SealedKeyRow[]>;
+  listSealedKeysOf(gateways: readonly string[]): Promise<SealedKeyRow[]>;
   deleteSealedKeys(filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void>;
 
   insertSpis(rows: readonly SpiRow[]): Promise<void>;
@@ -201,6 +218,25 @@ export interface StoreOps {
   listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]>;
   /** Changes a gateway should hear about after `since`: its own, its VPNs', everyone's. */
   eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]>;
+  /** Every change gateways hear about (scope other than 'none') after `since`, oldest first. */
+  eventsSince(since: number, limit: number): Promise<AuditRow[]>;
+
+  /** The database's clock (ms since 1970): what leases are measured with, the same for every replica. */
+  clock(): Promise<number>;
+  /**
+   * Takes or renews the lease `name` for `holder` until the database's clock + `ttlMs`, unless
+   * another holder has it and it has not expired. Returns the lease as it is now (its holder may
+   * be another replica); `term` grows each time the lease changes hands.
+   */
+  claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseRow>;
+  /** Ends `holder`'s lease at once (a replica stopping cleanly), so that another takes it without waiting. */
+  releaseLease(name: string, holder: string): Promise<void>;
+  getLease(name: string): Promise<LeaseRow | undefined>;
+  putReplica(row: ReplicaRow): Promise<void>;
+  deleteReplica(id: string): Promise<void>;
+  listReplicas(): Promise<ReplicaRow[]>;
+  /** Forgets replicas not seen since `seenBefore` (database clock). */
+  pruneReplicas(seenBefore: number): Promise<void>;
 
   listPeers(): Promise<PeerRow[]>;
   getPeer(name: string): Promise<PeerRow | undefined>;
@@ -217,6 +253,31 @@ export interface StoreOps {
   listPermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<PermitRow[]>;
   putPermit(row: PermitRow): Promise<void>;
   deletePermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<void>;
+}
+
+/** A lease of cluster-wide work (e.g. the scheduled jobs): one replica holds it at a time. */
+export interface LeaseRow {
+  name: string;
+  holder: string;
+  /** Database clock (ms). */
+  expiresAt: number;
+  /** +1 each time the lease passes to another holder. */
+  term: number;
+}
+
+/** A running authority process over this database, as its last heartbeat said. */
+export interface ReplicaRow {
+  id: string;
+  url: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  /** Database clock (ms) of the last heartbeat. */
+  seenAt: number;
+  /** Gateways waiting on its change stream. */
+  waiting: number;
+  /** The last version it had seen. */
+  version: number;
 }
 
 /** A peer authority (federation): its name, where it serves, and the root the operator exchanged. */
@@ -264,14 +325,23 @@ export interface PermitRow {
   holderFingerprint: string;
 }
 
+/** What other replicas should know of a change besides its version (carried by the notification). */
+export interface ChangeHint {
+  /** Peer authorities should hear of it (the replica that runs the federation's exchanges starts one). */
+  peers?: boolean;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Runs `fn` in one transaction; everything it wrote is rolled back if it throws. */
-  write<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  write<T>(fn: (tx: StoreOps) => Promise<T>, hint?: ChangeHint): Promise<T>;
   /** Runs `fn` over one consistent snapshot. */
   read<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
-  /** Called when another process committed a change (PostgreSQL replicas); never for SQLite. */
-  onRemoteChange(listener: () => void): void;
+  /**
+   * Called when another process committed a change (PostgreSQL replicas: its version when known,
+   * none after the store reconnected and changes may have been missed); never for SQLite.
+   */
+  onRemoteChange(listener: (version?: number, hint?: ChangeHint) => void): void;
   /** The schema version the database is at. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

@@ -3,6 +3,7 @@
 //
 // Connection, first match wins:
 //   --url / KASANE_AUTHORITY_URL / the data directory's authority.json
+//     (several replicas: a comma-separated list, tried in order when one cannot be reached)
 //   --token / --token-file / KASANE_ADMIN_TOKEN / DATA/admin.token
 //   --ca (PEM file) / KASANE_AUTHORITY_CA (PEM file) / DATA/certs/root-ca.pem
 // where DATA is --data / KASANE_AUTHORITY_DATA (on the authority's own host).
@@ -24,7 +25,7 @@ export interface ConnectionOptions {
 /** Adds the connection options and --json to an administrator command. */
 export function withConnection(cmd: Command): Command {
   return cmd
-    .option('--url <url>', 'authority URL (env KASANE_AUTHORITY_URL)')
+    .option('--url <url>', 'authority URL, or several replicas comma-separated (env KASANE_AUTHORITY_URL)')
     .option('--token <token>', 'administrator token (env KASANE_ADMIN_TOKEN)')
     .option('--token-file <file>', 'read the administrator token from a file')
     .option('--ca <file>', "PEM file of the authority's root CA (env KASANE_AUTHORITY_CA)")
@@ -52,12 +53,16 @@ export async function adminClient(o: ConnectionOptions): Promise<AuthorityClient
   const caFile = o.ca ?? env.KASANE_AUTHORITY_CA ?? (paths && existsSync(paths.rootCert) ? paths.rootCert : undefined);
   if (!caFile) fail("no CA to trust: pass --ca FILE (the authority's root-ca.pem), set KASANE_AUTHORITY_CA, or --data DIR");
   if (!existsSync(caFile)) fail(`CA file ${caFile} does not exist`);
-  return new AuthorityClient({ url, adminToken: token, ca: readFileSync(caFile, 'utf8') });
+  const [first, ...more] = url
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
+  return new AuthorityClient({ url: first, urls: more, adminToken: token, ca: readFileSync(caFile, 'utf8') });
 }
 
 /** Runs an administrator action with a client; reports API errors precisely (JSON with --json). */
 export async function withClient(o: ConnectionOptions, fn: (c: AuthorityClient) => Promise<void>): Promise<void> {
-  const { AuthorityApiError } = await import('../../authority/client.js');
+  const { AuthorityApiError, AuthorityUnreachableError } = await import('../../authority/client.js');
   const c = await adminClient(o);
   try {
     await fn(c);
@@ -69,6 +74,11 @@ export async function withClient(o: ConnectionOptions, fn: (c: AuthorityClient) 
         return;
       }
       throw new Error(`${e.message} (${e.code}, HTTP ${e.status})`);
+    }
+    if (e instanceof AuthorityUnreachableError && o.json) {
+      out(JSON.stringify({ error: 'unreachable', message: e.message, maybeApplied: e.maybeApplied }) + '\n');
+      process.exitCode = 1;
+      return;
     }
     throw e;
   } finally {

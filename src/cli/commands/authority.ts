@@ -38,9 +38,16 @@ export function registerAuthority(program: Command): void {
     .option('--overlap <duration>', 'a new key epoch is delivered this long before it becomes active', durationArg)
     .option('--grace <duration>', 'the previous epoch stays valid this long after the new one is active', durationArg)
     .option('--no-token-file', 'do not write the administrator token to DATA/admin.token (print it only)')
+    .option('--ca-pkcs11-module <path>', 'make the root and issuing CA keys in a PKCS#11 token, through this module (e.g. /usr/lib/softhsm/libsofthsm2.so)')
+    .option('--ca-pkcs11-token <label>', 'with --ca-pkcs11-module: the label of the token')
+    .option('--ca-pkcs11-pin-file <file>', "with --ca-pkcs11-module: a file holding the token's user PIN (first line)")
     .option('--json', 'print JSON')
-    .action(async (o: { data: string; name: string; database?: string; listen?: { host: string; port: number }; url?: string; san: string[]; rotationPeriod?: number; overlap?: number; grace?: number; tokenFile: boolean; json?: boolean }) => {
+    .action(async (o: { data: string; name: string; database?: string; listen?: { host: string; port: number }; url?: string; san: string[]; rotationPeriod?: number; overlap?: number; grace?: number; tokenFile: boolean; caPkcs11Module?: string; caPkcs11Token?: string; caPkcs11PinFile?: string; json?: boolean }) => {
       const { initAuthority } = await import('../../authority/lifecycle.js');
+      const token = [o.caPkcs11Module, o.caPkcs11Token, o.caPkcs11PinFile];
+      if (token.some((x) => x !== undefined) && !token.every((x) => x !== undefined)) {
+        throw new Error('CA keys in a PKCS#11 token need all three of --ca-pkcs11-module, --ca-pkcs11-token and --ca-pkcs11-pin-file');
+      }
       const r = await initAuthority({
         dataDir: o.data,
         name: o.name,
@@ -54,10 +61,11 @@ export function registerAuthority(program: Command): void {
           ...(o.grace !== undefined ? { graceMs: o.grace } : {}),
         },
         writeAdminToken: o.tokenFile,
+        ...(o.caPkcs11Module ? { caPkcs11: { module: o.caPkcs11Module, token: o.caPkcs11Token!, pinFile: o.caPkcs11PinFile! } } : {}),
       });
       const paths = dataPaths(o.data);
       if (o.json) {
-        printJson({ authority: r.config.name, url: r.config.url, dataDir: o.data, store: r.config.database ? 'postgres' : 'sqlite', caFingerprint: r.caFingerprint, adminToken: r.adminToken, adminTokenFile: o.tokenFile ? paths.adminToken : null, caCertificate: paths.rootCert });
+        printJson({ authority: r.config.name, url: r.config.url, dataDir: o.data, store: r.config.database ? 'postgres' : 'sqlite', caFingerprint: r.caFingerprint, caKeys: r.caKeys, adminToken: r.adminToken, adminTokenFile: o.tokenFile ? paths.adminToken : null, caCertificate: paths.rootCert });
         return;
       }
       printFields([
@@ -67,6 +75,7 @@ export function registerAuthority(program: Command): void {
         ['store', r.config.database ? 'postgres' : `sqlite (${paths.sqlite})`],
         ['CA certificate', paths.rootCert],
         ['CA fingerprint', r.caFingerprint],
+        ['CA keys', r.caKeys],
         ['admin token', r.adminToken],
         ['admin token file', o.tokenFile ? paths.adminToken : '(not written)'],
       ]);
@@ -95,6 +104,56 @@ export function registerAuthority(program: Command): void {
       });
       await running.close();
     });
+
+  authority
+    .command('replica')
+    .description('make the data directory of another replica of a PostgreSQL authority, from the first one\'s')
+    .requiredOption('--from <dir>', "the data directory of the authority to replicate (made by `authority init --database postgres://…`)")
+    .requiredOption('--data <dir>', 'the new replica\'s data directory (must not exist, or be empty)')
+    .option('--listen <host:port>', 'where this replica serves (default: the same as the source)', listenArg)
+    .option('--url <url>', "URL put into bundles (default: the source's, the service's shared name)")
+    .option('--san <name>', "extra DNS name or IP for this replica's TLS certificate, e.g. its own host name (repeatable)", collect, [] as string[])
+    .option('--database <url>', 'the database as this replica reaches it (default: the source\'s; several hosts: host1,host2 with target_session_attrs=read-write)')
+    .option('--no-token-file', 'do not copy DATA/admin.token')
+    .option('--ca-pkcs11-pin-file <file>', "CA keys in a PKCS#11 token: the PIN file's path on this replica's host (default: the source's)")
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nCopies authority.json, the CA certificates and keys, the attribute authority and the key-encryption key\n' +
+        '(file to file, mode 0600; keys are never put into the database; CA keys in a PKCS#11 token stay there and\n' +
+        'this host must reach that token), and makes a TLS server key and certificate of the replica\'s own. Checks\n' +
+        'that the database holds this authority and that the key-encryption key opens its keys. To place a replica on\n' +
+        'another host, make it into a private directory and copy that over SSH (see docs/authority.md, "Running several\n' +
+        'replicas"), then run `kasane authority serve --data DIR` there.',
+    )
+    .action(async (o: { from: string; data: string; listen?: { host: string; port: number }; url?: string; san: string[]; database?: string; tokenFile: boolean; caPkcs11PinFile?: string; json?: boolean }) => {
+      const { createReplica } = await import('../../authority/lifecycle.js');
+      const r = await createReplica({ from: o.from, dataDir: o.data, listen: o.listen, url: o.url, sans: o.san, database: o.database, copyAdminToken: o.tokenFile, caPinFile: o.caPkcs11PinFile });
+      if (o.json) return printJson({ dataDir: o.data, authority: r.config.name, listen: r.config.listen, url: r.config.url, sans: r.config.sans, copied: r.copied, made: r.made });
+      printFields([
+        ['authority', r.config.name],
+        ['data directory', o.data],
+        ['listen', `${r.config.listen.host}:${r.config.listen.port}`],
+        ['url', r.config.url],
+        ['TLS names', r.config.sans.join(', ')],
+        ['copied', r.copied.join(', ')],
+        ['made', r.made.join(', ')],
+        ['CA keys', r.config.ca ? `PKCS#11 token "${r.config.ca.pkcs11.token}" (${r.config.ca.pkcs11.module})` : 'keystore (copied)'],
+      ]);
+      out(`\nStart it with: kasane authority serve --data ${o.data}\nThe keystore holds ${r.config.ca ? 'the key-encryption key' : 'the CA keys and the key-encryption key'}: keep the directory as safe as the first one's.\n`);
+    });
+
+  withConnection(authority.command('replicas').description('list the authority processes over this database (replicas): URL, last heartbeat, which runs the jobs')).action(
+    async (o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const list = await c.replicas();
+        if (o.json) return printJson(list);
+        printTable(
+          ['REPLICA', 'URL', 'STARTED', 'LAST SEEN', 'STATE', 'JOBS', 'GATEWAYS', 'VERSION'],
+          list.map((r) => [r.id + (r.self ? ' (answered)' : ''), r.url, time(r.startedAt), time(r.lastSeen), r.alive ? 'running' : 'gone', r.runsJobs ? 'yes' : '', r.waitingGateways, r.version]),
+        );
+      }),
+  );
 
   withConnection(authority.command('status').description('show the authority: version, store, counts of VPNs and gateways')).action(async (o: ConnectionOptions) =>
     withClient(o, async (c) => {

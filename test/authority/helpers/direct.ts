@@ -45,8 +45,11 @@ export interface DirectAuthority {
   clock: { now: number };
   /** Registers a gateway and enrolls it offline (the authority makes its key). */
   enrolled(name: string, address: string): Promise<DirectGateway>;
-  /** Another service (a replica) over the same database, CA, key-encryption key and clock; closed with this one. */
-  replica(): Promise<DirectAuthority>;
+  /**
+   * Another service (a replica) over the same database, CA, key-encryption key and clock; closed
+   * with this one. `wrap`: what it sees of its store (to take its notifications away, say).
+   */
+  replica(wrap?: (s: Store) => Store): Promise<DirectAuthority>;
   close(): Promise<void>;
 }
 
@@ -101,8 +104,9 @@ async function directAuthority(open: () => Promise<Store>, o: DirectOptions, cle
       store: s,
       clock,
       enrolled: (gateway, address) => enrollOffline(service, gateway, address),
-      replica: async () => {
-        const r = await serviceOver(await open(), false);
+      replica: async (wrap) => {
+        const opened = await open();
+        const r = await serviceOver(wrap ? wrap(opened) : opened, false);
         replicas.push(r);
         return r;
       },
