@@ -48,6 +48,8 @@ export interface AuthorityConfig {
   };
   /** Federation: permit validity (default 1 h) and how often peers exchange (default 10 s). */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Web console sessions: ended after this long unused (default 30 min), and at the latest (default 12 h). */
+  console?: { sessionIdleMs?: number; sessionMaxMs?: number };
 }
 
 export const DEFAULT_ROTATION: RotationConfig = {

@@ -43,6 +43,8 @@ export interface FederationMessage {
 export interface FederationView {
   peers: (Omit<PeerRow, 'rootPem'> & { rootFingerprint: string })[];
   shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
+  /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
+  permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: PermitRow['direction']; notAfter: number }[];
 }
 
 /** What the federation needs from the authority service. */
@@ -192,7 +194,9 @@ export class Federation {
           permitsOut: permits.filter((p) => p.direction === 'out').length,
         });
       }
-      return { peers, shares };
+      const names = new Map((await tx.listVpns()).map((v) => [v.id, v.name]));
+      const permits = (await tx.listPermits({})).map((p) => ({ vpn: names.get(p.vpnId) ?? String(p.vpnId), vpnId: p.vpnId, peer: p.peer, holder: p.holder, direction: p.direction, notAfter: p.notAfter }));
+      return { peers, shares, permits };
     });
   }
 

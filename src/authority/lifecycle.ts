@@ -195,6 +195,8 @@ export interface ServeOptions {
   random?: RandomSource;
   /** Overrides the federation timers (tests): permit validity and the exchange interval with peers. */
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
+  /** Overrides the configured console session lifetimes (tests). */
+  sessions?: { idleMs?: number; maxMs?: number };
   /** Test hook: wraps the opened store (e.g. to inject failures). */
   wrapStore?: (store: Store) => Store;
 }
@@ -249,6 +251,11 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
       attributeAuthority: aa,
       tls: { cert: tls.cert, key: tls.key },
       federation,
+      sessions: {
+        ...(config.console?.sessionIdleMs !== undefined && { idleMs: config.console.sessionIdleMs }),
+        ...(config.console?.sessionMaxMs !== undefined && { maxMs: config.console.sessionMaxMs }),
+        ...o.sessions,
+      },
       kek: keystore.readSecret(KEY_KEK),
       url: config.url,
       rotation: { ...config.rotation, ...o.rotation },
@@ -303,15 +310,18 @@ export interface AuthorityJob {
 
 /** How often the CRLs are re-signed: they are valid a week (certificates.ts), so this keeps them fresh. */
 const CRL_REFRESH_MS = 12 * 3_600_000;
+/** Ended console sessions are deleted this often (they are refused as soon as they end anyway). */
+const SESSION_PURGE_MS = 10 * 60_000;
 
 /**
  * The periodic jobs of a running authority, in one place: the scheduled rotations that are due
- * (checked every `rotationCheckMs`) and the CRL refresh.
+ * (checked every `rotationCheckMs`), the CRL refresh and deleting ended console sessions.
  */
 export function authorityJobs(service: AuthorityService, rotationCheckMs: number): AuthorityJob[] {
   return [
     { name: 'scheduled rotation', everyMs: rotationCheckMs, run: () => service.epochs.runDueRotations() },
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
+    { name: 'ended console sessions', everyMs: SESSION_PURGE_MS, run: () => service.sessions.purge() },
   ];
 }
 

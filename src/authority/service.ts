@@ -13,6 +13,9 @@
 //   delivery         delivery.ts        what a gateway receives
 //   changeStream     change-stream.ts   the gateways' long poll and its wake-ups
 //   federation       federation.ts      peer authorities and permits
+//   sessions         sessions.ts        web console sessions (sign-in, CSRF, expiry)
+//   reports          reports.ts         gateways' status reports
+//   events           events.ts          live events for administrators (the console)
 //
 // The periodic jobs (scheduled rotation, CRL refresh) are started by lifecycle.ts.
 import type { Logger } from 'pino';
@@ -28,6 +31,9 @@ import type { AuthorityContext } from './context.js';
 import { Delivery } from './delivery.js';
 import { Directory } from './directory.js';
 import { Enrollment, type BundleOptions, type TokenOptions } from './enrollment.js';
+import { AdminEvents } from './events.js';
+import { GatewayReports } from './reports.js';
+import { ConsoleSessions, DEFAULT_SESSIONS, type SessionConfig } from './sessions.js';
 import { Epochs } from './epochs.js';
 import { DEFAULT_PERMIT_VALIDITY_MS, Federation } from './federation.js';
 import { Gateways, type Revocation } from './gateways.js';
@@ -50,6 +56,8 @@ export interface ServiceOptions {
   attributeAuthority?: { cert: x509.X509Certificate; key: CryptoKey };
   tls?: { cert: string; key: string };
   federation?: { permitValidityMs?: number };
+  /** Web console sessions: idle and absolute lifetimes. */
+  sessions?: Partial<SessionConfig>;
 }
 
 export class AuthorityService implements AuthorityContext {
@@ -68,6 +76,9 @@ export class AuthorityService implements AuthorityContext {
   readonly changeStream: ChangeStream;
   /** Peering with other authorities and the permits of pairwise VPNs (absent without an attribute authority). */
   readonly federation?: Federation;
+  readonly sessions: ConsoleSessions;
+  readonly reports: GatewayReports;
+  readonly events: AdminEvents;
   private readonly ca: AuthorityCa;
   private readonly clock: () => number;
   private authorityName = '';
@@ -115,6 +126,10 @@ export class AuthorityService implements AuthorityContext {
     this.gateways = new Gateways(this, { epochs: this.epochs });
     this.enrollment = new Enrollment(this, { tokenTtlMs: o.enrollment.tokenTtlMs, certificates: this.certificates, epochs: this.epochs, gateways: this.gateways });
     this.admin = new Administration(this, { startedAt: this.startedAt, changeStream: this.changeStream });
+    this.sessions = new ConsoleSessions(this, { admin: this.admin, config: { ...DEFAULT_SESSIONS, ...o.sessions } });
+    this.reports = new GatewayReports(this);
+    this.events = new AdminEvents(this);
+    this.reports.onReport((gateway) => this.events.publish({ type: 'report', gateway }));
   }
 
   /** Loads the authority's identity from the store and builds the CRLs. */
@@ -132,6 +147,7 @@ export class AuthorityService implements AuthorityContext {
   async stop(): Promise<void> {
     const federation = this.federation?.stop();
     this.changeStream.stop();
+    this.events.stop();
     await federation;
   }
 
@@ -170,6 +186,7 @@ export class AuthorityService implements AuthorityContext {
       return { result, change: c };
     });
     this.changeStream.published(change);
+    this.events.publish({ type: 'change', version: change.version });
     if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
     if (change.crlChanged) await this.certificates.refreshCrls();
     // Members, certificates and VPNs are what peers and permits are made of: tell them soon.
@@ -215,6 +232,9 @@ export class AuthorityService implements AuthorityContext {
   readonly createEnrollToken = (actor: string, gateway: string, p: TokenOptions) => this.enrollment.createToken(actor, gateway, p);
   readonly makeBundle = (actor: string, gateway: string, p: BundleOptions) => this.enrollment.makeBundle(actor, gateway, p);
   readonly enroll = (p: { token: string; csr: string }) => this.enrollment.enroll(p);
+
+  readonly reportStatus = (gateway: string, body: unknown) => this.reports.accept(gateway, body);
+  readonly gatewayStatus = (name: string) => this.reports.get(name);
 
   readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) => this.changeStream.changes(gateway, since, waitMs, signal);
 }

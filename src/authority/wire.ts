@@ -77,6 +77,8 @@ export interface GatewayInfo {
   enrolledAt: number | null;
   revokedAt: number | null;
   revokeReason: string | null;
+  /** Its last status report, summed up (null before the first). */
+  lastReport: ReportSummary | null;
 }
 
 export interface EnrollTokenView {
@@ -219,4 +221,74 @@ export interface GatewayChanges {
   /** The changes after `since` that concern this gateway, oldest first. */
   events: ChangeEvent[];
   eventsTruncated: boolean;
+}
+
+export const REPORT_FORMAT = 'kasane-gateway-report/1';
+
+/** One key-table path as a gateway reports it (times as ages, so the gateway's clock does not matter). */
+export interface ReportedPath {
+  local: string;
+  remote: string;
+  action: 'encrypt' | 'plain' | 'discard' | 'pending';
+  vpnId?: number;
+  vpnName?: string;
+  peer?: string;
+  /** Outermost first. */
+  layers?: { vpnId: number; gateways: [string, string] }[];
+  reason?: string;
+  mtu?: number;
+  ageMs: number;
+  idleMs: number;
+  packets: number;
+  bytes: number;
+}
+
+export interface ReportedIkeSa {
+  peer?: string;
+  vpnId?: number;
+  role: string;
+  state: string;
+  remote: string;
+  ageMs: number;
+  childSas: number;
+}
+
+/**
+ * A gateway's status report (POST /v1/gateway/status, mutual TLS): its key table (the paths used
+ * most recently, at most 256), IKE SAs, and every counter (search, drops by reason, datapath).
+ */
+export interface GatewayReport {
+  format: typeof REPORT_FORMAT;
+  /** The longest the gateway waits between two reports (ms): later than that it is offline. */
+  intervalMs: number;
+  /** How long the gateway process has run (ms). */
+  uptimeMs: number;
+  authorityVersion: number;
+  vpns: { id: number; name: string; mode: string; epoch?: number }[];
+  paths: ReportedPath[];
+  /** Paths in the key table (paths may hold fewer). */
+  pathsTotal: number;
+  ike: ReportedIkeSa[];
+  counters: Record<string, number>;
+}
+
+/** What the authority keeps of a gateway's last report, for GatewayInfo and `kasane gateway list`. */
+export interface ReportSummary {
+  receivedAt: number;
+  /** Heard from within its promised interval (with a margin). */
+  online: boolean;
+  uptimeMs: number;
+  paths: number;
+  encrypting: number;
+  /** Every packet the gateway did not forward, summed over the drop counters. */
+  drops: number;
+  searches: number;
+}
+
+/** GET /v1/gateways/{gateway}/status */
+export interface GatewayStatusView {
+  gateway: string;
+  receivedAt: number;
+  online: boolean;
+  report: GatewayReport;
 }

@@ -23,6 +23,7 @@ import { CoreDriver } from './core-driver.js';
 import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from './credentials.js';
 import { gatewayRegistry } from './metrics.js';
 import { serveStatus, type GatewayStatus } from './status.js';
+import { StatusReporter } from './status-report.js';
 import { SeqReservations } from './seq-reservation.js';
 import { warmUpSearchPath } from './warmup.js';
 import { kernelPathMtu, wanPathMtu } from './wan-mtu.js';
@@ -41,6 +42,7 @@ export class GatewayDaemon {
   private datapath?: NativeDatapath;
   private routing?: TunRouting;
   private statusServer?: Server;
+  private reporter?: StatusReporter;
   private metricsServer?: HttpServer;
   private client?: AuthorityClient;
   private readonly abort = new AbortController();
@@ -196,6 +198,10 @@ export class GatewayDaemon {
     this.statusServer = await serveStatus(this.config.statusSocket, () => this.status());
     if (this.config.metrics) await this.serveMetrics(this.config.metrics.host, this.config.metrics.port);
     this.watching = this.follow();
+    if (this.config.statusReport.interval > 0) {
+      this.reporter = new StatusReporter({ client: this.client, status: () => this.status(), intervalMs: this.config.statusReport.interval, log: this.log });
+      this.reporter.start();
+    }
     this.log.info(
       { gateway: this.id, address: bundle.gateway.address, version: this.version, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
       'gateway running',
@@ -323,6 +329,7 @@ export class GatewayDaemon {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
+    this.reporter?.stop();
     if (this.seqTimer) clearInterval(this.seqTimer);
     if (this.mtuTimer) clearInterval(this.mtuTimer);
     await this.ike?.stop().catch(() => undefined);

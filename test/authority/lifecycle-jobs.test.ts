@@ -86,7 +86,7 @@ describe('periodic jobs', () => {
 
 for (const store of await testStores()) {
   describe(`an authority's jobs on ${store.kind}`, { skip: store.skip }, () => {
-    it('are the due rotations and the CRL refresh', () =>
+    it('are the due rotations, the CRL refresh and deleting ended console sessions', () =>
       withAuthority(store, async ({ service, clock }) => {
         const jobs = authorityJobs(service, 1000);
         assert.deepEqual(
@@ -94,6 +94,7 @@ for (const store of await testStores()) {
           [
             ['scheduled rotation', 1000],
             ['CRL refresh', 12 * 3_600_000],
+            ['ended console sessions', 10 * 60_000],
           ],
         );
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });
