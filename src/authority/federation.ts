@@ -18,6 +18,7 @@ import { x509 } from '../pki/x509.js';
 import { Prefix } from '../core/addr.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { checkName } from './validate.js';
+import type { FederationView } from './wire.js';
 import type { ForeignMemberRow, PeerRow, PermitRow, StoreOps, VpnRow } from './storage/types.js';
 import type { DeliveredMember } from './wire.js';
 
@@ -40,12 +41,7 @@ export interface FederationMessage {
   permits: { vpn: string; holder: string; der: string; notAfter: number }[];
 }
 
-export interface FederationView {
-  peers: (Omit<PeerRow, 'rootPem'> & { rootFingerprint: string })[];
-  shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
-  /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
-  permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: PermitRow['direction']; notAfter: number }[];
-}
+export type { FederationView } from './wire.js';
 
 /** What the federation needs from the authority service. */
 export interface FederationHost {

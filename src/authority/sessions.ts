@@ -9,6 +9,7 @@ import type { Administration } from './admin.js';
 import type { AuthorityContext } from './context.js';
 import { ApiError, forbidden, unauthorized } from './errors.js';
 import { parseToken } from './tokens.js';
+import type { SessionView } from './wire.js';
 
 export const SESSION_COOKIE = '__Host-kasane-session';
 export const CSRF_HEADER = 'x-kasane-csrf';
@@ -27,16 +28,7 @@ const TOUCH_EVERY_MS = 30_000;
 /** Failed sign-ins per client address and minute before it is answered 429. */
 const FAILED_SIGN_INS_PER_MINUTE = 10;
 
-/** What a signed-in console is told about its own session (GET /v1/session). */
-export interface SessionView {
-  actor: string;
-  /** Send it back in the X-Kasane-CSRF header with every change. */
-  csrfToken: string;
-  createdAt: number;
-  /** When the session ends unless used before (idle), and at the latest. */
-  idleExpiresAt: number;
-  expiresAt: number;
-}
+export type { SessionView };
 
 export interface Session extends SessionView {
   idHash: string;

@@ -292,3 +292,22 @@ export interface GatewayStatusView {
   online: boolean;
   report: GatewayReport;
 }
+
+/** GET /v1/federation: peer authorities, shared VPNs with their foreign members, permits. */
+export interface FederationView {
+  peers: { name: string; url: string; addedAt: number; lastSyncAt: number | null; lastError: string | null; rootFingerprint: string }[];
+  shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
+  /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
+  permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: 'in' | 'out' | 'local'; notAfter: number }[];
+}
+
+/** What a signed-in console is told about its own session (GET /v1/session). */
+export interface SessionView {
+  actor: string;
+  /** Send it back in the X-Kasane-CSRF header with every change. */
+  csrfToken: string;
+  createdAt: number;
+  /** When the session ends unless used before (idle), and at the latest. */
+  idleExpiresAt: number;
+  expiresAt: number;
+}
