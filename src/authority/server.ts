@@ -103,6 +103,23 @@ const s = {
     required: ['format', 'authority', 'issuing', 'attributeAuthority', 'vpns', 'permits'],
     additionalProperties: false,
   },
+  // The shape only; every field is checked and bounded by parseGatewayReport (reports.ts).
+  gatewayReport: {
+    type: 'object',
+    properties: {
+      format: { type: 'string', maxLength: 64 },
+      intervalMs: { type: 'integer' },
+      uptimeMs: { type: 'integer' },
+      authorityVersion: { type: 'integer' },
+      vpns: { type: 'array', maxItems: REPORT_LIMITS.vpns },
+      paths: { type: 'array', maxItems: REPORT_LIMITS.paths },
+      pathsTotal: { type: 'integer' },
+      ike: { type: 'array', maxItems: REPORT_LIMITS.ike },
+      counters: { type: 'object', maxProperties: REPORT_LIMITS.counters },
+    },
+    required: ['format', 'intervalMs', 'uptimeMs', 'authorityVersion', 'vpns', 'paths', 'pathsTotal', 'ike', 'counters'],
+    additionalProperties: false,
+  },
   changesQuery: {
     type: 'object',
     properties: { since: { type: 'string', pattern: '^[0-9]{1,15}$' }, wait: { type: 'string', pattern: '^[0-9]{1,2}$' } },
@@ -346,7 +363,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     r.addHook('onRequest', gateway);
     r.get('/v1/gateway/self', async (req) => service.gatewaySelf(req.gatewayName!));
     // Status reports: bounded in size here, in entries and rate by reports.ts.
-    r.post('/v1/gateway/status', { bodyLimit: REPORT_LIMITS.bytes }, async (req: Req<{ Body: unknown }>) => service.reportStatus(req.gatewayName!, req.body));
+    r.post('/v1/gateway/status', { bodyLimit: REPORT_LIMITS.bytes, schema: { body: s.gatewayReport } }, async (req: Req<{ Body: unknown }>) => service.reportStatus(req.gatewayName!, req.body));
     r.post('/v1/gateway/ike-certificate', { schema: { body: s.ikeCertificate } }, async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr));
     r.get('/v1/gateway/changes', { schema: { querystring: s.changesQuery } }, async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
       const since = req.query.since === undefined ? 0 : Number(req.query.since);
