@@ -3,15 +3,10 @@
 // key or other secret is ever kept beyond the call that needs it.
 import type { AuditEntry, FederationView, GatewayInfo, GatewayStatusView, SessionView, StatusView, VpnDetail, VpnInfo } from './types.js';
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+// The authority's own error class: an HTTP status, the API's stable code and the message.
+import { ApiError } from '../../src/authority/errors.js';
+
+export { ApiError };
 
 let csrf: string | undefined;
 let onSignedOut: (() => void) | undefined;

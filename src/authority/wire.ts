@@ -1,5 +1,6 @@
 // The JSON the authority's API sends and receives (see docs/openapi.yaml). Times are ms since the
 // Unix epoch; binary values are base64; certificates and keys are PEM.
+import type { PathView } from '../core/gateway-api.js';
 import type { VpnMode } from '../core/types.js';
 
 export interface ApiErrorBody {
@@ -226,22 +227,7 @@ export interface GatewayChanges {
 export const REPORT_FORMAT = 'kasane-gateway-report/1';
 
 /** One key-table path as a gateway reports it (times as ages, so the gateway's clock does not matter). */
-export interface ReportedPath {
-  local: string;
-  remote: string;
-  action: 'encrypt' | 'plain' | 'discard' | 'pending';
-  vpnId?: number;
-  vpnName?: string;
-  peer?: string;
-  /** Outermost first. */
-  layers?: { vpnId: number; gateways: [string, string] }[];
-  reason?: string;
-  mtu?: number;
-  ageMs: number;
-  idleMs: number;
-  packets: number;
-  bytes: number;
-}
+export type ReportedPath = Omit<PathView, 'installedAt' | 'lastUsed' | 'expiresAt'> & { ageMs: number; idleMs: number };
 
 export interface ReportedIkeSa {
   peer?: string;
