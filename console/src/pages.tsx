@@ -9,7 +9,8 @@ import { href, navigate } from './router.js';
 import type { FederationView, GatewayInfo, GatewayStatusView, ReportSummary, VpnDetail } from './types.js';
 import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, useData } from './ui.js';
 
-const SOON_MS = 24 * 3_600_000;
+/** Permits are renewed when a third of their validity is left (20 min of the default hour): one this close to its end was not. */
+const SOON_MS = 15 * 60_000;
 
 /** Federation is optional on an authority: 404 no-federation means none. */
 async function federationOrNone(): Promise<FederationView | undefined> {
@@ -147,9 +148,9 @@ export function Overview() {
 
       {federation ? (
         <>
-          <h2>Permits expiring within 24 h</h2>
+          <h2>Permits expiring within 15 minutes</h2>
           {soon.length === 0 ? (
-            <p class="muted">None: every permit has more than a day left (they are renewed when a third of their validity is left).</p>
+            <p class="muted">None: every permit has more than 15 minutes left (they are renewed when a third of their validity is left, so one this close to its end was not renewed).</p>
           ) : (
             <PermitTable permits={soon} />
           )}
@@ -579,6 +580,7 @@ function Report({ view }: { view: GatewayStatusView }) {
           </tr>
         </thead>
         <tbody>
+          {r.paths.length === 0 ? <NoRows columns={12}>empty: no terminal behind this gateway has sent anything lately</NoRows> : null}
           {r.paths.map((p) => (
             <tr key={`${p.local}>${p.remote}`} class={`action-${p.action}`}>
               <td class="mono">{p.local}</td>
@@ -644,6 +646,17 @@ function Report({ view }: { view: GatewayStatusView }) {
   );
 }
 
+/** A table body's row when there is nothing to list. */
+function NoRows({ columns, children }: { columns: number; children: string }) {
+  return (
+    <tr>
+      <td colSpan={columns} class="muted">
+        {children}
+      </td>
+    </tr>
+  );
+}
+
 function CounterTable({ rows, testid }: { rows: [string, number][]; testid: string }) {
   return (
     <table class="dense counters" data-testid={testid}>
@@ -703,6 +716,7 @@ export function AuditPage({ query }: { query: URLSearchParams }) {
       <Help>Who changed what, when: one entry per change (or several when one change does several things). Times are UTC; the filters take your local time.</Help>
       <form
         class="inline-form"
+        key={query.toString()}
         onSubmit={(e) => {
           e.preventDefault();
           const f = new FormData(e.currentTarget as HTMLFormElement);
@@ -713,22 +727,22 @@ export function AuditPage({ query }: { query: URLSearchParams }) {
         }}
       >
         <Field label="who">
-          <input name="actor" value={q.actor ?? ''} placeholder="admin:alice" />
+          <input name="actor" defaultValue={q.actor ?? ''} placeholder="admin:alice" />
         </Field>
         <Field label="what">
-          <input name="action" value={q.action ?? ''} placeholder="member. or gateway.revoke" />
+          <input name="action" defaultValue={q.action ?? ''} placeholder="member. or gateway.revoke" />
         </Field>
         <Field label="VPN">
-          <input name="vpn" value={q.vpn ?? ''} />
+          <input name="vpn" defaultValue={q.vpn ?? ''} />
         </Field>
         <Field label="gateway">
-          <input name="gateway" value={q.gateway ?? ''} />
+          <input name="gateway" defaultValue={q.gateway ?? ''} />
         </Field>
         <Field label="from">
-          <input name="from" type="datetime-local" value={toLocalInput(query.get('from'))} />
+          <input name="from" type="datetime-local" defaultValue={toLocalInput(query.get('from'))} />
         </Field>
         <Field label="to">
-          <input name="to" type="datetime-local" value={toLocalInput(query.get('to'))} />
+          <input name="to" type="datetime-local" defaultValue={toLocalInput(query.get('to'))} />
         </Field>
         <button type="submit">Filter</button>
         <a href="/audit">clear</a>
@@ -773,6 +787,7 @@ function PermitTable({ permits }: { permits: FederationView['permits'] }) {
         </tr>
       </thead>
       <tbody>
+        {permits.length === 0 ? <NoRows columns={5}>no permit</NoRows> : null}
         {permits.map((p) => (
           <tr key={`${p.vpnId}/${p.peer}/${p.holder}/${p.direction}`} class={p.notAfter - now < SOON_MS ? 'soon' : ''}>
             <td>
@@ -817,6 +832,7 @@ export function FederationPage() {
           </tr>
         </thead>
         <tbody>
+          {f.peers.length === 0 ? <NoRows columns={5}>no peer authority yet</NoRows> : null}
           {f.peers.map((p) => (
             <tr key={p.name}>
               <td>{p.name}</td>
@@ -839,6 +855,7 @@ export function FederationPage() {
           </tr>
         </thead>
         <tbody>
+          {f.shares.length === 0 ? <NoRows columns={4}>no VPN shared with a peer</NoRows> : null}
           {f.shares.map((s) => (
             <tr key={`${s.vpn}/${s.peer}`}>
               <td>
