@@ -109,6 +109,14 @@ export function Graph({ model, onGateway, small }: GraphProps) {
     } finally {
       Math.random = random;
     }
+    // The map is wider than high: a layout that came out upright (nested sites, one above the
+    // other) is turned a quarter, so that it fills the width instead of shrinking to the height.
+    const laid = cy.nodes().boundingBox({});
+    if (laid.h > laid.w * 1.2) {
+      cy.nodes()
+        .filter((n) => n.isChildless())
+        .positions((n) => ({ x: n.position('y'), y: -n.position('x') }));
+    }
     // Each VPN: an outline around its members, and its name above them.
     const bubbles = (cy as unknown as { bubbleSets(): { addPath(n: cytoscape.NodeCollection, e: null, a: cytoscape.NodeCollection | null, o: object): void } }).bubbleSets();
     for (const r of model.regions) {

@@ -9,8 +9,12 @@ import { href, navigate } from './router.js';
 import type { FederationView, GatewayInfo, GatewayStatusView, ReportSummary, VpnDetail } from './types.js';
 import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, useData } from './ui.js';
 
-/** Permits are renewed when a third of their validity is left (20 min of the default hour): one this close to its end was not. */
-const SOON_MS = 15 * 60_000;
+/**
+ * Permits are renewed when a third of their validity is left (20 min of the default hour): one with
+ * less than a quarter of this authority's validity left (15 min of the default hour) was not renewed in
+ * time, or comes from a peer that issues shorter ones.
+ */
+const renewalOverdue = (f: FederationView) => (p: FederationView['permits'][number], now: number) => p.notAfter - now < f.permitValidityMs / 4;
 
 /** Federation is optional on an authority: 404 no-federation means none. */
 async function federationOrNone(): Promise<FederationView | undefined> {
@@ -44,7 +48,8 @@ export function Overview() {
   const now = Date.now();
   const online = gateways.filter((g) => g.status === 'active' && g.lastReport?.online).length;
   const offline = gateways.filter((g) => g.status === 'active' && !g.lastReport?.online).length;
-  const soon = (federation?.permits ?? []).filter((p) => p.notAfter - now < SOON_MS).sort((a, b) => a.notAfter - b.notAfter);
+  const overdue = federation && renewalOverdue(federation);
+  const soon = federation ? federation.permits.filter((p) => overdue!(p, now)).sort((a, b) => a.notAfter - b.notAfter) : [];
   return (
     <section>
       <h1>Overview</h1>
@@ -148,11 +153,14 @@ export function Overview() {
 
       {federation ? (
         <>
-          <h2>Permits expiring within 15 minutes</h2>
+          <h2>Permits expiring within {duration(federation.permitValidityMs / 4)}</h2>
           {soon.length === 0 ? (
-            <p class="muted">None: every permit has more than 15 minutes left (they are renewed when a third of their validity is left, so one this close to its end was not renewed).</p>
+            <p class="muted">
+              None: every permit has more than {duration(federation.permitValidityMs / 4)} left (they are renewed when a third of their validity is left, so one this close to
+              its end was not renewed).
+            </p>
           ) : (
-            <PermitTable permits={soon} />
+            <PermitTable permits={soon} overdue={overdue!} />
           )}
         </>
       ) : null}
@@ -689,6 +697,7 @@ function AuditTable({ entries }: { entries: { id: number; at: number; actor: str
         </tr>
       </thead>
       <tbody>
+        {entries.length === 0 ? <NoRows columns={7}>no entry</NoRows> : null}
         {entries.map((e) => (
           <tr key={e.id}>
             <td>{e.id}</td>
@@ -772,7 +781,7 @@ export function AuditPage({ query }: { query: URLSearchParams }) {
 
 // --- federation -------------------------------------------------------------------------------
 
-function PermitTable({ permits }: { permits: FederationView['permits'] }) {
+function PermitTable({ permits, overdue }: { permits: FederationView['permits']; overdue: ReturnType<typeof renewalOverdue> }) {
   const now = Date.now();
   const dir = { out: 'issued to', in: 'received for', local: 'issued (local) to' } as const;
   return (
@@ -789,7 +798,7 @@ function PermitTable({ permits }: { permits: FederationView['permits'] }) {
       <tbody>
         {permits.length === 0 ? <NoRows columns={5}>no permit</NoRows> : null}
         {permits.map((p) => (
-          <tr key={`${p.vpnId}/${p.peer}/${p.holder}/${p.direction}`} class={p.notAfter - now < SOON_MS ? 'soon' : ''}>
+          <tr key={`${p.vpnId}/${p.peer}/${p.holder}/${p.direction}`} class={overdue(p, now) ? 'soon' : ''}>
             <td>
               <a href={href.vpn(p.vpn)}>{p.vpn}</a>
             </td>
@@ -871,7 +880,7 @@ export function FederationPage() {
         </tbody>
       </table>
       <h2>Permits</h2>
-      <PermitTable permits={[...f.permits].sort((a, b) => a.notAfter - b.notAfter)} />
+      <PermitTable permits={[...f.permits].sort((a, b) => a.notAfter - b.notAfter)} overdue={renewalOverdue(f)} />
     </section>
   );
 }

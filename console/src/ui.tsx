@@ -112,7 +112,7 @@ export function ConfirmButton({ label, question, action, danger }: { label: stri
           }
         }}
       >
-        Yes, {label.toLowerCase()}
+        Yes, {label[0].toLowerCase() + label.slice(1)}
       </button>
       <button type="button" onClick={() => setAsking(false)}>
         Cancel

@@ -192,7 +192,7 @@ export class Federation {
       }
       const names = new Map((await tx.listVpns()).map((v) => [v.id, v.name]));
       const permits = (await tx.listPermits({})).map((p) => ({ vpn: names.get(p.vpnId) ?? String(p.vpnId), vpnId: p.vpnId, peer: p.peer, holder: p.holder, direction: p.direction, notAfter: p.notAfter }));
-      return { peers, shares, permits };
+      return { peers, shares, permits, permitValidityMs: this.h.permitValidityMs };
     });
   }
 

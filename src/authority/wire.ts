@@ -285,6 +285,8 @@ export interface FederationView {
   shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
   /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
   permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: 'in' | 'out' | 'local'; notAfter: number }[];
+  /** How long this authority's permits are valid; they are renewed when a third of it is left. */
+  permitValidityMs: number;
 }
 
 /** What a signed-in console is told about its own session (GET /v1/session). */

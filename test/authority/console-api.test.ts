@@ -207,4 +207,31 @@ describe('the web console on the authority', () => {
       cliOutput.write = write;
     }
   });
+
+  it('the audit filters of the console page and of `kasane audit`: who, what, when, newest first', async () => {
+    const { cookie } = await signIn();
+    const asBob = t.clientWith((await t.admin.createAdminToken('bob')).token);
+    await asBob.createVpn({ name: 'by-bob' });
+    await asBob.addMember('by-bob', 'G1', ['10.9.0.0/24']);
+    const since = Date.now() - 60_000;
+    const q = `/v1/audit?actor=admin%3Abob&action=member.&from=${since}&order=desc`;
+    const page = (await request(t, 'GET', q, { headers: { cookie } })).json() as unknown as { actor: string; action: string; vpn: string }[];
+    assert.deepEqual(page.map((e) => [e.actor, e.action, e.vpn]), [['admin:bob', 'member.add', 'by-bob']]);
+    assert.equal((await request(t, 'GET', `/v1/audit?from=${Date.now() + 60_000}`, { headers: { cookie } })).body, '[]', 'nothing in the future');
+    assert.equal((await request(t, 'GET', '/v1/audit?order=sideways', { headers: { cookie } })).status, 400);
+
+    const out: string[] = [];
+    const { write } = cliOutput;
+    cliOutput.write = (s) => void out.push(s);
+    try {
+      const conn = ['--url', t.url, '--token', t.adminToken, '--ca', `${t.dir}/a/certs/root-ca.pem`];
+      assert.equal(await main(['audit', '--actor', 'admin:bob', '--since', '1m', '--newest', '--json', ...conn]), 0);
+      assert.deepEqual((JSON.parse(out.join('')) as { action: string }[]).map((e) => e.action), ['directory.change', 'member.add', 'vpn.create']);
+      out.length = 0;
+      assert.equal(await main(['audit', '--action', 'vpn.', '--until', new Date(since).toISOString(), '--json', ...conn]), 0);
+      assert.ok(!(JSON.parse(out.join('')) as { vpn: string }[]).some((e) => e.vpn === 'by-bob'), 'by-bob was made after --until');
+    } finally {
+      cliOutput.write = write;
+    }
+  });
 });

@@ -68,6 +68,20 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     const view = await A.admin.federation();
     assert.equal(view.peers[0].lastError, null);
     assert.deepEqual(view.shares.map((s) => [s.vpn, s.peer, s.foreignMembers.map((m) => m.gateway)]), [['shared', 'authority-b', ['gb']]]);
+    // Every permit A knows, with its end (the console's federation page and overview; whole seconds, as in X.509).
+    const end = Math.floor((clock + 3_600_000) / 1000) * 1000;
+    assert.deepEqual(
+      view.permits.map((p) => [p.vpn, p.direction, p.peer, p.holder, p.notAfter]).sort(),
+      [
+        ['shared', 'in', 'authority-b', 'ga', end],
+        ['shared', 'in', 'authority-b', 'ga2', end],
+        ['shared', 'local', '', 'ga', end],
+        ['shared', 'local', '', 'ga2', end],
+        ['shared', 'out', 'authority-b', 'gb', end],
+      ].sort(),
+    );
+    assert.equal(view.permitValidityMs, 3_600_000);
+    assert.deepEqual(view.shares.map((s) => [s.permitsIn, s.permitsOut]), [[2, 1]]);
 
     const sb = await snapshotOf(gb);
     const fa = member(sb, 'shared', 'ga@authority-a');

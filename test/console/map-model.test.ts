@@ -75,6 +75,7 @@ describe('the map model', () => {
       peers: [],
       shares: [{ vpn: 'P7', vpnId: 7000, peer: 'authority-b', foreignMembers: [{ gateway: 'GB', address: '10.200.2.2', prefixes: ['10.2.0.0/24'] }], permitsIn: 1, permitsOut: 1 }],
       permits: [],
+      permitValidityMs: 3_600_000,
     };
     const m = buildMapModel([vpn('P7', 7000, [['GA', '10.1.0.0/24']], gws, 'pairwise')], gws, federation);
     assert.deepEqual(m.regions[0].members, ['GA + 10.1.0.0/24', 'GB @ authority-b + 10.2.0.0/24']);
