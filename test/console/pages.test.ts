@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { enroll } from '../../src/authority/client.js';
 import { loadConsoleAssets } from '../../src/authority/console.js';
-import { bundleGateway, startTestAuthority, type TestAuthority, type TestGateway } from '../authority/helpers/authority.js';
+import { bundleGateway, exchangeTwice, peerAndShare, startTestAuthority, type TestAuthority, type TestGateway } from '../authority/helpers/authority.js';
 import { browserSkip, launchChromium, type HeadlessBrowser } from './browser.js';
 import { serverSpki, signIn, watch, type Watched } from './helpers.js';
 
@@ -37,18 +37,10 @@ describe("the console's pages in Chromium: federation, a VPN's and a gateway's c
     A = await startTestAuthority({ name: 'authority-a', federation: { permitValidityMs: HOUR, syncIntervalMs: HOUR } });
     B = await startTestAuthority({ name: 'authority-b', federation: { permitValidityMs: PEER_PERMITS_MS, syncIntervalMs: HOUR } });
     gateways.push(await bundleGateway(A, 'ga', '192.0.2.1'), await bundleGateway(A, 'ga2', '192.0.2.2'), await bundleGateway(B, 'gb', '198.51.100.2'));
-    await A.admin.addPeer({ name: 'authority-b', url: B.url, root: B.ca });
-    await B.admin.addPeer({ name: 'authority-a', url: A.url, root: A.ca });
-    for (const t of [A, B]) await t.admin.createVpn({ name: 'P7', id: 7000, mode: 'pairwise' });
-    await A.admin.shareVpn('P7', 'authority-b');
-    await B.admin.shareVpn('P7', 'authority-a');
+    await peerAndShare(A, B, { name: 'P7', id: 7000 });
     await A.admin.addMember('P7', 'ga', ['10.1.0.0/24']);
     await B.admin.addMember('P7', 'gb', ['10.2.0.0/24']);
-    // Two rounds: members first, then the permits made for them.
-    for (let i = 0; i < 2; i++) {
-      await A.admin.syncFederation();
-      await B.admin.syncFederation();
-    }
+    await exchangeTwice(A, B);
     await A.admin.createVpn({ name: 'corp', id: 100 });
     await A.admin.addMember('corp', 'ga', ['10.1.0.0/24', '10.1.1.0/24']);
     await A.admin.addMember('corp', 'ga2', ['10.3.0.0/24']);

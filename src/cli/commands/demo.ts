@@ -17,13 +17,13 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .argument('[scenario]', `which one: ${Object.keys(SCENARIOS).join(', ')}`, 'figure2')
     .description(
-      'build a scenario of the papers in network namespaces on this machine, with real authorities (SQLite) and\n' +
-        'gateways, run traffic and print the key tables as the key search fills them; Ctrl-C tears it all down.\n' +
+      'build a scenario of the papers in network namespaces on this machine, with real authorities (SQLite) and ' +
+        'gateways, run traffic and print the key tables as the key search fills them; Ctrl-C tears it all down. ' +
         'Each authority\'s web console opens on https://127.0.0.1:PORT/ for a browser on this machine.',
     )
     .option('--check', 'self-test: run the scenario\'s traffic, print what happened against what must happen, tear down; exit 1 on any difference')
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
-    .option('--console-port <port>', 'port on 127.0.0.1 for the (first) authority\'s console; the next authority gets the next port (default: any free port)', intArg(0, 65535), 0)
+    .option('--console-port <port>', 'port on 127.0.0.1 for the (first) authority\'s console; the next authority gets the next port (default: any free port)', intArg(0, 65535))
     .addHelpText(
       'after',
       '\nScenarios:\n' +
@@ -35,7 +35,7 @@ export function registerDemo(program: Command): void {
         'own network namespace is the console listener on 127.0.0.1, and everything the demo made is removed\n' +
         'when it ends, also after a failure.',
     )
-    .action(async (name: string, o: { check?: boolean; interval: string; consolePort: number }, cmd: Command) => {
+    .action(async (name: string, o: { check?: boolean; interval: string; consolePort?: number }, cmd: Command) => {
       const scenario = SCENARIOS[name];
       if (!scenario) cmd.error(`error: no scenario ${JSON.stringify(name)}; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
       const missing = demoPrerequisites();
