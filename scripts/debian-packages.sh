@@ -6,9 +6,9 @@
 #   Otherwise: prints, on one line, the command that installs the missing ones, and exits 1.
 
 # What `npm install` needs to build the native parts (kasane's fast path, pkcs11js, and
-# better-sqlite3's build step) and what `kasane demo` runs.
+# better-sqlite3's build step) and what `kasane demo` runs (nftables: the gateways' forwarding guard).
 KASANE_BUILD_PACKAGES=(python3 make g++)
-KASANE_DEMO_PACKAGES=(iproute2 iputils-ping)
+KASANE_DEMO_PACKAGES=(iproute2 iputils-ping nftables)
 
 missing_debian_packages() {
   local p

@@ -4,7 +4,7 @@
 #   bash scripts/setup.sh && npm install && npx kasane demo
 #
 # Checks that the running Node.js is a supported LTS line, and installs the Debian packages for the
-# native builds (python3, make, g++) and the demo (iproute2, iputils-ping) when run as root. Not
+# native builds (python3, make, g++) and the demo (iproute2, iputils-ping, nftables) when run as root. Not
 # as root, it says in one line what to install and exits 1 before doing anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -236,20 +236,24 @@ static napi_value remove_tx(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_tx(ex, vpn) == 1);
 }
 
-/* installRxSa(ex, spi, vpn, epoch, sender, key, salt) */
+/* installRxSa(ex, spi, vpn, epoch, sender, key, salt, floor: bigint (0: none)) */
 static napi_value install_rx(napi_env env, napi_callback_info info) {
-  ARGS(7);
+  ARGS(8);
   executor *ex;
   uint32_t spi, vpn, epoch;
   uint8_t *key, *salt;
   char sender[ID_NAME_MAX + 1];
   size_t sender_len;
+  uint64_t floor;
+  bool lossless;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
       !arg_u32(env, argv[3], &epoch) || !arg_id(env, argv[4], sender, &sender_len) ||
       !arg_fixed_bytes(env, argv[5], 32, &key) || !arg_fixed_bytes(env, argv[6], 4, &salt))
     return NULL;
   if (sender_len == 0) return throw_msg(env, "sender must not be empty");
-  return install_result(env, exec_install_rx(ex, spi, vpn, epoch, sender, sender_len, key, salt));
+  if (napi_get_value_bigint_uint64(env, argv[7], &floor, &lossless) != napi_ok || !lossless)
+    return throw_msg(env, "floor must be a bigint in 0..2^64-1");
+  return install_result(env, exec_install_rx(ex, spi, vpn, epoch, sender, sender_len, key, salt, floor));
 }
 
 static napi_value remove_rx(napi_env env, napi_callback_info info) {

@@ -152,6 +152,14 @@ static void replay_accept(rxsa *s, uint64_t seq) {
   s->bits[bit / 64] |= (uint64_t)1 << (bit % 64);
 }
 
+/* Every sequence number below floor counts as received (only ever raises the window). Slots of
+ * numbers above the new top are set too: replay_accept clears the ones it skips over. */
+static void replay_raise_floor(rxsa *s, uint64_t floor) {
+  if (floor < 2 || floor - 1 <= s->top) return;
+  s->top = floor - 1;
+  memset(s->bits, 0xff, sizeof s->bits);
+}
+
 /* ---- lifetime ---- */
 
 executor *exec_new(void) {
@@ -315,7 +323,7 @@ int exec_remove_tx(executor *ex, uint32_t vpn) {
 }
 
 int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
-                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4]) {
+                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor) {
   uint8_t k[4];
   rxsa *s = calloc(1, sizeof *s);
   if (!s) return -1;
@@ -344,6 +352,7 @@ int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
     memcpy(s->bits, old->bits, sizeof s->bits);
     id_release(ex, old->sender);
   }
+  replay_raise_floor(s, floor);
   table_insert(&ex->rx, &s->node);
   pthread_mutex_unlock(&ex->lock);
   if (old) free_rx(&old->node);

@@ -102,8 +102,10 @@ int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8
 int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
                     const uint8_t salt[4], uint64_t next_seq);
 int exec_remove_tx(executor *ex, uint32_t vpn);
+/* floor > 1: sequence numbers below it count as received (a restarted receiver's learned floor);
+ * a reinstall keeps the window and only ever raises it to the floor. */
 int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
-                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4]);
+                    size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor);
 int exec_remove_rx(executor *ex, uint32_t spi);
 
 /* Tunnel mode (IKE Child SAs, ESP in UDP). Addresses are IPv4 (4 bytes), ports host order.

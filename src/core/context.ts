@@ -7,8 +7,9 @@ import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } f
 import type { KeyRing } from './key-ring.js';
 import type { EspFragNeeded } from './pmtu.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
+import type { ReceiveFloors } from './rx-floors.js';
 import type { TimerQueue } from './timer-queue.js';
-import type { GatewayId } from './types.js';
+import type { GatewayId, VpnId } from './types.js';
 
 export interface ResolvedConfig {
   id: GatewayId;
@@ -49,6 +50,10 @@ export interface CoreContext {
   readonly pending: PendingBuffers;
   readonly executor: Executor;
   readonly timers: TimerQueue<string>;
+  /** Receiving SAs that wait for a floor after a restart (docs/protocol.md §3.2). */
+  readonly floors: ReceiveFloors;
+  /** The next sequence number this gateway sends under (vpnId, epoch); 0 when it has no such sending SA. */
+  sendingSeq(vpnId: VpnId, epoch: number, now: number): bigint;
   random(n: number): Uint8Array;
   count(name: string, n?: number): void;
   /** An action to send bytes; `origin` is the received packet they were made from (see CoreAction). */

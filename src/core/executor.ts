@@ -56,6 +56,12 @@ export interface RxSa {
   sender: GatewayId;
   key: Uint8Array;
   salt: Uint8Array;
+  /**
+   * Sequence numbers below it count as already received (the window starts at floor − 1): a
+   * restarted receiver installs an SA only with the floor it learned from the sender
+   * (docs/protocol.md §3.2). On a reinstall it only ever raises the kept window. Default: none.
+   */
+  floor?: bigint;
 }
 
 export type ForwardNote =

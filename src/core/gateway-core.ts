@@ -4,12 +4,13 @@
 // out installed key-table entries; everything it punts is decided here.
 import type { Ip } from './addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
-import type { Executor, PathRule, PuntReason, Side } from './executor.js';
+import type { Executor, PathRule, PuntReason, RxSa, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
 import { onInsideMiss, onInsidePending, onInsideTooBig } from './inside.js';
 import { KeyRing } from './key-ring.js';
 import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from './key-table.js';
 import { onOutsideMiss } from './outside.js';
+import { ReceiveFloors } from './rx-floors.js';
 import { PMTU_MIN, PMTU_SEQ_WINDOW, type EspFragNeeded } from './pmtu.js';
 import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
@@ -34,6 +35,13 @@ export interface GatewayCoreOptions {
    * receivers' replay windows): the daemon passes its persisted reservation here.
    */
   txSeqStart?: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
+  /**
+   * The mirror for receiving: true when an earlier run of this gateway may have accepted packets
+   * on this receiving SA (its replay window is lost). Such an SA is installed only once a floor is
+   * learned from its sender (src/core/rx-floors.ts). Asked once per SA, before it would be
+   * installed. Default: never (a first run, the simulator).
+   */
+  rxNeedsFloor?: (sa: RxSa) => boolean;
 }
 
 export class GatewayCore implements CoreContext {
@@ -52,7 +60,10 @@ export class GatewayCore implements CoreContext {
   private installedTx = new Map<VpnId, Spi>();
   private readonly txSeqStart: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
   private readonly txEpochs = new Map<VpnId, number>();
+  /** Receiving SAs in use: installed in the executor, or waiting in `floors`. */
   private installedRx = new Set<Spi>();
+  private readonly rxNeedsFloor: (sa: RxSa) => boolean;
+  readonly floors: ReceiveFloors;
   /** Pairwise VPNs: Child SAs that are up, "peer/vpnId" → outbound SPI. */
   private readonly childSas = new Map<string, Spi>();
   /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
@@ -80,9 +91,16 @@ export class GatewayCore implements CoreContext {
     this.executor = opts.executor ?? new TsExecutor();
     this.randomSource = opts.random ?? cryptoRandom;
     this.txSeqStart = opts.txSeqStart ?? (() => 1n);
+    this.rxNeedsFloor = opts.rxNeedsFloor ?? (() => false);
     this.ring = new KeyRing(c.id, opts.snapshot);
     this.originator = new SearchOriginator(this);
     this.relay = new SearchRelay(this);
+    this.floors = new ReceiveFloors((local, remote, now) => {
+      if (this.originator.has(local, remote)) return true;
+      if (this.originator.full()) return false;
+      this.originator.start(local, remote, now, { learnOnly: true });
+      return true;
+    });
     this.syncSas(opts.now);
     this.timers.set('sweep', opts.now + this.config.timers.sweepInterval);
   }
@@ -113,6 +131,7 @@ export class GatewayCore implements CoreContext {
         case 'too-big':
           return onInsideTooBig(this, bytes);
         case 'unknown-spi':
+          if (from === 'outside' && this.floors.onUnknownSpi(this, bytes, now)) return;
           return this.drop('unknown-spi', bytes);
       }
     });
@@ -260,6 +279,13 @@ export class GatewayCore implements CoreContext {
     return [...this.installedTx].map(([vpnId, spi]) => ({ vpnId, spi, epoch: this.txEpochs.get(vpnId)!, nextSeq: this.executor.txNextSeq(vpnId) ?? 0n }));
   }
 
+  sendingSeq(vpnId: VpnId, epoch: number, now: number): bigint {
+    const current = () => this.installedTx.has(vpnId) && this.txEpochs.get(vpnId) === epoch;
+    // The epoch may have turned before its timer fired: install its sending SA first.
+    if (!current() && this.ring.txSa(vpnId, now)?.epoch === epoch) this.syncSas(now);
+    return current() ? (this.executor.txNextSeq(vpnId) ?? 0n) : 0n;
+  }
+
   stats(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(this.executor.counters())) out[`executor.${k}`] = v;
@@ -268,6 +294,7 @@ export class GatewayCore implements CoreContext {
     out['pending.packets'] = this.pending.totalPacketCount;
     out['search.originating'] = this.originator.size;
     out['search.relaying'] = this.relay.size;
+    out['rx-floor.waiting'] = this.floors.size;
     out['pmtu.path'] = this.config.pathMtu;
     out['pmtu.learned-peers'] = this.learnedMtu.size;
     return out;
@@ -498,9 +525,16 @@ export class GatewayCore implements CoreContext {
     for (const rx of this.ring.rxSas()) {
       if (rx.expiresAt <= now) continue;
       wantRx.add(rx.spi);
-      if (!this.installedRx.has(rx.spi)) this.executor.installRxSa(rx);
+      if (this.installedRx.has(rx.spi)) continue;
+      // An SA an earlier run of this gateway received on: not before its floor is known.
+      if (this.rxNeedsFloor(rx)) this.floors.hold(rx.spi);
+      else this.executor.installRxSa(rx);
     }
-    for (const spi of this.installedRx) if (!wantRx.has(spi)) this.executor.removeRxSa(spi);
+    for (const spi of this.installedRx) {
+      if (wantRx.has(spi)) continue;
+      this.executor.removeRxSa(spi);
+      this.floors.release(spi);
+    }
     this.installedRx = wantRx;
 
     const next = this.ring.epochEvents(now);

@@ -19,6 +19,8 @@ export class KeyRing {
   private readonly directory = new PrefixTable<true>();
   private readonly searchKeys = new Map<string, Uint8Array>();
   private readonly rx = new Map<Spi, RxSaInfo>();
+  /** The same SAs by "vpnId/sender/epoch". */
+  private readonly rxBySender = new Map<string, RxSaInfo>();
 
   constructor(
     readonly self: GatewayId,
@@ -39,7 +41,9 @@ export class KeyRing {
           const spi = m.spis.find((s) => s.epoch === e.epoch)?.spi;
           if (spi === undefined) continue;
           const { key, salt } = deriveSenderKey(e.key, v.id, e.epoch, m.gateway);
-          this.rx.set(spi, { spi, vpnId: v.id, epoch: e.epoch, sender: m.gateway, key, salt, expiresAt: e.expiresAt });
+          const sa = { spi, vpnId: v.id, epoch: e.epoch, sender: m.gateway, key, salt, expiresAt: e.expiresAt };
+          this.rx.set(spi, sa);
+          this.rxBySender.set(`${v.id}/${m.gateway}/${e.epoch}`, sa);
         }
       }
     }
@@ -111,6 +115,11 @@ export class KeyRing {
 
   rxSa(spi: Spi): RxSaInfo | undefined {
     return this.rx.get(spi);
+  }
+
+  /** The receiving SA of `sender`'s key for (vpnId, epoch). */
+  rxSaOf(vpnId: VpnId, sender: GatewayId, epoch: Epoch): RxSaInfo | undefined {
+    return this.rxBySender.get(`${vpnId}/${sender}/${epoch}`);
   }
 
   searchKey(vpnId: VpnId, epoch: Epoch): Uint8Array | undefined {

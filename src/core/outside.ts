@@ -28,6 +28,8 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     }
     // The receive-side check: the sender must put the source terminal into this VPN (we put the destination).
     if (!ctx.ring.memberCovers(sa.vpnId, sa.sender, remote)) return ctx.drop('membership', packet);
+    // After a restart: not before the sender told us where its sequence numbers stand.
+    if (ctx.floors.isWaiting(sa.spi)) return ctx.floors.onEsp(ctx, packet, sa.spi, now);
     ctx.install(
       {
         local,

@@ -89,7 +89,9 @@ export class TsExecutor implements TunnelExecutor {
 
   installRxSa(sa: RxSa): void {
     const old = this.rx.get(sa.spi);
-    this.rx.set(sa.spi, { ...sa, window: old?.window ?? new ReplayWindow(1024) });
+    const window = old?.window ?? new ReplayWindow(1024);
+    if (sa.floor !== undefined) window.raiseFloor(sa.floor);
+    this.rx.set(sa.spi, { ...sa, window });
   }
 
   removeRxSa(spi: Spi): void {

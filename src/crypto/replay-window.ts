@@ -66,6 +66,20 @@ export class ReplayWindow {
     this.ring[this.slot(seq)] |= this.mask(seq);
   }
 
+  /**
+   * Counts every sequence number below `floor` as already received (a receiver that lost its
+   * window learned that the sender has not sent `floor` yet: docs/protocol.md §3.2). Only ever
+   * raises the window: a floor at or below the highest accepted number changes nothing.
+   */
+  raiseFloor(floor: bigint): void {
+    if (!validSeq(floor) || floor - 1n <= this.top) return;
+    this.top = floor - 1n;
+    this.ring.fill(0xffffffff);
+    // Bits above the highest in its own block stay clear, as accept() leaves them.
+    const below = Number(this.top & 31n);
+    this.ring[this.slot(this.top)] = below === 31 ? 0xffffffff : (2 ** (below + 1) - 1) >>> 0;
+  }
+
   private slot(seq: bigint): number {
     return Number((seq >> 5n) % this.blocks);
   }

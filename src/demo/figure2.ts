@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCommand, Testbed } from '../testbed/netns.js';
+import { killProcess, stopProcess as stop, waitFor } from '../testbed/sites.js';
 import type { GatewayStatus } from '../gateway/status.js';
 
 export interface Figure2 {
@@ -26,6 +27,8 @@ export interface Figure2 {
   /** Starts (or restarts) gateway Gn and waits until it runs. */
   startGateway(n: 1 | 2 | 3, extraConfig?: string): Promise<void>;
   stopGateway(n: 1 | 2 | 3): Promise<void>;
+  /** Kills gateway Gn with SIGKILL (a crash: nothing of its own clean-up runs) and waits for it to be gone. */
+  killGateway(n: 1 | 2 | 3): Promise<void>;
   startAuthority(): Promise<void>;
   stopAuthority(): Promise<void>;
   /** `kasane gateway status --json` of gateway Gn (key table, VPNs, counters). */
@@ -108,6 +111,10 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
       await stop(gateways.get(`G${n}`));
       gateways.delete(`G${n}`);
     },
+    async killGateway(n) {
+      await killProcess(gateways.get(`G${n}`));
+      gateways.delete(`G${n}`);
+    },
     status: (n) => JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
     ping(from, to, po = {}) {
       try {
@@ -186,22 +193,6 @@ function buildNetwork(tb: Testbed): Figure2['ns'] {
   return ns;
 }
 
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  p.kill('SIGTERM');
-  const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
-  if (!exited && p.pid) p.kill('SIGKILL');
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /**
  * What this host lacks to run the demo: one line per missing piece, naming the fix, and a last line
  * with the Debian packages to install; empty when it can run. Namespaces, veth links and the TUN
@@ -216,6 +207,10 @@ export function demoPrerequisites(): string[] {
   if (!ip) {
     missing.push('`ip` not found: it builds the namespaces and links (Debian package iproute2)');
     packages.push('iproute2');
+  }
+  if (!hasCommand('nft')) {
+    missing.push('`nft` not found: the gateways guard forwarding with nftables (Debian package nftables)');
+    packages.push('nftables');
   }
   if (!hasCommand('ping')) {
     missing.push('`ping` not found: the terminals ping each other (Debian package iputils-ping)');

@@ -4,9 +4,11 @@
 //
 // Start-up order: credentials → keys (authority, or the cached delivery when it is unreachable)
 // → executor + core → TUN devices → policy routing → change stream, status socket, metrics.
-// Stop undoes it in reverse; routing is removed even when start-up fails half-way.
+// Stop undoes it in reverse but for the policy routing and the forwarding guard, which stay (fail
+// closed: with the TUN devices gone, the protected terminals' traffic is refused rather than
+// forwarded in the clear) until the next start takes them over or `kasane gateway teardown`.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,14 +19,15 @@ import { GatewayCore } from '../core/gateway-core.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { TsExecutor } from '../core/ts-executor.js';
 import { AuthorityApiError, gatewayClient, openDelivery, type AuthorityClient, type GatewayChanges } from '../authority/client.js';
-import { NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
+import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
 import type { GatewayRunConfig } from './config.js';
 import { CoreDriver } from './core-driver.js';
 import { loadCredentials, loadDelivery, saveDelivery, type Credentials } from './credentials.js';
 import { gatewayRegistry } from './metrics.js';
-import { serveStatus, type GatewayStatus } from './status.js';
+import { queryStatus, serveStatus, type GatewayStatus } from './status.js';
 import { StatusReporter } from './status-report.js';
 import { SeqReservations } from './seq-reservation.js';
+import { ReceiveJournal } from './rx-journal.js';
 import { warmUpSearchPath } from './warmup.js';
 import { kernelPathMtu, wanPathMtu } from './wan-mtu.js';
 import { IkeDriver } from './ike-driver.js';
@@ -40,7 +43,6 @@ export class GatewayDaemon {
   private ike?: IkeDriver;
   private ikeIdentity?: IkeIdentity;
   private datapath?: NativeDatapath;
-  private routing?: TunRouting;
   private statusServer?: Server;
   private reporter?: StatusReporter;
   private metricsServer?: HttpServer;
@@ -87,6 +89,8 @@ export class GatewayDaemon {
     if (!native.ok) throw new GatewayStartError(`the native datapath is unavailable (${native.error.message}); run npm install to build it`);
 
     const reservations = new SeqReservations(join(this.config.data, 'tx-seq.json'));
+    const received = new ReceiveJournal(join(this.config.data, 'rx-epochs.json'));
+    if (received.damaged) this.log.warn({ err: received.damaged }, 'receive journal unreadable: every receiving SA learns its floor first');
     const core = new GatewayCore({
       config: {
         id: bundle.gateway.name,
@@ -101,11 +105,15 @@ export class GatewayDaemon {
       now: Date.now(),
       executor,
       txSeqStart: (vpnId, epoch) => reservations.begin(vpnId, epoch),
+      // Replay windows across restarts (docs/protocol.md §3.2): an SA an earlier run received on
+      // takes ESP only once its sender's floor is learned.
+      rxNeedsFloor: (sa) => received.begin(sa.vpnId, sa.epoch),
     });
     this.seqTimer = setInterval(() => {
       const sas = core.sendingSas();
       for (const sa of sas) reservations.ensure(sa.vpnId, sa.epoch, sa.nextSeq);
       reservations.retain(sas);
+      received.retain(core.ring.rxSas());
     }, 1000);
     this.seqTimer.unref();
     // An outside interface's MTU may change at run time: the paths follow it. Pairwise paths also
@@ -184,15 +192,7 @@ export class GatewayDaemon {
       throw new GatewayStartError(`cannot open the IKE port ${bundle.gateway.address}:${this.config.ike.port}: ${(e as Error).message}`);
     }
 
-    this.routing = {
-      insideTun: this.config.tun.inside,
-      outsideTun: this.config.tun.outside,
-      insideIfaces: this.config.inside,
-      outsideIfaces: this.config.outside,
-      table: this.config.routingTable,
-      pref: this.config.routingTable,
-    };
-    const r = runRouting(routingSetup(this.routing));
+    const r = runRouting(routingSetup(tunRouting(this.config)));
     if (!r.ok) throw new GatewayStartError(`cannot set up policy routing: ${r.error.message}`);
 
     this.statusServer = await serveStatus(this.config.statusSocket, () => this.status());
@@ -337,18 +337,64 @@ export class GatewayDaemon {
     this.driver?.stop();
     this.statusServer?.close();
     this.metricsServer?.close();
-    if (this.routing) runRouting(routingTeardown(this.routing));
+    // The routing and the forwarding guard stay: see the header comment.
     this.datapath?.close();
     this.client?.close();
     await this.watching?.catch(() => undefined);
-    this.log.info({ gateway: this.creds.bundle.gateway.name }, 'gateway stopped');
+    this.log.info(
+      { gateway: this.creds.bundle.gateway.name },
+      'gateway stopped; forwarded traffic between the inside and the outside stays blocked until it runs again (kasane gateway teardown unprotects)',
+    );
   }
+}
+
+/** The policy routing and forwarding guard of a configuration (src/native/routing.ts). */
+export function tunRouting(config: GatewayRunConfig): TunRouting {
+  return {
+    insideTun: config.tun.inside,
+    outsideTun: config.tun.outside,
+    insideIfaces: config.inside,
+    outsideIfaces: config.outside,
+    table: config.routingTable,
+    pref: config.routingTable,
+  };
+}
+
+/**
+ * `kasane gateway teardown`: unprotects on purpose. Removes what a gateway leaves in place when it
+ * stops or dies (its ip rules, tables and forwarding guard), so that forwarded traffic between its
+ * inside and outside interfaces follows the main table again, in the clear. Refused while the
+ * gateway runs (its TUN devices exist, or its status socket answers). Returns what it did.
+ */
+export async function teardownGateway(config: GatewayRunConfig): Promise<string> {
+  if (process.getuid?.() !== 0) throw new GatewayStartError('teardown needs root (CAP_NET_ADMIN) to change policy routing and nftables');
+  const tuns = [config.tun.inside, config.tun.outside].filter((t) => existsSync(`/sys/class/net/${t}`));
+  let answers = false;
+  if (existsSync(config.statusSocket)) answers = await queryStatus(config.statusSocket).then(() => true, () => false);
+  if (tuns.length > 0 || answers) {
+    const why = answers ? `its status socket ${config.statusSocket} answers` : `its TUN device ${tuns.join(', ')} exists`;
+    throw new GatewayStartError(`the gateway is running (${why}): stop it first; teardown would leave its terminals' traffic unprotected under it`);
+  }
+  const routing = tunRouting(config);
+  const r = runRouting(routingTeardown(routing));
+  if (!r.ok) throw new GatewayStartError(`teardown failed: ${r.error.message}`);
+  const t = config.routingTable;
+  return (
+    `unprotected: removed the ip rules at preferences ${t} and ${t + 1}, the routes of tables ${t} and ${t + 1} and the nftables table ip ${guardTableName(routing)}.\n` +
+    `Forwarded traffic between ${config.inside.join(', ')} and ${config.outside.join(', ')} now follows the main table, in the clear ` +
+    `(net.ipv4.ip_forward is left as it is). \`kasane gateway run\` protects again.\n`
+  );
 }
 
 /** Refuses early and clearly when the gateway cannot work here. */
 function preflight(config: GatewayRunConfig): void {
   if (process.platform !== 'linux') throw new GatewayStartError('the gateway needs Linux (TUN devices, policy routing)');
   if (process.getuid?.() !== 0) throw new GatewayStartError('the gateway needs root (CAP_NET_ADMIN) to create TUN devices and policy routing');
+  try {
+    execFileSync('nft', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new GatewayStartError('the gateway needs nftables for its forwarding guard: the nft command is missing (Debian: apt-get install nftables)');
+  }
   for (const i of [...config.inside, ...config.outside]) {
     try {
       execFileSync('ip', ['link', 'show', 'dev', i], { stdio: 'ignore' });

@@ -101,6 +101,14 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
     },
   });
   new Gauge({
+    name: 'kasane_receive_sas_awaiting_floor',
+    help: 'Receiving SAs that an earlier run used and that take no ESP until their sender\'s floor is learned (after a restart)',
+    registers: [registry],
+    collect() {
+      this.set(core().stats()['rx-floor.waiting'] ?? 0);
+    },
+  });
+  new Gauge({
     name: 'kasane_pending_packets',
     help: 'Packets buffered while their path is being searched',
     registers: [registry],

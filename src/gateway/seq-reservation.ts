@@ -1,10 +1,13 @@
 // Sending sequence numbers survive restarts. Within one key epoch a gateway's ESP sequence number is
-// also its AES-GCM nonce, so after a restart it must never reuse one (and the receivers' replay
-// windows would drop it anyway). The gateway reserves numbers in blocks and writes the end of the
-// reservation to disk (fsync) BEFORE using them; after a restart it resumes above the reservation.
+// also its AES-GCM nonce, so after a restart it must never reuse one. The gateway reserves numbers
+// in blocks and writes the end of the reservation to disk (fsync) BEFORE using them; after a
+// restart it resumes above the reservation. (Receivers refuse old numbers only while they keep
+// their windows: a restarted receiver relies on its mirror, rx-journal.ts, and on the sequence
+// number a sender claims in the key search, docs/protocol.md §3.2.)
 // A block is 2^26 numbers and the reservation is extended every second once half of it is used,
 // so a gateway would have to send over 33 million packets per second under one VPN to outrun it.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from './durable-file.js';
 
 export const SEQ_BLOCK = 1n << 26n;
 
@@ -44,14 +47,6 @@ export class SeqReservations {
   }
 
   private save(): void {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(Object.fromEntries([...this.reserved].map(([k, v]) => [k, v.toString()]))) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
+    writeFileDurably(this.file, JSON.stringify(Object.fromEntries([...this.reserved].map(([k, v]) => [k, v.toString()]))) + '\n');
   }
 }

@@ -19,7 +19,8 @@ export interface NativeBinding {
   removePath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): boolean;
   installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint): void;
   removeTxSa(h: ExecutorHandle, vpnId: number): boolean;
-  installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array): void;
+  /** floor: sequence numbers below it count as received (0n: none). */
+  installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array, floor: bigint): void;
   removeRxSa(h: ExecutorHandle, spi: number): boolean;
   /** A drop/punt code, or [code, bytes, vpnId, spi, seq, sender] for a forward. */
   process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number, recheck: boolean): number | [number, Uint8Array, number?, number?, bigint?, string?, number?];

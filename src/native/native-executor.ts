@@ -125,7 +125,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installRxSa(rx: RxSa): void {
-    this.binding.installRxSa(this.handle, rx.spi, rx.vpnId, rx.epoch, rx.sender, rx.key, rx.salt);
+    this.binding.installRxSa(this.handle, rx.spi, rx.vpnId, rx.epoch, rx.sender, rx.key, rx.salt, rx.floor ?? 0n);
   }
 
   removeRxSa(spi: Spi): void {

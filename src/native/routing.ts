@@ -5,16 +5,39 @@
 // Traffic to the gateway's own addresses is delivered by the local table (preference 0) first.
 // The device a packet was read from tells the executor its side: no marks needed.
 //
-// routingSetup/routingTeardown are plans; runRouting carries one out (as root).
+// Fail closed (docs/gateway.md "When the gateway stops or dies"): everything here is kernel state
+// that outlives the process. Behind each TUN route sits a refusing route (prohibit inside,
+// blackhole outside) that stays when the TUN device vanishes with a dead process, the rules stay
+// when the gateway stops, and an nftables table drops whatever would be forwarded directly between
+// an inside and an outside interface (every legitimate forwarded packet passes a TUN device). Only
+// routingTeardown (`kasane gateway teardown`) removes them, on purpose.
+//
+// routingSetup/routingTeardown are plans; runRouting carries one out (as root). Both are
+// idempotent over whatever an earlier run left: routes are replaced, the rule set is made exact,
+// the nftables table is replaced atomically.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { err, ok, type Result } from '../core/result.js';
 
+/** One policy rule: packets arriving on `iif` look up `table`, at preference `pref`. */
+export interface PolicyRule {
+  iif: string;
+  table: number;
+  pref: number;
+}
+
 /**
- * One step: a command (`argv`, iproute2) or a sysctl written through /proc/sys (no procps needed).
- * An optional one may fail harmlessly (e.g. IPv6 settings on a host without IPv6).
+ * One step: a command (`argv`, iproute2), a sysctl written through /proc/sys (no procps needed),
+ * an exact rule set (`rules`: adds the missing ones, then deletes every other rule at `prefs`, so
+ * rules an earlier run or an earlier configuration left do not linger and nothing is added twice),
+ * or an nftables script applied as one transaction (`nft -f -`). An optional step may fail
+ * harmlessly (e.g. IPv6 settings on a host without IPv6).
  */
-export type RoutingCommand = { argv: string[]; optional?: boolean } | { sysctl: string; value: string; optional?: boolean };
+export type RoutingCommand =
+  | { argv: string[]; optional?: boolean }
+  | { sysctl: string; value: string; optional?: boolean }
+  | { rules: PolicyRule[]; prefs: number[]; optional?: boolean }
+  | { nft: string; optional?: boolean };
 
 export interface TunRouting {
   insideTun: string;
@@ -29,12 +52,57 @@ export interface TunRouting {
   pref?: number;
 }
 
+/** The largest route metric: the refusing routes lose to any other default route of the table. */
+const LAST_METRIC = '4294967295';
+
+/** The nftables table (family ip) of a gateway using routing table `table`: `kasane_5150` by default. */
+export function guardTableName(r: TunRouting): string {
+  return `kasane_${r.table ?? 5150}`;
+}
+
+/** The rules a gateway needs: each inside interface into the inside table, each outside one into the outside table. */
+export function policyRules(r: TunRouting): PolicyRule[] {
+  const t = r.table ?? 5150;
+  const pref = r.pref ?? 5150;
+  return [...r.insideIfaces.map((iif) => ({ iif, table: t, pref })), ...r.outsideIfaces.map((iif) => ({ iif, table: t + 1, pref: pref + 1 }))];
+}
+
+/**
+ * The forwarding guard: drops packets the kernel would forward directly between an inside and an
+ * outside interface. Legitimate traffic never does (it goes into a TUN device and comes out of
+ * one), so this holds whether the gateway runs or not, and whatever the routing tables say.
+ * Replaced atomically: the table is created if absent, deleted and made again in one transaction.
+ */
+function guardScript(r: TunRouting): string {
+  const name = guardTableName(r);
+  const set = (ifs: string[]) => `{ ${ifs.map((i) => JSON.stringify(i)).join(', ')} }`;
+  return [
+    `table ip ${name} {}`,
+    `delete table ip ${name}`,
+    `table ip ${name} {`,
+    `  chain forward {`,
+    `    type filter hook forward priority filter; policy accept;`,
+    `    iifname ${set(r.insideIfaces)} oifname ${set(r.outsideIfaces)} counter drop comment "kasane: inside to outside only through the gateway"`,
+    `    iifname ${set(r.outsideIfaces)} oifname ${set(r.insideIfaces)} counter drop comment "kasane: outside to inside only through the gateway"`,
+    `  }`,
+    `}`,
+    '',
+  ].join('\n');
+}
+
 /** Commands that set the routing up; run after the datapath opened the TUN devices. */
 export function routingSetup(r: TunRouting): RoutingCommand[] {
   const t = r.table ?? 5150;
   const pref = r.pref ?? 5150;
   const c = (...argv: string[]): RoutingCommand => ({ argv });
+  // The guards first: from here on nothing crosses unprotected, whatever happens to this process.
   const cmds: RoutingCommand[] = [
+    { nft: guardScript(r) },
+    // Behind the TUN routes: when a TUN device vanishes (the process died), its route goes with it
+    // and these remain. Inside: prohibit (terminals get an ICMP "administratively prohibited" at
+    // once); outside: blackhole (nothing is said to the WAN).
+    c('ip', 'route', 'replace', 'prohibit', 'default', 'metric', LAST_METRIC, 'table', String(t)),
+    c('ip', 'route', 'replace', 'blackhole', 'default', 'metric', LAST_METRIC, 'table', String(t + 1)),
     { sysctl: 'net.ipv4.ip_forward', value: '1' },
     // Packets written into a TUN keep the terminals' addresses: reverse-path filtering on the TUN
     // (the effective value is the maximum of "all" and the device's) would drop them.
@@ -48,22 +116,25 @@ export function routingSetup(r: TunRouting): RoutingCommand[] {
   }
   cmds.push(c('ip', 'route', 'replace', 'default', 'dev', r.insideTun, 'table', String(t)));
   cmds.push(c('ip', 'route', 'replace', 'default', 'dev', r.outsideTun, 'table', String(t + 1)));
-  for (const i of r.insideIfaces) cmds.push(c('ip', 'rule', 'add', 'iif', i, 'lookup', String(t), 'pref', String(pref)));
-  for (const o of r.outsideIfaces) cmds.push(c('ip', 'rule', 'add', 'iif', o, 'lookup', String(t + 1), 'pref', String(pref + 1)));
+  cmds.push({ rules: policyRules(r), prefs: [pref, pref + 1] });
   return cmds;
 }
 
-/** Commands that undo routingSetup (failures are harmless: the TUN devices' routes vanish with them). */
+/**
+ * Commands that undo routingSetup on purpose (`kasane gateway teardown`): the rules, both tables
+ * with their refusing routes, and the nftables guard. Afterwards forwarded traffic between the
+ * inside and the outside follows the main table, in the clear. Sysctls stay as they are.
+ */
 export function routingTeardown(r: TunRouting): RoutingCommand[] {
   const t = r.table ?? 5150;
   const pref = r.pref ?? 5150;
-  const c = (...argv: string[]): RoutingCommand => ({ argv, optional: true });
-  const cmds: RoutingCommand[] = [];
-  for (const i of r.insideIfaces) cmds.push(c('ip', 'rule', 'del', 'iif', i, 'lookup', String(t), 'pref', String(pref)));
-  for (const o of r.outsideIfaces) cmds.push(c('ip', 'rule', 'del', 'iif', o, 'lookup', String(t + 1), 'pref', String(pref + 1)));
-  cmds.push(c('ip', 'route', 'flush', 'table', String(t)));
-  cmds.push(c('ip', 'route', 'flush', 'table', String(t + 1)));
-  return cmds;
+  const name = guardTableName(r);
+  return [
+    { rules: [], prefs: [pref, pref + 1] },
+    { argv: ['ip', 'route', 'flush', 'table', String(t)], optional: true },
+    { argv: ['ip', 'route', 'flush', 'table', String(t + 1)], optional: true },
+    { nft: `table ip ${name} {}\ndelete table ip ${name}\n` },
+  ];
 }
 
 /**
@@ -74,13 +145,53 @@ export function runRouting(cmds: RoutingCommand[]): Result<void> {
   for (const c of cmds) {
     try {
       if ('sysctl' in c) writeFileSync(`/proc/sys/${c.sysctl.replaceAll('.', '/')}`, c.value);
+      else if ('rules' in c) exactRules(c.rules, c.prefs);
+      else if ('nft' in c) execFileSync('nft', ['-f', '-'], { input: c.nft, stdio: ['pipe', 'ignore', 'pipe'] });
       else execFileSync(c.argv[0], c.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       if (c.optional) continue;
-      const what = 'sysctl' in c ? `${c.sysctl}=${c.value}` : c.argv.join(' ');
-      const why = (e as { stderr?: Buffer }).stderr?.toString().trim() || (e instanceof Error ? e.message : String(e));
+      const what = 'sysctl' in c ? `${c.sysctl}=${c.value}` : 'rules' in c ? `ip rules at preference ${c.prefs.join('/')}` : 'nft' in c ? 'nft -f (forwarding guard)' : c.argv.join(' ');
+      const enoent = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      const why = enoent
+        ? `${'nft' in c ? 'nft' : 'ip'} not found (install ${'nft' in c ? 'nftables' : 'iproute2'})`
+        : (e as { stderr?: Buffer }).stderr?.toString().trim() || (e instanceof Error ? e.message : String(e));
       return err('routing', `${what}: ${why}`);
     }
   }
   return ok(undefined);
+}
+
+interface RuleRow {
+  priority: number;
+  src?: string;
+  srclen?: number;
+  iif?: string;
+  table?: string;
+  [k: string]: unknown;
+}
+
+/** Makes the IPv4 rules at `prefs` exactly `want`: adds what is missing first, then deletes the rest. */
+function exactRules(want: PolicyRule[], prefs: number[]): void {
+  const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const current = (): RuleRow[] => (JSON.parse(ip('-j', '-N', '-4', 'rule', 'show')) as RuleRow[]).filter((x) => prefs.includes(x.priority));
+  const plain = (x: RuleRow) => x.src === 'all' && Object.keys(x).every((k) => ['priority', 'src', 'iif', 'iif_detached', 'table'].includes(k));
+  const same = (x: RuleRow, w: PolicyRule) => plain(x) && x.priority === w.pref && x.iif === w.iif && x.table === String(w.table);
+  const have = current();
+  for (const w of want) if (!have.some((x) => same(x, w))) ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
+  for (const x of have) {
+    if (want.some((w) => same(x, w))) continue;
+    // A rule at our preference that we do not want (an earlier configuration's): delete it by its
+    // selector, so that a wanted rule of the same preference stays.
+    const sel = ['pref', String(x.priority)];
+    if (x.src && x.src !== 'all') sel.push('from', `${x.src}/${x.srclen ?? 32}`);
+    if (x.iif) sel.push('iif', x.iif);
+    if (typeof x.fwmark === 'string') sel.push('fwmark', typeof x.fwmask === 'string' ? `${x.fwmark}/${x.fwmask}` : x.fwmark);
+    if (x.table) sel.push('lookup', x.table);
+    ip('rule', 'del', ...sel);
+  }
+  // A rule with selectors of its own could have taken a wanted one with it: check the outcome.
+  const now = current();
+  for (const w of want) if (!now.some((x) => same(x, w))) ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
+  const extra = current().filter((x) => !want.some((w) => same(x, w)));
+  if (extra.length > 0) throw new Error(`rules at preference ${prefs.join('/')} that are not kasane's: ${JSON.stringify(extra)} (remove them, or choose another routingTable)`);
 }

@@ -81,6 +81,8 @@ export interface Sites {
   gatewayLog(gateway: string): string;
   startGateway(gateway: string): Promise<void>;
   stopGateway(gateway: string): Promise<void>;
+  /** kill -9 of the gateway's daemon (a crash): nothing of it runs its shutdown. */
+  killGateway(gateway: string): Promise<void>;
   startAuthority(authority: string): Promise<void>;
   stopAuthority(authority: string): Promise<void>;
   /** ping from host to address; the number of replies (0 when none). */
@@ -148,6 +150,7 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
       if (d.exitCode !== null) throw new Error(`${g.name} exited: ${logs.get(g.name)!.slice(-2000)}`);
     },
     stopGateway: (name) => stopProcess(procs.get(`gateway:${name}`)),
+    killGateway: (name) => killProcess(procs.get(`gateway:${name}`)),
     ping(from, to, args = ['-c', '3', '-i', '0.2', '-W', '2']) {
       try {
         const out = tb.exec(ns[from], 'ping', ...args, to);
@@ -214,6 +217,14 @@ export async function stopProcess(p: ChildProcess | undefined): Promise<void> {
   p.kill('SIGTERM');
   const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
   if (!exited && p.pid) p.kill('SIGKILL');
+}
+
+/** kill -9 (a crash: nothing of the process's own clean-up runs), and waits until it is gone. */
+export async function killProcess(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await gone;
 }
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {

@@ -70,7 +70,7 @@ test('arbitrary bytes from either side never throw; each is forwarded, dropped w
 
 test('mutated valid packets never throw (property)', () => {
   const core = g1();
-  const msg = { phase: 'destination' as const, proxied: false, txid: new Uint8Array(8).fill(3), pathSrc: '10.2.0.10', pathDst: '10.1.0.10', originator: 'G2', proxiedBy: '', entries: [{ side: 'src' as const, gateway: 'G2', address: '192.0.2.2', vpns: [{ vpnId: 1, epoch: 1, proof: new Uint8Array(16) }] }] };
+  const msg = { phase: 'destination' as const, proxied: false, txid: new Uint8Array(8).fill(3), pathSrc: '10.2.0.10', pathDst: '10.1.0.10', originator: 'G2', proxiedBy: '', entries: [{ side: 'src' as const, gateway: 'G2', address: '192.0.2.2', vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }] }] };
   const base = [
     ping('10.1.0.10', '10.2.0.10'),
     espFromG2('10.2.0.10', '10.1.0.10', 1n),

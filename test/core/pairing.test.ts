@@ -6,7 +6,7 @@ import type { SearchEntry } from '../../src/core/packet/search-message.js';
 
 const proof = new Uint8Array(16);
 function e(gateway: string, side: 'src' | 'dst', vpns: number[]): SearchEntry {
-  return { side, gateway, address: '192.0.2.1', vpns: vpns.map((vpnId) => ({ vpnId, epoch: 1, proof })) };
+  return { side, gateway, address: '192.0.2.1', vpns: vpns.map((vpnId) => ({ vpnId, epoch: 1, seq: 1n, proof })) };
 }
 
 test('Figure 2: B (G2: VPN1, VPN2) to A (G1: VPN1) pairs G2-G1 in VPN1', () => {

@@ -114,16 +114,23 @@ test('window sizes: multiples of 32 in 64..4096', () => {
 class Model {
   private readonly seen = new Set<bigint>();
   private top = 0n;
+  /** Every number below it counts as seen (raiseFloor). */
+  private floor = 0n;
   constructor(private readonly size: bigint) {}
   check(seq: bigint): ReplayVerdict {
     if (seq <= 0n || seq > SEQ_MAX) return 'invalid';
     if (seq > this.top) return 'ok';
     if (this.top - seq >= this.size) return 'too-old';
-    return this.seen.has(seq) ? 'replay' : 'ok';
+    return this.seen.has(seq) || seq < this.floor ? 'replay' : 'ok';
   }
   accept(seq: bigint): void {
     if (seq > this.top) this.top = seq;
     this.seen.add(seq);
+  }
+  raiseFloor(floor: bigint): void {
+    if (floor - 1n <= this.top) return;
+    this.top = floor - 1n;
+    this.floor = floor;
   }
 }
 
@@ -148,6 +155,53 @@ test('matches the definition on arbitrary sequences (property)', () => {
             m.accept(seq);
           }
         });
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('a raised floor: everything below it is a replay or too old, everything from it on is new (the window a restarted receiver learns)', () => {
+  const w = new ReplayWindow(1024);
+  w.raiseFloor(5000n);
+  assert.equal(w.highest, 4999n);
+  assert.equal(w.check(4999n), 'replay');
+  assert.equal(w.check(3976n), 'replay');
+  assert.equal(w.check(3975n), 'too-old');
+  assert.equal(receive(w, 5001n), 'ok');
+  assert.equal(receive(w, 5000n), 'ok', 'the floor itself is new, also out of order');
+  assert.equal(w.check(5000n), 'replay');
+  w.raiseFloor(10n); // lower: nothing changes
+  assert.equal(w.check(5002n), 'ok');
+  assert.equal(w.highest, 5001n);
+  w.raiseFloor(1n); // no floor at all
+  w.raiseFloor(0n);
+  assert.equal(w.highest, 5001n);
+});
+
+test('raiseFloor between receives matches the definition (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(64, 96, 1024),
+      fc.constantFrom(0n, 2n ** 32n - 3000n, SEQ_MAX - 20000n),
+      fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }).map((o) => ({ floor: o })), fc.integer({ min: 1, max: 3000 }).map((o) => ({ seq: o }))), { minLength: 1, maxLength: 200 }),
+      (size, base, ops) => {
+        const w = new ReplayWindow(size);
+        const m = new Model(BigInt(size));
+        for (const op of ops) {
+          if ('floor' in op) {
+            w.raiseFloor(base + BigInt(op.floor));
+            m.raiseFloor(base + BigInt(op.floor));
+            continue;
+          }
+          const seq = base + BigInt(op.seq);
+          const v = w.check(seq);
+          assert.equal(v, m.check(seq), `seq ${seq}`);
+          if (v === 'ok') {
+            w.accept(seq);
+            m.accept(seq);
+          }
+        }
       },
     ),
     { numRuns: 300 },

@@ -4,7 +4,8 @@
 // triggers the key search, then IKE between the gateways (certificates and permits delivered by
 // their authorities), and passes. The WAN carries IKE on UDP 500/4500 and ESP in UDP, never the
 // payload. A withdrawn share stops the SAs; permits that expire (their issuer down) stop new SAs;
-// the issuer back, traffic comes back.
+// the issuer back, traffic comes back. Child SAs die with a killed gateway: ESP in UDP captured
+// before, replayed after its restart, is refused.
 //
 //   A (10.1.0.10) - GA (10.200.1.2) --+               AUTHA 10.200.9.2 (authority-a)
 //                                      +-- R ---------+
@@ -19,7 +20,8 @@ import { join } from 'node:path';
 import { netnsAvailability } from '../../src/testbed/netns.js';
 import { buildFederation } from '../../src/demo/federation.js';
 import { waitFor } from '../../src/testbed/sites.js';
-import { readPcap, startCapture, stopCapture } from '../support/capture.js';
+import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { inject } from '../support/inject.js';
 import { CLI } from './sites.js';
 
 const avail = netnsAvailability();
@@ -118,11 +120,52 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
       });
     });
 
+    await t.test('pairwise SAs vanish with a killed gateway: ESP in UDP captured before, replayed after its restart, is refused (unknown SPI), never delivered', async () => {
+      const marker = '7061697277697365212121'; // "pairwise!!!"
+      const wan = join(dir, 'wan-pairwise.pcap');
+      const cap = await startCapture(tb, ns.R, 'gb', wan, ['udp and src 10.200.1.2 and dst 10.200.2.2 and port 4500']);
+      assert.ok(await waitFor(() => ping(1, 2), 30_000, 'traffic over the pairwise VPN').then(() => true));
+      tb.exec(ns.A, 'ping', '-c', '10', '-i', '0.05', '-W', '2', '-p', marker, '10.2.0.10');
+      await new Promise((r) => setTimeout(r, 300));
+      await stopCapture(cap);
+      // ESP in UDP: a UDP payload that is not the non-ESP marker (IKE) and not a keepalive.
+      // The UDP checksum is zeroed (none, allowed over IPv4): GA's was left to offload on the veth
+      // link and is not in the capture, and the receiving kernel would drop a wrong one unseen.
+      const esp = readPcapFrames(wan)
+        .filter((p) => p.length > 28 + 8 && p.readUInt32BE(28) !== 0)
+        .map((p) => {
+          const b = Buffer.from(p);
+          b.writeUInt16BE(0, (b[0] & 15) * 4 + 6);
+          return b;
+        });
+      assert.ok(esp.length >= 10, `captured ${esp.length} ESP-in-UDP packets`);
+      await s.killGateway('GB');
+      await s.startGateway('GB');
+      const lanFile = join(dir, 'lan-b-pairwise.pcap');
+      const lan = await startCapture(tb, ns.B, 'eth0', lanFile, ['src 10.1.0.10']);
+      const before = status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0;
+      // From the router, with GA's address (the attacker sits on the WAN).
+      const sent = await inject(tb, ns.R, join(dir, 'replay-pairwise.bin'), esp);
+      const counted = () => (status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0) - before;
+      const why = () => JSON.stringify({ sent, captured: esp.length, sizes: esp.map((p) => p.length), counted: counted(), stats: Object.fromEntries(Object.entries(status(side.b).stats).filter(([k]) => /udp|drop|punt/.test(k))) });
+      await waitFor(() => counted() >= esp.length, 20_000, 'GB to count the replays').catch((e: Error) => {
+        throw new Error(`${e.message}: ${why()}`);
+      });
+      await stopCapture(lan);
+      assert.equal(counted(), esp.length, `each replayed packet counted once as an unknown SPI: ${why()}`);
+      assert.equal(readPcap(lanFile).filter((p) => p.payload.includes(Buffer.from(marker, 'hex'))).length, 0, 'nothing of it reached B');
+      // GA notices its peer lost the SAs (idle, or liveness) and the next ping makes new ones.
+      await waitFor(() => (status(side.a).ike ?? []).length === 0, 90_000, 'GA to drop the SAs of the killed GB');
+      await waitFor(() => ping(1, 3), 60_000, 'traffic back with new SAs');
+    });
+
     await t.test('permits that expire (their issuer down) stop the SAs and new ones; the issuer back, traffic comes back', async () => {
       await s.stopAuthority(side.a.name);
       // GB's permit (from authority-a) and GA's (from authority-b, relayed through authority-a)
       // are no longer renewed: within their validity plus the gateways' grace the SAs end.
-      await waitFor(() => !ping(1, 1), PERMIT_MS + 60_000, 'traffic to stop once the permits expired');
+      // A lost echo alone is not the end: an idle Child SA may just be made again (search + IKE take
+      // more than a second on a loaded machine), so a second, patient ping must fail too.
+      await waitFor(() => !ping(1, 1) && !ping(1, 4), PERMIT_MS + 60_000, 'traffic to stop once the permits expired');
       const counters = { ...status(side.a).stats, ...Object.fromEntries(Object.entries(status(side.b).stats).map(([k, v]) => [`b.${k}`, v])) };
       await waitFor(() => /permit-expired/.test(logA() + logB()), 5_000, 'the gateways to say why (permit-expired)').catch((e: Error) => {
         throw new Error(`${e.message}\n--- GA\n${logA().slice(-3000)}\n--- GB\n${logB().slice(-3000)}`);

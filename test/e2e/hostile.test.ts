@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
@@ -15,48 +15,20 @@ import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { inject as injectPackets, wanAttacker } from '../support/inject.js';
+import { delta, drops, total } from '../support/drops.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
 const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
-const INJECT = join(ROOT, 'test/support/inject.py');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
-/** Every drop the gateway counted (core, executor, datapath, kernel TUN queues), by counter name. */
-const DROP_COUNTER = /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$|kernel\.tun-\w+\.queue-dropped$)/;
-function drops(f: Figure2, n: 1 | 2 | 3): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(f.status(n).stats)) if (DROP_COUNTER.test(k)) out[k] = v;
-  return out;
-}
-function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v !== (before[k] ?? 0)) d[k] = v - (before[k] ?? 0);
-  return d;
-}
-const total = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
 
-/** Writes packets for inject.py and runs it in the attacker's namespace. */
-async function inject(f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number): Promise<{ sent: number; failed: number; seconds: number }> {
-  const parts: Buffer[] = [];
-  for (const p of packets) {
-    const len = Buffer.alloc(2);
-    len.writeUInt16BE(p.length);
-    parts.push(len, Buffer.from(p));
-  }
-  writeFileSync(file, Buffer.concat(parts));
-  const p = f.tb.spawn(ns, 'python3', [INJECT, file, ...(seconds ? ['--seconds', String(seconds)] : [])]);
-  let out = '';
-  let errText = '';
-  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  p.stderr!.on('data', (b: Buffer) => (errText += b.toString()));
-  const code = await new Promise<number | null>((r) => p.once('exit', r));
-  assert.equal(code, 0, `inject.py: ${errText}`);
-  return JSON.parse(out) as { sent: number; failed: number; seconds: number };
-}
+/** Packets from the attacker's namespace. */
+const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number) => injectPackets(f.tb, ns, file, packets, seconds);
 
 async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
@@ -76,11 +48,7 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
   const f = await buildFigure2({ dir, cli: CLI, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' });
   try {
     // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
-    const X = f.tb.ns('X');
-    f.tb.link(X, 'eth0', '10.200.8.2/24', f.ns.R, 'x', '10.200.8.1/24');
-    f.tb.ip(X, 'route', 'add', 'default', 'via', '10.200.8.1');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.all.rp_filter', '0');
-    f.tb.sysctl(f.ns.R, 'net.ipv4.conf.x.rp_filter', '0');
+    const X = wanAttacker(f);
 
     // 1. Forged key-search replies, raced against a genuine search. G1 is frozen (SIGSTOP) so the
     //    genuine reply waits; the attacker reads the transaction id off the WAN and answers first.

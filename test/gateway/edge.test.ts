@@ -163,6 +163,7 @@ test('metrics: drops, searches and key-table gauges in Prometheus text format', 
   assert.match(text, /kasane_search_events_total\{event="started",gateway="G2"\} 1/);
   assert.match(text, /kasane_key_table_paths\{action="pending",gateway="G2"\} 1/);
   assert.match(text, /kasane_pending_packets\{gateway="G2"\} 1/);
+  assert.match(text, /kasane_receive_sas_awaiting_floor\{gateway="G2"\} 0/);
   // Counters only grow by what the core counted since the last scrape.
   c.onPacket('outside', new Uint8Array([4]), 2);
   assert.match(await registry.metrics(), /kasane_drops_total\{by="executor",reason="malformed",gateway="G2"\} 2/);

@@ -19,7 +19,7 @@ type Op =
   | { op: 'unrule'; local: number; remote: number }
   | { op: 'tx'; vpnId: number; k: number; seq: bigint }
   | { op: 'untx'; vpnId: number }
-  | { op: 'rx'; k: number; vpnId: number; sender: string }
+  | { op: 'rx'; k: number; vpnId: number; sender: string; floor?: bigint }
   | { op: 'unrx'; k: number }
   | { op: 'packet'; inside: boolean; bytes: Uint8Array; recheck?: boolean };
 
@@ -29,7 +29,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('unrule' as const), local: host, remote: host }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('tx' as const), vpnId: fc.constantFrom(1, 2), k: fc.integer({ min: 0, max: 2 }), seq: fc.bigInt({ min: 1n, max: 1n << 40n }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('untx' as const), vpnId: fc.constantFrom(1, 2) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('rx' as const), k: fc.integer({ min: 0, max: 2 }), vpnId: fc.constantFrom(1, 2), sender: fc.constantFrom('G1', 'G2') }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('rx' as const), k: fc.integer({ min: 0, max: 2 }), vpnId: fc.constantFrom(1, 2), sender: fc.constantFrom('G1', 'G2'), floor: fc.option(fc.bigInt({ min: 0n, max: 3000n }), { nil: undefined }) }, { requiredKeys: ['op', 'k', 'vpnId', 'sender'] }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('unrx' as const), k: fc.integer({ min: 0, max: 2 }) }) },
   { weight: 10, arbitrary: packetArb() },
 );
@@ -81,7 +81,7 @@ function apply(ex: Executor, op: Op, now: number): Verdict | undefined {
       ex.removeTxSa(op.vpnId);
       return undefined;
     case 'rx':
-      ex.installRxSa({ spi: SPIS[op.k], vpnId: op.vpnId, epoch: 1, sender: op.sender, ...KEYS[op.k] });
+      ex.installRxSa({ spi: SPIS[op.k], vpnId: op.vpnId, epoch: 1, sender: op.sender, ...KEYS[op.k], floor: op.floor });
       return undefined;
     case 'unrx':
       ex.removeRxSa(SPIS[op.k]);

@@ -1,10 +1,20 @@
-// The policy-routing plan that steers each side's traffic into its TUN device.
+// The policy-routing plan that steers each side's traffic into its TUN device, and fails closed.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { routingSetup, routingTeardown, type RoutingCommand } from '../../src/native/routing.js';
 
 const plan = { insideTun: 'ks-in', outsideTun: 'ks-out', insideIfaces: ['lan0', 'lan1'], outsideIfaces: ['wan0'], table: 200, pref: 300 };
-const text = (cs: RoutingCommand[]) => cs.map((c) => ('sysctl' in c ? `${c.sysctl}=${c.value}` : c.argv.join(' ')) + (c.optional ? ' (optional)' : ''));
+const text = (cs: RoutingCommand[]) =>
+  cs.map(
+    (c) =>
+      ('sysctl' in c
+        ? `${c.sysctl}=${c.value}`
+        : 'rules' in c
+          ? `rules at ${c.prefs.join('/')}: ${c.rules.map((r) => `iif ${r.iif} lookup ${r.table} pref ${r.pref}`).join(', ') || 'none'}`
+          : 'nft' in c
+            ? `nft: ${c.nft}`
+            : c.argv.join(' ')) + (c.optional ? ' (optional)' : ''),
+  );
 
 describe('TUN routing plan', () => {
   it('routes each inside/outside interface into its own TUN, and turns off what would drop written packets', () => {
@@ -18,19 +28,37 @@ describe('TUN routing plan', () => {
       'ip link set ks-in up',
       'ip route replace default dev ks-in table 200',
       'ip route replace default dev ks-out table 201',
-      'ip rule add iif lan0 lookup 200 pref 300',
-      'ip rule add iif lan1 lookup 200 pref 300',
-      'ip rule add iif wan0 lookup 201 pref 301',
+      'rules at 300/301: iif lan0 lookup 200 pref 300, iif lan1 lookup 200 pref 300, iif wan0 lookup 201 pref 301',
     ])
       assert.ok(s.includes(line), `missing: ${line}\n${s.join('\n')}`);
     // No rule matches what the datapath writes back (iif = a TUN device).
     assert.ok(!s.some((l) => /iif ks-/.test(l)));
   });
 
-  it('teardown removes every rule it added and flushes both tables, failures tolerated', () => {
-    const added = text(routingSetup(plan)).filter((l) => l.startsWith('ip rule add'));
+  it('fails closed: refusing routes behind the TUN routes and the forwarding guard come first', () => {
+    const s = text(routingSetup(plan));
+    const prohibit = s.indexOf('ip route replace prohibit default metric 4294967295 table 200');
+    const blackhole = s.indexOf('ip route replace blackhole default metric 4294967295 table 201');
+    const guard = s.findIndex((l) => l.startsWith('nft: '));
+    assert.ok(prohibit >= 0 && blackhole >= 0 && guard >= 0, s.join('\n'));
+    // Before the TUN routes and the rules: no moment where a rule points at a table without them.
+    const firstTunRoute = s.indexOf('ip route replace default dev ks-in table 200');
+    const rules = s.findIndex((l) => l.startsWith('rules at'));
+    assert.ok(Math.max(prohibit, blackhole, guard) < Math.min(firstTunRoute, rules), s.join('\n'));
+    const nft = s[guard];
+    // Replaced atomically (created if absent, deleted and made again in one `nft -f`).
+    assert.match(nft, /table ip kasane_200 \{\}\ndelete table ip kasane_200\ntable ip kasane_200 \{/);
+    assert.match(nft, /iifname \{ "lan0", "lan1" \} oifname \{ "wan0" \} counter drop/);
+    assert.match(nft, /iifname \{ "wan0" \} oifname \{ "lan0", "lan1" \} counter drop/);
+  });
+
+  it('teardown removes every rule at its preferences, both tables and the guard', () => {
     const t = text(routingTeardown(plan));
-    for (const a of added) assert.ok(t.includes(a.replace('ip rule add', 'ip rule del') + ' (optional)'), a);
-    assert.ok(t.includes('ip route flush table 200 (optional)') && t.includes('ip route flush table 201 (optional)'));
+    assert.deepEqual(t, [
+      'rules at 300/301: none',
+      'ip route flush table 200 (optional)',
+      'ip route flush table 201 (optional)',
+      'nft: table ip kasane_200 {}\ndelete table ip kasane_200\n',
+    ]);
   });
 });

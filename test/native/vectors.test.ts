@@ -20,7 +20,7 @@ type Step =
   | { op: 'installPath'; rule: Parameters<import('../../src/core/executor.js').Executor['installPath']>[0] }
   | { op: 'removePath'; local: string; remote: string }
   | { op: 'installTxSa'; sa: { spi: number; vpnId: number; epoch: number; key: string; salt: string; nextSeq: string } }
-  | { op: 'installRxSa'; sa: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string } }
+  | { op: 'installRxSa'; sa: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string; floor?: string } }
   | { op: 'removeTxSa'; vpnId: number }
   | { op: 'removeRxSa'; spi: number }
   | { op: 'process'; name: string; from: 'inside' | 'outside'; now: number; packet: string; recheck?: boolean; expect: unknown }
@@ -64,7 +64,7 @@ describe('shared vectors on the native executor', () => {
           case 'installTxSa':
             return ex.installTxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), nextSeq: BigInt(st.sa.nextSeq) });
           case 'installRxSa':
-            return ex.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+            return ex.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor) });
           case 'removeTxSa':
             return ex.removeTxSa(st.vpnId);
           case 'removeRxSa':

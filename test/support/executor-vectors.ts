@@ -15,7 +15,7 @@ export type VectorStep =
   | { op: 'installPath'; rule: PathRule }
   | { op: 'removePath'; local: string; remote: string }
   | { op: 'installTxSa'; sa: Omit<TxSa, 'key' | 'salt' | 'nextSeq'> & { key: string; salt: string; nextSeq: string } }
-  | { op: 'installRxSa'; sa: Omit<RxSa, 'key' | 'salt'> & { key: string; salt: string } }
+  | { op: 'installRxSa'; sa: Omit<RxSa, 'key' | 'salt' | 'floor'> & { key: string; salt: string; floor?: string } }
   /** recheck: the packet was punted before (Executor.process); a punt now is not counted again. */
   | { op: 'process'; name: string; from: Side; now: number; packet: string; recheck?: true; expect: JsonVerdict }
   /** Every counter that has moved, by name (Executor.counters). */
@@ -61,7 +61,7 @@ export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step:
       case 'installTxSa':
         return exec.installTxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), nextSeq: BigInt(st.sa.nextSeq) });
       case 'installRxSa':
-        return exec.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
+        return exec.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor) });
       case 'process':
         out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)) });
         return;
@@ -204,7 +204,30 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     ],
   };
   fill(make(), receiver);
-  return [sender, receiver, ...tunnelVectors(make)];
+
+  // Receiver after a restart: the SA is installed with the floor learned from the sender
+  // (docs/protocol.md §3.2); everything below it is a replay, a reinstall only raises it.
+  const esp = (name: string) => unhex((sender.steps.find((x) => x.op === 'process' && x.name === name) as { expect: { bytes: string } }).expect.bytes);
+  const floorAt = (floor: string): VectorStep => ({ op: 'installRxSa', sa: { ...(rxG2 as Extract<VectorStep, { op: 'installRxSa' }>).sa, floor } });
+  const restarted: VectorScenario = {
+    name: 'receiver with a learned floor',
+    steps: [
+      floorAt('3'),
+      { op: 'installPath', rule: { local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2', mtu: 1500 } },
+      { op: 'installPath', rule: { local: '10.8.0.1', remote: B, action: 'encrypt', vpnId: 1, peer: 'G2', mtu: 1500 } },
+      proc('below the floor (seq 1): replay', 'outside', 3000, unhex(e1)),
+      proc('below the floor (seq 2): replay', 'outside', 3001, unhex(e2)),
+      proc('at the floor (seq 3): decrypted', 'outside', 3002, unhex(e3)),
+      proc('seq 3 again: replay', 'outside', 3003, unhex(e3)),
+      floorAt('2'),
+      proc('a lower floor reopens nothing (seq 2)', 'outside', 3004, unhex(e2)),
+      floorAt('6'),
+      proc('a raised floor (6) refuses seq 4', 'outside', 3005, esp('big without DF: fragmented, each fragment carried with DF')),
+      proc('and takes seq 6', 'outside', 3006, esp('TCP SYN: MSS clamped then encrypted')),
+    ],
+  };
+  fill(make(), restarted);
+  return [sender, receiver, restarted, ...tunnelVectors(make)];
 }
 
 // ---- tunnel mode (IKE Child SAs: ESP in UDP, docs/executor.md "Tunnel mode") ----

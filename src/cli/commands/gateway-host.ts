@@ -6,7 +6,7 @@ import { enroll, parseBundle } from '../../authority/client.js';
 import { exportPkcs8Pem, generateKeyPair } from '../../pki/keys.js';
 import { loadGatewayConfig } from '../../gateway/config.js';
 import { saveCredentials } from '../../gateway/credentials.js';
-import { GatewayDaemon } from '../../gateway/daemon.js';
+import { GatewayDaemon, teardownGateway } from '../../gateway/daemon.js';
 import { queryStatus, renderStatus } from '../../gateway/status.js';
 import { join } from 'node:path';
 
@@ -41,6 +41,12 @@ export function registerGatewayHost(program: Command): void {
   gw.command('run')
     .description('run the gateway: TUN datapath, key search, keys from the authority (needs root)')
     .requiredOption('--config <file>', 'gateway configuration (YAML; see docs/gateway.md)')
+    .addHelpText(
+      'after',
+      '\nFails closed: when the gateway stops (SIGTERM, SIGINT) or dies, its policy routing and nftables forwarding\n' +
+        'guard stay, so its terminals\' traffic is refused, never forwarded in the clear, until it runs again.\n' +
+        'A restart takes over what the previous run left. `kasane gateway teardown` unprotects on purpose.',
+    )
     .action(async (o: { config: string }) => {
       const cfg = loadGatewayConfig(o.config);
       if (!cfg.ok) throw new Error(cfg.error.message);
@@ -54,6 +60,23 @@ export function registerGatewayHost(program: Command): void {
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
       });
+    });
+
+  gw.command('teardown')
+    .description("unprotect on purpose: remove the policy routing and forwarding guard a stopped gateway leaves in place (needs root)")
+    .requiredOption('--config <file>', 'the configuration the gateway ran with (interfaces, TUN names, routingTable)')
+    .addHelpText(
+      'after',
+      '\nA stopped or dead gateway keeps refusing its terminals\' forwarded traffic (fail closed). teardown removes\n' +
+        'the ip rules at preferences routingTable and routingTable+1, the routes of those tables and the nftables\n' +
+        'table ip kasane_<routingTable>: forwarded traffic between the inside and outside interfaces then follows\n' +
+        'the main table IN THE CLEAR. Refused while the gateway runs. `kasane gateway run` protects again.\n\n' +
+        'Example:\n  kasane gateway teardown --config /etc/kasane/g1.yaml',
+    )
+    .action(async (o: { config: string }) => {
+      const cfg = loadGatewayConfig(o.config);
+      if (!cfg.ok) throw new Error(cfg.error.message);
+      process.stdout.write(await teardownGateway(cfg.value));
     });
 
   gw.command('status')

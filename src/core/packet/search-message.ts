@@ -1,10 +1,10 @@
-// The kasane key-search payload, version 1, carried as the data of an ICMP echo request/reply
+// The kasane key-search payload, version 2, carried as the data of an ICMP echo request/reply
 // (see docs/protocol.md). Decoding takes untrusted bytes and never throws.
 import { ipFromBytes, ipToBytes, parseIp, type Ip } from '../addr.js';
 import { err, ok, type Result } from '../result.js';
 
 export const SEARCH_MAGIC: Uint8Array = Uint8Array.of(0x4b, 0x53, 0x52, 0x43); // "KSRC"
-export const SEARCH_VERSION = 1;
+export const SEARCH_VERSION = 2;
 export const SEARCH_MAX_ENTRIES = 32;
 export const SEARCH_MAX_VPNS = 32;
 export const GATEWAY_ID_MAX_BYTES = 63;
@@ -16,9 +16,19 @@ export type SearchPhase = 'source' | 'destination';
 export interface SearchVpnClaim {
   vpnId: number;
   epoch: number;
+  /**
+   * The claiming gateway's next sending sequence number under (vpnId, epoch) when it made the
+   * claim: a restarted receiver's window floor for its SA (docs/protocol.md §3.2). 0 when it has
+   * none (pairwise claims).
+   */
+  seq: bigint;
   /** 16 bytes. */
   proof: Uint8Array;
 }
+
+/** Bytes of one VPN claim on the wire: vpnId u32, epoch u32, seq u64, proof. */
+const CLAIM_BYTES = 4 + 4 + 8 + SEARCH_PROOF_BYTES;
+const U64_MAX = (1n << 64n) - 1n;
 
 export interface SearchEntry {
   side: 'src' | 'dst';
@@ -119,11 +129,12 @@ export function encodeSearchMessage(m: SearchMessage): Uint8Array {
     for (const c of e.vpns) {
       u32(c.vpnId, `entry ${i}: vpnId`);
       u32(c.epoch, `entry ${i}: epoch`);
+      if (typeof c.seq !== 'bigint' || c.seq < 0n || c.seq > U64_MAX) fail(`entry ${i}: seq ${String(c.seq)} is not a u64`);
       if (!(c.proof instanceof Uint8Array) || c.proof.length !== SEARCH_PROOF_BYTES) fail(`entry ${i}: proof must be 16 bytes`);
     }
     const gateway = idBytes(e.gateway, `entry ${i}: gateway`, false);
     const address = addrBytes(e.address, `entry ${i}: address`);
-    size += 1 + 1 + gateway.length + 1 + address.length + 1 + e.vpns.length * (8 + SEARCH_PROOF_BYTES);
+    size += 1 + 1 + gateway.length + 1 + address.length + 1 + e.vpns.length * CLAIM_BYTES;
     return { gateway, address };
   });
 
@@ -158,8 +169,9 @@ export function encodeSearchMessage(m: SearchMessage): Uint8Array {
     for (const c of e.vpns) {
       view.setUint32(o, c.vpnId);
       view.setUint32(o + 4, c.epoch);
-      out.set(c.proof, o + 8);
-      o += 8 + SEARCH_PROOF_BYTES;
+      view.setBigUint64(o + 8, c.seq);
+      out.set(c.proof, o + 16);
+      o += CLAIM_BYTES;
     }
   });
   return out;
@@ -268,17 +280,19 @@ export function decodeSearchMessage(data: Uint8Array): Result<SearchMessage> {
     const nv = r.u8(`entry ${i} VPN count`);
     if (r.failure) return r.failure;
     if (nv > SEARCH_MAX_VPNS) return err('too-many-vpns', `entry ${i}: ${nv} VPNs, at most ${SEARCH_MAX_VPNS}`);
-    if (!r.need(nv * (8 + SEARCH_PROOF_BYTES), `entry ${i} VPNs`)) return r.failure!;
+    if (!r.need(nv * CLAIM_BYTES, `entry ${i} VPNs`)) return r.failure!;
     const vpns: SearchVpnClaim[] = new Array(nv);
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     for (let k = 0; k < nv; k++) {
       const o = r.off;
       vpns[k] = {
-        vpnId: ((data[o] << 24) | (data[o + 1] << 16) | (data[o + 2] << 8) | data[o + 3]) >>> 0,
-        epoch: ((data[o + 4] << 24) | (data[o + 5] << 16) | (data[o + 6] << 8) | data[o + 7]) >>> 0,
+        vpnId: view.getUint32(o),
+        epoch: view.getUint32(o + 4),
+        seq: view.getBigUint64(o + 8),
         // Copied: decoded messages outlive the packet buffer they came from.
-        proof: data.slice(o + 8, o + 8 + SEARCH_PROOF_BYTES),
+        proof: data.slice(o + 16, o + 16 + SEARCH_PROOF_BYTES),
       };
-      r.off = o + 8 + SEARCH_PROOF_BYTES;
+      r.off = o + CLAIM_BYTES;
     }
     entries[i] = { side: sideByte === SIDE_SRC ? 'src' : 'dst', gateway, address, vpns };
   }

@@ -20,6 +20,12 @@ interface OriginSearch {
   /** Gateways between this one and the source terminal, in path order (found by the source search). */
   sourceEntries: SearchEntry[];
   startedAt: number;
+  /**
+   * Started to learn a sender's floor (src/core/rx-floors.ts), not for a waiting terminal: it is
+   * not cancelled when the path is installed meanwhile, and a failure installs no negative entry
+   * unless a terminal has started waiting on the path.
+   */
+  learnOnly: boolean;
 }
 
 export class SearchOriginator {
@@ -49,8 +55,8 @@ export class SearchOriginator {
    * a third of a search's time, measured in bench/peers). Terminals behind another router (an
    * inner gateway of a multi-stage VPN) are never in an attached prefix and are searched as before.
    */
-  start(local: Ip, remote: Ip, now: number): void {
-    const s: OriginSearch = { local, remote, phase: 'source', txid: this.ctx.random(8), tx: '', attempt: 0, sourceEntries: [], startedAt: now };
+  start(local: Ip, remote: Ip, now: number, opts: { learnOnly?: boolean } = {}): void {
+    const s: OriginSearch = { local, remote, phase: 'source', txid: this.ctx.random(8), tx: '', attempt: 0, sourceEntries: [], startedAt: now, learnOnly: opts.learnOnly ?? false };
     s.tx = txidHex(s.txid);
     this.byPath.set(pathKey(local, remote), s);
     this.byTx.set(s.tx, s);
@@ -114,7 +120,7 @@ export class SearchOriginator {
   /** Step 6: destination search — an echo request to the destination terminal, from the source's address. */
   private startDestination(s: OriginSearch, now: number): void {
     s.phase = 'destination';
-    const mine = makeEntry(this.ctx.ring, now, { txid: s.txid, pathSrc: s.local, pathDst: s.remote }, 'src', this.ctx.config.address, s.local);
+    const mine = makeEntry(this.ctx.ring, now, { txid: s.txid, pathSrc: s.local, pathDst: s.remote }, 'src', this.ctx.config.address, s.local, (v, e) => this.ctx.sendingSeq(v, e, now));
     const msg = this.message(s, [...s.sourceEntries, mine]);
     this.ctx.emit(buildSearchPacket({ src: s.local, dst: s.remote, icmpType: 8, ...echoIds(s.txid), msg }), {
       op: 'search-request',
@@ -142,6 +148,8 @@ export class SearchOriginator {
       this.ctx.drop('search-tampered', packet);
       return;
     }
+    // The claims answer our own transaction: fresh sequence numbers of their senders.
+    this.ctx.floors.learn(this.ctx, msg, unverifiable);
     const d = decideOwn(this.ctx, msg.entries, myIndex, unverifiable, s.local, s.remote);
     if (!d.ok) {
       this.ctx.count(`search.refused.${d.reason}`);
@@ -227,6 +235,12 @@ export class SearchOriginator {
     }
     // Negative entry: nothing usable came back. Plain only where policy allows it for an unprotected remote.
     this.finish(s);
+    if (s.learnOnly && this.ctx.table.get(s.local, s.remote)?.action !== 'pending') {
+      // Nobody waits on the path: leave it as it is (the floor is asked for again by the next ESP).
+      this.ctx.count('search.failed');
+      this.ctx.trace({ event: 'search-failed', kind: 'search-request(destination)', detail: { txid: s.tx, action: 'none', learnOnly: true } });
+      return;
+    }
     const plain = this.ctx.plainAllowed(s.remote) && !this.ctx.ring.isProtected(s.remote);
     this.ctx.count('search.failed');
     this.ctx.trace({ event: 'search-failed', kind: 'search-request(destination)', detail: { txid: s.tx, action: plain ? 'plain' : 'discard' } });
@@ -249,7 +263,7 @@ export class SearchOriginator {
   /** Another search (e.g. the peer's, seen in transit) settled this path: stop ours. */
   cancel(local: Ip, remote: Ip): boolean {
     const s = this.byPath.get(pathKey(local, remote));
-    if (!s) return false;
+    if (!s || s.learnOnly) return false;
     this.finish(s);
     return true;
   }

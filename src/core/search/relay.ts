@@ -56,7 +56,7 @@ export class SearchRelay {
     // From inside, we serve the sender; from outside, the packet is heading to a terminal behind us.
     const terminal = from === 'inside' ? p.ip.src : p.ip.dst;
     const side = terminal === msg.pathSrc ? 'src' : 'dst';
-    const entry = makeEntry(this.ctx.ring, now, msg, side, this.ctx.config.address, terminal);
+    const entry = makeEntry(this.ctx.ring, now, msg, side, this.ctx.config.address, terminal, (v, e) => this.ctx.sendingSeq(v, e, now));
     const forwarded: SearchMessage = { ...msg, entries: [...msg.entries, entry] };
     const r: RelayedSearch = { tx: txidHex(msg.txid), phase: msg.phase, terminal, side, myIndex: msg.entries.length, forwarded, id: p.id, seq: p.seq, done: false };
     this.inFlight.set(key, r);

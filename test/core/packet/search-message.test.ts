@@ -31,12 +31,12 @@ const CODES = new Set([
 ]);
 
 const KNOWN_BYTES = hex(`
-  4b535243 01 02 01 01  0102030405060708
+  4b535243 02 02 01 01  0102030405060708
   04 0a000001
   06 fd000000000000000000000000000001
   03 672d61
   03 672d62
-  02 03 672d62 04 c0000201 01 00000007 00000002 000102030405060708090a0b0c0d0e0f
+  02 03 672d62 04 c0000201 01 00000007 00000002 0000000100000005 000102030405060708090a0b0c0d0e0f
 `);
 
 const KNOWN: SearchMessage = {
@@ -47,7 +47,7 @@ const KNOWN: SearchMessage = {
   pathDst: 'fd00::1',
   originator: 'g-a',
   proxiedBy: 'g-b',
-  entries: [{ side: 'dst', gateway: 'g-b', address: '192.0.2.1', vpns: [{ vpnId: 7, epoch: 2, proof: Uint8Array.from({ length: 16 }, (_, i) => i) }] }],
+  entries: [{ side: 'dst', gateway: 'g-b', address: '192.0.2.1', vpns: [{ vpnId: 7, epoch: 2, seq: 0x1_0000_0005n, proof: Uint8Array.from({ length: 16 }, (_, i) => i) }] }],
 };
 
 function code(b: Uint8Array): string {
@@ -57,7 +57,7 @@ function code(b: Uint8Array): string {
 
 test('known bytes decode to the known message and back', () => {
   assert.deepEqual(SEARCH_MAGIC, new TextEncoder().encode('KSRC'));
-  assert.equal(SEARCH_VERSION, 1);
+  assert.equal(SEARCH_VERSION, 2);
   const r = decodeSearchMessage(KNOWN_BYTES);
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   assert.deepEqual(r.value, KNOWN);
@@ -97,7 +97,8 @@ test('every kind of malformed message gets its typed error', () => {
   assert.equal(code(patched(0, 0x4a)), 'bad-magic');
   assert.equal(code(Uint8Array.of(0x4b, 0x53, 0x52)), 'truncated');
   assert.equal(code(Uint8Array.of(0x4b, 0x00)), 'bad-magic');
-  assert.equal(code(patched(4, 2)), 'unsupported-version');
+  assert.equal(code(patched(4, 1)), 'unsupported-version', 'version 1 (claims without sequence numbers)');
+  assert.equal(code(patched(4, 3)), 'unsupported-version');
   assert.equal(code(patched(4, 0)), 'unsupported-version');
   assert.equal(code(KNOWN_BYTES.subarray(0, 15)), 'truncated');
   assert.equal(code(patched(5, 3)), 'bad-phase');
@@ -153,9 +154,12 @@ test('encode refuses programmer errors', () => {
     ['address', { ...KNOWN, pathSrc: '10.0.0.256' }],
     ['entries', { ...KNOWN, entries: new Array(33).fill(KNOWN.entries[0]) }],
     ['gateway', { ...KNOWN, entries: [{ ...KNOWN.entries[0], gateway: 'x\ny' }] }],
-    ['proof', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, proof: new Uint8Array(15) }] }] }],
-    ['vpnId', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: -1, epoch: 1, proof: new Uint8Array(16) }] }] }],
-    ['epoch', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 2 ** 32, proof: new Uint8Array(16) }] }] }],
+    ['proof', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(15) }] }] }],
+    ['vpnId', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: -1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }] }] }],
+    ['epoch', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 2 ** 32, seq: 1n, proof: new Uint8Array(16) }] }] }],
+    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n << 64n, proof: new Uint8Array(16) }] }] }],
+    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: -1n, proof: new Uint8Array(16) }] }] }],
+    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1 as unknown as bigint, proof: new Uint8Array(16) }] }] }],
     ['vpns', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: new Array(33).fill(KNOWN.entries[0].vpns[0]) }] }],
   ];
   for (const [what, m] of bad) assert.throws(() => encodeSearchMessage(m), TypeError, what);
@@ -170,7 +174,7 @@ const gatewayId = fc
   .oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }))
   .filter((s) => validateGatewayId(s).ok);
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
-const claim = fc.record({ vpnId: u32, epoch: u32, proof: fc.uint8Array({ minLength: 16, maxLength: 16 }) });
+const claim = fc.record({ vpnId: u32, epoch: u32, seq: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), proof: fc.uint8Array({ minLength: 16, maxLength: 16 }) });
 const entry = fc.record({
   side: fc.constantFrom('src' as const, 'dst' as const),
   gateway: gatewayId,

@@ -1,0 +1,67 @@
+// Policy routing on a real kernel (in a network namespace): start is idempotent over whatever an
+// earlier run left (issue 10 point 2), the refusing routes outlive the TUN devices (point 1), and
+// teardown removes everything, as often as it is run.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { join } from 'node:path';
+import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
+import type { TunRouting } from '../../src/native/routing.js';
+
+const avail = netnsAvailability();
+const missing = avail.ok && !hasCommand('nft') ? 'nft is not installed (apt-get install nftables)' : undefined;
+const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? missing : avail.reason} (runs as root, and always in CI)` : false;
+const HELPER = join(new URL('.', import.meta.url).pathname, 'routing-helper.ts');
+
+test('routing: setup over a killed run of another configuration, twice; refusing routes outlive the TUN devices; teardown', { skip, timeout: 60_000 }, () => {
+  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+  assert.ok(!missing, missing);
+  const tb = new Testbed();
+  try {
+    const ns = tb.ns('route');
+    for (const i of ['lan0', 'lan1', 'wan0']) tb.ip(ns, 'link', 'add', i, 'type', 'veth', 'peer', 'name', `${i}p`);
+    for (const t of ['ks-in', 'ks-out']) tb.ip(ns, 'tuntap', 'add', 'mode', 'tun', 'name', t);
+    const plan: TunRouting = { insideTun: 'ks-in', outsideTun: 'ks-out', insideIfaces: ['lan0'], outsideIfaces: ['wan0'], table: 200, pref: 300 };
+    const run = (what: 'setup' | 'teardown', p: TunRouting = plan) => JSON.parse(tb.exec(ns, process.execPath, '--import', 'tsx', HELPER, what, JSON.stringify(p))) as { ok: boolean; message?: string };
+    const rules = () => (JSON.parse(tb.ip(ns, '-j', '-N', '-4', 'rule', 'show')) as { priority: number; iif?: string; table: string }[]).filter((r) => r.priority === 300 || r.priority === 301).map((r) => `${r.priority} ${r.iif ?? '-'} ${r.table}`).sort();
+    const table = (n: number) => tb.ip(ns, 'route', 'show', 'table', String(n)).trim();
+    const nft = () => tb.exec(ns, 'nft', 'list', 'ruleset');
+
+    // What a killed gateway of an earlier configuration (inside lan0 and lan1) leaves.
+    assert.deepEqual(run('setup', { ...plan, insideIfaces: ['lan0', 'lan1'] }), { ok: true });
+    tb.ip(ns, 'rule', 'add', 'fwmark', '7', 'lookup', '200', 'pref', '300'); // and a rule at our preference with a selector of its own
+    assert.deepEqual(rules(), ['300 - 200', '300 lan0 200', '300 lan1 200', '301 wan0 201']);
+
+    // The first start with the new configuration succeeds and leaves exactly its own state; so does a second.
+    for (const attempt of [1, 2]) {
+      assert.deepEqual(run('setup'), { ok: true }, `setup ${attempt}`);
+      assert.deepEqual(rules(), ['300 lan0 200', '301 wan0 201'], `rules after setup ${attempt}`);
+      assert.match(table(200), /^default dev ks-in/m);
+      assert.match(table(200), /^prohibit default metric 4294967295/m);
+      assert.match(table(201), /^default dev ks-out/m);
+      assert.match(table(201), /^blackhole default metric 4294967295/m);
+      const guard = nft();
+      assert.equal(guard.match(/table ip kasane_200/g)?.length, 1, guard);
+      assert.match(guard, /iifname "lan0" oifname "wan0" counter packets \d+ bytes \d+ drop/);
+      assert.match(guard, /iifname "wan0" oifname "lan0" counter packets \d+ bytes \d+ drop/);
+      assert.doesNotMatch(guard, /lan1/, 'the earlier configuration\'s interface is gone from the guard');
+      assert.equal(tb.exec(ns, 'cat', '/proc/sys/net/ipv4/ip_forward').trim(), '1');
+    }
+
+    // The TUN devices vanish (the process died): their routes go, the refusing ones and the rules stay.
+    for (const t of ['ks-in', 'ks-out']) tb.ip(ns, 'link', 'del', t);
+    assert.equal(table(200), 'prohibit default metric 4294967295');
+    assert.equal(table(201), 'blackhole default metric 4294967295');
+    assert.deepEqual(rules(), ['300 lan0 200', '301 wan0 201']);
+
+    // Teardown, twice: nothing of the gateway left.
+    for (const attempt of [1, 2]) {
+      assert.deepEqual(run('teardown'), { ok: true }, `teardown ${attempt}`);
+      assert.deepEqual(rules(), []);
+      assert.equal(table(200), '');
+      assert.equal(table(201), '');
+      assert.doesNotMatch(nft(), /kasane/);
+    }
+  } finally {
+    tb.teardown();
+  }
+});
