@@ -151,7 +151,7 @@ export function Overview() {
         </Field>
       </ActionForm>
 
-      {federation ? (
+      {federation && (federation.peers.length > 0 || federation.permits.length > 0) ? (
         <>
           <h2>Permits expiring within {duration(federation.permitValidityMs / 4)}</h2>
           {soon.length === 0 ? (
