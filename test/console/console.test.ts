@@ -4,7 +4,8 @@
 // `<img src=x onerror=alert(1)>` given to a VPN and a gateway through the console's own forms are
 // shown as text on every page (overview, VPN, gateway, map, audit) and never run; a change sent
 // without the session's CSRF token (or with another one) is refused and changes nothing; sign-out
-// ends the session; the strict Content-Security-Policy is never violated. (The console over a live
+// ends the session, and so does revoking the administrator token it was opened with (the page
+// shows the sign-in again); the strict Content-Security-Policy is never violated. (The console over a live
 // Figure 2 demo: test/e2e/console-demo.test.ts.)
 import assert from 'node:assert/strict';
 import https from 'node:https';
@@ -123,6 +124,21 @@ describe('the console in Chromium', { skip }, () => {
     const names = await page.evaluate(async () => ((await (await fetch('/v1/vpns')).json()) as { name: string }[]).map((v) => v.name));
     assert.equal(names.includes('csrf-victim'), false);
     assert.equal((await t.admin.listVpns()).some((v) => v.name === 'csrf-victim'), false);
+  });
+
+  it("ends a session whose administrator token is revoked: the page's next read is refused and the sign-in comes back, saying why", async () => {
+    const carol = await t.admin.createAdminToken('carol');
+    const other = await b.context();
+    const p = await other.newPage();
+    await signIn(p, t.url, carol.token);
+    await p.getByRole('banner').getByText('admin:carol').waitFor();
+    await t.admin.revokeAdminToken(carol.info.id);
+    // A change elsewhere: the page hears of it and reads again, with a session that has ended.
+    await t.admin.createVpn({ name: 'after-carol' });
+    await p.getByText('Your session has ended. Sign in again.').waitFor();
+    await p.getByLabel('administrator token').waitFor();
+    assert.equal(await p.evaluate(async () => (await fetch('/v1/vpns')).status), 401);
+    await other.close();
   });
 
   it('signs out: the session ends and the sign-in comes back', async () => {
