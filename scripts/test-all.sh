@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 source scripts/debian-packages.sh
 
 # Beyond the build and the demo: captures, traffic, certificate checks, the PKCS#11 token, the
-# strongSwan interop's pki tool, the fresh-Debian install test, and what node's own binaries link.
-TEST_PACKAGES=(openssl tcpdump iperf3 strongswan-pki softhsm2 debootstrap libatomic1)
+# strongSwan interop's pki tool, the fresh-Debian install test, what node's own binaries link, and
+# the browser the web console's tests drive (Debian's Chromium; playwright-core never downloads one).
+TEST_PACKAGES=(openssl tcpdump iperf3 strongswan-pki softhsm2 debootstrap libatomic1 chromium)
 ALL_PACKAGES=("${KASANE_BUILD_PACKAGES[@]}" "${KASANE_DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 
 if [ "$(id -u)" = 0 ]; then

@@ -5,15 +5,11 @@ import type { ChangeStream } from './change-stream.js';
 import type { AuthorityContext } from './context.js';
 import { conflict, must, notFound, unauthorized } from './errors.js';
 import { newToken, parseToken, secretMatches } from './tokens.js';
+import type { AuditFilter } from './storage/types.js';
 import { checkName } from './validate.js';
 import type { AdminTokenInfo, AuditEntry, StatusView } from './wire.js';
 
-export interface AuditQuery {
-  afterId?: number;
-  limit?: number;
-  vpn?: string;
-  gateway?: string;
-}
+export type AuditQuery = Omit<AuditFilter, 'limit'> & { limit?: number };
 
 export class Administration {
   constructor(
@@ -51,9 +47,9 @@ export class Administration {
     };
   }
 
-  /** Audit entries, oldest first, after `afterId`; at most 1000 at a time. */
+  /** Audit entries, oldest first (newest first with order 'desc'), filtered; at most 1000 at a time. */
   async audit(q: AuditQuery): Promise<AuditEntry[]> {
-    const rows = await this.ctx.store.read((tx) => tx.listAudit({ afterId: q.afterId, limit: Math.min(q.limit ?? 100, 1000), vpn: q.vpn, gateway: q.gateway }));
+    const rows = await this.ctx.store.read((tx) => tx.listAudit({ ...q, limit: Math.min(q.limit ?? 100, 1000) }));
     return rows.map((r) => ({ id: r.id, version: r.version, at: r.at, actor: r.actor, action: r.action, vpn: r.vpn, gateway: r.gateway, detail: r.detail }));
   }
 

@@ -20,6 +20,8 @@ import {
   type GatewayBundle,
   type GatewayChanges,
   type GatewayInfo,
+  type GatewayReport,
+  type GatewayStatusView,
   type MemberInfo,
   type ReplicaView,
   type StatusView,
@@ -343,6 +345,10 @@ export class AuthorityClient {
   updateGateway(name: string, p: { address?: string }): Promise<GatewayInfo> {
     return this.request('PATCH', `/v1/gateways/${seg(name)}`, p);
   }
+  /** A gateway's last status report (its key table, IKE SAs, counters). */
+  gatewayStatus(name: string): Promise<GatewayStatusView> {
+    return this.request('GET', `/v1/gateways/${seg(name)}/status`);
+  }
   gatewayCertificate(name: string): Promise<{ certificate: string; chain: string[] }> {
     return this.request('GET', `/v1/gateways/${seg(name)}/certificate`);
   }
@@ -364,7 +370,9 @@ export class AuthorityClient {
   removeDirectory(prefix: string): Promise<DirectoryView> {
     return this.request('DELETE', '/v1/directory', undefined, { query: { prefix } });
   }
-  audit(q: { after?: number; limit?: number; vpn?: string; gateway?: string } = {}): Promise<AuditEntry[]> {
+  audit(
+    q: { after?: number; before?: number; limit?: number; vpn?: string; gateway?: string; actor?: string; action?: string; from?: number; to?: number; order?: 'asc' | 'desc' } = {},
+  ): Promise<AuditEntry[]> {
     return this.request('GET', '/v1/audit', undefined, { query: q });
   }
   listAdminTokens(): Promise<AdminTokenInfo[]> {
@@ -380,6 +388,11 @@ export class AuthorityClient {
   // --- gateways (mutual TLS)
   self(): Promise<GatewayInfo> {
     return this.request('GET', '/v1/gateway/self');
+  }
+
+  /** Gateway side: its status report (key table, counters), at most one per second. */
+  reportStatus(report: GatewayReport, signal?: AbortSignal): Promise<{ accepted: true; nextInMs: number }> {
+    return this.request('POST', '/v1/gateway/status', report, { signal, timeoutMs: 15_000 });
   }
 
   /**

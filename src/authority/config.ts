@@ -56,6 +56,8 @@ export interface AuthorityConfig {
   jobs?: { leaseMs?: number };
   /** The CA keys in a PKCS#11 token instead of the keystore (ca-keys.ts). */
   ca?: { pkcs11: CaPkcs11Config };
+  /** Web console sessions: ended after this long unused (default 30 min), and at the latest (default 12 h). */
+  console?: { sessionIdleMs?: number; sessionMaxMs?: number };
 }
 
 /** A PKCS#11 token that holds the root and issuing CA keys (by label). */

@@ -20,6 +20,7 @@ import { Prefix } from '../core/addr.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { Unchanged } from './change.js';
 import { checkName } from './validate.js';
+import type { FederationView } from './wire.js';
 import type { ForeignMemberRow, PeerRow, PermitRow, StoreOps, VpnRow } from './storage/types.js';
 import type { DeliveredMember } from './wire.js';
 
@@ -42,10 +43,7 @@ export interface FederationMessage {
   permits: { vpn: string; holder: string; der: string; notAfter: number }[];
 }
 
-export interface FederationView {
-  peers: (Omit<PeerRow, 'rootPem'> & { rootFingerprint: string })[];
-  shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
-}
+export type { FederationView } from './wire.js';
 
 /** What the federation needs from the authority service. */
 export interface FederationHost {
@@ -206,7 +204,9 @@ export class Federation {
           permitsOut: permits.filter((p) => p.direction === 'out').length,
         });
       }
-      return { peers, shares };
+      const names = new Map((await tx.listVpns()).map((v) => [v.id, v.name]));
+      const permits = (await tx.listPermits({})).map((p) => ({ vpn: names.get(p.vpnId) ?? String(p.vpnId), vpnId: p.vpnId, peer: p.peer, holder: p.holder, direction: p.direction, notAfter: p.notAfter }));
+      return { peers, shares, permits, permitValidityMs: this.h.permitValidityMs };
     });
   }
 

@@ -7,7 +7,8 @@ import type { Epochs } from './epochs.js';
 import { Unchanged } from './change.js';
 import { conflict, must } from './errors.js';
 import { activeMemberNames, gatewayOrThrow, vpnIdsOf } from './lookups.js';
-import type { CertificateRow, GatewayRow } from './storage/types.js';
+import { summarise } from './reports.js';
+import type { CertificateRow, GatewayReportRow, GatewayRow } from './storage/types.js';
 import { checkAddress, checkName } from './validate.js';
 import type { CertificateInfo, GatewayInfo } from './wire.js';
 
@@ -75,10 +76,11 @@ export class Gateways {
         set.add(vpns.get(m.vpnId)!);
         byGateway.set(m.gateway, set);
       }
+      const reports = new Map((await tx.listGatewayReports()).map((r) => [r.gateway, r]));
       const out: GatewayInfo[] = [];
       for (const g of await tx.listGateways()) {
         const cert = g.certSerial ? await tx.getCertificate(g.certSerial) : undefined;
-        out.push(gatewayInfo(g, cert, [...(byGateway.get(g.name) ?? [])]));
+        out.push(gatewayInfo(g, cert, [...(byGateway.get(g.name) ?? [])], reports.get(g.name), this.ctx.now()));
       }
       return out;
     });
@@ -90,7 +92,7 @@ export class Gateways {
       const cert = g.certSerial ? await tx.getCertificate(g.certSerial) : undefined;
       const names: string[] = [];
       for (const id of await vpnIdsOf(tx, name)) names.push((await tx.getVpnById(id))!.name);
-      return gatewayInfo(g, cert, names);
+      return gatewayInfo(g, cert, names, await tx.getGatewayReport(name), this.ctx.now());
     });
   }
 
@@ -127,7 +129,7 @@ export class Gateways {
   }
 }
 
-function gatewayInfo(g: GatewayRow, cert: CertificateRow | undefined, vpns: string[]): GatewayInfo {
+function gatewayInfo(g: GatewayRow, cert: CertificateRow | undefined, vpns: string[], report: GatewayReportRow | undefined, now: number): GatewayInfo {
   const certificate: CertificateInfo | null = cert
     ? { serial: cert.serial, fingerprint: fingerprint(cert.der), issuedAt: cert.issuedAt, notAfter: cert.notAfter, method: cert.method, revokedAt: cert.revokedAt, revokeReason: cert.revokeReason }
     : null;
@@ -141,5 +143,6 @@ function gatewayInfo(g: GatewayRow, cert: CertificateRow | undefined, vpns: stri
     enrolledAt: g.enrolledAt,
     revokedAt: g.revokedAt,
     revokeReason: g.revokeReason,
+    lastReport: report ? summarise(report, now) : null,
   };
 }

@@ -352,6 +352,8 @@ export interface ServeOptions {
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
   /** Overrides the jobs lease between replicas (tests). */
   jobs?: { leaseMs?: number };
+  /** Overrides the configured console session lifetimes (tests). */
+  sessions?: { idleMs?: number; maxMs?: number };
   /** Test hook: wraps the opened store (e.g. to inject failures). */
   wrapStore?: (store: Store) => Store;
 }
@@ -431,6 +433,11 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       attributeAuthority: aa,
       tls: { cert: tls.cert, key: tls.key },
       federation,
+      sessions: {
+        ...(config.console?.sessionIdleMs !== undefined && { idleMs: config.console.sessionIdleMs }),
+        ...(config.console?.sessionMaxMs !== undefined && { maxMs: config.console.sessionMaxMs }),
+        ...o.sessions,
+      },
       kek: keystore.readSecret(KEY_KEK),
       url: config.url,
       rotation: { ...config.rotation, ...o.rotation },
@@ -543,13 +550,16 @@ export interface AuthorityJob {
 
 /** How often the CRLs are re-signed: they are valid a week (certificates.ts), so this keeps them fresh. */
 const CRL_REFRESH_MS = 12 * 3_600_000;
+/** Ended console sessions are deleted this often (they are refused as soon as they end anyway). */
+const SESSION_PURGE_MS = 10 * 60_000;
 
 /**
  * The periodic jobs of a running authority, in one place: this replica's heartbeat (which also
  * claims or extends the jobs lease, replicas.ts), the scheduled rotations that are due (checked
  * every `rotationCheckMs`, 0 = never; cluster-wide: only on the holder of the jobs lease, fenced
- * by it), and the CRL refresh (every replica re-signs its own). The federation's exchanges and
- * permit renewals are the other cluster-wide job (federation.ts, its own loop, same lease).
+ * by it), the CRL refresh (every replica re-signs its own) and deleting ended console sessions.
+ * The federation's exchanges and permit renewals are the other cluster-wide job (federation.ts,
+ * its own loop, same lease).
  */
 export function authorityJobs(service: AuthorityService, rotationCheckMs: number): AuthorityJob[] {
   const replicas = service.replicas;
@@ -559,6 +569,7 @@ export function authorityJobs(service: AuthorityService, rotationCheckMs: number
       ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations({ fence: (tx) => replicas.assertHoldsJobs(tx), replica: replicas.id }) }]
       : []),
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
+    { name: 'ended console sessions', everyMs: SESSION_PURGE_MS, run: () => service.sessions.purge() },
   ];
 }
 

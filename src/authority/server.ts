@@ -8,7 +8,9 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { authenticateAdminRequest, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
+import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
 
 export interface TlsMaterial {
@@ -101,7 +103,18 @@ const s = {
   directoryQuery: { type: 'object', properties: { prefix: PREFIX }, required: ['prefix'], additionalProperties: false },
   auditQuery: {
     type: 'object',
-    properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$' }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, vpn: NAME, gateway: NAME },
+    properties: {
+      after: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      before: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+      vpn: NAME,
+      gateway: NAME,
+      actor: NAME,
+      action: { type: 'string', minLength: 1, maxLength: 64 },
+      from: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      to: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      order: { type: 'string', enum: ['asc', 'desc'] },
+    },
     additionalProperties: false,
   },
   adminToken: { type: 'object', properties: { name: NAME }, required: ['name'], additionalProperties: false },
@@ -127,6 +140,23 @@ const s = {
       permits: { type: 'array', maxItems: 100000 },
     },
     required: ['format', 'authority', 'issuing', 'attributeAuthority', 'vpns', 'permits'],
+    additionalProperties: false,
+  },
+  // The shape only; every field is checked and bounded by parseGatewayReport (reports.ts).
+  gatewayReport: {
+    type: 'object',
+    properties: {
+      format: { type: 'string', maxLength: 64 },
+      intervalMs: { type: 'integer' },
+      uptimeMs: { type: 'integer' },
+      authorityVersion: { type: 'integer' },
+      vpns: { type: 'array', maxItems: REPORT_LIMITS.vpns },
+      paths: { type: 'array', maxItems: REPORT_LIMITS.paths },
+      pathsTotal: { type: 'integer' },
+      ike: { type: 'array', maxItems: REPORT_LIMITS.ike },
+      counters: { type: 'object', maxProperties: REPORT_LIMITS.counters },
+    },
+    required: ['format', 'intervalMs', 'uptimeMs', 'authorityVersion', 'vpns', 'paths', 'pathsTotal', 'ike', 'counters'],
     additionalProperties: false,
   },
   changesQuery: {
@@ -185,6 +215,8 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   const routes: RouteInfo[] = [];
   (app as unknown as Record<symbol, RouteInfo[]>)[ROUTES] = routes;
   app.addHook('onRoute', (o) => {
+    // The API's routes (the console's pages are not part of it).
+    if (!o.url.startsWith('/v1/')) return;
     for (const m of Array.isArray(o.method) ? o.method : [o.method]) {
       if (m === 'HEAD') continue;
       const schema = o.schema as { body?: object; querystring?: object } | undefined;
@@ -216,8 +248,9 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     if (nul) throw new ApiError(400, 'bad-character', `${nul} contains U+0000 (NUL), which no name or text may contain`);
   });
 
+  // A bearer token (CLI) or a web console session (whose changes carry its CSRF token).
   const admin = async (req: FastifyRequest): Promise<void> => {
-    req.actor = await service.authenticateAdmin(req.headers.authorization);
+    req.actor = (await authenticateAdminRequest(service, req)).actor;
   };
   const gateway = async (req: FastifyRequest): Promise<void> => {
     const sock = req.raw.socket as TLSSocket;
@@ -303,12 +336,22 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     r.post('/v1/directory', { schema: { body: s.directoryAdd } }, async (req: Req<{ Body: { prefix: string; note?: string } }>) => service.addDirectory(actor(req), req.body.prefix, req.body.note ?? ''));
     r.delete('/v1/directory', { schema: { querystring: s.directoryQuery } }, async (req: Req<{ Querystring: { prefix: string } }>) => service.removeDirectory(actor(req), req.query.prefix));
 
-    r.get('/v1/audit', { schema: { querystring: s.auditQuery } }, async (req: Req<{ Querystring: { after?: string; limit?: string; vpn?: string; gateway?: string } }>) =>
+    r.get('/v1/gateways/:gateway/status', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.gatewayStatus(req.params.gateway));
+
+    type AuditQuerystring = { after?: string; before?: string; limit?: string; vpn?: string; gateway?: string; actor?: string; action?: string; from?: string; to?: string; order?: 'asc' | 'desc' };
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    r.get('/v1/audit', { schema: { querystring: s.auditQuery } }, async (req: Req<{ Querystring: AuditQuerystring }>) =>
       service.audit({
-        afterId: req.query.after === undefined ? undefined : Number(req.query.after),
+        afterId: num(req.query.after),
+        beforeId: num(req.query.before),
         limit: req.query.limit === undefined ? undefined : Math.max(1, Number(req.query.limit)),
         vpn: req.query.vpn,
         gateway: req.query.gateway,
+        actor: req.query.actor,
+        action: req.query.action,
+        from: num(req.query.from),
+        to: num(req.query.to),
+        order: req.query.order,
       }),
     );
 
@@ -376,6 +419,8 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   app.register(async (r) => {
     r.addHook('onRequest', gateway);
     r.get('/v1/gateway/self', async (req) => service.gatewaySelf(req.gatewayName!));
+    // Status reports: bounded in size here, in entries and rate by reports.ts.
+    r.post('/v1/gateway/status', { bodyLimit: REPORT_LIMITS.bytes, schema: { body: s.gatewayReport } }, async (req: Req<{ Body: unknown }>) => service.reportStatus(req.gatewayName!, req.body));
     r.post('/v1/gateway/ike-certificate', { schema: { body: s.ikeCertificate } }, async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr));
     r.get('/v1/gateway/changes', { schema: { querystring: s.changesQuery } }, async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
       const since = req.query.since === undefined ? 0 : Number(req.query.since);
@@ -393,6 +438,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     });
   });
 
+  await registerConsole(app, service);
   return app;
 }
 

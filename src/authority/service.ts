@@ -14,6 +14,9 @@
 //   changeStream     change-stream.ts   the gateways' long poll and its wake-ups
 //   federation       federation.ts      peer authorities and permits
 //   replicas         replicas.ts        the processes over one database: heartbeats, the jobs lease
+//   sessions         sessions.ts        web console sessions (sign-in, CSRF, expiry)
+//   reports          reports.ts         gateways' status reports
+//   events           events.ts          live events for administrators (the console)
 //
 // The periodic jobs (scheduled rotation, CRL refresh, heartbeats) are started by lifecycle.ts.
 import type { Logger } from 'pino';
@@ -29,6 +32,9 @@ import type { AuthorityContext } from './context.js';
 import { Delivery } from './delivery.js';
 import { Directory } from './directory.js';
 import { Enrollment, type BundleOptions, type TokenOptions } from './enrollment.js';
+import { AdminEvents } from './events.js';
+import { GatewayReports } from './reports.js';
+import { ConsoleSessions, DEFAULT_SESSIONS, type SessionConfig } from './sessions.js';
 import { Epochs } from './epochs.js';
 import { DEFAULT_PERMIT_VALIDITY_MS, Federation } from './federation.js';
 import { Gateways, type Revocation } from './gateways.js';
@@ -54,6 +60,8 @@ export interface ServiceOptions {
   federation?: { permitValidityMs?: number };
   /** The jobs lease between replicas (replicas.ts). */
   jobs?: { leaseMs?: number };
+  /** Web console sessions: idle and absolute lifetimes. */
+  sessions?: Partial<SessionConfig>;
 }
 
 export class AuthorityService implements AuthorityContext {
@@ -73,6 +81,9 @@ export class AuthorityService implements AuthorityContext {
   readonly replicas: Replicas;
   /** Peering with other authorities and the permits of pairwise VPNs (absent without an attribute authority). */
   readonly federation?: Federation;
+  readonly sessions: ConsoleSessions;
+  readonly reports: GatewayReports;
+  readonly events: AdminEvents;
   private readonly ca: AuthorityCa;
   private readonly clock: () => number;
   private authorityName = '';
@@ -129,6 +140,10 @@ export class AuthorityService implements AuthorityContext {
     this.gateways = new Gateways(this, { epochs: this.epochs });
     this.enrollment = new Enrollment(this, { tokenTtlMs: o.enrollment.tokenTtlMs, certificates: this.certificates, epochs: this.epochs, gateways: this.gateways });
     this.admin = new Administration(this, { startedAt: this.startedAt, changeStream: this.changeStream });
+    this.sessions = new ConsoleSessions(this, { admin: this.admin, config: { ...DEFAULT_SESSIONS, ...o.sessions } });
+    this.reports = new GatewayReports(this);
+    this.events = new AdminEvents(this);
+    this.reports.onReport((gateway) => this.events.publish({ type: 'report', gateway }));
   }
 
   /** Loads the authority's identity from the store and builds the CRLs. */
@@ -147,6 +162,7 @@ export class AuthorityService implements AuthorityContext {
   async stop(): Promise<void> {
     const federation = this.federation?.stop();
     this.changeStream.stop();
+    this.events.stop();
     await federation;
     await this.replicas.stop();
   }
@@ -198,6 +214,7 @@ export class AuthorityService implements AuthorityContext {
     }
     const { result, change } = written;
     this.changeStream.published(change);
+    this.events.publish({ type: 'change', version: change.version });
     if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
     if (change.crlChanged) await this.certificates.refreshCrls();
     if (peers) this.federation!.kick();
@@ -244,6 +261,8 @@ export class AuthorityService implements AuthorityContext {
   readonly enroll = (p: { token: string; csr: string }) => this.enrollment.enroll(p);
 
   readonly listReplicas = () => this.replicas.list();
+  readonly reportStatus = (gateway: string, body: unknown) => this.reports.accept(gateway, body);
+  readonly gatewayStatus = (name: string) => this.reports.get(name);
 
   readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) => this.changeStream.changes(gateway, since, waitMs, signal);
 }

@@ -1,5 +1,6 @@
 // The JSON the authority's API sends and receives (see docs/openapi.yaml). Times are ms since the
 // Unix epoch; binary values are base64; certificates and keys are PEM.
+import type { PathView } from '../core/gateway-api.js';
 import type { VpnMode } from '../core/types.js';
 
 export interface ApiErrorBody {
@@ -98,6 +99,8 @@ export interface GatewayInfo {
   enrolledAt: number | null;
   revokedAt: number | null;
   revokeReason: string | null;
+  /** Its last status report, summed up (null before the first). */
+  lastReport: ReportSummary | null;
 }
 
 export interface EnrollTokenView {
@@ -240,4 +243,80 @@ export interface GatewayChanges {
   /** The changes after `since` that concern this gateway, oldest first. */
   events: ChangeEvent[];
   eventsTruncated: boolean;
+}
+
+export const REPORT_FORMAT = 'kasane-gateway-report/1';
+
+/** One key-table path as a gateway reports it (times as ages, so the gateway's clock does not matter). */
+export type ReportedPath = Omit<PathView, 'installedAt' | 'lastUsed' | 'expiresAt'> & { ageMs: number; idleMs: number };
+
+export interface ReportedIkeSa {
+  peer?: string;
+  vpnId?: number;
+  role: string;
+  state: string;
+  remote: string;
+  ageMs: number;
+  childSas: number;
+}
+
+/**
+ * A gateway's status report (POST /v1/gateway/status, mutual TLS): its key table (the paths used
+ * most recently, at most 256), IKE SAs, and every counter (search, drops by reason, datapath).
+ */
+export interface GatewayReport {
+  format: typeof REPORT_FORMAT;
+  /** The longest the gateway waits between two reports (ms): later than that it is offline. */
+  intervalMs: number;
+  /** How long the gateway process has run (ms). */
+  uptimeMs: number;
+  authorityVersion: number;
+  vpns: { id: number; name: string; mode: string; epoch?: number }[];
+  paths: ReportedPath[];
+  /** Paths in the key table (paths may hold fewer). */
+  pathsTotal: number;
+  ike: ReportedIkeSa[];
+  counters: Record<string, number>;
+}
+
+/** What the authority keeps of a gateway's last report, for GatewayInfo and `kasane gateway list`. */
+export interface ReportSummary {
+  receivedAt: number;
+  /** Heard from within its promised interval (with a margin). */
+  online: boolean;
+  uptimeMs: number;
+  paths: number;
+  encrypting: number;
+  /** Every packet the gateway did not forward, summed over the drop counters. */
+  drops: number;
+  searches: number;
+}
+
+/** GET /v1/gateways/{gateway}/status */
+export interface GatewayStatusView {
+  gateway: string;
+  receivedAt: number;
+  online: boolean;
+  report: GatewayReport;
+}
+
+/** GET /v1/federation: peer authorities, shared VPNs with their foreign members, permits. */
+export interface FederationView {
+  peers: { name: string; url: string; addedAt: number; lastSyncAt: number | null; lastError: string | null; rootFingerprint: string }[];
+  shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
+  /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
+  permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: 'in' | 'out' | 'local'; notAfter: number }[];
+  /** How long this authority's permits are valid; they are renewed when a third of it is left. */
+  permitValidityMs: number;
+}
+
+/** What a signed-in console is told about its own session (GET /v1/session). */
+export interface SessionView {
+  actor: string;
+  /** Send it back in the X-Kasane-CSRF header with every change. */
+  csrfToken: string;
+  createdAt: number;
+  /** When the session ends unless used before (idle), and at the latest. */
+  idleExpiresAt: number;
+  expiresAt: number;
 }

@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCommand, Testbed } from '../testbed/netns.js';
+import { killProcess, stopProcess as stop, waitFor } from '../testbed/sites.js';
 import type { GatewayStatus } from '../gateway/status.js';
 
 export interface Figure2 {
@@ -111,12 +112,8 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
       gateways.delete(`G${n}`);
     },
     async killGateway(n) {
-      const d = gateways.get(`G${n}`);
+      await killProcess(gateways.get(`G${n}`));
       gateways.delete(`G${n}`);
-      if (!d || d.exitCode !== null || d.signalCode !== null) return;
-      const gone = new Promise((r) => d.once('exit', r));
-      d.kill('SIGKILL');
-      await gone;
     },
     status: (n) => JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
     ping(from, to, po = {}) {
@@ -194,22 +191,6 @@ function buildNetwork(tb: Testbed): Figure2['ns'] {
   tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
   tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
   return ns;
-}
-
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  p.kill('SIGTERM');
-  const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
-  if (!exited && p.pid) p.kill('SIGKILL');
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

@@ -44,11 +44,13 @@ export interface GatewayRunConfig {
    * in a PKCS#11 token (seed 001's IC chip), with its own certificate from the authority.
    */
   keystore?: { pkcs11: { module: string; token: string; pinFile: string; key: string } };
+  /** Status reports to the authority (status-report.ts): at least every `interval` ms, 0 = none. */
+  statusReport: { interval: number };
   logLevel: string;
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'logLevel']);
+const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel']);
 
 /** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
 export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
@@ -159,6 +161,7 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     limits: objectOf('limits', DEFAULT_LIMITS),
     keystore: keystoreOf(d.keystore, problems),
     ike: ikeOf(objectOf('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS }), problems),
+    statusReport: statusReportOf(objectOf('statusReport', { interval: 0 }), problems),
     logLevel: str('logLevel') ?? 'info',
   };
   if (problems.length > 0) return err('bad-config', `${where}: ${problems.join('; ')}`);
@@ -166,6 +169,14 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
 }
 
 export const DEFAULT_IKE_IDLE_TIMEOUT = 300_000;
+export const DEFAULT_STATUS_REPORT_INTERVAL = 10_000;
+
+/** The `statusReport` section: `{ interval: ms }` (0 turns the reports off; otherwise 2 s to 1 h). */
+function statusReportOf(v: Record<string, number>, problems: string[]): GatewayRunConfig['statusReport'] {
+  const interval = v.interval ?? DEFAULT_STATUS_REPORT_INTERVAL;
+  if (interval !== 0 && (!Number.isInteger(interval) || interval < 2000 || interval > 3_600_000)) problems.push('statusReport.interval must be 0 (off) or from 2000 to 3600000 ms');
+  return { interval };
+}
 
 /** The `ike` section: ports (default 500 and 4500), idle timeout, and engine timers by name. */
 function ikeOf(v: Record<string, number>, problems: string[]): GatewayRunConfig['ike'] {

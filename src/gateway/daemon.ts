@@ -26,6 +26,7 @@ import { AuthorityLink, GatewayStartError } from './authority-link.js';
 import { loadCredentials, type Credentials } from './credentials.js';
 import { gatewayRegistry } from './metrics.js';
 import { queryStatus, serveStatus, type GatewayStatus } from './status.js';
+import { StatusReporter } from './status-report.js';
 import { SeqReservations } from './seq-reservation.js';
 import { ReceiveJournal } from './rx-journal.js';
 import { warmUpSearchPath } from './warmup.js';
@@ -44,6 +45,7 @@ export class GatewayDaemon {
   private ikeIdentity?: IkeIdentity;
   private datapath?: NativeDatapath;
   private statusServer?: Server;
+  private reporter?: StatusReporter;
   private metricsServer?: HttpServer;
   private link?: AuthorityLink;
   private readonly abort = new AbortController();
@@ -196,6 +198,10 @@ export class GatewayDaemon {
     this.statusServer = await serveStatus(this.config.statusSocket, () => this.status());
     if (this.config.metrics) await this.serveMetrics(this.config.metrics.host, this.config.metrics.port);
     this.watching = this.follow();
+    if (this.config.statusReport.interval > 0) {
+      this.reporter = new StatusReporter({ client: this.link.client, status: () => this.status(), intervalMs: this.config.statusReport.interval, log: this.log });
+      this.reporter.start();
+    }
     this.log.info(
       { gateway: this.id, address: bundle.gateway.address, version: this.link.version, authority: this.link.client.endpoint, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
       'gateway running',
@@ -296,6 +302,7 @@ export class GatewayDaemon {
     if (this.stopped) return;
     this.stopped = true;
     this.abort.abort();
+    this.reporter?.stop();
     if (this.seqTimer) clearInterval(this.seqTimer);
     if (this.mtuTimer) clearInterval(this.mtuTimer);
     await this.ike?.stop().catch(() => undefined);

@@ -67,6 +67,40 @@ for (const store of await testStores()) {
         assert.ok(all.every((e, i) => i === 0 || (e.id > all[i - 1].id && e.version >= all[i - 1].version)), 'oldest first');
       }));
 
+    it('the audit log filters by who, what (an action or a family), when, newest first, and pages backwards', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        const t0 = a.clock.now;
+        await service.vpns.create('admin:alice', { name: 'corp' });
+        await a.enrolled('gw1', '192.0.2.1');
+        a.clock.now = t0 + 3_600_000;
+        await service.vpns.updateMembership('admin:bob', 'corp', 'gw1', { add: ['10.1.0.0/16'], create: true });
+        await service.vpns.updateMembership('admin:bob', 'corp', 'gw1', { add: ['10.2.0.0/16'] });
+        a.clock.now = t0 + 7_200_000;
+        await service.vpns.updateMembership('admin:alice', 'corp', 'gw1', { remove: ['10.2.0.0/16'] });
+        await service.epochs.rotate('admin:alice', 'corp', true);
+        const actions = (q: Parameters<typeof service.admin.audit>[0]) => service.admin.audit(q).then((l) => l.map((e) => `${e.actor} ${e.action}`));
+
+        assert.deepEqual(await actions({ actor: 'admin:bob' }), ['admin:bob member.add', 'admin:bob directory.change', 'admin:bob member.update', 'admin:bob directory.change']);
+        assert.deepEqual(await actions({ actor: 'admin:bo' }), [], 'who: exactly that actor');
+        // A family ends in a dot: member.add, member.update, member.update (a removed prefix).
+        assert.deepEqual(await actions({ action: 'member.' }), ['admin:bob member.add', 'admin:bob member.update', 'admin:alice member.update']);
+        assert.deepEqual(await actions({ action: 'member' }), [], 'without the dot: that action only');
+        assert.deepEqual(await actions({ action: 'vpn.rotate', actor: 'admin:alice' }), ['admin:alice vpn.rotate']);
+        // When: from and to are inclusive.
+        assert.deepEqual(await actions({ from: t0 + 3_600_000, to: t0 + 3_600_000, action: 'member.' }), ['admin:bob member.add', 'admin:bob member.update']);
+        assert.deepEqual(await actions({ from: t0 + 7_200_000, action: 'member.' }), ['admin:alice member.update']);
+        const early = await actions({ to: t0 });
+        assert.equal(early[0], 'admin:alice vpn.create');
+        assert.ok(early.length > 1 && early.every((e) => !e.includes('member.')), early.join(', '));
+        // Newest first, and the page before an entry (the console's "older entries").
+        const newest = await service.admin.audit({ order: 'desc', limit: 2 });
+        assert.deepEqual(newest.map((e) => e.action), ['vpn.rotate', 'directory.change']);
+        const older = await service.admin.audit({ order: 'desc', limit: 2, beforeId: newest[1].id });
+        assert.deepEqual(older.map((e) => e.action), ['member.update', 'directory.change']);
+        assert.ok(older.every((e) => e.id < newest[1].id));
+      }));
+
     it('the status counts VPNs, memberships and gateways by status, and the gateways waiting on the change stream', () =>
       withAuthority(store, async (a) => {
         const { service } = a;

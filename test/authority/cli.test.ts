@@ -95,8 +95,9 @@ describe('kasane CLI (administrator commands)', () => {
     const enrolled = await enroll({ url: tok.authority.url, token: tok.token, caFingerprint: tok.authority.caFingerprint, name: 'gw2' });
     assert.equal(enrolled.gateway.name, 'gw2');
     r = await kasane('gateway', 'list', ...conn);
-    assert.match(r.out, /\ngw1\s+active\s+192\.0\.2\.1\s+corp\s+\S+\s+bundle/);
-    assert.match(r.out, /\ngw2\s+active\s+2001:db8::2\s+-\s+\S+\s+online/);
+    // No status report yet: LAST REPORT, PATHS, ENCRYPTING, SEARCHES and DROPS are '-'.
+    assert.match(r.out, /\ngw1\s+active\s+192\.0\.2\.1\s+corp\s+(-\s+){5}\S+\s+bundle/);
+    assert.match(r.out, /\ngw2\s+active\s+2001:db8::2\s+-\s+(-\s+){5}\S+\s+online/);
   });
 
   it('reports refused changes precisely, with exit code 1 (JSON with --json)', async () => {

@@ -14,7 +14,7 @@ import { generateKeyPair } from '../../src/pki/keys.js';
 import { FEDERATION_FORMAT } from '../../src/authority/federation.js';
 import type { AuthoritySnapshot, VpnMember } from '../../src/core/types.js';
 import { postgresForTests } from './helpers/postgres.js';
-import { apiError, bundleGateway, freePort, startTestAuthority, unauditedVersions, type TestAuthority, type TestGateway } from './helpers/authority.js';
+import { apiError, bundleGateway, exchangeTwice, freePort, peerAndShare, startTestAuthority, unauditedVersions, type TestAuthority, type TestGateway } from './helpers/authority.js';
 
 const aaOf = (t: TestAuthority) => new x509.X509Certificate(readFileSync(join(t.dir, 'a', 'certs', 'attribute-authority.pem'), 'utf8'));
 
@@ -52,22 +52,28 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
   });
 
   it('peers over mutual TLS, shares a pairwise VPN, and delivers each side the other’s members with certificates and permits', async () => {
-    await A.admin.addPeer({ name: 'authority-b', url: B.url, root: B.ca });
-    await B.admin.addPeer({ name: 'authority-a', url: A.url, root: A.ca });
-    for (const t of [A, B]) await t.admin.createVpn({ name: 'shared', id: 7000, mode: 'pairwise' });
-    await A.admin.shareVpn('shared', 'authority-b');
-    await B.admin.shareVpn('shared', 'authority-a');
+    await peerAndShare(A, B, { name: 'shared', id: 7000 });
     await A.admin.addMember('shared', 'ga', ['10.1.0.0/24']);
     await A.admin.addMember('shared', 'ga2', ['10.1.1.0/24']);
     await B.admin.addMember('shared', 'gb', ['10.2.0.0/24']);
-    // Two rounds: members first, then the permits made for them.
-    for (let i = 0; i < 2; i++) {
-      await A.admin.syncFederation();
-      await B.admin.syncFederation();
-    }
+    await exchangeTwice(A, B);
     const view = await A.admin.federation();
     assert.equal(view.peers[0].lastError, null);
     assert.deepEqual(view.shares.map((s) => [s.vpn, s.peer, s.foreignMembers.map((m) => m.gateway)]), [['shared', 'authority-b', ['gb']]]);
+    // Every permit A knows, with its end (the console's federation page and overview; whole seconds, as in X.509).
+    const end = Math.floor((clock + 3_600_000) / 1000) * 1000;
+    assert.deepEqual(
+      view.permits.map((p) => [p.vpn, p.direction, p.peer, p.holder, p.notAfter]).sort(),
+      [
+        ['shared', 'in', 'authority-b', 'ga', end],
+        ['shared', 'in', 'authority-b', 'ga2', end],
+        ['shared', 'local', '', 'ga', end],
+        ['shared', 'local', '', 'ga2', end],
+        ['shared', 'out', 'authority-b', 'gb', end],
+      ].sort(),
+    );
+    assert.equal(view.permitValidityMs, 3_600_000);
+    assert.deepEqual(view.shares.map((s) => [s.permitsIn, s.permitsOut]), [[2, 1]]);
 
     const sb = await snapshotOf(gb);
     const fa = member(sb, 'shared', 'ga@authority-a');
@@ -98,10 +104,7 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
   it('renews permits before they expire (at 2/3 of their validity)', async () => {
     const before = member(await snapshotOf(gb), 'shared', 'ga@authority-a')!;
     clock += 50 * 60_000; // 50 min of a 60 min permit
-    for (let i = 0; i < 2; i++) {
-      await A.admin.syncFederation();
-      await B.admin.syncFederation();
-    }
+    await exchangeTwice(A, B);
     const after = member(await snapshotOf(gb), 'shared', 'ga@authority-a')!;
     assert.ok(after.permitNotAfter! > before.permitNotAfter!, 'a new permit with a later end');
     assert.ok(!Buffer.from(after.permit!).equals(Buffer.from(before.permit!)));
@@ -113,10 +116,7 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     const { certificate } = await ga.client.requestIkeCertificate(csr);
     const ike = new x509.X509Certificate(certificate);
     assert.equal(ike.subject, new x509.X509Certificate(ga.bundle.certificate).subject);
-    for (let i = 0; i < 2; i++) {
-      await A.admin.syncFederation();
-      await B.admin.syncFederation();
-    }
+    await exchangeTwice(A, B);
     const fa = member(await snapshotOf(gb), 'shared', 'ga@authority-a')!;
     assert.ok(Buffer.from(fa.certificate!).equals(Buffer.from(ike.rawData)), 'the IKE certificate is the one pinned at the peer');
     // The permit ga presents to gb names the IKE certificate as holder.

@@ -19,7 +19,7 @@ for (const store of await testStores()) {
       withAuthority(store, async ({ service, clock }) => {
         await addVpn(service, 'corp');
         const g = await service.gateways.add(ADMIN, { name: '東京/gw #1', address: '2001:db8::1' });
-        assert.deepEqual(g, { name: '東京/gw #1', address: '2001:db8::1', status: 'pending', certificate: null, vpns: [], createdAt: clock.now, enrolledAt: null, revokedAt: null, revokeReason: null });
+        assert.deepEqual(g, { name: '東京/gw #1', address: '2001:db8::1', status: 'pending', certificate: null, vpns: [], createdAt: clock.now, enrolledAt: null, revokedAt: null, revokeReason: null, lastReport: null });
         await addMember(service, 'corp', '東京/gw #1', '10.1.0.0/16');
         assert.deepEqual((await service.gateways.get('東京/gw #1')).vpns, ['corp']);
         assert.deepEqual(

@@ -88,7 +88,7 @@ describe('periodic jobs', () => {
 
 for (const store of await testStores()) {
   describe(`an authority's jobs on ${store.kind}`, { skip: store.skip }, () => {
-    it('are the heartbeat, the due rotations (on the holder of the jobs lease) and the CRL refresh', () =>
+    it('are the heartbeat, the due rotations (on the holder of the jobs lease), the CRL refresh and deleting ended console sessions', () =>
       withAuthority(store, async ({ service, clock }) => {
         const jobs = authorityJobs(service, 1000);
         assert.deepEqual(
@@ -97,6 +97,7 @@ for (const store of await testStores()) {
             ['heartbeat', 2000, false],
             ['scheduled rotation', 1000, true],
             ['CRL refresh', 12 * 3_600_000, false],
+            ['ended console sessions', 10 * 60_000, false],
           ],
         );
         await addVpn(service, 'hourly', { rotationPeriodMs: 3_600_000 });

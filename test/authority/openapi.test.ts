@@ -64,7 +64,8 @@ describe('OpenAPI document', () => {
         const op = ops[m];
         if (path.startsWith('/v1/gateway/')) assert.deepEqual(op.security, [{ gatewayCertificate: [] }], `${m} ${path}`);
         else if (path === '/v1/federation/exchange') assert.deepEqual(op.security, [{ peerAuthorityCertificate: [] }], `${m} ${path}`);
-        else if (['/v1/health', '/v1/ca', '/v1/ca/crl', '/v1/enroll'].includes(path)) assert.deepEqual(op.security, [], `${m} ${path}`);
+        else if (['/v1/health', '/v1/ca', '/v1/ca/crl', '/v1/enroll'].includes(path) || (path === '/v1/session' && m === 'post')) assert.deepEqual(op.security, [], `${m} ${path}`);
+        else if (path === '/v1/session') assert.deepEqual(op.security, [{ consoleSession: [] }], `${m} ${path}`);
         else assert.equal(op.security, undefined, `${m} ${path} uses the admin token`);
       }
     }

@@ -1,107 +1,64 @@
 // Pairwise VPNs across two authorities, end to end (issue 5, seed 001): two authority processes
-// that peer over mutual TLS, a gateway daemon under each, terminals behind them. An operator on
-// each side shares one pairwise VPN; the first ping triggers the key search, then IKE between the
-// gateways (certificates and permits delivered by their authorities), and passes. The WAN carries
-// IKE on UDP 500/4500 and ESP in UDP, never the payload. A withdrawn share stops the SAs; permits
-// that expire (their issuer down) stop new SAs; the issuer back, traffic comes back. Child SAs die
-// with a killed gateway: ESP in UDP captured before, replayed after its restart, is refused.
+// that peer over mutual TLS, a gateway daemon under each, terminals behind them (src/demo/federation.ts,
+// also `kasane demo federation`). An operator on each side shares one pairwise VPN; the first ping
+// triggers the key search, then IKE between the gateways (certificates and permits delivered by
+// their authorities), and passes. The WAN carries IKE on UDP 500/4500 and ESP in UDP, never the
+// payload. A withdrawn share stops the SAs; permits that expire (their issuer down) stop new SAs;
+// the issuer back, traffic comes back. Child SAs die with a killed gateway: ESP in UDP captured
+// before, replayed after its restart, is refused.
 //
-//   A (10.1.0.10) - GA (10.200.1.2) --+               AUTH-A 10.200.9.2 (authority-a)
+//   A (10.1.0.10) - GA (10.200.1.2) --+               AUTHA 10.200.9.2 (authority-a)
 //                                      +-- R ---------+
-//   B (10.2.0.10) - GB (10.200.2.2) --+               AUTH-B 10.200.8.2 (authority-b)
+//   B (10.2.0.10) - GB (10.200.2.2) --+               AUTHB 10.200.8.2 (authority-b)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
-import type { GatewayStatus } from '../../src/gateway/status.js';
+import { netnsAvailability } from '../../src/testbed/netns.js';
+import { buildFederation } from '../../src/demo/federation.js';
+import { waitFor } from '../../src/testbed/sites.js';
 import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject } from '../support/inject.js';
-import { privateSofthsmToken, SOFTHSM_MODULE } from '../support/softhsm.js';
+import { CLI } from './sites.js';
 
 const avail = netnsAvailability();
 const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const PERMIT_MS = 40_000;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function stop(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  p.kill('SIGTERM');
-  const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
-  if (!exited) p.kill('SIGKILL');
-}
 
 test('pairwise VPN across two authorities: key search + IKE on the first ping, IKE and ESP-in-UDP on the WAN, withdrawal and expiry stop new SAs', { skip, timeout: 420_000 }, async (t) => {
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
   const dir = mkdtempSync(join(tmpdir(), 'kasane-fed-'));
-  const tb = new Testbed();
-  const procs = new Map<string, ChildProcess>();
+  // GB's IKE key lives in a PKCS#11 token (SoftHSM2, a private token directory): seed 001's IC chip.
+  const hsm = join(dir, 'softhsm');
+  mkdirSync(hsm);
+  writeFileSync(join(hsm, 'softhsm2.conf'), `directories.tokendir = ${hsm}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  process.env.SOFTHSM2_CONF = join(hsm, 'softhsm2.conf');
+  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'gb-token', '--pin', '246810', '--so-pin', '13579135'], { stdio: 'ignore' });
+  writeFileSync(join(hsm, 'pin'), '246810\n', { mode: 0o600 });
+  const s = await buildFederation({
+    dir,
+    cli: CLI,
+    permitValidityMs: PERMIT_MS,
+    ikeIdleTimeoutMs: 8000,
+    gatewayConfig: { GB: `keystore: { pkcs11: { module: /usr/lib/softhsm/libsofthsm2.so, token: gb-token, pinFile: ${join(hsm, 'pin')}, key: gb-ike } }\n` },
+  });
   try {
-    const ns = { A: tb.ns('A'), B: tb.ns('B'), GA: tb.ns('GA'), GB: tb.ns('GB'), R: tb.ns('R'), AA: tb.ns('AUTHA'), AB: tb.ns('AUTHB') };
-    tb.link(ns.A, 'eth0', '10.1.0.10/24', ns.GA, 'lan0', '10.1.0.1/24');
-    tb.link(ns.B, 'eth0', '10.2.0.10/24', ns.GB, 'lan0', '10.2.0.1/24');
-    tb.link(ns.GA, 'wan0', '10.200.1.2/24', ns.R, 'ga', '10.200.1.1/24');
-    tb.link(ns.GB, 'wan0', '10.200.2.2/24', ns.R, 'gb', '10.200.2.1/24');
-    tb.link(ns.AA, 'eth0', '10.200.9.2/24', ns.R, 'aa', '10.200.9.1/24');
-    tb.link(ns.AB, 'eth0', '10.200.8.2/24', ns.R, 'ab', '10.200.8.1/24');
-    for (const [n, gw] of [[ns.A, '10.1.0.1'], [ns.B, '10.2.0.1'], [ns.GA, '10.200.1.1'], [ns.GB, '10.200.2.1'], [ns.AA, '10.200.9.1'], [ns.AB, '10.200.8.1']] as const) tb.ip(n, 'route', 'add', 'default', 'via', gw);
-    tb.ip(ns.R, 'route', 'add', '10.1.0.0/24', 'via', '10.200.1.2');
-    tb.ip(ns.R, 'route', 'add', '10.2.0.0/24', 'via', '10.200.2.2');
-    tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
-
-    const kasane = (where: string, ...args: string[]) => tb.exec(where, CLI[0], ...CLI.slice(1), ...args);
+    const { tb, ns } = s;
     const side = {
-      a: { auth: ns.AA, data: join(dir, 'authority-a'), name: 'authority-a', listen: '10.200.9.2:7443', gw: 'GA', gwNs: ns.GA, gwAddr: '10.200.1.2', lan: '10.1.0.0/24' },
-      b: { auth: ns.AB, data: join(dir, 'authority-b'), name: 'authority-b', listen: '10.200.8.2:7443', gw: 'GB', gwNs: ns.GB, gwAddr: '10.200.2.2', lan: '10.2.0.0/24' },
+      a: { name: 'authority-a', gw: 'GA' },
+      b: { name: 'authority-b', gw: 'GB' },
     };
     type Side = (typeof side)['a'];
-    const admin = (s: Side, ...args: string[]) => kasane(s.auth, ...args, '--data', s.data);
-    const startAuthority = async (s: Side) => {
-      procs.set(s.name, tb.spawn(s.auth, CLI[0], [...CLI.slice(1), 'authority', 'serve', '--data', s.data, '--log-level', 'warn']));
-      await waitFor(() => {
-        try {
-          admin(s, 'authority', 'status');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 60_000, `${s.name} to serve`);
-    };
-    // GB's IKE key lives in a PKCS#11 token (SoftHSM2, a private token directory): seed 001's IC chip.
-    const hsm = join(dir, 'softhsm');
-    mkdirSync(hsm);
-    const { pinFile } = privateSofthsmToken('gb-token', '246810', hsm);
-    const keystore = (s: Side) => (s.gw === 'GB' ? `keystore: { pkcs11: { module: ${SOFTHSM_MODULE}, token: gb-token, pinFile: ${pinFile}, key: gb-ike } }\n` : '');
-    const startGateway = async (s: Side) => {
-      const data = join(dir, s.gw);
-      const cfg = join(dir, `${s.gw}.yaml`);
-      writeFileSync(cfg, `data: ${data}\ninside: [lan0]\noutside: [wan0]\nlogLevel: info\nike: { halfOpenTimeout: 5000, retransmitTries: 3, idleTimeout: 8000 }\n${keystore(s)}`);
-      const d = tb.spawn(s.gwNs, CLI[0], [...CLI.slice(1), 'gateway', 'run', '--config', cfg]);
-      procs.set(s.gw, d);
-      let text = '';
-      d.stderr!.on('data', (b: Buffer) => (text += b.toString()));
-      await waitFor(() => text.includes('gateway running') || d.exitCode !== null, 60_000, `${s.gw} to start`);
-      if (d.exitCode !== null) throw new Error(`${s.gw} exited: ${text.slice(-3000)}`);
-      return () => text;
-    };
-    const status = (s: Side) => JSON.parse(kasane(s.gwNs, 'gateway', 'status', '--data', join(dir, s.gw), '--json')) as GatewayStatus;
+    const admin = (x: Side, ...args: string[]) => s.adminOf(x.name, ...args);
+    const status = (x: Side) => s.status(x.gw);
+    const logA = () => s.gatewayLog('GA');
+    const logB = () => s.gatewayLog('GB');
     const dump = () =>
-      ['a', 'b']
-        .map((k) => {
-          const x = side[k as 'a' | 'b'];
+      [side.a, side.b]
+        .map((x) => {
           const st = status(x);
           return `--- ${x.gw}: ${JSON.stringify({ paths: st.paths, ike: st.ike, vpns: st.vpns, stats: Object.fromEntries(Object.entries(st.stats).filter(([n]) => /ike|search|drop|pending/.test(n))) })}`;
         })
@@ -114,31 +71,6 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
         return false;
       }
     };
-
-    // Two authorities, each with its gateway, peered by their operators (roots exchanged once).
-    for (const s of [side.a, side.b]) {
-      kasane(s.auth, 'authority', 'init', '--data', s.data, '--name', s.name, '--listen', s.listen);
-      const cfgPath = join(s.data, 'authority.json');
-      writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), federation: { syncIntervalMs: 1000, permitValidityMs: PERMIT_MS } }));
-      await startAuthority(s);
-      admin(s, 'vpn', 'create', 'P7', '--id', '7000', '--mode', 'pairwise');
-      admin(s, 'gateway', 'add', s.gw, '--address', s.gwAddr);
-      admin(s, 'member', 'add', 'P7', s.gw, s.lan);
-      const bundle = join(dir, `${s.gw}.bundle.json`);
-      admin(s, 'gateway', 'bundle', s.gw, '-o', bundle);
-      kasane(s.gwNs, 'gateway', 'enroll', '--data', join(dir, s.gw), '--bundle', bundle);
-      writeFileSync(join(dir, `${s.name}.root.pem`), admin(s, 'authority', 'ca'));
-    }
-    for (const [me, other] of [[side.a, side.b], [side.b, side.a]] as const) {
-      admin(me, 'authority', 'peer', 'add', other.name, '--peer-url', `https://${other.listen}`, '--root', join(dir, `${other.name}.root.pem`));
-      admin(me, 'vpn', 'share', 'P7', '--peer', other.name);
-    }
-    await waitFor(() => {
-      const v = JSON.parse(admin(side.a, 'authority', 'peer', 'list', '--json')) as { shares: { foreignMembers: unknown[]; permitsIn: number; permitsOut: number }[] };
-      return v.shares[0]?.foreignMembers.length === 1 && v.shares[0].permitsIn === 1 && v.shares[0].permitsOut === 1;
-    }, 30_000, 'the authorities to exchange members and permits');
-    const logA = await startGateway(side.a);
-    let logB = await startGateway(side.b);
 
     await t.test('the first ping: key search, IKE (two authorities, permits), delivered; the WAN shows IKE and ESP in UDP only', async () => {
       const pcap = join(dir, 'wan.pcap');
@@ -207,10 +139,8 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
           return b;
         });
       assert.ok(esp.length >= 10, `captured ${esp.length} ESP-in-UDP packets`);
-      const gb = procs.get('GB')!;
-      process.kill(gb.pid!, 'SIGKILL');
-      await new Promise((r) => (gb.exitCode !== null || gb.signalCode !== null ? r(null) : gb.once('exit', r)));
-      logB = await startGateway(side.b);
+      await s.killGateway('GB');
+      await s.startGateway('GB');
       const lanFile = join(dir, 'lan-b-pairwise.pcap');
       const lan = await startCapture(tb, ns.B, 'eth0', lanFile, ['src 10.1.0.10']);
       const before = status(side.b).stats['datapath.udp-punt.unknown-spi'] ?? 0;
@@ -230,22 +160,22 @@ test('pairwise VPN across two authorities: key search + IKE on the first ping, I
     });
 
     await t.test('permits that expire (their issuer down) stop the SAs and new ones; the issuer back, traffic comes back', async () => {
-      await stop(procs.get(side.a.name));
+      await s.stopAuthority(side.a.name);
       // GB's permit (from authority-a) and GA's (from authority-b, relayed through authority-a)
       // are no longer renewed: within their validity plus the gateways' grace the SAs end.
       // A lost echo alone is not the end: an idle Child SA may just be made again (search + IKE take
       // more than a second on a loaded machine), so a second, patient ping must fail too.
       await waitFor(() => !ping(1, 1) && !ping(1, 4), PERMIT_MS + 60_000, 'traffic to stop once the permits expired');
       const counters = { ...status(side.a).stats, ...Object.fromEntries(Object.entries(status(side.b).stats).map(([k, v]) => [`b.${k}`, v])) };
-      await waitFor(() => /permit-expired/.test(logA() + logB()), 5_000, 'the gateways to say why (permit-expired)');
+      await waitFor(() => /permit-expired/.test(logA() + logB()), 5_000, 'the gateways to say why (permit-expired)').catch((e: Error) => {
+        throw new Error(`${e.message}\n--- GA\n${logA().slice(-3000)}\n--- GB\n${logB().slice(-3000)}`);
+      });
       assert.ok(Object.keys(counters).some((k) => /ike\.(auth-failed|ike-down)/.test(k)), JSON.stringify(counters));
-      await startAuthority(side.a);
+      await s.startAuthority(side.a.name);
       await waitFor(() => ping(1, 2), 60_000, 'traffic back with renewed permits');
     });
-
   } finally {
-    for (const p of procs.values()) await stop(p);
-    tb.teardown();
+    await s.teardown();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -76,7 +76,9 @@ describe('a newcomer on a fresh Debian', { concurrency: true }, () => {
       assert.equal(code, 0, out.slice(-6000));
       assert.match(out, /setup: ready \(node v/);
       assert.match(out, /kasane: native fast path built/);
-      assert.match(out, /check passed: every pair as expected/);
+      assert.match(out, /build-console: dist\/console \(app-/, 'npm install builds the web console');
+      assert.match(out, /console of figure2 answers at https:\/\/127\.0\.0\.1:\d+\/\s+yes \[yes\]/);
+      assert.match(out, /check passed: figure2 behaves as the paper says/);
       assert.doesNotMatch(out, /EBADENGINE/, 'no engine warnings');
       assert.match(out, r.proof, r.then);
     });

@@ -96,6 +96,20 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 5,
+    name: 'web console sessions; gateway status reports',
+    statements: (d) => {
+      const { INT } = T(d);
+      return [
+        `CREATE TABLE console_sessions (id_hash TEXT PRIMARY KEY, token_id TEXT NOT NULL, csrf TEXT NOT NULL, created_at ${INT} NOT NULL,
+           last_seen_at ${INT} NOT NULL, expires_at ${INT} NOT NULL)`,
+        `CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)`,
+        `CREATE TABLE gateway_reports (gateway TEXT PRIMARY KEY, received_at ${INT} NOT NULL, report TEXT NOT NULL)`,
+        `CREATE INDEX audit_actor ON audit (actor, id)`,
+      ];
+    },
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -2,8 +2,11 @@
 // placeholders (the PostgreSQL driver numbers them) and alias columns to the row fields.
 import type {
   AdminTokenRow,
+  AuditFilter,
   AuditRow,
   CertificateRow,
+  GatewayReportRow,
+  SessionRow,
   DirectoryRow,
   EnrollTokenRow,
   EpochRow,
@@ -70,6 +73,8 @@ const FOREIGN = { vpnId: 'vpn_id', peer: 'peer', gateway: 'gateway', address: 'a
 const PERMIT = { vpnId: 'vpn_id', peer: 'peer', holder: 'holder', direction: 'direction', der: 'der', notAfter: 'not_after', holderFingerprint: 'holder_fingerprint' };
 const LEASE = { name: 'name', holder: 'holder', expiresAt: 'expires_at', term: 'term' };
 const REPLICA = { id: 'id', url: 'url', host: 'host', pid: 'pid', startedAt: 'started_at', seenAt: 'seen_at', waiting: 'waiting', version: 'version' };
+const SESSION = { idHash: 'id_hash', tokenId: 'token_id', csrf: 'csrf', createdAt: 'created_at', lastSeenAt: 'last_seen_at', expiresAt: 'expires_at' };
+const REPORT = { gateway: 'gateway', receivedAt: 'received_at', report: 'report' };
 const AUDIT = { id: 'id', version: 'version', at: 'at', actor: 'actor', action: 'action', vpnId: 'vpn_id', vpn: 'vpn', gateway: 'gateway', scope: 'scope', detail: 'detail' };
 
 function placeholders(n: number): string {
@@ -462,19 +467,69 @@ export class SqlOps implements StoreOps {
     );
   }
 
-  async listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]> {
+  async listAudit(q: AuditFilter): Promise<AuditRow[]> {
     const where = ['id > ?'];
     const params: unknown[] = [q.afterId ?? 0];
-    if (q.vpn !== undefined) {
-      where.push('vpn = ?');
-      params.push(q.vpn);
-    }
-    if (q.gateway !== undefined) {
-      where.push('gateway = ?');
-      params.push(q.gateway);
-    }
-    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, [...params, q.limit]);
+    const add = (sql: string, v: unknown) => {
+      where.push(sql);
+      params.push(v);
+    };
+    if (q.beforeId !== undefined) add('id < ?', q.beforeId);
+    if (q.vpn !== undefined) add('vpn = ?', q.vpn);
+    if (q.gateway !== undefined) add('gateway = ?', q.gateway);
+    if (q.actor !== undefined) add('actor = ?', q.actor);
+    // A family of actions ('member.'): a range on the text rather than LIKE, whose wildcards the name could hold.
+    if (q.action !== undefined && q.action.endsWith('.')) {
+      add('action >= ?', q.action);
+      add('action < ?', q.action.slice(0, -1) + '/');
+    } else if (q.action !== undefined) add('action = ?', q.action);
+    if (q.from !== undefined) add('at >= ?', q.from);
+    if (q.to !== undefined) add('at <= ?', q.to);
+    const order = q.order === 'desc' ? 'DESC' : 'ASC';
+    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`, [...params, q.limit]);
     return rows.map(parseAudit);
+  }
+
+  // --- web console sessions
+
+  insertSession(row: SessionRow): Promise<void> {
+    return this.insert('console_sessions', SESSION, [row]);
+  }
+
+  async getSession(idHash: string): Promise<SessionRow | undefined> {
+    const r = await this.db.get<SessionRow>(`SELECT ${cols(SESSION)} FROM console_sessions WHERE id_hash = ?`, [idHash]);
+    return r && { ...r, createdAt: Number(r.createdAt), lastSeenAt: Number(r.lastSeenAt), expiresAt: Number(r.expiresAt) };
+  }
+
+  async touchSession(idHash: string, at: number): Promise<void> {
+    await this.db.run('UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?', [at, idHash]);
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.db.run('DELETE FROM console_sessions WHERE id_hash = ?', [idHash]);
+  }
+
+  deleteExpiredSessions(now: number, idleBefore: number): Promise<number> {
+    return this.db.run('DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen_at < ?', [now, idleBefore]);
+  }
+
+  // --- gateway status reports
+
+  async putGatewayReport(row: GatewayReportRow): Promise<void> {
+    await this.db.run('INSERT INTO gateway_reports (gateway, received_at, report) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE SET received_at = excluded.received_at, report = excluded.report', [
+      row.gateway,
+      row.receivedAt,
+      row.report,
+    ]);
+  }
+
+  async getGatewayReport(gateway: string): Promise<GatewayReportRow | undefined> {
+    const r = await this.db.get<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports WHERE gateway = ?`, [gateway]);
+    return r && { ...r, receivedAt: Number(r.receivedAt) };
+  }
+
+  async listGatewayReports(): Promise<GatewayReportRow[]> {
+    return (await this.db.all<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports ORDER BY gateway`)).map((r) => ({ ...r, receivedAt: Number(r.receivedAt) }));
   }
 
   // --- federation

@@ -130,6 +130,43 @@ export interface AuditRow {
 
 export type NewAuditRow = Omit<AuditRow, 'id'>;
 
+/** Which audit entries to list (every filter optional; `order` 'desc' = newest first). */
+export interface AuditFilter {
+  afterId?: number;
+  beforeId?: number;
+  limit: number;
+  vpn?: string;
+  gateway?: string;
+  /** Exact actor (`admin:alice`, `federation`, ...). */
+  actor?: string;
+  /** An action (`member.add`) or a family of actions (`member.`, ending in a dot). */
+  action?: string;
+  /** Times (ms since the epoch), inclusive. */
+  from?: number;
+  to?: number;
+  order?: 'asc' | 'desc';
+}
+
+/** A signed-in web console session: the cookie's value is known only as its SHA-256. */
+export interface SessionRow {
+  idHash: string;
+  /** The administrator token it was opened with: revoking the token ends the session. */
+  tokenId: string;
+  /** The session's CSRF token, sent back by the console with every change. */
+  csrf: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute end, whatever the activity. */
+  expiresAt: number;
+}
+
+/** The last status report of a gateway (JSON of GatewayReport, wire.ts). */
+export interface GatewayReportRow {
+  gateway: string;
+  receivedAt: number;
+  report: string;
+}
+
 export interface StoreOps {
   /** Creates the state row of a new authority; false if the database already has one. */
   initState(authority: string, now: number): Promise<boolean>;
@@ -215,7 +252,7 @@ export interface StoreOps {
   revokeAdminToken(id: string, at: number): Promise<boolean>;
 
   insertAudit(rows: readonly NewAuditRow[]): Promise<void>;
-  listAudit(q: { afterId?: number; limit: number; vpn?: string; gateway?: string }): Promise<AuditRow[]>;
+  listAudit(q: AuditFilter): Promise<AuditRow[]>;
   /** Changes a gateway should hear about after `since`: its own, its VPNs', everyone's. */
   eventsFor(gateway: string, vpnIds: readonly number[], since: number, limit: number): Promise<AuditRow[]>;
   /** Every change gateways hear about (scope other than 'none') after `since`, oldest first. */
@@ -237,6 +274,17 @@ export interface StoreOps {
   listReplicas(): Promise<ReplicaRow[]>;
   /** Forgets replicas not seen since `seenBefore` (database clock). */
   pruneReplicas(seenBefore: number): Promise<void>;
+
+  insertSession(row: SessionRow): Promise<void>;
+  getSession(idHash: string): Promise<SessionRow | undefined>;
+  touchSession(idHash: string, at: number): Promise<void>;
+  deleteSession(idHash: string): Promise<void>;
+  /** Deletes sessions that ended before `now` (absolute end) or were idle since before `idleBefore`. */
+  deleteExpiredSessions(now: number, idleBefore: number): Promise<number>;
+
+  putGatewayReport(row: GatewayReportRow): Promise<void>;
+  getGatewayReport(gateway: string): Promise<GatewayReportRow | undefined>;
+  listGatewayReports(): Promise<GatewayReportRow[]>;
 
   listPeers(): Promise<PeerRow[]>;
   getPeer(name: string): Promise<PeerRow | undefined>;

@@ -133,6 +133,14 @@ export function durationArg(text: string): number {
   return r.value;
 }
 
+/** A point in time: ISO 8601 (2026-12-06T14:00:00Z), or a duration meaning that long ago (2h). */
+export function timeArg(text: string): number {
+  if (/^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(text)) return Date.now() - durationArg(text);
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new InvalidArgumentError(`${JSON.stringify(text)} is neither an ISO 8601 time nor a duration (e.g. 2h)`);
+  return t;
+}
+
 export function vpnIdArg(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('VPN id must be a decimal integer from 1 to 4294967295');
   const r = checkVpnId(Number(text));

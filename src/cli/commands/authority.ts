@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { dataPaths, parseListen, readConfig } from '../../authority/config.js';
 import type { AuditEntry } from '../../authority/wire.js';
-import { out, durationArg, intArg, printFields, printJson, printTable, time, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import { out, durationArg, intArg, timeArg, printFields, printJson, printTable, time, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
 
 function listenArg(text: string): { host: string; port: number } {
   return parseListen(text);
@@ -280,9 +280,14 @@ function addAuditCommand(cmd: Command): void {
     .option('--limit <n>', 'at most this many entries (1..1000)', intArg(1, 1000), 100)
     .option('--vpn <name>', 'only entries about this VPN')
     .option('--gateway <name>', 'only entries about this gateway')
-    .action(async (o: ConnectionOptions & { after?: number; limit: number; vpn?: string; gateway?: string }) =>
+    .option('--actor <who>', 'only changes by this actor (admin:NAME, federation, peer:NAME, ...)')
+    .option('--action <what>', 'only this action (member.add), or a family of actions ending in a dot (member.)')
+    .option('--since <when>', 'only entries at or after this time (ISO 8601, or a duration ago: 2h)', timeArg)
+    .option('--until <when>', 'only entries at or before this time (ISO 8601, or a duration ago)', timeArg)
+    .option('--newest', 'newest first')
+    .action(async (o: ConnectionOptions & { after?: number; limit: number; vpn?: string; gateway?: string; actor?: string; action?: string; since?: number; until?: number; newest?: boolean }) =>
       withClient(o, async (c) => {
-        const list: AuditEntry[] = await c.audit({ after: o.after, limit: o.limit, vpn: o.vpn, gateway: o.gateway });
+        const list: AuditEntry[] = await c.audit({ after: o.after, limit: o.limit, vpn: o.vpn, gateway: o.gateway, actor: o.actor, action: o.action, from: o.since, to: o.until, order: o.newest ? 'desc' : undefined });
         if (o.json) return printJson(list);
         printTable(
           ['ID', 'VERSION', 'TIME', 'ACTOR', 'ACTION', 'VPN', 'GATEWAY', 'DETAIL'],

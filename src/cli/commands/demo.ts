@@ -1,49 +1,58 @@
-// `kasane demo`: the live demo of seed 000 Figure 2 on this machine, in network namespaces, with a
-// real authority (embedded SQLite) and three real gateways. `--check` is the operators' self-test.
+// `kasane demo [scenario]`: the papers live on this machine, in network namespaces, with real
+// authorities (embedded SQLite) and real gateway daemons; `--check` is the operators' self-test.
+// Each authority's web console is opened on 127.0.0.1 for a browser on this machine.
 import type { Command } from 'commander';
-import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, demoPrerequisites, type Figure2 } from '../../demo/figure2.js';
-import type { GatewayStatus } from '../../gateway/status.js';
-
-type T = 'A' | 'B' | 'C';
-const PAIRS: [T, T, boolean][] = [
-  ['B', 'A', true],
-  ['B', 'C', true],
-  ['A', 'B', true],
-  ['C', 'B', true],
-  ['A', 'C', false],
-  ['C', 'A', false],
-];
+import { openConsole, serveRelay, type ConsoleListener } from '../../demo/console-relay.js';
+import { demoPrerequisites } from '../../demo/figure2.js';
+import { SCENARIOS, type RunningDemo, type Say } from '../../demo/scenarios.js';
+import { certificateFingerprint } from '../../authority/client.js';
+import { intArg } from './authority-common.js';
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
+    .argument('[scenario]', `which one: ${Object.keys(SCENARIOS).join(', ')}`, 'figure2')
     .description(
-      'build seed 000 Figure 2 in network namespaces on this machine (authority on SQLite, gateways G1-G3,\n' +
-        'terminals A, B, C), run traffic and print the key tables as the key search fills them; Ctrl-C tears it all down',
+      'build a scenario of the papers in network namespaces on this machine, with real authorities (SQLite) and ' +
+        'gateways, run traffic and print the key tables as the key search fills them; Ctrl-C tears it all down. ' +
+        'Each authority\'s web console opens on https://127.0.0.1:PORT/ for a browser on this machine.',
     )
-    .option('--check', 'self-test: try every terminal pair, print the reachability matrix against the expected one, tear down; exit 1 on any difference')
+    .option('--check', 'self-test: run the scenario\'s traffic, print what happened against what must happen, tear down; exit 1 on any difference')
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
+    .option('--console-port <port>', 'port on 127.0.0.1 for the (first) authority\'s console; the next authority gets the next port (default: any free port)', intArg(0, 65535))
     .addHelpText(
       'after',
-      '\nNeeds root, `ip` (iproute2) with network namespaces and veth links, `ping` (iputils-ping) and\n' +
-        '/dev/net/tun; it checks them first and names what is missing. Nothing is added to the host\'s own\n' +
-        'network namespace, and everything it made is removed when it ends, also after a failure.',
+      '\nScenarios:\n' +
+        Object.values(SCENARIOS)
+          .map((s) => `  ${s.name.padEnd(11)} ${s.title}`)
+          .join('\n') +
+        '\n\nNeeds root, `ip` (iproute2) with network namespaces and veth links, `ping` (iputils-ping) and\n' +
+        '/dev/net/tun; it checks them first and names what is missing. The only thing added to the host\'s\n' +
+        'own network namespace is the console listener on 127.0.0.1, and everything the demo made is removed\n' +
+        'when it ends, also after a failure.',
     )
-    .action(async (o: { check?: boolean; interval: string }) => {
+    .action(async (name: string, o: { check?: boolean; interval: string; consolePort?: number }, cmd: Command) => {
+      const scenario = SCENARIOS[name];
+      if (!scenario) cmd.error(`error: no scenario ${JSON.stringify(name)}; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
       const missing = demoPrerequisites();
       if (missing.length) throw new Error(`the demo cannot run on this host:\n  ${missing.join('\n  ')}`);
       const dir = mkdtempSync(join(tmpdir(), 'kasane-demo-'));
-      const say = (line: string) => process.stdout.write(line + '\n');
-      let f: Figure2 | undefined;
+      const say: Say = (line) => void process.stdout.write(line + '\n');
+      // How this process runs the CLI: the same way for the gateways, authorities and relays.
+      const cli = [process.execPath, ...process.execArgv, process.argv[1]];
+      let demo: RunningDemo | undefined;
+      const consoles: ConsoleListener[] = [];
       let stopping = false;
       const cleanup = async () => {
         if (stopping) return;
         stopping = true;
-        say('tearing down: gateways, authority, namespaces');
-        await f?.teardown();
+        say('tearing down: consoles, gateways, authorities, namespaces');
+        for (const c of consoles) await c.close().catch(() => undefined);
+        await demo?.teardown();
         rmSync(dir, { recursive: true, force: true });
       };
       const onSignal = () => {
@@ -52,17 +61,27 @@ export function registerDemo(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        f = await buildFigure2({ dir, log: (l) => say(`* ${l}`) });
+        say(`${scenario.name}: ${scenario.title}`);
+        demo = await scenario.build({ dir, cli, log: (l) => say(`* ${l}`) });
+        for (const [i, a] of demo.authorities.entries()) {
+          const c = await openConsole({ tb: demo.tb, ns: a.ns, target: { host: a.host, port: a.port }, socket: join(dir, `console-${i}.sock`), cli, port: o.consolePort ? o.consolePort + i : 0 });
+          consoles.push(c);
+          const token = readFileSync(join(a.data, 'admin.token'), 'utf8').trim();
+          const fp = certificateFingerprint(readFileSync(join(a.data, 'certs', 'root-ca.pem'), 'utf8'));
+          say(`* console of ${a.name}: ${c.url}`);
+          say(`    sign in with its administrator token: ${token}`);
+          say(`    (its TLS certificate is from the demo's own CA ${join(a.data, 'certs', 'root-ca.pem')}, SHA-256 ${fp}: accept it in the browser)`);
+        }
         if (o.check) {
-          process.exitCode = check(f, say) ? 0 : 1;
+          let ok = await demo.check(say);
+          for (const [i, c] of consoles.entries()) ok = (await checkConsole(c, demo.authorities[i].name, demo.authorities[i].data, say)) && ok;
+          say(ok ? `\ncheck passed: ${scenario.name} behaves as the paper says` : `\ncheck FAILED: ${scenario.name} differs (see DIFFERENT above)`);
+          process.exitCode = ok ? 0 : 1;
           return;
         }
-        say('\nlive: pinging B->A, B->C, A->C in turn; the key tables follow. Ctrl-C to stop.');
+        say(`\nlive: a round of traffic every ${o.interval} s; the key tables follow. Ctrl-C to stop.`);
         for (let round = 0; !stopping; round++) {
-          const [from, to, expected] = PAIRS[[0, 1, 4][round % 3]];
-          const okNow = f.ping(from, to, { count: 1 });
-          say(`\n[${new Date().toISOString().slice(11, 19)}] ping ${from} -> ${to}: ${okNow ? 'reply' : 'no reply'}${okNow === expected ? '' : '  (UNEXPECTED)'}`);
-          for (const n of [1, 2, 3] as const) say(keyTable(f, n));
+          await demo.live(round, say);
           await new Promise((r) => setTimeout(r, Number(o.interval) * 1000));
         }
       } finally {
@@ -71,32 +90,51 @@ export function registerDemo(program: Command): void {
         await cleanup();
       }
     });
+
+  // The relay inside an authority's namespace (see src/demo/console-relay.ts): not for people.
+  program
+    .command('demo-relay', { hidden: true })
+    .requiredOption('--socket <path>', 'unix socket to accept on')
+    .requiredOption('--to <host:port>', 'where to connect each connection')
+    .action(async (o: { socket: string; to: string }) => {
+      const m = /^(.+):(\d+)$/.exec(o.to);
+      if (!m) throw new Error(`--to ${o.to}: expected HOST:PORT`);
+      const server = await serveRelay(o.socket, m[1], Number(m[2]));
+      await new Promise<void>((resolve) => {
+        const stop = () => server.close(() => resolve());
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    });
 }
 
-function check(f: Figure2, say: (l: string) => void): boolean {
-  say('\nreachability (ping from row to column), expected in brackets:');
-  const got = new Map<string, boolean>();
-  for (const [from, to] of PAIRS) got.set(from + to, f.ping(from, to));
-  const cell = (from: T, to: T) => {
-    if (from === to) return '   -   ';
-    const exp = PAIRS.find((p) => p[0] === from && p[1] === to)![2];
-    const g = got.get(from + to)!;
-    return `${g ? 'yes' : 'no '} [${exp ? 'yes' : 'no '}]${g === exp ? '' : '!'}`.padEnd(11);
-  };
-  say('        A          B          C');
-  for (const from of ['A', 'B', 'C'] as const) say(`  ${from}   ${(['A', 'B', 'C'] as const).map((to) => cell(from, to)).join(' ')}`);
-  for (const n of [1, 2, 3] as const) say(keyTable(f, n));
-  const bad = PAIRS.filter(([from, to, exp]) => got.get(from + to) !== exp);
-  say(bad.length === 0 ? '\ncheck passed: every pair as expected' : `\ncheck FAILED: ${bad.map(([a, b]) => `${a}->${b}`).join(', ')} not as expected`);
-  return bad.length === 0;
-}
-
-function keyTable(f: Figure2, n: 1 | 2 | 3): string {
+/** The console answers through the local listener: the page (with its CSP) and the API. */
+async function checkConsole(c: ConsoleListener, authority: string, data: string, say: Say): Promise<boolean> {
+  const ca = readFileSync(join(data, 'certs', 'root-ca.pem'), 'utf8');
+  const get = (path: string) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const req = https.get(new URL(path, c.url), { ca, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+      req.on('error', reject);
+    });
   try {
-    const s = JSON.parse(f.kasane(f.ns[`G${n}`], 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus;
-    const rows = s.paths.map((p) => `    ${p.local} -> ${p.remote}  ${p.action}${p.vpnName ? ` ${p.vpnName} with ${p.peer}` : ''}  packets ${p.packets}  (${p.reason})`);
-    return `  G${n} key table:\n${rows.length ? rows.join('\n') : '    (empty)'}`;
+    const page = await get('/');
+    const health = await get('/v1/health');
+    const ok =
+      page.status === 200 &&
+      page.body.includes('id="app"') &&
+      String(page.headers['content-security-policy'] ?? '').includes("script-src 'self'") &&
+      health.status === 200 &&
+      (JSON.parse(health.body) as { authority?: string }).authority === authority;
+    say(`  console of ${authority} answers at ${c.url}`.padEnd(67) + ` ${ok ? 'yes' : 'no '} [yes]${ok ? '' : '  DIFFERENT'}`);
+    return ok;
   } catch (e) {
-    return `  G${n}: ${(e as Error).message.split('\n')[0]}`;
+    say(`  console of ${authority} at ${c.url}: ${(e as Error).message}  DIFFERENT`);
+    return false;
   }
 }

@@ -3,7 +3,9 @@
 // gateway's own side, belong to the gateway daemon.)
 import { writeFileSync, chmodSync, existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { GatewayInfo } from '../../authority/wire.js';
+import type { GatewayInfo, GatewayStatusView, ReportSummary } from '../../authority/wire.js';
+import { renderStatus } from '../../gateway/status.js';
+import { statusOfReport } from '../../gateway/status-report.js';
 import { out, durationArg, intArg, printFields, printJson, printTable, time, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
 
 function printGateway(g: GatewayInfo): void {
@@ -18,7 +20,29 @@ function printGateway(g: GatewayInfo): void {
     ['certificate expires', time(g.certificate?.notAfter)],
     ['revoked', g.revokedAt ? `${time(g.revokedAt)} (${g.revokeReason})` : '-'],
     ['created', time(g.createdAt)],
+    ['last report', g.lastReport ? `${time(g.lastReport.receivedAt)} (${g.lastReport.online ? 'online' : 'offline'})` : 'none yet'],
   ]);
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+/** Online or not and when last heard of: what the LAST REPORT column says. */
+function contact(r: ReportSummary | null): string {
+  return r ? `${r.online ? 'online' : 'OFFLINE'} ${ago(r.receivedAt)}` : '-';
+}
+
+/** The last report in full: the key table, IKE SAs, search and drop counters. */
+function printReport(g: GatewayInfo, v: GatewayStatusView): void {
+  out(`\nStatus reported ${time(v.receivedAt)} (${ago(v.receivedAt)}, ${v.online ? 'online' : 'OFFLINE'}):\n`);
+  out(renderStatus(statusOfReport(g.name, g.address, v.receivedAt, v.report)) + '\n');
+  if (v.report.pathsTotal > v.report.paths.length) out(`  (${v.report.pathsTotal} paths in the key table; the ${v.report.paths.length} used most recently are reported)\n`);
+  if (v.report.ike.length) {
+    out('\nIKE SAs\n');
+    printTable(['PEER', 'VPN', 'ROLE', 'STATE', 'REMOTE', 'AGE', 'CHILD SAs'], v.report.ike.map((i) => [i.peer ?? '-', i.vpnId ?? '-', i.role, i.state, i.remote, `${Math.round(i.ageMs / 1000)}s`, i.childSas]));
+  }
 }
 
 export function registerGateway(program: Command): void {
@@ -34,18 +58,33 @@ export function registerGateway(program: Command): void {
       }),
     );
 
-  withConnection(gw.command('list').description('list gateways')).action(async (o: ConnectionOptions) =>
+  withConnection(gw.command('list').description('list gateways, with what their last status report says (online, paths, searches, drops)')).action(async (o: ConnectionOptions) =>
     withClient(o, async (c) => {
       const list = await c.listGateways();
       if (o.json) return printJson(list);
       printTable(
-        ['NAME', 'STATUS', 'ADDRESS', 'VPNS', 'CERT EXPIRES', 'ENROLLED'],
-        list.map((g) => [g.name, g.status, g.address, g.vpns.join(',') || '-', time(g.certificate?.notAfter), g.certificate ? (g.certificate.method === 'csr' ? 'online' : 'bundle') : '-']),
+        ['NAME', 'STATUS', 'ADDRESS', 'VPNS', 'LAST REPORT', 'PATHS', 'ENCRYPTING', 'SEARCHES', 'DROPS', 'CERT EXPIRES', 'ENROLLED'],
+        list.map((g) => {
+          const r = g.lastReport;
+          return [
+            g.name,
+            g.status,
+            g.address,
+            g.vpns.join(',') || '-',
+            contact(r),
+            r?.paths ?? '-',
+            r?.encrypting ?? '-',
+            r?.searches ?? '-',
+            r?.drops ?? '-',
+            time(g.certificate?.notAfter),
+            g.certificate ? (g.certificate.method === 'csr' ? 'online' : 'bundle') : '-',
+          ];
+        }),
       );
     }),
   );
 
-  withConnection(gw.command('show <name>').description('show a gateway'))
+  withConnection(gw.command('show <name>').description("show a gateway and its last status report: key table, IKE SAs, search and drop counters"))
     .option('--certificate', 'print its certificate and chain (PEM) instead')
     .action(async (name: string, o: ConnectionOptions & { certificate?: boolean }) =>
       withClient(o, async (c) => {
@@ -56,8 +95,10 @@ export function registerGateway(program: Command): void {
           return;
         }
         const g = await c.getGateway(name);
-        if (o.json) return printJson(g);
+        const report = g.lastReport ? await c.gatewayStatus(name).catch(() => undefined) : undefined;
+        if (o.json) return printJson({ ...g, report: report ?? null });
         printGateway(g);
+        if (report) printReport(g, report);
       }),
     );
 

@@ -118,6 +118,27 @@ export async function tokenGateway(t: TestAuthority, name: string, address: stri
   return gatewayOf(b);
 }
 
+/**
+ * Seed 001's set-up between two authorities: each peers with the other (its name, URL and root,
+ * as the operators exchange them) and both share a pairwise VPN of the same name and id.
+ */
+export async function peerAndShare(A: TestAuthority, B: TestAuthority, vpn: { name: string; id: number }): Promise<void> {
+  const [a, b] = (await Promise.all([A.admin.status(), B.admin.status()])).map((s) => s.authority);
+  await A.admin.addPeer({ name: b, url: B.url, root: B.ca });
+  await B.admin.addPeer({ name: a, url: A.url, root: A.ca });
+  for (const t of [A, B]) await t.admin.createVpn({ name: vpn.name, id: vpn.id, mode: 'pairwise' });
+  await A.admin.shareVpn(vpn.name, b);
+  await B.admin.shareVpn(vpn.name, a);
+}
+
+/** Two exchange rounds each way: the members first, then the permits made for them. */
+export async function exchangeTwice(A: TestAuthority, B: TestAuthority): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    await A.admin.syncFederation();
+    await B.admin.syncFederation();
+  }
+}
+
 /** A store whose write transactions fail when calling `op` while `armed`: to prove atomicity. */
 export function failingStore(store: Store, op: keyof StoreOps): { store: Store; arm(on: boolean): void } {
   let armed = false;
