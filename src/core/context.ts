@@ -9,6 +9,7 @@ import type { EspFragNeeded } from './pmtu.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
 import type { ReceiveFloors } from './rx-floors.js';
 import type { TimerQueue } from './timer-queue.js';
+import type { CoreTimer } from './timers.js';
 import type { GatewayId, VpnId } from './types.js';
 
 export interface ResolvedConfig {
@@ -49,7 +50,7 @@ export interface CoreContext {
   readonly table: KeyTable;
   readonly pending: PendingBuffers;
   readonly executor: Executor;
-  readonly timers: TimerQueue<string>;
+  readonly timers: TimerQueue<CoreTimer>;
   /** Receiving SAs that wait for a floor after a restart (docs/protocol.md §3.2). */
   readonly floors: ReceiveFloors;
   /** The next sequence number this gateway sends under (vpnId, epoch); 0 when it has no such sending SA. */

@@ -16,6 +16,7 @@ import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
 import { TimerQueue } from './timer-queue.js';
+import { timerId, type CoreTimer } from './timers.js';
 import { TsExecutor } from './ts-executor.js';
 import type { AuthoritySnapshot, GatewayId, Spi, VpnId } from './types.js';
 import { cryptoRandom } from '../crypto/random.js';
@@ -51,7 +52,7 @@ export class GatewayCore implements CoreContext {
   readonly table: KeyTable;
   readonly pending: PendingBuffers;
   readonly executor: Executor;
-  readonly timers = new TimerQueue<string>();
+  readonly timers = new TimerQueue<CoreTimer>(timerId);
   out: CoreAction[] = [];
   private readonly counters = new Map<string, number>();
   private readonly originator: SearchOriginator;
@@ -102,7 +103,7 @@ export class GatewayCore implements CoreContext {
       return true;
     });
     this.syncSas(opts.now);
-    this.timers.set('sweep', opts.now + this.config.timers.sweepInterval);
+    this.timers.set(SWEEP, opts.now + this.config.timers.sweepInterval);
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -139,23 +140,31 @@ export class GatewayCore implements CoreContext {
 
   onTick(now: number): CoreAction[] {
     return this.run(() => {
-      for (const key of this.timers.popDue(now)) {
-        if (key === 'sweep') {
-          this.sweep(now);
-          this.timers.set('sweep', now + this.config.timers.sweepInterval);
-        } else if (key === 'epoch') {
-          this.syncSas(now);
-        } else if (key.startsWith('pmtu:')) {
-          // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
-          const k = key.slice(5);
-          this.learnedMtu.delete(k);
-          this.count('pmtu.expired');
-          this.refreshMtu((e) => pmtuKey(e) === k);
-        } else if (key.startsWith('ike:')) {
-          const [peer, vpnId] = splitChildKey(key.slice(4));
-          this.failWaiting(peer, vpnId, 'ike-timeout', now);
-        } else if (!this.originator.onTimer(key, now)) {
-          this.relay.onTimer(key, now);
+      for (const timer of this.timers.popDue(now)) {
+        switch (timer.kind) {
+          case 'sweep':
+            this.sweep(now);
+            this.timers.set(SWEEP, now + this.config.timers.sweepInterval);
+            break;
+          case 'epoch':
+            this.syncSas(now);
+            break;
+          case 'pmtu':
+            // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
+            this.learnedMtu.delete(timer.path);
+            this.count('pmtu.expired');
+            this.refreshMtu((e) => pmtuKey(e) === timer.path);
+            break;
+          case 'ike':
+            this.failWaiting(timer.peer, timer.vpnId, 'ike-timeout', now);
+            break;
+          case 'origin':
+            this.originator.onTimer(timer, now);
+            break;
+          case 'relay':
+          case 'proxy':
+            this.relay.onTimer(timer, now);
+            break;
         }
       }
     });
@@ -219,7 +228,7 @@ export class GatewayCore implements CoreContext {
     return this.run(() => {
       const k = childKey(peer, vpnId);
       this.childSas.set(k, outboundSpi);
-      this.timers.cancel(`ike:${k}`);
+      this.timers.cancel({ kind: 'ike', peer, vpnId });
       const waiting = this.awaitingIke.get(k) ?? new Set<string>();
       this.awaitingIke.delete(k);
       this.count('ike.child-up');
@@ -370,7 +379,7 @@ export class GatewayCore implements CoreContext {
         return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
       }
       this.awaitingIke.set(k, (waiting = new Set()));
-      this.timers.set(`ike:${k}`, now + this.config.timers.ikeTimeout);
+      this.timers.set({ kind: 'ike', peer: entry.peer!, vpnId: entry.vpnId! }, now + this.config.timers.ikeTimeout);
       this.count('ike.requested');
       this.out.push({ type: 'ike-request', peer: entry.peer!, vpnId: entry.vpnId!, address });
       this.trace({ event: 'ike-request', kind: 'ike', detail: { peer: entry.peer, vpnId: entry.vpnId, address, local: entry.local, remote: entry.remote } });
@@ -381,7 +390,7 @@ export class GatewayCore implements CoreContext {
   /** Paths that waited for a Child SA that will not come: negative entries, buffered packets dropped. */
   private failWaiting(peer: GatewayId, vpnId: VpnId, reason: string, now: number): void {
     const k = childKey(peer, vpnId);
-    this.timers.cancel(`ike:${k}`);
+    this.timers.cancel({ kind: 'ike', peer, vpnId });
     const waiting = this.awaitingIke.get(k);
     this.awaitingIke.delete(k);
     for (const pk of waiting ?? []) {
@@ -417,7 +426,7 @@ export class GatewayCore implements CoreContext {
     if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
     const key = pmtuKey(e);
     this.learnedMtu.set(key, mtu);
-    this.timers.set('pmtu:' + key, now + this.config.timers.pathMtuTimeout);
+    this.timers.set({ kind: 'pmtu', path: key }, now + this.config.timers.pathMtuTimeout);
     this.count('pmtu.learned');
     this.trace({ event: 'pmtu-learned', kind: 'data', detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } } });
     this.refreshMtu((x) => pmtuKey(x) === key);
@@ -538,12 +547,14 @@ export class GatewayCore implements CoreContext {
     this.installedRx = wantRx;
 
     const next = this.ring.epochEvents(now);
-    if (next.length > 0) this.timers.set('epoch', Math.min(...next));
-    else this.timers.cancel('epoch');
+    if (next.length > 0) this.timers.set(EPOCH, Math.min(...next));
+    else this.timers.cancel(EPOCH);
   }
 }
 
 const childKey = (peer: GatewayId, vpnId: VpnId) => `${vpnId}/${peer}`;
+const SWEEP: CoreTimer = { kind: 'sweep' };
+const EPOCH: CoreTimer = { kind: 'epoch' };
 /** The executor's rule for a key-table entry. */
 function ruleOf(e: KeyTableEntry): PathRule {
   return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
@@ -551,7 +562,3 @@ function ruleOf(e: KeyTableEntry): PathRule {
 
 /** Paths toward one peer with the same outer layering on our side share the WAN path: one estimate. */
 const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}`;
-function splitChildKey(k: string): [GatewayId, VpnId] {
-  const slash = k.indexOf('/');
-  return [k.slice(slash + 1), Number(k.slice(0, slash))];
-}
