@@ -65,9 +65,9 @@ export class GatewayCore implements CoreContext {
   private installedRx = new Set<Spi>();
   private readonly rxNeedsFloor: (sa: RxSa) => boolean;
   readonly floors: ReceiveFloors;
-  /** Pairwise VPNs: Child SAs that are up, "peer/vpnId" → outbound SPI. */
+  /** Pairwise VPNs: Child SAs that are up, "vpnId/peer" (childKey) → outbound SPI. */
   private readonly childSas = new Map<string, Spi>();
-  /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
+  /** Pairwise VPNs: paths waiting for IKE, "vpnId/peer" (childKey) → path keys; present while a request is out. */
   private readonly awaitingIke = new Map<string, Set<string>>();
   /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
   private readonly learnedMtu = new Map<string, number>();
@@ -174,13 +174,12 @@ export class GatewayCore implements CoreContext {
    * The path MTU toward other gateways changed (the daemon watches its outside interfaces): every
    * encrypting path takes it at once, as the limit for its packets and the MSS it clamps.
    */
-  setPathMtu(mtu: number, now: number): CoreAction[] {
+  setPathMtu(mtu: number): CoreAction[] {
     return this.run(() => {
       if (mtu === this.config.pathMtu) return;
       this.trace({ event: 'path-mtu', kind: 'config', detail: { from: this.config.pathMtu, to: mtu } });
       this.config.pathMtu = mtu;
       this.refreshMtu(() => true);
-      void now;
     });
   }
 
@@ -190,13 +189,12 @@ export class GatewayCore implements CoreContext {
    * lowers its route's MTU; the daemon reads that back (undefined: forget it) and the paths on
    * Child SAs with that peer take it, so their terminals get "fragmentation needed" in time.
    */
-  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined, now: number): CoreAction[] {
+  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined): CoreAction[] {
     return this.run(() => {
       if (this.tunnelMtu.get(peer) === mtu) return;
       if (mtu === undefined) this.tunnelMtu.delete(peer);
       else this.tunnelMtu.set(peer, mtu);
       this.refreshMtu((e) => e.childSpi !== undefined && e.peer === peer);
-      void now;
     });
   }
 
@@ -258,7 +256,7 @@ export class GatewayCore implements CoreContext {
     });
   }
 
-  paths(now: number): PathView[] {
+  paths(): PathView[] {
     const out: PathView[] = [];
     for (const e of this.table.values()) {
       const s = this.executor.pathStats(e.local, e.remote);
@@ -279,7 +277,6 @@ export class GatewayCore implements CoreContext {
         bytes: s?.bytes ?? 0,
       });
     }
-    void now;
     return out;
   }
 

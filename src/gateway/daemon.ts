@@ -293,7 +293,7 @@ export class GatewayDaemon {
       }),
       startedAt: this.startedAt,
       now,
-      paths: core.paths(now),
+      paths: core.paths(),
       ike: this.ike?.status() ?? [],
       stats: this.stats(),
     };

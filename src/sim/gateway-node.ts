@@ -22,7 +22,7 @@ export interface SimCore {
   onTick(now: number): CoreAction[];
   nextDeadline(): number | undefined;
   applySnapshot(snapshot: AuthoritySnapshot, now: number): CoreAction[];
-  paths(now: number): PathView[];
+  paths(): PathView[];
   stats(): Record<string, number>;
 }
 
@@ -86,7 +86,7 @@ export class GatewayNode implements SimNode {
   }
 
   paths(): PathView[] {
-    return this.core.paths(this.ctx.now);
+    return this.core.paths();
   }
 
   private handle(actions: CoreAction[], input?: InFlight): void {

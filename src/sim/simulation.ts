@@ -286,7 +286,7 @@ export class Simulation implements SimContext {
     const stats: Record<string, Record<string, number>> = {};
     let layerMismatches = 0;
     for (const [name, g] of this.gateways) {
-      keyTables[name] = g.core.paths(now);
+      keyTables[name] = g.core.paths();
       stats[name] = g.core.stats();
       layerMismatches += g.layerMismatches;
     }

@@ -198,15 +198,15 @@ test('pairwise: the path MTU limits the outer packet the Child SA makes; too big
 
 test('pairwise: the kernel\'s path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA\'s paths', () => {
   const { n, g1 } = withChildSa();
-  n.handle('G1', g1.setTunnelPathMtu('G2', 1280, 21));
+  n.handle('G1', g1.setTunnelPathMtu('G2', 1280));
   assert.equal(n.path('G1', A, B)?.mtu, 1280);
   const out = g1.onPacket('inside', buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }), 22);
   const icmp = out.find((a) => a.type === 'emit');
   assert.ok(icmp && icmp.type === 'emit' && icmp.note.op === 'icmp-error');
   assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1280 - 65);
   // The kernel forgot it (its exception expired): the full path MTU again; another peer never moved.
-  n.handle('G1', g1.setTunnelPathMtu('G2', undefined, 23));
+  n.handle('G1', g1.setTunnelPathMtu('G2', undefined));
   assert.equal(n.path('G1', A, B)?.mtu, 1500);
-  n.handle('G1', g1.setTunnelPathMtu('G9', 600, 24));
+  n.handle('G1', g1.setTunnelPathMtu('G9', 600));
   assert.equal(n.path('G1', A, B)?.mtu, 1500);
 });

@@ -79,7 +79,7 @@ test('core driver: keeps one timer for the next deadline and runs the search on 
   assert.deepEqual(emitted, ['search-request(source)', 'search-request(destination)']);
   clock.advance(250 + 1000 + 2000 + 4000 + 8000); // every retry times out (backoff 1, 2, 4, 8 s)
   assert.equal(emitted.filter((e) => e === 'search-request(destination)').length, 4);
-  assert.equal(d.core.paths(clock.now()).find((p) => p.remote === '10.1.0.10')?.action, 'discard');
+  assert.equal(d.core.paths().find((p) => p.remote === '10.1.0.10')?.action, 'discard');
   d.stop();
   assert.equal(clock.timers.size, 0);
 });
@@ -134,7 +134,7 @@ test('status socket: serves the key table; the client renders it and explains a 
     vpns: [{ id: 1, name: 'VPN1', mode: 'group', epoch: 1 }],
     startedAt: 0,
     now: 5000,
-    paths: c.paths(5000),
+    paths: c.paths(),
     stats: c.stats(),
   });
   const server = await serveStatus(join(dir, 'status.sock'), status);
