@@ -1,6 +1,6 @@
 // Permits (seed 001's connection permits): RFC 5755 attribute certificates in the form
-// strongSwan's `acert` plugin accepts (../shared/design/strongswan-facts.md), with issuing,
-// strict parsing and verification.
+// strongSwan's `acert` plugin accepts (docs/interop.md: how that plugin is built and loaded here),
+// with issuing, strict parsing and verification.
 //
 // Which key signs permits: a dedicated attribute-authority (AA) certificate per authority, signed
 // by the authority's root, CA:FALSE, key usage digitalSignature only (createAttributeAuthority).
