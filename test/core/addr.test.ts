@@ -1,3 +1,5 @@
+// IP addresses and prefixes: canonical parsing of IPv4 and IPv6, byte round trips, prefixes that
+// refuse host bits, and longest-prefix match (the routing decisions of the core rest on these).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,3 +1,5 @@
+// The key table and its neighbours: O(1) lookup by (local, remote), bounded size with a stated
+// eviction order, bounded pending buffers, and the core's timer queue (re-arm, cancel, typed timers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyTable, PendingBuffers, type KeyTableEntry } from '../../src/core/key-table.js';

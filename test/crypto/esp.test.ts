@@ -1,3 +1,5 @@
+// ESP seal and open (RFC 4303 with AES-GCM, RFC 4106) as the group mode uses them: exact overhead,
+// every padding case, determinism, and that every tampered or arbitrary packet fails without throwing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

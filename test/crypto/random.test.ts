@@ -1,3 +1,5 @@
+// The randomness sources: cryptoRandom for production, seededRandom (deterministic, documented
+// construction) for the simulator and tests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

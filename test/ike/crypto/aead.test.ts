@@ -1,3 +1,5 @@
+// IKEv2's encrypted payloads (SK and SKF) with AES-GCM (RFC 5282): layout, round trips for both key
+// sizes, and that every tampered or random body is an error, never an exception.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,3 +1,5 @@
+// IKEv2 cookies (RFC 7296 §2.6): bound to the initiator's nonce, address and SPI and to a secret
+// that rotates; forged or arbitrary cookies never verify and never throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

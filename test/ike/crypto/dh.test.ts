@@ -1,3 +1,5 @@
+// Diffie-Hellman for IKEv2: the RFC 5903 ECP and RFC 7748 X25519 vectors, key generation from the
+// injected randomness, and bad peer values as errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
