@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
 import { createAttributeAuthority } from '../pki/permit.js';
-import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem, systemRandom, type RandomSource } from '../pki/keys.js';
+import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem } from '../pki/keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { FileKeystore } from '../pki/keystore.js';
 import { x509 } from '../pki/x509.js';
 import {
@@ -79,7 +80,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   const paths = dataPaths(o.dataDir);
   if (existsSync(paths.config)) throw new Error(`${o.dataDir} already holds an authority (${paths.config} exists)`);
   const now = o.now ?? Date.now();
-  const random = o.random ?? systemRandom;
+  const random = o.random ?? cryptoRandom;
   const listen = o.listen ?? { host: '127.0.0.1', port: 7443 };
   const sans = defaultSans(listen.host, o.sans ?? []);
   const url = o.url ?? urlFor(listen.host, listen.port);
@@ -217,7 +218,7 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
   const paths = dataPaths(o.dataDir);
   const keystore = new FileKeystore(paths.keystore);
   const ca = await loadCa(o.dataDir);
-  const random = o.random ?? systemRandom;
+  const random = o.random ?? cryptoRandom;
   const now = o.now ?? Date.now;
 
   // Renew the server certificate when it is about to expire or no longer names what we serve.

@@ -1,7 +1,7 @@
 // What the parts of the core (inside, outside, search originator, search relay, aging) share:
 // configuration, the key ring, the key table, the executor, timers, and the action sink of the
 // event being handled. The gateway core (gateway-core.ts) implements it.
-import type { Ip, Prefix } from './addr.js';
+import type { Ip, Prefix } from '../base/addr.js';
 import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';

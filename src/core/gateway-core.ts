@@ -2,7 +2,7 @@
 // a packet from outside, the clock advanced, a new authority snapshot. Actions out: emit these
 // bytes (the edge routes them by destination), drop with this reason, trace. The executor carries
 // out installed key-table entries; everything it punts is decided here.
-import type { Ip } from './addr.js';
+import type { Ip } from '../base/addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
 import type { Executor, PathRule, PuntReason, RxSa, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
@@ -19,7 +19,7 @@ import { TimerQueue } from './timer-queue.js';
 import { timerId, type CoreTimer } from './timers.js';
 import { TsExecutor } from './ts-executor.js';
 import type { AuthoritySnapshot, GatewayId, Spi, VpnId } from './types.js';
-import { cryptoRandom } from '../crypto/random.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 
 export interface GatewayCoreOptions {
   config: GatewayConfig;
@@ -27,7 +27,7 @@ export interface GatewayCoreOptions {
   /** Initial clock, ms. */
   now: number;
   /** Randomness for transaction ids; CSPRNG by default, the simulator injects a seeded one. */
-  random?: (n: number) => Uint8Array;
+  random?: RandomSource;
   /** The TypeScript reference executor by default. */
   executor?: Executor;
   /**
@@ -57,7 +57,7 @@ export class GatewayCore implements CoreContext {
   private readonly counters = new Map<string, number>();
   private readonly originator: SearchOriginator;
   private readonly relay: SearchRelay;
-  private readonly randomSource: (n: number) => Uint8Array;
+  private readonly randomSource: RandomSource;
   private installedTx = new Map<VpnId, Spi>();
   private readonly txSeqStart: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
   private readonly txEpochs = new Map<VpnId, number>();

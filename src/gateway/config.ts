@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS } from '../core/context.js';
 import { DEFAULT_IKE_TIMERS, type IkeTimers } from '../ike/engine/types.js';
 

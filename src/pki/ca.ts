@@ -3,8 +3,9 @@
 // is standard DER X.509 (ECDSA P-256 with SHA-256) that openssl and strongSwan read.
 // Attribute certificates (permits, seed 001) will live next to this file (src/pki/permit.ts).
 import { isIP } from 'node:net';
-import { err, ok, type Result } from '../core/result.js';
-import { EC_SIGN_ALG, generateKeyPair, systemRandom, type RandomSource } from './keys.js';
+import { err, ok, type Result } from '../base/result.js';
+import { EC_SIGN_ALG, generateKeyPair } from './keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { cryptoImpl, x509 } from './x509.js';
 
 const DAY = 86_400_000;
@@ -27,7 +28,7 @@ export const GATEWAY_VALIDITY_DAYS = 365;
 export const SERVER_VALIDITY_DAYS = 397;
 
 /** A positive 128-bit serial number (hex), from the injected random source. */
-export function randomSerial(random: RandomSource = systemRandom): string {
+export function randomSerial(random: RandomSource = cryptoRandom): string {
   const b = random(16);
   b[0] = (b[0] & 0x3f) | 0x40; // positive, no leading zero byte
   return Buffer.from(b).toString('hex');
@@ -39,7 +40,7 @@ function dn(authority: string, commonName: string): x509.Name {
 }
 
 export async function createAuthorityCa(opts: { authority: string; now: number; random?: RandomSource }): Promise<AuthorityCa> {
-  const random = opts.random ?? systemRandom;
+  const random = opts.random ?? cryptoRandom;
   const rootKeys = await generateKeyPair();
   const rootName = dn(opts.authority, `${opts.authority} root CA`);
   const rootCert = await x509.X509CertificateGenerator.createSelfSigned({

@@ -57,9 +57,10 @@ import {
   V2Form,
   id_aca_group,
 } from '@peculiar/asn1-x509-attr';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
-import { derToPem, EC_SIGN_ALG, generateKeyPair, pemToDer, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
+import { derToPem, EC_SIGN_ALG, generateKeyPair, pemToDer, toArrayBuffer } from './keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { cryptoImpl, x509 } from './x509.js';
 
 const DAY = 86_400_000;
@@ -330,7 +331,7 @@ export async function issuePermit(p: IssuePermitParams): Promise<Permit> {
     }),
     issuer: new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: aa.subjectName })]) }) }),
     signature: alg(),
-    serialNumber: toArrayBuffer(Buffer.from(randomSerial(p.random ?? systemRandom), 'hex')),
+    serialNumber: toArrayBuffer(Buffer.from(randomSerial(p.random ?? cryptoRandom), 'hex')),
     attrCertValidityPeriod: new AttCertValidityPeriod({ notBeforeTime: notBefore, notAfterTime: notAfter }),
     attributes: [groupAttribute(p.groups)],
     extensions: new Extensions([

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { ipFamily, parseIp, Prefix, type Ip } from '../core/addr.js';
+import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { ok, type Result } from '../core/result.js';
+import { ok, type Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
 
 export const DEFAULT_SEED = 1;

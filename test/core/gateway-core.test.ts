@@ -3,14 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { AuthoritySnapshot, VpnView } from '../../src/core/types.js';
 import { buildIpv4, parseIpv4, PROTO_ESP, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, isIcmpUnreachable, parseIcmp } from '../../src/core/packet/icmp.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
 import { espSeal } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import { buildSearchPacket } from '../../src/core/search/search-packet.js';
 
 const KEY = new Uint8Array(32).fill(7);

@@ -3,14 +3,14 @@
 // VPN), holds the packets, and settles the paths when the edge reports the Child SA up or down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
 import { buildIpv4, ipv4Dst, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, echoReplyFor } from '../../src/core/packet/icmp.js';
 import { parseSearchPacket } from '../../src/core/search/search-packet.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import type { TsExecutor } from '../../src/core/ts-executor.js';
 
 const VPN = 7;

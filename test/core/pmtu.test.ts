@@ -3,11 +3,11 @@
 // MTU toward that peer; the terminal then gets ICMP it can use, quoting its own packet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import { buildIpv4, parseIpv4 } from '../../src/core/packet/ipv4.js';
 import { buildIcmpFragNeeded, isIcmpUnreachable, parseIcmp } from '../../src/core/packet/icmp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import { dropped, emitted, espFrom, snapshotOf, vpnView } from '../support/core.js';
 
 const KEY = new Uint8Array(32).fill(9);

@@ -4,7 +4,7 @@
 // below it are refused, G2's new packets pass. A search G1 only relays teaches it nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
@@ -13,7 +13,7 @@ import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../../src/core/packet/icmp
 import { parseSearchPacket, buildSearchPacket } from '../../src/core/search/search-packet.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
 import { espSeal } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 
 const KEY = new Uint8Array(32).fill(7);
 const A = '10.1.0.10';

@@ -14,7 +14,7 @@ import {
   espSeal,
   espSealWithIv,
 } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 
 const h = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -1,7 +1,7 @@
 // Searches this gateway starts for its own terminals (seed 000 §3.3, steps 2–6 and 10–11):
 // buffer, source search toward the source terminal, destination search toward the destination
 // terminal, then pair, install and flush. Retries with backoff end in a negative entry.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import { pathKey } from '../key-table.js';
 import type { SearchEntry, SearchMessage } from '../packet/search-message.js';

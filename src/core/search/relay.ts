@@ -1,6 +1,6 @@
 // Searches passing through this gateway (seed 000 §3.3 steps 7 and 9): append our authenticated
 // entry to requests, learn the path from replies, and answer for a silent terminal we serve.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import type { SearchMessage } from '../packet/search-message.js';
 import { txidHex } from '../packet/search-message.js';

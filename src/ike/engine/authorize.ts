@@ -3,7 +3,7 @@
 // ourselves), and is authorised by a permit that OUR authority's attribute authority issued to
 // exactly that certificate for this VPN. Anything else is AUTHENTICATION_FAILED, with the reason.
 import { createHash } from 'node:crypto';
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { CertEncoding, IdType, type Payload } from '../message/index.js';
 import { verifyAuth } from '../crypto/signature.js';
 import { verifyPermit } from '../../pki/permit.js';

@@ -7,7 +7,7 @@
 import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
 import { parsePermit } from '../../pki/permit.js';
-import { ipToBytes } from '../../core/addr.js';
+import { ipToBytes } from '../../base/addr.js';
 import { IkeSa, type ChildSa, type QueuedRequest } from './ike-sa.js';
 import { certificateRequest } from './authorize.js';
 import { installOf } from './tasks/child.js';
@@ -17,6 +17,7 @@ import { answerInitRequest, buildInitRequest, processInitResponse } from './task
 import { answerIkeRekey, buildIkeRekey, isIkeRekey, processIkeRekeyResponse } from './tasks/ike-rekey.js';
 import { answerInformational, deleteChildren, deleteIke } from './tasks/informational.js';
 import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
+import type { RandomSource } from '../../base/random.js';
 
 export interface IkeEngineOptions {
   local: LocalIdentity;
@@ -26,7 +27,7 @@ export interface IkeEngineOptions {
   natPort?: number;
   /** The pairwise-VPN peers our authority delivered now (read on every exchange: deliveries change). */
   peers: () => IkePeer[];
-  random: (n: number) => Uint8Array;
+  random: RandomSource;
   timers?: Partial<IkeTimers>;
 }
 

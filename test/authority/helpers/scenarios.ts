@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { AuthorityClient, enroll, gatewayClient, openDelivery } from '../../../src/authority/client.js';
 import { createCsr } from '../../../src/pki/ca.js';
 import { generateKeyPair, pemToDer } from '../../../src/pki/keys.js';
-import { Prefix } from '../../../src/core/addr.js';
+import { Prefix } from '../../../src/base/addr.js';
 import type { AuthoritySnapshot } from '../../../src/core/types.js';
 import {
   apiError,

@@ -6,16 +6,14 @@ import fc from 'fast-check';
 import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { authSignedOctets, idPayloadBody } from '../../../src/ike/crypto/auth.js';
 import { deriveIkeSaKeys } from '../../../src/ike/crypto/keys.js';
 import {
   AUTH_METHOD_DIGITAL_SIGNATURE,
   decodeSignatureHashAlgorithms,
-  ecdsaRawToDer,
   encodeSignatureHashAlgorithms,
   HashAlgorithmId,
-  isDerEcdsaSignature,
   keyObjectSigner,
   parseSignatureAuthData,
   signAuth,
@@ -23,6 +21,7 @@ import {
   verifyAuth,
   type AuthSigner,
 } from '../../../src/ike/crypto/signature.js';
+import { ecdsaRawToDer, isDerEcdsaSignature } from '../../../src/pki/ecdsa-signature.js';
 import { AES_GCM_16_256, PRF_HMAC_SHA2_256 } from '../../../src/ike/crypto/transforms.js';
 import { hmac } from './reference.js';
 

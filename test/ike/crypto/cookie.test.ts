@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { COOKIE_LENGTH, CookieSecrets, makeCookie, newCookieSecret, verifyCookie } from '../../../src/ike/crypto/cookie.js';
 
 const rnd = seededRandom('ike cookie tests');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { dhCheckPublic, dhFromPrivate, dhGenerate, dhSharedSecret } from '../../../src/ike/crypto/dh.js';
 import { DH_CURVE25519, DH_ECP256, DH_ECP384, dhGroupById } from '../../../src/ike/crypto/transforms.js';
 

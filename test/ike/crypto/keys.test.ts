@@ -2,7 +2,7 @@
 // combination, rekeying, Child SA KEYMAT with and without PFS, and agreement between both peers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { dhGenerate, dhSharedSecret } from '../../../src/ike/crypto/dh.js';
 import {
   aeadKey,

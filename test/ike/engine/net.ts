@@ -4,7 +4,7 @@
 // KASANE_TEST_SEED=<seed> node --import tsx --test test/ike/engine/<file>. (Certificates and ECDSA
 // signatures come from WebCrypto and differ between runs; no engine decision depends on their bytes.)
 import assert from 'node:assert/strict';
-import { seededRandom, type RandomSource } from '../../../src/crypto/random.js';
+import { seededRandom, type RandomSource } from '../../../src/base/random.js';
 import { IkeEngine } from '../../../src/ike/engine/engine.js';
 import { emptyOutput, type ChildSaInstall, type ChildSaRemove, type Endpoint, type IkeEvent, type IkeOutput, type IkePeer, type IkeTimers } from '../../../src/ike/engine/types.js';
 import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority, type Gateway } from './peers.js';

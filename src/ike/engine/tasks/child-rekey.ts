@@ -9,8 +9,8 @@ import { dhGroupById } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkeTimers } from '../types.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import type { RandomSource } from '../../../base/random.js';
 
-type Random = (n: number) => Uint8Array;
 const NONCE_BYTES = 32;
 
 export interface ChildRekeyState {
@@ -21,7 +21,7 @@ export interface ChildRekeyState {
 }
 
 /** Initiator: the request rekeying `old`. */
-export function buildChildRekey(old: ChildSa, random: Random, group: number = DhGroupIds.ECP_256): { inner: Payload[]; state: ChildRekeyState } {
+export function buildChildRekey(old: ChildSa, random: RandomSource, group: number = DhGroupIds.ECP_256): { inner: Payload[]; state: ChildRekeyState } {
   const g = dhGroupById(group)!;
   const state: ChildRekeyState = { old, inboundSpi: newSpi(random), ni: Buffer.from(random(NONCE_BYTES)), dh: dhGenerate(g, random) };
   old.state = 'rekeying';
@@ -43,7 +43,7 @@ export type ChildRekeyResult =
   | { ok: false; code: 'retry-later' | 'retry-group' | 'not-found' | 'failed'; reason: string; group?: number };
 
 /** Initiator: the answer to our rekey request. */
-export function processChildRekeyResponse(sa: IkeSa, st: ChildRekeyState, inner: Payload[], now: number, timers: IkeTimers, random: Random): ChildRekeyResult {
+export function processChildRekeyResponse(sa: IkeSa, st: ChildRekeyState, inner: Payload[], now: number, timers: IkeTimers, random: RandomSource): ChildRekeyResult {
   const invalidKe = findNotify(inner, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe) {
     const g = decodeGroupData(invalidKe.data);
@@ -73,7 +73,7 @@ export function processChildRekeyResponse(sa: IkeSa, st: ChildRekeyState, inner:
 export type ChildRekeyAnswer = { response: Payload[]; child?: ChildSa; old?: ChildSa; refused?: string };
 
 /** Responder: a CREATE_CHILD_SA request. Only rekeys of existing Child SAs are accepted (one Child SA per IKE SA). */
-export function answerChildRekey(sa: IkeSa, inner: Payload[], now: number, timers: IkeTimers, random: Random): ChildRekeyAnswer {
+export function answerChildRekey(sa: IkeSa, inner: Payload[], now: number, timers: IkeTimers, random: RandomSource): ChildRekeyAnswer {
   const refuse = (type: number, reason: string, data?: Buffer, opts?: { protocolId?: number; spi?: Buffer }): ChildRekeyAnswer => ({ response: [notify(type, data, opts)], refused: reason });
   const rekey = findNotify(inner, NotifyType.REKEY_SA);
   if (!rekey) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'a new Child SA was asked for; kasane keeps one per IKE SA');

@@ -8,8 +8,8 @@ import { authorizePeer, certificateRequest, idOf, proofOf } from '../authorize.j
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkePeer, IkeTimers, LocalIdentity } from '../types.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import type { RandomSource } from '../../../base/random.js';
 
-type Random = (n: number) => Uint8Array;
 
 async function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): Promise<{ id: Payload; auth: Payload }> {
   const id = idOf(local.certificate);
@@ -38,7 +38,7 @@ function proofPayloads(local: LocalIdentity, permit: Uint8Array): Payload[] {
 }
 
 /** Initiator: the inner payloads of the IKE_AUTH request for `sa.peer`. */
-export async function buildAuthRequest(sa: IkeSa, local: LocalIdentity, random: Random): Promise<Payload[]> {
+export async function buildAuthRequest(sa: IkeSa, local: LocalIdentity, random: RandomSource): Promise<Payload[]> {
   const peer = sa.peer!;
   const { id, auth } = await ownAuth(sa, local, 'initiator');
   sa.childSpi = newSpi(random);
@@ -62,7 +62,7 @@ export type AuthAnswer =
  * Responder: identifies the peer among those our authority delivered (by the certificate it sent,
  * pinned), authorises it (AUTH, permit for the VPN), answers with our own proof and the Child SA.
  */
-export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates: IkePeer[], local: LocalIdentity, random: Random, now: number, timers: IkeTimers): Promise<AuthAnswer> {
+export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates: IkePeer[], local: LocalIdentity, random: RandomSource, now: number, timers: IkeTimers): Promise<AuthAnswer> {
   const fail = (notifyType: number, code: string, reason: string, peer?: string): AuthAnswer => ({ ok: false, code, reason, peer, response: [{ kind: 'N', protocolId: 0, spi: Buffer.alloc(0), notifyType, data: Buffer.alloc(0) }] });
   const proof = proofOf(inner, 'IDi');
   if (!proof) return fail(NotifyType.AUTHENTICATION_FAILED, 'auth-no-id', 'IKE_AUTH without IDi');
@@ -115,7 +115,7 @@ export async function answerAuthRequest(sa: IkeSa, inner: Payload[], candidates:
 export type AuthResult = { ok: true; child: ChildSa; permitNotAfter: number } | { ok: false; code: string; reason: string };
 
 /** Initiator: the responder's IKE_AUTH answer: its proof, its permit, the Child SA. */
-export async function processAuthResponse(sa: IkeSa, inner: Payload[], local: LocalIdentity, now: number, timers: IkeTimers, random: Random): Promise<AuthResult> {
+export async function processAuthResponse(sa: IkeSa, inner: Payload[], local: LocalIdentity, now: number, timers: IkeTimers, random: RandomSource): Promise<AuthResult> {
   const refused = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
   if (refused?.kind === 'N') return { ok: false, code: refused.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'peer-refused-auth' : 'peer-refused', reason: `the responder refused with notify ${refused.notifyType}` };
   const peer = sa.peer!;

@@ -26,6 +26,7 @@ import { natDetectionHash } from '../../crypto/natd.js';
 import { aeadById, dhGroupById, prfById, type IkeSuite } from '../../crypto/transforms.js';
 import type { IkeSa } from '../ike-sa.js';
 import type { Endpoint } from '../types.js';
+import type { RandomSource } from '../../../base/random.js';
 
 /** What kasane offers and accepts, best first (the same names strongSwan uses). */
 export const IKE_PROPOSALS = ['aes256gcm16-prfsha256-ecp256', 'aes256gcm16-prfsha256-x25519', 'aes128gcm16-prfsha256-ecp256'];
@@ -33,7 +34,6 @@ const NONCE_BYTES = 32;
 /** RFC 7427 hash algorithm identifiers we accept: SHA2-256, SHA2-384, SHA2-512. */
 const HASHES = [2, 3, 4];
 
-type Random = (n: number) => Uint8Array;
 
 export function offeredIke(): Proposal[] {
   return IKE_PROPOSALS.map((p, i) => {
@@ -75,7 +75,7 @@ function natd(sa: IkeSa, local: Endpoint): Payload[] {
 }
 
 /** Initiator: the IKE_SA_INIT request (again with `group` after INVALID_KE_PAYLOAD). */
-export function buildInitRequest(sa: IkeSa, local: Endpoint, random: Random, group: number = DhGroupIds.ECP_256): Buffer {
+export function buildInitRequest(sa: IkeSa, local: Endpoint, random: RandomSource, group: number = DhGroupIds.ECP_256): Buffer {
   const g = dhGroupById(group);
   if (!g) throw new Error(`DH group ${group} is not implemented`);
   if (sa.dh?.group !== g) sa.dh = dhGenerate(g, random); // a cookie retry keeps its KE
@@ -99,7 +99,7 @@ export type InitAnswer = { ok: true; response: Buffer } | { ok: false; response?
 
 /** Responder: chooses a proposal, answers, derives the keys. A refusal may still carry an answer (a notify). */
 /** `certReq`: our CERTREQ payloads (RFC 7296 allows them in the IKE_SA_INIT response). */
-export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[], local: Endpoint, random: Random, certReq: Payload[] = []): InitAnswer {
+export function answerInitRequest(sa: IkeSa, request: Buffer, payloads: Payload[], local: Endpoint, random: RandomSource, certReq: Payload[] = []): InitAnswer {
   const refuse = (type: number, reason: string, data?: Buffer): InitAnswer => ({
     ok: false,
     reason,

@@ -9,8 +9,8 @@ import { deriveRekeyedIkeSaKeys } from '../../crypto/keys.js';
 import { dhGroupById } from '../../crypto/transforms.js';
 import { IkeSa } from '../ike-sa.js';
 import { chosenTransforms, offeredIke, suiteOf } from './ike-init.js';
+import type { RandomSource } from '../../../base/random.js';
 
-type Random = (n: number) => Uint8Array;
 const NONCE_BYTES = 32;
 
 export interface IkeRekeyState {
@@ -29,7 +29,7 @@ function withSpi(proposals: Proposal[], spi: Buffer): Proposal[] {
   return proposals.map((p) => ({ ...p, spi }));
 }
 
-export function buildIkeRekey(old: IkeSa, random: Random): { inner: Payload[]; state: IkeRekeyState } {
+export function buildIkeRekey(old: IkeSa, random: RandomSource): { inner: Payload[]; state: IkeRekeyState } {
   const group = old.suite?.dh.id ?? DhGroupIds.ECP_256;
   const state: IkeRekeyState = { spi: Buffer.from(random(8)), ni: Buffer.from(random(NONCE_BYTES)), dh: dhGenerate(dhGroupById(group)!, random) };
   return { state, inner: [{ kind: 'SA', proposals: withSpi(offeredIke(), state.spi) }, { kind: 'Nonce', data: state.ni }, { kind: 'KE', group, data: state.dh.publicValue }] };
@@ -76,7 +76,7 @@ export function processIkeRekeyResponse(old: IkeSa, st: IkeRekeyState, inner: Pa
 
 export type IkeRekeyAnswer = { response: Payload[]; sa?: IkeSa; refused?: string };
 
-export function answerIkeRekey(old: IkeSa, inner: Payload[], rekeyInFlight: boolean, random: Random, now: number): IkeRekeyAnswer {
+export function answerIkeRekey(old: IkeSa, inner: Payload[], rekeyInFlight: boolean, random: RandomSource, now: number): IkeRekeyAnswer {
   const refuse = (type: number, reason: string, data?: Buffer): IkeRekeyAnswer => ({ response: [notify(type, data)], refused: reason });
   if (rekeyInFlight && old.role === 'initiator') return refuse(NotifyType.TEMPORARY_FAILURE, 'both sides rekey the IKE SA; ours wins');
   const saP = inner.find((p) => p.kind === 'SA');

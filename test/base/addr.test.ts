@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Prefix, PrefixTable, ipFromBytes, ipToBytes, parseIp } from '../../src/core/addr.js';
+import { Prefix, PrefixTable, ipFromBytes, ipToBytes, parseIp } from '../../src/base/addr.js';
 
 test('parseIp canonicalises v4 and v6 and rejects junk', () => {
   assert.deepEqual(parseIp('10.0.0.1'), { ok: true, value: '10.0.0.1' });

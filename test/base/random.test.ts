@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cryptoRandom, seededRandom } from '../../src/crypto/random.js';
+import { cryptoRandom, seededRandom } from '../../src/base/random.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
