@@ -3,7 +3,7 @@
 // figure (sim-scale) also counts its own bookkeeping; this one isolates the table.
 import { KeyTable } from '../src/core/key-table.js';
 import { TsExecutor } from '../src/core/ts-executor.js';
-import { intToIpv4 } from '../src/core/addr.js';
+import { intToIpv4 } from '../src/base/addr.js';
 
 export function runKeyTableMemory(entries = Number(process.env.KASANE_BENCH_ENTRIES ?? 1_000_000)): string {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -1,6 +1,6 @@
 /* N-API bindings: the executor, the TUN datapath, and test/benchmark hooks. Native because the
  * per-packet work (crypto with reused contexts, TUN I/O in batches, GSO) cannot be done fast enough
- * from JavaScript on this machine (see /work/shared/design/dataplane.md); JavaScript keeps every
+ * from JavaScript (docs/dataplane.md, "Why native", has the measurements); JavaScript keeps every
  * decision and calls in here only to install state, read counters and handle punted packets. */
 #define NAPI_VERSION 8
 #include <arpa/inet.h>

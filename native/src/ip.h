@@ -1,6 +1,6 @@
 /* Byte access and Internet checksums shared by the executor and GSO segmentation.
  * Native because the per-packet work (checksums over every segment) is what the TUN fast path
- * spends its time on besides crypto; see /work/shared/design/dataplane.md. */
+ * spends its time on besides crypto (docs/dataplane.md, "Why native"). */
 #ifndef KASANE_IP_H
 #define KASANE_IP_H
 

@@ -18,7 +18,7 @@
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadFileError, formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
 

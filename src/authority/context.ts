@@ -4,7 +4,7 @@
 // anything. The concerns never open transactions of their own, so every change gets a version,
 // an audit entry and its wake-ups the same way.
 import type { Logger } from 'pino';
-import type { RandomSource } from '../pki/keys.js';
+import type { RandomSource } from '../base/random.js';
 import type { Change } from './change.js';
 import type { Store } from './storage/types.js';
 import type { AuthorityIdentity } from './wire.js';

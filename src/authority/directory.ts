@@ -3,7 +3,7 @@
 // and never relays traffic toward a protected prefix in the clear, so stripping key-search
 // entries cannot downgrade a path to plain. It changes only when a prefix first appears or last
 // disappears; that change concerns every gateway.
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import { conflict, must, notFound } from './errors.js';

@@ -1,6 +1,6 @@
 // Errors the authority reports to its callers: an HTTP status, a stable machine-readable code and a
 // message for people. The API sends them as {error: code, message}.
-import type { Result } from '../core/result.js';
+import type { Result } from '../base/result.js';
 
 export class ApiError extends Error {
   constructor(

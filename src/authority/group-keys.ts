@@ -14,7 +14,7 @@
 // VPN and epoch for that gateway of that authority: moved to another slot it fails to open.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
-import type { RandomSource } from '../pki/keys.js';
+import type { RandomSource } from '../base/random.js';
 import { sealBase } from './hpke-seal.js';
 
 export const GROUP_KEY_BYTES = 32;

@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
 import { createAttributeAuthority } from '../pki/permit.js';
-import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem, systemRandom, type RandomSource } from '../pki/keys.js';
+import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem } from '../pki/keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { FileKeystore } from '../pki/keystore.js';
 import { describeKey, x509 } from '../pki/x509.js';
 import {
@@ -88,7 +89,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   const paths = dataPaths(o.dataDir);
   if (existsSync(paths.config)) throw new Error(`${o.dataDir} already holds an authority (${paths.config} exists)`);
   const now = o.now ?? Date.now();
-  const random = o.random ?? systemRandom;
+  const random = o.random ?? cryptoRandom;
   const listen = o.listen ?? { host: '127.0.0.1', port: 7443 };
   const sans = defaultSans(listen.host, o.sans ?? []);
   const url = o.url ?? urlFor(listen.host, listen.port);
@@ -239,7 +240,7 @@ export async function createReplica(o: ReplicaOptions): Promise<ReplicaResult> {
 
 async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<ReplicaResult> {
   const now = o.now ?? Date.now();
-  const random = o.random ?? systemRandom;
+  const random = o.random ?? cryptoRandom;
   const from = dataPaths(o.from);
   const to = dataPaths(o.dataDir);
   const listen = o.listen ?? source.listen;
@@ -392,7 +393,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
   const log = o.log ?? createLogger(o.logLevel);
   const paths = dataPaths(o.dataDir);
   const keystore = new FileKeystore(paths.keystore);
-  const random = o.random ?? systemRandom;
+  const random = o.random ?? cryptoRandom;
   const now = o.now ?? Date.now;
 
   // Renew the server certificate when it is about to expire or no longer names what we serve.

@@ -1,7 +1,7 @@
 // Reads that several concerns of the authority share: a VPN or gateway by name (or the 404 that
 // names it), a VPN's memberships with their gateways, the members that hold its keys, and the
 // VPNs a gateway is a member of.
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import { notFound } from './errors.js';
 import type { GatewayRow, StoreOps, VpnRow } from './storage/types.js';
 

@@ -21,7 +21,8 @@
 // The periodic jobs (scheduled rotation, CRL refresh, heartbeats) are started by lifecycle.ts.
 import type { Logger } from 'pino';
 import type { AuthorityCa } from '../pki/ca.js';
-import { fingerprint, systemRandom, type RandomSource } from '../pki/keys.js';
+import { fingerprint } from '../pki/keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import type { x509 } from '../pki/x509.js';
 import { Administration, type AuditQuery } from './admin.js';
 import { Certificates, type Crls } from './certificates.js';
@@ -94,7 +95,7 @@ export class AuthorityService implements AuthorityContext {
     this.store = o.store;
     this.ca = o.ca;
     this.advertisedUrl = o.url;
-    this.random = o.random ?? systemRandom;
+    this.random = o.random ?? cryptoRandom;
     this.clock = o.now ?? Date.now;
     this.log = o.log;
     this.startedAt = this.clock();

@@ -2,8 +2,8 @@
 // delivery is checked field by field (it is wire data), then every sealed group key is opened with
 // the gateway's own private key (HPKE, see group-keys.ts). A key that does not open is an error:
 // the gateway must not run with part of its keys.
-import { parseIp, Prefix } from '../core/addr.js';
-import { err, ok, type Result } from '../core/result.js';
+import { parseIp, Prefix } from '../base/addr.js';
+import { err, ok, type Result } from '../base/result.js';
 import type { AuthoritySnapshot, VpnKeyEpoch, VpnView } from '../core/types.js';
 import { importPrivateKey } from '../pki/keys.js';
 import { deliveryContext, openGroupKey } from './group-keys.js';

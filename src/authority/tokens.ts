@@ -3,7 +3,8 @@
 // stored, so a copy of the database lets nobody in, and a presented secret is compared with it in
 // constant time.
 import { timingSafeEqual } from 'node:crypto';
-import { sha256Hex, type RandomSource } from '../pki/keys.js';
+import { sha256Hex } from '../pki/keys.js';
+import type { RandomSource } from '../base/random.js';
 
 export type TokenKind = 'admin' | 'enroll';
 

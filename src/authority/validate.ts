@@ -14,8 +14,8 @@
 //   into several VPNs is multi-homing (seed 000 Fig. 1(1)/Fig. 2, terminal B in VPN1 and VPN2), and
 //   an inner gateway putting 10.1.1.0/24 into a department VPN while an outer gateway puts
 //   10.1.0.0/16 into the company VPN is a multi-stage (nested) VPN (seed 000 Fig. 1(2)).
-import { ipFromBytes, parseIp, Prefix, type Ip } from '../core/addr.js';
-import { err, ok, type Result } from '../core/result.js';
+import { ipFromBytes, parseIp, Prefix, type Ip } from '../base/addr.js';
+import { err, ok, type Result } from '../base/result.js';
 
 export const MAX_NAME_BYTES = 63;
 export const MAX_PREFIXES_PER_MEMBERSHIP = 1024;

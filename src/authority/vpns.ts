@@ -2,7 +2,7 @@
 // which gateway puts which terminal prefixes into which VPN. A membership is effective while its
 // gateway is active; one that ends re-keys a group VPN at once, so the leaver holds no key the
 // others still use. Every prefix a membership names is in the directory of protected prefixes.
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { VpnMode } from '../core/types.js';
 import type { AuthorityContext } from './context.js';
 import type { Delivery } from './delivery.js';

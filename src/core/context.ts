@@ -1,7 +1,7 @@
 // What the parts of the core (inside, outside, search originator, search relay, aging) share:
 // configuration, the key ring, the key table, the executor, timers, and the action sink of the
 // event being handled. The gateway core (gateway-core.ts) implements it.
-import type { Ip, Prefix } from './addr.js';
+import type { Ip, Prefix } from '../base/addr.js';
 import type { Executor, PuntReason, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayLimits, GatewayTimers, TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
@@ -9,6 +9,7 @@ import type { EspFragNeeded } from './pmtu.js';
 import type { KeyTable, KeyTableEntry, PendingBuffers } from './key-table.js';
 import type { ReceiveFloors } from './rx-floors.js';
 import type { TimerQueue } from './timer-queue.js';
+import type { CoreTimer } from './timers.js';
 import type { GatewayId, VpnId } from './types.js';
 
 export interface ResolvedConfig {
@@ -49,7 +50,7 @@ export interface CoreContext {
   readonly table: KeyTable;
   readonly pending: PendingBuffers;
   readonly executor: Executor;
-  readonly timers: TimerQueue<string>;
+  readonly timers: TimerQueue<CoreTimer>;
   /** Receiving SAs that wait for a floor after a restart (docs/protocol.md §3.2). */
   readonly floors: ReceiveFloors;
   /** The next sequence number this gateway sends under (vpnId, epoch); 0 when it has no such sending SA. */

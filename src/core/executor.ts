@@ -4,7 +4,7 @@
 //
 // Two implementations pass the same vectors: the TypeScript reference (src/core/ts-executor.ts,
 // used by the simulator) and the native addon (native/, used by the gateway's fast path).
-import type { Ip } from './addr.js';
+import type { Ip } from '../base/addr.js';
 import type { Epoch, GatewayId, Spi, VpnId } from './types.js';
 
 /** Which side of the gateway a packet came from: inside = the terminals' LANs, outside = the WAN. */

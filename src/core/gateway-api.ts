@@ -2,7 +2,7 @@
 // the clock advanced, a new authority snapshot), actions out (emit these bytes, drop with this
 // reason, trace). The edge (simulator or daemon) routes emitted packets by their destination
 // address, exactly as the kernel routes what the gateway writes to its TUN device.
-import type { Ip, Prefix } from './addr.js';
+import type { Ip, Prefix } from '../base/addr.js';
 import type { ForwardNote, Side } from './executor.js';
 import type { GatewayId, VpnId } from './types.js';
 

@@ -2,7 +2,7 @@
 // a packet from outside, the clock advanced, a new authority snapshot. Actions out: emit these
 // bytes (the edge routes them by destination), drop with this reason, trace. The executor carries
 // out installed key-table entries; everything it punts is decided here.
-import type { Ip } from './addr.js';
+import type { Ip } from '../base/addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
 import type { Executor, PathRule, PuntReason, RxSa, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
@@ -16,9 +16,10 @@ import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
 import { TimerQueue } from './timer-queue.js';
+import { timerId, type CoreTimer } from './timers.js';
 import { TsExecutor } from './ts-executor.js';
 import type { AuthoritySnapshot, GatewayId, Spi, VpnId } from './types.js';
-import { cryptoRandom } from '../crypto/random.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 
 export interface GatewayCoreOptions {
   config: GatewayConfig;
@@ -26,7 +27,7 @@ export interface GatewayCoreOptions {
   /** Initial clock, ms. */
   now: number;
   /** Randomness for transaction ids; CSPRNG by default, the simulator injects a seeded one. */
-  random?: (n: number) => Uint8Array;
+  random?: RandomSource;
   /** The TypeScript reference executor by default. */
   executor?: Executor;
   /**
@@ -51,12 +52,12 @@ export class GatewayCore implements CoreContext {
   readonly table: KeyTable;
   readonly pending: PendingBuffers;
   readonly executor: Executor;
-  readonly timers = new TimerQueue<string>();
+  readonly timers = new TimerQueue<CoreTimer>(timerId);
   out: CoreAction[] = [];
   private readonly counters = new Map<string, number>();
   private readonly originator: SearchOriginator;
   private readonly relay: SearchRelay;
-  private readonly randomSource: (n: number) => Uint8Array;
+  private readonly randomSource: RandomSource;
   private installedTx = new Map<VpnId, Spi>();
   private readonly txSeqStart: (vpnId: VpnId, epoch: number, spi: Spi) => bigint;
   private readonly txEpochs = new Map<VpnId, number>();
@@ -64,9 +65,9 @@ export class GatewayCore implements CoreContext {
   private installedRx = new Set<Spi>();
   private readonly rxNeedsFloor: (sa: RxSa) => boolean;
   readonly floors: ReceiveFloors;
-  /** Pairwise VPNs: Child SAs that are up, "peer/vpnId" → outbound SPI. */
+  /** Pairwise VPNs: Child SAs that are up, "vpnId/peer" (childKey) → outbound SPI. */
   private readonly childSas = new Map<string, Spi>();
-  /** Pairwise VPNs: paths waiting for IKE, "peer/vpnId" → path keys; present while a request is out. */
+  /** Pairwise VPNs: paths waiting for IKE, "vpnId/peer" (childKey) → path keys; present while a request is out. */
   private readonly awaitingIke = new Map<string, Set<string>>();
   /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
   private readonly learnedMtu = new Map<string, number>();
@@ -102,7 +103,7 @@ export class GatewayCore implements CoreContext {
       return true;
     });
     this.syncSas(opts.now);
-    this.timers.set('sweep', opts.now + this.config.timers.sweepInterval);
+    this.timers.set(SWEEP, opts.now + this.config.timers.sweepInterval);
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -139,23 +140,31 @@ export class GatewayCore implements CoreContext {
 
   onTick(now: number): CoreAction[] {
     return this.run(() => {
-      for (const key of this.timers.popDue(now)) {
-        if (key === 'sweep') {
-          this.sweep(now);
-          this.timers.set('sweep', now + this.config.timers.sweepInterval);
-        } else if (key === 'epoch') {
-          this.syncSas(now);
-        } else if (key.startsWith('pmtu:')) {
-          // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
-          const k = key.slice(5);
-          this.learnedMtu.delete(k);
-          this.count('pmtu.expired');
-          this.refreshMtu((e) => pmtuKey(e) === k);
-        } else if (key.startsWith('ike:')) {
-          const [peer, vpnId] = splitChildKey(key.slice(4));
-          this.failWaiting(peer, vpnId, 'ike-timeout', now);
-        } else if (!this.originator.onTimer(key, now)) {
-          this.relay.onTimer(key, now);
+      for (const timer of this.timers.popDue(now)) {
+        switch (timer.kind) {
+          case 'sweep':
+            this.sweep(now);
+            this.timers.set(SWEEP, now + this.config.timers.sweepInterval);
+            break;
+          case 'epoch':
+            this.syncSas(now);
+            break;
+          case 'pmtu':
+            // RFC 1191 §6.3: a learned estimate ages out, so a path that grew again is used again.
+            this.learnedMtu.delete(timer.path);
+            this.count('pmtu.expired');
+            this.refreshMtu((e) => pmtuKey(e) === timer.path);
+            break;
+          case 'ike':
+            this.failWaiting(timer.peer, timer.vpnId, 'ike-timeout', now);
+            break;
+          case 'origin':
+            this.originator.onTimer(timer, now);
+            break;
+          case 'relay':
+          case 'proxy':
+            this.relay.onTimer(timer, now);
+            break;
         }
       }
     });
@@ -165,13 +174,12 @@ export class GatewayCore implements CoreContext {
    * The path MTU toward other gateways changed (the daemon watches its outside interfaces): every
    * encrypting path takes it at once, as the limit for its packets and the MSS it clamps.
    */
-  setPathMtu(mtu: number, now: number): CoreAction[] {
+  setPathMtu(mtu: number): CoreAction[] {
     return this.run(() => {
       if (mtu === this.config.pathMtu) return;
       this.trace({ event: 'path-mtu', kind: 'config', detail: { from: this.config.pathMtu, to: mtu } });
       this.config.pathMtu = mtu;
       this.refreshMtu(() => true);
-      void now;
     });
   }
 
@@ -181,13 +189,12 @@ export class GatewayCore implements CoreContext {
    * lowers its route's MTU; the daemon reads that back (undefined: forget it) and the paths on
    * Child SAs with that peer take it, so their terminals get "fragmentation needed" in time.
    */
-  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined, now: number): CoreAction[] {
+  setTunnelPathMtu(peer: GatewayId, mtu: number | undefined): CoreAction[] {
     return this.run(() => {
       if (this.tunnelMtu.get(peer) === mtu) return;
       if (mtu === undefined) this.tunnelMtu.delete(peer);
       else this.tunnelMtu.set(peer, mtu);
       this.refreshMtu((e) => e.childSpi !== undefined && e.peer === peer);
-      void now;
     });
   }
 
@@ -219,7 +226,7 @@ export class GatewayCore implements CoreContext {
     return this.run(() => {
       const k = childKey(peer, vpnId);
       this.childSas.set(k, outboundSpi);
-      this.timers.cancel(`ike:${k}`);
+      this.timers.cancel({ kind: 'ike', peer, vpnId });
       const waiting = this.awaitingIke.get(k) ?? new Set<string>();
       this.awaitingIke.delete(k);
       this.count('ike.child-up');
@@ -249,7 +256,7 @@ export class GatewayCore implements CoreContext {
     });
   }
 
-  paths(now: number): PathView[] {
+  paths(): PathView[] {
     const out: PathView[] = [];
     for (const e of this.table.values()) {
       const s = this.executor.pathStats(e.local, e.remote);
@@ -270,7 +277,6 @@ export class GatewayCore implements CoreContext {
         bytes: s?.bytes ?? 0,
       });
     }
-    void now;
     return out;
   }
 
@@ -370,7 +376,7 @@ export class GatewayCore implements CoreContext {
         return this.failWaiting(entry.peer!, entry.vpnId!, 'peer-unknown', now);
       }
       this.awaitingIke.set(k, (waiting = new Set()));
-      this.timers.set(`ike:${k}`, now + this.config.timers.ikeTimeout);
+      this.timers.set({ kind: 'ike', peer: entry.peer!, vpnId: entry.vpnId! }, now + this.config.timers.ikeTimeout);
       this.count('ike.requested');
       this.out.push({ type: 'ike-request', peer: entry.peer!, vpnId: entry.vpnId!, address });
       this.trace({ event: 'ike-request', kind: 'ike', detail: { peer: entry.peer, vpnId: entry.vpnId, address, local: entry.local, remote: entry.remote } });
@@ -381,7 +387,7 @@ export class GatewayCore implements CoreContext {
   /** Paths that waited for a Child SA that will not come: negative entries, buffered packets dropped. */
   private failWaiting(peer: GatewayId, vpnId: VpnId, reason: string, now: number): void {
     const k = childKey(peer, vpnId);
-    this.timers.cancel(`ike:${k}`);
+    this.timers.cancel({ kind: 'ike', peer, vpnId });
     const waiting = this.awaitingIke.get(k);
     this.awaitingIke.delete(k);
     for (const pk of waiting ?? []) {
@@ -417,7 +423,7 @@ export class GatewayCore implements CoreContext {
     if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
     const key = pmtuKey(e);
     this.learnedMtu.set(key, mtu);
-    this.timers.set('pmtu:' + key, now + this.config.timers.pathMtuTimeout);
+    this.timers.set({ kind: 'pmtu', path: key }, now + this.config.timers.pathMtuTimeout);
     this.count('pmtu.learned');
     this.trace({ event: 'pmtu-learned', kind: 'data', detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } } });
     this.refreshMtu((x) => pmtuKey(x) === key);
@@ -538,12 +544,14 @@ export class GatewayCore implements CoreContext {
     this.installedRx = wantRx;
 
     const next = this.ring.epochEvents(now);
-    if (next.length > 0) this.timers.set('epoch', Math.min(...next));
-    else this.timers.cancel('epoch');
+    if (next.length > 0) this.timers.set(EPOCH, Math.min(...next));
+    else this.timers.cancel(EPOCH);
   }
 }
 
 const childKey = (peer: GatewayId, vpnId: VpnId) => `${vpnId}/${peer}`;
+const SWEEP: CoreTimer = { kind: 'sweep' };
+const EPOCH: CoreTimer = { kind: 'epoch' };
 /** The executor's rule for a key-table entry. */
 function ruleOf(e: KeyTableEntry): PathRule {
   return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
@@ -551,7 +559,3 @@ function ruleOf(e: KeyTableEntry): PathRule {
 
 /** Paths toward one peer with the same outer layering on our side share the WAN path: one estimate. */
 const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}`;
-function splitChildKey(k: string): [GatewayId, VpnId] {
-  const slash = k.indexOf('/');
-  return [k.slice(slash + 1), Number(k.slice(0, slash))];
-}

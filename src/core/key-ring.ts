@@ -2,7 +2,7 @@
 // terminals it puts in which VPN), the derived sending and receiving SAs per epoch, the search
 // authentication keys, the members of each VPN (for the receive-side membership check) and the
 // directory of protected prefixes (for downgrade prevention).
-import { type Ip, PrefixTable, type Prefix } from './addr.js';
+import { type Ip, PrefixTable, type Prefix } from '../base/addr.js';
 import type { RxSa, TxSa } from './executor.js';
 import type { AuthoritySnapshot, Epoch, GatewayId, Spi, VpnId, VpnMember, VpnView } from './types.js';
 import { deriveSearchKey, deriveSenderKey } from '../crypto/kdf.js';

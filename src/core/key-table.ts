@@ -1,6 +1,6 @@
 // The key table (paper: 通信鍵テーブル): (local terminal, remote terminal) → action, with aging,
 // a hard lifetime, a bounded size, and the bounded buffers of paths whose search is under way.
-import type { Ip } from './addr.js';
+import type { Ip } from '../base/addr.js';
 import type { PathAction } from './executor.js';
 import type { GatewayId, VpnId } from './types.js';
 

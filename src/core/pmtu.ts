@@ -4,10 +4,10 @@
 // that protects that terminal. That ICMP is useless to the terminal (it quotes ESP); to us it says
 // how large our packets toward that peer may be. We learn it, and answer the terminal's next
 // oversized packet with our own ICMP, which quotes the terminal's packet (inside.ts).
-import type { Ip } from './addr.js';
+import type { Ip } from '../base/addr.js';
 import { parseIcmp, ICMP_UNREACHABLE, UNREACH_FRAG_NEEDED, isIcmpUnreachable } from './packet/icmp.js';
 import { parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
-import { ipFromBytes } from './addr.js';
+import { ipFromBytes } from '../base/addr.js';
 
 /**
  * Smallest path MTU believed (Linux's net.ipv4.route.min_pmtu): a report below it is taken as this,

@@ -9,13 +9,28 @@
 // ESP on an SA that still waits is dropped ('unverified-sa') and starts such a search (one per SA
 // at a time), so even a one-way flow resumes after one search. Searches we merely relay teach us
 // nothing: their claims were made before we could have asked, and could be old ones replayed.
-import type { Ip } from './addr.js';
-import type { CoreContext } from './context.js';
+import type { Ip } from '../base/addr.js';
+import type { Executor } from './executor.js';
+import type { TraceEvent } from './gateway-api.js';
+import type { KeyRing } from './key-ring.js';
 import type { SearchMessage } from './packet/search-message.js';
 import type { GatewayTimers } from './gateway-api.js';
 import { ipv4Dst, ipv4Src, parseIpv4 } from './packet/ipv4.js';
 import { espPeek } from '../crypto/esp.js';
-import type { Spi } from './types.js';
+import type { GatewayId, Spi } from './types.js';
+
+/**
+ * What the floors use of the core: a narrow view of CoreContext (which the core passes), declared
+ * here because the context holds the floors and a module must not import its holder.
+ */
+export interface FloorsHost {
+  readonly config: { readonly id: GatewayId; readonly timers: GatewayTimers };
+  readonly ring: Pick<KeyRing, 'peerMember' | 'rxSaOf'>;
+  readonly executor: Pick<Executor, 'installRxSa'>;
+  count(name: string, n?: number): void;
+  drop(reason: string, bytes: Uint8Array): void;
+  trace(event: TraceEvent): void;
+}
 
 /** The longest a search of ours can take: the source-search wait plus every destination attempt. */
 function searchSpan(t: GatewayTimers): number {
@@ -56,7 +71,7 @@ export class ReceiveFloors {
    * ESP from outside with a path rule but an SPI the executor does not hold: ours if the SA waits
    * for its floor (then dropped, and a floor asked for). False: not a waiting SA.
    */
-  onUnknownSpi(ctx: CoreContext, packet: Uint8Array, now: number): boolean {
+  onUnknownSpi(ctx: FloorsHost, packet: Uint8Array, now: number): boolean {
     if (this.waiting.size === 0) return false;
     const ip = parseIpv4(packet);
     const peek = ip.ok ? espPeek(ip.value.payload) : undefined;
@@ -66,7 +81,7 @@ export class ReceiveFloors {
   }
 
   /** ESP for our terminal on an SA that waits for its floor: dropped; its sender is asked by a search. */
-  onEsp(ctx: CoreContext, packet: Uint8Array, spi: Spi, now: number): void {
+  onEsp(ctx: FloorsHost, packet: Uint8Array, spi: Spi, now: number): void {
     ctx.drop('unverified-sa', packet);
     if ((this.nextAttempt.get(spi) ?? 0) > now) return;
     const local = ipv4Dst(packet);
@@ -82,7 +97,7 @@ export class ReceiveFloors {
    * A destination search of ours completed with verified claims: every claim of a sender whose SA
    * waits gives that SA its floor (its claimed next sequence number).
    */
-  learn(ctx: CoreContext, msg: SearchMessage, unverifiable: ReadonlySet<string>): void {
+  learn(ctx: FloorsHost, msg: SearchMessage, unverifiable: ReadonlySet<string>): void {
     if (this.waiting.size === 0) return;
     msg.entries.forEach((e, i) => {
       if (e.gateway === ctx.config.id) return;

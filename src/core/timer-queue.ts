@@ -1,31 +1,36 @@
 // A min-heap of deadlines with lazy cancellation: the core has many concurrent timers (one per
 // search in flight) and the edge asks for the next deadline after every event, so both must be cheap.
+// Timers are values (e.g. the core's CoreTimer union); `idOf` says which of them are the same timer.
 
 interface Timer<K> {
   at: number;
   key: K;
+  id: string;
   gen: number;
 }
 
 export class TimerQueue<K> {
   private heap: Timer<K>[] = [];
-  /** Live generation per key: a popped timer whose generation is stale was cancelled or re-armed. */
-  private live = new Map<K, number>();
+  /** Live generation per timer id: a popped timer whose generation is stale was cancelled or re-armed. */
+  private live = new Map<string, number>();
   private gen = 0;
 
-  /** Arms (or re-arms) the timer for `key`. */
+  constructor(private readonly idOf: (key: K) => string) {}
+
+  /** Arms (or re-arms) the timer `key`. */
   set(key: K, at: number): void {
     const g = ++this.gen;
-    this.live.set(key, g);
-    this.push({ at, key, gen: g });
+    const id = this.idOf(key);
+    this.live.set(id, g);
+    this.push({ at, key, id, gen: g });
   }
 
   cancel(key: K): void {
-    this.live.delete(key);
+    this.live.delete(this.idOf(key));
   }
 
   has(key: K): boolean {
-    return this.live.has(key);
+    return this.live.has(this.idOf(key));
   }
 
   get size(): number {
@@ -46,7 +51,7 @@ export class TimerQueue<K> {
       const top = this.heap[0];
       if (!top || top.at > now) return out;
       this.pop();
-      this.live.delete(top.key);
+      this.live.delete(top.id);
       out.push(top.key);
     }
   }
@@ -54,7 +59,7 @@ export class TimerQueue<K> {
   private prune(): void {
     while (this.heap.length > 0) {
       const top = this.heap[0];
-      if (this.live.get(top.key) === top.gen) return;
+      if (this.live.get(top.id) === top.gen) return;
       this.pop();
     }
   }

@@ -2,7 +2,7 @@
 // The simulator uses it; the native executor (native/) must produce byte-identical results on the
 // shared vectors (test/vectors/executor.json). It favours clarity over speed.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from './addr.js';
+import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
 import {
   CARRIED_OVERHEAD_MAX,
   MAX_FRAGMENTS,

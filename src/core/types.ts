@@ -1,6 +1,6 @@
 // The vocabulary shared by the core, the authority and the gateway (see docs/glossary in
 // docs/protocol.md). These are plain data: the authority produces them, the gateway consumes them.
-import type { Ip, Prefix } from './addr.js';
+import type { Ip, Prefix } from '../base/addr.js';
 
 /** VPN identifier (paper: VPN ID). Unsigned 32-bit, 1:1 with the VPN's group key. 0 is reserved. */
 export type VpnId = number;

@@ -16,7 +16,7 @@
 // cipher, so each packet creates one. The native addon is the fast path (dataplane.md).
 
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { err, ok, type Result, type WireError } from '../core/result.js';
+import { err, ok, type Result, type WireError } from '../base/result.js';
 
 export const ESP_HEADER_LENGTH = 16;
 export const ESP_ICV_LENGTH = 16;

@@ -2,9 +2,9 @@
 // credentials in the data directory; this file says how the gateway sits in the host's network.
 import { join } from 'node:path';
 import { readDocument, type DocumentLimits } from '../files/document.js';
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS } from '../core/context.js';
 import { DEFAULT_IKE_TIMERS, type IkeTimers } from '../ike/engine/types.js';
 

@@ -54,12 +54,12 @@ export class CoreDriver {
 
   /** The path MTU toward other gateways changed (the outside interfaces' MTU). */
   pathMtu(mtu: number): void {
-    this.dispatch(this.core.setPathMtu(mtu, this.clock.now()));
+    this.dispatch(this.core.setPathMtu(mtu));
   }
 
   /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address. */
   tunnelPathMtu(peer: string, mtu: number | undefined): void {
-    this.dispatch(this.core.setTunnelPathMtu(peer, mtu, this.clock.now()));
+    this.dispatch(this.core.setTunnelPathMtu(peer, mtu));
   }
 
   /** Pairwise VPNs: the IKE engine made (or rekeyed) the Child SA with `peer` for `vpnId`. */

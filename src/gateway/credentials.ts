@@ -26,8 +26,9 @@ export function saveCredentials(data: string, bundle: GatewayBundle, privateKey:
   const ks = keystoreOf(data);
   ks.ensure();
   ks.write(KEY_ENTRY, privateKey);
-  const { privateKey: _drop, ...rest } = bundle;
-  void _drop;
+  // The private key lives only in the keystore, never in the credentials file.
+  const rest: Omit<GatewayBundle, 'privateKey'> & { privateKey?: string } = { ...bundle };
+  delete rest.privateKey;
   atomicWrite(join(data, CREDENTIALS_FILE), JSON.stringify(rest, null, 2) + '\n');
 }
 

@@ -14,7 +14,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { AuthoritySnapshot } from '../core/types.js';
@@ -271,7 +271,7 @@ export class GatewayDaemon {
       }),
       startedAt: this.startedAt,
       now,
-      paths: core.paths(now),
+      paths: core.paths(),
       ike: this.ike?.status() ?? [],
       ikeLoad: this.ike?.engine.load(),
       stats: this.stats(),

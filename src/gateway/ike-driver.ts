@@ -4,7 +4,7 @@
 // installed in the executor, and the core told when a peer's Child SA comes and goes.
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
-import type { Prefix } from '../core/addr.js';
+import type { Prefix } from '../base/addr.js';
 import type { AddressRange, TunnelExecutor } from '../core/executor.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { selectorFromPrefix } from '../ike/message/index.js';
@@ -13,6 +13,7 @@ import type { IkeOutput, IkePeer, IkeTimers, LocalIdentity } from '../ike/engine
 import type { AuthSigner } from '../ike/crypto/signature.js';
 import type { Clock } from './core-driver.js';
 import { systemClock } from './core-driver.js';
+import type { RandomSource } from '../base/random.js';
 
 const NON_ESP_MARKER = Buffer.alloc(4);
 
@@ -34,7 +35,7 @@ export interface IkeDriverOptions {
   childUp(peer: string, vpnId: number, outboundSpi: number): void;
   childDown(peer: string, vpnId: number, reason: string): void;
   log: Logger;
-  random: (n: number) => Uint8Array;
+  random: RandomSource;
   clock?: Clock;
 }
 

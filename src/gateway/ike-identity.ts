@@ -10,7 +10,7 @@ import type { AuthorityClient } from '../authority/client.js';
 import type { AuthSigner } from '../ike/crypto/signature.js';
 import { pemToDer } from '../pki/keys.js';
 import { Pkcs11Keystore } from '../pki/pkcs11-keystore.js';
-import { FileKeyKeystore, keystoreSigner, type GatewayKeystore } from '../pki/signer.js';
+import { FileKeyKeystore, type GatewayKeystore, type SignatureHash } from '../pki/signer.js';
 import { x509 } from '../pki/x509.js';
 import type { GatewayRunConfig } from './config.js';
 import type { Credentials } from './credentials.js';
@@ -64,4 +64,9 @@ export async function ikeIdentity(config: GatewayRunConfig, creds: Credentials, 
     ks.close();
     throw e;
   }
+}
+
+/** IKE AUTH (RFC 7427, ECDSA with SHA-256) signs through the keystore: the key stays where it is. */
+export function keystoreSigner(ks: GatewayKeystore, hash: SignatureHash = 'SHA-256'): AuthSigner {
+  return { sign: (data: Buffer) => Buffer.from(ks.sign(data, hash)) };
 }

@@ -63,7 +63,7 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
     registers: [registry],
     collect() {
       const counts: Record<string, number> = { encrypt: 0, plain: 0, discard: 0, pending: 0 };
-      for (const p of core().paths(Date.now())) counts[p.action]++;
+      for (const p of core().paths()) counts[p.action]++;
       for (const [action, n] of Object.entries(counts)) this.set({ action }, n);
     },
   });

@@ -3,7 +3,7 @@
 // changes an interface's MTU at run time. Smaller MTUs further along the path are the core's to
 // learn from ICMP (src/core/pmtu.ts).
 import { readFileSync } from 'node:fs';
-import { ipToBytes, type Ip } from '../core/addr.js';
+import { ipToBytes, type Ip } from '../base/addr.js';
 import type { NativeBinding } from '../native/binding.js';
 
 /** The smallest MTU among the interfaces, or undefined when none can be read. */

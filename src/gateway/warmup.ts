@@ -11,14 +11,14 @@
 // of another class, "not a Smi" where times were small integers) and every hop runs interpreted
 // again (0.2–0.5 ms each): so the cores get the same executor class as the daemon's (private
 // instances) and wall-clock times.
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { CoreAction } from '../core/gateway-api.js';
 import { buildIcmpEcho, echoReplyFor } from '../core/packet/icmp.js';
 import { buildIpv4, ipv4Dst, PROTO_ICMP } from '../core/packet/ipv4.js';
 import type { Executor } from '../core/executor.js';
 import type { AuthoritySnapshot } from '../core/types.js';
-import { cryptoRandom } from '../crypto/random.js';
+import { cryptoRandom } from '../base/random.js';
 
 export interface WarmupResult {
   searches: number;

@@ -5,7 +5,7 @@
 // fallback); KASANE_NATIVE_PATH points at another build of the addon.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 
 /** Opaque handles owned by the addon (N-API externals). */
 export type ExecutorHandle = { readonly __brand: 'kasane-executor' };

@@ -2,9 +2,9 @@
 // offloads, optionally multiqueue), run every packet through a NativeExecutor's state and write
 // forwarded packets back; JavaScript receives only punted packets, in batches, through a
 // preallocated buffer. See docs/dataplane.md for the routing set-up (two devices: one per side).
-import { ipFamily, ipFromBytes, ipToBytes, type Ip } from '../core/addr.js';
+import { ipFamily, ipFromBytes, ipToBytes, type Ip } from '../base/addr.js';
 import { TUNNEL_PORT, type PuntReason, type Side } from '../core/executor.js';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import type { DatapathHandle } from './binding.js';
 import { PUNT_REASONS, DROP_REASONS, type NativeExecutor } from './native-executor.js';
 

@@ -2,7 +2,7 @@
 // src/core/ts-executor.ts), carried out by the C addon so that the TUN datapath's reader threads
 // share its state (rules, SAs, sequence numbers, replay windows, counters). process() here is for
 // the shared vectors and for packets the core injects; the fast path never enters JavaScript.
-import { intToIpv4, ipFamily, ipFromBytes, ipToBytes, ipv4ToInt, type Ip } from '../core/addr.js';
+import { intToIpv4, ipFamily, ipFromBytes, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
 import {
   TUNNEL_SEQ_MAX,
   TUNNEL_SOFT_SEQ_DEFAULT,
@@ -22,7 +22,7 @@ import {
   type TxSa,
   type Verdict,
 } from '../core/executor.js';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import type { Spi, VpnId } from '../core/types.js';
 import { loadNative, type ExecutorHandle, type NativeBinding } from './binding.js';
 

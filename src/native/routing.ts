@@ -17,7 +17,7 @@
 // the nftables table is replaced atomically.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 
 /** One policy rule: packets arriving on `iif` look up `table`, at preference `pref`. */
 export interface PolicyRule {

@@ -3,8 +3,9 @@
 // is standard DER X.509 (ECDSA P-256 with SHA-256) that openssl and strongSwan read.
 // Attribute certificates (permits, seed 001) will live next to this file (src/pki/permit.ts).
 import { isIP } from 'node:net';
-import { err, ok, type Result } from '../core/result.js';
-import { EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, type RandomSource } from './keys.js';
+import { err, ok, type Result } from '../base/result.js';
+import { EC_SIGN_ALG, generateKeyPair, parsePem } from './keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { CERTIFICATE_LIMITS, checkDer } from './der.js';
 import { cryptoImpl, x509 } from './x509.js';
 
@@ -28,7 +29,7 @@ export const GATEWAY_VALIDITY_DAYS = 365;
 export const SERVER_VALIDITY_DAYS = 397;
 
 /** A positive 128-bit serial number (hex), from the injected random source. */
-export function randomSerial(random: RandomSource = systemRandom): string {
+export function randomSerial(random: RandomSource = cryptoRandom): string {
   const b = random(16);
   b[0] = (b[0] & 0x3f) | 0x40; // positive, no leading zero byte
   return Buffer.from(b).toString('hex');
@@ -44,7 +45,7 @@ function dn(authority: string, commonName: string): x509.Name {
  * pairs made in a PKCS#11 token: the private key a stand-in that signs there, x509.ts).
  */
 export async function createAuthorityCa(opts: { authority: string; now: number; random?: RandomSource; keys?: { root: CryptoKeyPair; issuing: CryptoKeyPair } }): Promise<AuthorityCa> {
-  const random = opts.random ?? systemRandom;
+  const random = opts.random ?? cryptoRandom;
   const rootKeys = opts.keys?.root ?? (await generateKeyPair());
   const rootName = dn(opts.authority, `${opts.authority} root CA`);
   const rootCert = await x509.X509CertificateGenerator.createSelfSigned({

@@ -9,7 +9,7 @@
 // contains (indefinite lengths, constructed strings, a BOOLEAN of more than one
 // octet, unknown universal types) and anything over the caller's byte, element and depth bounds.
 // src/pki/x509.ts also makes the library itself refuse long BOOLEANs, wherever they come from.
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 
 export interface DerLimits {
   /** Largest input accepted. */

@@ -1,16 +1,12 @@
 // Key material for the authority and its gateways: ECDSA P-256 key pairs (the same curve point
 // also serves as the gateway's HPKE recipient key), PKCS#8 / SPKI encodings, PEM helpers.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { cryptoImpl, x509 } from './x509.js';
 
 export { cryptoImpl };
 
 export const EC_KEY_ALG: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 export const EC_SIGN_ALG: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
-
-/** A source of random bytes (injected so that tests can make deterministic runs). */
-export type RandomSource = (n: number) => Uint8Array;
-export const systemRandom: RandomSource = (n) => new Uint8Array(randomBytes(n));
 
 /** A fresh P-256 key pair, extractable so that it can go to a keystore file or a bundle. */
 export async function generateKeyPair(): Promise<CryptoKeyPair> {

@@ -1,6 +1,6 @@
 // Permits (seed 001's connection permits): RFC 5755 attribute certificates in the form
-// strongSwan's `acert` plugin accepts (../shared/design/strongswan-facts.md), with issuing,
-// strict parsing and verification.
+// strongSwan's `acert` plugin accepts (docs/interop.md: how that plugin is built and loaded here),
+// with issuing, strict parsing and verification.
 //
 // Which key signs permits: a dedicated attribute-authority (AA) certificate per authority, signed
 // by the authority's root, CA:FALSE, key usage digitalSignature only (createAttributeAuthority).
@@ -57,9 +57,10 @@ import {
   V2Form,
   id_aca_group,
 } from '@peculiar/asn1-x509-attr';
-import { err, ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../base/result.js';
 import { randomSerial, type CertAndKey } from './ca.js';
-import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, systemRandom, toArrayBuffer, type RandomSource } from './keys.js';
+import { derToPem, EC_SIGN_ALG, generateKeyPair, parsePem, toArrayBuffer } from './keys.js';
+import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { cryptoImpl, x509 } from './x509.js';
 import { checkDer, PERMIT_LIMITS, readTlv } from './der.js';
 
@@ -340,7 +341,7 @@ export async function issuePermit(p: IssuePermitParams): Promise<Permit> {
     }),
     issuer: new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: aa.subjectName })]) }) }),
     signature: alg(),
-    serialNumber: toArrayBuffer(Buffer.from(randomSerial(p.random ?? systemRandom), 'hex')),
+    serialNumber: toArrayBuffer(Buffer.from(randomSerial(p.random ?? cryptoRandom), 'hex')),
     attrCertValidityPeriod: new AttCertValidityPeriod({ notBeforeTime: notBefore, notAfterTime: notAfter }),
     attributes: [groupAttribute(p.groups)],
     extensions: new Extensions([

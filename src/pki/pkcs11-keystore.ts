@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { buildCsr, type GatewayKeystore, type SignatureHash } from './signer.js';
-import { ecdsaRawToDer } from '../ike/crypto/signature.js';
+import { ecdsaRawToDer } from './ecdsa-signature.js';
 
 // pkcs11js is CommonJS and builds its exports at run time, so an ES namespace import sees only some
 // of them (its CK* constants are missing): load it through require.

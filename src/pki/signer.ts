@@ -5,7 +5,6 @@ import { createPrivateKey, createPublicKey, sign as nodeSign, type KeyObject } f
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, Name as AsnName, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import type { AuthSigner } from '../ike/crypto/signature.js';
 import { derToPem } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -54,11 +53,6 @@ export class FileKeyKeystore implements GatewayKeystore {
   }
 
   close(): void {}
-}
-
-/** IKE AUTH (RFC 7427, ECDSA with SHA-256) signs through the keystore: the key stays where it is. */
-export function keystoreSigner(ks: GatewayKeystore, hash: SignatureHash = 'SHA-256'): AuthSigner {
-  return { sign: (data: Buffer) => Buffer.from(ks.sign(data, hash)) };
 }
 
 /** A PKCS#10 request signed by the keystore (the key never leaves it). */

@@ -6,7 +6,7 @@
 // T + overlap; epoch N stays valid until T + overlap + grace. Removing a member rotates at once:
 // the new epoch is active from T and the old one expires at T + grace; the removed gateway's
 // snapshot no longer has the VPN, and the other members no longer list it.
-import type { Prefix } from '../core/addr.js';
+import type { Prefix } from '../base/addr.js';
 import type { AuthoritySnapshot, Epoch, GatewayId, Spi, VpnId, VpnKeyEpoch, VpnMember, VpnView } from '../core/types.js';
 import type { RandomBytes } from './random.js';
 import type { AuthorityEventSpec, GatewaySpec, Topology } from './topology.js';

@@ -15,6 +15,7 @@ import type { AuthoritySnapshot, VpnId } from '../core/types.js';
 import type { InFlight, SimContext, SimNode } from './context.js';
 import { decrementTtl, ipv4Endpoints, isSearchPacket } from './packets.js';
 import type { GatewaySpec } from './topology.js';
+import type { RandomSource } from '../base/random.js';
 
 /** What the simulator needs of a gateway core (GatewayCore, or a stand-in in tests). */
 export interface SimCore {
@@ -22,7 +23,7 @@ export interface SimCore {
   onTick(now: number): CoreAction[];
   nextDeadline(): number | undefined;
   applySnapshot(snapshot: AuthoritySnapshot, now: number): CoreAction[];
-  paths(now: number): PathView[];
+  paths(): PathView[];
   stats(): Record<string, number>;
 }
 
@@ -54,7 +55,7 @@ export class GatewayNode implements SimNode {
     config: GatewayConfig,
     snapshot: AuthoritySnapshot,
     createCore: CoreFactory,
-    random: (n: number) => Uint8Array,
+    random: RandomSource,
     private readonly ctx: SimContext,
   ) {
     this.name = spec.name;
@@ -86,7 +87,7 @@ export class GatewayNode implements SimNode {
   }
 
   paths(): PathView[] {
-    return this.core.paths(this.ctx.now);
+    return this.core.paths();
   }
 
   private handle(actions: CoreAction[], input?: InFlight): void {

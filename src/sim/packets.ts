@@ -2,7 +2,7 @@
 // for forwarding, and a classification for traces (data, key-search request/reply by phase, ESP,
 // TCP SYN, ICMP errors). Building and parsing use the core's codecs; only the fixed IPv4 header
 // fields that forwarding touches are read here directly.
-import { ipFromBytes, type Ip } from '../core/addr.js';
+import { ipFromBytes, type Ip } from '../base/addr.js';
 import { buildIcmpEcho, echoReplyFor, isIcmpEcho, parseIcmp } from '../core/packet/icmp.js';
 import { buildIpv4, ipv4HeaderLength, PROTO_ESP, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
 import { decodeSearchMessage, isSearchPayload } from '../core/packet/search-message.js';

@@ -1,7 +1,7 @@
 // Seeded randomness for the simulator. Each consumer (authority keys, each gateway core, each
 // link's loss) draws from its own stream derived from (seed, label), so adding a link or a
 // traffic item never changes the keys or another link's losses.
-import { seededRandom, type RandomSource } from '../crypto/random.js';
+import { seededRandom, type RandomSource } from '../base/random.js';
 
 export type RandomBytes = RandomSource;
 

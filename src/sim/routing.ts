@@ -4,7 +4,7 @@
 // the last hop to a terminal is always its single neighbour.
 //
 // Tie-break: of the neighbours on a shortest path, the one whose name sorts first (by code unit).
-import type { Ip } from '../core/addr.js';
+import type { Ip } from '../base/addr.js';
 
 export interface RoutingNode {
   name: string;

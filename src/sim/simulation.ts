@@ -1,7 +1,7 @@
 // The simulated network: nodes from a topology, links between them, routing by destination,
 // the authority's timed events and the traffic to try, all on one virtual clock. Same topology
 // and seed give the same run, event for event.
-import { Prefix } from '../core/addr.js';
+import { Prefix } from '../base/addr.js';
 import type { GatewayConfig, PathView } from '../core/gateway-api.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { VpnId } from '../core/types.js';
@@ -286,7 +286,7 @@ export class Simulation implements SimContext {
     const stats: Record<string, Record<string, number>> = {};
     let layerMismatches = 0;
     for (const [name, g] of this.gateways) {
-      keyTables[name] = g.core.paths(now);
+      keyTables[name] = g.core.paths();
       stats[name] = g.core.stats();
       layerMismatches += g.layerMismatches;
     }

@@ -3,9 +3,9 @@
 // its validation. Every problem is reported with the field it concerns (and its line in the file),
 // never as an exception. The format is documented in docs/simulator.md.
 import { formatPath, readDocument, type DocumentLimits, type DocumentSource } from '../files/document.js';
-import { ipFamily, parseIp, Prefix, type Ip } from '../core/addr.js';
+import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { ok, type Result } from '../core/result.js';
+import { ok, type Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
 
 export const DEFAULT_SEED = 1;

@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { AuthorityApiError, AuthorityClient, type AuditEntry } from '../../src/authority/client.js';
 import { initAuthority, startAuthority } from '../../src/authority/lifecycle.js';
 import { postgresForTests } from './helpers/postgres.js';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { checkAddress, checkMembershipAdd, checkName, checkPrefixes, checkVpnId, compactPrefixes, parseDuration } from '../../src/authority/validate.js';
 
 const P = (s: string): Prefix => Prefix.from(s);

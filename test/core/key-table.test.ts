@@ -1,7 +1,10 @@
+// The key table and its neighbours: O(1) lookup by (local, remote), bounded size with a stated
+// eviction order, bounded pending buffers, and the core's timer queue (re-arm, cancel, typed timers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyTable, PendingBuffers, type KeyTableEntry } from '../../src/core/key-table.js';
 import { TimerQueue } from '../../src/core/timer-queue.js';
+import { timerId, type CoreTimer } from '../../src/core/timers.js';
 
 function entry(local: string, remote: string, lastUsed: number, action: KeyTableEntry['action'] = 'encrypt'): KeyTableEntry {
   return { local, remote, action, reason: 'test', installedAt: 0, lastUsed, expiresAt: 1e9, layers: [] };
@@ -45,7 +48,7 @@ test('pending buffers: bounded per path and in total, packets and bytes', () => 
 });
 
 test('timer queue: earliest first, re-arm and cancel are honoured', () => {
-  const q = new TimerQueue<string>();
+  const q = new TimerQueue<string>((k) => k);
   q.set('a', 30);
   q.set('b', 10);
   q.set('c', 20);
@@ -57,4 +60,29 @@ test('timer queue: earliest first, re-arm and cancel are honoured', () => {
   for (let i = 100; i > 0; i--) q.set(`k${i}`, i);
   const due = q.popDue(1000);
   assert.deepEqual(due, Array.from({ length: 100 }, (_, i) => `k${i + 1}`));
+});
+
+test('core timers: equal values are one timer, every kind and field tells timers apart', () => {
+  const q = new TimerQueue<CoreTimer>(timerId);
+  q.set({ kind: 'ike', peer: 'g1', vpnId: 7 }, 50);
+  q.set({ kind: 'ike', peer: 'g1', vpnId: 7 }, 40); // a new object for the same timer re-arms it
+  q.set({ kind: 'ike', peer: 'g1', vpnId: 8 }, 45);
+  q.set({ kind: 'relay', search: 'ab/source' }, 30);
+  q.set({ kind: 'proxy', search: 'ab/source' }, 35);
+  q.set({ kind: 'origin', tx: 'ab' }, 36);
+  q.set({ kind: 'pmtu', path: 'g1/0' }, 37);
+  q.set({ kind: 'sweep' }, 38);
+  q.set({ kind: 'epoch' }, 39);
+  assert.equal(q.size, 8);
+  q.cancel({ kind: 'proxy', search: 'ab/source' });
+  assert.ok(q.has({ kind: 'relay', search: 'ab/source' }));
+  assert.deepEqual(q.popDue(100), [
+    { kind: 'relay', search: 'ab/source' },
+    { kind: 'origin', tx: 'ab' },
+    { kind: 'pmtu', path: 'g1/0' },
+    { kind: 'sweep' },
+    { kind: 'epoch' },
+    { kind: 'ike', peer: 'g1', vpnId: 7 },
+    { kind: 'ike', peer: 'g1', vpnId: 8 },
+  ]);
 });

@@ -1,3 +1,5 @@
+// Pairing (seed 000 §3.3): which gateways protect a path with which VPN, from the entries a search
+// collected: Figure 2, nested VPNs outermost first, blocked paths, and direction independence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -3,14 +3,14 @@
 // VPN), holds the packets, and settles the paths when the edge reports the Child SA up or down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
 import { buildIpv4, ipv4Dst, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, echoReplyFor } from '../../src/core/packet/icmp.js';
 import { parseSearchPacket } from '../../src/core/search/search-packet.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import type { TsExecutor } from '../../src/core/ts-executor.js';
 
 const VPN = 7;
@@ -198,15 +198,15 @@ test('pairwise: the path MTU limits the outer packet the Child SA makes; too big
 
 test('pairwise: the kernel\'s path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA\'s paths', () => {
   const { n, g1 } = withChildSa();
-  n.handle('G1', g1.setTunnelPathMtu('G2', 1280, 21));
+  n.handle('G1', g1.setTunnelPathMtu('G2', 1280));
   assert.equal(n.path('G1', A, B)?.mtu, 1280);
   const out = g1.onPacket('inside', buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }), 22);
   const icmp = out.find((a) => a.type === 'emit');
   assert.ok(icmp && icmp.type === 'emit' && icmp.note.op === 'icmp-error');
   assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1280 - 65);
   // The kernel forgot it (its exception expired): the full path MTU again; another peer never moved.
-  n.handle('G1', g1.setTunnelPathMtu('G2', undefined, 23));
+  n.handle('G1', g1.setTunnelPathMtu('G2', undefined));
   assert.equal(n.path('G1', A, B)?.mtu, 1500);
-  n.handle('G1', g1.setTunnelPathMtu('G9', 600, 24));
+  n.handle('G1', g1.setTunnelPathMtu('G9', 600));
   assert.equal(n.path('G1', A, B)?.mtu, 1500);
 });

@@ -3,11 +3,11 @@
 // MTU toward that peer; the terminal then gets ICMP it can use, quoting its own packet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import { buildIpv4, parseIpv4 } from '../../src/core/packet/ipv4.js';
 import { buildIcmpFragNeeded, isIcmpUnreachable, parseIcmp } from '../../src/core/packet/icmp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import { dropped, emitted, espFrom, snapshotOf, vpnView } from '../support/core.js';
 
 const KEY = new Uint8Array(32).fill(9);
@@ -40,7 +40,7 @@ function udp(src: string, dst: string, size: number, df: boolean): Uint8Array {
 
 const emits = emitted;
 const drops = dropped;
-const mtuOf = (core: GatewayCore, remote: string) => core.paths(0).find((p) => p.local === A && p.remote === remote)?.mtu;
+const mtuOf = (core: GatewayCore, remote: string) => core.paths().find((p) => p.local === A && p.remote === remote)?.mtu;
 
 /** A router's ICMP about one of G1's ESP packets, sent to the terminal the ESP came from. */
 function routerIcmp(esp: Uint8Array, mtu: number): Uint8Array {
@@ -116,7 +116,7 @@ test('a learned path MTU ages out (RFC 1191) and the path uses the full MTU agai
 
 test('the path MTU from the outside interfaces applies to every path at once (and to new ones)', () => {
   const core = g1(1500);
-  core.setPathMtu(1280, 20);
+  core.setPathMtu(1280);
   assert.equal(mtuOf(core, B), 1280);
   assert.equal(mtuOf(core, C), 1280);
   const out = core.onPacket('inside', udp(A, C, 1300, true), 21);
@@ -126,7 +126,7 @@ test('the path MTU from the outside interfaces applies to every path at once (an
   const esp = emits(core.onPacket('inside', udp(A, B, 1200, true), 22))[0].bytes;
   core.onPacket('outside', routerIcmp(esp, 1100), 23);
   assert.equal(mtuOf(core, B), 1100);
-  core.setPathMtu(1500, 24);
+  core.setPathMtu(1500);
   assert.equal(mtuOf(core, B), 1100);
   assert.equal(mtuOf(core, C), 1500);
 });

@@ -4,7 +4,7 @@
 // below it are refused, G2's new packets pass. A search G1 only relays teaches it nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
@@ -13,7 +13,7 @@ import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../../src/core/packet/icmp
 import { parseSearchPacket, buildSearchPacket } from '../../src/core/search/search-packet.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
 import { espSeal } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 
 const KEY = new Uint8Array(32).fill(7);
 const A = '10.1.0.10';
@@ -113,7 +113,7 @@ test('restarted receiver: ESP on a waiting SA is refused and asks for a floor; r
   assert.ok(done.some((a) => a.type === 'trace' && a.event.event === 'floor-learned' && a.event.detail?.floor === '100'), JSON.stringify(done.filter((a) => a.type === 'trace').map((a) => a.type === 'trace' && a.event)));
   assert.equal(r.stats()['rx-floor.waiting'], 0);
   assert.equal(r.stats()['rx-floor.learned'], 1);
-  assert.equal(r.paths(20).find((p) => p.local === A && p.remote === B)?.action, 'encrypt');
+  assert.equal(r.paths().find((p) => p.local === A && p.remote === B)?.action, 'encrypt');
 
   // Everything G2 sent before the floor is a replay now; what G2 sends next is delivered.
   for (const seq of [1n, 42n, 43n, 99n]) assert.deepEqual(drops(r.onPacket('outside', oldEsp(seq), 30)), ['replay'], `seq ${seq}`);
@@ -132,7 +132,7 @@ test('a search the restarted receiver only relays teaches it nothing; the ESP th
   assert.equal(req.length, 1);
   const flushed = emits(runSearch(req[0].bytes, s, r, 11)).filter((a) => a.note.op === 'encrypt');
   assert.equal(flushed.length, 1, 'G2 flushes its buffered packet');
-  assert.equal(r.paths(12).find((p) => p.local === A && p.remote === B)?.action, 'encrypt', 'G1 installed the path as a relay');
+  assert.equal(r.paths().find((p) => p.local === A && p.remote === B)?.action, 'encrypt', 'G1 installed the path as a relay');
   assert.equal(r.stats()['rx-floor.waiting'], 1, 'but learned no floor: the claims it relayed were not made for it');
 
   // The flushed packet meets the waiting SA (the path exists, the SPI is not installed).
@@ -181,7 +181,7 @@ test('a learning search that finds nobody leaves the path alone and asks again a
   let now = 0;
   while (r.stats()['search.originating'] > 0 && now < 15_000) r.onTick((now += 250));
   assert.equal(r.stats()['search.failed'], 1);
-  assert.equal(r.paths(now).find((p) => p.local === A && p.remote === B), undefined, 'no discard entry for the path');
+  assert.equal(r.paths().find((p) => p.local === A && p.remote === B), undefined, 'no discard entry for the path');
   // One learning search per SA per search time (250 ms source wait + 1+2+4+8 s): replayed ESP cannot make a storm.
   assert.equal(searchRequests(r.onPacket('outside', oldEsp(43n), 15_249)).length, 0, 'not before the search time is over');
   assert.equal(searchRequests(r.onPacket('outside', oldEsp(44n), 15_250)).length, 1, 'then the next ESP asks again');

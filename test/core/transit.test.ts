@@ -3,10 +3,10 @@
 // still the gateway of its own terminals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import { buildIpv4, PROTO_UDP } from '../../src/core/packet/ipv4.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import { dropped, emitted, espFrom as espFromGateway, snapshotOf, vpnView } from '../support/core.js';
 import { simulate } from '../support/sim.js';
 

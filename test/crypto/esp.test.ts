@@ -1,3 +1,5 @@
+// ESP seal and open (RFC 4303 with AES-GCM, RFC 4106) as the group mode uses them: exact overhead,
+// every padding case, determinism, and that every tampered or arbitrary packet fails without throwing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -12,7 +14,7 @@ import {
   espSeal,
   espSealWithIv,
 } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 
 const h = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

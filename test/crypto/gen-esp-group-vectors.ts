@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { deriveSearchKey, deriveSenderKey } from '../../src/crypto/kdf.js';
 import { espSeal } from '../../src/crypto/esp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const rnd = seededRandom('kasane esp-group vectors v1');

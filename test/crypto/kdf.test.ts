@@ -1,3 +1,5 @@
+// The group mode's key derivation: per-sender keys from the VPN key, epoch and sender id; every
+// input separates the keys, and programmer errors throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

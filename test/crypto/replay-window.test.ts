@@ -1,3 +1,5 @@
+// The anti-replay window (RFC 4303 §3.4.3 with 64-bit sequence numbers): order, reordering, jumps,
+// the 2^32 boundary, window sizes, the receive floor a restarted receiver learns, and properties.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,3 +1,5 @@
+// The proof on key-search entries: HMAC-SHA256 truncated to 16 bytes (RFC 4231 vector), verify
+// rejects every bit flip and never throws.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import { buildIpv4, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
-import { seededRandom } from '../../src/crypto/random.js';
+import { seededRandom } from '../../src/base/random.js';
 import { CoreDriver, type Clock } from '../../src/gateway/core-driver.js';
 import { gatewayRegistry } from '../../src/gateway/metrics.js';
 import { queryStatus, renderStatus, serveStatus, type GatewayStatus } from '../../src/gateway/status.js';
@@ -79,7 +79,7 @@ test('core driver: keeps one timer for the next deadline and runs the search on 
   assert.deepEqual(emitted, ['search-request(source)', 'search-request(destination)']);
   clock.advance(250 + 1000 + 2000 + 4000 + 8000); // every retry times out (backoff 1, 2, 4, 8 s)
   assert.equal(emitted.filter((e) => e === 'search-request(destination)').length, 4);
-  assert.equal(d.core.paths(clock.now()).find((p) => p.remote === '10.1.0.10')?.action, 'discard');
+  assert.equal(d.core.paths().find((p) => p.remote === '10.1.0.10')?.action, 'discard');
   d.stop();
   assert.equal(clock.timers.size, 0);
 });
@@ -134,7 +134,7 @@ test('status socket: serves the key table; the client renders it and explains a 
     vpns: [{ id: 1, name: 'VPN1', mode: 'group', epoch: 1 }],
     startedAt: 0,
     now: 5000,
-    paths: c.paths(5000),
+    paths: c.paths(),
     stats: c.stats(),
     ikeLoad: { halfOpen: 3, fragmentBytes: 1200, refusedKept: 1 },
   });

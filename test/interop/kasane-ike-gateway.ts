@@ -9,9 +9,10 @@
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import { IkeDriver } from '../../src/gateway/ike-driver.js';
-import { FileKeyKeystore, keystoreSigner } from '../../src/pki/signer.js';
+import { FileKeyKeystore } from '../../src/pki/signer.js';
+import { keystoreSigner } from '../../src/gateway/ike-identity.js';
 import { pemToDer } from '../../src/pki/keys.js';
 import { NativeDatapath } from '../../src/native/datapath.js';
 import { NativeExecutor } from '../../src/native/native-executor.js';

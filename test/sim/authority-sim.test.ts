@@ -1,3 +1,5 @@
+// The simulator's authority: each gateway's snapshot holds only its VPNs, keys come from the seed,
+// and rotation and member removal change epochs as the real authority does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FIRST_SPI, NEVER, SimAuthority } from '../../src/sim/authority-sim.js';

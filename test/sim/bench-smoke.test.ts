@@ -1,3 +1,4 @@
+// The simulator's scale benchmark runs (a small size): its topology is valid and it reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSimScale, runSimScale, scaleTopologyDocument, simScaleOptions } from '../../bench/sim-scale.js';

@@ -1,3 +1,5 @@
+// `kasane simulate`: the JSON and text reports, byte-for-byte determinism by seed, and exit code 2
+// with a precise message for a bad file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

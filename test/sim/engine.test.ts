@@ -1,3 +1,5 @@
+// The simulator's event engine: events run by time then insertion order, runUntil stops at its bound,
+// and the same schedule always gives the same run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

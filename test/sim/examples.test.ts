@@ -1,3 +1,5 @@
+// The example topologies in examples/ load, run and try every traffic item; the multi-stage one nests
+// two VPNs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';

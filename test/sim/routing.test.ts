@@ -1,3 +1,5 @@
+// The simulator's routing: shortest paths by hop count with a stated tie-break, unreachable parts,
+// terminals as leaves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Routing, type RoutingNode } from '../../src/sim/routing.js';

@@ -1,3 +1,5 @@
+// The simulated network: delivery with link latencies, TTL and checksums at routers, gateways fed
+// with the side a packet came from, VPN layers per packet, MTU, loss, and determinism by seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIpv4 } from '../../src/core/packet/ipv4.js';

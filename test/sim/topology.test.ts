@@ -1,3 +1,5 @@
+// Reading topology files: defaults, YAML and JSON, and every kind of mistake reported with its field
+// and line instead of thrown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 // Shared by the tests that drive a GatewayCore directly: authority snapshots from a few lines,
 // ESP as a peer gateway would send it, and the emitted and dropped parts of the core's actions.
-import { Prefix } from '../../src/core/addr.js';
+import { Prefix } from '../../src/base/addr.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import type { AuthoritySnapshot, VpnView } from '../../src/core/types.js';
 import { buildIpv4, PROTO_ESP, PROTO_ICMP } from '../../src/core/packet/ipv4.js';

@@ -1,7 +1,7 @@
 // ICMPv4 (RFC 792): echo, the errors a gateway originates (destination unreachable, including
 // RFC 1191 "fragmentation needed"), and the echo reply a terminal's own IP stack would send.
-import type { Ip } from '../addr.js';
-import { err, ok, type Result } from '../result.js';
+import type { Ip } from '../../base/addr.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { internetChecksum } from './checksum.js';
 import { buildIpv4, ipv4HeaderLength, parseIpv4, PROTO_ICMP } from './ipv4.js';
 

@@ -1,7 +1,7 @@
 // IPv4 header codec (RFC 791). Parsing validates everything a forwarder relies on and never
 // throws; builders and rewriters are for packets this gateway originates or re-frames.
-import { ipFromBytes, type Ip } from '../addr.js';
-import { err, ok, type Result } from '../result.js';
+import { ipFromBytes, type Ip } from '../../base/addr.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { internetChecksum } from './checksum.js';
 
 export const PROTO_ICMP = 1;

@@ -1,7 +1,7 @@
 // The kasane key-search payload, version 2, carried as the data of an ICMP echo request/reply
 // (see docs/protocol.md). Decoding takes untrusted bytes and never throws.
-import { ipFromBytes, ipToBytes, parseIp, type Ip } from '../addr.js';
-import { err, ok, type Result } from '../result.js';
+import { ipFromBytes, ipToBytes, parseIp, type Ip } from '../../base/addr.js';
+import { err, ok, type Result } from '../../base/result.js';
 
 export const SEARCH_MAGIC: Uint8Array = Uint8Array.of(0x4b, 0x53, 0x52, 0x43); // "KSRC"
 export const SEARCH_VERSION = 2;

@@ -1,6 +1,6 @@
 // The little of TCP (RFC 9293) a gateway touches: clamping the MSS option of SYNs so that
 // encapsulation overhead does not break the path MTU, plus a builder and a checksum check for tests.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import { checksumAdjust, internetChecksum, onesComplementSum } from './checksum.js';
 import { buildIpv4, PROTO_TCP } from './ipv4.js';
 

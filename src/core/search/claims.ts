@@ -3,7 +3,7 @@
 // another search or another path), and to the sequence number it sends next under that VPN and
 // epoch (a restarted receiver's floor, docs/protocol.md §3.2).
 // Proof = HMAC-SHA256(search key of VPN/epoch, input)[0..16).
-import { ipFamily, ipToBytes, type Ip } from '../addr.js';
+import { ipFamily, ipToBytes, type Ip } from '../../base/addr.js';
 import type { KeyRing } from '../key-ring.js';
 import type { SearchEntry, SearchMessage, SearchVpnClaim } from '../packet/search-message.js';
 import { searchProof, verifySearchProof } from '../../crypto/search-proof.js';

@@ -1,5 +1,5 @@
 // What one gateway installs for a path once it holds the chain of a completed search.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import type { Layer } from '../key-table.js';
 import type { SearchEntry } from '../packet/search-message.js';

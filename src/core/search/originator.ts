@@ -1,11 +1,12 @@
 // Searches this gateway starts for its own terminals (seed 000 §3.3, steps 2–6 and 10–11):
 // buffer, source search toward the source terminal, destination search toward the destination
 // terminal, then pair, install and flush. Retries with backoff end in a negative entry.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import { pathKey } from '../key-table.js';
 import type { SearchEntry, SearchMessage } from '../packet/search-message.js';
 import { txidHex } from '../packet/search-message.js';
+import type { TimerOf } from '../timers.js';
 import { checkClaims, makeEntry } from './claims.js';
 import { decideOwn } from './decide.js';
 import { buildSearchPacket, echoIds, type SearchPacket } from './search-packet.js';
@@ -197,10 +198,9 @@ export class SearchOriginator {
   }
 
   /** A timer of ours fired. */
-  onTimer(key: string, now: number): boolean {
-    if (!key.startsWith('origin:')) return false;
-    const s = this.byTx.get(key.slice(7));
-    if (!s) return true;
+  onTimer(timer: TimerOf<'origin'>, now: number): void {
+    const s = this.byTx.get(timer.tx);
+    if (!s) return;
     if (s.phase === 'source') {
       // The source terminal did not echo (a host firewall): proceed as the gateway that serves it.
       this.ctx.count('search.source-silent');
@@ -211,11 +211,10 @@ export class SearchOriginator {
         detail: { txid: s.tx, terminal: s.local, attached: this.ctx.isAttached(s.local) },
       });
       this.startDestination(s, now);
-      return true;
+      return;
     }
     this.ctx.count('search.timeout');
     this.retry(s, now);
-    return true;
   }
 
   private retry(s: OriginSearch, now: number): void {
@@ -274,8 +273,8 @@ export class SearchOriginator {
     this.ctx.timers.cancel(this.timerKey(s));
   }
 
-  private timerKey(s: OriginSearch): string {
-    return 'origin:' + s.tx;
+  private timerKey(s: OriginSearch): TimerOf<'origin'> {
+    return { kind: 'origin', tx: s.tx };
   }
 
   private message(s: OriginSearch, entries: SearchEntry[]): SearchMessage {

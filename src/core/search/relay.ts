@@ -1,12 +1,13 @@
 // Searches passing through this gateway (seed 000 §3.3 steps 7 and 9): append our authenticated
 // entry to requests, learn the path from replies, and answer for a silent terminal we serve.
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import type { SearchMessage } from '../packet/search-message.js';
 import { txidHex } from '../packet/search-message.js';
 import { checkClaims, makeEntry } from './claims.js';
 import { decideOwn } from './decide.js';
 import { buildSearchPacket, kindOf, type SearchPacket } from './search-packet.js';
+import type { TimerOf } from '../timers.js';
 
 interface RelayedSearch {
   tx: string;
@@ -61,10 +62,10 @@ export class SearchRelay {
     const r: RelayedSearch = { tx: txidHex(msg.txid), phase: msg.phase, terminal, side, myIndex: msg.entries.length, forwarded, id: p.id, seq: p.seq, done: false };
     this.inFlight.set(key, r);
     const t = this.ctx.config.timers;
-    this.ctx.timers.set('relay:' + key, now + t.searchTimeout * 2 ** (t.searchRetries + 1));
+    this.ctx.timers.set({ kind: 'relay', search: key }, now + t.searchTimeout * 2 ** (t.searchRetries + 1));
     if (from === 'outside' && this.ctx.isAttached(terminal)) {
       // We are the first-stage gateway of the terminal: answer for it if it stays silent.
-      this.ctx.timers.set('proxy:' + key, now + t.proxyAnswerDelay);
+      this.ctx.timers.set({ kind: 'proxy', search: key }, now + t.proxyAnswerDelay);
     }
     this.ctx.emit(
       buildSearchPacket({ src: p.ip.src, dst: p.ip.dst, icmpType: 8, id: p.id, seq: p.seq, msg: forwarded, ttl: p.ip.ttl, ipId: p.ip.id, tos: p.ip.tos }),
@@ -101,7 +102,7 @@ export class SearchRelay {
       return this.ctx.drop('search-forged', packet);
     }
     r.done = true;
-    this.ctx.timers.cancel('proxy:' + this.key(msg));
+    this.ctx.timers.cancel({ kind: 'proxy', search: this.key(msg) });
     if (r.phase === 'destination') {
       const d = decideOwn(this.ctx, msg.entries, r.myIndex, claims.unverifiable, msg.pathSrc, msg.pathDst);
       // On-path gateways install only what they can prove (an encrypt pairing with a verified
@@ -141,14 +142,13 @@ export class SearchRelay {
     this.ctx.emit(packet, { op: 'search-relay', phase: r.phase, txid: r.tx, direction: 'reply' }, packet);
   }
 
-  onTimer(key: string, now: number): boolean {
-    if (key.startsWith('relay:')) {
-      this.inFlight.delete(key.slice(6));
-      return true;
+  onTimer(timer: TimerOf<'relay' | 'proxy'>, now: number): void {
+    if (timer.kind === 'relay') {
+      this.inFlight.delete(timer.search);
+      return;
     }
-    if (!key.startsWith('proxy:')) return false;
-    const r = this.inFlight.get(key.slice(6));
-    if (!r || r.done) return true;
+    const r = this.inFlight.get(timer.search);
+    if (!r || r.done) return;
     // The terminal never echoed: answer in its place, exactly as its echo would have looked.
     const msg: SearchMessage = { ...r.forwarded, proxied: true, proxiedBy: this.ctx.config.id };
     const other = r.terminal === msg.pathSrc ? msg.pathDst : msg.pathSrc;
@@ -156,7 +156,6 @@ export class SearchRelay {
     this.ctx.count('search.proxy-answered');
     this.ctx.trace({ event: 'proxy-answer', kind: kindOf(msg, 0), detail: { txid: r.tx, terminal: r.terminal } });
     this.learn(r, msg, reply, now);
-    return true;
   }
 
   private key(msg: SearchMessage): string {
@@ -167,8 +166,8 @@ export class SearchRelay {
     const first = this.inFlight.keys().next();
     if (first.done) return;
     this.inFlight.delete(first.value);
-    this.ctx.timers.cancel('relay:' + first.value);
-    this.ctx.timers.cancel('proxy:' + first.value);
+    this.ctx.timers.cancel({ kind: 'relay', search: first.value });
+    this.ctx.timers.cancel({ kind: 'proxy', search: first.value });
     this.ctx.count('search.evicted');
   }
 }

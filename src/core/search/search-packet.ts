@@ -1,10 +1,10 @@
 // Key-search messages travel as ICMP echo requests/replies between the terminals' addresses (the
 // original header is preserved, so they follow the same routed path as the data they prepare).
-import type { Ip } from '../addr.js';
+import type { Ip } from '../../base/addr.js';
 import { buildIpv4, parseIpv4, PROTO_ICMP, type Ipv4Header } from '../packet/ipv4.js';
 import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../packet/icmp.js';
 import { decodeSearchMessage, encodeSearchMessage, isSearchPayload, type SearchMessage } from '../packet/search-message.js';
-import { err, ok, type Result } from '../result.js';
+import { err, ok, type Result } from '../../base/result.js';
 
 export interface SearchPacket {
   ip: Ipv4Header;

@@ -19,7 +19,7 @@
 // IV; and SK keys live only in memory, so a restart cannot replay a counter under an old key.
 
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import type { AeadKey } from './keys.js';
 import type { AeadAlgorithm } from './transforms.js';
 

@@ -10,9 +10,9 @@
 // one rotation.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ipToBytes, parseIp } from '../../core/addr.js';
-import { err, ok, type Result } from '../../core/result.js';
-import type { RandomSource } from '../../crypto/random.js';
+import { ipToBytes, parseIp } from '../../base/addr.js';
+import { err, ok, type Result } from '../../base/result.js';
+import type { RandomSource } from '../../base/random.js';
 
 export const NOTIFY_COOKIE = 16390;
 export const COOKIE_LENGTH = 4 + 32;

@@ -11,8 +11,8 @@
 // broken local input (our own private key, a random source that cannot produce a scalar) throws.
 
 import { createECDH, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
-import { err, ok, type Result } from '../../core/result.js';
-import type { RandomSource } from '../../crypto/random.js';
+import { err, ok, type Result } from '../../base/result.js';
+import type { RandomSource } from '../../base/random.js';
 import type { DhGroup } from './transforms.js';
 
 export interface DhKeyPair {

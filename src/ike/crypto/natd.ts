@@ -3,7 +3,7 @@
 // SHA-1 is what the RFC fixes here; it only has to detect address rewriting, not resist forgery.
 
 import { createHash } from 'node:crypto';
-import { ipToBytes, parseIp } from '../../core/addr.js';
+import { ipToBytes, parseIp } from '../../base/addr.js';
 
 export const NOTIFY_NAT_DETECTION_SOURCE_IP = 16388;
 export const NOTIFY_NAT_DETECTION_DESTINATION_IP = 16389;

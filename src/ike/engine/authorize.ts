@@ -12,7 +12,7 @@
 // are looked at after the AUTH verified, at most MAX_PERMITS_TRIED of them, each within the DER
 // bounds of src/pki/der.ts.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { CertEncoding, IdType, type Payload } from '../message/index.js';
 import { verifyAuth } from '../crypto/signature.js';
 import { verifyPermit, type Permit } from '../../pki/permit.js';

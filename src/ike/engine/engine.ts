@@ -11,7 +11,7 @@
 // new responder SAs (cookies, half-open limits) is here, with its counting in half-open.ts.
 import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
-import { ipToBytes } from '../../core/addr.js';
+import { ipToBytes } from '../../base/addr.js';
 import { IkeSa } from './ike-sa.js';
 import { ReassemblyPool } from './fragments.js';
 import { HalfOpenTable } from './half-open.js';
@@ -24,6 +24,7 @@ import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
 import { answerInformational } from './tasks/informational.js';
 import type { TaskContext } from './tasks/task.js';
 import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
+import type { RandomSource } from '../../base/random.js';
 
 export interface IkeEngineOptions {
   local: LocalIdentity;
@@ -33,7 +34,7 @@ export interface IkeEngineOptions {
   natPort?: number;
   /** The pairwise-VPN peers our authority delivered now (read on every exchange: deliveries change). */
   peers: () => IkePeer[];
-  random: (n: number) => Uint8Array;
+  random: RandomSource;
   timers?: Partial<IkeTimers>;
 }
 

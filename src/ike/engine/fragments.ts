@@ -2,7 +2,7 @@
 // certificate and a permit is ~1.4 KB) is sent as SKF fragments, each sealed on its own under the
 // SA's key, and reassembled by the receiver only from fragments that authenticate. Used only when
 // both peers announced FRAGMENTATION_SUPPORTED in IKE_SA_INIT.
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { encodeEncryptedPrefix, encodeMessage, type IkeHeader } from '../message/index.js';
 import { skBodyLength, skOpen, skSeal, type SkIvCounter } from '../crypto/aead.js';
 import type { AeadKey } from '../crypto/keys.js';

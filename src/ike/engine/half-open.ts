@@ -13,7 +13,7 @@
 // else is answered; a flooder spoofing a peer's address cannot lock that peer out for longer than
 // EVICTABLE_AFTER. Addresses: IPv4 per /32 and per /24; IPv6 per /64 (one host may hold all of it)
 // and per /48.
-import { ipToBytes, parseIp } from '../../core/addr.js';
+import { ipToBytes, parseIp } from '../../base/addr.js';
 
 export interface HalfOpenLimits {
   /** From this many half-open SAs on, IKE_SA_INIT needs a cookie. */

@@ -1,8 +1,8 @@
 // One IKE SA: who we are in it, what IKE_SA_INIT negotiated, its keys, its Child SAs, the request
 // it has in flight (one at a time: window size 1, RFC 7296 §2.3) and the protection of every later
 // message (the SK payload, §3.14, with AES-GCM per RFC 5282; SKF fragments per RFC 7383).
-import { err, ok, type WireError } from '../../core/result.js';
-import type { Prefix } from '../../core/addr.js';
+import { err, ok, type WireError } from '../../base/result.js';
+import type { Prefix } from '../../base/addr.js';
 import {
   decodePayloadChain,
   encodeEncryptedPrefix,

@@ -12,6 +12,7 @@ import { buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.
 import { buildIkeRekey, processIkeRekeyResponse } from './tasks/ike-rekey.js';
 import { deleteChildren, deleteIke } from './tasks/informational.js';
 import type { ChildSaInstall, IkeOutput, IkePeer, IkeTimers } from './types.js';
+import type { RandomSource } from '../../base/random.js';
 
 /** Two SAs for one (peer, VPN) made within this of each other are a simultaneous start, not a reauthentication. */
 const COLLISION_WINDOW = 5_000;
@@ -30,7 +31,7 @@ export interface SaTable {
 
 export interface LifecycleOptions {
   timers: IkeTimers;
-  random: (n: number) => Uint8Array;
+  random: RandomSource;
   /** Our address, and the port ESP in UDP uses (Child SA installs). */
   localAddress: string;
   natPort: number;

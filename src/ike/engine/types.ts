@@ -1,6 +1,6 @@
 // What the IKEv2 engine needs from its gateway and what it gives back. The engine is pure: the
 // gateway hands it datagrams with the clock, and sends, installs and logs what comes out.
-import type { Prefix } from '../../core/addr.js';
+import type { Prefix } from '../../base/addr.js';
 import type { AuthSigner } from '../crypto/signature.js';
 import type { AeadKey } from '../crypto/keys.js';
 

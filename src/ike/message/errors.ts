@@ -1,8 +1,8 @@
 // Decode errors. Each names the notify a responder would answer with, so the state machine can
 // pick INVALID_SYNTAX / UNSUPPORTED_CRITICAL_PAYLOAD / INVALID_MAJOR_VERSION without string tests.
-import type { Result, WireError } from '../../core/result.js';
+import type { Result, WireError } from '../../base/result.js';
 import { NotifyType, payloadTypeName } from './constants.js';
-import type { IkeHeader } from './header.js';
+import type { IkeHeader } from './ike-header.js';
 
 export type IkeErrorCode = 'ike-malformed' | 'ike-unsupported-critical' | 'ike-bad-major-version';
 

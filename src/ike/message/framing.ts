@@ -1,6 +1,6 @@
 // UDP port 4500 demultiplexing (RFC 3948 §2, RFC 7296 §2.23): one port carries IKE behind a
 // 4-byte zero non-ESP marker, ESP (whose SPI is never 0), and 1-byte 0xFF NAT-keepalives.
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { asBuffer } from './wire.js';
 
 export const NON_ESP_MARKER_BYTES = 4;

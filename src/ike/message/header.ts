@@ -4,24 +4,8 @@
 //   20..23 message ID | 24..27 length (whole message, header included)
 import { HeaderFlag, IKE_HEADER_BYTES, IKE_SPI_BYTES, IKE_VERSION_MAJOR, MAX_MESSAGE_BYTES } from './constants.js';
 import { badMajorVersion, malformed, type IkeResult } from './errors.js';
+import type { IkeHeader } from './ike-header.js';
 import { asBuffer, bytes, copy, u32, u8 } from './wire.js';
-
-/**
- * What a caller sets. Next payload and length follow from the payloads, so they are not here;
- * the minor version is always sent as 0 and ignored on receipt (§2.5), as are reserved flag bits.
- */
-export interface IkeHeader {
-  spiI: Buffer;
-  spiR: Buffer;
-  exchangeType: number;
-  /** I flag: sent by the original initiator of the IKE SA. */
-  initiator: boolean;
-  /** R flag: this message is a response. */
-  response: boolean;
-  /** V flag: the sender could speak a higher major version. */
-  higherVersion: boolean;
-  messageId: number;
-}
 
 export interface DecodedHeader {
   header: IkeHeader;

@@ -26,6 +26,7 @@
 export * from './constants.js';
 export type { IkeDecodeError, IkeErrorCode, IkeResult } from './errors.js';
 export * from './header.js';
+export * from './ike-header.js';
 export * from './sa.js';
 export * from './ts.js';
 export * from './notify.js';

@@ -6,10 +6,11 @@
 //            aad = encodeEncryptedPrefix(...,  body length)); encodeMessage({ ..., encrypted }).
 //   receive: decodeMessage(datagram) → encrypted body + associatedData; plaintext = decrypt(...);
 //            decodePayloadChain(plaintext, encrypted.firstPayload).
-import { ok } from '../../core/result.js';
+import { ok } from '../../base/result.js';
 import { IKE_HEADER_BYTES, MAX_MESSAGE_BYTES, PayloadType } from './constants.js';
 import { invalid, malformed, type IkeResult } from './errors.js';
-import { decodeHeader, encodeHeader, withHeader, type IkeHeader } from './header.js';
+import { decodeHeader, encodeHeader, withHeader } from './header.js';
+import type { IkeHeader } from './ike-header.js';
 import { decodeChain, encodeChain, type ChainOptions, type Payload } from './payloads.js';
 import { asBuffer, bytes, copy, u16, u8 } from './wire.js';
 

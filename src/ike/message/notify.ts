@@ -1,5 +1,5 @@
 // Notify payload body (RFC 7296 §3.10) and the notify data formats the exchanges need.
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { PayloadType, ProtocolId } from './constants.js';
 import { malformed, type IkeResult } from './errors.js';
 import { bytes, copy, EMPTY, u16, u8 } from './wire.js';

@@ -4,7 +4,7 @@
 // The C bit is only meaningful for payload types we do not know: known types ignore it on receipt
 // and send 0 (§2.5); unknown ones are kept opaque with their C bit, and a critical unknown payload
 // is reported as UNSUPPORTED_CRITICAL_PAYLOAD.
-import { ok } from '../../core/result.js';
+import { ok } from '../../base/result.js';
 import { MAX_PAYLOADS, PayloadType } from './constants.js';
 import { invalid, malformed, unsupportedCritical, type IkeResult } from './errors.js';
 import { decodeNotifyBody, encodeNotifyBody, type NotifyPayload } from './notify.js';

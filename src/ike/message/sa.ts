@@ -1,7 +1,7 @@
 // Security Association payload body (RFC 7296 §3.3): proposals, transforms, attributes.
 // The "last substructure" markers (0 last, 2 more proposals, 3 more transforms) follow from
 // position, so they are checked on decode and derived on encode, never stored.
-import { err, ok, type Result } from '../../core/result.js';
+import { err, ok, type Result } from '../../base/result.js';
 import { DhGroup, EncrId, EsnId, IntegId, PayloadType, PrfId, ProtocolId, TransformAttr, TransformType } from './constants.js';
 import { invalid, malformed, type IkeResult } from './errors.js';
 import { bytes, copy, EMPTY, u16, u8 } from './wire.js';

@@ -1,6 +1,6 @@
 // Traffic Selector payload body (RFC 7296 §3.13): address ranges with protocol and port range.
-import { ipFamily, ipFromBytes, ipToBytes, parseIp, type Ip, type Prefix } from '../../core/addr.js';
-import { ok } from '../../core/result.js';
+import { ipFamily, ipFromBytes, ipToBytes, parseIp, type Ip, type Prefix } from '../../base/addr.js';
+import { ok } from '../../base/result.js';
 import { TsType } from './constants.js';
 import { invalid, malformed, type IkeResult } from './errors.js';
 import { bytes, copy, u16, u8 } from './wire.js';

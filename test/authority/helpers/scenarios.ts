@@ -10,7 +10,7 @@ import { AuthorityClient, enroll, gatewayClient, openDelivery } from '../../../s
 import { routeList } from '../../../src/authority/server.js';
 import { createCsr } from '../../../src/pki/ca.js';
 import { generateKeyPair, pemToDer } from '../../../src/pki/keys.js';
-import { Prefix } from '../../../src/core/addr.js';
+import { Prefix } from '../../../src/base/addr.js';
 import type { AuthoritySnapshot } from '../../../src/core/types.js';
 import {
   apiError,

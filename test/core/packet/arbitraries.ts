@@ -1,6 +1,6 @@
 // fast-check generators shared by the packet codec tests.
 import fc from 'fast-check';
-import { ipFromBytes, type Ip } from '../../../src/core/addr.js';
+import { ipFromBytes, type Ip } from '../../../src/base/addr.js';
 
 export const ipv4: fc.Arbitrary<Ip> = fc.uint8Array({ minLength: 4, maxLength: 4 }).map((b) => ipFromBytes(b, 0, 4));
 export const ipv6: fc.Arbitrary<Ip> = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => ipFromBytes(b, 0, 6));

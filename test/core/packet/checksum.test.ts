@@ -1,3 +1,5 @@
+// The Internet checksum (RFC 1071) and its incremental update (RFC 1624): a worked example, odd
+// lengths, and agreement with a naive implementation on arbitrary data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,3 +1,5 @@
+// The ICMP codec: echo and error messages parsed and built, "fragmentation needed" quoting as RFC
+// 1191 asks, when an error may be sent (RFC 1812), and arbitrary bytes never throwing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

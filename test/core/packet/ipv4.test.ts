@@ -1,3 +1,5 @@
+// The IPv4 header codec: known bytes, typed errors for every malformed header, fragments and
+// options, header rewriting, and that no input (truncated, mutated, random) makes it throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

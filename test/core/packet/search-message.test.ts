@@ -1,3 +1,5 @@
+// The key-search message codec (docs/protocol.md): known bytes both ways, a typed error for every
+// malformed message, and round trips, truncations and mutations on arbitrary input (properties).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,3 +1,5 @@
+// TCP MSS clamping on SYNs: the MSS above the path's limit is lowered with a valid checksum, odd
+// option offsets included, everything else is left alone, and garbage never breaks it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

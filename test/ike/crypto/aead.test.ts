@@ -1,8 +1,10 @@
+// IKEv2's encrypted payloads (SK and SKF) with AES-GCM (RFC 5282): layout, round trips for both key
+// sizes, and that every tampered or random body is an error, never an exception.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createDecipheriv } from 'node:crypto';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { aeadOpen, aeadSeal, SkIvCounter, skBodyLength, skMinBodyLength, skOpen, skSeal } from '../../../src/ike/crypto/aead.js';
 import { aeadKey, type AeadKey } from '../../../src/ike/crypto/keys.js';
 import { AES_GCM_16_128, AES_GCM_16_256, type AeadAlgorithm } from '../../../src/ike/crypto/transforms.js';

@@ -1,19 +1,19 @@
+// IKEv2 authentication with digital signatures (RFC 7296 §2.15, RFC 7427): the signed octets, the
+// AlgorithmIdentifiers, P-256/P-384/RSA, injected signers, and arbitrary AUTH data never throwing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { authSignedOctets, idPayloadBody } from '../../../src/ike/crypto/auth.js';
 import { deriveIkeSaKeys } from '../../../src/ike/crypto/keys.js';
 import {
   AUTH_METHOD_DIGITAL_SIGNATURE,
   decodeSignatureHashAlgorithms,
-  ecdsaRawToDer,
   encodeSignatureHashAlgorithms,
   HashAlgorithmId,
-  isDerEcdsaSignature,
   keyObjectSigner,
   parseSignatureAuthData,
   signAuth,
@@ -21,6 +21,7 @@ import {
   verifyAuth,
   type AuthSigner,
 } from '../../../src/ike/crypto/signature.js';
+import { ecdsaRawToDer, isDerEcdsaSignature } from '../../../src/pki/ecdsa-signature.js';
 import { AES_GCM_16_256, PRF_HMAC_SHA2_256 } from '../../../src/ike/crypto/transforms.js';
 import { hmac } from './reference.js';
 

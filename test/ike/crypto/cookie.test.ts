@@ -1,8 +1,10 @@
+// IKEv2 cookies (RFC 7296 §2.6): bound to the initiator's nonce, address and SPI and to a secret
+// that rotates; forged or arbitrary cookies never verify and never throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { COOKIE_LENGTH, CookieSecrets, makeCookie, newCookieSecret, verifyCookie } from '../../../src/ike/crypto/cookie.js';
 
 const rnd = seededRandom('ike cookie tests');

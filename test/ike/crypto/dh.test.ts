@@ -1,7 +1,9 @@
+// Diffie-Hellman for IKEv2: the RFC 5903 ECP and RFC 7748 X25519 vectors, key generation from the
+// injected randomness, and bad peer values as errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { dhCheckPublic, dhFromPrivate, dhGenerate, dhSharedSecret } from '../../../src/ike/crypto/dh.js';
 import { DH_CURVE25519, DH_ECP256, DH_ECP384, dhGroupById } from '../../../src/ike/crypto/transforms.js';
 

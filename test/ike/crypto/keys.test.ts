@@ -1,6 +1,8 @@
+// IKEv2 key derivation (RFC 7296 §2.14, §2.17, §2.18): SKEYSEED and SK_* for every transform
+// combination, rekeying, Child SA KEYMAT with and without PFS, and agreement between both peers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { seededRandom } from '../../../src/crypto/random.js';
+import { seededRandom } from '../../../src/base/random.js';
 import { dhGenerate, dhSharedSecret } from '../../../src/ike/crypto/dh.js';
 import {
   aeadKey,

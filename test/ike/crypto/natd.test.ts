@@ -1,3 +1,4 @@
+// NAT detection hashes (RFC 7296 §2.23) over IPv4 and IPv6.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { natDetectionHash, natDetectionMatches } from '../../../src/ike/crypto/natd.js';

@@ -1,3 +1,4 @@
+// IKEv2's prf (HMAC-SHA2, RFC 4231 vectors) and prf+ (RFC 7296 §2.13), including its limits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prf, prfPlus, prfPlusMax } from '../../../src/ike/crypto/prf.js';

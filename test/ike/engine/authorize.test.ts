@@ -13,7 +13,7 @@ import { keyObjectSigner } from '../../../src/ike/crypto/signature.js';
 import { IkeEngine } from '../../../src/ike/engine/engine.js';
 import { HOUR, makeAuthority, makeGateway, permitFor } from './peers.js';
 import { IP_A, random, T0, World } from './net.js';
-import { Prefix } from '../../../src/core/addr.js';
+import { Prefix } from '../../../src/base/addr.js';
 
 /** A with a bad permit toward B: B (the verifier, as responder) refuses; A hears AUTHENTICATION_FAILED. */
 function refusedByResponder(w: World, code: RegExp): void {

@@ -1,7 +1,10 @@
 // A two-gateway IKE world for the engine tests: two engines under two authorities, a clock, and
-// a wire between them that tests can watch, drop, reorder or tamper with.
+// a wire between them that tests can watch, drop, reorder or tamper with. The engines' randomness
+// (SPIs, nonces, DH keys, cookie secrets) is seeded, so a failing run repeats exactly:
+// KASANE_TEST_SEED=<seed> node --import tsx --test test/ike/engine/<file>. (Certificates and ECDSA
+// signatures come from WebCrypto and differ between runs; no engine decision depends on their bytes.)
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { seededRandom, type RandomSource } from '../../../src/base/random.js';
 import { IkeEngine } from '../../../src/ike/engine/engine.js';
 import { emptyOutput, type ChildSaInstall, type ChildSaRemove, type Endpoint, type IkeEvent, type IkeOutput, type IkePeer, type IkeTimers } from '../../../src/ike/engine/types.js';
 import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority, type Gateway } from './peers.js';
@@ -9,7 +12,10 @@ import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority,
 export const T0 = Date.UTC(2026, 11, 5, 12);
 export const IP_A = '192.0.2.1';
 export const IP_B = '198.51.100.2';
-export const random = (n: number) => new Uint8Array(randomBytes(n));
+/** The seed of this run's engine randomness; set KASANE_TEST_SEED to repeat a run. */
+export const SEED = process.env.KASANE_TEST_SEED ?? 'ike-engine-tests';
+/** Randomness for engines a test builds beside the world's two. */
+export const random: RandomSource = seededRandom(`${SEED}/extra`);
 
 export interface Datagram {
   from: Endpoint;
@@ -46,15 +52,16 @@ export class World {
     readonly gb: Gateway,
   ) {}
 
-  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number } = {}): Promise<World> {
+  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number; seed?: string } = {}): Promise<World> {
+    const seed = o.seed ?? SEED;
     const A = await makeAuthority('authority-a', T0 - HOUR);
     const B = await makeAuthority('authority-b', T0 - HOUR);
     const w = new World(A, B, await makeGateway(A, 'ga', T0 - HOUR), await makeGateway(B, 'gb', T0 - HOUR));
     const until = T0 + (o.permitHours ?? 1) * HOUR;
     w.peersOfA = [w.entry('a', await permitFor(B, w.ga, 'shared', T0 - HOUR, until))];
     w.peersOfB = [w.entry('b', await permitFor(A, w.gb, 'shared', T0 - HOUR, until))];
-    w.a = new IkeEngine({ local: w.ga.identity, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random, timers: o.timers });
-    w.b = new IkeEngine({ local: w.gb.identity, endpoint: { address: IP_B, port: 500 }, peers: () => w.peersOfB, random, timers: o.timers });
+    w.a = new IkeEngine({ local: w.ga.identity, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random: seededRandom(`${seed}/a`), timers: o.timers });
+    w.b = new IkeEngine({ local: w.gb.identity, endpoint: { address: IP_B, port: 500 }, peers: () => w.peersOfB, random: seededRandom(`${seed}/b`), timers: o.timers });
     return w;
   }
 

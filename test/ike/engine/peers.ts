@@ -1,7 +1,7 @@
 // Two authorities and a gateway under each, with the permits seed 001 Figure 2 has them exchange,
 // as the IKE engine tests need them: real certificates and attribute certificates from src/pki.
 import { KeyObject } from 'node:crypto';
-import { Prefix } from '../../../src/core/addr.js';
+import { Prefix } from '../../../src/base/addr.js';
 import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa } from '../../../src/pki/ca.js';
 import { generateKeyPair } from '../../../src/pki/keys.js';
 import { createAttributeAuthority, issuePermit } from '../../../src/pki/permit.js';

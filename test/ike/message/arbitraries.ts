@@ -1,6 +1,6 @@
 // fast-check generators for IKEv2 payloads and messages, shared by the codec tests.
 import fc from 'fast-check';
-import { ipFromBytes } from '../../../src/core/addr.js';
+import { ipFromBytes } from '../../../src/base/addr.js';
 import {
   PayloadType,
   type EncryptedPayload,

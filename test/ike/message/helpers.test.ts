@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Prefix } from '../../../src/core/addr.js';
+import { Prefix } from '../../../src/base/addr.js';
 import {
   DhGroup,
   EncrId,

@@ -1,3 +1,5 @@
+// The IKEv2 message codec round-trips: every payload kind, whole messages and inner payload chains
+// decode to what was encoded and re-encode byte for byte (properties); decoded buffers are copies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

@@ -1,20 +1,20 @@
 // What every exchange that makes an ESP Child SA shares (IKE_AUTH, CREATE_CHILD_SA): our
 // proposals, choosing among the peer's, traffic selectors, and the keys (RFC 7296 §2.17).
-import type { Prefix } from '../../../core/addr.js';
+import type { Prefix } from '../../../base/addr.js';
 import { ProtocolId, TransformType, proposalFromString, selectorFromPrefix, transformKeyLength, type Proposal, type TrafficSelector } from '../../message/index.js';
 import { deriveChildSaKeys } from '../../crypto/keys.js';
 import { aeadById, dhGroupById, type AeadAlgorithm, type DhGroup } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { ChildSaInstall, Endpoint, IkeTimers } from '../types.js';
+import type { RandomSource } from '../../../base/random.js';
 
 /** ESP suites kasane offers and accepts, best first (strongSwan's names). With PFS, each with ECP-256 then X25519. */
 export const ESP_PROPOSALS = ['aes256gcm16', 'aes128gcm16'];
 export const ESP_PFS_GROUPS = ['ecp256', 'x25519'];
 
-type Random = (n: number) => Uint8Array;
 
 /** A fresh inbound SPI: 32 bits, above the range RFC 4303 reserves. */
-export function newSpi(random: Random): number {
+export function newSpi(random: RandomSource): number {
   for (;;) {
     const spi = Buffer.from(random(4)).readUInt32BE(0);
     if (spi > 255) return spi;
@@ -83,7 +83,7 @@ export function sameSelectors(got: TrafficSelector[], want: Prefix[]): boolean {
 /** Keys and lifetimes of a new Child SA. `weInitiated`: we were the initiator of the exchange that made it. */
 export function makeChild(
   sa: IkeSa,
-  o: { encr: AeadAlgorithm; inboundSpi: number; outboundSpi: number; weInitiated: boolean; ni: Buffer; nr: Buffer; sharedSecret?: Buffer; now: number; timers: IkeTimers; random: Random },
+  o: { encr: AeadAlgorithm; inboundSpi: number; outboundSpi: number; weInitiated: boolean; ni: Buffer; nr: Buffer; sharedSecret?: Buffer; now: number; timers: IkeTimers; random: RandomSource },
 ): ChildSa {
   const k = deriveChildSaKeys(sa.suite!.prf, sa.keys!.skD, { encr: o.encr }, { ni: o.ni, nr: o.nr, sharedSecret: o.sharedSecret });
   const peer = sa.peer!;

@@ -13,6 +13,7 @@
 //   CREATE_CHILD_SA (IKE)  buildIkeRekey / processIkeRekeyResponse      answerIkeRekey
 //   INFORMATIONAL          deleteChildren, deleteIke (no answer to read) answerInformational
 import type { Endpoint, IkePeer, IkeTimers, LocalIdentity } from '../types.js';
+import type { RandomSource } from '../../../base/random.js';
 
 /** What a task may use besides its SA and the message: who and where we are, randomness, limits, the clock. */
 export interface TaskContext {
@@ -21,7 +22,7 @@ export interface TaskContext {
   endpoint: Endpoint;
   /** The pairwise peers our authority delivers now. */
   peers: () => IkePeer[];
-  random: (n: number) => Uint8Array;
+  random: RandomSource;
   timers: IkeTimers;
   now: number;
 }

@@ -1,7 +1,9 @@
+// IP addresses and prefixes: canonical parsing of IPv4 and IPv6, byte round trips, prefixes that
+// refuse host bits, and longest-prefix match (the routing decisions of the core rest on these).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Prefix, PrefixTable, ipFromBytes, ipToBytes, parseIp } from '../../src/core/addr.js';
+import { Prefix, PrefixTable, ipFromBytes, ipToBytes, parseIp } from '../../src/base/addr.js';
 
 test('parseIp canonicalises v4 and v6 and rejects junk', () => {
   assert.deepEqual(parseIp('10.0.0.1'), { ok: true, value: '10.0.0.1' });

@@ -1,7 +1,9 @@
+// The randomness sources: cryptoRandom for production, seededRandom (deterministic, documented
+// construction) for the simulator and tests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cryptoRandom, seededRandom } from '../../src/crypto/random.js';
+import { cryptoRandom, seededRandom } from '../../src/base/random.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 

@@ -1,6 +1,6 @@
 // Randomness as an injected function, so that sans-I/O code never reaches for the OS itself and
-// simulations and tests can run deterministically. This is the only file under src/crypto that
-// touches the OS CSPRNG.
+// simulations and tests can run deterministically. The one RandomSource of the code base and the
+// one place that reaches the OS CSPRNG for it.
 
 import { createHash, randomFillSync } from 'node:crypto';
 
