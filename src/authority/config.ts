@@ -179,6 +179,10 @@ function checkConfig(doc: unknown): { path: PathKey[]; message: string }[] {
       rotation: (v, path) => fields(v, path, { periodMs: number(0), overlapMs: number(0), graceMs: number(0), urgentGraceMs: number(0) }),
       enrollment: (v, path) => fields(v, path, { tokenTtlMs: number(1), certificateDays: number(1, 3650) }, ['tokenTtlMs', 'certificateDays']),
       federation: (v, path) => fields(v, path, { permitValidityMs: number(1), syncIntervalMs: number(1) }),
+      jobs: (v, path) => fields(v, path, { leaseMs: number(1) }),
+      ca: (v, path) =>
+        fields(v, path, { pkcs11: (p, pp) => fields(p, pp, { module: string, token: string, pinFile: string, rootKey: string, issuingKey: string }, ['module', 'token', 'pinFile', 'rootKey', 'issuingKey']) }, ['pkcs11']),
+      console: (v, path) => fields(v, path, { sessionIdleMs: number(1), sessionMaxMs: number(1) }),
     },
     ['format', 'name', 'listen', 'url', 'sans', 'enrollment'],
   );

@@ -12,6 +12,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthorityService } from './service.js';
 import { CSRF_HEADER, SESSION_COOKIE, cookieValue, type Session } from './sessions.js';
 
+/** The longest path parameter the API's router takes (server.ts: longer is 414 path-too-long). */
+export const MAX_PARAM_LENGTH = 500;
+
 /** Where `npm install` (scripts/build-console.mjs) puts the console. */
 export const CONSOLE_DIR = join(new URL('../..', import.meta.url).pathname, 'dist', 'console');
 
@@ -181,7 +184,13 @@ export async function registerConsole(app: FastifyInstance, service: AuthoritySe
   const index = assets.get('/index.html');
   const page = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const path = req.url.split('?')[0];
-    if (path.startsWith('/v1/') || path === '/v1') return reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${path}` });
+    if (path.startsWith('/v1/') || path === '/v1') {
+      // The router hands this wildcard the API paths whose parameter is over its limit.
+      if (path.split('/').some((segment) => segment.length > MAX_PARAM_LENGTH)) {
+        return reply.code(414).send({ error: 'path-too-long', message: `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` });
+      }
+      return reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${path}` });
+    }
     const asset = assets.get(path) ?? (path.startsWith('/assets/') ? undefined : index);
     if (!asset) {
       if (!index) return reply.code(503).type('text/plain; charset=utf-8').send('The web console is not built here: run `npm install` (or `npm run build`) in the kasane directory.\n');

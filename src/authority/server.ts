@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { authenticateAdminRequest, registerConsole } from './console.js';
+import { authenticateAdminRequest, MAX_PARAM_LENGTH, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
 import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
@@ -197,7 +197,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     loggerInstance: log,
     // Request logs would be one line per long poll of every gateway: changes are logged instead.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { maxParamLength: 500 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
     // Malformed percent-encoding (400) and parameters over maxParamLength (414): the API's error shape.
@@ -206,7 +206,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       reply
         .code(long ? 414 : (error.statusCode ?? 400))
         .type('application/json')
-        .send(errorBody(long ? 'path-too-long' : 'bad-url', long ? 'a path parameter is longer than 500 characters' : 'the URL is not valid: a bad percent-encoding?'));
+        .send(errorBody(long ? 'path-too-long' : 'bad-url', long ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` : 'the URL is not valid: a bad percent-encoding?'));
     },
     clientErrorHandler: clientError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
