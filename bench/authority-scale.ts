@@ -19,7 +19,6 @@
 //   KASANE_BENCH_AUTHORITY_CONCURRENCY.
 // Run alone: node --import tsx bench/authority-scale.ts
 import { spawn, type ChildProcess } from 'node:child_process';
-import { setMaxListeners } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
@@ -181,8 +180,9 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
   const dir = mkdtempSync(join(tmpdir(), 'kasane-bench-authority-'));
   const children: ChildProcess[] = [];
   const clients: AuthorityClient[] = [];
-  const abort = new AbortController();
-  setMaxListeners(0, abort.signal); // one listener per waiting gateway
+  // One signal per gateway: thousands of requests listening on one signal would cost this process
+  // time quadratic in their number (every listener added is compared with those already there).
+  const stops: AbortController[] = [];
   try {
     const ports: number[] = [];
     for (let r = 0; r < replicas; r++) ports.push(await freePort());
@@ -254,14 +254,16 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
       const vpn = vpnName(i % o.vpns);
       let since = 0;
       let failures = 0;
-      while (!abort.signal.aborted) {
+      const stop = new AbortController();
+      stops.push(stop);
+      while (!stop.signal.aborted) {
         let c: GatewayChanges;
         try {
           // The first call is the full first delivery; then long polls.
-          c = await gws[i].changes(since, { waitSeconds: since === 0 ? 0 : 60, signal: abort.signal });
+          c = await gws[i].changes(since, { waitSeconds: since === 0 ? 0 : 60, signal: stop.signal });
           failures = 0;
         } catch (e) {
-          if (abort.signal.aborted) return;
+          if (stop.signal.aborted) return;
           if (++failures > 20) {
             errors.push(e);
             onFirst();
@@ -391,7 +393,7 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
       load: { start: empty.load.start, end: loadavg()[0] },
     };
   } finally {
-    abort.abort();
+    for (const stop of stops) stop.abort();
     for (const c of clients) c.close();
     for (const child of children) {
       if (child.exitCode !== null || child.signalCode !== null) continue;

@@ -12,7 +12,9 @@ import { vpnOrThrow, type GatewayKey } from './lookups.js';
 import type { EpochRow, SealedKeyRow, SpiRow, StoreOps, VpnRow } from './storage/types.js';
 
 /** VPNs rotated in one transaction when many are (rotate --all, the scheduler). */
-const ROTATION_CHUNK = 25;
+const ROTATION_CHUNK = 50;
+/** Seals made between two turns of the event loop while preparing (the transactions and deliveries under way go on meanwhile). */
+const SEALS_PER_TURN = 16;
 
 /** An epoch that is not scheduled to expire (until the next rotation sets its end). */
 export const NEVER = Number.MAX_SAFE_INTEGER;
@@ -137,12 +139,12 @@ export class Epochs {
     }
     await c.tx.insertSpis(spis);
     await c.tx.insertSealedKeys(await Promise.all(sealing));
+    await c.tx.advanceEpochs(ids, now);
     const out: { epoch: number; activeFrom: number }[] = [];
     for (const vpn of vpns) {
       const epoch = vpn.lastEpoch + 1;
       const members = membersByVpn.get(vpn.id)!;
       const nextRotationAt = vpn.rotationPeriodMs > 0 ? now + vpn.rotationPeriodMs : null;
-      await c.tx.updateVpn(vpn.id, { lastEpoch: epoch, nextRotationAt });
       vpn.lastEpoch = epoch;
       vpn.nextRotationAt = nextRotationAt;
       c.vpnsChanged.add(vpn.id);
@@ -205,7 +207,7 @@ export class Epochs {
   private async prepare(vpnIds: readonly number[]): Promise<Map<number, PreparedRotation>> {
     const r = await this.ctx.store.read(async (tx) => ({ vpns: await tx.getVpnsByIds(vpnIds), members: await tx.listVpnMembersOf(vpnIds) }));
     const out = new Map<number, PreparedRotation>();
-    const jobs: Promise<void>[] = [];
+    const jobs: (() => Promise<void>)[] = [];
     for (const v of r.vpns) {
       if (v.mode !== 'group') continue;
       const epoch = v.lastEpoch + 1;
@@ -215,10 +217,17 @@ export class Epochs {
         if (m.vpnId !== v.id || m.status !== 'active' || !m.publicKey || p.sealed.has(m.gateway)) continue;
         const publicKey = m.publicKey;
         p.sealed.set(m.gateway, { publicKey, enc: new Uint8Array(0), ct: new Uint8Array(0) });
-        jobs.push(sealGroupKey(p.key, publicKey, deliveryContext(this.ctx.name, m.gateway, v.id, epoch)).then((s) => void p.sealed.set(m.gateway, { publicKey, enc: s.enc, ct: s.ct })));
+        jobs.push(async () => {
+          const s = await sealGroupKey(p.key, publicKey, deliveryContext(this.ctx.name, m.gateway, v.id, epoch));
+          p.sealed.set(m.gateway, { publicKey, enc: s.enc, ct: s.ct });
+        });
       }
     }
-    await Promise.all(jobs);
+    // Sealing is CPU work: a few at a time, so that this process keeps serving meanwhile.
+    for (let i = 0; i < jobs.length; i += SEALS_PER_TURN) {
+      await Promise.all(jobs.slice(i, i + SEALS_PER_TURN).map((j) => j()));
+      await new Promise<void>((r) => setImmediate(r));
+    }
     return out;
   }
 

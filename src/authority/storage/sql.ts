@@ -163,8 +163,13 @@ export class SqlOps implements StoreOps {
     return this.insert('vpns', VPN, [row]);
   }
 
-  updateVpn(id: number, patch: Partial<Omit<VpnRow, 'id'>>): Promise<void> {
-    return this.update('vpns', VPN, 'id', id, patch);
+  async advanceEpochs(ids: readonly number[], now: number): Promise<void> {
+    for (const part of chunks([...new Set(ids)])) {
+      await this.db.run(
+        `UPDATE vpns SET last_epoch = last_epoch + 1, next_rotation_at = CASE WHEN rotation_period_ms > 0 THEN ? + rotation_period_ms ELSE NULL END WHERE id IN (${placeholders(part.length)})`,
+        [now, ...part],
+      );
+    }
   }
 
   async setVpnsChanged(ids: readonly number[], version: number): Promise<void> {
