@@ -211,9 +211,9 @@ static napi_value remove_path(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_path(ex, family, local, remote) == 1);
 }
 
-/* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint) */
+/* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint, rawEsp: boolean) */
 static napi_value install_tx(napi_env env, napi_callback_info info) {
-  ARGS(7);
+  ARGS(8);
   executor *ex;
   uint32_t spi, vpn, epoch;
   uint8_t *key, *salt;
@@ -225,7 +225,9 @@ static napi_value install_tx(napi_env env, napi_callback_info info) {
     return NULL;
   if (napi_get_value_bigint_uint64(env, argv[6], &next, &lossless) != napi_ok || !lossless || next == 0)
     return throw_msg(env, "nextSeq must be a bigint in 1..2^64-1");
-  return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next));
+  bool raw = false;
+  if (napi_get_value_bool(env, argv[7], &raw) != napi_ok) return throw_msg(env, "rawEsp must be a boolean");
+  return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next, raw ? ENCAP_ESP : ENCAP_UDP));
 }
 
 static napi_value remove_tx(napi_env env, napi_callback_info info) {

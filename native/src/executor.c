@@ -35,6 +35,7 @@ typedef struct {
   tnode node; /* key: VPN id */
   uint32_t spi, vpn, epoch;
   uint64_t next_seq;
+  size_t udp; /* GROUP_UDP_HEADER: ESP in UDP (the default); 0: raw ESP */
   aead a;
 } txsa;
 
@@ -288,9 +289,9 @@ int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8
 }
 
 int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
-                    const uint8_t salt[4], uint64_t next_seq) {
+                    const uint8_t salt[4], uint64_t next_seq, int encap) {
   uint8_t k[4];
-  if (next_seq == 0) return -2;
+  if (next_seq == 0 || (encap != ENCAP_UDP && encap != ENCAP_ESP)) return -2;
   txsa *s = calloc(1, sizeof *s);
   if (!s) return -1;
   if (aead_init(&s->a, key, salt, 1) != 0) {
@@ -301,6 +302,7 @@ int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
   s->vpn = vpn;
   s->epoch = epoch;
   s->next_seq = next_seq;
+  s->udp = encap == ENCAP_UDP ? GROUP_UDP_HEADER : 0;
   u32_key(k, vpn);
   memcpy(s->node.key, k, 4);
   s->node.klen = 4;
@@ -574,6 +576,14 @@ static rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
   return (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
 }
 
+/* UDP 4500 -> 4500 in front of an ESP packet of esplen bytes, checksum 0 (RFC 3948 section 3.1). */
+static void udp_encap_header(uint8_t *u, size_t esplen) {
+  wr16(u, GROUP_UDP_PORT);
+  wr16(u + 2, GROUP_UDP_PORT);
+  wr16(u + 4, (uint16_t)(GROUP_UDP_HEADER + esplen));
+  u[6] = u[7] = 0;
+}
+
 /* Clamps every MSS option of an unfragmented TCP SYN above `limit` to it, keeping the TCP checksum
  * valid incrementally (RFC 1624). The TCP segment is tcp[0..len). Never reads outside it. */
 static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
@@ -634,12 +644,14 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
   size_t ihl = ip->ihl, tot = ip->tot, data = tot - ihl;
   int fragment = (ip->frag & (IP_MF | IP_OFFMASK)) != 0;
   int64_t limit = r->mtu >= 0 && r->mtu < 65535 ? r->mtu : 65535;
+  size_t udp = tx->udp, hdr = 20 + udp;
+  int64_t overhead = CARRIED_OVERHEAD_MAX - GROUP_UDP_HEADER + (int64_t)udp;
   if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !fragment && tot >= ihl + 20)
-    clamp_mss(pkt + ihl, data, (uint16_t)clamp_limit(r->mtu - CARRIED_OVERHEAD_MAX - 40));
+    clamp_mss(pkt + ihl, data, (uint16_t)clamp_limit(r->mtu - overhead - 40));
   size_t piece = data, n = 1;
-  if (20 + esp_sealed_len(tot) > (uint64_t)limit) {
+  if (hdr + esp_sealed_len(tot) > (uint64_t)limit) {
     /* A fragment that says DF cannot be split further. */
-    int64_t room = limit - CARRIED_OVERHEAD_MAX - (int64_t)ihl;
+    int64_t room = limit - overhead - (int64_t)ihl;
     if ((ip->frag & IP_DF) || room < 8) return C_PUNT_TOO_BIG;
     piece = (size_t)(room / 8 * 8);
     n = (data + piece - 1) / piece;
@@ -664,21 +676,22 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
       ipv4_set_checksum(h, ihl);
     }
     uint8_t *o = out + pos;
-    size_t el = esp_seal2(&tx->a, tx->spi, tx->next_seq, h, ihl, pkt + ihl + at, dl, 4, o + 20);
+    size_t el = esp_seal2(&tx->a, tx->spi, tx->next_seq, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
     if (el == 0) return C_DROP_NO_SA;
     tx->next_seq++;
     memset(o, 0, 20);
     o[0] = 0x45;
     o[1] = pkt[1];
-    wr16(o + 2, (uint16_t)(20 + el));
+    wr16(o + 2, (uint16_t)(hdr + el));
     o[4] = pkt[4];
     o[5] = pkt[5];
     o[6] = 0x40; /* DF: nothing of ours is fragmented on the way */
     o[8] = pkt[8];
-    o[9] = IPPROTO_ESP_;
+    o[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
     memcpy(o + 12, pkt + 12, 8);
     ipv4_set_checksum(o, 20);
-    pos += 20 + el;
+    if (udp) udp_encap_header(o + 20, el);
+    pos += hdr + el;
   }
   note->out = out;
   note->out_len = pos;
@@ -702,21 +715,21 @@ static int encrypt_out(executor *ex, rule *r, uint8_t *pkt, size_t len, const ip
    * the carried form's. */
   if (!(ip->frag & IP_DF) || (ip->frag & (IP_MF | IP_OFFMASK)) || ip->proto == 4)
     return encrypt_carried(ex, r, tx, pkt, len, ip, out, note);
-  size_t plen = ip->tot - ip->ihl;
-  size_t outlen = ip->ihl + esp_sealed_len(plen);
+  size_t plen = ip->tot - ip->ihl, udp = tx->udp;
+  size_t outlen = ip->ihl + udp + esp_sealed_len(plen);
   /* The MTU test counts the buffer as given (as the reference does) plus the ESP overhead. */
-  size_t grown = len + (esp_sealed_len(plen) - plen);
+  size_t grown = len + udp + (esp_sealed_len(plen) - plen);
   /* Over 65535 bytes no IPv4 packet can carry it (grown >= outlen). */
   if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
-  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20) {
-    int64_t limit = r->mtu - ESP_OVERHEAD_MAX - 40;
-    clamp_mss(pkt + ip->ihl, plen, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
-  }
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20)
+    clamp_mss(pkt + ip->ihl, plen, (uint16_t)clamp_limit(r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp - 40));
   uint64_t seq = tx->next_seq;
   memcpy(out, pkt, ip->ihl);
-  if (esp_seal(&tx->a, tx->spi, seq, pkt + ip->ihl, plen, ip->proto, out + ip->ihl) == 0) return C_DROP_NO_SA;
+  size_t el = esp_seal(&tx->a, tx->spi, seq, pkt + ip->ihl, plen, ip->proto, out + ip->ihl + udp);
+  if (el == 0) return C_DROP_NO_SA;
   tx->next_seq = seq + 1;
-  out[9] = IPPROTO_ESP_;
+  out[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
+  if (udp) udp_encap_header(out + ip->ihl, el);
   wr16(out + 2, (uint16_t)outlen);
   ipv4_set_checksum(out, ip->ihl);
   note->out = out;
@@ -736,11 +749,19 @@ static int decrypt_in(executor *ex, rule *r, const uint8_t *pkt, size_t len, con
   uint64_t seq;
   size_t plen;
   uint8_t nh;
-  if (ip->proto != IPPROTO_ESP_) return C_DROP_UNSOLICITED_PLAIN;
+  if (ip->proto != IPPROTO_ESP_ && ip->proto != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
   /* Our ESP always leaves with DF (the carried form): a fragment of ESP cannot be opened. */
   if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
   const uint8_t *esp = pkt + ip->ihl;
   size_t elen = ip->tot - ip->ihl;
+  if (ip->proto == IPPROTO_UDP_) {
+    /* ESP in UDP to port 4500, its UDP length exactly the IP payload's; the UDP checksum is not
+     * checked (RFC 3948 section 3.1: the ICV covers what matters). */
+    if (elen < GROUP_UDP_HEADER || rd16(esp + 2) != GROUP_UDP_PORT) return C_DROP_UNSOLICITED_PLAIN;
+    if (rd16(esp + 4) != elen) return C_DROP_MALFORMED;
+    esp += GROUP_UDP_HEADER;
+    elen -= GROUP_UDP_HEADER;
+  }
   if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
   u32_key(k, spi);
   rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
