@@ -11,7 +11,8 @@
         "src/gso.c",
         "src/table.c",
         "src/tun.c",
-        "src/udp.c"
+        "src/udp.c",
+        "src/uso.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],
