@@ -4,13 +4,16 @@
       "target_name": "kasane_native",
       "sources": [
         "src/addon.c",
+        "src/datapath.c",
         "src/egress.c",
         "src/executor.c",
+        "src/executor_inside.c",
+        "src/executor_outside.c",
         "src/esp.c",
         "src/gro.c",
         "src/gso.c",
+        "src/replay.c",
         "src/table.c",
-        "src/tun.c",
         "src/udp.c",
         "src/uso.c"
       ],

@@ -17,7 +17,7 @@
 #include "executor.h"
 #include "gro.h"
 #include "gso.h"
-#include "tun.h"
+#include "datapath.h"
 
 #define CHECK(call)                                   \
   do {                                                \
@@ -974,13 +974,13 @@ static napi_value esp_bench(napi_env env, napi_callback_info info) {
   }
   size_t elen = esp_sealed_len(size);
   double t0 = mono_ns();
-  for (uint32_t i = 0; i < count; i++) esp_seal(&tx, 0x1000, (uint64_t)i + 1, payload, size, 4, esp + (size_t)(i % 64) * elen);
+  for (uint32_t i = 0; i < count; i++) esp_seal(&tx, 0x1000, (uint64_t)i + 1, ESP_AAD_ESN, payload, size, NULL, 0, 4, esp + (size_t)(i % 64) * elen);
   double t1 = mono_ns();
   int bad = 0;
   for (uint32_t i = 0; i < count; i++) {
     size_t plen;
     uint8_t nh;
-    bad |= esp_open(&rx, esp + (size_t)(i % 64) * elen, elen, plain, &plen, &nh);
+    bad |= esp_open(&rx, esp + (size_t)(i % 64) * elen, elen, ESP_AAD_ESN, plain, &plen, &nh);
   }
   double t2 = mono_ns();
   free(payload);

@@ -35,7 +35,7 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'udp.rx-gro',
 ];
 
-/** Punt side code of datagrams from the tunnel port (native/src/tun.h DP_SIDE_UDP), and their prefix. */
+/** Punt side code of datagrams from the tunnel port (native/src/datapath.h DP_SIDE_UDP), and their prefix. */
 const SIDE_UDP = 2;
 const UDP_PREFIX = 8;
 

@@ -4,8 +4,8 @@
  * batches. Native because every JS-side alternative measured here is far slower or broken
  * (dataplane.md: fs.read 40 k packets/s and it hangs exit; net.Socket rejects the fd; a
  * non-draining level-triggered uv_poll spins), while a native loop with GSO reached 17 Gbit/s. */
-#ifndef KASANE_TUN_H
-#define KASANE_TUN_H
+#ifndef KASANE_DATAPATH_H
+#define KASANE_DATAPATH_H
 
 #include <stddef.h>
 #include <stdint.h>

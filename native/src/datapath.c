@@ -1,6 +1,6 @@
-/* The TUN datapath (see tun.h for why it is native). */
+/* The datapath: TUN reader threads and the tunnel port (see datapath.h for why it is native). */
 #define _GNU_SOURCE
-#include "tun.h"
+#include "datapath.h"
 
 #include <errno.h>
 #include <fcntl.h>
