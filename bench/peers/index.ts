@@ -158,8 +158,9 @@ export const TARGETS = { vsPlain1: 0.35, vsPlain4: 0.25, pps64VsPlain: 0.8, rttO
 export interface TargetCheck {
   peer: string;
   what: string;
-  /** The measured figure in the target's unit (a ratio, or ms above plain); undefined: not measured. */
+  /** The measured figure in the target's unit (a ratio to plain, or ms); undefined: not measured. */
   value?: number;
+  unit: '×' | 'ms';
   target: string;
   met?: boolean;
 }
@@ -171,18 +172,18 @@ export function targetsOf(peers: PeerResult[]): TargetCheck[] {
   for (const p of peers) {
     if (!p.name.startsWith('kasane')) continue;
     const k = p.medians;
-    const check = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean) =>
-      out.push({ peer: p.name, what, target, value, met: value === undefined ? undefined : ok(value) });
+    const check = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: '×' | 'ms' = '×') =>
+      out.push({ peer: p.name, what, target, value, unit, met: value === undefined ? undefined : ok(value) });
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
     check('1 stream / plain', `≥ ${TARGETS.vsPlain1}×`, ratio(k?.gbps1, plain?.gbps1), (v) => v >= TARGETS.vsPlain1);
     check('4 streams / plain', `≥ ${TARGETS.vsPlain4}×`, ratio(k?.gbps4, plain?.gbps4), (v) => v >= TARGETS.vsPlain4);
     check('64 B kpps / plain', `≥ ${TARGETS.pps64VsPlain}×`, ratio(k?.pps64, plain?.pps64), (v) => v >= TARGETS.pps64VsPlain);
-    check('RTT − plain RTT (ms)', `≤ ${TARGETS.rttOverPlainMs}`, k && plain ? k.rttMs - plain.rttMs : undefined, (v) => v <= TARGETS.rttOverPlainMs);
+    check('RTT − plain RTT', `≤ ${TARGETS.rttOverPlainMs} ms`, k && plain ? k.rttMs - plain.rttMs : undefined, (v) => v <= TARGETS.rttOverPlainMs, 'ms');
     const searches = p.samples.flatMap((x) => (x.search ? [x.search] : []));
     if (searches.length > 0) {
       const med = median(searches.flatMap((x) => x.samplesMs))!;
       const limit = 3 * median(searches.map((x) => x.rttMs))! + 1;
-      out.push({ peer: p.name, what: 'search latency (ms)', target: `≤ 3×RTT+1 = ${limit.toFixed(2)}`, value: med, met: med <= limit });
+      out.push({ peer: p.name, what: 'search latency', target: `≤ 3×RTT+1 = ${limit.toFixed(2)} ms`, value: med, unit: 'ms', met: med <= limit });
     }
   }
   return out;
@@ -609,7 +610,7 @@ export function formatPeerBench(r: PeerBenchReport): string {
   if (r.targets.length > 0) {
     lines.push('targets (issue 12, ratios to plain in this run):');
     for (const t of r.targets) {
-      const v = t.value === undefined ? 'not measured' : t.what.includes('ms') ? `${t.value.toFixed(3)}` : `${t.value.toFixed(2)}×`;
+      const v = t.value === undefined ? 'not measured' : t.unit === 'ms' ? `${t.value.toFixed(3)} ms` : `${t.value.toFixed(2)}×`;
       lines.push(`  ${t.peer.padEnd(16)} ${t.what.padEnd(22)} ${v.padEnd(10)} target ${t.target}: ${t.met === undefined ? 'undecided' : t.met ? 'MET' : 'NOT MET'}`);
     }
   }

@@ -257,29 +257,11 @@ static void flush_punts(dp_queue *q) {
   }
 }
 
-static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
+/* Room for one punted entry of `need` bytes in the current batch (a new batch when it is full), with
+ * its meta words written; NULL (counted) when JavaScript holds every batch, it is slower than the
+ * wire, or the entry is larger than a batch. */
+static uint8_t *punt_entry(dp_queue *q, size_t need, int side, int code) {
   punt_batch *b = q->cur;
-  if (b && (b->count == b->max || b->cap - b->used < len)) {
-    flush_punts(q);
-    b = NULL;
-  }
-  if (!b) b = q->cur = acquire_batch(q->dp);
-  if (!b || b->cap - b->used < len) {
-    /* JavaScript has every batch (it is slower than the wire) or the packet is larger than a batch. */
-    stat_add(q->dp, DP_PUNTS_DROPPED, 1);
-    return;
-  }
-  memcpy(b->buf + b->used, pkt, len);
-  b->meta[3 * b->count] = (uint32_t)b->used;
-  b->meta[3 * b->count + 1] = (uint32_t)len;
-  b->meta[3 * b->count + 2] = (uint32_t)(q->side << 8 | code);
-  b->used += len;
-  b->count++;
-}
-
-static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
-  punt_batch *b = q->cur;
-  size_t need = DP_UDP_PREFIX + len;
   if (b && (b->count == b->max || b->cap - b->used < need)) {
     flush_punts(q);
     b = NULL;
@@ -287,32 +269,49 @@ static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t 
   if (!b) b = q->cur = acquire_batch(q->dp);
   if (!b || b->cap - b->used < need) {
     stat_add(q->dp, DP_PUNTS_DROPPED, 1);
-    return;
+    return NULL;
   }
   uint8_t *p = b->buf + b->used;
+  b->meta[3 * b->count] = (uint32_t)b->used;
+  b->meta[3 * b->count + 1] = (uint32_t)need;
+  b->meta[3 * b->count + 2] = (uint32_t)(side << 8 | code);
+  b->used += need;
+  b->count++;
+  return p;
+}
+
+static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
+  uint8_t *p = punt_entry(q, len, q->side, code);
+  if (p) memcpy(p, pkt, len);
+}
+
+static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
+  uint8_t *p = punt_entry(q, DP_UDP_PREFIX + len, DP_SIDE_UDP, code);
+  if (!p) return;
   memcpy(p, &from->sin_addr, 4);
   wr16(p + 4, ntohs(from->sin_port));
   wr16(p + 6, q->dp->us->port);
   memcpy(p + DP_UDP_PREFIX, d, len);
-  b->meta[3 * b->count] = (uint32_t)b->used;
-  b->meta[3 * b->count + 1] = (uint32_t)need;
-  b->meta[3 * b->count + 2] = (uint32_t)(DP_SIDE_UDP << 8 | code);
-  b->used += need;
-  b->count++;
 }
 
 /* ---- per frame ---- */
 
-static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
+/* One frame (vnet header + packet) in one or two parts: a TUN takes one packet per call. */
+static void write_iov(dp_queue *q, struct iovec *iov, int n, size_t packet_len) {
   ssize_t w;
-  do w = write(q->fd, frame, len);
+  do w = writev(q->fd, iov, n);
   while (w < 0 && errno == EINTR);
   if (w < 0) {
     stat_add(q->dp, DP_TX_ERRORS, 1);
   } else {
     stat_add(q->dp, DP_TX_PACKETS, 1);
-    stat_add(q->dp, DP_TX_BYTES, len - VNET_HDR_LEN);
+    stat_add(q->dp, DP_TX_BYTES, packet_len);
   }
+}
+
+static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
+  struct iovec iov = {(void *)frame, len};
+  write_iov(q, &iov, 1, len - VNET_HDR_LEN);
 }
 
 static void gro_write(void *ctx, uint8_t *frame, size_t len) { write_frame(ctx, frame, len); }
@@ -373,15 +372,7 @@ static void flush_out(dp_queue *q) {
 static void write_packet(dp_queue *q, const uint8_t *pkt, size_t len) {
   uint8_t hdr[VNET_HDR_LEN] = {0};
   struct iovec iov[2] = {{hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
-  ssize_t w;
-  do w = writev(q->fd, iov, 2);
-  while (w < 0 && errno == EINTR);
-  if (w < 0) {
-    stat_add(q->dp, DP_TX_ERRORS, 1);
-  } else {
-    stat_add(q->dp, DP_TX_PACKETS, 1);
-    stat_add(q->dp, DP_TX_BYTES, len);
-  }
+  write_iov(q, iov, 2, len);
 }
 
 /* pkt has VNET_HDR_LEN writable bytes before it. */
