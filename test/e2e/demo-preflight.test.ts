@@ -69,12 +69,13 @@ test('kasane demo without ping: names it and its package, builds nothing, leaves
   const h = host(undefined);
   try {
     symlinkSync(which('sh'), join(h.bin, 'sh'));
-    const r = h.run(h.bin); // ip (the wrapper) and sh, nothing else: no ping
+    symlinkSync(which('nft'), join(h.bin, 'nft'));
+    const r = h.run(h.bin); // ip (the wrapper), sh and nft, nothing else: no ping
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /the demo cannot run on this host/);
     assert.match(r.stderr, /`ping` not found.*iputils-ping/);
     assert.match(r.stderr, /as root, run: apt-get install -y iputils-ping$/m);
-    assert.doesNotMatch(r.stderr, /`ip` not found|tun|veth/, 'only what is missing is named');
+    assert.doesNotMatch(r.stderr, /`ip` not found|`nft` not found|tun|veth/, 'only what is missing is named');
     // Only the throw-away probe namespace was made, and it is gone.
     assert.ok(h.added().length >= 1 && h.added().every((n) => n.endsWith('-probe')), h.added().join(' '));
     const left = h.namespaces();
