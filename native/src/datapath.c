@@ -316,6 +316,16 @@ static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
 
 static void gro_write(void *ctx, uint8_t *frame, size_t len) { write_frame(ctx, frame, len); }
 
+/* A forwarded packet (VNET_HDR_LEN writable bytes before it) to the TUN: TCP coalesced by GRO. */
+static void forward_packet(dp_queue *q, uint8_t *pkt, size_t len) {
+  if (q->gro_ok) {
+    gro_add(&q->gro, pkt, len, gro_write, q);
+  } else {
+    memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+    write_frame(q, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+  }
+}
+
 static void egress_fallback(void *ctx, uint8_t *pkt, size_t len) {
   memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
   write_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
@@ -407,11 +417,8 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
         udp_out_add(q->uo, q->dp->us, out, note.out_len, &q->u_sent, &q->u_bytes, &q->u_errors);
       else
         stat_add(q->dp, DP_UDP_TX_ERRORS, 1);
-    } else if (q->gro_ok) {
-      gro_add(&q->gro, out, note.out_len, gro_write, q);
     } else {
-      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
+      forward_packet(q, out, note.out_len);
     }
   } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
     punt(q, pkt, len, v);
@@ -515,14 +522,10 @@ static void handle_one_datagram(dp_queue *q, const struct sockaddr_in *from, con
                            q->obuf + VNET_HDR_LEN, &note);
   if (v == V_FORWARD_TUNNEL_DECRYPT) {
     uint8_t *out = (uint8_t *)note.out;
-    if (q->fd < 0) {
+    if (q->fd < 0)
       stat_add(dp, DP_TX_ERRORS, 1);
-    } else if (q->gro_ok) {
-      gro_add(&q->gro, out, note.out_len, gro_write, q);
-    } else {
-      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
-    }
+    else
+      forward_packet(q, out, note.out_len);
   } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
     punt_udp(q, from, d, len, v);
   }

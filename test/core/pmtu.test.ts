@@ -17,7 +17,7 @@ const C = '10.3.0.10';
 const ROUTER = '198.51.100.1';
 
 /** G1 (serving A) with encrypting paths A <-> B (peer G2) and A <-> C (peer G3), learned from their ESP. */
-function g1(pathMtu?: number): GatewayCore {
+function g1(pathMtu?: number, rawEspVpns?: number[]): GatewayCore {
   const sites = [
     { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
     { gw: 'G2', prefix: '10.2.0.0/24', spi: 0x102 },
@@ -25,7 +25,7 @@ function g1(pathMtu?: number): GatewayCore {
   ];
   const core = new GatewayCore({
     // Paths used now and then over the test's long virtual time: no aging in the way.
-    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], pathMtu, timers: { idleTimeout: 3_600_000 } },
+    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], pathMtu, rawEspVpns, timers: { idleTimeout: 3_600_000 } },
     snapshot: snapshotOf([vpnView(1, 'group', sites, KEY)]),
     now: 0,
     random: seededRandom('pmtu'),
@@ -129,4 +129,22 @@ test('the path MTU from the outside interfaces applies to every path at once (an
   core.setPathMtu(1500, 24);
   assert.equal(mtuOf(core, B), 1100);
   assert.equal(mtuOf(core, C), 1500);
+});
+
+test('a VPN in rawEspVpns sends raw ESP (protocol 50) and learns from an ICMP quote of 8 bytes; ESP in UDP needs 16', () => {
+  const raw = g1(undefined, [1]);
+  const esp = emits(raw.onPacket('inside', udp(A, B, 1400, true), 10))[0].bytes;
+  assert.equal(esp[9], 50, 'raw ESP');
+  assert.equal(esp.length, 1400 + 36, 'no UDP header: 8 bytes less than in UDP');
+  // An RFC 792 router quotes the header and 8 bytes: enough for raw ESP's SPI and sequence number.
+  assert.deepEqual(drops(raw.onPacket('outside', routerIcmp(esp.subarray(0, 28), 1280), 11)), []);
+  assert.equal(mtuOf(raw, B), 1280);
+  const inUdp = g1();
+  const e2 = emits(inUdp.onPacket('inside', udp(A, B, 1400, true), 10))[0].bytes;
+  assert.equal(e2[9], 17, 'ESP in UDP by default');
+  // Behind the UDP header the SPI is not in 8 bytes: not recognised as about our ESP, nothing learned.
+  assert.deepEqual(drops(inUdp.onPacket('outside', routerIcmp(e2.subarray(0, 28), 1280), 11)), ['unsolicited-plain']);
+  assert.equal(mtuOf(inUdp, B), 1500);
+  assert.deepEqual(drops(inUdp.onPacket('outside', routerIcmp(e2.subarray(0, 36), 1280), 11)), []);
+  assert.equal(mtuOf(inUdp, B), 1280);
 });
