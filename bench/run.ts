@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { formatSimScale, runSimScale, simScaleOptions } from './sim-scale.js';
-import { runKeyTableMemory } from './key-table-memory.js';
+import { formatKeyTableMemory, runKeyTableMemory } from './key-table-memory.js';
 import { formatPeerBench, peerBenchOptions, runPeerBench } from './peers/index.js';
 import { kasanePeer } from './peers/kasane.js';
 import { formatNativeBench, runNativeBench } from './native-bench.js';
@@ -37,7 +37,7 @@ const benchmarks: Record<string, Benchmark> = {
   peers: {
     description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces (root; KASANE_BENCH_SMOKE=1 for a quick run)',
     async run(log) {
-      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true })], log: (line) => log(`  ${line}`) })));
+      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true }), ...(process.env.KASANE_BENCH_PEERS?.includes('kasane-raw-esp') ? [kasanePeer({ rawEsp: true })] : [])], log: (line) => log(`  ${line}`) })));
     },
   },
   'ike-hostile': {
@@ -47,9 +47,9 @@ const benchmarks: Record<string, Benchmark> = {
     },
   },
   'key-table-memory': {
-    description: 'heap bytes per key-table entry (core table + executor rule), install and lookup cost',
+    description: 'process memory per installed path (core key table + native executor rule), install and lookup cost; target ≤ 256 bytes',
     run(log) {
-      log(runKeyTableMemory());
+      log(formatKeyTableMemory(runKeyTableMemory()));
     },
   },
 };

@@ -90,6 +90,9 @@ export interface PeerMedians {
   cpuGwB1: number;
   cpuGwA4: number;
   cpuGwB4: number;
+  /** The same during the 64-byte UDP run. */
+  cpuGwA64: number;
+  cpuGwB64: number;
   /** % of the whole machine busy during the runs. */
   machineBusy1: number;
   machineBusy4: number;
@@ -144,7 +147,60 @@ export interface PeerBenchReport {
   elapsedS: number;
   peers: PeerResult[];
   ratios: KasaneRatios;
+  /** The issue's targets (docs/benchmarks.md), per kasane peer: each with its figure and MET / NOT MET. */
+  targets: TargetCheck[];
   notes: string[];
+}
+
+/** Ratios to plain routing measured in the same run (issue 12): kasane and kasane-pairwise each. */
+export const TARGETS = { vsPlain1: 0.35, vsPlain4: 0.25, pps64VsPlain: 0.8, rttOverPlainMs: 0.15 } as const;
+
+export interface TargetCheck {
+  peer: string;
+  what: string;
+  /** The measured figure in the target's unit (a ratio to plain, or ms); undefined: not measured. */
+  value?: number;
+  unit: '×' | 'ms';
+  target: string;
+  met?: boolean;
+}
+
+/** The issue's targets for every kasane peer with figures, against plain in the same run. */
+export function targetsOf(peers: PeerResult[]): TargetCheck[] {
+  const plain = peers.find((p) => p.name === 'plain')?.medians;
+  const out: TargetCheck[] = [];
+  for (const p of peers) {
+    if (!p.name.startsWith('kasane')) continue;
+    const k = p.medians;
+    const check = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: '×' | 'ms' = '×') =>
+      out.push({ peer: p.name, what, target, value, unit, met: value === undefined ? undefined : ok(value) });
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+    check('1 stream / plain', `≥ ${TARGETS.vsPlain1}×`, ratio(k?.gbps1, plain?.gbps1), (v) => v >= TARGETS.vsPlain1);
+    check('4 streams / plain', `≥ ${TARGETS.vsPlain4}×`, ratio(k?.gbps4, plain?.gbps4), (v) => v >= TARGETS.vsPlain4);
+    check('64 B kpps / plain', `≥ ${TARGETS.pps64VsPlain}×`, ratio(k?.pps64, plain?.pps64), (v) => v >= TARGETS.pps64VsPlain);
+    check('RTT − plain RTT', `≤ ${TARGETS.rttOverPlainMs} ms`, k && plain ? k.rttMs - plain.rttMs : undefined, (v) => v <= TARGETS.rttOverPlainMs, 'ms');
+    const searches = p.samples.flatMap((x) => (x.search ? [x.search] : []));
+    if (searches.length > 0) {
+      const med = median(searches.flatMap((x) => x.samplesMs))!;
+      const limit = 3 * median(searches.map((x) => x.rttMs))! + 1;
+      out.push({ peer: p.name, what: 'search latency', target: `≤ 3×RTT+1 = ${limit.toFixed(2)} ms`, value: med, unit: 'ms', met: med <= limit });
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU per unit of traffic of each gateway (A sends, B receives) from the 1-stream and 64-byte runs:
+ * ns per byte of TCP payload delivered and per full-size segment (the tunnel MTU less 52 bytes of
+ * IP and TCP headers with timestamps), and ns per 64-byte packet delivered. The gateway namespace's
+ * processes only (threads included, kernel time in their system calls included; softirq work the
+ * kernel does elsewhere is not).
+ */
+export function costOf(m: PeerMedians, mtu: number): { a1: number; b1: number; segA: number; segB: number; a64?: number; b64?: number } {
+  const perByte = (cpuPct: number) => ((cpuPct / 100) * 8) / m.gbps1; // ns per byte: (core s/s × 1e9) / (bytes/s)
+  const mss = mtu - 52;
+  const per64 = (cpuPct: number) => (m.pps64 > 0 ? ((cpuPct / 100) * 1e9) / m.pps64 : undefined);
+  return { a1: perByte(m.cpuGwA1), b1: perByte(m.cpuGwB1), segA: perByte(m.cpuGwA1) * mss, segB: perByte(m.cpuGwB1) * mss, a64: per64(m.cpuGwA64), b64: per64(m.cpuGwB64) };
 }
 
 export class PeerBenchInterrupted extends Error {
@@ -229,6 +285,7 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
     elapsedS: 0,
     peers: peers.map((p) => ({ name: p.name, description: p.description, samples: [], errors: [] })),
     ratios: { target: TARGET },
+    targets: [],
     notes: [],
   };
   const finish = () => {
@@ -236,6 +293,7 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
     report.elapsedS = (performance.now() - t0) / 1000;
     for (const r of report.peers) r.medians = mediansOf(r.samples);
     report.ratios = ratiosOf(report.peers, o.kasane?.name);
+    report.targets = targetsOf(report.peers);
     return report;
   };
 
@@ -421,6 +479,8 @@ function mediansOf(samples: PeerSample[]): PeerMedians | undefined {
     cpuGwB1: m((s) => s.stream1.cpu.gwB)!,
     cpuGwA4: m((s) => s.stream4.cpu.gwA)!,
     cpuGwB4: m((s) => s.stream4.cpu.gwB)!,
+    cpuGwA64: m((s) => s.small.cpu.gwA)!,
+    cpuGwB64: m((s) => s.small.cpu.gwB)!,
     machineBusy1: m((s) => s.stream1.cpu.machine)!,
     machineBusy4: m((s) => s.stream4.cpu.machine)!,
     others1: m((s) => s.stream1.cpu.others)!,
@@ -536,6 +596,22 @@ export function formatPeerBench(r: PeerBenchReport): string {
         `${p.name} search latency, round ${x.round}: first packet delivered in ${sl.medianMs.toFixed(2)} ms median, ${sl.p90Ms.toFixed(2)} p90, ${sl.maxMs.toFixed(2)} max ` +
           `(${sl.samplesMs.length} fresh pairs${sl.lost ? `, ${sl.lost} not seen` : ''}); RTT ${sl.rttMs.toFixed(3)} ms, target 3×RTT+1 = ${sl.targetMs.toFixed(2)} ms: ${sl.met ? 'MET' : 'NOT MET'}`,
       );
+    }
+  }
+  for (const p of r.peers) {
+    if (!p.medians || p.name === 'plain') continue;
+    const c = costOf(p.medians, o.mtu);
+    const f = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+    lines.push(
+      `cost ${p.name}: sender gwA ${f(c.a1, 2)} ns/byte (${f(c.segA, 0)} ns per ${o.mtu - 52}-byte segment), receiver gwB ${f(c.b1, 2)} ns/byte (${f(c.segB, 0)} ns per segment); ` +
+        `64 B: gwA ${f(c.a64, 0)} ns/packet, gwB ${f(c.b64, 0)} ns/packet (CPU of the gateway namespace's processes per unit delivered)`,
+    );
+  }
+  if (r.targets.length > 0) {
+    lines.push('targets (issue 12, ratios to plain in this run):');
+    for (const t of r.targets) {
+      const v = t.value === undefined ? 'not measured' : t.unit === 'ms' ? `${t.value.toFixed(3)} ms` : `${t.value.toFixed(2)}×`;
+      lines.push(`  ${t.peer.padEnd(16)} ${t.what.padEnd(22)} ${v.padEnd(10)} target ${t.target}: ${t.met === undefined ? 'undecided' : t.met ? 'MET' : 'NOT MET'}`);
     }
   }
   for (const p of r.peers) {

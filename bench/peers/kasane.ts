@@ -14,13 +14,15 @@ const CLI = [process.execPath, join(new URL('../..', import.meta.url).pathname, 
  * `pairwise`: the same gateways in a pairwise VPN (seed 001): the key search, then IKEv2 between
  * the gateways (certificates and permits from the authority), and tunnel-mode ESP in UDP 4500.
  */
-export function kasanePeer(o: { pairwise?: boolean } = {}): PeerSetup {
-  let state: { tb: Testbed; topo: PeerTopology; daemons: Daemon[]; routes: [string, string][] } | undefined;
+export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean } = {}): PeerSetup {
+  let state: { tb: Testbed; topo: PeerTopology; daemons: Daemon[]; routes: [string, string][]; gateways: [string, string][] } | undefined;
   return {
-    name: o.pairwise ? 'kasane-pairwise' : 'kasane',
+    name: o.pairwise ? 'kasane-pairwise' : o.rawEsp ? 'kasane-raw-esp' : 'kasane',
     description: o.pairwise
       ? 'pairwise VPN: key search, IKEv2 with permits, tunnel-mode ESP-in-UDP AES-256-GCM, native datapath'
-      : 'group VPN, bump-in-the-wire ESP AES-256-GCM, native datapath (GSO/GRO, batched egress)',
+      : o.rawEsp
+        ? 'group VPN sending raw ESP (protocol 50, rawEspVpns), bump in the wire, AES-256-GCM, native datapath (GSO/GRO, batched raw-socket egress)'
+        : 'group VPN, bump-in-the-wire ESP in UDP 4500 AES-256-GCM, native datapath (TCP GSO in, UDP GSO super-packets out, GRO)',
     async setUp(tb, topo) {
       // A fresh authority and gateways every turn (a later round must not find the last one's data).
       const dir = join(topo.tmpDir, 'kasane');
@@ -30,7 +32,7 @@ export function kasanePeer(o: { pairwise?: boolean } = {}): PeerSetup {
         [topo.gwA.lanPrefix, topo.gwA.wanAddr],
         [topo.gwB.lanPrefix, topo.gwB.wanAddr],
       ];
-      state = { tb, topo, daemons: [], routes: [] };
+      state = { tb, topo, daemons: [], routes: [], gateways: [] };
       for (const [prefix, via] of routes) {
         tb.ip(topo.router.ns, 'route', 'add', prefix, 'via', via);
         state.routes.push([prefix, via]);
@@ -53,7 +55,8 @@ export function kasanePeer(o: { pairwise?: boolean } = {}): PeerSetup {
         admin('gateway', 'bundle', name, '-o', bundle);
         kasane(gw.ns, 'gateway', 'enroll', '--data', gdata, '--bundle', bundle);
         const cfg = join(dir, `${name}.yaml`);
-        writeFileSync(cfg, `data: ${gdata}\ninside: [${gw.lanIf}]\noutside: [${gw.wanIf}]\nlogLevel: warn\n`);
+        writeFileSync(cfg, `data: ${gdata}\ninside: [${gw.lanIf}]\noutside: [${gw.wanIf}]\nlogLevel: warn\n${o.rawEsp ? 'rawEspVpns: [1]\n' : ''}`);
+        state.gateways.push([gw.ns, cfg]);
         const d = Daemon.start(tb, gw.ns, `kasane-${name}`, CLI[0], [...CLI.slice(1), 'gateway', 'run', '--config', cfg]);
         state.daemons.push(d);
         await waitFor(`kasane ${name}`, () => (d.assertRunning(), kasane(gw.ns, 'gateway', 'status', '--data', gdata, '--json'), true), { timeoutMs: 30_000, intervalMs: 200 });
@@ -63,9 +66,18 @@ export function kasanePeer(o: { pairwise?: boolean } = {}): PeerSetup {
     },
     async tearDown() {
       if (!state) return;
-      const { tb, topo, daemons, routes } = state;
+      const { tb, topo, daemons, routes, gateways } = state;
       state = undefined;
       for (const d of daemons.reverse()) await d.stop();
+      // A stopped gateway keeps refusing its terminals' traffic (fail closed): the next peer in
+      // these namespaces needs it unprotected on purpose.
+      for (const [ns, cfg] of gateways) {
+        try {
+          tb.exec(ns, CLI[0], ...CLI.slice(1), 'gateway', 'teardown', '--config', cfg);
+        } catch {
+          /* never started */
+        }
+      }
       for (const [prefix, via] of routes) {
         try {
           tb.ip(topo.router.ns, 'route', 'del', prefix, 'via', via);

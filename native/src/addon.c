@@ -17,7 +17,7 @@
 #include "executor.h"
 #include "gro.h"
 #include "gso.h"
-#include "tun.h"
+#include "datapath.h"
 
 #define CHECK(call)                                   \
   do {                                                \
@@ -211,9 +211,9 @@ static napi_value remove_path(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_path(ex, family, local, remote) == 1);
 }
 
-/* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint) */
+/* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint, rawEsp: boolean) */
 static napi_value install_tx(napi_env env, napi_callback_info info) {
-  ARGS(7);
+  ARGS(8);
   executor *ex;
   uint32_t spi, vpn, epoch;
   uint8_t *key, *salt;
@@ -225,7 +225,9 @@ static napi_value install_tx(napi_env env, napi_callback_info info) {
     return NULL;
   if (napi_get_value_bigint_uint64(env, argv[6], &next, &lossless) != napi_ok || !lossless || next == 0)
     return throw_msg(env, "nextSeq must be a bigint in 1..2^64-1");
-  return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next));
+  bool raw = false;
+  if (napi_get_value_bool(env, argv[7], &raw) != napi_ok) return throw_msg(env, "rawEsp must be a boolean");
+  return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next, raw ? ENCAP_ESP : ENCAP_UDP));
 }
 
 static napi_value remove_tx(napi_env env, napi_callback_info info) {
@@ -972,13 +974,13 @@ static napi_value esp_bench(napi_env env, napi_callback_info info) {
   }
   size_t elen = esp_sealed_len(size);
   double t0 = mono_ns();
-  for (uint32_t i = 0; i < count; i++) esp_seal(&tx, 0x1000, (uint64_t)i + 1, payload, size, 4, esp + (size_t)(i % 64) * elen);
+  for (uint32_t i = 0; i < count; i++) esp_seal(&tx, 0x1000, (uint64_t)i + 1, ESP_AAD_ESN, payload, size, NULL, 0, 4, esp + (size_t)(i % 64) * elen);
   double t1 = mono_ns();
   int bad = 0;
   for (uint32_t i = 0; i < count; i++) {
     size_t plen;
     uint8_t nh;
-    bad |= esp_open(&rx, esp + (size_t)(i % 64) * elen, elen, plain, &plen, &nh);
+    bad |= esp_open(&rx, esp + (size_t)(i % 64) * elen, elen, ESP_AAD_ESN, plain, &plen, &nh);
   }
   double t2 = mono_ns();
   free(payload);

@@ -47,13 +47,20 @@ static void make_nonce(const aead *a, const uint8_t *iv, uint8_t nonce[12]) {
   memcpy(nonce + 4, iv, 8);
 }
 
-size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
-                uint8_t *out) {
-  return esp_seal2(a, spi, seq, payload, plen, NULL, 0, nh, out);
+/* The AAD: SPI || seq high || seq low (extended sequence numbers, the high half from the IV) or
+ * SPI || seq (32 bits): the first 8 bytes of the header. Returns its length. */
+static size_t make_aad(const uint8_t *hdr, int aad, uint8_t out[12]) {
+  memcpy(out, hdr, 4);
+  if (aad == ESP_AAD_SEQ32) {
+    memcpy(out + 4, hdr + 4, 4);
+    return 8;
+  }
+  memcpy(out + 4, hdr + 8, 8);
+  return 12;
 }
 
-size_t esp_seal2(aead *a, uint32_t spi, uint64_t seq, const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2,
-                 uint8_t nh, uint8_t *out) {
+size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, int aad_form, const uint8_t *p1, size_t l1, const uint8_t *p2,
+                size_t l2, uint8_t nh, uint8_t *out) {
   EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
   size_t plen = l1 + l2;
   size_t pad = (4 - (plen + 2) % 4) % 4;
@@ -64,20 +71,19 @@ size_t esp_seal2(aead *a, uint32_t spi, uint64_t seq, const uint8_t *p1, size_t 
   size_t ctlen = plen + pad + 2;
   if (plen > 0x7fff0000u) return 0;
 
+  /* IV: the sequence number as a 64-bit counter, never repeated under the key. */
   wr32(out, spi);
   wr32(out + 4, (uint32_t)seq);
   wr64(out + 8, seq);
   for (size_t i = 0; i < pad; i++) trailer[i] = (uint8_t)(i + 1);
   trailer[pad] = (uint8_t)pad;
   trailer[pad + 1] = nh;
-  /* AAD = SPI || seq high || seq low (RFC 4106 with extended sequence numbers). */
-  wr32(aad, spi);
-  wr64(aad + 4, seq);
+  size_t aadlen = make_aad(out, aad_form, aad);
   make_nonce(a, out + 8, nonce);
 
   uint8_t *ct = out + ESP_HDR_LEN;
   if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return 0;
-  if (EVP_EncryptUpdate(c, NULL, &n, aad, 12) != 1) return 0;
+  if (EVP_EncryptUpdate(c, NULL, &n, aad, (int)aadlen) != 1) return 0;
   if (l1 && EVP_EncryptUpdate(c, ct, &n, p1, (int)l1) != 1) return 0;
   if (l2 && EVP_EncryptUpdate(c, ct + l1, &n, p2, (int)l2) != 1) return 0;
   if (EVP_EncryptUpdate(c, ct + plen, &n, trailer, (int)(pad + 2)) != 1) return 0;
@@ -96,74 +102,22 @@ int esp_parse(const uint8_t *esp, size_t len, uint32_t *spi, uint64_t *seq) {
   return 0;
 }
 
-int esp_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh) {
+int esp_open(aead *a, const uint8_t *esp, size_t len, int aad_form, uint8_t *out, size_t *plen, uint8_t *nh) {
   EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
   size_t ctlen = len - ESP_HDR_LEN - ESP_ICV_LEN;
   uint8_t aad[12];
   uint8_t nonce[12];
   uint8_t tag[ESP_ICV_LEN];
   int n = 0;
-  memcpy(aad, esp, 4);
-  memcpy(aad + 4, esp + 8, 8); /* seq high || seq low, from the IV */
-  make_nonce(a, esp + 8, nonce);
+  size_t aadlen = make_aad(esp, aad_form, aad);
+  make_nonce(a, esp + 8, nonce); /* the IV as it came: peers derive it as they like */
   memcpy(tag, esp + ESP_HDR_LEN + ctlen, ESP_ICV_LEN);
   if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return -1;
-  if (EVP_DecryptUpdate(c, NULL, &n, aad, 12) != 1) return -1;
+  if (EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadlen) != 1) return -1;
   if (EVP_DecryptUpdate(c, out, &n, esp + ESP_HDR_LEN, (int)ctlen) != 1) return -1;
   if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN, tag) != 1) return -1;
   if (EVP_DecryptFinal_ex(c, out + ctlen, &n) != 1) return -1;
   /* Trailer: padding 1, 2, 3, ... then pad length and next header (RFC 4303 section 2.4). */
-  size_t padlen = out[ctlen - 2];
-  if (padlen + 2 > ctlen) return -1;
-  size_t p = ctlen - 2 - padlen;
-  for (size_t i = 0; i < padlen; i++)
-    if (out[p + i] != (uint8_t)(i + 1)) return -1;
-  *plen = p;
-  *nh = out[ctlen - 1];
-  return 0;
-}
-
-/* ---- tunnel mode (see esp.h) ---- */
-
-size_t esp_tunnel_seal(aead *a, uint32_t spi, uint32_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
-                       uint8_t *out) {
-  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
-  size_t pad = (4 - (plen + 2) % 4) % 4;
-  uint8_t trailer[5];
-  uint8_t nonce[12];
-  int n = 0;
-  size_t ctlen = plen + pad + 2;
-  if (plen > 0x7fff0000u) return 0;
-  wr32(out, spi);
-  wr32(out + 4, seq);
-  wr64(out + 8, seq); /* IV: the sequence number as a 64-bit counter, unique under the key */
-  for (size_t i = 0; i < pad; i++) trailer[i] = (uint8_t)(i + 1);
-  trailer[pad] = (uint8_t)pad;
-  trailer[pad + 1] = nh;
-  make_nonce(a, out + 8, nonce);
-  uint8_t *ct = out + ESP_HDR_LEN;
-  if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return 0;
-  if (EVP_EncryptUpdate(c, NULL, &n, out, 8) != 1) return 0; /* AAD = SPI || seq */
-  if (plen && EVP_EncryptUpdate(c, ct, &n, payload, (int)plen) != 1) return 0;
-  if (EVP_EncryptUpdate(c, ct + plen, &n, trailer, (int)(pad + 2)) != 1) return 0;
-  if (EVP_EncryptFinal_ex(c, ct + ctlen, &n) != 1) return 0;
-  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, ESP_ICV_LEN, ct + ctlen) != 1) return 0;
-  return ESP_HDR_LEN + ctlen + ESP_ICV_LEN;
-}
-
-int esp_tunnel_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh) {
-  EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)a->ctx;
-  size_t ctlen = len - ESP_HDR_LEN - ESP_ICV_LEN;
-  uint8_t nonce[12];
-  uint8_t tag[ESP_ICV_LEN];
-  int n = 0;
-  make_nonce(a, esp + 8, nonce);
-  memcpy(tag, esp + ESP_HDR_LEN + ctlen, ESP_ICV_LEN);
-  if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1) return -1;
-  if (EVP_DecryptUpdate(c, NULL, &n, esp, 8) != 1) return -1;
-  if (EVP_DecryptUpdate(c, out, &n, esp + ESP_HDR_LEN, (int)ctlen) != 1) return -1;
-  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN, tag) != 1) return -1;
-  if (EVP_DecryptFinal_ex(c, out + ctlen, &n) != 1) return -1;
   size_t padlen = out[ctlen - 2];
   if (padlen + 2 > ctlen) return -1;
   size_t p = ctlen - 2 - padlen;

@@ -31,42 +31,28 @@ static inline size_t esp_sealed_len(size_t plen) {
   return ESP_HDR_LEN + plen + pad + 2 + ESP_ICV_LEN;
 }
 
-/* Writes the ESP packet for payload (plen bytes, next header nh) at out (esp_sealed_len(plen) bytes).
- * out must not overlap payload. Returns the length, or 0 if OpenSSL failed. */
-size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
-                uint8_t *out);
+/* The AAD of RFC 4106 section 5: group SAs use extended sequence numbers (SPI || seq high || seq
+ * low, the whole number carried in the IV); IKE Child SAs (tunnel mode) 32-bit ones (SPI || seq). */
+enum { ESP_AAD_ESN = 0, ESP_AAD_SEQ32 = 1 };
 
-/* The same, with the payload in two parts (an IP header, then data): the carried form of a
- * fragment built without a copy. Neither part may overlap out. */
-size_t esp_seal2(aead *a, uint32_t spi, uint64_t seq, const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2,
-                 uint8_t nh, uint8_t *out);
+/* Writes the ESP packet for a payload in two parts (p1 then p2, e.g. an IP header and data; l2 may
+ * be 0), next header nh, at out (esp_sealed_len(l1 + l2) bytes). The IV is seq as a 64-bit counter.
+ * Neither part may overlap out. Returns the length, or 0 if OpenSSL failed. */
+size_t esp_seal(aead *a, uint32_t spi, uint64_t seq, int aad_form, const uint8_t *p1, size_t l1, const uint8_t *p2,
+                size_t l2, uint8_t nh, uint8_t *out);
 
 /* Header checks that need no key. Returns 0 and sets spi/seq, or -1 when malformed: shorter than
  * header + 4 bytes of ciphertext + ICV, ciphertext not a multiple of 4, sequence 0, or the IV's low
  * 32 bits differing from the header's sequence number. */
 int esp_parse(const uint8_t *esp, size_t len, uint32_t *spi, uint64_t *seq);
 
-/* Verifies and decrypts an ESP packet that esp_parse accepted. Writes the inner payload at out
- * (at most len - ESP_HDR_LEN - ESP_ICV_LEN bytes), sets *plen and *nh. Returns 0, or -1 when the
+/* Verifies and decrypts an ESP packet of at least ESP_HDR_LEN + 4 + ESP_ICV_LEN bytes whose
+ * ciphertext is a multiple of 4 (esp_parse checks this for group ESP). Writes the inner payload at
+ * out (at most len - ESP_HDR_LEN - ESP_ICV_LEN bytes), sets *plen and *nh. Returns 0, or -1 when the
  * ICV does not verify or the padding is wrong. */
-int esp_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh);
+int esp_open(aead *a, const uint8_t *esp, size_t len, int aad_form, uint8_t *out, size_t *plen, uint8_t *nh);
 
-/* ---- tunnel mode (IKE Child SAs): RFC 4106 without extended sequence numbers ----
- * SPI (4) | seq (4) | IV (8) | ciphertext | ICV (16); AAD = SPI || seq; nonce = salt || IV.
- * The sender's IV is the sequence number as a 64-bit counter; the receiver takes the IV as it comes
- * (other implementations derive it differently). */
+/* The smallest tunnel ESP packet: header, 4 bytes of ciphertext, ICV. */
 #define ESP_TUNNEL_MIN (ESP_HDR_LEN + 4 + ESP_ICV_LEN)
-
-static inline size_t esp_tunnel_len(size_t plen) { return esp_sealed_len(plen); }
-
-/* Writes the ESP packet for payload (an inner IP packet, next header nh) at out. Returns the
- * length, or 0 if OpenSSL failed. out must not overlap payload. */
-size_t esp_tunnel_seal(aead *a, uint32_t spi, uint32_t seq, const uint8_t *payload, size_t plen, uint8_t nh,
-                       uint8_t *out);
-
-/* Verifies and decrypts a tunnel ESP packet of len >= ESP_TUNNEL_MIN bytes whose ciphertext is a
- * multiple of 4. Writes the payload at out (at most len - 32 bytes). 0, or -1 when the ICV does not
- * verify or the padding is wrong. */
-int esp_tunnel_open(aead *a, const uint8_t *esp, size_t len, uint8_t *out, size_t *plen, uint8_t *nh);
 
 #endif

@@ -62,10 +62,16 @@ enum {
 /* Largest growth in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header and IV (16) + padding (3)
  * + pad length and next header (2) + ICV (16). */
 #define TUNNEL_OVERHEAD_MAX 65
-/* Group ESP, carried form (no DF, or a fragment): outer IPv4 (20) + ESP_OVERHEAD_MAX (37) around
- * the whole inner packet; a packet larger than the path is fragmented first, into at most
- * EXEC_MAX_FRAGMENTS ESP packets. */
-#define CARRIED_OVERHEAD_MAX 57
+/* Group ESP in UDP (the default encapsulation): a UDP header, port 4500 to 4500, between the IP
+ * header and ESP, so that a run of them can travel as one UDP GSO super-packet (docs/dataplane.md).
+ * Raw ESP (protocol 50) stays selectable per VPN; receivers accept both. */
+enum { ENCAP_UDP = 0, ENCAP_ESP = 1 };
+#define GROUP_UDP_PORT 4500
+#define GROUP_UDP_HEADER 8
+/* Group ESP, carried form (no DF, or a fragment): outer IPv4 (20) + UDP (8) + ESP_OVERHEAD_MAX (37)
+ * around the whole inner packet (8 less for raw ESP); a packet larger than the path is fragmented
+ * first, into at most EXEC_MAX_FRAGMENTS ESP packets. */
+#define CARRIED_OVERHEAD_MAX 65
 #define EXEC_MAX_FRAGMENTS 64
 /* Room the caller's out buffer needs beyond the input length: the most fragments, each with the
  * carried overhead and a copy of the inner header (at most 60 bytes). */
@@ -100,7 +106,7 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
                       int64_t tunnel_spi /* -1: group mode; else encrypt with this tunnel sending SA */);
 int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote);
 int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
-                    const uint8_t salt[4], uint64_t next_seq);
+                    const uint8_t salt[4], uint64_t next_seq, int encap /* ENCAP_* */);
 int exec_remove_tx(executor *ex, uint32_t vpn);
 /* floor > 1: sequence numbers below it count as received (a restarted receiver's learned floor);
  * a reinstall keeps the window and only ever raises it to the floor. */

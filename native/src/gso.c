@@ -24,14 +24,38 @@ int gso_complete_csum(const vnet_hdr *h, uint8_t *pkt, size_t len) {
 
 typedef struct {
   int v6;
+  int udp;
   size_t nhl; /* network header length */
-  size_t thl; /* TCP header length */
+  size_t thl; /* TCP or UDP header length */
   size_t payload;
 } tcp_layout;
+
+/* UDP segmentation: the IP version tells the family (the vnet header does not). */
+static int udp_layout(const uint8_t *pkt, size_t len, tcp_layout *l) {
+  l->udp = 1;
+  l->thl = 8;
+  if (len >= 20 && pkt[0] >> 4 == 4) {
+    l->v6 = 0;
+    l->nhl = (size_t)(pkt[0] & 15) * 4;
+    if (l->nhl < 20 || pkt[9] != IPPROTO_UDP_ || rd16(pkt + 2) != len || (rd16(pkt + 6) & (IP_MF | IP_OFFMASK)))
+      return -1;
+  } else if (len >= 40 && pkt[0] >> 4 == 6) {
+    l->v6 = 1;
+    l->nhl = 40;
+    if (pkt[6] != IPPROTO_UDP_ || (size_t)rd16(pkt + 4) + 40 != len) return -1;
+  } else {
+    return -1;
+  }
+  if (l->nhl + 8 > len) return -1;
+  l->payload = len - l->nhl - 8;
+  return 0;
+}
 
 static int layout(const vnet_hdr *h, const uint8_t *pkt, size_t len, tcp_layout *l) {
   int type = h->gso_type & ~VNET_GSO_ECN;
   if (h->gso_size == 0) return -1;
+  l->udp = 0;
+  if (type == VNET_GSO_UDP_L4) return udp_layout(pkt, len, l);
   if (type == VNET_GSO_TCPV4) {
     if (len < 20 || pkt[0] >> 4 != 4) return -1;
     l->v6 = 0;
@@ -62,18 +86,20 @@ uint32_t gso_count(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint64_t *
   return n;
 }
 
-static uint16_t tcp_checksum(const uint8_t *ip, int v6, const uint8_t *tcp, size_t tcplen) {
+static uint16_t l4_checksum(const uint8_t *ip, int v6, uint8_t proto, const uint8_t *l4, size_t l4len) {
   uint64_t sum;
   if (v6) {
     sum = csum_add(0, ip + 8, 32);
-    sum += (uint64_t)tcplen; /* upper-layer length (32 bits) and next header */
-    sum += IPPROTO_TCP_;
+    sum += (uint64_t)l4len; /* upper-layer length (32 bits) and next header */
+    sum += proto;
   } else {
     sum = csum_add(0, ip + 12, 8);
-    sum += IPPROTO_TCP_;
-    sum += tcplen;
+    sum += proto;
+    sum += l4len;
   }
-  return csum_finish(csum_add(sum, tcp, tcplen));
+  uint16_t c = csum_finish(csum_add(sum, l4, l4len));
+  /* UDP sends a computed 0 as all ones (0 means no checksum). */
+  return proto == IPPROTO_UDP_ && c == 0 ? 0xffff : c;
 }
 
 int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
@@ -83,7 +109,7 @@ int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg,
   size_t hl = l.nhl + l.thl, mss = h->gso_size;
   if (hl + (mss < l.payload ? mss : l.payload) > cap) return -1;
   const uint8_t *tcp0 = pkt + l.nhl;
-  uint32_t seq0 = rd32(tcp0 + 4);
+  uint32_t seq0 = l.udp ? 0 : rd32(tcp0 + 4);
   uint16_t id0 = l.v6 ? 0 : rd16(pkt + 4);
   uint8_t flags0 = tcp0[13];
   int n = 0;
@@ -101,16 +127,54 @@ int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg,
       wr16(seg + 4, (uint16_t)(id0 + n));
       ipv4_set_checksum(seg, l.nhl);
     }
+    if (l.udp) {
+      wr16(tcp + 4, (uint16_t)(8 + chunk));
+      tcp[6] = tcp[7] = 0;
+      wr16(tcp + 6, l4_checksum(seg, l.v6, IPPROTO_UDP_, tcp, 8 + chunk));
+      emit(ctx, seg, hl + chunk);
+      n++;
+      off += chunk;
+      continue;
+    }
     wr32(tcp + 4, seq0 + (uint32_t)off);
     uint8_t f = flags0;
     if (!last) f &= (uint8_t)~0x09; /* FIN and PSH only on the last segment */
     if (n > 0) f &= (uint8_t)~0x80; /* CWR only on the first */
     tcp[13] = f;
     tcp[16] = tcp[17] = 0;
-    wr16(tcp + 16, tcp_checksum(seg, l.v6, tcp, l.thl + chunk));
+    wr16(tcp + 16, l4_checksum(seg, l.v6, IPPROTO_TCP_, tcp, l.thl + chunk));
     emit(ctx, seg, hl + chunk);
     n++;
     off += chunk;
   } while (off < l.payload);
+  return n;
+}
+
+int gso_is_esp_in_udp(const vnet_hdr *h, const uint8_t *pkt, size_t len, size_t *hlen) {
+  tcp_layout l;
+  if ((h->gso_type & ~VNET_GSO_ECN) != VNET_GSO_UDP_L4 || h->gso_size == 0) return 0;
+  if (udp_layout(pkt, len, &l) != 0 || l.v6 || rd16(pkt + l.nhl + 2) != 4500) return 0;
+  *hlen = l.nhl + 8;
+  return 1;
+}
+
+int gso_split_esp_in_udp(const vnet_hdr *h, uint8_t *pkt, size_t len, size_t hlen, gso_emit_fn emit, void *ctx) {
+  size_t mss = h->gso_size, nhl = hlen - 8;
+  if (mss == 0 || len <= hlen) return -1;
+  uint8_t hdr[60 + 8];
+  memcpy(hdr, pkt, hlen);
+  uint16_t id0 = rd16(hdr + 4);
+  int n = 0;
+  for (size_t off = hlen; off < len; off += mss, n++) {
+    size_t chunk = len - off < mss ? len - off : mss;
+    uint8_t *seg = pkt + off - hlen;
+    memcpy(seg, hdr, hlen);
+    wr16(seg + 2, (uint16_t)(hlen + chunk));
+    wr16(seg + 4, (uint16_t)(id0 + n));
+    ipv4_set_checksum(seg, nhl);
+    wr16(seg + nhl + 4, (uint16_t)(8 + chunk));
+    seg[nhl + 6] = seg[nhl + 7] = 0;
+    emit(ctx, seg, hlen + chunk);
+  }
   return n;
 }

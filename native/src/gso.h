@@ -23,6 +23,7 @@ typedef struct {
 #define VNET_GSO_NONE 0
 #define VNET_GSO_TCPV4 1
 #define VNET_GSO_TCPV6 4
+#define VNET_GSO_UDP_L4 5 /* UDP segmentation offload (kernel >= 6.2 on a TUN: TUN_F_USO4/6) */
 #define VNET_GSO_ECN 0x80
 
 void vnet_read(vnet_hdr *h, const uint8_t *p);
@@ -31,14 +32,25 @@ void vnet_read(vnet_hdr *h, const uint8_t *p);
  * at csum_start + csum_offset. 0, or -1 when the offsets fall outside the packet. */
 int gso_complete_csum(const vnet_hdr *h, uint8_t *pkt, size_t len);
 
-/* Number of segments and total bytes on the wire for a TCP GSO super-packet; 0 when malformed. */
+/* Number of segments and total bytes on the wire for a TCP or UDP GSO super-packet; 0 when malformed. */
 uint32_t gso_count(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint64_t *wire_bytes);
 
-/* Segments a TCP GSO super-packet (IPv4 or IPv6 without extension headers). Each segment is built
- * at seg (capacity cap) with complete IP and TCP checksums, then passed to emit. Returns the number
- * of segments, or -1 when the super-packet is malformed (nothing emitted). */
+/* Segments a TCP or UDP GSO super-packet (IPv4 or IPv6 without extension headers). Each segment is
+ * built at seg (capacity cap) with complete IP and TCP/UDP checksums, then passed to emit. Returns the
+ * number of segments, or -1 when the super-packet is malformed (nothing emitted). */
 typedef void (*gso_emit_fn)(void *ctx, uint8_t *seg, size_t len);
 int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
                 void *ctx);
+
+/* A UDP GSO super-packet over IPv4 whose segments are group ESP in UDP (destination port 4500): 1
+ * and the header length (IP + UDP), or 0 for anything else. */
+int gso_is_esp_in_udp(const vnet_hdr *h, const uint8_t *pkt, size_t len, size_t *hlen);
+
+/* Splits such a super-packet in place, without copying payloads: segment k's IPv4 and UDP headers
+ * are written into the bytes just before its payload, which belong to segment k-1, so emit must be
+ * done with a segment before it returns (the datapath's per-packet path is). The UDP checksum of
+ * every segment is 0, as RFC 3948 allows (the ESP ICV protects the content). The VNET_HDR_LEN bytes
+ * before pkt must be writable. Returns the number of segments, or -1 when malformed. */
+int gso_split_esp_in_udp(const vnet_hdr *h, uint8_t *pkt, size_t len, size_t hlen, gso_emit_fn emit, void *ctx);
 
 #endif

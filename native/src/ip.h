@@ -28,10 +28,34 @@ static inline void wr32(uint8_t *p, uint32_t v) {
 static inline void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)(v >> 32)); wr32(p + 4, (uint32_t)v); }
 static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
 
-/* One's-complement partial sum of big-endian 16-bit words (an odd tail byte is padded with zero).
- * Accumulates 32-bit big-endian words in 64 bits: no overflow for any IP-sized buffer. */
+/* One's-complement partial sum of big-endian 16-bit words (an odd tail byte is padded with zero),
+ * added to sum. The bulk is summed as native 64-bit loads (two 32-bit halves into a 64-bit
+ * accumulator: no overflow for any IP-sized buffer) and byte-swapped once at the end, which the
+ * one's-complement sum allows (RFC 1071 section 2(B)): the datapath sums every byte of every
+ * segment at least once, and byte-by-byte big-endian loads made that a tenth of a gateway's time. */
+static inline uint16_t csum_fold(uint64_t sum);
 static inline uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
-  while (len >= 4) { sum += rd32(p); p += 4; len -= 4; }
+  uint64_t acc = 0;
+  while (len >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    acc += (v & 0xffffffffu) + (v >> 32);
+    p += 8;
+    len -= 8;
+  }
+  if (len >= 4) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    acc += v;
+    p += 4;
+    len -= 4;
+  }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint16_t folded = csum_fold(acc);
+  sum += (uint16_t)(folded << 8 | folded >> 8);
+#else
+  sum += csum_fold(acc);
+#endif
   if (len >= 2) { sum += rd16(p); p += 2; len -= 2; }
   if (len) sum += (uint64_t)p[0] << 8;
   return sum;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,13 @@
 #include "ip.h"
 
 #define STAGE_BYTES (256 * 1024)
+/* Debian 12's headers have them; older ones may not. */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errlen) {
   udp_sock *s = calloc(1, sizeof *s);
@@ -41,6 +49,11 @@ udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errle
   }
   pthread_mutex_init(&s->lock, NULL);
   s->mode = -1;
+  /* UDP GSO and GRO (Linux >= 4.18 / 5.0): probed, off where the kernel lacks them. */
+  int seg = 0, one = 1;
+  socklen_t sl = sizeof seg;
+  s->gso = getsockopt(s->fd, SOL_UDP, UDP_SEGMENT, &seg, &sl) == 0;
+  s->gro = setsockopt(s->fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   memcpy(s->addr, addr, 4);
   s->port = port;
   return s;
@@ -112,19 +125,70 @@ void udp_out_free(udp_out *o) {
   free(o);
 }
 
+/* The control data of message i: TOS (if any) and, for a run of several datagrams, UDP_SEGMENT. */
+static void set_control(udp_out *o, int i, int gso) {
+  struct msghdr *m = &o->msg[i].msg_hdr;
+  size_t space = (o->tos[i] ? CMSG_SPACE(sizeof(int)) : 0) + (gso ? CMSG_SPACE(sizeof(uint16_t)) : 0);
+  m->msg_control = space ? o->ctl[i].buf : NULL;
+  m->msg_controllen = space;
+  if (!space) return;
+  memset(o->ctl[i].buf, 0, sizeof o->ctl[i].buf);
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  if (o->tos[i]) {
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_TOS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &o->tos[i], sizeof(int));
+    c = CMSG_NXTHDR(m, c);
+  }
+  if (gso) {
+    uint16_t size = (uint16_t)o->seg[i];
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof size);
+    memcpy(CMSG_DATA(c), &size, sizeof size);
+  }
+}
+
+/* Message i again, one datagram per send (the kernel refused UDP_SEGMENT for it). */
+static void send_one_by_one(udp_out *o, udp_sock *s, int i, uint64_t *sent, uint64_t *bytes, uint64_t *errors) {
+  struct msghdr one = o->msg[i].msg_hdr;
+  struct iovec *iov = one.msg_iov;
+  int n = (int)one.msg_iovlen;
+  set_control(o, i, 0);
+  one.msg_control = o->msg[i].msg_hdr.msg_control;
+  one.msg_controllen = o->msg[i].msg_hdr.msg_controllen;
+  one.msg_iovlen = 1;
+  for (int k = 0; k < n; k++) {
+    one.msg_iov = iov + k;
+    ssize_t r;
+    do r = sendmsg(s->fd, &one, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      (*errors)++;
+    } else {
+      (*sent)++;
+      *bytes += iov[k].iov_len;
+    }
+  }
+}
+
 void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uint64_t *errors) {
-  if (o->n == 0) return;
+  if (o->nm == 0) return;
   pthread_mutex_lock(&s->lock);
+  for (int i = 0; i < o->nm; i++) set_control(o, i, o->count[i] > 1);
   int i = 0, waited = 0;
-  while (i < o->n) {
-    /* One sendmmsg per run of datagrams with the same DF treatment. */
+  while (i < o->nm) {
+    /* One sendmmsg per run of messages with the same DF treatment. */
     int end = i + 1;
-    while (end < o->n && o->df[end] == o->df[i]) end++;
+    while (end < o->nm && o->df[end] == o->df[i]) end++;
     set_mode(s, o->df[i]);
     int r = sendmmsg(s->fd, o->msg + i, (unsigned)(end - i), MSG_DONTWAIT);
     if (r > 0) {
-      for (int k = i; k < i + r; k++) *bytes += o->len[k];
-      *sent += (uint64_t)r;
+      for (int k = i; k < i + r; k++) {
+        *bytes += o->bytes[k];
+        *sent += (uint64_t)o->count[k];
+      }
       i += r;
       continue;
     }
@@ -134,12 +198,19 @@ void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uin
       waited = 1;
       if (poll(&p, 1, 10) > 0) continue;
     }
+    if (r < 0 && o->count[i] > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+      /* The route's device cannot segment UDP (no checksum offload): no more runs on this socket. */
+      s->gso = 0;
+      send_one_by_one(o, s, i, sent, bytes, errors);
+      i++;
+      continue;
+    }
     /* Refused (EMSGSIZE beyond the route MTU with DF, unreachable, a full queue): count and go on. */
-    (*errors)++;
+    *errors += (uint64_t)o->count[i];
     i++;
   }
   pthread_mutex_unlock(&s->lock);
-  o->n = 0;
+  o->n = o->nm = 0;
   o->used = 0;
 }
 
@@ -150,29 +221,48 @@ void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint
     return;
   }
   size_t plen = len - 28;
-  size_t need = (plen + 15) & ~(size_t)15;
-  if (need > STAGE_BYTES) {
+  if (plen > STAGE_BYTES) {
     (*errors)++;
     return;
   }
-  if (o->n == UDP_OUT_MAX || o->used + need > STAGE_BYTES) udp_out_flush(o, s, sent, bytes, errors);
+  if (o->n == UDP_OUT_MAX || o->used + plen > STAGE_BYTES) udp_out_flush(o, s, sent, bytes, errors);
+  int df = (outer[6] & 0x40) ? UDP_DF_SET : UDP_DF_CLEAR;
+  int tos = outer[1];
+  uint16_t port = rd16(outer + 22);
   int i = o->n++;
   uint8_t *p = o->stage + o->used;
   memcpy(p, outer + 28, plen);
-  o->used += need;
+  o->used += plen;
   o->len[i] = plen;
-  o->df[i] = (outer[6] & 0x40) ? UDP_DF_SET : UDP_DF_CLEAR;
-  memset(&o->to[i], 0, sizeof o->to[i]);
-  o->to[i].sin_family = AF_INET;
-  memcpy(&o->to[i].sin_addr, outer + 16, 4);
-  o->to[i].sin_port = htons(rd16(outer + 22));
   o->iov[i].iov_base = p;
   o->iov[i].iov_len = plen;
-  memset(&o->msg[i], 0, sizeof o->msg[i]);
-  struct msghdr *m = &o->msg[i].msg_hdr;
-  m->msg_name = &o->to[i];
-  m->msg_namelen = sizeof o->to[i];
-  m->msg_iov = &o->iov[i];
-  m->msg_iovlen = 1;
-  if (outer[1]) set_tos(m, &o->ctl[i], outer[1]);
+  int m = o->nm - 1;
+  /* Appended to the last message: same destination, DF (a segment must fit the path as it is),
+   * TOS, and not longer than the run's first datagram, whose length every one but the last has. */
+  if (s->gso && m >= 0 && df == UDP_DF_SET && o->df[m] == UDP_DF_SET && !o->closed[m] && o->tos[m] == tos &&
+      plen <= o->seg[m] && o->bytes[m] + plen <= UDP_GSO_MAX_BYTES && memcmp(&o->to[m].sin_addr, outer + 16, 4) == 0 &&
+      ntohs(o->to[m].sin_port) == port) {
+    o->msg[m].msg_hdr.msg_iovlen++;
+    o->count[m]++;
+    o->bytes[m] += plen;
+    if (plen < o->seg[m]) o->closed[m] = 1;
+    return;
+  }
+  m = o->nm++;
+  o->df[m] = df;
+  o->tos[m] = tos;
+  o->count[m] = 1;
+  o->seg[m] = plen;
+  o->bytes[m] = plen;
+  o->closed[m] = 0;
+  memset(&o->to[m], 0, sizeof o->to[m]);
+  o->to[m].sin_family = AF_INET;
+  memcpy(&o->to[m].sin_addr, outer + 16, 4);
+  o->to[m].sin_port = htons(port);
+  memset(&o->msg[m], 0, sizeof o->msg[m]);
+  struct msghdr *h = &o->msg[m].msg_hdr;
+  h->msg_name = &o->to[m];
+  h->msg_namelen = sizeof o->to[m];
+  h->msg_iov = &o->iov[i];
+  h->msg_iovlen = 1;
 }

@@ -21,6 +21,8 @@ typedef struct {
   int fd;
   pthread_mutex_t lock; /* the send side: mode switch + send */
   int mode;             /* current UDP_DF_* (-1: unknown) */
+  int gso;              /* UDP_SEGMENT works: runs of equal-size datagrams go out as one send */
+  int gro;              /* UDP_GRO is on: a read may hold several datagrams of one flow */
   uint8_t addr[4];
   uint16_t port;
 } udp_sock;
@@ -33,20 +35,30 @@ void udp_close(udp_sock *s);
 int udp_send(udp_sock *s, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df, int tos);
 
 #define UDP_OUT_MAX 64
+#define UDP_GSO_MAX_BYTES 65000 /* a UDP payload carries at most 65507 bytes */
 
-/* A per-thread queue of datagrams for one sendmmsg (ESP from the executor). */
+/* A per-thread queue of datagrams for one sendmmsg (ESP from the executor). Datagrams with DF to
+ * one destination, of one size (the last of a run may be shorter), share a message sent with
+ * UDP_SEGMENT when the socket supports it: the kernel then carries the run as one UDP GSO
+ * super-packet as far as it can (upstream wireguard-go does the same). */
 typedef struct {
-  int n;
+  int n;  /* datagrams */
+  int nm; /* messages */
   size_t used;
   uint8_t *stage;
   size_t len[UDP_OUT_MAX];
-  int df[UDP_OUT_MAX];
-  struct sockaddr_in to[UDP_OUT_MAX];
   struct iovec iov[UDP_OUT_MAX];
+  /* per message */
+  int df[UDP_OUT_MAX];
+  int tos[UDP_OUT_MAX];
+  int count[UDP_OUT_MAX]; /* datagrams in the message */
+  size_t seg[UDP_OUT_MAX], bytes[UDP_OUT_MAX];
+  int closed[UDP_OUT_MAX];
+  struct sockaddr_in to[UDP_OUT_MAX];
   struct mmsghdr msg[UDP_OUT_MAX];
   union {
     struct cmsghdr align;
-    uint8_t buf[CMSG_SPACE(sizeof(int))];
+    uint8_t buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint16_t))];
   } ctl[UDP_OUT_MAX];
 } udp_out;
 

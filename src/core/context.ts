@@ -19,6 +19,8 @@ export interface ResolvedConfig {
   allowPlain: Prefix[];
   /** The path MTU toward other gateways now (GatewayCore.setPathMtu changes it). */
   pathMtu: number;
+  /** Group VPNs whose ESP this gateway sends raw (protocol 50) instead of in UDP 4500. */
+  rawEspVpns: VpnId[];
   timers: GatewayTimers;
   limits: GatewayLimits;
 }

@@ -46,7 +46,15 @@ export interface TxSa {
   salt: Uint8Array;
   /** Next 64-bit sequence number to send; the IV carries it whole. Starts at 1. */
   nextSeq: bigint;
+  /**
+   * How this VPN's ESP leaves: 'udp' (the default) puts a UDP header (port 4500 to 4500,
+   * RFC 3948) between the IP header and ESP, so the kernel can carry a run of them as one UDP GSO
+   * super-packet; 'esp' is raw ESP (IP protocol 50). Receivers accept both (docs/executor.md).
+   */
+  encapsulation?: GroupEncapsulation;
 }
+
+export type GroupEncapsulation = 'udp' | 'esp';
 
 /** An inbound SA: a peer's sending key for one VPN and epoch, with an anti-replay window. */
 export interface RxSa {
@@ -145,11 +153,18 @@ export interface Executor {
   counters(): Record<string, number>;
 }
 
+/** The UDP port of group ESP in UDP, both ends (RFC 3948's NAT-T port). */
+export const GROUP_UDP_PORT = 4500;
+/** Bytes the UDP encapsulation adds in front of group ESP. */
+export const GROUP_UDP_HEADER = 8;
+/** Largest growth of a packet in the transport form of group ESP in UDP: UDP (8) + ESP_OVERHEAD_MAX (37). */
+export const GROUP_OVERHEAD_MAX = 45;
 /**
  * Largest growth of a packet in the carried form of group ESP (no DF, or a fragment): the outer
- * IPv4 header (20) in front of the whole inner packet, plus ESP_OVERHEAD_MAX (37).
+ * IPv4 header (20) and UDP header (8) in front of the whole inner packet, plus ESP_OVERHEAD_MAX (37).
+ * Raw ESP ('esp' encapsulation) grows by 8 bytes less in both forms.
  */
-export const CARRIED_OVERHEAD_MAX = 57;
+export const CARRIED_OVERHEAD_MAX = 65;
 /** A packet without DF is fragmented into at most this many ESP packets; beyond, it is punted 'too-big'. */
 export const MAX_FRAGMENTS = 64;
 

@@ -63,6 +63,11 @@ export interface GatewayConfig {
    * it); smaller MTUs further along are learned from ICMP (src/core/pmtu.ts).
    */
   pathMtu?: number;
+  /**
+   * Group VPNs whose ESP this gateway sends raw (IP protocol 50) instead of in UDP 4500, the default
+   * (docs/executor.md, "ESP format"). Receivers take both; raw ESP cannot be batched by the kernel.
+   */
+  rawEspVpns?: VpnId[];
   timers?: Partial<GatewayTimers>;
   limits?: Partial<GatewayLimits>;
 }

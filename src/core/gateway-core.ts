@@ -83,6 +83,7 @@ export class GatewayCore implements CoreContext {
       attached: c.attached,
       allowPlain: c.allowPlain ?? [],
       pathMtu: c.pathMtu ?? 1500,
+      rawEspVpns: c.rawEspVpns ?? [],
       timers: { ...DEFAULT_TIMERS, ...c.timers },
       limits: { ...DEFAULT_LIMITS, ...c.limits },
     };
@@ -519,7 +520,8 @@ export class GatewayCore implements CoreContext {
       wantTx.set(vpnId, tx.spi);
       if (this.installedTx.get(vpnId) !== tx.spi) {
         // A new epoch has a new key: its sequence numbers start again (at 1, or above a persisted mark).
-        this.executor.installTxSa({ ...tx, nextSeq: this.txSeqStart(vpnId, tx.epoch, tx.spi) });
+        const encapsulation = this.config.rawEspVpns.includes(vpnId) ? 'esp' : 'udp';
+        this.executor.installTxSa({ ...tx, nextSeq: this.txSeqStart(vpnId, tx.epoch, tx.spi), encapsulation });
         this.txEpochs.set(vpnId, tx.epoch);
         this.trace({ event: 'epoch-send', kind: 'config', detail: { vpnId, epoch: tx.epoch, spi: tx.spi } });
       }

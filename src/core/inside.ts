@@ -5,9 +5,8 @@ import type { CoreContext } from './context.js';
 import { pathKey } from './key-table.js';
 import { ipv4Dst, ipv4Src } from './packet/ipv4.js';
 import { buildIcmpFragNeeded, icmpErrorAllowed } from './packet/icmp.js';
-import { ESP_OVERHEAD_MAX } from '../crypto/esp.js';
 import type { SearchOriginator } from './search/originator.js';
-import { UDP_ESP_TUNNEL_OVERHEAD_MAX } from './executor.js';
+import { GROUP_OVERHEAD_MAX, UDP_ESP_TUNNEL_OVERHEAD_MAX } from './executor.js';
 
 export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packet: Uint8Array, now: number): void {
   const local = ipv4Src(packet);
@@ -48,7 +47,7 @@ function bufferPacket(ctx: CoreContext, key: string, packet: Uint8Array): void {
 export function onInsideTooBig(ctx: CoreContext, packet: Uint8Array): void {
   const rule = ctx.table.get(ipv4Src(packet), ipv4Dst(packet));
   // rule.mtu is the largest packet after our own encryption: take off what our layer adds.
-  const overhead = rule?.vpnId !== undefined && ctx.ring.vpn(rule.vpnId)?.mode === 'pairwise' ? UDP_ESP_TUNNEL_OVERHEAD_MAX : ESP_OVERHEAD_MAX;
+  const overhead = rule?.vpnId !== undefined && ctx.ring.vpn(rule.vpnId)?.mode === 'pairwise' ? UDP_ESP_TUNNEL_OVERHEAD_MAX : GROUP_OVERHEAD_MAX;
   const mtu = Math.min(rule?.mtu ?? ctx.config.pathMtu, 0xffff) - overhead;
   // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error, a non-first fragment, or a broadcast.
   if (icmpErrorAllowed(packet)) ctx.emit(buildIcmpFragNeeded(packet, mtu, ctx.config.address), { op: 'icmp-error', type: 3, code: 4 });

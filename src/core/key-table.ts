@@ -17,7 +17,7 @@ export interface KeyTableEntry {
   vpnId?: VpnId;
   peer?: GatewayId;
   /**
-   * encrypt: bytes the layers outside ours add on our side (37 per outer group layer; a pairwise
+   * encrypt: bytes the layers outside ours add on our side (45 per outer group layer; a pairwise
    * VPN's tunnel mode adds its extra). The core sets `mtu` from it: the path MTU minus this,
    * or what ICMP from the path taught about that peer if smaller (src/core/pmtu.ts).
    */

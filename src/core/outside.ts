@@ -2,7 +2,8 @@
 // without an entry (we may have aged it out before the sender did, or it is not for our terminals
 // at all and passes through), and plaintext to our terminals.
 import type { CoreContext } from './context.js';
-import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
+import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ICMP } from './packet/ipv4.js';
+import { groupEspOf } from './packet/group-esp.js';
 import { parseEspFragNeeded } from './pmtu.js';
 import { espPeek } from '../crypto/esp.js';
 
@@ -10,10 +11,11 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
   const local = ipv4Dst(packet);
   const remote = ipv4Src(packet);
   const t = ctx.config.timers;
-  if (ipv4Protocol(packet) === PROTO_ESP) {
-    const ip = parseIpv4(packet);
-    const peek = ip.ok ? espPeek(ip.value.payload) : undefined;
-    if (!peek || !peek.ok) return ctx.drop('malformed', packet);
+  const ip = parseIpv4(packet);
+  const esp = ip.ok ? groupEspOf(ip.value.header.protocol, ip.value.payload) : undefined;
+  if (esp) {
+    const peek = espPeek(esp);
+    if (!peek.ok) return ctx.drop('malformed', packet);
     const sa = ctx.ring.rxSa(peek.value.spi);
     const covering = ctx.ring.coveringVpns(local);
     // Is it for one of our terminals? Only if we put the destination into the SA's VPN. A bump in

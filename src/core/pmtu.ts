@@ -6,7 +6,8 @@
 // oversized packet with our own ICMP, which quotes the terminal's packet (inside.ts).
 import type { Ip } from '../base/addr.js';
 import { parseIcmp, ICMP_UNREACHABLE, UNREACH_FRAG_NEEDED, isIcmpUnreachable } from './packet/icmp.js';
-import { parseIpv4, PROTO_ESP, PROTO_ICMP } from './packet/ipv4.js';
+import { parseIpv4, PROTO_ICMP } from './packet/ipv4.js';
+import { groupEspOf } from './packet/group-esp.js';
 import { ipFromBytes } from '../base/addr.js';
 
 /**
@@ -41,14 +42,16 @@ export function parseEspFragNeeded(packet: Uint8Array): EspFragNeeded | undefine
   const q = icmp.value.original;
   if (q.length < 20 || q[0] >> 4 !== 4) return undefined;
   const hl = (q[0] & 15) * 4;
-  if (hl < 20 || q.length < hl + 8 || q[9] !== PROTO_ESP) return undefined;
+  if (hl < 20) return undefined;
+  const esp = groupEspOf(q[9], q.subarray(hl), true);
+  if (!esp || esp.length < 8) return undefined;
   const quotedLength = (q[2] << 8) | q[3];
   const reported = icmp.value.nextHopMtu;
   return {
     local: ipFromBytes(q, 12, 4),
     remote: ipFromBytes(q, 16, 4),
-    spi: ((q[hl] << 24) | (q[hl + 1] << 16) | (q[hl + 2] << 8) | q[hl + 3]) >>> 0,
-    seqLow: ((q[hl + 4] << 24) | (q[hl + 5] << 16) | (q[hl + 6] << 8) | q[hl + 7]) >>> 0,
+    spi: ((esp[0] << 24) | (esp[1] << 16) | (esp[2] << 8) | esp[3]) >>> 0,
+    seqLow: ((esp[4] << 24) | (esp[5] << 16) | (esp[6] << 8) | esp[7]) >>> 0,
     mtu: reported !== 0 ? reported : (PLATEAUS.find((p) => p < quotedLength) ?? 68),
   };
 }

@@ -17,6 +17,7 @@ import type { SearchMessage } from './packet/search-message.js';
 import type { GatewayTimers } from './gateway-api.js';
 import { ipv4Dst, ipv4Src, parseIpv4 } from './packet/ipv4.js';
 import { espPeek } from '../crypto/esp.js';
+import { groupEspOf } from './packet/group-esp.js';
 import type { GatewayId, Spi } from './types.js';
 
 /**
@@ -74,7 +75,8 @@ export class ReceiveFloors {
   onUnknownSpi(ctx: FloorsHost, packet: Uint8Array, now: number): boolean {
     if (this.waiting.size === 0) return false;
     const ip = parseIpv4(packet);
-    const peek = ip.ok ? espPeek(ip.value.payload) : undefined;
+    const esp = ip.ok ? groupEspOf(ip.value.header.protocol, ip.value.payload) : undefined;
+    const peek = esp ? espPeek(esp) : undefined;
     if (!peek?.ok || !this.waiting.has(peek.value.spi)) return false;
     this.onEsp(ctx, packet, peek.value.spi, now);
     return true;

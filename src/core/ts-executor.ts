@@ -5,6 +5,8 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
 import {
   CARRIED_OVERHEAD_MAX,
+  GROUP_UDP_HEADER,
+  GROUP_UDP_PORT,
   MAX_FRAGMENTS,
   TUNNEL_SEQ_MAX,
   TUNNEL_SOFT_SEQ_DEFAULT,
@@ -25,6 +27,7 @@ import {
 import { pathKey } from './key-table.js';
 import { parseIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP, rewriteIpv4, setHeaderChecksum, type Ipv4Header } from './packet/ipv4.js';
 import { fragmentIpv4 } from './packet/fragment.js';
+import { groupEspOf } from './packet/group-esp.js';
 import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
@@ -245,32 +248,38 @@ export class TsExecutor implements TunnelExecutor {
       // Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read
       // as the carried form's.
       if (!header.df || fragment || header.protocol === NEXT_HEADER_IPV4) return this.sealCarried(rule, sa, packet, header, fragment, now);
-      const grown = packet.length + espOverhead(payload.length);
+      const udp = udpHeaderLength(sa);
+      const grown = packet.length + udp + espOverhead(payload.length);
       // Over 65535 bytes no IPv4 packet can carry it.
       if (grown > 0xffff || (rule.mtu !== undefined && grown > rule.mtu)) return { kind: 'punt', reason: 'too-big' };
       let body = payload;
       if (rule.mtu !== undefined && header.protocol === 6) {
         // Clamp on a copy: the caller's buffer is not ours to modify.
         const copy = packet.slice();
-        if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - 40)) body = copy.subarray(header.headerLength, header.totalLength);
+        if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - 40)) body = copy.subarray(header.headerLength, header.totalLength);
       }
       const seq = sa.nextSeq++;
       const esp = espSeal(sa, seq, header.protocol, body);
-      const out = rewriteIpv4(packet, { protocol: PROTO_ESP, payload: esp });
+      const out = rewriteIpv4(packet, udp ? { protocol: PROTO_UDP, payload: udpEncapsulated(esp) } : { protocol: PROTO_ESP, payload: esp });
       return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
     }
 
-    if (header.protocol !== PROTO_ESP) return { kind: 'drop', reason: 'unsolicited-plain' };
+    if (header.protocol !== PROTO_ESP && header.protocol !== PROTO_UDP) return { kind: 'drop', reason: 'unsolicited-plain' };
     // Our ESP always leaves with DF (carried form below): a fragment of ESP cannot be opened.
     if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
-    const peek = espPeek(payload);
+    // ESP in UDP: to port 4500, with a UDP length that covers exactly the IP payload. The UDP
+    // checksum is not checked (RFC 3948 §3.1): the ICV covers what matters.
+    if (header.protocol === PROTO_UDP && (payload.length < GROUP_UDP_HEADER || rd16(payload, 2) !== GROUP_UDP_PORT)) return { kind: 'drop', reason: 'unsolicited-plain' };
+    const esp = groupEspOf(header.protocol, payload);
+    if (!esp) return { kind: 'drop', reason: 'malformed' };
+    const peek = espPeek(esp);
     if (!peek.ok) return { kind: 'drop', reason: 'malformed' };
     const sa = this.rx.get(peek.value.spi);
     if (!sa) return { kind: 'punt', reason: 'unknown-spi' };
     if (sa.vpnId !== rule.vpnId) return { kind: 'drop', reason: 'vpn-mismatch' };
     if (sa.sender !== rule.peer) return { kind: 'drop', reason: 'peer-mismatch' };
     if (sa.window.check(peek.value.seq) !== 'ok') return { kind: 'drop', reason: 'replay' };
-    const opened = espOpen(sa, payload);
+    const opened = espOpen(sa, esp);
     if (!opened.ok) return { kind: 'drop', reason: 'auth-failed' };
     sa.window.accept(opened.value.seq);
     let out: Uint8Array;
@@ -298,20 +307,22 @@ export class TsExecutor implements TunnelExecutor {
   private sealCarried(rule: InstalledRule, sa: TxSa, packet: Uint8Array, header: Ipv4Header, fragment: boolean, now: number): Verdict {
     let inner = packet.subarray(0, header.totalLength);
     const limit = Math.min(rule.mtu ?? 0xffff, 0xffff);
+    const udp = udpHeaderLength(sa);
+    const overhead = CARRIED_OVERHEAD_MAX - GROUP_UDP_HEADER + udp;
     if (rule.mtu !== undefined && header.protocol === 6 && !fragment) {
       const copy = inner.slice();
-      if (clampTcpMss(copy, rule.mtu - CARRIED_OVERHEAD_MAX - 40)) inner = copy;
+      if (clampTcpMss(copy, rule.mtu - overhead - 40)) inner = copy;
     }
     let pieces = [inner];
-    if (20 + inner.length + espOverhead(inner.length) > limit) {
+    if (20 + udp + inner.length + espOverhead(inner.length) > limit) {
       // A fragment that says DF cannot be split further.
-      const maxData = Math.floor((limit - CARRIED_OVERHEAD_MAX - header.headerLength) / 8) * 8;
+      const maxData = Math.floor((limit - overhead - header.headerLength) / 8) * 8;
       if (header.df || maxData < 8 || Math.ceil((header.totalLength - header.headerLength) / maxData) > MAX_FRAGMENTS) return { kind: 'punt', reason: 'too-big' };
       pieces = fragmentIpv4(inner, maxData);
     }
     const out: Uint8Array[] = [];
     const first = sa.nextSeq;
-    for (const piece of pieces) out.push(carriedPacket(piece, espSeal(sa, sa.nextSeq++, NEXT_HEADER_IPV4, piece)));
+    for (const piece of pieces) out.push(carriedPacket(piece, espSeal(sa, sa.nextSeq++, NEXT_HEADER_IPV4, piece), udp > 0));
     if (pieces.length > 1) this.bump('encrypt.fragments', pieces.length);
     const v: Verdict = { kind: 'forward', bytes: out[0], note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq: first } };
     if (out.length > 1) v.more = out.slice(1);
@@ -400,9 +411,13 @@ export class TsExecutor implements TunnelExecutor {
 /** Next header 4: the ESP payload is a whole IPv4 packet. */
 const NEXT_HEADER_IPV4 = 4;
 
-/** Outer header of the carried form: version 4, no options, TOS, id and TTL of the inner packet, DF, ESP. */
-function carriedPacket(inner: Uint8Array, esp: Uint8Array): Uint8Array {
-  const out = new Uint8Array(20 + esp.length);
+/**
+ * Outer header of the carried form: version 4, no options, TOS, id and TTL of the inner packet, DF,
+ * UDP (then the UDP header) or ESP.
+ */
+function carriedPacket(inner: Uint8Array, esp: Uint8Array, udp: boolean): Uint8Array {
+  const body = udp ? udpEncapsulated(esp) : esp;
+  const out = new Uint8Array(20 + body.length);
   out[0] = 0x45;
   out[1] = inner[1];
   out[2] = out.length >> 8;
@@ -411,11 +426,33 @@ function carriedPacket(inner: Uint8Array, esp: Uint8Array): Uint8Array {
   out[5] = inner[5];
   out[6] = 0x40;
   out[8] = inner[8];
-  out[9] = PROTO_ESP;
+  out[9] = udp ? PROTO_UDP : PROTO_ESP;
   out.set(inner.subarray(12, 20), 12);
   setHeaderChecksum(out, 20);
-  out.set(esp, 20);
+  out.set(body, 20);
   return out;
+}
+
+/** 8 with the UDP encapsulation (the default), 0 for raw ESP. */
+function udpHeaderLength(sa: TxSa): number {
+  return sa.encapsulation === 'esp' ? 0 : GROUP_UDP_HEADER;
+}
+
+/** UDP 4500 -> 4500 around an ESP packet, checksum 0 (RFC 3948 §3.1; the ICV protects the content). */
+function udpEncapsulated(esp: Uint8Array): Uint8Array {
+  const out = new Uint8Array(GROUP_UDP_HEADER + esp.length);
+  out[0] = GROUP_UDP_PORT >> 8;
+  out[1] = GROUP_UDP_PORT & 0xff;
+  out[2] = GROUP_UDP_PORT >> 8;
+  out[3] = GROUP_UDP_PORT & 0xff;
+  out[4] = out.length >> 8;
+  out[5] = out.length & 0xff;
+  out.set(esp, GROUP_UDP_HEADER);
+  return out;
+}
+
+function rd16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
 }
 
 /**

@@ -29,6 +29,8 @@ export interface GatewayRunConfig {
    * the outside interfaces, followed as it changes; narrower paths are learned from ICMP.
    */
   pathMtu?: number;
+  /** Group VPNs (ids) whose ESP this gateway sends raw, protocol 50, instead of in UDP 4500 (the default). */
+  rawEspVpns: number[];
   allowPlain: Prefix[];
   statusSocket: string;
   /** host:port for Prometheus metrics, or undefined for none. */
@@ -50,7 +52,7 @@ export interface GatewayRunConfig {
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel']);
+const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'rawEspVpns', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel']);
 
 /** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
 export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
@@ -134,6 +136,15 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     if (!hp || Number(hp[2]) > 65535) problems.push('metrics.listen must be host:port, e.g. 127.0.0.1:9108');
     else metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
   }
+  const vpnIds = (k: string): number[] => {
+    const v = d[k];
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 0xffffffff)) {
+      problems.push(`${k} must be a list of VPN ids (integers from 1)`);
+      return [];
+    }
+    return v as number[];
+  };
   // A misspelt timer would otherwise be ignored silently and the default used.
   const objectOf = (k: string, known: object) => {
     const v = d[k];
@@ -153,6 +164,7 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     attached: prefixes('attached'),
     tun,
     pathMtu: d.pathMtu === undefined ? undefined : num('pathMtu', 1500, 576, 65535),
+    rawEspVpns: vpnIds('rawEspVpns'),
     allowPlain: prefixes('allowPlain') ?? [],
     statusSocket: str('statusSocket') ?? join(data ?? '.', 'status.sock'),
     metrics,

@@ -98,6 +98,7 @@ export class GatewayDaemon {
         attached: this.config.attached ?? insidePrefixes(this.config.inside),
         allowPlain: this.config.allowPlain,
         pathMtu: wanPathMtu(this.config.pathMtu, this.config.outside),
+        rawEspVpns: this.config.rawEspVpns,
         timers: this.config.timers,
         limits: this.config.limits,
       },

@@ -17,7 +17,7 @@ export interface NativeBinding {
   /** tunnelSpi: -1 (or absent) for group mode. */
   installPath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array, action: number, vpnId: number, peer: string | undefined, mtu: number, tunnelSpi?: number): void;
   removePath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): boolean;
-  installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint): void;
+  installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint, rawEsp: boolean): void;
   removeTxSa(h: ExecutorHandle, vpnId: number): boolean;
   /** floor: sequence numbers below it count as received (0n: none). */
   installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array, floor: bigint): void;

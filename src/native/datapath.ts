@@ -30,9 +30,12 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'udp.tx-bytes',
   'udp.tx-errors',
   'tx.local',
+  'tx.gso',
+  'rx.gso-esp',
+  'udp.rx-gro',
 ];
 
-/** Punt side code of datagrams from the tunnel port (native/src/tun.h DP_SIDE_UDP), and their prefix. */
+/** Punt side code of datagrams from the tunnel port (native/src/datapath.h DP_SIDE_UDP), and their prefix. */
 const SIDE_UDP = 2;
 const UDP_PREFIX = 8;
 
@@ -85,6 +88,12 @@ export interface DatapathOptions {
    * leaves as if forwarded: its TTL is decremented once.
    */
   rawEgress?: boolean;
+  /**
+   * Write runs of group ESP in UDP (the segments of one TCP super-packet) as one UDP GSO
+   * super-packet to the TUN (VIRTIO_NET_HDR_GSO_UDP_L4, kernel >= 6.2; default true). Without the
+   * kernel's USO on the TUN devices this is off by itself.
+   */
+  uso?: boolean;
   /**
    * The tunnel port (ESP in UDP, RFC 3948, shared with IKE): a UDP socket bound to the gateway's
    * outside address, port 4500 by default. A native thread reads it in batches (recvmmsg),
@@ -201,7 +210,7 @@ export class NativeDatapath {
       udp = [ipToBytes(opts.udp.address), opts.udp.port ?? TUNNEL_PORT];
     }
     try {
-      const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2);
+      const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2) | (opts.uso === false ? 0 : 4);
       const handle = exec.binding.datapathOpen(exec.handle, devices, bufs, metas, deliver, options, udp);
       const dp = new NativeDatapath(exec, handle);
       if (opts.keepAlive === false) dp.unref();

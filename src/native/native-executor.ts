@@ -117,7 +117,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installTxSa(tx: TxSa): void {
-    this.binding.installTxSa(this.handle, tx.spi, tx.vpnId, tx.epoch, tx.key, tx.salt, tx.nextSeq);
+    this.binding.installTxSa(this.handle, tx.spi, tx.vpnId, tx.epoch, tx.key, tx.salt, tx.nextSeq, tx.encapsulation === 'esp');
   }
 
   removeTxSa(vpnId: VpnId): void {

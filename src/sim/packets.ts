@@ -5,6 +5,7 @@
 import { ipFromBytes, type Ip } from '../base/addr.js';
 import { buildIcmpEcho, echoReplyFor, isIcmpEcho, parseIcmp } from '../core/packet/icmp.js';
 import { buildIpv4, ipv4HeaderLength, PROTO_ESP, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
+import { groupEspOf } from '../core/packet/group-esp.js';
 import { decodeSearchMessage, isSearchPayload } from '../core/packet/search-message.js';
 
 const DEFAULT_TTL = 64;
@@ -71,7 +72,7 @@ export function describePacket(bytes: Uint8Array): PacketDescription {
   const headerLength = ipv4HeaderLength(bytes);
   const protocol = bytes[9];
   const payload = bytes.subarray(headerLength, Math.min((bytes[2] << 8) | bytes[3], bytes.length));
-  if (protocol === PROTO_ESP) return { ...ends, kind: 'esp' };
+  if (groupEspOf(protocol, payload)) return { ...ends, kind: 'esp' };
   if (protocol === PROTO_ICMP) {
     const m = parseIcmp(payload);
     if (!m.ok) return { ...ends, kind: 'icmp-malformed' };

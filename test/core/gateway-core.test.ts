@@ -112,9 +112,9 @@ test('a DF packet too big for the path after encryption gets ICMP "fragmentation
   assert.equal(ip.value.header.dst, '10.1.0.10');
   const m = parseIcmp(ip.value.payload);
   assert.ok(m.ok && isIcmpUnreachable(m.value) && m.value.code === 4);
-  assert.equal(m.ok && isIcmpUnreachable(m.value) && m.value.nextHopMtu, 1500 - 37);
+  assert.equal(m.ok && isIcmpUnreachable(m.value) && m.value.nextHopMtu, 1500 - 45);
   // A packet that fits goes out encrypted.
-  const fits = core.onPacket('inside', ping('10.1.0.10', '10.2.0.10', 1500 - 28 - 37, true), 3);
+  const fits = core.onPacket('inside', ping('10.1.0.10', '10.2.0.10', 1500 - 28 - 45, true), 3);
   assert.ok(fits.some((a) => a.type === 'emit' && a.note.op === 'encrypt'));
 });
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
-import { readPcap, startCapture, stopCapture } from '../support/capture.js';
+import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['tcpdump', 'nft'].find((c) => !hasCommand(c)) : undefined;
@@ -108,13 +108,13 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     const w = readPcap(wanFile);
     const l = readPcap(lanFile);
     // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
-    const wanPlainPackets = w.filter((p) => p.src === A && p.dst !== AUTH_HOST && p.proto !== 50 && !p.payload.includes(SEARCH));
+    const wanPlainPackets = w.filter((p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH));
     return {
       how,
       wanPlain: wanPlainPackets.length,
       wanPlainMarker: wanPlainPackets.filter((p) => p.payload.includes(MARKER_BYTES)).length,
-      wanEsp: w.filter((p) => p.proto === 50).length,
-      lanEsp: l.filter((p) => p.proto === 50).length,
+      wanEsp: w.filter(isEsp).length,
+      lanEsp: l.filter(isEsp).length,
       lanWhileDown: l.filter((p) => p.time > down + 50 && p.time < up).length,
       firstStart,
       rulesAfterStop,

@@ -14,7 +14,7 @@ import { buildIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP } from '../../src/core/pack
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
-import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 
@@ -102,7 +102,7 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
 
     // 2. Replayed ESP: G1's packets to B, captured on the WAN and sent again by the attacker.
     const espFile = join(dir, 'esp.pcap');
-    const espCapture = await startCapture(f.tb, f.ns.R, 'g2', espFile, [`ip proto 50 and src ${A}`]);
+    const espCapture = await startCapture(f.tb, f.ns.R, 'g2', espFile, [`${ESP_FILTER} and src ${A}`]);
     assert.equal(f.ping('A', 'B', { count: 10 }), true);
     await stopCapture(espCapture);
     const esp = readPcapFrames(espFile);
@@ -117,7 +117,16 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
     assert.equal(f.ping('B', 'A'), true, 'B -> A after the replays');
 
     // 3. Garbage as fast as the attacker can send, while B and A keep talking.
-    const spi = esp[0].readUInt32BE(20);
+    // The captured ESP is in UDP 4500 (the default encapsulation): the SPI follows the UDP header.
+    const spi = esp[0].readUInt32BE(esp[0][9] === PROTO_UDP ? 28 : 20);
+    const inUdp = (e: Buffer) => {
+      const u = Buffer.alloc(8 + e.length);
+      u.writeUInt16BE(4500, 0);
+      u.writeUInt16BE(4500, 2);
+      u.writeUInt16BE(u.length, 4);
+      e.copy(u, 8);
+      return u;
+    };
     /** Well-formed ESP in kasane's framing (RFC 4303 with the 64-bit sequence number as the IV). */
     const espLike = (spiValue: number, seq: bigint, ctLength: number) => {
       const b = Buffer.alloc(16 + ctLength + 16);
@@ -133,6 +142,7 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
       const seq = (BigInt(i + 1) << 32n) | BigInt(i + 1); // far ahead of the window: only the ICV can refuse it
       const kinds = [
         () => buildIpv4({ src: A, dst: B, protocol: PROTO_ESP, payload: espLike(spi, seq, 4 * (1 + (i % 50))) }), // the live SA, forged content
+        () => buildIpv4({ src: A, dst: B, protocol: PROTO_UDP, payload: inUdp(espLike(spi, seq, 4 * (1 + (i % 50)))) }), // the same in UDP 4500
         () => buildIpv4({ src: A, dst: B, protocol: PROTO_ESP, payload: espLike(0x01000000 + i, seq, 4 * (1 + (i % 50))) }), // SPIs nobody made
         () => buildIpv4({ src: A, dst: B, protocol: PROTO_ESP, payload: body }), // not ESP at all
         () => buildIpv4({ src: A, dst: B, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 0, id: i, seq: i, data: Buffer.concat([SEARCH_MAGIC, body]) }) }), // search-shaped

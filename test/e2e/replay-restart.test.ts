@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
-import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
+import { ESP_FILTER, readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops as dropsOf, total } from '../support/drops.js';
 
@@ -51,7 +51,7 @@ async function replayAcrossRestart(f: Figure2, dir: string, X: string, how: 'SIG
   const markerBytes = Buffer.from(marker, 'hex');
   // 1. Capture G2's ESP toward A while B pings A (20 echo requests with the marker).
   const espFile = join(dir, `esp-${how}.pcap`);
-  const cap = await startCapture(f.tb, f.ns.R, 'g1', espFile, [`ip proto 50 and src ${B} and dst ${A}`]);
+  const cap = await startCapture(f.tb, f.ns.R, 'g1', espFile, [`${ESP_FILTER} and src ${B} and dst ${A}`]);
   assert.equal(f.ping('B', 'A', { count: 20, pattern: marker }), true, 'B -> A before the restart');
   await sleep(300);
   await stopCapture(cap);

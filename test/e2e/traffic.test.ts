@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
-import { readPcap, startCapture, stopCapture } from '../support/capture.js';
+import { espOf, ESP_FILTER, isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok && !hasCommand('iperf3') ? 'iperf3 is not installed (apt-get install iperf3)' : undefined;
@@ -97,10 +97,10 @@ test('TCP through the gateways: iperf3, key rotations under a running transfer, 
     let n = 0;
     const spisOnWan = async (): Promise<string[]> => {
       const file = join(dir, `spi-${++n}.pcap`);
-      const cap = await startCapture(f.tb, f.ns.R, 'g1', file, ['ip proto 50 and src 10.2.0.10'], ['-s', '64', '-c', '20']);
+      const cap = await startCapture(f.tb, f.ns.R, 'g1', file, [`${ESP_FILTER} and src 10.2.0.10`], ['-s', '64', '-c', '20']);
       await Promise.race([new Promise((r) => cap.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
       await stopCapture(cap);
-      return [...new Set(readPcap(file).map((p) => p.payload.subarray(0, 4).toString('hex')))];
+      return [...new Set(readPcap(file).filter(isEsp).map((p) => espOf(p).subarray(0, 4).toString('hex')))];
     };
     const seen: string[][] = [];
     const SECONDS = 30;

@@ -15,9 +15,11 @@ allowPlain: [10.200.9.0/24]
 metrics: { listen: 127.0.0.1:9108 }
 timers: { idleTimeout: 3000, sweepInterval: 250 }
 limits: { maxPaths: 1000 }
+rawEspVpns: [7, 9]
 `);
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   assert.equal(r.value.data, '/var/lib/kasane/g1');
+  assert.deepEqual(r.value.rawEspVpns, [7, 9]);
   assert.deepEqual(r.value.tun, { inside: 'kasane-in', outside: 'kasane-out' });
   assert.deepEqual(r.value.timers, { idleTimeout: 3000, sweepInterval: 250 });
   assert.deepEqual(r.value.metrics, { host: '127.0.0.1', port: 9108 });
@@ -33,6 +35,7 @@ limits: { maxPath: 5 }
 allowPlain: [10.0.0.0/33]
 metrics: { listen: nowhere }
 colour: blue
+rawEspVpns: [0, x]
 `);
   assert.equal(r.ok, false);
   const m = r.ok ? '' : r.error.message;
@@ -45,6 +48,7 @@ colour: blue
     'limits: unknown name "maxPath"',
     'allowPlain:',
     'metrics.listen must be host:port',
+    'rawEspVpns must be a list of VPN ids',
   ])
     assert.ok(m.includes(expected), `missing "${expected}" in: ${m}`);
 });

@@ -17,6 +17,7 @@ import {
   refEncrypt,
   reassemble,
   refEncryptCarried,
+  espOffset,
   refEspOpen,
   refEspSeal,
   tcp,
@@ -56,16 +57,25 @@ describe('native executor: encrypt (inside)', () => {
       assert.equal(hex(v.bytes), hex(refEncrypt(SA, BigInt(i + 1), p)), `packet ${i}`);
       assert.deepEqual(v.note, { op: 'encrypt', vpnId: 1, spi: SPI, seq: BigInt(i + 1) });
       assert.ok(ipHeaderOk(v.bytes));
-      // Header kept: id, ttl, tos, addresses; protocol 50; length grows by 34..37.
+      // Header kept: id, ttl, tos, addresses; protocol 17 (ESP in UDP 4500 -> 4500, checksum 0);
+      // length grows by 8 + 34..37.
       assert.deepEqual([...v.bytes.subarray(4, 9)], [...p.subarray(4, 9)]);
       assert.deepEqual([...v.bytes.subarray(12, 20)], [...p.subarray(12, 20)]);
-      assert.equal(v.bytes[9], 50);
-      assert.ok(v.bytes.length - p.length >= 34 && v.bytes.length - p.length <= 37);
-      assert.equal((v.bytes.length - 20 - 16 - 16) % 4, 0);
+      assert.equal(v.bytes[9], 17);
+      assert.deepEqual([...v.bytes.subarray(20, 24)], [0x11, 0x94, 0x11, 0x94]);
+      assert.equal((v.bytes[24] << 8) | v.bytes[25], v.bytes.length - 20);
+      assert.ok(v.bytes.length - p.length >= 42 && v.bytes.length - p.length <= 45);
+      assert.equal((v.bytes.length - 28 - 16 - 16) % 4, 0);
     }
     assert.equal(ex.txNextSeq(1), 6n);
     assert.deepEqual(ex.pathStats(B, A), { packets: 5, bytes: [1, 2, 3, 4, 21].reduce((n, d) => n + 28 + d, 0), lastUsed: 1004 });
     assert.equal(ex.counters()['encrypt.packets'], 5);
+    // Raw ESP, selectable per VPN (the sending SA): protocol 50, no UDP header.
+    ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 6n, encapsulation: 'esp' });
+    const raw = ping(B, A, 6, 'raw', true);
+    assert.equal(hex(fwd(ex.process('inside', raw, 1004)).bytes), hex(refEncrypt(SA, 6n, raw, 'esp')));
+    const rawNoDf = ping(B, A, 7, 'raw');
+    assert.equal(hex(fwd(ex.process('inside', rawNoDf, 1004)).bytes), hex(refEncryptCarried(SA, 7n, rawNoDf, 'esp')));
   });
 
   it('carries a packet without DF whole (next header 4) behind an outer header with DF', (t) => {
@@ -81,7 +91,7 @@ describe('native executor: encrypt (inside)', () => {
       assert.equal(hex(v.bytes), hex(refEncryptCarried(SA, BigInt(i + 1), p)), `packet ${i}`);
       assert.equal(v.more, undefined);
       assert.equal(v.bytes[6] & 0x40, 0x40, 'DF on the outer header');
-      assert.equal(v.bytes.length - p.length, 20 + 16 + 16 + 2 + ((4 - ((p.length + 2) % 4)) % 4));
+      assert.equal(v.bytes.length - p.length, 20 + 8 + 16 + 16 + 2 + ((4 - ((p.length + 2) % 4)) % 4));
     }
   });
 
@@ -95,7 +105,7 @@ describe('native executor: encrypt (inside)', () => {
     const v = fwd(ex.process('inside', p, 1));
     assert.equal(hex(v.bytes), hex(refEncrypt(SA, start, p)));
     assert.deepEqual([...v.bytes.subarray(20, 24)], [1, 1, 1, 0]);
-    const back = refEspOpen(SA, v.bytes.subarray(24));
+    const back = refEspOpen(SA, v.bytes.subarray(32));
     assert.ok(back);
     assert.equal(back.seq, start);
     assert.equal(back.nh, 17);
@@ -105,7 +115,7 @@ describe('native executor: encrypt (inside)', () => {
   it('carries fragments, fragments what exceeds the path without DF, punts too-big with DF, drops without a sending SA', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
-    sender(ex, 100);
+    sender(ex, 108);
     const rx = newExecutor(t)!;
     receiver(rx);
     // A terminal's own fragments are carried whole and arrive as they were sent.
@@ -117,25 +127,25 @@ describe('native executor: encrypt (inside)', () => {
       assert.equal(hex(v.bytes), hex(refEncryptCarried(SA, seq++, f)));
       assert.equal(hex(fwd(rx.process('outside', v.bytes, 1)).bytes), hex(f));
     }
-    // 28 + 40 = 68 bytes; + 34..37 > 100 with 40 data bytes: 68 + 34 = 102.
+    // 28 + 40 = 68 bytes; + 42..45 > 108 with 40 data bytes: 68 + 42 = 110.
     const big = ping(B, A, 1, 'x'.repeat(40), true);
     assert.deepEqual(ex.process('inside', big, 2), { kind: 'punt', reason: 'too-big' });
-    // Without DF: fragments of at most 16 data bytes (100 - 57 - 20, rounded down to 8), each in
-    // its own ESP packet of at most 100 bytes, with DF; the receiver delivers the fragments.
+    // Without DF: fragments of at most 16 data bytes (108 - 65 - 20, rounded down to 8), each in
+    // its own ESP packet of at most 108 bytes, with DF; the receiver delivers the fragments.
     const bigNoDf = ping(B, A, 1, 'x'.repeat(40), false);
     const v = fwd(ex.process('inside', bigNoDf, 3));
     const out = [v.bytes, ...(v.more ?? [])];
     assert.equal(out.length, 3);
     const pieces = out.map((o, i) => {
-      assert.ok(o.length <= 100 && (o[6] & 0x40) !== 0 && ipHeaderOk(o), `ESP packet ${i}`);
-      const opened = refEspOpen(SA, o.subarray(20));
+      assert.ok(o.length <= 108 && (o[6] & 0x40) !== 0 && ipHeaderOk(o), `ESP packet ${i}`);
+      const opened = refEspOpen(SA, o.subarray(espOffset(o)));
       assert.ok(opened && opened.nh === 4 && opened.seq === seq + BigInt(i));
       assert.equal(hex(fwd(rx.process('outside', o, 3)).bytes), hex(opened.payload), 'the receiver delivers the fragment');
       return opened.payload;
     });
     seq += 3n;
     assert.equal(hex(reassemble(pieces)), hex(bigNoDf), 'the fragments make the packet again');
-    const fits = ping(B, A, 1, 'x'.repeat(36), true); // 64 + 36 (2 pad) = 100
+    const fits = ping(B, A, 1, 'x'.repeat(36), true); // 64 + 8 + 36 (2 pad) = 108
     assert.equal(ex.process('inside', fits, 4).kind, 'forward');
     // No IPv4 packet can carry more than 65535 bytes; and more than 64 fragments are refused too.
     const huge = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(65535 - 20 - 10), df: true });
@@ -157,7 +167,7 @@ describe('native executor: encrypt (inside)', () => {
     assert.deepEqual(rx.process('outside', fixIpChecksum(outer), 6), { kind: 'drop', reason: 'fragment' });
   });
 
-  it('clamps the MSS of a TCP SYN to mtu - 77 with a valid checksum, also at an odd offset', (t) => {
+  it('clamps the MSS of a TCP SYN to mtu - 85 with a valid checksum, also at an odd offset', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
     sender(ex, 1400);
@@ -169,12 +179,12 @@ describe('native executor: encrypt (inside)', () => {
       Uint8Array.of(1, 1, 2, 4, 0x02, 0x00), // MSS 512: below the limit, untouched
     ];
     for (const [i, options] of cases.entries()) {
-      // With DF the transport form (37 bytes at most); without, the carried form (57).
+      // With DF the transport form (45 bytes at most); without, the carried form (65).
       for (const df of [true, false]) {
         const syn = tcp({ src: B, dst: A, sport: 40000 + i, dport: 80, seq: 7, flags: 0x02, options, df });
         const v = fwd(ex.process('inside', syn, 10 + i));
         const inner = fwd(rx.process('outside', v.bytes, 10 + i)).bytes;
-        const want = Math.min(mssOf(syn)!, 1400 - (df ? 37 : 57) - 40);
+        const want = Math.min(mssOf(syn)!, 1400 - (df ? 45 : 65) - 40);
         assert.equal(mssOf(inner), want, `case ${i}, DF ${df}`);
         assert.ok(tcpOk(inner), `TCP checksum after clamping, case ${i}`);
         assert.ok(ipHeaderOk(inner));
@@ -319,6 +329,17 @@ describe('native executor: decrypt (outside)', () => {
     const other = refEspSeal({ ...SA, spi: 0x9999 }, 5n, 1, p.subarray(20));
     assert.deepEqual(ex.process('outside', espPacket(other), 1), { kind: 'punt', reason: 'unknown-spi' });
     assert.deepEqual(ex.process('outside', p, 1), { kind: 'drop', reason: 'unsolicited-plain' });
+    // ESP in UDP: only to port 4500, and the UDP length must be the IP payload's.
+    const inUdp = refEncrypt(SA, 20n, p);
+    const otherPort = Uint8Array.from(inUdp);
+    otherPort[23] ^= 1;
+    assert.deepEqual(ex.process('outside', otherPort, 1), { kind: 'drop', reason: 'unsolicited-plain' });
+    const badLength = Uint8Array.from(inUdp);
+    badLength[25] ^= 4;
+    assert.deepEqual(ex.process('outside', badLength, 1), { kind: 'drop', reason: 'malformed' });
+    const badChecksum = Uint8Array.from(inUdp);
+    badChecksum[26] = 0x12; // not checked (RFC 3948 §3.1): the ICV protects the content
+    assert.equal(ex.process('outside', badChecksum, 1).kind, 'forward');
     ex.installPath({ local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G3' });
     assert.deepEqual(ex.process('outside', espPacket(good), 1), { kind: 'drop', reason: 'peer-mismatch' });
     ex.installPath({ local: A, remote: B, action: 'encrypt', vpnId: 2, peer: 'G2' });

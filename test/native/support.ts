@@ -225,27 +225,45 @@ export function refEspOpen(sa: RefSa, esp: Uint8Array): { seq: bigint; nh: numbe
 }
 
 /** Bump-in-the-wire: the packet's header with protocol 50 and the ESP payload. */
-export function refEncrypt(sa: RefSa, seq: bigint, packet: Uint8Array): Uint8Array {
+/** The group ESP encapsulations (docs/executor.md): ESP in UDP 4500 -> 4500 (the default) or raw ESP. */
+export type RefEncap = 'udp' | 'esp';
+
+/** ESP behind a UDP header 4500 -> 4500 with checksum 0 (RFC 3948 §3.1), or raw. */
+function encapsulate(esp: Uint8Array, encap: RefEncap): Uint8Array {
+  if (encap === 'esp') return esp;
+  const out = new Uint8Array(8 + esp.length);
+  out.set([0x11, 0x94, 0x11, 0x94, out.length >> 8, out.length & 0xff, 0, 0]);
+  out.set(esp, 8);
+  return out;
+}
+
+/** Where the ESP starts in a group packet made by refEncrypt/refEncryptCarried (after the IP and UDP headers). */
+export function espOffset(packet: Uint8Array): number {
+  const hl = (packet[0] & 15) * 4;
+  return packet[9] === 17 ? hl + 8 : hl;
+}
+
+export function refEncrypt(sa: RefSa, seq: bigint, packet: Uint8Array, encap: RefEncap = 'udp'): Uint8Array {
   const hl = (packet[0] & 15) * 4;
   const tot = (packet[2] << 8) | packet[3];
-  const esp = refEspSeal(sa, seq, packet[9], packet.subarray(hl, tot));
-  const out = new Uint8Array(hl + esp.length);
+  const body = encapsulate(refEspSeal(sa, seq, packet[9], packet.subarray(hl, tot)), encap);
+  const out = new Uint8Array(hl + body.length);
   out.set(packet.subarray(0, hl));
-  out[9] = 50;
+  out[9] = encap === 'udp' ? 17 : 50;
   out[2] = out.length >> 8;
   out[3] = out.length & 0xff;
-  out.set(esp, hl);
+  out.set(body, hl);
   return fixIpChecksum(out);
 }
 
 /**
  * The carried form (docs/executor.md): a 20-byte outer header (the inner TOS, id and TTL, DF,
- * protocol 50, the same addresses) in front of ESP whose payload is the whole inner packet.
+ * protocol 17 or 50, the same addresses) in front of (UDP and) ESP whose payload is the whole inner packet.
  */
-export function refEncryptCarried(sa: RefSa, seq: bigint, packet: Uint8Array): Uint8Array {
+export function refEncryptCarried(sa: RefSa, seq: bigint, packet: Uint8Array, encap: RefEncap = 'udp'): Uint8Array {
   const tot = (packet[2] << 8) | packet[3];
-  const esp = refEspSeal(sa, seq, 4, packet.subarray(0, tot));
-  const out = new Uint8Array(20 + esp.length);
+  const body = encapsulate(refEspSeal(sa, seq, 4, packet.subarray(0, tot)), encap);
+  const out = new Uint8Array(20 + body.length);
   out[0] = 0x45;
   out[1] = packet[1];
   out[2] = out.length >> 8;
@@ -254,9 +272,9 @@ export function refEncryptCarried(sa: RefSa, seq: bigint, packet: Uint8Array): U
   out[5] = packet[5];
   out[6] = 0x40;
   out[8] = packet[8];
-  out[9] = 50;
+  out[9] = encap === 'udp' ? 17 : 50;
   out.set(packet.subarray(12, 20), 12);
-  out.set(esp, 20);
+  out.set(body, 20);
   return fixIpChecksum(out);
 }
 

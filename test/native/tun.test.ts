@@ -74,7 +74,7 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
     });
   }
 
-  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, only ESP between them', async (t) => {
+  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways', async (t) => {
     if (!canRunNetns(t)) return;
     const tb = new Testbed();
     try {
@@ -115,6 +115,11 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamping keeps segments within the MTU`);
         assert.equal(c['drop.auth-failed'], undefined);
         assert.equal(s['tx.errors'], 0);
+        // Both ways carried data: each gateway wrote runs of ESP in UDP as UDP GSO super-packets and
+        // read the other's whole from its outside TUN (USO on both, veth and forwarding keep them).
+        assert.ok(s['tx.gso'] > 10, `${name}: UDP GSO super-packets written: ${JSON.stringify(s)}`);
+        assert.ok(s['rx.gso-esp'] > 10, `${name}: UDP GSO super-packets of ESP read: ${JSON.stringify(s)}`);
+        assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
       }
       assert.ok((ra.stats as Record<string, number>)['rx.segments'] > 0, 'GSO super-packets were segmented before encryption');
     } finally {

@@ -151,8 +151,11 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
 
       // The WAN: between the gateways only UDP 4500 <-> 4500, each datagram ESP (one of the two
       // SPIs), IKE (marker) or a keepalive; the ping's payload never in the clear.
+      // Runs of ESP leave as UDP GSO super-packets (UDP_SEGMENT) and the capture on the veth sees
+      // them whole: one frame, several datagrams, longer than the link's MTU.
       const frames = readPcapFrames(pcap);
       let esp = 0;
+      let superPackets = 0;
       for (const f of frames) {
         assert.equal(f.indexOf(MARKER), -1, 'the ping payload crossed the WAN in the clear');
         const src = f.subarray(12, 16).join('.');
@@ -163,13 +166,20 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
           assert.deepEqual([udp.readUInt16BE(0), udp.readUInt16BE(2)], [4500, 4500]);
           const body = udp.subarray(8);
           const spi = body.length >= 4 ? body.readUInt32BE(0) : -1;
-          if (spi === SPI_TO_A || spi === SPI_TO_B) esp++;
+          if (spi === SPI_TO_A || spi === SPI_TO_B) {
+            esp++;
+            if (f.length > 1500) superPackets++;
+          }
           else assert.ok(spi === 0 || (body.length === 1 && body[0] === 0xff), `unexpected datagram ${hex(body.subarray(0, 16))}`);
         } else {
           assert.fail(`unexpected packet on the WAN: protocol ${f[9]} ${src} -> ${dst}`);
         }
       }
-      assert.ok(esp > 2000, `only ${esp} ESP datagrams`);
+      assert.ok(esp > 200, `only ${esp} frames of ESP`);
+      assert.ok(superPackets > 10, `only ${superPackets} UDP GSO super-packets of ESP on the WAN`);
+      const stat = (k: string) => ((ra.stats as Record<string, number>)[k] ?? 0) + ((rb.stats as Record<string, number>)[k] ?? 0);
+      assert.ok(stat('udp.tx') > 2000, `only ${stat('udp.tx')} datagrams sent`);
+      assert.ok(stat('udp.rx-gro') > 10, `reads of several datagrams (UDP_GRO): ${stat('udp.rx-gro')}`);
 
       // Linux's own view: tcpdump decodes the datagrams as UDP-encapsulated ESP with our SPIs.
       const dump = spawnSync('tcpdump', ['-r', pcap, '-n', '-c', '200', 'udp port 4500'], { encoding: 'utf8' });

@@ -19,7 +19,7 @@ const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 type Step =
   | { op: 'installPath'; rule: Parameters<import('../../src/core/executor.js').Executor['installPath']>[0] }
   | { op: 'removePath'; local: string; remote: string }
-  | { op: 'installTxSa'; sa: { spi: number; vpnId: number; epoch: number; key: string; salt: string; nextSeq: string } }
+  | { op: 'installTxSa'; sa: { spi: number; vpnId: number; epoch: number; key: string; salt: string; nextSeq: string; encapsulation?: 'udp' | 'esp' } }
   | { op: 'installRxSa'; sa: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string; floor?: string } }
   | { op: 'removeTxSa'; vpnId: number }
   | { op: 'removeRxSa'; spi: number }
@@ -121,7 +121,7 @@ describe('shared vectors on the native executor', () => {
       const { spi, seq, nextHeader, payload, sender } = c.input;
       const { senderKey, senderSalt, esp } = c.output;
       if (spi === undefined || !seq || nextHeader === undefined || payload === undefined || !senderKey || !senderSalt || !esp) continue;
-      if (BigInt(seq) === 0n || payload.length / 2 + 20 + 37 > 65535) continue;
+      if (BigInt(seq) === 0n || payload.length / 2 + 20 + 45 > 65535) continue;
       const tx = newExecutor(t);
       const rx = newExecutor(t);
       if (!tx || !rx) return;
@@ -139,7 +139,7 @@ describe('shared vectors on the native executor', () => {
       if (nextHeader === 1 && body.length >= 16 && (body[0] === 8 || body[0] === 0) && Buffer.from(body.subarray(8, 12)).toString() === 'KSRC') continue;
       assert.equal(v.kind, 'forward', c.name);
       if (v.kind !== 'forward') continue;
-      assert.equal(hex(v.bytes.subarray(20)), esp, c.name);
+      assert.equal(hex(v.bytes.subarray(28)), esp, c.name); // after the IP and UDP headers
       rx.installRxSa({ spi, vpnId, epoch: c.input.epoch ?? 1, sender: sender ?? 'peer', key, salt });
       rx.installPath({ local: '10.0.0.2', remote: '10.0.0.1', action: 'encrypt', vpnId, peer: sender ?? 'peer' });
       const back = rx.process('outside', v.bytes, 2);

@@ -14,6 +14,22 @@ export interface CapturedIpv4 {
 }
 
 /**
+ * Group ESP on the wire (docs/executor.md): in UDP to port 4500 (the default encapsulation; tunnel
+ * mode too) or raw, IP protocol 50.
+ */
+export function isEsp(p: CapturedIpv4): boolean {
+  return p.proto === 50 || (p.proto === 17 && p.payload.length >= 16 && p.payload.readUInt16BE(2) === 4500 && p.payload.readUInt32BE(8) !== 0);
+}
+
+/** The ESP header of a packet isEsp accepts (after the UDP header when there is one). */
+export function espOf(p: CapturedIpv4): Buffer {
+  return p.proto === 17 ? p.payload.subarray(8) : p.payload;
+}
+
+/** tcpdump's filter for the same: raw ESP, or ESP in UDP to port 4500 (not IKE's non-ESP marker). */
+export const ESP_FILTER = '(ip proto 50 or (udp dst port 4500 and udp[8:4] != 0))';
+
+/**
  * Starts tcpdump in a namespace, writing `file`, and resolves once it captures. Immediate mode:
  * without it the kernel hands packets over in blocks, and a capture stopped soon after the
  * traffic can miss the last block.

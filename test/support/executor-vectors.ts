@@ -154,6 +154,11 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     { op: 'stats', local: B, remote: A, expect: null },
     { op: 'removePath', local: B, remote: C },
     proc('removed rule is a miss', 'inside', 1014, ping(B, C, 2)),
+    // Raw ESP (protocol 50), selectable per VPN through its sending SA; UDP is the default.
+    { op: 'installTxSa', sa: { ...(tx as Extract<VectorStep, { op: 'installTxSa' }>).sa, nextSeq: '500', encapsulation: 'esp' } },
+    proc('raw ESP: transport form, protocol 50', 'inside', 1015, ping(B, A, 40, undefined, true)),
+    proc('raw ESP: carried form', 'inside', 1015, ping(B, A, 41, 'odd')),
+    proc('raw ESP: fragmented with 8 bytes more room per piece than in UDP', 'inside', 1015, ping(B, '10.8.0.1', 42, 'x'.repeat(180), false)),
     { op: 'counters', expect: null },
   ];
   const sender: VectorScenario = { name: 'sender', steps: senderSteps };
@@ -173,6 +178,7 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
   };
   const carriedFragment = (sender.steps.find((st): st is Extract<VectorStep, { op: 'process' }> => st.op === 'process' && st.name === 'a fragment from the terminal is carried whole')!.expect as { bytes: string }).bytes;
   const outerFragment = (p: Uint8Array) => fixChecksum(Object.assign(p.slice(), { 6: p[6] | 0x20 }));
+  const esp = (name: string) => unhex((sender.steps.find((x) => x.op === 'process' && x.name === name) as { expect: { bytes: string } }).expect.bytes);
   const receiver: VectorScenario = {
     name: 'receiver',
     steps: [
@@ -184,6 +190,10 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
       proc('replay dropped', 'outside', 2002, unhex(e1)),
       proc('tampered ICV dropped', 'outside', 2003, tampered),
       proc('decrypt third (carried form: the inner packet, outer TOS and TTL)', 'outside', 2004, unhex(e3)),
+      proc('raw ESP is accepted too: transport form', 'outside', 2004, esp('raw ESP: transport form, protocol 50')),
+      proc('raw ESP is accepted too: carried form', 'outside', 2004, esp('raw ESP: carried form')),
+      proc('UDP to another port than 4500: unsolicited plain', 'outside', 2004, Object.assign(unhex(e2), { 23: 0x95 })),
+      proc('UDP length other than the IP payload: malformed', 'outside', 2004, Object.assign(unhex(e2), { 25: unhex(e2)[25] ^ 4 })),
       proc('carried: a fragment arrives as the terminal sent it', 'outside', 2004, unhex(carriedFragment)),
       proc('carried: inner packet for another path is malformed', 'outside', 2004, carried(101, ping(C, A, 32), ping(B, A, 32))),
       proc('carried: inner not IPv4 is malformed', 'outside', 2004, carried(102, new Uint8Array(40).fill(0x60), ping(B, A, 33))),
@@ -207,7 +217,6 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
 
   // Receiver after a restart: the SA is installed with the floor learned from the sender
   // (docs/protocol.md §3.2); everything below it is a replay, a reinstall only raises it.
-  const esp = (name: string) => unhex((sender.steps.find((x) => x.op === 'process' && x.name === name) as { expect: { bytes: string } }).expect.bytes);
   const floorAt = (floor: string): VectorStep => ({ op: 'installRxSa', sa: { ...(rxG2 as Extract<VectorStep, { op: 'installRxSa' }>).sa, floor } });
   const restarted: VectorScenario = {
     name: 'receiver with a learned floor',

@@ -91,7 +91,7 @@ function setIcmpChecksum(icmp: Uint8Array): void {
 
 /**
  * Destination unreachable, code 4 (RFC 1191), as a complete IPv4 packet from `from` to the
- * original's source, quoting the original header and the first 8 bytes of its payload.
+ * original's source, quoting as much of the original as fits in 576 bytes (RFC 1812).
  */
 export function buildIcmpFragNeeded(originalPacket: Uint8Array, nextHopMtu: number, from: Ip): Uint8Array {
   return buildUnreachable(originalPacket, UNREACH_FRAG_NEEDED, from, nextHopMtu);
@@ -110,7 +110,9 @@ function buildUnreachable(original: Uint8Array, code: number, from: Ip, mtu: num
   const headerLength = Math.min(Math.max(ipv4HeaderLength(original), 20), original.length);
   const total = (original[2] << 8) | original[3];
   const end = total >= headerLength ? Math.min(total, original.length) : original.length;
-  const quote = original.subarray(0, Math.min(end, headerLength + 8));
+  // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes (what Linux quotes), not
+  // RFC 792's header + 8: a gateway needs the ESP header behind a UDP header to believe the error.
+  const quote = original.subarray(0, Math.min(end, 576 - 20 - 8));
   const icmp = new Uint8Array(8 + quote.length);
   icmp[0] = ICMP_UNREACHABLE;
   icmp[1] = code & 0xff;

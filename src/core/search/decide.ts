@@ -3,7 +3,7 @@ import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
 import type { Layer } from '../key-table.js';
 import type { SearchEntry } from '../packet/search-message.js';
-import { ESP_OVERHEAD_MAX } from '../../crypto/esp.js';
+import { GROUP_OVERHEAD_MAX } from '../executor.js';
 import type { GatewayId, VpnId } from '../types.js';
 import { pairLayers } from './pairing.js';
 
@@ -65,9 +65,10 @@ export function decideOwn(
       vpnId: mine.vpnId,
       peer: chain[partner].gateway,
       // Layers outside this one (k of them, on this side) each add their ESP overhead. Our own
-      // layer's (37 bytes in group mode, 65 in tunnel mode) is the executor's to count: the
-      // path's mtu limits the packet it makes.
-      mtuReserve: ESP_OVERHEAD_MAX * k,
+      // layer's (45 bytes in group mode, 65 in tunnel mode) is the executor's to count: the
+      // path's mtu limits the packet it makes. Group ESP in UDP is the largest layer (raw ESP
+      // grows 8 bytes less).
+      mtuReserve: GROUP_OVERHEAD_MAX * k,
       layers,
       reason: 'search',
     },

@@ -4,8 +4,8 @@
  * batches. Native because every JS-side alternative measured here is far slower or broken
  * (dataplane.md: fs.read 40 k packets/s and it hangs exit; net.Socket rejects the fd; a
  * non-draining level-triggered uv_poll spins), while a native loop with GSO reached 17 Gbit/s. */
-#ifndef KASANE_TUN_H
-#define KASANE_TUN_H
+#ifndef KASANE_DATAPATH_H
+#define KASANE_DATAPATH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +54,9 @@ enum {
   DP_UDP_TX_BYTES,
   DP_UDP_TX_ERRORS, /* refused by the socket, or tunnel ESP without a tunnel socket */
   DP_TX_LOCAL,      /* packets of the gateway's own sent by dp_send_local (ICMP errors) */
+  DP_TX_GSO,        /* UDP GSO super-packets of group ESP written (of tx.packets) */
+  DP_RX_GSO_ESP,    /* UDP GSO super-packets of group ESP read from the outside (of rx.gso) */
+  DP_UDP_RX_GRO,    /* reads from the tunnel port that held several datagrams (UDP_GRO) */
   DP_STAT_COUNT
 };
 
@@ -64,6 +67,7 @@ typedef int (*punt_submit_fn)(void *ctx, punt_batch *b);
 
 #define DP_OPT_GRO 1        /* coalesce forwarded TCP segments into GSO super-packets */
 #define DP_OPT_RAW_EGRESS 2 /* send ESP through a raw socket in batches instead of the TUN */
+#define DP_OPT_USO 4        /* write runs of group ESP in UDP as UDP GSO super-packets */
 
 datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit_fn submit, void *ctx, int options);
 /* Opens `queues` queues of TUN device `name` (created if absent) for one side. 0, or -1 with err set. */

@@ -1,6 +1,6 @@
-/* The TUN datapath (see tun.h for why it is native). */
+/* The datapath: TUN reader threads and the tunnel port (see datapath.h for why it is native). */
 #define _GNU_SOURCE
-#include "tun.h"
+#include "datapath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +27,22 @@
 #include "gso.h"
 #include "ip.h"
 #include "udp.h"
+#include "uso.h"
+
+/* Debian 12's kernel headers (6.1) predate them; the running kernel (>= 6.2) knows them. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 #define READ_BURST 64
 #define FRAME_MAX (VNET_HDR_LEN + 65536)
@@ -47,6 +63,8 @@ typedef struct dp_queue {
   double now;
   gro_table gro;
   int gro_ok;
+  uso_batch uso; /* group ESP in UDP, coalesced into UDP GSO super-packets */
+  int uso_ok;
   egress *eg;
   uint64_t eg_sent, eg_bytes;
   udp_out *uo; /* tunnel ESP for the tunnel port, sent at the end of each burst */
@@ -66,6 +84,7 @@ struct datapath {
   punt_submit_fn submit;
   void *submit_ctx;
   int options;
+  int uso; /* every TUN took TUN_F_USO4/6: UDP GSO super-packets are read and written whole */
   int rawfd; /* for dp_send_local, opened on first use */
   udp_sock *us;
   dp_queue uq; /* the tunnel port's reader */
@@ -73,6 +92,10 @@ struct datapath {
   struct mmsghdr umsg[UDP_RX_BURST];
   struct iovec uiov[UDP_RX_BURST];
   struct sockaddr_in ufrom[UDP_RX_BURST];
+  union {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(int))];
+  } uctl[UDP_RX_BURST]; /* UDP_GRO: the segment size of a coalesced read */
   _Atomic uint64_t stats[DP_STAT_COUNT];
 };
 
@@ -98,6 +121,7 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
   }
   dp->wfd[0] = dp->wfd[1] = -1;
   dp->rawfd = -1;
+  dp->uso = 1;
   dp->ex = ex;
   exec_retain(ex);
   dp->batches = batches;
@@ -108,7 +132,7 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
   return dp;
 }
 
-static int tun_open(const char *name, int multiqueue, char *err, size_t errlen) {
+static int tun_open(const char *name, int multiqueue, int *uso, char *err, size_t errlen) {
   struct ifreq ifr;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
@@ -125,6 +149,10 @@ static int tun_open(const char *name, int multiqueue, char *err, size_t errlen) 
   }
   int hdr = VNET_HDR_LEN;
   unsigned offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+  /* UDP segmentation offload (kernel >= 6.2): without it (EINVAL) the kernel segments UDP super-
+   * packets before the read and the datapath writes ESP in UDP one packet at a time. */
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) == 0 && ioctl(fd, TUNSETOFFLOAD, offload | TUN_F_USO4 | TUN_F_USO6) == 0) return fd;
+  *uso = 0;
   if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
     snprintf(err, errlen, "TUN offloads on %s: %s", name, strerror(errno));
     close(fd);
@@ -157,7 +185,7 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
     if (!q->rbuf || !q->sbuf || !q->obuf) {
       snprintf(err, errlen, "out of memory");
     } else {
-      q->fd = tun_open(name, queues > 1, err, errlen);
+      q->fd = tun_open(name, queues > 1, &dp->uso, err, errlen);
     }
     if (q->fd < 0) {
       free(q->rbuf);
@@ -167,6 +195,7 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
       while (dp->nq > first) {
         dp_queue *o = &dp->q[--dp->nq];
         if (o->gro_ok) gro_free(&o->gro);
+        if (o->uso_ok) uso_free(&o->uso);
         egress_free(o->eg);
         close(o->fd);
         free(o->rbuf);
@@ -179,6 +208,7 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
     q->side = side;
     /* Without GRO buffers the queue still works, writing one packet at a time. */
     q->gro_ok = (dp->options & DP_OPT_GRO) && gro_init(&q->gro) == 0;
+    q->uso_ok = 0; /* decided at dp_start, when every device is open */
     /* Without a raw socket (no CAP_NET_RAW) ESP goes through the TUN like everything else. */
     q->eg = (dp->options & DP_OPT_RAW_EGRESS) ? egress_new() : NULL;
     dp->nq++;
@@ -227,29 +257,11 @@ static void flush_punts(dp_queue *q) {
   }
 }
 
-static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
+/* Room for one punted entry of `need` bytes in the current batch (a new batch when it is full), with
+ * its meta words written; NULL (counted) when JavaScript holds every batch, it is slower than the
+ * wire, or the entry is larger than a batch. */
+static uint8_t *punt_entry(dp_queue *q, size_t need, int side, int code) {
   punt_batch *b = q->cur;
-  if (b && (b->count == b->max || b->cap - b->used < len)) {
-    flush_punts(q);
-    b = NULL;
-  }
-  if (!b) b = q->cur = acquire_batch(q->dp);
-  if (!b || b->cap - b->used < len) {
-    /* JavaScript has every batch (it is slower than the wire) or the packet is larger than a batch. */
-    stat_add(q->dp, DP_PUNTS_DROPPED, 1);
-    return;
-  }
-  memcpy(b->buf + b->used, pkt, len);
-  b->meta[3 * b->count] = (uint32_t)b->used;
-  b->meta[3 * b->count + 1] = (uint32_t)len;
-  b->meta[3 * b->count + 2] = (uint32_t)(q->side << 8 | code);
-  b->used += len;
-  b->count++;
-}
-
-static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
-  punt_batch *b = q->cur;
-  size_t need = DP_UDP_PREFIX + len;
   if (b && (b->count == b->max || b->cap - b->used < need)) {
     flush_punts(q);
     b = NULL;
@@ -257,35 +269,62 @@ static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t 
   if (!b) b = q->cur = acquire_batch(q->dp);
   if (!b || b->cap - b->used < need) {
     stat_add(q->dp, DP_PUNTS_DROPPED, 1);
-    return;
+    return NULL;
   }
   uint8_t *p = b->buf + b->used;
+  b->meta[3 * b->count] = (uint32_t)b->used;
+  b->meta[3 * b->count + 1] = (uint32_t)need;
+  b->meta[3 * b->count + 2] = (uint32_t)(side << 8 | code);
+  b->used += need;
+  b->count++;
+  return p;
+}
+
+static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
+  uint8_t *p = punt_entry(q, len, q->side, code);
+  if (p) memcpy(p, pkt, len);
+}
+
+static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
+  uint8_t *p = punt_entry(q, DP_UDP_PREFIX + len, DP_SIDE_UDP, code);
+  if (!p) return;
   memcpy(p, &from->sin_addr, 4);
   wr16(p + 4, ntohs(from->sin_port));
   wr16(p + 6, q->dp->us->port);
   memcpy(p + DP_UDP_PREFIX, d, len);
-  b->meta[3 * b->count] = (uint32_t)b->used;
-  b->meta[3 * b->count + 1] = (uint32_t)need;
-  b->meta[3 * b->count + 2] = (uint32_t)(DP_SIDE_UDP << 8 | code);
-  b->used += need;
-  b->count++;
 }
 
 /* ---- per frame ---- */
 
-static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
+/* One frame (vnet header + packet) in one or two parts: a TUN takes one packet per call. */
+static void write_iov(dp_queue *q, struct iovec *iov, int n, size_t packet_len) {
   ssize_t w;
-  do w = write(q->fd, frame, len);
+  do w = writev(q->fd, iov, n);
   while (w < 0 && errno == EINTR);
   if (w < 0) {
     stat_add(q->dp, DP_TX_ERRORS, 1);
   } else {
     stat_add(q->dp, DP_TX_PACKETS, 1);
-    stat_add(q->dp, DP_TX_BYTES, len - VNET_HDR_LEN);
+    stat_add(q->dp, DP_TX_BYTES, packet_len);
   }
 }
 
+static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
+  struct iovec iov = {(void *)frame, len};
+  write_iov(q, &iov, 1, len - VNET_HDR_LEN);
+}
+
 static void gro_write(void *ctx, uint8_t *frame, size_t len) { write_frame(ctx, frame, len); }
+
+/* A forwarded packet (VNET_HDR_LEN writable bytes before it) to the TUN: TCP coalesced by GRO. */
+static void forward_packet(dp_queue *q, uint8_t *pkt, size_t len) {
+  if (q->gro_ok) {
+    gro_add(&q->gro, pkt, len, gro_write, q);
+  } else {
+    memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+    write_frame(q, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+  }
+}
 
 static void egress_fallback(void *ctx, uint8_t *pkt, size_t len) {
   memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
@@ -308,8 +347,28 @@ static void udp_account(dp_queue *q) {
   q->u_sent = q->u_bytes = q->u_errors = 0;
 }
 
+static void egress_or_tun(dp_queue *q, uint8_t *pkt, size_t len) {
+  if (q->eg) {
+    egress_add(q->eg, pkt, len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+  } else {
+    memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+    write_frame(q, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+  }
+}
+
+static void uso_single(void *ctx, uint8_t *pkt, size_t len) { egress_or_tun(ctx, pkt, len); }
+
+/* A UDP GSO super-packet of ESP: whatever the raw socket holds goes first (order within a flow). */
+static void uso_write(void *ctx, uint8_t *frame, size_t len) {
+  dp_queue *q = ctx;
+  if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
+  stat_add(q->dp, DP_TX_GSO, 1);
+  write_frame(q, frame, len);
+}
+
 /* End of a burst: everything held back goes out. */
 static void flush_out(dp_queue *q) {
+  if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
   if (q->gro_ok) gro_flush(&q->gro, gro_write, q);
   if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
   egress_account(q);
@@ -323,30 +382,28 @@ static void flush_out(dp_queue *q) {
 static void write_packet(dp_queue *q, const uint8_t *pkt, size_t len) {
   uint8_t hdr[VNET_HDR_LEN] = {0};
   struct iovec iov[2] = {{hdr, VNET_HDR_LEN}, {(void *)pkt, len}};
-  ssize_t w;
-  do w = writev(q->fd, iov, 2);
-  while (w < 0 && errno == EINTR);
-  if (w < 0) {
-    stat_add(q->dp, DP_TX_ERRORS, 1);
-  } else {
-    stat_add(q->dp, DP_TX_PACKETS, 1);
-    stat_add(q->dp, DP_TX_BYTES, len);
-  }
+  write_iov(q, iov, 2, len);
 }
 
 /* pkt has VNET_HDR_LEN writable bytes before it. */
 static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   exec_note note;
   int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
-  if (v == V_FORWARD_ENCRYPT && note.count > 1) {
-    /* A packet without DF fragmented before encryption: its ESP packets, in order. */
+  if (v == V_FORWARD_ENCRYPT && (note.count > 1 || q->uso_ok)) {
+    /* ESP in UDP is coalesced into UDP GSO super-packets (equal sizes: the segments of one TCP
+     * super-packet, or the fragments of one packet without DF); raw ESP goes out one by one. */
     uint8_t *out = (uint8_t *)note.out, *end = out + note.out_len;
     for (uint32_t i = 0; i < note.count && end - out >= 20; i++) {
       size_t n = rd16(out + 2);
-      if (q->eg)
-        egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
-      else
-        write_packet(q, out, n);
+      if (q->uso_ok && out[9] == IPPROTO_UDP_) {
+        uso_add(&q->uso, out, n, uso_write, uso_single, q);
+      } else {
+        if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
+        if (q->eg)
+          egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+        else
+          write_packet(q, out, n);
+      }
       out += n;
     }
   } else if (v >= V_FORWARD_PLAIN) {
@@ -360,11 +417,8 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
         udp_out_add(q->uo, q->dp->us, out, note.out_len, &q->u_sent, &q->u_bytes, &q->u_errors);
       else
         stat_add(q->dp, DP_UDP_TX_ERRORS, 1);
-    } else if (q->gro_ok) {
-      gro_add(&q->gro, out, note.out_len, gro_write, q);
     } else {
-      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
+      forward_packet(q, out, note.out_len);
     }
   } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
     punt(q, pkt, len, v);
@@ -401,6 +455,13 @@ static void handle_frame(dp_queue *q, size_t n) {
     if (exec_gso_plain(dp->ex, q->side, pkt, len, q->now, segs, wire)) {
       flush_out(q); /* keep the flow's order */
       write_frame(q, q->rbuf, n);
+      return;
+    }
+    /* Group ESP in UDP from the outside: split where it lies, no copy (gso.h). */
+    size_t hlen;
+    if (q->side == SIDE_OUTSIDE && gso_is_esp_in_udp(&h, pkt, len, &hlen)) {
+      stat_add(dp, DP_RX_GSO_ESP, 1);
+      if (gso_split_esp_in_udp(&h, pkt, len, hlen, emit_segment, q) < 0) stat_add(dp, DP_RX_BAD, 1);
       return;
     }
     if (gso_segment(&h, pkt, len, q->sbuf + VNET_HDR_LEN, FRAME_MAX - VNET_HDR_LEN, emit_segment, q) < 0)
@@ -451,33 +512,51 @@ static void *reader(void *arg) {
 
 /* ---- the tunnel port ---- */
 
-static void handle_datagram(dp_queue *q, int i) {
+/* One datagram as the sender sent it. */
+static void handle_one_datagram(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len) {
   datapath *dp = q->dp;
   exec_note note;
-  size_t len = dp->umsg[i].msg_len;
-  const uint8_t *d = dp->urbuf + (size_t)i * UDP_RX_BUF;
   stat_add(dp, DP_UDP_RX, 1);
   stat_add(dp, DP_UDP_RX_BYTES, len);
-  if (dp->umsg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-    stat_add(dp, DP_UDP_RX_TRUNCATED, 1);
-    return;
-  }
-  const struct sockaddr_in *from = &dp->ufrom[i];
   int v = exec_process_udp(dp->ex, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
                            q->obuf + VNET_HDR_LEN, &note);
   if (v == V_FORWARD_TUNNEL_DECRYPT) {
     uint8_t *out = (uint8_t *)note.out;
-    if (q->fd < 0) {
+    if (q->fd < 0)
       stat_add(dp, DP_TX_ERRORS, 1);
-    } else if (q->gro_ok) {
-      gro_add(&q->gro, out, note.out_len, gro_write, q);
-    } else {
-      memset(out - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-      write_frame(q, out - VNET_HDR_LEN, note.out_len + VNET_HDR_LEN);
-    }
+    else
+      forward_packet(q, out, note.out_len);
   } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
     punt_udp(q, from, d, len, v);
   }
+}
+
+/* One read: with UDP_GRO it may hold several datagrams of one flow, all of the segment size the
+ * control message gives but the last. */
+static void handle_datagram(dp_queue *q, int i) {
+  datapath *dp = q->dp;
+  struct msghdr *m = &dp->umsg[i].msg_hdr;
+  size_t len = dp->umsg[i].msg_len;
+  const uint8_t *d = dp->urbuf + (size_t)i * UDP_RX_BUF;
+  if (m->msg_flags & MSG_TRUNC) {
+    stat_add(dp, DP_UDP_RX, 1);
+    stat_add(dp, DP_UDP_RX_TRUNCATED, 1);
+    return;
+  }
+  size_t seg = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      if (v > 0) seg = (size_t)v;
+    }
+  if (seg == 0 || seg >= len) {
+    handle_one_datagram(q, &dp->ufrom[i], d, len);
+    return;
+  }
+  stat_add(dp, DP_UDP_RX_GRO, 1);
+  for (size_t off = 0; off < len; off += seg)
+    handle_one_datagram(q, &dp->ufrom[i], d + off, len - off < seg ? len - off : seg);
 }
 
 static void *udp_reader(void *arg) {
@@ -495,6 +574,8 @@ static void *udp_reader(void *arg) {
     for (int i = 0; i < UDP_RX_BURST; i++) {
       dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
       dp->umsg[i].msg_hdr.msg_flags = 0;
+      dp->umsg[i].msg_hdr.msg_control = dp->uctl[i].buf;
+      dp->umsg[i].msg_hdr.msg_controllen = sizeof dp->uctl[i].buf;
     }
     int n = recvmmsg(dp->us->fd, dp->umsg, UDP_RX_BURST, MSG_DONTWAIT, NULL);
     if (n < 0) {
@@ -576,6 +657,10 @@ int dp_start(datapath *dp, char *err, size_t errlen) {
       }
     }
   }
+  /* Coalesce ESP in UDP only when every TUN takes USO (the receiving side's too, as far as this
+   * gateway can tell) and the option asks for it. */
+  for (int i = 0; i < dp->nq; i++)
+    dp->q[i].uso_ok = dp->uso && (dp->options & DP_OPT_USO) && uso_init(&dp->q[i].uso) == 0;
   sigfillset(&all);
   /* Reader threads take no signals: node handles them on the main thread. */
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -664,6 +749,8 @@ void dp_stop(datapath *dp) {
     q->fd = -1;
     if (q->gro_ok) gro_free(&q->gro);
     q->gro_ok = 0;
+    if (q->uso_ok) uso_free(&q->uso);
+    q->uso_ok = 0;
     egress_free(q->eg);
     q->eg = NULL;
     udp_out_free(q->uo);

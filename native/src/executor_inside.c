@@ -1,0 +1,221 @@
+/* The executor, packets from the inside: group ESP in its two forms and tunnel mode
+ * (docs/executor.md; see executor.h for why it is native). */
+#include "executor_state.h"
+
+
+/* UDP 4500 -> 4500 in front of an ESP packet of esplen bytes, checksum 0 (RFC 3948 section 3.1). */
+static void udp_encap_header(uint8_t *u, size_t esplen) {
+  wr16(u, GROUP_UDP_PORT);
+  wr16(u + 2, GROUP_UDP_PORT);
+  wr16(u + 4, (uint16_t)(GROUP_UDP_HEADER + esplen));
+  u[6] = u[7] = 0;
+}
+
+/* Clamps every MSS option of an unfragmented TCP SYN above `limit` to it, keeping the TCP checksum
+ * valid incrementally (RFC 1624). The TCP segment is tcp[0..len). Never reads outside it. */
+static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
+  if (len < 20 || !(tcp[13] & 0x02)) return;
+  size_t doff = (size_t)(tcp[12] >> 4) * 4;
+  if (doff < 20 || doff > len) return;
+  for (size_t i = 20; i < doff;) {
+    uint8_t kind = tcp[i];
+    if (kind == 0) return;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= doff) return;
+    size_t olen = tcp[i + 1];
+    if (olen < 2 || i + olen > doff) return;
+    if (kind == 2 && olen == 4) {
+      size_t at = i + 2;
+      uint16_t mss = rd16(tcp + at);
+      if (mss > limit) {
+        wr16(tcp + at, limit);
+        /* A word at an odd offset straddles two checksum words: it contributes byte-swapped. */
+        uint16_t o = mss, n = limit;
+        if (at & 1) {
+          o = (uint16_t)(o << 8 | o >> 8);
+          n = (uint16_t)(n << 8 | n >> 8);
+        }
+        wr16(tcp + 16, csum_replace16(rd16(tcp + 16), o, n));
+      }
+    }
+    i += olen;
+  }
+}
+
+static int64_t clamp_limit(int64_t v) { return v < 0 ? 0 : v > 65535 ? 65535 : v; }
+
+/* Options whose copy flag is clear become NOPs (what non-first fragments carry, RFC 791). */
+static void nop_uncopied_options(uint8_t *h, size_t ihl) {
+  for (size_t i = 20; i < ihl;) {
+    uint8_t type = h[i];
+    if (type == 0) return;
+    if (type == 1) {
+      i++;
+      continue;
+    }
+    size_t olen = i + 1 < ihl ? h[i + 1] : 0;
+    if (olen < 2 || i + olen > ihl) return;
+    if (!(type & 0x80)) memset(h + i, 1, olen);
+    i += olen;
+  }
+}
+
+/* The carried form (docs/executor.md): the whole inner packet under ESP (next header 4) behind a
+ * 20-byte outer header with DF; a packet larger than the path is fragmented first (RFC 791), each
+ * fragment in its own ESP packet, written back to back at out. */
+static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t len, const ipv4_info *ip,
+                           uint8_t *out, exec_note *note) {
+  size_t ihl = ip->ihl, tot = ip->tot, data = tot - ihl;
+  int fragment = (ip->frag & (IP_MF | IP_OFFMASK)) != 0;
+  int64_t limit = r->mtu >= 0 && r->mtu < 65535 ? r->mtu : 65535;
+  size_t udp = tx->udp, hdr = 20 + udp;
+  int64_t overhead = CARRIED_OVERHEAD_MAX - GROUP_UDP_HEADER + (int64_t)udp;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !fragment && tot >= ihl + 20)
+    clamp_mss(pkt + ihl, data, (uint16_t)clamp_limit(r->mtu - overhead - 40));
+  size_t piece = data, n = 1;
+  if (hdr + esp_sealed_len(tot) > (uint64_t)limit) {
+    /* A fragment that says DF cannot be split further. */
+    int64_t room = limit - overhead - (int64_t)ihl;
+    if ((ip->frag & IP_DF) || room < 8) return C_PUNT_TOO_BIG;
+    piece = (size_t)(room / 8 * 8);
+    n = (data + piece - 1) / piece;
+    if (n > EXEC_MAX_FRAGMENTS) return C_PUNT_TOO_BIG;
+  }
+  if (tx->next_seq + (n - 1) < tx->next_seq) return C_DROP_NO_SA; /* the 64-bit space would wrap */
+  uint8_t later[60];
+  memcpy(later, pkt, ihl);
+  nop_uncopied_options(later, ihl);
+  uint16_t frag = ip->frag;
+  size_t base = (size_t)(frag & IP_OFFMASK) * 8;
+  uint64_t first = tx->next_seq;
+  size_t pos = 0;
+  for (size_t i = 0, at = 0; i < n; i++, at += piece) {
+    size_t dl = data - at < piece ? data - at : piece;
+    uint8_t h[60];
+    memcpy(h, i == 0 ? pkt : later, ihl);
+    if (n > 1) {
+      int more = at + dl < data || (frag & IP_MF);
+      wr16(h + 2, (uint16_t)(ihl + dl));
+      wr16(h + 6, (uint16_t)((frag & IP_DF) | (more ? IP_MF : 0) | ((base + at) / 8)));
+      ipv4_set_checksum(h, ihl);
+    }
+    uint8_t *o = out + pos;
+    size_t el = esp_seal(&tx->a, tx->spi, tx->next_seq, ESP_AAD_ESN, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
+    if (el == 0) return C_DROP_NO_SA;
+    tx->next_seq++;
+    memset(o, 0, 20);
+    o[0] = 0x45;
+    o[1] = pkt[1];
+    wr16(o + 2, (uint16_t)(hdr + el));
+    o[4] = pkt[4];
+    o[5] = pkt[5];
+    o[6] = 0x40; /* DF: nothing of ours is fragmented on the way */
+    o[8] = pkt[8];
+    o[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
+    memcpy(o + 12, pkt + 12, 8);
+    ipv4_set_checksum(o, 20);
+    if (udp) udp_encap_header(o + 20, el);
+    pos += hdr + el;
+  }
+  note->out = out;
+  note->out_len = pos;
+  note->count = (uint32_t)n;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = first;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  if (n > 1) ex->counters[C_ENCRYPT_FRAGMENTS] += n;
+  return V_FORWARD_ENCRYPT;
+}
+
+int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note) {
+  uint8_t k[4];
+  u32_key(k, r->vpn);
+  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  if (!tx || tx->next_seq == 0) return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
+  /* Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read as
+   * the carried form's. */
+  if (!(ip->frag & IP_DF) || (ip->frag & (IP_MF | IP_OFFMASK)) || ip->proto == 4)
+    return encrypt_carried(ex, r, tx, pkt, len, ip, out, note);
+  size_t plen = ip->tot - ip->ihl, udp = tx->udp;
+  size_t outlen = ip->ihl + udp + esp_sealed_len(plen);
+  /* The MTU test counts the buffer as given (as the reference does) plus the ESP overhead. */
+  size_t grown = len + udp + (esp_sealed_len(plen) - plen);
+  /* Over 65535 bytes no IPv4 packet can carry it (grown >= outlen). */
+  if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20)
+    clamp_mss(pkt + ip->ihl, plen, (uint16_t)clamp_limit(r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp - 40));
+  uint64_t seq = tx->next_seq;
+  memcpy(out, pkt, ip->ihl);
+  size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, pkt + ip->ihl, plen, NULL, 0, ip->proto, out + ip->ihl + udp);
+  if (el == 0) return C_DROP_NO_SA;
+  tx->next_seq = seq + 1;
+  out[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
+  if (udp) udp_encap_header(out + ip->ihl, el);
+  wr16(out + 2, (uint16_t)outlen);
+  ipv4_set_checksum(out, ip->ihl);
+  note->out = out;
+  note->out_len = outlen;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = seq;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  return V_FORWARD_ENCRYPT;
+}
+
+
+/* Outbound tunnel mode: the whole inner packet (fragments too) becomes outer IPv4 + UDP + ESP
+ * (docs/executor.md, "Tunnel mode"). */
+int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                        exec_note *note, double now) {
+  uint8_t k[4];
+  u32_key(k, (uint32_t)r->tunnel);
+  ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
+  if (!t) return C_DROP_NO_SA;
+  if (t->next_seq > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
+  size_t tot = ip->tot;
+  size_t esplen = esp_sealed_len(tot);
+  size_t outlen = TUNNEL_HDR_LEN + esplen;
+  int df = (ip->frag & IP_DF) != 0;
+  if (outlen > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && df)) return C_PUNT_TOO_BIG;
+  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !(ip->frag & (IP_MF | IP_OFFMASK)) && tot >= ip->ihl + 20) {
+    int64_t limit = r->mtu - TUNNEL_OVERHEAD_MAX - 40;
+    clamp_mss(pkt + ip->ihl, tot - ip->ihl, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
+  }
+  uint32_t seq = (uint32_t)t->next_seq;
+  if (esp_seal(&t->a, t->spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, 4, out + TUNNEL_HDR_LEN) == 0) return C_DROP_NO_SA;
+  t->next_seq++;
+  t->packets++;
+  t->bytes += tot;
+  t->last_used = now;
+  /* Outer IPv4: TOS copied, id from the sequence number, DF copied, TTL 64, UDP. */
+  memset(out, 0, TUNNEL_HDR_LEN);
+  out[0] = 0x45;
+  out[1] = pkt[1] & 0xfc; /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back) */
+  wr16(out + 2, (uint16_t)outlen);
+  wr16(out + 4, (uint16_t)seq);
+  out[6] = df ? 0x40 : 0;
+  out[8] = 64;
+  out[9] = IPPROTO_UDP_;
+  memcpy(out + 12, t->laddr, 4);
+  memcpy(out + 16, t->raddr, 4);
+  ipv4_set_checksum(out, 20);
+  /* UDP: checksum 0 (RFC 3948 section 3.1). */
+  wr16(out + 20, t->lport);
+  wr16(out + 22, t->rport);
+  wr16(out + 24, (uint16_t)(8 + esplen));
+  note->out = out;
+  note->out_len = outlen;
+  note->vpn = t->vpn;
+  note->spi = t->spi;
+  note->seq = seq;
+  note_peer(ex, t->peer, note);
+  ex->counters[C_TUNNEL_ENCRYPT_PACKETS]++;
+  ex->counters[C_TUNNEL_ENCRYPT_BYTES] += len;
+  return V_FORWARD_TUNNEL_ENCRYPT;
+}

@@ -1,0 +1,160 @@
+/* The executor's state, shared by its three parts: executor.c (installs, statistics, the order of
+ * docs/executor.md's steps), executor_inside.c (packets from the terminals: encryption) and
+ * executor_outside.c (packets and datagrams from the network: decryption). Internal to native/. */
+#ifndef KASANE_EXECUTOR_STATE_H
+#define KASANE_EXECUTOR_STATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "esp.h"
+#include "executor.h"
+#include "ip.h"
+#include "replay.h"
+#include "table.h"
+
+typedef struct {
+  char name[ID_NAME_MAX + 1];
+  uint8_t len;
+  uint32_t refs; /* 0: free slot */
+} id_slot;
+
+typedef struct {
+  tnode node; /* key: family, local (16), remote (16) */
+  int action;
+  uint32_t vpn;
+  int32_t peer; /* id index or -1 */
+  int64_t mtu; /* -1: none */
+  int64_t tunnel; /* -1: group mode; else the SPI of the tunnel sending SA */
+  uint64_t packets, bytes;
+  double last_used;
+} rule;
+
+typedef struct {
+  tnode node; /* key: VPN id */
+  uint32_t spi, vpn, epoch;
+  uint64_t next_seq;
+  size_t udp; /* GROUP_UDP_HEADER: ESP in UDP (the default); 0: raw ESP */
+  aead a;
+} txsa;
+
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn, epoch;
+  int32_t sender;
+  aead a;
+  replay_window w; /* 1024 packets, 64-bit sequence numbers */
+} rxsa;
+
+/* Tunnel mode: the two halves of an IKE Child SA (ESP in UDP). */
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn;
+  int32_t peer;
+  uint8_t laddr[4], raddr[4];
+  uint16_t lport, rport;
+  uint64_t next_seq; /* 2^32: exhausted */
+  uint64_t soft;
+  aead a;
+  uint64_t packets, bytes;
+  double last_used;
+} ttxsa;
+
+typedef struct {
+  tnode node; /* key: SPI */
+  uint32_t spi, vpn;
+  int32_t peer;
+  uint8_t laddr[4], raddr[4];
+  uint16_t lport, rport;
+  aead a;
+  replay_window w; /* 64..4096 packets, 32-bit sequence numbers */
+  uint32_t *ranges; /* nlocal then nremote [start, end] pairs */
+  uint32_t nlocal, nremote;
+  uint64_t packets, bytes, replay_drops, auth_failures, selector_drops;
+  double last_used;
+  uint32_t last_src;
+  uint16_t last_port;
+} ttrxsa;
+
+struct executor {
+  pthread_mutex_t lock;
+  atomic_int refs;
+  table rules, tx, rx, ttx, trx;
+  id_slot *ids;
+  size_t nids, ids_cap;
+  uint64_t counters[C_COUNT];
+};
+
+static inline size_t path_key(uint8_t *key, int family, const uint8_t *local, const uint8_t *remote) {
+  size_t alen = family == 6 ? 16 : 4;
+  memset(key, 0, TABLE_KEY_MAX);
+  key[0] = (uint8_t)family;
+  memcpy(key + 1, local, alen);
+  memcpy(key + 17, remote, alen);
+  return TABLE_KEY_MAX;
+}
+
+static inline void u32_key(uint8_t *key, uint32_t v) { wr32(key, v); }
+
+
+typedef struct {
+  size_t ihl, tot;
+  uint8_t proto;
+  uint16_t frag;
+} ipv4_info;
+
+/* Step 1: version 4, IHL >= 5, total length within the buffer, header checksum. */
+static inline int parse_ipv4(const uint8_t *pkt, size_t len, ipv4_info *ip) {
+  if (len < 20) return -1;
+  if (pkt[0] >> 4 != 4) return -1;
+  ip->ihl = (size_t)(pkt[0] & 15) * 4;
+  ip->tot = rd16(pkt + 2);
+  if (ip->ihl < 20 || ip->tot < ip->ihl || ip->tot > len) return -1;
+  if (csum_fold(csum_add(0, pkt, ip->ihl)) != 0xffff) return -1;
+  ip->proto = pkt[9];
+  ip->frag = rd16(pkt + 6);
+  return 0;
+}
+
+/* Step 2: ICMP echo request or reply whose data (at least 8 bytes) starts with "KSRC". */
+static inline int is_search(const uint8_t *pkt, const ipv4_info *ip) {
+  if (ip->proto != IPPROTO_ICMP_) return 0;
+  if (ip->tot - ip->ihl < 16) return 0;
+  const uint8_t *icmp = pkt + ip->ihl;
+  return (icmp[0] == 8 || icmp[0] == 0) && memcmp(icmp + 8, "KSRC", 4) == 0;
+}
+
+static inline rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
+  uint8_t key[TABLE_KEY_MAX];
+  const uint8_t *src = pkt + 12, *dst = pkt + 16;
+  if (side == SIDE_INSIDE)
+    path_key(key, 4, src, dst);
+  else
+    path_key(key, 4, dst, src);
+  return (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+}
+
+
+/* Counts a packet toward its rule: only those the rule disposed of (discarded or forwarded). */
+static inline void rule_used(rule *r, size_t len, double now) {
+  r->packets++;
+  r->bytes += len;
+  r->last_used = now;
+}
+
+static inline void note_peer(executor *ex, int32_t id, exec_note *note) {
+  memcpy(note->sender, ex->ids[id].name, (size_t)ex->ids[id].len + 1);
+}
+
+/* Packets from the inside (executor_inside.c): group ESP and tunnel mode. */
+int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note);
+int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                        exec_note *note, double now);
+/* Packets and datagrams from the outside (executor_outside.c). */
+int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                 exec_note *note);
+int exec_tunnel_decrypt(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *d, size_t len, double now,
+                        uint8_t *out, exec_note *note);
+
+#endif

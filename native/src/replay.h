@@ -1,0 +1,25 @@
+/* The anti-replay window of RFC 4303 section 3.4.3, one for every receiving SA: group SAs (64-bit
+ * sequence numbers, 1024 packets) and IKE Child SAs (32-bit, 64..4096 packets). Native because it
+ * runs for every packet received, under the executor's lock. */
+#ifndef KASANE_REPLAY_H
+#define KASANE_REPLAY_H
+
+#include <stdint.h>
+
+#define REPLAY_WINDOW_MAX 4096
+
+typedef struct {
+  uint64_t top;  /* highest sequence number accepted (0: none yet) */
+  uint32_t size; /* packets below top that are still told apart: 64..REPLAY_WINDOW_MAX */
+  uint64_t bits[REPLAY_WINDOW_MAX / 64]; /* bit (seq % REPLAY_WINDOW_MAX) set: seq accepted */
+} replay_window;
+
+void replay_init(replay_window *w, uint32_t size);
+/* 1 when seq is new: above the top, or inside the window and not seen. */
+int replay_check(const replay_window *w, uint64_t seq);
+/* Records seq (after its ICV verified), moving the window when it is the highest. */
+void replay_accept(replay_window *w, uint64_t seq);
+/* Every sequence number below floor counts as received; only ever raises the window. */
+void replay_raise_floor(replay_window *w, uint64_t floor);
+
+#endif
