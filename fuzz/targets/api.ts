@@ -94,6 +94,13 @@ export const api: FuzzTarget = {
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         if (!call.anon) headers.authorization = `Bearer ${t.adminToken}`;
         const r = await app.inject({ method: method as 'GET', url, payload: call.b === undefined ? undefined : JSON.stringify(call.b), headers });
+        // As the server sees the path (dot segments resolved): outside /v1 the web console answers
+        // with its pages (index.html for any page path), not the API.
+        const path = new URL(url, 'https://authority.invalid').pathname;
+        if (path !== '/v1' && !path.startsWith('/v1/')) {
+          if (r.statusCode >= 500) throw new Finding('untyped-error', `${method} ${url} (a console path) answered ${r.statusCode}: ${r.body.slice(0, 300)}`);
+          return;
+        }
         checkAnswer(r.statusCode, r.body, `${method} ${url}`);
       },
       close: () => t.close(),
