@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
+import { stopProcess } from '../../src/testbed/sites.js';
 import { espOf, ESP_FILTER, isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 
 const avail = netnsAvailability();
@@ -134,7 +135,15 @@ test('TCP through the gateways: iperf3, key rotations under a running transfer, 
     await until(() => !pathTo(f, 2, '10.1.0.10') && !pathTo(f, 1, '10.2.0.10'), IDLE_MS + 5000, 'the idle B <-> A path to age out on G1 and G2');
     const searches = f.status(2).stats['search.completed'] ?? 0;
     assert.equal(f.ping('B', 'A', { count: 2 }), true, 'B -> A after aging');
-    const back = pathTo(f, 2, '10.1.0.10');
+    // The path in use while its status is read: reading it (a CLI process) may take longer than
+    // the idle timeout on a loaded machine, and the path would age out again meanwhile.
+    const keepUsing = f.tb.spawn(f.ns.B, 'ping', ['-i', '0.5', '-W', '1', '10.1.0.10']);
+    let back: ReturnType<typeof pathTo>;
+    try {
+      back = pathTo(f, 2, '10.1.0.10');
+    } finally {
+      await stopProcess(keepUsing);
+    }
     assert.ok(back && back.action === 'encrypt' && back.packets > 0, `the path is back: ${JSON.stringify(back)}`);
     assert.equal(f.status(2).stats['search.completed'], searches + 1, 'by one new key search');
   } finally {
