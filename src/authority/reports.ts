@@ -38,7 +38,8 @@ const fail = (m: string): never => {
 
 function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${what} must be an integer from 0 to ${max}`);
-  return v as number;
+  // -0 (a JavaScript caller's) is 0: what is kept reads back the same from its JSON.
+  return (v as number) + 0;
 }
 
 function text(v: unknown, what: string, max: number = REPORT_LIMITS.text): string {

@@ -107,6 +107,7 @@ describe('a gateway status report', () => {
     bad({ counters: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`c${i}`, 1])) }, /counters has 1025 entries/);
     bad({ counters: { 'drop.x': -1 } }, /counter "drop.x"/);
     bad({ counters: { 'drop.x': 1.5 } }, /counter "drop.x"/);
+    assert.ok(Object.is(parseGatewayReport({ ...valid, pathsTotal: -0 }).pathsTotal, 0), '-0 is kept as 0');
     bad({ counters: { 'drop.\u0007': 1 } }, /control characters/);
     bad({ paths: [{ ...valid.paths[0], reason: 'x'.repeat(101) }] }, /paths\[0\]\.reason/);
     bad({ paths: [{ ...valid.paths[0], action: 'teleport' }] }, /action/);
