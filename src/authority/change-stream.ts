@@ -195,11 +195,24 @@ export class ChangeStream {
     const rows = await tx.eventsSince(oldest, BATCH_EVENTS);
     // The batch read covers every version up to `complete` (all of them when it was not cut short).
     const complete = rows.length < BATCH_EVENTS ? state.version : rows[rows.length - 1].version - 1;
+    // Whom each row concerns (indices into rows, oldest first): every gateway, one gateway, one VPN's members.
+    const forAll: number[] = [];
+    const byGateway = new Map<string, number[]>();
+    const byVpn = new Map<number, number[]>();
+    const add = <K>(m: Map<K, number[]>, k: K, i: number): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(i);
+    rows.forEach((r, i) => {
+      if (r.scope === 'all') return void forAll.push(i);
+      if (r.gateway !== null) add(byGateway, r.gateway, i);
+      if (r.scope === 'vpn' && r.vpnId !== null) add(byVpn, r.vpnId, i);
+    });
     for (const a of askers) {
       const key = `${a.gateway}\u0000${a.since}`;
       if (out.has(key)) continue;
-      const vpns = new Set(a.vpnIds);
-      const mine = rows.filter((r) => r.version > a.since && (r.scope === 'all' || r.gateway === a.gateway || (r.scope === 'vpn' && r.vpnId !== null && vpns.has(r.vpnId))));
+      const concerns = new Set([...forAll, ...(byGateway.get(a.gateway) ?? []), ...a.vpnIds.flatMap((v) => byVpn.get(v) ?? [])]);
+      const mine = [...concerns]
+        .sort((x, y) => x - y)
+        .map((i) => rows[i])
+        .filter((r) => r.version > a.since);
       if (mine.length > EVENTS_LIMIT || complete >= state.version) out.set(key, mine.slice(0, EVENTS_LIMIT + 1));
       else out.set(key, await tx.eventsFor(a.gateway, a.vpnIds, a.since, EVENTS_LIMIT + 1));
     }
