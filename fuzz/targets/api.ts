@@ -90,6 +90,7 @@ export const api: FuzzTarget = {
         }
         if (!call || typeof call !== 'object') return;
         const method = typeof call.m === 'string' && METHODS.includes(call.m) ? call.m : 'GET';
+        // eslint-disable-next-line no-control-regex -- a path with control characters is not sent
         const url = typeof call.u === 'string' && call.u.startsWith('/') && !/[\s\u0000-\u001f\u007f-\uffff]/.test(call.u) ? call.u : '/v1/vpns';
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         if (!call.anon) headers.authorization = `Bearer ${t.adminToken}`;

@@ -3,7 +3,7 @@
 // reason, trace). The edge (simulator or daemon) routes emitted packets by their destination
 // address, exactly as the kernel routes what the gateway writes to its TUN device.
 import type { Ip, Prefix } from '../base/addr.js';
-import type { ForwardNote, Side } from './executor.js';
+import type { ForwardNote } from './executor.js';
 import type { GatewayId, VpnId } from './types.js';
 
 export interface GatewayTimers {

@@ -4,7 +4,7 @@
 // fields that forwarding touches are read here directly.
 import { ipFromBytes, type Ip } from '../base/addr.js';
 import { buildIcmpEcho, echoReplyFor, isIcmpEcho, parseIcmp } from '../core/packet/icmp.js';
-import { buildIpv4, ipv4HeaderLength, PROTO_ESP, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
+import { buildIpv4, ipv4HeaderLength, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
 import { groupEspOf } from '../core/packet/group-esp.js';
 import { decodeSearchMessage, isSearchPayload } from '../core/packet/search-message.js';
 

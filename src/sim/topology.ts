@@ -4,9 +4,9 @@
 // never as an exception. The format is documented in docs/simulator.md.
 import { formatPath, type DocumentLimits, type DocumentSource } from '../files/document.js';
 import { checkFields, describe, formatIssues, readFields, type FieldPath, type FieldReader, type FieldsError } from '../files/fields.js';
-import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
+import { ipFamily, Prefix, type Ip } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { ok, type Result } from '../base/result.js';
+import type { Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
 
 export const DEFAULT_SEED = 1;
