@@ -479,6 +479,7 @@ export class GatewayCore implements CoreContext {
       const mtu = this.pathLimit(e);
       if (mtu === e.mtu) continue;
       e.mtu = mtu;
+      this.table.replace(e); // e is a copy
       this.executor.installPath(ruleOf(e));
     }
   }
