@@ -77,48 +77,119 @@ export function ipv4Text(word: number): string {
 }
 
 /**
- * Open-addressed (linear probing, load at most 1/2) index from an (a, b) pair of 32-bit words to a
- * slot number; the words themselves live in the caller's columns, read back through `wordsOf`.
- * Deletion shifts the following run back, so there are no tombstones and lookups stay O(1).
+ * A canonical (RFC 5952, as src/base/addr.ts writes it) IPv6 address into four 32-bit words at
+ * `out[off..off+3]`; false for anything else (another spelling of an address included).
  */
-export class PairIndex {
-  private cells = new Int32Array(16); // slot + 1; 0 = empty
+export function ipv6Words(ip: string, out: Uint32Array, off: number): boolean {
+  if (ip.length < 2 || ip.length > 39 || !/^[0-9a-f:]+$/.test(ip)) return false;
+  const gap = ip.indexOf('::');
+  if (gap >= 0 && ip.indexOf('::', gap + 1) >= 0) return false;
+  const head = groupsOf(gap < 0 ? ip : ip.slice(0, gap));
+  const tail = groupsOf(gap < 0 ? '' : ip.slice(gap + 2));
+  if (!head || !tail) return false;
+  const zeros = 8 - head.length - tail.length;
+  if (gap < 0 ? zeros !== 0 : zeros < 1) return false;
+  const g = gap < 0 ? head : [...head, ...new Array<number>(zeros).fill(0), ...tail];
+  // Canonical: "::" stands exactly for the longest run of two or more zero groups (the first on ties).
+  const [start, len] = longestZeroRun(g);
+  if (gap < 0 ? len > 0 : start !== head.length || len !== zeros) return false;
+  for (let w = 0; w < 4; w++) out[off + w] = ((g[w * 2] << 16) | g[w * 2 + 1]) >>> 0;
+  return true;
+}
+
+/** Colon-separated groups of 1-4 hex digits without leading zeros; undefined if any is not. */
+function groupsOf(text: string): number[] | undefined {
+  if (text === '') return [];
+  const out: number[] = [];
+  for (const part of text.split(':')) {
+    if (part.length === 0 || part.length > 4 || (part.length > 1 && part[0] === '0')) return undefined;
+    out.push(parseInt(part, 16));
+  }
+  return out;
+}
+
+/** The canonical text of the IPv6 address in four words. */
+export function ipv6Text(words: Uint32Array, off: number): string {
+  const g = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (let w = 0; w < 4; w++) {
+    g[w * 2] = words[off + w] >>> 16;
+    g[w * 2 + 1] = words[off + w] & 0xffff;
+  }
+  const [start, len] = longestZeroRun(g);
+  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  return len === 0 ? hex(0, 8) : `${hex(0, start)}::${hex(start + len, 8)}`;
+}
+
+/** [start, length] of the longest run (>= 2) of zero groups, the first on ties; [-1, 0] if none. */
+function longestZeroRun(g: number[]): [number, number] {
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  return [bestStart, bestLen];
+}
+
+/**
+ * Open-addressed (linear probing, load at most 1/2) index from a key of `width` 32-bit words to the
+ * row holding it; the keys themselves live in the caller's column (`width` words per row), read
+ * through `keys`. Deletion shifts the following run back, so there are no tombstones and lookups
+ * stay O(1).
+ */
+export class WordsIndex {
+  private cells = new Int32Array(16); // row + 1; 0 = empty
   private count = 0;
   private readonly seed = (Math.random() * 0x100000000) >>> 0;
 
-  constructor(private readonly a: () => Uint32Array, private readonly b: () => Uint32Array) {}
+  constructor(
+    private readonly width: number,
+    private readonly keys: () => Uint32Array,
+  ) {}
 
-  find(x: number, y: number): number {
+  /** The row whose key equals probe[0..width-1], or -1. */
+  find(probe: Uint32Array): number {
     const cells = this.cells;
     const mask = cells.length - 1;
-    const a = this.a();
-    const b = this.b();
-    for (let i = this.hash(x, y) & mask; ; i = (i + 1) & mask) {
+    const keys = this.keys();
+    const w = this.width;
+    next: for (let i = this.hash(probe, 0) & mask; ; i = (i + 1) & mask) {
       const c = cells[i];
       if (c === 0) return -1;
-      if (a[c - 1] === x && b[c - 1] === y) return c - 1;
+      const base = (c - 1) * w;
+      for (let k = 0; k < w; k++) if (keys[base + k] !== probe[k]) continue next;
+      return c - 1;
     }
   }
 
-  /** Adds a slot whose words are already in the columns and whose pair is absent. */
-  add(slot: number): void {
+  /** Adds a row whose key is already in the column and absent from the index. */
+  add(row: number): void {
     if ((this.count + 1) * 2 > this.cells.length) this.grow();
-    this.place(this.cells, slot);
+    this.place(this.cells, row);
     this.count++;
   }
 
-  remove(slot: number): void {
+  remove(row: number): void {
     const cells = this.cells;
     const mask = cells.length - 1;
-    let i = this.hash(this.a()[slot], this.b()[slot]) & mask;
-    while (cells[i] !== slot + 1) {
+    const keys = this.keys();
+    let i = this.hash(keys, row * this.width) & mask;
+    while (cells[i] !== row + 1) {
       if (cells[i] === 0) return;
       i = (i + 1) & mask;
     }
     // Backward shift: move later members of the run into the hole when their home allows it.
     for (let j = (i + 1) & mask; cells[j] !== 0; j = (j + 1) & mask) {
-      const s = cells[j] - 1;
-      const home = this.hash(this.a()[s], this.b()[s]) & mask;
+      const home = this.hash(keys, (cells[j] - 1) * this.width) & mask;
       if (((j - home) & mask) >= ((j - i) & mask)) {
         cells[i] = cells[j];
         i = j;
@@ -128,11 +199,11 @@ export class PairIndex {
     this.count--;
   }
 
-  private place(cells: Int32Array, slot: number): void {
+  private place(cells: Int32Array, row: number): void {
     const mask = cells.length - 1;
-    let i = this.hash(this.a()[slot], this.b()[slot]) & mask;
+    let i = this.hash(this.keys(), row * this.width) & mask;
     while (cells[i] !== 0) i = (i + 1) & mask;
-    cells[i] = slot + 1;
+    cells[i] = row + 1;
   }
 
   private grow(): void {
@@ -141,9 +212,13 @@ export class PairIndex {
     for (const c of old) if (c !== 0) this.place(this.cells, c - 1);
   }
 
-  private hash(x: number, y: number): number {
-    let h = Math.imul(x ^ this.seed, 0x9e3779b1);
-    h = Math.imul(h ^ (h >>> 15) ^ y, 0x85ebca6b);
+  private hash(words: Uint32Array, base: number): number {
+    let h = this.seed;
+    for (let k = 0; k < this.width; k++) {
+      h = Math.imul(h ^ words[base + k], 0x9e3779b1);
+      h ^= h >>> 15;
+    }
+    h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     return h ^ (h >>> 16);

@@ -3,7 +3,7 @@
 import type { Ip } from '../base/addr.js';
 import type { PathAction } from './executor.js';
 import type { GatewayId, VpnId } from './types.js';
-import { Interner, ipv4Text, ipv4Word, PairIndex } from './key-table-columns.js';
+import { Interner, ipv4Text, ipv4Word, ipv6Text, ipv6Words, WordsIndex } from './key-table-columns.js';
 
 export interface Layer {
   vpnId: VpnId;
@@ -56,8 +56,11 @@ const HAS_CHILD_SPI = 8;
 const HAS_TXID = 16;
 /** The whole entry is kept as an object (an address that is not canonical IPv4, or a value the columns cannot hold). */
 const BOXED = 32;
-/** Indexed by its key string (not canonical IPv4: IPv6, names in tests); always boxed. */
+/** Indexed by its key string (addresses not both canonical IPv4 or both canonical IPv6); always boxed. */
 const STRING_KEYED = 64;
+/** Both addresses IPv6: key4[slot * 2] is the row of the IPv6 key store. */
+const IPV6 = 128;
+const KEY_KIND = STRING_KEYED | IPV6;
 
 const isU32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 const isU16 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
@@ -72,14 +75,22 @@ const TXID = /^[0-9a-f]{16}$/;
  * one Float64Array, peers, reasons and layer lists interned), an open-addressed index over the two
  * addresses, and a doubly linked list of slots for the insertion order: about 90 bytes per IPv4
  * path instead of an object, a key string and a Map slot (docs/benchmarks.md, "Key table memory").
- * Paths whose addresses are not canonical IPv4 (IPv6) are kept as objects behind their key string.
+ * IPv6 keys (eight words) live in a store of their own with its own index; anything else (an
+ * address in another spelling, mixed families) is kept as an object behind its key string.
  * `get` and `values` return copies: change an entry with `set` (moves it to the back) or `replace`.
  */
 export class KeyTable {
   static readonly EVICTION_SAMPLE = 8;
   private cap = 0;
-  private local = new Uint32Array(0);
-  private remote = new Uint32Array(0);
+  /** local, remote per slot (IPv4); for an IPv6 slot, its row in key6. */
+  private key4 = new Uint32Array(0);
+  /** IPv6 keys: local (4 words), remote (4 words) per row, and the slot owning each row. */
+  private key6 = new Uint32Array(0);
+  private owner6 = new Int32Array(0);
+  private readonly free6: number[] = [];
+  /** Rows of the IPv6 store ever used (the others are beyond it, unused). */
+  private rows6 = 0;
+  private readonly probe = new Uint32Array(8);
   private prev = new Int32Array(0);
   private next = new Int32Array(0);
   private flags = new Uint8Array(0);
@@ -95,7 +106,8 @@ export class KeyTable {
   private txid = new Uint32Array(0);
   /** installedAt, lastUsed, expiresAt per slot. */
   private times = new Float64Array(0);
-  private readonly index = new PairIndex(() => this.local, () => this.remote);
+  private readonly index4 = new WordsIndex(2, () => this.key4);
+  private readonly index6 = new WordsIndex(8, () => this.key6);
   private readonly byString = new Map<string, number>();
   private readonly boxed = new Map<number, KeyTableEntry>();
   private readonly peers = new Interner<GatewayId>((p) => p);
@@ -170,10 +182,27 @@ export class KeyTable {
     return this.peers.count + this.reasons.count + this.layerLists.count;
   }
 
-  private find(local: Ip, remote: Ip): number {
+  /** Writes the key into `probe`: 4 (two words), 6 (eight words), or 0 (kept by its key string). */
+  private classify(local: Ip, remote: Ip): 0 | 4 | 6 {
+    const p = this.probe;
     const l = ipv4Word(local);
-    const r = l < 0 ? -1 : ipv4Word(remote);
-    if (r >= 0) return this.index.find(l, r);
+    if (l >= 0) {
+      const r = ipv4Word(remote);
+      if (r < 0) return 0;
+      p[0] = l;
+      p[1] = r;
+      return 4;
+    }
+    return ipv6Words(local, p, 0) && ipv6Words(remote, p, 4) ? 6 : 0;
+  }
+
+  private find(local: Ip, remote: Ip): number {
+    const kind = this.classify(local, remote);
+    if (kind === 4) return this.index4.find(this.probe);
+    if (kind === 6) {
+      const row = this.index6.find(this.probe);
+      return row < 0 ? -1 : this.owner6[row];
+    }
     return this.byString.get(pathKey(local, remote)) ?? -1;
   }
 
@@ -197,13 +226,18 @@ export class KeyTable {
     if (this.freeSlot < 0) this.grow();
     const slot = this.freeSlot;
     this.freeSlot = this.next[slot];
-    const l = ipv4Word(entry.local);
-    const r = l < 0 ? -1 : ipv4Word(entry.remote);
-    if (r >= 0) {
-      this.local[slot] = l;
-      this.remote[slot] = r;
+    const kind = this.classify(entry.local, entry.remote);
+    if (kind === 4) {
+      this.key4.set(this.probe.subarray(0, 2), slot * 2);
       this.flags[slot] = 0;
-      this.index.add(slot);
+      this.index4.add(slot);
+    } else if (kind === 6) {
+      const row = this.allocate6();
+      this.key6.set(this.probe, row * 8);
+      this.owner6[row] = slot;
+      this.key4[slot * 2] = row;
+      this.flags[slot] = IPV6;
+      this.index6.add(row);
     } else {
       this.flags[slot] = STRING_KEYED;
       this.byString.set(pathKey(entry.local, entry.remote), slot);
@@ -213,7 +247,8 @@ export class KeyTable {
   }
 
   private store(slot: number, e: KeyTableEntry): void {
-    const keyed = this.flags[slot] & STRING_KEYED;
+    const kind = this.flags[slot] & KEY_KIND;
+    const keyed = kind & STRING_KEYED;
     this.action[slot] = ACTION_CODE[e.action];
     this.times[slot * 3] = e.installedAt;
     this.times[slot * 3 + 1] = e.lastUsed;
@@ -229,7 +264,7 @@ export class KeyTable {
       typeof e.lastUsed === 'number' &&
       typeof e.expiresAt === 'number';
     if (!fits) {
-      this.flags[slot] = keyed | BOXED;
+      this.flags[slot] = kind | BOXED;
       this.boxed.set(slot, { ...e });
       return;
     }
@@ -243,7 +278,7 @@ export class KeyTable {
       this.txid[slot * 2] = parseInt(e.txid.slice(0, 8), 16);
       this.txid[slot * 2 + 1] = parseInt(e.txid.slice(8), 16);
     }
-    this.flags[slot] = f;
+    this.flags[slot] = kind | f;
     this.peer[slot] = e.peer === undefined ? 0 : this.peers.acquire(e.peer);
     this.reason[slot] = this.reasons.acquire(e.reason);
     this.layers[slot] = e.layers === undefined ? 0 : this.layerLists.acquire(e.layers);
@@ -252,9 +287,10 @@ export class KeyTable {
   private entryAt(slot: number): KeyTableEntry {
     const f = this.flags[slot];
     if (f & BOXED) return { ...(this.boxed.get(slot) as KeyTableEntry) };
+    const row = this.key4[slot * 2];
     const e: KeyTableEntry = {
-      local: ipv4Text(this.local[slot]),
-      remote: ipv4Text(this.remote[slot]),
+      local: f & IPV6 ? ipv6Text(this.key6, row * 8) : ipv4Text(row),
+      remote: f & IPV6 ? ipv6Text(this.key6, row * 8 + 4) : ipv4Text(this.key4[slot * 2 + 1]),
       action: ACTIONS[this.action[slot]],
       reason: this.reasons.value(this.reason[slot]) as string,
       installedAt: this.times[slot * 3],
@@ -275,7 +311,7 @@ export class KeyTable {
     const f = this.flags[slot];
     if (f & BOXED) {
       this.boxed.delete(slot);
-      this.flags[slot] = f & STRING_KEYED;
+      this.flags[slot] = f & KEY_KIND;
       return;
     }
     this.peers.release(this.peer[slot]);
@@ -285,10 +321,15 @@ export class KeyTable {
   }
 
   private removeSlot(slot: number): void {
-    if (this.flags[slot] & STRING_KEYED) {
+    const f = this.flags[slot];
+    if (f & STRING_KEYED) {
       const e = this.boxed.get(slot) as KeyTableEntry;
       this.byString.delete(pathKey(e.local, e.remote));
-    } else this.index.remove(slot);
+    } else if (f & IPV6) {
+      const row = this.key4[slot * 2];
+      this.index6.remove(row);
+      this.free6.push(row);
+    } else this.index4.remove(slot);
     this.releaseValues(slot);
     this.unlink(slot);
     this.flags[slot] = 0;
@@ -318,13 +359,8 @@ export class KeyTable {
   private grow(): void {
     const old = this.cap;
     const cap = Math.max(16, this.capacity > old ? Math.min(old * 2, this.capacity) : old * 2);
-    const widen = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T, per = 1): T => {
-      const b = new (a.constructor as new (n: number) => T)(cap * per);
-      b.set(a);
-      return b;
-    };
-    this.local = widen(this.local);
-    this.remote = widen(this.remote);
+    const widen = <T extends Column>(a: T, per = 1) => widened(a, cap * per);
+    this.key4 = widen(this.key4, 2);
     this.prev = widen(this.prev);
     this.next = widen(this.next);
     this.flags = widen(this.flags);
@@ -344,6 +380,27 @@ export class KeyTable {
     }
     this.cap = cap;
   }
+
+  /** A row of the IPv6 key store (doubling it when full). */
+  private allocate6(): number {
+    const free = this.free6.pop();
+    if (free !== undefined) return free;
+    const rows = this.owner6.length;
+    if (this.rows6 === rows) {
+      const cap = Math.max(16, rows * 2);
+      this.key6 = widened(this.key6, cap * 8);
+      this.owner6 = widened(this.owner6, cap);
+    }
+    return this.rows6++;
+  }
+}
+
+type Column = Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array;
+
+function widened<T extends Column>(a: T, length: number): T {
+  const b = new (a.constructor as new (n: number) => T)(length);
+  b.set(a);
+  return b;
 }
 
 const hex8 = (w: number) => w.toString(16).padStart(8, '0');

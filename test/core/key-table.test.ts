@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { ipFromBytes } from '../../src/base/addr.js';
+import { ipv6Text, ipv6Words } from '../../src/core/key-table-columns.js';
 import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from '../../src/core/key-table.js';
 import { TimerQueue } from '../../src/core/timer-queue.js';
 import { timerId, type CoreTimer } from '../../src/core/timers.js';
@@ -77,7 +79,10 @@ class MapKeyTable {
 }
 
 // Canonical IPv4 (the compact columns), IPv6 and other strings (kept as objects), few enough to collide.
-const address = fc.constantFrom('10.0.0.1', '10.0.0.2', '0.0.0.0', '255.255.255.255', '192.168.1.20', '10.0.0.01', '2001:db8::1', 'fe80::2', 'a');
+const address = fc.constantFrom(
+  ...['10.0.0.1', '10.0.0.2', '0.0.0.0', '255.255.255.255', '192.168.1.20', '10.0.0.01'],
+  ...['2001:db8::1', 'fe80::2', '::', '::1', '2001:DB8::1', '2001:db8:0:0:0:0:0:1', 'a'],
+);
 const layerList = fc.constantFrom(
   [],
   [{ vpnId: 1, gateways: ['G1', 'G2'] as [string, string] }],
@@ -142,16 +147,49 @@ test('key table (property): the compact store behaves as the Map-based table und
   );
 });
 
-test('key table: O(1) index survives growth and removal at scale (every path found, none after removal)', () => {
-  const t = new KeyTable(50_000);
-  const ip = (n: number) => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  const e = (i: number): KeyTableEntry => ({ ...entry(ip(0x0a000000 + (i >>> 4)), ip(0x0b000000 + i * 7), i), peer: 'G2', vpnId: 1 });
-  for (let i = 0; i < 50_000; i++) t.set(e(i));
-  for (let i = 0; i < 50_000; i += 2) t.delete(e(i).local, e(i).remote);
-  for (let i = 0; i < 50_000; i++) assert.equal(t.get(e(i).local, e(i).remote)?.lastUsed, i % 2 ? i : undefined);
-  assert.equal(t.size, 25_000);
-  assert.deepStrictEqual(t.get(e(1).local, e(1).remote), e(1));
+test('key table: IPv6 keys as words: exactly the canonical spelling is accepted, and it reads back the same', () => {
+  const groups = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 });
+  fc.assert(
+    fc.property(groups, (g) => {
+      const bytes = new Uint8Array(g.flatMap((x) => [x >> 8, x & 255]));
+      const text = ipFromBytes(bytes, 0, 6);
+      const words = new Uint32Array(4);
+      assert.ok(ipv6Words(text, words, 0), text);
+      assert.equal(ipv6Text(words, 0), text);
+      // Other spellings of the same address are not canonical: kept by their key string instead.
+      const full = g.map((x) => x.toString(16)).join(':');
+      assert.equal(ipv6Words(full, words, 0), full === text);
+      assert.equal(ipv6Words(text.toUpperCase(), words, 0), text.toUpperCase() === text);
+    }),
+    { numRuns: 500 },
+  );
+  for (const bad of ['', ':', ':::', '1::2::3', '::0:1', '1:0::', '01::1', '::ffff:10.0.0.1', '1:2:3:4:5:6:7:8:9', 'g::1', '1::0']) {
+    assert.equal(ipv6Words(bad, new Uint32Array(4), 0), false, bad);
+  }
 });
+
+for (const family of [4, 6] as const) {
+  const N = 20_000;
+  test(`key table: O(1) index survives growth and removal at scale, IPv${family} (every path found, none after removal)`, () => {
+    const t = new KeyTable(N);
+    const ip = (n: number) => {
+      const b = new Uint8Array(16);
+      b.set([0x20, 0x01, 0x0d, 0xb8], 0);
+      for (let k = 0; k < 4; k++) b[12 + k] = (n >>> (24 - 8 * k)) & 255;
+      return family === 4 ? ipFromBytes(b, 12, 4) : ipFromBytes(b, 0, 6);
+    };
+    const e = (i: number): KeyTableEntry => ({ ...entry(ip(0x0a000000 + (i >>> 4)), ip(0x0b000000 + i * 7), i), peer: 'G2', vpnId: 1 });
+    for (let i = 0; i < N; i++) t.set(e(i));
+    for (let i = 0; i < N; i += 2) t.delete(e(i).local, e(i).remote);
+    for (let i = 0; i < N; i++) assert.equal(t.get(e(i).local, e(i).remote)?.lastUsed, i % 2 ? i : undefined);
+    assert.equal(t.size, N / 2);
+    assert.deepStrictEqual(t.get(e(1).local, e(1).remote), e(1));
+    // Freed slots (and IPv6 rows) are used again.
+    for (let i = 0; i < N; i += 2) t.set(e(i));
+    assert.equal(t.size, N);
+    assert.deepStrictEqual(t.get(e(N - 2).local, e(N - 2).remote), e(N - 2));
+  });
+}
 
 test('pending buffers: bounded per path and in total, packets and bytes', () => {
   const b = new PendingBuffers(2, 3, 1000);
