@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ipFromBytes } from '../../src/base/addr.js';
 import { ipv6Text, ipv6Words } from '../../src/core/key-table-columns.js';
-import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from '../../src/core/key-table.js';
+import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry, type Layer } from '../../src/core/key-table.js';
 import { TimerQueue } from '../../src/core/timer-queue.js';
 import { timerId, type CoreTimer } from '../../src/core/timers.js';
 
@@ -83,7 +83,7 @@ const address = fc.constantFrom(
   ...['10.0.0.1', '10.0.0.2', '0.0.0.0', '255.255.255.255', '192.168.1.20', '10.0.0.01'],
   ...['2001:db8::1', 'fe80::2', '::', '::1', '2001:DB8::1', '2001:db8:0:0:0:0:0:1', 'a'],
 );
-const layerList = fc.constantFrom(
+const layerList = fc.constantFrom<Layer[][]>(
   [],
   [{ vpnId: 1, gateways: ['G1', 'G2'] as [string, string] }],
   [{ vpnId: 1, gateways: ['G1', 'G2'] as [string, string] }, { vpnId: 9, gateways: ['G3', 'G2'] as [string, string] }],
@@ -130,7 +130,7 @@ test('key table (property): the compact store behaves as the Map-based table und
         else if (o.op === 'replace') assert.equal(t.replace(o.entry), m.replace(o.entry));
         else if (o.op === 'delete') assert.deepStrictEqual(t.delete(o.local, o.remote), m.delete(o.local, o.remote));
         else if (o.op === 'get') assert.deepStrictEqual(t.get(o.local, o.remote), m.get(o.local, o.remote));
-        else {
+        else if (o.op === 'age') {
           // The core's sweep: expired or idle entries go, pending ones stay.
           const gone = (e: KeyTableEntry) => e.action !== 'pending' && (o.now >= e.expiresAt || o.now - e.lastUsed >= o.idle);
           for (const e of [...m.values()]) if (gone(e)) m.delete(e.local, e.remote);

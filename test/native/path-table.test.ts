@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { PathAction } from '../../src/core/executor.js';
+import type { PathAction, PathStats } from '../../src/core/executor.js';
 import { newExecutor, ping } from './support.js';
 
 const ACTIONS: PathAction[] = ['plain', 'discard', 'pending', 'encrypt'];
+type Rule = { local: string; remote: string; action: PathAction };
 const v4 = (n: number) => `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 
 describe('native path rules', () => {
@@ -21,7 +22,7 @@ describe('native path rules', () => {
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
         const ex = newExecutor(t);
         assert.ok(ex);
-        const model = new Map<string, { local: string; remote: string; action: PathAction }>();
+        const model = new Map<string, Rule>();
         for (const { remove, ends, action } of ops) {
           const o = { remove, local: ends[0], remote: ends[1], action };
           const key = `${o.local}>${o.remote}`;
@@ -32,8 +33,8 @@ describe('native path rules', () => {
             ex.installPath({ local: o.local, remote: o.remote, action: o.action, vpnId: 1, peer: 'G2', mtu: 1400 });
             model.set(key, { local: o.local, remote: o.remote, action: o.action });
           }
-          const held = ex.allPathStats().map((s) => ({ local: s.local, remote: s.remote, action: s.action }));
-          const order = (a: { local: string; remote: string }, b: { local: string; remote: string }) =>
+          const held: Rule[] = ex.allPathStats().map((s) => ({ local: s.local, remote: s.remote, action: s.action }));
+          const order = (a: Rule, b: Rule) =>
             `${a.local}>${a.remote}`.localeCompare(`${b.local}>${b.remote}`);
           assert.deepStrictEqual(held.sort(order), [...model.values()].sort(order));
         }
@@ -54,7 +55,7 @@ describe('native path rules', () => {
     for (let i = 0; i < n; i += 2) ex.removePath(local(i), remote(i));
     assert.equal(ex.allPathStats().length, n / 2);
     for (let i = 0; i < n; i++) {
-      const s = ex.pathStats(local(i), remote(i));
+      const s: PathStats | undefined = ex.pathStats(local(i), remote(i));
       if (i % 2 === 0) assert.equal(s, undefined, `path ${i} removed`);
       else {
         const sent = (i - 1) % 997 === 0 ? i % 5 : 0;
