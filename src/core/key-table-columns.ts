@@ -81,36 +81,61 @@ export function ipv4Text(word: number): string {
  * `out[off..off+3]`; false for anything else (another spelling of an address included).
  */
 export function ipv6Words(ip: string, out: Uint32Array, off: number): boolean {
-  if (ip.length < 2 || ip.length > 39 || !/^[0-9a-f:]+$/.test(ip)) return false;
-  const gap = ip.indexOf('::');
-  if (gap >= 0 && ip.indexOf('::', gap + 1) >= 0) return false;
-  const head = groupsOf(gap < 0 ? ip : ip.slice(0, gap));
-  const tail = groupsOf(gap < 0 ? '' : ip.slice(gap + 2));
-  if (!head || !tail) return false;
-  const zeros = 8 - head.length - tail.length;
+  // Hand-rolled (no regex, no split): this runs for both addresses of every IPv6 lookup.
+  const n = ip.length;
+  if (n < 2 || n > 39) return false;
+  const parsed = PARSED;
+  let count = 0;
+  let gap = -1; // where "::" stands, in groups parsed before it
+  let value = 0;
+  let digits = 0;
+  let i = 0;
+  if (ip.charCodeAt(0) === 58) {
+    if (ip.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  for (; i < n; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 58) {
+      if (digits === 0 || count === 8) return false;
+      parsed[count++] = value;
+      value = 0;
+      digits = 0;
+      if (i + 1 === n) return false; // a trailing single ':'
+      if (ip.charCodeAt(i + 1) === 58) {
+        if (gap >= 0) return false;
+        gap = count;
+        i++;
+      }
+    } else {
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+      if (d < 0 || digits === 4 || (digits > 0 && value === 0)) return false; // not hex, too long, leading zero
+      value = value * 16 + d;
+      digits++;
+    }
+  }
+  if (digits > 0) {
+    if (count === 8) return false;
+    parsed[count++] = value;
+  }
+  const zeros = 8 - count;
   if (gap < 0 ? zeros !== 0 : zeros < 1) return false;
-  const g = gap < 0 ? head : [...head, ...new Array<number>(zeros).fill(0), ...tail];
+  const g = GROUPS;
+  for (let k = 0, p = 0; k < 8; k++) g[k] = gap >= 0 && k >= gap && k < gap + zeros ? 0 : parsed[p++];
   // Canonical: "::" stands exactly for the longest run of two or more zero groups (the first on ties).
   const [start, len] = longestZeroRun(g);
-  if (gap < 0 ? len > 0 : start !== head.length || len !== zeros) return false;
+  if (gap < 0 ? len > 0 : start !== gap || len !== zeros) return false;
   for (let w = 0; w < 4; w++) out[off + w] = ((g[w * 2] << 16) | g[w * 2 + 1]) >>> 0;
   return true;
 }
 
-/** Colon-separated groups of 1-4 hex digits without leading zeros; undefined if any is not. */
-function groupsOf(text: string): number[] | undefined {
-  if (text === '') return [];
-  const out: number[] = [];
-  for (const part of text.split(':')) {
-    if (part.length === 0 || part.length > 4 || (part.length > 1 && part[0] === '0')) return undefined;
-    out.push(parseInt(part, 16));
-  }
-  return out;
-}
+const PARSED = new Int32Array(8);
+const GROUPS = new Int32Array(8);
 
 /** The canonical text of the IPv6 address in four words. */
 export function ipv6Text(words: Uint32Array, off: number): string {
-  const g = [0, 0, 0, 0, 0, 0, 0, 0];
+  const g = new Array<number>(8);
   for (let w = 0; w < 4; w++) {
     g[w * 2] = words[off + w] >>> 16;
     g[w * 2 + 1] = words[off + w] & 0xffff;
@@ -121,7 +146,7 @@ export function ipv6Text(words: Uint32Array, off: number): string {
 }
 
 /** [start, length] of the longest run (>= 2) of zero groups, the first on ties; [-1, 0] if none. */
-function longestZeroRun(g: number[]): [number, number] {
+function longestZeroRun(g: ArrayLike<number>): [number, number] {
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {

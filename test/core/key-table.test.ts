@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ipFromBytes } from '../../src/base/addr.js';
+import { ipFromBytes, parseIp } from '../../src/base/addr.js';
 import { ipv6Text, ipv6Words } from '../../src/core/key-table-columns.js';
 import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry, type Layer } from '../../src/core/key-table.js';
 import { TimerQueue } from '../../src/core/timer-queue.js';
@@ -162,6 +162,18 @@ test('key table: IPv6 keys as words: exactly the canonical spelling is accepted,
       assert.equal(ipv6Words(text.toUpperCase(), words, 0), text.toUpperCase() === text);
     }),
     { numRuns: 500 },
+  );
+  // Any string: accepted exactly when it is the canonical text of an address (src/base/addr.ts's).
+  const text = fc.array(fc.constantFrom(...'0123456789abcdefA:.'), { maxLength: 24 }).map((c) => c.join(''));
+  fc.assert(
+    fc.property(fc.oneof(text, fc.constantFrom('1::', '::1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '0:1::')), (s) => {
+      const words = new Uint32Array(4);
+      const parsed = s.includes(':') ? parseIp(s) : undefined;
+      const canonical = parsed?.ok === true && parsed.value === s;
+      assert.equal(ipv6Words(s, words, 0), canonical, s);
+      if (canonical) assert.equal(ipv6Text(words, 0), s);
+    }),
+    { numRuns: 2000 },
   );
   for (const bad of ['', ':', ':::', '1::2::3', '::0:1', '1:0::', '01::1', '::ffff:10.0.0.1', '1:2:3:4:5:6:7:8:9', 'g::1', '1::0']) {
     assert.equal(ipv6Words(bad, new Uint32Array(4), 0), false, bad);
