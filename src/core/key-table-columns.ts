@@ -1,8 +1,9 @@
 // Building blocks of the key table's compact store (key-table.ts): values shared by many paths
-// interned to small integers, an IPv4 address read from its text without allocating, and the
-// open-addressed index from (local, remote) as two 32-bit integers to a slot. Why compact: a
+// interned to small integers, IPv4 and IPv6 addresses read from their canonical text as 32-bit
+// words without allocating, and the open-addressed index from those words to a slot. Why compact: a
 // gateway holds up to a million paths, and one object per path (with its key string and boxed
 // timestamps) cost over 500 bytes each (docs/benchmarks.md, "Key table memory").
+import { ipFromBytes, longestZeroRun } from '../base/addr.js';
 
 /** Values shared by many entries (peers, reasons, layer lists) as small integers, reference-counted. Id 0 = none. */
 export class Interner<T> {
@@ -78,7 +79,9 @@ export function ipv4Text(word: number): string {
 
 /**
  * A canonical (RFC 5952, as src/base/addr.ts writes it) IPv6 address into four 32-bit words at
- * `out[off..off+3]`; false for anything else (another spelling of an address included).
+ * `out[off..off+3]`; false for anything else (another spelling of an address included). Not a
+ * second address parser: it only recognises addr.ts's own output (tested against parseIp), fast
+ * enough for the two addresses of every lookup.
  */
 export function ipv6Words(ip: string, out: Uint32Array, off: number): boolean {
   // Hand-rolled (no regex, no split): this runs for both addresses of every IPv6 lookup.
@@ -135,35 +138,17 @@ const GROUPS = new Int32Array(8);
 
 /** The canonical text of the IPv6 address in four words. */
 export function ipv6Text(words: Uint32Array, off: number): string {
-  const g = new Array<number>(8);
   for (let w = 0; w < 4; w++) {
-    g[w * 2] = words[off + w] >>> 16;
-    g[w * 2 + 1] = words[off + w] & 0xffff;
+    const v = words[off + w];
+    TEXT_BYTES[w * 4] = v >>> 24;
+    TEXT_BYTES[w * 4 + 1] = (v >>> 16) & 255;
+    TEXT_BYTES[w * 4 + 2] = (v >>> 8) & 255;
+    TEXT_BYTES[w * 4 + 3] = v & 255;
   }
-  const [start, len] = longestZeroRun(g);
-  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  return len === 0 ? hex(0, 8) : `${hex(0, start)}::${hex(start + len, 8)}`;
+  return ipFromBytes(TEXT_BYTES, 0, 6);
 }
 
-/** [start, length] of the longest run (>= 2) of zero groups, the first on ties; [-1, 0] if none. */
-function longestZeroRun(g: ArrayLike<number>): [number, number] {
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  return [bestStart, bestLen];
-}
+const TEXT_BYTES = new Uint8Array(16);
 
 /**
  * Open-addressed (linear probing, load at most 1/2) index from a key of `width` 32-bit words to the
