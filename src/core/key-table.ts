@@ -168,7 +168,11 @@ export class KeyTable {
     return e;
   }
 
-  /** Copies of the entries, oldest installed first. */
+  /**
+   * Copies of the entries, oldest installed first, made one at a time (a million paths are not
+   * copied at once). While iterating, deleting the entry just returned is allowed; to install,
+   * refresh or delete others, iterate over a copy (`[...table.values()]`).
+   */
   *values(): IterableIterator<KeyTableEntry> {
     for (let s = this.head; s >= 0; ) {
       const next = this.next[s];

@@ -203,6 +203,22 @@ for (const family of [4, 6] as const) {
   });
 }
 
+test('key table: the entry just returned by values() may be deleted while iterating (aging does so)', () => {
+  const t = new KeyTable(100);
+  for (let i = 0; i < 50; i++) t.set(entry(`10.0.0.${i}`, '10.9.0.1', i));
+  t.set(entry('fd00::1', 'fd00::2', 7));
+  const seen: string[] = [];
+  for (const e of t.values()) {
+    seen.push(e.local);
+    if (e.lastUsed % 2 === 1) t.delete(e.local, e.remote);
+  }
+  assert.equal(seen.length, 51);
+  assert.deepStrictEqual(
+    [...t.values()].map((e) => e.lastUsed),
+    Array.from({ length: 25 }, (_, i) => i * 2),
+  );
+});
+
 test('pending buffers: bounded per path and in total, packets and bytes', () => {
   const b = new PendingBuffers(2, 3, 1000);
   const p = new Uint8Array(100);
