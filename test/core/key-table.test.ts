@@ -9,7 +9,12 @@ import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry, type Layer } fro
 import { TimerQueue } from '../../src/core/timer-queue.js';
 import { timerId, type CoreTimer } from '../../src/core/timers.js';
 
-function entry(local: string, remote: string, lastUsed: number, action: KeyTableEntry['action'] = 'encrypt'): KeyTableEntry {
+function entry(
+  local: string,
+  remote: string,
+  lastUsed: number,
+  action: KeyTableEntry['action'] = 'encrypt',
+): KeyTableEntry {
   return { local, remote, action, reason: 'test', installedAt: 0, lastUsed, expiresAt: 1e9, layers: [] };
 }
 
@@ -86,28 +91,41 @@ const address = fc.constantFrom(
 const layerList = fc.constantFrom<Layer[][]>(
   [],
   [{ vpnId: 1, gateways: ['G1', 'G2'] as [string, string] }],
-  [{ vpnId: 1, gateways: ['G1', 'G2'] as [string, string] }, { vpnId: 9, gateways: ['G3', 'G2'] as [string, string] }],
+  [
+    { vpnId: 1, gateways: ['G1', 'G2'] as [string, string] },
+    { vpnId: 9, gateways: ['G3', 'G2'] as [string, string] },
+  ],
 );
-const time = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.double({ noNaN: true, min: 0, max: 1e13 }));
-const anEntry: fc.Arbitrary<KeyTableEntry> = fc.record(
-  {
-    local: address,
-    remote: address,
-    action: fc.constantFrom('encrypt', 'plain', 'discard', 'pending'),
-    vpnId: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(0xffffffff), fc.constant(-1)),
-    peer: fc.constantFrom('G1', 'G2', 'G3'),
-    mtuReserve: fc.oneof(fc.constantFrom(0, 45, 90), fc.constant(70_000)),
-    mtu: fc.oneof(fc.integer({ min: 576, max: 1500 }), fc.constant(65535), fc.constant(65536), fc.constant(1400.5)),
-    layers: layerList.map((l) => structuredClone(l)), // equal content, new objects: interned by content
-    childSpi: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constant(2 ** 33)),
-    reason: fc.constantFrom('search', 'no-common-vpn', 'ike', 'unprotected'),
-    txid: fc.oneof(fc.uint8Array({ minLength: 8, maxLength: 8 }).map((b) => Buffer.from(b).toString('hex')), fc.constant('ABCDEF0123456789'), fc.constant('12')),
-    installedAt: time,
-    lastUsed: time,
-    expiresAt: time,
-  },
-  { requiredKeys: ['local', 'remote', 'action', 'reason', 'installedAt', 'lastUsed', 'expiresAt'] },
-).map((e) => ({ ...e })); // plain objects, as the core makes them
+const time = fc.oneof(
+  fc.integer({ min: 0, max: 100 }),
+  fc.constant(Number.MAX_SAFE_INTEGER),
+  fc.double({ noNaN: true, min: 0, max: 1e13 }),
+);
+const anEntry: fc.Arbitrary<KeyTableEntry> = fc
+  .record(
+    {
+      local: address,
+      remote: address,
+      action: fc.constantFrom('encrypt', 'plain', 'discard', 'pending'),
+      vpnId: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(0xffffffff), fc.constant(-1)),
+      peer: fc.constantFrom('G1', 'G2', 'G3'),
+      mtuReserve: fc.oneof(fc.constantFrom(0, 45, 90), fc.constant(70_000)),
+      mtu: fc.oneof(fc.integer({ min: 576, max: 1500 }), fc.constant(65535), fc.constant(65536), fc.constant(1400.5)),
+      layers: layerList.map((l) => structuredClone(l)), // equal content, new objects: interned by content
+      childSpi: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constant(2 ** 33)),
+      reason: fc.constantFrom('search', 'no-common-vpn', 'ike', 'unprotected'),
+      txid: fc.oneof(
+        fc.uint8Array({ minLength: 8, maxLength: 8 }).map((b) => Buffer.from(b).toString('hex')),
+        fc.constant('ABCDEF0123456789'),
+        fc.constant('12'),
+      ),
+      installedAt: time,
+      lastUsed: time,
+      expiresAt: time,
+    },
+    { requiredKeys: ['local', 'remote', 'action', 'reason', 'installedAt', 'lastUsed', 'expiresAt'] },
+  )
+  .map((e) => ({ ...e })); // plain objects, as the core makes them
 type Op =
   | { op: 'set'; entry: KeyTableEntry }
   | { op: 'replace'; entry: KeyTableEntry }
@@ -116,8 +134,18 @@ type Op =
 const anOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: anEntry.map((entry) => ({ op: 'set' as const, entry })) },
   { weight: 1, arbitrary: anEntry.map((entry) => ({ op: 'replace' as const, entry })) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constantFrom('delete' as const, 'get' as const), local: address, remote: address }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('age' as const), now: fc.integer({ min: 0, max: 200 }), idle: fc.integer({ min: 1, max: 100 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constantFrom('delete' as const, 'get' as const), local: address, remote: address }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('age' as const),
+      now: fc.integer({ min: 0, max: 200 }),
+      idle: fc.integer({ min: 1, max: 100 }),
+    }),
+  },
 );
 
 test('key table (property): the compact store behaves as the Map-based table under install, remove, replace and aging', () => {
@@ -132,7 +160,8 @@ test('key table (property): the compact store behaves as the Map-based table und
         else if (o.op === 'get') assert.deepStrictEqual(t.get(o.local, o.remote), m.get(o.local, o.remote));
         else if (o.op === 'age') {
           // The core's sweep: expired or idle entries go, pending ones stay.
-          const gone = (e: KeyTableEntry) => e.action !== 'pending' && (o.now >= e.expiresAt || o.now - e.lastUsed >= o.idle);
+          const gone = (e: KeyTableEntry) =>
+            e.action !== 'pending' && (o.now >= e.expiresAt || o.now - e.lastUsed >= o.idle);
           for (const e of [...m.values()]) if (gone(e)) m.delete(e.local, e.remote);
           for (const e of [...t.values()]) if (gone(e)) t.delete(e.local, e.remote);
         }
@@ -148,7 +177,10 @@ test('key table (property): the compact store behaves as the Map-based table und
 });
 
 test('key table: IPv6 keys as words: exactly the canonical spelling is accepted, and it reads back the same', () => {
-  const groups = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 });
+  const groups = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+    minLength: 8,
+    maxLength: 8,
+  });
   fc.assert(
     fc.property(groups, (g) => {
       const bytes = new Uint8Array(g.flatMap((x) => [x >> 8, x & 255]));
@@ -175,7 +207,19 @@ test('key table: IPv6 keys as words: exactly the canonical spelling is accepted,
     }),
     { numRuns: 2000 },
   );
-  for (const bad of ['', ':', ':::', '1::2::3', '::0:1', '1:0::', '01::1', '::ffff:10.0.0.1', '1:2:3:4:5:6:7:8:9', 'g::1', '1::0']) {
+  for (const bad of [
+    '',
+    ':',
+    ':::',
+    '1::2::3',
+    '::0:1',
+    '1:0::',
+    '01::1',
+    '::ffff:10.0.0.1',
+    '1:2:3:4:5:6:7:8:9',
+    'g::1',
+    '1::0',
+  ]) {
     assert.equal(ipv6Words(bad, new Uint32Array(4), 0), false, bad);
   }
 });
@@ -190,7 +234,11 @@ for (const family of [4, 6] as const) {
       for (let k = 0; k < 4; k++) b[12 + k] = (n >>> (24 - 8 * k)) & 255;
       return family === 4 ? ipFromBytes(b, 12, 4) : ipFromBytes(b, 0, 6);
     };
-    const e = (i: number): KeyTableEntry => ({ ...entry(ip(0x0a000000 + (i >>> 4)), ip(0x0b000000 + i * 7), i), peer: 'G2', vpnId: 1 });
+    const e = (i: number): KeyTableEntry => ({
+      ...entry(ip(0x0a000000 + (i >>> 4)), ip(0x0b000000 + i * 7), i),
+      peer: 'G2',
+      vpnId: 1,
+    });
     for (let i = 0; i < N; i++) t.set(e(i));
     for (let i = 0; i < N; i += 2) t.delete(e(i).local, e(i).remote);
     for (let i = 0; i < N; i++) assert.equal(t.get(e(i).local, e(i).remote)?.lastUsed, i % 2 ? i : undefined);
@@ -246,7 +294,10 @@ test('timer queue: earliest first, re-arm and cancel are honoured', () => {
   assert.equal(q.peek(), undefined);
   for (let i = 100; i > 0; i--) q.set(`k${i}`, i);
   const due = q.popDue(1000);
-  assert.deepEqual(due, Array.from({ length: 100 }, (_, i) => `k${i + 1}`));
+  assert.deepEqual(
+    due,
+    Array.from({ length: 100 }, (_, i) => `k${i + 1}`),
+  );
 });
 
 test('core timers: equal values are one timer, every kind and field tells timers apart', () => {

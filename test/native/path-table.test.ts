@@ -34,8 +34,7 @@ describe('native path rules', () => {
             model.set(key, { local: o.local, remote: o.remote, action: o.action });
           }
           const held: Rule[] = ex.allPathStats().map((s) => ({ local: s.local, remote: s.remote, action: s.action }));
-          const order = (a: Rule, b: Rule) =>
-            `${a.local}>${a.remote}`.localeCompare(`${b.local}>${b.remote}`);
+          const order = (a: Rule, b: Rule) => `${a.local}>${a.remote}`.localeCompare(`${b.local}>${b.remote}`);
           assert.deepStrictEqual(held.sort(order), [...model.values()].sort(order));
         }
       }),
@@ -49,9 +48,11 @@ describe('native path rules', () => {
     const n = 20_000;
     const local = (i: number) => v4(i >>> 3);
     const remote = (i: number) => v4(0x800000 + i);
-    for (let i = 0; i < n; i++) ex.installPath({ local: local(i), remote: remote(i), action: i % 3 ? 'plain' : 'discard' });
+    for (let i = 0; i < n; i++)
+      ex.installPath({ local: local(i), remote: remote(i), action: i % 3 ? 'plain' : 'discard' });
     // i packets on path i (for a few), so that a record moved to another place shows it.
-    for (let i = 1; i < n; i += 997) for (let k = 0; k < i % 5; k++) ex.process('inside', ping(local(i), remote(i), k), 1000 + i);
+    for (let i = 1; i < n; i += 997)
+      for (let k = 0; k < i % 5; k++) ex.process('inside', ping(local(i), remote(i), k), 1000 + i);
     for (let i = 0; i < n; i += 2) ex.removePath(local(i), remote(i));
     assert.equal(ex.allPathStats().length, n / 2);
     for (let i = 0; i < n; i++) {
