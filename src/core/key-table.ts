@@ -54,7 +54,7 @@ const HAS_MTU = 2;
 const HAS_RESERVE = 4;
 const HAS_CHILD_SPI = 8;
 const HAS_TXID = 16;
-/** The whole entry is kept as an object (an address that is not canonical IPv4, or a value the columns cannot hold). */
+/** The whole entry is kept as an object (string-keyed, or a value the columns cannot hold). */
 const BOXED = 32;
 /** Indexed by its key string (addresses not both canonical IPv4 or both canonical IPv6); always boxed. */
 const STRING_KEYED = 64;
