@@ -47,7 +47,7 @@ const benchmarks: Record<string, Benchmark> = {
     },
   },
   'key-table-memory': {
-    description: 'process memory per installed path (core key table + native executor rule), install and lookup cost; target ≤ 256 bytes',
+    description: 'process memory per installed path (core key table + native executor rule), install and lookup cost; target ≤ 256 bytes (KASANE_BENCH_FAMILY=6: IPv6 paths)',
     run(log) {
       log(formatKeyTableMemory(runKeyTableMemory()));
     },

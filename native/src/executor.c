@@ -53,9 +53,9 @@ executor *exec_new(void) {
     free(ex);
     return NULL;
   }
-  if (table_init(&ex->rules) || table_init(&ex->tx) || table_init(&ex->rx) || table_init(&ex->ttx) ||
+  if (pathtable_init(&ex->rules, sizeof(rule)) || table_init(&ex->tx) || table_init(&ex->rx) || table_init(&ex->ttx) ||
       table_init(&ex->trx)) {
-    table_free(&ex->rules, NULL);
+    pathtable_free(&ex->rules);
     table_free(&ex->tx, NULL);
     table_free(&ex->rx, NULL);
     table_free(&ex->ttx, NULL);
@@ -70,7 +70,6 @@ executor *exec_new(void) {
 
 void exec_retain(executor *ex) { atomic_fetch_add(&ex->refs, 1); }
 
-static void free_rule(tnode *n) { free(n); }
 static void free_tx(tnode *n) {
   txsa *s = (txsa *)n;
   aead_free(&s->a);
@@ -96,7 +95,7 @@ static void free_trx(tnode *n) {
 
 void exec_release(executor *ex) {
   if (atomic_fetch_sub(&ex->refs, 1) != 1) return;
-  table_free(&ex->rules, free_rule);
+  pathtable_free(&ex->rules);
   table_free(&ex->tx, free_tx);
   table_free(&ex->rx, free_rx);
   table_free(&ex->ttx, free_ttx);
@@ -124,20 +123,17 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
       return peer_id;
     }
   }
-  rule *r = (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+  rule *r = (rule *)pathtable_find(&ex->rules, key);
   if (r) {
     /* Replacing a rule keeps its counters: the core ages the path, not the action. */
     id_release(ex, r->peer);
   } else {
-    r = calloc(1, sizeof *r);
+    r = pathtable_insert(&ex->rules, key);
     if (!r) {
       id_release(ex, peer_id);
       pthread_mutex_unlock(&ex->lock);
       return -1;
     }
-    memcpy(r->node.key, key, TABLE_KEY_MAX);
-    r->node.klen = TABLE_KEY_MAX;
-    table_insert(&ex->rules, &r->node);
   }
   r->action = action;
   r->vpn = vpn;
@@ -153,11 +149,11 @@ int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8
   if (family != 4 && family != 6) return -2;
   path_key(key, family, local, remote);
   pthread_mutex_lock(&ex->lock);
-  rule *r = (rule *)table_remove(&ex->rules, key, TABLE_KEY_MAX);
-  if (r) id_release(ex, r->peer);
+  rule old;
+  int found = pathtable_remove(&ex->rules, key, &old);
+  if (found) id_release(ex, old.peer);
   pthread_mutex_unlock(&ex->lock);
-  free(r);
-  return r ? 1 : 0;
+  return found;
 }
 
 int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
@@ -494,7 +490,7 @@ int exec_path_stats(executor *ex, int family, const uint8_t *local, const uint8_
   if (family != 4 && family != 6) return 0;
   path_key(key, family, local, remote);
   pthread_mutex_lock(&ex->lock);
-  rule *r = (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+  rule *r = (rule *)pathtable_find(&ex->rules, key);
   if (r) {
     stats[0] = (double)r->packets;
     stats[1] = (double)r->bytes;
@@ -525,15 +521,15 @@ typedef struct {
   void *ctx;
 } foreach_ctx;
 
-static void foreach_rule(tnode *n, void *c) {
+static void foreach_rule(const uint8_t key[TABLE_KEY_MAX], void *rec, void *c) {
   foreach_ctx *fc = c;
-  rule *r = (rule *)n;
-  fc->fn(fc->ctx, n->key[0], n->key + 1, n->key + 17, r->action, r->packets, r->bytes, r->last_used);
+  rule *r = rec;
+  fc->fn(fc->ctx, key[0], key + 1, key + 17, r->action, r->packets, r->bytes, r->last_used);
 }
 
 void exec_foreach_rule(executor *ex, exec_rule_fn fn, void *ctx) {
   foreach_ctx fc = {fn, ctx};
   pthread_mutex_lock(&ex->lock);
-  table_foreach(&ex->rules, foreach_rule, &fc);
+  pathtable_foreach(&ex->rules, foreach_rule, &fc);
   pthread_mutex_unlock(&ex->lock);
 }

@@ -20,8 +20,8 @@ typedef struct {
   uint32_t refs; /* 0: free slot */
 } id_slot;
 
+/* A path rule, in ex->rules keyed by path_key() (table.h: pathtable). */
 typedef struct {
-  tnode node; /* key: family, local (16), remote (16) */
   int action;
   uint32_t vpn;
   int32_t peer; /* id index or -1 */
@@ -80,7 +80,8 @@ typedef struct {
 struct executor {
   pthread_mutex_t lock;
   atomic_int refs;
-  table rules, tx, rx, ttx, trx;
+  pathtable rules;
+  table tx, rx, ttx, trx;
   id_slot *ids;
   size_t nids, ids_cap;
   uint64_t counters[C_COUNT];
@@ -132,7 +133,7 @@ static inline rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
     path_key(key, 4, src, dst);
   else
     path_key(key, 4, dst, src);
-  return (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
+  return (rule *)pathtable_find(&ex->rules, key);
 }
 
 

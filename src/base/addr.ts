@@ -67,6 +67,14 @@ export function ipFromBytes(buf: Uint8Array, off: number, family: IpFamily): Ip 
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((buf[off + i * 2] << 8) | buf[off + i * 2 + 1]);
   // RFC 5952: compress the longest run (>= 2) of zero groups, first one on ties.
+  const [bestStart, bestLen] = longestZeroRun(g);
+  const hex = g.map((x) => x.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return hex.slice(0, bestStart).join(':') + '::' + hex.slice(bestStart + bestLen).join(':');
+}
+
+/** [start, length] of the longest run (>= 2) of zero groups of an IPv6 address, the first on ties; [-1, 0] if none. */
+export function longestZeroRun(g: ArrayLike<number>): [number, number] {
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -82,9 +90,7 @@ export function ipFromBytes(buf: Uint8Array, off: number, family: IpFamily): Ip 
     }
     i = j;
   }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return hex.slice(0, bestStart).join(':') + '::' + hex.slice(bestStart + bestLen).join(':');
+  return [bestStart, bestLen];
 }
 
 /** An IPv4 address as an unsigned 32-bit integer (for arithmetic in topology generators). */
