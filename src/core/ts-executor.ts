@@ -1,7 +1,6 @@
 // The reference executor, in TypeScript: the semantics of docs/executor.md, one packet at a time.
 // The simulator uses it; the native executor (native/) must produce byte-identical results on the
 // shared vectors (test/vectors/executor.json). It favours clarity over speed.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
 import {
   CARRIED_OVERHEAD_MAX,
@@ -32,6 +31,8 @@ import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
+import { TUNNEL_ESP_MIN, tunnelEspHeader, tunnelEspLength, tunnelEspOpen, tunnelEspSealInto } from '../crypto/tunnel-esp.js';
+import { rd16, wr16 } from '../base/bytes.js';
 import type { Spi, VpnId } from './types.js';
 
 interface InstalledRule extends PathRule {
@@ -352,9 +353,8 @@ export class TsExecutor implements TunnelExecutor {
   private decideUdp(src: Ip, srcPort: number, d: Uint8Array, now: number): Verdict {
     if (d.length === 1 && d[0] === 0xff) return { kind: 'drop', reason: 'tunnel-keepalive' };
     if (d.length < 4) return { kind: 'drop', reason: 'malformed' };
-    const spi = rd32(d, 0);
+    const { spi, seq } = tunnelEspHeader(d);
     if (spi === 0) return { kind: 'punt', reason: 'ike' };
-    const seq = rd32(d, 4);
     if (d.length < TUNNEL_ESP_MIN || (d.length - 32) % 4 !== 0 || seq === 0) return { kind: 'drop', reason: 'malformed' };
     const sa = this.trx.get(spi);
     if (!sa) return { kind: 'punt', reason: 'unknown-spi' };
@@ -362,7 +362,7 @@ export class TsExecutor implements TunnelExecutor {
       sa.replayDrops++;
       return { kind: 'drop', reason: 'replay' };
     }
-    const opened = tunnelOpen(sa, d);
+    const opened = tunnelEspOpen(sa, d);
     if (!opened) {
       sa.authFailures++;
       return { kind: 'drop', reason: 'auth-failed' };
@@ -451,10 +451,6 @@ function udpEncapsulated(esp: Uint8Array): Uint8Array {
   return out;
 }
 
-function rd16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-
 /**
  * The inner packet of the carried form, checked: valid IPv4 of exactly the decrypted length, for
  * the same terminals as the outer header (a member may not smuggle packets for another path). It
@@ -470,42 +466,14 @@ function openCarried(payload: Uint8Array, src: string, dst: string, tos: number,
   return out;
 }
 
-// ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 4106 AES-GCM-16, RFC 3948) ------------
+// ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 3948; the ESP codec is src/crypto/tunnel-esp.ts)
 //
 //   outer IPv4 (20): TOS of the inner packet, id = seq & 0xffff, DF copied from the inner packet,
 //                    TTL 64, protocol 17, localAddr -> remoteAddr
 //   UDP (8):         localPort -> remotePort, checksum 0 (RFC 3948 §3.1)
-//   ESP:             SPI (4) | seq (4) | IV (8) = seq as a 64-bit counter |
-//                    AES-GCM(inner packet | padding 1,2,3.. | pad length | next header 4) | ICV (16)
-//   nonce = salt || IV;  AAD = SPI || seq (no extended sequence numbers)
-// Receivers take the IV from the packet and do not assume it is the sequence number.
+//   ESP:             tunnel ESP with next header 4
 
-const TUNNEL_ESP_MIN = 16 + 4 + 16;
 const U32 = 0x100000000;
-
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
-function tunnelPad(innerLength: number): number {
-  return (4 - ((innerLength + 2) % 4)) % 4;
-}
-
-/** ESP length (header, ciphertext, ICV) of an inner packet of `innerLength` bytes. */
-function tunnelEspLength(innerLength: number): number {
-  return 16 + innerLength + tunnelPad(innerLength) + 2 + 16;
-}
-
-function gcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
-  return key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
-}
 
 function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
   if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32) throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
@@ -532,60 +500,21 @@ function inRanges(rs: [number, number][], ip: number): boolean {
 }
 
 function tunnelSeal(sa: TunnelTxSa, seq: number, inner: Uint8Array, df: boolean): Uint8Array {
-  const pad = tunnelPad(inner.length);
   const espLength = tunnelEspLength(inner.length);
   const out = new Uint8Array(28 + espLength);
   out[0] = 0x45;
   out[1] = inner[1] & 0xfc; // DSCP copied; ECN Not-ECT (RFC 6040 compatibility mode: the decapsulator ignores the outer ECN)
-  out[2] = out.length >> 8;
-  out[3] = out.length & 0xff;
-  out[4] = (seq >>> 8) & 0xff;
-  out[5] = seq & 0xff;
+  wr16(out, 2, out.length);
+  wr16(out, 4, seq & 0xffff);
   out[6] = df ? 0x40 : 0;
   out[8] = 64;
   out[9] = PROTO_UDP;
   out.set(ipToBytes(sa.localAddr), 12);
   out.set(ipToBytes(sa.remoteAddr), 16);
   setHeaderChecksum(out, 20);
-  out[20] = sa.localPort >> 8;
-  out[21] = sa.localPort & 0xff;
-  out[22] = sa.remotePort >> 8;
-  out[23] = sa.remotePort & 0xff;
-  out[24] = (8 + espLength) >> 8;
-  out[25] = (8 + espLength) & 0xff;
-  const esp = out.subarray(28);
-  wr32(esp, 0, sa.spi);
-  wr32(esp, 4, seq);
-  wr32(esp, 12, seq); // IV: the sequence number as a 64-bit counter (high half 0)
-  const trailer = new Uint8Array(pad + 2);
-  for (let i = 0; i < pad; i++) trailer[i] = i + 1;
-  trailer[pad] = pad;
-  trailer[pad + 1] = 4;
-  const c = createCipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
-  c.setAAD(esp.subarray(0, 8));
-  let pos = 16;
-  for (const part of [c.update(inner), c.update(trailer), c.final(), c.getAuthTag()]) {
-    esp.set(part, pos);
-    pos += part.length;
-  }
+  wr16(out, 20, sa.localPort);
+  wr16(out, 22, sa.remotePort);
+  wr16(out, 24, 8 + espLength);
+  tunnelEspSealInto(sa, seq, 4, inner, out.subarray(28));
   return out;
-}
-
-/** Verifies and decrypts; undefined when the ICV or the padding is wrong. */
-function tunnelOpen(sa: TunnelRxSa, esp: Uint8Array): { nextHeader: number; payload: Uint8Array } | undefined {
-  const ctEnd = esp.length - 16;
-  let pt: Buffer;
-  try {
-    const d = createDecipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
-    d.setAAD(esp.subarray(0, 8));
-    d.setAuthTag(esp.subarray(ctEnd));
-    pt = Buffer.concat([d.update(esp.subarray(16, ctEnd)), d.final()]);
-  } catch {
-    return undefined;
-  }
-  const pad = pt[pt.length - 2];
-  if (pad + 2 > pt.length) return undefined;
-  const start = pt.length - 2 - pad;
-  for (let i = 0; i < pad; i++) if (pt[start + i] !== i + 1) return undefined;
-  return { nextHeader: pt[pt.length - 1], payload: new Uint8Array(pt.buffer, pt.byteOffset, start) };
 }
