@@ -1,4 +1,4 @@
-// IPv6 through the core end to end (docs/protocol.md §2.4): two GatewayCores with the reference
+// IPv6 through the core end to end (docs/protocol.md §2.8): two GatewayCores with the reference
 // executor, a WAN between them and echoing terminals behind them. A v6 pair searches over ICMPv6,
 // installs, encrypts and decrypts exactly as a v4 pair; dual-stack LANs carry v4 and v6 pairs at
 // once; what the link needs passes untouched; Packet Too Big replaces fragmentation and teaches
