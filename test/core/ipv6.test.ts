@@ -10,6 +10,7 @@ import { Prefix } from '../../src/base/addr.js';
 import { seededRandom } from '../../src/base/random.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
+import type { TsExecutor } from '../../src/core/ts-executor.js';
 import type { VpnView } from '../../src/core/types.js';
 import { echoReplyFor } from '../../src/core/packet/icmp.js';
 import { buildIcmpv6PacketTooBig, parseIcmpv6 } from '../../src/core/packet/icmpv6.js';
@@ -19,12 +20,10 @@ import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { packetDst, packetSrc } from '../../src/core/packet/ip.js';
 import { buildSearchPacket, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { snapshotOf } from '../support/core.js';
-import { icmp6, ping6 } from './executor-v6-vectors.js';
+import { A6, B6, icmp6, ping6 } from './executor-v6-vectors.js';
 import { v6Packet } from './packet/v6-chain.js';
 
 const KEY = new Uint8Array(32).fill(7);
-const A6 = 'fd00:1::10';
-const B6 = 'fd00:2::10';
 const A4 = '10.1.0.10';
 const B4 = '10.2.0.10';
 const G1_V6 = '2001:db8::1';
@@ -62,11 +61,15 @@ class World {
   /** Terminals that answer echo requests. */
   echo = true;
 
-  constructor(opts: { pathMtu?: number } = {}) {
+  /** IKE requests of the cores (pairwise VPNs), and packets addressed to a gateway itself. */
+  readonly ike: { by: string; peer: string; address: string }[] = [];
+  readonly toGateway: Uint8Array[] = [];
+
+  constructor(opts: { pathMtu?: number; vpns?: VpnView[] } = {}) {
     const make = (id: 'G1' | 'G2', v4: string, v6: string, address6: string) =>
       new GatewayCore({
         config: { id, address: id === 'G1' ? '192.0.2.1' : '192.0.2.2', address6, attached: [Prefix.from(v4), Prefix.from(v6)], pathMtu: opts.pathMtu },
-        snapshot: snapshotOf([vpn()]),
+        snapshot: snapshotOf(opts.vpns ?? [vpn()]),
         now: 0,
         random: seededRandom(`v6-${id}`),
       });
@@ -105,6 +108,7 @@ class World {
     const handle = (at: 'G1' | 'G2', list: CoreAction[]) => {
       for (const a of list) {
         if (a.type === 'drop') this.drops.push(`${at}:${a.reason}`);
+        if (a.type === 'ike-request') this.ike.push({ by: at, peer: a.peer, address: a.address });
         if (a.type !== 'emit') continue;
         this.emits.push(a);
         const dst = packetDst(a.bytes);
@@ -114,7 +118,8 @@ class World {
           this.delivered.set(dst, got);
           const reply = this.echo ? echoReplyFor(a.bytes) : undefined;
           if (reply?.ok) queue.push([at, 'inside', reply.value]);
-        } else if (dst !== G1_V6 && dst !== G2_V6) {
+        } else if (dst === G1_V6 || dst === G2_V6) this.toGateway.push(a.bytes);
+        else {
           this.wan.push(a.bytes);
           if (a.bytes.length > this.wanMtu && a.bytes[0] >> 4 === 6) {
             // A router on the way answers the sender: the terminal's address (bump-in-the-wire ESP).
@@ -295,4 +300,62 @@ test('hostile v6: forged search replies, garbage extension headers, fragments an
   // Legitimate traffic is unaffected.
   w.send(ping6(B6, A6, 'after'));
   assert.equal(w.delivered.get(A6)?.filter((x) => payloadOf(x).includes('after')).length, 1);
+});
+
+test('a pairwise VPN between v6 LANs over an IPv6 WAN: search, IKE to the v6 address, then v6 in v6 tunnel mode', () => {
+  const member = (gw: string, v6: string, address: string) => ({ gateway: gw, address, prefixes: [Prefix.from(v6)], spis: [] });
+  const pairwise: VpnView = { id: 7, name: 'P7', mode: 'pairwise', epochs: [], members: [member('G1', 'fd00:1::/64', G1_V6), member('G2', 'fd00:2::/64', G2_V6)] };
+  const w = new World({ vpns: [pairwise] });
+  w.send(ping6(B6, A6, 'tunnel-marker'));
+  // Both gateways installed the path and ask their edge for IKE, each at the other's v6 address.
+  assert.deepEqual(w.ike.map((i) => `${i.by}>${i.peer}@${i.address}`).sort(), [`G1>G2@${G2_V6}`, `G2>G1@${G1_V6}`]);
+  assert.equal(w.g.G2.paths().find((p) => p.local === B6)?.reason, 'ike');
+  // The edge's IKE made the Child SA: G2 sends with SPI 0x51, G1 receives with it.
+  const keys = { key: new Uint8Array(32).fill(3), salt: new Uint8Array([1, 2, 3, 4]) };
+  const common = { vpnId: 7, ...keys, localPort: 4500, remotePort: 4500 };
+  (w.g.G2.executor as TsExecutor).installTunnelTx({ ...common, spi: 0x51, peer: 'G1', localAddr: G2_V6, remoteAddr: G1_V6 });
+  const g1 = w.g.G1.executor as TsExecutor;
+  const sel = (p: string) => [{ start: p, end: p.replace(/::$/, '::ffff') }];
+  g1.installTunnelRx({ ...common, spi: 0x51, peer: 'G2', localAddr: G1_V6, remoteAddr: G2_V6, localSelectors: sel('fd00:1::'), remoteSelectors: sel('fd00:2::') });
+  const flushed = w.g.G2.onChildSaUp('G1', 7, 0x51, 10).find((a) => a.type === 'emit');
+  assert.ok(flushed && flushed.type === 'emit');
+  assert.equal((flushed.note as { op: string }).op, 'tunnel-encrypt');
+  const outer = parseIpv6(flushed.bytes);
+  assert.ok(outer.ok);
+  assert.deepEqual([outer.value.header.src, outer.value.header.dst, outer.value.header.nextHeader], [G2_V6, G1_V6, 17]);
+  assert.ok(!payloadOf(flushed.bytes).includes('tunnel-marker'));
+  const v = g1.processUdp(G2_V6, 4500, flushed.bytes.subarray(48), 11);
+  assert.equal(v.kind, 'forward');
+  assert.ok(v.kind === 'forward' && payloadOf(v.bytes).includes('tunnel-marker'));
+  assert.equal(v.kind === 'forward' && packetDst(v.bytes), A6);
+});
+
+test('search packets over ICMPv6: built without extension headers, parsed behind them, header fields kept by relays', () => {
+  const msg = { phase: 'destination' as const, proxied: false, txid: new Uint8Array([9, 8, 7, 6, 5, 4, 3, 2]), pathSrc: B6, pathDst: A6, originator: 'G2', proxiedBy: '', entries: [] };
+  const p = buildSearchPacket({ src: B6, dst: A6, icmpType: 8, id: 0x0908, seq: 0x0706, msg, ttl: 17, tos: 0x28, ipId: 0xabcde });
+  const ip = parseIpv6(p);
+  assert.ok(ip.ok);
+  assert.deepEqual([ip.value.header.nextHeader, ip.value.header.hopLimit, ip.value.header.trafficClass, ip.value.header.flowLabel], [58, 17, 0x28, 0xabcde]);
+  assert.equal(p[40], 128);
+  const parsed = parseSearchPacket(p);
+  assert.ok(parsed.ok);
+  assert.deepEqual(parsed.value.ip, { src: B6, dst: A6, ttl: 17, tos: 0x28, id: 0xabcde });
+  assert.equal(parsed.value.icmpType, 8);
+  assert.deepEqual(parsed.value.msg.txid, msg.txid);
+  const reply = echoReplyFor(p);
+  assert.ok(reply.ok);
+  const r = parseSearchPacket(reply.value);
+  assert.ok(r.ok && r.value.icmpType === 0 && r.value.ip.src === A6);
+  // Behind a destination-options header (a terminal's stack may add one), still a search.
+  const behind = v6Packet(B6, A6, [{ type: 60 }], 58, p.subarray(40));
+  assert.ok(parseSearchPacket(behind).ok);
+  // A corrupted ICMPv6 checksum, or KSRC data that does not decode: not a search message.
+  const bad = p.slice();
+  bad[50] ^= 1;
+  assert.ok(!parseSearchPacket(bad).ok);
+  const junk = icmp6(B6, A6, 128, new TextEncoder().encode('KSRC but not a message'));
+  assert.ok(!parseSearchPacket(junk).ok);
+  const w = new World();
+  w.run('G2', 'inside', junk);
+  assert.ok(w.drops.includes('G2:search-malformed'), 'reserved KSRC echo data is punted and dropped, counted');
 });
