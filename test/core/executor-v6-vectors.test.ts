@@ -17,16 +17,22 @@ import { udpChecksumOk } from '../../src/core/packet/udp.js';
 import { replayScenario, type VectorScenario } from '../support/executor-vectors.js';
 import { generateExecutorV6Vectors } from './executor-v6-vectors.js';
 
-const file = JSON.parse(readFileSync(new URL('../vectors/executor-v6.json', import.meta.url), 'utf8')) as { scenarios: VectorScenario[] };
+const file = JSON.parse(readFileSync(new URL('../vectors/executor-v6.json', import.meta.url), 'utf8')) as {
+  scenarios: VectorScenario[];
+};
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 
 test('the committed v6 vectors are what the reference executor produces (regenerate deliberately with test/core/gen-executor-v6-vectors.ts)', () => {
-  assert.deepEqual(generateExecutorV6Vectors(() => new TsExecutor()), file.scenarios);
+  assert.deepEqual(
+    generateExecutorV6Vectors(() => new TsExecutor()),
+    file.scenarios,
+  );
 });
 
 for (const scenario of file.scenarios) {
   test(`TS executor replays v6 vector scenario "${scenario.name}"`, () => {
-    for (const r of replayScenario(new TsExecutor(), scenario)) assert.deepEqual(r.actual, r.expected, `step ${r.step} (${r.name})`);
+    for (const r of replayScenario(new TsExecutor(), scenario))
+      assert.deepEqual(r.actual, r.expected, `step ${r.step} (${r.name})`);
   });
 }
 
@@ -45,21 +51,60 @@ function step(name: string): { packet: Uint8Array; out: Uint8Array } {
 
 test('the v6 vectors give every verdict the spec lists', () => {
   const seen = new Set<string>();
-  for (const s of file.scenarios) for (const st of s.steps) if (st.op === 'process' || st.op === 'processUdp') seen.add(st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`);
-  for (const v of ['forward.encrypt', 'forward.decrypt', 'forward.plain', 'forward.pass', 'forward.tunnel-encrypt', 'forward.tunnel-decrypt', 'drop.bad-ipv6', 'drop.fragment', 'drop.malformed', 'drop.replay', 'drop.auth-failed', 'drop.selector', 'drop.unsolicited-plain', 'punt.search', 'punt.too-big', 'punt.miss', 'punt.pending', 'drop.discard', 'drop.no-sa']) {
+  for (const s of file.scenarios)
+    for (const st of s.steps)
+      if (st.op === 'process' || st.op === 'processUdp')
+        seen.add(
+          st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`,
+        );
+  for (const v of [
+    'forward.encrypt',
+    'forward.decrypt',
+    'forward.plain',
+    'forward.pass',
+    'forward.tunnel-encrypt',
+    'forward.tunnel-decrypt',
+    'drop.bad-ipv6',
+    'drop.fragment',
+    'drop.malformed',
+    'drop.replay',
+    'drop.auth-failed',
+    'drop.selector',
+    'drop.unsolicited-plain',
+    'punt.search',
+    'punt.too-big',
+    'punt.miss',
+    'punt.pending',
+    'drop.discard',
+    'drop.no-sa',
+  ]) {
     assert.ok(seen.has(v), `no v6 vector gives ${v}`);
   }
 });
 
-const g2 = deriveSenderKey(new Uint8Array(32).map((_, i) => i + 1), 1, 1, 'G2');
+const g2 = deriveSenderKey(
+  new Uint8Array(32).map((_, i) => i + 1),
+  1,
+  1,
+  'G2',
+);
 
 test('transport form: fixed header kept, next header 17, UDP 4500 with a valid checksum, ESP = everything after the fixed header', () => {
-  for (const name of ['encrypt v6 transport form (ESP in UDP, checksum computed)', 'encrypt v6 with the upper layer behind 8 extension headers']) {
+  for (const name of [
+    'encrypt v6 transport form (ESP in UDP, checksum computed)',
+    'encrypt v6 with the upper layer behind 8 extension headers',
+  ]) {
     const { packet, out } = step(name);
-    assert.deepEqual([...out.subarray(0, 4), ...out.subarray(7, 40)], [...packet.subarray(0, 4), ...packet.subarray(7, 40)]);
+    assert.deepEqual(
+      [...out.subarray(0, 4), ...out.subarray(7, 40)],
+      [...packet.subarray(0, 4), ...packet.subarray(7, 40)],
+    );
     assert.equal(out[6], 17);
     assert.equal((out[4] << 8) | out[5], out.length - 40);
-    assert.deepEqual([(out[40] << 8) | out[41], (out[42] << 8) | out[43], (out[44] << 8) | out[45]], [4500, 4500, out.length - 40]);
+    assert.deepEqual(
+      [(out[40] << 8) | out[41], (out[42] << 8) | out[43], (out[44] << 8) | out[45]],
+      [4500, 4500, out.length - 40],
+    );
     assert.ok(udpChecksumOk(out, 40), 'UDP checksum over the IPv6 pseudo-header');
     const opened = espOpen({ key: g2.key, salt: g2.salt }, out.subarray(48));
     assert.ok(opened.ok);
@@ -69,7 +114,10 @@ test('transport form: fixed header kept, next header 17, UDP 4500 with a valid c
 });
 
 test('carried form: ESP next header 41, the whole inner packet, outer fixed header copied from it', () => {
-  for (const name of ['encrypt v6 in v6 (carried form, ESP next header 41)', 'encrypt v4 in v6 (carried form, ESP next header 41)']) {
+  for (const name of [
+    'encrypt v6 in v6 (carried form, ESP next header 41)',
+    'encrypt v4 in v6 (carried form, ESP next header 41)',
+  ]) {
     const { packet, out } = step(name);
     assert.deepEqual(out.subarray(7, 40), packet.subarray(7, 40));
     const opened = espOpen({ key: g2.key, salt: g2.salt }, out.subarray(48));
@@ -102,7 +150,8 @@ test('a packet that just fits leaves at exactly the path MTU (1280); v6 MSS clam
 test('never-intercepted packets leave byte for byte as they came', () => {
   for (const s of file.scenarios) {
     for (const st of s.steps) {
-      if (st.op === 'process' && st.expect.kind === 'forward' && st.expect.note.op === 'pass') assert.equal(st.expect.bytes, st.packet, st.name);
+      if (st.op === 'process' && st.expect.kind === 'forward' && st.expect.note.op === 'pass')
+        assert.equal(st.expect.bytes, st.packet, st.name);
     }
   }
 });
