@@ -40,10 +40,11 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
 
   before(async () => {
     A = await startTestAuthority({ name: 'authority-a', now, federation: { permitValidityMs: 3_600_000 }, database: store === 'postgres' ? await pg.server!.createDatabase() : undefined });
-    B = await startTestAuthority({ name: 'authority-b', now, federation: { permitValidityMs: 3_600_000 } });
+    // B serves on IPv6: A reaches it at https://[::1]:port and knows it by that address in its certificate.
+    B = await startTestAuthority({ name: 'authority-b', now, federation: { permitValidityMs: 3_600_000 }, listen: { host: '::1', port: 0 } });
     ga = await bundleGateway(A, 'ga', '192.0.2.1');
     ga2 = await bundleGateway(A, 'ga2', '192.0.2.3');
-    gb = await bundleGateway(B, 'gb', '198.51.100.2');
+    gb = await bundleGateway(B, 'gb', '2001:db8:b::2');
   });
   after(async () => {
     for (const g of [ga, ga2, gb]) g?.client.close();
@@ -55,7 +56,7 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     await peerAndShare(A, B, { name: 'shared', id: 7000 });
     await A.admin.addMember('shared', 'ga', ['10.1.0.0/24']);
     await A.admin.addMember('shared', 'ga2', ['10.1.1.0/24']);
-    await B.admin.addMember('shared', 'gb', ['10.2.0.0/24']);
+    await B.admin.addMember('shared', 'gb', ['10.2.0.0/24', '2001:db8:2::/64']);
     await exchangeTwice(A, B);
     const view = await A.admin.federation();
     assert.equal(view.peers[0].lastError, null);
@@ -93,6 +94,9 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     const sa = await snapshotOf(ga);
     const fb = member(sa, 'shared', 'gb@authority-b');
     assert.ok(fb?.permit && fb.certificate);
+    assert.deepEqual([fb.address, fb.prefixes.map(String)], ['2001:db8:b::2', ['10.2.0.0/24', '2001:db8:2::/64']], 'a dual-stack foreign member with its IPv6 address');
+    assert.ok(sa.protectedPrefixes.map(String).includes('2001:db8:2::/64'));
+    assert.match((await A.admin.federation()).peers[0].url, /^https:\/\/\[::1\]:\d+$/);
     const gaCert = new x509.X509Certificate(ga.bundle.certificate);
     assert.ok(verifyPermit(fb.permit, { attributeAuthority: aaOf(B), holder: gaCert, group: 'shared', now: new Date(clock) }).ok);
     // Between A's own members of the pairwise VPN: permits from A itself.
