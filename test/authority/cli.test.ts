@@ -200,6 +200,9 @@ describe('kasane CLI (administrator commands)', () => {
       r = await kasane('directory', 'list', ...c6);
       assert.match(r.out, /\n2001:db8:6::\/48\s+membership\s+-\n/);
       assert.match(r.out, /\nfd00:9::\/48\s+entry\s+v6 site\n/);
+      r = await kasane('directory', 'remove', 'fd00:0009::/48', '--json', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(JSON.parse(r.out).entries, []);
       r = await kasane('gateway', 'update', 'gw6', '--address', '192.0.2.6', ...c6);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /address\s+192\.0\.2\.6/);
