@@ -115,25 +115,33 @@ export function checkAddress(text: unknown): Result<Ip> {
 
 /**
  * Parses CIDR prefixes (IPv4 or IPv6, canonicalised: "2001:DB8:0::/48" is 2001:db8::/48); the
- * first bad one is reported with the parser's precise message. IPv6 prefixes inside ::ffff:0:0/96,
- * fe80::/10 or ff00::/8 are refused (see above).
+ * first bad one is reported with the parser's precise message. What names prefixes to remove
+ * uses this alone, so that one stored before a rule below existed can still be removed.
  */
-export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
+export function parsePrefixes(list: readonly unknown[]): Result<Prefix[]> {
   if (list.length > MAX_PREFIXES_PER_MEMBERSHIP) return err('too-many-prefixes', `at most ${MAX_PREFIXES_PER_MEMBERSHIP} prefixes per membership`);
   const out: Prefix[] = [];
   for (const item of list) {
     if (typeof item !== 'string') return err('bad-cidr', `prefix must be a string, got ${JSON.stringify(item)}`);
     const p = Prefix.parse(item);
     if (!p.ok) return err('bad-cidr', p.error.message);
-    const v = p.value;
+    out.push(p.value);
+  }
+  return ok(out);
+}
+
+/** Prefixes to put into a VPN or the directory: parsed, and IPv6 ones inside ::ffff:0:0/96, fe80::/10 or ff00::/8 refused (see above). */
+export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
+  const parsed = parsePrefixes(list);
+  if (!parsed.ok) return parsed;
+  for (const v of parsed.value) {
     if (inside(V4_MAPPED, v)) {
-      return err('bad-cidr', `${item.trim()} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`);
+      return err('bad-cidr', `${v} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`);
     }
     if (inside(LINK_LOCAL6, v)) return err('bad-cidr', `${v} is link-local (fe80::/10): link-local traffic never enters a VPN`);
     if (inside(MULTICAST6, v)) return err('bad-cidr', `${v} is multicast (ff00::/8): multicast traffic never enters a VPN`);
-    out.push(v);
   }
-  return ok(out);
+  return parsed;
 }
 
 /**

@@ -205,6 +205,11 @@ for (const store of await testStores()) {
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw1', { add: ['2001:db8:1:1::/64'], create: true });
         const actions = (await service.admin.audit({ vpn: 'corp' })).filter((e) => e.action.startsWith('member.')).map((e) => [e.action, e.gateway, e.detail]);
         assert.deepEqual(actions.at(-2), ['member.update', 'gw1', { added: [], removed: ['2001:db8:1::/48'] }]);
+        // A prefix stored before the IPv6 rules existed (link-local, now refused) can still be removed.
+        await a.store.write((tx) => tx.insertMemberPrefixes([{ vpnId: 1, gateway: 'gw2', prefix: 'fe80::/64', addedAt: a.clock.now }]));
+        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fe80::/64'] })), [400, 'bad-cidr']);
+        const cleaned = await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { remove: ['FE80::/64'] });
+        assert.ok(!cleaned?.prefixes.includes('fe80::/64'));
       }));
 
     it('deleting a VPN with members needs force; then its prefixes leave the directory and its members stop receiving it', () =>
