@@ -155,7 +155,8 @@ export function buildMapModel(vpns: VpnDetail[], gateways: GatewayInfo[], federa
   // that outer gateway that holds it (dual stack: its IPv4 prefixes in the outer IPv4 box, its IPv6
   // ones in the outer IPv6 box, whichever family its address is).
   const addressOf = new Map(gateways.map((g) => [g.name, g.address]));
-  const mostSpecific = (list: typeof prefixNodes) => list.sort((a, b) => (bits(b.prefix)?.len ?? 0) - (bits(a.prefix)?.len ?? 0))[0];
+  const lengthOf = (p: { prefix: string }): number => bits(p.prefix)?.len ?? 0;
+  const mostSpecific = (list: typeof prefixNodes) => list.sort((a, b) => lengthOf(b) - lengthOf(a))[0];
   for (const g of nodes.values()) {
     if (g.kind !== 'gateway') continue;
     const address = addressOf.get(g.gateway!);

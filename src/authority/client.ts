@@ -128,8 +128,8 @@ export class AuthorityClient {
       try {
         url = new URL(u);
       } catch {
-        const bare = /^[a-z]+:\/\/[^[/@]*:[^/]*:/i.test(u) ? ' (an IPv6 address goes in brackets: https://[::1]:7443)' : '';
-        throw new Error(`authority URL ${JSON.stringify(u)} is not a URL${bare}`);
+        const bare = /^[a-z]+:\/\/[^[/@]*:[^/]*:/i.test(u);
+        throw new Error(`authority URL ${JSON.stringify(u)} is not a URL${bare ? ' (an IPv6 address goes in brackets: https://[::1]:7443)' : ''}`);
       }
       if (url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${u}`);
       return url;

@@ -208,7 +208,8 @@ export function canonicalHost(host: string): string {
   if (!ip.ok) return host;
   if (Prefix.from('::ffff:0:0/96').contains(ip.value)) {
     const b = ipToBytes(ip.value);
-    throw new Error(`${host} is an IPv4-mapped IPv6 address; give the IPv4 address ${b[12]}.${b[13]}.${b[14]}.${b[15]}`);
+    const v4 = `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+    throw new Error(`${host} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`);
   }
   return ip.value;
 }
@@ -218,10 +219,13 @@ export function parseListen(text: string): { host: string; port: number } {
   const t = text.trim();
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/.exec(t);
   if (!m) {
-    const hint = parseIp(t).ok || /^[0-9a-f:.]+:\d+$/i.test(t) ? ' (an IPv6 address goes in brackets: [::1]:7443, [::]:7443)' : '';
+    const bare = parseIp(t).ok || /^[0-9a-f:.]+:\d+$/i.test(t);
+    const hint = bare ? ' (an IPv6 address goes in brackets: [::1]:7443, [::]:7443)' : '';
     throw new Error(`--listen ${JSON.stringify(text)}: expected HOST:PORT${hint}`);
   }
-  if (m[1] !== undefined && !isIPv6(m[1])) throw new Error(`--listen ${JSON.stringify(text)}: ${m[1]} in brackets is not an IPv6 address`);
+  if (m[1] !== undefined && !isIPv6(m[1])) {
+    throw new Error(`--listen ${JSON.stringify(text)}: ${m[1]} in brackets is not an IPv6 address`);
+  }
   const host = canonicalHost(m[1] ?? (m[2] || '127.0.0.1'));
   const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
   if (port > 65535) throw new Error(`--listen ${JSON.stringify(text)}: port ${port} is out of range`);

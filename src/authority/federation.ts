@@ -95,7 +95,8 @@ export function parseFederationMessage(v: unknown): FederationMessage {
       if (!address.ok) throw bad(`bad address of ${m.gateway} in VPN ${x.name}: ${address.error.message}`);
       const prefixes = checkPrefixes(m.prefixes);
       if (!prefixes.ok) throw bad(`bad prefix in VPN ${x.name}: ${prefixes.error.message}`);
-      members.push({ gateway: m.gateway as string, address: address.value, prefixes: prefixes.value.map(String), certificate: m.certificate });
+      const canonical = { address: address.value, prefixes: prefixes.value.map(String) };
+      members.push({ gateway: m.gateway as string, ...canonical, certificate: m.certificate });
     }
     vpns.push({ name: x.name, id: x.id, members });
   }

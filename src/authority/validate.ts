@@ -105,10 +105,12 @@ export function checkAddress(text: unknown): Result<Ip> {
     return err('bad-address', `gateway address ${v} is not a unicast address`);
   }
   if (V4_MAPPED.contains(v)) {
-    return err('bad-address', `gateway address ${text.trim()} is an IPv4-mapped IPv6 address; give the IPv4 address ${ipFromBytes(ipToBytes(v), 12, 4)}`);
+    const v4 = ipFromBytes(ipToBytes(v), 12, 4);
+    return err('bad-address', `gateway address ${text.trim()} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`);
   }
   if (LINK_LOCAL6.contains(v)) {
-    return err('bad-address', `gateway address ${v} is link-local (fe80::/10): other gateways cannot reach it; give a global or unique-local address`);
+    const why = 'other gateways cannot reach it; give a global or unique-local address';
+    return err('bad-address', `gateway address ${v} is link-local (fe80::/10): ${why}`);
   }
   return ok(v);
 }
@@ -130,16 +132,20 @@ export function parsePrefixes(list: readonly unknown[]): Result<Prefix[]> {
   return ok(out);
 }
 
-/** Prefixes to put into a VPN or the directory: parsed, and IPv6 ones inside ::ffff:0:0/96, fe80::/10 or ff00::/8 refused (see above). */
+/**
+ * Prefixes to put into a VPN or the directory: parsed, and IPv6 ones inside ::ffff:0:0/96,
+ * fe80::/10 or ff00::/8 refused (see above).
+ */
 export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
   const parsed = parsePrefixes(list);
   if (!parsed.ok) return parsed;
   for (const v of parsed.value) {
     if (inside(V4_MAPPED, v)) {
-      return err('bad-cidr', `${v} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`);
+      const why = `which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`;
+      return err('bad-cidr', `${v} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), ${why}`);
     }
-    if (inside(LINK_LOCAL6, v)) return err('bad-cidr', `${v} is link-local (fe80::/10): link-local traffic never enters a VPN`);
-    if (inside(MULTICAST6, v)) return err('bad-cidr', `${v} is multicast (ff00::/8): multicast traffic never enters a VPN`);
+    if (inside(LINK_LOCAL6, v)) return err('bad-cidr', `${v} is link-local (fe80::/10): such traffic never enters a VPN`);
+    if (inside(MULTICAST6, v)) return err('bad-cidr', `${v} is multicast (ff00::/8): such traffic never enters a VPN`);
   }
   return parsed;
 }
