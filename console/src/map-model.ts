@@ -55,38 +55,56 @@ export interface MapModel {
 
 export const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2', '#dc2626', '#65a30d'];
 
-interface V4 {
-  net: number;
+/** An address or prefix as bits: 4 or 16 bytes and the prefix length (32 or 128 for an address). */
+interface Bits {
+  bytes: number[];
   len: number;
 }
 
-function v4(text: string): number | undefined {
+// The console runs in the browser, where src/base/addr.ts (built on node:net) is not available:
+// this reads the dotted and the RFC 4291 text forms the authority returns (it returns them
+// canonical), enough to place one prefix inside another.
+function v4(text: string): number[] | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (!m) return undefined;
   const b = m.slice(1).map(Number);
-  if (b.some((x) => x > 255)) return undefined;
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  return b.some((x) => x > 255) ? undefined : b;
 }
 
-function prefix(text: string): V4 | undefined {
+function v6(text: string): number[] | undefined {
+  if (!/^[0-9a-f:]+$/i.test(text)) return undefined;
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'));
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const zeros = 8 - head.length - tail.length;
+  if (halves.length === 2 ? zeros < 1 : zeros !== 0) return undefined;
+  const all = [...head, ...new Array<string>(halves.length === 2 ? zeros : 0).fill('0'), ...tail];
+  if (all.some((g) => !/^[0-9a-f]{1,4}$/i.test(g))) return undefined;
+  return all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+function bits(text: string): Bits | undefined {
   const [a, l] = text.split('/');
-  const net = v4(a);
-  const len = Number(l);
-  if (net === undefined || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
-  return { net, len };
+  const bytes = v4(a) ?? v6(a);
+  if (!bytes) return undefined;
+  const max = bytes.length * 8;
+  const len = l === undefined ? max : /^\d{1,3}$/.test(l) ? Number(l) : NaN;
+  if (!Number.isInteger(len) || len > max) return undefined;
+  return { bytes, len };
 }
 
-const mask = (len: number): number => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
-
-/** Is `inner` (an address or a prefix) inside `outer`, and strictly smaller? */
+/** Is `inner` (an address or a prefix, IPv4 or IPv6) inside `outer`, of the same family, and strictly smaller? */
 export function within(inner: string, outer: string): boolean {
-  const o = prefix(outer);
-  const i = inner.includes('/') ? prefix(inner) : (() => {
-    const a = v4(inner);
-    return a === undefined ? undefined : { net: a, len: 32 };
-  })();
-  if (!o || !i || i.len <= o.len) return false;
-  return ((i.net & mask(o.len)) >>> 0) === o.net;
+  const o = bits(outer);
+  const i = bits(inner);
+  if (!o || !i || i.bytes.length !== o.bytes.length || i.len <= o.len) return false;
+  for (let bit = 0; bit < o.len; bit++) {
+    const m = 0x80 >> (bit & 7);
+    if ((i.bytes[bit >> 3] & m) !== (o.bytes[bit >> 3] & m)) return false;
+  }
+  return true;
 }
 
 const gid = (g: string) => `g:${g}`;
@@ -136,17 +154,24 @@ export function buildMapModel(vpns: VpnDetail[], gateways: GatewayInfo[], federa
   }
 
   // Behind whom: a gateway whose address lies in another gateway's terminal prefix sits in that
-  // prefix's box (the most specific one), with those of its own prefixes that lie there too.
+  // prefix's box (the most specific one), and each of its own prefixes in the most specific box of
+  // that outer gateway that holds it (dual stack: its IPv4 prefixes in the outer IPv4 box, its IPv6
+  // ones in the outer IPv6 box, whichever family its address is).
   const addressOf = new Map(gateways.map((g) => [g.name, g.address]));
+  const lengthOf = (p: { prefix: string }): number => bits(p.prefix)?.len ?? 0;
+  const mostSpecific = (list: typeof prefixNodes) => list.sort((a, b) => lengthOf(b) - lengthOf(a))[0];
   for (const g of nodes.values()) {
     if (g.kind !== 'gateway') continue;
     const address = addressOf.get(g.gateway!);
     if (!address) continue;
-    const boxes = prefixNodes.filter((p) => p.gateway !== g.gateway && within(address, p.prefix)).sort((a, b) => prefix(b.prefix)!.len - prefix(a.prefix)!.len);
-    const box = boxes[0];
+    const box = mostSpecific(prefixNodes.filter((p) => p.gateway !== g.gateway && within(address, p.prefix)));
     if (!box) continue;
     g.parent = box.id;
-    for (const own of prefixNodes) if (own.gateway === g.gateway && within(own.prefix, box.prefix)) nodes.get(own.id)!.parent = box.id;
+    for (const own of prefixNodes) {
+      if (own.gateway !== g.gateway) continue;
+      const ownBox = mostSpecific(prefixNodes.filter((p) => p.gateway === box.gateway && within(own.prefix, p.prefix)));
+      if (ownBox) nodes.get(own.id)!.parent = ownBox.id;
+    }
   }
   for (const g of nodes.values()) if ((g.kind === 'gateway' && !g.parent)) edges.push({ id: `e:wan:${g.id}`, source: 'wan', target: g.id, kind: 'wan' });
 

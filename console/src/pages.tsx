@@ -147,7 +147,7 @@ export function Overview() {
           <input name="name" required maxLength={63} />
         </Field>
         <Field label="outside (WAN) address">
-          <input name="address" required placeholder="198.51.100.1" />
+          <input name="address" required placeholder="198.51.100.1 or 2001:db8::1" />
         </Field>
       </ActionForm>
 
@@ -320,7 +320,7 @@ export function VpnPage({ name }: { name: string }) {
           </select>
         </Field>
         <Field label="terminal prefixes">
-          <input name="prefixes" required placeholder="10.1.0.0/24, 10.1.1.0/24" />
+          <input name="prefixes" required placeholder="10.1.0.0/24, 2001:db8:1::/48" />
         </Field>
       </ActionForm>
 

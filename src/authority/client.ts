@@ -124,7 +124,13 @@ export class AuthorityClient {
 
   constructor(private readonly o: ClientOptions) {
     this.urls = [...new Set([o.url, ...(o.urls ?? [])])].map((u) => {
-      const url = new URL(u);
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        const bare = /^[a-z]+:\/\/[^[/@]*:[^/]*:/i.test(u);
+        throw new Error(`authority URL ${JSON.stringify(u)} is not a URL${bare ? ' (an IPv6 address goes in brackets: https://[::1]:7443)' : ''}`);
+      }
       if (url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${u}`);
       return url;
     });

@@ -16,9 +16,11 @@
 //       issuing-ca.pem          the issuing CA certificate
 //       server.pem              the TLS server certificate
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { BadFileError, type DocumentLimits } from '../files/document.js';
 import { formatIssues, readFields, type FieldReader } from '../files/fields.js';
+import { ipToBytes, parseIp, Prefix } from '../base/addr.js';
 import { err, ok, type Result } from '../base/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
@@ -189,16 +191,42 @@ export function writeConfig(dir: string, config: AuthorityConfig): void {
   chmodSync(p, 0o600);
 }
 
-/** "host:port", "[v6]:port", "host" or ":port". */
+/**
+ * A host the authority listens on or names in its certificate: an IP address in its canonical form
+ * (RFC 5952 for IPv6, so that a certificate's addresses compare with the configuration's), or a
+ * name as given. An IPv4-mapped IPv6 address is refused: it is an IPv4 address written another
+ * way, and clients connecting to the IPv4 address would not find it in the certificate.
+ */
+export function canonicalHost(host: string): string {
+  const ip = parseIp(host);
+  if (!ip.ok) return host;
+  if (Prefix.from('::ffff:0:0/96').contains(ip.value)) {
+    const b = ipToBytes(ip.value);
+    const v4 = `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+    throw new Error(`${host} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`);
+  }
+  return ip.value;
+}
+
+/** "host:port", "[v6]:port", "[v6]", "host" or ":port"; an IP address is canonicalised. */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/.exec(text.trim());
-  if (!m) throw new Error(`--listen ${JSON.stringify(text)}: expected HOST:PORT`);
-  const host = m[1] ?? (m[2] || '127.0.0.1');
+  const t = text.trim();
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/.exec(t);
+  if (!m) {
+    const bare = parseIp(t).ok || /^[0-9a-f:.]+:\d+$/i.test(t);
+    const hint = bare ? ' (an IPv6 address goes in brackets: [::1]:7443, [::]:7443)' : '';
+    throw new Error(`--listen ${JSON.stringify(text)}: expected HOST:PORT${hint}`);
+  }
+  if (m[1] !== undefined && !isIPv6(m[1])) {
+    throw new Error(`--listen ${JSON.stringify(text)}: ${m[1]} in brackets is not an IPv6 address`);
+  }
+  const host = canonicalHost(m[1] ?? (m[2] || '127.0.0.1'));
   const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
   if (port > 65535) throw new Error(`--listen ${JSON.stringify(text)}: port ${port} is out of range`);
   return { host, port };
 }
 
+/** The URL of a listen address: the unspecified addresses become the loopback of their family. */
 export function urlFor(host: string, port: number): string {
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;

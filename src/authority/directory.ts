@@ -8,7 +8,7 @@ import type { Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import { conflict, must, notFound } from './errors.js';
 import type { StateRow, StoreOps } from './storage/types.js';
-import { checkPrefixes, compactPrefixes } from './validate.js';
+import { checkPrefixes, compactPrefixes, parsePrefixes } from './validate.js';
 import type { DirectoryView } from './wire.js';
 
 export class Directory {
@@ -36,7 +36,7 @@ export class Directory {
   }
 
   async remove(actor: string, prefixText: string): Promise<DirectoryView> {
-    const prefix = must(checkPrefixes([prefixText]))[0].toString();
+    const prefix = must(parsePrefixes([prefixText]))[0].toString();
     await this.ctx.change(actor, async (c) => {
       if (!(await c.tx.deleteDirectory(prefix))) throw notFound('unknown-directory-entry', `${prefix} is not a directory entry`);
       await this.note(c, [prefix], false);

@@ -17,10 +17,9 @@ import { type RandomSource } from '../base/random.js';
 import { CERTIFICATE_LIMITS, checkDer } from '../pki/der.js';
 import { checkAttributeAuthority, issuePermit, verifyPermit } from '../pki/permit.js';
 import { x509 } from '../pki/x509.js';
-import { Prefix } from '../base/addr.js';
 import { badRequest, conflict, forbidden, notFound } from './errors.js';
 import { Unchanged } from './change.js';
-import { checkName } from './validate.js';
+import { checkAddress, checkName, checkPrefixes } from './validate.js';
 import type { FederationView } from './wire.js';
 import type { ForeignMemberRow, PeerRow, PermitRow, StoreOps, VpnRow } from './storage/types.js';
 import type { DeliveredMember } from './wire.js';
@@ -91,8 +90,13 @@ export function parseFederationMessage(v: unknown): FederationMessage {
     const members: FederationMessage['vpns'][number]['members'] = [];
     for (const m of x.members) {
       if (!isObj(m) || !checkName('gateway', m.gateway).ok || typeof m.address !== 'string' || typeof m.certificate !== 'string' || !Array.isArray(m.prefixes)) throw bad(`bad member in VPN ${x.name}`);
-      for (const p of m.prefixes) if (typeof p !== 'string' || !Prefix.parse(p).ok) throw bad(`bad prefix in VPN ${x.name}`);
-      members.push({ gateway: m.gateway as string, address: m.address, prefixes: m.prefixes as string[], certificate: m.certificate });
+      // The rules for our own members (canonical IPv4/IPv6, no v4-mapped, link-local or multicast).
+      const address = checkAddress(m.address);
+      if (!address.ok) throw bad(`bad address of ${m.gateway} in VPN ${x.name}: ${address.error.message}`);
+      const prefixes = checkPrefixes(m.prefixes);
+      if (!prefixes.ok) throw bad(`bad prefix in VPN ${x.name}: ${prefixes.error.message}`);
+      const canonical = { address: address.value, prefixes: prefixes.value.map(String) };
+      members.push({ gateway: m.gateway as string, ...canonical, certificate: m.certificate });
     }
     vpns.push({ name: x.name, id: x.id, members });
   }
@@ -323,7 +327,7 @@ export class Federation {
             this.h.log?.warn({ peer, vpn: v.name, gateway: m.gateway }, `a foreign member certificate is refused (${name !== m.gateway ? 'its name differs' : 'it does not chain to the peer root'})`);
             continue;
           }
-          rows.push({ vpnId: v.id, peer, gateway: m.gateway, address: m.address, prefixes: JSON.stringify(m.prefixes.map((p) => Prefix.from(p).toString())), certDer: new Uint8Array(cert.raw), updatedAt: now });
+          rows.push({ vpnId: v.id, peer, gateway: m.gateway, address: m.address, prefixes: JSON.stringify(m.prefixes), certDer: new Uint8Array(cert.raw), updatedAt: now });
         }
       }
       verified.set(v.id, rows);

@@ -10,10 +10,12 @@ import type { Logger } from 'pino';
 import { createAuthorityCa, certificateSans, issueServerCertificate, type AuthorityCa } from '../pki/ca.js';
 import { createAttributeAuthority } from '../pki/permit.js';
 import { exportPkcs8Pem, fingerprint, generateKeyPair, importPrivateKey, joinPem } from '../pki/keys.js';
+import { parseIp } from '../base/addr.js';
 import { cryptoRandom, type RandomSource } from '../base/random.js';
 import { FileKeystore } from '../pki/keystore.js';
 import { describeKey, x509 } from '../pki/x509.js';
 import {
+  canonicalHost,
   CONFIG_FORMAT,
   dataPaths,
   DEFAULT_ROTATION,
@@ -74,11 +76,18 @@ export async function openStore(config: AuthorityConfig, dataDir: string): Promi
   return config.database ? PostgresStore.open(config.database) : SqliteStore.open(dataPaths(dataDir).sqlite);
 }
 
+/** The TLS server certificate's names: loopback, the listen host, the extra ones; IP addresses canonical. */
 function defaultSans(host: string, extra: string[]): string[] {
   const out = new Set<string>(['localhost', '127.0.0.1', '::1']);
-  if (host !== '0.0.0.0' && host !== '::') out.add(host);
-  for (const s of extra) out.add(s);
+  const h = canonicalHost(host);
+  if (h !== '0.0.0.0' && h !== '::') out.add(h);
+  for (const s of extra) out.add(canonicalHost(s));
   return [...out];
+}
+
+/** The host of a URL as a certificate names it (no brackets around an IPv6 address). */
+function urlHost(url: string): string {
+  return canonicalHost(new URL(url).hostname.replace(/^\[|\]$/g, ''));
 }
 
 /**
@@ -93,11 +102,11 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   if (existsSync(paths.config)) throw new Error(`${o.dataDir} already holds an authority (${paths.config} exists)`);
   const now = o.now ?? Date.now();
   const random = o.random ?? cryptoRandom;
-  const listen = o.listen ?? { host: '127.0.0.1', port: 7443 };
+  const listen = o.listen ? { ...o.listen, host: canonicalHost(o.listen.host) } : { host: '127.0.0.1', port: 7443 };
   const sans = defaultSans(listen.host, o.sans ?? []);
   const url = o.url ?? urlFor(listen.host, listen.port);
   if (o.url) {
-    const host = new URL(o.url).hostname.replace(/^\[|\]$/g, '');
+    const host = urlHost(o.url);
     if (!sans.includes(host)) sans.push(host);
   }
   const config: AuthorityConfig = {
@@ -246,11 +255,11 @@ async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<
   const random = o.random ?? cryptoRandom;
   const from = dataPaths(o.from);
   const to = dataPaths(o.dataDir);
-  const listen = o.listen ?? source.listen;
+  const listen = o.listen ? { ...o.listen, host: canonicalHost(o.listen.host) } : source.listen;
   const sans = [...new Set([...defaultSans(listen.host, [...source.sans, ...(o.sans ?? [])])])];
   const url = o.url ?? source.url;
-  const urlHost = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  if (!sans.includes(urlHost)) sans.push(urlHost);
+  const host = urlHost(url);
+  if (!sans.includes(host)) sans.push(host);
   const config: AuthorityConfig = { ...source, listen, url, sans, database: o.database ?? source.database };
   if (config.ca && o.caPinFile) config.ca = { pkcs11: { ...config.ca.pkcs11, pinFile: o.caPinFile } };
 
@@ -392,7 +401,8 @@ export async function startAuthority(o: ServeOptions): Promise<RunningAuthority>
 }
 
 async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: AuthorityCa): Promise<RunningAuthority> {
-  const listen = o.listen ?? config.listen;
+  const configured = { ...config.listen, host: canonicalHost(config.listen.host) };
+  const listen = o.listen ? { ...o.listen, host: canonicalHost(o.listen.host) } : configured;
   const log = o.log ?? createLogger(o.logLevel);
   const paths = dataPaths(o.dataDir);
   const keystore = new FileKeystore(paths.keystore);
@@ -402,7 +412,12 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
   // Renew the server certificate when it is about to expire or no longer names what we serve.
   const server = new x509.X509Certificate(readFileSync(paths.serverCert, 'utf8'));
   const wanted = defaultSans(listen.host, config.sans);
-  const have = new Set(certificateSans(server));
+  const have = new Set(
+    certificateSans(server).map((n) => {
+      const ip = parseIp(n);
+      return ip.ok ? ip.value : n;
+    }),
+  );
   if (server.notAfter.getTime() - now() < 30 * 86_400_000 || wanted.some((w) => !have.has(w))) {
     log.info({ sans: wanted }, 'issuing a new TLS server certificate');
     await issueServerCert(ca, { ...config, sans: wanted }, keystore, paths.serverCert, now(), random);
@@ -458,7 +473,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
     // The configured URL, unless we listen somewhere else than configured (e.g. port 0 in tests).
-    const sameAsConfigured = listen.host === config.listen.host && listen.port === config.listen.port && listen.port !== 0;
+    const sameAsConfigured = listen.host === configured.host && listen.port === configured.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
     // The replicas' listing shows where this one listens (the advertised URL may be the service's shared name).

@@ -14,7 +14,7 @@
 //   into several VPNs is multi-homing (seed 000 Fig. 1(1)/Fig. 2, terminal B in VPN1 and VPN2), and
 //   an inner gateway putting 10.1.1.0/24 into a department VPN while an outer gateway puts
 //   10.1.0.0/16 into the company VPN is a multi-stage (nested) VPN (seed 000 Fig. 1(2)).
-import { ipFromBytes, parseIp, Prefix, type Ip } from '../base/addr.js';
+import { ipFromBytes, ipToBytes, parseIp, Prefix, type Ip } from '../base/addr.js';
 import { err, ok, type Result } from '../base/result.js';
 
 export const MAX_NAME_BYTES = 63;
@@ -75,6 +75,25 @@ export function checkVpnId(id: unknown): Result<number> {
   return ok(id);
 }
 
+// IPv6 ranges the authority refuses in memberships, the directory and gateway addresses.
+// IPv4-mapped addresses (::ffff:a.b.c.d) exist only inside a host's socket API and never in an
+// IPv6 packet (RFC 4291 2.5.5.2): a prefix there would protect nothing, an outside address there is
+// an IPv4 address written another way, so both are refused with the IPv4 form to write instead.
+// Link-local and multicast traffic is never intercepted (docs/protocol.md), so a prefix inside
+// either could never be in a VPN; a link-local outside address needs a zone no peer can use.
+const V4_MAPPED = Prefix.from('::ffff:0:0/96');
+const LINK_LOCAL6 = Prefix.from('fe80::/10');
+const MULTICAST6 = Prefix.from('ff00::/8');
+
+function inside(outer: Prefix, p: Prefix): boolean {
+  return p.length >= outer.length && outer.overlaps(p);
+}
+
+/** The IPv4 form of an IPv4-mapped prefix (length >= 96). */
+function unmapped(p: Prefix): string {
+  return `${ipFromBytes(p.bytes, 12, 4)}/${p.length - 96}`;
+}
+
 /** A gateway's outside address: a unicast IPv4 or IPv6 address, canonicalised. */
 export function checkAddress(text: unknown): Result<Ip> {
   if (typeof text !== 'string') return err('bad-address', 'address must be a string');
@@ -82,14 +101,26 @@ export function checkAddress(text: unknown): Result<Ip> {
   if (!ip.ok) return err('bad-address', `gateway address ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
   const v = ip.value;
   if (v === '0.0.0.0' || v === '::') return err('bad-address', `gateway address ${v} is the unspecified address`);
-  if (v === '255.255.255.255' || Prefix.from('224.0.0.0/4').contains(v) || Prefix.from('ff00::/8').contains(v)) {
+  if (v === '255.255.255.255' || Prefix.from('224.0.0.0/4').contains(v) || MULTICAST6.contains(v)) {
     return err('bad-address', `gateway address ${v} is not a unicast address`);
+  }
+  if (V4_MAPPED.contains(v)) {
+    const v4 = ipFromBytes(ipToBytes(v), 12, 4);
+    return err('bad-address', `gateway address ${text.trim()} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`);
+  }
+  if (LINK_LOCAL6.contains(v)) {
+    const why = 'other gateways cannot reach it; give a global or unique-local address';
+    return err('bad-address', `gateway address ${v} is link-local (fe80::/10): ${why}`);
   }
   return ok(v);
 }
 
-/** Parses CIDR prefixes; the first bad one is reported with the parser's precise message. */
-export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
+/**
+ * Parses CIDR prefixes (IPv4 or IPv6, canonicalised: "2001:DB8:0::/48" is 2001:db8::/48); the
+ * first bad one is reported with the parser's precise message. What names prefixes to remove
+ * uses this alone, so that one stored before a rule below existed can still be removed.
+ */
+export function parsePrefixes(list: readonly unknown[]): Result<Prefix[]> {
   if (list.length > MAX_PREFIXES_PER_MEMBERSHIP) return err('too-many-prefixes', `at most ${MAX_PREFIXES_PER_MEMBERSHIP} prefixes per membership`);
   const out: Prefix[] = [];
   for (const item of list) {
@@ -99,6 +130,24 @@ export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
     out.push(p.value);
   }
   return ok(out);
+}
+
+/**
+ * Prefixes to put into a VPN or the directory: parsed, and IPv6 ones inside ::ffff:0:0/96,
+ * fe80::/10 or ff00::/8 refused (see above).
+ */
+export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
+  const parsed = parsePrefixes(list);
+  if (!parsed.ok) return parsed;
+  for (const v of parsed.value) {
+    if (inside(V4_MAPPED, v)) {
+      const why = `which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`;
+      return err('bad-cidr', `${v} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), ${why}`);
+    }
+    if (inside(LINK_LOCAL6, v)) return err('bad-cidr', `${v} is link-local (fe80::/10): such traffic never enters a VPN`);
+    if (inside(MULTICAST6, v)) return err('bad-cidr', `${v} is multicast (ff00::/8): such traffic never enters a VPN`);
+  }
+  return parsed;
 }
 
 /**

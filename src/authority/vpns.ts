@@ -12,7 +12,7 @@ import { Unchanged } from './change.js';
 import { badRequest, conflict, must, notFound } from './errors.js';
 import { activeKeys, gatewayOrThrow, membersOf, vpnOrThrow, type MemberGateway } from './lookups.js';
 import type { VpnRow } from './storage/types.js';
-import { checkMembershipAdd, checkName, checkPrefixes, checkVpnId } from './validate.js';
+import { checkMembershipAdd, checkName, checkPrefixes, checkVpnId, parsePrefixes } from './validate.js';
 import type { EpochInfo, MemberInfo, VpnDetail, VpnInfo } from './wire.js';
 
 export const MIN_ROTATION_PERIOD_MS = 1000;
@@ -139,7 +139,7 @@ export class Vpns {
    */
   async updateMembership(actor: string, vpnName: string, gatewayName: string, p: MembershipChange): Promise<MemberInfo | null> {
     const add = must(checkPrefixes(p.add ?? [])).map(String);
-    const remove = must(checkPrefixes(p.remove ?? [])).map(String);
+    const remove = must(parsePrefixes(p.remove ?? [])).map(String);
     if (p.create && add.length === 0) throw badRequest('no-prefixes', 'a membership needs at least one prefix (the terminals the gateway puts into the VPN)');
     return this.ctx.change(actor, async (c) => {
       const v = await vpnOrThrow(c.tx, vpnName);

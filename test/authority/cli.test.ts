@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { enroll, parseBundle } from '../../src/authority/client.js';
 import { main } from '../../src/cli/main.js';
 import { cliOutput } from '../../src/cli/commands/authority-common.js';
-import { startTestAuthority, type TestAuthority } from './helpers/authority.js';
+import { freePort, startTestAuthority, type TestAuthority } from './helpers/authority.js';
 
 interface Run {
   code: number;
@@ -179,6 +179,60 @@ describe('kasane CLI (administrator commands)', () => {
     } finally {
       process.env = saved;
     }
+  });
+
+  it('takes IPv6 wherever it takes IPv4: authority URLs, outside addresses, prefixes; refusals say what to write', async () => {
+    const six = await startTestAuthority({ name: 'cli v6', listen: { host: '::1', port: 0 } });
+    try {
+      const dead = await freePort();
+      // Several replicas, IPv6 literals: the first does not answer, the second does.
+      const c6 = ['--url', `https://[::1]:${dead},${six.url}`, '--token', six.adminToken, '--ca', join(six.dir, 'a', 'certs', 'root-ca.pem')];
+      let r = await kasane('vpn', 'create', 'six', ...c6);
+      assert.equal(r.code, 0, r.err);
+      r = await kasane('gateway', 'add', 'gw6', '--address', '2001:DB8:0:0::6', '--json', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(JSON.parse(r.out).address, '2001:db8::6');
+      r = await kasane('member', 'add', 'six', 'gw6', '10.6.0.0/16', '2001:0DB8:0006::/48', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /\nsix\s+gw6\s+pending\s+2001:db8::6\s+10\.6\.0\.0\/16 2001:db8:6::\/48\n$/);
+      r = await kasane('directory', 'add', 'FD00:9::/48', '--note', 'v6 site', ...c6);
+      assert.equal(r.code, 0, r.err);
+      r = await kasane('directory', 'list', ...c6);
+      assert.match(r.out, /\n2001:db8:6::\/48\s+membership\s+-\n/);
+      assert.match(r.out, /\nfd00:9::\/48\s+entry\s+v6 site\n/);
+      r = await kasane('directory', 'remove', 'fd00:0009::/48', '--json', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(JSON.parse(r.out).entries, []);
+      r = await kasane('gateway', 'update', 'gw6', '--address', '192.0.2.6', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /address\s+192\.0\.2\.6/);
+      r = await kasane('gateway', 'update', 'gw6', '--address', '::ffff:192.0.2.6', ...c6);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /IPv4-mapped IPv6 address; give the IPv4 address 192\.0\.2\.6 \(bad-address, HTTP 400\)/);
+      r = await kasane('member', 'add', 'six', 'gw6', '2001:db8:6:1::/64', '--json', ...c6);
+      assert.equal(r.code, 1);
+      assert.deepEqual(JSON.parse(r.out).error, 'overlapping-prefixes');
+      r = await kasane('member', 'remove', 'six', 'gw6', '2001:db8:6:0::/48', ...c6);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /10\.6\.0\.0\/16\n$/);
+      r = await kasane('vpn', 'list', '--url', `https://::1:${dead}`, '--token', six.adminToken, '--ca', join(six.dir, 'a', 'certs', 'root-ca.pem'));
+      assert.equal(r.code, 1);
+      assert.match(r.err, /is not a URL \(an IPv6 address goes in brackets: https:\/\/\[::1\]:7443\)/);
+    } finally {
+      await six.close();
+    }
+  });
+
+  it('authority init takes IPv6 listen addresses in brackets, and says so when the brackets are missing', async () => {
+    const data = join(tmp, 'v6-init');
+    let r = await kasane('authority', 'init', '--data', data, '--name', 'v6', '--listen', '[::]:7443', '--san', 'FD00::7', '--no-token-file', '--json');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).url, 'https://[::1]:7443');
+    const config = JSON.parse(readFileSync(join(data, 'authority.json'), 'utf8'));
+    assert.deepEqual([config.listen, config.sans], [{ host: '::', port: 7443 }, ['localhost', '127.0.0.1', '::1', 'fd00::7']]);
+    r = await kasane('authority', 'init', '--data', join(tmp, 'v6-bare'), '--name', 'v6', '--listen', '::1:7443');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /IPv6 address goes in brackets: \[::1\]:7443/);
   });
 
   it('authority init makes a private data directory', async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AUTHORITY_CONFIG_LIMITS, DEFAULT_ROTATION, readConfig } from '../../src/authority/config.js';
+import { AUTHORITY_CONFIG_LIMITS, canonicalHost, DEFAULT_ROTATION, parseListen, readConfig, urlFor } from '../../src/authority/config.js';
 import { AUTHORITY_CONFIG } from '../support/files.js';
 
 const good = AUTHORITY_CONFIG;
@@ -49,3 +49,25 @@ test('authority.json: a syntax error says where; an oversized file is refused un
 });
 
 // What `kasane authority serve` does with such a file (exit status 2): test/cli/exit-status.test.ts.
+
+test('--listen: IPv4, IPv6 in brackets (canonicalised), names; a bare or v4-mapped IPv6 address is refused saying how to write it', () => {
+  assert.deepEqual(parseListen('[::1]:7443'), { host: '::1', port: 7443 });
+  assert.deepEqual(parseListen('[::]:7443'), { host: '::', port: 7443 });
+  assert.deepEqual(parseListen('[2001:DB8:0:0::1]:8443'), { host: '2001:db8::1', port: 8443 });
+  assert.deepEqual(parseListen('[fd00::1]'), { host: 'fd00::1', port: 7443 });
+  assert.deepEqual(parseListen('0.0.0.0:7443'), { host: '0.0.0.0', port: 7443 });
+  assert.deepEqual(parseListen(':9000'), { host: '127.0.0.1', port: 9000 });
+  assert.deepEqual(parseListen('authority.example:7443'), { host: 'authority.example', port: 7443 });
+  for (const bare of ['::1', '::1:7443', '2001:db8::1:7443', '::']) assert.throws(() => parseListen(bare), /IPv6 address goes in brackets: \[::1\]:7443/, bare);
+  assert.throws(() => parseListen('[::ffff:127.0.0.1]:7443'), /IPv4-mapped IPv6 address; give the IPv4 address 127\.0\.0\.1/);
+  assert.throws(() => parseListen('[authority.example]:7443'), /not an IPv6 address/);
+  assert.throws(() => parseListen('[::1]:70000'), /out of range/);
+});
+
+test('URLs of listen addresses: IPv6 in brackets; the unspecified addresses become loopback of their family', () => {
+  assert.equal(urlFor('::', 7443), 'https://[::1]:7443');
+  assert.equal(urlFor('2001:db8::1', 7443), 'https://[2001:db8::1]:7443');
+  assert.equal(urlFor('0.0.0.0', 7443), 'https://127.0.0.1:7443');
+  assert.equal(canonicalHost('0:0:0:0:0:0:0:1'), '::1');
+  assert.equal(canonicalHost('Authority.Example'), 'Authority.Example');
+});

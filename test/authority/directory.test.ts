@@ -61,6 +61,44 @@ for (const store of await testStores()) {
         assert.deepEqual((await loner.snapshot()).protectedPrefixes.map(String), ['172.16.0.0/12']);
       }));
 
+    it('IPv6 entries and memberships: canonical, compacted per family, changed only when a prefix first appears or last disappears', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        await addVpn(service, 'dept');
+        const loner = await a.enrolled('loner', 'fd00:ffff::9');
+        await addPendingGateway(service, 'gw1', '2001:db8:ffff::1');
+        await addPendingGateway(service, 'gw2', '192.0.2.2');
+        await addMember(service, 'corp', 'gw1', '2001:db8:0:0::/49', '10.1.0.0/16');
+        await addMember(service, 'corp', 'gw2', '2001:DB8:0:8000::/49');
+        const view = await service.prefixDirectory.add(ADMIN, 'FD00:0001::/32', 'v6 site, not yet enrolled');
+        assert.deepEqual(view.entries.map((e) => e.prefix), ['fd00:1::/32']);
+        // The two /49 halves are one /48 to the gateways; IPv4 and IPv6 never merge.
+        assert.deepEqual(view.protectedPrefixes, ['10.1.0.0/16', '2001:db8::/48', 'fd00:1::/32']);
+        assert.deepEqual((await loner.snapshot()).protectedPrefixes.map(String), ['10.1.0.0/16', '2001:db8::/48', 'fd00:1::/32']);
+        const appeared = await directoryVersion(a);
+        // The same v6 prefix in another VPN and by hand (spelled otherwise): no change of the directory.
+        await addMember(service, 'dept', 'gw2', '2001:db8::/49');
+        await service.prefixDirectory.add(ADMIN, '2001:0db8::/49', 'also by hand');
+        assert.equal(await directoryVersion(a), appeared);
+        assert.deepEqual(await refusal(service.prefixDirectory.add(ADMIN, '2001:DB8::/49', 'again')), [409, 'directory-entry-exists']);
+        await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { remove: ['2001:db8::/49'] });
+        await service.vpns.updateMembership(ADMIN, 'dept', 'gw2', { removeAll: true });
+        assert.equal(await directoryVersion(a), appeared, 'still used by the manual entry');
+        const first = await service.changeStream.changes('loner', 0, 0);
+        await service.prefixDirectory.remove(ADMIN, '2001:db8:0::/49');
+        assert.equal(await directoryVersion(a), await version(a), 'gone with its last use');
+        const next = await service.changeStream.changes('loner', first.version, 0);
+        assert.deepEqual(next.events.map((e) => e.action), ['directory.remove']);
+        assert.deepEqual((await loner.snapshot()).protectedPrefixes.map(String), ['10.1.0.0/16', '2001:db8:0:8000::/49', 'fd00:1::/32']);
+        const before = await version(a);
+        for (const bad of ['fd00:1::1/32', '::ffff:10.0.0.0/104', 'ff02::/16', 'fe80::/10', '2001:db8::/129']) {
+          assert.deepEqual(await refusal(service.prefixDirectory.add(ADMIN, bad, '')), [400, 'bad-cidr'], bad);
+        }
+        assert.deepEqual(await refusal(service.prefixDirectory.remove(ADMIN, 'fd00:2::/32')), [404, 'unknown-directory-entry']);
+        assert.equal(await version(a), before);
+      }));
+
     it('refuses a duplicate entry, removing one that is not there, and a bad prefix; nothing written', () =>
       withAuthority(store, async (a) => {
         const { service } = a;

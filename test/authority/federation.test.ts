@@ -11,7 +11,8 @@ import { x509 } from '../../src/pki/x509.js';
 import { verifyPermit } from '../../src/pki/permit.js';
 import { createCsr } from '../../src/pki/ca.js';
 import { generateKeyPair } from '../../src/pki/keys.js';
-import { FEDERATION_FORMAT } from '../../src/authority/federation.js';
+import { FEDERATION_FORMAT, parseFederationMessage } from '../../src/authority/federation.js';
+import { ApiError } from '../../src/authority/errors.js';
 import type { AuthoritySnapshot, VpnMember } from '../../src/core/types.js';
 import { postgresForTests } from './helpers/postgres.js';
 import { apiError, bundleGateway, exchangeTwice, freePort, peerAndShare, startTestAuthority, unauditedVersions, type TestAuthority, type TestGateway } from './helpers/authority.js';
@@ -40,10 +41,11 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
 
   before(async () => {
     A = await startTestAuthority({ name: 'authority-a', now, federation: { permitValidityMs: 3_600_000 }, database: store === 'postgres' ? await pg.server!.createDatabase() : undefined });
-    B = await startTestAuthority({ name: 'authority-b', now, federation: { permitValidityMs: 3_600_000 } });
+    // B serves on IPv6: A reaches it at https://[::1]:port and knows it by that address in its certificate.
+    B = await startTestAuthority({ name: 'authority-b', now, federation: { permitValidityMs: 3_600_000 }, listen: { host: '::1', port: 0 } });
     ga = await bundleGateway(A, 'ga', '192.0.2.1');
     ga2 = await bundleGateway(A, 'ga2', '192.0.2.3');
-    gb = await bundleGateway(B, 'gb', '198.51.100.2');
+    gb = await bundleGateway(B, 'gb', '2001:db8:b::2');
   });
   after(async () => {
     for (const g of [ga, ga2, gb]) g?.client.close();
@@ -55,7 +57,7 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     await peerAndShare(A, B, { name: 'shared', id: 7000 });
     await A.admin.addMember('shared', 'ga', ['10.1.0.0/24']);
     await A.admin.addMember('shared', 'ga2', ['10.1.1.0/24']);
-    await B.admin.addMember('shared', 'gb', ['10.2.0.0/24']);
+    await B.admin.addMember('shared', 'gb', ['10.2.0.0/24', '2001:db8:2::/64']);
     await exchangeTwice(A, B);
     const view = await A.admin.federation();
     assert.equal(view.peers[0].lastError, null);
@@ -93,6 +95,9 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     const sa = await snapshotOf(ga);
     const fb = member(sa, 'shared', 'gb@authority-b');
     assert.ok(fb?.permit && fb.certificate);
+    assert.deepEqual([fb.address, fb.prefixes.map(String)], ['2001:db8:b::2', ['10.2.0.0/24', '2001:db8:2::/64']], 'a dual-stack foreign member with its IPv6 address');
+    assert.ok(sa.protectedPrefixes.map(String).includes('2001:db8:2::/64'));
+    assert.match((await A.admin.federation()).peers[0].url, /^https:\/\/\[::1\]:\d+$/);
     const gaCert = new x509.X509Certificate(ga.bundle.certificate);
     assert.ok(verifyPermit(fb.permit, { attributeAuthority: aaOf(B), holder: gaCert, group: 'shared', now: new Date(clock) }).ok);
     // Between A's own members of the pairwise VPN: permits from A itself.
@@ -184,5 +189,29 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     assert.ok(gone?.lastError, JSON.stringify(gone));
     await A.admin.removePeer('authority-gone');
     for (const [name, t] of [['A', A], ['B', B]] as const) assert.deepEqual(await unauditedVersions(t), [], name);
+  });
+});
+
+describe('a peer authority\'s members, as received', () => {
+  const message = (address: string, prefixes: string[]) => ({
+    format: FEDERATION_FORMAT,
+    authority: 'authority-b',
+    issuing: 'PEM',
+    attributeAuthority: 'PEM',
+    vpns: [{ name: 'shared', id: 7000, members: [{ gateway: 'gb', address, prefixes, certificate: 'DER' }] }],
+    permits: [],
+  });
+  it('are held to the rules for our own: IPv6 canonical; v4-mapped, link-local, multicast and host bits refused', () => {
+    const m = parseFederationMessage(message('2001:0DB8:000B::2', ['10.2.0.0/24', '2001:DB8:2:0::/64']));
+    assert.deepEqual(m.vpns[0].members.map((x) => [x.address, x.prefixes]), [['2001:db8:b::2', ['10.2.0.0/24', '2001:db8:2::/64']]]);
+    for (const [address, prefixes, why] of [
+      ['::ffff:198.51.100.2', ['10.2.0.0/24'], /bad address of gb.*IPv4-mapped/],
+      ['fe80::2', ['10.2.0.0/24'], /bad address of gb.*link-local/],
+      ['2001:db8:b::2', ['::ffff:10.2.0.0/120'], /bad prefix in VPN shared.*IPv4-mapped.*10\.2\.0\.0\/24/],
+      ['2001:db8:b::2', ['ff05::/16'], /multicast/],
+      ['2001:db8:b::2', ['2001:db8:2::1/64'], /host bits set/],
+    ] as const) {
+      assert.throws(() => parseFederationMessage(message(address, [...prefixes])), (e: unknown) => e instanceof ApiError && e.code === 'bad-federation-message' && why.test(e.message));
+    }
   });
 });

@@ -116,6 +116,37 @@ for (const store of await testStores()) {
         assert.deepEqual(await refusal(service.gateways.revoke(ADMIN, 'gw2', {})), [409, 'already-revoked']);
       }));
 
+    it('IPv6 outside addresses: canonical, enrolled, moved between families, and delivered to the other members', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await addVpn(service, 'corp');
+        const added = await service.gateways.add(ADMIN, { name: 'gw1', address: '2001:0DB8:0000:0000:0000:0000:0000:0001' });
+        assert.equal(added.address, '2001:db8::1');
+        await service.enrollment.makeBundle(ADMIN, 'gw1', {});
+        const gw2 = await a.enrolled('gw2', 'fd00:2::2');
+        await addMember(service, 'corp', 'gw1', '2001:db8:1::/48');
+        await addMember(service, 'corp', 'gw2', '10.2.0.0/16', 'fd00:2:1::/48');
+        const listed = async (): Promise<string | undefined> => (await gw2.snapshot()).vpns[0].members.find((m) => m.gateway === 'gw1')?.address;
+        assert.equal(await listed(), '2001:db8::1');
+        // From v6 to v4 and back: each move reaches the other member, the same address (spelled otherwise) is no change.
+        const first = await service.changeStream.changes('gw2', 0, 0);
+        await service.gateways.update(ADMIN, 'gw1', { address: '198.51.100.1' });
+        assert.equal(await listed(), '198.51.100.1');
+        await service.gateways.update(ADMIN, 'gw1', { address: '2001:db8:ffff::1' });
+        assert.equal(await listed(), '2001:db8:ffff::1');
+        const moved = await service.changeStream.changes('gw2', first.version, 0);
+        assert.deepEqual(moved.events.map((e) => e.action), ['member.address', 'member.address']);
+        const v = await version(a);
+        await service.gateways.update(ADMIN, 'gw1', { address: '2001:DB8:FFFF:0::1' });
+        assert.equal(await version(a), v, 'the same address in another spelling changes nothing');
+        assert.equal((await service.gateways.get('gw1')).address, '2001:db8:ffff::1');
+        for (const bad of ['::ffff:192.0.2.1', 'fe80::1', 'ff02::1', '::', '2001:db8::1%eth0', '[2001:db8::1]', '2001:db8::1/128']) {
+          assert.deepEqual(await refusal(service.gateways.update(ADMIN, 'gw1', { address: bad })), [400, 'bad-address'], bad);
+          assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gwx', address: bad })), [400, 'bad-address'], bad);
+        }
+        assert.equal(await version(a), v);
+      }));
+
     it('refuses a taken name, a bad name or address, and an unknown gateway; nothing written', () =>
       withAuthority(store, async (a) => {
         const { service } = a;

@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import YAML from 'yaml';
+import { ipFromBytes, ipToBytes, Prefix } from '../../src/base/addr.js';
 import { routeList, type RouteInfo } from '../../src/authority/server.js';
+import { checkAddress, checkPrefixes } from '../../src/authority/validate.js';
 import { ROOT, startTestAuthority, type TestAuthority } from './helpers/authority.js';
 
 type Doc = { paths: Record<string, Record<string, Operation> & { parameters?: Param[] }>; components: { schemas: Record<string, Schema>; parameters: Record<string, Param> } };
@@ -69,5 +72,35 @@ describe('OpenAPI document', () => {
         else assert.equal(op.security, undefined, `${m} ${path} uses the admin token`);
       }
     }
+  });
+
+  it('the Prefix and Address schemas take IPv4 and IPv6 in any spelling, within the limits the server applies', () => {
+    type Text = { pattern: string; maxLength: number; examples: string[] };
+    const schemas = doc.components.schemas as unknown as Record<string, Text>;
+    const bodyLimit = (route: string, field: string): number | undefined =>
+      ((routes.find((r) => r.route === route)?.body as { properties: Record<string, { maxLength?: number }> }).properties[field]).maxLength;
+    assert.equal(schemas.Prefix.maxLength, bodyLimit('POST /v1/directory', 'prefix'));
+    assert.equal(schemas.Address.maxLength, bodyLimit('POST /v1/gateways', 'address'));
+    const fits = (t: Text, text: string): boolean => new RegExp(t.pattern).test(text) && text.length <= t.maxLength;
+    for (const [name, check] of [['Prefix', checkPrefixes], ['Address', (x: string[]) => checkAddress(x[0])]] as const) {
+      const t = schemas[name];
+      assert.ok(t.examples.some((x) => x.includes(':')) && t.examples.some((x) => x.includes('.')), `${name} examples show both families`);
+      for (const x of t.examples) assert.ok(fits(t, x) && check([x]).ok, `${name} example ${x}`);
+    }
+    // Every prefix and address, canonical or spelled out in full in upper case, fits the documented schema.
+    const spelledOut = (ip: string): string => {
+      if (!ip.includes(':')) return ip;
+      const b = ipToBytes(ip);
+      return Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16).padStart(4, '0').toUpperCase()).join(':');
+    };
+    const v4 = fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 32 })).map(([b, len]) => Prefix.of(ipFromBytes(b, 0, 4), len));
+    const v6 = fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 })).map(([b, len]) => Prefix.of(ipFromBytes(b, 0, 6), len));
+    fc.assert(
+      fc.property(fc.oneof(v4, v6), (p) => {
+        const address = ipFromBytes(p.bytes, 0, p.family);
+        for (const text of [p.toString(), `${spelledOut(address)}/${p.length}`]) assert.ok(fits(schemas.Prefix, text), text);
+        for (const text of [address, spelledOut(address)]) assert.ok(fits(schemas.Address, text), text);
+      }),
+    );
   });
 });

@@ -21,6 +21,15 @@ test('a URL with several hosts: one URL per host, in order, without the paramete
   const one = parsePostgresUrl('postgresql://db/kasane');
   assert.deepEqual(one.hosts, [{ label: 'db', url: 'postgresql://db/kasane' }]);
   assert.equal(one.targetSessionAttrs, 'any');
+  // IPv6 hosts, with and without a port, are passed on in brackets as written.
+  const six = parsePostgresUrl('postgres://kasane@[::1],[FD00::5]:6432/kasane?target_session_attrs=primary');
+  assert.deepEqual(
+    six.hosts.map((h) => [h.label, h.url]),
+    [
+      ['[::1]', 'postgres://kasane@[::1]/kasane'],
+      ['[FD00::5]:6432', 'postgres://kasane@[FD00::5]:6432/kasane'],
+    ],
+  );
 });
 
 test('what is wrong with a URL is said; passwords stay out of messages', () => {
@@ -28,6 +37,9 @@ test('what is wrong with a URL is said; passwords stay out of messages', () => {
   assert.throws(() => parsePostgresUrl('postgres://db1,db2/k?target_session_attrs=primary-ish'), /target_session_attrs=primary-ish is not one of/);
   assert.throws(() => parsePostgresUrl('postgres://db1/k?connect_timeout=2.5'), /connect_timeout must be whole seconds/);
   assert.throws(() => parsePostgresUrl('postgres://db1:port/k'), /"db1:port" is not host\[:port\]/);
+  // An IPv6 address needs its brackets, as in any URL.
+  assert.throws(() => parsePostgresUrl('postgres://db1,::1:5432/k'), /"::1:5432" is not host\[:port\]/);
+  assert.throws(() => parsePostgresUrl('postgres://[::1:5432/k'), /"\[::1:5432" is not host\[:port\]/);
   assert.equal(redactUrl('postgres://kasane:s3cret@db1,db2/kasane'), 'postgres://kasane:***@db1,db2/kasane');
 });
 

@@ -55,7 +55,8 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
   const gateways: FollowingGateway[] = [];
 
   before(async () => {
-    set = await ReplicaSet.create({ database: await pg.server!.createDatabase(), replicas: 3, leaseMs: 2000, rotation: { overlapMs: 60_000 } });
+    // The second replica listens on IPv6: gateways and administrators reach it at https://[::1]:port.
+    set = await ReplicaSet.create({ database: await pg.server!.createDatabase(), replicas: 3, hosts: ['127.0.0.1', '::1', '127.0.0.1'], leaseMs: 2000, rotation: { overlapMs: 60_000 } });
     const admins = set.replicas.map((r) => r.admin);
     await pool(
       Array.from({ length: GATEWAYS }, (_, g) => g),
@@ -85,6 +86,9 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
   });
 
   it('a change made through any replica reaches the gateways on every replica within a second', async (t) => {
+    const listed = (await set.replicas[0].admin.replicas()).map((r) => r.url).sort();
+    assert.deepEqual(listed, [...set.urls].sort(), 'the replica list names each by its URL, the IPv6 one in brackets');
+    assert.match(set.urls[1], /^https:\/\/\[::1\]:\d+$/);
     for (const [i, r] of set.replicas.entries()) {
       const prefix = `172.${20 + 2 * i}.0.0/16`; // not halves of one /15: the directory would merge those
       const t0 = Date.now();
@@ -112,7 +116,7 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     }
   });
 
-  it('50 administrators changing memberships at once through different replicas keep the store consistent; every refusal is clean', async () => {
+  it('50 administrators changing IPv4 and IPv6 memberships at once through different replicas keep the store consistent; every refusal is clean', async () => {
     const RACE_VPNS = 10;
     const RACE_GWS = 12;
     const first = set.replicas[0].admin;
@@ -127,8 +131,12 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
             const vpn = `race${(a + k) % RACE_VPNS}`;
             const gw = gwName((a * 7 + k) % RACE_GWS);
             // Prefixes from a small pool, /23s among /24s: many overlap, in one membership and across gateways.
+            // Half the administrators work in IPv6 (/47s among /48s, spelled in upper case with
+            // leading zeros: stored and compared canonically), so memberships are dual stack.
             const third = (a * 5 + k * 3) % 16;
-            const prefix = k % 4 === 3 ? `172.16.${third & ~1}.0/23` : `172.16.${third}.0/24`;
+            const v6 = (n: number, len: number): string => `2001:0DB8:${n.toString(16).toUpperCase().padStart(4, '0')}::/${len}`;
+            const v4prefix = k % 4 === 3 ? `172.16.${third & ~1}.0/23` : `172.16.${third}.0/24`;
+            const prefix = a % 2 === 0 ? v4prefix : k % 4 === 3 ? v6(third & ~1, 47) : v6(third, 48);
             try {
               if (k % 5 === 4) await c.updateMember(vpn, gw, { remove: [prefix] });
               else if (k % 7 === 6) await c.removeMember(vpn, gw);
@@ -167,6 +175,9 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
       const replayed = new Map([...(state.get(`race${v}`) ?? new Map<string, string[]>())].map(([g, ps]) => [g, [...ps].sort()]));
       assert.deepEqual(stored, replayed, `race${v}: the store holds what the audit log says`);
     }
+    const stored = audit.flatMap((e) => Object.values(e.detail as Record<string, string[]>).flat());
+    assert.ok(stored.some((p) => p.startsWith('2001:db8:')) && stored.some((p) => p.startsWith('172.16.')), 'both families were changed');
+    assert.ok(stored.every((p) => !/[A-F]|:0/.test(p)), 'every IPv6 prefix recorded canonically');
     // Each administrator's changes are recorded under its own name.
     const actors = new Set(audit.map((e) => e.actor));
     assert.ok([...actors].every((x) => /^admin:admin\d+$/.test(x)) && actors.size > 40, `actors: ${[...actors].join(', ')}`);
@@ -184,7 +195,7 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     await survivor.admin.addMember('sched', gwName(0), ['10.0.0.0/16']);
     await survivor.admin.addMember('sched', gwName(1), ['10.1.0.0/16']);
     const sinceBefore = Math.max(...(await fullAudit(survivor.admin)).map((e) => e.id));
-    const onKilled = gateways.filter((g) => g.link.client.url.port === String(killed.port) && g.link.client.url.hostname === killed.host);
+    const onKilled = gateways.filter((g) => g.link.client.url.host === new URL(killed.url).host);
     assert.ok(onKilled.length >= 6, `${onKilled.length} gateways follow the replica to kill`);
 
     // The administrator rotates every VPN through replica K; K dies while it runs.

@@ -100,6 +100,15 @@ describe('a gateway status report', () => {
     );
   });
 
+  it('carries IPv6 paths and IKE peers: the longest IPv6 address fits, a v6 remote with its port too', () => {
+    const longest = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+    const r = reportOf(status([path(1, { local: '2001:db8:1::10', remote: longest }), path(2)]), 10_000);
+    r.ike = [{ ...r.ike[0], remote: `[${longest}]:4500` }];
+    const parsed = parseGatewayReport(JSON.parse(JSON.stringify(r)));
+    assert.ok(parsed.paths.some((p) => p.local === '2001:db8:1::10' && p.remote === longest));
+    assert.equal(parsed.ike[0].remote, `[${longest}]:4500`);
+  });
+
   it('refuses oversized lists, control characters, negative or fractional counts', () => {
     const valid: GatewayReport = reportOf(status([path(1)]), 10_000);
     const bad = (patch: object, why: RegExp) => assert.throws(() => parseGatewayReport({ ...valid, ...patch }), (e: ApiError) => e.code === 'bad-report' && why.test(e.message));

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NEVER } from '../../src/authority/epochs.js';
+import type { MembershipChange } from '../../src/authority/vpns.js';
 import { ADMIN, gatewayWith, refusal, TEST_ROTATION, testStores, version, withAuthority } from './helpers/direct.js';
 
 for (const store of await testStores()) {
@@ -159,6 +160,56 @@ for (const store of await testStores()) {
         assert.deepEqual(m?.prefixes, ['10.11.0.0/16']);
         await service.vpns.create(ADMIN, { name: 'dept' });
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw2', { add: ['10.11.1.0/24'], create: true });
+      }));
+
+    it('IPv6 and dual-stack memberships: the overlap rule as for IPv4, canonical prefixes, delivered to the members', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        await service.vpns.create(ADMIN, { name: 'corp' });
+        const gw1 = await a.enrolled('gw1', '2001:db8:ffff::1');
+        const gw2 = await a.enrolled('gw2', '192.0.2.2');
+        // One membership with a v4 and a v6 prefix (a dual-stack LAN); the v6 one written unusually.
+        const m1 = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.0.0/16', '2001:0DB8:0001:0000::/48'], create: true });
+        assert.deepEqual(m1?.prefixes, ['10.1.0.0/16', '2001:db8:1::/48']);
+        await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fd00:2::/48'], create: true });
+        const before = await version(a);
+        const refused: [string, MembershipChange, [number, string]][] = [
+          ['gw2', { add: ['2001:db8:1:5::/64'] }, [409, 'ambiguous-prefix']],
+          ['gw2', { add: ['2001:db8::/32'] }, [409, 'ambiguous-prefix']],
+          ['gw1', { add: ['2001:db8:1:8000::/49'] }, [409, 'overlapping-prefixes']],
+          ['gw1', { add: ['fd00:9::/48', 'fd00:9::/64'] }, [409, 'overlapping-prefixes']],
+          ['gw2', { add: ['fd00:3::1/48'] }, [400, 'bad-cidr']],
+          ['gw2', { add: ['::ffff:10.9.0.0/112'] }, [400, 'bad-cidr']],
+          ['gw2', { add: ['fe80::/64'] }, [400, 'bad-cidr']],
+          ['gw2', { remove: ['fd00:3::/48'] }, [404, 'unknown-prefix']],
+        ];
+        for (const [gw, change, want] of refused) assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', gw, change)), want);
+        assert.equal(await version(a), before, 'no version taken');
+        // The same v6 prefix again (in another spelling) is a no-op; a neighbouring /48 is disjoint.
+        const same = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['2001:DB8:1::/48'] });
+        assert.deepEqual(same?.prefixes, ['10.1.0.0/16', '2001:db8:1::/48']);
+        assert.equal(await version(a), before);
+        await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['2001:db8:2::/48'] });
+        // Members receive each other's v6 prefixes and outside addresses.
+        const s2 = await gw2.snapshot();
+        const peer = s2.vpns[0].members.find((m) => m.gateway === 'gw1');
+        assert.deepEqual([peer?.address, peer?.prefixes.map(String)], ['2001:db8:ffff::1', ['10.1.0.0/16', '2001:db8:1::/48']]);
+        const s1 = await gw1.snapshot();
+        assert.deepEqual(s1.vpns[0].members.find((m) => m.gateway === 'gw2')?.prefixes.map(String), ['2001:db8:2::/48', 'fd00:2::/48']);
+        // Removing in another spelling removes the canonical prefix; the v4 half of the membership stays.
+        const m = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { remove: ['2001:db8:0001::/48'] });
+        assert.deepEqual(m?.prefixes, ['10.1.0.0/16']);
+        // Now gw2 may take the freed prefix; across VPNs an overlap is nesting, and allowed.
+        await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['2001:db8:1::/48'] });
+        await service.vpns.create(ADMIN, { name: 'dept' });
+        await service.vpns.updateMembership(ADMIN, 'dept', 'gw1', { add: ['2001:db8:1:1::/64'], create: true });
+        const actions = (await service.admin.audit({ vpn: 'corp' })).filter((e) => e.action.startsWith('member.')).map((e) => [e.action, e.gateway, e.detail]);
+        assert.deepEqual(actions.at(-2), ['member.update', 'gw1', { added: [], removed: ['2001:db8:1::/48'] }]);
+        // A prefix stored before the IPv6 rules existed (link-local, now refused) can still be removed.
+        await a.store.write((tx) => tx.insertMemberPrefixes([{ vpnId: 1, gateway: 'gw2', prefix: 'fe80::/64', addedAt: a.clock.now }]));
+        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fe80::/64'] })), [400, 'bad-cidr']);
+        const cleaned = await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { remove: ['FE80::/64'] });
+        assert.ok(!cleaned?.prefixes.includes('fe80::/64'));
       }));
 
     it('deleting a VPN with members needs force; then its prefixes leave the directory and its members stop receiving it', () =>

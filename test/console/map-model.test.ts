@@ -94,4 +94,54 @@ describe('the map model', () => {
     assert.ok(!within('2001:db8::1', '10.0.0.0/8'), 'IPv6 is never inside an IPv4 prefix');
     assert.ok(!within('300.1.1.1', '0.0.0.0/0'));
   });
+
+  it('IPv6: Figure 1(2) with v6 prefixes and addresses nests as with v4; Figure 2 dual stack keeps B multi-homed', () => {
+    const gws = [gateway('Go1', '2001:db8:ff::1'), gateway('Go2', '2001:db8:ff::2'), gateway('Gi1', '2001:db8:1:0:1::2'), gateway('Gi2', '10.2.0.2')];
+    const m = buildMapModel(
+      [
+        vpn('company', 10, [['Go1', '2001:db8:1::/48'], ['Go2', '10.2.0.0/16', '2001:db8:2::/48']], gws),
+        vpn('dept', 20, [['Gi1', '2001:db8:1:1::/64'], ['Gi2', '2001:db8:2:1::/64', '10.2.1.0/24']], gws),
+      ],
+      gws,
+    );
+    const node = (id: string) => m.nodes.find((n) => n.id === id);
+    assert.equal(node('g:Gi1')?.parent, 'p:Go1:2001:db8:1::/48', 'a v6 inner gateway sits in the v6 outer prefix that holds its address');
+    assert.equal(node('p:Gi1:2001:db8:1:1::/64')?.parent, 'p:Go1:2001:db8:1::/48');
+    assert.equal(node('g:Gi2')?.parent, 'p:Go2:10.2.0.0/16', 'a v4 inner gateway in the v4 box of a dual-stack outer gateway');
+    assert.equal(node('p:Gi2:2001:db8:2:1::/64')?.parent, 'p:Go2:2001:db8:2::/48', "its v6 prefix in the outer gateway's v6 box");
+    assert.deepEqual(m.regions.map((r) => [r.vpn, r.nestedIn]), [
+      ['company', []],
+      ['dept', ['company']],
+    ]);
+    assert.deepEqual(m.regions[0].members, ['Go1 + 2001:db8:1::/48', 'Go2 + 10.2.0.0/16, 2001:db8:2::/48']);
+    const fig2 = [gateway('G1', '2001:db8:ff::1'), gateway('G2', '192.0.2.2'), gateway('G3', '2001:db8:ff::3')];
+    const m2 = buildMapModel(
+      [
+        vpn('VPN1', 1, [['G1', 'fd00:1::/64'], ['G2', 'fd00:2::/64', '10.2.0.0/24']], fig2),
+        vpn('VPN2', 2, [['G2', 'fd00:2::/64', '10.2.0.0/24'], ['G3', 'fd00:3::/64']], fig2),
+      ],
+      fig2,
+    );
+    assert.deepEqual(
+      m2.multiHomed.map((x) => [x.label, x.vpns]),
+      [
+        ['G2', ['VPN1', 'VPN2']],
+        ['fd00:2::/64', ['VPN1', 'VPN2']],
+        ['10.2.0.0/24', ['VPN1', 'VPN2']],
+      ],
+    );
+    assert.ok(m2.nodes.every((n) => !n.parent), 'every gateway is on the WAN');
+  });
+
+  it('IPv6 containment is exact at the bit level, in any spelling, never across families', () => {
+    assert.ok(within('2001:db8::1', '2001:db8::/32'));
+    assert.ok(within('2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db8::/32'));
+    assert.ok(!within('2001:db9::', '2001:db8::/32'));
+    assert.ok(within('2001:db8:8000::/33', '2001:db8::/32'));
+    assert.ok(!within('2001:db8::/32', '2001:db8::/32'), 'not strictly smaller');
+    assert.ok(within('2001:DB8:0:0:0:0:0:1', '2001:0db8::/32'));
+    assert.ok(within('fd00::1:2', 'fd00::/127') === false && within('fd00::1', 'fd00::/127'));
+    assert.ok(within('::1', '::/0') && !within('10.0.0.1', '::/0') && !within('::1', '0.0.0.0/0'));
+    for (const bad of ['2001:db8:::1', '2001:db8::g', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '2001:db8::/129']) assert.ok(!within(bad, '::/0'), bad);
+  });
 });

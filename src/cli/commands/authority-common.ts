@@ -25,7 +25,7 @@ export interface ConnectionOptions {
 /** Adds the connection options and --json to an administrator command. */
 export function withConnection(cmd: Command): Command {
   return cmd
-    .option('--url <url>', 'authority URL, or several replicas comma-separated (env KASANE_AUTHORITY_URL)')
+    .option('--url <url>', 'authority URL (IPv6 in brackets: https://[::1]:7443), or several replicas comma-separated (env KASANE_AUTHORITY_URL)')
     .option('--token <token>', 'administrator token (env KASANE_ADMIN_TOKEN)')
     .option('--token-file <file>', 'read the administrator token from a file')
     .option('--ca <file>', "PEM file of the authority's root CA (env KASANE_AUTHORITY_CA)")

@@ -24,7 +24,7 @@ export function registerDirectory(program: Command): void {
       show(d);
     }),
   );
-  withConnection(dir.command('add <prefix>').description('protect a prefix that is in no VPN'))
+  withConnection(dir.command('add <prefix>').description('protect an IPv4 or IPv6 prefix that is in no VPN (10.9.0.0/16, 2001:db8:9::/48)'))
     .option('--note <text>', 'why')
     .action(async (prefix: string, o: ConnectionOptions & { note?: string }) =>
       withClient(o, async (c) => {

@@ -49,7 +49,7 @@ export function registerGateway(program: Command): void {
   const gw = program.command('gateway').description('gateways: registration, enrollment (bundle or token), revocation');
 
   withConnection(gw.command('add <name>').description('register a gateway (it is pending until it enrolls)'))
-    .requiredOption('--address <ip>', "the gateway's outside (WAN) address")
+    .requiredOption('--address <ip>', "the gateway's outside (WAN) address, IPv4 or IPv6 (192.0.2.1, 2001:db8::1; no brackets)")
     .action(async (name: string, o: ConnectionOptions & { address: string }) =>
       withClient(o, async (c) => {
         const g = await c.addGateway(name, o.address);
@@ -103,7 +103,7 @@ export function registerGateway(program: Command): void {
     );
 
   withConnection(gw.command('update <name>').description("change a gateway's outside address"))
-    .requiredOption('--address <ip>', 'the new outside address')
+    .requiredOption('--address <ip>', 'the new outside address, IPv4 or IPv6 (the family may change)')
     .action(async (name: string, o: ConnectionOptions & { address: string }) =>
       withClient(o, async (c) => {
         const g = await c.updateGateway(name, { address: o.address });

@@ -16,12 +16,17 @@ export function registerMember(program: Command): void {
     .description('memberships: a gateway puts terminal prefixes into a VPN')
     .addHelpText(
       'after',
-      '\nOverlap rule: within one VPN, two different gateways may not claim overlapping prefixes, and one\n' +
-        "membership's prefixes must be disjoint. Across VPNs overlaps are fine: the same gateway in several\n" +
-        'VPNs (multi-homing) or an inner and an outer gateway (nested VPNs).',
+      '\nPrefixes are IPv4 or IPv6 (10.1.0.0/16, 2001:db8:1::/48), mixed freely: a dual-stack LAN is one\n' +
+        'membership with a prefix of each family. IPv6 is shown canonical (2001:DB8:0001::/48 is 2001:db8:1::/48);\n' +
+        'IPv4-mapped (::ffff:0:0/96), link-local (fe80::/10) and multicast (ff00::/8) prefixes are refused.\n' +
+        '\nOverlap rule (both families alike): within one VPN, two different gateways may not claim overlapping\n' +
+        "prefixes, and one membership's prefixes must be disjoint. Across VPNs overlaps are fine: the same gateway\n" +
+        'in several VPNs (multi-homing) or an inner and an outer gateway (nested VPNs).',
     );
 
-  withConnection(member.command('add <vpn> <gateway> <prefix...>').description('put prefixes behind a gateway into a VPN (creates the membership or extends it)')).action(
+  withConnection(
+    member.command('add <vpn> <gateway> <prefix...>').description('put IPv4 or IPv6 prefixes behind a gateway into a VPN (creates the membership or extends it)'),
+  ).action(
     async (vpn: string, gateway: string, prefixes: string[], o: ConnectionOptions) =>
       withClient(o, async (c) => {
         const m = await c.addMember(vpn, gateway, prefixes);

@@ -35,6 +35,8 @@ export interface StartOptions {
   dir?: string;
   federation?: { permitValidityMs?: number; syncIntervalMs?: number };
   now?: () => number;
+  /** Where to init and serve (default 127.0.0.1 on an ephemeral port). */
+  listen?: { host: string; port: number };
 }
 
 export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuthority> {
@@ -42,14 +44,14 @@ export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuth
   let adminToken: string;
   if (!dir) {
     dir = mkdtempSync(join(tmpdir(), 'kasane-auth-'));
-    const r = await initAuthority({ dataDir: join(dir, 'a'), name: o.name ?? 'test authority', database: o.database, listen: { host: '127.0.0.1', port: 0 }, rotation: o.rotation });
+    const r = await initAuthority({ dataDir: join(dir, 'a'), name: o.name ?? 'test authority', database: o.database, listen: o.listen ?? { host: '127.0.0.1', port: 0 }, rotation: o.rotation });
     adminToken = r.adminToken;
   } else {
     adminToken = readFileSync(join(dir, 'a', 'admin.token'), 'utf8').trim();
   }
   const running = await startAuthority({
     dataDir: join(dir, 'a'),
-    listen: { host: '127.0.0.1', port: 0 },
+    listen: o.listen ?? { host: '127.0.0.1', port: 0 },
     logLevel: 'silent',
     schedulerIntervalMs: o.schedulerIntervalMs ?? 0,
     rotation: o.rotation,
@@ -90,7 +92,8 @@ export interface TestGateway {
   snapshot(c: GatewayChanges): Promise<AuthoritySnapshot>;
 }
 
-function gatewayOf(bundle: GatewayBundle): TestGateway {
+/** A test gateway from its bundle (its client talks to the bundle's URL). */
+export function gatewayOf(bundle: GatewayBundle): TestGateway {
   const key = bundle.privateKey!;
   const client = gatewayClient(bundle);
   return {

@@ -46,7 +46,7 @@ export interface Replica {
 export interface ReplicaSetOptions {
   database: string;
   replicas: number;
-  /** Loopback address of each replica (default 127.0.0.1 for all, each on its own port). */
+  /** Loopback address of each replica, IPv4 or IPv6 (default 127.0.0.1 for all, each on its own port). */
   hosts?: string[];
   /** One port for every replica (with distinct hosts: one name with several addresses). */
   port?: number;
@@ -97,8 +97,9 @@ export class ReplicaSet {
     this.ca = readFileSync(dataPaths(first).rootCert, 'utf8');
     for (let i = 0; i < o.replicas; i++) {
       const dir = i === 0 ? first : join(this.base, `r${i}`);
-      if (i > 0) await kasane(['authority', 'replica', '--from', first, '--data', dir, '--listen', `${hosts[i]}:${ports[i]}`]);
-      const url = `https://${hosts[i]}:${ports[i]}`;
+      const hostPort = `${hosts[i].includes(':') ? `[${hosts[i]}]` : hosts[i]}:${ports[i]}`;
+      if (i > 0) await kasane(['authority', 'replica', '--from', first, '--data', dir, '--listen', hostPort]);
+      const url = `https://${hostPort}`;
       this.replicas.push({ index: i, dir, host: hosts[i], port: ports[i], url, stderr: '', admin: new AuthorityClient({ url, ca: this.ca, adminToken: this.adminToken, timeoutMs: 120_000 }) });
     }
     await Promise.all(this.replicas.map((r) => this.start(r.index)));

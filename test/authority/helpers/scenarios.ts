@@ -2,11 +2,14 @@
 // over real HTTPS with mutual TLS on 127.0.0.1, real gateways' keys, real HPKE.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AuthorityClient, enroll, gatewayClient, openDelivery } from '../../../src/authority/client.js';
+import { AuthorityClient, enroll, gatewayClient, openDelivery, parseBundle } from '../../../src/authority/client.js';
+import { parseListen } from '../../../src/authority/config.js';
+import { initAuthority, startAuthority } from '../../../src/authority/lifecycle.js';
 import { routeList } from '../../../src/authority/server.js';
 import { createCsr } from '../../../src/pki/ca.js';
 import { generateKeyPair, pemToDer } from '../../../src/pki/keys.js';
@@ -17,6 +20,7 @@ import {
   bundleGateway,
   failingStore,
   freePort,
+  gatewayOf,
   killAndWait,
   spawnAuthority,
   startTestAuthority,
@@ -561,6 +565,78 @@ export function authorityScenarios(backend: Backend): void {
         admin.close();
         await killAndWait(child, 'SIGTERM');
         rmSync(seed.dir, { recursive: true, force: true });
+      }
+    });
+
+    it('serves on IPv6: [::1] with v6 URLs in tokens, bundles and the replica list; [::] for both families; gateways fail over between v6 URLs', async () => {
+      // Spelled unusually on purpose: the configuration, the URL and the certificate all use ::1.
+      const v6 = await startTestAuthority({ database: await backend.database(), listen: { host: '0:0:0:0:0:0:0:1', port: 0 } });
+      const both = await startTestAuthority({ database: await backend.database(), listen: { host: '::', port: 0 } });
+      const gws: TestGateway[] = [];
+      try {
+        const port = Number(new URL(v6.url).port);
+        assert.equal(v6.url, `https://[::1]:${port}`);
+        assert.equal(JSON.parse(readFileSync(join(v6.dir, 'a', 'authority.json'), 'utf8')).listen.host, '::1');
+        await v6.admin.createVpn({ name: 'six' });
+        const a = await tokenGateway(v6, 'gw-a', '2001:db8:a::1');
+        const b = await bundleGateway(v6, 'gw-b', '192.0.2.66');
+        gws.push(a, b);
+        assert.equal(b.bundle.authority.url, v6.url, 'the bundle names the v6 URL');
+        await v6.admin.addMember('six', 'gw-a', ['2001:db8:1::/48', '10.61.0.0/16']);
+        await v6.admin.addMember('six', 'gw-b', ['2001:DB8:2::/48']);
+        const s = await b.snapshot(await b.client.changes(0));
+        const other = s.vpns[0].members.find((m) => m.gateway === 'gw-a');
+        assert.deepEqual([other?.address, other?.prefixes.map(String)], ['2001:db8:a::1', ['10.61.0.0/16', '2001:db8:1::/48']]);
+        assert.deepEqual(s.protectedPrefixes.map(String), ['10.61.0.0/16', '2001:db8:1::/48', '2001:db8:2::/48']);
+        assert.deepEqual((await v6.admin.replicas()).map((r) => r.url), [v6.url]);
+
+        // [::] takes connections to either family (dual stack); a gateway's authority URLs may be v6 literals.
+        const bothPort = Number(new URL(both.url).port);
+        assert.equal(both.url, `https://[::1]:${bothPort}`);
+        const viaV4 = new AuthorityClient({ url: `https://127.0.0.1:${bothPort}`, ca: both.ca, adminToken: both.adminToken });
+        try {
+          await both.admin.addGateway('gw-c', 'fd00:c::1');
+          assert.equal((await viaV4.getGateway('gw-c')).address, 'fd00:c::1', 'the same authority over IPv4');
+          const c = gatewayOf(parseBundle(JSON.stringify(await viaV4.makeBundle('gw-c'))));
+          gws.push(c);
+          const closed = await freePort();
+          const moving = gatewayClient(c.bundle, undefined, { urls: [`https://[::1]:${closed}`, `https://[::1]:${bothPort}`] });
+          try {
+            assert.equal((await moving.self()).address, 'fd00:c::1');
+            assert.equal(moving.url.href, `https://[::1]:${bothPort}/`, 'moved to the v6 URL that answers');
+          } finally {
+            moving.close();
+          }
+        } finally {
+          viaV4.close();
+        }
+      } finally {
+        for (const g of gws) g.client.close();
+        await both.close();
+        await v6.close();
+      }
+    });
+
+    it('a restart on an IPv6 listen address keeps its TLS certificate; v4-mapped listen addresses and names are refused', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kasane-v6-'));
+      try {
+        const data = join(dir, 'a');
+        await initAuthority({ dataDir: data, name: 'v6', database: await backend.database(), listen: { host: '::1', port: 0 }, sans: ['2001:DB8::7', 'authority.example'] });
+        const cert = (): string => readFileSync(join(data, 'certs', 'server.pem'), 'utf8');
+        const first = cert();
+        assert.ok(new X509Certificate(first).checkIP('2001:db8::7'));
+        for (const listen of [{ host: '::1', port: 0 }, parseListen('[0::1]:0')]) {
+          const r = await startAuthority({ dataDir: data, listen, logLevel: 'silent', schedulerIntervalMs: 0 });
+          await r.close();
+          assert.equal(cert(), first, 'not issued again');
+        }
+        const r = await startAuthority({ dataDir: data, listen: { host: '::', port: 0 }, logLevel: 'silent', schedulerIntervalMs: 0 });
+        await r.close();
+        assert.equal(cert(), first, '[::] needs no new name either');
+        await assert.rejects(initAuthority({ dataDir: join(dir, 'b'), name: 'm', listen: { host: '::ffff:127.0.0.1', port: 0 } }), /IPv4-mapped.*give the IPv4 address 127\.0\.0\.1/);
+        await assert.rejects(initAuthority({ dataDir: join(dir, 'c'), name: 'm', sans: ['::ffff:10.0.0.1'] }), /IPv4-mapped/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
