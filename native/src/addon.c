@@ -292,7 +292,7 @@ static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   napi_set_element(env, arr, 0, number(env, v));
   napi_set_element(env, arr, 1, bytes);
   napi_set_element(env, arr, 6, number(env, note->count));
-  if (v != V_FORWARD_PLAIN) {
+  if (v != V_FORWARD_PLAIN && v != V_FORWARD_PASS) {
     napi_create_bigint_uint64(env, note->seq, &seq);
     napi_set_element(env, arr, 2, number(env, note->vpn));
     napi_set_element(env, arr, 3, number(env, note->spi));

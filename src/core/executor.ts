@@ -120,9 +120,7 @@ export type DropReason =
   /** Tunnel mode: the sending SA used its last 32-bit sequence number; it must be rekeyed. */
   | 'tunnel-seq-exhausted'
   /** Tunnel mode: an authenticated dummy packet (next header 59, RFC 4303 §2.6), discarded. */
-  | 'tunnel-dummy'
-  /** IPv6: a malformed fixed header or extension-header chain (issue 14, V6 decisions). */
-  | 'bad-ipv6';
+  | 'tunnel-dummy';
 
 export type Verdict =
   /**
