@@ -11,6 +11,7 @@ import type { NativeExecutor } from '../../src/native/native-executor.js';
 import { isNeverIntercepted, parseIpv6 } from '../../src/core/packet/ipv6.js';
 import { hex, nativeOrSkip, newExecutor, ping, randomKey, refEspOpen, type RefSa } from './support.js';
 import {
+  extArb,
   extChain,
   icmp6,
   ipv6,
@@ -46,11 +47,6 @@ function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
 const echo = (src: string, dst: string, data: string, exts?: Ext[]) =>
   icmp6(src, dst, 128, Uint8Array.from([0, 7, 0, 1, ...new TextEncoder().encode(data)]), exts);
 
-const extArb: fc.Arbitrary<Ext> = fc.oneof(
-  fc.record({ type: fc.constantFrom(0, 43, 60), body: fc.uint8Array({ maxLength: 30 }) }),
-  fc.record({ type: fc.constant(44), offset: fc.integer({ min: 0, max: 3 }), more: fc.boolean() }),
-  fc.record({ type: fc.constant(51), body: fc.uint8Array({ minLength: 10, maxLength: 22 }) }),
-);
 
 describe('native executor: the IPv6 extension-header walk', () => {
   it('finds the upper layer behind 8 extension headers, bounds every header, refuses more than 16', (t) => {
