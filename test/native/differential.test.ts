@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { Executor, PathRule, Verdict } from '../../src/core/executor.js';
 import { TsExecutor } from '../../src/core/ts-executor.js';
 import { hex, icmpEcho, ipv4, newExecutor, randomKey, refEncrypt, tcp, type RefSa } from './support.js';
-import { extArb, icmp6, ipv6, refEncrypt6, refEncryptCarried6, tcp6 } from './support6.js';
+import { extArb, icmp6, type Ext, ipv6, refEncrypt6, refEncryptCarried6, tcp6 } from './support6.js';
 
 // Few hosts, so that random packets often hit the random rules; IPv6 runs use HOSTS6.
 const HOSTS4 = ['10.1.0.1', '10.2.0.1', '10.2.0.2'];
@@ -41,8 +41,8 @@ const opArb6: fc.Arbitrary<Op> = fc.oneof(...installArbs, { weight: 10, arbitrar
 /** IPv6 packets: extension-header chains, link traffic, search, SYNs, the carried form's next headers, ESP, junk. */
 function packet6Arb(): fc.Arbitrary<Op> {
   const pair = fc.oneof({ weight: 4, arbitrary: fc.constantFrom([0, 1], [1, 0]) }, { weight: 1, arbitrary: fc.tuple(host, host) });
-  const exts = fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: fc.array(extArb, { maxLength: 18 }) });
-  const addr = (p: number[], i: number, odd: number) => (odd === 1 ? ['fe80::1', 'ff02::1', '::'][i] : HOSTS6[p[i]]);
+  const exts: fc.Arbitrary<Ext[]> = fc.oneof({ weight: 3, arbitrary: fc.constant<Ext[]>([]) }, { weight: 2, arbitrary: fc.array(extArb, { maxLength: 18 }) });
+  const addr = (p: readonly number[], i: number, odd: number) => (odd === 1 ? ['fe80::1', 'ff02::1', '::'][i] : HOSTS6[p[i]]);
   const echo = fc.record({ p: pair, data: fc.uint8Array({ maxLength: 120 }), search: fc.boolean(), type: fc.constantFrom(128, 129, 135, 136, 143, 2, 1), exts, odd: fc.integer({ min: 0, max: 8 }), side: fc.integer({ min: 0, max: 1 }) }).map(({ p, data, search, type, exts, odd, side }) => {
     const d = search ? Uint8Array.from([0, 1, 0, 1, 0x4b, 0x53, 0x52, 0x43, ...data, 0, 0, 0, 0]) : data;
     return icmp6(side === 0 ? addr(p, 0, odd) : HOSTS6[p[0]], side === 1 ? addr(p, 1, odd) : HOSTS6[p[1]], type, d, exts);
