@@ -25,7 +25,7 @@ export interface HelperConfig {
   tx?: { spi: number; vpnId: number; epoch: number; key: string; salt: string }[];
   rx?: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string }[];
   learn?: { local: string; remote: string }[];
-  udp?: { address: string; port?: number };
+  udp?: { address: string | string[]; port?: number };
   tunnelTx?: (Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string })[];
   tunnelRx?: (Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string })[];
 }
