@@ -8,7 +8,7 @@
 // packet), fragments, the carried form (41 and 4), too big instead of fragmentation, the MSS
 // clamp over IPv6, key search over ICMPv6, the never-intercepted set (ND, RA, MLD, link-local,
 // multicast, DAD), hostile input from outside, and tunnel mode v6 in v4, v4 in v6, v6 in v6.
-import type { Side, TunnelExecutor, TunnelTxSa } from '../../src/core/executor.js';
+import type { TunnelExecutor, TunnelTxSa } from '../../src/core/executor.js';
 import { buildIpv4, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { buildIcmpv6PacketTooBig } from '../../src/core/packet/icmpv6.js';
@@ -18,7 +18,7 @@ import { buildTcpSegment, buildTcpSyn } from '../../src/core/packet/tcp.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import { espSeal } from '../../src/crypto/esp.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
-import { replayScenario, sealTunnelEsp, type JsonVerdict, type VectorScenario, type VectorStep } from '../support/executor-vectors.js';
+import { fill, proc, sealTunnelEsp, udp, type VectorScenario, type VectorStep } from '../support/executor-vectors.js';
 import { v6Packet, type Ext } from './packet/v6-chain.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -53,24 +53,6 @@ export function ping6(src: string, dst: string, data = 'kasane vector payload', 
 function searchPing6(src: string, dst: string, type: 128 | 129): Uint8Array {
   const data = encodeSearchMessage({ phase: 'destination', proxied: false, txid: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), pathSrc: src, pathDst: dst, originator: 'G2', proxiedBy: '', entries: [] });
   return icmp6(src, dst, type, data);
-}
-
-function proc(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
-  return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
-}
-
-function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
-  return { op: 'processUdp', name, src, srcPort, now, payload: hex(payload), expect: { kind: 'drop', reason: 'unfilled' } };
-}
-
-function fill(exec: TunnelExecutor, s: VectorScenario): void {
-  for (const r of replayScenario(exec, s)) {
-    const st = s.steps[r.step];
-    if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;
-    else if (st.op === 'stats') st.expect = r.actual as { packets: number; bytes: number; lastUsed: number } | null;
-    else if (st.op === 'tunnelTxStats' || st.op === 'tunnelRxStats') st.expect = r.actual;
-    else if (st.op === 'counters') st.expect = r.actual as Record<string, number>;
-  }
 }
 
 function output(s: VectorScenario, name: string): Uint8Array {
