@@ -5,7 +5,8 @@
 // as GSO_UDP_L4 super-packets (USO6); the other gateway reads them whole, splits them in place,
 // decrypts and coalesces the TCP/IPv6 segments again (GRO). The kernel's ping -6 and a TCP transfer
 // whose content is verified cross; nothing is relayed in the clear and nothing is too big (the MSS
-// of v6 SYNs is clamped to 1500 - 45 - 60).
+// of v6 SYNs is clamped to 1500 - 45 - 60). A Packet Too Big sent with sendLocal() (an IPv6 raw
+// socket) reaches the terminal, whose kernel lowers its path MTU.
 // The policy routing of IPv6 into the TUN devices is src/native/routing.ts's business (issue-14e);
 // until this branch has it, the test adds the two IPv6 rules and routes itself.
 import assert from 'node:assert/strict';
@@ -14,6 +15,14 @@ import type { Testbed as TestbedType } from './netns.js';
 import { hasCommand, Testbed } from './netns.js';
 import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
 import { hex, inCi, randomKey } from './support.js';
+import { icmp6 } from './support6.js';
+
+async function waitFor(ok: () => boolean, ms: number, what: string): Promise<void> {
+  for (const end = Date.now() + ms; !ok(); ) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 const ROUTING = { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['gi'], outsideIfaces: ['go'] };
 
@@ -76,6 +85,14 @@ describe('native TUN datapath over IPv6 in network namespaces', { timeout: 180_0
       } else if (inCi) throw new Error('CI=true but ping (iputils-ping) is not installed');
       await tcpTransfer(tb, h2, h1, 'fd00:2::2', 16 << 20);
       await tcpTransfer(tb, h1, h2, 'fd00:1::2', 4 << 20);
+      // A Packet Too Big of the gateway's own (what the core answers a too-big punt with) leaves
+      // through the IPv6 raw socket of sendLocal() and h1's kernel takes its MTU for the path.
+      const quoted = icmp6('fd00:1::2', 'fd00:2::2', 128, new Uint8Array(1400));
+      const ptb = icmp6('fd00:1::1', 'fd00:1::2', 2, Uint8Array.from([0, 0, 0x05, 0x14, ...quoted.subarray(0, 1232)]));
+      A.send(`local ${hex(ptb)}`);
+      const sent = await A.lines.wait((e) => e.event === 'local', 5_000, 'sendLocal at A');
+      assert.equal(sent.ok, true, String(sent.error));
+      await waitFor(() => /mtu 1300/.test(tb.ip(h1, '-6', 'route', 'get', 'fd00:2::2')), 5_000, 'h1 learned the path MTU');
       const ra = await A.close();
       const rb = await B.close();
       for (const [name, rep] of [
