@@ -226,7 +226,7 @@ export class NativeDatapath {
     }
   }
 
-  /** Injects one packet (a complete IPv4 packet) into the TUN device of `side`. */
+  /** Injects one packet (a complete IPv4 or IPv6 packet) into the TUN device of `side`. */
   write(side: Side, packet: Uint8Array): Result<void> {
     if (this.closed) return err('closed', 'datapath is closed');
     const r = this.exec.binding.datapathWrite(this.handle, side === 'inside' ? 0 : 1, packet);
@@ -235,7 +235,8 @@ export class NativeDatapath {
 
   /**
    * Sends a packet of the gateway's own (its source is one of this host's addresses: an ICMP error
-   * to a terminal) as locally originated, routed by its destination. Not through a TUN: the kernel
+   * or an ICMPv6 Packet Too Big to a terminal; IPv4 or IPv6, through a raw socket of that family)
+   * as locally originated, routed by its destination. Not through a TUN: the kernel
    * drops a packet written there with a local source address as a martian.
    */
   sendLocal(packet: Uint8Array): Result<void> {
