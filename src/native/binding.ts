@@ -43,7 +43,7 @@ export interface NativeBinding {
     softSeqLimit: number,
   ): void;
   removeTunnelTx(h: ExecutorHandle, spi: number): boolean;
-  /** ranges: [start, end] pairs as host-order integers, the first nLocal pairs local, the rest remote. */
+  /** ranges: 33-byte selectors (family, start, end; IPv4 in the first 4 of 16 bytes), nLocal local ones first. */
   installTunnelRx(
     h: ExecutorHandle,
     spi: number,
@@ -55,7 +55,7 @@ export interface NativeBinding {
     localPort: number,
     remoteAddr: Uint8Array,
     remotePort: number,
-    ranges: Uint32Array,
+    ranges: Uint8Array,
     nLocal: number,
     window: number,
   ): void;
@@ -64,9 +64,10 @@ export interface NativeBinding {
   /** [vpnId, packets, bytes, lastUsed, nextSeq, softSeqLimit], peer */
   tunnelTxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
   /**
-   * [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastSrc, lastPort], peer
+   * [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastFamily, lastPort],
+   * peer, lastSrc
    */
-  tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
+  tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string, Uint8Array] | undefined;
   datapathOpen(
     h: ExecutorHandle,
     devices: [string, 0 | 1, number][],
@@ -75,8 +76,8 @@ export interface NativeBinding {
     onPunt: (buf: Uint8Array, meta: Uint32Array, count: number) => void,
     /** 1: GRO of forwarded TCP segments; 2: ESP egress through a raw socket. */
     options: number,
-    /** The tunnel port: [address (4 bytes), port]. */
-    udp?: [Uint8Array, number],
+    /** The tunnel port: [address (4 or 16 bytes), port, an address of the other family (dual stack)?]. */
+    udp?: [Uint8Array, number, Uint8Array | undefined],
   ): DatapathHandle;
   /** df: 0 the kernel's choice, 1 set, 2 clear. 0 or -errno. */
   datapathSendUdp(d: DatapathHandle, dst: Uint8Array, port: number, payload: Uint8Array, df: 0 | 1 | 2): number;
@@ -87,8 +88,14 @@ export interface NativeBinding {
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;
   vnetFrame(frame: Uint8Array): Uint8Array[] | null;
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The frames the datapath writes for these group ESP-in-UDP packets (UDP GSO super-packets for runs). */
+  usoCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The in-place split of a UDP GSO super-packet of group ESP (the outside's fast path); null if it is not one. */
+  espSplit(frame: Uint8Array): Uint8Array[] | null;
   espBench(payloadBytes: number, count: number): [number, number];
   nowMs(): number;
+  /** [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later), extLength, neverIntercepted, total]. */
+  ipv6Walk(packet: Uint8Array): [number, number, number, number, number, number] | undefined;
   kernelPathMtu(addr: Uint8Array): number;
   readonly counterCount: number;
   readonly datapathStatCount: number;
