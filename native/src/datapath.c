@@ -518,7 +518,7 @@ static void handle_one_datagram(dp_queue *q, const struct sockaddr_in *from, con
   exec_note note;
   stat_add(dp, DP_UDP_RX, 1);
   stat_add(dp, DP_UDP_RX_BYTES, len);
-  int v = exec_process_udp(dp->ex, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
+  int v = exec_process_udp(dp->ex, 4, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
                            q->obuf + VNET_HDR_LEN, &note);
   if (v == V_FORWARD_TUNNEL_DECRYPT) {
     uint8_t *out = (uint8_t *)note.out;

@@ -53,7 +53,9 @@ function packetArb(): fc.Arbitrary<Op> {
     if (flip !== undefined) out[20 + (flip % (out.length - 20))] ^= 0x01;
     return out;
   });
-  const junk = fc.uint8Array({ maxLength: 80 });
+  // Version 6 junk waits for the reference executor's IPv6 (issue-14a); until then the native IPv6
+  // rules are checked against an independent model in ipv6-executor.test.ts.
+  const junk = fc.uint8Array({ maxLength: 80 }).filter((b) => b.length === 0 || b[0] >> 4 !== 6);
   // Link-layer padding after the IP total length: counted as the reference counts it.
   const padded = fc.tuple(fc.oneof(ping, syn), fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([p, pad]) => Uint8Array.from([...p, ...pad]));
   return fc.oneof(
