@@ -18,6 +18,7 @@
 #include "gro.h"
 #include "gso.h"
 #include "ipv6.h"
+#include "uso.h"
 #include "datapath.h"
 
 #define CHECK(call)                                   \
@@ -291,7 +292,7 @@ static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   napi_set_element(env, arr, 0, number(env, v));
   napi_set_element(env, arr, 1, bytes);
   napi_set_element(env, arr, 6, number(env, note->count));
-  if (v != V_FORWARD_PLAIN) {
+  if (v != V_FORWARD_PLAIN && v != V_FORWARD_PASS) {
     napi_create_bigint_uint64(env, note->seq, &seq);
     napi_set_element(env, arr, 2, number(env, note->vpn));
     napi_set_element(env, arr, 3, number(env, note->spi));
@@ -1002,6 +1003,66 @@ static double mono_ns(void) {
 
 /* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
  * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
+/* usoCoalesce(packets): the frames (vnet header + packet) the datapath writes for these group ESP-in-UDP
+ * packets, in order: UDP GSO super-packets for runs, plain frames for the rest. For the tests. */
+static void uso_collect_single(void *ctx, uint8_t *pkt, size_t len) {
+  memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+  collect_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+}
+
+static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t n;
+  napi_value arr;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  uso_batch b;
+  if (uso_init(&b) != 0) return throw_msg(env, "out of memory");
+  napi_create_array(env, &arr);
+  frame_collect c = {env, arr, 0, 0};
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    uint8_t *data;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
+      uso_free(&b);
+      return NULL;
+    }
+    /* Only what the executor makes: IP + UDP + ESP within one frame. */
+    if (len < 48 || len > 65535) continue;
+    uso_add(&b, data, len, collect_frame, uso_collect_single, &c);
+  }
+  uso_flush(&b, collect_frame, uso_collect_single, &c);
+  uso_free(&b);
+  if (c.failed) return throw_last(env);
+  return arr;
+}
+
+/* espSplit(frame): the segments of a UDP GSO super-packet of group ESP, split in place as the
+ * datapath does on the outside; null when it is not one. For the tests. */
+static napi_value esp_split(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *data;
+  size_t len, hlen;
+  napi_value arr, nul;
+  vnet_hdr h;
+  if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
+  napi_get_null(env, &nul);
+  if (len < VNET_HDR_LEN || len > VNET_HDR_LEN + 65535) return nul;
+  vnet_read(&h, data);
+  uint8_t *frame = malloc(len);
+  if (!frame) return throw_msg(env, "out of memory");
+  memcpy(frame, data, len);
+  uint8_t *pkt = frame + VNET_HDR_LEN;
+  napi_create_array(env, &arr);
+  seg_collect c = {env, arr, 0, 0};
+  napi_value res = nul;
+  if (gso_is_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, &hlen))
+    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect_segment, &c) < 0 ? nul : arr;
+  free(frame);
+  if (c.failed) return throw_last(env);
+  return res;
+}
+
 static napi_value esp_bench(napi_env env, napi_callback_info info) {
   ARGS(2);
   uint32_t size, count;
@@ -1105,6 +1166,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"vnetFrame", NULL, vnet_frame, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"usoCoalesce", NULL, uso_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"espSplit", NULL, esp_split, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ipv6Walk", NULL, ipv6_walk, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nowMs", NULL, now_ms_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kernelPathMtu", NULL, kernel_path_mtu, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -446,7 +446,13 @@ static int classify(executor *ex, uint8_t *pkt, size_t len, ipv4_info *ip, ipv6_
   if (len && pkt[0] >> 4 == 6) {
     if (ipv6_parse(pkt, len, ip6) != 0) return C_DROP_BAD_IPV6;
     /* What the link needs (neighbour discovery, MLD, link-local traffic) passes untouched. */
-    if (ipv6_never_intercepted(pkt, ip6)) return forward_plain(ex, pkt, len, note);
+    if (ipv6_never_intercepted(pkt, ip6)) {
+      note->out = pkt;
+      note->out_len = len;
+      ex->counters[C_PASS_PACKETS]++;
+      ex->counters[C_PASS_BYTES] += len;
+      return V_FORWARD_PASS;
+    }
     return is_search6(pkt, ip6) ? C_PUNT_SEARCH : -1;
   }
   if (parse_ipv4(pkt, len, ip) != 0) return C_DROP_MALFORMED;
@@ -533,8 +539,8 @@ int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, doubl
   pthread_mutex_lock(&ex->lock);
   rule *r = link ? NULL : find_rule(ex, side, pkt);
   if (link) {
-    ex->counters[C_PLAIN_PACKETS] += segments;
-    ex->counters[C_PLAIN_BYTES] += bytes;
+    ex->counters[C_PASS_PACKETS] += segments;
+    ex->counters[C_PASS_BYTES] += bytes;
     fwd = 1;
   } else if (r && r->action == ACT_PLAIN) {
     r->packets += segments;

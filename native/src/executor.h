@@ -48,6 +48,8 @@ enum {
   C_TUNNEL_DECRYPT_PACKETS,
   C_TUNNEL_DECRYPT_BYTES,
   C_ENCRYPT_FRAGMENTS, /* ESP packets that carry a fragment the executor made (no DF, larger than the path) */
+  C_PASS_PACKETS, /* IPv6 the link needs, passed untouched (never intercepted) */
+  C_PASS_BYTES,
   C_COUNT
 };
 #define V_FIRST_PUNT C_PUNT_SEARCH
@@ -57,7 +59,8 @@ enum {
   V_FORWARD_ENCRYPT = 101,
   V_FORWARD_DECRYPT = 102,
   V_FORWARD_TUNNEL_ENCRYPT = 103, /* out: outer IPv4 + UDP + ESP, for the tunnel socket */
-  V_FORWARD_TUNNEL_DECRYPT = 104  /* out: the inner IPv4 packet, for the inside */
+  V_FORWARD_TUNNEL_DECRYPT = 104, /* out: the inner IPv4 or IPv6 packet, for the inside */
+  V_FORWARD_PASS = 105            /* IPv6 the link needs: out = the packet as it came */
 };
 
 /* Largest growth in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header and IV (16) + padding (3)

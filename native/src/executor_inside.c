@@ -183,8 +183,7 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
   size_t udp = tx->udp;
   const uint8_t *body = carried ? pkt : pkt + IPV6_HDR_LEN;
   size_t blen = carried ? ip->tot : ip->tot - IPV6_HDR_LEN, esplen = esp_sealed_len(blen);
-  /* The transport form's MTU test counts the buffer as given (as the reference does). */
-  size_t grown = carried ? IPV6_HDR_LEN + udp + esplen : len + udp + (esplen - blen);
+  size_t grown = IPV6_HDR_LEN + udp + esplen;
   if (udp + esplen > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
   if (!carried && r->mtu >= 0 && ip->upper_proto == IPPROTO_TCP_ && ip->has_upper && ip->fragment == V6_FRAG_NONE &&
       ip->tot >= ip->upper_off + 20)

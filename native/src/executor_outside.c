@@ -77,13 +77,12 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
   uint64_t seq;
   size_t plen;
   uint8_t nh;
-  if (ip->upper_proto != IPPROTO_ESP_ && ip->upper_proto != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
+  /* Our ESP is never fragmented and has no extension headers before it. */
   if (ip->fragment != V6_FRAG_NONE) return C_DROP_FRAGMENT;
-  /* A gateway puts nothing between the fixed header and its ESP. */
-  if (ip->ext_len != 0) return C_DROP_MALFORMED;
+  if (ip->nh != IPPROTO_ESP_ && ip->nh != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
   const uint8_t *esp = pkt + IPV6_HDR_LEN;
   size_t elen = ip->tot - IPV6_HDR_LEN;
-  if (ip->upper_proto == IPPROTO_UDP_) {
+  if (ip->nh == IPPROTO_UDP_) {
     /* The UDP checksum is not verified: the ICV protects the content. */
     if (elen < GROUP_UDP_HEADER || rd16(esp + 2) != GROUP_UDP_PORT) return C_DROP_UNSOLICITED_PLAIN;
     if (rd16(esp + 4) != elen) return C_DROP_MALFORMED;
@@ -118,6 +117,9 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
     wr16(out + 4, (uint16_t)plen);
     note->out_len = IPV6_HDR_LEN + plen;
   }
+  /* What an authenticated member sends is still walked before it goes on: never a malformed chain. */
+  ipv6_info in;
+  if (ipv6_parse(out, note->out_len, &in) != 0) return C_DROP_MALFORMED;
   note->out = out;
   note->vpn = rx->vpn;
   note->spi = spi;

@@ -132,7 +132,7 @@ static inline int is_search(const uint8_t *pkt, const ipv4_info *ip) {
 /* ICMPv6 echo request or reply (128, 129) whose data after identifier and sequence number starts
  * with "KSRC", as in ICMP. */
 static inline int is_search6(const uint8_t *pkt, const ipv6_info *ip) {
-  if (ip->upper_proto != IPPROTO_ICMPV6_ || !ip->has_upper || ip->tot - ip->upper_off < 16) return 0;
+  if (ip->upper_proto != IPPROTO_ICMPV6_ || ip->fragment != V6_FRAG_NONE || ip->tot < ip->upper_off + 16) return 0;
   const uint8_t *icmp = pkt + ip->upper_off;
   return (icmp[0] == 128 || icmp[0] == 129) && memcmp(icmp + 8, "KSRC", 4) == 0;
 }

@@ -85,6 +85,10 @@ export interface NativeBinding {
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;
   vnetFrame(frame: Uint8Array): Uint8Array[] | null;
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The frames the datapath writes for these group ESP-in-UDP packets (UDP GSO super-packets for runs). */
+  usoCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The in-place split of a UDP GSO super-packet of group ESP (the outside's fast path); null if it is not one. */
+  espSplit(frame: Uint8Array): Uint8Array[] | null;
   espBench(payloadBytes: number, count: number): [number, number];
   nowMs(): number;
   /** [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later), extLength, neverIntercepted, total]. */

@@ -58,12 +58,15 @@ export const COUNTER_NAMES: readonly string[] = [
   'tunnel-decrypt.packets',
   'tunnel-decrypt.bytes',
   'encrypt.fragments',
+  'pass.packets',
+  'pass.bytes',
 ];
 const FORWARD_PLAIN = 100;
 const FORWARD_ENCRYPT = 101;
 const FORWARD_DECRYPT = 102;
 const FORWARD_TUNNEL_ENCRYPT = 103;
 const FORWARD_TUNNEL_DECRYPT = 104;
+const FORWARD_PASS = 105;
 const ACTIONS: readonly PathAction[] = ['encrypt', 'plain', 'discard', 'pending'];
 /** A traffic selector for the addon: family, start (16 bytes), end (16 bytes); IPv4 in the first 4. */
 const RANGE_BYTES = 33;
@@ -279,6 +282,7 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
   const [code, buf, vpnId, spi, seq, sender, count = 1] = r;
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   if (code === FORWARD_PLAIN) return { kind: 'forward', bytes, note: { op: 'plain' } };
+  if (code === FORWARD_PASS) return { kind: 'forward', bytes, note: { op: 'pass' } };
   if (code === FORWARD_ENCRYPT) {
     const note = { op: 'encrypt' as const, vpnId: vpnId!, spi: spi!, seq: seq! };
     if (count === 1) return { kind: 'forward', bytes, note };

@@ -8,8 +8,10 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { TunnelRxSa, TunnelTxSa, Verdict } from '../../src/core/executor.js';
 import type { NativeExecutor } from '../../src/native/native-executor.js';
+import { isNeverIntercepted, parseIpv6 } from '../../src/core/packet/ipv6.js';
 import { hex, nativeOrSkip, newExecutor, ping, randomKey, refEspOpen, type RefSa } from './support.js';
 import {
+  extArb,
   extChain,
   icmp6,
   ipv6,
@@ -45,11 +47,6 @@ function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
 const echo = (src: string, dst: string, data: string, exts?: Ext[]) =>
   icmp6(src, dst, 128, Uint8Array.from([0, 7, 0, 1, ...new TextEncoder().encode(data)]), exts);
 
-const extArb: fc.Arbitrary<Ext> = fc.oneof(
-  fc.record({ type: fc.constantFrom(0, 43, 60), body: fc.uint8Array({ maxLength: 30 }) }),
-  fc.record({ type: fc.constant(44), offset: fc.integer({ min: 0, max: 3 }), more: fc.boolean() }),
-  fc.record({ type: fc.constant(51), body: fc.uint8Array({ minLength: 10, maxLength: 22 }) }),
-);
 
 describe('native executor: the IPv6 extension-header walk', () => {
   it('finds the upper layer behind 8 extension headers, bounds every header, refuses more than 16', (t) => {
@@ -85,7 +82,7 @@ describe('native executor: the IPv6 extension-header walk', () => {
     assert.deepEqual(b.ipv6Walk(ipv6({ src: A, dst: B, proto: 59, payload: new Uint8Array(0), exts: [{ type: 60 }] }))?.slice(0, 2), [59, 48]);
   });
 
-  it('agrees with an independent model on random chains and random corruptions', (t) => {
+  it('agrees with the TypeScript walk and an independent model on random chains and corruptions', (t) => {
     const b = nativeOrSkip(t);
     if (!b) return;
     fc.assert(
@@ -102,6 +99,15 @@ describe('native executor: the IPv6 extension-header walk', () => {
           const got = b.ipv6Walk(bytes);
           const want = modelWalk(bytes);
           assert.deepEqual(got?.slice(0, 4), want);
+          // The reference's walk (src/core/packet/ipv6.ts): the same results, and the same
+          // never-intercepted decision.
+          const ts = parseIpv6(bytes);
+          assert.equal(ts.ok, got !== undefined);
+          if (ts.ok && got) {
+            const w = ts.value.walk;
+            assert.deepEqual(got.slice(0, 4), [w.upperProto, w.upperOffset ?? -1, ['none', 'first', 'non-first'].indexOf(w.fragment), w.extLength]);
+            assert.equal(got[4] === 1, isNeverIntercepted(bytes, w));
+          }
         },
       ),
       { numRuns: 3000 },
@@ -132,12 +138,14 @@ describe('native executor: IPv6 before any rule', () => {
       for (const side of ['inside', 'outside'] as const) {
         const v = fwd(ex.process(side, p, 1));
         assert.equal(hex(v.bytes), hex(p));
-        assert.deepEqual(v.note, { op: 'plain' });
+        assert.deepEqual(v.note, { op: 'pass' });
       }
     }
     // The global echo between the same addresses is not the link's: the rule applies.
     assert.deepEqual(ex.process('inside', echo(B, A, 'global'), 2), { kind: 'drop', reason: 'discard' });
     assert.deepEqual(ex.pathStats(B, A), { packets: 1, bytes: echo(B, A, 'global').length, lastUsed: 2 });
+    const passed = link.reduce((n, p) => n + 2 * p.length, 0);
+    assert.deepEqual(ex.counters(), { 'pass.packets': 2 * link.length, 'pass.bytes': passed, 'drop.discard': 1 });
   });
 
   it('punts search messages over ICMPv6 and drops malformed IPv6 as bad-ipv6', (t) => {
@@ -263,7 +271,7 @@ describe('native executor: group mode over IPv6', () => {
     const fragmented = ipv6({ src: B, dst: A, proto: 17, payload: esp.subarray(40), exts: [{ type: 44, offset: 0, more: true }] });
     assert.deepEqual(ex.process('outside', fragmented, 1), { kind: 'drop', reason: 'fragment' });
     const behind = ipv6({ src: B, dst: A, proto: 17, payload: esp.subarray(40), exts: [{ type: 60 }] });
-    assert.deepEqual(ex.process('outside', behind, 1), { kind: 'drop', reason: 'malformed' });
+    assert.deepEqual(ex.process('outside', behind, 1), { kind: 'drop', reason: 'unsolicited-plain' });
     assert.deepEqual(ex.process('outside', echo(B, A, 'plain'), 1), { kind: 'drop', reason: 'unsolicited-plain' });
     const other = refEncrypt6({ ...SA, spi: 0x7777 }, 1n, echo(B, A, 'y'));
     assert.deepEqual(ex.process('outside', other, 1), { kind: 'punt', reason: 'unknown-spi' });

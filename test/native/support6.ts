@@ -2,6 +2,7 @@
 // pseudo-header checksum, an independent model of the extension-header walk, and the group ESP
 // forms over IPv6 on node:crypto (refEspSeal), written from the V6 decisions of issue 14 so the C
 // code is checked against something that shares none of it.
+import fc from 'fast-check';
 import { ipToBytes } from '../../src/base/addr.js';
 import { checksum, refEspSeal, sum16, type RefEncap, type RefSa } from './support.js';
 
@@ -14,6 +15,13 @@ export interface Ext {
   offset?: number;
   more?: boolean;
 }
+
+/** A random extension header (the walk's five kinds, fragments first or later). */
+export const extArb: fc.Arbitrary<Ext> = fc.oneof(
+  fc.record({ type: fc.constantFrom(0, 43, 60), body: fc.uint8Array({ maxLength: 30 }) }),
+  fc.record({ type: fc.constant(44), offset: fc.integer({ min: 0, max: 3 }), more: fc.boolean() }),
+  fc.record({ type: fc.constant(51), body: fc.uint8Array({ minLength: 10, maxLength: 22 }) }),
+);
 
 /** The bytes of an extension header chain ending in `upper`; returns the chain and the first next header. */
 export function extChain(exts: Ext[], upper: number): { bytes: Uint8Array; first: number } {
