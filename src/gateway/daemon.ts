@@ -14,7 +14,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { Prefix } from '../base/addr.js';
+import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
 import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { AuthoritySnapshot } from '../core/types.js';
@@ -96,6 +96,9 @@ export class GatewayDaemon {
       config: {
         id: bundle.gateway.name,
         address: bundle.gateway.address,
+        // The source of the ICMPv6 Packet Too Big it sends IPv6 terminals: its own IPv6 outside
+        // address, or else the first global IPv6 address of its outside interfaces.
+        address6: ipFamily(bundle.gateway.address) === 6 ? bundle.gateway.address : outsideAddress6(this.config.outside),
         attached: this.config.attached ?? insidePrefixes(this.config.inside),
         allowPlain: this.config.allowPlain,
         pathMtu: wanPathMtu(this.config.pathMtu, this.config.outside),
@@ -381,15 +384,30 @@ function preflight(config: GatewayRunConfig): void {
   }
 }
 
+type AddrShow = { addr_info?: { family?: string; local: string; prefixlen: number; scope?: string; deprecated?: boolean; tentative?: boolean }[] }[];
+const addrShow = (i: string): string => execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' });
+
+/** The first usable global IPv6 address of the outside interfaces (not deprecated, not tentative), or undefined. */
+export function outsideAddress6(ifaces: string[], show = addrShow): Ip | undefined {
+  for (const i of ifaces) {
+    for (const a of (JSON.parse(show(i)) as AddrShow)[0]?.addr_info ?? []) {
+      if (a.family !== 'inet6' || (a.scope ?? 'global') !== 'global' || a.deprecated || a.tentative) continue;
+      const ip = parseIp(a.local);
+      if (ip.ok) return ip.value;
+    }
+  }
+  return undefined;
+}
+
 /**
  * The prefixes configured on the inside interfaces, IPv4 and IPv6 (global scope: link-local
  * addresses name no LAN, and link-local traffic is never intercepted): the LANs whose terminals we
  * serve first-hand.
  */
-export function insidePrefixes(ifaces: string[], show = (i: string) => execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' })): Prefix[] {
+export function insidePrefixes(ifaces: string[], show = addrShow): Prefix[] {
   const out: Prefix[] = [];
   for (const i of ifaces) {
-    const j = JSON.parse(show(i)) as { addr_info?: { family?: string; local: string; prefixlen: number; scope?: string }[] }[];
+    const j = JSON.parse(show(i)) as AddrShow;
     for (const a of j[0]?.addr_info ?? []) {
       if ((a.family !== 'inet' && a.family !== 'inet6') || (a.scope !== undefined && a.scope !== 'global')) continue;
       const p = Prefix.of(a.local, a.prefixlen);
