@@ -8,7 +8,7 @@
 //                                       AUTH 10.200.9.2
 //
 // With `ipv6`, every link is dual stack too: A fd00:1:1::10 and B fd00:2:1::10; dept holds
-// fd00:N:1::/64, company fd00:N::/48, the WAN links are fd00:200:N::/64.
+// fd00:N:1::/64, company fd00:N::/32, the WAN links are fd00:200:N::/64.
 import { buildSites, type SiteSpec, type Sites } from '../testbed/sites.js';
 
 export const MULTISTAGE_TERMINALS = { A: '10.1.1.10', B: '10.2.1.10' } as const;
@@ -46,7 +46,7 @@ export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?:
           ],
         ]),
       ),
-      R: sides.flatMap((n) => [[`10.${n}.0.0/16`, 'via', `10.200.${n}.2`], ...v6([`fd00:${n}::/48`, 'via', `fd00:200:${n}::2`])]),
+      R: sides.flatMap((n) => [[`10.${n}.0.0/16`, 'via', `10.200.${n}.2`], ...v6([`fd00:${n}::/32`, 'via', `fd00:200:${n}::2`])]),
       AUTH: [['default', 'via', '10.200.9.1']],
     },
     routers: ['R'],
@@ -63,7 +63,7 @@ export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?:
         address: `10.200.${n}.2`,
         inside: ['lan0'],
         outside: ['wan0'],
-        members: { company: [`10.${n}.0.0/16`, ...v6(`fd00:${n}::/48`)] },
+        members: { company: [`10.${n}.0.0/16`, ...v6(`fd00:${n}::/32`)] },
         config: `allowPlain: [10.200.9.0/24]\n${o.gatewayConfig ?? ''}`,
       })),
       ...sides.map((n) => ({ name: `Gi${n}`, address: `10.${n}.0.2`, inside: ['lan0'], outside: ['wan0'], members: { dept: [`10.${n}.1.0/24`, ...v6(`fd00:${n}:1::/64`)] }, config: o.gatewayConfig })),

@@ -151,7 +151,7 @@ const multistage: Scenario = {
     const s = await buildMultistage({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG, ipv6: o.ipv6 });
     const terminals = o.ipv6 ? MULTISTAGE_TERMINALS6 : MULTISTAGE_TERMINALS;
     o.log('company = {Go1 + 10.1.0.0/16, Go2 + 10.2.0.0/16}; dept = {Gi1 + 10.1.1.0/24, Gi2 + 10.2.1.0/24}: nested inside company');
-    if (o.ipv6) o.log('and over IPv6: company = {Go1 + fd00:1::/48, Go2 + fd00:2::/48}; dept = {Gi1 + fd00:1:1::/64, Gi2 + fd00:2:1::/64}; A and B talk over IPv6');
+    if (o.ipv6) o.log('and over IPv6: company = {Go1 + fd00:1::/32, Go2 + fd00:2::/32}; dept = {Gi1 + fd00:1:1::/64, Gi2 + fd00:2:1::/64}; A and B talk over IPv6');
     const gateways = ['Gi2', 'Go2', 'Go1', 'Gi1'];
     return {
       tb: s.tb,
