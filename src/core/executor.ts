@@ -120,7 +120,9 @@ export type DropReason =
   /** Tunnel mode: the sending SA used its last 32-bit sequence number; it must be rekeyed. */
   | 'tunnel-seq-exhausted'
   /** Tunnel mode: an authenticated dummy packet (next header 59, RFC 4303 §2.6), discarded. */
-  | 'tunnel-dummy';
+  | 'tunnel-dummy'
+  /** IPv6: a malformed fixed header or extension-header chain (issue 14, V6 decisions). */
+  | 'bad-ipv6';
 
 export type Verdict =
   /**

@@ -14,11 +14,12 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import { Prefix } from '../base/addr.js';
+import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
 import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import { TsExecutor } from '../core/ts-executor.js';
 import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
+import { hostHasIpv6 } from '../native/routing.js';
 import type { GatewayRunConfig } from './config.js';
 import { CoreDriver } from './core-driver.js';
 import { AuthorityLink, GatewayStartError } from './authority-link.js';
@@ -94,6 +95,9 @@ export class GatewayDaemon {
       config: {
         id: bundle.gateway.name,
         address: bundle.gateway.address,
+        // The source of the ICMPv6 Packet Too Big it sends IPv6 terminals: its own IPv6 outside
+        // address, or else the first global IPv6 address of its outside interfaces.
+        address6: ipFamily(bundle.gateway.address) === 6 ? bundle.gateway.address : outsideAddress6(this.config.outside),
         attached: this.config.attached ?? insidePrefixes(this.config.inside),
         allowPlain: this.config.allowPlain,
         pathMtu: wanPathMtu(this.config.pathMtu, this.config.outside),
@@ -330,6 +334,7 @@ export function tunRouting(config: GatewayRunConfig): TunRouting {
     outsideIfaces: config.outside,
     table: config.routingTable,
     pref: config.routingTable,
+    ipv6: hostHasIpv6(),
   };
 }
 
@@ -353,9 +358,10 @@ export async function teardownGateway(config: GatewayRunConfig): Promise<string>
   if (!r.ok) throw new GatewayStartError(`teardown failed: ${r.error.message}`);
   const t = config.routingTable;
   return (
-    `unprotected: removed the ip rules at preferences ${t} and ${t + 1}, the routes of tables ${t} and ${t + 1} and the nftables table ip ${guardTableName(routing)}.\n` +
-    `Forwarded traffic between ${config.inside.join(', ')} and ${config.outside.join(', ')} now follows the main table, in the clear ` +
-    `(net.ipv4.ip_forward is left as it is). \`kasane gateway run\` protects again.\n`
+    `unprotected: removed the ip rules at preferences ${t} and ${t + 1}, the routes of tables ${t} and ${t + 1} ` +
+    `(IPv4${routing.ipv6 ? ' and IPv6' : ''}) and the nftables table inet ${guardTableName(routing)}.\n` +
+    `Forwarded traffic between ${config.inside.join(', ')} and ${config.outside.join(', ')} now follows the main tables, in the clear ` +
+    `(net.ipv4.ip_forward and net.ipv6.conf.all.forwarding are left as they are). \`kasane gateway run\` protects again.\n`
   );
 }
 
@@ -377,12 +383,35 @@ function preflight(config: GatewayRunConfig): void {
   }
 }
 
-/** The prefixes configured on the inside interfaces: the LANs whose terminals we serve first-hand. */
-function insidePrefixes(ifaces: string[]): Prefix[] {
+type AddrShow = { addr_info?: { family?: string; local: string; prefixlen: number; scope?: string; deprecated?: boolean; tentative?: boolean }[] }[];
+const addrShow = (i: string): string => execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' });
+
+/** The first usable global IPv6 address of the outside interfaces (not deprecated, not tentative), or undefined. */
+export function outsideAddress6(ifaces: string[], show = addrShow): Ip | undefined {
+  for (const i of ifaces) {
+    for (const a of (JSON.parse(show(i)) as AddrShow)[0]?.addr_info ?? []) {
+      if (a.family !== 'inet6' || (a.scope ?? 'global') !== 'global' || a.deprecated || a.tentative) continue;
+      const ip = parseIp(a.local);
+      if (ip.ok) return ip.value;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The prefixes configured on the inside interfaces, IPv4 and IPv6 (global scope: link-local
+ * addresses name no LAN, and link-local traffic is never intercepted): the LANs whose terminals we
+ * serve first-hand.
+ */
+export function insidePrefixes(ifaces: string[], show = addrShow): Prefix[] {
   const out: Prefix[] = [];
   for (const i of ifaces) {
-    const j = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', i], { encoding: 'utf8' })) as { addr_info?: { local: string; prefixlen: number }[] }[];
-    for (const a of j[0]?.addr_info ?? []) out.push(Prefix.of(a.local, a.prefixlen));
+    const j = JSON.parse(show(i)) as AddrShow;
+    for (const a of j[0]?.addr_info ?? []) {
+      if ((a.family !== 'inet' && a.family !== 'inet6') || (a.scope !== undefined && a.scope !== 'global')) continue;
+      const p = Prefix.of(a.local, a.prefixlen);
+      if (!out.some((q) => q.equals(p))) out.push(p);
+    }
   }
   return out;
 }

@@ -5,7 +5,10 @@
 // on the WAN, ESP from B delivered onto A's LAN as it came, or anything from B reaching A while G1
 // was down. Every count must be zero, the first start after each stop must succeed, and traffic
 // must resume. `kasane gateway teardown` then unprotects on purpose, and only when G1 is not running.
+// The network is dual stack and the load runs over IPv4 and IPv6 at once: the same holds for both
+// (issue 14: IPv6 rules, tables, refusing routes and the inet guard).
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
 import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
+import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['tcpdump', 'nft'].find((c) => !hasCommand(c)) : undefined;
@@ -21,6 +25,8 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const A = '10.1.0.10';
 const B = '10.2.0.10';
+const A6 = 'fd00:1::10';
+const B6 = 'fd00:2::10';
 /** "kasane-leak--!!" as ping's fill pattern: in every echo request and reply of the load. */
 const MARKER = '6b6173616e652d6c65616b2d2d2121';
 const MARKER_BYTES = Buffer.from('kasane-leak--!!');
@@ -40,6 +46,12 @@ function reaches(f: Figure2, ns: string, to: string): boolean {
   }
 }
 
+/** What ping says when its echo is refused (the kernel's ICMP or ICMPv6 "administratively prohibited"). */
+function refusal(ns: string, to: string): string {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '2', to], { encoding: 'utf8' });
+  return `${r.stdout}${r.stderr}`.trim();
+}
+
 interface Round {
   how: 'SIGKILL' | 'SIGTERM';
   /**
@@ -54,6 +66,16 @@ interface Round {
   lanWhileDown: number;
   /** ESP between A and B on the WAN (the load was running). */
   wanEsp: number;
+  /** The same over IPv6, between A's and B's IPv6 addresses. */
+  wanPlain6: number;
+  wanPlainMarker6: number;
+  lanEsp6: number;
+  lanWhileDown6: number;
+  wanEsp6: number;
+  resumedAB6: boolean;
+  resumedBA6: boolean;
+  /** Whether A's ping -6 to B was answered while G1 was down. */
+  reached6: boolean;
   firstStart: string;
   rulesAfterStop: string;
   resumedAB: boolean;
@@ -68,7 +90,7 @@ interface Round {
 }
 
 /** Policy-routing and nftables state of G1 (what outlives the process). */
-function g1State(f: Figure2): { rules: string; tables: string; nft: string } {
+function g1State(f: Figure2): { rules: string; tables: string; rules6: string; tables6: string; nft: string } {
   const ip = (...a: string[]) => f.tb.ip(f.ns.G1, ...a);
   let nft = '';
   try {
@@ -76,23 +98,37 @@ function g1State(f: Figure2): { rules: string; tables: string; nft: string } {
   } catch {
     /* no nft: reported as empty */
   }
-  return { rules: ip('-4', 'rule', 'show'), tables: ip('route', 'show', 'table', '5150') + ip('route', 'show', 'table', '5151'), nft };
+  return {
+    rules: ip('-4', 'rule', 'show'),
+    tables: ip('route', 'show', 'table', '5150') + ip('route', 'show', 'table', '5151'),
+    rules6: ip('-6', 'rule', 'show'),
+    tables6: ip('-6', 'route', 'show', 'table', '5150') + ip('-6', 'route', 'show', 'table', '5151'),
+    nft,
+  };
 }
 
 async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round> {
   const wanFile = join(dir, `wan-${how}.pcap`);
   const lanFile = join(dir, `lan-${how}.pcap`);
-  const wan = await startCapture(f.tb, f.ns.R, 'g1', wanFile, [`host ${A}`], ['-s', '128']);
-  const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, [`src ${B}`], ['-s', '128']);
-  // The load: both directions at once, 200 echo requests a second each, each with the marker.
-  const load = [f.tb.spawn(f.ns.A, 'ping', ['-q', '-i', '0.005', '-p', MARKER, B]), f.tb.spawn(f.ns.B, 'ping', ['-q', '-i', '0.005', '-p', MARKER, A])];
+  const wan = await startCapture(f.tb, f.ns.R, 'g1', wanFile, [`host ${A} or host ${A6}`], ['-s', '128']);
+  const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, [`src ${B} or src ${B6}`], ['-s', '128']);
+  // The load: both directions at once, over IPv4 and IPv6, 200 echo requests a second each, each with the marker.
+  const load = [
+    f.tb.spawn(f.ns.A, 'ping', ['-q', '-i', '0.005', '-p', MARKER, B]),
+    f.tb.spawn(f.ns.B, 'ping', ['-q', '-i', '0.005', '-p', MARKER, A]),
+    f.tb.spawn(f.ns.A, 'ping', ['-q', '-i', '0.005', '-p', MARKER, B6]),
+    f.tb.spawn(f.ns.B, 'ping', ['-q', '-i', '0.005', '-p', MARKER, A6]),
+  ];
   try {
     await sleep(2000);
-    const down = Date.now();
     await (how === 'SIGKILL' ? f.killGateway(1) : f.stopGateway(1));
+    // Down from the moment the process is gone (a SIGTERM'd gateway forwards until it has exited,
+    // which takes a while on a loaded machine).
+    const down = Date.now();
     const rulesAfterStop = g1State(f).rules;
     const ownWhileDown = reaches(f, f.ns.G1, AUTH_HOST);
     const plainWhileDown = reaches(f, f.ns.A, AUTH_HOST);
+    const reached6 = reaches(f, f.ns.A, B6);
     await sleep(2000); // down time under load
     const up = Date.now();
     let firstStart = 'ok';
@@ -105,6 +141,8 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     await sleep(4000); // restart under load: searches, learning, traffic back
     const resumedAB = f.ping('A', 'B', { count: 2 });
     const resumedBA = f.ping('B', 'A', { count: 2 });
+    const resumedAB6 = f.ping('A', 'B', { count: 2, family: 6 });
+    const resumedBA6 = f.ping('B', 'A', { count: 2, family: 6 });
     const plainAfter = reaches(f, f.ns.A, AUTH_HOST);
     for (const p of load) p.kill('SIGINT');
     await Promise.all(load.map((p) => waitExit(p, 5000)));
@@ -114,8 +152,19 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     const l = readPcap(lanFile);
     // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
     const wanPlainPackets = w.filter((p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH));
+    const w6 = readPcap6(wanFile);
+    const l6 = readPcap6(lanFile);
+    const wanPlain6 = w6.filter((p) => p.src === A6 && !isEsp6(p) && !isSearch6(p));
     return {
       how,
+      wanPlain6: wanPlain6.length,
+      wanPlainMarker6: wanPlain6.filter((p) => p.payload.includes(MARKER_BYTES)).length,
+      wanEsp6: w6.filter(isEsp6).length,
+      lanEsp6: l6.filter(isEsp6).length,
+      lanWhileDown6: l6.filter((p) => p.time > down + 50 && p.time < up).length,
+      resumedAB6,
+      resumedBA6,
+      reached6,
       wanPlain: wanPlainPackets.length,
       wanPlainMarker: wanPlainPackets.filter((p) => p.payload.includes(MARKER_BYTES)).length,
       wanEsp: w.filter(isEsp).length,
@@ -138,9 +187,11 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
   assert.ok(!missing, `${missing} is required in CI`);
   const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
+  const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
   try {
     assert.equal(f.ping('B', 'A'), true, 'B -> A before');
+    assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');
+    assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 before');
     assert.ok(reaches(f, f.ns.A, AUTH_HOST), 'A -> the authority host in the clear (allowPlain) before');
     assert.equal(f.ping('A', 'B'), true, 'A -> B before');
     const rounds: Round[] = [];
@@ -161,6 +212,13 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
       assert.ok(r.ownWhileDown, `${r.how}: G1's host keeps its own traffic (to the authority) while the gateway is down`);
       assert.ok(!r.plainWhileDown, `${r.how}: A's allowed plain traffic waits for the gateway too (nothing forwarded past it)`);
       assert.ok(r.plainAfter, `${r.how}: A's allowed plain traffic is relayed again after the restart (through the TUN devices, past the guard)`);
+      // IPv6: the same, under the same load.
+      assert.ok(r.wanEsp6 > 500, `${r.how}: the IPv6 load ran encrypted around the stop (${r.wanEsp6} ESP packets on the WAN)`);
+      assert.equal(r.wanPlain6, 0, `${r.how}: IPv6 plaintext from A on the WAN (${r.wanPlainMarker6} with the marker)`);
+      assert.equal(r.lanEsp6, 0, `${r.how}: IPv6 ESP from B forwarded onto A's LAN as it came`);
+      assert.equal(r.lanWhileDown6, 0, `${r.how}: IPv6 packets from B on A's LAN while G1 was down`);
+      assert.ok(!r.reached6, `${r.how}: A's IPv6 packets do not reach B while G1 is down`);
+      assert.ok(r.resumedAB6 && r.resumedBA6, `${r.how}: IPv6 traffic resumes after the restart (A -> B ${r.resumedAB6}, B -> A ${r.resumedBA6})`);
     }
 
     // What stays while G1 is down: the rules, a refusing route behind each TUN route, the nftables table.
@@ -168,8 +226,20 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
     const held = g1State(f);
     assert.match(held.tables, /prohibit default/, `inside table refuses: ${held.tables}`);
     assert.match(held.tables, /blackhole default/, `outside table drops: ${held.tables}`);
-    assert.match(held.nft, /table ip kasane_5150/, `nftables table: ${held.nft}`);
+    assert.match(held.nft, /table inet kasane_5150/, `nftables table: ${held.nft}`);
+    assert.match(held.rules6, /iif lan0 lookup 5150/, `IPv6 rules: ${held.rules6}`);
+    assert.match(held.rules6, /iif wan0 lookup 5151/, `IPv6 rules: ${held.rules6}`);
+    assert.match(held.tables6, /prohibit default/, `inside IPv6 table refuses: ${held.tables6}`);
+    assert.match(held.tables6, /blackhole default/, `outside IPv6 table drops: ${held.tables6}`);
     assert.equal(f.ping('A', 'B', { count: 1 }), false, 'nothing passes while G1 is down');
+    assert.equal(f.ping('A', 'B', { count: 1, family: 6 }), false, 'nothing passes over IPv6 while G1 is down');
+    // Refused out loud, not silently (ICMPv6 errors are rate-limited per destination: one try, no load).
+    await sleep(1100);
+    assert.match(refusal(f.ns.A, B6), /Administratively prohibited/i, 'A hears ICMPv6 "administratively prohibited" from G1');
+    // Even with a route that bypasses the gateway's tables, the guard drops what would be forwarded directly.
+    f.tb.ip(f.ns.G1, '-6', 'rule', 'add', 'iif', 'lan0', 'lookup', 'main', 'pref', '100');
+    assert.equal(f.ping('A', 'B', { count: 1, family: 6 }), false, 'the inet guard stops IPv6 forwarded past the tables');
+    f.tb.ip(f.ns.G1, '-6', 'rule', 'del', 'pref', '100');
 
     // Teardown: refused while the gateway runs, then removes everything the gateway left.
     const cfg = join(dir, 'G1.yaml');
@@ -182,6 +252,8 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
     const gone = g1State(f);
     assert.doesNotMatch(gone.rules, /lookup 515[01]/, `no rules left: ${gone.rules}`);
     assert.equal(gone.tables.trim(), '', `tables 5150/5151 empty: ${gone.tables}`);
+    assert.doesNotMatch(gone.rules6, /lookup 515[01]/, `no IPv6 rules left: ${gone.rules6}`);
+    assert.equal(gone.tables6.trim(), '', `IPv6 tables 5150/5151 empty: ${gone.tables6}`);
     assert.doesNotMatch(gone.nft, /kasane/, `no nftables table left: ${gone.nft}`);
     // Unprotected on purpose: A's packets now take the main table, in the clear (G2 drops them).
     const wanFile = join(dir, 'wan-teardown.pcap');
@@ -193,6 +265,7 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
     // And the gateway starts from the clean state.
     await f.startGateway(1);
     assert.equal(f.ping('A', 'B'), true, 'A -> B after a start from the torn-down state');
+    assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 after a start from the torn-down state');
   } finally {
     await f.teardown();
     rmSync(dir, { recursive: true, force: true });

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-# Sends prepared IPv4 packets from a test namespace through a raw socket (IP_HDRINCL), so the
+# Sends prepared IPv4 or IPv6 packets from a test namespace through a raw socket (IP_HDRINCL; for
+# IPv6, IPPROTO_RAW implies the header is included), so the
 # end-to-end tests can put forged, replayed and garbage packets on the WAN with any source
 # address. Node has no raw sockets; Python's standard library does, and it is on every machine
 # that builds the native addon (node-gyp needs it).
 #
 #   inject.py FILE [--seconds S]
-# FILE holds packets as [2-byte big-endian length][IPv4 packet]... . Without --seconds every
+# FILE holds packets as [2-byte big-endian length][IPv4 or IPv6 packet]... . Without --seconds every
 # packet is sent once, in order; with it the list is sent round and round for S seconds, as fast
 # as the socket takes them. Prints one JSON line: {"sent": N, "failed": M, "seconds": T}.
 import json
@@ -29,17 +30,23 @@ def main() -> int:
         n = int.from_bytes(data[off : off + 2], "big")
         pkt = data[off + 2 : off + 2 + n]
         off += 2 + n
-        packets.append((pkt, socket.inet_ntoa(pkt[16:20])))
+        if pkt[:1] and pkt[0] >> 4 == 6 and len(pkt) >= 40:
+            packets.append((pkt, socket.inet_ntop(socket.AF_INET6, pkt[24:40])))
+        else:
+            packets.append((pkt, socket.inet_ntoa(pkt[16:20])))
     if not packets:
         print("inject.py: no packets in " + args[0], file=sys.stderr)
         return 2
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sock4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sock6 = None
+    if any(":" in dst for _, dst in packets):
+        sock6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sent = failed = 0
     start = time.monotonic()
     if seconds is None:
         for pkt, dst in packets:
             try:
-                sock.sendto(pkt, (dst, 0))
+                (sock6 if ":" in dst else sock4).sendto(pkt, (dst, 0))
                 sent += 1
             except OSError:
                 failed += 1
@@ -48,7 +55,7 @@ def main() -> int:
         while time.monotonic() < end:
             for pkt, dst in packets:
                 try:
-                    sock.sendto(pkt, (dst, 0))
+                    (sock6 if ":" in dst else sock4).sendto(pkt, (dst, 0))
                     sent += 1
                 except OSError:  # ENOBUFS when the queue is full: counted, not fatal
                     failed += 1
