@@ -1,7 +1,7 @@
 // The simulated network: nodes from a topology, links between them, routing by destination,
 // the authority's timed events and the traffic to try, all on one virtual clock. Same topology
 // and seed give the same run, event for event.
-import { Prefix } from '../base/addr.js';
+import { hostPrefix } from './topology.js';
 import type { GatewayConfig, PathView } from '../core/gateway-api.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { VpnId } from '../core/types.js';
@@ -10,7 +10,7 @@ import type { InFlight, SimContext, SimNode, TraceRecord } from './context.js';
 import { Engine } from './engine.js';
 import { GatewayNode, type CoreFactory } from './gateway-node.js';
 import { Link } from './link.js';
-import { describePacket, ipv4Destination, isSearchPacket, type PacketDescription } from './packets.js';
+import { describePacket, ipDestination, isSearchPacket, type PacketDescription } from './packets.js';
 import { randomStream } from './random.js';
 import { RouterNode } from './router.js';
 import { Routing } from './routing.js';
@@ -208,7 +208,7 @@ export class Simulation implements SimContext {
 
   /** Sends a packet from node `from` toward its destination address. */
   send(from: string, packet: InFlight): void {
-    const dst = ipv4Destination(packet.bytes);
+    const dst = ipDestination(packet.bytes);
     if (dst === undefined) return this.drop(from, packet, 'malformed');
     const hop = this.routing.route(from, dst);
     switch (hop.kind) {
@@ -319,8 +319,7 @@ export class Simulation implements SimContext {
 }
 
 function addressesOf(n: NodeSpec): string[] {
-  if (n.kind === 'router') return n.address === undefined ? [] : [n.address];
-  return [n.address];
+  return n.addresses;
 }
 
 /** A gateway's configuration from its node: attached LANs, policy, timers and limits. */
@@ -329,7 +328,7 @@ export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: 
     spec.lans ??
     spec.inside.flatMap((name) => {
       const t = terminals.get(name);
-      return t !== undefined && t.kind === 'terminal' ? [Prefix.of(t.address, 32)] : [];
+      return t !== undefined && t.kind === 'terminal' ? t.addresses.map(hostPrefix) : [];
     });
   const config: GatewayConfig = {
     id: spec.name,

@@ -45,7 +45,7 @@ export class TerminalNode implements SimNode {
   receive(packet: InFlight, from: string): void {
     const ctx = this.ctx;
     const d = describePacket(packet.bytes);
-    if (d.dst !== this.spec.address) {
+    if (!this.spec.addresses.includes(d.dst)) {
       ctx.drop(this.name, packet, 'not-for-this-terminal');
       return;
     }

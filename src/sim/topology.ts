@@ -3,7 +3,7 @@
 // its validation. Every problem is reported with the field it concerns (and its line in the file),
 // never as an exception. The format is documented in docs/simulator.md.
 import { formatPath, readDocument, type DocumentLimits, type DocumentSource } from '../files/document.js';
-import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
+import { ipFamily, parseIp, Prefix, type Ip, type IpFamily } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { ok, type Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
@@ -56,7 +56,10 @@ export interface VpnSpec {
 export interface TerminalSpec {
   kind: 'terminal';
   name: string;
+  /** Its first address (of `addresses`). */
   address: Ip;
+  /** One address, or one of each family (a dual-stack terminal). */
+  addresses: Ip[];
   /** Does not answer ICMP echo (a host firewall). */
   silent: boolean;
 }
@@ -69,8 +72,10 @@ export interface GatewayMembership {
 export interface GatewaySpec {
   kind: 'gateway';
   name: string;
-  /** Outside (WAN) address. */
+  /** Outside (WAN) address: the first of `addresses`, the one the core is configured with. */
   address: Ip;
+  /** One outside address, or one of each family. */
+  addresses: Ip[];
   /** Neighbours on the gateway's inside interfaces; every other link is outside. */
   inside: string[];
   /** In file order. */
@@ -87,6 +92,8 @@ export interface RouterSpec {
   kind: 'router';
   name: string;
   address?: Ip;
+  /** Addresses it owns (none, one, or one of each family). */
+  addresses: Ip[];
 }
 
 export type NodeSpec = TerminalSpec | GatewaySpec | RouterSpec;
@@ -125,6 +132,8 @@ export interface TrafficSpec {
   marker?: string;
   /** tcp-syn: destination port. */
   port: number;
+  /** The IP family to use between dual-stack terminals (default: the sender's first address's that the receiver has). */
+  family?: IpFamily;
 }
 
 export type AuthorityEventSpec =
@@ -467,13 +476,13 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     if (kind === 'terminal') {
       const address = claimAddress(r.ipv4(obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
       const silent = obj.silent === undefined ? false : r.boolean(obj.silent, [...path, 'silent']) ?? false;
-      out.push({ spec: { kind: 'terminal', name, address, silent }, index: i, memberNames: [] });
+      out.push({ spec: { kind: 'terminal', name, address, addresses: [address], silent }, index: i, memberNames: [] });
       return;
     }
     if (kind === 'router') {
       let address: Ip | undefined;
       if (obj.router !== true) address = claimAddress(r.ipv4(obj.router, [...path, 'router']), [...path, 'router']);
-      out.push({ spec: { kind: 'router', name, address }, index: i, memberNames: [] });
+      out.push({ spec: { kind: 'router', name, address, addresses: address === undefined ? [] : [address] }, index: i, memberNames: [] });
       return;
     }
     const address = claimAddress(r.ipv4(obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
@@ -521,7 +530,7 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     const timers = readTimers(r, obj.timers, [...path, 'timers']);
     const limits = readLimits(r, obj.limits, [...path, 'limits']);
     out.push({
-      spec: { kind: 'gateway', name, address, inside, members, lans, allowPlain, pathMtu, timers, limits },
+      spec: { kind: 'gateway', name, address, addresses: [address], inside, members, lans, allowPlain, pathMtu, timers, limits },
       index: i,
       memberNames,
     });
@@ -536,7 +545,7 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
         const target = byName.get(e.value);
         if (target === undefined) r.fail(e.path, `"${e.value}" is neither a CIDR prefix nor a node name`);
         else if (target.kind !== 'terminal') r.fail(e.path, `"${e.value}" is a ${target.kind}; a membership lists prefixes or terminal names`);
-        else n.spec.members[m.vpnIndex].prefixes.push(Prefix.of(target.address, 32));
+        else n.spec.members[m.vpnIndex].prefixes.push(...target.addresses.map(hostPrefix));
       }
     }
   }
@@ -781,6 +790,11 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
     else vpns.delete(event.vpn);
   }
   return order.map((e) => e.event);
+}
+
+/** The prefix of one host: its /32 or /128. */
+export function hostPrefix(ip: Ip): Prefix {
+  return Prefix.of(ip, ipFamily(ip) === 4 ? 32 : 128);
 }
 
 /** Where a topology comes from: its text (YAML or JSON), or a file. */

@@ -4,11 +4,11 @@
 // recognised by their own headers (addresses, ICMP id/sequence, TCP port/sequence), so the
 // outcome never depends on the simulator's bookkeeping inside gateways; the VPN layers come from
 // that bookkeeping (the layers the packet carried on the WAN).
+import { ipFamily, type Ip, type IpFamily } from '../base/addr.js';
 import type { InFlight, SimContext } from './context.js';
-import { buildTcpSyn } from '../core/packet/tcp.js';
-import { buildEchoRequest, echoData, type PacketDescription } from './packets.js';
+import { buildEchoRequest, buildSyn, echoData, type PacketDescription } from './packets.js';
 import type { TerminalNode } from './terminal.js';
-import type { TrafficSpec } from './topology.js';
+import type { TerminalSpec, TrafficSpec } from './topology.js';
 
 export interface PacketOutcome {
   seq: number;
@@ -46,6 +46,9 @@ interface TrafficItem {
   spec: TrafficSpec;
   from: TerminalNode;
   to: TerminalNode;
+  /** The addresses the packets are sent between (of the item's family, on dual-stack terminals). */
+  src: Ip;
+  dst: Ip;
   packets: PacketOutcome[];
   firstDelivered?: PacketOutcome;
 }
@@ -64,13 +67,14 @@ export class TrafficTracker {
     terminals: ReadonlyMap<string, TerminalNode>,
     private readonly ctx: SimContext,
   ) {
-    this.items = specs.map((spec, index) => ({
-      index,
-      spec,
-      from: terminals.get(spec.from) as TerminalNode,
-      to: terminals.get(spec.to) as TerminalNode,
-      packets: [],
-    }));
+    this.items = specs.map((spec, index) => {
+      const from = terminals.get(spec.from) as TerminalNode;
+      const to = terminals.get(spec.to) as TerminalNode;
+      const family = trafficFamily(spec, from.spec, to.spec) ?? 4;
+      const src = from.spec.addresses.find((a) => ipFamily(a) === family) ?? from.address;
+      const dst = to.spec.addresses.find((a) => ipFamily(a) === family) ?? to.address;
+      return { index, spec, from, to, src, dst, packets: [] };
+    });
   }
 
   /** Schedules every item's first packet; each send schedules the next. */
@@ -87,17 +91,17 @@ export class TrafficTracker {
 
   private sendNext(item: TrafficItem): void {
     const seq = item.packets.length + 1;
-    const { spec, from, to } = item;
+    const { spec, from, to, src, dst } = item;
     const bytes =
       spec.kind === 'tcp-syn'
-        ? buildTcpSyn({ src: from.address, dst: to.address, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
-        : buildEchoRequest({ src: from.address, dst: to.address, id: echoId(item.index), seq, data: echoData(spec.size, spec.marker), ipId: from.nextIpId() });
+        ? buildSyn({ src, dst, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
+        : buildEchoRequest({ src, dst, id: echoId(item.index), seq, data: echoData(spec.size, spec.marker), ipId: from.nextIpId() });
     const outcome: PacketOutcome = { seq, sentAt: this.ctx.now };
     item.packets.push(outcome);
     const key =
       spec.kind === 'tcp-syn'
-        ? tcpKey(from.address, to.address, sourcePort(item.index), tcpSeq(item.index, seq))
-        : echoKey(from.address, to.address, echoId(item.index), seq);
+        ? tcpKey(src, dst, sourcePort(item.index), tcpSeq(item.index, seq))
+        : echoKey(src, dst, echoId(item.index), seq);
     this.byKey.set(key, { item, packet: outcome });
     if (this.ctx.tracing) {
       this.ctx.trace({
@@ -172,6 +176,16 @@ export class TrafficTracker {
       };
     });
   }
+}
+
+/**
+ * The IP family a traffic item runs over: its own `family`, else the family of the sender's
+ * first address that the receiver also has; undefined when the two share none.
+ */
+export function trafficFamily(spec: Pick<TrafficSpec, 'family'>, from: Pick<TerminalSpec, 'addresses'>, to: Pick<TerminalSpec, 'addresses'>): IpFamily | undefined {
+  const theirs = new Set(to.addresses.map(ipFamily));
+  if (spec.family !== undefined) return theirs.has(spec.family) && from.addresses.some((a) => ipFamily(a) === spec.family) ? spec.family : undefined;
+  return from.addresses.map(ipFamily).find((f) => theirs.has(f));
 }
 
 /** ICMP echo identifier of a traffic item (as ping uses one per process). */
