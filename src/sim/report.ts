@@ -79,12 +79,15 @@ export function renderText(result: SimResult, options: ReportOptions = {}): stri
   out.push('', 'Paths tried');
   if (result.paths.length === 0) out.push('  (no traffic in the file)');
   else {
+    // Runs with IPv6 name the addresses too: a dual-stack pair may be tried over either family.
+    const withAddresses = result.paths.some((p) => p.src.includes(':') || p.dst.includes(':'));
+    const end = (name: string, address: string) => (withAddresses ? `${name} ${address}` : name);
     out.push(
       table(
         ['FROM', 'TO', 'KIND', 'DELIVERED', 'REPLIED', 'VPN LAYERS (outermost first)', 'FIRST PACKET', 'NOTE'],
         result.paths.map((p) => [
-          p.from,
-          p.to,
+          end(p.from, p.src),
+          end(p.to, p.dst),
           p.kind,
           `${p.delivered ? 'yes' : 'no'} ${p.deliveredCount}/${p.sent}`,
           p.kind === 'tcp-syn' ? '-' : `${p.replied ? 'yes' : 'no'} ${p.repliedCount}/${p.sent}`,

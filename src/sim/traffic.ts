@@ -27,6 +27,9 @@ export interface PathOutcome {
   from: string;
   to: string;
   kind: TrafficSpec['kind'];
+  /** The addresses the packets were sent between (the family chosen on dual-stack terminals). */
+  src: Ip;
+  dst: Ip;
   /** At least one packet reached the destination terminal. */
   delivered: boolean;
   /** At least one echo reply reached the sender (never for tcp-syn: terminals run no TCP). */
@@ -165,6 +168,8 @@ export class TrafficTracker {
         from: item.spec.from,
         to: item.spec.to,
         kind: item.spec.kind,
+        src: item.src,
+        dst: item.dst,
         delivered: deliveredCount > 0,
         replied: repliedCount > 0,
         vpnLayers: item.firstDelivered?.vpnLayers ?? [],
