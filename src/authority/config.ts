@@ -17,7 +17,8 @@
 //       server.pem              the TLS server certificate
 import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { BadFileError, formatPath, readDocument, type DocumentLimits, type PathKey } from '../files/document.js';
+import { BadFileError, type DocumentLimits } from '../files/document.js';
+import { formatIssues, readFields, type FieldReader } from '../files/fields.js';
 import { err, ok, type Result } from '../base/result.js';
 
 export const CONFIG_FORMAT = 'kasane-authority/1';
@@ -134,59 +135,49 @@ export function readConfig(dir: string): AuthorityConfig {
 
 /** Reads and checks authority.json (a file, or its text): the configuration, or every problem with its line and field. Never throws. */
 export function parseAuthorityConfig(source: { path: string } | string, name: string): Result<AuthorityConfig> {
-  const read = readDocument(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS);
-  const where = (i: { path: string; line?: number; column?: number; message: string }) => `${name}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`;
-  if (!read.ok) return err('bad-config', read.issues.map(where).join('\n'));
-  const problems = checkConfig(read.value.value);
-  if (problems.length > 0) {
-    const places = read.value.locate(problems.map((x) => x.path));
-    return err('bad-config', problems.map((x, k) => where({ path: formatPath(x.path), ...places[k], message: x.message })).join('\n'));
-  }
-  const c = read.value.value as AuthorityConfig;
-  return ok({ ...c, rotation: { ...DEFAULT_ROTATION, ...c.rotation } });
+  const read = readFields(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS, checkConfig);
+  if (!read.ok) return err('bad-config', formatIssues(read.error.issues, name));
+  return ok({ ...read.value, rotation: { ...DEFAULT_ROTATION, ...read.value.rotation } });
 }
 
-/** Every field authority.json may have, with its type: the problems, each at its path. */
-function checkConfig(doc: unknown): { path: PathKey[]; message: string }[] {
-  const out: { path: PathKey[]; message: string }[] = [];
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  const fields = (v: unknown, path: PathKey[], known: Record<string, (v: unknown, path: PathKey[]) => void>, required: string[] = []) => {
-    if (!isObject(v)) return void out.push({ path, message: 'expected an object' });
-    for (const [k, x] of Object.entries(v)) {
-      if (!Object.hasOwn(known, k)) out.push({ path: [...path, k], message: `unknown field "${k}"; expected one of: ${Object.keys(known).join(', ')}` });
-      else known[k](x, [...path, k]);
-    }
-    for (const k of required) if (!(k in v)) out.push({ path, message: `missing field "${k}"` });
-  };
-  const string = (v: unknown, path: PathKey[]) => {
-    if (typeof v !== 'string' || v === '') out.push({ path, message: `expected a non-empty string, got ${JSON.stringify(v)}` });
-  };
-  const number = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: unknown, path: PathKey[]) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) out.push({ path, message: `expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}` });
-  };
-  fields(
+const CA_PKCS11_KEYS = ['module', 'token', 'pinFile', 'rootKey', 'issuingKey'];
+
+/** Every field authority.json may have, with its type; the document itself when all are right. */
+function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined {
+  const top = r.object(
     doc,
     [],
-    {
-      format: (v, path) => {
-        if (v !== CONFIG_FORMAT) out.push({ path, message: `unknown format ${JSON.stringify(v)} (this kasane reads ${CONFIG_FORMAT})` });
-      },
-      name: string,
-      listen: (v, path) => fields(v, path, { host: (h, hp) => typeof h !== 'string' && out.push({ path: hp, message: 'expected a string' }), port: number(0, 65535) }, ['host', 'port']),
-      url: string,
-      database: string,
-      sans: (v, path) => (Array.isArray(v) ? v.forEach((x, i) => string(x, [...path, i])) : out.push({ path, message: 'expected a list of names' })),
-      rotation: (v, path) => fields(v, path, { periodMs: number(0), overlapMs: number(0), graceMs: number(0), urgentGraceMs: number(0) }),
-      enrollment: (v, path) => fields(v, path, { tokenTtlMs: number(1), certificateDays: number(1, 3650) }, ['tokenTtlMs', 'certificateDays']),
-      federation: (v, path) => fields(v, path, { permitValidityMs: number(1), syncIntervalMs: number(1) }),
-      jobs: (v, path) => fields(v, path, { leaseMs: number(1) }),
-      ca: (v, path) =>
-        fields(v, path, { pkcs11: (p, pp) => fields(p, pp, { module: string, token: string, pinFile: string, rootKey: string, issuingKey: string }, ['module', 'token', 'pinFile', 'rootKey', 'issuingKey']) }, ['pkcs11']),
-      console: (v, path) => fields(v, path, { sessionIdleMs: number(1), sessionMaxMs: number(1) }),
-    },
+    ['format', 'name', 'listen', 'url', 'database', 'sans', 'rotation', 'enrollment', 'federation', 'jobs', 'ca', 'console'],
     ['format', 'name', 'listen', 'url', 'sans', 'enrollment'],
   );
-  return out;
+  if (!top) return undefined;
+  /** The fields of a section, each an integer from `min`, some with a maximum. */
+  const integers = (key: string, fields: Record<string, [min: number, max?: number]>, required: string[] = []) => {
+    if (top[key] === undefined) return;
+    const section = r.object(top[key], [key], Object.keys(fields), required);
+    for (const [k, [min, max]] of Object.entries(fields)) {
+      if (section?.[k] !== undefined) r.integer(section[k], [key, k], { min, max });
+    }
+  };
+  if (top.format !== undefined && top.format !== CONFIG_FORMAT) r.fail(['format'], `unknown format ${JSON.stringify(top.format)} (this kasane reads ${CONFIG_FORMAT})`);
+  for (const k of ['name', 'url', 'database']) if (top[k] !== undefined) r.string(top[k], [k]);
+  if (top.listen !== undefined) {
+    const listen = r.object(top.listen, ['listen'], ['host', 'port'], ['host', 'port']);
+    if (listen?.host !== undefined) r.string(listen.host, ['listen', 'host'], { empty: true });
+    if (listen?.port !== undefined) r.integer(listen.port, ['listen', 'port'], { min: 0, max: 65535 });
+  }
+  if (top.sans !== undefined) r.listOf(top.sans, ['sans'], (v, at) => r.string(v, at));
+  integers('rotation', { periodMs: [0], overlapMs: [0], graceMs: [0], urgentGraceMs: [0] });
+  integers('enrollment', { tokenTtlMs: [1], certificateDays: [1, 3650] }, ['tokenTtlMs', 'certificateDays']);
+  integers('federation', { permitValidityMs: [1], syncIntervalMs: [1] });
+  integers('jobs', { leaseMs: [1] });
+  integers('console', { sessionIdleMs: [1], sessionMaxMs: [1] });
+  if (top.ca !== undefined) {
+    const ca = r.object(top.ca, ['ca'], ['pkcs11'], ['pkcs11']);
+    const p = ca?.pkcs11 === undefined ? undefined : r.object(ca.pkcs11, ['ca', 'pkcs11'], CA_PKCS11_KEYS, CA_PKCS11_KEYS);
+    for (const k of CA_PKCS11_KEYS) if (p?.[k] !== undefined) r.string(p[k], ['ca', 'pkcs11', k]);
+  }
+  return doc as AuthorityConfig;
 }
 
 export function writeConfig(dir: string, config: AuthorityConfig): void {

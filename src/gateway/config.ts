@@ -1,10 +1,11 @@
 // The gateway's configuration file (YAML). Identity and the authority come from the enrollment
 // credentials in the data directory; this file says how the gateway sits in the host's network.
 import { join } from 'node:path';
-import { readDocument, type DocumentLimits } from '../files/document.js';
+import type { DocumentLimits } from '../files/document.js';
+import { checkFields, formatIssues, readFields, type FieldPath, type FieldReader } from '../files/fields.js';
 import { Prefix } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { err, ok, type Result } from '../base/result.js';
+import { err, type Result } from '../base/result.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS } from '../core/context.js';
 import { DEFAULT_IKE_TIMERS, type IkeTimers } from '../ike/engine/types.js';
 
@@ -52,110 +53,56 @@ export interface GatewayRunConfig {
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const KNOWN = new Set(['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'rawEspVpns', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel']);
+const TOP_KEYS = ['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'rawEspVpns', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const DEFAULT_IKE_IDLE_TIMEOUT = 300_000;
+export const DEFAULT_STATUS_REPORT_INTERVAL = 10_000;
 
 /** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
 export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
 
 /** Reads a gateway's YAML configuration: size-limited, aliases counted, problems with their line and field. */
 export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
-  const read = readDocument({ path }, GATEWAY_CONFIG_LIMITS);
-  if (!read.ok) return err('bad-config', read.issues.map((i) => `${path}${i.line !== undefined ? `:${i.line}:${i.column}` : ''}: ${i.path}: ${i.message}`).join('\n'));
-  return parseGatewayConfig(read.value.value, path);
+  const r = readFields({ path }, GATEWAY_CONFIG_LIMITS, readGatewayConfig);
+  return r.ok ? r : err('bad-config', formatIssues(r.error.issues, path));
 }
 
+/** Checks a parsed configuration (`where` names it in messages). */
 export function parseGatewayConfig(doc: unknown, where = 'config'): Result<GatewayRunConfig> {
-  const problems: string[] = [];
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return err('bad-config', `${where}: expected a mapping at the top level`);
-  const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!KNOWN.has(k)) problems.push(`unknown field "${k}" (known: ${[...KNOWN].join(', ')})`);
-  const str = (k: string): string | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || v === '') problems.push(`${k} must be a non-empty string`);
-    return typeof v === 'string' ? v : undefined;
-  };
-  const ifaces = (k: string): string[] => {
-    const v = d[k];
-    if (!Array.isArray(v) || v.length === 0) {
-      problems.push(`${k} must list at least one interface name`);
-      return [];
-    }
-    for (const i of v) if (typeof i !== 'string' || !IFNAME.test(i)) problems.push(`${k}: ${JSON.stringify(i)} is not an interface name`);
-    return v as string[];
-  };
-  const prefixes = (k: string): Prefix[] | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v)) {
-      problems.push(`${k} must be a list of CIDR prefixes`);
-      return [];
-    }
-    return v.flatMap((p) => {
-      const r = typeof p === 'string' ? Prefix.parse(p) : undefined;
-      if (!r?.ok) problems.push(`${k}: ${r ? r.error.message : `${JSON.stringify(p)} is not a CIDR prefix`}`);
-      return r?.ok ? [r.value] : [];
-    });
-  };
-  const num = (k: string, dflt: number, min: number, max: number): number => {
-    const v = d[k];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${k} must be an integer from ${min} to ${max}`);
-    return typeof v === 'number' ? v : dflt;
-  };
-  let authorityUrls: string[] | undefined;
-  if (d.authorityUrls !== undefined) {
-    const v = d.authorityUrls;
-    if (!Array.isArray(v) || v.length === 0) problems.push('authorityUrls must list at least one https:// URL');
-    else {
-      authorityUrls = [];
-      for (const u of v) {
-        let ok = false;
-        try {
-          ok = typeof u === 'string' && new URL(u).protocol === 'https:';
-        } catch {
-          ok = false;
-        }
-        if (ok) authorityUrls.push(u as string);
-        else problems.push(`authorityUrls: ${JSON.stringify(u)} is not an https:// URL`);
-      }
-    }
-  }
-  const data = str('data');
-  if (!data) problems.push('data (the data directory with the enrollment credentials) is required');
-  const inside = ifaces('inside');
-  const outside = ifaces('outside');
-  for (const i of inside) if (outside.includes(i)) problems.push(`interface ${i} cannot be both inside and outside`);
-  const tunDoc = (d.tun ?? {}) as Record<string, unknown>;
-  const tun = { inside: String(tunDoc.inside ?? 'kasane-in'), outside: String(tunDoc.outside ?? 'kasane-out') };
-  for (const t of [tun.inside, tun.outside]) if (!IFNAME.test(t)) problems.push(`tun: ${JSON.stringify(t)} is not an interface name`);
-  let metrics: GatewayRunConfig['metrics'];
-  const m = d.metrics as { listen?: unknown } | undefined;
-  if (m !== undefined) {
-    const hp = typeof m?.listen === 'string' ? /^(.+):(\d{1,5})$/.exec(m.listen) : null;
-    if (!hp || Number(hp[2]) > 65535) problems.push('metrics.listen must be host:port, e.g. 127.0.0.1:9108');
-    else metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
-  }
-  const vpnIds = (k: string): number[] => {
-    const v = d[k];
-    if (v === undefined) return [];
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 0xffffffff)) {
-      problems.push(`${k} must be a list of VPN ids (integers from 1)`);
-      return [];
-    }
-    return v as number[];
-  };
+  const r = checkFields(doc, readGatewayConfig);
+  return r.ok ? r : err('bad-config', formatIssues(r.error.issues, where));
+}
+
+function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | undefined {
+  const d = r.object(doc, [], TOP_KEYS, ['inside', 'outside']);
+  if (!d) return undefined;
+  if (d.data === undefined) r.fail([], 'missing field "data" (the data directory with the enrollment credentials)');
+  const ifname = (v: unknown, at: FieldPath) => r.string(v, at, { pattern: IFNAME, what: 'an interface name' });
+  const interfaces = (k: string) => (d[k] === undefined ? [] : (r.listOf(d[k], [k], ifname, 1) ?? []));
+  const prefixes = (k: string) => (d[k] === undefined ? undefined : r.listOf(d[k], [k], (v, at) => r.prefix(v, at)));
   // A misspelt timer would otherwise be ignored silently and the default used.
-  const objectOf = (k: string, known: object) => {
-    const v = d[k];
-    if (v === undefined) return {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'number' || !Number.isFinite(x) || x < 0)) {
-      problems.push(`${k} must map names to non-negative numbers`);
-      return {};
-    }
-    for (const name of Object.keys(v)) if (!(name in known)) problems.push(`${k}: unknown name "${name}" (known: ${Object.keys(known).join(', ')})`);
-    return v as Record<string, number>;
+  const numbers = <K extends string>(k: string, known: Record<K, unknown>) => (d[k] === undefined ? {} : r.numbers(d[k], [k], known, () => ({ min: 0 })));
+
+  const data = d.data === undefined ? undefined : r.string(d.data, ['data']);
+  const authorityUrls = d.authorityUrls === undefined ? undefined : r.listOf(d.authorityUrls, ['authorityUrls'], (v, at) => httpsUrl(r, v, at), 1);
+  const inside = interfaces('inside');
+  const outside = interfaces('outside');
+  outside.forEach((i, j) => inside.includes(i) && r.fail(['outside', j], `interface ${i} cannot be both inside and outside`));
+  const tunDoc = d.tun === undefined ? {} : (r.object(d.tun, ['tun'], ['inside', 'outside']) ?? {});
+  const tun = {
+    inside: tunDoc.inside === undefined ? 'kasane-in' : (ifname(tunDoc.inside, ['tun', 'inside']) ?? ''),
+    outside: tunDoc.outside === undefined ? 'kasane-out' : (ifname(tunDoc.outside, ['tun', 'outside']) ?? ''),
   };
+  let metrics: GatewayRunConfig['metrics'];
+  if (d.metrics !== undefined) {
+    const m = r.object(d.metrics, ['metrics'], ['listen'], ['listen']);
+    const listen = m?.listen === undefined ? undefined : r.string(m.listen, ['metrics', 'listen']);
+    const hp = listen === undefined ? null : /^(.+):(\d{1,5})$/.exec(listen);
+    if (listen !== undefined && (!hp || Number(hp[2]) > 65535)) r.fail(['metrics', 'listen'], 'must be host:port, e.g. 127.0.0.1:9108');
+    else if (hp) metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
+  }
+  const ike = numbers('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS });
   const cfg: GatewayRunConfig = {
     data: data ?? '',
     authorityUrls,
@@ -163,52 +110,55 @@ export function parseGatewayConfig(doc: unknown, where = 'config'): Result<Gatew
     outside,
     attached: prefixes('attached'),
     tun,
-    pathMtu: d.pathMtu === undefined ? undefined : num('pathMtu', 1500, 576, 65535),
-    rawEspVpns: vpnIds('rawEspVpns'),
+    pathMtu: d.pathMtu === undefined ? undefined : r.integer(d.pathMtu, ['pathMtu'], { min: 576, max: 65535 }),
+    rawEspVpns: (d.rawEspVpns === undefined ? undefined : r.listOf(d.rawEspVpns, ['rawEspVpns'], (v, at) => r.integer(v, at, { min: 1, max: 0xffffffff }))) ?? [],
     allowPlain: prefixes('allowPlain') ?? [],
-    statusSocket: str('statusSocket') ?? join(data ?? '.', 'status.sock'),
+    statusSocket: (d.statusSocket === undefined ? undefined : r.string(d.statusSocket, ['statusSocket'])) ?? join(data ?? '.', 'status.sock'),
     metrics,
-    routingTable: num('routingTable', 5150, 1, 0xfffffff0),
-    timers: objectOf('timers', DEFAULT_TIMERS),
-    limits: objectOf('limits', DEFAULT_LIMITS),
-    keystore: keystoreOf(d.keystore, problems),
-    ike: ikeOf(objectOf('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS }), problems),
-    statusReport: statusReportOf(objectOf('statusReport', { interval: 0 }), problems),
-    logLevel: str('logLevel') ?? 'info',
+    routingTable: d.routingTable === undefined ? 5150 : (r.integer(d.routingTable, ['routingTable'], { min: 1, max: 0xfffffff0 }) ?? 5150),
+    timers: numbers('timers', DEFAULT_TIMERS),
+    limits: numbers('limits', DEFAULT_LIMITS),
+    keystore: d.keystore === undefined ? undefined : keystoreOf(r, d.keystore),
+    ike: ikeOf(r, ike),
+    statusReport: statusReportOf(r, numbers('statusReport', { interval: 0 })),
+    logLevel: d.logLevel === undefined ? 'info' : (r.oneOf(d.logLevel, ['logLevel'], LOG_LEVELS) ?? 'info'),
   };
-  if (problems.length > 0) return err('bad-config', `${where}: ${problems.join('; ')}`);
-  return ok(cfg);
+  return cfg;
 }
 
-export const DEFAULT_IKE_IDLE_TIMEOUT = 300_000;
-export const DEFAULT_STATUS_REPORT_INTERVAL = 10_000;
+function httpsUrl(r: FieldReader, v: unknown, at: FieldPath): string | undefined {
+  const s = r.string(v, at);
+  if (s === undefined) return undefined;
+  if (!URL.canParse(s) || new URL(s).protocol !== 'https:') return r.fail(at, `${JSON.stringify(s)} is not an https:// URL`);
+  return s;
+}
 
 /** The `statusReport` section: `{ interval: ms }` (0 turns the reports off; otherwise 2 s to 1 h). */
-function statusReportOf(v: Record<string, number>, problems: string[]): GatewayRunConfig['statusReport'] {
+function statusReportOf(r: FieldReader, v: { interval?: number }): GatewayRunConfig['statusReport'] {
   const interval = v.interval ?? DEFAULT_STATUS_REPORT_INTERVAL;
-  if (interval !== 0 && (!Number.isInteger(interval) || interval < 2000 || interval > 3_600_000)) problems.push('statusReport.interval must be 0 (off) or from 2000 to 3600000 ms');
+  if (interval !== 0 && (!Number.isInteger(interval) || interval < 2000 || interval > 3_600_000)) r.fail(['statusReport', 'interval'], 'must be 0 (off) or from 2000 to 3600000 ms');
   return { interval };
 }
 
 /** The `ike` section: ports (default 500 and 4500), idle timeout, and engine timers by name. */
-function ikeOf(v: Record<string, number>, problems: string[]): GatewayRunConfig['ike'] {
+function ikeOf(r: FieldReader, v: Partial<Record<'port' | 'natPort' | 'idleTimeout' | keyof IkeTimers, number>>): GatewayRunConfig['ike'] {
   const { port = 500, natPort = 4500, idleTimeout = DEFAULT_IKE_IDLE_TIMEOUT, ...timers } = v;
-  for (const [k, p] of [['port', port], ['natPort', natPort]] as const) if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`ike.${k} must be a port number`);
-  if (port === natPort) problems.push('ike.port and ike.natPort must differ');
-  if (idleTimeout < 1000) problems.push('ike.idleTimeout must be at least 1000 ms');
+  if (v.port !== undefined) r.integer(port, ['ike', 'port'], { min: 1, max: 65535 });
+  if (v.natPort !== undefined) r.integer(natPort, ['ike', 'natPort'], { min: 1, max: 65535 });
+  if (port === natPort) r.fail(['ike'], 'ike.port and ike.natPort must differ');
+  if (idleTimeout < 1000) r.fail(['ike', 'idleTimeout'], 'must be at least 1000 ms');
   return { port, natPort, idleTimeout, timers };
 }
 
 /** The `keystore` section: `{ pkcs11: { module, token, pinFile, key } }` (key: the key's label, default "kasane-ike"). */
-function keystoreOf(v: unknown, problems: string[]): GatewayRunConfig['keystore'] {
-  if (v === undefined) return undefined;
-  const p = (v as { pkcs11?: Record<string, unknown> } | null)?.pkcs11;
-  if (typeof v !== 'object' || v === null || Object.keys(v).some((k) => k !== 'pkcs11') || typeof p !== 'object' || p === null) {
-    problems.push('keystore must be { pkcs11: { module, token, pinFile, key } }');
-    return undefined;
-  }
-  for (const k of Object.keys(p)) if (!['module', 'token', 'pinFile', 'key'].includes(k)) problems.push(`keystore.pkcs11: unknown name "${k}" (known: module, token, pinFile, key)`);
-  for (const k of ['module', 'token', 'pinFile']) if (typeof p[k] !== 'string' || p[k] === '') problems.push(`keystore.pkcs11.${k} must be a non-empty string`);
-  if (p.key !== undefined && (typeof p.key !== 'string' || p.key === '')) problems.push('keystore.pkcs11.key must be a non-empty string');
-  return { pkcs11: { module: String(p.module), token: String(p.token), pinFile: String(p.pinFile), key: typeof p.key === 'string' ? p.key : 'kasane-ike' } };
+function keystoreOf(r: FieldReader, v: unknown): GatewayRunConfig['keystore'] {
+  const keystore = r.object(v, ['keystore'], ['pkcs11'], ['pkcs11']);
+  if (keystore?.pkcs11 === undefined) return undefined;
+  const at = ['keystore', 'pkcs11'];
+  const p = r.object(keystore.pkcs11, at, ['module', 'token', 'pinFile', 'key'], ['module', 'token', 'pinFile']);
+  if (!p) return undefined;
+  const field = (k: string) => (p[k] === undefined ? undefined : r.string(p[k], [...at, k]));
+  const [module, token, pinFile, key] = [field('module'), field('token'), field('pinFile'), field('key')];
+  if (module === undefined || token === undefined || pinFile === undefined) return undefined;
+  return { pkcs11: { module, token, pinFile, key: key ?? 'kasane-ike' } };
 }

@@ -2,7 +2,8 @@
 // gateways, routers, links, VPNs and memberships, traffic to try, timed authority events), and
 // its validation. Every problem is reported with the field it concerns (and its line in the file),
 // never as an exception. The format is documented in docs/simulator.md.
-import { formatPath, readDocument, type DocumentLimits, type DocumentSource } from '../files/document.js';
+import { formatPath, type DocumentLimits, type DocumentSource } from '../files/document.js';
+import { checkFields, describe, formatIssues, readFields, type FieldPath, type FieldReader, type FieldsError } from '../files/fields.js';
 import { ipFamily, parseIp, Prefix, type Ip, type IpFamily } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { ok, type Result } from '../base/result.js';
@@ -179,132 +180,46 @@ const LIMIT_KEYS: Record<keyof GatewayLimits, true> = {
 /** Stands in for an invalid address in a file that is refused anyway. */
 const UNUSABLE_ADDRESS = '0.0.0.0';
 const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
-const MAX_ISSUES = 50;
 
-type PathKey = string | number;
-type Path = readonly PathKey[];
+type Path = FieldPath;
+type Reader = FieldReader;
 
 export { formatPath };
 
-interface RawIssue {
-  path: Path;
-  message: string;
+function readName(r: Reader, value: unknown, path: Path): string | undefined {
+  const s = r.string(value, path);
+  if (s === undefined) return undefined;
+  if (!NAME_PATTERN.test(s)) {
+    return r.fail(path, `bad name ${JSON.stringify(s)}: use 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
+  }
+  return s;
 }
 
-/** Collects issues while reading an untrusted document; readers return undefined on failure. */
-class Reader {
-  readonly issues: RawIssue[] = [];
-  /** Every failure, including those beyond the reported maximum. */
-  failures = 0;
+/** The simulator's hosts are IPv4 for now (issue 14f adds IPv6): a call-site restriction on the shared getters. */
+const IPV4_ONLY = 'the simulator runs IPv4 terminals only for now';
 
-  fail(path: Path, message: string): undefined {
-    this.failures++;
-    if (this.issues.length < MAX_ISSUES) this.issues.push({ path, message });
-    return undefined;
-  }
-
-  object(value: unknown, path: Path, allowed: readonly string[]): Record<string, unknown> | undefined {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      return this.fail(path, `expected a mapping (key: value), got ${describe(value)}`);
-    }
-    const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.fail([...path, key], `unknown field "${key}"; expected one of: ${allowed.join(', ')}`);
-    }
-    return record;
-  }
-
-  array(value: unknown, path: Path): unknown[] | undefined {
-    if (!Array.isArray(value)) return this.fail(path, `expected a list, got ${describe(value)}`);
-    return value;
-  }
-
-  string(value: unknown, path: Path): string | undefined {
-    if (typeof value !== 'string' || value === '') return this.fail(path, `expected a non-empty string, got ${describe(value)}`);
-    return value;
-  }
-
-  number(value: unknown, path: Path, opts: { min?: number; max?: number; integer?: boolean; above?: number } = {}): number | undefined {
-    if (typeof value !== 'number' || !Number.isFinite(value)) return this.fail(path, `expected a number, got ${describe(value)}`);
-    if (opts.integer && !Number.isInteger(value)) return this.fail(path, `expected an integer, got ${value}`);
-    if (opts.min !== undefined && value < opts.min) return this.fail(path, `must be at least ${opts.min}, got ${value}`);
-    if (opts.above !== undefined && value <= opts.above) return this.fail(path, `must be greater than ${opts.above}, got ${value}`);
-    if (opts.max !== undefined && value > opts.max) return this.fail(path, `must be at most ${opts.max}, got ${value}`);
-    return value;
-  }
-
-  boolean(value: unknown, path: Path): boolean | undefined {
-    if (typeof value !== 'boolean') return this.fail(path, `expected true or false, got ${describe(value)}`);
-    return value;
-  }
-
-  name(value: unknown, path: Path): string | undefined {
-    const s = this.string(value, path);
-    if (s === undefined) return undefined;
-    if (!NAME_PATTERN.test(s)) {
-      return this.fail(path, `bad name ${JSON.stringify(s)}: use 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
-    }
-    return s;
-  }
-
-  ipv4(value: unknown, path: Path): Ip | undefined {
-    const s = this.string(value, path);
-    if (s === undefined) return undefined;
-    const ip = parseIp(s);
-    if (!ip.ok) return this.fail(path, `not an IP address: ${JSON.stringify(s)}`);
-    if (ipFamily(ip.value) !== 4) return this.fail(path, `${s}: the simulator runs IPv4 terminals only for now`);
-    return ip.value;
-  }
-
-  prefix(value: unknown, path: Path): Prefix | undefined {
-    const s = this.string(value, path);
-    if (s === undefined) return undefined;
-    const p = Prefix.parse(s);
-    if (!p.ok) return this.fail(path, p.error.message);
-    if (p.value.family !== 4) return this.fail(path, `${s}: the simulator runs IPv4 terminals only for now`);
-    return p.value;
-  }
-
-  prefixList(value: unknown, path: Path): Prefix[] | undefined {
-    const list = this.array(value, path);
-    if (list === undefined) return undefined;
-    const out: Prefix[] = [];
-    list.forEach((item, i) => {
-      const p = this.prefix(item, [...path, i]);
-      if (p) out.push(p);
-    });
-    return out;
-  }
-
-  numberMap<K extends string>(value: unknown, path: Path, keys: Record<K, true>, integerKeys: readonly string[] = []): Partial<Record<K, number>> {
-    const obj = this.object(value, path, Object.keys(keys));
-    const out: Partial<Record<K, number>> = {};
-    if (!obj) return out;
-    for (const [key, v] of Object.entries(obj)) {
-      if (!Object.hasOwn(keys, key)) continue;
-      const integer = integerKeys.includes(key);
-      const n = this.number(v, [...path, key], integer ? { min: 0, integer: true } : { above: 0 });
-      if (n !== undefined) out[key as K] = n;
-    }
-    return out;
-  }
+function readIpv4(r: Reader, value: unknown, path: Path): Ip | undefined {
+  const ip = r.ip(value, path);
+  if (ip !== undefined && ipFamily(ip) !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
+  return ip;
 }
 
-function describe(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  // JSON.stringify would print NaN and the infinities as null.
-  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'not-a-number (.nan)' : `${value > 0 ? '' : 'minus '}infinity (${value > 0 ? '' : '-'}.inf)`;
-  return `${typeof value} ${JSON.stringify(value)}`;
+function readPrefix(r: Reader, value: unknown, path: Path): Prefix | undefined {
+  const p = r.prefix(value, path);
+  if (p !== undefined && p.family !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
+  return p;
+}
+
+function readPrefixList(r: Reader, value: unknown, path: Path): Prefix[] | undefined {
+  return r.listOf(value, path, (v, at) => readPrefix(r, v, at));
 }
 
 function readTimers(r: Reader, value: unknown, path: Path): Partial<GatewayTimers> {
-  return value === undefined ? {} : r.numberMap(value, path, TIMER_KEYS, ['searchRetries']);
+  return value === undefined ? {} : r.numbers(value, path, TIMER_KEYS, (k) => (k === 'searchRetries' ? { min: 0, integer: true } : { above: 0 }));
 }
 
 function readLimits(r: Reader, value: unknown, path: Path): Partial<GatewayLimits> {
-  return value === undefined ? {} : r.numberMap(value, path, LIMIT_KEYS, Object.keys(LIMIT_KEYS));
+  return value === undefined ? {} : r.numbers(value, path, LIMIT_KEYS, () => ({ min: 0, integer: true }));
 }
 
 const TOP_KEYS = ['name', 'description', 'seed', 'until', 'defaults', 'vpns', 'nodes', 'links', 'traffic', 'events'];
@@ -314,24 +229,12 @@ const TOP_KEYS = ['name', 'description', 'seed', 'until', 'defaults', 'vpns', 'n
  * carry the path of the field concerned; `loadTopology` adds line numbers.
  */
 export function parseTopology(doc: unknown): Result<Topology, TopologyError> {
-  const { topology, issues } = validate(doc);
-  if (topology === undefined) return topologyError(issues.map((i) => ({ path: formatPath(i.path), message: i.message })));
-  return ok(topology);
+  const r = checkFields(doc, readTopology);
+  return r.ok ? r : topologyError(r.error);
 }
 
-function validate(doc: unknown): { topology?: Topology; issues: RawIssue[] } {
-  const r = new Reader();
-  const topology = readTopology(r, doc);
-  return r.failures > 0 || topology === undefined ? { issues: r.issues } : { topology, issues: [] };
-}
-
-function topologyError(issues: TopologyIssue[], file?: string): { ok: false; error: TopologyError } {
-  const lines = issues.map((i) => {
-    const where = i.line !== undefined ? `${file ?? 'line'}${file ? ':' : ' '}${i.line}:${i.column ?? 1}: ` : file ? `${file}: ` : '';
-    return `${where}${i.path}: ${i.message}`;
-  });
-  if (issues.length >= MAX_ISSUES) lines.push(`(stopped after ${MAX_ISSUES} problems)`);
-  return { ok: false, error: { code: 'bad-topology', message: lines.join('\n'), issues } };
+function topologyError(e: FieldsError): { ok: false; error: TopologyError } {
+  return { ok: false, error: { code: 'bad-topology', message: formatIssues(e.issues, e.file), issues: e.issues } };
 }
 
 function readTopology(r: Reader, doc: unknown): Topology | undefined {
@@ -398,7 +301,7 @@ function readDefaults(r: Reader, value: unknown): TopologyDefaults {
 
 function readVpns(r: Reader, value: unknown): VpnSpec[] {
   if (value === undefined) return [];
-  const list = r.array(value, ['vpns']);
+  const list = r.list(value, ['vpns']);
   if (!list) return [];
   const out: VpnSpec[] = [];
   const names = new Map<string, number>();
@@ -407,7 +310,7 @@ function readVpns(r: Reader, value: unknown): VpnSpec[] {
     const path = ['vpns', i];
     const obj = r.object(item, path, ['name', 'id', 'mode']);
     if (!obj) return;
-    const name = r.name(obj.name, [...path, 'name']);
+    const name = readName(r, obj.name, [...path, 'name']);
     const id = r.number(obj.id, [...path, 'id'], { min: 1, max: 0xffffffff, integer: true });
     if (obj.mode !== undefined && obj.mode !== 'group') {
       r.fail([...path, 'mode'], `${describe(obj.mode)}: the simulator runs group-mode VPNs only (mode: group)`);
@@ -435,7 +338,7 @@ const GATEWAY_KEYS = ['name', 'gateway', 'inside', 'members', 'lans', 'allowPlai
 const ROUTER_KEYS = ['name', 'router'];
 
 function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): ReadNode[] {
-  const list = r.array(value, ['nodes']);
+  const list = r.list(value, ['nodes']);
   if (!list) return [];
   const out: ReadNode[] = [];
   const names = new Map<string, number>();
@@ -455,7 +358,7 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     const kind = kinds[0];
     const obj = r.object(item, path, kind === 'terminal' ? TERMINAL_KEYS : kind === 'gateway' ? GATEWAY_KEYS : ROUTER_KEYS);
     if (!obj) return;
-    const name = r.name(obj.name, [...path, 'name']);
+    const name = readName(r, obj.name, [...path, 'name']);
     if (name === undefined) return;
     if (names.has(name)) {
       r.fail([...path, 'name'], `duplicate node name "${name}" (also nodes[${names.get(name)}])`);
@@ -474,24 +377,24 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     // A node with a bad address is still known by name (with a placeholder address that is never
     // used, since the file is refused), so links and traffic naming it report nothing more.
     if (kind === 'terminal') {
-      const address = claimAddress(r.ipv4(obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
+      const address = claimAddress(readIpv4(r, obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
       const silent = obj.silent === undefined ? false : r.boolean(obj.silent, [...path, 'silent']) ?? false;
       out.push({ spec: { kind: 'terminal', name, address, addresses: [address], silent }, index: i, memberNames: [] });
       return;
     }
     if (kind === 'router') {
       let address: Ip | undefined;
-      if (obj.router !== true) address = claimAddress(r.ipv4(obj.router, [...path, 'router']), [...path, 'router']);
+      if (obj.router !== true) address = claimAddress(readIpv4(r, obj.router, [...path, 'router']), [...path, 'router']);
       out.push({ spec: { kind: 'router', name, address, addresses: address === undefined ? [] : [address] }, index: i, memberNames: [] });
       return;
     }
-    const address = claimAddress(r.ipv4(obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
+    const address = claimAddress(readIpv4(r, obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
     const inside: string[] = [];
     if (obj.inside !== undefined) {
-      const list = r.array(obj.inside, [...path, 'inside']) ?? [];
+      const list = r.list(obj.inside, [...path, 'inside']) ?? [];
       const listed = new Set<string>();
       list.forEach((n, j) => {
-        const neighbour = r.name(n, [...path, 'inside', j]);
+        const neighbour = readName(r, n, [...path, 'inside', j]);
         if (neighbour === undefined) return;
         if (listed.has(neighbour)) r.fail([...path, 'inside', j], `"${neighbour}" is listed twice`);
         else {
@@ -508,13 +411,13 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
         for (const [vpn, entries] of Object.entries(m)) {
           const at = [...path, 'members', vpn];
           if (!vpnByName.has(vpn)) continue; // reported by object() as an unknown field
-          const items = r.array(entries, at) ?? [];
+          const items = r.list(entries, at) ?? [];
           const prefixes: Prefix[] = [];
           const named: { value: string; path: Path }[] = [];
           items.forEach((e, j) => {
             if (typeof e === 'string' && NAME_PATTERN.test(e) && !e.includes(':')) named.push({ value: e, path: [...at, j] });
             else {
-              const p = r.prefix(e, [...at, j]);
+              const p = readPrefix(r, e, [...at, j]);
               if (p) prefixes.push(p);
             }
           });
@@ -524,8 +427,8 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
         }
       }
     }
-    const lans = obj.lans === undefined ? undefined : r.prefixList(obj.lans, [...path, 'lans']);
-    const allowPlain = obj.allowPlain === undefined ? undefined : r.prefixList(obj.allowPlain, [...path, 'allowPlain']);
+    const lans = obj.lans === undefined ? undefined : readPrefixList(r, obj.lans, [...path, 'lans']);
+    const allowPlain = obj.allowPlain === undefined ? undefined : readPrefixList(r, obj.allowPlain, [...path, 'allowPlain']);
     const pathMtu = obj.pathMtu === undefined ? undefined : r.number(obj.pathMtu, [...path, 'pathMtu'], { min: 576, max: 65535, integer: true });
     const timers = readTimers(r, obj.timers, [...path, 'timers']);
     const limits = readLimits(r, obj.limits, [...path, 'limits']);
@@ -564,7 +467,7 @@ function readLinks(
   readNodesList: ReadNode[],
   mentioned: Map<string, string[]>,
 ): LinkSpec[] {
-  const list = r.array(value, ['links']);
+  const list = r.list(value, ['links']);
   if (!list) return [];
   const insideOf = new Map<string, Set<string>>();
   for (const n of readNodesList) if (n.spec.kind === 'gateway') insideOf.set(n.spec.name, new Set(n.spec.inside));
@@ -594,8 +497,8 @@ function readLinks(
       aPath = [...path, 'a'];
       bPath = [...path, 'b'];
     }
-    const a = r.name(aRaw, aPath);
-    const b = r.name(bRaw, bPath);
+    const a = readName(r, aRaw, aPath);
+    const b = readName(r, bRaw, bPath);
     if (a === undefined || b === undefined) return;
     const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
     if (a !== b && !mentionedPairs.has(key)) {
@@ -632,7 +535,7 @@ function readLinks(
           link.loss.searchPackets = r.number(loss.searchPackets, [...lp, 'searchPackets'], { min: 0, integer: true }) ?? 0;
         }
         if (loss?.searchFrom !== undefined) {
-          const from = r.name(loss.searchFrom, [...lp, 'searchFrom']);
+          const from = readName(r, loss.searchFrom, [...lp, 'searchFrom']);
           if (from !== undefined && from !== a && from !== b) r.fail([...lp, 'searchFrom'], `"${from}" is not an end of this link (${a}, ${b})`);
           else link.loss.searchFrom = from;
         }
@@ -703,23 +606,20 @@ function checkInsideCycles(r: Reader, nodes: ReadNode[]): void {
   }
 }
 
+const TRAFFIC_KINDS = ['echo', 'tcp-syn'] as const;
 const TRAFFIC_KEYS = ['kind', 'from', 'to', 'at', 'count', 'interval', 'size', 'marker', 'port'];
 
 function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): TrafficSpec[] {
-  const list = r.array(value, ['traffic']);
+  const list = r.list(value, ['traffic']);
   if (!list) return [];
   const out: TrafficSpec[] = [];
   list.forEach((item, i) => {
     const path: Path = ['traffic', i];
     const obj = r.object(item, path, TRAFFIC_KEYS);
     if (!obj) return;
-    let kind: TrafficKind = 'echo';
-    if (obj.kind !== undefined) {
-      if (obj.kind === 'echo' || obj.kind === 'tcp-syn') kind = obj.kind;
-      else r.fail([...path, 'kind'], `expected echo or tcp-syn, got ${describe(obj.kind)}`);
-    }
+    const kind: TrafficKind = obj.kind === undefined ? 'echo' : (r.oneOf(obj.kind, [...path, 'kind'], TRAFFIC_KINDS) ?? 'echo');
     const terminal = (v: unknown, key: string): string | undefined => {
-      const name = r.name(v, [...path, key]);
+      const name = readName(r, v, [...path, key]);
       if (name === undefined) return undefined;
       const node = nodes.get(name);
       if (node === undefined) return r.fail([...path, key], `unknown node "${name}"`);
@@ -745,7 +645,7 @@ function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): T
 }
 
 function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map<string, VpnSpec>): AuthorityEventSpec[] {
-  const list = r.array(value, ['events']);
+  const list = r.list(value, ['events']);
   if (!list) return [];
   const read: { event: AuthorityEventSpec; path: Path }[] = [];
   list.forEach((item, i) => {
@@ -759,7 +659,7 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
       return;
     }
     const vpnName = (v: unknown, at: Path): string | undefined => {
-      const name = r.name(v, at);
+      const name = readName(r, v, at);
       if (name !== undefined && !vpnByName.has(name)) return r.fail(at, `unknown VPN "${name}"`);
       return name;
     };
@@ -771,7 +671,7 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
     const rm = r.object(obj.removeMember, [...path, 'removeMember'], ['vpn', 'gateway']);
     if (!rm) return;
     const vpn = vpnName(rm.vpn, [...path, 'removeMember', 'vpn']);
-    const gateway = r.name(rm.gateway, [...path, 'removeMember', 'gateway']);
+    const gateway = readName(r, rm.gateway, [...path, 'removeMember', 'gateway']);
     if (at !== undefined && vpn !== undefined && gateway !== undefined) {
       read.push({ event: { kind: 'remove-member', at, vpn, gateway }, path: [...path, 'removeMember', 'gateway'] });
     }
@@ -810,11 +710,6 @@ export const TOPOLOGY_LIMITS: DocumentLimits = { kind: 'topology', maxYamlBytes:
 export function loadTopology(source: string | TopologySource): Result<Topology, TopologyError> {
   const src: TopologySource =
     typeof source === 'string' ? (source.includes('\n') || source.trimStart().startsWith('{') ? { text: source } : { path: source }) : source;
-  const read = readDocument(src, TOPOLOGY_LIMITS);
-  if (!read.ok) return topologyError(read.issues, read.file);
-  const doc = read.value;
-  const { topology, issues: raw } = validate(doc.value);
-  if (topology !== undefined) return ok(topology);
-  const places = doc.locate(raw.map((i) => i.path));
-  return topologyError(raw.map((i, k) => ({ path: formatPath(i.path), ...places[k], message: i.message })), doc.file);
+  const r = readFields(src, TOPOLOGY_LIMITS, readTopology);
+  return r.ok ? r : topologyError(r.error);
 }

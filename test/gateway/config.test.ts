@@ -40,15 +40,16 @@ rawEspVpns: [0, x]
   assert.equal(r.ok, false);
   const m = r.ok ? '' : r.error.message;
   for (const expected of [
-    'unknown field "colour"',
-    'data (the data directory with the enrollment credentials) is required',
-    'interface lan0 cannot be both inside and outside',
-    '"bad name!" is not an interface name',
-    'timers must map names to non-negative numbers',
-    'limits: unknown name "maxPath"',
-    'allowPlain:',
-    'metrics.listen must be host:port',
-    'rawEspVpns must be a list of VPN ids',
+    'g.yaml: colour: unknown field "colour"',
+    'g.yaml: (top level): missing field "data" (the data directory with the enrollment credentials)',
+    'g.yaml: outside[0]: interface lan0 cannot be both inside and outside',
+    'g.yaml: outside[1]: "bad name!" is not an interface name',
+    'g.yaml: timers.searchTimeout: must be at least 0, got -1',
+    'g.yaml: limits.maxPath: unknown field "maxPath"',
+    'g.yaml: allowPlain[0]: bad prefix length',
+    'g.yaml: metrics.listen: must be host:port',
+    'g.yaml: rawEspVpns[0]: expected an integer from 1 to 4294967295, got 0',
+    'g.yaml: rawEspVpns[1]: expected an integer from 1 to 4294967295, got "x"',
   ])
     assert.ok(m.includes(expected), `missing "${expected}" in: ${m}`);
 });
@@ -56,14 +57,14 @@ rawEspVpns: [0, x]
 test('gateway config: a misspelt timer is refused rather than silently ignored', () => {
   const r = parseText('data: /d\ninside: [a]\noutside: [b]\ntimers: { idleTimout: 3000 }\n');
   assert.equal(r.ok, false);
-  assert.match(r.ok ? '' : r.error.message, /timers: unknown name "idleTimout" \(known: .*idleTimeout/);
+  assert.match(r.ok ? '' : r.error.message, /timers\.idleTimout: unknown field "idleTimout"; expected one of: .*idleTimeout/);
 });
 
 test('gateway config: not a mapping', () => {
   for (const doc of ['- a\n- b\n', '42\n', '']) {
     const r = parseText(doc);
     assert.equal(r.ok, false, doc);
-    assert.match(r.ok ? '' : r.error.message, /expected a mapping at the top level/);
+    assert.match(r.ok ? '' : r.error.message, /^g\.yaml: \(top level\): expected a mapping \(key: value\), got (a list|number 42|nothing)$/);
   }
 });
 
@@ -77,7 +78,7 @@ test('gateway config: the ike section (ports, idle timeout, engine timers), with
   const bad = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 4500, natPort: 4500, childLifetme: 5, idleTimeout: 10 }\n');
   assert.equal(bad.ok, false);
   const m = bad.ok ? '' : bad.error.message;
-  for (const expected of ['ike: unknown name "childLifetme"', 'ike.port and ike.natPort must differ', 'ike.idleTimeout must be at least 1000 ms']) assert.ok(m.includes(expected), `${expected} in: ${m}`);
+  for (const expected of ['ike.childLifetme: unknown field "childLifetme"', 'ike: ike.port and ike.natPort must differ', 'ike.idleTimeout: must be at least 1000 ms']) assert.ok(m.includes(expected), `${expected} in: ${m}`);
 });
 
 test('gateway config file: an alias bomb, an oversized file and unparsable nesting are refused with where and why', async () => {
@@ -101,6 +102,28 @@ test('gateway config file: an alias bomb, an oversized file and unparsable nesti
     const deep = loadGatewayConfig(file);
     assert.ok(!deep.ok);
     assert.match(deep.error.message, /\(syntax\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('gateway config file: each mistake with its line and field; a log level pino does not know and a misspelt tun name are refused', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadGatewayConfig } = await import('../../src/gateway/config.js');
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-gwcfg-'));
+  try {
+    const file = join(dir, 'g.yaml');
+    writeFileSync(file, 'data: /d\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\nlogLevel: verbose\ntun: { insde: tun9 }\nallowPlain: [fd00::/8, 10.0.0.1/8]\n');
+    const r = loadGatewayConfig(file);
+    assert.ok(!r.ok);
+    assert.deepEqual(r.error.message.split('\n'), [
+      `${file}:4:10: pathMTU: unknown field "pathMTU"; expected one of: data, authorityUrls, inside, outside, attached, tun, pathMtu, rawEspVpns, allowPlain, statusSocket, metrics, routingTable, timers, limits, ike, keystore, statusReport, logLevel`,
+      `${file}:6:15: tun.insde: unknown field "insde"; expected one of: inside, outside`,
+      `${file}:7:24: allowPlain[1]: 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)`,
+      `${file}:5:11: logLevel: expected fatal, error, warn, info, debug, trace or silent, got string "verbose"`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
