@@ -7,9 +7,9 @@ import { ipFamily, ipFromBytes, type Ip } from '../base/addr.js';
 import { buildIcmpEcho, echoReplyFor, isIcmpEcho, parseIcmp } from '../core/packet/icmp.js';
 import { buildIpv4, ipv4HeaderLength, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
 import { groupEspOf } from '../core/packet/group-esp.js';
-import { buildTcpSyn } from '../core/packet/tcp.js';
+import { buildIcmpv6Echo, echoReplyFor6, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, parseIcmpv6 } from '../core/packet/icmpv6.js';
+import { IPV6_HEADER, NH_ICMPV6, walkExtensionHeaders } from '../core/packet/ipv6.js';
 import { decodeSearchMessage, isSearchPayload } from '../core/packet/search-message.js';
-import { buildIcmpv6Echo, buildTcpSyn6, icmpv6ChecksumOk, icmpv6EchoReplyFor, IPV6_HEADER, NEXT_ICMPV6 } from './ipv6.js';
 
 const DEFAULT_TTL = 64;
 
@@ -75,23 +75,39 @@ interface Echo {
   data: Uint8Array;
 }
 
-/** The upper-layer protocol and message of a packet (IPv6: directly after the fixed header). */
-function upperLayer(bytes: Uint8Array): { version: 4 | 6; protocol: number; payload: Uint8Array } | undefined {
+interface UpperLayer {
+  version: 4 | 6;
+  protocol: number;
+  /** Where the upper-layer message starts in the packet, and where the packet's payload ends. */
+  offset: number;
+  end: number;
+  payload: Uint8Array;
+}
+
+/**
+ * The upper-layer protocol and message of a packet (IPv6: after the core's extension-header
+ * walk); a string for an IPv6 packet that has none to show (a malformed chain, a later fragment).
+ */
+function upperLayer(bytes: Uint8Array): UpperLayer | 'bad-ipv6' | 'ipv6-fragment' | undefined {
   const v = ipVersion(bytes);
   if (v === 4) {
-    const headerLength = ipv4HeaderLength(bytes);
-    return { version: 4, protocol: bytes[9], payload: bytes.subarray(headerLength, Math.min((bytes[2] << 8) | bytes[3], bytes.length)) };
+    const offset = ipv4HeaderLength(bytes);
+    const end = Math.max(offset, Math.min((bytes[2] << 8) | bytes[3], bytes.length));
+    return { version: 4, protocol: bytes[9], offset, end, payload: bytes.subarray(offset, end) };
   }
-  if (v === 6) {
-    return { version: 6, protocol: bytes[6], payload: bytes.subarray(IPV6_HEADER, Math.min(IPV6_HEADER + ((bytes[4] << 8) | bytes[5]), bytes.length)) };
-  }
-  return undefined;
+  if (v !== 6) return undefined;
+  const end = Math.min(IPV6_HEADER + ((bytes[4] << 8) | bytes[5]), bytes.length);
+  const walk = walkExtensionHeaders(bytes, bytes[6], IPV6_HEADER, end);
+  if (!walk.ok) return 'bad-ipv6';
+  const offset = walk.value.upperOffset;
+  if (offset === undefined) return 'ipv6-fragment';
+  return { version: 6, protocol: walk.value.upperProto, offset, end, payload: bytes.subarray(offset, end) };
 }
 
 type IcmpView = { echo: Echo } | { type: number; code: number } | { malformed: true };
 
 /** An ICMP (v4) or ICMPv6 message, checksum verified; echo types mapped to ICMP's. */
-function icmpView(bytes: Uint8Array, upper: NonNullable<ReturnType<typeof upperLayer>>): IcmpView | undefined {
+function icmpView(bytes: Uint8Array, upper: UpperLayer): IcmpView | undefined {
   if (upper.version === 4) {
     if (upper.protocol !== PROTO_ICMP) return undefined;
     const m = parseIcmp(upper.payload);
@@ -99,19 +115,18 @@ function icmpView(bytes: Uint8Array, upper: NonNullable<ReturnType<typeof upperL
     if (isIcmpEcho(m.value)) return { echo: { type: m.value.type, id: m.value.id, seq: m.value.seq, data: m.value.data } };
     return { type: m.value.type, code: m.value.code };
   }
-  if (upper.protocol !== NEXT_ICMPV6) return undefined;
-  const p = upper.payload;
-  if (p.length < 8 || !icmpv6ChecksumOk(bytes.subarray(0, IPV6_HEADER + p.length), IPV6_HEADER)) return { malformed: true };
-  if (p[0] === 128 || p[0] === 129) {
-    return { echo: { type: p[0] === 128 ? 8 : 0, id: (p[4] << 8) | p[5], seq: (p[6] << 8) | p[7], data: p.subarray(8) } };
-  }
-  return { type: p[0], code: p[1] };
+  if (upper.protocol !== NH_ICMPV6) return undefined;
+  const m = parseIcmpv6(bytes, upper.offset, upper.end);
+  if (!m.ok) return { malformed: true };
+  const { type, code, id, seq, body } = m.value;
+  if (type === ICMPV6_ECHO_REQUEST || type === ICMPV6_ECHO_REPLY) return { echo: { type: type === ICMPV6_ECHO_REQUEST ? 8 : 0, id, seq, data: body } };
+  return { type, code };
 }
 
 /** True for an echo request/reply (ICMP or ICMPv6) that carries a kasane key-search payload. */
 export function isSearchPacket(bytes: Uint8Array): boolean {
   const upper = upperLayer(bytes);
-  if (upper === undefined) return false;
+  if (typeof upper !== 'object') return false;
   const icmp = icmpView(bytes, upper);
   return icmp !== undefined && 'echo' in icmp && isSearchPayload(icmp.echo.data);
 }
@@ -132,6 +147,7 @@ export function describePacket(bytes: Uint8Array): PacketDescription {
   const ends = ipEndpoints(bytes);
   const upper = upperLayer(bytes);
   if (ends === undefined || upper === undefined) return { src: '?', dst: '?', kind: 'malformed' };
+  if (typeof upper === 'string') return { ...ends, kind: upper };
   const { protocol, payload } = upper;
   if (groupEspOf(protocol, payload)) return { ...ends, kind: 'esp' };
   const icmp = icmpView(bytes, upper);
@@ -184,21 +200,15 @@ function readTcp(segment: Uint8Array): PacketDescription['tcp'] {
 
 /** An echo request as a terminal's IP stack sends it: ICMP over IPv4, ICMPv6 over IPv6 (by the addresses). */
 export function buildEchoRequest(opts: { src: Ip; dst: Ip; id: number; seq: number; data: Uint8Array; ipId: number }): Uint8Array {
-  if (ipFamily(opts.src) === 6) return buildIcmpv6Echo({ type: 128, src: opts.src, dst: opts.dst, id: opts.id, seq: opts.seq, data: opts.data });
+  if (ipFamily(opts.src) === 6) return buildIcmpv6Echo({ type: ICMPV6_ECHO_REQUEST, src: opts.src, dst: opts.dst, id: opts.id, seq: opts.seq, data: opts.data });
   const icmp = buildIcmpEcho({ type: 8, id: opts.id, seq: opts.seq, data: opts.data });
   return buildIpv4({ src: opts.src, dst: opts.dst, protocol: PROTO_ICMP, payload: icmp, ttl: DEFAULT_TTL, id: opts.ipId, tos: 0 });
 }
 
 /** The echo reply an unmodified IP stack sends for a request (payload returned intact). */
 export function buildEchoReply(request: Uint8Array): Uint8Array | undefined {
-  if (ipVersion(request) === 6) return icmpv6EchoReplyFor(request);
-  const reply = echoReplyFor(request);
+  const reply = ipVersion(request) === 6 ? echoReplyFor6(request) : echoReplyFor(request);
   return reply.ok ? reply.value : undefined;
-}
-
-/** A TCP SYN with an MSS option, over IPv4 or IPv6 (by the addresses). */
-export function buildSyn(o: { src: Ip; dst: Ip; srcPort: number; dstPort: number; seq: number; mss: number }): Uint8Array {
-  return ipFamily(o.src) === 6 ? buildTcpSyn6(o) : buildTcpSyn(o);
 }
 
 /** Echo data: the marker text, then a counting pattern up to `size` bytes (as ping pads). */

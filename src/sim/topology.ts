@@ -4,7 +4,7 @@
 // never as an exception. The format is documented in docs/simulator.md.
 import { formatPath, type DocumentLimits, type DocumentSource } from '../files/document.js';
 import { checkFields, describe, formatIssues, readFields, type FieldPath, type FieldReader, type FieldsError } from '../files/fields.js';
-import { ipFamily, parseIp, Prefix, type Ip, type IpFamily } from '../base/addr.js';
+import { ipFamily, Prefix, type Ip, type IpFamily } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import { ok, type Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
@@ -133,8 +133,8 @@ export interface TrafficSpec {
   marker?: string;
   /** tcp-syn: destination port. */
   port: number;
-  /** The IP family to use between dual-stack terminals (default: the sender's first address's that the receiver has). */
-  family?: IpFamily;
+  /** The IP family the packets use (a file's `family`, else the sender's first address's that the receiver has). */
+  family: IpFamily;
 }
 
 export type AuthorityEventSpec =
@@ -195,23 +195,29 @@ function readName(r: Reader, value: unknown, path: Path): string | undefined {
   return s;
 }
 
-/** The simulator's hosts are IPv4 for now (issue 14f adds IPv6): a call-site restriction on the shared getters. */
-const IPV4_ONLY = 'the simulator runs IPv4 terminals only for now';
-
-function readIpv4(r: Reader, value: unknown, path: Path): Ip | undefined {
-  const ip = r.ip(value, path);
-  if (ip !== undefined && ipFamily(ip) !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
-  return ip;
-}
-
-function readPrefix(r: Reader, value: unknown, path: Path): Prefix | undefined {
-  const p = r.prefix(value, path);
-  if (p !== undefined && p.family !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
-  return p;
+/**
+ * A node's addresses: one address of either family, or a list of one of each (a dual-stack node).
+ * Each comes with the path it was read at; undefined when any is bad.
+ */
+function readAddresses(r: Reader, value: unknown, path: Path): { ip: Ip; path: Path }[] | undefined {
+  if (!Array.isArray(value)) {
+    const ip = r.ip(value, path);
+    return ip === undefined ? undefined : [{ ip, path }];
+  }
+  if (value.length < 1 || value.length > 2) return r.fail(path, `expected an address, or a list of one IPv4 and one IPv6 address (got ${value.length} entries)`);
+  const problems = r.failures;
+  const out = value.flatMap((v, j) => {
+    const ip = r.ip(v, [...path, j]);
+    return ip === undefined ? [] : [{ ip, path: [...path, j] }];
+  });
+  if (out.length === 2 && ipFamily(out[0].ip) === ipFamily(out[1].ip)) {
+    r.fail([...path, 1], `two IPv${ipFamily(out[0].ip)} addresses (${out[0].ip}, ${out[1].ip}); a node has at most one of each family`);
+  }
+  return r.failures === problems ? out : undefined;
 }
 
 function readPrefixList(r: Reader, value: unknown, path: Path): Prefix[] | undefined {
-  return r.listOf(value, path, (v, at) => readPrefix(r, v, at));
+  return r.listOf(value, path, (v, at) => r.prefix(v, at));
 }
 
 function readTimers(r: Reader, value: unknown, path: Path): Partial<GatewayTimers> {
@@ -366,29 +372,33 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     }
     names.set(name, i);
 
-    const claimAddress = (ip: Ip | undefined, at: Path): Ip | undefined => {
-      if (ip === undefined) return undefined;
-      const owner = addresses.get(ip);
-      if (owner !== undefined) return r.fail(at, `address ${ip} is already used by ${owner}`);
-      addresses.set(ip, name);
-      return ip;
+    /** The node's addresses, each claimed (unique across nodes); [UNUSABLE_ADDRESS] when any is bad. */
+    const claimAddresses = (value: unknown, at: Path): Ip[] => {
+      const read = readAddresses(r, value, at);
+      if (read === undefined) return [UNUSABLE_ADDRESS];
+      const problems = r.failures;
+      for (const { ip, path: where } of read) {
+        const owner = addresses.get(ip);
+        if (owner !== undefined) r.fail(where, `address ${ip} is already used by ${owner}`);
+        else addresses.set(ip, name);
+      }
+      return r.failures === problems ? read.map((a) => a.ip) : [UNUSABLE_ADDRESS];
     };
 
     // A node with a bad address is still known by name (with a placeholder address that is never
     // used, since the file is refused), so links and traffic naming it report nothing more.
     if (kind === 'terminal') {
-      const address = claimAddress(readIpv4(r, obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
+      const addresses = claimAddresses(obj.terminal, [...path, 'terminal']);
       const silent = obj.silent === undefined ? false : r.boolean(obj.silent, [...path, 'silent']) ?? false;
-      out.push({ spec: { kind: 'terminal', name, address, addresses: [address], silent }, index: i, memberNames: [] });
+      out.push({ spec: { kind: 'terminal', name, address: addresses[0], addresses, silent }, index: i, memberNames: [] });
       return;
     }
     if (kind === 'router') {
-      let address: Ip | undefined;
-      if (obj.router !== true) address = claimAddress(readIpv4(r, obj.router, [...path, 'router']), [...path, 'router']);
-      out.push({ spec: { kind: 'router', name, address, addresses: address === undefined ? [] : [address] }, index: i, memberNames: [] });
+      const addresses = obj.router === true ? [] : claimAddresses(obj.router, [...path, 'router']);
+      out.push({ spec: { kind: 'router', name, address: addresses[0], addresses }, index: i, memberNames: [] });
       return;
     }
-    const address = claimAddress(readIpv4(r, obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
+    const gatewayAddresses = claimAddresses(obj.gateway, [...path, 'gateway']);
     const inside: string[] = [];
     if (obj.inside !== undefined) {
       const list = r.list(obj.inside, [...path, 'inside']) ?? [];
@@ -417,7 +427,7 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
           items.forEach((e, j) => {
             if (typeof e === 'string' && NAME_PATTERN.test(e) && !e.includes(':')) named.push({ value: e, path: [...at, j] });
             else {
-              const p = readPrefix(r, e, [...at, j]);
+              const p = r.prefix(e, [...at, j]);
               if (p) prefixes.push(p);
             }
           });
@@ -433,7 +443,7 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     const timers = readTimers(r, obj.timers, [...path, 'timers']);
     const limits = readLimits(r, obj.limits, [...path, 'limits']);
     out.push({
-      spec: { kind: 'gateway', name, address, addresses: [address], inside, members, lans, allowPlain, pathMtu, timers, limits },
+      spec: { kind: 'gateway', name, address: gatewayAddresses[0], addresses: gatewayAddresses, inside, members, lans, allowPlain, pathMtu, timers, limits },
       index: i,
       memberNames,
     });
@@ -607,7 +617,8 @@ function checkInsideCycles(r: Reader, nodes: ReadNode[]): void {
 }
 
 const TRAFFIC_KINDS = ['echo', 'tcp-syn'] as const;
-const TRAFFIC_KEYS = ['kind', 'from', 'to', 'at', 'count', 'interval', 'size', 'marker', 'port'];
+const TRAFFIC_KEYS = ['kind', 'from', 'to', 'family', 'at', 'count', 'interval', 'size', 'marker', 'port'];
+const FAMILIES = [4, 6] as const;
 
 function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): TrafficSpec[] {
   const list = r.list(value, ['traffic']);
@@ -638,8 +649,19 @@ function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): T
     if (marker !== undefined && size !== undefined && Buffer.byteLength(marker) > size) {
       r.fail([...path, 'marker'], `the marker is ${Buffer.byteLength(marker)} bytes but size is ${size}`);
     }
-    if (from === undefined || to === undefined || at === undefined || count === undefined || interval === undefined || size === undefined || port === undefined) return;
-    out.push({ kind, from, to, at, count, interval, size, marker, port });
+    const wanted = obj.family === undefined ? undefined : r.oneOf(obj.family, [...path, 'family'], FAMILIES);
+    let family: IpFamily | undefined;
+    if (from !== undefined && to !== undefined && from !== to && (obj.family === undefined || wanted !== undefined)) {
+      const a = nodes.get(from) as TerminalSpec;
+      const b = nodes.get(to) as TerminalSpec;
+      family = trafficFamily(wanted, a.addresses, b.addresses);
+      if (family === undefined) {
+        const has = (t: TerminalSpec) => `${t.name} has ${t.addresses.map((x) => `IPv${ipFamily(x)}`).join(' and ')}`;
+        r.fail(wanted === undefined ? [...path, 'to'] : [...path, 'family'], wanted === undefined ? `${from} and ${to} share no IP family (${has(a)}, ${has(b)})` : `IPv${wanted} is not on both ends (${has(a)}, ${has(b)})`);
+      }
+    }
+    if (from === undefined || to === undefined || family === undefined || at === undefined || count === undefined || interval === undefined || size === undefined || port === undefined) return;
+    out.push({ kind, from, to, family, at, count, interval, size, marker, port });
   });
   return out;
 }
@@ -690,6 +712,16 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
     else vpns.delete(event.vpn);
   }
   return order.map((e) => e.event);
+}
+
+/**
+ * The IP family of traffic between two terminals: `wanted` when both have it, else the family of
+ * the sender's first address that the receiver also has; undefined when there is none.
+ */
+export function trafficFamily(wanted: IpFamily | undefined, from: readonly Ip[], to: readonly Ip[]): IpFamily | undefined {
+  const theirs = new Set(to.map(ipFamily));
+  if (wanted !== undefined) return theirs.has(wanted) && from.some((a) => ipFamily(a) === wanted) ? wanted : undefined;
+  return from.map(ipFamily).find((f) => theirs.has(f));
 }
 
 /** The prefix of one host: its /32 or /128. */

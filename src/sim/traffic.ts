@@ -4,11 +4,12 @@
 // recognised by their own headers (addresses, ICMP id/sequence, TCP port/sequence), so the
 // outcome never depends on the simulator's bookkeeping inside gateways; the VPN layers come from
 // that bookkeeping (the layers the packet carried on the WAN).
-import { ipFamily, type Ip, type IpFamily } from '../base/addr.js';
+import { ipFamily, type Ip } from '../base/addr.js';
 import type { InFlight, SimContext } from './context.js';
-import { buildEchoRequest, buildSyn, echoData, type PacketDescription } from './packets.js';
+import { buildTcpSyn } from '../core/packet/tcp.js';
+import { buildEchoRequest, echoData, type PacketDescription } from './packets.js';
 import type { TerminalNode } from './terminal.js';
-import type { TerminalSpec, TrafficSpec } from './topology.js';
+import type { TrafficSpec } from './topology.js';
 
 export interface PacketOutcome {
   seq: number;
@@ -73,9 +74,8 @@ export class TrafficTracker {
     this.items = specs.map((spec, index) => {
       const from = terminals.get(spec.from) as TerminalNode;
       const to = terminals.get(spec.to) as TerminalNode;
-      const family = trafficFamily(spec, from.spec, to.spec) ?? 4;
-      const src = from.spec.addresses.find((a) => ipFamily(a) === family) ?? from.address;
-      const dst = to.spec.addresses.find((a) => ipFamily(a) === family) ?? to.address;
+      const src = from.spec.addresses.find((a) => ipFamily(a) === spec.family) ?? from.address;
+      const dst = to.spec.addresses.find((a) => ipFamily(a) === spec.family) ?? to.address;
       return { index, spec, from, to, src, dst, packets: [] };
     });
   }
@@ -97,7 +97,7 @@ export class TrafficTracker {
     const { spec, from, to, src, dst } = item;
     const bytes =
       spec.kind === 'tcp-syn'
-        ? buildSyn({ src, dst, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
+        ? buildTcpSyn({ src, dst, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
         : buildEchoRequest({ src, dst, id: echoId(item.index), seq, data: echoData(spec.size, spec.marker), ipId: from.nextIpId() });
     const outcome: PacketOutcome = { seq, sentAt: this.ctx.now };
     item.packets.push(outcome);
@@ -181,16 +181,6 @@ export class TrafficTracker {
       };
     });
   }
-}
-
-/**
- * The IP family a traffic item runs over: its own `family`, else the family of the sender's
- * first address that the receiver also has; undefined when the two share none.
- */
-export function trafficFamily(spec: Pick<TrafficSpec, 'family'>, from: Pick<TerminalSpec, 'addresses'>, to: Pick<TerminalSpec, 'addresses'>): IpFamily | undefined {
-  const theirs = new Set(to.addresses.map(ipFamily));
-  if (spec.family !== undefined) return theirs.has(spec.family) && from.addresses.some((a) => ipFamily(a) === spec.family) ? spec.family : undefined;
-  return from.addresses.map(ipFamily).find((f) => theirs.has(f));
 }
 
 /** ICMP echo identifier of a traffic item (as ping uses one per process). */

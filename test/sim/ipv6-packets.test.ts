@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipToBytes } from '../../src/base/addr.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
-import { buildIcmpv6Echo } from '../../src/sim/ipv6.js';
-import { buildEchoReply, buildEchoRequest, buildSyn, decrementTtl, describePacket, echoData, ipDestination, ipEndpoints, isSearchPacket } from '../../src/sim/packets.js';
+import { buildIcmpv6Echo } from '../../src/core/packet/icmpv6.js';
+import { buildTcpSyn } from '../../src/core/packet/tcp.js';
+import { buildEchoReply, buildEchoRequest, decrementTtl, describePacket, echoData, ipDestination, ipEndpoints, isSearchPacket } from '../../src/sim/packets.js';
 
 /** RFC 8200 §8.1 written out plainly: sum of the pseudo-header and the upper-layer message. */
 function v6Checksum(packet: Uint8Array, nextHeader: number): number {
@@ -59,7 +60,7 @@ test('the echo reply swaps the addresses, keeps id, sequence and data; a bad che
 });
 
 test('a TCP SYN over IPv6 carries its MSS and a checksum over the v6 pseudo-header', () => {
-  const p = buildSyn({ src: A, dst: B, srcPort: 40000, dstPort: 443, seq: 12345, mss: 1460 });
+  const p = buildTcpSyn({ src: A, dst: B, srcPort: 40000, dstPort: 443, seq: 12345, mss: 1460 });
   assert.equal(p[6], 6);
   assert.equal(v6Checksum(p, 6), 0xffff);
   const d = describePacket(p);

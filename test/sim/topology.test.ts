@@ -56,7 +56,7 @@ test('a valid file: defaults, LAN/WAN latencies, terminal names in memberships, 
   assert.equal(links['G1-R'].latency, 2);
   assert.equal(links['G1-R'].mtu, 1400);
   assert.deepEqual(links['G1-R'].loss, { searchPackets: 1, searchFrom: 'G1', rate: 0 });
-  assert.deepEqual(t.traffic[0], { kind: 'echo', from: 'A', to: 'B', at: 0, count: 2, interval: 1000, size: 56, marker: undefined, port: 80 });
+  assert.deepEqual(t.traffic[0], { kind: 'echo', from: 'A', to: 'B', family: 4, at: 0, count: 2, interval: 1000, size: 56, marker: undefined, port: 80 });
   assert.deepEqual(t.events.map((e) => [e.at, e.kind]), [
     [100, 'rotate'],
     [5000, 'remove-member'],
@@ -129,14 +129,15 @@ nodes:
     inside: [A]
     members: { V: [10.0.0.1/24, 10.0.0.0/33, 10.0.0.0/24] }
     lans: [not-a-prefix]
-    allowPlain: [fd00::/8]
+    allowPlain: [fd00::/8, "fd00::1/8", "2001:db8::/129"]
 links: [[A, G]]
 `);
   assert.deepEqual(lines, [
     'net.yaml:8:20: nodes[1].members.V[0]: 10.0.0.1/24 has host bits set (did you mean 10.0.0.0/24?)',
     'net.yaml:8:33: nodes[1].members.V[1]: bad prefix length in "10.0.0.0/33"',
     'net.yaml:9:12: nodes[1].lans[0]: not a CIDR prefix: "not-a-prefix"',
-    'net.yaml:10:18: nodes[1].allowPlain[0]: fd00::/8: the simulator runs IPv4 terminals only for now',
+    'net.yaml:10:28: nodes[1].allowPlain[1]: fd00::1/8 has host bits set (did you mean fd00::/8?)',
+    'net.yaml:10:41: nodes[1].allowPlain[2]: bad prefix length in "2001:db8::/129"',
   ]);
 });
 
