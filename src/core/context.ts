@@ -15,6 +15,8 @@ import type { GatewayId, VpnId } from './types.js';
 export interface ResolvedConfig {
   id: GatewayId;
   address: Ip;
+  /** The outside IPv6 address (GatewayConfig.address6), if the gateway has one. */
+  address6?: Ip;
   attached: Prefix[];
   allowPlain: Prefix[];
   /** The path MTU toward other gateways now (GatewayCore.setPathMtu changes it). */

@@ -3,7 +3,7 @@
 // reason, trace). The edge (simulator or daemon) routes emitted packets by their destination
 // address, exactly as the kernel routes what the gateway writes to its TUN device.
 import type { Ip, Prefix } from '../base/addr.js';
-import type { ForwardNote, Side } from './executor.js';
+import type { ForwardNote } from './executor.js';
 import type { GatewayId, VpnId } from './types.js';
 
 export interface GatewayTimers {
@@ -50,6 +50,12 @@ export interface GatewayConfig {
   id: GatewayId;
   /** The gateway's outside (WAN) address. */
   address: Ip;
+  /**
+   * The gateway's outside IPv6 address, the source of the ICMPv6 Packet Too Big it sends to IPv6
+   * terminals. Default: `address` when that is IPv6. Without one, IPv6 packets too big for the
+   * path are dropped (counted `drop.too-big`) without an answer.
+   */
+  address6?: Ip;
   /**
    * The LANs directly on this gateway's inside interfaces: it is the first-stage gateway of the
    * terminals in them (and answers key searches for them when they stay silent).

@@ -2,7 +2,7 @@
 // a packet from outside, the clock advanced, a new authority snapshot. Actions out: emit these
 // bytes (the edge routes them by destination), drop with this reason, trace. The executor carries
 // out installed key-table entries; everything it punts is decided here.
-import type { Ip } from '../base/addr.js';
+import { ipFamily, type Ip } from '../base/addr.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMERS, type CoreContext, type ResolvedConfig } from './context.js';
 import type { Executor, PathRule, PuntReason, RxSa, Side } from './executor.js';
 import type { CoreAction, EmitNote, GatewayConfig, PathView, TraceEvent } from './gateway-api.js';
@@ -12,6 +12,7 @@ import { KeyTable, pathKey, PendingBuffers, type KeyTableEntry } from './key-tab
 import { onOutsideMiss } from './outside.js';
 import { ReceiveFloors } from './rx-floors.js';
 import { PMTU_MIN, PMTU_SEQ_WINDOW, type EspFragNeeded } from './pmtu.js';
+import { IPV6_MIN_MTU } from './packet/ipv6.js';
 import { SearchOriginator } from './search/originator.js';
 import { SearchRelay } from './search/relay.js';
 import { parseSearchPacket } from './search/search-packet.js';
@@ -69,7 +70,7 @@ export class GatewayCore implements CoreContext {
   private readonly childSas = new Map<string, Spi>();
   /** Pairwise VPNs: paths waiting for IKE, "vpnId/peer" (childKey) → path keys; present while a request is out. */
   private readonly awaitingIke = new Map<string, Set<string>>();
-  /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve" (see pmtuKey). */
+  /** Path MTUs learned from ICMP about our ESP, by "peer/mtuReserve/family" (see pmtuKey). */
   private readonly learnedMtu = new Map<string, number>();
   /** Pairwise VPNs: the kernel's path MTU toward a peer's tunnel address (it gets the ICMP about ESP in UDP). */
   private readonly tunnelMtu = new Map<GatewayId, number>();
@@ -80,6 +81,7 @@ export class GatewayCore implements CoreContext {
     this.config = {
       id: c.id,
       address: c.address,
+      address6: c.address6 ?? (ipFamily(c.address) === 6 ? c.address : undefined),
       attached: c.attached,
       allowPlain: c.allowPlain ?? [],
       pathMtu: c.pathMtu ?? 1500,
@@ -420,7 +422,7 @@ export class GatewayCore implements CoreContext {
     const age = next !== undefined ? (Number(next & 0xffffffffn) - f.seqLow) >>> 0 : 0;
     if (!e || !tx || tx.spi !== f.spi || age === 0 || age > PMTU_SEQ_WINDOW) return this.drop('pmtu-unverified', packet);
     this.count('pmtu.icmp');
-    const mtu = Math.max(PMTU_MIN, f.mtu);
+    const mtu = Math.max(ipFamily(f.local) === 6 ? IPV6_MIN_MTU : PMTU_MIN, f.mtu);
     if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
     const key = pmtuKey(e);
     this.learnedMtu.set(key, mtu);
@@ -559,5 +561,5 @@ function ruleOf(e: KeyTableEntry): PathRule {
   return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
 }
 
-/** Paths toward one peer with the same outer layering on our side share the WAN path: one estimate. */
-const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}`;
+/** Paths toward one peer with the same outer layering on our side and address family share the WAN path: one estimate. */
+const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}/${ipFamily(e.local)}`;

@@ -2,17 +2,17 @@
 // without an entry (we may have aged it out before the sender did, or it is not for our terminals
 // at all and passes through), and plaintext to our terminals.
 import type { CoreContext } from './context.js';
-import { ipv4Dst, ipv4Protocol, ipv4Src, parseIpv4, PROTO_ICMP } from './packet/ipv4.js';
-import { groupEspOf } from './packet/group-esp.js';
-import { parseEspFragNeeded } from './pmtu.js';
+import { ipv4Protocol, PROTO_ICMP } from './packet/ipv4.js';
+import { ipVersion, packetDst, packetSrc } from './packet/ip.js';
+import { groupEspOfPacket } from './packet/group-esp.js';
+import { parseEspFragNeeded, parseEspPacketTooBig } from './pmtu.js';
 import { espPeek } from '../crypto/esp.js';
 
 export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number): void {
-  const local = ipv4Dst(packet);
-  const remote = ipv4Src(packet);
+  const local = packetDst(packet);
+  const remote = packetSrc(packet);
   const t = ctx.config.timers;
-  const ip = parseIpv4(packet);
-  const esp = ip.ok ? groupEspOf(ip.value.header.protocol, ip.value.payload) : undefined;
+  const esp = groupEspOfPacket(packet);
   if (esp) {
     const peek = espPeek(esp);
     if (!peek.ok) return ctx.drop('malformed', packet);
@@ -53,11 +53,10 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
     return;
   }
-  if (ipv4Protocol(packet) === PROTO_ICMP) {
-    // A router could not forward ESP one of our terminals sent: the ICMP is for us (src/core/pmtu.ts).
-    const f = parseEspFragNeeded(packet);
-    if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0) return ctx.onEspFragNeeded(f, packet, now);
-  }
+  // A router could not forward ESP one of our terminals sent: the ICMP (ICMPv6 Packet Too Big) is
+  // for us (src/core/pmtu.ts).
+  const f = ipVersion(packet) === 6 ? parseEspPacketTooBig(packet) : ipv4Protocol(packet) === PROTO_ICMP ? parseEspFragNeeded(packet) : undefined;
+  if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0) return ctx.onEspFragNeeded(f, packet, now);
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
     return ctx.drop('unsolicited-plain', packet);
   }
@@ -65,8 +64,8 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
 }
 
 function forwardPlain(ctx: CoreContext, packet: Uint8Array, now: number, reason: string): void {
-  const local = ipv4Dst(packet);
-  const remote = ipv4Src(packet);
+  const local = packetDst(packet);
+  const remote = packetSrc(packet);
   ctx.install(
     { local, remote, action: 'plain', layers: [], reason, installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
     now,

@@ -15,9 +15,9 @@ import type { TraceEvent } from './gateway-api.js';
 import type { KeyRing } from './key-ring.js';
 import type { SearchMessage } from './packet/search-message.js';
 import type { GatewayTimers } from './gateway-api.js';
-import { ipv4Dst, ipv4Src, parseIpv4 } from './packet/ipv4.js';
+import { packetDst, packetSrc } from './packet/ip.js';
 import { espPeek } from '../crypto/esp.js';
-import { groupEspOf } from './packet/group-esp.js';
+import { groupEspOfPacket } from './packet/group-esp.js';
 import type { GatewayId, Spi } from './types.js';
 
 /**
@@ -74,8 +74,7 @@ export class ReceiveFloors {
    */
   onUnknownSpi(ctx: FloorsHost, packet: Uint8Array, now: number): boolean {
     if (this.waiting.size === 0) return false;
-    const ip = parseIpv4(packet);
-    const esp = ip.ok ? groupEspOf(ip.value.header.protocol, ip.value.payload) : undefined;
+    const esp = groupEspOfPacket(packet);
     const peek = esp ? espPeek(esp) : undefined;
     if (!peek?.ok || !this.waiting.has(peek.value.spi)) return false;
     this.onEsp(ctx, packet, peek.value.spi, now);
@@ -86,8 +85,8 @@ export class ReceiveFloors {
   onEsp(ctx: FloorsHost, packet: Uint8Array, spi: Spi, now: number): void {
     ctx.drop('unverified-sa', packet);
     if ((this.nextAttempt.get(spi) ?? 0) > now) return;
-    const local = ipv4Dst(packet);
-    const remote = ipv4Src(packet);
+    const local = packetDst(packet);
+    const remote = packetSrc(packet);
     // At the search limit the next ESP asks again.
     if (!this.search(local, remote, now)) return ctx.count('rx-floor.search-limit');
     this.nextAttempt.set(spi, now + searchSpan(ctx.config.timers));

@@ -1,7 +1,7 @@
 // IPv6 (RFC 8200): the fixed header, the extension-header walk, and the packets a gateway must
 // never intercept. Parsing validates everything a forwarder relies on and never throws; the walk
 // is bounded by the packet and by MAX_EXTENSION_HEADERS, and its result is the same as the native
-// executor's on the shared vectors (docs/protocol.md §2.4).
+// executor's on the shared vectors (docs/protocol.md §2.8).
 import { ipFromBytes, ipToBytes, ipFamily, type Ip } from '../../base/addr.js';
 import { rd16, wr16 } from '../../base/bytes.js';
 import { err, ok, type Result } from '../../base/result.js';
@@ -192,7 +192,7 @@ export function isLinkScopedIcmpv6(type: number): boolean {
 }
 
 /**
- * Whether a gateway passes this IPv6 packet untouched (docs/protocol.md §2.4): a link-local source
+ * Whether a gateway passes this IPv6 packet untouched (docs/protocol.md §2.8): a link-local source
  * or destination (fe80::/10), a multicast destination (ff00::/8), the unspecified source (::), or
  * link-scoped ICMPv6. `walk` is the packet's extension-header walk (parseIpv6).
  */
