@@ -1,6 +1,7 @@
 // The simulated network: nodes from a topology, links between them, routing by destination,
 // the authority's timed events and the traffic to try, all on one virtual clock. Same topology
 // and seed give the same run, event for event.
+import { ipFamily } from '../base/addr.js';
 import { hostPrefix } from './topology.js';
 import type { GatewayConfig, PathView } from '../core/gateway-api.js';
 import { GatewayCore } from '../core/gateway-core.js';
@@ -337,6 +338,9 @@ export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: 
     timers: { ...topology.defaults.timers, ...spec.timers },
     limits: { ...topology.defaults.limits, ...spec.limits },
   };
+  // A dual-stack gateway answers IPv6 terminals (Packet Too Big) from its IPv6 address.
+  const address6 = spec.addresses.find((a) => ipFamily(a) === 6);
+  if (address6 !== undefined && address6 !== spec.address) config.address6 = address6;
   if (spec.allowPlain !== undefined) config.allowPlain = spec.allowPlain;
   // As the gateway daemon does: the smallest MTU of its outside links, or the configured value below it.
   const outside = topology.links.filter((l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)));

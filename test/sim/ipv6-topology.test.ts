@@ -58,6 +58,9 @@ test('gateways are configured with every host prefix of the terminals inside, an
   assert.deepEqual(configs.get('G1')?.opts.config.attached.map(String), ['10.0.1.1/32', '2001:db8:1::1/128']);
   assert.deepEqual(configs.get('G2')?.opts.config.attached.map(String), ['2001:db8:2::1/128', '10.0.2.1/32', '2001:db8:3::1/128']);
   assert.equal(configs.get('G2')?.opts.config.address, '2001:db8:100::2');
+  assert.equal(configs.get('G2')?.opts.config.address6, undefined, 'its address is the IPv6 one');
+  assert.equal(configs.get('G1')?.opts.config.address, '192.0.2.1');
+  assert.equal(configs.get('G1')?.opts.config.address6, '2001:db8:100::1');
 });
 
 test('address mistakes of IPv6 and dual-stack nodes are reported with their field', () => {
