@@ -26,7 +26,10 @@ export class Finding extends Error {
 export interface FuzzInstance {
   /** Real captures the mutations start from. */
   seeds: Uint8Array[];
-  /** The next input: mostly a structure-aware mutation of a seed, sometimes random bytes (not timed: set-up for the input may happen here). */
+  /**
+   * The next input: mostly a structure-aware mutation of a seed, sometimes random bytes (not timed: set-up for the
+   * input may happen here).
+   */
   next(rng: Rng): Uint8Array | Promise<Uint8Array>;
   /** Runs one input through the parser and checks the oracle; throws Finding for a finding. */
   run(input: Uint8Array): void | Promise<void>;
@@ -36,7 +39,9 @@ export interface FuzzInstance {
    * input (the YAML parser reads well under 1 MB/s): what is then slow grows faster than the input.
    */
   usPerByte?: number;
-  /** This target's own bound instead of the run's `slowMs` (an administrator's rotation seals keys for every member). */
+  /**
+   * This target's own bound instead of the run's `slowMs` (an administrator's rotation seals keys for every member).
+   */
   slowMs?: number;
 }
 

@@ -1,7 +1,7 @@
 // Mutations: generic byte-level ones, and structure-aware ones for the formats kasane reads (DER,
 // JSON, YAML, IPv4/ICMP) that change one field or one element and keep the rest well-formed, so
 // that inputs get past the first length check and reach the code behind it.
-import { isMap, isScalar, isSeq, parseDocument, stringify as yamlStringify } from 'yaml';
+import { parseDocument, stringify as yamlStringify } from 'yaml';
 import type { Rng } from './rng.js';
 
 /** Inputs never grow past this (the largest datagram, a little more). */

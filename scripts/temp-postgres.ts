@@ -1,7 +1,8 @@
 // A private, temporary PostgreSQL server for tests and benchmarks: initdb into a temporary
 // directory, started on 127.0.0.1 with a free port (and its socket in that directory), stopped by
-// PID and deleted afterwards, also when the process fails. initdb refuses root, so as root it runs as the `postgres` user (or
-// `nobody`) through runuser. Binaries: Debian's /usr/lib/postgresql/<version>/bin, else PATH.
+// PID and deleted afterwards, also when the process fails. initdb refuses root, so as root it runs
+// as the `postgres` user (or `nobody`) through runuser. Binaries: Debian's
+// /usr/lib/postgresql/<version>/bin, else PATH.
 // scripts/ci-postgres.sh installs the binaries on a fresh Debian machine.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -57,7 +58,10 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Where test servers run: the binaries, a new directory owned by the user that runs them (not root), and how to run a binary there. */
+/**
+ * Where test servers run: the binaries, a new directory owned by the user that runs them (not root), and how to run a
+ * binary there.
+ */
 type ServerHome = { ok: true; bin: string; dir: string; run(cmd: string, args: string[]): void } | { ok: false; reason: string };
 
 function serverHome(prefix: string, timeoutMs: number): ServerHome {

@@ -25,7 +25,10 @@ export interface MapEdge {
   id: string;
   source: string;
   target: string;
-  /** protects: gateway -> its terminal prefix; wan: a top-level gateway on the WAN; affinity: members of one VPN (layout only, not drawn). */
+  /**
+   * protects: gateway -> its terminal prefix; wan: a top-level gateway on the WAN; affinity: members of one VPN (layout
+   * only, not drawn).
+   */
   kind: 'protects' | 'wan' | 'affinity';
 }
 

@@ -18,7 +18,10 @@ export interface CaKeys {
   close(): void;
 }
 
-/** The labels of the CA keys in a token: those of the certificates' common names, so one token can hold several authorities. */
+/**
+ * The labels of the CA keys in a token: those of the certificates' common names, so one token can hold several
+ * authorities.
+ */
 export function caKeyLabels(authority: string): { rootKey: string; issuingKey: string } {
   return { rootKey: `${authority} root CA`, issuingKey: `${authority} issuing CA` };
 }

@@ -495,7 +495,10 @@ export interface EnrollOptions {
   /** The root CA (PEM) to trust, or its fingerprint to fetch and pin it. One is required. */
   ca?: string;
   caFingerprint?: string;
-  /** The gateway's name, put in the CSR's CN and checked against the token; without it the CSR has no name and the token decides. */
+  /**
+   * The gateway's name, put in the CSR's CN and checked against the token; without it the CSR has no name and the token
+   * decides.
+   */
   name?: string;
   /** A key pair from the gateway's keystore; by default a new extractable P-256 pair is made. */
   keys?: CryptoKeyPair;

@@ -133,7 +133,10 @@ export function readConfig(dir: string): AuthorityConfig {
   return r.value;
 }
 
-/** Reads and checks authority.json (a file, or its text): the configuration, or every problem with its line and field. Never throws. */
+/**
+ * Reads and checks authority.json (a file, or its text): the configuration, or every problem with its line and field.
+ * Never throws.
+ */
 export function parseAuthorityConfig(source: { path: string } | string, name: string): Result<AuthorityConfig> {
   const read = readFields(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS, checkConfig);
   if (!read.ok) return err('bad-config', formatIssues(read.error.issues, name));

@@ -45,7 +45,10 @@ export class Directory {
     return this.view();
   }
 
-  /** After `prefixes` were added to or removed from a membership or the entries: marks the directory changed if one now appears or disappears. */
+  /**
+   * After `prefixes` were added to or removed from a membership or the entries: marks the directory changed if one now
+   * appears or disappears.
+   */
   async note(c: Change, prefixes: readonly string[], added: boolean): Promise<void> {
     for (const p of prefixes) {
       const uses = await c.tx.countPrefixUses(p);

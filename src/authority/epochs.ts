@@ -13,7 +13,10 @@ import type { EpochRow, SealedKeyRow, SpiRow, StoreOps, VpnRow } from './storage
 
 /** VPNs rotated in one transaction when many are (rotate --all, the scheduler). */
 const ROTATION_CHUNK = 50;
-/** Seals made between two turns of the event loop while preparing (the transactions and deliveries under way go on meanwhile). */
+/**
+ * Seals made between two turns of the event loop while preparing (the transactions and deliveries under way go on
+ * meanwhile).
+ */
 const SEALS_PER_TURN = 16;
 
 /** An epoch that is not scheduled to expire (until the next rotation sets its end). */

@@ -55,7 +55,10 @@ export interface SealedKey {
   ct: Uint8Array;
 }
 
-/** Seals a group key to a gateway's SubjectPublicKeyInfo (P-256): HPKE base mode (hpke-seal.ts, the same output as @hpke/core's). */
+/**
+ * Seals a group key to a gateway's SubjectPublicKeyInfo (P-256): HPKE base mode (hpke-seal.ts, the same output as
+ * @hpke/core's).
+ */
 export async function sealGroupKey(key: Uint8Array, recipientSpki: Uint8Array, context: Uint8Array): Promise<SealedKey> {
   return sealBase(recipientSpki, context, context, key);
 }

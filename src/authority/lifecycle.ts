@@ -53,7 +53,10 @@ export interface InitOptions {
   rotation?: Partial<RotationConfig>;
   /** Write the initial administrator token to DATA/admin.token (default true). */
   writeAdminToken?: boolean;
-  /** Make the root and issuing CA keys in this PKCS#11 token instead of the keystore (labels: the CAs' names by default). */
+  /**
+   * Make the root and issuing CA keys in this PKCS#11 token instead of the keystore (labels: the CAs' names by
+   * default).
+   */
   caPkcs11?: Omit<CaPkcs11Config, 'rootKey' | 'issuingKey'> & Partial<Pick<CaPkcs11Config, 'rootKey' | 'issuingKey'>>;
   now?: number;
   random?: RandomSource;

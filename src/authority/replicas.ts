@@ -30,7 +30,9 @@ const SAFETY = 0.2;
 /** Replicas not heard of for this long are forgotten. */
 const FORGET_AFTER_MS = 24 * 3_600_000;
 
-/** Thrown inside a job's transaction when this replica no longer holds the jobs lease: the job's work is not committed. */
+/**
+ * Thrown inside a job's transaction when this replica no longer holds the jobs lease: the job's work is not committed.
+ */
 export class LeaseLost extends ApiError {
   constructor(holder: string | undefined) {
     super(409, 'lease-lost', `this replica no longer holds the jobs lease${holder ? ` (${holder} does)` : ''}`);

@@ -198,7 +198,10 @@ export interface DeliveredMember {
   spis: { epoch: number; spi: number }[];
   /** Pairwise VPNs, other members: their gateway certificate (base64 DER), verified by this authority. */
   certificate?: string;
-  /** Pairwise VPNs, other members: the permit (base64 DER) the receiving gateway presents to this one, issued by its authority. */
+  /**
+   * Pairwise VPNs, other members: the permit (base64 DER) the receiving gateway presents to this one, issued by its
+   * authority.
+   */
   permit?: { der: string; notAfter: number };
 }
 
@@ -219,7 +222,9 @@ export interface GatewayDelivery {
   issuedAt: number;
   protectedPrefixes: string[];
   vpns: DeliveredVpn[];
-  /** The attribute authority (base64 DER) of the receiving gateway's own authority: peers' permits must be signed by it. */
+  /**
+   * The attribute authority (base64 DER) of the receiving gateway's own authority: peers' permits must be signed by it.
+   */
   attributeAuthority?: string;
 }
 

@@ -239,7 +239,10 @@ export interface TunnelRxSa {
   salt: Uint8Array;
   localAddr: Ip;
   localPort: number;
-  /** Where the peer is expected to send from; datagrams from elsewhere still count (NAT rebinding) and show in lastSource. */
+  /**
+   * Where the peer is expected to send from; datagrams from elsewhere still count (NAT rebinding) and show in
+   * lastSource.
+   */
   remoteAddr: Ip;
   remotePort: number;
   /** Traffic selectors: the inner destination must be in one of `local`, the inner source in one of `remote`. */
@@ -286,7 +289,10 @@ export interface TunnelRxStats extends TunnelSaStats {
  * through processUdp().
  */
 export interface TunnelExecutor extends Executor {
-  /** Installs (or updates: ports, addresses, soft limit; the sequence number never goes back) a sending SA, keyed by SPI. */
+  /**
+   * Installs (or updates: ports, addresses, soft limit; the sequence number never goes back) a sending SA, keyed by
+   * SPI.
+   */
   installTunnelTx(sa: TunnelTxSa): void;
   removeTunnelTx(spi: Spi): void;
   /** Installs a receiving SA keyed by SPI; a reinstall keeps its replay window and counters. */

@@ -25,7 +25,9 @@ export interface GatewayTimers {
   sweepInterval: number;
   /** Pairwise VPNs: how long a path waits for IKE to make its Child SA before it fails (ms). */
   ikeTimeout: number;
-  /** A path MTU learned from ICMP about our ESP is forgotten after this long, and tried larger (ms; RFC 1191: 10 min). */
+  /**
+   * A path MTU learned from ICMP about our ESP is forgotten after this long, and tried larger (ms; RFC 1191: 10 min).
+   */
   pathMtuTimeout: number;
 }
 

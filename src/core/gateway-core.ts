@@ -467,7 +467,10 @@ export class GatewayCore implements CoreContext {
     this.relay.onReply(p.value, bytes, now);
   }
 
-  /** The largest packet a path may send after our encryption: the path MTU less what outer layers add, or less if learned. */
+  /**
+   * The largest packet a path may send after our encryption: the path MTU less what outer layers add, or less if
+   * learned.
+   */
   private pathLimit(e: KeyTableEntry): number {
     const base = this.config.pathMtu - (e.mtuReserve ?? 0);
     const learned = e.childSpi !== undefined && !e.mtuReserve ? this.tunnelMtu.get(e.peer!) : this.learnedMtu.get(pmtuKey(e));

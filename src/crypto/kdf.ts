@@ -7,7 +7,8 @@
 //   HKDF-SHA256 (RFC 5869)
 //     IKM  = VPN key (32 bytes)
 //     salt = ASCII "kasane/v1"
-//     info = ASCII "esp sender" || u32be vpnId || u32be epoch || u8 len || UTF-8 sender   (len = byte length of sender, 1..63)
+//     info = ASCII "esp sender" || u32be vpnId || u32be epoch || u8 len || UTF-8 sender
+//            (len = byte length of sender, 1..63)
 //     L    = 36 -> key = OKM[0..32), salt = OKM[32..36)     (RFC 4106 key || 4-byte salt)
 //
 // One key has one sender, and a sender never repeats a 64-bit sequence number (the ESP IV) under

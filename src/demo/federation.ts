@@ -18,7 +18,10 @@ export interface FederationOptions {
   dir: string;
   cli?: string[];
   log?: (l: string) => void;
-  /** How long permits last (default: the authorities' default, 1 h) and how often the authorities exchange (default 1 s here). */
+  /**
+   * How long permits last (default: the authorities' default, 1 h) and how often the authorities exchange (default 1 s
+   * here).
+   */
   permitValidityMs?: number;
   syncIntervalMs?: number;
   /** The gateways delete an idle Child SA (and its IKE SA) after this long (default: the gateway's, 5 min). */

@@ -121,7 +121,9 @@ export class FieldReader {
     return value;
   }
 
-  /** An integer from `min` to `max`, one message for every way to miss ("expected an integer from 1 to 65535, got 0"). */
+  /**
+   * An integer from `min` to `max`, one message for every way to miss ("expected an integer from 1 to 65535, got 0").
+   */
   integer(value: unknown, path: FieldPath, range: { min: number; max?: number }): number | undefined {
     const max = range.max ?? Number.MAX_SAFE_INTEGER;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < range.min || value > max) {
@@ -191,7 +193,9 @@ export function checkFields<T>(value: unknown, read: (r: FieldReader, value: unk
   return { ok: false, error: { issues: r.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) } };
 }
 
-/** Reads a file or text (document.ts: size limits, YAML or JSON) and validates it; problems carry their line and column. */
+/**
+ * Reads a file or text (document.ts: size limits, YAML or JSON) and validates it; problems carry their line and column.
+ */
 export function readFields<T>(source: DocumentSource, limits: DocumentLimits, read: (r: FieldReader, value: unknown) => T | undefined): { ok: true; value: T } | { ok: false; error: FieldsError } {
   const doc = readDocument(source, limits);
   if (!doc.ok) return { ok: false, error: { issues: doc.issues, file: doc.file } };

@@ -150,7 +150,9 @@ function ikeOf(r: FieldReader, v: Partial<Record<'port' | 'natPort' | 'idleTimeo
   return { port, natPort, idleTimeout, timers };
 }
 
-/** The `keystore` section: `{ pkcs11: { module, token, pinFile, key } }` (key: the key's label, default "kasane-ike"). */
+/**
+ * The `keystore` section: `{ pkcs11: { module, token, pinFile, key } }` (key: the key's label, default "kasane-ike").
+ */
 function keystoreOf(r: FieldReader, v: unknown): GatewayRunConfig['keystore'] {
   const keystore = r.object(v, ['keystore'], ['pkcs11'], ['pkcs11']);
   if (keystore?.pkcs11 === undefined) return undefined;

@@ -17,7 +17,6 @@ import pino from 'pino';
 import { Prefix } from '../base/addr.js';
 import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
-import type { AuthoritySnapshot } from '../core/types.js';
 import { TsExecutor } from '../core/ts-executor.js';
 import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
 import type { GatewayRunConfig } from './config.js';

@@ -210,7 +210,9 @@ interface CertParts {
   issuerName: AsnName;
 }
 
-/** Parsed parts of the certificates a permit is checked against (the AA's and the holder's, which we hold): parsed once. */
+/**
+ * Parsed parts of the certificates a permit is checked against (the AA's and the holder's, which we hold): parsed once.
+ */
 const partsOf = new WeakMap<x509.X509Certificate, CertParts>();
 
 function certParts(cert: x509.X509Certificate): CertParts {

@@ -6,7 +6,7 @@ import { formatPath, type DocumentLimits, type DocumentSource } from '../files/d
 import { checkFields, describe, formatIssues, readFields, type FieldPath, type FieldReader, type FieldsError } from '../files/fields.js';
 import { ipFamily, Prefix, type Ip, type IpFamily } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
-import { ok, type Result } from '../base/result.js';
+import type { Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
 
 export const DEFAULT_SEED = 1;

@@ -146,7 +146,8 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`federation betwee
     // A gateway certificate of B is not B's authority certificate (its SANs do not name B's host).
     const post = (key: string, certPem: string, body: unknown) =>
       new Promise<number>((resolve, reject) => {
-        // A fresh TLS handshake each time (no agent): a resumed session carries no issuer chain, and the peer is authenticated first.
+        // A fresh TLS handshake each time (no agent): a resumed session carries no issuer chain, and the peer is
+        // authenticated first.
         const req = https.request(new URL('/v1/federation/exchange', A.url), { method: 'POST', ca: A.ca, key, cert: certPem, headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));

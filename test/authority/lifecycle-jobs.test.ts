@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { authorityJobs, startJobs } from '../../src/authority/lifecycle.js';
 import { x509 } from '../../src/pki/x509.js';
-import { addVpn, ADMIN, testStores, withAuthority } from './helpers/direct.js';
+import { addVpn, testStores, withAuthority } from './helpers/direct.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

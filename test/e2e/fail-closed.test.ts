@@ -42,7 +42,10 @@ function reaches(f: Figure2, ns: string, to: string): boolean {
 
 interface Round {
   how: 'SIGKILL' | 'SIGTERM';
-  /** Plaintext from A on the WAN that is not a key-search message nor allowed plain (the load's marker or anything else). */
+  /**
+   * Plaintext from A on the WAN that is not a key-search message nor allowed plain (the load's marker or anything
+   * else).
+   */
   wanPlain: number;
   wanPlainMarker: number;
   /** ESP from B on A's LAN: forwarded as it came instead of decrypted. */
@@ -55,7 +58,9 @@ interface Round {
   rulesAfterStop: string;
   resumedAB: boolean;
   resumedBA: boolean;
-  /** While G1 was down: its own traffic to the authority host, and A's relayed-in-the-clear traffic to it (allowPlain). */
+  /**
+   * While G1 was down: its own traffic to the authority host, and A's relayed-in-the-clear traffic to it (allowPlain).
+   */
   ownWhileDown: boolean;
   plainWhileDown: boolean;
   /** After the restart: A's plain relay to the authority host (allowPlain, through the TUN devices, past the guard). */

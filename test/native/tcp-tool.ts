@@ -1,6 +1,7 @@
 // A TCP sender/receiver that checks what arrived (iperf3 measures but does not verify content):
 //   tcp-tool.ts server PORT          -> prints {"event":"listening"}, then {"event":"done","bytes":N,"sha256":H}
-//   tcp-tool.ts client HOST PORT N   -> sends N pseudo-random bytes, prints {"event":"sent","bytes":N,"sha256":H,"ms":T}
+//   tcp-tool.ts client HOST PORT N   -> sends N pseudo-random bytes,
+//                                       prints {"event":"sent","bytes":N,"sha256":H,"ms":T}
 import { createHash } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 

@@ -411,7 +411,8 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       }
       const l = asn1parse(good.der, dir);
       const i = (depth: number, tag: string, from = 0) => l.findIndex((x, k) => k >= from && x.depth === depth && x.tag === tag);
-      // AttributeCertificate ::= SEQUENCE { acinfo SEQUENCE { version INTEGER 1, holder SEQUENCE { [0] baseCertificateID ...
+      // AttributeCertificate ::= SEQUENCE { acinfo SEQUENCE { version INTEGER 1,
+      //   holder SEQUENCE { [0] baseCertificateID ...
       assert.deepEqual(l.slice(0, 6).map((x) => [x.depth, x.tag]), [[0, 'SEQUENCE'], [1, 'SEQUENCE'], [2, 'INTEGER'], [2, 'SEQUENCE'], [3, 'cont [ 0 ]'], [4, 'SEQUENCE']]);
       assert.equal(l[2].value, '01');
       // baseCertificateID.issuer = GeneralNames { [4] directoryName = B's issuing CA }, then the serial.

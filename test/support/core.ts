@@ -10,7 +10,9 @@ import { espSeal } from '../../src/crypto/esp.js';
 
 const NEVER = Number.MAX_SAFE_INTEGER;
 
-/** A gateway's membership: the prefix it puts in the VPN, and its SPI (its address is 192.0.2.<low byte of the SPI>). */
+/**
+ * A gateway's membership: the prefix it puts in the VPN, and its SPI (its address is 192.0.2.<low byte of the SPI>).
+ */
 export interface Site {
   gw: string;
   prefix: string;

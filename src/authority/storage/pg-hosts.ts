@@ -86,7 +86,8 @@ export function isConnectionError(e: unknown): boolean {
   const x = e as { code?: string; message?: string } | undefined;
   const code = x?.code ?? '';
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
-  // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now; 25006: a read-only (promoted-away) server.
+  // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now; 25006: a read-only (promoted-away)
+  // server.
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '25006'].includes(code)) return true;
   const msg = x?.message ?? '';
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|no database server is available/i.test(msg);

@@ -93,7 +93,10 @@ export class PostgresStore implements Store {
     private readonly o: PostgresOptions,
   ) {}
 
-  /** Connects (to the first host that matches target_session_attrs), applies pending migrations, listens for other replicas' changes. */
+  /**
+   * Connects (to the first host that matches target_session_attrs), applies pending migrations, listens for other
+   * replicas' changes.
+   */
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
     const store = new PostgresStore(parsePostgresUrl(url), opts);
     try {

@@ -180,7 +180,10 @@ export interface StoreOps {
   setCrlVersion(version: number): Promise<void>;
 
   insertVpn(row: VpnRow): Promise<void>;
-  /** A rotation of these VPNs: each one's last epoch moves up by one, its next scheduled rotation to `now` + its period (none without one). */
+  /**
+   * A rotation of these VPNs: each one's last epoch moves up by one, its next scheduled rotation to `now` + its period
+   * (none without one).
+   */
   advanceEpochs(ids: readonly number[], now: number): Promise<void>;
   /** Marks these VPNs changed at `version` (what a member receives of them changed). */
   setVpnsChanged(ids: readonly number[], version: number): Promise<void>;

@@ -142,7 +142,7 @@ export class IkeEngine {
   }
 
   /** After a delivery: SAs whose peer, certificate or permit our authority no longer delivers are deleted. */
-  refresh(now: number): IkeOutput {
+  refresh(_now: number): IkeOutput {
     const out = emptyOutput();
     const peers = this.o.peers();
     for (const sa of [...this.sas.values()]) {

@@ -22,7 +22,9 @@ export type ResponseIn =
 /** A request that arrived for an SA: answered from the cache or dropped here, or one for the tasks. */
 export type RequestIn =
   | { kind: 'handled' }
-  /** It authenticated but its payloads do not decode: the peer is owed INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD. */
+  /**
+   * It authenticated but its payloads do not decode: the peer is owed INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD.
+   */
   | { kind: 'malformed'; error: IkeDecodeError; respond: (payloads: Payload[]) => void }
   | { kind: 'complete'; inner: Payload[]; respond: (payloads: Payload[]) => void };
 
@@ -80,7 +82,10 @@ export class Exchanges {
     }
   }
 
-  /** The IKE_SA_INIT request (message 0, not encrypted), in flight until answered; again after a COOKIE or INVALID_KE_PAYLOAD. */
+  /**
+   * The IKE_SA_INIT request (message 0, not encrypted), in flight until answered; again after a COOKIE or
+   * INVALID_KE_PAYLOAD.
+   */
   sendInit(sa: IkeSa, bytes: Buffer, now: number, out: IkeOutput): void {
     sa.inFlight = { task: 'ike-init', messageId: 0, exchange: ExchangeType.IKE_SA_INIT, packets: [bytes], localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase, build: () => [], process: () => undefined };
     out.send.push({ to: sa.remote, bytes, localPort: sa.localPort });

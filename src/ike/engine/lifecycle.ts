@@ -102,7 +102,10 @@ export class SaLifecycle {
     }
   }
 
-  /** The SA's timers: half-open expiry, a delete the peer never answered, permit expiry, reauthentication, rekeys, liveness. */
+  /**
+   * The SA's timers: half-open expiry, a delete the peer never answered, permit expiry, reauthentication, rekeys,
+   * liveness.
+   */
   tick(sa: IkeSa, now: number, out: IkeOutput): void {
     const t = this.o.timers;
     if (sa.role === 'responder' && sa.state === 'init-done' && now >= sa.createdAt + t.halfOpenTimeout) {
@@ -237,7 +240,10 @@ export class SaLifecycle {
     this.dead(sa, 'ike-down', reason, out);
   }
 
-  /** The initiator refused the responder's IKE_AUTH answer: the responder thinks the SA is up, so it is told (§2.21.2, best effort). */
+  /**
+   * The initiator refused the responder's IKE_AUTH answer: the responder thinks the SA is up, so it is told (§2.21.2,
+   * best effort).
+   */
   refuseAuthAnswer(sa: IkeSa, childProblem: boolean, out: IkeOutput): void {
     this.o.exchanges.sendOnce(sa, ExchangeType.INFORMATIONAL, [notify(childProblem ? NotifyType.NO_PROPOSAL_CHOSEN : NotifyType.AUTHENTICATION_FAILED), ...deleteIke()], out);
   }

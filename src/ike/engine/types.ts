@@ -99,9 +99,15 @@ export interface IkeTimers {
   retransmitTries: number;
   /** Half-open responder SAs (IKE_SA_INIT answered, no IKE_AUTH) are forgotten after this. */
   halfOpenTimeout: number;
-  /** From this many half-open SAs on (responder SAs between IKE_SA_INIT and IKE_AUTH), a new IKE_SA_INIT must bring a cookie (§2.6). */
+  /**
+   * From this many half-open SAs on (responder SAs between IKE_SA_INIT and IKE_AUTH), a new IKE_SA_INIT must bring a
+   * cookie (§2.6).
+   */
   cookieThreshold: number;
-  /** At most this many half-open SAs exist; beyond, a request with a cookie replaces one made without (see half-open.ts) or is dropped. */
+  /**
+   * At most this many half-open SAs exist; beyond, a request with a cookie replaces one made without (see half-open.ts)
+   * or is dropped.
+   */
   maxHalfOpen: number;
   /** At most this many from one source address (IPv6: one /64). */
   maxHalfOpenPerAddress: number;

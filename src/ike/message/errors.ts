@@ -10,7 +10,10 @@ export interface IkeDecodeError extends WireError {
   code: IkeErrorCode;
   /** INVALID_SYNTAX, UNSUPPORTED_CRITICAL_PAYLOAD or INVALID_MAJOR_VERSION. */
   notify: number;
-  /** Payload type where decoding stopped; 0 for the IKE header. For UNSUPPORTED_CRITICAL_PAYLOAD it is the notify's data. */
+  /**
+   * Payload type where decoding stopped; 0 for the IKE header. For UNSUPPORTED_CRITICAL_PAYLOAD it is the notify's
+   * data.
+   */
   payloadType: number;
   /** Byte offset in the decoded buffer (the datagram, or the decrypted inner chain). */
   offset: number;

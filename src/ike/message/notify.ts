@@ -39,7 +39,10 @@ export function encodeNotifyBody(n: NotifyPayload): Buffer {
   return out;
 }
 
-/** A Notify payload: about the IKE SA (protocol 0, no SPI) by default; with an SPI, ESP unless `protocolId` says otherwise. */
+/**
+ * A Notify payload: about the IKE SA (protocol 0, no SPI) by default; with an SPI, ESP unless `protocolId` says
+ * otherwise.
+ */
 export function notify(notifyType: number, data: Uint8Array = EMPTY, opts: { protocolId?: number; spi?: Buffer } = {}): NotifyPayload {
   return {
     kind: 'N',

@@ -60,7 +60,9 @@ export interface StoreBackend {
   authority(o?: DirectOptions): Promise<DirectAuthority>;
 }
 
-/** Both stores, for `describe(..., { skip })` per store; PostgreSQL runs on a server private to the calling test file. */
+/**
+ * Both stores, for `describe(..., { skip })` per store; PostgreSQL runs on a server private to the calling test file.
+ */
 export async function testStores(): Promise<StoreBackend[]> {
   const pg = await postgresForTests();
   after(() => pg.server?.stop());

@@ -56,12 +56,17 @@ export function handshake(victim: IkeEngine, victimAt: Endpoint, address: string
   return r.attacker;
 }
 
-/** The datagrams of a request (message id 1 unless told) with these inner payloads, fragmented to fit `fragmentSize`. */
+/**
+ * The datagrams of a request (message id 1 unless told) with these inner payloads, fragmented to fit `fragmentSize`.
+ */
 export function request(a: Attacker, exchange: number, inner: Payload[], fragmentSize = 1280, messageId = 1): Buffer[] {
   return a.sa.protect(exchange, false, messageId, inner, fragmentSize);
 }
 
-/** One SKF fragment n/total of an IKE_AUTH request carrying `chunk`, sealed with the attacker's own SA keys (no size limits: an attacker has none). */
+/**
+ * One SKF fragment n/total of an IKE_AUTH request carrying `chunk`, sealed with the attacker's own SA keys (no size
+ * limits: an attacker has none).
+ */
 export function sealFragment(sa: IkeSa, n: number, total: number, chunk: Buffer, messageId = 1): Buffer {
   const own = sa as unknown as { sk: { seal: AeadKey }; iv: SkIvCounter };
   const header = sa.header(ExchangeType.IKE_AUTH, false, messageId);
@@ -79,7 +84,10 @@ export function tlv(tag: number, content: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from([tag, ...len]), content]);
 }
 
-/** A Name (SEQUENCE OF RDN) whose one attribute value is a BOOLEAN of `bytes` octets (asn1js decoded that in quadratic time). */
+/**
+ * A Name (SEQUENCE OF RDN) whose one attribute value is a BOOLEAN of `bytes` octets (asn1js decoded that in quadratic
+ * time).
+ */
 export function booleanBombName(bytes: number): Buffer {
   const value = tlv(0x01, Buffer.alloc(bytes, 0xff));
   return tlv(0x30, tlv(0x31, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from([0x55, 0x04, 0x03])), value]))));
@@ -118,9 +126,13 @@ export function rewriteDer(der: Uint8Array, path: number[], edit: (children: Buf
   return tlv(node[0], Buffer.concat(kids));
 }
 
-/** A permit whose last extension carries a critical flag that is a BOOLEAN of `bytes` octets (not signed again: parsing comes first). */
+/**
+ * A permit whose last extension carries a critical flag that is a BOOLEAN of `bytes` octets (not signed again: parsing
+ * comes first).
+ */
 export function booleanBombPermit(permit: Uint8Array, bytes: number): Buffer {
-  // AttributeCertificate > acinfo (0) > extensions (its last child) > the last Extension: OID, [critical], OCTET STRING.
+  // AttributeCertificate > acinfo (0) > extensions (its last child) > the last Extension: OID, [critical], OCTET
+  // STRING.
   const acinfo = derChildren(Buffer.from(permit))[0];
   return rewriteDer(permit, [0, derChildren(acinfo).length - 1], (exts) => [
     ...exts.slice(0, -1),
