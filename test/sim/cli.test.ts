@@ -102,3 +102,19 @@ test('a bad file exits with code 2 and a precise message, never a stack trace', 
   assert.match(missing.stderr, /cannot read \/nonexistent\/net\.yaml: no such file/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /);
 });
+
+test('IPv6 and dual-stack examples run through the command; the report shows the addresses used', () => {
+  const v6 = fileURLToPath(new URL('../../examples/figure2-ipv6.yaml', import.meta.url));
+  const doc = JSON.parse(run(v6, { json: true }).stdout);
+  assert.deepEqual(doc.paths.map((p: { src: string; dst: string; deliveredCount: number }) => [p.src, p.dst, p.deliveredCount]), [
+    ['2001:db8:2::10', '2001:db8:1::10', 3],
+    ['2001:db8:2::10', '2001:db8:3::10', 3],
+    ['2001:db8:1::10', '2001:db8:3::10', 0],
+  ]);
+  const dual = run(fileURLToPath(new URL('../../examples/dual-stack.yaml', import.meta.url)), { trace: false });
+  assert.equal(dual.code, EXIT_OK);
+  assert.match(dual.stdout, /\n  B 10\.2\.0\.10 +A 10\.1\.0\.10 +echo +yes 3\/3 +yes 3\/3 +VPN1 /);
+  assert.match(dual.stdout, /\n  B 2001:db8:2::10 +A 2001:db8:1::10 +echo +yes 3\/3 +yes 3\/3 +VPN1 /);
+  // An IPv4 run keeps its report as it was: names only.
+  assert.match(run(FIGURE2, { trace: false }).stdout, /\n  B +A +echo +yes 3\/3/);
+});
