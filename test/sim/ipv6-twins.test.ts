@@ -1,12 +1,13 @@
-// An IPv4 topology with every address and prefix rewritten to IPv6 by one fixed mapping runs the
-// same: the same paths delivered and dropped, through the same gateways and VPN layers, the same
-// key tables and drops (issue 14). The mapping puts the 32 bits of each IPv4 address behind
+// An IPv4 topology (each example, and random networks) with every address and prefix rewritten to
+// IPv6 by one fixed mapping runs the same: the same paths delivered and dropped, through the same
+// gateways and VPN layers, the same key tables, drops and trace (issue 14). The mapping puts the 32 bits of each IPv4 address behind
 // 2001:db8:4::/96, and a /n prefix becomes a /(96+n), so containment (what key search, the
 // memberships and the attached LANs depend on) is kept exactly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { parse } from 'yaml';
 import { ipFamily, ipFromBytes, ipToBytes, parseIp, Prefix } from '../../src/base/addr.js';
 import { parseTopology, runTopology, type SimResult, type Topology } from '../../src/sim/run.js';
@@ -160,4 +161,60 @@ test('multi-stage on IPv6: two ESP layers on the WAN, one search sets up both', 
   assert.equal(p.repliedCount, 3);
   assert.deepEqual(p.vpnLayers, ['company', 'dept']);
   assert.equal(v6.maxWanLayers, 2);
+});
+
+/** A random IPv4 network: gateways with terminals on their /24 LANs around a few routers, random VPNs. */
+const randomNetwork = fc
+  .record({
+    routers: fc.integer({ min: 1, max: 3 }),
+    gateways: fc.array(fc.record({ terminals: fc.integer({ min: 1, max: 2 }), router: fc.nat(), silent: fc.boolean() }), { minLength: 2, maxLength: 5 }),
+    vpns: fc.array(fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 3 }),
+    traffic: fc.array(fc.record({ from: fc.nat(), to: fc.nat(), count: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 5 }),
+    lossyLink: fc.option(fc.nat(), { nil: undefined }),
+    seed: fc.integer({ min: 0, max: 1000 }),
+  })
+  .map((n) => {
+    const nodes: Record<string, unknown>[] = [];
+    const links: unknown[] = [];
+    const terminals: string[] = [];
+    for (let r = 0; r < n.routers; r++) nodes.push({ name: `R${r}`, router: true });
+    for (let r = 1; r < n.routers; r++) links.push([`R${r - 1}`, `R${r}`]);
+    n.gateways.forEach((g, i) => {
+      const inside = Array.from({ length: g.terminals }, (_, t) => `T${i}_${t}`);
+      inside.forEach((t, k) => {
+        nodes.push({ name: t, terminal: `10.${i}.0.${10 + k}`, silent: g.silent && k === 1 });
+        links.push([t, `G${i}`]);
+        terminals.push(t);
+      });
+      const members: Record<string, string[]> = {};
+      n.vpns.forEach((m, v) => {
+        if (m.some((x) => x % n.gateways.length === i)) members[`V${v}`] = [`10.${i}.0.0/24`];
+      });
+      nodes.push({ name: `G${i}`, gateway: `192.0.2.${i + 1}`, inside, lans: [`10.${i}.0.0/24`], members });
+      const link: Record<string, unknown> = { a: `G${i}`, b: `R${g.router % n.routers}` };
+      if (n.lossyLink !== undefined && n.lossyLink % n.gateways.length === i) link.loss = { searchPackets: 1 };
+      links.push(link);
+    });
+    const traffic = n.traffic
+      .map((t, k) => ({ from: terminals[t.from % terminals.length], to: terminals[t.to % terminals.length], at: k * 700, count: t.count, interval: 100 }))
+      .filter((t) => t.from !== t.to);
+    return { seed: n.seed, vpns: n.vpns.map((_, v) => ({ name: `V${v}`, id: v + 1 })), nodes, links, traffic, defaults: { settle: 5000 } };
+  });
+
+test('property: any IPv4 network and its IPv6 twin give the same paths, key tables, drops and trace', () => {
+  const seen = { encrypted: 0, refused: 0 };
+  fc.assert(
+    fc.property(randomNetwork, (doc) => {
+      const v4 = runTopology(load(doc));
+      const v6 = runTopology(load(toIpv6(doc)));
+      assert.deepEqual(essentials(v6, (ip) => ip), essentials(v4, v4ToV6));
+      for (const p of v4.paths) {
+        if (p.delivered && p.vpnLayers.length > 0) seen.encrypted++;
+        if (!p.delivered) seen.refused++;
+      }
+    }),
+    { numRuns: 40, seed: 14 },
+  );
+  // The networks drawn exercise both outcomes.
+  assert.ok(seen.encrypted > 10 && seen.refused > 10, JSON.stringify(seen));
 });
