@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadTopology, type Topology } from '../../src/sim/topology.js';
 import { Simulation } from '../../src/sim/simulation.js';
+import { ipEndpoints } from '../../src/sim/packets.js';
 import { PlainCore, topology } from './helpers.js';
 
 function problems(text: string): string[] {
@@ -150,4 +151,43 @@ test('dual-stack terminals are reached over either family; gateways see each fam
     ['outside', '2001:db8:1::1'],
     ['inside', '2001:db8:2::1'],
   ]);
+});
+
+test('too big for the path on IPv6: the gateway answers Packet Too Big from its IPv6 address; SYNs are clamped for v6', () => {
+  const t = topology(`
+vpns: [{ name: V, id: 1 }]
+nodes:
+  - { name: A, terminal: [10.0.1.1, "2001:db8:1::1"] }
+  - { name: B, terminal: [10.0.2.1, "2001:db8:2::1"] }
+  - { name: G1, gateway: [192.0.2.1, "2001:db8:100::1"], inside: [A], members: { V: [A] } }
+  - { name: G2, gateway: [192.0.2.2, "2001:db8:100::2"], inside: [B], members: { V: [B] } }
+  - { name: R, router: true }
+links: [[A, G1], { a: G1, b: R, mtu: 1400 }, [R, G2], [G2, B]]
+traffic:
+  - { from: A, to: B, family: 6, at: 0, count: 2, interval: 500, size: 1400 }
+  - { kind: tcp-syn, from: A, to: B, family: 6, at: 2000 }
+  - { kind: tcp-syn, from: A, to: B, family: 4, at: 3000 }
+`);
+  const sim = new Simulation(t);
+  const tooBig: { src: string; mtu: number }[] = [];
+  sim.tap(({ to, packet }) => {
+    const b = packet.bytes;
+    if (to === 'A' && b[0] >> 4 === 6 && b[6] === 58 && b[40] === 2) {
+      tooBig.push({ src: ipEndpoints(b)?.src ?? '?', mtu: ((b[44] << 24) | (b[45] << 16) | (b[46] << 8) | b[47]) >>> 0 });
+    }
+  });
+  const r = sim.run();
+  // The echo (1448 bytes of IPv6) does not fit 1400 once encrypted: never sent too big, answered.
+  assert.equal(r.paths[0].deliveredCount, 0);
+  assert.equal(r.links.find((l) => l.link === 'G1-R')?.drops.mtu, undefined, 'the core never emits a packet over the MTU');
+  assert.ok(tooBig.length >= 1);
+  assert.ok(tooBig.every((p) => p.src === '2001:db8:100::1' && p.mtu < 1400 && p.mtu >= 1280), JSON.stringify(tooBig));
+  assert.ok((sim.terminals.get('A')?.received['icmp6-packet-too-big'] ?? 0) >= 1);
+  // MSS clamped to what fits the path after the VPN layer: 20 bytes less over IPv6 than IPv4.
+  const [, syn6, syn4] = r.paths;
+  assert.equal(syn6.delivered && syn4.delivered, true);
+  const mss6 = syn6.packets[0].mss as number;
+  const mss4 = syn4.packets[0].mss as number;
+  assert.ok(mss4 < 1460 && mss6 < 1460, `${mss4} ${mss6}`);
+  assert.equal(mss4 - mss6, 20);
 });

@@ -1,8 +1,8 @@
 // An IPv4 topology (each example, and random networks) with every address and prefix rewritten to
 // IPv6 by one fixed mapping runs the same: the same paths delivered and dropped, through the same
-// gateways and VPN layers, the same key tables, drops and trace (issue 14). The mapping puts the 32 bits of each IPv4 address behind
-// 2001:db8:4::/96, and a /n prefix becomes a /(96+n), so containment (what key search, the
-// memberships and the attached LANs depend on) is kept exactly.
+// gateways and VPN layers, the same key tables, drops and trace (issue 14). The mapping puts the
+// 32 bits of each IPv4 address behind 2001:db8:4::/96, and a /n prefix becomes a /(96+n), so
+// containment (what key search, the memberships and the attached LANs depend on) is kept exactly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
