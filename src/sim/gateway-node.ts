@@ -189,7 +189,9 @@ export class GatewayNode implements SimNode {
     this.ticksAtInstant = now === this.lastTickAt ? this.ticksAtInstant + 1 : 0;
     this.lastTickAt = now;
     if (this.ticksAtInstant > MAX_TICKS_AT_ONE_INSTANT) {
-      throw new Error(`gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`);
+      throw new Error(
+        `gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`,
+      );
     }
   }
 }

@@ -5,9 +5,22 @@
 // only the fixed header fields that forwarding touches are read here directly.
 import { ipFamily, ipFromBytes, type Ip } from '../base/addr.js';
 import { buildIcmpEcho, echoReplyFor, isIcmpEcho, parseIcmp } from '../core/packet/icmp.js';
-import { buildIpv4, ipv4HeaderLength, PROTO_ICMP, PROTO_TCP, PROTO_UDP, setHeaderChecksum } from '../core/packet/ipv4.js';
+import {
+  buildIpv4,
+  ipv4HeaderLength,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  setHeaderChecksum,
+} from '../core/packet/ipv4.js';
 import { groupEspOf } from '../core/packet/group-esp.js';
-import { buildIcmpv6Echo, echoReplyFor6, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, parseIcmpv6 } from '../core/packet/icmpv6.js';
+import {
+  buildIcmpv6Echo,
+  echoReplyFor6,
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST,
+  parseIcmpv6,
+} from '../core/packet/icmpv6.js';
 import { IPV6_HEADER, NH_ICMPV6, walkExtensionHeaders } from '../core/packet/ipv6.js';
 import { decodeSearchMessage, isSearchPayload } from '../core/packet/search-message.js';
 
@@ -112,14 +125,16 @@ function icmpView(bytes: Uint8Array, upper: UpperLayer): IcmpView | undefined {
     if (upper.protocol !== PROTO_ICMP) return undefined;
     const m = parseIcmp(upper.payload);
     if (!m.ok) return { malformed: true };
-    if (isIcmpEcho(m.value)) return { echo: { type: m.value.type, id: m.value.id, seq: m.value.seq, data: m.value.data } };
+    if (isIcmpEcho(m.value))
+      return { echo: { type: m.value.type, id: m.value.id, seq: m.value.seq, data: m.value.data } };
     return { type: m.value.type, code: m.value.code };
   }
   if (upper.protocol !== NH_ICMPV6) return undefined;
   const m = parseIcmpv6(bytes, upper.offset, upper.end);
   if (!m.ok) return { malformed: true };
   const { type, code, id, seq, body } = m.value;
-  if (type === ICMPV6_ECHO_REQUEST || type === ICMPV6_ECHO_REPLY) return { echo: { type: type === ICMPV6_ECHO_REQUEST ? 8 : 0, id, seq, data: body } };
+  if (type === ICMPV6_ECHO_REQUEST || type === ICMPV6_ECHO_REPLY)
+    return { echo: { type: type === ICMPV6_ECHO_REQUEST ? 8 : 0, id, seq, data: body } };
   return { type, code };
 }
 
@@ -159,7 +174,11 @@ export function describePacket(bytes: Uint8Array): PacketDescription {
     if (!isSearchPayload(data)) return { ...ends, kind: type === 8 ? 'data' : 'data-reply', icmp: fields };
     const msg = decodeSearchMessage(data);
     const direction = type === 8 ? 'request' : 'reply';
-    return { ...ends, kind: msg.ok ? `search-${direction}(${msg.value.phase})` : `search-${direction}(invalid)`, icmp: fields };
+    return {
+      ...ends,
+      kind: msg.ok ? `search-${direction}(${msg.value.phase})` : `search-${direction}(invalid)`,
+      icmp: fields,
+    };
   }
   if (protocol === PROTO_TCP) {
     const tcp = readTcp(payload);
@@ -183,7 +202,7 @@ function readTcp(segment: Uint8Array): PacketDescription['tcp'] {
     seq: ((segment[4] << 24) | (segment[5] << 16) | (segment[6] << 8) | segment[7]) >>> 0,
     flags: segment[13],
   };
-  for (let i = 20; i < dataOffset; ) {
+  for (let i = 20; i < dataOffset;) {
     const kind = segment[i];
     if (kind === 0) break;
     if (kind === 1) {
@@ -199,10 +218,33 @@ function readTcp(segment: Uint8Array): PacketDescription['tcp'] {
 }
 
 /** An echo request as a terminal's IP stack sends it: ICMP over IPv4, ICMPv6 over IPv6 (by the addresses). */
-export function buildEchoRequest(opts: { src: Ip; dst: Ip; id: number; seq: number; data: Uint8Array; ipId: number }): Uint8Array {
-  if (ipFamily(opts.src) === 6) return buildIcmpv6Echo({ type: ICMPV6_ECHO_REQUEST, src: opts.src, dst: opts.dst, id: opts.id, seq: opts.seq, data: opts.data });
+export function buildEchoRequest(opts: {
+  src: Ip;
+  dst: Ip;
+  id: number;
+  seq: number;
+  data: Uint8Array;
+  ipId: number;
+}): Uint8Array {
+  if (ipFamily(opts.src) === 6)
+    return buildIcmpv6Echo({
+      type: ICMPV6_ECHO_REQUEST,
+      src: opts.src,
+      dst: opts.dst,
+      id: opts.id,
+      seq: opts.seq,
+      data: opts.data,
+    });
   const icmp = buildIcmpEcho({ type: 8, id: opts.id, seq: opts.seq, data: opts.data });
-  return buildIpv4({ src: opts.src, dst: opts.dst, protocol: PROTO_ICMP, payload: icmp, ttl: DEFAULT_TTL, id: opts.ipId, tos: 0 });
+  return buildIpv4({
+    src: opts.src,
+    dst: opts.dst,
+    protocol: PROTO_ICMP,
+    payload: icmp,
+    ttl: DEFAULT_TTL,
+    id: opts.ipId,
+    tos: 0,
+  });
 }
 
 /** The echo reply an unmodified IP stack sends for a request (payload returned intact). */

@@ -31,7 +31,13 @@ export interface SimOptions {
 }
 
 /** A tap sees every packet about to cross a link; it may drop it or replace its bytes. */
-export type LinkTap = (crossing: { time: number; link: string; from: string; to: string; packet: InFlight }) => void | 'drop' | Uint8Array;
+export type LinkTap = (crossing: {
+  time: number;
+  link: string;
+  from: string;
+  to: string;
+  packet: InFlight;
+}) => void | 'drop' | Uint8Array;
 
 export interface LinkReport {
   link: string;
@@ -123,7 +129,14 @@ export class Simulation implements SimContext {
       } else {
         const config = gatewayConfig(spec, topology, terminalByName);
         const snapshot = snapshots.get(spec.name) ?? { version: 1, protectedPrefixes: [], vpns: [] };
-        const g = new GatewayNode(spec, config, snapshot, createCore, randomStream(this.seed, `core:${spec.name}`), this);
+        const g = new GatewayNode(
+          spec,
+          config,
+          snapshot,
+          createCore,
+          randomStream(this.seed, `core:${spec.name}`),
+          this,
+        );
         this.gateways.set(spec.name, g);
         node = g;
       }
@@ -132,7 +145,10 @@ export class Simulation implements SimContext {
     this.traffic = new TrafficTracker(topology.traffic, this.terminals, this);
 
     const lastEvent = topology.events.reduce((t, e) => Math.max(t, e.at), 0);
-    this.until = options.until ?? topology.until ?? Math.max(TrafficTracker.lastSendTime(topology.traffic), lastEvent) + topology.defaults.settle;
+    this.until =
+      options.until ??
+      topology.until ??
+      Math.max(TrafficTracker.lastSendTime(topology.traffic), lastEvent) + topology.defaults.settle;
   }
 
   // ---- running --------------------------------------------------------------------------------
@@ -160,11 +176,18 @@ export class Simulation implements SimContext {
     const deliveries = this.authority.apply(event);
     if (this.tracing) {
       const epoch = this.authority.epochsOf(event.vpn).at(-1)?.epoch;
-      const detail = event.kind === 'rotate' ? { vpn: event.vpn, epoch } : { vpn: event.vpn, gateway: event.gateway, epoch };
-      this.trace({ node: 'authority', event: event.kind, kind: 'authority', detail: { ...detail, version: this.authority.currentVersion } });
+      const detail =
+        event.kind === 'rotate' ? { vpn: event.vpn, epoch } : { vpn: event.vpn, gateway: event.gateway, epoch };
+      this.trace({
+        node: 'authority',
+        event: event.kind,
+        kind: 'authority',
+        detail: { ...detail, version: this.authority.currentVersion },
+      });
     }
     for (const d of deliveries) {
-      if (this.tracing) this.trace({ node: d.gateway, event: 'snapshot', kind: 'authority', detail: { version: d.snapshot.version } });
+      if (this.tracing)
+        this.trace({ node: d.gateway, event: 'snapshot', kind: 'authority', detail: { version: d.snapshot.version } });
       this.gateways.get(d.gateway)?.applySnapshot(d.snapshot);
     }
   }
@@ -324,7 +347,11 @@ function addressesOf(n: NodeSpec): string[] {
 }
 
 /** A gateway's configuration from its node: attached LANs, policy, timers and limits. */
-export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: ReadonlyMap<string, NodeSpec>): GatewayConfig {
+export function gatewayConfig(
+  spec: GatewaySpec,
+  topology: Topology,
+  terminals: ReadonlyMap<string, NodeSpec>,
+): GatewayConfig {
   const attached =
     spec.lans ??
     spec.inside.flatMap((name) => {
@@ -343,7 +370,9 @@ export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: 
   if (address6 !== undefined && address6 !== spec.address) config.address6 = address6;
   if (spec.allowPlain !== undefined) config.allowPlain = spec.allowPlain;
   // As the gateway daemon does: the smallest MTU of its outside links, or the configured value below it.
-  const outside = topology.links.filter((l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)));
+  const outside = topology.links.filter(
+    (l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)),
+  );
   const linkMtu = Math.min(...outside.map((l) => l.mtu));
   const pathMtu = Math.min(spec.pathMtu ?? Infinity, linkMtu);
   if (Number.isFinite(pathMtu)) config.pathMtu = pathMtu;

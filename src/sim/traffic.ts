@@ -97,8 +97,22 @@ export class TrafficTracker {
     const { spec, from, to, src, dst } = item;
     const bytes =
       spec.kind === 'tcp-syn'
-        ? buildTcpSyn({ src, dst, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
-        : buildEchoRequest({ src, dst, id: echoId(item.index), seq, data: echoData(spec.size, spec.marker), ipId: from.nextIpId() });
+        ? buildTcpSyn({
+            src,
+            dst,
+            srcPort: sourcePort(item.index),
+            dstPort: spec.port,
+            seq: tcpSeq(item.index, seq),
+            mss: SYN_MSS,
+          })
+        : buildEchoRequest({
+            src,
+            dst,
+            id: echoId(item.index),
+            seq,
+            data: echoData(spec.size, spec.marker),
+            ipId: from.nextIpId(),
+          });
     const outcome: PacketOutcome = { seq, sentAt: this.ctx.now };
     item.packets.push(outcome);
     const key =
@@ -124,7 +138,9 @@ export class TrafficTracker {
     const now = this.ctx.now;
     if (d.icmp !== undefined && (d.kind === 'data' || d.kind === 'data-reply')) {
       const request = d.icmp.type === 8;
-      const found = this.byKey.get(request ? echoKey(d.src, d.dst, d.icmp.id, d.icmp.seq) : echoKey(d.dst, d.src, d.icmp.id, d.icmp.seq));
+      const found = this.byKey.get(
+        request ? echoKey(d.src, d.dst, d.icmp.id, d.icmp.seq) : echoKey(d.dst, d.src, d.icmp.id, d.icmp.seq),
+      );
       if (found === undefined) return;
       const p = found.packet;
       if (request) this.delivered(found.item, p, packet);

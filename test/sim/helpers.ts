@@ -51,7 +51,17 @@ export class LayeringCore extends PlainCore {
     super.onPacket(side, bytes, now);
     const vpnId = this.opts.snapshot.vpns[0].id;
     const seq = 1n;
-    return [{ type: 'emit', bytes, origin: bytes, note: side === 'inside' ? { op: 'encrypt', vpnId, spi: 0x100, seq } : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' } }];
+    return [
+      {
+        type: 'emit',
+        bytes,
+        origin: bytes,
+        note:
+          side === 'inside'
+            ? { op: 'encrypt', vpnId, spi: 0x100, seq }
+            : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' },
+      },
+    ];
   }
 }
 

@@ -7,7 +7,16 @@ import { ipToBytes } from '../../src/base/addr.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import { buildIcmpv6Echo } from '../../src/core/packet/icmpv6.js';
 import { buildTcpSyn } from '../../src/core/packet/tcp.js';
-import { buildEchoReply, buildEchoRequest, decrementTtl, describePacket, echoData, ipDestination, ipEndpoints, isSearchPacket } from '../../src/sim/packets.js';
+import {
+  buildEchoReply,
+  buildEchoRequest,
+  decrementTtl,
+  describePacket,
+  echoData,
+  ipDestination,
+  ipEndpoints,
+  isSearchPacket,
+} from '../../src/sim/packets.js';
 
 /** RFC 8200 §8.1 written out plainly: sum of the pseudo-header and the upper-layer message. */
 function v6Checksum(packet: Uint8Array, nextHeader: number): number {
@@ -26,7 +35,14 @@ const B = '2001:db8:2::10';
 
 test('an IPv6 echo request is ICMPv6 type 128 with a correct checksum, hop limit 64', () => {
   for (const size of [0, 1, 56, 1001]) {
-    const p = buildEchoRequest({ src: A, dst: B, id: 3, seq: 7, data: echoData(size, size > 4 ? 'mark' : undefined), ipId: 1 });
+    const p = buildEchoRequest({
+      src: A,
+      dst: B,
+      id: 3,
+      seq: 7,
+      data: echoData(size, size > 4 ? 'mark' : undefined),
+      ipId: 1,
+    });
     assert.equal(p.length, 40 + 8 + size);
     assert.equal(p[0] >> 4, 6);
     assert.equal((p[4] << 8) | p[5], 8 + size);

@@ -43,21 +43,36 @@ test('IPv6 addresses and prefixes are taken everywhere, canonicalised; dual-stac
   assert.ok(g1?.kind === 'gateway' && g2?.kind === 'gateway');
   assert.equal(g1.address, '192.0.2.1');
   // A terminal named in a membership stands for a host prefix of each of its addresses.
-  assert.deepEqual(g1.members.map((m) => [m.vpn, m.prefixes.map(String)]), [['V', ['10.0.1.1/32', '2001:db8:1::1/128']]]);
-  assert.deepEqual(g2.members.map((m) => [m.vpn, m.prefixes.map(String)]), [
-    ['V', ['10.0.2.0/24', '2001:db8:2::/64']],
-    ['W', ['2001:db8:3::1/128']],
-  ]);
+  assert.deepEqual(
+    g1.members.map((m) => [m.vpn, m.prefixes.map(String)]),
+    [['V', ['10.0.1.1/32', '2001:db8:1::1/128']]],
+  );
+  assert.deepEqual(
+    g2.members.map((m) => [m.vpn, m.prefixes.map(String)]),
+    [
+      ['V', ['10.0.2.0/24', '2001:db8:2::/64']],
+      ['W', ['2001:db8:3::1/128']],
+    ],
+  );
   assert.deepEqual(g2.allowPlain?.map(String), ['2001:db8:ff::/48']);
   // Family: the sender's first address that the receiver has, unless the item says.
-  assert.deepEqual(t.traffic.map((x) => x.family), [4, 6, 6, 6]);
+  assert.deepEqual(
+    t.traffic.map((x) => x.family),
+    [4, 6, 6, 6],
+  );
 });
 
 test('gateways are configured with every host prefix of the terminals inside, and their first address', () => {
   const configs = new Map<string, PlainCore>();
-  new Simulation(topology(DUAL), { createCore: (opts) => configs.set(opts.config.id, new PlainCore(opts)).get(opts.config.id) as PlainCore });
+  new Simulation(topology(DUAL), {
+    createCore: (opts) => configs.set(opts.config.id, new PlainCore(opts)).get(opts.config.id) as PlainCore,
+  });
   assert.deepEqual(configs.get('G1')?.opts.config.attached.map(String), ['10.0.1.1/32', '2001:db8:1::1/128']);
-  assert.deepEqual(configs.get('G2')?.opts.config.attached.map(String), ['2001:db8:2::1/128', '10.0.2.1/32', '2001:db8:3::1/128']);
+  assert.deepEqual(configs.get('G2')?.opts.config.attached.map(String), [
+    '2001:db8:2::1/128',
+    '10.0.2.1/32',
+    '2001:db8:3::1/128',
+  ]);
   assert.equal(configs.get('G2')?.opts.config.address, '2001:db8:100::2');
   assert.equal(configs.get('G2')?.opts.config.address6, undefined, 'its address is the IPv6 one');
   assert.equal(configs.get('G1')?.opts.config.address, '192.0.2.1');
@@ -93,7 +108,11 @@ traffic:
     /^net\.yaml:15:\d+: traffic\[1\]\.family: IPv4 is not on both ends \(F has IPv6, D has IPv6\)$/,
     /^net\.yaml:16:\d+: traffic\[2\]\.family: expected 4 or 6, got number 5$/,
   ];
-  for (const re of expect) assert.ok(lines.some((l) => re.test(l)), `no line matches ${re}:\n${lines.join('\n')}`);
+  for (const re of expect)
+    assert.ok(
+      lines.some((l) => re.test(l)),
+      `no line matches ${re}:\n${lines.join('\n')}`,
+    );
 });
 
 /** The routed network of the simulation tests, with its addresses and router on IPv6. */
@@ -106,7 +125,10 @@ nodes:
 ${names.map((n, i) => `  - { name: ${n}, router: ${i === 0 ? '"2001:db8:ff::1"' : 'true'} }`).join('\n')}
 links:
   - [A, R1]
-${names.slice(1).map((n, i) => `  - [${names[i]}, ${n}]`).join('\n')}
+${names
+  .slice(1)
+  .map((n, i) => `  - [${names[i]}, ${n}]`)
+  .join('\n')}
   - [${names.at(-1)}, B]
 traffic: [{ from: A, to: B, count: 2, size: 100, marker: hello }]
 `);
@@ -135,22 +157,39 @@ test('IPv6 echo crosses routers and is answered; routers decrement the hop limit
 
 test('dual-stack terminals are reached over either family; gateways see each family on the side it came from', () => {
   const cores = new Map<string, PlainCore>();
-  const sim = new Simulation(topology(DUAL), { createCore: (opts) => cores.set(opts.config.id, new PlainCore(opts)).get(opts.config.id) as PlainCore });
+  const sim = new Simulation(topology(DUAL), {
+    createCore: (opts) => cores.set(opts.config.id, new PlainCore(opts)).get(opts.config.id) as PlainCore,
+  });
   const r = sim.run();
-  assert.deepEqual(r.paths.map((p) => [p.from, p.to, p.src, p.dst, p.deliveredCount, p.repliedCount]), [
-    ['A', 'B', '10.0.1.1', '10.0.2.1', 1, 1],
-    ['B', 'A', '2001:db8:2::1', '2001:db8:1::1', 1, 1],
-    ['A', 'B', '2001:db8:1::1', '2001:db8:2::1', 1, 1],
-    ['A', 'C', '2001:db8:1::1', '2001:db8:3::1', 1, 1],
-  ]);
-  assert.deepEqual(cores.get('G1')?.seen.slice(0, 2).map((s) => [s.side, s.dst]), [
-    ['inside', '10.0.2.1'],
-    ['outside', '10.0.1.1'],
-  ]);
-  assert.deepEqual(cores.get('G1')?.seen.slice(2, 4).map((s) => [s.side, s.dst]), [
-    ['outside', '2001:db8:1::1'],
-    ['inside', '2001:db8:2::1'],
-  ]);
+  assert.deepEqual(
+    r.paths.map((p) => [p.from, p.to, p.src, p.dst, p.deliveredCount, p.repliedCount]),
+    [
+      ['A', 'B', '10.0.1.1', '10.0.2.1', 1, 1],
+      ['B', 'A', '2001:db8:2::1', '2001:db8:1::1', 1, 1],
+      ['A', 'B', '2001:db8:1::1', '2001:db8:2::1', 1, 1],
+      ['A', 'C', '2001:db8:1::1', '2001:db8:3::1', 1, 1],
+    ],
+  );
+  assert.deepEqual(
+    cores
+      .get('G1')
+      ?.seen.slice(0, 2)
+      .map((s) => [s.side, s.dst]),
+    [
+      ['inside', '10.0.2.1'],
+      ['outside', '10.0.1.1'],
+    ],
+  );
+  assert.deepEqual(
+    cores
+      .get('G1')
+      ?.seen.slice(2, 4)
+      .map((s) => [s.side, s.dst]),
+    [
+      ['outside', '2001:db8:1::1'],
+      ['inside', '2001:db8:2::1'],
+    ],
+  );
 });
 
 test('too big for the path on IPv6: the gateway answers Packet Too Big from its IPv6 address; SYNs are clamped for v6', () => {
@@ -173,15 +212,25 @@ traffic:
   sim.tap(({ to, packet }) => {
     const b = packet.bytes;
     if (to === 'A' && b[0] >> 4 === 6 && b[6] === 58 && b[40] === 2) {
-      tooBig.push({ src: ipEndpoints(b)?.src ?? '?', mtu: ((b[44] << 24) | (b[45] << 16) | (b[46] << 8) | b[47]) >>> 0 });
+      tooBig.push({
+        src: ipEndpoints(b)?.src ?? '?',
+        mtu: ((b[44] << 24) | (b[45] << 16) | (b[46] << 8) | b[47]) >>> 0,
+      });
     }
   });
   const r = sim.run();
   // The echo (1448 bytes of IPv6) does not fit 1400 once encrypted: never sent too big, answered.
   assert.equal(r.paths[0].deliveredCount, 0);
-  assert.equal(r.links.find((l) => l.link === 'G1-R')?.drops.mtu, undefined, 'the core never emits a packet over the MTU');
+  assert.equal(
+    r.links.find((l) => l.link === 'G1-R')?.drops.mtu,
+    undefined,
+    'the core never emits a packet over the MTU',
+  );
   assert.ok(tooBig.length >= 1);
-  assert.ok(tooBig.every((p) => p.src === '2001:db8:100::1' && p.mtu < 1400 && p.mtu >= 1280), JSON.stringify(tooBig));
+  assert.ok(
+    tooBig.every((p) => p.src === '2001:db8:100::1' && p.mtu < 1400 && p.mtu >= 1280),
+    JSON.stringify(tooBig),
+  );
   assert.ok((sim.terminals.get('A')?.received['icmp6-packet-too-big'] ?? 0) >= 1);
   // MSS clamped to what fits the path after the VPN layer: 20 bytes less over IPv6 than IPv4.
   const [, syn6, syn4] = r.paths;

@@ -24,7 +24,8 @@ function v4ToV6(ip: string): string {
 /** Every IPv4 address or prefix in a document, rewritten to IPv6; everything else as it was. */
 function toIpv6(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toIpv6);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toIpv6(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toIpv6(v)]));
   if (typeof value !== 'string') return value;
   if (value.includes('/')) {
     const p = Prefix.parse(value);
@@ -57,12 +58,26 @@ function essentials(r: SimResult, mapAddress: (ip: string) => string) {
       sent: p.sent,
       deliveredCount: p.deliveredCount,
       repliedCount: p.repliedCount,
-      packets: p.packets.map((x) => ({ seq: x.seq, delivered: x.deliveredAt !== undefined, replied: x.repliedAt !== undefined, vpnLayers: x.vpnLayers, replyVpnLayers: x.replyVpnLayers })),
+      packets: p.packets.map((x) => ({
+        seq: x.seq,
+        delivered: x.deliveredAt !== undefined,
+        replied: x.repliedAt !== undefined,
+        vpnLayers: x.vpnLayers,
+        replyVpnLayers: x.replyVpnLayers,
+      })),
     })),
     keyTables: Object.fromEntries(
       Object.entries(r.keyTables).map(([g, rows]) => [
         g,
-        rows.map((row) => ({ local: mapAddress(row.local), remote: mapAddress(row.remote), action: row.action, vpn: row.vpnName, peer: row.peer, layers: row.layers, reason: row.reason })),
+        rows.map((row) => ({
+          local: mapAddress(row.local),
+          remote: mapAddress(row.remote),
+          action: row.action,
+          vpn: row.vpnName,
+          peer: row.peer,
+          layers: row.layers,
+          reason: row.reason,
+        })),
       ]),
     ),
     drops: r.drops,
@@ -75,10 +90,19 @@ function essentials(r: SimResult, mapAddress: (ip: string) => string) {
 
 const v4Examples = readdirSync(dir)
   .filter((f) => f.endsWith('.yaml'))
-  .filter((f) => JSON.stringify(parse(readFileSync(dir + f, 'utf8'))).match(/"\d+\.\d+\.\d+\.\d+/) !== null && !/::/.test(readFileSync(dir + f, 'utf8')));
+  .filter(
+    (f) =>
+      JSON.stringify(parse(readFileSync(dir + f, 'utf8'))).match(/"\d+\.\d+\.\d+\.\d+/) !== null &&
+      !/::/.test(readFileSync(dir + f, 'utf8')),
+  );
 
 test('every IPv4 example, rewritten to IPv6, gives the same paths, key tables, drops and trace', () => {
-  assert.ok(v4Examples.includes('figure2.yaml') && v4Examples.includes('multistage.yaml') && v4Examples.includes('robustness.yaml'), v4Examples.join());
+  assert.ok(
+    v4Examples.includes('figure2.yaml') &&
+      v4Examples.includes('multistage.yaml') &&
+      v4Examples.includes('robustness.yaml'),
+    v4Examples.join(),
+  );
   for (const file of v4Examples) {
     const doc = parse(readFileSync(dir + file, 'utf8'));
     const v6doc = toIpv6(doc);
@@ -86,8 +110,15 @@ test('every IPv4 example, rewritten to IPv6, gives the same paths, key tables, d
     for (const seed of [1, 2, 3]) {
       const v4 = runTopology(load(doc), { seed });
       const v6 = runTopology(load(v6doc), { seed });
-      assert.ok(v4.paths.some((p) => p.delivered), `${file}: something is delivered`);
-      assert.deepEqual(essentials(v6, (ip) => ip), essentials(v4, v4ToV6), `${file}, seed ${seed}`);
+      assert.ok(
+        v4.paths.some((p) => p.delivered),
+        `${file}: something is delivered`,
+      );
+      assert.deepEqual(
+        essentials(v6, (ip) => ip),
+        essentials(v4, v4ToV6),
+        `${file}, seed ${seed}`,
+      );
     }
   }
 });
@@ -127,7 +158,9 @@ test('dual stack (examples/dual-stack.yaml): each family protected on its own, b
     ],
   );
   // G2 holds an encrypting path per family to A (VPN1) and one to C (VPN2) on IPv6.
-  const g2 = r.keyTables.G2.filter((p) => p.action === 'encrypt').map((p) => `${p.local}>${p.remote} ${p.vpnName} ${p.peer}`);
+  const g2 = r.keyTables.G2.filter((p) => p.action === 'encrypt').map(
+    (p) => `${p.local}>${p.remote} ${p.vpnName} ${p.peer}`,
+  );
   assert.deepEqual(g2.sort(), [
     '10.2.0.10>10.1.0.10 VPN1 G1',
     '2001:db8:2::10>2001:db8:1::10 VPN1 G1',
@@ -146,11 +179,14 @@ test('dual stack at once: v4 and v6 pings between the same terminals interleaved
     { from: 'C', to: 'B', at: 10, count: 20, interval: 50 },
   ];
   const r = runTopology(load(doc));
-  assert.deepEqual(r.paths.map((p) => [p.deliveredCount, p.repliedCount, p.vpnLayers.join('+')]), [
-    [20, 20, 'VPN1'],
-    [20, 20, 'VPN1'],
-    [20, 20, 'VPN2'],
-  ]);
+  assert.deepEqual(
+    r.paths.map((p) => [p.deliveredCount, p.repliedCount, p.vpnLayers.join('+')]),
+    [
+      [20, 20, 'VPN1'],
+      [20, 20, 'VPN1'],
+      [20, 20, 'VPN2'],
+    ],
+  );
   assert.equal(r.layerMismatches, 0);
 });
 
@@ -167,9 +203,15 @@ test('multi-stage on IPv6: two ESP layers on the WAN, one search sets up both', 
 const randomNetwork = fc
   .record({
     routers: fc.integer({ min: 1, max: 3 }),
-    gateways: fc.array(fc.record({ terminals: fc.integer({ min: 1, max: 2 }), router: fc.nat(), silent: fc.boolean() }), { minLength: 2, maxLength: 5 }),
+    gateways: fc.array(
+      fc.record({ terminals: fc.integer({ min: 1, max: 2 }), router: fc.nat(), silent: fc.boolean() }),
+      { minLength: 2, maxLength: 5 },
+    ),
     vpns: fc.array(fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 3 }),
-    traffic: fc.array(fc.record({ from: fc.nat(), to: fc.nat(), count: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 5 }),
+    traffic: fc.array(fc.record({ from: fc.nat(), to: fc.nat(), count: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: 1,
+      maxLength: 5,
+    }),
     lossyLink: fc.option(fc.nat(), { nil: undefined }),
     seed: fc.integer({ min: 0, max: 1000 }),
   })
@@ -196,9 +238,22 @@ const randomNetwork = fc
       links.push(link);
     });
     const traffic = n.traffic
-      .map((t, k) => ({ from: terminals[t.from % terminals.length], to: terminals[t.to % terminals.length], at: k * 700, count: t.count, interval: 100 }))
+      .map((t, k) => ({
+        from: terminals[t.from % terminals.length],
+        to: terminals[t.to % terminals.length],
+        at: k * 700,
+        count: t.count,
+        interval: 100,
+      }))
       .filter((t) => t.from !== t.to);
-    return { seed: n.seed, vpns: n.vpns.map((_, v) => ({ name: `V${v}`, id: v + 1 })), nodes, links, traffic, defaults: { settle: 5000 } };
+    return {
+      seed: n.seed,
+      vpns: n.vpns.map((_, v) => ({ name: `V${v}`, id: v + 1 })),
+      nodes,
+      links,
+      traffic,
+      defaults: { settle: 5000 },
+    };
   });
 
 test('property: any IPv4 network and its IPv6 twin give the same paths, key tables, drops and trace', () => {
@@ -207,7 +262,10 @@ test('property: any IPv4 network and its IPv6 twin give the same paths, key tabl
     fc.property(randomNetwork, (doc) => {
       const v4 = runTopology(load(doc));
       const v6 = runTopology(load(toIpv6(doc)));
-      assert.deepEqual(essentials(v6, (ip) => ip), essentials(v4, v4ToV6));
+      assert.deepEqual(
+        essentials(v6, (ip) => ip),
+        essentials(v4, v4ToV6),
+      );
       for (const p of v4.paths) {
         if (p.delivered && p.vpnLayers.length > 0) seen.encrypted++;
         if (!p.delivered) seen.refused++;
