@@ -7,7 +7,16 @@
 // the new epoch is active from T and the old one expires at T + grace; the removed gateway's
 // snapshot no longer has the VPN, and the other members no longer list it.
 import type { Prefix } from '../base/addr.js';
-import type { AuthoritySnapshot, Epoch, GatewayId, Spi, VpnId, VpnKeyEpoch, VpnMember, VpnView } from '../core/types.js';
+import type {
+  AuthoritySnapshot,
+  Epoch,
+  GatewayId,
+  Spi,
+  VpnId,
+  VpnKeyEpoch,
+  VpnMember,
+  VpnView,
+} from '../core/types.js';
 import type { RandomBytes } from './random.js';
 import type { AuthorityEventSpec, GatewaySpec, Topology } from './topology.js';
 
@@ -96,7 +105,8 @@ export class SimAuthority {
     for (const gw of this.gateways) views.set(gw.name, []);
     for (const vpn of this.vpns) for (const m of vpn.members) views.get(m.gateway)?.push(vpn.view);
     const out = new Map<GatewayId, AuthoritySnapshot>();
-    for (const [gateway, vpns] of views) out.set(gateway, { version: this.version, protectedPrefixes: this.protectedPrefixes, vpns });
+    for (const [gateway, vpns] of views)
+      out.set(gateway, { version: this.version, protectedPrefixes: this.protectedPrefixes, vpns });
     return out;
   }
 
@@ -125,7 +135,12 @@ export class SimAuthority {
     this.version++;
     const recipients = new Set<GatewayId>(vpn.members.map((m) => m.gateway));
     if (event.kind === 'rotate') {
-      this.rotate(vpn, event.at, event.at + this.rotation.overlap, event.at + this.rotation.overlap + this.rotation.grace);
+      this.rotate(
+        vpn,
+        event.at,
+        event.at + this.rotation.overlap,
+        event.at + this.rotation.overlap + this.rotation.grace,
+      );
     } else {
       const index = vpn.members.findIndex((m) => m.gateway === event.gateway);
       if (index < 0) throw new Error(`authority: ${event.gateway} is not a member of ${vpn.name}`);
@@ -137,7 +152,9 @@ export class SimAuthority {
         for (const gw of this.gateways) recipients.add(gw.name);
       }
     }
-    return this.gateways.filter((g) => recipients.has(g.name)).map((g) => ({ gateway: g.name, snapshot: this.snapshotFor(g.name) }));
+    return this.gateways
+      .filter((g) => recipients.has(g.name))
+      .map((g) => ({ gateway: g.name, snapshot: this.snapshotFor(g.name) }));
   }
 
   private rotate(vpn: VpnState, now: number, activeFrom: number, oldExpiresAt: number): void {
@@ -168,7 +185,8 @@ export class SimAuthority {
 
   private collectProtectedPrefixes(): Prefix[] {
     const seen = new Map<string, Prefix>();
-    for (const vpn of this.vpns) for (const m of vpn.members) for (const p of m.prefixes) if (!seen.has(p.toString())) seen.set(p.toString(), p);
+    for (const vpn of this.vpns)
+      for (const m of vpn.members) for (const p of m.prefixes) if (!seen.has(p.toString())) seen.set(p.toString(), p);
     return [...seen.values()];
   }
 }

@@ -13,7 +13,7 @@ import type { CoreAction, GatewayConfig, PathView } from '../core/gateway-api.js
 import type { GatewayCoreOptions } from '../core/gateway-core.js';
 import type { AuthoritySnapshot, VpnId } from '../core/types.js';
 import type { InFlight, SimContext, SimNode } from './context.js';
-import { decrementTtl, ipv4Endpoints, isSearchPacket } from './packets.js';
+import { decrementTtl, ipEndpoints, isSearchPacket } from './packets.js';
 import type { GatewaySpec } from './topology.js';
 import type { RandomSource } from '../base/random.js';
 
@@ -70,9 +70,9 @@ export class GatewayNode implements SimNode {
   }
 
   receive(packet: InFlight, from: string): void {
-    const ends = ipv4Endpoints(packet.bytes);
+    const ends = ipEndpoints(packet.bytes);
     // Forwarded through the gateway (not addressed to it): the kernel decrements the TTL first.
-    if (ends !== undefined && ends.dst !== this.config.address) {
+    if (ends !== undefined && !this.spec.addresses.includes(ends.dst)) {
       const forwarded = decrementTtl(packet.bytes);
       if (forwarded === undefined) return this.ctx.drop(this.name, packet, 'ttl-expired');
       packet.bytes = forwarded;
@@ -147,7 +147,7 @@ export class GatewayNode implements SimNode {
   }
 
   private hold(packet: InFlight): void {
-    const ends = ipv4Endpoints(packet.bytes);
+    const ends = ipEndpoints(packet.bytes);
     if (ends === undefined) return;
     const key = `${ends.src}>${ends.dst}`;
     let queue = this.held.get(key);
@@ -158,7 +158,7 @@ export class GatewayNode implements SimNode {
 
   /** The held packet whose bytes are exactly these (the core flushes or drops what it buffered). */
   private takeHeld(bytes: Uint8Array): InFlight | undefined {
-    const ends = ipv4Endpoints(bytes);
+    const ends = ipEndpoints(bytes);
     if (ends === undefined) return undefined;
     const key = `${ends.src}>${ends.dst}`;
     const queue = this.held.get(key);
@@ -189,7 +189,9 @@ export class GatewayNode implements SimNode {
     this.ticksAtInstant = now === this.lastTickAt ? this.ticksAtInstant + 1 : 0;
     this.lastTickAt = now;
     if (this.ticksAtInstant > MAX_TICKS_AT_ONE_INSTANT) {
-      throw new Error(`gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`);
+      throw new Error(
+        `gateway ${this.name}: its core asks to be woken at ${now} ms again and again (deadline never advances)`,
+      );
     }
   }
 }

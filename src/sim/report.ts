@@ -33,7 +33,10 @@ export function renderJson(result: SimResult, options: ReportOptions = {}): stri
 /** JSON.stringify replacer: stable numbers, bigints, bytes. */
 export function jsonValue(_key: string, value: unknown): unknown {
   if (typeof value === 'number') return Number.isInteger(value) ? value : roundMicro(value);
-  if (typeof value === 'bigint') return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  if (typeof value === 'bigint')
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
   if (value instanceof Map) return Object.fromEntries(value);
   if (value instanceof Set) return [...value];
@@ -79,12 +82,15 @@ export function renderText(result: SimResult, options: ReportOptions = {}): stri
   out.push('', 'Paths tried');
   if (result.paths.length === 0) out.push('  (no traffic in the file)');
   else {
+    // Runs with IPv6 name the addresses too: a dual-stack pair may be tried over either family.
+    const withAddresses = result.paths.some((p) => p.src.includes(':') || p.dst.includes(':'));
+    const end = (name: string, address: string) => (withAddresses ? `${name} ${address}` : name);
     out.push(
       table(
         ['FROM', 'TO', 'KIND', 'DELIVERED', 'REPLIED', 'VPN LAYERS (outermost first)', 'FIRST PACKET', 'NOTE'],
         result.paths.map((p) => [
-          p.from,
-          p.to,
+          end(p.from, p.src),
+          end(p.to, p.dst),
           p.kind,
           `${p.delivered ? 'yes' : 'no'} ${p.deliveredCount}/${p.sent}`,
           p.kind === 'tcp-syn' ? '-' : `${p.replied ? 'yes' : 'no'} ${p.repliedCount}/${p.sent}`,
@@ -103,7 +109,14 @@ export function renderText(result: SimResult, options: ReportOptions = {}): stri
       out.push(
         table(
           ['TIME (ms)', 'NODE', 'STEP', 'EVENT', 'KIND', 'DETAIL'],
-          result.trace.map((t) => [ms(t.time), t.node, t.step === undefined ? '' : String(t.step), t.event, t.kind, detailText(t.detail)]),
+          result.trace.map((t) => [
+            ms(t.time),
+            t.node,
+            t.step === undefined ? '' : String(t.step),
+            t.event,
+            t.kind,
+            detailText(t.detail),
+          ]),
         ),
       );
     }
@@ -115,7 +128,9 @@ export function renderText(result: SimResult, options: ReportOptions = {}): stri
   if (gateways.length === 0) out.push('  (no gateways)');
   for (const g of gateways) {
     const entries = result.keyTables[g];
-    out.push(`  ${g}${entries.length === 0 ? ': (empty)' : ` (${entries.length} ${entries.length === 1 ? 'entry' : 'entries'})`}`);
+    out.push(
+      `  ${g}${entries.length === 0 ? ': (empty)' : ` (${entries.length} ${entries.length === 1 ? 'entry' : 'entries'})`}`,
+    );
     if (entries.length > 0) out.push(keyTable(entries, vpnNames));
   }
 
@@ -166,7 +181,9 @@ function keyTable(entries: PathView[], vpnNames: Map<number, string>): string {
       e.action,
       e.vpnName ?? (e.vpnId === undefined ? '-' : vpn(e.vpnId)),
       e.peer ?? '-',
-      e.layers === undefined || e.layers.length === 0 ? '-' : e.layers.map((l) => `${vpn(l.vpnId)}(${l.gateways.join('~')})`).join(' > '),
+      e.layers === undefined || e.layers.length === 0
+        ? '-'
+        : e.layers.map((l) => `${vpn(l.vpnId)}(${l.gateways.join('~')})`).join(' > '),
       String(e.packets),
       String(e.bytes),
       ms(e.lastUsed),

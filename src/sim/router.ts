@@ -1,8 +1,8 @@
-// A router: forwards by destination address, decrementing the TTL (and fixing the header
-// checksum); a packet whose TTL runs out is dropped. Packets addressed to the router itself are
+// A router: forwards IPv4 and IPv6 by destination address, decrementing the TTL (and fixing the
+// header checksum) or the hop limit; a packet whose TTL runs out is dropped. Packets addressed to the router itself are
 // absorbed (routers run no services in the simulation).
 import type { InFlight, SimContext, SimNode } from './context.js';
-import { decrementTtl, ipv4Destination } from './packets.js';
+import { decrementTtl, ipDestination } from './packets.js';
 import type { RouterSpec } from './topology.js';
 
 export class RouterNode implements SimNode {
@@ -18,9 +18,9 @@ export class RouterNode implements SimNode {
   }
 
   receive(packet: InFlight): void {
-    const dst = ipv4Destination(packet.bytes);
+    const dst = ipDestination(packet.bytes);
     if (dst === undefined) return this.ctx.drop(this.name, packet, 'malformed');
-    if (dst === this.spec.address) return this.ctx.drop(this.name, packet, 'addressed-to-router');
+    if (this.spec.addresses.includes(dst)) return this.ctx.drop(this.name, packet, 'addressed-to-router');
     const forwarded = decrementTtl(packet.bytes);
     if (forwarded === undefined) return this.ctx.drop(this.name, packet, 'ttl-expired');
     packet.bytes = forwarded;

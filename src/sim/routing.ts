@@ -13,7 +13,8 @@ export interface RoutingNode {
   addresses: Ip[];
 }
 
-export type NextHop = { kind: 'local' } | { kind: 'forward'; node: string } | { kind: 'unreachable' } | { kind: 'no-owner' };
+export type NextHop =
+  { kind: 'local' } | { kind: 'forward'; node: string } | { kind: 'unreachable' } | { kind: 'no-owner' };
 
 const NONE = -1;
 

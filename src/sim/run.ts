@@ -2,7 +2,14 @@
 import { Simulation, type SimOptions, type SimResult } from './simulation.js';
 import type { Topology } from './topology.js';
 
-export { loadTopology, parseTopology, type Topology, type TopologyError, type TopologyIssue, type TopologySource } from './topology.js';
+export {
+  loadTopology,
+  parseTopology,
+  type Topology,
+  type TopologyError,
+  type TopologyIssue,
+  type TopologySource,
+} from './topology.js';
 export { Simulation, type LinkReport, type LinkTap, type SimOptions, type SimResult } from './simulation.js';
 export type { InFlight, TraceRecord } from './context.js';
 export type { PacketOutcome, PathOutcome } from './traffic.js';

@@ -1,7 +1,8 @@
 // The simulated network: nodes from a topology, links between them, routing by destination,
 // the authority's timed events and the traffic to try, all on one virtual clock. Same topology
 // and seed give the same run, event for event.
-import { Prefix } from '../base/addr.js';
+import { ipFamily } from '../base/addr.js';
+import { hostPrefix } from './topology.js';
 import type { GatewayConfig, PathView } from '../core/gateway-api.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import type { VpnId } from '../core/types.js';
@@ -10,7 +11,7 @@ import type { InFlight, SimContext, SimNode, TraceRecord } from './context.js';
 import { Engine } from './engine.js';
 import { GatewayNode, type CoreFactory } from './gateway-node.js';
 import { Link } from './link.js';
-import { describePacket, ipv4Destination, isSearchPacket, type PacketDescription } from './packets.js';
+import { describePacket, ipDestination, isSearchPacket, type PacketDescription } from './packets.js';
 import { randomStream } from './random.js';
 import { RouterNode } from './router.js';
 import { Routing } from './routing.js';
@@ -30,7 +31,13 @@ export interface SimOptions {
 }
 
 /** A tap sees every packet about to cross a link; it may drop it or replace its bytes. */
-export type LinkTap = (crossing: { time: number; link: string; from: string; to: string; packet: InFlight }) => void | 'drop' | Uint8Array;
+export type LinkTap = (crossing: {
+  time: number;
+  link: string;
+  from: string;
+  to: string;
+  packet: InFlight;
+}) => void | 'drop' | Uint8Array;
 
 export interface LinkReport {
   link: string;
@@ -122,7 +129,14 @@ export class Simulation implements SimContext {
       } else {
         const config = gatewayConfig(spec, topology, terminalByName);
         const snapshot = snapshots.get(spec.name) ?? { version: 1, protectedPrefixes: [], vpns: [] };
-        const g = new GatewayNode(spec, config, snapshot, createCore, randomStream(this.seed, `core:${spec.name}`), this);
+        const g = new GatewayNode(
+          spec,
+          config,
+          snapshot,
+          createCore,
+          randomStream(this.seed, `core:${spec.name}`),
+          this,
+        );
         this.gateways.set(spec.name, g);
         node = g;
       }
@@ -131,7 +145,10 @@ export class Simulation implements SimContext {
     this.traffic = new TrafficTracker(topology.traffic, this.terminals, this);
 
     const lastEvent = topology.events.reduce((t, e) => Math.max(t, e.at), 0);
-    this.until = options.until ?? topology.until ?? Math.max(TrafficTracker.lastSendTime(topology.traffic), lastEvent) + topology.defaults.settle;
+    this.until =
+      options.until ??
+      topology.until ??
+      Math.max(TrafficTracker.lastSendTime(topology.traffic), lastEvent) + topology.defaults.settle;
   }
 
   // ---- running --------------------------------------------------------------------------------
@@ -159,11 +176,18 @@ export class Simulation implements SimContext {
     const deliveries = this.authority.apply(event);
     if (this.tracing) {
       const epoch = this.authority.epochsOf(event.vpn).at(-1)?.epoch;
-      const detail = event.kind === 'rotate' ? { vpn: event.vpn, epoch } : { vpn: event.vpn, gateway: event.gateway, epoch };
-      this.trace({ node: 'authority', event: event.kind, kind: 'authority', detail: { ...detail, version: this.authority.currentVersion } });
+      const detail =
+        event.kind === 'rotate' ? { vpn: event.vpn, epoch } : { vpn: event.vpn, gateway: event.gateway, epoch };
+      this.trace({
+        node: 'authority',
+        event: event.kind,
+        kind: 'authority',
+        detail: { ...detail, version: this.authority.currentVersion },
+      });
     }
     for (const d of deliveries) {
-      if (this.tracing) this.trace({ node: d.gateway, event: 'snapshot', kind: 'authority', detail: { version: d.snapshot.version } });
+      if (this.tracing)
+        this.trace({ node: d.gateway, event: 'snapshot', kind: 'authority', detail: { version: d.snapshot.version } });
       this.gateways.get(d.gateway)?.applySnapshot(d.snapshot);
     }
   }
@@ -208,7 +232,7 @@ export class Simulation implements SimContext {
 
   /** Sends a packet from node `from` toward its destination address. */
   send(from: string, packet: InFlight): void {
-    const dst = ipv4Destination(packet.bytes);
+    const dst = ipDestination(packet.bytes);
     if (dst === undefined) return this.drop(from, packet, 'malformed');
     const hop = this.routing.route(from, dst);
     switch (hop.kind) {
@@ -319,17 +343,20 @@ export class Simulation implements SimContext {
 }
 
 function addressesOf(n: NodeSpec): string[] {
-  if (n.kind === 'router') return n.address === undefined ? [] : [n.address];
-  return [n.address];
+  return n.addresses;
 }
 
 /** A gateway's configuration from its node: attached LANs, policy, timers and limits. */
-export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: ReadonlyMap<string, NodeSpec>): GatewayConfig {
+export function gatewayConfig(
+  spec: GatewaySpec,
+  topology: Topology,
+  terminals: ReadonlyMap<string, NodeSpec>,
+): GatewayConfig {
   const attached =
     spec.lans ??
     spec.inside.flatMap((name) => {
       const t = terminals.get(name);
-      return t !== undefined && t.kind === 'terminal' ? [Prefix.of(t.address, 32)] : [];
+      return t !== undefined && t.kind === 'terminal' ? t.addresses.map(hostPrefix) : [];
     });
   const config: GatewayConfig = {
     id: spec.name,
@@ -338,9 +365,14 @@ export function gatewayConfig(spec: GatewaySpec, topology: Topology, terminals: 
     timers: { ...topology.defaults.timers, ...spec.timers },
     limits: { ...topology.defaults.limits, ...spec.limits },
   };
+  // A dual-stack gateway answers IPv6 terminals (Packet Too Big) from its IPv6 address.
+  const address6 = spec.addresses.find((a) => ipFamily(a) === 6);
+  if (address6 !== undefined && address6 !== spec.address) config.address6 = address6;
   if (spec.allowPlain !== undefined) config.allowPlain = spec.allowPlain;
   // As the gateway daemon does: the smallest MTU of its outside links, or the configured value below it.
-  const outside = topology.links.filter((l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)));
+  const outside = topology.links.filter(
+    (l) => (l.a === spec.name && !spec.inside.includes(l.b)) || (l.b === spec.name && !spec.inside.includes(l.a)),
+  );
   const linkMtu = Math.min(...outside.map((l) => l.mtu));
   const pathMtu = Math.min(spec.pathMtu ?? Infinity, linkMtu);
   if (Number.isFinite(pathMtu)) config.pathMtu = pathMtu;

@@ -45,18 +45,30 @@ export class TerminalNode implements SimNode {
   receive(packet: InFlight, from: string): void {
     const ctx = this.ctx;
     const d = describePacket(packet.bytes);
-    if (d.dst !== this.spec.address) {
+    if (!this.spec.addresses.includes(d.dst)) {
       ctx.drop(this.name, packet, 'not-for-this-terminal');
       return;
     }
     this.received[d.kind] = (this.received[d.kind] ?? 0) + 1;
     ctx.arrived(this.name, packet, d);
     if (d.icmp?.type !== 8) {
-      if (ctx.tracing) ctx.trace({ node: this.name, event: 'receive', kind: d.kind, detail: { from: ctx.nodeName(d.src), via: from } });
+      if (ctx.tracing)
+        ctx.trace({
+          node: this.name,
+          event: 'receive',
+          kind: d.kind,
+          detail: { from: ctx.nodeName(d.src), via: from },
+        });
       return;
     }
     if (this.spec.silent) {
-      if (ctx.tracing) ctx.trace({ node: this.name, event: 'no-echo', kind: d.kind, detail: { from: ctx.nodeName(d.src), reason: 'silent terminal' } });
+      if (ctx.tracing)
+        ctx.trace({
+          node: this.name,
+          event: 'no-echo',
+          kind: d.kind,
+          detail: { from: ctx.nodeName(d.src), reason: 'silent terminal' },
+        });
       return;
     }
     const reply = buildEchoReply(packet.bytes);
@@ -65,7 +77,14 @@ export class TerminalNode implements SimNode {
       return;
     }
     this.echoed++;
-    if (ctx.tracing) ctx.trace({ node: this.name, event: 'echo', kind: d.kind, step: ECHO_STEP[d.kind], detail: { to: ctx.nodeName(d.src) } });
+    if (ctx.tracing)
+      ctx.trace({
+        node: this.name,
+        event: 'echo',
+        kind: d.kind,
+        step: ECHO_STEP[d.kind],
+        detail: { to: ctx.nodeName(d.src) },
+      });
     ctx.send(this.name, ctx.packet(reply));
   }
 }

@@ -3,8 +3,16 @@
 // its validation. Every problem is reported with the field it concerns (and its line in the file),
 // never as an exception. The format is documented in docs/simulator.md.
 import { formatPath, type DocumentLimits, type DocumentSource } from '../files/document.js';
-import { checkFields, describe, formatIssues, readFields, type FieldPath, type FieldReader, type FieldsError } from '../files/fields.js';
-import { ipFamily, Prefix, type Ip } from '../base/addr.js';
+import {
+  checkFields,
+  describe,
+  formatIssues,
+  readFields,
+  type FieldPath,
+  type FieldReader,
+  type FieldsError,
+} from '../files/fields.js';
+import { ipFamily, Prefix, type Ip, type IpFamily } from '../base/addr.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import type { Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
@@ -57,7 +65,10 @@ export interface VpnSpec {
 export interface TerminalSpec {
   kind: 'terminal';
   name: string;
+  /** Its first address (of `addresses`). */
   address: Ip;
+  /** One address, or one of each family (a dual-stack terminal). */
+  addresses: Ip[];
   /** Does not answer ICMP echo (a host firewall). */
   silent: boolean;
 }
@@ -70,8 +81,10 @@ export interface GatewayMembership {
 export interface GatewaySpec {
   kind: 'gateway';
   name: string;
-  /** Outside (WAN) address. */
+  /** Outside (WAN) address: the first of `addresses`, the one the core is configured with. */
   address: Ip;
+  /** One outside address, or one of each family. */
+  addresses: Ip[];
   /** Neighbours on the gateway's inside interfaces; every other link is outside. */
   inside: string[];
   /** In file order. */
@@ -88,6 +101,8 @@ export interface RouterSpec {
   kind: 'router';
   name: string;
   address?: Ip;
+  /** Addresses it owns (none, one, or one of each family). */
+  addresses: Ip[];
 }
 
 export type NodeSpec = TerminalSpec | GatewaySpec | RouterSpec;
@@ -126,11 +141,12 @@ export interface TrafficSpec {
   marker?: string;
   /** tcp-syn: destination port. */
   port: number;
+  /** The IP family the packets use (a file's `family`, else the sender's first address's that the receiver has). */
+  family: IpFamily;
 }
 
 export type AuthorityEventSpec =
-  | { kind: 'rotate'; at: number; vpn: string }
-  | { kind: 'remove-member'; at: number; vpn: string; gateway: string };
+  { kind: 'rotate'; at: number; vpn: string } | { kind: 'remove-member'; at: number; vpn: string; gateway: string };
 
 export interface TopologyIssue {
   /** Where in the file, e.g. `nodes[3].inside[0]`. */
@@ -181,32 +197,50 @@ function readName(r: Reader, value: unknown, path: Path): string | undefined {
   const s = r.string(value, path);
   if (s === undefined) return undefined;
   if (!NAME_PATTERN.test(s)) {
-    return r.fail(path, `bad name ${JSON.stringify(s)}: use 1-63 letters, digits, "_", "-" or ".", starting with a letter`);
+    return r.fail(
+      path,
+      `bad name ${JSON.stringify(s)}: use 1-63 letters, digits, "_", "-" or ".", starting with a letter`,
+    );
   }
   return s;
 }
 
-/** The simulator's hosts are IPv4 for now (issue 14f adds IPv6): a call-site restriction on the shared getters. */
-const IPV4_ONLY = 'the simulator runs IPv4 terminals only for now';
-
-function readIpv4(r: Reader, value: unknown, path: Path): Ip | undefined {
-  const ip = r.ip(value, path);
-  if (ip !== undefined && ipFamily(ip) !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
-  return ip;
-}
-
-function readPrefix(r: Reader, value: unknown, path: Path): Prefix | undefined {
-  const p = r.prefix(value, path);
-  if (p !== undefined && p.family !== 4) return r.fail(path, `${String(value)}: ${IPV4_ONLY}`);
-  return p;
+/**
+ * A node's addresses: one address of either family, or a list of one of each (a dual-stack node).
+ * Each comes with the path it was read at; undefined when any is bad.
+ */
+function readAddresses(r: Reader, value: unknown, path: Path): { ip: Ip; path: Path }[] | undefined {
+  if (!Array.isArray(value)) {
+    const ip = r.ip(value, path);
+    return ip === undefined ? undefined : [{ ip, path }];
+  }
+  if (value.length < 1 || value.length > 2)
+    return r.fail(
+      path,
+      `expected an address, or a list of one IPv4 and one IPv6 address (got ${value.length} entries)`,
+    );
+  const problems = r.failures;
+  const out = value.flatMap((v, j) => {
+    const ip = r.ip(v, [...path, j]);
+    return ip === undefined ? [] : [{ ip, path: [...path, j] }];
+  });
+  if (out.length === 2 && ipFamily(out[0].ip) === ipFamily(out[1].ip)) {
+    r.fail(
+      [...path, 1],
+      `two IPv${ipFamily(out[0].ip)} addresses (${out[0].ip}, ${out[1].ip}); a node has at most one of each family`,
+    );
+  }
+  return r.failures === problems ? out : undefined;
 }
 
 function readPrefixList(r: Reader, value: unknown, path: Path): Prefix[] | undefined {
-  return r.listOf(value, path, (v, at) => readPrefix(r, v, at));
+  return r.listOf(value, path, (v, at) => r.prefix(v, at));
 }
 
 function readTimers(r: Reader, value: unknown, path: Path): Partial<GatewayTimers> {
-  return value === undefined ? {} : r.numbers(value, path, TIMER_KEYS, (k) => (k === 'searchRetries' ? { min: 0, integer: true } : { above: 0 }));
+  return value === undefined
+    ? {}
+    : r.numbers(value, path, TIMER_KEYS, (k) => (k === 'searchRetries' ? { min: 0, integer: true } : { above: 0 }));
 }
 
 function readLimits(r: Reader, value: unknown, path: Path): Partial<GatewayLimits> {
@@ -232,9 +266,12 @@ function readTopology(r: Reader, doc: unknown): Topology | undefined {
   const top = r.object(doc, [], TOP_KEYS);
   if (!top) return undefined;
 
-  const name = top.name === undefined ? 'topology' : r.string(top.name, ['name']) ?? 'topology';
+  const name = top.name === undefined ? 'topology' : (r.string(top.name, ['name']) ?? 'topology');
   if (top.description !== undefined) r.string(top.description, ['description']);
-  const seed = top.seed === undefined ? DEFAULT_SEED : r.number(top.seed, ['seed'], { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }) ?? DEFAULT_SEED;
+  const seed =
+    top.seed === undefined
+      ? DEFAULT_SEED
+      : (r.number(top.seed, ['seed'], { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }) ?? DEFAULT_SEED);
   const until = top.until === undefined ? undefined : r.number(top.until, ['until'], { min: 0 });
   const defaults = readDefaults(r, top.defaults);
 
@@ -277,14 +314,19 @@ function readDefaults(r: Reader, value: unknown): TopologyDefaults {
   d.limits = readLimits(r, obj.limits, [...path, 'limits']);
   if (obj.latency !== undefined) {
     const lat = r.object(obj.latency, [...path, 'latency'], ['lan', 'wan']);
-    if (lat?.lan !== undefined) d.lanLatency = r.number(lat.lan, [...path, 'latency', 'lan'], { min: 0 }) ?? d.lanLatency;
-    if (lat?.wan !== undefined) d.wanLatency = r.number(lat.wan, [...path, 'latency', 'wan'], { min: 0 }) ?? d.wanLatency;
+    if (lat?.lan !== undefined)
+      d.lanLatency = r.number(lat.lan, [...path, 'latency', 'lan'], { min: 0 }) ?? d.lanLatency;
+    if (lat?.wan !== undefined)
+      d.wanLatency = r.number(lat.wan, [...path, 'latency', 'wan'], { min: 0 }) ?? d.wanLatency;
   }
-  if (obj.mtu !== undefined) d.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? d.mtu;
+  if (obj.mtu !== undefined)
+    d.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? d.mtu;
   if (obj.rotation !== undefined) {
     const rot = r.object(obj.rotation, [...path, 'rotation'], ['overlap', 'grace']);
-    if (rot?.overlap !== undefined) d.rotation.overlap = r.number(rot.overlap, [...path, 'rotation', 'overlap'], { min: 0 }) ?? d.rotation.overlap;
-    if (rot?.grace !== undefined) d.rotation.grace = r.number(rot.grace, [...path, 'rotation', 'grace'], { min: 0 }) ?? d.rotation.grace;
+    if (rot?.overlap !== undefined)
+      d.rotation.overlap = r.number(rot.overlap, [...path, 'rotation', 'overlap'], { min: 0 }) ?? d.rotation.overlap;
+    if (rot?.grace !== undefined)
+      d.rotation.grace = r.number(rot.grace, [...path, 'rotation', 'grace'], { min: 0 }) ?? d.rotation.grace;
   }
   if (obj.settle !== undefined) d.settle = r.number(obj.settle, [...path, 'settle'], { min: 0 }) ?? d.settle;
   return d;
@@ -306,7 +348,8 @@ function readVpns(r: Reader, value: unknown): VpnSpec[] {
     if (obj.mode !== undefined && obj.mode !== 'group') {
       r.fail([...path, 'mode'], `${describe(obj.mode)}: the simulator runs group-mode VPNs only (mode: group)`);
     }
-    if (name !== undefined && names.has(name)) r.fail([...path, 'name'], `duplicate VPN name "${name}" (also vpns[${names.get(name)}])`);
+    if (name !== undefined && names.has(name))
+      r.fail([...path, 'name'], `duplicate VPN name "${name}" (also vpns[${names.get(name)}])`);
     if (id !== undefined && ids.has(id)) r.fail([...path, 'id'], `duplicate VPN id ${id} (also vpns[${ids.get(id)}])`);
     if (name === undefined || names.has(name)) return;
     names.set(name, i);
@@ -343,11 +386,20 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     const raw = item as Record<string, unknown>;
     const kinds = (['terminal', 'gateway', 'router'] as const).filter((k) => raw[k] !== undefined);
     if (kinds.length !== 1) {
-      r.fail(path, kinds.length === 0 ? 'a node needs one of: terminal: ADDRESS, gateway: ADDRESS, router: true' : `a node is one thing, not ${kinds.join(' and ')}`);
+      r.fail(
+        path,
+        kinds.length === 0
+          ? 'a node needs one of: terminal: ADDRESS, gateway: ADDRESS, router: true'
+          : `a node is one thing, not ${kinds.join(' and ')}`,
+      );
       return;
     }
     const kind = kinds[0];
-    const obj = r.object(item, path, kind === 'terminal' ? TERMINAL_KEYS : kind === 'gateway' ? GATEWAY_KEYS : ROUTER_KEYS);
+    const obj = r.object(
+      item,
+      path,
+      kind === 'terminal' ? TERMINAL_KEYS : kind === 'gateway' ? GATEWAY_KEYS : ROUTER_KEYS,
+    );
     if (!obj) return;
     const name = readName(r, obj.name, [...path, 'name']);
     if (name === undefined) return;
@@ -357,29 +409,37 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
     }
     names.set(name, i);
 
-    const claimAddress = (ip: Ip | undefined, at: Path): Ip | undefined => {
-      if (ip === undefined) return undefined;
-      const owner = addresses.get(ip);
-      if (owner !== undefined) return r.fail(at, `address ${ip} is already used by ${owner}`);
-      addresses.set(ip, name);
-      return ip;
+    /** The node's addresses, each claimed (unique across nodes); [UNUSABLE_ADDRESS] when any is bad. */
+    const claimAddresses = (value: unknown, at: Path): Ip[] => {
+      const read = readAddresses(r, value, at);
+      if (read === undefined) return [UNUSABLE_ADDRESS];
+      const problems = r.failures;
+      for (const { ip, path: where } of read) {
+        const owner = addresses.get(ip);
+        if (owner !== undefined) r.fail(where, `address ${ip} is already used by ${owner}`);
+        else addresses.set(ip, name);
+      }
+      return r.failures === problems ? read.map((a) => a.ip) : [UNUSABLE_ADDRESS];
     };
 
     // A node with a bad address is still known by name (with a placeholder address that is never
     // used, since the file is refused), so links and traffic naming it report nothing more.
     if (kind === 'terminal') {
-      const address = claimAddress(readIpv4(r, obj.terminal, [...path, 'terminal']), [...path, 'terminal']) ?? UNUSABLE_ADDRESS;
-      const silent = obj.silent === undefined ? false : r.boolean(obj.silent, [...path, 'silent']) ?? false;
-      out.push({ spec: { kind: 'terminal', name, address, silent }, index: i, memberNames: [] });
+      const addresses = claimAddresses(obj.terminal, [...path, 'terminal']);
+      const silent = obj.silent === undefined ? false : (r.boolean(obj.silent, [...path, 'silent']) ?? false);
+      out.push({
+        spec: { kind: 'terminal', name, address: addresses[0], addresses, silent },
+        index: i,
+        memberNames: [],
+      });
       return;
     }
     if (kind === 'router') {
-      let address: Ip | undefined;
-      if (obj.router !== true) address = claimAddress(readIpv4(r, obj.router, [...path, 'router']), [...path, 'router']);
-      out.push({ spec: { kind: 'router', name, address }, index: i, memberNames: [] });
+      const addresses = obj.router === true ? [] : claimAddresses(obj.router, [...path, 'router']);
+      out.push({ spec: { kind: 'router', name, address: addresses[0], addresses }, index: i, memberNames: [] });
       return;
     }
-    const address = claimAddress(readIpv4(r, obj.gateway, [...path, 'gateway']), [...path, 'gateway']) ?? UNUSABLE_ADDRESS;
+    const gatewayAddresses = claimAddresses(obj.gateway, [...path, 'gateway']);
     const inside: string[] = [];
     if (obj.inside !== undefined) {
       const list = r.list(obj.inside, [...path, 'inside']) ?? [];
@@ -406,9 +466,10 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
           const prefixes: Prefix[] = [];
           const named: { value: string; path: Path }[] = [];
           items.forEach((e, j) => {
-            if (typeof e === 'string' && NAME_PATTERN.test(e) && !e.includes(':')) named.push({ value: e, path: [...at, j] });
+            if (typeof e === 'string' && NAME_PATTERN.test(e) && !e.includes(':'))
+              named.push({ value: e, path: [...at, j] });
             else {
-              const p = readPrefix(r, e, [...at, j]);
+              const p = r.prefix(e, [...at, j]);
               if (p) prefixes.push(p);
             }
           });
@@ -419,12 +480,28 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
       }
     }
     const lans = obj.lans === undefined ? undefined : readPrefixList(r, obj.lans, [...path, 'lans']);
-    const allowPlain = obj.allowPlain === undefined ? undefined : readPrefixList(r, obj.allowPlain, [...path, 'allowPlain']);
-    const pathMtu = obj.pathMtu === undefined ? undefined : r.number(obj.pathMtu, [...path, 'pathMtu'], { min: 576, max: 65535, integer: true });
+    const allowPlain =
+      obj.allowPlain === undefined ? undefined : readPrefixList(r, obj.allowPlain, [...path, 'allowPlain']);
+    const pathMtu =
+      obj.pathMtu === undefined
+        ? undefined
+        : r.number(obj.pathMtu, [...path, 'pathMtu'], { min: 576, max: 65535, integer: true });
     const timers = readTimers(r, obj.timers, [...path, 'timers']);
     const limits = readLimits(r, obj.limits, [...path, 'limits']);
     out.push({
-      spec: { kind: 'gateway', name, address, inside, members, lans, allowPlain, pathMtu, timers, limits },
+      spec: {
+        kind: 'gateway',
+        name,
+        address: gatewayAddresses[0],
+        addresses: gatewayAddresses,
+        inside,
+        members,
+        lans,
+        allowPlain,
+        pathMtu,
+        timers,
+        limits,
+      },
       index: i,
       memberNames,
     });
@@ -438,8 +515,9 @@ function readNodes(r: Reader, value: unknown, vpnByName: Map<string, VpnSpec>): 
       for (const e of m.entries) {
         const target = byName.get(e.value);
         if (target === undefined) r.fail(e.path, `"${e.value}" is neither a CIDR prefix nor a node name`);
-        else if (target.kind !== 'terminal') r.fail(e.path, `"${e.value}" is a ${target.kind}; a membership lists prefixes or terminal names`);
-        else n.spec.members[m.vpnIndex].prefixes.push(Prefix.of(target.address, 32));
+        else if (target.kind !== 'terminal')
+          r.fail(e.path, `"${e.value}" is a ${target.kind}; a membership lists prefixes or terminal names`);
+        else n.spec.members[m.vpnIndex].prefixes.push(...target.addresses.map(hostPrefix));
       }
     }
   }
@@ -501,13 +579,17 @@ function readLinks(
     if (!nodes.has(a)) r.fail(aPath, `unknown node "${a}"`);
     if (!nodes.has(b)) r.fail(bPath, `unknown node "${b}"`);
     if (a === b) r.fail(path, `a link needs two different nodes (both ends are "${a}")`);
-    if (r.failures === problems && seen.has(key)) r.fail(path, `${a} and ${b} are already linked by links[${seen.get(key)}]`);
+    if (r.failures === problems && seen.has(key))
+      r.fail(path, `${a} and ${b} are already linked by links[${seen.get(key)}]`);
     if (r.failures !== problems) return;
     seen.set(key, i);
     const na = nodes.get(a) as NodeSpec;
     const nb = nodes.get(b) as NodeSpec;
     const lan =
-      na.kind === 'terminal' || nb.kind === 'terminal' || (insideOf.get(a)?.has(b) ?? false) || (insideOf.get(b)?.has(a) ?? false);
+      na.kind === 'terminal' ||
+      nb.kind === 'terminal' ||
+      (insideOf.get(a)?.has(b) ?? false) ||
+      (insideOf.get(b)?.has(a) ?? false);
     const link: LinkSpec = {
       a,
       b,
@@ -517,17 +599,21 @@ function readLinks(
       lan,
     };
     if (obj) {
-      if (obj.latency !== undefined) link.latency = r.number(obj.latency, [...path, 'latency'], { min: 0 }) ?? link.latency;
-      if (obj.mtu !== undefined) link.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? link.mtu;
+      if (obj.latency !== undefined)
+        link.latency = r.number(obj.latency, [...path, 'latency'], { min: 0 }) ?? link.latency;
+      if (obj.mtu !== undefined)
+        link.mtu = r.number(obj.mtu, [...path, 'mtu'], { min: 68, max: 65535, integer: true }) ?? link.mtu;
       if (obj.loss !== undefined) {
         const lp = [...path, 'loss'];
         const loss = r.object(obj.loss, lp, ['searchPackets', 'searchFrom', 'rate']);
         if (loss?.searchPackets !== undefined) {
-          link.loss.searchPackets = r.number(loss.searchPackets, [...lp, 'searchPackets'], { min: 0, integer: true }) ?? 0;
+          link.loss.searchPackets =
+            r.number(loss.searchPackets, [...lp, 'searchPackets'], { min: 0, integer: true }) ?? 0;
         }
         if (loss?.searchFrom !== undefined) {
           const from = readName(r, loss.searchFrom, [...lp, 'searchFrom']);
-          if (from !== undefined && from !== a && from !== b) r.fail([...lp, 'searchFrom'], `"${from}" is not an end of this link (${a}, ${b})`);
+          if (from !== undefined && from !== a && from !== b)
+            r.fail([...lp, 'searchFrom'], `"${from}" is not an end of this link (${a}, ${b})`);
           else link.loss.searchFrom = from;
         }
         if (loss?.rate !== undefined) link.loss.rate = r.number(loss.rate, [...lp, 'rate'], { min: 0, max: 1 }) ?? 0;
@@ -588,7 +674,10 @@ function checkInsideCycles(r: Reader, nodes: ReadNode[]): void {
       const s = state.get(child);
       if (s === 1) {
         const ring = path.slice(path.findIndex((p) => p.name === child)).map((p) => p.name);
-        r.fail(['nodes', g.index, 'inside', j], `inside nesting forms a cycle: ${[...ring, child].join(' → ')} (each lists the next in "inside"); a gateway cannot be inside itself`);
+        r.fail(
+          ['nodes', g.index, 'inside', j],
+          `inside nesting forms a cycle: ${[...ring, child].join(' → ')} (each lists the next in "inside"); a gateway cannot be inside itself`,
+        );
       } else if (s === undefined) {
         state.set(child, 1);
         path.push({ name: child, next: 0 });
@@ -598,7 +687,8 @@ function checkInsideCycles(r: Reader, nodes: ReadNode[]): void {
 }
 
 const TRAFFIC_KINDS = ['echo', 'tcp-syn'] as const;
-const TRAFFIC_KEYS = ['kind', 'from', 'to', 'at', 'count', 'interval', 'size', 'marker', 'port'];
+const TRAFFIC_KEYS = ['kind', 'from', 'to', 'family', 'at', 'count', 'interval', 'size', 'marker', 'port'];
+const FAMILIES = [4, 6] as const;
 
 function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): TrafficSpec[] {
   const list = r.list(value, ['traffic']);
@@ -608,34 +698,73 @@ function readTraffic(r: Reader, value: unknown, nodes: Map<string, NodeSpec>): T
     const path: Path = ['traffic', i];
     const obj = r.object(item, path, TRAFFIC_KEYS);
     if (!obj) return;
-    const kind: TrafficKind = obj.kind === undefined ? 'echo' : (r.oneOf(obj.kind, [...path, 'kind'], TRAFFIC_KINDS) ?? 'echo');
+    const kind: TrafficKind =
+      obj.kind === undefined ? 'echo' : (r.oneOf(obj.kind, [...path, 'kind'], TRAFFIC_KINDS) ?? 'echo');
     const terminal = (v: unknown, key: string): string | undefined => {
       const name = readName(r, v, [...path, key]);
       if (name === undefined) return undefined;
       const node = nodes.get(name);
       if (node === undefined) return r.fail([...path, key], `unknown node "${name}"`);
-      if (node.kind !== 'terminal') return r.fail([...path, key], `"${name}" is a ${node.kind}; traffic runs between terminals`);
+      if (node.kind !== 'terminal')
+        return r.fail([...path, key], `"${name}" is a ${node.kind}; traffic runs between terminals`);
       return name;
     };
     const from = terminal(obj.from, 'from');
     const to = terminal(obj.to, 'to');
-    if (from !== undefined && from === to) r.fail([...path, 'to'], `traffic from ${from} to itself never leaves the terminal`);
+    if (from !== undefined && from === to)
+      r.fail([...path, 'to'], `traffic from ${from} to itself never leaves the terminal`);
     const at = obj.at === undefined ? 0 : r.number(obj.at, [...path, 'at'], { min: 0 });
-    const count = obj.count === undefined ? 1 : r.number(obj.count, [...path, 'count'], { min: 1, max: 65535, integer: true });
+    const count =
+      obj.count === undefined ? 1 : r.number(obj.count, [...path, 'count'], { min: 1, max: 65535, integer: true });
     const interval = obj.interval === undefined ? 1000 : r.number(obj.interval, [...path, 'interval'], { min: 0 });
-    const size = obj.size === undefined ? DEFAULT_ECHO_SIZE : r.number(obj.size, [...path, 'size'], { min: 0, max: 65000, integer: true });
+    const size =
+      obj.size === undefined
+        ? DEFAULT_ECHO_SIZE
+        : r.number(obj.size, [...path, 'size'], { min: 0, max: 65000, integer: true });
     const marker = obj.marker === undefined ? undefined : r.string(obj.marker, [...path, 'marker']);
-    const port = obj.port === undefined ? 80 : r.number(obj.port, [...path, 'port'], { min: 1, max: 65535, integer: true });
+    const port =
+      obj.port === undefined ? 80 : r.number(obj.port, [...path, 'port'], { min: 1, max: 65535, integer: true });
     if (marker !== undefined && size !== undefined && Buffer.byteLength(marker) > size) {
       r.fail([...path, 'marker'], `the marker is ${Buffer.byteLength(marker)} bytes but size is ${size}`);
     }
-    if (from === undefined || to === undefined || at === undefined || count === undefined || interval === undefined || size === undefined || port === undefined) return;
-    out.push({ kind, from, to, at, count, interval, size, marker, port });
+    const wanted = obj.family === undefined ? undefined : r.oneOf(obj.family, [...path, 'family'], FAMILIES);
+    let family: IpFamily | undefined;
+    if (from !== undefined && to !== undefined && from !== to && (obj.family === undefined || wanted !== undefined)) {
+      const a = nodes.get(from) as TerminalSpec;
+      const b = nodes.get(to) as TerminalSpec;
+      family = trafficFamily(wanted, a.addresses, b.addresses);
+      if (family === undefined) {
+        const has = (t: TerminalSpec) => `${t.name} has ${t.addresses.map((x) => `IPv${ipFamily(x)}`).join(' and ')}`;
+        r.fail(
+          wanted === undefined ? [...path, 'to'] : [...path, 'family'],
+          wanted === undefined
+            ? `${from} and ${to} share no IP family (${has(a)}, ${has(b)})`
+            : `IPv${wanted} is not on both ends (${has(a)}, ${has(b)})`,
+        );
+      }
+    }
+    if (
+      from === undefined ||
+      to === undefined ||
+      family === undefined ||
+      at === undefined ||
+      count === undefined ||
+      interval === undefined ||
+      size === undefined ||
+      port === undefined
+    )
+      return;
+    out.push({ kind, from, to, family, at, count, interval, size, marker, port });
   });
   return out;
 }
 
-function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map<string, VpnSpec>): AuthorityEventSpec[] {
+function readEvents(
+  r: Reader,
+  value: unknown,
+  nodes: ReadNode[],
+  vpnByName: Map<string, VpnSpec>,
+): AuthorityEventSpec[] {
   const list = r.list(value, ['events']);
   if (!list) return [];
   const read: { event: AuthorityEventSpec; path: Path }[] = [];
@@ -646,7 +775,12 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
     const at = r.number(obj.at, [...path, 'at'], { min: 0 });
     const actions = ['rotate', 'removeMember'].filter((k) => obj[k] !== undefined);
     if (actions.length !== 1) {
-      r.fail(path, actions.length === 0 ? 'an event needs one of: rotate: VPN, removeMember: { vpn, gateway }' : 'one action per event');
+      r.fail(
+        path,
+        actions.length === 0
+          ? 'an event needs one of: rotate: VPN, removeMember: { vpn, gateway }'
+          : 'one action per event',
+      );
       return;
     }
     const vpnName = (v: unknown, at: Path): string | undefined => {
@@ -683,11 +817,34 @@ function readEvents(r: Reader, value: unknown, nodes: ReadNode[], vpnByName: Map
   return order.map((e) => e.event);
 }
 
+/**
+ * The IP family of traffic between two terminals: `wanted` when both have it, else the family of
+ * the sender's first address that the receiver also has; undefined when there is none.
+ */
+export function trafficFamily(
+  wanted: IpFamily | undefined,
+  from: readonly Ip[],
+  to: readonly Ip[],
+): IpFamily | undefined {
+  const theirs = new Set(to.map(ipFamily));
+  if (wanted !== undefined) return theirs.has(wanted) && from.some((a) => ipFamily(a) === wanted) ? wanted : undefined;
+  return from.map(ipFamily).find((f) => theirs.has(f));
+}
+
+/** The prefix of one host: its /32 or /128. */
+export function hostPrefix(ip: Ip): Prefix {
+  return Prefix.of(ip, ipFamily(ip) === 4 ? 32 : 128);
+}
+
 /** Where a topology comes from: its text (YAML or JSON), or a file. */
 export type TopologySource = DocumentSource;
 
 /** Largest topology file read (docs/simulator.md, "File limits"). */
-export const TOPOLOGY_LIMITS: DocumentLimits = { kind: 'topology', maxYamlBytes: 4 * 1024 * 1024, maxJsonBytes: 32 * 1024 * 1024 };
+export const TOPOLOGY_LIMITS: DocumentLimits = {
+  kind: 'topology',
+  maxYamlBytes: 4 * 1024 * 1024,
+  maxJsonBytes: 32 * 1024 * 1024,
+};
 
 /**
  * Reads and validates a topology. A string is taken as YAML/JSON text when it contains a newline
@@ -695,7 +852,11 @@ export const TOPOLOGY_LIMITS: DocumentLimits = { kind: 'topology', maxYamlBytes:
  */
 export function loadTopology(source: string | TopologySource): Result<Topology, TopologyError> {
   const src: TopologySource =
-    typeof source === 'string' ? (source.includes('\n') || source.trimStart().startsWith('{') ? { text: source } : { path: source }) : source;
+    typeof source === 'string'
+      ? source.includes('\n') || source.trimStart().startsWith('{')
+        ? { text: source }
+        : { path: source }
+      : source;
   const r = readFields(src, TOPOLOGY_LIMITS, readTopology);
   return r.ok ? r : topologyError(r.error);
 }

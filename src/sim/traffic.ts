@@ -4,6 +4,7 @@
 // recognised by their own headers (addresses, ICMP id/sequence, TCP port/sequence), so the
 // outcome never depends on the simulator's bookkeeping inside gateways; the VPN layers come from
 // that bookkeeping (the layers the packet carried on the WAN).
+import { ipFamily, type Ip } from '../base/addr.js';
 import type { InFlight, SimContext } from './context.js';
 import { buildTcpSyn } from '../core/packet/tcp.js';
 import { buildEchoRequest, echoData, type PacketDescription } from './packets.js';
@@ -27,6 +28,9 @@ export interface PathOutcome {
   from: string;
   to: string;
   kind: TrafficSpec['kind'];
+  /** The addresses the packets were sent between (the family chosen on dual-stack terminals). */
+  src: Ip;
+  dst: Ip;
   /** At least one packet reached the destination terminal. */
   delivered: boolean;
   /** At least one echo reply reached the sender (never for tcp-syn: terminals run no TCP). */
@@ -46,6 +50,9 @@ interface TrafficItem {
   spec: TrafficSpec;
   from: TerminalNode;
   to: TerminalNode;
+  /** The addresses the packets are sent between (of the item's family, on dual-stack terminals). */
+  src: Ip;
+  dst: Ip;
   packets: PacketOutcome[];
   firstDelivered?: PacketOutcome;
 }
@@ -64,13 +71,13 @@ export class TrafficTracker {
     terminals: ReadonlyMap<string, TerminalNode>,
     private readonly ctx: SimContext,
   ) {
-    this.items = specs.map((spec, index) => ({
-      index,
-      spec,
-      from: terminals.get(spec.from) as TerminalNode,
-      to: terminals.get(spec.to) as TerminalNode,
-      packets: [],
-    }));
+    this.items = specs.map((spec, index) => {
+      const from = terminals.get(spec.from) as TerminalNode;
+      const to = terminals.get(spec.to) as TerminalNode;
+      const src = from.spec.addresses.find((a) => ipFamily(a) === spec.family) ?? from.address;
+      const dst = to.spec.addresses.find((a) => ipFamily(a) === spec.family) ?? to.address;
+      return { index, spec, from, to, src, dst, packets: [] };
+    });
   }
 
   /** Schedules every item's first packet; each send schedules the next. */
@@ -87,17 +94,31 @@ export class TrafficTracker {
 
   private sendNext(item: TrafficItem): void {
     const seq = item.packets.length + 1;
-    const { spec, from, to } = item;
+    const { spec, from, to, src, dst } = item;
     const bytes =
       spec.kind === 'tcp-syn'
-        ? buildTcpSyn({ src: from.address, dst: to.address, srcPort: sourcePort(item.index), dstPort: spec.port, seq: tcpSeq(item.index, seq), mss: SYN_MSS })
-        : buildEchoRequest({ src: from.address, dst: to.address, id: echoId(item.index), seq, data: echoData(spec.size, spec.marker), ipId: from.nextIpId() });
+        ? buildTcpSyn({
+            src,
+            dst,
+            srcPort: sourcePort(item.index),
+            dstPort: spec.port,
+            seq: tcpSeq(item.index, seq),
+            mss: SYN_MSS,
+          })
+        : buildEchoRequest({
+            src,
+            dst,
+            id: echoId(item.index),
+            seq,
+            data: echoData(spec.size, spec.marker),
+            ipId: from.nextIpId(),
+          });
     const outcome: PacketOutcome = { seq, sentAt: this.ctx.now };
     item.packets.push(outcome);
     const key =
       spec.kind === 'tcp-syn'
-        ? tcpKey(from.address, to.address, sourcePort(item.index), tcpSeq(item.index, seq))
-        : echoKey(from.address, to.address, echoId(item.index), seq);
+        ? tcpKey(src, dst, sourcePort(item.index), tcpSeq(item.index, seq))
+        : echoKey(src, dst, echoId(item.index), seq);
     this.byKey.set(key, { item, packet: outcome });
     if (this.ctx.tracing) {
       this.ctx.trace({
@@ -117,7 +138,9 @@ export class TrafficTracker {
     const now = this.ctx.now;
     if (d.icmp !== undefined && (d.kind === 'data' || d.kind === 'data-reply')) {
       const request = d.icmp.type === 8;
-      const found = this.byKey.get(request ? echoKey(d.src, d.dst, d.icmp.id, d.icmp.seq) : echoKey(d.dst, d.src, d.icmp.id, d.icmp.seq));
+      const found = this.byKey.get(
+        request ? echoKey(d.src, d.dst, d.icmp.id, d.icmp.seq) : echoKey(d.dst, d.src, d.icmp.id, d.icmp.seq),
+      );
       if (found === undefined) return;
       const p = found.packet;
       if (request) this.delivered(found.item, p, packet);
@@ -161,6 +184,8 @@ export class TrafficTracker {
         from: item.spec.from,
         to: item.spec.to,
         kind: item.spec.kind,
+        src: item.src,
+        dst: item.dst,
         delivered: deliveredCount > 0,
         replied: repliedCount > 0,
         vpnLayers: item.firstDelivered?.vpnLayers ?? [],

@@ -5,7 +5,13 @@ import { formatSimScale, runSimScale, scaleTopologyDocument, simScaleOptions } f
 import { parseTopology } from '../../src/sim/topology.js';
 
 // The benchmark itself is not a test; this keeps its generator and plumbing from rotting.
-const small = { ...simScaleOptions({ KASANE_BENCH_GATEWAYS: '6', KASANE_BENCH_TERMINALS_PER_GATEWAY: '3', KASANE_BENCH_SEARCHES: '10' }) };
+const small = {
+  ...simScaleOptions({
+    KASANE_BENCH_GATEWAYS: '6',
+    KASANE_BENCH_TERMINALS_PER_GATEWAY: '3',
+    KASANE_BENCH_SEARCHES: '10',
+  }),
+};
 
 test('the scale topology is valid and sized by the environment', () => {
   assert.deepEqual([small.gateways, small.terminalsPerGateway, small.searches, small.vpnMembers], [6, 3, 10, 5]);
@@ -22,7 +28,8 @@ test('the scale topology is valid and sized by the environment', () => {
     const a = `G${gatewayOf(item.from)}`;
     const b = `G${gatewayOf(item.to)}`;
     assert.notEqual(a, b);
-    const vpnsOf = (g: string) => new Set(t.nodes.flatMap((n) => (n.kind === 'gateway' && n.name === g ? n.members.map((m) => m.vpn) : [])));
+    const vpnsOf = (g: string) =>
+      new Set(t.nodes.flatMap((n) => (n.kind === 'gateway' && n.name === g ? n.members.map((m) => m.vpn) : [])));
     const common = [...vpnsOf(a)].filter((v) => vpnsOf(b).has(v));
     assert.ok(common.length > 0, `${item.from} -> ${item.to}`);
   }

@@ -57,13 +57,20 @@ test('--json prints exactly one JSON document with paths, trace, keyTables and s
     if ('step' in t) assert.equal(typeof t.step, 'number');
   }
   const times = doc.trace.map((t: { time: number }) => t.time);
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'the trace is in time order');
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    'the trace is in time order',
+  );
   assert.deepEqual(Object.keys(doc.keyTables), ['G1', 'G2', 'G3']);
   for (const entries of Object.values(doc.keyTables)) assert.ok(Array.isArray(entries));
   assert.deepEqual(Object.keys(doc.stats), ['G1', 'G2', 'G3']);
   // Terminal events carry Figure 4 step 1 for the first data packet of each traffic item.
   const firstSends = doc.trace.filter((t: { event: string; step?: number }) => t.event === 'send' && t.step === 1);
-  assert.deepEqual(firstSends.map((t: { node: string }) => t.node), ['B', 'B', 'A']);
+  assert.deepEqual(
+    firstSends.map((t: { node: string }) => t.node),
+    ['B', 'B', 'A'],
+  );
 });
 
 test('the same file and seed print the same bytes; --seed and --until change the run', () => {
@@ -95,10 +102,32 @@ test('a bad file exits with code 2 and a precise message, never a stack trace', 
     const { code, stdout, stderr } = run(path, { json: true });
     assert.equal(code, EXIT_BAD_TOPOLOGY);
     assert.equal(stdout, '');
-    assert.equal(stderr, `kasane simulate: ${path} is not a valid topology:\n  net.yaml:3:13: links[0][1]: unknown node "Z"\n`);
+    assert.equal(
+      stderr,
+      `kasane simulate: ${path} is not a valid topology:\n  net.yaml:3:13: links[0][1]: unknown node "Z"\n`,
+    );
   });
   const missing = run('/nonexistent/net.yaml');
   assert.equal(missing.code, EXIT_BAD_TOPOLOGY);
   assert.match(missing.stderr, /cannot read \/nonexistent\/net\.yaml: no such file/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /);
+});
+
+test('IPv6 and dual-stack examples run through the command; the report shows the addresses used', () => {
+  const v6 = fileURLToPath(new URL('../../examples/figure2-ipv6.yaml', import.meta.url));
+  const doc = JSON.parse(run(v6, { json: true }).stdout);
+  assert.deepEqual(
+    doc.paths.map((p: { src: string; dst: string; deliveredCount: number }) => [p.src, p.dst, p.deliveredCount]),
+    [
+      ['2001:db8:2::10', '2001:db8:1::10', 3],
+      ['2001:db8:2::10', '2001:db8:3::10', 3],
+      ['2001:db8:1::10', '2001:db8:3::10', 0],
+    ],
+  );
+  const dual = run(fileURLToPath(new URL('../../examples/dual-stack.yaml', import.meta.url)), { trace: false });
+  assert.equal(dual.code, EXIT_OK);
+  assert.match(dual.stdout, /\n  B 10\.2\.0\.10 +A 10\.1\.0\.10 +echo +yes 3\/3 +yes 3\/3 +VPN1 /);
+  assert.match(dual.stdout, /\n  B 2001:db8:2::10 +A 2001:db8:1::10 +echo +yes 3\/3 +yes 3\/3 +VPN1 /);
+  // An IPv4 run keeps its report as it was: names only.
+  assert.match(run(FIGURE2, { trace: false }).stdout, /\n  B +A +echo +yes 3\/3/);
 });

@@ -44,7 +44,10 @@ test('the queue pops in (time, insertion) order for any schedule (property)', ()
       const popped: number[] = [];
       times.forEach((t, i) => q.push(t, () => popped.push(i)));
       for (let e = q.pop(); e !== undefined; e = q.pop()) e.run();
-      const expected = times.map((t, i) => ({ t, i })).sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.i);
+      const expected = times
+        .map((t, i) => ({ t, i }))
+        .sort((a, b) => a.t - b.t || a.i - b.i)
+        .map((x) => x.i);
       assert.deepEqual(popped, expected);
     }),
   );

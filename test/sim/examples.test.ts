@@ -22,7 +22,10 @@ test('every example loads, runs, and tries each of its traffic items', () => {
       assert.equal(p.to, t.traffic[i].to);
       assert.equal(p.sent, t.traffic[i].count);
     });
-    assert.deepEqual(Object.keys(result.keyTables), t.nodes.filter((n) => n.kind === 'gateway').map((n) => n.name));
+    assert.deepEqual(
+      Object.keys(result.keyTables),
+      t.nodes.filter((n) => n.kind === 'gateway').map((n) => n.name),
+    );
     assert.ok(renderText(result).length > 0);
     assert.doesNotThrow(() => JSON.parse(renderJson(result)));
   }
@@ -33,7 +36,9 @@ test('the multi-stage example nests two VPNs behind each other', () => {
   assert.ok(loaded.ok);
   const gateways = loaded.value.nodes.filter((n) => n.kind === 'gateway');
   assert.deepEqual(
-    gateways.map((g) => (g.kind === 'gateway' ? [g.name, g.inside, g.members.map((m) => `${m.vpn}:${m.prefixes.join(',')}`)] : [])),
+    gateways.map((g) =>
+      g.kind === 'gateway' ? [g.name, g.inside, g.members.map((m) => `${m.vpn}:${m.prefixes.join(',')}`)] : [],
+    ),
     [
       ['Gi1', ['A'], ['dept:10.1.1.0/24']],
       ['Go1', ['Gi1'], ['company:10.1.0.0/16']],

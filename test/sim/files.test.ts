@@ -28,15 +28,21 @@ function simulateFile(path: string): { code: number; stderr: string } {
   return { code, stderr };
 }
 
-
-test('a YAML alias bomb: exit 2 with the line and field of the alias, not the library\'s exception', () => {
+test("a YAML alias bomb: exit 2 with the line and field of the alias, not the library's exception", () => {
   const bomb = aliasBomb(9);
-  withFile('bomb.yaml', (p) => writeFileSync(p, SMALL_TOPOLOGY + bomb), (p) => {
-    const { code, stderr } = simulateFile(p);
-    assert.equal(code, EXIT_BAD_TOPOLOGY);
-    assert.match(stderr, /bomb\.yaml:11:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes; an alias may stand for at most 10000/);
-    assert.ok(stderr.split('\n').length < 20, 'one problem per anchor, not thousands');
-  });
+  withFile(
+    'bomb.yaml',
+    (p) => writeFileSync(p, SMALL_TOPOLOGY + bomb),
+    (p) => {
+      const { code, stderr } = simulateFile(p);
+      assert.equal(code, EXIT_BAD_TOPOLOGY);
+      assert.match(
+        stderr,
+        /bomb\.yaml:11:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes; an alias may stand for at most 10000/,
+      );
+      assert.ok(stderr.split('\n').length < 20, 'one problem per anchor, not thousands');
+    },
+  );
   // An alias inside its own anchor.
   const r = loadTopology({ text: `${SMALL_TOPOLOGY}description: &self [*self]\n` });
   assert.ok(!r.ok);
@@ -44,11 +50,15 @@ test('a YAML alias bomb: exit 2 with the line and field of the alias, not the li
 });
 
 test('files over the documented size are refused before they are read', () => {
-  withFile('huge.yaml', (p) => (writeFileSync(p, SMALL_TOPOLOGY), truncateSync(p, TOPOLOGY_LIMITS.maxJsonBytes + 1)), (p) => {
-    const { code, stderr } = simulateFile(p);
-    assert.equal(code, EXIT_BAD_TOPOLOGY);
-    assert.match(stderr, /is 32\.0 MiB; topology files are limited to 32\.0 MiB of JSON or 4\.0 MiB of YAML/);
-  });
+  withFile(
+    'huge.yaml',
+    (p) => (writeFileSync(p, SMALL_TOPOLOGY), truncateSync(p, TOPOLOGY_LIMITS.maxJsonBytes + 1)),
+    (p) => {
+      const { code, stderr } = simulateFile(p);
+      assert.equal(code, EXIT_BAD_TOPOLOGY);
+      assert.match(stderr, /is 32\.0 MiB; topology files are limited to 32\.0 MiB of JSON or 4\.0 MiB of YAML/);
+    },
+  );
   const yaml = SMALL_TOPOLOGY + `description: "${'x'.repeat(TOPOLOGY_LIMITS.maxYamlBytes)}"\n`;
   const r = loadTopology({ text: yaml });
   assert.ok(!r.ok);
@@ -57,7 +67,10 @@ test('files over the documented size are refused before they are read', () => {
 
 test('300,000 terminals behind one gateway load (validation is linear in the terminals)', { timeout: 120_000 }, () => {
   const n = 300_000;
-  const nodes: object[] = [{ name: 'G', gateway: '192.0.2.1', lans: ['10.0.0.0/8'], members: { V: ['10.0.0.0/8'] }, inside: [] as string[] }, { name: 'G2', gateway: '192.0.2.2', members: { V: ['11.0.0.0/8'] } }];
+  const nodes: object[] = [
+    { name: 'G', gateway: '192.0.2.1', lans: ['10.0.0.0/8'], members: { V: ['10.0.0.0/8'] }, inside: [] as string[] },
+    { name: 'G2', gateway: '192.0.2.2', members: { V: ['11.0.0.0/8'] } },
+  ];
   const links: [string, string][] = [['G', 'G2']];
   for (let i = 0; i < n; i++) {
     nodes.push({ name: `t${i}`, terminal: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` });
@@ -100,11 +113,20 @@ test('.nan and .inf get a message that says what they are', () => {
 });
 
 test('nesting too deep for the parser, and other unparsable text: exit 2, no crash', () => {
-  for (const text of [`x: ${'['.repeat(50_000)}`, `{"a": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`, '\u0000\u0001: [', 'a: b: c']) {
-    withFile('deep.yaml', (p) => writeFileSync(p, text), (p) => {
-      const { code, stderr } = simulateFile(p);
-      assert.equal(code, EXIT_BAD_TOPOLOGY, stderr);
-    });
+  for (const text of [
+    `x: ${'['.repeat(50_000)}`,
+    `{"a": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+    '\u0000\u0001: [',
+    'a: b: c',
+  ]) {
+    withFile(
+      'deep.yaml',
+      (p) => writeFileSync(p, text),
+      (p) => {
+        const { code, stderr } = simulateFile(p);
+        assert.equal(code, EXIT_BAD_TOPOLOGY, stderr);
+      },
+    );
   }
 });
 

@@ -8,6 +8,7 @@ import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { buildIpv4, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import type { SimCore } from '../../src/sim/gateway-node.js';
+import { ipDestination } from '../../src/sim/packets.js';
 import { loadTopology, type Topology } from '../../src/sim/topology.js';
 
 export function topology(text: string): Topology {
@@ -21,7 +22,7 @@ export class PlainCore implements SimCore {
   readonly seen: { side: Side; dst: string; now: number }[] = [];
   constructor(readonly opts: GatewayCoreOptions) {}
   onPacket(side: Side, bytes: Uint8Array, now: number): CoreAction[] {
-    this.seen.push({ side, dst: `${bytes[16]}.${bytes[17]}.${bytes[18]}.${bytes[19]}`, now });
+    this.seen.push({ side, dst: ipDestination(bytes) ?? '?', now });
     return [{ type: 'emit', bytes, note: { op: 'plain' }, origin: bytes }];
   }
   onTick(_now: number): CoreAction[] {
@@ -50,7 +51,17 @@ export class LayeringCore extends PlainCore {
     super.onPacket(side, bytes, now);
     const vpnId = this.opts.snapshot.vpns[0].id;
     const seq = 1n;
-    return [{ type: 'emit', bytes, origin: bytes, note: side === 'inside' ? { op: 'encrypt', vpnId, spi: 0x100, seq } : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' } }];
+    return [
+      {
+        type: 'emit',
+        bytes,
+        origin: bytes,
+        note:
+          side === 'inside'
+            ? { op: 'encrypt', vpnId, spi: 0x100, seq }
+            : { op: 'decrypt', vpnId, spi: 0x100, seq, sender: 'x' },
+      },
+    ];
   }
 }
 

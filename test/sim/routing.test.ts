@@ -61,10 +61,13 @@ test('ties between equal-length paths go to the neighbour whose name sorts first
 });
 
 test('disconnected parts are unreachable', () => {
-  const r = new Routing([router('R1'), router('R2'), terminal('A', '10.0.0.1'), terminal('B', '10.0.0.2')], [
-    { a: 'A', b: 'R1' },
-    { a: 'B', b: 'R2' },
-  ]);
+  const r = new Routing(
+    [router('R1'), router('R2'), terminal('A', '10.0.0.1'), terminal('B', '10.0.0.2')],
+    [
+      { a: 'A', b: 'R1' },
+      { a: 'B', b: 'R2' },
+    ],
+  );
   assert.equal(hop(r, 'R1', '10.0.0.2'), 'unreachable');
   assert.equal(hop(r, 'R2', '10.0.0.2'), 'B');
 });

@@ -36,18 +36,24 @@ test('echo requests are delivered through routers and answered; delays are the l
   assert.equal(p.repliedCount, 3);
   assert.deepEqual(p.vpnLayers, []);
   assert.ok(Math.abs((p.firstPacketDelay as number) - 5.2) < 1e-9, `delay ${p.firstPacketDelay}`);
-  assert.deepEqual(p.packets.map((x) => x.sentAt), [10, 110, 210]);
+  assert.deepEqual(
+    p.packets.map((x) => x.sentAt),
+    [10, 110, 210],
+  );
   assert.ok(Math.abs((p.packets[0].repliedAt as number) - (10 + 2 * 5.2)) < 1e-9);
   assert.equal(sim.terminals.get('B')?.echoed, 3);
   assert.equal(sim.terminals.get('A')?.received['data-reply'], 3);
   // Default end: last packet + 30 s of settling.
   assert.equal(r.until, 210 + 30_000);
   const sends = r.trace.filter((t) => t.event === 'send');
-  assert.deepEqual(sends.map((t) => [t.time, t.node, t.kind, t.step]), [
-    [10, 'A', 'data', 1],
-    [110, 'A', 'data', undefined],
-    [210, 'A', 'data', undefined],
-  ]);
+  assert.deepEqual(
+    sends.map((t) => [t.time, t.node, t.kind, t.step]),
+    [
+      [10, 'A', 'data', 1],
+      [110, 'A', 'data', undefined],
+      [210, 'A', 'data', undefined],
+    ],
+  );
   assert.equal(r.trace.filter((t) => t.event === 'echo' && t.node === 'B').length, 3);
   const wan = r.links.find((l) => l.link === 'R1-R2');
   assert.equal(wan?.wan, true);
@@ -65,7 +71,10 @@ nodes:
 ${names.map((n) => `  - { name: ${n}, router: true }`).join('\n')}
 links:
   - [A, R1]
-${names.slice(1).map((n, i) => `  - [${names[i]}, ${n}]`).join('\n')}
+${names
+  .slice(1)
+  .map((n, i) => `  - [${names[i]}, ${n}]`)
+  .join('\n')}
   - [${names.at(-1)}, B]
 traffic: [{ from: A, to: B }]
 `);
@@ -119,14 +128,20 @@ traffic: [{ from: A, to: B }]
   assert.equal(r.paths[0].delivered, true);
   assert.equal(r.paths[0].replied, true);
   assert.equal(ttlAtB, 64 - 3, 'G1, R and G2 each decrement');
-  assert.deepEqual(cores.get('G1')?.seen.map((s) => [s.side, s.dst]), [
-    ['inside', '10.0.2.1'],
-    ['outside', '10.0.1.1'],
-  ]);
-  assert.deepEqual(cores.get('G2')?.seen.map((s) => [s.side, s.dst]), [
-    ['outside', '10.0.2.1'],
-    ['inside', '10.0.1.1'],
-  ]);
+  assert.deepEqual(
+    cores.get('G1')?.seen.map((s) => [s.side, s.dst]),
+    [
+      ['inside', '10.0.2.1'],
+      ['outside', '10.0.1.1'],
+    ],
+  );
+  assert.deepEqual(
+    cores.get('G2')?.seen.map((s) => [s.side, s.dst]),
+    [
+      ['outside', '10.0.2.1'],
+      ['inside', '10.0.1.1'],
+    ],
+  );
   // Config handed to the core: attached = the /32 of the terminal inside (no lans given).
   assert.deepEqual(cores.get('G1')?.opts.config.attached.map(String), ['10.0.1.1/32']);
   assert.equal(cores.get('G1')?.opts.config.address, '192.0.2.1');
@@ -184,11 +199,19 @@ traffic:
 `),
   );
   const r = sim.run();
-  assert.deepEqual(r.paths.map((p) => p.delivered), [true, false]);
+  assert.deepEqual(
+    r.paths.map((p) => p.delivered),
+    [true, false],
+  );
   assert.deepEqual(r.links.find((l) => l.link === 'R-B')?.drops, { mtu: 1 });
   assert.equal(r.drops['link:mtu'], 1);
   const drop = r.trace.find((t) => t.event === 'link-drop');
-  assert.deepEqual(drop && [drop.time, drop.node, drop.kind, drop.detail], [1.1, 'R', 'data', { link: 'R-B', to: 'B', reason: 'mtu', size: 577, mtu: 576 }]);
+  assert.deepEqual(drop && [drop.time, drop.node, drop.kind, drop.detail], [
+    1.1,
+    'R',
+    'data',
+    { link: 'R-B', to: 'B', reason: 'mtu', size: 577, mtu: 576 },
+  ]);
 });
 
 test('searchPackets loss drops the first N key-search packets crossing a link, in the given direction', () => {
@@ -204,7 +227,12 @@ links: [[A, R], { a: R, b: B, loss: ${loss} }]
     // Three search requests A->B (each echoed by B: replies B->A), interleaved with data.
     for (let i = 0; i < 3; i++) {
       sim.inject('A', 'R', searchPacket('10.0.1.1', '10.0.2.1', 'destination'), i * 10);
-      sim.inject('A', 'R', buildEchoRequest({ src: '10.0.1.1', dst: '10.0.2.1', id: 9, seq: i, data: echoData(8), ipId: i }), i * 10 + 1);
+      sim.inject(
+        'A',
+        'R',
+        buildEchoRequest({ src: '10.0.1.1', dst: '10.0.2.1', id: 9, seq: i, data: echoData(8), ipId: i }),
+        i * 10 + 1,
+      );
     }
     return sim.run(100);
   };
@@ -220,9 +248,17 @@ links: [[A, R], { a: R, b: B, loss: ${loss} }]
   const r2 = sendAll(replies);
   assert.deepEqual(r2.links.find((l) => l.link === 'R-B')?.drops, { 'search-loss': 2 });
   assert.equal(replies.terminals.get('B')?.received['search-request(destination)'], 3);
-  assert.equal(replies.terminals.get('A')?.received['search-reply(destination)'], 1, 'only replies (sent by B) were lost');
+  assert.equal(
+    replies.terminals.get('A')?.received['search-reply(destination)'],
+    1,
+    'only replies (sent by B) were lost',
+  );
   const echoes = r2.trace.filter((t) => t.event === 'echo' && t.kind === 'search-request(destination)');
-  assert.deepEqual(echoes.map((e) => e.step), [8, 8, 8], 'a terminal echoing a destination search is step 8');
+  assert.deepEqual(
+    echoes.map((e) => e.step),
+    [8, 8, 8],
+    'a terminal echoing a destination search is step 8',
+  );
 });
 
 test('random loss is seeded: the same seed loses the same packets, another seed others', () => {
@@ -294,7 +330,11 @@ nodes:
 links: [[A, R]]
 `),
   );
-  sim.inject('A', 'R', buildEchoRequest({ src: '10.0.1.1', dst: '203.0.113.5', id: 1, seq: 1, data: echoData(4), ipId: 1 }));
+  sim.inject(
+    'A',
+    'R',
+    buildEchoRequest({ src: '10.0.1.1', dst: '203.0.113.5', id: 1, seq: 1, data: echoData(4), ipId: 1 }),
+  );
   const r = sim.run(10);
   assert.deepEqual(r.drops, { 'no-route': 1 });
 });
@@ -320,7 +360,10 @@ traffic: [{ kind: tcp-syn, from: A, to: B, count: 2, interval: 10, port: 443 }]
   assert.equal(p.kind, 'tcp-syn');
   assert.equal(p.deliveredCount, 2);
   assert.equal(p.replied, false);
-  assert.deepEqual(p.packets.map((x) => x.mss), [1460, 1460]);
+  assert.deepEqual(
+    p.packets.map((x) => x.mss),
+    [1460, 1460],
+  );
   assert.deepEqual(
     r.trace.filter((t) => t.node === 'B').map((t) => [t.event, t.kind]),
     [

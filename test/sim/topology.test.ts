@@ -46,7 +46,10 @@ test('a valid file: defaults, LAN/WAN latencies, terminal names in memberships, 
   assert.deepEqual(t.vpns, [{ name: 'V', id: 7 }]);
   const g2 = t.nodes.find((n) => n.name === 'G2');
   assert.ok(g2 && g2.kind === 'gateway');
-  assert.deepEqual(g2.members.map((m) => [m.vpn, m.prefixes.map(String)]), [['V', ['10.2.0.10/32']]]);
+  assert.deepEqual(
+    g2.members.map((m) => [m.vpn, m.prefixes.map(String)]),
+    [['V', ['10.2.0.10/32']]],
+  );
   assert.deepEqual(g2.timers, { searchTimeout: 500 });
   const links = Object.fromEntries(t.links.map((l) => [`${l.a}-${l.b}`, l]));
   assert.equal(links['A-G1'].latency, 0.1);
@@ -56,11 +59,25 @@ test('a valid file: defaults, LAN/WAN latencies, terminal names in memberships, 
   assert.equal(links['G1-R'].latency, 2);
   assert.equal(links['G1-R'].mtu, 1400);
   assert.deepEqual(links['G1-R'].loss, { searchPackets: 1, searchFrom: 'G1', rate: 0 });
-  assert.deepEqual(t.traffic[0], { kind: 'echo', from: 'A', to: 'B', at: 0, count: 2, interval: 1000, size: 56, marker: undefined, port: 80 });
-  assert.deepEqual(t.events.map((e) => [e.at, e.kind]), [
-    [100, 'rotate'],
-    [5000, 'remove-member'],
-  ]);
+  assert.deepEqual(t.traffic[0], {
+    kind: 'echo',
+    from: 'A',
+    to: 'B',
+    family: 4,
+    at: 0,
+    count: 2,
+    interval: 1000,
+    size: 56,
+    marker: undefined,
+    port: 80,
+  });
+  assert.deepEqual(
+    t.events.map((e) => [e.at, e.kind]),
+    [
+      [100, 'rotate'],
+      [5000, 'remove-member'],
+    ],
+  );
 });
 
 test('JSON is accepted as well as YAML, and a program can pass a parsed document', () => {
@@ -129,14 +146,15 @@ nodes:
     inside: [A]
     members: { V: [10.0.0.1/24, 10.0.0.0/33, 10.0.0.0/24] }
     lans: [not-a-prefix]
-    allowPlain: [fd00::/8]
+    allowPlain: [fd00::/8, "fd00::1/8", "2001:db8::/129"]
 links: [[A, G]]
 `);
   assert.deepEqual(lines, [
     'net.yaml:8:20: nodes[1].members.V[0]: 10.0.0.1/24 has host bits set (did you mean 10.0.0.0/24?)',
     'net.yaml:8:33: nodes[1].members.V[1]: bad prefix length in "10.0.0.0/33"',
     'net.yaml:9:12: nodes[1].lans[0]: not a CIDR prefix: "not-a-prefix"',
-    'net.yaml:10:18: nodes[1].allowPlain[0]: fd00::/8: the simulator runs IPv4 terminals only for now',
+    'net.yaml:10:28: nodes[1].allowPlain[1]: fd00::1/8 has host bits set (did you mean fd00::/8?)',
+    'net.yaml:10:41: nodes[1].allowPlain[2]: bad prefix length in "2001:db8::/129"',
   ]);
 });
 
