@@ -12,6 +12,7 @@
         "src/esp.c",
         "src/gro.c",
         "src/gso.c",
+        "src/ipv6.c",
         "src/replay.c",
         "src/table.c",
         "src/udp.c",

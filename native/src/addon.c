@@ -17,6 +17,8 @@
 #include "executor.h"
 #include "gro.h"
 #include "gso.h"
+#include "ipv6.h"
+#include "uso.h"
 #include "datapath.h"
 
 #define CHECK(call)                                   \
@@ -128,6 +130,18 @@ static bool arg_executor(napi_env env, napi_value v, executor **ex) {
     return false;
   }
   *ex = p;
+  return true;
+}
+
+/* An IPv4 (4 bytes) or IPv6 (16 bytes) address; the length tells the family. */
+static bool arg_ip(napi_env env, napi_value v, int *family, uint8_t **addr) {
+  size_t len;
+  if (!arg_bytes(env, v, addr, &len)) return false;
+  if (len != 4 && len != 16) {
+    napi_throw_range_error(env, NULL, "an address is 4 (IPv4) or 16 (IPv6) bytes");
+    return false;
+  }
+  *family = len == 16 ? 6 : 4;
   return true;
 }
 
@@ -278,7 +292,7 @@ static napi_value verdict_value(napi_env env, int v, const exec_note *note) {
   napi_set_element(env, arr, 0, number(env, v));
   napi_set_element(env, arr, 1, bytes);
   napi_set_element(env, arr, 6, number(env, note->count));
-  if (v != V_FORWARD_PLAIN) {
+  if (v != V_FORWARD_PLAIN && v != V_FORWARD_PASS) {
     napi_create_bigint_uint64(env, note->seq, &seq);
     napi_set_element(env, arr, 2, number(env, note->vpn));
     napi_set_element(env, arr, 3, number(env, note->spi));
@@ -317,7 +331,7 @@ static napi_value process(napi_env env, napi_callback_info info) {
   return res;
 }
 
-/* processUdp(ex, srcAddr (4 bytes), srcPort, payload, now): as process() */
+/* processUdp(ex, srcAddr (4 or 16 bytes), srcPort, payload, now): as process() */
 static napi_value process_udp(napi_env env, napi_callback_info info) {
   ARGS(5);
   executor *ex;
@@ -325,14 +339,15 @@ static napi_value process_udp(napi_env env, napi_callback_info info) {
   uint32_t port;
   size_t len;
   double now;
-  if (!arg_executor(env, argv[0], &ex) || !arg_fixed_bytes(env, argv[1], 4, &src) || !arg_u32(env, argv[2], &port) ||
+  int family;
+  if (!arg_executor(env, argv[0], &ex) || !arg_ip(env, argv[1], &family, &src) || !arg_u32(env, argv[2], &port) ||
       !arg_bytes(env, argv[3], &data, &len) || !arg_double(env, argv[4], &now))
     return NULL;
   if (port > 65535) return throw_msg(env, "port must be 0..65535");
   uint8_t *out = malloc(len + 1);
   if (!out) return throw_msg(env, "out of memory");
   exec_note note;
-  int v = exec_process_udp(ex, src, (uint16_t)port, data, len, now, out, &note);
+  int v = exec_process_udp(ex, family, src, (uint16_t)port, data, len, now, out, &note);
   napi_value res = verdict_value(env, v, &note);
   free(out);
   return res;
@@ -368,46 +383,58 @@ static napi_value install_tunnel_tx(napi_env env, napi_callback_info info) {
   uint16_t lport, rport;
   double next, soft;
   char peer[ID_NAME_MAX + 1];
+  int lfam, rfam;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
       !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
-      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_fixed_bytes(env, argv[6], 4, &laddr) ||
-      !arg_port(env, argv[7], &lport) || !arg_fixed_bytes(env, argv[8], 4, &raddr) || !arg_port(env, argv[9], &rport) ||
+      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_ip(env, argv[6], &lfam, &laddr) ||
+      !arg_port(env, argv[7], &lport) || !arg_ip(env, argv[8], &rfam, &raddr) || !arg_port(env, argv[9], &rport) ||
       !arg_double(env, argv[10], &next) || !arg_double(env, argv[11], &soft))
     return NULL;
+  if (lfam != rfam) return throw_msg(env, "local and remote addresses must be of one family");
   if (peer_len == 0) return throw_msg(env, "peer must not be empty");
   if (!(next >= 1 && next <= 4294967295.0) || next != (double)(uint64_t)next)
     return throw_msg(env, "nextSeq must be in 1..2^32-1");
   if (!(soft >= 1 && soft <= 4294967296.0) || soft != (double)(uint64_t)soft)
     return throw_msg(env, "softSeqLimit must be in 1..2^32");
-  return install_result(env, exec_install_tunnel_tx(ex, spi, vpn, peer, peer_len, key, keylen, salt, laddr, lport, raddr,
-                                                    rport, (uint64_t)next, (uint64_t)soft));
+  return install_result(env, exec_install_tunnel_tx(ex, spi, vpn, peer, peer_len, key, keylen, salt, lfam, laddr, lport,
+                                                    raddr, rport, (uint64_t)next, (uint64_t)soft));
 }
 
 /* installTunnelRx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort,
- *                 ranges: Uint32Array (local pairs then remote pairs), nLocal, window) */
+ *                 ranges: Uint8Array of 33-byte selectors (family, start (16), end (16); IPv4 in the first 4
+ *                 bytes), local ones then remote ones, nLocal, window) */
+#define RANGE_BYTES 33
 static napi_value install_tunnel_rx(napi_env env, napi_callback_info info) {
   ARGS(13);
   executor *ex;
   uint32_t spi, vpn, nlocal, window;
-  uint8_t *key, *salt, *laddr, *raddr;
-  size_t keylen, peer_len, nr, off;
+  uint8_t *key, *salt, *laddr, *raddr, *rp;
+  size_t keylen, peer_len, nr;
   uint16_t lport, rport;
   char peer[ID_NAME_MAX + 1];
-  napi_typedarray_type t;
-  void *rp;
-  napi_value ab;
+  int lfam, rfam;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
       !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
-      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_fixed_bytes(env, argv[6], 4, &laddr) ||
-      !arg_port(env, argv[7], &lport) || !arg_fixed_bytes(env, argv[8], 4, &raddr) || !arg_port(env, argv[9], &rport) ||
-      !arg_u32(env, argv[11], &nlocal) || !arg_u32(env, argv[12], &window))
+      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_ip(env, argv[6], &lfam, &laddr) ||
+      !arg_port(env, argv[7], &lport) || !arg_ip(env, argv[8], &rfam, &raddr) || !arg_port(env, argv[9], &rport) ||
+      !arg_bytes(env, argv[10], &rp, &nr) || !arg_u32(env, argv[11], &nlocal) || !arg_u32(env, argv[12], &window))
     return NULL;
-  if (napi_get_typedarray_info(env, argv[10], &t, &nr, &rp, &ab, &off) != napi_ok || t != napi_uint32_array || nr % 2 ||
-      nlocal > nr / 2)
-    return throw_msg(env, "ranges must be a Uint32Array of [start, end] pairs");
+  if (nr % RANGE_BYTES || nlocal > nr / RANGE_BYTES || nr / RANGE_BYTES > 8192)
+    return throw_msg(env, "ranges must hold 33-byte selectors");
+  if (lfam != rfam) return throw_msg(env, "local and remote addresses must be of one family");
   if (peer_len == 0) return throw_msg(env, "peer must not be empty");
-  return install_result(env, exec_install_tunnel_rx(ex, spi, vpn, peer, peer_len, key, keylen, salt, laddr, lport, raddr,
-                                                    rport, rp, nlocal, (uint32_t)(nr / 2 - nlocal), window));
+  size_t n = nr / RANGE_BYTES;
+  tunnel_range *ranges = calloc(n ? n : 1, sizeof *ranges);
+  if (!ranges) return throw_msg(env, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    ranges[i].family = rp[i * RANGE_BYTES];
+    memcpy(ranges[i].start, rp + i * RANGE_BYTES + 1, 16);
+    memcpy(ranges[i].end, rp + i * RANGE_BYTES + 17, 16);
+  }
+  int r = exec_install_tunnel_rx(ex, spi, vpn, peer, peer_len, key, keylen, salt, lfam, laddr, lport, raddr, rport,
+                                 ranges, nlocal, (uint32_t)(n - nlocal), window);
+  free(ranges);
+  return install_result(env, r);
 }
 
 static napi_value remove_tunnel_tx(napi_env env, napi_callback_info info) {
@@ -451,16 +478,39 @@ static napi_value tunnel_tx_stats(napi_env env, napi_callback_info info) {
   return stats_pair(env, st, TUNNEL_TX_STATS, peer);
 }
 
-/* tunnelRxStats(ex, spi): [Float64Array (TUNNEL_RX_STATS), peer] | undefined */
+/* tunnelRxStats(ex, spi): [Float64Array (TUNNEL_RX_STATS), peer, last source address] | undefined */
 static napi_value tunnel_rx_stats(napi_env env, napi_callback_info info) {
   ARGS(2);
   executor *ex;
   uint32_t spi;
   double st[TUNNEL_RX_STATS];
   char peer[ID_NAME_MAX + 1];
+  uint8_t last[16];
+  napi_value res, addr;
+  void *copy;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
-  if (!exec_tunnel_rx_stats(ex, spi, st, peer)) return undefined(env);
-  return stats_pair(env, st, TUNNEL_RX_STATS, peer);
+  if (!exec_tunnel_rx_stats(ex, spi, st, peer, last)) return undefined(env);
+  res = stats_pair(env, st, TUNNEL_RX_STATS, peer);
+  CHECK(napi_create_buffer_copy(env, st[8] == 6 ? 16 : 4, last, &copy, &addr));
+  napi_set_element(env, res, 2, addr);
+  return res;
+}
+
+/* ipv6Walk(packet): [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later),
+ * extLength, neverIntercepted (0/1), total] | undefined when malformed. For the tests. */
+static napi_value ipv6_walk(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *data;
+  size_t len;
+  ipv6_info ip;
+  napi_value arr;
+  if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
+  if (ipv6_parse(data, len, &ip) != 0) return undefined(env);
+  double vals[6] = {ip.upper_proto, ip.has_upper ? (double)ip.upper_off : -1, ip.fragment, (double)ip.ext_len,
+                    ipv6_never_intercepted(data, &ip), (double)ip.tot};
+  CHECK(napi_create_array_with_length(env, 6, &arr));
+  for (uint32_t i = 0; i < 6; i++) napi_set_element(env, arr, i, number(env, vals[i]));
+  return arr;
 }
 
 /* pathStats(ex, family, local, remote): Float64Array [packets, bytes, lastUsed] | undefined */
@@ -953,6 +1003,66 @@ static double mono_ns(void) {
 
 /* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
  * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
+/* usoCoalesce(packets): the frames (vnet header + packet) the datapath writes for these group ESP-in-UDP
+ * packets, in order: UDP GSO super-packets for runs, plain frames for the rest. For the tests. */
+static void uso_collect_single(void *ctx, uint8_t *pkt, size_t len) {
+  memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
+  collect_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+}
+
+static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t n;
+  napi_value arr;
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  uso_batch b;
+  if (uso_init(&b) != 0) return throw_msg(env, "out of memory");
+  napi_create_array(env, &arr);
+  frame_collect c = {env, arr, 0, 0};
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    uint8_t *data;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
+      uso_free(&b);
+      return NULL;
+    }
+    /* Only what the executor makes: IP + UDP + ESP within one frame. */
+    if (len < 48 || len > 65535) continue;
+    uso_add(&b, data, len, collect_frame, uso_collect_single, &c);
+  }
+  uso_flush(&b, collect_frame, uso_collect_single, &c);
+  uso_free(&b);
+  if (c.failed) return throw_last(env);
+  return arr;
+}
+
+/* espSplit(frame): the segments of a UDP GSO super-packet of group ESP, split in place as the
+ * datapath does on the outside; null when it is not one. For the tests. */
+static napi_value esp_split(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint8_t *data;
+  size_t len, hlen;
+  napi_value arr, nul;
+  vnet_hdr h;
+  if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
+  napi_get_null(env, &nul);
+  if (len < VNET_HDR_LEN || len > VNET_HDR_LEN + 65535) return nul;
+  vnet_read(&h, data);
+  uint8_t *frame = malloc(len);
+  if (!frame) return throw_msg(env, "out of memory");
+  memcpy(frame, data, len);
+  uint8_t *pkt = frame + VNET_HDR_LEN;
+  napi_create_array(env, &arr);
+  seg_collect c = {env, arr, 0, 0};
+  napi_value res = nul;
+  if (gso_is_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, &hlen))
+    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect_segment, &c) < 0 ? nul : arr;
+  free(frame);
+  if (c.failed) return throw_last(env);
+  return res;
+}
+
 static napi_value esp_bench(napi_env env, napi_callback_info info) {
   ARGS(2);
   uint32_t size, count;
@@ -1056,6 +1166,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"vnetFrame", NULL, vnet_frame, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"usoCoalesce", NULL, uso_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"espSplit", NULL, esp_split, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ipv6Walk", NULL, ipv6_walk, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nowMs", NULL, now_ms_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kernelPathMtu", NULL, kernel_path_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -26,6 +26,7 @@
 #include "gro.h"
 #include "gso.h"
 #include "ip.h"
+#include "ipv6.h"
 #include "udp.h"
 #include "uso.h"
 
@@ -348,7 +349,7 @@ static void udp_account(dp_queue *q) {
 }
 
 static void egress_or_tun(dp_queue *q, uint8_t *pkt, size_t len) {
-  if (q->eg) {
+  if (q->eg && pkt[0] >> 4 == 4) {
     egress_add(q->eg, pkt, len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
   } else {
     memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
@@ -394,12 +395,13 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
      * super-packet, or the fragments of one packet without DF); raw ESP goes out one by one. */
     uint8_t *out = (uint8_t *)note.out, *end = out + note.out_len;
     for (uint32_t i = 0; i < note.count && end - out >= 20; i++) {
-      size_t n = rd16(out + 2);
-      if (q->uso_ok && out[9] == IPPROTO_UDP_) {
+      int v6 = out[0] >> 4 == 6;
+      size_t n = v6 ? IPV6_HDR_LEN + (size_t)rd16(out + 4) : rd16(out + 2);
+      if (q->uso_ok && out[v6 ? 6 : 9] == IPPROTO_UDP_) {
         uso_add(&q->uso, out, n, uso_write, uso_single, q);
       } else {
         if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
-        if (q->eg)
+        if (q->eg && !v6)
           egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
         else
           write_packet(q, out, n);
@@ -408,7 +410,8 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
     }
   } else if (v >= V_FORWARD_PLAIN) {
     uint8_t *out = (uint8_t *)note.out;
-    if (v == V_FORWARD_ENCRYPT && q->eg) {
+    /* The raw socket is IPv4: raw ESP over IPv6 goes through the TUN. */
+    if (v == V_FORWARD_ENCRYPT && q->eg && out[0] >> 4 == 4) {
       egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
     } else if (v == V_FORWARD_TUNNEL_ENCRYPT) {
       /* From this gateway's own address: only the tunnel port can send it (a TUN write of a
@@ -518,7 +521,7 @@ static void handle_one_datagram(dp_queue *q, const struct sockaddr_in *from, con
   exec_note note;
   stat_add(dp, DP_UDP_RX, 1);
   stat_add(dp, DP_UDP_RX_BYTES, len);
-  int v = exec_process_udp(dp->ex, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
+  int v = exec_process_udp(dp->ex, 4, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
                            q->obuf + VNET_HDR_LEN, &note);
   if (v == V_FORWARD_TUNNEL_DECRYPT) {
     uint8_t *out = (uint8_t *)note.out;

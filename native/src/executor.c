@@ -247,11 +247,11 @@ int exec_remove_rx(executor *ex, uint32_t spi) {
 /* ---- tunnel SAs ---- */
 
 int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
-                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, uint64_t next_seq, uint64_t soft) {
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
+                           uint16_t lport, const uint8_t *raddr, uint16_t rport, uint64_t next_seq, uint64_t soft) {
   uint8_t k[4];
   if (spi == 0 || vpn == 0 || next_seq == 0 || next_seq > 0xffffffffULL || soft == 0 || soft > 0x100000000ULL ||
-      lport == 0 || rport == 0 || (keylen != 16 && keylen != 32))
+      lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || (family != 4 && family != 6))
     return -2;
   ttxsa *s = calloc(1, sizeof *s);
   if (!s) return -1;
@@ -261,8 +261,9 @@ int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char 
   }
   s->spi = spi;
   s->vpn = vpn;
-  memcpy(s->laddr, laddr, 4);
-  memcpy(s->raddr, raddr, 4);
+  s->family = family;
+  memcpy(s->laddr, laddr, family == 6 ? 16 : 4);
+  memcpy(s->raddr, raddr, family == 6 ? 16 : 4);
   s->lport = lport;
   s->rport = rport;
   s->next_seq = next_seq;
@@ -305,18 +306,20 @@ int exec_remove_tunnel_tx(executor *ex, uint32_t spi) {
 }
 
 int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
-                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, const uint32_t *ranges,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
+                           uint16_t lport, const uint8_t *raddr, uint16_t rport, const tunnel_range *ranges,
                            uint32_t nlocal, uint32_t nremote, uint32_t window) {
   uint8_t k[4];
   if (spi == 0 || vpn == 0 || lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || window < 64 ||
-      window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 || nremote > 4096)
+      window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 || nremote > 4096 || (family != 4 && family != 6))
     return -2;
-  for (uint32_t i = 0; i < nlocal + nremote; i++)
-    if (ranges[2 * i] > ranges[2 * i + 1]) return -2;
+  for (uint32_t i = 0; i < nlocal + nremote; i++) {
+    size_t alen = ranges[i].family == 6 ? 16 : 4;
+    if ((ranges[i].family != 4 && ranges[i].family != 6) || memcmp(ranges[i].start, ranges[i].end, alen) > 0) return -2;
+  }
   ttrxsa *s = calloc(1, sizeof *s);
   if (!s) return -1;
-  size_t rbytes = (size_t)(nlocal + nremote) * 2 * sizeof(uint32_t);
+  size_t rbytes = (size_t)(nlocal + nremote) * sizeof(tunnel_range);
   s->ranges = malloc(rbytes ? rbytes : 1);
   if (!s->ranges || aead_init_key(&s->a, key, keylen, salt, 0) != 0) {
     free(s->ranges);
@@ -328,8 +331,9 @@ int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char 
   s->nremote = nremote;
   s->spi = spi;
   s->vpn = vpn;
-  memcpy(s->laddr, laddr, 4);
-  memcpy(s->raddr, raddr, 4);
+  s->family = family;
+  memcpy(s->laddr, laddr, family == 6 ? 16 : 4);
+  memcpy(s->raddr, raddr, family == 6 ? 16 : 4);
   s->lport = lport;
   s->rport = rport;
   replay_init(&s->w, window);
@@ -354,7 +358,8 @@ int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char 
     s->auth_failures = old->auth_failures;
     s->selector_drops = old->selector_drops;
     s->last_used = old->last_used;
-    s->last_src = old->last_src;
+    s->last_family = old->last_family;
+    memcpy(s->last_src, old->last_src, 16);
     s->last_port = old->last_port;
     id_release(ex, old->peer);
   }
@@ -375,11 +380,11 @@ int exec_remove_tunnel_rx(executor *ex, uint32_t spi) {
   return old ? 1 : 0;
 }
 
-int exec_process_udp(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *payload, size_t len,
+int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *payload, size_t len,
                      double now, uint8_t *out, exec_note *note) {
   note->count = 1;
   pthread_mutex_lock(&ex->lock);
-  int v = exec_tunnel_decrypt(ex, src, sport, payload, len, now, out, note);
+  int v = exec_tunnel_decrypt(ex, family, src, sport, payload, len, now, out, note);
   if (v < C_COUNT) ex->counters[v]++;
   pthread_mutex_unlock(&ex->lock);
   return v;
@@ -403,7 +408,8 @@ int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double o[TUNNEL_TX_STATS], 
   return t != NULL;
 }
 
-int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]) {
+int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1],
+                         uint8_t last_src[16]) {
   uint8_t k[4];
   u32_key(k, spi);
   pthread_mutex_lock(&ex->lock);
@@ -417,20 +423,68 @@ int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], 
     o[5] = (double)t->replay_drops;
     o[6] = (double)t->auth_failures;
     o[7] = (double)t->selector_drops;
-    o[8] = t->last_src;
+    o[8] = t->last_family;
     o[9] = t->last_port;
+    memcpy(last_src, t->last_src, 16);
     memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
   }
   pthread_mutex_unlock(&ex->lock);
   return t != NULL;
 }
 
+static int forward_plain(executor *ex, uint8_t *pkt, size_t len, exec_note *note) {
+  note->out = pkt;
+  note->out_len = len;
+  ex->counters[C_PLAIN_PACKETS]++;
+  ex->counters[C_PLAIN_BYTES] += len;
+  return V_FORWARD_PLAIN;
+}
+
+/* Steps 1 and 2 of docs/executor.md for either family: -1 and the packet's description, or a verdict
+ * (malformed, never intercepted, search). */
+static int classify(executor *ex, uint8_t *pkt, size_t len, ipv4_info *ip, ipv6_info *ip6, exec_note *note) {
+  if (len && pkt[0] >> 4 == 6) {
+    if (ipv6_parse(pkt, len, ip6) != 0) return C_DROP_BAD_IPV6;
+    /* What the link needs (neighbour discovery, MLD, link-local traffic) passes untouched. */
+    if (ipv6_never_intercepted(pkt, ip6)) {
+      note->out = pkt;
+      note->out_len = len;
+      ex->counters[C_PASS_PACKETS]++;
+      ex->counters[C_PASS_BYTES] += len;
+      return V_FORWARD_PASS;
+    }
+    return is_search6(pkt, ip6) ? C_PUNT_SEARCH : -1;
+  }
+  if (parse_ipv4(pkt, len, ip) != 0) return C_DROP_MALFORMED;
+  return is_search(pkt, ip) ? C_PUNT_SEARCH : -1;
+}
+
+static void inner_of(const uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, inner_info *in) {
+  if (pkt[0] >> 4 == 6) {
+    in->family = 6;
+    in->tot = ip6->tot;
+    in->tclass = ipv6_tclass(pkt);
+    in->df = 1;
+    in->tcp_syn_room = ip6->upper_proto == IPPROTO_TCP_ && ip6->has_upper && ip6->fragment == V6_FRAG_NONE &&
+                       ip6->tot >= ip6->upper_off + 20;
+    in->tcp_off = ip6->upper_off;
+  } else {
+    in->family = 4;
+    in->tot = ip->tot;
+    in->tclass = pkt[1];
+    in->df = (ip->frag & IP_DF) != 0;
+    in->tcp_syn_room = ip->proto == IPPROTO_TCP_ && !(ip->frag & (IP_MF | IP_OFFMASK)) && ip->tot >= ip->ihl + 20;
+    in->tcp_off = ip->ihl;
+  }
+}
+
 static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out,
                           exec_note *note) {
   ipv4_info ip;
-  int v;
-  if (parse_ipv4(pkt, len, &ip) != 0) return C_DROP_MALFORMED;
-  if (is_search(pkt, &ip)) return C_PUNT_SEARCH;
+  ipv6_info ip6;
+  int v = classify(ex, pkt, len, &ip, &ip6, note);
+  if (v >= 0) return v;
+  int v6 = pkt[0] >> 4 == 6;
   rule *r = find_rule(ex, side, pkt);
   if (!r) return C_PUNT_MISS;
   switch (r->action) {
@@ -441,16 +495,17 @@ static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, doub
       return C_DROP_DISCARD;
     case ACT_PLAIN:
       rule_used(r, len, now);
-      note->out = pkt;
-      note->out_len = len;
-      ex->counters[C_PLAIN_PACKETS]++;
-      ex->counters[C_PLAIN_BYTES] += len;
-      return V_FORWARD_PLAIN;
+      return forward_plain(ex, pkt, len, note);
     default:
       if (r->tunnel >= 0) {
         /* Tunnel traffic from the peer arrives on the tunnel port (exec_process_udp). */
         if (side != SIDE_INSIDE) return C_DROP_UNSOLICITED_PLAIN;
-        v = exec_tunnel_encrypt(ex, r, pkt, len, &ip, out, note, now);
+        inner_info in;
+        inner_of(pkt, &ip, &ip6, &in);
+        v = exec_tunnel_encrypt(ex, r, pkt, len, &in, out, note, now);
+      } else if (v6) {
+        v = side == SIDE_INSIDE ? exec_encrypt6(ex, r, pkt, len, &ip6, out, note)
+                                : exec_decrypt6(ex, r, pkt, len, &ip6, out, note);
       } else {
         v = side == SIDE_INSIDE ? exec_encrypt(ex, r, pkt, len, &ip, out, note) : exec_decrypt(ex, r, pkt, len, &ip, out, note);
       }
@@ -473,11 +528,21 @@ int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, u
 int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, double now, uint32_t segments,
                    uint64_t bytes) {
   ipv4_info ip;
-  int fwd = 0;
-  if (parse_ipv4(pkt, len, &ip) != 0 || is_search(pkt, &ip)) return 0;
+  ipv6_info ip6;
+  int fwd = 0, link = 0;
+  if (len && pkt[0] >> 4 == 6) {
+    if (ipv6_parse(pkt, len, &ip6) != 0 || is_search6(pkt, &ip6)) return 0;
+    link = ipv6_never_intercepted(pkt, &ip6);
+  } else if (parse_ipv4(pkt, len, &ip) != 0 || is_search(pkt, &ip)) {
+    return 0;
+  }
   pthread_mutex_lock(&ex->lock);
-  rule *r = find_rule(ex, side, pkt);
-  if (r && r->action == ACT_PLAIN) {
+  rule *r = link ? NULL : find_rule(ex, side, pkt);
+  if (link) {
+    ex->counters[C_PASS_PACKETS] += segments;
+    ex->counters[C_PASS_BYTES] += bytes;
+    fwd = 1;
+  } else if (r && r->action == ACT_PLAIN) {
     r->packets += segments;
     r->bytes += bytes;
     r->last_used = now;

@@ -1,4 +1,4 @@
-/* The executor: the key-table entries the core installed, applied to one IPv4 packet at a time
+/* The executor: the key-table entries the core installed, applied to one IPv4 or IPv6 packet at a time
  * (docs/executor.md). Native so the TUN reader thread can run every packet through it without
  * a JavaScript call per packet (dataplane.md: ~119 k packets/s with JS in the loop, and the GSO
  * path needs segmentation + AES-GCM in the same thread to reach several Gbit/s).
@@ -30,6 +30,7 @@ enum {
   C_DROP_TUNNEL_KEEPALIVE,
   C_DROP_TUNNEL_SEQ_EXHAUSTED,
   C_DROP_TUNNEL_DUMMY,
+  C_DROP_BAD_IPV6, /* an IPv6 packet whose fixed header or extension-header chain is malformed */
   C_PUNT_SEARCH,
   C_PUNT_MISS,
   C_PUNT_PENDING,
@@ -47,6 +48,8 @@ enum {
   C_TUNNEL_DECRYPT_PACKETS,
   C_TUNNEL_DECRYPT_BYTES,
   C_ENCRYPT_FRAGMENTS, /* ESP packets that carry a fragment the executor made (no DF, larger than the path) */
+  C_PASS_PACKETS, /* IPv6 the link needs, passed untouched (never intercepted) */
+  C_PASS_BYTES,
   C_COUNT
 };
 #define V_FIRST_PUNT C_PUNT_SEARCH
@@ -56,12 +59,14 @@ enum {
   V_FORWARD_ENCRYPT = 101,
   V_FORWARD_DECRYPT = 102,
   V_FORWARD_TUNNEL_ENCRYPT = 103, /* out: outer IPv4 + UDP + ESP, for the tunnel socket */
-  V_FORWARD_TUNNEL_DECRYPT = 104  /* out: the inner IPv4 packet, for the inside */
+  V_FORWARD_TUNNEL_DECRYPT = 104, /* out: the inner IPv4 or IPv6 packet, for the inside */
+  V_FORWARD_PASS = 105            /* IPv6 the link needs: out = the packet as it came */
 };
 
 /* Largest growth in tunnel mode: outer IPv4 (20) + UDP (8) + ESP header and IV (16) + padding (3)
- * + pad length and next header (2) + ICV (16). */
+ * + pad length and next header (2) + ICV (16); 20 more with an outer IPv6 header. */
 #define TUNNEL_OVERHEAD_MAX 65
+#define TUNNEL6_OVERHEAD_MAX 85
 /* Group ESP in UDP (the default encapsulation): a UDP header, port 4500 to 4500, between the IP
  * header and ESP, so that a run of them can travel as one UDP GSO super-packet (docs/dataplane.md).
  * Raw ESP (protocol 50) stays selectable per VPN; receivers accept both. */
@@ -72,11 +77,15 @@ enum { ENCAP_UDP = 0, ENCAP_ESP = 1 };
  * around the whole inner packet (8 less for raw ESP); a packet larger than the path is fragmented
  * first, into at most EXEC_MAX_FRAGMENTS ESP packets. */
 #define CARRIED_OVERHEAD_MAX 65
+/* The IPv6 carried form (inner next header 4 or 41): outer IPv6 (40) + UDP (8) + ESP (37). IPv6 is
+ * never fragmented by the executor: too big is answered with Packet Too Big by the core. */
+#define CARRIED6_OVERHEAD_MAX 85
 #define EXEC_MAX_FRAGMENTS 64
 /* Room the caller's out buffer needs beyond the input length: the most fragments, each with the
  * carried overhead and a copy of the inner header (at most 60 bytes). */
 #define EXEC_OUT_EXTRA (EXEC_MAX_FRAGMENTS * (CARRIED_OVERHEAD_MAX + 60))
 #define TUNNEL_HDR_LEN 28 /* outer IPv4 (20) + UDP (8) */
+#define TUNNEL6_HDR_LEN 48 /* outer IPv6 (40) + UDP (8) */
 #define TUNNEL_WINDOW_MAX 4096
 
 #define ID_NAME_MAX 63
@@ -114,34 +123,41 @@ int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
                     size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor);
 int exec_remove_rx(executor *ex, uint32_t spi);
 
-/* Tunnel mode (IKE Child SAs, ESP in UDP). Addresses are IPv4 (4 bytes), ports host order.
- * A sending SA's reinstall keeps the larger sequence number and the counters; a receiving SA's keeps
- * its replay window (size included) and counters. ranges: nlocal then nremote inclusive
- * [start, end] pairs of IPv4 addresses as host-order integers. */
+/* A traffic selector: an inclusive range of addresses of one family (IPv4 in the first 4 bytes). */
+typedef struct {
+  uint8_t family;
+  uint8_t start[16], end[16];
+} tunnel_range;
+
+/* Tunnel mode (IKE Child SAs, ESP in UDP). The outer addresses are of one family (4: 4 bytes, 6: 16
+ * bytes); ports host order. A sending SA's reinstall keeps the larger sequence number and the
+ * counters; a receiving SA's keeps its replay window (size included) and counters. ranges: nlocal
+ * then nremote selectors. */
 int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
-                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, uint64_t next_seq, uint64_t soft);
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
+                           uint16_t lport, const uint8_t *raddr, uint16_t rport, uint64_t next_seq, uint64_t soft);
 int exec_remove_tunnel_tx(executor *ex, uint32_t spi);
 int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], const uint8_t laddr[4],
-                           uint16_t lport, const uint8_t raddr[4], uint16_t rport, const uint32_t *ranges,
+                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
+                           uint16_t lport, const uint8_t *raddr, uint16_t rport, const tunnel_range *ranges,
                            uint32_t nlocal, uint32_t nremote, uint32_t window);
 int exec_remove_tunnel_rx(executor *ex, uint32_t spi);
 
-/* One UDP datagram received on the tunnel port from src:sport (payload = UDP payload). out must
- * hold len bytes. Returns V_FORWARD_TUNNEL_DECRYPT (note->out = the inner packet) or a drop/punt
- * counter index (C_PUNT_IKE, C_PUNT_UNKNOWN_SPI, C_DROP_TUNNEL_KEEPALIVE, ...). */
-int exec_process_udp(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *payload, size_t len,
+/* One UDP datagram received on the tunnel port from src:sport (family 4: 4 bytes, 6: 16 bytes;
+ * payload = UDP payload). out must hold len bytes. Returns V_FORWARD_TUNNEL_DECRYPT (note->out =
+ * the inner packet) or a drop/punt counter index (C_PUNT_IKE, C_PUNT_UNKNOWN_SPI, ...). */
+int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *payload, size_t len,
                      double now, uint8_t *out, exec_note *note);
 
 /* Per-SA statistics; 1 when the SA exists. peer receives the peer id (NUL-terminated).
  * tx: vpn, packets, bytes, last used, next seq, soft limit.
  * rx: vpn, packets, bytes, last used, highest seq, replay drops, auth failures, selector drops,
- *     last source address (host-order integer), last source port (0: none yet). */
+ *     last source family (0: none yet), last source port; last_src receives its address. */
 #define TUNNEL_TX_STATS 6
 #define TUNNEL_RX_STATS 10
 int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double out[TUNNEL_TX_STATS], char peer[ID_NAME_MAX + 1]);
-int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double out[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1]);
+int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double out[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1],
+                         uint8_t last_src[16]);
 
 /* Processes one packet. pkt may be modified in place (MSS clamping). out must hold len +
  * EXEC_OUT_EXTRA bytes. Returns a V_FORWARD_* code (note filled) or a drop/punt counter index.

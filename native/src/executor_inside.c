@@ -169,46 +169,106 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
 }
 
 
-/* Outbound tunnel mode: the whole inner packet (fragments too) becomes outer IPv4 + UDP + ESP
- * (docs/executor.md, "Tunnel mode"). */
-int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+/* Group ESP over IPv6 (docs/executor.md). The transport form keeps the fixed header and seals
+ * everything after it (extension headers included). The carried form, for inner next header 4 or 41
+ * (whose transport form would read as the carried form), puts an outer IPv6 header (traffic class,
+ * flow label, hop limit and addresses of the inner packet) around the whole packet, ESP next header
+ * 41. IPv6 is never fragmented here: too big is punted, and the core answers Packet Too Big. */
+int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out, exec_note *note) {
+  uint8_t k[4];
+  u32_key(k, r->vpn);
+  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  if (!tx || tx->next_seq == 0) return C_DROP_NO_SA;
+  int carried = ip->nh == IPPROTO_IPIP_ || ip->nh == IPPROTO_IPV6_;
+  size_t udp = tx->udp;
+  const uint8_t *body = carried ? pkt : pkt + IPV6_HDR_LEN;
+  size_t blen = carried ? ip->tot : ip->tot - IPV6_HDR_LEN, esplen = esp_sealed_len(blen);
+  size_t grown = IPV6_HDR_LEN + udp + esplen;
+  if (udp + esplen > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
+  if (!carried && r->mtu >= 0 && ip->upper_proto == IPPROTO_TCP_ && ip->has_upper && ip->fragment == V6_FRAG_NONE &&
+      ip->tot >= ip->upper_off + 20)
+    clamp_mss(pkt + ip->upper_off, ip->tot - ip->upper_off,
+              (uint16_t)clamp_limit(r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp - 60));
+  uint64_t seq = tx->next_seq;
+  size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, body, blen, NULL, 0, carried ? IPPROTO_IPV6_ : ip->nh,
+                       out + IPV6_HDR_LEN + udp);
+  if (el == 0) return C_DROP_NO_SA;
+  tx->next_seq = seq + 1;
+  memcpy(out, pkt, IPV6_HDR_LEN);
+  out[6] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
+  wr16(out + 4, (uint16_t)(udp + el));
+  if (udp) {
+    udp_encap_header(out + IPV6_HDR_LEN, el);
+    ipv6_udp_checksum(out, out + IPV6_HDR_LEN, udp + el);
+  }
+  note->out = out;
+  note->out_len = IPV6_HDR_LEN + udp + el;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = seq;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  return V_FORWARD_ENCRYPT;
+}
+
+/* Outbound tunnel mode: the whole inner packet (IPv4 or IPv6, fragments too) becomes an outer IPv4 or
+ * IPv6 header + UDP + ESP (docs/executor.md, "Tunnel mode"). */
+int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const inner_info *in, uint8_t *out,
                         exec_note *note, double now) {
   uint8_t k[4];
   u32_key(k, (uint32_t)r->tunnel);
   ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
   if (!t) return C_DROP_NO_SA;
   if (t->next_seq > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
-  size_t tot = ip->tot;
+  int v6 = t->family == 6;
+  size_t tot = in->tot, hdr = v6 ? TUNNEL6_HDR_LEN : TUNNEL_HDR_LEN;
   size_t esplen = esp_sealed_len(tot);
-  size_t outlen = TUNNEL_HDR_LEN + esplen;
-  int df = (ip->frag & IP_DF) != 0;
-  if (outlen > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && df)) return C_PUNT_TOO_BIG;
-  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !(ip->frag & (IP_MF | IP_OFFMASK)) && tot >= ip->ihl + 20) {
-    int64_t limit = r->mtu - TUNNEL_OVERHEAD_MAX - 40;
-    clamp_mss(pkt + ip->ihl, tot - ip->ihl, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
+  size_t outlen = hdr + esplen;
+  if (outlen - (v6 ? IPV6_HDR_LEN : 0) > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && in->df))
+    return C_PUNT_TOO_BIG;
+  if (r->mtu >= 0 && in->tcp_syn_room) {
+    int64_t overhead = v6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX;
+    clamp_mss(pkt + in->tcp_off, tot - in->tcp_off,
+              (uint16_t)clamp_limit(r->mtu - overhead - (in->family == 6 ? 60 : 40)));
   }
   uint32_t seq = (uint32_t)t->next_seq;
-  if (esp_seal(&t->a, t->spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, 4, out + TUNNEL_HDR_LEN) == 0) return C_DROP_NO_SA;
+  uint8_t nh = in->family == 6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
+  if (esp_seal(&t->a, t->spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, nh, out + hdr) == 0) return C_DROP_NO_SA;
   t->next_seq++;
   t->packets++;
   t->bytes += tot;
   t->last_used = now;
-  /* Outer IPv4: TOS copied, id from the sequence number, DF copied, TTL 64, UDP. */
-  memset(out, 0, TUNNEL_HDR_LEN);
-  out[0] = 0x45;
-  out[1] = pkt[1] & 0xfc; /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back) */
-  wr16(out + 2, (uint16_t)outlen);
-  wr16(out + 4, (uint16_t)seq);
-  out[6] = df ? 0x40 : 0;
-  out[8] = 64;
-  out[9] = IPPROTO_UDP_;
-  memcpy(out + 12, t->laddr, 4);
-  memcpy(out + 16, t->raddr, 4);
-  ipv4_set_checksum(out, 20);
-  /* UDP: checksum 0 (RFC 3948 section 3.1). */
-  wr16(out + 20, t->lport);
-  wr16(out + 22, t->rport);
-  wr16(out + 24, (uint16_t)(8 + esplen));
+  /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back). */
+  uint8_t tc = in->tclass & 0xfc;
+  memset(out, 0, hdr);
+  uint8_t *u = out + hdr - 8;
+  if (v6) {
+    /* Outer IPv6: flow label 0, hop limit 64, UDP. */
+    out[0] = 0x60;
+    ipv6_set_tclass(out, tc);
+    wr16(out + 4, (uint16_t)(8 + esplen));
+    out[6] = IPPROTO_UDP_;
+    out[7] = 64;
+    memcpy(out + 8, t->laddr, 16);
+    memcpy(out + 24, t->raddr, 16);
+  } else {
+    /* Outer IPv4: id from the sequence number, DF copied (always for IPv6 inside), TTL 64, UDP. */
+    out[0] = 0x45;
+    out[1] = tc;
+    wr16(out + 2, (uint16_t)outlen);
+    wr16(out + 4, (uint16_t)seq);
+    out[6] = in->df ? 0x40 : 0;
+    out[8] = 64;
+    out[9] = IPPROTO_UDP_;
+    memcpy(out + 12, t->laddr, 4);
+    memcpy(out + 16, t->raddr, 4);
+    ipv4_set_checksum(out, 20);
+  }
+  wr16(u, t->lport);
+  wr16(u + 2, t->rport);
+  wr16(u + 4, (uint16_t)(8 + esplen));
+  /* UDP checksum: 0 over IPv4 (RFC 3948 section 3.1), computed over IPv6 (RFC 8200 section 8.1). */
+  if (v6) ipv6_udp_checksum(out, u, 8 + esplen);
   note->out = out;
   note->out_len = outlen;
   note->vpn = t->vpn;

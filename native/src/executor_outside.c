@@ -2,9 +2,10 @@
  * the tunnel port (docs/executor.md; see executor.h for why it is native). */
 #include "executor_state.h"
 
-static int in_ranges(const uint32_t *r, uint32_t n, uint32_t ip) {
+static int in_ranges(const tunnel_range *r, uint32_t n, int family, const uint8_t *addr) {
+  size_t alen = family == 6 ? 16 : 4;
   for (uint32_t i = 0; i < n; i++)
-    if (ip >= r[2 * i] && ip <= r[2 * i + 1]) return 1;
+    if (r[i].family == family && memcmp(addr, r[i].start, alen) >= 0 && memcmp(addr, r[i].end, alen) <= 0) return 1;
   return 0;
 }
 
@@ -60,19 +61,82 @@ int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ip
   note->vpn = rx->vpn;
   note->spi = spi;
   note->seq = seq;
-  memcpy(note->sender, ex->ids[rx->sender].name, (size_t)ex->ids[rx->sender].len + 1);
+  note_peer(ex, rx->sender, note);
   ex->counters[C_DECRYPT_PACKETS]++;
   ex->counters[C_DECRYPT_BYTES] += len;
   return V_FORWARD_DECRYPT;
 }
 
 
-int exec_tunnel_decrypt(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *d, size_t len, double now,
-                        uint8_t *out, exec_note *note) {
+/* Group ESP over IPv6: the transport form (fixed header kept, ESP right after it) or the carried
+ * form (ESP next header 41: the whole inner packet, for this path only). */
+int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out,
+                  exec_note *note) {
   uint8_t k[4];
+  uint32_t spi;
+  uint64_t seq;
   size_t plen;
   uint8_t nh;
+  /* Our ESP is never fragmented and has no extension headers before it. */
+  if (ip->fragment != V6_FRAG_NONE) return C_DROP_FRAGMENT;
+  if (ip->nh != IPPROTO_ESP_ && ip->nh != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
+  const uint8_t *esp = pkt + IPV6_HDR_LEN;
+  size_t elen = ip->tot - IPV6_HDR_LEN;
+  if (ip->nh == IPPROTO_UDP_) {
+    /* The UDP checksum is not verified: the ICV protects the content. */
+    if (elen < GROUP_UDP_HEADER || rd16(esp + 2) != GROUP_UDP_PORT) return C_DROP_UNSOLICITED_PLAIN;
+    if (rd16(esp + 4) != elen) return C_DROP_MALFORMED;
+    esp += GROUP_UDP_HEADER;
+    elen -= GROUP_UDP_HEADER;
+  }
+  if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
+  u32_key(k, spi);
+  rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
+  if (!rx) return C_PUNT_UNKNOWN_SPI;
+  if (rx->vpn != r->vpn) return C_DROP_VPN_MISMATCH;
+  if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
+  if (!replay_check(&rx->w, seq)) return C_DROP_REPLAY;
+  if (esp_open(&rx->a, esp, elen, ESP_AAD_ESN, out + IPV6_HDR_LEN, &plen, &nh) != 0) return C_DROP_AUTH_FAILED;
+  replay_accept(&rx->w, seq);
+  if (nh == IPPROTO_IPV6_) {
+    /* Carried form: a valid IPv6 packet of exactly the decrypted length between the outer addresses;
+     * it goes on with the outer traffic class and hop limit, as the transport form's header does. */
+    uint8_t *inner = out + IPV6_HDR_LEN;
+    if (plen < IPV6_HDR_LEN || inner[0] >> 4 != 6 || (size_t)rd16(inner + 4) + IPV6_HDR_LEN != plen ||
+        memcmp(inner + 8, pkt + 8, 32) != 0)
+      return C_DROP_MALFORMED;
+    memmove(out, inner, plen);
+    ipv6_set_tclass(out, ipv6_tclass(pkt));
+    out[7] = pkt[7];
+    note->out_len = plen;
+  } else if (nh == IPPROTO_IPIP_) {
+    return C_DROP_MALFORMED; /* never sent: IPv4 in IPv6 travels in the carried form */
+  } else {
+    memcpy(out, pkt, IPV6_HDR_LEN);
+    out[6] = nh;
+    wr16(out + 4, (uint16_t)plen);
+    note->out_len = IPV6_HDR_LEN + plen;
+  }
+  /* What an authenticated member sends is still walked before it goes on: never a malformed chain. */
+  ipv6_info in;
+  if (ipv6_parse(out, note->out_len, &in) != 0) return C_DROP_MALFORMED;
+  note->out = out;
+  note->vpn = rx->vpn;
+  note->spi = spi;
+  note->seq = seq;
+  note_peer(ex, rx->sender, note);
+  ex->counters[C_DECRYPT_PACKETS]++;
+  ex->counters[C_DECRYPT_BYTES] += len;
+  return V_FORWARD_DECRYPT;
+}
+
+int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *d, size_t len,
+                        double now, uint8_t *out, exec_note *note) {
+  uint8_t k[4];
+  size_t plen, tot;
+  uint8_t nh;
   ipv4_info ip;
+  ipv6_info ip6;
   if (len == 1 && d[0] == 0xff) return C_DROP_TUNNEL_KEEPALIVE;
   if (len < 4) return C_DROP_MALFORMED;
   uint32_t spi = rd32(d);
@@ -92,31 +156,42 @@ int exec_tunnel_decrypt(executor *ex, const uint8_t src[4], uint16_t sport, cons
   }
   /* Authenticated: the sequence number is spent whatever the content turns out to be. */
   replay_accept(&rx->w, seq);
-  rx->last_src = rd32(src);
+  rx->last_family = family;
+  memset(rx->last_src, 0, 16);
+  memcpy(rx->last_src, src, family == 6 ? 16 : 4);
   rx->last_port = sport;
-  if (nh == 59) return C_DROP_TUNNEL_DUMMY;
-  if (nh != 4 || parse_ipv4(out, plen, &ip) != 0) return C_DROP_MALFORMED;
-  uint32_t isrc = rd32(out + 12), idst = rd32(out + 16);
-  if (!in_ranges(rx->ranges + 2 * rx->nlocal, rx->nremote, isrc) || !in_ranges(rx->ranges, rx->nlocal, idst)) {
+  if (nh == IPPROTO_NONE_) return C_DROP_TUNNEL_DUMMY;
+  int inner;
+  if (nh == IPPROTO_IPIP_ && parse_ipv4(out, plen, &ip) == 0) {
+    inner = 4;
+    tot = ip.tot;
+  } else if (nh == IPPROTO_IPV6_ && ipv6_parse(out, plen, &ip6) == 0) {
+    inner = 6;
+    tot = ip6.tot;
+  } else {
+    return C_DROP_MALFORMED;
+  }
+  const uint8_t *isrc = out + (inner == 6 ? 8 : 12), *idst = out + (inner == 6 ? 24 : 16);
+  if (!in_ranges(rx->ranges + rx->nlocal, rx->nremote, inner, isrc) || !in_ranges(rx->ranges, rx->nlocal, inner, idst)) {
     rx->selector_drops++;
     return C_DROP_SELECTOR;
   }
   rule *r = find_rule(ex, SIDE_OUTSIDE, out);
   if (r) {
     if (r->action == ACT_DISCARD) {
-      rule_used(r, ip.tot, now);
+      rule_used(r, tot, now);
       return C_DROP_DISCARD;
     }
     if (r->action == ACT_ENCRYPT && r->vpn != rx->vpn) return C_DROP_VPN_MISMATCH;
     if (r->action == ACT_ENCRYPT && r->peer != rx->peer) return C_DROP_PEER_MISMATCH;
-    rule_used(r, ip.tot, now);
+    rule_used(r, tot, now);
   }
   rx->packets++;
-  rx->bytes += ip.tot;
+  rx->bytes += tot;
   rx->last_used = now;
   /* Only what the inner header covers goes on: the rest is TFC padding (RFC 4303 section 2.7). */
   note->out = out;
-  note->out_len = ip.tot;
+  note->out_len = tot;
   note->vpn = rx->vpn;
   note->spi = spi;
   note->seq = seq;

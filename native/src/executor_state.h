@@ -11,6 +11,7 @@
 #include "esp.h"
 #include "executor.h"
 #include "ip.h"
+#include "ipv6.h"
 #include "replay.h"
 #include "table.h"
 
@@ -52,7 +53,8 @@ typedef struct {
   tnode node; /* key: SPI */
   uint32_t spi, vpn;
   int32_t peer;
-  uint8_t laddr[4], raddr[4];
+  int family; /* of the outer header: 4 or 6 */
+  uint8_t laddr[16], raddr[16];
   uint16_t lport, rport;
   uint64_t next_seq; /* 2^32: exhausted */
   uint64_t soft;
@@ -65,15 +67,17 @@ typedef struct {
   tnode node; /* key: SPI */
   uint32_t spi, vpn;
   int32_t peer;
-  uint8_t laddr[4], raddr[4];
+  int family;
+  uint8_t laddr[16], raddr[16];
   uint16_t lport, rport;
   aead a;
   replay_window w; /* 64..4096 packets, 32-bit sequence numbers */
-  uint32_t *ranges; /* nlocal then nremote [start, end] pairs */
+  tunnel_range *ranges; /* nlocal then nremote */
   uint32_t nlocal, nremote;
   uint64_t packets, bytes, replay_drops, auth_failures, selector_drops;
   double last_used;
-  uint32_t last_src;
+  int last_family; /* 0: no datagram yet */
+  uint8_t last_src[16];
   uint16_t last_port;
 } ttrxsa;
 
@@ -125,13 +129,23 @@ static inline int is_search(const uint8_t *pkt, const ipv4_info *ip) {
   return (icmp[0] == 8 || icmp[0] == 0) && memcmp(icmp + 8, "KSRC", 4) == 0;
 }
 
+/* ICMPv6 echo request or reply (128, 129) whose data after identifier and sequence number starts
+ * with "KSRC", as in ICMP. */
+static inline int is_search6(const uint8_t *pkt, const ipv6_info *ip) {
+  if (ip->upper_proto != IPPROTO_ICMPV6_ || ip->fragment != V6_FRAG_NONE || ip->tot < ip->upper_off + 16) return 0;
+  const uint8_t *icmp = pkt + ip->upper_off;
+  return (icmp[0] == 128 || icmp[0] == 129) && memcmp(icmp + 8, "KSRC", 4) == 0;
+}
+
+/* The rule of a valid IPv4 or IPv6 packet (its version tells the family). */
 static inline rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
   uint8_t key[TABLE_KEY_MAX];
-  const uint8_t *src = pkt + 12, *dst = pkt + 16;
+  int v6 = pkt[0] >> 4 == 6;
+  const uint8_t *src = pkt + (v6 ? 8 : 12), *dst = pkt + (v6 ? 24 : 16);
   if (side == SIDE_INSIDE)
-    path_key(key, 4, src, dst);
+    path_key(key, v6 ? 6 : 4, src, dst);
   else
-    path_key(key, 4, dst, src);
+    path_key(key, v6 ? 6 : 4, dst, src);
   return (rule *)table_find(&ex->rules, key, TABLE_KEY_MAX);
 }
 
@@ -147,14 +161,27 @@ static inline void note_peer(executor *ex, int32_t id, exec_note *note) {
   memcpy(note->sender, ex->ids[id].name, (size_t)ex->ids[id].len + 1);
 }
 
+/* What tunnel mode needs of an inner packet of either family. */
+typedef struct {
+  int family;
+  size_t tot;
+  uint8_t tclass; /* v4 TOS, v6 traffic class */
+  int df;         /* v4: the DF flag; v6: always (routers never fragment IPv6) */
+  int tcp_syn_room; /* 1: an unfragmented TCP segment at tcp_off, MSS clamping applies */
+  size_t tcp_off;
+} inner_info;
+
 /* Packets from the inside (executor_inside.c): group ESP and tunnel mode. */
 int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note);
-int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out, exec_note *note);
+int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const inner_info *in, uint8_t *out,
                         exec_note *note, double now);
 /* Packets and datagrams from the outside (executor_outside.c). */
 int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
                  exec_note *note);
-int exec_tunnel_decrypt(executor *ex, const uint8_t src[4], uint16_t sport, const uint8_t *d, size_t len, double now,
-                        uint8_t *out, exec_note *note);
+int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out,
+                  exec_note *note);
+int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *d, size_t len,
+                        double now, uint8_t *out, exec_note *note);
 
 #endif

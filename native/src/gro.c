@@ -1,4 +1,4 @@
-/* Userspace GRO for TCP/IPv4 (see gro.h for why it is native). The merge rules follow what the
+/* Userspace GRO for TCP over IPv4 and IPv6 (see gro.h for why it is native). The merge rules follow what the
  * kernel's own GRO accepts, so the super-packet segments back into exactly the packets given:
  * same addresses, ports, IP header (but id/length/checksum), same TCP header but sequence number,
  * checksum and PSH; contiguous sequence numbers; equal segment sizes but the last; valid
@@ -40,7 +40,20 @@ void gro_free(gro_table *g) {
 }
 
 static uint64_t tcp_pseudo(const uint8_t *ip, size_t tcplen) {
+  if (ip[0] >> 4 == 6) return csum_add(0, ip + 8, 32) + IPPROTO_TCP_ + tcplen;
   return csum_add(0, ip + 12, 8) + IPPROTO_TCP_ + tcplen;
+}
+
+/* TCP right behind the IP header: IPv4 (not a fragment, total length = len) or IPv6 without
+ * extension headers (payload length = len - 40); ihl = the IP header's length. */
+static int tcp_ip(const uint8_t *p, size_t len, size_t *ihl) {
+  if (len >= 60 && p[0] >> 4 == 6) {
+    *ihl = 40;
+    return p[6] == IPPROTO_TCP_ && (size_t)rd16(p + 4) + 40 == len;
+  }
+  if (len < 40 || p[0] >> 4 != 4 || p[9] != IPPROTO_TCP_) return 0;
+  *ihl = (size_t)(p[0] & 15) * 4;
+  return *ihl >= 20 && rd16(p + 2) == len && !(rd16(p + 6) & (IP_MF | IP_OFFMASK)) && len >= *ihl + 20;
 }
 
 typedef struct {
@@ -49,12 +62,9 @@ typedef struct {
   uint8_t flags;
 } tcp4;
 
-/* A TCP/IPv4 segment with data that may be coalesced; 0 if not (then it is written as is). */
+/* A TCP segment with data that may be coalesced; 0 if not (then it is written as is). */
 static int candidate(const uint8_t *p, size_t len, tcp4 *t) {
-  if (len < 40 || p[0] >> 4 != 4 || p[9] != IPPROTO_TCP_) return 0;
-  t->ihl = (size_t)(p[0] & 15) * 4;
-  if (t->ihl < 20 || rd16(p + 2) != len || (rd16(p + 6) & (IP_MF | IP_OFFMASK))) return 0;
-  if (len < t->ihl + 20) return 0;
+  if (!tcp_ip(p, len, &t->ihl)) return 0;
   const uint8_t *th = p + t->ihl;
   t->thl = (size_t)(th[12] >> 4) * 4;
   if (t->thl < 20 || t->ihl + t->thl >= len) return 0; /* no data: ACKs go as they are */
@@ -67,11 +77,17 @@ static int candidate(const uint8_t *p, size_t len, tcp4 *t) {
 }
 
 static int same_flow(const uint8_t *a, size_t aihl, const uint8_t *b, size_t bihl) {
-  /* addresses and ports */
+  /* family, addresses and ports */
+  if (a[0] >> 4 != b[0] >> 4) return 0;
+  if (a[0] >> 4 == 6) return memcmp(a + 8, b + 8, 32) == 0 && memcmp(a + aihl, b + bihl, 4) == 0;
   return memcmp(a + 12, b + 12, 8) == 0 && memcmp(a + aihl, b + bihl, 4) == 0;
 }
 
-static int is_tcp4(const uint8_t *p, size_t len, size_t *ihl) {
+static int is_tcp(const uint8_t *p, size_t len, size_t *ihl) {
+  if (len >= 60 && p[0] >> 4 == 6) {
+    *ihl = 40;
+    return p[6] == IPPROTO_TCP_;
+  }
   if (len < 40 || p[0] >> 4 != 4 || p[9] != IPPROTO_TCP_) return 0;
   *ihl = (size_t)(p[0] & 15) * 4;
   return *ihl >= 20 && *ihl + 20 <= len && !(rd16(p + 6) & IP_OFFMASK);
@@ -88,15 +104,20 @@ static void flush_flow(gro_table *g, int i, gro_write_fn write, void *ctx) {
   if (f->segs == 1) {
     write_plain(p, f->len, write, ctx);
   } else {
-    wr16(p + 2, (uint16_t)f->len);
-    ipv4_set_checksum(p, f->ihl);
+    int v6 = p[0] >> 4 == 6;
+    if (v6) {
+      wr16(p + 4, (uint16_t)(f->len - 40));
+    } else {
+      wr16(p + 2, (uint16_t)f->len);
+      ipv4_set_checksum(p, f->ihl);
+    }
     /* Partial checksum, as the kernel's own GSO packets carry it: the pseudo-header sum for the
      * whole TCP length, not complemented; the kernel completes it per segment. */
     wr16(p + f->ihl + 16, csum_fold(tcp_pseudo(p, f->len - f->ihl)));
     uint8_t *h = f->buf;
     uint16_t hdr_len = (uint16_t)(f->ihl + f->thl), gso = (uint16_t)f->gso_size, start = (uint16_t)f->ihl, off = 16;
     h[0] = VNET_F_NEEDS_CSUM;
-    h[1] = VNET_GSO_TCPV4;
+    h[1] = v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
     memcpy(h + 2, &hdr_len, 2);
     memcpy(h + 4, &gso, 2);
     memcpy(h + 6, &start, 2);
@@ -120,8 +141,12 @@ static int mergeable(const gro_flow *f, const uint8_t *p, size_t len, const tcp4
   /* Only the last segment may be short: the previous one must have been full. */
   if ((f->len - f->ihl - f->thl) % f->gso_size != 0) return 0;
   if (f->len + t->payload > 65535) return 0;
-  /* IP header: all but length, id and checksum (options included). */
-  if (memcmp(q, p, 2) != 0 || memcmp(q + 6, p + 6, 4) != 0 || memcmp(q + 12, p + 12, f->ihl - 12) != 0) return 0;
+  /* IP header: all but length, id and checksum (options included); IPv6: all but the payload length. */
+  if (q[0] >> 4 == 6) {
+    if (memcmp(q, p, 4) != 0 || memcmp(q + 6, p + 6, 34) != 0) return 0;
+  } else if (memcmp(q, p, 2) != 0 || memcmp(q + 6, p + 6, 4) != 0 || memcmp(q + 12, p + 12, f->ihl - 12) != 0) {
+    return 0;
+  }
   /* TCP header: ports, ack, data offset, flags but PSH, window, urgent pointer, options. */
   if (memcmp(qt, pt, 4) != 0 || memcmp(qt + 8, pt + 8, 5) != 0 || ((qt[13] ^ pt[13]) & (uint8_t)~TCP_PSH) ||
       memcmp(qt + 14, pt + 14, 2) != 0 || memcmp(qt + 18, pt + 18, f->thl - 18) != 0)
@@ -151,7 +176,7 @@ void gro_add(gro_table *g, uint8_t *pkt, size_t len, gro_write_fn write, void *c
   size_t ihl;
   if (!candidate(pkt, len, &t)) {
     /* Anything else of a pending flow (a FIN, a bare ACK) must follow the data before it. */
-    if (is_tcp4(pkt, len, &ihl))
+    if (is_tcp(pkt, len, &ihl))
       for (int i = 0; i < g->n; i++)
         if (same_flow(g->f[i].buf + VNET_HDR_LEN, g->f[i].ihl, pkt, ihl)) {
           flush_flow(g, i, write, ctx);

@@ -1,4 +1,4 @@
-/* Coalescing of forwarded TCP/IPv4 segments into GSO super-packets before they are written to the
+/* Coalescing of forwarded TCP segments (IPv4, and IPv6 without extension headers) into GSO super-packets before they are written to the
  * TUN (userspace GRO). Native because every TUN write costs ~7 us of kernel forwarding work here
  * (dataplane.md: ~130 k writes/s per core, ~1.2 Gbit/s), whereas one write of a 64 KB super-packet
  * carries ~45 segments; decrypted ESP arrives one packet per read, so without this the receiving
@@ -32,7 +32,7 @@ typedef void (*gro_write_fn)(void *ctx, uint8_t *frame, size_t len);
 
 int gro_init(gro_table *g);
 void gro_free(gro_table *g);
-/* Forwards one complete IPv4 packet (with VNET_HDR_LEN writable bytes before it): either
+/* Forwards one complete IPv4 or IPv6 packet (with VNET_HDR_LEN writable bytes before it): either
  * coalesced with earlier segments of its flow, or written at once. Order within a flow is kept. */
 void gro_add(gro_table *g, uint8_t *pkt, size_t len, gro_write_fn write, void *ctx);
 /* Writes everything pending (at the end of each read burst). */

@@ -153,7 +153,7 @@ int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg,
 int gso_is_esp_in_udp(const vnet_hdr *h, const uint8_t *pkt, size_t len, size_t *hlen) {
   tcp_layout l;
   if ((h->gso_type & ~VNET_GSO_ECN) != VNET_GSO_UDP_L4 || h->gso_size == 0) return 0;
-  if (udp_layout(pkt, len, &l) != 0 || l.v6 || rd16(pkt + l.nhl + 2) != 4500) return 0;
+  if (udp_layout(pkt, len, &l) != 0 || rd16(pkt + l.nhl + 2) != 4500) return 0;
   *hlen = l.nhl + 8;
   return 1;
 }
@@ -163,15 +163,20 @@ int gso_split_esp_in_udp(const vnet_hdr *h, uint8_t *pkt, size_t len, size_t hle
   if (mss == 0 || len <= hlen) return -1;
   uint8_t hdr[60 + 8];
   memcpy(hdr, pkt, hlen);
+  int v6 = hdr[0] >> 4 == 6;
   uint16_t id0 = rd16(hdr + 4);
   int n = 0;
   for (size_t off = hlen; off < len; off += mss, n++) {
     size_t chunk = len - off < mss ? len - off : mss;
     uint8_t *seg = pkt + off - hlen;
     memcpy(seg, hdr, hlen);
-    wr16(seg + 2, (uint16_t)(hlen + chunk));
-    wr16(seg + 4, (uint16_t)(id0 + n));
-    ipv4_set_checksum(seg, nhl);
+    if (v6) {
+      wr16(seg + 4, (uint16_t)(8 + chunk));
+    } else {
+      wr16(seg + 2, (uint16_t)(hlen + chunk));
+      wr16(seg + 4, (uint16_t)(id0 + n));
+      ipv4_set_checksum(seg, nhl);
+    }
     wr16(seg + nhl + 4, (uint16_t)(8 + chunk));
     seg[nhl + 6] = seg[nhl + 7] = 0;
     emit(ctx, seg, hlen + chunk);

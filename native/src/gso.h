@@ -42,14 +42,15 @@ typedef void (*gso_emit_fn)(void *ctx, uint8_t *seg, size_t len);
 int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
                 void *ctx);
 
-/* A UDP GSO super-packet over IPv4 whose segments are group ESP in UDP (destination port 4500): 1
- * and the header length (IP + UDP), or 0 for anything else. */
+/* A UDP GSO super-packet over IPv4 or IPv6 whose segments are group ESP in UDP (destination port
+ * 4500): 1 and the header length (IP + UDP), or 0 for anything else. */
 int gso_is_esp_in_udp(const vnet_hdr *h, const uint8_t *pkt, size_t len, size_t *hlen);
 
 /* Splits such a super-packet in place, without copying payloads: segment k's IPv4 and UDP headers
  * are written into the bytes just before its payload, which belong to segment k-1, so emit must be
  * done with a segment before it returns (the datapath's per-packet path is). The UDP checksum of
- * every segment is 0, as RFC 3948 allows (the ESP ICV protects the content). The VNET_HDR_LEN bytes
+ * every segment is 0, as RFC 3948 allows (the ESP ICV protects the content); over IPv6 too, because
+ * the segments go to the executor, which does not verify it, and never back on the wire. The VNET_HDR_LEN bytes
  * before pkt must be writable. Returns the number of segments, or -1 when malformed. */
 int gso_split_esp_in_udp(const vnet_hdr *h, uint8_t *pkt, size_t len, size_t hlen, gso_emit_fn emit, void *ctx);
 

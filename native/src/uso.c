@@ -20,10 +20,13 @@ void uso_free(uso_batch *b) {
   b->buf = NULL;
 }
 
-/* Same run: IP header but total length, id and checksum (version, TOS, flags, TTL, protocol,
- * addresses, options), and the UDP ports. */
+/* Same run: IP header but length, id and checksum (IPv4: version, TOS, flags, TTL, protocol,
+ * addresses, options; IPv6: version, traffic class, flow label, next header, hop limit, addresses),
+ * and the UDP ports. */
 static int same_run(const uint8_t *a, const uint8_t *p, size_t hlen) {
   size_t nhl = hlen - 8;
+  if (a[0] >> 4 == 6)
+    return p[0] >> 4 == 6 && memcmp(a, p, 4) == 0 && memcmp(a + 6, p + 6, 34) == 0 && memcmp(a + nhl, p + nhl, 4) == 0;
   return a[0] == p[0] && a[1] == p[1] && memcmp(a + 6, p + 6, 4) == 0 && memcmp(a + 12, p + 12, nhl - 12) == 0 &&
          memcmp(a + nhl, p + nhl, 4) == 0;
 }
@@ -43,13 +46,19 @@ void uso_flush(uso_batch *b, uso_write_fn write, uso_single_fn single, void *ctx
     memcpy(v + 4, &gso_size, 2);
     memcpy(v + 6, &start, 2);
     memcpy(v + 8, &off, 2);
-    wr16(ip + 2, (uint16_t)b->len);
-    ipv4_set_checksum(ip, nhl);
     uint8_t *u = ip + nhl;
     size_t ulen = b->len - nhl;
+    uint64_t sum;
+    if (ip[0] >> 4 == 6) {
+      wr16(ip + 4, (uint16_t)ulen);
+      sum = csum_add(0, ip + 8, 32) + IPPROTO_UDP_ + ulen;
+    } else {
+      wr16(ip + 2, (uint16_t)b->len);
+      ipv4_set_checksum(ip, nhl);
+      sum = csum_add(0, ip + 12, 8) + IPPROTO_UDP_ + ulen;
+    }
     wr16(u + 4, (uint16_t)ulen);
     /* NEEDS_CSUM: the field holds the pseudo-header sum; the kernel adjusts it per segment. */
-    uint64_t sum = csum_add(0, ip + 12, 8) + IPPROTO_UDP_ + ulen;
     wr16(u + 6, csum_fold(sum));
     write(ctx, b->buf, VNET_HDR_LEN + b->len);
   }
@@ -59,7 +68,7 @@ void uso_flush(uso_batch *b, uso_write_fn write, uso_single_fn single, void *ctx
 }
 
 void uso_add(uso_batch *b, const uint8_t *pkt, size_t len, uso_write_fn write, uso_single_fn single, void *ctx) {
-  size_t nhl = (size_t)(pkt[0] & 15) * 4, hlen = nhl + 8;
+  size_t nhl = pkt[0] >> 4 == 6 ? 40 : (size_t)(pkt[0] & 15) * 4, hlen = nhl + 8;
   size_t esp = len - hlen;
   uint8_t *ip = b->buf + VNET_HDR_LEN;
   if (b->segs > 0) {

@@ -17,7 +17,7 @@
 typedef struct {
   uint8_t *buf;    /* VNET_HDR_LEN + the super-packet being built */
   size_t len;      /* IP length so far */
-  size_t hlen;     /* IPv4 + UDP header length */
+  size_t hlen;     /* IP (v4 with options, or the v6 fixed header) + UDP header length */
   size_t seg;      /* ESP length of the first segment: every segment but the last has it */
   int segs;
   int closed;      /* a shorter segment ended the run */
@@ -31,7 +31,7 @@ typedef void (*uso_single_fn)(void *ctx, uint8_t *pkt, size_t len);
 
 int uso_init(uso_batch *b);
 void uso_free(uso_batch *b);
-/* Adds one group ESP-in-UDP packet over IPv4 (from the executor): appended to the run when its
+/* Adds one group ESP-in-UDP packet over IPv4 or IPv6 (from the executor): appended to the run when its
  * headers match the run's (but id, length and checksums) and its ESP is not longer than the run's
  * segments; otherwise the run is flushed first and this packet starts the next. */
 void uso_add(uso_batch *b, const uint8_t *pkt, size_t len, uso_write_fn write, uso_single_fn single, void *ctx);

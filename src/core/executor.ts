@@ -76,9 +76,15 @@ export type ForwardNote =
   | { op: 'encrypt'; vpnId: VpnId; spi: Spi; seq: bigint }
   | { op: 'decrypt'; vpnId: VpnId; spi: Spi; seq: bigint; sender: GatewayId }
   | { op: 'plain' }
-  /** Tunnel mode: `bytes` is the outer IPv4/UDP/ESP packet, to be sent from localAddr:localPort. */
+  /**
+   * IPv6 the link needs (docs/protocol.md §2.4: link-local, multicast, the unspecified source, ND,
+   * RA, MLD and other link-scoped ICMPv6): `bytes` is the packet as it came, never searched,
+   * encrypted or counted against a path.
+   */
+  | { op: 'pass' }
+  /** Tunnel mode: `bytes` is the outer IPv4 or IPv6 / UDP / ESP packet, to be sent from localAddr:localPort. */
   | { op: 'tunnel-encrypt'; vpnId: VpnId; peer: GatewayId; spi: Spi; seq: number }
-  /** Tunnel mode: `bytes` is the inner IPv4 packet, for the inside. */
+  /** Tunnel mode: `bytes` is the inner IPv4 or IPv6 packet, for the inside. */
   | { op: 'tunnel-decrypt'; vpnId: VpnId; peer: GatewayId; spi: Spi; seq: number };
 
 export type PuntReason =
@@ -97,6 +103,8 @@ export type PuntReason =
 
 export type DropReason =
   | 'malformed'
+  /** IPv6 whose fixed header or extension-header chain does not hold (docs/protocol.md §2.4). */
+  | 'bad-ipv6'
   | 'discard'
   | 'replay'
   | 'auth-failed'
@@ -165,6 +173,12 @@ export const GROUP_OVERHEAD_MAX = 45;
  * Raw ESP ('esp' encapsulation) grows by 8 bytes less in both forms.
  */
 export const CARRIED_OVERHEAD_MAX = 65;
+/**
+ * Largest growth of an IPv6 packet in the carried form (next header 41 or 4): a copy of the fixed
+ * header (40) and UDP (8) in front of the whole packet, plus ESP_OVERHEAD_MAX (37). The transport
+ * form of IPv6 grows by GROUP_OVERHEAD_MAX, as IPv4's does.
+ */
+export const CARRIED6_OVERHEAD_MAX = 85;
 /** A packet without DF is fragmented into at most this many ESP packets; beyond, it is punted 'too-big'. */
 export const MAX_FRAGMENTS = 64;
 
@@ -175,6 +189,8 @@ export const MAX_FRAGMENTS = 64;
  * IV (8) + padding (≤ 3) + pad length and next header (2) + ICV (16).
  */
 export const UDP_ESP_TUNNEL_OVERHEAD_MAX = 65;
+/** The same with an outer IPv6 header (40 instead of 20): the tunnel to a peer's IPv6 address. */
+export const UDP_ESP_TUNNEL6_OVERHEAD_MAX = 85;
 /** The IKE/ESP port of RFC 3948. */
 export const TUNNEL_PORT = 4500;
 /** Sending SAs report `rekeyNeeded` from this sequence number on unless they say otherwise. */
@@ -182,7 +198,10 @@ export const TUNNEL_SOFT_SEQ_DEFAULT = 0xf0000000;
 /** The last sequence number a sending SA may use (32-bit sequence numbers, no ESN). */
 export const TUNNEL_SEQ_MAX = 0xffffffff;
 
-/** An inclusive IPv4 address range (an IKEv2 traffic selector's addresses, RFC 7296 §3.13.1). */
+/**
+ * An inclusive address range, both ends of one family (an IKEv2 traffic selector's addresses,
+ * RFC 7296 §3.13.1: TS_IPV4_ADDR_RANGE or TS_IPV6_ADDR_RANGE).
+ */
 export interface AddressRange {
   start: Ip;
   end: Ip;

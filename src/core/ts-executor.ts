@@ -1,8 +1,7 @@
 // The reference executor, in TypeScript: the semantics of docs/executor.md, one packet at a time.
 // The simulator uses it; the native executor (native/) must produce byte-identical results on the
 // shared vectors (test/vectors/executor.json). It favours clarity over speed.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { ipFamily, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
+import { ipFamily, ipToBytes, parseIp, type Ip } from '../base/addr.js';
 import {
   CARRIED_OVERHEAD_MAX,
   GROUP_UDP_HEADER,
@@ -11,6 +10,7 @@ import {
   TUNNEL_SEQ_MAX,
   TUNNEL_SOFT_SEQ_DEFAULT,
   UDP_ESP_TUNNEL_OVERHEAD_MAX,
+  UDP_ESP_TUNNEL6_OVERHEAD_MAX,
   type AddressRange,
   type PathRule,
   type PathStats,
@@ -30,8 +30,12 @@ import { fragmentIpv4 } from './packet/fragment.js';
 import { groupEspOf } from './packet/group-esp.js';
 import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
+import { IPV6_HEADER, isNeverIntercepted, NH_ICMPV6, NH_IPV4, NH_IPV6, parseIpv6, rewriteIpv6, type ExtensionWalk } from './packet/ipv6.js';
+import { setUdpChecksum } from './packet/udp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
+import { TUNNEL_ESP_MIN, tunnelEspHeader, tunnelEspLength, tunnelEspOpen, tunnelEspSealInto } from '../crypto/tunnel-esp.js';
+import { rd16, wr16 } from '../base/bytes.js';
 import type { Spi, VpnId } from './types.js';
 
 interface InstalledRule extends PathRule {
@@ -52,8 +56,8 @@ interface InstalledTunnelTx extends TunnelTxSa {
 
 interface InstalledTunnelRx extends TunnelRxSa {
   window: ReplayWindow;
-  local: [number, number][];
-  remote: [number, number][];
+  local: Range[];
+  remote: Range[];
   packets: number;
   bytes: number;
   lastUsed: number;
@@ -223,6 +227,7 @@ export class TsExecutor implements TunnelExecutor {
   }
 
   private decide(from: Side, packet: Uint8Array, now: number): Verdict {
+    if (packet.length > 0 && packet[0] >> 4 === 6) return this.decide6(from, packet, now);
     const parsed = parseIpv4(packet);
     if (!parsed.ok) return { kind: 'drop', reason: 'malformed' };
     const { header, payload } = parsed.value;
@@ -230,11 +235,8 @@ export class TsExecutor implements TunnelExecutor {
       return { kind: 'punt', reason: 'search' };
     }
     const inside = from === 'inside';
-    const rule = this.rules.get(inside ? pathKey(header.src, header.dst) : pathKey(header.dst, header.src));
-    if (!rule) return { kind: 'punt', reason: 'miss' };
-    if (rule.action === 'pending') return { kind: 'punt', reason: 'pending' };
-    if (rule.action === 'discard') return this.used(rule, packet, now, { kind: 'drop', reason: 'discard' });
-    if (rule.action === 'plain') return this.used(rule, packet, now, { kind: 'forward', bytes: packet, note: { op: 'plain' } });
+    const rule = this.lookup(inside, header.src, header.dst, packet, now);
+    if (!isRule(rule)) return rule;
     if (rule.tunnel) {
       // Tunnel traffic from the peer arrives on the tunnel port (processUdp), never as a forwarded packet.
       if (!inside) return { kind: 'drop', reason: 'unsolicited-plain' };
@@ -267,10 +269,39 @@ export class TsExecutor implements TunnelExecutor {
     if (header.protocol !== PROTO_ESP && header.protocol !== PROTO_UDP) return { kind: 'drop', reason: 'unsolicited-plain' };
     // Our ESP always leaves with DF (carried form below): a fragment of ESP cannot be opened.
     if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
+    const opened = this.openGroupEsp(rule, header.protocol, payload);
+    if (!('sa' in opened)) return opened;
+    const { sa, nextHeader, plain, seq } = opened;
+    let out: Uint8Array;
+    if (nextHeader === NEXT_HEADER_IPV4) {
+      // Carried form: the whole inner packet, for this path only; it goes on with the TOS and TTL
+      // the outer header arrived with (as the header of the transport form does).
+      const carried = openCarried(plain, header.src, header.dst, packet[1], header.ttl);
+      if (!carried) return { kind: 'drop', reason: 'malformed' };
+      out = carried;
+    } else out = rewriteIpv4(packet, { protocol: nextHeader, payload: plain });
+    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender } });
+  }
+
+  /** The rule of a path, or the verdict when the path has no rule to encrypt or decrypt with. */
+  private lookup(inside: boolean, src: Ip, dst: Ip, packet: Uint8Array, now: number): InstalledRule | Verdict {
+    const rule = this.rules.get(inside ? pathKey(src, dst) : pathKey(dst, src));
+    if (!rule) return { kind: 'punt', reason: 'miss' };
+    if (rule.action === 'pending') return { kind: 'punt', reason: 'pending' };
+    if (rule.action === 'discard') return this.used(rule, packet, now, { kind: 'drop', reason: 'discard' });
+    if (rule.action === 'plain') return this.used(rule, packet, now, { kind: 'forward', bytes: packet, note: { op: 'plain' } });
+    return rule;
+  }
+
+  /**
+   * Group ESP from outside for an encrypting path (either IP version): the SA by SPI, checked
+   * against the path, the replay window, then opened; the sequence number is spent.
+   */
+  private openGroupEsp(rule: InstalledRule, protocol: number, payload: Uint8Array): Verdict | { sa: InstalledRx; nextHeader: number; plain: Uint8Array; seq: bigint } {
     // ESP in UDP: to port 4500, with a UDP length that covers exactly the IP payload. The UDP
     // checksum is not checked (RFC 3948 §3.1): the ICV covers what matters.
-    if (header.protocol === PROTO_UDP && (payload.length < GROUP_UDP_HEADER || rd16(payload, 2) !== GROUP_UDP_PORT)) return { kind: 'drop', reason: 'unsolicited-plain' };
-    const esp = groupEspOf(header.protocol, payload);
+    if (protocol === PROTO_UDP && (payload.length < GROUP_UDP_HEADER || rd16(payload, 2) !== GROUP_UDP_PORT)) return { kind: 'drop', reason: 'unsolicited-plain' };
+    const esp = groupEspOf(protocol, payload);
     if (!esp) return { kind: 'drop', reason: 'malformed' };
     const peek = espPeek(esp);
     if (!peek.ok) return { kind: 'drop', reason: 'malformed' };
@@ -282,19 +313,71 @@ export class TsExecutor implements TunnelExecutor {
     const opened = espOpen(sa, esp);
     if (!opened.ok) return { kind: 'drop', reason: 'auth-failed' };
     sa.window.accept(opened.value.seq);
-    let out: Uint8Array;
-    if (opened.value.nextHeader === NEXT_HEADER_IPV4) {
-      // Carried form: the whole inner packet, for this path only; it goes on with the TOS and TTL
-      // the outer header arrived with (as the header of the transport form does).
-      const carried = openCarried(opened.value.payload, header.src, header.dst, packet[1], header.ttl);
-      if (!carried) return { kind: 'drop', reason: 'malformed' };
-      out = carried;
-    } else out = rewriteIpv4(packet, { protocol: opened.value.nextHeader, payload: opened.value.payload });
-    return this.used(rule, packet, now, {
-      kind: 'forward',
-      bytes: out,
-      note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq: opened.value.seq, sender: sa.sender },
-    });
+    return { sa, nextHeader: opened.value.nextHeader, plain: opened.value.payload, seq: opened.value.seq };
+  }
+
+  /**
+   * IPv6 (docs/executor.md, "IPv6"): what the link needs passes untouched; key search over
+   * ICMPv6 is punted; group mode keeps the fixed header (transport form) or carries the whole
+   * packet (next header 41 or 4); nothing is fragmented: too big is punted for Packet Too Big.
+   */
+  private decide6(from: Side, packet: Uint8Array, now: number): Verdict {
+    const parsed = parseIpv6(packet);
+    if (!parsed.ok) return { kind: 'drop', reason: 'bad-ipv6' };
+    const { header, payload, walk } = parsed.value;
+    if (isNeverIntercepted(packet, walk)) return { kind: 'forward', bytes: packet, note: { op: 'pass' } };
+    if (isSearchIcmpv6(packet, walk)) return { kind: 'punt', reason: 'search' };
+    const inside = from === 'inside';
+    const rule = this.lookup(inside, header.src, header.dst, packet, now);
+    if (!isRule(rule)) return rule;
+    const total = IPV6_HEADER + header.payloadLength;
+    if (rule.tunnel) {
+      if (!inside) return { kind: 'drop', reason: 'unsolicited-plain' };
+      return this.tunnelOut(rule, rule.tunnel.spi, packet, total, walk.upperProto, true, walk.fragment !== 'none', now);
+    }
+
+    if (inside) {
+      const sa = this.tx.get(rule.vpnId!);
+      if (!sa) return { kind: 'drop', reason: 'no-sa' };
+      const udp = udpHeaderLength(sa);
+      if (header.nextHeader === NH_IPV6 || header.nextHeader === NH_IPV4) {
+        // Carried form: the whole packet under ESP (next header 41) behind a copy of its fixed header.
+        const inner = packet.subarray(0, total);
+        if (IPV6_HEADER + udp + inner.length + espOverhead(inner.length) > Math.min(rule.mtu ?? Infinity, IPV6_HEADER + 0xffff)) return { kind: 'punt', reason: 'too-big' };
+        const seq = sa.nextSeq++;
+        const esp = espSeal(sa, seq, NH_IPV6, inner);
+        const out = rewriteIpv6(inner, udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp });
+        if (udp) setUdpChecksum(out, IPV6_HEADER);
+        return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
+      }
+      // Transport form: everything after the fixed header is encrypted, extension headers included.
+      const grown = total + udp + espOverhead(payload.length);
+      if (grown - IPV6_HEADER > 0xffff || (rule.mtu !== undefined && grown > rule.mtu)) return { kind: 'punt', reason: 'too-big' };
+      let body = payload;
+      if (rule.mtu !== undefined && walk.upperProto === 6) {
+        const copy = packet.slice(0, total);
+        if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - IPV6_HEADER - 20)) body = copy.subarray(IPV6_HEADER);
+      }
+      const seq = sa.nextSeq++;
+      const esp = espSeal(sa, seq, header.nextHeader, body);
+      const out = rewriteIpv6(packet, udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp });
+      // RFC 8200 §8.1: no zero UDP checksum over IPv6.
+      if (udp) setUdpChecksum(out, IPV6_HEADER);
+      return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
+    }
+
+    // Our ESP has no extension headers and is never fragmented.
+    if (walk.fragment !== 'none') return { kind: 'drop', reason: 'fragment' };
+    if (header.nextHeader !== PROTO_ESP && header.nextHeader !== PROTO_UDP) return { kind: 'drop', reason: 'unsolicited-plain' };
+    const opened = this.openGroupEsp(rule, header.nextHeader, payload);
+    if (!('sa' in opened)) return opened;
+    const { sa, nextHeader, plain, seq } = opened;
+    let out: Uint8Array | undefined;
+    if (nextHeader === NH_IPV6) out = openCarried6(plain, packet);
+    else if (nextHeader !== NH_IPV4 && plain.length <= 0xffff) out = rewriteIpv6(packet, { nextHeader, payload: plain });
+    // What an authenticated member sends is still parsed before it goes on: never a malformed chain.
+    if (!out || !parseIpv6(out).ok) return { kind: 'drop', reason: 'malformed' };
+    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender } });
   }
 
   /**
@@ -334,12 +417,16 @@ export class TsExecutor implements TunnelExecutor {
     const sa = this.ttx.get(spi);
     if (!sa) return { kind: 'drop', reason: 'no-sa' };
     if (sa.seq > TUNNEL_SEQ_MAX) return { kind: 'drop', reason: 'tunnel-seq-exhausted' };
-    const outerLength = 28 + tunnelEspLength(total);
-    if (outerLength > 0xffff || (rule.mtu !== undefined && outerLength > rule.mtu && df)) return { kind: 'punt', reason: 'too-big' };
+    const outerV6 = ipFamily(sa.localAddr) === 6;
+    const outerHeaders = outerV6 ? IPV6_HEADER + 8 : 28;
+    const outerLength = outerHeaders + tunnelEspLength(total);
+    const maxOuter = outerV6 ? IPV6_HEADER + 0xffff : 0xffff;
+    if (outerLength > maxOuter || (rule.mtu !== undefined && outerLength > rule.mtu && df)) return { kind: 'punt', reason: 'too-big' };
     let inner = packet.subarray(0, total);
     if (rule.mtu !== undefined && protocol === 6 && !fragment) {
       const copy = inner.slice();
-      if (clampTcpMss(copy, rule.mtu - UDP_ESP_TUNNEL_OVERHEAD_MAX - 40)) inner = copy;
+      const overhead = outerV6 ? UDP_ESP_TUNNEL6_OVERHEAD_MAX : UDP_ESP_TUNNEL_OVERHEAD_MAX;
+      if (clampTcpMss(copy, rule.mtu - overhead - (inner[0] >> 4 === 6 ? IPV6_HEADER : 20) - 20)) inner = copy;
     }
     const seq = sa.seq++;
     sa.packets++;
@@ -352,9 +439,8 @@ export class TsExecutor implements TunnelExecutor {
   private decideUdp(src: Ip, srcPort: number, d: Uint8Array, now: number): Verdict {
     if (d.length === 1 && d[0] === 0xff) return { kind: 'drop', reason: 'tunnel-keepalive' };
     if (d.length < 4) return { kind: 'drop', reason: 'malformed' };
-    const spi = rd32(d, 0);
+    const { spi, seq } = tunnelEspHeader(d);
     if (spi === 0) return { kind: 'punt', reason: 'ike' };
-    const seq = rd32(d, 4);
     if (d.length < TUNNEL_ESP_MIN || (d.length - 32) % 4 !== 0 || seq === 0) return { kind: 'drop', reason: 'malformed' };
     const sa = this.trx.get(spi);
     if (!sa) return { kind: 'punt', reason: 'unknown-spi' };
@@ -362,7 +448,7 @@ export class TsExecutor implements TunnelExecutor {
       sa.replayDrops++;
       return { kind: 'drop', reason: 'replay' };
     }
-    const opened = tunnelOpen(sa, d);
+    const opened = tunnelEspOpen(sa, d);
     if (!opened) {
       sa.authFailures++;
       return { kind: 'drop', reason: 'auth-failed' };
@@ -371,16 +457,14 @@ export class TsExecutor implements TunnelExecutor {
     sa.window.accept(BigInt(seq));
     sa.lastSource = { addr: src, port: srcPort };
     if (opened.nextHeader === 59) return { kind: 'drop', reason: 'tunnel-dummy' };
-    if (opened.nextHeader !== 4) return { kind: 'drop', reason: 'malformed' };
-    const ip = parseIpv4(opened.payload);
-    if (!ip.ok) return { kind: 'drop', reason: 'malformed' };
-    const { header } = ip.value;
-    if (!inRanges(sa.remote, ipv4ToInt(header.src)) || !inRanges(sa.local, ipv4ToInt(header.dst))) {
+    const header = innerOf(opened.nextHeader, opened.payload);
+    if (!header) return { kind: 'drop', reason: 'malformed' };
+    if (!inRanges(sa.remote, header.src) || !inRanges(sa.local, header.dst)) {
       sa.selectorDrops++;
       return { kind: 'drop', reason: 'selector' };
     }
     // Only what the inner header covers goes on: anything after it is TFC padding (RFC 4303 §2.7).
-    const inner = opened.payload.slice(0, header.totalLength);
+    const inner = opened.payload.slice(0, header.length);
     const rule = this.rules.get(pathKey(header.dst, header.src));
     if (rule) {
       if (rule.action === 'discard') return this.used(rule, inner, now, { kind: 'drop', reason: 'discard' });
@@ -451,10 +535,6 @@ function udpEncapsulated(esp: Uint8Array): Uint8Array {
   return out;
 }
 
-function rd16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-
 /**
  * The inner packet of the carried form, checked: valid IPv4 of exactly the decrypted length, for
  * the same terminals as the outer header (a member may not smuggle packets for another path). It
@@ -470,42 +550,41 @@ function openCarried(payload: Uint8Array, src: string, dst: string, tos: number,
   return out;
 }
 
-// ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 4106 AES-GCM-16, RFC 3948) ------------
+/** ICMPv6 echo request/reply carrying the key-search payload (docs/protocol.md §2.1). */
+function isSearchIcmpv6(packet: Uint8Array, walk: ExtensionWalk): boolean {
+  const at = walk.upperOffset;
+  if (walk.upperProto !== NH_ICMPV6 || at === undefined || walk.fragment !== 'none' || at + 8 > packet.length) return false;
+  return (packet[at] === 128 || packet[at] === 129) && isSearchPayload(packet.subarray(at + 8, IPV6_HEADER + rd16(packet, 4)));
+}
+
+/**
+ * The inner packet of the IPv6 carried form, checked: valid IPv6 whose payload length is exactly
+ * the decrypted length less 40, the same addresses as the outer header. It goes on with the outer
+ * traffic class and hop limit. Undefined when it does not check.
+ */
+function openCarried6(plain: Uint8Array, outer: Uint8Array): Uint8Array | undefined {
+  if (plain.length < IPV6_HEADER || plain[0] >> 4 !== 6 || rd16(plain, 4) !== plain.length - IPV6_HEADER) return undefined;
+  for (let i = 8; i < 40; i++) if (plain[i] !== outer[i]) return undefined;
+  const out = plain.slice();
+  out[0] = (out[0] & 0xf0) | (outer[0] & 0x0f);
+  out[1] = (outer[1] & 0xf0) | (out[1] & 0x0f);
+  out[7] = outer[7];
+  return out;
+}
+
+function isRule(r: InstalledRule | Verdict): r is InstalledRule {
+  return 'local' in r;
+}
+
+// ---- tunnel-mode ESP in UDP (RFC 4303 tunnel mode, RFC 3948; the ESP codec is src/crypto/tunnel-esp.ts)
 //
-//   outer IPv4 (20): TOS of the inner packet, id = seq & 0xffff, DF copied from the inner packet,
-//                    TTL 64, protocol 17, localAddr -> remoteAddr
-//   UDP (8):         localPort -> remotePort, checksum 0 (RFC 3948 §3.1)
-//   ESP:             SPI (4) | seq (4) | IV (8) = seq as a 64-bit counter |
-//                    AES-GCM(inner packet | padding 1,2,3.. | pad length | next header 4) | ICV (16)
-//   nonce = salt || IV;  AAD = SPI || seq (no extended sequence numbers)
-// Receivers take the IV from the packet and do not assume it is the sequence number.
+//   outer IPv4 (20): DSCP of the inner packet, id = seq & 0xffff, DF copied from an inner IPv4
+//                    packet (always set for inner IPv6), TTL 64, protocol 17, localAddr -> remoteAddr
+//   or outer IPv6 (40): DSCP of the inner packet, flow label 0, next header 17, hop limit 64
+//   UDP (8):         localPort -> remotePort, checksum 0 over IPv4 (RFC 3948 §3.1), computed over IPv6
+//   ESP:             tunnel ESP with next header 4 (inner IPv4) or 41 (inner IPv6)
 
-const TUNNEL_ESP_MIN = 16 + 4 + 16;
 const U32 = 0x100000000;
-
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
-function tunnelPad(innerLength: number): number {
-  return (4 - ((innerLength + 2) % 4)) % 4;
-}
-
-/** ESP length (header, ciphertext, ICV) of an inner packet of `innerLength` bytes. */
-function tunnelEspLength(innerLength: number): number {
-  return 16 + innerLength + tunnelPad(innerLength) + 2 + 16;
-}
-
-function gcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
-  return key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm';
-}
 
 function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
   if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32) throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
@@ -514,78 +593,88 @@ function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
   if (peerBytes < 1 || peerBytes > 63) throw new RangeError('tunnel SA: peer must be 1..63 bytes of UTF-8');
   if (!(sa.key instanceof Uint8Array) || (sa.key.length !== 16 && sa.key.length !== 32)) throw new RangeError('tunnel SA: key must be 16 or 32 bytes');
   if (!(sa.salt instanceof Uint8Array) || sa.salt.length !== 4) throw new RangeError('tunnel SA: salt must be 4 bytes');
-  for (const a of [sa.localAddr, sa.remoteAddr]) if (ipFamily(a) !== 4) throw new RangeError(`tunnel SA: ${a} is not IPv4`);
+  for (const a of [sa.localAddr, sa.remoteAddr]) if (typeof a !== 'string' || !parseIp(a).ok) throw new RangeError(`tunnel SA: ${a} is not an IP address`);
+  if (ipFamily(sa.localAddr) !== ipFamily(sa.remoteAddr)) throw new RangeError(`tunnel SA: ${sa.localAddr} and ${sa.remoteAddr} are of different families`);
   for (const p of [sa.localPort, sa.remotePort]) if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`tunnel SA: bad port ${p}`);
 }
 
-function ranges(rs: AddressRange[]): [number, number][] {
+/** A traffic selector as numbers: the family, then the first and last address. */
+type Range = [family: number, start: bigint, end: bigint];
+
+function addrValue(ip: Ip): bigint {
+  let v = 0n;
+  for (const b of ipToBytes(ip)) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+function ranges(rs: AddressRange[]): Range[] {
   return rs.map((r) => {
-    const a = ipv4ToInt(r.start);
-    const b = ipv4ToInt(r.end);
+    const family = ipFamily(r.start);
+    if (family !== ipFamily(r.end)) throw new RangeError(`traffic selector ${r.start}-${r.end} mixes address families`);
+    const a = addrValue(r.start);
+    const b = addrValue(r.end);
     if (a > b) throw new RangeError(`traffic selector ${r.start}-${r.end} is empty`);
-    return [a, b];
+    return [family, a, b];
   });
 }
 
-function inRanges(rs: [number, number][], ip: number): boolean {
-  return rs.some(([a, b]) => ip >= a && ip <= b);
+function inRanges(rs: Range[], ip: Ip): boolean {
+  const family = ipFamily(ip);
+  const v = addrValue(ip);
+  return rs.some(([f, a, b]) => f === family && v >= a && v <= b);
 }
 
+/** The inner packet's addresses and length (next header 4: IPv4, 41: IPv6), or undefined if malformed. */
+function innerOf(nextHeader: number, payload: Uint8Array): { src: Ip; dst: Ip; length: number } | undefined {
+  if (nextHeader === NH_IPV4) {
+    const ip = parseIpv4(payload);
+    return ip.ok ? { src: ip.value.header.src, dst: ip.value.header.dst, length: ip.value.header.totalLength } : undefined;
+  }
+  if (nextHeader === NH_IPV6) {
+    const ip = parseIpv6(payload);
+    return ip.ok ? { src: ip.value.header.src, dst: ip.value.header.dst, length: IPV6_HEADER + ip.value.header.payloadLength } : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Outer IPv4 (or IPv6, after the SA's addresses) + UDP + tunnel ESP around a whole inner packet
+ * (next header 4 or 41). The outer header takes the inner DSCP with ECN Not-ECT (RFC 6040
+ * compatibility mode: the decapsulator ignores the outer ECN). Over IPv6 the UDP checksum is
+ * computed (RFC 8200 §8.1).
+ */
 function tunnelSeal(sa: TunnelTxSa, seq: number, inner: Uint8Array, df: boolean): Uint8Array {
-  const pad = tunnelPad(inner.length);
+  const innerV6 = inner[0] >> 4 === 6;
+  const dscp = (innerV6 ? ((inner[0] << 4) | (inner[1] >> 4)) & 0xff : inner[1]) & 0xfc;
   const espLength = tunnelEspLength(inner.length);
-  const out = new Uint8Array(28 + espLength);
-  out[0] = 0x45;
-  out[1] = inner[1] & 0xfc; // DSCP copied; ECN Not-ECT (RFC 6040 compatibility mode: the decapsulator ignores the outer ECN)
-  out[2] = out.length >> 8;
-  out[3] = out.length & 0xff;
-  out[4] = (seq >>> 8) & 0xff;
-  out[5] = seq & 0xff;
-  out[6] = df ? 0x40 : 0;
-  out[8] = 64;
-  out[9] = PROTO_UDP;
-  out.set(ipToBytes(sa.localAddr), 12);
-  out.set(ipToBytes(sa.remoteAddr), 16);
-  setHeaderChecksum(out, 20);
-  out[20] = sa.localPort >> 8;
-  out[21] = sa.localPort & 0xff;
-  out[22] = sa.remotePort >> 8;
-  out[23] = sa.remotePort & 0xff;
-  out[24] = (8 + espLength) >> 8;
-  out[25] = (8 + espLength) & 0xff;
-  const esp = out.subarray(28);
-  wr32(esp, 0, sa.spi);
-  wr32(esp, 4, seq);
-  wr32(esp, 12, seq); // IV: the sequence number as a 64-bit counter (high half 0)
-  const trailer = new Uint8Array(pad + 2);
-  for (let i = 0; i < pad; i++) trailer[i] = i + 1;
-  trailer[pad] = pad;
-  trailer[pad + 1] = 4;
-  const c = createCipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
-  c.setAAD(esp.subarray(0, 8));
-  let pos = 16;
-  for (const part of [c.update(inner), c.update(trailer), c.final(), c.getAuthTag()]) {
-    esp.set(part, pos);
-    pos += part.length;
+  const outerV6 = ipFamily(sa.localAddr) === 6;
+  const udpAt = outerV6 ? IPV6_HEADER : 20;
+  const out = new Uint8Array(udpAt + 8 + espLength);
+  if (outerV6) {
+    out[0] = 0x60 | (dscp >> 4);
+    out[1] = (dscp & 0x0f) << 4;
+    wr16(out, 4, 8 + espLength);
+    out[6] = PROTO_UDP;
+    out[7] = 64;
+    out.set(ipToBytes(sa.localAddr), 8);
+    out.set(ipToBytes(sa.remoteAddr), 24);
+  } else {
+    out[0] = 0x45;
+    out[1] = dscp;
+    wr16(out, 2, out.length);
+    wr16(out, 4, seq & 0xffff);
+    // IPv6 inside is never fragmented on the way (RFC 8200 §5): DF.
+    out[6] = df || innerV6 ? 0x40 : 0;
+    out[8] = 64;
+    out[9] = PROTO_UDP;
+    out.set(ipToBytes(sa.localAddr), 12);
+    out.set(ipToBytes(sa.remoteAddr), 16);
+    setHeaderChecksum(out, 20);
   }
+  wr16(out, udpAt, sa.localPort);
+  wr16(out, udpAt + 2, sa.remotePort);
+  wr16(out, udpAt + 4, 8 + espLength);
+  tunnelEspSealInto(sa, seq, innerV6 ? NH_IPV6 : NH_IPV4, inner, out.subarray(udpAt + 8));
+  if (outerV6) setUdpChecksum(out, udpAt);
   return out;
-}
-
-/** Verifies and decrypts; undefined when the ICV or the padding is wrong. */
-function tunnelOpen(sa: TunnelRxSa, esp: Uint8Array): { nextHeader: number; payload: Uint8Array } | undefined {
-  const ctEnd = esp.length - 16;
-  let pt: Buffer;
-  try {
-    const d = createDecipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
-    d.setAAD(esp.subarray(0, 8));
-    d.setAuthTag(esp.subarray(ctEnd));
-    pt = Buffer.concat([d.update(esp.subarray(16, ctEnd)), d.final()]);
-  } catch {
-    return undefined;
-  }
-  const pad = pt[pt.length - 2];
-  if (pad + 2 > pt.length) return undefined;
-  const start = pt.length - 2 - pad;
-  for (let i = 0; i < pad; i++) if (pt[start + i] !== i + 1) return undefined;
-  return { nextHeader: pt[pt.length - 1], payload: new Uint8Array(pt.buffer, pt.byteOffset, start) };
 }

@@ -16,6 +16,7 @@
 // cipher, so each packet creates one. The native addon is the fast path (dataplane.md).
 
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { rd32, wr32 } from '../base/bytes.js';
 import { err, ok, type Result, type WireError } from '../base/result.js';
 
 export const ESP_HEADER_LENGTH = 16;
@@ -58,17 +59,6 @@ function padLength(payloadLength: number): number {
 export function espOverhead(payloadLength: number): number {
   if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) throw new TypeError(`espOverhead: bad length ${payloadLength}`);
   return ESP_HEADER_LENGTH + padLength(payloadLength) + 2 + ESP_ICV_LENGTH;
-}
-
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
 }
 
 function be64(seq: bigint): Uint8Array {

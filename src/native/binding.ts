@@ -43,7 +43,7 @@ export interface NativeBinding {
     softSeqLimit: number,
   ): void;
   removeTunnelTx(h: ExecutorHandle, spi: number): boolean;
-  /** ranges: [start, end] pairs as host-order integers, the first nLocal pairs local, the rest remote. */
+  /** ranges: 33-byte selectors (family, start, end; IPv4 in the first 4 of 16 bytes), nLocal local ones first. */
   installTunnelRx(
     h: ExecutorHandle,
     spi: number,
@@ -55,7 +55,7 @@ export interface NativeBinding {
     localPort: number,
     remoteAddr: Uint8Array,
     remotePort: number,
-    ranges: Uint32Array,
+    ranges: Uint8Array,
     nLocal: number,
     window: number,
   ): void;
@@ -63,8 +63,8 @@ export interface NativeBinding {
   processUdp(h: ExecutorHandle, src: Uint8Array, srcPort: number, payload: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
   /** [vpnId, packets, bytes, lastUsed, nextSeq, softSeqLimit], peer */
   tunnelTxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
-  /** [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastSrc, lastPort], peer */
-  tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
+  /** [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastFamily, lastPort], peer, lastSrc */
+  tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string, Uint8Array] | undefined;
   datapathOpen(
     h: ExecutorHandle,
     devices: [string, 0 | 1, number][],
@@ -85,8 +85,14 @@ export interface NativeBinding {
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;
   vnetFrame(frame: Uint8Array): Uint8Array[] | null;
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The frames the datapath writes for these group ESP-in-UDP packets (UDP GSO super-packets for runs). */
+  usoCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The in-place split of a UDP GSO super-packet of group ESP (the outside's fast path); null if it is not one. */
+  espSplit(frame: Uint8Array): Uint8Array[] | null;
   espBench(payloadBytes: number, count: number): [number, number];
   nowMs(): number;
+  /** [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later), extLength, neverIntercepted, total]. */
+  ipv6Walk(packet: Uint8Array): [number, number, number, number, number, number] | undefined;
   kernelPathMtu(addr: Uint8Array): number;
   readonly counterCount: number;
   readonly datapathStatCount: number;

@@ -2,7 +2,7 @@
 // src/core/ts-executor.ts), carried out by the C addon so that the TUN datapath's reader threads
 // share its state (rules, SAs, sequence numbers, replay windows, counters). process() here is for
 // the shared vectors and for packets the core injects; the fast path never enters JavaScript.
-import { intToIpv4, ipFamily, ipFromBytes, ipToBytes, ipv4ToInt, type Ip } from '../base/addr.js';
+import { ipFamily, ipFromBytes, ipToBytes, type Ip } from '../base/addr.js';
 import {
   TUNNEL_SEQ_MAX,
   TUNNEL_SOFT_SEQ_DEFAULT,
@@ -41,6 +41,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'tunnel-keepalive',
   'tunnel-seq-exhausted',
   'tunnel-dummy',
+  'bad-ipv6',
 ];
 export const PUNT_REASONS: readonly PuntReason[] = ['search', 'miss', 'pending', 'unknown-spi', 'too-big', 'ike'];
 export const COUNTER_NAMES: readonly string[] = [
@@ -57,13 +58,18 @@ export const COUNTER_NAMES: readonly string[] = [
   'tunnel-decrypt.packets',
   'tunnel-decrypt.bytes',
   'encrypt.fragments',
+  'pass.packets',
+  'pass.bytes',
 ];
 const FORWARD_PLAIN = 100;
 const FORWARD_ENCRYPT = 101;
 const FORWARD_DECRYPT = 102;
 const FORWARD_TUNNEL_ENCRYPT = 103;
 const FORWARD_TUNNEL_DECRYPT = 104;
+const FORWARD_PASS = 105;
 const ACTIONS: readonly PathAction[] = ['encrypt', 'plain', 'discard', 'pending'];
+/** A traffic selector for the addon: family, start (16 bytes), end (16 bytes); IPv4 in the first 4. */
+const RANGE_BYTES = 33;
 
 export function sideCode(side: Side): 0 | 1 {
   return side === 'inside' ? 0 : 1;
@@ -137,6 +143,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installTunnelTx(sa: TunnelTxSa): void {
+    const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
     this.binding.installTunnelTx(
       this.handle,
       sa.spi,
@@ -144,9 +151,9 @@ export class NativeExecutor implements TunnelExecutor {
       sa.peer,
       sa.key,
       sa.salt,
-      v4Bytes(sa.localAddr),
+      local,
       sa.localPort,
-      v4Bytes(sa.remoteAddr),
+      remote,
       sa.remotePort,
       sa.nextSeq ?? 1,
       sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT,
@@ -159,11 +166,15 @@ export class NativeExecutor implements TunnelExecutor {
 
   installTunnelRx(sa: TunnelRxSa): void {
     const all = [...sa.localSelectors, ...sa.remoteSelectors];
-    const ranges = new Uint32Array(all.length * 2);
+    const ranges = new Uint8Array(all.length * RANGE_BYTES);
     all.forEach((r: AddressRange, i) => {
-      ranges[2 * i] = ipv4ToInt(r.start);
-      ranges[2 * i + 1] = ipv4ToInt(r.end);
+      const family = ipFamily(r.start);
+      if (ipFamily(r.end) !== family) throw new RangeError(`selector ${r.start}-${r.end} mixes address families`);
+      ranges[i * RANGE_BYTES] = family;
+      ranges.set(ipToBytes(r.start), i * RANGE_BYTES + 1);
+      ranges.set(ipToBytes(r.end), i * RANGE_BYTES + 17);
     });
+    const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
     this.binding.installTunnelRx(
       this.handle,
       sa.spi,
@@ -171,9 +182,9 @@ export class NativeExecutor implements TunnelExecutor {
       sa.peer,
       sa.key,
       sa.salt,
-      v4Bytes(sa.localAddr),
+      local,
       sa.localPort,
-      v4Bytes(sa.remoteAddr),
+      remote,
       sa.remotePort,
       ranges,
       sa.localSelectors.length,
@@ -186,7 +197,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   processUdp(src: Ip, srcPort: number, payload: Uint8Array, now: number): Verdict {
-    return resultVerdict(this.binding.processUdp(this.handle, v4Bytes(src), srcPort, payload, now));
+    return resultVerdict(this.binding.processUdp(this.handle, ipToBytes(src), srcPort, payload, now));
   }
 
   tunnelTxStats(spi: Spi): TunnelTxStats | undefined {
@@ -209,7 +220,7 @@ export class NativeExecutor implements TunnelExecutor {
   tunnelRxStats(spi: Spi): TunnelRxStats | undefined {
     const r = this.binding.tunnelRxStats(this.handle, spi);
     if (!r) return undefined;
-    const [s, peer] = r;
+    const [s, peer, last] = r;
     const out: TunnelRxStats = {
       spi,
       vpnId: s[0],
@@ -222,7 +233,7 @@ export class NativeExecutor implements TunnelExecutor {
       authFailures: s[6],
       selectorDrops: s[7],
     };
-    if (s[9] !== 0) out.lastSource = { addr: intToIpv4(s[8]), port: s[9] };
+    if (s[8] !== 0) out.lastSource = { addr: ipFromBytes(last, 0, s[8] === 6 ? 6 : 4), port: s[9] };
     return out;
   }
 
@@ -271,6 +282,7 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
   const [code, buf, vpnId, spi, seq, sender, count = 1] = r;
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   if (code === FORWARD_PLAIN) return { kind: 'forward', bytes, note: { op: 'plain' } };
+  if (code === FORWARD_PASS) return { kind: 'forward', bytes, note: { op: 'pass' } };
   if (code === FORWARD_ENCRYPT) {
     const note = { op: 'encrypt' as const, vpnId: vpnId!, spi: spi!, seq: seq! };
     if (count === 1) return { kind: 'forward', bytes, note };
@@ -293,9 +305,10 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
   throw new Error(`unknown native verdict code ${code}`);
 }
 
-function v4Bytes(ip: Ip): Uint8Array {
-  if (ipFamily(ip) !== 4) throw new RangeError(`${ip} is not an IPv4 address`);
-  return ipToBytes(ip);
+/** A tunnel SA's outer addresses: one family, IPv4 or IPv6. */
+function outerAddrs(local: Ip, remote: Ip): [Uint8Array, Uint8Array] {
+  const [, l, r] = addrs(local, remote);
+  return [l, r];
 }
 
 function addrs(local: Ip, remote: Ip): [4 | 6, Uint8Array, Uint8Array] {

@@ -239,9 +239,13 @@ test('tunnel SAs refuse bad parameters', () => {
   assert.throws(() => ex.installTunnelTx({ ...base, spi: 0 }), /SPI/);
   assert.throws(() => ex.installTunnelTx({ ...base, vpnId: 0 }), /VPN/);
   assert.throws(() => ex.installTunnelTx({ ...base, nextSeq: 2 ** 32 }), /nextSeq/);
-  assert.throws(() => ex.installTunnelTx({ ...base, remoteAddr: 'fd00::1' }), /IPv4/);
+  // Outer IPv4 or IPv6, one family for both ends.
+  assert.throws(() => ex.installTunnelTx({ ...base, remoteAddr: 'fd00::1' }), /different families/);
+  assert.throws(() => ex.installTunnelTx({ ...base, remoteAddr: 'gateway-b' }), /not an IP address/);
+  ex.installTunnelTx({ ...base, localAddr: 'fd00::1', remoteAddr: 'fd00::2' });
   assert.throws(() => ex.installTunnelTx({ ...base, remotePort: 0 }), /port/);
   const sel = { localSelectors: [], remoteSelectors: [] };
   assert.throws(() => ex.installTunnelRx({ ...base, ...sel, replayWindow: 100 }), /multiple of 32/);
   assert.throws(() => ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.9', end: '10.0.0.1' }], remoteSelectors: [] }), /empty/);
+  assert.throws(() => ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.1', end: 'fd00::1' }], remoteSelectors: [] }), /mixes/);
 });

@@ -4,6 +4,7 @@ import type { Ip } from '../../base/addr.js';
 import { err, ok, type Result } from '../../base/result.js';
 import { internetChecksum } from './checksum.js';
 import { buildIpv4, ipv4HeaderLength, parseIpv4, PROTO_ICMP } from './ipv4.js';
+import { echoReplyFor6 } from './icmpv6.js';
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_UNREACHABLE = 3;
@@ -152,9 +153,10 @@ export function icmpErrorAllowed(packet: Uint8Array): boolean {
 /**
  * The echo reply a terminal's IP stack sends for an IPv4 echo request: addresses swapped, type 0,
  * the same id, sequence number and data, TTL 64, fresh checksums. Fragments are refused (a real
- * stack would reassemble first).
+ * stack would reassemble first). An IPv6 packet gets the ICMPv6 reply (echoReplyFor6).
  */
 export function echoReplyFor(requestPacket: Uint8Array): Result<Uint8Array> {
+  if (requestPacket.length > 0 && requestPacket[0] >> 4 === 6) return echoReplyFor6(requestPacket);
   const ip = parseIpv4(requestPacket);
   if (!ip.ok) return ip;
   const h = ip.value.header;

@@ -1,8 +1,10 @@
 // The little of TCP (RFC 9293) a gateway touches: clamping the MSS option of SYNs so that
 // encapsulation overhead does not break the path MTU, plus a builder and a checksum check for tests.
-import type { Ip } from '../../base/addr.js';
-import { checksumAdjust, internetChecksum, onesComplementSum } from './checksum.js';
+import { ipFamily, type Ip } from '../../base/addr.js';
+import { checksumAdjust, internetChecksum } from './checksum.js';
+import { pseudoHeaderSum } from './ip.js';
 import { buildIpv4, PROTO_TCP } from './ipv4.js';
+import { buildIpv6, IPV6_HEADER, parseIpv6 } from './ipv6.js';
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
@@ -14,8 +16,18 @@ const OPT_EOL = 0;
 const OPT_NOP = 1;
 const OPT_MSS = 2;
 
-/** Where the TCP segment of an IPv4 packet lies, or undefined if it is not a whole, sane one. */
+/**
+ * Where the TCP segment of an IPv4 or IPv6 packet lies, or undefined if it is not a whole, sane
+ * one (IPv6: behind any extension headers, never in a fragment).
+ */
 function tcpBounds(p: Uint8Array): { start: number; end: number } | undefined {
+  if (p.length > 0 && p[0] >> 4 === 6) {
+    const ip = parseIpv6(p);
+    if (!ip.ok || ip.value.walk.upperProto !== PROTO_TCP || ip.value.walk.fragment !== 'none') return undefined;
+    const start = ip.value.walk.upperOffset ?? p.length;
+    const end = IPV6_HEADER + ip.value.header.payloadLength;
+    return end >= start + 20 ? { start, end } : undefined;
+  }
   if (p.length < 20 || p[0] >> 4 !== 4 || p[9] !== PROTO_TCP) return undefined;
   const hl = (p[0] & 0x0f) * 4;
   const total = (p[2] << 8) | p[3];
@@ -24,15 +36,15 @@ function tcpBounds(p: Uint8Array): { start: number; end: number } | undefined {
 }
 
 /**
- * If `ipv4Packet` is an unfragmented TCP segment with SYN set whose MSS option exceeds `maxMss`,
- * lowers the option to `maxMss` in place and updates the TCP checksum incrementally. Returns
- * whether anything changed. Never reads outside the packet and never throws, whatever the bytes.
+ * If `packet` (IPv4 or IPv6) is an unfragmented TCP segment with SYN set whose MSS option exceeds
+ * `maxMss`, lowers the option to `maxMss` in place and updates the TCP checksum incrementally.
+ * Returns whether anything changed. Never reads outside the packet and never throws, whatever the bytes.
  */
-export function clampTcpMss(ipv4Packet: Uint8Array, maxMss: number): boolean {
-  const p = ipv4Packet;
+export function clampTcpMss(packet: Uint8Array, maxMss: number): boolean {
+  const p = packet;
   const b = tcpBounds(p);
   if (b === undefined) return false;
-  if ((((p[6] << 8) | p[7]) & 0x3fff) !== 0) return false; // MF or a fragment offset
+  if (p[0] >> 4 === 4 && (((p[6] << 8) | p[7]) & 0x3fff) !== 0) return false; // MF or a fragment offset
   const t = b.start;
   if ((p[t + 13] & TCP_SYN) === 0) return false;
   const dataOffset = (p[t + 12] >> 4) * 4;
@@ -62,22 +74,17 @@ function swap16(v: number): number {
   return ((v & 0xff) << 8) | (v >> 8);
 }
 
-/** Uncomplemented sum of the IPv4 pseudo-header (addresses taken from the packet). */
-function pseudoHeaderSum(p: Uint8Array, segmentLength: number): number {
-  return onesComplementSum(p, 12, 8, PROTO_TCP + segmentLength);
-}
-
-/** True when `ipv4Packet` holds a whole TCP segment whose checksum verifies. */
-export function tcpChecksumOk(ipv4Packet: Uint8Array): boolean {
-  const b = tcpBounds(ipv4Packet);
+/** True when `packet` (IPv4 or IPv6) holds a whole TCP segment whose checksum verifies. */
+export function tcpChecksumOk(packet: Uint8Array): boolean {
+  const b = tcpBounds(packet);
   if (b === undefined) return false;
   const len = b.end - b.start;
-  return internetChecksum(ipv4Packet, b.start, len, pseudoHeaderSum(ipv4Packet, len)) === 0;
+  return internetChecksum(packet, b.start, len, pseudoHeaderSum(packet, PROTO_TCP, len)) === 0;
 }
 
-/** The MSS option of a TCP segment in an IPv4 packet, if present and well formed. */
-export function tcpMss(ipv4Packet: Uint8Array): number | undefined {
-  const p = ipv4Packet;
+/** The MSS option of a TCP segment in an IPv4 or IPv6 packet, if present and well formed. */
+export function tcpMss(packet: Uint8Array): number | undefined {
+  const p = packet;
   const b = tcpBounds(p);
   if (b === undefined) return undefined;
   const t = b.start;
@@ -126,7 +133,7 @@ export interface TcpSegmentOptions {
   df?: boolean;
 }
 
-/** An IPv4 packet carrying one TCP segment, checksums computed. Throws if the options exceed 40 bytes. */
+/** An IPv4 (or, with IPv6 addresses, IPv6) packet carrying one TCP segment, checksums computed. Throws if the options exceed 40 bytes. */
 export function buildTcpSegment(o: TcpSegmentOptions): Uint8Array {
   const extra = o.options ?? new Uint8Array(0);
   const rawOptLen = (o.mss !== undefined ? 4 : 0) + extra.length;
@@ -151,10 +158,14 @@ export function buildTcpSegment(o: TcpSegmentOptions): Uint8Array {
   }
   seg.set(extra, i);
   seg.set(payload, 20 + optLen);
-  const packet = buildIpv4({ src: o.src, dst: o.dst, protocol: PROTO_TCP, payload: seg, ttl: o.ttl ?? 64, df: o.df ?? true });
-  const c = internetChecksum(packet, 20, seg.length, pseudoHeaderSum(packet, seg.length));
-  packet[20 + 16] = c >> 8;
-  packet[20 + 17] = c & 0xff;
+  const v6 = ipFamily(o.src) === 6;
+  const packet = v6
+    ? buildIpv6({ src: o.src, dst: o.dst, nextHeader: PROTO_TCP, payload: seg, hopLimit: o.ttl ?? 64 })
+    : buildIpv4({ src: o.src, dst: o.dst, protocol: PROTO_TCP, payload: seg, ttl: o.ttl ?? 64, df: o.df ?? true });
+  const at = v6 ? IPV6_HEADER : 20;
+  const c = internetChecksum(packet, at, seg.length, pseudoHeaderSum(packet, PROTO_TCP, seg.length));
+  packet[at + 16] = c >> 8;
+  packet[at + 17] = c & 0xff;
   return packet;
 }
 
