@@ -35,9 +35,9 @@ const benchmarks: Record<string, Benchmark> = {
     },
   },
   peers: {
-    description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces (root; KASANE_BENCH_SMOKE=1 for a quick run)',
+    description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces, and over IPv6 (plain-v6, kasane-v6) (root; KASANE_BENCH_SMOKE=1 for a quick run)',
     async run(log) {
-      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true }), ...(process.env.KASANE_BENCH_PEERS?.includes('kasane-raw-esp') ? [kasanePeer({ rawEsp: true })] : [])], log: (line) => log(`  ${line}`) })));
+      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true }), kasanePeer({ ipv6: true }), ...(process.env.KASANE_BENCH_PEERS?.includes('kasane-raw-esp') ? [kasanePeer({ rawEsp: true })] : [])], log: (line) => log(`  ${line}`) })));
     },
   },
   'ike-hostile': {

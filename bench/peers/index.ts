@@ -19,7 +19,7 @@ import { firstReply, iperf, machineBusy, median, pingSeries, withCpu, type CpuUs
 import { type NebulaCipher, nebulaPeer } from './nebula.js';
 import { plainPeer } from './plain.js';
 import { killPid, namespacePids, runIn } from './proc.js';
-import { buildTopology, namespacesOf, type PeerSetup, type PeerTopology } from './topology.js';
+import { buildTopology, ipv6View, namespacesOf, type PeerSetup, type PeerTopology } from './topology.js';
 import { wireguardGoPeer } from './wireguard-go.js';
 import { kasanePeer } from './kasane.js';
 import { searchLatency, type SearchLatencyResult } from './search-latency.js';
@@ -165,12 +165,15 @@ export interface TargetCheck {
   met?: boolean;
 }
 
-/** The issue's targets for every kasane peer with figures, against plain in the same run. */
+/**
+ * The issue's targets for every kasane peer with figures, against plain in the same run: a peer
+ * measured over IPv6 (`kasane-v6`) against plain IPv6 routing (`plain-v6`).
+ */
 export function targetsOf(peers: PeerResult[]): TargetCheck[] {
-  const plain = peers.find((p) => p.name === 'plain')?.medians;
   const out: TargetCheck[] = [];
   for (const p of peers) {
     if (!p.name.startsWith('kasane')) continue;
+    const plain = peers.find((x) => x.name === (p.name.endsWith('-v6') ? 'plain-v6' : 'plain'))?.medians;
     const k = p.medians;
     const check = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: '×' | 'ms' = '×') =>
       out.push({ peer: p.name, what, target, value, unit, met: value === undefined ? undefined : ok(value) });
@@ -245,7 +248,9 @@ export function peerBenchOptions(env: NodeJS.ProcessEnv = process.env, argv: str
 export function peerList(o: PeerBenchOptions): PeerSetup[] {
   const nebulas =
     o.nebulaCipher === 'both' ? [nebulaPeer('aes'), nebulaPeer('chachapoly', 'nebula-chachapoly')] : [nebulaPeer(o.nebulaCipher)];
-  const all = [plainPeer(), wireguardGoPeer(), ...nebulas, ...(o.extraPeers ?? []), ...(o.kasane ? [o.kasane] : [])];
+  // plain-v6 is the ceiling of IPv6 peers (kasane-v6): measured when one of them is.
+  const v6 = (o.extraPeers ?? []).some((p) => p.family === 6) || o.kasane?.family === 6;
+  const all = [plainPeer(), ...(v6 ? [plainPeer({ ipv6: true })] : []), wireguardGoPeer(), ...nebulas, ...(o.extraPeers ?? []), ...(o.kasane ? [o.kasane] : [])];
   const names = new Set<string>();
   for (const p of all) {
     if (names.has(p.name)) throw new Error(`two peers are named ${p.name}`);
@@ -413,8 +418,10 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
   return finish();
 }
 
-async function turn(tb: Testbed, topo: PeerTopology, peer: PeerSetup, round: number, o: PeerBenchOptions, signal: AbortSignal): Promise<PeerSample> {
-  await peer.setUp(tb, topo);
+async function turn(tb: Testbed, topology: PeerTopology, peer: PeerSetup, round: number, o: PeerBenchOptions, signal: AbortSignal): Promise<PeerSample> {
+  await peer.setUp(tb, topology);
+  // A peer measured over IPv6 sees the terminals' IPv6 addresses (the 64-byte UDP test then sends 84-byte IPv6 packets).
+  const topo = peer.family === 6 ? ipv6View(topology) : topology;
   const first = await firstReply(tb, topo, 15, signal);
   const series = await pingSeries(tb, topo, o.pings, signal);
   const one = await withCpu(topo, () => iperf(tb, topo, o.seconds, 1, signal));
@@ -455,8 +462,13 @@ async function tidyAfterTurn(peer: PeerSetup, topo: PeerTopology, report: PeerBe
 
 /** Before each turn, hostA must not reach hostB: otherwise a previous peer left its path behind. */
 async function assertIsolated(tb: Testbed, topo: PeerTopology, signal: AbortSignal): Promise<void> {
-  const r = await runIn(tb, topo.hostA.ns, 'ping', ['-n', '-c', '1', '-W', '1', '-I', topo.hostA.addr, topo.hostB.addr], { timeoutMs: 5000, signal });
-  if (r.status === 0) throw new Error('testbed not clean: hostA reaches hostB with no peer set up (a previous tearDown left a path)');
+  for (const [from, to] of [
+    [topo.hostA.addr, topo.hostB.addr],
+    [topo.hostA.addr6, topo.hostB.addr6],
+  ]) {
+    const r = await runIn(tb, topo.hostA.ns, 'ping', ['-n', '-c', '1', '-W', '1', '-I', from, to], { timeoutMs: 5000, signal });
+    if (r.status === 0) throw new Error(`testbed not clean: hostA reaches hostB (${to}) with no peer set up (a previous tearDown left a path)`);
+  }
 }
 
 function mediansOf(samples: PeerSample[]): PeerMedians | undefined {
@@ -633,7 +645,7 @@ async function main(): Promise<void> {
   const jsonFile = jsonAt >= 0 ? argv[jsonAt + 1] : undefined;
   if (jsonAt >= 0 && !jsonFile) throw new Error('--json needs a file name');
   // kasane is always measured from the command line (the library call leaves it to the caller).
-  const report = await runPeerBench({ ...peerBenchOptions(process.env, argv), kasane: kasanePeer() });
+  const report = await runPeerBench({ ...peerBenchOptions(process.env, argv), kasane: kasanePeer(), extraPeers: [kasanePeer({ ipv6: true })] });
   console.log(formatPeerBench(report));
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify(report, null, 2));
   if (report.unavailable) process.exitCode = 2;

@@ -11,14 +11,20 @@ import type { PeerSetup, PeerTopology } from './topology.js';
 const CLI = [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
 
 /**
+ * `ipv6` (`kasane-v6`): the same group VPN with the LANs' IPv6 prefixes as members, measured between
+ * the terminals' IPv6 addresses (the WAN carries IPv6 ESP between them; the gateways' outside
+ * addresses stay IPv4).
  * `pairwise`: the same gateways in a pairwise VPN (seed 001): the key search, then IKEv2 between
  * the gateways (certificates and permits from the authority), and tunnel-mode ESP in UDP 4500.
  */
-export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean } = {}): PeerSetup {
+export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean; ipv6?: boolean } = {}): PeerSetup {
   let state: { tb: Testbed; topo: PeerTopology; daemons: Daemon[]; routes: [string, string][]; gateways: [string, string][] } | undefined;
   return {
-    name: o.pairwise ? 'kasane-pairwise' : o.rawEsp ? 'kasane-raw-esp' : 'kasane',
-    description: o.pairwise
+    name: o.pairwise ? 'kasane-pairwise' : o.rawEsp ? 'kasane-raw-esp' : o.ipv6 ? 'kasane-v6' : 'kasane',
+    family: o.ipv6 ? 6 : 4,
+    description: o.ipv6
+      ? 'group VPN over IPv6 terminals, bump-in-the-wire ESP in UDP 4500 (IPv6 transport form) AES-256-GCM, native datapath'
+      : o.pairwise
       ? 'pairwise VPN: key search, IKEv2 with permits, tunnel-mode ESP-in-UDP AES-256-GCM, native datapath'
       : o.rawEsp
         ? 'group VPN sending raw ESP (protocol 50, rawEspVpns), bump in the wire, AES-256-GCM, native datapath (GSO/GRO, batched raw-socket egress)'
@@ -31,6 +37,12 @@ export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean } = {}): Pe
       const routes: [string, string][] = [
         [topo.gwA.lanPrefix, topo.gwA.wanAddr],
         [topo.gwB.lanPrefix, topo.gwB.wanAddr],
+        ...(o.ipv6
+          ? ([
+              [topo.gwA.lanPrefix6, topo.gwA.wanAddr6],
+              [topo.gwB.lanPrefix6, topo.gwB.wanAddr6],
+            ] as [string, string][])
+          : []),
       ];
       state = { tb, topo, daemons: [], routes: [], gateways: [] };
       for (const [prefix, via] of routes) {
@@ -48,6 +60,7 @@ export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean } = {}): Pe
       for (const [name, gw] of [['gwA', topo.gwA], ['gwB', topo.gwB]] as const) {
         admin('gateway', 'add', name, '--address', gw.wanAddr);
         admin('member', 'add', 'bench', name, gw.lanPrefix);
+        if (o.ipv6) admin('member', 'add', 'bench', name, gw.lanPrefix6);
       }
       for (const [name, gw] of [['gwA', topo.gwA], ['gwB', topo.gwB]] as const) {
         const gdata = join(dir, name);
@@ -62,7 +75,8 @@ export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean } = {}): Pe
         await waitFor(`kasane ${name}`, () => (d.assertRunning(), kasane(gw.ns, 'gateway', 'status', '--data', gdata, '--json'), true), { timeoutMs: 30_000, intervalMs: 200 });
       }
       // The first packet triggers the key search; the harness measures once traffic flows.
-      await waitFor('hostA -> hostB through kasane', () => (tb.exec(topo.hostA.ns, 'ping', '-c', '1', '-W', '1', topo.hostB.addr), true), { timeoutMs: 30_000, intervalMs: 100 });
+      const to = o.ipv6 ? topo.hostB.addr6 : topo.hostB.addr;
+      await waitFor('hostA -> hostB through kasane', () => (tb.exec(topo.hostA.ns, 'ping', '-c', '1', '-W', '1', to), true), { timeoutMs: 30_000, intervalMs: 100 });
     },
     async tearDown() {
       if (!state) return;

@@ -1,7 +1,9 @@
 // The comparison testbed: hostA – gwA – router – gwB – hostB, one network namespace each, veth
 // links created inside the namespaces (nothing in the root namespace). The router knows only the
 // two WAN links: traffic between the terminal LANs passes only if a peer carries it (a tunnel
-// between gwA and gwB) or the `plain` peer adds the LAN routes to the router.
+// between gwA and gwB) or the `plain` peer adds the LAN routes to the router. Every link is dual
+// stack (fd77:N::/64 beside 10.77.N.0/24): a peer with `family: 6` is measured between the
+// terminals' IPv6 addresses (`plain-v6`, `kasane-v6`).
 import type { Testbed } from '../../test/native/netns.js';
 import type { Requirement } from './install.js';
 
@@ -12,6 +14,9 @@ export interface Terminal {
   prefixLen: number;
   /** Its gateway's LAN address (its default route). */
   gateway: string;
+  /** Its IPv6 address (/64) and its gateway's. */
+  addr6: string;
+  gateway6: string;
 }
 
 export interface GatewaySide {
@@ -29,6 +34,10 @@ export interface GatewaySide {
   wanNextHop: string;
   /** This gateway's address inside a tunnel overlay, for peers that need one. */
   overlayAddr: string;
+  /** IPv6: the LAN prefix, and the WAN address and next hop (all /64). */
+  lanPrefix6: string;
+  wanAddr6: string;
+  wanNextHop6: string;
 }
 
 export interface PeerTopology {
@@ -56,12 +65,15 @@ export interface PeerSetup {
   requires?: Requirement[];
   /** The program's version, for the report. */
   version?(): Promise<string | undefined>;
+  /** Measured between the terminals' IPv6 addresses (default: IPv4). */
+  family?: 4 | 6;
   setUp(tb: Testbed, topo: PeerTopology): Promise<void>;
   /** Stops everything setUp started (by PID) and removes what it added to the namespaces. */
   tearDown(): Promise<void>;
 }
 
 const NET = '10.77';
+const NET6 = 'fd77';
 
 /** Builds the five namespaces and their links; throws on failure (the caller tears the testbed down). */
 export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopology {
@@ -73,8 +85,8 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
   const topo: PeerTopology = {
     prefix: tb.prefix,
     tmpDir,
-    hostA: { ns: hostA, ifname: 'lan0', addr: `${NET}.1.2`, prefixLen: 24, gateway: `${NET}.1.1` },
-    hostB: { ns: hostB, ifname: 'lan0', addr: `${NET}.2.2`, prefixLen: 24, gateway: `${NET}.2.1` },
+    hostA: { ns: hostA, ifname: 'lan0', addr: `${NET}.1.2`, prefixLen: 24, gateway: `${NET}.1.1`, addr6: `${NET6}:1::2`, gateway6: `${NET6}:1::1` },
+    hostB: { ns: hostB, ifname: 'lan0', addr: `${NET}.2.2`, prefixLen: 24, gateway: `${NET}.2.1`, addr6: `${NET6}:2::2`, gateway6: `${NET6}:2::1` },
     gwA: {
       ns: gwA,
       lanIf: 'lan0',
@@ -85,6 +97,9 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
       wanPrefixLen: 24,
       wanNextHop: `${NET}.101.1`,
       overlayAddr: `${NET}.200.1`,
+      lanPrefix6: `${NET6}:1::/64`,
+      wanAddr6: `${NET6}:101::2`,
+      wanNextHop6: `${NET6}:101::1`,
     },
     gwB: {
       ns: gwB,
@@ -96,6 +111,9 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
       wanPrefixLen: 24,
       wanNextHop: `${NET}.102.1`,
       overlayAddr: `${NET}.200.2`,
+      lanPrefix6: `${NET6}:2::/64`,
+      wanAddr6: `${NET6}:102::2`,
+      wanNextHop6: `${NET6}:102::1`,
     },
     router: { ns: router },
     overlayPrefixLen: 24,
@@ -105,15 +123,23 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
     [topo.hostA, topo.gwA],
     [topo.hostB, topo.gwB],
   ] as const) {
-    tb.link(host.ns, host.ifname, `${host.addr}/${host.prefixLen}`, gw.ns, gw.lanIf, `${gw.lanAddr}/${host.prefixLen}`);
+    tb.link(host.ns, host.ifname, [`${host.addr}/${host.prefixLen}`, `${host.addr6}/64`], gw.ns, gw.lanIf, [`${gw.lanAddr}/${host.prefixLen}`, `${host.gateway6}/64`]);
     tb.ip(host.ns, 'link', 'set', host.ifname, 'mtu', String(mtu));
     tb.ip(host.ns, 'route', 'add', 'default', 'via', host.gateway);
-    tb.link(gw.ns, gw.wanIf, `${gw.wanAddr}/${gw.wanPrefixLen}`, router, gw === topo.gwA ? 'wa' : 'wb', `${gw.wanNextHop}/${gw.wanPrefixLen}`);
+    tb.ip(host.ns, '-6', 'route', 'add', 'default', 'via', host.gateway6);
+    tb.link(gw.ns, gw.wanIf, [`${gw.wanAddr}/${gw.wanPrefixLen}`, `${gw.wanAddr6}/64`], router, gw === topo.gwA ? 'wa' : 'wb', [`${gw.wanNextHop}/${gw.wanPrefixLen}`, `${gw.wanNextHop6}/64`]);
     tb.ip(gw.ns, 'route', 'add', 'default', 'via', gw.wanNextHop);
-    tb.sysctl(gw.ns, 'net.ipv4.ip_forward', '1');
+    tb.ip(gw.ns, '-6', 'route', 'add', 'default', 'via', gw.wanNextHop6);
+    tb.forwarding(gw.ns);
   }
-  tb.sysctl(router, 'net.ipv4.ip_forward', '1');
+  tb.forwarding(router);
   return topo;
+}
+
+/** The topology as a peer measured over IPv6 sees it: the terminals' IPv6 addresses in place of their IPv4 ones. */
+export function ipv6View(topo: PeerTopology): PeerTopology {
+  const v6 = (t: Terminal): Terminal => ({ ...t, addr: t.addr6, prefixLen: 64, gateway: t.gateway6 });
+  return { ...topo, hostA: v6(topo.hostA), hostB: v6(topo.hostB) };
 }
 
 /** All namespaces of the topology, hosts first. */

@@ -4,6 +4,11 @@
 //   A (10.1.0.10) -- G1 --+                      VPN1 = {G1 + A, G2 + B}
 //   B (10.2.0.10) -- G2 --+-- R -- AUTH          VPN2 = {G2 + B, G3 + C}
 //   C (10.3.0.10) -- G3 --+
+//
+// With `ipv6`, every link is dual stack as well: A, B, C are also fd00:1::10, fd00:2::10,
+// fd00:3::10 (LANs fd00:N::/64, members of the VPNs beside the IPv4 ones), the WAN links are
+// fd00:200:N::/64, and the terminals route IPv6 through their gateways like IPv4. The gateways'
+// outside addresses are their IPv4 ones, or their IPv6 ones with `gatewayFamily: 6`.
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +20,8 @@ export interface Figure2 {
   tb: Testbed;
   ns: Record<'A' | 'B' | 'C' | 'G1' | 'G2' | 'G3' | 'R' | 'AUTH', string>;
   terminals: Record<'A' | 'B' | 'C', string>;
+  /** The terminals' IPv6 addresses (only with `ipv6`). */
+  terminals6: Record<'A' | 'B' | 'C', string>;
   dir: string;
   authorityData: string;
   gatewayData(n: 1 | 2 | 3): string;
@@ -33,8 +40,8 @@ export interface Figure2 {
   stopAuthority(): Promise<void>;
   /** `kasane gateway status --json` of gateway Gn (key table, VPNs, counters). */
   status(n: 1 | 2 | 3): GatewayStatus;
-  /** ping from a terminal; true when at least one reply came back. */
-  ping(from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', opts?: { count?: number; pattern?: string }): boolean;
+  /** ping from a terminal (to its IPv6 address with `family: 6`); true when at least one reply came back. */
+  ping(from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', opts?: { count?: number; pattern?: string; family?: 4 | 6 }): boolean;
   /** Stops everything it started and deletes every namespace. Never throws. */
   teardown(): Promise<void>;
 }
@@ -50,9 +57,16 @@ export interface Figure2Options {
   gatewayConfig?: string;
   /** Extra arguments to `kasane authority init` (e.g. a short key-rotation overlap). */
   authorityInit?: string[];
+  /** Dual stack: IPv6 on every link and in the VPNs besides IPv4. */
+  ipv6?: boolean;
+  /** The family of the gateways' outside addresses (6 needs `ipv6`). Default 4. */
+  gatewayFamily?: 4 | 6;
 }
 
 const TERMINALS = { A: '10.1.0.10', B: '10.2.0.10', C: '10.3.0.10' } as const;
+export const TERMINALS6 = { A: 'fd00:1::10', B: 'fd00:2::10', C: 'fd00:3::10' } as const;
+/** A gateway's outside address of either family. */
+const gatewayAddress = (n: number, family: 4 | 6) => (family === 6 ? `fd00:200:${n}::2` : `10.200.${n}.2`);
 
 export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   const tb = new Testbed();
@@ -61,7 +75,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   // Whatever step fails, the namespaces made before it go: the testbed deletes those it made.
   let ns: Figure2['ns'];
   try {
-    ns = buildNetwork(tb);
+    ns = buildNetwork(tb, o.ipv6 ?? false);
   } catch (e) {
     tb.teardown();
     throw e;
@@ -76,6 +90,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     tb,
     ns,
     terminals: { ...TERMINALS },
+    terminals6: { ...TERMINALS6 },
     dir: o.dir,
     authorityData,
     gatewayData: (n) => join(o.dir, `G${n}`),
@@ -120,7 +135,7 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
       try {
         const args = ['-c', String(po.count ?? 3), '-i', '0.2', '-W', '2'];
         if (po.pattern) args.push('-p', po.pattern);
-        tb.exec(ns[from], 'ping', ...args, TERMINALS[to]);
+        tb.exec(ns[from], 'ping', ...args, po.family === 6 ? TERMINALS6[to] : TERMINALS[to]);
         return true;
       } catch {
         return false;
@@ -138,12 +153,12 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     log('authority running at https://10.200.9.2:7443 (SQLite in ' + authorityData + ')');
     f.admin('vpn', 'create', 'VPN1', '--id', '1');
     f.admin('vpn', 'create', 'VPN2', '--id', '2');
-    for (const n of [1, 2, 3]) f.admin('gateway', 'add', `G${n}`, '--address', `10.200.${n}.2`);
-    f.admin('member', 'add', 'VPN1', 'G1', '10.1.0.0/24');
-    f.admin('member', 'add', 'VPN1', 'G2', '10.2.0.0/24');
-    f.admin('member', 'add', 'VPN2', 'G2', '10.2.0.0/24');
-    f.admin('member', 'add', 'VPN2', 'G3', '10.3.0.0/24');
-    log('VPN1 = {G1 + 10.1.0.0/24, G2 + 10.2.0.0/24}; VPN2 = {G2 + 10.2.0.0/24, G3 + 10.3.0.0/24}');
+    const family = o.gatewayFamily ?? 4;
+    if (family === 6 && !o.ipv6) throw new Error('gateways with IPv6 outside addresses need an IPv6 network (ipv6: true)');
+    for (const n of [1, 2, 3]) f.admin('gateway', 'add', `G${n}`, '--address', gatewayAddress(n, family));
+    const lans = (n: number) => [`10.${n}.0.0/24`, ...(o.ipv6 ? [`fd00:${n}::/64`] : [])];
+    for (const [vpn, g] of [['VPN1', 1], ['VPN1', 2], ['VPN2', 2], ['VPN2', 3]] as const) for (const p of lans(g)) f.admin('member', 'add', vpn, `G${g}`, p);
+    log(`VPN1 = {G1 + ${lans(1).join(' ')}, G2 + ${lans(2).join(' ')}}; VPN2 = {G2 + ${lans(2).join(' ')}, G3 + ${lans(3).join(' ')}}`);
     // Both ways of enrolling: G1 and G2 from offline bundles, G3 online with a one-time token
     // (its key is made on G3 and never leaves; it pins the authority's root by fingerprint).
     for (const n of [1, 2, 3] as const) {
@@ -166,8 +181,8 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
   return f;
 }
 
-/** The eight hosts of Figure 2 and their links (no kasane process yet). */
-function buildNetwork(tb: Testbed): Figure2['ns'] {
+/** The eight hosts of Figure 2 and their links (no kasane process yet), dual stack with `ipv6`. */
+function buildNetwork(tb: Testbed, ipv6: boolean): Figure2['ns'] {
   const ns = {
     A: tb.ns('A'),
     B: tb.ns('B'),
@@ -179,17 +194,24 @@ function buildNetwork(tb: Testbed): Figure2['ns'] {
     AUTH: tb.ns('AUTH'),
   };
   const lan = { 1: ns.A, 2: ns.B, 3: ns.C } as const;
+  const v6 = (...a: string[]) => (ipv6 ? a : []);
   for (const n of [1, 2, 3] as const) {
     const [t, g] = [lan[n], ns[`G${n}`]];
-    tb.link(t, 'eth0', `10.${n}.0.10/24`, g, 'lan0', `10.${n}.0.1/24`);
+    tb.link(t, 'eth0', [`10.${n}.0.10/24`, ...v6(`fd00:${n}::10/64`)], g, 'lan0', [`10.${n}.0.1/24`, ...v6(`fd00:${n}::1/64`)]);
     tb.ip(t, 'route', 'add', 'default', 'via', `10.${n}.0.1`);
-    tb.link(g, 'wan0', `10.200.${n}.2/24`, ns.R, `g${n}`, `10.200.${n}.1/24`);
+    tb.link(g, 'wan0', [`10.200.${n}.2/24`, ...v6(`fd00:200:${n}::2/64`)], ns.R, `g${n}`, [`10.200.${n}.1/24`, ...v6(`fd00:200:${n}::1/64`)]);
     tb.ip(g, 'route', 'add', 'default', 'via', `10.200.${n}.1`);
     tb.ip(ns.R, 'route', 'add', `10.${n}.0.0/24`, 'via', `10.200.${n}.2`);
+    if (ipv6) {
+      tb.ip(t, '-6', 'route', 'add', 'default', 'via', `fd00:${n}::1`);
+      tb.ip(g, '-6', 'route', 'add', 'default', 'via', `fd00:200:${n}::1`);
+      tb.ip(ns.R, '-6', 'route', 'add', `fd00:${n}::/64`, 'via', `fd00:200:${n}::2`);
+    }
   }
-  tb.link(ns.AUTH, 'eth0', '10.200.9.2/24', ns.R, 'auth', '10.200.9.1/24');
+  tb.link(ns.AUTH, 'eth0', ['10.200.9.2/24', ...v6('fd00:200:9::2/64')], ns.R, 'auth', ['10.200.9.1/24', ...v6('fd00:200:9::1/64')]);
   tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
-  tb.sysctl(ns.R, 'net.ipv4.ip_forward', '1');
+  if (ipv6) tb.ip(ns.AUTH, '-6', 'route', 'add', 'default', 'via', 'fd00:200:9::1');
+  tb.forwarding(ns.R);
   return ns;
 }
 

@@ -11,7 +11,7 @@ import type { Sites } from '../testbed/sites.js';
 import { waitFor } from '../testbed/sites.js';
 import { exchanged, buildFederation, FEDERATION_TERMINALS, SHARED_VPN } from './federation.js';
 import { buildFigure2, type Figure2 } from './figure2.js';
-import { buildMultistage, MULTISTAGE_TERMINALS } from './multistage.js';
+import { buildMultistage, MULTISTAGE_TERMINALS, MULTISTAGE_TERMINALS6 } from './multistage.js';
 
 export type Say = (line: string) => void;
 
@@ -39,11 +39,15 @@ export interface BuildOptions {
   /** How to run the kasane CLI (default: the compiled one). */
   cli?: string[];
   log: Say;
+  /** The terminals talk over IPv6 (every link dual stack). */
+  ipv6?: boolean;
 }
 
 export interface Scenario {
   name: string;
   title: string;
+  /** Whether it runs with `--ipv6`. */
+  ipv6: boolean;
   build(o: BuildOptions): Promise<RunningDemo>;
 }
 
@@ -96,21 +100,25 @@ function figure2Tables(f: Figure2): string[] {
 const figure2: Scenario = {
   name: 'figure2',
   title: 'seed 000 Figure 2: terminals A, B, C behind G1, G2, G3; B in VPN1 (with A) and VPN2 (with C); A and C never meet',
+  ipv6: true,
   async build(o) {
-    const f = await buildFigure2({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG });
+    const f = await buildFigure2({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG, ipv6: o.ipv6 });
+    const family = o.ipv6 ? 6 : 4;
+    const terminals = o.ipv6 ? f.terminals6 : f.terminals;
+    if (o.ipv6) o.log(`the terminals talk over IPv6: A ${terminals.A}, B ${terminals.B}, C ${terminals.C} (ping -6)`);
     return {
       tb: f.tb,
       authorities: [{ name: 'figure2', ns: f.ns.AUTH, host: '10.200.9.2', port: 7443, data: f.authorityData }],
       async live(round, say) {
         const [from, to, expected] = FIGURE2_PAIRS[[0, 1, 4][round % 3]];
-        const ok = f.ping(from, to, { count: 1 });
-        say(`\n[${stamp()}] ping ${from} -> ${to}: ${ok ? 'reply' : 'no reply'}${ok === expected ? '' : '  (UNEXPECTED)'}`);
+        const ok = f.ping(from, to, { count: 1, family });
+        say(`\n[${stamp()}] ping${o.ipv6 ? ' -6' : ''} ${from} -> ${to} (${terminals[to]}): ${ok ? 'reply' : 'no reply'}${ok === expected ? '' : '  (UNEXPECTED)'}`);
         for (const l of figure2Tables(f)) say(l);
       },
       async check(say) {
-        say('\nreachability (ping from row to column), expected in brackets:');
+        say(`\nreachability (ping${o.ipv6 ? ' -6' : ''} from row to column), expected in brackets:`);
         const got = new Map<string, boolean>();
-        for (const [from, to] of FIGURE2_PAIRS) got.set(from + to, f.ping(from, to));
+        for (const [from, to] of FIGURE2_PAIRS) got.set(from + to, f.ping(from, to, { family }));
         const cell = (from: T, to: T) => {
           if (from === to) return '   -   ';
           const exp = FIGURE2_PAIRS.find((p) => p[0] === from && p[1] === to)![2];
@@ -138,30 +146,33 @@ function sitesTables(s: Sites, gateways: string[]): string[] {
 const multistage: Scenario = {
   name: 'multistage',
   title: 'seed 000 Figure 1(2): A behind Gi1 (VPN dept) behind Go1 (VPN company), B likewise; dept runs inside company',
+  ipv6: true,
   async build(o) {
-    const s = await buildMultistage({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG });
+    const s = await buildMultistage({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG, ipv6: o.ipv6 });
+    const terminals = o.ipv6 ? MULTISTAGE_TERMINALS6 : MULTISTAGE_TERMINALS;
     o.log('company = {Go1 + 10.1.0.0/16, Go2 + 10.2.0.0/16}; dept = {Gi1 + 10.1.1.0/24, Gi2 + 10.2.1.0/24}: nested inside company');
+    if (o.ipv6) o.log('and over IPv6: company = {Go1 + fd00:1::/48, Go2 + fd00:2::/48}; dept = {Gi1 + fd00:1:1::/64, Gi2 + fd00:2:1::/64}; A and B talk over IPv6');
     const gateways = ['Gi2', 'Go2', 'Go1', 'Gi1'];
     return {
       tb: s.tb,
       authorities: [{ name: 'multistage', ns: s.ns.AUTH, host: '10.200.9.2', port: 7443, data: s.authorityData() }],
       async live(round, say) {
         const [from, to] = round % 2 === 0 ? (['B', 'A'] as const) : (['A', 'B'] as const);
-        const ok = s.ping(from, MULTISTAGE_TERMINALS[to], ['-c', '1', '-W', '2']) > 0;
+        const ok = s.ping(from, terminals[to], ['-c', '1', '-W', '2']) > 0;
         say(`\n[${stamp()}] ping ${from} -> ${to} (through dept inside company): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`);
         for (const l of sitesTables(s, gateways)) say(l);
       },
       async check(say) {
         say('\nthe first packet from B to A: one key search sets up both layers');
-        const first = s.ping('B', MULTISTAGE_TERMINALS.A, ['-c', '3', '-i', '0.2', '-W', '3']) > 0;
-        const back = s.ping('A', MULTISTAGE_TERMINALS.B, ['-c', '3', '-i', '0.2', '-W', '3']) > 0;
+        const first = s.ping('B', terminals.A, ['-c', '3', '-i', '0.2', '-W', '3']) > 0;
+        const back = s.ping('A', terminals.B, ['-c', '3', '-i', '0.2', '-W', '3']) > 0;
         const st = Object.fromEntries(gateways.map((g) => [g, statusOf(() => s.status(g))]));
         const path = (g: string, remote: string) => {
           const x = st[g];
           return x instanceof Error ? undefined : x.paths.find((p) => p.remote === remote && p.action === 'encrypt');
         };
-        const inner = path('Gi2', MULTISTAGE_TERMINALS.A);
-        const outer = path('Go2', MULTISTAGE_TERMINALS.A);
+        const inner = path('Gi2', terminals.A);
+        const outer = path('Go2', terminals.A);
         let ok = true;
         ok = verdict(say, 'B -> A replies', first, true) && ok;
         ok = verdict(say, 'A -> B replies', back, true) && ok;
@@ -181,6 +192,8 @@ const multistage: Scenario = {
 
 const federation: Scenario = {
   name: 'federation',
+  // Pairwise VPNs carry IPv6 (tunnel mode, docs/ike.md), but this demo's terminals are IPv4.
+  ipv6: false,
   title: 'seed 001: authority-a and authority-b peered; pairwise VPN P7 between A (behind GA) and B (behind GB); IKE with permits',
   async build(o) {
     const s = await buildFederation({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: { GA: GATEWAY_CONFIG, GB: GATEWAY_CONFIG } });

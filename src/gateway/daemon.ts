@@ -20,6 +20,7 @@ import { GatewayCore } from '../core/gateway-core.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { TsExecutor } from '../core/ts-executor.js';
 import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
+import { hostHasIpv6 } from '../native/routing.js';
 import type { GatewayRunConfig } from './config.js';
 import { CoreDriver } from './core-driver.js';
 import { AuthorityLink, GatewayStartError } from './authority-link.js';
@@ -331,6 +332,7 @@ export function tunRouting(config: GatewayRunConfig): TunRouting {
     outsideIfaces: config.outside,
     table: config.routingTable,
     pref: config.routingTable,
+    ipv6: hostHasIpv6(),
   };
 }
 
@@ -354,9 +356,10 @@ export async function teardownGateway(config: GatewayRunConfig): Promise<string>
   if (!r.ok) throw new GatewayStartError(`teardown failed: ${r.error.message}`);
   const t = config.routingTable;
   return (
-    `unprotected: removed the ip rules at preferences ${t} and ${t + 1}, the routes of tables ${t} and ${t + 1} and the nftables table ip ${guardTableName(routing)}.\n` +
-    `Forwarded traffic between ${config.inside.join(', ')} and ${config.outside.join(', ')} now follows the main table, in the clear ` +
-    `(net.ipv4.ip_forward is left as it is). \`kasane gateway run\` protects again.\n`
+    `unprotected: removed the ip rules at preferences ${t} and ${t + 1}, the routes of tables ${t} and ${t + 1} ` +
+    `(IPv4${routing.ipv6 ? ' and IPv6' : ''}) and the nftables table inet ${guardTableName(routing)}.\n` +
+    `Forwarded traffic between ${config.inside.join(', ')} and ${config.outside.join(', ')} now follows the main tables, in the clear ` +
+    `(net.ipv4.ip_forward and net.ipv6.conf.all.forwarding are left as they are). \`kasane gateway run\` protects again.\n`
   );
 }
 
@@ -378,12 +381,20 @@ function preflight(config: GatewayRunConfig): void {
   }
 }
 
-/** The prefixes configured on the inside interfaces: the LANs whose terminals we serve first-hand. */
-function insidePrefixes(ifaces: string[]): Prefix[] {
+/**
+ * The prefixes configured on the inside interfaces, IPv4 and IPv6 (global scope: link-local
+ * addresses name no LAN, and link-local traffic is never intercepted): the LANs whose terminals we
+ * serve first-hand.
+ */
+export function insidePrefixes(ifaces: string[], show = (i: string) => execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' })): Prefix[] {
   const out: Prefix[] = [];
   for (const i of ifaces) {
-    const j = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', i], { encoding: 'utf8' })) as { addr_info?: { local: string; prefixlen: number }[] }[];
-    for (const a of j[0]?.addr_info ?? []) out.push(Prefix.of(a.local, a.prefixlen));
+    const j = JSON.parse(show(i)) as { addr_info?: { family?: string; local: string; prefixlen: number; scope?: string }[] }[];
+    for (const a of j[0]?.addr_info ?? []) {
+      if ((a.family !== 'inet' && a.family !== 'inet6') || (a.scope !== undefined && a.scope !== 'global')) continue;
+      const p = Prefix.of(a.local, a.prefixlen);
+      if (!out.some((q) => q.equals(p))) out.push(p);
+    }
   }
   return out;
 }

@@ -6,17 +6,27 @@ import { readFileSync } from 'node:fs';
 import { ipToBytes, type Ip } from '../base/addr.js';
 import type { NativeBinding } from '../native/binding.js';
 
-/** The smallest MTU among the interfaces, or undefined when none can be read. */
+/**
+ * The smallest MTU among the interfaces, or undefined when none can be read. An interface's IPv6
+ * MTU (net.ipv6.conf.IF.mtu: set by hand, or lowered by a router advertisement's MTU option) may
+ * be below its link MTU; the smaller counts, since the gateway's ESP of either family leaves there.
+ */
 export function interfacesMtu(ifaces: readonly string[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | undefined {
   let min: number | undefined;
+  const take = (mtu: number, least: number) => {
+    if (Number.isInteger(mtu) && mtu >= least && (min === undefined || mtu < min)) min = mtu;
+  };
   for (const i of ifaces) {
-    let mtu: number;
     try {
-      mtu = Number(read(`/sys/class/net/${i}/mtu`).trim());
+      take(Number(read(`/sys/class/net/${i}/mtu`).trim()), 68);
     } catch {
       continue; // gone (being reconfigured): the others decide, or the last value stays
     }
-    if (Number.isInteger(mtu) && mtu >= 68 && (min === undefined || mtu < min)) min = mtu;
+    try {
+      take(Number(read(`/proc/sys/net/ipv6/conf/${i}/mtu`).trim()), 1280);
+    } catch {
+      /* no IPv6 on this interface or host: its link MTU decides */
+    }
   }
   return min;
 }

@@ -3,6 +3,7 @@
 // teardown that deletes everything it made, even after a failure.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { hostHasIpv6 } from '../native/routing.js';
 
 export type Availability = { ok: true } | { ok: false; reason: string };
 
@@ -48,13 +49,28 @@ export class Testbed {
     this.exec(ns, 'sh', '-c', `echo ${value} > /proc/sys/${key.replaceAll('.', '/')}`);
   }
 
-  /** A veth pair between two namespaces, addressed and up. */
-  link(nsA: string, ifA: string, addrA: string, nsB: string, ifB: string, addrB: string): void {
+  /**
+   * A veth pair between two namespaces, addressed and up: one address on each end, or several
+   * (IPv4 and IPv6 for a dual-stack link). IPv6 addresses skip duplicate address detection, so
+   * they are usable at once.
+   */
+  link(nsA: string, ifA: string, addrA: string | string[], nsB: string, ifB: string, addrB: string | string[]): void {
     this.ip(nsA, 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB);
-    this.ip(nsA, 'addr', 'add', addrA, 'dev', ifA);
-    this.ip(nsB, 'addr', 'add', addrB, 'dev', ifB);
+    this.address(nsA, ifA, addrA);
+    this.address(nsB, ifB, addrB);
     this.ip(nsA, 'link', 'set', ifA, 'up');
     this.ip(nsB, 'link', 'set', ifB, 'up');
+  }
+
+  /** Adds addresses (IPv4 or IPv6, with their length) to an interface. */
+  address(ns: string, iface: string, addrs: string | string[]): void {
+    for (const a of typeof addrs === 'string' ? [addrs] : addrs) this.ip(ns, 'addr', 'add', a, 'dev', iface, ...(a.includes(':') ? ['nodad'] : []));
+  }
+
+  /** Turns forwarding on in a namespace (a router): IPv4, and IPv6 where the host has it. */
+  forwarding(ns: string): void {
+    this.sysctl(ns, 'net.ipv4.ip_forward', '1');
+    if (hostHasIpv6()) this.sysctl(ns, 'net.ipv6.conf.all.forwarding', '1');
   }
 
   /** Starts a process in a namespace; it is killed (by PID) at teardown if still running. */

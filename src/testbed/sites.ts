@@ -12,9 +12,9 @@ import { Testbed } from './netns.js';
 export const COMPILED_CLI = [process.execPath, join(new URL('../..', import.meta.url).pathname, 'bin', 'kasane.js')];
 
 export interface SiteLink {
-  /** host, interface, address/len on each end */
-  a: [string, string, string];
-  b: [string, string, string];
+  /** host, interface, address/len on each end (several on a dual-stack link: IPv4 and IPv6) */
+  a: [string, string, ...string[]];
+  b: [string, string, ...string[]];
   /** MTU of both ends (default: the veth default, 1500). */
   mtu?: number;
 }
@@ -47,7 +47,7 @@ export interface SiteSpec {
   dir: string;
   hosts: string[];
   links: SiteLink[];
-  /** host -> `ip route add` argument lists */
+  /** host -> `ip route add` argument lists (the family follows the addresses: `default via fd00::1` is IPv6) */
   routes: Record<string, string[][]>;
   /** Hosts that forward (routers; gateways turn forwarding on themselves). */
   routers: string[];
@@ -85,7 +85,7 @@ export interface Sites {
   killGateway(gateway: string): Promise<void>;
   startAuthority(authority: string): Promise<void>;
   stopAuthority(authority: string): Promise<void>;
-  /** ping from host to address; the number of replies (0 when none). */
+  /** ping from host to address (IPv4 or IPv6); the number of replies (0 when none). */
   ping(from: string, to: string, args?: string[]): number;
   teardown(): Promise<void>;
 }
@@ -169,14 +169,14 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
   try {
     for (const h of s.hosts) ns[h] = tb.ns(h);
     for (const l of s.links) {
-      tb.link(ns[l.a[0]], l.a[1], l.a[2], ns[l.b[0]], l.b[1], l.b[2]);
+      tb.link(ns[l.a[0]], l.a[1], l.a.slice(2), ns[l.b[0]], l.b[1], l.b.slice(2));
       if (l.mtu !== undefined) {
         tb.ip(ns[l.a[0]], 'link', 'set', 'dev', l.a[1], 'mtu', String(l.mtu));
         tb.ip(ns[l.b[0]], 'link', 'set', 'dev', l.b[1], 'mtu', String(l.mtu));
       }
     }
-    for (const [h, routes] of Object.entries(s.routes)) for (const r of routes) tb.ip(ns[h], 'route', 'add', ...r);
-    for (const r of s.routers) tb.sysctl(ns[r], 'net.ipv4.ip_forward', '1');
+    for (const [h, routes] of Object.entries(s.routes)) for (const r of routes) tb.ip(ns[h], ...(r.some((x) => x.includes(':')) ? ['-6'] : []), 'route', 'add', ...r);
+    for (const r of s.routers) tb.forwarding(ns[r]);
     log(`namespaces ${tb.prefix}-* and links up: ${s.hosts.join(', ')}`);
 
     for (const a of authorities) {

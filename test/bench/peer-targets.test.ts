@@ -2,7 +2,9 @@
 // routing in the same run, and the per-unit CPU cost is CPU time over what was delivered.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { costOf, targetsOf, type PeerMedians, type PeerResult } from '../../bench/peers/index.js';
+import { costOf, peerBenchOptions, peerList, targetsOf, type PeerMedians, type PeerResult } from '../../bench/peers/index.js';
+import { kasanePeer } from '../../bench/peers/kasane.js';
+import { ipv6View, type PeerTopology } from '../../bench/peers/topology.js';
 
 function medians(over: Partial<PeerMedians>): PeerMedians {
   return {
@@ -34,6 +36,25 @@ test('targets: each kasane peer against plain in the same run, MET exactly at th
   assert.equal(verdict('kasane-pairwise', 'RTT − plain RTT'), false);
   // Without plain in the run nothing is decided.
   assert.ok(targetsOf([group]).every((x) => x.met === undefined && x.value === undefined));
+});
+
+test('targets over IPv6: kasane-v6 against plain-v6 of the same run, never against IPv4 plain', () => {
+  const plain = peer('plain', { gbps1: 100, gbps4: 100, pps64: 1_000_000, rttMs: 0.01 });
+  const plain6 = peer('plain-v6', { gbps1: 10, gbps4: 20, pps64: 100_000, rttMs: 0.1 });
+  const k6 = peer('kasane-v6', { gbps1: 3.5, gbps4: 5, pps64: 80_000, rttMs: 0.25 });
+  const t = targetsOf([plain, plain6, k6]);
+  assert.ok(t.filter((x) => x.peer === 'kasane-v6').every((x) => x.met === true), JSON.stringify(t));
+  assert.ok(targetsOf([plain, k6]).every((x) => x.met === undefined), 'no plain-v6 in the run: nothing decided');
+});
+
+test('peers over IPv6: plain-v6 runs whenever an IPv6 peer does, measured between the terminals\' IPv6 addresses', () => {
+  const o = { ...peerBenchOptions({}, []), only: undefined };
+  assert.ok(!peerList({ ...o, kasane: kasanePeer() }).some((p) => p.name === 'plain-v6'));
+  const names = peerList({ ...o, kasane: kasanePeer(), extraPeers: [kasanePeer({ ipv6: true })] }).map((p) => p.name);
+  assert.ok(names.includes('plain-v6') && names.includes('kasane-v6'), names.join(' '));
+  const term = { ns: 'h', ifname: 'lan0', addr: '10.77.1.2', prefixLen: 24, gateway: '10.77.1.1', addr6: 'fd77:1::2', gateway6: 'fd77:1::1' };
+  const v = ipv6View({ hostA: term, hostB: { ...term, addr: '10.77.2.2', addr6: 'fd77:2::2' } } as PeerTopology);
+  assert.deepEqual([v.hostA.addr, v.hostA.prefixLen, v.hostA.gateway, v.hostB.addr], ['fd77:1::2', 64, 'fd77:1::1', 'fd77:2::2']);
 });
 
 test('cost: CPU per byte and per packet delivered, sender and receiver apart', () => {

@@ -163,7 +163,7 @@ test('a killed or stopped gateway fails closed: nothing of A or B crosses unprot
     const held = g1State(f);
     assert.match(held.tables, /prohibit default/, `inside table refuses: ${held.tables}`);
     assert.match(held.tables, /blackhole default/, `outside table drops: ${held.tables}`);
-    assert.match(held.nft, /table ip kasane_5150/, `nftables table: ${held.nft}`);
+    assert.match(held.nft, /table inet kasane_5150/, `nftables table: ${held.nft}`);
     assert.equal(f.ping('A', 'B', { count: 1 }), false, 'nothing passes while G1 is down');
 
     // Teardown: refused while the gateway runs, then removes everything the gateway left.

@@ -22,6 +22,7 @@ export function registerDemo(program: Command): void {
         'Each authority\'s web console opens on https://127.0.0.1:PORT/ for a browser on this machine.',
     )
     .option('--check', 'self-test: run the scenario\'s traffic, print what happened against what must happen, tear down; exit 1 on any difference')
+    .option('--ipv6', 'the terminals talk over IPv6 (every link dual stack, the VPNs hold IPv6 prefixes too): the same matrix as over IPv4 (figure2, multistage)')
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
     .option('--console-port <port>', 'port on 127.0.0.1 for the (first) authority\'s console; the next authority gets the next port (default: any free port)', intArg(0, 65535))
     .addHelpText(
@@ -35,9 +36,13 @@ export function registerDemo(program: Command): void {
         'own network namespace is the console listener on 127.0.0.1, and everything the demo made is removed\n' +
         'when it ends, also after a failure.',
     )
-    .action(async (name: string, o: { check?: boolean; interval: string; consolePort?: number }, cmd: Command) => {
+    .action(async (name: string, o: { check?: boolean; ipv6?: boolean; interval: string; consolePort?: number }, cmd: Command) => {
       const scenario = SCENARIOS[name];
       if (!scenario) cmd.error(`error: no scenario ${JSON.stringify(name)}; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
+      if (o.ipv6 && !scenario.ipv6) {
+        const with6 = Object.values(SCENARIOS).filter((s) => s.ipv6).map((s) => s.name);
+        cmd.error(`error: the ${scenario.name} demo has IPv4 terminals only; --ipv6 runs with ${with6.join(', ')}`);
+      }
       const missing = demoPrerequisites();
       if (missing.length) throw new Error(`the demo cannot run on this host:\n  ${missing.join('\n  ')}`);
       const dir = mkdtempSync(join(tmpdir(), 'kasane-demo-'));
@@ -61,8 +66,8 @@ export function registerDemo(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        say(`${scenario.name}: ${scenario.title}`);
-        demo = await scenario.build({ dir, cli, log: (l) => say(`* ${l}`) });
+        say(`${scenario.name}${o.ipv6 ? ' over IPv6' : ''}: ${scenario.title}`);
+        demo = await scenario.build({ dir, cli, log: (l) => say(`* ${l}`), ipv6: o.ipv6 });
         for (const [i, a] of demo.authorities.entries()) {
           const c = await openConsole({ tb: demo.tb, ns: a.ns, target: { host: a.host, port: a.port }, socket: join(dir, `console-${i}.sock`), cli, port: o.consolePort ? o.consolePort + i : 0 });
           consoles.push(c);
@@ -75,7 +80,8 @@ export function registerDemo(program: Command): void {
         if (o.check) {
           let ok = await demo.check(say);
           for (const [i, c] of consoles.entries()) ok = (await checkConsole(c, demo.authorities[i].name, demo.authorities[i].data, say)) && ok;
-          say(ok ? `\ncheck passed: ${scenario.name} behaves as the paper says` : `\ncheck FAILED: ${scenario.name} differs (see DIFFERENT above)`);
+          const what = `${scenario.name}${o.ipv6 ? ' over IPv6' : ''}`;
+          say(ok ? `\ncheck passed: ${what} behaves as the paper says` : `\ncheck FAILED: ${what} differs (see DIFFERENT above)`);
           process.exitCode = ok ? 0 : 1;
           return;
         }

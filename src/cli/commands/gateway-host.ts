@@ -69,9 +69,9 @@ export function registerGatewayHost(program: Command): void {
     .addHelpText(
       'after',
       '\nA stopped or dead gateway keeps refusing its terminals\' forwarded traffic (fail closed). teardown removes\n' +
-        'the ip rules at preferences routingTable and routingTable+1, the routes of those tables and the nftables\n' +
-        'table ip kasane_<routingTable>: forwarded traffic between the inside and outside interfaces then follows\n' +
-        'the main table IN THE CLEAR. Refused while the gateway runs. `kasane gateway run` protects again.\n\n' +
+        'the ip rules at preferences routingTable and routingTable+1 and the routes of those tables (IPv4 and IPv6),\n' +
+        'and the nftables table inet kasane_<routingTable>: forwarded traffic between the inside and outside\n' +
+        'interfaces then follows the main tables IN THE CLEAR. Refused while the gateway runs. `kasane gateway run` protects again.\n\n' +
         'Example:\n  kasane gateway teardown --config /etc/kasane/g1.yaml',
     )
     .action(async (o: { config: string }) => {
