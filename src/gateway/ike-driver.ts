@@ -160,6 +160,17 @@ export class IkeDriver {
     return s;
   }
 
+  /**
+   * Sends tunnel ESP (no marker) from our own UDP 4500 socket of `to`'s family (see `ownNatPort`):
+   * for a gateway whose executor's tunnel packets of that family cannot leave through the datapath.
+   */
+  sendTunnel(to: string, port: number, payload: Uint8Array): boolean {
+    const s = this.natSockets.get(ipFamily(to));
+    if (!s) return false;
+    s.send(payload, port, to);
+    return true;
+  }
+
   /** A datagram on a UDP 4500 socket of our own: IKE behind the non-ESP marker, a NAT-keepalive, or ESP. */
   private natOwn(from: string, port: number, payload: Buffer): void {
     if (payload.length === 1 && payload[0] === 0xff) return this.count('nat-keepalive');

@@ -9,12 +9,14 @@
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { ipFamily, Prefix } from '../../src/base/addr.js';
+import { ipFamily, ipFromBytes, Prefix } from '../../src/base/addr.js';
+import type { TunnelExecutor } from '../../src/core/executor.js';
+import { TsExecutor } from '../../src/core/ts-executor.js';
 import { IkeDriver } from '../../src/gateway/ike-driver.js';
 import { FileKeyKeystore } from '../../src/pki/signer.js';
 import { keystoreSigner } from '../../src/gateway/ike-identity.js';
 import { pemToDer } from '../../src/pki/keys.js';
-import { NativeDatapath, type DatapathOptions } from '../../src/native/datapath.js';
+import { NativeDatapath, type DatapathOptions, type PuntBatch } from '../../src/native/datapath.js';
 import { NativeExecutor } from '../../src/native/native-executor.js';
 import { routingSetup, routingTeardown, runRouting, type TunRouting } from '../../src/native/routing.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
@@ -55,39 +57,59 @@ else {
   const onUdp: NonNullable<DatapathOptions['onUdp']> = (b) => {
     for (let i = 0; i < b.count; i++) if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
   };
-  const devices = { inside: cfg.routing.insideTun, outside: cfg.routing.outsideTun, onPunt: () => undefined }; // misses before the Child SA is up are dropped, as a pending path would
+  // IPv6 outside addresses while the native datapath has no IPv6 tunnel port: the Child SAs go to the
+  // TypeScript executor (the reference implementation of tunnel mode); the native executor misses
+  // the terminals' packets and punts them here, and ESP arrives on the driver's own [v6]:4500.
+  let tsEx: TsExecutor | undefined;
+  const onPunt = (b: PuntBatch) => {
+    for (let i = 0; i < b.count; i++) {
+      if (!tsEx || b.side(i) !== 'inside') continue; // misses before the Child SA is up are dropped, as a pending path would
+      const v = tsEx.process('inside', b.packet(i).slice(), Date.now());
+      if (v.kind !== 'forward' || v.note.op !== 'tunnel-encrypt') continue;
+      const outer = v.bytes; // IPv6 (40) | UDP (8) | ESP
+      ike?.sendTunnel(ipFromBytes(outer, 24, 6), (outer[42] << 8) | outer[43], outer.subarray(48));
+    }
+  };
+  const devices = { inside: cfg.routing.insideTun, outside: cfg.routing.outsideTun, onPunt };
   // The tunnel port on the address IKE uses. A datapath without a tunnel port of that family (the
   // native one is IPv4 until its IPv6 socket lands) leaves IKE's UDP 4500 to the driver's own socket.
   let opened = NativeDatapath.open(ex, { ...devices, udp: { address: cfg.address, port: 4500 }, onUdp });
   const ownNatPort: (4 | 6)[] = [];
   if (!opened.ok && opened.error.code === 'bad-config' && ipFamily(cfg.address) === 6) {
     ownNatPort.push(6);
+    tsEx = new TsExecutor();
     const v4 = cfg.addresses?.find((a) => ipFamily(a) === 4);
     opened = NativeDatapath.open(ex, { ...devices, ...(v4 ? { udp: { address: v4, port: 4500 }, onUdp } : {}) });
   }
   if (!opened.ok) fail(opened.error.message);
   else {
     const dp = opened.value;
+    const executor: TunnelExecutor = tsEx ?? ex;
+    const natEsp = (from: string, port: number, payload: Uint8Array) => {
+      const v = tsEx?.processUdp(from, port, payload, Date.now());
+      if (v?.kind === 'forward' && v.note.op === 'tunnel-decrypt') dp.write('inside', v.bytes);
+    };
     const log = pino({ level: 'debug' }, { write: (line: string) => emit({ ...(JSON.parse(line) as Record<string, unknown>), event: 'ike' }) });
     ike = new IkeDriver({
       gateway: cfg.name,
       address: cfg.address,
       addresses: cfg.addresses,
       ownNatPort,
+      natEsp,
       certificate: pemToDer(cfg.certificatePem, 'CERTIFICATE'),
       signer: keystoreSigner(new FileKeyKeystore(cfg.keyPem)),
       certificateAuthorities: cfg.caPems.map((p) => pemToDer(p, 'CERTIFICATE')),
       ports: { ike: 500, nat: 4500 },
       timers: cfg.timers,
       idleTimeout: 3_600_000,
-      executor: ex,
+      executor,
       sendNat: (to, port, bytes) => void dp.sendUdp(to, port, bytes),
       childUp: (peer, vpnId, spi) => {
-        for (const h of cfg.hosts) ex.installPath({ local: h.local, remote: h.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
+        for (const h of cfg.hosts) executor.installPath({ local: h.local, remote: h.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
         emit({ event: 'child-up', peer, vpnId, spi });
       },
       childDown: (peer, vpnId, reason) => {
-        for (const h of cfg.hosts) ex.removePath(h.local, h.remote);
+        for (const h of cfg.hosts) executor.removePath(h.local, h.remote);
         emit({ event: 'child-down', peer, vpnId, reason });
       },
       log,

@@ -86,7 +86,7 @@ export class KasanePair {
     const { A, B, cas, forGA, forGB } = this.p;
     const out = SITES[this.layout.outside];
     const inside = this.layout.inside.map((f) => SITES[f]);
-    const charon = Charon.prepare(this.tb, this.ns.gwB, join(this.dir, `${this.run}-charon`), this.plugin, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
+    const charon = Charon.prepare(this.tb, this.ns.gwB, join(this.dir, `v${this.layout.outside}-${this.layout.inside.join('')}-${this.run}-charon`), this.plugin, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
       {
         name: 'p7',
         localAddr: out.gwB,
