@@ -117,19 +117,7 @@ export class KasanePair {
       hosts: inside.map((s) => ({ local: s.hostA, remote: s.hostB })),
       timers: o.timers,
     };
-    const child = this.tb.spawn(this.ns.gwA, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], { stdin: true, cwd: ROOT });
-    const lines = new JsonLines(child);
-    const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, 'kasane IKE gateway');
-    assert.equal(first.event, 'ready', `kasane gateway: ${JSON.stringify(first)} ${lines.stderr}`);
-    this.kasane = {
-      lines,
-      send: (cmd) => child.stdin!.write(cmd + '\n'),
-      async close() {
-        child.stdin!.write('close\n');
-        await lines.wait((e) => e.event === 'closed', 15_000, 'kasane gateway closed');
-        assert.equal(await waitExit(child, 10_000), 0, `kasane gateway exit; stderr: ${lines.stderr}`);
-      },
-    };
+    this.kasane = await startKasane(this.tb, this.ns.gwA, cfg);
     return { charon, kasane: this.kasane };
   }
 
@@ -142,6 +130,23 @@ export class KasanePair {
       return false;
     }
   }
+}
+
+/** Starts kasane's IKE gateway (kasane-ike-gateway.ts) in namespace `ns` and waits until it is ready. */
+export async function startKasane(tb: Testbed, ns: string, cfg: KasaneIkeGatewayConfig): Promise<Kasane> {
+  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], { stdin: true, cwd: ROOT });
+  const lines = new JsonLines(child);
+  const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `kasane IKE gateway ${cfg.name}`);
+  assert.equal(first.event, 'ready', `kasane gateway ${cfg.name}: ${JSON.stringify(first)} ${lines.stderr}`);
+  return {
+    lines,
+    send: (cmd) => child.stdin!.write(cmd + '\n'),
+    async close() {
+      child.stdin!.write('close\n');
+      await lines.wait((e) => e.event === 'closed', 15_000, `kasane gateway ${cfg.name} closed`);
+      assert.equal(await waitExit(child, 10_000), 0, `kasane gateway ${cfg.name} exit; stderr: ${lines.stderr}`);
+    },
+  };
 }
 
 export const ikeEvent = (k: Kasane, name: string, ms = 15_000) => k.lines.wait((e) => e.event === 'ike' && e.msg === `IKE ${name}`, ms, `kasane IKE ${name}`);
