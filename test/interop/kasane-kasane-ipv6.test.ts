@@ -66,7 +66,7 @@ test('kasane to kasane over IPv6: either side initiates, both at once settle on 
         assert.equal(ping(ns.hostA, 6, v6.hostB), false, 'nothing passes before an SA exists');
         gw[first].send('initiate');
         const up = await ikeEvent(gw[first], 'ike-up');
-        assert.equal(up.remote, `${first === 'a' ? v6.gwB : v6.gwA}:4500`);
+        assert.equal(up.remote, `[${first === 'a' ? v6.gwB : v6.gwA}]:4500`);
         assert.deepEqual(up.nat, { local: false, remote: false }, 'NAT detection over IPv6 between two kasanes: no translator');
         await ikeEvent(gw[first === 'a' ? 'b' : 'a'], 'child-up');
         assert.ok(pings(), 'ping -6 and ping, both ways, through the Child SA over IPv6');

@@ -46,7 +46,7 @@ test('kasane and strongSwan over IPv6: IKE on v6 sockets, v6 traffic selectors, 
       assert.equal(v6.ping(6, 1), false, 'nothing passes before an SA exists');
       assert.ok(charon.initiate('p7'), `GB -> GA over IPv6: ${charon.lastOutput}\n--- charon:\n${charon.log()}\n--- kasane:\n${kasane.lines.stderr}`);
       const up = await ikeEvent(kasane, 'ike-up');
-      assert.equal(up.remote, `${SITES[6].gwB}:4500`, 'the peer is at its IPv6 address, floated to 4500');
+      assert.equal(up.remote, `[${SITES[6].gwB}]:4500`, 'the peer is at its IPv6 address, floated to 4500');
       // kernel-libipsec fakes its NAT_DETECTION_SOURCE_IP hash (to force ESP in UDP): kasane sees
       // strongSwan "behind a NAT", and itself not.
       assert.deepEqual(up.nat, { local: false, remote: true }, 'NAT detection over IPv6');

@@ -23,7 +23,7 @@ import { answerInitRequest, buildInitRequest, processInitResponse } from './task
 import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
 import { answerInformational } from './tasks/informational.js';
 import type { TaskContext } from './tasks/task.js';
-import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
+import { DEFAULT_IKE_TIMERS, emptyOutput, endpointText, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
 import type { RandomSource } from '../../base/random.js';
 
 export interface IkeEngineOptions {
@@ -105,7 +105,7 @@ export class IkeEngine {
       state: s.state,
       spiI: s.spiI.toString('hex'),
       spiR: s.spiR.toString('hex'),
-      remote: `${s.remote.address}:${s.remote.port}`,
+      remote: endpointText(s.remote),
       nat: s.nat,
       ageMs: now - s.createdAt,
       children: s.children.map((c) => ({ inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, state: c.state, ageMs: now - c.createdAt, rekeyInMs: c.rekeyAt - now })),

@@ -11,7 +11,7 @@ import { installOf } from './tasks/child.js';
 import { buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
 import { buildIkeRekey, processIkeRekeyResponse } from './tasks/ike-rekey.js';
 import { deleteChildren, deleteIke } from './tasks/informational.js';
-import type { ChildSaInstall, IkeOutput, IkePeer, IkeTimers } from './types.js';
+import { endpointText, type ChildSaInstall, type IkeOutput, type IkePeer, type IkeTimers } from './types.js';
 import type { RandomSource } from '../../base/random.js';
 
 /** Two SAs for one (peer, VPN) made within this of each other are a simultaneous start, not a reauthentication. */
@@ -68,7 +68,7 @@ export class SaLifecycle {
     sa.children.push(child);
     sa.rekeyAt = this.ikeRekeyAt(sa, now);
     const peer = sa.peer!;
-    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: `${sa.remote.address}:${sa.remote.port}`, nat: sa.nat, permitNotAfter: new Date(notAfter).toISOString() } });
+    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: endpointText(sa.remote), nat: sa.nat, permitNotAfter: new Date(notAfter).toISOString() } });
     out.install.push(this.install(sa, child));
     out.events.push({ event: 'child-up', peer: peer.id, vpnId: peer.vpnId, detail: { inbound: child.inboundSpi, outbound: child.outboundSpi } });
     this.settleDuplicates(sa, out);

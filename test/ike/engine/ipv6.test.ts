@@ -36,6 +36,7 @@ for (const from of ['a', 'b'] as const) {
     assert.ok(ports.slice(1).every((p) => p === `[${me}]:4500>[${peer}]:4500`), ports.join(' '));
     // No translator on the way: NAT detection finds none, on either side.
     for (const e of [w.a, w.b]) assert.deepEqual(e.status(w.now).map((s) => s.nat), [{ local: false, remote: false }]);
+    assert.equal(w.a.status(w.now)[0].remote, `[${IP6_B}]:4500`, 'an IPv6 endpoint is written with brackets');
     assert.deepEqual(w.events('a', 'ike-up')[0].detail?.nat, { local: false, remote: false });
   });
 }
