@@ -1,10 +1,12 @@
 // The edge between the sans-I/O IKE engine (src/ike/engine) and the gateway: UDP 500 on a node
-// socket, UDP 4500 through the native datapath (it shares the port with ESP-in-UDP, RFC 3948, and
-// hands IKE over behind the non-ESP marker), one timer for the engine's next deadline, Child SAs
-// installed in the executor, and the core told when a peer's Child SA comes and goes.
+// socket per outside address (IPv4 and IPv6: a dual-stack gateway has one of each), UDP 4500
+// through the native datapath (it shares the port with ESP-in-UDP, RFC 3948, and hands IKE over
+// behind the non-ESP marker) or, for an address family the datapath has no tunnel port of, on a
+// node socket of our own; one timer for the engine's next deadline, Child SAs installed in the
+// executor, and the core told when a peer's Child SA comes and goes.
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
-import type { Prefix } from '../base/addr.js';
+import { ipFamily, parseIp, type IpFamily, type Prefix } from '../base/addr.js';
 import type { AddressRange, TunnelExecutor } from '../core/executor.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { selectorFromPrefix } from '../ike/message/index.js';
@@ -19,7 +21,17 @@ const NON_ESP_MARKER = Buffer.alloc(4);
 
 export interface IkeDriverOptions {
   gateway: string;
+  /** The gateway's outside address (IPv4 or IPv6). */
   address: string;
+  /** A dual-stack gateway's outside address of the other family. */
+  addresses?: string[];
+  /**
+   * Families whose UDP 4500 this driver binds itself, because the datapath has no tunnel port of
+   * that family: IKE after IKE_SA_INIT goes there; ESP arriving on it goes to `natEsp` (or is
+   * counted as `dropped.esp-no-tunnel-port`).
+   */
+  ownNatPort?: IpFamily[];
+  natEsp?(from: string, port: number, payload: Uint8Array): void;
   certificate: Uint8Array;
   signer: AuthSigner;
   /** Our authority's CA certificates (DER), named in CERTREQ. */
@@ -29,7 +41,7 @@ export interface IkeDriverOptions {
   /** A Child SA unused this long (no packet either way) is deleted with its IKE SA. */
   idleTimeout: number;
   executor: TunnelExecutor;
-  /** Sends a datagram from the tunnel port (the native datapath's socket). */
+  /** Sends a datagram from the tunnel port (the native datapath's socket), for the families it has. */
   sendNat(to: string, port: number, bytes: Uint8Array): void;
   /** The core's answers: a Child SA with a peer is up (send with `outboundSpi`) or gone. */
   childUp(peer: string, vpnId: number, outboundSpi: number): void;
@@ -57,7 +69,7 @@ export function peersOf(s: AuthoritySnapshot, self: string): IkePeer[] {
     if (!me) continue;
     for (const m of v.members) {
       if (m.gateway === self || !m.certificate || !m.permit) continue;
-      out.push({ id: m.gateway, vpnId: v.id, vpnName: v.name, endpoint: { address: m.address, port: 500 }, certificate: m.certificate, permit: m.permit, localPrefixes: me.prefixes, remotePrefixes: m.prefixes });
+      out.push({ id: m.gateway, vpnId: v.id, vpnName: v.name, endpoint: { address: canonical(m.address), port: 500 }, certificate: m.certificate, permit: m.permit, localPrefixes: me.prefixes, remotePrefixes: m.prefixes });
     }
   }
   return out;
@@ -69,8 +81,14 @@ export function coreName(id: string): string {
   return at < 0 ? id : id.slice(0, at);
 }
 
+/** One spelling per address (RFC 5952 for IPv6), as the engine compares them: sockets and deliveries may differ. */
+function canonical(address: string): string {
+  const p = parseIp(address);
+  return p.ok ? p.value : address;
+}
+
 function ranges(prefixes: Prefix[]): AddressRange[] {
-  return prefixes.filter((p) => p.family === 4).map((p) => {
+  return prefixes.map((p) => {
     const s = selectorFromPrefix(p);
     return { start: s.startAddr, end: s.endAddr };
   });
@@ -80,7 +98,9 @@ export class IkeDriver {
   readonly engine: IkeEngine;
   private readonly identity: LocalIdentity;
   private peers: IkePeer[] = [];
-  private socket?: Socket;
+  /** UDP 500 per family, and UDP 4500 for the families in `ownNatPort`. */
+  private readonly ikeSockets = new Map<IpFamily, Socket>();
+  private readonly natSockets = new Map<IpFamily, Socket>();
   private timer: unknown;
   private armedFor?: number;
   private stopped = false;
@@ -98,7 +118,8 @@ export class IkeDriver {
     this.identity = { certificate: o.certificate, signer: o.signer, attributeAuthority: new Uint8Array(0), certificateAuthorities: o.certificateAuthorities };
     this.engine = new IkeEngine({
       local: this.identity,
-      endpoint: { address: o.address, port: o.ports.ike },
+      endpoint: { address: canonical(o.address), port: o.ports.ike },
+      addresses: (o.addresses ?? []).map(canonical),
       natPort: o.ports.nat,
       peers: () => this.peers,
       random: o.random,
@@ -106,27 +127,70 @@ export class IkeDriver {
     });
   }
 
-  /** Binds UDP 500 on the gateway's outside address. */
+  /** Binds UDP 500 on each outside address (and UDP 4500 for the families in `ownNatPort`). */
   async start(): Promise<void> {
-    const s = createSocket({ type: 'udp4', reuseAddr: false });
+    try {
+      for (const address of [this.o.address, ...(this.o.addresses ?? [])]) {
+        const family = ipFamily(canonical(address));
+        if (this.ikeSockets.has(family)) throw new Error(`two outside addresses of IPv${family}: ${address}`);
+        this.ikeSockets.set(family, await this.bind(address, this.o.ports.ike, (msg, from, port) => this.run((now) => this.engine.receive({ address: from, port }, msg, now, this.o.ports.ike))));
+        if (!this.o.ownNatPort?.includes(family)) continue;
+        this.natSockets.set(family, await this.bind(address, this.o.ports.nat, (msg, from, port) => this.natOwn(from, port, msg)));
+      }
+    } catch (e) {
+      await this.closeSockets();
+      throw e;
+    }
+    this.rearm();
+  }
+
+  /** A UDP socket on address:port; an IPv6 one takes IPv6 only (no IPv4-mapped peers). */
+  private async bind(address: string, port: number, onMessage: (msg: Buffer, from: string, port: number) => void): Promise<Socket> {
+    const v6 = ipFamily(canonical(address)) === 6;
+    const s = createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6 });
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.bind(this.o.ports.ike, this.o.address, () => {
+      s.bind(port, address, () => {
         s.off('error', reject);
         resolve();
       });
     });
-    s.on('error', (e) => this.o.log.warn({ err: e.message }, 'IKE socket error'));
-    s.on('message', (msg, rinfo) => this.run((now) => this.engine.receive({ address: rinfo.address, port: rinfo.port }, msg, now, this.o.ports.ike)));
-    this.socket = s;
-    this.rearm();
+    s.on('error', (e) => this.o.log.warn({ err: e.message, address, port }, 'IKE socket error'));
+    s.on('message', (msg, rinfo) => onMessage(msg, canonical(rinfo.address), rinfo.port));
+    return s;
+  }
+
+  /**
+   * Sends tunnel ESP (no marker) from our own UDP 4500 socket of `to`'s family (see `ownNatPort`):
+   * for a gateway whose executor's tunnel packets of that family cannot leave through the datapath.
+   */
+  sendTunnel(to: string, port: number, payload: Uint8Array): boolean {
+    const s = this.natSockets.get(ipFamily(to));
+    if (!s) return false;
+    s.send(payload, port, to);
+    return true;
+  }
+
+  /** A datagram on a UDP 4500 socket of our own: IKE behind the non-ESP marker, a NAT-keepalive, or ESP. */
+  private natOwn(from: string, port: number, payload: Buffer): void {
+    if (payload.length === 1 && payload[0] === 0xff) return this.count('nat-keepalive');
+    if (payload.length >= 4 && NON_ESP_MARKER.equals(payload.subarray(0, 4))) return this.natDatagram(from, port, payload);
+    if (this.o.natEsp) this.o.natEsp(from, port, payload);
+    else this.count('dropped.esp-no-tunnel-port');
+  }
+
+  private async closeSockets(): Promise<void> {
+    const all = [...this.ikeSockets.values(), ...this.natSockets.values()];
+    this.ikeSockets.clear();
+    this.natSockets.clear();
+    await Promise.all(all.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
   /** A datagram from the tunnel port that the datapath punted as IKE (non-ESP marker in front). */
   natDatagram(from: string, port: number, payload: Uint8Array): void {
     if (payload.length < 4 || !NON_ESP_MARKER.equals(payload.subarray(0, 4))) return this.count('dropped.not-ike');
     const bytes = Buffer.from(payload.subarray(4)); // the datapath reuses its buffer
-    this.run((now) => this.engine.receive({ address: from, port }, bytes, now, this.o.ports.nat));
+    this.run((now) => this.engine.receive({ address: canonical(from), port }, bytes, now, this.o.ports.nat));
   }
 
   /**
@@ -163,7 +227,7 @@ export class IkeDriver {
     for (const sa of this.engine.status(now)) if (sa.peer !== undefined && sa.vpnId !== undefined) this.apply(this.engine.close(sa.peer, sa.vpnId, now, 'gateway stopping'));
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    await new Promise<void>((resolve) => (this.socket ? this.socket.close(() => resolve()) : resolve()));
+    await this.closeSockets();
   }
 
   /**
@@ -193,14 +257,33 @@ export class IkeDriver {
 
   private apply(out: IkeOutput): void {
     for (const s of out.send) {
-      if (s.localPort === this.o.ports.ike) this.socket?.send(s.bytes, s.to.port, s.to.address);
-      else this.o.sendNat(s.to.address, s.to.port, Buffer.concat([NON_ESP_MARKER, s.bytes]));
+      const family = ipFamily(s.to.address);
+      if (s.localPort === this.o.ports.ike) {
+        const sock = this.ikeSockets.get(family);
+        if (sock) sock.send(s.bytes, s.to.port, s.to.address);
+        else this.count('dropped.no-socket');
+        continue;
+      }
+      const nat = this.natSockets.get(family);
+      const bytes = Buffer.concat([NON_ESP_MARKER, s.bytes]);
+      if (nat) nat.send(bytes, s.to.port, s.to.address);
+      else this.o.sendNat(s.to.address, s.to.port, bytes);
     }
     for (const c of out.install) {
       // The executor checks decrypted packets against the core's path rules, which name the peer as the core knows it.
       const common = { vpnId: c.vpnId, peer: coreName(c.peer), localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
-      this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
-      this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
+      try {
+        this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
+        this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
+      } catch (e) {
+        // An executor that cannot carry this SA (an address family its tunnel mode lacks): the
+        // peer must not send into it, nor the core route into it.
+        this.o.executor.removeTunnelRx(c.inbound.spi);
+        this.count('install-failed');
+        this.o.log.error({ err: (e as Error).message, peer: c.peer, vpnId: c.vpnId, remote: c.remote.address }, 'IKE Child SA not installed: the executor refused it');
+        this.pending.push((now) => this.engine.close(c.peer, c.vpnId, now, `executor-refused: ${(e as Error).message}`));
+        continue;
+      }
       this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, remoteAddr: c.remote.address });
       this.o.childUp(coreName(c.peer), c.vpnId, c.outbound.spi);
     }

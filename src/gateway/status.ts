@@ -128,7 +128,7 @@ export function renderStatus(s: GatewayStatus): string {
               i.vpnId !== undefined ? String(i.vpnId) : '-',
               i.role,
               i.state,
-              i.remote,
+              i.nat?.local || i.nat?.remote ? `${i.remote} (NAT: ${[i.nat.local && 'us', i.nat.remote && 'peer'].filter(Boolean).join(', ')})` : i.remote,
               `${i.spiI}/${i.spiR}`,
               `${Math.round(i.ageMs / 1000)}s`,
               i.children.map((c) => `${c.inboundSpi.toString(16)}/${c.outboundSpi.toString(16)} ${Math.round(c.ageMs / 1000)}s ${Math.round(c.rekeyInMs / 1000)}s${c.state === 'installed' ? '' : ` ${c.state}`}`).join('; ') || '-',

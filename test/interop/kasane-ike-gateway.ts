@@ -9,19 +9,24 @@
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { Prefix } from '../../src/base/addr.js';
+import { ipFamily, ipFromBytes, Prefix } from '../../src/base/addr.js';
+import type { TunnelExecutor } from '../../src/core/executor.js';
+import { TsExecutor } from '../../src/core/ts-executor.js';
 import { IkeDriver } from '../../src/gateway/ike-driver.js';
 import { FileKeyKeystore } from '../../src/pki/signer.js';
 import { keystoreSigner } from '../../src/gateway/ike-identity.js';
 import { pemToDer } from '../../src/pki/keys.js';
-import { NativeDatapath } from '../../src/native/datapath.js';
+import { NativeDatapath, type DatapathOptions, type PuntBatch } from '../../src/native/datapath.js';
 import { NativeExecutor } from '../../src/native/native-executor.js';
 import { routingSetup, routingTeardown, runRouting, type TunRouting } from '../../src/native/routing.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
 
 export interface KasaneIkeGatewayConfig {
   name: string;
+  /** The outside address IKE uses toward the peer (IPv4 or IPv6)... */
   address: string;
+  /** ...and the other family's, for a dual-stack gateway. */
+  addresses?: string[];
   routing: TunRouting;
   certificatePem: string;
   keyPem: string;
@@ -29,11 +34,11 @@ export interface KasaneIkeGatewayConfig {
   attributeAuthorityPem: string;
   /** Our own authority's CA certificates, named in CERTREQ. */
   caPems: string[];
-  peer: { name: string; address: string; certificatePem: string; vpnId: number; vpnName: string; localPrefix: string; remotePrefix: string };
+  peer: { name: string; address: string; certificatePem: string; vpnId: number; vpnName: string; localPrefixes: string[]; remotePrefixes: string[] };
   /** The permit we present (issued by the peer's authority). */
   permitPem: string;
-  /** The terminals whose path rule the core would install: local and remote host. */
-  hosts: { local: string; remote: string };
+  /** The terminals whose path rules the core would install: local and remote host (one pair per family). */
+  hosts: { local: string; remote: string }[];
   timers?: Record<string, number>;
 }
 
@@ -49,36 +54,62 @@ if (!made.ok) fail(made.error.message);
 else {
   const ex = made.value;
   let ike: IkeDriver | undefined;
-  const opened = NativeDatapath.open(ex, {
-    inside: cfg.routing.insideTun,
-    outside: cfg.routing.outsideTun,
-    udp: { address: cfg.address, port: 4500 },
-    onUdp: (b) => {
-      for (let i = 0; i < b.count; i++) if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
-    },
-    onPunt: () => undefined, // misses before the Child SA is up are dropped, as a pending path would
-  });
+  const onUdp: NonNullable<DatapathOptions['onUdp']> = (b) => {
+    for (let i = 0; i < b.count; i++) if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
+  };
+  // IPv6 outside addresses while the native datapath has no IPv6 tunnel port: the Child SAs go to the
+  // TypeScript executor (the reference implementation of tunnel mode); the native executor misses
+  // the terminals' packets and punts them here, and ESP arrives on the driver's own [v6]:4500.
+  let tsEx: TsExecutor | undefined;
+  const onPunt = (b: PuntBatch) => {
+    for (let i = 0; i < b.count; i++) {
+      if (!tsEx || b.side(i) !== 'inside') continue; // misses before the Child SA is up are dropped, as a pending path would
+      const v = tsEx.process('inside', b.packet(i).slice(), Date.now());
+      if (v.kind !== 'forward' || v.note.op !== 'tunnel-encrypt') continue;
+      const outer = v.bytes; // IPv6 (40) | UDP (8) | ESP
+      ike?.sendTunnel(ipFromBytes(outer, 24, 6), (outer[42] << 8) | outer[43], outer.subarray(48));
+    }
+  };
+  const devices = { inside: cfg.routing.insideTun, outside: cfg.routing.outsideTun, onPunt };
+  // The tunnel port on the address IKE uses. A datapath without a tunnel port of that family (the
+  // native one is IPv4 until its IPv6 socket lands) leaves IKE's UDP 4500 to the driver's own socket.
+  let opened = NativeDatapath.open(ex, { ...devices, udp: { address: cfg.address, port: 4500 }, onUdp });
+  const ownNatPort: (4 | 6)[] = [];
+  if (!opened.ok && opened.error.code === 'bad-config' && ipFamily(cfg.address) === 6) {
+    ownNatPort.push(6);
+    tsEx = new TsExecutor();
+    const v4 = cfg.addresses?.find((a) => ipFamily(a) === 4);
+    opened = NativeDatapath.open(ex, { ...devices, ...(v4 ? { udp: { address: v4, port: 4500 }, onUdp } : {}) });
+  }
   if (!opened.ok) fail(opened.error.message);
   else {
     const dp = opened.value;
+    const executor: TunnelExecutor = tsEx ?? ex;
+    const natEsp = (from: string, port: number, payload: Uint8Array) => {
+      const v = tsEx?.processUdp(from, port, payload, Date.now());
+      if (v?.kind === 'forward' && v.note.op === 'tunnel-decrypt') dp.write('inside', v.bytes);
+    };
     const log = pino({ level: 'debug' }, { write: (line: string) => emit({ ...(JSON.parse(line) as Record<string, unknown>), event: 'ike' }) });
     ike = new IkeDriver({
       gateway: cfg.name,
       address: cfg.address,
+      addresses: cfg.addresses,
+      ownNatPort,
+      natEsp,
       certificate: pemToDer(cfg.certificatePem, 'CERTIFICATE'),
       signer: keystoreSigner(new FileKeyKeystore(cfg.keyPem)),
       certificateAuthorities: cfg.caPems.map((p) => pemToDer(p, 'CERTIFICATE')),
       ports: { ike: 500, nat: 4500 },
       timers: cfg.timers,
       idleTimeout: 3_600_000,
-      executor: ex,
+      executor,
       sendNat: (to, port, bytes) => void dp.sendUdp(to, port, bytes),
       childUp: (peer, vpnId, spi) => {
-        ex.installPath({ local: cfg.hosts.local, remote: cfg.hosts.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
+        for (const h of cfg.hosts) executor.installPath({ local: h.local, remote: h.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
         emit({ event: 'child-up', peer, vpnId, spi });
       },
       childDown: (peer, vpnId, reason) => {
-        ex.removePath(cfg.hosts.local, cfg.hosts.remote);
+        for (const h of cfg.hosts) executor.removePath(h.local, h.remote);
         emit({ event: 'child-down', peer, vpnId, reason });
       },
       log,
@@ -95,8 +126,8 @@ else {
           mode: 'pairwise',
           epochs: [],
           members: [
-            { gateway: cfg.name, address: cfg.address, prefixes: [Prefix.from(cfg.peer.localPrefix)], spis: [] },
-            { gateway: cfg.peer.name, address: cfg.peer.address, prefixes: [Prefix.from(cfg.peer.remotePrefix)], spis: [], certificate: pemToDer(cfg.peer.certificatePem, 'CERTIFICATE'), permit: pemToDer(cfg.permitPem, 'ATTRIBUTE CERTIFICATE') },
+            { gateway: cfg.name, address: cfg.address, prefixes: cfg.peer.localPrefixes.map((p) => Prefix.from(p)), spis: [] },
+            { gateway: cfg.peer.name, address: cfg.peer.address, prefixes: cfg.peer.remotePrefixes.map((p) => Prefix.from(p)), spis: [], certificate: pemToDer(cfg.peer.certificatePem, 'CERTIFICATE'), permit: pemToDer(cfg.permitPem, 'ATTRIBUTE CERTIFICATE') },
           ],
         },
       ],

@@ -3,7 +3,7 @@
 // kernel-libipsec on gwB under authority B. Each side presents the permit the OTHER's authority
 // issued and checks the one it receives with its own authority's attribute authority. Both
 // directions, pings between the terminals through the Child SA, rekeys of the Child SA (both
-// sides) and of the IKE SA (kasane), and the refusals both ways.
+// sides) and of the IKE SA (kasane), and the refusals both ways. (IPv6: kasane-strongswan-ipv6.test.ts.)
 //
 //   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
 //                       kasane, authority A   charon, authority B
@@ -12,24 +12,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { authority, HOUR, permitPem, twoSites } from './authorities.js';
-import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from '../../src/testbed/netns.js';
-import { acertPlugin, Charon } from '../../src/testbed/strongswan.js';
+import { HOUR, permitPem, twoSites } from './authorities.js';
+import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
+import { acertPlugin } from '../../src/testbed/strongswan.js';
 import { NativeExecutor } from '../../src/native/index.js';
-import type { KasaneIkeGatewayConfig } from './kasane-ike-gateway.js';
+import { childSas, ikeEvent, KasanePair, parties, ROOT, type PairOptions } from './kasane-pair.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const GATEWAY = fileURLToPath(new URL('./kasane-ike-gateway.ts', import.meta.url));
 const avail = netnsAvailability();
 const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-
-
-interface Kasane {
-  lines: JsonLines;
-  send(cmd: string): void;
-  close(): Promise<void>;
-}
 
 test('kasane and strongSwan: IKEv2 with permits across two authorities, both directions, rekeys, refusals', { skip, timeout: 900_000 }, async (t) => {
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
@@ -39,74 +29,14 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
   assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
   assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
 
-  const now = Date.now();
-  const A = await authority('authority-a', 'GA', now);
-  const B = await authority('authority-b', 'GB', now);
-  const rogue = await authority('rogue', 'GX', now);
-  const cas = [A.ca.root, A.ca.issuing, B.ca.root, B.ca.issuing].map((c) => c.cert.toString('pem'));
-  const forGA = await permitPem(B, A, 'P7', now - HOUR, now + 12 * HOUR); // GA presents it to GB
-  const forGB = await permitPem(A, B, 'P7', now - HOUR, now + 12 * HOUR); // GB presents it to GA
-
+  const P = await parties();
+  const { A, B, rogue, now } = P;
   const tb = new Testbed();
   const dir = mkdtempSync(join(tmpdir(), 'kasane-ikeinterop-'));
-  const running: { charon?: Charon; kasane?: Kasane } = {};
+  const bed = new KasanePair(tb, twoSites(tb), dir, plugin.path, P, { outside: 4, inside: [4] });
   try {
-    const ns = twoSites(tb);
-
-    let run = 0;
-    const stopAll = async () => {
-      await running.kasane?.close();
-      await running.charon?.stop();
-      running.kasane = undefined;
-      running.charon = undefined;
-    };
-    /** Starts charon on gwB and kasane on gwA for one case. */
-    const pair = async (o: { kasanePermit?: string; charonPermits?: string[]; kasaneVpnName?: string; charonGroups?: string[]; kasaneAa?: string; timers?: Record<string, number>; ikeProposal?: string; espProposal?: string } = {}) => {
-      await stopAll();
-      run++;
-      const charon = Charon.prepare(tb, ns.gwB, join(dir, `${run}-charon`), plugin.path, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
-        { name: 'p7', localAddr: '10.200.2.2', remoteAddr: '10.200.1.2', localId: B.cert.subject, remoteId: A.cert.subject, groups: o.charonGroups ?? ['P7'], localTs: '10.2.0.0/24', remoteTs: '10.1.0.0/24', ikeProposal: o.ikeProposal, espProposal: o.espProposal },
-      ]);
-      running.charon = charon;
-      await charon.start();
-      const cfg: KasaneIkeGatewayConfig = {
-        name: 'GA',
-        address: '10.200.1.2',
-        routing: { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['lan0'], outsideIfaces: ['wan0'] },
-        certificatePem: A.cert.toString('pem'),
-        keyPem: A.keyPem,
-        attributeAuthorityPem: o.kasaneAa ?? A.aa.cert.toString('pem'),
-        caPems: [A.ca.issuing.cert.toString('pem'), A.ca.root.cert.toString('pem')],
-        peer: { name: 'GB', address: '10.200.2.2', certificatePem: B.cert.toString('pem'), vpnId: 7, vpnName: o.kasaneVpnName ?? 'P7', localPrefix: '10.1.0.0/24', remotePrefix: '10.2.0.0/24' },
-        permitPem: o.kasanePermit ?? forGA,
-        hosts: { local: '10.1.0.10', remote: '10.2.0.10' },
-        timers: o.timers,
-      };
-      const child = tb.spawn(ns.gwA, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], { stdin: true, cwd: ROOT });
-      const lines = new JsonLines(child);
-      const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, 'kasane IKE gateway');
-      assert.equal(first.event, 'ready', `kasane gateway: ${JSON.stringify(first)} ${lines.stderr}`);
-      running.kasane = {
-        lines,
-        send: (cmd) => child.stdin!.write(cmd + '\n'),
-        async close() {
-          child.stdin!.write('close\n');
-          await lines.wait((e) => e.event === 'closed', 15_000, 'kasane gateway closed');
-          assert.equal(await waitExit(child, 10_000), 0, `kasane gateway exit; stderr: ${lines.stderr}`);
-        },
-      };
-      return { charon, kasane: running.kasane };
-    };
-    const ping = (count = 2) => {
-      try {
-        tb.exec(ns.hostA, 'ping', '-c', String(count), '-i', '0.2', '-W', '2', '10.2.0.10');
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const ikeEvent = (k: Kasane, name: string, ms = 15_000) => k.lines.wait((e) => e.event === 'ike' && e.msg === `IKE ${name}`, ms, `kasane IKE ${name}`);
-    const childSas = (c: Charon) => new Set([...c.fullLog().matchAll(/CHILD_SA p7\{(\d+)\} established/g)].map((m) => m[1])).size;
+    const pair = (o: PairOptions = {}) => bed.pair(o);
+    const ping = (count = 2) => bed.ping(4, count);
 
     await t.test('strongSwan initiates: kasane authenticates it, pings pass, strongSwan rekeys the Child SA', async () => {
       const { charon, kasane } = await pair();
@@ -192,8 +122,8 @@ test('kasane and strongSwan: IKEv2 with permits across two authorities, both dir
       assert.equal(ping(1), false);
     });
   } finally {
-    await running.kasane?.close().catch(() => undefined);
-    await running.charon?.stop();
+    await bed.stop().catch(() => undefined);
+    await bed.charon?.stop();
     tb.teardown();
     rmSync(dir, { recursive: true, force: true });
   }

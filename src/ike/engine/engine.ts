@@ -11,7 +11,7 @@
 // new responder SAs (cookies, half-open limits) is here, with its counting in half-open.ts.
 import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
-import { ipToBytes } from '../../base/addr.js';
+import { ipFamily, ipToBytes } from '../../base/addr.js';
 import { IkeSa } from './ike-sa.js';
 import { ReassemblyPool } from './fragments.js';
 import { HalfOpenTable } from './half-open.js';
@@ -23,13 +23,19 @@ import { answerInitRequest, buildInitRequest, processInitResponse } from './task
 import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
 import { answerInformational } from './tasks/informational.js';
 import type { TaskContext } from './tasks/task.js';
-import { DEFAULT_IKE_TIMERS, emptyOutput, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
+import { DEFAULT_IKE_TIMERS, emptyOutput, endpointText, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
 import type { RandomSource } from '../../base/random.js';
 
 export interface IkeEngineOptions {
   local: LocalIdentity;
   /** Our address and IKE port (500) as peers see them. */
   endpoint: Endpoint;
+  /**
+   * A dual-stack gateway's other outside address (IPv6 beside IPv4, or the reverse). Each IKE SA
+   * runs over the family of the peer's address and uses our address of that family (NAT
+   * detection, ESP endpoints); a peer of a family we have no address of cannot be reached.
+   */
+  addresses?: string[];
   /** The port IKE floats to after IKE_SA_INIT and ESP-in-UDP uses (RFC 3948): 4500. */
   natPort?: number;
   /** The pairwise-VPN peers our authority delivered now (read on every exchange: deliveries change). */
@@ -46,6 +52,8 @@ export interface IkeSaView {
   spiI: string;
   spiR: string;
   remote: string;
+  /** NAT detection (RFC 7296 §2.23): whether we, or the peer, are behind an address translator. */
+  nat?: { local: boolean; remote: boolean };
   ageMs: number;
   children: { inboundSpi: number; outboundSpi: number; state: string; ageMs: number; rekeyInMs: number }[];
 }
@@ -75,7 +83,7 @@ export class IkeEngine {
     this.lifecycle = new SaLifecycle({
       timers: this.timers,
       random: o.random,
-      localAddress: o.endpoint.address,
+      localAddress: (remote) => this.localFor(remote)?.address ?? o.endpoint.address,
       natPort: this.natPort,
       peers: o.peers,
       exchanges: this.exchanges,
@@ -97,7 +105,8 @@ export class IkeEngine {
       state: s.state,
       spiI: s.spiI.toString('hex'),
       spiR: s.spiR.toString('hex'),
-      remote: `${s.remote.address}:${s.remote.port}`,
+      remote: endpointText(s.remote),
+      nat: s.nat,
       ageMs: now - s.createdAt,
       children: s.children.map((c) => ({ inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, state: c.state, ageMs: now - c.createdAt, rekeyInMs: c.rekeyAt - now })),
     }));
@@ -123,10 +132,17 @@ export class IkeEngine {
       out.remove.push({ peer: peerId, vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason: 'peer-unknown' });
       return out;
     }
+    const local = this.localFor(peer.endpoint.address);
+    if (!local) {
+      const reason = `no-local-address: the peer is at ${peer.endpoint.address} and this gateway has no outside address of that family`;
+      out.events.push({ event: 'failed', peer: peerId, vpnId, reason });
+      out.remove.push({ peer: peerId, vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason: 'no-local-address' });
+      return out;
+    }
     // Both gateways of a path usually ask at once (the key search ends at both). The one with the
     // higher address waits a moment for the other's IKE_SA_INIT, which makes duplicate SAs (and
     // buffered packets sent on an SA about to go) rare; the lifecycle settles the rest.
-    if (this.timers.collisionDelay > 0 && compareAddress(this.o.endpoint.address, peer.endpoint.address) > 0 && !this.deferred.has(`${peerId}\u0000${vpnId}`)) {
+    if (this.timers.collisionDelay > 0 && compareAddress(local.address, peer.endpoint.address) > 0 && !this.deferred.has(`${peerId}\u0000${vpnId}`)) {
       this.deferred.set(`${peerId}\u0000${vpnId}`, now + this.timers.collisionDelay);
       return out;
     }
@@ -228,9 +244,17 @@ export class IkeEngine {
     return out;
   }
 
-  /** What the tasks get for a step at `now`. */
-  private context(now: number): TaskContext {
-    return { local: this.o.local, endpoint: this.o.endpoint, peers: this.o.peers, random: this.o.random, timers: this.timers, now };
+  /** What the tasks get for a step at `now` on `sa`: our endpoint is the one of the peer's address family. */
+  private context(now: number, sa: IkeSa): TaskContext {
+    const endpoint = this.localFor(sa.remote.address) ?? this.o.endpoint;
+    return { local: this.o.local, endpoint, peers: this.o.peers, random: this.o.random, timers: this.timers, now };
+  }
+
+  /** Our outside address (with the IKE port) of the same family as `remote`. */
+  private localFor(remote: string): Endpoint | undefined {
+    const family = ipFamily(remote);
+    const address = [this.o.endpoint.address, ...(this.o.addresses ?? [])].find((a) => ipFamily(a) === family);
+    return address === undefined ? undefined : { address, port: this.o.endpoint.port };
   }
 
   // --- the SA table ---------------------------------------------------------------------------
@@ -240,7 +264,7 @@ export class IkeEngine {
     const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port, this.fragmentPool);
     sa.peer = peer;
     this.sas.set(sa.key, sa);
-    this.exchanges.sendInit(sa, buildInitRequest(sa, this.o), now, out);
+    this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa)), now, out);
     return sa;
   }
 
@@ -279,13 +303,13 @@ export class IkeEngine {
   }
 
   private onInitResponse(sa: IkeSa, d: DecodedMessage, bytes: Buffer, now: number, out: IkeOutput): void {
-    const r = processInitResponse(sa, bytes, d.message.header.spiR, d.message.payloads);
+    const r = processInitResponse(sa, bytes, d.message.header.spiR, d.message.payloads, this.context(now, sa).endpoint);
     if (r.kind === 'cookie') {
       sa.cookie = r.cookie;
       out.events.push({ event: 'cookie-sent', peer: sa.peer?.id, reason: 'the responder asked for a cookie' });
-      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, sa.dh?.group.id), now, out);
+      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa), sa.dh?.group.id), now, out);
     }
-    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.o, r.group), now, out);
+    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa), r.group), now, out);
     if (r.kind === 'failed') return this.lifecycle.dead(sa, 'failed', `ike-init-refused: ${r.reason}`, out);
     this.exchanges.initDone(sa, now, this.natPort);
     const peer = sa.peer!;
@@ -294,7 +318,7 @@ export class IkeEngine {
       exchange: ExchangeType.IKE_AUTH,
       build: () => buildAuthRequest(sa, this.o),
       process: (inner, t, o) => {
-        const a = processAuthResponse(sa, this.context(t), inner);
+        const a = processAuthResponse(sa, this.context(t, sa), inner);
         if (!a.ok) {
           if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') this.lifecycle.refuseAuthAnswer(sa, a.code.startsWith('child-'), o);
           const authFailure = a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
@@ -339,7 +363,7 @@ export class IkeEngine {
       return;
     }
     const sa = new IkeSa('responder', h.spiI, from, now, localPort, this.fragmentPool);
-    const a = answerInitRequest(sa, this.o, bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)));
+    const a = answerInitRequest(sa, this.context(now, sa), bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)));
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });
@@ -388,7 +412,7 @@ export class IkeEngine {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE_AUTH request in state ${sa.state}` });
       return;
     }
-    const a = answerAuthRequest(sa, this.context(now), inner);
+    const a = answerAuthRequest(sa, this.context(now, sa), inner);
     respond(a.response);
     if (!a.ok) {
       this.exchanges.keepRefusal(sa, sa.lastResponse!.messageId, now);
@@ -404,7 +428,7 @@ export class IkeEngine {
       return;
     }
     if (isIkeRekey(inner)) {
-      const a = answerIkeRekey(sa, this.context(now), inner, sa.inFlight?.task === 'ike-rekey');
+      const a = answerIkeRekey(sa, this.context(now, sa), inner, sa.inFlight?.task === 'ike-rekey');
       respond(a.response);
       if (!a.sa) {
         out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `IKE rekey refused: ${a.refused}` });
@@ -413,7 +437,7 @@ export class IkeEngine {
       this.lifecycle.adoptRekeyed(sa, a.sa, now, out);
       return;
     }
-    const a = answerChildRekey(sa, this.context(now), inner);
+    const a = answerChildRekey(sa, this.context(now, sa), inner);
     respond(a.response);
     if (!a.child) {
       out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `CREATE_CHILD_SA refused: ${a.refused}` });

@@ -88,6 +88,8 @@ export class IkeSa {
   /** Our inbound ESP SPI for the first Child SA, while IKE_AUTH runs. */
   childSpi?: number;
   readonly children: ChildSa[] = [];
+  /** NAT detection's finding in IKE_SA_INIT (undefined: the peer sent no NAT_DETECTION payloads). */
+  nat?: { local: boolean; remote: boolean };
   /** The peer announced RFC 7383 support in IKE_SA_INIT. */
   peerFragmentation = false;
   /** Next message id we send a request with, and the one we expect from the peer. */

@@ -11,7 +11,7 @@ import { installOf } from './tasks/child.js';
 import { buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
 import { buildIkeRekey, processIkeRekeyResponse } from './tasks/ike-rekey.js';
 import { deleteChildren, deleteIke } from './tasks/informational.js';
-import type { ChildSaInstall, IkeOutput, IkePeer, IkeTimers } from './types.js';
+import { endpointText, type ChildSaInstall, type IkeOutput, type IkePeer, type IkeTimers } from './types.js';
 import type { RandomSource } from '../../base/random.js';
 
 /** Two SAs for one (peer, VPN) made within this of each other are a simultaneous start, not a reauthentication. */
@@ -32,8 +32,8 @@ export interface SaTable {
 export interface LifecycleOptions {
   timers: IkeTimers;
   random: RandomSource;
-  /** Our address, and the port ESP in UDP uses (Child SA installs). */
-  localAddress: string;
+  /** Our address toward a peer's address (of its family), and the port ESP in UDP uses (Child SA installs). */
+  localAddress: (remote: string) => string;
   natPort: number;
   /** The pairwise peers our authority delivers now. */
   peers: () => IkePeer[];
@@ -57,7 +57,7 @@ export class SaLifecycle {
 
   /** What the gateway installs in its executor for one of our Child SAs. */
   install(sa: IkeSa, child: ChildSa): ChildSaInstall {
-    return installOf(sa, child, this.o.localAddress, this.o.natPort);
+    return installOf(sa, child, this.o.localAddress(sa.remote.address), this.o.natPort);
   }
 
   /** IKE_AUTH succeeded (either role): the SA and its first Child SA are up. */
@@ -68,7 +68,7 @@ export class SaLifecycle {
     sa.children.push(child);
     sa.rekeyAt = this.ikeRekeyAt(sa, now);
     const peer = sa.peer!;
-    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: `${sa.remote.address}:${sa.remote.port}`, permitNotAfter: new Date(notAfter).toISOString() } });
+    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: endpointText(sa.remote), nat: sa.nat, permitNotAfter: new Date(notAfter).toISOString() } });
     out.install.push(this.install(sa, child));
     out.events.push({ event: 'child-up', peer: peer.id, vpnId: peer.vpnId, detail: { inbound: child.inboundSpi, outbound: child.outboundSpi } });
     this.settleDuplicates(sa, out);

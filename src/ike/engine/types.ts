@@ -9,6 +9,11 @@ export interface Endpoint {
   port: number;
 }
 
+/** An endpoint as text: `192.0.2.1:500`, `[2001:db8::1]:500` (RFC 5952 §6). */
+export function endpointText(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
 /** This gateway: its certificate (DER) and a signer for its key (file keystore or PKCS#11 token). */
 export interface LocalIdentity {
   certificate: Uint8Array;

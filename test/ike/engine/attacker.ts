@@ -34,7 +34,7 @@ export function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: stri
     if (!resp) return { kind: 'silence', events: o.events };
     const d = decodeMessage(resp);
     if (!d.ok) throw new Error(d.error.message);
-    const r = processInitResponse(sa, resp, d.value.message.header.spiR, d.value.message.payloads);
+    const r = processInitResponse(sa, resp, d.value.message.header.spiR, d.value.message.payloads, from);
     if (r.kind === 'cookie') {
       if (!echoCookies) return { kind: 'cookie' };
       sa.cookie = r.cookie;

@@ -4,6 +4,7 @@
 // KASANE_TEST_SEED=<seed> node --import tsx --test test/ike/engine/<file>. (Certificates and ECDSA
 // signatures come from WebCrypto and differ between runs; no engine decision depends on their bytes.)
 import assert from 'node:assert/strict';
+import { ipFamily } from '../../../src/base/addr.js';
 import { seededRandom, type RandomSource } from '../../../src/base/random.js';
 import { IkeEngine } from '../../../src/ike/engine/engine.js';
 import { emptyOutput, type ChildSaInstall, type ChildSaRemove, type Endpoint, type IkeEvent, type IkeOutput, type IkePeer, type IkeTimers } from '../../../src/ike/engine/types.js';
@@ -12,6 +13,25 @@ import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority,
 export const T0 = Date.UTC(2026, 11, 5, 12);
 export const IP_A = '192.0.2.1';
 export const IP_B = '198.51.100.2';
+/** The two gateways' IPv6 outside addresses (documentation prefix, two sites). */
+export const IP6_A = '2001:db8:a::1';
+export const IP6_B = '2001:db8:b::2';
+
+/** Where the world's gateways are and what they protect; the defaults are the IPv4 world. */
+export interface Layout {
+  /** Each side's outside addresses: the first is its engine's endpoint, a second the other family's. */
+  a: string[];
+  b: string[];
+  /** The address each side's authority delivers for the other gateway. */
+  aSeesB: string;
+  bSeesA: string;
+  prefixesA: string[];
+  prefixesB: string[];
+}
+
+export const V4_LAYOUT: Layout = { a: [IP_A], b: [IP_B], aSeesB: IP_B, bSeesA: IP_A, prefixesA: ['10.1.0.0/24'], prefixesB: ['10.2.0.0/24'] };
+/** IPv6 outside addresses, IPv6 terminals' prefixes (v6 in v6). */
+export const V6_LAYOUT: Layout = { a: [IP6_A], b: [IP6_B], aSeesB: IP6_B, bSeesA: IP6_A, prefixesA: ['2001:db8:1::/64'], prefixesB: ['2001:db8:2::/64'] };
 /** The seed of this run's engine randomness; set KASANE_TEST_SEED to repeat a run. */
 export const SEED = process.env.KASANE_TEST_SEED ?? 'ike-engine-tests';
 /** Randomness for engines a test builds beside the world's two. */
@@ -42,6 +62,11 @@ export class World {
   readonly log: Record<Side, SideLog> = { a: { sent: [], installs: [], removes: [], events: [] }, b: { sent: [], installs: [], removes: [], events: [] } };
   /** Datagrams on the wire, not yet delivered. */
   wire: Datagram[] = [];
+  /**
+   * An address translator on the way (NAT44, NPTv6): a side's datagrams from a key address leave
+   * from the value address, and datagrams to the value address arrive at the key address.
+   */
+  readonly translate = new Map<string, string>();
   /** Decides per datagram: deliver it (true), drop it (false), or deliver these bytes instead. */
   filter: (d: Datagram) => boolean | Buffer = () => true;
 
@@ -52,16 +77,21 @@ export class World {
     readonly gb: Gateway,
   ) {}
 
-  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number; seed?: string } = {}): Promise<World> {
+  layout: Layout = V4_LAYOUT;
+
+  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number; seed?: string; layout?: Layout } = {}): Promise<World> {
     const seed = o.seed ?? SEED;
     const A = await makeAuthority('authority-a', T0 - HOUR);
     const B = await makeAuthority('authority-b', T0 - HOUR);
     const w = new World(A, B, await makeGateway(A, 'ga', T0 - HOUR), await makeGateway(B, 'gb', T0 - HOUR));
+    const L = (w.layout = o.layout ?? V4_LAYOUT);
     const until = T0 + (o.permitHours ?? 1) * HOUR;
     w.peersOfA = [w.entry('a', await permitFor(B, w.ga, 'shared', T0 - HOUR, until))];
     w.peersOfB = [w.entry('b', await permitFor(A, w.gb, 'shared', T0 - HOUR, until))];
-    w.a = new IkeEngine({ local: w.ga.identity, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random: seededRandom(`${seed}/a`), timers: o.timers });
-    w.b = new IkeEngine({ local: w.gb.identity, endpoint: { address: IP_B, port: 500 }, peers: () => w.peersOfB, random: seededRandom(`${seed}/b`), timers: o.timers });
+    const engine = (side: Side, mine: string[]) =>
+      new IkeEngine({ local: (side === 'a' ? w.ga : w.gb).identity, endpoint: { address: mine[0], port: 500 }, addresses: mine.slice(1), peers: () => (side === 'a' ? w.peersOfA : w.peersOfB), random: seededRandom(`${seed}/${side}`), timers: o.timers });
+    w.a = engine('a', L.a);
+    w.b = engine('b', L.b);
     return w;
   }
 
@@ -69,8 +99,8 @@ export class World {
   entry(side: Side, permit: Uint8Array, over: Partial<IkePeer> = {}): IkePeer {
     const vpn = { vpnId: 7, vpnName: 'shared' };
     return side === 'a'
-      ? { ...peerEntry({ other: this.gb, permit, ...vpn, address: IP_B, local: ['10.1.0.0/24'], remote: ['10.2.0.0/24'] }), ...over }
-      : { ...peerEntry({ other: this.ga, permit, ...vpn, address: IP_A, local: ['10.2.0.0/24'], remote: ['10.1.0.0/24'] }), ...over };
+      ? { ...peerEntry({ other: this.gb, permit, ...vpn, address: this.layout.aSeesB, local: this.layout.prefixesA, remote: this.layout.prefixesB }), ...over }
+      : { ...peerEntry({ other: this.ga, permit, ...vpn, address: this.layout.bSeesA, local: this.layout.prefixesB, remote: this.layout.prefixesA }), ...over };
   }
 
   engine(side: Side): IkeEngine {
@@ -80,8 +110,11 @@ export class World {
   /** Records an engine's output and puts its datagrams on the wire. */
   take(side: Side, o: IkeOutput): IkeOutput {
     const l = this.log[side];
-    const from = side === 'a' ? IP_A : IP_B;
+    const mine = side === 'a' ? this.layout.a : this.layout.b;
     for (const s of o.send) {
+      // A gateway sends from its socket of the destination's family.
+      const own = mine.find((x) => ipFamily(x) === ipFamily(s.to.address)) ?? mine[0];
+      const from = this.translate.get(own) ?? own;
       const d = { from: { address: from, port: s.localPort }, to: s.to, bytes: s.bytes };
       l.sent.push(d);
       this.wire.push(d);
@@ -101,7 +134,8 @@ export class World {
       for (const d of batch) {
         const f = this.filter(d);
         if (f === false) continue;
-        const side: Side = d.to.address === IP_A ? 'a' : 'b';
+        const to = [...this.translate].find(([, outside]) => outside === d.to.address)?.[0] ?? d.to.address;
+        const side: Side = this.layout.a.includes(to) ? 'a' : 'b';
         this.take(side, this.engine(side).receive(d.from, f === true ? d.bytes : f, this.now, d.to.port));
       }
     }

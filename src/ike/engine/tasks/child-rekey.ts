@@ -8,7 +8,17 @@ import { dhGenerate, dhSharedSecret, type DhKeyPair } from '../../crypto/dh.js';
 import { dhGroupById } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { TaskContext } from './task.js';
-import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import {
+  answerIsOffered,
+  chooseEsp,
+  coversPrefixes,
+  espProposals,
+  makeChild,
+  newSpi,
+  sameSelectors,
+  selectors,
+  spiBytes,
+} from './child.js';
 
 const NONCE_BYTES = 32;
 
@@ -93,7 +103,9 @@ export function answerChildRekey(sa: IkeSa, ctx: Pick<TaskContext, 'now' | 'time
   const chosen = chooseEsp(saP.proposals, true);
   if (!chosen || !chosen.dh) return refuse(NotifyType.NO_PROPOSAL_CHOSEN, 'no ESP proposal with PFS that we implement');
   if (ke?.kind !== 'KE' || ke.group !== chosen.dh.id) return refuse(NotifyType.INVALID_KE_PAYLOAD, `KE for another group than ${chosen.dh.id}`, encodeGroupData(chosen.dh.id));
-  if (tsi?.kind !== 'TSi' || tsr?.kind !== 'TSr' || !sameSelectors(tsi.selectors, old.remotePrefixes) || !sameSelectors(tsr.selectors, old.localPrefixes)) return refuse(NotifyType.TS_UNACCEPTABLE, 'traffic selectors differ from the SA being rekeyed');
+  if (tsi?.kind !== 'TSi' || tsr?.kind !== 'TSr' || !coversPrefixes(tsi.selectors, old.remotePrefixes) || !coversPrefixes(tsr.selectors, old.localPrefixes)) {
+    return refuse(NotifyType.TS_UNACCEPTABLE, 'traffic selectors do not cover the SA being rekeyed');
+  }
   const dh = dhGenerate(chosen.dh, random);
   const shared = dhSharedSecret(dh, ke.data);
   if (!shared.ok) return refuse(NotifyType.INVALID_SYNTAX, `bad KE: ${shared.error.message}`);
@@ -104,6 +116,6 @@ export function answerChildRekey(sa: IkeSa, ctx: Pick<TaskContext, 'now' | 'time
   return {
     child,
     old,
-    response: [{ kind: 'SA', proposals: [{ ...chosen.proposal, spi: spiBytes(inboundSpi) }] }, { kind: 'Nonce', data: nr }, { kind: 'KE', group: chosen.dh.id, data: dh.publicValue }, { kind: 'TSi', selectors: tsi.selectors }, { kind: 'TSr', selectors: tsr.selectors }],
+    response: [{ kind: 'SA', proposals: [{ ...chosen.proposal, spi: spiBytes(inboundSpi) }] }, { kind: 'Nonce', data: nr }, { kind: 'KE', group: chosen.dh.id, data: dh.publicValue }, { kind: 'TSi', selectors: selectors(old.remotePrefixes) }, { kind: 'TSr', selectors: selectors(old.localPrefixes) }],
   };
 }

@@ -1,7 +1,7 @@
 // What every exchange that makes an ESP Child SA shares (IKE_AUTH, CREATE_CHILD_SA): our
 // proposals, choosing among the peer's, traffic selectors, and the keys (RFC 7296 §2.17).
-import type { Prefix } from '../../../base/addr.js';
-import { ProtocolId, TransformType, proposalFromString, selectorFromPrefix, transformKeyLength, type Proposal, type TrafficSelector } from '../../message/index.js';
+import { ipToBytes, type Prefix } from '../../../base/addr.js';
+import { ProtocolId, TransformType, TsType, isAddressRange, proposalFromString, selectorFromPrefix, transformKeyLength, type Proposal, type TrafficSelector } from '../../message/index.js';
 import { deriveChildSaKeys } from '../../crypto/keys.js';
 import { aeadById, dhGroupById, type AeadAlgorithm, type DhGroup } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
@@ -72,12 +72,57 @@ export function selectors(prefixes: Prefix[]): TrafficSelector[] {
   return prefixes.map((p) => selectorFromPrefix(p));
 }
 
-/** Selectors equal to exactly these prefixes (any protocol and port): kasane does not narrow. */
-export function sameSelectors(got: TrafficSelector[], want: Prefix[]): boolean {
-  const key = (t: TrafficSelector) => JSON.stringify(t);
-  const a = got.map(key).sort();
-  const b = selectors(want).map(key).sort();
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+/** An address range as numbers, with its family (IPv4 and IPv6 ranges never merge). */
+interface Span {
+  family: 4 | 6;
+  start: bigint;
+  end: bigint;
+}
+
+const toBig = (ip: string): bigint => BigInt(`0x${Buffer.from(ipToBytes(ip)).toString('hex')}`);
+
+/**
+ * The addresses a set of selectors carries ALL traffic of (any protocol, every port), merged into
+ * disjoint spans: selectors of IPv4 and IPv6 ranges (RFC 7296 §3.13.1, TS_IPV4_ADDR_RANGE and
+ * TS_IPV6_ADDR_RANGE), prefixes or not. A selector limited to a protocol or ports carries only part
+ * of its range's traffic and counts for nothing here (a kasane Child SA carries whole prefixes).
+ */
+function allTraffic(sel: readonly TrafficSelector[]): Span[] {
+  const spans: Span[] = [];
+  for (const t of sel) {
+    if (!isAddressRange(t) || t.ipProtocol !== 0 || t.startPort !== 0 || t.endPort !== 0xffff) continue;
+    const family = t.tsType === TsType.TS_IPV4_ADDR_RANGE ? 4 : 6;
+    const start = toBig(t.startAddr);
+    const end = toBig(t.endAddr);
+    if (start <= end) spans.push({ family, start, end });
+  }
+  spans.sort((a, b) => a.family - b.family || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const merged: Span[] = [];
+  for (const s of spans) {
+    const last = merged[merged.length - 1];
+    if (last && last.family === s.family && s.start <= last.end + 1n) {
+      if (s.end > last.end) last.end = s.end;
+    } else merged.push({ ...s });
+  }
+  return merged;
+}
+
+/** Whether the selectors carry all traffic of every one of these prefixes (a superset may be narrowed to them). */
+export function coversPrefixes(got: readonly TrafficSelector[], want: Prefix[]): boolean {
+  const have = allTraffic(got);
+  return allTraffic(selectors(want)).every((w) => have.some((h) => h.family === w.family && h.start <= w.start && w.end <= h.end));
+}
+
+/**
+ * Selectors that carry exactly these prefixes' traffic, nothing more or less, however they are cut
+ * (one range for two adjacent prefixes, a prefix split in two): what an initiator accepts as the
+ * answer, and what a rekey must keep. Opaque or protocol/port-limited selectors never qualify.
+ */
+export function sameSelectors(got: readonly TrafficSelector[], want: Prefix[]): boolean {
+  if (got.some((t) => !isAddressRange(t) || t.ipProtocol !== 0 || t.startPort !== 0 || t.endPort !== 0xffff)) return false;
+  const a = allTraffic(got);
+  const b = allTraffic(selectors(want));
+  return a.length === b.length && a.every((x, i) => x.family === b[i].family && x.start === b[i].start && x.end === b[i].end);
 }
 
 /** Keys and lifetimes of a new Child SA. `weInitiated`: we were the initiator of the exchange that made it. */

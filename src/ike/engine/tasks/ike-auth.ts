@@ -8,7 +8,17 @@ import { authenticatePeer, authorizePeer, certificateRequest, checkPermits, idOf
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkePeer, LocalIdentity } from '../types.js';
 import type { TaskContext } from './task.js';
-import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import {
+  answerIsOffered,
+  chooseEsp,
+  coversPrefixes,
+  espProposals,
+  makeChild,
+  newSpi,
+  sameSelectors,
+  selectors,
+  spiBytes,
+} from './child.js';
 
 function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): { id: Payload; auth: Payload } {
   const id = idOf(local.certificate);
@@ -89,7 +99,7 @@ export function answerAuthRequest(sa: IkeSa, ctx: TaskContext, inner: Payload[])
       last = { code: r.error.code, reason: r.error.message };
       continue;
     }
-    const tsOk = tsi?.kind === 'TSi' && tsr?.kind === 'TSr' && sameSelectors(tsi.selectors, p.remotePrefixes) && sameSelectors(tsr.selectors, p.localPrefixes);
+    const tsOk = tsi?.kind === 'TSi' && tsr?.kind === 'TSr' && coversPrefixes(tsi.selectors, p.remotePrefixes) && coversPrefixes(tsr.selectors, p.localPrefixes);
     if (!peer || tsOk) {
       peer = p;
       permitNotAfter = r.value.notAfter;
@@ -102,8 +112,10 @@ export function answerAuthRequest(sa: IkeSa, ctx: TaskContext, inner: Payload[])
   const esp = inner.find((p) => p.kind === 'SA');
   const chosen = esp?.kind === 'SA' ? chooseEsp(esp.proposals) : undefined;
   if (!chosen) return fail(NotifyType.NO_PROPOSAL_CHOSEN, 'child-no-proposal', 'no ESP proposal we implement', peer.id);
-  // The initiator's TSi are its prefixes (the peer's, for us), TSr ours.
-  if (tsi?.kind !== 'TSi' || tsr?.kind !== 'TSr' || !sameSelectors(tsi.selectors, peer.remotePrefixes) || !sameSelectors(tsr.selectors, peer.localPrefixes)) {
+  // The initiator's TSi are its prefixes (the peer's, for us), TSr ours. A superset (a wider range,
+  // both families, ranges that are not prefixes) is narrowed to the VPN's prefixes (§2.9); less
+  // than them is refused: the SA must carry everything the VPN's path sends into it.
+  if (tsi?.kind !== 'TSi' || tsr?.kind !== 'TSr' || !coversPrefixes(tsi.selectors, peer.remotePrefixes) || !coversPrefixes(tsr.selectors, peer.localPrefixes)) {
     return fail(NotifyType.TS_UNACCEPTABLE, 'child-ts-unacceptable', `traffic selectors are not VPN ${peer.vpnName}'s prefixes`, peer.id);
   }
   const inboundSpi = newSpi(random);
@@ -114,7 +126,7 @@ export function answerAuthRequest(sa: IkeSa, ctx: TaskContext, inner: Payload[])
     ok: true,
     permitNotAfter,
     child,
-    response: [id, ...proofPayloads(local, peer.permit), auth, { kind: 'SA', proposals: [{ ...chosen.proposal, spi: spiBytes(inboundSpi) }] }, { kind: 'TSi', selectors: tsi.selectors }, { kind: 'TSr', selectors: tsr.selectors }],
+    response: [id, ...proofPayloads(local, peer.permit), auth, { kind: 'SA', proposals: [{ ...chosen.proposal, spi: spiBytes(inboundSpi) }] }, { kind: 'TSi', selectors: selectors(peer.remotePrefixes) }, { kind: 'TSr', selectors: selectors(peer.localPrefixes) }],
   };
 }
 

@@ -22,7 +22,7 @@ import {
 } from '../../message/index.js';
 import { dhGenerate, dhSharedSecret } from '../../crypto/dh.js';
 import { deriveIkeSaKeys } from '../../crypto/keys.js';
-import { natDetectionHash } from '../../crypto/natd.js';
+import { natDetectionHash, natDetectionMatches } from '../../crypto/natd.js';
 import { aeadById, dhGroupById, prfById, type IkeSuite } from '../../crypto/transforms.js';
 import type { IkeSa } from '../ike-sa.js';
 import { certificateRequest } from '../authorize.js';
@@ -72,6 +72,24 @@ function natd(sa: IkeSa, local: Endpoint): Payload[] {
     notify(NotifyType.NAT_DETECTION_SOURCE_IP, natDetectionHash(sa.spiI, sa.spiR, local.address, local.port)),
     notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natDetectionHash(sa.spiI, sa.spiR, sa.remote.address, sa.remote.port)),
   ];
+}
+
+/**
+ * What the peer's NAT detection payloads say (RFC 7296 §2.23), over IPv4 or IPv6 alike: the peer
+ * hashed the address and port it sent from (SOURCE) and the ones it sent to (DESTINATION). A
+ * SOURCE hash that is not of the address the message came from: the peer is behind a NAT (or an
+ * IPv6 prefix translator); a DESTINATION hash that is not of our own address: we are. Undefined
+ * when the peer sent none (it does not do NAT detection). `spiR` is zero in the request's hashes.
+ */
+export function natDetection(payloads: Payload[], spiI: Buffer, spiR: Buffer, local: Endpoint, remote: Endpoint): { local: boolean; remote: boolean } | undefined {
+  const of = (type: number) => payloads.filter((p) => p.kind === 'N' && p.notifyType === type).map((p) => (p.kind === 'N' ? p.data : Buffer.alloc(0)));
+  const source = of(NotifyType.NAT_DETECTION_SOURCE_IP);
+  const destination = of(NotifyType.NAT_DETECTION_DESTINATION_IP);
+  if (source.length === 0 || destination.length === 0) return undefined;
+  return {
+    local: !destination.some((h) => natDetectionMatches(h, spiI, spiR, local.address, local.port)),
+    remote: !source.some((h) => natDetectionMatches(h, spiI, spiR, remote.address, remote.port)),
+  };
 }
 
 /** Initiator: the IKE_SA_INIT request (again with `group` after INVALID_KE_PAYLOAD). */
@@ -135,6 +153,7 @@ export function answerInitRequest(sa: IkeSa, ctx: Pick<TaskContext, 'endpoint' |
   sa.peerFragmentation = findNotify(payloads, NotifyType.FRAGMENTATION_SUPPORTED) !== undefined;
   sa.nr = Buffer.from(random(NONCE_BYTES));
   sa.initRequest = request;
+  sa.nat = natDetection(payloads, sa.spiI, Buffer.alloc(8), ctx.endpoint, sa.remote);
   const answer: Proposal = {
     number: chosen.proposal.number,
     protocolId: ProtocolId.IKE,
@@ -161,7 +180,7 @@ export function answerInitRequest(sa: IkeSa, ctx: Pick<TaskContext, 'endpoint' |
 export type InitResult = { kind: 'done' } | { kind: 'retry'; group: number } | { kind: 'cookie'; cookie: Buffer } | { kind: 'failed'; reason: string };
 
 /** Initiator: the responder's answer. On success the SA has its keys. */
-export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, payloads: Payload[]): InitResult {
+export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, payloads: Payload[], local: Endpoint): InitResult {
   const cookie = findNotify(payloads, NotifyType.COOKIE);
   if (cookie) {
     if (cookie.data.length < 1 || cookie.data.length > 64) return { kind: 'failed', reason: `COOKIE of ${cookie.data.length} bytes` };
@@ -191,6 +210,7 @@ export function processInitResponse(sa: IkeSa, response: Buffer, spiR: Buffer, p
   sa.nr = nonce.data;
   sa.initResponse = response;
   sa.peerFragmentation = findNotify(payloads, NotifyType.FRAGMENTATION_SUPPORTED) !== undefined;
+  sa.nat = natDetection(payloads, sa.spiI, spiR, local, sa.remote);
   sa.setKeys(deriveIkeSaKeys(suite, { sharedSecret: shared.value, ni: sa.ni!, nr: sa.nr, spiI: sa.spiI, spiR: sa.spiR }).keys);
   sa.state = 'init-done';
   return { kind: 'done' };
