@@ -211,7 +211,7 @@ export class GatewayCore implements CoreContext {
       this.syncSas(now);
       // Entries that the new configuration no longer supports go at once (a removed member must
       // stop carrying traffic now, not at the next aging).
-      for (const e of this.table.values()) {
+      for (const e of [...this.table.values()]) {
         if (this.stillValid(e)) continue;
         this.remove(e.local, e.remote);
         this.trace({ event: 'path-revoked', kind: 'data', detail: { local: e.local, remote: e.remote, vpnId: e.vpnId, peer: e.peer } });
@@ -496,7 +496,7 @@ export class GatewayCore implements CoreContext {
   /** Aging (seed 000 §3.3: an entry not used for a while ages out; the next packet searches again). */
   private sweep(now: number): void {
     const t = this.config.timers;
-    for (const e of this.table.values()) {
+    for (const e of [...this.table.values()]) {
       if (e.action === 'pending') continue;
       const s = this.executor.pathStats(e.local, e.remote);
       const lastUsed = Math.max(e.lastUsed, s?.lastUsed ?? 0);
