@@ -707,7 +707,8 @@ static bool arg_handle(napi_env env, napi_value v, dp_handle **h) {
 }
 
 /* datapathOpen(ex, devices: [name, side, queues][], bufs: Buffer[], metas: Uint32Array[], onPunt,
- *              options: DP_OPT_* bits[, udp: [address (4 bytes), port]]) */
+ *              options: DP_OPT_* bits[, udp: [address (4 or 16 bytes), port, second address of the
+ *              other family?]]) */
 static napi_value datapath_open(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
@@ -716,17 +717,25 @@ static napi_value datapath_open(napi_env env, napi_callback_info info) {
   executor *ex;
   uint32_t ndev, nbuf, nmeta, options;
   char err[256] = "";
-  uint8_t *uaddr = NULL;
+  uint8_t *uaddr = NULL, *uaddr2 = NULL;
   uint16_t uport = 0;
+  int ufam = 0, ufam2 = 0;
   if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[5], &options)) return NULL;
   if (argc > 6) {
     napi_valuetype ut;
     napi_typeof(env, argv[6], &ut);
     if (ut != napi_undefined && ut != napi_null) {
-      napi_value va, vp;
-      if (napi_get_element(env, argv[6], 0, &va) != napi_ok || napi_get_element(env, argv[6], 1, &vp) != napi_ok)
-        return throw_msg(env, "udp must be [address, port]");
-      if (!arg_fixed_bytes(env, va, 4, &uaddr) || !arg_port(env, vp, &uport)) return NULL;
+      napi_value va, vp, va2;
+      napi_valuetype t2;
+      if (napi_get_element(env, argv[6], 0, &va) != napi_ok || napi_get_element(env, argv[6], 1, &vp) != napi_ok ||
+          napi_get_element(env, argv[6], 2, &va2) != napi_ok)
+        return throw_msg(env, "udp must be [address, port, address?]");
+      if (!arg_ip(env, va, &ufam, &uaddr) || !arg_port(env, vp, &uport)) return NULL;
+      napi_typeof(env, va2, &t2);
+      if (t2 != napi_undefined && t2 != napi_null) {
+        if (!arg_ip(env, va2, &ufam2, &uaddr2)) return NULL;
+        if (ufam2 == ufam) return throw_msg(env, "the second tunnel port address must be of the other family");
+      }
     }
   }
   CHECK(napi_get_array_length(env, argv[1], &ndev));
@@ -792,7 +801,8 @@ static napi_value datapath_open(napi_env env, napi_callback_info info) {
       return throw_msg(env, err);
     }
   }
-  if (uaddr && dp_add_udp(h->dp, uaddr, uport, err, sizeof err) != 0) {
+  if ((uaddr && dp_add_udp(h->dp, ufam, uaddr, uport, err, sizeof err) != 0) ||
+      (uaddr2 && dp_add_udp(h->dp, ufam2, uaddr2, uport, err, sizeof err) != 0)) {
     handle_unref(env, h);
     return throw_msg(env, err);
   }
@@ -840,7 +850,7 @@ static napi_value datapath_send_local(napi_env env, napi_callback_info info) {
   return number(env, dp_send_local(h->dp, data, len));
 }
 
-/* datapathSendUdp(h, dstAddr (4 bytes), dstPort, payload, df: 0 kernel's choice | 1 set | 2 clear): 0 or -errno */
+/* datapathSendUdp(h, dstAddr (4 or 16 bytes), dstPort, payload, df: 0 kernel's choice | 1 set | 2 clear): 0 or -errno */
 static napi_value datapath_send_udp(napi_env env, napi_callback_info info) {
   ARGS(5);
   dp_handle *h;
@@ -848,12 +858,13 @@ static napi_value datapath_send_udp(napi_env env, napi_callback_info info) {
   uint16_t port;
   size_t len;
   uint32_t df;
-  if (!arg_handle(env, argv[0], &h) || !arg_fixed_bytes(env, argv[1], 4, &dst) || !arg_port(env, argv[2], &port) ||
+  int family;
+  if (!arg_handle(env, argv[0], &h) || !arg_ip(env, argv[1], &family, &dst) || !arg_port(env, argv[2], &port) ||
       !arg_bytes(env, argv[3], &data, &len) || !arg_u32(env, argv[4], &df))
     return NULL;
   if (df > 2) return throw_msg(env, "df must be 0, 1 or 2");
   if (h->closed) return number(env, -EBADF);
-  return number(env, dp_send_udp(h->dp, dst, port, data, len, (int)df));
+  return number(env, dp_send_udp(h->dp, family, dst, port, data, len, (int)df));
 }
 
 static napi_value datapath_stats(napi_env env, napi_callback_info info) {

@@ -86,13 +86,13 @@ struct datapath {
   void *submit_ctx;
   int options;
   int uso; /* every TUN took TUN_F_USO4/6: UDP GSO super-packets are read and written whole */
-  int rawfd; /* for dp_send_local, opened on first use */
-  udp_sock *us;
-  dp_queue uq; /* the tunnel port's reader */
+  int rawfd[2]; /* for dp_send_local (IPv4, IPv6), opened on first use */
+  udp_sock *us[2]; /* the tunnel port: [0] IPv4, [1] IPv6 (either or both) */
+  dp_queue uq;     /* the tunnel port's reader (one thread for both sockets) */
   uint8_t *urbuf;
   struct mmsghdr umsg[UDP_RX_BURST];
   struct iovec uiov[UDP_RX_BURST];
-  struct sockaddr_in ufrom[UDP_RX_BURST];
+  udp_addr ufrom[UDP_RX_BURST];
   union {
     struct cmsghdr align;
     uint8_t buf[CMSG_SPACE(sizeof(int))];
@@ -121,7 +121,7 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
     return NULL;
   }
   dp->wfd[0] = dp->wfd[1] = -1;
-  dp->rawfd = -1;
+  dp->rawfd[0] = dp->rawfd[1] = -1;
   dp->uso = 1;
   dp->ex = ex;
   exec_retain(ex);
@@ -286,12 +286,29 @@ static void punt(dp_queue *q, const uint8_t *pkt, size_t len, int code) {
   if (p) memcpy(p, pkt, len);
 }
 
-static void punt_udp(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len, int code) {
+/* The address (4 or 16 bytes), port and family of a datagram's source. */
+static const uint8_t *from_addr(const udp_addr *from, int *family, uint16_t *port) {
+  if (from->sa.sa_family == AF_INET6) {
+    *family = 6;
+    *port = ntohs(from->v6.sin6_port);
+    return (const uint8_t *)&from->v6.sin6_addr;
+  }
+  *family = 4;
+  *port = ntohs(from->v4.sin_port);
+  return (const uint8_t *)&from->v4.sin_addr;
+}
+
+static void punt_udp(dp_queue *q, const udp_addr *from, const uint8_t *d, size_t len, int code) {
   uint8_t *p = punt_entry(q, DP_UDP_PREFIX + len, DP_SIDE_UDP, code);
   if (!p) return;
-  memcpy(p, &from->sin_addr, 4);
-  wr16(p + 4, ntohs(from->sin_port));
-  wr16(p + 6, q->dp->us->port);
+  int family;
+  uint16_t port;
+  const uint8_t *a = from_addr(from, &family, &port);
+  memset(p, 0, DP_UDP_PREFIX);
+  memcpy(p, a, family == 6 ? 16 : 4);
+  p[16] = (uint8_t)family;
+  wr16(p + 18, port);
+  wr16(p + 20, q->dp->us[family == 6]->port);
   memcpy(p + DP_UDP_PREFIX, d, len);
 }
 
@@ -374,7 +391,7 @@ static void flush_out(dp_queue *q) {
   if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
   egress_account(q);
   if (q->uo) {
-    udp_out_flush(q->uo, q->dp->us, &q->u_sent, &q->u_bytes, &q->u_errors);
+    udp_out_flush(q->uo, &q->u_sent, &q->u_bytes, &q->u_errors);
     udp_account(q);
   }
 }
@@ -416,8 +433,9 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
     } else if (v == V_FORWARD_TUNNEL_ENCRYPT) {
       /* From this gateway's own address: only the tunnel port can send it (a TUN write of a
        * packet with a local source address is a martian to the kernel). */
-      if (q->uo)
-        udp_out_add(q->uo, q->dp->us, out, note.out_len, &q->u_sent, &q->u_bytes, &q->u_errors);
+      udp_sock *s = q->dp->us[out[0] >> 4 == 6];
+      if (q->uo && s)
+        udp_out_add(q->uo, s, out, note.out_len, &q->u_sent, &q->u_bytes, &q->u_errors);
       else
         stat_add(q->dp, DP_UDP_TX_ERRORS, 1);
     } else {
@@ -516,13 +534,15 @@ static void *reader(void *arg) {
 /* ---- the tunnel port ---- */
 
 /* One datagram as the sender sent it. */
-static void handle_one_datagram(dp_queue *q, const struct sockaddr_in *from, const uint8_t *d, size_t len) {
+static void handle_one_datagram(dp_queue *q, const udp_addr *from, const uint8_t *d, size_t len) {
   datapath *dp = q->dp;
   exec_note note;
+  int family;
+  uint16_t port;
+  const uint8_t *src = from_addr(from, &family, &port);
   stat_add(dp, DP_UDP_RX, 1);
   stat_add(dp, DP_UDP_RX_BYTES, len);
-  int v = exec_process_udp(dp->ex, 4, (const uint8_t *)&from->sin_addr, ntohs(from->sin_port), d, len, q->now,
-                           q->obuf + VNET_HDR_LEN, &note);
+  int v = exec_process_udp(dp->ex, family, src, port, d, len, q->now, q->obuf + VNET_HDR_LEN, &note);
   if (v == V_FORWARD_TUNNEL_DECRYPT) {
     uint8_t *out = (uint8_t *)note.out;
     if (q->fd < 0)
@@ -565,27 +585,39 @@ static void handle_datagram(dp_queue *q, int i) {
 static void *udp_reader(void *arg) {
   dp_queue *q = arg;
   datapath *dp = q->dp;
-  struct pollfd p[2] = {{.fd = dp->us->fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN}};
+  /* The stop eventfd, then the IPv4 and the IPv6 socket (those that are open). */
+  struct pollfd p[3] = {{.fd = dp->stopfd, .events = POLLIN}};
+  udp_sock *socks[2];
+  int np = 1;
+  for (int f = 0; f < 2; f++)
+    if (dp->us[f]) {
+      socks[np - 1] = dp->us[f];
+      p[np].fd = dp->us[f]->fd;
+      p[np++].events = POLLIN;
+    }
   for (;;) {
-    int r = poll(p, 2, -1);
+    int r = poll(p, (nfds_t)np, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (p[1].revents) break;
+    if (p[0].revents) break;
     q->now = now_ms();
-    for (int i = 0; i < UDP_RX_BURST; i++) {
-      dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
-      dp->umsg[i].msg_hdr.msg_flags = 0;
-      dp->umsg[i].msg_hdr.msg_control = dp->uctl[i].buf;
-      dp->umsg[i].msg_hdr.msg_controllen = sizeof dp->uctl[i].buf;
+    for (int k = 1; k < np; k++) {
+      if (!p[k].revents) continue;
+      for (int i = 0; i < UDP_RX_BURST; i++) {
+        dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
+        dp->umsg[i].msg_hdr.msg_flags = 0;
+        dp->umsg[i].msg_hdr.msg_control = dp->uctl[i].buf;
+        dp->umsg[i].msg_hdr.msg_controllen = sizeof dp->uctl[i].buf;
+      }
+      int n = recvmmsg(socks[k - 1]->fd, dp->umsg, UDP_RX_BURST, MSG_DONTWAIT, NULL);
+      if (n < 0) {
+        if (errno != EINTR && errno != EAGAIN) stat_add(dp, DP_RX_ERRORS, 1);
+        continue;
+      }
+      for (int i = 0; i < n; i++) handle_datagram(q, i);
     }
-    int n = recvmmsg(dp->us->fd, dp->umsg, UDP_RX_BURST, MSG_DONTWAIT, NULL);
-    if (n < 0) {
-      if (errno != EINTR && errno != EAGAIN) stat_add(dp, DP_RX_ERRORS, 1);
-      continue;
-    }
-    for (int i = 0; i < n; i++) handle_datagram(q, i);
     flush_out(q);
     flush_punts(q);
   }
@@ -594,13 +626,19 @@ static void *udp_reader(void *arg) {
   return NULL;
 }
 
-int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, size_t errlen) {
-  if (dp->us) {
-    snprintf(err, errlen, "the tunnel port is already open");
+int dp_add_udp(datapath *dp, int family, const uint8_t *addr, uint16_t port, char *err, size_t errlen) {
+  int f = family == 6;
+  if (dp->us[f]) {
+    snprintf(err, errlen, "the tunnel port is already open for IPv%d", family);
     return -1;
   }
-  dp->urbuf = malloc((size_t)UDP_RX_BURST * UDP_RX_BUF);
   dp_queue *q = &dp->uq;
+  if (dp->us[!f]) {
+    /* The reader and its buffers exist: a second socket, of the other family. */
+    dp->us[f] = udp_open(family, addr, port, err, errlen);
+    return dp->us[f] ? 0 : -1;
+  }
+  dp->urbuf = malloc((size_t)UDP_RX_BURST * UDP_RX_BUF);
   memset(q, 0, sizeof *q);
   q->fd = -1;
   q->obuf = malloc(OUT_MAX);
@@ -611,8 +649,8 @@ int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, si
     snprintf(err, errlen, "out of memory");
     return -1;
   }
-  dp->us = udp_open(addr, port, err, errlen);
-  if (!dp->us) {
+  dp->us[f] = udp_open(family, addr, port, err, errlen);
+  if (!dp->us[f]) {
     free(dp->urbuf);
     free(q->obuf);
     dp->urbuf = q->obuf = NULL;
@@ -634,9 +672,10 @@ int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, si
   return 0;
 }
 
-int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df) {
-  if (!dp->us) return -ENOTCONN;
-  int r = udp_send(dp->us, dst, port, data, len, df, 0);
+int dp_send_udp(datapath *dp, int family, const uint8_t *dst, uint16_t port, const uint8_t *data, size_t len, int df) {
+  udp_sock *s = dp->us[family == 6];
+  if (!s) return -ENOTCONN;
+  int r = udp_send(s, dst, port, data, len, df, 0);
   if (r == 0) {
     stat_add(dp, DP_UDP_TX, 1);
     stat_add(dp, DP_UDP_TX_BYTES, len);
@@ -648,7 +687,8 @@ int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t
 
 int dp_start(datapath *dp, char *err, size_t errlen) {
   sigset_t all, old;
-  if (dp->us) {
+  int udp = dp->us[0] || dp->us[1];
+  if (udp) {
     /* Decrypted packets go to the inside TUN (any TUN would do: the main table routes them). */
     dp->uq.fd = dp->wfd[SIDE_INSIDE] >= 0 ? dp->wfd[SIDE_INSIDE] : dp->wfd[SIDE_OUTSIDE];
     for (int i = 0; i < dp->nq; i++) {
@@ -677,7 +717,7 @@ int dp_start(datapath *dp, char *err, size_t errlen) {
     }
     dp->q[i].started = 1;
   }
-  if (dp->us) {
+  if (udp) {
     int e = pthread_create(&dp->uq.thread, NULL, udp_reader, &dp->uq);
     if (e != 0) {
       snprintf(err, errlen, "pthread_create: %s", strerror(e));
@@ -707,18 +747,31 @@ int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len) {
 }
 
 int dp_send_local(datapath *dp, const uint8_t *pkt, size_t len) {
-  if (len < 20 || (pkt[0] >> 4) != 4 || rd16(pkt + 2) != len) return -EINVAL;
-  if (dp->rawfd < 0) {
-    /* IPPROTO_RAW implies IP_HDRINCL: the packet goes out as given, routed by its destination. */
-    dp->rawfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-    if (dp->rawfd < 0) return -errno;
+  int v6 = len >= IPV6_HDR_LEN && (pkt[0] >> 4) == 6;
+  if (v6 ? (size_t)rd16(pkt + 4) + IPV6_HDR_LEN != len : len < 20 || (pkt[0] >> 4) != 4 || rd16(pkt + 2) != len)
+    return -EINVAL;
+  int *fd = &dp->rawfd[v6];
+  if (*fd < 0) {
+    /* IPPROTO_RAW implies header inclusion (IP_HDRINCL; for IPv6 too, Linux): the packet goes out
+     * as given (an ICMPv6 Packet Too Big from the gateway's outside address), routed by its
+     * destination. */
+    *fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (*fd < 0) return -errno;
   }
-  struct sockaddr_in to;
+  udp_addr to;
   memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  memcpy(&to.sin_addr, pkt + 16, 4);
+  socklen_t tl;
+  if (v6) {
+    to.v6.sin6_family = AF_INET6;
+    memcpy(&to.v6.sin6_addr, pkt + 24, 16);
+    tl = sizeof to.v6;
+  } else {
+    to.v4.sin_family = AF_INET;
+    memcpy(&to.v4.sin_addr, pkt + 16, 4);
+    tl = sizeof to.v4;
+  }
   ssize_t w;
-  do w = sendto(dp->rawfd, pkt, len, 0, (struct sockaddr *)&to, sizeof to);
+  do w = sendto(*fd, pkt, len, 0, &to.sa, tl);
   while (w < 0 && errno == EINTR);
   if (w < 0) return -errno;
   stat_add(dp, DP_TX_LOCAL, 1);
@@ -736,7 +789,7 @@ void dp_stop(datapath *dp) {
   }
   if (dp->uq.started) pthread_join(dp->uq.thread, NULL);
   dp->uq.started = 0;
-  if (dp->us) {
+  if (dp->us[0] || dp->us[1]) {
     /* Its fd is a TUN's, closed below with the queues. */
     if (dp->uq.gro_ok) gro_free(&dp->uq.gro);
     dp->uq.gro_ok = 0;
@@ -765,8 +818,9 @@ void dp_stop(datapath *dp) {
   }
   dp->nq = 0;
   dp->wfd[0] = dp->wfd[1] = -1;
-  udp_close(dp->us);
-  dp->us = NULL;
+  udp_close(dp->us[0]);
+  udp_close(dp->us[1]);
+  dp->us[0] = dp->us[1] = NULL;
 }
 
 void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
@@ -775,7 +829,8 @@ void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
 
 void dp_free(datapath *dp) {
   dp_stop(dp);
-  if (dp->rawfd >= 0) close(dp->rawfd);
+  for (int i = 0; i < 2; i++)
+    if (dp->rawfd[i] >= 0) close(dp->rawfd[i]);
   close(dp->stopfd);
   pthread_mutex_destroy(&dp->pool_lock);
   exec_release(dp->ex);

@@ -17,11 +17,12 @@
 /* A punt batch: packet bytes packed into buf, and per packet three words in meta:
  * offset, length, side << 8 | verdict code (a C_PUNT_* counter index). The memory belongs to
  * JavaScript Buffers that the addon keeps alive. Datagrams from the tunnel port have side
- * DP_SIDE_UDP and start with an 8-byte prefix: source address (4), source port (2), local port (2),
- * then the UDP payload as received (IKE keeps its non-ESP marker). A batch holds punts of one
- * thread, so it is either all packets or all datagrams. */
+ * DP_SIDE_UDP and start with a 24-byte prefix: source address (16; IPv4 in the first 4), family
+ * (1: 4 or 6), 0, source port (2), local port (2), 0 (2), then the UDP payload as received (IKE
+ * keeps its non-ESP marker). A batch holds punts of one thread, so it is either all packets or all
+ * datagrams. */
 #define DP_SIDE_UDP 2
-#define DP_UDP_PREFIX 8
+#define DP_UDP_PREFIX 24
 typedef struct {
   uint8_t *buf;
   size_t cap;
@@ -73,12 +74,13 @@ datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit
 /* Opens `queues` queues of TUN device `name` (created if absent) for one side. 0, or -1 with err set. */
 int dp_add_device(datapath *dp, const char *name, int side, int queues, char *err, size_t errlen);
 int dp_start(datapath *dp, char *err, size_t errlen);
-/* Opens the tunnel port (UDP, bound to addr:port) before dp_start: a thread reads it, decrypts
- * ESP into the inside TUN and punts IKE; tunnel ESP from the executor leaves through it. */
-int dp_add_udp(datapath *dp, const uint8_t addr[4], uint16_t port, char *err, size_t errlen);
-/* Sends one datagram from the tunnel port (IKE: the caller adds the non-ESP marker). df: UDP_DF_*.
- * 0 or -errno (-ENOTCONN without a tunnel port). */
-int dp_send_udp(datapath *dp, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df);
+/* Opens the tunnel port (UDP, bound to addr:port; family 4: 4 bytes, 6: 16 bytes) before dp_start:
+ * a thread reads it, decrypts ESP into the inside TUN and punts IKE; tunnel ESP from the executor
+ * leaves through it. A dual-stack gateway calls it once per family (one thread reads both). */
+int dp_add_udp(datapath *dp, int family, const uint8_t *addr, uint16_t port, char *err, size_t errlen);
+/* Sends one datagram from the tunnel port of dst's family (IKE: the caller adds the non-ESP
+ * marker). df: UDP_DF_*. 0 or -errno (-ENOTCONN without a tunnel port of that family). */
+int dp_send_udp(datapath *dp, int family, const uint8_t *dst, uint16_t port, const uint8_t *data, size_t len, int df);
 /* Injects one packet into the TUN device of `side` (no offloads). 0 or -errno. */
 int dp_write(datapath *dp, int side, const uint8_t *pkt, size_t len);
 /* Sends one packet of the gateway's own (its source is a local address, e.g. an ICMP error to a

@@ -10,19 +10,13 @@ static int in_ranges(const tunnel_range *r, uint32_t n, int family, const uint8_
 }
 
 
-int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
-                 exec_note *note) {
+/* Group ESP (raw, or in UDP to port 4500) of an encrypting path, either IP version: the SA by SPI,
+ * checked against the path and the replay window, then opened into out; the sequence number is
+ * spent. -1 on success, else the verdict. */
+static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint8_t *esp, size_t elen, uint8_t *out,
+                          rxsa **rxp, uint32_t *spi, uint64_t *seq, size_t *plen, uint8_t *nh) {
   uint8_t k[4];
-  uint32_t spi;
-  uint64_t seq;
-  size_t plen;
-  uint8_t nh;
-  if (ip->proto != IPPROTO_ESP_ && ip->proto != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
-  /* Our ESP always leaves with DF (the carried form): a fragment of ESP cannot be opened. */
-  if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
-  const uint8_t *esp = pkt + ip->ihl;
-  size_t elen = ip->tot - ip->ihl;
-  if (ip->proto == IPPROTO_UDP_) {
+  if (proto == IPPROTO_UDP_) {
     /* ESP in UDP to port 4500, its UDP length exactly the IP payload's; the UDP checksum is not
      * checked (RFC 3948 section 3.1: the ICV covers what matters). */
     if (elen < GROUP_UDP_HEADER || rd16(esp + 2) != GROUP_UDP_PORT) return C_DROP_UNSOLICITED_PLAIN;
@@ -30,15 +24,31 @@ int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ip
     esp += GROUP_UDP_HEADER;
     elen -= GROUP_UDP_HEADER;
   }
-  if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
-  u32_key(k, spi);
+  if (esp_parse(esp, elen, spi, seq) != 0) return C_DROP_MALFORMED;
+  u32_key(k, *spi);
   rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
   if (!rx) return C_PUNT_UNKNOWN_SPI;
   if (rx->vpn != r->vpn) return C_DROP_VPN_MISMATCH;
   if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
-  if (!replay_check(&rx->w, seq)) return C_DROP_REPLAY;
-  if (esp_open(&rx->a, esp, elen, ESP_AAD_ESN, out + ip->ihl, &plen, &nh) != 0) return C_DROP_AUTH_FAILED;
-  replay_accept(&rx->w, seq);
+  if (!replay_check(&rx->w, *seq)) return C_DROP_REPLAY;
+  if (esp_open(&rx->a, esp, elen, ESP_AAD_ESN, out, plen, nh) != 0) return C_DROP_AUTH_FAILED;
+  replay_accept(&rx->w, *seq);
+  *rxp = rx;
+  return -1;
+}
+
+int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
+                 exec_note *note) {
+  uint32_t spi;
+  uint64_t seq;
+  size_t plen;
+  uint8_t nh;
+  if (ip->proto != IPPROTO_ESP_ && ip->proto != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
+  /* Our ESP always leaves with DF (the carried form): a fragment of ESP cannot be opened. */
+  if (ip->frag & (IP_MF | IP_OFFMASK)) return C_DROP_FRAGMENT;
+  rxsa *rx;
+  int v = open_group_esp(ex, r, ip->proto, pkt + ip->ihl, ip->tot - ip->ihl, out + ip->ihl, &rx, &spi, &seq, &plen, &nh);
+  if (v >= 0) return v;
   if (nh == 4) {
     /* Carried form: the whole inner packet, for this path only (a member may not smuggle packets
      * for other terminals); it goes on with the outer TOS and TTL, as the transport form does. */
@@ -72,7 +82,6 @@ int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ip
  * form (ESP next header 41: the whole inner packet, for this path only). */
 int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out,
                   exec_note *note) {
-  uint8_t k[4];
   uint32_t spi;
   uint64_t seq;
   size_t plen;
@@ -80,24 +89,10 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
   /* Our ESP is never fragmented and has no extension headers before it. */
   if (ip->fragment != V6_FRAG_NONE) return C_DROP_FRAGMENT;
   if (ip->nh != IPPROTO_ESP_ && ip->nh != IPPROTO_UDP_) return C_DROP_UNSOLICITED_PLAIN;
-  const uint8_t *esp = pkt + IPV6_HDR_LEN;
-  size_t elen = ip->tot - IPV6_HDR_LEN;
-  if (ip->nh == IPPROTO_UDP_) {
-    /* The UDP checksum is not verified: the ICV protects the content. */
-    if (elen < GROUP_UDP_HEADER || rd16(esp + 2) != GROUP_UDP_PORT) return C_DROP_UNSOLICITED_PLAIN;
-    if (rd16(esp + 4) != elen) return C_DROP_MALFORMED;
-    esp += GROUP_UDP_HEADER;
-    elen -= GROUP_UDP_HEADER;
-  }
-  if (esp_parse(esp, elen, &spi, &seq) != 0) return C_DROP_MALFORMED;
-  u32_key(k, spi);
-  rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
-  if (!rx) return C_PUNT_UNKNOWN_SPI;
-  if (rx->vpn != r->vpn) return C_DROP_VPN_MISMATCH;
-  if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
-  if (!replay_check(&rx->w, seq)) return C_DROP_REPLAY;
-  if (esp_open(&rx->a, esp, elen, ESP_AAD_ESN, out + IPV6_HDR_LEN, &plen, &nh) != 0) return C_DROP_AUTH_FAILED;
-  replay_accept(&rx->w, seq);
+  rxsa *rx;
+  int v = open_group_esp(ex, r, ip->nh, pkt + IPV6_HDR_LEN, ip->tot - IPV6_HDR_LEN, out + IPV6_HDR_LEN, &rx, &spi, &seq,
+                         &plen, &nh);
+  if (v >= 0) return v;
   if (nh == IPPROTO_IPV6_) {
     /* Carried form: a valid IPv6 packet of exactly the decrypted length between the outer addresses;
      * it goes on with the outer traffic class and hop limit, as the transport form's header does. */

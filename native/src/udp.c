@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "ip.h"
 
 #define STAGE_BYTES (256 * 1024)
@@ -22,27 +24,49 @@
 #define UDP_GRO 104
 #endif
 
-udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errlen) {
+/* A socket address for addr:port of the family. */
+static socklen_t make_addr(udp_addr *a, int family, const uint8_t *addr, uint16_t port) {
+  memset(a, 0, sizeof *a);
+  if (family == 6) {
+    a->v6.sin6_family = AF_INET6;
+    a->v6.sin6_port = htons(port);
+    memcpy(&a->v6.sin6_addr, addr, 16);
+    return sizeof a->v6;
+  }
+  a->v4.sin_family = AF_INET;
+  a->v4.sin_port = htons(port);
+  memcpy(&a->v4.sin_addr, addr, 4);
+  return sizeof a->v4;
+}
+
+udp_sock *udp_open(int family, const uint8_t *addr, uint16_t port, char *err, size_t errlen) {
   udp_sock *s = calloc(1, sizeof *s);
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  s->fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s->fd < 0) {
     snprintf(err, errlen, "UDP socket: %s", strerror(errno));
     free(s);
     return NULL;
   }
-  int buf = 4 << 20, ttl = 64;
+  int buf = 4 << 20, ttl = 64, one = 1;
   (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   (void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-  /* The outer TTL of docs/executor.md, whatever the host's default. */
-  (void)setsockopt(s->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-  memcpy(&sa.sin_addr, addr, 4);
-  if (bind(s->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    snprintf(err, errlen, "bind %u.%u.%u.%u:%u: %s", addr[0], addr[1], addr[2], addr[3], port, strerror(errno));
+  /* The outer TTL / hop limit of docs/executor.md, whatever the host's default. */
+  if (family == 6) {
+    (void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    (void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+  } else {
+    (void)setsockopt(s->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+  }
+  udp_addr sa;
+  socklen_t sl0 = make_addr(&sa, family, addr, port);
+  if (bind(s->fd, &sa.sa, sl0) != 0) {
+    char text[64];
+    inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, text, sizeof text);
+    snprintf(err, errlen, "bind %s port %u: %s", text, port, strerror(errno));
     close(s->fd);
     free(s);
     return NULL;
@@ -50,11 +74,12 @@ udp_sock *udp_open(const uint8_t addr[4], uint16_t port, char *err, size_t errle
   pthread_mutex_init(&s->lock, NULL);
   s->mode = -1;
   /* UDP GSO and GRO (Linux >= 4.18 / 5.0): probed, off where the kernel lacks them. */
-  int seg = 0, one = 1;
+  int seg = 0;
   socklen_t sl = sizeof seg;
   s->gso = getsockopt(s->fd, SOL_UDP, UDP_SEGMENT, &seg, &sl) == 0;
   s->gro = setsockopt(s->fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
-  memcpy(s->addr, addr, 4);
+  s->family = family;
+  memcpy(s->addr, addr, family == 6 ? 16 : 4);
   s->port = port;
   return s;
 }
@@ -69,30 +94,41 @@ void udp_close(udp_sock *s) {
 /* Under s->lock. DF follows the inner packet (docs/executor.md); IKE leaves it to the kernel. */
 static void set_mode(udp_sock *s, int mode) {
   if (s->mode == mode) return;
-  int v = mode == UDP_DF_SET ? IP_PMTUDISC_DO : mode == UDP_DF_CLEAR ? IP_PMTUDISC_DONT : IP_PMTUDISC_WANT;
-  if (setsockopt(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v) == 0) s->mode = mode;
+  int r;
+  if (s->family == 6) {
+    int v = mode == UDP_DF_SET ? IPV6_PMTUDISC_DO : mode == UDP_DF_CLEAR ? IPV6_PMTUDISC_DONT : IPV6_PMTUDISC_WANT;
+    r = setsockopt(s->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof v);
+  } else {
+    int v = mode == UDP_DF_SET ? IP_PMTUDISC_DO : mode == UDP_DF_CLEAR ? IP_PMTUDISC_DONT : IP_PMTUDISC_WANT;
+    r = setsockopt(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+  }
+  if (r == 0) s->mode = mode;
 }
 
-static void set_tos(struct msghdr *m, void *ctl, int tos) {
-  m->msg_control = ctl;
-  m->msg_controllen = CMSG_SPACE(sizeof(int));
-  struct cmsghdr *c = CMSG_FIRSTHDR(m);
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_TOS;
+/* The TOS (IPv4) or traffic class (IPv6) control message. */
+static void tos_cmsg(struct cmsghdr *c, int family, int tos) {
+  c->cmsg_level = family == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  c->cmsg_type = family == 6 ? IPV6_TCLASS : IP_TOS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &tos, sizeof tos);
 }
 
-int udp_send(udp_sock *s, const uint8_t dst[4], uint16_t port, const uint8_t *data, size_t len, int df, int tos) {
-  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
-  memcpy(&to.sin_addr, dst, 4);
+static void set_tos(struct msghdr *m, void *ctl, int family, int tos) {
+  m->msg_control = ctl;
+  m->msg_controllen = CMSG_SPACE(sizeof(int));
+  tos_cmsg(CMSG_FIRSTHDR(m), family, tos);
+}
+
+int udp_send(udp_sock *s, const uint8_t *dst, uint16_t port, const uint8_t *data, size_t len, int df, int tos) {
+  udp_addr to;
+  socklen_t tl = make_addr(&to, s->family, dst, port);
   struct iovec iov = {(void *)data, len};
   union {
     struct cmsghdr align;
     uint8_t buf[CMSG_SPACE(sizeof(int))];
   } ctl;
-  struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov, .msg_iovlen = 1};
-  if (tos) set_tos(&m, &ctl, tos);
+  struct msghdr m = {.msg_name = &to, .msg_namelen = tl, .msg_iov = &iov, .msg_iovlen = 1};
+  if (tos) set_tos(&m, &ctl, s->family, tos);
   pthread_mutex_lock(&s->lock);
   set_mode(s, df);
   ssize_t r;
@@ -127,6 +163,7 @@ void udp_out_free(udp_out *o) {
 
 /* The control data of message i: TOS (if any) and, for a run of several datagrams, UDP_SEGMENT. */
 static void set_control(udp_out *o, int i, int gso) {
+  int family = o->sock ? o->sock->family : 4;
   struct msghdr *m = &o->msg[i].msg_hdr;
   size_t space = (o->tos[i] ? CMSG_SPACE(sizeof(int)) : 0) + (gso ? CMSG_SPACE(sizeof(uint16_t)) : 0);
   m->msg_control = space ? o->ctl[i].buf : NULL;
@@ -135,10 +172,7 @@ static void set_control(udp_out *o, int i, int gso) {
   memset(o->ctl[i].buf, 0, sizeof o->ctl[i].buf);
   struct cmsghdr *c = CMSG_FIRSTHDR(m);
   if (o->tos[i]) {
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_TOS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &o->tos[i], sizeof(int));
+    tos_cmsg(c, family, o->tos[i]);
     c = CMSG_NXTHDR(m, c);
   }
   if (gso) {
@@ -173,8 +207,9 @@ static void send_one_by_one(udp_out *o, udp_sock *s, int i, uint64_t *sent, uint
   }
 }
 
-void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uint64_t *errors) {
-  if (o->nm == 0) return;
+void udp_out_flush(udp_out *o, uint64_t *sent, uint64_t *bytes, uint64_t *errors) {
+  udp_sock *s = o->sock;
+  if (o->nm == 0 || !s) return;
   pthread_mutex_lock(&s->lock);
   for (int i = 0; i < o->nm; i++) set_control(o, i, o->count[i] > 1);
   int i = 0, waited = 0;
@@ -216,22 +251,28 @@ void udp_out_flush(udp_out *o, udp_sock *s, uint64_t *sent, uint64_t *bytes, uin
 
 void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint64_t *sent, uint64_t *bytes,
                  uint64_t *errors) {
-  if (len < 28) {
+  int v6 = s->family == 6;
+  size_t hdr = v6 ? 48 : 28, aoff = v6 ? 24 : 16, alen = v6 ? 16 : 4;
+  if (len < hdr || (outer[0] >> 4) != (v6 ? 6 : 4)) {
     (*errors)++;
     return;
   }
-  size_t plen = len - 28;
+  size_t plen = len - hdr;
   if (plen > STAGE_BYTES) {
     (*errors)++;
     return;
   }
-  if (o->n == UDP_OUT_MAX || o->used + plen > STAGE_BYTES) udp_out_flush(o, s, sent, bytes, errors);
-  int df = (outer[6] & 0x40) ? UDP_DF_SET : UDP_DF_CLEAR;
-  int tos = outer[1];
-  uint16_t port = rd16(outer + 22);
+  if (o->n == UDP_OUT_MAX || o->used + plen > STAGE_BYTES || (o->sock != s && o->nm > 0))
+    udp_out_flush(o, sent, bytes, errors);
+  o->sock = s;
+  /* IPv6 is never fragmented on the way: as DF (the executor punted what does not fit the path). */
+  int df = v6 || (outer[6] & 0x40) ? UDP_DF_SET : UDP_DF_CLEAR;
+  int tos = v6 ? (outer[0] & 15) << 4 | outer[1] >> 4 : outer[1];
+  uint16_t port = rd16(outer + hdr - 6);
+  const uint8_t *dst = outer + aoff;
   int i = o->n++;
   uint8_t *p = o->stage + o->used;
-  memcpy(p, outer + 28, plen);
+  memcpy(p, outer + hdr, plen);
   o->used += plen;
   o->len[i] = plen;
   o->iov[i].iov_base = p;
@@ -240,8 +281,9 @@ void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint
   /* Appended to the last message: same destination, DF (a segment must fit the path as it is),
    * TOS, and not longer than the run's first datagram, whose length every one but the last has. */
   if (s->gso && m >= 0 && df == UDP_DF_SET && o->df[m] == UDP_DF_SET && !o->closed[m] && o->tos[m] == tos &&
-      plen <= o->seg[m] && o->bytes[m] + plen <= UDP_GSO_MAX_BYTES && memcmp(&o->to[m].sin_addr, outer + 16, 4) == 0 &&
-      ntohs(o->to[m].sin_port) == port) {
+      plen <= o->seg[m] && o->bytes[m] + plen <= UDP_GSO_MAX_BYTES &&
+      memcmp(v6 ? (const void *)&o->to[m].v6.sin6_addr : (const void *)&o->to[m].v4.sin_addr, dst, alen) == 0 &&
+      ntohs(v6 ? o->to[m].v6.sin6_port : o->to[m].v4.sin_port) == port) {
     o->msg[m].msg_hdr.msg_iovlen++;
     o->count[m]++;
     o->bytes[m] += plen;
@@ -255,14 +297,11 @@ void udp_out_add(udp_out *o, udp_sock *s, const uint8_t *outer, size_t len, uint
   o->seg[m] = plen;
   o->bytes[m] = plen;
   o->closed[m] = 0;
-  memset(&o->to[m], 0, sizeof o->to[m]);
-  o->to[m].sin_family = AF_INET;
-  memcpy(&o->to[m].sin_addr, outer + 16, 4);
-  o->to[m].sin_port = htons(port);
+  socklen_t tl = make_addr(&o->to[m], s->family, dst, port);
   memset(&o->msg[m], 0, sizeof o->msg[m]);
   struct msghdr *h = &o->msg[m].msg_hdr;
   h->msg_name = &o->to[m];
-  h->msg_namelen = sizeof o->to[m];
+  h->msg_namelen = tl;
   h->msg_iov = &o->iov[i];
   h->msg_iovlen = 1;
 }

@@ -77,7 +77,7 @@ export type ForwardNote =
   | { op: 'decrypt'; vpnId: VpnId; spi: Spi; seq: bigint; sender: GatewayId }
   | { op: 'plain' }
   /**
-   * IPv6 the link needs (docs/protocol.md §2.4: link-local, multicast, the unspecified source, ND,
+   * IPv6 the link needs (docs/protocol.md §2.8: link-local, multicast, the unspecified source, ND,
    * RA, MLD and other link-scoped ICMPv6): `bytes` is the packet as it came, never searched,
    * encrypted or counted against a path.
    */
@@ -103,7 +103,7 @@ export type PuntReason =
 
 export type DropReason =
   | 'malformed'
-  /** IPv6 whose fixed header or extension-header chain does not hold (docs/protocol.md §2.4). */
+  /** IPv6 whose fixed header or extension-header chain does not hold (docs/protocol.md §2.8). */
   | 'bad-ipv6'
   | 'discard'
   | 'replay'

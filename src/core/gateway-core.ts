@@ -561,5 +561,8 @@ function ruleOf(e: KeyTableEntry): PathRule {
   return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
 }
 
-/** Paths toward one peer with the same outer layering on our side and address family share the WAN path: one estimate. */
+/**
+ * Paths toward one peer with the same outer layering on our side and address family share the WAN
+ * path: one estimate.
+ */
 const pmtuKey = (e: KeyTableEntry) => `${e.peer}/${e.mtuReserve ?? 0}/${ipFamily(e.local)}`;

@@ -7,7 +7,12 @@ import { pathKey, type KeyTableEntry } from './key-table.js';
 import { ipVersion, packetDst, packetSrc } from './packet/ip.js';
 import { buildIcmpFragNeeded, icmpErrorAllowed } from './packet/icmp.js';
 import type { SearchOriginator } from './search/originator.js';
-import { CARRIED6_OVERHEAD_MAX, GROUP_OVERHEAD_MAX, UDP_ESP_TUNNEL6_OVERHEAD_MAX, UDP_ESP_TUNNEL_OVERHEAD_MAX } from './executor.js';
+import {
+  CARRIED6_OVERHEAD_MAX,
+  GROUP_OVERHEAD_MAX,
+  UDP_ESP_TUNNEL6_OVERHEAD_MAX,
+  UDP_ESP_TUNNEL_OVERHEAD_MAX,
+} from './executor.js';
 import { ipFamily } from '../base/addr.js';
 import { buildIcmpv6PacketTooBig, ICMPV6_PACKET_TOO_BIG, icmpv6ErrorAllowed } from './packet/icmpv6.js';
 import { NH_IPV4, NH_IPV6 } from './packet/ipv6.js';
@@ -18,7 +23,16 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
   if (ctx.ring.coveringVpns(local).length === 0) {
     // We protect nothing for this terminal: relay plain (an outer gateway may still protect it).
     ctx.install(
-      { local, remote, action: 'plain', layers: [], reason: 'unprotected', installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
+      {
+        local,
+        remote,
+        action: 'plain',
+        layers: [],
+        reason: 'unprotected',
+        installedAt: now,
+        lastUsed: now,
+        expiresAt: now + ctx.config.timers.hardLifetime,
+      },
       now,
     );
     const punt = ctx.execute('inside', packet, now, true);
@@ -30,7 +44,16 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
   if (!searches.has(local, remote) && searches.full()) return ctx.drop('search-limit', packet);
   // Steps 1–2: no entry; buffer and search.
   ctx.install(
-    { local, remote, action: 'pending', layers: [], reason: 'searching', installedAt: now, lastUsed: now, expiresAt: Number.MAX_SAFE_INTEGER },
+    {
+      local,
+      remote,
+      action: 'pending',
+      layers: [],
+      reason: 'searching',
+      installedAt: now,
+      lastUsed: now,
+      expiresAt: Number.MAX_SAFE_INTEGER,
+    },
     now,
   );
   ctx.trace({ event: 'miss-buffer', kind: 'data', step: 2, detail: { local, remote } });
@@ -56,7 +79,8 @@ export function onInsideTooBig(ctx: CoreContext, packet: Uint8Array): void {
   const overhead = pairwise ? UDP_ESP_TUNNEL_OVERHEAD_MAX : GROUP_OVERHEAD_MAX;
   const mtu = Math.min(rule?.mtu ?? ctx.config.pathMtu, 0xffff) - overhead;
   // RFC 1812 §4.3.2.7: no ICMP error about an ICMP error, a non-first fragment, or a broadcast.
-  if (icmpErrorAllowed(packet)) ctx.emit(buildIcmpFragNeeded(packet, mtu, ctx.config.address), { op: 'icmp-error', type: 3, code: 4 });
+  if (icmpErrorAllowed(packet))
+    ctx.emit(buildIcmpFragNeeded(packet, mtu, ctx.config.address), { op: 'icmp-error', type: 3, code: 4 });
   ctx.drop('too-big', packet);
 }
 
@@ -68,7 +92,10 @@ export function onInsideTooBig(ctx: CoreContext, packet: Uint8Array): void {
 function packetTooBig(ctx: CoreContext, packet: Uint8Array, rule: KeyTableEntry | undefined, pairwise: boolean): void {
   let overhead: number;
   if (pairwise) {
-    const peer = rule?.peer !== undefined && rule.vpnId !== undefined ? ctx.ring.peerMember(rule.vpnId, rule.peer)?.address : undefined;
+    const peer =
+      rule?.peer !== undefined && rule.vpnId !== undefined
+        ? ctx.ring.peerMember(rule.vpnId, rule.peer)?.address
+        : undefined;
     overhead = peer !== undefined && ipFamily(peer) === 4 ? UDP_ESP_TUNNEL_OVERHEAD_MAX : UDP_ESP_TUNNEL6_OVERHEAD_MAX;
   } else overhead = packet[6] === NH_IPV6 || packet[6] === NH_IPV4 ? CARRIED6_OVERHEAD_MAX : GROUP_OVERHEAD_MAX;
   const mtu = (rule?.mtu ?? ctx.config.pathMtu) - overhead;

@@ -55,8 +55,14 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
   }
   // A router could not forward ESP one of our terminals sent: the ICMP (ICMPv6 Packet Too Big) is
   // for us (src/core/pmtu.ts).
-  const f = ipVersion(packet) === 6 ? parseEspPacketTooBig(packet) : ipv4Protocol(packet) === PROTO_ICMP ? parseEspFragNeeded(packet) : undefined;
-  if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0) return ctx.onEspFragNeeded(f, packet, now);
+  const f =
+    ipVersion(packet) === 6
+      ? parseEspPacketTooBig(packet)
+      : ipv4Protocol(packet) === PROTO_ICMP
+        ? parseEspFragNeeded(packet)
+        : undefined;
+  if (f !== undefined && f.local === local && ctx.ring.coveringVpns(local).length > 0)
+    return ctx.onEspFragNeeded(f, packet, now);
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
     return ctx.drop('unsolicited-plain', packet);
   }
@@ -67,7 +73,16 @@ function forwardPlain(ctx: CoreContext, packet: Uint8Array, now: number, reason:
   const local = packetDst(packet);
   const remote = packetSrc(packet);
   ctx.install(
-    { local, remote, action: 'plain', layers: [], reason, installedAt: now, lastUsed: now, expiresAt: now + ctx.config.timers.hardLifetime },
+    {
+      local,
+      remote,
+      action: 'plain',
+      layers: [],
+      reason,
+      installedAt: now,
+      lastUsed: now,
+      expiresAt: now + ctx.config.timers.hardLifetime,
+    },
     now,
   );
   const punt = ctx.execute('outside', packet, now, true);

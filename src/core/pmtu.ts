@@ -42,7 +42,13 @@ export function parseEspFragNeeded(packet: Uint8Array): EspFragNeeded | undefine
   const ip = parseIpv4(packet);
   if (!ip.ok || ip.value.header.protocol !== PROTO_ICMP) return undefined;
   const icmp = parseIcmp(ip.value.payload);
-  if (!icmp.ok || icmp.value.type !== ICMP_UNREACHABLE || icmp.value.code !== UNREACH_FRAG_NEEDED || !isIcmpUnreachable(icmp.value)) return undefined;
+  if (
+    !icmp.ok ||
+    icmp.value.type !== ICMP_UNREACHABLE ||
+    icmp.value.code !== UNREACH_FRAG_NEEDED ||
+    !isIcmpUnreachable(icmp.value)
+  )
+    return undefined;
   const q = icmp.value.original;
   if (q.length < 20 || q[0] >> 4 !== 4) return undefined;
   const hl = (q[0] & 15) * 4;

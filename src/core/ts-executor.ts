@@ -25,16 +25,39 @@ import {
   type Verdict,
 } from './executor.js';
 import { pathKey } from './key-table.js';
-import { parseIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP, rewriteIpv4, setHeaderChecksum, type Ipv4Header } from './packet/ipv4.js';
+import {
+  parseIpv4,
+  PROTO_ESP,
+  PROTO_ICMP,
+  PROTO_UDP,
+  rewriteIpv4,
+  setHeaderChecksum,
+  type Ipv4Header,
+} from './packet/ipv4.js';
 import { fragmentIpv4 } from './packet/fragment.js';
 import { groupEspOf } from './packet/group-esp.js';
 import { isSearchPayload } from './packet/search-message.js';
 import { clampTcpMss } from './packet/tcp.js';
-import { IPV6_HEADER, isNeverIntercepted, NH_ICMPV6, NH_IPV4, NH_IPV6, parseIpv6, rewriteIpv6, type ExtensionWalk } from './packet/ipv6.js';
+import {
+  IPV6_HEADER,
+  isNeverIntercepted,
+  NH_ICMPV6,
+  NH_IPV4,
+  NH_IPV6,
+  parseIpv6,
+  rewriteIpv6,
+  type ExtensionWalk,
+} from './packet/ipv6.js';
 import { setUdpChecksum } from './packet/udp.js';
 import { ESP_OVERHEAD_MAX, espOpen, espOverhead, espPeek, espSeal } from '../crypto/esp.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
-import { TUNNEL_ESP_MIN, tunnelEspHeader, tunnelEspLength, tunnelEspOpen, tunnelEspSealInto } from '../crypto/tunnel-esp.js';
+import {
+  TUNNEL_ESP_MIN,
+  tunnelEspHeader,
+  tunnelEspLength,
+  tunnelEspOpen,
+  tunnelEspSealInto,
+} from '../crypto/tunnel-esp.js';
 import { rd16, wr16 } from '../base/bytes.js';
 import type { Spi, VpnId } from './types.js';
 
@@ -108,9 +131,11 @@ export class TsExecutor implements TunnelExecutor {
   installTunnelTx(sa: TunnelTxSa): void {
     checkTunnelSa(sa);
     const next = sa.nextSeq ?? 1;
-    if (!Number.isInteger(next) || next < 1 || next > TUNNEL_SEQ_MAX) throw new RangeError(`tunnel SA: nextSeq must be in 1..2^32-1, got ${next}`);
+    if (!Number.isInteger(next) || next < 1 || next > TUNNEL_SEQ_MAX)
+      throw new RangeError(`tunnel SA: nextSeq must be in 1..2^32-1, got ${next}`);
     const soft = sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT;
-    if (!Number.isInteger(soft) || soft < 1 || soft > TUNNEL_SEQ_MAX + 1) throw new RangeError(`tunnel SA: softSeqLimit must be in 1..2^32, got ${soft}`);
+    if (!Number.isInteger(soft) || soft < 1 || soft > TUNNEL_SEQ_MAX + 1)
+      throw new RangeError(`tunnel SA: softSeqLimit must be in 1..2^32, got ${soft}`);
     const old = this.ttx.get(sa.spi);
     // A reinstall (e.g. a NAT moved the peer's port) must never reuse a sequence number: the IV is the sequence number.
     this.ttx.set(sa.spi, {
@@ -219,8 +244,7 @@ export class TsExecutor implements TunnelExecutor {
     if (v.kind === 'drop') this.bump(`drop.${v.reason}`);
     else if (v.kind === 'punt') {
       if (!recheck) this.bump(`punt.${v.reason}`);
-    }
-    else {
+    } else {
       this.bump(`${v.note.op}.packets`);
       this.bump(`${v.note.op}.bytes`, arrived);
     }
@@ -231,7 +255,12 @@ export class TsExecutor implements TunnelExecutor {
     const parsed = parseIpv4(packet);
     if (!parsed.ok) return { kind: 'drop', reason: 'malformed' };
     const { header, payload } = parsed.value;
-    if (header.protocol === PROTO_ICMP && payload.length >= 8 && (payload[0] === 8 || payload[0] === 0) && isSearchPayload(payload.subarray(8))) {
+    if (
+      header.protocol === PROTO_ICMP &&
+      payload.length >= 8 &&
+      (payload[0] === 8 || payload[0] === 0) &&
+      isSearchPayload(payload.subarray(8))
+    ) {
       return { kind: 'punt', reason: 'search' };
     }
     const inside = from === 'inside';
@@ -240,7 +269,16 @@ export class TsExecutor implements TunnelExecutor {
     if (rule.tunnel) {
       // Tunnel traffic from the peer arrives on the tunnel port (processUdp), never as a forwarded packet.
       if (!inside) return { kind: 'drop', reason: 'unsolicited-plain' };
-      return this.tunnelOut(rule, rule.tunnel.spi, packet, header.totalLength, header.protocol, header.df, header.mf || header.fragmentOffset > 0, now);
+      return this.tunnelOut(
+        rule,
+        rule.tunnel.spi,
+        packet,
+        header.totalLength,
+        header.protocol,
+        header.df,
+        header.mf || header.fragmentOffset > 0,
+        now,
+      );
     }
 
     if (inside) {
@@ -249,7 +287,8 @@ export class TsExecutor implements TunnelExecutor {
       const fragment = header.mf || header.fragmentOffset > 0;
       // Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read
       // as the carried form's.
-      if (!header.df || fragment || header.protocol === NEXT_HEADER_IPV4) return this.sealCarried(rule, sa, packet, header, fragment, now);
+      if (!header.df || fragment || header.protocol === NEXT_HEADER_IPV4)
+        return this.sealCarried(rule, sa, packet, header, fragment, now);
       const udp = udpHeaderLength(sa);
       const grown = packet.length + udp + espOverhead(payload.length);
       // Over 65535 bytes no IPv4 packet can carry it.
@@ -258,15 +297,24 @@ export class TsExecutor implements TunnelExecutor {
       if (rule.mtu !== undefined && header.protocol === 6) {
         // Clamp on a copy: the caller's buffer is not ours to modify.
         const copy = packet.slice();
-        if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - 40)) body = copy.subarray(header.headerLength, header.totalLength);
+        if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - 40))
+          body = copy.subarray(header.headerLength, header.totalLength);
       }
       const seq = sa.nextSeq++;
       const esp = espSeal(sa, seq, header.protocol, body);
-      const out = rewriteIpv4(packet, udp ? { protocol: PROTO_UDP, payload: udpEncapsulated(esp) } : { protocol: PROTO_ESP, payload: esp });
-      return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
+      const out = rewriteIpv4(
+        packet,
+        udp ? { protocol: PROTO_UDP, payload: udpEncapsulated(esp) } : { protocol: PROTO_ESP, payload: esp },
+      );
+      return this.used(rule, packet, now, {
+        kind: 'forward',
+        bytes: out,
+        note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq },
+      });
     }
 
-    if (header.protocol !== PROTO_ESP && header.protocol !== PROTO_UDP) return { kind: 'drop', reason: 'unsolicited-plain' };
+    if (header.protocol !== PROTO_ESP && header.protocol !== PROTO_UDP)
+      return { kind: 'drop', reason: 'unsolicited-plain' };
     // Our ESP always leaves with DF (carried form below): a fragment of ESP cannot be opened.
     if (header.mf || header.fragmentOffset > 0) return { kind: 'drop', reason: 'fragment' };
     const opened = this.openGroupEsp(rule, header.protocol, payload);
@@ -280,7 +328,11 @@ export class TsExecutor implements TunnelExecutor {
       if (!carried) return { kind: 'drop', reason: 'malformed' };
       out = carried;
     } else out = rewriteIpv4(packet, { protocol: nextHeader, payload: plain });
-    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender } });
+    return this.used(rule, packet, now, {
+      kind: 'forward',
+      bytes: out,
+      note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender },
+    });
   }
 
   /** The rule of a path, or the verdict when the path has no rule to encrypt or decrypt with. */
@@ -289,7 +341,8 @@ export class TsExecutor implements TunnelExecutor {
     if (!rule) return { kind: 'punt', reason: 'miss' };
     if (rule.action === 'pending') return { kind: 'punt', reason: 'pending' };
     if (rule.action === 'discard') return this.used(rule, packet, now, { kind: 'drop', reason: 'discard' });
-    if (rule.action === 'plain') return this.used(rule, packet, now, { kind: 'forward', bytes: packet, note: { op: 'plain' } });
+    if (rule.action === 'plain')
+      return this.used(rule, packet, now, { kind: 'forward', bytes: packet, note: { op: 'plain' } });
     return rule;
   }
 
@@ -297,10 +350,15 @@ export class TsExecutor implements TunnelExecutor {
    * Group ESP from outside for an encrypting path (either IP version): the SA by SPI, checked
    * against the path, the replay window, then opened; the sequence number is spent.
    */
-  private openGroupEsp(rule: InstalledRule, protocol: number, payload: Uint8Array): Verdict | { sa: InstalledRx; nextHeader: number; plain: Uint8Array; seq: bigint } {
+  private openGroupEsp(
+    rule: InstalledRule,
+    protocol: number,
+    payload: Uint8Array,
+  ): Verdict | { sa: InstalledRx; nextHeader: number; plain: Uint8Array; seq: bigint } {
     // ESP in UDP: to port 4500, with a UDP length that covers exactly the IP payload. The UDP
     // checksum is not checked (RFC 3948 §3.1): the ICV covers what matters.
-    if (protocol === PROTO_UDP && (payload.length < GROUP_UDP_HEADER || rd16(payload, 2) !== GROUP_UDP_PORT)) return { kind: 'drop', reason: 'unsolicited-plain' };
+    if (protocol === PROTO_UDP && (payload.length < GROUP_UDP_HEADER || rd16(payload, 2) !== GROUP_UDP_PORT))
+      return { kind: 'drop', reason: 'unsolicited-plain' };
     const esp = groupEspOf(protocol, payload);
     if (!esp) return { kind: 'drop', reason: 'malformed' };
     const peek = espPeek(esp);
@@ -340,44 +398,52 @@ export class TsExecutor implements TunnelExecutor {
       const sa = this.tx.get(rule.vpnId!);
       if (!sa) return { kind: 'drop', reason: 'no-sa' };
       const udp = udpHeaderLength(sa);
-      if (header.nextHeader === NH_IPV6 || header.nextHeader === NH_IPV4) {
-        // Carried form: the whole packet under ESP (next header 41) behind a copy of its fixed header.
-        const inner = packet.subarray(0, total);
-        if (IPV6_HEADER + udp + inner.length + espOverhead(inner.length) > Math.min(rule.mtu ?? Infinity, IPV6_HEADER + 0xffff)) return { kind: 'punt', reason: 'too-big' };
-        const seq = sa.nextSeq++;
-        const esp = espSeal(sa, seq, NH_IPV6, inner);
-        const out = rewriteIpv6(inner, udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp });
-        if (udp) setUdpChecksum(out, IPV6_HEADER);
-        return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
-      }
       // Transport form: everything after the fixed header is encrypted, extension headers included.
-      const grown = total + udp + espOverhead(payload.length);
-      if (grown - IPV6_HEADER > 0xffff || (rule.mtu !== undefined && grown > rule.mtu)) return { kind: 'punt', reason: 'too-big' };
-      let body = payload;
-      if (rule.mtu !== undefined && walk.upperProto === 6) {
+      // Carried form (next header 41 or 4): the whole packet (ESP next header 41). Both keep the
+      // fixed header in front (docs/executor.md, "IPv6").
+      const carried = header.nextHeader === NH_IPV6 || header.nextHeader === NH_IPV4;
+      let body = carried ? packet.subarray(0, total) : payload;
+      const grown = udp + body.length + espOverhead(body.length);
+      if (grown > 0xffff || (rule.mtu !== undefined && IPV6_HEADER + grown > rule.mtu)) {
+        return { kind: 'punt', reason: 'too-big' };
+      }
+      if (!carried && rule.mtu !== undefined && walk.upperProto === 6) {
         const copy = packet.slice(0, total);
         if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - IPV6_HEADER - 20)) body = copy.subarray(IPV6_HEADER);
       }
       const seq = sa.nextSeq++;
-      const esp = espSeal(sa, seq, header.nextHeader, body);
-      const out = rewriteIpv6(packet, udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp });
+      const esp = espSeal(sa, seq, carried ? NH_IPV6 : header.nextHeader, body);
+      const out = rewriteIpv6(
+        packet,
+        udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp },
+      );
       // RFC 8200 §8.1: no zero UDP checksum over IPv6.
       if (udp) setUdpChecksum(out, IPV6_HEADER);
-      return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq } });
+      return this.used(rule, packet, now, {
+        kind: 'forward',
+        bytes: out,
+        note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq },
+      });
     }
 
     // Our ESP has no extension headers and is never fragmented.
     if (walk.fragment !== 'none') return { kind: 'drop', reason: 'fragment' };
-    if (header.nextHeader !== PROTO_ESP && header.nextHeader !== PROTO_UDP) return { kind: 'drop', reason: 'unsolicited-plain' };
+    if (header.nextHeader !== PROTO_ESP && header.nextHeader !== PROTO_UDP)
+      return { kind: 'drop', reason: 'unsolicited-plain' };
     const opened = this.openGroupEsp(rule, header.nextHeader, payload);
     if (!('sa' in opened)) return opened;
     const { sa, nextHeader, plain, seq } = opened;
     let out: Uint8Array | undefined;
     if (nextHeader === NH_IPV6) out = openCarried6(plain, packet);
-    else if (nextHeader !== NH_IPV4 && plain.length <= 0xffff) out = rewriteIpv6(packet, { nextHeader, payload: plain });
+    else if (nextHeader !== NH_IPV4 && plain.length <= 0xffff)
+      out = rewriteIpv6(packet, { nextHeader, payload: plain });
     // What an authenticated member sends is still parsed before it goes on: never a malformed chain.
     if (!out || !parseIpv6(out).ok) return { kind: 'drop', reason: 'malformed' };
-    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender } });
+    return this.used(rule, packet, now, {
+      kind: 'forward',
+      bytes: out,
+      note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender },
+    });
   }
 
   /**
@@ -387,7 +453,14 @@ export class TsExecutor implements TunnelExecutor {
    * fragment carried in its own ESP packet: nothing this gateway sends is ever fragmented on the
    * way, and the receiving terminal reassembles.
    */
-  private sealCarried(rule: InstalledRule, sa: TxSa, packet: Uint8Array, header: Ipv4Header, fragment: boolean, now: number): Verdict {
+  private sealCarried(
+    rule: InstalledRule,
+    sa: TxSa,
+    packet: Uint8Array,
+    header: Ipv4Header,
+    fragment: boolean,
+    now: number,
+  ): Verdict {
     let inner = packet.subarray(0, header.totalLength);
     const limit = Math.min(rule.mtu ?? 0xffff, 0xffff);
     const udp = udpHeaderLength(sa);
@@ -400,20 +473,35 @@ export class TsExecutor implements TunnelExecutor {
     if (20 + udp + inner.length + espOverhead(inner.length) > limit) {
       // A fragment that says DF cannot be split further.
       const maxData = Math.floor((limit - overhead - header.headerLength) / 8) * 8;
-      if (header.df || maxData < 8 || Math.ceil((header.totalLength - header.headerLength) / maxData) > MAX_FRAGMENTS) return { kind: 'punt', reason: 'too-big' };
+      if (header.df || maxData < 8 || Math.ceil((header.totalLength - header.headerLength) / maxData) > MAX_FRAGMENTS)
+        return { kind: 'punt', reason: 'too-big' };
       pieces = fragmentIpv4(inner, maxData);
     }
     const out: Uint8Array[] = [];
     const first = sa.nextSeq;
-    for (const piece of pieces) out.push(carriedPacket(piece, espSeal(sa, sa.nextSeq++, NEXT_HEADER_IPV4, piece), udp > 0));
+    for (const piece of pieces)
+      out.push(carriedPacket(piece, espSeal(sa, sa.nextSeq++, NEXT_HEADER_IPV4, piece), udp > 0));
     if (pieces.length > 1) this.bump('encrypt.fragments', pieces.length);
-    const v: Verdict = { kind: 'forward', bytes: out[0], note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq: first } };
+    const v: Verdict = {
+      kind: 'forward',
+      bytes: out[0],
+      note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq: first },
+    };
     if (out.length > 1) v.more = out.slice(1);
     return this.used(rule, packet, now, v);
   }
 
   /** Outbound tunnel mode: the whole inner packet (fragments included) becomes outer IPv4 + UDP + ESP. */
-  private tunnelOut(rule: InstalledRule, spi: Spi, packet: Uint8Array, total: number, protocol: number, df: boolean, fragment: boolean, now: number): Verdict {
+  private tunnelOut(
+    rule: InstalledRule,
+    spi: Spi,
+    packet: Uint8Array,
+    total: number,
+    protocol: number,
+    df: boolean,
+    fragment: boolean,
+    now: number,
+  ): Verdict {
     const sa = this.ttx.get(spi);
     if (!sa) return { kind: 'drop', reason: 'no-sa' };
     if (sa.seq > TUNNEL_SEQ_MAX) return { kind: 'drop', reason: 'tunnel-seq-exhausted' };
@@ -421,7 +509,8 @@ export class TsExecutor implements TunnelExecutor {
     const outerHeaders = outerV6 ? IPV6_HEADER + 8 : 28;
     const outerLength = outerHeaders + tunnelEspLength(total);
     const maxOuter = outerV6 ? IPV6_HEADER + 0xffff : 0xffff;
-    if (outerLength > maxOuter || (rule.mtu !== undefined && outerLength > rule.mtu && df)) return { kind: 'punt', reason: 'too-big' };
+    if (outerLength > maxOuter || (rule.mtu !== undefined && outerLength > rule.mtu && df))
+      return { kind: 'punt', reason: 'too-big' };
     let inner = packet.subarray(0, total);
     if (rule.mtu !== undefined && protocol === 6 && !fragment) {
       const copy = inner.slice();
@@ -433,7 +522,11 @@ export class TsExecutor implements TunnelExecutor {
     sa.bytes += total;
     sa.lastUsed = now;
     const out = tunnelSeal(sa, seq, inner, df);
-    return this.used(rule, packet, now, { kind: 'forward', bytes: out, note: { op: 'tunnel-encrypt', vpnId: sa.vpnId, peer: sa.peer, spi: sa.spi, seq } });
+    return this.used(rule, packet, now, {
+      kind: 'forward',
+      bytes: out,
+      note: { op: 'tunnel-encrypt', vpnId: sa.vpnId, peer: sa.peer, spi: sa.spi, seq },
+    });
   }
 
   private decideUdp(src: Ip, srcPort: number, d: Uint8Array, now: number): Verdict {
@@ -441,7 +534,8 @@ export class TsExecutor implements TunnelExecutor {
     if (d.length < 4) return { kind: 'drop', reason: 'malformed' };
     const { spi, seq } = tunnelEspHeader(d);
     if (spi === 0) return { kind: 'punt', reason: 'ike' };
-    if (d.length < TUNNEL_ESP_MIN || (d.length - 32) % 4 !== 0 || seq === 0) return { kind: 'drop', reason: 'malformed' };
+    if (d.length < TUNNEL_ESP_MIN || (d.length - 32) % 4 !== 0 || seq === 0)
+      return { kind: 'drop', reason: 'malformed' };
     const sa = this.trx.get(spi);
     if (!sa) return { kind: 'punt', reason: 'unknown-spi' };
     if (sa.window.check(BigInt(seq)) !== 'ok') {
@@ -474,7 +568,11 @@ export class TsExecutor implements TunnelExecutor {
     sa.packets++;
     sa.bytes += inner.length;
     sa.lastUsed = now;
-    const v: Verdict = { kind: 'forward', bytes: inner, note: { op: 'tunnel-decrypt', vpnId: sa.vpnId, peer: sa.peer, spi, seq } };
+    const v: Verdict = {
+      kind: 'forward',
+      bytes: inner,
+      note: { op: 'tunnel-decrypt', vpnId: sa.vpnId, peer: sa.peer, spi, seq },
+    };
     return rule ? this.used(rule, inner, now, v) : v;
   }
 
@@ -542,7 +640,13 @@ function udpEncapsulated(esp: Uint8Array): Uint8Array {
  */
 function openCarried(payload: Uint8Array, src: string, dst: string, tos: number, ttl: number): Uint8Array | undefined {
   const ip = parseIpv4(payload);
-  if (!ip.ok || ip.value.header.totalLength !== payload.length || ip.value.header.src !== src || ip.value.header.dst !== dst) return undefined;
+  if (
+    !ip.ok ||
+    ip.value.header.totalLength !== payload.length ||
+    ip.value.header.src !== src ||
+    ip.value.header.dst !== dst
+  )
+    return undefined;
   const out = payload.slice();
   out[1] = tos;
   out[8] = ttl;
@@ -553,8 +657,12 @@ function openCarried(payload: Uint8Array, src: string, dst: string, tos: number,
 /** ICMPv6 echo request/reply carrying the key-search payload (docs/protocol.md §2.1). */
 function isSearchIcmpv6(packet: Uint8Array, walk: ExtensionWalk): boolean {
   const at = walk.upperOffset;
-  if (walk.upperProto !== NH_ICMPV6 || at === undefined || walk.fragment !== 'none' || at + 8 > packet.length) return false;
-  return (packet[at] === 128 || packet[at] === 129) && isSearchPayload(packet.subarray(at + 8, IPV6_HEADER + rd16(packet, 4)));
+  if (walk.upperProto !== NH_ICMPV6 || at === undefined || walk.fragment !== 'none' || at + 8 > packet.length)
+    return false;
+  return (
+    (packet[at] === 128 || packet[at] === 129) &&
+    isSearchPayload(packet.subarray(at + 8, IPV6_HEADER + rd16(packet, 4)))
+  );
 }
 
 /**
@@ -563,7 +671,8 @@ function isSearchIcmpv6(packet: Uint8Array, walk: ExtensionWalk): boolean {
  * traffic class and hop limit. Undefined when it does not check.
  */
 function openCarried6(plain: Uint8Array, outer: Uint8Array): Uint8Array | undefined {
-  if (plain.length < IPV6_HEADER || plain[0] >> 4 !== 6 || rd16(plain, 4) !== plain.length - IPV6_HEADER) return undefined;
+  if (plain.length < IPV6_HEADER || plain[0] >> 4 !== 6 || rd16(plain, 4) !== plain.length - IPV6_HEADER)
+    return undefined;
   for (let i = 8; i < 40; i++) if (plain[i] !== outer[i]) return undefined;
   const out = plain.slice();
   out[0] = (out[0] & 0xf0) | (outer[0] & 0x0f);
@@ -587,15 +696,21 @@ function isRule(r: InstalledRule | Verdict): r is InstalledRule {
 const U32 = 0x100000000;
 
 function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
-  if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32) throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
-  if (!Number.isInteger(sa.vpnId) || sa.vpnId < 1 || sa.vpnId >= U32) throw new RangeError(`tunnel SA: VPN id must be in 1..2^32-1, got ${sa.vpnId}`);
+  if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32)
+    throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
+  if (!Number.isInteger(sa.vpnId) || sa.vpnId < 1 || sa.vpnId >= U32)
+    throw new RangeError(`tunnel SA: VPN id must be in 1..2^32-1, got ${sa.vpnId}`);
   const peerBytes = typeof sa.peer === 'string' ? Buffer.byteLength(sa.peer) : 0;
   if (peerBytes < 1 || peerBytes > 63) throw new RangeError('tunnel SA: peer must be 1..63 bytes of UTF-8');
-  if (!(sa.key instanceof Uint8Array) || (sa.key.length !== 16 && sa.key.length !== 32)) throw new RangeError('tunnel SA: key must be 16 or 32 bytes');
+  if (!(sa.key instanceof Uint8Array) || (sa.key.length !== 16 && sa.key.length !== 32))
+    throw new RangeError('tunnel SA: key must be 16 or 32 bytes');
   if (!(sa.salt instanceof Uint8Array) || sa.salt.length !== 4) throw new RangeError('tunnel SA: salt must be 4 bytes');
-  for (const a of [sa.localAddr, sa.remoteAddr]) if (typeof a !== 'string' || !parseIp(a).ok) throw new RangeError(`tunnel SA: ${a} is not an IP address`);
-  if (ipFamily(sa.localAddr) !== ipFamily(sa.remoteAddr)) throw new RangeError(`tunnel SA: ${sa.localAddr} and ${sa.remoteAddr} are of different families`);
-  for (const p of [sa.localPort, sa.remotePort]) if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`tunnel SA: bad port ${p}`);
+  for (const a of [sa.localAddr, sa.remoteAddr])
+    if (typeof a !== 'string' || !parseIp(a).ok) throw new RangeError(`tunnel SA: ${a} is not an IP address`);
+  if (ipFamily(sa.localAddr) !== ipFamily(sa.remoteAddr))
+    throw new RangeError(`tunnel SA: ${sa.localAddr} and ${sa.remoteAddr} are of different families`);
+  for (const p of [sa.localPort, sa.remotePort])
+    if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`tunnel SA: bad port ${p}`);
 }
 
 /** A traffic selector as numbers: the family, then the first and last address. */
@@ -628,11 +743,15 @@ function inRanges(rs: Range[], ip: Ip): boolean {
 function innerOf(nextHeader: number, payload: Uint8Array): { src: Ip; dst: Ip; length: number } | undefined {
   if (nextHeader === NH_IPV4) {
     const ip = parseIpv4(payload);
-    return ip.ok ? { src: ip.value.header.src, dst: ip.value.header.dst, length: ip.value.header.totalLength } : undefined;
+    return ip.ok
+      ? { src: ip.value.header.src, dst: ip.value.header.dst, length: ip.value.header.totalLength }
+      : undefined;
   }
   if (nextHeader === NH_IPV6) {
     const ip = parseIpv6(payload);
-    return ip.ok ? { src: ip.value.header.src, dst: ip.value.header.dst, length: IPV6_HEADER + ip.value.header.payloadLength } : undefined;
+    return ip.ok
+      ? { src: ip.value.header.src, dst: ip.value.header.dst, length: IPV6_HEADER + ip.value.header.payloadLength }
+      : undefined;
   }
   return undefined;
 }

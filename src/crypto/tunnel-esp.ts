@@ -46,7 +46,13 @@ export function tunnelEspHeader(esp: Uint8Array): { spi: number; seq: number } {
  * Seals `inner` (a whole IP packet: next header 4 or 41) into `out`, which must hold exactly
  * tunnelEspLength(inner.length) bytes (the caller places it behind its outer headers).
  */
-export function tunnelEspSealInto(sa: TunnelEspSealKey, seq: number, nextHeader: number, inner: Uint8Array, out: Uint8Array): void {
+export function tunnelEspSealInto(
+  sa: TunnelEspSealKey,
+  seq: number,
+  nextHeader: number,
+  inner: Uint8Array,
+  out: Uint8Array,
+): void {
   const pad = tunnelPad(inner.length);
   wr32(out, 0, sa.spi);
   wr32(out, 4, seq);
@@ -66,12 +72,17 @@ export function tunnelEspSealInto(sa: TunnelEspSealKey, seq: number, nextHeader:
 }
 
 /** Verifies and decrypts; undefined when the ICV or the padding is wrong. */
-export function tunnelEspOpen(sa: TunnelEspKey, esp: Uint8Array): { nextHeader: number; payload: Uint8Array } | undefined {
+export function tunnelEspOpen(
+  sa: TunnelEspKey,
+  esp: Uint8Array,
+): { nextHeader: number; payload: Uint8Array } | undefined {
   if (esp.length < TUNNEL_ESP_MIN) return undefined;
   const ctEnd = esp.length - 16;
   let pt: Buffer;
   try {
-    const d = createDecipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), { authTagLength: 16 });
+    const d = createDecipheriv(gcm(sa.key), sa.key, Buffer.concat([sa.salt, esp.subarray(8, 16)]), {
+      authTagLength: 16,
+    });
     d.setAAD(esp.subarray(0, 8));
     d.setAuthTag(esp.subarray(ctEnd));
     pt = Buffer.concat([d.update(esp.subarray(16, ctEnd)), d.final()]);

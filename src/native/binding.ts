@@ -73,8 +73,8 @@ export interface NativeBinding {
     onPunt: (buf: Uint8Array, meta: Uint32Array, count: number) => void,
     /** 1: GRO of forwarded TCP segments; 2: ESP egress through a raw socket. */
     options: number,
-    /** The tunnel port: [address (4 bytes), port]. */
-    udp?: [Uint8Array, number],
+    /** The tunnel port: [address (4 or 16 bytes), port, an address of the other family (dual stack)?]. */
+    udp?: [Uint8Array, number, Uint8Array | undefined],
   ): DatapathHandle;
   /** df: 0 the kernel's choice, 1 set, 2 clear. 0 or -errno. */
   datapathSendUdp(d: DatapathHandle, dst: Uint8Array, port: number, payload: Uint8Array, df: 0 | 1 | 2): number;

@@ -37,7 +37,7 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
 
 /** Punt side code of datagrams from the tunnel port (native/src/datapath.h DP_SIDE_UDP), and their prefix. */
 const SIDE_UDP = 2;
-const UDP_PREFIX = 8;
+const UDP_PREFIX = 24;
 
 /**
  * Punted packets handed over in one callback. The views are valid only during the callback: the
@@ -96,11 +96,13 @@ export interface DatapathOptions {
   uso?: boolean;
   /**
    * The tunnel port (ESP in UDP, RFC 3948, shared with IKE): a UDP socket bound to the gateway's
-   * outside address, port 4500 by default. A native thread reads it in batches (recvmmsg),
+   * outside address, port 4500 by default; a dual-stack gateway gives an IPv4 and an IPv6 address
+   * (two sockets on the same port, tunnel ESP and IKE leave from the one of the peer's family).
+   * A native thread reads them in batches (recvmmsg),
    * decrypts ESP with the executor's tunnel SAs into the inside TUN, and hands IKE to `onUdp`;
    * tunnel ESP leaves through it (sendmmsg); `sendUdp()` sends IKE through it.
    */
-  udp?: { address: Ip; port?: number };
+  udp?: { address: Ip | Ip[]; port?: number };
   onUdp?: (batch: UdpBatch) => void;
 }
 
@@ -145,12 +147,13 @@ class UdpBatchView implements UdpBatch {
   }
 
   srcAddr(i: number): Ip {
-    return ipFromBytes(this.buf, this.meta[3 * i], 4);
+    const o = this.meta[3 * i];
+    return ipFromBytes(this.buf, o, this.buf[o + 16] === 6 ? 6 : 4);
   }
 
   srcPort(i: number): number {
     const o = this.meta[3 * i];
-    return (this.buf[o + 4] << 8) | this.buf[o + 5];
+    return (this.buf[o + 18] << 8) | this.buf[o + 19];
   }
 
   payload(i: number): Uint8Array {
@@ -204,10 +207,13 @@ export class NativeDatapath {
         });
       }
     };
-    let udp: [Uint8Array, number] | undefined;
+    let udp: [Uint8Array, number, Uint8Array | undefined] | undefined;
     if (opts.udp) {
-      if (ipFamily(opts.udp.address) !== 4) return err('bad-config', `the tunnel port needs an IPv4 address, got ${opts.udp.address}`);
-      udp = [ipToBytes(opts.udp.address), opts.udp.port ?? TUNNEL_PORT];
+      const addrs = Array.isArray(opts.udp.address) ? opts.udp.address : [opts.udp.address];
+      if (addrs.length < 1 || addrs.length > 2 || (addrs.length === 2 && ipFamily(addrs[0]) === ipFamily(addrs[1]))) {
+        return err('bad-config', `the tunnel port takes one address, or one IPv4 and one IPv6 address: ${addrs.join(', ')}`);
+      }
+      udp = [ipToBytes(addrs[0]), opts.udp.port ?? TUNNEL_PORT, addrs[1] === undefined ? undefined : ipToBytes(addrs[1])];
     }
     try {
       const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2) | (opts.uso === false ? 0 : 4);
@@ -220,7 +226,7 @@ export class NativeDatapath {
     }
   }
 
-  /** Injects one packet (a complete IPv4 packet) into the TUN device of `side`. */
+  /** Injects one packet (a complete IPv4 or IPv6 packet) into the TUN device of `side`. */
   write(side: Side, packet: Uint8Array): Result<void> {
     if (this.closed) return err('closed', 'datapath is closed');
     const r = this.exec.binding.datapathWrite(this.handle, side === 'inside' ? 0 : 1, packet);
@@ -229,7 +235,8 @@ export class NativeDatapath {
 
   /**
    * Sends a packet of the gateway's own (its source is one of this host's addresses: an ICMP error
-   * to a terminal) as locally originated, routed by its destination. Not through a TUN: the kernel
+   * or an ICMPv6 Packet Too Big to a terminal; IPv4 or IPv6, through a raw socket of that family)
+   * as locally originated, routed by its destination. Not through a TUN: the kernel
    * drops a packet written there with a local source address as a martian.
    */
   sendLocal(packet: Uint8Array): Result<void> {
@@ -245,22 +252,24 @@ export class NativeDatapath {
    */
   sendUdp(dst: Ip, port: number, payload: Uint8Array): Result<void> {
     if (this.closed) return err('closed', 'datapath is closed');
-    if (ipFamily(dst) !== 4) return err('bad-address', `the tunnel port is IPv4-only: ${dst}`);
     const r = this.exec.binding.datapathSendUdp(this.handle, ipToBytes(dst), port, payload, 0);
     return r === 0 ? ok(undefined) : err('udp-send', `tunnel port send failed (errno ${-r})`);
   }
 
   /**
    * Sends a packet the executor made in tunnel mode (a 'tunnel-encrypt' verdict's bytes: outer
-   * IPv4 + UDP + ESP), e.g. one the core flushed from its buffer: the UDP payload goes out of the
-   * tunnel port to the outer destination, with the outer DF bit.
+   * IPv4 or IPv6 + UDP + ESP), e.g. one the core flushed from its buffer: the UDP payload goes out
+   * of the tunnel port of that family to the outer destination, with the outer DF bit (IPv6: never
+   * fragmented).
    */
   sendTunnelPacket(outer: Uint8Array): Result<void> {
     if (this.closed) return err('closed', 'datapath is closed');
-    if (outer.length < 28 || outer[0] !== 0x45 || outer[9] !== 17) return err('bad-packet', 'not an outer IPv4/UDP packet from the executor');
-    const dst = outer.slice(16, 20);
-    const port = (outer[22] << 8) | outer[23];
-    const r = this.exec.binding.datapathSendUdp(this.handle, dst, port, outer.subarray(28), outer[6] & 0x40 ? 1 : 2);
+    const v6 = outer.length >= 48 && outer[0] >> 4 === 6 && outer[6] === 17;
+    if (!v6 && (outer.length < 28 || outer[0] !== 0x45 || outer[9] !== 17)) return err('bad-packet', 'not an outer IPv4/UDP or IPv6/UDP packet from the executor');
+    const dst = v6 ? outer.slice(24, 40) : outer.slice(16, 20);
+    const at = v6 ? 40 : 20;
+    const port = (outer[at + 2] << 8) | outer[at + 3];
+    const r = this.exec.binding.datapathSendUdp(this.handle, dst, port, outer.subarray(at + 8), v6 || outer[6] & 0x40 ? 1 : 2);
     return r === 0 ? ok(undefined) : err('udp-send', `tunnel port send failed (errno ${-r})`);
   }
 

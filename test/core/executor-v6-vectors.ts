@@ -8,7 +8,7 @@
 // packet), fragments, the carried form (41 and 4), too big instead of fragmentation, the MSS
 // clamp over IPv6, key search over ICMPv6, the never-intercepted set (ND, RA, MLD, link-local,
 // multicast, DAD), hostile input from outside, and tunnel mode v6 in v4, v4 in v6, v6 in v6.
-import type { Side, TunnelExecutor, TunnelTxSa } from '../../src/core/executor.js';
+import type { TunnelExecutor, TunnelTxSa } from '../../src/core/executor.js';
 import { buildIpv4, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { buildIcmpv6PacketTooBig } from '../../src/core/packet/icmpv6.js';
@@ -18,7 +18,7 @@ import { buildTcpSegment, buildTcpSyn } from '../../src/core/packet/tcp.js';
 import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import { espSeal } from '../../src/crypto/esp.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
-import { replayScenario, sealTunnelEsp, type JsonVerdict, type VectorScenario, type VectorStep } from '../support/executor-vectors.js';
+import { fill, proc, sealTunnelEsp, udp, type VectorScenario, type VectorStep } from '../support/executor-vectors.js';
 import { v6Packet, type Ext } from './packet/v6-chain.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -31,7 +31,14 @@ const NARROW = 'fd00:8::1';
 const text = (s: string) => new TextEncoder().encode(s);
 
 /** An ICMPv6 message behind `exts`, with its checksum. */
-export function icmp6(src: string, dst: string, type: number, data: Uint8Array, exts: Ext[] = [], hopLimit = 63): Uint8Array {
+export function icmp6(
+  src: string,
+  dst: string,
+  type: number,
+  data: Uint8Array,
+  exts: Ext[] = [],
+  hopLimit = 63,
+): Uint8Array {
   const msg = new Uint8Array(8 + data.length);
   msg[0] = type;
   msg[4] = 0x42;
@@ -51,36 +58,37 @@ export function ping6(src: string, dst: string, data = 'kasane vector payload', 
 }
 
 function searchPing6(src: string, dst: string, type: 128 | 129): Uint8Array {
-  const data = encodeSearchMessage({ phase: 'destination', proxied: false, txid: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), pathSrc: src, pathDst: dst, originator: 'G2', proxiedBy: '', entries: [] });
+  const data = encodeSearchMessage({
+    phase: 'destination',
+    proxied: false,
+    txid: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
+    pathSrc: src,
+    pathDst: dst,
+    originator: 'G2',
+    proxiedBy: '',
+    entries: [],
+  });
   return icmp6(src, dst, type, data);
-}
-
-function proc(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
-  return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
-}
-
-function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
-  return { op: 'processUdp', name, src, srcPort, now, payload: hex(payload), expect: { kind: 'drop', reason: 'unfilled' } };
-}
-
-function fill(exec: TunnelExecutor, s: VectorScenario): void {
-  for (const r of replayScenario(exec, s)) {
-    const st = s.steps[r.step];
-    if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;
-    else if (st.op === 'stats') st.expect = r.actual as { packets: number; bytes: number; lastUsed: number } | null;
-    else if (st.op === 'tunnelTxStats' || st.op === 'tunnelRxStats') st.expect = r.actual;
-    else if (st.op === 'counters') st.expect = r.actual as Record<string, number>;
-  }
 }
 
 function output(s: VectorScenario, name: string): Uint8Array {
   const st = s.steps.find((x) => (x.op === 'process' || x.op === 'processUdp') && x.name === name);
-  if (!st || (st.op !== 'process' && st.op !== 'processUdp') || st.expect.kind !== 'forward') throw new Error(`no forward in step ${name}`);
+  if (!st || (st.op !== 'process' && st.op !== 'processUdp') || st.expect.kind !== 'forward')
+    throw new Error(`no forward in step ${name}`);
   return unhex(st.expect.bytes);
 }
 
 const CHAIN3: Ext[] = [{ type: 0 }, { type: 60, extra: 8 }, { type: 43 }];
-const CHAIN8: Ext[] = [{ type: 0 }, { type: 60 }, { type: 43 }, { type: 51 }, { type: 60 }, { type: 43, extra: 16 }, { type: 44 }, { type: 60 }];
+const CHAIN8: Ext[] = [
+  { type: 0 },
+  { type: 60 },
+  { type: 43 },
+  { type: 51 },
+  { type: 60 },
+  { type: 43, extra: 16 },
+  { type: 44 },
+  { type: 60 },
+];
 const many = (n: number): Ext[] => Array.from({ length: n }, () => ({ type: 60 }) as Ext);
 
 /** The scenarios, with expectations filled in by running them on `make()` (the reference). */
@@ -100,20 +108,89 @@ export function generateExecutorV6Vectors(make: () => TunnelExecutor): VectorSce
     { op: 'installPath', rule: { local: B6, remote: 'fd00:7::1', action: 'encrypt', vpnId: 7, peer: 'G1', mtu: 1500 } },
     proc('encrypt v6 transport form (ESP in UDP, checksum computed)', 'inside', 1000, ping6(B6, A6)),
     proc('encrypt v6 second (seq 2)', 'inside', 1001, ping6(B6, A6, 'second')),
-    proc('encrypt v6 with hop-by-hop, destination options and routing: all encrypted', 'inside', 1002, ping6(B6, A6, 'chained', CHAIN3)),
+    proc(
+      'encrypt v6 with hop-by-hop, destination options and routing: all encrypted',
+      'inside',
+      1002,
+      ping6(B6, A6, 'chained', CHAIN3),
+    ),
     proc('encrypt v6 with the upper layer behind 8 extension headers', 'inside', 1003, ping6(B6, A6, 'deep', CHAIN8)),
     proc('encrypt v6 with 16 extension headers', 'inside', 1004, ping6(B6, A6, 'sixteen', many(16))),
-    proc('encrypt v6 first fragment (transport form)', 'inside', 1005, ping6(B6, A6, 'first fragment', [{ type: 44, more: true }])),
-    proc('encrypt v6 later fragment (transport form)', 'inside', 1006, v6Packet(B6, A6, [{ type: 44, fragmentOffset: 1232 }], 58, text('later fragment data'))),
-    proc('encrypt v6 in v6 (carried form, ESP next header 41)', 'inside', 1007, buildIpv6({ src: B6, dst: A6, nextHeader: 41, payload: ping6('fd00:2::99', 'fd00:1::99'), hopLimit: 60, trafficClass: 0x20, flowLabel: 7 })),
-    proc('encrypt v4 in v6 (carried form, ESP next header 41)', 'inside', 1008, buildIpv6({ src: B6, dst: A6, nextHeader: 4, payload: buildIpv4({ src: '10.9.0.1', dst: '10.9.0.2', protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: text('v4 inside') }) }) })),
-    proc('v6 too big for the path: punted (Packet Too Big, never fragmented)', 'inside', 1009, ping6(B6, NARROW, 'x'.repeat(1200))),
+    proc(
+      'encrypt v6 first fragment (transport form)',
+      'inside',
+      1005,
+      ping6(B6, A6, 'first fragment', [{ type: 44, more: true }]),
+    ),
+    proc(
+      'encrypt v6 later fragment (transport form)',
+      'inside',
+      1006,
+      v6Packet(B6, A6, [{ type: 44, fragmentOffset: 1232 }], 58, text('later fragment data')),
+    ),
+    proc(
+      'encrypt v6 in v6 (carried form, ESP next header 41)',
+      'inside',
+      1007,
+      buildIpv6({
+        src: B6,
+        dst: A6,
+        nextHeader: 41,
+        payload: ping6('fd00:2::99', 'fd00:1::99'),
+        hopLimit: 60,
+        trafficClass: 0x20,
+        flowLabel: 7,
+      }),
+    ),
+    proc(
+      'encrypt v4 in v6 (carried form, ESP next header 41)',
+      'inside',
+      1008,
+      buildIpv6({
+        src: B6,
+        dst: A6,
+        nextHeader: 4,
+        payload: buildIpv4({
+          src: '10.9.0.1',
+          dst: '10.9.0.2',
+          protocol: PROTO_ICMP,
+          payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: text('v4 inside') }),
+        }),
+      }),
+    ),
+    proc(
+      'v6 too big for the path: punted (Packet Too Big, never fragmented)',
+      'inside',
+      1009,
+      ping6(B6, NARROW, 'x'.repeat(1200)),
+    ),
     // 40 + UDP 8 + ESP 16 + (ICMPv6 8 + 1190 data, no padding) + 2 + ICV 16 = 1280.
     proc('v6 that just fits the path (1280 after encryption)', 'inside', 1010, ping6(B6, NARROW, 'x'.repeat(1190))),
     proc('v6 one byte more: too big', 'inside', 1010, ping6(B6, NARROW, 'x'.repeat(1191))),
-    proc('v6 carried form too big: punted', 'inside', 1011, buildIpv6({ src: B6, dst: NARROW, nextHeader: 41, payload: ping6('fd00:2::99', 'fd00:1::99', 'y'.repeat(1150)) })),
-    proc('v6 TCP SYN: MSS clamped to mtu - 45 - 60', 'inside', 1012, buildTcpSyn({ src: B6, dst: NARROW, srcPort: 40000, dstPort: 80, seq: 7, mss: 1440 })),
-    proc('v6 TCP SYN behind destination options: MSS clamped', 'inside', 1013, v6Packet(B6, NARROW, [{ type: 60 }], 6, buildTcpSegment({ src: B6, dst: NARROW, srcPort: 40001, dstPort: 80, seq: 7, mss: 1440 }).subarray(40))),
+    proc(
+      'v6 carried form too big: punted',
+      'inside',
+      1011,
+      buildIpv6({ src: B6, dst: NARROW, nextHeader: 41, payload: ping6('fd00:2::99', 'fd00:1::99', 'y'.repeat(1150)) }),
+    ),
+    proc(
+      'v6 TCP SYN: MSS clamped to mtu - 45 - 60',
+      'inside',
+      1012,
+      buildTcpSyn({ src: B6, dst: NARROW, srcPort: 40000, dstPort: 80, seq: 7, mss: 1440 }),
+    ),
+    proc(
+      'v6 TCP SYN behind destination options: MSS clamped',
+      'inside',
+      1013,
+      v6Packet(
+        B6,
+        NARROW,
+        [{ type: 60 }],
+        6,
+        buildTcpSegment({ src: B6, dst: NARROW, srcPort: 40001, dstPort: 80, seq: 7, mss: 1440 }).subarray(40),
+      ),
+    ),
     proc('v6 discard', 'inside', 1014, ping6(B6, C6)),
     proc('v6 plain', 'inside', 1015, ping6(B6, '2001:db8::99')),
     proc('v6 pending', 'inside', 1016, ping6(B6, 'fd00:9::1')),
@@ -121,22 +198,57 @@ export function generateExecutorV6Vectors(make: () => TunnelExecutor): VectorSce
     proc('v6 no sending SA', 'inside', 1018, ping6(B6, 'fd00:7::1')),
     proc('search request over ICMPv6: punted before rules', 'inside', 1019, searchPing6(B6, A6, 128)),
     proc('search reply over ICMPv6: punted', 'inside', 1020, searchPing6(B6, A6, 129)),
-    proc('never intercepted: neighbour solicitation to the solicited-node group', 'inside', 1021, icmp6(B6, 'ff02::1:ff00:10', 135, new Uint8Array(20), [], 255)),
-    proc('never intercepted: duplicate address detection from ::', 'inside', 1022, icmp6('::', 'ff02::1:ff00:10', 135, new Uint8Array(20), [], 255)),
-    proc('never intercepted: neighbour advertisement between global addresses', 'inside', 1023, icmp6(B6, A6, 136, new Uint8Array(20), [], 255)),
-    proc('never intercepted: router advertisement from link-local', 'inside', 1024, icmp6('fe80::1', 'ff02::1', 134, new Uint8Array(8), [], 255)),
-    proc('never intercepted: MLDv2 report behind hop-by-hop', 'inside', 1025, icmp6('fe80::2', 'ff02::16', 143, new Uint8Array(4), [{ type: 0 }], 1)),
+    proc(
+      'never intercepted: neighbour solicitation to the solicited-node group',
+      'inside',
+      1021,
+      icmp6(B6, 'ff02::1:ff00:10', 135, new Uint8Array(20), [], 255),
+    ),
+    proc(
+      'never intercepted: duplicate address detection from ::',
+      'inside',
+      1022,
+      icmp6('::', 'ff02::1:ff00:10', 135, new Uint8Array(20), [], 255),
+    ),
+    proc(
+      'never intercepted: neighbour advertisement between global addresses',
+      'inside',
+      1023,
+      icmp6(B6, A6, 136, new Uint8Array(20), [], 255),
+    ),
+    proc(
+      'never intercepted: router advertisement from link-local',
+      'inside',
+      1024,
+      icmp6('fe80::1', 'ff02::1', 134, new Uint8Array(8), [], 255),
+    ),
+    proc(
+      'never intercepted: MLDv2 report behind hop-by-hop',
+      'inside',
+      1025,
+      icmp6('fe80::2', 'ff02::16', 143, new Uint8Array(4), [{ type: 0 }], 1),
+    ),
     proc('never intercepted: link-local unicast', 'inside', 1026, ping6('fe80::2', 'fe80::1')),
     proc('never intercepted: global multicast destination', 'inside', 1027, ping6(B6, 'ff0e::1234')),
     proc('never intercepted from outside too', 'outside', 1028, icmp6('fe80::9', B6, 135, new Uint8Array(20), [], 255)),
     proc('bad-ipv6: 17 extension headers', 'inside', 1029, ping6(B6, A6, 'too many', many(17))),
     proc('bad-ipv6: a chain running past the packet', 'inside', 1030, truncatedChain(B6, A6)),
-    proc('bad-ipv6: hop-by-hop after another header', 'inside', 1031, ping6(B6, A6, 'late hbh', [{ type: 60 }, { type: 0 }])),
+    proc(
+      'bad-ipv6: hop-by-hop after another header',
+      'inside',
+      1031,
+      ping6(B6, A6, 'late hbh', [{ type: 60 }, { type: 0 }]),
+    ),
     proc('bad-ipv6: payload length beyond the bytes', 'inside', 1032, ping6(B6, A6).subarray(0, 50)),
     { op: 'stats', local: B6, remote: A6, expect: null },
     { op: 'installTxSa', sa: { ...txSa, nextSeq: '500', encapsulation: 'esp' } },
     proc('raw ESP over v6: transport form, next header 50', 'inside', 1040, ping6(B6, A6, 'raw')),
-    proc('raw ESP over v6: carried form', 'inside', 1041, buildIpv6({ src: B6, dst: A6, nextHeader: 41, payload: ping6('fd00:2::99', 'fd00:1::99', 'raw carried') })),
+    proc(
+      'raw ESP over v6: carried form',
+      'inside',
+      1041,
+      buildIpv6({ src: B6, dst: A6, nextHeader: 41, payload: ping6('fd00:2::99', 'fd00:1::99', 'raw carried') }),
+    ),
     { op: 'counters', expect: null },
   ];
   const sender: VectorScenario = { name: 'v6 sender', steps: senderSteps };
@@ -148,7 +260,13 @@ export function generateExecutorV6Vectors(make: () => TunnelExecutor): VectorSce
   tampered[tampered.length - 3] ^= 1;
   // ESP sealed here, for what no sender of ours produces.
   const sealed = (seq: number, nh: number, body: Uint8Array, src = B6, dst = A6) =>
-    buildIpv6({ src, dst, nextHeader: NH_ESP, payload: espSeal({ spi: 0x1001, key: g2.key, salt: g2.salt }, BigInt(seq), nh, body), hopLimit: 50 });
+    buildIpv6({
+      src,
+      dst,
+      nextHeader: NH_ESP,
+      payload: espSeal({ spi: 0x1001, key: g2.key, salt: g2.salt }, BigInt(seq), nh, body),
+      hopLimit: 50,
+    });
   const otherPath = ping6('fd00:3::10', A6, 'smuggled');
   const udpPort = e1.slice();
   udpPort[43] ^= 1;
@@ -156,27 +274,80 @@ export function generateExecutorV6Vectors(make: () => TunnelExecutor): VectorSce
   const receiver: VectorScenario = {
     name: 'v6 receiver',
     steps: [
-      { op: 'installRxSa', sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) } },
+      {
+        op: 'installRxSa',
+        sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) },
+      },
       { op: 'installPath', rule: { local: A6, remote: B6, action: 'encrypt', vpnId: 1, peer: 'G2', mtu: 1500 } },
       proc('decrypt v6 second first (out of order)', 'outside', 2000, e2),
       proc('decrypt v6 first', 'outside', 2001, e1),
       proc('v6 replay dropped', 'outside', 2002, e1),
       proc('v6 tampered ICV dropped', 'outside', 2003, tampered),
-      proc('decrypt v6 chained: the extension headers come back', 'outside', 2004, output(sender, 'encrypt v6 with hop-by-hop, destination options and routing: all encrypted')),
-      proc('decrypt v6 behind 8 headers', 'outside', 2005, output(sender, 'encrypt v6 with the upper layer behind 8 extension headers')),
+      proc(
+        'decrypt v6 chained: the extension headers come back',
+        'outside',
+        2004,
+        output(sender, 'encrypt v6 with hop-by-hop, destination options and routing: all encrypted'),
+      ),
+      proc(
+        'decrypt v6 behind 8 headers',
+        'outside',
+        2005,
+        output(sender, 'encrypt v6 with the upper layer behind 8 extension headers'),
+      ),
       proc('decrypt v6 later fragment', 'outside', 2006, output(sender, 'encrypt v6 later fragment (transport form)')),
-      proc('decrypt v6 in v6 (carried: the inner packet, outer traffic class and hop limit)', 'outside', 2007, output(sender, 'encrypt v6 in v6 (carried form, ESP next header 41)')),
-      proc('decrypt v4 in v6 (carried)', 'outside', 2008, output(sender, 'encrypt v4 in v6 (carried form, ESP next header 41)')),
-      proc('decrypt raw ESP over v6', 'outside', 2009, output(sender, 'raw ESP over v6: transport form, next header 50')),
+      proc(
+        'decrypt v6 in v6 (carried: the inner packet, outer traffic class and hop limit)',
+        'outside',
+        2007,
+        output(sender, 'encrypt v6 in v6 (carried form, ESP next header 41)'),
+      ),
+      proc(
+        'decrypt v4 in v6 (carried)',
+        'outside',
+        2008,
+        output(sender, 'encrypt v4 in v6 (carried form, ESP next header 41)'),
+      ),
+      proc(
+        'decrypt raw ESP over v6',
+        'outside',
+        2009,
+        output(sender, 'raw ESP over v6: transport form, next header 50'),
+      ),
       proc('decrypt raw ESP over v6, carried', 'outside', 2010, output(sender, 'raw ESP over v6: carried form')),
       proc('UDP to another port than 4500: unsolicited plain', 'outside', 2011, udpPort),
       proc('carried: inner packet for another path is malformed', 'outside', 2012, sealed(101, 41, otherPath)),
-      proc('carried: inner payload length not the decrypted length is malformed', 'outside', 2013, sealed(102, 41, Uint8Array.from([...ping6(B6, A6), 0, 0, 0, 0]))),
-      proc('ESP next header 4 over v6 is malformed (the carried form says 41)', 'outside', 2014, sealed(103, 4, ping6(B6, A6))),
-      proc('decrypted garbage extension headers are malformed', 'outside', 2015, sealed(104, 60, new Uint8Array([17, 9, 0, 0]))),
-      proc('a fragment of ESP cannot be opened', 'outside', 2016, v6Packet(B6, A6, [{ type: 44, more: true }], NH_ESP, e1.subarray(48))),
+      proc(
+        'carried: inner payload length not the decrypted length is malformed',
+        'outside',
+        2013,
+        sealed(102, 41, Uint8Array.from([...ping6(B6, A6), 0, 0, 0, 0])),
+      ),
+      proc(
+        'ESP next header 4 over v6 is malformed (the carried form says 41)',
+        'outside',
+        2014,
+        sealed(103, 4, ping6(B6, A6)),
+      ),
+      proc(
+        'decrypted garbage extension headers are malformed',
+        'outside',
+        2015,
+        sealed(104, 60, new Uint8Array([17, 9, 0, 0])),
+      ),
+      proc(
+        'a fragment of ESP cannot be opened',
+        'outside',
+        2016,
+        v6Packet(B6, A6, [{ type: 44, more: true }], NH_ESP, e1.subarray(48)),
+      ),
       proc('unsolicited plaintext v6 dropped', 'outside', 2017, ping6(B6, A6)),
-      proc('ESP behind a destination-options header: unsolicited', 'outside', 2018, v6Packet(B6, A6, [{ type: 60 }], NH_ESP, e1.subarray(48))),
+      proc(
+        'ESP behind a destination-options header: unsolicited',
+        'outside',
+        2018,
+        v6Packet(B6, A6, [{ type: 60 }], NH_ESP, e1.subarray(48)),
+      ),
       proc('garbage extension headers from outside: bad-ipv6', 'outside', 2019, truncatedChain(B6, A6)),
       proc('search over ICMPv6 from outside: punted', 'outside', 2020, searchPing6(B6, A6, 128)),
       proc('Packet Too Big quoting our ESP, from a router: miss (the core checks it)', 'outside', 2021, ptb),
@@ -213,7 +384,11 @@ function tunnelV6Vectors(make: () => TunnelExecutor): VectorScenario[] {
   const k64 = keymat(1); // v6 in v4
   const k46 = keymat(2); // v4 in v6
   const k66 = keymat(3); // v6 in v6
-  const sa = (spi: number, k: { key: string; salt: string }, v6: boolean): Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } => ({
+  const sa = (
+    spi: number,
+    k: { key: string; salt: string },
+    v6: boolean,
+  ): Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } => ({
     spi,
     vpnId: 5,
     peer: 'G2',
@@ -223,7 +398,10 @@ function tunnelV6Vectors(make: () => TunnelExecutor): VectorScenario[] {
     remoteAddr: v6 ? G2_V6 : G2_V4,
     remotePort: 4500,
   });
-  const rule = (local: string, remote: string, spi: number, mtu = 1400): VectorStep => ({ op: 'installPath', rule: { local, remote, action: 'encrypt', vpnId: 5, peer: 'G2', mtu, tunnel: { spi } } });
+  const rule = (local: string, remote: string, spi: number, mtu = 1400): VectorStep => ({
+    op: 'installPath',
+    rule: { local, remote, action: 'encrypt', vpnId: 5, peer: 'G2', mtu, tunnel: { spi } },
+  });
   const sender: VectorScenario = {
     name: 'v6 tunnel sender',
     steps: [
@@ -235,18 +413,45 @@ function tunnelV6Vectors(make: () => TunnelExecutor): VectorScenario[] {
       rule(A6, 'fd00:2::11', 0xc1000066),
       rule(A6, 'fd00:2::12', 0xc1000066, 1280),
       proc('tunnel v6 in v4 (outer IPv4 with DF, ESP next header 41)', 'inside', 3000, ping6(A6, B6)),
-      proc('tunnel v4 in v6 (outer IPv6, UDP checksum computed, ESP next header 4)', 'inside', 3001, buildIpv4({ src: A4, dst: B4, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 7, seq: 1, data: text('v4 in v6') }), ttl: 63 })),
+      proc(
+        'tunnel v4 in v6 (outer IPv6, UDP checksum computed, ESP next header 4)',
+        'inside',
+        3001,
+        buildIpv4({
+          src: A4,
+          dst: B4,
+          protocol: PROTO_ICMP,
+          payload: buildIcmpEcho({ type: 8, id: 7, seq: 1, data: text('v4 in v6') }),
+          ttl: 63,
+        }),
+      ),
       proc('tunnel v6 in v6 with extension headers', 'inside', 3002, ping6(A6, 'fd00:2::11', 'v6 in v6', CHAIN3)),
-      proc('tunnel v6 in v6: DSCP copied to the outer traffic class, ECN not', 'inside', 3003, withTrafficClass(ping6(A6, 'fd00:2::11'), 0xb9)),
+      proc(
+        'tunnel v6 in v6: DSCP copied to the outer traffic class, ECN not',
+        'inside',
+        3003,
+        withTrafficClass(ping6(A6, 'fd00:2::11'), 0xb9),
+      ),
       proc('tunnel v6 too big: punted', 'inside', 3004, ping6(A6, 'fd00:2::12', 'x'.repeat(1200))),
-      proc('tunnel v6 TCP SYN in v6: MSS clamped to mtu - 85 - 60', 'inside', 3005, buildTcpSyn({ src: A6, dst: 'fd00:2::12', srcPort: 40000, dstPort: 443, seq: 1, mss: 1440 })),
+      proc(
+        'tunnel v6 TCP SYN in v6: MSS clamped to mtu - 85 - 60',
+        'inside',
+        3005,
+        buildTcpSyn({ src: A6, dst: 'fd00:2::12', srcPort: 40000, dstPort: 443, seq: 1, mss: 1440 }),
+      ),
       { op: 'tunnelTxStats', spi: 0xc1000066, expect: null },
     ],
   };
   fill(make(), sender);
   const rxSa = (spi: number, k: { key: string; salt: string }, v6: boolean, local: string, remote: string) => ({
     op: 'installTunnelRx' as const,
-    sa: { ...sa(spi, k, v6), localAddr: v6 ? G2_V6 : G2_V4, remoteAddr: v6 ? G1_V6 : G1_V4, localSelectors: [{ start: local, end: local }], remoteSelectors: [{ start: remote, end: remote }] },
+    sa: {
+      ...sa(spi, k, v6),
+      localAddr: v6 ? G2_V6 : G2_V4,
+      remoteAddr: v6 ? G1_V6 : G1_V4,
+      localSelectors: [{ start: local, end: local }],
+      remoteSelectors: [{ start: remote, end: remote }],
+    },
   });
   const udpOf = (p: Uint8Array) => p.subarray(p[0] >> 4 === 6 ? 48 : 28);
   const v6in4 = output(sender, 'tunnel v6 in v4 (outer IPv4 with DF, ESP next header 41)');
@@ -258,15 +463,68 @@ function tunnelV6Vectors(make: () => TunnelExecutor): VectorScenario[] {
     steps: [
       rxSa(0xc1000064, k64, false, B6, A6),
       rxSa(0xc1000046, k46, true, B4, A4),
-      { op: 'installTunnelRx', sa: { ...rxSa(0xc1000066, k66, true, 'fd00:2::11', A6).sa, localSelectors: [{ start: 'fd00:2::', end: 'fd00:2::ffff' }] } },
+      {
+        op: 'installTunnelRx',
+        sa: {
+          ...rxSa(0xc1000066, k66, true, 'fd00:2::11', A6).sa,
+          localSelectors: [{ start: 'fd00:2::', end: 'fd00:2::ffff' }],
+        },
+      },
       udp('tunnel v6 in v4 decrypted', G1_V4, 4500, 4000, udpOf(v6in4)),
       udp('tunnel v4 in v6 decrypted', G1_V6, 4500, 4001, udpOf(v4in6)),
       udp('tunnel v6 in v6 decrypted, extension headers intact', G1_V6, 4500, 4002, udpOf(v6in6)),
-      udp('tunnel v6 inner with TFC padding: only the packet goes on', G1_V6, 4500, 4003, sealTunnelEsp(k66, 0xc1000066, 10, 41, padded)),
-      udp('tunnel v6 inner outside the selectors', G1_V6, 4500, 4004, sealTunnelEsp(k66, 0xc1000066, 11, 41, ping6(A6, 'fd00:3::1'))),
-      udp('tunnel v4 inner under an SA with v6 selectors: selector', G1_V6, 4500, 4005, sealTunnelEsp(k66, 0xc1000066, 12, 4, buildIpv4({ src: A4, dst: B4, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 7, seq: 1, data: text('x') }) }))),
-      udp('tunnel v6 inner with a malformed chain', G1_V6, 4500, 4006, sealTunnelEsp(k66, 0xc1000066, 13, 41, truncatedChain(A6, 'fd00:2::11'))),
-      udp('tunnel next header 41 with an IPv4 packet inside: malformed', G1_V6, 4500, 4007, sealTunnelEsp(k66, 0xc1000066, 14, 41, buildIpv4({ src: A4, dst: B4, protocol: 17, payload: new Uint8Array(8) }))),
+      udp(
+        'tunnel v6 inner with TFC padding: only the packet goes on',
+        G1_V6,
+        4500,
+        4003,
+        sealTunnelEsp(k66, 0xc1000066, 10, 41, padded),
+      ),
+      udp(
+        'tunnel v6 inner outside the selectors',
+        G1_V6,
+        4500,
+        4004,
+        sealTunnelEsp(k66, 0xc1000066, 11, 41, ping6(A6, 'fd00:3::1')),
+      ),
+      udp(
+        'tunnel v4 inner under an SA with v6 selectors: selector',
+        G1_V6,
+        4500,
+        4005,
+        sealTunnelEsp(
+          k66,
+          0xc1000066,
+          12,
+          4,
+          buildIpv4({
+            src: A4,
+            dst: B4,
+            protocol: PROTO_ICMP,
+            payload: buildIcmpEcho({ type: 8, id: 7, seq: 1, data: text('x') }),
+          }),
+        ),
+      ),
+      udp(
+        'tunnel v6 inner with a malformed chain',
+        G1_V6,
+        4500,
+        4006,
+        sealTunnelEsp(k66, 0xc1000066, 13, 41, truncatedChain(A6, 'fd00:2::11')),
+      ),
+      udp(
+        'tunnel next header 41 with an IPv4 packet inside: malformed',
+        G1_V6,
+        4500,
+        4007,
+        sealTunnelEsp(
+          k66,
+          0xc1000066,
+          14,
+          41,
+          buildIpv4({ src: A4, dst: B4, protocol: 17, payload: new Uint8Array(8) }),
+        ),
+      ),
       { op: 'tunnelRxStats', spi: 0xc1000066, expect: null },
     ],
   };
@@ -280,4 +538,3 @@ function withTrafficClass(p: Uint8Array, tc: number): Uint8Array {
   q[1] = ((tc & 0x0f) << 4) | (q[1] & 0x0f);
   return q;
 }
-

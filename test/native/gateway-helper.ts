@@ -4,7 +4,8 @@
 // reports on stdout as JSON lines. On a punted 'miss' for a path listed in `learn`, it installs a
 // plain rule for that path (both directions) and re-injects the packet, as the core does after a
 // search. With `udp`, it also opens the tunnel port and installs the configured tunnel SAs; IKE
-// and unknown-SPI datagrams are reported as "udp" events. stdin: "stats" prints statistics,
+// and unknown-SPI datagrams are reported as "udp" events. stdin: "local HEX" sends a packet of the
+// gateway's own (sendLocal), "stats" prints statistics,
 // "send <addr> <port> <hex>" sends a datagram from the tunnel port, "flush <hex>" runs an inside
 // packet through the executor from JavaScript and sends the result as the core's flush would
 // (tunnel packets through the tunnel port), "close" closes the datapath
@@ -25,7 +26,7 @@ export interface HelperConfig {
   tx?: { spi: number; vpnId: number; epoch: number; key: string; salt: string }[];
   rx?: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string }[];
   learn?: { local: string; remote: string }[];
-  udp?: { address: string; port?: number };
+  udp?: { address: string | string[]; port?: number };
   tunnelTx?: (Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string })[];
   tunnelRx?: (Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string })[];
 }
@@ -102,6 +103,11 @@ if (!made.ok) {
       if (send) {
         const r = dp!.sendUdp(send[1], Number(send[2]), unhex(send[3]));
         emit({ event: 'sent', ok: r.ok, error: r.ok ? undefined : r.error.message });
+      }
+      const local = /^local ([0-9a-f]+)$/.exec(line.trim());
+      if (local) {
+        const r = dp!.sendLocal(unhex(local[1]));
+        emit({ event: 'local', ok: r.ok, error: r.ok ? undefined : r.error.message });
       }
       const flush = /^flush ([0-9a-f]+)$/.exec(line.trim());
       if (flush) {

@@ -271,7 +271,7 @@ export function sealTunnelEsp(k: { key: string; salt: string }, spi: number, seq
   return new Uint8Array(Buffer.concat([hdr, c.update(pt), c.final(), c.getAuthTag()]));
 }
 
-function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
+export function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
   return { op: 'processUdp', name, src, srcPort, now, payload: hex(payload), expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
@@ -432,7 +432,7 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
   return [sender, receiver];
 }
 
-function proc(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
+export function proc(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
   return { op: 'process', name, from, now, packet: hex(packet), expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
@@ -441,7 +441,7 @@ function recheck(name: string, from: Side, now: number, packet: Uint8Array): Vec
   return { op: 'process', name, from, now, packet: hex(packet), recheck: true, expect: { kind: 'drop', reason: 'unfilled' } };
 }
 
-function fill(exec: TunnelExecutor, s: VectorScenario): void {
+export function fill(exec: TunnelExecutor, s: VectorScenario): void {
   for (const r of replayScenario(exec, s)) {
     const st = s.steps[r.step];
     if (st.op === 'process' || st.op === 'processUdp') st.expect = r.actual as JsonVerdict;

@@ -4,7 +4,16 @@ import { ipFromBytes, type Ip } from '../../base/addr.js';
 import { rd16, rd32, wr16, wr32 } from '../../base/bytes.js';
 import { err, ok, type Result } from '../../base/result.js';
 import { internetChecksum } from './checksum.js';
-import { buildIpv6, IPV6_HEADER, IPV6_MIN_MTU, ipv6PseudoHeaderSum, isLinkScopedIcmpv6, NH_ICMPV6, parseIpv6, type ExtensionWalk } from './ipv6.js';
+import {
+  buildIpv6,
+  IPV6_HEADER,
+  IPV6_MIN_MTU,
+  ipv6PseudoHeaderSum,
+  isLinkScopedIcmpv6,
+  NH_ICMPV6,
+  parseIpv6,
+  type ExtensionWalk,
+} from './ipv6.js';
 
 export const ICMPV6_DEST_UNREACHABLE = 1;
 export const ICMPV6_PACKET_TOO_BIG = 2;
@@ -32,7 +41,8 @@ export interface Icmpv6Message {
 export function parseIcmpv6(packet: Uint8Array, offset: number, end: number): Result<Icmpv6Message> {
   const length = end - offset;
   if (length < 8) return err('truncated', `ICMPv6 message of ${length} bytes is shorter than 8`);
-  if (internetChecksum(packet, offset, length, ipv6PseudoHeaderSum(packet, length, NH_ICMPV6)) !== 0) return err('bad-checksum', 'ICMPv6 checksum does not verify');
+  if (internetChecksum(packet, offset, length, ipv6PseudoHeaderSum(packet, length, NH_ICMPV6)) !== 0)
+    return err('bad-checksum', 'ICMPv6 checksum does not verify');
   const type = packet[offset];
   return ok({
     type,
@@ -48,7 +58,11 @@ export function parseIcmpv6(packet: Uint8Array, offset: number, end: number): Re
 export function setIcmpv6Checksum(packet: Uint8Array): void {
   const length = packet.length - IPV6_HEADER;
   wr16(packet, IPV6_HEADER + 2, 0);
-  wr16(packet, IPV6_HEADER + 2, internetChecksum(packet, IPV6_HEADER, length, ipv6PseudoHeaderSum(packet, length, NH_ICMPV6)));
+  wr16(
+    packet,
+    IPV6_HEADER + 2,
+    internetChecksum(packet, IPV6_HEADER, length, ipv6PseudoHeaderSum(packet, length, NH_ICMPV6)),
+  );
 }
 
 /** An ICMPv6 echo request (128) or reply (129) as a whole IPv6 packet, no extension headers. */
@@ -68,7 +82,15 @@ export function buildIcmpv6Echo(o: {
   wr16(icmp, 4, o.id & 0xffff);
   wr16(icmp, 6, o.seq & 0xffff);
   icmp.set(o.data, 8);
-  const packet = buildIpv6({ src: o.src, dst: o.dst, nextHeader: NH_ICMPV6, payload: icmp, hopLimit: o.hopLimit ?? 64, trafficClass: o.trafficClass, flowLabel: o.flowLabel });
+  const packet = buildIpv6({
+    src: o.src,
+    dst: o.dst,
+    nextHeader: NH_ICMPV6,
+    payload: icmp,
+    hopLimit: o.hopLimit ?? 64,
+    trafficClass: o.trafficClass,
+    flowLabel: o.flowLabel,
+  });
   setIcmpv6Checksum(packet);
   return packet;
 }
@@ -78,14 +100,21 @@ export function buildIcmpv6Echo(o: {
  * below 1280, RFC 8201 §4) and quoting as much of the original as fits in 1280 bytes (RFC 4443 §3.2).
  */
 export function buildIcmpv6PacketTooBig(original: Uint8Array, mtu: number, from: Ip): Uint8Array {
-  if (original.length < IPV6_HEADER || original[0] >> 4 !== 6) throw new TypeError('Packet Too Big about something that is not an IPv6 packet');
+  if (original.length < IPV6_HEADER || original[0] >> 4 !== 6)
+    throw new TypeError('Packet Too Big about something that is not an IPv6 packet');
   const end = Math.min(original.length, IPV6_HEADER + rd16(original, 4));
   const quote = original.subarray(0, Math.min(end, IPV6_MIN_MTU - IPV6_HEADER - 8));
   const icmp = new Uint8Array(8 + quote.length);
   icmp[0] = ICMPV6_PACKET_TOO_BIG;
   wr32(icmp, 4, Math.max(IPV6_MIN_MTU, Math.min(0xffffffff, Math.floor(mtu))));
   icmp.set(quote, 8);
-  const packet = buildIpv6({ src: from, dst: ipFromBytes(original, 8, 6), nextHeader: NH_ICMPV6, payload: icmp, hopLimit: 64 });
+  const packet = buildIpv6({
+    src: from,
+    dst: ipFromBytes(original, 8, 6),
+    nextHeader: NH_ICMPV6,
+    payload: icmp,
+    hopLimit: 64,
+  });
   setIcmpv6Checksum(packet);
   return packet;
 }
@@ -123,10 +152,21 @@ export function echoReplyFor6(requestPacket: Uint8Array): Result<Uint8Array> {
   if (!ip.ok) return ip;
   const { header, walk } = ip.value;
   if (walk.upperProto !== NH_ICMPV6) return err('not-icmp', `next header ${walk.upperProto} is not ICMPv6`);
-  if (walk.fragment !== 'none' || walk.upperOffset === undefined) return err('fragmented', 'echo request is a fragment');
+  if (walk.fragment !== 'none' || walk.upperOffset === undefined)
+    return err('fragmented', 'echo request is a fragment');
   const icmp = parseIcmpv6(requestPacket, walk.upperOffset, IPV6_HEADER + header.payloadLength);
   if (!icmp.ok) return icmp;
   const m = icmp.value;
   if (m.type !== ICMPV6_ECHO_REQUEST) return err('not-echo-request', `ICMPv6 type ${m.type} is not an echo request`);
-  return ok(buildIcmpv6Echo({ src: header.dst, dst: header.src, type: ICMPV6_ECHO_REPLY, id: m.id, seq: m.seq, data: m.body, trafficClass: header.trafficClass }));
+  return ok(
+    buildIcmpv6Echo({
+      src: header.dst,
+      dst: header.src,
+      type: ICMPV6_ECHO_REPLY,
+      id: m.id,
+      seq: m.seq,
+      data: m.body,
+      trafficClass: header.trafficClass,
+    }),
+  );
 }

@@ -1,7 +1,7 @@
 // IPv6 (RFC 8200): the fixed header, the extension-header walk, and the packets a gateway must
 // never intercept. Parsing validates everything a forwarder relies on and never throws; the walk
 // is bounded by the packet and by MAX_EXTENSION_HEADERS, and its result is the same as the native
-// executor's on the shared vectors (docs/protocol.md §2.4).
+// executor's on the shared vectors (docs/protocol.md §2.8).
 import { ipFromBytes, ipToBytes, ipFamily, type Ip } from '../../base/addr.js';
 import { rd16, wr16 } from '../../base/bytes.js';
 import { err, ok, type Result } from '../../base/result.js';
@@ -65,13 +65,19 @@ function isExtension(nh: number): boolean {
  * (40 + payload length). A header that runs past `end`, hop-by-hop anywhere but first, or more
  * than MAX_EXTENSION_HEADERS headers: an error (code 'bad-ipv6').
  */
-export function walkExtensionHeaders(buf: Uint8Array, nextHeader: number, off = IPV6_HEADER, end = buf.length): Result<ExtensionWalk> {
+export function walkExtensionHeaders(
+  buf: Uint8Array,
+  nextHeader: number,
+  off = IPV6_HEADER,
+  end = buf.length,
+): Result<ExtensionWalk> {
   let nh = nextHeader;
   let at = off;
   let count = 0;
   let fragment: FragmentKind = 'none';
   while (isExtension(nh)) {
-    if (nh === NH_HOP_BY_HOP && count > 0) return err('bad-ipv6', 'hop-by-hop options not directly after the fixed header');
+    if (nh === NH_HOP_BY_HOP && count > 0)
+      return err('bad-ipv6', 'hop-by-hop options not directly after the fixed header');
     if (++count > MAX_EXTENSION_HEADERS) return err('bad-ipv6', `more than ${MAX_EXTENSION_HEADERS} extension headers`);
     if (at + 8 > end) return err('bad-ipv6', `extension header ${nh} at ${at} runs past the packet (${end} bytes)`);
     let length: number;
@@ -83,7 +89,8 @@ export function walkExtensionHeaders(buf: Uint8Array, nextHeader: number, off = 
       else if (fragment === 'none') fragment = 'first';
     } else if (nh === NH_AH) length = (buf[at + 1] + 2) * 4;
     else length = (buf[at + 1] + 1) * 8;
-    if (at + length > end) return err('bad-ipv6', `extension header ${nh} of ${length} bytes at ${at} runs past the packet (${end} bytes)`);
+    if (at + length > end)
+      return err('bad-ipv6', `extension header ${nh} of ${length} bytes at ${at} runs past the packet (${end} bytes)`);
     nh = buf[at];
     at += length;
     if (fragment === 'non-first') return ok({ upperProto: nh, fragment, extLength: at - off });
@@ -97,7 +104,11 @@ export function parseIpv6(buf: Uint8Array): Result<ParsedIpv6> {
   if (version !== 6) return err('bad-version', `IP version ${version}, expected 6`);
   const payloadLength = rd16(buf, 4);
   // Payload length 0 with a jumbo payload option (RFC 2675) is refused: no link of ours carries one.
-  if (IPV6_HEADER + payloadLength > buf.length) return err('truncated', `IPv6 payload length ${payloadLength} exceeds the ${buf.length - IPV6_HEADER} bytes received`);
+  if (IPV6_HEADER + payloadLength > buf.length)
+    return err(
+      'truncated',
+      `IPv6 payload length ${payloadLength} exceeds the ${buf.length - IPV6_HEADER} bytes received`,
+    );
   const end = IPV6_HEADER + payloadLength;
   const walk = walkExtensionHeaders(buf, buf[6], IPV6_HEADER, end);
   if (!walk.ok) return walk;
@@ -137,7 +148,13 @@ export function buildIpv6(o: BuildIpv6Options): Uint8Array {
   return out;
 }
 
-function writeFixedHeader(out: Uint8Array, trafficClass: number, flowLabel: number, nextHeader: number, hopLimit: number): void {
+function writeFixedHeader(
+  out: Uint8Array,
+  trafficClass: number,
+  flowLabel: number,
+  nextHeader: number,
+  hopLimit: number,
+): void {
   out[0] = 0x60 | ((trafficClass >> 4) & 0x0f);
   out[1] = ((trafficClass & 0x0f) << 4) | ((flowLabel >> 16) & 0x0f);
   wr16(out, 2, flowLabel & 0xffff);
@@ -188,11 +205,20 @@ export function ipv6PseudoHeaderSum(packet: Uint8Array, upperLength: number, nex
  * 141-142, SEND 148-149, multicast router discovery 151-153, RPL 155): never intercepted.
  */
 export function isLinkScopedIcmpv6(type: number): boolean {
-  return (type >= 130 && type <= 137) || type === 141 || type === 142 || type === 143 || type === 148 || type === 149 || (type >= 151 && type <= 153) || type === 155;
+  return (
+    (type >= 130 && type <= 137) ||
+    type === 141 ||
+    type === 142 ||
+    type === 143 ||
+    type === 148 ||
+    type === 149 ||
+    (type >= 151 && type <= 153) ||
+    type === 155
+  );
 }
 
 /**
- * Whether a gateway passes this IPv6 packet untouched (docs/protocol.md §2.4): a link-local source
+ * Whether a gateway passes this IPv6 packet untouched (docs/protocol.md §2.8): a link-local source
  * or destination (fe80::/10), a multicast destination (ff00::/8), the unspecified source (::), or
  * link-scoped ICMPv6. `walk` is the packet's extension-header walk (parseIpv6).
  */
@@ -203,5 +229,10 @@ export function isNeverIntercepted(packet: Uint8Array, walk: ExtensionWalk): boo
   let unspecified = true;
   for (let i = 8; i < 24 && unspecified; i++) unspecified = packet[i] === 0;
   if (unspecified) return true;
-  return walk.upperProto === NH_ICMPV6 && walk.upperOffset !== undefined && walk.upperOffset < packet.length && isLinkScopedIcmpv6(packet[walk.upperOffset]);
+  return (
+    walk.upperProto === NH_ICMPV6 &&
+    walk.upperOffset !== undefined &&
+    walk.upperOffset < packet.length &&
+    isLinkScopedIcmpv6(packet[walk.upperOffset])
+  );
 }

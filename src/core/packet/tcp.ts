@@ -99,7 +99,7 @@ export function tcpMss(packet: Uint8Array): number | undefined {
  * Stops at the end-of-list option or at the first malformed option (touch nothing beyond it).
  */
 function* mssOptions(p: Uint8Array, from: number, optEnd: number): Generator<number> {
-  for (let i = from; i < optEnd; ) {
+  for (let i = from; i < optEnd;) {
     const kind = p[i];
     if (kind === OPT_EOL) return;
     if (kind === OPT_NOP) {
@@ -133,7 +133,10 @@ export interface TcpSegmentOptions {
   df?: boolean;
 }
 
-/** An IPv4 (or, with IPv6 addresses, IPv6) packet carrying one TCP segment, checksums computed. Throws if the options exceed 40 bytes. */
+/**
+ * An IPv4 (or, with IPv6 addresses, IPv6) packet carrying one TCP segment, checksums computed.
+ * Throws if the options exceed 40 bytes.
+ */
 export function buildTcpSegment(o: TcpSegmentOptions): Uint8Array {
   const extra = o.options ?? new Uint8Array(0);
   const rawOptLen = (o.mss !== undefined ? 4 : 0) + extra.length;
@@ -170,6 +173,14 @@ export function buildTcpSegment(o: TcpSegmentOptions): Uint8Array {
 }
 
 /** A SYN with an MSS option (the common case in tests). */
-export function buildTcpSyn(o: { src: Ip; dst: Ip; srcPort: number; dstPort: number; seq: number; mss?: number; options?: Uint8Array }): Uint8Array {
+export function buildTcpSyn(o: {
+  src: Ip;
+  dst: Ip;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  mss?: number;
+  options?: Uint8Array;
+}): Uint8Array {
   return buildTcpSegment({ ...o, flags: TCP_SYN });
 }

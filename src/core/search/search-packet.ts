@@ -7,7 +7,12 @@ import { buildIpv4, parseIpv4, PROTO_ICMP } from '../packet/ipv4.js';
 import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../packet/icmp.js';
 import { buildIcmpv6Echo, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, parseIcmpv6 } from '../packet/icmpv6.js';
 import { IPV6_HEADER, NH_ICMPV6, parseIpv6 } from '../packet/ipv6.js';
-import { decodeSearchMessage, encodeSearchMessage, isSearchPayload, type SearchMessage } from '../packet/search-message.js';
+import {
+  decodeSearchMessage,
+  encodeSearchMessage,
+  isSearchPayload,
+  type SearchMessage,
+} from '../packet/search-message.js';
 import { err, ok, type Result } from '../../base/result.js';
 
 /** What a relay keeps of the IP header it re-emits (IPv4 field names; IPv6 in the comments). */
@@ -45,14 +50,21 @@ export function parseSearchPacket(packet: Uint8Array): Result<SearchPacket> {
   const msg = decodeSearchMessage(echo.data);
   if (!msg.ok) return msg;
   const h = ip.value.header;
-  return ok({ ip: { src: h.src, dst: h.dst, ttl: h.ttl, tos: h.tos, id: h.id }, icmpType: echo.type, id: echo.id, seq: echo.seq, msg: msg.value });
+  return ok({
+    ip: { src: h.src, dst: h.dst, ttl: h.ttl, tos: h.tos, id: h.id },
+    icmpType: echo.type,
+    id: echo.id,
+    seq: echo.seq,
+    msg: msg.value,
+  });
 }
 
 function parseSearchPacket6(packet: Uint8Array): Result<SearchPacket> {
   const ip = parseIpv6(packet);
   if (!ip.ok) return ip;
   const { header, walk } = ip.value;
-  if (walk.upperProto !== NH_ICMPV6 || walk.upperOffset === undefined || walk.fragment !== 'none') return err('not-search', 'not ICMPv6');
+  if (walk.upperProto !== NH_ICMPV6 || walk.upperOffset === undefined || walk.fragment !== 'none')
+    return err('not-search', 'not ICMPv6');
   const icmp = parseIcmpv6(packet, walk.upperOffset, IPV6_HEADER + header.payloadLength);
   if (!icmp.ok) return icmp;
   const m = icmp.value;
@@ -88,10 +100,28 @@ export function buildSearchPacket(opts: {
   const data = encodeSearchMessage(opts.msg);
   if (ipFamily(opts.src) === 6) {
     const type = opts.icmpType === 8 ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
-    return buildIcmpv6Echo({ src: opts.src, dst: opts.dst, type, id: opts.id, seq: opts.seq, data, hopLimit: opts.ttl ?? 64, trafficClass: opts.tos ?? 0, flowLabel: opts.ipId ?? 0 });
+    return buildIcmpv6Echo({
+      src: opts.src,
+      dst: opts.dst,
+      type,
+      id: opts.id,
+      seq: opts.seq,
+      data,
+      hopLimit: opts.ttl ?? 64,
+      trafficClass: opts.tos ?? 0,
+      flowLabel: opts.ipId ?? 0,
+    });
   }
   const icmp = buildIcmpEcho({ type: opts.icmpType, id: opts.id, seq: opts.seq, data });
-  return buildIpv4({ src: opts.src, dst: opts.dst, protocol: PROTO_ICMP, payload: icmp, ttl: opts.ttl ?? 64, id: opts.ipId ?? 0, tos: opts.tos ?? 0 });
+  return buildIpv4({
+    src: opts.src,
+    dst: opts.dst,
+    protocol: PROTO_ICMP,
+    payload: icmp,
+    ttl: opts.ttl ?? 64,
+    id: opts.ipId ?? 0,
+    tos: opts.tos ?? 0,
+  });
 }
 
 /** ICMP echo identifier and sequence number for a transaction (its first four bytes). */

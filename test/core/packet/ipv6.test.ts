@@ -36,12 +36,28 @@ const ext: fc.Arbitrary<Ext> = fc.oneof(
 );
 
 test('parses the fixed header, traffic class, flow label, and excludes link padding', () => {
-  const p = buildIpv6({ src: A, dst: B, nextHeader: 17, payload: new Uint8Array(12), hopLimit: 9, trafficClass: 0xb8, flowLabel: 0xabcde });
+  const p = buildIpv6({
+    src: A,
+    dst: B,
+    nextHeader: 17,
+    payload: new Uint8Array(12),
+    hopLimit: 9,
+    trafficClass: 0xb8,
+    flowLabel: 0xabcde,
+  });
   const padded = new Uint8Array(p.length + 6);
   padded.set(p);
   const r = parseIpv6(padded);
   assert.ok(r.ok);
-  assert.deepEqual(r.value.header, { trafficClass: 0xb8, flowLabel: 0xabcde, payloadLength: 12, nextHeader: 17, hopLimit: 9, src: A, dst: B });
+  assert.deepEqual(r.value.header, {
+    trafficClass: 0xb8,
+    flowLabel: 0xabcde,
+    payloadLength: 12,
+    nextHeader: 17,
+    hopLimit: 9,
+    src: A,
+    dst: B,
+  });
   assert.equal(r.value.payload.length, 12);
   assert.deepEqual(r.value.walk, { upperProto: 17, upperOffset: 40, fragment: 'none', extLength: 0 });
 });
@@ -60,7 +76,16 @@ test('typed errors: short, wrong version, payload length beyond the bytes receiv
 });
 
 test('the upper-layer header behind 8 extension headers is found, with the chain length', () => {
-  const exts: Ext[] = [{ type: 0 }, { type: 60, extra: 8 }, { type: 43 }, { type: 51, extra: 4 }, { type: 60 }, { type: 43, extra: 16 }, { type: 44 }, { type: 60 }];
+  const exts: Ext[] = [
+    { type: 0 },
+    { type: 60, extra: 8 },
+    { type: 43 },
+    { type: 51, extra: 4 },
+    { type: 60 },
+    { type: 43, extra: 16 },
+    { type: 44 },
+    { type: 60 },
+  ];
   const p = v6Packet(A, B, exts, 6, new Uint8Array(20));
   const r = parseIpv6(p);
   assert.ok(r.ok);
@@ -109,14 +134,18 @@ test('fragments: first (offset 0) has its upper layer; a non-first has none', ()
 
 test('property: any chain of up to 16 headers walks to the upper layer, and the walk agrees with the lengths', () => {
   fc.assert(
-    fc.property(fc.array(ext, { maxLength: MAX_EXTENSION_HEADERS }), fc.uint8Array({ maxLength: 64 }), (exts, upper) => {
-      const p = v6Packet(A, B, exts, 17, upper);
-      const r = parseIpv6(p);
-      assert.ok(r.ok);
-      assert.equal(r.value.walk.upperOffset, p.length - upper.length);
-      assert.equal(r.value.walk.extLength, p.length - 40 - upper.length);
-      assert.equal(r.value.walk.fragment, exts.some((e) => e.type === 44) ? 'first' : 'none');
-    }),
+    fc.property(
+      fc.array(ext, { maxLength: MAX_EXTENSION_HEADERS }),
+      fc.uint8Array({ maxLength: 64 }),
+      (exts, upper) => {
+        const p = v6Packet(A, B, exts, 17, upper);
+        const r = parseIpv6(p);
+        assert.ok(r.ok);
+        assert.equal(r.value.walk.upperOffset, p.length - upper.length);
+        assert.equal(r.value.walk.extLength, p.length - 40 - upper.length);
+        assert.equal(r.value.walk.fragment, exts.some((e) => e.type === 44) ? 'first' : 'none');
+      },
+    ),
   );
 });
 
@@ -132,23 +161,53 @@ test('property: truncated, mutated or random bytes never throw, and a success st
     echoReplyFor6(b);
   };
   fc.assert(
-    fc.property(fc.array(ext, { maxLength: 20 }), fc.uint8Array({ maxLength: 48 }), fc.nat(), mutation(200), (exts, upper, cut, m) => {
-      const p = v6Packet(A, B, exts, 6, upper);
-      check(p.subarray(0, cut % (p.length + 1)));
-      check(mutate(p, { index: m.index % p.length, xor: m.xor }));
-    }),
+    fc.property(
+      fc.array(ext, { maxLength: 20 }),
+      fc.uint8Array({ maxLength: 48 }),
+      fc.nat(),
+      mutation(200),
+      (exts, upper, cut, m) => {
+        const p = v6Packet(A, B, exts, 6, upper);
+        check(p.subarray(0, cut % (p.length + 1)));
+        check(mutate(p, { index: m.index % p.length, xor: m.xor }));
+      },
+    ),
   );
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), (b) => check(b.length > 0 ? (b[0] = 0x60 | (b[0] & 15), b) : b)));
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 120 }), (b) => check(b.length > 0 ? ((b[0] = 0x60 | (b[0] & 15)), b) : b)),
+  );
   // The walk alone, on garbage with any first next header.
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.constantFrom(0, 43, 44, 51, 60), (b, nh) => void walkExtensionHeaders(b, nh, 0)));
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.constantFrom(0, 43, 44, 51, 60),
+      (b, nh) => void walkExtensionHeaders(b, nh, 0),
+    ),
+  );
 });
 
 test('rewriteIpv6 keeps the fixed header and sets the payload length and next header', () => {
-  const p = buildIpv6({ src: A, dst: B, nextHeader: 6, payload: new Uint8Array(30), hopLimit: 7, trafficClass: 0x10, flowLabel: 77 });
+  const p = buildIpv6({
+    src: A,
+    dst: B,
+    nextHeader: 6,
+    payload: new Uint8Array(30),
+    hopLimit: 7,
+    trafficClass: 0x10,
+    flowLabel: 77,
+  });
   const q = rewriteIpv6(p, { nextHeader: 17, payload: new Uint8Array(5) });
   const r = parseIpv6(q);
   assert.ok(r.ok);
-  assert.deepEqual(r.value.header, { trafficClass: 0x10, flowLabel: 77, payloadLength: 5, nextHeader: 17, hopLimit: 7, src: A, dst: B });
+  assert.deepEqual(r.value.header, {
+    trafficClass: 0x10,
+    flowLabel: 77,
+    payloadLength: 5,
+    nextHeader: 17,
+    hopLimit: 7,
+    src: A,
+    dst: B,
+  });
 });
 
 /** The RFC 8200 §8.1 pseudo-header as bytes, for a naive cross-check. */
@@ -164,27 +223,41 @@ function pseudo(src: string, dst: string, length: number, nh: number): Uint8Arra
 
 test('property: ICMPv6 echo checksums agree with a naive pseudo-header sum and verify', () => {
   fc.assert(
-    fc.property(ipv6, ipv6, fc.uint8Array({ maxLength: 100 }), fc.integer({ min: 0, max: 0xffff }), (src, dst, data, id) => {
-      const p = buildIcmpv6Echo({ src, dst, type: 128, id, seq: 3, data });
-      const icmp = p.subarray(40);
-      const whole = new Uint8Array(40 + icmp.length);
-      whole.set(pseudo(src, dst, icmp.length, 58));
-      whole.set(icmp, 40);
-      assert.equal(naiveChecksum(whole), 0);
-      const m = parseIcmpv6(p, 40, p.length);
-      assert.ok(m.ok);
-      assert.deepEqual([m.value.type, m.value.id, m.value.seq, [...m.value.body]], [128, id, 3, [...data]]);
-      // The same bytes with other addresses do not verify: the pseudo-header is covered.
-      const moved = p.slice();
-      moved[39] ^= 1;
-      assert.ok(!parseIcmpv6(moved, 40, moved.length).ok);
-      assert.equal(ipv6PseudoHeaderSum(p, icmp.length, 58) > 0, true);
-    }),
+    fc.property(
+      ipv6,
+      ipv6,
+      fc.uint8Array({ maxLength: 100 }),
+      fc.integer({ min: 0, max: 0xffff }),
+      (src, dst, data, id) => {
+        const p = buildIcmpv6Echo({ src, dst, type: 128, id, seq: 3, data });
+        const icmp = p.subarray(40);
+        const whole = new Uint8Array(40 + icmp.length);
+        whole.set(pseudo(src, dst, icmp.length, 58));
+        whole.set(icmp, 40);
+        assert.equal(naiveChecksum(whole), 0);
+        const m = parseIcmpv6(p, 40, p.length);
+        assert.ok(m.ok);
+        assert.deepEqual([m.value.type, m.value.id, m.value.seq, [...m.value.body]], [128, id, 3, [...data]]);
+        // The same bytes with other addresses do not verify: the pseudo-header is covered.
+        const moved = p.slice();
+        moved[39] ^= 1;
+        assert.ok(!parseIcmpv6(moved, 40, moved.length).ok);
+        assert.equal(ipv6PseudoHeaderSum(p, icmp.length, 58) > 0, true);
+      },
+    ),
   );
 });
 
 test('echo replies over IPv6 (echoReplyFor dispatches on the version)', () => {
-  const req = buildIcmpv6Echo({ src: A, dst: B, type: 128, id: 9, seq: 10, data: new Uint8Array([1, 2, 3]), trafficClass: 0x20 });
+  const req = buildIcmpv6Echo({
+    src: A,
+    dst: B,
+    type: 128,
+    id: 9,
+    seq: 10,
+    data: new Uint8Array([1, 2, 3]),
+    trafficClass: 0x20,
+  });
   const r = echoReplyFor(req);
   assert.ok(r.ok);
   const p = parseIpv6(r.value);
@@ -222,7 +295,10 @@ test('ICMPv6 errors are not sent about errors, link-scoped messages, or from uns
   assert.ok(!icmpv6ErrorAllowed(v6Packet('::', B, [], 17, new Uint8Array(8))));
   assert.ok(!icmpv6ErrorAllowed(v6Packet('fe80::1', B, [], 17, new Uint8Array(8))));
   assert.ok(!icmpv6ErrorAllowed(v6Packet(A, 'ff02::1', [], 17, new Uint8Array(8))));
-  assert.ok(icmpv6ErrorAllowed(v6Packet(A, 'ff0e::1', [], 17, new Uint8Array(8)), true), 'Packet Too Big may answer multicast');
+  assert.ok(
+    icmpv6ErrorAllowed(v6Packet(A, 'ff0e::1', [], 17, new Uint8Array(8)), true),
+    'Packet Too Big may answer multicast',
+  );
   const ns = buildIcmpv6Echo({ src: A, dst: B, type: 128, id: 0, seq: 0, data: new Uint8Array(0) });
   ns[40] = 135;
   assert.ok(!icmpv6ErrorAllowed(ns));

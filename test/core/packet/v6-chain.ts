@@ -11,7 +11,11 @@ export interface Ext {
 }
 
 /** The bytes of a chain of extension headers followed by `upper` (upper-layer protocol `upperProto`). */
-export function extChain(exts: Ext[], upperProto: number, upper: Uint8Array): { firstNextHeader: number; bytes: Uint8Array } {
+export function extChain(
+  exts: Ext[],
+  upperProto: number,
+  upper: Uint8Array,
+): { firstNextHeader: number; bytes: Uint8Array } {
   const parts: Uint8Array[] = [];
   for (let i = 0; i < exts.length; i++) {
     const e = exts[i];
@@ -52,7 +56,22 @@ export function extChain(exts: Ext[], upperProto: number, upper: Uint8Array): { 
 }
 
 /** A whole IPv6 packet: fixed header, the chain, then `upper`. */
-export function v6Packet(src: string, dst: string, exts: Ext[], upperProto: number, upper: Uint8Array, hopLimit = 64): Uint8Array {
+export function v6Packet(
+  src: string,
+  dst: string,
+  exts: Ext[],
+  upperProto: number,
+  upper: Uint8Array,
+  hopLimit = 64,
+): Uint8Array {
   const c = extChain(exts, upperProto, upper);
-  return buildIpv6({ src, dst, nextHeader: c.firstNextHeader, payload: c.bytes, hopLimit, trafficClass: 0x28, flowLabel: 0x12345 });
+  return buildIpv6({
+    src,
+    dst,
+    nextHeader: c.firstNextHeader,
+    payload: c.bytes,
+    hopLimit,
+    trafficClass: 0x28,
+    flowLabel: 0x12345,
+  });
 }
