@@ -84,7 +84,8 @@ function verdict(say: Say, what: string, got: boolean, expected: boolean): boole
 // --- seed 000 Figure 2 ------------------------------------------------------------------------
 
 type T = 'A' | 'B' | 'C';
-const FIGURE2_PAIRS: [T, T, boolean][] = [
+/** Figure 2's reachability: from, to, whether it must pass (over IPv4 and IPv6 alike). */
+export const FIGURE2_PAIRS: [T, T, boolean][] = [
   ['B', 'A', true],
   ['B', 'C', true],
   ['A', 'B', true],

@@ -13,13 +13,19 @@ export interface CapturedIpv6 {
   time: number;
 }
 
-/** IPv6 packets of a classic pcap file (Ethernet link type), addresses canonical. */
+/** IPv6 packets of a classic pcap file (Ethernet link type), addresses canonical; a capture still being written is read up to its last whole record. */
 export function readPcap6(path: string): CapturedIpv6[] {
-  const buf = readFileSync(path);
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch {
+    return [];
+  }
+  if (buf.length < 24) return [];
   const le = buf.readUInt32LE(0) === 0xa1b2c3d4;
   const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const out: CapturedIpv6[] = [];
-  for (let off = 24; off + 16 <= buf.length; ) {
+  for (let off = 24; off + 16 <= buf.length && off + 16 + u32(off + 8) <= buf.length; ) {
     const len = u32(off + 8);
     const time = u32(off) * 1000 + u32(off + 4) / 1000;
     const frame = buf.subarray(off + 16, off + 16 + len);

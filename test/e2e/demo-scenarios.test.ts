@@ -1,7 +1,7 @@
 // `kasane demo SCENARIO --check`, the operators' self-test of each scenario of the papers, exactly
 // as an operator runs it (the CLI in a process of its own): figure2 (the default), multistage and
-// federation. Each must pass, print its verdicts and its console URL on 127.0.0.1, and leave no
-// namespace behind.
+// federation; and figure2 and multistage over IPv6 (`--ipv6`, the same matrix). Each must pass,
+// print its verdicts and its console URL on 127.0.0.1, and leave no namespace behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -28,6 +28,8 @@ function run(args: string[]): Promise<{ status: number | null; out: string }> {
 const SCENARIOS: { args: string[]; name: string; verdicts: RegExp[] }[] = [
   { args: ['--check'], name: 'figure2', verdicts: [/B\s+yes \[yes\]\s+-\s+yes \[yes\]/, /A\s+-\s+yes \[yes\]\s+no  \[no \]/] },
   { args: ['multistage', '--check'], name: 'multistage', verdicts: [/Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/, /Go2 encrypts to A in company, paired with Go1/] },
+  { args: ['--ipv6', '--check'], name: 'figure2 over IPv6', verdicts: [/ping -6 from row to column/, /B\s+yes \[yes\]\s+-\s+yes \[yes\]/, /A\s+-\s+yes \[yes\]\s+no  \[no \]/, /fd00:1::10 -> fd00:2::10\s+encrypt VPN1 with G2/] },
+  { args: ['multistage', '--ipv6', '--check'], name: 'multistage over IPv6', verdicts: [/Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/, /fd00:2:1::10 -> fd00:1:1::10\s+encrypt dept with Gi1/] },
   { args: ['federation', '--check'], name: 'federation', verdicts: [/GA has an IKE SA with GB@authority-b \(signatures, permits\)\s+yes \[yes\]/, /ping A -> B replies after the withdrawal\s+no  \[no \]/] },
 ];
 

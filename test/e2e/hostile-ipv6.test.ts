@@ -3,8 +3,8 @@
 // chains, fragments, forged ESP and plaintext posing as a protected terminal, as fast as the
 // attacker can send. G2 must not crash, must count every drop, and B <-> A over IPv6 keeps working.
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 import { v6Packet, type Ext } from '../core/packet/v6-chain.js';
 import { isEsp6, readPcap6 } from './capture6.js';
+import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
@@ -29,16 +30,6 @@ const B = 'fd00:2::10';
 const UDP = 17;
 const ESP = 50;
 const ICMPV6 = 58;
-
-async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = get();
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 /** The attacker X on the WAN router, with IPv6 too (R forwards whatever source X uses). */
 function wanAttacker6(f: Figure2): string {
@@ -56,25 +47,6 @@ function searchOf(payload: Buffer): { type: number; msg: SearchMessage } | undef
   if (!data.subarray(0, 4).equals(Buffer.from(SEARCH_MAGIC))) return undefined;
   const m = decodeSearchMessage(data);
   return m.ok ? { type: payload[0], msg: m.value } : undefined;
-}
-
-function inUdp(body: Uint8Array): Uint8Array {
-  const u = Buffer.alloc(8 + body.length);
-  u.writeUInt16BE(4500, 0);
-  u.writeUInt16BE(4500, 2);
-  u.writeUInt16BE(u.length, 4);
-  Buffer.from(body).copy(u, 8);
-  return u;
-}
-
-/** Well-formed ESP in kasane's framing with made-up content: only the ICV can refuse it. */
-function espLike(spi: number, seq: bigint, ctLength: number): Buffer {
-  const b = Buffer.alloc(16 + ctLength + 16);
-  b.writeUInt32BE(spi, 0);
-  b.writeUInt32BE(Number(seq & 0xffffffffn), 4);
-  b.writeBigUInt64BE(seq, 8);
-  randomBytes(ctLength + 16).copy(b, 16);
-  return b;
 }
 
 test('hostile IPv6 on the WAN: forged search replies, garbage extension headers, fragments — counted and dropped, B <-> A unaffected', { skip, timeout: 300_000 }, async (t) => {
@@ -105,17 +77,9 @@ test('hostile IPv6 on the WAN: forged search replies, garbage extension headers,
         "G2's destination search toward A over ICMPv6 on the WAN",
       );
       const m = request.msg;
-      const mine = m.entries.at(-1);
-      assert.equal(mine?.gateway, 'G2');
-      const forgedEntry = (gateway: string) => ({ side: 'dst' as const, gateway, address: '10.200.1.2', vpns: mine.vpns.map((v) => ({ ...v, proof: randomBytes(16) })) });
+      assert.equal(m.entries.at(-1)?.gateway, 'G2');
       const reply = (msg: SearchMessage) => buildIcmpv6Echo({ src: A, dst: B, type: 129, ...echoIds(msg.txid), data: encodeSearchMessage(msg) });
-      const forged = [
-        reply({ ...m, entries: [...m.entries, forgedEntry('G1')] }), // G1's claim with proofs made up
-        reply({ ...m, entries: [...m.entries, forgedEntry('G3')] }), // another gateway of the authority
-        reply({ ...m, entries: [...m.entries, forgedEntry('MALLORY')] }), // a gateway nobody knows
-        reply({ ...m, entries: [{ ...mine, vpns: [] }, forgedEntry('G1')] }), // G2's own entry tampered with
-        reply({ ...m, txid: randomBytes(8), entries: [...m.entries, forgedEntry('G1')] }), // a transaction nobody started
-      ];
+      const forged = forgedReplies(m, '10.200.1.2').map(reply);
       const sent = await inject(f.tb, X, join(dir, 'forged.bin'), forged);
       assert.equal(sent.sent, forged.length);
       const d1 = await until(() => {

@@ -17,6 +17,7 @@ import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/se
 import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
+import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
@@ -29,16 +30,6 @@ const B = '10.2.0.10';
 
 /** Packets from the attacker's namespace. */
 const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number) => injectPackets(f.tb, ns, file, packets, seconds);
-
-async function until<T>(get: () => T | undefined, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = get();
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 test('hostile WAN: forged search replies, replayed ESP, garbage at line rate — no crash, every drop counted, B <-> A unaffected', { skip, timeout: 300_000 }, async () => {
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
@@ -70,17 +61,9 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
         "G2's destination search toward A on the WAN",
       );
       const m = request.msg;
-      const mine = m.entries.at(-1)!;
-      assert.equal(mine.gateway, 'G2');
-      const forgedEntry = (gateway: string) => ({ side: 'dst' as const, gateway, address: '10.200.1.2', vpns: mine.vpns.map((v) => ({ ...v, proof: randomBytes(16) })) });
+      assert.equal(m.entries.at(-1)?.gateway, 'G2');
       const reply = (msg: SearchMessage) => buildSearchPacket({ src: A, dst: B, icmpType: 0, ...echoIds(msg.txid), msg });
-      const forged = [
-        reply({ ...m, entries: [...m.entries, forgedEntry('G1')] }), // G1's claim with proofs made up
-        reply({ ...m, entries: [...m.entries, forgedEntry('G3')] }), // another gateway of the authority
-        reply({ ...m, entries: [...m.entries, forgedEntry('MALLORY')] }), // a gateway nobody knows
-        reply({ ...m, entries: [{ ...mine, vpns: [] }, forgedEntry('G1')] }), // G2's own entry tampered with
-        reply({ ...m, txid: randomBytes(8), entries: [...m.entries, forgedEntry('G1')] }), // a transaction nobody started
-      ];
+      const forged = forgedReplies(m, '10.200.1.2').map(reply);
       const sent = await inject(f, X, join(dir, 'forged.bin'), forged);
       assert.equal(sent.sent, forged.length);
       const d1 = await until(() => {
@@ -119,23 +102,6 @@ test('hostile WAN: forged search replies, replayed ESP, garbage at line rate —
     // 3. Garbage as fast as the attacker can send, while B and A keep talking.
     // The captured ESP is in UDP 4500 (the default encapsulation): the SPI follows the UDP header.
     const spi = esp[0].readUInt32BE(esp[0][9] === PROTO_UDP ? 28 : 20);
-    const inUdp = (e: Buffer) => {
-      const u = Buffer.alloc(8 + e.length);
-      u.writeUInt16BE(4500, 0);
-      u.writeUInt16BE(4500, 2);
-      u.writeUInt16BE(u.length, 4);
-      e.copy(u, 8);
-      return u;
-    };
-    /** Well-formed ESP in kasane's framing (RFC 4303 with the 64-bit sequence number as the IV). */
-    const espLike = (spiValue: number, seq: bigint, ctLength: number) => {
-      const b = Buffer.alloc(16 + ctLength + 16);
-      b.writeUInt32BE(spiValue, 0);
-      b.writeUInt32BE(Number(seq & 0xffffffffn), 4);
-      b.writeBigUInt64BE(seq, 8);
-      randomBytes(ctLength + 16).copy(b, 16);
-      return b;
-    };
     const garbage: Uint8Array[] = [];
     for (let i = 0; i < 3000; i++) {
       const body = randomBytes(16 + (i % 200));

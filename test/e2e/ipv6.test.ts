@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
+import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
 import { startCapture, stopCapture } from '../support/capture.js';
 import { isEsp6, isNd, isSearch6, readPcap6 } from './capture6.js';
@@ -23,14 +24,6 @@ const MARKER = '6b6173616e652d73656372657436';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
 
 type T = 'A' | 'B' | 'C';
-const MATRIX: [T, T, boolean][] = [
-  ['B', 'A', true],
-  ['B', 'C', true],
-  ['A', 'B', true],
-  ['C', 'B', true],
-  ['A', 'C', false],
-  ['C', 'A', false],
-];
 
 interface Iperf {
   bytes: number;
@@ -74,7 +67,7 @@ test('IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, i
     // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
     const pcap = join(dir, 'wan-g1.pcap');
     const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip6']);
-    for (const [from, to, expected] of MATRIX) assert.equal(f.ping(from, to, { family: 6, pattern: MARKER }), expected, `ping -6 ${from} -> ${to}`);
+    for (const [from, to, expected] of FIGURE2_PAIRS) assert.equal(f.ping(from, to, { family: 6, pattern: MARKER }), expected, `ping -6 ${from} -> ${to}`);
     await sleep(500);
     await stopCapture(capture);
     const packets = readPcap6(pcap);
