@@ -415,7 +415,8 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
 
 async function turn(tb: Testbed, topology: PeerTopology, peer: PeerSetup, round: number, o: PeerBenchOptions, signal: AbortSignal): Promise<PeerSample> {
   await peer.setUp(tb, topology);
-  // A peer measured over IPv6 sees the terminals' IPv6 addresses (the 64-byte UDP test then sends 84-byte IPv6 packets).
+  // A peer measured over IPv6 sees the terminals' IPv6 addresses (the 64-byte UDP test then sends
+  // 84-byte IPv6 packets).
   const topo = peer.family === 6 ? ipv6View(topology) : topology;
   const first = await firstReply(tb, topo, 15, signal);
   const series = await pingSeries(tb, topo, o.pings, signal);

@@ -72,7 +72,7 @@ function families(r: TunRouting): IpFamily[] {
 /** The largest route metric: the refusing routes lose to any other default route of the table. */
 const LAST_METRIC = '4294967295';
 
-/** The nftables table (family inet: IPv4 and IPv6) of a gateway using routing table `table`: `kasane_5150` by default. */
+/** The nftables table (family inet: IPv4 and IPv6) of a gateway using routing table `table`: `kasane_5150`. */
 export function guardTableName(r: TunRouting): string {
   return `kasane_${r.table ?? 5150}`;
 }
@@ -81,7 +81,10 @@ export function guardTableName(r: TunRouting): string {
 export function policyRules(r: TunRouting): PolicyRule[] {
   const t = r.table ?? 5150;
   const pref = r.pref ?? 5150;
-  return [...r.insideIfaces.map((iif) => ({ iif, table: t, pref })), ...r.outsideIfaces.map((iif) => ({ iif, table: t + 1, pref: pref + 1 }))];
+  return [
+    ...r.insideIfaces.map((iif) => ({ iif, table: t, pref })),
+    ...r.outsideIfaces.map((iif) => ({ iif, table: t + 1, pref: pref + 1 })),
+  ];
 }
 
 /**
@@ -190,7 +193,14 @@ export function runRouting(cmds: RoutingCommand[]): Result<void> {
       else execFileSync(c.argv[0], c.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       if (c.optional) continue;
-      const what = 'sysctl' in c ? `${c.sysctl}=${c.value}` : 'rules' in c ? `ip -${c.family} rules at preference ${c.prefs.join('/')}` : 'nft' in c ? 'nft -f (forwarding guard)' : c.argv.join(' ');
+      const what =
+        'sysctl' in c
+          ? `${c.sysctl}=${c.value}`
+          : 'rules' in c
+            ? `ip -${c.family} rules at preference ${c.prefs.join('/')}`
+            : 'nft' in c
+              ? 'nft -f (forwarding guard)'
+              : c.argv.join(' ');
       const enoent = (e as NodeJS.ErrnoException).code === 'ENOENT';
       const why = enoent
         ? `${'nft' in c ? 'nft' : 'ip'} not found (install ${'nft' in c ? 'nftables' : 'iproute2'})`
@@ -224,12 +234,18 @@ interface RuleRow {
 
 /** Makes the rules of one family at `prefs` exactly `want`: adds what is missing first, then deletes the rest. */
 function exactRules(want: PolicyRule[], prefs: number[], family: IpFamily): void {
-  const ip = (...a: string[]) => execFileSync('ip', [`-${family}`, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const current = (): RuleRow[] => (JSON.parse(ip('-j', '-N', 'rule', 'show')) as RuleRow[]).filter((x) => prefs.includes(x.priority));
-  const plain = (x: RuleRow) => x.src === 'all' && Object.keys(x).every((k) => ['priority', 'src', 'iif', 'iif_detached', 'table'].includes(k));
-  const same = (x: RuleRow, w: PolicyRule) => plain(x) && x.priority === w.pref && x.iif === w.iif && x.table === String(w.table);
+  const ip = (...a: string[]) =>
+    execFileSync('ip', [`-${family}`, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const current = (): RuleRow[] =>
+    (JSON.parse(ip('-j', '-N', 'rule', 'show')) as RuleRow[]).filter((x) => prefs.includes(x.priority));
+  const plain = (x: RuleRow) =>
+    x.src === 'all' && Object.keys(x).every((k) => ['priority', 'src', 'iif', 'iif_detached', 'table'].includes(k));
+  const same = (x: RuleRow, w: PolicyRule) =>
+    plain(x) && x.priority === w.pref && x.iif === w.iif && x.table === String(w.table);
   const have = current();
-  for (const w of want) if (!have.some((x) => same(x, w))) ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
+  for (const w of want)
+    if (!have.some((x) => same(x, w)))
+      ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
   for (const x of have) {
     if (want.some((w) => same(x, w))) continue;
     // A rule at our preference that we do not want (an earlier configuration's): delete it by its
@@ -237,13 +253,19 @@ function exactRules(want: PolicyRule[], prefs: number[], family: IpFamily): void
     const sel = ['pref', String(x.priority)];
     if (x.src && x.src !== 'all') sel.push('from', `${x.src}/${x.srclen ?? (family === 4 ? 32 : 128)}`);
     if (x.iif) sel.push('iif', x.iif);
-    if (typeof x.fwmark === 'string') sel.push('fwmark', typeof x.fwmask === 'string' ? `${x.fwmark}/${x.fwmask}` : x.fwmark);
+    if (typeof x.fwmark === 'string')
+      sel.push('fwmark', typeof x.fwmask === 'string' ? `${x.fwmark}/${x.fwmask}` : x.fwmark);
     if (x.table) sel.push('lookup', x.table);
     ip('rule', 'del', ...sel);
   }
   // A rule with selectors of its own could have taken a wanted one with it: check the outcome.
   const now = current();
-  for (const w of want) if (!now.some((x) => same(x, w))) ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
+  for (const w of want)
+    if (!now.some((x) => same(x, w)))
+      ip('rule', 'add', 'iif', w.iif, 'lookup', String(w.table), 'pref', String(w.pref));
   const extra = current().filter((x) => !want.some((w) => same(x, w)));
-  if (extra.length > 0) throw new Error(`IPv${family} rules at preference ${prefs.join('/')} that are not kasane's: ${JSON.stringify(extra)} (remove them, or choose another routingTable)`);
+  if (extra.length > 0)
+    throw new Error(
+      `IPv${family} rules at preference ${prefs.join('/')} that are not kasane's: ${JSON.stringify(extra)} (remove them, or choose another routingTable)`,
+    );
 }

@@ -22,7 +22,12 @@ export async function until<T>(get: () => T | undefined | false, ms: number, wha
 export function forgedReplies(m: SearchMessage, peerAddress: string): SearchMessage[] {
   const mine = m.entries.at(-1);
   if (!mine) throw new Error('the search carries no entry');
-  const forged = (gateway: string): SearchEntry => ({ side: 'dst', gateway, address: peerAddress, vpns: mine.vpns.map((v) => ({ ...v, proof: randomBytes(16) })) });
+  const forged = (gateway: string): SearchEntry => ({
+    side: 'dst',
+    gateway,
+    address: peerAddress,
+    vpns: mine.vpns.map((v) => ({ ...v, proof: randomBytes(16) })),
+  });
   return [
     { ...m, entries: [...m.entries, forged('G1')] },
     { ...m, entries: [...m.entries, forged('G3')] },

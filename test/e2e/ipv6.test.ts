@@ -16,7 +16,10 @@ import { isEsp6, isNd, isSearch6, readPcap6 } from './capture6.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['tcpdump', 'iperf3'].find((c) => !hasCommand(c)) : undefined;
-const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  (!avail.ok || missing) && !process.env.CI
+    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
+    : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 /** "kasane-secret6!" as ping's fill pattern. */
@@ -36,14 +39,31 @@ async function iperf6(f: Figure2, from: T, to: T, seconds: number, during?: () =
   const server = f.tb.spawn(f.ns[to], 'iperf3', ['-s', '-1', '-6', '-B', f.terminals6[to]]);
   try {
     await new Promise((r) => setTimeout(r, 500));
-    const client = f.tb.spawn(f.ns[from], 'iperf3', ['-6', '-c', f.terminals6[to], '-t', String(seconds), '-J', '--connect-timeout', '5000']);
+    const client = f.tb.spawn(f.ns[from], 'iperf3', [
+      '-6',
+      '-c',
+      f.terminals6[to],
+      '-t',
+      String(seconds),
+      '-J',
+      '--connect-timeout',
+      '5000',
+    ]);
     let out = '';
     client.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     const exited = new Promise<number | null>((r) => client.once('exit', (code) => r(code)));
     if (during) await during();
     const code = await exited;
-    const j = JSON.parse(out) as { error?: string; intervals?: { sum: { bytes: number } }[]; end?: { sum_received?: { bytes: number } } };
-    return { bytes: j.end?.sum_received?.bytes ?? 0, intervals: (j.intervals ?? []).map((i) => i.sum.bytes), error: j.error ?? (code === 0 ? undefined : `iperf3 exited with ${code}`) };
+    const j = JSON.parse(out) as {
+      error?: string;
+      intervals?: { sum: { bytes: number } }[];
+      end?: { sum_received?: { bytes: number } };
+    };
+    return {
+      bytes: j.end?.sum_received?.bytes ?? 0,
+      intervals: (j.intervals ?? []).map((i) => i.sum.bytes),
+      error: j.error ?? (code === 0 ? undefined : `iperf3 exited with ${code}`),
+    };
   } finally {
     if (server.exitCode === null) server.kill('SIGTERM');
   }
@@ -57,78 +77,129 @@ function neighbour(f: Figure2, ns: string, dev: string, addr: string): string | 
   return j[0]?.state?.join(',');
 }
 
-test('IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, iperf3 -6, ND under load', { skip, timeout: 300_000 }, async (t) => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  assert.ok(!missing, `${missing} is required in CI`);
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI, ipv6: true });
-  const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
-  try {
-    // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
-    const pcap = join(dir, 'wan-g1.pcap');
-    const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip6']);
-    for (const [from, to, expected] of FIGURE2_PAIRS) assert.equal(f.ping(from, to, { family: 6, pattern: MARKER }), expected, `ping -6 ${from} -> ${to}`);
-    await sleep(500);
-    await stopCapture(capture);
-    const packets = readPcap6(pcap);
-    const between = packets.filter((p) => (p.src === A6 && p.dst === B6) || (p.src === B6 && p.dst === A6));
-    assert.ok(between.filter(isEsp6).length >= 12, `ESP between A and B on the WAN, in IPv6 between the terminals: ${between.length} packets`);
-    // Apart from ESP, only the key search (ICMPv6 echo carrying the KSRC payload) crosses in the clear.
-    for (const p of between) assert.ok(isEsp6(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
-    for (const p of packets) assert.ok(!p.payload.includes(MARKER_BYTES), 'the marker never appears on the WAN');
-    assert.ok(!packets.some((p) => p.src === A6 && p.dst === C6 && !isSearch6(p)), 'nothing of A -> C crossed the WAN but search messages');
+test(
+  'IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, iperf3 -6, ND under load',
+  { skip, timeout: 300_000 },
+  async (t) => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    assert.ok(!missing, `${missing} is required in CI`);
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    const f = await buildFigure2({ dir, cli: CLI, ipv6: true });
+    const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
+    try {
+      // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
+      const pcap = join(dir, 'wan-g1.pcap');
+      const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip6']);
+      for (const [from, to, expected] of FIGURE2_PAIRS)
+        assert.equal(f.ping(from, to, { family: 6, pattern: MARKER }), expected, `ping -6 ${from} -> ${to}`);
+      await sleep(500);
+      await stopCapture(capture);
+      const packets = readPcap6(pcap);
+      const between = packets.filter((p) => (p.src === A6 && p.dst === B6) || (p.src === B6 && p.dst === A6));
+      assert.ok(
+        between.filter(isEsp6).length >= 12,
+        `ESP between A and B on the WAN, in IPv6 between the terminals: ${between.length} packets`,
+      );
+      // Apart from ESP, only the key search (ICMPv6 echo carrying the KSRC payload) crosses in the clear.
+      for (const p of between)
+        assert.ok(isEsp6(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
+      for (const p of packets) assert.ok(!p.payload.includes(MARKER_BYTES), 'the marker never appears on the WAN');
+      assert.ok(
+        !packets.some((p) => p.src === A6 && p.dst === C6 && !isSearch6(p)),
+        'nothing of A -> C crossed the WAN but search messages',
+      );
 
-    const paths = (n: 1 | 2 | 3) => f.status(n).paths;
-    const g2 = paths(2);
-    assert.ok(g2.some((p) => p.local === B6 && p.remote === A6 && p.action === 'encrypt' && p.vpnName === 'VPN1' && p.peer === 'G1' && p.packets > 0), JSON.stringify(g2));
-    assert.ok(g2.some((p) => p.local === B6 && p.remote === C6 && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3'), JSON.stringify(g2));
-    assert.ok(paths(1).some((p) => p.remote === C6 && p.action === 'discard'), JSON.stringify(paths(1)));
+      const paths = (n: 1 | 2 | 3) => f.status(n).paths;
+      const g2 = paths(2);
+      assert.ok(
+        g2.some(
+          (p) =>
+            p.local === B6 &&
+            p.remote === A6 &&
+            p.action === 'encrypt' &&
+            p.vpnName === 'VPN1' &&
+            p.peer === 'G1' &&
+            p.packets > 0,
+        ),
+        JSON.stringify(g2),
+      );
+      assert.ok(
+        g2.some(
+          (p) => p.local === B6 && p.remote === C6 && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3',
+        ),
+        JSON.stringify(g2),
+      );
+      assert.ok(
+        paths(1).some((p) => p.remote === C6 && p.action === 'discard'),
+        JSON.stringify(paths(1)),
+      );
 
-    // 2. Dual stack: the IPv4 and IPv6 terminals of the same LANs at once, each its own path.
-    const both = [
-      f.tb.spawn(f.ns.B, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', f.terminals.A]),
-      f.tb.spawn(f.ns.B, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', A6]),
-      f.tb.spawn(f.ns.C, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', f.terminals.B]),
-      f.tb.spawn(f.ns.C, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', B6]),
-    ];
-    const codes = await Promise.all(both.map((p) => new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', r)))));
-    assert.deepEqual(codes, [0, 0, 0, 0], 'B -> A and C -> B over IPv4 and IPv6 at the same time');
-    const g2again = paths(2);
-    for (const remote of [f.terminals.A, A6, f.terminals.C, C6]) assert.ok(g2again.some((p) => p.remote === remote && p.action === 'encrypt'), `G2 encrypts to ${remote}: ${JSON.stringify(g2again)}`);
+      // 2. Dual stack: the IPv4 and IPv6 terminals of the same LANs at once, each its own path.
+      const both = [
+        f.tb.spawn(f.ns.B, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', f.terminals.A]),
+        f.tb.spawn(f.ns.B, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', A6]),
+        f.tb.spawn(f.ns.C, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', f.terminals.B]),
+        f.tb.spawn(f.ns.C, 'ping', ['-c', '20', '-i', '0.05', '-W', '2', B6]),
+      ];
+      const codes = await Promise.all(
+        both.map((p) => new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', r)))),
+      );
+      assert.deepEqual(codes, [0, 0, 0, 0], 'B -> A and C -> B over IPv4 and IPv6 at the same time');
+      const g2again = paths(2);
+      for (const remote of [f.terminals.A, A6, f.terminals.C, C6])
+        assert.ok(
+          g2again.some((p) => p.remote === remote && p.action === 'encrypt'),
+          `G2 encrypts to ${remote}: ${JSON.stringify(g2again)}`,
+        );
 
-    // 3. TCP over IPv6, with neighbour discovery through G1 under that load: A's and G1's
-    //    neighbour caches are flushed while the transfer runs; they resolve each other again (the
-    //    NS/NA pass on A's LAN) and the transfer goes on.
-    const lanFile = join(dir, 'lan-a.pcap');
-    const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, ['icmp6'], ['-s', '128']);
-    const flushes: string[] = [];
-    const tcp = await iperf6(f, 'B', 'A', 8, async () => {
-      for (let i = 0; i < 3; i++) {
-        await sleep(1500);
-        f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
-        f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
-        flushes.push(`${Date.now()}`);
-      }
-    });
-    await sleep(300);
-    await stopCapture(lan);
-    t.diagnostic(`iperf3 -6 B -> A: ${tcp.bytes} bytes, per second ${tcp.intervals.join(' ')}`);
-    assert.equal(tcp.error, undefined, `iperf3 -6 B -> A: ${tcp.error}`);
-    assert.ok(tcp.bytes > 1_000_000, `B -> A over IPv6 moved ${tcp.bytes} bytes`);
-    assert.ok(tcp.intervals.length >= 7 && tcp.intervals.every((b) => b > 0), `data moved in every second despite the flushes: ${tcp.intervals.join(' ')}`);
-    const nd = readPcap6(lanFile).filter(isNd);
-    const ns = nd.filter((p) => p.payload[0] === 135);
-    const na = nd.filter((p) => p.payload[0] === 136);
-    assert.ok(ns.length >= 3 && na.length >= 3, `neighbour solicitations and advertisements on A's LAN under load: ${ns.length} NS, ${na.length} NA`);
-    assert.ok(na.some((p) => p.src === 'fd00:1::1' || p.src.startsWith('fe80:')), 'G1 answered A');
-    assert.ok(neighbour(f, f.ns.A, 'eth0', 'fd00:1::1') !== undefined, 'A knows G1 again');
-    assert.ok(neighbour(f, f.ns.G1, 'lan0', A6) !== undefined, 'G1 knows A again');
-    // ND never reaches the executor: no IPv6 drop was counted for it on G1.
-    const g1drops = Object.entries(f.status(1).stats).filter(([k, v]) => v > 0 && /^(drop\.|executor\.drop\.)/.test(k));
-    t.diagnostic(`G1 drops: ${JSON.stringify(g1drops)}`);
-    assert.ok(!g1drops.some(([k]) => /malformed|bad-ipv6/.test(k)), `G1 dropped nothing as malformed: ${JSON.stringify(g1drops)}`);
-  } finally {
-    await f.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      // 3. TCP over IPv6, with neighbour discovery through G1 under that load: A's and G1's
+      //    neighbour caches are flushed while the transfer runs; they resolve each other again (the
+      //    NS/NA pass on A's LAN) and the transfer goes on.
+      const lanFile = join(dir, 'lan-a.pcap');
+      const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, ['icmp6'], ['-s', '128']);
+      const flushes: string[] = [];
+      const tcp = await iperf6(f, 'B', 'A', 8, async () => {
+        for (let i = 0; i < 3; i++) {
+          await sleep(1500);
+          f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
+          f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
+          flushes.push(`${Date.now()}`);
+        }
+      });
+      await sleep(300);
+      await stopCapture(lan);
+      t.diagnostic(`iperf3 -6 B -> A: ${tcp.bytes} bytes, per second ${tcp.intervals.join(' ')}`);
+      assert.equal(tcp.error, undefined, `iperf3 -6 B -> A: ${tcp.error}`);
+      assert.ok(tcp.bytes > 1_000_000, `B -> A over IPv6 moved ${tcp.bytes} bytes`);
+      assert.ok(
+        tcp.intervals.length >= 7 && tcp.intervals.every((b) => b > 0),
+        `data moved in every second despite the flushes: ${tcp.intervals.join(' ')}`,
+      );
+      const nd = readPcap6(lanFile).filter(isNd);
+      const ns = nd.filter((p) => p.payload[0] === 135);
+      const na = nd.filter((p) => p.payload[0] === 136);
+      assert.ok(
+        ns.length >= 3 && na.length >= 3,
+        `neighbour solicitations and advertisements on A's LAN under load: ${ns.length} NS, ${na.length} NA`,
+      );
+      assert.ok(
+        na.some((p) => p.src === 'fd00:1::1' || p.src.startsWith('fe80:')),
+        'G1 answered A',
+      );
+      assert.ok(neighbour(f, f.ns.A, 'eth0', 'fd00:1::1') !== undefined, 'A knows G1 again');
+      assert.ok(neighbour(f, f.ns.G1, 'lan0', A6) !== undefined, 'G1 knows A again');
+      // ND never reaches the executor: no IPv6 drop was counted for it on G1.
+      const g1drops = Object.entries(f.status(1).stats).filter(
+        ([k, v]) => v > 0 && /^(drop\.|executor\.drop\.)/.test(k),
+      );
+      t.diagnostic(`G1 drops: ${JSON.stringify(g1drops)}`);
+      assert.ok(
+        !g1drops.some(([k]) => /malformed|bad-ipv6/.test(k)),
+        `G1 dropped nothing as malformed: ${JSON.stringify(g1drops)}`,
+      );
+    } finally {
+      await f.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

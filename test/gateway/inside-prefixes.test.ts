@@ -17,11 +17,13 @@ const SHOW: Record<string, string> = {
       ],
     },
   ]),
-  lan1: JSON.stringify([{ ifname: 'lan1', addr_info: [{ family: 'inet6', local: 'fd00:2::1', prefixlen: 48, scope: 'global' }] }]),
+  lan1: JSON.stringify([
+    { ifname: 'lan1', addr_info: [{ family: 'inet6', local: 'fd00:2::1', prefixlen: 48, scope: 'global' }] },
+  ]),
   down: JSON.stringify([{ ifname: 'down' }]),
 };
 
-test('the inside interfaces\' prefixes of both families, once each, without link-local ones', () => {
+test("the inside interfaces' prefixes of both families, once each, without link-local ones", () => {
   const got = insidePrefixes(['lan0', 'lan1', 'down'], (i) => SHOW[i]).map(String);
   assert.deepEqual(got, ['10.1.0.0/24', '2001:db8:1::/64', 'fd00:2::/48']);
 });
@@ -42,5 +44,9 @@ test('the source of ICMPv6 Packet Too Big: the first usable global IPv6 address 
       },
     ]);
   assert.equal(outsideAddress6(['wan1', 'wan0'], show), '2001:db8:ffff::2');
-  assert.equal(outsideAddress6(['wan1'], show), undefined, 'no IPv6 on the WAN: Packet Too Big cannot be sent (counted drops)');
+  assert.equal(
+    outsideAddress6(['wan1'], show),
+    undefined,
+    'no IPv6 on the WAN: Packet Too Big cannot be sent (counted drops)',
+  );
 });
