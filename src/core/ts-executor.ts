@@ -398,38 +398,21 @@ export class TsExecutor implements TunnelExecutor {
       const sa = this.tx.get(rule.vpnId!);
       if (!sa) return { kind: 'drop', reason: 'no-sa' };
       const udp = udpHeaderLength(sa);
-      if (header.nextHeader === NH_IPV6 || header.nextHeader === NH_IPV4) {
-        // Carried form: the whole packet under ESP (next header 41) behind a copy of its fixed header.
-        const inner = packet.subarray(0, total);
-        if (
-          IPV6_HEADER + udp + inner.length + espOverhead(inner.length) >
-          Math.min(rule.mtu ?? Infinity, IPV6_HEADER + 0xffff)
-        )
-          return { kind: 'punt', reason: 'too-big' };
-        const seq = sa.nextSeq++;
-        const esp = espSeal(sa, seq, NH_IPV6, inner);
-        const out = rewriteIpv6(
-          inner,
-          udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp },
-        );
-        if (udp) setUdpChecksum(out, IPV6_HEADER);
-        return this.used(rule, packet, now, {
-          kind: 'forward',
-          bytes: out,
-          note: { op: 'encrypt', vpnId: sa.vpnId, spi: sa.spi, seq },
-        });
-      }
       // Transport form: everything after the fixed header is encrypted, extension headers included.
-      const grown = total + udp + espOverhead(payload.length);
-      if (grown - IPV6_HEADER > 0xffff || (rule.mtu !== undefined && grown > rule.mtu))
+      // Carried form (next header 41 or 4): the whole packet (ESP next header 41). Both keep the
+      // fixed header in front (docs/executor.md, "IPv6").
+      const carried = header.nextHeader === NH_IPV6 || header.nextHeader === NH_IPV4;
+      let body = carried ? packet.subarray(0, total) : payload;
+      const grown = udp + body.length + espOverhead(body.length);
+      if (grown > 0xffff || (rule.mtu !== undefined && IPV6_HEADER + grown > rule.mtu)) {
         return { kind: 'punt', reason: 'too-big' };
-      let body = payload;
-      if (rule.mtu !== undefined && walk.upperProto === 6) {
+      }
+      if (!carried && rule.mtu !== undefined && walk.upperProto === 6) {
         const copy = packet.slice(0, total);
         if (clampTcpMss(copy, rule.mtu - ESP_OVERHEAD_MAX - udp - IPV6_HEADER - 20)) body = copy.subarray(IPV6_HEADER);
       }
       const seq = sa.nextSeq++;
-      const esp = espSeal(sa, seq, header.nextHeader, body);
+      const esp = espSeal(sa, seq, carried ? NH_IPV6 : header.nextHeader, body);
       const out = rewriteIpv6(
         packet,
         udp ? { nextHeader: PROTO_UDP, payload: udpEncapsulated(esp) } : { nextHeader: PROTO_ESP, payload: esp },

@@ -213,7 +213,9 @@ test('property: any v6 packet a terminal sends (any chain of extension headers, 
       fc.constantFrom<'udp' | 'esp'>('udp', 'esp'),
       (hbh, exts, upper, body, encapsulation) => {
         const chain: Ext[] = hbh ? [{ type: 0 }, ...exts] : exts;
-        const packet = v6Packet(B6, A6, chain, upper, body);
+        // ICMPv6 as an echo request: link-scoped types pass untouched (tested above), never encrypted.
+        const upperBytes = upper === 58 && body.length > 0 ? Uint8Array.from([128, ...body.subarray(1)]) : body;
+        const packet = v6Packet(B6, A6, chain, upper, upperBytes);
         const sender = new TsExecutor();
         sender.installTxSa({ ...txKey, nextSeq: 1n, encapsulation });
         sender.installPath({ local: B6, remote: A6, action: 'encrypt', vpnId: 1, peer: 'G1', mtu: 1500 });
