@@ -20,7 +20,6 @@
 // Run alone: node --import tsx bench/authority-scale.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,6 +28,7 @@ import { AuthorityClient, gatewayClient, openDelivery } from '../src/authority/c
 import { createReplica, initAuthority } from '../src/authority/lifecycle.js';
 import type { GatewayBundle, GatewayChanges } from '../src/authority/wire.js';
 import { startPostgres, type PgServer } from '../scripts/temp-postgres.js';
+import { freePort } from '../test/support/ports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** New epochs become active this long after the rotation: the latency below is measured from the rotation. */
@@ -91,16 +91,6 @@ export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): Aut
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Simulation } from '../src/sim/simulation.js';
 import { randomStream, uniform } from '../src/sim/random.js';
 import { parseTopology } from '../src/sim/topology.js';
+import { envInteger } from './env.js';
 
 export interface SimScaleOptions {
   gateways: number;
@@ -46,13 +47,7 @@ export interface SimScaleReport {
 }
 
 export function simScaleOptions(env: NodeJS.ProcessEnv = process.env): SimScaleOptions {
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const int = (name: string, fallback: number, min: number, max: number) => envInteger(env, name, fallback, min, max);
   const gateways = int('KASANE_BENCH_GATEWAYS', 1000, 2, 65_536);
   return {
     gateways,

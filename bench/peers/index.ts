@@ -24,6 +24,7 @@ import { wireguardGoPeer } from './wireguard-go.js';
 import { kasanePeer } from './kasane.js';
 import { searchLatency, type SearchLatencyResult } from './search-latency.js';
 import { smallPackets, type SmallPacketResult } from './small-packets.js';
+import { envInteger } from '../env.js';
 
 export type { PeerSetup, PeerTopology, GatewaySide, Terminal } from './topology.js';
 export type { Requirement } from './install.js';
@@ -215,13 +216,7 @@ const TARGET = 2;
 
 /** Options from the environment and command line (see the file's header). */
 export function peerBenchOptions(env: NodeJS.ProcessEnv = process.env, argv: string[] = process.argv.slice(2)): PeerBenchOptions {
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const int = (name: string, fallback: number, min: number, max: number) => envInteger(env, name, fallback, min, max);
   const smoke = argv.includes('--smoke') || env.KASANE_BENCH_SMOKE === '1';
   const cipher = env.KASANE_BENCH_NEBULA_CIPHER ?? 'aes';
   if (cipher !== 'aes' && cipher !== 'chachapoly' && cipher !== 'both') {

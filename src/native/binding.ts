@@ -63,9 +63,7 @@ export interface NativeBinding {
   processUdp(h: ExecutorHandle, src: Uint8Array, srcPort: number, payload: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
   /** [vpnId, packets, bytes, lastUsed, nextSeq, softSeqLimit], peer */
   tunnelTxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
-  /**
-   * [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastSrc, lastPort], peer
-   */
+  /** [vpnId, packets, bytes, lastUsed, highestSeq, replayDrops, authFailures, selectorDrops, lastSrc, lastPort], peer */
   tunnelRxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
   datapathOpen(
     h: ExecutorHandle,

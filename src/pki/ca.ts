@@ -96,42 +96,38 @@ export interface IssueParams {
  * signatures) and keyAgreement (the key is also the HPKE recipient key for group-key delivery).
  */
 export async function issueGatewayCertificate(p: IssueParams & { gateway: string }): Promise<x509.X509Certificate> {
-  return x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(p.random),
-    subject: dn(p.authority, p.gateway),
-    issuer: p.issuing.cert.subjectName,
-    notBefore: new Date(p.now - BACKDATE),
-    notAfter: new Date(p.now + (p.validityDays ?? GATEWAY_VALIDITY_DAYS) * DAY),
-    publicKey: p.publicKey instanceof Uint8Array ? toAb(p.publicKey) : p.publicKey,
-    signingKey: p.issuing.key,
-    signingAlgorithm: EC_SIGN_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      await x509.SubjectKeyIdentifierExtension.create(p.publicKey instanceof Uint8Array ? toAb(p.publicKey) : p.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(p.issuing.cert.publicKey),
-    ],
-  });
+  const publicKey = p.publicKey instanceof Uint8Array ? toAb(p.publicKey) : p.publicKey;
+  return issueEndEntity(p, p.gateway, GATEWAY_VALIDITY_DAYS, [
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+  ]);
 }
 
 /** The authority's own TLS server certificate; `sans` are IP addresses or DNS names. */
 export async function issueServerCertificate(p: IssueParams & { sans: string[] }): Promise<x509.X509Certificate> {
   const names: x509.JsonGeneralName[] = p.sans.map((s) => (isIP(s) ? { type: 'ip', value: s } : { type: 'dns', value: s }));
+  return issueEndEntity(p, `${p.authority} authority`, SERVER_VALIDITY_DAYS, [
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    new x509.SubjectAlternativeNameExtension(names),
+  ]);
+}
+
+/** A certificate of the issuing CA that is not a CA (basic constraints first, the issuer's key id last). */
+async function issueEndEntity(p: IssueParams, commonNameValue: string, defaultDays: number, usage: x509.Extension[]): Promise<x509.X509Certificate> {
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(p.random),
-    subject: dn(p.authority, `${p.authority} authority`),
+    subject: dn(p.authority, commonNameValue),
     issuer: p.issuing.cert.subjectName,
     notBefore: new Date(p.now - BACKDATE),
-    notAfter: new Date(p.now + (p.validityDays ?? SERVER_VALIDITY_DAYS) * DAY),
+    notAfter: new Date(p.now + (p.validityDays ?? defaultDays) * DAY),
     publicKey: p.publicKey instanceof Uint8Array ? toAb(p.publicKey) : p.publicKey,
     signingKey: p.issuing.key,
     signingAlgorithm: EC_SIGN_ALG,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names),
+      ...usage,
       await x509.AuthorityKeyIdentifierExtension.create(p.issuing.cert.publicKey),
     ],
   });

@@ -51,7 +51,7 @@ test('kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0
     const gatewayBomb = file('gateway.yaml', `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`);
     const gatewayUnknown = file('gateway-typo.yaml', 'data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\n');
 
-    const [rBomb, rHuge, rRing, rNan, rMissing, rAuthority, rGatewayBomb, rGatewayUnknown, rUsage, rGood] = await Promise.all([
+    const [rBomb, rHuge, rRing, rNan, rMissing, rAuthority, rGatewayBomb, rGatewayUnknown, rTeardown, rUsage, rGood] = await Promise.all([
       kasane('simulate', bomb),
       kasane('simulate', huge),
       kasane('simulate', ring),
@@ -60,6 +60,7 @@ test('kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0
       kasane('authority', 'serve', '--data', authorityDir),
       kasane('gateway', 'run', '--config', gatewayBomb),
       kasane('gateway', 'run', '--config', gatewayUnknown),
+      kasane('gateway', 'teardown', '--config', gatewayUnknown),
       kasane('simulate'),
       kasane('simulate', join(ROOT, 'examples/figure2.yaml'), '--no-trace'),
     ]);
@@ -70,7 +71,8 @@ test('kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0
     assertReport(rMissing, 2, /no-such\.yaml/);
     assertReport(rAuthority, 2, /authority\.json:6:13: listen\.port: expected an integer from 0 to 65535, got "x"/);
     assertReport(rGatewayBomb, 2, /gateway\.yaml:\d+:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes/);
-    assertReport(rGatewayUnknown, 2, /pathMTU/);
+    assertReport(rGatewayUnknown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
+    assertReport(rTeardown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
     assertReport(rUsage, 1, /missing required argument 'file'/);
     assert.equal(rGood.status, 0, rGood.stderr);
     assert.match(rGood.stdout, /delivered/);

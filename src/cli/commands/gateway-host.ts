@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { enroll, parseBundle } from '../../authority/client.js';
 import { exportPkcs8Pem, generateKeyPair } from '../../pki/keys.js';
-import { loadGatewayConfig } from '../../gateway/config.js';
+import { loadGatewayConfig, type GatewayRunConfig } from '../../gateway/config.js';
 import { saveCredentials } from '../../gateway/credentials.js';
 import { GatewayDaemon, teardownGateway } from '../../gateway/daemon.js';
 import { queryStatus, renderStatus } from '../../gateway/status.js';
@@ -49,9 +49,7 @@ export function registerGatewayHost(program: Command): void {
         'A restart takes over what the previous run left. `kasane gateway teardown` unprotects on purpose.',
     )
     .action(async (o: { config: string }) => {
-      const cfg = loadGatewayConfig(o.config);
-      if (!cfg.ok) throw new BadFileError(cfg.error.message);
-      const d = await GatewayDaemon.start(cfg.value);
+      const d = await GatewayDaemon.start(configFile(o.config));
       await new Promise<void>((resolve) => {
         const stop = () => {
           process.off('SIGINT', stop);
@@ -75,9 +73,7 @@ export function registerGatewayHost(program: Command): void {
         'Example:\n  kasane gateway teardown --config /etc/kasane/g1.yaml',
     )
     .action(async (o: { config: string }) => {
-      const cfg = loadGatewayConfig(o.config);
-      if (!cfg.ok) throw new Error(cfg.error.message);
-      process.stdout.write(await teardownGateway(cfg.value));
+      process.stdout.write(await teardownGateway(configFile(o.config)));
     });
 
   gw.command('status')
@@ -91,4 +87,11 @@ export function registerGatewayHost(program: Command): void {
       const s = await queryStatus(path);
       process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s) + '\n');
     });
+}
+
+/** The gateway's configuration, or exit status 2 with its problems (a file kasane cannot use). */
+function configFile(path: string): GatewayRunConfig {
+  const cfg = loadGatewayConfig(path);
+  if (!cfg.ok) throw new BadFileError(cfg.error.message);
+  return cfg.value;
 }

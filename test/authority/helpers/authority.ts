@@ -2,7 +2,6 @@
 // process) on 127.0.0.1 with an ephemeral port, real HTTPS and mutual TLS, and enrolled gateways.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthorityClient, enroll, gatewayClient, openDelivery, parseBundle } from '../../../src/authority/client.js';
@@ -168,16 +167,7 @@ export function failingStore(store: Store, op: keyof StoreOps): { store: Store; 
   return { store: wrapped, arm: (on) => (armed = on) };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../support/ports.js';
 
 /** `kasane authority serve` as a separate process (so that it can be killed with SIGKILL). */
 export async function spawnAuthority(dataDir: string, port: number): Promise<ChildProcess> {

@@ -16,6 +16,7 @@ import type { AuthoritySnapshot } from '../../../src/core/types.js';
 import { AuthorityLink } from '../../../src/gateway/authority-link.js';
 import { loadCredentials, saveCredentials } from '../../../src/gateway/credentials.js';
 import { ROOT } from './authority.js';
+import { freePort as freePortOn } from '../../support/ports.js';
 
 export const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 
@@ -247,15 +248,4 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
   }
 }
 
-export function freePortOn(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    import('node:net').then(({ createServer }) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, host, () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    }, reject);
-  });
-}
+export { freePortOn };

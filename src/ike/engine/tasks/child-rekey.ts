@@ -9,6 +9,7 @@ import { dhGroupById } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { TaskContext } from './task.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import type { RandomSource } from '../../../base/random.js';
 
 const NONCE_BYTES = 32;
 

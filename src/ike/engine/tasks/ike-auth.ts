@@ -9,6 +9,7 @@ import type { ChildSa, IkeSa } from '../ike-sa.js';
 import type { IkePeer, LocalIdentity } from '../types.js';
 import type { TaskContext } from './task.js';
 import { answerIsOffered, chooseEsp, espProposals, makeChild, newSpi, sameSelectors, selectors, spiBytes } from './child.js';
+import type { RandomSource } from '../../../base/random.js';
 
 function ownAuth(sa: IkeSa, local: LocalIdentity, signer: 'initiator' | 'responder'): { id: Payload; auth: Payload } {
   const id = idOf(local.certificate);
