@@ -232,7 +232,8 @@ export function isNeverIntercepted(packet: Uint8Array, walk: ExtensionWalk): boo
   return (
     walk.upperProto === NH_ICMPV6 &&
     walk.upperOffset !== undefined &&
-    walk.upperOffset < packet.length &&
+    // Bounded by the payload length, not the buffer: link padding after the packet is not its type.
+    walk.upperOffset < Math.min(packet.length, 40 + ((packet[4] << 8) | packet[5])) &&
     isLinkScopedIcmpv6(packet[walk.upperOffset])
   );
 }

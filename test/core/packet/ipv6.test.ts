@@ -326,6 +326,12 @@ test('the never-intercepted set: link-local, multicast, unspecified source, ND/R
   for (const t of [1, 2, 128, 129]) assert.ok(!never(icmp(A, B, t)), `type ${t}`);
   assert.ok(!never(v6Packet(A, B, [], 6, new Uint8Array(20))));
   assert.ok(!never(v6Packet('fec0::1', B, [], 17, new Uint8Array(8))), 'fec0::/10 is not link-local');
+  // ICMPv6 with an empty payload and link padding after it: the padding is not a type (the native
+  // walk bounds by the payload length too; a padding byte of 135 must not make it neighbour discovery).
+  const padded = new Uint8Array(41);
+  padded.set(v6Packet(A, B, [], 58, new Uint8Array(0)));
+  padded[40] = 135;
+  assert.ok(!never(padded), 'link padding read as an ICMPv6 type');
 });
 
 test('TCP over IPv6: SYN checksums verify; the MSS clamp works behind extension headers and keeps the checksum', () => {
