@@ -2,6 +2,7 @@
 // and the whole inbound path of a gateway core that holds keys and paths (as after a real run).
 import { isDeepStrictEqual } from 'node:util';
 import { parseIpv4 } from '../../src/core/packet/ipv4.js';
+import { parseIpv6 } from '../../src/core/packet/ipv6.js';
 import { echoReplyFor, icmpErrorAllowed, parseIcmp } from '../../src/core/packet/icmp.js';
 import { clampTcpMss, tcpChecksumOk, tcpMss } from '../../src/core/packet/tcp.js';
 import { decodeSearchMessage, encodeSearchMessage, isSearchPayload } from '../../src/core/packet/search-message.js';
@@ -146,7 +147,10 @@ export const gatewayCore: FuzzTarget = {
         const actions = core.onPacket(side, input.subarray(1), now);
         for (const a of actions) {
           if (a.type === 'drop' && (typeof a.reason !== 'string' || a.reason === '')) throw new Finding('untyped-error', `a drop without a reason: ${JSON.stringify(a.reason)}`);
-          if (a.type === 'emit' && !parseIpv4(a.bytes).ok) throw new Finding('untyped-error', `the core emitted a packet that is not IPv4: ${parseIpv4(a.bytes).ok}`);
+          // Since issue 14 the core also passes and protects IPv6: what it emits is valid IPv4 or IPv6.
+          if (a.type === 'emit' && !parseIpv4(a.bytes).ok && !parseIpv6(a.bytes).ok) {
+            throw new Finding('untyped-error', 'the core emitted a packet that is neither valid IPv4 nor IPv6');
+          }
         }
       },
     };
