@@ -203,3 +203,29 @@ test(
     }
   },
 );
+
+test(
+  'IPv6 WAN: gateways whose outside addresses are IPv6 serve Figure 2 to IPv6 and IPv4 terminals',
+  { skip, timeout: 300_000 },
+  async () => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayFamily: 6 });
+    try {
+      // The search carries the gateways' IPv6 outside addresses; group ESP keeps the terminals'
+      // addresses, so both families of terminals are served by gateways known by IPv6 addresses.
+      for (const family of [6, 4] as const)
+        for (const [from, to, expected] of FIGURE2_PAIRS)
+          assert.equal(f.ping(from, to, { family }), expected, `ping -${family} ${from} -> ${to}`);
+      const g2 = f.status(2).paths;
+      for (const remote of [f.terminals6.A, f.terminals.A])
+        assert.ok(
+          g2.some((p) => p.remote === remote && p.action === 'encrypt' && p.peer === 'G1' && p.packets > 0),
+          `G2 encrypts to ${remote} for G1: ${JSON.stringify(g2)}`,
+        );
+    } finally {
+      await f.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
