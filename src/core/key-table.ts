@@ -273,10 +273,22 @@ export class KeyTable {
       return;
     }
     let f = 0;
-    if (e.vpnId !== undefined) ((f |= HAS_VPN), (this.vpnId[slot] = e.vpnId));
-    if (e.mtu !== undefined) ((f |= HAS_MTU), (this.mtu[slot] = e.mtu));
-    if (e.mtuReserve !== undefined) ((f |= HAS_RESERVE), (this.mtuReserve[slot] = e.mtuReserve));
-    if (e.childSpi !== undefined) ((f |= HAS_CHILD_SPI), (this.childSpi[slot] = e.childSpi));
+    if (e.vpnId !== undefined) {
+      f |= HAS_VPN;
+      this.vpnId[slot] = e.vpnId;
+    }
+    if (e.mtu !== undefined) {
+      f |= HAS_MTU;
+      this.mtu[slot] = e.mtu;
+    }
+    if (e.mtuReserve !== undefined) {
+      f |= HAS_RESERVE;
+      this.mtuReserve[slot] = e.mtuReserve;
+    }
+    if (e.childSpi !== undefined) {
+      f |= HAS_CHILD_SPI;
+      this.childSpi[slot] = e.childSpi;
+    }
     if (e.txid !== undefined) {
       f |= HAS_TXID;
       this.txid[slot * 2] = parseInt(e.txid.slice(0, 8), 16);

@@ -9,9 +9,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pemToDer } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import { addMember, addPendingGateway, addVpn, ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
+import {
+  addMember,
+  addPendingGateway,
+  addVpn,
+  ADMIN,
+  refusal,
+  testStores,
+  version,
+  withAuthority,
+  type DirectAuthority,
+} from './helpers/direct.js';
 
-const changedVersion = async (a: DirectAuthority, gateway: string): Promise<number> => (await a.store.read((tx) => tx.getGateway(gateway)))!.changedVersion;
+const changedVersion = async (a: DirectAuthority, gateway: string): Promise<number> =>
+  (await a.store.read((tx) => tx.getGateway(gateway)))!.changedVersion;
 
 for (const store of await testStores()) {
   describe(`the gateway registry on ${store.kind}`, { skip: store.skip }, () => {
@@ -19,7 +30,18 @@ for (const store of await testStores()) {
       withAuthority(store, async ({ service, clock }) => {
         await addVpn(service, 'corp');
         const g = await service.gateways.add(ADMIN, { name: '東京/gw #1', address: '2001:db8::1' });
-        assert.deepEqual(g, { name: '東京/gw #1', address: '2001:db8::1', status: 'pending', certificate: null, vpns: [], createdAt: clock.now, enrolledAt: null, revokedAt: null, revokeReason: null, lastReport: null });
+        assert.deepEqual(g, {
+          name: '東京/gw #1',
+          address: '2001:db8::1',
+          status: 'pending',
+          certificate: null,
+          vpns: [],
+          createdAt: clock.now,
+          enrolledAt: null,
+          revokedAt: null,
+          revokeReason: null,
+          lastReport: null,
+        });
         await addMember(service, 'corp', '東京/gw #1', '10.1.0.0/16');
         assert.deepEqual((await service.gateways.get('東京/gw #1')).vpns, ['corp']);
         assert.deepEqual(
@@ -81,10 +103,18 @@ for (const store of await testStores()) {
         const cert = new x509.X509Certificate(gw2.bundle.certificate);
         clock.now += 1000;
         const info = await service.gateways.revoke(ADMIN, 'gw2', { reason: 'stolen', compromised: true });
-        assert.deepEqual([info.status, info.revokedAt, info.revokeReason, info.certificate?.revokeReason], ['revoked', clock.now, 'stolen', 'key-compromise']);
+        assert.deepEqual(
+          [info.status, info.revokedAt, info.revokeReason, info.certificate?.revokeReason],
+          ['revoked', clock.now, 'stolen', 'key-compromise'],
+        );
         const crl = new x509.X509Crl(service.certificates.currentCrls().issuing);
         assert.ok(crl.entries.some((e) => e.serialNumber === cert.serialNumber));
-        assert.deepEqual(await refusal(service.certificates.authenticate(pemToDer(gw2.bundle.certificate, 'CERTIFICATE'), cert.serialNumber)), [403, 'gateway-revoked']);
+        assert.deepEqual(
+          await refusal(
+            service.certificates.authenticate(pemToDer(gw2.bundle.certificate, 'CERTIFICATE'), cert.serialNumber),
+          ),
+          [403, 'gateway-revoked'],
+        );
         assert.equal(await changedVersion(a, 'gw3'), await version(a), 'a member of its pairwise VPN only is told too');
         const s1 = await gw1.snapshot();
         const corp = s1.vpns.find((v) => v.name === 'corp')!;
@@ -120,29 +150,53 @@ for (const store of await testStores()) {
       withAuthority(store, async (a) => {
         const { service } = a;
         await addVpn(service, 'corp');
-        const added = await service.gateways.add(ADMIN, { name: 'gw1', address: '2001:0DB8:0000:0000:0000:0000:0000:0001' });
+        const added = await service.gateways.add(ADMIN, {
+          name: 'gw1',
+          address: '2001:0DB8:0000:0000:0000:0000:0000:0001',
+        });
         assert.equal(added.address, '2001:db8::1');
         await service.enrollment.makeBundle(ADMIN, 'gw1', {});
         const gw2 = await a.enrolled('gw2', 'fd00:2::2');
         await addMember(service, 'corp', 'gw1', '2001:db8:1::/48');
         await addMember(service, 'corp', 'gw2', '10.2.0.0/16', 'fd00:2:1::/48');
-        const listed = async (): Promise<string | undefined> => (await gw2.snapshot()).vpns[0].members.find((m) => m.gateway === 'gw1')?.address;
+        const listed = async (): Promise<string | undefined> =>
+          (await gw2.snapshot()).vpns[0].members.find((m) => m.gateway === 'gw1')?.address;
         assert.equal(await listed(), '2001:db8::1');
-        // From v6 to v4 and back: each move reaches the other member, the same address (spelled otherwise) is no change.
+        // From v6 to v4 and back: each move reaches the other member; the same address spelled
+        // otherwise is no change.
         const first = await service.changeStream.changes('gw2', 0, 0);
         await service.gateways.update(ADMIN, 'gw1', { address: '198.51.100.1' });
         assert.equal(await listed(), '198.51.100.1');
         await service.gateways.update(ADMIN, 'gw1', { address: '2001:db8:ffff::1' });
         assert.equal(await listed(), '2001:db8:ffff::1');
         const moved = await service.changeStream.changes('gw2', first.version, 0);
-        assert.deepEqual(moved.events.map((e) => e.action), ['member.address', 'member.address']);
+        assert.deepEqual(
+          moved.events.map((e) => e.action),
+          ['member.address', 'member.address'],
+        );
         const v = await version(a);
         await service.gateways.update(ADMIN, 'gw1', { address: '2001:DB8:FFFF:0::1' });
         assert.equal(await version(a), v, 'the same address in another spelling changes nothing');
         assert.equal((await service.gateways.get('gw1')).address, '2001:db8:ffff::1');
-        for (const bad of ['::ffff:192.0.2.1', 'fe80::1', 'ff02::1', '::', '2001:db8::1%eth0', '[2001:db8::1]', '2001:db8::1/128']) {
-          assert.deepEqual(await refusal(service.gateways.update(ADMIN, 'gw1', { address: bad })), [400, 'bad-address'], bad);
-          assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gwx', address: bad })), [400, 'bad-address'], bad);
+        for (const bad of [
+          '::ffff:192.0.2.1',
+          'fe80::1',
+          'ff02::1',
+          '::',
+          '2001:db8::1%eth0',
+          '[2001:db8::1]',
+          '2001:db8::1/128',
+        ]) {
+          assert.deepEqual(
+            await refusal(service.gateways.update(ADMIN, 'gw1', { address: bad })),
+            [400, 'bad-address'],
+            bad,
+          );
+          assert.deepEqual(
+            await refusal(service.gateways.add(ADMIN, { name: 'gwx', address: bad })),
+            [400, 'bad-address'],
+            bad,
+          );
         }
         assert.equal(await version(a), v);
       }));
@@ -152,10 +206,22 @@ for (const store of await testStores()) {
         const { service } = a;
         await addPendingGateway(service, 'gw1', '192.0.2.1');
         const before = await version(a);
-        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gw1', address: '192.0.2.9' })), [409, 'gateway-exists']);
-        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'x'.repeat(64), address: '192.0.2.9' })), [400, 'bad-name']);
-        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gwx', address: '224.0.0.1' })), [400, 'bad-address']);
-        assert.deepEqual(await refusal(service.gateways.update(ADMIN, 'gw1', { address: '300.1.1.1' })), [400, 'bad-address']);
+        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gw1', address: '192.0.2.9' })), [
+          409,
+          'gateway-exists',
+        ]);
+        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'x'.repeat(64), address: '192.0.2.9' })), [
+          400,
+          'bad-name',
+        ]);
+        assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gwx', address: '224.0.0.1' })), [
+          400,
+          'bad-address',
+        ]);
+        assert.deepEqual(await refusal(service.gateways.update(ADMIN, 'gw1', { address: '300.1.1.1' })), [
+          400,
+          'bad-address',
+        ]);
         assert.deepEqual(await refusal(service.gateways.revoke(ADMIN, 'nope', {})), [404, 'unknown-gateway']);
         assert.equal(await version(a), before);
       }));

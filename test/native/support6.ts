@@ -104,7 +104,14 @@ export function icmp6(src: string, dst: string, type: number, body: Uint8Array, 
 }
 
 /** TCP over IPv6 (no extension headers unless given) with a correct checksum; an MSS option when mss is set. */
-export function tcp6(src: string, dst: string, flags: number, mss?: number, data = new Uint8Array(0), exts?: Ext[]): Uint8Array {
+export function tcp6(
+  src: string,
+  dst: string,
+  flags: number,
+  mss?: number,
+  data = new Uint8Array(0),
+  exts?: Ext[],
+): Uint8Array {
   const opt = mss === undefined ? [] : [2, 4, mss >> 8, mss & 0xff];
   const t = new Uint8Array(20 + opt.length + data.length);
   t.set([0x30, 0x39, 0, 80, 0, 0, 0, 7, 0, 0, 0, 0, ((20 + opt.length) / 4) << 4, flags, 0xff, 0xff]);
@@ -113,7 +120,10 @@ export function tcp6(src: string, dst: string, flags: number, mss?: number, data
   return ipv6({ src, dst, proto: 6, payload: withChecksum6(src, dst, 6, t, 16), exts });
 }
 
-/** True when the checksum of the upper layer at `off` (proto, to the packet's end) verifies over the v6 pseudo-header. */
+/**
+ * True when the checksum of the upper layer at `off` (proto, to the packet's end) verifies over the
+ * v6 pseudo-header.
+ */
 export function upperChecksumOk6(packet: Uint8Array, off: number, proto: number): boolean {
   const end = 40 + ((packet[4] << 8) | packet[5]);
   return checksum(packet, off, end - off, pseudo6(packet, end - off, proto)) === 0;
