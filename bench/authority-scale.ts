@@ -63,7 +63,14 @@ export interface AuthorityBenchResult {
   latencyMs: { p50: number; p99: number; max: number };
   verified: number;
   /** Per replica: RSS after setup, with its gateways waiting, the high-water mark; KB per waiting gateway. */
-  memory: { replica: number; gateways: number; afterSetupMb: number; waitingMb: number; highWaterMb: number; kbPerGateway: number }[];
+  memory: {
+    replica: number;
+    gateways: number;
+    afterSetupMb: number;
+    waitingMb: number;
+    highWaterMb: number;
+    kbPerGateway: number;
+  }[];
   /** With several replicas: one killed, its gateways' time to move and hold a change made just after. */
   failover?: { gateways: number; p50Ms: number; p99Ms: number; maxMs: number };
   /** The 1-minute load average when the run started and ended (others share the machine). */
@@ -74,13 +81,20 @@ export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): Aut
   const int = (name: string, dflt: number): number => {
     const v = env[name];
     if (v === undefined || v === '') return dflt;
-    if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (!/^\d+$/.test(v) || Number(v) < 1)
+      throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
     return Number(v);
   };
-  const backends = (env.KASANE_BENCH_AUTHORITY_BACKENDS ?? 'sqlite,postgres').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`KASANE_BENCH_AUTHORITY_BACKENDS: unknown backend ${b}`);
+  const backends = (env.KASANE_BENCH_AUTHORITY_BACKENDS ?? 'sqlite,postgres')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const b of backends)
+    if (b !== 'sqlite' && b !== 'postgres') throw new Error(`KASANE_BENCH_AUTHORITY_BACKENDS: unknown backend ${b}`);
   const replicas = (env.KASANE_BENCH_AUTHORITY_REPLICAS ?? '1,2,3').split(',').map((s) => Number(s.trim()));
-  for (const r of replicas) if (!Number.isInteger(r) || r < 1 || r > 8) throw new Error('KASANE_BENCH_AUTHORITY_REPLICAS: replica counts from 1 to 8');
+  for (const r of replicas)
+    if (!Number.isInteger(r) || r < 1 || r > 8)
+      throw new Error('KASANE_BENCH_AUTHORITY_REPLICAS: replica counts from 1 to 8');
   return {
     gateways: int('KASANE_BENCH_AUTHORITY_GATEWAYS', 10_000),
     vpns: int('KASANE_BENCH_AUTHORITY_VPNS', 1_000),
@@ -90,7 +104,6 @@ export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): Aut
     verifySample: int('KASANE_BENCH_AUTHORITY_VERIFY', 100),
   };
 }
-
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -114,10 +127,29 @@ async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> 
   const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/main.ts'))}); process.exitCode = await m.main(process.argv.slice(1));`;
   // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
   const extra = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--input-type=module', '-e', script, 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...extra,
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+      'authority',
+      'serve',
+      '--data',
+      dataDir,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   // Never leave the authority behind, even if this process dies.
   const reap = (): void => void child.kill('SIGKILL');
   process.once('exit', reap);
@@ -144,7 +176,12 @@ function percentile(sorted: number[], p: number): number {
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityBenchOptions, log: (line: string) => void): Promise<AuthorityBenchResult> {
+async function runOne(
+  backend: AuthorityBackend,
+  replicas: number,
+  o: AuthorityBenchOptions,
+  log: (line: string) => void,
+): Promise<AuthorityBenchResult> {
   const tag = backend === 'sqlite' ? 'sqlite' : `postgres x${replicas}`;
   const empty: AuthorityBenchResult = {
     backend,
@@ -177,8 +214,19 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
     const ports: number[] = [];
     for (let r = 0; r < replicas; r++) ports.push(await freePort());
     const urls = ports.map((p) => `https://127.0.0.1:${p}`);
-    const init = await initAuthority({ dataDir: join(dir, 'r0'), name: 'bench', database, listen: { host: '127.0.0.1', port: ports[0] }, rotation: { periodMs: 0, overlapMs: OVERLAP_MS } });
-    for (let r = 1; r < replicas; r++) await createReplica({ from: join(dir, 'r0'), dataDir: join(dir, `r${r}`), listen: { host: '127.0.0.1', port: ports[r] } });
+    const init = await initAuthority({
+      dataDir: join(dir, 'r0'),
+      name: 'bench',
+      database,
+      listen: { host: '127.0.0.1', port: ports[0] },
+      rotation: { periodMs: 0, overlapMs: OVERLAP_MS },
+    });
+    for (let r = 1; r < replicas; r++)
+      await createReplica({
+        from: join(dir, 'r0'),
+        dataDir: join(dir, `r${r}`),
+        listen: { host: '127.0.0.1', port: ports[r] },
+      });
     for (let r = 0; r < replicas; r++) children.push(await spawnServe(join(dir, `r${r}`), ports[r]));
     const pids = children.map((c) => c.pid!);
     const ca = readFileSync(join(dir, 'r0', 'certs', 'root-ca.pem'), 'utf8');
@@ -214,7 +262,10 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
     await pool(
       Array.from({ length: o.gateways }, (_, i) => i),
       o.concurrency,
-      async (i) => void (await admins[i % replicas].addMember(vpnName(i % o.vpns), gwName(i), [`10.${(i >> 8) & 255}.${i & 255}.0/24`])),
+      async (i) =>
+        void (await admins[i % replicas].addMember(vpnName(i % o.vpns), gwName(i), [
+          `10.${(i >> 8) & 255}.${i & 255}.0/24`,
+        ])),
     );
     const membersS = (performance.now() - t) / 1000;
     log(`${tag}: ${o.gateways} memberships in ${round(membersS)} s`);
@@ -279,8 +330,13 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
     };
     // Gateways come up gradually (TLS handshake and first delivery), then stay on the stream.
     const followers: Promise<void>[] = [];
-    await pool(gws, Math.max(o.concurrency, 64), (_, i) => new Promise<void>((first) => void followers.push(follow(i, first))));
-    const waitingOn = async (): Promise<number[]> => Promise.all(admins.map(async (a) => (await a.status()).waitingGateways));
+    await pool(
+      gws,
+      Math.max(o.concurrency, 64),
+      (_, i) => new Promise<void>((first) => void followers.push(follow(i, first))),
+    );
+    const waitingOn = async (): Promise<number[]> =>
+      Promise.all(admins.map(async (a) => (await a.status()).waitingGateways));
     for (;;) {
       const w = await waitingOn();
       if (w.reduce((a, b) => a + b, 0) >= o.gateways) break;
@@ -309,15 +365,20 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
     await done;
     clearTimeout(timeout);
     clearInterval(sampler);
-    if (got < o.gateways) throw new Error(`only ${got} of ${o.gateways} gateways received the rotation within 10 minutes`);
+    if (got < o.gateways)
+      throw new Error(`only ${got} of ${o.gateways} gateways received the rotation within 10 minutes`);
     const last = Math.max(...received.map((r) => r.at));
     const latencies = received
       .map((r, i) => {
-        const e = r.change.delivery!.vpns.find((x) => x.name === vpnName(i % o.vpns))!.epochs.find((x) => x.epoch === 2)!;
+        const e = r.change
+          .delivery!.vpns.find((x) => x.name === vpnName(i % o.vpns))!
+          .epochs.find((x) => x.epoch === 2)!;
         return r.at - (e.activeFrom - OVERLAP_MS);
       })
       .sort((a, b) => a - b);
-    log(`${tag}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`);
+    log(
+      `${tag}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`,
+    );
     const memoryRows = pids.map((p, r) => {
       const m = memory(p);
       return {
@@ -335,7 +396,10 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
     const keysByVpn = new Map<number, string>();
     for (let i = 0; i < Math.min(o.verifySample, o.gateways); i++) {
       const idx = Math.floor((i * o.gateways) / Math.min(o.verifySample, o.gateways));
-      const s = await openDelivery(received[idx].change.delivery, bundles[idx].privateKey!, { gateway: gwName(idx), authority: 'bench' });
+      const s = await openDelivery(received[idx].change.delivery, bundles[idx].privateKey!, {
+        gateway: gwName(idx),
+        authority: 'bench',
+      });
       const key = Buffer.from(s.vpns[0].epochs.find((e) => e.epoch === 2)!.key).toString('hex');
       const v = idx % o.vpns;
       if (keysByVpn.has(v) && keysByVpn.get(v) !== key) throw new Error(`members of ${vpnName(v)} disagree on the key`);
@@ -363,10 +427,23 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
       // Only the moving gateways count; the others see it too.
       await allMoved;
       clearTimeout(guard);
-      const times = moving.filter((i) => markerSeen[i] !== undefined).map((i) => markerSeen[i] - killedAt).sort((a, b) => a - b);
-      if (times.length < moving.length) throw new Error(`only ${times.length} of ${moving.length} gateways of the killed replica caught up within 5 minutes`);
-      failover = { gateways: moving.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1] };
-      log(`${tag}: replica ${k} killed; its ${moving.length} gateways moved and held a change made just after in p50 ${failover.p50Ms} ms, max ${failover.maxMs} ms`);
+      const times = moving
+        .filter((i) => markerSeen[i] !== undefined)
+        .map((i) => markerSeen[i] - killedAt)
+        .sort((a, b) => a - b);
+      if (times.length < moving.length)
+        throw new Error(
+          `only ${times.length} of ${moving.length} gateways of the killed replica caught up within 5 minutes`,
+        );
+      failover = {
+        gateways: moving.length,
+        p50Ms: percentile(times, 50),
+        p99Ms: percentile(times, 99),
+        maxMs: times[times.length - 1],
+      };
+      log(
+        `${tag}: replica ${k} killed; its ${moving.length} gateways moved and held a change made just after in p50 ${failover.p50Ms} ms, max ${failover.maxMs} ms`,
+      );
     }
     return {
       backend,
@@ -376,7 +453,11 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
       setupSeconds: { vpns: round(vpnsS), enroll: round(enrollS), members: round(membersS), connect: round(connectS) },
       rotateAllSeconds: round(rotateAllS),
       deliverAllSeconds: round((last - start) / 1000),
-      latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] },
+      latencyMs: {
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies[latencies.length - 1],
+      },
       verified,
       memory: memoryRows,
       failover,
@@ -399,7 +480,10 @@ async function runOne(backend: AuthorityBackend, replicas: number, o: AuthorityB
 }
 
 /** Runs the benchmark on each backend (and each replica count on PostgreSQL) in turn (bench/run.ts calls this). */
-export async function runAuthorityBench(opts: Partial<AuthorityBenchOptions> = {}, log: (line: string) => void = () => undefined): Promise<AuthorityBenchResult[]> {
+export async function runAuthorityBench(
+  opts: Partial<AuthorityBenchOptions> = {},
+  log: (line: string) => void = () => undefined,
+): Promise<AuthorityBenchResult[]> {
   const o = { ...authorityBenchOptions(), ...opts };
   const out: AuthorityBenchResult[] = [];
   for (const b of o.backends) {
@@ -424,7 +508,11 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
         (m) =>
           `${tag}: replica ${m.replica}: ${m.gateways} gateways waiting; RSS ${m.afterSetupMb} MB after setup, ${m.waitingMb} MB with them waiting (${m.kbPerGateway} KB per gateway), high water ${m.highWaterMb} MB`,
       ),
-      ...(r.failover ? [`${tag}: kill -9 of one replica: its ${r.failover.gateways} gateways moved and caught up in p50 ${r.failover.p50Ms} ms, p99 ${r.failover.p99Ms} ms, max ${r.failover.maxMs} ms`] : []),
+      ...(r.failover
+        ? [
+            `${tag}: kill -9 of one replica: its ${r.failover.gateways} gateways moved and caught up in p50 ${r.failover.p50Ms} ms, p99 ${r.failover.p99Ms} ms, max ${r.failover.maxMs} ms`,
+          ]
+        : []),
       `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end`,
     );
   }

@@ -16,7 +16,14 @@ import { buildInitRequest } from '../src/ike/engine/tasks/ike-init.js';
 import { IkeSa } from '../src/ike/engine/ike-sa.js';
 import { espProposals, selectors } from '../src/ike/engine/tasks/child.js';
 import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Gateway } from '../test/ike/engine/peers.js';
-import { booleanBombName, booleanBombPermit, handshake, request, sealFragment, type Attacker } from '../test/ike/engine/attacker.js';
+import {
+  booleanBombName,
+  booleanBombPermit,
+  handshake,
+  request,
+  sealFragment,
+  type Attacker,
+} from '../test/ike/engine/attacker.js';
 
 /** Most CPU any message that does not authenticate may cost the responder (ms). */
 export const UNAUTHENTICATED_TARGET_MS = 5;
@@ -43,7 +50,13 @@ function cpu<T>(f: () => T): { value: T; ms: number } {
 }
 
 /** Sends an IKE_AUTH request's datagrams; the responder's CPU for all of them. */
-async function sendAuth(victim: IkeEngine, a: Attacker, inner: Payload[], now: number, fragmentSize = 1280): Promise<{ cpuMs: number; datagrams: number; bytes: number }> {
+async function sendAuth(
+  victim: IkeEngine,
+  a: Attacker,
+  inner: Payload[],
+  now: number,
+  fragmentSize = 1280,
+): Promise<{ cpuMs: number; datagrams: number; bytes: number }> {
   const packets = request(a, ExchangeType.IKE_AUTH, inner, fragmentSize);
   let ms = 0;
   for (const p of packets) ms += cpu(() => victim.receive(a.from, p, now, 4500)).ms;
@@ -51,7 +64,11 @@ async function sendAuth(victim: IkeEngine, a: Attacker, inner: Payload[], now: n
 }
 
 function signedAs(g: Gateway, sa: IkeSa, id: { idType: number; data: Buffer }): Buffer {
-  const octets = authSignedOctets(sa.suite!.prf, sa.keys!, 'initiator', { realMessage: sa.initRequest!, peerNonce: sa.nr!, idBody: idPayloadBody(id.idType, id.data) });
+  const octets = authSignedOctets(sa.suite!.prf, sa.keys!, 'initiator', {
+    realMessage: sa.initRequest!,
+    peerNonce: sa.nr!,
+    idBody: idPayloadBody(id.idType, id.data),
+  });
   return signAuth(keyObjectSigner(KeyObject.from(g.key), 'ecdsa-with-SHA256'), 'ecdsa-with-SHA256', octets);
 }
 
@@ -71,9 +88,25 @@ export async function runIkeHostile(o: { rounds?: number } = {}): Promise<IkeHos
   const gb = await makeGateway(B, 'gb', T0 - HOUR);
   const permitOfA = await permitFor(B, ga, 'shared', T0 - HOUR, T0 + HOUR);
   const permitOfB = await permitFor(A, gb, 'shared', T0 - HOUR, T0 + HOUR);
-  const peersOfB = [peerEntry({ other: ga, permit: permitOfB, vpnId: 7, vpnName: 'shared', address: '192.0.2.1', local: ['10.2.0.0/24'], remote: ['10.1.0.0/24'] })];
+  const peersOfB = [
+    peerEntry({
+      other: ga,
+      permit: permitOfB,
+      vpnId: 7,
+      vpnName: 'shared',
+      address: '192.0.2.1',
+      local: ['10.2.0.0/24'],
+      remote: ['10.1.0.0/24'],
+    }),
+  ];
   // Admission limits out of the way: every attacker here gets its SA, so only the cost is measured.
-  const victim = new IkeEngine({ local: gb.identity, endpoint: VICTIM, peers: () => peersOfB, random, timers: { cookieThreshold: 1e9, maxHalfOpen: 1e9, maxHalfOpenPerAddress: 1e9, maxHalfOpenPerPrefix: 1e9 } });
+  const victim = new IkeEngine({
+    local: gb.identity,
+    endpoint: VICTIM,
+    peers: () => peersOfB,
+    random,
+    timers: { cookieThreshold: 1e9, maxHalfOpen: 1e9, maxHalfOpenPerAddress: 1e9, maxHalfOpenPerPrefix: 1e9 },
+  });
   const cases: Case[] = [];
   let now = T0;
   let host = 1;
@@ -98,13 +131,20 @@ export async function runIkeHostile(o: { rounds?: number } = {}): Promise<IkeHos
     // 1. IKE_SA_INIT: the DH and key derivation any initiator may ask for.
     {
       const from = { address: nextAddress(), port: 500 };
-      const req = buildInitRequest(new IkeSa('initiator', Buffer.from(random(8)), { ...VICTIM }, now, 500), { endpoint: from, random });
+      const req = buildInitRequest(new IkeSa('initiator', Buffer.from(random(8)), { ...VICTIM }, now, 500), {
+        endpoint: from,
+        random,
+      });
       record('IKE_SA_INIT', true, cpu(() => victim.receive(from, req, now, 500)).ms);
     }
     // 2. Garbage.
     {
       const bytes = random(1200);
-      record('random datagram (1200 B)', true, cpu(() => victim.receive({ address: nextAddress(), port: 500 }, bytes, now, 500)).ms);
+      record(
+        'random datagram (1200 B)',
+        true,
+        cpu(() => victim.receive({ address: nextAddress(), port: 500 }, bytes, now, 500)).ms,
+      );
     }
     // 3. IKE_AUTH whose ID is a 60 KB Name holding a long BOOLEAN, with ga's (public) certificate.
     {
@@ -116,7 +156,12 @@ export async function runIkeHostile(o: { rounds?: number } = {}): Promise<IkeHos
         ...child(),
       ];
       const r = await sendAuth(victim, a, inner, now, 8000);
-      record('IKE_AUTH, 60 KB ID with a long BOOLEAN, forged AUTH', true, r.cpuMs, `${r.datagrams} fragments, ${r.bytes} bytes`);
+      record(
+        'IKE_AUTH, 60 KB ID with a long BOOLEAN, forged AUTH',
+        true,
+        r.cpuMs,
+        `${r.datagrams} fragments, ${r.bytes} bytes`,
+      );
     }
     // 4. IKE_AUTH with the real peer's certificate, ID and permit but a forged AUTH (a failed login).
     {
@@ -143,7 +188,12 @@ export async function runIkeHostile(o: { rounds?: number } = {}): Promise<IkeHos
         ...child(),
       ];
       const r = await sendAuth(victim, a, inner, now, 4000);
-      record('IKE_AUTH authenticated, 16 KiB permit with a long BOOLEAN', false, r.cpuMs, `permit ${bomb.length} bytes`);
+      record(
+        'IKE_AUTH authenticated, 16 KiB permit with a long BOOLEAN',
+        false,
+        r.cpuMs,
+        `permit ${bomb.length} bytes`,
+      );
       victim.close('ga', 7, now, 'bench');
     }
   }
@@ -175,8 +225,16 @@ export function formatIkeHostile(r: IkeHostileResult): string {
   const rows = r.cases.map((c) => {
     const p95 = quantile(c.cpuMs, 0.95);
     const median = quantile(c.cpuMs, 0.5);
-    const verdict = c.unauthenticated ? (median <= UNAUTHENTICATED_TARGET_MS ? 'ok' : `OVER ${UNAUTHENTICATED_TARGET_MS} ms`) : 'authenticated peer';
-    return `  ${c.name.padEnd(58)} median ${quantile(c.cpuMs, 0.5).toFixed(2).padStart(8)} ms  p95 ${p95.toFixed(2).padStart(8)} ms  max ${Math.max(...c.cpuMs).toFixed(2).padStart(8)} ms  ${verdict}${c.note ? `  (${c.note})` : ''}`;
+    const verdict = c.unauthenticated
+      ? median <= UNAUTHENTICATED_TARGET_MS
+        ? 'ok'
+        : `OVER ${UNAUTHENTICATED_TARGET_MS} ms`
+      : 'authenticated peer';
+    return `  ${c.name.padEnd(58)} median ${quantile(c.cpuMs, 0.5).toFixed(2).padStart(8)} ms  p95 ${p95.toFixed(2).padStart(8)} ms  max ${Math.max(
+      ...c.cpuMs,
+    )
+      .toFixed(2)
+      .padStart(8)} ms  ${verdict}${c.note ? `  (${c.note})` : ''}`;
   });
   return [
     `responder CPU per message (user+system of the whole process, so a collection of the bench's own garbage or a busy machine shows in p95 and max; all fragments of a message; target for unauthenticated ones: median <= ${UNAUTHENTICATED_TARGET_MS} ms):`,

@@ -107,7 +107,14 @@ export function processCallBench(quick = false): number {
   const e = NativeExecutor.create();
   if (!e.ok) throw new Error(e.error.message);
   const ex = e.value;
-  ex.installTxSa({ spi: 0x100, vpnId: 1, epoch: 1, key: new Uint8Array(32).fill(3), salt: new Uint8Array(4), nextSeq: 1n });
+  ex.installTxSa({
+    spi: 0x100,
+    vpnId: 1,
+    epoch: 1,
+    key: new Uint8Array(32).fill(3),
+    salt: new Uint8Array(4),
+    nextSeq: 1n,
+  });
   ex.installPath({ local: '10.1.0.2', remote: '10.2.0.2', action: 'encrypt', vpnId: 1, peer: 'G' });
   const p = new Uint8Array(1400);
   p.set([0x45, 0, 1400 >> 8, 1400 & 0xff, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 2, 10, 2, 0, 2]);
@@ -128,7 +135,10 @@ interface Gw {
 }
 
 async function gateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<Gw> {
-  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], { stdin: true, cwd: root });
+  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], {
+    stdin: true,
+    cwd: root,
+  });
   const lines = new JsonLines(child);
   const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `gateway in ${ns}`);
   if (first.event === 'error') throw new Error(String(first.message));
@@ -141,13 +151,26 @@ async function gateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<Gw> 
   };
 }
 
-function iperf(tb: Testbed, client: string, server: string, dst: string, seconds: number, streams: number): { gbps: number; retransmits: number } {
+function iperf(
+  tb: Testbed,
+  client: string,
+  server: string,
+  dst: string,
+  seconds: number,
+  streams: number,
+): { gbps: number; retransmits: number } {
   const srv = tb.spawn(server, 'iperf3', ['-s', '-1']);
   spawnSync('sleep', ['0.3']);
-  const r = spawnSync('ip', ['netns', 'exec', client, 'iperf3', '-c', dst, '-t', String(seconds), '-P', String(streams), '-J'], { encoding: 'utf8' });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', client, 'iperf3', '-c', dst, '-t', String(seconds), '-P', String(streams), '-J'],
+    { encoding: 'utf8' },
+  );
   if (srv.exitCode === null && srv.pid) spawnSync('sleep', ['0.2']);
   if (r.status !== 0) throw new Error(`iperf3 failed: ${r.stdout.slice(-500)} ${r.stderr}`);
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
+  const j = JSON.parse(r.stdout) as {
+    end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } };
+  };
   return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
 }
 
@@ -233,13 +256,19 @@ export function formatNativeBench(r: NativeBenchResult): string {
   lines.push('  size   native seal  native open  node:crypto seal  node:crypto open');
   for (const c of r.crypto) {
     const f = (x: number) => x.toFixed(0).padStart(11);
-    lines.push(`  ${String(c.size).padStart(4)} ${f(c.nativeSealNs)}  ${f(c.nativeOpenNs)}  ${f(c.nodeSealNs).padStart(16)}  ${f(c.nodeOpenNs).padStart(16)}`);
+    lines.push(
+      `  ${String(c.size).padStart(4)} ${f(c.nativeSealNs)}  ${f(c.nativeOpenNs)}  ${f(c.nodeSealNs).padStart(16)}  ${f(c.nodeOpenNs).padStart(16)}`,
+    );
   }
-  if (r.processCallNs !== undefined) lines.push(`executor.process() from JS, encrypt 1400 B: ${r.processCallNs.toFixed(0)} ns/packet`);
+  if (r.processCallNs !== undefined)
+    lines.push(`executor.process() from JS, encrypt 1400 B: ${r.processCallNs.toFixed(0)} ns/packet`);
   if (r.tunSkipped) lines.push(`TUN forwarding: skipped (${r.tunSkipped})`);
   else {
     lines.push('TUN forwarding, iperf3 TCP h1 -> h2 through two gateway namespaces (tunnel MTU 1400)');
-    for (const t of r.tun) lines.push(`  ${t.setup.padEnd(8)} ${t.streams} stream(s): ${t.gbps.toFixed(2)} Gbit/s, ${t.retransmits} retransmits`);
+    for (const t of r.tun)
+      lines.push(
+        `  ${t.setup.padEnd(8)} ${t.streams} stream(s): ${t.gbps.toFixed(2)} Gbit/s, ${t.retransmits} retransmits`,
+      );
   }
   return lines.join('\n');
 }

@@ -23,31 +23,49 @@ const benchmarks: Record<string, Benchmark> = {
     },
   },
   native: {
-    description: 'native AES-GCM per packet vs node:crypto, and TUN forwarding throughput between namespaces (root, iperf3)',
+    description:
+      'native AES-GCM per packet vs node:crypto, and TUN forwarding throughput between namespaces (root, iperf3)',
     async run(log) {
       log(formatNativeBench(await runNativeBench({ quick: process.env.KASANE_BENCH_QUICK === '1' })));
     },
   },
   authority: {
-    description: 'enroll gateways, put them into VPNs, rotate every key: delivery time and memory, on SQLite and PostgreSQL',
+    description:
+      'enroll gateways, put them into VPNs, rotate every key: delivery time and memory, on SQLite and PostgreSQL',
     async run(log) {
       log(formatAuthorityBench(await runAuthorityBench(authorityBenchOptions(), (line) => log(`  ${line}`))));
     },
   },
   peers: {
-    description: 'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces, and over IPv6 (plain-v6, kasane-v6) (root; KASANE_BENCH_SMOKE=1 for a quick run)',
+    description:
+      'iperf3 and ping hostA->hostB through plain routing, wireguard-go, nebula and kasane in namespaces, and over IPv6 (plain-v6, kasane-v6) (root; KASANE_BENCH_SMOKE=1 for a quick run)',
     async run(log) {
-      log(formatPeerBench(await runPeerBench({ ...peerBenchOptions(), kasane: kasanePeer(), extraPeers: [kasanePeer({ pairwise: true }), kasanePeer({ ipv6: true }), ...(process.env.KASANE_BENCH_PEERS?.includes('kasane-raw-esp') ? [kasanePeer({ rawEsp: true })] : [])], log: (line) => log(`  ${line}`) })));
+      log(
+        formatPeerBench(
+          await runPeerBench({
+            ...peerBenchOptions(),
+            kasane: kasanePeer(),
+            extraPeers: [
+              kasanePeer({ pairwise: true }),
+              kasanePeer({ ipv6: true }),
+              ...(process.env.KASANE_BENCH_PEERS?.includes('kasane-raw-esp') ? [kasanePeer({ rawEsp: true })] : []),
+            ],
+            log: (line) => log(`  ${line}`),
+          }),
+        ),
+      );
     },
   },
   'ike-hostile': {
-    description: 'responder CPU per hostile IKE message (target: 5 ms for any unauthenticated one) and fragment bytes one half-open SA can make it hold',
+    description:
+      'responder CPU per hostile IKE message (target: 5 ms for any unauthenticated one) and fragment bytes one half-open SA can make it hold',
     async run(log) {
       log(formatIkeHostile(await runIkeHostile({ rounds: Number(process.env.KASANE_BENCH_ROUNDS ?? 20) })));
     },
   },
   'key-table-memory': {
-    description: 'process memory per installed path (core key table + native executor rule), install and lookup cost; target ≤ 256 bytes (KASANE_BENCH_FAMILY=6: IPv6 paths)',
+    description:
+      'process memory per installed path (core key table + native executor rule), install and lookup cost; target ≤ 256 bytes (KASANE_BENCH_FAMILY=6: IPv6 paths)',
     run(log) {
       log(formatKeyTableMemory(runKeyTableMemory()));
     },
@@ -57,15 +75,21 @@ const benchmarks: Record<string, Benchmark> = {
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = names.filter((n) => !(n in benchmarks));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(benchmarks).join(', ')}\n`);
+  process.stderr.write(
+    `unknown benchmark(s): ${unknown.join(', ')}; available: ${Object.keys(benchmarks).join(', ')}\n`,
+  );
   process.exit(2);
 }
 
 if (typeof (globalThis as { gc?: unknown }).gc !== 'function' && process.env.KASANE_BENCH_CHILD === undefined) {
-  const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, KASANE_BENCH_CHILD: '1' },
-  });
+  const child = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, KASANE_BENCH_CHILD: '1' },
+    },
+  );
   process.exit(child.status ?? 1);
 }
 

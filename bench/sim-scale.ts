@@ -124,7 +124,10 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
-export function runSimScale(o: SimScaleOptions = simScaleOptions(), log: (line: string) => void = () => {}): SimScaleReport {
+export function runSimScale(
+  o: SimScaleOptions = simScaleOptions(),
+  log: (line: string) => void = () => {},
+): SimScaleReport {
   const t0 = performance.now();
   const parsed = parseTopology(scaleTopologyDocument(o));
   if (!parsed.ok) throw new Error(`generated topology is invalid:\n${parsed.error.message}`);

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { loadTopology } from '../src/sim/topology.js';
 import { Simulation } from '../src/sim/simulation.js';
 
-export const EXAMPLES = ['figure2', 'multistage', 'robustness'].map((n) => fileURLToPath(new URL(`../examples/${n}.yaml`, import.meta.url)));
+export const EXAMPLES = ['figure2', 'multistage', 'robustness'].map((n) =>
+  fileURLToPath(new URL(`../examples/${n}.yaml`, import.meta.url)),
+);
 
 export interface Crossing {
   to: string;

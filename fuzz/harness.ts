@@ -100,10 +100,16 @@ function cpuMs(f: () => void | Promise<void>): Promise<number> | number {
   return r instanceof Promise ? r.then(done) : done();
 }
 
-const describeError = (e: unknown): string => (e instanceof Error ? `${e.constructor.name}: ${e.message}\n${(e.stack ?? '').split('\n').slice(1, 4).join('\n')}` : `non-Error thrown: ${String(e)}`);
+const describeError = (e: unknown): string =>
+  e instanceof Error
+    ? `${e.constructor.name}: ${e.message}\n${(e.stack ?? '').split('\n').slice(1, 4).join('\n')}`
+    : `non-Error thrown: ${String(e)}`;
 
 /** One input through the oracle: undefined, or what is wrong. */
-export async function check(instance: FuzzInstance, input: Uint8Array): Promise<{ kind: FindingKind; message: string } | undefined> {
+export async function check(
+  instance: FuzzInstance,
+  input: Uint8Array,
+): Promise<{ kind: FindingKind; message: string } | undefined> {
   try {
     await instance.run(input);
     return undefined;
@@ -144,8 +150,14 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
         // Confirm with CPU time, the least of five after a collection: not the machine, not a GC pause.
         gc?.();
         let least = Infinity;
-        for (let i = 0; i < 5 && least > limit; i++) least = Math.min(least, await cpuMs(() => check(instance, input).then(() => undefined)));
-        if (least > limit) report('slow', `${least.toFixed(1)} ms of CPU for one input of ${input.length} bytes (at most ${limit.toFixed(1)})`, input);
+        for (let i = 0; i < 5 && least > limit; i++)
+          least = Math.min(least, await cpuMs(() => check(instance, input).then(() => undefined)));
+        if (least > limit)
+          report(
+            'slow',
+            `${least.toFixed(1)} ms of CPU for one input of ${input.length} bytes (at most ${limit.toFixed(1)})`,
+            input,
+          );
         if (least !== Infinity) slowest = Math.max(slowest, Math.min(least, ms));
       } else slowest = Math.max(slowest, ms);
       if (o.onProgress && done % 10_000 === 0) o.onProgress(done, findings.length);
@@ -156,7 +168,19 @@ export async function fuzz(target: FuzzTarget, o: FuzzOptions): Promise<FuzzRepo
   const heap1 = heapAfterGc();
   const heapGrowth = heap0 !== undefined && heap1 !== undefined ? heap1 - heap0 : undefined;
   if (heapGrowth !== undefined && heapGrowth > (o.memoryLimitMb ?? 64) * 1024 * 1024) {
-    findings.push({ target: target.name, kind: 'memory', message: `the heap grew by ${(heapGrowth / 1048576).toFixed(1)} MiB over ${done} inputs`, input: '' });
+    findings.push({
+      target: target.name,
+      kind: 'memory',
+      message: `the heap grew by ${(heapGrowth / 1048576).toFixed(1)} MiB over ${done} inputs`,
+      input: '',
+    });
   }
-  return { target: target.name, inputs: done, seconds: Number(process.hrtime.bigint() - started) / 1e9, findings, slowestMs: slowest, heapGrowth };
+  return {
+    target: target.name,
+    inputs: done,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    findings,
+    slowestMs: slowest,
+    heapGrowth,
+  };
 }

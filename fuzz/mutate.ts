@@ -8,7 +8,10 @@ import type { Rng } from './rng.js';
 export const MAX_INPUT = 70_000;
 
 const INTERESTING_8 = [0x00, 0x01, 0x02, 0x7f, 0x80, 0x81, 0xfe, 0xff, 0x20, 0x40, 0x0a, 0x30, 0x31];
-const INTERESTING_16 = [0x0000, 0x0001, 0x0004, 0x0008, 0x007f, 0x0080, 0x00ff, 0x0100, 0x7fff, 0x8000, 0xfffe, 0xffff, 0x0500, 0x05dc, 0x4000];
+const INTERESTING_16 = [
+  0x0000, 0x0001, 0x0004, 0x0008, 0x007f, 0x0080, 0x00ff, 0x0100, 0x7fff, 0x8000, 0xfffe, 0xffff, 0x0500, 0x05dc,
+  0x4000,
+];
 
 function clamp(b: Uint8Array): Uint8Array {
   return b.length > MAX_INPUT ? b.subarray(0, MAX_INPUT) : b;
@@ -19,7 +22,12 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** One to four byte-level changes: bit flips, interesting values, inserted, deleted, repeated or spliced ranges. */
-export function mutateBytes(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[] = [], rounds = 1 + rng.int(4)): Uint8Array {
+export function mutateBytes(
+  rng: Rng,
+  input: Uint8Array,
+  seeds: readonly Uint8Array[] = [],
+  rounds = 1 + rng.int(4),
+): Uint8Array {
   let b: Uint8Array = new Uint8Array(input);
   for (let r = 0; r < rounds; r++) {
     const at = rng.int(b.length + 1);
@@ -45,7 +53,10 @@ export function mutateBytes(rng: Rng, input: Uint8Array, seeds: readonly Uint8Ar
       case 4: {
         if (b.length < 4) break;
         const o = rng.int(b.length - 3);
-        new DataView(b.buffer, b.byteOffset).setUint32(o, rng.pick([0, 1, 0x7fffffff, 0x80000000, 0xffffffff, b.length, rng.u32()]));
+        new DataView(b.buffer, b.byteOffset).setUint32(
+          o,
+          rng.pick([0, 1, 0x7fffffff, 0x80000000, 0xffffffff, b.length, rng.u32()]),
+        );
         break;
       }
       case 5:
@@ -61,7 +72,11 @@ export function mutateBytes(rng: Rng, input: Uint8Array, seeds: readonly Uint8Ar
         const n = 1 + rng.size(32);
         const chunk = b.subarray(at, Math.min(b.length, at + n));
         const times = 1 + rng.size(512);
-        b = concat(b.subarray(0, at), ...Array.from({ length: Math.min(times, Math.floor(MAX_INPUT / Math.max(1, chunk.length))) }, () => chunk), b.subarray(at));
+        b = concat(
+          b.subarray(0, at),
+          ...Array.from({ length: Math.min(times, Math.floor(MAX_INPUT / Math.max(1, chunk.length))) }, () => chunk),
+          b.subarray(at),
+        );
         break;
       }
       case 8:
@@ -113,7 +128,7 @@ function readDer(b: Uint8Array, at: number, end: number, depth: number): { node:
   const tag = b[at];
   if (tag & 0x20 && depth < 64) {
     const children: DerNode[] = [];
-    for (let o = start; o < start + len; ) {
+    for (let o = start; o < start + len;) {
       const c = readDer(b, o, start + len, depth + 1);
       if (!c) return { node: { tag, content: b.subarray(start, start + len) }, next: start + len };
       children.push(c.node);
@@ -158,11 +173,28 @@ function nastyDer(rng: Rng): DerNode {
     case 3:
       return { tag: rng.pick([0x0c, 0x13, 0x16, 0x1e, 0x1c, 0x14]), content: rng.bytes(rng.size(512)) };
     case 4:
-      return { tag: rng.pick([0x17, 0x18]), content: new TextEncoder().encode(rng.pick(['991231235959Z', '20991231235959Z', '000000000000Z', '19700101000000.5Z', 'X'.repeat(rng.size(100))])) };
+      return {
+        tag: rng.pick([0x17, 0x18]),
+        content: new TextEncoder().encode(
+          rng.pick([
+            '991231235959Z',
+            '20991231235959Z',
+            '000000000000Z',
+            '19700101000000.5Z',
+            'X'.repeat(rng.size(100)),
+          ]),
+        ),
+      };
     case 5:
-      return { tag: 0x30, children: Array.from({ length: rng.size(300) }, () => ({ tag: 0x05, content: new Uint8Array(0) })) };
+      return {
+        tag: 0x30,
+        children: Array.from({ length: rng.size(300) }, () => ({ tag: 0x05, content: new Uint8Array(0) })),
+      };
     case 6:
-      return { tag: rng.pick([0x24, 0x23, 0x2c]), children: Array.from({ length: 1 + rng.size(50) }, () => ({ tag: 0x04, content: rng.bytes(rng.size(8)) })) };
+      return {
+        tag: rng.pick([0x24, 0x23, 0x2c]),
+        children: Array.from({ length: 1 + rng.size(50) }, () => ({ tag: 0x04, content: rng.bytes(rng.size(8)) })),
+      };
     default:
       return { tag: rng.u32() & 0xff, content: rng.bytes(rng.size(64)) };
   }
@@ -229,7 +261,37 @@ export function mutateDer(rng: Rng, input: Uint8Array, seeds: readonly Uint8Arra
 
 // --- JSON and YAML --------------------------------------------------------------------------
 
-const STRINGS = ['', ' ', 'x', '\u0000', 'a\u0000b', '\u202e', '\u200b', '\ufeff', '\u2028', '\ud800', '../../etc/passwd', '%00', '0', '-1', '1e309', 'NaN', 'true', 'null', '10.0.0.0/8', '10.1.0.1/24', '::/0', '0.0.0.0/0', '255.255.255.255', '::ffff:1.2.3.4', 'fe80::1%eth0', '192.0.2.1', 'é'.repeat(40), '東京', '🙂'];
+const STRINGS = [
+  '',
+  ' ',
+  'x',
+  '\u0000',
+  'a\u0000b',
+  '\u202e',
+  '\u200b',
+  '\ufeff',
+  '\u2028',
+  '\ud800',
+  '../../etc/passwd',
+  '%00',
+  '0',
+  '-1',
+  '1e309',
+  'NaN',
+  'true',
+  'null',
+  '10.0.0.0/8',
+  '10.1.0.1/24',
+  '::/0',
+  '0.0.0.0/0',
+  '255.255.255.255',
+  '::ffff:1.2.3.4',
+  'fe80::1%eth0',
+  '192.0.2.1',
+  'é'.repeat(40),
+  '東京',
+  '🙂',
+];
 
 /** A value of a random type, often one that sits at an edge. */
 export function nastyValue(rng: Rng, depth = 0): unknown {
@@ -239,7 +301,28 @@ export function nastyValue(rng: Rng, depth = 0): unknown {
     case 1:
       return 'x'.repeat(rng.size(20_000));
     case 2:
-      return rng.pick([0, -0, 1, -1, 0.5, 63, 64, 255, 256, 500, 501, 65535, 65536, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 1e308, -1e308, Number.MIN_VALUE]);
+      return rng.pick([
+        0,
+        -0,
+        1,
+        -1,
+        0.5,
+        63,
+        64,
+        255,
+        256,
+        500,
+        501,
+        65535,
+        65536,
+        2 ** 31,
+        2 ** 32,
+        2 ** 53,
+        2 ** 53 + 2,
+        1e308,
+        -1e308,
+        Number.MIN_VALUE,
+      ]);
     case 3:
       return rng.pick([true, false, null]);
     case 4:
@@ -249,7 +332,12 @@ export function nastyValue(rng: Rng, depth = 0): unknown {
     case 6:
       return Array.from({ length: rng.size(20) }, () => nastyValue(rng, depth + 1));
     case 7:
-      return Object.fromEntries(Array.from({ length: rng.size(6) }, () => [rng.pick(['name', 'id', 'x', '__proto__', 'constructor', '', '\u0000']), nastyValue(rng, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: rng.size(6) }, () => [
+          rng.pick(['name', 'id', 'x', '__proto__', 'constructor', '', '\u0000']),
+          nastyValue(rng, depth + 1),
+        ]),
+      );
     default: {
       // Deep nesting.
       let v: unknown = 1;
@@ -292,14 +380,29 @@ export function mutateValue(rng: Rng, doc: unknown): unknown {
       }
       break;
     case 2:
-      if (Array.isArray(c)) c.push(...Array.from({ length: rng.size(200) }, () => (c.length ? structuredClone(c[rng.int(c.length)]) : nastyValue(rng))));
-      else (c as Record<string, unknown>)[rng.pick(['extra', 'colour', '__proto__', 'name ', 'NAME'])] = nastyValue(rng);
+      if (Array.isArray(c))
+        c.push(
+          ...Array.from({ length: rng.size(200) }, () =>
+            c.length ? structuredClone(c[rng.int(c.length)]) : nastyValue(rng),
+          ),
+        );
+      else
+        (c as Record<string, unknown>)[rng.pick(['extra', 'colour', '__proto__', 'name ', 'NAME'])] = nastyValue(rng);
       break;
     case 3:
       // A value of another type where one was expected.
       if (key !== undefined) {
         const v = (c as Record<string, unknown>)[key];
-        (c as Record<string, unknown>)[key] = typeof v === 'string' ? (rng.chance(0.5) ? Number(v) || 7 : [v]) : typeof v === 'number' ? String(v) : v && typeof v === 'object' ? JSON.stringify(v) : { v };
+        (c as Record<string, unknown>)[key] =
+          typeof v === 'string'
+            ? rng.chance(0.5)
+              ? Number(v) || 7
+              : [v]
+            : typeof v === 'number'
+              ? String(v)
+              : v && typeof v === 'object'
+                ? JSON.stringify(v)
+                : { v };
       }
       break;
     case 4:
@@ -310,7 +413,9 @@ export function mutateValue(rng: Rng, doc: unknown): unknown {
       }
       break;
     default:
-      if (key !== undefined && typeof (c as Record<string, unknown>)[key] === 'number') (c as Record<string, unknown>)[key] = ((c as Record<string, number>)[key] as number) + rng.pick([-1, 1, 1e9, -1e9, 0.5]);
+      if (key !== undefined && typeof (c as Record<string, unknown>)[key] === 'number')
+        (c as Record<string, unknown>)[key] =
+          ((c as Record<string, number>)[key] as number) + rng.pick([-1, 1, 1e9, -1e9, 0.5]);
   }
   return doc;
 }
@@ -331,10 +436,38 @@ export function mutateJson(rng: Rng, input: Uint8Array, seeds: readonly Uint8Arr
   return clamp(encoder.encode(JSON.stringify(doc) ?? 'null'));
 }
 
-const YAML_SNIPPETS = ['&a [x, x, x]', '*a', '!!binary aGVsbG8=', '!!set {a, b}', '!!timestamp 2001-12-14', '.nan', '-.inf', '~', '0x1F', '0o17', '1e400', '|\n  text\n  more', '>-\n  folded', '"\\u0000"', "'it''s'", '? complex key\n: value', '<<: *a', '[' , '{', '%YAML 1.1\n---\n', '--- !!map\n', '\ufeff'];
+const YAML_SNIPPETS = [
+  '&a [x, x, x]',
+  '*a',
+  '!!binary aGVsbG8=',
+  '!!set {a, b}',
+  '!!timestamp 2001-12-14',
+  '.nan',
+  '-.inf',
+  '~',
+  '0x1F',
+  '0o17',
+  '1e400',
+  '|\n  text\n  more',
+  '>-\n  folded',
+  '"\\u0000"',
+  "'it''s'",
+  '? complex key\n: value',
+  '<<: *a',
+  '[',
+  '{',
+  '%YAML 1.1\n---\n',
+  '--- !!map\n',
+  '\ufeff',
+];
 
 /** A YAML text with one value changed, or YAML's own constructs (anchors, aliases, tags, odd scalars) put in. */
-export function mutateYaml(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[] = [], parsed?: unknown): Uint8Array {
+export function mutateYaml(
+  rng: Rng,
+  input: Uint8Array,
+  seeds: readonly Uint8Array[] = [],
+  parsed?: unknown,
+): Uint8Array {
   const text = decoder.decode(input);
   const r = rng.int(10);
   if (r < 5) {
@@ -343,7 +476,13 @@ export function mutateYaml(rng: Rng, input: Uint8Array, seeds: readonly Uint8Arr
       const doc = parsed === undefined ? parseDocument(text, { uniqueKeys: false }) : undefined;
       if (!doc || doc.errors.length === 0) {
         const value = mutateValue(rng, doc ? doc.toJS({ maxAliasCount: 1000 }) : structuredClone(parsed));
-        return clamp(encoder.encode(rng.chance(0.3) ? JSON.stringify(value) ?? 'null' : yamlStringify(value, { aliasDuplicateObjects: rng.chance(0.5) })));
+        return clamp(
+          encoder.encode(
+            rng.chance(0.3)
+              ? (JSON.stringify(value) ?? 'null')
+              : yamlStringify(value, { aliasDuplicateObjects: rng.chance(0.5) }),
+          ),
+        );
       }
     } catch {
       // fall through to text changes
@@ -358,7 +497,10 @@ export function mutateYaml(rng: Rng, input: Uint8Array, seeds: readonly Uint8Arr
     if (rng.chance(0.2)) {
       // An alias bomb of a few levels.
       let bomb = 'x0: &b0 [y, y, y, y, y, y, y, y, y, y]\n';
-      for (let k = 1; k < 3 + rng.int(7); k++) bomb += `x${k}: &b${k} [${Array(10).fill(`*b${k - 1}`).join(', ')}]\n`;
+      for (let k = 1; k < 3 + rng.int(7); k++)
+        bomb += `x${k}: &b${k} [${Array(10)
+          .fill(`*b${k - 1}`)
+          .join(', ')}]\n`;
       lines.push(bomb);
     }
     return clamp(encoder.encode(lines.join('\n')));
@@ -394,7 +536,12 @@ export function fixChecksums(p: Uint8Array): Uint8Array {
 }
 
 /** Changes one IPv4 (or ICMP) header field, or the payload, of a packet; usually fixes the checksums after. */
-export function mutateIpv4(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[] = [], payload?: (rng: Rng, p: Uint8Array) => Uint8Array): Uint8Array {
+export function mutateIpv4(
+  rng: Rng,
+  input: Uint8Array,
+  seeds: readonly Uint8Array[] = [],
+  payload?: (rng: Rng, p: Uint8Array) => Uint8Array,
+): Uint8Array {
   if (input.length < 20 || input[0] >> 4 !== 4 || rng.chance(0.1)) return mutateBytes(rng, input, seeds);
   let p: Uint8Array = new Uint8Array(input);
   const ihl = Math.max(20, (p[0] & 0x0f) * 4);
@@ -431,7 +578,8 @@ export function mutateIpv4(rng: Rng, input: Uint8Array, seeds: readonly Uint8Arr
       break;
     case 7:
       if (p.length > ihl) {
-        const inner = payload && rng.chance(0.7) ? payload(rng, p.subarray(ihl)) : mutateBytes(rng, p.subarray(ihl), []);
+        const inner =
+          payload && rng.chance(0.7) ? payload(rng, p.subarray(ihl)) : mutateBytes(rng, p.subarray(ihl), []);
         p = concat(p.subarray(0, ihl), inner);
         new DataView(p.buffer, p.byteOffset).setUint16(2, Math.min(0xffff, p.length));
       }

@@ -3,7 +3,8 @@ import { Finding } from './harness.js';
 
 /** A Result: ok, or an error with a stable code and a message. */
 export function typedResult(r: unknown, what: string): void {
-  if (!r || typeof r !== 'object' || typeof (r as { ok?: unknown }).ok !== 'boolean') throw new Finding('untyped-error', `${what} returned ${String(r)}, not a Result`);
+  if (!r || typeof r !== 'object' || typeof (r as { ok?: unknown }).ok !== 'boolean')
+    throw new Finding('untyped-error', `${what} returned ${String(r)}, not a Result`);
   if ((r as { ok: boolean }).ok) return;
   const e = (r as { error?: { code?: unknown; message?: unknown } }).error;
   if (!e || typeof e.code !== 'string' || e.code === '' || typeof e.message !== 'string' || e.message === '') {
@@ -17,6 +18,9 @@ export function typedResult(r: unknown, what: string): void {
  */
 export function refusedCleanly(e: unknown, what: string): void {
   if (!(e instanceof Error) || e.constructor !== Error || e.message === '') {
-    throw new Finding('untyped-error', `${what} threw ${e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e)}`);
+    throw new Finding(
+      'untyped-error',
+      `${what} threw ${e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e)}`,
+    );
   }
 }

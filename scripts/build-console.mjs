@@ -32,7 +32,9 @@ function writeIndex(metafile) {
   const js = outputs.find((f) => /^app-.*\.js$/.test(f));
   const css = outputs.find((f) => /^app-.*\.css$/.test(f));
   if (!js || !css) throw new Error(`build-console: no app bundle among ${outputs.join(', ')}`);
-  const html = readFileSync(join(root, 'console', 'index.html'), 'utf8').replace('%APP_JS%', js).replace('%APP_CSS%', css);
+  const html = readFileSync(join(root, 'console', 'index.html'), 'utf8')
+    .replace('%APP_JS%', js)
+    .replace('%APP_CSS%', css);
   writeFileSync(join(out, 'index.html'), html);
   copyFileSync(join(root, 'console', 'favicon.svg'), join(assets, 'favicon.svg'));
   return { js, css };
@@ -41,12 +43,17 @@ function writeIndex(metafile) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(assets, { recursive: true });
 if (process.argv.includes('--watch')) {
-  const ctx = await context({ ...options, plugins: [{ name: 'index', setup: (b) => b.onEnd((r) => r.metafile && writeIndex(r.metafile)) }] });
+  const ctx = await context({
+    ...options,
+    plugins: [{ name: 'index', setup: (b) => b.onEnd((r) => r.metafile && writeIndex(r.metafile)) }],
+  });
   await ctx.watch();
   console.log('build-console: watching console/src');
 } else {
   const r = await build(options);
   const { js, css } = writeIndex(r.metafile);
   const size = (f) => Math.round(readFileSync(join(assets, f)).length / 1024);
-  console.log(`build-console: dist/console (${js} ${size(js)} KiB, ${css} ${size(css)} KiB, ${readdirSync(assets).length} files)`);
+  console.log(
+    `build-console: dist/console (${js} ${size(js)} KiB, ${css} ${size(css)} KiB, ${readdirSync(assets).length} files)`,
+  );
 }

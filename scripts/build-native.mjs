@@ -17,7 +17,8 @@ const nativeDir = join(root, 'native');
 const required = process.env.CI === 'true' || process.env.KASANE_REQUIRE_NATIVE === '1';
 
 function fail(message) {
-  const text = `kasane: native fast path not built: ${message}\n` +
+  const text =
+    `kasane: native fast path not built: ${message}\n` +
     'kasane: the gateway will use the TypeScript executor (slower); see docs/dataplane.md.\n';
   process.stderr.write(text);
   process.exit(required ? 1 : 0);
@@ -30,12 +31,18 @@ const nodeGyp = findNpmNodeGyp();
 if (!nodeGyp) fail('node-gyp not found (it ships with npm)');
 const { dir: nodeDir, note } = chooseNodeDir();
 if (note) process.stderr.write(`kasane: ${note}\n`);
-if (!nodeDir || !existsSync(join(nodeDir, 'include/node/node_api.h'))) fail(`headers of node ${process.versions.node} not found (${runningNodePrefix()}/include/node)`);
-if (!existsSync(join(nodeDir, 'include/node/openssl/evp.h'))) fail(`OpenSSL headers not found in ${nodeDir}/include/node/openssl`);
+if (!nodeDir || !existsSync(join(nodeDir, 'include/node/node_api.h')))
+  fail(`headers of node ${process.versions.node} not found (${runningNodePrefix()}/include/node)`);
+if (!existsSync(join(nodeDir, 'include/node/openssl/evp.h')))
+  fail(`OpenSSL headers not found in ${nodeDir}/include/node/openssl`);
 
 // node-gyp reads npm_config_* after its command line: nodedir goes in the environment.
 const args = [nodeGyp, 'rebuild', '--jobs=max', '--loglevel=warn'];
-const r = spawnSync(process.execPath, args, { cwd: nativeDir, stdio: 'inherit', env: { ...process.env, npm_config_nodedir: nodeDir } });
+const r = spawnSync(process.execPath, args, {
+  cwd: nativeDir,
+  stdio: 'inherit',
+  env: { ...process.env, npm_config_nodedir: nodeDir },
+});
 if (r.status !== 0) fail(`node-gyp exited with ${r.status ?? r.signal}`);
 const out = join(nativeDir, 'build/Release/kasane_native.node');
 if (!existsSync(out)) fail(`${out} missing after the build`);

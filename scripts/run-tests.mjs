@@ -20,7 +20,9 @@ function walk(dir) {
   return out;
 }
 
-let files = walk(join(root, 'test')).map((f) => relative(root, f)).sort();
+let files = walk(join(root, 'test'))
+  .map((f) => relative(root, f))
+  .sort();
 if (only.length) files = files.filter((f) => only.some((o) => f.includes(o)));
 if (files.length === 0) {
   console.error('no test files matched');

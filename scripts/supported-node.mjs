@@ -8,12 +8,16 @@
 import { readFileSync } from 'node:fs';
 
 var pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-var ranges = String(pkg.engines && pkg.engines.node).split('||').map(function (r) {
-  var m = /^\s*\^(\d+)\.(\d+)\.(\d+)\s*$/.exec(r);
-  if (!m) throw new Error('package.json engines.node: expected ^X.Y.Z ranges joined by ||, got "' + r.trim() + '"');
-  return [Number(m[1]), Number(m[2]), Number(m[3])];
+var ranges = String(pkg.engines && pkg.engines.node)
+  .split('||')
+  .map(function (r) {
+    var m = /^\s*\^(\d+)\.(\d+)\.(\d+)\s*$/.exec(r);
+    if (!m) throw new Error('package.json engines.node: expected ^X.Y.Z ranges joined by ||, got "' + r.trim() + '"');
+    return [Number(m[1]), Number(m[2]), Number(m[3])];
+  });
+var lines = ranges.map(function (r) {
+  return r[0];
 });
-var lines = ranges.map(function (r) { return r[0]; });
 
 var arg = process.argv[2];
 if (arg === '--lines') {
@@ -26,8 +30,16 @@ if (arg === '--lines') {
     return v[0] === r[0] && (v[1] > r[1] || (v[1] === r[1] && v[2] >= r[2]));
   });
   if (!ok) {
-    var wanted = ranges.map(function (r) { return r[1] || r[2] ? r[0] + ' (' + r.join('.') + ' or later)' : String(r[0]); });
-    console.error('kasane: Node.js ' + process.version + ' is not supported; install a Node.js LTS line: ' + wanted.join(', ') + '.');
+    var wanted = ranges.map(function (r) {
+      return r[1] || r[2] ? r[0] + ' (' + r.join('.') + ' or later)' : String(r[0]);
+    });
+    console.error(
+      'kasane: Node.js ' +
+        process.version +
+        ' is not supported; install a Node.js LTS line: ' +
+        wanted.join(', ') +
+        '.',
+    );
     process.exit(1);
   }
 }

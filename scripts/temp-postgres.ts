@@ -27,7 +27,8 @@ function findBinDir(): string | undefined {
       .sort((a, b) => Number(b) - Number(a));
     if (versions.length) return join(debian, versions[0], 'bin');
   }
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
+  for (const dir of (process.env.PATH ?? '').split(':'))
+    if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
   return undefined;
 }
 
@@ -37,7 +38,6 @@ function userIds(name: string): { uid: number; gid: number } | undefined {
   if (r.status !== 0 || g.status !== 0) return undefined;
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
-
 
 function alive(pid: number): boolean {
   try {
@@ -52,11 +52,17 @@ function alive(pid: number): boolean {
  * Where test servers run: the binaries, a new directory owned by the user that runs them (not root), and how to run a
  * binary there.
  */
-type ServerHome = { ok: true; bin: string; dir: string; run(cmd: string, args: string[]): void } | { ok: false; reason: string };
+type ServerHome =
+  { ok: true; bin: string; dir: string; run(cmd: string, args: string[]): void } | { ok: false; reason: string };
 
 function serverHome(prefix: string, timeoutMs: number): ServerHome {
   const bin = findBinDir();
-  if (!bin) return { ok: false, reason: 'PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); run scripts/ci-postgres.sh' };
+  if (!bin)
+    return {
+      ok: false,
+      reason:
+        'PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH); run scripts/ci-postgres.sh',
+    };
   let as: { name: string; uid: number; gid: number } | undefined;
   if (process.getuid?.() === 0) {
     for (const name of ['postgres', 'nobody']) {
@@ -66,13 +72,21 @@ function serverHome(prefix: string, timeoutMs: number): ServerHome {
         break;
       }
     }
-    if (!as) return { ok: false, reason: 'running as root and neither the postgres nor the nobody user exists (initdb refuses root)' };
+    if (!as)
+      return {
+        ok: false,
+        reason: 'running as root and neither the postgres nor the nobody user exists (initdb refuses root)',
+      };
   }
   const dir = mkdtempSync(join(tmpdir(), prefix));
   if (as) chownSync(dir, as.uid, as.gid);
   const run = (cmd: string, args: string[]): void => {
     const full = as ? ['runuser', ['-u', as.name, '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
-    execFileSync(full[0] as string, full[1] as string[], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: timeoutMs });
+    execFileSync(full[0] as string, full[1] as string[], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: dir,
+      timeout: timeoutMs,
+    });
   };
   return { ok: true, bin, dir, run };
 }
@@ -108,7 +122,18 @@ export async function startPostgres(): Promise<PgStart> {
   try {
     run('initdb', ['-D', data, '-U', 'kasane', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
     const port = await freePort();
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+    run('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'server.log'),
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+      'start',
+    ]);
     pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const base = `postgres://kasane@127.0.0.1:${port}`;
     let n = 0;
@@ -133,7 +158,11 @@ export async function startPostgres(): Promise<PgStart> {
     const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
     process.off('exit', cleanup);
     cleanup();
-    return { ok: false, reason: `could not start PostgreSQL from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${log}`.trim() };
+    return {
+      ok: false,
+      reason:
+        `could not start PostgreSQL from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${log}`.trim(),
+    };
   }
 }
 
@@ -205,14 +234,52 @@ export async function startPostgresPair(): Promise<PgPairStart> {
   try {
     const ports = { primary: await freePort(), standby: await freePort() };
     run('initdb', ['-D', primaryData, '-U', 'kasane', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
-    const common = (port: number) => `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c wal_level=replica -c max_wal_senders=5 -c hot_standby=on`;
-    run('pg_ctl', ['-D', primaryData, '-l', join(dir, 'primary.log'), '-w', '-t', '60', '-o', `${common(ports.primary)} -c synchronous_standby_names=standby1`, 'start']);
+    const common = (port: number) =>
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c wal_level=replica -c max_wal_senders=5 -c hot_standby=on`;
+    run('pg_ctl', [
+      '-D',
+      primaryData,
+      '-l',
+      join(dir, 'primary.log'),
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `${common(ports.primary)} -c synchronous_standby_names=standby1`,
+      'start',
+    ]);
     pids.primary = Number(readFileSync(join(primaryData, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(ports.primary), '-U', 'kasane', '-D', standbyData, '-X', 'stream', '--no-sync']);
+    run('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(ports.primary),
+      '-U',
+      'kasane',
+      '-D',
+      standbyData,
+      '-X',
+      'stream',
+      '--no-sync',
+    ]);
     // A standby that streams from the primary and names itself as the synchronous one.
-    appendFileSync(join(standbyData, 'postgresql.auto.conf'), `primary_conninfo = 'host=127.0.0.1 port=${ports.primary} user=kasane application_name=standby1'\n`);
+    appendFileSync(
+      join(standbyData, 'postgresql.auto.conf'),
+      `primary_conninfo = 'host=127.0.0.1 port=${ports.primary} user=kasane application_name=standby1'\n`,
+    );
     appendFileSync(join(standbyData, 'standby.signal'), '');
-    run('pg_ctl', ['-D', standbyData, '-l', join(dir, 'standby.log'), '-w', '-t', '60', '-o', common(ports.standby), 'start']);
+    run('pg_ctl', [
+      '-D',
+      standbyData,
+      '-l',
+      join(dir, 'standby.log'),
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      common(ports.standby),
+      'start',
+    ]);
     pids.standby = Number(readFileSync(join(standbyData, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const base = (port: number) => `postgres://kasane@127.0.0.1:${port}`;
     const admin = new pg.Client({ connectionString: `${base(ports.primary)}/postgres` });
@@ -230,7 +297,8 @@ export async function startPostgresPair(): Promise<PgPairStart> {
     let n = 0;
     const pair: PgPair = {
       ports,
-      url: (database) => `postgres://kasane@127.0.0.1:${ports.primary},127.0.0.1:${ports.standby}/${database}?target_session_attrs=read-write&connect_timeout=2`,
+      url: (database) =>
+        `postgres://kasane@127.0.0.1:${ports.primary},127.0.0.1:${ports.standby}/${database}?target_session_attrs=read-write&connect_timeout=2`,
       async createDatabase() {
         const name = `kasane_pair_${process.pid}_${++n}`;
         await createDatabaseAt(base(ports.primary), name);
@@ -251,17 +319,25 @@ export async function startPostgresPair(): Promise<PgPairStart> {
       },
       async stop() {
         process.off('exit', cleanup);
-        for (const pid of [pids.standby, pids.primary]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGINT');
-        for (let i = 0; i < 100 && [pids.standby, pids.primary].some((p) => p !== undefined && alive(p)); i++) await new Promise((r) => setTimeout(r, 50));
+        for (const pid of [pids.standby, pids.primary])
+          if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGINT');
+        for (let i = 0; i < 100 && [pids.standby, pids.primary].some((p) => p !== undefined && alive(p)); i++)
+          await new Promise((r) => setTimeout(r, 50));
         cleanup();
       },
     };
     return { ok: true, pair };
   } catch (e) {
-    const logs = ['primary.log', 'standby.log'].map((f) => (existsSync(join(dir, f)) ? `${f}: ${readFileSync(join(dir, f), 'utf8').slice(-1500)}` : '')).join(' ');
+    const logs = ['primary.log', 'standby.log']
+      .map((f) => (existsSync(join(dir, f)) ? `${f}: ${readFileSync(join(dir, f), 'utf8').slice(-1500)}` : ''))
+      .join(' ');
     const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
     process.off('exit', cleanup);
     cleanup();
-    return { ok: false, reason: `could not start a PostgreSQL primary and standby from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${logs}`.trim() };
+    return {
+      ok: false,
+      reason:
+        `could not start a PostgreSQL primary and standby from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${logs}`.trim(),
+    };
   }
 }

@@ -15,7 +15,10 @@ function readmeLayers(): string[][] {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const m = /<!-- layers: top first -->\s*```\n([\s\S]*?)```/.exec(readme);
   assert.ok(m, 'README.md has the "Layers" list');
-  return m[1].split('\n').map((l) => l.trim().split(/\s+/).filter(Boolean)).filter((l) => l.length > 0);
+  return m[1]
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).filter(Boolean))
+    .filter((l) => l.length > 0);
 }
 
 function sourceFiles(dir: string): string[] {
@@ -77,13 +80,19 @@ function cycles(g: Map<string, string[]>): string[][] {
   return out;
 }
 
-test('every folder of src/ is on exactly one line of the README\'s layers, and every listed folder exists', () => {
+test("every folder of src/ is on exactly one line of the README's layers, and every listed folder exists", () => {
   const layers = readmeLayers();
   const listed = layers.flat();
   assert.equal(new Set(listed).size, listed.length, `a folder listed twice: ${listed.join(' ')}`);
-  const folders = readdirSync(SRC).filter((n) => statSync(join(SRC, n)).isDirectory()).sort();
+  const folders = readdirSync(SRC)
+    .filter((n) => statSync(join(SRC, n)).isDirectory())
+    .sort();
   assert.deepEqual([...listed].sort(), folders);
-  assert.deepEqual(readdirSync(SRC).filter((n) => !statSync(join(SRC, n)).isDirectory()), [], 'no source files outside a folder');
+  assert.deepEqual(
+    readdirSync(SRC).filter((n) => !statSync(join(SRC, n)).isDirectory()),
+    [],
+    'no source files outside a folder',
+  );
 });
 
 /** Imports from a folder to one on its own line or above: "from -> to" per import. */
@@ -94,7 +103,8 @@ function climbing(g: Map<string, string[]>, layers: string[][]): string[] {
     const from = folderOf(file);
     for (const t of targets) {
       const to = folderOf(t);
-      if (to !== from && !(rank.get(to)! < rank.get(from)!)) out.push(`${relative(ROOT, file)} -> ${relative(ROOT, t)}`);
+      if (to !== from && !(rank.get(to)! < rank.get(from)!))
+        out.push(`${relative(ROOT, file)} -> ${relative(ROOT, t)}`);
     }
   }
   return out;
@@ -114,11 +124,44 @@ test('the checks see what they check: a climbing import and a cycle are found', 
   const a = join(SRC, 'x/a.ts');
   const b = join(SRC, 'x/b.ts');
   const c = join(SRC, 'y/c.ts');
-  assert.deepEqual(cycles(new Map([[a, [b]], [b, [a, c]], [c, []]])), [['src/x/a.ts', 'src/x/b.ts']]);
+  assert.deepEqual(
+    cycles(
+      new Map([
+        [a, [b]],
+        [b, [a, c]],
+        [c, []],
+      ]),
+    ),
+    [['src/x/a.ts', 'src/x/b.ts']],
+  );
   const layers = [['y'], ['x', 'z']];
-  assert.deepEqual(climbing(new Map([[a, [c]], [c, []]]), layers), ['src/x/a.ts -> src/y/c.ts'], 'up a line');
-  assert.deepEqual(climbing(new Map([[a, [join(SRC, 'z/d.ts')]]]), layers), ['src/x/a.ts -> src/z/d.ts'], 'along a line');
-  assert.deepEqual(climbing(new Map([[c, [a]], [a, [b]]]), layers), [], 'down a line, and within a folder');
+  assert.deepEqual(
+    climbing(
+      new Map([
+        [a, [c]],
+        [c, []],
+      ]),
+      layers,
+    ),
+    ['src/x/a.ts -> src/y/c.ts'],
+    'up a line',
+  );
+  assert.deepEqual(
+    climbing(new Map([[a, [join(SRC, 'z/d.ts')]]]), layers),
+    ['src/x/a.ts -> src/z/d.ts'],
+    'along a line',
+  );
+  assert.deepEqual(
+    climbing(
+      new Map([
+        [c, [a]],
+        [a, [b]],
+      ]),
+      layers,
+    ),
+    [],
+    'down a line, and within a folder',
+  );
   const signature = importsOf(join(SRC, 'ike/crypto/signature.ts'));
   assert.ok(signature.includes(join(SRC, 'pki/ecdsa-signature.ts')), 'a static import is read');
   assert.ok(signature.includes(join(SRC, 'base/result.ts')), 'a type import is read');

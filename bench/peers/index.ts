@@ -15,7 +15,16 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
 import { ensureCommands, type Requirement } from './install.js';
-import { firstReply, iperf, machineBusy, median, pingSeries, withCpu, type CpuUse, type IperfResult } from './measure.js';
+import {
+  firstReply,
+  iperf,
+  machineBusy,
+  median,
+  pingSeries,
+  withCpu,
+  type CpuUse,
+  type IperfResult,
+} from './measure.js';
 import { type NebulaCipher, nebulaPeer } from './nebula.js';
 import { plainPeer } from './plain.js';
 import { killPid, namespacePids, runIn } from './proc.js';
@@ -130,7 +139,14 @@ export interface KasaneRatios {
 }
 
 export interface PeerBenchReport {
-  options: { seconds: number; rounds: number; pings: number; smoke: boolean; nebulaCipher: NebulaCipher | 'both'; mtu: number };
+  options: {
+    seconds: number;
+    rounds: number;
+    pings: number;
+    smoke: boolean;
+    nebulaCipher: NebulaCipher | 'both';
+    mtu: number;
+  };
   /** Set when nothing could run (no root, no namespaces, no iperf3). */
   unavailable?: string;
   machine: {
@@ -176,18 +192,42 @@ export function targetsOf(peers: PeerResult[]): TargetCheck[] {
     if (!p.name.startsWith('kasane')) continue;
     const plain = peers.find((x) => x.name === (p.name.endsWith('-v6') ? 'plain-v6' : 'plain'))?.medians;
     const k = p.medians;
-    const check = (what: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: '×' | 'ms' = '×') =>
-      out.push({ peer: p.name, what, target, value, unit, met: value === undefined ? undefined : ok(value) });
-    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+    const check = (
+      what: string,
+      target: string,
+      value: number | undefined,
+      ok: (v: number) => boolean,
+      unit: '×' | 'ms' = '×',
+    ) => out.push({ peer: p.name, what, target, value, unit, met: value === undefined ? undefined : ok(value) });
+    const ratio = (a: number | undefined, b: number | undefined) =>
+      a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
     check('1 stream / plain', `≥ ${TARGETS.vsPlain1}×`, ratio(k?.gbps1, plain?.gbps1), (v) => v >= TARGETS.vsPlain1);
     check('4 streams / plain', `≥ ${TARGETS.vsPlain4}×`, ratio(k?.gbps4, plain?.gbps4), (v) => v >= TARGETS.vsPlain4);
-    check('64 B kpps / plain', `≥ ${TARGETS.pps64VsPlain}×`, ratio(k?.pps64, plain?.pps64), (v) => v >= TARGETS.pps64VsPlain);
-    check('RTT − plain RTT', `≤ ${TARGETS.rttOverPlainMs} ms`, k && plain ? k.rttMs - plain.rttMs : undefined, (v) => v <= TARGETS.rttOverPlainMs, 'ms');
+    check(
+      '64 B kpps / plain',
+      `≥ ${TARGETS.pps64VsPlain}×`,
+      ratio(k?.pps64, plain?.pps64),
+      (v) => v >= TARGETS.pps64VsPlain,
+    );
+    check(
+      'RTT − plain RTT',
+      `≤ ${TARGETS.rttOverPlainMs} ms`,
+      k && plain ? k.rttMs - plain.rttMs : undefined,
+      (v) => v <= TARGETS.rttOverPlainMs,
+      'ms',
+    );
     const searches = p.samples.flatMap((x) => (x.search ? [x.search] : []));
     if (searches.length > 0) {
       const med = median(searches.flatMap((x) => x.samplesMs))!;
       const limit = 3 * median(searches.map((x) => x.rttMs))! + 1;
-      out.push({ peer: p.name, what: 'search latency', target: `≤ 3×RTT+1 = ${limit.toFixed(2)} ms`, value: med, unit: 'ms', met: med <= limit });
+      out.push({
+        peer: p.name,
+        what: 'search latency',
+        target: `≤ 3×RTT+1 = ${limit.toFixed(2)} ms`,
+        value: med,
+        unit: 'ms',
+        met: med <= limit,
+      });
     }
   }
   return out;
@@ -200,11 +240,21 @@ export function targetsOf(peers: PeerResult[]): TargetCheck[] {
  * processes only (threads included, kernel time in their system calls included; softirq work the
  * kernel does elsewhere is not).
  */
-export function costOf(m: PeerMedians, mtu: number): { a1: number; b1: number; segA: number; segB: number; a64?: number; b64?: number } {
+export function costOf(
+  m: PeerMedians,
+  mtu: number,
+): { a1: number; b1: number; segA: number; segB: number; a64?: number; b64?: number } {
   const perByte = (cpuPct: number) => ((cpuPct / 100) * 8) / m.gbps1; // ns per byte: (core s/s × 1e9) / (bytes/s)
   const mss = mtu - 52;
   const per64 = (cpuPct: number) => (m.pps64 > 0 ? ((cpuPct / 100) * 1e9) / m.pps64 : undefined);
-  return { a1: perByte(m.cpuGwA1), b1: perByte(m.cpuGwB1), segA: perByte(m.cpuGwA1) * mss, segB: perByte(m.cpuGwB1) * mss, a64: per64(m.cpuGwA64), b64: per64(m.cpuGwB64) };
+  return {
+    a1: perByte(m.cpuGwA1),
+    b1: perByte(m.cpuGwB1),
+    segA: perByte(m.cpuGwA1) * mss,
+    segB: perByte(m.cpuGwB1) * mss,
+    a64: per64(m.cpuGwA64),
+    b64: per64(m.cpuGwB64),
+  };
 }
 
 export class PeerBenchInterrupted extends Error {
@@ -218,14 +268,19 @@ const isBaseline = (name: string) => name === 'wireguard-go' || name === 'nebula
 const TARGET = 2;
 
 /** Options from the environment and command line (see the file's header). */
-export function peerBenchOptions(env: NodeJS.ProcessEnv = process.env, argv: string[] = process.argv.slice(2)): PeerBenchOptions {
+export function peerBenchOptions(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: string[] = process.argv.slice(2),
+): PeerBenchOptions {
   const int = (name: string, fallback: number, min: number, max: number) => envInteger(env, name, fallback, min, max);
   const smoke = argv.includes('--smoke') || env.KASANE_BENCH_SMOKE === '1';
   const cipher = env.KASANE_BENCH_NEBULA_CIPHER ?? 'aes';
   if (cipher !== 'aes' && cipher !== 'chachapoly' && cipher !== 'both') {
     throw new Error(`KASANE_BENCH_NEBULA_CIPHER must be aes, chachapoly or both, got ${JSON.stringify(cipher)}`);
   }
-  const only = env.KASANE_BENCH_PEERS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = env.KASANE_BENCH_PEERS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return {
     seconds: int('KASANE_BENCH_SECONDS', smoke ? 2 : 10, 1, 600),
     rounds: int('KASANE_BENCH_ROUNDS', smoke ? 1 : 3, 1, 50),
@@ -242,10 +297,19 @@ export function peerBenchOptions(env: NodeJS.ProcessEnv = process.env, argv: str
 /** The peers of a run, in turn order. */
 export function peerList(o: PeerBenchOptions): PeerSetup[] {
   const nebulas =
-    o.nebulaCipher === 'both' ? [nebulaPeer('aes'), nebulaPeer('chachapoly', 'nebula-chachapoly')] : [nebulaPeer(o.nebulaCipher)];
+    o.nebulaCipher === 'both'
+      ? [nebulaPeer('aes'), nebulaPeer('chachapoly', 'nebula-chachapoly')]
+      : [nebulaPeer(o.nebulaCipher)];
   // plain-v6 is the ceiling of IPv6 peers (kasane-v6): measured when one of them is.
   const v6 = (o.extraPeers ?? []).some((p) => p.family === 6) || o.kasane?.family === 6;
-  const all = [plainPeer(), ...(v6 ? [plainPeer({ ipv6: true })] : []), wireguardGoPeer(), ...nebulas, ...(o.extraPeers ?? []), ...(o.kasane ? [o.kasane] : [])];
+  const all = [
+    plainPeer(),
+    ...(v6 ? [plainPeer({ ipv6: true })] : []),
+    wireguardGoPeer(),
+    ...nebulas,
+    ...(o.extraPeers ?? []),
+    ...(o.kasane ? [o.kasane] : []),
+  ];
   const names = new Set<string>();
   for (const p of all) {
     if (names.has(p.name)) throw new Error(`two peers are named ${p.name}`);
@@ -253,7 +317,8 @@ export function peerList(o: PeerBenchOptions): PeerSetup[] {
   }
   if (o.only) {
     const unknown = o.only.filter((n) => !names.has(n));
-    if (unknown.length > 0) throw new Error(`unknown peer(s) ${unknown.join(', ')}; available: ${[...names].join(', ')}`);
+    if (unknown.length > 0)
+      throw new Error(`unknown peer(s) ${unknown.join(', ')}; available: ${[...names].join(', ')}`);
     return all.filter((p) => o.only!.includes(p.name));
   }
   return all;
@@ -271,7 +336,14 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
   const t0 = performance.now();
   const peers = peerList(o);
   const report: PeerBenchReport = {
-    options: { seconds: o.seconds, rounds: o.rounds, pings: o.pings, smoke: o.smoke, nebulaCipher: o.nebulaCipher, mtu: o.mtu },
+    options: {
+      seconds: o.seconds,
+      rounds: o.rounds,
+      pings: o.pings,
+      smoke: o.smoke,
+      nebulaCipher: o.nebulaCipher,
+      mtu: o.mtu,
+    },
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -303,7 +375,10 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
     return finish();
   }
 
-  const installed = await ensureCommands([...BASE_REQUIREMENTS, ...peers.flatMap((p) => p.requires ?? [])], { install: o.install, log });
+  const installed = await ensureCommands([...BASE_REQUIREMENTS, ...peers.flatMap((p) => p.requires ?? [])], {
+    install: o.install,
+    log,
+  });
   report.notes.push(...installed.notes);
   const baseMissing = BASE_REQUIREMENTS.filter((r) => installed.missing.has(r.command));
   if (baseMissing.length > 0) {
@@ -365,7 +440,9 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   process.on('exit', onExit);
-  const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true }));
+  const aborted = new Promise<never>((_, reject) =>
+    ac.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true }),
+  );
   aborted.catch(() => undefined);
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
 
@@ -413,7 +490,14 @@ export async function runPeerBench(partial: Partial<PeerBenchOptions> = {}): Pro
   return finish();
 }
 
-async function turn(tb: Testbed, topology: PeerTopology, peer: PeerSetup, round: number, o: PeerBenchOptions, signal: AbortSignal): Promise<PeerSample> {
+async function turn(
+  tb: Testbed,
+  topology: PeerTopology,
+  peer: PeerSetup,
+  round: number,
+  o: PeerBenchOptions,
+  signal: AbortSignal,
+): Promise<PeerSample> {
   await peer.setUp(tb, topology);
   // A peer measured over IPv6 sees the terminals' IPv6 addresses (the 64-byte UDP test then sends
   // 84-byte IPv6 packets).
@@ -424,7 +508,8 @@ async function turn(tb: Testbed, topology: PeerTopology, peer: PeerSetup, round:
   const four = await withCpu(topo, () => iperf(tb, topo, o.seconds, 4, signal));
   const small = await withCpu(topo, () => smallPackets(tb, topo, Math.max(2, Math.min(o.seconds, 5)), signal));
   // Search latency: only kasane finds its peers from the first packet (the others have a tunnel up).
-  const search = peer === o.kasane ? await searchLatency(tb, topo, median(series.rttsMs)!, o.smoke ? 5 : 20, signal) : undefined;
+  const search =
+    peer === o.kasane ? await searchLatency(tb, topo, median(series.rttsMs)!, o.smoke ? 5 : 20, signal) : undefined;
   return {
     round,
     firstReplyMs: first.ms,
@@ -439,7 +524,12 @@ async function turn(tb: Testbed, topology: PeerTopology, peer: PeerSetup, round:
 }
 
 /** Tears the peer down and kills (by PID) anything it left in the namespaces, with a note. */
-async function tidyAfterTurn(peer: PeerSetup, topo: PeerTopology, report: PeerBenchReport, log: (l: string) => void): Promise<void> {
+async function tidyAfterTurn(
+  peer: PeerSetup,
+  topo: PeerTopology,
+  report: PeerBenchReport,
+  log: (l: string) => void,
+): Promise<void> {
   try {
     const done = await Promise.race([peer.tearDown().then(() => true), sleep(20_000).then(() => false)]);
     if (!done) report.notes.push(`${peer.name}: tearDown did not finish within 20 s`);
@@ -462,8 +552,14 @@ async function assertIsolated(tb: Testbed, topo: PeerTopology, signal: AbortSign
     [topo.hostA.addr, topo.hostB.addr],
     [topo.hostA.addr6, topo.hostB.addr6],
   ]) {
-    const r = await runIn(tb, topo.hostA.ns, 'ping', ['-n', '-c', '1', '-W', '1', '-I', from, to], { timeoutMs: 5000, signal });
-    if (r.status === 0) throw new Error(`testbed not clean: hostA reaches hostB (${to}) with no peer set up (a previous tearDown left a path)`);
+    const r = await runIn(tb, topo.hostA.ns, 'ping', ['-n', '-c', '1', '-W', '1', '-I', from, to], {
+      timeoutMs: 5000,
+      signal,
+    });
+    if (r.status === 0)
+      throw new Error(
+        `testbed not clean: hostA reaches hostB (${to}) with no peer set up (a previous tearDown left a path)`,
+      );
   }
 }
 
@@ -502,7 +598,8 @@ export function ratiosOf(peers: PeerResult[], kasaneName: string | undefined): K
   const withFigures = peers.filter((p) => p.medians);
   const best = (key: 'gbps1' | 'gbps4') => {
     let b: { peer: string; gbps: number } | undefined;
-    for (const p of withFigures) if (isBaseline(p.name) && (!b || p.medians![key] > b.gbps)) b = { peer: p.name, gbps: p.medians![key] };
+    for (const p of withFigures)
+      if (isBaseline(p.name) && (!b || p.medians![key] > b.gbps)) b = { peer: p.name, gbps: p.medians![key] };
     return b;
   };
   out.best1 = best('gbps1');
@@ -516,7 +613,8 @@ export function ratiosOf(peers: PeerResult[], kasaneName: string | undefined): K
       out.vsPlain1 = k.gbps1 / plain.gbps1;
       out.vsPlain4 = k.gbps4 / plain.gbps4;
     }
-    if (out.vsBest1 !== undefined && out.vsBest4 !== undefined) out.met = out.vsBest1 >= TARGET && out.vsBest4 >= TARGET;
+    if (out.vsBest1 !== undefined && out.vsBest4 !== undefined)
+      out.met = out.vsBest1 >= TARGET && out.vsBest4 >= TARGET;
   }
   return out;
 }
@@ -548,7 +646,19 @@ export function formatPeerBench(r: PeerBenchReport): string {
     return lines.join('\n');
   }
   const rows: string[][] = [
-    ['peer', 'version', '1 stream Gbit/s', '4 streams Gbit/s', '64 B kpps (loss %)', 'RTT ms', '1st reply ms', 'retr 1/4', 'gw CPU % A/B 1|4', 'others % 1|4', 'busy % 1|4'],
+    [
+      'peer',
+      'version',
+      '1 stream Gbit/s',
+      '4 streams Gbit/s',
+      '64 B kpps (loss %)',
+      'RTT ms',
+      '1st reply ms',
+      'retr 1/4',
+      'gw CPU % A/B 1|4',
+      'others % 1|4',
+      'busy % 1|4',
+    ],
   ];
   for (const p of r.peers) {
     if (p.skipped) {
@@ -565,9 +675,18 @@ export function formatPeerBench(r: PeerBenchReport): string {
     rows.push([
       p.name,
       p.version ?? '-',
-      spread(s.map((x) => x.stream1.gbps), 2),
-      spread(s.map((x) => x.stream4.gbps), 2),
-      `${spread(s.map((x) => x.small.pps / 1000), 0)} (${md.pps64LossPct.toFixed(0)})`,
+      spread(
+        s.map((x) => x.stream1.gbps),
+        2,
+      ),
+      spread(
+        s.map((x) => x.stream4.gbps),
+        2,
+      ),
+      `${spread(
+        s.map((x) => x.small.pps / 1000),
+        0,
+      )} (${md.pps64LossPct.toFixed(0)})`,
       md.rttMs.toFixed(3),
       md.firstReplyMs.toFixed(2),
       `${int(md.retransmits1)}/${int(md.retransmits4)}`,
@@ -577,10 +696,18 @@ export function formatPeerBench(r: PeerBenchReport): string {
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  for (const row of rows) lines.push(row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+  for (const row of rows)
+    lines.push(
+      row
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('  ')
+        .trimEnd(),
+    );
   const ra = r.ratios;
   if (ra.best1 && ra.best4) {
-    lines.push(`better of wireguard-go and nebula: ${ra.best1.peer} ${ra.best1.gbps.toFixed(2)} Gbit/s (1 stream), ${ra.best4.peer} ${ra.best4.gbps.toFixed(2)} Gbit/s (4 streams)`);
+    lines.push(
+      `better of wireguard-go and nebula: ${ra.best1.peer} ${ra.best1.gbps.toFixed(2)} Gbit/s (1 stream), ${ra.best4.peer} ${ra.best4.gbps.toFixed(2)} Gbit/s (4 streams)`,
+    );
   }
   if (ra.vsBest1 !== undefined || ra.vsBest4 !== undefined) {
     const x = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(2)}×`);
@@ -595,7 +722,9 @@ export function formatPeerBench(r: PeerBenchReport): string {
       const all = rounds.flatMap((x) => x.samplesMs);
       const med = median(all)!;
       const target = 3 * median(rounds.map((x) => x.rttMs))! + 1;
-      lines.push(`${p.name} search latency, all ${rounds.length} rounds: ${med.toFixed(2)} ms median of ${all.length} first packets; target 3×RTT+1 = ${target.toFixed(2)} ms (median RTT): ${med <= target ? 'MET' : 'NOT MET'}`);
+      lines.push(
+        `${p.name} search latency, all ${rounds.length} rounds: ${med.toFixed(2)} ms median of ${all.length} first packets; target 3×RTT+1 = ${target.toFixed(2)} ms (median RTT): ${med <= target ? 'MET' : 'NOT MET'}`,
+      );
     }
     for (const x of p.samples) {
       const sl = x.search;
@@ -618,8 +747,15 @@ export function formatPeerBench(r: PeerBenchReport): string {
   if (r.targets.length > 0) {
     lines.push('targets (issue 12, ratios to plain in this run):');
     for (const t of r.targets) {
-      const v = t.value === undefined ? 'not measured' : t.unit === 'ms' ? `${t.value.toFixed(3)} ms` : `${t.value.toFixed(2)}×`;
-      lines.push(`  ${t.peer.padEnd(16)} ${t.what.padEnd(22)} ${v.padEnd(10)} target ${t.target}: ${t.met === undefined ? 'undecided' : t.met ? 'MET' : 'NOT MET'}`);
+      const v =
+        t.value === undefined
+          ? 'not measured'
+          : t.unit === 'ms'
+            ? `${t.value.toFixed(3)} ms`
+            : `${t.value.toFixed(2)}×`;
+      lines.push(
+        `  ${t.peer.padEnd(16)} ${t.what.padEnd(22)} ${v.padEnd(10)} target ${t.target}: ${t.met === undefined ? 'undecided' : t.met ? 'MET' : 'NOT MET'}`,
+      );
     }
   }
   for (const p of r.peers) {
@@ -641,7 +777,11 @@ async function main(): Promise<void> {
   const jsonFile = jsonAt >= 0 ? argv[jsonAt + 1] : undefined;
   if (jsonAt >= 0 && !jsonFile) throw new Error('--json needs a file name');
   // kasane is always measured from the command line (the library call leaves it to the caller).
-  const report = await runPeerBench({ ...peerBenchOptions(process.env, argv), kasane: kasanePeer(), extraPeers: [kasanePeer({ ipv6: true })] });
+  const report = await runPeerBench({
+    ...peerBenchOptions(process.env, argv),
+    kasane: kasanePeer(),
+    extraPeers: [kasanePeer({ ipv6: true })],
+  });
   console.log(formatPeerBench(report));
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify(report, null, 2));
   if (report.unavailable) process.exitCode = 2;

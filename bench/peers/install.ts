@@ -27,7 +27,11 @@ export function runCommand(
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, signal: opts.signal });
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      signal: opts.signal,
+    });
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-200_000)));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-200_000)));
@@ -74,7 +78,11 @@ export async function ensureCommands(
     }
     for (const p of packages) {
       opts.log(`apt-get install -y --no-install-recommends ${p}`);
-      const r = await runCommand('apt-get', ['install', '-y', '--no-install-recommends', p], { env, timeoutMs: 600_000, signal: opts.signal });
+      const r = await runCommand('apt-get', ['install', '-y', '--no-install-recommends', p], {
+        env,
+        timeoutMs: 600_000,
+        signal: opts.signal,
+      });
       if (r.status === 0) {
         out.installed.push(p);
         out.notes.push(`installed ${p}`);
@@ -85,7 +93,8 @@ export async function ensureCommands(
   }
   for (const r of absent) {
     if (await hasCommandAsync(r.command)) continue;
-    const reason = why.get(r.debianPackage) ?? `package ${r.debianPackage} installed but ${r.command} is still not on PATH`;
+    const reason =
+      why.get(r.debianPackage) ?? `package ${r.debianPackage} installed but ${r.command} is still not on PATH`;
     out.missing.set(r.command, `${r.command} (Debian package ${r.debianPackage}): ${reason}`);
   }
   return out;

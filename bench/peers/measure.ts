@@ -16,7 +16,12 @@ export interface FirstReply {
 }
 
 /** Pings until the first reply (interval 200 ms, up to `deadlineS`): the first packet after set-up. */
-export async function firstReply(tb: Testbed, topo: PeerTopology, deadlineS: number, signal?: AbortSignal): Promise<FirstReply> {
+export async function firstReply(
+  tb: Testbed,
+  topo: PeerTopology,
+  deadlineS: number,
+  signal?: AbortSignal,
+): Promise<FirstReply> {
   const intervalS = 0.2;
   const r = await runIn(
     tb,
@@ -26,7 +31,10 @@ export async function firstReply(tb: Testbed, topo: PeerTopology, deadlineS: num
     { timeoutMs: (deadlineS + 5) * 1000, signal },
   );
   const m = /icmp_seq=(\d+).*?time=([\d.]+) ms/.exec(r.stdout);
-  if (r.status !== 0 || !m) throw new Error(`hostA cannot reach hostB within ${deadlineS} s (ping exited ${r.status}): ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`);
+  if (r.status !== 0 || !m)
+    throw new Error(
+      `hostA cannot reach hostB within ${deadlineS} s (ping exited ${r.status}): ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`,
+    );
   const lost = Number(m[1]) - 1;
   return { ms: lost * intervalS * 1000 + Number(m[2]), lost };
 }
@@ -36,7 +44,12 @@ export interface PingSeries {
   sent: number;
 }
 
-export async function pingSeries(tb: Testbed, topo: PeerTopology, count: number, signal?: AbortSignal): Promise<PingSeries> {
+export async function pingSeries(
+  tb: Testbed,
+  topo: PeerTopology,
+  count: number,
+  signal?: AbortSignal,
+): Promise<PingSeries> {
   const intervalS = 0.1;
   const r = await runIn(
     tb,
@@ -46,7 +59,8 @@ export async function pingSeries(tb: Testbed, topo: PeerTopology, count: number,
     { timeoutMs: (count * intervalS + 10) * 1000, signal },
   );
   const rttsMs = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (rttsMs.length === 0) throw new Error(`ping series: no reply: ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`);
+  if (rttsMs.length === 0)
+    throw new Error(`ping series: no reply: ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`);
   return { rttsMs, sent: count };
 }
 
@@ -80,8 +94,21 @@ export function parseIperfJson(text: string): IperfResult {
 }
 
 /** Runs `fn` while a one-client iperf3 server listens on hostB's address and `port`. */
-export async function withIperfServer<T>(tb: Testbed, topo: PeerTopology, port: number, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-  const server = Daemon.start(tb, topo.hostB.ns, 'iperf3 server', 'iperf3', ['-s', '-1', '-B', topo.hostB.addr, '-p', String(port)]);
+export async function withIperfServer<T>(
+  tb: Testbed,
+  topo: PeerTopology,
+  port: number,
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const server = Daemon.start(tb, topo.hostB.ns, 'iperf3 server', 'iperf3', [
+    '-s',
+    '-1',
+    '-B',
+    topo.hostB.addr,
+    '-p',
+    String(port),
+  ]);
   try {
     await waitFor(
       'the iperf3 server to listen',
@@ -99,13 +126,33 @@ export async function withIperfServer<T>(tb: Testbed, topo: PeerTopology, port: 
 }
 
 /** One iperf3 TCP run hostA → hostB; the server is bound to hostB's address and serves one client. */
-export async function iperf(tb: Testbed, topo: PeerTopology, seconds: number, streams: number, signal?: AbortSignal): Promise<IperfResult> {
+export async function iperf(
+  tb: Testbed,
+  topo: PeerTopology,
+  seconds: number,
+  streams: number,
+  signal?: AbortSignal,
+): Promise<IperfResult> {
   return withIperfServer(tb, topo, IPERF_PORT, signal, async () => {
     const r = await runIn(
       tb,
       topo.hostA.ns,
       'iperf3',
-      ['-c', topo.hostB.addr, '-B', topo.hostA.addr, '-p', String(IPERF_PORT), '-t', String(seconds), '-P', String(streams), '-J', '--connect-timeout', '5000'],
+      [
+        '-c',
+        topo.hostB.addr,
+        '-B',
+        topo.hostA.addr,
+        '-p',
+        String(IPERF_PORT),
+        '-t',
+        String(seconds),
+        '-P',
+        String(streams),
+        '-J',
+        '--connect-timeout',
+        '5000',
+      ],
       { timeoutMs: (seconds + 30) * 1000, signal },
     );
     return parseIperfJson(r.stdout);

@@ -42,7 +42,17 @@ export function nebulaPeer(cipher: NebulaCipher = 'aes', name = 'nebula'): PeerS
       const names = ['gwA', 'gwB'];
       state = { tb, daemons: [], sides };
       const ca = { crt: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
-      await cert(['ca', '-name', `kasane-bench ${topo.prefix}`, '-duration', '24h', '-out-crt', ca.crt, '-out-key', ca.key]);
+      await cert([
+        'ca',
+        '-name',
+        `kasane-bench ${topo.prefix}`,
+        '-duration',
+        '24h',
+        '-out-crt',
+        ca.crt,
+        '-out-key',
+        ca.key,
+      ]);
       const staticHostMap = Object.fromEntries(sides.map((s) => [s.overlayAddr, [`${s.wanAddr}:${PORT}`]]));
       for (const [i, side] of sides.entries()) {
         const other = sides[1 - i];
@@ -52,13 +62,20 @@ export function nebulaPeer(cipher: NebulaCipher = 'aes', name = 'nebula'): PeerS
         const key = join(sideDir, 'host.key');
         await cert([
           'sign',
-          '-ca-crt', ca.crt,
-          '-ca-key', ca.key,
-          '-name', names[i],
-          '-ip', `${side.overlayAddr}/${topo.overlayPrefixLen}`,
-          '-subnets', side.lanPrefix,
-          '-out-crt', crt,
-          '-out-key', key,
+          '-ca-crt',
+          ca.crt,
+          '-ca-key',
+          ca.key,
+          '-name',
+          names[i],
+          '-ip',
+          `${side.overlayAddr}/${topo.overlayPrefixLen}`,
+          '-subnets',
+          side.lanPrefix,
+          '-out-crt',
+          crt,
+          '-out-key',
+          key,
         ]);
         const lighthouse = i === 0;
         const config = {
@@ -95,7 +112,9 @@ export function nebulaPeer(cipher: NebulaCipher = 'aes', name = 'nebula'): PeerS
           'nebula to bring up its TUN device, route and UDP socket',
           async () => {
             d.assertRunning();
-            const route = await runIn(tb, side.ns, 'ip', ['route', 'show', other.lanPrefix, 'dev', IF], { timeoutMs: 5000 });
+            const route = await runIn(tb, side.ns, 'ip', ['route', 'show', other.lanPrefix, 'dev', IF], {
+              timeoutMs: 5000,
+            });
             if (route.status !== 0 || route.stdout.trim() === '') return false;
             const udp = await runIn(tb, side.ns, 'ss', ['-Hlun', `sport = :${PORT}`], { timeoutMs: 5000 });
             return udp.stdout.includes(`:${PORT}`);

@@ -42,7 +42,8 @@ export function runIn(
     child.on('close', (status, signal) => {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      if (why !== undefined) reject(new Error(`${cmd} ${args.join(' ')} in ${ns}: ${why}; ${lastLines(stderr || stdout)}`));
+      if (why !== undefined)
+        reject(new Error(`${cmd} ${args.join(' ')} in ${ns}: ${why}; ${lastLines(stderr || stdout)}`));
       else resolve({ status, signal, stdout, stderr });
     });
   });
@@ -92,7 +93,8 @@ export class Daemon {
 
   /** Throws with the daemon's last output if it has exited. */
   assertRunning(): void {
-    if (!this.running) throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}): ${this.output()}`);
+    if (!this.running)
+      throw new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}): ${this.output()}`);
   }
 
   /** SIGTERM by PID, then SIGKILL if it has not exited after `graceMs`. */

@@ -32,7 +32,13 @@ export interface SearchLatencyResult {
 
 const KSRC = Buffer.from('KSRC');
 
-export async function searchLatency(tb: Testbed, topo: PeerTopology, rttMs: number, samples: number, signal?: AbortSignal): Promise<SearchLatencyResult> {
+export async function searchLatency(
+  tb: Testbed,
+  topo: PeerTopology,
+  rttMs: number,
+  samples: number,
+  signal?: AbortSignal,
+): Promise<SearchLatencyResult> {
   const pairs: [string, string][] = [];
   const aNet = topo.hostA.addr.split('.').slice(0, 3).join('.');
   const bNet = topo.hostB.addr.split('.').slice(0, 3).join('.');
@@ -66,14 +72,17 @@ export async function searchLatency(tb: Testbed, topo: PeerTopology, rttMs: numb
   for (const [a, b] of pairs) {
     // The terminal's own echo request (ICMP type 8) as it left hostA, and the same packet arriving at
     // hostB — not the gateway's search probe, which also travels from a to b but carries KSRC.
-    const isData = (p: { src: string; dst: string; proto: number; payload: Buffer }) => p.src === a && p.dst === b && p.proto === 1 && p.payload[0] === 8 && !p.payload.includes(KSRC);
+    const isData = (p: { src: string; dst: string; proto: number; payload: Buffer }) =>
+      p.src === a && p.dst === b && p.proto === 1 && p.payload[0] === 8 && !p.payload.includes(KSRC);
     const t0 = atA.find(isData)?.time;
     const t1 = atB.find(isData)?.time;
     if (t0 === undefined || t1 === undefined) lost++;
     else out.push(t1 - t0);
   }
-  for (const [a] of pairs) tryIp(tb, topo.hostA.ns, 'addr', 'del', `${a}/${topo.hostA.prefixLen}`, 'dev', topo.hostA.ifname);
-  for (const [, b] of pairs) tryIp(tb, topo.hostB.ns, 'addr', 'del', `${b}/${topo.hostB.prefixLen}`, 'dev', topo.hostB.ifname);
+  for (const [a] of pairs)
+    tryIp(tb, topo.hostA.ns, 'addr', 'del', `${a}/${topo.hostA.prefixLen}`, 'dev', topo.hostA.ifname);
+  for (const [, b] of pairs)
+    tryIp(tb, topo.hostB.ns, 'addr', 'del', `${b}/${topo.hostB.prefixLen}`, 'dev', topo.hostB.ifname);
   rmSync(dir, { recursive: true, force: true });
   const sorted = [...out].sort((x, y) => x - y);
   const med = median(out) ?? NaN;

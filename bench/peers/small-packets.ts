@@ -34,18 +34,45 @@ export function parseUdpJson(text: string): SmallPacketResult {
   }
   if (j.error) throw new Error(`iperf3: ${j.error}`);
   const s = j.end?.sum;
-  if (typeof s?.packets !== 'number' || typeof s.lost_packets !== 'number' || !s.seconds) throw new Error('iperf3 UDP JSON has no end.sum.packets/lost_packets/seconds');
+  if (typeof s?.packets !== 'number' || typeof s.lost_packets !== 'number' || !s.seconds)
+    throw new Error('iperf3 UDP JSON has no end.sum.packets/lost_packets/seconds');
   const received = s.packets - s.lost_packets;
-  return { pps: received / s.seconds, sentPps: s.packets / s.seconds, lossPct: s.packets > 0 ? (100 * s.lost_packets) / s.packets : 0 };
+  return {
+    pps: received / s.seconds,
+    sentPps: s.packets / s.seconds,
+    lossPct: s.packets > 0 ? (100 * s.lost_packets) / s.packets : 0,
+  };
 }
 
-export async function smallPackets(tb: Testbed, topo: PeerTopology, seconds: number, signal?: AbortSignal): Promise<SmallPacketResult> {
+export async function smallPackets(
+  tb: Testbed,
+  topo: PeerTopology,
+  seconds: number,
+  signal?: AbortSignal,
+): Promise<SmallPacketResult> {
   return withIperfServer(tb, topo, PORT, signal, async () => {
     const r = await runIn(
       tb,
       topo.hostA.ns,
       'iperf3',
-      ['-c', topo.hostB.addr, '-B', topo.hostA.addr, '-p', String(PORT), '-u', '-b', '0', '-l', String(SMALL_PAYLOAD), '-t', String(seconds), '-J', '--connect-timeout', '5000'],
+      [
+        '-c',
+        topo.hostB.addr,
+        '-B',
+        topo.hostA.addr,
+        '-p',
+        String(PORT),
+        '-u',
+        '-b',
+        '0',
+        '-l',
+        String(SMALL_PAYLOAD),
+        '-t',
+        String(seconds),
+        '-J',
+        '--connect-timeout',
+        '5000',
+      ],
       { timeoutMs: (seconds + 30) * 1000, signal },
     );
     return parseUdpJson(r.stdout);

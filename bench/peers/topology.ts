@@ -85,8 +85,24 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
   const topo: PeerTopology = {
     prefix: tb.prefix,
     tmpDir,
-    hostA: { ns: hostA, ifname: 'lan0', addr: `${NET}.1.2`, prefixLen: 24, gateway: `${NET}.1.1`, addr6: `${NET6}:1::2`, gateway6: `${NET6}:1::1` },
-    hostB: { ns: hostB, ifname: 'lan0', addr: `${NET}.2.2`, prefixLen: 24, gateway: `${NET}.2.1`, addr6: `${NET6}:2::2`, gateway6: `${NET6}:2::1` },
+    hostA: {
+      ns: hostA,
+      ifname: 'lan0',
+      addr: `${NET}.1.2`,
+      prefixLen: 24,
+      gateway: `${NET}.1.1`,
+      addr6: `${NET6}:1::2`,
+      gateway6: `${NET6}:1::1`,
+    },
+    hostB: {
+      ns: hostB,
+      ifname: 'lan0',
+      addr: `${NET}.2.2`,
+      prefixLen: 24,
+      gateway: `${NET}.2.1`,
+      addr6: `${NET6}:2::2`,
+      gateway6: `${NET6}:2::1`,
+    },
     gwA: {
       ns: gwA,
       lanIf: 'lan0',
@@ -123,11 +139,21 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
     [topo.hostA, topo.gwA],
     [topo.hostB, topo.gwB],
   ] as const) {
-    tb.link(host.ns, host.ifname, [`${host.addr}/${host.prefixLen}`, `${host.addr6}/64`], gw.ns, gw.lanIf, [`${gw.lanAddr}/${host.prefixLen}`, `${host.gateway6}/64`]);
+    tb.link(host.ns, host.ifname, [`${host.addr}/${host.prefixLen}`, `${host.addr6}/64`], gw.ns, gw.lanIf, [
+      `${gw.lanAddr}/${host.prefixLen}`,
+      `${host.gateway6}/64`,
+    ]);
     tb.ip(host.ns, 'link', 'set', host.ifname, 'mtu', String(mtu));
     tb.ip(host.ns, 'route', 'add', 'default', 'via', host.gateway);
     tb.ip(host.ns, '-6', 'route', 'add', 'default', 'via', host.gateway6);
-    tb.link(gw.ns, gw.wanIf, [`${gw.wanAddr}/${gw.wanPrefixLen}`, `${gw.wanAddr6}/64`], router, gw === topo.gwA ? 'wa' : 'wb', [`${gw.wanNextHop}/${gw.wanPrefixLen}`, `${gw.wanNextHop6}/64`]);
+    tb.link(
+      gw.ns,
+      gw.wanIf,
+      [`${gw.wanAddr}/${gw.wanPrefixLen}`, `${gw.wanAddr6}/64`],
+      router,
+      gw === topo.gwA ? 'wa' : 'wb',
+      [`${gw.wanNextHop}/${gw.wanPrefixLen}`, `${gw.wanNextHop6}/64`],
+    );
     tb.ip(gw.ns, 'route', 'add', 'default', 'via', gw.wanNextHop);
     tb.ip(gw.ns, '-6', 'route', 'add', 'default', 'via', gw.wanNextHop6);
     tb.forwarding(gw.ns);

@@ -72,11 +72,17 @@ export function wireguardGoPeer(): PeerSetup {
           IF,
         ]);
         state.daemons.push(d);
-        await waitFor('the wireguard-go control socket', () => (d.assertRunning(), existsSync(join(runDir, 'wireguard', `${IF}.sock`))), {
+        await waitFor(
+          'the wireguard-go control socket',
+          () => (d.assertRunning(), existsSync(join(runDir, 'wireguard', `${IF}.sock`))),
+          {
+            timeoutMs: 10_000,
+            lastError: () => d.output(),
+          },
+        );
+        const r = await runCommand('nsenter', ['-t', String(d.pid), '-m', '-n', 'wg', 'setconf', IF, conf], {
           timeoutMs: 10_000,
-          lastError: () => d.output(),
         });
-        const r = await runCommand('nsenter', ['-t', String(d.pid), '-m', '-n', 'wg', 'setconf', IF, conf], { timeoutMs: 10_000 });
         if (r.status !== 0) throw new Error(`wg setconf in ${side.ns}: ${lastLines(r.stderr || r.error || '')}`);
         tb.ip(side.ns, 'addr', 'add', `${side.overlayAddr}/${topo.overlayPrefixLen}`, 'dev', IF);
         tb.ip(side.ns, 'link', 'set', IF, 'mtu', String(topo.mtu), 'up');

@@ -2,7 +2,10 @@
 export function time(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '—';
   if (ms >= Number.MAX_SAFE_INTEGER) return 'never';
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, ' UTC');
 }
 
 export function duration(ms: number): string {

@@ -30,7 +30,11 @@ function SignIn({ onSignedIn, why }: { onSignedIn: (s: SessionView) => void; why
           try {
             onSignedIn(await api.signIn(token));
           } catch (err) {
-            setError(err instanceof ApiError && err.status === 401 ? new Error('That token was refused: it is wrong, malformed or revoked.') : (err as Error));
+            setError(
+              err instanceof ApiError && err.status === 401
+                ? new Error('That token was refused: it is wrong, malformed or revoked.')
+                : (err as Error),
+            );
           } finally {
             setBusy(false);
           }
@@ -46,7 +50,8 @@ function SignIn({ onSignedIn, why }: { onSignedIn: (s: SessionView) => void; why
         <Problem error={error} />
       </form>
       <p class="muted small">
-        On the authority host: <span class="mono">DATA/admin.token</span>, or a new one with <span class="mono">kasane authority token create NAME</span>.
+        On the authority host: <span class="mono">DATA/admin.token</span>, or a new one with{' '}
+        <span class="mono">kasane authority token create NAME</span>.
       </p>
     </main>
   );
@@ -57,7 +62,10 @@ function Shell({ session, onSignOut }: { session: SessionView; onSignOut: () => 
   const connected = useConnected();
   const [authority, setAuthority] = useState('');
   useEffect(() => {
-    void api.status().then((s) => setAuthority(s.authority), () => undefined);
+    void api.status().then(
+      (s) => setAuthority(s.authority),
+      () => undefined,
+    );
   }, []);
   useEffect(() => {
     document.title = authority ? `${authority} · kasane` : 'kasane';
@@ -94,14 +102,19 @@ function Shell({ session, onSignOut }: { session: SessionView; onSignOut: () => 
     <>
       <header class="top">
         <span class="brand">kasane</span>
-        <span class="authority" data-testid="authority-name">{authority}</span>
+        <span class="authority" data-testid="authority-name">
+          {authority}
+        </span>
         <nav>
           {tab('/', 'Overview', route.page === 'overview' || route.page === 'vpn' || route.page === 'gateway')}
           {tab('/map', 'Map', route.page === 'map')}
           {tab('/audit', 'Audit log', route.page === 'audit')}
           {tab('/federation', 'Federation', route.page === 'federation')}
         </nav>
-        <span class={connected ? 'live on' : 'live'} title={connected ? 'live: changes appear as they happen' : 'not connected to the live events; retrying'}>
+        <span
+          class={connected ? 'live on' : 'live'}
+          title={connected ? 'live: changes appear as they happen' : 'not connected to the live events; retrying'}
+        >
           {connected ? 'live' : 'offline'}
         </span>
         <span class="who">{session.actor}</span>

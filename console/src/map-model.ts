@@ -115,13 +115,21 @@ export function buildMapModel(vpns: VpnDetail[], gateways: GatewayInfo[], federa
   const nodes = new Map<string, MapNode>();
   const edges: MapEdge[] = [];
   nodes.set('wan', { id: 'wan', kind: 'wan', label: 'WAN' });
-  for (const g of gateways) nodes.set(gid(g.name), { id: gid(g.name), kind: 'gateway', label: g.name, status: g.status, gateway: g.name });
+  for (const g of gateways)
+    nodes.set(gid(g.name), { id: gid(g.name), kind: 'gateway', label: g.name, status: g.status, gateway: g.name });
 
   // Terminal prefixes: one node per (gateway, prefix), shared by the VPNs it is put into.
   const prefixNodes: { id: string; gateway: string; prefix: string }[] = [];
   for (const v of vpns) {
     for (const m of v.memberList) {
-      if (!nodes.has(gid(m.gateway))) nodes.set(gid(m.gateway), { id: gid(m.gateway), kind: 'gateway', label: m.gateway, status: m.gatewayStatus, gateway: m.gateway });
+      if (!nodes.has(gid(m.gateway)))
+        nodes.set(gid(m.gateway), {
+          id: gid(m.gateway),
+          kind: 'gateway',
+          label: m.gateway,
+          status: m.gatewayStatus,
+          gateway: m.gateway,
+        });
       for (const p of m.prefixes) {
         const id = pid(m.gateway, p);
         if (nodes.has(id)) continue;
@@ -173,7 +181,9 @@ export function buildMapModel(vpns: VpnDetail[], gateways: GatewayInfo[], federa
       if (ownBox) nodes.get(own.id)!.parent = ownBox.id;
     }
   }
-  for (const g of nodes.values()) if ((g.kind === 'gateway' && !g.parent)) edges.push({ id: `e:wan:${g.id}`, source: 'wan', target: g.id, kind: 'wan' });
+  for (const g of nodes.values())
+    if (g.kind === 'gateway' && !g.parent)
+      edges.push({ id: `e:wan:${g.id}`, source: 'wan', target: g.id, kind: 'wan' });
 
   const ancestors = (id: string): string[] => {
     const out: string[] = [];
@@ -193,8 +203,22 @@ export function buildMapModel(vpns: VpnDetail[], gateways: GatewayInfo[], federa
       for (const m of s.foreignMembers) members.push(`${m.gateway} @ ${s.peer} + ${m.prefixes.join(', ')}`);
     }
     const gatewaysInOrder = [...new Set(v.memberList.map((m) => gid(m.gateway)))];
-    for (let k = 1; k < gatewaysInOrder.length; k++) edges.push({ id: `a:${v.id}:${k}`, source: gatewaysInOrder[k - 1], target: gatewaysInOrder[k], kind: 'affinity' });
-    return { vpn: v.name, vpnId: v.id, mode: v.mode, nodes: [...new Set([...own, ...(foreignOf.get(v.name) ?? [])])], members, nestedIn: [], color: PALETTE[i % PALETTE.length] };
+    for (let k = 1; k < gatewaysInOrder.length; k++)
+      edges.push({
+        id: `a:${v.id}:${k}`,
+        source: gatewaysInOrder[k - 1],
+        target: gatewaysInOrder[k],
+        kind: 'affinity',
+      });
+    return {
+      vpn: v.name,
+      vpnId: v.id,
+      mode: v.mode,
+      nodes: [...new Set([...own, ...(foreignOf.get(v.name) ?? [])])],
+      members,
+      nestedIn: [],
+      color: PALETTE[i % PALETTE.length],
+    };
   });
   // Nested: every terminal prefix of W lies in a box that is a terminal prefix of V.
   for (const w of regions) {

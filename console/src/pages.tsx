@@ -14,7 +14,8 @@ import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, useData
  * less than a quarter of this authority's validity left (15 min of the default hour) was not renewed in
  * time, or comes from a peer that issues shorter ones.
  */
-const renewalOverdue = (f: FederationView) => (p: FederationView['permits'][number], now: number) => p.notAfter - now < f.permitValidityMs / 4;
+const renewalOverdue = (f: FederationView) => (p: FederationView['permits'][number], now: number) =>
+  p.notAfter - now < f.permitValidityMs / 4;
 
 /** Federation is optional on an authority: 404 no-federation means none. */
 async function federationOrNone(): Promise<FederationView | undefined> {
@@ -31,7 +32,8 @@ function Contact({ r, status }: { r: ReportSummary | null; status: string }) {
   if (!r) return <Badge kind="unknown">no report yet</Badge>;
   return (
     <span>
-      <Badge kind={r.online ? 'online' : 'offline'}>{r.online ? 'online' : 'offline'}</Badge> <span class="muted">{relative(r.receivedAt)}</span>
+      <Badge kind={r.online ? 'online' : 'offline'}>{r.online ? 'online' : 'offline'}</Badge>{' '}
+      <span class="muted">{relative(r.receivedAt)}</span>
     </span>
   );
 }
@@ -40,7 +42,13 @@ function Contact({ r, status }: { r: ReportSummary | null; status: string }) {
 
 export function Overview() {
   const d = useData(async () => {
-    const [status, vpns, gateways, federation, audit] = await Promise.all([api.status(), api.vpns(), api.gateways(), federationOrNone(), api.audit({ order: 'desc', limit: 12 })]);
+    const [status, vpns, gateways, federation, audit] = await Promise.all([
+      api.status(),
+      api.vpns(),
+      api.gateways(),
+      federationOrNone(),
+      api.audit({ order: 'desc', limit: 12 }),
+    ]);
     return { status, vpns, gateways, federation, audit };
   }, []);
   if (!d.data) return <Problem error={d.error} />;
@@ -49,21 +57,27 @@ export function Overview() {
   const online = gateways.filter((g) => g.status === 'active' && g.lastReport?.online).length;
   const offline = gateways.filter((g) => g.status === 'active' && !g.lastReport?.online).length;
   const overdue = federation && renewalOverdue(federation);
-  const soon = federation ? federation.permits.filter((p) => overdue!(p, now)).sort((a, b) => a.notAfter - b.notAfter) : [];
+  const soon = federation
+    ? federation.permits.filter((p) => overdue!(p, now)).sort((a, b) => a.notAfter - b.notAfter)
+    : [];
   return (
     <section>
       <h1>Overview</h1>
       <Help>
-        This is authority <strong>{status.authority}</strong>: the papers' <em>MMS</em> (multi-homing VPN management server). It defines the VPNs, which gateways are members with
-        which terminal prefixes (seed 000 Figure 2(3)), makes each group VPN's key and delivers it sealed to every member. Gateways (the papers' <em>MES</em>) find each other
-        from the first packet by the key search and keep what they found in their <em>key table</em>.
+        This is authority <strong>{status.authority}</strong>: the papers' <em>MMS</em> (multi-homing VPN management
+        server). It defines the VPNs, which gateways are members with which terminal prefixes (seed 000 Figure 2(3)),
+        makes each group VPN's key and delivers it sealed to every member. Gateways (the papers' <em>MES</em>) find each
+        other from the first packet by the key search and keep what they found in their <em>key table</em>.
       </Help>
       <div class="cards">
         <div class="card">
           <span class="big">{vpns.length}</span> VPNs
         </div>
         <div class="card">
-          <span class="big" data-testid="online-count">{online}</span> gateways online
+          <span class="big" data-testid="online-count">
+            {online}
+          </span>{' '}
+          gateways online
           {offline ? <span class="warn"> · {offline} offline</span> : null}
           {status.gateways.pending ? <span class="muted"> · {status.gateways.pending} pending</span> : null}
           {status.gateways.revoked ? <span class="muted"> · {status.gateways.revoked} revoked</span> : null}
@@ -156,8 +170,8 @@ export function Overview() {
           <h2>Permits expiring within {duration(federation.permitValidityMs / 4)}</h2>
           {soon.length === 0 ? (
             <p class="muted">
-              None: every permit has more than {duration(federation.permitValidityMs / 4)} left (they are renewed when a third of their validity is left, so one this close to
-              its end was not renewed).
+              None: every permit has more than {duration(federation.permitValidityMs / 4)} left (they are renewed when a
+              third of their validity is left, so one this close to its end was not renewed).
             </p>
           ) : (
             <PermitTable permits={soon} overdue={overdue!} />
@@ -166,7 +180,10 @@ export function Overview() {
       ) : null}
 
       <h2>
-        Recent changes <a href="/audit" class="small">(audit log)</a>
+        Recent changes{' '}
+        <a href="/audit" class="small">
+          (audit log)
+        </a>
       </h2>
       <AuditTable entries={audit} />
     </section>
@@ -220,7 +237,10 @@ export function VpnPage({ name }: { name: string }) {
   if (!d.data) return <Problem error={d.error} />;
   const { vpn, gateways } = d.data;
   const now = Date.now();
-  const model = buildMapModel([vpn], gateways.filter((g) => vpn.memberList.some((m) => m.gateway === g.name)));
+  const model = buildMapModel(
+    [vpn],
+    gateways.filter((g) => vpn.memberList.some((m) => m.gateway === g.name)),
+  );
   return (
     <section>
       <h1>
@@ -230,9 +250,24 @@ export function VpnPage({ name }: { name: string }) {
       <Fields
         rows={[
           ['VPN id', <span class="mono">{vpn.id}</span>],
-          ['mode', vpn.mode === 'group' ? 'group: one key per epoch, made here and delivered to every member (seed 000)' : 'pairwise: keys per path by IKE with permits (seed 001)'],
-          ['rotation', vpn.mode === 'group' ? (vpn.rotationPeriodMs ? `every ${duration(vpn.rotationPeriodMs)}` : 'on demand only') : '—'],
-          ['next rotation', vpn.nextRotationAt ? `${time(vpn.nextRotationAt)} (${relative(vpn.nextRotationAt, now)})` : '—'],
+          [
+            'mode',
+            vpn.mode === 'group'
+              ? 'group: one key per epoch, made here and delivered to every member (seed 000)'
+              : 'pairwise: keys per path by IKE with permits (seed 001)',
+          ],
+          [
+            'rotation',
+            vpn.mode === 'group'
+              ? vpn.rotationPeriodMs
+                ? `every ${duration(vpn.rotationPeriodMs)}`
+                : 'on demand only'
+              : '—',
+          ],
+          [
+            'next rotation',
+            vpn.nextRotationAt ? `${time(vpn.nextRotationAt)} (${relative(vpn.nextRotationAt, now)})` : '—',
+          ],
           ['current epoch', vpn.currentEpoch ?? '—'],
           ['created', time(vpn.createdAt)],
         ]}
@@ -240,14 +275,26 @@ export function VpnPage({ name }: { name: string }) {
       <div class="actions">
         {vpn.mode === 'group' ? (
           <>
-            <ConfirmButton label="Rotate" question="Make a new key epoch, active after the overlap?" action={() => api.rotate(vpn.name, false)} />
-            <ConfirmButton label="Rotate now" question="Make a new key epoch, active at once?" action={() => api.rotate(vpn.name, true)} />
+            <ConfirmButton
+              label="Rotate"
+              question="Make a new key epoch, active after the overlap?"
+              action={() => api.rotate(vpn.name, false)}
+            />
+            <ConfirmButton
+              label="Rotate now"
+              question="Make a new key epoch, active at once?"
+              action={() => api.rotate(vpn.name, true)}
+            />
           </>
         ) : null}
         <ConfirmButton
           label="Delete VPN"
           danger
-          question={vpn.memberList.length ? `Delete ${vpn.name} and its ${vpn.memberList.length} memberships?` : `Delete ${vpn.name}?`}
+          question={
+            vpn.memberList.length
+              ? `Delete ${vpn.name} and its ${vpn.memberList.length} memberships?`
+              : `Delete ${vpn.name}?`
+          }
           action={async () => {
             await api.deleteVpn(vpn.name, vpn.memberList.length > 0);
             navigate('/');
@@ -257,8 +304,9 @@ export function VpnPage({ name }: { name: string }) {
 
       <h2>Members</h2>
       <Help>
-        A membership says: this gateway puts the terminals of these prefixes into this VPN. Within one VPN every terminal sits behind at most one gateway; across VPNs the same
-        prefix may appear again (multi-homing), or inside another gateway's prefix (a nested, multi-stage VPN).
+        A membership says: this gateway puts the terminals of these prefixes into this VPN. Within one VPN every
+        terminal sits behind at most one gateway; across VPNs the same prefix may appear again (multi-homing), or inside
+        another gateway's prefix (a nested, multi-stage VPN).
       </Help>
       <table data-testid="member-table">
         <thead>
@@ -286,7 +334,15 @@ export function VpnPage({ name }: { name: string }) {
                   <span class="chip mono" key={p}>
                     {p}
                     {m.prefixes.length > 1 ? (
-                      <button type="button" class="chip-x" title={`remove ${p}`} aria-label={`remove ${p}`} onClick={() => void api.updateMember(vpn.name, m.gateway, { remove: [p] }).catch(() => d.reload())}>
+                      <button
+                        type="button"
+                        class="chip-x"
+                        title={`remove ${p}`}
+                        aria-label={`remove ${p}`}
+                        onClick={() =>
+                          void api.updateMember(vpn.name, m.gateway, { remove: [p] }).catch(() => d.reload())
+                        }
+                      >
                         ×
                       </button>
                     ) : null}
@@ -295,7 +351,12 @@ export function VpnPage({ name }: { name: string }) {
               </td>
               <td>{m.effective ? 'yes' : <span class="muted">when it enrolls</span>}</td>
               <td>
-                <ConfirmButton label="Remove" danger question={`Remove ${m.gateway} from ${vpn.name}? The VPN gets a new key at once.`} action={() => api.removeMember(vpn.name, m.gateway)} />
+                <ConfirmButton
+                  label="Remove"
+                  danger
+                  question={`Remove ${m.gateway} from ${vpn.name}? The VPN gets a new key at once.`}
+                  action={() => api.removeMember(vpn.name, m.gateway)}
+                />
               </td>
             </tr>
           ))}
@@ -304,9 +365,12 @@ export function VpnPage({ name }: { name: string }) {
       <ActionForm
         label="Add member"
         action={async (f) => {
-          const prefixes = String(f.get('prefixes')).split(/[\s,]+/).filter(Boolean);
+          const prefixes = String(f.get('prefixes'))
+            .split(/[\s,]+/)
+            .filter(Boolean);
           const gateway = String(f.get('gateway'));
-          if (vpn.memberList.some((m) => m.gateway === gateway)) await api.updateMember(vpn.name, gateway, { add: prefixes });
+          if (vpn.memberList.some((m) => m.gateway === gateway))
+            await api.updateMember(vpn.name, gateway, { add: prefixes });
           else await api.addMember(vpn.name, gateway, prefixes);
         }}
       >
@@ -351,7 +415,11 @@ export function VpnPage({ name }: { name: string }) {
                   <td>
                     {time(e.activeFrom)} <span class="muted">({relative(e.activeFrom, now)})</span>
                   </td>
-                  <td>{e.expiresAt >= Number.MAX_SAFE_INTEGER ? 'not yet' : `${time(e.expiresAt)} (${relative(e.expiresAt, now)})`}</td>
+                  <td>
+                    {e.expiresAt >= Number.MAX_SAFE_INTEGER
+                      ? 'not yet'
+                      : `${time(e.expiresAt)} (${relative(e.expiresAt, now)})`}
+                  </td>
                   <td>{time(e.createdAt)}</td>
                 </tr>
               ))}
@@ -366,21 +434,27 @@ export function VpnPage({ name }: { name: string }) {
 // --- the map ----------------------------------------------------------------------------------
 
 export function MapPage() {
-  const d = useData(async () => {
-    const [list, gateways, federation] = await Promise.all([api.vpns(), api.gateways(), federationOrNone()]);
-    const vpns: VpnDetail[] = await Promise.all(list.map((v) => api.vpn(v.name)));
-    return buildMapModel(vpns, gateways, federation);
-  }, [], ['change']);
+  const d = useData(
+    async () => {
+      const [list, gateways, federation] = await Promise.all([api.vpns(), api.gateways(), federationOrNone()]);
+      const vpns: VpnDetail[] = await Promise.all(list.map((v) => api.vpn(v.name)));
+      return buildMapModel(vpns, gateways, federation);
+    },
+    [],
+    ['change'],
+  );
   if (!d.data) return <Problem error={d.error} />;
   const model = d.data;
   return (
     <section class="map-page">
       <h1>Map</h1>
       <Help>
-        Each VPN is a coloured region over its member gateways (dark boxes, the papers' MES) and the terminal prefixes they put into it (white). A gateway or prefix inside
-        several regions is <em>multi-homed</em> (seed 000 Figure 2: terminal B behind MES#2 in VPN1 and VPN2). A gateway whose address lies inside another gateway's prefix
-        sits in that prefix's box; a VPN made of such gateways runs <em>inside</em> the VPN that carries it (Figure 1(2), multi-stage: two ESP layers, set up by one key
-        search). Dashed: pending gateways and gateways of peer authorities. Click a gateway for its key table.
+        Each VPN is a coloured region over its member gateways (dark boxes, the papers' MES) and the terminal prefixes
+        they put into it (white). A gateway or prefix inside several regions is <em>multi-homed</em> (seed 000 Figure 2:
+        terminal B behind MES#2 in VPN1 and VPN2). A gateway whose address lies inside another gateway's prefix sits in
+        that prefix's box; a VPN made of such gateways runs <em>inside</em> the VPN that carries it (Figure 1(2),
+        multi-stage: two ESP layers, set up by one key search). Dashed: pending gateways and gateways of peer
+        authorities. Click a gateway for its key table.
       </Help>
       <div class="map-layout">
         <Graph model={model} onGateway={(g) => navigate(href.gateway(g))} />
@@ -389,7 +463,10 @@ export function MapPage() {
           <ul>
             {model.regions.map((r) => (
               <li key={r.vpn} data-vpn={r.vpn}>
-                <span class={`swatch c${model.regions.indexOf(r) % 8}`} /> <a href={href.vpn(r.vpn)}>{r.vpn}</a> <span class="muted">(id {r.vpnId}, {r.mode})</span>
+                <span class={`swatch c${model.regions.indexOf(r) % 8}`} /> <a href={href.vpn(r.vpn)}>{r.vpn}</a>{' '}
+                <span class="muted">
+                  (id {r.vpnId}, {r.mode})
+                </span>
                 {r.nestedIn.length ? <div class="nested">runs inside {r.nestedIn.join(', ')}</div> : null}
                 <ul class="members">
                   {r.members.map((m) => (
@@ -436,15 +513,21 @@ export function GatewayPage({ name }: { name: string }) {
         Gateway <span data-testid="gateway-name">{g.name}</span> <Badge kind={g.status}>{g.status}</Badge>
       </h1>
       <Help>
-        A gateway is the papers' <em>MES</em> (multi-homing VPN execution server): it encrypts, relays or drops every packet of its terminals by its <em>key table</em>, which
-        the key search fills from the first packet of each path. It reports its key table and counters to this authority every few seconds over its mutual-TLS channel.
+        A gateway is the papers' <em>MES</em> (multi-homing VPN execution server): it encrypts, relays or drops every
+        packet of its terminals by its <em>key table</em>, which the key search fills from the first packet of each
+        path. It reports its key table and counters to this authority every few seconds over its mutual-TLS channel.
       </Help>
       <Fields
         rows={[
           ['outside address', <span class="mono">{g.address}</span>],
           ['VPNs', g.vpns.length ? g.vpns.map((v, i) => [i ? ', ' : '', <a href={href.vpn(v)}>{v}</a>]) : '—'],
           ['last contact', <Contact r={g.lastReport} status={g.status} />],
-          ['enrolled', g.enrolledAt ? `${time(g.enrolledAt)} (${c?.method === 'csr' ? 'online: token and CSR, its key never left it' : 'offline bundle'})` : 'not yet'],
+          [
+            'enrolled',
+            g.enrolledAt
+              ? `${time(g.enrolledAt)} (${c?.method === 'csr' ? 'online: token and CSR, its key never left it' : 'offline bundle'})`
+              : 'not yet',
+          ],
           ['revoked', g.revokedAt ? `${time(g.revokedAt)}: ${g.revokeReason}` : '—'],
           ['registered', time(g.createdAt)],
         ]}
@@ -469,8 +552,16 @@ export function GatewayPage({ name }: { name: string }) {
           label="Make enrollment token"
           action={async (f) => {
             const minutes = Number(f.get('ttl') || 60);
-            const t = await api.enrollToken(g.name, { ttlSeconds: Math.round(minutes * 60), replace: f.get('replace') === 'on' });
-            setIssued({ token: t.token, expiresAt: t.expiresAt, url: t.authority.url, fingerprint: t.authority.caFingerprint });
+            const t = await api.enrollToken(g.name, {
+              ttlSeconds: Math.round(minutes * 60),
+              replace: f.get('replace') === 'on',
+            });
+            setIssued({
+              token: t.token,
+              expiresAt: t.expiresAt,
+              url: t.authority.url,
+              fingerprint: t.authority.caFingerprint,
+            });
           }}
         >
           <Field label="valid for (min)">
@@ -485,7 +576,9 @@ export function GatewayPage({ name }: { name: string }) {
           action={async (f) => {
             // The bundle holds the gateway's private key: it goes into a file, never onto the page.
             const b = await api.bundle(g.name, { replace: f.get('replace') === 'on' });
-            const url = URL.createObjectURL(new Blob([JSON.stringify(b, null, 2) + '\n'], { type: 'application/json' }));
+            const url = URL.createObjectURL(
+              new Blob([JSON.stringify(b, null, 2) + '\n'], { type: 'application/json' }),
+            );
             const a = document.createElement('a');
             a.href = url;
             a.download = `${g.name}.bundle.json`;
@@ -502,7 +595,8 @@ export function GatewayPage({ name }: { name: string }) {
       {issued ? (
         <div class="issued" role="status" data-testid="issued-token">
           <p>
-            One-time enrollment token for {g.name}, valid until {time(issued.expiresAt)}. It is shown only now; copy it to the gateway:
+            One-time enrollment token for {g.name}, valid until {time(issued.expiresAt)}. It is shown only now; copy it
+            to the gateway:
           </p>
           <pre class="mono wrap">{`kasane gateway enroll --data DIR --url ${issued.url} --token ${issued.token} --ca-fingerprint ${issued.fingerprint}`}</pre>
           <button type="button" onClick={() => setIssued(undefined)}>
@@ -529,13 +623,14 @@ function RevokeForm({ name }: { name: string }) {
       label="Revoke gateway"
       class="inline-form danger-zone"
       action={async (f) => {
-        await api.revoke(name, { reason: String(f.get('reason') || '') || undefined, compromised: f.get('compromised') === 'on' });
+        await api.revoke(name, {
+          reason: String(f.get('reason') || '') || undefined,
+          compromised: f.get('compromised') === 'on',
+        });
         setOpen(false);
       }}
     >
-      <span>
-        Revoke {name}: its certificate is refused from now on and every VPN it is in gets a new key at once.
-      </span>
+      <span>Revoke {name}: its certificate is refused from now on and every VPN it is in gets a new key at once.</span>
       <Field label="reason">
         <input name="reason" maxLength={500} />
       </Field>
@@ -549,12 +644,17 @@ function RevokeForm({ name }: { name: string }) {
 function Report({ view }: { view: GatewayStatusView }) {
   const r = view.report;
   const counters = Object.entries(r.counters).sort(([a], [b]) => a.localeCompare(b));
-  const drops = counters.filter(([k]) => /^(executor\.)?drop\.|^datapath\.(punt\.dropped|rx\.bad|udp-punt\.)|^kernel\..*queue-dropped$/.test(k));
+  const drops = counters.filter(([k]) =>
+    /^(executor\.)?drop\.|^datapath\.(punt\.dropped|rx\.bad|udp-punt\.)|^kernel\..*queue-dropped$/.test(k),
+  );
   const search = counters.filter(([k]) => k.startsWith('search.'));
   return (
     <>
       <h2>
-        Status <span class="muted small">reported {relative(view.receivedAt)}, up {duration(r.uptimeMs)}, configuration version {r.authorityVersion}</span>
+        Status{' '}
+        <span class="muted small">
+          reported {relative(view.receivedAt)}, up {duration(r.uptimeMs)}, configuration version {r.authorityVersion}
+        </span>
       </h2>
       <p>
         VPNs held:{' '}
@@ -568,7 +668,11 @@ function Report({ view }: { view: GatewayStatusView }) {
         {r.vpns.length === 0 ? 'none' : null}
       </p>
       <h3>
-        Key table <span class="muted small">({r.pathsTotal} paths{r.pathsTotal > r.paths.length ? `, the ${r.paths.length} used most recently shown` : ''})</span>
+        Key table{' '}
+        <span class="muted small">
+          ({r.pathsTotal} paths{r.pathsTotal > r.paths.length ? `, the ${r.paths.length} used most recently shown` : ''}
+          )
+        </span>
       </h3>
       <table data-testid="key-table" class="dense">
         <thead>
@@ -588,7 +692,9 @@ function Report({ view }: { view: GatewayStatusView }) {
           </tr>
         </thead>
         <tbody>
-          {r.paths.length === 0 ? <NoRows columns={12}>empty: no terminal behind this gateway has sent anything lately</NoRows> : null}
+          {r.paths.length === 0 ? (
+            <NoRows columns={12}>empty: no terminal behind this gateway has sent anything lately</NoRows>
+          ) : null}
           {r.paths.map((p) => (
             <tr key={`${p.local}>${p.remote}`} class={`action-${p.action}`}>
               <td class="mono">{p.local}</td>
@@ -598,7 +704,9 @@ function Report({ view }: { view: GatewayStatusView }) {
               </td>
               <td>{p.vpnName ?? p.vpnId ?? '—'}</td>
               <td>{p.peer ?? '—'}</td>
-              <td class="mono">{(p.layers ?? []).map((l) => `${l.vpnId} (${l.gateways.join(' ~ ')})`).join(' > ') || '—'}</td>
+              <td class="mono">
+                {(p.layers ?? []).map((l) => `${l.vpnId} (${l.gateways.join(' ~ ')})`).join(' > ') || '—'}
+              </td>
               <td>{p.mtu ?? '—'}</td>
               <td>{duration(p.ageMs)}</td>
               <td>{duration(p.idleMs)}</td>
@@ -682,7 +790,19 @@ function CounterTable({ rows, testid }: { rows: [string, number][]; testid: stri
 
 // --- audit ------------------------------------------------------------------------------------
 
-function AuditTable({ entries }: { entries: { id: number; at: number; actor: string; action: string; vpn: string | null; gateway: string | null; detail: Record<string, unknown> }[] }) {
+function AuditTable({
+  entries,
+}: {
+  entries: {
+    id: number;
+    at: number;
+    actor: string;
+    action: string;
+    vpn: string | null;
+    gateway: string | null;
+    detail: Record<string, unknown>;
+  }[];
+}) {
   return (
     <table class="dense" data-testid="audit-table">
       <thead>
@@ -714,15 +834,21 @@ function AuditTable({ entries }: { entries: { id: number; at: number; actor: str
   );
 }
 
-const toLocalInput = (ms: string | null) => (ms ? new Date(Number(ms) - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16) : '');
+const toLocalInput = (ms: string | null) =>
+  ms ? new Date(Number(ms) - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16) : '';
 
 export function AuditPage({ query }: { query: URLSearchParams }) {
-  const q = Object.fromEntries(['actor', 'action', 'vpn', 'gateway', 'from', 'to', 'before'].map((k) => [k, query.get(k) ?? undefined]));
+  const q = Object.fromEntries(
+    ['actor', 'action', 'vpn', 'gateway', 'from', 'to', 'before'].map((k) => [k, query.get(k) ?? undefined]),
+  );
   const d = useData(() => api.audit({ ...q, order: 'desc', limit: 200 }), [query.toString()]);
   return (
     <section>
       <h1>Audit log</h1>
-      <Help>Who changed what, when: one entry per change (or several when one change does several things). Times are UTC; the filters take your local time.</Help>
+      <Help>
+        Who changed what, when: one entry per change (or several when one change does several things). Times are UTC;
+        the filters take your local time.
+      </Help>
       <form
         class="inline-form"
         key={query.toString()}
@@ -730,7 +856,8 @@ export function AuditPage({ query }: { query: URLSearchParams }) {
           e.preventDefault();
           const f = new FormData(e.currentTarget as HTMLFormElement);
           const u = new URLSearchParams();
-          for (const k of ['actor', 'action', 'vpn', 'gateway']) if (String(f.get(k) ?? '').trim()) u.set(k, String(f.get(k)).trim());
+          for (const k of ['actor', 'action', 'vpn', 'gateway'])
+            if (String(f.get(k) ?? '').trim()) u.set(k, String(f.get(k)).trim());
           for (const k of ['from', 'to']) if (f.get(k)) u.set(k, String(new Date(String(f.get(k))).getTime()));
           navigate(`/audit${u.size ? `?${u.toString()}` : ''}`);
         }}
@@ -781,7 +908,13 @@ export function AuditPage({ query }: { query: URLSearchParams }) {
 
 // --- federation -------------------------------------------------------------------------------
 
-function PermitTable({ permits, overdue }: { permits: FederationView['permits']; overdue: ReturnType<typeof renewalOverdue> }) {
+function PermitTable({
+  permits,
+  overdue,
+}: {
+  permits: FederationView['permits'];
+  overdue: ReturnType<typeof renewalOverdue>;
+}) {
   const now = Date.now();
   const dir = { out: 'issued to', in: 'received for', local: 'issued (local) to' } as const;
   return (
@@ -824,10 +957,11 @@ export function FederationPage() {
     <section>
       <h1>Federation</h1>
       <Help>
-        Seed 001: gateways under different authorities meet in <em>pairwise</em> VPNs. The key search finds the peer gateway, then the two run IKEv2, each authorised by a
-        <em> permit</em> (an attribute certificate) that the other side's authority issued. Authorities exchange members and permits over mutual TLS; a withdrawn permit is no
-        longer delivered, and a permit ends at its expiry at the latest. Peers and shares are set with <span class="mono">kasane authority peer add</span> and{' '}
-        <span class="mono">kasane vpn share</span>.
+        Seed 001: gateways under different authorities meet in <em>pairwise</em> VPNs. The key search finds the peer
+        gateway, then the two run IKEv2, each authorised by a<em> permit</em> (an attribute certificate) that the other
+        side's authority issued. Authorities exchange members and permits over mutual TLS; a withdrawn permit is no
+        longer delivered, and a permit ends at its expiry at the latest. Peers and shares are set with{' '}
+        <span class="mono">kasane authority peer add</span> and <span class="mono">kasane vpn share</span>.
       </Help>
       <h2>Peer authorities</h2>
       <table class="dense" data-testid="peer-table">
@@ -871,7 +1005,11 @@ export function FederationPage() {
                 <a href={href.vpn(s.vpn)}>{s.vpn}</a> <span class="muted">(id {s.vpnId})</span>
               </td>
               <td>{s.peer}</td>
-              <td>{s.foreignMembers.map((m) => `${m.gateway} (${m.address}) + ${m.prefixes.join(', ')}`).join('; ') || <span class="muted">none yet</span>}</td>
+              <td>
+                {s.foreignMembers.map((m) => `${m.gateway} (${m.address}) + ${m.prefixes.join(', ')}`).join('; ') || (
+                  <span class="muted">none yet</span>
+                )}
+              </td>
               <td>
                 {s.permitsIn} / {s.permitsOut}
               </td>

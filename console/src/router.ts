@@ -11,7 +11,10 @@ export type Route =
   | { page: 'unknown'; path: string };
 
 export function parseRoute(path: string, search = ''): Route {
-  const parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+  const parts = path
+    .split('/')
+    .filter(Boolean)
+    .map((p) => decodeURIComponent(p));
   if (parts.length === 0) return { page: 'overview' };
   if (parts.length === 1 && parts[0] === 'map') return { page: 'map' };
   if (parts.length === 1 && parts[0] === 'audit') return { page: 'audit', query: new URLSearchParams(search) };

@@ -46,7 +46,17 @@ export function Help({ children }: { children: ComponentChildren }) {
 }
 
 /** A form whose submit runs `action`; shows its error, disables itself while it runs. */
-export function ActionForm({ action, children, label, class: cls }: { action: (data: FormData) => Promise<unknown>; children: ComponentChildren; label: string; class?: string }) {
+export function ActionForm({
+  action,
+  children,
+  label,
+  class: cls,
+}: {
+  action: (data: FormData) => Promise<unknown>;
+  children: ComponentChildren;
+  label: string;
+  class?: string;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
   return (
@@ -77,7 +87,17 @@ export function ActionForm({ action, children, label, class: cls }: { action: (d
 }
 
 /** A button that asks again in the page before it acts. */
-export function ConfirmButton({ label, question, action, danger }: { label: string; question: string; action: () => Promise<unknown>; danger?: boolean }) {
+export function ConfirmButton({
+  label,
+  question,
+  action,
+  danger,
+}: {
+  label: string;
+  question: string;
+  action: () => Promise<unknown>;
+  danger?: boolean;
+}) {
   const [asking, setAsking] = useState(false);
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);

@@ -49,11 +49,27 @@ const CALLS: Call[] = [
   { m: 'POST', u: '/v1/admin-tokens', b: { name: 'ops' } },
   { m: 'DELETE', u: '/v1/admin-tokens/0000000000000000' },
   { m: 'GET', u: '/v1/federation' },
-  { m: 'POST', u: '/v1/peers', b: { name: 'peer', url: 'https://192.0.2.200:7443', root: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' } },
+  {
+    m: 'POST',
+    u: '/v1/peers',
+    b: {
+      name: 'peer',
+      url: 'https://192.0.2.200:7443',
+      root: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+    },
+  },
   { m: 'DELETE', u: '/v1/peers/peer' },
   { m: 'POST', u: '/v1/vpns/pw/shares', b: { peer: 'peer' } },
   { m: 'DELETE', u: '/v1/vpns/pw/shares/peer' },
-  { m: 'POST', u: '/v1/enroll', b: { token: 'kasane-enroll-v1.0000000000000000.' + 'A'.repeat(43), csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }, anon: true },
+  {
+    m: 'POST',
+    u: '/v1/enroll',
+    b: {
+      token: 'kasane-enroll-v1.0000000000000000.' + 'A'.repeat(43),
+      csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+    },
+    anon: true,
+  },
 ];
 
 /** What an HTTP client cannot put in a request path: spaces, control characters, anything not ASCII. */
@@ -64,7 +80,8 @@ const dec = new TextDecoder();
 
 export const api: FuzzTarget = {
   name: 'api',
-  description: "requests to every administrator and public route of a real authority (fastify inject): no 5xx, every refusal {error, message}",
+  description:
+    'requests to every administrator and public route of a real authority (fastify inject): no 5xx, every refusal {error, message}',
   async setup() {
     const t: TestAuthority = await startTestAuthority();
     await t.admin.createVpn({ name: 'corp', id: 10 });
@@ -88,20 +105,35 @@ export const api: FuzzTarget = {
           call = JSON.parse(dec.decode(input)) as Call;
         } catch {
           call = { m: 'POST', u: '/v1/vpns', b: undefined };
-          const r = await app.inject({ method: 'POST', url: '/v1/vpns', payload: Buffer.from(input), headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' } });
+          const r = await app.inject({
+            method: 'POST',
+            url: '/v1/vpns',
+            payload: Buffer.from(input),
+            headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+          });
           return checkAnswer(r.statusCode, r.body, 'POST /v1/vpns with raw bytes');
         }
         if (!call || typeof call !== 'object') return;
         const method = typeof call.m === 'string' && METHODS.includes(call.m) ? call.m : 'GET';
-        const url = typeof call.u === 'string' && call.u.startsWith('/') && !UNSENDABLE.test(call.u) ? call.u : '/v1/vpns';
+        const url =
+          typeof call.u === 'string' && call.u.startsWith('/') && !UNSENDABLE.test(call.u) ? call.u : '/v1/vpns';
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         if (!call.anon) headers.authorization = `Bearer ${t.adminToken}`;
-        const r = await app.inject({ method: method as 'GET', url, payload: call.b === undefined ? undefined : JSON.stringify(call.b), headers });
+        const r = await app.inject({
+          method: method as 'GET',
+          url,
+          payload: call.b === undefined ? undefined : JSON.stringify(call.b),
+          headers,
+        });
         // As the server sees the path (dot segments resolved): outside /v1 the web console answers
         // with its pages (index.html for any page path), not the API.
         const path = new URL(url, 'https://authority.invalid').pathname;
         if (path !== '/v1' && !path.startsWith('/v1/')) {
-          if (r.statusCode >= 500) throw new Finding('untyped-error', `${method} ${url} (a console path) answered ${r.statusCode}: ${r.body.slice(0, 300)}`);
+          if (r.statusCode >= 500)
+            throw new Finding(
+              'untyped-error',
+              `${method} ${url} (a console path) answered ${r.statusCode}: ${r.body.slice(0, 300)}`,
+            );
           return;
         }
         checkAnswer(r.statusCode, r.body, `${method} ${url}`);
@@ -117,18 +149,23 @@ function checkAnswer(status: number, body: string, what: string): void {
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new Finding('untyped-error', `${what} answered ${status} with a body that is not JSON: ${body.slice(0, 200)}`);
+    throw new Finding(
+      'untyped-error',
+      `${what} answered ${status} with a body that is not JSON: ${body.slice(0, 200)}`,
+    );
   }
   if (status >= 400) {
     const keys = parsed && typeof parsed === 'object' ? Object.keys(parsed).sort().join(',') : '';
     const e = parsed as { error?: unknown; message?: unknown };
-    if (keys !== 'error,message' || typeof e.error !== 'string' || typeof e.message !== 'string') throw new Finding('untyped-error', `${what} answered ${status} without {error, message}: ${body.slice(0, 200)}`);
+    if (keys !== 'error,message' || typeof e.error !== 'string' || typeof e.message !== 'string')
+      throw new Finding('untyped-error', `${what} answered ${status} without {error, message}: ${body.slice(0, 200)}`);
   }
 }
 
 export const apiWire: FuzzTarget = {
   name: 'api-wire',
-  description: 'documents the authorities and gateways read from each other: federation messages (parseFederationMessage) and deliveries (parseDelivery)',
+  description:
+    'documents the authorities and gateways read from each other: federation messages (parseFederationMessage) and deliveries (parseDelivery)',
   async setup() {
     const t = await startTestAuthority();
     await t.admin.createVpn({ name: 'corp', id: 10 });
@@ -144,13 +181,23 @@ export const apiWire: FuzzTarget = {
       authority: 'peer',
       issuing: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
       attributeAuthority: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
-      vpns: [{ name: 'pw', id: 20, members: [{ gateway: 'gx', address: '192.0.2.7', prefixes: ['10.7.0.0/16'], certificate: 'AAAA' }] }],
+      vpns: [
+        {
+          name: 'pw',
+          id: 20,
+          members: [{ gateway: 'gx', address: '192.0.2.7', prefixes: ['10.7.0.0/16'], certificate: 'AAAA' }],
+        },
+      ],
       permits: [{ vpn: 'pw', holder: 'gw1', der: 'AAAA', notAfter: 1 }],
     };
-    const seeds = [enc.encode(JSON.stringify({ kind: 'delivery', doc: delivery })), enc.encode(JSON.stringify({ kind: 'federation', doc: federation }))];
+    const seeds = [
+      enc.encode(JSON.stringify({ kind: 'delivery', doc: delivery })),
+      enc.encode(JSON.stringify({ kind: 'federation', doc: federation })),
+    ];
     return {
       seeds,
-      next: (rng) => (rng.chance(0.9) ? mutateJson(rng, rng.pick(seeds), seeds) : mutateBytes(rng, rng.pick(seeds), seeds)),
+      next: (rng) =>
+        rng.chance(0.9) ? mutateJson(rng, rng.pick(seeds), seeds) : mutateBytes(rng, rng.pick(seeds), seeds),
       run(input) {
         let v: { kind?: unknown; doc?: unknown };
         try {

@@ -31,15 +31,49 @@ function install(ex: TunnelExecutor): void {
   ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1', mtu: 1400 });
   ex.installPath({ local: '10.2.0.11', remote: A, action: 'plain' });
   ex.installPath({ local: '10.2.0.12', remote: A, action: 'discard' });
-  ex.installTunnelRx({ spi: TUNNEL.spi, vpnId: 3, peer: 'G1', key: TUNNEL.key, salt: TUNNEL.salt, localAddr: GW2, localPort: 4500, remoteAddr: GW1, remotePort: 4500, localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }], remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }] });
-  ex.installTunnelTx({ spi: 0x6161, vpnId: 3, peer: 'G1', key: TUNNEL.key, salt: TUNNEL.salt, localAddr: GW2, localPort: 4500, remoteAddr: GW1, remotePort: 4500 });
-  ex.installPath({ local: '10.2.0.20', remote: A, action: 'encrypt', vpnId: 3, peer: 'G1', tunnel: { spi: 0x6161 } } as Parameters<TunnelExecutor['installPath']>[0]);
+  ex.installTunnelRx({
+    spi: TUNNEL.spi,
+    vpnId: 3,
+    peer: 'G1',
+    key: TUNNEL.key,
+    salt: TUNNEL.salt,
+    localAddr: GW2,
+    localPort: 4500,
+    remoteAddr: GW1,
+    remotePort: 4500,
+    localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
+    remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
+  });
+  ex.installTunnelTx({
+    spi: 0x6161,
+    vpnId: 3,
+    peer: 'G1',
+    key: TUNNEL.key,
+    salt: TUNNEL.salt,
+    localAddr: GW2,
+    localPort: 4500,
+    remoteAddr: GW1,
+    remotePort: 4500,
+  });
+  ex.installPath({
+    local: '10.2.0.20',
+    remote: A,
+    action: 'encrypt',
+    vpnId: 3,
+    peer: 'G1',
+    tunnel: { spi: 0x6161 },
+  } as Parameters<TunnelExecutor['installPath']>[0]);
 }
 
 function innerPackets(): Uint8Array[] {
   return [
     ipv4({ src: A, dst: B, proto: 1, payload: icmpEcho(8, 1, 1, new TextEncoder().encode('kasane fuzz')) }),
-    ipv4({ src: A, dst: B, proto: 1, payload: icmpEcho(8, 2, 7, Uint8Array.from([0x4b, 0x53, 0x52, 0x43, 1, 1, 0, 0, 1, 2, 3, 4])) }),
+    ipv4({
+      src: A,
+      dst: B,
+      proto: 1,
+      payload: icmpEcho(8, 2, 7, Uint8Array.from([0x4b, 0x53, 0x52, 0x43, 1, 1, 0, 0, 1, 2, 3, 4])),
+    }),
     tcp({ src: A, dst: B, sport: 40000, dport: 443, seq: 1, flags: 0x02, options: Uint8Array.of(2, 4, 0x05, 0xb4) }),
     ipv4({ src: A, dst: B, proto: 17, payload: new Uint8Array(64).fill(7) }),
     ipv4({ src: A, dst: B, proto: 17, payload: new Uint8Array(1300).fill(9), df: true }),
@@ -47,16 +81,20 @@ function innerPackets(): Uint8Array[] {
 }
 
 function show(v: Verdict): string {
-  return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x));
+  return JSON.stringify(v, (_, x) =>
+    typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x,
+  );
 }
 
 export const esp: FuzzTarget = {
   name: 'esp',
-  description: 'group-mode ESP, tunnel-mode ESP in UDP and LAN packets through the TypeScript and the native executor: no throw, the same verdicts and counters',
+  description:
+    'group-mode ESP, tunnel-mode ESP in UDP and LAN packets through the TypeScript and the native executor: no throw, the same verdicts and counters',
   async setup() {
     const ts = new TsExecutor();
     const native = loadNative();
-    if (!native.ok && process.env.CI === 'true') throw new Error(`CI=true but the native addon is unavailable: ${native.error.message}`);
+    if (!native.ok && process.env.CI === 'true')
+      throw new Error(`CI=true but the native addon is unavailable: ${native.error.message}`);
     const nat = native.ok ? NativeExecutor.create() : undefined;
     if (nat && !nat.ok) throw new Error(nat.error.message);
     const executors: TunnelExecutor[] = [ts, ...(nat?.ok ? [nat.value as unknown as TunnelExecutor] : [])];
@@ -89,18 +127,42 @@ export const esp: FuzzTarget = {
           return Uint8Array.of(kind, ...(rng.chance(0.2) ? mutateBytes(rng, sealed, [], 1) : sealed));
         }
         const body = seed.subarray(1);
-        return Uint8Array.of(kind, ...(rng.chance(0.05) ? rng.bytes(rng.size(1600)) : kind === KIND_UDP ? mutateBytes(rng, body, []) : mutateIpv4(rng, body, seeds.map((s) => s.subarray(1)))));
+        return Uint8Array.of(
+          kind,
+          ...(rng.chance(0.05)
+            ? rng.bytes(rng.size(1600))
+            : kind === KIND_UDP
+              ? mutateBytes(rng, body, [])
+              : mutateIpv4(
+                  rng,
+                  body,
+                  seeds.map((s) => s.subarray(1)),
+                )),
+        );
       },
       run(input) {
         if (input.length === 0) return;
         now += 1;
         const kind = input[0] % 3;
         const body = input.subarray(1);
-        const verdicts = executors.map((e) => show(kind === KIND_UDP ? e.processUdp(GW1, 4500, body, now) : e.process(kind === KIND_INSIDE ? 'inside' : 'outside', body, now)));
-        if (verdicts.length === 2 && verdicts[0] !== verdicts[1]) throw new Finding('mismatch', `the executors disagree:\n  ts:     ${verdicts[0].slice(0, 300)}\n  native: ${verdicts[1].slice(0, 300)}`);
+        const verdicts = executors.map((e) =>
+          show(
+            kind === KIND_UDP
+              ? e.processUdp(GW1, 4500, body, now)
+              : e.process(kind === KIND_INSIDE ? 'inside' : 'outside', body, now),
+          ),
+        );
+        if (verdicts.length === 2 && verdicts[0] !== verdicts[1])
+          throw new Finding(
+            'mismatch',
+            `the executors disagree:\n  ts:     ${verdicts[0].slice(0, 300)}\n  native: ${verdicts[1].slice(0, 300)}`,
+          );
         if (executors.length === 2 && ++n % 1000 === 0) {
-          const [c0, c1] = executors.map((e) => JSON.stringify(Object.entries(e.counters()).sort(([a], [b]) => (a < b ? -1 : 1))));
-          if (c0 !== c1) throw new Finding('mismatch', `the executors' counters disagree:\n  ts:     ${c0}\n  native: ${c1}`);
+          const [c0, c1] = executors.map((e) =>
+            JSON.stringify(Object.entries(e.counters()).sort(([a], [b]) => (a < b ? -1 : 1))),
+          );
+          if (c0 !== c1)
+            throw new Finding('mismatch', `the executors' counters disagree:\n  ts:     ${c0}\n  native: ${c1}`);
         }
       },
     };

@@ -35,8 +35,11 @@ export const topology: FuzzTarget = {
       run(input) {
         const r = loadTopology({ text: dec.decode(input), file: 'fuzz.yaml' });
         if (r.ok) return;
-        if (r.error.issues.length === 0) throw new Finding('untyped-error', `refused without any issue: ${r.error.message}`);
-        for (const i of r.error.issues) if (typeof i.path !== 'string' || i.path === '' || typeof i.message !== 'string' || i.message === '') throw new Finding('untyped-error', `an issue without a path or message: ${JSON.stringify(i)}`);
+        if (r.error.issues.length === 0)
+          throw new Finding('untyped-error', `refused without any issue: ${r.error.message}`);
+        for (const i of r.error.issues)
+          if (typeof i.path !== 'string' || i.path === '' || typeof i.message !== 'string' || i.message === '')
+            throw new Finding('untyped-error', `an issue without a path or message: ${JSON.stringify(i)}`);
       },
     };
   },
@@ -91,7 +94,11 @@ export const configs: FuzzTarget = {
   name: 'config',
   description: 'gateway configuration files (YAML) and authority.json: every problem named, no exception',
   async setup() {
-    const seeds = [enc.encode(GATEWAY_CONFIG), enc.encode(AUTHORITY_CONFIG), new Uint8Array(readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url))).subarray(0, 2000))];
+    const seeds = [
+      enc.encode(GATEWAY_CONFIG),
+      enc.encode(AUTHORITY_CONFIG),
+      new Uint8Array(readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url))).subarray(0, 2000)),
+    ];
     const gateway = parse(GATEWAY_CONFIG) as unknown;
     return {
       seeds,
@@ -105,7 +112,8 @@ export const configs: FuzzTarget = {
         if (input[0] === 0x7b) return typedResult(parseAuthorityConfig(text, 'authority.json'), 'parseAuthorityConfig');
         const doc = readDocument({ text, file: 'gateway.yaml' }, GATEWAY_CONFIG_LIMITS);
         if (doc.ok) typedResult(parseGatewayConfig(doc.value.value, 'gateway.yaml'), 'parseGatewayConfig');
-        else if (doc.issues.length === 0) throw new Finding('untyped-error', 'a gateway configuration refused without a problem listed');
+        else if (doc.issues.length === 0)
+          throw new Finding('untyped-error', 'a gateway configuration refused without a problem listed');
       },
     };
   },

@@ -3,7 +3,14 @@
 // well-formed or not, sealed with real keys so that they get past decryption, into IKE_AUTH of a
 // half-open SA and into INFORMATIONAL and CREATE_CHILD_SA of an established one. The engine must
 // never throw, never report an internal error, and never install a Child SA for any of it.
-import { decodeMessage, decodePayloadChain, encodePayloadChain, ExchangeType, PayloadType, type Payload } from '../../src/ike/message/index.js';
+import {
+  decodeMessage,
+  decodePayloadChain,
+  encodePayloadChain,
+  ExchangeType,
+  PayloadType,
+  type Payload,
+} from '../../src/ike/message/index.js';
 import type { IkeEngine } from '../../src/ike/engine/engine.js';
 import type { IkeSa } from '../../src/ike/engine/ike-sa.js';
 import type { IkeOutput } from '../../src/ike/engine/types.js';
@@ -16,12 +23,29 @@ import type { Rng } from '../rng.js';
 
 /** An engine's answer to hostile input: no internal error, nothing installed. */
 function checkOutput(o: IkeOutput): void {
-  for (const e of o.events) if (e.reason?.startsWith('internal error')) throw new Finding('untyped-error', `the engine reported ${e.event}: ${e.reason}`);
-  if (o.install.length > 0) throw new Finding('violation', `a Child SA was installed from fuzzed input: ${JSON.stringify(o.install.map((i) => i.inbound.spi))}`);
+  for (const e of o.events)
+    if (e.reason?.startsWith('internal error'))
+      throw new Finding('untyped-error', `the engine reported ${e.event}: ${e.reason}`);
+  if (o.install.length > 0)
+    throw new Finding(
+      'violation',
+      `a Child SA was installed from fuzzed input: ${JSON.stringify(o.install.map((i) => i.inbound.spi))}`,
+    );
 }
 
 async function recordedWorld(): Promise<{ w: World; wire: Datagram[] }> {
-  const w = await World.make({ timers: { childLifetime: 600_000, ikeLifetime: 10 * HOUR, dpdDelay: 60_000, maxHalfOpen: 100_000, cookieThreshold: 100_000, maxHalfOpenPerAddress: 100_000, maxHalfOpenPerPrefix: 100_000 }, permitHours: 48 });
+  const w = await World.make({
+    timers: {
+      childLifetime: 600_000,
+      ikeLifetime: 10 * HOUR,
+      dpdDelay: 60_000,
+      maxHalfOpen: 100_000,
+      cookieThreshold: 100_000,
+      maxHalfOpenPerAddress: 100_000,
+      maxHalfOpenPerPrefix: 100_000,
+    },
+    permitHours: 48,
+  });
   const wire: Datagram[] = [];
   w.filter = (d) => (wire.push(d), true);
   w.connect('a');
@@ -48,13 +72,23 @@ function mutatePayloads(rng: Rng, payloads: Payload[]): Payload[] {
       p.splice(i, 1);
       break;
     case 2:
-      p.push({ kind: 'unknown', type: rng.pick([0x80, 200, 1, 49, 50, 52, 54, 255]), critical: rng.chance(0.5), data: Buffer.from(rng.bytes(rng.size(64))) });
+      p.push({
+        kind: 'unknown',
+        type: rng.pick([0x80, 200, 1, 49, 50, 52, 54, 255]),
+        critical: rng.chance(0.5),
+        data: Buffer.from(rng.bytes(rng.size(64))),
+      });
       break;
     case 3:
       if (p.length > 1) p.push(p.splice(i, 1)[0]);
       break;
     case 4:
-      if (x && 'data' in x && Buffer.isBuffer(x.data)) (x as { data: Buffer }).data = Buffer.from(x.kind === 'CERT' || x.kind === 'IDi' || x.kind === 'IDr' ? mutateDer(rng, x.data, []) : mutateBytes(rng, x.data, []));
+      if (x && 'data' in x && Buffer.isBuffer(x.data))
+        (x as { data: Buffer }).data = Buffer.from(
+          x.kind === 'CERT' || x.kind === 'IDi' || x.kind === 'IDr'
+            ? mutateDer(rng, x.data, [])
+            : mutateBytes(rng, x.data, []),
+        );
       break;
     case 5:
       if (x?.kind === 'SA' && x.proposals[0]) {
@@ -89,7 +123,8 @@ function restoreBuffers(v: unknown): unknown {
 
 export const ikeMessage: FuzzTarget = {
   name: 'ike-message',
-  description: 'whole IKE datagrams (mutations of a recorded handshake, rekey and liveness checks) into both engines of an established pair, and decodeMessage',
+  description:
+    'whole IKE datagrams (mutations of a recorded handshake, rekey and liveness checks) into both engines of an established pair, and decodeMessage',
   async setup() {
     const { w, wire } = await recordedWorld();
     const seeds = wire.map((d) => Uint8Array.of(d.to.address === IP_A ? 0 : 1, d.to.port === 4500 ? 1 : 0, ...d.bytes));
@@ -98,7 +133,17 @@ export const ikeMessage: FuzzTarget = {
       seeds,
       next(rng) {
         const s = rng.pick(seeds);
-        return Uint8Array.of(s[0], s[1], ...(rng.chance(0.05) ? rng.bytes(rng.size(1500)) : mutateBytes(rng, s.subarray(2), seeds.map((x) => x.subarray(2)))));
+        return Uint8Array.of(
+          s[0],
+          s[1],
+          ...(rng.chance(0.05)
+            ? rng.bytes(rng.size(1500))
+            : mutateBytes(
+                rng,
+                s.subarray(2),
+                seeds.map((x) => x.subarray(2)),
+              )),
+        );
       },
       async run(input) {
         if (input.length < 2) return;
@@ -114,7 +159,10 @@ export const ikeMessage: FuzzTarget = {
           w.wire = [];
           w.reset();
           w.advance(w.now + 31_000);
-          for (const s of ['a', 'b'] as const) for (const e of w.log[s].events) if (e.reason?.startsWith('internal error')) throw new Finding('untyped-error', `internal error in a timer: ${e.reason}`);
+          for (const s of ['a', 'b'] as const)
+            for (const e of w.log[s].events)
+              if (e.reason?.startsWith('internal error'))
+                throw new Finding('untyped-error', `internal error in a timer: ${e.reason}`);
           if (!establishedSa(w.a)) {
             w.connect('a'); // the fuzzer's messages may legitimately have ended it (a replayed delete)
             w.reset();
@@ -127,7 +175,8 @@ export const ikeMessage: FuzzTarget = {
 
 export const ikeChain: FuzzTarget = {
   name: 'ike-chain',
-  description: 'decrypted payload chains, sealed with real keys: IKE_AUTH of half-open SAs, INFORMATIONAL and CREATE_CHILD_SA of an established one, and decodePayloadChain',
+  description:
+    'decrypted payload chains, sealed with real keys: IKE_AUTH of half-open SAs, INFORMATIONAL and CREATE_CHILD_SA of an established one, and decodePayloadChain',
   async setup() {
     const { w, wire } = await recordedWorld();
     // The inner chains of every recorded protected message, as the receiver decrypted them.
@@ -136,7 +185,9 @@ export const ikeChain: FuzzTarget = {
       const m = decodeMessage(d.bytes);
       if (!m.ok || !m.value.message.encrypted) continue;
       const engine = d.to.address === IP_A ? w.a : w.b;
-      const sa = [...(engine as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) => s.spiI.equals(m.value.message.header.spiI));
+      const sa = [...(engine as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) =>
+        s.spiI.equals(m.value.message.header.spiI),
+      );
       const inner = sa?.unprotect(m.value, w.now);
       if (inner?.ok && inner.value) {
         const chain = encodePayloadChain(inner.value);
@@ -145,12 +196,15 @@ export const ikeChain: FuzzTarget = {
     }
     let attacker: Attacker | undefined;
     let host = 0;
-    const stranger = () => handshake(w.b, { address: IP_B, port: 500 }, `203.0.${(host >> 8) & 0xff}.${host++ & 0xff}`, w.now);
+    const stranger = () =>
+      handshake(w.b, { address: IP_B, port: 500 }, `203.0.${(host >> 8) & 0xff}.${host++ & 0xff}`, w.now);
     return {
       seeds,
       async next(rng) {
         const s = rng.pick(seeds);
-        const exchange = rng.chance(0.9) ? s[0] : rng.pick([ExchangeType.IKE_AUTH, ExchangeType.CREATE_CHILD_SA, ExchangeType.INFORMATIONAL, 37, 99]);
+        const exchange = rng.chance(0.9)
+          ? s[0]
+          : rng.pick([ExchangeType.IKE_AUTH, ExchangeType.CREATE_CHILD_SA, ExchangeType.INFORMATIONAL, 37, 99]);
         // A stranger's IKE_AUTH needs a half-open SA: made here, so that its IKE_SA_INIT is not timed with the input.
         if (exchange === ExchangeType.IKE_AUTH && !attacker) attacker = stranger();
         if (rng.chance(0.5)) {
@@ -164,7 +218,15 @@ export const ikeChain: FuzzTarget = {
             }
           }
         }
-        return Uint8Array.of(exchange, rng.chance(0.9) ? s[1] : rng.pick([PayloadType.IDi, PayloadType.N, PayloadType.D, 0, 200]), ...mutateBytes(rng, s.subarray(2), seeds.map((x) => x.subarray(2))));
+        return Uint8Array.of(
+          exchange,
+          rng.chance(0.9) ? s[1] : rng.pick([PayloadType.IDi, PayloadType.N, PayloadType.D, 0, 200]),
+          ...mutateBytes(
+            rng,
+            s.subarray(2),
+            seeds.map((x) => x.subarray(2)),
+          ),
+        );
       },
       async run(input) {
         if (input.length < 2) return;
@@ -189,7 +251,9 @@ export const ikeChain: FuzzTarget = {
           sa = establishedSa(w.a);
           if (!sa) throw new Error('could not re-establish the IKE SA');
         }
-        const peer = [...(w.b as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) => s.spiI.equals(sa.spiI));
+        const peer = [...(w.b as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) =>
+          s.spiI.equals(sa.spiI),
+        );
         const id = peer?.expectRequestId ?? sa.nextRequestId;
         const o = w.b.receive({ address: IP_A, port: 4500 }, sealChain(sa, exchange, id, first, chain), w.now, 4500);
         checkOutput(o);

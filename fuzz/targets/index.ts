@@ -7,4 +7,18 @@ import { certificates, csrs, permits } from './pki.js';
 import { api, apiWire } from './api.js';
 import { configs, topology } from './files.js';
 
-export const TARGETS: FuzzTarget[] = [packets, searchMessage, gatewayCore, esp, ikeMessage, ikeChain, permits, certificates, csrs, api, apiWire, topology, configs];
+export const TARGETS: FuzzTarget[] = [
+  packets,
+  searchMessage,
+  gatewayCore,
+  esp,
+  ikeMessage,
+  ikeChain,
+  permits,
+  certificates,
+  csrs,
+  api,
+  apiWire,
+  topology,
+  configs,
+];

@@ -47,10 +47,24 @@ function mutateSearch(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[])
     try {
       switch (rng.int(4)) {
         case 0:
-          if (e) e.vpns.push(...Array.from({ length: rng.size(40) }, () => ({ vpnId: rng.u32(), epoch: rng.u32(), seq: rng.chance(0.5) ? (BigInt(rng.u32()) << 32n) | BigInt(rng.u32()) : rng.pick([0n, 1n, 2n ** 32n, 2n ** 64n - 1n]), proof: rng.bytes(16) })));
+          if (e)
+            e.vpns.push(
+              ...Array.from({ length: rng.size(40) }, () => ({
+                vpnId: rng.u32(),
+                epoch: rng.u32(),
+                seq: rng.chance(0.5)
+                  ? (BigInt(rng.u32()) << 32n) | BigInt(rng.u32())
+                  : rng.pick([0n, 1n, 2n ** 32n, 2n ** 64n - 1n]),
+                proof: rng.bytes(16),
+              })),
+            );
           break;
         case 1:
-          m.entries.push(...Array.from({ length: rng.size(40) }, () => structuredClone(e ?? { side: 'src' as const, gateway: 'G', address: '10.0.0.1', vpns: [] })));
+          m.entries.push(
+            ...Array.from({ length: rng.size(40) }, () =>
+              structuredClone(e ?? { side: 'src' as const, gateway: 'G', address: '10.0.0.1', vpns: [] }),
+            ),
+          );
           break;
         case 2:
           if (e) e.gateway = rng.pick(['G', 'x'.repeat(63), '東京', 'a b', 'é'.repeat(31)]);
@@ -68,7 +82,8 @@ function mutateSearch(rng: Rng, input: Uint8Array, seeds: readonly Uint8Array[])
 
 export const packets: FuzzTarget = {
   name: 'ipv4-icmp',
-  description: 'IPv4, ICMP and TCP parsers (parseIpv4, parseIcmp, echoReplyFor, icmpErrorAllowed, tcpMss, clampTcpMss) on captured packets',
+  description:
+    'IPv4, ICMP and TCP parsers (parseIpv4, parseIcmp, echoReplyFor, icmpErrorAllowed, tcpMss, clampTcpMss) on captured packets',
   async setup() {
     const seeds = capturedPackets();
     return {
@@ -90,9 +105,12 @@ export const packets: FuzzTarget = {
 
 export const searchMessage: FuzzTarget = {
   name: 'search-message',
-  description: 'the key-search message codec (decodeSearchMessage; a decoded message must encode back to the same bytes)',
+  description:
+    'the key-search message codec (decodeSearchMessage; a decoded message must encode back to the same bytes)',
   async setup() {
-    const seeds = capturedPackets().map(searchPayloadOf).filter((x): x is Uint8Array => x !== undefined);
+    const seeds = capturedPackets()
+      .map(searchPayloadOf)
+      .filter((x): x is Uint8Array => x !== undefined);
     return {
       seeds,
       next: (rng) => (rng.chance(0.05) ? rng.bytes(rng.size(600)) : mutateSearch(rng, rng.pick(seeds), seeds)),
@@ -117,7 +135,8 @@ export const searchMessage: FuzzTarget = {
 
 export const gatewayCore: FuzzTarget = {
   name: 'gateway-core',
-  description: "a gateway core's whole packet path (inside and outside: search, group ESP, MSS clamping, ICMP errors) with the keys and paths of a real run",
+  description:
+    "a gateway core's whole packet path (inside and outside: search, group ESP, MSS clamping, ICMP errors) with the keys and paths of a real run",
   async setup() {
     const run = captureExample(EXAMPLES[0]);
     const cores = [...run.sim.gateways.values()].map((g) => ({ name: g.name, core: g.core as SimCore }));
@@ -127,10 +146,14 @@ export const gatewayCore: FuzzTarget = {
     return {
       seeds,
       next: (rng) => {
-        const p = rng.chance(0.05) ? rng.bytes(rng.size(1600)) : mutateIpv4(rng, rng.pick(seeds), seeds, (r, payload) => {
-          const s = searchPayloadOf(rng.pick(seeds));
-          return s && r.chance(0.5) && payload.length >= 8 ? new Uint8Array([...payload.subarray(0, 8), ...mutateSearch(r, s, [])]) : mutateBytes(r, payload, []);
-        });
+        const p = rng.chance(0.05)
+          ? rng.bytes(rng.size(1600))
+          : mutateIpv4(rng, rng.pick(seeds), seeds, (r, payload) => {
+              const s = searchPayloadOf(rng.pick(seeds));
+              return s && r.chance(0.5) && payload.length >= 8
+                ? new Uint8Array([...payload.subarray(0, 8), ...mutateSearch(r, s, [])])
+                : mutateBytes(r, payload, []);
+            });
         // First byte: which core and which side (the rest is the packet).
         return new Uint8Array([rng.u32() & 0xff, ...p]);
       },
@@ -146,7 +169,8 @@ export const gatewayCore: FuzzTarget = {
         }
         const actions = core.onPacket(side, input.subarray(1), now);
         for (const a of actions) {
-          if (a.type === 'drop' && (typeof a.reason !== 'string' || a.reason === '')) throw new Finding('untyped-error', `a drop without a reason: ${JSON.stringify(a.reason)}`);
+          if (a.type === 'drop' && (typeof a.reason !== 'string' || a.reason === ''))
+            throw new Finding('untyped-error', `a drop without a reason: ${JSON.stringify(a.reason)}`);
           // Since issue 14 the core also passes and protects IPv6: what it emits is valid IPv4 or IPv6.
           if (a.type === 'emit' && !parseIpv4(a.bytes).ok && !parseIpv6(a.bytes).ok) {
             throw new Finding('untyped-error', 'the core emitted a packet that is neither valid IPv4 nor IPv6');

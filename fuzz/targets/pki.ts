@@ -30,27 +30,63 @@ function maybePem(input: Uint8Array): { pem?: string; der: Uint8Array } {
 
 export const permits: FuzzTarget = {
   name: 'permit',
-  description: 'RFC 5755 attribute certificates (verifyPermit, which parses with parsePermit\'s decoder, against a real attribute authority and holder; permitFromPem)',
+  description:
+    "RFC 5755 attribute certificates (verifyPermit, which parses with parsePermit's decoder, against a real attribute authority and holder; permitFromPem)",
   async setup() {
     const { A, B, ga, gb } = await world();
     const seeds: Uint8Array[] = [];
-    for (const [issuer, holder, groups] of [[A, gb, ['shared']], [B, ga, ['shared', 'other', '東京']], [A, gb, ['x'.repeat(200)]]] as const) {
-      const p = await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [...groups], notBefore: new Date(T0 - HOUR), notAfter: new Date(T0 + HOUR) });
+    for (const [issuer, holder, groups] of [
+      [A, gb, ['shared']],
+      [B, ga, ['shared', 'other', '東京']],
+      [A, gb, ['x'.repeat(200)]],
+    ] as const) {
+      const p = await issuePermit({
+        attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key },
+        holder: holder.cert,
+        groups: [...groups],
+        notBefore: new Date(T0 - HOUR),
+        notAfter: new Date(T0 + HOUR),
+      });
       seeds.push(p.der);
     }
-    seeds.push(new TextEncoder().encode(permitToPem(parsePermit(seeds[0]).ok ? (parsePermit(seeds[0]) as { value: Parameters<typeof permitToPem>[0] }).value : (undefined as never))));
+    seeds.push(
+      new TextEncoder().encode(
+        permitToPem(
+          parsePermit(seeds[0]).ok
+            ? (parsePermit(seeds[0]) as { value: Parameters<typeof permitToPem>[0] }).value
+            : (undefined as never),
+        ),
+      ),
+    );
     return {
       seeds,
       next: (rng) => {
         const s = rng.pick(seeds);
-        if (s[0] === 0x2d) return rng.chance(0.5) ? new TextEncoder().encode(derToPem(mutateDer(rng, pemToDer(new TextDecoder().decode(s), 'ATTRIBUTE CERTIFICATE'), seeds), 'ATTRIBUTE CERTIFICATE')) : mutateBytes(rng, s, []);
-        return rng.chance(0.05) ? rng.bytes(rng.size(2000)) : mutateDer(rng, s, seeds.filter((x) => x[0] !== 0x2d));
+        if (s[0] === 0x2d)
+          return rng.chance(0.5)
+            ? new TextEncoder().encode(
+                derToPem(
+                  mutateDer(rng, pemToDer(new TextDecoder().decode(s), 'ATTRIBUTE CERTIFICATE'), seeds),
+                  'ATTRIBUTE CERTIFICATE',
+                ),
+              )
+            : mutateBytes(rng, s, []);
+        return rng.chance(0.05)
+          ? rng.bytes(rng.size(2000))
+          : mutateDer(
+              rng,
+              s,
+              seeds.filter((x) => x[0] !== 0x2d),
+            );
       },
       async run(input) {
         const { pem, der } = maybePem(input);
         if (pem !== undefined) return typedResult(permitFromPem(pem), 'permitFromPem');
         // verifyPermit parses first (parsePermit's decoder), then checks against the real AA and holder.
-        typedResult(verifyPermit(der, { attributeAuthority: A.aa.cert, holder: gb.cert, group: 'shared', now: new Date(T0) }), 'verifyPermit');
+        typedResult(
+          verifyPermit(der, { attributeAuthority: A.aa.cert, holder: gb.cert, group: 'shared', now: new Date(T0) }),
+          'verifyPermit',
+        );
       },
     };
   },
@@ -58,14 +94,20 @@ export const permits: FuzzTarget = {
 
 export const certificates: FuzzTarget = {
   name: 'certificate',
-  description: "certificates from others (readCertificate, then checkAttributeAuthority as federation does) and gateway bundle files (parseBundle)",
+  description:
+    'certificates from others (readCertificate, then checkAttributeAuthority as federation does) and gateway bundle files (parseBundle)',
   async setup() {
     const { A, ga } = await world();
     const certs = [A.ca.root.cert, A.ca.issuing.cert, A.aa.cert, ga.cert].map((c) => new Uint8Array(c.rawData));
     const bundle = JSON.stringify({
       format: 'kasane-gateway-bundle/1',
       gateway: { name: 'ga', address: '192.0.2.1' },
-      authority: { name: A.name, url: 'https://127.0.0.1:7443', caCertificate: A.ca.root.cert.toString('pem'), caFingerprint: 'x' },
+      authority: {
+        name: A.name,
+        url: 'https://127.0.0.1:7443',
+        caCertificate: A.ca.root.cert.toString('pem'),
+        caFingerprint: 'x',
+      },
       certificate: ga.cert.toString('pem'),
       chain: [A.ca.issuing.cert.toString('pem'), A.ca.root.cert.toString('pem')],
     });
@@ -88,7 +130,8 @@ export const certificates: FuzzTarget = {
         }
         const c = await readCertificate(input);
         typedResult(c, 'readCertificate');
-        if (c.ok) typedResult(await checkAttributeAuthority(c.value, A.ca.root.cert, new Date(T0)), 'checkAttributeAuthority');
+        if (c.ok)
+          typedResult(await checkAttributeAuthority(c.value, A.ca.root.cert, new Date(T0)), 'checkAttributeAuthority');
       },
     };
   },
@@ -107,8 +150,26 @@ export const csrs: FuzzTarget = {
       seeds,
       next: (rng) => {
         const s = rng.pick(seeds);
-        if (s[0] === 0x2d) return rng.chance(0.6) ? new TextEncoder().encode(derToPem(mutateDer(rng, pemToDer(new TextDecoder().decode(s), 'CERTIFICATE REQUEST'), seeds.filter((x) => x[0] !== 0x2d)), 'CERTIFICATE REQUEST')) : mutateBytes(rng, s, []);
-        return rng.chance(0.05) ? rng.bytes(rng.size(2000)) : mutateDer(rng, s, seeds.filter((x) => x[0] !== 0x2d));
+        if (s[0] === 0x2d)
+          return rng.chance(0.6)
+            ? new TextEncoder().encode(
+                derToPem(
+                  mutateDer(
+                    rng,
+                    pemToDer(new TextDecoder().decode(s), 'CERTIFICATE REQUEST'),
+                    seeds.filter((x) => x[0] !== 0x2d),
+                  ),
+                  'CERTIFICATE REQUEST',
+                ),
+              )
+            : mutateBytes(rng, s, []);
+        return rng.chance(0.05)
+          ? rng.bytes(rng.size(2000))
+          : mutateDer(
+              rng,
+              s,
+              seeds.filter((x) => x[0] !== 0x2d),
+            );
       },
       async run(input) {
         const { pem, der } = maybePem(input);

@@ -48,8 +48,8 @@ export function chooseNodeDir(configured = process.env.npm_config_nodedir) {
   const note =
     `no headers of node ${want} in ${own}/include/node${configured ? ` nor in ${configured}` : ''}: ` +
     'node-gyp will try to download them. Offline, install the headers of this node ' +
-    '(they come with the official tarball, NodeSource\'s nodejs package and Debian\'s libnode-dev) ' +
-    'or set npm\'s nodedir to a directory that has include/node.';
+    "(they come with the official tarball, NodeSource's nodejs package and Debian's libnode-dev) " +
+    "or set npm's nodedir to a directory that has include/node.";
   return { dir: configured || undefined, note };
 }
 

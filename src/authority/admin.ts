@@ -50,7 +50,16 @@ export class Administration {
   /** Audit entries, oldest first (newest first with order 'desc'), filtered; at most 1000 at a time. */
   async audit(q: AuditQuery): Promise<AuditEntry[]> {
     const rows = await this.ctx.store.read((tx) => tx.listAudit({ ...q, limit: Math.min(q.limit ?? 100, 1000) }));
-    return rows.map((r) => ({ id: r.id, version: r.version, at: r.at, actor: r.actor, action: r.action, vpn: r.vpn, gateway: r.gateway, detail: r.detail }));
+    return rows.map((r) => ({
+      id: r.id,
+      version: r.version,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      vpn: r.vpn,
+      gateway: r.gateway,
+      detail: r.detail,
+    }));
   }
 
   /** A new administrator token; its secret is returned once and stored only as a hash. */
@@ -66,7 +75,12 @@ export class Administration {
   }
 
   async listTokens(): Promise<AdminTokenInfo[]> {
-    return (await this.ctx.store.read((tx) => tx.listAdminTokens())).map((t) => ({ id: t.id, name: t.name, createdAt: t.createdAt, revokedAt: t.revokedAt }));
+    return (await this.ctx.store.read((tx) => tx.listAdminTokens())).map((t) => ({
+      id: t.id,
+      name: t.name,
+      createdAt: t.createdAt,
+      revokedAt: t.revokedAt,
+    }));
   }
 
   async revokeToken(actor: string, id: string): Promise<void> {
@@ -76,7 +90,11 @@ export class Administration {
       if (!t) throw notFound('unknown-token', `there is no administrator token ${id}`);
       if (t.revokedAt !== null) throw conflict('already-revoked', `administrator token ${id} is already revoked`);
       // Nobody could administer the authority any more (short of its data directory).
-      if (tokens.filter((x) => x.revokedAt === null).length === 1) throw conflict('last-admin-token', 'refusing to revoke the last administrator token (create another one first)');
+      if (tokens.filter((x) => x.revokedAt === null).length === 1)
+        throw conflict(
+          'last-admin-token',
+          'refusing to revoke the last administrator token (create another one first)',
+        );
       await c.tx.revokeAdminToken(id, c.now);
       c.audit('admin-token.revoke', { scope: 'none', detail: { id, name: t.name } });
     });
@@ -84,13 +102,16 @@ export class Administration {
 
   /** Checks an `Authorization` header; returns the actor name for the audit log. */
   async authenticate(header: string | undefined): Promise<string> {
-    if (!header) throw unauthorized('unauthorized', 'administrator token required (Authorization: Bearer kasane-admin-v1....)');
+    if (!header)
+      throw unauthorized('unauthorized', 'administrator token required (Authorization: Bearer kasane-admin-v1....)');
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw unauthorized('unauthorized', 'the Authorization header must be "Bearer <token>"');
     const t = parseToken('admin', m[1]);
-    if (!t) throw unauthorized('bad-token', 'the administrator token is malformed (expected kasane-admin-v1.<id>.<secret>)');
+    if (!t)
+      throw unauthorized('bad-token', 'the administrator token is malformed (expected kasane-admin-v1.<id>.<secret>)');
     const row = await this.ctx.store.read((tx) => tx.getAdminToken(t.id));
-    if (!row || !secretMatches(row.secretHash, t.secret)) throw unauthorized('bad-token', 'the administrator token is not valid');
+    if (!row || !secretMatches(row.secretHash, t.secret))
+      throw unauthorized('bad-token', 'the administrator token is not valid');
     if (row.revokedAt !== null) throw unauthorized('token-revoked', `the administrator token ${row.id} was revoked`);
     return `admin:${row.name}`;
   }

@@ -38,7 +38,9 @@ async function publicKey(ks: Pkcs11Keystore): Promise<CryptoKey> {
  * New root and issuing key pairs made in the token (for `init`). Refuses a token that already
  * holds keys of these labels; `discard()` removes what was made when the creation fails later.
  */
-export async function makeTokenCaKeys(c: CaPkcs11Config): Promise<{ root: CryptoKeyPair; issuing: CryptoKeyPair; close(): void; discard(): void }> {
+export async function makeTokenCaKeys(
+  c: CaPkcs11Config,
+): Promise<{ root: CryptoKeyPair; issuing: CryptoKeyPair; close(): void; discard(): void }> {
   const made: Pkcs11Keystore[] = [];
   const close = (): void => made.forEach((k) => k.close());
   try {
@@ -47,7 +49,9 @@ export async function makeTokenCaKeys(c: CaPkcs11Config): Promise<{ root: Crypto
       const ks = open(c, label);
       if (!ks.ensureKey()) {
         ks.close();
-        throw new Error(`token "${c.token}" already holds a key "${label}": remove it, or make the authority with another name or token`);
+        throw new Error(
+          `token "${c.token}" already holds a key "${label}": remove it, or make the authority with another name or token`,
+        );
       }
       made.push(ks);
       pairs.push({ privateKey: externalSigningKey(ks), publicKey: await publicKey(ks) });
@@ -72,14 +76,25 @@ export async function makeTokenCaKeys(c: CaPkcs11Config): Promise<{ root: Crypto
  * The CA keys of a data directory: from its token (checked against the CA certificates: the same
  * public keys), or from its keystore files.
  */
-export async function openCaKeys(dataDir: string, config: AuthorityConfig, certs: { root: x509.X509Certificate; issuing: x509.X509Certificate }): Promise<CaKeys> {
+export async function openCaKeys(
+  dataDir: string,
+  config: AuthorityConfig,
+  certs: { root: x509.X509Certificate; issuing: x509.X509Certificate },
+): Promise<CaKeys> {
   const c = config.ca?.pkcs11;
   if (!c) {
     const keystore = new FileKeystore(dataPaths(dataDir).keystore);
     for (const k of [KEY_ROOT, KEY_ISSUING]) {
-      if (!keystore.has(k)) throw new Error(`the CA key ${dataPaths(dataDir).keystore}/${k} is missing, and authority.json names no PKCS#11 token for the CA keys`);
+      if (!keystore.has(k))
+        throw new Error(
+          `the CA key ${dataPaths(dataDir).keystore}/${k} is missing, and authority.json names no PKCS#11 token for the CA keys`,
+        );
     }
-    return { root: await importPrivateKey(keystore.read(KEY_ROOT), 'sign'), issuing: await importPrivateKey(keystore.read(KEY_ISSUING), 'sign'), close: () => undefined };
+    return {
+      root: await importPrivateKey(keystore.read(KEY_ROOT), 'sign'),
+      issuing: await importPrivateKey(keystore.read(KEY_ISSUING), 'sign'),
+      close: () => undefined,
+    };
   }
   const opened: Pkcs11Keystore[] = [];
   const close = (): void => opened.forEach((k) => k.close());
@@ -92,7 +107,9 @@ export async function openCaKeys(dataDir: string, config: AuthorityConfig, certs
       const ks = open(c, label);
       opened.push(ks);
       if (!Buffer.from(await ks.publicKeySpki()).equals(Buffer.from(cert.publicKey.rawData))) {
-        throw new Error(`the key "${label}" in token "${c.token}" is not the one of the certificate ${cert.subject}: is it this authority's token?`);
+        throw new Error(
+          `the key "${label}" in token "${c.token}" is not the one of the certificate ${cert.subject}: is it this authority's token?`,
+        );
       }
       keys.push(externalSigningKey(ks));
     }

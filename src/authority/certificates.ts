@@ -55,9 +55,32 @@ export class Certificates {
   }
 
   /** Issues a gateway certificate for `spki` and records it; superseding the previous one is the caller's. */
-  async issue(c: Change, gateway: string, spki: Uint8Array, method: CertificateRow['method'], validityDays = this.o.certificateDays): Promise<x509.X509Certificate> {
-    const cert = await issueGatewayCertificate({ issuing: this.o.ca.issuing, authority: this.ctx.name, gateway, publicKey: spki, now: c.now, validityDays, random: this.ctx.random });
-    await c.tx.insertCertificate({ serial: cert.serialNumber, gateway, der: new Uint8Array(cert.rawData), issuedAt: c.now, notAfter: cert.notAfter.getTime(), method, revokedAt: null, revokeReason: null });
+  async issue(
+    c: Change,
+    gateway: string,
+    spki: Uint8Array,
+    method: CertificateRow['method'],
+    validityDays = this.o.certificateDays,
+  ): Promise<x509.X509Certificate> {
+    const cert = await issueGatewayCertificate({
+      issuing: this.o.ca.issuing,
+      authority: this.ctx.name,
+      gateway,
+      publicKey: spki,
+      now: c.now,
+      validityDays,
+      random: this.ctx.random,
+    });
+    await c.tx.insertCertificate({
+      serial: cert.serialNumber,
+      gateway,
+      der: new Uint8Array(cert.rawData),
+      issuedAt: c.now,
+      notAfter: cert.notAfter.getTime(),
+      method,
+      revokedAt: null,
+      revokeReason: null,
+    });
     return cert;
   }
 
@@ -79,10 +102,14 @@ export class Certificates {
       if (!cert || Buffer.compare(Buffer.from(cert.der), Buffer.from(der)) !== 0) return undefined;
       return { cert, gateway: (await tx.getGateway(cert.gateway))! };
     });
-    if (!r) throw forbidden('unknown-certificate', 'the client certificate was not issued to any gateway of this authority');
+    if (!r)
+      throw forbidden('unknown-certificate', 'the client certificate was not issued to any gateway of this authority');
     if (r.gateway.status === 'revoked') throw forbidden('gateway-revoked', `gateway ${r.gateway.name} is revoked`);
     if (r.cert.revokedAt !== null || r.gateway.certSerial !== r.cert.serial) {
-      throw forbidden('certificate-revoked', `this certificate of gateway ${r.gateway.name} was ${r.cert.revokeReason === 'superseded' ? 'superseded by a newer one' : 'revoked'}`);
+      throw forbidden(
+        'certificate-revoked',
+        `this certificate of gateway ${r.gateway.name} was ${r.cert.revokeReason === 'superseded' ? 'superseded by a newer one' : 'revoked'}`,
+      );
     }
     return r.gateway.name;
   }
@@ -112,7 +139,8 @@ export class Certificates {
   async issueIke(gateway: string, csrPem: string): Promise<{ certificate: string }> {
     const csr = await verifyCsr(csrPem);
     if (!csr.ok) throw badRequest(csr.error.code, csr.error.message);
-    if (csr.value.commonName !== undefined && csr.value.commonName !== gateway) throw badRequest('csr-name-mismatch', `the request names ${csr.value.commonName}, not ${gateway}`);
+    if (csr.value.commonName !== undefined && csr.value.commonName !== gateway)
+      throw badRequest('csr-name-mismatch', `the request names ${csr.value.commonName}, not ${gateway}`);
     const cert = await this.ctx.change(`gateway:${gateway}`, async (c) => {
       const g = await gatewayOrThrow(c.tx, gateway);
       if (g.status !== 'active') throw forbidden('gateway-revoked', `gateway ${gateway} is not active`);
@@ -150,7 +178,12 @@ export class Certificates {
     const entries: CrlEntry[] = revoked.map((r) => ({
       serial: r.serial,
       revokedAt: r.revokedAt!,
-      reason: r.revokeReason === 'superseded' ? 'superseded' : r.revokeReason === 'key-compromise' ? 'keyCompromise' : 'cessationOfOperation',
+      reason:
+        r.revokeReason === 'superseded'
+          ? 'superseded'
+          : r.revokeReason === 'key-compromise'
+            ? 'keyCompromise'
+            : 'cessationOfOperation',
     }));
     const nextUpdate = now + CRL_VALIDITY_MS;
     const [root, issuing] = await Promise.all([

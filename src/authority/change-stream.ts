@@ -33,7 +33,9 @@ const BATCH = 1000;
 /** Events read for a whole batch at once; a gateway whose events may lie beyond them reads its own. */
 const BATCH_EVENTS = 5000;
 
-type Answer = { version: number; changed: false } | { version: number; changed: true; reset: boolean; delivery: GatewayDelivery; rows: AuditRow[] };
+type Answer =
+  | { version: number; changed: false }
+  | { version: number; changed: true; reset: boolean; delivery: GatewayDelivery; rows: AuditRow[] };
 
 interface Ask {
   gateway: string;
@@ -106,7 +108,13 @@ export class ChangeStream {
             changed: true,
             reset: answer.reset,
             delivery: answer.delivery,
-            events: rows.map((r) => ({ version: r.version, at: r.at, action: r.action, vpn: r.vpn, gateway: r.gateway })),
+            events: rows.map((r) => ({
+              version: r.version,
+              at: r.at,
+              action: r.action,
+              vpn: r.vpn,
+              gateway: r.gateway,
+            })),
             eventsTruncated: answer.rows.length > EVENTS_LIMIT,
           };
         }
@@ -170,7 +178,8 @@ export class ChangeStream {
     batch.forEach((a, i) => {
       const g = gateways.get(a.gateway);
       if (!g || g.status !== 'active') out[i] = forbidden('gateway-revoked', `gateway ${a.gateway} is not active`);
-      else if (a.since > state.version || g.changedVersion > a.since || state.directoryVersion > a.since) behind.push(i);
+      else if (a.since > state.version || g.changedVersion > a.since || state.directoryVersion > a.since)
+        behind.push(i);
       else out[i] = { version: state.version, changed: false };
     });
     if (behind.length === 0) return out;
@@ -178,17 +187,35 @@ export class ChangeStream {
     const deliveries = await this.o.delivery.many(tx, state, [...new Set(behind.map((i) => batch[i].gateway))], now);
     // A first sync (since 0) or a reset carries the whole state: no event list.
     const wantEvents = behind.filter((i) => batch[i].since > 0 && batch[i].since <= state.version);
-    const events = await this.events(tx, state, wantEvents.map((i) => ({ gateway: batch[i].gateway, since: batch[i].since, vpnIds: deliveries.get(batch[i].gateway)!.vpns.map((v) => v.id) })));
+    const events = await this.events(
+      tx,
+      state,
+      wantEvents.map((i) => ({
+        gateway: batch[i].gateway,
+        since: batch[i].since,
+        vpnIds: deliveries.get(batch[i].gateway)!.vpns.map((v) => v.id),
+      })),
+    );
     for (const i of behind) {
       const a = batch[i];
       const reset = a.since > state.version;
-      out[i] = { version: state.version, changed: true, reset, delivery: deliveries.get(a.gateway)!, rows: events.get(`${a.gateway}\u0000${a.since}`) ?? [] };
+      out[i] = {
+        version: state.version,
+        changed: true,
+        reset,
+        delivery: deliveries.get(a.gateway)!,
+        rows: events.get(`${a.gateway}\u0000${a.since}`) ?? [],
+      };
     }
     return out;
   }
 
   /** The events each asker should hear of after its cursor: one read for the batch, its own read for one far behind. */
-  private async events(tx: StoreOps, state: StateRow, askers: { gateway: string; since: number; vpnIds: number[] }[]): Promise<Map<string, AuditRow[]>> {
+  private async events(
+    tx: StoreOps,
+    state: StateRow,
+    askers: { gateway: string; since: number; vpnIds: number[] }[],
+  ): Promise<Map<string, AuditRow[]>> {
     const out = new Map<string, AuditRow[]>();
     if (askers.length === 0) return out;
     const oldest = Math.min(...askers.map((a) => a.since));
@@ -208,7 +235,11 @@ export class ChangeStream {
     for (const a of askers) {
       const key = `${a.gateway}\u0000${a.since}`;
       if (out.has(key)) continue;
-      const concerns = new Set([...forAll, ...(byGateway.get(a.gateway) ?? []), ...a.vpnIds.flatMap((v) => byVpn.get(v) ?? [])]);
+      const concerns = new Set([
+        ...forAll,
+        ...(byGateway.get(a.gateway) ?? []),
+        ...a.vpnIds.flatMap((v) => byVpn.get(v) ?? []),
+      ]);
       const mine = [...concerns]
         .sort((x, y) => x - y)
         .map((i) => rows[i])
@@ -231,7 +262,9 @@ export class ChangeStream {
         return;
       }
       this.checking = this.checkRemote()
-        .catch((e) => this.ctx.log?.warn({ err: (e as Error).message }, 'checking other replicas’ changes failed; trying again'))
+        .catch((e) =>
+          this.ctx.log?.warn({ err: (e as Error).message }, 'checking other replicas’ changes failed; trying again'),
+        )
         .finally(() => (this.checking = undefined));
     }, REMOTE_CHECK_DELAY_MS);
   }

@@ -36,7 +36,10 @@ export class Change {
     for (const n of names) this.touched.add(n);
   }
 
-  audit(action: string, a: { vpn?: VpnRow; gateway?: string; scope: AuditScope; detail?: Record<string, unknown> }): void {
+  audit(
+    action: string,
+    a: { vpn?: VpnRow; gateway?: string; scope: AuditScope; detail?: Record<string, unknown> },
+  ): void {
     this.auditRows.push({
       version: this.version,
       at: this.now,
@@ -59,7 +62,10 @@ export class Change {
       this.all = true;
       // Every gateway hears of it in its events, whatever VPN the change was about.
       if (!this.auditRows.some((r) => r.scope === 'all')) {
-        this.audit('directory.change', { scope: 'all', detail: { added: this.directoryAdded, removed: this.directoryRemoved } });
+        this.audit('directory.change', {
+          scope: 'all',
+          detail: { added: this.directoryAdded, removed: this.directoryRemoved },
+        });
       }
     }
     // Every replica rebuilds its CRLs when this moves (its TLS layer then refuses the certificate too).

@@ -104,14 +104,28 @@ export class AuthorityUnreachableError extends Error {
 }
 
 function systemResolve(host: string): Promise<string[]> {
-  return new Promise((resolve, reject) => lookup(host, { all: true }, (e, addrs) => (e ? reject(e) : resolve(addrs.map((a) => a.address)))));
+  return new Promise((resolve, reject) =>
+    lookup(host, { all: true }, (e, addrs) => (e ? reject(e) : resolve(addrs.map((a) => a.address)))),
+  );
 }
 
 /** Errors of reaching a replica (rather than of the request): the next replica may answer. */
 function unreachable(e: unknown): boolean {
   const code = (e as { code?: string }).code ?? '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET'].includes(code) ||
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'EPIPE',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'EHOSTDOWN',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+      'ECONNABORTED',
+      'UND_ERR_SOCKET',
+    ].includes(code) ||
     /socket hang up|no answer from|Client network socket disconnected/i.test((e as Error).message ?? '')
   );
 }
@@ -129,14 +143,20 @@ export class AuthorityClient {
         url = new URL(u);
       } catch {
         const bare = /^[a-z]+:\/\/[^[/@]*:[^/]*:/i.test(u);
-        throw new Error(`authority URL ${JSON.stringify(u)} is not a URL${bare ? ' (an IPv6 address goes in brackets: https://[::1]:7443)' : ''}`);
+        throw new Error(
+          `authority URL ${JSON.stringify(u)} is not a URL${bare ? ' (an IPv6 address goes in brackets: https://[::1]:7443)' : ''}`,
+        );
       }
       if (url.protocol !== 'https:') throw new Error(`authority URL must be https://, got ${u}`);
       return url;
     });
     // One TLS context for every connection (the agent would parse the CA, certificate and key again
     // for each: a reconnection after a failover costs a handshake, not that too).
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, secureContext: createSecureContext({ ca: o.ca, cert: o.cert, key: o.key }) });
+    this.agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      secureContext: createSecureContext({ ca: o.ca, cert: o.cert, key: o.key }),
+    });
   }
 
   /** The URL requests go to now (after a failover: the replica that answered). */
@@ -172,10 +192,18 @@ export class AuthorityClient {
       } catch (e) {
         if (opts.signal?.aborted) throw e;
         // A replica whose database is failing over (and did not commit anything): another may answer.
-        const busy = e instanceof AuthorityApiError && e.status === 503 && e.code === 'database-unavailable' && !/while committing/.test(e.message);
+        const busy =
+          e instanceof AuthorityApiError &&
+          e.status === 503 &&
+          e.code === 'database-unavailable' &&
+          !/while committing/.test(e.message);
         if (!busy && !unreachable(e)) throw e;
         if (!busy && sent && !idempotent) {
-          throw new AuthorityUnreachableError(`${label(at)} went away while handling ${method} ${path}: the change may or may not have been made; check before repeating it (${(e as Error).message})`, true, e);
+          throw new AuthorityUnreachableError(
+            `${label(at)} went away while handling ${method} ${path}: the change may or may not have been made; check before repeating it (${(e as Error).message})`,
+            true,
+            e,
+          );
         }
         sentSomewhere ||= sent && !idempotent;
         last = e;
@@ -217,17 +245,32 @@ export class AuthorityClient {
     return list;
   }
 
-  private async withReuse<T>(at: Endpoint, method: string, path: string, body: unknown, opts: RequestOptions, onSent: () => void): Promise<T> {
+  private async withReuse<T>(
+    at: Endpoint,
+    method: string,
+    path: string,
+    body: unknown,
+    opts: RequestOptions,
+    onSent: () => void,
+  ): Promise<T> {
     try {
       return await this.once<T>(at, method, path, body, opts, onSent);
     } catch (e) {
       // A kept-alive socket the server closed just as we reused it: a GET is safe to send again.
-      if (method === 'GET' && (e as { reusedSocket?: boolean }).reusedSocket && !opts.signal?.aborted) return this.once<T>(at, method, path, body, opts, onSent);
+      if (method === 'GET' && (e as { reusedSocket?: boolean }).reusedSocket && !opts.signal?.aborted)
+        return this.once<T>(at, method, path, body, opts, onSent);
       throw e;
     }
   }
 
-  private once<T>(at: Endpoint, method: string, path: string, body: unknown, opts: RequestOptions, onSent: () => void): Promise<T> {
+  private once<T>(
+    at: Endpoint,
+    method: string,
+    path: string,
+    body: unknown,
+    opts: RequestOptions,
+    onSent: () => void,
+  ): Promise<T> {
     const u = new URL(path, at.url);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -239,7 +282,9 @@ export class AuthorityClient {
     if (this.o.adminToken) headers.authorization = `Bearer ${this.o.adminToken}`;
     const timeout = opts.timeoutMs ?? this.o.timeoutMs ?? 30_000;
     // A name with several addresses: connect to this one, check the certificate against the name.
-    const target = at.address ? { hostname: at.address, servername: u.hostname, headers: { ...headers, host: u.host } } : { headers };
+    const target = at.address
+      ? { hostname: at.address, servername: u.hostname, headers: { ...headers, host: u.host } }
+      : { headers };
     return new Promise<T>((resolve, reject) => {
       const req = https.request(u, { method, agent: this.agent, signal: opts.signal, ...target }, (res) => {
         const chunks: Buffer[] = [];
@@ -251,7 +296,13 @@ export class AuthorityClient {
           try {
             json = text ? JSON.parse(text) : undefined;
           } catch {
-            reject(new AuthorityApiError(res.statusCode ?? 0, 'bad-response', `the authority answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`));
+            reject(
+              new AuthorityApiError(
+                res.statusCode ?? 0,
+                'bad-response',
+                `the authority answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`,
+              ),
+            );
             return;
           }
           const status = res.statusCode ?? 0;
@@ -336,7 +387,11 @@ export class AuthorityClient {
   addMember(vpn: string, gateway: string, prefixes: string[]): Promise<MemberInfo> {
     return this.request('POST', `/v1/vpns/${seg(vpn)}/members`, { gateway, prefixes });
   }
-  updateMember(vpn: string, gateway: string, p: { add?: string[]; remove?: string[] }): Promise<{ member: MemberInfo | null }> {
+  updateMember(
+    vpn: string,
+    gateway: string,
+    p: { add?: string[]; remove?: string[] },
+  ): Promise<{ member: MemberInfo | null }> {
     return this.request('PATCH', `/v1/vpns/${seg(vpn)}/members/${seg(gateway)}`, p);
   }
   removeMember(vpn: string, gateway: string): Promise<{ removed: { vpn: string; gateway: string } }> {
@@ -380,7 +435,18 @@ export class AuthorityClient {
     return this.request('DELETE', '/v1/directory', undefined, { query: { prefix } });
   }
   audit(
-    q: { after?: number; before?: number; limit?: number; vpn?: string; gateway?: string; actor?: string; action?: string; from?: number; to?: number; order?: 'asc' | 'desc' } = {},
+    q: {
+      after?: number;
+      before?: number;
+      limit?: number;
+      vpn?: string;
+      gateway?: string;
+      actor?: string;
+      action?: string;
+      from?: number;
+      to?: number;
+      order?: 'asc' | 'desc';
+    } = {},
   ): Promise<AuditEntry[]> {
     return this.request('GET', '/v1/audit', undefined, { query: q });
   }
@@ -410,7 +476,11 @@ export class AuthorityClient {
    */
   changes(since: number, opts: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<GatewayChanges> {
     const wait = Math.min(Math.max(Math.floor(opts.waitSeconds ?? 25), 0), 60);
-    return this.request('GET', '/v1/gateway/changes', undefined, { query: { since, wait }, signal: opts.signal, timeoutMs: wait * 1000 + 15_000 });
+    return this.request('GET', '/v1/gateway/changes', undefined, {
+      query: { since, wait },
+      signal: opts.signal,
+      timeoutMs: wait * 1000 + 15_000,
+    });
   }
 
   /**
@@ -490,8 +560,13 @@ export async function fetchAuthorityCa(url: string, expectedFingerprint: string)
   });
   const view = JSON.parse(body) as CaView;
   const got = certificateFingerprint(view.rootCertificate);
-  const want = expectedFingerprint.toUpperCase().replace(/[^0-9A-F]/g, '').match(/../g)?.join(':');
-  if (got !== want) throw new Error(`the authority's CA fingerprint is ${got}, not the expected ${want}: refusing to trust it`);
+  const want = expectedFingerprint
+    .toUpperCase()
+    .replace(/[^0-9A-F]/g, '')
+    .match(/../g)
+    ?.join(':');
+  if (got !== want)
+    throw new Error(`the authority's CA fingerprint is ${got}, not the expected ${want}: refusing to trust it`);
   return view.rootCertificate;
 }
 
@@ -536,18 +611,26 @@ export function parseBundle(text: string): GatewayBundle {
   } catch {
     throw new Error('the bundle is not JSON');
   }
-  if (!b || b.format !== BUNDLE_FORMAT) throw new Error(`not a kasane gateway bundle (format ${JSON.stringify(b?.format)})`);
-  if (typeof b.gateway?.name !== 'string' || typeof b.authority?.url !== 'string' || typeof b.authority?.caCertificate !== 'string' || typeof b.certificate !== 'string') {
+  if (!b || b.format !== BUNDLE_FORMAT)
+    throw new Error(`not a kasane gateway bundle (format ${JSON.stringify(b?.format)})`);
+  if (
+    typeof b.gateway?.name !== 'string' ||
+    typeof b.authority?.url !== 'string' ||
+    typeof b.authority?.caCertificate !== 'string' ||
+    typeof b.certificate !== 'string'
+  ) {
     throw new Error('the bundle lacks gateway.name, authority.url, authority.caCertificate or certificate');
   }
   const cert = new X509Certificate(b.certificate);
   const root = new X509Certificate(b.authority.caCertificate);
-  if (certificateFingerprint(b.authority.caCertificate) !== b.authority.caFingerprint) throw new Error('the bundle CA certificate does not match its fingerprint');
+  if (certificateFingerprint(b.authority.caCertificate) !== b.authority.caFingerprint)
+    throw new Error('the bundle CA certificate does not match its fingerprint');
   const issuing = b.chain?.[0] ? new X509Certificate(b.chain[0]) : undefined;
   if (!issuing || !cert.checkIssued(issuing) || !issuing.checkIssued(root) || !cert.verify(issuing.publicKey)) {
     throw new Error('the bundle certificate does not chain to its authority CA');
   }
-  if (b.privateKey !== undefined && !cert.checkPrivateKey(createPrivateKey(b.privateKey))) throw new Error('the bundle private key does not match its certificate');
+  if (b.privateKey !== undefined && !cert.checkPrivateKey(createPrivateKey(b.privateKey)))
+    throw new Error('the bundle private key does not match its certificate');
   return b;
 }
 
@@ -555,14 +638,29 @@ export function parseBundle(text: string): GatewayBundle {
  * A gateway's client from its bundle (mutual TLS with its certificate and key). `more.urls`: the
  * authority's replicas (default: the bundle's URL), tried in order.
  */
-export function gatewayClient(bundle: GatewayBundle, privateKey?: string, more: Pick<ClientOptions, 'urls' | 'resolve' | 'onFailover'> = {}): AuthorityClient {
+export function gatewayClient(
+  bundle: GatewayBundle,
+  privateKey?: string,
+  more: Pick<ClientOptions, 'urls' | 'resolve' | 'onFailover'> = {},
+): AuthorityClient {
   const key = privateKey ?? bundle.privateKey;
   if (!key) throw new Error('the gateway private key is needed for mutual TLS');
   const [url, ...urls] = more.urls?.length ? more.urls : [bundle.authority.url];
-  return new AuthorityClient({ ...more, url, urls, ca: bundle.authority.caCertificate, cert: joinPem(bundle.certificate, bundle.chain[0]), key });
+  return new AuthorityClient({
+    ...more,
+    url,
+    urls,
+    ca: bundle.authority.caCertificate,
+    cert: joinPem(bundle.certificate, bundle.chain[0]),
+    key,
+  });
 }
 
 /** Opens the delivery of a change-stream answer with the gateway's private key. */
-export async function snapshotFromChanges(c: GatewayChanges, privateKey: string | CryptoKey, expect: { gateway: string; authority?: string }): Promise<AuthoritySnapshot | undefined> {
+export async function snapshotFromChanges(
+  c: GatewayChanges,
+  privateKey: string | CryptoKey,
+  expect: { gateway: string; authority?: string },
+): Promise<AuthoritySnapshot | undefined> {
   return c.delivery ? openDelivery(c.delivery, privateKey, expect) : undefined;
 }

@@ -121,7 +121,12 @@ export const KEY_KEK = 'kek';
 export const KEY_AA = 'attribute-authority.key';
 
 /** authority.json is small; anything larger is not one (docs/authority.md). */
-export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = { kind: 'authority configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024, jsonOnly: true };
+export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = {
+  kind: 'authority configuration',
+  maxYamlBytes: 1024 * 1024,
+  maxJsonBytes: 1024 * 1024,
+  jsonOnly: true,
+};
 
 /**
  * Reads DATA/authority.json. Throws an Error that lists every problem with its line and field
@@ -129,7 +134,10 @@ export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = { kind: 'authority config
  */
 export function readConfig(dir: string): AuthorityConfig {
   const p = dataPaths(dir).config;
-  if (!existsSync(p)) throw new Error(`${dir} is not an authority data directory (no authority.json); run \`kasane authority init\` first`);
+  if (!existsSync(p))
+    throw new Error(
+      `${dir} is not an authority data directory (no authority.json); run \`kasane authority init\` first`,
+    );
   const r = parseAuthorityConfig({ path: p }, p);
   if (!r.ok) throw new BadFileError(r.error.message);
   return r.value;
@@ -140,7 +148,11 @@ export function readConfig(dir: string): AuthorityConfig {
  * Never throws.
  */
 export function parseAuthorityConfig(source: { path: string } | string, name: string): Result<AuthorityConfig> {
-  const read = readFields(typeof source === 'string' ? { text: source, file: name } : source, AUTHORITY_CONFIG_LIMITS, checkConfig);
+  const read = readFields(
+    typeof source === 'string' ? { text: source, file: name } : source,
+    AUTHORITY_CONFIG_LIMITS,
+    checkConfig,
+  );
   if (!read.ok) return err('bad-config', formatIssues(read.error.issues, name));
   return ok({ ...read.value, rotation: { ...DEFAULT_ROTATION, ...read.value.rotation } });
 }
@@ -152,7 +164,20 @@ function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined 
   const top = r.object(
     doc,
     [],
-    ['format', 'name', 'listen', 'url', 'database', 'sans', 'rotation', 'enrollment', 'federation', 'jobs', 'ca', 'console'],
+    [
+      'format',
+      'name',
+      'listen',
+      'url',
+      'database',
+      'sans',
+      'rotation',
+      'enrollment',
+      'federation',
+      'jobs',
+      'ca',
+      'console',
+    ],
     ['format', 'name', 'listen', 'url', 'sans', 'enrollment'],
   );
   if (!top) return undefined;
@@ -164,7 +189,8 @@ function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined 
       if (section?.[k] !== undefined) r.integer(section[k], [key, k], { min, max });
     }
   };
-  if (top.format !== undefined && top.format !== CONFIG_FORMAT) r.fail(['format'], `unknown format ${JSON.stringify(top.format)} (this kasane reads ${CONFIG_FORMAT})`);
+  if (top.format !== undefined && top.format !== CONFIG_FORMAT)
+    r.fail(['format'], `unknown format ${JSON.stringify(top.format)} (this kasane reads ${CONFIG_FORMAT})`);
   for (const k of ['name', 'url', 'database']) if (top[k] !== undefined) r.string(top[k], [k]);
   if (top.listen !== undefined) {
     const listen = r.object(top.listen, ['listen'], ['host', 'port'], ['host', 'port']);
@@ -179,7 +205,8 @@ function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined 
   integers('console', { sessionIdleMs: [1], sessionMaxMs: [1] });
   if (top.ca !== undefined) {
     const ca = r.object(top.ca, ['ca'], ['pkcs11'], ['pkcs11']);
-    const p = ca?.pkcs11 === undefined ? undefined : r.object(ca.pkcs11, ['ca', 'pkcs11'], CA_PKCS11_KEYS, CA_PKCS11_KEYS);
+    const p =
+      ca?.pkcs11 === undefined ? undefined : r.object(ca.pkcs11, ['ca', 'pkcs11'], CA_PKCS11_KEYS, CA_PKCS11_KEYS);
     for (const k of CA_PKCS11_KEYS) if (p?.[k] !== undefined) r.string(p[k], ['ca', 'pkcs11', k]);
   }
   return doc as AuthorityConfig;

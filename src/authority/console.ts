@@ -87,12 +87,16 @@ export function loadConsoleAssets(dir = CONSOLE_DIR): Map<string, Asset> {
  * Authenticates an administrator request: `Authorization: Bearer` (the CLI, scripts), else the
  * console's session cookie, whose changes (anything but GET/HEAD) need the CSRF token.
  */
-export async function authenticateAdminRequest(service: AuthorityService, req: FastifyRequest): Promise<{ actor: string; session?: Session }> {
+export async function authenticateAdminRequest(
+  service: AuthorityService,
+  req: FastifyRequest,
+): Promise<{ actor: string; session?: Session }> {
   if (req.headers.authorization !== undefined || cookieValue(req.headers.cookie, SESSION_COOKIE) === undefined) {
     return { actor: await service.authenticateAdmin(req.headers.authorization) };
   }
   const session = await service.sessions.authenticate(req.headers.cookie);
-  if (req.method !== 'GET' && req.method !== 'HEAD') service.sessions.checkCsrf(session, req.headers[CSRF_HEADER], req.headers.origin, req.headers.host);
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    service.sessions.checkCsrf(session, req.headers[CSRF_HEADER], req.headers.origin, req.headers.host);
   return { actor: session.actor, session };
 }
 
@@ -102,7 +106,12 @@ declare module 'fastify' {
   }
 }
 
-const signInBody = { type: 'object', properties: { token: { type: 'string', minLength: 1, maxLength: 200 } }, required: ['token'], additionalProperties: false } as const;
+const signInBody = {
+  type: 'object',
+  properties: { token: { type: 'string', minLength: 1, maxLength: 200 } },
+  required: ['token'],
+  additionalProperties: false,
+} as const;
 
 function sessionCookie(value: string): string {
   // No Max-Age: the browser forgets it when it closes; the authority ends it anyway (idle, absolute).
@@ -112,25 +121,36 @@ function sessionCookie(value: string): string {
 const CLEAR_COOKIE = `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`;
 
 /** The console's routes and headers on the authority's server. */
-export async function registerConsole(app: FastifyInstance, service: AuthorityService, assets = loadConsoleAssets()): Promise<void> {
+export async function registerConsole(
+  app: FastifyInstance,
+  service: AuthorityService,
+  assets = loadConsoleAssets(),
+): Promise<void> {
   app.addHook('onSend', async (_req, reply, payload) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
     return payload;
   });
 
   // --- sign-in, the session, sign-out
-  app.post('/v1/session', { schema: { body: signInBody } }, async (req: FastifyRequest<{ Body: { token: string } }>, reply: FastifyReply) => {
-    if (req.headers.origin !== undefined && req.headers.origin !== `https://${req.headers.host}`) {
-      return reply.code(403).send({ error: 'cross-origin', message: `a sign-in from another origin (${req.headers.origin}) is refused` });
-    }
-    const { cookie, session } = await service.sessions.signIn(req.body.token, req.ip);
-    reply.header('set-cookie', sessionCookie(cookie)).header('cache-control', 'no-store').code(201);
-    return session;
-  });
+  app.post(
+    '/v1/session',
+    { schema: { body: signInBody } },
+    async (req: FastifyRequest<{ Body: { token: string } }>, reply: FastifyReply) => {
+      if (req.headers.origin !== undefined && req.headers.origin !== `https://${req.headers.host}`) {
+        return reply
+          .code(403)
+          .send({ error: 'cross-origin', message: `a sign-in from another origin (${req.headers.origin}) is refused` });
+      }
+      const { cookie, session } = await service.sessions.signIn(req.body.token, req.ip);
+      reply.header('set-cookie', sessionCookie(cookie)).header('cache-control', 'no-store').code(201);
+      return session;
+    },
+  );
   app.register(async (r) => {
     r.addHook('onRequest', async (req) => {
       const session = await service.sessions.authenticate(req.headers.cookie);
-      if (req.method === 'DELETE') service.sessions.checkCsrf(session, req.headers[CSRF_HEADER], req.headers.origin, req.headers.host);
+      if (req.method === 'DELETE')
+        service.sessions.checkCsrf(session, req.headers[CSRF_HEADER], req.headers.origin, req.headers.host);
       req.actor = session.actor;
       req.consoleSession = session;
     });
@@ -152,7 +172,12 @@ export async function registerConsole(app: FastifyInstance, service: AuthoritySe
     const version = (await service.status()).version;
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
     const send = (event: string, data: unknown): void => {
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
@@ -187,16 +212,24 @@ export async function registerConsole(app: FastifyInstance, service: AuthoritySe
     if (path.startsWith('/v1/') || path === '/v1') {
       // The router hands this wildcard the API paths whose parameter is over its limit.
       if (path.split('/').some((segment) => segment.length > MAX_PARAM_LENGTH)) {
-        return reply.code(414).send({ error: 'path-too-long', message: `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` });
+        return reply
+          .code(414)
+          .send({ error: 'path-too-long', message: `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` });
       }
       return reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${path}` });
     }
     const asset = assets.get(path) ?? (path.startsWith('/assets/') ? undefined : index);
     if (!asset) {
-      if (!index) return reply.code(503).type('text/plain; charset=utf-8').send('The web console is not built here: run `npm install` (or `npm run build`) in the kasane directory.\n');
+      if (!index)
+        return reply
+          .code(503)
+          .type('text/plain; charset=utf-8')
+          .send('The web console is not built here: run `npm install` (or `npm run build`) in the kasane directory.\n');
       return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
     }
-    reply.header('etag', asset.etag).header('cache-control', asset.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+    reply
+      .header('etag', asset.etag)
+      .header('cache-control', asset.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
     return reply.type(asset.type).send(asset.body);
   };

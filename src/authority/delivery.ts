@@ -46,7 +46,12 @@ export class Delivery {
   }
 
   /** What each of `gateways` receives, read in `tx` at `state` with a few queries for all of them. */
-  async many(tx: StoreOps, state: StateRow, gateways: readonly string[], now: number): Promise<Map<string, GatewayDelivery>> {
+  async many(
+    tx: StoreOps,
+    state: StateRow,
+    gateways: readonly string[],
+    now: number,
+  ): Promise<Map<string, GatewayDelivery>> {
     const vpnsOf = new Map<string, number[]>(gateways.map((g) => [g, []]));
     for (const m of await tx.listMemberPrefixesOf(gateways)) {
       const ids = vpnsOf.get(m.gateway)!;
@@ -59,9 +64,12 @@ export class Delivery {
       sealedOf.set(s.gateway, list);
     }
     const views = new Map<number, VpnView>();
-    for (const vpn of await tx.getVpnsByIds([...new Set([...vpnsOf.values()].flat())])) views.set(vpn.id, await this.view(tx, vpn));
+    for (const vpn of await tx.getVpnsByIds([...new Set([...vpnsOf.values()].flat())]))
+      views.set(vpn.id, await this.view(tx, vpn));
     const directory = await this.o.directory.prefixes(tx, state);
-    const aa = this.o.attributeAuthority ? Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64') : undefined;
+    const aa = this.o.attributeAuthority
+      ? Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64')
+      : undefined;
     const out = new Map<string, GatewayDelivery>();
     for (const gateway of gateways) {
       const sealed = sealedOf.get(gateway) ?? [];
@@ -75,9 +83,14 @@ export class Delivery {
           .filter((e) => live.has(e.epoch))
           .flatMap((e) => {
             const s = sealed.find((x) => x.vpnId === id && x.epoch === e.epoch);
-            return s ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }] : [];
+            return s
+              ? [{ ...e, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }]
+              : [];
           });
-        let members = live.size === view.epochs.length ? view.members : view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
+        let members =
+          live.size === view.epochs.length
+            ? view.members
+            : view.members.map((m) => ({ ...m, spis: m.spis.filter((s) => live.has(s.epoch)) }));
         if (this.o.federation && view.vpn.mode === 'pairwise') {
           const d = await this.o.federation.decorate(tx, gateway, view.vpn, members, now);
           members = d.members;
@@ -136,7 +149,11 @@ export class Delivery {
       });
     }
     members.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
-    const epochs = (await tx.listEpochs(id)).map((e) => ({ epoch: e.epoch, activeFrom: e.activeFrom, expiresAt: e.expiresAt }));
+    const epochs = (await tx.listEpochs(id)).map((e) => ({
+      epoch: e.epoch,
+      activeFrom: e.activeFrom,
+      expiresAt: e.expiresAt,
+    }));
     const view: VpnView = { changedVersion: vpn.changedVersion, vpn, epochs, members };
     const cur = this.views.get(id);
     if (!cur || cur.changedVersion < view.changedVersion) this.views.set(id, view);

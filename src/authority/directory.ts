@@ -27,7 +27,8 @@ export class Directory {
   async add(actor: string, prefixText: string, note: string): Promise<DirectoryView> {
     const prefix = must(checkPrefixes([prefixText]))[0].toString();
     await this.ctx.change(actor, async (c) => {
-      if ((await c.tx.listDirectory()).some((d) => d.prefix === prefix)) throw conflict('directory-entry-exists', `${prefix} is already in the directory`);
+      if ((await c.tx.listDirectory()).some((d) => d.prefix === prefix))
+        throw conflict('directory-entry-exists', `${prefix} is already in the directory`);
       await c.tx.insertDirectory({ prefix, note, addedAt: c.now });
       await this.note(c, [prefix], true);
       c.audit('directory.add', { scope: c.directoryChanged ? 'all' : 'none', detail: { prefix, note } });
@@ -38,7 +39,8 @@ export class Directory {
   async remove(actor: string, prefixText: string): Promise<DirectoryView> {
     const prefix = must(parsePrefixes([prefixText]))[0].toString();
     await this.ctx.change(actor, async (c) => {
-      if (!(await c.tx.deleteDirectory(prefix))) throw notFound('unknown-directory-entry', `${prefix} is not a directory entry`);
+      if (!(await c.tx.deleteDirectory(prefix)))
+        throw notFound('unknown-directory-entry', `${prefix} is not a directory entry`);
       await this.note(c, [prefix], false);
       c.audit('directory.remove', { scope: c.directoryChanged ? 'all' : 'none', detail: { prefix } });
     });

@@ -54,29 +54,53 @@ export class Epochs {
   /** The first epoch of a new group VPN: active at once, until the first rotation. */
   async first(c: Change, vpnId: number): Promise<void> {
     const key = this.ctx.random(GROUP_KEY_BYTES);
-    await c.tx.insertEpoch({ vpnId, epoch: 1, wrappedKey: wrapGroupKey(this.o.kek, vpnId, 1, key, this.ctx.random), activeFrom: c.now, expiresAt: NEVER, createdAt: c.now });
+    await c.tx.insertEpoch({
+      vpnId,
+      epoch: 1,
+      wrappedKey: wrapGroupKey(this.o.kek, vpnId, 1, key, this.ctx.random),
+      activeFrom: c.now,
+      expiresAt: NEVER,
+      createdAt: c.now,
+    });
   }
 
   /** The live epochs of a VPN with their keys in the clear (for sealing to a member). */
   async liveKeys(tx: StoreOps, vpnId: number, now: number): Promise<{ epoch: number; key: Uint8Array }[]> {
     const rows = await tx.listEpochs(vpnId);
-    return rows.filter((e) => e.expiresAt > now).map((e) => ({ epoch: e.epoch, key: unwrapGroupKey(this.o.kek, vpnId, e.epoch, e.wrappedKey) }));
+    return rows
+      .filter((e) => e.expiresAt > now)
+      .map((e) => ({ epoch: e.epoch, key: unwrapGroupKey(this.o.kek, vpnId, e.epoch, e.wrappedKey) }));
   }
 
   /** Seals the given epochs' keys to the given gateways; with `spis`, also assigns their SPIs. */
-  async provision(c: Change, vpn: VpnRow, epochs: { epoch: number; key: Uint8Array }[], gateways: GatewayKey[], spis: boolean): Promise<void> {
+  async provision(
+    c: Change,
+    vpn: VpnRow,
+    epochs: { epoch: number; key: Uint8Array }[],
+    gateways: GatewayKey[],
+    spis: boolean,
+  ): Promise<void> {
     if (epochs.length === 0 || gateways.length === 0) return;
     if (spis) {
       let next = await c.tx.allocSpis(epochs.length * gateways.length);
       const rows: SpiRow[] = [];
-      for (const g of gateways) for (const e of epochs) rows.push({ spi: next++, vpnId: vpn.id, gateway: g.name, epoch: e.epoch });
+      for (const g of gateways)
+        for (const e of epochs) rows.push({ spi: next++, vpnId: vpn.id, gateway: g.name, epoch: e.epoch });
       await c.tx.insertSpis(rows);
     }
     const jobs: Promise<SealedKeyRow>[] = [];
     for (const g of gateways) {
       for (const e of epochs) {
         const ctx = deliveryContext(this.ctx.name, g.name, vpn.id, e.epoch);
-        jobs.push(sealGroupKey(e.key, g.publicKey, ctx).then((s) => ({ vpnId: vpn.id, epoch: e.epoch, gateway: g.name, enc: s.enc, ct: s.ct })));
+        jobs.push(
+          sealGroupKey(e.key, g.publicKey, ctx).then((s) => ({
+            vpnId: vpn.id,
+            epoch: e.epoch,
+            gateway: g.name,
+            enc: s.enc,
+            ct: s.ct,
+          })),
+        );
       }
     }
     await c.tx.insertSealedKeys(await Promise.all(jobs));
@@ -88,19 +112,35 @@ export class Epochs {
    * that. Urgent (a member left or was revoked): active at once, previous epochs end after the short
    * urgent grace.
    */
-  async rotateIn(c: Change, vpn: VpnRow, kind: RotationKind, prepared?: PreparedRotation, note?: Record<string, unknown>): Promise<{ epoch: number; activeFrom: number }> {
-    return (await this.rotateBatch(c, [vpn], kind, prepared ? new Map([[prepared.vpnId, prepared]]) : new Map(), note))[0];
+  async rotateIn(
+    c: Change,
+    vpn: VpnRow,
+    kind: RotationKind,
+    prepared?: PreparedRotation,
+    note?: Record<string, unknown>,
+  ): Promise<{ epoch: number; activeFrom: number }> {
+    return (
+      await this.rotateBatch(c, [vpn], kind, prepared ? new Map([[prepared.vpnId, prepared]]) : new Map(), note)
+    )[0];
   }
 
   /**
    * rotateIn for several VPNs in one change, with a few statements for all of them (a rotation of
    * every VPN runs in chunks of these: its time is round trips to the database, not work).
    */
-  private async rotateBatch(c: Change, vpns: VpnRow[], kind: RotationKind, prepared: Map<number, PreparedRotation>, note?: Record<string, unknown>): Promise<{ epoch: number; activeFrom: number }[]> {
+  private async rotateBatch(
+    c: Change,
+    vpns: VpnRow[],
+    kind: RotationKind,
+    prepared: Map<number, PreparedRotation>,
+    note?: Record<string, unknown>,
+  ): Promise<{ epoch: number; activeFrom: number }[]> {
     const now = c.now;
     const rotation = this.o.rotation;
     const ids = vpns.map((v) => v.id);
-    for (const vpn of vpns) if (vpn.lastEpoch + 1 > 0xffffffff) throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
+    for (const vpn of vpns)
+      if (vpn.lastEpoch + 1 > 0xffffffff)
+        throw conflict('epochs-exhausted', `VPN ${vpn.name} has used every epoch number`);
     // Epochs that ended go, with their sealed keys and SPIs.
     await c.tx.deleteEndedEpochs(ids, now);
     const urgent = kind === 'urgent';
@@ -116,7 +156,14 @@ export class Epochs {
       const pre = prepared.get(vpn.id);
       const key = pre && pre.epoch === epoch ? pre.key : this.ctx.random(GROUP_KEY_BYTES);
       keys.set(vpn.id, key);
-      epochRows.push({ vpnId: vpn.id, epoch, wrappedKey: wrapGroupKey(this.o.kek, vpn.id, epoch, key, this.ctx.random), activeFrom, expiresAt: NEVER, createdAt: now });
+      epochRows.push({
+        vpnId: vpn.id,
+        epoch,
+        wrappedKey: wrapGroupKey(this.o.kek, vpn.id, epoch, key, this.ctx.random),
+        activeFrom,
+        expiresAt: NEVER,
+        createdAt: now,
+      });
     }
     await c.tx.insertEpochs(epochRows);
     const membersByVpn = new Map<number, GatewayKey[]>(ids.map((id) => [id, []]));
@@ -136,8 +183,14 @@ export class Epochs {
         spis.push({ spi: spi++, vpnId: vpn.id, gateway: m.name, epoch });
         const ready = pre?.sealed.get(m.name);
         // Reuse a prepared seal only for the same member key (it may have re-enrolled meanwhile).
-        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0) sealing.push(Promise.resolve({ vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct }));
-        else sealing.push(sealGroupKey(keys.get(vpn.id)!, m.publicKey, deliveryContext(this.ctx.name, m.name, vpn.id, epoch)).then((x) => ({ vpnId: vpn.id, epoch, gateway: m.name, enc: x.enc, ct: x.ct })));
+        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0)
+          sealing.push(Promise.resolve({ vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct }));
+        else
+          sealing.push(
+            sealGroupKey(keys.get(vpn.id)!, m.publicKey, deliveryContext(this.ctx.name, m.name, vpn.id, epoch)).then(
+              (x) => ({ vpnId: vpn.id, epoch, gateway: m.name, enc: x.enc, ct: x.ct }),
+            ),
+          );
       }
     }
     await c.tx.insertSpis(spis);
@@ -152,7 +205,11 @@ export class Epochs {
       vpn.nextRotationAt = nextRotationAt;
       c.vpnsChanged.add(vpn.id);
       c.touch(members.map((m) => m.name));
-      c.audit('vpn.rotate', { vpn, scope: 'vpn', detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length, ...note } });
+      c.audit('vpn.rotate', {
+        vpn,
+        scope: 'vpn',
+        detail: { epoch, activeFrom, previousEpochsEndAt: oldEnd, reason: kind, members: members.length, ...note },
+      });
       out.push({ epoch, activeFrom });
     }
     return out;
@@ -161,12 +218,22 @@ export class Epochs {
   /** Rotates one group VPN now; `immediate` makes the new epoch active at once (as on removal). */
   async rotate(actor: string, name: string, immediate: boolean): Promise<Rotated> {
     const found = await this.ctx.store.read((tx) => vpnOrThrow(tx, name));
-    if (found.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
+    if (found.mode !== 'group')
+      throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
     const prepared = (await this.prepare([found.id])).get(found.id);
     return this.ctx.change(actor, async (c) => {
       const v = await vpnOrThrow(c.tx, name);
-      if (v.mode !== 'group') throw conflict('not-group-vpn', `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`);
-      const r = await this.rotateIn(c, v, immediate ? 'urgent' : 'manual', prepared?.vpnId === v.id ? prepared : undefined);
+      if (v.mode !== 'group')
+        throw conflict(
+          'not-group-vpn',
+          `VPN ${name} is a pairwise VPN: its keys come from IKE, not from the authority`,
+        );
+      const r = await this.rotateIn(
+        c,
+        v,
+        immediate ? 'urgent' : 'manual',
+        prepared?.vpnId === v.id ? prepared : undefined,
+      );
       return { vpn: v.name, ...r };
     });
   }
@@ -208,7 +275,10 @@ export class Epochs {
    * that each still fits (same epoch, same member keys) and seals what changed meanwhile.
    */
   private async prepare(vpnIds: readonly number[]): Promise<Map<number, PreparedRotation>> {
-    const r = await this.ctx.store.read(async (tx) => ({ vpns: await tx.getVpnsByIds(vpnIds), members: await tx.listVpnMembersOf(vpnIds) }));
+    const r = await this.ctx.store.read(async (tx) => ({
+      vpns: await tx.getVpnsByIds(vpnIds),
+      members: await tx.listVpnMembersOf(vpnIds),
+    }));
     const out = new Map<number, PreparedRotation>();
     const jobs: (() => Promise<void>)[] = [];
     for (const v of r.vpns) {
@@ -238,7 +308,14 @@ export class Epochs {
    * Rotates VPNs in chunks, one transaction per chunk (a few hundred members at most), preparing
    * the next chunk's keys while one commits. Members hear of each chunk when it commits.
    */
-  private async rotateMany(actor: string, ids: readonly number[], kind: RotationKind, onlyIfDue: boolean, fence?: (tx: StoreOps) => Promise<void>, note?: Record<string, unknown>): Promise<Rotated[]> {
+  private async rotateMany(
+    actor: string,
+    ids: readonly number[],
+    kind: RotationKind,
+    onlyIfDue: boolean,
+    fence?: (tx: StoreOps) => Promise<void>,
+    note?: Record<string, unknown>,
+  ): Promise<Rotated[]> {
     const chunks: number[][] = [];
     for (let i = 0; i < ids.length; i += ROTATION_CHUNK) chunks.push(ids.slice(i, i + ROTATION_CHUNK));
     const prepared: Promise<Map<number, PreparedRotation>>[] = [];

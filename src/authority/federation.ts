@@ -38,7 +38,11 @@ export interface FederationMessage {
   issuing: string;
   /** The sender's attribute authority (PEM): the permits it issues are signed by it. */
   attributeAuthority: string;
-  vpns: { name: string; id: number; members: { gateway: string; address: string; prefixes: string[]; certificate: string }[] }[];
+  vpns: {
+    name: string;
+    id: number;
+    members: { gateway: string; address: string; prefixes: string[]; certificate: string }[];
+  }[];
   /** Permits the sender issued to the recipient's gateways (holder = the recipient's gateway name). */
   permits: { vpn: string; holder: string; der: string; notAfter: number }[];
 }
@@ -68,7 +72,14 @@ export interface FederationHost {
    */
   note(fn: (tx: StoreOps) => Promise<void>): Promise<void>;
   /** One configuration change: `touch` marks gateways whose delivery changed. */
-  change<T>(actor: string, fn: (tx: StoreOps, touch: (names: Iterable<string>) => void, audit: (action: string, vpn: VpnRow | undefined, detail: Record<string, unknown>) => void) => Promise<T>): Promise<T>;
+  change<T>(
+    actor: string,
+    fn: (
+      tx: StoreOps,
+      touch: (names: Iterable<string>) => void,
+      audit: (action: string, vpn: VpnRow | undefined, detail: Record<string, unknown>) => void,
+    ) => Promise<T>,
+  ): Promise<T>;
 }
 
 type Obj = Record<string, unknown>;
@@ -82,14 +93,32 @@ export function parseFederationMessage(v: unknown): FederationMessage {
   if (!isObj(v) || v.format !== FEDERATION_FORMAT) throw bad(`not a ${FEDERATION_FORMAT} message`);
   const name = checkName('authority', v.authority);
   if (!name.ok) throw bad(name.error.message);
-  if (typeof v.issuing !== 'string' || typeof v.attributeAuthority !== 'string') throw bad('issuing and attributeAuthority must be PEM strings');
-  if (!Array.isArray(v.vpns) || v.vpns.length > 10_000 || !Array.isArray(v.permits) || v.permits.length > 100_000) throw bad('vpns and permits must be arrays');
+  if (typeof v.issuing !== 'string' || typeof v.attributeAuthority !== 'string')
+    throw bad('issuing and attributeAuthority must be PEM strings');
+  if (!Array.isArray(v.vpns) || v.vpns.length > 10_000 || !Array.isArray(v.permits) || v.permits.length > 100_000)
+    throw bad('vpns and permits must be arrays');
   const vpns: FederationMessage['vpns'] = [];
   for (const x of v.vpns) {
-    if (!isObj(x) || typeof x.name !== 'string' || !checkName('VPN', x.name).ok || typeof x.id !== 'number' || !Number.isInteger(x.id) || !Array.isArray(x.members) || x.members.length > 10_000) throw bad('bad VPN entry');
+    if (
+      !isObj(x) ||
+      typeof x.name !== 'string' ||
+      !checkName('VPN', x.name).ok ||
+      typeof x.id !== 'number' ||
+      !Number.isInteger(x.id) ||
+      !Array.isArray(x.members) ||
+      x.members.length > 10_000
+    )
+      throw bad('bad VPN entry');
     const members: FederationMessage['vpns'][number]['members'] = [];
     for (const m of x.members) {
-      if (!isObj(m) || !checkName('gateway', m.gateway).ok || typeof m.address !== 'string' || typeof m.certificate !== 'string' || !Array.isArray(m.prefixes)) throw bad(`bad member in VPN ${x.name}`);
+      if (
+        !isObj(m) ||
+        !checkName('gateway', m.gateway).ok ||
+        typeof m.address !== 'string' ||
+        typeof m.certificate !== 'string' ||
+        !Array.isArray(m.prefixes)
+      )
+        throw bad(`bad member in VPN ${x.name}`);
       // The rules for our own members (canonical IPv4/IPv6, no v4-mapped, link-local or multicast).
       const address = checkAddress(m.address);
       if (!address.ok) throw bad(`bad address of ${m.gateway} in VPN ${x.name}: ${address.error.message}`);
@@ -102,10 +131,24 @@ export function parseFederationMessage(v: unknown): FederationMessage {
   }
   const permits: FederationMessage['permits'] = [];
   for (const p of v.permits) {
-    if (!isObj(p) || typeof p.vpn !== 'string' || typeof p.holder !== 'string' || typeof p.der !== 'string' || typeof p.notAfter !== 'number') throw bad('bad permit entry');
+    if (
+      !isObj(p) ||
+      typeof p.vpn !== 'string' ||
+      typeof p.holder !== 'string' ||
+      typeof p.der !== 'string' ||
+      typeof p.notAfter !== 'number'
+    )
+      throw bad('bad permit entry');
     permits.push({ vpn: p.vpn, holder: p.holder, der: p.der, notAfter: p.notAfter });
   }
-  return { format: FEDERATION_FORMAT, authority: name.value, issuing: v.issuing, attributeAuthority: v.attributeAuthority, vpns, permits };
+  return {
+    format: FEDERATION_FORMAT,
+    authority: name.value,
+    issuing: v.issuing,
+    attributeAuthority: v.attributeAuthority,
+    vpns,
+    permits,
+  };
 }
 
 function cn(cert: x509.X509Certificate): string | undefined {
@@ -115,7 +158,17 @@ function cn(cert: x509.X509Certificate): string | undefined {
 /** Does `cert` chain to `root` through `issuing` at `now` (signatures, CA flag, validity)? */
 function chains(cert: NodeX509, issuing: NodeX509, root: NodeX509, now: number): boolean {
   const valid = (c: NodeX509) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
-  return issuing.ca && root.ca && valid(cert) && valid(issuing) && valid(root) && cert.verify(issuing.publicKey) && issuing.verify(root.publicKey) && issuing.checkIssued(root) && cert.checkIssued(issuing);
+  return (
+    issuing.ca &&
+    root.ca &&
+    valid(cert) &&
+    valid(issuing) &&
+    valid(root) &&
+    cert.verify(issuing.publicKey) &&
+    issuing.verify(root.publicKey) &&
+    issuing.checkIssued(root) &&
+    cert.checkIssued(issuing)
+  );
 }
 
 export class Federation {
@@ -148,11 +201,20 @@ export class Federation {
     } catch {
       throw badRequest('bad-root', 'the root must be one PEM certificate');
     }
-    if (!root.ca || !root.verify(root.publicKey)) throw badRequest('bad-root', 'the root must be a self-signed CA certificate');
-    if (root.fingerprint256 === new NodeX509(this.h.ca.root.cert.toString('pem')).fingerprint256) throw badRequest('self-peer', 'that is our own root');
+    if (!root.ca || !root.verify(root.publicKey))
+      throw badRequest('bad-root', 'the root must be a self-signed CA certificate');
+    if (root.fingerprint256 === new NodeX509(this.h.ca.root.cert.toString('pem')).fingerprint256)
+      throw badRequest('self-peer', 'that is our own root');
     await this.h.change(actor, async (tx, _touch, audit) => {
       if (await tx.getPeer(name.value)) throw conflict('peer-exists', `authority ${name.value} is already a peer`);
-      await tx.insertPeer({ name: name.value, url: url.origin, rootPem: root.toString(), addedAt: this.h.now(), lastSyncAt: null, lastError: null });
+      await tx.insertPeer({
+        name: name.value,
+        url: url.origin,
+        rootPem: root.toString(),
+        addedAt: this.h.now(),
+        lastSyncAt: null,
+        lastError: null,
+      });
       audit('peer.add', undefined, { peer: name.value, url: url.origin, root: root.fingerprint256 });
     });
     this.kick();
@@ -171,9 +233,15 @@ export class Federation {
     await this.h.change(actor, async (tx, _touch, audit) => {
       const v = await tx.getVpnByName(vpnName);
       if (!v) throw notFound('unknown-vpn', `there is no VPN named ${JSON.stringify(vpnName)}`);
-      if (v.mode !== 'pairwise') throw conflict('not-pairwise', `VPN ${vpnName} is a group VPN; only pairwise VPNs span authorities (their keys come from IKE)`);
-      if (!(await tx.getPeer(peer))) throw notFound('unknown-peer', `authority ${peer} is not a peer (kasane authority peer add)`);
-      if ((await tx.listShares({ vpnId: v.id, peer })).length) throw conflict('already-shared', `VPN ${vpnName} is already shared with ${peer}`);
+      if (v.mode !== 'pairwise')
+        throw conflict(
+          'not-pairwise',
+          `VPN ${vpnName} is a group VPN; only pairwise VPNs span authorities (their keys come from IKE)`,
+        );
+      if (!(await tx.getPeer(peer)))
+        throw notFound('unknown-peer', `authority ${peer} is not a peer (kasane authority peer add)`);
+      if ((await tx.listShares({ vpnId: v.id, peer })).length)
+        throw conflict('already-shared', `VPN ${vpnName} is already shared with ${peer}`);
       await tx.insertShare({ vpnId: v.id, peer, addedAt: this.h.now() });
       audit('vpn.share', v, { peer });
     });
@@ -184,7 +252,8 @@ export class Federation {
     await this.h.change(actor, async (tx, touch, audit) => {
       const v = await tx.getVpnByName(vpnName);
       if (!v) throw notFound('unknown-vpn', `there is no VPN named ${JSON.stringify(vpnName)}`);
-      if (!(await tx.listShares({ vpnId: v.id, peer })).length) throw notFound('not-shared', `VPN ${vpnName} is not shared with ${peer}`);
+      if (!(await tx.listShares({ vpnId: v.id, peer })).length)
+        throw notFound('not-shared', `VPN ${vpnName} is not shared with ${peer}`);
       await tx.deleteShare(v.id, peer);
       touch(await this.localMembers(tx, v.id));
       audit('vpn.unshare', v, { peer });
@@ -194,7 +263,10 @@ export class Federation {
 
   async view(): Promise<FederationView> {
     return this.h.read(async (tx) => {
-      const peers = (await tx.listPeers()).map(({ rootPem, ...p }) => ({ ...p, rootFingerprint: new NodeX509(rootPem).fingerprint256 }));
+      const peers = (await tx.listPeers()).map(({ rootPem, ...p }) => ({
+        ...p,
+        rootFingerprint: new NodeX509(rootPem).fingerprint256,
+      }));
       const shares: FederationView['shares'] = [];
       for (const s of await tx.listShares({})) {
         const v = (await tx.getVpnById(s.vpnId))!;
@@ -204,13 +276,24 @@ export class Federation {
           vpn: v.name,
           vpnId: v.id,
           peer: s.peer,
-          foreignMembers: fm.map((m) => ({ gateway: m.gateway, address: m.address, prefixes: JSON.parse(m.prefixes) as string[] })),
+          foreignMembers: fm.map((m) => ({
+            gateway: m.gateway,
+            address: m.address,
+            prefixes: JSON.parse(m.prefixes) as string[],
+          })),
           permitsIn: permits.filter((p) => p.direction === 'in').length,
           permitsOut: permits.filter((p) => p.direction === 'out').length,
         });
       }
       const names = new Map((await tx.listVpns()).map((v) => [v.id, v.name]));
-      const permits = (await tx.listPermits({})).map((p) => ({ vpn: names.get(p.vpnId) ?? String(p.vpnId), vpnId: p.vpnId, peer: p.peer, holder: p.holder, direction: p.direction, notAfter: p.notAfter }));
+      const permits = (await tx.listPermits({})).map((p) => ({
+        vpn: names.get(p.vpnId) ?? String(p.vpnId),
+        vpnId: p.vpnId,
+        peer: p.peer,
+        holder: p.holder,
+        direction: p.direction,
+        notAfter: p.notAfter,
+      }));
       return { peers, shares, permits, permitValidityMs: this.h.permitValidityMs };
     });
   }
@@ -219,7 +302,8 @@ export class Federation {
 
   /** Which configured peer presented this client certificate chain (leaf first), if any. */
   async authenticatePeer(chain: Uint8Array[]): Promise<string> {
-    if (chain.length < 2) throw forbidden('peer-chain-required', 'present the authority TLS certificate with its issuing CA');
+    if (chain.length < 2)
+      throw forbidden('peer-chain-required', 'present the authority TLS certificate with its issuing CA');
     let leaf: NodeX509, issuing: NodeX509;
     try {
       [leaf, issuing] = [new NodeX509(Buffer.from(chain[0])), new NodeX509(Buffer.from(chain[1]))];
@@ -233,13 +317,20 @@ export class Federation {
       const named = /^[\d.]+$|:/.test(host) ? leaf.checkIP(host) !== undefined : leaf.checkHost(host) !== undefined;
       if (named && chains(leaf, issuing, root, now)) return p.name;
     }
-    throw forbidden('unknown-peer', 'the client certificate is not that of a peer authority (its root, and its URL host in the certificate)');
+    throw forbidden(
+      'unknown-peer',
+      'the client certificate is not that of a peer authority (its root, and its URL host in the certificate)',
+    );
   }
 
   /** A peer's message: absorb it, answer with ours for it. */
   async exchange(peer: string, body: unknown): Promise<FederationMessage> {
     const msg = parseFederationMessage(body);
-    if (msg.authority !== peer) throw forbidden('peer-name-mismatch', `the message names authority ${msg.authority}, the certificate is peer ${peer}'s`);
+    if (msg.authority !== peer)
+      throw forbidden(
+        'peer-name-mismatch',
+        `the message names authority ${msg.authority}, the certificate is peer ${peer}'s`,
+      );
     await this.absorb(peer, msg);
     return this.messageFor(peer);
   }
@@ -254,11 +345,19 @@ export class Federation {
         const v = (await tx.getVpnById(s.vpnId))!;
         names.set(v.id, v.name);
         const members: FederationMessage['vpns'][number]['members'] = [];
-        for (const m of await this.localMemberViews(tx, v.id)) members.push({ gateway: m.gateway, address: m.address, prefixes: m.prefixes, certificate: b64(m.certificate) });
+        for (const m of await this.localMemberViews(tx, v.id))
+          members.push({
+            gateway: m.gateway,
+            address: m.address,
+            prefixes: m.prefixes,
+            certificate: b64(m.certificate),
+          });
         vpns.push({ name: v.name, id: v.id, members });
       }
       const now = this.h.now();
-      const permits = (await tx.listPermits({ peer, direction: 'out' })).filter((p) => p.notAfter > now && names.has(p.vpnId)).map((p) => ({ vpn: names.get(p.vpnId)!, holder: p.holder, der: b64(p.der), notAfter: p.notAfter }));
+      const permits = (await tx.listPermits({ peer, direction: 'out' }))
+        .filter((p) => p.notAfter > now && names.has(p.vpnId))
+        .map((p) => ({ vpn: names.get(p.vpnId)!, holder: p.holder, der: b64(p.der), notAfter: p.notAfter }));
       return {
         format: FEDERATION_FORMAT,
         authority: this.h.name,
@@ -290,7 +389,8 @@ export class Federation {
     } catch {
       throw badRequest('bad-federation-message', 'issuing or attributeAuthority is not one PEM certificate');
     }
-    if (!issuing.ca || !issuing.verify(root.publicKey)) throw forbidden('bad-issuing', `the issuing CA does not chain to ${peer}'s root`);
+    if (!issuing.ca || !issuing.verify(root.publicKey))
+      throw forbidden('bad-issuing', `the issuing CA does not chain to ${peer}'s root`);
     const aaOk = await checkAttributeAuthority(aa, new x509.X509Certificate(row.rootPem), new Date(now));
     if (!aaOk.ok) throw forbidden('bad-attribute-authority', `${peer}'s attribute authority: ${aaOk.error.message}`);
     // Verify outside the transaction (signatures are slow), then write what passed.
@@ -310,7 +410,11 @@ export class Federation {
       const v = vpns.get(s.vpnId)!;
       const theirs = msg.vpns.find((x) => x.name === v.name);
       const rows: ForeignMemberRow[] = [];
-      if (theirs && theirs.id !== v.id) this.h.log?.warn({ peer, vpn: v.name, ours: v.id, theirs: theirs.id }, 'a shared VPN has another VPN id at the peer: its members are ignored until both use one id');
+      if (theirs && theirs.id !== v.id)
+        this.h.log?.warn(
+          { peer, vpn: v.name, ours: v.id, theirs: theirs.id },
+          'a shared VPN has another VPN id at the peer: its members are ignored until both use one id',
+        );
       else if (theirs) {
         for (const m of theirs.members) {
           let cert: NodeX509;
@@ -324,10 +428,21 @@ export class Federation {
           }
           const name = cn(new x509.X509Certificate(cert.raw));
           if (!chains(cert, issuing, root, now) || name !== m.gateway) {
-            this.h.log?.warn({ peer, vpn: v.name, gateway: m.gateway }, `a foreign member certificate is refused (${name !== m.gateway ? 'its name differs' : 'it does not chain to the peer root'})`);
+            this.h.log?.warn(
+              { peer, vpn: v.name, gateway: m.gateway },
+              `a foreign member certificate is refused (${name !== m.gateway ? 'its name differs' : 'it does not chain to the peer root'})`,
+            );
             continue;
           }
-          rows.push({ vpnId: v.id, peer, gateway: m.gateway, address: m.address, prefixes: JSON.stringify(m.prefixes), certDer: new Uint8Array(cert.raw), updatedAt: now });
+          rows.push({
+            vpnId: v.id,
+            peer,
+            gateway: m.gateway,
+            address: m.address,
+            prefixes: JSON.stringify(m.prefixes),
+            certDer: new Uint8Array(cert.raw),
+            updatedAt: now,
+          });
         }
       }
       verified.set(v.id, rows);
@@ -337,12 +452,28 @@ export class Federation {
         const holderDer = mine.get(p.holder);
         if (!holderDer) continue;
         const der = fromB64(p.der);
-        const r = verifyPermit(der, { attributeAuthority: aa, holder: new x509.X509Certificate(new Uint8Array(holderDer).buffer as ArrayBuffer), group: v.name, now: new Date(now) });
+        const r = verifyPermit(der, {
+          attributeAuthority: aa,
+          holder: new x509.X509Certificate(new Uint8Array(holderDer).buffer as ArrayBuffer),
+          group: v.name,
+          now: new Date(now),
+        });
         if (!r.ok) {
-          this.h.log?.warn({ peer, vpn: v.name, holder: p.holder, reason: r.error.message }, 'a permit from the peer is refused');
+          this.h.log?.warn(
+            { peer, vpn: v.name, holder: p.holder, reason: r.error.message },
+            'a permit from the peer is refused',
+          );
           continue;
         }
-        inRows.push({ vpnId: v.id, peer, holder: p.holder, direction: 'in', der, notAfter: r.value.notAfter.getTime(), holderFingerprint: fingerprint(holderDer) });
+        inRows.push({
+          vpnId: v.id,
+          peer,
+          holder: p.holder,
+          direction: 'in',
+          der,
+          notAfter: r.value.notAfter.getTime(),
+          holderFingerprint: fingerprint(holderDer),
+        });
       }
       permitsIn.set(v.id, inRows);
     }
@@ -385,8 +516,10 @@ export class Federation {
         const v = (await tx.getVpnById(s.vpnId))!;
         const members = await tx.listForeignMembers({ vpnId: v.id, peer });
         const have = await tx.listPermits({ vpnId: v.id, peer, direction: 'out' });
-        for (const m of members) want.push({ vpn: v, holder: m.gateway, cert: m.certDer, have: have.find((p) => p.holder === m.gateway) });
-        for (const p of have) if (!members.some((m) => m.gateway === p.holder)) stale.push({ vpnId: v.id, holder: p.holder });
+        for (const m of members)
+          want.push({ vpn: v, holder: m.gateway, cert: m.certDer, have: have.find((p) => p.holder === m.gateway) });
+        for (const p of have)
+          if (!members.some((m) => m.gateway === p.holder)) stale.push({ vpnId: v.id, holder: p.holder });
       }
       return { want, stale };
     });
@@ -397,15 +530,29 @@ export class Federation {
       for (const s of plan.stale) await tx.deletePermits({ vpnId: s.vpnId, peer, holder: s.holder, direction: 'out' });
       // Another replica renewed them all first: nothing of ours to record, no version taken.
       if (put.length === 0 && plan.stale.length === 0) throw new Unchanged(undefined);
-      audit('federation.permits-issued', undefined, { peer, issued: put.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
+      audit('federation.permits-issued', undefined, {
+        peer,
+        issued: put.map((r) => r.holder),
+        withdrawn: plan.stale.map((s) => s.holder),
+      });
     });
   }
 
   /** Permits to issue now: new holders, new holder certificates, and those with a third of their validity left. */
-  private async renewals(want: { vpn: VpnRow; holder: string; cert: Uint8Array; have?: PermitRow }[], peer: string, direction: PermitRow['direction'], now: number): Promise<Issued[]> {
+  private async renewals(
+    want: { vpn: VpnRow; holder: string; cert: Uint8Array; have?: PermitRow }[],
+    peer: string,
+    direction: PermitRow['direction'],
+    now: number,
+  ): Promise<Issued[]> {
     const out: Issued[] = [];
     for (const w of want) {
-      if (w.have && w.have.holderFingerprint === fingerprint(w.cert) && w.have.notAfter - now > this.h.permitValidityMs / 3) continue;
+      if (
+        w.have &&
+        w.have.holderFingerprint === fingerprint(w.cert) &&
+        w.have.notAfter - now > this.h.permitValidityMs / 3
+      )
+        continue;
       out.push({ row: await this.issue(w.vpn, peer, w.holder, w.cert, direction, now), replaces: w.have });
     }
     return out;
@@ -420,8 +567,10 @@ export class Federation {
       for (const v of (await tx.listVpns()).filter((x) => x.mode === 'pairwise')) {
         const members = await this.localMemberViews(tx, v.id);
         const have = await tx.listPermits({ vpnId: v.id, direction: 'local' });
-        for (const m of members) want.push({ vpn: v, holder: m.gateway, cert: m.certificate, have: have.find((p) => p.holder === m.gateway) });
-        for (const p of have) if (!members.some((m) => m.gateway === p.holder)) stale.push({ vpnId: v.id, holder: p.holder });
+        for (const m of members)
+          want.push({ vpn: v, holder: m.gateway, cert: m.certificate, have: have.find((p) => p.holder === m.gateway) });
+        for (const p of have)
+          if (!members.some((m) => m.gateway === p.holder)) stale.push({ vpnId: v.id, holder: p.holder });
       }
       return { want, stale };
     });
@@ -429,15 +578,26 @@ export class Federation {
     if (issued.length === 0 && plan.stale.length === 0) return;
     await this.h.change('federation', async (tx, touch, audit) => {
       const put = await putUnchanged(tx, issued);
-      for (const s of plan.stale) await tx.deletePermits({ vpnId: s.vpnId, peer: '', holder: s.holder, direction: 'local' });
+      for (const s of plan.stale)
+        await tx.deletePermits({ vpnId: s.vpnId, peer: '', holder: s.holder, direction: 'local' });
       // Another replica renewed them all first: nothing of ours to record.
       if (put.length === 0 && plan.stale.length === 0) throw new Unchanged(undefined);
       touch(new Set([...put.map((r) => r.holder), ...plan.stale.map((s) => s.holder)]));
-      audit('federation.permits-local', undefined, { issued: put.map((r) => r.holder), withdrawn: plan.stale.map((s) => s.holder) });
+      audit('federation.permits-local', undefined, {
+        issued: put.map((r) => r.holder),
+        withdrawn: plan.stale.map((s) => s.holder),
+      });
     });
   }
 
-  private async issue(v: VpnRow, peer: string, holder: string, certDer: Uint8Array, direction: PermitRow['direction'], now: number): Promise<PermitRow> {
+  private async issue(
+    v: VpnRow,
+    peer: string,
+    holder: string,
+    certDer: Uint8Array,
+    direction: PermitRow['direction'],
+    now: number,
+  ): Promise<PermitRow> {
     const p = await issuePermit({
       attributeAuthority: { cert: this.h.aa.cert, privateKey: this.h.aa.key },
       holder: new x509.X509Certificate(new Uint8Array(certDer).buffer as ArrayBuffer),
@@ -446,11 +606,22 @@ export class Federation {
       notAfter: new Date(now + this.h.permitValidityMs),
       random: this.h.random,
     });
-    return { vpnId: v.id, peer, holder, direction, der: new Uint8Array(p.der), notAfter: p.notAfter.getTime(), holderFingerprint: fingerprint(certDer) };
+    return {
+      vpnId: v.id,
+      peer,
+      holder,
+      direction,
+      der: new Uint8Array(p.der),
+      notAfter: p.notAfter.getTime(),
+      holderFingerprint: fingerprint(certDer),
+    };
   }
 
   /** Our active members of a VPN, with their current certificates. */
-  async localMemberViews(tx: StoreOps, vpnId: number): Promise<{ gateway: string; address: string; prefixes: string[]; certificate: Uint8Array }[]> {
+  async localMemberViews(
+    tx: StoreOps,
+    vpnId: number,
+  ): Promise<{ gateway: string; address: string; prefixes: string[]; certificate: Uint8Array }[]> {
     const byGateway = new Map<string, { address: string; prefixes: string[]; status: string }>();
     for (const r of await tx.listVpnMembers(vpnId)) {
       const e = byGateway.get(r.gateway) ?? { address: r.address, prefixes: [], status: r.status };
@@ -477,10 +648,18 @@ export class Federation {
    * What a member gateway of a pairwise VPN gets beyond the VPN's own view: the certificate of
    * every other member and the permit it presents to it, and the members under peer authorities.
    */
-  async decorate(tx: StoreOps, gateway: string, vpn: VpnRow, members: DeliveredMember[], now: number): Promise<{ members: DeliveredMember[]; foreignPrefixes: string[] }> {
+  async decorate(
+    tx: StoreOps,
+    gateway: string,
+    vpn: VpnRow,
+    members: DeliveredMember[],
+    now: number,
+  ): Promise<{ members: DeliveredMember[]; foreignPrefixes: string[] }> {
     if (vpn.mode !== 'pairwise') return { members, foreignPrefixes: [] };
     const certs = new Map((await this.localMemberViews(tx, vpn.id)).map((m) => [m.gateway, m.certificate]));
-    const local = (await tx.listPermits({ vpnId: vpn.id, direction: 'local', holder: gateway })).find((p) => p.notAfter > now);
+    const local = (await tx.listPermits({ vpnId: vpn.id, direction: 'local', holder: gateway })).find(
+      (p) => p.notAfter > now,
+    );
     const out: DeliveredMember[] = members.map((m) => {
       const cert = certs.get(m.gateway);
       if (m.gateway === gateway || !cert || !local) return m;
@@ -488,11 +667,20 @@ export class Federation {
     });
     const foreignPrefixes: string[] = [];
     for (const s of await tx.listShares({ vpnId: vpn.id })) {
-      const permit = (await tx.listPermits({ vpnId: vpn.id, peer: s.peer, direction: 'in', holder: gateway })).find((p) => p.notAfter > now);
+      const permit = (await tx.listPermits({ vpnId: vpn.id, peer: s.peer, direction: 'in', holder: gateway })).find(
+        (p) => p.notAfter > now,
+      );
       for (const f of await tx.listForeignMembers({ vpnId: vpn.id, peer: s.peer })) {
         const prefixes = JSON.parse(f.prefixes) as string[];
         foreignPrefixes.push(...prefixes);
-        out.push({ gateway: `${f.gateway}@${s.peer}`, address: f.address, prefixes, spis: [], certificate: b64(f.certDer), ...(permit ? { permit: { der: b64(permit.der), notAfter: permit.notAfter } } : {}) });
+        out.push({
+          gateway: `${f.gateway}@${s.peer}`,
+          address: f.address,
+          prefixes,
+          spis: [],
+          certificate: b64(f.certDer),
+          ...(permit ? { permit: { der: b64(permit.der), notAfter: permit.notAfter } } : {}),
+        });
       }
     }
     return { members: out, foreignPrefixes };
@@ -553,7 +741,10 @@ export class Federation {
           await this.syncPeer(p);
         } catch (e) {
           const message = (e as Error).message;
-          this.h.log?.warn({ peer: p.name, err: message }, 'federation exchange failed; permits already delivered stay valid until they expire');
+          this.h.log?.warn(
+            { peer: p.name, err: message },
+            'federation exchange failed; permits already delivered stay valid until they expire',
+          );
           await this.h.note((tx) => tx.updatePeer(p.name, { lastError: message.slice(0, 500) })).catch(() => undefined);
         }
       }
@@ -563,11 +754,19 @@ export class Federation {
 
   private async syncPeer(p: PeerRow): Promise<void> {
     const mine = await this.messageFor(p.name);
-    const answer = await postJson(new URL('/v1/federation/exchange', p.url), mine, { ca: p.rootPem, cert: this.h.tls.cert, key: this.h.tls.key });
+    const answer = await postJson(new URL('/v1/federation/exchange', p.url), mine, {
+      ca: p.rootPem,
+      cert: this.h.tls.cert,
+      key: this.h.tls.key,
+    });
     await this.absorb(p.name, parseFederationMessage(answer));
     // Our permits for its gateways may have changed with what it just told us: one more round next time.
     const again = await this.messageFor(p.name);
-    if (JSON.stringify(again.permits) !== JSON.stringify(mine.permits) || JSON.stringify(again.vpns) !== JSON.stringify(mine.vpns)) this.kick();
+    if (
+      JSON.stringify(again.permits) !== JSON.stringify(mine.permits) ||
+      JSON.stringify(again.vpns) !== JSON.stringify(mine.vpns)
+    )
+      this.kick();
   }
 }
 
@@ -585,7 +784,12 @@ interface Issued {
 async function putUnchanged(tx: StoreOps, issued: Issued[]): Promise<PermitRow[]> {
   const put: PermitRow[] = [];
   for (const { row, replaces } of issued) {
-    const [now] = await tx.listPermits({ vpnId: row.vpnId, peer: row.peer, holder: row.holder, direction: row.direction });
+    const [now] = await tx.listPermits({
+      vpnId: row.vpnId,
+      peer: row.peer,
+      holder: row.holder,
+      direction: row.direction,
+    });
     if ((now ? b64(now.der) : undefined) !== (replaces ? b64(replaces.der) : undefined)) continue;
     await tx.putPermit(row);
     put.push(row);
@@ -597,20 +801,32 @@ async function putUnchanged(tx: StoreOps, issued: Issued[]): Promise<PermitRow[]
 function postJson(url: URL, body: unknown, tls: { ca: string; cert: string; key: string }): Promise<unknown> {
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: 'POST', ca: tls.ca, cert: tls.cert, key: tls.key, headers: { 'content-type': 'application/json', 'content-length': String(payload.length) }, timeout: 15_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if ((res.statusCode ?? 0) >= 400) return reject(new Error(`peer answered ${res.statusCode}: ${text.slice(0, 300)}`));
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          reject(new Error(`peer answered non-JSON: ${text.slice(0, 200)}`));
-        }
-      });
-    });
+    const req = https.request(
+      url,
+      {
+        method: 'POST',
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+        timeout: 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if ((res.statusCode ?? 0) >= 400)
+            return reject(new Error(`peer answered ${res.statusCode}: ${text.slice(0, 300)}`));
+          try {
+            resolve(JSON.parse(text));
+          } catch {
+            reject(new Error(`peer answered non-JSON: ${text.slice(0, 200)}`));
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin}`)));
     req.on('error', reject);
     req.end(payload);

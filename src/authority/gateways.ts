@@ -28,7 +28,8 @@ export class Gateways {
     const name = must(checkName('gateway', p.name));
     const address = must(checkAddress(p.address));
     await this.ctx.change(actor, async (c) => {
-      if (await c.tx.getGateway(name)) throw conflict('gateway-exists', `a gateway named ${JSON.stringify(name)} already exists`);
+      if (await c.tx.getGateway(name))
+        throw conflict('gateway-exists', `a gateway named ${JSON.stringify(name)} already exists`);
       await c.tx.insertGateway({
         name,
         address,
@@ -112,9 +113,18 @@ export class Gateways {
         c.crlChanged = true;
       }
       if (g.ikeCertSerial) await c.tx.revokeCertificate(g.ikeCertSerial, c.now, reason);
-      await c.tx.updateGateway(name, { status: 'revoked', ikeCertSerial: null, revokedAt: c.now, revokeReason: p.reason ?? reason });
+      await c.tx.updateGateway(name, {
+        status: 'revoked',
+        ikeCertSerial: null,
+        revokedAt: c.now,
+        revokeReason: p.reason ?? reason,
+      });
       c.touch([name]);
-      c.audit('gateway.revoke', { gateway: name, scope: 'gateway', detail: { reason: p.reason ?? null, compromised: Boolean(p.compromised), serial: g.certSerial } });
+      c.audit('gateway.revoke', {
+        gateway: name,
+        scope: 'gateway',
+        detail: { reason: p.reason ?? null, compromised: Boolean(p.compromised), serial: g.certSerial },
+      });
       if (g.status !== 'active') return;
       for (const id of await vpnIdsOf(c.tx, name)) {
         const v = (await c.tx.getVpnById(id))!;
@@ -129,9 +139,23 @@ export class Gateways {
   }
 }
 
-function gatewayInfo(g: GatewayRow, cert: CertificateRow | undefined, vpns: string[], report: GatewayReportRow | undefined, now: number): GatewayInfo {
+function gatewayInfo(
+  g: GatewayRow,
+  cert: CertificateRow | undefined,
+  vpns: string[],
+  report: GatewayReportRow | undefined,
+  now: number,
+): GatewayInfo {
   const certificate: CertificateInfo | null = cert
-    ? { serial: cert.serial, fingerprint: fingerprint(cert.der), issuedAt: cert.issuedAt, notAfter: cert.notAfter, method: cert.method, revokedAt: cert.revokedAt, revokeReason: cert.revokeReason }
+    ? {
+        serial: cert.serial,
+        fingerprint: fingerprint(cert.der),
+        issuedAt: cert.issuedAt,
+        notAfter: cert.notAfter,
+        method: cert.method,
+        revokedAt: cert.revokedAt,
+        revokeReason: cert.revokeReason,
+      }
     : null;
   return {
     name: g.name,

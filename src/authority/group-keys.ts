@@ -45,7 +45,14 @@ function lv(text: string): Uint8Array {
 
 /** The HPKE info/aad for one (authority, gateway, VPN, epoch). */
 export function deliveryContext(authority: string, gateway: string, vpnId: number, epoch: number): Uint8Array {
-  return concat([new TextEncoder().encode('kasane/v1 group-key'), Uint8Array.of(0), lv(authority), lv(gateway), u32(vpnId), u32(epoch)]);
+  return concat([
+    new TextEncoder().encode('kasane/v1 group-key'),
+    Uint8Array.of(0),
+    lv(authority),
+    lv(gateway),
+    u32(vpnId),
+    u32(epoch),
+  ]);
 }
 
 export interface SealedKey {
@@ -59,13 +66,19 @@ export interface SealedKey {
  * Seals a group key to a gateway's SubjectPublicKeyInfo (P-256): HPKE base mode (hpke-seal.ts, the same output as
  * @hpke/core's).
  */
-export async function sealGroupKey(key: Uint8Array, recipientSpki: Uint8Array, context: Uint8Array): Promise<SealedKey> {
+export async function sealGroupKey(
+  key: Uint8Array,
+  recipientSpki: Uint8Array,
+  context: Uint8Array,
+): Promise<SealedKey> {
   return sealBase(recipientSpki, context, context, key);
 }
 
 /** Opens a sealed group key with the gateway's private key (an ECDH P-256 CryptoKey). Throws if it does not open. */
 export async function openGroupKey(sealed: SealedKey, privateKey: CryptoKey, context: Uint8Array): Promise<Uint8Array> {
-  const pt = new Uint8Array(await suite.open({ recipientKey: privateKey, enc: sealed.enc, info: context }, sealed.ct, context));
+  const pt = new Uint8Array(
+    await suite.open({ recipientKey: privateKey, enc: sealed.enc, info: context }, sealed.ct, context),
+  );
   if (pt.length !== GROUP_KEY_BYTES) throw new Error(`a group key is ${GROUP_KEY_BYTES} bytes, got ${pt.length}`);
   return pt;
 }
@@ -75,7 +88,13 @@ function kekAad(vpnId: number, epoch: number): Uint8Array {
 }
 
 /** Encrypts a group key under the key-encryption key for storage. */
-export function wrapGroupKey(kek: Uint8Array, vpnId: number, epoch: number, key: Uint8Array, random: RandomSource): Uint8Array {
+export function wrapGroupKey(
+  kek: Uint8Array,
+  vpnId: number,
+  epoch: number,
+  key: Uint8Array,
+  random: RandomSource,
+): Uint8Array {
   const nonce = random(12);
   const c = createCipheriv('aes-256-gcm', kek, nonce);
   c.setAAD(kekAad(vpnId, epoch));

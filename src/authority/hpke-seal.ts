@@ -47,7 +47,8 @@ function labeledExpand(suite: Buffer, prk: Uint8Array, label: string, info: Uint
 export function p256Point(spkiOrPoint: Uint8Array): Buffer {
   const b = Buffer.from(spkiOrPoint.buffer, spkiOrPoint.byteOffset, spkiOrPoint.byteLength);
   if (b.length === 65 && b[0] === 4) return b;
-  if (b.length === P256_SPKI_PREFIX.length + 65 && b.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) return b.subarray(P256_SPKI_PREFIX.length);
+  if (b.length === P256_SPKI_PREFIX.length + 65 && b.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX))
+    return b.subarray(P256_SPKI_PREFIX.length);
   throw new Error('not an uncompressed P-256 public key');
 }
 
@@ -55,7 +56,13 @@ export function p256Point(spkiOrPoint: Uint8Array): Buffer {
  * SealBase(pkR, info, aad, pt) -> (enc, ct). `ephemeral` (tests only) fixes the sender's key pair;
  * normally a fresh one is made for every seal.
  */
-export function sealBase(recipient: Uint8Array, info: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, ephemeral?: ECDH): { enc: Uint8Array; ct: Uint8Array } {
+export function sealBase(
+  recipient: Uint8Array,
+  info: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+  ephemeral?: ECDH,
+): { enc: Uint8Array; ct: Uint8Array } {
   const pkRm = p256Point(recipient);
   // Encap: DH with a fresh ephemeral key (its output is the shared point's x-coordinate).
   const e = ephemeral ?? createECDH('prime256v1');

@@ -152,7 +152,15 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
 }
 
 /** The rest of `init`, once the database is this authority's: the CA, the keys, the first administrator token. */
-async function initWith(o: InitOptions, config: AuthorityConfig, store: Store, keystore: FileKeystore, tokenKeys: { root: CryptoKeyPair; issuing: CryptoKeyPair } | undefined, now: number, random: RandomSource): Promise<InitResult> {
+async function initWith(
+  o: InitOptions,
+  config: AuthorityConfig,
+  store: Store,
+  keystore: FileKeystore,
+  tokenKeys: { root: CryptoKeyPair; issuing: CryptoKeyPair } | undefined,
+  now: number,
+  random: RandomSource,
+): Promise<InitResult> {
   const paths = dataPaths(o.dataDir);
   const ca = await createAuthorityCa({ authority: o.name, now, random, keys: tokenKeys });
   if (!tokenKeys) {
@@ -182,7 +190,12 @@ async function initWith(o: InitOptions, config: AuthorityConfig, store: Store, k
     writeFileSync(paths.adminToken, token + '\n', { mode: 0o600 });
     chmodSync(paths.adminToken, 0o600);
   }
-  return { config, adminToken: token, caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)), caKeys: tokenKeys ? describeKey(ca.issuing.key) : `keystore (${paths.keystore})` };
+  return {
+    config,
+    adminToken: token,
+    caFingerprint: fingerprint(new Uint8Array(ca.root.cert.rawData)),
+    caKeys: tokenKeys ? describeKey(ca.issuing.key) : `keystore (${paths.keystore})`,
+  };
 }
 
 export interface ReplicaOptions {
@@ -238,7 +251,8 @@ export async function createReplica(o: ReplicaOptions): Promise<ReplicaResult> {
         'Create the authority with --database postgres://… to run several replicas.',
     );
   }
-  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) throw new Error(`${o.dataDir} exists and is not empty`);
+  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0)
+    throw new Error(`${o.dataDir} exists and is not empty`);
   const created = !existsSync(o.dataDir);
   try {
     return await makeReplica(o, source);
@@ -300,12 +314,17 @@ async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<
       const vpn = (await tx.listVpns()).find((v) => v.mode === 'group');
       return { state: await tx.state(), epoch: vpn ? (await tx.listEpochs(vpn.id))[0] : undefined };
     });
-    if (state.authority !== config.name) throw new Error(`the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`);
+    if (state.authority !== config.name)
+      throw new Error(
+        `the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`,
+      );
     if (epoch) {
       try {
         unwrapGroupKey(keystore.readSecret(KEY_KEK), epoch.vpnId, epoch.epoch, epoch.wrappedKey);
       } catch {
-        throw new Error(`the key-encryption key copied from ${o.from} does not open this database's group keys: is it the same authority?`);
+        throw new Error(
+          `the key-encryption key copied from ${o.from} does not open this database's group keys: is it the same authority?`,
+        );
       }
     }
   } finally {
@@ -315,9 +334,23 @@ async function makeReplica(o: ReplicaOptions, source: AuthorityConfig): Promise<
   return { config, copied, made: ['authority.json', 'keystore/server.key', 'certs/server.pem'] };
 }
 
-async function issueServerCert(ca: AuthorityCa, config: AuthorityConfig, keystore: FileKeystore, certPath: string, now: number, random: RandomSource): Promise<void> {
+async function issueServerCert(
+  ca: AuthorityCa,
+  config: AuthorityConfig,
+  keystore: FileKeystore,
+  certPath: string,
+  now: number,
+  random: RandomSource,
+): Promise<void> {
   const keys = await generateKeyPair();
-  const cert = await issueServerCertificate({ issuing: ca.issuing, authority: config.name, publicKey: keys.publicKey, sans: config.sans, now, random });
+  const cert = await issueServerCertificate({
+    issuing: ca.issuing,
+    authority: config.name,
+    publicKey: keys.publicKey,
+    sans: config.sans,
+    now,
+    random,
+  });
   keystore.write(KEY_SERVER, await exportPkcs8Pem(keys.privateKey));
   writeFileSync(certPath, joinPem(cert.toString('pem')));
 }
@@ -326,12 +359,17 @@ async function issueServerCert(ca: AuthorityCa, config: AuthorityConfig, keystor
  * The attribute authority that signs permits (seed 001): made under the root at init, or on the
  * first start of a data directory made before it existed; renewed when it nears its end.
  */
-export async function ensureAttributeAuthority(dataDir: string, ca: AuthorityCa, now: number): Promise<{ cert: x509.X509Certificate; key: CryptoKey }> {
+export async function ensureAttributeAuthority(
+  dataDir: string,
+  ca: AuthorityCa,
+  now: number,
+): Promise<{ cert: x509.X509Certificate; key: CryptoKey }> {
   const paths = dataPaths(dataDir);
   const keystore = new FileKeystore(paths.keystore);
   if (existsSync(paths.aaCert) && keystore.has(KEY_AA)) {
     const cert = new x509.X509Certificate(readFileSync(paths.aaCert, 'utf8'));
-    if (cert.notAfter.getTime() - now > 30 * 86_400_000) return { cert, key: await importPrivateKey(keystore.read(KEY_AA), 'sign') };
+    if (cert.notAfter.getTime() - now > 30 * 86_400_000)
+      return { cert, key: await importPrivateKey(keystore.read(KEY_AA), 'sign') };
   }
   const aa = await createAttributeAuthority({ root: ca.root, now });
   keystore.write(KEY_AA, await exportPkcs8Pem(aa.key));
@@ -340,9 +378,15 @@ export async function ensureAttributeAuthority(dataDir: string, ca: AuthorityCa,
 }
 
 /** The CA of a data directory: its certificates and its keys (keystore or token; `close()` when done). */
-export async function loadCa(dataDir: string, config: AuthorityConfig = readConfig(dataDir)): Promise<AuthorityCa & { keys: CaKeys }> {
+export async function loadCa(
+  dataDir: string,
+  config: AuthorityConfig = readConfig(dataDir),
+): Promise<AuthorityCa & { keys: CaKeys }> {
   const paths = dataPaths(dataDir);
-  const certs = { root: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')), issuing: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')) };
+  const certs = {
+    root: new x509.X509Certificate(readFileSync(paths.rootCert, 'utf8')),
+    issuing: new x509.X509Certificate(readFileSync(paths.issuingCert, 'utf8')),
+  };
   const keys = await openCaKeys(dataDir, config, certs);
   return { root: { cert: certs.root, key: keys.root }, issuing: { cert: certs.issuing, key: keys.issuing }, keys };
 }
@@ -437,7 +481,9 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
   try {
     const state = await store.read((tx) => tx.state());
     if (state.authority !== config.name) {
-      throw new Error(`the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`);
+      throw new Error(
+        `the database belongs to authority ${JSON.stringify(state.authority)}, not ${JSON.stringify(config.name)}`,
+      );
     }
     const aa = await ensureAttributeAuthority(o.dataDir, ca, now());
     const tls = {
@@ -477,13 +523,24 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
     service.url = actualUrl;
     // The replicas' listing shows where this one listens (the advertised URL may be the service's shared name).
-    const ownUrl = listen.host === '0.0.0.0' || listen.host === '::' ? `https://${hostname()}:${port}` : urlFor(listen.host, port);
+    const ownUrl =
+      listen.host === '0.0.0.0' || listen.host === '::' ? `https://${hostname()}:${port}` : urlFor(listen.host, port);
     service.replicas.ownUrl = () => ownUrl;
     // The first heartbeat: the replica is listed, and takes the jobs lease if nobody holds it.
     await service.replicas.beat();
     const stopJobs = startJobs(authorityJobs(service, o.schedulerIntervalMs ?? 1000), log);
     if (o.schedulerIntervalMs !== 0) service.federation?.start(federation.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
-    log.info({ url: actualUrl, authority: config.name, store: store.kind, replica: service.replicas.id, runsJobs: service.replicas.holdsJobs, caKeys: config.ca ? describeKey(ca.issuing.key) : 'keystore' }, 'authority listening');
+    log.info(
+      {
+        url: actualUrl,
+        authority: config.name,
+        store: store.kind,
+        replica: service.replicas.id,
+        runsJobs: service.replicas.holdsJobs,
+        caKeys: config.ca ? describeKey(ca.issuing.key) : 'keystore',
+      },
+      'authority listening',
+    );
     let closed = false;
     return {
       url: actualUrl,
@@ -585,7 +642,15 @@ export function authorityJobs(service: AuthorityService, rotationCheckMs: number
   return [
     { name: 'heartbeat', everyMs: replicas.heartbeatMs, run: () => replicas.beat() },
     ...(rotationCheckMs > 0
-      ? [{ name: 'scheduled rotation', everyMs: rotationCheckMs, when: () => replicas.holdsJobs, run: () => service.epochs.runDueRotations({ fence: (tx) => replicas.assertHoldsJobs(tx), replica: replicas.id }) }]
+      ? [
+          {
+            name: 'scheduled rotation',
+            everyMs: rotationCheckMs,
+            when: () => replicas.holdsJobs,
+            run: () =>
+              service.epochs.runDueRotations({ fence: (tx) => replicas.assertHoldsJobs(tx), replica: replicas.id }),
+          },
+        ]
       : []),
     { name: 'CRL refresh', everyMs: CRL_REFRESH_MS, run: () => service.certificates.refreshCrls() },
     { name: 'ended console sessions', everyMs: SESSION_PURGE_MS, run: () => service.sessions.purge() },

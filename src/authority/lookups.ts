@@ -27,14 +27,18 @@ export async function gatewayOrThrow(tx: StoreOps, name: string): Promise<Gatewa
 }
 
 /** Memberships of a VPN: gateway -> prefixes, and the gateways' status, address and key. */
-export async function membersOf(tx: StoreOps, vpnId: number): Promise<{ prefixes: Map<string, Prefix[]>; gateways: Map<string, MemberGateway> }> {
+export async function membersOf(
+  tx: StoreOps,
+  vpnId: number,
+): Promise<{ prefixes: Map<string, Prefix[]>; gateways: Map<string, MemberGateway> }> {
   const prefixes = new Map<string, Prefix[]>();
   const gateways = new Map<string, MemberGateway>();
   for (const r of await tx.listVpnMembers(vpnId)) {
     const list = prefixes.get(r.gateway) ?? [];
     list.push(Prefix.from(r.prefix));
     prefixes.set(r.gateway, list);
-    if (!gateways.has(r.gateway)) gateways.set(r.gateway, { name: r.gateway, status: r.status, address: r.address, publicKey: r.publicKey });
+    if (!gateways.has(r.gateway))
+      gateways.set(r.gateway, { name: r.gateway, status: r.status, address: r.address, publicKey: r.publicKey });
   }
   return { prefixes, gateways };
 }
@@ -42,7 +46,8 @@ export async function membersOf(tx: StoreOps, vpnId: number): Promise<{ prefixes
 /** The effective members (active, enrolled): they hold the VPN's keys and the others list them. */
 export function activeKeys(gateways: Map<string, MemberGateway>): GatewayKey[] {
   const out: GatewayKey[] = [];
-  for (const g of gateways.values()) if (g.status === 'active' && g.publicKey) out.push({ name: g.name, publicKey: g.publicKey });
+  for (const g of gateways.values())
+    if (g.status === 'active' && g.publicKey) out.push({ name: g.name, publicKey: g.publicKey });
   return out;
 }
 

@@ -88,14 +88,26 @@ export class Replicas {
       const lease = await tx.claimLease(JOBS_LEASE, this.id, this.o.leaseMs);
       const now = await tx.clock();
       const state = await tx.state();
-      await tx.putReplica({ id: this.id, url: this.ownUrl?.() ?? this.ctx.identity().url, host: hostname(), pid: process.pid, startedAt: this.startedAt, seenAt: now, waiting: this.o.waiting(), version: state.version });
+      await tx.putReplica({
+        id: this.id,
+        url: this.ownUrl?.() ?? this.ctx.identity().url,
+        host: hostname(),
+        pid: process.pid,
+        startedAt: this.startedAt,
+        seenAt: now,
+        waiting: this.o.waiting(),
+        version: state.version,
+      });
       if (this.beats++ % 100 === 0) await tx.pruneReplicas(now - FORGET_AFTER_MS);
       return lease;
     });
     const held = this.holdsJobs;
     this.heldUntil = lease.holder === this.id ? before + this.o.leaseMs * (1 - SAFETY) : 0;
     if (!held && this.holdsJobs) {
-      this.ctx.log?.info({ replica: this.id, term: lease.term }, 'this replica runs the cluster-wide jobs (it holds the jobs lease)');
+      this.ctx.log?.info(
+        { replica: this.id, term: lease.term },
+        'this replica runs the cluster-wide jobs (it holds the jobs lease)',
+      );
       for (const l of this.onHold) l();
     } else if (held && !this.holdsJobs) {
       this.ctx.log?.warn({ replica: this.id, holder: lease.holder }, 'this replica lost the jobs lease');
@@ -118,7 +130,11 @@ export class Replicas {
 
   /** Every replica that has recently been heard of, with the one that runs the jobs. */
   async list(): Promise<ReplicaView[]> {
-    const { rows, lease, now } = await this.ctx.store.read(async (tx) => ({ rows: await tx.listReplicas(), lease: await tx.getLease(JOBS_LEASE), now: await tx.clock() }));
+    const { rows, lease, now } = await this.ctx.store.read(async (tx) => ({
+      rows: await tx.listReplicas(),
+      lease: await tx.getLease(JOBS_LEASE),
+      now: await tx.clock(),
+    }));
     return rows.map((r) => ({
       id: r.id,
       url: r.url,
@@ -142,6 +158,8 @@ export class Replicas {
         await tx.releaseLease(JOBS_LEASE, this.id);
         await tx.deleteReplica(this.id);
       })
-      .catch((e) => this.ctx.log?.warn({ err: (e as Error).message }, 'could not hand back the jobs lease; it expires on its own'));
+      .catch((e) =>
+        this.ctx.log?.warn({ err: (e as Error).message }, 'could not hand back the jobs lease; it expires on its own'),
+      );
   }
 }

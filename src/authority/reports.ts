@@ -6,7 +6,14 @@
 import type { AuthorityContext } from './context.js';
 import { ApiError, badRequest, notFound } from './errors.js';
 import { checkName } from './validate.js';
-import { REPORT_FORMAT, type GatewayReport, type GatewayStatusView, type ReportedIkeSa, type ReportedPath, type ReportSummary } from './wire.js';
+import {
+  REPORT_FORMAT,
+  type GatewayReport,
+  type GatewayStatusView,
+  type ReportedIkeSa,
+  type ReportedPath,
+  type ReportSummary,
+} from './wire.js';
 import type { GatewayReportRow } from './storage/types.js';
 
 /** Bounds of one report: what a gateway sends beyond them is refused, not truncated. */
@@ -37,13 +44,15 @@ const fail = (m: string): never => {
 };
 
 function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(`${what} must be an integer from 0 to ${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+    fail(`${what} must be an integer from 0 to ${max}`);
   // -0 (a JavaScript caller's) is 0: what is kept reads back the same from its JSON.
   return (v as number) + 0;
 }
 
 function text(v: unknown, what: string, max: number = REPORT_LIMITS.text): string {
-  if (typeof v !== 'string' || v.length > max || /\p{Cc}/u.test(v)) fail(`${what} must be a string of at most ${max} characters without control characters`);
+  if (typeof v !== 'string' || v.length > max || /\p{Cc}/u.test(v))
+    fail(`${what} must be a string of at most ${max} characters without control characters`);
   return v as string;
 }
 
@@ -87,11 +96,26 @@ function path(v: unknown, i: number): ReportedPath {
   const mtu = optional(v, 'mtu', (x) => uint(x, `${w}.mtu`, 65535));
   const layers = optional(v, 'layers', (x) =>
     list(x, `${w}.layers`, 8, (l, j) => {
-      if (!isObj(l) || !Array.isArray(l.gateways) || l.gateways.length !== 2) return fail(`${w}.layers[${j}] must be {vpnId, gateways: [a, b]}`);
-      return { vpnId: uint(l.vpnId, `${w}.layers[${j}].vpnId`, 0xffffffff), gateways: [text(l.gateways[0], 'a layer gateway', 200), text(l.gateways[1], 'a layer gateway', 200)] as [string, string] };
+      if (!isObj(l) || !Array.isArray(l.gateways) || l.gateways.length !== 2)
+        return fail(`${w}.layers[${j}] must be {vpnId, gateways: [a, b]}`);
+      return {
+        vpnId: uint(l.vpnId, `${w}.layers[${j}].vpnId`, 0xffffffff),
+        gateways: [text(l.gateways[0], 'a layer gateway', 200), text(l.gateways[1], 'a layer gateway', 200)] as [
+          string,
+          string,
+        ],
+      };
     }),
   );
-  return { ...p, ...(vpnId !== undefined && { vpnId }), ...(vpnName !== undefined && { vpnName }), ...(peer !== undefined && { peer }), ...(layers && { layers }), ...(reason !== undefined && { reason }), ...(mtu !== undefined && { mtu }) };
+  return {
+    ...p,
+    ...(vpnId !== undefined && { vpnId }),
+    ...(vpnName !== undefined && { vpnName }),
+    ...(peer !== undefined && { peer }),
+    ...(layers && { layers }),
+    ...(reason !== undefined && { reason }),
+    ...(mtu !== undefined && { mtu }),
+  };
 }
 
 function ikeSa(v: unknown, i: number): ReportedIkeSa {
@@ -118,7 +142,8 @@ export function parseGatewayReport(v: unknown): GatewayReport {
     const counters: Record<string, number> = {};
     if (!isObj(o.counters)) fail('counters must be an object of names to counts');
     const entries = Object.entries(o.counters as Obj);
-    if (entries.length > REPORT_LIMITS.counters) fail(`counters has ${entries.length} entries; at most ${REPORT_LIMITS.counters} are accepted`);
+    if (entries.length > REPORT_LIMITS.counters)
+      fail(`counters has ${entries.length} entries; at most ${REPORT_LIMITS.counters} are accepted`);
     for (const [k, n] of entries) {
       text(k, 'a counter name');
       counters[k] = uint(n, `counter ${JSON.stringify(k)}`);
@@ -131,7 +156,12 @@ export function parseGatewayReport(v: unknown): GatewayReport {
       vpns: list(o.vpns, 'vpns', REPORT_LIMITS.vpns, (x, i) => {
         if (!isObj(x)) return fail(`vpns[${i}] must be an object`);
         const epoch = optional(x, 'epoch', (e) => uint(e, `vpns[${i}].epoch`, 0xffffffff));
-        return { id: uint(x.id, `vpns[${i}].id`, 0xffffffff), name: name(x.name, 'VPN'), mode: text(x.mode, `vpns[${i}].mode`), ...(epoch !== undefined && { epoch }) };
+        return {
+          id: uint(x.id, `vpns[${i}].id`, 0xffffffff),
+          name: name(x.name, 'VPN'),
+          mode: text(x.mode, `vpns[${i}].mode`),
+          ...(epoch !== undefined && { epoch }),
+        };
       }),
       paths: list(o.paths, 'paths', REPORT_LIMITS.paths, path),
       pathsTotal: uint(o.pathsTotal, 'pathsTotal'),
@@ -146,7 +176,13 @@ export function parseGatewayReport(v: unknown): GatewayReport {
 
 /** Counters that count packets a gateway did not forward (docs/gateway.md, "Watching it"). */
 export function isDropCounter(name: string): boolean {
-  return /^(executor\.)?drop\./.test(name) || name === 'datapath.punt.dropped' || name === 'datapath.rx.bad' || /^kernel\.tun-[a-z]+\.queue-dropped$/.test(name) || name.startsWith('datapath.udp-punt.');
+  return (
+    /^(executor\.)?drop\./.test(name) ||
+    name === 'datapath.punt.dropped' ||
+    name === 'datapath.rx.bad' ||
+    /^kernel\.tun-[a-z]+\.queue-dropped$/.test(name) ||
+    name.startsWith('datapath.udp-punt.')
+  );
 }
 
 export function summarise(row: GatewayReportRow, now: number): ReportSummary {
@@ -183,23 +219,35 @@ export class GatewayReports {
     const now = this.ctx.now();
     const last = this.lastAccepted.get(gateway);
     if (last !== undefined && now - last < REPORT_LIMITS.minGapMs) {
-      throw new ApiError(429, 'report-too-frequent', `gateway ${gateway} reported ${now - last} ms ago; at most one report per ${REPORT_LIMITS.minGapMs} ms is accepted`);
+      throw new ApiError(
+        429,
+        'report-too-frequent',
+        `gateway ${gateway} reported ${now - last} ms ago; at most one report per ${REPORT_LIMITS.minGapMs} ms is accepted`,
+      );
     }
     const report = parseGatewayReport(body);
     this.lastAccepted.set(gateway, now);
-    await this.ctx.store.write((tx) => tx.putGatewayReport({ gateway, receivedAt: now, report: JSON.stringify(report) }));
+    await this.ctx.store.write((tx) =>
+      tx.putGatewayReport({ gateway, receivedAt: now, report: JSON.stringify(report) }),
+    );
     for (const l of this.listeners) l(gateway);
     return { accepted: true, nextInMs: report.intervalMs };
   }
 
   async get(gateway: string): Promise<GatewayStatusView> {
     const row = await this.ctx.store.read(async (tx) => {
-      if (!(await tx.getGateway(gateway))) throw notFound('unknown-gateway', `there is no gateway ${JSON.stringify(gateway)}`);
+      if (!(await tx.getGateway(gateway)))
+        throw notFound('unknown-gateway', `there is no gateway ${JSON.stringify(gateway)}`);
       return tx.getGatewayReport(gateway);
     });
     if (!row) throw notFound('no-report', `gateway ${gateway} has not reported its status yet`);
     const report = JSON.parse(row.report) as GatewayReport;
-    return { gateway, receivedAt: row.receivedAt, online: isOnline(row.receivedAt, report.intervalMs, this.ctx.now()), report };
+    return {
+      gateway,
+      receivedAt: row.receivedAt,
+      online: isOnline(row.receivedAt, report.intervalMs, this.ctx.now()),
+      report,
+    };
   }
 
   /** Called after each accepted report of this process (the console's live updates). */

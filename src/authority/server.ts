@@ -48,7 +48,10 @@ function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
         ? [408, 'request-timeout', 'the request did not arrive in time']
         : [400, 'bad-http', `not an HTTP request the authority can read (${err.code ?? 'parse error'})`];
   const body = errorBody(code, message);
-  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   socket.destroy(err);
 }
 
@@ -72,7 +75,12 @@ const PREFIXES = { type: 'array', items: PREFIX, maxItems: 1024 } as const;
 const s = {
   vpnParams: { type: 'object', properties: { vpn: NAME }, required: ['vpn'], additionalProperties: false },
   gatewayParams: { type: 'object', properties: { gateway: NAME }, required: ['gateway'], additionalProperties: false },
-  memberParams: { type: 'object', properties: { vpn: NAME, gateway: NAME }, required: ['vpn', 'gateway'], additionalProperties: false },
+  memberParams: {
+    type: 'object',
+    properties: { vpn: NAME, gateway: NAME },
+    required: ['vpn', 'gateway'],
+    additionalProperties: false,
+  },
   createVpn: {
     type: 'object',
     properties: {
@@ -84,22 +92,60 @@ const s = {
     required: ['name'],
     additionalProperties: false,
   },
-  deleteVpnQuery: { type: 'object', properties: { force: { type: 'string', enum: ['true', 'false'] } }, additionalProperties: false },
+  deleteVpnQuery: {
+    type: 'object',
+    properties: { force: { type: 'string', enum: ['true', 'false'] } },
+    additionalProperties: false,
+  },
   rotate: { type: 'object', properties: { immediate: { type: 'boolean' } }, additionalProperties: false },
-  addMember: { type: 'object', properties: { gateway: NAME, prefixes: { ...PREFIXES, minItems: 1 } }, required: ['gateway', 'prefixes'], additionalProperties: false },
+  addMember: {
+    type: 'object',
+    properties: { gateway: NAME, prefixes: { ...PREFIXES, minItems: 1 } },
+    required: ['gateway', 'prefixes'],
+    additionalProperties: false,
+  },
   patchMember: { type: 'object', properties: { add: PREFIXES, remove: PREFIXES }, additionalProperties: false },
-  addGateway: { type: 'object', properties: { name: NAME, address: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['name', 'address'], additionalProperties: false },
-  patchGateway: { type: 'object', properties: { address: { type: 'string', minLength: 1, maxLength: 64 } }, additionalProperties: false },
-  revoke: { type: 'object', properties: { reason: { type: 'string', maxLength: 500 }, compromised: { type: 'boolean' } }, additionalProperties: false },
-  token: { type: 'object', properties: { ttlSeconds: { type: 'integer', minimum: 1, maximum: 2592000 }, replace: { type: 'boolean' } }, additionalProperties: false },
-  bundle: { type: 'object', properties: { replace: { type: 'boolean' }, validityDays: { type: 'integer', minimum: 1, maximum: 3650 } }, additionalProperties: false },
+  addGateway: {
+    type: 'object',
+    properties: { name: NAME, address: { type: 'string', minLength: 1, maxLength: 64 } },
+    required: ['name', 'address'],
+    additionalProperties: false,
+  },
+  patchGateway: {
+    type: 'object',
+    properties: { address: { type: 'string', minLength: 1, maxLength: 64 } },
+    additionalProperties: false,
+  },
+  revoke: {
+    type: 'object',
+    properties: { reason: { type: 'string', maxLength: 500 }, compromised: { type: 'boolean' } },
+    additionalProperties: false,
+  },
+  token: {
+    type: 'object',
+    properties: { ttlSeconds: { type: 'integer', minimum: 1, maximum: 2592000 }, replace: { type: 'boolean' } },
+    additionalProperties: false,
+  },
+  bundle: {
+    type: 'object',
+    properties: { replace: { type: 'boolean' }, validityDays: { type: 'integer', minimum: 1, maximum: 3650 } },
+    additionalProperties: false,
+  },
   enroll: {
     type: 'object',
-    properties: { token: { type: 'string', minLength: 1, maxLength: 200 }, csr: { type: 'string', minLength: 1, maxLength: 16384 } },
+    properties: {
+      token: { type: 'string', minLength: 1, maxLength: 200 },
+      csr: { type: 'string', minLength: 1, maxLength: 16384 },
+    },
     required: ['token', 'csr'],
     additionalProperties: false,
   },
-  directoryAdd: { type: 'object', properties: { prefix: PREFIX, note: { type: 'string', maxLength: 500 } }, required: ['prefix'], additionalProperties: false },
+  directoryAdd: {
+    type: 'object',
+    properties: { prefix: PREFIX, note: { type: 'string', maxLength: 500 } },
+    required: ['prefix'],
+    additionalProperties: false,
+  },
   directoryQuery: { type: 'object', properties: { prefix: PREFIX }, required: ['prefix'], additionalProperties: false },
   auditQuery: {
     type: 'object',
@@ -118,13 +164,32 @@ const s = {
     additionalProperties: false,
   },
   adminToken: { type: 'object', properties: { name: NAME }, required: ['name'], additionalProperties: false },
-  adminTokenParams: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } }, required: ['id'], additionalProperties: false },
-  ikeCertificate: { type: 'object', properties: { csr: { type: 'string', minLength: 1, maxLength: 16384 } }, required: ['csr'], additionalProperties: false },
+  adminTokenParams: {
+    type: 'object',
+    properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
+    required: ['id'],
+    additionalProperties: false,
+  },
+  ikeCertificate: {
+    type: 'object',
+    properties: { csr: { type: 'string', minLength: 1, maxLength: 16384 } },
+    required: ['csr'],
+    additionalProperties: false,
+  },
   peerParams: { type: 'object', properties: { peer: NAME }, required: ['peer'], additionalProperties: false },
-  shareParams: { type: 'object', properties: { vpn: NAME, peer: NAME }, required: ['vpn', 'peer'], additionalProperties: false },
+  shareParams: {
+    type: 'object',
+    properties: { vpn: NAME, peer: NAME },
+    required: ['vpn', 'peer'],
+    additionalProperties: false,
+  },
   addPeer: {
     type: 'object',
-    properties: { name: NAME, url: { type: 'string', minLength: 1, maxLength: 500 }, root: { type: 'string', minLength: 1, maxLength: 16384 } },
+    properties: {
+      name: NAME,
+      url: { type: 'string', minLength: 1, maxLength: 500 },
+      root: { type: 'string', minLength: 1, maxLength: 16384 },
+    },
     required: ['name', 'url', 'root'],
     additionalProperties: false,
   },
@@ -156,12 +221,25 @@ const s = {
       ike: { type: 'array', maxItems: REPORT_LIMITS.ike },
       counters: { type: 'object', maxProperties: REPORT_LIMITS.counters },
     },
-    required: ['format', 'intervalMs', 'uptimeMs', 'authorityVersion', 'vpns', 'paths', 'pathsTotal', 'ike', 'counters'],
+    required: [
+      'format',
+      'intervalMs',
+      'uptimeMs',
+      'authorityVersion',
+      'vpns',
+      'paths',
+      'pathsTotal',
+      'ike',
+      'counters',
+    ],
     additionalProperties: false,
   },
   changesQuery: {
     type: 'object',
-    properties: { since: { type: 'string', pattern: '^[0-9]{1,15}$' }, wait: { type: 'string', pattern: '^[0-9]{1,2}$' } },
+    properties: {
+      since: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      wait: { type: 'string', pattern: '^[0-9]{1,2}$' },
+    },
     additionalProperties: false,
   },
 } as const;
@@ -201,12 +279,23 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     bodyLimit: 1024 * 1024,
     forceCloseConnections: true,
     // Malformed percent-encoding (400) and parameters over maxParamLength (414): the API's error shape.
-    frameworkErrors: (error: Error & { code?: string; statusCode?: number }, _req: FastifyRequest, reply: FastifyReply) => {
+    frameworkErrors: (
+      error: Error & { code?: string; statusCode?: number },
+      _req: FastifyRequest,
+      reply: FastifyReply,
+    ) => {
       const long = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
       reply
         .code(long ? 414 : (error.statusCode ?? 400))
         .type('application/json')
-        .send(errorBody(long ? 'path-too-long' : 'bad-url', long ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters` : 'the URL is not valid: a bad percent-encoding?'));
+        .send(
+          errorBody(
+            long ? 'path-too-long' : 'bad-url',
+            long
+              ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+              : 'the URL is not valid: a bad percent-encoding?',
+          ),
+        );
     },
     clientErrorHandler: clientError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
@@ -220,24 +309,37 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     for (const m of Array.isArray(o.method) ? o.method : [o.method]) {
       if (m === 'HEAD') continue;
       const schema = o.schema as { body?: object; querystring?: object } | undefined;
-      routes.push({ route: `${m} ${o.url.replace(/:([A-Za-z]+)/g, '{$1}')}`, body: schema?.body, query: schema?.querystring });
+      routes.push({
+        route: `${m} ${o.url.replace(/:([A-Za-z]+)/g, '{$1}')}`,
+        body: schema?.body,
+        query: schema?.querystring,
+      });
     }
   });
 
   service.onCrlChange((c) => {
-    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca, crl: [c.root, c.issuing] });
+    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({
+      key: tls.key,
+      cert: tls.cert,
+      ca: tls.ca,
+      crl: [c.root, c.issuing],
+    });
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
     if (error instanceof ApiError) return reply.code(error.status).send(error.toJSON());
     if (error.validation) return reply.code(400).send({ error: 'bad-request', message: error.message });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply.code(error.statusCode).send({ error: FASTIFY_CODES[error.code ?? ''] ?? 'bad-request', message: error.message });
+      return reply
+        .code(error.statusCode)
+        .send({ error: FASTIFY_CODES[error.code ?? ''] ?? 'bad-request', message: error.message });
     }
     req.log.error({ err: error, url: req.url, method: req.method }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error (see the authority log)' });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'not-found', message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` }),
+  );
 
   // Bodyless POSTs (e.g. rotate) validate as {}.
   app.addHook('preValidation', async (req) => {
@@ -245,7 +347,8 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     // No name or text the authority keeps may hold U+0000 (PostgreSQL cannot store it): refused
     // here, after authentication (onRequest) and before anything looks the value up.
     const nul = findNul(req.params, 'path') ?? findNul(req.query, 'query') ?? findNul(req.body, 'body');
-    if (nul) throw new ApiError(400, 'bad-character', `${nul} contains U+0000 (NUL), which no name or text may contain`);
+    if (nul)
+      throw new ApiError(400, 'bad-character', `${nul} contains U+0000 (NUL), which no name or text may contain`);
   });
 
   // A bearer token (CLI) or a web console session (whose changes carry its CSRF token).
@@ -257,10 +360,17 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     // Checked once per connection (and again after a revocation): long polls repeat on one connection.
     req.gatewayName = await service.authenticateConnection(sock, () => {
       const cert = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate(false) : undefined;
-      if (!cert || !cert.raw) throw unauthorized('client-certificate-required', "this endpoint needs the gateway's enrolled certificate (mutual TLS)");
+      if (!cert || !cert.raw)
+        throw unauthorized(
+          'client-certificate-required',
+          "this endpoint needs the gateway's enrolled certificate (mutual TLS)",
+        );
       if (!sock.authorized) {
         const why = String(sock.authorizationError ?? 'unknown');
-        throw forbidden(why === 'CERT_REVOKED' ? 'certificate-revoked' : 'bad-client-certificate', `the client certificate was refused: ${why}`);
+        throw forbidden(
+          why === 'CERT_REVOKED' ? 'certificate-revoked' : 'bad-client-certificate',
+          `the client certificate was refused: ${why}`,
+        );
       }
       return { der: new Uint8Array(cert.raw), serial: cert.serialNumber };
     });
@@ -271,10 +381,14 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   app.get('/v1/health', async () => ({ ok: true, authority: service.name }));
   app.get('/v1/ca', async () => service.caView());
   app.get('/v1/ca/crl', async () => service.currentCrls());
-  app.post('/v1/enroll', { schema: { body: s.enroll } }, async (req: Req<{ Body: { token: string; csr: string } }>, reply: FastifyReply) => {
-    reply.code(201);
-    return service.enroll(req.body);
-  });
+  app.post(
+    '/v1/enroll',
+    { schema: { body: s.enroll } },
+    async (req: Req<{ Body: { token: string; csr: string } }>, reply: FastifyReply) => {
+      reply.code(201);
+      return service.enroll(req.body);
+    },
+  );
 
   // --- administrators
   app.register(async (r) => {
@@ -283,62 +397,158 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     r.get('/v1/replicas', async () => service.listReplicas());
 
     r.get('/v1/vpns', async () => service.listVpns());
-    r.post('/v1/vpns', { schema: { body: s.createVpn } }, async (req: Req<{ Body: { name: string; id?: number; mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } }>, reply: FastifyReply) => {
-      reply.code(201);
-      return service.createVpn(actor(req), req.body);
-    });
-    r.get('/v1/vpns/:vpn', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) => service.getVpn(req.params.vpn));
-    r.delete('/v1/vpns/:vpn', { schema: { params: s.vpnParams, querystring: s.deleteVpnQuery } }, async (req: Req<{ Params: { vpn: string }; Querystring: { force?: string } }>) => {
-      await service.deleteVpn(actor(req), req.params.vpn, req.query.force === 'true');
-      return { deleted: req.params.vpn };
-    });
-    r.post('/v1/vpns/:vpn/rotate', { schema: { params: s.vpnParams, body: s.rotate } }, async (req: Req<{ Params: { vpn: string }; Body: { immediate?: boolean } }>) =>
-      service.rotateVpn(actor(req), req.params.vpn, Boolean(req.body.immediate)),
+    r.post(
+      '/v1/vpns',
+      { schema: { body: s.createVpn } },
+      async (
+        req: Req<{ Body: { name: string; id?: number; mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } }>,
+        reply: FastifyReply,
+      ) => {
+        reply.code(201);
+        return service.createVpn(actor(req), req.body);
+      },
     );
-    r.post('/v1/rotate', { schema: { body: s.rotate } }, async (req: Req<{ Body: { immediate?: boolean } }>) => ({ rotated: await service.rotateAll(actor(req), Boolean(req.body.immediate)) }));
-
-    r.get('/v1/vpns/:vpn/members', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) => service.listMembers(req.params.vpn));
-    r.post('/v1/vpns/:vpn/members', { schema: { params: s.vpnParams, body: s.addMember } }, async (req: Req<{ Params: { vpn: string }; Body: { gateway: string; prefixes: string[] } }>) =>
-      service.updateMembership(actor(req), req.params.vpn, req.body.gateway, { add: req.body.prefixes, create: true }),
+    r.get('/v1/vpns/:vpn', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) =>
+      service.getVpn(req.params.vpn),
     );
-    r.patch('/v1/vpns/:vpn/members/:gateway', { schema: { params: s.memberParams, body: s.patchMember } }, async (req: Req<{ Params: { vpn: string; gateway: string }; Body: { add?: string[]; remove?: string[] } }>) => ({
-      member: await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, { add: req.body.add, remove: req.body.remove }),
+    r.delete(
+      '/v1/vpns/:vpn',
+      { schema: { params: s.vpnParams, querystring: s.deleteVpnQuery } },
+      async (req: Req<{ Params: { vpn: string }; Querystring: { force?: string } }>) => {
+        await service.deleteVpn(actor(req), req.params.vpn, req.query.force === 'true');
+        return { deleted: req.params.vpn };
+      },
+    );
+    r.post(
+      '/v1/vpns/:vpn/rotate',
+      { schema: { params: s.vpnParams, body: s.rotate } },
+      async (req: Req<{ Params: { vpn: string }; Body: { immediate?: boolean } }>) =>
+        service.rotateVpn(actor(req), req.params.vpn, Boolean(req.body.immediate)),
+    );
+    r.post('/v1/rotate', { schema: { body: s.rotate } }, async (req: Req<{ Body: { immediate?: boolean } }>) => ({
+      rotated: await service.rotateAll(actor(req), Boolean(req.body.immediate)),
     }));
-    r.delete('/v1/vpns/:vpn/members/:gateway', { schema: { params: s.memberParams } }, async (req: Req<{ Params: { vpn: string; gateway: string } }>) => {
-      await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, { removeAll: true });
-      return { removed: { vpn: req.params.vpn, gateway: req.params.gateway } };
-    });
+
+    r.get('/v1/vpns/:vpn/members', { schema: { params: s.vpnParams } }, async (req: Req<{ Params: { vpn: string } }>) =>
+      service.listMembers(req.params.vpn),
+    );
+    r.post(
+      '/v1/vpns/:vpn/members',
+      { schema: { params: s.vpnParams, body: s.addMember } },
+      async (req: Req<{ Params: { vpn: string }; Body: { gateway: string; prefixes: string[] } }>) =>
+        service.updateMembership(actor(req), req.params.vpn, req.body.gateway, {
+          add: req.body.prefixes,
+          create: true,
+        }),
+    );
+    r.patch(
+      '/v1/vpns/:vpn/members/:gateway',
+      { schema: { params: s.memberParams, body: s.patchMember } },
+      async (req: Req<{ Params: { vpn: string; gateway: string }; Body: { add?: string[]; remove?: string[] } }>) => ({
+        member: await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, {
+          add: req.body.add,
+          remove: req.body.remove,
+        }),
+      }),
+    );
+    r.delete(
+      '/v1/vpns/:vpn/members/:gateway',
+      { schema: { params: s.memberParams } },
+      async (req: Req<{ Params: { vpn: string; gateway: string } }>) => {
+        await service.updateMembership(actor(req), req.params.vpn, req.params.gateway, { removeAll: true });
+        return { removed: { vpn: req.params.vpn, gateway: req.params.gateway } };
+      },
+    );
 
     r.get('/v1/gateways', async () => service.listGateways());
-    r.post('/v1/gateways', { schema: { body: s.addGateway } }, async (req: Req<{ Body: { name: string; address: string } }>, reply: FastifyReply) => {
-      reply.code(201);
-      return service.addGateway(actor(req), req.body);
-    });
-    r.get('/v1/gateways/:gateway', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.getGateway(req.params.gateway));
-    r.patch('/v1/gateways/:gateway', { schema: { params: s.gatewayParams, body: s.patchGateway } }, async (req: Req<{ Params: { gateway: string }; Body: { address?: string } }>) =>
-      service.updateGateway(actor(req), req.params.gateway, req.body),
+    r.post(
+      '/v1/gateways',
+      { schema: { body: s.addGateway } },
+      async (req: Req<{ Body: { name: string; address: string } }>, reply: FastifyReply) => {
+        reply.code(201);
+        return service.addGateway(actor(req), req.body);
+      },
     );
-    r.get('/v1/gateways/:gateway/certificate', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.gatewayCertificate(req.params.gateway));
-    r.post('/v1/gateways/:gateway/revoke', { schema: { params: s.gatewayParams, body: s.revoke } }, async (req: Req<{ Params: { gateway: string }; Body: { reason?: string; compromised?: boolean } }>) =>
-      service.revokeGateway(actor(req), req.params.gateway, req.body),
+    r.get(
+      '/v1/gateways/:gateway',
+      { schema: { params: s.gatewayParams } },
+      async (req: Req<{ Params: { gateway: string } }>) => service.getGateway(req.params.gateway),
     );
-    r.post('/v1/gateways/:gateway/tokens', { schema: { params: s.gatewayParams, body: s.token } }, async (req: Req<{ Params: { gateway: string }; Body: { ttlSeconds?: number; replace?: boolean } }>, reply: FastifyReply) => {
-      reply.code(201);
-      return service.createEnrollToken(actor(req), req.params.gateway, { ttlMs: req.body.ttlSeconds === undefined ? undefined : req.body.ttlSeconds * 1000, replace: req.body.replace });
-    });
-    r.post('/v1/gateways/:gateway/bundle', { schema: { params: s.gatewayParams, body: s.bundle } }, async (req: Req<{ Params: { gateway: string }; Body: { replace?: boolean; validityDays?: number } }>, reply: FastifyReply) => {
-      reply.code(201);
-      reply.header('cache-control', 'no-store');
-      return service.makeBundle(actor(req), req.params.gateway, req.body);
-    });
+    r.patch(
+      '/v1/gateways/:gateway',
+      { schema: { params: s.gatewayParams, body: s.patchGateway } },
+      async (req: Req<{ Params: { gateway: string }; Body: { address?: string } }>) =>
+        service.updateGateway(actor(req), req.params.gateway, req.body),
+    );
+    r.get(
+      '/v1/gateways/:gateway/certificate',
+      { schema: { params: s.gatewayParams } },
+      async (req: Req<{ Params: { gateway: string } }>) => service.gatewayCertificate(req.params.gateway),
+    );
+    r.post(
+      '/v1/gateways/:gateway/revoke',
+      { schema: { params: s.gatewayParams, body: s.revoke } },
+      async (req: Req<{ Params: { gateway: string }; Body: { reason?: string; compromised?: boolean } }>) =>
+        service.revokeGateway(actor(req), req.params.gateway, req.body),
+    );
+    r.post(
+      '/v1/gateways/:gateway/tokens',
+      { schema: { params: s.gatewayParams, body: s.token } },
+      async (
+        req: Req<{ Params: { gateway: string }; Body: { ttlSeconds?: number; replace?: boolean } }>,
+        reply: FastifyReply,
+      ) => {
+        reply.code(201);
+        return service.createEnrollToken(actor(req), req.params.gateway, {
+          ttlMs: req.body.ttlSeconds === undefined ? undefined : req.body.ttlSeconds * 1000,
+          replace: req.body.replace,
+        });
+      },
+    );
+    r.post(
+      '/v1/gateways/:gateway/bundle',
+      { schema: { params: s.gatewayParams, body: s.bundle } },
+      async (
+        req: Req<{ Params: { gateway: string }; Body: { replace?: boolean; validityDays?: number } }>,
+        reply: FastifyReply,
+      ) => {
+        reply.code(201);
+        reply.header('cache-control', 'no-store');
+        return service.makeBundle(actor(req), req.params.gateway, req.body);
+      },
+    );
 
     r.get('/v1/directory', async () => service.directory());
-    r.post('/v1/directory', { schema: { body: s.directoryAdd } }, async (req: Req<{ Body: { prefix: string; note?: string } }>) => service.addDirectory(actor(req), req.body.prefix, req.body.note ?? ''));
-    r.delete('/v1/directory', { schema: { querystring: s.directoryQuery } }, async (req: Req<{ Querystring: { prefix: string } }>) => service.removeDirectory(actor(req), req.query.prefix));
+    r.post(
+      '/v1/directory',
+      { schema: { body: s.directoryAdd } },
+      async (req: Req<{ Body: { prefix: string; note?: string } }>) =>
+        service.addDirectory(actor(req), req.body.prefix, req.body.note ?? ''),
+    );
+    r.delete(
+      '/v1/directory',
+      { schema: { querystring: s.directoryQuery } },
+      async (req: Req<{ Querystring: { prefix: string } }>) => service.removeDirectory(actor(req), req.query.prefix),
+    );
 
-    r.get('/v1/gateways/:gateway/status', { schema: { params: s.gatewayParams } }, async (req: Req<{ Params: { gateway: string } }>) => service.gatewayStatus(req.params.gateway));
+    r.get(
+      '/v1/gateways/:gateway/status',
+      { schema: { params: s.gatewayParams } },
+      async (req: Req<{ Params: { gateway: string } }>) => service.gatewayStatus(req.params.gateway),
+    );
 
-    type AuditQuerystring = { after?: string; before?: string; limit?: string; vpn?: string; gateway?: string; actor?: string; action?: string; from?: string; to?: string; order?: 'asc' | 'desc' };
+    type AuditQuerystring = {
+      after?: string;
+      before?: string;
+      limit?: string;
+      vpn?: string;
+      gateway?: string;
+      actor?: string;
+      action?: string;
+      from?: string;
+      to?: string;
+      order?: 'asc' | 'desc';
+    };
     const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
     r.get('/v1/audit', { schema: { querystring: s.auditQuery } }, async (req: Req<{ Querystring: AuditQuerystring }>) =>
       service.audit({
@@ -356,46 +566,71 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     );
 
     r.get('/v1/admin-tokens', async () => service.listAdminTokens());
-    r.post('/v1/admin-tokens', { schema: { body: s.adminToken } }, async (req: Req<{ Body: { name: string } }>, reply: FastifyReply) => {
-      reply.code(201);
-      return service.createAdminToken(actor(req), req.body.name);
-    });
-    r.delete('/v1/admin-tokens/:id', { schema: { params: s.adminTokenParams } }, async (req: Req<{ Params: { id: string } }>) => {
-      await service.revokeAdminToken(actor(req), req.params.id);
-      return { revoked: req.params.id };
-    });
+    r.post(
+      '/v1/admin-tokens',
+      { schema: { body: s.adminToken } },
+      async (req: Req<{ Body: { name: string } }>, reply: FastifyReply) => {
+        reply.code(201);
+        return service.createAdminToken(actor(req), req.body.name);
+      },
+    );
+    r.delete(
+      '/v1/admin-tokens/:id',
+      { schema: { params: s.adminTokenParams } },
+      async (req: Req<{ Params: { id: string } }>) => {
+        await service.revokeAdminToken(actor(req), req.params.id);
+        return { revoked: req.params.id };
+      },
+    );
   });
 
   // --- federation: administrators peer and share; peer authorities exchange (mutual TLS)
   const federation = (): NonNullable<typeof service.federation> => {
-    if (!service.federation) throw notFoundError('no-federation', 'this authority has no attribute authority: federation is off');
+    if (!service.federation)
+      throw notFoundError('no-federation', 'this authority has no attribute authority: federation is off');
     return service.federation;
   };
   app.register(async (r) => {
     r.addHook('onRequest', admin);
     r.get('/v1/federation', async () => federation().view());
-    r.post('/v1/peers', { schema: { body: s.addPeer } }, async (req: Req<{ Body: { name: string; url: string; root: string } }>, reply: FastifyReply) => {
-      await federation().addPeer(actor(req), req.body);
-      reply.code(201);
-      return federation().view();
-    });
-    r.delete('/v1/peers/:peer', { schema: { params: s.peerParams } }, async (req: Req<{ Params: { peer: string } }>) => {
-      await federation().removePeer(actor(req), req.params.peer);
-      return { removed: req.params.peer };
-    });
+    r.post(
+      '/v1/peers',
+      { schema: { body: s.addPeer } },
+      async (req: Req<{ Body: { name: string; url: string; root: string } }>, reply: FastifyReply) => {
+        await federation().addPeer(actor(req), req.body);
+        reply.code(201);
+        return federation().view();
+      },
+    );
+    r.delete(
+      '/v1/peers/:peer',
+      { schema: { params: s.peerParams } },
+      async (req: Req<{ Params: { peer: string } }>) => {
+        await federation().removePeer(actor(req), req.params.peer);
+        return { removed: req.params.peer };
+      },
+    );
     r.post('/v1/federation/sync', async () => {
       await federation().syncAll();
       return federation().view();
     });
-    r.post('/v1/vpns/:vpn/shares', { schema: { params: s.vpnParams, body: s.share } }, async (req: Req<{ Params: { vpn: string }; Body: { peer: string } }>, reply: FastifyReply) => {
-      await federation().share(actor(req), req.params.vpn, req.body.peer);
-      reply.code(201);
-      return { vpn: req.params.vpn, peer: req.body.peer };
-    });
-    r.delete('/v1/vpns/:vpn/shares/:peer', { schema: { params: s.shareParams } }, async (req: Req<{ Params: { vpn: string; peer: string } }>) => {
-      await federation().unshare(actor(req), req.params.vpn, req.params.peer);
-      return { vpn: req.params.vpn, unshared: req.params.peer };
-    });
+    r.post(
+      '/v1/vpns/:vpn/shares',
+      { schema: { params: s.vpnParams, body: s.share } },
+      async (req: Req<{ Params: { vpn: string }; Body: { peer: string } }>, reply: FastifyReply) => {
+        await federation().share(actor(req), req.params.vpn, req.body.peer);
+        reply.code(201);
+        return { vpn: req.params.vpn, peer: req.body.peer };
+      },
+    );
+    r.delete(
+      '/v1/vpns/:vpn/shares/:peer',
+      { schema: { params: s.shareParams } },
+      async (req: Req<{ Params: { vpn: string; peer: string } }>) => {
+        await federation().unshare(actor(req), req.params.vpn, req.params.peer);
+        return { vpn: req.params.vpn, unshared: req.params.peer };
+      },
+    );
   });
   app.register(async (r) => {
     // The peer authority is authenticated (onRequest) before its body is read or validated.
@@ -409,10 +644,16 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
         if (!next || next === c || next.fingerprint256 === c.fingerprint256) break;
         c = next;
       }
-      if (chain.length === 0) throw unauthorized('client-certificate-required', "this endpoint needs a peer authority's TLS certificate (mutual TLS)");
+      if (chain.length === 0)
+        throw unauthorized(
+          'client-certificate-required',
+          "this endpoint needs a peer authority's TLS certificate (mutual TLS)",
+        );
       req.peerAuthority = await federation().authenticatePeer(chain);
     });
-    r.post('/v1/federation/exchange', { schema: { body: s.federationMessage } }, async (req: Req<{ Body: unknown }>) => federation().exchange(req.peerAuthority!, req.body));
+    r.post('/v1/federation/exchange', { schema: { body: s.federationMessage } }, async (req: Req<{ Body: unknown }>) =>
+      federation().exchange(req.peerAuthority!, req.body),
+    );
   });
 
   // --- gateways (mutual TLS)
@@ -420,22 +661,34 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
     r.addHook('onRequest', gateway);
     r.get('/v1/gateway/self', async (req) => service.gatewaySelf(req.gatewayName!));
     // Status reports: bounded in size here, in entries and rate by reports.ts.
-    r.post('/v1/gateway/status', { bodyLimit: REPORT_LIMITS.bytes, schema: { body: s.gatewayReport } }, async (req: Req<{ Body: unknown }>) => service.reportStatus(req.gatewayName!, req.body));
-    r.post('/v1/gateway/ike-certificate', { schema: { body: s.ikeCertificate } }, async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr));
-    r.get('/v1/gateway/changes', { schema: { querystring: s.changesQuery } }, async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
-      const since = req.query.since === undefined ? 0 : Number(req.query.since);
-      const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
-      const abort = new AbortController();
-      const onClose = (): void => {
-        if (!reply.raw.writableFinished) abort.abort();
-      };
-      reply.raw.on('close', onClose);
-      try {
-        return await service.changes(req.gatewayName!, since, wait, abort.signal);
-      } finally {
-        reply.raw.off('close', onClose);
-      }
-    });
+    r.post(
+      '/v1/gateway/status',
+      { bodyLimit: REPORT_LIMITS.bytes, schema: { body: s.gatewayReport } },
+      async (req: Req<{ Body: unknown }>) => service.reportStatus(req.gatewayName!, req.body),
+    );
+    r.post(
+      '/v1/gateway/ike-certificate',
+      { schema: { body: s.ikeCertificate } },
+      async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr),
+    );
+    r.get(
+      '/v1/gateway/changes',
+      { schema: { querystring: s.changesQuery } },
+      async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
+        const since = req.query.since === undefined ? 0 : Number(req.query.since);
+        const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
+        const abort = new AbortController();
+        const onClose = (): void => {
+          if (!reply.raw.writableFinished) abort.abort();
+        };
+        reply.raw.on('close', onClose);
+        try {
+          return await service.changes(req.gatewayName!, since, wait, abort.signal);
+        } finally {
+          reply.raw.off('close', onClose);
+        }
+      },
+    );
   });
 
   await registerConsole(app, service);
@@ -453,5 +706,7 @@ export interface RouteInfo {
 
 /** Every route the server registers with its body and query schemas (for the OpenAPI sync test). */
 export function routeList(app: FastifyInstance): RouteInfo[] {
-  return [...((app as unknown as Record<symbol, RouteInfo[]>)[ROUTES] ?? [])].sort((a, b) => (a.route < b.route ? -1 : 1));
+  return [...((app as unknown as Record<symbol, RouteInfo[]>)[ROUTES] ?? [])].sort((a, b) =>
+    a.route < b.route ? -1 : 1,
+  );
 }

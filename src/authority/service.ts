@@ -128,18 +128,38 @@ export class AuthorityService implements AuthorityContext {
           ),
       });
     }
-    this.delivery = new Delivery(this, { directory: this.prefixDirectory, federation: this.federation, attributeAuthority: o.attributeAuthority });
+    this.delivery = new Delivery(this, {
+      directory: this.prefixDirectory,
+      federation: this.federation,
+      attributeAuthority: o.attributeAuthority,
+    });
     this.certificates = new Certificates(this, { ca: this.ca, certificateDays: o.enrollment.certificateDays });
-    this.changeStream = new ChangeStream(this, { delivery: this.delivery, onCrlChange: () => this.certificates.refreshCrls() });
-    this.replicas = new Replicas(this, { leaseMs: o.jobs?.leaseMs ?? DEFAULT_LEASE_MS, waiting: () => this.changeStream.waiting });
+    this.changeStream = new ChangeStream(this, {
+      delivery: this.delivery,
+      onCrlChange: () => this.certificates.refreshCrls(),
+    });
+    this.replicas = new Replicas(this, {
+      leaseMs: o.jobs?.leaseMs ?? DEFAULT_LEASE_MS,
+      waiting: () => this.changeStream.waiting,
+    });
     // Changes made through other replicas that peers should hear of: the jobs' holder tells them.
     this.store.onRemoteChange((_version, hint) => {
       if (hint?.peers && this.replicas.holdsJobs) this.federation?.kick();
     });
     this.replicas.onJobs(() => this.federation?.kick(0));
-    this.vpns = new Vpns(this, { defaultRotationPeriodMs: o.rotation.periodMs, epochs: this.epochs, directory: this.prefixDirectory, delivery: this.delivery });
+    this.vpns = new Vpns(this, {
+      defaultRotationPeriodMs: o.rotation.periodMs,
+      epochs: this.epochs,
+      directory: this.prefixDirectory,
+      delivery: this.delivery,
+    });
     this.gateways = new Gateways(this, { epochs: this.epochs });
-    this.enrollment = new Enrollment(this, { tokenTtlMs: o.enrollment.tokenTtlMs, certificates: this.certificates, epochs: this.epochs, gateways: this.gateways });
+    this.enrollment = new Enrollment(this, {
+      tokenTtlMs: o.enrollment.tokenTtlMs,
+      certificates: this.certificates,
+      epochs: this.epochs,
+      gateways: this.gateways,
+    });
     this.admin = new Administration(this, { startedAt: this.startedAt, changeStream: this.changeStream });
     this.sessions = new ConsoleSessions(this, { admin: this.admin, config: { ...DEFAULT_SESSIONS, ...o.sessions } });
     this.reports = new GatewayReports(this);
@@ -216,7 +236,11 @@ export class AuthorityService implements AuthorityContext {
     const { result, change } = written;
     this.changeStream.published(change);
     this.events.publish({ type: 'change', version: change.version });
-    if (change.auditRows.length) this.log?.info({ actor, version: change.version, actions: change.auditRows.map((r) => r.action) }, 'change committed');
+    if (change.auditRows.length)
+      this.log?.info(
+        { actor, version: change.version, actions: change.auditRows.map((r) => r.action) },
+        'change committed',
+      );
     if (change.crlChanged) await this.certificates.refreshCrls();
     if (peers) this.federation!.kick();
     return result;
@@ -235,35 +259,42 @@ export class AuthorityService implements AuthorityContext {
   readonly getVpn = (name: string) => this.vpns.get(name);
   readonly deleteVpn = (actor: string, name: string, force: boolean) => this.vpns.delete(actor, name, force);
   readonly listMembers = (vpn: string) => this.vpns.members(vpn);
-  readonly updateMembership = (actor: string, vpn: string, gateway: string, p: MembershipChange) => this.vpns.updateMembership(actor, vpn, gateway, p);
+  readonly updateMembership = (actor: string, vpn: string, gateway: string, p: MembershipChange) =>
+    this.vpns.updateMembership(actor, vpn, gateway, p);
   readonly rotateVpn = (actor: string, vpn: string, immediate: boolean) => this.epochs.rotate(actor, vpn, immediate);
   readonly rotateAll = (actor: string, immediate: boolean) => this.epochs.rotateAll(actor, immediate);
 
   readonly directory = () => this.prefixDirectory.view();
-  readonly addDirectory = (actor: string, prefix: string, note: string) => this.prefixDirectory.add(actor, prefix, note);
+  readonly addDirectory = (actor: string, prefix: string, note: string) =>
+    this.prefixDirectory.add(actor, prefix, note);
   readonly removeDirectory = (actor: string, prefix: string) => this.prefixDirectory.remove(actor, prefix);
 
   readonly listGateways = () => this.gateways.list();
   readonly addGateway = (actor: string, p: { name: string; address: string }) => this.gateways.add(actor, p);
   readonly getGateway = (name: string) => this.gateways.get(name);
   readonly gatewaySelf = (name: string) => this.gateways.get(name);
-  readonly updateGateway = (actor: string, name: string, p: { address?: string }) => this.gateways.update(actor, name, p);
+  readonly updateGateway = (actor: string, name: string, p: { address?: string }) =>
+    this.gateways.update(actor, name, p);
   readonly revokeGateway = (actor: string, name: string, p: Revocation) => this.gateways.revoke(actor, name, p);
 
   readonly caView = () => this.certificates.caView();
   readonly currentCrls = () => this.certificates.currentCrls();
   readonly onCrlChange = (listener: (crls: Crls) => void) => this.certificates.onCrlChange(listener);
   readonly gatewayCertificate = (name: string) => this.certificates.ofGateway(name);
-  readonly authenticateConnection = (connection: object, peer: () => { der: Uint8Array; serial: string }) => this.certificates.authenticateConnection(connection, peer);
+  readonly authenticateConnection = (connection: object, peer: () => { der: Uint8Array; serial: string }) =>
+    this.certificates.authenticateConnection(connection, peer);
   readonly issueIkeCertificate = (gateway: string, csrPem: string) => this.certificates.issueIke(gateway, csrPem);
 
-  readonly createEnrollToken = (actor: string, gateway: string, p: TokenOptions) => this.enrollment.createToken(actor, gateway, p);
-  readonly makeBundle = (actor: string, gateway: string, p: BundleOptions) => this.enrollment.makeBundle(actor, gateway, p);
+  readonly createEnrollToken = (actor: string, gateway: string, p: TokenOptions) =>
+    this.enrollment.createToken(actor, gateway, p);
+  readonly makeBundle = (actor: string, gateway: string, p: BundleOptions) =>
+    this.enrollment.makeBundle(actor, gateway, p);
   readonly enroll = (p: { token: string; csr: string }) => this.enrollment.enroll(p);
 
   readonly listReplicas = () => this.replicas.list();
   readonly reportStatus = (gateway: string, body: unknown) => this.reports.accept(gateway, body);
   readonly gatewayStatus = (name: string) => this.reports.get(name);
 
-  readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) => this.changeStream.changes(gateway, since, waitMs, signal);
+  readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) =>
+    this.changeStream.changes(gateway, since, waitMs, signal);
 }

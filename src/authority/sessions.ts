@@ -77,7 +77,14 @@ export class ConsoleSessions {
     const tokenId = parseToken('admin', (token as string).trim())!.id;
     const cookie = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
-    const row = { idHash: sha256(cookie), tokenId, csrf, createdAt: now, lastSeenAt: now, expiresAt: now + this.o.config.maxMs };
+    const row = {
+      idHash: sha256(cookie),
+      tokenId,
+      csrf,
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + this.o.config.maxMs,
+    };
     await this.ctx.change(actor, async (c) => {
       await c.tx.deleteExpiredSessions(c.now, c.now - this.o.config.idleMs);
       await c.tx.insertSession(row);
@@ -100,7 +107,12 @@ export class ConsoleSessions {
     const { s, token } = found;
     if (now >= s.expiresAt || now >= s.lastSeenAt + this.o.config.idleMs || !token || token.revokedAt !== null) {
       await this.ctx.store.write((tx) => tx.deleteSession(idHash));
-      throw unauthorized('session-ended', token && token.revokedAt === null ? 'the console session has expired: sign in again' : 'the administrator token of this session was revoked');
+      throw unauthorized(
+        'session-ended',
+        token && token.revokedAt === null
+          ? 'the console session has expired: sign in again'
+          : 'the administrator token of this session was revoked',
+      );
     }
     if (touch && now - s.lastSeenAt >= TOUCH_EVERY_MS) {
       await this.ctx.store.write((tx) => tx.touchSession(idHash, now));
@@ -113,12 +125,23 @@ export class ConsoleSessions {
    * A change made with a session must carry the session's CSRF token, and, when the browser says
    * where the request comes from, come from this authority's own origin.
    */
-  checkCsrf(s: Session, header: string | string[] | undefined, origin: string | undefined, host: string | undefined): void {
-    if (origin !== undefined && origin !== `https://${host}`) throw forbidden('cross-origin', `a change from another origin (${origin}) is refused`);
+  checkCsrf(
+    s: Session,
+    header: string | string[] | undefined,
+    origin: string | undefined,
+    host: string | undefined,
+  ): void {
+    if (origin !== undefined && origin !== `https://${host}`)
+      throw forbidden('cross-origin', `a change from another origin (${origin}) is refused`);
     const got = Buffer.from(typeof header === 'string' ? header : '');
     const want = Buffer.from(s.csrfToken);
-    if (got.length === 0) throw forbidden('csrf-token-required', `a change from the console needs the session's CSRF token in the ${CSRF_HEADER} header`);
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw forbidden('bad-csrf-token', 'the CSRF token does not belong to this session');
+    if (got.length === 0)
+      throw forbidden(
+        'csrf-token-required',
+        `a change from the console needs the session's CSRF token in the ${CSRF_HEADER} header`,
+      );
+    if (got.length !== want.length || !timingSafeEqual(got, want))
+      throw forbidden('bad-csrf-token', 'the CSRF token does not belong to this session');
   }
 
   async signOut(s: Session): Promise<void> {
@@ -134,8 +157,17 @@ export class ConsoleSessions {
     return this.ctx.store.write((tx) => tx.deleteExpiredSessions(now, now - this.o.config.idleMs));
   }
 
-  private view(actor: string, s: { csrf: string; createdAt: number; lastSeenAt: number; expiresAt: number }): SessionView {
-    return { actor, csrfToken: s.csrf, createdAt: s.createdAt, idleExpiresAt: Math.min(s.expiresAt, s.lastSeenAt + this.o.config.idleMs), expiresAt: s.expiresAt };
+  private view(
+    actor: string,
+    s: { csrf: string; createdAt: number; lastSeenAt: number; expiresAt: number },
+  ): SessionView {
+    return {
+      actor,
+      csrfToken: s.csrf,
+      createdAt: s.createdAt,
+      idleExpiresAt: Math.min(s.expiresAt, s.lastSeenAt + this.o.config.idleMs),
+      expiresAt: s.expiresAt,
+    };
   }
 
   private checkFailures(client: string, now: number): void {
@@ -150,6 +182,7 @@ export class ConsoleSessions {
     if (!f || now - f.since >= 60_000) this.failures.set(client, { count: 1, since: now });
     else f.count++;
     // Bounded: an attacker cycling addresses must not grow this without end.
-    if (this.failures.size > 10_000) for (const [k, v] of this.failures) if (now - v.since >= 60_000) this.failures.delete(k);
+    if (this.failures.size > 10_000)
+      for (const [k, v] of this.failures) if (now - v.since >= 60_000) this.failures.delete(k);
   }
 }

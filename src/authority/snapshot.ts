@@ -8,7 +8,13 @@ import type { AuthoritySnapshot, VpnKeyEpoch, VpnView } from '../core/types.js';
 import { importPrivateKey } from '../pki/keys.js';
 import { deliveryContext, openGroupKey } from './group-keys.js';
 import { checkName } from './validate.js';
-import { DELIVERY_FORMAT, type DeliveredEpoch, type DeliveredMember, type DeliveredVpn, type GatewayDelivery } from './wire.js';
+import {
+  DELIVERY_FORMAT,
+  type DeliveredEpoch,
+  type DeliveredMember,
+  type DeliveredVpn,
+  type GatewayDelivery,
+} from './wire.js';
 
 const MAX_VPNS = 100_000;
 const MAX_MEMBERS = 100_000;
@@ -71,8 +77,10 @@ function parseMember(v: unknown, where: string): Result<DeliveredMember> {
   if (!isObj(v)) return err('bad-delivery', `${where}: not an object`);
   const name = memberName(v.gateway);
   if (!name.ok) return err('bad-delivery', `${where}: ${name.error.message}`);
-  if (v.certificate !== undefined && !der(v.certificate)) return err('bad-delivery', `${where}: certificate must be base64 DER`);
-  if (v.permit !== undefined && (!isObj(v.permit) || !der(v.permit.der) || !time(v.permit.notAfter))) return err('bad-delivery', `${where}: permit must be { der: base64, notAfter: ms }`);
+  if (v.certificate !== undefined && !der(v.certificate))
+    return err('bad-delivery', `${where}: certificate must be base64 DER`);
+  if (v.permit !== undefined && (!isObj(v.permit) || !der(v.permit.der) || !time(v.permit.notAfter)))
+    return err('bad-delivery', `${where}: permit must be { der: base64, notAfter: ms }`);
   if (typeof v.address !== 'string' || !parseIp(v.address).ok) return err('bad-delivery', `${where}: bad address`);
   const p = prefixes(v.prefixes, where);
   if (!p.ok) return p;
@@ -94,7 +102,8 @@ function parseVpn(v: unknown, where: string): Result<DeliveredVpn> {
   const name = checkName('VPN', v.name);
   if (!name.ok) return err('bad-delivery', `${where}: ${name.error.message}`);
   if (v.mode !== 'group' && v.mode !== 'pairwise') return err('bad-delivery', `${where}: bad mode`);
-  if (!Array.isArray(v.epochs) || !Array.isArray(v.members) || v.members.length > MAX_MEMBERS) return err('bad-delivery', `${where}: epochs and members must be arrays`);
+  if (!Array.isArray(v.epochs) || !Array.isArray(v.members) || v.members.length > MAX_MEMBERS)
+    return err('bad-delivery', `${where}: epochs and members must be arrays`);
   const epochs: DeliveredEpoch[] = [];
   for (const [i, e] of v.epochs.entries()) {
     const r = parseEpoch(e, `${where}.epochs[${i}]`);
@@ -128,8 +137,17 @@ export function parseDelivery(v: unknown): Result<GatewayDelivery> {
     if (!r.ok) return r;
     vpns.push(r.value);
   }
-  if (v.attributeAuthority !== undefined && !der(v.attributeAuthority)) return err('bad-delivery', 'delivery: attributeAuthority must be base64 DER');
-  const d: GatewayDelivery = { format: DELIVERY_FORMAT, authority: authority.value, gateway: gateway.value, version: v.version, issuedAt: v.issuedAt, protectedPrefixes: pp.value, vpns };
+  if (v.attributeAuthority !== undefined && !der(v.attributeAuthority))
+    return err('bad-delivery', 'delivery: attributeAuthority must be base64 DER');
+  const d: GatewayDelivery = {
+    format: DELIVERY_FORMAT,
+    authority: authority.value,
+    gateway: gateway.value,
+    version: v.version,
+    issuedAt: v.issuedAt,
+    protectedPrefixes: pp.value,
+    vpns,
+  };
   if (typeof v.attributeAuthority === 'string') d.attributeAuthority = v.attributeAuthority;
   return ok(d);
 }
@@ -152,12 +170,20 @@ export interface OpenOptions {
  * returns the core's AuthoritySnapshot. Throws on a malformed delivery, one addressed to another
  * gateway or authority, or a key that does not open.
  */
-export async function openDelivery(delivery: unknown, privateKey: string | CryptoKey, expect: OpenOptions): Promise<AuthoritySnapshot> {
+export async function openDelivery(
+  delivery: unknown,
+  privateKey: string | CryptoKey,
+  expect: OpenOptions,
+): Promise<AuthoritySnapshot> {
   const parsed = parseDelivery(delivery);
   if (!parsed.ok) throw new Error(parsed.error.message);
   const d = parsed.value;
-  if (d.gateway !== expect.gateway) throw new Error(`the delivery is for gateway ${JSON.stringify(d.gateway)}, not ${JSON.stringify(expect.gateway)}`);
-  if (expect.authority !== undefined && d.authority !== expect.authority) throw new Error(`the delivery comes from authority ${JSON.stringify(d.authority)}, not ${JSON.stringify(expect.authority)}`);
+  if (d.gateway !== expect.gateway)
+    throw new Error(`the delivery is for gateway ${JSON.stringify(d.gateway)}, not ${JSON.stringify(expect.gateway)}`);
+  if (expect.authority !== undefined && d.authority !== expect.authority)
+    throw new Error(
+      `the delivery comes from authority ${JSON.stringify(d.authority)}, not ${JSON.stringify(expect.authority)}`,
+    );
   const key = typeof privateKey === 'string' ? await importPrivateKey(privateKey, 'ecdh') : privateKey;
   const vpns: VpnView[] = [];
   const opened = new Map<string, Uint8Array>();
@@ -188,7 +214,9 @@ export async function openDelivery(delivery: unknown, privateKey: string | Crypt
         prefixes: m.prefixes.map((p) => Prefix.from(p)),
         spis: m.spis,
         ...(m.certificate ? { certificate: new Uint8Array(Buffer.from(m.certificate, 'base64')) } : {}),
-        ...(m.permit ? { permit: new Uint8Array(Buffer.from(m.permit.der, 'base64')), permitNotAfter: m.permit.notAfter } : {}),
+        ...(m.permit
+          ? { permit: new Uint8Array(Buffer.from(m.permit.der, 'base64')), permitNotAfter: m.permit.notAfter }
+          : {}),
       })),
     });
   }
@@ -196,7 +224,11 @@ export async function openDelivery(delivery: unknown, privateKey: string | Crypt
     expect.opened.clear();
     for (const [id, k] of opened) expect.opened.set(id, k);
   }
-  const snapshot: AuthoritySnapshot = { version: d.version, protectedPrefixes: d.protectedPrefixes.map((p) => Prefix.from(p)), vpns };
+  const snapshot: AuthoritySnapshot = {
+    version: d.version,
+    protectedPrefixes: d.protectedPrefixes.map((p) => Prefix.from(p)),
+    vpns,
+  };
   if (d.attributeAuthority) snapshot.attributeAuthority = new Uint8Array(Buffer.from(d.attributeAuthority, 'base64'));
   return snapshot;
 }

@@ -42,16 +42,25 @@ export function checkName(kind: string, name: unknown): Result<string> {
   if (typeof name !== 'string') return err('bad-name', `${kind} name must be a string`);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes === 0) return err('bad-name', `${kind} name must not be empty`);
-  if (bytes > MAX_NAME_BYTES) return err('bad-name', `${kind} name ${JSON.stringify(name)} is ${bytes} bytes of UTF-8; at most ${MAX_NAME_BYTES} are allowed`);
-  if (!isWellFormed(name)) return err('bad-name', `${kind} name contains an unpaired UTF-16 surrogate (not valid UTF-8)`);
+  if (bytes > MAX_NAME_BYTES)
+    return err(
+      'bad-name',
+      `${kind} name ${JSON.stringify(name)} is ${bytes} bytes of UTF-8; at most ${MAX_NAME_BYTES} are allowed`,
+    );
+  if (!isWellFormed(name))
+    return err('bad-name', `${kind} name contains an unpaired UTF-16 surrogate (not valid UTF-8)`);
   for (const [re, what] of INVISIBLE) {
     const m = re.exec(name);
     if (m) {
       const cp = m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-      return err('bad-name', `${kind} name ${JSON.stringify(name)} contains ${what} U+${cp}; names may hold only characters that show`);
+      return err(
+        'bad-name',
+        `${kind} name ${JSON.stringify(name)} contains ${what} U+${cp}; names may hold only characters that show`,
+      );
     }
   }
-  if (/^\s|\s$/u.test(name)) return err('bad-name', `${kind} name ${JSON.stringify(name)} begins or ends with white space`);
+  if (/^\s|\s$/u.test(name))
+    return err('bad-name', `${kind} name ${JSON.stringify(name)} begins or ends with white space`);
   return ok(name);
 }
 
@@ -106,7 +115,10 @@ export function checkAddress(text: unknown): Result<Ip> {
   }
   if (V4_MAPPED.contains(v)) {
     const v4 = ipFromBytes(ipToBytes(v), 12, 4);
-    return err('bad-address', `gateway address ${text.trim()} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`);
+    return err(
+      'bad-address',
+      `gateway address ${text.trim()} is an IPv4-mapped IPv6 address; give the IPv4 address ${v4}`,
+    );
   }
   if (LINK_LOCAL6.contains(v)) {
     const why = 'other gateways cannot reach it; give a global or unique-local address';
@@ -121,7 +133,8 @@ export function checkAddress(text: unknown): Result<Ip> {
  * uses this alone, so that one stored before a rule below existed can still be removed.
  */
 export function parsePrefixes(list: readonly unknown[]): Result<Prefix[]> {
-  if (list.length > MAX_PREFIXES_PER_MEMBERSHIP) return err('too-many-prefixes', `at most ${MAX_PREFIXES_PER_MEMBERSHIP} prefixes per membership`);
+  if (list.length > MAX_PREFIXES_PER_MEMBERSHIP)
+    return err('too-many-prefixes', `at most ${MAX_PREFIXES_PER_MEMBERSHIP} prefixes per membership`);
   const out: Prefix[] = [];
   for (const item of list) {
     if (typeof item !== 'string') return err('bad-cidr', `prefix must be a string, got ${JSON.stringify(item)}`);
@@ -144,7 +157,8 @@ export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
       const why = `which no IPv6 packet carries; give the IPv4 prefix ${unmapped(v)}`;
       return err('bad-cidr', `${v} is an IPv4-mapped IPv6 prefix (::ffff:0:0/96), ${why}`);
     }
-    if (inside(LINK_LOCAL6, v)) return err('bad-cidr', `${v} is link-local (fe80::/10): such traffic never enters a VPN`);
+    if (inside(LINK_LOCAL6, v))
+      return err('bad-cidr', `${v} is link-local (fe80::/10): such traffic never enters a VPN`);
     if (inside(MULTICAST6, v)) return err('bad-cidr', `${v} is multicast (ff00::/8): such traffic never enters a VPN`);
   }
   return parsed;
@@ -155,7 +169,12 @@ export function checkPrefixes(list: readonly unknown[]): Result<Prefix[]> {
  * current memberships are `members` (gateway -> prefixes). Returns the prefixes that are new
  * (duplicates of what the membership already has are dropped), or the first violation.
  */
-export function checkMembershipAdd(vpn: string, members: ReadonlyMap<string, readonly Prefix[]>, gateway: string, add: readonly Prefix[]): Result<Prefix[]> {
+export function checkMembershipAdd(
+  vpn: string,
+  members: ReadonlyMap<string, readonly Prefix[]>,
+  gateway: string,
+  add: readonly Prefix[],
+): Result<Prefix[]> {
   for (let i = 0; i < add.length; i++) {
     for (let j = i + 1; j < add.length; j++) {
       if (add[i].overlaps(add[j])) {
@@ -170,7 +189,10 @@ export function checkMembershipAdd(vpn: string, members: ReadonlyMap<string, rea
     if (own.some((q) => q.equals(p))) continue;
     const inside = own.find((q) => q.overlaps(p));
     if (inside) {
-      return err('overlapping-prefixes', `${p} overlaps ${inside}, which ${gateway} already puts into VPN ${vpn}: the prefixes of one membership must be disjoint`);
+      return err(
+        'overlapping-prefixes',
+        `${p} overlaps ${inside}, which ${gateway} already puts into VPN ${vpn}: the prefixes of one membership must be disjoint`,
+      );
     }
     for (const [other, prefixes] of members) {
       if (other === gateway) continue;
@@ -204,7 +226,7 @@ export function compactPrefixes(prefixes: readonly Prefix[]): Prefix[] {
   }
   const set = new Map(kept.map((p) => [p.toString(), p]));
   // Merge sibling pairs bottom-up until nothing merges.
-  for (let merged = true; merged; ) {
+  for (let merged = true; merged;) {
     merged = false;
     for (const p of [...set.values()].sort((a, b) => b.length - a.length)) {
       if (p.length === 0 || !set.has(p.toString())) continue;
@@ -243,6 +265,12 @@ export function parseDuration(text: string): Result<number> {
 
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0';
-  for (const [u, f] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % f === 0) return `${ms / f}${u}`;
+  for (const [u, f] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms % f === 0) return `${ms / f}${u}`;
   return `${ms}ms`;
 }

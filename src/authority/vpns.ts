@@ -53,10 +53,14 @@ export class Vpns {
     if (p.id !== undefined) must(checkVpnId(p.id));
     const period = p.rotationPeriodMs ?? this.o.defaultRotationPeriodMs;
     if (!Number.isSafeInteger(period) || (period !== 0 && period < MIN_ROTATION_PERIOD_MS)) {
-      throw badRequest('bad-rotation-period', `rotation period must be 0 (rotate only on demand) or at least ${MIN_ROTATION_PERIOD_MS} ms, got ${period}`);
+      throw badRequest(
+        'bad-rotation-period',
+        `rotation period must be 0 (rotate only on demand) or at least ${MIN_ROTATION_PERIOD_MS} ms, got ${period}`,
+      );
     }
     await this.ctx.change(actor, async (c) => {
-      if (await c.tx.getVpnByName(name)) throw conflict('vpn-exists', `a VPN named ${JSON.stringify(name)} already exists`);
+      if (await c.tx.getVpnByName(name))
+        throw conflict('vpn-exists', `a VPN named ${JSON.stringify(name)} already exists`);
       let id = p.id;
       if (id !== undefined) {
         const other = await c.tx.getVpnById(id);
@@ -92,7 +96,8 @@ export class Vpns {
     return this.ctx.store.read(async (tx) => {
       const members = await tx.listMemberPrefixes({});
       const out: VpnInfo[] = [];
-      for (const v of await tx.listVpns()) out.push(vpnInfo(v, new Set(members.filter((m) => m.vpnId === v.id).map((m) => m.gateway)).size));
+      for (const v of await tx.listVpns())
+        out.push(vpnInfo(v, new Set(members.filter((m) => m.vpnId === v.id).map((m) => m.gateway)).size));
       return out;
     });
   }
@@ -117,14 +122,21 @@ export class Vpns {
       const v = await vpnOrThrow(c.tx, name);
       const { prefixes, gateways } = await membersOf(c.tx, v.id);
       if (prefixes.size && !force) {
-        throw conflict('vpn-has-members', `VPN ${name} still has ${prefixes.size} member(s) (${[...prefixes.keys()].join(', ')}); remove them first or delete with force`);
+        throw conflict(
+          'vpn-has-members',
+          `VPN ${name} still has ${prefixes.size} member(s) (${[...prefixes.keys()].join(', ')}); remove them first or delete with force`,
+        );
       }
       const allPrefixes = [...new Set([...prefixes.values()].flat().map(String))];
       await c.tx.deleteVpn(v.id);
       this.o.delivery.forget(v.id);
       await this.o.directory.note(c, allPrefixes, false);
       c.touch(activeKeys(gateways).map((g) => g.name));
-      c.audit('vpn.delete', { vpn: v, scope: prefixes.size ? 'all' : 'none', detail: { members: [...prefixes.keys()] } });
+      c.audit('vpn.delete', {
+        vpn: v,
+        scope: prefixes.size ? 'all' : 'none',
+        detail: { members: [...prefixes.keys()] },
+      });
     });
   }
 
@@ -137,10 +149,19 @@ export class Vpns {
    * overlap rule), or removes the whole membership (`removeAll`, or when no prefix is left). A
    * member that leaves makes its VPN rotate at once.
    */
-  async updateMembership(actor: string, vpnName: string, gatewayName: string, p: MembershipChange): Promise<MemberInfo | null> {
+  async updateMembership(
+    actor: string,
+    vpnName: string,
+    gatewayName: string,
+    p: MembershipChange,
+  ): Promise<MemberInfo | null> {
     const add = must(checkPrefixes(p.add ?? [])).map(String);
     const remove = must(parsePrefixes(p.remove ?? [])).map(String);
-    if (p.create && add.length === 0) throw badRequest('no-prefixes', 'a membership needs at least one prefix (the terminals the gateway puts into the VPN)');
+    if (p.create && add.length === 0)
+      throw badRequest(
+        'no-prefixes',
+        'a membership needs at least one prefix (the terminals the gateway puts into the VPN)',
+      );
     return this.ctx.change(actor, async (c) => {
       const v = await vpnOrThrow(c.tx, vpnName);
       const g = await gatewayOrThrow(c.tx, gatewayName);
@@ -148,11 +169,19 @@ export class Vpns {
       const current = (prefixes.get(g.name) ?? []).map(String);
       const wasMember = current.length > 0;
       if (!wasMember && !p.create) throw notFound('not-member', `gateway ${g.name} is not a member of VPN ${v.name}`);
-      for (const r of remove) if (!current.includes(r)) throw notFound('unknown-prefix', `${r} is not in ${g.name}'s membership of VPN ${v.name} (it has ${current.join(', ')})`);
+      for (const r of remove)
+        if (!current.includes(r))
+          throw notFound(
+            'unknown-prefix',
+            `${r} is not in ${g.name}'s membership of VPN ${v.name} (it has ${current.join(', ')})`,
+          );
       const removed = p.removeAll ? current : remove;
       const kept = current.filter((x) => !removed.includes(x));
       const others = new Map(prefixes);
-      others.set(g.name, kept.map((x) => Prefix.from(x)));
+      others.set(
+        g.name,
+        kept.map((x) => Prefix.from(x)),
+      );
       const fresh = must(
         checkMembershipAdd(
           v.name,
@@ -163,9 +192,19 @@ export class Vpns {
         409,
       ).map(String);
       const after = [...kept, ...fresh];
-      if (removed.length === 0 && fresh.length === 0) throw new Unchanged(memberInfo(v, g, current.map((x) => Prefix.from(x))));
+      if (removed.length === 0 && fresh.length === 0)
+        throw new Unchanged(
+          memberInfo(
+            v,
+            g,
+            current.map((x) => Prefix.from(x)),
+          ),
+        );
       if (removed.length) await c.tx.deleteMemberPrefixes(v.id, g.name, removed);
-      if (fresh.length) await c.tx.insertMemberPrefixes(fresh.map((prefix) => ({ vpnId: v.id, gateway: g.name, prefix, addedAt: c.now })));
+      if (fresh.length)
+        await c.tx.insertMemberPrefixes(
+          fresh.map((prefix) => ({ vpnId: v.id, gateway: g.name, prefix, addedAt: c.now })),
+        );
       await this.o.directory.note(c, removed, false);
       await this.o.directory.note(c, fresh, true);
       c.vpnsChanged.add(v.id);
@@ -185,7 +224,13 @@ export class Vpns {
       if (!wasMember) {
         c.audit('member.add', { vpn: v, gateway: g.name, scope: 'vpn', detail: { prefixes: fresh } });
         if (active && v.mode === 'group' && g.publicKey) {
-          await this.o.epochs.provision(c, v, await this.o.epochs.liveKeys(c.tx, v.id, c.now), [{ name: g.name, publicKey: g.publicKey }], true);
+          await this.o.epochs.provision(
+            c,
+            v,
+            await this.o.epochs.liveKeys(c.tx, v.id, c.now),
+            [{ name: g.name, publicKey: g.publicKey }],
+            true,
+          );
         }
       } else {
         c.audit('member.update', { vpn: v, gateway: g.name, scope: 'vpn', detail: { added: fresh, removed } });

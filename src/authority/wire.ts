@@ -307,10 +307,31 @@ export interface GatewayStatusView {
 
 /** GET /v1/federation: peer authorities, shared VPNs with their foreign members, permits. */
 export interface FederationView {
-  peers: { name: string; url: string; addedAt: number; lastSyncAt: number | null; lastError: string | null; rootFingerprint: string }[];
-  shares: { vpn: string; vpnId: number; peer: string; foreignMembers: { gateway: string; address: string; prefixes: string[] }[]; permitsIn: number; permitsOut: number }[];
+  peers: {
+    name: string;
+    url: string;
+    addedAt: number;
+    lastSyncAt: number | null;
+    lastError: string | null;
+    rootFingerprint: string;
+  }[];
+  shares: {
+    vpn: string;
+    vpnId: number;
+    peer: string;
+    foreignMembers: { gateway: string; address: string; prefixes: string[] }[];
+    permitsIn: number;
+    permitsOut: number;
+  }[];
   /** Every permit: issued to a peer's gateway ('out'), received for ours ('in'), or local; with its end. */
-  permits: { vpn: string; vpnId: number; peer: string; holder: string; direction: 'in' | 'out' | 'local'; notAfter: number }[];
+  permits: {
+    vpn: string;
+    vpnId: number;
+    peer: string;
+    holder: string;
+    direction: 'in' | 'out' | 'local';
+    notAfter: number;
+  }[];
   /** How long this authority's permits are valid; they are renewed when a third of it is left. */
   permitValidityMs: number;
 }

@@ -77,7 +77,7 @@ export function ipFromBytes(buf: Uint8Array, off: number, family: IpFamily): Ip 
 export function longestZeroRun(g: ArrayLike<number>): [number, number] {
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -119,7 +119,8 @@ export class Prefix {
     const family = ipFamily(ip.value);
     const max = family === 4 ? 32 : 128;
     const n = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
-    if (!Number.isInteger(n) || n < 0 || n > max) return err('bad-cidr', `bad prefix length in ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < 0 || n > max)
+      return err('bad-cidr', `bad prefix length in ${JSON.stringify(text)}`);
     const bytes = ipToBytes(ip.value);
     for (let bit = n; bit < max; bit++) {
       if (bytes[bit >> 3] & (0x80 >> (bit & 7))) {

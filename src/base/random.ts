@@ -28,7 +28,8 @@ const SEEDED_LABEL = 'kasane seeded random v1\0';
  * the stream consecutively: r(3) followed by r(5) returns the same bytes as one r(8).
  */
 export function seededRandom(seed: number | string): RandomSource {
-  if (typeof seed !== 'number' && typeof seed !== 'string') throw new TypeError('seededRandom: seed must be a number or string');
+  if (typeof seed !== 'number' && typeof seed !== 'string')
+    throw new TypeError('seededRandom: seed must be a number or string');
   const prefix = Buffer.from(SEEDED_LABEL + (typeof seed === 'number' ? `n:${String(seed)}` : `s:${seed}`), 'utf8');
   const ctr = Buffer.alloc(8);
   let counter = 0n;

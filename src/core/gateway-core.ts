@@ -214,9 +214,17 @@ export class GatewayCore implements CoreContext {
       for (const e of [...this.table.values()]) {
         if (this.stillValid(e)) continue;
         this.remove(e.local, e.remote);
-        this.trace({ event: 'path-revoked', kind: 'data', detail: { local: e.local, remote: e.remote, vpnId: e.vpnId, peer: e.peer } });
+        this.trace({
+          event: 'path-revoked',
+          kind: 'data',
+          detail: { local: e.local, remote: e.remote, vpnId: e.vpnId, peer: e.peer },
+        });
       }
-      this.trace({ event: 'snapshot', kind: 'config', detail: { version: snapshot.version, vpns: this.ring.vpnIds() } });
+      this.trace({
+        event: 'snapshot',
+        kind: 'config',
+        detail: { version: snapshot.version, vpns: this.ring.vpnIds() },
+      });
     });
   }
 
@@ -233,7 +241,11 @@ export class GatewayCore implements CoreContext {
       const waiting = this.awaitingIke.get(k) ?? new Set<string>();
       this.awaitingIke.delete(k);
       this.count('ike.child-up');
-      this.trace({ event: 'child-sa-up', kind: 'ike', detail: { peer, vpnId, spi: outboundSpi, waiting: waiting.size } });
+      this.trace({
+        event: 'child-sa-up',
+        kind: 'ike',
+        detail: { peer, vpnId, spi: outboundSpi, waiting: waiting.size },
+      });
       for (const e of [...this.table.values()]) {
         const onIt = e.action === 'encrypt' && e.peer === peer && e.vpnId === vpnId;
         if (!onIt && !waiting.has(pathKey(e.local, e.remote))) continue;
@@ -254,7 +266,8 @@ export class GatewayCore implements CoreContext {
       this.childSas.delete(k);
       this.count(`ike.child-down.${reason}`);
       this.trace({ event: 'child-sa-down', kind: 'ike', detail: { peer, vpnId, reason } });
-      for (const e of [...this.table.values()]) if (e.action === 'encrypt' && e.peer === peer && e.vpnId === vpnId) this.remove(e.local, e.remote);
+      for (const e of [...this.table.values()])
+        if (e.action === 'encrypt' && e.peer === peer && e.vpnId === vpnId) this.remove(e.local, e.remote);
       this.failWaiting(peer, vpnId, reason, now);
     });
   }
@@ -285,7 +298,12 @@ export class GatewayCore implements CoreContext {
 
   /** The sending SAs in use: VPN, epoch, SPI and the next sequence number. */
   sendingSas(): { vpnId: VpnId; epoch: number; spi: Spi; nextSeq: bigint }[] {
-    return [...this.installedTx].map(([vpnId, spi]) => ({ vpnId, spi, epoch: this.txEpochs.get(vpnId)!, nextSeq: this.executor.txNextSeq(vpnId) ?? 0n }));
+    return [...this.installedTx].map(([vpnId, spi]) => ({
+      vpnId,
+      spi,
+      epoch: this.txEpochs.get(vpnId)!,
+      nextSeq: this.executor.txNextSeq(vpnId) ?? 0n,
+    }));
   }
 
   sendingSeq(vpnId: VpnId, epoch: number, now: number): bigint {
@@ -333,7 +351,13 @@ export class GatewayCore implements CoreContext {
   }
 
   install(entry: KeyTableEntry, now: number): void {
-    if (entry.action === 'encrypt' && entry.childSpi === undefined && entry.peer !== undefined && entry.vpnId !== undefined && this.ring.vpn(entry.vpnId)?.mode === 'pairwise') {
+    if (
+      entry.action === 'encrypt' &&
+      entry.childSpi === undefined &&
+      entry.peer !== undefined &&
+      entry.vpnId !== undefined &&
+      this.ring.vpn(entry.vpnId)?.mode === 'pairwise'
+    ) {
       const spi = this.childSas.get(childKey(entry.peer, entry.vpnId));
       // No Child SA with that peer yet: hold the path and its packets until IKE has made one.
       if (spi === undefined) return this.awaitIke(entry, now);
@@ -352,11 +376,20 @@ export class GatewayCore implements CoreContext {
     // A settled path: stop our own search if one runs (simultaneous searches converge), then flush.
     if (this.originator.cancel(entry.local, entry.remote)) {
       this.count('search.converged');
-      this.trace({ event: 'search-converged', kind: 'data', detail: { local: entry.local, remote: entry.remote, txid: entry.txid } });
+      this.trace({
+        event: 'search-converged',
+        kind: 'data',
+        detail: { local: entry.local, remote: entry.remote, txid: entry.txid },
+      });
     }
     const buffered = this.pending.take(pathKey(entry.local, entry.remote));
     if (buffered.length === 0) return;
-    this.trace({ event: 'flush', kind: 'data', step: 11, detail: { local: entry.local, remote: entry.remote, packets: buffered.length, action: entry.action } });
+    this.trace({
+      event: 'flush',
+      kind: 'data',
+      step: 11,
+      detail: { local: entry.local, remote: entry.remote, packets: buffered.length, action: entry.action },
+    });
     for (const p of buffered) {
       // Buffered packets were punted once already (miss or pending): their punt is counted.
       const punt = this.execute('inside', p, now, true);
@@ -382,7 +415,11 @@ export class GatewayCore implements CoreContext {
       this.timers.set({ kind: 'ike', peer: entry.peer!, vpnId: entry.vpnId! }, now + this.config.timers.ikeTimeout);
       this.count('ike.requested');
       this.out.push({ type: 'ike-request', peer: entry.peer!, vpnId: entry.vpnId!, address });
-      this.trace({ event: 'ike-request', kind: 'ike', detail: { peer: entry.peer, vpnId: entry.vpnId, address, local: entry.local, remote: entry.remote } });
+      this.trace({
+        event: 'ike-request',
+        kind: 'ike',
+        detail: { peer: entry.peer, vpnId: entry.vpnId, address, local: entry.local, remote: entry.remote },
+      });
     }
     waiting.add(pathKey(entry.local, entry.remote));
   }
@@ -407,8 +444,7 @@ export class GatewayCore implements CoreContext {
     if (v.kind === 'forward') {
       this.emit(v.bytes, v.note, packet);
       for (const more of v.more ?? []) this.emit(more, v.note, packet);
-    }
-    else if (v.kind === 'drop') this.drop(v.reason, packet);
+    } else if (v.kind === 'drop') this.drop(v.reason, packet);
     else return v.reason;
     return undefined;
   }
@@ -417,10 +453,14 @@ export class GatewayCore implements CoreContext {
     // Only about ESP we sent, recently: our current sending SA for the path's VPN, and a sequence
     // number among the last we used. Anything else could shrink a path for nothing.
     const e = this.table.get(f.local, f.remote);
-    const tx = e?.action === 'encrypt' && e.childSpi === undefined && e.vpnId !== undefined ? this.ring.txSa(e.vpnId, now) : undefined;
+    const tx =
+      e?.action === 'encrypt' && e.childSpi === undefined && e.vpnId !== undefined
+        ? this.ring.txSa(e.vpnId, now)
+        : undefined;
     const next = tx ? this.executor.txNextSeq(e!.vpnId!) : undefined;
     const age = next !== undefined ? (Number(next & 0xffffffffn) - f.seqLow) >>> 0 : 0;
-    if (!e || !tx || tx.spi !== f.spi || age === 0 || age > PMTU_SEQ_WINDOW) return this.drop('pmtu-unverified', packet);
+    if (!e || !tx || tx.spi !== f.spi || age === 0 || age > PMTU_SEQ_WINDOW)
+      return this.drop('pmtu-unverified', packet);
     this.count('pmtu.icmp');
     const mtu = Math.max(ipFamily(f.local) === 6 ? IPV6_MIN_MTU : PMTU_MIN, f.mtu);
     if (mtu >= (e.mtu ?? this.config.pathMtu)) return;
@@ -428,7 +468,11 @@ export class GatewayCore implements CoreContext {
     this.learnedMtu.set(key, mtu);
     this.timers.set({ kind: 'pmtu', path: key }, now + this.config.timers.pathMtuTimeout);
     this.count('pmtu.learned');
-    this.trace({ event: 'pmtu-learned', kind: 'data', detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } } });
+    this.trace({
+      event: 'pmtu-learned',
+      kind: 'data',
+      detail: { peer: e.peer, mtu, about: { local: f.local, remote: f.remote } },
+    });
     this.refreshMtu((x) => pmtuKey(x) === key);
   }
 
@@ -462,7 +506,8 @@ export class GatewayCore implements CoreContext {
   private onSearch(from: Side, bytes: Uint8Array, now: number): void {
     const p = parseSearchPacket(bytes);
     if (!p.ok) return this.drop(`search-malformed`, bytes);
-    if (p.value.icmpType === 0 && this.originator.owns(p.value.msg)) return this.originator.onReply(p.value, from, bytes, now);
+    if (p.value.icmpType === 0 && this.originator.owns(p.value.msg))
+      return this.originator.onReply(p.value, from, bytes, now);
     if (p.value.icmpType === 8) return this.relay.onRequest(p.value, from, bytes, now);
     this.relay.onReply(p.value, bytes, now);
   }
@@ -473,7 +518,8 @@ export class GatewayCore implements CoreContext {
    */
   private pathLimit(e: KeyTableEntry): number {
     const base = this.config.pathMtu - (e.mtuReserve ?? 0);
-    const learned = e.childSpi !== undefined && !e.mtuReserve ? this.tunnelMtu.get(e.peer!) : this.learnedMtu.get(pmtuKey(e));
+    const learned =
+      e.childSpi !== undefined && !e.mtuReserve ? this.tunnelMtu.get(e.peer!) : this.learnedMtu.get(pmtuKey(e));
     return learned === undefined ? base : Math.min(base, learned);
   }
 
@@ -504,7 +550,11 @@ export class GatewayCore implements CoreContext {
       if (!why) continue;
       this.remove(e.local, e.remote);
       this.count(`table.aged.${why}`);
-      this.trace({ event: 'age-out', kind: 'data', detail: { local: e.local, remote: e.remote, action: e.action, why } });
+      this.trace({
+        event: 'age-out',
+        kind: 'data',
+        detail: { local: e.local, remote: e.remote, action: e.action, why },
+      });
     }
   }
 
@@ -562,7 +612,15 @@ const SWEEP: CoreTimer = { kind: 'sweep' };
 const EPOCH: CoreTimer = { kind: 'epoch' };
 /** The executor's rule for a key-table entry. */
 function ruleOf(e: KeyTableEntry): PathRule {
-  return { local: e.local, remote: e.remote, action: e.action, vpnId: e.vpnId, peer: e.peer, mtu: e.mtu, ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}) };
+  return {
+    local: e.local,
+    remote: e.remote,
+    action: e.action,
+    vpnId: e.vpnId,
+    peer: e.peer,
+    mtu: e.mtu,
+    ...(e.childSpi !== undefined ? { tunnel: { spi: e.childSpi } } : {}),
+  };
 }
 
 /**

@@ -93,7 +93,8 @@ export class KeyRing {
     const v = this.vpns.get(vpnId);
     if (!v) return undefined;
     let best: Epoch | undefined;
-    for (const e of v.epochs) if (e.activeFrom <= now && e.expiresAt > now && (best === undefined || e.epoch > best)) best = e.epoch;
+    for (const e of v.epochs)
+      if (e.activeFrom <= now && e.expiresAt > now && (best === undefined || e.epoch > best)) best = e.epoch;
     return best;
   }
 

@@ -108,10 +108,22 @@ export class ReceiveFloors {
         const rx = sender === undefined ? undefined : ctx.ring.rxSaOf(c.vpnId, sender, c.epoch);
         if (!rx || !this.waiting.has(rx.spi)) continue;
         // Verified: we hold this VPN and epoch, so checkClaims checked the proof over c.seq.
-        ctx.executor.installRxSa({ spi: rx.spi, vpnId: rx.vpnId, epoch: rx.epoch, sender: rx.sender, key: rx.key, salt: rx.salt, floor: c.seq });
+        ctx.executor.installRxSa({
+          spi: rx.spi,
+          vpnId: rx.vpnId,
+          epoch: rx.epoch,
+          sender: rx.sender,
+          key: rx.key,
+          salt: rx.salt,
+          floor: c.seq,
+        });
         this.release(rx.spi);
         ctx.count('rx-floor.learned');
-        ctx.trace({ event: 'floor-learned', kind: 'data', detail: { spi: rx.spi, vpnId: rx.vpnId, epoch: rx.epoch, sender: rx.sender, floor: c.seq.toString() } });
+        ctx.trace({
+          event: 'floor-learned',
+          kind: 'data',
+          detail: { spi: rx.spi, vpnId: rx.vpnId, epoch: rx.epoch, sender: rx.sender, floor: c.seq.toString() },
+        });
       }
     });
   }

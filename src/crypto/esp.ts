@@ -57,7 +57,8 @@ function padLength(payloadLength: number): number {
 
 /** Exact growth of an IP payload of `payloadLength` bytes when sealed: 34..37. */
 export function espOverhead(payloadLength: number): number {
-  if (!Number.isSafeInteger(payloadLength) || payloadLength < 0) throw new TypeError(`espOverhead: bad length ${payloadLength}`);
+  if (!Number.isSafeInteger(payloadLength) || payloadLength < 0)
+    throw new TypeError(`espOverhead: bad length ${payloadLength}`);
   return ESP_HEADER_LENGTH + padLength(payloadLength) + 2 + ESP_ICV_LENGTH;
 }
 
@@ -76,19 +77,29 @@ function nonceOf(salt: Uint8Array, iv: Uint8Array): Uint8Array {
 }
 
 function checkSealSa(sa: EspSealSa): void {
-  if (!Number.isInteger(sa.spi) || sa.spi < 0 || sa.spi >= U32) throw new TypeError(`esp: SPI must be a u32, got ${sa.spi}`);
+  if (!Number.isInteger(sa.spi) || sa.spi < 0 || sa.spi >= U32)
+    throw new TypeError(`esp: SPI must be a u32, got ${sa.spi}`);
   if (!(sa.key instanceof Uint8Array) || sa.key.length !== 32) throw new TypeError('esp: key must be 32 bytes');
   if (!(sa.salt instanceof Uint8Array) || sa.salt.length !== 4) throw new TypeError('esp: salt must be 4 bytes');
 }
 
 function checkSealArgs(seq: bigint, nextHeader: number, payload: Uint8Array): void {
-  if (typeof seq !== 'bigint' || seq < 1n || seq > SEQ_MAX) throw new TypeError(`esp: sequence number must be in 1..2^64-1, got ${String(seq)}`);
-  if (!Number.isInteger(nextHeader) || nextHeader < 0 || nextHeader > 255) throw new TypeError(`esp: bad next header ${nextHeader}`);
+  if (typeof seq !== 'bigint' || seq < 1n || seq > SEQ_MAX)
+    throw new TypeError(`esp: sequence number must be in 1..2^64-1, got ${String(seq)}`);
+  if (!Number.isInteger(nextHeader) || nextHeader < 0 || nextHeader > 255)
+    throw new TypeError(`esp: bad next header ${nextHeader}`);
   if (!(payload instanceof Uint8Array)) throw new TypeError('esp: payload must be bytes');
 }
 
 /** The shared sealing step; header fields, IV and AAD are the caller's. */
-function sealCore(sa: EspSealSa, seqLow: number, iv: Uint8Array, aad: Uint8Array, nextHeader: number, payload: Uint8Array): Uint8Array {
+function sealCore(
+  sa: EspSealSa,
+  seqLow: number,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  nextHeader: number,
+  payload: Uint8Array,
+): Uint8Array {
   const pad = padLength(payload.length);
   const ctLength = payload.length + pad + 2;
   const out = new Uint8Array(ESP_HEADER_LENGTH + ctLength + ESP_ICV_LENGTH);
@@ -129,7 +140,14 @@ export type EspAadForm = 'esn' | 'seq32';
  * the nonce argument of kdf.ts). Seals with an arbitrary 8-byte IV; the header carries the low 32
  * bits of `seq`; AAD is SPI || seq high || seq low ('esn') or SPI || seq ('seq32', seq < 2^32).
  */
-export function espSealWithIv(sa: EspSealSa, seq: bigint, iv: Uint8Array, nextHeader: number, payload: Uint8Array, aadForm: EspAadForm = 'esn'): Uint8Array {
+export function espSealWithIv(
+  sa: EspSealSa,
+  seq: bigint,
+  iv: Uint8Array,
+  nextHeader: number,
+  payload: Uint8Array,
+  aadForm: EspAadForm = 'esn',
+): Uint8Array {
   checkSealSa(sa);
   checkSealArgs(seq, nextHeader, payload);
   if (!(iv instanceof Uint8Array) || iv.length !== 8) throw new TypeError('esp: IV must be 8 bytes');
@@ -143,8 +161,10 @@ export function espSealWithIv(sa: EspSealSa, seq: bigint, iv: Uint8Array, nextHe
 
 function lengthError(esp: Uint8Array): { ok: false; error: WireError } | undefined {
   if (!(esp instanceof Uint8Array)) return err('truncated', 'ESP packet is not bytes');
-  if (esp.length < ESP_MIN_LENGTH) return err('truncated', `ESP packet of ${esp.length} bytes, at least ${ESP_MIN_LENGTH} needed`);
-  if ((esp.length - ESP_HEADER_LENGTH - ESP_ICV_LENGTH) % 4 !== 0) return err('misaligned', 'ESP ciphertext is not a multiple of 4 bytes');
+  if (esp.length < ESP_MIN_LENGTH)
+    return err('truncated', `ESP packet of ${esp.length} bytes, at least ${ESP_MIN_LENGTH} needed`);
+  if ((esp.length - ESP_HEADER_LENGTH - ESP_ICV_LENGTH) % 4 !== 0)
+    return err('misaligned', 'ESP ciphertext is not a multiple of 4 bytes');
   return undefined;
 }
 
@@ -164,15 +184,27 @@ export function espPeek(esp: Uint8Array): Result<EspHeader> {
 }
 
 function checkOpenSa(sa: EspOpenSa): boolean {
-  return !!sa && sa.key instanceof Uint8Array && sa.key.length === 32 && sa.salt instanceof Uint8Array && sa.salt.length === 4;
+  return (
+    !!sa &&
+    sa.key instanceof Uint8Array &&
+    sa.key.length === 32 &&
+    sa.salt instanceof Uint8Array &&
+    sa.salt.length === 4
+  );
 }
 
 /** The shared opening step for a packet whose length lengthError() accepted. */
-function openCore(sa: EspOpenSa, esp: Uint8Array, aad: Uint8Array): Result<{ nextHeader: number; payload: Uint8Array }> {
+function openCore(
+  sa: EspOpenSa,
+  esp: Uint8Array,
+  aad: Uint8Array,
+): Result<{ nextHeader: number; payload: Uint8Array }> {
   const ctEnd = esp.length - ESP_ICV_LENGTH;
   let pt: Uint8Array;
   try {
-    const d = createDecipheriv('aes-256-gcm', sa.key, nonceOf(sa.salt, esp.subarray(8, 16)), { authTagLength: ESP_ICV_LENGTH });
+    const d = createDecipheriv('aes-256-gcm', sa.key, nonceOf(sa.salt, esp.subarray(8, 16)), {
+      authTagLength: ESP_ICV_LENGTH,
+    });
     d.setAAD(aad);
     d.setAuthTag(esp.subarray(ctEnd));
     pt = d.update(esp.subarray(ESP_HEADER_LENGTH, ctEnd));
@@ -203,18 +235,28 @@ export function espOpen(sa: EspOpenSa, esp: Uint8Array): Result<EspOpened> {
   aad.set(esp.subarray(8, 16), 4); // seq high || seq low, from the IV
   const body = openCore(sa, esp, aad);
   if (!body.ok) return body;
-  return ok({ spi: head.value.spi, seq: head.value.seq, nextHeader: body.value.nextHeader, payload: body.value.payload });
+  return ok({
+    spi: head.value.spi,
+    seq: head.value.seq,
+    nextHeader: body.value.nextHeader,
+    payload: body.value.payload,
+  });
 }
 
 /**
  * For known-answer tests only: opens a packet whose IV is not its sequence number. AAD is
  * SPI || seqHigh || header seq when `seqHigh` is given (ESN), else SPI || header seq. Never throws.
  */
-export function espOpenWithIv(sa: EspOpenSa, esp: Uint8Array, seqHigh?: number): Result<{ spi: number; seqLow: number; iv: Uint8Array; nextHeader: number; payload: Uint8Array }> {
+export function espOpenWithIv(
+  sa: EspOpenSa,
+  esp: Uint8Array,
+  seqHigh?: number,
+): Result<{ spi: number; seqLow: number; iv: Uint8Array; nextHeader: number; payload: Uint8Array }> {
   const bad = lengthError(esp);
   if (bad) return bad;
   if (!checkOpenSa(sa)) return err('invalid-sa', 'ESP SA key must be 32 bytes and salt 4 bytes');
-  if (seqHigh !== undefined && (!Number.isInteger(seqHigh) || seqHigh < 0 || seqHigh >= U32)) return err('invalid-seq', 'bad seqHigh');
+  if (seqHigh !== undefined && (!Number.isInteger(seqHigh) || seqHigh < 0 || seqHigh >= U32))
+    return err('invalid-seq', 'bad seqHigh');
   const aad = new Uint8Array(seqHigh === undefined ? 8 : 12);
   aad.set(esp.subarray(0, 4), 0);
   if (seqHigh !== undefined) wr32(aad, 4, seqHigh);

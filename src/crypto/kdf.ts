@@ -41,7 +41,8 @@ function checkVpnKey(vpnKey: Uint8Array): void {
 }
 
 function checkU32(name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new TypeError(`kdf: ${name} must be an integer in 0..2^32-1, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    throw new TypeError(`kdf: ${name} must be an integer in 0..2^32-1, got ${v}`);
 }
 
 /** vpnId || epoch as two big-endian u32 after a label. */
@@ -55,14 +56,21 @@ function labelled(label: Buffer, vpnId: number, epoch: number, extra = 0): Buffe
 
 /** Sender ids are UTF-8 on the wire; a lone surrogate would be silently replaced and could alias another id. */
 function senderBytes(sender: string): Buffer {
-  if (typeof sender !== 'string' || /\p{Surrogate}/u.test(sender)) throw new TypeError('kdf: sender must be a well-formed string');
+  if (typeof sender !== 'string' || /\p{Surrogate}/u.test(sender))
+    throw new TypeError('kdf: sender must be a well-formed string');
   const b = Buffer.from(sender, 'utf8');
-  if (b.length < 1 || b.length > SENDER_MAX_BYTES) throw new TypeError(`kdf: sender must be 1..${SENDER_MAX_BYTES} bytes of UTF-8`);
+  if (b.length < 1 || b.length > SENDER_MAX_BYTES)
+    throw new TypeError(`kdf: sender must be 1..${SENDER_MAX_BYTES} bytes of UTF-8`);
   return b;
 }
 
 /** The sending key and salt of `sender` in one VPN epoch (see the header for the construction). */
-export function deriveSenderKey(vpnKey: Uint8Array, vpnId: number, epoch: number, sender: string): { key: Uint8Array; salt: Uint8Array } {
+export function deriveSenderKey(
+  vpnKey: Uint8Array,
+  vpnId: number,
+  epoch: number,
+  sender: string,
+): { key: Uint8Array; salt: Uint8Array } {
   checkVpnKey(vpnKey);
   checkU32('vpnId', vpnId);
   checkU32('epoch', epoch);

@@ -8,7 +8,8 @@ export const SEARCH_PROOF_LENGTH = 16;
 const MIN_KEY_LENGTH = 16;
 
 function checkArgs(searchKey: Uint8Array, input: Uint8Array): void {
-  if (!(searchKey instanceof Uint8Array) || searchKey.length < MIN_KEY_LENGTH) throw new TypeError('searchProof: key must be at least 16 bytes');
+  if (!(searchKey instanceof Uint8Array) || searchKey.length < MIN_KEY_LENGTH)
+    throw new TypeError('searchProof: key must be at least 16 bytes');
   if (!(input instanceof Uint8Array)) throw new TypeError('searchProof: input must be bytes');
 }
 

@@ -50,8 +50,22 @@ export async function serveRelay(socket: string, host: string, port: number): Pr
  * Opens https://127.0.0.1:PORT/ for the authority listening on `target` inside namespace `ns`.
  * `port` 0 takes any free port.
  */
-export async function openConsole(o: { tb: Testbed; ns: string; target: { host: string; port: number }; socket: string; cli: string[]; port?: number }): Promise<ConsoleListener> {
-  const relay: ChildProcess = o.tb.spawn(o.ns, o.cli[0], [...o.cli.slice(1), 'demo-relay', '--socket', o.socket, '--to', `${o.target.host}:${o.target.port}`]);
+export async function openConsole(o: {
+  tb: Testbed;
+  ns: string;
+  target: { host: string; port: number };
+  socket: string;
+  cli: string[];
+  port?: number;
+}): Promise<ConsoleListener> {
+  const relay: ChildProcess = o.tb.spawn(o.ns, o.cli[0], [
+    ...o.cli.slice(1),
+    'demo-relay',
+    '--socket',
+    o.socket,
+    '--to',
+    `${o.target.host}:${o.target.port}`,
+  ]);
   let relayErr = '';
   relay.stderr?.on('data', (b: Buffer) => (relayErr += b.toString()));
   const open = new Set<Socket>();

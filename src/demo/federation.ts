@@ -31,7 +31,10 @@ export interface FederationOptions {
 }
 
 export function federationSpec(o: FederationOptions): SiteSpec {
-  const federation = { syncIntervalMs: o.syncIntervalMs ?? 1000, ...(o.permitValidityMs !== undefined && { permitValidityMs: o.permitValidityMs }) };
+  const federation = {
+    syncIntervalMs: o.syncIntervalMs ?? 1000,
+    ...(o.permitValidityMs !== undefined && { permitValidityMs: o.permitValidityMs }),
+  };
   const side = [
     { n: 1, t: 'A', g: 'GA', auth: 'AUTHA', authority: 'authority-a', authAddr: '10.200.9.2', r: 'ga', ra: 'aa' },
     { n: 2, t: 'B', g: 'GB', auth: 'AUTHB', authority: 'authority-b', authAddr: '10.200.8.2', r: 'gb', ra: 'ab' },
@@ -71,13 +74,26 @@ export function federationSpec(o: FederationOptions): SiteSpec {
     // The operators exchange their roots once (out of band), peer, and share P7; the gateways start
     // once the authorities have exchanged members and permits.
     async beforeGateways(sites) {
-      for (const a of sites.authorities) writeFileSync(join(o.dir, `${a.name}.root.pem`), sites.adminOf(a.name, 'authority', 'ca'));
+      for (const a of sites.authorities)
+        writeFileSync(join(o.dir, `${a.name}.root.pem`), sites.adminOf(a.name, 'authority', 'ca'));
       for (const [me, other] of [sites.authorities, [...sites.authorities].reverse()]) {
-        sites.adminOf(me.name, 'authority', 'peer', 'add', other.name, '--peer-url', `https://${other.address}:7443`, '--root', join(o.dir, `${other.name}.root.pem`));
+        sites.adminOf(
+          me.name,
+          'authority',
+          'peer',
+          'add',
+          other.name,
+          '--peer-url',
+          `https://${other.address}:7443`,
+          '--root',
+          join(o.dir, `${other.name}.root.pem`),
+        );
         sites.adminOf(me.name, 'vpn', 'share', SHARED_VPN, '--peer', other.name);
       }
       await waitFor(() => exchanged(sites), 60_000, 'the authorities to exchange members and permits');
-      o.log?.(`${sites.authorities.map((a) => a.name).join(' and ')} peered; ${SHARED_VPN} shared; members and permits exchanged`);
+      o.log?.(
+        `${sites.authorities.map((a) => a.name).join(' and ')} peered; ${SHARED_VPN} shared; members and permits exchanged`,
+      );
     },
   };
 }
@@ -85,7 +101,9 @@ export function federationSpec(o: FederationOptions): SiteSpec {
 /** Both authorities list the other's member of P7 and hold a permit each way. */
 export function exchanged(sites: Sites): boolean {
   return sites.authorities.every((a) => {
-    const v = JSON.parse(sites.adminOf(a.name, 'authority', 'peer', 'list', '--json')) as { shares: { foreignMembers: unknown[]; permitsIn: number; permitsOut: number }[] };
+    const v = JSON.parse(sites.adminOf(a.name, 'authority', 'peer', 'list', '--json')) as {
+      shares: { foreignMembers: unknown[]; permitsIn: number; permitsOut: number }[];
+    };
     return v.shares[0]?.foreignMembers.length === 1 && v.shares[0].permitsIn === 1 && v.shares[0].permitsOut === 1;
   });
 }

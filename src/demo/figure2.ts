@@ -41,7 +41,11 @@ export interface Figure2 {
   /** `kasane gateway status --json` of gateway Gn (key table, VPNs, counters). */
   status(n: 1 | 2 | 3): GatewayStatus;
   /** ping from a terminal (to its IPv6 address with `family: 6`); true when at least one reply came back. */
-  ping(from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', opts?: { count?: number; pattern?: string; family?: 4 | 6 }): boolean;
+  ping(
+    from: 'A' | 'B' | 'C',
+    to: 'A' | 'B' | 'C',
+    opts?: { count?: number; pattern?: string; family?: 4 | 6 },
+  ): boolean;
   /** Stops everything it started and deletes every namespace. Never throws. */
   teardown(): Promise<void>;
 }
@@ -98,15 +102,27 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     admin: (...args) => kasane(ns.AUTH, ...args, '--data', authorityData),
     gateways,
     async startAuthority() {
-      f.authority = tb.spawn(ns.AUTH, cli[0], [...cli.slice(1), 'authority', 'serve', '--data', authorityData, '--log-level', 'warn']);
-      await waitFor(() => {
-        try {
-          f.admin('authority', 'status');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 30_000, 'the authority to serve');
+      f.authority = tb.spawn(ns.AUTH, cli[0], [
+        ...cli.slice(1),
+        'authority',
+        'serve',
+        '--data',
+        authorityData,
+        '--log-level',
+        'warn',
+      ]);
+      await waitFor(
+        () => {
+          try {
+            f.admin('authority', 'status');
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        'the authority to serve',
+      );
     },
     async stopAuthority() {
       await stop(f.authority);
@@ -114,7 +130,10 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     },
     async startGateway(n, extra = '') {
       const cfg = join(o.dir, `G${n}.yaml`);
-      writeFileSync(cfg, `data: ${f.gatewayData(n)}\ninside: [lan0]\noutside: [wan0]\nlogLevel: ${o.gatewayLogLevel ?? 'info'}\n${o.gatewayConfig ?? ''}\n${extra}`);
+      writeFileSync(
+        cfg,
+        `data: ${f.gatewayData(n)}\ninside: [lan0]\noutside: [wan0]\nlogLevel: ${o.gatewayLogLevel ?? 'info'}\n${o.gatewayConfig ?? ''}\n${extra}`,
+      );
       const d = tb.spawn(site[n].g, cli[0], [...cli.slice(1), 'gateway', 'run', '--config', cfg]);
       gateways.set(`G${n}`, d);
       let text = '';
@@ -130,7 +149,8 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
       await killProcess(gateways.get(`G${n}`));
       gateways.delete(`G${n}`);
     },
-    status: (n) => JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
+    status: (n) =>
+      JSON.parse(kasane(site[n].g, 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as GatewayStatus,
     ping(from, to, po = {}) {
       try {
         const args = ['-c', String(po.count ?? 3), '-i', '0.2', '-W', '2'];
@@ -148,24 +168,57 @@ export async function buildFigure2(o: Figure2Options): Promise<Figure2> {
     },
   };
   try {
-    kasane(ns.AUTH, 'authority', 'init', '--data', authorityData, '--name', 'figure2', '--listen', '10.200.9.2:7443', ...(o.authorityInit ?? []));
+    kasane(
+      ns.AUTH,
+      'authority',
+      'init',
+      '--data',
+      authorityData,
+      '--name',
+      'figure2',
+      '--listen',
+      '10.200.9.2:7443',
+      ...(o.authorityInit ?? []),
+    );
     await f.startAuthority();
     log('authority running at https://10.200.9.2:7443 (SQLite in ' + authorityData + ')');
     f.admin('vpn', 'create', 'VPN1', '--id', '1');
     f.admin('vpn', 'create', 'VPN2', '--id', '2');
     const family = o.gatewayFamily ?? 4;
-    if (family === 6 && !o.ipv6) throw new Error('gateways with IPv6 outside addresses need an IPv6 network (ipv6: true)');
+    if (family === 6 && !o.ipv6)
+      throw new Error('gateways with IPv6 outside addresses need an IPv6 network (ipv6: true)');
     for (const n of [1, 2, 3]) f.admin('gateway', 'add', `G${n}`, '--address', gatewayAddress(n, family));
     const lans = (n: number) => [`10.${n}.0.0/24`, ...(o.ipv6 ? [`fd00:${n}::/64`] : [])];
-    for (const [vpn, g] of [['VPN1', 1], ['VPN1', 2], ['VPN2', 2], ['VPN2', 3]] as const) for (const p of lans(g)) f.admin('member', 'add', vpn, `G${g}`, p);
-    log(`VPN1 = {G1 + ${lans(1).join(' ')}, G2 + ${lans(2).join(' ')}}; VPN2 = {G2 + ${lans(2).join(' ')}, G3 + ${lans(3).join(' ')}}`);
+    for (const [vpn, g] of [
+      ['VPN1', 1],
+      ['VPN1', 2],
+      ['VPN2', 2],
+      ['VPN2', 3],
+    ] as const)
+      for (const p of lans(g)) f.admin('member', 'add', vpn, `G${g}`, p);
+    log(
+      `VPN1 = {G1 + ${lans(1).join(' ')}, G2 + ${lans(2).join(' ')}}; VPN2 = {G2 + ${lans(2).join(' ')}, G3 + ${lans(3).join(' ')}}`,
+    );
     // Both ways of enrolling: G1 and G2 from offline bundles, G3 online with a one-time token
     // (its key is made on G3 and never leaves; it pins the authority's root by fingerprint).
     for (const n of [1, 2, 3] as const) {
       if (n === 3) {
-        const token = (JSON.parse(f.admin('gateway', 'token', `G${n}`, '--ttl', '10m', '--json')) as { token: string }).token;
+        const token = (JSON.parse(f.admin('gateway', 'token', `G${n}`, '--ttl', '10m', '--json')) as { token: string })
+          .token;
         const fingerprint = f.admin('authority', 'ca', '--fingerprint').trim();
-        kasane(site[n].g, 'gateway', 'enroll', '--data', f.gatewayData(n), '--url', 'https://10.200.9.2:7443', '--token', token, '--ca-fingerprint', fingerprint);
+        kasane(
+          site[n].g,
+          'gateway',
+          'enroll',
+          '--data',
+          f.gatewayData(n),
+          '--url',
+          'https://10.200.9.2:7443',
+          '--token',
+          token,
+          '--ca-fingerprint',
+          fingerprint,
+        );
       } else {
         const bundle = join(o.dir, `G${n}.bundle.json`);
         f.admin('gateway', 'bundle', `G${n}`, '-o', bundle);
@@ -197,9 +250,15 @@ function buildNetwork(tb: Testbed, ipv6: boolean): Figure2['ns'] {
   const v6 = (...a: string[]) => (ipv6 ? a : []);
   for (const n of [1, 2, 3] as const) {
     const [t, g] = [lan[n], ns[`G${n}`]];
-    tb.link(t, 'eth0', [`10.${n}.0.10/24`, ...v6(`fd00:${n}::10/64`)], g, 'lan0', [`10.${n}.0.1/24`, ...v6(`fd00:${n}::1/64`)]);
+    tb.link(t, 'eth0', [`10.${n}.0.10/24`, ...v6(`fd00:${n}::10/64`)], g, 'lan0', [
+      `10.${n}.0.1/24`,
+      ...v6(`fd00:${n}::1/64`),
+    ]);
     tb.ip(t, 'route', 'add', 'default', 'via', `10.${n}.0.1`);
-    tb.link(g, 'wan0', [`10.200.${n}.2/24`, ...v6(`fd00:200:${n}::2/64`)], ns.R, `g${n}`, [`10.200.${n}.1/24`, ...v6(`fd00:200:${n}::1/64`)]);
+    tb.link(g, 'wan0', [`10.200.${n}.2/24`, ...v6(`fd00:200:${n}::2/64`)], ns.R, `g${n}`, [
+      `10.200.${n}.1/24`,
+      ...v6(`fd00:200:${n}::1/64`),
+    ]);
     tb.ip(g, 'route', 'add', 'default', 'via', `10.200.${n}.1`);
     tb.ip(ns.R, 'route', 'add', `10.${n}.0.0/24`, 'via', `10.200.${n}.2`);
     if (ipv6) {
@@ -208,7 +267,10 @@ function buildNetwork(tb: Testbed, ipv6: boolean): Figure2['ns'] {
       tb.ip(ns.R, '-6', 'route', 'add', `fd00:${n}::/64`, 'via', `fd00:200:${n}::2`);
     }
   }
-  tb.link(ns.AUTH, 'eth0', ['10.200.9.2/24', ...v6('fd00:200:9::2/64')], ns.R, 'auth', ['10.200.9.1/24', ...v6('fd00:200:9::1/64')]);
+  tb.link(ns.AUTH, 'eth0', ['10.200.9.2/24', ...v6('fd00:200:9::2/64')], ns.R, 'auth', [
+    '10.200.9.1/24',
+    ...v6('fd00:200:9::1/64'),
+  ]);
   tb.ip(ns.AUTH, 'route', 'add', 'default', 'via', '10.200.9.1');
   if (ipv6) tb.ip(ns.AUTH, '-6', 'route', 'add', 'default', 'via', 'fd00:200:9::1');
   tb.forwarding(ns.R);
@@ -241,7 +303,9 @@ export function demoPrerequisites(): string[] {
   try {
     closeSync(openSync('/dev/net/tun', 'r+'));
   } catch (e) {
-    missing.push(`/dev/net/tun cannot be opened (${(e as NodeJS.ErrnoException).code}): the gateways need TUN devices (modprobe tun; in a container, pass /dev/net/tun in)`);
+    missing.push(
+      `/dev/net/tun cannot be opened (${(e as NodeJS.ErrnoException).code}): the gateways need TUN devices (modprobe tun; in a container, pass /dev/net/tun in)`,
+    );
   }
   if (ip) {
     const probe = new Testbed();

@@ -14,7 +14,13 @@ import { buildSites, type SiteSpec, type Sites } from '../testbed/sites.js';
 export const MULTISTAGE_TERMINALS = { A: '10.1.1.10', B: '10.2.1.10' } as const;
 export const MULTISTAGE_TERMINALS6 = { A: 'fd00:1:1::10', B: 'fd00:2:1::10' } as const;
 
-export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?: string; log?: (l: string) => void; ipv6?: boolean }): SiteSpec {
+export function multistageSpec(o: {
+  dir: string;
+  cli?: string[];
+  gatewayConfig?: string;
+  log?: (l: string) => void;
+  ipv6?: boolean;
+}): SiteSpec {
   const sides = [1, 2] as const;
   const t = (n: 1 | 2) => (n === 1 ? 'A' : 'B');
   const v6 = <X>(...x: X[]): X[] => (o.ipv6 ? x : []);
@@ -25,9 +31,18 @@ export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?:
     hosts: ['A', 'B', 'Gi1', 'Go1', 'Gi2', 'Go2', 'R', 'AUTH'],
     links: [
       ...sides.flatMap((n) => [
-        { a: [t(n), 'eth0', `10.${n}.1.10/24`, ...v6(`fd00:${n}:1::10/64`)], b: [`Gi${n}`, 'lan0', `10.${n}.1.1/24`, ...v6(`fd00:${n}:1::1/64`)] },
-        { a: [`Gi${n}`, 'wan0', `10.${n}.0.2/24`, ...v6(`fd00:${n}::2/64`)], b: [`Go${n}`, 'lan0', `10.${n}.0.1/24`, ...v6(`fd00:${n}::1/64`)] },
-        { a: [`Go${n}`, 'wan0', `10.200.${n}.2/24`, ...v6(`fd00:200:${n}::2/64`)], b: ['R', `g${n}`, `10.200.${n}.1/24`, ...v6(`fd00:200:${n}::1/64`)] },
+        {
+          a: [t(n), 'eth0', `10.${n}.1.10/24`, ...v6(`fd00:${n}:1::10/64`)],
+          b: [`Gi${n}`, 'lan0', `10.${n}.1.1/24`, ...v6(`fd00:${n}:1::1/64`)],
+        },
+        {
+          a: [`Gi${n}`, 'wan0', `10.${n}.0.2/24`, ...v6(`fd00:${n}::2/64`)],
+          b: [`Go${n}`, 'lan0', `10.${n}.0.1/24`, ...v6(`fd00:${n}::1/64`)],
+        },
+        {
+          a: [`Go${n}`, 'wan0', `10.200.${n}.2/24`, ...v6(`fd00:200:${n}::2/64`)],
+          b: ['R', `g${n}`, `10.200.${n}.1/24`, ...v6(`fd00:200:${n}::1/64`)],
+        },
       ]),
       { a: ['AUTH', 'eth0', '10.200.9.2/24'], b: ['R', 'auth', '10.200.9.1/24'] },
     ] as SiteSpec['links'],
@@ -46,7 +61,10 @@ export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?:
           ],
         ]),
       ),
-      R: sides.flatMap((n) => [[`10.${n}.0.0/16`, 'via', `10.200.${n}.2`], ...v6([`fd00:${n}::/32`, 'via', `fd00:200:${n}::2`])]),
+      R: sides.flatMap((n) => [
+        [`10.${n}.0.0/16`, 'via', `10.200.${n}.2`],
+        ...v6([`fd00:${n}::/32`, 'via', `fd00:200:${n}::2`]),
+      ]),
       AUTH: [['default', 'via', '10.200.9.1']],
     },
     routers: ['R'],
@@ -66,7 +84,14 @@ export function multistageSpec(o: { dir: string; cli?: string[]; gatewayConfig?:
         members: { company: [`10.${n}.0.0/16`, ...v6(`fd00:${n}::/32`)] },
         config: `allowPlain: [10.200.9.0/24]\n${o.gatewayConfig ?? ''}`,
       })),
-      ...sides.map((n) => ({ name: `Gi${n}`, address: `10.${n}.0.2`, inside: ['lan0'], outside: ['wan0'], members: { dept: [`10.${n}.1.0/24`, ...v6(`fd00:${n}:1::/64`)] }, config: o.gatewayConfig })),
+      ...sides.map((n) => ({
+        name: `Gi${n}`,
+        address: `10.${n}.0.2`,
+        inside: ['lan0'],
+        outside: ['wan0'],
+        members: { dept: [`10.${n}.1.0/24`, ...v6(`fd00:${n}:1::/64`)] },
+        config: o.gatewayConfig,
+      })),
     ],
   };
 }

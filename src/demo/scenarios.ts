@@ -60,7 +60,10 @@ const stamp = () => new Date().toISOString().slice(11, 19);
 export function keyTableLines(name: string, s: GatewayStatus | Error): string {
   if (s instanceof Error) return `  ${name}: ${s.message.split('\n')[0]}`;
   const rows = s.paths.map((p) => {
-    const layers = p.layers && p.layers.length > 1 ? `  layers ${p.layers.map((l) => `${l.vpnId}(${l.gateways.join('~')})`).join(' > ')}` : '';
+    const layers =
+      p.layers && p.layers.length > 1
+        ? `  layers ${p.layers.map((l) => `${l.vpnId}(${l.gateways.join('~')})`).join(' > ')}`
+        : '';
     return `    ${p.local} -> ${p.remote}  ${p.action}${p.vpnName ? ` ${p.vpnName} with ${p.peer}` : ''}  packets ${p.packets}  (${p.reason})${layers}`;
   });
   const ike = (s.ike ?? []).map((i) => `    IKE SA with ${i.peer}: ${i.state}, ${i.children.length} Child SA(s)`);
@@ -77,7 +80,9 @@ function statusOf(get: () => GatewayStatus): GatewayStatus | Error {
 
 /** One line of the self-test: what happened against what must happen. */
 function verdict(say: Say, what: string, got: boolean, expected: boolean): boolean {
-  say(`  ${what.padEnd(64)} ${got ? 'yes' : 'no '} [${expected ? 'yes' : 'no '}]${got === expected ? '' : '  DIFFERENT'}`);
+  say(
+    `  ${what.padEnd(64)} ${got ? 'yes' : 'no '} [${expected ? 'yes' : 'no '}]${got === expected ? '' : '  DIFFERENT'}`,
+  );
   return got === expected;
 }
 
@@ -95,12 +100,18 @@ export const FIGURE2_PAIRS: [T, T, boolean][] = [
 ];
 
 function figure2Tables(f: Figure2): string[] {
-  return ([1, 2, 3] as const).map((n) => keyTableLines(`G${n}`, statusOf(() => f.status(n))));
+  return ([1, 2, 3] as const).map((n) =>
+    keyTableLines(
+      `G${n}`,
+      statusOf(() => f.status(n)),
+    ),
+  );
 }
 
 const figure2: Scenario = {
   name: 'figure2',
-  title: 'seed 000 Figure 2: terminals A, B, C behind G1, G2, G3; B in VPN1 (with A) and VPN2 (with C); A and C never meet',
+  title:
+    'seed 000 Figure 2: terminals A, B, C behind G1, G2, G3; B in VPN1 (with A) and VPN2 (with C); A and C never meet',
   ipv6: true,
   async build(o) {
     const f = await buildFigure2({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG, ipv6: o.ipv6 });
@@ -113,7 +124,9 @@ const figure2: Scenario = {
       async live(round, say) {
         const [from, to, expected] = FIGURE2_PAIRS[[0, 1, 4][round % 3]];
         const ok = f.ping(from, to, { count: 1, family });
-        say(`\n[${stamp()}] ping${o.ipv6 ? ' -6' : ''} ${from} -> ${to} (${terminals[to]}): ${ok ? 'reply' : 'no reply'}${ok === expected ? '' : '  (UNEXPECTED)'}`);
+        say(
+          `\n[${stamp()}] ping${o.ipv6 ? ' -6' : ''} ${from} -> ${to} (${terminals[to]}): ${ok ? 'reply' : 'no reply'}${ok === expected ? '' : '  (UNEXPECTED)'}`,
+        );
         for (const l of figure2Tables(f)) say(l);
       },
       async check(say) {
@@ -127,7 +140,8 @@ const figure2: Scenario = {
           return `${g ? 'yes' : 'no '} [${exp ? 'yes' : 'no '}]${g === exp ? '' : '!'}`.padEnd(11);
         };
         say('        A          B          C');
-        for (const from of ['A', 'B', 'C'] as const) say(`  ${from}   ${(['A', 'B', 'C'] as const).map((to) => cell(from, to)).join(' ')}`);
+        for (const from of ['A', 'B', 'C'] as const)
+          say(`  ${from}   ${(['A', 'B', 'C'] as const).map((to) => cell(from, to)).join(' ')}`);
         for (const l of figure2Tables(f)) say(l);
         const bad = FIGURE2_PAIRS.filter(([from, to, exp]) => got.get(from + to) !== exp);
         if (bad.length) say(`  not as expected: ${bad.map(([a, b]) => `${a}->${b}`).join(', ')}`);
@@ -141,7 +155,12 @@ const figure2: Scenario = {
 // --- seed 000 Figure 1(2): multi-stage ---------------------------------------------------------
 
 function sitesTables(s: Sites, gateways: string[]): string[] {
-  return gateways.map((g) => keyTableLines(g, statusOf(() => s.status(g))));
+  return gateways.map((g) =>
+    keyTableLines(
+      g,
+      statusOf(() => s.status(g)),
+    ),
+  );
 }
 
 const multistage: Scenario = {
@@ -149,10 +168,21 @@ const multistage: Scenario = {
   title: 'seed 000 Figure 1(2): A behind Gi1 (VPN dept) behind Go1 (VPN company), B likewise; dept runs inside company',
   ipv6: true,
   async build(o) {
-    const s = await buildMultistage({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: GATEWAY_CONFIG, ipv6: o.ipv6 });
+    const s = await buildMultistage({
+      dir: o.dir,
+      cli: o.cli,
+      log: o.log,
+      gatewayConfig: GATEWAY_CONFIG,
+      ipv6: o.ipv6,
+    });
     const terminals = o.ipv6 ? MULTISTAGE_TERMINALS6 : MULTISTAGE_TERMINALS;
-    o.log('company = {Go1 + 10.1.0.0/16, Go2 + 10.2.0.0/16}; dept = {Gi1 + 10.1.1.0/24, Gi2 + 10.2.1.0/24}: nested inside company');
-    if (o.ipv6) o.log('and over IPv6: company = {Go1 + fd00:1::/32, Go2 + fd00:2::/32}; dept = {Gi1 + fd00:1:1::/64, Gi2 + fd00:2:1::/64}; A and B talk over IPv6');
+    o.log(
+      'company = {Go1 + 10.1.0.0/16, Go2 + 10.2.0.0/16}; dept = {Gi1 + 10.1.1.0/24, Gi2 + 10.2.1.0/24}: nested inside company',
+    );
+    if (o.ipv6)
+      o.log(
+        'and over IPv6: company = {Go1 + fd00:1::/32, Go2 + fd00:2::/32}; dept = {Gi1 + fd00:1:1::/64, Gi2 + fd00:2:1::/64}; A and B talk over IPv6',
+      );
     const gateways = ['Gi2', 'Go2', 'Go1', 'Gi1'];
     return {
       tb: s.tb,
@@ -160,7 +190,9 @@ const multistage: Scenario = {
       async live(round, say) {
         const [from, to] = round % 2 === 0 ? (['B', 'A'] as const) : (['A', 'B'] as const);
         const ok = s.ping(from, terminals[to], ['-c', '1', '-W', '2']) > 0;
-        say(`\n[${stamp()}] ping ${from} -> ${to} (through dept inside company): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`);
+        say(
+          `\n[${stamp()}] ping ${from} -> ${to} (through dept inside company): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`,
+        );
         for (const l of sitesTables(s, gateways)) say(l);
       },
       async check(say) {
@@ -177,10 +209,34 @@ const multistage: Scenario = {
         let ok = true;
         ok = verdict(say, 'B -> A replies', first, true) && ok;
         ok = verdict(say, 'A -> B replies', back, true) && ok;
-        ok = verdict(say, 'Gi2 encrypts to A in dept, paired with Gi1 (inner ESP)', inner?.vpnName === 'dept' && inner.peer === 'Gi1', true) && ok;
-        ok = verdict(say, 'Go2 encrypts to A in company, paired with Go1 (outer ESP)', outer?.vpnName === 'company' && outer.peer === 'Go1', true) && ok;
-        ok = verdict(say, 'Gi2 found both layers in its one search (company outside dept)', JSON.stringify(inner?.layers?.map((l) => l.vpnId)) === '[10,20]', true) && ok;
-        ok = verdict(say, "Gi2 searched; Go2's path came from relaying that search", inner?.reason === 'search' && outer?.reason === 'search-relay', true) && ok;
+        ok =
+          verdict(
+            say,
+            'Gi2 encrypts to A in dept, paired with Gi1 (inner ESP)',
+            inner?.vpnName === 'dept' && inner.peer === 'Gi1',
+            true,
+          ) && ok;
+        ok =
+          verdict(
+            say,
+            'Go2 encrypts to A in company, paired with Go1 (outer ESP)',
+            outer?.vpnName === 'company' && outer.peer === 'Go1',
+            true,
+          ) && ok;
+        ok =
+          verdict(
+            say,
+            'Gi2 found both layers in its one search (company outside dept)',
+            JSON.stringify(inner?.layers?.map((l) => l.vpnId)) === '[10,20]',
+            true,
+          ) && ok;
+        ok =
+          verdict(
+            say,
+            "Gi2 searched; Go2's path came from relaying that search",
+            inner?.reason === 'search' && outer?.reason === 'search-relay',
+            true,
+          ) && ok;
         for (const l of sitesTables(s, gateways)) say(l);
         return ok;
       },
@@ -195,34 +251,69 @@ const federation: Scenario = {
   name: 'federation',
   // Pairwise VPNs carry IPv6 (tunnel mode, docs/ike.md), but this demo's terminals are IPv4.
   ipv6: false,
-  title: 'seed 001: authority-a and authority-b peered; pairwise VPN P7 between A (behind GA) and B (behind GB); IKE with permits',
+  title:
+    'seed 001: authority-a and authority-b peered; pairwise VPN P7 between A (behind GA) and B (behind GB); IKE with permits',
   async build(o) {
-    const s = await buildFederation({ dir: o.dir, cli: o.cli, log: o.log, gatewayConfig: { GA: GATEWAY_CONFIG, GB: GATEWAY_CONFIG } });
-    const ping = (count: number, wait: number) => s.ping('A', FEDERATION_TERMINALS.B, ['-c', String(count), '-i', '0.3', '-W', String(wait)]) > 0;
+    const s = await buildFederation({
+      dir: o.dir,
+      cli: o.cli,
+      log: o.log,
+      gatewayConfig: { GA: GATEWAY_CONFIG, GB: GATEWAY_CONFIG },
+    });
+    const ping = (count: number, wait: number) =>
+      s.ping('A', FEDERATION_TERMINALS.B, ['-c', String(count), '-i', '0.3', '-W', String(wait)]) > 0;
     const tables = () => sitesTables(s, ['GA', 'GB']);
     return {
       tb: s.tb,
-      authorities: s.authorities.map((a) => ({ name: a.name, ns: s.ns[a.host], host: a.address, port: 7443, data: s.authorityData(a.name) })),
+      authorities: s.authorities.map((a) => ({
+        name: a.name,
+        ns: s.ns[a.host],
+        host: a.address,
+        port: 7443,
+        data: s.authorityData(a.name),
+      })),
       async live(round, say) {
         const ok = ping(1, 5);
-        say(`\n[${stamp()}] ping A -> B over ${SHARED_VPN} (key search, then IKE between GA and GB): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`);
+        say(
+          `\n[${stamp()}] ping A -> B over ${SHARED_VPN} (key search, then IKE between GA and GB): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`,
+        );
         for (const l of tables()) say(l);
       },
       async check(say) {
         say(`\nthe first ping from A to B: key search, then IKEv2 between GA and GB with their authorities' permits`);
         let ok = true;
         ok = verdict(say, 'the authorities exchanged members and permits', exchanged(s), true) && ok;
-        const permits = JSON.parse(s.adminOf('authority-a', 'authority', 'peer', 'list', '--json')) as { permits?: { holder: string; direction: string; notAfter: number }[] };
-        for (const p of permits.permits ?? []) say(`    authority-a permit ${p.direction === 'out' ? 'issued to' : p.direction === 'in' ? 'received for' : 'for'} ${p.holder}, until ${new Date(p.notAfter).toISOString()}`);
+        const permits = JSON.parse(s.adminOf('authority-a', 'authority', 'peer', 'list', '--json')) as {
+          permits?: { holder: string; direction: string; notAfter: number }[];
+        };
+        for (const p of permits.permits ?? [])
+          say(
+            `    authority-a permit ${p.direction === 'out' ? 'issued to' : p.direction === 'in' ? 'received for' : 'for'} ${p.holder}, until ${new Date(p.notAfter).toISOString()}`,
+          );
         const first = ping(1, 8);
         ok = verdict(say, 'the first ping A -> B replies', first, true) && ok;
         ok = verdict(say, 'and the next ones', ping(3, 3), true) && ok;
         const ga = statusOf(() => s.status('GA'));
         const gb = statusOf(() => s.status('GB'));
-        const ikeUp = (x: GatewayStatus | Error, peer: string) => !(x instanceof Error) && (x.ike ?? []).some((i) => i.peer === peer && i.state === 'established' && i.children.length > 0);
-        ok = verdict(say, 'GA has an IKE SA with GB@authority-b (signatures, permits)', ikeUp(ga, 'GB@authority-b'), true) && ok;
+        const ikeUp = (x: GatewayStatus | Error, peer: string) =>
+          !(x instanceof Error) &&
+          (x.ike ?? []).some((i) => i.peer === peer && i.state === 'established' && i.children.length > 0);
+        ok =
+          verdict(
+            say,
+            'GA has an IKE SA with GB@authority-b (signatures, permits)',
+            ikeUp(ga, 'GB@authority-b'),
+            true,
+          ) && ok;
         ok = verdict(say, 'GB has an IKE SA with GA@authority-a', ikeUp(gb, 'GA@authority-a'), true) && ok;
-        ok = verdict(say, 'GA encrypts to B in P7, paired with GB', !(ga instanceof Error) && ga.paths.some((p) => p.remote === FEDERATION_TERMINALS.B && p.action === 'encrypt' && p.peer === 'GB'), true) && ok;
+        ok =
+          verdict(
+            say,
+            'GA encrypts to B in P7, paired with GB',
+            !(ga instanceof Error) &&
+              ga.paths.some((p) => p.remote === FEDERATION_TERMINALS.B && p.action === 'encrypt' && p.peer === 'GB'),
+            true,
+          ) && ok;
         for (const l of tables()) say(l);
 
         say(`\nauthority-a withdraws ${SHARED_VPN} from authority-b (its permits go with it)`);
@@ -231,7 +322,9 @@ const federation: Scenario = {
           () => {
             const a = statusOf(() => s.status('GA'));
             const b = statusOf(() => s.status('GB'));
-            return !(a instanceof Error) && !(b instanceof Error) && (a.ike ?? []).length === 0 && (b.ike ?? []).length === 0;
+            return (
+              !(a instanceof Error) && !(b instanceof Error) && (a.ike ?? []).length === 0 && (b.ike ?? []).length === 0
+            );
           },
           30_000,
           'the IKE SAs to go',

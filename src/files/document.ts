@@ -69,7 +69,10 @@ function sizeText(n: number): string {
 }
 
 /** Reads and parses a document; the error lists every problem found, with line and field. */
-export function readDocument(source: DocumentSource, limits: DocumentLimits): { ok: true; value: LoadedDocument } | { ok: false; issues: DocumentIssue[]; file?: string } {
+export function readDocument(
+  source: DocumentSource,
+  limits: DocumentLimits,
+): { ok: true; value: LoadedDocument } | { ok: false; issues: DocumentIssue[]; file?: string } {
   let text: string;
   let file: string | undefined;
   const max = Math.max(limits.maxYamlBytes, limits.maxJsonBytes);
@@ -77,10 +80,21 @@ export function readDocument(source: DocumentSource, limits: DocumentLimits): { 
     file = basename(source.path);
     try {
       const size = statSync(source.path).size;
-      if (size > max) return { ok: false, file, issues: [{ path: '(file)', message: `${source.path} is ${sizeText(size)}; ${limits.kind} files are limited to ${sizeText(limits.maxJsonBytes)} of JSON or ${sizeText(limits.maxYamlBytes)} of YAML` }] };
+      if (size > max)
+        return {
+          ok: false,
+          file,
+          issues: [
+            {
+              path: '(file)',
+              message: `${source.path} is ${sizeText(size)}; ${limits.kind} files are limited to ${sizeText(limits.maxJsonBytes)} of JSON or ${sizeText(limits.maxYamlBytes)} of YAML`,
+            },
+          ],
+        };
       text = readFileSync(source.path, 'utf8');
     } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
+      const reason =
+        (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
       return { ok: false, file, issues: [{ path: '(file)', message: `cannot read ${source.path}: ${reason}` }] };
     }
   } else {
@@ -91,7 +105,16 @@ export function readDocument(source: DocumentSource, limits: DocumentLimits): { 
   const json = /^\s*[{[]/.test(text);
   const limit = json ? limits.maxJsonBytes : limits.maxYamlBytes;
   if (bytes > limit) {
-    return { ok: false, file, issues: [{ path: '(file)', message: `${file ?? 'the text'} is ${sizeText(bytes)} of ${json ? 'JSON' : 'YAML'}; ${limits.kind} files are limited to ${sizeText(limit)} of ${json ? 'JSON' : 'YAML'}${json ? '' : ` (${sizeText(limits.maxJsonBytes)} as JSON)`}` }] };
+    return {
+      ok: false,
+      file,
+      issues: [
+        {
+          path: '(file)',
+          message: `${file ?? 'the text'} is ${sizeText(bytes)} of ${json ? 'JSON' : 'YAML'}; ${limits.kind} files are limited to ${sizeText(limit)} of ${json ? 'JSON' : 'YAML'}${json ? '' : ` (${sizeText(limits.maxJsonBytes)} as JSON)`}`,
+        },
+      ],
+    };
   }
   if (json || limits.jsonOnly) {
     try {
@@ -103,16 +126,39 @@ export function readDocument(source: DocumentSource, limits: DocumentLimits): { 
         const offset = /position (\d+)/.exec(message)?.[1];
         // Some node versions do not say where: the YAML parser (JSON is YAML) usually can.
         const where = offset !== undefined ? positionIn(text, Number(offset)) : yamlErrorAt(text);
-        return { ok: false, file, issues: [{ path: '(syntax)', ...where, message: `not valid JSON: ${/^[^,\n]*?(?=,|\n| in JSON|$)/.exec(message)![0]}` }] };
+        return {
+          ok: false,
+          file,
+          issues: [
+            {
+              path: '(syntax)',
+              ...where,
+              message: `not valid JSON: ${/^[^,\n]*?(?=,|\n| in JSON|$)/.exec(message)![0]}`,
+            },
+          ],
+        };
       }
       // Not JSON after all (YAML flow style starts with "{" too): read it as YAML, which says where.
-      if (bytes > limits.maxYamlBytes) return { ok: false, file, issues: [{ path: '(syntax)', message: `not valid JSON, and too large (${sizeText(bytes)}) to read as YAML (at most ${sizeText(limits.maxYamlBytes)})` }] };
+      if (bytes > limits.maxYamlBytes)
+        return {
+          ok: false,
+          file,
+          issues: [
+            {
+              path: '(syntax)',
+              message: `not valid JSON, and too large (${sizeText(bytes)}) to read as YAML (at most ${sizeText(limits.maxYamlBytes)})`,
+            },
+          ],
+        };
     }
   }
   return readYaml(text, file);
 }
 
-function readYaml(text: string, file: string | undefined): { ok: true; value: LoadedDocument } | { ok: false; issues: DocumentIssue[]; file?: string } {
+function readYaml(
+  text: string,
+  file: string | undefined,
+): { ok: true; value: LoadedDocument } | { ok: false; issues: DocumentIssue[]; file?: string } {
   const lines = new LineCounter();
   const at = (offset: number) => {
     const p = lines.linePos(offset);
@@ -122,19 +168,42 @@ function readYaml(text: string, file: string | undefined): { ok: true; value: Lo
   try {
     doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   } catch (e) {
-    return { ok: false, file, issues: [{ path: '(syntax)', message: `cannot be parsed: ${e instanceof Error ? e.message : String(e)}` }] };
+    return {
+      ok: false,
+      file,
+      issues: [{ path: '(syntax)', message: `cannot be parsed: ${e instanceof Error ? e.message : String(e)}` }],
+    };
   }
   if (doc.errors.length > 0) {
     const why = (m: string) => (/call stack/i.test(m) ? `${m} (nested too deeply)` : m);
-    return { ok: false, file, issues: doc.errors.slice(0, MAX_ISSUES).map((e) => ({ path: '(syntax)', ...at(e.pos[0]), message: why(e.message.split('\n')[0]) })) };
+    return {
+      ok: false,
+      file,
+      issues: doc.errors
+        .slice(0, MAX_ISSUES)
+        .map((e) => ({ path: '(syntax)', ...at(e.pos[0]), message: why(e.message.split('\n')[0]) })),
+    };
   }
   const bombs = aliasBombs(doc);
-  if (bombs.length > 0) return { ok: false, file, issues: bombs.map((b) => ({ path: formatPath(b.path), ...(b.offset !== undefined ? at(b.offset) : {}), message: b.message })) };
+  if (bombs.length > 0)
+    return {
+      ok: false,
+      file,
+      issues: bombs.map((b) => ({
+        path: formatPath(b.path),
+        ...(b.offset !== undefined ? at(b.offset) : {}),
+        message: b.message,
+      })),
+    };
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: -1 }); // counted above
   } catch (e) {
-    return { ok: false, file, issues: [{ path: '(syntax)', message: `cannot be read: ${e instanceof Error ? e.message : String(e)}` }] };
+    return {
+      ok: false,
+      file,
+      issues: [{ path: '(syntax)', message: `cannot be read: ${e instanceof Error ? e.message : String(e)}` }],
+    };
   }
   return {
     ok: true,
@@ -179,12 +248,18 @@ function aliasBombs(doc: Document.Parsed): AliasBomb[] {
         if (!isPair(pair)) continue;
         const key = isScalar(pair.key) ? String(pair.key.value) : '?';
         // A list or a mapping as a key ("? [a, b]: x"): no field of ours is named like that.
-        if (pair.key && typeof pair.key === 'object' && !isScalar(pair.key)) out.push({ path: at, offset: (pair.key as Node).range?.[0], message: 'a list or a mapping used as a key; keys are names' });
+        if (pair.key && typeof pair.key === 'object' && !isScalar(pair.key))
+          out.push({
+            path: at,
+            offset: (pair.key as Node).range?.[0],
+            message: 'a list or a mapping used as a key; keys are names',
+          });
         if (pair.value && typeof pair.value === 'object') c.push({ node: pair.value as Node, key });
       }
       return c;
     }
-    if (isSeq(node)) return node.items.flatMap((n, i) => (n && typeof n === 'object' ? [{ node: n as Node, key: i }] : []));
+    if (isSeq(node))
+      return node.items.flatMap((n, i) => (n && typeof n === 'object' ? [{ node: n as Node, key: i }] : []));
     return [];
   };
   if (!doc.contents) return out;
@@ -203,8 +278,18 @@ function aliasBombs(doc: Document.Parsed): AliasBomb[] {
           continue;
         }
         if (n > MAX_ALIAS_NODES || added > MAX_ALIAS_TOTAL) reported.add(c.node.source);
-        if (n > MAX_ALIAS_NODES) out.push({ path, offset: c.node.range?.[0], message: `alias *${c.node.source} stands for ${target && size.has(target) ? n : 'an endless number of'} nodes; an alias may stand for at most ${MAX_ALIAS_NODES} (an alias bomb?)` });
-        else if (added > MAX_ALIAS_TOTAL) out.push({ path, offset: c.node.range?.[0], message: `aliases up to here stand for ${added} nodes; at most ${MAX_ALIAS_TOTAL} in all (an alias bomb?)` });
+        if (n > MAX_ALIAS_NODES)
+          out.push({
+            path,
+            offset: c.node.range?.[0],
+            message: `alias *${c.node.source} stands for ${target && size.has(target) ? n : 'an endless number of'} nodes; an alias may stand for at most ${MAX_ALIAS_NODES} (an alias bomb?)`,
+          });
+        else if (added > MAX_ALIAS_TOTAL)
+          out.push({
+            path,
+            offset: c.node.range?.[0],
+            message: `aliases up to here stand for ${added} nodes; at most ${MAX_ALIAS_TOTAL} in all (an alias bomb?)`,
+          });
         f.total += n;
         continue;
       }
@@ -248,7 +333,10 @@ function positionIn(text: string, offset: number): { line: number; column: numbe
  * Positions (1-based line and column) of the values at `paths` in a JSON text already known to be
  * valid, by one linear scan. For a path that is not there, its nearest ancestor's.
  */
-export function jsonPositions(text: string, paths: readonly (readonly PathKey[])[]): ({ line: number; column: number } | undefined)[] {
+export function jsonPositions(
+  text: string,
+  paths: readonly (readonly PathKey[])[],
+): ({ line: number; column: number } | undefined)[] {
   const wanted = new Map<string, number>(); // path key -> offset found
   const key = (p: readonly PathKey[]) => JSON.stringify(p);
   for (const p of paths) for (let d = 0; d <= p.length; d++) wanted.set(key(p.slice(0, d)), -1);

@@ -9,7 +9,14 @@
 //   ...
 //   if (r.failures > 0) -> r.issues: "line 3:9: peers[2].address: not an IP address: ..."
 import { ipFamily, parseIp, Prefix, type Ip, type IpFamily } from '../base/addr.js';
-import { formatPath, readDocument, type DocumentIssue, type DocumentLimits, type DocumentSource, type PathKey } from './document.js';
+import {
+  formatPath,
+  readDocument,
+  type DocumentIssue,
+  type DocumentLimits,
+  type DocumentSource,
+  type PathKey,
+} from './document.js';
 
 export type FieldPath = readonly PathKey[];
 
@@ -69,13 +76,19 @@ export class FieldReader {
   }
 
   /** A mapping whose keys are all in `allowed`; each missing `required` key is a problem at `path`. */
-  object(value: unknown, path: FieldPath, allowed: readonly string[], required: readonly string[] = []): Record<string, unknown> | undefined {
+  object(
+    value: unknown,
+    path: FieldPath,
+    allowed: readonly string[],
+    required: readonly string[] = [],
+  ): Record<string, unknown> | undefined {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       return this.fail(path, `expected a mapping (key: value), got ${describe(value)}`);
     }
     const record = value as Record<string, unknown>;
     for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) this.fail([...path, key], `unknown field "${key}"; expected one of: ${allowed.join(', ')}`);
+      if (!allowed.includes(key))
+        this.fail([...path, key], `unknown field "${key}"; expected one of: ${allowed.join(', ')}`);
     }
     for (const key of required) if (!Object.hasOwn(record, key)) this.fail(path, `missing field "${key}"`);
     return record;
@@ -89,7 +102,12 @@ export class FieldReader {
   }
 
   /** A list read item by item: the items that read well (a bad item is reported at its index). */
-  listOf<T>(value: unknown, path: FieldPath, item: (value: unknown, path: FieldPath) => T | undefined, min = 0): T[] | undefined {
+  listOf<T>(
+    value: unknown,
+    path: FieldPath,
+    item: (value: unknown, path: FieldPath) => T | undefined,
+    min = 0,
+  ): T[] | undefined {
     const list = this.list(value, path, min);
     if (list === undefined) return undefined;
     const out: T[] = [];
@@ -104,20 +122,30 @@ export class FieldReader {
    * A string, non-empty unless `empty` is set. With `pattern`, one that matches it; `what` names
    * such a string in the message (`"eth 0" is not an interface name`).
    */
-  string(value: unknown, path: FieldPath, opts: { empty?: boolean; pattern?: RegExp; what?: string } = {}): string | undefined {
-    if (typeof value !== 'string') return this.fail(path, `expected a ${opts.empty ? '' : 'non-empty '}string, got ${describe(value)}`);
+  string(
+    value: unknown,
+    path: FieldPath,
+    opts: { empty?: boolean; pattern?: RegExp; what?: string } = {},
+  ): string | undefined {
+    if (typeof value !== 'string')
+      return this.fail(path, `expected a ${opts.empty ? '' : 'non-empty '}string, got ${describe(value)}`);
     if (value === '' && !opts.empty) return this.fail(path, `expected a non-empty string, got ${describe(value)}`);
-    if (opts.pattern && !opts.pattern.test(value)) return this.fail(path, `${JSON.stringify(value)} is not ${opts.what ?? `a string like ${opts.pattern}`}`);
+    if (opts.pattern && !opts.pattern.test(value))
+      return this.fail(path, `${JSON.stringify(value)} is not ${opts.what ?? `a string like ${opts.pattern}`}`);
     return value;
   }
 
   /** A finite number in a range; each bound is its own message ("must be at least 1, got 0"). */
   number(value: unknown, path: FieldPath, range: NumberRange = {}): number | undefined {
-    if (typeof value !== 'number' || !Number.isFinite(value)) return this.fail(path, `expected a number, got ${describe(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      return this.fail(path, `expected a number, got ${describe(value)}`);
     if (range.integer && !Number.isInteger(value)) return this.fail(path, `expected an integer, got ${value}`);
-    if (range.min !== undefined && value < range.min) return this.fail(path, `must be at least ${range.min}, got ${value}`);
-    if (range.above !== undefined && value <= range.above) return this.fail(path, `must be greater than ${range.above}, got ${value}`);
-    if (range.max !== undefined && value > range.max) return this.fail(path, `must be at most ${range.max}, got ${value}`);
+    if (range.min !== undefined && value < range.min)
+      return this.fail(path, `must be at least ${range.min}, got ${value}`);
+    if (range.above !== undefined && value <= range.above)
+      return this.fail(path, `must be greater than ${range.above}, got ${value}`);
+    if (range.max !== undefined && value > range.max)
+      return this.fail(path, `must be at most ${range.max}, got ${value}`);
     return value;
   }
 
@@ -138,26 +166,34 @@ export class FieldReader {
   }
 
   /** One of a fixed set of values. */
-  oneOf<const T extends string | number | boolean>(value: unknown, path: FieldPath, values: readonly T[]): T | undefined {
+  oneOf<const T extends string | number | boolean>(
+    value: unknown,
+    path: FieldPath,
+    values: readonly T[],
+  ): T | undefined {
     if (!values.includes(value as T)) return this.fail(path, `expected ${choices(values)}, got ${describe(value)}`);
     return value as T;
   }
 
   /** An IPv4 or IPv6 address (canonical), or only one family. */
   ip(value: unknown, path: FieldPath, family?: IpFamily): Ip | undefined {
-    if (typeof value !== 'string' || value === '') return this.fail(path, `expected an IP address, got ${describe(value)}`);
+    if (typeof value !== 'string' || value === '')
+      return this.fail(path, `expected an IP address, got ${describe(value)}`);
     const ip = parseIp(value);
     if (!ip.ok) return this.fail(path, ip.error.message);
-    if (family !== undefined && ipFamily(ip.value) !== family) return this.fail(path, `${value} is not an IPv${family} address`);
+    if (family !== undefined && ipFamily(ip.value) !== family)
+      return this.fail(path, `${value} is not an IPv${family} address`);
     return ip.value;
   }
 
   /** A CIDR prefix (host bits clear) of either family, or only one. */
   prefix(value: unknown, path: FieldPath, family?: IpFamily): Prefix | undefined {
-    if (typeof value !== 'string' || value === '') return this.fail(path, `expected a CIDR prefix, got ${describe(value)}`);
+    if (typeof value !== 'string' || value === '')
+      return this.fail(path, `expected a CIDR prefix, got ${describe(value)}`);
     const p = Prefix.parse(value);
     if (!p.ok) return this.fail(path, p.error.message);
-    if (family !== undefined && p.value.family !== family) return this.fail(path, `${value} is not an IPv${family} prefix`);
+    if (family !== undefined && p.value.family !== family)
+      return this.fail(path, `${value} is not an IPv${family} prefix`);
     return p.value;
   }
 
@@ -165,7 +201,12 @@ export class FieldReader {
    * A mapping from known names (the keys of `known`) to numbers in `range` (per name: `rangeOf`).
    * A misspelt name is a problem, not a setting silently ignored.
    */
-  numbers<K extends string>(value: unknown, path: FieldPath, known: Record<K, unknown>, rangeOf: (name: K) => NumberRange): Partial<Record<K, number>> {
+  numbers<K extends string>(
+    value: unknown,
+    path: FieldPath,
+    known: Record<K, unknown>,
+    rangeOf: (name: K) => NumberRange,
+  ): Partial<Record<K, number>> {
     const out: Partial<Record<K, number>> = {};
     const obj = this.object(value, path, Object.keys(known));
     if (!obj) return out;
@@ -186,7 +227,10 @@ export interface FieldsError {
 }
 
 /** Validates an already parsed value (no positions). `read` returns undefined or records problems to refuse it. */
-export function checkFields<T>(value: unknown, read: (r: FieldReader, value: unknown) => T | undefined): { ok: true; value: T } | { ok: false; error: FieldsError } {
+export function checkFields<T>(
+  value: unknown,
+  read: (r: FieldReader, value: unknown) => T | undefined,
+): { ok: true; value: T } | { ok: false; error: FieldsError } {
   const r = new FieldReader();
   const out = read(r, value);
   if (r.failures === 0 && out !== undefined) return { ok: true, value: out };
@@ -196,7 +240,11 @@ export function checkFields<T>(value: unknown, read: (r: FieldReader, value: unk
 /**
  * Reads a file or text (document.ts: size limits, YAML or JSON) and validates it; problems carry their line and column.
  */
-export function readFields<T>(source: DocumentSource, limits: DocumentLimits, read: (r: FieldReader, value: unknown) => T | undefined): { ok: true; value: T } | { ok: false; error: FieldsError } {
+export function readFields<T>(
+  source: DocumentSource,
+  limits: DocumentLimits,
+  read: (r: FieldReader, value: unknown) => T | undefined,
+): { ok: true; value: T } | { ok: false; error: FieldsError } {
   const doc = readDocument(source, limits);
   if (!doc.ok) return { ok: false, error: { issues: doc.issues, file: doc.file } };
   const r = new FieldReader();
@@ -213,7 +261,12 @@ export function readFields<T>(source: DocumentSource, limits: DocumentLimits, re
  */
 export function formatIssues(issues: readonly DocumentIssue[], file?: string): string {
   const lines = issues.map((i) => {
-    const where = i.line !== undefined ? `${file ?? 'line'}${file ? ':' : ' '}${i.line}:${i.column ?? 1}: ` : file ? `${file}: ` : '';
+    const where =
+      i.line !== undefined
+        ? `${file ?? 'line'}${file ? ':' : ' '}${i.line}:${i.column ?? 1}: `
+        : file
+          ? `${file}: `
+          : '';
     return `${where}${i.path}: ${i.message}`;
   });
   if (issues.length >= MAX_FIELD_ISSUES) lines.push(`(stopped after ${MAX_FIELD_ISSUES} problems)`);

@@ -6,7 +6,13 @@
 // Every delivery is opened with the gateway's key (a delivery addressed to another gateway or
 // authority, or one whose keys do not open, is refused), cached sealed, and handed on.
 import type { Logger } from 'pino';
-import { AuthorityApiError, gatewayClient, openDelivery, type AuthorityClient, type GatewayChanges } from '../authority/client.js';
+import {
+  AuthorityApiError,
+  gatewayClient,
+  openDelivery,
+  type AuthorityClient,
+  type GatewayChanges,
+} from '../authority/client.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { importPrivateKey } from '../pki/keys.js';
 import { loadDelivery, saveDelivery, type Credentials } from './credentials.js';
@@ -44,7 +50,11 @@ export class AuthorityLink {
     this.client = gatewayClient(o.creds.bundle, o.creds.privateKey, {
       urls,
       resolve: o.resolve,
-      onFailover: (f) => o.log.warn({ from: f.from, to: f.to, err: (f.error as Error | undefined)?.message, version: this.version }, 'authority replica unreachable; continuing with another from the same cursor'),
+      onFailover: (f) =>
+        o.log.warn(
+          { from: f.from, to: f.to, err: (f.error as Error | undefined)?.message, version: this.version },
+          'authority replica unreachable; continuing with another from the same cursor',
+        ),
     });
   }
 
@@ -59,12 +69,18 @@ export class AuthorityLink {
       const s = await this.accept(c);
       if (s) return s;
     } catch (e) {
-      if (e instanceof AuthorityApiError && (e.status === 401 || e.status === 403)) throw new GatewayStartError(`the authority refuses this gateway: ${e.message}`);
+      if (e instanceof AuthorityApiError && (e.status === 401 || e.status === 403))
+        throw new GatewayStartError(`the authority refuses this gateway: ${e.message}`);
       this.o.log.warn({ err: (e as Error).message }, 'authority unreachable at start; using the cached delivery');
     }
     const cached = loadDelivery(this.o.data);
-    if (!cached) throw new GatewayStartError('no keys: the authority is unreachable and there is no cached delivery yet');
-    const s = await openDelivery(cached, await this.key(), { gateway: this.gateway, authority: this.o.creds.bundle.authority.name, opened: this.opened });
+    if (!cached)
+      throw new GatewayStartError('no keys: the authority is unreachable and there is no cached delivery yet');
+    const s = await openDelivery(cached, await this.key(), {
+      gateway: this.gateway,
+      authority: this.o.creds.bundle.authority.name,
+      opened: this.opened,
+    });
     this.version = s.version;
     return s;
   }
@@ -73,7 +89,11 @@ export class AuthorityLink {
    * Follows the change stream until `signal` aborts, calling `apply` with every new snapshot. When
    * the authority refuses the gateway (revoked), calls `revoked` and ends: its keys must go.
    */
-  async follow(signal: AbortSignal, apply: (s: AuthoritySnapshot, c: GatewayChanges) => void, revoked: (e: Error) => void): Promise<void> {
+  async follow(
+    signal: AbortSignal,
+    apply: (s: AuthoritySnapshot, c: GatewayChanges) => void,
+    revoked: (e: Error) => void,
+  ): Promise<void> {
     try {
       await this.client.watch({
         since: this.version,
@@ -84,7 +104,11 @@ export class AuthorityLink {
           const s = await this.accept(c);
           if (s) apply(s, c);
         },
-        onError: (e) => this.o.log.warn({ err: (e as Error).message, version: this.version }, 'authority unreachable; forwarding with cached keys'),
+        onError: (e) =>
+          this.o.log.warn(
+            { err: (e as Error).message, version: this.version },
+            'authority unreachable; forwarding with cached keys',
+          ),
       });
     } catch (e) {
       revoked(e as Error);
@@ -93,7 +117,11 @@ export class AuthorityLink {
 
   private async accept(c: GatewayChanges): Promise<AuthoritySnapshot | undefined> {
     if (!c.delivery) return undefined;
-    const s = await openDelivery(c.delivery, await this.key(), { gateway: this.gateway, authority: this.o.creds.bundle.authority.name, opened: this.opened });
+    const s = await openDelivery(c.delivery, await this.key(), {
+      gateway: this.gateway,
+      authority: this.o.creds.bundle.authority.name,
+      opened: this.opened,
+    });
     saveDelivery(this.o.data, c.delivery);
     this.version = c.version;
     this.applied++;

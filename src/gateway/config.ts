@@ -53,14 +53,37 @@ export interface GatewayRunConfig {
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const TOP_KEYS = ['data', 'authorityUrls', 'inside', 'outside', 'attached', 'tun', 'pathMtu', 'rawEspVpns', 'allowPlain', 'statusSocket', 'metrics', 'routingTable', 'timers', 'limits', 'ike', 'keystore', 'statusReport', 'logLevel'];
+const TOP_KEYS = [
+  'data',
+  'authorityUrls',
+  'inside',
+  'outside',
+  'attached',
+  'tun',
+  'pathMtu',
+  'rawEspVpns',
+  'allowPlain',
+  'statusSocket',
+  'metrics',
+  'routingTable',
+  'timers',
+  'limits',
+  'ike',
+  'keystore',
+  'statusReport',
+  'logLevel',
+];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const DEFAULT_IKE_IDLE_TIMEOUT = 300_000;
 export const DEFAULT_STATUS_REPORT_INTERVAL = 10_000;
 
 /** A gateway configuration is a page of YAML; anything larger is not one (docs/gateway.md). */
-export const GATEWAY_CONFIG_LIMITS: DocumentLimits = { kind: 'gateway configuration', maxYamlBytes: 1024 * 1024, maxJsonBytes: 1024 * 1024 };
+export const GATEWAY_CONFIG_LIMITS: DocumentLimits = {
+  kind: 'gateway configuration',
+  maxYamlBytes: 1024 * 1024,
+  maxJsonBytes: 1024 * 1024,
+};
 
 /** Reads a gateway's YAML configuration: size-limited, aliases counted, problems with their line and field. */
 export function loadGatewayConfig(path: string): Result<GatewayRunConfig> {
@@ -82,13 +105,19 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
   const interfaces = (k: string) => (d[k] === undefined ? [] : (r.listOf(d[k], [k], ifname, 1) ?? []));
   const prefixes = (k: string) => (d[k] === undefined ? undefined : r.listOf(d[k], [k], (v, at) => r.prefix(v, at)));
   // A misspelt timer would otherwise be ignored silently and the default used.
-  const numbers = <K extends string>(k: string, known: Record<K, unknown>) => (d[k] === undefined ? {} : r.numbers(d[k], [k], known, () => ({ min: 0 })));
+  const numbers = <K extends string>(k: string, known: Record<K, unknown>) =>
+    d[k] === undefined ? {} : r.numbers(d[k], [k], known, () => ({ min: 0 }));
 
   const data = d.data === undefined ? undefined : r.string(d.data, ['data']);
-  const authorityUrls = d.authorityUrls === undefined ? undefined : r.listOf(d.authorityUrls, ['authorityUrls'], (v, at) => httpsUrl(r, v, at), 1);
+  const authorityUrls =
+    d.authorityUrls === undefined
+      ? undefined
+      : r.listOf(d.authorityUrls, ['authorityUrls'], (v, at) => httpsUrl(r, v, at), 1);
   const inside = interfaces('inside');
   const outside = interfaces('outside');
-  outside.forEach((i, j) => inside.includes(i) && r.fail(['outside', j], `interface ${i} cannot be both inside and outside`));
+  outside.forEach(
+    (i, j) => inside.includes(i) && r.fail(['outside', j], `interface ${i} cannot be both inside and outside`),
+  );
   const tunDoc = d.tun === undefined ? {} : (r.object(d.tun, ['tun'], ['inside', 'outside']) ?? {});
   const tun = {
     inside: tunDoc.inside === undefined ? 'kasane-in' : (ifname(tunDoc.inside, ['tun', 'inside']) ?? ''),
@@ -99,7 +128,8 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
     const m = r.object(d.metrics, ['metrics'], ['listen'], ['listen']);
     const listen = m?.listen === undefined ? undefined : r.string(m.listen, ['metrics', 'listen']);
     const hp = listen === undefined ? null : /^(.+):(\d{1,5})$/.exec(listen);
-    if (listen !== undefined && (!hp || Number(hp[2]) > 65535)) r.fail(['metrics', 'listen'], 'must be host:port, e.g. 127.0.0.1:9108');
+    if (listen !== undefined && (!hp || Number(hp[2]) > 65535))
+      r.fail(['metrics', 'listen'], 'must be host:port, e.g. 127.0.0.1:9108');
     else if (hp) metrics = { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
   }
   const ike = numbers('ike', { port: 0, natPort: 0, idleTimeout: 0, ...DEFAULT_IKE_TIMERS });
@@ -111,11 +141,19 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
     attached: prefixes('attached'),
     tun,
     pathMtu: d.pathMtu === undefined ? undefined : r.integer(d.pathMtu, ['pathMtu'], { min: 576, max: 65535 }),
-    rawEspVpns: (d.rawEspVpns === undefined ? undefined : r.listOf(d.rawEspVpns, ['rawEspVpns'], (v, at) => r.integer(v, at, { min: 1, max: 0xffffffff }))) ?? [],
+    rawEspVpns:
+      (d.rawEspVpns === undefined
+        ? undefined
+        : r.listOf(d.rawEspVpns, ['rawEspVpns'], (v, at) => r.integer(v, at, { min: 1, max: 0xffffffff }))) ?? [],
     allowPlain: prefixes('allowPlain') ?? [],
-    statusSocket: (d.statusSocket === undefined ? undefined : r.string(d.statusSocket, ['statusSocket'])) ?? join(data ?? '.', 'status.sock'),
+    statusSocket:
+      (d.statusSocket === undefined ? undefined : r.string(d.statusSocket, ['statusSocket'])) ??
+      join(data ?? '.', 'status.sock'),
     metrics,
-    routingTable: d.routingTable === undefined ? 5150 : (r.integer(d.routingTable, ['routingTable'], { min: 1, max: 0xfffffff0 }) ?? 5150),
+    routingTable:
+      d.routingTable === undefined
+        ? 5150
+        : (r.integer(d.routingTable, ['routingTable'], { min: 1, max: 0xfffffff0 }) ?? 5150),
     timers: numbers('timers', DEFAULT_TIMERS),
     limits: numbers('limits', DEFAULT_LIMITS),
     keystore: d.keystore === undefined ? undefined : keystoreOf(r, d.keystore),
@@ -129,19 +167,24 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
 function httpsUrl(r: FieldReader, v: unknown, at: FieldPath): string | undefined {
   const s = r.string(v, at);
   if (s === undefined) return undefined;
-  if (!URL.canParse(s) || new URL(s).protocol !== 'https:') return r.fail(at, `${JSON.stringify(s)} is not an https:// URL`);
+  if (!URL.canParse(s) || new URL(s).protocol !== 'https:')
+    return r.fail(at, `${JSON.stringify(s)} is not an https:// URL`);
   return s;
 }
 
 /** The `statusReport` section: `{ interval: ms }` (0 turns the reports off; otherwise 2 s to 1 h). */
 function statusReportOf(r: FieldReader, v: { interval?: number }): GatewayRunConfig['statusReport'] {
   const interval = v.interval ?? DEFAULT_STATUS_REPORT_INTERVAL;
-  if (interval !== 0 && (!Number.isInteger(interval) || interval < 2000 || interval > 3_600_000)) r.fail(['statusReport', 'interval'], 'must be 0 (off) or from 2000 to 3600000 ms');
+  if (interval !== 0 && (!Number.isInteger(interval) || interval < 2000 || interval > 3_600_000))
+    r.fail(['statusReport', 'interval'], 'must be 0 (off) or from 2000 to 3600000 ms');
   return { interval };
 }
 
 /** The `ike` section: ports (default 500 and 4500), idle timeout, and engine timers by name. */
-function ikeOf(r: FieldReader, v: Partial<Record<'port' | 'natPort' | 'idleTimeout' | keyof IkeTimers, number>>): GatewayRunConfig['ike'] {
+function ikeOf(
+  r: FieldReader,
+  v: Partial<Record<'port' | 'natPort' | 'idleTimeout' | keyof IkeTimers, number>>,
+): GatewayRunConfig['ike'] {
   const { port = 500, natPort = 4500, idleTimeout = DEFAULT_IKE_IDLE_TIMEOUT, ...timers } = v;
   if (v.port !== undefined) r.integer(port, ['ike', 'port'], { min: 1, max: 65535 });
   if (v.natPort !== undefined) r.integer(natPort, ['ike', 'natPort'], { min: 1, max: 65535 });

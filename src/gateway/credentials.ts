@@ -34,7 +34,8 @@ export function saveCredentials(data: string, bundle: GatewayBundle, privateKey:
 
 export function loadCredentials(data: string): Credentials {
   const file = join(data, CREDENTIALS_FILE);
-  if (!existsSync(file)) throw new Error(`${file} is missing: enroll the gateway first (kasane gateway enroll --data ${data} ...)`);
+  if (!existsSync(file))
+    throw new Error(`${file} is missing: enroll the gateway first (kasane gateway enroll --data ${data} ...)`);
   const privateKey = keystoreOf(data).read(KEY_ENTRY);
   const bundle = parseBundle(readFileSync(file, 'utf8'));
   // parseBundle checks the chain; check the key belongs to the certificate too.

@@ -18,7 +18,15 @@ import { ipFamily, parseIp, Prefix, type Ip } from '../base/addr.js';
 import type { Executor } from '../core/executor.js';
 import { GatewayCore } from '../core/gateway-core.js';
 import { TsExecutor } from '../core/ts-executor.js';
-import { guardTableName, NativeDatapath, NativeExecutor, routingSetup, routingTeardown, runRouting, type TunRouting } from '../native/index.js';
+import {
+  guardTableName,
+  NativeDatapath,
+  NativeExecutor,
+  routingSetup,
+  routingTeardown,
+  runRouting,
+  type TunRouting,
+} from '../native/index.js';
 import { hostHasIpv6 } from '../native/routing.js';
 import type { GatewayRunConfig } from './config.js';
 import { CoreDriver } from './core-driver.js';
@@ -66,7 +74,10 @@ export class GatewayDaemon {
     return this.creds.bundle.gateway.name;
   }
 
-  static async start(config: GatewayRunConfig, log: Logger = pino({ name: 'kasane-gateway', level: config.logLevel }, pino.destination(2))): Promise<GatewayDaemon> {
+  static async start(
+    config: GatewayRunConfig,
+    log: Logger = pino({ name: 'kasane-gateway', level: config.logLevel }, pino.destination(2)),
+  ): Promise<GatewayDaemon> {
     preflight(config);
     const creds = loadCredentials(config.data);
     const d = new GatewayDaemon(config, creds, log);
@@ -81,23 +92,33 @@ export class GatewayDaemon {
 
   private async boot(): Promise<void> {
     const { bundle } = this.creds;
-    this.link = new AuthorityLink({ data: this.config.data, creds: this.creds, urls: this.config.authorityUrls, log: this.log });
+    this.link = new AuthorityLink({
+      data: this.config.data,
+      creds: this.creds,
+      urls: this.config.authorityUrls,
+      log: this.log,
+    });
     const first = await this.link.initial();
 
     const native = NativeExecutor.create();
     const executor: Executor = native.ok ? native.value : new TsExecutor();
-    if (!native.ok) throw new GatewayStartError(`the native datapath is unavailable (${native.error.message}); run npm install to build it`);
+    if (!native.ok)
+      throw new GatewayStartError(
+        `the native datapath is unavailable (${native.error.message}); run npm install to build it`,
+      );
 
     const reservations = new SeqReservations(join(this.config.data, 'tx-seq.json'));
     const received = new ReceiveJournal(join(this.config.data, 'rx-epochs.json'));
-    if (received.damaged) this.log.warn({ err: received.damaged }, 'receive journal unreadable: every receiving SA learns its floor first');
+    if (received.damaged)
+      this.log.warn({ err: received.damaged }, 'receive journal unreadable: every receiving SA learns its floor first');
     const core = new GatewayCore({
       config: {
         id: bundle.gateway.name,
         address: bundle.gateway.address,
         // The source of the ICMPv6 Packet Too Big it sends IPv6 terminals: its own IPv6 outside
         // address, or else the first global IPv6 address of its outside interfaces.
-        address6: ipFamily(bundle.gateway.address) === 6 ? bundle.gateway.address : outsideAddress6(this.config.outside),
+        address6:
+          ipFamily(bundle.gateway.address) === 6 ? bundle.gateway.address : outsideAddress6(this.config.outside),
         attached: this.config.attached ?? insidePrefixes(this.config.inside),
         allowPlain: this.config.allowPlain,
         pathMtu: wanPathMtu(this.config.pathMtu, this.config.outside),
@@ -124,7 +145,8 @@ export class GatewayDaemon {
     // follow the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
     this.mtuTimer = setInterval(() => {
       this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
-      for (const t of this.ike?.tunnelPeers() ?? []) this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
+      for (const t of this.ike?.tunnelPeers() ?? [])
+        this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
     }, 2000);
     this.mtuTimer.unref();
     const dp = NativeDatapath.open(native.value, {
@@ -151,12 +173,23 @@ export class GatewayDaemon {
         // through the tunnel port's socket, not the TUN (its source is this host). So do the
         // core's ICMP errors (from this host's address: a TUN write would be a martian).
         const op = action.note.op;
-        const r = op === 'tunnel-encrypt' ? this.datapath?.sendTunnelPacket(bytes) : op === 'icmp-error' ? this.datapath?.sendLocal(bytes) : this.datapath?.write('inside', bytes);
+        const r =
+          op === 'tunnel-encrypt'
+            ? this.datapath?.sendTunnelPacket(bytes)
+            : op === 'icmp-error'
+              ? this.datapath?.sendLocal(bytes)
+              : this.datapath?.write('inside', bytes);
         if (r && !r.ok) this.log.warn({ err: r.error.message }, 'TUN write failed');
       },
       drop: (reason) => this.log.trace({ reason }, 'drop'),
       trace: (event) => {
-        if (event.event === 'search-complete' || event.event === 'search-failed' || event.event === 'path-revoked' || event.event === 'age-out' || event.event === 'search-forged') {
+        if (
+          event.event === 'search-complete' ||
+          event.event === 'search-failed' ||
+          event.event === 'path-revoked' ||
+          event.event === 'age-out' ||
+          event.event === 'search-forged'
+        ) {
           this.log.info({ event: event.event, ...event.detail }, event.event);
         } else this.log.debug({ event: event.event, kind: event.kind, ...event.detail }, event.event);
       },
@@ -193,7 +226,9 @@ export class GatewayDaemon {
     try {
       await this.ike.start();
     } catch (e) {
-      throw new GatewayStartError(`cannot open the IKE port ${bundle.gateway.address}:${this.config.ike.port}: ${(e as Error).message}`);
+      throw new GatewayStartError(
+        `cannot open the IKE port ${bundle.gateway.address}:${this.config.ike.port}: ${(e as Error).message}`,
+      );
     }
 
     const r = runRouting(routingSetup(tunRouting(this.config)));
@@ -203,11 +238,24 @@ export class GatewayDaemon {
     if (this.config.metrics) await this.serveMetrics(this.config.metrics.host, this.config.metrics.port);
     this.watching = this.follow();
     if (this.config.statusReport.interval > 0) {
-      this.reporter = new StatusReporter({ client: this.link.client, status: () => this.status(), intervalMs: this.config.statusReport.interval, log: this.log });
+      this.reporter = new StatusReporter({
+        client: this.link.client,
+        status: () => this.status(),
+        intervalMs: this.config.statusReport.interval,
+        log: this.log,
+      });
       this.reporter.start();
     }
     this.log.info(
-      { gateway: this.id, address: bundle.gateway.address, version: this.link.version, authority: this.link.client.endpoint, vpns: first.vpns.map((v) => v.name), inside: this.config.inside, outside: this.config.outside },
+      {
+        gateway: this.id,
+        address: bundle.gateway.address,
+        version: this.link.version,
+        authority: this.link.client.endpoint,
+        vpns: first.vpns.map((v) => v.name),
+        inside: this.config.inside,
+        outside: this.config.outside,
+      },
       'gateway running',
     );
     // In the background: the first searches should not run on cold code (see warmup.ts).
@@ -218,7 +266,8 @@ export class GatewayDaemon {
       return e.value;
     };
     void warmUpSearchPath({ executor: warmExecutor }).then(
-      (w) => this.log.debug({ searches: w.searches, completed: w.completed, ms: Math.round(w.ms) }, 'search path warmed up'),
+      (w) =>
+        this.log.debug({ searches: w.searches, completed: w.completed, ms: Math.round(w.ms) }, 'search path warmed up'),
       (e: unknown) => this.log.warn({ err: (e as Error).message }, 'search warm-up failed'),
     );
   }
@@ -231,7 +280,10 @@ export class GatewayDaemon {
         if (!this.driver) return;
         this.driver.snapshot(s);
         this.ike?.snapshot(s);
-        this.log.info({ version: c.version, events: c.events.map((e) => e.action), authority: this.link!.client.endpoint }, 'configuration applied');
+        this.log.info(
+          { version: c.version, events: c.events.map((e) => e.action), authority: this.link!.client.endpoint },
+          'configuration applied',
+        );
       },
       (e) => {
         this.log.error({ err: e.message }, 'the authority refused this gateway: its keys are withdrawn');
@@ -244,7 +296,11 @@ export class GatewayDaemon {
   }
 
   private async serveMetrics(host: string, port: number): Promise<void> {
-    const registry = gatewayRegistry(() => this.driver!.core, this.id, () => this.stats());
+    const registry = gatewayRegistry(
+      () => this.driver!.core,
+      this.id,
+      () => this.stats(),
+    );
     this.metricsServer = createServer((req, res) => {
       if (req.url !== '/metrics') {
         res.writeHead(404).end('see /metrics\n');
@@ -292,9 +348,14 @@ export class GatewayDaemon {
     for (const [k, v] of Object.entries(this.datapath?.stats() ?? {})) out[`datapath.${k}`] = v;
     for (const [k, v] of this.ike?.counters ?? []) out[`ike.${k}`] = v;
     for (const [k, v] of this.udpDrops) out[`datapath.udp-punt.${k}`] = v;
-    for (const [side, dev] of [['inside', this.config.tun.inside], ['outside', this.config.tun.outside]] as const) {
+    for (const [side, dev] of [
+      ['inside', this.config.tun.inside],
+      ['outside', this.config.tun.outside],
+    ] as const) {
       try {
-        out[`kernel.tun-${side}.queue-dropped`] = Number(readFileSync(`/sys/class/net/${dev}/statistics/tx_dropped`, 'utf8'));
+        out[`kernel.tun-${side}.queue-dropped`] = Number(
+          readFileSync(`/sys/class/net/${dev}/statistics/tx_dropped`, 'utf8'),
+        );
       } catch {
         /* the device is gone (stopping): no figure rather than a wrong one */
       }
@@ -345,13 +406,22 @@ export function tunRouting(config: GatewayRunConfig): TunRouting {
  * gateway runs (its TUN devices exist, or its status socket answers). Returns what it did.
  */
 export async function teardownGateway(config: GatewayRunConfig): Promise<string> {
-  if (process.getuid?.() !== 0) throw new GatewayStartError('teardown needs root (CAP_NET_ADMIN) to change policy routing and nftables');
+  if (process.getuid?.() !== 0)
+    throw new GatewayStartError('teardown needs root (CAP_NET_ADMIN) to change policy routing and nftables');
   const tuns = [config.tun.inside, config.tun.outside].filter((t) => existsSync(`/sys/class/net/${t}`));
   let answers = false;
-  if (existsSync(config.statusSocket)) answers = await queryStatus(config.statusSocket).then(() => true, () => false);
+  if (existsSync(config.statusSocket))
+    answers = await queryStatus(config.statusSocket).then(
+      () => true,
+      () => false,
+    );
   if (tuns.length > 0 || answers) {
-    const why = answers ? `its status socket ${config.statusSocket} answers` : `its TUN device ${tuns.join(', ')} exists`;
-    throw new GatewayStartError(`the gateway is running (${why}): stop it first; teardown would leave its terminals' traffic unprotected under it`);
+    const why = answers
+      ? `its status socket ${config.statusSocket} answers`
+      : `its TUN device ${tuns.join(', ')} exists`;
+    throw new GatewayStartError(
+      `the gateway is running (${why}): stop it first; teardown would leave its terminals' traffic unprotected under it`,
+    );
   }
   const routing = tunRouting(config);
   const r = runRouting(routingTeardown(routing));
@@ -367,12 +437,16 @@ export async function teardownGateway(config: GatewayRunConfig): Promise<string>
 
 /** Refuses early and clearly when the gateway cannot work here. */
 function preflight(config: GatewayRunConfig): void {
-  if (process.platform !== 'linux') throw new GatewayStartError('the gateway needs Linux (TUN devices, policy routing)');
-  if (process.getuid?.() !== 0) throw new GatewayStartError('the gateway needs root (CAP_NET_ADMIN) to create TUN devices and policy routing');
+  if (process.platform !== 'linux')
+    throw new GatewayStartError('the gateway needs Linux (TUN devices, policy routing)');
+  if (process.getuid?.() !== 0)
+    throw new GatewayStartError('the gateway needs root (CAP_NET_ADMIN) to create TUN devices and policy routing');
   try {
     execFileSync('nft', ['--version'], { stdio: 'ignore' });
   } catch {
-    throw new GatewayStartError('the gateway needs nftables for its forwarding guard: the nft command is missing (Debian: apt-get install nftables)');
+    throw new GatewayStartError(
+      'the gateway needs nftables for its forwarding guard: the nft command is missing (Debian: apt-get install nftables)',
+    );
   }
   for (const i of [...config.inside, ...config.outside]) {
     try {
@@ -383,8 +457,18 @@ function preflight(config: GatewayRunConfig): void {
   }
 }
 
-type AddrShow = { addr_info?: { family?: string; local: string; prefixlen: number; scope?: string; deprecated?: boolean; tentative?: boolean }[] }[];
-const addrShow = (i: string): string => execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' });
+type AddrShow = {
+  addr_info?: {
+    family?: string;
+    local: string;
+    prefixlen: number;
+    scope?: string;
+    deprecated?: boolean;
+    tentative?: boolean;
+  }[];
+}[];
+const addrShow = (i: string): string =>
+  execFileSync('ip', ['-j', 'addr', 'show', 'dev', i, 'scope', 'global'], { encoding: 'utf8' });
 
 /** The first usable global IPv6 address of the outside interfaces (not deprecated, not tentative), or undefined. */
 export function outsideAddress6(ifaces: string[], show = addrShow): Ip | undefined {

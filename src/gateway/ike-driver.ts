@@ -69,7 +69,16 @@ export function peersOf(s: AuthoritySnapshot, self: string): IkePeer[] {
     if (!me) continue;
     for (const m of v.members) {
       if (m.gateway === self || !m.certificate || !m.permit) continue;
-      out.push({ id: m.gateway, vpnId: v.id, vpnName: v.name, endpoint: { address: canonical(m.address), port: 500 }, certificate: m.certificate, permit: m.permit, localPrefixes: me.prefixes, remotePrefixes: m.prefixes });
+      out.push({
+        id: m.gateway,
+        vpnId: v.id,
+        vpnName: v.name,
+        endpoint: { address: canonical(m.address), port: 500 },
+        certificate: m.certificate,
+        permit: m.permit,
+        localPrefixes: me.prefixes,
+        remotePrefixes: m.prefixes,
+      });
     }
   }
   return out;
@@ -115,7 +124,12 @@ export class IkeDriver {
   constructor(private readonly o: IkeDriverOptions) {
     this.clock = o.clock ?? systemClock;
     // No attribute authority until the first delivery that has one: until then every permit fails.
-    this.identity = { certificate: o.certificate, signer: o.signer, attributeAuthority: new Uint8Array(0), certificateAuthorities: o.certificateAuthorities };
+    this.identity = {
+      certificate: o.certificate,
+      signer: o.signer,
+      attributeAuthority: new Uint8Array(0),
+      certificateAuthorities: o.certificateAuthorities,
+    };
     this.engine = new IkeEngine({
       local: this.identity,
       endpoint: { address: canonical(o.address), port: o.ports.ike },
@@ -133,9 +147,17 @@ export class IkeDriver {
       for (const address of [this.o.address, ...(this.o.addresses ?? [])]) {
         const family = ipFamily(canonical(address));
         if (this.ikeSockets.has(family)) throw new Error(`two outside addresses of IPv${family}: ${address}`);
-        this.ikeSockets.set(family, await this.bind(address, this.o.ports.ike, (msg, from, port) => this.run((now) => this.engine.receive({ address: from, port }, msg, now, this.o.ports.ike))));
+        this.ikeSockets.set(
+          family,
+          await this.bind(address, this.o.ports.ike, (msg, from, port) =>
+            this.run((now) => this.engine.receive({ address: from, port }, msg, now, this.o.ports.ike)),
+          ),
+        );
         if (!this.o.ownNatPort?.includes(family)) continue;
-        this.natSockets.set(family, await this.bind(address, this.o.ports.nat, (msg, from, port) => this.natOwn(from, port, msg)));
+        this.natSockets.set(
+          family,
+          await this.bind(address, this.o.ports.nat, (msg, from, port) => this.natOwn(from, port, msg)),
+        );
       }
     } catch (e) {
       await this.closeSockets();
@@ -145,7 +167,11 @@ export class IkeDriver {
   }
 
   /** A UDP socket on address:port; an IPv6 one takes IPv6 only (no IPv4-mapped peers). */
-  private async bind(address: string, port: number, onMessage: (msg: Buffer, from: string, port: number) => void): Promise<Socket> {
+  private async bind(
+    address: string,
+    port: number,
+    onMessage: (msg: Buffer, from: string, port: number) => void,
+  ): Promise<Socket> {
     const v6 = ipFamily(canonical(address)) === 6;
     const s = createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6 });
     await new Promise<void>((resolve, reject) => {
@@ -174,7 +200,8 @@ export class IkeDriver {
   /** A datagram on a UDP 4500 socket of our own: IKE behind the non-ESP marker, a NAT-keepalive, or ESP. */
   private natOwn(from: string, port: number, payload: Buffer): void {
     if (payload.length === 1 && payload[0] === 0xff) return this.count('nat-keepalive');
-    if (payload.length >= 4 && NON_ESP_MARKER.equals(payload.subarray(0, 4))) return this.natDatagram(from, port, payload);
+    if (payload.length >= 4 && NON_ESP_MARKER.equals(payload.subarray(0, 4)))
+      return this.natDatagram(from, port, payload);
     if (this.o.natEsp) this.o.natEsp(from, port, payload);
     else this.count('dropped.esp-no-tunnel-port');
   }
@@ -199,7 +226,11 @@ export class IkeDriver {
    * peer authority as `name@authority`: the claimed name and the address pick the delivered peer.
    */
   request(peer: string, vpnId: number, address?: string): void {
-    const p = this.peers.find((x) => x.vpnId === vpnId && x.id === peer && (!address || x.endpoint.address === address)) ?? this.peers.find((x) => x.vpnId === vpnId && coreName(x.id) === peer && (!address || x.endpoint.address === address));
+    const p =
+      this.peers.find((x) => x.vpnId === vpnId && x.id === peer && (!address || x.endpoint.address === address)) ??
+      this.peers.find(
+        (x) => x.vpnId === vpnId && coreName(x.id) === peer && (!address || x.endpoint.address === address),
+      );
     this.run((now) => this.engine.initiate(p?.id ?? peer, vpnId, now));
   }
 
@@ -224,7 +255,9 @@ export class IkeDriver {
   async stop(): Promise<void> {
     // Tell every peer (best effort): their Child SAs to us go at once instead of at their liveness check.
     const now = this.clock.now();
-    for (const sa of this.engine.status(now)) if (sa.peer !== undefined && sa.vpnId !== undefined) this.apply(this.engine.close(sa.peer, sa.vpnId, now, 'gateway stopping'));
+    for (const sa of this.engine.status(now))
+      if (sa.peer !== undefined && sa.vpnId !== undefined)
+        this.apply(this.engine.close(sa.peer, sa.vpnId, now, 'gateway stopping'));
     this.stopped = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     await this.closeSockets();
@@ -271,20 +304,50 @@ export class IkeDriver {
     }
     for (const c of out.install) {
       // The executor checks decrypted packets against the core's path rules, which name the peer as the core knows it.
-      const common = { vpnId: c.vpnId, peer: coreName(c.peer), localAddr: c.local.address, localPort: c.local.port, remoteAddr: c.remote.address, remotePort: c.remote.port };
+      const common = {
+        vpnId: c.vpnId,
+        peer: coreName(c.peer),
+        localAddr: c.local.address,
+        localPort: c.local.port,
+        remoteAddr: c.remote.address,
+        remotePort: c.remote.port,
+      };
       try {
-        this.o.executor.installTunnelRx({ ...common, spi: c.inbound.spi, key: c.inbound.key.key, salt: c.inbound.key.salt, localSelectors: ranges(c.localPrefixes), remoteSelectors: ranges(c.remotePrefixes) });
-        this.o.executor.installTunnelTx({ ...common, spi: c.outbound.spi, key: c.outbound.key.key, salt: c.outbound.key.salt });
+        this.o.executor.installTunnelRx({
+          ...common,
+          spi: c.inbound.spi,
+          key: c.inbound.key.key,
+          salt: c.inbound.key.salt,
+          localSelectors: ranges(c.localPrefixes),
+          remoteSelectors: ranges(c.remotePrefixes),
+        });
+        this.o.executor.installTunnelTx({
+          ...common,
+          spi: c.outbound.spi,
+          key: c.outbound.key.key,
+          salt: c.outbound.key.salt,
+        });
       } catch (e) {
         // An executor that cannot carry this SA (an address family its tunnel mode lacks): the
         // peer must not send into it, nor the core route into it.
         this.o.executor.removeTunnelRx(c.inbound.spi);
         this.count('install-failed');
-        this.o.log.error({ err: (e as Error).message, peer: c.peer, vpnId: c.vpnId, remote: c.remote.address }, 'IKE Child SA not installed: the executor refused it');
-        this.pending.push((now) => this.engine.close(c.peer, c.vpnId, now, `executor-refused: ${(e as Error).message}`));
+        this.o.log.error(
+          { err: (e as Error).message, peer: c.peer, vpnId: c.vpnId, remote: c.remote.address },
+          'IKE Child SA not installed: the executor refused it',
+        );
+        this.pending.push((now) =>
+          this.engine.close(c.peer, c.vpnId, now, `executor-refused: ${(e as Error).message}`),
+        );
         continue;
       }
-      this.installed.set(c.inbound.spi, { peer: c.peer, vpnId: c.vpnId, inboundSpi: c.inbound.spi, outboundSpi: c.outbound.spi, remoteAddr: c.remote.address });
+      this.installed.set(c.inbound.spi, {
+        peer: c.peer,
+        vpnId: c.vpnId,
+        inboundSpi: c.inbound.spi,
+        outboundSpi: c.outbound.spi,
+        remoteAddr: c.remote.address,
+      });
       this.o.childUp(coreName(c.peer), c.vpnId, c.outbound.spi);
     }
     for (const r of out.remove) {
@@ -309,15 +372,23 @@ export class IkeDriver {
     const lastUse = new Map<string, number>();
     for (const c of this.installed.values()) {
       const k = `${c.peer}\u0000${c.vpnId}`;
-      const used = Math.max(this.o.executor.tunnelRxStats(c.inboundSpi)?.lastUsed ?? 0, this.o.executor.tunnelTxStats(c.outboundSpi)?.lastUsed ?? 0);
+      const used = Math.max(
+        this.o.executor.tunnelRxStats(c.inboundSpi)?.lastUsed ?? 0,
+        this.o.executor.tunnelTxStats(c.outboundSpi)?.lastUsed ?? 0,
+      );
       lastUse.set(k, Math.max(lastUse.get(k) ?? 0, used));
     }
     const views = this.engine.status(now);
     for (const [k, used] of lastUse) {
       const [peer, vpn] = k.split('\u0000');
       const vpnId = Number(vpn);
-      const born = Math.min(...views.filter((v) => v.peer === peer && v.vpnId === vpnId).flatMap((v) => v.children.map((c) => now - c.ageMs)));
-      if (now - Math.max(used, Number.isFinite(born) ? born : now) >= this.o.idleTimeout) this.apply(this.engine.close(peer, vpnId, now, 'idle'));
+      const born = Math.min(
+        ...views
+          .filter((v) => v.peer === peer && v.vpnId === vpnId)
+          .flatMap((v) => v.children.map((c) => now - c.ageMs)),
+      );
+      if (now - Math.max(used, Number.isFinite(born) ? born : now) >= this.o.idleTimeout)
+        this.apply(this.engine.close(peer, vpnId, now, 'idle'));
     }
   }
 

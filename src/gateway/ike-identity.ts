@@ -28,10 +28,21 @@ export interface IkeIdentity {
 
 export class IkeIdentityError extends Error {}
 
-export async function ikeIdentity(config: GatewayRunConfig, creds: Credentials, client: AuthorityClient, log: Logger, now = Date.now()): Promise<IkeIdentity> {
+export async function ikeIdentity(
+  config: GatewayRunConfig,
+  creds: Credentials,
+  client: AuthorityClient,
+  log: Logger,
+  now = Date.now(),
+): Promise<IkeIdentity> {
   if (!config.keystore) {
     const ks = new FileKeyKeystore(creds.privateKey);
-    return { certificate: pemToDer(creds.bundle.certificate, 'CERTIFICATE'), signer: keystoreSigner(ks), keystore: ks.describe(), close: () => ks.close() };
+    return {
+      certificate: pemToDer(creds.bundle.certificate, 'CERTIFICATE'),
+      signer: keystoreSigner(ks),
+      keystore: ks.describe(),
+      close: () => ks.close(),
+    };
   }
   const o = config.keystore.pkcs11;
   let ks: GatewayKeystore & { ensureKey(): boolean };
@@ -45,21 +56,39 @@ export async function ikeIdentity(config: GatewayRunConfig, creds: Credentials, 
     const spki = Buffer.from(ks.publicKeySpki());
     const file = join(config.data, IKE_CERTIFICATE_FILE);
     const held = existsSync(file) ? new x509.X509Certificate(readFileSync(file, 'utf8')) : undefined;
-    const matches = held !== undefined && Buffer.from(held.publicKey.rawData).equals(spki) && held.notAfter.getTime() > now;
+    const matches =
+      held !== undefined && Buffer.from(held.publicKey.rawData).equals(spki) && held.notAfter.getTime() > now;
     if (!matches || held!.notAfter.getTime() - now < RENEW_BEFORE_MS) {
       try {
         const { certificate } = await client.requestIkeCertificate(ks.csr(creds.bundle.gateway.name));
         const cert = new x509.X509Certificate(certificate);
-        if (!Buffer.from(cert.publicKey.rawData).equals(spki)) throw new Error("the authority's certificate is not for the token's key");
+        if (!Buffer.from(cert.publicKey.rawData).equals(spki))
+          throw new Error("the authority's certificate is not for the token's key");
         writeFileSync(file, certificate, { mode: 0o644 });
-        log.info({ serial: cert.serialNumber, notAfter: cert.notAfter.toISOString() }, 'IKE certificate for the token key received from the authority');
-        return { certificate: new Uint8Array(cert.rawData), signer: keystoreSigner(ks), keystore: ks.describe(), close: () => ks.close() };
+        log.info(
+          { serial: cert.serialNumber, notAfter: cert.notAfter.toISOString() },
+          'IKE certificate for the token key received from the authority',
+        );
+        return {
+          certificate: new Uint8Array(cert.rawData),
+          signer: keystoreSigner(ks),
+          keystore: ks.describe(),
+          close: () => ks.close(),
+        };
       } catch (e) {
-        if (!matches) throw new IkeIdentityError(`no IKE certificate for the PKCS#11 key yet, and the authority did not issue one: ${(e as Error).message}`);
+        if (!matches)
+          throw new IkeIdentityError(
+            `no IKE certificate for the PKCS#11 key yet, and the authority did not issue one: ${(e as Error).message}`,
+          );
         log.warn({ err: (e as Error).message }, 'IKE certificate renewal failed; using the current one');
       }
     }
-    return { certificate: new Uint8Array(held!.rawData), signer: keystoreSigner(ks), keystore: ks.describe(), close: () => ks.close() };
+    return {
+      certificate: new Uint8Array(held!.rawData),
+      signer: keystoreSigner(ks),
+      keystore: ks.describe(),
+      close: () => ks.close(),
+    };
   } catch (e) {
     ks.close();
     throw e;

@@ -5,7 +5,13 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { GatewayCore } from '../core/gateway-core.js';
 
 /** A Prometheus counter mirrored from a monotonic source: each scrape adds the increase seen. */
-function mirroredCounter(registry: Registry, name: string, help: string, labelNames: string[], read: () => [Record<string, string>, number][]): void {
+function mirroredCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => [Record<string, string>, number][],
+): void {
   const last = new Map<string, number>();
   new Counter({
     name,
@@ -25,21 +31,30 @@ function mirroredCounter(registry: Registry, name: string, help: string, labelNa
 }
 
 /** `allStats` adds the datapath's and the kernel's counters to the core's (default: the core's only). */
-export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allStats: () => Record<string, number> = () => core().stats()): Registry {
+export function gatewayRegistry(
+  core: () => GatewayCore,
+  gatewayId: string,
+  allStats: () => Record<string, number> = () => core().stats(),
+): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ gateway: gatewayId });
   const stats = () => Object.entries(allStats());
 
-  mirroredCounter(registry, 'kasane_drops_total', 'Packets dropped, by where the decision was made and why', ['by', 'reason'], () =>
-    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
-      if (k.startsWith('executor.drop.')) return [[{ by: 'executor', reason: k.slice(14) }, v]];
-      if (k.startsWith('drop.')) return [[{ by: 'core', reason: k.slice(5) }, v]];
-      if (k === 'datapath.punt.dropped') return [[{ by: 'datapath', reason: 'punt-queue-full' }, v]];
-      if (k === 'datapath.rx.bad') return [[{ by: 'datapath', reason: 'bad-frame' }, v]];
-      const q = /^kernel\.tun-(inside|outside)\.queue-dropped$/.exec(k);
-      if (q) return [[{ by: 'kernel', reason: `tun-${q[1]}-queue-full` }, v]];
-      return [];
-    }),
+  mirroredCounter(
+    registry,
+    'kasane_drops_total',
+    'Packets dropped, by where the decision was made and why',
+    ['by', 'reason'],
+    () =>
+      stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+        if (k.startsWith('executor.drop.')) return [[{ by: 'executor', reason: k.slice(14) }, v]];
+        if (k.startsWith('drop.')) return [[{ by: 'core', reason: k.slice(5) }, v]];
+        if (k === 'datapath.punt.dropped') return [[{ by: 'datapath', reason: 'punt-queue-full' }, v]];
+        if (k === 'datapath.rx.bad') return [[{ by: 'datapath', reason: 'bad-frame' }, v]];
+        const q = /^kernel\.tun-(inside|outside)\.queue-dropped$/.exec(k);
+        if (q) return [[{ by: 'kernel', reason: `tun-${q[1]}-queue-full` }, v]];
+        return [];
+      }),
   );
   mirroredCounter(registry, 'kasane_packets_total', 'Packets executed by the key table, by operation', ['op'], () =>
     stats().flatMap(([k, v]): [Record<string, string>, number][] => {
@@ -53,8 +68,17 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
       return m ? [[{ op: m[1] }, v]] : [];
     }),
   );
-  mirroredCounter(registry, 'kasane_search_events_total', 'Key-search events (started, completed, relayed, retry, failed, ...)', ['event'], () =>
-    stats().flatMap(([k, v]): [Record<string, string>, number][] => (k.startsWith('search.') && !['search.originating', 'search.relaying'].includes(k) ? [[{ event: k.slice(7) }, v]] : [])),
+  mirroredCounter(
+    registry,
+    'kasane_search_events_total',
+    'Key-search events (started, completed, relayed, retry, failed, ...)',
+    ['event'],
+    () =>
+      stats().flatMap(([k, v]): [Record<string, string>, number][] =>
+        k.startsWith('search.') && !['search.originating', 'search.relaying'].includes(k)
+          ? [[{ event: k.slice(7) }, v]]
+          : [],
+      ),
   );
   new Gauge({
     name: 'kasane_key_table_paths',
@@ -78,15 +102,20 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
       this.set({ role: 'relaying' }, s['search.relaying'] ?? 0);
     },
   });
-  mirroredCounter(registry, 'kasane_pmtu_events_total', 'Path MTU: ICMP about our ESP accepted, estimates learned and expired, ESP packets made by fragmenting before encryption', ['event'], () =>
-    stats().flatMap(([k, v]): [Record<string, string>, number][] => {
-      if (k === 'executor.encrypt.fragments') return [[{ event: 'fragments' }, v]];
-      return ['pmtu.icmp', 'pmtu.learned', 'pmtu.expired'].includes(k) ? [[{ event: k.slice(5) }, v]] : [];
-    }),
+  mirroredCounter(
+    registry,
+    'kasane_pmtu_events_total',
+    'Path MTU: ICMP about our ESP accepted, estimates learned and expired, ESP packets made by fragmenting before encryption',
+    ['event'],
+    () =>
+      stats().flatMap(([k, v]): [Record<string, string>, number][] => {
+        if (k === 'executor.encrypt.fragments') return [[{ event: 'fragments' }, v]];
+        return ['pmtu.icmp', 'pmtu.learned', 'pmtu.expired'].includes(k) ? [[{ event: k.slice(5) }, v]] : [];
+      }),
   );
   new Gauge({
     name: 'kasane_path_mtu_bytes',
-    help: 'Path MTU toward other gateways: the outside interfaces\' MTU, or the configured pathMtu below it',
+    help: "Path MTU toward other gateways: the outside interfaces' MTU, or the configured pathMtu below it",
     registers: [registry],
     collect() {
       this.set(core().stats()['pmtu.path'] ?? 0);
@@ -102,7 +131,7 @@ export function gatewayRegistry(core: () => GatewayCore, gatewayId: string, allS
   });
   new Gauge({
     name: 'kasane_receive_sas_awaiting_floor',
-    help: 'Receiving SAs that an earlier run used and that take no ESP until their sender\'s floor is learned (after a restart)',
+    help: "Receiving SAs that an earlier run used and that take no ESP until their sender's floor is learned (after a restart)",
     registers: [registry],
     collect() {
       this.set(core().stats()['rx-floor.waiting'] ?? 0);

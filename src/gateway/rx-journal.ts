@@ -20,7 +20,8 @@ export class ReceiveJournal {
     if (!existsSync(file)) return;
     try {
       const doc = JSON.parse(readFileSync(file, 'utf8')) as { epochs?: unknown };
-      if (!Array.isArray(doc.epochs) || !doc.epochs.every((k) => typeof k === 'string' && /^\d+\/\d+$/.test(k))) throw new Error('no list of "vpnId/epoch" in "epochs"');
+      if (!Array.isArray(doc.epochs) || !doc.epochs.every((k) => typeof k === 'string' && /^\d+\/\d+$/.test(k)))
+        throw new Error('no list of "vpnId/epoch" in "epochs"');
       for (const k of doc.epochs as string[]) {
         this.used.add(k);
         this.earlier.add(k);

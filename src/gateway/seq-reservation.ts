@@ -47,6 +47,9 @@ export class SeqReservations {
   }
 
   private save(): void {
-    writeFileDurably(this.file, JSON.stringify(Object.fromEntries([...this.reserved].map(([k, v]) => [k, v.toString()]))) + '\n');
+    writeFileDurably(
+      this.file,
+      JSON.stringify(Object.fromEntries([...this.reserved].map(([k, v]) => [k, v.toString()]))) + '\n',
+    );
   }
 }

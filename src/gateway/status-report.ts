@@ -18,15 +18,20 @@ const LOOK_EVERY_MS = 1000;
 
 /** The report of a status (pure): paths most recently used first, bounded; times as ages. */
 export function reportOf(s: GatewayStatus, intervalMs: number): GatewayReport {
-  const paths = [...s.paths].sort((a, b) => b.lastUsed - a.lastUsed || b.installedAt - a.installedAt).slice(0, REPORT_LIMITS.paths);
+  const paths = [...s.paths]
+    .sort((a, b) => b.lastUsed - a.lastUsed || b.installedAt - a.installedAt)
+    .slice(0, REPORT_LIMITS.paths);
   const counters: Record<string, number> = {};
-  for (const [k, v] of Object.entries(s.stats).slice(0, REPORT_LIMITS.counters)) if (Number.isSafeInteger(v) && v >= 0) counters[k] = v;
+  for (const [k, v] of Object.entries(s.stats).slice(0, REPORT_LIMITS.counters))
+    if (Number.isSafeInteger(v) && v >= 0) counters[k] = v;
   return {
     format: REPORT_FORMAT,
     intervalMs,
     uptimeMs: Math.max(0, s.now - s.startedAt),
     authorityVersion: s.authorityVersion,
-    vpns: s.vpns.slice(0, REPORT_LIMITS.vpns).map((v) => ({ id: v.id, name: v.name, mode: v.mode, ...(v.epoch !== undefined && { epoch: v.epoch }) })),
+    vpns: s.vpns
+      .slice(0, REPORT_LIMITS.vpns)
+      .map((v) => ({ id: v.id, name: v.name, mode: v.mode, ...(v.epoch !== undefined && { epoch: v.epoch }) })),
     paths: paths.map((p) => reportedPath(p, s.now)),
     pathsTotal: s.paths.length,
     ike: (s.ike ?? []).slice(0, REPORT_LIMITS.ike).map((i) => ({
@@ -50,7 +55,8 @@ function reportedPath(p: PathView, now: number): ReportedPath {
     ...(p.vpnId !== undefined && { vpnId: p.vpnId }),
     ...(p.vpnName !== undefined && { vpnName: p.vpnName }),
     ...(p.peer !== undefined && { peer: p.peer }),
-    ...(p.layers && p.layers.length > 0 && { layers: p.layers.slice(0, 8).map((l) => ({ vpnId: l.vpnId, gateways: l.gateways })) }),
+    ...(p.layers &&
+      p.layers.length > 0 && { layers: p.layers.slice(0, 8).map((l) => ({ vpnId: l.vpnId, gateways: l.gateways })) }),
     ...(p.reason !== undefined && { reason: p.reason.slice(0, REPORT_LIMITS.text) }),
     ...(p.mtu !== undefined && { mtu: p.mtu }),
     ageMs: Math.max(0, now - p.installedAt),
@@ -107,7 +113,8 @@ export class StatusReporter {
       return; // stopping: no core any more
     }
     const shape = shapeOf(status);
-    const due = now - this.lastSent >= this.o.intervalMs || (shape !== this.lastShape && now - this.lastSent >= MIN_GAP_MS);
+    const due =
+      now - this.lastSent >= this.o.intervalMs || (shape !== this.lastShape && now - this.lastSent >= MIN_GAP_MS);
     if (!due) return;
     this.sending = true;
     this.lastSent = now;
@@ -121,7 +128,11 @@ export class StatusReporter {
       .catch((e: unknown) => {
         if (this.abort.signal.aborted) return;
         // Said once, then quiet: the change stream already logs an unreachable authority.
-        if (this.failures++ === 0) this.o.log.warn({ err: (e as Error).message, code: e instanceof AuthorityApiError ? e.code : undefined }, 'status report not delivered');
+        if (this.failures++ === 0)
+          this.o.log.warn(
+            { err: (e as Error).message, code: e instanceof AuthorityApiError ? e.code : undefined },
+            'status report not delivered',
+          );
       })
       .finally(() => (this.sending = false));
   }

@@ -39,7 +39,14 @@ export async function serveStatus(path: string, status: () => GatewayStatus): Pr
       let reply: unknown;
       try {
         const req = JSON.parse(buf.slice(0, nl)) as StatusRequest;
-        reply = req?.op === 'status' ? { ok: true, status: status() } : { ok: false, error: 'unknown-op', message: `unknown request ${JSON.stringify(req?.op)}; try {"op":"status"}` };
+        reply =
+          req?.op === 'status'
+            ? { ok: true, status: status() }
+            : {
+                ok: false,
+                error: 'unknown-op',
+                message: `unknown request ${JSON.stringify(req?.op)}; try {"op":"status"}`,
+              };
       } catch {
         reply = { ok: false, error: 'bad-request', message: 'requests are one JSON object per line' };
       }
@@ -67,7 +74,13 @@ export async function queryStatus(path: string, timeoutMs = 3000): Promise<Gatew
     sock.on('data', (d: string) => (buf += d));
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? `the gateway is not running (no status socket at ${path})` : `status socket ${path}: ${e.message}`));
+      reject(
+        new Error(
+          e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+            ? `the gateway is not running (no status socket at ${path})`
+            : `status socket ${path}: ${e.message}`,
+        ),
+      );
     });
     sock.on('end', () => {
       clearTimeout(timer);
@@ -104,19 +117,55 @@ export function renderStatus(s: GatewayStatus): string {
     ]);
   const table = (header: string[], body: string[][]) => {
     const w = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-    return [header, ...body].map((r) => '  ' + r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+    return [header, ...body]
+      .map(
+        (r) =>
+          '  ' +
+          r
+            .map((c, i) => c.padEnd(w[i]))
+            .join('  ')
+            .trimEnd(),
+      )
+      .join('\n');
   };
   const st = s.stats;
-  const searchKeys = Object.keys(st).filter((k) => k.startsWith('search.')).sort();
-  const pmtuKeys = Object.keys(st).filter((k) => k.startsWith('pmtu.') || k === 'executor.encrypt.fragments').sort();
-  const dropKeys = Object.keys(st).filter((k) => k.startsWith('drop.') || k.startsWith('executor.drop.')).sort();
+  const searchKeys = Object.keys(st)
+    .filter((k) => k.startsWith('search.'))
+    .sort();
+  const pmtuKeys = Object.keys(st)
+    .filter((k) => k.startsWith('pmtu.') || k === 'executor.encrypt.fragments')
+    .sort();
+  const dropKeys = Object.keys(st)
+    .filter((k) => k.startsWith('drop.') || k.startsWith('executor.drop.'))
+    .sort();
   return [
     `gateway ${s.gateway} (${s.address}), authority version ${s.authorityVersion}${s.authority ? ` from ${s.authority}` : ''}, up ${age(s.startedAt)}`,
     `VPNs: ${s.vpns.map((v) => `${v.name} (id ${v.id}, ${v.mode}${v.epoch !== undefined ? `, epoch ${v.epoch}` : ''})`).join(', ') || 'none'}`,
     '',
     `Key table (${s.paths.length} paths)`,
-    table(['LOCAL', 'REMOTE', 'ACTION', 'VPN', 'PEER', 'LAYERS (outermost first)', 'MTU', 'AGE', 'IDLE', 'PACKETS', 'BYTES', 'REASON'], rows),
-    ...(s.ikeLoad ? ['', `IKE strangers: ${s.ikeLoad.halfOpen} half-open SAs, ${s.ikeLoad.fragmentBytes} bytes of fragments, ${s.ikeLoad.refusedKept} refusals kept for retransmissions`] : []),
+    table(
+      [
+        'LOCAL',
+        'REMOTE',
+        'ACTION',
+        'VPN',
+        'PEER',
+        'LAYERS (outermost first)',
+        'MTU',
+        'AGE',
+        'IDLE',
+        'PACKETS',
+        'BYTES',
+        'REASON',
+      ],
+      rows,
+    ),
+    ...(s.ikeLoad
+      ? [
+          '',
+          `IKE strangers: ${s.ikeLoad.halfOpen} half-open SAs, ${s.ikeLoad.fragmentBytes} bytes of fragments, ${s.ikeLoad.refusedKept} refusals kept for retransmissions`,
+        ]
+      : []),
     ...(s.ike && s.ike.length > 0
       ? [
           '',
@@ -128,22 +177,38 @@ export function renderStatus(s: GatewayStatus): string {
               i.vpnId !== undefined ? String(i.vpnId) : '-',
               i.role,
               i.state,
-              i.nat?.local || i.nat?.remote ? `${i.remote} (NAT: ${[i.nat.local && 'us', i.nat.remote && 'peer'].filter(Boolean).join(', ')})` : i.remote,
+              i.nat?.local || i.nat?.remote
+                ? `${i.remote} (NAT: ${[i.nat.local && 'us', i.nat.remote && 'peer'].filter(Boolean).join(', ')})`
+                : i.remote,
               `${i.spiI}/${i.spiR}`,
               `${Math.round(i.ageMs / 1000)}s`,
-              i.children.map((c) => `${c.inboundSpi.toString(16)}/${c.outboundSpi.toString(16)} ${Math.round(c.ageMs / 1000)}s ${Math.round(c.rekeyInMs / 1000)}s${c.state === 'installed' ? '' : ` ${c.state}`}`).join('; ') || '-',
+              i.children
+                .map(
+                  (c) =>
+                    `${c.inboundSpi.toString(16)}/${c.outboundSpi.toString(16)} ${Math.round(c.ageMs / 1000)}s ${Math.round(c.rekeyInMs / 1000)}s${c.state === 'installed' ? '' : ` ${c.state}`}`,
+                )
+                .join('; ') || '-',
             ]),
           ),
         ]
       : []),
     '',
     'Search',
-    table(['COUNTER', 'VALUE'], searchKeys.map((k) => [k, String(st[k])])),
+    table(
+      ['COUNTER', 'VALUE'],
+      searchKeys.map((k) => [k, String(st[k])]),
+    ),
     '',
     'Path MTU',
-    table(['COUNTER', 'VALUE'], pmtuKeys.map((k) => [k, String(st[k])])),
+    table(
+      ['COUNTER', 'VALUE'],
+      pmtuKeys.map((k) => [k, String(st[k])]),
+    ),
     '',
     'Drops',
-    table(['COUNTER', 'VALUE'], dropKeys.map((k) => [k, String(st[k])])),
+    table(
+      ['COUNTER', 'VALUE'],
+      dropKeys.map((k) => [k, String(st[k])]),
+    ),
   ].join('\n');
 }

@@ -11,7 +11,10 @@ import type { NativeBinding } from '../native/binding.js';
  * MTU (net.ipv6.conf.IF.mtu: set by hand, or lowered by a router advertisement's MTU option) may
  * be below its link MTU; the smaller counts, since the gateway's ESP of either family leaves there.
  */
-export function interfacesMtu(ifaces: readonly string[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | undefined {
+export function interfacesMtu(
+  ifaces: readonly string[],
+  read: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): number | undefined {
   let min: number | undefined;
   const take = (mtu: number, least: number) => {
     if (Number.isInteger(mtu) && mtu >= least && (min === undefined || mtu < min)) min = mtu;
@@ -32,7 +35,11 @@ export function interfacesMtu(ifaces: readonly string[], read: (path: string) =>
 }
 
 /** The path MTU for the core: the outside interfaces' MTU, or the configured `pathMtu` if that is smaller. */
-export function wanPathMtu(configured: number | undefined, ifaces: readonly string[], read?: (path: string) => string): number {
+export function wanPathMtu(
+  configured: number | undefined,
+  ifaces: readonly string[],
+  read?: (path: string) => string,
+): number {
   const mtu = Math.min(configured ?? Infinity, interfacesMtu(ifaces, read) ?? Infinity);
   return Number.isFinite(mtu) ? Math.min(mtu, 65535) : 1500;
 }

@@ -54,16 +54,36 @@ export async function warmUpSearchPath(o: WarmupOptions = {}): Promise<WarmupRes
         mode: 'group',
         epochs: [{ epoch: 1, key: cryptoRandom(32), activeFrom: 0, expiresAt: Number.MAX_SAFE_INTEGER }],
         members: [
-          { gateway: 'W1', address: '192.0.2.1', prefixes: [Prefix.from('198.18.0.0/16')], spis: [{ epoch: 1, spi: 0x101 }] },
-          { gateway: 'W2b', address: '192.0.2.2', prefixes: [Prefix.from('198.19.0.0/16')], spis: [{ epoch: 1, spi: 0x102 }] },
+          {
+            gateway: 'W1',
+            address: '192.0.2.1',
+            prefixes: [Prefix.from('198.18.0.0/16')],
+            spis: [{ epoch: 1, spi: 0x101 }],
+          },
+          {
+            gateway: 'W2b',
+            address: '192.0.2.2',
+            prefixes: [Prefix.from('198.19.0.0/16')],
+            spis: [{ epoch: 1, spi: 0x102 }],
+          },
         ],
       },
     ],
   };
   const cores = {
-    W1: new GatewayCore({ config: { id: 'W1', address: '192.0.2.1', attached: [Prefix.from('198.18.0.0/16')] }, snapshot, now: start, executor: o.executor?.() }),
+    W1: new GatewayCore({
+      config: { id: 'W1', address: '192.0.2.1', attached: [Prefix.from('198.18.0.0/16')] },
+      snapshot,
+      now: start,
+      executor: o.executor?.(),
+    }),
     // Names of two lengths: search messages of odd and even length, as live names make them.
-    W2: new GatewayCore({ config: { id: 'W2b', address: '192.0.2.2', attached: [Prefix.from('198.19.0.0/16')] }, snapshot, now: start, executor: o.executor?.() }),
+    W2: new GatewayCore({
+      config: { id: 'W2b', address: '192.0.2.2', attached: [Prefix.from('198.19.0.0/16')] },
+      snapshot,
+      now: start,
+      executor: o.executor?.(),
+    }),
   };
   const home = (ip: string): 'W1' | 'W2' => (ip.startsWith('198.18.') ? 'W1' : 'W2');
   const queue: ['W1' | 'W2', 'inside' | 'outside', Uint8Array][] = [];
@@ -86,7 +106,14 @@ export async function warmUpSearchPath(o: WarmupOptions = {}): Promise<WarmupRes
     const b = `198.19.${(i >> 8) & 255}.${i & 255}`;
     const [src, dst] = from === 'W1' ? [a, b] : [b, a];
     const data = new Uint8Array(56 + ((i >> 1) & 1));
-    handle(from, cores[from].onPacket('inside', buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data }) }), now));
+    handle(
+      from,
+      cores[from].onPacket(
+        'inside',
+        buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data }) }),
+        now,
+      ),
+    );
     for (let hops = 0; queue.length > 0 && hops < 32; hops++) {
       const [gw, side, bytes] = queue.shift()!;
       handle(gw, cores[gw].onPacket(side, bytes, now));

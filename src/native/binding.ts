@@ -15,15 +15,49 @@ export type DatapathHandle = { readonly __brand: 'kasane-datapath' };
 export interface NativeBinding {
   executorNew(): ExecutorHandle;
   /** tunnelSpi: -1 (or absent) for group mode. */
-  installPath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array, action: number, vpnId: number, peer: string | undefined, mtu: number, tunnelSpi?: number): void;
+  installPath(
+    h: ExecutorHandle,
+    family: 4 | 6,
+    local: Uint8Array,
+    remote: Uint8Array,
+    action: number,
+    vpnId: number,
+    peer: string | undefined,
+    mtu: number,
+    tunnelSpi?: number,
+  ): void;
   removePath(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): boolean;
-  installTxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, key: Uint8Array, salt: Uint8Array, nextSeq: bigint, rawEsp: boolean): void;
+  installTxSa(
+    h: ExecutorHandle,
+    spi: number,
+    vpnId: number,
+    epoch: number,
+    key: Uint8Array,
+    salt: Uint8Array,
+    nextSeq: bigint,
+    rawEsp: boolean,
+  ): void;
   removeTxSa(h: ExecutorHandle, vpnId: number): boolean;
   /** floor: sequence numbers below it count as received (0n: none). */
-  installRxSa(h: ExecutorHandle, spi: number, vpnId: number, epoch: number, sender: string, key: Uint8Array, salt: Uint8Array, floor: bigint): void;
+  installRxSa(
+    h: ExecutorHandle,
+    spi: number,
+    vpnId: number,
+    epoch: number,
+    sender: string,
+    key: Uint8Array,
+    salt: Uint8Array,
+    floor: bigint,
+  ): void;
   removeRxSa(h: ExecutorHandle, spi: number): boolean;
   /** A drop/punt code, or [code, bytes, vpnId, spi, seq, sender] for a forward. */
-  process(h: ExecutorHandle, side: 0 | 1, packet: Uint8Array, now: number, recheck: boolean): number | [number, Uint8Array, number?, number?, bigint?, string?, number?];
+  process(
+    h: ExecutorHandle,
+    side: 0 | 1,
+    packet: Uint8Array,
+    now: number,
+    recheck: boolean,
+  ): number | [number, Uint8Array, number?, number?, bigint?, string?, number?];
   pathStats(h: ExecutorHandle, family: 4 | 6, local: Uint8Array, remote: Uint8Array): Float64Array | undefined;
   allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
   counters(h: ExecutorHandle): Float64Array;
@@ -60,7 +94,13 @@ export interface NativeBinding {
     window: number,
   ): void;
   removeTunnelRx(h: ExecutorHandle, spi: number): boolean;
-  processUdp(h: ExecutorHandle, src: Uint8Array, srcPort: number, payload: Uint8Array, now: number): number | [number, Uint8Array, number?, number?, bigint?, string?];
+  processUdp(
+    h: ExecutorHandle,
+    src: Uint8Array,
+    srcPort: number,
+    payload: Uint8Array,
+    now: number,
+  ): number | [number, Uint8Array, number?, number?, bigint?, string?];
   /** [vpnId, packets, bytes, lastUsed, nextSeq, softSeqLimit], peer */
   tunnelTxStats(h: ExecutorHandle, spi: number): [Float64Array, string] | undefined;
   /**
@@ -117,7 +157,8 @@ function load(): Result<NativeBinding> {
   if (flag === '0' || flag === 'off' || flag === 'false') {
     return err('native-unavailable', 'native fast path disabled by KASANE_NATIVE=' + flag);
   }
-  if (process.platform !== 'linux') return err('native-unavailable', `native fast path is Linux-only (platform ${process.platform})`);
+  if (process.platform !== 'linux')
+    return err('native-unavailable', `native fast path is Linux-only (platform ${process.platform})`);
   const path = process.env.KASANE_NATIVE_PATH || DEFAULT_PATH;
   try {
     const m = createRequire(import.meta.url)(path) as NativeBinding;

@@ -180,7 +180,8 @@ export class NativeDatapath {
     if (opts.inside) devices.push([opts.inside, 0, queues]);
     if (opts.outside) devices.push([opts.outside, 1, queues]);
     if (devices.length === 0) return err('bad-config', 'a datapath needs an inside or an outside TUN device');
-    if (opts.inside && opts.inside === opts.outside) return err('bad-config', 'inside and outside must be different TUN devices');
+    if (opts.inside && opts.inside === opts.outside)
+      return err('bad-config', 'inside and outside must be different TUN devices');
     const n = opts.batches ?? 8;
     const bytes = opts.batchBytes ?? 256 * 1024;
     const packets = opts.batchPackets ?? 512;
@@ -211,9 +212,16 @@ export class NativeDatapath {
     if (opts.udp) {
       const addrs = Array.isArray(opts.udp.address) ? opts.udp.address : [opts.udp.address];
       if (addrs.length < 1 || addrs.length > 2 || (addrs.length === 2 && ipFamily(addrs[0]) === ipFamily(addrs[1]))) {
-        return err('bad-config', `the tunnel port takes one address, or one IPv4 and one IPv6 address: ${addrs.join(', ')}`);
+        return err(
+          'bad-config',
+          `the tunnel port takes one address, or one IPv4 and one IPv6 address: ${addrs.join(', ')}`,
+        );
       }
-      udp = [ipToBytes(addrs[0]), opts.udp.port ?? TUNNEL_PORT, addrs[1] === undefined ? undefined : ipToBytes(addrs[1])];
+      udp = [
+        ipToBytes(addrs[0]),
+        opts.udp.port ?? TUNNEL_PORT,
+        addrs[1] === undefined ? undefined : ipToBytes(addrs[1]),
+      ];
     }
     try {
       const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2) | (opts.uso === false ? 0 : 4);
@@ -265,11 +273,18 @@ export class NativeDatapath {
   sendTunnelPacket(outer: Uint8Array): Result<void> {
     if (this.closed) return err('closed', 'datapath is closed');
     const v6 = outer.length >= 48 && outer[0] >> 4 === 6 && outer[6] === 17;
-    if (!v6 && (outer.length < 28 || outer[0] !== 0x45 || outer[9] !== 17)) return err('bad-packet', 'not an outer IPv4/UDP or IPv6/UDP packet from the executor');
+    if (!v6 && (outer.length < 28 || outer[0] !== 0x45 || outer[9] !== 17))
+      return err('bad-packet', 'not an outer IPv4/UDP or IPv6/UDP packet from the executor');
     const dst = v6 ? outer.slice(24, 40) : outer.slice(16, 20);
     const at = v6 ? 40 : 20;
     const port = (outer[at + 2] << 8) | outer[at + 3];
-    const r = this.exec.binding.datapathSendUdp(this.handle, dst, port, outer.subarray(at + 8), v6 || outer[6] & 0x40 ? 1 : 2);
+    const r = this.exec.binding.datapathSendUdp(
+      this.handle,
+      dst,
+      port,
+      outer.subarray(at + 8),
+      v6 || outer[6] & 0x40 ? 1 : 2,
+    );
     return r === 0 ? ok(undefined) : err('udp-send', `tunnel port send failed (errno ${-r})`);
   }
 

@@ -4,4 +4,13 @@
 export { loadNative, type NativeBinding } from './binding.js';
 export { NativeExecutor, COUNTER_NAMES } from './native-executor.js';
 export { NativeDatapath, type DatapathOptions, type PuntBatch, type UdpBatch } from './datapath.js';
-export { guardTableName, policyRules, routingSetup, routingTeardown, runRouting, type PolicyRule, type RoutingCommand, type TunRouting } from './routing.js';
+export {
+  guardTableName,
+  policyRules,
+  routingSetup,
+  routingTeardown,
+  runRouting,
+  type PolicyRule,
+  type RoutingCommand,
+  type TunRouting,
+} from './routing.js';

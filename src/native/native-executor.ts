@@ -114,7 +114,17 @@ export class NativeExecutor implements TunnelExecutor {
     const [family, local, remote] = addrs(rule.local, rule.remote);
     const mtu = rule.mtu === undefined ? -1 : rule.mtu;
     const tunnel = rule.tunnel === undefined ? -1 : rule.tunnel.spi;
-    this.binding.installPath(this.handle, family, local, remote, ACTIONS.indexOf(rule.action), rule.vpnId ?? 0, rule.peer, mtu, tunnel);
+    this.binding.installPath(
+      this.handle,
+      family,
+      local,
+      remote,
+      ACTIONS.indexOf(rule.action),
+      rule.vpnId ?? 0,
+      rule.peer,
+      mtu,
+      tunnel,
+    );
   }
 
   removePath(local: Ip, remote: Ip): void {
@@ -123,7 +133,16 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installTxSa(tx: TxSa): void {
-    this.binding.installTxSa(this.handle, tx.spi, tx.vpnId, tx.epoch, tx.key, tx.salt, tx.nextSeq, tx.encapsulation === 'esp');
+    this.binding.installTxSa(
+      this.handle,
+      tx.spi,
+      tx.vpnId,
+      tx.epoch,
+      tx.key,
+      tx.salt,
+      tx.nextSeq,
+      tx.encapsulation === 'esp',
+    );
   }
 
   removeTxSa(vpnId: VpnId): void {
@@ -288,7 +307,7 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
     if (count === 1) return { kind: 'forward', bytes, note };
     // Fragmented before encryption: `count` IPv4 packets back to back.
     const packets: Uint8Array[] = [];
-    for (let at = 0; packets.length < count; ) {
+    for (let at = 0; packets.length < count;) {
       const n = (bytes[at + 2] << 8) | bytes[at + 3];
       packets.push(bytes.subarray(at, at + n));
       at += n;

@@ -44,7 +44,12 @@ function dn(authority: string, commonName: string): x509.Name {
  * A new root and issuing CA. Their keys are made here, in memory, unless `keys` gives them (key
  * pairs made in a PKCS#11 token: the private key a stand-in that signs there, x509.ts).
  */
-export async function createAuthorityCa(opts: { authority: string; now: number; random?: RandomSource; keys?: { root: CryptoKeyPair; issuing: CryptoKeyPair } }): Promise<AuthorityCa> {
+export async function createAuthorityCa(opts: {
+  authority: string;
+  now: number;
+  random?: RandomSource;
+  keys?: { root: CryptoKeyPair; issuing: CryptoKeyPair };
+}): Promise<AuthorityCa> {
   const random = opts.random ?? cryptoRandom;
   const rootKeys = opts.keys?.root ?? (await generateKeyPair());
   const rootName = dn(opts.authority, `${opts.authority} root CA`);
@@ -78,7 +83,10 @@ export async function createAuthorityCa(opts: { authority: string; now: number; 
       await x509.AuthorityKeyIdentifierExtension.create(rootKeys.publicKey),
     ],
   });
-  return { root: { cert: rootCert, key: rootKeys.privateKey }, issuing: { cert: issuingCert, key: issuingKeys.privateKey } };
+  return {
+    root: { cert: rootCert, key: rootKeys.privateKey },
+    issuing: { cert: issuingCert, key: issuingKeys.privateKey },
+  };
 }
 
 export interface IssueParams {
@@ -106,7 +114,9 @@ export async function issueGatewayCertificate(p: IssueParams & { gateway: string
 
 /** The authority's own TLS server certificate; `sans` are IP addresses or DNS names. */
 export async function issueServerCertificate(p: IssueParams & { sans: string[] }): Promise<x509.X509Certificate> {
-  const names: x509.JsonGeneralName[] = p.sans.map((s) => (isIP(s) ? { type: 'ip', value: s } : { type: 'dns', value: s }));
+  const names: x509.JsonGeneralName[] = p.sans.map((s) =>
+    isIP(s) ? { type: 'ip', value: s } : { type: 'dns', value: s },
+  );
   return issueEndEntity(p, `${p.authority} authority`, SERVER_VALIDITY_DAYS, [
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
@@ -115,7 +125,12 @@ export async function issueServerCertificate(p: IssueParams & { sans: string[] }
 }
 
 /** A certificate of the issuing CA that is not a CA (basic constraints first, the issuer's key id last). */
-async function issueEndEntity(p: IssueParams, commonNameValue: string, defaultDays: number, usage: x509.Extension[]): Promise<x509.X509Certificate> {
+async function issueEndEntity(
+  p: IssueParams,
+  commonNameValue: string,
+  defaultDays: number,
+  usage: x509.Extension[],
+): Promise<x509.X509Certificate> {
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(p.random),
     subject: dn(p.authority, commonNameValue),
@@ -164,7 +179,8 @@ export async function verifyCsr(input: string | Uint8Array): Promise<Result<Veri
   if (typeof input === 'string') {
     // Exactly one PEM block: text around it would be unchecked data riding along.
     const pem = parsePem(input.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST'), 'CERTIFICATE REQUEST');
-    if (!pem.ok) return err('bad-csr', `CSR must be one PEM block ("-----BEGIN CERTIFICATE REQUEST-----"): ${pem.reason}`);
+    if (!pem.ok)
+      return err('bad-csr', `CSR must be one PEM block ("-----BEGIN CERTIFICATE REQUEST-----"): ${pem.reason}`);
     der = pem.der;
   } else {
     der = input;
@@ -184,7 +200,10 @@ export async function verifyCsr(input: string | Uint8Array): Promise<Result<Veri
     return err('bad-csr-key', 'the CSR key algorithm is not supported; use ECDSA P-256');
   }
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') {
-    return err('bad-csr-key', `the CSR key is ${alg.name}${alg.namedCurve ? ' ' + alg.namedCurve : ''}; only ECDSA P-256 is accepted`);
+    return err(
+      'bad-csr-key',
+      `the CSR key is ${alg.name}${alg.namedCurve ? ' ' + alg.namedCurve : ''}; only ECDSA P-256 is accepted`,
+    );
   }
   let valid = false;
   try {
@@ -208,7 +227,11 @@ export async function verifyCsr(input: string | Uint8Array): Promise<Result<Veri
  */
 export async function createCsr(keys: CryptoKeyPair, commonNameValue?: string): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    { name: new x509.Name(commonNameValue === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonNameValue }] }]), keys, signingAlgorithm: EC_SIGN_ALG },
+    {
+      name: new x509.Name(commonNameValue === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonNameValue }] }]),
+      keys,
+      signingAlgorithm: EC_SIGN_ALG,
+    },
     cryptoImpl,
   );
   return csr.toString('pem');
@@ -221,7 +244,12 @@ export interface CrlEntry {
 }
 
 /** A CRL signed by `issuer` listing `entries`, valid from `now` until `nextUpdate`. */
-export async function createCrl(p: { issuer: CertAndKey; entries: CrlEntry[]; now: number; nextUpdate: number }): Promise<x509.X509Crl> {
+export async function createCrl(p: {
+  issuer: CertAndKey;
+  entries: CrlEntry[];
+  now: number;
+  nextUpdate: number;
+}): Promise<x509.X509Crl> {
   return x509.X509CrlGenerator.create(
     {
       issuer: p.issuer.cert.subjectName,

@@ -97,7 +97,7 @@ export function readTlv(b: Uint8Array, at: number, limit = b.length): Tlv | unde
 /** The elements directly inside a constructed element (or undefined when its contents are not a run of TLVs). */
 export function childrenOf(b: Uint8Array, parent: Tlv): Tlv[] | undefined {
   const out: Tlv[] = [];
-  for (let at = parent.start; at < parent.end; ) {
+  for (let at = parent.start; at < parent.end;) {
     const t = readTlv(b, at, parent.end);
     if (!t) return undefined;
     out.push(t);
@@ -111,7 +111,8 @@ export function childrenOf(b: Uint8Array, parent: Tlv): Tlv[] | undefined {
  * what was wrong and where; nothing is decoded.
  */
 export function checkDer(b: Uint8Array, limits: DerLimits): Result<void> {
-  if (b.length > limits.maxBytes) return err('der-too-large', `${b.length} bytes of DER; at most ${limits.maxBytes} are accepted`);
+  if (b.length > limits.maxBytes)
+    return err('der-too-large', `${b.length} bytes of DER; at most ${limits.maxBytes} are accepted`);
   const top = readTlv(b, 0);
   if (!top) return err('der-not-an-element', 'not a DER element (bad tag or length at offset 0)');
   if (top.end !== b.length) return err('der-trailing-bytes', `${b.length - top.end} bytes follow the DER element`);
@@ -129,11 +130,13 @@ export function checkDer(b: Uint8Array, limits: DerLimits): Result<void> {
     }
     const t = readTlv(b, at, end);
     if (!t) return err('der-malformed', `bad tag or length at offset ${at}`);
-    if (++elements > limits.maxElements) return err('der-too-many-elements', `more than ${limits.maxElements} ASN.1 elements`);
+    if (++elements > limits.maxElements)
+      return err('der-too-many-elements', `more than ${limits.maxElements} ASN.1 elements`);
     const bad = checkElement(b, t);
     if (bad) return err('der-malformed', `${bad} at offset ${at}`);
     if (t.tag & 0x20) {
-      if (stack.length + 1 >= limits.maxDepth) return err('der-too-deep', `ASN.1 nested deeper than ${limits.maxDepth}`);
+      if (stack.length + 1 >= limits.maxDepth)
+        return err('der-too-deep', `ASN.1 nested deeper than ${limits.maxDepth}`);
       stack.push([t.end, end]);
       at = t.start;
       end = t.end;
@@ -158,7 +161,8 @@ function checkElement(b: Uint8Array, t: Tlv): string | undefined {
     case 2:
     case 10:
       if (len === 0 || len > MAX_INTEGER) return `an INTEGER of ${len} octets`;
-      if (len > 1 && ((b[t.start] === 0 && !(b[t.start + 1] & 0x80)) || (b[t.start] === 0xff && b[t.start + 1] & 0x80))) return 'an INTEGER that is not minimal';
+      if (len > 1 && ((b[t.start] === 0 && !(b[t.start + 1] & 0x80)) || (b[t.start] === 0xff && b[t.start + 1] & 0x80)))
+        return 'an INTEGER that is not minimal';
       return undefined;
     case 3:
       return len >= 1 && b[t.start] <= 7 && (len > 1 || b[t.start] === 0) ? undefined : 'a malformed BIT STRING';
@@ -183,7 +187,8 @@ function checkElement(b: Uint8Array, t: Tlv): string | undefined {
  * Bounded and linear; never throws; false for anything that is not a name.
  */
 export function sameName(a: Uint8Array, b: Uint8Array): boolean {
-  if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) return true;
+  if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)))
+    return true;
   const x = nameAttributes(a);
   const y = nameAttributes(b);
   if (!x || !y || x.length !== y.length) return false;

@@ -19,7 +19,8 @@ function derInteger(unsigned: Uint8Array): Buffer {
 
 /** r | s (as PKCS#11 CKM_ECDSA returns it) to the DER Ecdsa-Sig-Value. */
 export function ecdsaRawToDer(raw: Uint8Array): Buffer {
-  if (raw.length === 0 || raw.length % 2 !== 0) throw new RangeError('raw ECDSA signature must be r | s of equal lengths');
+  if (raw.length === 0 || raw.length % 2 !== 0)
+    throw new RangeError('raw ECDSA signature must be r | s of equal lengths');
   const half = raw.length / 2;
   const seq = Buffer.concat([derInteger(raw.subarray(0, half)), derInteger(raw.subarray(half))]);
   return Buffer.concat([Buffer.of(0x30), derLength(seq.length), seq]);

@@ -39,12 +39,18 @@ export function parsePem(text: string, label: string): { ok: true; der: Uint8Arr
   const m = /^\s*-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END ([A-Z0-9 ]+)-----\s*$/.exec(text);
   if (!m) {
     const at = text.indexOf('-----BEGIN ');
-    if (at > 0 && text.slice(0, at).trim() !== '') return { ok: false, reason: `text before the PEM boundary: ${JSON.stringify(text.slice(0, Math.min(at, 40)))}` };
-    return { ok: false, reason: `not exactly one PEM ${label} block (-----BEGIN ${label}----- ... -----END ${label}-----, nothing else)` };
+    if (at > 0 && text.slice(0, at).trim() !== '')
+      return { ok: false, reason: `text before the PEM boundary: ${JSON.stringify(text.slice(0, Math.min(at, 40)))}` };
+    return {
+      ok: false,
+      reason: `not exactly one PEM ${label} block (-----BEGIN ${label}----- ... -----END ${label}-----, nothing else)`,
+    };
   }
-  if (m[1] !== label || m[3] !== label) return { ok: false, reason: `a PEM ${m[1] === m[3] ? m[1] : `${m[1]}/${m[3]}`} block where ${label} was expected` };
+  if (m[1] !== label || m[3] !== label)
+    return { ok: false, reason: `a PEM ${m[1] === m[3] ? m[1] : `${m[1]}/${m[3]}`} block where ${label} was expected` };
   const b64 = m[2].replace(/[\r\n]/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return { ok: false, reason: `the PEM ${label} block is not base64` };
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0)
+    return { ok: false, reason: `the PEM ${label} block is not base64` };
   return { ok: true, der: new Uint8Array(Buffer.from(b64, 'base64')) };
 }
 
@@ -60,7 +66,13 @@ export function toArrayBuffer(b: Uint8Array): ArrayBuffer {
 export async function importPrivateKey(pkcs8: string | Uint8Array, use: 'sign' | 'ecdh'): Promise<CryptoKey> {
   const der = typeof pkcs8 === 'string' ? pemToDer(pkcs8, 'PRIVATE KEY') : pkcs8;
   const alg = use === 'sign' ? EC_KEY_ALG : { name: 'ECDH', namedCurve: 'P-256' };
-  return cryptoImpl.subtle.importKey('pkcs8', toArrayBuffer(der), alg, true, use === 'sign' ? ['sign'] : ['deriveBits']);
+  return cryptoImpl.subtle.importKey(
+    'pkcs8',
+    toArrayBuffer(der),
+    alg,
+    true,
+    use === 'sign' ? ['sign'] : ['deriveBits'],
+  );
 }
 
 /** The public half of a PKCS#8 private key, as an ECDSA verify key (webcrypto cannot derive it). */

@@ -35,7 +35,8 @@ export class FileKeystore {
     const p = this.path(name);
     if (!existsSync(p)) throw new Error(`keystore entry ${p} is missing`);
     const mode = statSync(p).mode & 0o777;
-    if (mode & 0o077) throw new Error(`keystore entry ${p} is readable by others (mode ${mode.toString(8)}); run chmod 600 on it`);
+    if (mode & 0o077)
+      throw new Error(`keystore entry ${p} is readable by others (mode ${mode.toString(8)}); run chmod 600 on it`);
     return readFileSync(p, 'utf8');
   }
 

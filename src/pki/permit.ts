@@ -166,7 +166,11 @@ export type GroupValueInput = string | { octets: Uint8Array } | { oid: string };
 export function groupAttribute(values: GroupValueInput[]): Attribute {
   const group = new GroupSyntax({
     values: values.map((v) =>
-      typeof v === 'string' ? new GroupValue({ string: v }) : 'oid' in v ? new GroupValue({ oid: v.oid }) : new GroupValue({ octets: new OctetString(toArrayBuffer(v.octets)) }),
+      typeof v === 'string'
+        ? new GroupValue({ string: v })
+        : 'oid' in v
+          ? new GroupValue({ oid: v.oid })
+          : new GroupValue({ octets: new OctetString(toArrayBuffer(v.octets)) }),
     ),
   });
   return new Attribute({ type: OID_GROUP, values: [AsnConvert.serialize(group)] });
@@ -179,7 +183,13 @@ function bytes(b: ArrayBuffer | ArrayBufferView): Uint8Array {
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    a.byteLength === b.byteLength &&
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }
 
 function hex(b: ArrayBuffer | Uint8Array): string {
@@ -275,7 +285,10 @@ export async function createAttributeAuthority(p: {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(p.random),
-    subject: new x509.Name([{ '2.5.4.10': [{ utf8String: authority }] }, { '2.5.4.3': [{ utf8String: `${authority} attribute authority` }] }]),
+    subject: new x509.Name([
+      { '2.5.4.10': [{ utf8String: authority }] },
+      { '2.5.4.3': [{ utf8String: `${authority} attribute authority` }] },
+    ]),
     issuer: p.root.cert.subjectName,
     notBefore: new Date(p.now - BACKDATE),
     notAfter: new Date(p.now + (p.validityDays ?? AA_VALIDITY_DAYS) * DAY),
@@ -296,18 +309,29 @@ export async function createAttributeAuthority(p: {
  * Checks that `aa` is a usable AA certificate under `root`: signed by it, issuer = root subject,
  * CA:FALSE, digitalSignature allowed, ECDSA P-256, valid at `now`. Never throws.
  */
-export async function checkAttributeAuthority(aa: x509.X509Certificate, root: x509.X509Certificate, now: Date): Promise<Result<void>> {
+export async function checkAttributeAuthority(
+  aa: x509.X509Certificate,
+  root: x509.X509Certificate,
+  now: Date,
+): Promise<Result<void>> {
   try {
-    if (aa.issuer !== root.subject) return err('aa-wrong-issuer', `AA certificate issuer "${aa.issuer}" is not the root "${root.subject}"`);
+    if (aa.issuer !== root.subject)
+      return err('aa-wrong-issuer', `AA certificate issuer "${aa.issuer}" is not the root "${root.subject}"`);
     const signed = await aa.verify({ publicKey: root.publicKey, signatureOnly: true }, cryptoImpl);
     if (!signed) return err('aa-bad-signature', 'AA certificate is not signed by the root');
-    if (now < aa.notBefore || now > aa.notAfter) return err('aa-not-valid', `AA certificate is valid ${aa.notBefore.toISOString()} to ${aa.notAfter.toISOString()}`);
+    if (now < aa.notBefore || now > aa.notAfter)
+      return err(
+        'aa-not-valid',
+        `AA certificate is valid ${aa.notBefore.toISOString()} to ${aa.notAfter.toISOString()}`,
+      );
     const bc = aa.getExtension(x509.BasicConstraintsExtension);
     if (bc?.ca) return err('aa-is-ca', 'AA certificate has the CA bit set');
     const ku = aa.getExtension(x509.KeyUsagesExtension);
-    if (ku && !(ku.usages & x509.KeyUsageFlags.digitalSignature)) return err('aa-key-usage', 'AA certificate key usage lacks digitalSignature');
+    if (ku && !(ku.usages & x509.KeyUsageFlags.digitalSignature))
+      return err('aa-key-usage', 'AA certificate key usage lacks digitalSignature');
     const key = createPublicKey({ key: Buffer.from(aa.publicKey.rawData), format: 'der', type: 'spki' });
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return err('aa-key', 'AA key is not ECDSA P-256');
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+      return err('aa-key', 'AA key is not ECDSA P-256');
     return ok(undefined);
   } catch (e) {
     return err('aa-malformed', `AA certificate cannot be checked: ${message(e)}`);
@@ -323,13 +347,15 @@ export async function checkAttributeAuthority(aa: x509.X509Certificate, root: x5
  */
 export async function issuePermit(p: IssuePermitParams): Promise<Permit> {
   if (p.groups.length === 0) throw new Error('issuePermit: at least one group is required');
-  for (const g of p.groups) if (typeof g !== 'string' || g.length === 0) throw new Error('issuePermit: groups must be non-empty strings');
+  for (const g of p.groups)
+    if (typeof g !== 'string' || g.length === 0) throw new Error('issuePermit: groups must be non-empty strings');
   const notBefore = wholeSeconds(p.notBefore);
   const notAfter = wholeSeconds(p.notAfter);
   if (!(notAfter.getTime() > notBefore.getTime())) throw new Error('issuePermit: notAfter must be after notBefore');
   const aa = certParts(p.attributeAuthority.cert);
   const holder = certParts(p.holder);
-  if (sameNameLoosely(aa.subject, holder.subject)) throw new Error('issuePermit: the holder certificate has the AA subject (a self-issued permit)');
+  if (sameNameLoosely(aa.subject, holder.subject))
+    throw new Error('issuePermit: the holder certificate has the AA subject (a self-issued permit)');
 
   const alg = () => new AlgorithmIdentifier({ algorithm: OID_ECDSA_WITH_SHA256 });
   const info = new AttributeCertificateInfo({
@@ -341,7 +367,9 @@ export async function issuePermit(p: IssuePermitParams): Promise<Permit> {
         issuerUID: undefined as unknown as ArrayBuffer, // the library defaults to an empty BIT STRING
       }),
     }),
-    issuer: new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: aa.subjectName })]) }) }),
+    issuer: new AttCertIssuer({
+      v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: aa.subjectName })]) }),
+    }),
     signature: alg(),
     serialNumber: toArrayBuffer(Buffer.from(randomSerial(p.random ?? cryptoRandom), 'hex')),
     attrCertValidityPeriod: new AttCertValidityPeriod({ notBeforeTime: notBefore, notAfterTime: notAfter }),
@@ -350,14 +378,19 @@ export async function issuePermit(p: IssuePermitParams): Promise<Permit> {
       new Extension({
         extnID: OID_AUTHORITY_KEY_IDENTIFIER,
         critical: false,
-        extnValue: new OctetString(AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(toArrayBuffer(keyIdentifierOf(aa.spki))) }))),
+        extnValue: new OctetString(
+          AsnConvert.serialize(
+            new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(toArrayBuffer(keyIdentifierOf(aa.spki))) }),
+          ),
+        ),
       }),
       new Extension({ extnID: OID_NO_REV_AVAIL, critical: false, extnValue: new OctetString(toArrayBuffer(NULL_DER)) }),
     ]),
   });
   const signed = await signPermitInfo(info, p.attributeAuthority.privateKey);
   // The key must belong to the AA certificate: a permit nobody can verify is a configuration error.
-  if (!verifySignature(signed, aa.spki)) throw new Error('issuePermit: the private key does not match the AA certificate');
+  if (!verifySignature(signed, aa.spki))
+    throw new Error('issuePermit: the private key does not match the AA certificate');
   const parsed = parsePermit(signed);
   if (!parsed.ok) throw new Error(`issuePermit: produced an unparsable permit: ${parsed.error.message}`);
   return parsed.value;
@@ -409,7 +442,8 @@ interface Decoded {
 /** An absent issuerUID parses as the library's default (an empty buffer); make it absent again. */
 function dropEmptyIssuerUids(ac: AttributeCertificate): void {
   const fix = (s: IssuerSerial | undefined) => {
-    if (s && s.issuerUID !== undefined && s.issuerUID.byteLength === 0) s.issuerUID = undefined as unknown as ArrayBuffer;
+    if (s && s.issuerUID !== undefined && s.issuerUID.byteLength === 0)
+      s.issuerUID = undefined as unknown as ArrayBuffer;
   };
   fix(ac.acinfo?.holder?.baseCertificateID);
   fix(ac.acinfo?.issuer?.v2Form?.baseCertificateID);
@@ -432,7 +466,8 @@ const DER_CODES: Record<string, string> = {
 
 function decode(input: Uint8Array): Result<Decoded> {
   if (!(input instanceof Uint8Array)) return err('permit-malformed', 'a permit must be given as bytes');
-  if (input.byteLength > MAX_PERMIT_BYTES) return err('permit-too-large', `permit is ${input.byteLength} bytes; at most ${MAX_PERMIT_BYTES} are accepted`);
+  if (input.byteLength > MAX_PERMIT_BYTES)
+    return err('permit-too-large', `permit is ${input.byteLength} bytes; at most ${MAX_PERMIT_BYTES} are accepted`);
   const d = new Uint8Array(input); // our own copy: the caller may reuse its buffer
   // The peer's bytes reach the ASN.1 library only within bounds it decodes in linear time.
   const shape = checkDer(d, { ...PERMIT_LIMITS, maxBytes: MAX_PERMIT_BYTES });
@@ -456,10 +491,14 @@ function decode(input: Uint8Array): Result<Decoded> {
     return err('permit-not-der', 'the attribute certificate is not in canonical DER');
   }
   const info = ac.acinfo;
-  if (info.version !== AttCertVersion.v2) return err('permit-version', `attribute certificate version ${info.version} (v2 = 1 is required)`);
+  if (info.version !== AttCertVersion.v2)
+    return err('permit-version', `attribute certificate version ${info.version} (v2 = 1 is required)`);
   for (const a of [info.signature, ac.signatureAlgorithm]) {
     if (a.algorithm !== OID_ECDSA_WITH_SHA256 || a.parameters !== undefined) {
-      return err('permit-signature-algorithm', `signature algorithm ${a.algorithm}${a.parameters !== undefined ? ' with parameters' : ''}; only ecdsa-with-SHA256 is accepted`);
+      return err(
+        'permit-signature-algorithm',
+        `signature algorithm ${a.algorithm}${a.parameters !== undefined ? ' with parameters' : ''}; only ecdsa-with-SHA256 is accepted`,
+      );
     }
   }
 
@@ -467,7 +506,10 @@ function decode(input: Uint8Array): Result<Decoded> {
   const base = h.baseCertificateID;
   const holderIssuerName = singleDirectoryName(base?.issuer);
   if (!base || h.entityName || h.objectDigestInfo || !holderIssuerName || base.issuerUID !== undefined) {
-    return err('permit-holder-form', 'the holder must be a baseCertificateID (one directoryName and a serial) and nothing else');
+    return err(
+      'permit-holder-form',
+      'the holder must be a baseCertificateID (one directoryName and a serial) and nothing else',
+    );
   }
   if (info.issuer.v1Form) return err('permit-issuer-form', 'the issuer uses v1Form; v2Form is required');
   const v2 = info.issuer.v2Form;
@@ -503,7 +545,8 @@ function decode(input: Uint8Array): Result<Decoded> {
       let g: GroupSyntax;
       try {
         g = AsnConvert.parse(v, GroupSyntax);
-        if (!equalBytes(der(g), bytes(v))) return err('permit-group-syntax', 'the group attribute value is not in canonical DER');
+        if (!equalBytes(der(g), bytes(v)))
+          return err('permit-group-syntax', 'the group attribute value is not in canonical DER');
       } catch (e) {
         return err('permit-group-syntax', `the group attribute value is not an IetfAttrSyntax: ${message(e)}`);
       }
@@ -559,7 +602,14 @@ function decode(input: Uint8Array): Result<Decoded> {
   // The input re-encoded to itself, so its first element is exactly the DER of acinfo: what was signed.
   const outer = readTlv(d, 0)!;
   const tbsTlv = readTlv(d, outer.start, outer.end)!;
-  return ok({ permit, tbs: d.subarray(outer.start, tbsTlv.end), signature: bytes(ac.signatureValue), issuerName: issuerDer, holderIssuer: holderIssuerDer, holderSerial });
+  return ok({
+    permit,
+    tbs: d.subarray(outer.start, tbsTlv.end),
+    signature: bytes(ac.signatureValue),
+    issuerName: issuerDer,
+    holderIssuer: holderIssuerDer,
+    holderSerial,
+  });
 }
 
 /** Parses and structurally checks a permit (DER). Checks no signature. Never throws. */
@@ -604,7 +654,8 @@ export function verifyPermit(input: Uint8Array, o: VerifyPermitOptions): Result<
 function verifyInner(input: Uint8Array, o: VerifyPermitOptions): Result<Permit> {
   const now = o.now instanceof Date ? o.now.getTime() : NaN;
   const maxValidity = o.maxValidityMs ?? DEFAULT_MAX_PERMIT_VALIDITY_MS;
-  if (!Number.isFinite(now) || !(maxValidity >= 0)) return err('permit-bad-input', 'now must be a valid Date and maxValidityMs a non-negative number');
+  if (!Number.isFinite(now) || !(maxValidity >= 0))
+    return err('permit-bad-input', 'now must be a valid Date and maxValidityMs a non-negative number');
   const r = decode(input);
   if (!r.ok) return r;
   const d = r.value;
@@ -618,24 +669,44 @@ function verifyInner(input: Uint8Array, o: VerifyPermitOptions): Result<Permit> 
     return err('permit-bad-input', `the AA or holder certificate cannot be decoded: ${message(e)}`);
   }
   // strongSwan crashes on these; refuse them before anything else looks at the issuer.
-  if (sameNameLoosely(d.issuerName, holder.subject)) return err('permit-self-issued', `the permit issuer "${p.issuer}" is the holder's own subject`);
-  if (!equalBytes(d.issuerName, aa.subject)) return err('permit-wrong-issuer', `the permit is issued by "${p.issuer}", not by "${o.attributeAuthority.subject}"`);
+  if (sameNameLoosely(d.issuerName, holder.subject))
+    return err('permit-self-issued', `the permit issuer "${p.issuer}" is the holder's own subject`);
+  if (!equalBytes(d.issuerName, aa.subject))
+    return err(
+      'permit-wrong-issuer',
+      `the permit is issued by "${p.issuer}", not by "${o.attributeAuthority.subject}"`,
+    );
   if (now < o.attributeAuthority.notBefore.getTime() || now > o.attributeAuthority.notAfter.getTime()) {
     return err('permit-issuer-not-valid', 'the AA certificate is not valid now');
   }
   if (p.authorityKeyId !== undefined && p.authorityKeyId !== hex(keyIdentifierOf(aa.spki))) {
     return err('permit-aki-mismatch', `the permit's authority key identifier ${p.authorityKeyId} is not the AA's key`);
   }
-  if (!verifyDecoded(d, aa.spki)) return err('permit-bad-signature', `the permit signature does not verify with the key of "${o.attributeAuthority.subject}"`);
+  if (!verifyDecoded(d, aa.spki))
+    return err(
+      'permit-bad-signature',
+      `the permit signature does not verify with the key of "${o.attributeAuthority.subject}"`,
+    );
   if (!equalBytes(d.holderIssuer, holder.issuer) || !equalBytes(d.holderSerial, holder.serial)) {
-    return err('permit-wrong-holder', `the permit is held by ${p.holder.issuer} serial ${p.holder.serialNumber}, not by the presented certificate (${o.holder.issuer} serial ${o.holder.serialNumber})`);
+    return err(
+      'permit-wrong-holder',
+      `the permit is held by ${p.holder.issuer} serial ${p.holder.serialNumber}, not by the presented certificate (${o.holder.issuer} serial ${o.holder.serialNumber})`,
+    );
   }
-  if (now < p.notBefore.getTime()) return err('permit-not-yet-valid', `the permit is valid from ${p.notBefore.toISOString()}`);
+  if (now < p.notBefore.getTime())
+    return err('permit-not-yet-valid', `the permit is valid from ${p.notBefore.toISOString()}`);
   if (now > p.notAfter.getTime()) return err('permit-expired', `the permit expired at ${p.notAfter.toISOString()}`);
   if (p.notAfter.getTime() - p.notBefore.getTime() > maxValidity) {
-    return err('permit-validity-too-long', `the permit is valid for ${(p.notAfter.getTime() - p.notBefore.getTime()) / 1000} s; at most ${maxValidity / 1000} s is accepted`);
+    return err(
+      'permit-validity-too-long',
+      `the permit is valid for ${(p.notAfter.getTime() - p.notBefore.getTime()) / 1000} s; at most ${maxValidity / 1000} s is accepted`,
+    );
   }
   if (p.groups.length === 0) return err('permit-no-groups', 'the permit has no UTF8String group value');
-  if (o.group !== undefined && !p.groups.includes(o.group)) return err('permit-wrong-group', `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`);
+  if (o.group !== undefined && !p.groups.includes(o.group))
+    return err(
+      'permit-wrong-group',
+      `the permit does not name the group "${o.group}" (it names ${p.groups.map((g) => JSON.stringify(g)).join(', ')})`,
+    );
   return ok(p);
 }

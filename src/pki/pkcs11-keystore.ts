@@ -91,8 +91,10 @@ export class Pkcs11Keystore implements GatewayKeystore {
     } catch (e) {
       const code = (e as { code?: number }).code;
       if (code === pkcs11js.CKR_USER_ALREADY_LOGGED_IN) return;
-      if (code === pkcs11js.CKR_PIN_INCORRECT) throw new Pkcs11Error(`wrong PIN for token "${this.options.token}"`, 'pkcs11-pin');
-      if (code === pkcs11js.CKR_PIN_LOCKED) throw new Pkcs11Error(`the PIN of token "${this.options.token}" is locked`, 'pkcs11-pin-locked');
+      if (code === pkcs11js.CKR_PIN_INCORRECT)
+        throw new Pkcs11Error(`wrong PIN for token "${this.options.token}"`, 'pkcs11-pin');
+      if (code === pkcs11js.CKR_PIN_LOCKED)
+        throw new Pkcs11Error(`the PIN of token "${this.options.token}" is locked`, 'pkcs11-pin-locked');
       throw e;
     }
   }
@@ -128,7 +130,10 @@ export class Pkcs11Keystore implements GatewayKeystore {
     this.publicKey = this.find(pkcs11js.CKO_PUBLIC_KEY);
     if (this.privateKey !== undefined && this.publicKey !== undefined) return false;
     if (this.privateKey !== undefined || this.publicKey !== undefined) {
-      throw new Pkcs11Error(`token "${this.options.token}" holds only half of key pair "${this.label}"`, 'pkcs11-half-key');
+      throw new Pkcs11Error(
+        `token "${this.options.token}" holds only half of key pair "${this.label}"`,
+        'pkcs11-half-key',
+      );
     }
     const id = createHash('sha256').update(this.label).digest().subarray(0, 16);
     const keys = this.withLogin(() =>
@@ -182,14 +187,19 @@ export class Pkcs11Keystore implements GatewayKeystore {
   private ensureKeyExisting(): void {
     this.privateKey = this.find(pkcs11js.CKO_PRIVATE_KEY);
     this.publicKey = this.find(pkcs11js.CKO_PUBLIC_KEY);
-    if (this.privateKey === undefined || this.publicKey === undefined) throw new Pkcs11Error(`no key pair "${this.label}" in token "${this.options.token}"`, 'pkcs11-no-key');
+    if (this.privateKey === undefined || this.publicKey === undefined)
+      throw new Pkcs11Error(`no key pair "${this.label}" in token "${this.options.token}"`, 'pkcs11-no-key');
   }
 
   /** Attributes of the private key that say it cannot leave the token. */
   privateKeyProtection(): { sensitive: boolean; extractable: boolean; neverExtractable: boolean } {
     const { priv } = this.keys();
     const a = this.withLogin(() =>
-      this.p11.C_GetAttributeValue(this.session, priv, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_NEVER_EXTRACTABLE }]),
+      this.p11.C_GetAttributeValue(this.session, priv, [
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+      ]),
     );
     const bool = (i: number) => Buffer.isBuffer(a[i].value) && (a[i].value as Buffer)[0] === 1;
     return { sensitive: bool(0), extractable: bool(1), neverExtractable: bool(2) };
@@ -208,11 +218,17 @@ export class Pkcs11Keystore implements GatewayKeystore {
 
   publicKeySpki(): Uint8Array {
     const { pub } = this.keys();
-    const [attr] = this.withLogin(() => this.p11.C_GetAttributeValue(this.session, pub, [{ type: pkcs11js.CKA_EC_POINT }]));
+    const [attr] = this.withLogin(() =>
+      this.p11.C_GetAttributeValue(this.session, pub, [{ type: pkcs11js.CKA_EC_POINT }]),
+    );
     const v = attr.value as Buffer;
     // CKA_EC_POINT is a DER OCTET STRING around the point (some tokens give the bare point).
     const point = v[0] === 0x04 && v.length === 67 && v[1] === 65 ? v.subarray(2) : v;
-    if (point.length !== 65 || point[0] !== 0x04) throw new Pkcs11Error('the token returned an EC point that is not an uncompressed P-256 point', 'pkcs11-bad-point');
+    if (point.length !== 65 || point[0] !== 0x04)
+      throw new Pkcs11Error(
+        'the token returned an EC point that is not an uncompressed P-256 point',
+        'pkcs11-bad-point',
+      );
     return new Uint8Array(Buffer.concat([P256_SPKI_PREFIX, point]));
   }
 
@@ -224,7 +240,9 @@ export class Pkcs11Keystore implements GatewayKeystore {
   /** The same signature as r || s (32 bytes each), as CKM_ECDSA and WebCrypto give it. */
   signRaw(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
     const { priv } = this.keys();
-    const digest = createHash(hash === 'SHA-256' ? 'sha256' : 'sha384').update(data).digest();
+    const digest = createHash(hash === 'SHA-256' ? 'sha256' : 'sha384')
+      .update(data)
+      .digest();
     return new Uint8Array(
       this.withLogin(() => {
         this.p11.C_SignInit(this.session, { mechanism: pkcs11js.CKM_ECDSA }, priv);

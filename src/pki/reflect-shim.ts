@@ -31,7 +31,8 @@ const api = {
     return table(target, prop, false)?.get(key);
   },
   hasMetadata(key: unknown, target: object, prop?: Key): boolean {
-    for (let o: object | null = target; o; o = Object.getPrototypeOf(o)) if (api.hasOwnMetadata(key, o, prop)) return true;
+    for (let o: object | null = target; o; o = Object.getPrototypeOf(o))
+      if (api.hasOwnMetadata(key, o, prop)) return true;
     return false;
   },
   getMetadata(key: unknown, target: object, prop?: Key): unknown {

@@ -41,7 +41,9 @@ export class FileKeyKeystore implements GatewayKeystore {
   }
 
   sign(data: Uint8Array, hash: SignatureHash = 'SHA-256'): Uint8Array {
-    return new Uint8Array(nodeSign(hash === 'SHA-256' ? 'sha256' : 'sha384', data, { key: this.key, dsaEncoding: 'der' }));
+    return new Uint8Array(
+      nodeSign(hash === 'SHA-256' ? 'sha256' : 'sha384', data, { key: this.key, dsaEncoding: 'der' }),
+    );
   }
 
   csr(commonName?: string): string {
@@ -59,15 +61,19 @@ export class FileKeyKeystore implements GatewayKeystore {
 export function buildCsr(ks: GatewayKeystore, commonName?: string, hash: SignatureHash = 'SHA-256'): string {
   const spki = AsnConvert.parse(ks.publicKeySpki(), SubjectPublicKeyInfo);
   // Without a name the subject is empty: the authority names the certificate after the token's gateway.
-  const subject = AsnConvert.parse(new x509.Name(commonName === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonName }] }]).toArrayBuffer(), AsnName);
+  const subject = AsnConvert.parse(
+    new x509.Name(commonName === undefined ? [] : [{ '2.5.4.3': [{ utf8String: commonName }] }]).toArrayBuffer(),
+    AsnName,
+  );
   const info = new CertificationRequestInfo({ version: 0, subject, subjectPKInfo: spki });
   const tbs = new Uint8Array(AsnConvert.serialize(info));
   const signature = ks.sign(tbs, hash);
   const req = new CertificationRequest({
     certificationRequestInfo: info,
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: hash === 'SHA-256' ? ECDSA_WITH_SHA256 : ECDSA_WITH_SHA384 }),
+    signatureAlgorithm: new AlgorithmIdentifier({
+      algorithm: hash === 'SHA-256' ? ECDSA_WITH_SHA256 : ECDSA_WITH_SHA384,
+    }),
     signature: signature.buffer.slice(signature.byteOffset, signature.byteOffset + signature.byteLength) as ArrayBuffer,
   });
   return derToPem(new Uint8Array(AsnConvert.serialize(req)), 'CERTIFICATE REQUEST');
 }
-

@@ -19,7 +19,12 @@ const external = new WeakMap<object, ExternalSigner>();
 
 /** A private ECDSA P-256 CryptoKey whose signatures `signer` makes (for the x509 generators and subtle.sign here). */
 export function externalSigningKey(signer: ExternalSigner): CryptoKey {
-  const key = Object.freeze({ type: 'private', extractable: false, algorithm: Object.freeze({ name: 'ECDSA', namedCurve: 'P-256' }), usages: Object.freeze(['sign']) });
+  const key = Object.freeze({
+    type: 'private',
+    extractable: false,
+    algorithm: Object.freeze({ name: 'ECDSA', namedCurve: 'P-256' }),
+    usages: Object.freeze(['sign']),
+  });
   external.set(key, signer);
   return key as unknown as CryptoKey;
 }
@@ -31,13 +36,20 @@ export function describeKey(key: CryptoKey): string {
 
 const subtle = webcrypto.subtle;
 
-async function sign(algorithm: AlgorithmIdentifier | EcdsaParams, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
+async function sign(
+  algorithm: AlgorithmIdentifier | EcdsaParams,
+  key: CryptoKey,
+  data: BufferSource,
+): Promise<ArrayBuffer> {
   const signer = external.get(key);
   if (!signer) return subtle.sign(algorithm as EcdsaParams, key as webcrypto.CryptoKey, data as ArrayBuffer);
   const hash = typeof algorithm === 'object' && 'hash' in algorithm ? algorithm.hash : undefined;
   const hashName = typeof hash === 'string' ? hash : (hash as { name?: string } | undefined)?.name;
-  if (hashName !== 'SHA-256' && hashName !== 'SHA-384') throw new Error(`a key in ${signer.describe()} signs ECDSA with SHA-256 or SHA-384, not ${String(hashName)}`);
-  const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+  if (hashName !== 'SHA-256' && hashName !== 'SHA-384')
+    throw new Error(`a key in ${signer.describe()} signs ECDSA with SHA-256 or SHA-384, not ${String(hashName)}`);
+  const bytes = ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : new Uint8Array(data);
   const sig = signer.signRaw(bytes, hashName);
   return sig.buffer.slice(sig.byteOffset, sig.byteOffset + sig.byteLength) as ArrayBuffer;
 }
@@ -88,15 +100,32 @@ export { x509 };
  * A certificate someone else gave us (DER), read within the bounds of src/pki/der.ts: its names,
  * key and extensions are parsed here, so that nothing later throws on them. Never throws.
  */
-export async function readCertificate(der: Uint8Array): Promise<{ ok: true; value: x509.X509Certificate } | { ok: false; error: { code: string; message: string } }> {
+export async function readCertificate(
+  der: Uint8Array,
+): Promise<{ ok: true; value: x509.X509Certificate } | { ok: false; error: { code: string; message: string } }> {
   const { CERTIFICATE_LIMITS, checkDer } = await import('./der.js');
   const shape = checkDer(der, CERTIFICATE_LIMITS);
-  if (!shape.ok) return { ok: false, error: { code: 'bad-certificate', message: `not a certificate in DER: ${shape.error.message}` } };
+  if (!shape.ok)
+    return {
+      ok: false,
+      error: { code: 'bad-certificate', message: `not a certificate in DER: ${shape.error.message}` },
+    };
   try {
     const c = new x509.X509Certificate(new Uint8Array(der).buffer as ArrayBuffer);
-    void [c.subject, c.issuer, c.serialNumber, c.notBefore, c.notAfter, c.publicKey.algorithm, c.extensions.map((e) => e.type)];
+    void [
+      c.subject,
+      c.issuer,
+      c.serialNumber,
+      c.notBefore,
+      c.notAfter,
+      c.publicKey.algorithm,
+      c.extensions.map((e) => e.type),
+    ];
     return { ok: true, value: c };
   } catch (e) {
-    return { ok: false, error: { code: 'bad-certificate', message: `not a certificate: ${e instanceof Error ? e.message : String(e)}` } };
+    return {
+      ok: false,
+      error: { code: 'bad-certificate', message: `not a certificate: ${e instanceof Error ? e.message : String(e)}` },
+    };
   }
 }

@@ -13,7 +13,8 @@ export function netnsAvailability(): Availability {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'not root: network namespace tests need CAP_NET_ADMIN' };
   const probe = `knprobe${process.pid}`;
   const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (add.status !== 0) return { ok: false, reason: `ip netns unavailable: ${(add.stderr || add.error?.message || '').trim()}` };
+  if (add.status !== 0)
+    return { ok: false, reason: `ip netns unavailable: ${(add.stderr || add.error?.message || '').trim()}` };
   spawnSync('ip', ['netns', 'del', probe]);
   return { ok: true };
 }
@@ -64,7 +65,8 @@ export class Testbed {
 
   /** Adds addresses (IPv4 or IPv6, with their length) to an interface. */
   address(ns: string, iface: string, addrs: string | string[]): void {
-    for (const a of typeof addrs === 'string' ? [addrs] : addrs) this.ip(ns, 'addr', 'add', a, 'dev', iface, ...(a.includes(':') ? ['nodad'] : []));
+    for (const a of typeof addrs === 'string' ? [addrs] : addrs)
+      this.ip(ns, 'addr', 'add', a, 'dev', iface, ...(a.includes(':') ? ['nodad'] : []));
   }
 
   /** Turns forwarding on in a namespace (a router): IPv4, and IPv6 where the host has it. */
@@ -96,7 +98,8 @@ export class Testbed {
     }
     for (const ns of this.namespaces.reverse()) {
       // Processes started with `ip netns exec` may outlive the wrapper: kill them by PID first.
-      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout?.split(/\s+/).filter(Boolean) ?? [];
+      const pids =
+        spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout?.split(/\s+/).filter(Boolean) ?? [];
       for (const pid of pids) {
         try {
           process.kill(Number(pid), 'SIGKILL');
@@ -135,7 +138,8 @@ export function waitExit(child: ChildProcess, ms: number): Promise<number | null
 export class JsonLines {
   private buf = '';
   readonly events: Record<string, unknown>[] = [];
-  private waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  private waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] =
+    [];
   stderr = '';
 
   constructor(child: ChildProcess) {
@@ -165,7 +169,10 @@ export class JsonLines {
     const found = this.events.find(pred);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; stderr: ${this.stderr.slice(-2000)}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${what}; stderr: ${this.stderr.slice(-2000)}`)),
+        ms,
+      );
       this.waiters.push({
         pred,
         resolve: (e) => {

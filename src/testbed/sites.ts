@@ -107,7 +107,8 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
   const kasane = (where: string, ...args: string[]) => tb.exec(where, cli[0], ...cli.slice(1), ...args);
   const authorityData = (name?: string) => join(s.dir, authorities.length === 1 ? 'authority' : authorityOf(name).name);
   const gatewayData = (g: string) => join(s.dir, g);
-  const adminOf = (name: string, ...args: string[]) => kasane(ns[authorityOf(name).host], ...args, '--data', authorityData(name));
+  const adminOf = (name: string, ...args: string[]) =>
+    kasane(ns[authorityOf(name).host], ...args, '--data', authorityData(name));
   const gatewaySpec = (name: string): SiteGateway => {
     const g = s.gateways.find((x) => x.name === name);
     if (!g) throw new Error(`no gateway ${name}`);
@@ -127,26 +128,48 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
     gatewayLog: (g) => logs.get(g) ?? '',
     async startAuthority(name) {
       const a = authorityOf(name);
-      procs.set(`authority:${a.name}`, tb.spawn(ns[a.host], cli[0], [...cli.slice(1), 'authority', 'serve', '--data', authorityData(a.name), '--log-level', 'warn']));
-      await waitFor(() => {
-        try {
-          adminOf(a.name, 'authority', 'status');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 60_000, `authority ${a.name} to serve`);
+      procs.set(
+        `authority:${a.name}`,
+        tb.spawn(ns[a.host], cli[0], [
+          ...cli.slice(1),
+          'authority',
+          'serve',
+          '--data',
+          authorityData(a.name),
+          '--log-level',
+          'warn',
+        ]),
+      );
+      await waitFor(
+        () => {
+          try {
+            adminOf(a.name, 'authority', 'status');
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        60_000,
+        `authority ${a.name} to serve`,
+      );
     },
     stopAuthority: (name) => stopProcess(procs.get(`authority:${authorityOf(name).name}`)),
     async startGateway(name) {
       const g = gatewaySpec(name);
       const cfg = join(s.dir, `${g.name}.yaml`);
-      writeFileSync(cfg, `data: ${gatewayData(g.name)}\ninside: [${g.inside.join(', ')}]\noutside: [${g.outside.join(', ')}]\n${g.config ?? ''}\n`);
+      writeFileSync(
+        cfg,
+        `data: ${gatewayData(g.name)}\ninside: [${g.inside.join(', ')}]\noutside: [${g.outside.join(', ')}]\n${g.config ?? ''}\n`,
+      );
       const d = tb.spawn(ns[g.name], cli[0], [...cli.slice(1), 'gateway', 'run', '--config', cfg]);
       procs.set(`gateway:${g.name}`, d);
       logs.set(g.name, '');
       d.stderr!.on('data', (b: Buffer) => logs.set(g.name, logs.get(g.name)! + b.toString()));
-      await waitFor(() => logs.get(g.name)!.includes('gateway running') || d.exitCode !== null, 60_000, `${g.name} to start`);
+      await waitFor(
+        () => logs.get(g.name)!.includes('gateway running') || d.exitCode !== null,
+        60_000,
+        `${g.name} to start`,
+      );
       if (d.exitCode !== null) throw new Error(`${g.name} exited: ${logs.get(g.name)!.slice(-2000)}`);
     },
     stopGateway: (name) => stopProcess(procs.get(`gateway:${name}`)),
@@ -161,7 +184,9 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
     },
     async teardown() {
       // Gateways first (they talk to their authorities while they stop), then the authorities.
-      const all = [...procs.entries()].sort(([a], [b]) => (a.startsWith('gateway:') === b.startsWith('gateway:') ? 0 : a.startsWith('gateway:') ? -1 : 1));
+      const all = [...procs.entries()].sort(([a], [b]) =>
+        a.startsWith('gateway:') === b.startsWith('gateway:') ? 0 : a.startsWith('gateway:') ? -1 : 1,
+      );
       for (const [, p] of all) await stopProcess(p);
       tb.teardown();
     },
@@ -175,23 +200,40 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
         tb.ip(ns[l.b[0]], 'link', 'set', 'dev', l.b[1], 'mtu', String(l.mtu));
       }
     }
-    for (const [h, routes] of Object.entries(s.routes)) for (const r of routes) tb.ip(ns[h], ...(r.some((x) => x.includes(':')) ? ['-6'] : []), 'route', 'add', ...r);
+    for (const [h, routes] of Object.entries(s.routes))
+      for (const r of routes) tb.ip(ns[h], ...(r.some((x) => x.includes(':')) ? ['-6'] : []), 'route', 'add', ...r);
     for (const r of s.routers) tb.forwarding(ns[r]);
     log(`namespaces ${tb.prefix}-* and links up: ${s.hosts.join(', ')}`);
 
     for (const a of authorities) {
-      kasane(ns[a.host], 'authority', 'init', '--data', authorityData(a.name), '--name', a.name, '--listen', `${a.address}:7443`);
+      kasane(
+        ns[a.host],
+        'authority',
+        'init',
+        '--data',
+        authorityData(a.name),
+        '--name',
+        a.name,
+        '--listen',
+        `${a.address}:7443`,
+      );
       if (a.config) {
         const path = join(authorityData(a.name), 'authority.json');
-        writeFileSync(path, JSON.stringify({ ...(JSON.parse(readFileSync(path, 'utf8')) as object), ...a.config }, null, 2));
+        writeFileSync(
+          path,
+          JSON.stringify({ ...(JSON.parse(readFileSync(path, 'utf8')) as object), ...a.config }, null, 2),
+        );
       }
       await sites.startAuthority(a.name);
       log(`authority ${a.name} running at https://${a.address}:7443 (SQLite in ${authorityData(a.name)})`);
-      for (const v of s.vpns) if (!v.authority || v.authority === a.name) adminOf(a.name, 'vpn', 'create', v.name, '--id', String(v.id), ...(v.mode ? ['--mode', v.mode] : []));
+      for (const v of s.vpns)
+        if (!v.authority || v.authority === a.name)
+          adminOf(a.name, 'vpn', 'create', v.name, '--id', String(v.id), ...(v.mode ? ['--mode', v.mode] : []));
       for (const g of s.gateways) {
         if (authorityOf(g.authority).name !== a.name) continue;
         adminOf(a.name, 'gateway', 'add', g.name, '--address', g.address);
-        for (const [vpn, prefixes] of Object.entries(g.members)) for (const p of prefixes) adminOf(a.name, 'member', 'add', vpn, g.name, p);
+        for (const [vpn, prefixes] of Object.entries(g.members))
+          for (const p of prefixes) adminOf(a.name, 'member', 'add', vpn, g.name, p);
       }
     }
     for (const g of s.gateways) {
@@ -215,7 +257,10 @@ export async function buildSites(s: SiteSpec): Promise<Sites> {
 export async function stopProcess(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   p.kill('SIGTERM');
-  const exited = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
+  const exited = await Promise.race([
+    new Promise((r) => p.once('exit', () => r(true))),
+    new Promise((r) => setTimeout(() => r(false), 5000)),
+  ]);
   if (!exited && p.pid) p.kill('SIGKILL');
 }
 

@@ -51,7 +51,14 @@ export class Charon {
   ) {}
 
   /** Writes the configuration and certificates under `dir`; call start() next. */
-  static prepare(tb: Testbed, ns: string, dir: string, acertPlugin: string, files: CharonFiles, conns: CharonConnection[]): Charon {
+  static prepare(
+    tb: Testbed,
+    ns: string,
+    dir: string,
+    acertPlugin: string,
+    files: CharonFiles,
+    conns: CharonConnection[],
+  ): Charon {
     const sw = join(dir, 'swanctl');
     for (const d of ['x509', 'x509ca', 'x509aa', 'x509ac', 'private']) mkdirSync(join(sw, d), { recursive: true });
     writeFileSync(join(sw, 'x509', 'gateway.pem'), files.cert);
@@ -90,7 +97,11 @@ export class Charon {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, STRONGSWAN_CONF: join(this.dir, 'strongswan.conf'), SWANCTL_DIR: join(this.dir, 'swanctl') };
+    return {
+      ...process.env,
+      STRONGSWAN_CONF: join(this.dir, 'strongswan.conf'),
+      SWANCTL_DIR: join(this.dir, 'swanctl'),
+    };
   }
 
   /** Starts charon (private /run in the namespace's own mount namespace) and loads the configuration. */
@@ -113,12 +124,16 @@ export class Charon {
   /** Runs swanctl against this charon; returns stdout, throws with the output on failure. */
   swanctl(...args: string[]): string {
     try {
-      return execFileSync('ip', ['netns', 'exec', this.ns, 'swanctl', ...args, '--uri', `unix://${join(this.dir, 'charon.vici')}`], {
-        env: this.env(),
-        encoding: 'utf8',
-        timeout: 30_000,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      return execFileSync(
+        'ip',
+        ['netns', 'exec', this.ns, 'swanctl', ...args, '--uri', `unix://${join(this.dir, 'charon.vici')}`],
+        {
+          env: this.env(),
+          encoding: 'utf8',
+          timeout: 30_000,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
     } catch (e) {
       const x = e as { stdout?: string; stderr?: string; message: string };
       throw new Error(`swanctl ${args.join(' ')}: ${(x.stdout ?? '') + (x.stderr ?? '') || x.message}`);
@@ -155,7 +170,10 @@ export class Charon {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     p.kill('SIGTERM');
-    const done = await Promise.race([new Promise((r) => p.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
+    const done = await Promise.race([
+      new Promise((r) => p.once('exit', () => r(true))),
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ]);
     if (!done) p.kill('SIGKILL');
   }
 }
@@ -163,7 +181,11 @@ export class Charon {
 /** Builds (once) and returns the acert plugin, or an explanation why it cannot be had. */
 export function acertPlugin(root: string): { ok: true; path: string } | { ok: false; reason: string } {
   try {
-    const out = execFileSync('bash', [join(root, 'scripts/strongswan-acert.sh')], { encoding: 'utf8', timeout: 900_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('bash', [join(root, 'scripts/strongswan-acert.sh')], {
+      encoding: 'utf8',
+      timeout: 900_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return { ok: true, path: out.trim().split('\n').at(-1)! };
   } catch (e) {
     const x = e as { stderr?: string; message: string };

@@ -21,7 +21,10 @@ for (const store of await testStores()) {
         assert.deepEqual(await refusal(admin.authenticate(`Basic ${alice.token}`)), [401, 'unauthorized']);
         assert.deepEqual(await refusal(admin.authenticate('Bearer kasane-admin-v1.garbage')), [401, 'bad-token']);
         assert.deepEqual(await refusal(admin.authenticate(`Bearer ${alice.token.slice(0, -2)}AA`)), [401, 'bad-token']);
-        assert.deepEqual(await refusal(admin.authenticate(`Bearer kasane-admin-v1.0000000000000000.${'A'.repeat(43)}`)), [401, 'bad-token']);
+        assert.deepEqual(
+          await refusal(admin.authenticate(`Bearer kasane-admin-v1.0000000000000000.${'A'.repeat(43)}`)),
+          [401, 'bad-token'],
+        );
         const listed = await admin.listTokens();
         assert.deepEqual(
           listed.map((t) => Object.keys(t).sort()),
@@ -64,7 +67,10 @@ for (const store of await testStores()) {
           (await service.admin.audit({ afterId: all[1].id, limit: 2 })).map((e) => e.id),
           all.slice(2, 4).map((e) => e.id),
         );
-        assert.ok(all.every((e, i) => i === 0 || (e.id > all[i - 1].id && e.version >= all[i - 1].version)), 'oldest first');
+        assert.ok(
+          all.every((e, i) => i === 0 || (e.id > all[i - 1].id && e.version >= all[i - 1].version)),
+          'oldest first',
+        );
       }));
 
     it('the audit log filters by who, what (an action or a family), when, newest first, and pages backwards', () =>
@@ -79,25 +85,44 @@ for (const store of await testStores()) {
         a.clock.now = t0 + 7_200_000;
         await service.vpns.updateMembership('admin:alice', 'corp', 'gw1', { remove: ['10.2.0.0/16'] });
         await service.epochs.rotate('admin:alice', 'corp', true);
-        const actions = (q: Parameters<typeof service.admin.audit>[0]) => service.admin.audit(q).then((l) => l.map((e) => `${e.actor} ${e.action}`));
+        const actions = (q: Parameters<typeof service.admin.audit>[0]) =>
+          service.admin.audit(q).then((l) => l.map((e) => `${e.actor} ${e.action}`));
 
-        assert.deepEqual(await actions({ actor: 'admin:bob' }), ['admin:bob member.add', 'admin:bob directory.change', 'admin:bob member.update', 'admin:bob directory.change']);
+        assert.deepEqual(await actions({ actor: 'admin:bob' }), [
+          'admin:bob member.add',
+          'admin:bob directory.change',
+          'admin:bob member.update',
+          'admin:bob directory.change',
+        ]);
         assert.deepEqual(await actions({ actor: 'admin:bo' }), [], 'who: exactly that actor');
         // A family ends in a dot: member.add, member.update, member.update (a removed prefix).
-        assert.deepEqual(await actions({ action: 'member.' }), ['admin:bob member.add', 'admin:bob member.update', 'admin:alice member.update']);
+        assert.deepEqual(await actions({ action: 'member.' }), [
+          'admin:bob member.add',
+          'admin:bob member.update',
+          'admin:alice member.update',
+        ]);
         assert.deepEqual(await actions({ action: 'member' }), [], 'without the dot: that action only');
         assert.deepEqual(await actions({ action: 'vpn.rotate', actor: 'admin:alice' }), ['admin:alice vpn.rotate']);
         // When: from and to are inclusive.
-        assert.deepEqual(await actions({ from: t0 + 3_600_000, to: t0 + 3_600_000, action: 'member.' }), ['admin:bob member.add', 'admin:bob member.update']);
+        assert.deepEqual(await actions({ from: t0 + 3_600_000, to: t0 + 3_600_000, action: 'member.' }), [
+          'admin:bob member.add',
+          'admin:bob member.update',
+        ]);
         assert.deepEqual(await actions({ from: t0 + 7_200_000, action: 'member.' }), ['admin:alice member.update']);
         const early = await actions({ to: t0 });
         assert.equal(early[0], 'admin:alice vpn.create');
         assert.ok(early.length > 1 && early.every((e) => !e.includes('member.')), early.join(', '));
         // Newest first, and the page before an entry (the console's "older entries").
         const newest = await service.admin.audit({ order: 'desc', limit: 2 });
-        assert.deepEqual(newest.map((e) => e.action), ['vpn.rotate', 'directory.change']);
+        assert.deepEqual(
+          newest.map((e) => e.action),
+          ['vpn.rotate', 'directory.change'],
+        );
         const older = await service.admin.audit({ order: 'desc', limit: 2, beforeId: newest[1].id });
-        assert.deepEqual(older.map((e) => e.action), ['member.update', 'directory.change']);
+        assert.deepEqual(
+          older.map((e) => e.action),
+          ['member.update', 'directory.change'],
+        );
         assert.ok(older.every((e) => e.id < newest[1].id));
       }));
 
@@ -116,7 +141,16 @@ for (const store of await testStores()) {
         const s = await service.admin.status();
         assert.deepEqual(
           [s.authority, s.url, s.store, s.vpns, s.memberships, s.gateways, s.waitingGateways, s.now],
-          ['direct authority', 'https://authority.test:7443', store.kind, 2, 3, { pending: 1, active: 1, revoked: 1 }, 0, a.clock.now],
+          [
+            'direct authority',
+            'https://authority.test:7443',
+            store.kind,
+            2,
+            3,
+            { pending: 1, active: 1, revoked: 1 },
+            0,
+            a.clock.now,
+          ],
         );
         assert.ok(s.schemaVersion >= 1);
         const waiting = service.changeStream.changes('gw1', s.version, 10_000);

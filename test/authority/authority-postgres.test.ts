@@ -38,7 +38,10 @@ if (pg.skip) {
         assert.ok(c.changed);
         assert.ok(Date.now() - t0 < 1000, `woken after ${Date.now() - t0} ms`);
         const s = await g.snapshot(c);
-        assert.deepEqual(s.vpns[0].epochs.map((e) => e.epoch), [1, 2]);
+        assert.deepEqual(
+          s.vpns[0].epochs.map((e) => e.epoch),
+          [1, 2],
+        );
         viaB.close();
         g.client.close();
       } finally {
@@ -61,7 +64,8 @@ if (pg.skip) {
         up.on('error', () => c.destroy());
         c.pipe(up).pipe(c);
       });
-      const listen = (s: Server): Promise<number> => new Promise((resolve) => s.listen(0, '::1', () => resolve((s.address() as { port: number }).port)));
+      const listen = (s: Server): Promise<number> =>
+        new Promise((resolve) => s.listen(0, '::1', () => resolve((s.address() as { port: number }).port)));
       const relayPort = await listen(relay);
       const gone = createServer();
       const deadPort = await listen(gone);
@@ -72,7 +76,10 @@ if (pg.skip) {
         await t.admin.createVpn({ name: 'six' });
         await t.admin.addGateway('gw6', '2001:db8::6');
         await t.admin.addMember('six', 'gw6', ['2001:db8:6::/48']);
-        assert.deepEqual((await t.admin.listMembers('six')).map((m) => [m.address, m.prefixes]), [['2001:db8::6', ['2001:db8:6::/48']]]);
+        assert.deepEqual(
+          (await t.admin.listMembers('six')).map((m) => [m.address, m.prefixes]),
+          [['2001:db8::6', ['2001:db8:6::/48']]],
+        );
         assert.equal((await t.admin.status()).store, 'postgres');
         assert.ok(relayed > 0, 'the connections went to [::1]');
       } finally {

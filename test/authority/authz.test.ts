@@ -31,10 +31,21 @@ describe('authorization: every route refuses every credential that does not own 
   let clock = Date.now();
   const clients: AuthorityClient[] = [];
   /** Credential name -> a client presenting it, and what each kind of route answers. */
-  let credentials: { name: string; client: AuthorityClient; why?: RegExp; expect: Partial<Record<Kind, [number, string]>> }[];
+  let credentials: {
+    name: string;
+    client: AuthorityClient;
+    why?: RegExp;
+    expect: Partial<Record<Kind, [number, string]>>;
+  }[];
 
   const withCert = (b: GatewayBundle, token?: string): AuthorityClient => {
-    const c = new AuthorityClient({ url: t.url, ca: t.ca, cert: joinPem(b.certificate, b.chain[0]), key: b.privateKey!, adminToken: token });
+    const c = new AuthorityClient({
+      url: t.url,
+      ca: t.ca,
+      cert: joinPem(b.certificate, b.chain[0]),
+      key: b.privateKey!,
+      adminToken: token,
+    });
     clients.push(c);
     return c;
   };
@@ -63,17 +74,97 @@ describe('authorization: every route refuses every credential that does not own 
     await t.admin.revokeAdminToken(spare.info.id);
     const token = (s: string) => t.clientWith(s);
     credentials = [
-      { name: 'no credentials', client: token(undefined as unknown as string), expect: { admin: [401, 'unauthorized'], gateway: [401, 'client-certificate-required'], 'peer-authority': [401, 'client-certificate-required'] } },
-      { name: 'a wrong administrator token', client: token(`kasane-admin-v1.${spare.info.id}.${'B'.repeat(43)}`), expect: { admin: [401, 'bad-token'], gateway: [401, 'client-certificate-required'], 'peer-authority': [401, 'client-certificate-required'] } },
-      { name: 'a malformed administrator token', client: token('kasane-admin-v1.xyz'), expect: { admin: [401, 'bad-token'], gateway: [401, 'client-certificate-required'], 'peer-authority': [401, 'client-certificate-required'] } },
-      { name: 'a revoked administrator token', client: token(spare.token), expect: { admin: [401, 'token-revoked'], gateway: [401, 'client-certificate-required'], 'peer-authority': [401, 'client-certificate-required'] } },
-      { name: 'a valid administrator token on a gateway route', client: token(t.adminToken), expect: { gateway: [401, 'client-certificate-required'], 'peer-authority': [401, 'client-certificate-required'] } },
-      { name: "a gateway's certificate on an administrator route", client: withCert(gw1), expect: { admin: [401, 'unauthorized'], 'peer-authority': [403, 'unknown-peer'] } },
-      { name: 'a revoked gateway’s certificate', client: withCert(revoked), expect: { admin: [401, 'unauthorized'], gateway: [403, 'certificate-revoked'], 'peer-authority': [403, 'unknown-peer'] } },
-      { name: 'a superseded certificate', client: withCert(superseded), expect: { admin: [401, 'unauthorized'], gateway: [403, 'certificate-revoked'], 'peer-authority': [403, 'unknown-peer'] } },
-      { name: 'an expired gateway certificate', client: withCert(expired), why: /CERT_HAS_EXPIRED/, expect: { admin: [401, 'unauthorized'], gateway: [403, 'bad-client-certificate'], 'peer-authority': [403, 'unknown-peer'] } },
-      { name: "another authority's gateway", client: withCert(foreign), expect: { admin: [401, 'unauthorized'], gateway: [403, 'bad-client-certificate'], 'peer-authority': [403, 'unknown-peer'] } },
-      { name: 'a revoked gateway’s certificate with a revoked administrator token', client: withCert(revoked, spare.token), expect: { admin: [401, 'token-revoked'], gateway: [403, 'certificate-revoked'] } },
+      {
+        name: 'no credentials',
+        client: token(undefined as unknown as string),
+        expect: {
+          admin: [401, 'unauthorized'],
+          gateway: [401, 'client-certificate-required'],
+          'peer-authority': [401, 'client-certificate-required'],
+        },
+      },
+      {
+        name: 'a wrong administrator token',
+        client: token(`kasane-admin-v1.${spare.info.id}.${'B'.repeat(43)}`),
+        expect: {
+          admin: [401, 'bad-token'],
+          gateway: [401, 'client-certificate-required'],
+          'peer-authority': [401, 'client-certificate-required'],
+        },
+      },
+      {
+        name: 'a malformed administrator token',
+        client: token('kasane-admin-v1.xyz'),
+        expect: {
+          admin: [401, 'bad-token'],
+          gateway: [401, 'client-certificate-required'],
+          'peer-authority': [401, 'client-certificate-required'],
+        },
+      },
+      {
+        name: 'a revoked administrator token',
+        client: token(spare.token),
+        expect: {
+          admin: [401, 'token-revoked'],
+          gateway: [401, 'client-certificate-required'],
+          'peer-authority': [401, 'client-certificate-required'],
+        },
+      },
+      {
+        name: 'a valid administrator token on a gateway route',
+        client: token(t.adminToken),
+        expect: {
+          gateway: [401, 'client-certificate-required'],
+          'peer-authority': [401, 'client-certificate-required'],
+        },
+      },
+      {
+        name: "a gateway's certificate on an administrator route",
+        client: withCert(gw1),
+        expect: { admin: [401, 'unauthorized'], 'peer-authority': [403, 'unknown-peer'] },
+      },
+      {
+        name: 'a revoked gateway’s certificate',
+        client: withCert(revoked),
+        expect: {
+          admin: [401, 'unauthorized'],
+          gateway: [403, 'certificate-revoked'],
+          'peer-authority': [403, 'unknown-peer'],
+        },
+      },
+      {
+        name: 'a superseded certificate',
+        client: withCert(superseded),
+        expect: {
+          admin: [401, 'unauthorized'],
+          gateway: [403, 'certificate-revoked'],
+          'peer-authority': [403, 'unknown-peer'],
+        },
+      },
+      {
+        name: 'an expired gateway certificate',
+        client: withCert(expired),
+        why: /CERT_HAS_EXPIRED/,
+        expect: {
+          admin: [401, 'unauthorized'],
+          gateway: [403, 'bad-client-certificate'],
+          'peer-authority': [403, 'unknown-peer'],
+        },
+      },
+      {
+        name: "another authority's gateway",
+        client: withCert(foreign),
+        expect: {
+          admin: [401, 'unauthorized'],
+          gateway: [403, 'bad-client-certificate'],
+          'peer-authority': [403, 'unknown-peer'],
+        },
+      },
+      {
+        name: 'a revoked gateway’s certificate with a revoked administrator token',
+        client: withCert(revoked, spare.token),
+        expect: { admin: [401, 'token-revoked'], gateway: [403, 'certificate-revoked'] },
+      },
     ];
   });
 
@@ -84,18 +175,30 @@ describe('authorization: every route refuses every credential that does not own 
   });
 
   it('a table of routes × credentials: each refused with its status and code, nothing changed', async () => {
-    const before = { status: await t.admin.status(), audit: await t.admin.audit({ limit: 1000 }), gateways: await t.admin.listGateways() };
-    const routes = routeList(t.running.app).map((r) => r.route).filter((r) => !PUBLIC.includes(r));
+    const before = {
+      status: await t.admin.status(),
+      audit: await t.admin.audit({ limit: 1000 }),
+      gateways: await t.admin.listGateways(),
+    };
+    const routes = routeList(t.running.app)
+      .map((r) => r.route)
+      .filter((r) => !PUBLIC.includes(r));
     assert.ok(routes.length >= 35, `${routes.length} routes`);
     let tried = 0;
     for (const route of routes) {
       const [method, path] = route.split(' ');
-      const url = path.replace('{vpn}', 'corp').replace('{gateway}', 'gw1').replace('{peer}', 'nobody').replace('{id}', '0000000000000000');
+      const url = path
+        .replace('{vpn}', 'corp')
+        .replace('{gateway}', 'gw1')
+        .replace('{peer}', 'nobody')
+        .replace('{id}', '0000000000000000');
       const kind = kindOf(route);
       for (const cred of credentials) {
         const expected = kind === 'console-session' ? ([401, 'unauthorized'] as [number, string]) : cred.expect[kind];
         if (!expected) continue; // this credential owns routes of this kind
-        const e = await apiError(cred.client.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined));
+        const e = await apiError(
+          cred.client.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined),
+        );
         assert.deepEqual([e.status, e.code], expected, `${route} with ${cred.name}: ${e.message}`);
         if (cred.why && kind === 'gateway') assert.match(e.message, cred.why, `${route} with ${cred.name}`);
         tried++;

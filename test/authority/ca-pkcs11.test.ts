@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AuthorityClient } from '../../src/authority/client.js';
 import { readConfig } from '../../src/authority/config.js';
-import { createReplica, initAuthority, loadCa, startAuthority, type RunningAuthority } from '../../src/authority/lifecycle.js';
+import {
+  createReplica,
+  initAuthority,
+  loadCa,
+  startAuthority,
+  type RunningAuthority,
+} from '../../src/authority/lifecycle.js';
 import { Pkcs11Keystore } from '../../src/pki/pkcs11-keystore.js';
 import { x509 } from '../../src/pki/x509.js';
 import { privateSofthsmToken, SOFTHSM_MODULE, softhsmMissing } from '../support/softhsm.js';
@@ -33,13 +39,27 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
     try {
       const [a, b] = [join(base, 'a'), join(base, 'b')];
       const token = { module: SOFTHSM_MODULE, token: 'kasane-ca', pinFile: hsm.pinFile };
-      const init = await initAuthority({ dataDir: a, name: 'hsm', database: await pg.server!.createDatabase(), listen: { host: '127.0.0.1', port: 0 }, caPkcs11: token });
+      const init = await initAuthority({
+        dataDir: a,
+        name: 'hsm',
+        database: await pg.server!.createDatabase(),
+        listen: { host: '127.0.0.1', port: 0 },
+        caPkcs11: token,
+      });
       assert.match(init.caKeys, /PKCS#11 token "kasane-ca"/);
-      assert.deepEqual(readdirSync(join(a, 'keystore')).sort(), ['attribute-authority.key', 'kek', 'server.key'], 'no CA key in the keystore');
+      assert.deepEqual(
+        readdirSync(join(a, 'keystore')).sort(),
+        ['attribute-authority.key', 'kek', 'server.key'],
+        'no CA key in the keystore',
+      );
       for (const label of ['hsm root CA', 'hsm issuing CA']) {
         const ks = Pkcs11Keystore.open({ ...token, keyLabel: label });
         try {
-          assert.deepEqual(ks.privateKeyProtection(), { sensitive: true, extractable: false, neverExtractable: true }, label);
+          assert.deepEqual(
+            ks.privateKeyProtection(),
+            { sensitive: true, extractable: false, neverExtractable: true },
+            label,
+          );
           assert.match(ks.tryReadPrivateValue(), /^refused/);
         } finally {
           ks.close();
@@ -47,24 +67,43 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
       }
 
       const replica = await createReplica({ from: a, dataDir: b, listen: { host: '127.0.0.1', port: 0 } });
-      assert.ok(!replica.copied.some((f) => /root-ca\.key|issuing-ca\.key/.test(f)), `copied: ${replica.copied.join(', ')}`);
+      assert.ok(
+        !replica.copied.some((f) => /root-ca\.key|issuing-ca\.key/.test(f)),
+        `copied: ${replica.copied.join(', ')}`,
+      );
       assert.deepEqual(readConfig(b).ca, readConfig(a).ca, 'the replica names the same token');
       assert.deepEqual(readdirSync(join(b, 'keystore')).sort(), ['attribute-authority.key', 'kek', 'server.key']);
 
-      for (const dir of [a, b]) running.push(await startAuthority({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent', schedulerIntervalMs: 0 }));
+      for (const dir of [a, b])
+        running.push(
+          await startAuthority({
+            dataDir: dir,
+            listen: { host: '127.0.0.1', port: 0 },
+            logLevel: 'silent',
+            schedulerIntervalMs: 0,
+          }),
+        );
       const rootPem = readFileSync(join(a, 'certs', 'root-ca.pem'), 'utf8');
       const issuing = new x509.X509Certificate(readFileSync(join(a, 'certs', 'issuing-ca.pem'), 'utf8'));
       // TLS to each replica verifies against the root: their server certificates were signed in the token.
-      const [adminA, adminB] = running.map((r) => new AuthorityClient({ url: r.url, ca: rootPem, adminToken: init.adminToken }));
+      const [adminA, adminB] = running.map(
+        (r) => new AuthorityClient({ url: r.url, ca: rootPem, adminToken: init.adminToken }),
+      );
       clients.push(adminA, adminB);
 
       await adminB.addGateway('g1', '192.0.2.1');
       const bundle = await adminB.makeBundle('g1');
       const cert = new x509.X509Certificate(bundle.certificate);
-      assert.ok(await cert.verify({ publicKey: issuing.publicKey, signatureOnly: true }), 'the gateway certificate issued through replica b is signed by the issuing key');
+      assert.ok(
+        await cert.verify({ publicKey: issuing.publicKey, signatureOnly: true }),
+        'the gateway certificate issued through replica b is signed by the issuing key',
+      );
 
       await adminA.revokeGateway('g1', { reason: 'test' });
-      await until(async () => new x509.X509Crl((await adminB.crls()).issuing).findRevoked(cert.serialNumber) !== null, 'replica b lists the revocation made through a');
+      await until(
+        async () => new x509.X509Crl((await adminB.crls()).issuing).findRevoked(cert.serialNumber) !== null,
+        'replica b lists the revocation made through a',
+      );
       const crl = new x509.X509Crl((await adminB.crls()).issuing);
       assert.ok(await crl.verify({ publicKey: issuing.publicKey }), "replica b's CRL is signed by the issuing key");
 
@@ -73,7 +112,10 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
       for (const c of clients.splice(0)) c.close();
       for (const r of running.splice(0)) await r.close();
       privateSofthsmToken('empty', '4321', hsm.dir);
-      await assert.rejects(loadCa(b, { ...readConfig(b), ca: { pkcs11: { ...readConfig(b).ca!.pkcs11, token: 'empty' } } }), /no key pair "hsm root CA" in token "empty"/);
+      await assert.rejects(
+        loadCa(b, { ...readConfig(b), ca: { pkcs11: { ...readConfig(b).ca!.pkcs11, token: 'empty' } } }),
+        /no key pair "hsm root CA" in token "empty"/,
+      );
     } finally {
       for (const c of clients) c.close();
       for (const r of running) await r.close();

@@ -12,9 +12,21 @@ import { describe, it } from 'node:test';
 import { createCsr } from '../../src/pki/ca.js';
 import { fingerprint, generateKeyPair, pemToDer } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import { addMember, addPendingGateway, addVpn, ADMIN, refusal, testStores, withAuthority, type DirectGateway } from './helpers/direct.js';
+import {
+  addMember,
+  addPendingGateway,
+  addVpn,
+  ADMIN,
+  refusal,
+  testStores,
+  withAuthority,
+  type DirectGateway,
+} from './helpers/direct.js';
 
-const tlsIdentity = (g: DirectGateway): { der: Uint8Array; serial: string } => ({ der: pemToDer(g.bundle.certificate, 'CERTIFICATE'), serial: new x509.X509Certificate(g.bundle.certificate).serialNumber });
+const tlsIdentity = (g: DirectGateway): { der: Uint8Array; serial: string } => ({
+  der: pemToDer(g.bundle.certificate, 'CERTIFICATE'),
+  serial: new x509.X509Certificate(g.bundle.certificate).serialNumber,
+});
 
 for (const store of await testStores()) {
   describe(`gateway certificates on ${store.kind}`, { skip: store.skip }, () => {
@@ -24,16 +36,29 @@ for (const store of await testStores()) {
         const gw1 = await a.enrolled('gw1', '192.0.2.1');
         const { der, serial } = tlsIdentity(gw1);
         assert.equal(await certificates.authenticate(der, serial), 'gw1');
-        assert.equal(await certificates.authenticate(der, '00' + serial.toUpperCase()), 'gw1', 'as the TLS layer may spell the serial');
+        assert.equal(
+          await certificates.authenticate(der, '00' + serial.toUpperCase()),
+          'gw1',
+          'as the TLS layer may spell the serial',
+        );
         const forged = Uint8Array.from(der, (x, i) => (i === der.length - 1 ? x ^ 1 : x));
         assert.deepEqual(await refusal(certificates.authenticate(forged, serial)), [403, 'unknown-certificate']);
-        assert.deepEqual(await refusal(certificates.authenticate(der, '0123456789abcdef')), [403, 'unknown-certificate']);
+        assert.deepEqual(await refusal(certificates.authenticate(der, '0123456789abcdef')), [
+          403,
+          'unknown-certificate',
+        ]);
         const renewed = await a.service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true });
         assert.deepEqual(await refusal(certificates.authenticate(der, serial)), [403, 'certificate-revoked']);
         const next = new x509.X509Certificate(renewed.certificate);
-        assert.equal(await certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber), 'gw1');
+        assert.equal(
+          await certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber),
+          'gw1',
+        );
         await a.service.gateways.revoke(ADMIN, 'gw1', {});
-        assert.deepEqual(await refusal(certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber)), [403, 'gateway-revoked']);
+        assert.deepEqual(
+          await refusal(certificates.authenticate(pemToDer(renewed.certificate, 'CERTIFICATE'), next.serialNumber)),
+          [403, 'gateway-revoked'],
+        );
       }));
 
     it('a connection is checked once; a certificate superseded or revoked, here or through another replica, is checked again and refused', () =>
@@ -50,7 +75,10 @@ for (const store of await testStores()) {
         assert.equal(asked, 2, 'another connection is');
         // Superseded by a re-enrollment: the connection with the old certificate is refused.
         await a.service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true });
-        assert.deepEqual(await refusal(certificates.authenticateConnection(connection, peer)), [403, 'certificate-revoked']);
+        assert.deepEqual(await refusal(certificates.authenticateConnection(connection, peer)), [
+          403,
+          'certificate-revoked',
+        ]);
         if (store.kind !== 'postgres') return;
         // Revoked through another replica: this one hears of it by version and refuses the connection.
         const gw2 = await a.enrolled('gw2', '192.0.2.2');
@@ -60,9 +88,14 @@ for (const store of await testStores()) {
         await other.service.gateways.revoke(ADMIN, 'gw2', {});
         const deadline = Date.now() + 5000;
         for (;;) {
-          const r = await certificates.authenticateConnection(onGw2, () => tlsIdentity(gw2)).catch((e: { code?: string }) => e.code);
+          const r = await certificates
+            .authenticateConnection(onGw2, () => tlsIdentity(gw2))
+            .catch((e: { code?: string }) => e.code);
           if (r === 'gateway-revoked') break;
-          assert.ok(Date.now() < deadline, `still authenticated 5 s after the revocation through another replica: ${String(r)}`);
+          assert.ok(
+            Date.now() < deadline,
+            `still authenticated 5 s after the revocation through another replica: ${String(r)}`,
+          );
           await new Promise((res) => setTimeout(res, 50));
         }
       }));
@@ -86,7 +119,10 @@ for (const store of await testStores()) {
           [x509.X509CrlReason.superseded, x509.X509CrlReason.keyCompromise],
         );
         assert.equal(new x509.X509Crl(crls.root).entries.length, 0, 'the root revokes nothing');
-        assert.ok(issuing.nextUpdate && issuing.nextUpdate.getTime() > a.clock.now + 6 * 86_400_000, 'valid for a week');
+        assert.ok(
+          issuing.nextUpdate && issuing.nextUpdate.getTime() > a.clock.now + 6 * 86_400_000,
+          'valid for a week',
+        );
       }));
 
     it('an IKE certificate names the gateway, supersedes the previous one, authenticates IKE only and tells its pairwise peers', () =>
@@ -98,19 +134,40 @@ for (const store of await testStores()) {
         await addMember(service, 'p2p', 'gw1', '10.1.0.0/16');
         await addMember(service, 'p2p', 'gw2', '10.2.0.0/16');
         const token = await generateKeyPair();
-        const first = new x509.X509Certificate((await service.certificates.issueIke('gw1', await createCsr(token, 'gw1'))).certificate);
+        const first = new x509.X509Certificate(
+          (await service.certificates.issueIke('gw1', await createCsr(token, 'gw1'))).certificate,
+        );
         assert.equal(first.subjectName.getField('2.5.4.3')[0], 'gw1');
         assert.equal(first.issuer, new x509.X509Certificate(service.certificates.chainPem()[0]).subject);
         const peer = await a.store.read((tx) => tx.getGateway('gw2'));
-        assert.equal(peer!.changedVersion, (await a.store.read((tx) => tx.state())).version, 'its pairwise peer is told');
-        const second = new x509.X509Certificate((await service.certificates.issueIke('gw1', await createCsr(token, 'gw1'))).certificate);
-        const rows = await a.store.read(async (tx) => ({ gw: await tx.getGateway('gw1'), first: await tx.getCertificate(first.serialNumber) }));
+        assert.equal(
+          peer!.changedVersion,
+          (await a.store.read((tx) => tx.state())).version,
+          'its pairwise peer is told',
+        );
+        const second = new x509.X509Certificate(
+          (await service.certificates.issueIke('gw1', await createCsr(token, 'gw1'))).certificate,
+        );
+        const rows = await a.store.read(async (tx) => ({
+          gw: await tx.getGateway('gw1'),
+          first: await tx.getCertificate(first.serialNumber),
+        }));
         assert.equal(rows.gw!.ikeCertSerial, second.serialNumber);
         assert.equal(rows.first!.revokeReason, 'superseded');
-        assert.deepEqual(await refusal(service.certificates.authenticate(new Uint8Array(second.rawData), second.serialNumber)), [403, 'certificate-revoked'], 'never the TLS channel');
-        assert.deepEqual(await refusal(service.certificates.issueIke('gw1', await createCsr(token, 'gw2'))), [400, 'csr-name-mismatch']);
+        assert.deepEqual(
+          await refusal(service.certificates.authenticate(new Uint8Array(second.rawData), second.serialNumber)),
+          [403, 'certificate-revoked'],
+          'never the TLS channel',
+        );
+        assert.deepEqual(await refusal(service.certificates.issueIke('gw1', await createCsr(token, 'gw2'))), [
+          400,
+          'csr-name-mismatch',
+        ]);
         await addPendingGateway(service, 'pending', '192.0.2.3');
-        assert.deepEqual(await refusal(service.certificates.issueIke('pending', await createCsr(token, 'pending'))), [403, 'gateway-revoked']);
+        assert.deepEqual(await refusal(service.certificates.issueIke('pending', await createCsr(token, 'pending'))), [
+          403,
+          'gateway-revoked',
+        ]);
       }));
 
     it("the CA view and the gateway's certificate with its chain", () =>

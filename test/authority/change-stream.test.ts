@@ -8,7 +8,17 @@
 // notification, and within a second by version when the notification is lost.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addMember, addPendingGateway, addVpn, ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
+import {
+  addMember,
+  addPendingGateway,
+  addVpn,
+  ADMIN,
+  refusal,
+  testStores,
+  version,
+  withAuthority,
+  type DirectAuthority,
+} from './helpers/direct.js';
 
 /** corp with gw1 and gw2, dept with gw3; all enrolled. */
 async function twoVpns(a: DirectAuthority): Promise<void> {
@@ -33,7 +43,11 @@ for (const store of await testStores()) {
         await twoVpns(a);
         const first = await service.changeStream.changes('gw1', 0, 0);
         assert.ok(first.changed);
-        assert.deepEqual([first.reset, first.events, first.version, first.delivery?.gateway], [false, [], await version(a), 'gw1'], 'a first sync: the whole state, no events');
+        assert.deepEqual(
+          [first.reset, first.events, first.version, first.delivery?.gateway],
+          [false, [], await version(a), 'gw1'],
+          'a first sync: the whole state, no events',
+        );
         await service.epochs.rotate(ADMIN, 'corp', false);
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.44.0.0/16'] });
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw3', { add: ['10.66.0.0/16'] });
@@ -52,7 +66,13 @@ for (const store of await testStores()) {
           next.delivery?.vpns[0].epochs.map((e) => e.epoch),
           [1, 2],
         );
-        assert.deepEqual(await service.changeStream.changes('gw1', next.version, 0), { version: next.version, changed: false, reset: false, events: [], eventsTruncated: false });
+        assert.deepEqual(await service.changeStream.changes('gw1', next.version, 0), {
+          version: next.version,
+          changed: false,
+          reset: false,
+          events: [],
+          eventsTruncated: false,
+        });
       }));
 
     it('a waiting gateway is woken by a change that concerns it, and only by such a change', () =>
@@ -95,7 +115,10 @@ for (const store of await testStores()) {
       withAuthority(store, async (a) => {
         await twoVpns(a);
         const c = await a.service.changeStream.changes('gw1', (await version(a)) + 1000, 0);
-        assert.deepEqual([c.changed, c.reset, c.events, c.delivery?.vpns.map((v) => v.name)], [true, true, [], ['corp']]);
+        assert.deepEqual(
+          [c.changed, c.reset, c.events, c.delivery?.vpns.map((v) => v.name)],
+          [true, true, [], ['corp']],
+        );
       }));
 
     it('events stop at 500 and say so; the delivery is whole anyway', () =>
@@ -103,7 +126,8 @@ for (const store of await testStores()) {
         const { service } = a;
         await a.enrolled('gw1', '192.0.2.1');
         const since = await version(a);
-        for (let k = 0; k < 501; k++) await service.gateways.update(ADMIN, 'gw1', { address: `192.0.2.${k % 2 ? 1 : 101}` });
+        for (let k = 0; k < 501; k++)
+          await service.gateways.update(ADMIN, 'gw1', { address: `192.0.2.${k % 2 ? 1 : 101}` });
         const c = await service.changeStream.changes('gw1', since, 0);
         assert.deepEqual([c.events.length, c.eventsTruncated, c.version], [500, true, await version(a)]);
         assert.equal(c.events[0].version, since + 1, 'the oldest first');
@@ -156,7 +180,14 @@ for (const store of await testStores()) {
         withAuthority(store, async (a) => {
           await twoVpns(a);
           // This replica's store never reports other processes' commits (NOTIFY lost, listener down).
-          const deaf = await a.replica((s) => ({ kind: s.kind, write: (fn, hint) => s.write(fn, hint), read: (fn) => s.read(fn), onRemoteChange: () => undefined, schemaVersion: () => s.schemaVersion(), close: () => s.close() }));
+          const deaf = await a.replica((s) => ({
+            kind: s.kind,
+            write: (fn, hint) => s.write(fn, hint),
+            read: (fn) => s.read(fn),
+            onRemoteChange: () => undefined,
+            schemaVersion: () => s.schemaVersion(),
+            close: () => s.close(),
+          }));
           const v = await version(a);
           const waiting = deaf.service.changeStream.changes('gw1', v, 10_000);
           await new Promise((r) => setTimeout(r, 100));

@@ -66,7 +66,10 @@ describe('kasane CLI (administrator commands)', () => {
     assert.match(r.out, /status\s+pending/);
     r = await kasane('member', 'add', 'corp', 'gw1', '10.1.0.0/16', '10.11.0.0/16', ...conn);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^VPN\s+GATEWAY\s+STATUS\s+ADDRESS\s+PREFIXES\ncorp\s+gw1\s+pending\s+192\.0\.2\.1\s+10\.1\.0\.0\/16 10\.11\.0\.0\/16\n$/);
+    assert.match(
+      r.out,
+      /^VPN\s+GATEWAY\s+STATUS\s+ADDRESS\s+PREFIXES\ncorp\s+gw1\s+pending\s+192\.0\.2\.1\s+10\.1\.0\.0\/16 10\.11\.0\.0\/16\n$/,
+    );
     r = await kasane('vpn', 'list', ...conn);
     assert.match(r.out, /^NAME\s+ID\s+MODE\s+EPOCH\s+MEMBERS/);
     assert.match(r.out, /\ncorp\s+5\s+group\s+1\s+1\s+12h/);
@@ -92,7 +95,12 @@ describe('kasane CLI (administrator commands)', () => {
     assert.equal(r.code, 0, r.err);
     const tok = JSON.parse(r.out);
     assert.ok(tok.expiresAt - Date.now() > 9 * 60_000 && tok.expiresAt - Date.now() <= 10 * 60_000);
-    const enrolled = await enroll({ url: tok.authority.url, token: tok.token, caFingerprint: tok.authority.caFingerprint, name: 'gw2' });
+    const enrolled = await enroll({
+      url: tok.authority.url,
+      token: tok.token,
+      caFingerprint: tok.authority.caFingerprint,
+      name: 'gw2',
+    });
     assert.equal(enrolled.gateway.name, 'gw2');
     r = await kasane('gateway', 'list', ...conn);
     // No status report yet: LAST REPORT, PATHS, ENCRYPTING, SEARCHES and DROPS are '-'.
@@ -104,7 +112,10 @@ describe('kasane CLI (administrator commands)', () => {
     await kasane('gateway', 'add', 'gw3', '--address', '192.0.2.3', ...conn);
     let r = await kasane('member', 'add', 'corp', 'gw3', '10.1.2.0/24', ...conn);
     assert.equal(r.code, 1);
-    assert.match(r.err, /10\.1\.2\.0\/24 overlaps 10\.1\.0\.0\/16, which gateway gw1 already puts into VPN corp.*\(ambiguous-prefix, HTTP 409\)/);
+    assert.match(
+      r.err,
+      /10\.1\.2\.0\/24 overlaps 10\.1\.0\.0\/16, which gateway gw1 already puts into VPN corp.*\(ambiguous-prefix, HTTP 409\)/,
+    );
     r = await kasane('member', 'add', 'corp', 'gw3', '10.1.2.3/24', '--json', ...conn);
     assert.equal(r.code, 1);
     assert.deepEqual(JSON.parse(r.out).error, 'bad-cidr');
@@ -124,7 +135,16 @@ describe('kasane CLI (administrator commands)', () => {
     r = await kasane('vpn', 'rotate', ...conn);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /give a VPN name or --all/);
-    r = await kasane('vpn', 'list', '--url', t.url, '--ca', join(t.dir, 'a', 'certs', 'root-ca.pem'), '--token', 'kasane-admin-v1.0000000000000000.' + 'B'.repeat(43));
+    r = await kasane(
+      'vpn',
+      'list',
+      '--url',
+      t.url,
+      '--ca',
+      join(t.dir, 'a', 'certs', 'root-ca.pem'),
+      '--token',
+      'kasane-admin-v1.0000000000000000.' + 'B'.repeat(43),
+    );
     assert.equal(r.code, 1);
     assert.match(r.err, /bad-token, HTTP 401/);
     const saved = { ...process.env };
@@ -154,7 +174,17 @@ describe('kasane CLI (administrator commands)', () => {
     assert.match(r.out, /status\s+revoked/);
     r = await kasane('audit', '--json', '--limit', '1000', ...conn);
     const actions = JSON.parse(r.out).map((e: { action: string }) => e.action);
-    for (const a of ['vpn.create', 'gateway.add', 'member.add', 'gateway.enroll', 'vpn.rotate', 'member.update', 'member.remove', 'gateway.revoke']) assert.ok(actions.includes(a), a);
+    for (const a of [
+      'vpn.create',
+      'gateway.add',
+      'member.add',
+      'gateway.enroll',
+      'vpn.rotate',
+      'member.update',
+      'member.remove',
+      'gateway.revoke',
+    ])
+      assert.ok(actions.includes(a), a);
     r = await kasane('authority', 'audit', '--gateway', 'gw2', ...conn);
     assert.match(r.out, /admin:initial\s+gateway\.revoke/);
     r = await kasane('vpn', 'delete', 'lab', ...conn);
@@ -186,7 +216,14 @@ describe('kasane CLI (administrator commands)', () => {
     try {
       const dead = await freePort();
       // Several replicas, IPv6 literals: the first does not answer, the second does.
-      const c6 = ['--url', `https://[::1]:${dead},${six.url}`, '--token', six.adminToken, '--ca', join(six.dir, 'a', 'certs', 'root-ca.pem')];
+      const c6 = [
+        '--url',
+        `https://[::1]:${dead},${six.url}`,
+        '--token',
+        six.adminToken,
+        '--ca',
+        join(six.dir, 'a', 'certs', 'root-ca.pem'),
+      ];
       let r = await kasane('vpn', 'create', 'six', ...c6);
       assert.equal(r.code, 0, r.err);
       r = await kasane('gateway', 'add', 'gw6', '--address', '2001:DB8:0:0::6', '--json', ...c6);
@@ -215,7 +252,16 @@ describe('kasane CLI (administrator commands)', () => {
       r = await kasane('member', 'remove', 'six', 'gw6', '2001:db8:6:0::/48', ...c6);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /10\.6\.0\.0\/16\n$/);
-      r = await kasane('vpn', 'list', '--url', `https://::1:${dead}`, '--token', six.adminToken, '--ca', join(six.dir, 'a', 'certs', 'root-ca.pem'));
+      r = await kasane(
+        'vpn',
+        'list',
+        '--url',
+        `https://::1:${dead}`,
+        '--token',
+        six.adminToken,
+        '--ca',
+        join(six.dir, 'a', 'certs', 'root-ca.pem'),
+      );
       assert.equal(r.code, 1);
       assert.match(r.err, /is not a URL \(an IPv6 address goes in brackets: https:\/\/\[::1\]:7443\)/);
     } finally {
@@ -225,11 +271,27 @@ describe('kasane CLI (administrator commands)', () => {
 
   it('authority init takes IPv6 listen addresses in brackets, and says so when the brackets are missing', async () => {
     const data = join(tmp, 'v6-init');
-    let r = await kasane('authority', 'init', '--data', data, '--name', 'v6', '--listen', '[::]:7443', '--san', 'FD00::7', '--no-token-file', '--json');
+    let r = await kasane(
+      'authority',
+      'init',
+      '--data',
+      data,
+      '--name',
+      'v6',
+      '--listen',
+      '[::]:7443',
+      '--san',
+      'FD00::7',
+      '--no-token-file',
+      '--json',
+    );
     assert.equal(r.code, 0, r.err);
     assert.equal(JSON.parse(r.out).url, 'https://[::1]:7443');
     const config = JSON.parse(readFileSync(join(data, 'authority.json'), 'utf8'));
-    assert.deepEqual([config.listen, config.sans], [{ host: '::', port: 7443 }, ['localhost', '127.0.0.1', '::1', 'fd00::7']]);
+    assert.deepEqual(
+      [config.listen, config.sans],
+      [{ host: '::', port: 7443 }, ['localhost', '127.0.0.1', '::1', 'fd00::7']],
+    );
     r = await kasane('authority', 'init', '--data', join(tmp, 'v6-bare'), '--name', 'v6', '--listen', '::1:7443');
     assert.equal(r.code, 1);
     assert.match(r.err, /IPv6 address goes in brackets: \[::1\]:7443/);
@@ -237,13 +299,26 @@ describe('kasane CLI (administrator commands)', () => {
 
   it('authority init makes a private data directory', async () => {
     const dir = join(tmp, 'new');
-    let r = await kasane('authority', 'init', '--data', dir, '--name', 'fresh', '--listen', '127.0.0.1:0', '--rotation-period', '6h', '--json');
+    let r = await kasane(
+      'authority',
+      'init',
+      '--data',
+      dir,
+      '--name',
+      'fresh',
+      '--listen',
+      '127.0.0.1:0',
+      '--rotation-period',
+      '6h',
+      '--json',
+    );
     assert.equal(r.code, 0, r.err);
     const j = JSON.parse(r.out);
     assert.match(j.adminToken, /^kasane-admin-v1\.[0-9a-f]{16}\./);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     assert.equal(statSync(join(dir, 'keystore')).mode & 0o777, 0o700);
-    for (const f of ['root-ca.key', 'issuing-ca.key', 'server.key', 'kek']) assert.equal(statSync(join(dir, 'keystore', f)).mode & 0o777, 0o600, f);
+    for (const f of ['root-ca.key', 'issuing-ca.key', 'server.key', 'kek'])
+      assert.equal(statSync(join(dir, 'keystore', f)).mode & 0o777, 0o600, f);
     assert.equal(readFileSync(join(dir, 'admin.token'), 'utf8').trim(), j.adminToken);
     assert.equal(JSON.parse(readFileSync(join(dir, 'authority.json'), 'utf8')).rotation.periodMs, 6 * 3_600_000);
     r = await kasane('authority', 'init', '--data', dir, '--name', 'again');

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AUTHORITY_CONFIG_LIMITS, canonicalHost, DEFAULT_ROTATION, parseListen, readConfig, urlFor } from '../../src/authority/config.js';
+import {
+  AUTHORITY_CONFIG_LIMITS,
+  canonicalHost,
+  DEFAULT_ROTATION,
+  parseListen,
+  readConfig,
+  urlFor,
+} from '../../src/authority/config.js';
 import { AUTHORITY_CONFIG } from '../support/files.js';
 
 const good = AUTHORITY_CONFIG;
@@ -25,7 +32,17 @@ test('authority.json as init writes it is read back', () => {
 });
 
 test('authority.json: wrong types, unknown and missing fields, each with its line and field', () => {
-  const bad = JSON.stringify({ ...good, listen: { host: '127.0.0.1', port: '7443' }, rotation: { ...DEFAULT_ROTATION, graceMs: -1 }, colour: 'blue', enrollment: undefined }, null, 2);
+  const bad = JSON.stringify(
+    {
+      ...good,
+      listen: { host: '127.0.0.1', port: '7443' },
+      rotation: { ...DEFAULT_ROTATION, graceMs: -1 },
+      colour: 'blue',
+      enrollment: undefined,
+    },
+    null,
+    2,
+  );
   withConfig(bad, (dir) => {
     assert.throws(
       () => readConfig(dir),
@@ -41,7 +58,12 @@ test('authority.json: wrong types, unknown and missing fields, each with its lin
 });
 
 test('authority.json: a syntax error says where; an oversized file is refused unread', () => {
-  withConfig('{\n  "format": "kasane-authority/1",\n  "name": \n}', (dir) => assert.throws(() => readConfig(dir), /authority\.json(:\d+:\d+)?: \(syntax\): not valid JSON: Unexpected token '}'$/));
+  withConfig('{\n  "format": "kasane-authority/1",\n  "name": \n}', (dir) =>
+    assert.throws(
+      () => readConfig(dir),
+      /authority\.json(:\d+:\d+)?: \(syntax\): not valid JSON: Unexpected token '}'$/,
+    ),
+  );
   withConfig('{}', (dir) => {
     truncateSync(join(dir, 'authority.json'), AUTHORITY_CONFIG_LIMITS.maxJsonBytes + 1);
     assert.throws(() => readConfig(dir), /authority configuration files are limited to 1\.0 MiB/);
@@ -58,8 +80,12 @@ test('--listen: IPv4, IPv6 in brackets (canonicalised), names; a bare or v4-mapp
   assert.deepEqual(parseListen('0.0.0.0:7443'), { host: '0.0.0.0', port: 7443 });
   assert.deepEqual(parseListen(':9000'), { host: '127.0.0.1', port: 9000 });
   assert.deepEqual(parseListen('authority.example:7443'), { host: 'authority.example', port: 7443 });
-  for (const bare of ['::1', '::1:7443', '2001:db8::1:7443', '::']) assert.throws(() => parseListen(bare), /IPv6 address goes in brackets: \[::1\]:7443/, bare);
-  assert.throws(() => parseListen('[::ffff:127.0.0.1]:7443'), /IPv4-mapped IPv6 address; give the IPv4 address 127\.0\.0\.1/);
+  for (const bare of ['::1', '::1:7443', '2001:db8::1:7443', '::'])
+    assert.throws(() => parseListen(bare), /IPv6 address goes in brackets: \[::1\]:7443/, bare);
+  assert.throws(
+    () => parseListen('[::ffff:127.0.0.1]:7443'),
+    /IPv4-mapped IPv6 address; give the IPv4 address 127\.0\.0\.1/,
+  );
   assert.throws(() => parseListen('[authority.example]:7443'), /not an IPv6 address/);
   assert.throws(() => parseListen('[::1]:70000'), /out of range/);
 });

@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DELIVERY_FORMAT } from '../../src/authority/wire.js';
-import { addMember, addPendingGateway, addVpn, ADMIN, TEST_ROTATION, testStores, version, withAuthority } from './helpers/direct.js';
+import {
+  addMember,
+  addPendingGateway,
+  addVpn,
+  ADMIN,
+  TEST_ROTATION,
+  testStores,
+  version,
+  withAuthority,
+} from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`deliveries on ${store.kind}`, { skip: store.skip }, () => {
@@ -26,7 +35,10 @@ for (const store of await testStores()) {
         await addMember(service, 'corp', 'gw0-pending', '10.9.0.0/16');
         await addMember(service, 'dept', 'gw3', '10.6.0.0/16');
         const d = await service.delivery.of('gw1');
-        assert.deepEqual([d.format, d.authority, d.gateway, d.version, d.issuedAt], [DELIVERY_FORMAT, 'direct authority', 'gw1', await version(a), a.clock.now]);
+        assert.deepEqual(
+          [d.format, d.authority, d.gateway, d.version, d.issuedAt],
+          [DELIVERY_FORMAT, 'direct authority', 'gw1', await version(a), a.clock.now],
+        );
         assert.deepEqual(
           d.vpns.map((v) => v.name),
           ['corp'],
@@ -43,7 +55,11 @@ for (const store of await testStores()) {
           corp.epochs.map((e) => e.epoch),
           [1],
         );
-        assert.deepEqual([...d.protectedPrefixes].sort(), ['10.1.0.0/16', '10.4.0.0/16', '10.6.0.0/16', '10.9.0.0/16'], "every VPN's prefixes, a pending member's too");
+        assert.deepEqual(
+          [...d.protectedPrefixes].sort(),
+          ['10.1.0.0/16', '10.4.0.0/16', '10.6.0.0/16', '10.9.0.0/16'],
+          "every VPN's prefixes, a pending member's too",
+        );
         assert.equal(d.attributeAuthority, undefined, 'no attribute authority, no federation');
         const s = await gw1.snapshot();
         assert.equal(s.vpns[0].epochs[0].key.length, 32);
@@ -62,10 +78,7 @@ for (const store of await testStores()) {
         );
         a.clock.now += TEST_ROTATION.urgentGraceMs;
         const corp = (await service.delivery.of('gw1')).vpns[0];
-        assert.deepEqual(
-          [corp.epochs.map((e) => e.epoch), corp.members[0].spis.map((s) => s.epoch)],
-          [[2], [2]],
-        );
+        assert.deepEqual([corp.epochs.map((e) => e.epoch), corp.members[0].spis.map((s) => s.epoch)], [[2], [2]]);
       }));
 
     it('a member of no VPN receives the directory and nothing else', () =>
@@ -92,7 +105,12 @@ for (const store of await testStores()) {
         await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));
         await service.gateways.update(ADMIN, 'gw3', { address: '198.51.100.3' });
         const after = await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));
-        for (const d of after) assert.equal(d.vpns[0].members.find((m) => m.gateway === 'gw3')?.address, '198.51.100.3', `${d.gateway} sees the new address`);
+        for (const d of after)
+          assert.equal(
+            d.vpns[0].members.find((m) => m.gateway === 'gw3')?.address,
+            '198.51.100.3',
+            `${d.gateway} sees the new address`,
+          );
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { removeAll: true });
         assert.deepEqual(
           (await service.delivery.of('gw1')).vpns[0].members.map((m) => m.gateway),

@@ -12,7 +12,17 @@ import { openDelivery } from '../../src/authority/snapshot.js';
 import { createCsr } from '../../src/pki/ca.js';
 import { exportSpkiDer, generateKeyPair, sha256Hex } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import { addMember, addPendingGateway, addVpn, ADMIN, gatewayWith, refusal, testStores, version, withAuthority } from './helpers/direct.js';
+import {
+  addMember,
+  addPendingGateway,
+  addVpn,
+  ADMIN,
+  gatewayWith,
+  refusal,
+  testStores,
+  version,
+  withAuthority,
+} from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`enrollment on ${store.kind}`, { skip: store.skip }, () => {
@@ -28,9 +38,15 @@ for (const store of await testStores()) {
         assert.ok(!('privateKey' in answer), 'the key stayed with the gateway');
         const cert = new x509.X509Certificate(answer.certificate);
         assert.deepEqual(new Uint8Array(cert.publicKey.rawData), await exportSpkiDer(keys.publicKey));
-        assert.deepEqual([answer.authority.caCertificate, ...answer.chain.slice(0, 1)], [service.certificates.rootPem(), service.certificates.chainPem()[0]]);
+        assert.deepEqual(
+          [answer.authority.caCertificate, ...answer.chain.slice(0, 1)],
+          [service.certificates.rootPem(), service.certificates.chainPem()[0]],
+        );
         const g = await service.gateways.get('gw1');
-        assert.deepEqual([g.status, g.certificate?.method, g.certificate?.serial], ['active', 'csr', cert.serialNumber]);
+        assert.deepEqual(
+          [g.status, g.certificate?.method, g.certificate?.serial],
+          ['active', 'csr', cert.serialNumber],
+        );
         const [, id, secret] = tok.token.split('.');
         const row = await a.store.read((tx) => tx.getEnrollToken(id));
         assert.equal(row!.secretHash, sha256Hex(secret));
@@ -46,17 +62,39 @@ for (const store of await testStores()) {
         const tok = await service.enrollment.createToken(ADMIN, 'gw1', { ttlMs: 60_000 });
         const badCsr = '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n';
         assert.deepEqual(await refusal(service.enrollment.enroll({ token: tok.token, csr: badCsr })), [400, 'bad-csr']);
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw2') })), [400, 'csr-name-mismatch']);
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: 'kasane-enroll-v1.nothex', csr: await createCsr(keys, 'gw1') })), [401, 'bad-token']);
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: tok.token.slice(0, -2) + 'AA', csr: await createCsr(keys, 'gw1') })), [401, 'bad-token']);
+        assert.deepEqual(
+          await refusal(service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw2') })),
+          [400, 'csr-name-mismatch'],
+        );
+        assert.deepEqual(
+          await refusal(
+            service.enrollment.enroll({ token: 'kasane-enroll-v1.nothex', csr: await createCsr(keys, 'gw1') }),
+          ),
+          [401, 'bad-token'],
+        );
+        assert.deepEqual(
+          await refusal(
+            service.enrollment.enroll({ token: tok.token.slice(0, -2) + 'AA', csr: await createCsr(keys, 'gw1') }),
+          ),
+          [401, 'bad-token'],
+        );
         await service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw1') });
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw1') })), [401, 'token-used']);
+        assert.deepEqual(
+          await refusal(service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw1') })),
+          [401, 'token-used'],
+        );
         const short = await service.enrollment.createToken(ADMIN, 'gw2', { ttlMs: 60_000 });
         clock.now += 60_000;
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: short.token, csr: await createCsr(keys, 'gw2') })), [401, 'token-expired']);
+        assert.deepEqual(
+          await refusal(service.enrollment.enroll({ token: short.token, csr: await createCsr(keys, 'gw2') })),
+          [401, 'token-expired'],
+        );
         assert.equal((await service.gateways.get('gw2')).status, 'pending');
         assert.deepEqual(await refusal(service.enrollment.createToken(ADMIN, 'gw2', { ttlMs: 999 })), [400, 'bad-ttl']);
-        assert.deepEqual(await refusal(service.enrollment.createToken(ADMIN, 'gw2', { ttlMs: 31 * 86_400_000 })), [400, 'bad-ttl']);
+        assert.deepEqual(await refusal(service.enrollment.createToken(ADMIN, 'gw2', { ttlMs: 31 * 86_400_000 })), [
+          400,
+          'bad-ttl',
+        ]);
       }));
 
     it('a token made before its gateway was revoked is refused', () =>
@@ -66,7 +104,12 @@ for (const store of await testStores()) {
         const tok = await service.enrollment.createToken(ADMIN, 'gw1', { replace: true });
         clock.now += 1;
         await service.gateways.revoke(ADMIN, 'gw1', { compromised: true });
-        assert.deepEqual(await refusal(service.enrollment.enroll({ token: tok.token, csr: await createCsr(await generateKeyPair(), 'gw1') })), [401, 'token-revoked']);
+        assert.deepEqual(
+          await refusal(
+            service.enrollment.enroll({ token: tok.token, csr: await createCsr(await generateKeyPair(), 'gw1') }),
+          ),
+          [401, 'token-revoked'],
+        );
         // A token made after the revocation brings it back.
         clock.now += 1;
         const fresh = await service.enrollment.createToken(ADMIN, 'gw1', {});
@@ -93,7 +136,11 @@ for (const store of await testStores()) {
           s1.vpns[0].members.find((m) => m.gateway === 'gw2')?.spis.map((s) => s.epoch),
           [1, 2],
         );
-        assert.equal((await a.store.read((tx) => tx.getGateway('gw1')))!.changedVersion, await version(a), 'the other member is told');
+        assert.equal(
+          (await a.store.read((tx) => tx.getGateway('gw1')))!.changedVersion,
+          await version(a),
+          'the other member is told',
+        );
         assert.deepEqual(
           (await service.admin.audit({ gateway: 'gw2' })).slice(-2).map((e) => e.action),
           ['member.join', 'gateway.enroll'],
@@ -109,8 +156,14 @@ for (const store of await testStores()) {
         const before = await old.snapshot();
         assert.deepEqual(await refusal(service.enrollment.makeBundle(ADMIN, 'gw1', {})), [409, 'gateway-enrolled']);
         assert.deepEqual(await refusal(service.enrollment.createToken(ADMIN, 'gw1', {})), [409, 'gateway-enrolled']);
-        assert.deepEqual(await refusal(service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true, validityDays: 0 })), [400, 'bad-validity']);
-        const renewed = gatewayWith(service, await service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true, validityDays: 30 }));
+        assert.deepEqual(
+          await refusal(service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true, validityDays: 0 })),
+          [400, 'bad-validity'],
+        );
+        const renewed = gatewayWith(
+          service,
+          await service.enrollment.makeBundle(ADMIN, 'gw1', { replace: true, validityDays: 30 }),
+        );
         const oldSerial = new x509.X509Certificate(old.bundle.certificate).serialNumber;
         assert.equal((await a.store.read((tx) => tx.getCertificate(oldSerial)))!.revokeReason, 'superseded');
         const cert = new x509.X509Certificate(renewed.bundle.certificate);
@@ -118,7 +171,10 @@ for (const store of await testStores()) {
         const after = await renewed.snapshot();
         assert.deepEqual(after.vpns[0].epochs, before.vpns[0].epochs, 'the same keys');
         assert.deepEqual(after.vpns[0].members, before.vpns[0].members, 'the same SPIs');
-        await assert.rejects(openDelivery(await service.delivery.of('gw1'), old.bundle.privateKey!, { gateway: 'gw1' }), /does not open/);
+        await assert.rejects(
+          openDelivery(await service.delivery.of('gw1'), old.bundle.privateKey!, { gateway: 'gw1' }),
+          /does not open/,
+        );
       }));
   });
 }

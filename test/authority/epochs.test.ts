@@ -10,10 +10,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NEVER } from '../../src/authority/epochs.js';
 import { openDelivery } from '../../src/authority/snapshot.js';
-import { addMember, addVpn, ADMIN, refusal, TEST_ROTATION, testStores, withAuthority, type DirectAuthority, type DirectGateway } from './helpers/direct.js';
+import {
+  addMember,
+  addVpn,
+  ADMIN,
+  refusal,
+  TEST_ROTATION,
+  testStores,
+  withAuthority,
+  type DirectAuthority,
+  type DirectGateway,
+} from './helpers/direct.js';
 
 /** corp (group) with members gw1 and gw2, enrolled. */
-async function corpWithTwoMembers(a: DirectAuthority, vpn: { rotationPeriodMs?: number } = {}): Promise<[DirectGateway, DirectGateway]> {
+async function corpWithTwoMembers(
+  a: DirectAuthority,
+  vpn: { rotationPeriodMs?: number } = {},
+): Promise<[DirectGateway, DirectGateway]> {
   await addVpn(a.service, 'corp', { ...vpn });
   const gw1 = await a.enrolled('gw1', '192.0.2.1');
   const gw2 = await a.enrolled('gw2', '192.0.2.2');
@@ -28,7 +41,11 @@ for (const store of await testStores()) {
       withAuthority(store, async (a) => {
         const [gw1, gw2] = await corpWithTwoMembers(a);
         const t = a.clock.now;
-        assert.deepEqual(await a.service.epochs.rotate(ADMIN, 'corp', false), { vpn: 'corp', epoch: 2, activeFrom: t + TEST_ROTATION.overlapMs });
+        assert.deepEqual(await a.service.epochs.rotate(ADMIN, 'corp', false), {
+          vpn: 'corp',
+          epoch: 2,
+          activeFrom: t + TEST_ROTATION.overlapMs,
+        });
         const [s1, s2] = [await gw1.snapshot(), await gw2.snapshot()];
         const e = s1.vpns[0].epochs;
         assert.deepEqual(
@@ -49,7 +66,10 @@ for (const store of await testStores()) {
         assert.equal(new Set(spis).size, 4);
         assert.ok(spis.every((s) => s >= 256));
         // Each member's copy is sealed to its key alone.
-        await assert.rejects(openDelivery(await a.service.delivery.of('gw2'), gw1.bundle.privateKey!, { gateway: 'gw2' }), /does not open/);
+        await assert.rejects(
+          openDelivery(await a.service.delivery.of('gw2'), gw1.bundle.privateKey!, { gateway: 'gw2' }),
+          /does not open/,
+        );
       }));
 
     it('an immediate rotation is active at once; the previous epoch ends after the urgent grace', () =>
@@ -68,7 +88,11 @@ for (const store of await testStores()) {
         await a.service.epochs.rotate(ADMIN, 'corp', true);
         a.clock.now += TEST_ROTATION.urgentGraceMs + 1;
         await a.service.epochs.rotate(ADMIN, 'corp', true);
-        const rows = await a.store.read(async (tx) => ({ epochs: await tx.listEpochs(1), spis: await tx.listSpis(1), sealed: await tx.listSealedKeys('gw1') }));
+        const rows = await a.store.read(async (tx) => ({
+          epochs: await tx.listEpochs(1),
+          spis: await tx.listSpis(1),
+          sealed: await tx.listSealedKeys('gw1'),
+        }));
         assert.deepEqual(
           rows.epochs.map((e) => e.epoch),
           [2, 3],
@@ -133,9 +157,15 @@ for (const store of await testStores()) {
         const [gw1] = await corpWithTwoMembers(a);
         await a.service.epochs.rotate(ADMIN, 'corp', false);
         const keys = (await gw1.snapshot()).vpns[0].epochs.map((e) => Buffer.from(e.key));
-        const rows = await a.store.read(async (tx) => ({ epochs: await tx.listEpochs(1), sealed: await tx.listSealedKeys('gw1') }));
-        const stored = [...rows.epochs.map((e) => e.wrappedKey), ...rows.sealed.flatMap((s) => [s.enc, s.ct])].map((b) => Buffer.from(b));
-        for (const key of keys) for (const b of stored) assert.equal(b.indexOf(key), -1, 'a clear group key in the database');
+        const rows = await a.store.read(async (tx) => ({
+          epochs: await tx.listEpochs(1),
+          sealed: await tx.listSealedKeys('gw1'),
+        }));
+        const stored = [...rows.epochs.map((e) => e.wrappedKey), ...rows.sealed.flatMap((s) => [s.enc, s.ct])].map(
+          (b) => Buffer.from(b),
+        );
+        for (const key of keys)
+          for (const b of stored) assert.equal(b.indexOf(key), -1, 'a clear group key in the database');
       }));
   });
 }

@@ -6,10 +6,22 @@ import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/c
 import { sealBase } from '../../src/authority/hpke-seal.js';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { deliveryContext, openGroupKey, sealGroupKey, unwrapGroupKey, wrapGroupKey } from '../../src/authority/group-keys.js';
+import {
+  deliveryContext,
+  openGroupKey,
+  sealGroupKey,
+  unwrapGroupKey,
+  wrapGroupKey,
+} from '../../src/authority/group-keys.js';
 import { openDelivery, parseDelivery } from '../../src/authority/snapshot.js';
 import { DELIVERY_FORMAT, type GatewayDelivery } from '../../src/authority/wire.js';
-import { exportPkcs8Pem, exportSpkiDer, generateKeyPair, importEcdhPublicKey, importPrivateKey } from '../../src/pki/keys.js';
+import {
+  exportPkcs8Pem,
+  exportSpkiDer,
+  generateKeyPair,
+  importEcdhPublicKey,
+  importPrivateKey,
+} from '../../src/pki/keys.js';
 import { cryptoImpl } from '../../src/pki/x509.js';
 
 const rnd = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -23,11 +35,22 @@ async function gatewayKeys(): Promise<{ spki: Uint8Array; pem: string; ecdh: Cry
 /** The same P-256 key pair as WebCrypto ECDH keys (what @hpke/core takes as its ephemeral key material). */
 async function ephemeralCryptoKeys(e: ECDH): Promise<CryptoKeyPair> {
   const pub = e.getPublicKey();
-  const jwk = { kty: 'EC', crv: 'P-256', x: pub.subarray(1, 33).toString('base64url'), y: pub.subarray(33).toString('base64url') };
+  const jwk = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: pub.subarray(1, 33).toString('base64url'),
+    y: pub.subarray(33).toString('base64url'),
+  };
   const alg = { name: 'ECDH', namedCurve: 'P-256' };
   return {
     publicKey: await cryptoImpl.subtle.importKey('jwk', jwk, alg, true, []),
-    privateKey: await cryptoImpl.subtle.importKey('jwk', { ...jwk, d: e.getPrivateKey().toString('base64url') }, alg, true, ['deriveBits']),
+    privateKey: await cryptoImpl.subtle.importKey(
+      'jwk',
+      { ...jwk, d: e.getPrivateKey().toString('base64url') },
+      alg,
+      true,
+      ['deriveBits'],
+    ),
   };
 }
 
@@ -42,14 +65,19 @@ describe('group keys', () => {
     assert.equal(sealed.ct.length, 48);
     assert.deepEqual(await openGroupKey(sealed, a.ecdh, ctx), key);
     await assert.rejects(openGroupKey(sealed, b.ecdh, ctx));
-    for (const other of [deliveryContext('acme', 'gw2', 7, 3), deliveryContext('acme', 'gw1', 8, 3), deliveryContext('acme', 'gw1', 7, 4), deliveryContext('evil', 'gw1', 7, 3)]) {
+    for (const other of [
+      deliveryContext('acme', 'gw2', 7, 3),
+      deliveryContext('acme', 'gw1', 8, 3),
+      deliveryContext('acme', 'gw1', 7, 4),
+      deliveryContext('evil', 'gw1', 7, 3),
+    ]) {
       await assert.rejects(openGroupKey(sealed, a.ecdh, other));
     }
     const tampered = { enc: sealed.enc, ct: Uint8Array.from(sealed.ct, (x, i) => (i === 0 ? x ^ 1 : x)) };
     await assert.rejects(openGroupKey(tampered, a.ecdh, ctx));
   });
 
-  it('the authority\'s own HPKE seal (node:crypto) is byte for byte @hpke/core\'s, and @hpke/core opens it', async () => {
+  it("the authority's own HPKE seal (node:crypto) is byte for byte @hpke/core's, and @hpke/core opens it", async () => {
     const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
     for (let i = 0; i < 20; i++) {
       const r = await gatewayKeys();
@@ -59,14 +87,21 @@ describe('group keys', () => {
       const eph = createECDH('prime256v1');
       eph.generateKeys();
       const ekm = await ephemeralCryptoKeys(eph);
-      const theirs = await suite.seal({ recipientPublicKey: await importEcdhPublicKey(r.spki), info: ctx, ekm }, key, ctx);
+      const theirs = await suite.seal(
+        { recipientPublicKey: await importEcdhPublicKey(r.spki), info: ctx, ekm },
+        key,
+        ctx,
+      );
       const ours = sealBase(r.spki, ctx, ctx, key, eph);
       assert.deepEqual(Buffer.from(ours.enc), Buffer.from(theirs.enc));
       assert.deepEqual(Buffer.from(ours.ct), Buffer.from(theirs.ct));
       // A fresh seal (fresh ephemeral key) opens with @hpke/core on the gateway's side.
       assert.deepEqual(await openGroupKey(await sealGroupKey(key, r.spki, ctx), r.ecdh, ctx), key);
     }
-    assert.throws(() => sealBase(rnd(91), new Uint8Array(0), new Uint8Array(0), rnd(32)), /not an uncompressed P-256 public key/);
+    assert.throws(
+      () => sealBase(rnd(91), new Uint8Array(0), new Uint8Array(0), rnd(32)),
+      /not an uncompressed P-256 public key/,
+    );
   });
 
   it('the delivery context encodes names with their length, so fields cannot slide', () => {
@@ -101,7 +136,15 @@ async function sampleDelivery(spki: Uint8Array, key: Uint8Array): Promise<Gatewa
         id: 9,
         name: 'corp',
         mode: 'group',
-        epochs: [{ epoch: 4, activeFrom: 100, expiresAt: Number.MAX_SAFE_INTEGER, enc: Buffer.from(s.enc).toString('base64'), ct: Buffer.from(s.ct).toString('base64') }],
+        epochs: [
+          {
+            epoch: 4,
+            activeFrom: 100,
+            expiresAt: Number.MAX_SAFE_INTEGER,
+            enc: Buffer.from(s.enc).toString('base64'),
+            ct: Buffer.from(s.ct).toString('base64'),
+          },
+        ],
         members: [
           { gateway: 'gw1', address: '192.0.2.1', prefixes: ['10.1.0.0/16'], spis: [{ epoch: 4, spi: 300 }] },
           { gateway: 'gw2', address: '2001:db8::2', prefixes: ['10.2.0.0/16'], spis: [{ epoch: 4, spi: 301 }] },
@@ -122,10 +165,13 @@ describe('deliveries', () => {
     assert.equal(s.vpns[0].id, 9);
     assert.deepEqual(s.vpns[0].epochs[0].key, key);
     assert.equal(s.vpns[0].epochs[0].activeFrom, 100);
-    assert.deepEqual(s.vpns[0].members.map((m) => [m.gateway, m.address, m.prefixes.map(String), m.spis]), [
-      ['gw1', '192.0.2.1', ['10.1.0.0/16'], [{ epoch: 4, spi: 300 }]],
-      ['gw2', '2001:db8::2', ['10.2.0.0/16'], [{ epoch: 4, spi: 301 }]],
-    ]);
+    assert.deepEqual(
+      s.vpns[0].members.map((m) => [m.gateway, m.address, m.prefixes.map(String), m.spis]),
+      [
+        ['gw1', '192.0.2.1', ['10.1.0.0/16'], [{ epoch: 4, spi: 300 }]],
+        ['gw2', '2001:db8::2', ['10.2.0.0/16'], [{ epoch: 4, spi: 301 }]],
+      ],
+    );
     await assert.rejects(openDelivery(d, g.pem, { gateway: 'gw2' }), /for gateway "gw1"/);
     await assert.rejects(openDelivery(d, g.pem, { gateway: 'gw1', authority: 'other' }), /from authority "acme"/);
     await assert.rejects(openDelivery({ ...d, gateway: 'gw2' }, g.pem, { gateway: 'gw2' }), /does not open/);

@@ -114,7 +114,11 @@ for (const store of await testStores()) {
         clock.now += 86_400_000;
         await jobs[2].run();
         assert.equal(heard.length, 1);
-        assert.equal(new x509.X509Crl(heard[0]).nextUpdate?.getTime(), Math.floor(clock.now / 1000) * 1000 + 7 * 86_400_000, 're-signed now, valid a week');
+        assert.equal(
+          new x509.X509Crl(heard[0]).nextUpdate?.getTime(),
+          Math.floor(clock.now / 1000) * 1000 + 7 * 86_400_000,
+          're-signed now, valid a week',
+        );
       }));
 
     it('rotate a due VPN when their timer fires', () =>
@@ -151,7 +155,11 @@ for (const store of await testStores()) {
             b.service.federation!.syncAll = async () => void rounds.b++;
             await a.service.replicas.beat();
             await b.service.replicas.beat();
-            assert.deepEqual([a.service.replicas.holdsJobs, b.service.replicas.holdsJobs], [true, false], 'the first to beat holds the lease');
+            assert.deepEqual(
+              [a.service.replicas.holdsJobs, b.service.replicas.holdsJobs],
+              [true, false],
+              'the first to beat holds the lease',
+            );
             await until(() => rounds.a === 1, 'a round as the holder took the lease');
             for (const r of [a, b]) r.service.federation!.kick(0);
             await until(() => rounds.a === 2, 'a round asked of the holder');

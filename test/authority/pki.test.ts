@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createAuthorityCa, createCrl, createCsr, issueGatewayCertificate, issueServerCertificate, verifyCsr, type AuthorityCa } from '../../src/pki/ca.js';
+import {
+  createAuthorityCa,
+  createCrl,
+  createCsr,
+  issueGatewayCertificate,
+  issueServerCertificate,
+  verifyCsr,
+  type AuthorityCa,
+} from '../../src/pki/ca.js';
 import { derToPem, exportPkcs8Pem, exportSpkiDer, generateKeyPair, importPrivateKey } from '../../src/pki/keys.js';
 import { FileKeystore } from '../../src/pki/keystore.js';
 import { x509 } from '../../src/pki/x509.js';
@@ -27,7 +35,13 @@ describe('PKI', () => {
 
   it('builds root -> issuing -> gateway chains that node and openssl verify', async () => {
     const keys = await generateKeyPair();
-    const cert = await issueGatewayCertificate({ issuing: ca.issuing, authority: 'ACME, "Inc" 重ne', gateway: 'gw,=+"1"', publicKey: await exportSpkiDer(keys.publicKey), now });
+    const cert = await issueGatewayCertificate({
+      issuing: ca.issuing,
+      authority: 'ACME, "Inc" 重ne',
+      gateway: 'gw,=+"1"',
+      publicKey: await exportSpkiDer(keys.publicKey),
+      now,
+    });
     const leaf = new X509Certificate(Buffer.from(cert.rawData));
     const issuing = new X509Certificate(Buffer.from(ca.issuing.cert.rawData));
     const root = new X509Certificate(Buffer.from(ca.root.cert.rawData));
@@ -43,16 +57,37 @@ describe('PKI', () => {
     writeFileSync(join(dir, 'gw.pem'), cert.toString('pem'));
     writeFileSync(join(dir, 'root.pem'), ca.root.cert.toString('pem'));
     writeFileSync(join(dir, 'issuing.pem'), ca.issuing.cert.toString('pem'));
-    const text = spawnSync('openssl', ['x509', '-inform', 'DER', '-in', join(dir, 'gw.der'), '-noout', '-text'], { encoding: 'utf8' });
+    const text = spawnSync('openssl', ['x509', '-inform', 'DER', '-in', join(dir, 'gw.der'), '-noout', '-text'], {
+      encoding: 'utf8',
+    });
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /CA:FALSE/);
-    const v = spawnSync('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem'), join(dir, 'gw.pem')], { encoding: 'utf8' });
+    const v = spawnSync(
+      'openssl',
+      [
+        'verify',
+        '-purpose',
+        'sslclient',
+        '-CAfile',
+        join(dir, 'root.pem'),
+        '-untrusted',
+        join(dir, 'issuing.pem'),
+        join(dir, 'gw.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(v.status, 0, v.stdout + v.stderr);
   });
 
   it('issues server certificates with the requested names and serverAuth', async () => {
     const keys = await generateKeyPair();
-    const cert = await issueServerCertificate({ issuing: ca.issuing, authority: 'ACME', publicKey: keys.publicKey, sans: ['127.0.0.1', '::1', 'authority.example'], now });
+    const cert = await issueServerCertificate({
+      issuing: ca.issuing,
+      authority: 'ACME',
+      publicKey: keys.publicKey,
+      sans: ['127.0.0.1', '::1', 'authority.example'],
+      now,
+    });
     const c = new X509Certificate(Buffer.from(cert.rawData));
     assert.ok(c.checkHost('authority.example'));
     assert.ok(c.checkIP('127.0.0.1'));
@@ -83,13 +118,41 @@ describe('PKI', () => {
     der[der.length - 5] ^= 0x01; // inside the signature
     let r = await verifyCsr(derToPem(der, 'CERTIFICATE REQUEST'));
     assert.ok(!r.ok && r.error.code === 'bad-csr', JSON.stringify(r));
-    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-    r = await verifyCsr((await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys: p384, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } })).toString('pem'));
+    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair;
+    r = await verifyCsr(
+      (
+        await x509.Pkcs10CertificateRequestGenerator.create({
+          name: 'CN=x',
+          keys: p384,
+          signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' },
+        })
+      ).toString('pem'),
+    );
     assert.ok(!r.ok && r.error.code === 'bad-csr-key');
-    const rsa = (await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-    r = await verifyCsr((await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys: rsa, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' } })).toString('pem'));
+    const rsa = (await crypto.subtle.generateKey(
+      { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+      true,
+      ['sign', 'verify'],
+    )) as CryptoKeyPair;
+    r = await verifyCsr(
+      (
+        await x509.Pkcs10CertificateRequestGenerator.create({
+          name: 'CN=x',
+          keys: rsa,
+          signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' },
+        })
+      ).toString('pem'),
+    );
     assert.ok(!r.ok && r.error.code === 'bad-csr-key');
-    for (const junk of ['', 'hello', '-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----', 'x'.repeat(20000)]) {
+    for (const junk of [
+      '',
+      'hello',
+      '-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----',
+      'x'.repeat(20000),
+    ]) {
       r = await verifyCsr(junk);
       assert.ok(!r.ok && r.error.code === 'bad-csr', junk.slice(0, 20));
     }
@@ -109,9 +172,26 @@ describe('PKI', () => {
 
   it('makes CRLs that openssl uses to refuse a revoked certificate', async () => {
     const keys = await generateKeyPair();
-    const revoked = await issueGatewayCertificate({ issuing: ca.issuing, authority: 'A', gateway: 'bad', publicKey: keys.publicKey, now });
-    const fine = await issueGatewayCertificate({ issuing: ca.issuing, authority: 'A', gateway: 'good', publicKey: keys.publicKey, now });
-    const crl = await createCrl({ issuer: ca.issuing, entries: [{ serial: revoked.serialNumber, revokedAt: now, reason: 'keyCompromise' }], now, nextUpdate: now + 86_400_000 });
+    const revoked = await issueGatewayCertificate({
+      issuing: ca.issuing,
+      authority: 'A',
+      gateway: 'bad',
+      publicKey: keys.publicKey,
+      now,
+    });
+    const fine = await issueGatewayCertificate({
+      issuing: ca.issuing,
+      authority: 'A',
+      gateway: 'good',
+      publicKey: keys.publicKey,
+      now,
+    });
+    const crl = await createCrl({
+      issuer: ca.issuing,
+      entries: [{ serial: revoked.serialNumber, revokedAt: now, reason: 'keyCompromise' }],
+      now,
+      nextUpdate: now + 86_400_000,
+    });
     assert.ok(await crl.verify({ publicKey: ca.issuing.cert.publicKey }));
     assert.ok(crl.findRevoked(revoked.serialNumber));
     assert.equal(crl.findRevoked(fine.serialNumber), null);
@@ -121,7 +201,16 @@ describe('PKI', () => {
     writeFileSync(join(dir, 'issuing.pem'), ca.issuing.cert.toString('pem'));
     writeFileSync(join(dir, 'revoked.pem'), revoked.toString('pem'));
     writeFileSync(join(dir, 'fine.pem'), fine.toString('pem'));
-    const args = ['verify', '-crl_check', '-CRLfile', join(dir, 'crl.pem'), '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem')];
+    const args = [
+      'verify',
+      '-crl_check',
+      '-CRLfile',
+      join(dir, 'crl.pem'),
+      '-CAfile',
+      join(dir, 'root.pem'),
+      '-untrusted',
+      join(dir, 'issuing.pem'),
+    ];
     assert.equal(spawnSync('openssl', [...args, join(dir, 'fine.pem')]).status, 0);
     const bad = spawnSync('openssl', [...args, join(dir, 'revoked.pem')], { encoding: 'utf8' });
     assert.notEqual(bad.status, 0);

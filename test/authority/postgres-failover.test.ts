@@ -15,101 +15,133 @@ import { startPostgresPair, type PgPair } from '../../scripts/temp-postgres.js';
 import { FollowingGateway, fullAudit, ReplicaSet, sleep, until } from './helpers/replicas.js';
 
 const started = await startPostgresPair();
-if (!started.ok && process.env.CI === 'true') throw new Error(`CI=true and a PostgreSQL primary and standby could not be started: ${started.ok ? '' : started.reason}`);
+if (!started.ok && process.env.CI === 'true')
+  throw new Error(
+    `CI=true and a PostgreSQL primary and standby could not be started: ${started.ok ? '' : started.reason}`,
+  );
 const pair: PgPair | undefined = started.ok ? started.pair : undefined;
 after(() => pair?.stop());
 
-describe('PostgreSQL failover under two authority replicas', { skip: pair ? false : `PostgreSQL tests skipped: ${started.ok ? '' : started.reason}` }, () => {
-  it('primary killed, standby promoted: replicas and gateways recover without a restart; no acknowledged change is lost', async (t) => {
-    const set = await ReplicaSet.create({ database: await pair!.createDatabase(), replicas: 2, leaseMs: 2000 });
-    const gateways: FollowingGateway[] = [];
-    try {
-      const [a, b] = set.replicas;
-      await a.admin.createVpn({ name: 'corp', id: 1 });
-      for (let g = 0; g < 4; g++) {
-        const gw = await set.gateway(`f${g}`, `192.0.2.${g + 1}`, g % 2);
-        await set.replicas[g % 2].admin.addMember('corp', gw.name, [`10.${g}.0.0/16`]);
-        const f = new FollowingGateway(gw.name, join(set.base, 'gw', gw.name), g % 2 ? [b.url, a.url] : [a.url, b.url]);
-        await f.start();
-        gateways.push(f);
-      }
-      const pids = set.replicas.map((r) => set.pidOf(r.index));
-
-      // Two administrators keep adding directory entries, one through each replica.
-      const acked: string[] = [];
-      const ackedAt: number[] = [];
-      const failures = new Map<string, number>();
-      let stop = false;
-      const writer = async (w: number): Promise<void> => {
-        for (let k = 0; !stop; k++) {
-          const prefix = `172.${16 + w}.${(k >> 8) & 255}.${k & 255}/32`;
-          try {
-            await set.replicas[w].admin.addDirectory(prefix, `writer ${w}`);
-            acked.push(prefix);
-            ackedAt.push(Date.now());
-          } catch (e) {
-            const kind = e instanceof AuthorityApiError ? `${e.status} ${e.code}` : e instanceof AuthorityUnreachableError ? 'unreachable' : `other: ${(e as Error).message}`;
-            failures.set(kind, (failures.get(kind) ?? 0) + 1);
-            await sleep(100);
-          }
+describe(
+  'PostgreSQL failover under two authority replicas',
+  { skip: pair ? false : `PostgreSQL tests skipped: ${started.ok ? '' : started.reason}` },
+  () => {
+    it('primary killed, standby promoted: replicas and gateways recover without a restart; no acknowledged change is lost', async (t) => {
+      const set = await ReplicaSet.create({ database: await pair!.createDatabase(), replicas: 2, leaseMs: 2000 });
+      const gateways: FollowingGateway[] = [];
+      try {
+        const [a, b] = set.replicas;
+        await a.admin.createVpn({ name: 'corp', id: 1 });
+        for (let g = 0; g < 4; g++) {
+          const gw = await set.gateway(`f${g}`, `192.0.2.${g + 1}`, g % 2);
+          await set.replicas[g % 2].admin.addMember('corp', gw.name, [`10.${g}.0.0/16`]);
+          const f = new FollowingGateway(
+            gw.name,
+            join(set.base, 'gw', gw.name),
+            g % 2 ? [b.url, a.url] : [a.url, b.url],
+          );
+          await f.start();
+          gateways.push(f);
         }
-      };
-      const writers = [writer(0), writer(1)];
-      await until(() => acked.length >= 20, 'twenty acknowledged changes');
+        const pids = set.replicas.map((r) => set.pidOf(r.index));
 
-      pair!.killPrimary();
-      const killedAt = Date.now();
-      await sleep(1500); // the operator notices
-      await pair!.promoteStandby();
-      const promotedAt = Date.now();
-      const ackedBefore = acked.length;
-      const byWriter = (w: number) => acked.slice(ackedBefore).filter((p) => p.startsWith(`172.${16 + w}.`)).length;
-      await until(() => byWriter(0) >= 5 && byWriter(1) >= 5, 'both replicas acknowledge changes again', 60_000).catch((e: Error) => {
-        throw new Error(`${e.message}; refusals ${JSON.stringify([...failures])}; replicas said: ${set.replicas.map((r) => r.stderr.slice(-3000)).join('\n---\n')}`);
-      });
-      const recoveredAt = ackedAt[ackedBefore];
-      stop = true;
-      await Promise.all(writers);
-      t.diagnostic(`${ackedBefore} changes acknowledged before the kill; the first after it ${recoveredAt - promotedAt} ms after the promotion; refusals meanwhile: ${JSON.stringify([...failures])}`);
+        // Two administrators keep adding directory entries, one through each replica.
+        const acked: string[] = [];
+        const ackedAt: number[] = [];
+        const failures = new Map<string, number>();
+        let stop = false;
+        const writer = async (w: number): Promise<void> => {
+          for (let k = 0; !stop; k++) {
+            const prefix = `172.${16 + w}.${(k >> 8) & 255}.${k & 255}/32`;
+            try {
+              await set.replicas[w].admin.addDirectory(prefix, `writer ${w}`);
+              acked.push(prefix);
+              ackedAt.push(Date.now());
+            } catch (e) {
+              const kind =
+                e instanceof AuthorityApiError
+                  ? `${e.status} ${e.code}`
+                  : e instanceof AuthorityUnreachableError
+                    ? 'unreachable'
+                    : `other: ${(e as Error).message}`;
+              failures.set(kind, (failures.get(kind) ?? 0) + 1);
+              await sleep(100);
+            }
+          }
+        };
+        const writers = [writer(0), writer(1)];
+        await until(() => acked.length >= 20, 'twenty acknowledged changes');
 
-      for (const kind of failures.keys()) assert.ok(kind === '503 database-unavailable' || kind === 'unreachable', `only clean refusals during the outage, got ${kind}`);
-      assert.ok(failures.size > 0, 'the outage was seen');
-      assert.deepEqual(
-        set.replicas.map((r) => set.pidOf(r.index)),
-        pids,
-        'the replicas were not restarted',
-      );
+        pair!.killPrimary();
+        const killedAt = Date.now();
+        await sleep(1500); // the operator notices
+        await pair!.promoteStandby();
+        const promotedAt = Date.now();
+        const ackedBefore = acked.length;
+        const byWriter = (w: number) => acked.slice(ackedBefore).filter((p) => p.startsWith(`172.${16 + w}.`)).length;
+        await until(
+          () => byWriter(0) >= 5 && byWriter(1) >= 5,
+          'both replicas acknowledge changes again',
+          60_000,
+        ).catch((e: Error) => {
+          throw new Error(
+            `${e.message}; refusals ${JSON.stringify([...failures])}; replicas said: ${set.replicas.map((r) => r.stderr.slice(-3000)).join('\n---\n')}`,
+          );
+        });
+        const recoveredAt = ackedAt[ackedBefore];
+        stop = true;
+        await Promise.all(writers);
+        t.diagnostic(
+          `${ackedBefore} changes acknowledged before the kill; the first after it ${recoveredAt - promotedAt} ms after the promotion; refusals meanwhile: ${JSON.stringify([...failures])}`,
+        );
 
-      // No acknowledged change is lost: each is in the promoted database, with its audit entry.
-      const entries = new Set((await a.admin.directory()).entries.map((e) => e.prefix));
-      assert.deepEqual(
-        acked.filter((p) => !entries.has(p)),
-        [],
-        'every acknowledged change survived the failover',
-      );
-      const audited = new Set((await fullAudit(b.admin)).filter((e) => e.action === 'directory.add').map((e) => (e.detail as { prefix: string }).prefix));
-      assert.deepEqual(
-        acked.filter((p) => !audited.has(p)),
-        [],
-        'and its audit entry',
-      );
+        for (const kind of failures.keys())
+          assert.ok(
+            kind === '503 database-unavailable' || kind === 'unreachable',
+            `only clean refusals during the outage, got ${kind}`,
+          );
+        assert.ok(failures.size > 0, 'the outage was seen');
+        assert.deepEqual(
+          set.replicas.map((r) => set.pidOf(r.index)),
+          pids,
+          'the replicas were not restarted',
+        );
 
-      // The change streams work again on both replicas: a rotation through each reaches every gateway.
-      for (const r of set.replicas) {
-        const rotated = await r.admin.rotateVpn('corp');
-        await until(() => gateways.every((g) => g.epochs('corp').includes(rotated.epoch)), `epoch ${rotated.epoch} at every gateway`, 15_000);
+        // No acknowledged change is lost: each is in the promoted database, with its audit entry.
+        const entries = new Set((await a.admin.directory()).entries.map((e) => e.prefix));
+        assert.deepEqual(
+          acked.filter((p) => !entries.has(p)),
+          [],
+          'every acknowledged change survived the failover',
+        );
+        const audited = new Set(
+          (await fullAudit(b.admin))
+            .filter((e) => e.action === 'directory.add')
+            .map((e) => (e.detail as { prefix: string }).prefix),
+        );
+        assert.deepEqual(
+          acked.filter((p) => !audited.has(p)),
+          [],
+          'and its audit entry',
+        );
+
+        // The change streams work again on both replicas: a rotation through each reaches every gateway.
+        for (const r of set.replicas) {
+          const rotated = await r.admin.rotateVpn('corp');
+          await until(
+            () => gateways.every((g) => g.epochs('corp').includes(rotated.epoch)),
+            `epoch ${rotated.epoch} at every gateway`,
+            15_000,
+          );
+        }
+        const listed = await a.admin.replicas();
+        assert.deepEqual(listed.filter((x) => x.alive).length, 2, 'both replicas heartbeat again');
+        assert.equal(listed.filter((x) => x.runsJobs).length, 1, 'one of them runs the jobs');
+        assert.ok(killedAt < promotedAt);
+      } finally {
+        for (const g of gateways) await g.stop();
+        await set.close();
       }
-      const listed = await a.admin.replicas();
-      assert.deepEqual(
-        listed.filter((x) => x.alive).length,
-        2,
-        'both replicas heartbeat again',
-      );
-      assert.equal(listed.filter((x) => x.runsJobs).length, 1, 'one of them runs the jobs');
-      assert.ok(killedAt < promotedAt);
-    } finally {
-      for (const g of gateways) await g.stop();
-      await set.close();
-    }
-  });
-});
+    });
+  },
+);

@@ -56,7 +56,13 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
 
   before(async () => {
     // The second replica listens on IPv6: gateways and administrators reach it at https://[::1]:port.
-    set = await ReplicaSet.create({ database: await pg.server!.createDatabase(), replicas: 3, hosts: ['127.0.0.1', '::1', '127.0.0.1'], leaseMs: 2000, rotation: { overlapMs: 60_000 } });
+    set = await ReplicaSet.create({
+      database: await pg.server!.createDatabase(),
+      replicas: 3,
+      hosts: ['127.0.0.1', '::1', '127.0.0.1'],
+      leaseMs: 2000,
+      rotation: { overlapMs: 60_000 },
+    });
     const admins = set.replicas.map((r) => r.admin);
     await pool(
       Array.from({ length: GATEWAYS }, (_, g) => g),
@@ -97,12 +103,18 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
       const seenAt: number[] = [];
       await until(() => {
         gateways.forEach((g, k) => {
-          if (seenAt[k] === undefined && g.snapshot?.protectedPrefixes.some((p) => p.toString() === prefix)) seenAt[k] = Date.now();
+          if (seenAt[k] === undefined && g.snapshot?.protectedPrefixes.some((p) => p.toString() === prefix))
+            seenAt[k] = Date.now();
         });
         return seenAt.filter((x) => x !== undefined).length === GATEWAYS;
       }, `every gateway has ${prefix}`);
       const slowest = Math.max(...seenAt) - t0;
-      t.diagnostic(`directory change through replica ${i}: committed after ${committed - t0} ms, seen by the gateways after ${seenAt.map((x) => x - t0).sort((a, b) => a - b).join(' ')} ms`);
+      t.diagnostic(
+        `directory change through replica ${i}: committed after ${committed - t0} ms, seen by the gateways after ${seenAt
+          .map((x) => x - t0)
+          .sort((a, b) => a - b)
+          .join(' ')} ms`,
+      );
       assert.ok(slowest < 1000, `a directory change through replica ${i} reached the last gateway after ${slowest} ms`);
 
       // A VPN's members sit on all three replicas: a rotation through replica i reaches each.
@@ -110,9 +122,19 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
       const t1 = Date.now();
       const rotated = await r.admin.rotateVpn(vpnName(v));
       const members = membersOf(v).map((g) => gateways[g]);
-      assert.deepEqual(new Set(members.map((g) => g.link.client.url.port)).size, 3, 'the members follow three different replicas');
-      await until(() => members.every((g) => g.epochs(vpnName(v)).includes(rotated.epoch)), `every member of ${vpnName(v)} holds epoch ${rotated.epoch}`);
-      assert.ok(Date.now() - t1 < 1000 + 200, `rotation through replica ${i} reached its members after ${Date.now() - t1} ms`);
+      assert.deepEqual(
+        new Set(members.map((g) => g.link.client.url.port)).size,
+        3,
+        'the members follow three different replicas',
+      );
+      await until(
+        () => members.every((g) => g.epochs(vpnName(v)).includes(rotated.epoch)),
+        `every member of ${vpnName(v)} holds epoch ${rotated.epoch}`,
+      );
+      assert.ok(
+        Date.now() - t1 < 1000 + 200,
+        `rotation through replica ${i} reached its members after ${Date.now() - t1} ms`,
+      );
     }
   });
 
@@ -120,10 +142,22 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     const RACE_VPNS = 10;
     const RACE_GWS = 12;
     const first = set.replicas[0].admin;
-    for (let v = 0; v < RACE_VPNS; v++) await first.createVpn({ name: `race${v}`, id: 1000 + v, mode: v % 2 ? 'pairwise' : 'group', rotationPeriodMs: 0 });
+    for (let v = 0; v < RACE_VPNS; v++)
+      await first.createVpn({
+        name: `race${v}`,
+        id: 1000 + v,
+        mode: v % 2 ? 'pairwise' : 'group',
+        rotationPeriodMs: 0,
+      });
     const tokens = await Promise.all(Array.from({ length: 50 }, (_, a) => first.createAdminToken(`admin${a}`)));
-    const clients = tokens.map((t, a) => new AuthorityClient({ url: set.replicas[a % 3].url, ca: set.ca, adminToken: t.token }));
-    const outcomes: { ok: number; refused: Map<string, number>; other: string[] } = { ok: 0, refused: new Map(), other: [] };
+    const clients = tokens.map(
+      (t, a) => new AuthorityClient({ url: set.replicas[a % 3].url, ca: set.ca, adminToken: t.token }),
+    );
+    const outcomes: { ok: number; refused: Map<string, number>; other: string[] } = {
+      ok: 0,
+      refused: new Map(),
+      other: [],
+    };
     try {
       await Promise.all(
         clients.map(async (c, a) => {
@@ -134,7 +168,8 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
             // Half the administrators work in IPv6 (/47s among /48s, spelled in upper case with
             // leading zeros: stored and compared canonically), so memberships are dual stack.
             const third = (a * 5 + k * 3) % 16;
-            const v6 = (n: number, len: number): string => `2001:0DB8:${n.toString(16).toUpperCase().padStart(4, '0')}::/${len}`;
+            const v6 = (n: number, len: number): string =>
+              `2001:0DB8:${n.toString(16).toUpperCase().padStart(4, '0')}::/${len}`;
             const v4prefix = k % 4 === 3 ? `172.16.${third & ~1}.0/23` : `172.16.${third}.0/24`;
             const prefix = a % 2 === 0 ? v4prefix : k % 4 === 3 ? v6(third & ~1, 47) : v6(third, 48);
             try {
@@ -143,7 +178,8 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
               else await c.addMember(vpn, gw, [prefix]);
               outcomes.ok++;
             } catch (e) {
-              if (e instanceof AuthorityApiError && e.status >= 400 && e.status < 500) outcomes.refused.set(`${e.status} ${e.code}`, (outcomes.refused.get(`${e.status} ${e.code}`) ?? 0) + 1);
+              if (e instanceof AuthorityApiError && e.status >= 400 && e.status < 500)
+                outcomes.refused.set(`${e.status} ${e.code}`, (outcomes.refused.get(`${e.status} ${e.code}`) ?? 0) + 1);
               else outcomes.other.push((e as Error).message);
             }
           }
@@ -155,7 +191,10 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     assert.deepEqual(outcomes.other, [], 'no failure other than a clean refusal');
     const clean = new Set(['409 ambiguous-prefix', '409 overlapping-prefixes', '404 not-member', '404 unknown-prefix']);
     for (const code of outcomes.refused.keys()) assert.ok(clean.has(code), `refusal ${code}`);
-    assert.ok(outcomes.ok > 50 && (outcomes.refused.get('409 ambiguous-prefix') ?? 0) > 0, `the race made changes and conflicts: ${outcomes.ok} ok, ${JSON.stringify([...outcomes.refused])}`);
+    assert.ok(
+      outcomes.ok > 50 && (outcomes.refused.get('409 ambiguous-prefix') ?? 0) > 0,
+      `the race made changes and conflicts: ${outcomes.ok} ok, ${JSON.stringify([...outcomes.refused])}`,
+    );
 
     // Replay the audit log: at every step the overlap rules hold, and the end is the store's state.
     const audit = (await fullAudit(first)).filter((e) => e.vpn?.startsWith('race') && e.action.startsWith('member.'));
@@ -166,21 +205,35 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
       const d = e.detail as { prefixes?: string[]; added?: string[]; removed?: string[] };
       const cur = members.get(e.gateway!) ?? [];
       if (e.action === 'member.add') members.set(e.gateway!, [...cur, ...d.prefixes!]);
-      else if (e.action === 'member.update') members.set(e.gateway!, [...cur.filter((p) => !d.removed!.includes(p)), ...d.added!]);
+      else if (e.action === 'member.update')
+        members.set(e.gateway!, [...cur.filter((p) => !d.removed!.includes(p)), ...d.added!]);
       else members.delete(e.gateway!);
       assertOverlapRules(e, members);
     }
     for (let v = 0; v < RACE_VPNS; v++) {
-      const stored = new Map((await set.replicas[v % 3].admin.listMembers(`race${v}`)).map((m) => [m.gateway, [...m.prefixes].sort()]));
-      const replayed = new Map([...(state.get(`race${v}`) ?? new Map<string, string[]>())].map(([g, ps]) => [g, [...ps].sort()]));
+      const stored = new Map(
+        (await set.replicas[v % 3].admin.listMembers(`race${v}`)).map((m) => [m.gateway, [...m.prefixes].sort()]),
+      );
+      const replayed = new Map(
+        [...(state.get(`race${v}`) ?? new Map<string, string[]>())].map(([g, ps]) => [g, [...ps].sort()]),
+      );
       assert.deepEqual(stored, replayed, `race${v}: the store holds what the audit log says`);
     }
     const stored = audit.flatMap((e) => Object.values(e.detail as Record<string, string[]>).flat());
-    assert.ok(stored.some((p) => p.startsWith('2001:db8:')) && stored.some((p) => p.startsWith('172.16.')), 'both families were changed');
-    assert.ok(stored.every((p) => !/[A-F]|:0/.test(p)), 'every IPv6 prefix recorded canonically');
+    assert.ok(
+      stored.some((p) => p.startsWith('2001:db8:')) && stored.some((p) => p.startsWith('172.16.')),
+      'both families were changed',
+    );
+    assert.ok(
+      stored.every((p) => !/[A-F]|:0/.test(p)),
+      'every IPv6 prefix recorded canonically',
+    );
     // Each administrator's changes are recorded under its own name.
     const actors = new Set(audit.map((e) => e.actor));
-    assert.ok([...actors].every((x) => /^admin:admin\d+$/.test(x)) && actors.size > 40, `actors: ${[...actors].join(', ')}`);
+    assert.ok(
+      [...actors].every((x) => /^admin:admin\d+$/.test(x)) && actors.size > 40,
+      `actors: ${[...actors].join(', ')}`,
+    );
   });
 
   it('kill -9 of the replica running a rotation of 100 VPNs: gateways converge, move, miss nothing; a due scheduled rotation happens once', async () => {
@@ -201,31 +254,69 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     // The administrator rotates every VPN through replica K; K dies while it runs.
     const groupVpns = (await survivor.admin.listVpns()).filter((v) => v.mode === 'group' && v.name !== 'sched').length;
     const rotating = killed.admin.rotateAll().catch((e: unknown) => e);
-    await until(async () => (await survivor.admin.audit({ after: sinceBefore, limit: 1000 })).filter((e) => e.action === 'vpn.rotate' && e.actor !== 'authority:scheduler').length >= 5, 'the first VPNs rotated', 60_000);
+    await until(
+      async () =>
+        (await survivor.admin.audit({ after: sinceBefore, limit: 1000 })).filter(
+          (e) => e.action === 'vpn.rotate' && e.actor !== 'authority:scheduler',
+        ).length >= 5,
+      'the first VPNs rotated',
+      60_000,
+    );
     await set.kill(K);
     const killedAt = Date.now();
     const outcome = await rotating;
     assert.ok(outcome instanceof Error, 'the rotate-all through the killed replica did not answer');
-    const beforeKill = (await fullAudit(survivor.admin)).filter((e) => e.id > sinceBefore && e.action === 'vpn.rotate' && e.actor !== 'authority:scheduler');
-    assert.ok(beforeKill.length < groupVpns, `the kill came under the rotation: ${beforeKill.length} of ${groupVpns} VPNs rotated`);
+    const beforeKill = (await fullAudit(survivor.admin)).filter(
+      (e) => e.id > sinceBefore && e.action === 'vpn.rotate' && e.actor !== 'authority:scheduler',
+    );
+    assert.ok(
+      beforeKill.length < groupVpns,
+      `the kill came under the rotation: ${beforeKill.length} of ${groupVpns} VPNs rotated`,
+    );
 
     // The administrator repeats it with every replica's URL, the dead one first (the CLI moves on).
     const urls = [killed.url, ...set.replicas.filter((r) => r !== killed).map((r) => r.url)].join(',');
-    const cli = JSON.parse(await kasane(['vpn', 'rotate', '--all', '--json', '--url', urls, '--token', set.adminToken, '--ca', join(set.replicas[(K + 1) % 3].dir, 'certs', 'root-ca.pem')])) as unknown[];
+    const cli = JSON.parse(
+      await kasane([
+        'vpn',
+        'rotate',
+        '--all',
+        '--json',
+        '--url',
+        urls,
+        '--token',
+        set.adminToken,
+        '--ca',
+        join(set.replicas[(K + 1) % 3].dir, 'certs', 'root-ca.pem'),
+      ]),
+    ) as unknown[];
     assert.ok(cli.length >= VPNS, `the repeated rotate-all rotated ${cli.length} VPNs`);
 
     // Every gateway converges on the stored latest epoch of each of its VPNs, and members agree on its key.
     const vpns = new Map((await survivor.admin.listVpns()).map((v) => [v.name, v]));
     const lagging = (): string[] =>
       gateways.flatMap((g) =>
-        g.snapshot!.vpns.filter((v) => v.mode === 'group' && !g.epochs(v.name).includes(vpns.get(v.name)!.currentEpoch!)).map((v) => `${g.name} ${v.name} has ${g.epochs(v.name)} not ${vpns.get(v.name)!.currentEpoch} (v${g.link.version}, ${g.servedBy.join(' -> ')}${g.revoked ? ', refused: ' + g.revoked.message : ''})`),
+        g
+          .snapshot!.vpns.filter(
+            (v) => v.mode === 'group' && !g.epochs(v.name).includes(vpns.get(v.name)!.currentEpoch!),
+          )
+          .map(
+            (v) =>
+              `${g.name} ${v.name} has ${g.epochs(v.name)} not ${vpns.get(v.name)!.currentEpoch} (v${g.link.version}, ${g.servedBy.join(' -> ')}${g.revoked ? ', refused: ' + g.revoked.message : ''})`,
+          ),
       );
-    await until(() => lagging().length === 0, 'every gateway holds the current epoch of each of its VPNs').catch((e: Error) => {
-      throw new Error(`${e.message}: ${lagging().slice(0, 10).join('; ')}`);
-    });
+    await until(() => lagging().length === 0, 'every gateway holds the current epoch of each of its VPNs').catch(
+      (e: Error) => {
+        throw new Error(`${e.message}: ${lagging().slice(0, 10).join('; ')}`);
+      },
+    );
     for (let v = 0; v < VPNS; v++) {
       const epoch = vpns.get(vpnName(v))!.currentEpoch!;
-      const keys = membersOf(v).map((g) => Buffer.from(gateways[g].snapshot!.vpns.find((x) => x.name === vpnName(v))!.epochs.find((e) => e.epoch === epoch)!.key).toString('hex'));
+      const keys = membersOf(v).map((g) =>
+        Buffer.from(
+          gateways[g].snapshot!.vpns.find((x) => x.name === vpnName(v))!.epochs.find((e) => e.epoch === epoch)!.key,
+        ).toString('hex'),
+      );
       assert.equal(new Set(keys).size, 1, `the members of ${vpnName(v)} hold one key for epoch ${epoch}`);
       assert.ok(epoch >= 2, `${vpnName(v)} rotated`);
     }
@@ -234,19 +325,31 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
     const audit = await fullAudit(survivor.admin);
     for (const [name, info] of vpns) {
       if (info.mode !== 'group') continue;
-      const epochs = audit.filter((e) => e.vpn === name && e.action === 'vpn.rotate').map((e) => (e.detail as { epoch: number }).epoch);
+      const epochs = audit
+        .filter((e) => e.vpn === name && e.action === 'vpn.rotate')
+        .map((e) => (e.detail as { epoch: number }).epoch);
       const expected = Array.from({ length: info.currentEpoch! - 1 }, (_, i) => i + 2);
-      if (name === 'sched') assert.deepEqual(epochs.slice().sort((a, b) => a - b), expected, 'sched: no epoch twice');
+      if (name === 'sched')
+        assert.deepEqual(
+          epochs.slice().sort((a, b) => a - b),
+          expected,
+          'sched: no epoch twice',
+        );
       else assert.deepEqual(epochs, expected, `${name}: epochs in the audit log`);
     }
 
     // The gateways of the killed replica moved to another one and missed no event of theirs.
     for (const g of onKilled) {
-      assert.ok(g.servedBy.length >= 2 && !g.servedBy[g.servedBy.length - 1].includes(`:${killed.port}`), `${g.name} moved: ${g.servedBy.join(' -> ')}`);
+      assert.ok(
+        g.servedBy.length >= 2 && !g.servedBy[g.servedBy.length - 1].includes(`:${killed.port}`),
+        `${g.name} moved: ${g.servedBy.join(' -> ')}`,
+      );
     }
     for (const g of gateways) {
       const mine = new Set(g.snapshot!.vpns.map((v) => v.name));
-      const expected = audit.filter((e) => e.action === 'vpn.rotate' && mine.has(e.vpn!) && e.id > sinceBefore).map((e) => e.version);
+      const expected = audit
+        .filter((e) => e.action === 'vpn.rotate' && mine.has(e.vpn!) && e.id > sinceBefore)
+        .map((e) => e.version);
       const heard = new Set(g.events.filter((e) => e.action === 'vpn.rotate').map((e) => e.version));
       assert.deepEqual(
         expected.filter((v) => !heard.has(v)),
@@ -257,16 +360,32 @@ describe('three replicas of one authority', { skip: pg.skip }, () => {
 
     // sched: rotated by the scheduler while K was dead, on a survivor, never twice for one due time.
     // (The repeated rotate-all rotates it too, which moves its next due time a period on.)
-    const schedRotations = async () => (await survivor.admin.audit({ vpn: 'sched', limit: 1000 })).filter((e) => e.action === 'vpn.rotate');
-    await until(async () => (await schedRotations()).some((e) => e.actor === 'authority:scheduler' && e.at > killedAt), 'a scheduled rotation after the kill', 20_000);
+    const schedRotations = async () =>
+      (await survivor.admin.audit({ vpn: 'sched', limit: 1000 })).filter((e) => e.action === 'vpn.rotate');
+    await until(
+      async () => (await schedRotations()).some((e) => e.actor === 'authority:scheduler' && e.at > killedAt),
+      'a scheduled rotation after the kill',
+      20_000,
+    );
     const all = await schedRotations();
     const sched = all.filter((e) => e.actor === 'authority:scheduler');
     const afterKill = sched.filter((e) => e.at > killedAt);
-    assert.ok(afterKill.every((e) => (e.detail as { replica: string }).replica !== undefined && !(e.detail as { replica: string }).replica.includes(`-${killedPid}-`)), 'on a surviving replica');
+    assert.ok(
+      afterKill.every(
+        (e) =>
+          (e.detail as { replica: string }).replica !== undefined &&
+          !(e.detail as { replica: string }).replica.includes(`-${killedPid}-`),
+      ),
+      'on a surviving replica',
+    );
     const at = sched.map((e) => e.at);
-    for (let i = 1; i < at.length; i++) assert.ok(at[i] - at[i - 1] >= 4000, `scheduled rotations ${at[i] - at[i - 1]} ms apart: one per due time`);
+    for (let i = 1; i < at.length; i++)
+      assert.ok(at[i] - at[i - 1] >= 4000, `scheduled rotations ${at[i] - at[i - 1]} ms apart: one per due time`);
     const dueAt = Math.max(...all.filter((e) => e.at < afterKill[0].at).map((e) => e.at)) + 4000;
-    assert.ok(afterKill[0].at - Math.max(dueAt, killedAt) < 2000 + 3000, `the rotation due ${dueAt - killedAt} ms after the kill waited ${afterKill[0].at - Math.max(dueAt, killedAt)} ms more for the lease to move`);
+    assert.ok(
+      afterKill[0].at - Math.max(dueAt, killedAt) < 2000 + 3000,
+      `the rotation due ${dueAt - killedAt} ms after the kill waited ${afterKill[0].at - Math.max(dueAt, killedAt)} ms more for the lease to move`,
+    );
 
     // The killed replica comes back and serves again.
     await set.start(K);
@@ -289,35 +408,64 @@ describe('two replicas behind one name with two addresses', { skip: pg.skip }, (
       leaseMs: 2000,
     });
     // The test's resolver stands in for DNS: authority.test has both replicas' addresses.
-    const resolve = async (host: string): Promise<string[]> => (host === 'authority.test' ? ['127.0.0.2', '127.0.0.3'] : []);
+    const resolve = async (host: string): Promise<string[]> =>
+      host === 'authority.test' ? ['127.0.0.2', '127.0.0.3'] : [];
     const followers: FollowingGateway[] = [];
     try {
-      const admin = new AuthorityClient({ url: `https://authority.test:${port}`, ca: set.ca, adminToken: set.adminToken, resolve });
+      const admin = new AuthorityClient({
+        url: `https://authority.test:${port}`,
+        ca: set.ca,
+        adminToken: set.adminToken,
+        resolve,
+      });
       await admin.createVpn({ name: 'corp', id: 1 });
       for (let g = 0; g < 4; g++) {
         const gw = await set.gateway(`n${g}`, `192.0.2.${g + 1}`, g % 2);
         await admin.addMember('corp', gw.name, [`10.${g}.0.0/16`]);
         assert.equal(gw.bundle.authority.url, `https://authority.test:${port}`, 'bundles carry the name');
         // Half of them reach the name first through the second address.
-        const f = new FollowingGateway(gw.name, gw.data, [], { resolve: async (h) => ((await resolve(h)).slice(g % 2).concat((await resolve(h)).slice(0, g % 2))) });
+        const f = new FollowingGateway(gw.name, gw.data, [], {
+          resolve: async (h) => (await resolve(h)).slice(g % 2).concat((await resolve(h)).slice(0, g % 2)),
+        });
         await f.start();
         followers.push(f);
       }
-      assert.deepEqual(new Set(followers.map((f) => f.link.client.endpoint)).size, 2, 'the gateways follow both addresses');
+      assert.deepEqual(
+        new Set(followers.map((f) => f.link.client.endpoint)).size,
+        2,
+        'the gateways follow both addresses',
+      );
       for (const r of set.replicas) {
         const t0 = Date.now();
         const rotated = await r.admin.rotateVpn('corp');
-        await until(() => followers.every((f) => f.epochs('corp').includes(rotated.epoch)), `epoch ${rotated.epoch} everywhere`);
-        assert.ok(Date.now() - t0 < 1200, `a rotation through ${r.url} reached every gateway after ${Date.now() - t0} ms`);
+        await until(
+          () => followers.every((f) => f.epochs('corp').includes(rotated.epoch)),
+          `epoch ${rotated.epoch} everywhere`,
+        );
+        assert.ok(
+          Date.now() - t0 < 1200,
+          `a rotation through ${r.url} reached every gateway after ${Date.now() - t0} ms`,
+        );
       }
       await set.kill(0);
       // An administrator's next command (a new client) finds the name's other address by itself.
       admin.close();
-      const later = new AuthorityClient({ url: `https://authority.test:${port}`, ca: set.ca, adminToken: set.adminToken, resolve });
+      const later = new AuthorityClient({
+        url: `https://authority.test:${port}`,
+        ca: set.ca,
+        adminToken: set.adminToken,
+        resolve,
+      });
       const rotated = await later.rotateVpn('corp');
-      await until(() => followers.every((f) => f.epochs('corp').includes(rotated.epoch)), `epoch ${rotated.epoch} everywhere after the kill`);
-      for (const f of followers) assert.ok(f.link.client.endpoint.includes('127.0.0.3'), `${f.name} follows the surviving address`);
-      const rotations = (await later.audit({ vpn: 'corp', limit: 1000 })).filter((e) => e.action === 'vpn.rotate').map((e) => e.version);
+      await until(
+        () => followers.every((f) => f.epochs('corp').includes(rotated.epoch)),
+        `epoch ${rotated.epoch} everywhere after the kill`,
+      );
+      for (const f of followers)
+        assert.ok(f.link.client.endpoint.includes('127.0.0.3'), `${f.name} follows the surviving address`);
+      const rotations = (await later.audit({ vpn: 'corp', limit: 1000 }))
+        .filter((e) => e.action === 'vpn.rotate')
+        .map((e) => e.version);
       for (const f of followers) {
         const heard = new Set(f.events.map((e) => e.version));
         assert.deepEqual(
@@ -339,10 +487,21 @@ describe('SQLite is one process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kasane-sqlite-one-'));
     try {
       await initAuthority({ dataDir: join(dir, 'a'), name: 'solo', listen: { host: '127.0.0.1', port: 0 } });
-      await assert.rejects(kasane(['authority', 'replica', '--from', join(dir, 'a'), '--data', join(dir, 'b')]), /replicas need PostgreSQL/);
-      const running = await startAuthority({ dataDir: join(dir, 'a'), listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent', schedulerIntervalMs: 0 });
+      await assert.rejects(
+        kasane(['authority', 'replica', '--from', join(dir, 'a'), '--data', join(dir, 'b')]),
+        /replicas need PostgreSQL/,
+      );
+      const running = await startAuthority({
+        dataDir: join(dir, 'a'),
+        listen: { host: '127.0.0.1', port: 0 },
+        logLevel: 'silent',
+        schedulerIntervalMs: 0,
+      });
       try {
-        await assert.rejects(kasane(['authority', 'serve', '--data', join(dir, 'a'), '--listen', '127.0.0.1:0']), /SQLite is a single-process store[\s\S]*Replicas need PostgreSQL/);
+        await assert.rejects(
+          kasane(['authority', 'serve', '--data', join(dir, 'a'), '--listen', '127.0.0.1:0']),
+          /SQLite is a single-process store[\s\S]*Replicas need PostgreSQL/,
+        );
       } finally {
         await running.close();
       }
@@ -359,7 +518,9 @@ function assertOverlapRules(e: AuditEntry, members: Map<string, string[]>): void
     for (let j = i + 1; j < all.length; j++) {
       const [x, y] = [all[i], all[j]];
       if (x.p.overlaps(y.p)) {
-        assert.fail(`after audit entry ${e.id} (${e.action} ${e.vpn} ${e.gateway} by ${e.actor}): ${x.g} ${x.p} and ${y.g} ${y.p} overlap in ${e.vpn}`);
+        assert.fail(
+          `after audit entry ${e.id} (${e.action} ${e.vpn} ${e.gateway} by ${e.actor}): ${x.g} ${x.p} and ${y.g} ${y.p} overlap in ${e.vpn}`,
+        );
       }
     }
   }

@@ -47,14 +47,40 @@ function status(paths: PathView[], stats: Record<string, number> = {}): GatewayS
     startedAt: NOW - 3_600_000,
     now: NOW,
     paths,
-    ike: [{ peer: 'GB@b', vpnId: 7, role: 'initiator', state: 'established', spiI: '01', spiR: '02', remote: '10.200.2.2', ageMs: 1234.5, children: [{ inboundSpi: 1, outboundSpi: 2, state: 'installed', ageMs: 1, rekeyInMs: 2 }] }],
-    stats: { 'search.started': 4, 'drop.unknown-spi': 2, 'executor.drop.replay': 3, 'kernel.tun-outside.queue-dropped': 1, 'table.paths': paths.length, ...stats },
+    ike: [
+      {
+        peer: 'GB@b',
+        vpnId: 7,
+        role: 'initiator',
+        state: 'established',
+        spiI: '01',
+        spiR: '02',
+        remote: '10.200.2.2',
+        ageMs: 1234.5,
+        children: [{ inboundSpi: 1, outboundSpi: 2, state: 'installed', ageMs: 1, rekeyInMs: 2 }],
+      },
+    ],
+    stats: {
+      'search.started': 4,
+      'drop.unknown-spi': 2,
+      'executor.drop.replay': 3,
+      'kernel.tun-outside.queue-dropped': 1,
+      'table.paths': paths.length,
+      ...stats,
+    },
   };
 }
 
 describe('a gateway status report', () => {
   it('is the gateway status with ages instead of times, the most recently used paths first, at most 256', () => {
-    const r = reportOf(status([path(5, { lastUsed: NOW - 5000 }), path(1), path(3, { action: 'discard', vpnId: undefined, vpnName: undefined, peer: undefined, layers: undefined })]), 10_000);
+    const r = reportOf(
+      status([
+        path(5, { lastUsed: NOW - 5000 }),
+        path(1),
+        path(3, { action: 'discard', vpnId: undefined, vpnName: undefined, peer: undefined, layers: undefined }),
+      ]),
+      10_000,
+    );
     assert.deepEqual(
       r.paths.map((p) => [p.remote, p.ageMs, p.idleMs]),
       [
@@ -64,7 +90,17 @@ describe('a gateway status report', () => {
       ],
     );
     assert.equal(r.uptimeMs, 3_600_000);
-    assert.deepEqual(r.ike, [{ peer: 'GB@b', vpnId: 7, role: 'initiator', state: 'established', remote: '10.200.2.2', ageMs: 1235, childSas: 1 }]);
+    assert.deepEqual(r.ike, [
+      {
+        peer: 'GB@b',
+        vpnId: 7,
+        role: 'initiator',
+        state: 'established',
+        remote: '10.200.2.2',
+        ageMs: 1235,
+        childSas: 1,
+      },
+    ]);
     assert.deepEqual(parseGatewayReport(JSON.parse(JSON.stringify(r))), r, 'the authority accepts it as it is');
     const many = reportOf(status(Array.from({ length: 1000 }, (_, i) => path(i))), 10_000);
     assert.equal(many.paths.length, REPORT_LIMITS.paths);
@@ -74,16 +110,29 @@ describe('a gateway status report', () => {
   });
 
   it('counts as drops exactly the counters docs/gateway.md lists', () => {
-    for (const k of ['drop.unknown-spi', 'executor.drop.replay', 'datapath.punt.dropped', 'datapath.rx.bad', 'kernel.tun-outside.queue-dropped', 'datapath.udp-punt.bad-spi']) assert.ok(isDropCounter(k), k);
-    for (const k of ['search.started', 'table.paths', 'executor.encrypt.packets', 'ike.sa-up', 'pmtu.path']) assert.ok(!isDropCounter(k), k);
+    for (const k of [
+      'drop.unknown-spi',
+      'executor.drop.replay',
+      'datapath.punt.dropped',
+      'datapath.rx.bad',
+      'kernel.tun-outside.queue-dropped',
+      'datapath.udp-punt.bad-spi',
+    ])
+      assert.ok(isDropCounter(k), k);
+    for (const k of ['search.started', 'table.paths', 'executor.encrypt.packets', 'ike.sa-up', 'pmtu.path'])
+      assert.ok(!isDropCounter(k), k);
   });
 
   it('any JSON that is not a valid report is refused with 400 bad-report, nothing else is thrown', () => {
     const valid = reportOf(status([path(1)]), 10_000);
     const mutate = fc.oneof(
       fc.jsonValue(),
-      fc.record({ key: fc.constantFrom(...Object.keys(valid)), value: fc.jsonValue() }).map(({ key, value }) => ({ ...valid, [key]: value })),
-      fc.record({ key: fc.constantFrom(...Object.keys(valid.paths[0])), value: fc.jsonValue() }).map(({ key, value }) => ({ ...valid, paths: [{ ...valid.paths[0], [key]: value }] })),
+      fc
+        .record({ key: fc.constantFrom(...Object.keys(valid)), value: fc.jsonValue() })
+        .map(({ key, value }) => ({ ...valid, [key]: value })),
+      fc
+        .record({ key: fc.constantFrom(...Object.keys(valid.paths[0])), value: fc.jsonValue() })
+        .map(({ key, value }) => ({ ...valid, paths: [{ ...valid.paths[0], [key]: value }] })),
     );
     fc.assert(
       fc.property(mutate, (v) => {
@@ -111,9 +160,16 @@ describe('a gateway status report', () => {
 
   it('refuses oversized lists, control characters, negative or fractional counts', () => {
     const valid: GatewayReport = reportOf(status([path(1)]), 10_000);
-    const bad = (patch: object, why: RegExp) => assert.throws(() => parseGatewayReport({ ...valid, ...patch }), (e: ApiError) => e.code === 'bad-report' && why.test(e.message));
+    const bad = (patch: object, why: RegExp) =>
+      assert.throws(
+        () => parseGatewayReport({ ...valid, ...patch }),
+        (e: ApiError) => e.code === 'bad-report' && why.test(e.message),
+      );
     bad({ paths: Array.from({ length: 257 }, () => valid.paths[0]) }, /paths has 257 entries/);
-    bad({ counters: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`c${i}`, 1])) }, /counters has 1025 entries/);
+    bad(
+      { counters: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`c${i}`, 1])) },
+      /counters has 1025 entries/,
+    );
     bad({ counters: { 'drop.x': -1 } }, /counter "drop.x"/);
     bad({ counters: { 'drop.x': 1.5 } }, /counter "drop.x"/);
     assert.ok(Object.is(parseGatewayReport({ ...valid, pathsTotal: -0 }).pathsTotal, 0), '-0 is kept as 0');
@@ -137,13 +193,24 @@ for (const store of await testStores()) {
         assert.deepEqual(await refusal(a.service.gatewayStatus('G2')), [404, 'no-report']);
         assert.deepEqual(await refusal(a.service.gatewayStatus('nobody')), [404, 'unknown-gateway']);
         const first = reportOf(status([path(1), path(2, { action: 'discard' })]), 10_000);
-        assert.deepEqual(await a.service.reportStatus('G2', JSON.parse(JSON.stringify(first))), { accepted: true, nextInMs: 10_000 });
+        assert.deepEqual(await a.service.reportStatus('G2', JSON.parse(JSON.stringify(first))), {
+          accepted: true,
+          nextInMs: 10_000,
+        });
         assert.deepEqual(heard, ['G2']);
         const view = await a.service.gatewayStatus('G2');
         assert.deepEqual(view, { gateway: 'G2', receivedAt: a.clock.now, online: true, report: first });
         const list = await a.service.listGateways();
         assert.equal(list.find((g) => g.name === 'G1')!.lastReport, null);
-        assert.deepEqual(list.find((g) => g.name === 'G2')!.lastReport, { receivedAt: a.clock.now, online: true, uptimeMs: 3_600_000, paths: 2, encrypting: 1, drops: 6, searches: 4 });
+        assert.deepEqual(list.find((g) => g.name === 'G2')!.lastReport, {
+          receivedAt: a.clock.now,
+          online: true,
+          uptimeMs: 3_600_000,
+          paths: 2,
+          encrypting: 1,
+          drops: 6,
+          searches: 4,
+        });
 
         assert.deepEqual(await refusal(a.service.reportStatus('G2', first)), [429, 'report-too-frequent']);
         a.clock.now += 1000;

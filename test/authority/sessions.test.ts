@@ -50,7 +50,10 @@ for (const store of await testStores()) {
       withAuthority(store, async (a) => {
         const alice = await a.service.admin.createToken(ADMIN, 'alice');
         await a.service.admin.createToken(ADMIN, 'spare');
-        assert.deepEqual(await refusal(a.service.sessions.signIn(alice.token.slice(0, -3) + 'AAA', 'c')), [401, 'bad-token']);
+        assert.deepEqual(await refusal(a.service.sessions.signIn(alice.token.slice(0, -3) + 'AAA', 'c')), [
+          401,
+          'bad-token',
+        ]);
         assert.deepEqual(await refusal(a.service.sessions.signIn('nonsense', 'c')), [401, 'bad-token']);
         assert.deepEqual(await refusal(a.service.sessions.signIn(42, 'c')), [401, 'bad-token']);
         await a.service.admin.revokeToken(ADMIN, alice.info.id);
@@ -71,26 +74,42 @@ for (const store of await testStores()) {
         await a.service.sessions.authenticate(cookieOf(idle));
         a.clock.now += idleMs;
         assert.deepEqual(await refusal(a.service.sessions.authenticate(cookieOf(idle))), [401, 'session-ended']);
-        assert.deepEqual(await refusal(a.service.sessions.authenticate(cookieOf(idle))), [401, 'session-ended'], 'and it stays ended');
+        assert.deepEqual(
+          await refusal(a.service.sessions.authenticate(cookieOf(idle))),
+          [401, 'session-ended'],
+          'and it stays ended',
+        );
 
         const busy = (await a.service.sessions.signIn(alice.token, 'c')).cookie;
         for (let t = 0; t < maxMs; t += idleMs / 2) {
           await a.service.sessions.authenticate(cookieOf(busy));
           a.clock.now += idleMs / 2;
         }
-        assert.deepEqual(await refusal(a.service.sessions.authenticate(cookieOf(busy))), [401, 'session-ended'], 'used all the time, it still ends after maxMs');
+        assert.deepEqual(
+          await refusal(a.service.sessions.authenticate(cookieOf(busy))),
+          [401, 'session-ended'],
+          'used all the time, it still ends after maxMs',
+        );
 
         const revoked = (await a.service.sessions.signIn(alice.token, 'c')).cookie;
         // Checking the events stream does not count as activity.
         a.clock.now += idleMs - 1000;
         await a.service.sessions.authenticate(cookieOf(revoked), false);
         a.clock.now += 2000;
-        assert.deepEqual(await refusal(a.service.sessions.authenticate(cookieOf(revoked))), [401, 'session-ended'], 'watching is not activity');
+        assert.deepEqual(
+          await refusal(a.service.sessions.authenticate(cookieOf(revoked))),
+          [401, 'session-ended'],
+          'watching is not activity',
+        );
         const again = (await a.service.sessions.signIn(alice.token, 'c')).cookie;
         await a.service.admin.revokeToken(ADMIN, alice.info.id);
         const [status, code] = await refusal(a.service.sessions.authenticate(cookieOf(again)));
         assert.deepEqual([status, code], [401, 'session-ended']);
-        assert.deepEqual(await refusal(a.service.sessions.authenticate(`${SESSION_COOKIE}=${'B'.repeat(43)}`)), [401, 'session-ended'], 'an unknown cookie');
+        assert.deepEqual(
+          await refusal(a.service.sessions.authenticate(`${SESSION_COOKIE}=${'B'.repeat(43)}`)),
+          [401, 'session-ended'],
+          'an unknown cookie',
+        );
         assert.deepEqual(await refusal(a.service.sessions.authenticate(undefined)), [401, 'unauthorized']);
       }));
 
@@ -127,7 +146,10 @@ for (const store of await testStores()) {
         await a.service.sessions.signOut(await a.service.sessions.authenticate(cookieOf(one.cookie)));
         assert.deepEqual(await refusal(a.service.sessions.authenticate(cookieOf(one.cookie))), [401, 'session-ended']);
         await a.service.sessions.authenticate(cookieOf(two.cookie));
-        assert.deepEqual((await a.service.audit({ actor: 'admin:alice', order: 'desc', limit: 1 })).map((e) => e.action), ['console.sign-out']);
+        assert.deepEqual(
+          (await a.service.audit({ actor: 'admin:alice', order: 'desc', limit: 1 })).map((e) => e.action),
+          ['console.sign-out'],
+        );
         a.clock.now += DEFAULT_SESSIONS.idleMs + 1;
         assert.equal(await a.service.sessions.purge(), 1);
         assert.equal(await a.service.sessions.purge(), 0);
@@ -136,8 +158,16 @@ for (const store of await testStores()) {
     it('failed sign-ins from one address are limited to 10 a minute (others still sign in)', () =>
       withAuthority(store, async (a) => {
         const alice = await a.service.admin.createToken(ADMIN, 'alice');
-        for (let i = 0; i < 10; i++) assert.deepEqual(await refusal(a.service.sessions.signIn('kasane-admin-v1.0000000000000000.x', '198.51.100.7')), [401, 'bad-token']);
-        assert.deepEqual(await refusal(a.service.sessions.signIn(alice.token, '198.51.100.7')), [429, 'too-many-sign-ins'], 'even the right token, for a minute');
+        for (let i = 0; i < 10; i++)
+          assert.deepEqual(
+            await refusal(a.service.sessions.signIn('kasane-admin-v1.0000000000000000.x', '198.51.100.7')),
+            [401, 'bad-token'],
+          );
+        assert.deepEqual(
+          await refusal(a.service.sessions.signIn(alice.token, '198.51.100.7')),
+          [429, 'too-many-sign-ins'],
+          'even the right token, for a minute',
+        );
         await a.service.sessions.signIn(alice.token, '198.51.100.8');
         a.clock.now += 60_000;
         await a.service.sessions.signIn(alice.token, '198.51.100.7');

@@ -3,13 +3,22 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Prefix } from '../../src/base/addr.js';
-import { checkAddress, checkMembershipAdd, checkName, checkPrefixes, checkVpnId, compactPrefixes, parseDuration } from '../../src/authority/validate.js';
+import {
+  checkAddress,
+  checkMembershipAdd,
+  checkName,
+  checkPrefixes,
+  checkVpnId,
+  compactPrefixes,
+  parseDuration,
+} from '../../src/authority/validate.js';
 
 const P = (s: string): Prefix => Prefix.from(s);
 
 describe('names', () => {
   it('accepts 1..63 bytes of UTF-8 that shows as what it is', () => {
-    for (const n of ['a', 'gw-1', '東京 gateway', 'x'.repeat(63), 'é'.repeat(31) + 'x', 'a/b "c"', '🙂'.repeat(15)]) assert.ok(checkName('gateway', n).ok, n);
+    for (const n of ['a', 'gw-1', '東京 gateway', 'x'.repeat(63), 'é'.repeat(31) + 'x', 'a/b "c"', '🙂'.repeat(15)])
+      assert.ok(checkName('gateway', n).ok, n);
   });
   it('refuses empty, too long, control, format, bidi, separator, private-use and unassigned characters, white space at the ends, lone surrogates, non-strings', () => {
     const cases: [unknown, RegExp][] = [
@@ -46,7 +55,8 @@ describe('names', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => {
         const bytes = Buffer.byteLength(s);
-        const expected = bytes >= 1 && bytes <= 63 && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]/u.test(s) && !/^\s|\s$/u.test(s);
+        const expected =
+          bytes >= 1 && bytes <= 63 && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]/u.test(s) && !/^\s|\s$/u.test(s);
         assert.equal(checkName('x', s).ok, expected);
       }),
     );
@@ -61,7 +71,17 @@ describe('VPN ids, addresses, durations', () => {
   it('gateway addresses are unicast IPv4/IPv6, canonicalised', () => {
     assert.deepEqual(checkAddress('2001:DB8:0:0::1'), { ok: true, value: '2001:db8::1' });
     assert.deepEqual(checkAddress(' 192.0.2.1 '), { ok: true, value: '192.0.2.1' });
-    for (const a of ['0.0.0.0', '::', '224.1.2.3', 'ff02::1', '255.255.255.255', '1.2.3', 'host.example', 'fe80::1%eth0']) assert.equal(checkAddress(a).ok, false, a);
+    for (const a of [
+      '0.0.0.0',
+      '::',
+      '224.1.2.3',
+      'ff02::1',
+      '255.255.255.255',
+      '1.2.3',
+      'host.example',
+      'fe80::1%eth0',
+    ])
+      assert.equal(checkAddress(a).ok, false, a);
   });
   it('IPv6 outside addresses: canonical (RFC 5952); v4-mapped and link-local refused, saying what to give instead', () => {
     assert.deepEqual(checkAddress('2001:0DB8:0000:0000:0000:0000:0000:0001'), { ok: true, value: '2001:db8::1' });
@@ -87,13 +107,35 @@ describe('VPN ids, addresses, durations', () => {
     assert.match(r.error.message, /host bits set.*10\.1\.0\.0\/16/);
   });
   it('IPv6 prefixes are canonicalised (case, leading zeros, zero compression); host bits set are refused with the prefix meant', () => {
-    const r = checkPrefixes(['2001:DB8:0:0::/48', '2001:0db8:0001:0000::/64', 'FD00::/8', '::/0', '2001:db8::1/128', '2001:db8::1']);
+    const r = checkPrefixes([
+      '2001:DB8:0:0::/48',
+      '2001:0db8:0001:0000::/64',
+      'FD00::/8',
+      '::/0',
+      '2001:db8::1/128',
+      '2001:db8::1',
+    ]);
     assert.ok(r.ok);
-    assert.deepEqual(r.value.map(String), ['2001:db8::/48', '2001:db8:1::/64', 'fd00::/8', '::/0', '2001:db8::1/128', '2001:db8::1/128']);
+    assert.deepEqual(r.value.map(String), [
+      '2001:db8::/48',
+      '2001:db8:1::/64',
+      'fd00::/8',
+      '::/0',
+      '2001:db8::1/128',
+      '2001:db8::1/128',
+    ]);
     const bits = checkPrefixes(['2001:db8:1::/32']);
     assert.ok(!bits.ok && bits.error.code === 'bad-cidr');
     assert.match(bits.error.message, /host bits set \(did you mean 2001:db8::\/32\?\)/);
-    for (const bad of ['2001:db8::/129', '2001:db8::/-1', '2001:db8::/', '2001:db8:::/48', '2001:db8::g/64', 'fe80::1%eth0/64', '[2001:db8::]/48']) {
+    for (const bad of [
+      '2001:db8::/129',
+      '2001:db8::/-1',
+      '2001:db8::/',
+      '2001:db8:::/48',
+      '2001:db8::g/64',
+      'fe80::1%eth0/64',
+      '[2001:db8::]/48',
+    ]) {
       const x = checkPrefixes([bad]);
       assert.ok(!x.ok && x.error.code === 'bad-cidr', bad);
     }
@@ -105,7 +147,12 @@ describe('VPN ids, addresses, durations', () => {
     const host = checkPrefixes(['::FFFF:A01:203']);
     assert.ok(!host.ok);
     assert.match(host.error.message, /give the IPv4 prefix 10\.1\.2\.3\/32$/);
-    for (const [bad, why] of [['fe80::/64', /link-local/], ['fe80::/10', /link-local/], ['ff02::/16', /multicast/], ['ff00::/8', /multicast/]] as const) {
+    for (const [bad, why] of [
+      ['fe80::/64', /link-local/],
+      ['fe80::/10', /link-local/],
+      ['ff02::/16', /multicast/],
+      ['ff00::/8', /multicast/],
+    ] as const) {
       const x = checkPrefixes([bad]);
       assert.ok(!x.ok && x.error.code === 'bad-cidr', bad);
       assert.match(x.error.message, why);
@@ -165,72 +212,114 @@ describe('the overlap rule', () => {
     // The inner gateway's department VPN has only itself; the company VPN has only the outer one.
     assert.ok(checkMembershipAdd('dept', new Map(), 'inner', [P('10.1.1.0/24')]).ok);
   });
-  const v4Prefix = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: 24 })).map(([a, b, len]) => Prefix.of(`10.${a}.${b}.0`, len));
-  const v6Prefix = fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 16, max: 64 })).map(([a, b, len]) => Prefix.of(`2001:db8:${a.toString(16)}:${b.toString(16)}::`, len));
-  for (const [family, prefix] of [['IPv4', v4Prefix], ['IPv6', v6Prefix], ['dual stack', fc.oneof(v4Prefix, v6Prefix)]] as const)
-  it(`property (${family}): accepting changes one by one keeps every VPN unambiguous`, () => {
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.constantFrom('g1', 'g2', 'g3'), fc.array(prefix, { minLength: 1, maxLength: 3 })), { maxLength: 25 }), (changes) => {
-        const state = new Map<string, Prefix[]>();
-        for (const [g, add] of changes) {
-          const r = checkMembershipAdd('v', state, g, add);
-          if (r.ok) state.set(g, [...(state.get(g) ?? []), ...r.value]);
-        }
-        const all = [...state].flatMap(([g, ps]) => ps.map((p) => ({ g, p })));
-        for (let i = 0; i < all.length; i++)
-          for (let j = i + 1; j < all.length; j++) assert.ok(!all[i].p.overlaps(all[j].p), `${all[i].g} ${all[i].p} vs ${all[j].g} ${all[j].p}`);
-      }),
-    );
-  });
+  const v4Prefix = fc
+    .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: 24 }))
+    .map(([a, b, len]) => Prefix.of(`10.${a}.${b}.0`, len));
+  const v6Prefix = fc
+    .tuple(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 16, max: 64 }))
+    .map(([a, b, len]) => Prefix.of(`2001:db8:${a.toString(16)}:${b.toString(16)}::`, len));
+  for (const [family, prefix] of [
+    ['IPv4', v4Prefix],
+    ['IPv6', v6Prefix],
+    ['dual stack', fc.oneof(v4Prefix, v6Prefix)],
+  ] as const)
+    it(`property (${family}): accepting changes one by one keeps every VPN unambiguous`, () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.constantFrom('g1', 'g2', 'g3'), fc.array(prefix, { minLength: 1, maxLength: 3 })), {
+            maxLength: 25,
+          }),
+          (changes) => {
+            const state = new Map<string, Prefix[]>();
+            for (const [g, add] of changes) {
+              const r = checkMembershipAdd('v', state, g, add);
+              if (r.ok) state.set(g, [...(state.get(g) ?? []), ...r.value]);
+            }
+            const all = [...state].flatMap(([g, ps]) => ps.map((p) => ({ g, p })));
+            for (let i = 0; i < all.length; i++)
+              for (let j = i + 1; j < all.length; j++)
+                assert.ok(!all[i].p.overlaps(all[j].p), `${all[i].g} ${all[i].p} vs ${all[j].g} ${all[j].p}`);
+          },
+        ),
+      );
+    });
 });
 
 describe('the directory of protected prefixes', () => {
   it('compacts to the covering prefixes, keeping families apart', () => {
-    assert.deepEqual(compactPrefixes([P('10.1.0.0/16'), P('10.0.0.0/8'), P('10.0.0.0/8'), P('192.168.0.0/24'), P('fd00::/8'), P('fd00:1::/32')]).map(String), [
-      '10.0.0.0/8',
-      '192.168.0.0/24',
-      'fd00::/8',
-    ]);
+    assert.deepEqual(
+      compactPrefixes([
+        P('10.1.0.0/16'),
+        P('10.0.0.0/8'),
+        P('10.0.0.0/8'),
+        P('192.168.0.0/24'),
+        P('fd00::/8'),
+        P('fd00:1::/32'),
+      ]).map(String),
+      ['10.0.0.0/8', '192.168.0.0/24', 'fd00::/8'],
+    );
   });
   it('merges the two halves of a prefix, repeatedly', () => {
-    assert.deepEqual(compactPrefixes([P('10.0.0.0/24'), P('10.0.1.0/24'), P('10.0.2.0/23'), P('10.0.4.0/24')]).map(String), ['10.0.0.0/22', '10.0.4.0/24']);
+    assert.deepEqual(
+      compactPrefixes([P('10.0.0.0/24'), P('10.0.1.0/24'), P('10.0.2.0/23'), P('10.0.4.0/24')]).map(String),
+      ['10.0.0.0/22', '10.0.4.0/24'],
+    );
     const many = Array.from({ length: 1024 }, (_, i) => Prefix.of(`10.${i >> 8}.${i & 255}.0`, 24));
     assert.deepEqual(compactPrefixes(many).map(String), ['10.0.0.0/14']);
     assert.deepEqual(compactPrefixes([P('0.0.0.0/1'), P('128.0.0.0/1')]).map(String), ['0.0.0.0/0']);
   });
   it('property: every address covered before compaction is covered after', () => {
-    const prefix = fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 32 })).map(([a, b, len]) => Prefix.of(`10.${a}.${b}.0`, len));
+    const prefix = fc
+      .tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 32 }))
+      .map(([a, b, len]) => Prefix.of(`10.${a}.${b}.0`, len));
     fc.assert(
-      fc.property(fc.array(prefix, { maxLength: 30 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 255 }), (ps, a, b, h) => {
-        const ip = `10.${a}.${b}.${h}`;
-        const c = compactPrefixes(ps);
-        assert.equal(
-          c.some((p) => p.contains(ip)),
-          ps.some((p) => p.contains(ip)),
-        );
-        for (let i = 0; i < c.length; i++) for (let j = i + 1; j < c.length; j++) assert.ok(!c[i].overlaps(c[j]));
-      }),
+      fc.property(
+        fc.array(prefix, { maxLength: 30 }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.integer({ min: 0, max: 255 }),
+        (ps, a, b, h) => {
+          const ip = `10.${a}.${b}.${h}`;
+          const c = compactPrefixes(ps);
+          assert.equal(
+            c.some((p) => p.contains(ip)),
+            ps.some((p) => p.contains(ip)),
+          );
+          for (let i = 0; i < c.length; i++) for (let j = i + 1; j < c.length; j++) assert.ok(!c[i].overlaps(c[j]));
+        },
+      ),
     );
   });
   it('IPv6: drops covered prefixes, merges halves up to ::/0, never merges across families', () => {
-    assert.deepEqual(compactPrefixes([P('2001:db8::/33'), P('2001:db8:8000::/33'), P('2001:db8:1::/48'), P('10.0.0.0/8')]).map(String), ['10.0.0.0/8', '2001:db8::/32']);
+    assert.deepEqual(
+      compactPrefixes([P('2001:db8::/33'), P('2001:db8:8000::/33'), P('2001:db8:1::/48'), P('10.0.0.0/8')]).map(String),
+      ['10.0.0.0/8', '2001:db8::/32'],
+    );
     assert.deepEqual(compactPrefixes([P('::/1'), P('8000::/1'), P('0.0.0.0/1')]).map(String), ['0.0.0.0/1', '::/0']);
     const many = Array.from({ length: 256 }, (_, i) => Prefix.of(`fd00:0:0:${i.toString(16)}::`, 64));
     assert.deepEqual(compactPrefixes(many).map(String), ['fd00::/56']);
   });
   it('property (IPv6): every address covered before compaction is covered after', () => {
     const group = fc.integer({ min: 0, max: 3 }).map((g) => (g * 0x4000).toString(16));
-    const prefix = fc.tuple(group, group, fc.integer({ min: 0, max: 128 })).map(([a, b, len]) => Prefix.of(`fd00:${a}:${b}::`, len));
+    const prefix = fc
+      .tuple(group, group, fc.integer({ min: 0, max: 128 }))
+      .map(([a, b, len]) => Prefix.of(`fd00:${a}:${b}::`, len));
     fc.assert(
-      fc.property(fc.array(prefix, { maxLength: 30 }), group, group, fc.integer({ min: 0, max: 0xffff }), (ps, a, b, h) => {
-        const ip = `fd00:${a}:${b}::${h.toString(16)}`;
-        const c = compactPrefixes(ps);
-        assert.equal(
-          c.some((p) => p.contains(ip)),
-          ps.some((p) => p.contains(ip)),
-        );
-        for (let i = 0; i < c.length; i++) for (let j = i + 1; j < c.length; j++) assert.ok(!c[i].overlaps(c[j]));
-      }),
+      fc.property(
+        fc.array(prefix, { maxLength: 30 }),
+        group,
+        group,
+        fc.integer({ min: 0, max: 0xffff }),
+        (ps, a, b, h) => {
+          const ip = `fd00:${a}:${b}::${h.toString(16)}`;
+          const c = compactPrefixes(ps);
+          assert.equal(
+            c.some((p) => p.contains(ip)),
+            ps.some((p) => p.contains(ip)),
+          );
+          for (let i = 0; i < c.length; i++) for (let j = i + 1; j < c.length; j++) assert.ok(!c[i].overlaps(c[j]));
+        },
+      ),
     );
   });
 });

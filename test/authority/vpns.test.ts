@@ -18,14 +18,29 @@ for (const store of await testStores()) {
         const t0 = clock.now;
         const corp = await service.vpns.create(ADMIN, { name: 'corp', id: 10, rotationPeriodMs: 3_600_000 });
         assert.deepEqual(
-          { id: corp.id, mode: corp.mode, currentEpoch: corp.currentEpoch, nextRotationAt: corp.nextRotationAt, epochs: corp.epochs },
-          { id: 10, mode: 'group', currentEpoch: 1, nextRotationAt: t0 + 3_600_000, epochs: [{ epoch: 1, activeFrom: t0, expiresAt: NEVER, createdAt: t0 }] },
+          {
+            id: corp.id,
+            mode: corp.mode,
+            currentEpoch: corp.currentEpoch,
+            nextRotationAt: corp.nextRotationAt,
+            epochs: corp.epochs,
+          },
+          {
+            id: 10,
+            mode: 'group',
+            currentEpoch: 1,
+            nextRotationAt: t0 + 3_600_000,
+            epochs: [{ epoch: 1, activeFrom: t0, expiresAt: NEVER, createdAt: t0 }],
+          },
         );
         // No id: the next after the highest. No period: the authority's default (here 0: on demand only).
         const next = await service.vpns.create(ADMIN, { name: 'next' });
         assert.deepEqual([next.id, next.rotationPeriodMs, next.nextRotationAt], [11, TEST_ROTATION.periodMs, null]);
         const p2p = await service.vpns.create(ADMIN, { name: 'p2p', mode: 'pairwise', rotationPeriodMs: 3_600_000 });
-        assert.deepEqual([p2p.id, p2p.currentEpoch, p2p.epochs, p2p.rotationPeriodMs, p2p.nextRotationAt], [12, null, [], 0, null]);
+        assert.deepEqual(
+          [p2p.id, p2p.currentEpoch, p2p.epochs, p2p.rotationPeriodMs, p2p.nextRotationAt],
+          [12, null, [], 0, null],
+        );
         assert.deepEqual(
           (await service.vpns.list()).map((v) => [v.name, v.members]),
           [
@@ -49,7 +64,10 @@ for (const store of await testStores()) {
         assert.deepEqual(await refusal(a.service.vpns.create(ADMIN, { name: 'other', id: 10 })), [409, 'vpn-id-taken']);
         assert.deepEqual(await refusal(a.service.vpns.create(ADMIN, { name: 'zero', id: 0 })), [400, 'bad-vpn-id']);
         assert.deepEqual(await refusal(a.service.vpns.create(ADMIN, { name: 'bad\u0007name' })), [400, 'bad-name']);
-        assert.deepEqual(await refusal(a.service.vpns.create(ADMIN, { name: 'fast', rotationPeriodMs: 10 })), [400, 'bad-rotation-period']);
+        assert.deepEqual(await refusal(a.service.vpns.create(ADMIN, { name: 'fast', rotationPeriodMs: 10 })), [
+          400,
+          'bad-rotation-period',
+        ]);
         assert.equal(await version(a), before, 'no version taken');
         assert.deepEqual(
           (await a.service.vpns.list()).map((v) => v.name),
@@ -64,8 +82,19 @@ for (const store of await testStores()) {
         const gw2 = await a.enrolled('gw2', '192.0.2.2');
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.2.0.0/16'], create: true });
         await service.gateways.add(ADMIN, { name: 'gw1', address: '192.0.2.1' });
-        const pending = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.0.0/16'], create: true });
-        assert.deepEqual(pending, { vpn: 'corp', vpnId: 1, gateway: 'gw1', gatewayStatus: 'pending', address: '192.0.2.1', prefixes: ['10.1.0.0/16'], effective: false });
+        const pending = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', {
+          add: ['10.1.0.0/16'],
+          create: true,
+        });
+        assert.deepEqual(pending, {
+          vpn: 'corp',
+          vpnId: 1,
+          gateway: 'gw1',
+          gatewayStatus: 'pending',
+          address: '192.0.2.1',
+          prefixes: ['10.1.0.0/16'],
+          effective: false,
+        });
         let s2 = await gw2.snapshot();
         assert.deepEqual(
           s2.vpns[0].members.map((m) => m.gateway),
@@ -81,7 +110,10 @@ for (const store of await testStores()) {
         s2 = await gw2.snapshot();
         const s1 = await gw1.snapshot();
         const listed = s2.vpns[0].members.find((m) => m.gateway === 'gw1');
-        assert.ok(listed && listed.spis.length === 1 && listed.spis[0].epoch === 1, 'listed with its SPI for the live epoch');
+        assert.ok(
+          listed && listed.spis.length === 1 && listed.spis[0].epoch === 1,
+          'listed with its SPI for the live epoch',
+        );
         assert.deepEqual(s1.vpns[0].epochs[0].key, s2.vpns[0].epochs[0].key, 'both hold the same key');
       }));
 
@@ -110,7 +142,10 @@ for (const store of await testStores()) {
           ['gw1'],
         );
         assert.deepEqual((await gw2.snapshot()).vpns, [], 'the leaver no longer receives the VPN');
-        const rows = await a.store.read(async (tx) => ({ sealed: await tx.listSealedKeys('gw2'), spis: await tx.listSpis(corp.id) }));
+        const rows = await a.store.read(async (tx) => ({
+          sealed: await tx.listSealedKeys('gw2'),
+          spis: await tx.listSpis(corp.id),
+        }));
         assert.deepEqual(rows.sealed, []);
         assert.ok(!rows.spis.some((s) => s.gateway === 'gw2'));
         const actions = (await service.admin.audit({ vpn: 'corp' })).map((e) => e.action);
@@ -131,10 +166,7 @@ for (const store of await testStores()) {
         );
         await service.vpns.updateMembership(ADMIN, 'p2p', 'gw2', { removeAll: true });
         const v = (await gw1.snapshot()).vpns[0];
-        assert.deepEqual(
-          [v.mode, v.epochs, v.members.map((m) => m.gateway)],
-          ['pairwise', [], ['gw1']],
-        );
+        assert.deepEqual([v.mode, v.epochs, v.members.map((m) => m.gateway)], ['pairwise', [], ['gw1']]);
         assert.ok(!(await service.admin.audit({ vpn: 'p2p' })).some((e) => e.action === 'vpn.rotate'));
       }));
 
@@ -146,17 +178,44 @@ for (const store of await testStores()) {
         await service.gateways.add(ADMIN, { name: 'gw2', address: '192.0.2.2' });
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.0.0/16'], create: true });
         const before = await version(a);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.1.5.0/24'], create: true })), [409, 'ambiguous-prefix']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.7.0/24'] })), [409, 'overlapping-prefixes']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { remove: ['10.9.0.0/16'] })), [404, 'unknown-prefix']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { remove: ['10.2.0.0/16'] })), [404, 'not-member']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: [], create: true })), [400, 'no-prefixes']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.9.0.1/16'], create: true })), [400, 'bad-cidr']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'nope', 'gw2', { add: ['10.9.0.0/16'], create: true })), [404, 'unknown-vpn']);
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'nope', { add: ['10.9.0.0/16'], create: true })), [404, 'unknown-gateway']);
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.1.5.0/24'], create: true })),
+          [409, 'ambiguous-prefix'],
+        );
+        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.7.0/24'] })), [
+          409,
+          'overlapping-prefixes',
+        ]);
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { remove: ['10.9.0.0/16'] })),
+          [404, 'unknown-prefix'],
+        );
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { remove: ['10.2.0.0/16'] })),
+          [404, 'not-member'],
+        );
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: [], create: true })),
+          [400, 'no-prefixes'],
+        );
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['10.9.0.1/16'], create: true })),
+          [400, 'bad-cidr'],
+        );
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'nope', 'gw2', { add: ['10.9.0.0/16'], create: true })),
+          [404, 'unknown-vpn'],
+        );
+        assert.deepEqual(
+          await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'nope', { add: ['10.9.0.0/16'], create: true })),
+          [404, 'unknown-gateway'],
+        );
         assert.equal(await version(a), before, 'no version taken');
         // Replacing a prefix in one change; a nested prefix in another VPN is fine (multi-stage).
-        const m = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.11.0.0/16'], remove: ['10.1.0.0/16'] });
+        const m = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', {
+          add: ['10.11.0.0/16'],
+          remove: ['10.1.0.0/16'],
+        });
         assert.deepEqual(m?.prefixes, ['10.11.0.0/16']);
         await service.vpns.create(ADMIN, { name: 'dept' });
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw2', { add: ['10.11.1.0/24'], create: true });
@@ -169,7 +228,10 @@ for (const store of await testStores()) {
         const gw1 = await a.enrolled('gw1', '2001:db8:ffff::1');
         const gw2 = await a.enrolled('gw2', '192.0.2.2');
         // One membership with a v4 and a v6 prefix (a dual-stack LAN); the v6 one written unusually.
-        const m1 = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['10.1.0.0/16', '2001:0DB8:0001:0000::/48'], create: true });
+        const m1 = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', {
+          add: ['10.1.0.0/16', '2001:0DB8:0001:0000::/48'],
+          create: true,
+        });
         assert.deepEqual(m1?.prefixes, ['10.1.0.0/16', '2001:db8:1::/48']);
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fd00:2::/48'], create: true });
         const before = await version(a);
@@ -183,7 +245,8 @@ for (const store of await testStores()) {
           ['gw2', { add: ['fe80::/64'] }, [400, 'bad-cidr']],
           ['gw2', { remove: ['fd00:3::/48'] }, [404, 'unknown-prefix']],
         ];
-        for (const [gw, change, want] of refused) assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', gw, change)), want);
+        for (const [gw, change, want] of refused)
+          assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', gw, change)), want);
         assert.equal(await version(a), before, 'no version taken');
         // The same v6 prefix again (in another spelling) is a no-op; a neighbouring /48 is disjoint.
         const same = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { add: ['2001:DB8:1::/48'] });
@@ -193,9 +256,15 @@ for (const store of await testStores()) {
         // Members receive each other's v6 prefixes and outside addresses.
         const s2 = await gw2.snapshot();
         const peer = s2.vpns[0].members.find((m) => m.gateway === 'gw1');
-        assert.deepEqual([peer?.address, peer?.prefixes.map(String)], ['2001:db8:ffff::1', ['10.1.0.0/16', '2001:db8:1::/48']]);
+        assert.deepEqual(
+          [peer?.address, peer?.prefixes.map(String)],
+          ['2001:db8:ffff::1', ['10.1.0.0/16', '2001:db8:1::/48']],
+        );
         const s1 = await gw1.snapshot();
-        assert.deepEqual(s1.vpns[0].members.find((m) => m.gateway === 'gw2')?.prefixes.map(String), ['2001:db8:2::/48', 'fd00:2::/48']);
+        assert.deepEqual(s1.vpns[0].members.find((m) => m.gateway === 'gw2')?.prefixes.map(String), [
+          '2001:db8:2::/48',
+          'fd00:2::/48',
+        ]);
         // Removing in another spelling removes the canonical prefix; the v4 half of the membership stays.
         const m = await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { remove: ['2001:db8:0001::/48'] });
         assert.deepEqual(m?.prefixes, ['10.1.0.0/16']);
@@ -203,11 +272,18 @@ for (const store of await testStores()) {
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['2001:db8:1::/48'] });
         await service.vpns.create(ADMIN, { name: 'dept' });
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw1', { add: ['2001:db8:1:1::/64'], create: true });
-        const actions = (await service.admin.audit({ vpn: 'corp' })).filter((e) => e.action.startsWith('member.')).map((e) => [e.action, e.gateway, e.detail]);
+        const actions = (await service.admin.audit({ vpn: 'corp' }))
+          .filter((e) => e.action.startsWith('member.'))
+          .map((e) => [e.action, e.gateway, e.detail]);
         assert.deepEqual(actions.at(-2), ['member.update', 'gw1', { added: [], removed: ['2001:db8:1::/48'] }]);
         // A prefix stored before the IPv6 rules existed (link-local, now refused) can still be removed.
-        await a.store.write((tx) => tx.insertMemberPrefixes([{ vpnId: 1, gateway: 'gw2', prefix: 'fe80::/64', addedAt: a.clock.now }]));
-        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fe80::/64'] })), [400, 'bad-cidr']);
+        await a.store.write((tx) =>
+          tx.insertMemberPrefixes([{ vpnId: 1, gateway: 'gw2', prefix: 'fe80::/64', addedAt: a.clock.now }]),
+        );
+        assert.deepEqual(await refusal(service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { add: ['fe80::/64'] })), [
+          400,
+          'bad-cidr',
+        ]);
         const cleaned = await service.vpns.updateMembership(ADMIN, 'corp', 'gw2', { remove: ['FE80::/64'] });
         assert.ok(!cleaned?.prefixes.includes('fe80::/64'));
       }));

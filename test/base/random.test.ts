@@ -22,7 +22,10 @@ test('seededRandom follows its documented construction', () => {
   const block = (seed: string, i: number) => {
     const c = Buffer.alloc(8);
     c.writeBigUInt64BE(BigInt(i));
-    return createHash('sha256').update(Buffer.from('kasane seeded random v1\0' + seed, 'utf8')).update(c).digest('hex');
+    return createHash('sha256')
+      .update(Buffer.from('kasane seeded random v1\0' + seed, 'utf8'))
+      .update(c)
+      .digest('hex');
   };
   assert.equal(hex(seededRandom('abc')(64)), block('s:abc', 0) + block('s:abc', 1));
   assert.equal(hex(seededRandom(42)(32)), block('n:42', 0));

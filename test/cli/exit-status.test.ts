@@ -21,10 +21,15 @@ interface Exit {
 
 function kasane(...argv: string[]): Promise<Exit> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...argv], { cwd: ROOT, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) => {
-      const status = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
-      resolve({ status, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [...CLI, ...argv],
+      { cwd: ROOT, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (e, stdout, stderr) => {
+        const status = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
+        resolve({ status, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -36,47 +41,68 @@ function assertReport(r: Exit, status: number, ...expected: RegExp[]): void {
   assert.doesNotMatch(r.stderr, /^\s+at .*\(.*:\d+:\d+\)$/m, `a stack trace on stderr:\n${r.stderr}`);
 }
 
-test('kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0 for a good run', { timeout: 300_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-exit-'));
-  try {
-    const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
-    const bomb = file('bomb.yaml', SMALL_TOPOLOGY + aliasBomb(9));
-    const huge = file('huge.yaml', SMALL_TOPOLOGY);
-    truncateSync(huge, 58 * 1024 * 1024); // the issue's 58 MB topology (sparse: nothing is written)
-    const ring = file('ring.yaml', `vpns: [{ name: V, id: 1 }]\nnodes:\n  - { name: G1, gateway: 192.0.2.1, inside: [G2] }\n  - { name: G2, gateway: 192.0.2.2, inside: [G1] }\nlinks: [[G1, G2]]\n`);
-    const nan = file('nan.yaml', `seed: .nan\n${SMALL_TOPOLOGY}`);
-    const authorityDir = join(dir, 'authority');
-    mkdirSync(authorityDir);
-    writeFileSync(join(authorityDir, 'authority.json'), JSON.stringify({ ...AUTHORITY_CONFIG, listen: { host: '127.0.0.1', port: 'x' } }, null, 2));
-    const gatewayBomb = file('gateway.yaml', `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`);
-    const gatewayUnknown = file('gateway-typo.yaml', 'data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\n');
+test(
+  'kasane exits 2 for every file it cannot use, 1 for a wrong command line, 0 for a good run',
+  { timeout: 300_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-exit-'));
+    try {
+      const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+      const bomb = file('bomb.yaml', SMALL_TOPOLOGY + aliasBomb(9));
+      const huge = file('huge.yaml', SMALL_TOPOLOGY);
+      truncateSync(huge, 58 * 1024 * 1024); // the issue's 58 MB topology (sparse: nothing is written)
+      const ring = file(
+        'ring.yaml',
+        `vpns: [{ name: V, id: 1 }]\nnodes:\n  - { name: G1, gateway: 192.0.2.1, inside: [G2] }\n  - { name: G2, gateway: 192.0.2.2, inside: [G1] }\nlinks: [[G1, G2]]\n`,
+      );
+      const nan = file('nan.yaml', `seed: .nan\n${SMALL_TOPOLOGY}`);
+      const authorityDir = join(dir, 'authority');
+      mkdirSync(authorityDir);
+      writeFileSync(
+        join(authorityDir, 'authority.json'),
+        JSON.stringify({ ...AUTHORITY_CONFIG, listen: { host: '127.0.0.1', port: 'x' } }, null, 2),
+      );
+      const gatewayBomb = file(
+        'gateway.yaml',
+        `data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\n${aliasBomb(8, 'logLevel')}`,
+      );
+      const gatewayUnknown = file(
+        'gateway-typo.yaml',
+        'data: /var/lib/kasane/g1\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\n',
+      );
 
-    const [rBomb, rHuge, rRing, rNan, rMissing, rAuthority, rGatewayBomb, rGatewayUnknown, rTeardown, rUsage, rGood] = await Promise.all([
-      kasane('simulate', bomb),
-      kasane('simulate', huge),
-      kasane('simulate', ring),
-      kasane('simulate', nan),
-      kasane('simulate', join(dir, 'no-such.yaml')),
-      kasane('authority', 'serve', '--data', authorityDir),
-      kasane('gateway', 'run', '--config', gatewayBomb),
-      kasane('gateway', 'run', '--config', gatewayUnknown),
-      kasane('gateway', 'teardown', '--config', gatewayUnknown),
-      kasane('simulate'),
-      kasane('simulate', join(ROOT, 'examples/figure2.yaml'), '--no-trace'),
-    ]);
-    assertReport(rBomb, 2, /bomb\.yaml:11:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes; an alias may stand for at most 10000/);
-    assertReport(rHuge, 2, /is 58\.0 MiB; topology files are limited to 32\.0 MiB of JSON or 4\.0 MiB of YAML/);
-    assertReport(rRing, 2, /inside nesting forms a cycle: G1 → G2 → G1/);
-    assertReport(rNan, 2, /nan\.yaml:1:7: seed: expected a number, got not-a-number \(\.nan\)/);
-    assertReport(rMissing, 2, /no-such\.yaml/);
-    assertReport(rAuthority, 2, /authority\.json:6:13: listen\.port: expected an integer from 0 to 65535, got "x"/);
-    assertReport(rGatewayBomb, 2, /gateway\.yaml:\d+:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes/);
-    assertReport(rGatewayUnknown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
-    assertReport(rTeardown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
-    assertReport(rUsage, 1, /missing required argument 'file'/);
-    assert.equal(rGood.status, 0, rGood.stderr);
-    assert.match(rGood.stdout, /delivered/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      const [rBomb, rHuge, rRing, rNan, rMissing, rAuthority, rGatewayBomb, rGatewayUnknown, rTeardown, rUsage, rGood] =
+        await Promise.all([
+          kasane('simulate', bomb),
+          kasane('simulate', huge),
+          kasane('simulate', ring),
+          kasane('simulate', nan),
+          kasane('simulate', join(dir, 'no-such.yaml')),
+          kasane('authority', 'serve', '--data', authorityDir),
+          kasane('gateway', 'run', '--config', gatewayBomb),
+          kasane('gateway', 'run', '--config', gatewayUnknown),
+          kasane('gateway', 'teardown', '--config', gatewayUnknown),
+          kasane('simulate'),
+          kasane('simulate', join(ROOT, 'examples/figure2.yaml'), '--no-trace'),
+        ]);
+      assertReport(
+        rBomb,
+        2,
+        /bomb\.yaml:11:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes; an alias may stand for at most 10000/,
+      );
+      assertReport(rHuge, 2, /is 58\.0 MiB; topology files are limited to 32\.0 MiB of JSON or 4\.0 MiB of YAML/);
+      assertReport(rRing, 2, /inside nesting forms a cycle: G1 → G2 → G1/);
+      assertReport(rNan, 2, /nan\.yaml:1:7: seed: expected a number, got not-a-number \(\.nan\)/);
+      assertReport(rMissing, 2, /no-such\.yaml/);
+      assertReport(rAuthority, 2, /authority\.json:6:13: listen\.port: expected an integer from 0 to 65535, got "x"/);
+      assertReport(rGatewayBomb, 2, /gateway\.yaml:\d+:\d+: x4\[0\]: alias \*a3 stands for 11111 nodes/);
+      assertReport(rGatewayUnknown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
+      assertReport(rTeardown, 2, /gateway-typo\.yaml:4:10: pathMTU: unknown field "pathMTU"/);
+      assertReport(rUsage, 1, /missing required argument 'file'/);
+      assert.equal(rGood.status, 0, rGood.stderr);
+      assert.match(rGood.stdout, /delivered/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -12,8 +12,12 @@ import { registerVpn } from '../../src/cli/commands/vpn.js';
 /** The --help text of `kasane <path...>`, as commander prints it (with the text added after). */
 function help(...path: string[]): string {
   const out: string[] = [];
-  const program = new Command().configureOutput({ writeOut: (s) => void out.push(s), writeErr: (s) => void out.push(s) });
-  for (const register of [registerAuthority, registerDirectory, registerGateway, registerMember, registerVpn]) register(program);
+  const program = new Command().configureOutput({
+    writeOut: (s) => void out.push(s),
+    writeErr: (s) => void out.push(s),
+  });
+  for (const register of [registerAuthority, registerDirectory, registerGateway, registerMember, registerVpn])
+    register(program);
   let cmd = program;
   for (const name of path) {
     const next = cmd.commands.find((c) => c.name() === name);
@@ -26,10 +30,24 @@ function help(...path: string[]): string {
 
 test('--help shows how to write IPv6 wherever an address, prefix or URL is taken', () => {
   const cases: [string[], RegExp[]][] = [
-    [['authority', 'init'], [/--listen.*\[::1\]:7443.*\[::\]:7443/s, /--url.*https:\/\/\[2001:db8::1\]:7443/s, /--san.*IPv4\/IPv6/s, /--database.*\[fd00::5\]:5432/s]],
+    [
+      ['authority', 'init'],
+      [
+        /--listen.*\[::1\]:7443.*\[::\]:7443/s,
+        /--url.*https:\/\/\[2001:db8::1\]:7443/s,
+        /--san.*IPv4\/IPv6/s,
+        /--database.*\[fd00::5\]:5432/s,
+      ],
+    ],
     [['authority', 'serve'], [/--listen.*\[::\]:7443/s]],
-    [['authority', 'replica'], [/--listen.*\[fd00::2\]:7443/s, /--san.*IPv4\/IPv6/s, /--database.*\[v6\]:port/s]],
-    [['authority', 'peer', 'add'], [/--peer-url.*https:\/\/\[2001:db8::b\]:7443/s, /--url.*https:\/\/\[::1\]:7443/s]],
+    [
+      ['authority', 'replica'],
+      [/--listen.*\[fd00::2\]:7443/s, /--san.*IPv4\/IPv6/s, /--database.*\[v6\]:port/s],
+    ],
+    [
+      ['authority', 'peer', 'add'],
+      [/--peer-url.*https:\/\/\[2001:db8::b\]:7443/s, /--url.*https:\/\/\[::1\]:7443/s],
+    ],
     [['vpn', 'list'], [/--url.*https:\/\/\[::1\]:7443/s]],
     [['gateway', 'add'], [/--address.*IPv4 or IPv6.*2001:db8::1/s]],
     [['gateway', 'update'], [/--address.*IPv4 or IPv6/s]],

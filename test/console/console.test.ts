@@ -21,11 +21,15 @@ const HOSTILE = '<img src=x onerror=alert(1)>';
 /** The CSRF token of another session of the same administrator (signed in from elsewhere). */
 function otherSessionsCsrf(t: TestAuthority): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = https.request(new URL('/v1/session', t.url), { method: 'POST', ca: t.ca, headers: { 'content-type': 'application/json' } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve((JSON.parse(body) as { csrfToken: string }).csrfToken));
-    });
+    const req = https.request(
+      new URL('/v1/session', t.url),
+      { method: 'POST', ca: t.ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve((JSON.parse(body) as { csrfToken: string }).csrfToken));
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify({ token: t.adminToken }));
   });
@@ -70,7 +74,11 @@ describe('the console in Chromium', { skip }, () => {
       [['__Host-kasane-session', true, true, 'Strict', '/']],
     );
     assert.equal(await page.evaluate(() => document.cookie), '', 'invisible to scripts');
-    assert.equal((await page.content()).includes(t.adminToken.split('.')[2]), false, 'the token is nowhere on the page');
+    assert.equal(
+      (await page.content()).includes(t.adminToken.split('.')[2]),
+      false,
+      'the token is nowhere on the page',
+    );
     await page.getByRole('banner').getByText('admin:initial').waitFor();
   });
 
@@ -98,11 +106,20 @@ describe('the console in Chromium', { skip }, () => {
     await page.getByTestId('member-table').getByRole('link', { name: HOSTILE }).waitFor();
 
     await page.getByRole('link', { name: 'Overview' }).click();
-    assert.equal(await page.getByTestId('vpn-table').getByRole('link', { name: HOSTILE, exact: true }).textContent(), HOSTILE);
-    assert.equal(await page.getByTestId('gateway-table').getByRole('link', { name: HOSTILE, exact: true }).textContent(), HOSTILE);
+    assert.equal(
+      await page.getByTestId('vpn-table').getByRole('link', { name: HOSTILE, exact: true }).textContent(),
+      HOSTILE,
+    );
+    assert.equal(
+      await page.getByTestId('gateway-table').getByRole('link', { name: HOSTILE, exact: true }).textContent(),
+      HOSTILE,
+    );
     await page.getByRole('link', { name: 'Map' }).click();
     await page.getByTestId('map-legend').getByRole('link', { name: HOSTILE }).waitFor();
-    assert.match(await page.getByTestId('map-legend').innerText(), /<img src=x onerror=alert\(1\)> \+ 10\.66\.0\.0\/24/);
+    assert.match(
+      await page.getByTestId('map-legend').innerText(),
+      /<img src=x onerror=alert\(1\)> \+ 10\.66\.0\.0\/24/,
+    );
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByTestId('audit-table').getByRole('link', { name: HOSTILE }).first().waitFor();
 
@@ -111,19 +128,35 @@ describe('the console in Chromium', { skip }, () => {
     assert.ok(await stillHere(), 'all of it without loading the page again');
   });
 
-  it('refuses a change without the CSRF token, or with another session\'s, and changes nothing', async () => {
+  it("refuses a change without the CSRF token, or with another session's, and changes nothing", async () => {
     const attempt = (headers: Record<string, string>) =>
       page.evaluate(async (h) => {
-        const r = await fetch('/v1/vpns', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', ...h }, body: JSON.stringify({ name: 'csrf-victim' }) });
+        const r = await fetch('/v1/vpns', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'content-type': 'application/json', ...h },
+          body: JSON.stringify({ name: 'csrf-victim' }),
+        });
         return { status: r.status, body: (await r.json()) as { error: string } };
       }, headers);
-    assert.deepEqual(await attempt({}), { status: 403, body: { error: 'csrf-token-required', message: "a change from the console needs the session's CSRF token in the x-kasane-csrf header" } });
+    assert.deepEqual(await attempt({}), {
+      status: 403,
+      body: {
+        error: 'csrf-token-required',
+        message: "a change from the console needs the session's CSRF token in the x-kasane-csrf header",
+      },
+    });
     assert.equal((await attempt({ 'x-kasane-csrf': await otherSessionsCsrf(t) })).body.error, 'bad-csrf-token');
     assert.equal((await attempt({ 'x-kasane-csrf': 'A'.repeat(43) })).body.error, 'bad-csrf-token');
     // Reading needs no token (and changes nothing).
-    const names = await page.evaluate(async () => ((await (await fetch('/v1/vpns')).json()) as { name: string }[]).map((v) => v.name));
+    const names = await page.evaluate(async () =>
+      ((await (await fetch('/v1/vpns')).json()) as { name: string }[]).map((v) => v.name),
+    );
     assert.equal(names.includes('csrf-victim'), false);
-    assert.equal((await t.admin.listVpns()).some((v) => v.name === 'csrf-victim'), false);
+    assert.equal(
+      (await t.admin.listVpns()).some((v) => v.name === 'csrf-victim'),
+      false,
+    );
   });
 
   it("ends a session whose administrator token is revoked: the page's next read is refused and the sign-in comes back, saying why", async () => {
@@ -144,7 +177,7 @@ describe('the console in Chromium', { skip }, () => {
   it('signs out: the session ends and the sign-in comes back', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('administrator token').waitFor();
-    assert.equal((await page.evaluate(async () => (await fetch('/v1/vpns')).status)), 401);
+    assert.equal(await page.evaluate(async () => (await fetch('/v1/vpns')).status), 401);
     assert.deepEqual(w.violations, [], 'no Content-Security-Policy violation');
     assert.deepEqual(w.errors, [], 'no error in the page');
   });

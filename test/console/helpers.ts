@@ -8,7 +8,9 @@ import type { Page } from 'playwright-core';
 /** base64 SHA-256 of the server certificate's public key: what --ignore-certificate-errors-spki-list takes. */
 export function serverSpki(authorityData: string): string {
   const cert = new X509Certificate(readFileSync(join(authorityData, 'certs', 'server.pem')));
-  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+  return createHash('sha256')
+    .update(cert.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
 }
 
 export interface Watched {
@@ -26,7 +28,9 @@ export async function watch(page: Page): Promise<Watched> {
   await page.exposeFunction('__kasaneViolation', (s: string) => void w.violations.push(s));
   await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
-      (window as unknown as { __kasaneViolation(s: string): void }).__kasaneViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`);
+      (window as unknown as { __kasaneViolation(s: string): void }).__kasaneViolation(
+        `${e.violatedDirective} ${e.blockedURI} ${e.sample}`,
+      );
     });
   });
   page.on('dialog', (d) => {

@@ -10,15 +10,51 @@ import { buildMapModel, within } from '../../console/src/map-model.js';
 import type { FederationView, GatewayInfo, MemberInfo, VpnDetail } from '../../src/authority/wire.js';
 
 function gateway(name: string, address: string, status: GatewayInfo['status'] = 'active'): GatewayInfo {
-  return { name, address, status, certificate: null, vpns: [], createdAt: 0, enrolledAt: null, revokedAt: null, revokeReason: null, lastReport: null };
+  return {
+    name,
+    address,
+    status,
+    certificate: null,
+    vpns: [],
+    createdAt: 0,
+    enrolledAt: null,
+    revokedAt: null,
+    revokeReason: null,
+    lastReport: null,
+  };
 }
 
-function vpn(name: string, id: number, members: [string, string, ...string[]][], gateways: GatewayInfo[], mode: 'group' | 'pairwise' = 'group'): VpnDetail {
+function vpn(
+  name: string,
+  id: number,
+  members: [string, string, ...string[]][],
+  gateways: GatewayInfo[],
+  mode: 'group' | 'pairwise' = 'group',
+): VpnDetail {
   const memberList: MemberInfo[] = members.map(([g, ...prefixes]) => {
     const info = gateways.find((x) => x.name === g)!;
-    return { vpn: name, vpnId: id, gateway: g, gatewayStatus: info.status, address: info.address, prefixes, effective: info.status === 'active' };
+    return {
+      vpn: name,
+      vpnId: id,
+      gateway: g,
+      gatewayStatus: info.status,
+      address: info.address,
+      prefixes,
+      effective: info.status === 'active',
+    };
   });
-  return { id, name, mode, rotationPeriodMs: 0, nextRotationAt: null, currentEpoch: 1, members: memberList.length, createdAt: 0, epochs: [], memberList };
+  return {
+    id,
+    name,
+    mode,
+    rotationPeriodMs: 0,
+    nextRotationAt: null,
+    currentEpoch: 1,
+    members: memberList.length,
+    createdAt: 0,
+    epochs: [],
+    memberList,
+  };
 }
 
 describe('the map model', () => {
@@ -26,8 +62,24 @@ describe('the map model', () => {
     const gws = [gateway('G1', '10.200.1.2'), gateway('G2', '10.200.2.2'), gateway('G3', '10.200.3.2')];
     const m = buildMapModel(
       [
-        vpn('VPN1', 1, [['G1', '10.1.0.0/24'], ['G2', '10.2.0.0/24']], gws),
-        vpn('VPN2', 2, [['G2', '10.2.0.0/24'], ['G3', '10.3.0.0/24']], gws),
+        vpn(
+          'VPN1',
+          1,
+          [
+            ['G1', '10.1.0.0/24'],
+            ['G2', '10.2.0.0/24'],
+          ],
+          gws,
+        ),
+        vpn(
+          'VPN2',
+          2,
+          [
+            ['G2', '10.2.0.0/24'],
+            ['G3', '10.3.0.0/24'],
+          ],
+          gws,
+        ),
       ],
       gws,
     );
@@ -38,21 +90,54 @@ describe('the map model', () => {
         ['10.2.0.0/24', ['VPN1', 'VPN2']],
       ],
     );
-    assert.deepEqual(m.regions.map((r) => [r.vpn, r.members, r.nestedIn]), [
-      ['VPN1', ['G1 + 10.1.0.0/24', 'G2 + 10.2.0.0/24'], []],
-      ['VPN2', ['G2 + 10.2.0.0/24', 'G3 + 10.3.0.0/24'], []],
-    ]);
+    assert.deepEqual(
+      m.regions.map((r) => [r.vpn, r.members, r.nestedIn]),
+      [
+        ['VPN1', ['G1 + 10.1.0.0/24', 'G2 + 10.2.0.0/24'], []],
+        ['VPN2', ['G2 + 10.2.0.0/24', 'G3 + 10.3.0.0/24'], []],
+      ],
+    );
     assert.equal(m.nodes.filter((n) => n.kind === 'prefix').length, 3, "B's prefix is one node, in two regions");
-    assert.ok(m.nodes.every((n) => !n.parent), 'every gateway is on the WAN');
-    assert.deepEqual(m.edges.filter((e) => e.kind === 'wan').map((e) => e.target).sort(), ['g:G1', 'g:G2', 'g:G3']);
+    assert.ok(
+      m.nodes.every((n) => !n.parent),
+      'every gateway is on the WAN',
+    );
+    assert.deepEqual(
+      m.edges
+        .filter((e) => e.kind === 'wan')
+        .map((e) => e.target)
+        .sort(),
+      ['g:G1', 'g:G2', 'g:G3'],
+    );
   });
 
   it('Figure 1(2): inner gateways sit in the outer prefixes; dept runs inside company', () => {
-    const gws = [gateway('Go1', '10.200.1.2'), gateway('Go2', '10.200.2.2'), gateway('Gi1', '10.1.0.2'), gateway('Gi2', '10.2.0.2', 'pending')];
+    const gws = [
+      gateway('Go1', '10.200.1.2'),
+      gateway('Go2', '10.200.2.2'),
+      gateway('Gi1', '10.1.0.2'),
+      gateway('Gi2', '10.2.0.2', 'pending'),
+    ];
     const m = buildMapModel(
       [
-        vpn('company', 10, [['Go1', '10.1.0.0/16'], ['Go2', '10.2.0.0/16']], gws),
-        vpn('dept', 20, [['Gi1', '10.1.1.0/24'], ['Gi2', '10.2.1.0/24']], gws),
+        vpn(
+          'company',
+          10,
+          [
+            ['Go1', '10.1.0.0/16'],
+            ['Go2', '10.2.0.0/16'],
+          ],
+          gws,
+        ),
+        vpn(
+          'dept',
+          20,
+          [
+            ['Gi1', '10.1.1.0/24'],
+            ['Gi2', '10.2.1.0/24'],
+          ],
+          gws,
+        ),
       ],
       gws,
     );
@@ -61,19 +146,38 @@ describe('the map model', () => {
     assert.equal(node('p:Gi1:10.1.1.0/24').parent, 'p:Go1:10.1.0.0/16');
     assert.equal(node('g:Gi2').parent, 'p:Go2:10.2.0.0/16');
     assert.equal(node('g:Go1').parent, undefined);
-    assert.deepEqual(m.regions.map((r) => [r.vpn, r.nestedIn]), [
-      ['company', []],
-      ['dept', ['company']],
-    ]);
+    assert.deepEqual(
+      m.regions.map((r) => [r.vpn, r.nestedIn]),
+      [
+        ['company', []],
+        ['dept', ['company']],
+      ],
+    );
     assert.deepEqual(m.multiHomed, []);
-    assert.deepEqual(m.edges.filter((e) => e.kind === 'wan').map((e) => e.target).sort(), ['g:Go1', 'g:Go2'], 'only the outer gateways are on the WAN');
+    assert.deepEqual(
+      m.edges
+        .filter((e) => e.kind === 'wan')
+        .map((e) => e.target)
+        .sort(),
+      ['g:Go1', 'g:Go2'],
+      'only the outer gateways are on the WAN',
+    );
   });
 
-  it('a shared pairwise VPN: the peer authority\'s gateways are in its region', () => {
+  it("a shared pairwise VPN: the peer authority's gateways are in its region", () => {
     const gws = [gateway('GA', '10.200.1.2')];
     const federation: FederationView = {
       peers: [],
-      shares: [{ vpn: 'P7', vpnId: 7000, peer: 'authority-b', foreignMembers: [{ gateway: 'GB', address: '10.200.2.2', prefixes: ['10.2.0.0/24'] }], permitsIn: 1, permitsOut: 1 }],
+      shares: [
+        {
+          vpn: 'P7',
+          vpnId: 7000,
+          peer: 'authority-b',
+          foreignMembers: [{ gateway: 'GB', address: '10.200.2.2', prefixes: ['10.2.0.0/24'] }],
+          permitsIn: 1,
+          permitsOut: 1,
+        },
+      ],
       permits: [],
       permitValidityMs: 3_600_000,
     };
@@ -96,29 +200,81 @@ describe('the map model', () => {
   });
 
   it('IPv6: Figure 1(2) with v6 prefixes and addresses nests as with v4; Figure 2 dual stack keeps B multi-homed', () => {
-    const gws = [gateway('Go1', '2001:db8:ff::1'), gateway('Go2', '2001:db8:ff::2'), gateway('Gi1', '2001:db8:1:0:1::2'), gateway('Gi2', '10.2.0.2')];
+    const gws = [
+      gateway('Go1', '2001:db8:ff::1'),
+      gateway('Go2', '2001:db8:ff::2'),
+      gateway('Gi1', '2001:db8:1:0:1::2'),
+      gateway('Gi2', '10.2.0.2'),
+    ];
     const m = buildMapModel(
       [
-        vpn('company', 10, [['Go1', '2001:db8:1::/48'], ['Go2', '10.2.0.0/16', '2001:db8:2::/48']], gws),
-        vpn('dept', 20, [['Gi1', '2001:db8:1:1::/64'], ['Gi2', '2001:db8:2:1::/64', '10.2.1.0/24']], gws),
+        vpn(
+          'company',
+          10,
+          [
+            ['Go1', '2001:db8:1::/48'],
+            ['Go2', '10.2.0.0/16', '2001:db8:2::/48'],
+          ],
+          gws,
+        ),
+        vpn(
+          'dept',
+          20,
+          [
+            ['Gi1', '2001:db8:1:1::/64'],
+            ['Gi2', '2001:db8:2:1::/64', '10.2.1.0/24'],
+          ],
+          gws,
+        ),
       ],
       gws,
     );
     const node = (id: string) => m.nodes.find((n) => n.id === id);
-    assert.equal(node('g:Gi1')?.parent, 'p:Go1:2001:db8:1::/48', 'a v6 inner gateway sits in the v6 outer prefix that holds its address');
+    assert.equal(
+      node('g:Gi1')?.parent,
+      'p:Go1:2001:db8:1::/48',
+      'a v6 inner gateway sits in the v6 outer prefix that holds its address',
+    );
     assert.equal(node('p:Gi1:2001:db8:1:1::/64')?.parent, 'p:Go1:2001:db8:1::/48');
-    assert.equal(node('g:Gi2')?.parent, 'p:Go2:10.2.0.0/16', 'a v4 inner gateway in the v4 box of a dual-stack outer gateway');
-    assert.equal(node('p:Gi2:2001:db8:2:1::/64')?.parent, 'p:Go2:2001:db8:2::/48', "its v6 prefix in the outer gateway's v6 box");
-    assert.deepEqual(m.regions.map((r) => [r.vpn, r.nestedIn]), [
-      ['company', []],
-      ['dept', ['company']],
-    ]);
+    assert.equal(
+      node('g:Gi2')?.parent,
+      'p:Go2:10.2.0.0/16',
+      'a v4 inner gateway in the v4 box of a dual-stack outer gateway',
+    );
+    assert.equal(
+      node('p:Gi2:2001:db8:2:1::/64')?.parent,
+      'p:Go2:2001:db8:2::/48',
+      "its v6 prefix in the outer gateway's v6 box",
+    );
+    assert.deepEqual(
+      m.regions.map((r) => [r.vpn, r.nestedIn]),
+      [
+        ['company', []],
+        ['dept', ['company']],
+      ],
+    );
     assert.deepEqual(m.regions[0].members, ['Go1 + 2001:db8:1::/48', 'Go2 + 10.2.0.0/16, 2001:db8:2::/48']);
     const fig2 = [gateway('G1', '2001:db8:ff::1'), gateway('G2', '192.0.2.2'), gateway('G3', '2001:db8:ff::3')];
     const m2 = buildMapModel(
       [
-        vpn('VPN1', 1, [['G1', 'fd00:1::/64'], ['G2', 'fd00:2::/64', '10.2.0.0/24']], fig2),
-        vpn('VPN2', 2, [['G2', 'fd00:2::/64', '10.2.0.0/24'], ['G3', 'fd00:3::/64']], fig2),
+        vpn(
+          'VPN1',
+          1,
+          [
+            ['G1', 'fd00:1::/64'],
+            ['G2', 'fd00:2::/64', '10.2.0.0/24'],
+          ],
+          fig2,
+        ),
+        vpn(
+          'VPN2',
+          2,
+          [
+            ['G2', 'fd00:2::/64', '10.2.0.0/24'],
+            ['G3', 'fd00:3::/64'],
+          ],
+          fig2,
+        ),
       ],
       fig2,
     );
@@ -130,7 +286,10 @@ describe('the map model', () => {
         ['10.2.0.0/24', ['VPN1', 'VPN2']],
       ],
     );
-    assert.ok(m2.nodes.every((n) => !n.parent), 'every gateway is on the WAN');
+    assert.ok(
+      m2.nodes.every((n) => !n.parent),
+      'every gateway is on the WAN',
+    );
   });
 
   it('IPv6 containment is exact at the bit level, in any spelling, never across families', () => {
@@ -142,6 +301,7 @@ describe('the map model', () => {
     assert.ok(within('2001:DB8:0:0:0:0:0:1', '2001:0db8::/32'));
     assert.ok(within('fd00::1:2', 'fd00::/127') === false && within('fd00::1', 'fd00::/127'));
     assert.ok(within('::1', '::/0') && !within('10.0.0.1', '::/0') && !within('::1', '0.0.0.0/0'));
-    for (const bad of ['2001:db8:::1', '2001:db8::g', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '2001:db8::/129']) assert.ok(!within(bad, '::/0'), bad);
+    for (const bad of ['2001:db8:::1', '2001:db8::g', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '2001:db8::/129'])
+      assert.ok(!within(bad, '::/0'), bad);
   });
 });

@@ -7,24 +7,40 @@ import { createDecipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { buildIpv4 } from '../../src/core/packet/ipv4.js';
 import { TsExecutor } from '../../src/core/ts-executor.js';
-import { generateExecutorVectors, replayScenario, sealTunnelEsp, type VectorScenario } from '../support/executor-vectors.js';
+import {
+  generateExecutorVectors,
+  replayScenario,
+  sealTunnelEsp,
+  type VectorScenario,
+} from '../support/executor-vectors.js';
 import { ipHeaderOk, reassemble, refEspOpen } from '../native/support.js';
 
-const file = JSON.parse(readFileSync(new URL('../vectors/executor.json', import.meta.url), 'utf8')) as { scenarios: VectorScenario[] };
+const file = JSON.parse(readFileSync(new URL('../vectors/executor.json', import.meta.url), 'utf8')) as {
+  scenarios: VectorScenario[];
+};
 
 test('the committed vectors are what the reference executor produces (regenerate deliberately with scripts/gen-executor-vectors.ts)', () => {
-  assert.deepEqual(generateExecutorVectors(() => new TsExecutor()), file.scenarios);
+  assert.deepEqual(
+    generateExecutorVectors(() => new TsExecutor()),
+    file.scenarios,
+  );
 });
 
 for (const scenario of file.scenarios) {
   test(`TS executor replays vector scenario "${scenario.name}"`, () => {
-    for (const r of replayScenario(new TsExecutor(), scenario)) assert.deepEqual(r.actual, r.expected, `step ${r.step} (${r.name})`);
+    for (const r of replayScenario(new TsExecutor(), scenario))
+      assert.deepEqual(r.actual, r.expected, `step ${r.step} (${r.name})`);
   });
 }
 
 test('the vectors cover every verdict the executor can give', () => {
   const seen = new Set<string>();
-  for (const s of file.scenarios) for (const st of s.steps) if (st.op === 'process' || st.op === 'processUdp') seen.add(st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`);
+  for (const s of file.scenarios)
+    for (const st of s.steps)
+      if (st.op === 'process' || st.op === 'processUdp')
+        seen.add(
+          st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`,
+        );
   for (const v of [
     'forward.encrypt',
     'forward.decrypt',
@@ -64,7 +80,11 @@ type TunnelTxStep = Extract<Steps[number], { op: 'installTunnelTx' }>;
  * Opens an outer IPv4 + UDP + ESP packet with node:crypto alone, from RFC 4106 / RFC 3948 as
  * docs/executor.md states them: nonce = salt || IV, AAD = SPI || 32-bit sequence number.
  */
-function openOuter(outer: Uint8Array, key: Uint8Array, salt: Uint8Array): { spi: number; seq: number; iv: Buffer; inner: Buffer; trailer: Buffer; nh: number } {
+function openOuter(
+  outer: Uint8Array,
+  key: Uint8Array,
+  salt: Uint8Array,
+): { spi: number; seq: number; iv: Buffer; inner: Buffer; trailer: Buffer; nh: number } {
   const b = Buffer.from(outer);
   assert.equal(b[0], 0x45, 'outer IPv4, no options');
   assert.equal(b.readUInt16BE(2), b.length, 'outer total length');
@@ -86,7 +106,14 @@ function openOuter(outer: Uint8Array, key: Uint8Array, salt: Uint8Array): { spi:
   const pt = Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
   const nh = pt[pt.length - 1];
   const pad = pt[pt.length - 2];
-  return { spi, seq, iv: Buffer.from(iv), inner: pt.subarray(0, pt.length - 2 - pad), trailer: pt.subarray(pt.length - 2 - pad), nh };
+  return {
+    spi,
+    seq,
+    iv: Buffer.from(iv),
+    inner: pt.subarray(0, pt.length - 2 - pad),
+    trailer: pt.subarray(pt.length - 2 - pad),
+    nh,
+  };
 }
 
 test('tunnel vectors: every outer packet decrypts with node:crypto (RFC 4106 nonce and AAD, IV = 64-bit counter) to the inner packet', () => {
@@ -105,7 +132,10 @@ test('tunnel vectors: every outer packet decrypts with node:crypto (RFC 4106 non
       assert.equal(o.iv.readBigUInt64BE(0), BigInt(o.seq), 'IV is the sequence number as a 64-bit counter');
       assert.equal(o.nh, 4, 'next header IPv4');
       const pad = o.trailer.length - 2;
-      assert.deepEqual([...o.trailer.subarray(0, pad)], Array.from({ length: pad }, (_, i) => i + 1));
+      assert.deepEqual(
+        [...o.trailer.subarray(0, pad)],
+        Array.from({ length: pad }, (_, i) => i + 1),
+      );
       assert.equal((o.inner.length + pad + 2) % 4, 0, 'padded to 4 bytes');
       // The inner packet travels whole (a TCP SYN with its MSS clamped: compare around the option).
       assert.equal(o.inner.length, inner.length);
@@ -129,7 +159,12 @@ test('group vectors: every ESP packet opens with node:crypto; the carried form h
   for (const s of file.scenarios) {
     const sas = new Map<number, { spi: number; key: Uint8Array; salt: Uint8Array }>();
     for (const st of s.steps) {
-      if (st.op === 'installTxSa') sas.set(st.sa.spi, { spi: st.sa.spi, key: Buffer.from(st.sa.key, 'hex'), salt: Buffer.from(st.sa.salt, 'hex') });
+      if (st.op === 'installTxSa')
+        sas.set(st.sa.spi, {
+          spi: st.sa.spi,
+          key: Buffer.from(st.sa.key, 'hex'),
+          salt: Buffer.from(st.sa.salt, 'hex'),
+        });
       if (st.op !== 'process' || st.expect.kind !== 'forward' || st.expect.note.op !== 'encrypt') continue;
       const expect = st.expect;
       const sa = sas.get(Number(expect.note.spi))!;
@@ -160,7 +195,12 @@ test('group vectors: every ESP packet opens with node:crypto; the carried form h
       const back = inner.length > 1 ? reassemble(inner) : inner[0];
       // A TCP SYN has its MSS clamped; everything else comes back byte for byte (non-copied
       // options are NOPs after the first fragment, the first keeps them).
-      if (input[9] !== 6) assert.equal(Buffer.from(back).toString('hex'), Buffer.from(input.subarray(0, (input[2] << 8) | input[3])).toString('hex'), st.name);
+      if (input[9] !== 6)
+        assert.equal(
+          Buffer.from(back).toString('hex'),
+          Buffer.from(input.subarray(0, (input[2] << 8) | input[3])).toString('hex'),
+          st.name,
+        );
     }
   }
   assert.ok(carried >= 6 && fragmented >= 3, `carried ${carried}, fragmented ${fragmented}`);
@@ -170,7 +210,9 @@ test('tunnel: the TS executor seals and opens what an independent RFC 4106 imple
   fc.assert(
     fc.property(
       fc.record({
-        key: fc.uint8Array({ minLength: 16, maxLength: 16 }).chain((k16) => fc.oneof(fc.constant(k16), fc.uint8Array({ minLength: 32, maxLength: 32 }))),
+        key: fc
+          .uint8Array({ minLength: 16, maxLength: 16 })
+          .chain((k16) => fc.oneof(fc.constant(k16), fc.uint8Array({ minLength: 32, maxLength: 32 }))),
         salt: fc.uint8Array({ minLength: 4, maxLength: 4 }),
         spi: fc.integer({ min: 1, max: 0xffffffff }),
         seq: fc.integer({ min: 1, max: 0xffffffff }),
@@ -181,8 +223,26 @@ test('tunnel: the TS executor seals and opens what an independent RFC 4106 imple
       ({ key, salt, spi, seq, data, tos, df }) => {
         const inner = buildIpv4({ src: '10.1.0.5', dst: '10.2.0.6', protocol: 17, payload: data, tos, df, ttl: 9 });
         const tx = new TsExecutor();
-        tx.installTunnelTx({ spi, vpnId: 1, peer: 'P', key, salt, localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500, nextSeq: seq });
-        tx.installPath({ local: '10.1.0.5', remote: '10.2.0.6', action: 'encrypt', vpnId: 1, peer: 'P', tunnel: { spi } });
+        tx.installTunnelTx({
+          spi,
+          vpnId: 1,
+          peer: 'P',
+          key,
+          salt,
+          localAddr: '192.0.2.1',
+          localPort: 4500,
+          remoteAddr: '192.0.2.2',
+          remotePort: 4500,
+          nextSeq: seq,
+        });
+        tx.installPath({
+          local: '10.1.0.5',
+          remote: '10.2.0.6',
+          action: 'encrypt',
+          vpnId: 1,
+          peer: 'P',
+          tunnel: { spi },
+        });
         const v = tx.process('inside', inner, 1);
         assert.equal(v.kind, 'forward');
         if (v.kind !== 'forward') return;
@@ -192,7 +252,19 @@ test('tunnel: the TS executor seals and opens what an independent RFC 4106 imple
         // And the other way: a packet sealed by sealTunnelEsp (node:crypto) opens in the TS executor.
         const rx = new TsExecutor();
         const k = { key: Buffer.from(key).toString('hex'), salt: Buffer.from(salt).toString('hex') };
-        rx.installTunnelRx({ spi, vpnId: 1, peer: 'P', key, salt, localAddr: '192.0.2.2', localPort: 4500, remoteAddr: '192.0.2.1', remotePort: 4500, localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }], remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }] });
+        rx.installTunnelRx({
+          spi,
+          vpnId: 1,
+          peer: 'P',
+          key,
+          salt,
+          localAddr: '192.0.2.2',
+          localPort: 4500,
+          remoteAddr: '192.0.2.1',
+          remotePort: 4500,
+          localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
+          remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
+        });
         const back = rx.processUdp('192.0.2.1', 4500, sealTunnelEsp(k, spi, seq, 4, inner), 2);
         assert.equal(back.kind, 'forward');
         if (back.kind === 'forward') assert.deepEqual(Buffer.from(back.bytes), Buffer.from(inner));
@@ -205,21 +277,43 @@ test('tunnel: the TS executor seals and opens what an independent RFC 4106 imple
 test('tunnel port parser: arbitrary datagrams never throw, never forward without a key, and are all counted (property)', () => {
   const key = new Uint8Array(32).fill(3);
   const salt = new Uint8Array(4).fill(4);
-  const valid = sealTunnelEsp({ key: '03'.repeat(32), salt: '04'.repeat(4) }, 0x1234, 1, 4, buildIpv4({ src: '10.1.0.5', dst: '10.2.0.6', protocol: 17, payload: new Uint8Array(20) }));
+  const valid = sealTunnelEsp(
+    { key: '03'.repeat(32), salt: '04'.repeat(4) },
+    0x1234,
+    1,
+    4,
+    buildIpv4({ src: '10.1.0.5', dst: '10.2.0.6', protocol: 17, payload: new Uint8Array(20) }),
+  );
   fc.assert(
     fc.property(
       fc.oneof(
         fc.uint8Array({ maxLength: 120 }),
         // A valid packet with one bit flipped or cut short: never accepted.
-        fc.record({ bit: fc.nat(valid.length * 8 - 1) }).map(({ bit }) => Object.assign(valid.slice(), { [bit >> 3]: valid[bit >> 3] ^ (1 << (bit & 7)) })),
+        fc
+          .record({ bit: fc.nat(valid.length * 8 - 1) })
+          .map(({ bit }) => Object.assign(valid.slice(), { [bit >> 3]: valid[bit >> 3] ^ (1 << (bit & 7)) })),
         fc.nat(valid.length - 1).map((n) => valid.slice(0, n)),
       ),
       (d) => {
         const ex = new TsExecutor();
-        ex.installTunnelRx({ spi: 0x1234, vpnId: 1, peer: 'P', key, salt, localAddr: '192.0.2.2', localPort: 4500, remoteAddr: '192.0.2.1', remotePort: 4500, localSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }], remoteSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }] });
+        ex.installTunnelRx({
+          spi: 0x1234,
+          vpnId: 1,
+          peer: 'P',
+          key,
+          salt,
+          localAddr: '192.0.2.2',
+          localPort: 4500,
+          remoteAddr: '192.0.2.1',
+          remotePort: 4500,
+          localSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }],
+          remoteSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }],
+        });
         const v = ex.processUdp('192.0.2.1', 4500, d, 1);
         assert.notEqual(v.kind, 'forward');
-        const total = Object.entries(ex.counters()).filter(([k]) => k.startsWith('drop.') || k.startsWith('punt.')).reduce((a, [, n]) => a + n, 0);
+        const total = Object.entries(ex.counters())
+          .filter(([k]) => k.startsWith('drop.') || k.startsWith('punt.'))
+          .reduce((a, [, n]) => a + n, 0);
         assert.equal(total, 1, 'exactly one drop or punt counted');
       },
     ),
@@ -227,14 +321,36 @@ test('tunnel port parser: arbitrary datagrams never throw, never forward without
   );
   // The unmodified packet is accepted once.
   const ex = new TsExecutor();
-  ex.installTunnelRx({ spi: 0x1234, vpnId: 1, peer: 'P', key, salt, localAddr: '192.0.2.2', localPort: 4500, remoteAddr: '192.0.2.1', remotePort: 4500, localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }], remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }] });
+  ex.installTunnelRx({
+    spi: 0x1234,
+    vpnId: 1,
+    peer: 'P',
+    key,
+    salt,
+    localAddr: '192.0.2.2',
+    localPort: 4500,
+    remoteAddr: '192.0.2.1',
+    remotePort: 4500,
+    localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
+    remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
+  });
   assert.equal(ex.processUdp('192.0.2.1', 4500, valid, 1).kind, 'forward');
   assert.deepEqual(ex.processUdp('192.0.2.1', 4500, valid, 1), { kind: 'drop', reason: 'replay' });
 });
 
 test('tunnel SAs refuse bad parameters', () => {
   const ex = new TsExecutor();
-  const base = { spi: 5, vpnId: 1, peer: 'P', key: new Uint8Array(32), salt: new Uint8Array(4), localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500 };
+  const base = {
+    spi: 5,
+    vpnId: 1,
+    peer: 'P',
+    key: new Uint8Array(32),
+    salt: new Uint8Array(4),
+    localAddr: '192.0.2.1',
+    localPort: 4500,
+    remoteAddr: '192.0.2.2',
+    remotePort: 4500,
+  };
   assert.throws(() => ex.installTunnelTx({ ...base, key: new Uint8Array(24) }), /16 or 32/);
   assert.throws(() => ex.installTunnelTx({ ...base, spi: 0 }), /SPI/);
   assert.throws(() => ex.installTunnelTx({ ...base, vpnId: 0 }), /VPN/);
@@ -246,6 +362,13 @@ test('tunnel SAs refuse bad parameters', () => {
   assert.throws(() => ex.installTunnelTx({ ...base, remotePort: 0 }), /port/);
   const sel = { localSelectors: [], remoteSelectors: [] };
   assert.throws(() => ex.installTunnelRx({ ...base, ...sel, replayWindow: 100 }), /multiple of 32/);
-  assert.throws(() => ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.9', end: '10.0.0.1' }], remoteSelectors: [] }), /empty/);
-  assert.throws(() => ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.1', end: 'fd00::1' }], remoteSelectors: [] }), /mixes/);
+  assert.throws(
+    () =>
+      ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.9', end: '10.0.0.1' }], remoteSelectors: [] }),
+    /empty/,
+  );
+  assert.throws(
+    () => ex.installTunnelRx({ ...base, localSelectors: [{ start: '10.0.0.1', end: 'fd00::1' }], remoteSelectors: [] }),
+    /mixes/,
+  );
 });

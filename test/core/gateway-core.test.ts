@@ -22,14 +22,22 @@ function vpn1(members: { gw: string; prefix: string; spi: number }[]): VpnView {
     name: 'VPN1',
     mode: 'group',
     epochs: [{ epoch: 1, key: KEY, activeFrom: 0, expiresAt: NEVER }],
-    members: members.map((m) => ({ gateway: m.gw, address: `192.0.2.${m.spi & 0xff}`, prefixes: [Prefix.from(m.prefix)], spis: [{ epoch: 1, spi: m.spi }] })),
+    members: members.map((m) => ({
+      gateway: m.gw,
+      address: `192.0.2.${m.spi & 0xff}`,
+      prefixes: [Prefix.from(m.prefix)],
+      spis: [{ epoch: 1, spi: m.spi }],
+    })),
   };
 }
 
-function snapshot(version: number, members = [
-  { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
-  { gw: 'G2', prefix: '10.2.0.0/24', spi: 0x102 },
-]): AuthoritySnapshot {
+function snapshot(
+  version: number,
+  members = [
+    { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
+    { gw: 'G2', prefix: '10.2.0.0/24', spi: 0x102 },
+  ],
+): AuthoritySnapshot {
   return { version, protectedPrefixes: members.map((m) => Prefix.from(m.prefix)), vpns: [vpn1(members)] };
 }
 
@@ -43,14 +51,25 @@ function g1(): GatewayCore {
 }
 
 function ping(src: string, dst: string, size = 56, df = false): Uint8Array {
-  return buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(size) }), df });
+  return buildIpv4({
+    src,
+    dst,
+    protocol: PROTO_ICMP,
+    payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(size) }),
+    df,
+  });
 }
 
 /** ESP as G2 would send it for B -> A, with an arbitrary inner source. */
 function espFromG2(src: string, dst: string, seq: bigint): Uint8Array {
   const { key, salt } = deriveSenderKey(KEY, 1, 1, 'G2');
   const inner = buildIcmpEcho({ type: 8, id: 9, seq: 9, data: new Uint8Array(32) });
-  return buildIpv4({ src, dst, protocol: PROTO_ESP, payload: espSeal({ spi: 0x102, key, salt }, seq, PROTO_ICMP, inner) });
+  return buildIpv4({
+    src,
+    dst,
+    protocol: PROTO_ESP,
+    payload: espSeal({ spi: 0x102, key, salt }, seq, PROTO_ICMP, inner),
+  });
 }
 
 test('arbitrary bytes from either side never throw; each is forwarded, dropped with a reason, or searched (property)', () => {
@@ -70,7 +89,23 @@ test('arbitrary bytes from either side never throw; each is forwarded, dropped w
 
 test('mutated valid packets never throw (property)', () => {
   const core = g1();
-  const msg = { phase: 'destination' as const, proxied: false, txid: new Uint8Array(8).fill(3), pathSrc: '10.2.0.10', pathDst: '10.1.0.10', originator: 'G2', proxiedBy: '', entries: [{ side: 'src' as const, gateway: 'G2', address: '192.0.2.2', vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }] }] };
+  const msg = {
+    phase: 'destination' as const,
+    proxied: false,
+    txid: new Uint8Array(8).fill(3),
+    pathSrc: '10.2.0.10',
+    pathDst: '10.1.0.10',
+    originator: 'G2',
+    proxiedBy: '',
+    entries: [
+      {
+        side: 'src' as const,
+        gateway: 'G2',
+        address: '192.0.2.2',
+        vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }],
+      },
+    ],
+  };
   const base = [
     ping('10.1.0.10', '10.2.0.10'),
     espFromG2('10.2.0.10', '10.1.0.10', 1n),
@@ -78,11 +113,16 @@ test('mutated valid packets never throw (property)', () => {
     buildSearchPacket({ src: '10.1.0.10', dst: '10.2.0.10', icmpType: 0, id: 3, seq: 3, msg }),
   ];
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 3 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.boolean(), (which, muts, inside) => {
-      const p = base[which].slice();
-      for (const [i, v] of muts) p[i % p.length] = v;
-      core.onPacket(inside ? 'inside' : 'outside', p, 1);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 3 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      fc.boolean(),
+      (which, muts, inside) => {
+        const p = base[which].slice();
+        for (const [i, v] of muts) p[i % p.length] = v;
+        core.onPacket(inside ? 'inside' : 'outside', p, 1);
+      },
+    ),
     { numRuns: 1000 },
   );
 });
@@ -93,10 +133,15 @@ test('ESP for a path without an entry is accepted only if the sender puts the so
   const ok = core.onPacket('outside', espFromG2('10.2.0.10', '10.1.0.10', 1n), 10);
   const emitted = ok.find((a) => a.type === 'emit');
   assert.ok(emitted && emitted.type === 'emit' && emitted.note.op === 'decrypt');
-  assert.ok(core.paths().some((p) => p.remote === '10.2.0.10' && p.action === 'encrypt' && p.reason === 'learned-from-esp'));
+  assert.ok(
+    core.paths().some((p) => p.remote === '10.2.0.10' && p.action === 'encrypt' && p.reason === 'learned-from-esp'),
+  );
   // A source outside G2's prefixes, under G2's valid key: spoofed inner source, dropped.
   const bad = core.onPacket('outside', espFromG2('10.9.0.10', '10.1.0.10', 2n), 11);
-  assert.deepEqual(bad.filter((a) => a.type === 'drop').map((a) => a.type === 'drop' && a.reason), ['membership']);
+  assert.deepEqual(
+    bad.filter((a) => a.type === 'drop').map((a) => a.type === 'drop' && a.reason),
+    ['membership'],
+  );
   assert.ok(!bad.some((a) => a.type === 'emit'));
 });
 
@@ -163,7 +208,13 @@ test('a punted packet is counted once: the datapath punts it, the core runs it a
 
 test('maxSearchesInFlight bounds the searches a gateway originates and those it relays; every refusal is counted', () => {
   const core = new GatewayCore({
-    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], limits: { maxSearchesInFlight: 10 }, timers: { searchRetries: 0 } },
+    config: {
+      id: 'G1',
+      address: '192.0.2.1',
+      attached: [Prefix.from('10.1.0.0/24')],
+      limits: { maxSearchesInFlight: 10 },
+      timers: { searchRetries: 0 },
+    },
     snapshot: snapshot(1),
     now: 0,
     random: seededRandom('search-bound'),
@@ -178,8 +229,21 @@ test('maxSearchesInFlight bounds the searches a gateway originates and those it 
   // Relayed: requests from the WAN toward A from 100 transactions.
   for (let i = 0; i < 100; i++) {
     const txid = new Uint8Array(8).fill(i + 1);
-    const msg = { phase: 'destination' as const, proxied: false, txid, pathSrc: `10.2.1.${i + 1}`, pathDst: '10.1.0.10', originator: 'G2', proxiedBy: '', entries: [] };
-    core.onPacket('outside', buildSearchPacket({ src: msg.pathSrc, dst: msg.pathDst, icmpType: 8, id: i, seq: 1, msg }), 0);
+    const msg = {
+      phase: 'destination' as const,
+      proxied: false,
+      txid,
+      pathSrc: `10.2.1.${i + 1}`,
+      pathDst: '10.1.0.10',
+      originator: 'G2',
+      proxiedBy: '',
+      entries: [],
+    };
+    core.onPacket(
+      'outside',
+      buildSearchPacket({ src: msg.pathSrc, dst: msg.pathDst, icmpType: 8, id: i, seq: 1, msg }),
+      0,
+    );
   }
   s = core.stats();
   assert.equal(s['search.relaying'], 10);

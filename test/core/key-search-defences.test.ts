@@ -2,7 +2,12 @@
 // key epochs, unsolicited plaintext, path MTU and the choice among several common VPNs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeSearchMessage, encodeSearchMessage, isSearchPayload, type SearchMessage } from '../../src/core/packet/search-message.js';
+import {
+  decodeSearchMessage,
+  encodeSearchMessage,
+  isSearchPayload,
+  type SearchMessage,
+} from '../../src/core/packet/search-message.js';
 import { buildIpv4, parseIpv4, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../../src/core/packet/icmp.js';
 import type { Simulation } from '../../src/sim/run.js';
@@ -23,8 +28,20 @@ function rewriteSearch(bytes: Uint8Array, change: (m: SearchMessage) => SearchMe
   const ip = parseIpv4(bytes);
   if (!ip.ok) throw new Error('not IPv4');
   const s = searchOf(bytes)!;
-  const icmp = buildIcmpEcho({ type: s.icmpType as 0 | 8, id: s.id, seq: s.seq, data: encodeSearchMessage(change(s.msg)) });
-  return buildIpv4({ src: ip.value.header.src, dst: ip.value.header.dst, protocol: PROTO_ICMP, payload: icmp, ttl: ip.value.header.ttl, id: ip.value.header.id });
+  const icmp = buildIcmpEcho({
+    type: s.icmpType as 0 | 8,
+    id: s.id,
+    seq: s.seq,
+    data: encodeSearchMessage(change(s.msg)),
+  });
+  return buildIpv4({
+    src: ip.value.header.src,
+    dst: ip.value.header.dst,
+    protocol: PROTO_ICMP,
+    payload: icmp,
+    ttl: ip.value.header.ttl,
+    id: ip.value.header.id,
+  });
 }
 
 /** A tap on the WAN link G1-R that modifies destination-search replies on their way to G2. */
@@ -71,7 +88,11 @@ test('lost search packets: the search retries with backoff and succeeds', () => 
 });
 
 test('simultaneous searches from both ends converge on one pairing', () => {
-  const r = simulate(figure2({ traffic: `  - { from: B, to: A, at: 0, count: 2, interval: 100 }\n  - { from: A, to: B, at: 0, count: 2, interval: 100 }` }));
+  const r = simulate(
+    figure2({
+      traffic: `  - { from: B, to: A, at: 0, count: 2, interval: 100 }\n  - { from: A, to: B, at: 0, count: 2, interval: 100 }`,
+    }),
+  );
   assert.equal(path(r, 'B', 'A').delivered, true);
   assert.equal(path(r, 'A', 'B').delivered, true);
   const g1 = r.keyTables.G1.filter((e) => e.local === '10.1.0.10' && e.remote === '10.2.0.10');
@@ -89,9 +110,14 @@ test('aging: an idle entry ages out and the next packet searches again', () => {
     traffic: `  - { from: B, to: A, at: 0, count: 1 }\n  - { from: B, to: A, at: 20000, count: 1 }`,
   });
   const r = simulate(yaml);
-  assert.deepEqual(r.paths.map((p) => p.deliveredCount), [1, 1]);
+  assert.deepEqual(
+    r.paths.map((p) => p.deliveredCount),
+    [1, 1],
+  );
   assert.ok(r.trace.some((t) => t.node === 'G2' && t.event === 'age-out' && t.time > 5000 && t.time < 20000));
-  const searches = r.trace.filter((t) => t.node === 'G2' && t.event === 'search-request' && t.kind === 'search-request(destination)');
+  const searches = r.trace.filter(
+    (t) => t.node === 'G2' && t.event === 'search-request' && t.kind === 'search-request(destination)',
+  );
   assert.equal(searches.length, 2);
 });
 
@@ -101,7 +127,9 @@ test('a forged entry (wrong proof) is rejected; the genuine retry succeeds', () 
       if (n > 0) return;
       return rewriteSearch(bytes, (m) => ({
         ...m,
-        entries: m.entries.map((e) => (e.gateway === 'G1' ? { ...e, vpns: e.vpns.map((v) => ({ ...v, proof: new Uint8Array(16).fill(0xaa) })) } : e)),
+        entries: m.entries.map((e) =>
+          e.gateway === 'G1' ? { ...e, vpns: e.vpns.map((v) => ({ ...v, proof: new Uint8Array(16).fill(0xaa) })) } : e,
+        ),
       }));
     }),
   );
@@ -122,28 +150,44 @@ test('a replayed entry (from an earlier search) is rejected', () => {
         old = searchOf(bytes)!.msg;
         return;
       }
-      if (n === 1) return rewriteSearch(bytes, (m) => ({ ...m, entries: m.entries.map((e) => (e.gateway === 'G1' ? old!.entries.find((o) => o.gateway === 'G1')! : e)) }));
+      if (n === 1)
+        return rewriteSearch(bytes, (m) => ({
+          ...m,
+          entries: m.entries.map((e) => (e.gateway === 'G1' ? old!.entries.find((o) => o.gateway === 'G1')! : e)),
+        }));
     }),
   );
   assert.ok(r.stats.G2['drop.search-forged'] >= 1);
-  assert.deepEqual(r.paths.map((p) => p.deliveredCount), [1, 1], 'the second search succeeded on its retry');
+  assert.deepEqual(
+    r.paths.map((p) => p.deliveredCount),
+    [1, 1],
+    'the second search succeeded on its retry',
+  );
 });
 
 test('stripped entries never downgrade a protected path to plain', () => {
   const r = simulate(figure2({ traffic: BA }), (sim) =>
-    onWanReplies(sim, (bytes) => rewriteSearch(bytes, (m) => ({ ...m, entries: m.entries.filter((e) => e.gateway !== 'G1') }))),
+    onWanReplies(sim, (bytes) =>
+      rewriteSearch(bytes, (m) => ({ ...m, entries: m.entries.filter((e) => e.gateway !== 'G1') })),
+    ),
   );
   const ba = path(r, 'B', 'A');
   assert.equal(ba.delivered, false);
   assert.ok(r.stats.G2['search.refused.stripped'] >= 1);
   const failed = r.trace.filter((t) => t.node === 'G2' && t.event === 'search-failed');
-  assert.deepEqual(failed.map((t) => (t.detail as { action: string }).action), ['discard']);
+  assert.deepEqual(
+    failed.map((t) => (t.detail as { action: string }).action),
+    ['discard'],
+  );
   assert.ok(!r.trace.some((t) => t.node === 'G2' && t.event === 'search-complete'));
   assert.equal(r.stats.G2['executor.plain.packets'] ?? 0, 0, 'nothing ever left G2 in the clear');
 });
 
 test('buffer overflow: packets beyond the per-path bound are dropped and counted', () => {
-  const yaml = figure2({ defaults: 'defaults: { limits: { pendingPerPath: 4 } }', traffic: `  - { from: B, to: A, at: 0, count: 10, interval: 0.01 }` });
+  const yaml = figure2({
+    defaults: 'defaults: { limits: { pendingPerPath: 4 } }',
+    traffic: `  - { from: B, to: A, at: 0, count: 10, interval: 0.01 }`,
+  });
   const r = simulate(yaml);
   const ba = path(r, 'B', 'A');
   assert.equal(ba.deliveredCount, 4);
@@ -159,9 +203,14 @@ test('a key epoch change under traffic loses no packet and switches SPI', () => 
   const ba = path(r, 'B', 'A');
   assert.equal(ba.deliveredCount, 40);
   assert.equal(ba.repliedCount, 40);
-  const epochs = r.trace.filter((t) => t.node === 'G2' && t.event === 'epoch-send').map((t) => (t.detail as { epoch: number }).epoch);
+  const epochs = r.trace
+    .filter((t) => t.node === 'G2' && t.event === 'epoch-send')
+    .map((t) => (t.detail as { epoch: number }).epoch);
   assert.deepEqual(epochs, [2], 'the sender switched to epoch 2 (epoch 1 was installed at start)');
-  assert.ok(r.trace.some((t) => t.node === 'G2' && t.event === 'snapshot' && t.time === 1500), 'the rotation reached G2 at 1500 ms');
+  assert.ok(
+    r.trace.some((t) => t.node === 'G2' && t.event === 'snapshot' && t.time === 1500),
+    'the rotation reached G2 at 1500 ms',
+  );
 });
 
 test('unsolicited plaintext from the WAN to a protected terminal is dropped', () => {
@@ -183,9 +232,18 @@ test('path MTU: TCP SYN MSS is clamped for the ESP overhead', () => {
 
 test('several common VPNs: every gateway picks the lowest VPN id', () => {
   const yaml = figure2({ traffic: BA })
-    .replace('  - { name: VPN2, id: 2 }', '  - { name: VPN2, id: 2 }\n  - { name: VPN0, id: 5 }\n  - { name: LOW, id: 3 }')
-    .replace('members: { VPN1: [10.1.0.0/24] }', 'members: { VPN1: [10.1.0.0/24], LOW: [10.1.0.0/24], VPN0: [10.1.0.0/24] }')
-    .replace('members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] }', 'members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24], LOW: [10.2.0.0/24], VPN0: [10.2.0.0/24] }');
+    .replace(
+      '  - { name: VPN2, id: 2 }',
+      '  - { name: VPN2, id: 2 }\n  - { name: VPN0, id: 5 }\n  - { name: LOW, id: 3 }',
+    )
+    .replace(
+      'members: { VPN1: [10.1.0.0/24] }',
+      'members: { VPN1: [10.1.0.0/24], LOW: [10.1.0.0/24], VPN0: [10.1.0.0/24] }',
+    )
+    .replace(
+      'members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] }',
+      'members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24], LOW: [10.2.0.0/24], VPN0: [10.2.0.0/24] }',
+    );
   const r = simulate(yaml);
   assert.deepEqual(path(r, 'B', 'A').vpnLayers, ['VPN1']);
   const g1 = r.keyTables.G1.find((e) => e.remote === '10.2.0.10');
@@ -198,8 +256,10 @@ test('a multi-homed gateway applies each VPN only to the terminals configured in
     traffic: `  - { from: D, to: A, at: 0, count: 2, interval: 100 }\n  - { from: D, to: C, at: 1000, count: 2, interval: 100 }`,
     extraNodes: `  - { name: D, terminal: 10.2.0.20 }`,
     extraLinks: `  - [D, G2]`,
-  })
-    .replace('inside: [B], lans: [10.2.0.0/24], members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] }', 'inside: [B, D], lans: [10.2.0.0/24], members: { VPN1: [10.2.0.10/32], VPN2: [10.2.0.0/24] }');
+  }).replace(
+    'inside: [B], lans: [10.2.0.0/24], members: { VPN1: [10.2.0.0/24], VPN2: [10.2.0.0/24] }',
+    'inside: [B, D], lans: [10.2.0.0/24], members: { VPN1: [10.2.0.10/32], VPN2: [10.2.0.0/24] }',
+  );
   const r = simulate(yaml);
   assert.equal(path(r, 'D', 'A').delivered, false);
   assert.equal(path(r, 'D', 'C').delivered, true);

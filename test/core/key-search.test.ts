@@ -26,12 +26,22 @@ test('Figure 2: B reaches A over VPN1 and C over VPN2; A and C never meet', () =
   // Key tables: G2 has both paths, G1 and G3 learned theirs on the path, A-C is discarded at G1.
   const g2 = r.keyTables.G2.map((e) => `${e.local}>${e.remote}:${e.action}:${e.vpnName ?? ''}:${e.peer ?? ''}`).sort();
   assert.deepEqual(g2, ['10.2.0.10>10.1.0.10:encrypt:VPN1:G1', '10.2.0.10>10.3.0.10:encrypt:VPN2:G3']);
-  assert.ok(r.keyTables.G1.some((e) => e.local === '10.1.0.10' && e.remote === '10.2.0.10' && e.action === 'encrypt' && e.peer === 'G2'));
+  assert.ok(
+    r.keyTables.G1.some(
+      (e) => e.local === '10.1.0.10' && e.remote === '10.2.0.10' && e.action === 'encrypt' && e.peer === 'G2',
+    ),
+  );
   // A-C: G1 searched, found no common VPN, and installed a (negative, short-lived) discard entry.
-  const ac1 = r.trace.find((t) => t.node === 'G1' && t.event === 'search-complete' && (t.detail as { action: string }).action === 'discard');
+  const ac1 = r.trace.find(
+    (t) => t.node === 'G1' && t.event === 'search-complete' && (t.detail as { action: string }).action === 'discard',
+  );
   assert.equal((ac1?.detail as { reason: string }).reason, 'no-common-vpn');
   assert.equal(r.drops['core:discard'], 3);
-  assert.ok(r.keyTables.G3.some((e) => e.local === '10.3.0.10' && e.remote === '10.2.0.10' && e.action === 'encrypt' && e.vpnName === 'VPN2'));
+  assert.ok(
+    r.keyTables.G3.some(
+      (e) => e.local === '10.3.0.10' && e.remote === '10.2.0.10' && e.action === 'encrypt' && e.vpnName === 'VPN2',
+    ),
+  );
   // Nothing left the gateways in the clear between VPN members.
   assert.equal(r.layerMismatches, 0);
 });
@@ -46,7 +56,9 @@ function assertStepsInOrder(seen: { step: number; node: string }[], expected: [n
 test('Figure 4: the key search runs steps 1-12 in order', () => {
   // As the figure draws it: G2 does not know B to be on its own LAN, so it runs the source search
   // (steps 3-5); for attached terminals it skips them (next test).
-  const r = simulate(figure2({ traffic: `  - { from: B, to: A, at: 0, count: 3, interval: 100 }`, unattached: ['G2'] }));
+  const r = simulate(
+    figure2({ traffic: `  - { from: B, to: A, at: 0, count: 3, interval: 100 }`, unattached: ['G2'] }),
+  );
   const seen = steps(r.trace, 0, 100);
   const expected: [number, string][] = [
     [1, 'B'],
@@ -63,7 +75,9 @@ test('Figure 4: the key search runs steps 1-12 in order', () => {
   ];
   assertStepsInOrder(seen, expected);
   // Step 12: later packets go by the key table alone — one search only, and they are encrypted.
-  const searches = r.trace.filter((t) => t.node === 'G2' && t.event === 'search-request' && t.kind === 'search-request(destination)');
+  const searches = r.trace.filter(
+    (t) => t.node === 'G2' && t.event === 'search-request' && t.kind === 'search-request(destination)',
+  );
   assert.equal(searches.length, 1);
   assert.equal(path(r, 'B', 'A').deliveredCount, 3);
   assert.ok(path(r, 'B', 'A').packets.every((p) => p.vpnLayers?.[0] === 'VPN1'));
@@ -73,16 +87,34 @@ test('a terminal on an attached LAN: no source search (steps 3-5 skipped), the r
   const traffic = `  - { from: B, to: A, at: 0, count: 3, interval: 100 }`;
   const r = simulate(figure2({ traffic }));
   const seen = steps(r.trace, 0, 100);
-  assert.ok(!seen.some((s) => s.node === 'G2' && [4, 5].includes(s.step)) && !seen.some((s) => s.node === 'B' && s.step === 4), JSON.stringify(seen));
-  assert.ok(!r.trace.some((t) => t.node === 'G2' && t.kind === 'search-request(source)' && t.event === 'search-request'), 'no source-search request');
+  assert.ok(
+    !seen.some((s) => s.node === 'G2' && [4, 5].includes(s.step)) && !seen.some((s) => s.node === 'B' && s.step === 4),
+    JSON.stringify(seen),
+  );
+  assert.ok(
+    !r.trace.some((t) => t.node === 'G2' && t.kind === 'search-request(source)' && t.event === 'search-request'),
+    'no source-search request',
+  );
   assert.ok(r.trace.some((t) => t.node === 'G2' && t.event === 'source-skipped'));
-  const expected: [number, string][] = [[1, 'B'], [2, 'G2'], [6, 'G2'], [7, 'G1'], [8, 'A'], [9, 'G1'], [10, 'G2'], [11, 'G2']];
+  const expected: [number, string][] = [
+    [1, 'B'],
+    [2, 'G2'],
+    [6, 'G2'],
+    [7, 'G1'],
+    [8, 'A'],
+    [9, 'G1'],
+    [10, 'G2'],
+    [11, 'G2'],
+  ];
   assertStepsInOrder(seen, expected);
   assert.equal(path(r, 'B', 'A').deliveredCount, 3);
   assert.ok(path(r, 'B', 'A').packets.every((p) => p.vpnLayers?.[0] === 'VPN1'));
   // The skipped round trip to B shows in the first packet's delay.
   const full = simulate(figure2({ traffic, unattached: ['G2'] }));
-  assert.ok(path(r, 'B', 'A').firstPacketDelay! < path(full, 'B', 'A').firstPacketDelay!, `${path(r, 'B', 'A').firstPacketDelay} < ${path(full, 'B', 'A').firstPacketDelay}`);
+  assert.ok(
+    path(r, 'B', 'A').firstPacketDelay! < path(full, 'B', 'A').firstPacketDelay!,
+    `${path(r, 'B', 'A').firstPacketDelay} < ${path(full, 'B', 'A').firstPacketDelay}`,
+  );
 });
 
 const multistage = (traffic: string, extra = '') => `
@@ -122,7 +154,10 @@ test('multi-stage: one search sets up both nested layers; the WAN carries ESP in
   assert.equal(r.maxWanLayers, 2);
   // One search (by the inner gateway); the outer gateways learned their layer from it.
   const searches = r.trace.filter((t) => t.event === 'search-request' && t.kind === 'search-request(destination)');
-  assert.deepEqual(searches.map((s) => s.node), ['Gi2']);
+  assert.deepEqual(
+    searches.map((s) => s.node),
+    ['Gi2'],
+  );
   assert.ok(r.keyTables.Go2.some((e) => e.action === 'encrypt' && e.vpnName === 'company' && e.peer === 'Go1'));
   assert.ok(r.keyTables.Gi1.some((e) => e.action === 'encrypt' && e.vpnName === 'dept' && e.peer === 'Gi2'));
   assert.equal(r.layerMismatches, 0);
@@ -133,9 +168,16 @@ test('multi-stage: searches from both ends converge and the report stays exact (
   // which passes the same gateways with the same terminal pair. The report must follow the data
   // packet, not the reply (it once gave the first packet one layer and counted 2 mismatches).
   for (const lag of [0, 0.3, 1, 1.5, 2.2, 4]) {
-    const r = simulate(multistage(`  - { from: B, to: A, at: 0, count: 3, interval: 100 }\n  - { from: A, to: B, at: ${lag}, count: 3, interval: 100 }`));
+    const r = simulate(
+      multistage(
+        `  - { from: B, to: A, at: 0, count: 3, interval: 100 }\n  - { from: A, to: B, at: ${lag}, count: 3, interval: 100 }`,
+      ),
+    );
     assert.equal(r.layerMismatches, 0, `lag ${lag} ms`);
-    for (const [from, to] of [['B', 'A'], ['A', 'B']]) {
+    for (const [from, to] of [
+      ['B', 'A'],
+      ['A', 'B'],
+    ]) {
       const p = path(r, from, to);
       assert.equal(p.deliveredCount, 3, `${from}->${to}, lag ${lag} ms`);
       assert.deepEqual(p.vpnLayers, ['company', 'dept'], `${from}->${to}, lag ${lag} ms`);
@@ -153,7 +195,15 @@ test('multi-stage: searches from both ends converge and the report stays exact (
   const r = simulate(shipped);
   assert.equal(r.paths.length, 2);
   assert.equal(r.layerMismatches, 0);
-  for (const p of r.paths) assert.deepEqual(p.packets.map((x) => x.vpnLayers), [['company', 'dept'], ['company', 'dept'], ['company', 'dept']]);
+  for (const p of r.paths)
+    assert.deepEqual(
+      p.packets.map((x) => x.vpnLayers),
+      [
+        ['company', 'dept'],
+        ['company', 'dept'],
+        ['company', 'dept'],
+      ],
+    );
 });
 
 test('multi-stage: a terminal outside the inner VPN cannot reach into it (no crossing, no plain bypass)', () => {
@@ -161,5 +211,8 @@ test('multi-stage: a terminal outside the inner VPN cannot reach into it (no cro
   const r = simulate(multistage(`  - { from: X, to: A, at: 0, count: 2, interval: 100 }`));
   assert.equal(path(r, 'X', 'A').delivered, false);
   const done = r.trace.find((t) => t.node === 'Go2' && t.event === 'search-complete');
-  assert.deepEqual([(done?.detail as { action: string }).action, (done?.detail as { reason: string }).reason], ['discard', 'unmatched-layer']);
+  assert.deepEqual(
+    [(done?.detail as { action: string }).action, (done?.detail as { reason: string }).reason],
+    ['discard', 'unmatched-layer'],
+  );
 });

@@ -25,14 +25,28 @@ function snapshot(members = ['G1', 'G2'], qualify?: 'G1' | 'G2'): AuthoritySnaps
     .filter((m) => members.includes(m.gateway))
     // Across authorities each side is delivered the other as `name@authority`.
     .map((m) => (qualify && m.gateway !== qualify ? { ...m, gateway: `${m.gateway}@other-authority` } : m));
-  return { version: members.length, protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')], vpns: [{ id: VPN, name: 'P7', mode: 'pairwise', epochs: [], members: all }] };
+  return {
+    version: members.length,
+    protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')],
+    vpns: [{ id: VPN, name: 'P7', mode: 'pairwise', epochs: [], members: all }],
+  };
 }
 
 /** Two gateways joined back to back (their WAN), each with one terminal that answers pings. */
 function network(federated = false) {
   const cores = {
-    G1: new GatewayCore({ config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')] }, snapshot: snapshot(undefined, federated ? 'G1' : undefined), now: 0, random: seededRandom('pw-1') }),
-    G2: new GatewayCore({ config: { id: 'G2', address: '192.0.2.2', attached: [Prefix.from('10.2.0.0/24')] }, snapshot: snapshot(undefined, federated ? 'G2' : undefined), now: 0, random: seededRandom('pw-2') }),
+    G1: new GatewayCore({
+      config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')] },
+      snapshot: snapshot(undefined, federated ? 'G1' : undefined),
+      now: 0,
+      random: seededRandom('pw-1'),
+    }),
+    G2: new GatewayCore({
+      config: { id: 'G2', address: '192.0.2.2', attached: [Prefix.from('10.2.0.0/24')] },
+      snapshot: snapshot(undefined, federated ? 'G2' : undefined),
+      now: 0,
+      random: seededRandom('pw-2'),
+    }),
   };
   const delivered: { to: string; bytes: Uint8Array }[] = [];
   const ike: { by: string; peer: string; vpnId: number; address: string }[] = [];
@@ -62,7 +76,19 @@ function network(federated = false) {
   };
   const send = (from: string, to: string, now: number) => {
     const gw = home(from);
-    handle(gw, cores[gw].onPacket('inside', buildIpv4({ src: from, dst: to, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(32) }) }), now));
+    handle(
+      gw,
+      cores[gw].onPacket(
+        'inside',
+        buildIpv4({
+          src: from,
+          dst: to,
+          protocol: PROTO_ICMP,
+          payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(32) }),
+        }),
+        now,
+      ),
+    );
     run(now);
   };
   const path = (gw: 'G1' | 'G2', local: string, remote: string) => cores[gw].table.get(local, remote);
@@ -73,16 +99,19 @@ test('pairwise: the search pairs the gateways, each asks for IKE once, packets w
   const n = network();
   n.send(A, B, 10);
   // Both ends of the search want a Child SA with the other, at the address the authority delivered.
-  assert.deepEqual(
-    n.ike.map((r) => `${r.by}->${r.peer}@${r.address}/${r.vpnId}`).sort(),
-    ['G1->G2@192.0.2.2/7', 'G2->G1@192.0.2.1/7'],
-  );
+  assert.deepEqual(n.ike.map((r) => `${r.by}->${r.peer}@${r.address}/${r.vpnId}`).sort(), [
+    'G1->G2@192.0.2.2/7',
+    'G2->G1@192.0.2.1/7',
+  ]);
   const p = n.path('G1', A, B);
   assert.equal(p?.action, 'pending');
   assert.equal(p?.reason, 'ike');
   assert.equal(p?.vpnId, VPN);
   assert.equal(p?.peer, 'G2');
-  assert.ok(!n.delivered.some((d) => d.to === B && parseSearchPacket(d.bytes).ok === false), 'the ping is held, not delivered in the clear');
+  assert.ok(
+    !n.delivered.some((d) => d.to === B && parseSearchPacket(d.bytes).ok === false),
+    'the ping is held, not delivered in the clear',
+  );
   assert.equal(n.cores.G1.stats()['pending.packets'], 1);
   // More packets and another terminal pair of the same (peer, VPN): no second request.
   n.send(A, B, 11);
@@ -152,10 +181,10 @@ test('pairwise: Child SA deleted or peer removed by the authority: paths on it g
 test('pairwise across authorities: a peer delivered as name@authority is found by the name it claims in the search', () => {
   const n = network(true);
   n.send(A, B, 10);
-  assert.deepEqual(
-    n.ike.map((r) => `${r.by}->${r.peer}@${r.address}/${r.vpnId}`).sort(),
-    ['G1->G2@192.0.2.2/7', 'G2->G1@192.0.2.1/7'],
-  );
+  assert.deepEqual(n.ike.map((r) => `${r.by}->${r.peer}@${r.address}/${r.vpnId}`).sort(), [
+    'G1->G2@192.0.2.2/7',
+    'G2->G1@192.0.2.1/7',
+  ]);
   assert.equal(n.path('G1', A, B)?.reason, 'ike');
 });
 
@@ -179,7 +208,17 @@ function withChildSa() {
   const n = network();
   n.send(A, B, 10);
   const g1 = n.cores.G1;
-  (g1.executor as TsExecutor).installTunnelTx({ spi: 0xc0de0001, vpnId: VPN, peer: 'G2', key: new Uint8Array(32).fill(1), salt: new Uint8Array(4), localAddr: '192.0.2.1', localPort: 4500, remoteAddr: '192.0.2.2', remotePort: 4500 });
+  (g1.executor as TsExecutor).installTunnelTx({
+    spi: 0xc0de0001,
+    vpnId: VPN,
+    peer: 'G2',
+    key: new Uint8Array(32).fill(1),
+    salt: new Uint8Array(4),
+    localAddr: '192.0.2.1',
+    localPort: 4500,
+    remoteAddr: '192.0.2.2',
+    remotePort: 4500,
+  });
   n.handle('G1', g1.onChildSaUp('G2', VPN, 0xc0de0001, 20));
   return { n, g1 };
 }
@@ -187,7 +226,8 @@ function withChildSa() {
 test('pairwise: the path MTU limits the outer packet the Child SA makes; too big gets "fragmentation needed" with mtu - 65', () => {
   const { n, g1 } = withChildSa();
   assert.equal(n.path('G1', A, B)?.mtu, 1500, 'the outer packet may use the whole path MTU');
-  const big = (size: number) => buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(size - 20), df: true });
+  const big = (size: number) =>
+    buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(size - 20), df: true });
   const fits = g1.onPacket('inside', big(1500 - 65), 30);
   assert.equal(fits.find((a) => a.type === 'emit')?.type, 'emit');
   const out = g1.onPacket('inside', big(1500 - 60), 31);
@@ -196,11 +236,15 @@ test('pairwise: the path MTU limits the outer packet the Child SA makes; too big
   assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1500 - 65);
 });
 
-test('pairwise: the kernel\'s path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA\'s paths', () => {
+test("pairwise: the kernel's path MTU toward the peer (it hears the ICMP about ESP in UDP) limits the Child SA's paths", () => {
   const { n, g1 } = withChildSa();
   n.handle('G1', g1.setTunnelPathMtu('G2', 1280));
   assert.equal(n.path('G1', A, B)?.mtu, 1280);
-  const out = g1.onPacket('inside', buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }), 22);
+  const out = g1.onPacket(
+    'inside',
+    buildIpv4({ src: A, dst: B, protocol: 17, payload: new Uint8Array(1300), df: true }),
+    22,
+  );
   const icmp = out.find((a) => a.type === 'emit');
   assert.ok(icmp && icmp.type === 'emit' && icmp.note.op === 'icmp-error');
   assert.equal((icmp.bytes[26] << 8) | icmp.bytes[27], 1280 - 65);

@@ -25,12 +25,23 @@ function g1(pathMtu?: number, rawEspVpns?: number[]): GatewayCore {
   ];
   const core = new GatewayCore({
     // Paths used now and then over the test's long virtual time: no aging in the way.
-    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], pathMtu, rawEspVpns, timers: { idleTimeout: 3_600_000 } },
+    config: {
+      id: 'G1',
+      address: '192.0.2.1',
+      attached: [Prefix.from('10.1.0.0/24')],
+      pathMtu,
+      rawEspVpns,
+      timers: { idleTimeout: 3_600_000 },
+    },
     snapshot: snapshotOf([vpnView(1, 'group', sites, KEY)]),
     now: 0,
     random: seededRandom('pmtu'),
   });
-  for (const [peer, spi, from] of [['G2', 0x102, B], ['G3', 0x103, C]] as const) core.onPacket('outside', espFrom(KEY, peer, spi, 1, from, A, 1n), 1);
+  for (const [peer, spi, from] of [
+    ['G2', 0x102, B],
+    ['G3', 0x103, C],
+  ] as const)
+    core.onPacket('outside', espFrom(KEY, peer, spi, 1, from, A, 1n), 1);
   return core;
 }
 
@@ -40,14 +51,15 @@ function udp(src: string, dst: string, size: number, df: boolean): Uint8Array {
 
 const emits = emitted;
 const drops = dropped;
-const mtuOf = (core: GatewayCore, remote: string) => core.paths().find((p) => p.local === A && p.remote === remote)?.mtu;
+const mtuOf = (core: GatewayCore, remote: string) =>
+  core.paths().find((p) => p.local === A && p.remote === remote)?.mtu;
 
 /** A router's ICMP about one of G1's ESP packets, sent to the terminal the ESP came from. */
 function routerIcmp(esp: Uint8Array, mtu: number): Uint8Array {
   return buildIcmpFragNeeded(esp, mtu, ROUTER);
 }
 
-test('ICMP about our ESP teaches the peer\'s path MTU; the terminal then gets ICMP quoting its own packet', () => {
+test("ICMP about our ESP teaches the peer's path MTU; the terminal then gets ICMP quoting its own packet", () => {
   const core = g1();
   assert.equal(mtuOf(core, B), 1500);
   // A's 1400-byte DF datagram leaves as ESP in UDP of 1445 bytes; a router on a 1280 link refuses it.
@@ -85,9 +97,39 @@ test('ICMP about ESP we did not send, or long ago, is not believed; reports only
     mutate(q);
     return routerIcmp(q, 600);
   };
-  assert.deepEqual(drops(core.onPacket('outside', forged((q) => (q[28] ^= 0xff)), 11)), ['pmtu-unverified'], 'another SPI');
-  assert.deepEqual(drops(core.onPacket('outside', forged((q) => (q[35] += 5)), 11)), ['pmtu-unverified'], 'a sequence number not sent yet');
-  assert.deepEqual(drops(core.onPacket('outside', forged((q) => (q.set([10, 2, 0, 99], 16))), 11)), ['pmtu-unverified'], 'a path we do not have');
+  assert.deepEqual(
+    drops(
+      core.onPacket(
+        'outside',
+        forged((q) => (q[28] ^= 0xff)),
+        11,
+      ),
+    ),
+    ['pmtu-unverified'],
+    'another SPI',
+  );
+  assert.deepEqual(
+    drops(
+      core.onPacket(
+        'outside',
+        forged((q) => (q[35] += 5)),
+        11,
+      ),
+    ),
+    ['pmtu-unverified'],
+    'a sequence number not sent yet',
+  );
+  assert.deepEqual(
+    drops(
+      core.onPacket(
+        'outside',
+        forged((q) => q.set([10, 2, 0, 99], 16)),
+        11,
+      ),
+    ),
+    ['pmtu-unverified'],
+    'a path we do not have',
+  );
   assert.equal(mtuOf(core, B), 1500);
   // Larger than what we use: nothing to learn.
   core.onPacket('outside', routerIcmp(esp, 9000), 12);

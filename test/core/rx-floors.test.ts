@@ -30,8 +30,18 @@ const snapshot: AuthoritySnapshot = {
       mode: 'group',
       epochs: [{ epoch: 1, key: KEY, activeFrom: 0, expiresAt: Number.MAX_SAFE_INTEGER }],
       members: [
-        { gateway: 'G1', address: '192.0.2.1', prefixes: [Prefix.from('10.1.0.0/24')], spis: [{ epoch: 1, spi: 0x101 }] },
-        { gateway: 'G2', address: '192.0.2.2', prefixes: [Prefix.from('10.2.0.0/24')], spis: [{ epoch: 1, spi: SPI_G2 }] },
+        {
+          gateway: 'G1',
+          address: '192.0.2.1',
+          prefixes: [Prefix.from('10.1.0.0/24')],
+          spis: [{ epoch: 1, spi: 0x101 }],
+        },
+        {
+          gateway: 'G2',
+          address: '192.0.2.2',
+          prefixes: [Prefix.from('10.2.0.0/24')],
+          spis: [{ epoch: 1, spi: SPI_G2 }],
+        },
       ],
     },
   ],
@@ -40,7 +50,12 @@ const snapshot: AuthoritySnapshot = {
 /** G1 after a restart (every receiving SA waits for a floor), or fresh. */
 function g1(restarted: boolean, maxSearchesInFlight?: number): GatewayCore {
   return new GatewayCore({
-    config: { id: 'G1', address: '192.0.2.1', attached: [Prefix.from('10.1.0.0/24')], ...(maxSearchesInFlight ? { limits: { maxSearchesInFlight } } : {}) },
+    config: {
+      id: 'G1',
+      address: '192.0.2.1',
+      attached: [Prefix.from('10.1.0.0/24')],
+      ...(maxSearchesInFlight ? { limits: { maxSearchesInFlight } } : {}),
+    },
     snapshot,
     now: 0,
     random: seededRandom('rx-floors-g1'),
@@ -63,13 +78,25 @@ function g2(): GatewayCore {
 function oldEsp(seq: bigint): Uint8Array {
   const { key, salt } = deriveSenderKey(KEY, 1, 1, 'G2');
   const inner = buildIcmpEcho({ type: 8, id: 9, seq: Number(seq), data: new Uint8Array(32) });
-  return buildIpv4({ src: B, dst: A, protocol: PROTO_ESP, payload: espSeal({ spi: SPI_G2, key, salt }, seq, PROTO_ICMP, inner) });
+  return buildIpv4({
+    src: B,
+    dst: A,
+    protocol: PROTO_ESP,
+    payload: espSeal({ spi: SPI_G2, key, salt }, seq, PROTO_ICMP, inner),
+  });
 }
 
-const ping = (src: string, dst: string) => buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(16) }) });
+const ping = (src: string, dst: string) =>
+  buildIpv4({
+    src,
+    dst,
+    protocol: PROTO_ICMP,
+    payload: buildIcmpEcho({ type: 8, id: 1, seq: 1, data: new Uint8Array(16) }),
+  });
 const emits = (actions: CoreAction[]) => actions.flatMap((a) => (a.type === 'emit' ? [a] : []));
 const drops = (actions: CoreAction[]) => actions.flatMap((a) => (a.type === 'drop' ? [a.reason] : []));
-const searchRequests = (actions: CoreAction[]) => emits(actions).filter((a) => a.note.op === 'search-request' && a.note.phase === 'destination');
+const searchRequests = (actions: CoreAction[]) =>
+  emits(actions).filter((a) => a.note.op === 'search-request' && a.note.phase === 'destination');
 
 /** The terminal's IP stack: an echo reply to an echo request, data unchanged. */
 function echo(request: Uint8Array): Uint8Array {
@@ -77,7 +104,12 @@ function echo(request: Uint8Array): Uint8Array {
   assert.ok(ip.ok);
   const icmp = parseIcmp(ip.value.payload);
   assert.ok(icmp.ok && isIcmpEcho(icmp.value) && icmp.value.type === 8);
-  return buildIpv4({ src: ip.value.header.dst, dst: ip.value.header.src, protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 0, id: icmp.value.id, seq: icmp.value.seq, data: icmp.value.data }) });
+  return buildIpv4({
+    src: ip.value.header.dst,
+    dst: ip.value.header.src,
+    protocol: PROTO_ICMP,
+    payload: buildIcmpEcho({ type: 0, id: icmp.value.id, seq: icmp.value.seq, data: icmp.value.data }),
+  });
 }
 
 /**
@@ -88,7 +120,7 @@ function runSearch(request: Uint8Array, origin: GatewayCore, far: GatewayCore, n
   const relayed = emits(far.onPacket('outside', request, now)).find((a) => a.note.op === 'search-relay');
   assert.ok(relayed, 'the far gateway relays the request to its terminal');
   const back = emits(far.onPacket('inside', echo(relayed.bytes), now + 1)).find((a) => a.note.op === 'search-relay');
-  assert.ok(back, 'the far gateway relays the terminal\'s echo back');
+  assert.ok(back, "the far gateway relays the terminal's echo back");
   return origin.onPacket('outside', back.bytes, now + 2);
 }
 
@@ -110,17 +142,24 @@ test('restarted receiver: ESP on a waiting SA is refused and asks for a floor; r
 
   // The search completes through G2, which claims its next sequence number (100).
   const done = runSearch(requests[0].bytes, r, s, 20);
-  assert.ok(done.some((a) => a.type === 'trace' && a.event.event === 'floor-learned' && a.event.detail?.floor === '100'), JSON.stringify(done.filter((a) => a.type === 'trace').map((a) => a.type === 'trace' && a.event)));
+  assert.ok(
+    done.some((a) => a.type === 'trace' && a.event.event === 'floor-learned' && a.event.detail?.floor === '100'),
+    JSON.stringify(done.filter((a) => a.type === 'trace').map((a) => a.type === 'trace' && a.event)),
+  );
   assert.equal(r.stats()['rx-floor.waiting'], 0);
   assert.equal(r.stats()['rx-floor.learned'], 1);
   assert.equal(r.paths().find((p) => p.local === A && p.remote === B)?.action, 'encrypt');
 
   // Everything G2 sent before the floor is a replay now; what G2 sends next is delivered.
-  for (const seq of [1n, 42n, 43n, 99n]) assert.deepEqual(drops(r.onPacket('outside', oldEsp(seq), 30)), ['replay'], `seq ${seq}`);
+  for (const seq of [1n, 42n, 43n, 99n])
+    assert.deepEqual(drops(r.onPacket('outside', oldEsp(seq), 30)), ['replay'], `seq ${seq}`);
   const fresh = emits(s.onPacket('inside', ping(B, A), 31)).find((a) => a.note.op === 'encrypt');
   assert.ok(fresh && fresh.note.op === 'encrypt' && fresh.note.seq === 100n, 'G2 sends seq 100');
   const delivered = emits(r.onPacket('outside', fresh.bytes, 32));
-  assert.ok(delivered.some((a) => a.note.op === 'decrypt'), 'G2\'s new packet is delivered');
+  assert.ok(
+    delivered.some((a) => a.note.op === 'decrypt'),
+    "G2's new packet is delivered",
+  );
   assert.deepEqual(drops(r.onPacket('outside', fresh.bytes, 33)), ['replay']);
 });
 
@@ -132,7 +171,11 @@ test('a search the restarted receiver only relays teaches it nothing; the ESP th
   assert.equal(req.length, 1);
   const flushed = emits(runSearch(req[0].bytes, s, r, 11)).filter((a) => a.note.op === 'encrypt');
   assert.equal(flushed.length, 1, 'G2 flushes its buffered packet');
-  assert.equal(r.paths().find((p) => p.local === A && p.remote === B)?.action, 'encrypt', 'G1 installed the path as a relay');
+  assert.equal(
+    r.paths().find((p) => p.local === A && p.remote === B)?.action,
+    'encrypt',
+    'G1 installed the path as a relay',
+  );
   assert.equal(r.stats()['rx-floor.waiting'], 1, 'but learned no floor: the claims it relayed were not made for it');
 
   // The flushed packet meets the waiting SA (the path exists, the SPI is not installed).
@@ -143,8 +186,15 @@ test('a search the restarted receiver only relays teaches it nothing; the ESP th
   runSearch(learning[0].bytes, r, s, 14);
   assert.equal(r.stats()['rx-floor.waiting'], 0);
   const next = emits(s.onPacket('inside', ping(B, A), 20)).find((a) => a.note.op === 'encrypt')!;
-  assert.ok(emits(r.onPacket('outside', next.bytes, 21)).some((a) => a.note.op === 'decrypt'), 'B -> A flows');
-  assert.deepEqual(drops(r.onPacket('outside', flushed[0].bytes, 22)), ['replay'], 'the refused packet, replayed, is below the floor');
+  assert.ok(
+    emits(r.onPacket('outside', next.bytes, 21)).some((a) => a.note.op === 'decrypt'),
+    'B -> A flows',
+  );
+  assert.deepEqual(
+    drops(r.onPacket('outside', flushed[0].bytes, 22)),
+    ['replay'],
+    'the refused packet, replayed, is below the floor',
+  );
 });
 
 test('a claim whose sequence number was changed in transit fails its proof (search-forged): no floor from it', () => {
@@ -156,8 +206,20 @@ test('a claim whose sequence number was changed in transit fails its proof (sear
   const p = parseSearchPacket(reply.bytes);
   assert.ok(p.ok);
   // An attacker lowers G2's claimed sequence number to reopen old packets.
-  const msg = { ...p.value.msg, entries: p.value.msg.entries.map((e) => (e.gateway === 'G2' ? { ...e, vpns: e.vpns.map((c) => ({ ...c, seq: 1n })) } : e)) };
-  const forged = buildSearchPacket({ src: p.value.ip.src, dst: p.value.ip.dst, icmpType: 0, id: p.value.id, seq: p.value.seq, msg });
+  const msg = {
+    ...p.value.msg,
+    entries: p.value.msg.entries.map((e) =>
+      e.gateway === 'G2' ? { ...e, vpns: e.vpns.map((c) => ({ ...c, seq: 1n })) } : e,
+    ),
+  };
+  const forged = buildSearchPacket({
+    src: p.value.ip.src,
+    dst: p.value.ip.dst,
+    icmpType: 0,
+    id: p.value.id,
+    seq: p.value.seq,
+    msg,
+  });
   assert.deepEqual(drops(r.onPacket('outside', forged, 13)), ['search-forged']);
   assert.equal(r.stats()['rx-floor.waiting'], 1);
   // The genuine reply still completes the search.
@@ -181,9 +243,17 @@ test('a learning search that finds nobody leaves the path alone and asks again a
   let now = 0;
   while (r.stats()['search.originating'] > 0 && now < 15_000) r.onTick((now += 250));
   assert.equal(r.stats()['search.failed'], 1);
-  assert.equal(r.paths().find((p) => p.local === A && p.remote === B), undefined, 'no discard entry for the path');
+  assert.equal(
+    r.paths().find((p) => p.local === A && p.remote === B),
+    undefined,
+    'no discard entry for the path',
+  );
   // One learning search per SA per search time (250 ms source wait + 1+2+4+8 s): replayed ESP cannot make a storm.
-  assert.equal(searchRequests(r.onPacket('outside', oldEsp(43n), 15_249)).length, 0, 'not before the search time is over');
+  assert.equal(
+    searchRequests(r.onPacket('outside', oldEsp(43n), 15_249)).length,
+    0,
+    'not before the search time is over',
+  );
   assert.equal(searchRequests(r.onPacket('outside', oldEsp(44n), 15_250)).length, 1, 'then the next ESP asks again');
 });
 

@@ -51,7 +51,7 @@ const EACH_WAY = `  - { from: A, to: B, at: 0, count: 3, interval: 100 }
   - { from: C, to: B, at: 8000, count: 3, interval: 100 }`;
 
 for (const branchBehindHub of [false, true]) {
-  const where = branchBehindHub ? 'a branch behind the hub\'s inside' : 'the hub on the WAN path';
+  const where = branchBehindHub ? "a branch behind the hub's inside" : 'the hub on the WAN path';
   test(`transit member (${where}): A <-> B pass the hub encrypted, end to end; the hub still serves its own terminal`, () => {
     // Behind the hub's inside, B's branch is not reached from C across the WAN but between two of
     // the hub's inside networks, which a gateway does not protect (docs/gateway.md): only A <-> B
@@ -69,8 +69,15 @@ for (const branchBehindHub of [false, true]) {
     // that would encrypt or decrypt their traffic.
     assert.ok(r.keyTables.GA.some((e) => e.remote === '10.2.0.10' && e.action === 'encrypt' && e.peer === 'GB'));
     assert.ok(r.keyTables.GB.some((e) => e.remote === '10.1.0.10' && e.action === 'encrypt' && e.peer === 'GA'));
-    assert.ok(!r.keyTables.H.some((e) => (e.local === '10.2.0.10' || e.local === '10.1.0.10') && e.action !== 'plain'), JSON.stringify(r.keyTables.H));
-    assert.ok(r.keyTables.H.some((e) => e.local === '10.3.0.10' && e.remote === '10.1.0.10' && e.action === 'encrypt' && e.peer === 'GA'));
+    assert.ok(
+      !r.keyTables.H.some((e) => (e.local === '10.2.0.10' || e.local === '10.1.0.10') && e.action !== 'plain'),
+      JSON.stringify(r.keyTables.H),
+    );
+    assert.ok(
+      r.keyTables.H.some(
+        (e) => e.local === '10.3.0.10' && e.remote === '10.1.0.10' && e.action === 'encrypt' && e.peer === 'GA',
+      ),
+    );
     assert.equal(r.stats.H['drop.membership'] ?? 0, 0);
   });
 }
@@ -94,17 +101,35 @@ function hub(): GatewayCore {
     { gw: 'H', prefix: '10.3.0.0/24', spi: 0x103 },
   ];
   // VPN 1 (group) and 7 (pairwise) join the three sites; in VPN 2 the hub puts 10.4.0.0/24 only.
-  const other = [{ gw: 'H', prefix: '10.4.0.0/24', spi: 0x203 }, { gw: 'GA', prefix: '10.1.0.0/24', spi: 0x201 }];
-  const snapshot = snapshotOf([vpnView(1, 'group', sites, KEY), vpnView(7, 'pairwise', sites, KEY), vpnView(2, 'group', other, KEY)]);
-  return new GatewayCore({ config: { id: 'H', address: '192.0.2.3', attached: [Prefix.from('10.3.0.0/24'), Prefix.from('10.4.0.0/24')] }, snapshot, now: 0, random: seededRandom('hub') });
+  const other = [
+    { gw: 'H', prefix: '10.4.0.0/24', spi: 0x203 },
+    { gw: 'GA', prefix: '10.1.0.0/24', spi: 0x201 },
+  ];
+  const snapshot = snapshotOf([
+    vpnView(1, 'group', sites, KEY),
+    vpnView(7, 'pairwise', sites, KEY),
+    vpnView(2, 'group', other, KEY),
+  ]);
+  return new GatewayCore({
+    config: { id: 'H', address: '192.0.2.3', attached: [Prefix.from('10.3.0.0/24'), Prefix.from('10.4.0.0/24')] },
+    snapshot,
+    now: 0,
+    random: seededRandom('hub'),
+  });
 }
 
-const espFrom = (sender: string, spi: number, vpnId: number, src: string, dst: string, seq: bigint) => espFromGateway(KEY, sender, spi, vpnId, src, dst, seq);
+const espFrom = (sender: string, spi: number, vpnId: number, src: string, dst: string, seq: bigint) =>
+  espFromGateway(KEY, sender, spi, vpnId, src, dst, seq);
 
 test('hub core: group ESP between two other members passes untouched, both ways, from either side', () => {
   const h = hub();
   let seq = 1n;
-  for (const [from, side] of [[A, 'outside'], [B, 'outside'], [A, 'inside'], [B, 'inside']] as const) {
+  for (const [from, side] of [
+    [A, 'outside'],
+    [B, 'outside'],
+    [A, 'inside'],
+    [B, 'inside'],
+  ] as const) {
     const to = from === A ? B : A;
     const esp = espFrom(from === A ? 'GA' : 'GB', from === A ? 0x101 : 0x102, 1, from, to, seq++);
     for (let i = 0; i < 2; i++) {
@@ -127,7 +152,11 @@ test('hub core: pairwise traffic between two other members (IKE and ESP in UDP b
     udp[5] = udp.length;
     const dgram = buildIpv4({ src: '192.0.2.1', dst: '192.0.2.2', protocol: PROTO_UDP, payload: udp });
     const out = h.onPacket('outside', dgram, 1);
-    assert.deepEqual(emitted(out).map((e) => e.bytes), [dgram], `UDP ${port}`);
+    assert.deepEqual(
+      emitted(out).map((e) => e.bytes),
+      [dgram],
+      `UDP ${port}`,
+    );
   }
 });
 
@@ -137,11 +166,12 @@ test('hub core: ESP for its own terminals is still checked, decrypted, and refus
   const ok = h.onPacket('outside', espFrom('GA', 0x101, 1, A, C, 1n), 1);
   assert.equal(emitted(ok)[0]?.note.op, 'decrypt');
   // GA claims a source it does not put in V: refused.
-  assert.deepEqual(dropped(h.onPacket('outside', espFrom('GA', 0x101, 1, '10.9.0.1', '10.3.0.11', 1n), 2)), ['membership']);
+  assert.deepEqual(dropped(h.onPacket('outside', espFrom('GA', 0x101, 1, '10.9.0.1', '10.3.0.11', 1n), 2)), [
+    'membership',
+  ]);
   // ESP of V to a terminal the hub protects only in VPN 2: no V layer ends behind the hub.
   assert.deepEqual(dropped(h.onPacket('outside', espFrom('GA', 0x101, 1, A, '10.4.0.10', 2n), 3)), ['membership']);
   // An SPI nobody delivered, to a protected terminal: refused; to someone else's: relayed.
   assert.deepEqual(dropped(h.onPacket('outside', espFrom('GA', 0x999, 1, A, '10.3.0.12', 3n), 4)), ['unknown-spi']);
   assert.equal(emitted(h.onPacket('outside', espFrom('GA', 0x999, 1, A, '10.2.0.12', 3n), 5)).length, 1);
 });
-

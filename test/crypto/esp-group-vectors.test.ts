@@ -10,10 +10,21 @@ import { espOpen, espPeek, espSeal } from '../../src/crypto/esp.js';
 
 interface Case {
   name: string;
-  input: { vpnKey: string; vpnId: number; epoch: number; sender: string; spi: number; seq: string; nextHeader: number; payload: string };
+  input: {
+    vpnKey: string;
+    vpnId: number;
+    epoch: number;
+    sender: string;
+    spi: number;
+    seq: string;
+    nextHeader: number;
+    payload: string;
+  };
   output: { senderKey: string; senderSalt: string; searchKey: string; esp: string };
 }
-const file = JSON.parse(readFileSync(new URL('../vectors/esp-group.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const file = JSON.parse(readFileSync(new URL('../vectors/esp-group.json', import.meta.url), 'utf8')) as {
+  cases: Case[];
+};
 const h = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -23,7 +34,11 @@ function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: numbe
   const blocks: Buffer[] = [];
   let t = Buffer.alloc(0);
   for (let i = 1; Buffer.concat(blocks).length < length; i++) {
-    t = createHmac('sha256', prk).update(t).update(Buffer.from(info)).update(Buffer.from([i])).digest();
+    t = createHmac('sha256', prk)
+      .update(t)
+      .update(Buffer.from(info))
+      .update(Buffer.from([i]))
+      .digest();
     blocks.push(t);
   }
   return Buffer.concat(blocks).subarray(0, length);
@@ -65,7 +80,13 @@ for (const c of file.cases) {
 
     // The documented construction reproduces the file, independently of src/crypto.
     const sender = Buffer.from(i.sender, 'utf8');
-    const info = Buffer.concat([Buffer.from('esp sender'), u32(i.vpnId), u32(i.epoch), Buffer.from([sender.length]), sender]);
+    const info = Buffer.concat([
+      Buffer.from('esp sender'),
+      u32(i.vpnId),
+      u32(i.epoch),
+      Buffer.from([sender.length]),
+      sender,
+    ]);
     const okm = hkdf(vpnKey, Buffer.from('kasane/v1'), info, 36);
     assert.equal(hex(okm), c.output.senderKey + c.output.senderSalt);
     const sinfo = Buffer.concat([Buffer.from('search auth'), u32(i.vpnId), u32(i.epoch)]);
@@ -77,7 +98,9 @@ for (const c of file.cases) {
     assert.equal(hex(wire.subarray(0, 4)), hex(u32(i.spi)));
     assert.equal(hex(wire.subarray(4, 8)), hex(u32(Number(seq & 0xffffffffn))));
     assert.equal(hex(wire.subarray(8, 16)), hex(iv));
-    const d = createDecipheriv('aes-256-gcm', h(c.output.senderKey), Buffer.concat([h(c.output.senderSalt), iv]), { authTagLength: 16 });
+    const d = createDecipheriv('aes-256-gcm', h(c.output.senderKey), Buffer.concat([h(c.output.senderSalt), iv]), {
+      authTagLength: 16,
+    });
     d.setAAD(Buffer.concat([u32(i.spi), iv]));
     d.setAuthTag(wire.subarray(wire.length - 16));
     const pt = Buffer.concat([d.update(wire.subarray(16, wire.length - 16)), d.final()]);

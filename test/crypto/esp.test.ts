@@ -21,7 +21,16 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const rnd = seededRandom('esp tests');
 const sa = { spi: 0x11223344, key: rnd(32), salt: rnd(4) };
 
-const OPEN_ERRORS = new Set(['truncated', 'misaligned', 'invalid-seq', 'seq-mismatch', 'invalid-sa', 'auth-failed', 'bad-pad-length', 'bad-padding']);
+const OPEN_ERRORS = new Set([
+  'truncated',
+  'misaligned',
+  'invalid-seq',
+  'seq-mismatch',
+  'invalid-sa',
+  'auth-failed',
+  'bad-pad-length',
+  'bad-padding',
+]);
 
 function be64(seq: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -67,7 +76,10 @@ test('seal then open round-trips every padding case and the layout is as documen
       assert.deepEqual(espPeek(esp), { ok: true, value: { spi: 0x11223344, seq } });
       const o = espOpen({ key: sa.key, salt: sa.salt }, esp);
       assert.ok(o.ok, `len ${len} seq ${seq}`);
-      assert.deepEqual({ ...o.value, payload: hex(o.value.payload) }, { spi: 0x11223344, seq, nextHeader: 6, payload: hex(payload) });
+      assert.deepEqual(
+        { ...o.value, payload: hex(o.value.payload) },
+        { spi: 0x11223344, seq, nextHeader: 6, payload: hex(payload) },
+      );
     }
   }
 });
@@ -88,13 +100,18 @@ test('seal is deterministic in its inputs; seq, SPI, key and salt each change th
 
 test('round trip (property): any payload, next header, 64-bit sequence number', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 255 }), fc.bigInt({ min: 1n, max: 2n ** 64n - 1n }), (payload, nh, seq) => {
-      const o = espOpen(sa, espSeal(sa, seq, nh, payload));
-      assert.ok(o.ok);
-      assert.equal(o.value.seq, seq);
-      assert.equal(o.value.nextHeader, nh);
-      assert.equal(hex(o.value.payload), hex(payload));
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.integer({ min: 0, max: 255 }),
+      fc.bigInt({ min: 1n, max: 2n ** 64n - 1n }),
+      (payload, nh, seq) => {
+        const o = espOpen(sa, espSeal(sa, seq, nh, payload));
+        assert.ok(o.ok);
+        assert.equal(o.value.seq, seq);
+        assert.equal(o.value.nextHeader, nh);
+        assert.equal(hex(o.value.payload), hex(payload));
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -278,8 +295,10 @@ const DRAFT = [
     seq: 0x156f3126dd0db99bn,
     aad: 'esn' as const,
     iv: '616e640169766563',
-    plain: '636973636f0172756c657301746865016e6574776501646566696e6501746865746563686e6f6c6f67696573017468617477696c6c01646566696e65746f6d6f72726f7701020201',
-    cipher: 'd4b7ed86a1777f2ea13d6973d324c69e7b43f826fb56831226508bebd2dceb18d0a6df10e5487df074113e14c641024e3e6773d91a62ee429b043a10e3efe6b012a49363412364f8',
+    plain:
+      '636973636f0172756c657301746865016e6574776501646566696e6501746865746563686e6f6c6f67696573017468617477696c6c01646566696e65746f6d6f72726f7701020201',
+    cipher:
+      'd4b7ed86a1777f2ea13d6973d324c69e7b43f826fb56831226508bebd2dceb18d0a6df10e5487df074113e14c641024e3e6773d91a62ee429b043a10e3efe6b012a49363412364f8',
     icv: 'c0cac587f249e56b11e24f30e44ccc76',
   },
   {

@@ -29,7 +29,12 @@ test('every input separates: sender, epoch, VPN id, VPN key, and sender vs searc
     deriveSenderKey(K, 7, 4, 'gw-a'),
     deriveSenderKey(K, 8, 3, 'gw-a'),
     deriveSenderKey(K, 3, 7, 'gw-a'), // vpnId and epoch swapped
-    deriveSenderKey(Uint8Array.from(K, (x, i) => (i === 31 ? x ^ 1 : x)), 7, 3, 'gw-a'),
+    deriveSenderKey(
+      Uint8Array.from(K, (x, i) => (i === 31 ? x ^ 1 : x)),
+      7,
+      3,
+      'gw-a',
+    ),
   ];
   const seen = new Set([hex(base.key), hex(deriveSearchKey(K, 7, 3))]);
   assert.equal(seen.size, 2);
@@ -51,7 +56,10 @@ test('distinct (vpnId, epoch, sender) give distinct keys (property)', () => {
   fc.assert(
     fc.property(arb, arb, (a, b) => {
       fc.pre(a.vpnId !== b.vpnId || a.epoch !== b.epoch || a.sender !== b.sender);
-      assert.notEqual(hex(deriveSenderKey(K, a.vpnId, a.epoch, a.sender).key), hex(deriveSenderKey(K, b.vpnId, b.epoch, b.sender).key));
+      assert.notEqual(
+        hex(deriveSenderKey(K, a.vpnId, a.epoch, a.sender).key),
+        hex(deriveSenderKey(K, b.vpnId, b.epoch, b.sender).key),
+      );
     }),
     { numRuns: 300 },
   );
@@ -71,7 +79,12 @@ test('sender ids are UTF-8 up to 63 bytes', () => {
 });
 
 test('programmer errors throw TypeError', () => {
-  for (const bad of [new Uint8Array(31), new Uint8Array(33), new Uint8Array(0), 'k'.repeat(32) as unknown as Uint8Array]) {
+  for (const bad of [
+    new Uint8Array(31),
+    new Uint8Array(33),
+    new Uint8Array(0),
+    'k'.repeat(32) as unknown as Uint8Array,
+  ]) {
     assert.throws(() => deriveSenderKey(bad, 1, 1, 'gw'), TypeError);
     assert.throws(() => deriveSearchKey(bad, 1, 1), TypeError);
   }

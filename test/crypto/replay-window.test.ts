@@ -142,7 +142,10 @@ test('matches the definition on arbitrary sequences (property)', () => {
     fc.property(
       fc.constantFrom(64, 96, 256, 1024),
       fc.constantFrom(...bases),
-      fc.array(fc.oneof(fc.integer({ min: -5, max: 400 }), fc.integer({ min: 0, max: 20000 })), { minLength: 1, maxLength: 300 }),
+      fc.array(fc.oneof(fc.integer({ min: -5, max: 400 }), fc.integer({ min: 0, max: 20000 })), {
+        minLength: 1,
+        maxLength: 300,
+      }),
       fc.array(fc.boolean(), { minLength: 300, maxLength: 300 }),
       (size, base, offsets, authentic) => {
         const w = new ReplayWindow(size);
@@ -186,7 +189,13 @@ test('raiseFloor between receives matches the definition (property)', () => {
     fc.property(
       fc.constantFrom(64, 96, 1024),
       fc.constantFrom(0n, 2n ** 32n - 3000n, SEQ_MAX - 20000n),
-      fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }).map((o) => ({ floor: o })), fc.integer({ min: 1, max: 3000 }).map((o) => ({ seq: o }))), { minLength: 1, maxLength: 200 }),
+      fc.array(
+        fc.oneof(
+          fc.integer({ min: 1, max: 3000 }).map((o) => ({ floor: o })),
+          fc.integer({ min: 1, max: 3000 }).map((o) => ({ seq: o })),
+        ),
+        { minLength: 1, maxLength: 200 },
+      ),
       (size, base, ops) => {
         const w = new ReplayWindow(size);
         const m = new Model(BigInt(size));

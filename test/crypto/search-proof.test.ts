@@ -42,14 +42,19 @@ test('verify returns false, never throws, for proofs of the wrong length or type
 
 test('round trip and tamper (property)', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 16, maxLength: 64 }), fc.uint8Array({ maxLength: 200 }), fc.nat(127), (k, input, bit) => {
-      const p = searchProof(k, input);
-      assert.equal(p.length, 16);
-      assert.equal(verifySearchProof(k, input, p), true);
-      const t = p.slice();
-      t[bit >> 3] ^= 1 << (bit & 7);
-      assert.equal(verifySearchProof(k, input, t), false);
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 64 }),
+      fc.uint8Array({ maxLength: 200 }),
+      fc.nat(127),
+      (k, input, bit) => {
+        const p = searchProof(k, input);
+        assert.equal(p.length, 16);
+        assert.equal(verifySearchProof(k, input, p), true);
+        const t = p.slice();
+        t[bit >> 3] ^= 1 << (bit & 7);
+        assert.equal(verifySearchProof(k, input, t), false);
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -5,13 +5,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsAvailability } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
-const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 
@@ -42,7 +52,9 @@ function host(failSuffix: string | undefined): Host {
   mkdirSync(tmp);
   const log = join(dir, 'added');
   writeFileSync(log, '');
-  const fail = failSuffix ? `  *" netns add "*"${failSuffix} ") echo "$3" >> '${log}'; echo 'Cannot create namespace file "/run/netns/'"$3"'": File exists' >&2; exit 1 ;;\n` : '';
+  const fail = failSuffix
+    ? `  *" netns add "*"${failSuffix} ") echo "$3" >> '${log}'; echo 'Cannot create namespace file "/run/netns/'"$3"'": File exists' >&2; exit 1 ;;\n`
+    : '';
   writeFileSync(
     join(bin, 'ip'),
     `#!/bin/sh\ncase " $* " in\n${fail}  *" netns add "*) echo "$3" >> '${log}' ;;\nesac\nexec '${which('ip')}' "$@"\n`,
@@ -52,39 +64,52 @@ function host(failSuffix: string | undefined): Host {
     dir,
     bin,
     added: () => readFileSync(log, 'utf8').split('\n').filter(Boolean),
-    namespaces: () => spawnSync(which('ip'), ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean),
+    namespaces: () =>
+      spawnSync(which('ip'), ['netns', 'list'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .map((l) => l.split(' ')[0])
+        .filter(Boolean),
     cleanup: () => {
       const left = new Set(h.namespaces());
       for (const n of h.added()) if (left.has(n)) spawnSync(which('ip'), ['netns', 'del', n]);
       rmSync(dir, { recursive: true, force: true });
     },
     workDirs: () => readdirSync(tmp).filter((n) => n.startsWith('kasane-demo-')),
-    run: (path) => spawnSync(CLI[0], [...CLI.slice(1), 'demo', '--check'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: path, TMPDIR: tmp } }),
+    run: (path) =>
+      spawnSync(CLI[0], [...CLI.slice(1), 'demo', '--check'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, PATH: path, TMPDIR: tmp },
+      }),
   };
   return h;
 }
 
-test('kasane demo without ping: names it and its package, builds nothing, leaves nothing', { skip, timeout: 180_000 }, () => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  const h = host(undefined);
-  try {
-    symlinkSync(which('sh'), join(h.bin, 'sh'));
-    symlinkSync(which('nft'), join(h.bin, 'nft'));
-    const r = h.run(h.bin); // ip (the wrapper), sh and nft, nothing else: no ping
-    assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /the demo cannot run on this host/);
-    assert.match(r.stderr, /`ping` not found.*iputils-ping/);
-    assert.match(r.stderr, /as root, run: apt-get install -y iputils-ping$/m);
-    assert.doesNotMatch(r.stderr, /`ip` not found|`nft` not found|tun|veth/, 'only what is missing is named');
-    // Only the throw-away probe namespace was made, and it is gone.
-    assert.ok(h.added().length >= 1 && h.added().every((n) => n.endsWith('-probe')), h.added().join(' '));
-    const left = h.namespaces();
-    for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
-    assert.deepEqual(h.workDirs(), [], 'no work directory left');
-  } finally {
-    h.cleanup();
-  }
-});
+test(
+  'kasane demo without ping: names it and its package, builds nothing, leaves nothing',
+  { skip, timeout: 180_000 },
+  () => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    const h = host(undefined);
+    try {
+      symlinkSync(which('sh'), join(h.bin, 'sh'));
+      symlinkSync(which('nft'), join(h.bin, 'nft'));
+      const r = h.run(h.bin); // ip (the wrapper), sh and nft, nothing else: no ping
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /the demo cannot run on this host/);
+      assert.match(r.stderr, /`ping` not found.*iputils-ping/);
+      assert.match(r.stderr, /as root, run: apt-get install -y iputils-ping$/m);
+      assert.doesNotMatch(r.stderr, /`ip` not found|`nft` not found|tun|veth/, 'only what is missing is named');
+      // Only the throw-away probe namespace was made, and it is gone.
+      assert.ok(h.added().length >= 1 && h.added().every((n) => n.endsWith('-probe')), h.added().join(' '));
+      const left = h.namespaces();
+      for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
+      assert.deepEqual(h.workDirs(), [], 'no work directory left');
+    } finally {
+      h.cleanup();
+    }
+  },
+);
 
 test('kasane demo that fails while making its namespaces deletes those it made', { skip, timeout: 180_000 }, () => {
   assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
@@ -94,7 +119,11 @@ test('kasane demo that fails while making its namespaces deletes those it made',
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /netns add kn[0-9a-f]{6}-C: Cannot create namespace file/);
     const made = h.added().filter((n) => !n.endsWith('-probe'));
-    assert.deepEqual(made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')), ['A', 'B', 'C'], h.added().join(' '));
+    assert.deepEqual(
+      made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')),
+      ['A', 'B', 'C'],
+      h.added().join(' '),
+    );
     const left = h.namespaces();
     for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
     assert.deepEqual(h.workDirs(), [], 'no work directory left');

@@ -9,7 +9,8 @@ import { netnsAvailability } from '../../src/testbed/netns.js';
 import { CLI } from './sites.js';
 
 const avail = netnsAvailability();
-const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
 
 function run(args: string[]): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -26,26 +27,66 @@ function run(args: string[]): Promise<{ status: number | null; out: string }> {
 }
 
 const SCENARIOS: { args: string[]; name: string; verdicts: RegExp[] }[] = [
-  { args: ['--check'], name: 'figure2', verdicts: [/B\s+yes \[yes\]\s+-\s+yes \[yes\]/, /A\s+-\s+yes \[yes\]\s+no  \[no \]/] },
-  { args: ['multistage', '--check'], name: 'multistage', verdicts: [/Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/, /Go2 encrypts to A in company, paired with Go1/] },
-  { args: ['--ipv6', '--check'], name: 'figure2 over IPv6', verdicts: [/ping -6 from row to column/, /B\s+yes \[yes\]\s+-\s+yes \[yes\]/, /A\s+-\s+yes \[yes\]\s+no  \[no \]/, /fd00:1::10 -> fd00:2::10\s+encrypt VPN1 with G2/] },
-  { args: ['multistage', '--ipv6', '--check'], name: 'multistage over IPv6', verdicts: [/Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/, /fd00:2:1::10 -> fd00:1:1::10\s+encrypt dept with Gi1/] },
-  { args: ['federation', '--check'], name: 'federation', verdicts: [/GA has an IKE SA with GB@authority-b \(signatures, permits\)\s+yes \[yes\]/, /ping A -> B replies after the withdrawal\s+no  \[no \]/] },
+  {
+    args: ['--check'],
+    name: 'figure2',
+    verdicts: [/B\s+yes \[yes\]\s+-\s+yes \[yes\]/, /A\s+-\s+yes \[yes\]\s+no  \[no \]/],
+  },
+  {
+    args: ['multistage', '--check'],
+    name: 'multistage',
+    verdicts: [
+      /Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/,
+      /Go2 encrypts to A in company, paired with Go1/,
+    ],
+  },
+  {
+    args: ['--ipv6', '--check'],
+    name: 'figure2 over IPv6',
+    verdicts: [
+      /ping -6 from row to column/,
+      /B\s+yes \[yes\]\s+-\s+yes \[yes\]/,
+      /A\s+-\s+yes \[yes\]\s+no  \[no \]/,
+      /fd00:1::10 -> fd00:2::10\s+encrypt VPN1 with G2/,
+    ],
+  },
+  {
+    args: ['multistage', '--ipv6', '--check'],
+    name: 'multistage over IPv6',
+    verdicts: [
+      /Gi2 found both layers in its one search \(company outside dept\)\s+yes \[yes\]/,
+      /fd00:2:1::10 -> fd00:1:1::10\s+encrypt dept with Gi1/,
+    ],
+  },
+  {
+    args: ['federation', '--check'],
+    name: 'federation',
+    verdicts: [
+      /GA has an IKE SA with GB@authority-b \(signatures, permits\)\s+yes \[yes\]/,
+      /ping A -> B replies after the withdrawal\s+no  \[no \]/,
+    ],
+  },
 ];
 
 for (const s of SCENARIOS) {
-  test(`kasane demo ${s.args.join(' ')}: the self-test passes, shows the console URL, leaves no namespace`, { skip, timeout: 300_000 }, async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const r = await run(s.args);
-    assert.equal(r.status, 0, r.out);
-    assert.match(r.out, new RegExp(`check passed: ${s.name} behaves as the paper says`));
-    for (const v of s.verdicts) assert.match(r.out, v);
-    assert.match(r.out, /console of \S+: https:\/\/127\.0\.0\.1:\d+\//);
-    assert.match(r.out, /console of \S+ answers at https:\/\/127\.0\.0\.1:\d+\/\s+yes \[yes\]/);
-    assert.doesNotMatch(r.out, /DIFFERENT/);
-    const prefix = /namespaces (kn[0-9a-f]+)-\* and links up/.exec(r.out)?.[1];
-    assert.ok(prefix, `the demo names its namespaces: ${r.out}`);
-    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    assert.deepEqual(left, [], 'no namespace of the demo is left behind');
-  });
+  test(
+    `kasane demo ${s.args.join(' ')}: the self-test passes, shows the console URL, leaves no namespace`,
+    { skip, timeout: 300_000 },
+    async () => {
+      assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+      const r = await run(s.args);
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, new RegExp(`check passed: ${s.name} behaves as the paper says`));
+      for (const v of s.verdicts) assert.match(r.out, v);
+      assert.match(r.out, /console of \S+: https:\/\/127\.0\.0\.1:\d+\//);
+      assert.match(r.out, /console of \S+ answers at https:\/\/127\.0\.0\.1:\d+\/\s+yes \[yes\]/);
+      assert.doesNotMatch(r.out, /DIFFERENT/);
+      const prefix = /namespaces (kn[0-9a-f]+)-\* and links up/.exec(r.out)?.[1];
+      assert.ok(prefix, `the demo names its namespaces: ${r.out}`);
+      const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => l.startsWith(`${prefix}-`));
+      assert.deepEqual(left, [], 'no namespace of the demo is left behind');
+    },
+  );
 }

@@ -20,7 +20,10 @@ import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['tcpdump', 'nft'].find((c) => !hasCommand(c)) : undefined;
-const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  (!avail.ok || missing) && !process.env.CI
+    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
+    : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const A = '10.1.0.10';
@@ -135,7 +138,11 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     try {
       await f.startGateway(1);
     } catch (e) {
-      firstStart = (e as Error).message.split('\n').find((l) => /error|exists|cannot/i.test(l))?.slice(0, 300) ?? (e as Error).message.slice(0, 300);
+      firstStart =
+        (e as Error).message
+          .split('\n')
+          .find((l) => /error|exists|cannot/i.test(l))
+          ?.slice(0, 300) ?? (e as Error).message.slice(0, 300);
       await f.startGateway(1); // the second try (the defect of issue 10 point 2)
     }
     await sleep(4000); // restart under load: searches, learning, traffic back
@@ -151,7 +158,9 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     const w = readPcap(wanFile);
     const l = readPcap(lanFile);
     // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
-    const wanPlainPackets = w.filter((p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH));
+    const wanPlainPackets = w.filter(
+      (p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH),
+    );
     const w6 = readPcap6(wanFile);
     const l6 = readPcap6(lanFile);
     const wanPlain6 = w6.filter((p) => p.src === A6 && !isEsp6(p) && !isSearch6(p));
@@ -183,91 +192,135 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
   }
 }
 
-test('a killed or stopped gateway fails closed: nothing of A or B crosses unprotected, the first restart works, teardown unprotects on purpose', { skip, timeout: 300_000 }, async (t) => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  assert.ok(!missing, `${missing} is required in CI`);
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
-  try {
-    assert.equal(f.ping('B', 'A'), true, 'B -> A before');
-    assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');
-    assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 before');
-    assert.ok(reaches(f, f.ns.A, AUTH_HOST), 'A -> the authority host in the clear (allowPlain) before');
-    assert.equal(f.ping('A', 'B'), true, 'A -> B before');
-    const rounds: Round[] = [];
-    for (const how of ['SIGKILL', 'SIGTERM'] as const) {
-      const r = await round(f, dir, how);
-      t.diagnostic(`${how}: ${JSON.stringify({ ...r, rulesAfterStop: undefined })}`);
-      rounds.push(r);
-    }
-    for (const r of rounds) {
-      assert.ok(r.wanEsp > 500, `${r.how}: the load ran encrypted around the stop (${r.wanEsp} ESP packets on the WAN)`);
-      assert.equal(r.wanPlain, 0, `${r.how}: plaintext from A on the WAN (${r.wanPlainMarker} with the marker)`);
-      assert.equal(r.lanEsp, 0, `${r.how}: ESP from B forwarded onto A's LAN as it came`);
-      assert.equal(r.lanWhileDown, 0, `${r.how}: packets from B on A's LAN while G1 was down`);
-      assert.equal(r.firstStart, 'ok', `${r.how}: the first start after the stop`);
-      assert.match(r.rulesAfterStop, /iif lan0 lookup 5150/, `${r.how}: the inside rule outlives the process`);
-      assert.match(r.rulesAfterStop, /iif wan0 lookup 5151/, `${r.how}: the outside rule outlives the process`);
-      assert.ok(r.resumedAB && r.resumedBA, `${r.how}: traffic resumes after the restart (A -> B ${r.resumedAB}, B -> A ${r.resumedBA})`);
-      assert.ok(r.ownWhileDown, `${r.how}: G1's host keeps its own traffic (to the authority) while the gateway is down`);
-      assert.ok(!r.plainWhileDown, `${r.how}: A's allowed plain traffic waits for the gateway too (nothing forwarded past it)`);
-      assert.ok(r.plainAfter, `${r.how}: A's allowed plain traffic is relayed again after the restart (through the TUN devices, past the guard)`);
-      // IPv6: the same, under the same load.
-      assert.ok(r.wanEsp6 > 500, `${r.how}: the IPv6 load ran encrypted around the stop (${r.wanEsp6} ESP packets on the WAN)`);
-      assert.equal(r.wanPlain6, 0, `${r.how}: IPv6 plaintext from A on the WAN (${r.wanPlainMarker6} with the marker)`);
-      assert.equal(r.lanEsp6, 0, `${r.how}: IPv6 ESP from B forwarded onto A's LAN as it came`);
-      assert.equal(r.lanWhileDown6, 0, `${r.how}: IPv6 packets from B on A's LAN while G1 was down`);
-      assert.ok(!r.reached6, `${r.how}: A's IPv6 packets do not reach B while G1 is down`);
-      assert.ok(r.resumedAB6 && r.resumedBA6, `${r.how}: IPv6 traffic resumes after the restart (A -> B ${r.resumedAB6}, B -> A ${r.resumedBA6})`);
-    }
+test(
+  'a killed or stopped gateway fails closed: nothing of A or B crosses unprotected, the first restart works, teardown unprotects on purpose',
+  { skip, timeout: 300_000 },
+  async (t) => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    assert.ok(!missing, `${missing} is required in CI`);
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
+    try {
+      assert.equal(f.ping('B', 'A'), true, 'B -> A before');
+      assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');
+      assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 before');
+      assert.ok(reaches(f, f.ns.A, AUTH_HOST), 'A -> the authority host in the clear (allowPlain) before');
+      assert.equal(f.ping('A', 'B'), true, 'A -> B before');
+      const rounds: Round[] = [];
+      for (const how of ['SIGKILL', 'SIGTERM'] as const) {
+        const r = await round(f, dir, how);
+        t.diagnostic(`${how}: ${JSON.stringify({ ...r, rulesAfterStop: undefined })}`);
+        rounds.push(r);
+      }
+      for (const r of rounds) {
+        assert.ok(
+          r.wanEsp > 500,
+          `${r.how}: the load ran encrypted around the stop (${r.wanEsp} ESP packets on the WAN)`,
+        );
+        assert.equal(r.wanPlain, 0, `${r.how}: plaintext from A on the WAN (${r.wanPlainMarker} with the marker)`);
+        assert.equal(r.lanEsp, 0, `${r.how}: ESP from B forwarded onto A's LAN as it came`);
+        assert.equal(r.lanWhileDown, 0, `${r.how}: packets from B on A's LAN while G1 was down`);
+        assert.equal(r.firstStart, 'ok', `${r.how}: the first start after the stop`);
+        assert.match(r.rulesAfterStop, /iif lan0 lookup 5150/, `${r.how}: the inside rule outlives the process`);
+        assert.match(r.rulesAfterStop, /iif wan0 lookup 5151/, `${r.how}: the outside rule outlives the process`);
+        assert.ok(
+          r.resumedAB && r.resumedBA,
+          `${r.how}: traffic resumes after the restart (A -> B ${r.resumedAB}, B -> A ${r.resumedBA})`,
+        );
+        assert.ok(
+          r.ownWhileDown,
+          `${r.how}: G1's host keeps its own traffic (to the authority) while the gateway is down`,
+        );
+        assert.ok(
+          !r.plainWhileDown,
+          `${r.how}: A's allowed plain traffic waits for the gateway too (nothing forwarded past it)`,
+        );
+        assert.ok(
+          r.plainAfter,
+          `${r.how}: A's allowed plain traffic is relayed again after the restart (through the TUN devices, past the guard)`,
+        );
+        // IPv6: the same, under the same load.
+        assert.ok(
+          r.wanEsp6 > 500,
+          `${r.how}: the IPv6 load ran encrypted around the stop (${r.wanEsp6} ESP packets on the WAN)`,
+        );
+        assert.equal(
+          r.wanPlain6,
+          0,
+          `${r.how}: IPv6 plaintext from A on the WAN (${r.wanPlainMarker6} with the marker)`,
+        );
+        assert.equal(r.lanEsp6, 0, `${r.how}: IPv6 ESP from B forwarded onto A's LAN as it came`);
+        assert.equal(r.lanWhileDown6, 0, `${r.how}: IPv6 packets from B on A's LAN while G1 was down`);
+        assert.ok(!r.reached6, `${r.how}: A's IPv6 packets do not reach B while G1 is down`);
+        assert.ok(
+          r.resumedAB6 && r.resumedBA6,
+          `${r.how}: IPv6 traffic resumes after the restart (A -> B ${r.resumedAB6}, B -> A ${r.resumedBA6})`,
+        );
+      }
 
-    // What stays while G1 is down: the rules, a refusing route behind each TUN route, the nftables table.
-    await f.stopGateway(1);
-    const held = g1State(f);
-    assert.match(held.tables, /prohibit default/, `inside table refuses: ${held.tables}`);
-    assert.match(held.tables, /blackhole default/, `outside table drops: ${held.tables}`);
-    assert.match(held.nft, /table inet kasane_5150/, `nftables table: ${held.nft}`);
-    assert.match(held.rules6, /iif lan0 lookup 5150/, `IPv6 rules: ${held.rules6}`);
-    assert.match(held.rules6, /iif wan0 lookup 5151/, `IPv6 rules: ${held.rules6}`);
-    assert.match(held.tables6, /prohibit default/, `inside IPv6 table refuses: ${held.tables6}`);
-    assert.match(held.tables6, /blackhole default/, `outside IPv6 table drops: ${held.tables6}`);
-    assert.equal(f.ping('A', 'B', { count: 1 }), false, 'nothing passes while G1 is down');
-    assert.equal(f.ping('A', 'B', { count: 1, family: 6 }), false, 'nothing passes over IPv6 while G1 is down');
-    // Refused out loud, not silently (ICMPv6 errors are rate-limited per destination: one try, no load).
-    await sleep(1100);
-    assert.match(refusal(f.ns.A, B6), /Administratively prohibited/i, 'A hears ICMPv6 "administratively prohibited" from G1');
-    // Even with a route that bypasses the gateway's tables, the guard drops what would be forwarded directly.
-    f.tb.ip(f.ns.G1, '-6', 'rule', 'add', 'iif', 'lan0', 'lookup', 'main', 'pref', '100');
-    assert.equal(f.ping('A', 'B', { count: 1, family: 6 }), false, 'the inet guard stops IPv6 forwarded past the tables');
-    f.tb.ip(f.ns.G1, '-6', 'rule', 'del', 'pref', '100');
+      // What stays while G1 is down: the rules, a refusing route behind each TUN route, the nftables table.
+      await f.stopGateway(1);
+      const held = g1State(f);
+      assert.match(held.tables, /prohibit default/, `inside table refuses: ${held.tables}`);
+      assert.match(held.tables, /blackhole default/, `outside table drops: ${held.tables}`);
+      assert.match(held.nft, /table inet kasane_5150/, `nftables table: ${held.nft}`);
+      assert.match(held.rules6, /iif lan0 lookup 5150/, `IPv6 rules: ${held.rules6}`);
+      assert.match(held.rules6, /iif wan0 lookup 5151/, `IPv6 rules: ${held.rules6}`);
+      assert.match(held.tables6, /prohibit default/, `inside IPv6 table refuses: ${held.tables6}`);
+      assert.match(held.tables6, /blackhole default/, `outside IPv6 table drops: ${held.tables6}`);
+      assert.equal(f.ping('A', 'B', { count: 1 }), false, 'nothing passes while G1 is down');
+      assert.equal(f.ping('A', 'B', { count: 1, family: 6 }), false, 'nothing passes over IPv6 while G1 is down');
+      // Refused out loud, not silently (ICMPv6 errors are rate-limited per destination: one try, no load).
+      await sleep(1100);
+      assert.match(
+        refusal(f.ns.A, B6),
+        /Administratively prohibited/i,
+        'A hears ICMPv6 "administratively prohibited" from G1',
+      );
+      // Even with a route that bypasses the gateway's tables, the guard drops what would be forwarded directly.
+      f.tb.ip(f.ns.G1, '-6', 'rule', 'add', 'iif', 'lan0', 'lookup', 'main', 'pref', '100');
+      assert.equal(
+        f.ping('A', 'B', { count: 1, family: 6 }),
+        false,
+        'the inet guard stops IPv6 forwarded past the tables',
+      );
+      f.tb.ip(f.ns.G1, '-6', 'rule', 'del', 'pref', '100');
 
-    // Teardown: refused while the gateway runs, then removes everything the gateway left.
-    const cfg = join(dir, 'G1.yaml');
-    await f.startGateway(1);
-    assert.throws(() => f.kasane(f.ns.G1, 'gateway', 'teardown', '--config', cfg), /running/, 'teardown refuses while the gateway runs');
-    assert.equal(f.ping('A', 'B', { count: 1 }), true, 'the refused teardown changed nothing');
-    await f.stopGateway(1);
-    const out = f.kasane(f.ns.G1, 'gateway', 'teardown', '--config', cfg);
-    assert.match(out, /unprotected/i, out);
-    const gone = g1State(f);
-    assert.doesNotMatch(gone.rules, /lookup 515[01]/, `no rules left: ${gone.rules}`);
-    assert.equal(gone.tables.trim(), '', `tables 5150/5151 empty: ${gone.tables}`);
-    assert.doesNotMatch(gone.rules6, /lookup 515[01]/, `no IPv6 rules left: ${gone.rules6}`);
-    assert.equal(gone.tables6.trim(), '', `IPv6 tables 5150/5151 empty: ${gone.tables6}`);
-    assert.doesNotMatch(gone.nft, /kasane/, `no nftables table left: ${gone.nft}`);
-    // Unprotected on purpose: A's packets now take the main table, in the clear (G2 drops them).
-    const wanFile = join(dir, 'wan-teardown.pcap');
-    const wan = await startCapture(f.tb, f.ns.R, 'g1', wanFile, [`src ${A} and icmp`]);
-    f.ping('A', 'B', { count: 2, pattern: MARKER });
-    await sleep(300);
-    await stopCapture(wan);
-    assert.ok(readPcap(wanFile).some((p) => p.payload.includes(MARKER_BYTES)), 'after teardown A -> B leaves in the clear, as asked');
-    // And the gateway starts from the clean state.
-    await f.startGateway(1);
-    assert.equal(f.ping('A', 'B'), true, 'A -> B after a start from the torn-down state');
-    assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 after a start from the torn-down state');
-  } finally {
-    await f.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      // Teardown: refused while the gateway runs, then removes everything the gateway left.
+      const cfg = join(dir, 'G1.yaml');
+      await f.startGateway(1);
+      assert.throws(
+        () => f.kasane(f.ns.G1, 'gateway', 'teardown', '--config', cfg),
+        /running/,
+        'teardown refuses while the gateway runs',
+      );
+      assert.equal(f.ping('A', 'B', { count: 1 }), true, 'the refused teardown changed nothing');
+      await f.stopGateway(1);
+      const out = f.kasane(f.ns.G1, 'gateway', 'teardown', '--config', cfg);
+      assert.match(out, /unprotected/i, out);
+      const gone = g1State(f);
+      assert.doesNotMatch(gone.rules, /lookup 515[01]/, `no rules left: ${gone.rules}`);
+      assert.equal(gone.tables.trim(), '', `tables 5150/5151 empty: ${gone.tables}`);
+      assert.doesNotMatch(gone.rules6, /lookup 515[01]/, `no IPv6 rules left: ${gone.rules6}`);
+      assert.equal(gone.tables6.trim(), '', `IPv6 tables 5150/5151 empty: ${gone.tables6}`);
+      assert.doesNotMatch(gone.nft, /kasane/, `no nftables table left: ${gone.nft}`);
+      // Unprotected on purpose: A's packets now take the main table, in the clear (G2 drops them).
+      const wanFile = join(dir, 'wan-teardown.pcap');
+      const wan = await startCapture(f.tb, f.ns.R, 'g1', wanFile, [`src ${A} and icmp`]);
+      f.ping('A', 'B', { count: 2, pattern: MARKER });
+      await sleep(300);
+      await stopCapture(wan);
+      assert.ok(
+        readPcap(wanFile).some((p) => p.payload.includes(MARKER_BYTES)),
+        'after teardown A -> B leaves in the clear, as asked',
+      );
+      // And the gateway starts from the clean state.
+      await f.startGateway(1);
+      assert.equal(f.ping('A', 'B'), true, 'A -> B after a start from the torn-down state');
+      assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 after a start from the torn-down state');
+    } finally {
+      await f.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

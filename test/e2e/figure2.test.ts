@@ -11,43 +11,76 @@ import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.j
 import { netnsAvailability } from '../../src/testbed/netns.js';
 
 const avail = netnsAvailability();
-const skip = !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 /** The CLI from source (no build step needed in the test run). */
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 
 type PathRow = { local: string; remote: string; action: string; vpnName?: string; peer?: string; packets: number };
 
-test('Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carries only ESP and search messages', { skip, timeout: 240_000 }, async () => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI });
-  try {
-    // Capture the WAN between R and G1 while the terminals talk.
-    const pcap = join(dir, 'wan-g1.pcap');
-    const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap);
-    const MARKER = '6b6173616e652d7365637265742121'; // "kasane-secret!!" as ping's fill pattern
-    assert.equal(f.ping('B', 'A', { pattern: MARKER }), true, 'B -> A over VPN1');
-    assert.equal(f.ping('B', 'C', { pattern: MARKER }), true, 'B -> C over VPN2');
-    assert.equal(f.ping('A', 'C', { pattern: MARKER }), false, 'A -> C must not pass');
-    assert.equal(f.ping('A', 'B', { pattern: MARKER }), true, 'A -> B (the path is already in the key tables)');
-    await new Promise((r) => setTimeout(r, 500));
-    await stopCapture(capture);
+test(
+  'Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carries only ESP and search messages',
+  { skip, timeout: 240_000 },
+  async () => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    const f = await buildFigure2({ dir, cli: CLI });
+    try {
+      // Capture the WAN between R and G1 while the terminals talk.
+      const pcap = join(dir, 'wan-g1.pcap');
+      const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap);
+      const MARKER = '6b6173616e652d7365637265742121'; // "kasane-secret!!" as ping's fill pattern
+      assert.equal(f.ping('B', 'A', { pattern: MARKER }), true, 'B -> A over VPN1');
+      assert.equal(f.ping('B', 'C', { pattern: MARKER }), true, 'B -> C over VPN2');
+      assert.equal(f.ping('A', 'C', { pattern: MARKER }), false, 'A -> C must not pass');
+      assert.equal(f.ping('A', 'B', { pattern: MARKER }), true, 'A -> B (the path is already in the key tables)');
+      await new Promise((r) => setTimeout(r, 500));
+      await stopCapture(capture);
 
-    const packets = readPcap(pcap);
-    const between = packets.filter((p) => (p.src === '10.2.0.10' && p.dst === '10.1.0.10') || (p.src === '10.1.0.10' && p.dst === '10.2.0.10'));
-    assert.ok(between.filter(isEsp).length >= 6, `ESP between A and B on the WAN: ${between.length} packets`);
-    // Apart from ESP, only the key search (ICMP echo carrying the KSRC payload) crosses in the clear.
-    for (const p of between) assert.ok(isEsp(p) || (p.proto === 1 && p.payload.includes(Buffer.from('KSRC'))), `plaintext packet ${p.proto} on the WAN`);
-    for (const p of packets) assert.ok(!p.payload.includes(Buffer.from(MARKER, 'hex').subarray(0, 12)), 'the marker never appears on the WAN');
+      const packets = readPcap(pcap);
+      const between = packets.filter(
+        (p) => (p.src === '10.2.0.10' && p.dst === '10.1.0.10') || (p.src === '10.1.0.10' && p.dst === '10.2.0.10'),
+      );
+      assert.ok(between.filter(isEsp).length >= 6, `ESP between A and B on the WAN: ${between.length} packets`);
+      // Apart from ESP, only the key search (ICMP echo carrying the KSRC payload) crosses in the clear.
+      for (const p of between)
+        assert.ok(
+          isEsp(p) || (p.proto === 1 && p.payload.includes(Buffer.from('KSRC'))),
+          `plaintext packet ${p.proto} on the WAN`,
+        );
+      for (const p of packets)
+        assert.ok(
+          !p.payload.includes(Buffer.from(MARKER, 'hex').subarray(0, 12)),
+          'the marker never appears on the WAN',
+        );
 
-    const status = (n: 1 | 2 | 3) => (JSON.parse(f.kasane(f.ns[`G${n}`], 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as { paths: PathRow[] }).paths;
-    const g2 = status(2);
-    assert.ok(g2.some((p) => p.remote === '10.1.0.10' && p.action === 'encrypt' && p.vpnName === 'VPN1' && p.peer === 'G1' && p.packets > 0), JSON.stringify(g2));
-    assert.ok(g2.some((p) => p.remote === '10.3.0.10' && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3'), JSON.stringify(g2));
-    assert.ok(status(1).some((p) => p.remote === '10.3.0.10' && p.action === 'discard'));
-  } finally {
-    await f.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      const status = (n: 1 | 2 | 3) =>
+        (
+          JSON.parse(f.kasane(f.ns[`G${n}`], 'gateway', 'status', '--data', f.gatewayData(n), '--json')) as {
+            paths: PathRow[];
+          }
+        ).paths;
+      const g2 = status(2);
+      assert.ok(
+        g2.some(
+          (p) =>
+            p.remote === '10.1.0.10' &&
+            p.action === 'encrypt' &&
+            p.vpnName === 'VPN1' &&
+            p.peer === 'G1' &&
+            p.packets > 0,
+        ),
+        JSON.stringify(g2),
+      );
+      assert.ok(
+        g2.some((p) => p.remote === '10.3.0.10' && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3'),
+        JSON.stringify(g2),
+      );
+      assert.ok(status(1).some((p) => p.remote === '10.3.0.10' && p.action === 'discard'));
+    } finally {
+      await f.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

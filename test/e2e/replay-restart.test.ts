@@ -19,7 +19,10 @@ const drops = (f: Figure2) => dropsOf(f, 1);
 
 const avail = netnsAvailability();
 const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
-const skip = (!avail.ok || missing) && !process.env.CI ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)` : false;
+const skip =
+  (!avail.ok || missing) && !process.env.CI
+    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
+    : false;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const A = '10.1.0.10';
@@ -27,7 +30,12 @@ const B = '10.2.0.10';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls G1's drops until `n` more than `before` are counted, or `ms` pass; the difference by counter. */
-async function dropsAfter(f: Figure2, before: Record<string, number>, n: number, ms: number): Promise<Record<string, number>> {
+async function dropsAfter(
+  f: Figure2,
+  before: Record<string, number>,
+  n: number,
+  ms: number,
+): Promise<Record<string, number>> {
   const end = Date.now() + ms;
   let d = delta(drops(f), before);
   while (total(d) < n && Date.now() < end) {
@@ -47,7 +55,13 @@ interface Outcome {
   dropsAgain: Record<string, number>;
 }
 
-async function replayAcrossRestart(f: Figure2, dir: string, X: string, how: 'SIGKILL' | 'SIGTERM', marker: string): Promise<Outcome> {
+async function replayAcrossRestart(
+  f: Figure2,
+  dir: string,
+  X: string,
+  how: 'SIGKILL' | 'SIGTERM',
+  marker: string,
+): Promise<Outcome> {
   const markerBytes = Buffer.from(marker, 'hex');
   // 1. Capture G2's ESP toward A while B pings A (20 echo requests with the marker).
   const espFile = join(dir, `esp-${how}.pcap`);
@@ -84,43 +98,59 @@ async function replayAcrossRestart(f: Figure2, dir: string, X: string, how: 'SIG
   return { how, captured: esp.length, delivered, drops: d, resumed, deliveredAgain, dropsAgain: d2 };
 }
 
-test('replay across a receiving gateway restart: ESP captured before SIGKILL/SIGTERM and re-injected after is never delivered, each packet a counted drop', { skip, timeout: 300_000 }, async (t) => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  assert.ok(!missing, `${missing} is required in CI`);
-  const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-  const f = await buildFigure2({ dir, cli: CLI });
-  try {
-    // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
-    const X = wanAttacker(f);
-    assert.equal(f.ping('A', 'B'), true);
+test(
+  'replay across a receiving gateway restart: ESP captured before SIGKILL/SIGTERM and re-injected after is never delivered, each packet a counted drop',
+  { skip, timeout: 300_000 },
+  async (t) => {
+    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    assert.ok(!missing, `${missing} is required in CI`);
+    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    const f = await buildFigure2({ dir, cli: CLI });
+    try {
+      // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
+      const X = wanAttacker(f);
+      assert.equal(f.ping('A', 'B'), true);
 
-    const outcomes: Outcome[] = [];
-    // Distinct markers: what one round delivers cannot be mistaken for the other's.
-    for (const [how, marker] of [['SIGKILL', '7265706c61792d6b696c6c21'], ['SIGTERM', '7265706c61792d7465726d21']] as const) {
-      const o = await replayAcrossRestart(f, dir, X, how, marker);
-      t.diagnostic(JSON.stringify(o));
-      outcomes.push(o);
+      const outcomes: Outcome[] = [];
+      // Distinct markers: what one round delivers cannot be mistaken for the other's.
+      for (const [how, marker] of [
+        ['SIGKILL', '7265706c61792d6b696c6c21'],
+        ['SIGTERM', '7265706c61792d7465726d21'],
+      ] as const) {
+        const o = await replayAcrossRestart(f, dir, X, how, marker);
+        t.diagnostic(JSON.stringify(o));
+        outcomes.push(o);
+      }
+      for (const o of outcomes) {
+        assert.ok(o.captured >= 18, `${o.how}: captured ${o.captured} ESP packets of B's 20 echo requests`);
+        assert.equal(o.delivered, 0, `${o.how}: replayed packets delivered to A after the restart`);
+        // Every replayed packet is a counted drop: refused before the floor was learned
+        // (unverified-sa), or by the window once it was (replay), or, when the freshly started
+        // gateway's JavaScript was still busy (its warm-up), at the full punt queue. A packet punted
+        // before the floor and run through the executor again by the core afterwards shows up a
+        // second time as drop.replay (the core echoing the executor's verdict).
+        const d = o.drops;
+        const once =
+          (d['drop.unverified-sa'] ?? 0) + (d['executor.drop.replay'] ?? 0) + (d['datapath.punt.dropped'] ?? 0);
+        assert.equal(once, o.captured, `${o.how}: one counted drop per replayed packet: ${JSON.stringify(d)}`);
+        assert.ok((d['drop.replay'] ?? 0) <= (d['executor.drop.replay'] ?? 0), `${o.how}: ${JSON.stringify(d)}`);
+        assert.ok(
+          (d['drop.unverified-sa'] ?? 0) > 0,
+          `${o.how}: the restarted G1 refused the SA before learning its floor: ${JSON.stringify(d)}`,
+        );
+        for (const k of Object.keys(d))
+          assert.match(
+            k,
+            /^(drop\.unverified-sa|executor\.drop\.replay|drop\.replay|datapath\.punt\.dropped)$/,
+            `${o.how}: ${JSON.stringify(d)}`,
+          );
+        assert.ok(o.resumed, `${o.how}: B -> A after the restart`);
+        assert.equal(o.deliveredAgain, 0, `${o.how}: replayed again once the SA is known: delivered`);
+        assert.deepEqual(o.dropsAgain, { 'executor.drop.replay': o.captured }, `${o.how}: replayed again: all replays`);
+      }
+    } finally {
+      await f.teardown();
+      rmSync(dir, { recursive: true, force: true });
     }
-    for (const o of outcomes) {
-      assert.ok(o.captured >= 18, `${o.how}: captured ${o.captured} ESP packets of B's 20 echo requests`);
-      assert.equal(o.delivered, 0, `${o.how}: replayed packets delivered to A after the restart`);
-      // Every replayed packet is a counted drop: refused before the floor was learned
-      // (unverified-sa), or by the window once it was (replay), or, when the freshly started
-      // gateway's JavaScript was still busy (its warm-up), at the full punt queue. A packet punted
-      // before the floor and run through the executor again by the core afterwards shows up a
-      // second time as drop.replay (the core echoing the executor's verdict).
-      const d = o.drops;
-      const once = (d['drop.unverified-sa'] ?? 0) + (d['executor.drop.replay'] ?? 0) + (d['datapath.punt.dropped'] ?? 0);
-      assert.equal(once, o.captured, `${o.how}: one counted drop per replayed packet: ${JSON.stringify(d)}`);
-      assert.ok((d['drop.replay'] ?? 0) <= (d['executor.drop.replay'] ?? 0), `${o.how}: ${JSON.stringify(d)}`);
-      assert.ok((d['drop.unverified-sa'] ?? 0) > 0, `${o.how}: the restarted G1 refused the SA before learning its floor: ${JSON.stringify(d)}`);
-      for (const k of Object.keys(d)) assert.match(k, /^(drop\.unverified-sa|executor\.drop\.replay|drop\.replay|datapath\.punt\.dropped)$/, `${o.how}: ${JSON.stringify(d)}`);
-      assert.ok(o.resumed, `${o.how}: B -> A after the restart`);
-      assert.equal(o.deliveredAgain, 0, `${o.how}: replayed again once the SA is known: delivered`);
-      assert.deepEqual(o.dropsAgain, { 'executor.drop.replay': o.captured }, `${o.how}: replayed again: all replays`);
-    }
-  } finally {
-    await f.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

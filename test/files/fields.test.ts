@@ -76,7 +76,13 @@ test('objects reject unknown keys and name missing ones; lists and number maps r
     r.listOf([], ['need'], (v) => v, 1),
     undefined,
   );
-  assert.deepEqual(r.numbers({ idle: 5, retries: 1.5, idel: 3 }, ['timers'], { idle: 0, retries: 0 }, (k) => ({ min: 0, integer: k === 'retries' })), { idle: 5 });
+  assert.deepEqual(
+    r.numbers({ idle: 5, retries: 1.5, idel: 3 }, ['timers'], { idle: 0, retries: 0 }, (k) => ({
+      min: 0,
+      integer: k === 'retries',
+    })),
+    { idle: 5 },
+  );
   assert.deepEqual(
     r.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
     [

@@ -13,7 +13,11 @@ const DIR = fileURLToPath(new URL('./regressions/', import.meta.url));
 describe('fuzz findings stay fixed', () => {
   const dirs = existsSync(DIR) ? readdirSync(DIR, { withFileTypes: true }).filter((d) => d.isDirectory()) : [];
   it('every saved finding names a known target', () => {
-    for (const d of dirs) assert.ok(TARGETS.some((t) => t.name === d.name), `test/fuzz/regressions/${d.name}: no such fuzz target`);
+    for (const d of dirs)
+      assert.ok(
+        TARGETS.some((t) => t.name === d.name),
+        `test/fuzz/regressions/${d.name}: no such fuzz target`,
+      );
   });
   for (const d of dirs) {
     const target = TARGETS.find((t) => t.name === d.name);
@@ -22,13 +26,22 @@ describe('fuzz findings stay fixed', () => {
       const instance = await target.setup();
       try {
         for (const f of readdirSync(`${DIR}${d.name}`).filter((x) => x.endsWith('.json'))) {
-          const saved = JSON.parse(readFileSync(`${DIR}${d.name}/${f}`, 'utf8')) as { kind: string; message: string; input: string };
+          const saved = JSON.parse(readFileSync(`${DIR}${d.name}/${f}`, 'utf8')) as {
+            kind: string;
+            message: string;
+            input: string;
+          };
           const input = new Uint8Array(Buffer.from(saved.input, 'hex'));
           const started = process.cpuUsage();
           const bad = await check(instance, input);
           const used = process.cpuUsage(started);
-          assert.equal(bad, undefined, `${d.name}/${f} (found as ${saved.kind}: ${saved.message}) still fails: ${bad?.kind}: ${bad?.message}`);
-          if (saved.kind === 'slow') assert.ok((used.user + used.system) / 1000 < 10 + input.length / 100, `${d.name}/${f} is still slow`);
+          assert.equal(
+            bad,
+            undefined,
+            `${d.name}/${f} (found as ${saved.kind}: ${saved.message}) still fails: ${bad?.kind}: ${bad?.message}`,
+          );
+          if (saved.kind === 'slow')
+            assert.ok((used.user + used.system) / 1000 < 10 + input.length / 100, `${d.name}/${f} is still slow`);
         }
       } finally {
         await instance.close?.();

@@ -57,14 +57,20 @@ rawEspVpns: [0, x]
 test('gateway config: a misspelt timer is refused rather than silently ignored', () => {
   const r = parseText('data: /d\ninside: [a]\noutside: [b]\ntimers: { idleTimout: 3000 }\n');
   assert.equal(r.ok, false);
-  assert.match(r.ok ? '' : r.error.message, /timers\.idleTimout: unknown field "idleTimout"; expected one of: .*idleTimeout/);
+  assert.match(
+    r.ok ? '' : r.error.message,
+    /timers\.idleTimout: unknown field "idleTimout"; expected one of: .*idleTimeout/,
+  );
 });
 
 test('gateway config: not a mapping', () => {
   for (const doc of ['- a\n- b\n', '42\n', '']) {
     const r = parseText(doc);
     assert.equal(r.ok, false, doc);
-    assert.match(r.ok ? '' : r.error.message, /^g\.yaml: \(top level\): expected a mapping \(key: value\), got (a list|number 42|nothing)$/);
+    assert.match(
+      r.ok ? '' : r.error.message,
+      /^g\.yaml: \(top level\): expected a mapping \(key: value\), got (a list|number 42|nothing)$/,
+    );
   }
 });
 
@@ -72,13 +78,27 @@ test('gateway config: the ike section (ports, idle timeout, engine timers), with
   const d = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\n');
   assert.ok(d.ok);
   assert.deepEqual(d.value.ike, { port: 500, natPort: 4500, idleTimeout: 300_000, timers: {} });
-  const r = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 1500, natPort: 14500, idleTimeout: 60000, childLifetime: 1800000, dpdDelay: 10000 }\n');
+  const r = parseText(
+    'data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 1500, natPort: 14500, idleTimeout: 60000, childLifetime: 1800000, dpdDelay: 10000 }\n',
+  );
   assert.ok(r.ok, r.ok ? '' : r.error.message);
-  assert.deepEqual(r.value.ike, { port: 1500, natPort: 14500, idleTimeout: 60_000, timers: { childLifetime: 1_800_000, dpdDelay: 10_000 } });
-  const bad = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 4500, natPort: 4500, childLifetme: 5, idleTimeout: 10 }\n');
+  assert.deepEqual(r.value.ike, {
+    port: 1500,
+    natPort: 14500,
+    idleTimeout: 60_000,
+    timers: { childLifetime: 1_800_000, dpdDelay: 10_000 },
+  });
+  const bad = parseText(
+    'data: /d\ninside: [lan0]\noutside: [wan0]\nike: { port: 4500, natPort: 4500, childLifetme: 5, idleTimeout: 10 }\n',
+  );
   assert.equal(bad.ok, false);
   const m = bad.ok ? '' : bad.error.message;
-  for (const expected of ['ike.childLifetme: unknown field "childLifetme"', 'ike: ike.port and ike.natPort must differ', 'ike.idleTimeout: must be at least 1000 ms']) assert.ok(m.includes(expected), `${expected} in: ${m}`);
+  for (const expected of [
+    'ike.childLifetme: unknown field "childLifetme"',
+    'ike: ike.port and ike.natPort must differ',
+    'ike.idleTimeout: must be at least 1000 ms',
+  ])
+    assert.ok(m.includes(expected), `${expected} in: ${m}`);
 });
 
 test('gateway config file: an alias bomb, an oversized file and unparsable nesting are refused with where and why', async () => {
@@ -115,7 +135,10 @@ test('gateway config file: each mistake with its line and field; a log level pin
   const dir = mkdtempSync(join(tmpdir(), 'kasane-gwcfg-'));
   try {
     const file = join(dir, 'g.yaml');
-    writeFileSync(file, 'data: /d\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\nlogLevel: verbose\ntun: { insde: tun9 }\nallowPlain: [fd00::/8, 10.0.0.1/8]\n');
+    writeFileSync(
+      file,
+      'data: /d\ninside: [lan0]\noutside: [wan0]\npathMTU: 1400\nlogLevel: verbose\ntun: { insde: tun9 }\nallowPlain: [fd00::/8, 10.0.0.1/8]\n',
+    );
     const r = loadGatewayConfig(file);
     assert.ok(!r.ok);
     assert.deepEqual(r.error.message.split('\n'), [

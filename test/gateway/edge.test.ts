@@ -27,8 +27,18 @@ function core(attached = [Prefix.from('10.2.0.0/24')]): GatewayCore {
           mode: 'group',
           epochs: [{ epoch: 1, key: new Uint8Array(32).fill(1), activeFrom: 0, expiresAt: Number.MAX_SAFE_INTEGER }],
           members: [
-            { gateway: 'G1', address: '192.0.2.1', prefixes: [Prefix.from('10.1.0.0/24')], spis: [{ epoch: 1, spi: 0x101 }] },
-            { gateway: 'G2', address: '192.0.2.2', prefixes: [Prefix.from('10.2.0.0/24')], spis: [{ epoch: 1, spi: 0x102 }] },
+            {
+              gateway: 'G1',
+              address: '192.0.2.1',
+              prefixes: [Prefix.from('10.1.0.0/24')],
+              spis: [{ epoch: 1, spi: 0x101 }],
+            },
+            {
+              gateway: 'G2',
+              address: '192.0.2.2',
+              prefixes: [Prefix.from('10.2.0.0/24')],
+              spis: [{ epoch: 1, spi: 0x102 }],
+            },
           ],
         },
       ],
@@ -64,13 +74,23 @@ class ManualClock implements Clock {
   }
 }
 
-const ping = (seq: number) => buildIpv4({ src: '10.2.0.10', dst: '10.1.0.10', protocol: PROTO_ICMP, payload: buildIcmpEcho({ type: 8, id: 1, seq, data: new Uint8Array(8) }) });
+const ping = (seq: number) =>
+  buildIpv4({
+    src: '10.2.0.10',
+    dst: '10.1.0.10',
+    protocol: PROTO_ICMP,
+    payload: buildIcmpEcho({ type: 8, id: 1, seq, data: new Uint8Array(8) }),
+  });
 
 test('core driver: keeps one timer for the next deadline and runs the search on the clock', () => {
   const clock = new ManualClock();
   const emitted: string[] = [];
   // B is not on an attached LAN here (as behind a router): the search starts at the source.
-  const d = new CoreDriver(core([]), { emit: (_b, a) => emitted.push(a.note.op === 'search-request' ? `search-request(${a.note.phase})` : a.note.op) }, clock);
+  const d = new CoreDriver(
+    core([]),
+    { emit: (_b, a) => emitted.push(a.note.op === 'search-request' ? `search-request(${a.note.phase})` : a.note.op) },
+    clock,
+  );
   assert.equal(clock.timers.size, 1, 'the sweep timer');
   d.packet('inside', ping(1));
   assert.deepEqual(emitted, ['search-request(source)']);
@@ -103,18 +123,30 @@ test('core driver: a later deadline leaves the armed timer alone (it fires, find
     clear(h);
   };
   const d = new CoreDriver(stub, { emit: () => {} }, clock);
-  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [1000]);
+  assert.deepEqual(
+    [...clock.timers.values()].map((t) => t.at),
+    [1000],
+  );
   deadline = 5000; // pushed later by a packet: no timer moved
   d.packet('inside', ping(1));
   assert.equal(cleared, 0);
-  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [1000]);
+  assert.deepEqual(
+    [...clock.timers.values()].map((t) => t.at),
+    [1000],
+  );
   clock.advance(1000); // fires early: the core is ticked, then the driver arms for 5000
   assert.deepEqual(ticks, [1000]);
-  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [5000]);
+  assert.deepEqual(
+    [...clock.timers.values()].map((t) => t.at),
+    [5000],
+  );
   deadline = 2000; // earlier: moved at once
   d.packet('inside', ping(2));
   assert.equal(cleared, 1);
-  assert.deepEqual([...clock.timers.values()].map((t) => t.at), [2000]);
+  assert.deepEqual(
+    [...clock.timers.values()].map((t) => t.at),
+    [2000],
+  );
   deadline = undefined; // nothing due any more: the armed timer just fires and is not re-armed
   d.packet('inside', ping(3));
   clock.advance(2000);
@@ -171,10 +203,19 @@ test('metrics: drops, searches and key-table gauges in Prometheus text format', 
   assert.match(await registry.metrics(), /kasane_drops_total\{by="executor",reason="malformed",gateway="G2"\} 2/);
 });
 
-test('metrics: drops outside the core (punt-queue overflow, bad frames, the kernel\'s TUN queues) are drops too', async () => {
+test("metrics: drops outside the core (punt-queue overflow, bad frames, the kernel's TUN queues) are drops too", async () => {
   const c = core();
-  const extra = { 'datapath.punt.dropped': 3, 'datapath.rx.bad': 2, 'kernel.tun-outside.queue-dropped': 7, 'datapath.punt.delivered': 99 };
-  const text = await gatewayRegistry(() => c, 'G2', () => ({ ...c.stats(), ...extra })).metrics();
+  const extra = {
+    'datapath.punt.dropped': 3,
+    'datapath.rx.bad': 2,
+    'kernel.tun-outside.queue-dropped': 7,
+    'datapath.punt.delivered': 99,
+  };
+  const text = await gatewayRegistry(
+    () => c,
+    'G2',
+    () => ({ ...c.stats(), ...extra }),
+  ).metrics();
   assert.match(text, /kasane_drops_total\{by="datapath",reason="punt-queue-full",gateway="G2"\} 3/);
   assert.match(text, /kasane_drops_total\{by="datapath",reason="bad-frame",gateway="G2"\} 2/);
   assert.match(text, /kasane_drops_total\{by="kernel",reason="tun-outside-queue-full",gateway="G2"\} 7/);

@@ -14,9 +14,16 @@ const quiet = { error() {}, warn() {}, info() {}, debug() {} } as unknown as Log
 
 test('IKE driver: an event is handled before the call returns; a step asked for while an output is applied runs after it, in order', () => {
   const armed: number[] = [];
-  const clock: Clock = { now: () => 1_000, setTimeout: (_fn, ms) => (armed.push(ms), armed.length), clearTimeout: () => undefined };
+  const clock: Clock = {
+    now: () => 1_000,
+    setTimeout: (_fn, ms) => (armed.push(ms), armed.length),
+    clearTimeout: () => undefined,
+  };
   // No peer is delivered: every request ends at once with the core told the peer is unknown.
-  const executor = new Proxy({}, { get: () => () => assert.fail('nothing is installed for an unknown peer') }) as unknown as TunnelExecutor;
+  const executor = new Proxy(
+    {},
+    { get: () => () => assert.fail('nothing is installed for an unknown peer') },
+  ) as unknown as TunnelExecutor;
   const seen: string[] = [];
   const driver: IkeDriver = new IkeDriver({
     gateway: 'ga',

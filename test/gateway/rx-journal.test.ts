@@ -20,8 +20,15 @@ test('an epoch received under by an earlier run needs a floor after a restart; a
     assert.equal(second.begin(1, 7), true, 'received under before the restart');
     assert.equal(second.begin(1, 8), false, 'an epoch that became active after the restart');
     assert.equal(second.begin(2, 7), false, 'another VPN');
-    second.retain([{ vpnId: 1, epoch: 8 }, { vpnId: 2, epoch: 7 }]);
-    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { epochs: ['1/8', '2/7'] }, 'expired epochs are forgotten');
+    second.retain([
+      { vpnId: 1, epoch: 8 },
+      { vpnId: 2, epoch: 7 },
+    ]);
+    assert.deepEqual(
+      JSON.parse(readFileSync(file, 'utf8')),
+      { epochs: ['1/8', '2/7'] },
+      'expired epochs are forgotten',
+    );
     const third = new ReceiveJournal(file);
     assert.equal(third.begin(1, 8), true);
     assert.equal(third.damaged, undefined);

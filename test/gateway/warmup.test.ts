@@ -30,5 +30,10 @@ test('warm-up with the native executor (as the daemon runs it) and wall-clock ti
   assert.equal(w.completed, 250);
   assert.equal(made.length, 2, 'one private executor per core');
   // The searches installed their paths in the private native executors, which then carried the data.
-  for (const x of made) assert.equal(x.allPathStats().filter((p) => p.action === 'encrypt').length, 250, 'every search installed its path at both ends');
+  for (const x of made)
+    assert.equal(
+      x.allPathStats().filter((p) => p.action === 'encrypt').length,
+      250,
+      'every search installed its path at both ends',
+    );
 });

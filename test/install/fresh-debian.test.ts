@@ -31,7 +31,8 @@ export function readmeFirstCommand(): string {
 function why(): string | undefined {
   if (process.platform !== 'linux') return 'needs Linux';
   if (process.getuid?.() !== 0) return 'not root: debootstrap, chroot and namespaces need root';
-  for (const c of ['debootstrap', 'unshare', 'chroot', 'git']) if (!hasCommand(c)) return `${c} not found (scripts/test-all.sh installs debootstrap)`;
+  for (const c of ['debootstrap', 'unshare', 'chroot', 'git'])
+    if (!hasCommand(c)) return `${c} not found (scripts/test-all.sh installs debootstrap)`;
   return undefined;
 }
 const reason = why();
@@ -40,8 +41,20 @@ const skip = reason && !CI ? `skipped: ${reason} (runs as root, and always in CI
 // `then` runs after the first command: on Debian 12 the plugin build; on Debian 13 an offline
 // reinstall as the README describes it, from npm's cache with no network at all.
 const RELEASES = [
-  { suite: 'bookworm', debian: 12, node: '22', then: 'bash scripts/strongswan-acert.sh', proof: /\/libstrongswan-acert\.so$/m },
-  { suite: 'trixie', debian: 13, node: '26', then: 'rm -rf node_modules native/build && unshare --net npm ci --offline && echo "offline install: done"', proof: /^offline install: done$/m },
+  {
+    suite: 'bookworm',
+    debian: 12,
+    node: '22',
+    then: 'bash scripts/strongswan-acert.sh',
+    proof: /\/libstrongswan-acert\.so$/m,
+  },
+  {
+    suite: 'trixie',
+    debian: 13,
+    node: '26',
+    then: 'rm -rf node_modules native/build && unshare --net npm ci --offline && echo "offline install: done"',
+    proof: /^offline install: done$/m,
+  },
 ] as const;
 
 test('the README first command is one line that ends in the live demo', () => {
@@ -52,35 +65,43 @@ test('the README first command is one line that ends in the live demo', () => {
 // Both at once: one root's downloads overlap the other's builds (the test's longest part).
 describe('a newcomer on a fresh Debian', { concurrency: true }, () => {
   for (const r of RELEASES) {
-    it(`fresh Debian ${r.debian} (${r.suite}) with git and Node.js ${r.node}: the README's first command, with demo --check, passes`, { skip, timeout: 20 * 60_000 }, async () => {
-      assert.equal(reason, undefined, `required in CI: ${reason}`);
-      const first = readmeFirstCommand().replace(/npx kasane demo$/, 'npx kasane demo --check');
-      const command = `${first} && ${r.then}`;
-      const started = Date.now();
-      const child = spawn('bash', [join(ROOT, 'test/install/fresh-debian.sh'), r.suite, r.node, command], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => {
-        out += d.toString();
-        // Progress as it happens: this is a few minutes long.
-        for (const line of d.toString().split('\n')) if (line.startsWith('fresh-debian[')) process.stderr.write(`# ${line}\n`);
-      });
-      const code = await new Promise<number | null>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGTERM'), 18 * 60_000);
-        child.once('exit', (c) => {
-          clearTimeout(timer);
-          resolve(c);
+    it(
+      `fresh Debian ${r.debian} (${r.suite}) with git and Node.js ${r.node}: the README's first command, with demo --check, passes`,
+      { skip, timeout: 20 * 60_000 },
+      async () => {
+        assert.equal(reason, undefined, `required in CI: ${reason}`);
+        const first = readmeFirstCommand().replace(/npx kasane demo$/, 'npx kasane demo --check');
+        const command = `${first} && ${r.then}`;
+        const started = Date.now();
+        const child = spawn('bash', [join(ROOT, 'test/install/fresh-debian.sh'), r.suite, r.node, command], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
         });
-      });
-      process.stderr.write(`# fresh Debian ${r.debian}: ${Math.round((Date.now() - started) / 1000)} s\n`);
-      assert.equal(code, 0, out.slice(-6000));
-      assert.match(out, /setup: ready \(node v/);
-      assert.match(out, /kasane: native fast path built/);
-      assert.match(out, /build-console: dist\/console \(app-/, 'npm install builds the web console');
-      assert.match(out, /console of figure2 answers at https:\/\/127\.0\.0\.1:\d+\/\s+yes \[yes\]/);
-      assert.match(out, /check passed: figure2 behaves as the paper says/);
-      assert.doesNotMatch(out, /EBADENGINE/, 'no engine warnings');
-      assert.match(out, r.proof, r.then);
-    });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+          // Progress as it happens: this is a few minutes long.
+          for (const line of d.toString().split('\n'))
+            if (line.startsWith('fresh-debian[')) process.stderr.write(`# ${line}\n`);
+        });
+        const code = await new Promise<number | null>((resolve) => {
+          const timer = setTimeout(() => child.kill('SIGTERM'), 18 * 60_000);
+          child.once('exit', (c) => {
+            clearTimeout(timer);
+            resolve(c);
+          });
+        });
+        process.stderr.write(`# fresh Debian ${r.debian}: ${Math.round((Date.now() - started) / 1000)} s\n`);
+        assert.equal(code, 0, out.slice(-6000));
+        assert.match(out, /setup: ready \(node v/);
+        assert.match(out, /kasane: native fast path built/);
+        assert.match(out, /build-console: dist\/console \(app-/, 'npm install builds the web console');
+        assert.match(out, /console of figure2 answers at https:\/\/127\.0\.0\.1:\d+\/\s+yes \[yes\]/);
+        assert.match(out, /check passed: figure2 behaves as the paper says/);
+        assert.doesNotMatch(out, /EBADENGINE/, 'no engine warnings');
+        assert.match(out, r.proof, r.then);
+      },
+    );
   }
 });

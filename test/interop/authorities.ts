@@ -19,20 +19,48 @@ export async function authority(name: string, gateway: string, now: number): Pro
   const ca = await createAuthorityCa({ authority: name, now });
   const aa = await createAttributeAuthority({ root: ca.root, now });
   const keys = await generateKeyPair();
-  const cert = await issueGatewayCertificate({ issuing: ca.issuing, authority: name, publicKey: keys.publicKey, now, gateway });
+  const cert = await issueGatewayCertificate({
+    issuing: ca.issuing,
+    authority: name,
+    publicKey: keys.publicKey,
+    now,
+    gateway,
+  });
   return { ca, aa, cert, keyPem: await exportPkcs8Pem(keys.privateKey) };
 }
 
 /** A permit (PEM) the issuer's authority gives the holder's gateway for VPN `group`. */
 export const permitPem = async (issuer: Side, holder: Side, group: string, from: number, to: number): Promise<string> =>
-  permitToPem(await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [group], notBefore: new Date(from), notAfter: new Date(to) }));
+  permitToPem(
+    await issuePermit({
+      attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key },
+      holder: holder.cert,
+      groups: [group],
+      notBefore: new Date(from),
+      notAfter: new Date(to),
+    }),
+  );
 
 export type SiteFamily = 4 | 6;
 
 /** The addresses of the interop topology per family (the namespaces have both: dual stack). */
 export const SITES = {
-  4: { hostA: '10.1.0.10', lanA: '10.1.0.0/24', gwA: '10.200.1.2', gwB: '10.200.2.2', hostB: '10.2.0.10', lanB: '10.2.0.0/24' },
-  6: { hostA: 'fd01::10', lanA: 'fd01::/64', gwA: 'fd00:200:1::2', gwB: 'fd00:200:2::2', hostB: 'fd02::10', lanB: 'fd02::/64' },
+  4: {
+    hostA: '10.1.0.10',
+    lanA: '10.1.0.0/24',
+    gwA: '10.200.1.2',
+    gwB: '10.200.2.2',
+    hostB: '10.2.0.10',
+    lanB: '10.2.0.0/24',
+  },
+  6: {
+    hostA: 'fd01::10',
+    lanA: 'fd01::/64',
+    gwA: 'fd00:200:1::2',
+    gwB: 'fd00:200:2::2',
+    hostB: 'fd02::10',
+    lanB: 'fd02::/64',
+  },
 } as const;
 
 /**

@@ -34,7 +34,15 @@ export interface KasaneIkeGatewayConfig {
   attributeAuthorityPem: string;
   /** Our own authority's CA certificates, named in CERTREQ. */
   caPems: string[];
-  peer: { name: string; address: string; certificatePem: string; vpnId: number; vpnName: string; localPrefixes: string[]; remotePrefixes: string[] };
+  peer: {
+    name: string;
+    address: string;
+    certificatePem: string;
+    vpnId: number;
+    vpnName: string;
+    localPrefixes: string[];
+    remotePrefixes: string[];
+  };
   /** The permit we present (issued by the peer's authority). */
   permitPem: string;
   /** The terminals whose path rules the core would install: local and remote host (one pair per family). */
@@ -55,7 +63,8 @@ else {
   const ex = made.value;
   let ike: IkeDriver | undefined;
   const onUdp: NonNullable<DatapathOptions['onUdp']> = (b) => {
-    for (let i = 0; i < b.count; i++) if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
+    for (let i = 0; i < b.count; i++)
+      if (b.reason(i) === 'ike') ike?.natDatagram(b.srcAddr(i), b.srcPort(i), b.payload(i));
   };
   // IPv6 outside addresses while the native datapath has no IPv6 tunnel port: the Child SAs go to the
   // TypeScript executor (the reference implementation of tunnel mode); the native executor misses
@@ -89,7 +98,10 @@ else {
       const v = tsEx?.processUdp(from, port, payload, Date.now());
       if (v?.kind === 'forward' && v.note.op === 'tunnel-decrypt') dp.write('inside', v.bytes);
     };
-    const log = pino({ level: 'debug' }, { write: (line: string) => emit({ ...(JSON.parse(line) as Record<string, unknown>), event: 'ike' }) });
+    const log = pino(
+      { level: 'debug' },
+      { write: (line: string) => emit({ ...(JSON.parse(line) as Record<string, unknown>), event: 'ike' }) },
+    );
     ike = new IkeDriver({
       gateway: cfg.name,
       address: cfg.address,
@@ -105,7 +117,16 @@ else {
       executor,
       sendNat: (to, port, bytes) => void dp.sendUdp(to, port, bytes),
       childUp: (peer, vpnId, spi) => {
-        for (const h of cfg.hosts) executor.installPath({ local: h.local, remote: h.remote, action: 'encrypt', vpnId, peer, mtu: 1400, tunnel: { spi } });
+        for (const h of cfg.hosts)
+          executor.installPath({
+            local: h.local,
+            remote: h.remote,
+            action: 'encrypt',
+            vpnId,
+            peer,
+            mtu: 1400,
+            tunnel: { spi },
+          });
         emit({ event: 'child-up', peer, vpnId, spi });
       },
       childDown: (peer, vpnId, reason) => {
@@ -126,8 +147,20 @@ else {
           mode: 'pairwise',
           epochs: [],
           members: [
-            { gateway: cfg.name, address: cfg.address, prefixes: cfg.peer.localPrefixes.map((p) => Prefix.from(p)), spis: [] },
-            { gateway: cfg.peer.name, address: cfg.peer.address, prefixes: cfg.peer.remotePrefixes.map((p) => Prefix.from(p)), spis: [], certificate: pemToDer(cfg.peer.certificatePem, 'CERTIFICATE'), permit: pemToDer(cfg.permitPem, 'ATTRIBUTE CERTIFICATE') },
+            {
+              gateway: cfg.name,
+              address: cfg.address,
+              prefixes: cfg.peer.localPrefixes.map((p) => Prefix.from(p)),
+              spis: [],
+            },
+            {
+              gateway: cfg.peer.name,
+              address: cfg.peer.address,
+              prefixes: cfg.peer.remotePrefixes.map((p) => Prefix.from(p)),
+              spis: [],
+              certificate: pemToDer(cfg.peer.certificatePem, 'CERTIFICATE'),
+              permit: pemToDer(cfg.permitPem, 'ATTRIBUTE CERTIFICATE'),
+            },
           ],
         },
       ],

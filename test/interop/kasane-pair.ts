@@ -86,20 +86,33 @@ export class KasanePair {
     const { A, B, cas, forGA, forGB } = this.p;
     const out = SITES[this.layout.outside];
     const inside = this.layout.inside.map((f) => SITES[f]);
-    const charon = Charon.prepare(this.tb, this.ns.gwB, join(this.dir, `v${this.layout.outside}-${this.layout.inside.join('')}-${this.run}-charon`), this.plugin, { cert: B.cert.toString('pem'), key: B.keyPem, cas, aas: [B.aa.cert.toString('pem')], permits: o.charonPermits ?? [forGB] }, [
+    const charon = Charon.prepare(
+      this.tb,
+      this.ns.gwB,
+      join(this.dir, `v${this.layout.outside}-${this.layout.inside.join('')}-${this.run}-charon`),
+      this.plugin,
       {
-        name: 'p7',
-        localAddr: out.gwB,
-        remoteAddr: out.gwA,
-        localId: B.cert.subject,
-        remoteId: A.cert.subject,
-        groups: o.charonGroups ?? ['P7'],
-        localTs: inside.map((s) => s.lanB).join(','),
-        remoteTs: inside.map((s) => s.lanA).join(','),
-        ikeProposal: o.ikeProposal,
-        espProposal: o.espProposal,
+        cert: B.cert.toString('pem'),
+        key: B.keyPem,
+        cas,
+        aas: [B.aa.cert.toString('pem')],
+        permits: o.charonPermits ?? [forGB],
       },
-    ]);
+      [
+        {
+          name: 'p7',
+          localAddr: out.gwB,
+          remoteAddr: out.gwA,
+          localId: B.cert.subject,
+          remoteId: A.cert.subject,
+          groups: o.charonGroups ?? ['P7'],
+          localTs: inside.map((s) => s.lanB).join(','),
+          remoteTs: inside.map((s) => s.lanA).join(','),
+          ikeProposal: o.ikeProposal,
+          espProposal: o.espProposal,
+        },
+      ],
+    );
     this.charon = charon;
     await charon.start();
     const other = this.layout.outside === 4 ? 6 : 4;
@@ -112,7 +125,15 @@ export class KasanePair {
       keyPem: A.keyPem,
       attributeAuthorityPem: o.kasaneAa ?? A.aa.cert.toString('pem'),
       caPems: [A.ca.issuing.cert.toString('pem'), A.ca.root.cert.toString('pem')],
-      peer: { name: 'GB', address: out.gwB, certificatePem: B.cert.toString('pem'), vpnId: 7, vpnName: o.kasaneVpnName ?? 'P7', localPrefixes: inside.map((s) => s.lanA), remotePrefixes: inside.map((s) => s.lanB) },
+      peer: {
+        name: 'GB',
+        address: out.gwB,
+        certificatePem: B.cert.toString('pem'),
+        vpnId: 7,
+        vpnName: o.kasaneVpnName ?? 'P7',
+        localPrefixes: inside.map((s) => s.lanA),
+        remotePrefixes: inside.map((s) => s.lanB),
+      },
       permitPem: o.kasanePermit ?? forGA,
       hosts: inside.map((s) => ({ local: s.hostA, remote: s.hostB })),
       timers: o.timers,
@@ -124,7 +145,18 @@ export class KasanePair {
   /** hostA pings hostB over `family` (ping -6 for IPv6); true when the replies come. */
   ping(family: SiteFamily = 4, count = 2): boolean {
     try {
-      this.tb.exec(this.ns.hostA, 'ping', `-${family}`, '-c', String(count), '-i', '0.2', '-W', '2', SITES[family].hostB);
+      this.tb.exec(
+        this.ns.hostA,
+        'ping',
+        `-${family}`,
+        '-c',
+        String(count),
+        '-i',
+        '0.2',
+        '-W',
+        '2',
+        SITES[family].hostB,
+      );
       return true;
     } catch {
       return false;
@@ -134,9 +166,16 @@ export class KasanePair {
 
 /** Starts kasane's IKE gateway (kasane-ike-gateway.ts) in namespace `ns` and waits until it is ready. */
 export async function startKasane(tb: Testbed, ns: string, cfg: KasaneIkeGatewayConfig): Promise<Kasane> {
-  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], { stdin: true, cwd: ROOT });
+  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', GATEWAY, JSON.stringify(cfg)], {
+    stdin: true,
+    cwd: ROOT,
+  });
   const lines = new JsonLines(child);
-  const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `kasane IKE gateway ${cfg.name}`);
+  const first = await lines.wait(
+    (e) => e.event === 'ready' || e.event === 'error',
+    30_000,
+    `kasane IKE gateway ${cfg.name}`,
+  );
   assert.equal(first.event, 'ready', `kasane gateway ${cfg.name}: ${JSON.stringify(first)} ${lines.stderr}`);
   return {
     lines,
@@ -149,5 +188,7 @@ export async function startKasane(tb: Testbed, ns: string, cfg: KasaneIkeGateway
   };
 }
 
-export const ikeEvent = (k: Kasane, name: string, ms = 15_000) => k.lines.wait((e) => e.event === 'ike' && e.msg === `IKE ${name}`, ms, `kasane IKE ${name}`);
-export const childSas = (c: Charon) => new Set([...c.fullLog().matchAll(/CHILD_SA p7\{(\d+)\} established/g)].map((m) => m[1])).size;
+export const ikeEvent = (k: Kasane, name: string, ms = 15_000) =>
+  k.lines.wait((e) => e.event === 'ike' && e.msg === `IKE ${name}`, ms, `kasane IKE ${name}`);
+export const childSas = (c: Charon) =>
+  new Set([...c.fullLog().matchAll(/CHILD_SA p7\{(\d+)\} established/g)].map((m) => m[1])).size;

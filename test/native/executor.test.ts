@@ -42,7 +42,11 @@ function receiver(ex: NativeExecutor): void {
 }
 
 function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
-  assert.equal(v.kind, 'forward', `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`);
+  assert.equal(
+    v.kind,
+    'forward',
+    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
+  );
   return v as Extract<Verdict, { kind: 'forward' }>;
 }
 
@@ -68,7 +72,11 @@ describe('native executor: encrypt (inside)', () => {
       assert.equal((v.bytes.length - 28 - 16 - 16) % 4, 0);
     }
     assert.equal(ex.txNextSeq(1), 6n);
-    assert.deepEqual(ex.pathStats(B, A), { packets: 5, bytes: [1, 2, 3, 4, 21].reduce((n, d) => n + 28 + d, 0), lastUsed: 1004 });
+    assert.deepEqual(ex.pathStats(B, A), {
+      packets: 5,
+      bytes: [1, 2, 3, 4, 21].reduce((n, d) => n + 28 + d, 0),
+      lastUsed: 1004,
+    });
     assert.equal(ex.counters()['encrypt.packets'], 5);
     // Raw ESP, selectable per VPN (the sending SA): protocol 50, no UDP header.
     ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 6n, encapsulation: 'esp' });
@@ -101,7 +109,14 @@ describe('native executor: encrypt (inside)', () => {
     const start = 0x1_0000_0005n;
     ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: start });
     ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1' });
-    const p = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(13).fill(9), options: Uint8Array.of(1, 1, 1, 0), df: true });
+    const p = ipv4({
+      src: B,
+      dst: A,
+      proto: 17,
+      payload: new Uint8Array(13).fill(9),
+      options: Uint8Array.of(1, 1, 1, 0),
+      df: true,
+    });
     const v = fwd(ex.process('inside', p, 1));
     assert.equal(hex(v.bytes), hex(refEncrypt(SA, start, p)));
     assert.deepEqual([...v.bytes.subarray(20, 24)], [1, 1, 1, 0]);
@@ -140,7 +155,11 @@ describe('native executor: encrypt (inside)', () => {
       assert.ok(o.length <= 108 && (o[6] & 0x40) !== 0 && ipHeaderOk(o), `ESP packet ${i}`);
       const opened = refEspOpen(SA, o.subarray(espOffset(o)));
       assert.ok(opened && opened.nh === 4 && opened.seq === seq + BigInt(i));
-      assert.equal(hex(fwd(rx.process('outside', o, 3)).bytes), hex(opened.payload), 'the receiver delivers the fragment');
+      assert.equal(
+        hex(fwd(rx.process('outside', o, 3)).bytes),
+        hex(opened.payload),
+        'the receiver delivers the fragment',
+      );
       return opened.payload;
     });
     seq += 3n;
@@ -191,7 +210,15 @@ describe('native executor: encrypt (inside)', () => {
       }
     }
     // Not a SYN: untouched.
-    const ack = tcp({ src: B, dst: A, sport: 1, dport: 2, seq: 1, flags: 0x10, options: Uint8Array.of(2, 4, 0x05, 0xb4) });
+    const ack = tcp({
+      src: B,
+      dst: A,
+      sport: 1,
+      dport: 2,
+      seq: 1,
+      flags: 0x10,
+      options: Uint8Array.of(2, 4, 0x05, 0xb4),
+    });
     const v = fwd(ex.process('inside', ack, 20));
     assert.equal(mssOf(fwd(rx.process('outside', v.bytes, 20)).bytes), 1460);
   });
@@ -200,7 +227,15 @@ describe('native executor: encrypt (inside)', () => {
     const ex = newExecutor(t);
     if (!ex) return;
     sender(ex, 1400);
-    const syn = tcp({ src: B, dst: A, sport: 1, dport: 2, seq: 1, flags: 0x02, options: Uint8Array.of(2, 4, 0x05, 0xb4) });
+    const syn = tcp({
+      src: B,
+      dst: A,
+      sport: 1,
+      dport: 2,
+      seq: 1,
+      flags: 0x02,
+      options: Uint8Array.of(2, 4, 0x05, 0xb4),
+    });
     const before = hex(syn);
     ex.process('inside', syn, 1);
     assert.equal(hex(syn), before);
@@ -242,22 +277,28 @@ describe('native executor: decrypt (outside)', () => {
   it('matches a set-based model of the anti-replay window (property)', (t) => {
     if (!newExecutor(t)) return;
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 40 })), { minLength: 1, maxLength: 60 }), (seqs) => {
-        const ex = newExecutor(t)!;
-        receiver(ex);
-        const seen = new Set<number>();
-        let top = 0;
-        const p = ping(B, A);
-        for (const s of seqs) {
-          const ok = !seen.has(s) && (s > top || top - s < 1024);
-          const v = ex.process('outside', refEncrypt(SA, BigInt(s), p), 1);
-          assert.equal(v.kind === 'forward', ok, `seq ${s} top ${top}`);
-          if (ok) {
-            seen.add(s);
-            top = Math.max(top, s);
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 40 })), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        (seqs) => {
+          const ex = newExecutor(t)!;
+          receiver(ex);
+          const seen = new Set<number>();
+          let top = 0;
+          const p = ping(B, A);
+          for (const s of seqs) {
+            const ok = !seen.has(s) && (s > top || top - s < 1024);
+            const v = ex.process('outside', refEncrypt(SA, BigInt(s), p), 1);
+            assert.equal(v.kind === 'forward', ok, `seq ${s} top ${top}`);
+            if (ok) {
+              seen.add(s);
+              top = Math.max(top, s);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -349,7 +390,10 @@ describe('native executor: decrypt (outside)', () => {
     assert.equal(hex(relayed.bytes), hex(espPacket(good)));
     assert.deepEqual(relayed.note, { op: 'plain' });
     // ESP on a path without a rule is a miss.
-    assert.deepEqual(ex.process('outside', refEncrypt(SA, 6n, ping('10.9.9.9', A)), 1), { kind: 'punt', reason: 'miss' });
+    assert.deepEqual(ex.process('outside', refEncrypt(SA, 6n, ping('10.9.9.9', A)), 1), {
+      kind: 'punt',
+      reason: 'miss',
+    });
   });
 });
 
@@ -371,7 +415,12 @@ describe('native executor: rules, punts and counters', () => {
     assert.deepEqual(ex.process('outside', ping(B, '10.4.0.1'), 5), { kind: 'punt', reason: 'miss' });
     // Key-search echo (request or reply, data >= 8 bytes starting KSRC) is punted before any rule.
     const search = (type: 0 | 8, data: string) =>
-      ipv4({ src: B, dst: '10.3.0.1', proto: 1, payload: Uint8Array.from([type, 0, 0, 0, 0, 1, 0, 1, ...new TextEncoder().encode(data)]) });
+      ipv4({
+        src: B,
+        dst: '10.3.0.1',
+        proto: 1,
+        payload: Uint8Array.from([type, 0, 0, 0, 0, 1, 0, 1, ...new TextEncoder().encode(data)]),
+      });
     assert.deepEqual(ex.process('inside', search(8, 'KSRC....'), 6), { kind: 'punt', reason: 'search' });
     assert.deepEqual(ex.process('outside', search(0, 'KSRCxxxxyy'), 6), { kind: 'punt', reason: 'search' });
     assert.deepEqual(ex.process('inside', search(8, 'KSRC...'), 6), { kind: 'drop', reason: 'discard' }); // 7 bytes: not search
@@ -431,9 +480,14 @@ describe('native executor: rules, punts and counters', () => {
         fc.oneof(
           fc.uint8Array({ maxLength: 200 }),
           // Valid headers with random payloads and protocols: reach the deeper paths.
-          fc.record({ proto: fc.constantFrom(1, 6, 17, 50), payload: fc.uint8Array({ maxLength: 120 }), dir: fc.boolean(), df: fc.boolean() }).map((r) =>
-            ipv4({ src: r.dir ? B : A, dst: r.dir ? A : B, proto: r.proto, payload: r.payload, df: r.df }),
-          ),
+          fc
+            .record({
+              proto: fc.constantFrom(1, 6, 17, 50),
+              payload: fc.uint8Array({ maxLength: 120 }),
+              dir: fc.boolean(),
+              df: fc.boolean(),
+            })
+            .map((r) => ipv4({ src: r.dir ? B : A, dst: r.dir ? A : B, proto: r.proto, payload: r.payload, df: r.df })),
         ),
         fc.boolean(),
         (p, inside) => {
@@ -460,15 +514,21 @@ describe('native executor: rules, punts and counters', () => {
     receiver(rx);
     let seq = 0n;
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 0xffff }), fc.boolean(), (payload, proto, id, df) => {
-        const p = ipv4({ src: B, dst: A, proto: proto === 1 ? 2 : proto, payload, id, df });
-        const e = fwd(tx.process('inside', p, 1));
-        seq++;
-        // IP in IP (protocol 4) always goes in the carried form: next header 4 means the whole packet.
-        assert.equal(hex(e.bytes), hex((df && proto !== 4 ? refEncrypt : refEncryptCarried)(SA, seq, p)));
-        const d = fwd(rx.process('outside', e.bytes, 1));
-        assert.equal(hex(d.bytes), hex(p));
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 1500 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.boolean(),
+        (payload, proto, id, df) => {
+          const p = ipv4({ src: B, dst: A, proto: proto === 1 ? 2 : proto, payload, id, df });
+          const e = fwd(tx.process('inside', p, 1));
+          seq++;
+          // IP in IP (protocol 4) always goes in the carried form: next header 4 means the whole packet.
+          assert.equal(hex(e.bytes), hex((df && proto !== 4 ? refEncrypt : refEncryptCarried)(SA, seq, p)));
+          const d = fwd(rx.process('outside', e.bytes, 1));
+          assert.equal(hex(d.bytes), hex(p));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -476,10 +536,34 @@ describe('native executor: rules, punts and counters', () => {
   it('rejects bad install arguments', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
-    assert.throws(() => ex.installTxSa({ spi: 1, vpnId: 1, epoch: 1, key: new Uint8Array(31), salt: new Uint8Array(4), nextSeq: 1n }));
-    assert.throws(() => ex.installTxSa({ spi: 1, vpnId: 1, epoch: 1, key: new Uint8Array(32), salt: new Uint8Array(4), nextSeq: 0n }));
-    assert.throws(() => ex.installTxSa({ spi: 1, vpnId: 1, epoch: 1, key: new Uint8Array(32), salt: new Uint8Array(4), nextSeq: 1n << 64n }));
-    assert.throws(() => ex.installRxSa({ spi: 1, vpnId: 1, epoch: 1, sender: 'x'.repeat(64), key: new Uint8Array(32), salt: new Uint8Array(4) }));
-    assert.throws(() => ex.installRxSa({ spi: -1, vpnId: 1, epoch: 1, sender: 'G', key: new Uint8Array(32), salt: new Uint8Array(4) }));
+    assert.throws(() =>
+      ex.installTxSa({ spi: 1, vpnId: 1, epoch: 1, key: new Uint8Array(31), salt: new Uint8Array(4), nextSeq: 1n }),
+    );
+    assert.throws(() =>
+      ex.installTxSa({ spi: 1, vpnId: 1, epoch: 1, key: new Uint8Array(32), salt: new Uint8Array(4), nextSeq: 0n }),
+    );
+    assert.throws(() =>
+      ex.installTxSa({
+        spi: 1,
+        vpnId: 1,
+        epoch: 1,
+        key: new Uint8Array(32),
+        salt: new Uint8Array(4),
+        nextSeq: 1n << 64n,
+      }),
+    );
+    assert.throws(() =>
+      ex.installRxSa({
+        spi: 1,
+        vpnId: 1,
+        epoch: 1,
+        sender: 'x'.repeat(64),
+        key: new Uint8Array(32),
+        salt: new Uint8Array(4),
+      }),
+    );
+    assert.throws(() =>
+      ex.installRxSa({ spi: -1, vpnId: 1, epoch: 1, sender: 'G', key: new Uint8Array(32), salt: new Uint8Array(4) }),
+    );
   });
 });

@@ -63,7 +63,14 @@ if (!made.ok) {
     onUdp: (b) => {
       for (let i = 0; i < b.count; i++) {
         const p = b.payload(i);
-        emit({ event: 'udp', reason: b.reason(i), src: b.srcAddr(i), port: b.srcPort(i), length: p.length, payload: Buffer.from(p.subarray(0, 64)).toString('hex') });
+        emit({
+          event: 'udp',
+          reason: b.reason(i),
+          src: b.srcAddr(i),
+          port: b.srcPort(i),
+          length: p.length,
+          payload: Buffer.from(p.subarray(0, 64)).toString('hex'),
+        });
       }
     },
     onPunt: (b) => {
@@ -95,7 +102,14 @@ if (!made.ok) {
     if (!routed.ok) throw new Error(routed.error.message);
     emit({ event: 'ready' });
     const report = (event: string) =>
-      emit({ event, stats: dp!.stats(), counters: ex.counters(), paths: ex.allPathStats(), punts, tunnel: tunnelStats() });
+      emit({
+        event,
+        stats: dp!.stats(),
+        counters: ex.counters(),
+        paths: ex.allPathStats(),
+        punts,
+        tunnel: tunnelStats(),
+      });
     const rl = createInterface({ input: process.stdin });
     rl.on('line', (line) => {
       if (line.trim() === 'stats') report('stats');
@@ -112,8 +126,17 @@ if (!made.ok) {
       const flush = /^flush ([0-9a-f]+)$/.exec(line.trim());
       if (flush) {
         const v = ex.process('inside', unhex(flush[1]), Date.now());
-        const r = v.kind !== 'forward' ? undefined : v.note.op === 'tunnel-encrypt' ? dp!.sendTunnelPacket(v.bytes) : dp!.write('inside', v.bytes);
-        emit({ event: 'flushed', verdict: v.kind === 'forward' ? v.note.op : `${v.kind}.${v.reason}`, ok: r?.ok ?? false });
+        const r =
+          v.kind !== 'forward'
+            ? undefined
+            : v.note.op === 'tunnel-encrypt'
+              ? dp!.sendTunnelPacket(v.bytes)
+              : dp!.write('inside', v.bytes);
+        emit({
+          event: 'flushed',
+          verdict: v.kind === 'forward' ? v.note.op : `${v.kind}.${v.reason}`,
+          ok: r?.ok ?? false,
+        });
       }
       if (line.trim() === 'close') {
         dp!.close();

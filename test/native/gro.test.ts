@@ -12,7 +12,10 @@ interface Seg {
   bytes: Uint8Array;
 }
 
-function flowSegments(flow: number, o: { mss: number; total: number; seq: number; psh: number[]; tsEvery: number; badAt: number[]; fin: boolean }): Seg[] {
+function flowSegments(
+  flow: number,
+  o: { mss: number; total: number; seq: number; psh: number[]; tsEvery: number; badAt: number[]; fin: boolean },
+): Seg[] {
   const out: Seg[] = [];
   let off = 0;
   let i = 0;
@@ -25,7 +28,18 @@ function flowSegments(flow: number, o: { mss: number; total: number; seq: number
     let flags = 0x10 | (o.psh.includes(i) ? 0x08 : 0);
     const last = off + n >= o.total;
     if (last && o.fin) flags |= 0x01;
-    const p = tcp({ src: '10.1.0.2', dst: '10.2.0.2', sport: 40000 + flow, dport: 5201, seq: (o.seq + off) >>> 0, ack: 77, flags, options, payload, id: (1000 * flow + i) & 0xffff });
+    const p = tcp({
+      src: '10.1.0.2',
+      dst: '10.2.0.2',
+      sport: 40000 + flow,
+      dport: 5201,
+      seq: (o.seq + off) >>> 0,
+      ack: 77,
+      flags,
+      options,
+      payload,
+      id: (1000 * flow + i) & 0xffff,
+    });
     if (o.badAt.includes(i)) p[p.length - 1] ^= 0xff; // payload changed after the checksum: invalid
     out.push({ flow, bytes: p });
     off += n;
@@ -62,40 +76,44 @@ describe('native GRO (coalescing forwarded TCP segments)', () => {
       fin: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(flowArb, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 400 }), (flows, picks) => {
-        const queues = flows.map((f, i) => flowSegments(i, f));
-        // Interleave the flows in a random order that keeps each flow's own order.
-        const input: Seg[] = [];
-        let k = 0;
-        while (queues.some((q) => q.length)) {
-          const live = queues.filter((q) => q.length);
-          input.push(live[(picks[k++] ?? 0) % live.length].shift()!);
-        }
-        const frames = n.groCoalesce(input.map((s) => s.bytes));
-        const out: Uint8Array[] = [];
-        for (const f of frames) {
-          if (f[1] === 0) {
-            assert.equal(f[0], 0, 'a plain frame needs no checksum help');
-            out.push(f.subarray(10));
-          } else {
-            const segs = n.vnetFrame(f);
-            assert.ok(segs, 'the kernel would accept the frame');
-            out.push(...segs);
+      fc.property(
+        fc.array(flowArb, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.nat(), { maxLength: 400 }),
+        (flows, picks) => {
+          const queues = flows.map((f, i) => flowSegments(i, f));
+          // Interleave the flows in a random order that keeps each flow's own order.
+          const input: Seg[] = [];
+          let k = 0;
+          while (queues.some((q) => q.length)) {
+            const live = queues.filter((q) => q.length);
+            input.push(live[(picks[k++] ?? 0) % live.length].shift()!);
           }
-        }
-        const byFlow = (list: Uint8Array[]) => {
-          const m = new Map<number, string[]>();
-          for (const p of list) {
-            const port = (p[20] << 8) | p[21];
-            m.set(port, [...(m.get(port) ?? []), hex(p)]);
+          const frames = n.groCoalesce(input.map((s) => s.bytes));
+          const out: Uint8Array[] = [];
+          for (const f of frames) {
+            if (f[1] === 0) {
+              assert.equal(f[0], 0, 'a plain frame needs no checksum help');
+              out.push(f.subarray(10));
+            } else {
+              const segs = n.vnetFrame(f);
+              assert.ok(segs, 'the kernel would accept the frame');
+              out.push(...segs);
+            }
           }
-          return m;
-        };
-        assert.deepEqual(byFlow(out), byFlow(input.map((s) => s.bytes)));
-        // Bad checksums stay bad: nothing was recomputed over a corrupt segment.
-        const bad = input.filter((s) => !tcpOk(s.bytes)).length;
-        assert.equal(out.filter((p) => !tcpOk(p)).length, bad);
-      }),
+          const byFlow = (list: Uint8Array[]) => {
+            const m = new Map<number, string[]>();
+            for (const p of list) {
+              const port = (p[20] << 8) | p[21];
+              m.set(port, [...(m.get(port) ?? []), hex(p)]);
+            }
+            return m;
+          };
+          assert.deepEqual(byFlow(out), byFlow(input.map((s) => s.bytes)));
+          // Bad checksums stay bad: nothing was recomputed over a corrupt segment.
+          const bad = input.filter((s) => !tcpOk(s.bytes)).length;
+          assert.equal(out.filter((p) => !tcpOk(p)).length, bad);
+        },
+      ),
       { numRuns: 100 },
     );
   });

@@ -10,7 +10,14 @@ const GSO_TCPV6 = 4;
 const GSO_ECN = 0x80;
 const NEEDS_CSUM = 1;
 
-function vnet(o: { flags?: number; gsoType?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number }): Uint8Array {
+function vnet(o: {
+  flags?: number;
+  gsoType?: number;
+  hdrLen?: number;
+  gsoSize?: number;
+  csumStart?: number;
+  csumOffset?: number;
+}): Uint8Array {
   const h = new Uint8Array(10);
   const dv = new DataView(h.buffer);
   h[0] = o.flags ?? 0;
@@ -29,7 +36,18 @@ const u32 = (b: Uint8Array, off: number) => new DataView(b.buffer, b.byteOffset)
 /** A TCP/IPv4 super-packet as the kernel hands it over: checksum field = pseudo-header sum. */
 function superV4(payloadLen: number, flags: number, options = new Uint8Array(0)): Uint8Array {
   const payload = new Uint8Array(payloadLen).map((_, i) => (i * 13 + 5) & 0xff);
-  const p = tcp({ src: '10.1.0.1', dst: '10.2.0.1', sport: 5001, dport: 40000, seq: 0xfffff000, ack: 99, flags, options, payload, id: 0xfff0 });
+  const p = tcp({
+    src: '10.1.0.1',
+    dst: '10.2.0.1',
+    sport: 5001,
+    dport: 40000,
+    seq: 0xfffff000,
+    ack: 99,
+    flags,
+    options,
+    payload,
+    id: 0xfff0,
+  });
   const t = (p[0] & 15) * 4;
   const partial = tcpPseudo('10.1.0.1', '10.2.0.1', p.length - t);
   p[t + 16] = partial >> 8;
@@ -79,7 +97,19 @@ describe('native GSO segmentation', () => {
           const options = withOptions ? Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2) : new Uint8Array(0);
           const sp = superV4(len, flags, options);
           const hl = 20 + 20 + (withOptions ? 12 : 0);
-          const segs = n.vnetFrame(cat(vnet({ flags: NEEDS_CSUM, gsoType: GSO_TCPV4 | (flags & 0x80 ? GSO_ECN : 0), hdrLen: hl, gsoSize: mss, csumStart: 20, csumOffset: 16 }), sp));
+          const segs = n.vnetFrame(
+            cat(
+              vnet({
+                flags: NEEDS_CSUM,
+                gsoType: GSO_TCPV4 | (flags & 0x80 ? GSO_ECN : 0),
+                hdrLen: hl,
+                gsoSize: mss,
+                csumStart: 20,
+                csumOffset: 16,
+              }),
+              sp,
+            ),
+          );
           assert.ok(segs);
           assert.equal(segs.length, len === 0 ? 1 : Math.ceil(len / mss));
           const payload: number[] = [];
@@ -95,7 +125,10 @@ describe('native GSO segmentation', () => {
             assert.equal(f & 0x09, last ? flags & 0x09 : 0, 'FIN/PSH only on the last segment');
             assert.equal(f & 0x80, i === 0 ? flags & 0x80 : 0, 'CWR only on the first');
             assert.equal(f & 0x10, flags & 0x10);
-            assert.deepEqual([...s.subarray(40, hl)], [...options, ...new Array((4 - (options.length % 4)) % 4).fill(0)]);
+            assert.deepEqual(
+              [...s.subarray(40, hl)],
+              [...options, ...new Array((4 - (options.length % 4)) % 4).fill(0)],
+            );
             payload.push(...s.subarray(hl));
           });
           assert.deepEqual(Uint8Array.from(payload), sp.subarray(hl));
@@ -138,7 +171,10 @@ describe('native GSO segmentation', () => {
     const n = nativeOrSkip(t);
     if (!n) return;
     assert.equal(n.vnetFrame(new Uint8Array(5)), null);
-    assert.equal(n.vnetFrame(cat(vnet({ flags: NEEDS_CSUM, csumStart: 100, csumOffset: 16 }), superV4(10, 0x10))), null);
+    assert.equal(
+      n.vnetFrame(cat(vnet({ flags: NEEDS_CSUM, csumStart: 100, csumOffset: 16 }), superV4(10, 0x10))),
+      null,
+    );
     assert.equal(n.vnetFrame(cat(vnet({ gsoType: GSO_TCPV4, gsoSize: 0 }), superV4(10, 0x10))), null);
     assert.equal(n.vnetFrame(cat(vnet({ gsoType: 3, gsoSize: 100 }), superV4(1000, 0x10))), null, 'UFO is not offered');
     const truncated = superV4(3000, 0x10).subarray(0, 2000);
@@ -152,7 +188,10 @@ describe('native GSO segmentation', () => {
           csumStart: fc.integer({ min: 0, max: 0xffff }),
           csumOffset: fc.integer({ min: 0, max: 0xffff }),
         }),
-        fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 4000 }).map((l) => superV4(l, 0x10))),
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }),
+          fc.integer({ min: 0, max: 4000 }).map((l) => superV4(l, 0x10)),
+        ),
         fc.integer({ min: 0, max: 64 }),
         (h, body, cut) => {
           const frame = cat(vnet(h), body.subarray(0, Math.max(0, body.length - cut)));

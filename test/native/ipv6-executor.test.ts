@@ -40,26 +40,44 @@ function receiver(ex: NativeExecutor): void {
 }
 
 function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
-  assert.equal(v.kind, 'forward', `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`);
+  assert.equal(
+    v.kind,
+    'forward',
+    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
+  );
   return v as Extract<Verdict, { kind: 'forward' }>;
 }
 
 const echo = (src: string, dst: string, data: string, exts?: Ext[]) =>
   icmp6(src, dst, 128, Uint8Array.from([0, 7, 0, 1, ...new TextEncoder().encode(data)]), exts);
 
-
 describe('native executor: the IPv6 extension-header walk', () => {
   it('finds the upper layer behind 8 extension headers, bounds every header, refuses more than 16', (t) => {
     const b = nativeOrSkip(t);
     if (!b) return;
-    const eight: Ext[] = [{ type: 0 }, { type: 60 }, { type: 43 }, { type: 60 }, { type: 51 }, { type: 60 }, { type: 43 }, { type: 60 }];
+    const eight: Ext[] = [
+      { type: 0 },
+      { type: 60 },
+      { type: 43 },
+      { type: 60 },
+      { type: 51 },
+      { type: 60 },
+      { type: 43 },
+      { type: 60 },
+    ];
     const p = tcp6(A, B, 0x02, 1400, new Uint8Array(0), eight);
     const chain = extChain(eight, 6).bytes.length;
     assert.deepEqual(b.ipv6Walk(p), [6, 40 + chain, 0, chain, 0, p.length]);
     // Hop-by-hop anywhere but first is malformed.
     assert.equal(b.ipv6Walk(tcp6(A, B, 0x10, undefined, new Uint8Array(0), [{ type: 60 }, { type: 0 }])), undefined);
     // 16 headers are fine, 17 are not.
-    const many = (n: number) => echo(A, B, 'x', Array.from({ length: n }, () => ({ type: 60 })));
+    const many = (n: number) =>
+      echo(
+        A,
+        B,
+        'x',
+        Array.from({ length: n }, () => ({ type: 60 })),
+      );
     assert.equal(b.ipv6Walk(many(16))?.[0], 58);
     assert.equal(b.ipv6Walk(many(17)), undefined);
     // A chain longer than the packet (payload length cut short inside a header) is malformed.
@@ -78,8 +96,14 @@ describe('native executor: the IPv6 extension-header walk', () => {
     const later = echo(A, B, 'frag', [{ type: 60 }, { type: 44, offset: 4 }]);
     assert.deepEqual(b.ipv6Walk(later)?.slice(0, 4), [58, -1, 2, 16]);
     // ESP and "no next header" end the walk.
-    assert.deepEqual(b.ipv6Walk(ipv6({ src: A, dst: B, proto: 50, payload: new Uint8Array(8) }))?.slice(0, 2), [50, 40]);
-    assert.deepEqual(b.ipv6Walk(ipv6({ src: A, dst: B, proto: 59, payload: new Uint8Array(0), exts: [{ type: 60 }] }))?.slice(0, 2), [59, 48]);
+    assert.deepEqual(
+      b.ipv6Walk(ipv6({ src: A, dst: B, proto: 50, payload: new Uint8Array(8) }))?.slice(0, 2),
+      [50, 40],
+    );
+    assert.deepEqual(
+      b.ipv6Walk(ipv6({ src: A, dst: B, proto: 59, payload: new Uint8Array(0), exts: [{ type: 60 }] }))?.slice(0, 2),
+      [59, 48],
+    );
   });
 
   it('agrees with the TypeScript walk and an independent model on random chains and corruptions', (t) => {
@@ -105,7 +129,12 @@ describe('native executor: the IPv6 extension-header walk', () => {
           assert.equal(ts.ok, got !== undefined);
           if (ts.ok && got) {
             const w = ts.value.walk;
-            assert.deepEqual(got.slice(0, 4), [w.upperProto, w.upperOffset ?? -1, ['none', 'first', 'non-first'].indexOf(w.fragment), w.extLength]);
+            assert.deepEqual(got.slice(0, 4), [
+              w.upperProto,
+              w.upperOffset ?? -1,
+              ['none', 'first', 'non-first'].indexOf(w.fragment),
+              w.extLength,
+            ]);
             assert.equal(got[4] === 1, isNeverIntercepted(bytes, w));
           }
         },
@@ -151,12 +180,18 @@ describe('native executor: IPv6 before any rule', () => {
   it('punts search messages over ICMPv6 and drops malformed IPv6 as bad-ipv6', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
-    const search = (type: number, data: string) => icmp6(B, A, type, Uint8Array.from([0, 1, 0, 1, ...new TextEncoder().encode(data)]));
+    const search = (type: number, data: string) =>
+      icmp6(B, A, type, Uint8Array.from([0, 1, 0, 1, ...new TextEncoder().encode(data)]));
     assert.deepEqual(ex.process('inside', search(128, 'KSRC....'), 1), { kind: 'punt', reason: 'search' });
     assert.deepEqual(ex.process('outside', search(129, 'KSRCxxxxyy'), 1), { kind: 'punt', reason: 'search' });
     assert.deepEqual(ex.process('inside', search(128, 'KSRC...'), 1), { kind: 'punt', reason: 'miss' }); // 7 bytes
     assert.deepEqual(ex.process('inside', search(1, 'KSRC....'), 1), { kind: 'punt', reason: 'miss' }); // not an echo
-    const bad = echo(B, A, 'x', Array.from({ length: 17 }, () => ({ type: 60 })));
+    const bad = echo(
+      B,
+      A,
+      'x',
+      Array.from({ length: 17 }, () => ({ type: 60 })),
+    );
     assert.deepEqual(ex.process('inside', bad, 1), { kind: 'drop', reason: 'bad-ipv6' });
     assert.deepEqual(ex.process('outside', new Uint8Array(40).fill(0x60), 1), { kind: 'drop', reason: 'bad-ipv6' });
     assert.deepEqual(ex.counters(), { 'punt.search': 2, 'punt.miss': 2, 'drop.bad-ipv6': 2 });
@@ -173,7 +208,9 @@ describe('native executor: group mode over IPv6', () => {
     const packets = [
       echo(B, A, 'a'),
       echo(B, A, 'kasane v6', [{ type: 0 }, { type: 43, body: new Uint8Array(14) }, { type: 60 }]),
-      tcp6(B, A, 0x18, undefined, new TextEncoder().encode('payload behind a fragment header'), [{ type: 44, offset: 0, more: true }]),
+      tcp6(B, A, 0x18, undefined, new TextEncoder().encode('payload behind a fragment header'), [
+        { type: 44, offset: 0, more: true },
+      ]),
       ipv6({ src: B, dst: A, proto: 17, payload: new Uint8Array(333).fill(7), tclass: 0xb8, flow: 0xabcde, hop: 3 }),
     ];
     for (const [i, p] of packets.entries()) {
@@ -208,7 +245,14 @@ describe('native executor: group mode over IPv6', () => {
     if (!ex || !rx) return;
     sender(ex);
     receiver(rx);
-    const in6 = ipv6({ src: B, dst: A, proto: 41, payload: echo('2001:db8:9::1', '2001:db8:9::2', 'inner'), tclass: 0x20, hop: 9 });
+    const in6 = ipv6({
+      src: B,
+      dst: A,
+      proto: 41,
+      payload: echo('2001:db8:9::1', '2001:db8:9::2', 'inner'),
+      tclass: 0x20,
+      hop: 9,
+    });
     const in4 = ipv6({ src: B, dst: A, proto: 4, payload: ping('10.9.0.1', '10.9.0.2') });
     for (const [i, p] of [in6, in4].entries()) {
       const v = fwd(ex.process('inside', p, 1));
@@ -238,7 +282,13 @@ describe('native executor: group mode over IPv6', () => {
     const big = ipv6({ src: B, dst: A, proto: 17, payload: new Uint8Array(1280 - 40 - 45 + 4) });
     assert.deepEqual(ex.process('inside', big, 1), { kind: 'punt', reason: 'too-big' });
     // Fragments are carried in the transport form like any packet, and are never split further.
-    const frag = ipv6({ src: B, dst: A, proto: 17, payload: new Uint8Array(1300), exts: [{ type: 44, offset: 0, more: true }] });
+    const frag = ipv6({
+      src: B,
+      dst: A,
+      proto: 17,
+      payload: new Uint8Array(1300),
+      exts: [{ type: 44, offset: 0, more: true }],
+    });
     assert.deepEqual(ex.process('inside', frag, 1), { kind: 'punt', reason: 'too-big' });
     const fits = ipv6({ src: B, dst: A, proto: 17, payload: new Uint8Array(1280 - 40 - 48) });
     assert.equal(fwd(ex.process('inside', fits, 1)).bytes.length <= 1280, true);
@@ -268,7 +318,13 @@ describe('native executor: group mode over IPv6', () => {
     receiver(ex);
     sender(tx);
     const esp = fwd(tx.process('inside', echo(B, A, 'x'), 1)).bytes;
-    const fragmented = ipv6({ src: B, dst: A, proto: 17, payload: esp.subarray(40), exts: [{ type: 44, offset: 0, more: true }] });
+    const fragmented = ipv6({
+      src: B,
+      dst: A,
+      proto: 17,
+      payload: esp.subarray(40),
+      exts: [{ type: 44, offset: 0, more: true }],
+    });
     assert.deepEqual(ex.process('outside', fragmented, 1), { kind: 'drop', reason: 'fragment' });
     const behind = ipv6({ src: B, dst: A, proto: 17, payload: esp.subarray(40), exts: [{ type: 60 }] });
     assert.deepEqual(ex.process('outside', behind, 1), { kind: 'drop', reason: 'unsolicited-plain' });
@@ -292,7 +348,16 @@ describe('native executor: tunnel mode with IPv6', () => {
     const a = newExecutor(t);
     const b = newExecutor(t);
     if (!a || !b) return undefined;
-    const tx: TunnelTxSa = { spi: 0xc001, vpnId: 3, peer: 'G2', ...TK, localAddr: gw[0], localPort: 4500, remoteAddr: gw[1], remotePort: 4500 };
+    const tx: TunnelTxSa = {
+      spi: 0xc001,
+      vpnId: 3,
+      peer: 'G2',
+      ...TK,
+      localAddr: gw[0],
+      localPort: 4500,
+      remoteAddr: gw[1],
+      remotePort: 4500,
+    };
     const rx: TunnelRxSa = {
       spi: 0xc001,
       vpnId: 3,
@@ -302,23 +367,47 @@ describe('native executor: tunnel mode with IPv6', () => {
       localPort: 4500,
       remoteAddr: gw[0],
       remotePort: 4500,
-      localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }, { start: '2001:db8:2::', end: '2001:db8:2::ffff' }],
-      remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }, { start: '2001:db8:1::', end: '2001:db8:1::ffff' }],
+      localSelectors: [
+        { start: '10.2.0.0', end: '10.2.0.255' },
+        { start: '2001:db8:2::', end: '2001:db8:2::ffff' },
+      ],
+      remoteSelectors: [
+        { start: '10.1.0.0', end: '10.1.0.255' },
+        { start: '2001:db8:1::', end: '2001:db8:1::ffff' },
+      ],
     };
     a.installTunnelTx(tx);
     b.installTunnelRx(rx);
-    for (const [l, r] of [[A, B], ['10.1.0.10', '10.2.0.10']]) a.installPath({ local: l, remote: r, action: 'encrypt', vpnId: 3, peer: 'G2', tunnel: { spi: 0xc001 }, mtu: 1400 });
+    for (const [l, r] of [
+      [A, B],
+      ['10.1.0.10', '10.2.0.10'],
+    ])
+      a.installPath({
+        local: l,
+        remote: r,
+        action: 'encrypt',
+        vpnId: 3,
+        peer: 'G2',
+        tunnel: { spi: 0xc001 },
+        mtu: 1400,
+      });
     return [a, b];
   }
 
-  for (const [name, gw] of [['v6 and v4 in v4', GW4], ['v4 and v6 in v6', GW6]] as const) {
+  for (const [name, gw] of [
+    ['v6 and v4 in v4', GW4],
+    ['v4 and v6 in v6', GW6],
+  ] as const) {
     it(`${name}: ESP next header 41 / 4, selectors per family, the last source address`, (t) => {
       const p = pair(t, gw);
       if (!p) return;
       const [a, b] = p;
       const v6 = gw === GW6;
       const hdr = v6 ? 48 : 28;
-      for (const inner of [echo(A, B, 'tunnel v6', [{ type: 60 }]), ping('10.1.0.10', '10.2.0.10', 1, 'tunnel v4', true)]) {
+      for (const inner of [
+        echo(A, B, 'tunnel v6', [{ type: 60 }]),
+        ping('10.1.0.10', '10.2.0.10', 1, 'tunnel v4', true),
+      ]) {
         const v = fwd(a.process('inside', inner, 5));
         assert.equal(v.note.op, 'tunnel-encrypt');
         assert.equal(v.bytes[0] >> 4, v6 ? 6 : 4);
@@ -333,7 +422,14 @@ describe('native executor: tunnel mode with IPv6', () => {
       }
       assert.deepEqual(b.tunnelRxStats(0xc001)?.lastSource, { addr: gw[0], port: 4500 });
       // Outside the selectors: dropped.
-      a.installPath({ local: A, remote: '2001:db8:3::1', action: 'encrypt', vpnId: 3, peer: 'G2', tunnel: { spi: 0xc001 } });
+      a.installPath({
+        local: A,
+        remote: '2001:db8:3::1',
+        action: 'encrypt',
+        vpnId: 3,
+        peer: 'G2',
+        tunnel: { spi: 0xc001 },
+      });
       const off = fwd(a.process('inside', echo(A, '2001:db8:3::1', 'off'), 7));
       assert.deepEqual(b.processUdp(gw[0], 4500, off.bytes.subarray(hdr), 8), { kind: 'drop', reason: 'selector' });
       // An IPv6 inner packet larger than the path: too-big (Packet Too Big), never sent to be fragmented.

@@ -14,7 +14,10 @@ const A = '2001:db8:1::10';
 const B = '2001:db8:2::10';
 
 /** The data segments of one TCP/IPv6 flow, mss bytes each (the last shorter), optional PSH/FIN, corrupt ones. */
-function flow6(port: number, o: { mss: number; total: number; seq: number; psh: number[]; bad: number[]; fin: boolean }): Uint8Array[] {
+function flow6(
+  port: number,
+  o: { mss: number; total: number; seq: number; psh: number[]; bad: number[]; fin: boolean },
+): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let off = 0, i = 0; off < o.total; off += o.mss, i++) {
     const n = Math.min(o.mss, o.total - off);
@@ -22,7 +25,24 @@ function flow6(port: number, o: { mss: number; total: number; seq: number; psh: 
     const seq = (o.seq + off) >>> 0;
     let flags = 0x10 | (o.psh.includes(i) ? 0x08 : 0);
     if (off + n >= o.total && o.fin) flags |= 0x01;
-    t.set([port >> 8, port & 0xff, 0x14, 0x51, seq >>> 24, (seq >> 16) & 0xff, (seq >> 8) & 0xff, seq & 0xff, 0, 0, 0, 77, 0x80, flags, 1, 0]);
+    t.set([
+      port >> 8,
+      port & 0xff,
+      0x14,
+      0x51,
+      seq >>> 24,
+      (seq >> 16) & 0xff,
+      (seq >> 8) & 0xff,
+      seq & 0xff,
+      0,
+      0,
+      0,
+      77,
+      0x80,
+      flags,
+      1,
+      0,
+    ]);
     t.set([1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 9], 20);
     for (let k = 0; k < n; k++) t[32 + k] = (off + k + port) & 0xff;
     const p = ipv6({ src: A, dst: B, proto: 6, payload: withChecksum6(A, B, 6, t, 16) });
@@ -49,31 +69,35 @@ describe('native offloads over IPv6', () => {
       fin: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(flowArb, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 300 }), (flows, picks) => {
-        const queues = flows.map((f, i) => flow6(40000 + i, f));
-        const input: Uint8Array[] = [];
-        for (let k = 0; queues.some((q) => q.length); k++) {
-          const live = queues.filter((q) => q.length);
-          const next = live[(picks[k] ?? 0) % live.length].shift();
-          if (next) input.push(next);
-        }
-        const out: Uint8Array[] = [];
-        for (const f of n.groCoalesce(input)) {
-          if (f[1] === 0) out.push(f.subarray(10));
-          else {
-            assert.equal(f[1], 4);
-            const segs = n.vnetFrame(f);
-            assert.ok(segs, 'the kernel would accept the frame');
-            out.push(...segs);
+      fc.property(
+        fc.array(flowArb, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.nat(), { maxLength: 300 }),
+        (flows, picks) => {
+          const queues = flows.map((f, i) => flow6(40000 + i, f));
+          const input: Uint8Array[] = [];
+          for (let k = 0; queues.some((q) => q.length); k++) {
+            const live = queues.filter((q) => q.length);
+            const next = live[(picks[k] ?? 0) % live.length].shift();
+            if (next) input.push(next);
           }
-        }
-        const byFlow = (list: Uint8Array[]) => {
-          const m = new Map<number, string[]>();
-          for (const p of list) m.set((p[40] << 8) | p[41], [...(m.get((p[40] << 8) | p[41]) ?? []), hex(p)]);
-          return m;
-        };
-        assert.deepEqual(byFlow(out), byFlow(input));
-      }),
+          const out: Uint8Array[] = [];
+          for (const f of n.groCoalesce(input)) {
+            if (f[1] === 0) out.push(f.subarray(10));
+            else {
+              assert.equal(f[1], 4);
+              const segs = n.vnetFrame(f);
+              assert.ok(segs, 'the kernel would accept the frame');
+              out.push(...segs);
+            }
+          }
+          const byFlow = (list: Uint8Array[]) => {
+            const m = new Map<number, string[]>();
+            for (const p of list) m.set((p[40] << 8) | p[41], [...(m.get((p[40] << 8) | p[41]) ?? []), hex(p)]);
+            return m;
+          };
+          assert.deepEqual(byFlow(out), byFlow(input));
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -120,7 +144,10 @@ describe('native offloads over IPv6', () => {
     assert.equal(other.kind, 'forward');
     if (other.kind !== 'forward') return;
     const mixed = n.usoCoalesce([esp[0], esp[1], other.bytes, esp[2]]);
-    assert.deepEqual(mixed.map((m) => m[1]), [5, 0, 0]);
+    assert.deepEqual(
+      mixed.map((m) => m[1]),
+      [5, 0, 0],
+    );
     assert.ok(upperChecksumOk6(mixed[1].subarray(10), 40, 17));
   });
 });

@@ -37,7 +37,10 @@ export interface HelperGateway {
 }
 
 export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperConfig): Promise<HelperGateway> {
-  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], { stdin: true, cwd: root });
+  const child = tb.spawn(ns, process.execPath, ['--import', 'tsx', helper, JSON.stringify(cfg)], {
+    stdin: true,
+    cwd: root,
+  });
   const lines = new JsonLines(child);
   const first = await lines.wait((e) => e.event === 'ready' || e.event === 'error', 30_000, `gateway in ${ns}`);
   if (first.event === 'error') throw new Error(`gateway in ${ns}: ${String(first.message)}`);
@@ -56,10 +59,22 @@ export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperCon
 }
 
 /** Sends `bytes` over TCP from clientNs to a server in serverNs; checks count and SHA-256; returns the client's ms. */
-export async function tcpTransfer(tb: Testbed, serverNs: string, clientNs: string, host: string, bytes: number): Promise<number> {
-  const srv = new JsonLines(tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }));
+export async function tcpTransfer(
+  tb: Testbed,
+  serverNs: string,
+  clientNs: string,
+  host: string,
+  bytes: number,
+): Promise<number> {
+  const srv = new JsonLines(
+    tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }),
+  );
   await srv.wait((e) => e.event === 'listening', 30_000, 'TCP server');
-  const cli = new JsonLines(tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], { cwd: root }));
+  const cli = new JsonLines(
+    tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], {
+      cwd: root,
+    }),
+  );
   const sent = await cli.wait((e) => e.event === 'sent' || e.event === 'error', 60_000, 'TCP client');
   assert.equal(sent.event, 'sent', `client: ${JSON.stringify(sent)} ${cli.stderr}`);
   const done = await srv.wait((e) => e.event === 'done', 30_000, 'TCP server done');

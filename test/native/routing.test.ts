@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { routingSetup, routingTeardown, sysctlPath, type RoutingCommand } from '../../src/native/routing.js';
 
-const plan = { insideTun: 'ks-in', outsideTun: 'ks-out', insideIfaces: ['lan0', 'lan1'], outsideIfaces: ['wan0'], table: 200, pref: 300 };
+const plan = {
+  insideTun: 'ks-in',
+  outsideTun: 'ks-out',
+  insideIfaces: ['lan0', 'lan1'],
+  outsideIfaces: ['wan0'],
+  table: 200,
+  pref: 300,
+};
 const text = (cs: RoutingCommand[]) =>
   cs.map(
     (c) =>
@@ -55,7 +62,10 @@ describe('TUN routing plan', () => {
     const nft = s[guard];
     // Replaced atomically (created if absent, deleted and made again in one `nft -f`); one inet
     // table guards IPv4 and IPv6, and the ip table of an earlier (IPv4-only) version goes with it.
-    assert.match(nft, /^nft: table ip kasane_200 \{\}\ndelete table ip kasane_200\ntable inet kasane_200 \{\}\ndelete table inet kasane_200\ntable inet kasane_200 \{/);
+    assert.match(
+      nft,
+      /^nft: table ip kasane_200 \{\}\ndelete table ip kasane_200\ntable inet kasane_200 \{\}\ndelete table inet kasane_200\ntable inet kasane_200 \{/,
+    );
     assert.match(nft, /iifname \{ "lan0", "lan1" \} oifname \{ "wan0" \} counter drop/);
     assert.match(nft, /iifname \{ "wan0" \} oifname \{ "lan0", "lan1" \} counter drop/);
   });
@@ -75,7 +85,10 @@ describe('TUN routing plan', () => {
 
   it('on a host without IPv6 the plan is IPv4 only, and keeps IPv6 off the TUN devices', () => {
     const s = text(routingSetup({ ...plan, ipv6: false }));
-    assert.ok(!s.some((l) => l.startsWith('ip -6') || l.includes('forwarding') || l.includes('addrgenmode')), s.join('\n'));
+    assert.ok(
+      !s.some((l) => l.startsWith('ip -6') || l.includes('forwarding') || l.includes('addrgenmode')),
+      s.join('\n'),
+    );
     assert.ok(s.includes('net.ipv6.conf.ks-in.disable_ipv6=1 (optional)'), s.join('\n'));
     assert.ok(!text(routingTeardown({ ...plan, ipv6: false })).some((l) => l.startsWith('ip -6')));
   });

@@ -168,7 +168,7 @@ export function ipHeaderOk(p: Uint8Array): boolean {
 export function mssOf(p: Uint8Array): number | undefined {
   const t = (p[0] & 15) * 4;
   const end = t + (p[t + 12] >> 4) * 4;
-  for (let i = t + 20; i < end; ) {
+  for (let i = t + 20; i < end;) {
     if (p[i] === 0) break;
     if (p[i] === 1) {
       i++;
@@ -218,7 +218,11 @@ export function refEspOpen(sa: RefSa, esp: Uint8Array): { seq: bigint; nh: numbe
   try {
     const pt = Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
     const padLen = pt[pt.length - 2];
-    return { seq: new DataView(iv.buffer, iv.byteOffset).getBigUint64(0), nh: pt[pt.length - 1], payload: pt.subarray(0, pt.length - 2 - padLen) };
+    return {
+      seq: new DataView(iv.buffer, iv.byteOffset).getBigUint64(0),
+      nh: pt[pt.length - 1],
+      payload: pt.subarray(0, pt.length - 2 - padLen),
+    };
   } catch {
     return undefined;
   }
@@ -300,7 +304,7 @@ export function reassemble(fragments: Uint8Array[]): Uint8Array {
   for (const p of parts) out.set(p.data, first.hl + p.off - first.off);
   out[2] = out.length >> 8;
   out[3] = out.length & 0xff;
-  const field = (out[6] & 0x40) << 8 | (parts[parts.length - 1].mf ? 0x2000 : 0) | (first.off / 8);
+  const field = ((out[6] & 0x40) << 8) | (parts[parts.length - 1].mf ? 0x2000 : 0) | (first.off / 8);
   out[6] = field >> 8;
   out[7] = field & 0xff;
   return fixIpChecksum(out);

@@ -18,7 +18,7 @@ import { hex, inCi, randomKey } from './support.js';
 import { icmp6 } from './support6.js';
 
 async function waitFor(ok: () => boolean, ms: number, what: string): Promise<void> {
-  for (const end = Date.now() + ms; !ok(); ) {
+  for (const end = Date.now() + ms; !ok();) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -54,7 +54,13 @@ describe('native TUN datapath over IPv6 in network namespaces', { timeout: 180_0
       tb.ip(gb, '-6', 'route', 'add', 'fd00:1::/64', 'via', 'fd00:ff::1');
       const ka = randomKey(61);
       const kb = randomKey(62);
-      const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({ spi, vpnId: 1, epoch: 1, key: hex(k.key), salt: hex(k.salt) });
+      const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({
+        spi,
+        vpnId: 1,
+        epoch: 1,
+        key: hex(k.key),
+        salt: hex(k.salt),
+      });
       const A = await startGateway(tb, ga, {
         routing: ROUTING,
         rules: [{ local: 'fd00:1::2', remote: 'fd00:2::2', action: 'encrypt', vpnId: 1, peer: 'GB', mtu: 1500 }],
@@ -80,7 +86,11 @@ describe('native TUN datapath over IPv6 in network namespaces', { timeout: 180_0
       A.send(`local ${hex(ptb)}`);
       const sent = await A.lines.wait((e) => e.event === 'local', 5_000, 'sendLocal at A');
       assert.equal(sent.ok, true, String(sent.error));
-      await waitFor(() => /mtu 1300/.test(tb.ip(h1, '-6', 'route', 'get', 'fd00:2::2')), 5_000, 'h1 learned the path MTU');
+      await waitFor(
+        () => /mtu 1300/.test(tb.ip(h1, '-6', 'route', 'get', 'fd00:2::2')),
+        5_000,
+        'h1 learned the path MTU',
+      );
       const ra = await A.close();
       const rb = await B.close();
       for (const [name, rep] of [
@@ -95,7 +105,10 @@ describe('native TUN datapath over IPv6 in network namespaces', { timeout: 180_0
         assert.equal(c['drop.auth-failed'], undefined);
         assert.equal(c['drop.bad-ipv6'], undefined);
         assert.equal(s['tx.errors'], 0);
-        assert.ok(s['rx.gso'] > 0 && s['rx.segments'] > 0, `${name}: TCP/IPv6 arrived as GSO super-packets: ${JSON.stringify(s)}`);
+        assert.ok(
+          s['rx.gso'] > 0 && s['rx.segments'] > 0,
+          `${name}: TCP/IPv6 arrived as GSO super-packets: ${JSON.stringify(s)}`,
+        );
         assert.ok(s['tx.gso'] > 10, `${name}: UDP GSO super-packets of ESP over IPv6 written: ${JSON.stringify(s)}`);
         assert.ok(s['rx.gso-esp'] > 10, `${name}: UDP GSO super-packets of ESP over IPv6 read: ${JSON.stringify(s)}`);
         assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);

@@ -44,7 +44,11 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         tb.link(gw, 'go', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
         tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
         tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
-        const g = await startGateway(tb, gw, { routing: ROUTING_ONE, queues, learn: [{ local: '10.1.0.2', remote: '10.2.0.2' }] });
+        const g = await startGateway(tb, gw, {
+          routing: ROUTING_ONE,
+          queues,
+          learn: [{ local: '10.1.0.2', remote: '10.2.0.2' }],
+        });
         // The first packet is a miss: the helper installs a plain rule and re-injects it, so no
         // echo is lost.
         ping(tb, h1, '10.2.0.2');
@@ -66,7 +70,9 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         assert.ok(stats['rx.gso'] > 0, `TCP arrived as GSO super-packets: ${JSON.stringify(stats)}`);
         assert.equal(stats['tx.errors'], 0);
         assert.ok(counters['plain.packets'] > (40 << 20) / 1500);
-        const path = (rep.paths as { local: string; remote: string; packets: number; lastUsed: number }[]).find((p) => p.local === '10.1.0.2');
+        const path = (rep.paths as { local: string; remote: string; packets: number; lastUsed: number }[]).find(
+          (p) => p.local === '10.1.0.2',
+        );
         assert.ok(path && path.packets > 1000 && Math.abs(path.lastUsed - Date.now()) < 60_000, JSON.stringify(path));
       } finally {
         tb.teardown();
@@ -86,7 +92,13 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
       tb.ip(gb, 'route', 'add', '10.1.0.0/24', 'via', '192.168.0.1');
       const ka = randomKey(11);
       const kb = randomKey(22);
-      const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({ spi, vpnId: 1, epoch: 1, key: hex(k.key), salt: hex(k.salt) });
+      const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({
+        spi,
+        vpnId: 1,
+        epoch: 1,
+        key: hex(k.key),
+        salt: hex(k.salt),
+      });
       const A = await startGateway(tb, ga, {
         routing: ROUTING_ONE,
         rules: [{ local: '10.1.0.2', remote: '10.2.0.2', action: 'encrypt', vpnId: 1, peer: 'GB', mtu: 1500 }],
@@ -121,7 +133,10 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         assert.ok(s['rx.gso-esp'] > 10, `${name}: UDP GSO super-packets of ESP read: ${JSON.stringify(s)}`);
         assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
       }
-      assert.ok((ra.stats as Record<string, number>)['rx.segments'] > 0, 'GSO super-packets were segmented before encryption');
+      assert.ok(
+        (ra.stats as Record<string, number>)['rx.segments'] > 0,
+        'GSO super-packets were segmented before encryption',
+      );
     } finally {
       tb.teardown();
     }

@@ -23,7 +23,17 @@ function keys(len: 16 | 32, seed: number): { key: Uint8Array; salt: Uint8Array }
 }
 
 function txSa(spi: number, k: { key: Uint8Array; salt: Uint8Array }, extra: Partial<TunnelTxSa> = {}): TunnelTxSa {
-  return { spi, vpnId: 3, peer: 'G2', ...k, localAddr: GW1, localPort: 4500, remoteAddr: GW2, remotePort: 4500, ...extra };
+  return {
+    spi,
+    vpnId: 3,
+    peer: 'G2',
+    ...k,
+    localAddr: GW1,
+    localPort: 4500,
+    remoteAddr: GW2,
+    remotePort: 4500,
+    ...extra,
+  };
 }
 
 function rxSa(spi: number, k: { key: Uint8Array; salt: Uint8Array }, extra: Partial<TunnelRxSa> = {}): TunnelRxSa {
@@ -65,7 +75,11 @@ describe('native executor: tunnel mode', () => {
         assert.equal(esp.readUInt32BE(0), spi);
         const seq = esp.readUInt32BE(4);
         assert.equal(esp.readBigUInt64BE(8), BigInt(seq));
-        const d = createDecipheriv(len === 16 ? 'aes-128-gcm' : 'aes-256-gcm', k.key, Buffer.concat([k.salt, esp.subarray(8, 16)]));
+        const d = createDecipheriv(
+          len === 16 ? 'aes-128-gcm' : 'aes-256-gcm',
+          k.key,
+          Buffer.concat([k.salt, esp.subarray(8, 16)]),
+        );
         d.setAAD(esp.subarray(0, 8));
         d.setAuthTag(esp.subarray(esp.length - 16));
         const pt = Buffer.concat([d.update(esp.subarray(16, esp.length - 16)), d.final()]);
@@ -86,7 +100,10 @@ describe('native executor: tunnel mode', () => {
     const v = ex.processUdp('203.0.113.9', 61000, sealTunnelEsp(hk, 0x5151, 1, 4, inner), 12);
     assert.equal(v.kind, 'forward');
     if (v.kind === 'forward') assert.equal(hex(v.bytes), hex(inner));
-    assert.deepEqual(ex.processUdp(GW1, 4500, sealTunnelEsp(hk, 0x5151, 2, 4, ping('10.3.0.1', B, 1)), 13), { kind: 'drop', reason: 'selector' });
+    assert.deepEqual(ex.processUdp(GW1, 4500, sealTunnelEsp(hk, 0x5151, 2, 4, ping('10.3.0.1', B, 1)), 13), {
+      kind: 'drop',
+      reason: 'selector',
+    });
     const s = ex.tunnelRxStats(0x5151)!;
     assert.deepEqual(s.lastSource, { addr: GW1, port: 4500 });
     assert.equal(s.packets, 1);
@@ -139,17 +156,48 @@ const SELECTORS6 = [
 let SELECTORS = SELECTORS4;
 
 /** A packet of the run's family: IPv6 takes the TOS as its traffic class and a fragment header for `frag`. */
-function inner(src: string, dst: string, payload: Uint8Array, o: { df?: boolean; tos?: number; frag?: boolean } = {}): Uint8Array {
-  if (src.includes(':')) return ipv6({ src, dst, proto: 17, payload, tclass: o.tos, exts: o.frag ? [{ type: 44, offset: 0, more: true }] : [] });
+function inner(
+  src: string,
+  dst: string,
+  payload: Uint8Array,
+  o: { df?: boolean; tos?: number; frag?: boolean } = {},
+): Uint8Array {
+  if (src.includes(':'))
+    return ipv6({
+      src,
+      dst,
+      proto: 17,
+      payload,
+      tclass: o.tos,
+      exts: o.frag ? [{ type: 44, offset: 0, more: true }] : [],
+    });
   return ipv4({ src, dst, proto: 17, payload, df: o.df, tos: o.tos, mf: o.frag });
 }
 
 type Op =
-  | { op: 'rule'; local: number; remote: number; action: PathRule['action']; vpnId: number; peer: string; mtu?: number; tunnel?: number }
+  | {
+      op: 'rule';
+      local: number;
+      remote: number;
+      action: PathRule['action'];
+      vpnId: number;
+      peer: string;
+      mtu?: number;
+      tunnel?: number;
+    }
   | { op: 'unrule'; local: number; remote: number }
   | { op: 'ttx'; k: number; spi: number; vpnId: number; peer: string; seq: number; soft: number; port: number }
   | { op: 'unttx'; spi: number }
-  | { op: 'trx'; k: number; spi: number; vpnId: number; peer: string; window: number; local: number[]; remote: number[] }
+  | {
+      op: 'trx';
+      k: number;
+      spi: number;
+      vpnId: number;
+      peer: string;
+      window: number;
+      local: number[];
+      remote: number[];
+    }
   | { op: 'untrx'; spi: number }
   | { op: 'packet'; bytes: Uint8Array; inside: boolean }
   | { op: 'udp'; bytes: Uint8Array; port: number };
@@ -160,7 +208,10 @@ const kIdx = fc.integer({ min: 0, max: 2 });
 const keyArb = fc.oneof({ weight: 4, arbitrary: fc.constant(-1) }, { weight: 1, arbitrary: kIdx });
 const keyOf = (k: number, spi: number) => (k < 0 ? spi % 3 : k);
 // Mostly A and B, so that random packets often meet the random rules and selectors.
-const pair = fc.oneof({ weight: 3, arbitrary: fc.constantFrom([0, 1], [1, 0]) }, { weight: 1, arbitrary: fc.tuple(host, host) });
+const pair = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom([0, 1], [1, 0]) },
+  { weight: 1, arbitrary: fc.tuple(host, host) },
+);
 
 const seqArb = fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0xfffffffc, max: 0xffffffff }));
 
@@ -212,32 +263,71 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 function packetArb(): fc.Arbitrary<Op> {
-  const p = fc.record({ p: pair, data: fc.uint8Array({ maxLength: 400 }), df: fc.boolean(), tos: fc.integer({ min: 0, max: 255 }), frag: fc.boolean() }).map(({ p, data, df, tos, frag }) =>
-    inner(HOSTS[p[0]], HOSTS[p[1]], data, { df, tos, frag }),
-  );
+  const p = fc
+    .record({
+      p: pair,
+      data: fc.uint8Array({ maxLength: 400 }),
+      df: fc.boolean(),
+      tos: fc.integer({ min: 0, max: 255 }),
+      frag: fc.boolean(),
+    })
+    .map(({ p, data, df, tos, frag }) => inner(HOSTS[p[0]], HOSTS[p[1]], data, { df, tos, frag }));
   const syn = fc.record({ p: pair, mss: fc.integer({ min: 0, max: 0xffff }) }).map(({ p, mss }) =>
     HOSTS[p[0]].includes(':')
       ? tcp6(HOSTS[p[0]], HOSTS[p[1]], 0x02, mss)
-      : tcp({ src: HOSTS[p[0]], dst: HOSTS[p[1]], sport: 1000, dport: 80, seq: 5, flags: 0x02, options: Uint8Array.from([2, 4, mss >> 8, mss & 0xff]) }),
+      : tcp({
+          src: HOSTS[p[0]],
+          dst: HOSTS[p[1]],
+          sport: 1000,
+          dport: 80,
+          seq: 5,
+          flags: 0x02,
+          options: Uint8Array.from([2, 4, mss >> 8, mss & 0xff]),
+        }),
   );
   // Large packets with DF (fast-check favours short arrays): they meet the MTU check.
-  const big = fc.record({ p: pair, n: fc.integer({ min: 100, max: 1500 }) }).map(({ p, n }) => inner(HOSTS[p[0]], HOSTS[p[1]], new Uint8Array(n).fill(n & 0xff), { df: true }));
+  const big = fc
+    .record({ p: pair, n: fc.integer({ min: 100, max: 1500 }) })
+    .map(({ p, n }) => inner(HOSTS[p[0]], HOSTS[p[1]], new Uint8Array(n).fill(n & 0xff), { df: true }));
   return fc.record({ op: fc.constant('packet' as const), bytes: fc.oneof(p, syn, big), inside: fc.boolean() });
 }
 
 function datagramArb(): fc.Arbitrary<Op> {
   const esp = fc
-    .record({ k: keyArb, spi: fc.oneof(kIdx, fc.constant(3)), seq: seqArb, p: pair, data: fc.uint8Array({ maxLength: 100 }), nh: fc.constantFrom(4, 4, 4, 59, 41), tfc: fc.nat(9), flip: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() }) })
+    .record({
+      k: keyArb,
+      spi: fc.oneof(kIdx, fc.constant(3)),
+      seq: seqArb,
+      p: pair,
+      data: fc.uint8Array({ maxLength: 100 }),
+      nh: fc.constantFrom(4, 4, 4, 59, 41),
+      tfc: fc.nat(9),
+      flip: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() }),
+    })
     .map(({ k, spi, seq, p, data, nh, tfc, flip }) => {
       const packet = inner(HOSTS[p[0]], HOSTS[p[1]], data);
       // The next header of the packet's family most of the time, the other one (malformed) sometimes.
       const family = packet[0] >> 4 === 6 ? 41 : 4;
-      const d = sealTunnelEsp(HK[keyOf(k, spi)], spi < 3 ? SPIS[spi] : 0x0badf00d, seq, nh === 4 ? family : nh, Uint8Array.from([...packet, ...new Uint8Array(tfc)]));
+      const d = sealTunnelEsp(
+        HK[keyOf(k, spi)],
+        spi < 3 ? SPIS[spi] : 0x0badf00d,
+        seq,
+        nh === 4 ? family : nh,
+        Uint8Array.from([...packet, ...new Uint8Array(tfc)]),
+      );
       if (flip !== undefined) d[flip % d.length] ^= 1 << (flip % 8);
       return d;
     });
-  const junk = fc.oneof(fc.uint8Array({ maxLength: 60 }), fc.constant(Uint8Array.of(0xff)), fc.uint8Array({ maxLength: 40 }).map((b) => Uint8Array.from([0, 0, 0, 0, ...b])));
-  return fc.record({ op: fc.constant('udp' as const), bytes: fc.oneof({ weight: 4, arbitrary: esp }, { weight: 1, arbitrary: junk }), port: fc.constantFrom(4500, 4501) });
+  const junk = fc.oneof(
+    fc.uint8Array({ maxLength: 60 }),
+    fc.constant(Uint8Array.of(0xff)),
+    fc.uint8Array({ maxLength: 40 }).map((b) => Uint8Array.from([0, 0, 0, 0, ...b])),
+  );
+  return fc.record({
+    op: fc.constant('udp' as const),
+    bytes: fc.oneof({ weight: 4, arbitrary: esp }, { weight: 1, arbitrary: junk }),
+    port: fc.constantFrom(4500, 4501),
+  });
 }
 
 function apply(ex: TunnelExecutor, op: Op, now: number): Verdict | undefined {
@@ -246,7 +336,8 @@ function apply(ex: TunnelExecutor, op: Op, now: number): Verdict | undefined {
       const rule: PathRule = { local: HOSTS[op.local], remote: HOSTS[op.remote], action: op.action };
       if (op.action === 'encrypt') Object.assign(rule, { vpnId: op.vpnId, peer: op.peer });
       if (op.mtu !== undefined) rule.mtu = op.mtu;
-      if (op.tunnel !== undefined && op.action === 'encrypt') rule.tunnel = { spi: op.tunnel < 3 ? SPIS[op.tunnel] : 0x0badf00d };
+      if (op.tunnel !== undefined && op.action === 'encrypt')
+        rule.tunnel = { spi: op.tunnel < 3 ? SPIS[op.tunnel] : 0x0badf00d };
       ex.installPath(rule);
       return undefined;
     }
@@ -254,13 +345,33 @@ function apply(ex: TunnelExecutor, op: Op, now: number): Verdict | undefined {
       ex.removePath(HOSTS[op.local], HOSTS[op.remote]);
       return undefined;
     case 'ttx':
-      ex.installTunnelTx(txSa(SPIS[op.spi], KEYS[keyOf(op.k, op.spi)], { vpnId: op.vpnId, peer: op.peer, nextSeq: op.seq, softSeqLimit: op.soft, remotePort: op.port, localAddr: OUTER[0], remoteAddr: OUTER[1] }));
+      ex.installTunnelTx(
+        txSa(SPIS[op.spi], KEYS[keyOf(op.k, op.spi)], {
+          vpnId: op.vpnId,
+          peer: op.peer,
+          nextSeq: op.seq,
+          softSeqLimit: op.soft,
+          remotePort: op.port,
+          localAddr: OUTER[0],
+          remoteAddr: OUTER[1],
+        }),
+      );
       return undefined;
     case 'unttx':
       ex.removeTunnelTx(SPIS[op.spi]);
       return undefined;
     case 'trx':
-      ex.installTunnelRx(rxSa(SPIS[op.spi], KEYS[keyOf(op.k, op.spi)], { vpnId: op.vpnId, peer: op.peer, replayWindow: op.window, localSelectors: op.local.map((i) => SELECTORS[i]), remoteSelectors: op.remote.map((i) => SELECTORS[i]), localAddr: OUTER[1], remoteAddr: OUTER[0] }));
+      ex.installTunnelRx(
+        rxSa(SPIS[op.spi], KEYS[keyOf(op.k, op.spi)], {
+          vpnId: op.vpnId,
+          peer: op.peer,
+          replayWindow: op.window,
+          localSelectors: op.local.map((i) => SELECTORS[i]),
+          remoteSelectors: op.remote.map((i) => SELECTORS[i]),
+          localAddr: OUTER[1],
+          remoteAddr: OUTER[0],
+        }),
+      );
       return undefined;
     case 'untrx':
       ex.removeTunnelRx(SPIS[op.spi]);
@@ -274,7 +385,11 @@ function apply(ex: TunnelExecutor, op: Op, now: number): Verdict | undefined {
 
 function show(v: Verdict | undefined): unknown {
   if (!v || v.kind !== 'forward') return v;
-  return { kind: v.kind, bytes: hex(v.bytes), note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)) };
+  return {
+    kind: v.kind,
+    bytes: hex(v.bytes),
+    note: JSON.stringify(v.note, (_, x) => (typeof x === 'bigint' ? `${x}n` : x)),
+  };
 }
 
 const WORLDS: [string, string[], typeof SELECTORS4, string[]][] = [
@@ -286,53 +401,67 @@ const WORLDS: [string, string[], typeof SELECTORS4, string[]][] = [
 
 describe('native tunnel mode vs TypeScript reference (differential)', () => {
   for (const [name, hosts, selectors, outer] of WORLDS)
-  it(`agrees on verdicts, bytes, path and SA statistics and counters for random sequences (${name})`, (t) => {
-    if (!newExecutor(t)) return;
-    HOSTS = hosts;
-    SELECTORS = selectors;
-    OUTER = outer;
-    t.after(() => {
-      HOSTS = HOSTS4;
-      SELECTORS = SELECTORS4;
-      OUTER = [GW1, GW2];
-    });
-    const seen = new Map<string, number>();
-    fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 100, size: 'medium' }), (random) => {
-        // Start from a working Child SA in both directions; the random operations mix it up.
-        const ops: Op[] = [
-          { op: 'ttx', k: 0, spi: 0, vpnId: 3, peer: 'G2', seq: 1, soft: 0xf0000000, port: 4500 },
-          { op: 'trx', k: 0, spi: 0, vpnId: 3, peer: 'G2', window: 64, local: [1], remote: [0] },
-          { op: 'trx', k: -1, spi: 1, vpnId: 3, peer: 'G2', window: 1024, local: [3], remote: [3] },
-          { op: 'trx', k: -1, spi: 2, vpnId: 3, peer: 'G1', window: 4096, local: [1, 2], remote: [0] },
-          { op: 'rule', local: 0, remote: 1, action: 'encrypt', vpnId: 3, peer: 'G2', mtu: 150, tunnel: 0 },
-          { op: 'rule', local: 1, remote: 0, action: 'encrypt', vpnId: 3, peer: 'G2', tunnel: 1 },
-          ...random,
-        ];
-        const ref = new TsExecutor();
-        const nat = newExecutor(t)!;
-        ops.forEach((op, i) => {
-          const a = apply(ref, op, 1000 + i);
-          const b = apply(nat, op, 1000 + i);
-          if (a) {
-            const k = a.kind === 'forward' ? a.note.op : `${a.kind}.${a.reason}`;
-            seen.set(k, (seen.get(k) ?? 0) + 1);
+    it(`agrees on verdicts, bytes, path and SA statistics and counters for random sequences (${name})`, (t) => {
+      if (!newExecutor(t)) return;
+      HOSTS = hosts;
+      SELECTORS = selectors;
+      OUTER = outer;
+      t.after(() => {
+        HOSTS = HOSTS4;
+        SELECTORS = SELECTORS4;
+        OUTER = [GW1, GW2];
+      });
+      const seen = new Map<string, number>();
+      fc.assert(
+        fc.property(fc.array(opArb, { minLength: 1, maxLength: 100, size: 'medium' }), (random) => {
+          // Start from a working Child SA in both directions; the random operations mix it up.
+          const ops: Op[] = [
+            { op: 'ttx', k: 0, spi: 0, vpnId: 3, peer: 'G2', seq: 1, soft: 0xf0000000, port: 4500 },
+            { op: 'trx', k: 0, spi: 0, vpnId: 3, peer: 'G2', window: 64, local: [1], remote: [0] },
+            { op: 'trx', k: -1, spi: 1, vpnId: 3, peer: 'G2', window: 1024, local: [3], remote: [3] },
+            { op: 'trx', k: -1, spi: 2, vpnId: 3, peer: 'G1', window: 4096, local: [1, 2], remote: [0] },
+            { op: 'rule', local: 0, remote: 1, action: 'encrypt', vpnId: 3, peer: 'G2', mtu: 150, tunnel: 0 },
+            { op: 'rule', local: 1, remote: 0, action: 'encrypt', vpnId: 3, peer: 'G2', tunnel: 1 },
+            ...random,
+          ];
+          const ref = new TsExecutor();
+          const nat = newExecutor(t)!;
+          ops.forEach((op, i) => {
+            const a = apply(ref, op, 1000 + i);
+            const b = apply(nat, op, 1000 + i);
+            if (a) {
+              const k = a.kind === 'forward' ? a.note.op : `${a.kind}.${a.reason}`;
+              seen.set(k, (seen.get(k) ?? 0) + 1);
+            }
+            assert.deepEqual(show(b), show(a), `op ${i}: ${op.op}`);
+          });
+          for (const l of HOSTS)
+            for (const r of HOSTS) assert.deepEqual(nat.pathStats(l, r), ref.pathStats(l, r), `stats ${l} ${r}`);
+          for (const spi of [...SPIS, 0x0badf00d]) {
+            assert.deepEqual(nat.tunnelTxStats(spi), ref.tunnelTxStats(spi), `tx stats ${spi}`);
+            assert.deepEqual(nat.tunnelRxStats(spi), ref.tunnelRxStats(spi), `rx stats ${spi}`);
           }
-          assert.deepEqual(show(b), show(a), `op ${i}: ${op.op}`);
-        });
-        for (const l of HOSTS) for (const r of HOSTS) assert.deepEqual(nat.pathStats(l, r), ref.pathStats(l, r), `stats ${l} ${r}`);
-        for (const spi of [...SPIS, 0x0badf00d]) {
-          assert.deepEqual(nat.tunnelTxStats(spi), ref.tunnelTxStats(spi), `tx stats ${spi}`);
-          assert.deepEqual(nat.tunnelRxStats(spi), ref.tunnelRxStats(spi), `rx stats ${spi}`);
-        }
-        assert.deepEqual(nat.counters(), ref.counters());
-      }),
-      { numRuns: name === 'IPv4 in IPv4' ? 300 : 150 },
-    );
-    if (process.env.KASANE_SHOW_COVERAGE) console.error(JSON.stringify([...seen]));
-    // The generators must reach the interesting outcomes, not only the early refusals.
-    for (const v of ['tunnel-encrypt', 'tunnel-decrypt', 'drop.replay', 'drop.auth-failed', 'drop.selector', 'drop.tunnel-seq-exhausted', 'drop.tunnel-dummy', 'punt.too-big', 'punt.ike', 'punt.unknown-spi', 'drop.peer-mismatch', 'drop.discard']) {
-      assert.ok(seen.has(v), `never saw ${v}: ${JSON.stringify([...seen])}`);
-    }
-  });
+          assert.deepEqual(nat.counters(), ref.counters());
+        }),
+        { numRuns: name === 'IPv4 in IPv4' ? 300 : 150 },
+      );
+      if (process.env.KASANE_SHOW_COVERAGE) console.error(JSON.stringify([...seen]));
+      // The generators must reach the interesting outcomes, not only the early refusals.
+      for (const v of [
+        'tunnel-encrypt',
+        'tunnel-decrypt',
+        'drop.replay',
+        'drop.auth-failed',
+        'drop.selector',
+        'drop.tunnel-seq-exhausted',
+        'drop.tunnel-dummy',
+        'punt.too-big',
+        'punt.ike',
+        'punt.unknown-spi',
+        'drop.peer-mismatch',
+        'drop.discard',
+      ]) {
+        assert.ok(seen.has(v), `never saw ${v}: ${JSON.stringify([...seen])}`);
+      }
+    });
 });

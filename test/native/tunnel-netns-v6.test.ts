@@ -38,8 +38,29 @@ function gatewayConfig(me: 'A' | 'B'): HelperConfig {
   return {
     routing: ROUTING,
     udp: { address: [WAN4[i], local] },
-    rules: [{ local: `${lan}.2`, remote: `${peerLan}.2`, action: 'encrypt', vpnId: 9, peer, mtu: 1500, tunnel: { spi: outSpi } }],
-    tunnelTx: [{ spi: outSpi, vpnId: 9, peer, ...keymat(me === 'A' ? 1 : 2), localAddr: local, localPort: 4500, remoteAddr: remote, remotePort: 4500 }],
+    rules: [
+      {
+        local: `${lan}.2`,
+        remote: `${peerLan}.2`,
+        action: 'encrypt',
+        vpnId: 9,
+        peer,
+        mtu: 1500,
+        tunnel: { spi: outSpi },
+      },
+    ],
+    tunnelTx: [
+      {
+        spi: outSpi,
+        vpnId: 9,
+        peer,
+        ...keymat(me === 'A' ? 1 : 2),
+        localAddr: local,
+        localPort: 4500,
+        remoteAddr: remote,
+        remotePort: 4500,
+      },
+    ],
     tunnelRx: [
       {
         spi: inSpi,
@@ -103,19 +124,29 @@ describe('native tunnel mode over an IPv6 WAN in network namespaces', { timeout:
       ] as const) {
         const c = rep.counters as Record<string, number>;
         const s = rep.stats as Record<string, number>;
-        assert.ok(c['tunnel-encrypt.packets'] > 500 && c['tunnel-decrypt.packets'] > 500, `${name}: ${JSON.stringify(c)}`);
+        assert.ok(
+          c['tunnel-encrypt.packets'] > 500 && c['tunnel-decrypt.packets'] > 500,
+          `${name}: ${JSON.stringify(c)}`,
+        );
         assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
         assert.equal(c['drop.auth-failed'], undefined);
         assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamped to 1500 - 85 - 40`);
         assert.equal(s['udp.tx-errors'], 0, `${name}: ${JSON.stringify(s)}`);
       }
       assert.equal((ra.counters as Record<string, number>)['punt.ike'], 2);
-      assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, { addr: WAN6[1], port: 4500 });
+      assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
+        addr: WAN6[1],
+        port: 4500,
+      });
 
       // The WAN: the ping's payload never in the clear; tunnel ESP in UDP 4500 over IPv6.
       assert.equal(readFileSync(pcap).indexOf(MARKER), -1, 'the ping payload crossed the WAN in the clear');
       const dump = spawnSync('tcpdump', ['-r', pcap, '-n', '-c', '400', 'ip6 and udp port 4500'], { encoding: 'utf8' });
-      assert.match(dump.stdout, /IP6 fd00:ff::1\.4500 > fd00:ff::2\.4500: UDP-encap: ESP\(spi=0x0000d100,seq=0x1\)/, dump.stdout.slice(0, 2000) + dump.stderr);
+      assert.match(
+        dump.stdout,
+        /IP6 fd00:ff::1\.4500 > fd00:ff::2\.4500: UDP-encap: ESP\(spi=0x0000d100,seq=0x1\)/,
+        dump.stdout.slice(0, 2000) + dump.stderr,
+      );
       assert.match(dump.stdout, /IP6 fd00:ff::2\.4500 > fd00:ff::1\.4500: UDP-encap: ESP\(spi=0x0000d200,seq=0x1\)/);
       const plain = spawnSync('tcpdump', ['-r', pcap, '-n', 'icmp or tcp'], { encoding: 'utf8' });
       assert.equal(plain.stdout.trim(), '', 'no terminal traffic on the WAN');

@@ -54,8 +54,20 @@ function gatewayConfig(me: 'A' | 'B'): HelperConfig {
   return {
     routing: ROUTING,
     udp: { address: local },
-    rules: [{ local: `${lan}.2`, remote: `${peerLan}.2`, action: 'encrypt', vpnId: 9, peer, mtu: 1500, tunnel: { spi: outSpi } }],
-    tunnelTx: [{ spi: outSpi, vpnId: 9, peer, ...kOut, localAddr: local, localPort: 4500, remoteAddr: remote, remotePort: 4500 }],
+    rules: [
+      {
+        local: `${lan}.2`,
+        remote: `${peerLan}.2`,
+        action: 'encrypt',
+        vpnId: 9,
+        peer,
+        mtu: 1500,
+        tunnel: { spi: outSpi },
+      },
+    ],
+    tunnelTx: [
+      { spi: outSpi, vpnId: 9, peer, ...kOut, localAddr: local, localPort: 4500, remoteAddr: remote, remotePort: 4500 },
+    ],
     tunnelRx: [
       {
         spi: inSpi,
@@ -119,7 +131,11 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const after = await B.lines.wait((e) => e.event === 'stats' && e !== before, 5_000, 'B stats');
       const count = (e: Record<string, unknown>, k: string) => (e.counters as Record<string, number>)[k] ?? 0;
       assert.equal(count(after, 'tunnel-decrypt.packets') - count(before, 'tunnel-decrypt.packets'), 1);
-      assert.equal(count(after, 'tunnel-encrypt.packets') - count(before, 'tunnel-encrypt.packets'), 1, 'h2 answered through the tunnel');
+      assert.equal(
+        count(after, 'tunnel-encrypt.packets') - count(before, 'tunnel-encrypt.packets'),
+        1,
+        'h2 answered through the tunnel',
+      );
 
       const ra = await A.close();
       const rb = await B.close();
@@ -131,8 +147,14 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       ] as const) {
         const c = rep.counters as Record<string, number>;
         const s = rep.stats as Record<string, number>;
-        const tun = rep.tunnel as { tx: { packets: number; nextSeq: number }[]; rx: { packets: number; replayDrops: number; authFailures: number; lastSource: unknown }[] };
-        assert.ok(c['tunnel-encrypt.packets'] > 1000 && c['tunnel-decrypt.packets'] > 1000, `${name}: ${JSON.stringify(c)}`);
+        const tun = rep.tunnel as {
+          tx: { packets: number; nextSeq: number }[];
+          rx: { packets: number; replayDrops: number; authFailures: number; lastSource: unknown }[];
+        };
+        assert.ok(
+          c['tunnel-encrypt.packets'] > 1000 && c['tunnel-decrypt.packets'] > 1000,
+          `${name}: ${JSON.stringify(c)}`,
+        );
         assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
         assert.equal(c['drop.auth-failed'], undefined, `${name}: ${JSON.stringify(c)}`);
         assert.equal(c['drop.selector'], undefined);
@@ -146,8 +168,14 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       }
       assert.equal((ra.counters as Record<string, number>)['punt.ike'], 1);
       assert.equal((ra.counters as Record<string, number>)['drop.tunnel-keepalive'], 1);
-      assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, { addr: '192.168.0.2', port: 4500 });
-      assert.ok((ra.stats as Record<string, number>)['rx.segments'] > 0, 'GSO super-packets were segmented before encryption');
+      assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
+        addr: '192.168.0.2',
+        port: 4500,
+      });
+      assert.ok(
+        (ra.stats as Record<string, number>)['rx.segments'] > 0,
+        'GSO super-packets were segmented before encryption',
+      );
 
       // The WAN: between the gateways only UDP 4500 <-> 4500, each datagram ESP (one of the two
       // SPIs), IKE (marker) or a keepalive; the ping's payload never in the clear.
@@ -160,7 +188,10 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
         assert.equal(f.indexOf(MARKER), -1, 'the ping payload crossed the WAN in the clear');
         const src = f.subarray(12, 16).join('.');
         const dst = f.subarray(16, 20).join('.');
-        assert.ok(src.startsWith('192.168.0.') && dst.startsWith('192.168.0.'), `a terminal's packet on the WAN: ${src} -> ${dst}`);
+        assert.ok(
+          src.startsWith('192.168.0.') && dst.startsWith('192.168.0.'),
+          `a terminal's packet on the WAN: ${src} -> ${dst}`,
+        );
         if (f[9] === 17 && (f[6] & 0x1f) === 0 && f[7] === 0) {
           const udp = f.subarray((f[0] & 15) * 4);
           assert.deepEqual([udp.readUInt16BE(0), udp.readUInt16BE(2)], [4500, 4500]);
@@ -169,15 +200,19 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
           if (spi === SPI_TO_A || spi === SPI_TO_B) {
             esp++;
             if (f.length > 1500) superPackets++;
-          }
-          else assert.ok(spi === 0 || (body.length === 1 && body[0] === 0xff), `unexpected datagram ${hex(body.subarray(0, 16))}`);
+          } else
+            assert.ok(
+              spi === 0 || (body.length === 1 && body[0] === 0xff),
+              `unexpected datagram ${hex(body.subarray(0, 16))}`,
+            );
         } else {
           assert.fail(`unexpected packet on the WAN: protocol ${f[9]} ${src} -> ${dst}`);
         }
       }
       assert.ok(esp > 200, `only ${esp} frames of ESP`);
       assert.ok(superPackets > 10, `only ${superPackets} UDP GSO super-packets of ESP on the WAN`);
-      const stat = (k: string) => ((ra.stats as Record<string, number>)[k] ?? 0) + ((rb.stats as Record<string, number>)[k] ?? 0);
+      const stat = (k: string) =>
+        ((ra.stats as Record<string, number>)[k] ?? 0) + ((rb.stats as Record<string, number>)[k] ?? 0);
       assert.ok(stat('udp.tx') > 2000, `only ${stat('udp.tx')} datagrams sent`);
       assert.ok(stat('udp.rx-gro') > 10, `reads of several datagrams (UDP_GRO): ${stat('udp.rx-gro')}`);
 

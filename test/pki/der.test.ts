@@ -30,7 +30,10 @@ test('refused: a long BOOLEAN, constructed strings, indefinite lengths, trailing
   assert.match(codes(tlv(0x24, tlv(0x04, Buffer.from('ab')))), /universal type 4 must be primitive/);
   assert.match(codes(Buffer.from([0x30, 0x80, 0x05, 0x00, 0x00, 0x00])), /der-not-an-element/);
   assert.match(codes(Buffer.concat([tlv(0x05, Buffer.alloc(0)), Buffer.from([0])])), /der-trailing-bytes/);
-  assert.match(codes(tlv(0x30, Buffer.concat(Array.from({ length: 600 }, () => tlv(0x05, Buffer.alloc(0)))))), /der-too-many-elements/);
+  assert.match(
+    codes(tlv(0x30, Buffer.concat(Array.from({ length: 600 }, () => tlv(0x05, Buffer.alloc(0)))))),
+    /der-too-many-elements/,
+  );
   let deep: Buffer = tlv(0x05, Buffer.alloc(0));
   for (let i = 0; i < 40; i++) deep = tlv(0x30, deep);
   assert.match(codes(deep), /der-too-deep/);
@@ -39,7 +42,10 @@ test('refused: a long BOOLEAN, constructed strings, indefinite lengths, trailing
   assert.match(codes(tlv(0x02, Buffer.from([0, 1]))), /not minimal/);
   assert.match(codes(tlv(0x09, Buffer.from([0]))), /universal type 9 is not accepted/);
   assert.match(codes(Buffer.from([0x1f, 0x81, 0x01, 0x00])), /der-not-an-element/);
-  assert.equal(codes(tlv(0x30, Buffer.concat([tlv(0x01, Buffer.from([0xff])), tlv(0xa0, tlv(0x0c, Buffer.from('x')))]))), 'ok');
+  assert.equal(
+    codes(tlv(0x30, Buffer.concat([tlv(0x01, Buffer.from([0xff])), tlv(0xa0, tlv(0x0c, Buffer.from('x')))]))),
+    'ok',
+  );
 });
 
 test('never throws, and is linear: random and structured garbage', () => {
@@ -53,26 +59,101 @@ test('never throws, and is linear: random and structured garbage', () => {
 });
 
 test('the ASN.1 library itself refuses a BOOLEAN of more than one octet, wherever it is', () => {
-  assert.throws(() => new x509.Name(new Uint8Array(booleanBombName(60_000)).buffer as ArrayBuffer), /BOOLEAN is one octet/);
+  assert.throws(
+    () => new x509.Name(new Uint8Array(booleanBombName(60_000)).buffer as ArrayBuffer),
+    /BOOLEAN is one octet/,
+  );
   assert.throws(() => AsnConvert.parse(new Uint8Array(booleanBombName(2)).buffer as ArrayBuffer, AsnName));
-  assert.equal(AsnConvert.parse(new Uint8Array(tlv(0x30, tlv(0x31, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from([0x55, 4, 3])), tlv(0x01, Buffer.from([0xff]))]))))).buffer as ArrayBuffer, AsnName).length, 1);
+  assert.equal(
+    AsnConvert.parse(
+      new Uint8Array(
+        tlv(
+          0x30,
+          tlv(0x31, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from([0x55, 4, 3])), tlv(0x01, Buffer.from([0xff]))]))),
+        ),
+      ).buffer as ArrayBuffer,
+      AsnName,
+    ).length,
+    1,
+  );
 });
 
 test('sameName: byte-equal, or the same text in other string types; anything else differs', () => {
   const name = (parts: [string, number, string][]) =>
-    tlv(0x30, Buffer.concat(parts.map(([oid, tag, v]) => tlv(0x31, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from(oid, 'hex')), tlv(tag, tag === 0x1e ? Buffer.from(v, 'utf16le').swap16() : Buffer.from(v))]))))));
-  const utf8 = name([['55040a', 0x0c, 'ACME'], ['550403', 0x0c, 'gw1']]);
+    tlv(
+      0x30,
+      Buffer.concat(
+        parts.map(([oid, tag, v]) =>
+          tlv(
+            0x31,
+            tlv(
+              0x30,
+              Buffer.concat([
+                tlv(0x06, Buffer.from(oid, 'hex')),
+                tlv(tag, tag === 0x1e ? Buffer.from(v, 'utf16le').swap16() : Buffer.from(v)),
+              ]),
+            ),
+          ),
+        ),
+      ),
+    );
+  const utf8 = name([
+    ['55040a', 0x0c, 'ACME'],
+    ['550403', 0x0c, 'gw1'],
+  ]);
   assert.ok(sameName(utf8, utf8));
-  assert.ok(sameName(utf8, name([['55040a', 0x13, 'ACME'], ['550403', 0x13, 'gw1']])));
-  assert.ok(sameName(utf8, name([['55040a', 0x1e, 'ACME'], ['550403', 0x0c, 'gw1']])));
-  assert.ok(!sameName(utf8, name([['55040a', 0x0c, 'ACME'], ['550403', 0x0c, 'gw2']])));
-  assert.ok(!sameName(utf8, name([['550403', 0x0c, 'gw1'], ['55040a', 0x0c, 'ACME']])), 'RDN order matters');
+  assert.ok(
+    sameName(
+      utf8,
+      name([
+        ['55040a', 0x13, 'ACME'],
+        ['550403', 0x13, 'gw1'],
+      ]),
+    ),
+  );
+  assert.ok(
+    sameName(
+      utf8,
+      name([
+        ['55040a', 0x1e, 'ACME'],
+        ['550403', 0x0c, 'gw1'],
+      ]),
+    ),
+  );
+  assert.ok(
+    !sameName(
+      utf8,
+      name([
+        ['55040a', 0x0c, 'ACME'],
+        ['550403', 0x0c, 'gw2'],
+      ]),
+    ),
+  );
+  assert.ok(
+    !sameName(
+      utf8,
+      name([
+        ['550403', 0x0c, 'gw1'],
+        ['55040a', 0x0c, 'ACME'],
+      ]),
+    ),
+    'RDN order matters',
+  );
   assert.ok(!sameName(utf8, name([['55040a', 0x0c, 'ACME']])));
   assert.ok(!sameName(utf8, booleanBombName(10)));
   assert.ok(!sameName(utf8, Buffer.from('garbage')));
   // The x509 library's own encoding of a name compares equal to ours.
   const lib = Buffer.from(new x509.Name('O=ACME, CN=gw1').toArrayBuffer());
-  assert.ok(sameName(lib, name([['55040a', 0x13, 'ACME'], ['550403', 0x13, 'gw1']])), lib.toString('hex'));
+  assert.ok(
+    sameName(
+      lib,
+      name([
+        ['55040a', 0x13, 'ACME'],
+        ['550403', 0x13, 'gw1'],
+      ]),
+    ),
+    lib.toString('hex'),
+  );
 });
 
 test('a permit with more elements than ours ever have is refused before the library walks them', async () => {
@@ -86,7 +167,16 @@ test('a permit with more elements than ours ever have is refused before the libr
   assert.ok(parsePermit(good).ok);
   // acinfo's attributes (its 7th element) get a second attribute of 150 NULLs.
   assert.ok(derChildren(derChildren(Buffer.from(good))[0]).length >= 7);
-  const many = rewriteDer(good, [0, 6], (attrs) => [...attrs, tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from([0x2a, 3])), tlv(0x31, Buffer.concat(Array.from({ length: 150 }, () => tlv(0x05, Buffer.alloc(0)))))]))]);
+  const many = rewriteDer(good, [0, 6], (attrs) => [
+    ...attrs,
+    tlv(
+      0x30,
+      Buffer.concat([
+        tlv(0x06, Buffer.from([0x2a, 3])),
+        tlv(0x31, Buffer.concat(Array.from({ length: 150 }, () => tlv(0x05, Buffer.alloc(0))))),
+      ]),
+    ),
+  ]);
   const r = parsePermit(many);
   assert.ok(!r.ok);
   assert.equal(r.error.code, 'permit-too-large');

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { OctetString } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, Attribute, AuthorityKeyIdentifier, Extension, GeneralName, GeneralNames, KeyIdentifier, Name as AsnName } from '@peculiar/asn1-x509';
+import {
+  AlgorithmIdentifier,
+  Attribute,
+  AuthorityKeyIdentifier,
+  Extension,
+  GeneralName,
+  GeneralNames,
+  KeyIdentifier,
+  Name as AsnName,
+} from '@peculiar/asn1-x509';
 import { AttCertIssuer, IssuerSerial, V2Form, type AttributeCertificateInfo } from '@peculiar/asn1-x509-attr';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa, type CertAndKey } from '../../src/pki/ca.js';
@@ -43,15 +52,25 @@ function hasCommand(cmd: string, args: string[]): boolean {
 /** strongSwan's `pki`: installed from Debian when running as root (always so in CI). */
 function ensurePki(): { ok: true } | { ok: false; why: string } {
   if (hasCommand('pki', ['--help'])) return { ok: true };
-  if (!isRoot || !hasCommand('apt-get', ['--version'])) return { ok: false, why: 'strongSwan `pki` is missing and this is not root with apt-get (install the Debian package strongswan-pki)' };
+  if (!isRoot || !hasCommand('apt-get', ['--version']))
+    return {
+      ok: false,
+      why: 'strongSwan `pki` is missing and this is not root with apt-get (install the Debian package strongswan-pki)',
+    };
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', 'strongswan-pki'], { env, encoding: 'utf8' });
+  const install = () =>
+    spawnSync(
+      'apt-get',
+      ['install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', 'strongswan-pki'],
+      { env, encoding: 'utf8' },
+    );
   let r = install();
   if (r.status !== 0) {
     spawnSync('apt-get', ['update', '-qq', '-o', 'DPkg::Lock::Timeout=300'], { env, stdio: 'ignore' });
     r = install();
   }
-  if (r.status !== 0 || !hasCommand('pki', ['--help'])) return { ok: false, why: `apt-get install strongswan-pki failed: ${r.stderr}` };
+  if (r.status !== 0 || !hasCommand('pki', ['--help']))
+    return { ok: false, why: `apt-get install strongswan-pki failed: ${r.stderr}` };
   return { ok: true };
 }
 
@@ -67,11 +86,18 @@ function expectedKeyId(cert: x509.X509Certificate): string {
 }
 
 function nameOf(cert: x509.X509Certificate, which: 'subject' | 'issuer'): AsnName {
-  return AsnConvert.parse(which === 'subject' ? cert.subjectName.toArrayBuffer() : cert.issuerName.toArrayBuffer(), AsnName);
+  return AsnConvert.parse(
+    which === 'subject' ? cert.subjectName.toArrayBuffer() : cert.issuerName.toArrayBuffer(),
+    AsnName,
+  );
 }
 
 /** Re-signs a permit after `change` edits its AttributeCertificateInfo. */
-async function tamper(permit: Uint8Array, key: CryptoKey, change: (info: AttributeCertificateInfo) => void): Promise<Uint8Array> {
+async function tamper(
+  permit: Uint8Array,
+  key: CryptoKey,
+  change: (info: AttributeCertificateInfo) => void,
+): Promise<Uint8Array> {
   const ac = decodePermitAsn(permit);
   change(ac.acinfo);
   return signPermitInfo(ac.acinfo, key);
@@ -124,7 +150,14 @@ describe('permits (RFC 5755 attribute certificates)', () => {
   const na = new Date(now + 4 * HOUR);
   const at = new Date(now);
   const issueA = (over: Partial<Parameters<typeof issuePermit>[0]> = {}) =>
-    issuePermit({ attributeAuthority: { cert: aaA.cert, privateKey: aaA.key }, holder: gwB, groups: ['vpn-ab', 'vpn-ab-2'], notBefore: nb, notAfter: na, ...over });
+    issuePermit({
+      attributeAuthority: { cert: aaA.cert, privateKey: aaA.key },
+      holder: gwB,
+      groups: ['vpn-ab', 'vpn-ab-2'],
+      notBefore: nb,
+      notAfter: na,
+      ...over,
+    });
   const verifyA = (der: Uint8Array, over: Partial<Parameters<typeof verifyPermit>[1]> = {}) =>
     verifyPermit(der, { attributeAuthority: aaA.cert, holder: gwB, group: 'vpn-ab', now: at, ...over });
 
@@ -136,7 +169,13 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     aaA2 = await createAttributeAuthority({ root: A.root, authority: 'Authority A', now });
     aaB = await createAttributeAuthority({ root: B.root, now });
     const gateway = async (ca: AuthorityCa, authority: string, name: string) =>
-      issueGatewayCertificate({ issuing: ca.issuing, authority, gateway: name, publicKey: (await generateKeyPair()).publicKey, now });
+      issueGatewayCertificate({
+        issuing: ca.issuing,
+        authority,
+        gateway: name,
+        publicKey: (await generateKeyPair()).publicKey,
+        now,
+      });
     gwA = await gateway(A, 'Authority A', 'gw-a');
     gwB = await gateway(B, 'Authority B 重ね', 'gw-b');
     gwBtwin = await gateway(B, 'Authority B 重ね', 'gw-b');
@@ -172,14 +211,24 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     });
 
     it('the mirror image: B issues for A, and a permit for a holder under the same authority', async () => {
-      const pb = await issuePermit({ attributeAuthority: { cert: aaB.cert, privateKey: aaB.key }, holder: gwA, groups: ['vpn-ab'], notBefore: nb, notAfter: na });
+      const pb = await issuePermit({
+        attributeAuthority: { cert: aaB.cert, privateKey: aaB.key },
+        holder: gwA,
+        groups: ['vpn-ab'],
+        notBefore: nb,
+        notAfter: na,
+      });
       assert.ok(verifyPermit(pb.der, { attributeAuthority: aaB.cert, holder: gwA, group: 'vpn-ab', now: at }).ok);
       const own = await issueA({ holder: gwA });
       assert.ok(verifyA(own.der, { holder: gwA }).ok);
     });
 
     it('takes the serial from the injected random source and truncates dates to seconds', async () => {
-      const p = await issueA({ random: (n) => new Uint8Array(n).fill(0x99), notBefore: new Date(now + 123), notAfter: new Date(now + HOUR + 999) });
+      const p = await issueA({
+        random: (n) => new Uint8Array(n).fill(0x99),
+        notBefore: new Date(now + 123),
+        notAfter: new Date(now + HOUR + 999),
+      });
       assert.equal(p.serialNumber, '59' + '99'.repeat(15));
       assert.equal(p.notBefore.getTime(), now);
       assert.equal(p.notAfter.getTime(), now + HOUR);
@@ -187,7 +236,10 @@ describe('permits (RFC 5755 attribute certificates)', () => {
 
     it('PEM round trip', () => {
       const pem = permitToPem(good);
-      assert.match(pem, /^-----BEGIN ATTRIBUTE CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END ATTRIBUTE CERTIFICATE-----\n$/);
+      assert.match(
+        pem,
+        /^-----BEGIN ATTRIBUTE CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END ATTRIBUTE CERTIFICATE-----\n$/,
+      );
       const back = permitFromPem(pem);
       assert.ok(back.ok);
       assert.deepEqual(Buffer.from(back.value.der), Buffer.from(good.der));
@@ -198,8 +250,23 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       await assert.rejects(issueA({ groups: [] }), /at least one group/);
       await assert.rejects(issueA({ groups: ['ok', ''] }), /non-empty/);
       await assert.rejects(issueA({ notBefore: na, notAfter: na }), /notAfter must be after notBefore/);
-      await assert.rejects(issuePermit({ attributeAuthority: { cert: aaA.cert, privateKey: aaB.key }, holder: gwB, groups: ['x'], notBefore: nb, notAfter: na }), /does not match the AA/);
-      const clash = await issueGatewayCertificate({ issuing: A.issuing, authority: 'Authority A', gateway: 'Authority A attribute authority', publicKey: (await generateKeyPair()).publicKey, now });
+      await assert.rejects(
+        issuePermit({
+          attributeAuthority: { cert: aaA.cert, privateKey: aaB.key },
+          holder: gwB,
+          groups: ['x'],
+          notBefore: nb,
+          notAfter: na,
+        }),
+        /does not match the AA/,
+      );
+      const clash = await issueGatewayCertificate({
+        issuing: A.issuing,
+        authority: 'Authority A',
+        gateway: 'Authority A attribute authority',
+        publicKey: (await generateKeyPair()).publicKey,
+        now,
+      });
       assert.equal(clash.subject, aaA.cert.subject);
       await assert.rejects(issueA({ holder: clash }), /self-issued/);
     });
@@ -216,16 +283,26 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       refusedWith(await checkAttributeAuthority(aaA.cert, A.root.cert, new Date(now + 6 * 365 * DAY)), 'aa-not-valid');
       // Same name as A's root, another key: the signature check catches it.
       const fakeRoot = await x509.X509CertificateGenerator.createSelfSigned({
-        serialNumber: '01', name: A.root.cert.subjectName, notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY),
-        keys: await generateKeyPair(), signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        serialNumber: '01',
+        name: A.root.cert.subjectName,
+        notBefore: new Date(now - HOUR),
+        notAfter: new Date(now + DAY),
+        keys: await generateKeyPair(),
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       });
       refusedWith(await checkAttributeAuthority(aaA.cert, fakeRoot, at), 'aa-bad-signature');
     });
   });
 
   describe('verification refuses, each with its own reason', () => {
-    it('a permit from another authority\'s AA', async () => {
-      const pb = await issuePermit({ attributeAuthority: { cert: aaB.cert, privateKey: aaB.key }, holder: gwB, groups: ['vpn-ab'], notBefore: nb, notAfter: na });
+    it("a permit from another authority's AA", async () => {
+      const pb = await issuePermit({
+        attributeAuthority: { cert: aaB.cert, privateKey: aaB.key },
+        holder: gwB,
+        groups: ['vpn-ab'],
+        notBefore: nb,
+        notAfter: na,
+      });
       refusedWith(verifyA(pb.der), 'permit-wrong-issuer');
     });
 
@@ -238,7 +315,10 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     it('an AA with the same name but another key: by the key identifier, or by the signature without one', async () => {
       refusedWith(verifyA(good.der, { attributeAuthority: aaA2.cert }), 'permit-aki-mismatch');
       const noAki = await tamper(good.der, aaA.key, (info) => {
-        info.extensions!.splice(info.extensions!.findIndex((e) => e.extnID === OID_AUTHORITY_KEY_IDENTIFIER), 1);
+        info.extensions!.splice(
+          info.extensions!.findIndex((e) => e.extnID === OID_AUTHORITY_KEY_IDENTIFIER),
+          1,
+        );
       });
       const p = parsePermit(noAki);
       assert.ok(p.ok && p.value.authorityKeyId === undefined);
@@ -249,7 +329,11 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     it('an authority key identifier that does not match the AA', async () => {
       const wrong = await tamper(good.der, aaA.key, (info) => {
         const e = info.extensions!.find((x) => x.extnID === OID_AUTHORITY_KEY_IDENTIFIER)!;
-        e.extnValue = new OctetString(AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(new Uint8Array(20).fill(7)) })));
+        e.extnValue = new OctetString(
+          AsnConvert.serialize(
+            new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(new Uint8Array(20).fill(7)) }),
+          ),
+        );
       });
       refusedWith(verifyA(wrong), 'permit-aki-mismatch');
     });
@@ -262,7 +346,9 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       refusedWith(verifyA(good.der, { holder: gwA }), 'permit-wrong-holder');
       // Right serial, other issuer name.
       const otherIssuer = await tamper(good.der, aaA.key, (info) => {
-        info.holder.baseCertificateID!.issuer = new GeneralNames([new GeneralName({ directoryName: nameOf(A.issuing.cert, 'subject') })]);
+        info.holder.baseCertificateID!.issuer = new GeneralNames([
+          new GeneralName({ directoryName: nameOf(A.issuing.cert, 'subject') }),
+        ]);
       });
       refusedWith(verifyA(otherIssuer), 'permit-wrong-holder');
     });
@@ -292,19 +378,41 @@ describe('permits (RFC 5755 attribute certificates)', () => {
 
     it('an AA certificate that is not valid at the time of use', async () => {
       const shortAa = await createAttributeAuthority({ root: A.root, now, validityDays: 1 });
-      const p = await issuePermit({ attributeAuthority: { cert: shortAa.cert, privateKey: shortAa.key }, holder: gwB, groups: ['vpn-ab'], notBefore: new Date(now + 2 * DAY), notAfter: new Date(now + 3 * DAY) });
-      refusedWith(verifyA(p.der, { attributeAuthority: shortAa.cert, now: new Date(now + 2.5 * DAY) }), 'permit-issuer-not-valid');
-      refusedWith(verifyA(p.der, { attributeAuthority: shortAa.cert, now: new Date(now - HOUR) }), 'permit-issuer-not-valid');
+      const p = await issuePermit({
+        attributeAuthority: { cert: shortAa.cert, privateKey: shortAa.key },
+        holder: gwB,
+        groups: ['vpn-ab'],
+        notBefore: new Date(now + 2 * DAY),
+        notAfter: new Date(now + 3 * DAY),
+      });
+      refusedWith(
+        verifyA(p.der, { attributeAuthority: shortAa.cert, now: new Date(now + 2.5 * DAY) }),
+        'permit-issuer-not-valid',
+      );
+      refusedWith(
+        verifyA(p.der, { attributeAuthority: shortAa.cert, now: new Date(now - HOUR) }),
+        'permit-issuer-not-valid',
+      );
     });
 
     it('a self-issued permit (issuer name = holder subject), which strongSwan crashes on', async () => {
       // The issuer names the holder's own subject, signed by A's AA key.
       const selfNamed = await tamper(good.der, aaA.key, (info) => {
-        info.issuer = new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: nameOf(gwB, 'subject') })]) }) });
+        info.issuer = new AttCertIssuer({
+          v2Form: new V2Form({
+            issuerName: new GeneralNames([new GeneralName({ directoryName: nameOf(gwB, 'subject') })]),
+          }),
+        });
       });
       refusedWith(verifyA(selfNamed), 'permit-self-issued');
       // A holder certificate that carries the AA's own subject.
-      const clash = await issueGatewayCertificate({ issuing: A.issuing, authority: 'Authority A', gateway: 'Authority A attribute authority', publicKey: (await generateKeyPair()).publicKey, now });
+      const clash = await issueGatewayCertificate({
+        issuing: A.issuing,
+        authority: 'Authority A',
+        gateway: 'Authority A attribute authority',
+        publicKey: (await generateKeyPair()).publicKey,
+        now,
+      });
       const forClash = await tamper(good.der, aaA.key, (info) => {
         info.holder.baseCertificateID = new IssuerSerial({
           issuer: new GeneralNames([new GeneralName({ directoryName: nameOf(clash, 'issuer') })]),
@@ -315,9 +423,19 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       });
       refusedWith(verifyA(forClash, { holder: clash }), 'permit-self-issued');
       // The holder's subject in other letter case: still refused as self-issued.
-      const upper = await issueGatewayCertificate({ issuing: B.issuing, authority: 'AUTHORITY B 重ね', gateway: 'GW-B', publicKey: (await generateKeyPair()).publicKey, now });
+      const upper = await issueGatewayCertificate({
+        issuing: B.issuing,
+        authority: 'AUTHORITY B 重ね',
+        gateway: 'GW-B',
+        publicKey: (await generateKeyPair()).publicKey,
+        now,
+      });
       const caseVariant = await tamper(good.der, aaA.key, (info) => {
-        info.issuer = new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: nameOf(upper, 'subject') })]) }) });
+        info.issuer = new AttCertIssuer({
+          v2Form: new V2Form({
+            issuerName: new GeneralNames([new GeneralName({ directoryName: nameOf(upper, 'subject') })]),
+          }),
+        });
       });
       refusedWith(verifyA(caseVariant), 'permit-self-issued');
     });
@@ -357,16 +475,74 @@ describe('permits (RFC 5755 attribute certificates)', () => {
 
     it('structural refusals from the parser', async () => {
       const cases: Array<[string, (info: AttributeCertificateInfo) => void]> = [
-        ['permit-signature-algorithm', (info) => { info.signature = new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.3' }); }],
-        ['permit-holder-form', (info) => { info.holder.entityName = new GeneralNames([new GeneralName({ directoryName: nameOf(gwB, 'subject') })]); }],
-        ['permit-holder-form', (info) => { info.holder.baseCertificateID!.issuer = new GeneralNames([new GeneralName({ dNSName: 'gw-b.example' })]); }],
-        ['permit-issuer-form', (info) => { info.issuer = new AttCertIssuer({ v1Form: [new GeneralName({ directoryName: nameOf(aaA.cert, 'subject') })] }); }],
-        ['permit-critical-extension', (info) => { info.extensions!.push(new Extension({ extnID: '1.3.6.1.4.1.99999.1', critical: true, extnValue: new OctetString(new Uint8Array([5, 0])) })); }],
-        ['permit-duplicate-attribute', (info) => { info.attributes.push(groupAttribute(['vpn-x'])); }],
-        ['permit-validity', (info) => { info.attrCertValidityPeriod.notAfterTime = new Date(now - DAY); }],
-        ['permit-serial', (info) => { info.serialNumber = new Uint8Array([0x80, 1]).buffer; }],
+        [
+          'permit-signature-algorithm',
+          (info) => {
+            info.signature = new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.3' });
+          },
+        ],
+        [
+          'permit-holder-form',
+          (info) => {
+            info.holder.entityName = new GeneralNames([new GeneralName({ directoryName: nameOf(gwB, 'subject') })]);
+          },
+        ],
+        [
+          'permit-holder-form',
+          (info) => {
+            info.holder.baseCertificateID!.issuer = new GeneralNames([new GeneralName({ dNSName: 'gw-b.example' })]);
+          },
+        ],
+        [
+          'permit-issuer-form',
+          (info) => {
+            info.issuer = new AttCertIssuer({
+              v1Form: [new GeneralName({ directoryName: nameOf(aaA.cert, 'subject') })],
+            });
+          },
+        ],
+        [
+          'permit-critical-extension',
+          (info) => {
+            info.extensions!.push(
+              new Extension({
+                extnID: '1.3.6.1.4.1.99999.1',
+                critical: true,
+                extnValue: new OctetString(new Uint8Array([5, 0])),
+              }),
+            );
+          },
+        ],
+        [
+          'permit-duplicate-attribute',
+          (info) => {
+            info.attributes.push(groupAttribute(['vpn-x']));
+          },
+        ],
+        [
+          'permit-validity',
+          (info) => {
+            info.attrCertValidityPeriod.notAfterTime = new Date(now - DAY);
+          },
+        ],
+        [
+          'permit-serial',
+          (info) => {
+            info.serialNumber = new Uint8Array([0x80, 1]).buffer;
+          },
+        ],
         // A UTF8String with a long-form length: not DER.
-        ['permit-group-syntax', (info) => { info.attributes = [new Attribute({ type: '1.3.6.1.5.5.7.10.4', values: [new Uint8Array([0x30, 0x09, 0x30, 0x07, 0x0c, 0x81, 0x04, 0x76, 0x70, 0x6e, 0x31]).buffer] })]; }],
+        [
+          'permit-group-syntax',
+          (info) => {
+            info.attributes = [
+              new Attribute({
+                type: '1.3.6.1.5.5.7.10.4',
+                values: [new Uint8Array([0x30, 0x09, 0x30, 0x07, 0x0c, 0x81, 0x04, 0x76, 0x70, 0x6e, 0x31]).buffer],
+              }),
+            ];
+          },
+        ],
       ];
       for (const [code, change] of cases) {
         const bad = await tamper(good.der, aaA.key, change);
@@ -375,7 +551,13 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       }
       // An unknown non-critical extension is ignored.
       const extra = await tamper(good.der, aaA.key, (info) => {
-        info.extensions!.push(new Extension({ extnID: '1.3.6.1.4.1.99999.1', critical: false, extnValue: new OctetString(new Uint8Array([5, 0])) }));
+        info.extensions!.push(
+          new Extension({
+            extnID: '1.3.6.1.4.1.99999.1',
+            critical: false,
+            extnValue: new OctetString(new Uint8Array([5, 0])),
+          }),
+        );
       });
       assert.ok(verifyA(extra).ok);
     });
@@ -410,15 +592,29 @@ describe('permits (RFC 5755 attribute certificates)', () => {
         return;
       }
       const l = asn1parse(good.der, dir);
-      const i = (depth: number, tag: string, from = 0) => l.findIndex((x, k) => k >= from && x.depth === depth && x.tag === tag);
+      const i = (depth: number, tag: string, from = 0) =>
+        l.findIndex((x, k) => k >= from && x.depth === depth && x.tag === tag);
       // AttributeCertificate ::= SEQUENCE { acinfo SEQUENCE { version INTEGER 1,
       //   holder SEQUENCE { [0] baseCertificateID ...
-      assert.deepEqual(l.slice(0, 6).map((x) => [x.depth, x.tag]), [[0, 'SEQUENCE'], [1, 'SEQUENCE'], [2, 'INTEGER'], [2, 'SEQUENCE'], [3, 'cont [ 0 ]'], [4, 'SEQUENCE']]);
+      assert.deepEqual(
+        l.slice(0, 6).map((x) => [x.depth, x.tag]),
+        [
+          [0, 'SEQUENCE'],
+          [1, 'SEQUENCE'],
+          [2, 'INTEGER'],
+          [2, 'SEQUENCE'],
+          [3, 'cont [ 0 ]'],
+          [4, 'SEQUENCE'],
+        ],
+      );
       assert.equal(l[2].value, '01');
       // baseCertificateID.issuer = GeneralNames { [4] directoryName = B's issuing CA }, then the serial.
       assert.deepEqual([l[6].depth, l[6].tag], [5, 'cont [ 4 ]']);
       const holderBlock = l.slice(6, i(4, 'INTEGER', 6) + 1);
-      assert.ok(holderBlock.some((x) => x.tag === 'UTF8STRING' && x.value === 'Authority B 重ね issuing CA'), JSON.stringify(holderBlock));
+      assert.ok(
+        holderBlock.some((x) => x.tag === 'UTF8STRING' && x.value === 'Authority B 重ね issuing CA'),
+        JSON.stringify(holderBlock),
+      );
       assert.equal(holderBlock.at(-1)!.value.toLowerCase(), gwB.serialNumber.toLowerCase());
       // Only baseCertificateID in the holder: the next depth-2 item is the issuer, a [0] v2Form.
       const issuerAt = l.findIndex((x, k) => k > 2 && x.depth === 2 && x.tag !== 'SEQUENCE');
@@ -427,18 +623,34 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       assert.deepEqual([l[issuerAt + 2].depth, l[issuerAt + 2].tag], [4, 'cont [ 4 ]']);
       assert.ok(l.slice(issuerAt, issuerAt + 12).some((x) => x.value === 'Authority A attribute authority'));
       // Signature algorithm, inside and outside.
-      assert.equal(l.filter((x) => x.tag === 'OBJECT' && /^(ecdsa-with-SHA256|1\.2\.840\.10045\.4\.3\.2)$/.test(x.value)).length, 2);
+      assert.equal(
+        l.filter((x) => x.tag === 'OBJECT' && /^(ecdsa-with-SHA256|1\.2\.840\.10045\.4\.3\.2)$/.test(x.value)).length,
+        2,
+      );
       // The group attribute: OID, then a SET with one IetfAttrSyntax whose values are UTF8Strings.
       const g = l.findIndex((x) => x.tag === 'OBJECT' && /^(id-aca-group|1\.3\.6\.1\.5\.5\.7\.10\.4)$/.test(x.value));
       assert.ok(g > 0, 'group attribute OID');
-      assert.deepEqual(l.slice(g + 1, g + 5).map((x) => x.tag), ['SET', 'SEQUENCE', 'SEQUENCE', 'UTF8STRING']);
-      assert.deepEqual(l.slice(g + 4, g + 6).map((x) => [x.tag, x.value]), [['UTF8STRING', 'vpn-ab'], ['UTF8STRING', 'vpn-ab-2']]);
+      assert.deepEqual(
+        l.slice(g + 1, g + 5).map((x) => x.tag),
+        ['SET', 'SEQUENCE', 'SEQUENCE', 'UTF8STRING'],
+      );
+      assert.deepEqual(
+        l.slice(g + 4, g + 6).map((x) => [x.tag, x.value]),
+        [
+          ['UTF8STRING', 'vpn-ab'],
+          ['UTF8STRING', 'vpn-ab-2'],
+        ],
+      );
       // Extensions: AKI = [0] keyIdentifier SHA-1 of the AA key bits; noRevAvail = NULL.
-      const aki = l.findIndex((x) => x.tag === 'OBJECT' && /^(X509v3 Authority Key Identifier|2\.5\.29\.35)$/.test(x.value));
+      const aki = l.findIndex(
+        (x) => x.tag === 'OBJECT' && /^(X509v3 Authority Key Identifier|2\.5\.29\.35)$/.test(x.value),
+      );
       assert.ok(aki > 0, 'AKI extension');
       assert.equal(l[aki + 1].tag, 'OCTET STRING');
       assert.equal(l[aki + 1].value.toLowerCase(), '30168014' + expectedKeyId(aaA.cert));
-      const nra = l.findIndex((x) => x.tag === 'OBJECT' && /^(X509v3 No Revocation Available|2\.5\.29\.56)$/.test(x.value));
+      const nra = l.findIndex(
+        (x) => x.tag === 'OBJECT' && /^(X509v3 No Revocation Available|2\.5\.29\.56)$/.test(x.value),
+      );
       assert.ok(nra > 0, 'noRevAvail extension');
       assert.deepEqual([l[nra + 1].tag, l[nra + 1].value], ['OCTET STRING', '0500']);
       assert.equal(l.at(-1)!.tag, 'BIT STRING');
@@ -455,7 +667,10 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       writeFileSync(f, permitToPem(good));
       writeFileSync(join(dir, 'permit.der'), good.der);
       for (const file of [f, join(dir, 'permit.der')]) {
-        const r = spawnSync('pki', ['--print', '--type', 'ac', '--in', file], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+        const r = spawnSync('pki', ['--print', '--type', 'ac', '--in', file], {
+          encoding: 'utf8',
+          env: { ...process.env, TZ: 'UTC' },
+        });
         assert.equal(r.status, 0, r.stdout + r.stderr);
         const out = r.stdout;
         const colon = (h: string) => h.toLowerCase().match(/../g)!.join(':');
@@ -480,7 +695,10 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       fc.assert(
         fc.property(fc.uint8Array({ maxLength: 700 }), fc.boolean(), (raw, wrap) => {
           // Half of the inputs start as a well-formed outer SEQUENCE so that parsing goes deeper.
-          const input = wrap && raw.length < 65536 ? Buffer.concat([Buffer.from([0x30, 0x82, raw.length >> 8, raw.length & 0xff]), raw]) : raw;
+          const input =
+            wrap && raw.length < 65536
+              ? Buffer.concat([Buffer.from([0x30, 0x82, raw.length >> 8, raw.length & 0xff]), raw])
+              : raw;
           const r = parsePermit(input);
           assert.equal(r.ok, false);
         }),

@@ -18,7 +18,10 @@ export interface CapturedIpv4 {
  * mode too) or raw, IP protocol 50.
  */
 export function isEsp(p: CapturedIpv4): boolean {
-  return p.proto === 50 || (p.proto === 17 && p.payload.length >= 16 && p.payload.readUInt16BE(2) === 4500 && p.payload.readUInt32BE(8) !== 0);
+  return (
+    p.proto === 50 ||
+    (p.proto === 17 && p.payload.length >= 16 && p.payload.readUInt16BE(2) === 4500 && p.payload.readUInt32BE(8) !== 0)
+  );
 }
 
 /** The ESP header of a packet isEsp accepts (after the UDP header when there is one). */
@@ -34,7 +37,14 @@ export const ESP_FILTER = '(ip proto 50 or (udp dst port 4500 and udp[8:4] != 0)
  * without it the kernel hands packets over in blocks, and a capture stopped soon after the
  * traffic can miss the last block.
  */
-export async function startCapture(tb: Testbed, ns: string, iface: string, file: string, filter: string[] = [], extra: string[] = []): Promise<ChildProcess> {
+export async function startCapture(
+  tb: Testbed,
+  ns: string,
+  iface: string,
+  file: string,
+  filter: string[] = [],
+  extra: string[] = [],
+): Promise<ChildProcess> {
   const p = tb.spawn(ns, 'tcpdump', ['-i', iface, '-U', '--immediate-mode', '-n', ...extra, '-w', file, ...filter]);
   await listening(p);
   return p;
@@ -68,14 +78,21 @@ export function readPcap(path: string): CapturedIpv4[] {
   const le = buf.readUInt32LE(0) === 0xa1b2c3d4;
   const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const out: CapturedIpv4[] = [];
-  for (let off = 24; off + 16 <= buf.length; ) {
+  for (let off = 24; off + 16 <= buf.length;) {
     const len = u32(off + 8);
     const time = u32(off) * 1000 + u32(off + 4) / 1000;
     const frame = buf.subarray(off + 16, off + 16 + len);
     off += 16 + len;
     if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
     const ip = frame.subarray(14);
-    out.push({ src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), proto: ip[9], totalLength: ip.readUInt16BE(2), payload: ip.subarray((ip[0] & 15) * 4), time });
+    out.push({
+      src: [...ip.subarray(12, 16)].join('.'),
+      dst: [...ip.subarray(16, 20)].join('.'),
+      proto: ip[9],
+      totalLength: ip.readUInt16BE(2),
+      payload: ip.subarray((ip[0] & 15) * 4),
+      time,
+    });
   }
   return out;
 }
@@ -93,7 +110,7 @@ export function readPcapFrames(path: string): Buffer[] {
   const u32 = (o: number) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const out: Buffer[] = [];
   // A capture still being written may end in a partial record: stop there.
-  for (let off = 24; off + 16 <= buf.length && off + 16 + u32(off + 8) <= buf.length; ) {
+  for (let off = 24; off + 16 <= buf.length && off + 16 + u32(off + 8) <= buf.length;) {
     const frame = buf.subarray(off + 16, off + 16 + u32(off + 8));
     off += 16 + frame.length;
     if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;

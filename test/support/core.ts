@@ -26,7 +26,12 @@ export function vpnView(id: number, mode: 'group' | 'pairwise', sites: Site[], k
     name: `V${id}`,
     mode,
     epochs: mode === 'group' ? [{ epoch: 1, key, activeFrom: 0, expiresAt: NEVER }] : [],
-    members: sites.map((m) => ({ gateway: m.gw, address: `192.0.2.${m.spi & 0xff}`, prefixes: [Prefix.from(m.prefix)], spis: mode === 'group' ? [{ epoch: 1, spi: m.spi }] : [] })),
+    members: sites.map((m) => ({
+      gateway: m.gw,
+      address: `192.0.2.${m.spi & 0xff}`,
+      prefixes: [Prefix.from(m.prefix)],
+      spis: mode === 'group' ? [{ epoch: 1, spi: m.spi }] : [],
+    })),
   };
 }
 
@@ -38,11 +43,26 @@ export function snapshotOf(vpns: VpnView[]): AuthoritySnapshot {
 }
 
 /** ESP (group VPN, epoch 1) from `sender` for the path src -> dst, carrying an echo request. */
-export function espFrom(key: Uint8Array, sender: string, spi: number, vpnId: number, src: string, dst: string, seq: bigint): Uint8Array {
+export function espFrom(
+  key: Uint8Array,
+  sender: string,
+  spi: number,
+  vpnId: number,
+  src: string,
+  dst: string,
+  seq: bigint,
+): Uint8Array {
   const sk = deriveSenderKey(key, vpnId, 1, sender);
   const inner = buildIcmpEcho({ type: 8, id: 9, seq: Number(seq & 0xffffn), data: new Uint8Array(24) });
-  return buildIpv4({ src, dst, protocol: PROTO_ESP, payload: espSeal({ spi, key: sk.key, salt: sk.salt }, seq, PROTO_ICMP, inner) });
+  return buildIpv4({
+    src,
+    dst,
+    protocol: PROTO_ESP,
+    payload: espSeal({ spi, key: sk.key, salt: sk.salt }, seq, PROTO_ICMP, inner),
+  });
 }
 
-export const emitted = (a: CoreAction[]) => a.filter((x): x is Extract<CoreAction, { type: 'emit' }> => x.type === 'emit');
-export const dropped = (a: CoreAction[]) => a.filter((x): x is Extract<CoreAction, { type: 'drop' }> => x.type === 'drop').map((d) => d.reason);
+export const emitted = (a: CoreAction[]) =>
+  a.filter((x): x is Extract<CoreAction, { type: 'emit' }> => x.type === 'emit');
+export const dropped = (a: CoreAction[]) =>
+  a.filter((x): x is Extract<CoreAction, { type: 'drop' }> => x.type === 'drop').map((d) => d.reason);

@@ -2,7 +2,8 @@
 // it was decided (core, executor, datapath, kernel TUN queues; docs/gateway.md "Watching it").
 import type { Figure2 } from '../../src/demo/figure2.js';
 
-export const DROP_COUNTER = /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$|kernel\.tun-\w+\.queue-dropped$)/;
+export const DROP_COUNTER =
+  /^(drop\.|executor\.drop\.|datapath\.punt\.dropped$|datapath\.rx\.bad$|kernel\.tun-\w+\.queue-dropped$)/;
 
 /** Every drop gateway Gn counted, by counter name. */
 export function drops(f: Figure2, n: 1 | 2 | 3): Record<string, number> {

@@ -3,8 +3,25 @@
 // byte for byte. `generateExecutorVectors` rebuilds the file from the TypeScript executor:
 //   node --import tsx scripts/gen-executor-vectors.ts
 import { createCipheriv } from 'node:crypto';
-import type { PathRule, RxSa, Side, TunnelExecutor, TunnelRxSa, TunnelTxSa, TxSa, Verdict } from '../../src/core/executor.js';
-import { buildIpv4, ipv4Dst, ipv4Src, PROTO_ESP, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
+import type {
+  PathRule,
+  RxSa,
+  Side,
+  TunnelExecutor,
+  TunnelRxSa,
+  TunnelTxSa,
+  TxSa,
+  Verdict,
+} from '../../src/core/executor.js';
+import {
+  buildIpv4,
+  ipv4Dst,
+  ipv4Src,
+  PROTO_ESP,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+} from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { buildTcpSegment, buildTcpSyn } from '../../src/core/packet/tcp.js';
 import { espSeal } from '../../src/crypto/esp.js';
@@ -45,12 +62,18 @@ const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 export function verdictToJson(v: Verdict): JsonVerdict {
   if (v.kind !== 'forward') return { kind: v.kind, reason: v.reason } as JsonVerdict;
   const note: Record<string, string | number> = {};
-  for (const [k, val] of Object.entries(v.note)) note[k] = typeof val === 'bigint' ? val.toString() : (val as string | number);
-  return v.more ? { kind: 'forward', bytes: hex(v.bytes), note, more: v.more.map(hex) } : { kind: 'forward', bytes: hex(v.bytes), note };
+  for (const [k, val] of Object.entries(v.note))
+    note[k] = typeof val === 'bigint' ? val.toString() : (val as string | number);
+  return v.more
+    ? { kind: 'forward', bytes: hex(v.bytes), note, more: v.more.map(hex) }
+    : { kind: 'forward', bytes: hex(v.bytes), note };
 }
 
 /** Applies one scenario to an executor, returning what it actually did at each process/stats step. */
-export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step: number; name: string; expected: unknown; actual: unknown }[] {
+export function replayScenario(
+  exec: TunnelExecutor,
+  s: VectorScenario,
+): { step: number; name: string; expected: unknown; actual: unknown }[] {
   const out: { step: number; name: string; expected: unknown; actual: unknown }[] = [];
   s.steps.forEach((st, i) => {
     switch (st.op) {
@@ -59,11 +82,26 @@ export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step:
       case 'removePath':
         return exec.removePath(st.local, st.remote);
       case 'installTxSa':
-        return exec.installTxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), nextSeq: BigInt(st.sa.nextSeq) });
+        return exec.installTxSa({
+          ...st.sa,
+          key: unhex(st.sa.key),
+          salt: unhex(st.sa.salt),
+          nextSeq: BigInt(st.sa.nextSeq),
+        });
       case 'installRxSa':
-        return exec.installRxSa({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt), floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor) });
+        return exec.installRxSa({
+          ...st.sa,
+          key: unhex(st.sa.key),
+          salt: unhex(st.sa.salt),
+          floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor),
+        });
       case 'process':
-        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)) });
+        out.push({
+          step: i,
+          name: st.name,
+          expected: st.expect,
+          actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)),
+        });
         return;
       case 'counters':
         out.push({ step: i, name: 'counters', expected: st.expect, actual: exec.counters() });
@@ -80,7 +118,12 @@ export function replayScenario(exec: TunnelExecutor, s: VectorScenario): { step:
       case 'removeTunnelRx':
         return exec.removeTunnelRx(st.spi);
       case 'processUdp':
-        out.push({ step: i, name: st.name, expected: st.expect, actual: verdictToJson(exec.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)) });
+        out.push({
+          step: i,
+          name: st.name,
+          expected: st.expect,
+          actual: verdictToJson(exec.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)),
+        });
         return;
       case 'tunnelTxStats':
         out.push({ step: i, name: 'tunnelTxStats', expected: st.expect, actual: exec.tunnelTxStats(st.spi) ?? null });
@@ -107,10 +150,22 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
   const vpnKey = new Uint8Array(32).map((_, i) => i + 1);
   const g2 = deriveSenderKey(vpnKey, 1, 1, 'G2');
   const g3 = deriveSenderKey(vpnKey, 1, 1, 'G3');
-  const tx: VectorStep = { op: 'installTxSa', sa: { spi: 0x1001, vpnId: 1, epoch: 1, key: hex(g2.key), salt: hex(g2.salt), nextSeq: '1' } };
-  const rxG2: VectorStep = { op: 'installRxSa', sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) } };
-  const rxG3: VectorStep = { op: 'installRxSa', sa: { spi: 0x1003, vpnId: 1, epoch: 1, sender: 'G3', key: hex(g3.key), salt: hex(g3.salt) } };
-  const rxOtherVpn: VectorStep = { op: 'installRxSa', sa: { spi: 0x2001, vpnId: 2, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) } };
+  const tx: VectorStep = {
+    op: 'installTxSa',
+    sa: { spi: 0x1001, vpnId: 1, epoch: 1, key: hex(g2.key), salt: hex(g2.salt), nextSeq: '1' },
+  };
+  const rxG2: VectorStep = {
+    op: 'installRxSa',
+    sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) },
+  };
+  const rxG3: VectorStep = {
+    op: 'installRxSa',
+    sa: { spi: 0x1003, vpnId: 1, epoch: 1, sender: 'G3', key: hex(g3.key), salt: hex(g3.salt) },
+  };
+  const rxOtherVpn: VectorStep = {
+    op: 'installRxSa',
+    sa: { spi: 0x2001, vpnId: 2, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) },
+  };
 
   // Sender side (G2, serving B): encrypt B→A.
   const senderSteps: VectorStep[] = [
@@ -137,35 +192,89 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     recheck('rechecked on a plain rule: forwarded and counted', 'inside', 1006, ping(B, '192.0.2.99', 2)),
     { op: 'counters', expect: null },
     proc('too big with DF', 'inside', 1007, ping(B, '10.8.0.1', 1, 'x'.repeat(180), true)),
-    proc('big without DF: fragmented, each fragment carried with DF', 'inside', 1008, ping(B, '10.8.0.1', 2, 'x'.repeat(180), false)),
+    proc(
+      'big without DF: fragmented, each fragment carried with DF',
+      'inside',
+      1008,
+      ping(B, '10.8.0.1', 2, 'x'.repeat(180), false),
+    ),
     proc('no sending SA', 'inside', 1009, ping(B, '10.7.0.1', 1)),
-    proc('TCP SYN: MSS clamped then encrypted', 'inside', 1010, buildTcpSyn({ src: B, dst: '10.8.0.1', srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 })),
-    proc('TCP SYN without DF: MSS clamped for the carried form', 'inside', 1010, buildTcpSegment({ src: B, dst: '10.8.0.1', srcPort: 40001, dstPort: 80, seq: 7, mss: 1460, flags: 0x02, df: false })),
+    proc(
+      'TCP SYN: MSS clamped then encrypted',
+      'inside',
+      1010,
+      buildTcpSyn({ src: B, dst: '10.8.0.1', srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 }),
+    ),
+    proc(
+      'TCP SYN without DF: MSS clamped for the carried form',
+      'inside',
+      1010,
+      buildTcpSegment({
+        src: B,
+        dst: '10.8.0.1',
+        srcPort: 40001,
+        dstPort: 80,
+        seq: 7,
+        mss: 1460,
+        flags: 0x02,
+        df: false,
+      }),
+    ),
     proc('a fragment from the terminal is carried whole', 'inside', 1011, fragment(ping(B, A, 9))),
-    proc('a fragment larger than the path is fragmented further (offsets continue, MF kept)', 'inside', 1011, fragment(ping(B, '10.8.0.1', 11, 'y'.repeat(300)), 64)),
-    proc('a fragment with DF larger than the path: too big', 'inside', 1011, withDf(fragment(ping(B, '10.8.0.1', 12, 'y'.repeat(300))))),
-    proc('options: copied in every fragment, the others only in the first', 'inside', 1011, withOptions(ping(B, '10.8.0.1', 13, 'z'.repeat(250)))),
+    proc(
+      'a fragment larger than the path is fragmented further (offsets continue, MF kept)',
+      'inside',
+      1011,
+      fragment(ping(B, '10.8.0.1', 11, 'y'.repeat(300)), 64),
+    ),
+    proc(
+      'a fragment with DF larger than the path: too big',
+      'inside',
+      1011,
+      withDf(fragment(ping(B, '10.8.0.1', 12, 'y'.repeat(300)))),
+    ),
+    proc(
+      'options: copied in every fragment, the others only in the first',
+      'inside',
+      1011,
+      withOptions(ping(B, '10.8.0.1', 13, 'z'.repeat(250))),
+    ),
     proc('more than 64 fragments: too big', 'inside', 1011, ping(B, '10.8.0.2', 14, 'w'.repeat(2700))),
     proc('64 fragments: sent', 'inside', 1011, ping(B, '10.8.0.2', 15, 'w'.repeat(2552))),
     proc('path too narrow to fragment: too big', 'inside', 1011, ping(B, '10.8.0.3', 16, 'v'.repeat(100))),
-    proc('IP in IP with DF is carried too (next header 4 means the whole packet)', 'inside', 1011, buildIpv4({ src: B, dst: A, protocol: 4, payload: ping('10.9.0.1', '10.9.0.2', 1), df: true })),
+    proc(
+      'IP in IP with DF is carried too (next header 4 means the whole packet)',
+      'inside',
+      1011,
+      buildIpv4({ src: B, dst: A, protocol: 4, payload: ping('10.9.0.1', '10.9.0.2', 1), df: true }),
+    ),
     proc('malformed (bad checksum)', 'inside', 1012, corruptChecksum(ping(B, A, 10))),
     proc('search message punted before rules', 'inside', 1013, searchPing(B, A)),
     { op: 'stats', local: B, remote: A, expect: null },
     { op: 'removePath', local: B, remote: C },
     proc('removed rule is a miss', 'inside', 1014, ping(B, C, 2)),
     // Raw ESP (protocol 50), selectable per VPN through its sending SA; UDP is the default.
-    { op: 'installTxSa', sa: { ...(tx as Extract<VectorStep, { op: 'installTxSa' }>).sa, nextSeq: '500', encapsulation: 'esp' } },
+    {
+      op: 'installTxSa',
+      sa: { ...(tx as Extract<VectorStep, { op: 'installTxSa' }>).sa, nextSeq: '500', encapsulation: 'esp' },
+    },
     proc('raw ESP: transport form, protocol 50', 'inside', 1015, ping(B, A, 40, undefined, true)),
     proc('raw ESP: carried form', 'inside', 1015, ping(B, A, 41, 'odd')),
-    proc('raw ESP: fragmented with 8 bytes more room per piece than in UDP', 'inside', 1015, ping(B, '10.8.0.1', 42, 'x'.repeat(180), false)),
+    proc(
+      'raw ESP: fragmented with 8 bytes more room per piece than in UDP',
+      'inside',
+      1015,
+      ping(B, '10.8.0.1', 42, 'x'.repeat(180), false),
+    ),
     { op: 'counters', expect: null },
   ];
   const sender: VectorScenario = { name: 'sender', steps: senderSteps };
   fill(make(), sender);
 
   // Receiver side (G1, serving A): decrypt what the sender produced.
-  const encrypted = sender.steps.filter((s): s is Extract<VectorStep, { op: 'process' }> => s.op === 'process' && s.name.startsWith('encrypt'));
+  const encrypted = sender.steps.filter(
+    (s): s is Extract<VectorStep, { op: 'process' }> => s.op === 'process' && s.name.startsWith('encrypt'),
+  );
   const e1 = (encrypted[0].expect as { bytes: string }).bytes;
   const e2 = (encrypted[1].expect as { bytes: string }).bytes;
   const e3 = (encrypted[2].expect as { bytes: string }).bytes;
@@ -174,11 +283,27 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
   // Carried ESP from G2 sealed here (next header 4), for what no sender of ours produces.
   const carried = (seq: number, inner: Uint8Array, outer: Uint8Array = inner) => {
     const esp = espSeal({ spi: 0x1001, key: g2.key, salt: g2.salt }, BigInt(seq), 4, inner);
-    return buildIpv4({ src: ipv4Src(outer), dst: ipv4Dst(outer), protocol: PROTO_ESP, payload: esp, ttl: 50, df: true, tos: 0x28 });
+    return buildIpv4({
+      src: ipv4Src(outer),
+      dst: ipv4Dst(outer),
+      protocol: PROTO_ESP,
+      payload: esp,
+      ttl: 50,
+      df: true,
+      tos: 0x28,
+    });
   };
-  const carriedFragment = (sender.steps.find((st): st is Extract<VectorStep, { op: 'process' }> => st.op === 'process' && st.name === 'a fragment from the terminal is carried whole')!.expect as { bytes: string }).bytes;
+  const carriedFragment = (
+    sender.steps.find(
+      (st): st is Extract<VectorStep, { op: 'process' }> =>
+        st.op === 'process' && st.name === 'a fragment from the terminal is carried whole',
+    )!.expect as { bytes: string }
+  ).bytes;
   const outerFragment = (p: Uint8Array) => fixChecksum(Object.assign(p.slice(), { 6: p[6] | 0x20 }));
-  const esp = (name: string) => unhex((sender.steps.find((x) => x.op === 'process' && x.name === name) as { expect: { bytes: string } }).expect.bytes);
+  const esp = (name: string) =>
+    unhex(
+      (sender.steps.find((x) => x.op === 'process' && x.name === name) as { expect: { bytes: string } }).expect.bytes,
+    );
   const receiver: VectorScenario = {
     name: 'receiver',
     steps: [
@@ -193,15 +318,40 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
       proc('raw ESP is accepted too: transport form', 'outside', 2004, esp('raw ESP: transport form, protocol 50')),
       proc('raw ESP is accepted too: carried form', 'outside', 2004, esp('raw ESP: carried form')),
       proc('UDP to another port than 4500: unsolicited plain', 'outside', 2004, Object.assign(unhex(e2), { 23: 0x95 })),
-      proc('UDP length other than the IP payload: malformed', 'outside', 2004, Object.assign(unhex(e2), { 25: unhex(e2)[25] ^ 4 })),
+      proc(
+        'UDP length other than the IP payload: malformed',
+        'outside',
+        2004,
+        Object.assign(unhex(e2), { 25: unhex(e2)[25] ^ 4 }),
+      ),
       proc('carried: a fragment arrives as the terminal sent it', 'outside', 2004, unhex(carriedFragment)),
-      proc('carried: inner packet for another path is malformed', 'outside', 2004, carried(101, ping(C, A, 32), ping(B, A, 32))),
-      proc('carried: inner not IPv4 is malformed', 'outside', 2004, carried(102, new Uint8Array(40).fill(0x60), ping(B, A, 33))),
-      proc('carried: inner length not the decrypted length is malformed', 'outside', 2004, carried(103, Uint8Array.from([...ping(B, A, 34), 0, 0, 0, 0]))),
+      proc(
+        'carried: inner packet for another path is malformed',
+        'outside',
+        2004,
+        carried(101, ping(C, A, 32), ping(B, A, 32)),
+      ),
+      proc(
+        'carried: inner not IPv4 is malformed',
+        'outside',
+        2004,
+        carried(102, new Uint8Array(40).fill(0x60), ping(B, A, 33)),
+      ),
+      proc(
+        'carried: inner length not the decrypted length is malformed',
+        'outside',
+        2004,
+        carried(103, Uint8Array.from([...ping(B, A, 34), 0, 0, 0, 0])),
+      ),
       proc('a fragment of ESP cannot be opened: dropped', 'outside', 2004, outerFragment(carried(104, ping(B, A, 35)))),
       proc('unsolicited plaintext dropped', 'outside', 2005, ping(B, A, 1)),
       proc('search message from outside punted', 'outside', 2006, searchPing(B, A)),
-      proc('ESP from a path without a rule: miss', 'outside', 2007, fixChecksum(unhex(e1).fill(0, 12, 16).fill(10, 12, 13).fill(5, 15, 16))),
+      proc(
+        'ESP from a path without a rule: miss',
+        'outside',
+        2007,
+        fixChecksum(unhex(e1).fill(0, 12, 16).fill(10, 12, 13).fill(5, 15, 16)),
+      ),
       { op: 'stats', local: A, remote: B, expect: null },
       { op: 'installPath', rule: { local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G3', mtu: 1500 } },
       proc('sender is not the peer', 'outside', 2008, unhex(e3)),
@@ -217,7 +367,10 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
 
   // Receiver after a restart: the SA is installed with the floor learned from the sender
   // (docs/protocol.md §3.2); everything below it is a replay, a reinstall only raises it.
-  const floorAt = (floor: string): VectorStep => ({ op: 'installRxSa', sa: { ...(rxG2 as Extract<VectorStep, { op: 'installRxSa' }>).sa, floor } });
+  const floorAt = (floor: string): VectorStep => ({
+    op: 'installRxSa',
+    sa: { ...(rxG2 as Extract<VectorStep, { op: 'installRxSa' }>).sa, floor },
+  });
   const restarted: VectorScenario = {
     name: 'receiver with a learned floor',
     steps: [
@@ -231,7 +384,12 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
       floorAt('2'),
       proc('a lower floor reopens nothing (seq 2)', 'outside', 3004, unhex(e2)),
       floorAt('6'),
-      proc('a raised floor (6) refuses seq 4', 'outside', 3005, esp('big without DF: fragmented, each fragment carried with DF')),
+      proc(
+        'a raised floor (6) refuses seq 4',
+        'outside',
+        3005,
+        esp('big without DF: fragmented, each fragment carried with DF'),
+      ),
       proc('and takes seq 6', 'outside', 3006, esp('TCP SYN: MSS clamped then encrypted')),
     ],
   };
@@ -258,30 +416,66 @@ function keymat(len: 16 | 32, seed: number): { key: string; salt: string } {
  * An ESP-in-UDP payload sealed here, independently of both executors (for the cases no sender
  * produces: dummy packets, other next headers, TFC padding, arbitrary sequence numbers).
  */
-export function sealTunnelEsp(k: { key: string; salt: string }, spi: number, seq: number, nh: number, payload: Uint8Array, trailer?: Uint8Array): Uint8Array {
+export function sealTunnelEsp(
+  k: { key: string; salt: string },
+  spi: number,
+  seq: number,
+  nh: number,
+  payload: Uint8Array,
+  trailer?: Uint8Array,
+): Uint8Array {
   const key = unhex(k.key);
   const pad = (4 - ((payload.length + 2) % 4)) % 4;
   const hdr = Buffer.alloc(16);
   hdr.writeUInt32BE(spi, 0);
   hdr.writeUInt32BE(seq, 4);
   hdr.writeUInt32BE(seq, 12);
-  const c = createCipheriv(key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm', key, Buffer.concat([unhex(k.salt), hdr.subarray(8, 16)]));
+  const c = createCipheriv(
+    key.length === 16 ? 'aes-128-gcm' : 'aes-256-gcm',
+    key,
+    Buffer.concat([unhex(k.salt), hdr.subarray(8, 16)]),
+  );
   c.setAAD(hdr.subarray(0, 8));
-  const pt = Buffer.concat([payload, trailer ?? Uint8Array.from([...Array.from({ length: pad }, (_, i) => i + 1), pad, nh])]);
+  const pt = Buffer.concat([
+    payload,
+    trailer ?? Uint8Array.from([...Array.from({ length: pad }, (_, i) => i + 1), pad, nh]),
+  ]);
   return new Uint8Array(Buffer.concat([hdr, c.update(pt), c.final(), c.getAuthTag()]));
 }
 
 export function udp(name: string, src: string, srcPort: number, now: number, payload: Uint8Array): VectorStep {
-  return { op: 'processUdp', name, src, srcPort, now, payload: hex(payload), expect: { kind: 'drop', reason: 'unfilled' } };
+  return {
+    op: 'processUdp',
+    name,
+    src,
+    srcPort,
+    now,
+    payload: hex(payload),
+    expect: { kind: 'drop', reason: 'unfilled' },
+  };
 }
 
 function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
   const k256 = keymat(32, 1);
   const k128 = keymat(16, 2);
   const kWrap = keymat(32, 3);
-  const txSa = (spi: number, k: { key: string; salt: string }, extra: Partial<Omit<TunnelTxSa, 'key' | 'salt'>> = {}): VectorStep => ({
+  const txSa = (
+    spi: number,
+    k: { key: string; salt: string },
+    extra: Partial<Omit<TunnelTxSa, 'key' | 'salt'>> = {},
+  ): VectorStep => ({
     op: 'installTunnelTx',
-    sa: { spi, vpnId: 5, peer: 'G2', ...k, localAddr: G1_ADDR, localPort: 4500, remoteAddr: G2_ADDR, remotePort: 4500, ...extra },
+    sa: {
+      spi,
+      vpnId: 5,
+      peer: 'G2',
+      ...k,
+      localAddr: G1_ADDR,
+      localPort: 4500,
+      remoteAddr: G2_ADDR,
+      remotePort: 4500,
+      ...extra,
+    },
   });
   const tunnelRule = (remote: string, spi: number, mtu = 1400): VectorStep => ({
     op: 'installPath',
@@ -302,7 +496,12 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
       tunnelRule('10.2.0.13', T256, 200),
       tunnelRule('10.9.9.9', T256),
       proc('tunnel encrypt first (AES-256-GCM, seq 1)', 'inside', 3000, ping(A, B, 1)),
-      proc('tunnel encrypt second (seq 2, DF copied to the outer header)', 'inside', 3001, ping(A, B, 2, 'kasane vector payload', true)),
+      proc(
+        'tunnel encrypt second (seq 2, DF copied to the outer header)',
+        'inside',
+        3001,
+        ping(A, B, 2, 'kasane vector payload', true),
+      ),
       proc('tunnel encrypt odd length (padding)', 'inside', 3002, ping(A, B, 3, 'odd')),
       proc('tunnel encrypt: DSCP copied, ECN not', 'inside', 3003, tos(ping(A, B, 4), 0xb9)),
       proc('tunnel encrypt a fragment (tunnel mode carries it whole)', 'inside', 3004, fragment(ping(A, B, 5))),
@@ -310,7 +509,12 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
       proc('tunnel SA not installed: no-sa', 'inside', 3006, ping(A, '10.2.0.12', 1)),
       proc('tunnel too big with DF', 'inside', 3007, ping(A, '10.2.0.13', 1, 'x'.repeat(140), true)),
       proc('tunnel big without DF is sent', 'inside', 3008, ping(A, '10.2.0.13', 2, 'x'.repeat(140), false)),
-      proc('tunnel TCP SYN: MSS clamped to mtu - 65 - 40', 'inside', 3009, buildTcpSyn({ src: A, dst: B, srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 })),
+      proc(
+        'tunnel TCP SYN: MSS clamped to mtu - 65 - 40',
+        'inside',
+        3009,
+        buildTcpSyn({ src: A, dst: B, srcPort: 40000, dstPort: 80, seq: 7, mss: 1460 }),
+      ),
       proc('tunnel encrypt toward a destination outside the peer selectors', 'inside', 3010, ping(A, '10.9.9.9', 1)),
       proc('tunnel rule: a packet from outside is unsolicited', 'outside', 3011, ping(B, A, 1)),
       proc('tunnel rule: search messages still punted first', 'inside', 3012, searchPing(A, B)),
@@ -342,7 +546,9 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
   fill(make(), sender);
 
   const out = (name: string): Uint8Array => {
-    const st = sender.steps.find((s): s is Extract<VectorStep, { op: 'process' }> => s.op === 'process' && s.name === name)!;
+    const st = sender.steps.find(
+      (s): s is Extract<VectorStep, { op: 'process' }> => s.op === 'process' && s.name === name,
+    )!;
     return unhex((st.expect as { bytes: string }).bytes).subarray(28);
   };
   const e1 = out('tunnel encrypt first (AES-256-GCM, seq 1)');
@@ -357,7 +563,11 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
   tampered[tampered.length - 3] ^= 0x01;
   const ike = Uint8Array.from([0, 0, 0, 0, ...Array.from({ length: 28 }, (_, i) => (i * 5 + 1) & 0xff)]);
   const inner = ping(A, B, 50);
-  const rxSa = (spi: number, k: { key: string; salt: string }, extra: Partial<Omit<TunnelRxSa, 'key' | 'salt'>> = {}): VectorStep => ({
+  const rxSa = (
+    spi: number,
+    k: { key: string; salt: string },
+    extra: Partial<Omit<TunnelRxSa, 'key' | 'salt'>> = {},
+  ): VectorStep => ({
     op: 'installTunnelRx',
     sa: {
       spi,
@@ -379,7 +589,10 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
     steps: [
       rxSa(T256, k256, { replayWindow: 64 }),
       rxSa(T128, k128),
-      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G1', mtu: 1400, tunnel: { spi: 0xd0000001 } } },
+      {
+        op: 'installPath',
+        rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G1', mtu: 1400, tunnel: { spi: 0xd0000001 } },
+      },
       udp('tunnel decrypt second first (out of order)', G1_ADDR, 4500, 4000, e2),
       udp('tunnel decrypt first', G1_ADDR, 4500, 4001, e1),
       udp('tunnel replay dropped', G1_ADDR, 4500, 4002, e1),
@@ -394,16 +607,46 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
       udp('tunnel port: NAT keepalive counted and dropped', G1_ADDR, 4500, 4011, Uint8Array.of(0xff)),
       udp('tunnel port: 2-byte datagram malformed', G1_ADDR, 4500, 4012, Uint8Array.of(1, 2)),
       udp('tunnel port: ESP shorter than header + ICV malformed', G1_ADDR, 4500, 4013, e1.subarray(0, 30)),
-      udp('tunnel port: ESP with sequence number 0 malformed', G1_ADDR, 4500, 4014, Object.assign(e1.slice(), { 4: 0, 5: 0, 6: 0, 7: 0 })),
+      udp(
+        'tunnel port: ESP with sequence number 0 malformed',
+        G1_ADDR,
+        4500,
+        4014,
+        Object.assign(e1.slice(), { 4: 0, 5: 0, 6: 0, 7: 0 }),
+      ),
       udp('tunnel port: ciphertext not a multiple of 4 malformed', G1_ADDR, 4500, 4015, e1.subarray(0, e1.length - 1)),
       udp('tunnel port: unknown SPI punted', G1_ADDR, 4500, 4016, sealTunnelEsp(k256, 0x77777777, 1, 4, inner)),
       udp('tunnel dummy packet (next header 59) discarded', G1_ADDR, 4500, 4020, seal(20, 59, new Uint8Array(16))),
       udp('tunnel next header 41 is not carried: malformed', G1_ADDR, 4500, 4021, seal(21, 41, inner)),
-      udp('tunnel inner packet not IPv4: malformed', G1_ADDR, 4500, 4022, seal(22, 4, Uint8Array.from([0x60, ...inner.subarray(1)]))),
-      udp('tunnel TFC padding after the inner packet is removed', G1_ADDR, 4500, 4023, seal(23, 4, Uint8Array.from([...inner, ...new Uint8Array(13)]))),
+      udp(
+        'tunnel inner packet not IPv4: malformed',
+        G1_ADDR,
+        4500,
+        4022,
+        seal(22, 4, Uint8Array.from([0x60, ...inner.subarray(1)])),
+      ),
+      udp(
+        'tunnel TFC padding after the inner packet is removed',
+        G1_ADDR,
+        4500,
+        4023,
+        seal(23, 4, Uint8Array.from([...inner, ...new Uint8Array(13)])),
+      ),
       // inner is 49 bytes: one padding byte, which must be 1.
-      udp('tunnel bad padding bytes: auth-failed', G1_ADDR, 4500, 4024, sealTunnelEsp(k256, T256, 24, 4, inner, Uint8Array.of(9, 1, 4))),
-      udp('tunnel pad length beyond the ciphertext: auth-failed', G1_ADDR, 4500, 4025, sealTunnelEsp(k256, T256, 25, 4, inner.subarray(0, 46), Uint8Array.of(250, 4))),
+      udp(
+        'tunnel bad padding bytes: auth-failed',
+        G1_ADDR,
+        4500,
+        4024,
+        sealTunnelEsp(k256, T256, 24, 4, inner, Uint8Array.of(9, 1, 4)),
+      ),
+      udp(
+        'tunnel pad length beyond the ciphertext: auth-failed',
+        G1_ADDR,
+        4500,
+        4025,
+        sealTunnelEsp(k256, T256, 25, 4, inner.subarray(0, 46), Uint8Array.of(250, 4)),
+      ),
       udp('tunnel seq 100 (window moves)', G1_ADDR, 4500, 4030, seal(100, 4, inner)),
       udp('tunnel seq 30: older than the 64-packet window', G1_ADDR, 4500, 4031, seal(30, 4, inner)),
       udp('tunnel seq 40: inside the window, not seen', G1_ADDR, 4500, 4032, seal(40, 4, inner)),
@@ -411,9 +654,15 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
       { op: 'stats', local: B, remote: A, expect: null },
       { op: 'tunnelRxStats', spi: T256, expect: null },
       { op: 'tunnelRxStats', spi: T128, expect: null },
-      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G9', tunnel: { spi: 0xd0000001 } } },
+      {
+        op: 'installPath',
+        rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G9', tunnel: { spi: 0xd0000001 } },
+      },
       udp('tunnel rule names another peer: peer-mismatch', G1_ADDR, 4500, 4040, seal(41, 4, inner)),
-      { op: 'installPath', rule: { local: B, remote: A, action: 'encrypt', vpnId: 6, peer: 'G1', tunnel: { spi: 0xd0000001 } } },
+      {
+        op: 'installPath',
+        rule: { local: B, remote: A, action: 'encrypt', vpnId: 6, peer: 'G1', tunnel: { spi: 0xd0000001 } },
+      },
       udp('tunnel rule names another VPN: vpn-mismatch', G1_ADDR, 4500, 4041, seal(42, 4, inner)),
       { op: 'installPath', rule: { local: B, remote: A, action: 'discard' } },
       udp('tunnel path discarded by the core', G1_ADDR, 4500, 4042, seal(43, 4, inner)),
@@ -438,7 +687,15 @@ export function proc(name: string, from: Side, now: number, packet: Uint8Array):
 
 /** The same packet run again by the core after a punt (Executor.process `recheck`). */
 function recheck(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
-  return { op: 'process', name, from, now, packet: hex(packet), recheck: true, expect: { kind: 'drop', reason: 'unfilled' } };
+  return {
+    op: 'process',
+    name,
+    from,
+    now,
+    packet: hex(packet),
+    recheck: true,
+    expect: { kind: 'drop', reason: 'unfilled' },
+  };
 }
 
 export function fill(exec: TunnelExecutor, s: VectorScenario): void {

@@ -28,6 +28,9 @@ export const AUTHORITY_CONFIG: AuthorityConfig = {
  */
 export function aliasBomb(levels: number, key = 'description'): string {
   let s = `${key}: &a0 [x, x, x, x, x, x, x, x, x, x]\n`;
-  for (let i = 1; i < levels; i++) s += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i < levels; i++)
+    s += `x${i}: &a${i} [${Array(10)
+      .fill(`*a${i - 1}`)
+      .join(', ')}]\n`;
   return s;
 }

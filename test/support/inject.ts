@@ -9,7 +9,13 @@ import type { Figure2 } from '../../src/demo/figure2.js';
 const INJECT = join(new URL('.', import.meta.url).pathname, 'inject.py');
 
 /** Writes `packets` to `file` for inject.py and runs it in `ns` (once each, or round and round for `seconds`). */
-export async function inject(tb: Testbed, ns: string, file: string, packets: Uint8Array[], seconds?: number): Promise<{ sent: number; failed: number; seconds: number }> {
+export async function inject(
+  tb: Testbed,
+  ns: string,
+  file: string,
+  packets: Uint8Array[],
+  seconds?: number,
+): Promise<{ sent: number; failed: number; seconds: number }> {
   const parts: Buffer[] = [];
   for (const p of packets) {
     const len = Buffer.alloc(2);

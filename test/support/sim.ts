@@ -1,9 +1,19 @@
 // Test helpers around the simulator: build a topology from YAML text and run it.
-import { loadTopology, Simulation, type SimOptions, type SimResult, type Topology, type TraceRecord } from '../../src/sim/run.js';
+import {
+  loadTopology,
+  Simulation,
+  type SimOptions,
+  type SimResult,
+  type Topology,
+  type TraceRecord,
+} from '../../src/sim/run.js';
 
 export function topology(yamlText: string): Topology {
   const t = loadTopology({ text: yamlText });
-  if (!t.ok) throw new Error(`bad test topology: ${t.error.message}\n${t.error.issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
+  if (!t.ok)
+    throw new Error(
+      `bad test topology: ${t.error.message}\n${t.error.issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`,
+    );
   return t.value;
 }
 
@@ -14,7 +24,9 @@ export function simulate(yamlText: string, setup?: (sim: Simulation) => void, op
 }
 
 export function steps(trace: TraceRecord[], from = 0, to = Infinity): { step: number; node: string; event: string }[] {
-  return trace.filter((r) => r.step !== undefined && r.time >= from && r.time < to).map((r) => ({ step: r.step!, node: r.node, event: r.event }));
+  return trace
+    .filter((r) => r.step !== undefined && r.time >= from && r.time < to)
+    .map((r) => ({ step: r.step!, node: r.node, event: r.event }));
 }
 
 export function path(result: SimResult, from: string, to: string) {
@@ -28,7 +40,16 @@ export function path(result: SimResult, from: string, to: string) {
  * names gateways whose terminal LAN is not configured as attached (`lans: []`), as if a router
  * stood between: they run the source search.
  */
-export function figure2(opts: { traffic: string; defaults?: string; events?: string; silent?: string[]; unattached?: string[]; until?: number; extraNodes?: string; extraLinks?: string }): string {
+export function figure2(opts: {
+  traffic: string;
+  defaults?: string;
+  events?: string;
+  silent?: string[];
+  unattached?: string[];
+  until?: number;
+  extraNodes?: string;
+  extraLinks?: string;
+}): string {
   const silent = (n: string) => (opts.silent?.includes(n) ? ', silent: true' : '');
   const lans = (g: string, lan: string) => (opts.unattached?.includes(g) ? '[]' : `[${lan}]`);
   return `

@@ -11,7 +11,11 @@ export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 export function softhsmMissing(): string | undefined {
   if (existsSync(SOFTHSM_MODULE)) return undefined;
   if (process.getuid?.() !== 0) return 'SoftHSM2 is not installed (apt-get install softhsm2)';
-  const install = (): void => void execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'softhsm2'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const install = (): void =>
+    void execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'softhsm2'], {
+      stdio: 'ignore',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   try {
     install();
   } catch {
@@ -25,10 +29,20 @@ export function softhsmMissing(): string | undefined {
  * A private SoftHSM2 configuration (SOFTHSM2_CONF, read when the module is initialised) with one
  * new token, and a PIN file (0600). `dir`: where (default: a new temporary directory).
  */
-export function privateSofthsmToken(label: string, pin: string, dir = mkdtempSync(join(tmpdir(), 'kasane-softhsm-'))): { dir: string; pinFile: string } {
-  writeFileSync(join(dir, 'softhsm2.conf'), `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+export function privateSofthsmToken(
+  label: string,
+  pin: string,
+  dir = mkdtempSync(join(tmpdir(), 'kasane-softhsm-')),
+): { dir: string; pinFile: string } {
+  writeFileSync(
+    join(dir, 'softhsm2.conf'),
+    `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`,
+  );
   process.env.SOFTHSM2_CONF = join(dir, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', '87654321'], { stdio: 'ignore', env: process.env });
+  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', '87654321'], {
+    stdio: 'ignore',
+    env: process.env,
+  });
   const pinFile = join(dir, 'pin');
   writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
   return { dir, pinFile };

@@ -33,14 +33,23 @@ export function parsePostgresUrl(url: string): PostgresTarget {
   const attrs = (params.get('target_session_attrs') ?? 'any') as TargetSessionAttrs;
   if (!ATTRS.includes(attrs)) throw new Error(`target_session_attrs=${attrs} is not one of ${ATTRS.join(', ')}`);
   const timeout = params.get('connect_timeout');
-  if (timeout !== null && !/^\d+$/.test(timeout)) throw new Error(`connect_timeout must be whole seconds, got ${JSON.stringify(timeout)}`);
+  if (timeout !== null && !/^\d+$/.test(timeout))
+    throw new Error(`connect_timeout must be whole seconds, got ${JSON.stringify(timeout)}`);
   for (const p of OWN_PARAMS) params.delete(p);
   const rest = params.toString();
   const hosts = (hostList === '' ? [''] : hostList.split(',')).map((h) => {
-    if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]*)(:\d{1,5})?$/.test(h)) throw new Error(`${JSON.stringify(h)} is not host[:port] in the database URL`);
-    return { label: h || 'localhost', url: `${scheme}${userinfo !== undefined ? userinfo + '@' : ''}${h}${path}${rest ? '?' + rest : ''}` };
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]*)(:\d{1,5})?$/.test(h))
+      throw new Error(`${JSON.stringify(h)} is not host[:port] in the database URL`);
+    return {
+      label: h || 'localhost',
+      url: `${scheme}${userinfo !== undefined ? userinfo + '@' : ''}${h}${path}${rest ? '?' + rest : ''}`,
+    };
   });
-  return { hosts, targetSessionAttrs: attrs, connectTimeoutMs: timeout === null || timeout === '0' ? DEFAULT_CONNECT_TIMEOUT_MS : Number(timeout) * 1000 };
+  return {
+    hosts,
+    targetSessionAttrs: attrs,
+    connectTimeoutMs: timeout === null || timeout === '0' ? DEFAULT_CONNECT_TIMEOUT_MS : Number(timeout) * 1000,
+  };
 }
 
 /** The URL without its password, for messages and logs. */
@@ -78,17 +87,33 @@ export async function findServer(t: PostgresTarget): Promise<number> {
       await c.end().catch(() => undefined);
     }
   }
-  throw new Error(`no database server is available${t.targetSessionAttrs === 'any' ? '' : ` as ${t.targetSessionAttrs}`} (${why.join('; ')})`);
+  throw new Error(
+    `no database server is available${t.targetSessionAttrs === 'any' ? '' : ` as ${t.targetSessionAttrs}`} (${why.join('; ')})`,
+  );
 }
 
 /** Errors that mean the connection or the server is gone (or is no longer the primary), not that the SQL was wrong. */
 export function isConnectionError(e: unknown): boolean {
   const x = e as { code?: string; message?: string } | undefined;
   const code = x?.code ?? '';
-  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  if (
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'EPIPE',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+    ].includes(code)
+  )
+    return true;
   // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now; 25006: a read-only (promoted-away)
   // server.
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '25006'].includes(code)) return true;
   const msg = x?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|no database server is available/i.test(msg);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|no database server is available/i.test(
+    msg,
+  );
 }

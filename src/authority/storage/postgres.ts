@@ -42,7 +42,13 @@ function numbered(sql: string): string {
 }
 
 function bind(params: readonly unknown[]): unknown[] {
-  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p === undefined ? null : p));
+  return params.map((p) =>
+    p instanceof Uint8Array && !Buffer.isBuffer(p)
+      ? Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+      : p === undefined
+        ? null
+        : p,
+  );
 }
 
 class PgExec implements SqlExec {
@@ -124,12 +130,22 @@ export class PostgresStore implements Store {
         const host = await findServer(this.target);
         const old = this.pools;
         const pool = (max: number): pg.Pool => {
-          const p = new pg.Pool({ connectionString: this.target.hosts[host].url, max, types, connectionTimeoutMillis: this.target.connectTimeoutMs });
+          const p = new pg.Pool({
+            connectionString: this.target.hosts[host].url,
+            max,
+            types,
+            connectionTimeoutMillis: this.target.connectTimeoutMs,
+          });
           // An idle client lost its connection: the server may be gone, look again before the next call.
           p.on('error', () => this.suspect(next));
           return p;
         };
-        const next: Pools = { host, reads: pool(this.o.readPoolSize ?? 10), writes: pool(this.o.writePoolSize ?? 3), healthy: true };
+        const next: Pools = {
+          host,
+          reads: pool(this.o.readPoolSize ?? 10),
+          writes: pool(this.o.writePoolSize ?? 3),
+          healthy: true,
+        };
         this.pools = next;
         if (old) void Promise.all([old.reads.end(), old.writes.end()]).catch(() => undefined);
         await this.readCommitSetting(next);
@@ -185,11 +201,18 @@ export class PostgresStore implements Store {
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await c.query(MIGRATIONS_TABLE('postgres'));
       const applied = Number((await c.query('SELECT MAX(version) AS v FROM schema_migrations')).rows[0].v ?? 0);
-      if (applied > LATEST_SCHEMA) throw new Error(`the database schema is version ${applied}, newer than this kasane (${LATEST_SCHEMA}); upgrade kasane`);
+      if (applied > LATEST_SCHEMA)
+        throw new Error(
+          `the database schema is version ${applied}, newer than this kasane (${LATEST_SCHEMA}); upgrade kasane`,
+        );
       for (const m of MIGRATIONS) {
         if (m.version <= applied) continue;
         for (const s of m.statements('postgres')) await c.query(s);
-        await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+        await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          Date.now(),
+        ]);
       }
       await c.query('COMMIT');
     } catch (e) {
@@ -203,10 +226,15 @@ export class PostgresStore implements Store {
   private async listen(): Promise<void> {
     if (this.closed) return;
     const pools = await this.use();
-    const client = new pg.Client({ connectionString: this.target.hosts[pools.host].url, types, connectionTimeoutMillis: this.target.connectTimeoutMs });
+    const client = new pg.Client({
+      connectionString: this.target.hosts[pools.host].url,
+      types,
+      connectionTimeoutMillis: this.target.connectTimeoutMs,
+    });
     client.on('notification', (n) => {
       const [from, version, flags] = (n.payload ?? '').split(':');
-      if (from !== this.instance) for (const l of this.listeners) l(version ? Number(version) : undefined, { peers: flags?.includes('p') });
+      if (from !== this.instance)
+        for (const l of this.listeners) l(version ? Number(version) : undefined, { peers: flags?.includes('p') });
     });
     client.on('error', () => {
       // The server is gone or was replaced: listen again (on whichever server is found), then let
@@ -253,7 +281,10 @@ export class PostgresStore implements Store {
       if (ops.versionTaken !== undefined) {
         // A change: the other replicas hear of it, and it waits for the synchronous standby.
         if (this.changeCommit) await c.query(`SET LOCAL synchronous_commit TO ${this.changeCommit}`);
-        await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.instance}:${ops.versionTaken}:${hint?.peers ? 'p' : ''}`]);
+        await c.query('SELECT pg_notify($1, $2)', [
+          CHANNEL,
+          `${this.instance}:${ops.versionTaken}:${hint?.peers ? 'p' : ''}`,
+        ]);
       } else {
         await c.query('SET LOCAL synchronous_commit TO local');
       }

@@ -45,7 +45,16 @@ function cols(map: Record<string, string>): string {
     .join(', ');
 }
 
-const VPN = { id: 'id', name: 'name', mode: 'mode', rotationPeriodMs: 'rotation_period_ms', nextRotationAt: 'next_rotation_at', lastEpoch: 'last_epoch', changedVersion: 'changed_version', createdAt: 'created_at' };
+const VPN = {
+  id: 'id',
+  name: 'name',
+  mode: 'mode',
+  rotationPeriodMs: 'rotation_period_ms',
+  nextRotationAt: 'next_rotation_at',
+  lastEpoch: 'last_epoch',
+  changedVersion: 'changed_version',
+  createdAt: 'created_at',
+};
 const GATEWAY = {
   name: 'name',
   address: 'address',
@@ -59,23 +68,98 @@ const GATEWAY = {
   revokeReason: 'revoke_reason',
   ikeCertSerial: 'ike_cert_serial',
 };
-const CERT = { serial: 'serial', gateway: 'gateway', der: 'der', issuedAt: 'issued_at', notAfter: 'not_after', method: 'method', revokedAt: 'revoked_at', revokeReason: 'revoke_reason' };
+const CERT = {
+  serial: 'serial',
+  gateway: 'gateway',
+  der: 'der',
+  issuedAt: 'issued_at',
+  notAfter: 'not_after',
+  method: 'method',
+  revokedAt: 'revoked_at',
+  revokeReason: 'revoke_reason',
+};
 const MEMBER = { vpnId: 'vpn_id', gateway: 'gateway', prefix: 'prefix', addedAt: 'added_at' };
 const DIRECTORY = { prefix: 'prefix', note: 'note', addedAt: 'added_at' };
-const EPOCH = { vpnId: 'vpn_id', epoch: 'epoch', wrappedKey: 'wrapped_key', activeFrom: 'active_from', expiresAt: 'expires_at', createdAt: 'created_at' };
+const EPOCH = {
+  vpnId: 'vpn_id',
+  epoch: 'epoch',
+  wrappedKey: 'wrapped_key',
+  activeFrom: 'active_from',
+  expiresAt: 'expires_at',
+  createdAt: 'created_at',
+};
 const SEALED = { vpnId: 'vpn_id', epoch: 'epoch', gateway: 'gateway', enc: 'enc', ct: 'ct' };
 const SPI = { spi: 'spi', vpnId: 'vpn_id', gateway: 'gateway', epoch: 'epoch' };
-const ENROLL = { id: 'id', secretHash: 'secret_hash', gateway: 'gateway', replaceCert: 'replace_cert', createdAt: 'created_at', expiresAt: 'expires_at', usedAt: 'used_at', createdBy: 'created_by' };
+const ENROLL = {
+  id: 'id',
+  secretHash: 'secret_hash',
+  gateway: 'gateway',
+  replaceCert: 'replace_cert',
+  createdAt: 'created_at',
+  expiresAt: 'expires_at',
+  usedAt: 'used_at',
+  createdBy: 'created_by',
+};
 const ADMIN = { id: 'id', name: 'name', secretHash: 'secret_hash', createdAt: 'created_at', revokedAt: 'revoked_at' };
-const PEER = { name: 'name', url: 'url', rootPem: 'root_pem', addedAt: 'added_at', lastSyncAt: 'last_sync_at', lastError: 'last_error' };
+const PEER = {
+  name: 'name',
+  url: 'url',
+  rootPem: 'root_pem',
+  addedAt: 'added_at',
+  lastSyncAt: 'last_sync_at',
+  lastError: 'last_error',
+};
 const SHARE = { vpnId: 'vpn_id', peer: 'peer', addedAt: 'added_at' };
-const FOREIGN = { vpnId: 'vpn_id', peer: 'peer', gateway: 'gateway', address: 'address', prefixes: 'prefixes', certDer: 'cert_der', updatedAt: 'updated_at' };
-const PERMIT = { vpnId: 'vpn_id', peer: 'peer', holder: 'holder', direction: 'direction', der: 'der', notAfter: 'not_after', holderFingerprint: 'holder_fingerprint' };
+const FOREIGN = {
+  vpnId: 'vpn_id',
+  peer: 'peer',
+  gateway: 'gateway',
+  address: 'address',
+  prefixes: 'prefixes',
+  certDer: 'cert_der',
+  updatedAt: 'updated_at',
+};
+const PERMIT = {
+  vpnId: 'vpn_id',
+  peer: 'peer',
+  holder: 'holder',
+  direction: 'direction',
+  der: 'der',
+  notAfter: 'not_after',
+  holderFingerprint: 'holder_fingerprint',
+};
 const LEASE = { name: 'name', holder: 'holder', expiresAt: 'expires_at', term: 'term' };
-const REPLICA = { id: 'id', url: 'url', host: 'host', pid: 'pid', startedAt: 'started_at', seenAt: 'seen_at', waiting: 'waiting', version: 'version' };
-const SESSION = { idHash: 'id_hash', tokenId: 'token_id', csrf: 'csrf', createdAt: 'created_at', lastSeenAt: 'last_seen_at', expiresAt: 'expires_at' };
+const REPLICA = {
+  id: 'id',
+  url: 'url',
+  host: 'host',
+  pid: 'pid',
+  startedAt: 'started_at',
+  seenAt: 'seen_at',
+  waiting: 'waiting',
+  version: 'version',
+};
+const SESSION = {
+  idHash: 'id_hash',
+  tokenId: 'token_id',
+  csrf: 'csrf',
+  createdAt: 'created_at',
+  lastSeenAt: 'last_seen_at',
+  expiresAt: 'expires_at',
+};
 const REPORT = { gateway: 'gateway', receivedAt: 'received_at', report: 'report' };
-const AUDIT = { id: 'id', version: 'version', at: 'at', actor: 'actor', action: 'action', vpnId: 'vpn_id', vpn: 'vpn', gateway: 'gateway', scope: 'scope', detail: 'detail' };
+const AUDIT = {
+  id: 'id',
+  version: 'version',
+  at: 'at',
+  actor: 'actor',
+  action: 'action',
+  vpnId: 'vpn_id',
+  vpn: 'vpn',
+  gateway: 'gateway',
+  scope: 'scope',
+  detail: 'detail',
+};
 
 function placeholders(n: number): string {
   return new Array(n).fill('?').join(', ');
@@ -113,10 +197,19 @@ export class SqlOps implements StoreOps {
     }
   }
 
-  private async update(table: string, map: Record<string, string>, key: string, keyValue: unknown, patch: object): Promise<void> {
+  private async update(
+    table: string,
+    map: Record<string, string>,
+    key: string,
+    keyValue: unknown,
+    patch: object,
+  ): Promise<void> {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (entries.length === 0) return;
-    await this.db.run(`UPDATE ${table} SET ${entries.map(([f]) => `${map[f]} = ?`).join(', ')} WHERE ${key} = ?`, [...entries.map(([, v]) => v), keyValue]);
+    await this.db.run(`UPDATE ${table} SET ${entries.map(([f]) => `${map[f]} = ?`).join(', ')} WHERE ${key} = ?`, [
+      ...entries.map(([, v]) => v),
+      keyValue,
+    ]);
   }
 
   async initState(authority: string, now: number): Promise<boolean> {
@@ -136,14 +229,19 @@ export class SqlOps implements StoreOps {
   }
 
   async bumpVersion(): Promise<number> {
-    const r = await this.db.get<{ version: number }>('UPDATE state SET version = version + 1 WHERE id = 1 RETURNING version AS "version"');
+    const r = await this.db.get<{ version: number }>(
+      'UPDATE state SET version = version + 1 WHERE id = 1 RETURNING version AS "version"',
+    );
     if (!r) throw new Error('the authority database is not initialised (no state row)');
     this.versionTaken = r.version;
     return r.version;
   }
 
   async allocSpis(count: number): Promise<number> {
-    const r = await this.db.get<{ next: number }>('UPDATE state SET next_spi = next_spi + ? WHERE id = 1 RETURNING next_spi AS "next"', [count]);
+    const r = await this.db.get<{ next: number }>(
+      'UPDATE state SET next_spi = next_spi + ? WHERE id = 1 RETURNING next_spi AS "next"',
+      [count],
+    );
     const first = r!.next - count;
     if (r!.next - 1 > MAX_SPI) throw new Error('the SPI space (32 bits) is exhausted');
     return first;
@@ -173,7 +271,11 @@ export class SqlOps implements StoreOps {
   }
 
   async setVpnsChanged(ids: readonly number[], version: number): Promise<void> {
-    for (const part of chunks([...new Set(ids)])) await this.db.run(`UPDATE vpns SET changed_version = ? WHERE id IN (${placeholders(part.length)})`, [version, ...part]);
+    for (const part of chunks([...new Set(ids)]))
+      await this.db.run(`UPDATE vpns SET changed_version = ? WHERE id IN (${placeholders(part.length)})`, [
+        version,
+        ...part,
+      ]);
   }
 
   async deleteVpn(id: number): Promise<void> {
@@ -196,7 +298,9 @@ export class SqlOps implements StoreOps {
   }
 
   getVpnsByIds(ids: readonly number[]): Promise<VpnRow[]> {
-    return this.inChunks(ids, (part) => this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id IN (${placeholders(part.length)})`, part));
+    return this.inChunks(ids, (part) =>
+      this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id IN (${placeholders(part.length)})`, part),
+    );
   }
 
   listVpns(): Promise<VpnRow[]> {
@@ -204,7 +308,10 @@ export class SqlOps implements StoreOps {
   }
 
   dueRotations(now: number): Promise<VpnRow[]> {
-    return this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE mode = 'group' AND next_rotation_at IS NOT NULL AND next_rotation_at <= ? ORDER BY id`, [now]);
+    return this.db.all<VpnRow>(
+      `SELECT ${cols(VPN)} FROM vpns WHERE mode = 'group' AND next_rotation_at IS NOT NULL AND next_rotation_at <= ? ORDER BY id`,
+      [now],
+    );
   }
 
   // --- gateways
@@ -224,7 +331,12 @@ export class SqlOps implements StoreOps {
   }
 
   async getGateways(names: readonly string[]): Promise<GatewayRow[]> {
-    const rows = await this.inChunks(names, (part) => this.db.all<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways WHERE name IN (${placeholders(part.length)})`, part));
+    const rows = await this.inChunks(names, (part) =>
+      this.db.all<GatewayRow>(
+        `SELECT ${cols(GATEWAY)} FROM gateways WHERE name IN (${placeholders(part.length)})`,
+        part,
+      ),
+    );
     for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
     return rows;
   }
@@ -237,12 +349,18 @@ export class SqlOps implements StoreOps {
 
   async touchGateways(names: readonly string[], version: number): Promise<void> {
     for (const part of chunks([...new Set(names)])) {
-      await this.db.run(`UPDATE gateways SET changed_version = ? WHERE name IN (${placeholders(part.length)})`, [version, ...part]);
+      await this.db.run(`UPDATE gateways SET changed_version = ? WHERE name IN (${placeholders(part.length)})`, [
+        version,
+        ...part,
+      ]);
     }
   }
 
   gatewaysChangedAfter(version: number): Promise<{ name: string; changedVersion: number }[]> {
-    return this.db.all('SELECT name AS "name", changed_version AS "changedVersion" FROM gateways WHERE changed_version > ?', [version]);
+    return this.db.all(
+      'SELECT name AS "name", changed_version AS "changedVersion" FROM gateways WHERE changed_version > ?',
+      [version],
+    );
   }
 
   // --- certificates
@@ -258,17 +376,26 @@ export class SqlOps implements StoreOps {
   }
 
   async revokeCertificate(serial: string, at: number, reason: string): Promise<void> {
-    await this.db.run('UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ? AND revoked_at IS NULL', [at, reason, serial]);
+    await this.db.run(
+      'UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ? AND revoked_at IS NULL',
+      [at, reason, serial],
+    );
   }
 
   async listRevokedCertificates(notAfterAfter: number): Promise<CertificateRow[]> {
-    const rows = await this.db.all<CertificateRow>(`SELECT ${cols(CERT)} FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at`, [notAfterAfter]);
+    const rows = await this.db.all<CertificateRow>(
+      `SELECT ${cols(CERT)} FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at`,
+      [notAfterAfter],
+    );
     for (const r of rows) r.der = bytes(r.der);
     return rows;
   }
 
   async listCertificates(gateway: string): Promise<CertificateRow[]> {
-    const rows = await this.db.all<CertificateRow>(`SELECT ${cols(CERT)} FROM certificates WHERE gateway = ? ORDER BY issued_at`, [gateway]);
+    const rows = await this.db.all<CertificateRow>(
+      `SELECT ${cols(CERT)} FROM certificates WHERE gateway = ? ORDER BY issued_at`,
+      [gateway],
+    );
     for (const r of rows) r.der = bytes(r.der);
     return rows;
   }
@@ -284,10 +411,17 @@ export class SqlOps implements StoreOps {
   }
 
   listMemberPrefixesOf(gateways: readonly string[]): Promise<MemberPrefixRow[]> {
-    return this.inChunks(gateways, (part) => this.db.all<MemberPrefixRow>(`SELECT ${cols(MEMBER)} FROM member_prefixes WHERE gateway IN (${placeholders(part.length)})`, part));
+    return this.inChunks(gateways, (part) =>
+      this.db.all<MemberPrefixRow>(
+        `SELECT ${cols(MEMBER)} FROM member_prefixes WHERE gateway IN (${placeholders(part.length)})`,
+        part,
+      ),
+    );
   }
 
-  async listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
+  async listVpnMembers(
+    vpnId: number,
+  ): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
     const rows = await this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
       `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
               g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
@@ -298,7 +432,9 @@ export class SqlOps implements StoreOps {
     return rows;
   }
 
-  async listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
+  async listVpnMembersOf(
+    vpnIds: readonly number[],
+  ): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
     const rows = await this.inChunks(vpnIds, (part) =>
       this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
         `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
@@ -321,18 +457,25 @@ export class SqlOps implements StoreOps {
       return;
     }
     for (const part of chunks(prefixes)) {
-      await this.db.run(`DELETE FROM member_prefixes WHERE vpn_id = ? AND gateway = ? AND prefix IN (${placeholders(part.length)})`, [vpnId, gateway, ...part]);
+      await this.db.run(
+        `DELETE FROM member_prefixes WHERE vpn_id = ? AND gateway = ? AND prefix IN (${placeholders(part.length)})`,
+        [vpnId, gateway, ...part],
+      );
     }
   }
 
   async countPrefixUses(prefix: string): Promise<number> {
-    const a = await this.db.get<{ n: number }>('SELECT COUNT(*) AS "n" FROM member_prefixes WHERE prefix = ?', [prefix]);
+    const a = await this.db.get<{ n: number }>('SELECT COUNT(*) AS "n" FROM member_prefixes WHERE prefix = ?', [
+      prefix,
+    ]);
     const b = await this.db.get<{ n: number }>('SELECT COUNT(*) AS "n" FROM directory WHERE prefix = ?', [prefix]);
     return Number(a?.n ?? 0) + Number(b?.n ?? 0);
   }
 
   async listAllPrefixes(): Promise<string[]> {
-    const rows = await this.db.all<{ prefix: string }>('SELECT prefix AS "prefix" FROM member_prefixes UNION SELECT prefix AS "prefix" FROM directory');
+    const rows = await this.db.all<{ prefix: string }>(
+      'SELECT prefix AS "prefix" FROM member_prefixes UNION SELECT prefix AS "prefix" FROM directory',
+    );
     return rows.map((r) => r.prefix);
   }
 
@@ -362,18 +505,27 @@ export class SqlOps implements StoreOps {
     for (const part of chunks([...new Set(vpnIds)])) {
       const these = `vpn_id IN (${placeholders(part.length)})`;
       for (const table of ['sealed_keys', 'spis']) {
-        await this.db.run(`DELETE FROM ${table} WHERE ${these} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`, [...part, now]);
+        await this.db.run(
+          `DELETE FROM ${table} WHERE ${these} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`,
+          [...part, now],
+        );
       }
       await this.db.run(`DELETE FROM key_epochs WHERE ${these} AND expires_at <= ?`, [...part, now]);
     }
   }
 
   async capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void> {
-    for (const part of chunks([...new Set(vpnIds)])) await this.db.run(`UPDATE key_epochs SET expires_at = ? WHERE vpn_id IN (${placeholders(part.length)}) AND expires_at > ?`, [end, ...part, end]);
+    for (const part of chunks([...new Set(vpnIds)]))
+      await this.db.run(
+        `UPDATE key_epochs SET expires_at = ? WHERE vpn_id IN (${placeholders(part.length)}) AND expires_at > ?`,
+        [end, ...part, end],
+      );
   }
 
   async listEpochs(vpnId: number): Promise<EpochRow[]> {
-    const rows = await this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id = ? ORDER BY epoch`, [vpnId]);
+    const rows = await this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id = ? ORDER BY epoch`, [
+      vpnId,
+    ]);
     for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
     return rows;
   }
@@ -383,7 +535,10 @@ export class SqlOps implements StoreOps {
   }
 
   async listSealedKeys(gateway: string): Promise<SealedKeyRow[]> {
-    const rows = await this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway = ? ORDER BY vpn_id, epoch`, [gateway]);
+    const rows = await this.db.all<SealedKeyRow>(
+      `SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway = ? ORDER BY vpn_id, epoch`,
+      [gateway],
+    );
     for (const r of rows) {
       r.enc = bytes(r.enc);
       r.ct = bytes(r.ct);
@@ -392,7 +547,12 @@ export class SqlOps implements StoreOps {
   }
 
   async listSealedKeysOf(gateways: readonly string[]): Promise<SealedKeyRow[]> {
-    const rows = await this.inChunks(gateways, (part) => this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway IN (${placeholders(part.length)})`, part));
+    const rows = await this.inChunks(gateways, (part) =>
+      this.db.all<SealedKeyRow>(
+        `SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway IN (${placeholders(part.length)})`,
+        part,
+      ),
+    );
     for (const r of rows) {
       r.enc = bytes(r.enc);
       r.ct = bytes(r.ct);
@@ -404,7 +564,10 @@ export class SqlOps implements StoreOps {
     await this.deleteWhere('sealed_keys', filter);
   }
 
-  private async deleteWhere(table: string, filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {
+  private async deleteWhere(
+    table: string,
+    filter: { vpnId?: number; gateway?: string; epochs?: readonly number[] },
+  ): Promise<void> {
     const { where, params } = whereVpnGateway(filter);
     if (where.length === 0) throw new Error(`refusing to delete every row of ${table}`);
     if (filter.epochs === undefined) {
@@ -412,7 +575,10 @@ export class SqlOps implements StoreOps {
       return;
     }
     for (const part of chunks(filter.epochs)) {
-      await this.db.run(`DELETE FROM ${table} WHERE ${where.join(' AND ')} AND epoch IN (${placeholders(part.length)})`, [...params, ...part]);
+      await this.db.run(
+        `DELETE FROM ${table} WHERE ${where.join(' AND ')} AND epoch IN (${placeholders(part.length)})`,
+        [...params, ...part],
+      );
     }
   }
 
@@ -457,7 +623,9 @@ export class SqlOps implements StoreOps {
   }
 
   async revokeAdminToken(id: string, at: number): Promise<boolean> {
-    return (await this.db.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])) === 1;
+    return (
+      (await this.db.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])) === 1
+    );
   }
 
   // --- audit log
@@ -491,7 +659,10 @@ export class SqlOps implements StoreOps {
     if (q.from !== undefined) add('at >= ?', q.from);
     if (q.to !== undefined) add('at <= ?', q.to);
     const order = q.order === 'desc' ? 'DESC' : 'ASC';
-    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`, [...params, q.limit]);
+    const rows = await this.db.all<AuditRow & { detail: string }>(
+      `SELECT ${cols(AUDIT)} FROM audit WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`,
+      [...params, q.limit],
+    );
     return rows.map(parseAudit);
   }
 
@@ -502,8 +673,12 @@ export class SqlOps implements StoreOps {
   }
 
   async getSession(idHash: string): Promise<SessionRow | undefined> {
-    const r = await this.db.get<SessionRow>(`SELECT ${cols(SESSION)} FROM console_sessions WHERE id_hash = ?`, [idHash]);
-    return r && { ...r, createdAt: Number(r.createdAt), lastSeenAt: Number(r.lastSeenAt), expiresAt: Number(r.expiresAt) };
+    const r = await this.db.get<SessionRow>(`SELECT ${cols(SESSION)} FROM console_sessions WHERE id_hash = ?`, [
+      idHash,
+    ]);
+    return (
+      r && { ...r, createdAt: Number(r.createdAt), lastSeenAt: Number(r.lastSeenAt), expiresAt: Number(r.expiresAt) }
+    );
   }
 
   async touchSession(idHash: string, at: number): Promise<void> {
@@ -521,20 +696,23 @@ export class SqlOps implements StoreOps {
   // --- gateway status reports
 
   async putGatewayReport(row: GatewayReportRow): Promise<void> {
-    await this.db.run('INSERT INTO gateway_reports (gateway, received_at, report) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE SET received_at = excluded.received_at, report = excluded.report', [
-      row.gateway,
-      row.receivedAt,
-      row.report,
-    ]);
+    await this.db.run(
+      'INSERT INTO gateway_reports (gateway, received_at, report) VALUES (?, ?, ?) ON CONFLICT (gateway) DO UPDATE SET received_at = excluded.received_at, report = excluded.report',
+      [row.gateway, row.receivedAt, row.report],
+    );
   }
 
   async getGatewayReport(gateway: string): Promise<GatewayReportRow | undefined> {
-    const r = await this.db.get<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports WHERE gateway = ?`, [gateway]);
+    const r = await this.db.get<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports WHERE gateway = ?`, [
+      gateway,
+    ]);
     return r && { ...r, receivedAt: Number(r.receivedAt) };
   }
 
   async listGatewayReports(): Promise<GatewayReportRow[]> {
-    return (await this.db.all<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports ORDER BY gateway`)).map((r) => ({ ...r, receivedAt: Number(r.receivedAt) }));
+    return (await this.db.all<GatewayReportRow>(`SELECT ${cols(REPORT)} FROM gateway_reports ORDER BY gateway`)).map(
+      (r) => ({ ...r, receivedAt: Number(r.receivedAt) }),
+    );
   }
 
   // --- federation
@@ -565,7 +743,9 @@ export class SqlOps implements StoreOps {
 
   async listShares(filter: { vpnId?: number; peer?: string }): Promise<ShareRow[]> {
     const w = federationWhere(filter);
-    return (await this.db.all<ShareRow>(`SELECT ${cols(SHARE)} FROM shares${w.sql} ORDER BY vpn_id, peer`, w.params)).map((r) => ({ ...r, vpnId: Number(r.vpnId), addedAt: Number(r.addedAt) }));
+    return (
+      await this.db.all<ShareRow>(`SELECT ${cols(SHARE)} FROM shares${w.sql} ORDER BY vpn_id, peer`, w.params)
+    ).map((r) => ({ ...r, vpnId: Number(r.vpnId), addedAt: Number(r.addedAt) }));
   }
 
   insertShare(row: ShareRow): Promise<void> {
@@ -580,8 +760,16 @@ export class SqlOps implements StoreOps {
 
   async listForeignMembers(filter: { vpnId?: number; peer?: string }): Promise<ForeignMemberRow[]> {
     const w = federationWhere(filter);
-    const rows = await this.db.all<ForeignMemberRow>(`SELECT ${cols(FOREIGN)} FROM foreign_members${w.sql} ORDER BY vpn_id, peer, gateway`, w.params);
-    return rows.map((r) => ({ ...r, vpnId: Number(r.vpnId), updatedAt: Number(r.updatedAt), certDer: bytes(r.certDer) }));
+    const rows = await this.db.all<ForeignMemberRow>(
+      `SELECT ${cols(FOREIGN)} FROM foreign_members${w.sql} ORDER BY vpn_id, peer, gateway`,
+      w.params,
+    );
+    return rows.map((r) => ({
+      ...r,
+      vpnId: Number(r.vpnId),
+      updatedAt: Number(r.updatedAt),
+      certDer: bytes(r.certDer),
+    }));
   }
 
   async replaceForeignMembers(vpnId: number, peer: string, rows: readonly ForeignMemberRow[]): Promise<void> {
@@ -591,12 +779,20 @@ export class SqlOps implements StoreOps {
 
   async listPermits(filter: FederationFilter): Promise<PermitRow[]> {
     const w = federationWhere(filter);
-    const rows = await this.db.all<PermitRow>(`SELECT ${cols(PERMIT)} FROM permits${w.sql} ORDER BY vpn_id, peer, holder, direction`, w.params);
+    const rows = await this.db.all<PermitRow>(
+      `SELECT ${cols(PERMIT)} FROM permits${w.sql} ORDER BY vpn_id, peer, holder, direction`,
+      w.params,
+    );
     return rows.map((r) => ({ ...r, vpnId: Number(r.vpnId), notAfter: Number(r.notAfter), der: bytes(r.der) }));
   }
 
   async putPermit(row: PermitRow): Promise<void> {
-    await this.db.run('DELETE FROM permits WHERE vpn_id = ? AND peer = ? AND holder = ? AND direction = ?', [row.vpnId, row.peer, row.holder, row.direction]);
+    await this.db.run('DELETE FROM permits WHERE vpn_id = ? AND peer = ? AND holder = ? AND direction = ?', [
+      row.vpnId,
+      row.peer,
+      row.holder,
+      row.direction,
+    ]);
     await this.insert('permits', PERMIT, [row]);
   }
 
@@ -616,7 +812,10 @@ export class SqlOps implements StoreOps {
   }
 
   async eventsSince(since: number, limit: number): Promise<AuditRow[]> {
-    const rows = await this.db.all<AuditRow & { detail: string }>(`SELECT ${cols(AUDIT)} FROM audit WHERE version > ? AND scope <> 'none' ORDER BY version, id LIMIT ?`, [since, limit]);
+    const rows = await this.db.all<AuditRow & { detail: string }>(
+      `SELECT ${cols(AUDIT)} FROM audit WHERE version > ? AND scope <> 'none' ORDER BY version, id LIMIT ?`,
+      [since, limit],
+    );
     return rows.map(parseAudit);
   }
 
@@ -626,7 +825,7 @@ export class SqlOps implements StoreOps {
     const sql =
       this.db.dialect === 'postgres'
         ? 'SELECT FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT AS "now"'
-        : "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER) AS \"now\"";
+        : 'SELECT CAST(ROUND((julianday(\'now\') - 2440587.5) * 86400000) AS INTEGER) AS "now"';
     return Number((await this.db.get<{ now: number }>(sql))!.now);
   }
 
@@ -682,7 +881,12 @@ export interface FederationFilter {
 function federationWhere(f: FederationFilter): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
-  for (const [k, col] of [['vpnId', 'vpn_id'], ['peer', 'peer'], ['holder', 'holder'], ['direction', 'direction']] as const) {
+  for (const [k, col] of [
+    ['vpnId', 'vpn_id'],
+    ['peer', 'peer'],
+    ['holder', 'holder'],
+    ['direction', 'direction'],
+  ] as const) {
     if (f[k] === undefined) continue;
     where.push(`${col} = ?`);
     params.push(f[k]);
@@ -695,7 +899,13 @@ function peerRow(r: PeerRow): PeerRow {
 }
 
 function parseAudit(r: AuditRow & { detail: unknown }): AuditRow {
-  return { ...r, detail: typeof r.detail === 'string' ? (JSON.parse(r.detail) as Record<string, unknown>) : (r.detail as Record<string, unknown>) };
+  return {
+    ...r,
+    detail:
+      typeof r.detail === 'string'
+        ? (JSON.parse(r.detail) as Record<string, unknown>)
+        : (r.detail as Record<string, unknown>),
+  };
 }
 
 /** WHERE terms (joined with AND by the caller) for the optional VPN id and gateway of a filter. */

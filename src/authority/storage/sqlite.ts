@@ -9,7 +9,17 @@ import { SqlOps, type SqlExec } from './sql.js';
 import type { Store, StoreOps } from './types.js';
 
 function bind(params: readonly unknown[]): unknown[] {
-  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+  return params.map((p) =>
+    p instanceof Uint8Array && !Buffer.isBuffer(p)
+      ? Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+      : typeof p === 'boolean'
+        ? p
+          ? 1
+          : 0
+        : p === undefined
+          ? null
+          : p,
+  );
 }
 
 class SqliteExec implements SqlExec {
@@ -117,13 +127,20 @@ export class SqliteStore implements Store {
 function migrate(db: Database.Database): void {
   db.exec(MIGRATIONS_TABLE('sqlite'));
   const applied = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
-  if (applied > LATEST_SCHEMA) throw new Error(`the database schema is version ${applied}, newer than this kasane (${LATEST_SCHEMA}); upgrade kasane`);
+  if (applied > LATEST_SCHEMA)
+    throw new Error(
+      `the database schema is version ${applied}, newer than this kasane (${LATEST_SCHEMA}); upgrade kasane`,
+    );
   for (const m of MIGRATIONS) {
     if (m.version <= applied) continue;
     db.exec('BEGIN IMMEDIATE');
     try {
       for (const s of m.statements('sqlite')) db.exec(s);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        Date.now(),
+      );
       db.exec('COMMIT');
     } catch (e) {
       db.exec('ROLLBACK');

@@ -216,7 +216,9 @@ export interface StoreOps {
   /** A VPN's membership rows joined with their gateways (one query). */
   listVpnMembers(vpnId: number): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
   /** The same for several VPNs (one query per 200). */
-  listVpnMembersOf(vpnIds: readonly number[]): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
+  listVpnMembersOf(
+    vpnIds: readonly number[],
+  ): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]>;
   insertMemberPrefixes(rows: readonly MemberPrefixRow[]): Promise<void>;
   deleteMemberPrefixes(vpnId: number, gateway: string, prefixes?: readonly string[]): Promise<void>;
   /** How many memberships and directory entries list exactly this prefix. */
@@ -302,9 +304,19 @@ export interface StoreOps {
   deleteShare(vpnId: number, peer: string): Promise<void>;
   listForeignMembers(filter: { vpnId?: number; peer?: string }): Promise<ForeignMemberRow[]>;
   replaceForeignMembers(vpnId: number, peer: string, rows: readonly ForeignMemberRow[]): Promise<void>;
-  listPermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<PermitRow[]>;
+  listPermits(filter: {
+    vpnId?: number;
+    peer?: string;
+    holder?: string;
+    direction?: PermitRow['direction'];
+  }): Promise<PermitRow[]>;
   putPermit(row: PermitRow): Promise<void>;
-  deletePermits(filter: { vpnId?: number; peer?: string; holder?: string; direction?: PermitRow['direction'] }): Promise<void>;
+  deletePermits(filter: {
+    vpnId?: number;
+    peer?: string;
+    holder?: string;
+    direction?: PermitRow['direction'];
+  }): Promise<void>;
 }
 
 /** A lease of cluster-wide work (e.g. the scheduled jobs): one replica holds it at a time. */

@@ -25,7 +25,10 @@ export interface ConnectionOptions {
 /** Adds the connection options and --json to an administrator command. */
 export function withConnection(cmd: Command): Command {
   return cmd
-    .option('--url <url>', 'authority URL (IPv6 in brackets: https://[::1]:7443), or several replicas comma-separated (env KASANE_AUTHORITY_URL)')
+    .option(
+      '--url <url>',
+      'authority URL (IPv6 in brackets: https://[::1]:7443), or several replicas comma-separated (env KASANE_AUTHORITY_URL)',
+    )
     .option('--token <token>', 'administrator token (env KASANE_ADMIN_TOKEN)')
     .option('--token-file <file>', 'read the administrator token from a file')
     .option('--ca <file>', "PEM file of the authority's root CA (env KASANE_AUTHORITY_CA)")
@@ -49,9 +52,13 @@ export async function adminClient(o: ConnectionOptions): Promise<AuthorityClient
   if (!url) fail('no authority URL: pass --url, set KASANE_AUTHORITY_URL, or --data DIR on the authority host');
   let token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : undefined) ?? env.KASANE_ADMIN_TOKEN;
   if (!token && paths && existsSync(paths.adminToken)) token = readFileSync(paths.adminToken, 'utf8').trim();
-  if (!token) fail('no administrator token: pass --token/--token-file, set KASANE_ADMIN_TOKEN, or --data DIR on the authority host');
+  if (!token)
+    fail(
+      'no administrator token: pass --token/--token-file, set KASANE_ADMIN_TOKEN, or --data DIR on the authority host',
+    );
   const caFile = o.ca ?? env.KASANE_AUTHORITY_CA ?? (paths && existsSync(paths.rootCert) ? paths.rootCert : undefined);
-  if (!caFile) fail("no CA to trust: pass --ca FILE (the authority's root-ca.pem), set KASANE_AUTHORITY_CA, or --data DIR");
+  if (!caFile)
+    fail("no CA to trust: pass --ca FILE (the authority's root-ca.pem), set KASANE_AUTHORITY_CA, or --data DIR");
   if (!existsSync(caFile)) fail(`CA file ${caFile} does not exist`);
   const [first, ...more] = url
     .split(',')
@@ -137,7 +144,8 @@ export function durationArg(text: string): number {
 export function timeArg(text: string): number {
   if (/^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(text)) return Date.now() - durationArg(text);
   const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new InvalidArgumentError(`${JSON.stringify(text)} is neither an ISO 8601 time nor a duration (e.g. 2h)`);
+  if (Number.isNaN(t))
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is neither an ISO 8601 time nor a duration (e.g. 2h)`);
   return t;
 }
 
@@ -150,7 +158,8 @@ export function vpnIdArg(text: string): number {
 
 export function intArg(min: number, max: number): (text: string) => number {
   return (text) => {
-    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+      throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
     return Number(text);
   };
 }

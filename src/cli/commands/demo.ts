@@ -19,12 +19,22 @@ export function registerDemo(program: Command): void {
     .description(
       'build a scenario of the papers in network namespaces on this machine, with real authorities (SQLite) and ' +
         'gateways, run traffic and print the key tables as the key search fills them; Ctrl-C tears it all down. ' +
-        'Each authority\'s web console opens on https://127.0.0.1:PORT/ for a browser on this machine.',
+        "Each authority's web console opens on https://127.0.0.1:PORT/ for a browser on this machine.",
     )
-    .option('--check', 'self-test: run the scenario\'s traffic, print what happened against what must happen, tear down; exit 1 on any difference')
-    .option('--ipv6', 'the terminals talk over IPv6 (every link dual stack, the VPNs hold IPv6 prefixes too): the same matrix as over IPv4 (figure2, multistage)')
+    .option(
+      '--check',
+      "self-test: run the scenario's traffic, print what happened against what must happen, tear down; exit 1 on any difference",
+    )
+    .option(
+      '--ipv6',
+      'the terminals talk over IPv6 (every link dual stack, the VPNs hold IPv6 prefixes too): the same matrix as over IPv4 (figure2, multistage)',
+    )
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
-    .option('--console-port <port>', 'port on 127.0.0.1 for the (first) authority\'s console; the next authority gets the next port (default: any free port)', intArg(0, 65535))
+    .option(
+      '--console-port <port>',
+      "port on 127.0.0.1 for the (first) authority's console; the next authority gets the next port (default: any free port)",
+      intArg(0, 65535),
+    )
     .addHelpText(
       'after',
       '\nScenarios:\n' +
@@ -32,70 +42,93 @@ export function registerDemo(program: Command): void {
           .map((s) => `  ${s.name.padEnd(11)} ${s.title}`)
           .join('\n') +
         '\n\nNeeds root, `ip` (iproute2) with network namespaces and veth links, `ping` (iputils-ping) and\n' +
-        '/dev/net/tun; it checks them first and names what is missing. The only thing added to the host\'s\n' +
+        "/dev/net/tun; it checks them first and names what is missing. The only thing added to the host's\n" +
         'own network namespace is the console listener on 127.0.0.1, and everything the demo made is removed\n' +
         'when it ends, also after a failure.',
     )
-    .action(async (name: string, o: { check?: boolean; ipv6?: boolean; interval: string; consolePort?: number }, cmd: Command) => {
-      const scenario = SCENARIOS[name];
-      if (!scenario) cmd.error(`error: no scenario ${JSON.stringify(name)}; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
-      if (o.ipv6 && !scenario.ipv6) {
-        const with6 = Object.values(SCENARIOS).filter((s) => s.ipv6).map((s) => s.name);
-        cmd.error(`error: the ${scenario.name} demo has IPv4 terminals only; --ipv6 runs with ${with6.join(', ')}`);
-      }
-      const missing = demoPrerequisites();
-      if (missing.length) throw new Error(`the demo cannot run on this host:\n  ${missing.join('\n  ')}`);
-      const dir = mkdtempSync(join(tmpdir(), 'kasane-demo-'));
-      const say: Say = (line) => void process.stdout.write(line + '\n');
-      // How this process runs the CLI: the same way for the gateways, authorities and relays.
-      const cli = [process.execPath, ...process.execArgv, process.argv[1]];
-      let demo: RunningDemo | undefined;
-      const consoles: ConsoleListener[] = [];
-      let stopping = false;
-      const cleanup = async () => {
-        if (stopping) return;
-        stopping = true;
-        say('tearing down: consoles, gateways, authorities, namespaces');
-        for (const c of consoles) await c.close().catch(() => undefined);
-        await demo?.teardown();
-        rmSync(dir, { recursive: true, force: true });
-      };
-      const onSignal = () => {
-        void cleanup().then(() => process.exit(130));
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        say(`${scenario.name}${o.ipv6 ? ' over IPv6' : ''}: ${scenario.title}`);
-        demo = await scenario.build({ dir, cli, log: (l) => say(`* ${l}`), ipv6: o.ipv6 });
-        for (const [i, a] of demo.authorities.entries()) {
-          const c = await openConsole({ tb: demo.tb, ns: a.ns, target: { host: a.host, port: a.port }, socket: join(dir, `console-${i}.sock`), cli, port: o.consolePort ? o.consolePort + i : 0 });
-          consoles.push(c);
-          const token = readFileSync(join(a.data, 'admin.token'), 'utf8').trim();
-          const fp = certificateFingerprint(readFileSync(join(a.data, 'certs', 'root-ca.pem'), 'utf8'));
-          say(`* console of ${a.name}: ${c.url}`);
-          say(`    sign in with its administrator token: ${token}`);
-          say(`    (its TLS certificate is from the demo's own CA ${join(a.data, 'certs', 'root-ca.pem')}, SHA-256 ${fp}: accept it in the browser)`);
+    .action(
+      async (
+        name: string,
+        o: { check?: boolean; ipv6?: boolean; interval: string; consolePort?: number },
+        cmd: Command,
+      ) => {
+        const scenario = SCENARIOS[name];
+        if (!scenario)
+          cmd.error(`error: no scenario ${JSON.stringify(name)}; choose one of ${Object.keys(SCENARIOS).join(', ')}`);
+        if (o.ipv6 && !scenario.ipv6) {
+          const with6 = Object.values(SCENARIOS)
+            .filter((s) => s.ipv6)
+            .map((s) => s.name);
+          cmd.error(`error: the ${scenario.name} demo has IPv4 terminals only; --ipv6 runs with ${with6.join(', ')}`);
         }
-        if (o.check) {
-          let ok = await demo.check(say);
-          for (const [i, c] of consoles.entries()) ok = (await checkConsole(c, demo.authorities[i].name, demo.authorities[i].data, say)) && ok;
-          const what = `${scenario.name}${o.ipv6 ? ' over IPv6' : ''}`;
-          say(ok ? `\ncheck passed: ${what} behaves as the paper says` : `\ncheck FAILED: ${what} differs (see DIFFERENT above)`);
-          process.exitCode = ok ? 0 : 1;
-          return;
+        const missing = demoPrerequisites();
+        if (missing.length) throw new Error(`the demo cannot run on this host:\n  ${missing.join('\n  ')}`);
+        const dir = mkdtempSync(join(tmpdir(), 'kasane-demo-'));
+        const say: Say = (line) => void process.stdout.write(line + '\n');
+        // How this process runs the CLI: the same way for the gateways, authorities and relays.
+        const cli = [process.execPath, ...process.execArgv, process.argv[1]];
+        let demo: RunningDemo | undefined;
+        const consoles: ConsoleListener[] = [];
+        let stopping = false;
+        const cleanup = async () => {
+          if (stopping) return;
+          stopping = true;
+          say('tearing down: consoles, gateways, authorities, namespaces');
+          for (const c of consoles) await c.close().catch(() => undefined);
+          await demo?.teardown();
+          rmSync(dir, { recursive: true, force: true });
+        };
+        const onSignal = () => {
+          void cleanup().then(() => process.exit(130));
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        try {
+          say(`${scenario.name}${o.ipv6 ? ' over IPv6' : ''}: ${scenario.title}`);
+          demo = await scenario.build({ dir, cli, log: (l) => say(`* ${l}`), ipv6: o.ipv6 });
+          for (const [i, a] of demo.authorities.entries()) {
+            const c = await openConsole({
+              tb: demo.tb,
+              ns: a.ns,
+              target: { host: a.host, port: a.port },
+              socket: join(dir, `console-${i}.sock`),
+              cli,
+              port: o.consolePort ? o.consolePort + i : 0,
+            });
+            consoles.push(c);
+            const token = readFileSync(join(a.data, 'admin.token'), 'utf8').trim();
+            const fp = certificateFingerprint(readFileSync(join(a.data, 'certs', 'root-ca.pem'), 'utf8'));
+            say(`* console of ${a.name}: ${c.url}`);
+            say(`    sign in with its administrator token: ${token}`);
+            say(
+              `    (its TLS certificate is from the demo's own CA ${join(a.data, 'certs', 'root-ca.pem')}, SHA-256 ${fp}: accept it in the browser)`,
+            );
+          }
+          if (o.check) {
+            let ok = await demo.check(say);
+            for (const [i, c] of consoles.entries())
+              ok = (await checkConsole(c, demo.authorities[i].name, demo.authorities[i].data, say)) && ok;
+            const what = `${scenario.name}${o.ipv6 ? ' over IPv6' : ''}`;
+            say(
+              ok
+                ? `\ncheck passed: ${what} behaves as the paper says`
+                : `\ncheck FAILED: ${what} differs (see DIFFERENT above)`,
+            );
+            process.exitCode = ok ? 0 : 1;
+            return;
+          }
+          say(`\nlive: a round of traffic every ${o.interval} s; the key tables follow. Ctrl-C to stop.`);
+          for (let round = 0; !stopping; round++) {
+            await demo.live(round, say);
+            await new Promise((r) => setTimeout(r, Number(o.interval) * 1000));
+          }
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          await cleanup();
         }
-        say(`\nlive: a round of traffic every ${o.interval} s; the key tables follow. Ctrl-C to stop.`);
-        for (let round = 0; !stopping; round++) {
-          await demo.live(round, say);
-          await new Promise((r) => setTimeout(r, Number(o.interval) * 1000));
-        }
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await cleanup();
-      }
-    });
+      },
+    );
 
   // The relay inside an authority's namespace (see src/demo/console-relay.ts): not for people.
   program
@@ -137,7 +170,10 @@ async function checkConsole(c: ConsoleListener, authority: string, data: string,
       String(page.headers['content-security-policy'] ?? '').includes("script-src 'self'") &&
       health.status === 200 &&
       (JSON.parse(health.body) as { authority?: string }).authority === authority;
-    say(`  console of ${authority} answers at ${c.url}`.padEnd(67) + ` ${ok ? 'yes' : 'no '} [yes]${ok ? '' : '  DIFFERENT'}`);
+    say(
+      `  console of ${authority} answers at ${c.url}`.padEnd(67) +
+        ` ${ok ? 'yes' : 'no '} [yes]${ok ? '' : '  DIFFERENT'}`,
+    );
     return ok;
   } catch (e) {
     say(`  console of ${authority} at ${c.url}: ${(e as Error).message}  DIFFERENT`);

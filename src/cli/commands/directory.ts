@@ -17,14 +17,19 @@ function show(d: DirectoryView): void {
 
 export function registerDirectory(program: Command): void {
   const dir = program.command('directory').description('the directory of protected prefixes that gateways receive');
-  withConnection(dir.command('list').description('show what gateways receive as protected prefixes')).action(async (o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const d = await c.directory();
-      if (o.json) return printJson(d);
-      show(d);
-    }),
+  withConnection(dir.command('list').description('show what gateways receive as protected prefixes')).action(
+    async (o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const d = await c.directory();
+        if (o.json) return printJson(d);
+        show(d);
+      }),
   );
-  withConnection(dir.command('add <prefix>').description('protect an IPv4 or IPv6 prefix that is in no VPN (10.9.0.0/16, 2001:db8:9::/48)'))
+  withConnection(
+    dir
+      .command('add <prefix>')
+      .description('protect an IPv4 or IPv6 prefix that is in no VPN (10.9.0.0/16, 2001:db8:9::/48)'),
+  )
     .option('--note <text>', 'why')
     .action(async (prefix: string, o: ConnectionOptions & { note?: string }) =>
       withClient(o, async (c) => {
@@ -33,11 +38,12 @@ export function registerDirectory(program: Command): void {
         show(d);
       }),
     );
-  withConnection(dir.command('remove <prefix>').description('remove a directory entry')).action(async (prefix: string, o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const d = await c.removeDirectory(prefix);
-      if (o.json) return printJson(d);
-      show(d);
-    }),
+  withConnection(dir.command('remove <prefix>').description('remove a directory entry')).action(
+    async (prefix: string, o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const d = await c.removeDirectory(prefix);
+        if (o.json) return printJson(d);
+        show(d);
+      }),
   );
 }

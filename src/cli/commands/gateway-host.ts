@@ -15,29 +15,61 @@ export function registerGatewayHost(program: Command): void {
   const gw = program.commands.find((c) => c.name() === 'gateway') ?? program.command('gateway');
 
   gw.command('enroll')
-    .description('enroll this gateway: online with a one-time token (the key is made here and never leaves), or offline from a bundle file')
+    .description(
+      'enroll this gateway: online with a one-time token (the key is made here and never leaves), or offline from a bundle file',
+    )
     .requiredOption('--data <dir>', 'the gateway data directory (credentials and keystore are written here)')
     .option('--bundle <file>', 'offline enrollment: the bundle file made by `kasane gateway bundle`')
     .option('--url <url>', 'online enrollment: the authority URL, https://host:port')
     .option('--token <token>', 'online enrollment: the one-time token from `kasane gateway token`')
     .option('--ca-fingerprint <sha256>', "online enrollment: the authority root CA's SHA-256 fingerprint (pins it)")
     .option('--ca <file>', 'online enrollment: the authority root CA certificate (PEM) instead of the fingerprint')
-    .addHelpText('after', '\nExamples:\n  kasane gateway enroll --data /var/lib/kasane/g1 --bundle g1.bundle.json\n  kasane gateway enroll --data /var/lib/kasane/g1 --url https://authority:8443 --token TOKEN --ca-fingerprint AB:CD:...')
-    .option('--name <gateway>', 'online enrollment: the gateway name to request (refused unless the token is for it; default: the token decides)')
-    .action(async (o: { data: string; bundle?: string; url?: string; token?: string; caFingerprint?: string; ca?: string; name?: string }) => {
-      if (o.bundle) {
-        const b = parseBundle(readFileSync(o.bundle, 'utf8'));
-        if (!b.privateKey) throw new Error('this bundle has no private key: it is not an offline enrollment bundle');
-        saveCredentials(o.data, b, b.privateKey);
-        process.stdout.write(`enrolled ${b.gateway.name} with authority ${b.authority.name} (offline bundle); credentials in ${o.data}\n`);
-        return;
-      }
-      if (!o.url || !o.token || (!o.caFingerprint && !o.ca)) throw new Error('online enrollment needs --url, --token and --ca-fingerprint (or --ca); offline needs --bundle');
-      const keys = await generateKeyPair();
-      const b = await enroll({ url: o.url, token: o.token, caFingerprint: o.caFingerprint, ca: o.ca ? readFileSync(o.ca, 'utf8') : undefined, keys, name: o.name });
-      saveCredentials(o.data, b, await exportPkcs8Pem(keys.privateKey));
-      process.stdout.write(`enrolled ${b.gateway.name} with authority ${b.authority.name}; key kept in ${join(o.data, 'keystore')}\n`);
-    });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  kasane gateway enroll --data /var/lib/kasane/g1 --bundle g1.bundle.json\n  kasane gateway enroll --data /var/lib/kasane/g1 --url https://authority:8443 --token TOKEN --ca-fingerprint AB:CD:...',
+    )
+    .option(
+      '--name <gateway>',
+      'online enrollment: the gateway name to request (refused unless the token is for it; default: the token decides)',
+    )
+    .action(
+      async (o: {
+        data: string;
+        bundle?: string;
+        url?: string;
+        token?: string;
+        caFingerprint?: string;
+        ca?: string;
+        name?: string;
+      }) => {
+        if (o.bundle) {
+          const b = parseBundle(readFileSync(o.bundle, 'utf8'));
+          if (!b.privateKey) throw new Error('this bundle has no private key: it is not an offline enrollment bundle');
+          saveCredentials(o.data, b, b.privateKey);
+          process.stdout.write(
+            `enrolled ${b.gateway.name} with authority ${b.authority.name} (offline bundle); credentials in ${o.data}\n`,
+          );
+          return;
+        }
+        if (!o.url || !o.token || (!o.caFingerprint && !o.ca))
+          throw new Error(
+            'online enrollment needs --url, --token and --ca-fingerprint (or --ca); offline needs --bundle',
+          );
+        const keys = await generateKeyPair();
+        const b = await enroll({
+          url: o.url,
+          token: o.token,
+          caFingerprint: o.caFingerprint,
+          ca: o.ca ? readFileSync(o.ca, 'utf8') : undefined,
+          keys,
+          name: o.name,
+        });
+        saveCredentials(o.data, b, await exportPkcs8Pem(keys.privateKey));
+        process.stdout.write(
+          `enrolled ${b.gateway.name} with authority ${b.authority.name}; key kept in ${join(o.data, 'keystore')}\n`,
+        );
+      },
+    );
 
   gw.command('run')
     .description('run the gateway: TUN datapath, key search, keys from the authority (needs root)')
@@ -45,7 +77,7 @@ export function registerGatewayHost(program: Command): void {
     .addHelpText(
       'after',
       '\nFails closed: when the gateway stops (SIGTERM, SIGINT) or dies, its policy routing and nftables forwarding\n' +
-        'guard stay, so its terminals\' traffic is refused, never forwarded in the clear, until it runs again.\n' +
+        "guard stay, so its terminals' traffic is refused, never forwarded in the clear, until it runs again.\n" +
         'A restart takes over what the previous run left. `kasane gateway teardown` unprotects on purpose.',
     )
     .action(async (o: { config: string }) => {
@@ -62,11 +94,13 @@ export function registerGatewayHost(program: Command): void {
     });
 
   gw.command('teardown')
-    .description("unprotect on purpose: remove the policy routing and forwarding guard a stopped gateway leaves in place (needs root)")
+    .description(
+      'unprotect on purpose: remove the policy routing and forwarding guard a stopped gateway leaves in place (needs root)',
+    )
     .requiredOption('--config <file>', 'the configuration the gateway ran with (interfaces, TUN names, routingTable)')
     .addHelpText(
       'after',
-      '\nA stopped or dead gateway keeps refusing its terminals\' forwarded traffic (fail closed). teardown removes\n' +
+      "\nA stopped or dead gateway keeps refusing its terminals' forwarded traffic (fail closed). teardown removes\n" +
         'the ip rules at preferences routingTable and routingTable+1 and the routes of those tables (IPv4 and IPv6),\n' +
         'and the nftables table inet kasane_<routingTable>: forwarded traffic between the inside and outside\n' +
         'interfaces then follows the main tables IN THE CLEAR. Refused while the gateway runs. `kasane gateway run` protects again.\n\n' +

@@ -6,7 +6,18 @@ import type { Command } from 'commander';
 import type { GatewayInfo, GatewayStatusView, ReportSummary } from '../../authority/wire.js';
 import { renderStatus } from '../../gateway/status.js';
 import { statusOfReport } from '../../gateway/status-report.js';
-import { out, durationArg, intArg, printFields, printJson, printTable, time, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import {
+  out,
+  durationArg,
+  intArg,
+  printFields,
+  printJson,
+  printTable,
+  time,
+  withClient,
+  withConnection,
+  type ConnectionOptions,
+} from './authority-common.js';
 
 function printGateway(g: GatewayInfo): void {
   printFields([
@@ -16,11 +27,19 @@ function printGateway(g: GatewayInfo): void {
     ['VPNs', g.vpns.length ? g.vpns.join(', ') : '-'],
     ['certificate serial', g.certificate?.serial],
     ['fingerprint', g.certificate?.fingerprint],
-    ['enrolled', g.enrolledAt ? `${time(g.enrolledAt)} (${g.certificate?.method === 'csr' ? 'online, CSR' : 'offline bundle'})` : '-'],
+    [
+      'enrolled',
+      g.enrolledAt
+        ? `${time(g.enrolledAt)} (${g.certificate?.method === 'csr' ? 'online, CSR' : 'offline bundle'})`
+        : '-',
+    ],
     ['certificate expires', time(g.certificate?.notAfter)],
     ['revoked', g.revokedAt ? `${time(g.revokedAt)} (${g.revokeReason})` : '-'],
     ['created', time(g.createdAt)],
-    ['last report', g.lastReport ? `${time(g.lastReport.receivedAt)} (${g.lastReport.online ? 'online' : 'offline'})` : 'none yet'],
+    [
+      'last report',
+      g.lastReport ? `${time(g.lastReport.receivedAt)} (${g.lastReport.online ? 'online' : 'offline'})` : 'none yet',
+    ],
   ]);
 }
 
@@ -38,10 +57,24 @@ function contact(r: ReportSummary | null): string {
 function printReport(g: GatewayInfo, v: GatewayStatusView): void {
   out(`\nStatus reported ${time(v.receivedAt)} (${ago(v.receivedAt)}, ${v.online ? 'online' : 'OFFLINE'}):\n`);
   out(renderStatus(statusOfReport(g.name, g.address, v.receivedAt, v.report)) + '\n');
-  if (v.report.pathsTotal > v.report.paths.length) out(`  (${v.report.pathsTotal} paths in the key table; the ${v.report.paths.length} used most recently are reported)\n`);
+  if (v.report.pathsTotal > v.report.paths.length)
+    out(
+      `  (${v.report.pathsTotal} paths in the key table; the ${v.report.paths.length} used most recently are reported)\n`,
+    );
   if (v.report.ike.length) {
     out('\nIKE SAs\n');
-    printTable(['PEER', 'VPN', 'ROLE', 'STATE', 'REMOTE', 'AGE', 'CHILD SAs'], v.report.ike.map((i) => [i.peer ?? '-', i.vpnId ?? '-', i.role, i.state, i.remote, `${Math.round(i.ageMs / 1000)}s`, i.childSas]));
+    printTable(
+      ['PEER', 'VPN', 'ROLE', 'STATE', 'REMOTE', 'AGE', 'CHILD SAs'],
+      v.report.ike.map((i) => [
+        i.peer ?? '-',
+        i.vpnId ?? '-',
+        i.role,
+        i.state,
+        i.remote,
+        `${Math.round(i.ageMs / 1000)}s`,
+        i.childSas,
+      ]),
+    );
   }
 }
 
@@ -49,7 +82,10 @@ export function registerGateway(program: Command): void {
   const gw = program.command('gateway').description('gateways: registration, enrollment (bundle or token), revocation');
 
   withConnection(gw.command('add <name>').description('register a gateway (it is pending until it enrolls)'))
-    .requiredOption('--address <ip>', "the gateway's outside (WAN) address, IPv4 or IPv6 (192.0.2.1, 2001:db8::1; no brackets)")
+    .requiredOption(
+      '--address <ip>',
+      "the gateway's outside (WAN) address, IPv4 or IPv6 (192.0.2.1, 2001:db8::1; no brackets)",
+    )
     .action(async (name: string, o: ConnectionOptions & { address: string }) =>
       withClient(o, async (c) => {
         const g = await c.addGateway(name, o.address);
@@ -58,12 +94,28 @@ export function registerGateway(program: Command): void {
       }),
     );
 
-  withConnection(gw.command('list').description('list gateways, with what their last status report says (online, paths, searches, drops)')).action(async (o: ConnectionOptions) =>
+  withConnection(
+    gw
+      .command('list')
+      .description('list gateways, with what their last status report says (online, paths, searches, drops)'),
+  ).action(async (o: ConnectionOptions) =>
     withClient(o, async (c) => {
       const list = await c.listGateways();
       if (o.json) return printJson(list);
       printTable(
-        ['NAME', 'STATUS', 'ADDRESS', 'VPNS', 'LAST REPORT', 'PATHS', 'ENCRYPTING', 'SEARCHES', 'DROPS', 'CERT EXPIRES', 'ENROLLED'],
+        [
+          'NAME',
+          'STATUS',
+          'ADDRESS',
+          'VPNS',
+          'LAST REPORT',
+          'PATHS',
+          'ENCRYPTING',
+          'SEARCHES',
+          'DROPS',
+          'CERT EXPIRES',
+          'ENROLLED',
+        ],
         list.map((g) => {
           const r = g.lastReport;
           return [
@@ -84,7 +136,11 @@ export function registerGateway(program: Command): void {
     }),
   );
 
-  withConnection(gw.command('show <name>').description("show a gateway and its last status report: key table, IKE SAs, search and drop counters"))
+  withConnection(
+    gw
+      .command('show <name>')
+      .description('show a gateway and its last status report: key table, IKE SAs, search and drop counters'),
+  )
     .option('--certificate', 'print its certificate and chain (PEM) instead')
     .action(async (name: string, o: ConnectionOptions & { certificate?: boolean }) =>
       withClient(o, async (c) => {
@@ -112,7 +168,11 @@ export function registerGateway(program: Command): void {
       }),
     );
 
-  withConnection(gw.command('revoke <name>').description('revoke a gateway: its certificate is refused, and its VPNs get new keys at once'))
+  withConnection(
+    gw
+      .command('revoke <name>')
+      .description('revoke a gateway: its certificate is refused, and its VPNs get new keys at once'),
+  )
     .option('--reason <text>', 'why (recorded in the audit log)')
     .option('--compromised', 'its key is compromised (CRL reason keyCompromise)')
     .action(async (name: string, o: ConnectionOptions & { reason?: string; compromised?: boolean }) =>
@@ -123,12 +183,17 @@ export function registerGateway(program: Command): void {
       }),
     );
 
-  withConnection(gw.command('token <name>').description('make a one-time enrollment token for online enrollment (shown once)'))
+  withConnection(
+    gw.command('token <name>').description('make a one-time enrollment token for online enrollment (shown once)'),
+  )
     .option('--ttl <duration>', 'token lifetime, e.g. 30m, 2h (default 1h, at most 30d)', durationArg)
     .option('--replace', 're-enroll an already enrolled gateway with a new key')
     .action(async (name: string, o: ConnectionOptions & { ttl?: number; replace?: boolean }) =>
       withClient(o, async (c) => {
-        const t = await c.createEnrollToken(name, { ttlSeconds: o.ttl === undefined ? undefined : Math.max(1, Math.round(o.ttl / 1000)), replace: o.replace });
+        const t = await c.createEnrollToken(name, {
+          ttlSeconds: o.ttl === undefined ? undefined : Math.max(1, Math.round(o.ttl / 1000)),
+          replace: o.replace,
+        });
         if (o.json) return printJson(t);
         printFields([
           ['gateway', t.gateway],
@@ -141,19 +206,31 @@ export function registerGateway(program: Command): void {
       }),
     );
 
-  withConnection(gw.command('bundle <name>').description('offline enrollment: make the key pair and certificate here and write a bundle file'))
+  withConnection(
+    gw
+      .command('bundle <name>')
+      .description('offline enrollment: make the key pair and certificate here and write a bundle file'),
+  )
     .requiredOption('-o, --output <file>', 'bundle file to write (mode 0600; it holds the private key)')
     .option('--replace', 're-issue for an already enrolled gateway (its old certificate is superseded)')
     .option('--validity-days <n>', 'certificate validity in days (1..3650)', intArg(1, 3650))
     .option('--force', 'overwrite the output file')
-    .action(async (name: string, o: ConnectionOptions & { output: string; replace?: boolean; validityDays?: number; force?: boolean }, cmd: Command) => {
-      if (existsSync(o.output) && !o.force) cmd.error(`error: ${o.output} exists (use --force to overwrite)`);
-      await withClient(o, async (c) => {
-        const b = await c.makeBundle(name, { replace: o.replace, validityDays: o.validityDays });
-        writeFileSync(o.output, JSON.stringify(b, null, 2) + '\n', { mode: 0o600 });
-        chmodSync(o.output, 0o600);
-        if (o.json) return printJson({ gateway: b.gateway.name, file: o.output, authority: b.authority });
-        out(`wrote the bundle of gateway ${b.gateway.name} to ${o.output} (keep it secret: it holds the private key)\n`);
-      });
-    });
+    .action(
+      async (
+        name: string,
+        o: ConnectionOptions & { output: string; replace?: boolean; validityDays?: number; force?: boolean },
+        cmd: Command,
+      ) => {
+        if (existsSync(o.output) && !o.force) cmd.error(`error: ${o.output} exists (use --force to overwrite)`);
+        await withClient(o, async (c) => {
+          const b = await c.makeBundle(name, { replace: o.replace, validityDays: o.validityDays });
+          writeFileSync(o.output, JSON.stringify(b, null, 2) + '\n', { mode: 0o600 });
+          chmodSync(o.output, 0o600);
+          if (o.json) return printJson({ gateway: b.gateway.name, file: o.output, authority: b.authority });
+          out(
+            `wrote the bundle of gateway ${b.gateway.name} to ${o.output} (keep it secret: it holds the private key)\n`,
+          );
+        });
+      },
+    );
 }

@@ -25,20 +25,23 @@ export function registerMember(program: Command): void {
     );
 
   withConnection(
-    member.command('add <vpn> <gateway> <prefix...>').description('put IPv4 or IPv6 prefixes behind a gateway into a VPN (creates the membership or extends it)'),
-  ).action(
-    async (vpn: string, gateway: string, prefixes: string[], o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const m = await c.addMember(vpn, gateway, prefixes);
-        if (o.json) return printJson(m);
-        table([m]);
-      }),
+    member
+      .command('add <vpn> <gateway> <prefix...>')
+      .description('put IPv4 or IPv6 prefixes behind a gateway into a VPN (creates the membership or extends it)'),
+  ).action(async (vpn: string, gateway: string, prefixes: string[], o: ConnectionOptions) =>
+    withClient(o, async (c) => {
+      const m = await c.addMember(vpn, gateway, prefixes);
+      if (o.json) return printJson(m);
+      table([m]);
+    }),
   );
 
   withConnection(
     member
       .command('remove <vpn> <gateway> [prefix...]')
-      .description('remove prefixes from a membership, or the whole membership when no prefix is given (the VPN is re-keyed at once)'),
+      .description(
+        'remove prefixes from a membership, or the whole membership when no prefix is given (the VPN is re-keyed at once)',
+      ),
   ).action(async (vpn: string, gateway: string, prefixes: string[], o: ConnectionOptions) =>
     withClient(o, async (c) => {
       if (prefixes.length) {
@@ -54,13 +57,14 @@ export function registerMember(program: Command): void {
     }),
   );
 
-  withConnection(member.command('list [vpn]').description('list the memberships of a VPN, or of every VPN')).action(async (vpn: string | undefined, o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const names = vpn ? [vpn] : (await c.listVpns()).map((v) => v.name);
-      const list: MemberInfo[] = [];
-      for (const n of names) list.push(...(await c.listMembers(n)));
-      if (o.json) return printJson(list);
-      table(list);
-    }),
+  withConnection(member.command('list [vpn]').description('list the memberships of a VPN, or of every VPN')).action(
+    async (vpn: string | undefined, o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const names = vpn ? [vpn] : (await c.listVpns()).map((v) => v.name);
+        const list: MemberInfo[] = [];
+        for (const n of names) list.push(...(await c.listMembers(n)));
+        if (o.json) return printJson(list);
+        table(list);
+      }),
   );
 }

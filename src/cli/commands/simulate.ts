@@ -27,7 +27,11 @@ export function simulate(file: string, options: SimulateOptions, out: Output): n
     out.stderr(`kasane simulate: ${file} is not a valid topology:\n${indent(loaded.error.message)}\n`);
     return EXIT_BAD_TOPOLOGY;
   }
-  const result = runTopology(loaded.value, { seed: options.seed, until: options.until, trace: options.trace !== false });
+  const result = runTopology(loaded.value, {
+    seed: options.seed,
+    until: options.until,
+    trace: options.trace !== false,
+  });
   const report = { trace: options.trace !== false };
   out.stdout(options.json ? renderJson(result, report) : renderText(result, report));
   return EXIT_OK;
@@ -42,14 +46,16 @@ function indent(text: string): string {
 
 function nonNegativeInteger(name: string) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+      throw new InvalidArgumentError(`${name} must be a non-negative integer`);
     return Number(value);
   };
 }
 
 function nonNegativeNumber(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a non-negative number of milliseconds');
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('must be a non-negative number of milliseconds');
   return n;
 }
 
@@ -59,7 +65,11 @@ export function registerSimulate(program: Command): void {
     .description('run a topology file (YAML or JSON) through the in-process simulator; see docs/simulator.md')
     .option('--json', 'print one JSON document (paths, trace, keyTables, stats, links, drops)')
     .option('--seed <n>', "seed for keys, ids and losses (overrides the file's seed)", nonNegativeInteger('--seed'))
-    .option('--until <ms>', 'virtual time to stop at, in ms (default: the file\'s until, or last traffic + settle)', nonNegativeNumber)
+    .option(
+      '--until <ms>',
+      "virtual time to stop at, in ms (default: the file's until, or last traffic + settle)",
+      nonNegativeNumber,
+    )
     .option('--trace', 'include the message trace (default)')
     .option('--no-trace', 'leave the message trace out')
     .action((file: string, opts: SimulateOptions) => {

@@ -2,14 +2,29 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../authority/validate.js';
 import type { VpnDetail } from '../../authority/wire.js';
-import { out, choiceOption, durationArg, printFields, printJson, printTable, time, vpnIdArg, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import {
+  out,
+  choiceOption,
+  durationArg,
+  printFields,
+  printJson,
+  printTable,
+  time,
+  vpnIdArg,
+  withClient,
+  withConnection,
+  type ConnectionOptions,
+} from './authority-common.js';
 
 function printVpn(v: VpnDetail): void {
   printFields([
     ['name', v.name],
     ['VPN id', v.id],
     ['mode', v.mode],
-    ['rotation period', v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'on demand only') : '-'],
+    [
+      'rotation period',
+      v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'on demand only') : '-',
+    ],
     ['next rotation', time(v.nextRotationAt)],
     ['current epoch', v.currentEpoch],
     ['members', v.members],
@@ -33,16 +48,31 @@ function printVpn(v: VpnDetail): void {
 export function registerVpn(program: Command): void {
   const vpn = program.command('vpn').description('VPNs: name, VPN id (1:1 with its group key), mode, key rotation');
 
-  withConnection(vpn.command('create <name>').description('define a VPN (group mode: the authority makes its first key at once)'))
+  withConnection(
+    vpn.command('create <name>').description('define a VPN (group mode: the authority makes its first key at once)'),
+  )
     .option('--id <vpn-id>', 'VPN id, 1..4294967295 (default: the next free one)', vpnIdArg)
-    .addOption(choiceOption('--mode <mode>', 'group (one authority-made key per VPN) or pairwise (IKE per path)', ['group', 'pairwise']).default('group'))
-    .option('--rotation-period <duration>', "scheduled key rotation, e.g. 12h (0 = on demand only; default: the authority's setting)", durationArg)
-    .action(async (name: string, o: ConnectionOptions & { id?: number; mode: 'group' | 'pairwise'; rotationPeriod?: number }) =>
-      withClient(o, async (c) => {
-        const v = await c.createVpn({ name, id: o.id, mode: o.mode, rotationPeriodMs: o.rotationPeriod });
-        if (o.json) return printJson(v);
-        printVpn(v);
-      }),
+    .addOption(
+      choiceOption('--mode <mode>', 'group (one authority-made key per VPN) or pairwise (IKE per path)', [
+        'group',
+        'pairwise',
+      ]).default('group'),
+    )
+    .option(
+      '--rotation-period <duration>',
+      "scheduled key rotation, e.g. 12h (0 = on demand only; default: the authority's setting)",
+      durationArg,
+    )
+    .action(
+      async (
+        name: string,
+        o: ConnectionOptions & { id?: number; mode: 'group' | 'pairwise'; rotationPeriod?: number },
+      ) =>
+        withClient(o, async (c) => {
+          const v = await c.createVpn({ name, id: o.id, mode: o.mode, rotationPeriodMs: o.rotationPeriod });
+          if (o.json) return printJson(v);
+          printVpn(v);
+        }),
     );
 
   withConnection(vpn.command('list').description('list VPNs')).action(async (o: ConnectionOptions) =>
@@ -51,23 +81,34 @@ export function registerVpn(program: Command): void {
       if (o.json) return printJson(list);
       printTable(
         ['NAME', 'ID', 'MODE', 'EPOCH', 'MEMBERS', 'ROTATION', 'NEXT ROTATION'],
-        list.map((v) => [v.name, v.id, v.mode, v.currentEpoch, v.members, v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'manual') : '-', time(v.nextRotationAt)]),
+        list.map((v) => [
+          v.name,
+          v.id,
+          v.mode,
+          v.currentEpoch,
+          v.members,
+          v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'manual') : '-',
+          time(v.nextRotationAt),
+        ]),
       );
     }),
   );
 
-  withConnection(vpn.command('show <name>').description('show a VPN: its epochs and members')).action(async (name: string, o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const v = await c.getVpn(name);
-      if (o.json) return printJson(v);
-      printVpn(v);
-    }),
+  withConnection(vpn.command('show <name>').description('show a VPN: its epochs and members')).action(
+    async (name: string, o: ConnectionOptions) =>
+      withClient(o, async (c) => {
+        const v = await c.getVpn(name);
+        if (o.json) return printJson(v);
+        printVpn(v);
+      }),
   );
 
   withConnection(
     vpn
       .command('share <name>')
-      .description('share a pairwise VPN with a peer authority (it must share one of the same name and VPN id): members under both connect with IKE and permits'),
+      .description(
+        'share a pairwise VPN with a peer authority (it must share one of the same name and VPN id): members under both connect with IKE and permits',
+      ),
   )
     .requiredOption('--peer <authority>', 'the peer authority (kasane authority peer add)')
     .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
@@ -77,7 +118,11 @@ export function registerVpn(program: Command): void {
         out(`VPN ${name} shared with ${o.peer}\n`);
       }),
     );
-  withConnection(vpn.command('unshare <name>').description("stop sharing a pairwise VPN with a peer authority: its members leave, permits are withdrawn"))
+  withConnection(
+    vpn
+      .command('unshare <name>')
+      .description('stop sharing a pairwise VPN with a peer authority: its members leave, permits are withdrawn'),
+  )
     .requiredOption('--peer <authority>', 'the peer authority')
     .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
       withClient(o, async (c) => {
@@ -87,7 +132,9 @@ export function registerVpn(program: Command): void {
       }),
     );
 
-  withConnection(vpn.command('delete <name>').description('delete a VPN (refused while it has members, unless --force)'))
+  withConnection(
+    vpn.command('delete <name>').description('delete a VPN (refused while it has members, unless --force)'),
+  )
     .option('--force', 'also remove its memberships')
     .action(async (name: string, o: ConnectionOptions & { force?: boolean }) =>
       withClient(o, async (c) => {
@@ -104,7 +151,10 @@ export function registerVpn(program: Command): void {
       .addHelpText('after', '\nWith --all, every group VPN is rotated (one change each).'),
   )
     .option('--all', 'rotate every group VPN')
-    .option('--now', 'activate the new epoch at once and end the old one after the short grace (as when a member is removed)')
+    .option(
+      '--now',
+      'activate the new epoch at once and end the old one after the short grace (as when a member is removed)',
+    )
     .action(async (name: string | undefined, o: ConnectionOptions & { all?: boolean; now?: boolean }, cmd: Command) => {
       if (!name && !o.all) cmd.error('error: give a VPN name or --all');
       if (name && o.all) cmd.error('error: give either a VPN name or --all, not both');

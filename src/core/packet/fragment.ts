@@ -14,7 +14,8 @@ const OFFSET_MASK = 0x1fff;
  * (what Linux's ip_options_fragment does).
  */
 export function fragmentIpv4(packet: Uint8Array, maxData: number): Uint8Array[] {
-  if (maxData < 8 || maxData % 8 !== 0) throw new RangeError(`fragment payload must be a positive multiple of 8, got ${maxData}`);
+  if (maxData < 8 || maxData % 8 !== 0)
+    throw new RangeError(`fragment payload must be a positive multiple of 8, got ${maxData}`);
   const hl = ipv4HeaderLength(packet);
   const flags = (packet[6] << 8) | packet[7];
   const baseOffset = (flags & OFFSET_MASK) * 8;
@@ -42,7 +43,7 @@ export function fragmentIpv4(packet: Uint8Array, maxData: number): Uint8Array[] 
 
 /** Options whose copy flag (bit 7 of the type) is clear become NOPs; malformed options stop the scan. */
 function nopUncopiedOptions(h: Uint8Array, hl: number): void {
-  for (let i = 20; i < hl; ) {
+  for (let i = 20; i < hl;) {
     const type = h[i];
     if (type === 0) return;
     if (type === 1) {

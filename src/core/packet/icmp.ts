@@ -59,7 +59,13 @@ export function parseIcmp(payload: Uint8Array): Result<IcmpMessage> {
   const type = payload[0];
   const code = payload[1];
   if (type === ICMP_ECHO_REQUEST || type === ICMP_ECHO_REPLY) {
-    return ok({ type, code, id: (payload[4] << 8) | payload[5], seq: (payload[6] << 8) | payload[7], data: payload.subarray(8) });
+    return ok({
+      type,
+      code,
+      id: (payload[4] << 8) | payload[5],
+      seq: (payload[6] << 8) | payload[7],
+      data: payload.subarray(8),
+    });
   }
   if (type === ICMP_UNREACHABLE) {
     const nextHopMtu = code === UNREACH_FRAG_NEEDED ? (payload[6] << 8) | payload[7] : 0;
@@ -69,7 +75,13 @@ export function parseIcmp(payload: Uint8Array): Result<IcmpMessage> {
 }
 
 /** ICMP echo request/reply bytes with the checksum computed. */
-export function buildIcmpEcho(o: { type: 0 | 8; id: number; seq: number; data: Uint8Array; code?: number }): Uint8Array {
+export function buildIcmpEcho(o: {
+  type: 0 | 8;
+  id: number;
+  seq: number;
+  data: Uint8Array;
+  code?: number;
+}): Uint8Array {
   const out = new Uint8Array(8 + o.data.length);
   out[0] = o.type;
   out[1] = (o.code ?? 0) & 0xff;
@@ -107,7 +119,8 @@ export function buildIcmpUnreachable(originalPacket: Uint8Array, code: number, f
 const ICMP_ERROR_TOS = 0xc0;
 
 function buildUnreachable(original: Uint8Array, code: number, from: Ip, mtu: number): Uint8Array {
-  if (original.length < 20 || original[0] >> 4 !== 4) throw new TypeError('ICMP error about something that is not an IPv4 packet');
+  if (original.length < 20 || original[0] >> 4 !== 4)
+    throw new TypeError('ICMP error about something that is not an IPv4 packet');
   const headerLength = Math.min(Math.max(ipv4HeaderLength(original), 20), original.length);
   const total = (original[2] << 8) | original[3];
   const end = total >= headerLength ? Math.min(total, original.length) : original.length;
@@ -165,7 +178,8 @@ export function echoReplyFor(requestPacket: Uint8Array): Result<Uint8Array> {
   const icmp = parseIcmp(ip.value.payload);
   if (!icmp.ok) return icmp;
   const m = icmp.value;
-  if (!isIcmpEcho(m) || m.type !== ICMP_ECHO_REQUEST) return err('not-echo-request', `ICMP type ${m.type} is not an echo request`);
+  if (!isIcmpEcho(m) || m.type !== ICMP_ECHO_REQUEST)
+    return err('not-echo-request', `ICMP type ${m.type} is not an echo request`);
   const reply = buildIcmpEcho({ type: ICMP_ECHO_REPLY, id: m.id, seq: m.seq, data: m.data });
   return ok(buildIpv4({ src: h.dst, dst: h.src, protocol: PROTO_ICMP, payload: reply, ttl: 64, tos: h.tos }));
 }

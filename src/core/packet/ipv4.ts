@@ -36,15 +36,18 @@ export interface ParsedIpv4 {
 }
 
 export function parseIpv4(buf: Uint8Array): Result<ParsedIpv4> {
-  if (buf.length < IPV4_MIN_HEADER) return err('truncated', `IPv4 packet of ${buf.length} bytes is shorter than a header`);
+  if (buf.length < IPV4_MIN_HEADER)
+    return err('truncated', `IPv4 packet of ${buf.length} bytes is shorter than a header`);
   const version = buf[0] >> 4;
   if (version !== 4) return err('bad-version', `IP version ${version}, expected 4`);
   const headerLength = (buf[0] & 0x0f) * 4;
   if (headerLength < IPV4_MIN_HEADER) return err('bad-length', `IPv4 header length ${headerLength} is below 20`);
   if (headerLength > buf.length) return err('truncated', `IPv4 header of ${headerLength} bytes in ${buf.length} bytes`);
   const totalLength = (buf[2] << 8) | buf[3];
-  if (totalLength < headerLength) return err('bad-length', `IPv4 total length ${totalLength} is below the header length ${headerLength}`);
-  if (totalLength > buf.length) return err('truncated', `IPv4 total length ${totalLength} exceeds the ${buf.length} bytes received`);
+  if (totalLength < headerLength)
+    return err('bad-length', `IPv4 total length ${totalLength} is below the header length ${headerLength}`);
+  if (totalLength > buf.length)
+    return err('truncated', `IPv4 total length ${totalLength} exceeds the ${buf.length} bytes received`);
   if (internetChecksum(buf, 0, headerLength) !== 0) return err('bad-checksum', 'IPv4 header checksum does not verify');
   const flags = (buf[6] << 8) | buf[7];
   return ok({

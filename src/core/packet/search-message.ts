@@ -75,7 +75,8 @@ export function validateGatewayId(id: string): Result<string> {
   if (typeof id !== 'string' || id.length === 0) return err('bad-length', 'gateway id is empty');
   if (LONE_SURROGATE.test(id)) return err('bad-utf8', 'gateway id is not valid Unicode (lone surrogate)');
   const n = encoder.encode(id).length;
-  if (n > GATEWAY_ID_MAX_BYTES) return err('bad-length', `gateway id is ${n} bytes of UTF-8, more than ${GATEWAY_ID_MAX_BYTES}`);
+  if (n > GATEWAY_ID_MAX_BYTES)
+    return err('bad-length', `gateway id is ${n} bytes of UTF-8, more than ${GATEWAY_ID_MAX_BYTES}`);
   if (CONTROL.test(id)) return err('bad-gateway-id', `gateway id ${JSON.stringify(id)} contains a control character`);
   return ok(id);
 }
@@ -129,8 +130,10 @@ export function encodeSearchMessage(m: SearchMessage): Uint8Array {
     for (const c of e.vpns) {
       u32(c.vpnId, `entry ${i}: vpnId`);
       u32(c.epoch, `entry ${i}: epoch`);
-      if (typeof c.seq !== 'bigint' || c.seq < 0n || c.seq > U64_MAX) fail(`entry ${i}: seq ${String(c.seq)} is not a u64`);
-      if (!(c.proof instanceof Uint8Array) || c.proof.length !== SEARCH_PROOF_BYTES) fail(`entry ${i}: proof must be 16 bytes`);
+      if (typeof c.seq !== 'bigint' || c.seq < 0n || c.seq > U64_MAX)
+        fail(`entry ${i}: seq ${String(c.seq)} is not a u64`);
+      if (!(c.proof instanceof Uint8Array) || c.proof.length !== SEARCH_PROOF_BYTES)
+        fail(`entry ${i}: proof must be 16 bytes`);
     }
     const gateway = idBytes(e.gateway, `entry ${i}: gateway`, false);
     const address = addrBytes(e.address, `entry ${i}: address`);
@@ -248,12 +251,16 @@ class Reader {
 /** Decodes a search payload (the ICMP echo data). */
 export function decodeSearchMessage(data: Uint8Array): Result<SearchMessage> {
   const magicBytes = Math.min(4, data.length);
-  for (let i = 0; i < magicBytes; i++) if (data[i] !== SEARCH_MAGIC[i]) return err('bad-magic', 'not a kasane search message');
+  for (let i = 0; i < magicBytes; i++)
+    if (data[i] !== SEARCH_MAGIC[i]) return err('bad-magic', 'not a kasane search message');
   if (data.length < 5) return err('truncated', `search message of ${data.length} bytes`);
-  if (data[4] !== SEARCH_VERSION) return err('unsupported-version', `search message version ${data[4]}, expected ${SEARCH_VERSION}`);
-  if (data.length < FIXED_HEADER) return err('truncated', `search message of ${data.length} bytes is shorter than its fixed header`);
+  if (data[4] !== SEARCH_VERSION)
+    return err('unsupported-version', `search message version ${data[4]}, expected ${SEARCH_VERSION}`);
+  if (data.length < FIXED_HEADER)
+    return err('truncated', `search message of ${data.length} bytes is shorter than its fixed header`);
   const phaseByte = data[5];
-  if (phaseByte !== PHASE_SOURCE && phaseByte !== PHASE_DESTINATION) return err('bad-phase', `search phase ${phaseByte}`);
+  if (phaseByte !== PHASE_SOURCE && phaseByte !== PHASE_DESTINATION)
+    return err('bad-phase', `search phase ${phaseByte}`);
   const flags = data[6];
   if ((flags & ~FLAG_PROXIED) !== 0) return err('bad-flags', `reserved search flags set: 0x${flags.toString(16)}`);
   const count = data[7];
@@ -267,7 +274,10 @@ export function decodeSearchMessage(data: Uint8Array): Result<SearchMessage> {
   if (r.failure) return r.failure;
   const proxied = (flags & FLAG_PROXIED) !== 0;
   if (proxied !== (proxiedBy !== '')) {
-    return err('bad-proxied', proxied ? 'proxied flag set without proxiedBy' : 'proxiedBy present without the proxied flag');
+    return err(
+      'bad-proxied',
+      proxied ? 'proxied flag set without proxiedBy' : 'proxiedBy present without the proxied flag',
+    );
   }
 
   const entries: SearchEntry[] = new Array(count);
@@ -309,4 +319,3 @@ export function decodeSearchMessage(data: Uint8Array): Result<SearchMessage> {
     entries,
   });
 }
-

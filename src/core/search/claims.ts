@@ -106,8 +106,19 @@ export function checkClaims(ring: KeyRing, msg: SearchMessage): ClaimCheck {
         unverifiable.add(`${i}/${c.vpnId}`);
         continue;
       }
-      const input = proofInput(msg.txid, msg.pathSrc, msg.pathDst, e.side, e.gateway, e.address, c.vpnId, c.epoch, c.seq);
-      if (!verifySearchProof(key, input, c.proof)) return { ok: false, entry: i, gateway: e.gateway, vpnId: c.vpnId, reason: 'bad-proof' };
+      const input = proofInput(
+        msg.txid,
+        msg.pathSrc,
+        msg.pathDst,
+        e.side,
+        e.gateway,
+        e.address,
+        c.vpnId,
+        c.epoch,
+        c.seq,
+      );
+      if (!verifySearchProof(key, input, c.proof))
+        return { ok: false, entry: i, gateway: e.gateway, vpnId: c.vpnId, reason: 'bad-proof' };
     }
   }
   return { ok: true, unverifiable };

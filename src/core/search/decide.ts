@@ -19,7 +19,8 @@ export interface Decision {
   reason: string;
 }
 
-export type DecisionResult = { ok: true; decision: Decision } | { ok: false; reason: 'stripped' | 'unverifiable'; detail: string };
+export type DecisionResult =
+  { ok: true; decision: Decision } | { ok: false; reason: 'stripped' | 'unverifiable'; detail: string };
 
 export function decideOwn(
   ctx: Pick<CoreContext, 'ring' | 'config' | 'plainAllowed'>,
@@ -48,13 +49,20 @@ export function decideOwn(
     return { ok: true, decision: { action: 'discard', layers: [], reason: pairing.reason } };
   }
 
-  const layers: Layer[] = pairing.layers.map((l) => ({ vpnId: l.vpnId, gateways: [chain[l.src].gateway, chain[l.dst].gateway] }));
+  const layers: Layer[] = pairing.layers.map((l) => ({
+    vpnId: l.vpnId,
+    gateways: [chain[l.src].gateway, chain[l.dst].gateway],
+  }));
   const k = pairing.layers.findIndex((l) => l.src === myIndex || l.dst === myIndex);
   if (k < 0) return { ok: true, decision: { action: 'plain', layers, reason: 'unprotected' } };
   const mine = pairing.layers[k];
   const partner = mine.src === myIndex ? mine.dst : mine.src;
   if (unverifiable.has(`${partner}/${mine.vpnId}`)) {
-    return { ok: false, reason: 'unverifiable', detail: `cannot verify ${chain[partner].gateway}'s claim for VPN ${mine.vpnId}` };
+    return {
+      ok: false,
+      reason: 'unverifiable',
+      detail: `cannot verify ${chain[partner].gateway}'s claim for VPN ${mine.vpnId}`,
+    };
   }
   const pairwise = ctx.ring.vpn(mine.vpnId)?.mode === 'pairwise';
   return {

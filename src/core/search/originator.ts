@@ -57,14 +57,29 @@ export class SearchOriginator {
    * inner gateway of a multi-stage VPN) are never in an attached prefix and are searched as before.
    */
   start(local: Ip, remote: Ip, now: number, opts: { learnOnly?: boolean } = {}): void {
-    const s: OriginSearch = { local, remote, phase: 'source', txid: this.ctx.random(8), tx: '', attempt: 0, sourceEntries: [], startedAt: now, learnOnly: opts.learnOnly ?? false };
+    const s: OriginSearch = {
+      local,
+      remote,
+      phase: 'source',
+      txid: this.ctx.random(8),
+      tx: '',
+      attempt: 0,
+      sourceEntries: [],
+      startedAt: now,
+      learnOnly: opts.learnOnly ?? false,
+    };
     s.tx = txidHex(s.txid);
     this.byPath.set(pathKey(local, remote), s);
     this.byTx.set(s.tx, s);
     this.ctx.count('search.started');
     if (this.ctx.isAttached(local)) {
       this.ctx.count('search.source-skipped');
-      this.ctx.trace({ event: 'source-skipped', kind: 'search-request(source)', step: 3, detail: { txid: s.tx, terminal: local, attached: true } });
+      this.ctx.trace({
+        event: 'source-skipped',
+        kind: 'search-request(source)',
+        step: 3,
+        detail: { txid: s.tx, terminal: local, attached: true },
+      });
       this.startDestination(s, now);
       return;
     }
@@ -74,7 +89,12 @@ export class SearchOriginator {
       phase: 'source',
       txid: s.tx,
     });
-    this.ctx.trace({ event: 'search-request', kind: 'search-request(source)', step: 3, detail: { txid: s.tx, to: local } });
+    this.ctx.trace({
+      event: 'search-request',
+      kind: 'search-request(source)',
+      step: 3,
+      detail: { txid: s.tx, to: local },
+    });
     this.ctx.timers.set(this.timerKey(s), now + this.ctx.config.timers.sourceSearchTimeout);
   }
 
@@ -99,7 +119,11 @@ export class SearchOriginator {
     if (!claims.ok) {
       // A forged reply must not end the search: the genuine one may still come.
       this.ctx.drop('search-forged', packet);
-      this.ctx.trace({ event: 'search-forged', kind: `search-reply(${s.phase})`, detail: { txid: tx, gateway: claims.gateway, vpnId: claims.vpnId } });
+      this.ctx.trace({
+        event: 'search-forged',
+        kind: `search-reply(${s.phase})`,
+        detail: { txid: tx, gateway: claims.gateway, vpnId: claims.vpnId },
+      });
       return;
     }
     if (s.phase === 'source') {
@@ -121,7 +145,15 @@ export class SearchOriginator {
   /** Step 6: destination search — an echo request to the destination terminal, from the source's address. */
   private startDestination(s: OriginSearch, now: number): void {
     s.phase = 'destination';
-    const mine = makeEntry(this.ctx.ring, now, { txid: s.txid, pathSrc: s.local, pathDst: s.remote }, 'src', this.ctx.config.address, s.local, (v, e) => this.ctx.sendingSeq(v, e, now));
+    const mine = makeEntry(
+      this.ctx.ring,
+      now,
+      { txid: s.txid, pathSrc: s.local, pathDst: s.remote },
+      'src',
+      this.ctx.config.address,
+      s.local,
+      (v, e) => this.ctx.sendingSeq(v, e, now),
+    );
     const msg = this.message(s, [...s.sourceEntries, mine]);
     this.ctx.emit(buildSearchPacket({ src: s.local, dst: s.remote, icmpType: 8, ...echoIds(s.txid), msg }), {
       op: 'search-request',
@@ -139,7 +171,13 @@ export class SearchOriginator {
   }
 
   /** Steps 10–11: pair, install, flush the buffered packets. */
-  private complete(s: OriginSearch, msg: SearchMessage, unverifiable: ReadonlySet<string>, packet: Uint8Array, now: number): void {
+  private complete(
+    s: OriginSearch,
+    msg: SearchMessage,
+    unverifiable: ReadonlySet<string>,
+    packet: Uint8Array,
+    now: number,
+  ): void {
     const myIndex = s.sourceEntries.length;
     const me = msg.entries[myIndex];
     const prefixOk =
@@ -154,7 +192,11 @@ export class SearchOriginator {
     const d = decideOwn(this.ctx, msg.entries, myIndex, unverifiable, s.local, s.remote);
     if (!d.ok) {
       this.ctx.count(`search.refused.${d.reason}`);
-      this.ctx.trace({ event: 'search-refused', kind: 'search-reply(destination)', detail: { txid: s.tx, reason: d.reason, why: d.detail } });
+      this.ctx.trace({
+        event: 'search-refused',
+        kind: 'search-reply(destination)',
+        detail: { txid: s.tx, reason: d.reason, why: d.detail },
+      });
       this.ctx.drop(`search-${d.reason}`, packet);
       this.retry(s, now);
       return;
@@ -228,7 +270,11 @@ export class SearchOriginator {
       s.tx = txidHex(s.txid);
       this.byTx.set(s.tx, s);
       this.ctx.count('search.retry');
-      this.ctx.trace({ event: 'search-retry', kind: 'search-request(destination)', detail: { txid: s.tx, attempt: s.attempt } });
+      this.ctx.trace({
+        event: 'search-retry',
+        kind: 'search-request(destination)',
+        detail: { txid: s.tx, attempt: s.attempt },
+      });
       this.startDestination(s, now);
       return;
     }
@@ -237,12 +283,20 @@ export class SearchOriginator {
     if (s.learnOnly && this.ctx.table.get(s.local, s.remote)?.action !== 'pending') {
       // Nobody waits on the path: leave it as it is (the floor is asked for again by the next ESP).
       this.ctx.count('search.failed');
-      this.ctx.trace({ event: 'search-failed', kind: 'search-request(destination)', detail: { txid: s.tx, action: 'none', learnOnly: true } });
+      this.ctx.trace({
+        event: 'search-failed',
+        kind: 'search-request(destination)',
+        detail: { txid: s.tx, action: 'none', learnOnly: true },
+      });
       return;
     }
     const plain = this.ctx.plainAllowed(s.remote) && !this.ctx.ring.isProtected(s.remote);
     this.ctx.count('search.failed');
-    this.ctx.trace({ event: 'search-failed', kind: 'search-request(destination)', detail: { txid: s.tx, action: plain ? 'plain' : 'discard' } });
+    this.ctx.trace({
+      event: 'search-failed',
+      kind: 'search-request(destination)',
+      detail: { txid: s.tx, action: plain ? 'plain' : 'discard' },
+    });
     this.ctx.install(
       {
         local: s.local,

@@ -32,7 +32,8 @@ export function pairLayers(chain: readonly SearchEntry[]): Pairing {
   const dstSide: number[] = [];
   chain.forEach((e, i) => {
     if (e.vpns.length === 0) return;
-    if (e.side === 'src') srcSide.unshift(i); // reverse: outermost first
+    if (e.side === 'src')
+      srcSide.unshift(i); // reverse: outermost first
     else dstSide.push(i);
   });
   if (srcSide.length !== dstSide.length) {

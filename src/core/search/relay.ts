@@ -49,7 +49,11 @@ export class SearchRelay {
     if (msg.entries.length >= MAX_ENTRIES) return this.ctx.drop('search-too-long', packet);
     const claims = checkClaims(this.ctx.ring, msg);
     if (!claims.ok) {
-      this.ctx.trace({ event: 'search-forged', kind, detail: { txid: txidHex(msg.txid), gateway: claims.gateway, vpnId: claims.vpnId } });
+      this.ctx.trace({
+        event: 'search-forged',
+        kind,
+        detail: { txid: txidHex(msg.txid), gateway: claims.gateway, vpnId: claims.vpnId },
+      });
       return this.ctx.drop('search-forged', packet);
     }
     if (this.inFlight.size >= this.ctx.config.limits.maxSearchesInFlight) this.evictOldest();
@@ -57,9 +61,21 @@ export class SearchRelay {
     // From inside, we serve the sender; from outside, the packet is heading to a terminal behind us.
     const terminal = from === 'inside' ? p.ip.src : p.ip.dst;
     const side = terminal === msg.pathSrc ? 'src' : 'dst';
-    const entry = makeEntry(this.ctx.ring, now, msg, side, this.ctx.config.address, terminal, (v, e) => this.ctx.sendingSeq(v, e, now));
+    const entry = makeEntry(this.ctx.ring, now, msg, side, this.ctx.config.address, terminal, (v, e) =>
+      this.ctx.sendingSeq(v, e, now),
+    );
     const forwarded: SearchMessage = { ...msg, entries: [...msg.entries, entry] };
-    const r: RelayedSearch = { tx: txidHex(msg.txid), phase: msg.phase, terminal, side, myIndex: msg.entries.length, forwarded, id: p.id, seq: p.seq, done: false };
+    const r: RelayedSearch = {
+      tx: txidHex(msg.txid),
+      phase: msg.phase,
+      terminal,
+      side,
+      myIndex: msg.entries.length,
+      forwarded,
+      id: p.id,
+      seq: p.seq,
+      done: false,
+    };
     this.inFlight.set(key, r);
     const t = this.ctx.config.timers;
     this.ctx.timers.set({ kind: 'relay', search: key }, now + t.searchTimeout * 2 ** (t.searchRetries + 1));
@@ -68,7 +84,17 @@ export class SearchRelay {
       this.ctx.timers.set({ kind: 'proxy', search: key }, now + t.proxyAnswerDelay);
     }
     this.ctx.emit(
-      buildSearchPacket({ src: p.ip.src, dst: p.ip.dst, icmpType: 8, id: p.id, seq: p.seq, msg: forwarded, ttl: p.ip.ttl, ipId: p.ip.id, tos: p.ip.tos }),
+      buildSearchPacket({
+        src: p.ip.src,
+        dst: p.ip.dst,
+        icmpType: 8,
+        id: p.id,
+        seq: p.seq,
+        msg: forwarded,
+        ttl: p.ip.ttl,
+        ipId: p.ip.id,
+        tos: p.ip.tos,
+      }),
       { op: 'search-relay', phase: msg.phase, txid: r.tx, direction: 'request' },
       packet,
     );
@@ -98,7 +124,11 @@ export class SearchRelay {
     }
     const claims = checkClaims(this.ctx.ring, msg);
     if (!claims.ok) {
-      this.ctx.trace({ event: 'search-forged', kind, detail: { txid: r.tx, gateway: claims.gateway, vpnId: claims.vpnId } });
+      this.ctx.trace({
+        event: 'search-forged',
+        kind,
+        detail: { txid: r.tx, gateway: claims.gateway, vpnId: claims.vpnId },
+      });
       return this.ctx.drop('search-forged', packet);
     }
     r.done = true;
@@ -129,7 +159,12 @@ export class SearchRelay {
           },
           now,
         );
-        this.ctx.trace({ event: 'search-learn', kind, step: 9, detail: { txid: r.tx, vpnId: d.decision.vpnId, peer: d.decision.peer } });
+        this.ctx.trace({
+          event: 'search-learn',
+          kind,
+          step: 9,
+          detail: { txid: r.tx, vpnId: d.decision.vpnId, peer: d.decision.peer },
+        });
       } else {
         this.ctx.trace({
           event: 'search-learn',

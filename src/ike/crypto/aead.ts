@@ -38,7 +38,12 @@ function nonce(k: AeadKey, iv: Uint8Array): Buffer {
 }
 
 /** The AEAD core: AES-GCM with a 16-byte tag and nonce = salt | 8-byte explicit IV. */
-export function aeadSeal(k: AeadKey, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; icv: Buffer } {
+export function aeadSeal(
+  k: AeadKey,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+): { ciphertext: Buffer; icv: Buffer } {
   if (iv.length !== k.encr.ivLength) throw new RangeError(`AEAD IV must be ${k.encr.ivLength} bytes`);
   const c = createCipheriv(k.encr.cipher, k.key, nonce(k, iv), { authTagLength: k.encr.icvLength });
   c.setAAD(aad);
@@ -47,8 +52,15 @@ export function aeadSeal(k: AeadKey, iv: Uint8Array, aad: Uint8Array, plaintext:
 }
 
 /** Opens what aeadSeal produced; an error (never an exception) when the ICV does not verify. */
-export function aeadOpen(k: AeadKey, iv: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, icv: Uint8Array): Result<Buffer> {
-  if (iv.length !== k.encr.ivLength || icv.length !== k.encr.icvLength) return err('sk-truncated', 'AEAD IV or ICV of the wrong length');
+export function aeadOpen(
+  k: AeadKey,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  ciphertext: Uint8Array,
+  icv: Uint8Array,
+): Result<Buffer> {
+  if (iv.length !== k.encr.ivLength || icv.length !== k.encr.icvLength)
+    return err('sk-truncated', 'AEAD IV or ICV of the wrong length');
   try {
     const d = createDecipheriv(k.encr.cipher, k.key, nonce(k, iv), { authTagLength: k.encr.icvLength });
     d.setAAD(aad);
@@ -93,7 +105,8 @@ export class SkIvCounter {
  * SkIvCounter); `padLength` extra padding bytes are optional since GCM needs no block alignment.
  */
 export function skSeal(k: AeadKey, iv: bigint, associatedData: Uint8Array, inner: Uint8Array, padLength = 0): Buffer {
-  if (!Number.isInteger(padLength) || padLength < 0 || padLength > 255) throw new RangeError('SK pad length must be 0..255');
+  if (!Number.isInteger(padLength) || padLength < 0 || padLength > 255)
+    throw new RangeError('SK pad length must be 0..255');
   const plaintext = Buffer.alloc(inner.length + padLength + 1);
   plaintext.set(inner, 0);
   plaintext[plaintext.length - 1] = padLength; // padding bytes stay zero
@@ -105,12 +118,20 @@ export function skSeal(k: AeadKey, iv: bigint, associatedData: Uint8Array, inner
 /** Decrypts an SK (or SKF) body to the inner payload bytes, or an error for anything malformed or forged. */
 export function skOpen(k: AeadKey, associatedData: Uint8Array, body: Uint8Array): Result<Buffer> {
   const { ivLength, icvLength } = k.encr;
-  if (body.length < skMinBodyLength(k.encr)) return err('sk-truncated', `encrypted payload body of ${body.length} bytes is too short`);
+  if (body.length < skMinBodyLength(k.encr))
+    return err('sk-truncated', `encrypted payload body of ${body.length} bytes is too short`);
   const iv = body.subarray(0, ivLength);
-  const opened = aeadOpen(k, iv, associatedData, body.subarray(ivLength, body.length - icvLength), body.subarray(body.length - icvLength));
+  const opened = aeadOpen(
+    k,
+    iv,
+    associatedData,
+    body.subarray(ivLength, body.length - icvLength),
+    body.subarray(body.length - icvLength),
+  );
   if (!opened.ok) return opened;
   const plaintext = opened.value;
   const pad = plaintext[plaintext.length - 1];
-  if (pad + 1 > plaintext.length) return err('sk-bad-pad-length', `pad length ${pad} exceeds the decrypted ${plaintext.length} bytes`);
+  if (pad + 1 > plaintext.length)
+    return err('sk-bad-pad-length', `pad length ${pad} exceeds the decrypted ${plaintext.length} bytes`);
   return ok(plaintext.subarray(0, plaintext.length - 1 - pad));
 }

@@ -38,7 +38,8 @@ export function newCookieSecret(version: number, random: RandomSource): CookieSe
 }
 
 function checkSecret(s: CookieSecret): CookieSecret {
-  if (!Number.isInteger(s.version) || s.version < 0 || s.version > 0xffffffff) throw new RangeError('cookie secret version must be a u32');
+  if (!Number.isInteger(s.version) || s.version < 0 || s.version > 0xffffffff)
+    throw new RangeError('cookie secret version must be a u32');
   if (s.secret.length < SECRET_MIN) throw new RangeError(`cookie secret must be at least ${SECRET_MIN} bytes`);
   return s;
 }
@@ -68,7 +69,8 @@ export function verifyCookie(secrets: readonly CookieSecret[], cookie: Uint8Arra
   const version = Buffer.from(cookie).readUInt32BE(0);
   const s = secrets.find((x) => x.version === version);
   if (!s) return err('cookie-stale', `cookie secret version ${version} is not current`);
-  if (!timingSafeEqual(digest(s, input), cookie.subarray(4))) return err('cookie-mismatch', 'cookie does not match this request');
+  if (!timingSafeEqual(digest(s, input), cookie.subarray(4)))
+    return err('cookie-mismatch', 'cookie does not match this request');
   return ok(undefined);
 }
 

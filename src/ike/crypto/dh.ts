@@ -33,7 +33,8 @@ function x25519Private(priv: Uint8Array): KeyObject {
 
 /** Builds the key pair for a given private key (tests and known-answer vectors; throws if invalid). */
 export function dhFromPrivate(group: DhGroup, privateKey: Uint8Array): DhKeyPair {
-  if (privateKey.length !== group.fieldLength) throw new RangeError(`DH ${group.id}: private key must be ${group.fieldLength} bytes`);
+  if (privateKey.length !== group.fieldLength)
+    throw new RangeError(`DH ${group.id}: private key must be ${group.fieldLength} bytes`);
   const priv = Buffer.from(privateKey);
   if (group.kind === 'x25519') {
     const spki = createPublicKey(x25519Private(priv)).export({ format: 'der', type: 'spki' });
@@ -67,7 +68,10 @@ function b64url(b: Uint8Array): string {
 /** Checks a peer's KE data for this group (length, and for ECP that it is a point on the curve). */
 export function dhCheckPublic(group: DhGroup, peer: Uint8Array): Result<KeyObject> {
   if (peer.length !== group.publicLength) {
-    return err('dh-bad-length', `DH group ${group.id} public value must be ${group.publicLength} bytes, got ${peer.length}`);
+    return err(
+      'dh-bad-length',
+      `DH group ${group.id} public value must be ${group.publicLength} bytes, got ${peer.length}`,
+    );
   }
   try {
     if (group.kind === 'x25519') {
@@ -97,9 +101,13 @@ export function dhSharedSecret(own: DhKeyPair, peer: Uint8Array): Result<Buffer>
     }
   } catch {
     // OpenSSL refuses an all-zero X25519 output itself; ECP points were checked above.
-    return err(group.kind === 'x25519' ? 'dh-zero-secret' : 'dh-invalid-public', `DH group ${group.id}: no shared secret with this public value`);
+    return err(
+      group.kind === 'x25519' ? 'dh-zero-secret' : 'dh-invalid-public',
+      `DH group ${group.id}: no shared secret with this public value`,
+    );
   }
-  if (secret.length !== group.sharedLength) return err('dh-invalid-public', `DH group ${group.id}: shared secret of unexpected length`);
+  if (secret.length !== group.sharedLength)
+    return err('dh-invalid-public', `DH group ${group.id}: shared secret of unexpected length`);
   if (secret.every((b) => b === 0)) return err('dh-zero-secret', `DH group ${group.id}: all-zero shared secret`);
   return ok(secret);
 }

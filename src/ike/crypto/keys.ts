@@ -29,7 +29,13 @@ export interface IkeKeyInput {
 }
 
 /** Bytes of each SK_* key for a suite, in prf+ order. */
-export function ikeKeyLengths(suite: Pick<IkeSuite, 'encr' | 'prf'>): { d: number; a: number; e: number; p: number; total: number } {
+export function ikeKeyLengths(suite: Pick<IkeSuite, 'encr' | 'prf'>): {
+  d: number;
+  a: number;
+  e: number;
+  p: number;
+  total: number;
+} {
   const d = suite.prf.length;
   const a = 0; // AEAD: integrity comes with the cipher
   const e = suite.encr.keymatLength;
@@ -62,7 +68,10 @@ function expand(suite: Pick<IkeSuite, 'encr' | 'prf'>, skeyseed: Uint8Array, inp
 }
 
 /** Initial IKE SA: SKEYSEED = prf(Ni | Nr, g^ir). */
-export function deriveIkeSaKeys(suite: Pick<IkeSuite, 'encr' | 'prf'>, input: IkeKeyInput): { skeyseed: Buffer; keys: IkeSaKeys } {
+export function deriveIkeSaKeys(
+  suite: Pick<IkeSuite, 'encr' | 'prf'>,
+  input: IkeKeyInput,
+): { skeyseed: Buffer; keys: IkeSaKeys } {
   const skeyseed = prf(suite.prf, Buffer.concat([input.ni, input.nr]), input.sharedSecret);
   return { skeyseed, keys: expand(suite, skeyseed, input) };
 }
@@ -91,7 +100,8 @@ export interface AeadKey {
 
 /** Splits SK_e* or one direction of ESP KEYMAT into key and salt (the salt is the last 4 bytes). */
 export function aeadKey(encr: AeadAlgorithm, keymat: Uint8Array): AeadKey {
-  if (keymat.length !== encr.keymatLength) throw new RangeError(`keying material must be ${encr.keymatLength} bytes, got ${keymat.length}`);
+  if (keymat.length !== encr.keymatLength)
+    throw new RangeError(`keying material must be ${encr.keymatLength} bytes, got ${keymat.length}`);
   return {
     encr,
     key: Buffer.from(keymat.subarray(0, encr.keyLength)),
@@ -100,7 +110,11 @@ export function aeadKey(encr: AeadAlgorithm, keymat: Uint8Array): AeadKey {
 }
 
 /** The SK payload keys of an IKE SA, seen from one side: which key it seals with, which it opens with. */
-export function ikeSkKeys(encr: AeadAlgorithm, keys: IkeSaKeys, role: 'initiator' | 'responder'): { seal: AeadKey; open: AeadKey } {
+export function ikeSkKeys(
+  encr: AeadAlgorithm,
+  keys: IkeSaKeys,
+  role: 'initiator' | 'responder',
+): { seal: AeadKey; open: AeadKey } {
   const i = aeadKey(encr, keys.skEi);
   const r = aeadKey(encr, keys.skEr);
   return role === 'initiator' ? { seal: i, open: r } : { seal: r, open: i };
@@ -127,7 +141,12 @@ export interface ChildSaKeys {
  * KEYMAT = prf+(SK_d, Ni | Nr), or prf+(SK_d, g^ir(new) | Ni | Nr) with PFS. Keys are taken
  * initiator-to-responder first (RFC 7296 §2.17), each direction encryption key | salt.
  */
-export function deriveChildSaKeys(prfAlg: PrfAlgorithm, skD: Uint8Array, suite: EspSuite, input: ChildKeyInput): ChildSaKeys {
+export function deriveChildSaKeys(
+  prfAlg: PrfAlgorithm,
+  skD: Uint8Array,
+  suite: EspSuite,
+  input: ChildKeyInput,
+): ChildSaKeys {
   const per = suite.encr.keymatLength;
   const seed = Buffer.concat(input.sharedSecret ? [input.sharedSecret, input.ni, input.nr] : [input.ni, input.nr]);
   const km = prfPlus(prfAlg, skD, seed, 2 * per);

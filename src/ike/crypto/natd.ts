@@ -29,6 +29,12 @@ export function natDetectionHash(spiI: Uint8Array, spiR: Uint8Array, ip: string 
 }
 
 /** Whether received notify data matches the hash of the address and port we observe. */
-export function natDetectionMatches(data: Uint8Array, spiI: Uint8Array, spiR: Uint8Array, ip: string | Uint8Array, port: number): boolean {
+export function natDetectionMatches(
+  data: Uint8Array,
+  spiI: Uint8Array,
+  spiR: Uint8Array,
+  ip: string | Uint8Array,
+  port: number,
+): boolean {
   return data.length === NAT_DETECTION_HASH_LENGTH && natDetectionHash(spiI, spiR, ip, port).equals(data);
 }

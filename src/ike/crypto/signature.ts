@@ -40,12 +40,31 @@ export interface SignatureScheme {
 const hex = (s: string) => Buffer.from(s, 'hex');
 
 // AlgorithmIdentifier ::= SEQUENCE { OID, parameters }: absent for ECDSA (RFC 5758), NULL for RSA.
-function ecdsa(name: SignatureSchemeName, last: string, hash: SignatureScheme['hash'], hashId: number): SignatureScheme {
-  return { name, algorithmIdentifier: hex(`300a06082a8648ce3d0403${last}`), alsoAccepted: [], hash, hashId, keyType: 'ec' };
+function ecdsa(
+  name: SignatureSchemeName,
+  last: string,
+  hash: SignatureScheme['hash'],
+  hashId: number,
+): SignatureScheme {
+  return {
+    name,
+    algorithmIdentifier: hex(`300a06082a8648ce3d0403${last}`),
+    alsoAccepted: [],
+    hash,
+    hashId,
+    keyType: 'ec',
+  };
 }
 function rsa(name: SignatureSchemeName, last: string, hash: SignatureScheme['hash'], hashId: number): SignatureScheme {
   const oid = `06092a864886f70d0101${last}`;
-  return { name, algorithmIdentifier: hex(`300d${oid}0500`), alsoAccepted: [hex(`300b${oid}`)], hash, hashId, keyType: 'rsa' };
+  return {
+    name,
+    algorithmIdentifier: hex(`300d${oid}0500`),
+    alsoAccepted: [hex(`300b${oid}`)],
+    hash,
+    hashId,
+    keyType: 'rsa',
+  };
 }
 
 export const SIGNATURE_SCHEMES: readonly SignatureScheme[] = [
@@ -98,10 +117,15 @@ export function parseSignatureAuthData(authData: Uint8Array): Result<ParsedAuthD
   if (authData.length < 1) return err('auth-truncated', 'AUTH data is empty');
   const n = authData[0];
   const algId = Buffer.from(authData.subarray(1, 1 + n));
-  if (n === 0 || authData.length < 1 + n) return err('auth-algid-truncated', `AlgorithmIdentifier of ${n} bytes does not fit the AUTH data`);
-  const scheme = SIGNATURE_SCHEMES.find((s) => s.algorithmIdentifier.equals(algId) || s.alsoAccepted.some((a) => a.equals(algId)));
+  if (n === 0 || authData.length < 1 + n)
+    return err('auth-algid-truncated', `AlgorithmIdentifier of ${n} bytes does not fit the AUTH data`);
+  const scheme = SIGNATURE_SCHEMES.find(
+    (s) => s.algorithmIdentifier.equals(algId) || s.alsoAccepted.some((a) => a.equals(algId)),
+  );
   if (!scheme) {
-    const prefix = SIGNATURE_SCHEMES.some((s) => n < s.algorithmIdentifier.length && s.algorithmIdentifier.subarray(0, n).equals(algId));
+    const prefix = SIGNATURE_SCHEMES.some(
+      (s) => n < s.algorithmIdentifier.length && s.algorithmIdentifier.subarray(0, n).equals(algId),
+    );
     return prefix
       ? err('auth-algid-truncated', 'AlgorithmIdentifier is cut short')
       : err('auth-unknown-algorithm', `unsupported AlgorithmIdentifier ${algId.toString('hex')}`);
@@ -129,15 +153,22 @@ export function verifyAuth(
   const parsed = parseSignatureAuthData(authData);
   if (!parsed.ok) return parsed;
   const { scheme, signature } = parsed.value;
-  if (options.accept && !options.accept.includes(scheme.name)) return err('auth-algorithm-not-allowed', `${scheme.name} is not accepted`);
+  if (options.accept && !options.accept.includes(scheme.name))
+    return err('auth-algorithm-not-allowed', `${scheme.name} is not accepted`);
   let key: KeyObject;
   try {
-    key = publicKey instanceof Uint8Array ? createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' }) : publicKey;
+    key =
+      publicKey instanceof Uint8Array
+        ? createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' })
+        : publicKey;
   } catch {
     return err('auth-bad-public-key', 'the public key is not a valid SPKI');
   }
   if (key.type !== 'public' || key.asymmetricKeyType !== scheme.keyType) {
-    return err('auth-key-mismatch', `${scheme.name} needs an ${scheme.keyType} public key, not ${key.asymmetricKeyType ?? key.type}`);
+    return err(
+      'auth-key-mismatch',
+      `${scheme.name} needs an ${scheme.keyType} public key, not ${key.asymmetricKeyType ?? key.type}`,
+    );
   }
   let good = false;
   try {
@@ -158,7 +189,8 @@ export function encodeSignatureHashAlgorithms(ids: readonly number[]): Buffer {
 
 /** The peer's hash ids in its order; unknown ids are kept (ignoring them is the caller's choice). */
 export function decodeSignatureHashAlgorithms(data: Uint8Array): Result<number[]> {
-  if (data.length === 0 || data.length % 2 !== 0) return err('bad-hash-algorithms', `SIGNATURE_HASH_ALGORITHMS data of ${data.length} bytes`);
+  if (data.length === 0 || data.length % 2 !== 0)
+    return err('bad-hash-algorithms', `SIGNATURE_HASH_ALGORITHMS data of ${data.length} bytes`);
   const ids: number[] = [];
   for (let i = 0; i < data.length; i += 2) ids.push((data[i] << 8) | data[i + 1]);
   return ok(ids);

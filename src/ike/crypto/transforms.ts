@@ -92,9 +92,33 @@ export interface DhGroup {
 }
 
 const GROUPS: readonly DhGroup[] = [
-  { id: DhGroupId.ECP256, kind: 'ecp', curve: 'prime256v1', jwkCurve: 'P-256', fieldLength: 32, publicLength: 64, sharedLength: 32 },
-  { id: DhGroupId.ECP384, kind: 'ecp', curve: 'secp384r1', jwkCurve: 'P-384', fieldLength: 48, publicLength: 96, sharedLength: 48 },
-  { id: DhGroupId.CURVE25519, kind: 'x25519', curve: 'x25519', jwkCurve: 'X25519', fieldLength: 32, publicLength: 32, sharedLength: 32 },
+  {
+    id: DhGroupId.ECP256,
+    kind: 'ecp',
+    curve: 'prime256v1',
+    jwkCurve: 'P-256',
+    fieldLength: 32,
+    publicLength: 64,
+    sharedLength: 32,
+  },
+  {
+    id: DhGroupId.ECP384,
+    kind: 'ecp',
+    curve: 'secp384r1',
+    jwkCurve: 'P-384',
+    fieldLength: 48,
+    publicLength: 96,
+    sharedLength: 48,
+  },
+  {
+    id: DhGroupId.CURVE25519,
+    kind: 'x25519',
+    curve: 'x25519',
+    jwkCurve: 'X25519',
+    fieldLength: 32,
+    publicLength: 32,
+    sharedLength: 32,
+  },
 ].map((g) => Object.freeze(g as DhGroup));
 
 export const DH_ECP256 = GROUPS[0];

@@ -36,7 +36,11 @@ function held(der: Uint8Array): { cert: x509.X509Certificate; subject: Buffer; k
   let p = parsed.get(k);
   if (!p) {
     const cert = new x509.X509Certificate(new Uint8Array(der).buffer as ArrayBuffer);
-    p = { cert, subject: Buffer.from(cert.subjectName.toArrayBuffer()), key: createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' }) };
+    p = {
+      cert,
+      subject: Buffer.from(cert.subjectName.toArrayBuffer()),
+      key: createPublicKey({ key: Buffer.from(cert.publicKey.rawData), format: 'der', type: 'spki' }),
+    };
     if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
     parsed.set(k, p);
   }
@@ -61,7 +65,11 @@ export function certificateRequest(cas: Uint8Array[] | undefined): Payload[] {
   const k = cas.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString('latin1')).join('\u0000');
   let p = certReqs.get(k);
   if (!p) {
-    const hashes = cas.map((der) => createHash('sha1').update(Buffer.from(certificateOf(der).publicKey.rawData)).digest());
+    const hashes = cas.map((der) =>
+      createHash('sha1')
+        .update(Buffer.from(certificateOf(der).publicKey.rawData))
+        .digest(),
+    );
     p = [{ kind: 'CERTREQ', encoding: CertEncoding.X509_SIGNATURE, data: Buffer.concat(hashes) }];
     if (certReqs.size >= 16) certReqs.clear();
     certReqs.set(k, p);
@@ -88,7 +96,12 @@ export function proofOf(payloads: Payload[], idKind: 'IDi' | 'IDr'): PeerProof |
     else if (p.encoding === CertEncoding.X509_ATTRIBUTE) permits.push(p.data);
   }
   const auth = payloads.find((p) => p.kind === 'AUTH');
-  return { id: { idType: id.idType, data: id.data }, certs, permits, auth: auth?.kind === 'AUTH' ? { method: auth.method, data: auth.data } : undefined };
+  return {
+    id: { idType: id.idType, data: id.data },
+    certs,
+    permits,
+    auth: auth?.kind === 'AUTH' ? { method: auth.method, data: auth.data } : undefined,
+  };
 }
 
 /**
@@ -102,9 +115,14 @@ export function authenticatePeer(proof: PeerProof, pinned: Uint8Array, octets: B
     return err('auth-cert-not-pinned', `the certificate sent is not the one our authority delivered for ${who}`);
   }
   // An ID longer than any name we compare cannot be the certificate's subject: no need to verify anything.
-  if (proof.id.data.length > NAME_LIMITS.maxBytes) return err('auth-id-mismatch', `the peer's ID is ${proof.id.data.length} bytes, not the subject of ${who}'s certificate`);
+  if (proof.id.data.length > NAME_LIMITS.maxBytes)
+    return err(
+      'auth-id-mismatch',
+      `the peer's ID is ${proof.id.data.length} bytes, not the subject of ${who}'s certificate`,
+    );
   if (!proof.auth) return err('auth-missing', 'no AUTH payload');
-  if (proof.auth.method !== 14) return err('auth-method', `AUTH method ${proof.auth.method}; only digital signatures (14, RFC 7427) are accepted`);
+  if (proof.auth.method !== 14)
+    return err('auth-method', `AUTH method ${proof.auth.method}; only digital signatures (14, RFC 7427) are accepted`);
   const cert = held(pinned);
   const v = verifyAuth(cert.key, octets, proof.auth.data);
   if (!v.ok) return err('auth-bad-signature', `AUTH does not verify with ${who}'s certificate: ${v.error.message}`);
@@ -123,7 +141,12 @@ export interface CheckedPermits {
 }
 
 /** Verifies the first MAX_PERMITS_TRIED permits of an authenticated peer against our own attribute authority. */
-export function checkPermits(proof: PeerProof, pinned: Uint8Array, ownAttributeAuthority: Uint8Array, now: number): CheckedPermits {
+export function checkPermits(
+  proof: PeerProof,
+  pinned: Uint8Array,
+  ownAttributeAuthority: Uint8Array,
+  now: number,
+): CheckedPermits {
   const out: CheckedPermits = { valid: [], reasons: [] };
   const aa = certificateOf(ownAttributeAuthority);
   const holder = certificateOf(pinned);
@@ -132,7 +155,10 @@ export function checkPermits(proof: PeerProof, pinned: Uint8Array, ownAttributeA
     if (r.ok) out.valid.push(r.value);
     else out.reasons.push(`${r.error.code}: ${r.error.message}`);
   }
-  if (proof.permits.length > MAX_PERMITS_TRIED) out.reasons.push(`${proof.permits.length - MAX_PERMITS_TRIED} more permits were not looked at (at most ${MAX_PERMITS_TRIED})`);
+  if (proof.permits.length > MAX_PERMITS_TRIED)
+    out.reasons.push(
+      `${proof.permits.length - MAX_PERMITS_TRIED} more permits were not looked at (at most ${MAX_PERMITS_TRIED})`,
+    );
   return out;
 }
 
@@ -141,10 +167,14 @@ export function permitForVpn(checked: CheckedPermits, peer: IkePeer): Result<{ n
   const p = checked.valid.find((x) => x.groups.includes(peer.vpnName));
   if (p) return ok({ notAfter: p.notAfter.getTime() });
   const reasons = [
-    ...checked.valid.map((x) => `permit-wrong-group: the permit does not name the group ${JSON.stringify(peer.vpnName)} (it names ${x.groups.map((g) => JSON.stringify(g)).join(', ')})`),
+    ...checked.valid.map(
+      (x) =>
+        `permit-wrong-group: the permit does not name the group ${JSON.stringify(peer.vpnName)} (it names ${x.groups.map((g) => JSON.stringify(g)).join(', ')})`,
+    ),
     ...checked.reasons,
   ];
-  if (checked.valid.length === 0 && checked.reasons.length === 0) return err('permit-missing', `${peer.id} sent no permit`);
+  if (checked.valid.length === 0 && checked.reasons.length === 0)
+    return err('permit-missing', `${peer.id} sent no permit`);
   return err('permit-refused', `no permit of ${peer.id} authorises VPN ${peer.vpnName}: ${reasons.join('; ')}`);
 }
 
@@ -152,7 +182,13 @@ export function permitForVpn(checked: CheckedPermits, peer: IkePeer): Result<{ n
  * Checks a peer's proof against one candidate peer entry: pinned certificate, AUTH over `octets`,
  * then a permit for this VPN from our own attribute authority held by exactly that certificate.
  */
-export function authorizePeer(proof: PeerProof, peer: IkePeer, octets: Buffer, ownAttributeAuthority: Uint8Array, now: number): Result<{ notAfter: number }> {
+export function authorizePeer(
+  proof: PeerProof,
+  peer: IkePeer,
+  octets: Buffer,
+  ownAttributeAuthority: Uint8Array,
+  now: number,
+): Result<{ notAfter: number }> {
   const a = authenticatePeer(proof, peer.certificate, octets, peer.id);
   if (!a.ok) return a;
   return permitForVpn(checkPermits(proof, peer.certificate, ownAttributeAuthority, now), peer);

@@ -9,7 +9,17 @@
 // layer (message IDs, window, retransmission, cached responses: task_manager_v2); lifecycle.ts is
 // the SA lifecycle (rekey, reauthentication, liveness, expiry, deletion: ike_sa.c). Admission of
 // new responder SAs (cookies, half-open limits) is here, with its counting in half-open.ts.
-import { decodeMessage, encodeMessage, ExchangeType, NotifyType, notify, findNotify, type DecodedMessage, type IkeHeader, type Payload } from '../message/index.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  ExchangeType,
+  NotifyType,
+  notify,
+  findNotify,
+  type DecodedMessage,
+  type IkeHeader,
+  type Payload,
+} from '../message/index.js';
 import { CookieSecrets, newCookieSecret } from '../crypto/cookie.js';
 import { ipFamily, ipToBytes } from '../../base/addr.js';
 import { IkeSa } from './ike-sa.js';
@@ -23,7 +33,16 @@ import { answerInitRequest, buildInitRequest, processInitResponse } from './task
 import { answerIkeRekey, isIkeRekey } from './tasks/ike-rekey.js';
 import { answerInformational } from './tasks/informational.js';
 import type { TaskContext } from './tasks/task.js';
-import { DEFAULT_IKE_TIMERS, emptyOutput, endpointText, type Endpoint, type IkeOutput, type IkePeer, type IkeTimers, type LocalIdentity } from './types.js';
+import {
+  DEFAULT_IKE_TIMERS,
+  emptyOutput,
+  endpointText,
+  type Endpoint,
+  type IkeOutput,
+  type IkePeer,
+  type IkeTimers,
+  type LocalIdentity,
+} from './types.js';
 import type { RandomSource } from '../../base/random.js';
 
 export interface IkeEngineOptions {
@@ -108,7 +127,13 @@ export class IkeEngine {
       remote: endpointText(s.remote),
       nat: s.nat,
       ageMs: now - s.createdAt,
-      children: s.children.map((c) => ({ inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, state: c.state, ageMs: now - c.createdAt, rekeyInMs: c.rekeyAt - now })),
+      children: s.children.map((c) => ({
+        inboundSpi: c.inboundSpi,
+        outboundSpi: c.outboundSpi,
+        state: c.state,
+        ageMs: now - c.createdAt,
+        rekeyInMs: c.rekeyAt - now,
+      })),
     }));
   }
 
@@ -125,10 +150,21 @@ export class IkeEngine {
     if (live.length > 0) return out; // one is on its way
     const peerAt = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId)?.endpoint.address;
     // The peer is already starting one with us (its IKE_SA_INIT came first): that one will answer.
-    if (peerAt && [...this.sas.values()].some((s) => s.role === 'responder' && !s.peer && s.state === 'init-done' && s.remote.address === peerAt)) return out;
+    if (
+      peerAt &&
+      [...this.sas.values()].some(
+        (s) => s.role === 'responder' && !s.peer && s.state === 'init-done' && s.remote.address === peerAt,
+      )
+    )
+      return out;
     const peer = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId);
     if (!peer) {
-      out.events.push({ event: 'failed', peer: peerId, vpnId, reason: 'peer-unknown: our authority delivered no such pairwise peer' });
+      out.events.push({
+        event: 'failed',
+        peer: peerId,
+        vpnId,
+        reason: 'peer-unknown: our authority delivered no such pairwise peer',
+      });
       out.remove.push({ peer: peerId, vpnId, inboundSpi: 0, outboundSpi: 0, last: true, reason: 'peer-unknown' });
       return out;
     }
@@ -142,7 +178,11 @@ export class IkeEngine {
     // Both gateways of a path usually ask at once (the key search ends at both). The one with the
     // higher address waits a moment for the other's IKE_SA_INIT, which makes duplicate SAs (and
     // buffered packets sent on an SA about to go) rare; the lifecycle settles the rest.
-    if (this.timers.collisionDelay > 0 && compareAddress(local.address, peer.endpoint.address) > 0 && !this.deferred.has(`${peerId}\u0000${vpnId}`)) {
+    if (
+      this.timers.collisionDelay > 0 &&
+      compareAddress(local.address, peer.endpoint.address) > 0 &&
+      !this.deferred.has(`${peerId}\u0000${vpnId}`)
+    ) {
       this.deferred.set(`${peerId}\u0000${vpnId}`, now + this.timers.collisionDelay);
       return out;
     }
@@ -165,15 +205,25 @@ export class IkeEngine {
       if (!sa.peer) continue;
       const p = peers.find((x) => x.id === sa.peer!.id && x.vpnId === sa.peer!.vpnId);
       if (!p) this.lifecycle.deleteSa(sa, 'peer-withdrawn', out);
-      else if (!Buffer.from(p.certificate).equals(Buffer.from(sa.peer.certificate))) this.lifecycle.deleteSa(sa, 'peer-certificate-changed', out);
-      else if (sa.reauthStarted && permitNotAfter(p.permit) > permitNotAfter(sa.peer.permit) && this.forPeer(p.id, p.vpnId).length === 1) sa.reauthStarted = false; // renewed: try again
+      else if (!Buffer.from(p.certificate).equals(Buffer.from(sa.peer.certificate)))
+        this.lifecycle.deleteSa(sa, 'peer-certificate-changed', out);
+      else if (
+        sa.reauthStarted &&
+        permitNotAfter(p.permit) > permitNotAfter(sa.peer.permit) &&
+        this.forPeer(p.id, p.vpnId).length === 1
+      )
+        sa.reauthStarted = false; // renewed: try again
     }
     return out;
   }
 
   /** What untrusted peers make this engine hold now: for status views, metrics and tests. */
   load(): { halfOpen: number; fragmentBytes: number; refusedKept: number } {
-    return { halfOpen: this.halfOpen.size, fragmentBytes: this.fragmentPool.used, refusedKept: this.exchanges.refusedKept };
+    return {
+      halfOpen: this.halfOpen.size,
+      fragmentBytes: this.fragmentPool.used,
+      refusedKept: this.exchanges.refusedKept,
+    };
   }
 
   /** When tick() next has work. */
@@ -189,7 +239,8 @@ export class IkeEngine {
     const out = emptyOutput();
     this.exchanges.expireRefusals(now);
     if (now >= this.cookieRotatedAt + this.timers.cookieRotate) {
-      if (this.cookieRotatedAt !== -Infinity) this.cookies.rotate(newCookieSecret(++this.cookieVersion & 0xffffffff, this.o.random));
+      if (this.cookieRotatedAt !== -Infinity)
+        this.cookies.rotate(newCookieSecret(++this.cookieVersion & 0xffffffff, this.o.random));
       this.cookieRotatedAt = now;
     }
     for (const [k, at] of [...this.deferred]) {
@@ -198,13 +249,19 @@ export class IkeEngine {
       const [peerId, vpn] = k.split('\u0000');
       const vpnId = Number(vpn);
       const peer = this.o.peers().find((p) => p.id === peerId && p.vpnId === vpnId);
-      const busy = this.forPeer(peerId, vpnId).length > 0 || (peer && [...this.sas.values()].some((s) => s.role === 'responder' && s.state !== 'dead' && s.remote.address === peer.endpoint.address));
+      const busy =
+        this.forPeer(peerId, vpnId).length > 0 ||
+        (peer &&
+          [...this.sas.values()].some(
+            (s) => s.role === 'responder' && s.state !== 'dead' && s.remote.address === peer.endpoint.address,
+          ));
       if (peer && !busy) this.start(peer, now, out);
     }
     for (const sa of [...this.sas.values()]) {
       try {
         const unresponsive = this.exchanges.retransmit(sa, now, out);
-        if (unresponsive) this.lifecycle.dead(sa, sa.state === 'established' ? 'ike-down' : 'failed', unresponsive, out);
+        if (unresponsive)
+          this.lifecycle.dead(sa, sa.state === 'established' ? 'ike-down' : 'failed', unresponsive, out);
         else this.lifecycle.tick(sa, now, out);
       } catch (e) {
         this.lifecycle.dead(sa, 'failed', `internal error: ${(e as Error).message}`, out);
@@ -219,9 +276,18 @@ export class IkeEngine {
     const d = decodeMessage(bytes);
     if (!d.ok) {
       const h = d.error.header;
-      if (h && !h.response && h.exchangeType === ExchangeType.IKE_SA_INIT && h.messageId === 0 && d.error.code === 'ike-unsupported-critical') {
+      if (
+        h &&
+        !h.response &&
+        h.exchangeType === ExchangeType.IKE_SA_INIT &&
+        h.messageId === 0 &&
+        d.error.code === 'ike-unsupported-critical'
+      ) {
         // §2.5: say which payload we do not understand; stateless, and never larger than the request.
-        const reply = encodeInit({ ...h, spiR: Buffer.alloc(8), initiator: false, response: true, higherVersion: false }, [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(d.error.payloadType))]);
+        const reply = encodeInit(
+          { ...h, spiR: Buffer.alloc(8), initiator: false, response: true, higherVersion: false },
+          [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(d.error.payloadType))],
+        );
         if (reply.length <= bytes.length) out.send.push({ to: from, bytes: reply, localPort });
       }
       out.events.push({ event: 'dropped', reason: `malformed: ${d.error.message}` });
@@ -229,11 +295,17 @@ export class IkeEngine {
     }
     try {
       const h = d.value.message.header;
-      if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response) return (this.onInitRequest(from, d.value, Buffer.from(bytes), now, localPort, out), out);
+      if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response)
+        return (this.onInitRequest(from, d.value, Buffer.from(bytes), now, localPort, out), out);
       const sa = this.sas.get(IkeSa.keyOf(h.spiI, from));
       if (!sa && !h.response && this.exchanges.answerRefused(from, h, d.value, out)) return out;
       // The I flag says who sent it: a message from the SA's initiator has it set.
-      if (!sa || sa.state === 'dead' || h.initiator === (sa.role === 'initiator') || (!h.spiR.equals(sa.spiR) && !(h.response && h.exchangeType === ExchangeType.IKE_SA_INIT))) {
+      if (
+        !sa ||
+        sa.state === 'dead' ||
+        h.initiator === (sa.role === 'initiator') ||
+        (!h.spiR.equals(sa.spiR) && !(h.response && h.exchangeType === ExchangeType.IKE_SA_INIT))
+      ) {
         out.events.push({ event: 'dropped', reason: 'no IKE SA for these SPIs' });
       } else if (h.response) this.onResponse(sa, from, d.value, Buffer.from(bytes), now, out);
       else this.onRequest(sa, from, d.value, now, localPort, out);
@@ -261,7 +333,14 @@ export class IkeEngine {
 
   /** A new IKE SA with `peer`, as initiator: IKE_SA_INIT goes out. */
   private start(peer: IkePeer, now: number, out: IkeOutput): IkeSa {
-    const sa = new IkeSa('initiator', Buffer.from(this.o.random(8)), { ...peer.endpoint }, now, this.o.endpoint.port, this.fragmentPool);
+    const sa = new IkeSa(
+      'initiator',
+      Buffer.from(this.o.random(8)),
+      { ...peer.endpoint },
+      now,
+      this.o.endpoint.port,
+      this.fragmentPool,
+    );
     sa.peer = peer;
     this.sas.set(sa.key, sa);
     this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa)), now, out);
@@ -309,29 +388,44 @@ export class IkeEngine {
       out.events.push({ event: 'cookie-sent', peer: sa.peer?.id, reason: 'the responder asked for a cookie' });
       return this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa), sa.dh?.group.id), now, out);
     }
-    if (r.kind === 'retry') return this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa), r.group), now, out);
+    if (r.kind === 'retry')
+      return this.exchanges.sendInit(sa, buildInitRequest(sa, this.context(now, sa), r.group), now, out);
     if (r.kind === 'failed') return this.lifecycle.dead(sa, 'failed', `ike-init-refused: ${r.reason}`, out);
     this.exchanges.initDone(sa, now, this.natPort);
     const peer = sa.peer!;
-    this.exchanges.queue(sa, {
-      task: 'ike-auth',
-      exchange: ExchangeType.IKE_AUTH,
-      build: () => buildAuthRequest(sa, this.o),
-      process: (inner, t, o) => {
-        const a = processAuthResponse(sa, this.context(t, sa), inner);
-        if (!a.ok) {
-          if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused') this.lifecycle.refuseAuthAnswer(sa, a.code.startsWith('child-'), o);
-          const authFailure = a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
-          return this.lifecycle.dead(sa, authFailure ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, o);
-        }
-        this.lifecycle.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(peer.permit)), t, o);
+    this.exchanges.queue(
+      sa,
+      {
+        task: 'ike-auth',
+        exchange: ExchangeType.IKE_AUTH,
+        build: () => buildAuthRequest(sa, this.o),
+        process: (inner, t, o) => {
+          const a = processAuthResponse(sa, this.context(t, sa), inner);
+          if (!a.ok) {
+            if (a.code !== 'peer-refused-auth' && a.code !== 'peer-refused')
+              this.lifecycle.refuseAuthAnswer(sa, a.code.startsWith('child-'), o);
+            const authFailure =
+              a.code === 'peer-refused-auth' || a.code.startsWith('auth-') || a.code.startsWith('permit-');
+            return this.lifecycle.dead(sa, authFailure ? 'auth-failed' : 'failed', `${a.code}: ${a.reason}`, o);
+          }
+          this.lifecycle.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(peer.permit)), t, o);
+        },
       },
-    }, now, out);
+      now,
+      out,
+    );
   }
 
   // --- the peer's requests --------------------------------------------------------------------
 
-  private onInitRequest(from: Endpoint, d: DecodedMessage, bytes: Buffer, now: number, localPort: number, out: IkeOutput): void {
+  private onInitRequest(
+    from: Endpoint,
+    d: DecodedMessage,
+    bytes: Buffer,
+    now: number,
+    localPort: number,
+    out: IkeOutput,
+  ): void {
     const h = d.message.header;
     if (!h.spiR.equals(Buffer.alloc(8)) || h.messageId !== 0) {
       out.events.push({ event: 'dropped', reason: 'IKE_SA_INIT request with a responder SPI or a message id' });
@@ -341,7 +435,8 @@ export class IkeEngine {
     const known = this.sas.get(key);
     if (known) {
       // A retransmission gets the same answer; anything else with these SPIs is dropped.
-      if (known.role === 'responder' && known.initResponse && known.initRequest?.equals(bytes)) out.send.push({ to: from, bytes: known.initResponse, localPort });
+      if (known.role === 'responder' && known.initResponse && known.initRequest?.equals(bytes))
+        out.send.push({ to: from, bytes: known.initResponse, localPort });
       else out.events.push({ event: 'dropped', reason: 'IKE_SA_INIT for an SA we already have' });
       return;
     }
@@ -353,17 +448,40 @@ export class IkeEngine {
     const admission = this.halfOpen.admit(from.address, proven, now);
     if (admission.kind === 'cookie') {
       // Under load, state is kept only for initiators that prove they receive at their address.
-      const reply = { spiI: h.spiI, spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: false, response: true, higherVersion: false, messageId: 0 };
-      out.send.push({ to: from, bytes: encodeInit(reply, [notify(NotifyType.COOKIE, this.cookies.make(input))]), localPort });
-      out.events.push({ event: 'cookie-sent', reason: sent ? `the cookie did not verify (${admission.reason})` : admission.reason });
+      const reply = {
+        spiI: h.spiI,
+        spiR: Buffer.alloc(8),
+        exchangeType: ExchangeType.IKE_SA_INIT,
+        initiator: false,
+        response: true,
+        higherVersion: false,
+        messageId: 0,
+      };
+      out.send.push({
+        to: from,
+        bytes: encodeInit(reply, [notify(NotifyType.COOKIE, this.cookies.make(input))]),
+        localPort,
+      });
+      out.events.push({
+        event: 'cookie-sent',
+        reason: sent ? `the cookie did not verify (${admission.reason})` : admission.reason,
+      });
       return;
     }
     if (admission.kind === 'drop') {
-      out.events.push({ event: 'dropped', reason: `IKE_SA_INIT from ${from.address} not admitted: ${admission.reason}` });
+      out.events.push({
+        event: 'dropped',
+        reason: `IKE_SA_INIT from ${from.address} not admitted: ${admission.reason}`,
+      });
       return;
     }
     const sa = new IkeSa('responder', h.spiI, from, now, localPort, this.fragmentPool);
-    const a = answerInitRequest(sa, this.context(now, sa), bytes, d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)));
+    const a = answerInitRequest(
+      sa,
+      this.context(now, sa),
+      bytes,
+      d.message.payloads.filter((p) => !(p.kind === 'N' && p.notifyType === NotifyType.COOKIE)),
+    );
     if (a.response) out.send.push({ to: from, bytes: a.response, localPort });
     if (!a.ok) {
       out.events.push({ event: 'failed', reason: a.reason });
@@ -371,20 +489,34 @@ export class IkeEngine {
     }
     for (const old of admission.evict) {
       this.forget(old);
-      out.events.push({ event: 'dropped', reason: `half-open IKE SA from ${old.remote.address} made without a cookie replaced by one with a cookie from ${from.address}` });
+      out.events.push({
+        event: 'dropped',
+        reason: `half-open IKE SA from ${old.remote.address} made without a cookie replaced by one with a cookie from ${from.address}`,
+      });
     }
     this.sas.set(key, sa);
     this.halfOpen.add(sa, from.address, proven, now);
   }
 
-  private onRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): void {
+  private onRequest(
+    sa: IkeSa,
+    from: Endpoint,
+    d: DecodedMessage,
+    now: number,
+    localPort: number,
+    out: IkeOutput,
+  ): void {
     const h = d.message.header;
     const r = this.exchanges.acceptRequest(sa, from, d, now, localPort, out);
     if (r.kind === 'handled') return;
     if (r.kind === 'malformed') {
       // It authenticated but its payloads do not decode: §2.5 / §3.10.1 say which, in the answer.
       const m = r.error;
-      r.respond([m.code === 'ike-unsupported-critical' ? notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(m.payloadType)) : notify(NotifyType.INVALID_SYNTAX)]);
+      r.respond([
+        m.code === 'ike-unsupported-critical'
+          ? notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.of(m.payloadType))
+          : notify(NotifyType.INVALID_SYNTAX),
+      ]);
       const reason = `${m.code === 'ike-unsupported-critical' ? 'UNSUPPORTED_CRITICAL_PAYLOAD' : 'INVALID_SYNTAX'} answered to exchange ${h.exchangeType}: ${m.message}`;
       if (h.exchangeType === ExchangeType.IKE_AUTH && sa.role === 'responder' && sa.state === 'init-done') {
         // An IKE_AUTH that failed leaves no SA (§2.21.2); retransmissions get the same answer.
@@ -402,7 +534,11 @@ export class IkeEngine {
       case ExchangeType.INFORMATIONAL:
         return this.answerInformational(sa, r.inner, r.respond, out);
       default:
-        out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `exchange ${h.exchangeType} is not one kasane answers` });
+        out.events.push({
+          event: 'dropped',
+          peer: sa.peer?.id,
+          reason: `exchange ${h.exchangeType} is not one kasane answers`,
+        });
     }
   }
 
@@ -422,7 +558,13 @@ export class IkeEngine {
     this.lifecycle.established(sa, a.child, Math.min(a.permitNotAfter, permitNotAfter(sa.peer!.permit)), now, out);
   }
 
-  private answerCreateChild(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, now: number, out: IkeOutput): void {
+  private answerCreateChild(
+    sa: IkeSa,
+    inner: Payload[],
+    respond: (p: Payload[]) => void,
+    now: number,
+    out: IkeOutput,
+  ): void {
     if (sa.state !== 'established') {
       respond([notify(NotifyType.TEMPORARY_FAILURE)]);
       return;
@@ -445,13 +587,28 @@ export class IkeEngine {
     }
     sa.children.push(a.child);
     out.install.push(this.lifecycle.install(sa, a.child));
-    out.events.push({ event: 'child-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { old: a.old?.inboundSpi, inbound: a.child.inboundSpi, outbound: a.child.outboundSpi } });
+    out.events.push({
+      event: 'child-rekeyed',
+      peer: sa.peer!.id,
+      vpnId: sa.peer!.vpnId,
+      detail: { old: a.old?.inboundSpi, inbound: a.child.inboundSpi, outbound: a.child.outboundSpi },
+    });
   }
 
   private answerInformational(sa: IkeSa, inner: Payload[], respond: (p: Payload[]) => void, out: IkeOutput): void {
     const a = answerInformational(sa, inner);
     respond(a.response);
-    if (a.ike) return this.lifecycle.dead(sa, 'ike-down', a.error === NotifyType.AUTHENTICATION_FAILED ? 'the peer refused our authentication (AUTHENTICATION_FAILED)' : a.error ? `deleted by the peer with notify ${a.error}` : 'deleted by the peer', out);
+    if (a.ike)
+      return this.lifecycle.dead(
+        sa,
+        'ike-down',
+        a.error === NotifyType.AUTHENTICATION_FAILED
+          ? 'the peer refused our authentication (AUTHENTICATION_FAILED)'
+          : a.error
+            ? `deleted by the peer with notify ${a.error}`
+            : 'deleted by the peer',
+        out,
+      );
     if (a.children.length > 0) this.lifecycle.removeChildren(sa, a.children, 'deleted by the peer', out);
   }
 }

@@ -4,7 +4,13 @@
 // and the answers to IKE_AUTH requests we refused, kept after their SA is gone. It knows nothing of
 // what an exchange means: tasks build and process the payloads, and the SA lifecycle
 // (lifecycle.ts) decides what a failed exchange means for the SA.
-import { ExchangeType, type DecodedMessage, type IkeDecodeError, type IkeHeader, type Payload } from '../message/index.js';
+import {
+  ExchangeType,
+  type DecodedMessage,
+  type IkeDecodeError,
+  type IkeHeader,
+  type Payload,
+} from '../message/index.js';
 import { IkeSa, type ExchangeTask, type InFlight } from './ike-sa.js';
 import type { Endpoint, IkeOutput, IkeTimers } from './types.js';
 
@@ -77,7 +83,15 @@ export class Exchanges {
       const inner = task.build(now);
       const messageId = sa.nextRequestId++;
       const packets = sa.protect(task.exchange, false, messageId, inner, this.timers.fragmentSize);
-      sa.inFlight = { ...task, messageId, packets, localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase };
+      sa.inFlight = {
+        ...task,
+        messageId,
+        packets,
+        localPort: sa.localPort,
+        sentAt: now,
+        tries: 0,
+        nextAt: now + this.timers.retransmitBase,
+      };
       sendAll(out, sa, packets, sa.localPort);
     }
   }
@@ -87,7 +101,18 @@ export class Exchanges {
    * INVALID_KE_PAYLOAD.
    */
   sendInit(sa: IkeSa, bytes: Buffer, now: number, out: IkeOutput): void {
-    sa.inFlight = { task: 'ike-init', messageId: 0, exchange: ExchangeType.IKE_SA_INIT, packets: [bytes], localPort: sa.localPort, sentAt: now, tries: 0, nextAt: now + this.timers.retransmitBase, build: () => [], process: () => undefined };
+    sa.inFlight = {
+      task: 'ike-init',
+      messageId: 0,
+      exchange: ExchangeType.IKE_SA_INIT,
+      packets: [bytes],
+      localPort: sa.localPort,
+      sentAt: now,
+      tries: 0,
+      nextAt: now + this.timers.retransmitBase,
+      build: () => [],
+      process: () => undefined,
+    };
     out.send.push({ to: sa.remote, bytes, localPort: sa.localPort });
   }
 
@@ -108,7 +133,8 @@ export class Exchanges {
   retransmit(sa: IkeSa, now: number, out: IkeOutput): string | undefined {
     const f = sa.inFlight;
     if (!f || now < f.nextAt) return undefined;
-    if (f.tries >= this.timers.retransmitTries) return `peer-unresponsive: no answer to ${f.task} after ${f.tries + 1} sends`;
+    if (f.tries >= this.timers.retransmitTries)
+      return `peer-unresponsive: no answer to ${f.task} after ${f.tries + 1} sends`;
     f.tries++;
     f.nextAt = now + this.timers.retransmitBase * 2 ** f.tries;
     sendAll(out, sa, f.packets, f.localPort);
@@ -124,14 +150,17 @@ export class Exchanges {
   acceptResponse(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number): ResponseIn {
     const h = d.message.header;
     const f = sa.inFlight;
-    if (!f || h.messageId !== f.messageId || h.exchangeType !== f.exchange) return { kind: 'dropped', reason: `unexpected response (exchange ${h.exchangeType}, message id ${h.messageId})` };
+    if (!f || h.messageId !== f.messageId || h.exchangeType !== f.exchange)
+      return { kind: 'dropped', reason: `unexpected response (exchange ${h.exchangeType}, message id ${h.messageId})` };
     if (h.exchangeType === ExchangeType.IKE_SA_INIT) return { kind: 'init' };
     const inner = sa.unprotect(d, now);
-    if (!inner.ok && !inner.malformed) return { kind: 'dropped', reason: `response does not authenticate: ${inner.error.message}` };
+    if (!inner.ok && !inner.malformed)
+      return { kind: 'dropped', reason: `response does not authenticate: ${inner.error.message}` };
     if (inner.ok && !inner.value) return { kind: 'incomplete' };
     sa.heard(from, now);
     sa.inFlight = undefined;
-    if (!inner.ok) return { kind: 'malformed', task: f, reason: `malformed ${f.task} response: ${inner.error.message}` };
+    if (!inner.ok)
+      return { kind: 'malformed', task: f, reason: `malformed ${f.task} response: ${inner.error.message}` };
     return { kind: 'complete', task: f, inner: inner.value! };
   }
 
@@ -142,19 +171,34 @@ export class Exchanges {
    * authenticates (and all its fragments are in), goes to the tasks with `respond`, which sends
    * and caches the answer and moves the expected message id on.
    */
-  acceptRequest(sa: IkeSa, from: Endpoint, d: DecodedMessage, now: number, localPort: number, out: IkeOutput): RequestIn {
+  acceptRequest(
+    sa: IkeSa,
+    from: Endpoint,
+    d: DecodedMessage,
+    now: number,
+    localPort: number,
+    out: IkeOutput,
+  ): RequestIn {
     const h = d.message.header;
     if (sa.lastResponse && h.messageId === sa.lastResponse.messageId) {
       if (firstOfMessage(d)) sendAll(out, sa, sa.lastResponse.packets, sa.lastResponse.localPort);
       return { kind: 'handled' };
     }
     if (h.messageId !== sa.expectRequestId) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `request with message id ${h.messageId}, expected ${sa.expectRequestId}` });
+      out.events.push({
+        event: 'dropped',
+        peer: sa.peer?.id,
+        reason: `request with message id ${h.messageId}, expected ${sa.expectRequestId}`,
+      });
       return { kind: 'handled' };
     }
     const inner = sa.unprotect(d, now);
     if (!inner.ok && !inner.malformed) {
-      out.events.push({ event: 'dropped', peer: sa.peer?.id, reason: `request does not authenticate: ${inner.error.message}` });
+      out.events.push({
+        event: 'dropped',
+        peer: sa.peer?.id,
+        reason: `request does not authenticate: ${inner.error.message}`,
+      });
       return { kind: 'handled' };
     }
     if (inner.ok && !inner.value) return { kind: 'handled' };
@@ -166,7 +210,9 @@ export class Exchanges {
       sa.expectRequestId++;
       sendAll(out, sa, packets, localPort);
     };
-    return inner.ok ? { kind: 'complete', inner: inner.value!, respond } : { kind: 'malformed', error: inner.malformed!, respond };
+    return inner.ok
+      ? { kind: 'complete', inner: inner.value!, respond }
+      : { kind: 'malformed', error: inner.malformed!, respond };
   }
 
   // --- refused IKE_AUTH answers, after their SA -----------------------------------------------
@@ -176,13 +222,20 @@ export class Exchanges {
     if (!sa.lastResponse) return;
     this.refused.delete(sa.key);
     while (this.refused.size >= this.timers.maxHalfOpen) this.refused.delete(this.refused.keys().next().value!);
-    this.refused.set(sa.key, { spiR: sa.spiR, messageId, packets: sa.lastResponse.packets, localPort: sa.lastResponse.localPort, until: now + this.timers.halfOpenTimeout });
+    this.refused.set(sa.key, {
+      spiR: sa.spiR,
+      messageId,
+      packets: sa.lastResponse.packets,
+      localPort: sa.lastResponse.localPort,
+      until: now + this.timers.halfOpenTimeout,
+    });
   }
 
   /** A retransmitted IKE_AUTH we refused (its SA is gone): the same AUTHENTICATION_FAILED again, once per message. */
   answerRefused(from: Endpoint, h: IkeHeader, d: DecodedMessage, out: IkeOutput): boolean {
     const r = this.refused.get(IkeSa.keyOf(h.spiI, from));
-    if (!r || !h.spiR.equals(r.spiR) || h.messageId !== r.messageId || h.exchangeType !== ExchangeType.IKE_AUTH) return false;
+    if (!r || !h.spiR.equals(r.spiR) || h.messageId !== r.messageId || h.exchangeType !== ExchangeType.IKE_AUTH)
+      return false;
     if (firstOfMessage(d)) for (const p of r.packets) out.send.push({ to: from, bytes: p, localPort: r.localPort });
     out.events.push({ event: 'dropped', reason: 'retransmitted IKE_AUTH that was refused: answered again' });
     return true;

@@ -18,7 +18,14 @@ export function maxMessageBytes(fragmentSize: number, ipv6: boolean, nonEspMarke
 }
 
 /** Seals `inner` (an encoded payload chain) into SKF messages of at most `maxBytes` each. */
-export function sealFragments(header: IkeHeader, firstPayload: number, inner: Buffer, seal: AeadKey, iv: SkIvCounter, maxBytes: number): Buffer[] {
+export function sealFragments(
+  header: IkeHeader,
+  firstPayload: number,
+  inner: Buffer,
+  seal: AeadKey,
+  iv: SkIvCounter,
+  maxBytes: number,
+): Buffer[] {
   const room = maxBytes - IKE_HEADER - SKF_HEADER - skBodyLength(seal.encr, 0);
   if (room < 64) throw new RangeError(`fragment size leaves ${room} bytes per fragment`);
   const total = Math.max(1, Math.ceil(inner.length / room));
@@ -26,9 +33,16 @@ export function sealFragments(header: IkeHeader, firstPayload: number, inner: Bu
   const out: Buffer[] = [];
   for (let n = 1; n <= total; n++) {
     const chunk = inner.subarray((n - 1) * room, Math.min(inner.length, n * room));
-    const encrypted = { kind: 'SKF' as const, firstPayload: n === 1 ? firstPayload : 0, fragmentNumber: n, totalFragments: total };
+    const encrypted = {
+      kind: 'SKF' as const,
+      firstPayload: n === 1 ? firstPayload : 0,
+      fragmentNumber: n,
+      totalFragments: total,
+    };
     const ad = encodeEncryptedPrefix({ header, encrypted }, skBodyLength(seal.encr, chunk.length));
-    out.push(encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(seal, iv.next(), ad, chunk) } }));
+    out.push(
+      encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(seal, iv.next(), ad, chunk) } }),
+    );
   }
   return out;
 }
@@ -63,7 +77,8 @@ export class ReassemblyPool {
     while (this.used + n > this.total) {
       let largest: Reassembler | undefined;
       for (const h of this.holders) if (h !== r && (!largest || h.bytes > largest.bytes)) largest = h;
-      if (!largest || largest.bytes <= r.bytes + n) return `${this.used} bytes of fragments held by all IKE SAs; at most ${this.total}`;
+      if (!largest || largest.bytes <= r.bytes + n)
+        return `${this.used} bytes of fragments held by all IKE SAs; at most ${this.total}`;
       largest.clear();
     }
     this.used += n;
@@ -93,14 +108,22 @@ export class Reassembler {
    * missing fragment arrives, undefined while fragments are missing, or an error for a fragment
    * that does not authenticate, does not fit the others, or would exceed the byte bounds.
    */
-  add(key: string, f: { firstPayload: number; fragmentNumber: number; totalFragments: number; body: Buffer }, ad: Buffer, open: AeadKey, now: number): Result<{ firstPayload: number; inner: Buffer } | undefined> {
-    if (f.totalFragments > MAX_FRAGMENTS) return err('fragment-too-many', `${f.totalFragments} fragments announced, at most ${MAX_FRAGMENTS}`);
+  add(
+    key: string,
+    f: { firstPayload: number; fragmentNumber: number; totalFragments: number; body: Buffer },
+    ad: Buffer,
+    open: AeadKey,
+    now: number,
+  ): Result<{ firstPayload: number; inner: Buffer } | undefined> {
+    if (f.totalFragments > MAX_FRAGMENTS)
+      return err('fragment-too-many', `${f.totalFragments} fragments announced, at most ${MAX_FRAGMENTS}`);
     const plain = skOpen(open, ad, f.body);
     if (!plain.ok) return plain;
     let p = this.pending.get(key);
     if (p && p.total !== f.totalFragments) {
       // RFC 7383 §2.6.2: a different total means the sender re-fragmented; start over with the new set.
-      if (f.totalFragments < p.total) return err('fragment-stale', 'fragment of an older fragmentation of this message');
+      if (f.totalFragments < p.total)
+        return err('fragment-stale', 'fragment of an older fragmentation of this message');
       this.drop(key);
       p = undefined;
     }

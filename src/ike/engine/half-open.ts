@@ -44,9 +44,7 @@ interface Bucket<T> {
 }
 
 export type Admission<T> =
-  | { kind: 'admit'; evict: T[] }
-  | { kind: 'cookie'; reason: string }
-  | { kind: 'drop'; reason: string };
+  { kind: 'admit'; evict: T[] } | { kind: 'cookie'; reason: string } | { kind: 'drop'; reason: string };
 
 /** Where a source address is counted: its address bucket and its prefix bucket. */
 export function sourceBuckets(address: string): { address: string; prefix: string } {
@@ -54,7 +52,9 @@ export function sourceBuckets(address: string): { address: string; prefix: strin
   if (!ip.ok) return { address, prefix: address };
   const b = ipToBytes(ip.value);
   const hex = Buffer.from(b).toString('hex');
-  return b.length === 4 ? { address: hex, prefix: hex.slice(0, 6) } : { address: hex.slice(0, 16), prefix: hex.slice(0, 12) };
+  return b.length === 4
+    ? { address: hex, prefix: hex.slice(0, 6) }
+    : { address: hex.slice(0, 16), prefix: hex.slice(0, 12) };
 }
 
 /** The half-open SAs of one engine, counted per bucket. Oldest first in every bucket. */
@@ -86,10 +86,22 @@ export class HalfOpenTable<T> {
     const fromAddress = this.byAddress.get(b.address);
     const fromPrefix = this.byPrefix.get(b.prefix);
     const full: Bucket<T>[] = [];
-    if (this.all.size >= l.maxHalfOpen) full.push({ what: `${this.all.size} half-open IKE SAs in all`, members: this.all.keys(), holds: () => true });
-    if (fromAddress && fromAddress.size >= l.maxHalfOpenPerAddress) full.push({ what: `${fromAddress.size} half-open IKE SAs from ${address}`, members: fromAddress, holds: (e) => e.address === b.address });
-    if (fromPrefix && fromPrefix.size >= l.maxHalfOpenPerPrefix) full.push({ what: `${fromPrefix.size} half-open IKE SAs from the prefix of ${address}`, members: fromPrefix, holds: (e) => e.prefix === b.prefix });
-    if (!cookie && (this.all.size >= l.cookieThreshold || full.length > 0)) return { kind: 'cookie', reason: full[0]?.what ?? `${this.all.size} half-open IKE SAs` };
+    if (this.all.size >= l.maxHalfOpen)
+      full.push({ what: `${this.all.size} half-open IKE SAs in all`, members: this.all.keys(), holds: () => true });
+    if (fromAddress && fromAddress.size >= l.maxHalfOpenPerAddress)
+      full.push({
+        what: `${fromAddress.size} half-open IKE SAs from ${address}`,
+        members: fromAddress,
+        holds: (e) => e.address === b.address,
+      });
+    if (fromPrefix && fromPrefix.size >= l.maxHalfOpenPerPrefix)
+      full.push({
+        what: `${fromPrefix.size} half-open IKE SAs from the prefix of ${address}`,
+        members: fromPrefix,
+        holds: (e) => e.prefix === b.prefix,
+      });
+    if (!cookie && (this.all.size >= l.cookieThreshold || full.length > 0))
+      return { kind: 'cookie', reason: full[0]?.what ?? `${this.all.size} half-open IKE SAs` };
     const evict: T[] = [];
     for (const bucket of full) {
       if (evict.some((sa) => bucket.holds(this.all.get(sa)!))) continue; // an earlier replacement makes room here too

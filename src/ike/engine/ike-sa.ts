@@ -25,7 +25,8 @@ import type { Endpoint, IkeOutput, IkePeer } from './types.js';
  * missing), or why not. `malformed` is set when the message authenticated but its inner payloads
  * do not decode: the peer is owed an answer (INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD).
  */
-export type Unprotected = { ok: true; value: Payload[] | undefined } | { ok: false; error: WireError; malformed?: IkeDecodeError };
+export type Unprotected =
+  { ok: true; value: Payload[] | undefined } | { ok: false; error: WireError; malformed?: IkeDecodeError };
 
 export type IkeSaState = 'init-sent' | 'init-done' | 'auth-sent' | 'established' | 'deleting' | 'dead';
 
@@ -156,7 +157,15 @@ export class IkeSa {
   }
 
   header(exchangeType: number, response: boolean, messageId: number): IkeHeader {
-    return { spiI: this.spiI, spiR: this.spiR, exchangeType, initiator: this.role === 'initiator', response, higherVersion: false, messageId };
+    return {
+      spiI: this.spiI,
+      spiR: this.spiR,
+      exchangeType,
+      initiator: this.role === 'initiator',
+      response,
+      higherVersion: false,
+      messageId,
+    };
   }
 
   /**

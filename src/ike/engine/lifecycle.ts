@@ -68,9 +68,24 @@ export class SaLifecycle {
     sa.children.push(child);
     sa.rekeyAt = this.ikeRekeyAt(sa, now);
     const peer = sa.peer!;
-    out.events.push({ event: 'ike-up', peer: peer.id, vpnId: peer.vpnId, detail: { role: sa.role, remote: endpointText(sa.remote), nat: sa.nat, permitNotAfter: new Date(notAfter).toISOString() } });
+    out.events.push({
+      event: 'ike-up',
+      peer: peer.id,
+      vpnId: peer.vpnId,
+      detail: {
+        role: sa.role,
+        remote: endpointText(sa.remote),
+        nat: sa.nat,
+        permitNotAfter: new Date(notAfter).toISOString(),
+      },
+    });
     out.install.push(this.install(sa, child));
-    out.events.push({ event: 'child-up', peer: peer.id, vpnId: peer.vpnId, detail: { inbound: child.inboundSpi, outbound: child.outboundSpi } });
+    out.events.push({
+      event: 'child-up',
+      peer: peer.id,
+      vpnId: peer.vpnId,
+      detail: { inbound: child.inboundSpi, outbound: child.outboundSpi },
+    });
     this.settleDuplicates(sa, out);
   }
 
@@ -87,7 +102,9 @@ export class SaLifecycle {
    * one replaced the older (reauthentication), and the older goes.
    */
   private settleDuplicates(sa: IkeSa, out: IkeOutput): void {
-    const others = this.o.table.forPeer(sa.peer!.id, sa.peer!.vpnId).filter((s) => s !== sa && s.state === 'established');
+    const others = this.o.table
+      .forPeer(sa.peer!.id, sa.peer!.vpnId)
+      .filter((s) => s !== sa && s.state === 'established');
     for (const other of others) {
       const simultaneous = Math.abs(sa.createdAt - other.createdAt) < COLLISION_WINDOW;
       const minNonce = (s: IkeSa) => (Buffer.compare(s.ni!, s.nr!) <= 0 ? s.ni! : s.nr!);
@@ -97,8 +114,15 @@ export class SaLifecycle {
       if (!simultaneous && winner.permitNotAfter <= loser.permitNotAfter) winner.reauthStarted = true;
       const c = current(winner);
       if (c) out.install.push(this.install(winner, c)); // send with the survivor
-      out.events.push({ event: 'dropped', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, reason: simultaneous ? 'duplicate IKE SA from a simultaneous start' : 'replaced by a reauthenticated IKE SA', detail: { loser: loser.spiI.toString('hex') } });
-      if (loser.role === 'initiator' || !simultaneous) this.deleteSa(loser, simultaneous ? 'duplicate' : 'reauthenticated', out);
+      out.events.push({
+        event: 'dropped',
+        peer: sa.peer!.id,
+        vpnId: sa.peer!.vpnId,
+        reason: simultaneous ? 'duplicate IKE SA from a simultaneous start' : 'replaced by a reauthenticated IKE SA',
+        detail: { loser: loser.spiI.toString('hex') },
+      });
+      if (loser.role === 'initiator' || !simultaneous)
+        this.deleteSa(loser, simultaneous ? 'duplicate' : 'reauthenticated', out);
     }
   }
 
@@ -113,7 +137,8 @@ export class SaLifecycle {
       out.events.push({ event: 'dropped', reason: 'half-open IKE SA timed out' });
       return;
     }
-    if (sa.state === 'deleting' && !sa.inFlight && now >= sa.lastHeardAt + 2 * t.dpdDelay) return this.o.table.forget(sa); // the peer never deleted it
+    if (sa.state === 'deleting' && !sa.inFlight && now >= sa.lastHeardAt + 2 * t.dpdDelay)
+      return this.o.table.forget(sa); // the peer never deleted it
     if (sa.state !== 'established') return;
     if (now >= sa.permitNotAfter + t.halfOpenTimeout) return this.deleteSa(sa, 'permit-expired', out);
     if (now >= this.reauthAt(sa) && !sa.reauthStarted) this.reauthenticate(sa, now, out);
@@ -126,7 +151,12 @@ export class SaLifecycle {
       this.rekeyIke(sa, now, out);
     }
     if (!sa.inFlight && sa.queue.length === 0 && now >= sa.lastHeardAt + t.dpdDelay) {
-      this.o.exchanges.queue(sa, { task: 'liveness', exchange: ExchangeType.INFORMATIONAL, build: () => [], process: () => undefined }, now, out);
+      this.o.exchanges.queue(
+        sa,
+        { task: 'liveness', exchange: ExchangeType.INFORMATIONAL, build: () => [], process: () => undefined },
+        now,
+        out,
+      );
     }
   }
 
@@ -148,7 +178,10 @@ export class SaLifecycle {
    */
   private reauthAt(sa: IkeSa): number {
     if (sa.role !== 'initiator' || sa.reauthStarted || !Number.isFinite(sa.permitNotAfter)) return Infinity;
-    return sa.permitNotAfter - Math.max(2_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))));
+    return (
+      sa.permitNotAfter -
+      Math.max(2_000, Math.min(8_640_000, 0.1 * (sa.permitNotAfter - (sa.establishedAt ?? sa.createdAt))))
+    );
   }
 
   /**
@@ -166,56 +199,81 @@ export class SaLifecycle {
 
   private rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): void {
     let state: ReturnType<typeof buildChildRekey>['state'];
-    this.o.exchanges.queue(sa, {
-      task: 'child-rekey',
-      exchange: ExchangeType.CREATE_CHILD_SA,
-      build: () => {
-        const b = buildChildRekey(old, this.o, group);
-        state = b.state;
-        return b.inner;
+    this.o.exchanges.queue(
+      sa,
+      {
+        task: 'child-rekey',
+        exchange: ExchangeType.CREATE_CHILD_SA,
+        build: () => {
+          const b = buildChildRekey(old, this.o, group);
+          state = b.state;
+          return b.inner;
+        },
+        process: (inner, t, o) => {
+          const r = processChildRekeyResponse(sa, { ...this.o, now: t }, state, inner);
+          if (r.ok) {
+            sa.children.push(r.child);
+            o.install.push(this.install(sa, r.child));
+            o.events.push({
+              event: 'child-rekeyed',
+              peer: sa.peer!.id,
+              vpnId: sa.peer!.vpnId,
+              detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi },
+            });
+            this.deleteChildSas(sa, [old], 'rekeyed', t, o);
+            return;
+          }
+          if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
+          if (r.code === 'not-found') return this.removeChildren(sa, [old], 'unknown to the peer', o);
+          // The peer's own rekey of this SA won, or it refused: try again later if the SA still needs it.
+          if (old.state === 'rekeying') old.state = 'installed';
+          old.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
+          o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `child rekey: ${r.reason}` });
+        },
       },
-      process: (inner, t, o) => {
-        const r = processChildRekeyResponse(sa, { ...this.o, now: t }, state, inner);
-        if (r.ok) {
-          sa.children.push(r.child);
-          o.install.push(this.install(sa, r.child));
-          o.events.push({ event: 'child-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi } });
-          this.deleteChildSas(sa, [old], 'rekeyed', t, o);
-          return;
-        }
-        if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
-        if (r.code === 'not-found') return this.removeChildren(sa, [old], 'unknown to the peer', o);
-        // The peer's own rekey of this SA won, or it refused: try again later if the SA still needs it.
-        if (old.state === 'rekeying') old.state = 'installed';
-        old.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-        o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `child rekey: ${r.reason}` });
-      },
-    }, now, out);
+      now,
+      out,
+    );
   }
 
   private rekeyIke(sa: IkeSa, now: number, out: IkeOutput): void {
     let state: ReturnType<typeof buildIkeRekey>['state'];
-    this.o.exchanges.queue(sa, {
-      task: 'ike-rekey',
-      exchange: ExchangeType.CREATE_CHILD_SA,
-      build: () => {
-        const b = buildIkeRekey(sa, this.o);
-        state = b.state;
-        return b.inner;
+    this.o.exchanges.queue(
+      sa,
+      {
+        task: 'ike-rekey',
+        exchange: ExchangeType.CREATE_CHILD_SA,
+        build: () => {
+          const b = buildIkeRekey(sa, this.o);
+          state = b.state;
+          return b.inner;
+        },
+        process: (inner, t, o) => {
+          const r = processIkeRekeyResponse(sa, { now: t }, state, inner);
+          if (!r.ok) {
+            sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
+            o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });
+            return;
+          }
+          this.adoptRekeyed(sa, r.sa, t, o);
+          // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
+          sa.state = 'deleting';
+          this.o.exchanges.queue(
+            sa,
+            {
+              task: 'delete-ike',
+              exchange: ExchangeType.INFORMATIONAL,
+              build: () => deleteIke(),
+              process: () => this.o.table.forget(sa),
+            },
+            t,
+            o,
+          );
+        },
       },
-      process: (inner, t, o) => {
-        const r = processIkeRekeyResponse(sa, { now: t }, state, inner);
-        if (!r.ok) {
-          sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-          o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });
-          return;
-        }
-        this.adoptRekeyed(sa, r.sa, t, o);
-        // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
-        sa.state = 'deleting';
-        this.o.exchanges.queue(sa, { task: 'delete-ike', exchange: ExchangeType.INFORMATIONAL, build: () => deleteIke(), process: () => this.o.table.forget(sa) }, t, o);
-      },
-    }, now, out);
+      now,
+      out,
+    );
   }
 
   /** An IKE rekey (either role) made `sa` to replace `old`: it joins the table with its own timers. */
@@ -226,17 +284,33 @@ export class SaLifecycle {
     sa.createdAt = old.createdAt; // for duplicate detection the SA is as old as its first key
     this.o.table.add(sa);
     if (old.state === 'established') old.state = 'deleting';
-    out.events.push({ event: 'ike-rekeyed', peer: sa.peer!.id, vpnId: sa.peer!.vpnId, detail: { spiI: sa.spiI.toString('hex'), spiR: sa.spiR.toString('hex') } });
+    out.events.push({
+      event: 'ike-rekeyed',
+      peer: sa.peer!.id,
+      vpnId: sa.peer!.vpnId,
+      detail: { spiI: sa.spiI.toString('hex'), spiR: sa.spiR.toString('hex') },
+    });
   }
 
   /** Deletes Child SAs we hold with the peer (INFORMATIONAL), removing them when it answers. */
   private deleteChildSas(sa: IkeSa, children: ChildSa[], reason: string, now: number, out: IkeOutput): void {
-    this.o.exchanges.queue(sa, { task: 'delete-child', exchange: ExchangeType.INFORMATIONAL, build: () => deleteChildren(children), process: (_inner, _t, o) => this.removeChildren(sa, children, reason, o) }, now, out);
+    this.o.exchanges.queue(
+      sa,
+      {
+        task: 'delete-child',
+        exchange: ExchangeType.INFORMATIONAL,
+        build: () => deleteChildren(children),
+        process: (_inner, _t, o) => this.removeChildren(sa, children, reason, o),
+      },
+      now,
+      out,
+    );
   }
 
   /** Deletes an IKE SA with its Child SAs: they go now, the peer is told (best effort, no retransmission). */
   deleteSa(sa: IkeSa, reason: string, out: IkeOutput): void {
-    if (sa.hasKeys && sa.state === 'established') this.o.exchanges.sendOnce(sa, ExchangeType.INFORMATIONAL, deleteIke(), out);
+    if (sa.hasKeys && sa.state === 'established')
+      this.o.exchanges.sendOnce(sa, ExchangeType.INFORMATIONAL, deleteIke(), out);
     this.dead(sa, 'ike-down', reason, out);
   }
 
@@ -245,7 +319,12 @@ export class SaLifecycle {
    * best effort).
    */
   refuseAuthAnswer(sa: IkeSa, childProblem: boolean, out: IkeOutput): void {
-    this.o.exchanges.sendOnce(sa, ExchangeType.INFORMATIONAL, [notify(childProblem ? NotifyType.NO_PROPOSAL_CHOSEN : NotifyType.AUTHENTICATION_FAILED), ...deleteIke()], out);
+    this.o.exchanges.sendOnce(
+      sa,
+      ExchangeType.INFORMATIONAL,
+      [notify(childProblem ? NotifyType.NO_PROPOSAL_CHOSEN : NotifyType.AUTHENTICATION_FAILED), ...deleteIke()],
+      out,
+    );
   }
 
   /** The SA is gone: its Child SAs leave the executor; a peer left without any gets the core told. */
@@ -270,9 +349,26 @@ export class SaLifecycle {
       const peer = sa.peer!;
       // Not the last while another SA with the peer has a Child SA or is still being made (two
       // gateways that started at once: the duplicate goes while the other SA is completing).
-      const last = sa.children.length === 0 && !this.o.table.forPeer(peer.id, peer.vpnId).some((s) => s !== sa && (s.children.length > 0 || s.state !== 'established'));
-      out.remove.push({ peer: peer.id, vpnId: peer.vpnId, inboundSpi: c.inboundSpi, outboundSpi: c.outboundSpi, last, reason });
-      out.events.push({ event: 'child-down', peer: peer.id, vpnId: peer.vpnId, reason, detail: { inbound: c.inboundSpi, outbound: c.outboundSpi } });
+      const last =
+        sa.children.length === 0 &&
+        !this.o.table
+          .forPeer(peer.id, peer.vpnId)
+          .some((s) => s !== sa && (s.children.length > 0 || s.state !== 'established'));
+      out.remove.push({
+        peer: peer.id,
+        vpnId: peer.vpnId,
+        inboundSpi: c.inboundSpi,
+        outboundSpi: c.outboundSpi,
+        last,
+        reason,
+      });
+      out.events.push({
+        event: 'child-down',
+        peer: peer.id,
+        vpnId: peer.vpnId,
+        reason,
+        detail: { inbound: c.inboundSpi, outbound: c.outboundSpi },
+      });
     }
   }
 }

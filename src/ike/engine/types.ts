@@ -78,7 +78,17 @@ export interface ChildSaRemove {
 
 /** One step the engine reports: for logs, metrics and tests. */
 export interface IkeEvent {
-  event: 'ike-up' | 'ike-down' | 'ike-rekeyed' | 'child-up' | 'child-rekeyed' | 'child-down' | 'auth-failed' | 'failed' | 'dropped' | 'cookie-sent';
+  event:
+    | 'ike-up'
+    | 'ike-down'
+    | 'ike-rekeyed'
+    | 'child-up'
+    | 'child-rekeyed'
+    | 'child-down'
+    | 'auth-failed'
+    | 'failed'
+    | 'dropped'
+    | 'cookie-sent';
   peer?: string;
   vpnId?: number;
   reason?: string;

@@ -35,6 +35,7 @@ export function classifyUdp4500(datagram: Uint8Array): Udp4500Datagram {
   if (b.length < NON_ESP_MARKER_BYTES) return { kind: 'invalid', reason: `${b.length}-byte datagram` };
   const spi = b.readUInt32BE(0);
   if (spi === 0) return { kind: 'ike', message: b.subarray(NON_ESP_MARKER_BYTES) };
-  if (b.length < 8) return { kind: 'invalid', reason: `ESP packet of ${b.length} bytes, needs SPI and sequence number` };
+  if (b.length < 8)
+    return { kind: 'invalid', reason: `ESP packet of ${b.length} bytes, needs SPI and sequence number` };
   return { kind: 'esp', spi, packet: b };
 }

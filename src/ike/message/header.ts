@@ -23,7 +23,9 @@ export function encodeHeader(h: IkeHeader, nextPayload: number, length: number):
   out[17] = IKE_VERSION_MAJOR << 4;
   out[18] = u8(h.exchangeType, 'exchange type');
   out[19] =
-    (h.initiator ? HeaderFlag.INITIATOR : 0) | (h.higherVersion ? HeaderFlag.VERSION : 0) | (h.response ? HeaderFlag.RESPONSE : 0);
+    (h.initiator ? HeaderFlag.INITIATOR : 0) |
+    (h.higherVersion ? HeaderFlag.VERSION : 0) |
+    (h.response ? HeaderFlag.RESPONSE : 0);
   out.writeUInt32BE(u32(h.messageId, 'message ID'), 20);
   out.writeUInt32BE(u32(length, 'length'), 24);
   return out;
@@ -35,7 +37,8 @@ export function encodeHeader(h: IkeHeader, nextPayload: number, length: number):
  */
 export function decodeHeader(input: Uint8Array): IkeResult<DecodedHeader> {
   const buf = asBuffer(input);
-  if (buf.length < IKE_HEADER_BYTES) return malformed(0, 0, `${buf.length} bytes, an IKE header needs ${IKE_HEADER_BYTES}`);
+  if (buf.length < IKE_HEADER_BYTES)
+    return malformed(0, 0, `${buf.length} bytes, an IKE header needs ${IKE_HEADER_BYTES}`);
   const flags = buf[19];
   const header: IkeHeader = {
     spiI: copy(buf, 0, 8),
@@ -49,13 +52,18 @@ export function decodeHeader(input: Uint8Array): IkeResult<DecodedHeader> {
   const major = buf[17] >> 4;
   if (major !== IKE_VERSION_MAJOR) return badMajorVersion(major, header);
   const length = buf.readUInt32BE(24);
-  if (length < IKE_HEADER_BYTES) return withHeader(malformed(0, 24, `length field ${length} is shorter than the header`), header);
-  if (length > MAX_MESSAGE_BYTES) return withHeader(malformed(0, 24, `length field ${length} exceeds ${MAX_MESSAGE_BYTES}`), header);
+  if (length < IKE_HEADER_BYTES)
+    return withHeader(malformed(0, 24, `length field ${length} is shorter than the header`), header);
+  if (length > MAX_MESSAGE_BYTES)
+    return withHeader(malformed(0, 24, `length field ${length} exceeds ${MAX_MESSAGE_BYTES}`), header);
   return { ok: true, value: { header, nextPayload: buf[16], length, minorVersion: buf[17] & 0x0f } };
 }
 
 /** Attaches the header to an error so the caller can still answer with the right SPIs. */
-export function withHeader<E extends { header?: IkeHeader }>(r: { ok: false; error: E }, header: IkeHeader): { ok: false; error: E } {
+export function withHeader<E extends { header?: IkeHeader }>(
+  r: { ok: false; error: E },
+  header: IkeHeader,
+): { ok: false; error: E } {
   r.error.header = header;
   return r;
 }

@@ -71,7 +71,8 @@ export function decodeMessage(input: Uint8Array, opts: DecodeOptions = {}): IkeR
   const h = decodeHeader(buf);
   if (!h.ok) return h;
   const { header, nextPayload, length } = h.value;
-  if (length !== buf.length) return withHeader(malformed(0, 24, `length field ${length}, datagram has ${buf.length} bytes`), header);
+  if (length !== buf.length)
+    return withHeader(malformed(0, 24, `length field ${length}, datagram has ${buf.length} bytes`), header);
   const chain = decodeChain(buf, IKE_HEADER_BYTES, buf.length, nextPayload, true, opts);
   if (!chain.ok) return withHeader(chain, header);
   const message: IkeMessage = { header, payloads: chain.value.payloads };
@@ -91,7 +92,10 @@ export function decodeMessage(input: Uint8Array, opts: DecodeOptions = {}): IkeR
   const totalFragments = buf.readUInt16BE(o + 6);
   if (totalFragments === 0) return withHeader(malformed(stop.type, o + 6, 'total fragments is 0'), header);
   if (fragmentNumber === 0 || fragmentNumber > totalFragments) {
-    return withHeader(malformed(stop.type, o + 4, `fragment number ${fragmentNumber} outside 1..${totalFragments}`), header);
+    return withHeader(
+      malformed(stop.type, o + 4, `fragment number ${fragmentNumber} outside 1..${totalFragments}`),
+      header,
+    );
   }
   message.encrypted = {
     kind: 'SKF',
@@ -104,7 +108,8 @@ export function decodeMessage(input: Uint8Array, opts: DecodeOptions = {}): IkeR
 }
 
 function encryptedHeader(e: EncryptedPayloadHeader, payloadLength: number): Buffer {
-  if (e.kind !== 'SK' && e.kind !== 'SKF') invalid(`encrypted payload kind ${JSON.stringify((e as { kind: unknown }).kind)}`);
+  if (e.kind !== 'SK' && e.kind !== 'SKF')
+    invalid(`encrypted payload kind ${JSON.stringify((e as { kind: unknown }).kind)}`);
   const out = Buffer.alloc(e.kind === 'SK' ? SK_HEADER : SKF_HEADER);
   out[0] = u8(e.firstPayload, 'first inner payload type');
   out.writeUInt16BE(u16(payloadLength, 'encrypted payload length'), 2);
@@ -120,9 +125,15 @@ function encryptedHeader(e: EncryptedPayloadHeader, payloadLength: number): Buff
   return out;
 }
 
-function prefix(m: { header: IkeHeader; payloads?: readonly Payload[]; encrypted?: EncryptedPayloadHeader }, bodyLength: number): Buffer {
+function prefix(
+  m: { header: IkeHeader; payloads?: readonly Payload[]; encrypted?: EncryptedPayloadHeader },
+  bodyLength: number,
+): Buffer {
   const e = m.encrypted;
-  const chain = encodeChain(m.payloads ?? [], e ? (e.kind === 'SK' ? PayloadType.SK : PayloadType.SKF) : PayloadType.NONE);
+  const chain = encodeChain(
+    m.payloads ?? [],
+    e ? (e.kind === 'SK' ? PayloadType.SK : PayloadType.SKF) : PayloadType.NONE,
+  );
   const skHeader = e ? encryptedHeader(e, (e.kind === 'SK' ? SK_HEADER : SKF_HEADER) + bodyLength) : Buffer.alloc(0);
   const total = IKE_HEADER_BYTES + chain.bytes.length + skHeader.length + bodyLength;
   if (total > MAX_MESSAGE_BYTES) invalid(`message of ${total} bytes exceeds ${MAX_MESSAGE_BYTES}: fragment it`);

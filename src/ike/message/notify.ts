@@ -43,7 +43,11 @@ export function encodeNotifyBody(n: NotifyPayload): Buffer {
  * A Notify payload: about the IKE SA (protocol 0, no SPI) by default; with an SPI, ESP unless `protocolId` says
  * otherwise.
  */
-export function notify(notifyType: number, data: Uint8Array = EMPTY, opts: { protocolId?: number; spi?: Buffer } = {}): NotifyPayload {
+export function notify(
+  notifyType: number,
+  data: Uint8Array = EMPTY,
+  opts: { protocolId?: number; spi?: Buffer } = {},
+): NotifyPayload {
   return {
     kind: 'N',
     protocolId: opts.protocolId ?? (opts.spi && opts.spi.length ? ProtocolId.ESP : ProtocolId.NONE),
@@ -55,7 +59,8 @@ export function notify(notifyType: number, data: Uint8Array = EMPTY, opts: { pro
 
 /** The first notify of a type in a payload list. */
 export function findNotify(payloads: readonly { kind: string }[], notifyType: number): NotifyPayload | undefined {
-  for (const p of payloads) if (p.kind === 'N' && (p as NotifyPayload).notifyType === notifyType) return p as NotifyPayload;
+  for (const p of payloads)
+    if (p.kind === 'N' && (p as NotifyPayload).notifyType === notifyType) return p as NotifyPayload;
   return undefined;
 }
 

@@ -140,7 +140,8 @@ export const NONCE_MAX_BYTES = 256;
 /** Decodes the body buf[start, end) of a payload of known type `type`. */
 function decodeBody(type: number, buf: Buffer, start: number, end: number): IkeResult<Payload> {
   const len = end - start;
-  const short = (min: number): IkeResult<never> => malformed(type, start, `body of ${len} bytes, needs at least ${min}`);
+  const short = (min: number): IkeResult<never> =>
+    malformed(type, start, `body of ${len} bytes, needs at least ${min}`);
   switch (type) {
     case PayloadType.SA: {
       const proposals = decodeSaBody(buf, start, end);
@@ -152,11 +153,19 @@ function decodeBody(type: number, buf: Buffer, start: number, end: number): IkeR
     case PayloadType.IDi:
     case PayloadType.IDr:
       if (len < 4) return short(4);
-      return ok({ kind: type === PayloadType.IDi ? 'IDi' : 'IDr', idType: buf[start], data: copy(buf, start + 4, end) });
+      return ok({
+        kind: type === PayloadType.IDi ? 'IDi' : 'IDr',
+        idType: buf[start],
+        data: copy(buf, start + 4, end),
+      });
     case PayloadType.CERT:
     case PayloadType.CERTREQ:
       if (len < 1) return short(1);
-      return ok({ kind: type === PayloadType.CERT ? 'CERT' : 'CERTREQ', encoding: buf[start], data: copy(buf, start + 1, end) });
+      return ok({
+        kind: type === PayloadType.CERT ? 'CERT' : 'CERTREQ',
+        encoding: buf[start],
+        data: copy(buf, start + 1, end),
+      });
     case PayloadType.AUTH:
       if (len < 4) return short(4);
       return ok({ kind: 'AUTH', method: buf[start], data: copy(buf, start + 4, end) });
@@ -173,7 +182,11 @@ function decodeBody(type: number, buf: Buffer, start: number, end: number): IkeR
       const count = buf.readUInt16BE(start + 2);
       if (spiSize === 0 && count !== 0) return malformed(type, start + 2, `${count} SPIs of size 0`);
       if (len !== 4 + spiSize * count) {
-        return malformed(type, start, `${count} SPIs of ${spiSize} bytes need ${4 + spiSize * count} bytes, body has ${len}`);
+        return malformed(
+          type,
+          start,
+          `${count} SPIs of ${spiSize} bytes need ${4 + spiSize * count} bytes, body has ${len}`,
+        );
       }
       const spis: Buffer[] = [];
       for (let i = 0, o = start + 4; i < count; i++, o += spiSize) spis.push(copy(buf, o, o + spiSize));
@@ -184,7 +197,9 @@ function decodeBody(type: number, buf: Buffer, start: number, end: number): IkeR
     case PayloadType.TSi:
     case PayloadType.TSr: {
       const selectors = decodeTsBody(buf, start, end, type);
-      return selectors.ok ? ok({ kind: type === PayloadType.TSi ? 'TSi' : 'TSr', selectors: selectors.value }) : selectors;
+      return selectors.ok
+        ? ok({ kind: type === PayloadType.TSi ? 'TSi' : 'TSr', selectors: selectors.value })
+        : selectors;
     }
     case PayloadType.CP: {
       if (len < 4) return short(4);
@@ -233,7 +248,8 @@ export function encodePayloadBody(p: Payload): Buffer {
       return withHead(Uint8Array.of(u8(p.method, 'auth method'), 0, 0, 0), bytes(p.data, 'AUTH data'));
     case 'Nonce': {
       const n = bytes(p.data, 'nonce').length;
-      if (n < NONCE_MIN_BYTES || n > NONCE_MAX_BYTES) invalid(`nonce of ${n} bytes, must be ${NONCE_MIN_BYTES}..${NONCE_MAX_BYTES}`);
+      if (n < NONCE_MIN_BYTES || n > NONCE_MAX_BYTES)
+        invalid(`nonce of ${n} bytes, must be ${NONCE_MIN_BYTES}..${NONCE_MAX_BYTES}`);
       return Buffer.from(p.data);
     }
     case 'N':
@@ -253,7 +269,8 @@ export function encodePayloadBody(p: Payload): Buffer {
       return encodeTsBody(p.selectors);
     case 'CP': {
       const attrs = p.attributes.map((a) => {
-        if (!Number.isInteger(a.type) || a.type < 0 || a.type > 0x7fff) invalid(`CP attribute type ${a.type} is not 15 bits`);
+        if (!Number.isInteger(a.type) || a.type < 0 || a.type > 0x7fff)
+          invalid(`CP attribute type ${a.type} is not 15 bits`);
         const head = Buffer.alloc(4);
         head.writeUInt16BE(a.type, 0);
         head.writeUInt16BE(u16(bytes(a.value, 'CP attribute value').length, 'CP attribute length'), 2);
@@ -265,7 +282,12 @@ export function encodePayloadBody(p: Payload): Buffer {
       if (bytes(p.data, 'EAP data').length < 4) invalid('EAP data needs at least its 4-byte header');
       return Buffer.from(p.data);
     case 'unknown':
-      if (KNOWN_TYPES.has(p.type) || p.type === PayloadType.SK || p.type === PayloadType.SKF || p.type === PayloadType.NONE) {
+      if (
+        KNOWN_TYPES.has(p.type) ||
+        p.type === PayloadType.SK ||
+        p.type === PayloadType.SKF ||
+        p.type === PayloadType.NONE
+      ) {
         invalid(`payload type ${p.type} cannot be sent as unknown`);
       }
       u8(p.type, 'payload type');
@@ -284,7 +306,10 @@ const MAX_BODY = 0xffff - GENERIC_HEADER;
  * Encodes payloads as a chain whose last "next payload" is `after` (0, or SK/SKF when an
  * encrypted payload follows). Returns the chain and the type of its first payload.
  */
-export function encodeChain(payloads: readonly Payload[], after = PayloadType.NONE as number): { firstPayload: number; bytes: Buffer } {
+export function encodeChain(
+  payloads: readonly Payload[],
+  after = PayloadType.NONE as number,
+): { firstPayload: number; bytes: Buffer } {
   const types = payloads.map(payloadTypeOf);
   const parts: Buffer[] = [];
   payloads.forEach((p, i) => {
@@ -347,7 +372,8 @@ export function decodeChain(
     if (len > end - o) return malformed(type, o + 2, `payload length ${len} exceeds the ${end - o} bytes left`);
     if (type === PayloadType.SK || type === PayloadType.SKF) {
       if (!outer) return malformed(type, o, 'encrypted payload inside an encrypted payload');
-      if (len !== end - o) return malformed(type, o + 2, `encrypted payload must be last: length ${len}, ${end - o} bytes left`);
+      if (len !== end - o)
+        return malformed(type, o + 2, `encrypted payload must be last: length ${len}, ${end - o} bytes left`);
       return ok({ payloads, encrypted: { type, nextPayload: next, offset: o } });
     }
     if (KNOWN_TYPES.has(type)) {
@@ -371,8 +397,14 @@ export function decodeChain(
  * fragmented message) given the SK/SKF payload's next-payload field. Offsets in errors are
  * relative to `plaintext`.
  */
-export function decodePayloadChain(plaintext: Uint8Array, firstPayload: number, opts: ChainOptions = {}): IkeResult<Payload[]> {
-  const buf = Buffer.isBuffer(plaintext) ? plaintext : Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.length);
+export function decodePayloadChain(
+  plaintext: Uint8Array,
+  firstPayload: number,
+  opts: ChainOptions = {},
+): IkeResult<Payload[]> {
+  const buf = Buffer.isBuffer(plaintext)
+    ? plaintext
+    : Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.length);
   const r = decodeChain(buf, 0, buf.length, firstPayload, false, opts);
   return r.ok ? ok(r.value.payloads) : r;
 }

@@ -2,7 +2,17 @@
 // The "last substructure" markers (0 last, 2 more proposals, 3 more transforms) follow from
 // position, so they are checked on decode and derived on encode, never stored.
 import { err, ok, type Result } from '../../base/result.js';
-import { DhGroup, EncrId, EsnId, IntegId, PayloadType, PrfId, ProtocolId, TransformAttr, TransformType } from './constants.js';
+import {
+  DhGroup,
+  EncrId,
+  EsnId,
+  IntegId,
+  PayloadType,
+  PrfId,
+  ProtocolId,
+  TransformAttr,
+  TransformType,
+} from './constants.js';
 import { invalid, malformed, type IkeResult } from './errors.js';
 import { bytes, copy, EMPTY, u16, u8 } from './wire.js';
 
@@ -46,8 +56,10 @@ export function decodeSaBody(buf: Buffer, start: number, end: number): IkeResult
     const len = buf.readUInt16BE(o + 2);
     const spiSize = buf[o + 6];
     const count = buf[o + 7];
-    if (marker !== LAST && marker !== MORE_PROPOSALS) return malformed(T, o, `proposal marker ${marker} is neither 0 nor 2`);
-    if (len < 8 + spiSize) return malformed(T, o + 2, `proposal length ${len} too short for header and ${spiSize}-byte SPI`);
+    if (marker !== LAST && marker !== MORE_PROPOSALS)
+      return malformed(T, o, `proposal marker ${marker} is neither 0 nor 2`);
+    if (len < 8 + spiSize)
+      return malformed(T, o + 2, `proposal length ${len} too short for header and ${spiSize}-byte SPI`);
     if (len > end - o) return malformed(T, o + 2, `proposal length ${len} exceeds the ${end - o} bytes left`);
     const pEnd = o + len;
     const spi = copy(buf, o + 8, o + 8 + spiSize);
@@ -67,13 +79,16 @@ function decodeTransforms(buf: Buffer, start: number, end: number, count: number
   const out: Transform[] = [];
   let o = start;
   for (let i = 0; i < count; i++) {
-    if (end - o < 8) return malformed(T, o, `transform ${i + 1} of ${count} needs 8 bytes, ${end - o} left in the proposal`);
+    if (end - o < 8)
+      return malformed(T, o, `transform ${i + 1} of ${count} needs 8 bytes, ${end - o} left in the proposal`);
     const marker = buf[o];
     const len = buf.readUInt16BE(o + 2);
     const want = i === count - 1 ? LAST : MORE_TRANSFORMS;
-    if (marker !== want) return malformed(T, o, `transform ${i + 1} of ${count} has marker ${marker}, expected ${want}`);
+    if (marker !== want)
+      return malformed(T, o, `transform ${i + 1} of ${count} has marker ${marker}, expected ${want}`);
     if (len < 8) return malformed(T, o + 2, `transform length ${len} is below 8`);
-    if (len > end - o) return malformed(T, o + 2, `transform length ${len} exceeds the ${end - o} bytes left in the proposal`);
+    if (len > end - o)
+      return malformed(T, o + 2, `transform length ${len} exceeds the ${end - o} bytes left in the proposal`);
     const attrs = decodeAttributes(buf, o + 8, o + len);
     if (!attrs.ok) return attrs;
     out.push({ type: buf[o + 4], id: buf.readUInt16BE(o + 6), attributes: attrs.value });
@@ -157,7 +172,11 @@ function encodeAttribute(a: TransformAttribute): Buffer {
 
 /** A transform, with the Key Length attribute when `keyLength` is given (AES needs it, §3.3.5). */
 export function transform(type: number, id: number, keyLength?: number): Transform {
-  return { type, id, attributes: keyLength === undefined ? [] : [{ type: TransformAttr.KEY_LENGTH, value: keyLength }] };
+  return {
+    type,
+    id,
+    attributes: keyLength === undefined ? [] : [{ type: TransformAttr.KEY_LENGTH, value: keyLength }],
+  };
 }
 
 export function proposal(number: number, protocolId: number, transforms: Transform[], spi: Buffer = EMPTY): Proposal {
@@ -224,18 +243,26 @@ const PRF_FOR_INTEG: Record<number, number> = {
  * strongSwan does: an IKE proposal without PRF gets the PRFs matching its integrity algorithms,
  * and an ESP/AH proposal without ESN gets NO_ESN.
  */
-export function proposalFromString(text: string, protocolId: number, number = 1, spi: Buffer = EMPTY): Result<Proposal> {
+export function proposalFromString(
+  text: string,
+  protocolId: number,
+  number = 1,
+  spi: Buffer = EMPTY,
+): Result<Proposal> {
   const names = text.trim().toLowerCase().split('-');
   const picked: Transform[] = [];
   for (const name of names) {
     const t = TOKENS[name];
-    if (!t) return err('ike-bad-proposal', `unknown algorithm ${JSON.stringify(name)} in proposal ${JSON.stringify(text)}`);
+    if (!t)
+      return err('ike-bad-proposal', `unknown algorithm ${JSON.stringify(name)} in proposal ${JSON.stringify(text)}`);
     picked.push({ type: t.type, id: t.id, attributes: t.attributes.map((a) => ({ ...a })) });
   }
   const has = (type: number): boolean => picked.some((t) => t.type === type);
-  if (!has(TransformType.ENCR)) return err('ike-bad-proposal', `proposal ${JSON.stringify(text)} has no encryption algorithm`);
+  if (!has(TransformType.ENCR))
+    return err('ike-bad-proposal', `proposal ${JSON.stringify(text)} has no encryption algorithm`);
   if (protocolId === ProtocolId.IKE && !has(TransformType.PRF)) {
-    for (const t of picked.filter((x) => x.type === TransformType.INTEG)) picked.push(transform(TransformType.PRF, PRF_FOR_INTEG[t.id]));
+    for (const t of picked.filter((x) => x.type === TransformType.INTEG))
+      picked.push(transform(TransformType.PRF, PRF_FOR_INTEG[t.id]));
     if (!has(TransformType.PRF)) return err('ike-bad-proposal', `IKE proposal ${JSON.stringify(text)} has no PRF`);
   }
   if (protocolId !== ProtocolId.IKE && !has(TransformType.ESN)) picked.push(transform(TransformType.ESN, EsnId.NO_ESN));

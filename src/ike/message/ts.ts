@@ -95,7 +95,8 @@ function encodeSelector(s: TrafficSelector): Buffer {
     out.set(data, 4);
     return out;
   }
-  if (s.tsType !== TsType.TS_IPV4_ADDR_RANGE && s.tsType !== TsType.TS_IPV6_ADDR_RANGE) invalid(`TS type ${String(s.tsType)}`);
+  if (s.tsType !== TsType.TS_IPV4_ADDR_RANGE && s.tsType !== TsType.TS_IPV6_ADDR_RANGE)
+    invalid(`TS type ${String(s.tsType)}`);
   const family = s.tsType === TsType.TS_IPV4_ADDR_RANGE ? 4 : 6;
   const a = addr(s.startAddr, family, 'start address');
   const b = addr(s.endAddr, family, 'end address');

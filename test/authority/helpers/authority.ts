@@ -44,7 +44,13 @@ export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuth
   let adminToken: string;
   if (!dir) {
     dir = mkdtempSync(join(tmpdir(), 'kasane-auth-'));
-    const r = await initAuthority({ dataDir: join(dir, 'a'), name: o.name ?? 'test authority', database: o.database, listen: o.listen ?? { host: '127.0.0.1', port: 0 }, rotation: o.rotation });
+    const r = await initAuthority({
+      dataDir: join(dir, 'a'),
+      name: o.name ?? 'test authority',
+      database: o.database,
+      listen: o.listen ?? { host: '127.0.0.1', port: 0 },
+      rotation: o.rotation,
+    });
     adminToken = r.adminToken;
   } else {
     adminToken = readFileSync(join(dir, 'a', 'admin.token'), 'utf8').trim();
@@ -116,7 +122,12 @@ export async function bundleGateway(t: TestAuthority, name: string, address: str
 export async function tokenGateway(t: TestAuthority, name: string, address: string): Promise<TestGateway> {
   await t.admin.addGateway(name, address);
   const tok = await t.admin.createEnrollToken(name);
-  const b = await enroll({ url: tok.authority.url, token: tok.token, caFingerprint: tok.authority.caFingerprint, name });
+  const b = await enroll({
+    url: tok.authority.url,
+    token: tok.token,
+    caFingerprint: tok.authority.caFingerprint,
+    name,
+  });
   return gatewayOf(b);
 }
 
@@ -124,7 +135,11 @@ export async function tokenGateway(t: TestAuthority, name: string, address: stri
  * Seed 001's set-up between two authorities: each peers with the other (its name, URL and root,
  * as the operators exchange them) and both share a pairwise VPN of the same name and id.
  */
-export async function peerAndShare(A: TestAuthority, B: TestAuthority, vpn: { name: string; id: number }): Promise<void> {
+export async function peerAndShare(
+  A: TestAuthority,
+  B: TestAuthority,
+  vpn: { name: string; id: number },
+): Promise<void> {
   const [a, b] = (await Promise.all([A.admin.status(), B.admin.status()])).map((s) => s.authority);
   await A.admin.addPeer({ name: b, url: B.url, root: B.ca });
   await B.admin.addPeer({ name: a, url: A.url, root: A.ca });
@@ -174,10 +189,26 @@ export { freePort } from '../../support/ports.js';
 
 /** `kasane authority serve` as a separate process (so that it can be killed with SIGKILL). */
 export async function spawnAuthority(dataDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts'), 'authority', 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--log-level', 'silent'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'test/authority/helpers/kasane.ts'),
+      'authority',
+      'serve',
+      '--data',
+      dataDir,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--log-level',
+      'silent',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 30_000;
@@ -219,7 +250,11 @@ export async function apiError(p: Promise<unknown>): Promise<{ status: number; c
 export async function unauditedVersions(t: TestAuthority): Promise<number[]> {
   const { version } = await t.admin.status();
   const audited = new Set<number>();
-  for (let after = 0, page = await t.admin.audit({ limit: 1000 }); page.length > 0; page = await t.admin.audit({ after, limit: 1000 })) {
+  for (
+    let after = 0, page = await t.admin.audit({ limit: 1000 });
+    page.length > 0;
+    page = await t.admin.audit({ after, limit: 1000 })
+  ) {
     for (const e of page) audited.add(e.version);
     after = page.at(-1)!.id;
   }

@@ -23,7 +23,12 @@ import { postgresForTests } from './postgres.js';
 export const ADMIN = 'admin:test';
 
 /** Rotation timers the tests reason with: a minute of overlap, five of grace, ten seconds after a removal. */
-export const TEST_ROTATION: RotationConfig = { periodMs: 0, overlapMs: 60_000, graceMs: 300_000, urgentGraceMs: 10_000 };
+export const TEST_ROTATION: RotationConfig = {
+  periodMs: 0,
+  overlapMs: 60_000,
+  graceMs: 300_000,
+  urgentGraceMs: 10_000,
+};
 
 export interface DirectOptions {
   rotation?: Partial<RotationConfig>;
@@ -73,7 +78,11 @@ export async function testStores(): Promise<StoreBackend[]> {
       authority: (o) => {
         const dir = mkdtempSync(join(tmpdir(), 'kasane-direct-'));
         const file = join(dir, 'authority.db');
-        return directAuthority(async () => SqliteStore.open(file), o ?? {}, () => rmSync(dir, { recursive: true, force: true }));
+        return directAuthority(
+          async () => SqliteStore.open(file),
+          o ?? {},
+          () => rmSync(dir, { recursive: true, force: true }),
+        );
       },
     },
     {
@@ -81,24 +90,43 @@ export async function testStores(): Promise<StoreBackend[]> {
       skip: pg.skip ?? false,
       authority: async (o) => {
         const url = await pg.server!.createDatabase();
-        return directAuthority(() => PostgresStore.open(url), o ?? {}, () => undefined);
+        return directAuthority(
+          () => PostgresStore.open(url),
+          o ?? {},
+          () => undefined,
+        );
       },
     },
   ];
 }
 
-async function directAuthority(open: () => Promise<Store>, o: DirectOptions, cleanup: () => void): Promise<DirectAuthority> {
+async function directAuthority(
+  open: () => Promise<Store>,
+  o: DirectOptions,
+  cleanup: () => void,
+): Promise<DirectAuthority> {
   const clock = { now: Date.now() };
   const name = 'direct authority';
   const store = await open();
   await store.write((tx) => tx.initState(name, clock.now));
   const ca = await createAuthorityCa({ authority: name, now: clock.now });
   const kek = new Uint8Array(randomBytes(32));
-  const attributeAuthority = o.federation ? await createAttributeAuthority({ root: ca.root, now: clock.now }) : undefined;
+  const attributeAuthority = o.federation
+    ? await createAttributeAuthority({ root: ca.root, now: clock.now })
+    : undefined;
   const rotation = { ...TEST_ROTATION, ...o.rotation };
   const replicas: DirectAuthority[] = [];
   const serviceOver = async (s: Store, primary: boolean): Promise<DirectAuthority> => {
-    const service = new AuthorityService({ store: s, ca, kek, attributeAuthority, url: 'https://authority.test:7443', rotation, enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 }, now: () => clock.now });
+    const service = new AuthorityService({
+      store: s,
+      ca,
+      kek,
+      attributeAuthority,
+      url: 'https://authority.test:7443',
+      rotation,
+      enrollment: { tokenTtlMs: 3_600_000, certificateDays: 365 },
+      now: () => clock.now,
+    });
     await service.start();
     let closed = false;
     const self: DirectAuthority = {
@@ -138,7 +166,11 @@ export function gatewayWith(service: AuthorityService, bundle: GatewayBundle): D
   return {
     name: bundle.gateway.name,
     bundle,
-    snapshot: async () => openDelivery(await service.delivery.of(bundle.gateway.name), bundle.privateKey!, { gateway: bundle.gateway.name, authority: service.name }),
+    snapshot: async () =>
+      openDelivery(await service.delivery.of(bundle.gateway.name), bundle.privateKey!, {
+        gateway: bundle.gateway.name,
+        authority: service.name,
+      }),
   };
 }
 
@@ -160,7 +192,11 @@ export async function version(a: DirectAuthority): Promise<number> {
 }
 
 /** Runs `body` with a fresh authority on `store`, closed afterwards whatever happens. */
-export async function withAuthority(store: StoreBackend, body: (a: DirectAuthority) => Promise<void>, o?: DirectOptions): Promise<void> {
+export async function withAuthority(
+  store: StoreBackend,
+  body: (a: DirectAuthority) => Promise<void>,
+  o?: DirectOptions,
+): Promise<void> {
   const a = await store.authority(o);
   try {
     await body(a);
@@ -170,7 +206,11 @@ export async function withAuthority(store: StoreBackend, body: (a: DirectAuthori
 }
 
 /** Setup: a VPN (group unless told). */
-export async function addVpn(service: AuthorityService, name: string, spec: { mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } = {}): Promise<void> {
+export async function addVpn(
+  service: AuthorityService,
+  name: string,
+  spec: { mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } = {},
+): Promise<void> {
   await service.vpns.create(ADMIN, { name, ...spec });
 }
 
@@ -180,6 +220,11 @@ export async function addPendingGateway(service: AuthorityService, name: string,
 }
 
 /** Setup: `gateway` puts `prefixes` into `vpn` (a new membership). */
-export async function addMember(service: AuthorityService, vpn: string, gateway: string, ...prefixes: string[]): Promise<void> {
+export async function addMember(
+  service: AuthorityService,
+  vpn: string,
+  gateway: string,
+  ...prefixes: string[]
+): Promise<void> {
   await service.vpns.updateMembership(ADMIN, vpn, gateway, { add: prefixes, create: true });
 }

@@ -9,7 +9,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { AuthorityClient, openDelivery, type AuditEntry, type GatewayBundle, type GatewayChanges } from '../../../src/authority/client.js';
+import {
+  AuthorityClient,
+  openDelivery,
+  type AuditEntry,
+  type GatewayBundle,
+  type GatewayChanges,
+} from '../../../src/authority/client.js';
 import { dataPaths, readConfig, writeConfig } from '../../../src/authority/config.js';
 import { initAuthority } from '../../../src/authority/lifecycle.js';
 import type { AuthoritySnapshot } from '../../../src/core/types.js';
@@ -23,12 +29,18 @@ export const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/author
 /** Runs the kasane CLI (a separate process) and returns its stdout; throws with its stderr on failure. */
 export function kasane(args: string[], env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CLI[0], [...CLI.slice(1), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`kasane ${args.join(' ')} exited ${code}: ${err}${out}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`kasane ${args.join(' ')} exited ${code}: ${err}${out}`)),
+    );
   });
 }
 
@@ -100,7 +112,15 @@ export class ReplicaSet {
       const hostPort = `${hosts[i].includes(':') ? `[${hosts[i]}]` : hosts[i]}:${ports[i]}`;
       if (i > 0) await kasane(['authority', 'replica', '--from', first, '--data', dir, '--listen', hostPort]);
       const url = `https://${hostPort}`;
-      this.replicas.push({ index: i, dir, host: hosts[i], port: ports[i], url, stderr: '', admin: new AuthorityClient({ url, ca: this.ca, adminToken: this.adminToken, timeoutMs: 120_000 }) });
+      this.replicas.push({
+        index: i,
+        dir,
+        host: hosts[i],
+        port: ports[i],
+        url,
+        stderr: '',
+        admin: new AuthorityClient({ url, ca: this.ca, adminToken: this.adminToken, timeoutMs: 120_000 }),
+      });
     }
     await Promise.all(this.replicas.map((r) => this.start(r.index)));
   }
@@ -112,7 +132,10 @@ export class ReplicaSet {
   /** Starts replica `i` as a separate `kasane authority serve` process and waits until it listens. */
   async start(i: number): Promise<void> {
     const r = this.replicas[i];
-    const child = spawn(CLI[0], [...CLI.slice(1), 'authority', 'serve', '--data', r.dir, '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(CLI[0], [...CLI.slice(1), 'authority', 'serve', '--data', r.dir, '--log-level', 'warn'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     r.child = child;
     r.stderr = '';
     child.stderr!.on('data', (d: Buffer) => (r.stderr = (r.stderr + d.toString()).slice(-20_000)));
@@ -153,7 +176,11 @@ export class ReplicaSet {
   }
 
   /** Registers a gateway, makes its bundle and saves its credentials as `gateway enroll` does. */
-  async gateway(name: string, address: string, via = 0): Promise<{ name: string; data: string; bundle: GatewayBundle }> {
+  async gateway(
+    name: string,
+    address: string,
+    via = 0,
+  ): Promise<{ name: string; data: string; bundle: GatewayBundle }> {
     const admin = this.replicas[via].admin;
     await admin.addGateway(name, address);
     const bundle = await admin.makeBundle(name);
@@ -189,7 +216,15 @@ export class FollowingGateway {
     urls: string[],
     o: { resolve?: (host: string) => Promise<string[]>; waitSeconds?: number } = {},
   ) {
-    this.link = new AuthorityLink({ data, creds: loadCredentials(data), urls, log: pino({ level: 'silent' }), resolve: o.resolve, waitSeconds: o.waitSeconds ?? 20, backoffMs: { min: 100, max: 1000 } });
+    this.link = new AuthorityLink({
+      data,
+      creds: loadCredentials(data),
+      urls,
+      log: pino({ level: 'silent' }),
+      resolve: o.resolve,
+      waitSeconds: o.waitSeconds ?? 20,
+      backoffMs: { min: 100, max: 1000 },
+    });
   }
 
   async start(): Promise<void> {
@@ -220,7 +255,12 @@ export class FollowingGateway {
 }
 
 /** Opens a gateway's delivery of `vpn`'s epoch `epoch` key (hex), to compare members' keys. */
-export async function keyOf(bundle: GatewayBundle, c: GatewayChanges, vpn: string, epoch: number): Promise<string | undefined> {
+export async function keyOf(
+  bundle: GatewayBundle,
+  c: GatewayChanges,
+  vpn: string,
+  epoch: number,
+): Promise<string | undefined> {
   const s = await openDelivery(c.delivery, bundle.privateKey!, { gateway: bundle.gateway.name });
   const e = s.vpns.find((v) => v.name === vpn)?.epochs.find((x) => x.epoch === epoch);
   return e ? Buffer.from(e.key).toString('hex') : undefined;

@@ -53,7 +53,10 @@ export function authorityScenarios(backend: Backend): void {
     let g3: TestGateway;
 
     before(async () => {
-      t = await startTestAuthority({ database: await backend.database(), rotation: { overlapMs: 2000, graceMs: 2000, urgentGraceMs: 3000 } });
+      t = await startTestAuthority({
+        database: await backend.database(),
+        rotation: { overlapMs: 2000, graceMs: 2000, urgentGraceMs: 3000 },
+      });
       await t.admin.createVpn({ name: 'corp', id: 10 });
       await t.admin.createVpn({ name: 'dept', id: 20 });
       g1 = await bundleGateway(t, 'gw1', '192.0.2.1');
@@ -85,13 +88,19 @@ export function authorityScenarios(backend: Backend): void {
         writeFileSync(join(dir, 'gw.pem'), g2.bundle.certificate);
         writeFileSync(join(dir, 'issuing.pem'), g2.bundle.chain[0]);
         writeFileSync(join(dir, 'root.pem'), t.ca);
-        const text = spawnSync('openssl', ['x509', '-inform', 'DER', '-in', join(dir, 'gw.der'), '-noout', '-text'], { encoding: 'utf8' });
+        const text = spawnSync('openssl', ['x509', '-inform', 'DER', '-in', join(dir, 'gw.der'), '-noout', '-text'], {
+          encoding: 'utf8',
+        });
         assert.equal(text.status, 0, text.stderr);
         assert.match(text.stdout, /Subject: .*CN = gw2/);
         assert.match(text.stdout, /ASN1 OID: prime256v1/);
         assert.match(text.stdout, /Digital Signature, Key Agreement/);
         assert.match(text.stdout, /TLS Web Client Authentication/);
-        const verify = spawnSync('openssl', ['verify', '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem'), join(dir, 'gw.pem')], { encoding: 'utf8' });
+        const verify = spawnSync(
+          'openssl',
+          ['verify', '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'issuing.pem'), join(dir, 'gw.pem')],
+          { encoding: 'utf8' },
+        );
         assert.equal(verify.status, 0, verify.stdout + verify.stderr);
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -105,16 +114,33 @@ export function authorityScenarios(backend: Backend): void {
       const raw = new AuthorityClient({ url: t.url, ca: t.ca });
       try {
         // A bad CSR is refused and does not use up the token.
-        let e = await apiError(raw.request('POST', '/v1/enroll', { token: tok.token, csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }));
+        let e = await apiError(
+          raw.request('POST', '/v1/enroll', {
+            token: tok.token,
+            csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+          }),
+        );
         assert.deepEqual([e.status, e.code], [400, 'bad-csr']);
-        const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+        const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, [
+          'sign',
+          'verify',
+        ])) as CryptoKeyPair;
         e = await apiError(raw.request('POST', '/v1/enroll', { token: tok.token, csr: await createCsrP384(p384) }));
         assert.deepEqual([e.status, e.code], [400, 'bad-csr-key']);
-        e = await apiError(raw.request('POST', '/v1/enroll', { token: tok.token, csr: await createCsr(keys, 'someone-else') }));
+        e = await apiError(
+          raw.request('POST', '/v1/enroll', { token: tok.token, csr: await createCsr(keys, 'someone-else') }),
+        );
         assert.deepEqual([e.status, e.code], [400, 'csr-name-mismatch']);
-        e = await apiError(raw.request('POST', '/v1/enroll', { token: tok.token.slice(0, -2) + 'AA', csr: await createCsr(keys, 'gw-tok') }));
+        e = await apiError(
+          raw.request('POST', '/v1/enroll', {
+            token: tok.token.slice(0, -2) + 'AA',
+            csr: await createCsr(keys, 'gw-tok'),
+          }),
+        );
         assert.deepEqual([e.status, e.code], [401, 'bad-token']);
-        e = await apiError(raw.request('POST', '/v1/enroll', { token: 'not-a-token', csr: await createCsr(keys, 'gw-tok') }));
+        e = await apiError(
+          raw.request('POST', '/v1/enroll', { token: 'not-a-token', csr: await createCsr(keys, 'gw-tok') }),
+        );
         assert.deepEqual([e.status, e.code], [401, 'bad-token']);
         // The token still works once...
         const b = await enroll({ url: t.url, token: tok.token, ca: t.ca, name: 'gw-tok', keys });
@@ -217,7 +243,10 @@ export function authorityScenarios(backend: Backend): void {
         const m4 = corp.members.find((m) => m.gateway === 'gw4b')!;
         assert.ok(m4.spis.length >= 1);
         assert.ok(s.protectedPrefixes.some((p) => p.equals(Prefix.from('172.16.0.0/12'))));
-        assert.ok(s.protectedPrefixes.some((p) => p.equals(Prefix.from('10.33.0.0/16'))), 'the directory lists every VPN prefix');
+        assert.ok(
+          s.protectedPrefixes.some((p) => p.equals(Prefix.from('10.33.0.0/16'))),
+          'the directory lists every VPN prefix',
+        );
         // Resuming from the answer's version: nothing new.
         const again = await g1.client.changes(c.version, { waitSeconds: 1 });
         assert.equal(again.changed, false);
@@ -254,7 +283,8 @@ export function authorityScenarios(backend: Backend): void {
         const newest = corp.epochs[corp.epochs.length - 1];
         assert.ok(!held.has(newest.epoch), 'a new epoch the removed member never held');
         assert.ok(newest.activeFrom <= Date.now() && newest.activeFrom >= removedAt - 5, 'active at once');
-        for (const e of corp.epochs.slice(0, -1)) assert.ok(e.expiresAt <= Date.now() + 3000 + 50, 'old epochs end after the short grace');
+        for (const e of corp.epochs.slice(0, -1))
+          assert.ok(e.expiresAt <= Date.now() + 3000 + 50, 'old epochs end after the short grace');
         assert.ok(!corp.members.some((m) => m.gateway === 'gw5'));
         const s5 = await g5.snapshot(n5);
         assert.ok(!s5.vpns.some((v) => v.name === 'corp'), 'the removed gateway no longer receives the VPN');
@@ -286,7 +316,10 @@ export function authorityScenarios(backend: Backend): void {
       const crl = (await t.admin.crls()).issuing;
       assert.match(crl, /BEGIN X509 CRL/);
       const after = keysOf(await g3.snapshot(await g3.client.changes(0)), 'dept');
-      assert.ok([...after.keys()].some((k) => !before.has(k)), 'dept got a new epoch');
+      assert.ok(
+        [...after.keys()].some((k) => !before.has(k)),
+        'dept got a new epoch',
+      );
       const info = await t.admin.getGateway('gw6');
       assert.equal(info.status, 'revoked');
       assert.equal(info.certificate?.revokeReason, 'key-compromise');
@@ -303,11 +336,31 @@ export function authorityScenarios(backend: Backend): void {
         ['not an address', () => t.admin.addMember('corp', 'gw1', ['banana']), 400, 'bad-cidr'],
         ['unknown VPN', () => t.admin.addMember('nope', 'gw1', ['10.9.0.0/16']), 404, 'unknown-vpn'],
         ['unknown gateway', () => t.admin.addMember('corp', 'nope', ['10.9.0.0/16']), 404, 'unknown-gateway'],
-        ['ambiguous: another gateway, same VPN', () => t.admin.addMember('corp', 'gw2', ['10.1.5.0/24']), 409, 'ambiguous-prefix'],
-        ['overlap inside one membership', () => t.admin.addMember('corp', 'gw1', ['10.1.7.0/24']), 409, 'overlapping-prefixes'],
-        ['duplicate in one request', () => t.admin.addMember('corp', 'gw1', ['10.8.0.0/16', '10.8.0.0/16']), 409, 'overlapping-prefixes'],
+        [
+          'ambiguous: another gateway, same VPN',
+          () => t.admin.addMember('corp', 'gw2', ['10.1.5.0/24']),
+          409,
+          'ambiguous-prefix',
+        ],
+        [
+          'overlap inside one membership',
+          () => t.admin.addMember('corp', 'gw1', ['10.1.7.0/24']),
+          409,
+          'overlapping-prefixes',
+        ],
+        [
+          'duplicate in one request',
+          () => t.admin.addMember('corp', 'gw1', ['10.8.0.0/16', '10.8.0.0/16']),
+          409,
+          'overlapping-prefixes',
+        ],
         ['no prefixes', () => t.admin.addMember('corp', 'gw1', []), 400, 'bad-request'],
-        ['remove unknown prefix', () => t.admin.updateMember('corp', 'gw1', { remove: ['10.99.0.0/16'] }), 404, 'unknown-prefix'],
+        [
+          'remove unknown prefix',
+          () => t.admin.updateMember('corp', 'gw1', { remove: ['10.99.0.0/16'] }),
+          404,
+          'unknown-prefix',
+        ],
         ['remove non-member', () => t.admin.removeMember('corp', 'gw3'), 404, 'not-member'],
         ['VPN name with a control character', () => t.admin.createVpn({ name: 'bad\u0007name' }), 400, 'bad-name'],
         ['VPN name of 64 bytes', () => t.admin.createVpn({ name: 'é'.repeat(32) }), 400, 'bad-name'],
@@ -318,11 +371,21 @@ export function authorityScenarios(backend: Backend): void {
         ['VPN exists', () => t.admin.createVpn({ name: 'corp' }), 409, 'vpn-exists'],
         ['bad mode', () => t.admin.request('POST', '/v1/vpns', { name: 'm', mode: 'mesh' }), 400, 'bad-request'],
         ['unknown field', () => t.admin.request('POST', '/v1/vpns', { name: 'm', colour: 'red' }), 400, 'bad-request'],
-        ['wrong type', () => t.admin.request('POST', '/v1/gateways', { name: 5, address: '192.0.2.9' }), 400, 'bad-request'],
+        [
+          'wrong type',
+          () => t.admin.request('POST', '/v1/gateways', { name: 5, address: '192.0.2.9' }),
+          400,
+          'bad-request',
+        ],
         ['bad address', () => t.admin.addGateway('gwx', '300.1.1.1'), 400, 'bad-address'],
         ['multicast address', () => t.admin.addGateway('gwx', '224.0.0.1'), 400, 'bad-address'],
         ['gateway exists', () => t.admin.addGateway('gw1', '192.0.2.1'), 409, 'gateway-exists'],
-        ['short rotation period', () => t.admin.createVpn({ name: 'fast', rotationPeriodMs: 10 }), 400, 'bad-rotation-period'],
+        [
+          'short rotation period',
+          () => t.admin.createVpn({ name: 'fast', rotationPeriodMs: 10 }),
+          400,
+          'bad-rotation-period',
+        ],
         ['delete VPN with members', () => t.admin.deleteVpn('corp'), 409, 'vpn-has-members'],
         ['rotate unknown VPN', () => t.admin.rotateVpn('nope'), 404, 'unknown-vpn'],
         ['no such endpoint', () => t.admin.request('GET', '/v1/nothing'), 404, 'not-found'],
@@ -333,7 +396,10 @@ export function authorityScenarios(backend: Backend): void {
         assert.ok(e.message.length > 10, `${what} has a message`);
       }
       // Bad JSON, missing or bad credentials.
-      const r = await rawRequest(t, 'POST', '/v1/vpns', '{"name": ', { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' });
+      const r = await rawRequest(t, 'POST', '/v1/vpns', '{"name": ', {
+        authorization: `Bearer ${t.adminToken}`,
+        'content-type': 'application/json',
+      });
       assert.equal(r.status, 400);
       assert.equal(JSON.parse(r.body).error, 'bad-json');
       let e = await apiError(t.clientWith(undefined).listVpns());
@@ -348,7 +414,10 @@ export function authorityScenarios(backend: Backend): void {
       assert.deepEqual([e.status, e.code], [400, 'bad-request']);
       // Nothing changed but the version counter.
       const afterStatus = await t.admin.status();
-      assert.deepEqual([afterStatus.vpns, afterStatus.memberships, afterStatus.gateways], [before.vpns, before.memberships, before.gateways]);
+      assert.deepEqual(
+        [afterStatus.vpns, afterStatus.memberships, afterStatus.gateways],
+        [before.vpns, before.memberships, before.gateways],
+      );
       // Nested VPNs are legitimate: an inner gateway's prefix inside an outer gateway's, in another VPN.
       await t.admin.addMember('dept', 'gw1', ['10.1.1.0/24']);
       // And multi-homing: the same gateway, the same prefix, in two VPNs.
@@ -374,22 +443,41 @@ export function authorityScenarios(backend: Backend): void {
         const [method, path] = r.route.split(' ');
         const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
         for (const p of params) {
-          const url = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(name === p ? nul : name === 'gateway' ? 'gw1' : name === 'vpn' ? 'corp' : 'peer'));
-          await expectRefused(`${r.route} with NUL in {${p}}`, () => t.admin.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined));
+          const url = path.replace(/\{(\w+)\}/g, (_, name: string) =>
+            encodeURIComponent(name === p ? nul : name === 'gateway' ? 'gw1' : name === 'vpn' ? 'corp' : 'peer'),
+          );
+          await expectRefused(`${r.route} with NUL in {${p}}`, () =>
+            t.admin.request(method, url, method === 'POST' || method === 'PATCH' ? {} : undefined),
+          );
         }
         // Every string field of every body (strings and lists of strings).
-        const props = (r.body as { properties?: Record<string, { type?: string; items?: unknown }> } | undefined)?.properties ?? {};
+        const props =
+          (r.body as { properties?: Record<string, { type?: string; items?: unknown }> } | undefined)?.properties ?? {};
         for (const [field, schema] of Object.entries(props)) {
           if (schema.type !== 'string' && !(schema.type === 'array' && schema.items)) continue;
           if (path.startsWith('/v1/gateway/') || path === '/v1/federation/exchange') continue; // other credentials: below
-          const url = path.replace(/\{vpn\}/g, 'corp').replace(/\{gateway\}/g, 'gw1').replace(/\{\w+\}/g, 'x');
-          await expectRefused(`${r.route} with NUL in body.${field}`, () => t.admin.request(method, url, { [field]: schema.type === 'array' ? [nul] : nul }));
+          const url = path
+            .replace(/\{vpn\}/g, 'corp')
+            .replace(/\{gateway\}/g, 'gw1')
+            .replace(/\{\w+\}/g, 'x');
+          await expectRefused(`${r.route} with NUL in body.${field}`, () =>
+            t.admin.request(method, url, { [field]: schema.type === 'array' ? [nul] : nul }),
+          );
         }
       }
-      for (const q of ['vpn', 'gateway']) await expectRefused(`GET /v1/audit?${q}=`, () => t.admin.request('GET', '/v1/audit', undefined, { query: { [q]: nul } }));
-      await expectRefused('DELETE /v1/directory?prefix=', () => t.admin.request('DELETE', '/v1/directory', undefined, { query: { prefix: nul } }));
-      await expectRefused('POST /v1/enroll', () => t.clientWith(undefined).request('POST', '/v1/enroll', { token: nul, csr: 'x' }));
-      await expectRefused('POST /v1/gateway/ike-certificate', () => g1.client.request('POST', '/v1/gateway/ike-certificate', { csr: nul }));
+      for (const q of ['vpn', 'gateway'])
+        await expectRefused(`GET /v1/audit?${q}=`, () =>
+          t.admin.request('GET', '/v1/audit', undefined, { query: { [q]: nul } }),
+        );
+      await expectRefused('DELETE /v1/directory?prefix=', () =>
+        t.admin.request('DELETE', '/v1/directory', undefined, { query: { prefix: nul } }),
+      );
+      await expectRefused('POST /v1/enroll', () =>
+        t.clientWith(undefined).request('POST', '/v1/enroll', { token: nul, csr: 'x' }),
+      );
+      await expectRefused('POST /v1/gateway/ike-certificate', () =>
+        g1.client.request('POST', '/v1/gateway/ike-certificate', { csr: nul }),
+      );
       assert.ok(refused.length >= 40, `${refused.length} places tried`);
       assert.equal((await t.admin.status()).version, before.status.version, 'no version taken');
       assert.deepEqual(await t.admin.audit({ limit: 1000 }), before.audit, 'no audit entry');
@@ -405,12 +493,31 @@ export function authorityScenarios(backend: Backend): void {
       };
       shape(await rawRequest(t, 'GET', '/v1/vpns/%E0%A4%A', '', auth), 400, 'bad-url');
       shape(await rawRequest(t, 'GET', `/v1/vpns/${'a'.repeat(501)}`, '', auth), 414, 'path-too-long');
-      shape(await rawRequest(t, 'GET', '/v1/vpns', '', { ...auth, 'x-big': 'a'.repeat(20_000) }), 431, 'headers-too-large');
-      shape(await rawRequest(t, 'POST', '/v1/vpns', '{"name": ', { ...auth, 'content-type': 'application/json' }), 400, 'bad-json');
-      shape(await rawRequest(t, 'POST', '/v1/vpns', JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }), { ...auth, 'content-type': 'application/json' }), 413, 'body-too-large');
+      shape(
+        await rawRequest(t, 'GET', '/v1/vpns', '', { ...auth, 'x-big': 'a'.repeat(20_000) }),
+        431,
+        'headers-too-large',
+      );
+      shape(
+        await rawRequest(t, 'POST', '/v1/vpns', '{"name": ', { ...auth, 'content-type': 'application/json' }),
+        400,
+        'bad-json',
+      );
+      shape(
+        await rawRequest(t, 'POST', '/v1/vpns', JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }), {
+          ...auth,
+          'content-type': 'application/json',
+        }),
+        413,
+        'body-too-large',
+      );
       // Without a peer authority's certificate: 401 whatever the body is (bad JSON, too large, wrong fields).
       for (const body of ['{}', '{x', JSON.stringify({ format: 'x'.repeat(2 * 1024 * 1024) })]) {
-        shape(await rawRequest(t, 'POST', '/v1/federation/exchange', body, { 'content-type': 'application/json' }), 401, 'client-certificate-required');
+        shape(
+          await rawRequest(t, 'POST', '/v1/federation/exchange', body, { 'content-type': 'application/json' }),
+          401,
+          'client-certificate-required',
+        );
       }
     });
 
@@ -432,11 +539,17 @@ export function authorityScenarios(backend: Backend): void {
       const tok = await t.admin.createEnrollToken('gw-csr');
       const keys = await generateKeyPair();
       const pem = await createCsr(keys, 'gw-csr');
-      for (const bad of [`Subject: CN=gw-csr\n${pem}`, `${pem}\n-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`, `${pem}trailing words\n`]) {
+      for (const bad of [
+        `Subject: CN=gw-csr\n${pem}`,
+        `${pem}\n-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`,
+        `${pem}trailing words\n`,
+      ]) {
         const e = await apiError(t.clientWith(undefined).request('POST', '/v1/enroll', { token: tok.token, csr: bad }));
         assert.deepEqual([e.status, e.code], [400, 'bad-csr'], e.message);
       }
-      const ok = await t.clientWith(undefined).request<{ gateway: { name: string } }>('POST', '/v1/enroll', { token: tok.token, csr: pem });
+      const ok = await t
+        .clientWith(undefined)
+        .request<{ gateway: { name: string } }>('POST', '/v1/enroll', { token: tok.token, csr: pem });
       assert.equal(ok.gateway.name, 'gw-csr', 'the token was not used up by the refused CSRs');
     });
 
@@ -476,7 +589,12 @@ export function authorityScenarios(backend: Backend): void {
         const b = await bundleGateway(t2, 'b', '192.0.2.2');
         await t2.admin.addMember('v', 'a', ['10.0.0.0/8']);
         await t2.admin.addMember('v', 'b', ['172.16.0.0/12']);
-        const before = { status: await t2.admin.status(), vpn: await t2.admin.getVpn('v'), audit: await t2.admin.audit({ limit: 1000 }), delivery: await a.client.changes(0) };
+        const before = {
+          status: await t2.admin.status(),
+          vpn: await t2.admin.getVpn('v'),
+          audit: await t2.admin.audit({ limit: 1000 }),
+          delivery: await a.client.changes(0),
+        };
         inj.arm(true);
         const e = await apiError(t2.admin.rotateVpn('v'));
         assert.equal(e.status, 500);
@@ -497,7 +615,11 @@ export function authorityScenarios(backend: Backend): void {
     });
 
     it('rotates on schedule, delivering each epoch before it becomes active', async () => {
-      const t3 = await startTestAuthority({ database: await backend.database(), rotation: { overlapMs: 1500, graceMs: 1000 }, schedulerIntervalMs: 100 });
+      const t3 = await startTestAuthority({
+        database: await backend.database(),
+        rotation: { overlapMs: 1500, graceMs: 1000 },
+        schedulerIntervalMs: 100,
+      });
       try {
         await t3.admin.createVpn({ name: 'tick', rotationPeriodMs: 1000 });
         const a = await bundleGateway(t3, 'a', '192.0.2.1');
@@ -513,10 +635,16 @@ export function authorityScenarios(backend: Backend): void {
           if (!c.changed) continue;
           const s = await a.snapshot(c);
           const known = new Set(seen.map((x) => x.epoch));
-          for (const e of s.vpns[0].epochs) if (e.epoch > 1 && !known.has(e.epoch)) seen.push({ epoch: e.epoch, activeFrom: e.activeFrom, receivedAt: Date.now() });
+          for (const e of s.vpns[0].epochs)
+            if (e.epoch > 1 && !known.has(e.epoch))
+              seen.push({ epoch: e.epoch, activeFrom: e.activeFrom, receivedAt: Date.now() });
         }
         assert.ok(seen.length >= 2, `scheduled rotations seen: ${JSON.stringify(seen)}`);
-        for (const x of seen) assert.ok(x.receivedAt < x.activeFrom, `epoch ${x.epoch} arrived ${x.activeFrom - x.receivedAt} ms before activation`);
+        for (const x of seen)
+          assert.ok(
+            x.receivedAt < x.activeFrom,
+            `epoch ${x.epoch} arrived ${x.activeFrom - x.receivedAt} ms before activation`,
+          );
         const log = await t3.admin.audit({ vpn: 'tick', limit: 1000 });
         assert.ok(log.some((x) => x.action === 'vpn.rotate' && x.actor === 'authority:scheduler'));
         a.client.close();
@@ -544,9 +672,20 @@ export function authorityScenarios(backend: Backend): void {
         await admin.rotateVpn('keep');
         const token = await admin.createEnrollToken('k1', { replace: true });
         const client = gatewayClient(bundle);
-        gw = { name: 'k1', bundle, key: bundle.privateKey!, client, snapshot: (c) => openDelivery(c.delivery, bundle.privateKey!, { gateway: 'k1' }) };
+        gw = {
+          name: 'k1',
+          bundle,
+          key: bundle.privateKey!,
+          client,
+          snapshot: (c) => openDelivery(c.delivery, bundle.privateKey!, { gateway: 'k1' }),
+        };
         const beforeSnap = await gw.snapshot(await client.changes(0));
-        const before = { vpn: await admin.getVpn('keep'), gw: await admin.getGateway('k1'), audit: await admin.audit({ limit: 1000 }), status: await admin.status() };
+        const before = {
+          vpn: await admin.getVpn('keep'),
+          gw: await admin.getGateway('k1'),
+          audit: await admin.audit({ limit: 1000 }),
+          status: await admin.status(),
+        };
         await killAndWait(child, 'SIGKILL');
         child = await spawnAuthority(dir, port);
         const afterVpn = await admin.getVpn('keep');
@@ -570,7 +709,10 @@ export function authorityScenarios(backend: Backend): void {
 
     it('serves on IPv6: [::1] with v6 URLs in tokens, bundles and the replica list; [::] for both families; gateways fail over between v6 URLs', async () => {
       // Spelled unusually on purpose: the configuration, the URL and the certificate all use ::1.
-      const v6 = await startTestAuthority({ database: await backend.database(), listen: { host: '0:0:0:0:0:0:0:1', port: 0 } });
+      const v6 = await startTestAuthority({
+        database: await backend.database(),
+        listen: { host: '0:0:0:0:0:0:0:1', port: 0 },
+      });
       const both = await startTestAuthority({ database: await backend.database(), listen: { host: '::', port: 0 } });
       const gws: TestGateway[] = [];
       try {
@@ -586,21 +728,33 @@ export function authorityScenarios(backend: Backend): void {
         await v6.admin.addMember('six', 'gw-b', ['2001:DB8:2::/48']);
         const s = await b.snapshot(await b.client.changes(0));
         const other = s.vpns[0].members.find((m) => m.gateway === 'gw-a');
-        assert.deepEqual([other?.address, other?.prefixes.map(String)], ['2001:db8:a::1', ['10.61.0.0/16', '2001:db8:1::/48']]);
+        assert.deepEqual(
+          [other?.address, other?.prefixes.map(String)],
+          ['2001:db8:a::1', ['10.61.0.0/16', '2001:db8:1::/48']],
+        );
         assert.deepEqual(s.protectedPrefixes.map(String), ['10.61.0.0/16', '2001:db8:1::/48', '2001:db8:2::/48']);
-        assert.deepEqual((await v6.admin.replicas()).map((r) => r.url), [v6.url]);
+        assert.deepEqual(
+          (await v6.admin.replicas()).map((r) => r.url),
+          [v6.url],
+        );
 
         // [::] takes connections to either family (dual stack); a gateway's authority URLs may be v6 literals.
         const bothPort = Number(new URL(both.url).port);
         assert.equal(both.url, `https://[::1]:${bothPort}`);
-        const viaV4 = new AuthorityClient({ url: `https://127.0.0.1:${bothPort}`, ca: both.ca, adminToken: both.adminToken });
+        const viaV4 = new AuthorityClient({
+          url: `https://127.0.0.1:${bothPort}`,
+          ca: both.ca,
+          adminToken: both.adminToken,
+        });
         try {
           await both.admin.addGateway('gw-c', 'fd00:c::1');
           assert.equal((await viaV4.getGateway('gw-c')).address, 'fd00:c::1', 'the same authority over IPv4');
           const c = gatewayOf(parseBundle(JSON.stringify(await viaV4.makeBundle('gw-c'))));
           gws.push(c);
           const closed = await freePort();
-          const moving = gatewayClient(c.bundle, undefined, { urls: [`https://[::1]:${closed}`, `https://[::1]:${bothPort}`] });
+          const moving = gatewayClient(c.bundle, undefined, {
+            urls: [`https://[::1]:${closed}`, `https://[::1]:${bothPort}`],
+          });
           try {
             assert.equal((await moving.self()).address, 'fd00:c::1');
             assert.equal(moving.url.href, `https://[::1]:${bothPort}/`, 'moved to the v6 URL that answers');
@@ -621,7 +775,13 @@ export function authorityScenarios(backend: Backend): void {
       const dir = mkdtempSync(join(tmpdir(), 'kasane-v6-'));
       try {
         const data = join(dir, 'a');
-        await initAuthority({ dataDir: data, name: 'v6', database: await backend.database(), listen: { host: '::1', port: 0 }, sans: ['2001:DB8::7', 'authority.example'] });
+        await initAuthority({
+          dataDir: data,
+          name: 'v6',
+          database: await backend.database(),
+          listen: { host: '::1', port: 0 },
+          sans: ['2001:DB8::7', 'authority.example'],
+        });
         const cert = (): string => readFileSync(join(data, 'certs', 'server.pem'), 'utf8');
         const first = cert();
         assert.ok(new X509Certificate(first).checkIP('2001:db8::7'));
@@ -630,11 +790,22 @@ export function authorityScenarios(backend: Backend): void {
           await r.close();
           assert.equal(cert(), first, 'not issued again');
         }
-        const r = await startAuthority({ dataDir: data, listen: { host: '::', port: 0 }, logLevel: 'silent', schedulerIntervalMs: 0 });
+        const r = await startAuthority({
+          dataDir: data,
+          listen: { host: '::', port: 0 },
+          logLevel: 'silent',
+          schedulerIntervalMs: 0,
+        });
         await r.close();
         assert.equal(cert(), first, '[::] needs no new name either');
-        await assert.rejects(initAuthority({ dataDir: join(dir, 'b'), name: 'm', listen: { host: '::ffff:127.0.0.1', port: 0 } }), /IPv4-mapped.*give the IPv4 address 127\.0\.0\.1/);
-        await assert.rejects(initAuthority({ dataDir: join(dir, 'c'), name: 'm', sans: ['::ffff:10.0.0.1'] }), /IPv4-mapped/);
+        await assert.rejects(
+          initAuthority({ dataDir: join(dir, 'b'), name: 'm', listen: { host: '::ffff:127.0.0.1', port: 0 } }),
+          /IPv4-mapped.*give the IPv4 address 127\.0\.0\.1/,
+        );
+        await assert.rejects(
+          initAuthority({ dataDir: join(dir, 'c'), name: 'm', sans: ['::ffff:10.0.0.1'] }),
+          /IPv4-mapped/,
+        );
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -648,11 +819,21 @@ export function authorityScenarios(backend: Backend): void {
 
 async function createCsrP384(keys: CryptoKeyPair): Promise<string> {
   const { x509 } = await import('../../../src/pki/x509.js');
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=gw-tok', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=gw-tok',
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' },
+  });
   return csr.toString('pem');
 }
 
-async function rawRequest(t: TestAuthority, method: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+async function rawRequest(
+  t: TestAuthority,
+  method: string,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   const https = await import('node:https');
   return new Promise((resolve, reject) => {
     const req = https.request(new URL(path, t.url), { method, headers, ca: t.ca, agent: false }, (res) => {

@@ -37,17 +37,22 @@ test('matches a naive implementation, and data with its checksum sums to zero (p
 
 test('checksumAdjust agrees with recomputation (property)', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 4, maxLength: 64 }), fc.nat(), fc.integer({ min: 0, max: 0xffff }), (raw, at, word) => {
-      const data = raw.subarray(0, raw.length & ~1);
-      const i = (at % (data.length / 2)) * 2;
-      const before = internetChecksum(data, 0, data.length);
-      const old = (data[i] << 8) | data[i + 1];
-      data[i] = word >> 8;
-      data[i + 1] = word & 0xff;
-      const after = internetChecksum(data, 0, data.length);
-      const adjusted = checksumAdjust(before, old, word);
-      // 0x0000 and 0xffff are the same one's complement value; both verify.
-      assert.equal(adjusted % 0xffff, after % 0xffff);
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 4, maxLength: 64 }),
+      fc.nat(),
+      fc.integer({ min: 0, max: 0xffff }),
+      (raw, at, word) => {
+        const data = raw.subarray(0, raw.length & ~1);
+        const i = (at % (data.length / 2)) * 2;
+        const before = internetChecksum(data, 0, data.length);
+        const old = (data[i] << 8) | data[i + 1];
+        data[i] = word >> 8;
+        data[i + 1] = word & 0xff;
+        const after = internetChecksum(data, 0, data.length);
+        const adjusted = checksumAdjust(before, old, word);
+        // 0x0000 and 0xffff are the same one's complement value; both verify.
+        assert.equal(adjusted % 0xffff, after % 0xffff);
+      },
+    ),
   );
 });

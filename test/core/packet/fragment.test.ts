@@ -17,7 +17,19 @@ test('fragments reassemble to the packet, each within the size asked, at multipl
       (payload, maxData, df, startBlocks) => {
         // A whole datagram, or itself a fragment (MF, at an offset): the pieces continue its offsets.
         const whole = ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 17, payload, df, id: 0x4242 });
-        const p = startBlocks === 0 ? whole : ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 17, payload, df, id: 0x4242, mf: true, fragOffset: startBlocks });
+        const p =
+          startBlocks === 0
+            ? whole
+            : ipv4({
+                src: '10.0.0.1',
+                dst: '10.0.0.2',
+                proto: 17,
+                payload,
+                df,
+                id: 0x4242,
+                mf: true,
+                fragOffset: startBlocks,
+              });
         const frags = fragmentIpv4(p, maxData);
         assert.equal(frags.length, Math.ceil(payload.length / maxData));
         for (const [i, f] of frags.entries()) {

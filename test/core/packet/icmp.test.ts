@@ -30,8 +30,14 @@ function parsed(b: Uint8Array) {
 test('parses and builds a known echo request', () => {
   const m = parsed(KNOWN_ECHO);
   assert.ok(isIcmpEcho(m));
-  assert.deepEqual({ ...m, data: Buffer.from(m.data).toString() }, { type: 8, code: 0, id: 1, seq: 1, data: 'abcdefghijklmnopqrstuvwabcdefghi' });
-  assert.deepEqual(buildIcmpEcho({ type: 8, id: 1, seq: 1, data: text('abcdefghijklmnopqrstuvwabcdefghi') }), KNOWN_ECHO);
+  assert.deepEqual(
+    { ...m, data: Buffer.from(m.data).toString() },
+    { type: 8, code: 0, id: 1, seq: 1, data: 'abcdefghijklmnopqrstuvwabcdefghi' },
+  );
+  assert.deepEqual(
+    buildIcmpEcho({ type: 8, id: 1, seq: 1, data: text('abcdefghijklmnopqrstuvwabcdefghi') }),
+    KNOWN_ECHO,
+  );
 });
 
 test('typed errors and other message types', () => {
@@ -61,7 +67,10 @@ test('fragmentation needed (RFC 1191) quotes as much as fits in 576 bytes (RFC 1
   const pkt = buildIcmpFragNeeded(original, 1380, '192.0.2.1');
   const ip = parseIpv4(pkt);
   assert.ok(ip.ok);
-  assert.deepEqual([ip.value.header.src, ip.value.header.dst, ip.value.header.protocol, ip.value.header.ttl], ['192.0.2.1', '10.1.0.5', PROTO_ICMP, 64]);
+  assert.deepEqual(
+    [ip.value.header.src, ip.value.header.dst, ip.value.header.protocol, ip.value.header.ttl],
+    ['192.0.2.1', '10.1.0.5', PROTO_ICMP, 64],
+  );
   assert.equal(ip.value.header.tos, 0xc0);
   const m = parsed(ip.value.payload);
   assert.ok(isIcmpUnreachable(m));
@@ -109,18 +118,33 @@ test('icmpErrorAllowed follows RFC 1812 4.3.2.7', () => {
     ['10.0.0.1', '239.1.1.1'],
     ['10.0.0.1', '255.255.255.255'],
   ]) {
-    assert.equal(icmpErrorAllowed(buildIpv4({ src, dst, protocol: PROTO_TCP, payload: new Uint8Array(20) })), false, `${src} -> ${dst}`);
+    assert.equal(
+      icmpErrorAllowed(buildIpv4({ src, dst, protocol: PROTO_TCP, payload: new Uint8Array(20) })),
+      false,
+      `${src} -> ${dst}`,
+    );
   }
   assert.equal(icmpErrorAllowed(new Uint8Array(19)), false);
 });
 
 test('echoReplyFor answers like an IP stack and refuses everything else', () => {
-  const req = buildIpv4({ src: '10.1.0.5', dst: '10.2.0.9', protocol: PROTO_ICMP, payload: KNOWN_ECHO, ttl: 3, tos: 0x10, id: 9 });
+  const req = buildIpv4({
+    src: '10.1.0.5',
+    dst: '10.2.0.9',
+    protocol: PROTO_ICMP,
+    payload: KNOWN_ECHO,
+    ttl: 3,
+    tos: 0x10,
+    id: 9,
+  });
   const rep = echoReplyFor(req);
   assert.ok(rep.ok);
   const ip = parseIpv4(rep.value);
   assert.ok(ip.ok);
-  assert.deepEqual([ip.value.header.src, ip.value.header.dst, ip.value.header.ttl, ip.value.header.tos], ['10.2.0.9', '10.1.0.5', 64, 0x10]);
+  assert.deepEqual(
+    [ip.value.header.src, ip.value.header.dst, ip.value.header.ttl, ip.value.header.tos],
+    ['10.2.0.9', '10.1.0.5', 64, 0x10],
+  );
   const m = parsed(ip.value.payload);
   assert.ok(isIcmpEcho(m));
   assert.deepEqual([m.type, m.id, m.seq], [0, 1, 1]);

@@ -112,7 +112,10 @@ test('rewriteIpv4 keeps the header (with options) and swaps protocol and payload
   const h = r.value.header;
   assert.equal(h.protocol, PROTO_ESP);
   assert.equal(h.totalLength, 324);
-  assert.deepEqual([h.headerLength, h.tos, h.id, h.df, h.ttl, h.src, h.dst], [24, 0x10, 0xbeef, true, 42, '10.0.0.1', '10.0.0.2']);
+  assert.deepEqual(
+    [h.headerLength, h.tos, h.id, h.df, h.ttl, h.src, h.dst],
+    [24, 0x10, 0xbeef, true, 42, '10.0.0.1', '10.0.0.2'],
+  );
   assert.deepEqual(out.subarray(20, 24), hex('01010100'));
   assert.deepEqual(r.value.payload, esp);
   // Without a protocol the original one stays.
@@ -142,22 +145,42 @@ const headerFields = fc.record({
 
 test('build -> parse is the identity, and rewrite keeps every header field (property)', () => {
   fc.assert(
-    fc.property(headerFields, fc.uint8Array({ maxLength: 100 }), fc.integer({ min: 0, max: 255 }), (f, other, proto) => {
-      const p = buildIpv4(f);
-      const r = parseIpv4(p);
-      assert.ok(r.ok);
-      const h = r.value.header;
-      assert.deepEqual(
-        { src: h.src, dst: h.dst, protocol: h.protocol, ttl: h.ttl, id: h.id, df: h.df, tos: h.tos, payload: r.value.payload },
-        { ...f },
-      );
-      assert.deepEqual([h.mf, h.fragmentOffset, h.headerLength, h.totalLength], [false, 0, 20, 20 + f.payload.length]);
-      const w = parseIpv4(rewriteIpv4(p, { protocol: proto, payload: other }));
-      assert.ok(w.ok);
-      assert.deepEqual({ ...w.value.header, protocol: h.protocol, totalLength: h.totalLength, checksum: h.checksum }, h);
-      assert.equal(w.value.header.protocol, proto);
-      assert.deepEqual(w.value.payload, other);
-    }),
+    fc.property(
+      headerFields,
+      fc.uint8Array({ maxLength: 100 }),
+      fc.integer({ min: 0, max: 255 }),
+      (f, other, proto) => {
+        const p = buildIpv4(f);
+        const r = parseIpv4(p);
+        assert.ok(r.ok);
+        const h = r.value.header;
+        assert.deepEqual(
+          {
+            src: h.src,
+            dst: h.dst,
+            protocol: h.protocol,
+            ttl: h.ttl,
+            id: h.id,
+            df: h.df,
+            tos: h.tos,
+            payload: r.value.payload,
+          },
+          { ...f },
+        );
+        assert.deepEqual(
+          [h.mf, h.fragmentOffset, h.headerLength, h.totalLength],
+          [false, 0, 20, 20 + f.payload.length],
+        );
+        const w = parseIpv4(rewriteIpv4(p, { protocol: proto, payload: other }));
+        assert.ok(w.ok);
+        assert.deepEqual(
+          { ...w.value.header, protocol: h.protocol, totalLength: h.totalLength, checksum: h.checksum },
+          h,
+        );
+        assert.equal(w.value.header.protocol, proto);
+        assert.deepEqual(w.value.payload, other);
+      },
+    ),
   );
 });
 

@@ -49,7 +49,14 @@ const KNOWN: SearchMessage = {
   pathDst: 'fd00::1',
   originator: 'g-a',
   proxiedBy: 'g-b',
-  entries: [{ side: 'dst', gateway: 'g-b', address: '192.0.2.1', vpns: [{ vpnId: 7, epoch: 2, seq: 0x1_0000_0005n, proof: Uint8Array.from({ length: 16 }, (_, i) => i) }] }],
+  entries: [
+    {
+      side: 'dst',
+      gateway: 'g-b',
+      address: '192.0.2.1',
+      vpns: [{ vpnId: 7, epoch: 2, seq: 0x1_0000_0005n, proof: Uint8Array.from({ length: 16 }, (_, i) => i) }],
+    },
+  ],
 };
 
 function code(b: Uint8Array): string {
@@ -141,7 +148,8 @@ test('validateGatewayId', () => {
   assert.equal(c('東'.repeat(22)), 'bad-length');
   assert.equal(c('a'.repeat(64)), 'bad-length');
   assert.equal(c(''), 'bad-length');
-  for (const ctl of ['\u0000', '\t', '\n', '\u001b', '\u007f', '\u0085', '\u009f']) assert.equal(c(`gw${ctl}1`), 'bad-gateway-id', JSON.stringify(ctl));
+  for (const ctl of ['\u0000', '\t', '\n', '\u001b', '\u007f', '\u0085', '\u009f'])
+    assert.equal(c(`gw${ctl}1`), 'bad-gateway-id', JSON.stringify(ctl));
   assert.equal(c('gw\ud800'), 'bad-utf8');
   assert.equal(c('gw\udc00x'), 'bad-utf8');
   assert.equal(c('gw😀'), 'ok');
@@ -156,16 +164,60 @@ test('encode refuses programmer errors', () => {
     ['address', { ...KNOWN, pathSrc: '10.0.0.256' }],
     ['entries', { ...KNOWN, entries: new Array(33).fill(KNOWN.entries[0]) }],
     ['gateway', { ...KNOWN, entries: [{ ...KNOWN.entries[0], gateway: 'x\ny' }] }],
-    ['proof', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(15) }] }] }],
-    ['vpnId', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: -1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }] }] }],
-    ['epoch', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 2 ** 32, seq: 1n, proof: new Uint8Array(16) }] }] }],
-    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n << 64n, proof: new Uint8Array(16) }] }] }],
-    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: -1n, proof: new Uint8Array(16) }] }] }],
-    ['seq', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1 as unknown as bigint, proof: new Uint8Array(16) }] }] }],
+    [
+      'proof',
+      {
+        ...KNOWN,
+        entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n, proof: new Uint8Array(15) }] }],
+      },
+    ],
+    [
+      'vpnId',
+      {
+        ...KNOWN,
+        entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: -1, epoch: 1, seq: 1n, proof: new Uint8Array(16) }] }],
+      },
+    ],
+    [
+      'epoch',
+      {
+        ...KNOWN,
+        entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 2 ** 32, seq: 1n, proof: new Uint8Array(16) }] }],
+      },
+    ],
+    [
+      'seq',
+      {
+        ...KNOWN,
+        entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: 1n << 64n, proof: new Uint8Array(16) }] }],
+      },
+    ],
+    [
+      'seq',
+      {
+        ...KNOWN,
+        entries: [{ ...KNOWN.entries[0], vpns: [{ vpnId: 1, epoch: 1, seq: -1n, proof: new Uint8Array(16) }] }],
+      },
+    ],
+    [
+      'seq',
+      {
+        ...KNOWN,
+        entries: [
+          {
+            ...KNOWN.entries[0],
+            vpns: [{ vpnId: 1, epoch: 1, seq: 1 as unknown as bigint, proof: new Uint8Array(16) }],
+          },
+        ],
+      },
+    ],
     ['vpns', { ...KNOWN, entries: [{ ...KNOWN.entries[0], vpns: new Array(33).fill(KNOWN.entries[0].vpns[0]) }] }],
   ];
   for (const [what, m] of bad) assert.throws(() => encodeSearchMessage(m), TypeError, what);
-  const full = { ...KNOWN, entries: new Array(32).fill({ ...KNOWN.entries[0], vpns: new Array(32).fill(KNOWN.entries[0].vpns[0]) }) };
+  const full = {
+    ...KNOWN,
+    entries: new Array(32).fill({ ...KNOWN.entries[0], vpns: new Array(32).fill(KNOWN.entries[0].vpns[0]) }),
+  };
   const r = decodeSearchMessage(encodeSearchMessage(full));
   assert.ok(r.ok);
   assert.equal(r.value.entries.length, 32);
@@ -176,7 +228,12 @@ const gatewayId = fc
   .oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }))
   .filter((s) => validateGatewayId(s).ok);
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
-const claim = fc.record({ vpnId: u32, epoch: u32, seq: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), proof: fc.uint8Array({ minLength: 16, maxLength: 16 }) });
+const claim = fc.record({
+  vpnId: u32,
+  epoch: u32,
+  seq: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  proof: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+});
 const entry = fc.record({
   side: fc.constantFrom('src' as const, 'dst' as const),
   gateway: gatewayId,
@@ -193,7 +250,11 @@ const message: fc.Arbitrary<SearchMessage> = fc
     originator: gatewayId,
     entries: fc.array(entry, { maxLength: 5 }),
   })
-  .map((m) => ({ ...m, proxied: m.proxiedBy !== '', entries: m.entries.map((e) => ({ ...e, vpns: e.vpns.map((c) => ({ ...c })) })) }));
+  .map((m) => ({
+    ...m,
+    proxied: m.proxiedBy !== '',
+    entries: m.entries.map((e) => ({ ...e, vpns: e.vpns.map((c) => ({ ...c })) })),
+  }));
 
 test('encode -> decode is the identity, IPv4 and IPv6 alike (property)', () => {
   fc.assert(

@@ -120,7 +120,7 @@ const syn = fc.record({
 /** Reference walk: the MSS values of every well-formed MSS option before the list ends or breaks. */
 function allMss(options: Uint8Array): number[] {
   const out: number[] = [];
-  for (let i = 0; i < options.length; ) {
+  for (let i = 0; i < options.length;) {
     if (options[i] === 0) break;
     if (options[i] === 1) i++;
     else if (i + 1 >= options.length || options[i + 1] < 2 || i + options[i + 1] > options.length) break;
@@ -151,13 +151,19 @@ test('clamping keeps the checksum valid and lowers exactly the MSS above the lim
 test('garbage option lists: clamping stays in bounds and keeps the checksum valid (property)', () => {
   // Well-formed options interleaved with random bytes: malformed tails, odd alignments, and MSS
   // options that the walker does or does not reach.
-  const token = fc.oneof({ weight: 3, arbitrary: option }, { weight: 1, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 3 }) });
+  const token = fc.oneof(
+    { weight: 3, arbitrary: option },
+    { weight: 1, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 3 }) },
+  );
   const garbage = fc.record({ s: syn, tokens: fc.array(token, { maxLength: 10 }) }).map(({ s, tokens }) => ({
     ...s,
     flags: s.flags | TCP_SYN,
     options: Uint8Array.from(tokens.flat().slice(0, 40)),
   }));
-  fc.assert(fc.property(garbage, fc.integer({ min: 0, max: 0xffff }), (s, max) => checkClamp(s, max)), { numRuns: 300 });
+  fc.assert(
+    fc.property(garbage, fc.integer({ min: 0, max: 0xffff }), (s, max) => checkClamp(s, max)),
+    { numRuns: 300 },
+  );
 });
 
 test('clampTcpMss never throws on arbitrary bytes and never breaks a valid checksum (property)', () => {

@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createDecipheriv } from 'node:crypto';
 import { seededRandom } from '../../../src/base/random.js';
-import { aeadOpen, aeadSeal, SkIvCounter, skBodyLength, skMinBodyLength, skOpen, skSeal } from '../../../src/ike/crypto/aead.js';
+import {
+  aeadOpen,
+  aeadSeal,
+  SkIvCounter,
+  skBodyLength,
+  skMinBodyLength,
+  skOpen,
+  skSeal,
+} from '../../../src/ike/crypto/aead.js';
 import { aeadKey, type AeadKey } from '../../../src/ike/crypto/keys.js';
 import { AES_GCM_16_128, AES_GCM_16_256, type AeadAlgorithm } from '../../../src/ike/crypto/transforms.js';
 
@@ -18,7 +26,8 @@ const code = (r: { ok: boolean; error?: { code: string } }) => (r.ok ? 'ok' : r.
 
 // McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 4 (AES-128) and 16 (AES-256):
 // the 12-byte IV cafebabe facedbaddecaf888 is exactly salt (4) | explicit IV (8).
-const MV_P = 'd9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39';
+const MV_P =
+  'd9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39';
 const MV_A = 'feedfacedeadbeeffeedfacedeadbeefabaddad2';
 const MV = [
   {
@@ -55,9 +64,14 @@ for (const v of MV) {
 
 test('draft-mcgrew-gcm-test-01 AES-256 case (salt 11223344, AAD = SPI | seq) through the AEAD core', () => {
   const k = aeadKey(AES_GCM_16_256, h('abbccddef00112233445566778899aababbccddef00112233445566778899aab11223344'));
-  const plain = h('4500003069a6400080062690c0a801029389155e0a9e008b2dc57ee0000000007002400020bf0000020405b40101040201020201');
+  const plain = h(
+    '4500003069a6400080062690c0a801029389155e0a9e008b2dc57ee0000000007002400020bf0000020405b40101040201020201',
+  );
   const s = aeadSeal(k, h('0102030405060708'), h('4a2cbfe300000002'), plain);
-  assert.equal(s.ciphertext.toString('hex'), 'ff425c9b724599df7a3bcd510194e00d6a78107f1b0b1cbf06efae9d65a5d763748a637985771d347f0545659f14e99def842d8e');
+  assert.equal(
+    s.ciphertext.toString('hex'),
+    'ff425c9b724599df7a3bcd510194e00d6a78107f1b0b1cbf06efae9d65a5d763748a637985771d347f0545659f14e99def842d8e',
+  );
   assert.equal(s.icv.toString('hex'), 'b335f4eecfdbf831824b4c4915956c96');
 });
 
@@ -69,7 +83,9 @@ test('skSeal layout: IV = counter (8, big-endian) | ciphertext of inner | paddin
     assert.equal(body.length, skBodyLength(AES_GCM_16_256, inner.length, pad));
     assert.equal(body.subarray(0, 8).toString('hex'), '0102030405060708');
     // Decrypt independently of the module.
-    const d = createDecipheriv('aes-256-gcm', k256.key, Buffer.concat([k256.salt, body.subarray(0, 8)]), { authTagLength: 16 });
+    const d = createDecipheriv('aes-256-gcm', k256.key, Buffer.concat([k256.salt, body.subarray(0, 8)]), {
+      authTagLength: 16,
+    });
     d.setAAD(ad);
     d.setAuthTag(body.subarray(body.length - 16));
     const pt = Buffer.concat([d.update(body.subarray(8, body.length - 16)), d.final()]);
@@ -124,7 +140,8 @@ test('short bodies and impossible pad lengths are errors', () => {
   const body = skSeal(k256, 1n, ad, Buffer.alloc(0));
   assert.equal(body.length, skMinBodyLength(AES_GCM_16_256));
   assert.ok(skOpen(k256, ad, body).ok);
-  for (let n = 0; n < body.length; n++) assert.equal(code(skOpen(k256, ad, body.subarray(0, n))), n < 25 ? 'sk-truncated' : 'sk-auth-failed');
+  for (let n = 0; n < body.length; n++)
+    assert.equal(code(skOpen(k256, ad, body.subarray(0, n))), n < 25 ? 'sk-truncated' : 'sk-auth-failed');
   // An authentic plaintext whose pad length byte points before its start.
   for (const [plainLen, pad] of [
     [1, 1],
@@ -159,13 +176,19 @@ test('fast-check: random bodies under random AD decrypt to errors without throwi
 
 test('fast-check: seal then open is the identity, and truncating or extending the body fails', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 255 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (inner, ad, pad, iv) => {
-      const body = skSeal(k256, iv, ad, inner, pad);
-      const r = skOpen(k256, ad, body);
-      assert.ok(r.ok && r.value.equals(Buffer.from(inner)));
-      assert.equal(skOpen(k256, ad, body.subarray(0, body.length - 1)).ok, false);
-      assert.equal(skOpen(k256, ad, Buffer.concat([body, Buffer.of(0)])).ok, false);
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.uint8Array({ maxLength: 64 }),
+      fc.integer({ min: 0, max: 255 }),
+      fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      (inner, ad, pad, iv) => {
+        const body = skSeal(k256, iv, ad, inner, pad);
+        const r = skOpen(k256, ad, body);
+        assert.ok(r.ok && r.value.equals(Buffer.from(inner)));
+        assert.equal(skOpen(k256, ad, body.subarray(0, body.length - 1)).ok, false);
+        assert.equal(skOpen(k256, ad, Buffer.concat([body, Buffer.of(0)])).ok, false);
+      },
+    ),
     { numRuns: 300 },
   );
 });

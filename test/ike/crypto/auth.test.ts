@@ -37,7 +37,11 @@ const ID_FQDN = 2;
 const message1 = Buffer.from(rnd(300)); // stands for the IKE_SA_INIT request as sent
 const nonceR = Buffer.from(rnd(32));
 const idI = idPayloadBody(ID_FQDN, Buffer.from('gw-a.example'));
-const octetsI = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', { realMessage: message1, peerNonce: nonceR, idBody: idI });
+const octetsI = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
+  realMessage: message1,
+  peerNonce: nonceR,
+  idBody: idI,
+});
 
 test('RestOfIDPayload is ID type | 3 zero RESERVED bytes | data', () => {
   assert.equal(idI.toString('hex'), '02000000' + Buffer.from('gw-a.example').toString('hex'));
@@ -49,13 +53,31 @@ test('signed octets are RealMessage | peer NonceData | prf(SK_p, RestOfIDPayload
   const message2 = Buffer.from(rnd(280));
   const nonceI = Buffer.from(rnd(32));
   const idR = idPayloadBody(ID_FQDN, Buffer.from('gw-b.example'));
-  const octetsR = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', { realMessage: message2, peerNonce: nonceI, idBody: idR });
+  const octetsR = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', {
+    realMessage: message2,
+    peerNonce: nonceI,
+    idBody: idR,
+  });
   assert.ok(octetsR.equals(Buffer.concat([message2, nonceI, hmac('sha256', keys.skPr, idR)])));
   // The RESERVED bytes are signed as they were on the wire.
   const oddReserved = Buffer.from(idI);
   oddReserved[2] = 1;
-  assert.ok(!authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', { realMessage: message1, peerNonce: nonceR, idBody: oddReserved }).equals(octetsI));
-  assert.throws(() => authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', { realMessage: message1, peerNonce: nonceR, idBody: Buffer.alloc(3) }), RangeError);
+  assert.ok(
+    !authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
+      realMessage: message1,
+      peerNonce: nonceR,
+      idBody: oddReserved,
+    }).equals(octetsI),
+  );
+  assert.throws(
+    () =>
+      authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
+        realMessage: message1,
+        peerNonce: nonceR,
+        idBody: Buffer.alloc(3),
+      }),
+    RangeError,
+  );
 });
 
 test('AlgorithmIdentifier bytes are those of RFC 7427 Appendix A and decode to the right OIDs', () => {
@@ -65,7 +87,10 @@ test('AlgorithmIdentifier bytes are those of RFC 7427 Appendix A and decode to t
   assert.equal(signatureScheme('ecdsa-with-SHA384').algorithmIdentifier.toString('hex'), '300a06082a8648ce3d040303');
   assert.equal(signatureScheme('ecdsa-with-SHA512').algorithmIdentifier.toString('hex'), '300a06082a8648ce3d040304');
   // A.1 sha256WithRSAEncryption, with NULL parameters.
-  assert.equal(signatureScheme('sha256WithRSAEncryption').algorithmIdentifier.toString('hex'), '300d06092a864886f70d01010b0500');
+  assert.equal(
+    signatureScheme('sha256WithRSAEncryption').algorithmIdentifier.toString('hex'),
+    '300d06092a864886f70d01010b0500',
+  );
   const oids: Record<string, string> = {
     'ecdsa-with-SHA256': '1.2.840.10045.4.3.2',
     'ecdsa-with-SHA384': '1.2.840.10045.4.3.3',
@@ -110,7 +135,11 @@ test('verification fails on any changed octet, a changed ID, the wrong key, a ba
   });
   assert.equal(code(verifyAuth(p256.publicKey, otherId, auth)), 'auth-bad-signature');
   // The responder's octets (SK_pr) do not verify an initiator's signature.
-  const mirrored = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', { realMessage: message1, peerNonce: nonceR, idBody: idI });
+  const mirrored = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', {
+    realMessage: message1,
+    peerNonce: nonceR,
+    idBody: idI,
+  });
   assert.equal(code(verifyAuth(p256.publicKey, mirrored, auth)), 'auth-bad-signature');
   assert.equal(code(verifyAuth(p256b.publicKey, octetsI, auth)), 'auth-bad-signature');
 
@@ -129,11 +158,21 @@ test('verification fails on any changed octet, a changed ID, the wrong key, a ba
   assert.equal(code(verifyAuth(p256.publicKey, octetsI, auth.subarray(0, 13))), 'auth-truncated'); // no signature
   // Unknown AlgorithmIdentifier (Ed25519), and ecdsa-with-SHA1.
   const ed = Buffer.from('300506032b6570', 'hex');
-  assert.equal(code(verifyAuth(p256.publicKey, octetsI, Buffer.concat([Buffer.of(ed.length), ed, auth.subarray(13)]))), 'auth-unknown-algorithm');
+  assert.equal(
+    code(verifyAuth(p256.publicKey, octetsI, Buffer.concat([Buffer.of(ed.length), ed, auth.subarray(13)]))),
+    'auth-unknown-algorithm',
+  );
   const sha1 = Buffer.from('300906072a8648ce3d0401', 'hex');
-  assert.equal(code(verifyAuth(p256.publicKey, octetsI, Buffer.concat([Buffer.of(sha1.length), sha1, auth.subarray(13)]))), 'auth-unknown-algorithm');
+  assert.equal(
+    code(verifyAuth(p256.publicKey, octetsI, Buffer.concat([Buffer.of(sha1.length), sha1, auth.subarray(13)]))),
+    'auth-unknown-algorithm',
+  );
   // A different hash in the AlgorithmIdentifier than the signer used.
-  const as384 = Buffer.concat([Buffer.of(12), signatureScheme('ecdsa-with-SHA384').algorithmIdentifier, auth.subarray(13)]);
+  const as384 = Buffer.concat([
+    Buffer.of(12),
+    signatureScheme('ecdsa-with-SHA384').algorithmIdentifier,
+    auth.subarray(13),
+  ]);
   assert.equal(code(verifyAuth(p256.publicKey, octetsI, as384)), 'auth-bad-signature');
 });
 
@@ -153,7 +192,10 @@ test('P-384 with ecdsa-with-SHA384, and RSA sha256WithRSAEncryption recognised o
   const sig = nodeSign('sha256', octetsI, rsa.privateKey);
   const withNull = Buffer.concat([Buffer.of(15), Buffer.from('300d06092a864886f70d01010b0500', 'hex'), sig]);
   const withoutNull = Buffer.concat([Buffer.of(13), Buffer.from('300b06092a864886f70d01010b', 'hex'), sig]);
-  assert.deepEqual(verifyAuth(rsa.publicKey, octetsI, withNull), { ok: true, value: { scheme: 'sha256WithRSAEncryption' } });
+  assert.deepEqual(verifyAuth(rsa.publicKey, octetsI, withNull), {
+    ok: true,
+    value: { scheme: 'sha256WithRSAEncryption' },
+  });
   assert.equal(code(verifyAuth(rsa.publicKey, octetsI, withoutNull)), 'ok');
   const bad = Buffer.from(withNull);
   bad[bad.length - 1] ^= 1;
@@ -174,7 +216,10 @@ test('an injected signer (e.g. a PKCS#11 token returning r | s) works through ec
 test('ecdsaRawToDer: minimal INTEGERs, a 0x00 before a high bit, long-form length for P-521', () => {
   const r = Buffer.concat([Buffer.alloc(31), Buffer.of(1)]);
   const s = Buffer.concat([Buffer.of(0x80), Buffer.alloc(31)]);
-  assert.equal(ecdsaRawToDer(Buffer.concat([r, s])).toString('hex'), '3026' + '020101' + '022100' + '80' + '00'.repeat(31));
+  assert.equal(
+    ecdsaRawToDer(Buffer.concat([r, s])).toString('hex'),
+    '3026' + '020101' + '022100' + '80' + '00'.repeat(31),
+  );
   const big = ecdsaRawToDer(Buffer.alloc(132, 0xff));
   assert.equal(big.subarray(0, 3).toString('hex'), '30818a');
   assert.ok(isDerEcdsaSignature(big));
@@ -186,7 +231,9 @@ test('ecdsaRawToDer: minimal INTEGERs, a 0x00 before a high bit, long-form lengt
 test('fast-check: arbitrary AUTH data never throws in parse or verify', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 120 }), fc.boolean(), (data, prefixed) => {
-      const d = prefixed ? Buffer.concat([Buffer.of(12), signatureScheme('ecdsa-with-SHA256').algorithmIdentifier, data]) : Buffer.from(data);
+      const d = prefixed
+        ? Buffer.concat([Buffer.of(12), signatureScheme('ecdsa-with-SHA256').algorithmIdentifier, data])
+        : Buffer.from(data);
       const p = parseSignatureAuthData(d);
       const v = verifyAuth(p256.publicKey, octetsI, d);
       assert.equal(v.ok, false);

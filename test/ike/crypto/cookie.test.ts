@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { seededRandom } from '../../../src/base/random.js';
-import { COOKIE_LENGTH, CookieSecrets, makeCookie, newCookieSecret, verifyCookie } from '../../../src/ike/crypto/cookie.js';
+import {
+  COOKIE_LENGTH,
+  CookieSecrets,
+  makeCookie,
+  newCookieSecret,
+  verifyCookie,
+} from '../../../src/ike/crypto/cookie.js';
 
 const rnd = seededRandom('ike cookie tests');
 const code = (r: { ok: boolean; error?: { code: string } }) => (r.ok ? 'ok' : r.error!.code);
@@ -16,7 +22,9 @@ test('cookie = VersionID | SHA-256(Ni | IPi (16 bytes) | SPIi | secret)', () => 
   const c = makeCookie(s, input);
   assert.equal(c.length, COOKIE_LENGTH);
   const ip16 = Buffer.from('00000000000000000000ffffc6336407', 'hex'); // ::ffff:198.51.100.7
-  const want = createHash('sha256').update(Buffer.concat([input.ni, ip16, input.spiI, s.secret])).digest();
+  const want = createHash('sha256')
+    .update(Buffer.concat([input.ni, ip16, input.spiI, s.secret]))
+    .digest();
   assert.equal(c.toString('hex'), '01020304' + want.toString('hex'));
   assert.equal(code(verifyCookie([s], c, input)), 'ok');
 });

@@ -84,7 +84,8 @@ test('ECP key generation rejects scalars outside 1..n-1 and gives up on a broken
   let calls = 0;
   const good = seededRandom('scalar');
   // First the out-of-range 0xff..ff (> n), then zero, then a real scalar.
-  const flaky = (n: number) => (++calls === 1 ? new Uint8Array(n).fill(0xff) : calls === 2 ? new Uint8Array(n) : good(n));
+  const flaky = (n: number) =>
+    ++calls === 1 ? new Uint8Array(n).fill(0xff) : calls === 2 ? new Uint8Array(n) : good(n);
   const k = dhGenerate(DH_ECP256, flaky);
   assert.equal(calls, 3);
   assert.equal(k.publicValue.length, 64);
@@ -93,12 +94,21 @@ test('ECP key generation rejects scalars outside 1..n-1 and gives up on a broken
 });
 
 test('bad peer public values are errors, not exceptions', () => {
-  const own = { 19: dhGenerate(DH_ECP256, seededRandom(1)), 20: dhGenerate(DH_ECP384, seededRandom(2)), 31: dhGenerate(DH_CURVE25519, seededRandom(3)) };
+  const own = {
+    19: dhGenerate(DH_ECP256, seededRandom(1)),
+    20: dhGenerate(DH_ECP384, seededRandom(2)),
+    31: dhGenerate(DH_CURVE25519, seededRandom(3)),
+  };
   const peer256 = dhGenerate(DH_ECP256, seededRandom(4)).publicValue;
   const code = (r: ReturnType<typeof dhSharedSecret>) => (r.ok ? 'ok' : r.error.code);
 
   // Lengths: empty, short, long, and the SEC1 form with its 0x04 prefix.
-  for (const bad of [Buffer.alloc(0), peer256.subarray(1), Buffer.concat([peer256, Buffer.of(0)]), Buffer.concat([Buffer.of(4), peer256])]) {
+  for (const bad of [
+    Buffer.alloc(0),
+    peer256.subarray(1),
+    Buffer.concat([peer256, Buffer.of(0)]),
+    Buffer.concat([Buffer.of(4), peer256]),
+  ]) {
     assert.equal(code(dhSharedSecret(own[19], bad)), 'dh-bad-length');
   }
   assert.equal(code(dhSharedSecret(own[19], dhGenerate(DH_ECP384, seededRandom(5)).publicValue)), 'dh-bad-length');
@@ -125,13 +135,20 @@ test('bad peer public values are errors, not exceptions', () => {
 test('fast-check: arbitrary peer bytes never throw, and yield a secret of the right size or a known error', () => {
   const own = GROUPS.map((g, i) => dhGenerate(g, seededRandom(`fc ${i}`)));
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 2 }), fc.uint8Array({ minLength: 0, maxLength: 100 }), fc.boolean(), (gi, bytes, fit) => {
-      const kp = own[gi];
-      const peer = fit ? Uint8Array.from({ length: kp.group.publicLength }, (_, i) => bytes[i % Math.max(1, bytes.length)] ?? 0) : bytes;
-      const r = dhSharedSecret(kp, peer);
-      if (r.ok) assert.equal(r.value.length, kp.group.sharedLength);
-      else assert.ok(DH_ERRORS.has(r.error.code), r.error.code);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: 2 }),
+      fc.uint8Array({ minLength: 0, maxLength: 100 }),
+      fc.boolean(),
+      (gi, bytes, fit) => {
+        const kp = own[gi];
+        const peer = fit
+          ? Uint8Array.from({ length: kp.group.publicLength }, (_, i) => bytes[i % Math.max(1, bytes.length)] ?? 0)
+          : bytes;
+        const r = dhSharedSecret(kp, peer);
+        if (r.ok) assert.equal(r.value.length, kp.group.sharedLength);
+        else assert.ok(DH_ERRORS.has(r.error.code), r.error.code);
+      },
+    ),
     { numRuns: 500 },
   );
 });

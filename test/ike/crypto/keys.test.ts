@@ -32,7 +32,13 @@ const ENCRS = [AES_GCM_16_128, AES_GCM_16_256];
 const PRFS = [PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512];
 
 function input(secretLength = 32) {
-  return { sharedSecret: Buffer.from(rnd(secretLength)), ni: Buffer.from(rnd(32)), nr: Buffer.from(rnd(32)), spiI: Buffer.from(rnd(8)), spiR: Buffer.from(rnd(8)) };
+  return {
+    sharedSecret: Buffer.from(rnd(secretLength)),
+    ni: Buffer.from(rnd(32)),
+    nr: Buffer.from(rnd(32)),
+    spiI: Buffer.from(rnd(8)),
+    spiR: Buffer.from(rnd(8)),
+  };
 }
 
 function asList(k: IkeSaKeys): Buffer[] {
@@ -80,10 +86,23 @@ test('initial derivation equals SKEYSEED = prf(Ni | Nr, g^ir) and prf+(SKEYSEED,
       const skeyseed = hmac(prf.hash, Buffer.concat([inp.ni, inp.nr]), inp.sharedSecret);
       assert.ok(got.skeyseed.equals(skeyseed));
       const sizes = [prf.length, 0, 0, encr.keymatLength, encr.keymatLength, prf.length, prf.length];
-      const stream = referencePrfPlus(prf.hash, skeyseed, Buffer.concat([inp.ni, inp.nr, inp.spiI, inp.spiR]), sizes.reduce((a, b) => a + b));
-      assert.deepEqual(asList(got.keys).map((b) => b.toString('hex')), slices(stream, sizes).map((b) => b.toString('hex')));
+      const stream = referencePrfPlus(
+        prf.hash,
+        skeyseed,
+        Buffer.concat([inp.ni, inp.nr, inp.spiI, inp.spiR]),
+        sizes.reduce((a, b) => a + b),
+      );
+      assert.deepEqual(
+        asList(got.keys).map((b) => b.toString('hex')),
+        slices(stream, sizes).map((b) => b.toString('hex')),
+      );
       // All keys distinct.
-      assert.equal(new Set([got.keys.skD, got.keys.skEi, got.keys.skEr, got.keys.skPi, got.keys.skPr].map((b) => b.toString('hex'))).size, 5);
+      assert.equal(
+        new Set(
+          [got.keys.skD, got.keys.skEi, got.keys.skEr, got.keys.skPi, got.keys.skPr].map((b) => b.toString('hex')),
+        ).size,
+        5,
+      );
     }
   }
 });
@@ -99,7 +118,10 @@ test('rekey derivation: SKEYSEED with the OLD prf over SK_d(old) and g^ir | Ni |
   assert.equal(got.skeyseed.length, 64);
   const sizes = [32, 0, 0, 36, 36, 32, 32];
   const stream = referencePrfPlus('sha256', skeyseed, Buffer.concat([inp.ni, inp.nr, inp.spiI, inp.spiR]), 168);
-  assert.deepEqual(asList(got.keys).map((b) => b.toString('hex')), slices(stream, sizes).map((b) => b.toString('hex')));
+  assert.deepEqual(
+    asList(got.keys).map((b) => b.toString('hex')),
+    slices(stream, sizes).map((b) => b.toString('hex')),
+  );
   // Using the new PRF for SKEYSEED would give different keys.
   const wrong = deriveRekeyedIkeSaKeys(PRF_HMAC_SHA2_256, old.keys.skD, newSuite, inp);
   assert.ok(!wrong.keys.skD.equals(got.keys.skD));
@@ -133,7 +155,14 @@ test('Child SA KEYMAT with PFS: prf+(SK_d, g^ir | Ni | Nr), and it differs from 
   const gir = Buffer.from(rnd(32));
   const pfs = deriveChildSaKeys(PRF_HMAC_SHA2_256, skD, { encr: AES_GCM_16_256 }, { ni, nr, sharedSecret: gir });
   const km = referencePrfPlus('sha256', skD, Buffer.concat([gir, ni, nr]), 72);
-  assert.ok(Buffer.concat([pfs.initiatorToResponder.key, pfs.initiatorToResponder.salt, pfs.responderToInitiator.key, pfs.responderToInitiator.salt]).equals(km));
+  assert.ok(
+    Buffer.concat([
+      pfs.initiatorToResponder.key,
+      pfs.initiatorToResponder.salt,
+      pfs.responderToInitiator.key,
+      pfs.responderToInitiator.salt,
+    ]).equals(km),
+  );
   const plain = deriveChildSaKeys(PRF_HMAC_SHA2_256, skD, { encr: AES_GCM_16_256 }, { ni, nr });
   assert.ok(!plain.initiatorToResponder.key.equals(pfs.initiatorToResponder.key));
 });
@@ -158,7 +187,12 @@ test('both peers derive identical keys from their own DH halves, for each group'
     const sa = dhSharedSecret(a, b.publicValue);
     const sb = dhSharedSecret(b, a.publicValue);
     assert.ok(sa.ok && sb.ok);
-    const common = { ni: Buffer.from(rnd(32)), nr: Buffer.from(rnd(32)), spiI: Buffer.from(rnd(8)), spiR: Buffer.from(rnd(8)) };
+    const common = {
+      ni: Buffer.from(rnd(32)),
+      nr: Buffer.from(rnd(32)),
+      spiI: Buffer.from(rnd(8)),
+      spiR: Buffer.from(rnd(8)),
+    };
     const suite = { encr: AES_GCM_16_256, prf: PRF_HMAC_SHA2_384 };
     const ka = deriveIkeSaKeys(suite, { ...common, sharedSecret: sa.value });
     const kb = deriveIkeSaKeys(suite, { ...common, sharedSecret: sb.value });
@@ -167,5 +201,8 @@ test('both peers derive identical keys from their own DH halves, for each group'
 });
 
 test('SPIs must be 8 bytes', () => {
-  assert.throws(() => deriveIkeSaKeys({ encr: AES_GCM_16_128, prf: PRF_HMAC_SHA2_256 }, { ...input(), spiR: Buffer.alloc(4) }), RangeError);
+  assert.throws(
+    () => deriveIkeSaKeys({ encr: AES_GCM_16_128, prf: PRF_HMAC_SHA2_256 }, { ...input(), spiR: Buffer.alloc(4) }),
+    RangeError,
+  );
 });

@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prf, prfPlus, prfPlusMax } from '../../../src/ike/crypto/prf.js';
 import { referencePrfPlus } from './reference.js';
-import { PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512, prfById } from '../../../src/ike/crypto/transforms.js';
+import {
+  PRF_HMAC_SHA2_256,
+  PRF_HMAC_SHA2_384,
+  PRF_HMAC_SHA2_512,
+  prfById,
+} from '../../../src/ike/crypto/transforms.js';
 
 const PRFS = [PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512];
 

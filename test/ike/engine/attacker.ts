@@ -5,7 +5,13 @@ import { randomBytes } from 'node:crypto';
 import type { IkeEngine } from '../../../src/ike/engine/engine.js';
 import { IkeSa } from '../../../src/ike/engine/ike-sa.js';
 import { buildInitRequest, processInitResponse } from '../../../src/ike/engine/tasks/ike-init.js';
-import { decodeMessage, encodeEncryptedPrefix, encodeMessage, ExchangeType, type Payload } from '../../../src/ike/message/index.js';
+import {
+  decodeMessage,
+  encodeEncryptedPrefix,
+  encodeMessage,
+  ExchangeType,
+  type Payload,
+} from '../../../src/ike/message/index.js';
 import { skBodyLength, skSeal, type SkIvCounter } from '../../../src/ike/crypto/aead.js';
 import type { AeadKey } from '../../../src/ike/crypto/keys.js';
 import type { Endpoint, IkeOutput } from '../../../src/ike/engine/types.js';
@@ -18,13 +24,20 @@ export interface Attacker {
   from: Endpoint;
 }
 
-export type InitOutcome = { kind: 'admitted'; attacker: Attacker } | { kind: 'cookie' } | { kind: 'silence'; events: IkeOutput['events'] };
+export type InitOutcome =
+  { kind: 'admitted'; attacker: Attacker } | { kind: 'cookie' } | { kind: 'silence'; events: IkeOutput['events'] };
 
 /**
  * Runs IKE_SA_INIT from `address` against `victim` (at `victimAt`); with `echoCookies` a COOKIE
  * answer is followed by the same request with the cookie, as RFC 7296 §2.6 has an initiator do.
  */
-export function initAgainst(victim: IkeEngine, victimAt: Endpoint, address: string, now: number, echoCookies = true): InitOutcome {
+export function initAgainst(
+  victim: IkeEngine,
+  victimAt: Endpoint,
+  address: string,
+  now: number,
+  echoCookies = true,
+): InitOutcome {
   const from = { address, port: 500 };
   const sa = new IkeSa('initiator', Buffer.from(random(8)), { ...victimAt }, now, 500);
   let req = buildInitRequest(sa, { endpoint: from, random });
@@ -72,7 +85,11 @@ export function sealFragment(sa: IkeSa, n: number, total: number, chunk: Buffer,
   const header = sa.header(ExchangeType.IKE_AUTH, false, messageId);
   const encrypted = { kind: 'SKF' as const, firstPayload: n === 1 ? 43 : 0, fragmentNumber: n, totalFragments: total };
   const ad = encodeEncryptedPrefix({ header, encrypted }, skBodyLength(own.sk.seal.encr, chunk.length));
-  return encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(own.sk.seal, own.iv.next(), ad, chunk) } });
+  return encodeMessage({
+    header,
+    payloads: [],
+    encrypted: { ...encrypted, body: skSeal(own.sk.seal, own.iv.next(), ad, chunk) },
+  });
 }
 
 // --- DER the attacker makes -------------------------------------------------------------------
@@ -80,7 +97,14 @@ export function sealFragment(sa: IkeSa, n: number, total: number, chunk: Buffer,
 /** DER TLV: tag, definite length, contents. */
 export function tlv(tag: number, content: Uint8Array): Buffer {
   const n = content.length;
-  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  const len =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   return Buffer.concat([Buffer.from([tag, ...len]), content]);
 }
 
@@ -109,7 +133,7 @@ function readTlv(b: Buffer): { tag: number; content: Buffer; size: number } {
 export function derChildren(node: Buffer): Buffer[] {
   const content = readTlv(node).content;
   const out: Buffer[] = [];
-  for (let o = 0; o < content.length; ) {
+  for (let o = 0; o < content.length;) {
     const t = readTlv(content.subarray(o));
     out.push(content.subarray(o, o + t.size));
     o += t.size;
@@ -136,15 +160,29 @@ export function booleanBombPermit(permit: Uint8Array, bytes: number): Buffer {
   const acinfo = derChildren(Buffer.from(permit))[0];
   return rewriteDer(permit, [0, derChildren(acinfo).length - 1], (exts) => [
     ...exts.slice(0, -1),
-    rewriteDer(exts[exts.length - 1], [], (parts) => [parts[0], tlv(0x01, Buffer.alloc(bytes, 0xff)), ...parts.slice(1)]),
+    rewriteDer(exts[exts.length - 1], [], (parts) => [
+      parts[0],
+      tlv(0x01, Buffer.alloc(bytes, 0xff)),
+      ...parts.slice(1),
+    ]),
   ]);
 }
 
 /** A request whose SK payload carries exactly these plaintext bytes as its inner chain (well-formed or not). */
-export function sealChain(sa: IkeSa, exchange: number, messageId: number, firstPayload: number, chain: Uint8Array): Buffer {
+export function sealChain(
+  sa: IkeSa,
+  exchange: number,
+  messageId: number,
+  firstPayload: number,
+  chain: Uint8Array,
+): Buffer {
   const own = sa as unknown as { sk: { seal: AeadKey }; iv: SkIvCounter };
   const header = sa.header(exchange, false, messageId);
   const encrypted = { kind: 'SK' as const, firstPayload };
   const ad = encodeEncryptedPrefix({ header, encrypted }, skBodyLength(own.sk.seal.encr, chain.length));
-  return encodeMessage({ header, payloads: [], encrypted: { ...encrypted, body: skSeal(own.sk.seal, own.iv.next(), ad, chain) } });
+  return encodeMessage({
+    header,
+    payloads: [],
+    encrypted: { ...encrypted, body: skSeal(own.sk.seal, own.iv.next(), ad, chain) },
+  });
 }

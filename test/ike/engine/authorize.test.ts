@@ -55,24 +55,42 @@ async function withPermitOfA(make: (w: World) => Promise<Uint8Array>): Promise<W
 }
 
 const cases: [string, (w: World) => Promise<Uint8Array>, RegExp][] = [
-  ['a permit for another holder', async (w) => permitFor(w.B, await makeGateway(w.A, 'gx', T0 - HOUR), 'shared', T0 - HOUR, T0 + HOUR), /permit-wrong-holder/],
+  [
+    'a permit for another holder',
+    async (w) => permitFor(w.B, await makeGateway(w.A, 'gx', T0 - HOUR), 'shared', T0 - HOUR, T0 + HOUR),
+    /permit-wrong-holder/,
+  ],
   ['an expired permit', (w) => permitFor(w.B, w.ga, 'shared', T0 - 2 * HOUR, T0 - 60_000), /permit-expired/],
   ['a permit not yet valid', (w) => permitFor(w.B, w.ga, 'shared', T0 + HOUR, T0 + 2 * HOUR), /permit-not-yet-valid/],
   ['a permit for another VPN', (w) => permitFor(w.B, w.ga, 'other-vpn', T0 - HOUR, T0 + HOUR), /permit-wrong-group/],
-  ['a permit from the holder’s own authority (foreign issuer)', (w) => permitFor(w.A, w.ga, 'shared', T0 - HOUR, T0 + HOUR), /permit-wrong-issuer|permit-aki/],
-  ['a permit from an authority nobody trusts', async (w) => permitFor(await makeAuthority('rogue', T0 - HOUR), w.ga, 'shared', T0 - HOUR, T0 + HOUR), /permit-wrong-issuer|permit-aki/],
+  [
+    'a permit from the holder’s own authority (foreign issuer)',
+    (w) => permitFor(w.A, w.ga, 'shared', T0 - HOUR, T0 + HOUR),
+    /permit-wrong-issuer|permit-aki/,
+  ],
+  [
+    'a permit from an authority nobody trusts',
+    async (w) => permitFor(await makeAuthority('rogue', T0 - HOUR), w.ga, 'shared', T0 - HOUR, T0 + HOUR),
+    /permit-wrong-issuer|permit-aki/,
+  ],
   [
     'a self-issued permit',
     async (w) => {
       // The permit names the holder itself as its issuer and is signed with the holder's key.
       const ac = decodePermitAsn(await permitFor(w.B, w.ga, 'shared', T0 - HOUR, T0 + HOUR));
       const subject = AsnConvert.parse(w.ga.cert.subjectName.toArrayBuffer(), AsnName);
-      ac.acinfo.issuer = new AttCertIssuer({ v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: subject })]) }) });
+      ac.acinfo.issuer = new AttCertIssuer({
+        v2Form: new V2Form({ issuerName: new GeneralNames([new GeneralName({ directoryName: subject })]) }),
+      });
       return signPermitInfo(ac.acinfo, w.ga.key);
     },
     /permit-self-issued|permit-wrong-issuer/,
   ],
-  ['no permit at all (garbage in its place)', async () => new Uint8Array(Buffer.from('not a permit')), /permit-malformed|permit-refused/],
+  [
+    'no permit at all (garbage in its place)',
+    async () => new Uint8Array(Buffer.from('not a permit')),
+    /permit-malformed|permit-refused/,
+  ],
 ];
 
 for (const [name, make, code] of cases) {
@@ -100,7 +118,12 @@ test('refused: a certificate other than the one the authority delivered (not pin
 test('refused: an AUTH signed with another key than the certificate’s', async () => {
   const w = await World.make();
   const other = await generateKeyPair();
-  const bad = new IkeEngine({ local: { ...w.ga.identity, signer: keyObjectSigner(KeyObject.from(other.privateKey), 'ecdsa-with-SHA256') }, endpoint: { address: IP_A, port: 500 }, peers: () => w.peersOfA, random });
+  const bad = new IkeEngine({
+    local: { ...w.ga.identity, signer: keyObjectSigner(KeyObject.from(other.privateKey), 'ecdsa-with-SHA256') },
+    endpoint: { address: IP_A, port: 500 },
+    peers: () => w.peersOfA,
+    random,
+  });
   w.a = bad;
   w.connect('a');
   assert.match(w.events('b', 'auth-failed')[0].reason!, /auth-bad-signature/);
@@ -121,10 +144,25 @@ test('one certificate in two pairwise VPNs: the permit and the selectors pick th
   const w = await World.make();
   const p2a = await permitFor(w.B, w.ga, 'second', T0 - HOUR, T0 + HOUR);
   const p2b = await permitFor(w.A, w.gb, 'second', T0 - HOUR, T0 + HOUR);
-  w.peersOfA.push({ ...w.entry('a', p2a), vpnId: 8, vpnName: 'second', localPrefixes: [Prefix.from('10.1.1.0/24')], remotePrefixes: [Prefix.from('10.2.1.0/24')] });
-  w.peersOfB.push({ ...w.entry('b', p2b), vpnId: 8, vpnName: 'second', localPrefixes: [Prefix.from('10.2.1.0/24')], remotePrefixes: [Prefix.from('10.1.1.0/24')] });
+  w.peersOfA.push({
+    ...w.entry('a', p2a),
+    vpnId: 8,
+    vpnName: 'second',
+    localPrefixes: [Prefix.from('10.1.1.0/24')],
+    remotePrefixes: [Prefix.from('10.2.1.0/24')],
+  });
+  w.peersOfB.push({
+    ...w.entry('b', p2b),
+    vpnId: 8,
+    vpnName: 'second',
+    localPrefixes: [Prefix.from('10.2.1.0/24')],
+    remotePrefixes: [Prefix.from('10.1.1.0/24')],
+  });
   w.take('a', w.a.initiate('gb', 8, w.now));
   w.settle();
-  assert.deepEqual(w.log.b.installs.map((i) => i.vpnId), [8]);
+  assert.deepEqual(
+    w.log.b.installs.map((i) => i.vpnId),
+    [8],
+  );
   assert.deepEqual(w.log.b.installs[0].remotePrefixes.map(String), ['10.1.1.0/24']);
 });

@@ -29,7 +29,8 @@ test('a legitimate peer establishes while one address floods IKE_SA_INIT and ech
 
 test('a flood from a whole /24 is held to the prefix limit; a peer elsewhere still establishes', async () => {
   const w = await World.make({ timers: LIMITS });
-  for (let host = 1; host <= 200; host++) for (let i = 0; i < 3; i++) initAgainst(w.b, B_AT, `203.0.113.${host}`, w.now);
+  for (let host = 1; host <= 200; host++)
+    for (let i = 0; i < 3; i++) initAgainst(w.b, B_AT, `203.0.113.${host}`, w.now);
   assert.equal(w.b.load().halfOpen, LIMITS.maxHalfOpenPerPrefix);
   w.connect('a');
   assert.equal(w.events('a', 'ike-up').length, 1);
@@ -43,7 +44,11 @@ test("a spoofer using the peer's own address cannot lock it out: the peer's cook
   assert.equal(w.b.load().halfOpen, LIMITS.maxHalfOpenPerAddress);
   w.now += EVICTABLE_AFTER;
   w.connect('a');
-  assert.deepEqual(w.events('a').map((e) => e.event), ['cookie-sent', 'ike-up', 'child-up'], JSON.stringify(w.log.b.events.slice(-3)));
+  assert.deepEqual(
+    w.events('a').map((e) => e.event),
+    ['cookie-sent', 'ike-up', 'child-up'],
+    JSON.stringify(w.log.b.events.slice(-3)),
+  );
   assertPaired(w);
   assert.ok(w.events('b', 'dropped').some((e) => /made without a cookie replaced/.test(e.reason ?? '')));
 });

@@ -24,7 +24,11 @@ test('per address, per prefix: cookies first, then only SAs made without a cooki
   assert.deepEqual(t.countFrom('192.0.2.1'), { address: 2, prefix: 2 });
   assert.equal(t.admit('192.0.2.1', false, 0).kind, 'cookie', 'the address is full: prove it');
   assert.equal(t.admit('192.0.2.1', true, 0).kind, 'drop', 'nothing old enough to replace');
-  assert.deepEqual(t.admit('192.0.2.1', true, EVICTABLE_AFTER), { kind: 'admit', evict: ['x1'] }, 'the one made without a cookie goes');
+  assert.deepEqual(
+    t.admit('192.0.2.1', true, EVICTABLE_AFTER),
+    { kind: 'admit', evict: ['x1'] },
+    'the one made without a cookie goes',
+  );
   t.add('y1', '192.0.2.9', true, 0);
   assert.equal(t.admit('192.0.2.200', false, 0).kind, 'cookie', 'the /24 is full');
   t.remove('x1');

@@ -27,22 +27,39 @@ test('A initiates: one IKE SA and one Child SA on each side, keys and SPIs paire
   assert.deepEqual(ca.local, { address: IP_A, port: 4500 });
   assert.deepEqual(ca.remotePrefixes.map(String), ['10.2.0.0/24']);
   assert.deepEqual(cb.remotePrefixes.map(String), ['10.1.0.0/24']);
-  assert.deepEqual(w.a.status(w.now).map((s) => s.state), ['established']);
-  assert.deepEqual(w.b.status(w.now).map((s) => s.state), ['established']);
+  assert.deepEqual(
+    w.a.status(w.now).map((s) => s.state),
+    ['established'],
+  );
+  assert.deepEqual(
+    w.b.status(w.now).map((s) => s.state),
+    ['established'],
+  );
   // IKE_SA_INIT on 500, everything after on 4500 (RFC 7296 §2.23), as strongSwan's libipsec expects.
   const ports = w.log.a.sent.map((d) => `${d.from.port}>${d.to.port}`);
   assert.equal(ports[0], '500>500');
-  assert.ok(ports.slice(1).every((p) => p === '4500>4500'), ports.join(' '));
+  assert.ok(
+    ports.slice(1).every((p) => p === '4500>4500'),
+    ports.join(' '),
+  );
 });
 
-test('CERTREQ (RFC 7296 §3.7): in the IKE_SA_INIT response and the IKE_AUTH request, SHA-1 of our CAs\' public keys', async () => {
+test("CERTREQ (RFC 7296 §3.7): in the IKE_SA_INIT response and the IKE_AUTH request, SHA-1 of our CAs' public keys", async () => {
   const w = await World.make();
   w.connect('a');
-  const spkiSha1 = (a: Authority) => Buffer.concat([a.ca.issuing.cert, a.ca.root.cert].map((c) => createHash('sha1').update(Buffer.from(c.publicKey.rawData)).digest()));
+  const spkiSha1 = (a: Authority) =>
+    Buffer.concat(
+      [a.ca.issuing.cert, a.ca.root.cert].map((c) =>
+        createHash('sha1').update(Buffer.from(c.publicKey.rawData)).digest(),
+      ),
+    );
   const initResponse = decodeMessage(w.log.b.sent[0].bytes);
   assert.ok(initResponse.ok);
   const req = initResponse.value.message.payloads.find((p) => p.kind === 'CERTREQ');
-  assert.ok(req?.kind === 'CERTREQ' && req.encoding === 4 && req.data.equals(spkiSha1(w.B)), 'B names authority B\'s CAs');
+  assert.ok(
+    req?.kind === 'CERTREQ' && req.encoding === 4 && req.data.equals(spkiSha1(w.B)),
+    "B names authority B's CAs",
+  );
   assert.ok(!initResponse.value.message.payloads.some((p) => p.kind === 'CERTREQ' && p.data.length % 20 !== 0));
 });
 
@@ -59,7 +76,12 @@ test('IKE_AUTH larger than the fragment size is fragmented (RFC 7383), and reass
   // would not split it, so the test asks for 576-byte packets (the IPv4 minimum).
   const w = await World.make({ timers: { fragmentSize: 576 } });
   w.connect('a');
-  const auth = w.log.a.sent.filter((d) => decodeMessage(d.bytes).ok && (decodeMessage(d.bytes) as { value: { message: { header: { exchangeType: number } } } }).value.message.header.exchangeType === ExchangeType.IKE_AUTH);
+  const auth = w.log.a.sent.filter(
+    (d) =>
+      decodeMessage(d.bytes).ok &&
+      (decodeMessage(d.bytes) as { value: { message: { header: { exchangeType: number } } } }).value.message.header
+        .exchangeType === ExchangeType.IKE_AUTH,
+  );
   assert.ok(auth.length >= 2, `IKE_AUTH went in ${auth.length} datagram(s)`);
   for (const d of auth) {
     const m = decodeMessage(d.bytes);
@@ -72,7 +94,14 @@ test('IKE_AUTH larger than the fragment size is fragmented (RFC 7383), and reass
   // Without fragmentation the same message goes whole.
   const whole = await World.make();
   whole.connect('a');
-  assert.ok(whole.log.a.sent.every((d) => decodeMessage(d.bytes).ok && (decodeMessage(d.bytes) as { value: { message: { encrypted?: { kind: string } } } }).value.message.encrypted?.kind !== 'SKF'));
+  assert.ok(
+    whole.log.a.sent.every(
+      (d) =>
+        decodeMessage(d.bytes).ok &&
+        (decodeMessage(d.bytes) as { value: { message: { encrypted?: { kind: string } } } }).value.message.encrypted
+          ?.kind !== 'SKF',
+    ),
+  );
 });
 
 test('fragments arriving in reverse order and twice still make one IKE_AUTH', async () => {
@@ -102,7 +131,12 @@ test('a lost IKE_SA_INIT response and a lost IKE_AUTH response are retransmitted
   let dropped = 0;
   w.filter = (d) => {
     const m = decodeMessage(d.bytes);
-    if (m.ok && m.value.message.header.response && dropped < 2 && (dropped === 0 || m.value.message.header.exchangeType === ExchangeType.IKE_AUTH)) {
+    if (
+      m.ok &&
+      m.value.message.header.response &&
+      dropped < 2 &&
+      (dropped === 0 || m.value.message.header.exchangeType === ExchangeType.IKE_AUTH)
+    ) {
       dropped++;
       return false;
     }
@@ -130,7 +164,10 @@ test('a peer that never answers: retransmissions with backoff, then failed and t
   const failed = w.events('a', 'failed');
   assert.equal(failed.length, 1);
   assert.match(failed[0].reason!, /peer-unresponsive/);
-  assert.deepEqual(w.log.a.removes.map((r) => ({ peer: r.peer, last: r.last })), [{ peer: 'gb', last: true }]);
+  assert.deepEqual(
+    w.log.a.removes.map((r) => ({ peer: r.peer, last: r.last })),
+    [{ peer: 'gb', last: true }],
+  );
   assert.deepEqual(w.a.status(w.now), []);
 });
 

@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyObject, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { CertEncoding, decodeMessage, encodeMessage, ExchangeType, IdType, NotifyType, type Payload } from '../../../src/ike/message/index.js';
+import {
+  CertEncoding,
+  decodeMessage,
+  encodeMessage,
+  ExchangeType,
+  IdType,
+  NotifyType,
+  type Payload,
+} from '../../../src/ike/message/index.js';
 import type { IkeSa } from '../../../src/ike/engine/ike-sa.js';
 import { authSignedOctets, idPayloadBody } from '../../../src/ike/crypto/auth.js';
 import { keyObjectSigner, signAuth } from '../../../src/ike/crypto/signature.js';
@@ -14,7 +22,10 @@ import { booleanBombName, booleanBombPermit, handshake, request, sealFragment, t
 
 /** A complete exchange with every datagram recorded, for replaying and mutating. */
 async function recorded(): Promise<{ w: World; wire: Datagram[] }> {
-  const w = await World.make({ timers: { childLifetime: 600_000, ikeLifetime: 10 * HOUR, dpdDelay: 10 * HOUR }, permitHours: 48 });
+  const w = await World.make({
+    timers: { childLifetime: 600_000, ikeLifetime: 10 * HOUR, dpdDelay: 10 * HOUR },
+    permitHours: 48,
+  });
   const wire: Datagram[] = [];
   w.filter = (d) => (wire.push(d), true);
   w.connect('a');
@@ -53,16 +64,20 @@ test('every truncation and random bit flips of every recorded message: dropped o
     }
   }
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: wire.length - 1 }), fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), (i, flips) => {
-      const d = wire[i];
-      const bytes = Buffer.from(d.bytes);
-      for (const f of flips) bytes[f % bytes.length] ^= 1 << (f % 8);
-      if (bytes.equals(d.bytes)) return;
-      const target = d.to.address === IP_A ? w.a : w.b;
-      const o = target.receive(d.from, bytes, w.now, d.to.port);
-      assert.deepEqual(o.install, [], `a flipped message installed a Child SA (message ${i})`);
-      assert.deepEqual(o.remove, []);
-    }),
+    fc.property(
+      fc.integer({ min: 0, max: wire.length - 1 }),
+      fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+      (i, flips) => {
+        const d = wire[i];
+        const bytes = Buffer.from(d.bytes);
+        for (const f of flips) bytes[f % bytes.length] ^= 1 << (f % 8);
+        if (bytes.equals(d.bytes)) return;
+        const target = d.to.address === IP_A ? w.a : w.b;
+        const o = target.receive(d.from, bytes, w.now, d.to.port);
+        assert.deepEqual(o.install, [], `a flipped message installed a Child SA (message ${i})`);
+        assert.deepEqual(o.remove, []);
+      },
+    ),
     { numRuns: 300 },
   );
   assert.deepEqual([w.installed('a'), w.installed('b')], installed);
@@ -82,7 +97,11 @@ test('replays: old IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA and INFORMATIONAL mess
     assert.deepEqual(o.install, [], `replayed exchange ${exchangeOf(d)} installed`);
     assert.deepEqual(o.remove, []);
     // A replayed request at most brings back the cached answer to the last one.
-    for (const s of o.send) assert.ok(w.log[side].sent.some((x) => x.bytes.equals(s.bytes)), 'only cached answers are resent');
+    for (const s of o.send)
+      assert.ok(
+        w.log[side].sent.some((x) => x.bytes.equals(s.bytes)),
+        'only cached answers are resent',
+      );
   }
   assert.deepEqual([w.log.a.installs.length, w.log.b.installs.length], installs);
   assert.deepEqual([JSON.stringify(w.a.status(w.now)), JSON.stringify(w.b.status(w.now))], status);
@@ -114,7 +133,9 @@ test('wrong SPIs and a message from another address find no SA', async () => {
 const B_AT = { address: IP_B, port: 500 };
 
 test('fragments before authentication are bounded in bytes per SA and in total; the largest holder gives way', async () => {
-  const w = await World.make({ timers: { maxFragmentBytesPerSa: 64 * 1024, maxFragmentBytesTotal: 200 * 1024, fragmentSize: 576 } });
+  const w = await World.make({
+    timers: { maxFragmentBytesPerSa: 64 * 1024, maxFragmentBytesTotal: 200 * 1024, fragmentSize: 576 },
+  });
   const chunk = Buffer.alloc(30_000, 0x41);
   // One half-open SA sends 30 fragments of 30 KB of a 31-fragment message, never the last.
   const a = handshake(w.b, B_AT, '203.0.113.5', w.now);
@@ -124,7 +145,10 @@ test('fragments before authentication are bounded in bytes per SA and in total; 
     refused.push(...o.events.filter((e) => e.event === 'dropped').map((e) => e.reason!));
     assert.ok(w.b.load().fragmentBytes <= 64 * 1024, `${w.b.load().fragmentBytes} bytes held after fragment ${n}`);
   }
-  assert.ok(refused.some((r) => /fragments for one IKE SA; at most 65536/.test(r)), refused.join('\n'));
+  assert.ok(
+    refused.some((r) => /fragments for one IKE SA; at most 65536/.test(r)),
+    refused.join('\n'),
+  );
   // Four more SAs each hold what they may: the total bound holds.
   for (let i = 0; i < 4; i++) {
     const x = handshake(w.b, B_AT, `203.0.${100 + i}.5`, w.now);
@@ -160,8 +184,12 @@ test('an unauthenticated IKE_AUTH: a 60 KB ID is refused by its length, a small 
       { kind: 'AUTH', method: 14, data: forged() },
     ];
     const events: string[] = [];
-    for (const p of request(a, ExchangeType.IKE_AUTH, inner, 8000)) events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
-    assert.ok(events.some((e) => reason.test(e)), events.join('\n'));
+    for (const p of request(a, ExchangeType.IKE_AUTH, inner, 8000))
+      events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
+    assert.ok(
+      events.some((e) => reason.test(e)),
+      events.join('\n'),
+    );
   }
 });
 
@@ -175,8 +203,12 @@ test('an authenticated peer with the right AUTH but another ID is refused (auth-
     { kind: 'AUTH', method: 14, data: signedBy(w.ga.key, a, id) },
   ];
   const events: string[] = [];
-  for (const p of request(a, ExchangeType.IKE_AUTH, inner)) events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
-  assert.ok(events.some((e) => /^auth-failed auth-id-mismatch/.test(e)), events.join('\n'));
+  for (const p of request(a, ExchangeType.IKE_AUTH, inner))
+    events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
+  assert.ok(
+    events.some((e) => /^auth-failed auth-id-mismatch/.test(e)),
+    events.join('\n'),
+  );
 });
 
 test('an authenticated peer sending a crafted 16 KiB permit (a long BOOLEAN): refused before the ASN.1 library decodes it', async () => {
@@ -192,30 +224,49 @@ test('an authenticated peer sending a crafted 16 KiB permit (a long BOOLEAN): re
     { kind: 'AUTH', method: 14, data: signedBy(w.ga.key, a, id) },
   ];
   const events: string[] = [];
-  for (const p of request(a, ExchangeType.IKE_AUTH, inner, 4000)) events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
-  assert.ok(events.some((e) => /^auth-failed permit-refused: .*permit-not-der: .*a BOOLEAN is one octet/.test(e)), events.join('\n'));
+  for (const p of request(a, ExchangeType.IKE_AUTH, inner, 4000))
+    events.push(...w.b.receive(a.from, p, w.now, 4500).events.map((e) => `${e.event} ${e.reason}`));
+  assert.ok(
+    events.some((e) => /^auth-failed permit-refused: .*permit-not-der: .*a BOOLEAN is one octet/.test(e)),
+    events.join('\n'),
+  );
 });
 
 test('a decryptable request with an unknown critical payload is answered UNSUPPORTED_CRITICAL_PAYLOAD naming it (RFC 7296 §2.5)', async () => {
   // In IKE_AUTH (the SA then goes, and a retransmission gets the same answer)...
   const w = await World.make();
   const a = handshake(w.b, B_AT, '203.0.113.5', w.now);
-  const packets = request(a, ExchangeType.IKE_AUTH, [{ kind: 'unknown', type: 200, critical: true, data: Buffer.from('x') }]);
+  const packets = request(a, ExchangeType.IKE_AUTH, [
+    { kind: 'unknown', type: 200, critical: true, data: Buffer.from('x') },
+  ]);
   const first = w.b.receive(a.from, packets[0], w.now, 4500);
   assert.deepEqual(notifiesIn(a, first), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'c8']]);
   assert.equal(w.b.status(w.now).length, 0);
   const again = w.b.receive(a.from, packets[0], w.now + 500, 4500);
-  assert.deepEqual(again.send.map((s) => s.bytes.toString('hex')), first.send.map((s) => s.bytes.toString('hex')));
+  assert.deepEqual(
+    again.send.map((s) => s.bytes.toString('hex')),
+    first.send.map((s) => s.bytes.toString('hex')),
+  );
   // ...and in an established SA (INFORMATIONAL), which stays up; a malformed inner chain gets INVALID_SYNTAX.
   const { w: up } = await recorded();
   const sa = [...(up.a as unknown as { sas: Map<string, IkeSa> }).sas.values()].find((s) => s.state === 'established')!;
   const id = sa.nextRequestId++;
-  const o = up.b.receive({ address: IP_A, port: 4500 }, sa.protect(ExchangeType.INFORMATIONAL, false, id, [{ kind: 'unknown', type: 201, critical: true, data: Buffer.alloc(0) }])[0], up.now, 4500);
+  const o = up.b.receive(
+    { address: IP_A, port: 4500 },
+    sa.protect(ExchangeType.INFORMATIONAL, false, id, [
+      { kind: 'unknown', type: 201, critical: true, data: Buffer.alloc(0) },
+    ])[0],
+    up.now,
+    4500,
+  );
   const reply = decodeMessage(o.send[0].bytes);
   assert.ok(reply.ok);
   const inner = sa.unprotect(reply.value, up.now);
   assert.ok(inner.ok && inner.value);
-  assert.deepEqual(inner.value.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'c9']]);
+  assert.deepEqual(
+    inner.value.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)),
+    [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'c9']],
+  );
   assert.equal(up.b.status(up.now).filter((s) => s.state === 'established').length, 1);
 });
 
@@ -225,7 +276,13 @@ test('a retransmitted IKE_AUTH that was refused gets the same AUTHENTICATION_FAI
   let lost = 0;
   w.filter = (d) => {
     const m = decodeMessage(d.bytes);
-    if (m.ok && m.value.message.header.response && m.value.message.header.exchangeType === ExchangeType.IKE_AUTH && lost === 0) return (lost++, false);
+    if (
+      m.ok &&
+      m.value.message.header.response &&
+      m.value.message.header.exchangeType === ExchangeType.IKE_AUTH &&
+      lost === 0
+    )
+      return (lost++, false);
     return true;
   };
   w.connect('a');
@@ -256,22 +313,46 @@ function notifiesIn(a: Attacker, o: { send: { bytes: Buffer }[] }): [number, str
 
 function signedBy(key: CryptoKey, a: Attacker, id: { idType: number; data: Buffer }): Buffer {
   const sa = a.sa;
-  const octets = authSignedOctets(sa.suite!.prf, sa.keys!, 'initiator', { realMessage: sa.initRequest!, peerNonce: sa.nr!, idBody: idPayloadBody(id.idType, id.data) });
+  const octets = authSignedOctets(sa.suite!.prf, sa.keys!, 'initiator', {
+    realMessage: sa.initRequest!,
+    peerNonce: sa.nr!,
+    idBody: idPayloadBody(id.idType, id.data),
+  });
   return signAuth(keyObjectSigner(KeyObject.from(key), 'ecdsa-with-SHA256'), 'ecdsa-with-SHA256', octets);
 }
 
 test('an IKE_SA_INIT request with an unknown critical payload is answered UNSUPPORTED_CRITICAL_PAYLOAD, statelessly', async () => {
   const w = await World.make();
-  const header = { spiI: randomBytes(8), spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: true, response: false, higherVersion: false, messageId: 0 };
-  const req = encodeMessage({ header, payloads: [{ kind: 'unknown', type: 222, critical: true, data: Buffer.from('?') }, { kind: 'Nonce', data: randomBytes(32) }] });
+  const header = {
+    spiI: randomBytes(8),
+    spiR: Buffer.alloc(8),
+    exchangeType: ExchangeType.IKE_SA_INIT,
+    initiator: true,
+    response: false,
+    higherVersion: false,
+    messageId: 0,
+  };
+  const req = encodeMessage({
+    header,
+    payloads: [
+      { kind: 'unknown', type: 222, critical: true, data: Buffer.from('?') },
+      { kind: 'Nonce', data: randomBytes(32) },
+    ],
+  });
   const o = w.b.receive({ address: '203.0.113.5', port: 500 }, req, w.now, 500);
   const reply = decodeMessage(o.send[0].bytes);
   assert.ok(reply.ok);
   assert.ok(reply.value.message.header.response);
-  assert.deepEqual(reply.value.message.payloads.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)), [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'de']]);
+  assert.deepEqual(
+    reply.value.message.payloads.map((p) => (p.kind === 'N' ? [p.notifyType, p.data.toString('hex')] : p.kind)),
+    [[NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, 'de']],
+  );
   assert.ok(o.send[0].bytes.length <= req.length, 'no amplification');
   assert.deepEqual(w.b.load(), { halfOpen: 0, fragmentBytes: 0, refusedKept: 0 });
   // A request too short to carry anything real gets no answer at all (the answer would be larger).
-  const tiny = encodeMessage({ header, payloads: [{ kind: 'unknown', type: 222, critical: true, data: Buffer.alloc(0) }] });
+  const tiny = encodeMessage({
+    header,
+    payloads: [{ kind: 'unknown', type: 222, critical: true, data: Buffer.alloc(0) }],
+  });
   assert.deepEqual(w.b.receive({ address: '203.0.113.5', port: 500 }, tiny, w.now, 500).send, []);
 });

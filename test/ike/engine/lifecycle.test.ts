@@ -15,7 +15,9 @@ test('Child SA rekey (CREATE_CHILD_SA with KE): new keys on both sides, the old 
   const before = w.current('a')!;
   w.reset();
   w.advance(T0 + 0.95 * CHILD);
-  const rekeys = w.log.a.sent.map((d) => decodeMessage(d.bytes)).filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA);
+  const rekeys = w.log.a.sent
+    .map((d) => decodeMessage(d.bytes))
+    .filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA);
   assert.equal(rekeys.length, 1, 'the IKE SA initiator rekeyed (once)');
   assert.equal(w.events('a', 'child-rekeyed').length, 1);
   assert.equal(w.events('b', 'child-rekeyed').length, 1);
@@ -24,8 +26,14 @@ test('Child SA rekey (CREATE_CHILD_SA with KE): new keys on both sides, the old 
   assert.notEqual(after.inbound.spi, before.inbound.spi);
   assert.ok(!after.outbound.key.key.equals(before.outbound.key.key));
   // The old SA went on both sides, and the core is not told the peer is down.
-  assert.deepEqual(w.log.a.removes.map((r) => [r.inboundSpi, r.last]), [[before.inbound.spi, false]]);
-  assert.deepEqual(w.log.b.removes.map((r) => [r.inboundSpi, r.last]), [[before.outbound.spi, false]]);
+  assert.deepEqual(
+    w.log.a.removes.map((r) => [r.inboundSpi, r.last]),
+    [[before.inbound.spi, false]],
+  );
+  assert.deepEqual(
+    w.log.b.removes.map((r) => [r.inboundSpi, r.last]),
+    [[before.outbound.spi, false]],
+  );
   assert.deepEqual(w.installed('a'), [after.inbound.spi]);
   // And again at the next lifetime.
   w.advance(T0 + 1.9 * CHILD);
@@ -48,14 +56,20 @@ test('simultaneous Child SA rekeys: the IKE initiator wins, one new SA results',
   w.settle();
   assert.equal(w.events('a', 'child-rekeyed').length, 1);
   assert.equal(w.events('b', 'child-rekeyed').length, 1);
-  assert.ok(w.events('b', 'dropped').some((e) => /child rekey/.test(e.reason ?? '')), 'B was told to wait');
+  assert.ok(
+    w.events('b', 'dropped').some((e) => /child rekey/.test(e.reason ?? '')),
+    'B was told to wait',
+  );
   assertPaired(w);
   assert.equal(w.installed('a').length, 1);
   assert.equal(w.installed('b').length, 1);
 });
 
 test('IKE SA rekey: new SPIs and keys, Child SAs carried over, the old IKE SA deleted, later exchanges on the new one', async () => {
-  const w = await World.make({ timers: { childLifetime: 10 * HOUR, ikeLifetime: IKE, dpdDelay: HOUR }, permitHours: 24 });
+  const w = await World.make({
+    timers: { childLifetime: 10 * HOUR, ikeLifetime: IKE, dpdDelay: HOUR },
+    permitHours: 24,
+  });
   w.connect('a');
   const [oldA] = w.a.status(w.now);
   const child = w.current('a')!;
@@ -70,19 +84,27 @@ test('IKE SA rekey: new SPIs and keys, Child SAs carried over, the old IKE SA de
   assert.notEqual(newA.spiI, oldA.spiI);
   assert.equal(newA.spiI, newB.spiI);
   assert.equal(newA.spiR, newB.spiR);
-  assert.deepEqual(newA.children.map((c) => c.inboundSpi), [child.inbound.spi]);
+  assert.deepEqual(
+    newA.children.map((c) => c.inboundSpi),
+    [child.inbound.spi],
+  );
   assert.deepEqual(w.log.a.removes, [], 'no Child SA was touched');
   assert.deepEqual(w.log.b.removes, []);
   // The new SA works: a liveness check goes and comes back on it.
   w.reset();
   w.advance(w.now + HOUR + 1000);
-  const informational = w.log.a.sent.concat(w.log.b.sent).map((d) => decodeMessage(d.bytes)).filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.INFORMATIONAL);
+  const informational = w.log.a.sent
+    .concat(w.log.b.sent)
+    .map((d) => decodeMessage(d.bytes))
+    .filter((m) => m.ok && m.value.message.header.exchangeType === ExchangeType.INFORMATIONAL);
   assert.ok(informational.length >= 2);
   assert.deepEqual(w.events('a', 'ike-down'), []);
 });
 
 test('liveness: an idle SA is checked; a peer that stopped answering is declared dead and its Child SA removed (last)', async () => {
-  const w = await World.make({ timers: { dpdDelay: 30_000, retransmitTries: 2, childLifetime: 10 * HOUR, ikeLifetime: 10 * HOUR } });
+  const w = await World.make({
+    timers: { dpdDelay: 30_000, retransmitTries: 2, childLifetime: 10 * HOUR, ikeLifetime: 10 * HOUR },
+  });
   w.connect('a');
   w.reset();
   w.advance(T0 + 31_000);
@@ -105,8 +127,14 @@ test('close(): the IKE SA is deleted with INFORMATIONAL; both sides remove the C
   w.reset();
   w.take('a', w.a.close('gb', 7, w.now, 'idle'));
   w.settle();
-  assert.deepEqual(w.log.a.removes.map((r) => [r.inboundSpi, r.last, r.reason]), [[c.inbound.spi, true, 'idle']]);
-  assert.deepEqual(w.log.b.removes.map((r) => [r.inboundSpi, r.last]), [[c.outbound.spi, true]]);
+  assert.deepEqual(
+    w.log.a.removes.map((r) => [r.inboundSpi, r.last, r.reason]),
+    [[c.inbound.spi, true, 'idle']],
+  );
+  assert.deepEqual(
+    w.log.b.removes.map((r) => [r.inboundSpi, r.last]),
+    [[c.outbound.spi, true]],
+  );
   assert.deepEqual(w.a.status(w.now), []);
   assert.deepEqual(w.b.status(w.now), []);
   // The next ike-request starts over.
@@ -117,11 +145,16 @@ test('close(): the IKE SA is deleted with INFORMATIONAL; both sides remove the C
 });
 
 test('a Child SA past its hard lifetime is removed even if its rekey failed', async () => {
-  const w = await World.make({ timers: { childLifetime: CHILD, ikeLifetime: 10 * HOUR, dpdDelay: HOUR, retransmitTries: 1 } });
+  const w = await World.make({
+    timers: { childLifetime: CHILD, ikeLifetime: 10 * HOUR, dpdDelay: HOUR, retransmitTries: 1 },
+  });
   w.connect('a');
   w.reset();
   // Rekeys are lost (and the resulting dead-peer handling removes it too): either way it goes by its lifetime.
-  w.filter = (d) => { const m = decodeMessage(d.bytes); return !(m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA); };
+  w.filter = (d) => {
+    const m = decodeMessage(d.bytes);
+    return !(m.ok && m.value.message.header.exchangeType === ExchangeType.CREATE_CHILD_SA);
+  };
   w.advance(T0 + CHILD + 1);
   assert.ok(w.log.a.removes.length >= 1);
   assert.deepEqual(w.installed('a'), []);
@@ -153,13 +186,24 @@ test('simultaneous initiation (no hold-back): both gateways start IKE at once an
     w.take('b', w.b.initiate('ga', 7, w.now));
     w.settle();
     w.advance(w.now + 100);
-    assert.equal(w.a.status(w.now).filter((s) => s.state === 'established').length, 1, `round ${round}: A has one IKE SA`);
-    assert.equal(w.b.status(w.now).filter((s) => s.state === 'established').length, 1, `round ${round}: B has one IKE SA`);
+    assert.equal(
+      w.a.status(w.now).filter((s) => s.state === 'established').length,
+      1,
+      `round ${round}: A has one IKE SA`,
+    );
+    assert.equal(
+      w.b.status(w.now).filter((s) => s.state === 'established').length,
+      1,
+      `round ${round}: B has one IKE SA`,
+    );
     assert.equal(w.a.status(w.now)[0].spiI, w.b.status(w.now)[0].spiI, 'the same one');
     assertPaired(w);
     assert.equal(w.installed('a').length, 1);
     assert.equal(w.installed('b').length, 1);
-    assert.ok(w.log.a.removes.concat(w.log.b.removes).every((r) => !r.last), 'the cores never saw the peer go down');
+    assert.ok(
+      w.log.a.removes.concat(w.log.b.removes).every((r) => !r.last),
+      'the cores never saw the peer go down',
+    );
   }
 });
 

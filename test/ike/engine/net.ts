@@ -7,7 +7,16 @@ import assert from 'node:assert/strict';
 import { ipFamily } from '../../../src/base/addr.js';
 import { seededRandom, type RandomSource } from '../../../src/base/random.js';
 import { IkeEngine } from '../../../src/ike/engine/engine.js';
-import { emptyOutput, type ChildSaInstall, type ChildSaRemove, type Endpoint, type IkeEvent, type IkeOutput, type IkePeer, type IkeTimers } from '../../../src/ike/engine/types.js';
+import {
+  emptyOutput,
+  type ChildSaInstall,
+  type ChildSaRemove,
+  type Endpoint,
+  type IkeEvent,
+  type IkeOutput,
+  type IkePeer,
+  type IkeTimers,
+} from '../../../src/ike/engine/types.js';
 import { HOUR, makeAuthority, makeGateway, peerEntry, permitFor, type Authority, type Gateway } from './peers.js';
 
 export const T0 = Date.UTC(2026, 11, 5, 12);
@@ -29,9 +38,23 @@ export interface Layout {
   prefixesB: string[];
 }
 
-export const V4_LAYOUT: Layout = { a: [IP_A], b: [IP_B], aSeesB: IP_B, bSeesA: IP_A, prefixesA: ['10.1.0.0/24'], prefixesB: ['10.2.0.0/24'] };
+export const V4_LAYOUT: Layout = {
+  a: [IP_A],
+  b: [IP_B],
+  aSeesB: IP_B,
+  bSeesA: IP_A,
+  prefixesA: ['10.1.0.0/24'],
+  prefixesB: ['10.2.0.0/24'],
+};
 /** IPv6 outside addresses, IPv6 terminals' prefixes (v6 in v6). */
-export const V6_LAYOUT: Layout = { a: [IP6_A], b: [IP6_B], aSeesB: IP6_B, bSeesA: IP6_A, prefixesA: ['2001:db8:1::/64'], prefixesB: ['2001:db8:2::/64'] };
+export const V6_LAYOUT: Layout = {
+  a: [IP6_A],
+  b: [IP6_B],
+  aSeesB: IP6_B,
+  bSeesA: IP6_A,
+  prefixesA: ['2001:db8:1::/64'],
+  prefixesB: ['2001:db8:2::/64'],
+};
 /** The seed of this run's engine randomness; set KASANE_TEST_SEED to repeat a run. */
 export const SEED = process.env.KASANE_TEST_SEED ?? 'ike-engine-tests';
 /** Randomness for engines a test builds beside the world's two. */
@@ -59,7 +82,10 @@ export class World {
   b!: IkeEngine;
   peersOfA: IkePeer[] = [];
   peersOfB: IkePeer[] = [];
-  readonly log: Record<Side, SideLog> = { a: { sent: [], installs: [], removes: [], events: [] }, b: { sent: [], installs: [], removes: [], events: [] } };
+  readonly log: Record<Side, SideLog> = {
+    a: { sent: [], installs: [], removes: [], events: [] },
+    b: { sent: [], installs: [], removes: [], events: [] },
+  };
   /** Datagrams on the wire, not yet delivered. */
   wire: Datagram[] = [];
   /**
@@ -79,7 +105,9 @@ export class World {
 
   layout: Layout = V4_LAYOUT;
 
-  static async make(o: { timers?: Partial<IkeTimers>; permitHours?: number; seed?: string; layout?: Layout } = {}): Promise<World> {
+  static async make(
+    o: { timers?: Partial<IkeTimers>; permitHours?: number; seed?: string; layout?: Layout } = {},
+  ): Promise<World> {
     const seed = o.seed ?? SEED;
     const A = await makeAuthority('authority-a', T0 - HOUR);
     const B = await makeAuthority('authority-b', T0 - HOUR);
@@ -89,7 +117,14 @@ export class World {
     w.peersOfA = [w.entry('a', await permitFor(B, w.ga, 'shared', T0 - HOUR, until))];
     w.peersOfB = [w.entry('b', await permitFor(A, w.gb, 'shared', T0 - HOUR, until))];
     const engine = (side: Side, mine: string[]) =>
-      new IkeEngine({ local: (side === 'a' ? w.ga : w.gb).identity, endpoint: { address: mine[0], port: 500 }, addresses: mine.slice(1), peers: () => (side === 'a' ? w.peersOfA : w.peersOfB), random: seededRandom(`${seed}/${side}`), timers: o.timers });
+      new IkeEngine({
+        local: (side === 'a' ? w.ga : w.gb).identity,
+        endpoint: { address: mine[0], port: 500 },
+        addresses: mine.slice(1),
+        peers: () => (side === 'a' ? w.peersOfA : w.peersOfB),
+        random: seededRandom(`${seed}/${side}`),
+        timers: o.timers,
+      });
     w.a = engine('a', L.a);
     w.b = engine('b', L.b);
     return w;
@@ -99,8 +134,28 @@ export class World {
   entry(side: Side, permit: Uint8Array, over: Partial<IkePeer> = {}): IkePeer {
     const vpn = { vpnId: 7, vpnName: 'shared' };
     return side === 'a'
-      ? { ...peerEntry({ other: this.gb, permit, ...vpn, address: this.layout.aSeesB, local: this.layout.prefixesA, remote: this.layout.prefixesB }), ...over }
-      : { ...peerEntry({ other: this.ga, permit, ...vpn, address: this.layout.bSeesA, local: this.layout.prefixesB, remote: this.layout.prefixesA }), ...over };
+      ? {
+          ...peerEntry({
+            other: this.gb,
+            permit,
+            ...vpn,
+            address: this.layout.aSeesB,
+            local: this.layout.prefixesA,
+            remote: this.layout.prefixesB,
+          }),
+          ...over,
+        }
+      : {
+          ...peerEntry({
+            other: this.ga,
+            permit,
+            ...vpn,
+            address: this.layout.bSeesA,
+            local: this.layout.prefixesB,
+            remote: this.layout.prefixesA,
+          }),
+          ...over,
+        };
   }
 
   engine(side: Side): IkeEngine {

@@ -32,19 +32,57 @@ export async function makeAuthority(name: string, now: number): Promise<Authorit
 
 export async function makeGateway(authority: Authority, name: string, now: number): Promise<Gateway> {
   const keys = await generateKeyPair();
-  const cert = await issueGatewayCertificate({ issuing: authority.ca.issuing, authority: authority.name, publicKey: keys.publicKey, now, gateway: name });
+  const cert = await issueGatewayCertificate({
+    issuing: authority.ca.issuing,
+    authority: authority.name,
+    publicKey: keys.publicKey,
+    now,
+    gateway: name,
+  });
   const signer = keyObjectSigner(KeyObject.from(keys.privateKey), 'ecdsa-with-SHA256');
-  return { authority, name, cert, key: keys.privateKey, identity: { certificate: new Uint8Array(cert.rawData), signer, attributeAuthority: new Uint8Array(authority.aa.cert.rawData), certificateAuthorities: [authority.ca.issuing.cert, authority.ca.root.cert].map((c) => new Uint8Array(c.rawData)) } };
+  return {
+    authority,
+    name,
+    cert,
+    key: keys.privateKey,
+    identity: {
+      certificate: new Uint8Array(cert.rawData),
+      signer,
+      attributeAuthority: new Uint8Array(authority.aa.cert.rawData),
+      certificateAuthorities: [authority.ca.issuing.cert, authority.ca.root.cert].map((c) => new Uint8Array(c.rawData)),
+    },
+  };
 }
 
 /** A permit the issuer's authority gives `holder` (for presenting to the issuer's gateways). */
-export async function permitFor(issuer: Authority, holder: Gateway, group: string, from: number, to: number): Promise<Uint8Array> {
-  const p = await issuePermit({ attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key }, holder: holder.cert, groups: [group], notBefore: new Date(from), notAfter: new Date(to) });
+export async function permitFor(
+  issuer: Authority,
+  holder: Gateway,
+  group: string,
+  from: number,
+  to: number,
+): Promise<Uint8Array> {
+  const p = await issuePermit({
+    attributeAuthority: { cert: issuer.aa.cert, privateKey: issuer.aa.key },
+    holder: holder.cert,
+    groups: [group],
+    notBefore: new Date(from),
+    notAfter: new Date(to),
+  });
   return new Uint8Array(p.der);
 }
 
 /** What `self`'s authority delivers to `self` about `other` in a pairwise VPN. */
-export function peerEntry(o: { other: Gateway; permit: Uint8Array; vpnId: number; vpnName: string; address: string; port?: number; local: string[]; remote: string[] }): IkePeer {
+export function peerEntry(o: {
+  other: Gateway;
+  permit: Uint8Array;
+  vpnId: number;
+  vpnName: string;
+  address: string;
+  port?: number;
+  local: string[];
+  remote: string[];
+}): IkePeer {
   return {
     id: o.other.name,
     vpnId: o.vpnId,

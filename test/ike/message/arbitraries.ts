@@ -26,10 +26,9 @@ const u16 = fc.integer({ min: 0, max: 0xffff });
 export const transformArb: fc.Arbitrary<Transform> = rec({
   type: u8,
   id: u16,
-  attributes: fc.array(
-    rec({ type: fc.integer({ min: 0, max: 0x7fff }), value: fc.oneof(u16, buf(0, 8)) }),
-    { maxLength: 3 },
-  ),
+  attributes: fc.array(rec({ type: fc.integer({ min: 0, max: 0x7fff }), value: fc.oneof(u16, buf(0, 8)) }), {
+    maxLength: 3,
+  }),
 });
 
 export const proposalArb: fc.Arbitrary<Proposal> = rec({
@@ -71,7 +70,13 @@ export const payloadArbs: Record<Payload['kind'], fc.Arbitrary<Payload>> = {
   CERTREQ: rec({ kind: fc.constant('CERTREQ' as const), encoding: u8, data: buf(0, 60) }),
   AUTH: rec({ kind: fc.constant('AUTH' as const), method: u8, data: buf(0, 80) }),
   Nonce: rec({ kind: fc.constant('Nonce' as const), data: buf(16, 256) }),
-  N: rec({ kind: fc.constant('N' as const), protocolId: u8, spi: fc.oneof(buf(0, 0), buf(4, 4), buf(0, 8)), notifyType: u16, data: buf(0, 40) }),
+  N: rec({
+    kind: fc.constant('N' as const),
+    protocolId: u8,
+    spi: fc.oneof(buf(0, 0), buf(4, 4), buf(0, 8)),
+    notifyType: u16,
+    data: buf(0, 40),
+  }),
   D: fc.integer({ min: 0, max: 8 }).chain((spiSize) =>
     rec({
       kind: fc.constant('D' as const),
@@ -111,21 +116,23 @@ export const headerArb: fc.Arbitrary<IkeHeader> = rec({
 
 export const encryptedArb: fc.Arbitrary<EncryptedPayload> = fc.oneof(
   rec({ kind: fc.constant('SK' as const), firstPayload: u8, body: buf(0, 120) }),
-  fc
-    .integer({ min: 1, max: 0xffff })
-    .chain((total) =>
-      rec({
-        kind: fc.constant('SKF' as const),
-        firstPayload: u8,
-        fragmentNumber: fc.integer({ min: 1, max: total }),
-        totalFragments: fc.constant(total),
-        body: buf(0, 120),
-      }),
-    ),
+  fc.integer({ min: 1, max: 0xffff }).chain((total) =>
+    rec({
+      kind: fc.constant('SKF' as const),
+      firstPayload: u8,
+      fragmentNumber: fc.integer({ min: 1, max: total }),
+      totalFragments: fc.constant(total),
+      body: buf(0, 120),
+    }),
+  ),
 );
 
 export const messageArb: fc.Arbitrary<IkeMessage> = fc
-  .record({ header: headerArb, payloads: fc.array(payloadArb, { maxLength: 8 }), encrypted: fc.option(encryptedArb, { nil: undefined }) })
+  .record({
+    header: headerArb,
+    payloads: fc.array(payloadArb, { maxLength: 8 }),
+    encrypted: fc.option(encryptedArb, { nil: undefined }),
+  })
   .map(({ header, payloads, encrypted }) => (encrypted ? { header, payloads, encrypted } : { header, payloads }));
 
 /** Hex with layout: `|` and whitespace ignored, `#` starts a comment to the end of the line. */

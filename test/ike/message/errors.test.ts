@@ -88,7 +88,16 @@ test('the critical bit on a known payload is ignored', () => {
 
 const malformedCases: [string, Buffer, number, RegExp][] = [
   ['short datagram', hex('0102'), 0, /needs 28/],
-  ['header length below 28', (() => { const m = message(0, ''); m.writeUInt32BE(20, 24); return m; })(), 0, /shorter than the header/],
+  [
+    'header length below 28',
+    (() => {
+      const m = message(0, '');
+      m.writeUInt32BE(20, 24);
+      return m;
+    })(),
+    0,
+    /shorter than the header/,
+  ],
   ['header length != datagram', Buffer.concat([message(0, ''), hex('00')]), 0, /datagram has 29/],
   ['trailing bytes after the last payload', message(41, '00 00 0008 0000 4000 | 00'), 41, /1 trailing bytes/],
   ['payload length below 4', message(41, '00 00 0002 0000'), 41, /below 4/],
@@ -102,13 +111,38 @@ const malformedCases: [string, Buffer, number, RegExp][] = [
   ['proposal marker 1', message(33, '00 00 000c | 01 00 0008 01 01 00 00'), 33, /marker 1/],
   ['proposal says more, SA ends', message(33, '00 00 000c | 02 00 0008 01 01 00 00'), 33, /SA ends/],
   ['proposal length past the SA', message(33, '00 00 000c | 00 00 0010 01 01 00 00'), 33, /exceeds/],
-  ['fewer transforms than counted', message(33, '00 00 0014 | 00 00 0010 01 01 00 02 | 00 00 0008 01 00 0014'), 33, /transform 1 of 2 has marker 0/],
-  ['transform marker 3 on the last', message(33, '00 00 0014 | 00 00 0010 01 01 00 01 | 03 00 0008 01 00 0014'), 33, /expected 0/],
-  ['attribute past its transform', message(33, '00 00 0018 | 00 00 0014 01 01 00 01 | 00 00 000c 01 00 0014 | 000e 0008'), 33, /attribute length 8/],
+  [
+    'fewer transforms than counted',
+    message(33, '00 00 0014 | 00 00 0010 01 01 00 02 | 00 00 0008 01 00 0014'),
+    33,
+    /transform 1 of 2 has marker 0/,
+  ],
+  [
+    'transform marker 3 on the last',
+    message(33, '00 00 0014 | 00 00 0010 01 01 00 01 | 03 00 0008 01 00 0014'),
+    33,
+    /expected 0/,
+  ],
+  [
+    'attribute past its transform',
+    message(33, '00 00 0018 | 00 00 0014 01 01 00 01 | 00 00 000c 01 00 0014 | 000e 0008'),
+    33,
+    /attribute length 8/,
+  ],
   ['delete count inconsistent', message(42, '00 00 000c 03 04 0002 c0ffee01'), 42, /need 12 bytes/],
   ['delete with SPI size 0 but SPIs', message(42, '00 00 0008 01 00 0001'), 42, /SPIs of size 0/],
-  ['TS type 7 claiming 40 bytes', message(44, `00 00 0030 01000000 | 07 00 0028 0000ffff ${'00'.repeat(32)}`), 44, /must be 16 bytes/],
-  ['TS count larger than the selectors', message(44, '00 00 0018 02000000 | 07 00 0010 0000ffff 0a000000 0a0000ff'), 44, /selector 2 of 2/],
+  [
+    'TS type 7 claiming 40 bytes',
+    message(44, `00 00 0030 01000000 | 07 00 0028 0000ffff ${'00'.repeat(32)}`),
+    44,
+    /must be 16 bytes/,
+  ],
+  [
+    'TS count larger than the selectors',
+    message(44, '00 00 0018 02000000 | 07 00 0010 0000ffff 0a000000 0a0000ff'),
+    44,
+    /selector 2 of 2/,
+  ],
   ['EAP shorter than its header', message(48, '00 00 0006 0101'), 48, /needs at least 4/],
   ['SK not reaching the end', message(46, '23 00 0008 aabbccdd | 00 00 0004'), 46, /must be last/],
   ['SKF fragment 0', message(53, '23 00 000c 0000 0002 aabbccdd'), 53, /fragment number 0/],
@@ -129,9 +163,15 @@ for (const [name, bytes, payloadType, why] of malformedCases) {
 }
 
 test('size bounds: more than MAX_PAYLOADS payloads, or a datagram over MAX_MESSAGE_BYTES', () => {
-  const many = encodeMessage({ header, payloads: Array.from({ length: MAX_PAYLOADS + 1 }, () => notify(NotifyType.INITIAL_CONTACT)) });
+  const many = encodeMessage({
+    header,
+    payloads: Array.from({ length: MAX_PAYLOADS + 1 }, () => notify(NotifyType.INITIAL_CONTACT)),
+  });
   assert.match(refused(decodeMessage(many)).message, /more than 64 payloads/);
-  const exactly = encodeMessage({ header, payloads: Array.from({ length: MAX_PAYLOADS }, () => notify(NotifyType.INITIAL_CONTACT)) });
+  const exactly = encodeMessage({
+    header,
+    payloads: Array.from({ length: MAX_PAYLOADS }, () => notify(NotifyType.INITIAL_CONTACT)),
+  });
   assert.ok(decodeMessage(exactly).ok);
   assert.ok(decodeMessage(many, { maxPayloads: 100 }).ok);
 
@@ -139,7 +179,10 @@ test('size bounds: more than MAX_PAYLOADS payloads, or a datagram over MAX_MESSA
   huge.writeUInt32BE(huge.length, 24);
   assert.ok(huge.length > MAX_MESSAGE_BYTES);
   assert.match(refused(decodeMessage(huge)).message, /exceeds 65535/);
-  assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'V', data: Buffer.alloc(0xffff - 4) }] }), /exceeds 65535/);
+  assert.throws(
+    () => encodeMessage({ header, payloads: [{ kind: 'V', data: Buffer.alloc(0xffff - 4) }] }),
+    /exceeds 65535/,
+  );
 });
 
 test('decrypted inner chains: no SK/SKF inside, offsets relative to the plaintext', () => {
@@ -148,7 +191,11 @@ test('decrypted inner chains: no SK/SKF inside, offsets relative to the plaintex
   const trailing = decodePayloadChain(hex('00 00 0008 0000 4000 | 0000'), PayloadType.N);
   assert.ok(!trailing.ok && trailing.error.offset === 8 && trailing.error.header === undefined);
   const critical = decodePayloadChain(hex('00 80 0004'), 250);
-  assert.ok(!critical.ok && critical.error.notify === NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD && critical.error.payloadType === 250);
+  assert.ok(
+    !critical.ok &&
+      critical.error.notify === NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD &&
+      critical.error.payloadType === 250,
+  );
 });
 
 test('encoders refuse out-of-range fields with a TypeError', () => {
@@ -156,19 +203,40 @@ test('encoders refuse out-of-range fields with a TypeError', () => {
   assert.throws(() => encodeMessage({ header: { ...header, messageId: -1 }, payloads: [] }), TypeError);
   assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'Nonce', data: Buffer.alloc(8) }] }), TypeError);
   assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'SA', proposals: [] }] }), TypeError);
-  assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'KE', group: 70000, data: Buffer.alloc(0) }] }), TypeError);
-  assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'D', protocolId: 3, spiSize: 4, spis: [Buffer.alloc(3)] }] }), TypeError);
-  assert.throws(() => encodeMessage({ header, payloads: [{ kind: 'unknown', type: 41, critical: false, data: Buffer.alloc(0) }] }), TypeError);
+  assert.throws(
+    () => encodeMessage({ header, payloads: [{ kind: 'KE', group: 70000, data: Buffer.alloc(0) }] }),
+    TypeError,
+  );
+  assert.throws(
+    () => encodeMessage({ header, payloads: [{ kind: 'D', protocolId: 3, spiSize: 4, spis: [Buffer.alloc(3)] }] }),
+    TypeError,
+  );
+  assert.throws(
+    () => encodeMessage({ header, payloads: [{ kind: 'unknown', type: 41, critical: false, data: Buffer.alloc(0) }] }),
+    TypeError,
+  );
   assert.throws(
     () =>
       encodeMessage({
         header,
-        payloads: [{ kind: 'TSi', selectors: [{ tsType: 7, ipProtocol: 0, startPort: 0, endPort: 1, startAddr: 'fd00::1', endAddr: '10.0.0.1' }] }],
+        payloads: [
+          {
+            kind: 'TSi',
+            selectors: [
+              { tsType: 7, ipProtocol: 0, startPort: 0, endPort: 1, startAddr: 'fd00::1', endAddr: '10.0.0.1' },
+            ],
+          },
+        ],
       }),
     /not an IPv4 address/,
   );
   assert.throws(
-    () => encodeMessage({ header, payloads: [], encrypted: { kind: 'SKF', firstPayload: 0, fragmentNumber: 3, totalFragments: 2, body: Buffer.alloc(0) } }),
+    () =>
+      encodeMessage({
+        header,
+        payloads: [],
+        encrypted: { kind: 'SKF', firstPayload: 0, fragmentNumber: 3, totalFragments: 2, body: Buffer.alloc(0) },
+      }),
     /fragment 3 of 2/,
   );
 });

@@ -53,7 +53,11 @@ test('proposalFromString: the proposals that negotiated with strongSwan 5.9.8', 
     [INTEG, IntegId.AUTH_HMAC_SHA2_256_128, undefined],
     [DH, DhGroup.ECP_256, undefined],
   ]);
-  assert.deepStrictEqual(ids('chacha20poly1305-prfsha256-x25519', ProtocolId.IKE)[0], [ENCR, EncrId.ENCR_CHACHA20_POLY1305, undefined]);
+  assert.deepStrictEqual(ids('chacha20poly1305-prfsha256-x25519', ProtocolId.IKE)[0], [
+    ENCR,
+    EncrId.ENCR_CHACHA20_POLY1305,
+    undefined,
+  ]);
   assert.deepStrictEqual(ids('aes256gcm16-prfsha384-ecp384', ProtocolId.IKE)[2], [DH, DhGroup.ECP_384, undefined]);
   // ESP: DH is the PFS group; ESN defaults to NO_ESN.
   assert.deepStrictEqual(ids('aes256gcm16-ecp256', ProtocolId.ESP), [
@@ -65,7 +69,10 @@ test('proposalFromString: the proposals that negotiated with strongSwan 5.9.8', 
   // Several of one type: an offer with alternatives, in the order given.
   const p = proposalFromString('aes256gcm16-aes128gcm16-prfsha256-ecp256-x25519', ProtocolId.IKE);
   assert.ok(p.ok);
-  assert.deepStrictEqual(transformsOfType(p.value, DH).map((t) => t.id), [19, 31]);
+  assert.deepStrictEqual(
+    transformsOfType(p.value, DH).map((t) => t.id),
+    [19, 31],
+  );
   assert.deepStrictEqual(transformsOfType(p.value, ENCR).map(transformKeyLength), [256, 128]);
 });
 
@@ -78,7 +85,15 @@ test('proposalFromString refuses unknown names and incomplete proposals', () => 
 test('proposal strings survive the wire', () => {
   const p = proposalFromString('aes256-sha256-ecp256', ProtocolId.IKE);
   assert.ok(p.ok);
-  const header = { spiI: Buffer.alloc(8, 1), spiR: Buffer.alloc(8), exchangeType: 34, initiator: true, response: false, higherVersion: false, messageId: 0 };
+  const header = {
+    spiI: Buffer.alloc(8, 1),
+    spiR: Buffer.alloc(8),
+    exchangeType: 34,
+    initiator: true,
+    response: false,
+    higherVersion: false,
+    messageId: 0,
+  };
   const d = decodeMessage(encodeMessage({ header, payloads: [{ kind: 'SA', proposals: [p.value] }] }));
   assert.ok(d.ok);
   assert.deepStrictEqual(d.value.message.payloads[0], { kind: 'SA', proposals: [p.value] });
@@ -93,14 +108,17 @@ test('selectorFromPrefix covers the prefix with all ports and protocols', () => 
     startAddr: '10.1.0.0',
     endAddr: '10.1.255.255',
   });
-  assert.deepStrictEqual(selectorFromPrefix(Prefix.from('192.0.2.7/32'), { ipProtocol: 17, startPort: 53, endPort: 53 }), {
-    tsType: 7,
-    ipProtocol: 17,
-    startPort: 53,
-    endPort: 53,
-    startAddr: '192.0.2.7',
-    endAddr: '192.0.2.7',
-  });
+  assert.deepStrictEqual(
+    selectorFromPrefix(Prefix.from('192.0.2.7/32'), { ipProtocol: 17, startPort: 53, endPort: 53 }),
+    {
+      tsType: 7,
+      ipProtocol: 17,
+      startPort: 53,
+      endPort: 53,
+      startAddr: '192.0.2.7',
+      endAddr: '192.0.2.7',
+    },
+  );
   const v6 = selectorFromPrefix(Prefix.from('fd00:1::/33'));
   assert.equal(v6.tsType, 8);
   assert.equal(v6.startAddr, 'fd00:1::');
@@ -109,7 +127,10 @@ test('selectorFromPrefix covers the prefix with all ports and protocols', () => 
 });
 
 test('notify helpers: findNotify, hash algorithm lists, names', () => {
-  const payloads = [notify(NotifyType.COOKIE, Buffer.from('c')), notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeHashAlgorithms([2, 4]))];
+  const payloads = [
+    notify(NotifyType.COOKIE, Buffer.from('c')),
+    notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeHashAlgorithms([2, 4])),
+  ];
   assert.equal(findNotify(payloads, NotifyType.SIGNATURE_HASH_ALGORITHMS), payloads[1]);
   assert.equal(findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD), undefined);
   assert.deepStrictEqual(decodeHashAlgorithms(payloads[1].data), { ok: true, value: [2, 4] });
@@ -119,7 +140,9 @@ test('notify helpers: findNotify, hash algorithm lists, names', () => {
   assert.equal(payloadTypeName(53), 'SKF');
   assert.equal(exchangeTypeName(36), 'CREATE_CHILD_SA');
   assert.ok(isErrorNotify(NotifyType.AUTHENTICATION_FAILED) && !isErrorNotify(NotifyType.INITIAL_CONTACT));
-  assert.deepStrictEqual(transform(TransformType.ENCR, EncrId.ENCR_AES_CBC, 128).attributes, [{ type: 14, value: 128 }]);
+  assert.deepStrictEqual(transform(TransformType.ENCR, EncrId.ENCR_AES_CBC, 128).attributes, [
+    { type: 14, value: 128 },
+  ]);
 });
 
 test('port 4500: marker added and stripped; IKE, ESP and keepalive told apart', () => {

@@ -40,8 +40,14 @@ const plausible = fc
   });
 
 test('random bytes, raw or behind a valid header: a Result, never an exception (property)', () => {
-  fc.assert(fc.property(buf(0, 400), (b) => void checkDecode(b)), { numRuns: 2000 });
-  fc.assert(fc.property(plausible, (b) => void checkDecode(b)), { numRuns: 5000 });
+  fc.assert(
+    fc.property(buf(0, 400), (b) => void checkDecode(b)),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(plausible, (b) => void checkDecode(b)),
+    { numRuns: 5000 },
+  );
 });
 
 test('every truncation of a valid message is refused, with or without the length field fixed (property)', () => {
@@ -100,17 +106,26 @@ test('inner chains: random bytes and mutations never throw (property)', () => {
   fc.assert(
     fc.property(buf(0, 300), fc.integer({ min: 0, max: 255 }), (b, first) => {
       const r = decodePayloadChain(b, first);
-      if (r.ok) assert.deepStrictEqual(decodePayloadChain(encodePayloadChain(r.value).bytes, encodePayloadChain(r.value).firstPayload), r);
+      if (r.ok)
+        assert.deepStrictEqual(
+          decodePayloadChain(encodePayloadChain(r.value).bytes, encodePayloadChain(r.value).firstPayload),
+          r,
+        );
     }),
     { numRuns: 3000 },
   );
   fc.assert(
-    fc.property(fc.array(payloadArb, { minLength: 1, maxLength: 6 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (ps, at, xor) => {
-      const { firstPayload, bytes } = encodePayloadChain(ps);
-      bytes[at % bytes.length] ^= xor;
-      const r = decodePayloadChain(bytes, firstPayload);
-      assert.equal(typeof r.ok, 'boolean');
-    }),
+    fc.property(
+      fc.array(payloadArb, { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      (ps, at, xor) => {
+        const { firstPayload, bytes } = encodePayloadChain(ps);
+        bytes[at % bytes.length] ^= xor;
+        const r = decodePayloadChain(bytes, firstPayload);
+        assert.equal(typeof r.ok, 'boolean');
+      },
+    ),
     { numRuns: 3000 },
   );
 });
@@ -144,6 +159,10 @@ test('worst cases stay fast: 16,000 tiny payloads, a 64 KiB attribute storm', ()
   t = process.hrtime.bigint();
   const d = decodeMessage(msg);
   assert.ok(d.ok);
-  assert.equal(d.value.message.payloads[0].kind === 'SA' && d.value.message.payloads[0].proposals[0].transforms[0].attributes.length, attrs);
+  assert.equal(
+    d.value.message.payloads[0].kind === 'SA' &&
+      d.value.message.payloads[0].proposals[0].transforms[0].attributes.length,
+    attrs,
+  );
   assert.ok(process.hrtime.bigint() - t < 200_000_000n);
 });

@@ -158,14 +158,22 @@ test('IKE_AUTH with SK: first inner type, opaque body, associated data = header 
     23 | 00 | 002c                         # SK: first inner IDi(35) | length 44
     ${'aa'.repeat(40)}
   `);
-  const header: IkeHeader = { ...SA_INIT_HEADER, spiR: hex('1112131415161718'), exchangeType: ExchangeType.IKE_AUTH, messageId: 1 };
+  const header: IkeHeader = {
+    ...SA_INIT_HEADER,
+    spiR: hex('1112131415161718'),
+    exchangeType: ExchangeType.IKE_AUTH,
+    messageId: 1,
+  };
   const m: IkeMessage = { header, payloads: [], encrypted: { kind: 'SK', firstPayload: PayloadType.IDi, body } };
   assert.deepStrictEqual(encodeMessage(m), bytes);
   const d = decodeMessage(bytes);
   if (!d.ok) assert.fail(d.error.message);
   assert.deepStrictEqual(d.value.message, m);
   assert.deepStrictEqual(d.value.associatedData, bytes.subarray(0, 32));
-  assert.deepStrictEqual(encodeEncryptedPrefix({ header, encrypted: { kind: 'SK', firstPayload: PayloadType.IDi } }, 40), bytes.subarray(0, 32));
+  assert.deepStrictEqual(
+    encodeEncryptedPrefix({ header, encrypted: { kind: 'SK', firstPayload: PayloadType.IDi } }, 40),
+    bytes.subarray(0, 32),
+  );
 });
 
 // RFC 7383 §2.5: the SKF header adds fragment number and total, both inside the associated data.
@@ -231,7 +239,12 @@ const INNER: Payload[] = [
   {
     kind: 'SA',
     proposals: [
-      proposal(1, ProtocolId.ESP, [transform(TransformType.ENCR, EncrId.ENCR_AES_GCM_16, 256), transform(TransformType.ESN, 0)], hex('c0ffee01')),
+      proposal(
+        1,
+        ProtocolId.ESP,
+        [transform(TransformType.ENCR, EncrId.ENCR_AES_GCM_16, 256), transform(TransformType.ESN, 0)],
+        hex('c0ffee01'),
+      ),
     ],
   },
   {
@@ -243,7 +256,16 @@ const INNER: Payload[] = [
   },
   {
     kind: 'TSr',
-    selectors: [{ tsType: 8, ipProtocol: 0, startPort: 0, endPort: 65535, startAddr: 'fd00::', endAddr: 'fd00::ffff:ffff:ffff:ffff' }],
+    selectors: [
+      {
+        tsType: 8,
+        ipProtocol: 0,
+        startPort: 0,
+        endPort: 65535,
+        startAddr: 'fd00::',
+        endAddr: 'fd00::ffff:ffff:ffff:ffff',
+      },
+    ],
   },
 ];
 
@@ -293,6 +315,9 @@ test('REKEY_SA notify for an ESP SPI and INVALID_KE_PAYLOAD data', () => {
   const n = d.value[0];
   assert.ok(n.kind === 'N' && n.notifyType === NotifyType.INVALID_KE_PAYLOAD);
   assert.deepStrictEqual(decodeGroupData(n.data), { ok: true, value: DhGroup.ECP_256 });
-  assert.deepStrictEqual(encodePayloadChain([notify(NotifyType.INVALID_KE_PAYLOAD, encodeGroupData(DhGroup.ECP_256))]).bytes, invalidKe);
+  assert.deepStrictEqual(
+    encodePayloadChain([notify(NotifyType.INVALID_KE_PAYLOAD, encodeGroupData(DhGroup.ECP_256))]).bytes,
+    invalidKe,
+  );
   assert.equal(decodeGroupData(hex('13')).ok, false);
 });

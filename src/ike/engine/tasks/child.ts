@@ -1,7 +1,17 @@
 // What every exchange that makes an ESP Child SA shares (IKE_AUTH, CREATE_CHILD_SA): our
 // proposals, choosing among the peer's, traffic selectors, and the keys (RFC 7296 §2.17).
 import { ipToBytes, type Prefix } from '../../../base/addr.js';
-import { ProtocolId, TransformType, TsType, isAddressRange, proposalFromString, selectorFromPrefix, transformKeyLength, type Proposal, type TrafficSelector } from '../../message/index.js';
+import {
+  ProtocolId,
+  TransformType,
+  TsType,
+  isAddressRange,
+  proposalFromString,
+  selectorFromPrefix,
+  transformKeyLength,
+  type Proposal,
+  type TrafficSelector,
+} from '../../message/index.js';
 import { deriveChildSaKeys } from '../../crypto/keys.js';
 import { aeadById, dhGroupById, type AeadAlgorithm, type DhGroup } from '../../crypto/transforms.js';
 import type { ChildSa, IkeSa } from '../ike-sa.js';
@@ -11,7 +21,6 @@ import type { RandomSource } from '../../../base/random.js';
 /** ESP suites kasane offers and accepts, best first (strongSwan's names). With PFS, each with ECP-256 then X25519. */
 export const ESP_PROPOSALS = ['aes256gcm16', 'aes128gcm16'];
 export const ESP_PFS_GROUPS = ['ecp256', 'x25519'];
-
 
 /** A fresh inbound SPI: 32 bits, above the range RFC 4303 reserves. */
 export function newSpi(random: RandomSource): number {
@@ -54,8 +63,16 @@ export function chooseEsp(proposals: Proposal[], pfs = false): EspChoice | undef
     if (esn.length > 0 && !esn.some((t) => t.id === 0)) continue; // we do not do extended sequence numbers
     const dhT = p.transforms.find((t) => t.type === TransformType.DH && dhGroupById(t.id));
     if (pfs && !dhT) continue;
-    const transforms = [encrT, ...(pfs && dhT ? [dhT] : []), ...(esn.length > 0 ? [{ type: TransformType.ESN, id: 0, attributes: [] }] : [])];
-    return { proposal: { ...p, transforms }, encr: aeadById(encrT.id, transformKeyLength(encrT))!, dh: pfs && dhT ? dhGroupById(dhT.id) : undefined };
+    const transforms = [
+      encrT,
+      ...(pfs && dhT ? [dhT] : []),
+      ...(esn.length > 0 ? [{ type: TransformType.ESN, id: 0, attributes: [] }] : []),
+    ];
+    return {
+      proposal: { ...p, transforms },
+      encr: aeadById(encrT.id, transformKeyLength(encrT))!,
+      dh: pfs && dhT ? dhGroupById(dhT.id) : undefined,
+    };
   }
   return undefined;
 }
@@ -110,7 +127,9 @@ function allTraffic(sel: readonly TrafficSelector[]): Span[] {
 /** Whether the selectors carry all traffic of every one of these prefixes (a superset may be narrowed to them). */
 export function coversPrefixes(got: readonly TrafficSelector[], want: Prefix[]): boolean {
   const have = allTraffic(got);
-  return allTraffic(selectors(want)).every((w) => have.some((h) => h.family === w.family && h.start <= w.start && w.end <= h.end));
+  return allTraffic(selectors(want)).every((w) =>
+    have.some((h) => h.family === w.family && h.start <= w.start && w.end <= h.end),
+  );
 }
 
 /**
@@ -119,18 +138,37 @@ export function coversPrefixes(got: readonly TrafficSelector[], want: Prefix[]):
  * answer, and what a rekey must keep. Opaque or protocol/port-limited selectors never qualify.
  */
 export function sameSelectors(got: readonly TrafficSelector[], want: Prefix[]): boolean {
-  if (got.some((t) => !isAddressRange(t) || t.ipProtocol !== 0 || t.startPort !== 0 || t.endPort !== 0xffff)) return false;
+  if (got.some((t) => !isAddressRange(t) || t.ipProtocol !== 0 || t.startPort !== 0 || t.endPort !== 0xffff))
+    return false;
   const a = allTraffic(got);
   const b = allTraffic(selectors(want));
-  return a.length === b.length && a.every((x, i) => x.family === b[i].family && x.start === b[i].start && x.end === b[i].end);
+  return (
+    a.length === b.length && a.every((x, i) => x.family === b[i].family && x.start === b[i].start && x.end === b[i].end)
+  );
 }
 
 /** Keys and lifetimes of a new Child SA. `weInitiated`: we were the initiator of the exchange that made it. */
 export function makeChild(
   sa: IkeSa,
-  o: { encr: AeadAlgorithm; inboundSpi: number; outboundSpi: number; weInitiated: boolean; ni: Buffer; nr: Buffer; sharedSecret?: Buffer; now: number; timers: IkeTimers; random: RandomSource },
+  o: {
+    encr: AeadAlgorithm;
+    inboundSpi: number;
+    outboundSpi: number;
+    weInitiated: boolean;
+    ni: Buffer;
+    nr: Buffer;
+    sharedSecret?: Buffer;
+    now: number;
+    timers: IkeTimers;
+    random: RandomSource;
+  },
 ): ChildSa {
-  const k = deriveChildSaKeys(sa.suite!.prf, sa.keys!.skD, { encr: o.encr }, { ni: o.ni, nr: o.nr, sharedSecret: o.sharedSecret });
+  const k = deriveChildSaKeys(
+    sa.suite!.prf,
+    sa.keys!.skD,
+    { encr: o.encr },
+    { ni: o.ni, nr: o.nr, sharedSecret: o.sharedSecret },
+  );
   const peer = sa.peer!;
   // The IKE SA's initiator rekeys first; a small jitter keeps many SAs from rekeying in one burst.
   const share = sa.role === 'initiator' ? 0.9 : 0.95;
