@@ -61,18 +61,21 @@ test(
             return `--- ${g}: ${view}\n${s.gatewayLog(g).slice(-3000)}`;
           })
           .join('\n');
+      /** Echo replies A got from `to`. */
       const ping = (to: string, count = 1, wait = 5) =>
-        s.ping('A', to, ['-c', String(count), '-i', '0.2', '-W', String(wait), '-p', MARKER]) === count;
+        s.ping('A', to, ['-c', String(count), '-i', '0.2', '-W', String(wait), '-p', MARKER]);
 
       await t.test(
         'the first ping -6: key search, then IKE over IPv6; the WAN carries only IKE and ESP in UDP between the gateways',
         async () => {
           const pcap = join(dir, 'wan6.pcap');
           const cap = await startCapture(s.tb, s.ns.R, 'ga', pcap);
-          assert.ok(ping(FEDERATION_TERMINALS6.B, 1, 8), `the first ping -6 A -> B passes\n${dump()}`);
-          assert.ok(ping(FEDERATION_TERMINALS6.B, 5, 2), 'and the next ones');
+          assert.equal(ping(FEDERATION_TERMINALS6.B, 1, 8), 1, `the first ping -6 A -> B passes\n${dump()}`);
+          const replies6 = ping(FEDERATION_TERMINALS6.B, 5, 2);
+          assert.ok(replies6 >= 4, `and the next ones: ${replies6} of 5`);
           // v4 in v6: the IPv4 terminals of the same LANs, through the same gateways' IPv6 addresses.
-          assert.ok(ping(FEDERATION_TERMINALS.B, 5, 5), `ping A -> B over IPv4 passes (v4 in v6)\n${dump()}`);
+          const replies4 = ping(FEDERATION_TERMINALS.B, 5, 5);
+          assert.ok(replies4 >= 4, `ping A -> B over IPv4 passes (v4 in v6): ${replies4} of 5\n${dump()}`);
           await new Promise((r) => setTimeout(r, 500));
           await stopCapture(cap);
 
@@ -104,7 +107,12 @@ test(
             'IKE on UDP 4500 over IPv6 (non-ESP marker)',
           );
           const esp = nat.filter((p) => p.payload.readUInt32BE(8) !== 0);
-          assert.ok(esp.length >= 2 * (6 + 5), `ESP in UDP 4500 carries the pings (v6 and v4): ${esp.length}`);
+          // Each echo that was answered crossed twice: request and reply.
+          const answered = 1 + replies6 + replies4;
+          assert.ok(
+            esp.length >= 2 * answered,
+            `ESP in UDP 4500 carries the ${answered} pings (v6, v4): ${esp.length}`,
+          );
           assert.deepEqual(
             between.filter((p) => p.proto !== 17).map((p) => p.proto),
             [],
@@ -140,8 +148,8 @@ test(
         ).catch((e: Error) => {
           throw new Error(`${e.message}\n${dump()}`);
         });
-        assert.equal(ping(FEDERATION_TERMINALS6.B, 2, 2), false, 'no IPv6 traffic without the share');
-        assert.equal(ping(FEDERATION_TERMINALS.B, 1, 2), false, 'nor IPv4');
+        assert.equal(ping(FEDERATION_TERMINALS6.B, 2, 2), 0, 'no IPv6 traffic without the share');
+        assert.equal(ping(FEDERATION_TERMINALS.B, 1, 2), 0, 'nor IPv4');
         assert.ok(
           !s.status('GA').paths.some((p) => p.action === 'encrypt'),
           `GA has no encrypting path left: ${JSON.stringify(s.status('GA').paths)}`,
