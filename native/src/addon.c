@@ -1117,23 +1117,40 @@ static napi_value esp_bench(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* kernelPathMtu(addr (4 bytes)): the kernel's path MTU toward addr (the route's, lowered by ICMP
- * "fragmentation needed" the kernel received about this host's own packets there), or -errno.
- * Read through a UDP socket connected to it (IP_MTU): no packet is sent. */
+/* kernelPathMtu(addr (4 or 16 bytes)): the kernel's path MTU toward addr (the route's, lowered by
+ * ICMP "fragmentation needed" or ICMPv6 Packet Too Big the kernel received about this host's own
+ * packets there), or -errno. Read through a UDP socket connected to it (IP_MTU, IPV6_MTU): no
+ * packet is sent. A pairwise peer's outside address may be of either family. */
 static napi_value kernel_path_mtu(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint8_t *addr;
-  if (!arg_fixed_bytes(env, argv[0], 4, &addr)) return NULL;
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int family;
+  if (!arg_ip(env, argv[0], &family, &addr)) return NULL;
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return number(env, -errno);
-  struct sockaddr_in to;
+  struct sockaddr_storage to;
+  socklen_t tolen;
   memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  to.sin_port = htons(4500);
-  memcpy(&to.sin_addr, addr, 4);
+  if (family == 6) {
+    struct sockaddr_in6 *t6 = (struct sockaddr_in6 *)&to;
+    t6->sin6_family = AF_INET6;
+    t6->sin6_port = htons(4500);
+    memcpy(&t6->sin6_addr, addr, 16);
+    tolen = sizeof *t6;
+  } else {
+    struct sockaddr_in *t4 = (struct sockaddr_in *)&to;
+    t4->sin_family = AF_INET;
+    t4->sin_port = htons(4500);
+    memcpy(&t4->sin_addr, addr, 4);
+    tolen = sizeof *t4;
+  }
   int mtu = 0;
   socklen_t len = sizeof mtu;
-  int r = connect(fd, (struct sockaddr *)&to, sizeof to) == 0 && getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 ? mtu : -errno;
+  int r = connect(fd, (struct sockaddr *)&to, tolen) == 0 &&
+                  getsockopt(fd, family == 6 ? IPPROTO_IPV6 : IPPROTO_IP, family == 6 ? IPV6_MTU : IP_MTU, &mtu,
+                             &len) == 0
+              ? mtu
+              : -errno;
   close(fd);
   return number(env, r);
 }

@@ -9,7 +9,14 @@ import type { GatewayStatus } from '../gateway/status.js';
 import type { Testbed } from '../testbed/netns.js';
 import type { Sites } from '../testbed/sites.js';
 import { waitFor } from '../testbed/sites.js';
-import { exchanged, buildFederation, FEDERATION_TERMINALS, SHARED_VPN } from './federation.js';
+import {
+  exchanged,
+  buildFederation,
+  FEDERATION_GATEWAYS6,
+  FEDERATION_TERMINALS,
+  FEDERATION_TERMINALS6,
+  SHARED_VPN,
+} from './federation.js';
 import { buildFigure2, type Figure2 } from './figure2.js';
 import { buildMultistage, MULTISTAGE_TERMINALS, MULTISTAGE_TERMINALS6 } from './multistage.js';
 
@@ -249,8 +256,8 @@ const multistage: Scenario = {
 
 const federation: Scenario = {
   name: 'federation',
-  // Pairwise VPNs carry IPv6 (tunnel mode, docs/ike.md), but this demo's terminals are IPv4.
-  ipv6: false,
+  // With --ipv6: an IPv6 WAN (the gateways' outside addresses IPv6), IKE over IPv6, ping -6.
+  ipv6: true,
   title:
     'seed 001: authority-a and authority-b peered; pairwise VPN P7 between A (behind GA) and B (behind GB); IKE with permits',
   async build(o) {
@@ -259,9 +266,16 @@ const federation: Scenario = {
       cli: o.cli,
       log: o.log,
       gatewayConfig: { GA: GATEWAY_CONFIG, GB: GATEWAY_CONFIG },
+      ipv6: o.ipv6,
     });
+    const terminals = o.ipv6 ? FEDERATION_TERMINALS6 : FEDERATION_TERMINALS;
+    const ping6 = o.ipv6 ? ' -6' : '';
+    if (o.ipv6)
+      o.log(
+        `an IPv6 WAN: GA ${FEDERATION_GATEWAYS6.GA}, GB ${FEDERATION_GATEWAYS6.GB}; A ${terminals.A} and B ${terminals.B} (ping -6)`,
+      );
     const ping = (count: number, wait: number) =>
-      s.ping('A', FEDERATION_TERMINALS.B, ['-c', String(count), '-i', '0.3', '-W', String(wait)]) > 0;
+      s.ping('A', terminals.B, ['-c', String(count), '-i', '0.3', '-W', String(wait)]) > 0;
     const tables = () => sitesTables(s, ['GA', 'GB']);
     return {
       tb: s.tb,
@@ -275,12 +289,14 @@ const federation: Scenario = {
       async live(round, say) {
         const ok = ping(1, 5);
         say(
-          `\n[${stamp()}] ping A -> B over ${SHARED_VPN} (key search, then IKE between GA and GB): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`,
+          `\n[${stamp()}] ping${ping6} A -> B over ${SHARED_VPN} (key search, then IKE between GA and GB): ${ok ? 'reply' : 'no reply  (UNEXPECTED)'}`,
         );
         for (const l of tables()) say(l);
       },
       async check(say) {
-        say(`\nthe first ping from A to B: key search, then IKEv2 between GA and GB with their authorities' permits`);
+        say(
+          `\nthe first ping${ping6} from A to B: key search, then IKEv2 between GA and GB with their authorities' permits`,
+        );
         let ok = true;
         ok = verdict(say, 'the authorities exchanged members and permits', exchanged(s), true) && ok;
         const permits = JSON.parse(s.adminOf('authority-a', 'authority', 'peer', 'list', '--json')) as {
@@ -291,7 +307,7 @@ const federation: Scenario = {
             `    authority-a permit ${p.direction === 'out' ? 'issued to' : p.direction === 'in' ? 'received for' : 'for'} ${p.holder}, until ${new Date(p.notAfter).toISOString()}`,
           );
         const first = ping(1, 8);
-        ok = verdict(say, 'the first ping A -> B replies', first, true) && ok;
+        ok = verdict(say, `the first ping${ping6} A -> B replies`, first, true) && ok;
         ok = verdict(say, 'and the next ones', ping(3, 3), true) && ok;
         const ga = statusOf(() => s.status('GA'));
         const gb = statusOf(() => s.status('GB'));
@@ -311,7 +327,7 @@ const federation: Scenario = {
             say,
             'GA encrypts to B in P7, paired with GB',
             !(ga instanceof Error) &&
-              ga.paths.some((p) => p.remote === FEDERATION_TERMINALS.B && p.action === 'encrypt' && p.peer === 'GB'),
+              ga.paths.some((p) => p.remote === terminals.B && p.action === 'encrypt' && p.peer === 'GB'),
             true,
           ) && ok;
         for (const l of tables()) say(l);
@@ -333,7 +349,7 @@ const federation: Scenario = {
           () => false,
         );
         ok = verdict(say, 'both gateways deleted their IKE SAs', gone, true) && ok;
-        ok = verdict(say, 'ping A -> B replies after the withdrawal', ping(2, 2), false) && ok;
+        ok = verdict(say, `ping${ping6} A -> B replies after the withdrawal`, ping(2, 2), false) && ok;
         for (const l of tables()) say(l);
         return ok;
       },

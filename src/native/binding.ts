@@ -136,6 +136,7 @@ export interface NativeBinding {
   nowMs(): number;
   /** [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later), extLength, neverIntercepted, total]. */
   ipv6Walk(packet: Uint8Array): [number, number, number, number, number, number] | undefined;
+  /** The kernel's path MTU toward an IPv4 (4 bytes) or IPv6 (16 bytes) address, or -errno. */
   kernelPathMtu(addr: Uint8Array): number;
   readonly counterCount: number;
   readonly datapathStatCount: number;

@@ -1,6 +1,6 @@
 // `kasane demo SCENARIO --check`, the operators' self-test of each scenario of the papers, exactly
 // as an operator runs it (the CLI in a process of its own): figure2 (the default), multistage and
-// federation; and figure2 and multistage over IPv6 (`--ipv6`, the same matrix). Each must pass,
+// federation; and all three over IPv6 (`--ipv6`: the same matrix; federation on an IPv6 WAN). Each must pass,
 // print its verdicts and its console URL on 127.0.0.1, and leave no namespace behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -64,6 +64,15 @@ const SCENARIOS: { args: string[]; name: string; verdicts: RegExp[] }[] = [
     verdicts: [
       /GA has an IKE SA with GB@authority-b \(signatures, permits\)\s+yes \[yes\]/,
       /ping A -> B replies after the withdrawal\s+no  \[no \]/,
+    ],
+  },
+  {
+    args: ['federation', '--ipv6', '--check'],
+    name: 'federation over IPv6',
+    verdicts: [
+      /an IPv6 WAN: GA fd00:200:1::2, GB fd00:200:2::2/,
+      /GA encrypts to B in P7, paired with GB\s+yes \[yes\]/,
+      /ping -6 A -> B replies after the withdrawal\s+no  \[no \]/,
     ],
   },
 ];

@@ -1,7 +1,7 @@
 // The gateway's path MTU from its outside interfaces (src/gateway/wan-mtu.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { interfacesMtu, kernelPathMtu, wanPathMtu } from '../../src/gateway/wan-mtu.js';
 import { nativeOrSkip } from '../native/support.js';
 import { parseGatewayConfig } from '../../src/gateway/config.js';
@@ -55,4 +55,7 @@ test("the kernel's path MTU toward an address, read through the native addon (lo
     kernelPathMtu(b, '127.0.0.1'),
     Math.min(65535, Number(readFileSync('/sys/class/net/lo/mtu', 'utf8').trim())),
   );
+  // A pairwise peer's outside address may be IPv6 (a v4-only reader threw in the daemon's timer).
+  if (existsSync('/proc/sys/net/ipv6/conf/lo/mtu'))
+    assert.equal(kernelPathMtu(b, '::1'), Number(readFileSync('/proc/sys/net/ipv6/conf/lo/mtu', 'utf8').trim()));
 });

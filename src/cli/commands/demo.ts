@@ -27,7 +27,7 @@ export function registerDemo(program: Command): void {
     )
     .option(
       '--ipv6',
-      'the terminals talk over IPv6 (every link dual stack, the VPNs hold IPv6 prefixes too): the same matrix as over IPv4 (figure2, multistage)',
+      'the terminals talk over IPv6 (every link dual stack, the VPNs hold IPv6 prefixes too): the same matrix as over IPv4 (figure2, multistage); federation: the gateways on an IPv6 WAN, IKE over IPv6',
     )
     .option('--interval <seconds>', 'live mode: seconds between rounds of traffic', '3')
     .option(
