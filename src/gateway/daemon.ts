@@ -143,10 +143,21 @@ export class GatewayDaemon {
     this.seqTimer.unref();
     // An outside interface's MTU may change at run time: the paths follow it. Pairwise paths also
     // follow the kernel's path MTU toward their peer (ICMP about ESP in UDP goes to the kernel).
+    // A failure here is logged and tried again at the next tick: a timer that throws would end the
+    // daemon without a word (an IPv6 peer once did, before kernelPathMtu took 16-byte addresses).
     this.mtuTimer = setInterval(() => {
-      this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
-      for (const t of this.ike?.tunnelPeers() ?? [])
-        this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
+      try {
+        this.driver?.pathMtu(wanPathMtu(this.config.pathMtu, this.config.outside));
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, "reading the outside interfaces' MTU failed");
+      }
+      for (const t of this.ike?.tunnelPeers() ?? []) {
+        try {
+          this.driver?.tunnelPathMtu(t.peer, kernelPathMtu(native.value.binding, t.address));
+        } catch (e) {
+          this.log.error({ err: (e as Error).message, peer: t.peer }, 'reading the path MTU toward a peer failed');
+        }
+      }
     }, 2000);
     this.mtuTimer.unref();
     const dp = NativeDatapath.open(native.value, {
