@@ -37,6 +37,19 @@ static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint
   return -1;
 }
 
+/* What every group-ESP decryption reports once the packet is whole again (both IP versions). */
+static int decrypted(executor *ex, const rxsa *rx, uint32_t spi, uint64_t seq, size_t len, uint8_t *out,
+                     exec_note *note) {
+  note->out = out;
+  note->vpn = rx->vpn;
+  note->spi = spi;
+  note->seq = seq;
+  note_peer(ex, rx->sender, note);
+  ex->counters[C_DECRYPT_PACKETS]++;
+  ex->counters[C_DECRYPT_BYTES] += len;
+  return V_FORWARD_DECRYPT;
+}
+
 int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
                  exec_note *note) {
   uint32_t spi;
@@ -67,14 +80,7 @@ int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ip
     ipv4_set_checksum(out, ip->ihl);
     note->out_len = ip->ihl + plen;
   }
-  note->out = out;
-  note->vpn = rx->vpn;
-  note->spi = spi;
-  note->seq = seq;
-  note_peer(ex, rx->sender, note);
-  ex->counters[C_DECRYPT_PACKETS]++;
-  ex->counters[C_DECRYPT_BYTES] += len;
-  return V_FORWARD_DECRYPT;
+  return decrypted(ex, rx, spi, seq, len, out, note);
 }
 
 
@@ -115,14 +121,7 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
   /* What an authenticated member sends is still walked before it goes on: never a malformed chain. */
   ipv6_info in;
   if (ipv6_parse(out, note->out_len, &in) != 0) return C_DROP_MALFORMED;
-  note->out = out;
-  note->vpn = rx->vpn;
-  note->spi = spi;
-  note->seq = seq;
-  note_peer(ex, rx->sender, note);
-  ex->counters[C_DECRYPT_PACKETS]++;
-  ex->counters[C_DECRYPT_BYTES] += len;
-  return V_FORWARD_DECRYPT;
+  return decrypted(ex, rx, spi, seq, len, out, note);
 }
 
 int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *d, size_t len,
