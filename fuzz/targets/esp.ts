@@ -19,6 +19,17 @@ const GW1 = '192.0.2.1';
 const GW2 = '198.51.100.2';
 const GROUP = { spi: 0x1001, ...randomKey(1) };
 const TUNNEL = { spi: 0x5151, ...randomKey(2) };
+/** What the tunnel's two directions share: one Child SA pair with G1 over UDP 4500. */
+const TUNNEL_ENDS = {
+  vpnId: 3,
+  peer: 'G1',
+  key: TUNNEL.key,
+  salt: TUNNEL.salt,
+  localAddr: GW2,
+  localPort: 4500,
+  remoteAddr: GW1,
+  remotePort: 4500,
+};
 const TUNNEL_HEX = { key: Buffer.from(TUNNEL.key).toString('hex'), salt: Buffer.from(TUNNEL.salt).toString('hex') };
 
 const KIND_OUTSIDE = 0;
@@ -33,28 +44,11 @@ function install(ex: TunnelExecutor): void {
   ex.installPath({ local: '10.2.0.12', remote: A, action: 'discard' });
   ex.installTunnelRx({
     spi: TUNNEL.spi,
-    vpnId: 3,
-    peer: 'G1',
-    key: TUNNEL.key,
-    salt: TUNNEL.salt,
-    localAddr: GW2,
-    localPort: 4500,
-    remoteAddr: GW1,
-    remotePort: 4500,
+    ...TUNNEL_ENDS,
     localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
     remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
   });
-  ex.installTunnelTx({
-    spi: 0x6161,
-    vpnId: 3,
-    peer: 'G1',
-    key: TUNNEL.key,
-    salt: TUNNEL.salt,
-    localAddr: GW2,
-    localPort: 4500,
-    remoteAddr: GW1,
-    remotePort: 4500,
-  });
+  ex.installTunnelTx({ spi: 0x6161, ...TUNNEL_ENDS });
   ex.installPath({
     local: '10.2.0.20',
     remote: A,

@@ -11,6 +11,7 @@ import { HOUR, makeAuthority, makeGateway } from '../../test/ike/engine/peers.js
 import { type FuzzTarget } from '../harness.js';
 import { mutateBytes, mutateDer, mutateJson } from '../mutate.js';
 import { refusedCleanly, typedResult } from '../oracle.js';
+import type { Rng } from '../rng.js';
 
 const T0 = Date.UTC(2026, 11, 5, 12);
 
@@ -26,6 +27,29 @@ async function world() {
 function maybePem(input: Uint8Array): { pem?: string; der: Uint8Array } {
   if (input.length > 0 && input[0] === 0x2d) return { pem: new TextDecoder().decode(input), der: input };
   return { der: input };
+}
+
+const isPem = (x: Uint8Array): boolean => x[0] === 0x2d;
+const derOnly = (seeds: Uint8Array[]): Uint8Array[] => seeds.filter((x) => !isPem(x));
+
+/**
+ * One mutation of a seed that is PEM or DER. PEM is mutated inside its armour (with the chance `inArmour`, splicing
+ * from `donors`) or as bytes; DER is mutated as DER, one time in twenty replaced by random bytes.
+ */
+function mutatePemOrDer(
+  rng: Rng,
+  seeds: Uint8Array[],
+  label: string,
+  pem: { inArmour: number; donors: Uint8Array[] },
+): Uint8Array {
+  const s = rng.pick(seeds);
+  if (isPem(s))
+    return rng.chance(pem.inArmour)
+      ? new TextEncoder().encode(
+          derToPem(mutateDer(rng, pemToDer(new TextDecoder().decode(s), label), pem.donors), label),
+        )
+      : mutateBytes(rng, s, []);
+  return rng.chance(0.05) ? rng.bytes(rng.size(2000)) : mutateDer(rng, s, derOnly(seeds));
 }
 
 export const permits: FuzzTarget = {
@@ -60,25 +84,7 @@ export const permits: FuzzTarget = {
     );
     return {
       seeds,
-      next: (rng) => {
-        const s = rng.pick(seeds);
-        if (s[0] === 0x2d)
-          return rng.chance(0.5)
-            ? new TextEncoder().encode(
-                derToPem(
-                  mutateDer(rng, pemToDer(new TextDecoder().decode(s), 'ATTRIBUTE CERTIFICATE'), seeds),
-                  'ATTRIBUTE CERTIFICATE',
-                ),
-              )
-            : mutateBytes(rng, s, []);
-        return rng.chance(0.05)
-          ? rng.bytes(rng.size(2000))
-          : mutateDer(
-              rng,
-              s,
-              seeds.filter((x) => x[0] !== 0x2d),
-            );
-      },
+      next: (rng) => mutatePemOrDer(rng, seeds, 'ATTRIBUTE CERTIFICATE', { inArmour: 0.5, donors: seeds }),
       async run(input) {
         const { pem, der } = maybePem(input);
         if (pem !== undefined) return typedResult(permitFromPem(pem), 'permitFromPem');
@@ -148,29 +154,7 @@ export const csrs: FuzzTarget = {
     }
     return {
       seeds,
-      next: (rng) => {
-        const s = rng.pick(seeds);
-        if (s[0] === 0x2d)
-          return rng.chance(0.6)
-            ? new TextEncoder().encode(
-                derToPem(
-                  mutateDer(
-                    rng,
-                    pemToDer(new TextDecoder().decode(s), 'CERTIFICATE REQUEST'),
-                    seeds.filter((x) => x[0] !== 0x2d),
-                  ),
-                  'CERTIFICATE REQUEST',
-                ),
-              )
-            : mutateBytes(rng, s, []);
-        return rng.chance(0.05)
-          ? rng.bytes(rng.size(2000))
-          : mutateDer(
-              rng,
-              s,
-              seeds.filter((x) => x[0] !== 0x2d),
-            );
-      },
+      next: (rng) => mutatePemOrDer(rng, seeds, 'CERTIFICATE REQUEST', { inArmour: 0.6, donors: derOnly(seeds) }),
       async run(input) {
         const { pem, der } = maybePem(input);
         typedResult(await verifyCsr(pem ?? der), 'verifyCsr');

@@ -15,7 +15,7 @@ import { parseIpv6 } from '../../src/core/packet/ipv6.js';
 import { parseIpv4 } from '../../src/core/packet/ipv4.js';
 import { tcpChecksumOk, tcpMss } from '../../src/core/packet/tcp.js';
 import { udpChecksumOk } from '../../src/core/packet/udp.js';
-import { replayScenario, type VectorScenario } from '../support/executor-vectors.js';
+import { replayScenario, verdictsGiven, type VectorScenario } from '../support/executor-vectors.js';
 import { A6, B6, generateExecutorV6Vectors } from './executor-v6-vectors.js';
 import { v6Packet, type Ext } from './packet/v6-chain.js';
 
@@ -52,13 +52,7 @@ function step(name: string): { packet: Uint8Array; out: Uint8Array } {
 }
 
 test('the v6 vectors give every verdict the spec lists', () => {
-  const seen = new Set<string>();
-  for (const s of file.scenarios)
-    for (const st of s.steps)
-      if (st.op === 'process' || st.op === 'processUdp')
-        seen.add(
-          st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`,
-        );
+  const seen = verdictsGiven(file.scenarios);
   for (const v of [
     'forward.encrypt',
     'forward.decrypt',

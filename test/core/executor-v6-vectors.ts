@@ -15,10 +15,17 @@ import { buildIcmpv6PacketTooBig } from '../../src/core/packet/icmpv6.js';
 import { buildIpv6, ipv6PseudoHeaderSum, NH_ESP } from '../../src/core/packet/ipv6.js';
 import { internetChecksum } from '../../src/core/packet/checksum.js';
 import { buildTcpSegment, buildTcpSyn } from '../../src/core/packet/tcp.js';
-import { encodeSearchMessage } from '../../src/core/packet/search-message.js';
 import { espSeal } from '../../src/crypto/esp.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
-import { fill, proc, sealTunnelEsp, udp, type VectorScenario, type VectorStep } from '../support/executor-vectors.js';
+import {
+  fill,
+  proc,
+  sealTunnelEsp,
+  searchBody,
+  udp,
+  type VectorScenario,
+  type VectorStep,
+} from '../support/executor-vectors.js';
 import { v6Packet, type Ext } from './packet/v6-chain.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -58,17 +65,7 @@ export function ping6(src: string, dst: string, data = 'kasane vector payload', 
 }
 
 function searchPing6(src: string, dst: string, type: 128 | 129): Uint8Array {
-  const data = encodeSearchMessage({
-    phase: 'destination',
-    proxied: false,
-    txid: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
-    pathSrc: src,
-    pathDst: dst,
-    originator: 'G2',
-    proxiedBy: '',
-    entries: [],
-  });
-  return icmp6(src, dst, type, data);
+  return icmp6(src, dst, type, searchBody(src, dst));
 }
 
 function output(s: VectorScenario, name: string): Uint8Array {

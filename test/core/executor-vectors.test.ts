@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createDecipheriv } from 'node:crypto';
 import fc from 'fast-check';
+import type { AddressRange } from '../../src/core/executor.js';
 import { buildIpv4 } from '../../src/core/packet/ipv4.js';
 import { TsExecutor } from '../../src/core/ts-executor.js';
 import {
   generateExecutorVectors,
   replayScenario,
   sealTunnelEsp,
+  verdictsGiven,
   type VectorScenario,
 } from '../support/executor-vectors.js';
 import { ipHeaderOk, reassemble, refEspOpen } from '../native/support.js';
@@ -34,13 +36,7 @@ for (const scenario of file.scenarios) {
 }
 
 test('the vectors cover every verdict the executor can give', () => {
-  const seen = new Set<string>();
-  for (const s of file.scenarios)
-    for (const st of s.steps)
-      if (st.op === 'process' || st.op === 'processUdp')
-        seen.add(
-          st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`,
-        );
+  const seen = verdictsGiven(file.scenarios);
   for (const v of [
     'forward.encrypt',
     'forward.decrypt',
@@ -284,6 +280,24 @@ test('tunnel port parser: arbitrary datagrams never throw, never forward without
     4,
     buildIpv4({ src: '10.1.0.5', dst: '10.2.0.6', protocol: 17, payload: new Uint8Array(20) }),
   );
+  /** An executor holding the tunnel's inbound SA (SPI 0x1234 from 192.0.2.1), for inner packets remote -> local. */
+  const receiver = (local: AddressRange, remote: AddressRange): TsExecutor => {
+    const ex = new TsExecutor();
+    ex.installTunnelRx({
+      spi: 0x1234,
+      vpnId: 1,
+      peer: 'P',
+      key,
+      salt,
+      localAddr: '192.0.2.2',
+      localPort: 4500,
+      remoteAddr: '192.0.2.1',
+      remotePort: 4500,
+      localSelectors: [local],
+      remoteSelectors: [remote],
+    });
+    return ex;
+  };
   fc.assert(
     fc.property(
       fc.oneof(
@@ -295,20 +309,7 @@ test('tunnel port parser: arbitrary datagrams never throw, never forward without
         fc.nat(valid.length - 1).map((n) => valid.slice(0, n)),
       ),
       (d) => {
-        const ex = new TsExecutor();
-        ex.installTunnelRx({
-          spi: 0x1234,
-          vpnId: 1,
-          peer: 'P',
-          key,
-          salt,
-          localAddr: '192.0.2.2',
-          localPort: 4500,
-          remoteAddr: '192.0.2.1',
-          remotePort: 4500,
-          localSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }],
-          remoteSelectors: [{ start: '0.0.0.0', end: '255.255.255.255' }],
-        });
+        const ex = receiver({ start: '0.0.0.0', end: '255.255.255.255' }, { start: '0.0.0.0', end: '255.255.255.255' });
         const v = ex.processUdp('192.0.2.1', 4500, d, 1);
         assert.notEqual(v.kind, 'forward');
         const total = Object.entries(ex.counters())
@@ -320,20 +321,7 @@ test('tunnel port parser: arbitrary datagrams never throw, never forward without
     { numRuns: 500 },
   );
   // The unmodified packet is accepted once.
-  const ex = new TsExecutor();
-  ex.installTunnelRx({
-    spi: 0x1234,
-    vpnId: 1,
-    peer: 'P',
-    key,
-    salt,
-    localAddr: '192.0.2.2',
-    localPort: 4500,
-    remoteAddr: '192.0.2.1',
-    remotePort: 4500,
-    localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
-    remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
-  });
+  const ex = receiver({ start: '10.2.0.0', end: '10.2.0.255' }, { start: '10.1.0.0', end: '10.1.0.255' });
   assert.equal(ex.processUdp('192.0.2.1', 4500, valid, 1).kind, 'forward');
   assert.deepEqual(ex.processUdp('192.0.2.1', 4500, valid, 1), { kind: 'drop', reason: 'replay' });
 });

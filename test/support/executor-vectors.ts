@@ -145,6 +145,18 @@ function ping(src: string, dst: string, seq: number, data = 'kasane vector paylo
   return buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: icmp, ttl: 63, id: 0x1000 + seq, df });
 }
 
+/** Every verdict the scenarios' steps expect: `forward.<op>`, `drop.<reason>` or `punt.<reason>`. */
+export function verdictsGiven(scenarios: VectorScenario[]): Set<string> {
+  const seen = new Set<string>();
+  for (const s of scenarios)
+    for (const st of s.steps)
+      if (st.op === 'process' || st.op === 'processUdp')
+        seen.add(
+          st.expect.kind === 'forward' ? `forward.${st.expect.note.op}` : `${st.expect.kind}.${st.expect.reason}`,
+        );
+  return seen;
+}
+
 /** The scenarios, with expectations filled in by running them on `make()` (the reference). */
 export function generateExecutorVectors(make: () => TunnelExecutor): VectorScenario[] {
   const vpnKey = new Uint8Array(32).map((_, i) => i + 1);
@@ -755,8 +767,9 @@ function fixChecksum(q: Uint8Array): Uint8Array {
   return q;
 }
 
-function searchPing(src: string, dst: string): Uint8Array {
-  const data = encodeSearchMessage({
+/** The body of a key search's destination-phase message from G2 about the path src -> dst (either family). */
+export function searchBody(src: string, dst: string): Uint8Array {
+  return encodeSearchMessage({
     phase: 'destination',
     proxied: false,
     txid: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
@@ -766,6 +779,10 @@ function searchPing(src: string, dst: string): Uint8Array {
     proxiedBy: '',
     entries: [],
   });
+}
+
+function searchPing(src: string, dst: string): Uint8Array {
+  const data = searchBody(src, dst);
   const icmp = buildIcmpEcho({ type: 8, id: 0x0102, seq: 0x0304, data });
   return buildIpv4({ src, dst, protocol: PROTO_ICMP, payload: icmp, ttl: 64 });
 }
