@@ -6,7 +6,7 @@ import { bytes, duration, relative, time } from './format.js';
 import { Graph } from './graph.js';
 import { buildMapModel } from './map-model.js';
 import { href, navigate } from './router.js';
-import type { FederationView, GatewayInfo, GatewayStatusView, ReportSummary, VpnDetail } from './types.js';
+import type { AuditEntry, FederationView, GatewayInfo, GatewayStatusView, ReportSummary, VpnDetail } from './types.js';
 import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, useData } from './ui.js';
 
 /**
@@ -790,19 +790,7 @@ function CounterTable({ rows, testid }: { rows: [string, number][]; testid: stri
 
 // --- audit ------------------------------------------------------------------------------------
 
-function AuditTable({
-  entries,
-}: {
-  entries: {
-    id: number;
-    at: number;
-    actor: string;
-    action: string;
-    vpn: string | null;
-    gateway: string | null;
-    detail: Record<string, unknown>;
-  }[];
-}) {
+function AuditTable({ entries }: { entries: AuditEntry[] }) {
   return (
     <table class="dense" data-testid="audit-table">
       <thead>

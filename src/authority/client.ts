@@ -13,6 +13,7 @@ import { openDelivery } from './snapshot.js';
 import {
   BUNDLE_FORMAT,
   type AdminTokenInfo,
+  type AuditCriteria,
   type AuditEntry,
   type CaView,
   type DirectoryView,
@@ -434,20 +435,7 @@ export class AuthorityClient {
   removeDirectory(prefix: string): Promise<DirectoryView> {
     return this.request('DELETE', '/v1/directory', undefined, { query: { prefix } });
   }
-  audit(
-    q: {
-      after?: number;
-      before?: number;
-      limit?: number;
-      vpn?: string;
-      gateway?: string;
-      actor?: string;
-      action?: string;
-      from?: number;
-      to?: number;
-      order?: 'asc' | 'desc';
-    } = {},
-  ): Promise<AuditEntry[]> {
+  audit(q: AuditCriteria & { after?: number; before?: number; limit?: number } = {}): Promise<AuditEntry[]> {
     return this.request('GET', '/v1/audit', undefined, { query: q });
   }
   listAdminTokens(): Promise<AdminTokenInfo[]> {

@@ -148,6 +148,24 @@ export interface CaView {
   fingerprint: string;
 }
 
+/**
+ * What a listing of the audit log can be narrowed to: the API's query and the store's filter alike (a type, not an
+ * interface, so that it is also a record of query parameters).
+ */
+export type AuditCriteria = {
+  vpn?: string;
+  gateway?: string;
+  /** Exact actor (`admin:alice`, `federation`, ...). */
+  actor?: string;
+  /** An action (`member.add`) or a family of actions (`member.`, ending in a dot). */
+  action?: string;
+  /** Times (ms since the epoch), inclusive. */
+  from?: number;
+  to?: number;
+  /** 'desc': newest first. */
+  order?: 'asc' | 'desc';
+};
+
 export interface AuditEntry {
   id: number;
   version: number;

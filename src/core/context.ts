@@ -11,6 +11,7 @@ import type { ReceiveFloors } from './rx-floors.js';
 import type { TimerQueue } from './timer-queue.js';
 import type { CoreTimer } from './timers.js';
 import type { GatewayId, VpnId } from './types.js';
+import { packetDst, packetSrc } from './packet/ip.js';
 
 export interface ResolvedConfig {
   id: GatewayId;
@@ -82,4 +83,28 @@ export interface CoreContext {
   plainAllowed(remote: Ip): boolean;
   /** The actions of the event being handled. */
   readonly out: CoreAction[];
+}
+
+/**
+ * Relays a packet in plain: installs a plain entry for its path (the local terminal is the one on the side it came
+ * from) and runs it through the executor again; a second punt is dropped.
+ */
+export function forwardPlain(ctx: CoreContext, from: Side, packet: Uint8Array, now: number, reason: string): void {
+  const local = from === 'inside' ? packetSrc(packet) : packetDst(packet);
+  const remote = from === 'inside' ? packetDst(packet) : packetSrc(packet);
+  ctx.install(
+    {
+      local,
+      remote,
+      action: 'plain',
+      layers: [],
+      reason,
+      installedAt: now,
+      lastUsed: now,
+      expiresAt: now + ctx.config.timers.hardLifetime,
+    },
+    now,
+  );
+  const punt = ctx.execute(from, packet, now, true);
+  if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
 }

@@ -2,7 +2,7 @@
 // the first packet of a path starts a key search (seed 000 §3.3 steps 1–2); packets of a pending
 // path are buffered; packets too big for the path get ICMP "fragmentation needed" (IPv4) or
 // ICMPv6 Packet Too Big (IPv6).
-import type { CoreContext } from './context.js';
+import { forwardPlain, type CoreContext } from './context.js';
 import { pathKey, type KeyTableEntry } from './key-table.js';
 import { ipVersion, packetDst, packetSrc } from './packet/ip.js';
 import { buildIcmpFragNeeded, icmpErrorAllowed } from './packet/icmp.js';
@@ -22,22 +22,7 @@ export function onInsideMiss(ctx: CoreContext, searches: SearchOriginator, packe
   const remote = packetDst(packet);
   if (ctx.ring.coveringVpns(local).length === 0) {
     // We protect nothing for this terminal: relay plain (an outer gateway may still protect it).
-    ctx.install(
-      {
-        local,
-        remote,
-        action: 'plain',
-        layers: [],
-        reason: 'unprotected',
-        installedAt: now,
-        lastUsed: now,
-        expiresAt: now + ctx.config.timers.hardLifetime,
-      },
-      now,
-    );
-    const punt = ctx.execute('inside', packet, now, true);
-    if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
-    return;
+    return forwardPlain(ctx, 'inside', packet, now, 'unprotected');
   }
   // Searches this gateway originates are bounded like those it relays. At the bound the packet is
   // dropped (counted) and no entry is made: a later packet of the path searches once there is room.

@@ -1,7 +1,7 @@
 // Packets from the outside (the WAN) that the executor could not settle by itself: ESP for a path
 // without an entry (we may have aged it out before the sender did, or it is not for our terminals
 // at all and passes through), and plaintext to our terminals.
-import type { CoreContext } from './context.js';
+import { forwardPlain, type CoreContext } from './context.js';
 import { ipv4Protocol, PROTO_ICMP } from './packet/ipv4.js';
 import { ipVersion, packetDst, packetSrc } from './packet/ip.js';
 import { groupEspOfPacket } from './packet/group-esp.js';
@@ -23,7 +23,7 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
     // of a VPN we belong to for other prefixes (a hub on the path between two other members),
     // exactly as it relays their search messages. It does not know every SPI to tell them apart.
     if (!sa || !covering.includes(sa.vpnId)) {
-      if (covering.length === 0) return forwardPlain(ctx, packet, now, 'unprotected');
+      if (covering.length === 0) return forwardPlain(ctx, 'outside', packet, now, 'unprotected');
       // A terminal we protect, in other VPNs only: no layer of that VPN ends beyond us, so this
       // ESP has no business there (an outer layer would have come first).
       return ctx.drop(sa ? 'membership' : 'unknown-spi', packet);
@@ -66,25 +66,5 @@ export function onOutsideMiss(ctx: CoreContext, packet: Uint8Array, now: number)
   if (ctx.ring.coveringVpns(local).length > 0 && !(ctx.plainAllowed(remote) && !ctx.ring.isProtected(remote))) {
     return ctx.drop('unsolicited-plain', packet);
   }
-  forwardPlain(ctx, packet, now, 'unprotected');
-}
-
-function forwardPlain(ctx: CoreContext, packet: Uint8Array, now: number, reason: string): void {
-  const local = packetDst(packet);
-  const remote = packetSrc(packet);
-  ctx.install(
-    {
-      local,
-      remote,
-      action: 'plain',
-      layers: [],
-      reason,
-      installedAt: now,
-      lastUsed: now,
-      expiresAt: now + ctx.config.timers.hardLifetime,
-    },
-    now,
-  );
-  const punt = ctx.execute('outside', packet, now, true);
-  if (punt !== undefined) ctx.drop(`punt-${punt}`, packet);
+  forwardPlain(ctx, 'outside', packet, now, 'unprotected');
 }

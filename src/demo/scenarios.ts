@@ -93,6 +93,11 @@ function verdict(say: Say, what: string, got: boolean, expected: boolean): boole
   return got === expected;
 }
 
+/** Says every check's line (all of them, a failure does not stop the list); true if each came out as expected. */
+function verdicts(say: Say, checks: [what: string, got: boolean, expected: boolean][]): boolean {
+  return checks.map(([what, got, expected]) => verdict(say, what, got, expected)).every(Boolean);
+}
+
 // --- seed 000 Figure 2 ------------------------------------------------------------------------
 
 type T = 'A' | 'B' | 'C';
@@ -213,37 +218,30 @@ const multistage: Scenario = {
         };
         const inner = path('Gi2', terminals.A);
         const outer = path('Go2', terminals.A);
-        let ok = true;
-        ok = verdict(say, 'B -> A replies', first, true) && ok;
-        ok = verdict(say, 'A -> B replies', back, true) && ok;
-        ok =
-          verdict(
-            say,
+        const ok = verdicts(say, [
+          ['B -> A replies', first, true],
+          ['A -> B replies', back, true],
+          [
             'Gi2 encrypts to A in dept, paired with Gi1 (inner ESP)',
             inner?.vpnName === 'dept' && inner.peer === 'Gi1',
             true,
-          ) && ok;
-        ok =
-          verdict(
-            say,
+          ],
+          [
             'Go2 encrypts to A in company, paired with Go1 (outer ESP)',
             outer?.vpnName === 'company' && outer.peer === 'Go1',
             true,
-          ) && ok;
-        ok =
-          verdict(
-            say,
+          ],
+          [
             'Gi2 found both layers in its one search (company outside dept)',
             JSON.stringify(inner?.layers?.map((l) => l.vpnId)) === '[10,20]',
             true,
-          ) && ok;
-        ok =
-          verdict(
-            say,
+          ],
+          [
             "Gi2 searched; Go2's path came from relaying that search",
             inner?.reason === 'search' && outer?.reason === 'search-relay',
             true,
-          ) && ok;
+          ],
+        ]);
         for (const l of sitesTables(s, gateways)) say(l);
         return ok;
       },

@@ -7,45 +7,34 @@ import assert from 'node:assert/strict';
 import { Prefix } from '../../src/base/addr.js';
 import { GatewayCore } from '../../src/core/gateway-core.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
-import type { AuthoritySnapshot } from '../../src/core/types.js';
 import { buildIpv4, parseIpv4, PROTO_ESP, PROTO_ICMP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho, isIcmpEcho, parseIcmp } from '../../src/core/packet/icmp.js';
 import { parseSearchPacket, buildSearchPacket } from '../../src/core/search/search-packet.js';
 import { deriveSenderKey } from '../../src/crypto/kdf.js';
 import { espSeal } from '../../src/crypto/esp.js';
 import { seededRandom } from '../../src/base/random.js';
+import { snapshotOf, vpnView } from '../support/core.js';
 
 const KEY = new Uint8Array(32).fill(7);
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const SPI_G2 = 0x102;
 
-const snapshot: AuthoritySnapshot = {
-  version: 1,
-  protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')],
-  vpns: [
-    {
-      id: 1,
-      name: 'VPN1',
-      mode: 'group',
-      epochs: [{ epoch: 1, key: KEY, activeFrom: 0, expiresAt: Number.MAX_SAFE_INTEGER }],
-      members: [
-        {
-          gateway: 'G1',
-          address: '192.0.2.1',
-          prefixes: [Prefix.from('10.1.0.0/24')],
-          spis: [{ epoch: 1, spi: 0x101 }],
-        },
-        {
-          gateway: 'G2',
-          address: '192.0.2.2',
-          prefixes: [Prefix.from('10.2.0.0/24')],
-          spis: [{ epoch: 1, spi: SPI_G2 }],
-        },
+/** VPN1 (group): G1 serves 10.1.0.0/24 and G2 10.2.0.0/24. */
+const snapshot = snapshotOf([
+  {
+    ...vpnView(
+      1,
+      'group',
+      [
+        { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
+        { gw: 'G2', prefix: '10.2.0.0/24', spi: SPI_G2 },
       ],
-    },
-  ],
-};
+      KEY,
+    ),
+    name: 'VPN1',
+  },
+]);
 
 /** G1 after a restart (every receiving SA waits for a floor), or fresh. */
 function g1(restarted: boolean, maxSearchesInFlight?: number): GatewayCore {

@@ -13,35 +13,27 @@ import { seededRandom } from '../../src/base/random.js';
 import { CoreDriver, type Clock } from '../../src/gateway/core-driver.js';
 import { gatewayRegistry } from '../../src/gateway/metrics.js';
 import { queryStatus, renderStatus, serveStatus, type GatewayStatus } from '../../src/gateway/status.js';
+import { snapshotOf, vpnView } from '../support/core.js';
 
 function core(attached = [Prefix.from('10.2.0.0/24')]): GatewayCore {
   return new GatewayCore({
     config: { id: 'G2', address: '192.0.2.2', attached },
     snapshot: {
-      version: 4,
-      protectedPrefixes: [Prefix.from('10.1.0.0/24'), Prefix.from('10.2.0.0/24')],
-      vpns: [
+      ...snapshotOf([
         {
-          id: 1,
+          ...vpnView(
+            1,
+            'group',
+            [
+              { gw: 'G1', prefix: '10.1.0.0/24', spi: 0x101 },
+              { gw: 'G2', prefix: '10.2.0.0/24', spi: 0x102 },
+            ],
+            new Uint8Array(32).fill(1),
+          ),
           name: 'VPN1',
-          mode: 'group',
-          epochs: [{ epoch: 1, key: new Uint8Array(32).fill(1), activeFrom: 0, expiresAt: Number.MAX_SAFE_INTEGER }],
-          members: [
-            {
-              gateway: 'G1',
-              address: '192.0.2.1',
-              prefixes: [Prefix.from('10.1.0.0/24')],
-              spis: [{ epoch: 1, spi: 0x101 }],
-            },
-            {
-              gateway: 'G2',
-              address: '192.0.2.2',
-              prefixes: [Prefix.from('10.2.0.0/24')],
-              spis: [{ epoch: 1, spi: 0x102 }],
-            },
-          ],
         },
-      ],
+      ]),
+      version: 4,
     },
     now: 0,
     random: seededRandom('edge'),

@@ -2,6 +2,7 @@
 // PostgreSQL (shared by several authority replicas). Every change runs inside `write`, one
 // transaction that either commits whole or leaves nothing; `read` sees one consistent snapshot.
 import type { VpnMode } from '../../core/types.js';
+import type { AuditCriteria } from '../wire.js';
 
 export type GatewayStatus = 'pending' | 'active' | 'revoked';
 
@@ -131,20 +132,10 @@ export interface AuditRow {
 export type NewAuditRow = Omit<AuditRow, 'id'>;
 
 /** Which audit entries to list (every filter optional; `order` 'desc' = newest first). */
-export interface AuditFilter {
+export interface AuditFilter extends AuditCriteria {
   afterId?: number;
   beforeId?: number;
   limit: number;
-  vpn?: string;
-  gateway?: string;
-  /** Exact actor (`admin:alice`, `federation`, ...). */
-  actor?: string;
-  /** An action (`member.add`) or a family of actions (`member.`, ending in a dot). */
-  action?: string;
-  /** Times (ms since the epoch), inclusive. */
-  from?: number;
-  to?: number;
-  order?: 'asc' | 'desc';
 }
 
 /** A signed-in web console session: the cookie's value is known only as its SHA-256. */
