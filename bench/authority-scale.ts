@@ -18,7 +18,7 @@
 //   KASANE_BENCH_AUTHORITY_REPLICAS (comma list of replica counts for postgres, default 1,2,3),
 //   KASANE_BENCH_AUTHORITY_CONCURRENCY.
 // Run alone: node --import tsx bench/authority-scale.ts
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ import { createReplica, initAuthority } from '../src/authority/lifecycle.js';
 import type { GatewayBundle, GatewayChanges } from '../src/authority/wire.js';
 import { startPostgres, type PgServer } from '../scripts/temp-postgres.js';
 import { freePort } from '../test/support/ports.js';
+import { spawnAuthority } from '../test/authority/helpers/authority.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** New epochs become active this long after the rotation: the latency below is measured from the rotation. */
@@ -123,49 +124,10 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
-  const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/main.ts'))}); process.exitCode = await m.main(process.argv.slice(1));`;
+function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
   // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
-  const extra = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(
-    process.execPath,
-    [
-      ...extra,
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      script,
-      'authority',
-      'serve',
-      '--data',
-      dataDir,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--log-level',
-      'warn',
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  // Never leave the authority behind, even if this process dies.
-  const reap = (): void => void child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const deadline = Date.now() + 60_000;
-  while (!stderr.includes('listening on')) {
-    if (child.exitCode !== null) throw new Error(`the authority exited: ${stderr}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the authority did not start: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return child;
+  const nodeArgs = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return spawnAuthority(dataDir, port, { logLevel: 'warn', nodeArgs, startTimeoutMs: 60_000 });
 }
 
 function percentile(sorted: number[], p: number): number {

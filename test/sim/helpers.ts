@@ -18,6 +18,13 @@ export function topology(text: string): Topology {
 }
 
 /** Forwards everything plain, and remembers which side each packet came from. */
+/** A chain A - R1 - ... - Rn - B: the routers' names, and its links as lines of a topology's `links:` list. */
+export function routerChain(routers: number): { names: string[]; links: string } {
+  const names = Array.from({ length: routers }, (_, i) => `R${i + 1}`);
+  const links = [['A', 'R1'], ...names.slice(1).map((n, i) => [names[i], n]), [names.at(-1), 'B']];
+  return { names, links: links.map(([a, b]) => `  - [${a}, ${b}]`).join('\n') };
+}
+
 export class PlainCore implements SimCore {
   readonly seen: { side: Side; dst: string; now: number }[] = [];
   constructor(readonly opts: GatewayCoreOptions) {}

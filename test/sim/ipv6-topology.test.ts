@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { loadTopology, type Topology } from '../../src/sim/topology.js';
 import { Simulation } from '../../src/sim/simulation.js';
 import { ipEndpoints } from '../../src/sim/packets.js';
-import { PlainCore, topology } from './helpers.js';
+import { PlainCore, routerChain, topology } from './helpers.js';
 
 function problems(text: string): string[] {
   const r = loadTopology({ text, file: 'net.yaml' });
@@ -117,19 +117,14 @@ traffic:
 
 /** The routed network of the simulation tests, with its addresses and router on IPv6. */
 function routed6(routers: number): Topology {
-  const names = Array.from({ length: routers }, (_, i) => `R${i + 1}`);
+  const { names, links } = routerChain(routers);
   return topology(`
 nodes:
   - { name: A, terminal: "2001:db8:1::1" }
   - { name: B, terminal: "2001:db8:2::1" }
 ${names.map((n, i) => `  - { name: ${n}, router: ${i === 0 ? '"2001:db8:ff::1"' : 'true'} }`).join('\n')}
 links:
-  - [A, R1]
-${names
-  .slice(1)
-  .map((n, i) => `  - [${names[i]}, ${n}]`)
-  .join('\n')}
-  - [${names.at(-1)}, B]
+${links}
 traffic: [{ from: A, to: B, count: 2, size: 100, marker: hello }]
 `);
 }

@@ -6,7 +6,7 @@ import { parseIpv4 } from '../../src/core/packet/ipv4.js';
 import type { CoreAction } from '../../src/core/gateway-api.js';
 import { buildEchoRequest, echoData } from '../../src/sim/packets.js';
 import { Simulation } from '../../src/sim/simulation.js';
-import { LayeringCore, PlainCore, searchPacket, topology } from './helpers.js';
+import { LayeringCore, PlainCore, routerChain, searchPacket, topology } from './helpers.js';
 
 const ROUTED = `
 name: routed
@@ -63,19 +63,14 @@ test('echo requests are delivered through routers and answered; delays are the l
 
 test('routers decrement the TTL and fix the header checksum; a TTL that runs out is dropped', () => {
   const chain = (routers: number) => {
-    const names = Array.from({ length: routers }, (_, i) => `R${i + 1}`);
+    const { names, links } = routerChain(routers);
     return topology(`
 nodes:
   - { name: A, terminal: 10.0.1.1 }
   - { name: B, terminal: 10.0.2.1, silent: true }
 ${names.map((n) => `  - { name: ${n}, router: true }`).join('\n')}
 links:
-  - [A, R1]
-${names
-  .slice(1)
-  .map((n, i) => `  - [${names[i]}, ${n}]`)
-  .join('\n')}
-  - [${names.at(-1)}, B]
+${links}
 traffic: [{ from: A, to: B }]
 `);
   };

@@ -187,11 +187,19 @@ export function failingStore(store: Store, op: keyof StoreOps): { store: Store; 
 
 export { freePort } from '../../support/ports.js';
 
-/** `kasane authority serve` as a separate process (so that it can be killed with SIGKILL). */
-export async function spawnAuthority(dataDir: string, port: number): Promise<ChildProcess> {
+/**
+ * `kasane authority serve` as a separate process (so that it can be killed with SIGKILL), started once it says it is
+ * listening. `nodeArgs` go to node itself (e.g. --cpu-prof).
+ */
+export async function spawnAuthority(
+  dataDir: string,
+  port: number,
+  o: { logLevel?: string; nodeArgs?: string[]; startTimeoutMs?: number } = {},
+): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [
+      ...(o.nodeArgs ?? []),
       '--import',
       'tsx',
       join(ROOT, 'test/authority/helpers/kasane.ts'),
@@ -202,16 +210,21 @@ export async function spawnAuthority(dataDir: string, port: number): Promise<Chi
       '--listen',
       `127.0.0.1:${port}`,
       '--log-level',
-      'silent',
+      o.logLevel ?? 'silent',
     ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
+  // Never leave the authority behind, even if this process dies.
+  const reap = (): void => void child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const deadline = Date.now() + 30_000;
+  // The last few KiB are enough to say why it failed; a long run's warnings would otherwise pile up.
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const deadline = Date.now() + (o.startTimeoutMs ?? 30_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`authority exited with ${child.exitCode}: ${stderr}`);
     if (stderr.includes('listening on')) return child;

@@ -38,23 +38,22 @@ export const proposalArb: fc.Arbitrary<Proposal> = rec({
   transforms: fc.array(transformArb, { maxLength: 6 }),
 });
 
+/** An address-range selector: TS_IPV4_ADDR_RANGE (7) or TS_IPV6_ADDR_RANGE (8). */
+function addressRangeArb<T extends 7 | 8>(tsType: T) {
+  const addr = tsType === 7 ? buf(4, 4).map((b) => ipFromBytes(b, 0, 4)) : buf(16, 16).map((b) => ipFromBytes(b, 0, 6));
+  return rec({
+    tsType: fc.constant(tsType),
+    ipProtocol: u8,
+    startPort: u16,
+    endPort: u16,
+    startAddr: addr,
+    endAddr: addr,
+  });
+}
+
 export const selectorArb: fc.Arbitrary<TrafficSelector> = fc.oneof(
-  rec({
-    tsType: fc.constant(7 as const),
-    ipProtocol: u8,
-    startPort: u16,
-    endPort: u16,
-    startAddr: buf(4, 4).map((b) => ipFromBytes(b, 0, 4)),
-    endAddr: buf(4, 4).map((b) => ipFromBytes(b, 0, 4)),
-  }),
-  rec({
-    tsType: fc.constant(8 as const),
-    ipProtocol: u8,
-    startPort: u16,
-    endPort: u16,
-    startAddr: buf(16, 16).map((b) => ipFromBytes(b, 0, 6)),
-    endAddr: buf(16, 16).map((b) => ipFromBytes(b, 0, 6)),
-  }),
+  addressRangeArb(7),
+  addressRangeArb(8),
   rec({ tsType: u8.filter((t) => t !== 7 && t !== 8), byte1: u8, data: buf(0, 12) }),
 );
 
