@@ -160,6 +160,15 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     });
   const verifyA = (der: Uint8Array, over: Partial<Parameters<typeof verifyPermit>[1]> = {}) =>
     verifyPermit(der, { attributeAuthority: aaA.cert, holder: gwB, group: 'vpn-ab', now: at, ...over });
+  /** A gateway certificate with a fresh key, from `ca`'s issuing CA. */
+  const gateway = async (ca: AuthorityCa, authority: string, name: string) =>
+    issueGatewayCertificate({
+      issuing: ca.issuing,
+      authority,
+      gateway: name,
+      publicKey: (await generateKeyPair()).publicKey,
+      now,
+    });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kasane-permit-'));
@@ -168,14 +177,6 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     aaA = await createAttributeAuthority({ root: A.root, now });
     aaA2 = await createAttributeAuthority({ root: A.root, authority: 'Authority A', now });
     aaB = await createAttributeAuthority({ root: B.root, now });
-    const gateway = async (ca: AuthorityCa, authority: string, name: string) =>
-      issueGatewayCertificate({
-        issuing: ca.issuing,
-        authority,
-        gateway: name,
-        publicKey: (await generateKeyPair()).publicKey,
-        now,
-      });
     gwA = await gateway(A, 'Authority A', 'gw-a');
     gwB = await gateway(B, 'Authority B 重ね', 'gw-b');
     gwBtwin = await gateway(B, 'Authority B 重ね', 'gw-b');
@@ -260,13 +261,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
         }),
         /does not match the AA/,
       );
-      const clash = await issueGatewayCertificate({
-        issuing: A.issuing,
-        authority: 'Authority A',
-        gateway: 'Authority A attribute authority',
-        publicKey: (await generateKeyPair()).publicKey,
-        now,
-      });
+      const clash = await gateway(A, 'Authority A', 'Authority A attribute authority');
       assert.equal(clash.subject, aaA.cert.subject);
       await assert.rejects(issueA({ holder: clash }), /self-issued/);
     });
@@ -406,13 +401,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       });
       refusedWith(verifyA(selfNamed), 'permit-self-issued');
       // A holder certificate that carries the AA's own subject.
-      const clash = await issueGatewayCertificate({
-        issuing: A.issuing,
-        authority: 'Authority A',
-        gateway: 'Authority A attribute authority',
-        publicKey: (await generateKeyPair()).publicKey,
-        now,
-      });
+      const clash = await gateway(A, 'Authority A', 'Authority A attribute authority');
       const forClash = await tamper(good.der, aaA.key, (info) => {
         info.holder.baseCertificateID = new IssuerSerial({
           issuer: new GeneralNames([new GeneralName({ directoryName: nameOf(clash, 'issuer') })]),
@@ -423,13 +412,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       });
       refusedWith(verifyA(forClash, { holder: clash }), 'permit-self-issued');
       // The holder's subject in other letter case: still refused as self-issued.
-      const upper = await issueGatewayCertificate({
-        issuing: B.issuing,
-        authority: 'AUTHORITY B 重ね',
-        gateway: 'GW-B',
-        publicKey: (await generateKeyPair()).publicKey,
-        now,
-      });
+      const upper = await gateway(B, 'AUTHORITY B 重ね', 'GW-B');
       const caseVariant = await tamper(good.der, aaA.key, (info) => {
         info.issuer = new AttCertIssuer({
           v2Form: new V2Form({

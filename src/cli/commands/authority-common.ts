@@ -93,6 +93,19 @@ export async function withClient(o: ConnectionOptions, fn: (c: AuthorityClient) 
   }
 }
 
+/** One API call whose answer is printed: as JSON with --json, else by `show`. */
+export function printAnswer<T>(
+  o: ConnectionOptions,
+  ask: (c: AuthorityClient) => Promise<T>,
+  show: (answer: T) => void,
+): Promise<void> {
+  return withClient(o, async (c) => {
+    const answer = await ask(c);
+    if (o.json) return printJson(answer);
+    show(answer);
+  });
+}
+
 /** Where command output goes (stdout; tests redirect it). */
 export const cliOutput = {
   write(text: string): void {

@@ -13,6 +13,7 @@ import {
   printJson,
   printTable,
   time,
+  printAnswer,
   withClient,
   withConnection,
   type ConnectionOptions,
@@ -283,44 +284,48 @@ export function registerAuthority(program: Command): void {
         'list the authority processes over this database (replicas): URL, last heartbeat, which runs the jobs',
       ),
   ).action(async (o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const list = await c.replicas();
-      if (o.json) return printJson(list);
-      printTable(
-        ['REPLICA', 'URL', 'STARTED', 'LAST SEEN', 'STATE', 'JOBS', 'GATEWAYS', 'VERSION'],
-        list.map((r) => [
-          r.id + (r.self ? ' (answered)' : ''),
-          r.url,
-          time(r.startedAt),
-          time(r.lastSeen),
-          r.alive ? 'running' : 'gone',
-          r.runsJobs ? 'yes' : '',
-          r.waitingGateways,
-          r.version,
-        ]),
-      );
-    }),
+    printAnswer(
+      o,
+      (c) => c.replicas(),
+      (list) => {
+        printTable(
+          ['REPLICA', 'URL', 'STARTED', 'LAST SEEN', 'STATE', 'JOBS', 'GATEWAYS', 'VERSION'],
+          list.map((r) => [
+            r.id + (r.self ? ' (answered)' : ''),
+            r.url,
+            time(r.startedAt),
+            time(r.lastSeen),
+            r.alive ? 'running' : 'gone',
+            r.runsJobs ? 'yes' : '',
+            r.waitingGateways,
+            r.version,
+          ]),
+        );
+      },
+    ),
   );
 
   withConnection(
     authority.command('status').description('show the authority: version, store, counts of VPNs and gateways'),
   ).action(async (o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const s = await c.status();
-      if (o.json) return printJson(s);
-      printFields([
-        ['authority', s.authority],
-        ['url', s.url],
-        ['version', s.version],
-        ['store', `${s.store} (schema ${s.schemaVersion})`],
-        ['CA fingerprint', s.caFingerprint],
-        ['VPNs', s.vpns],
-        ['memberships', s.memberships],
-        ['gateways', `${s.gateways.active} active, ${s.gateways.pending} pending, ${s.gateways.revoked} revoked`],
-        ['waiting gateways', s.waitingGateways],
-        ['started', time(s.startedAt)],
-      ]);
-    }),
+    printAnswer(
+      o,
+      (c) => c.status(),
+      (s) => {
+        printFields([
+          ['authority', s.authority],
+          ['url', s.url],
+          ['version', s.version],
+          ['store', `${s.store} (schema ${s.schemaVersion})`],
+          ['CA fingerprint', s.caFingerprint],
+          ['VPNs', s.vpns],
+          ['memberships', s.memberships],
+          ['gateways', `${s.gateways.active} active, ${s.gateways.pending} pending, ${s.gateways.revoked} revoked`],
+          ['waiting gateways', s.waitingGateways],
+          ['started', time(s.startedAt)],
+        ]);
+      },
+    ),
   );
 
   addAuditCommand(authority.command('audit'));
@@ -339,11 +344,11 @@ export function registerAuthority(program: Command): void {
         out(o.fingerprint ? certificateFingerprint(pem) + '\n' : pem);
         return;
       }
-      await withClient(o, async (c) => {
-        const v = await c.ca();
-        if (o.json) return printJson(v);
-        out(o.fingerprint ? v.fingerprint + '\n' : v.rootCertificate);
-      });
+      await printAnswer(
+        o,
+        (c) => c.ca(),
+        (v) => out(o.fingerprint ? v.fingerprint + '\n' : v.rootCertificate),
+      );
     });
 
   // Federation (seed 001): peer authorities, over mutual TLS once the roots are exchanged.
@@ -363,96 +368,104 @@ export function registerAuthority(program: Command): void {
     )
     .requiredOption('--root <file>', "the peer's root CA certificate (PEM file)")
     .action(async (name: string, o: ConnectionOptions & { peerUrl: string; root: string }) =>
-      withClient(o, async (c) => {
-        const v = await c.addPeer({ name, url: o.peerUrl, root: readFileSync(o.root, 'utf8') });
-        if (o.json) return printJson(v);
-        out(`peer ${name} added; exchanges start now and then every few seconds\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.addPeer({ name, url: o.peerUrl, root: readFileSync(o.root, 'utf8') }),
+        () => out(`peer ${name} added; exchanges start now and then every few seconds\n`),
+      ),
     );
   withConnection(
     peer.command('list').description('list peer authorities, the VPNs shared with them, their members and permits'),
   ).action(async (o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const v = await c.federation();
-      if (o.json) return printJson(v);
-      printTable(
-        ['PEER', 'URL', 'ROOT (SHA-256)', 'LAST EXCHANGE', 'LAST ERROR'],
-        v.peers.map((p) => [
-          p.name,
-          p.url,
-          p.rootFingerprint.slice(0, 23) + '…',
-          time(p.lastSyncAt),
-          p.lastError ?? '',
-        ]),
-      );
-      if (v.shares.length) {
-        out('\nshared pairwise VPNs:\n');
+    printAnswer(
+      o,
+      (c) => c.federation(),
+      (v) => {
         printTable(
-          ['VPN', 'ID', 'PEER', 'THEIR MEMBERS', 'PERMITS IN', 'PERMITS OUT'],
-          v.shares.map((x) => [
-            x.vpn,
-            x.vpnId,
-            x.peer,
-            x.foreignMembers.map((m) => `${m.gateway} ${m.address} ${m.prefixes.join(',')}`).join('; ') || '-',
-            x.permitsIn,
-            x.permitsOut,
+          ['PEER', 'URL', 'ROOT (SHA-256)', 'LAST EXCHANGE', 'LAST ERROR'],
+          v.peers.map((p) => [
+            p.name,
+            p.url,
+            p.rootFingerprint.slice(0, 23) + '…',
+            time(p.lastSyncAt),
+            p.lastError ?? '',
           ]),
         );
-      }
-    }),
+        if (v.shares.length) {
+          out('\nshared pairwise VPNs:\n');
+          printTable(
+            ['VPN', 'ID', 'PEER', 'THEIR MEMBERS', 'PERMITS IN', 'PERMITS OUT'],
+            v.shares.map((x) => [
+              x.vpn,
+              x.vpnId,
+              x.peer,
+              x.foreignMembers.map((m) => `${m.gateway} ${m.address} ${m.prefixes.join(',')}`).join('; ') || '-',
+              x.permitsIn,
+              x.permitsOut,
+            ]),
+          );
+        }
+      },
+    ),
   );
   withConnection(
     peer
       .command('remove <name>')
       .description('end the peering: shared VPNs lose the peer’s members, permits are withdrawn'),
   ).action(async (name: string, o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const r = await c.removePeer(name);
-      if (o.json) return printJson(r);
-      out(`peer ${name} removed\n`);
-    }),
+    printAnswer(
+      o,
+      (c) => c.removePeer(name),
+      () => out(`peer ${name} removed\n`),
+    ),
   );
   withConnection(peer.command('sync').description('exchange with every peer now (normally every few seconds)')).action(
     async (o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const v = await c.syncFederation();
-        if (o.json) return printJson(v);
-        for (const p of v.peers)
-          out(`${p.name}: ${p.lastError ? `failed: ${p.lastError}` : `exchanged ${time(p.lastSyncAt)}`}\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.syncFederation(),
+        (v) => {
+          for (const p of v.peers)
+            out(`${p.name}: ${p.lastError ? `failed: ${p.lastError}` : `exchanged ${time(p.lastSyncAt)}`}\n`);
+        },
+      ),
   );
 
   const tokens = authority.command('token').description('administrator tokens');
   withConnection(tokens.command('create <name>').description('make a new administrator token (shown once)')).action(
     async (name: string, o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const r = await c.createAdminToken(name);
-        if (o.json) return printJson(r);
-        printFields([
-          ['id', r.info.id],
-          ['name', r.info.name],
-          ['token', r.token],
-        ]);
-      }),
+      printAnswer(
+        o,
+        (c) => c.createAdminToken(name),
+        (r) => {
+          printFields([
+            ['id', r.info.id],
+            ['name', r.info.name],
+            ['token', r.token],
+          ]);
+        },
+      ),
   );
   withConnection(tokens.command('list').description('list administrator tokens (never their secrets)')).action(
     async (o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const list = await c.listAdminTokens();
-        if (o.json) return printJson(list);
-        printTable(
-          ['ID', 'NAME', 'CREATED', 'REVOKED'],
-          list.map((t) => [t.id, t.name, time(t.createdAt), time(t.revokedAt)]),
-        );
-      }),
+      printAnswer(
+        o,
+        (c) => c.listAdminTokens(),
+        (list) => {
+          printTable(
+            ['ID', 'NAME', 'CREATED', 'REVOKED'],
+            list.map((t) => [t.id, t.name, time(t.createdAt), time(t.revokedAt)]),
+          );
+        },
+      ),
   );
   withConnection(tokens.command('revoke <id>').description('revoke an administrator token')).action(
     async (id: string, o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const r = await c.revokeAdminToken(id);
-        if (o.json) return printJson(r);
-        out(`revoked administrator token ${id}\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.revokeAdminToken(id),
+        () => out(`revoked administrator token ${id}\n`),
+      ),
   );
 }
 

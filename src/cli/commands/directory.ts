@@ -2,7 +2,7 @@
 // automatically; entries added here protect prefixes that are in no VPN yet (gateways never relay
 // toward them in the clear).
 import type { Command } from 'commander';
-import { printJson, printTable, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import { printAnswer, printTable, withConnection, type ConnectionOptions } from './authority-common.js';
 import type { DirectoryView } from '../../authority/wire.js';
 
 function show(d: DirectoryView): void {
@@ -18,12 +18,7 @@ function show(d: DirectoryView): void {
 export function registerDirectory(program: Command): void {
   const dir = program.command('directory').description('the directory of protected prefixes that gateways receive');
   withConnection(dir.command('list').description('show what gateways receive as protected prefixes')).action(
-    async (o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const d = await c.directory();
-        if (o.json) return printJson(d);
-        show(d);
-      }),
+    async (o: ConnectionOptions) => printAnswer(o, (c) => c.directory(), show),
   );
   withConnection(
     dir
@@ -32,18 +27,9 @@ export function registerDirectory(program: Command): void {
   )
     .option('--note <text>', 'why')
     .action(async (prefix: string, o: ConnectionOptions & { note?: string }) =>
-      withClient(o, async (c) => {
-        const d = await c.addDirectory(prefix, o.note);
-        if (o.json) return printJson(d);
-        show(d);
-      }),
+      printAnswer(o, (c) => c.addDirectory(prefix, o.note), show),
     );
   withConnection(dir.command('remove <prefix>').description('remove a directory entry')).action(
-    async (prefix: string, o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const d = await c.removeDirectory(prefix);
-        if (o.json) return printJson(d);
-        show(d);
-      }),
+    async (prefix: string, o: ConnectionOptions) => printAnswer(o, (c) => c.removeDirectory(prefix), show),
   );
 }

@@ -14,6 +14,7 @@ import {
   printJson,
   printTable,
   time,
+  printAnswer,
   withClient,
   withConnection,
   type ConnectionOptions,
@@ -87,11 +88,7 @@ export function registerGateway(program: Command): void {
       "the gateway's outside (WAN) address, IPv4 or IPv6 (192.0.2.1, 2001:db8::1; no brackets)",
     )
     .action(async (name: string, o: ConnectionOptions & { address: string }) =>
-      withClient(o, async (c) => {
-        const g = await c.addGateway(name, o.address);
-        if (o.json) return printJson(g);
-        printGateway(g);
-      }),
+      printAnswer(o, (c) => c.addGateway(name, o.address), printGateway),
     );
 
   withConnection(
@@ -161,11 +158,7 @@ export function registerGateway(program: Command): void {
   withConnection(gw.command('update <name>').description("change a gateway's outside address"))
     .requiredOption('--address <ip>', 'the new outside address, IPv4 or IPv6 (the family may change)')
     .action(async (name: string, o: ConnectionOptions & { address: string }) =>
-      withClient(o, async (c) => {
-        const g = await c.updateGateway(name, { address: o.address });
-        if (o.json) return printJson(g);
-        printGateway(g);
-      }),
+      printAnswer(o, (c) => c.updateGateway(name, { address: o.address }), printGateway),
     );
 
   withConnection(
@@ -176,11 +169,7 @@ export function registerGateway(program: Command): void {
     .option('--reason <text>', 'why (recorded in the audit log)')
     .option('--compromised', 'its key is compromised (CRL reason keyCompromise)')
     .action(async (name: string, o: ConnectionOptions & { reason?: string; compromised?: boolean }) =>
-      withClient(o, async (c) => {
-        const g = await c.revokeGateway(name, { reason: o.reason, compromised: o.compromised });
-        if (o.json) return printJson(g);
-        printGateway(g);
-      }),
+      printAnswer(o, (c) => c.revokeGateway(name, { reason: o.reason, compromised: o.compromised }), printGateway),
     );
 
   withConnection(

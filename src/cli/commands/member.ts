@@ -1,7 +1,15 @@
 // `kasane member ...`: which gateway puts which terminal prefixes into which VPN (seed 000 Fig. 2(3)).
 import type { Command } from 'commander';
 import type { MemberInfo } from '../../authority/wire.js';
-import { out, printJson, printTable, withClient, withConnection, type ConnectionOptions } from './authority-common.js';
+import {
+  out,
+  printAnswer,
+  printJson,
+  printTable,
+  withClient,
+  withConnection,
+  type ConnectionOptions,
+} from './authority-common.js';
 
 function table(list: MemberInfo[]): void {
   printTable(
@@ -29,11 +37,11 @@ export function registerMember(program: Command): void {
       .command('add <vpn> <gateway> <prefix...>')
       .description('put IPv4 or IPv6 prefixes behind a gateway into a VPN (creates the membership or extends it)'),
   ).action(async (vpn: string, gateway: string, prefixes: string[], o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const m = await c.addMember(vpn, gateway, prefixes);
-      if (o.json) return printJson(m);
-      table([m]);
-    }),
+    printAnswer(
+      o,
+      (c) => c.addMember(vpn, gateway, prefixes),
+      (m) => table([m]),
+    ),
   );
 
   withConnection(

@@ -11,6 +11,7 @@ import {
   printTable,
   time,
   vpnIdArg,
+  printAnswer,
   withClient,
   withConnection,
   type ConnectionOptions,
@@ -68,39 +69,36 @@ export function registerVpn(program: Command): void {
         name: string,
         o: ConnectionOptions & { id?: number; mode: 'group' | 'pairwise'; rotationPeriod?: number },
       ) =>
-        withClient(o, async (c) => {
-          const v = await c.createVpn({ name, id: o.id, mode: o.mode, rotationPeriodMs: o.rotationPeriod });
-          if (o.json) return printJson(v);
-          printVpn(v);
-        }),
+        printAnswer(
+          o,
+          (c) => c.createVpn({ name, id: o.id, mode: o.mode, rotationPeriodMs: o.rotationPeriod }),
+          printVpn,
+        ),
     );
 
   withConnection(vpn.command('list').description('list VPNs')).action(async (o: ConnectionOptions) =>
-    withClient(o, async (c) => {
-      const list = await c.listVpns();
-      if (o.json) return printJson(list);
-      printTable(
-        ['NAME', 'ID', 'MODE', 'EPOCH', 'MEMBERS', 'ROTATION', 'NEXT ROTATION'],
-        list.map((v) => [
-          v.name,
-          v.id,
-          v.mode,
-          v.currentEpoch,
-          v.members,
-          v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'manual') : '-',
-          time(v.nextRotationAt),
-        ]),
-      );
-    }),
+    printAnswer(
+      o,
+      (c) => c.listVpns(),
+      (list) => {
+        printTable(
+          ['NAME', 'ID', 'MODE', 'EPOCH', 'MEMBERS', 'ROTATION', 'NEXT ROTATION'],
+          list.map((v) => [
+            v.name,
+            v.id,
+            v.mode,
+            v.currentEpoch,
+            v.members,
+            v.mode === 'group' ? (v.rotationPeriodMs ? formatDuration(v.rotationPeriodMs) : 'manual') : '-',
+            time(v.nextRotationAt),
+          ]),
+        );
+      },
+    ),
   );
 
   withConnection(vpn.command('show <name>').description('show a VPN: its epochs and members')).action(
-    async (name: string, o: ConnectionOptions) =>
-      withClient(o, async (c) => {
-        const v = await c.getVpn(name);
-        if (o.json) return printJson(v);
-        printVpn(v);
-      }),
+    async (name: string, o: ConnectionOptions) => printAnswer(o, (c) => c.getVpn(name), printVpn),
   );
 
   withConnection(
@@ -112,11 +110,11 @@ export function registerVpn(program: Command): void {
   )
     .requiredOption('--peer <authority>', 'the peer authority (kasane authority peer add)')
     .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
-      withClient(o, async (c) => {
-        const r = await c.shareVpn(name, o.peer);
-        if (o.json) return printJson(r);
-        out(`VPN ${name} shared with ${o.peer}\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.shareVpn(name, o.peer),
+        () => out(`VPN ${name} shared with ${o.peer}\n`),
+      ),
     );
   withConnection(
     vpn
@@ -125,11 +123,11 @@ export function registerVpn(program: Command): void {
   )
     .requiredOption('--peer <authority>', 'the peer authority')
     .action(async (name: string, o: ConnectionOptions & { peer: string }) =>
-      withClient(o, async (c) => {
-        const r = await c.unshareVpn(name, o.peer);
-        if (o.json) return printJson(r);
-        out(`VPN ${name} no longer shared with ${o.peer}\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.unshareVpn(name, o.peer),
+        () => out(`VPN ${name} no longer shared with ${o.peer}\n`),
+      ),
     );
 
   withConnection(
@@ -137,11 +135,11 @@ export function registerVpn(program: Command): void {
   )
     .option('--force', 'also remove its memberships')
     .action(async (name: string, o: ConnectionOptions & { force?: boolean }) =>
-      withClient(o, async (c) => {
-        const r = await c.deleteVpn(name, Boolean(o.force));
-        if (o.json) return printJson(r);
-        out(`deleted VPN ${name}\n`);
-      }),
+      printAnswer(
+        o,
+        (c) => c.deleteVpn(name, Boolean(o.force)),
+        () => out(`deleted VPN ${name}\n`),
+      ),
     );
 
   withConnection(
