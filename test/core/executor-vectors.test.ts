@@ -202,6 +202,30 @@ test('group vectors: every ESP packet opens with node:crypto; the carried form h
   assert.ok(carried >= 6 && fragmented >= 3, `carried ${carried}, fragmented ${fragmented}`);
 });
 
+/**
+ * A TS executor holding a tunnel's inbound SA from peer P (192.0.2.1:4500 to 192.0.2.2:4500), for inner packets from
+ * `remote` to `local`.
+ */
+function tunnelReceiver(
+  sa: { spi: number; key: Uint8Array; salt: Uint8Array },
+  local: AddressRange,
+  remote: AddressRange,
+): TsExecutor {
+  const ex = new TsExecutor();
+  ex.installTunnelRx({
+    ...sa,
+    vpnId: 1,
+    peer: 'P',
+    localAddr: '192.0.2.2',
+    localPort: 4500,
+    remoteAddr: '192.0.2.1',
+    remotePort: 4500,
+    localSelectors: [local],
+    remoteSelectors: [remote],
+  });
+  return ex;
+}
+
 test('tunnel: the TS executor seals and opens what an independent RFC 4106 implementation makes (property)', () => {
   fc.assert(
     fc.property(
@@ -246,21 +270,12 @@ test('tunnel: the TS executor seals and opens what an independent RFC 4106 imple
         assert.deepEqual(o.inner, Buffer.from(inner));
         assert.equal(o.seq, seq);
         // And the other way: a packet sealed by sealTunnelEsp (node:crypto) opens in the TS executor.
-        const rx = new TsExecutor();
+        const rx = tunnelReceiver(
+          { spi, key, salt },
+          { start: '10.2.0.0', end: '10.2.0.255' },
+          { start: '10.1.0.0', end: '10.1.0.255' },
+        );
         const k = { key: Buffer.from(key).toString('hex'), salt: Buffer.from(salt).toString('hex') };
-        rx.installTunnelRx({
-          spi,
-          vpnId: 1,
-          peer: 'P',
-          key,
-          salt,
-          localAddr: '192.0.2.2',
-          localPort: 4500,
-          remoteAddr: '192.0.2.1',
-          remotePort: 4500,
-          localSelectors: [{ start: '10.2.0.0', end: '10.2.0.255' }],
-          remoteSelectors: [{ start: '10.1.0.0', end: '10.1.0.255' }],
-        });
         const back = rx.processUdp('192.0.2.1', 4500, sealTunnelEsp(k, spi, seq, 4, inner), 2);
         assert.equal(back.kind, 'forward');
         if (back.kind === 'forward') assert.deepEqual(Buffer.from(back.bytes), Buffer.from(inner));
@@ -280,24 +295,8 @@ test('tunnel port parser: arbitrary datagrams never throw, never forward without
     4,
     buildIpv4({ src: '10.1.0.5', dst: '10.2.0.6', protocol: 17, payload: new Uint8Array(20) }),
   );
-  /** An executor holding the tunnel's inbound SA (SPI 0x1234 from 192.0.2.1), for inner packets remote -> local. */
-  const receiver = (local: AddressRange, remote: AddressRange): TsExecutor => {
-    const ex = new TsExecutor();
-    ex.installTunnelRx({
-      spi: 0x1234,
-      vpnId: 1,
-      peer: 'P',
-      key,
-      salt,
-      localAddr: '192.0.2.2',
-      localPort: 4500,
-      remoteAddr: '192.0.2.1',
-      remotePort: 4500,
-      localSelectors: [local],
-      remoteSelectors: [remote],
-    });
-    return ex;
-  };
+  const receiver = (local: AddressRange, remote: AddressRange) =>
+    tunnelReceiver({ spi: 0x1234, key, salt }, local, remote);
   fc.assert(
     fc.property(
       fc.oneof(
