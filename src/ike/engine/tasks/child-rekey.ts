@@ -21,6 +21,7 @@ import {
   answerIsOffered,
   chooseEsp,
   coversPrefixes,
+  createChildAnswer,
   espProposals,
   makeChild,
   newSpi,
@@ -89,15 +90,11 @@ export function processChildRekeyResponse(
     return { ok: false, code: 'retry-later', reason: 'the peer is rekeying this SA itself' };
   if (findNotify(inner, NotifyType.CHILD_SA_NOT_FOUND))
     return { ok: false, code: 'not-found', reason: 'the peer has no such Child SA' };
-  const error = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
-  if (error?.kind === 'N') return { ok: false, code: 'failed', reason: `refused with notify ${error.notifyType}` };
-  const saP = inner.find((p) => p.kind === 'SA');
-  const nonce = inner.find((p) => p.kind === 'Nonce');
-  const ke = inner.find((p) => p.kind === 'KE');
+  const answer = createChildAnswer(inner);
+  if (!answer.ok) return answer;
+  const { sa: saP, nonce, ke } = answer;
   const tsi = inner.find((p) => p.kind === 'TSi');
   const tsr = inner.find((p) => p.kind === 'TSr');
-  if (saP?.kind !== 'SA' || saP.proposals.length !== 1 || nonce?.kind !== 'Nonce' || ke?.kind !== 'KE')
-    return { ok: false, code: 'failed', reason: 'answer without one SA, a Nonce and a KE' };
   const chosen = chooseEsp(saP.proposals, true);
   if (!chosen || !answerIsOffered(chosen, true) || chosen.dh !== st.dh.group || ke.group !== st.dh.group.id)
     return { ok: false, code: 'failed', reason: 'the peer chose a proposal or group we did not offer' };

@@ -9,7 +9,11 @@ import {
   proposalFromString,
   selectorFromPrefix,
   transformKeyLength,
+  type KePayload,
+  type NoncePayload,
+  type Payload,
   type Proposal,
+  type SaPayload,
   type TrafficSelector,
 } from '../../message/index.js';
 import { deriveChildSaKeys } from '../../crypto/keys.js';
@@ -200,4 +204,21 @@ export function installOf(sa: IkeSa, c: ChildSa, localAddress: string, natPort: 
     localPrefixes: c.localPrefixes,
     remotePrefixes: c.remotePrefixes,
   };
+}
+
+/**
+ * The SA (one proposal), Nonce and KE of a CREATE_CHILD_SA answer, a Child SA's rekey or the IKE SA's, once the caller
+ * has read the notifies it expects: any other error notify, or a missing part, fails the exchange.
+ */
+export function createChildAnswer(
+  inner: Payload[],
+): { ok: true; sa: SaPayload; nonce: NoncePayload; ke: KePayload } | { ok: false; code: 'failed'; reason: string } {
+  const error = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
+  if (error?.kind === 'N') return { ok: false, code: 'failed', reason: `refused with notify ${error.notifyType}` };
+  const sa = inner.find((p) => p.kind === 'SA');
+  const nonce = inner.find((p) => p.kind === 'Nonce');
+  const ke = inner.find((p) => p.kind === 'KE');
+  if (sa?.kind !== 'SA' || sa.proposals.length !== 1 || nonce?.kind !== 'Nonce' || ke?.kind !== 'KE')
+    return { ok: false, code: 'failed', reason: 'answer without one SA, a Nonce and a KE' };
+  return { ok: true, sa, nonce, ke };
 }

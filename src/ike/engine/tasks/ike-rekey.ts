@@ -19,6 +19,7 @@ import { dhGroupById } from '../../crypto/transforms.js';
 import { IkeSa } from '../ike-sa.js';
 import { chosenTransforms, offeredIke, suiteOf } from './ike-init.js';
 import type { TaskContext } from './task.js';
+import { createChildAnswer } from './child.js';
 
 const NONCE_BYTES = 32;
 
@@ -88,14 +89,10 @@ export function processIkeRekeyResponse(
   const now = ctx.now;
   if (findNotify(inner, NotifyType.TEMPORARY_FAILURE))
     return { ok: false, code: 'retry-later', reason: 'the peer is rekeying this IKE SA itself' };
-  const error = inner.find((p) => p.kind === 'N' && p.notifyType < 16384);
-  if (error?.kind === 'N') return { ok: false, code: 'failed', reason: `refused with notify ${error.notifyType}` };
-  const saP = inner.find((p) => p.kind === 'SA');
-  const nonce = inner.find((p) => p.kind === 'Nonce');
-  const ke = inner.find((p) => p.kind === 'KE');
-  if (saP?.kind !== 'SA' || saP.proposals.length !== 1 || nonce?.kind !== 'Nonce' || ke?.kind !== 'KE')
-    return { ok: false, code: 'failed', reason: 'answer without one SA, a Nonce and a KE' };
-  const p = saP.proposals[0];
+  const answer = createChildAnswer(inner);
+  if (!answer.ok) return answer;
+  const { nonce, ke } = answer;
+  const p = answer.sa.proposals[0];
   const suite = suiteOf(p);
   if (
     !suite ||
