@@ -55,11 +55,15 @@ static int decrypted(executor *ex, const rxsa *rx, uint32_t spi, uint64_t seq, s
  * works in both directions, as iptables' --clamp-mss-to-pmtu does. The terminal behind us cannot learn
  * our path otherwise: an IPv6 terminal ignores a Packet Too Big below 1280, which a 1280 WAN needs. */
 static void clamp_arriving(executor *ex, const rule *r, uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6) {
+  inner_info in;
   if (r->mtu < 0) return;
+  inner_of(pkt, ip, ip6, &in);
+  /* The SA lookup only for a SYN: every other segment of the flow passes at the cost of this test. */
+  if (!in.tcp_syn_room || !(pkt[in.tcp_off + 13] & 0x02)) return;
   uint8_t k[4];
   u32_key(k, r->vpn);
   const txsa *tx = (const txsa *)table_find(&ex->tx, k, 4);
-  clamp_syn_mss(pkt, ip, ip6, r->mtu - ESP_OVERHEAD_MAX - (int64_t)(tx ? tx->udp : GROUP_UDP_HEADER));
+  clamp_inner_mss(pkt, &in, r->mtu - ESP_OVERHEAD_MAX - (int64_t)(tx ? tx->udp : GROUP_UDP_HEADER));
 }
 
 int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
