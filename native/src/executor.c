@@ -455,7 +455,8 @@ static int classify(executor *ex, uint8_t *pkt, size_t len, ipv4_info *ip, ipv6_
   return is_search(pkt, ip) ? C_PUNT_SEARCH : -1;
 }
 
-static void inner_of(const uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, inner_info *in) {
+
+void inner_of(const uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, inner_info *in) {
   if (pkt[0] >> 4 == 6) {
     in->family = 6;
     in->tot = ip6->tot;
@@ -472,6 +473,52 @@ static void inner_of(const uint8_t *pkt, const ipv4_info *ip, const ipv6_info *i
     in->tcp_syn_room = ip->proto == IPPROTO_TCP_ && !(ip->frag & (IP_MF | IP_OFFMASK)) && ip->tot >= ip->ihl + 20;
     in->tcp_off = ip->ihl;
   }
+}
+
+/* Lowers every MSS option above `limit` in a TCP SYN at tcp[0..len) to it, keeping the TCP checksum
+ * valid incrementally (RFC 1624). Never reads outside the segment. */
+static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
+  if (len < 20 || !(tcp[13] & 0x02)) return;
+  size_t doff = (size_t)(tcp[12] >> 4) * 4;
+  if (doff < 20 || doff > len) return;
+  for (size_t i = 20; i < doff;) {
+    uint8_t kind = tcp[i];
+    if (kind == 0) return;
+    if (kind == 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= doff) return;
+    size_t olen = tcp[i + 1];
+    if (olen < 2 || i + olen > doff) return;
+    if (kind == 2 && olen == 4) {
+      size_t at = i + 2;
+      uint16_t mss = rd16(tcp + at);
+      if (mss > limit) {
+        wr16(tcp + at, limit);
+        /* A word at an odd offset straddles two checksum words: it contributes byte-swapped. */
+        uint16_t o = mss, n = limit;
+        if (at & 1) {
+          o = (uint16_t)(o << 8 | o >> 8);
+          n = (uint16_t)(n << 8 | n >> 8);
+        }
+        wr16(tcp + 16, csum_replace16(rd16(tcp + 16), o, n));
+      }
+    }
+    i += olen;
+  }
+}
+
+void clamp_inner_mss(uint8_t *pkt, const inner_info *in, int64_t room) {
+  if (!in->tcp_syn_room) return;
+  int64_t limit = room - (in->family == 6 ? 60 : 40);
+  clamp_mss(pkt + in->tcp_off, in->tot - in->tcp_off, (uint16_t)(limit < 0 ? 0 : limit > 65535 ? 65535 : limit));
+}
+
+void clamp_syn_mss(uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, int64_t room) {
+  inner_info in;
+  inner_of(pkt, ip, ip6, &in);
+  clamp_inner_mss(pkt, &in, room);
 }
 
 static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out,

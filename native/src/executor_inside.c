@@ -11,42 +11,6 @@ static void udp_encap_header(uint8_t *u, size_t esplen) {
   u[6] = u[7] = 0;
 }
 
-/* Clamps every MSS option of an unfragmented TCP SYN above `limit` to it, keeping the TCP checksum
- * valid incrementally (RFC 1624). The TCP segment is tcp[0..len). Never reads outside it. */
-static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
-  if (len < 20 || !(tcp[13] & 0x02)) return;
-  size_t doff = (size_t)(tcp[12] >> 4) * 4;
-  if (doff < 20 || doff > len) return;
-  for (size_t i = 20; i < doff;) {
-    uint8_t kind = tcp[i];
-    if (kind == 0) return;
-    if (kind == 1) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= doff) return;
-    size_t olen = tcp[i + 1];
-    if (olen < 2 || i + olen > doff) return;
-    if (kind == 2 && olen == 4) {
-      size_t at = i + 2;
-      uint16_t mss = rd16(tcp + at);
-      if (mss > limit) {
-        wr16(tcp + at, limit);
-        /* A word at an odd offset straddles two checksum words: it contributes byte-swapped. */
-        uint16_t o = mss, n = limit;
-        if (at & 1) {
-          o = (uint16_t)(o << 8 | o >> 8);
-          n = (uint16_t)(n << 8 | n >> 8);
-        }
-        wr16(tcp + 16, csum_replace16(rd16(tcp + 16), o, n));
-      }
-    }
-    i += olen;
-  }
-}
-
-static int64_t clamp_limit(int64_t v) { return v < 0 ? 0 : v > 65535 ? 65535 : v; }
-
 /* Options whose copy flag is clear become NOPs (what non-first fragments carry, RFC 791). */
 static void nop_uncopied_options(uint8_t *h, size_t ihl) {
   for (size_t i = 20; i < ihl;) {
@@ -69,12 +33,10 @@ static void nop_uncopied_options(uint8_t *h, size_t ihl) {
 static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t len, const ipv4_info *ip,
                            uint8_t *out, exec_note *note) {
   size_t ihl = ip->ihl, tot = ip->tot, data = tot - ihl;
-  int fragment = (ip->frag & (IP_MF | IP_OFFMASK)) != 0;
   int64_t limit = r->mtu >= 0 && r->mtu < 65535 ? r->mtu : 65535;
   size_t udp = tx->udp, hdr = 20 + udp;
   int64_t overhead = CARRIED_OVERHEAD_MAX - GROUP_UDP_HEADER + (int64_t)udp;
-  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && !fragment && tot >= ihl + 20)
-    clamp_mss(pkt + ihl, data, (uint16_t)clamp_limit(r->mtu - overhead - 40));
+  if (r->mtu >= 0) clamp_syn_mss(pkt, ip, NULL, r->mtu - overhead);
   size_t piece = data, n = 1;
   if (hdr + esp_sealed_len(tot) > (uint64_t)limit) {
     /* A fragment that says DF cannot be split further. */
@@ -147,8 +109,7 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
   size_t grown = len + udp + (esp_sealed_len(plen) - plen);
   /* Over 65535 bytes no IPv4 packet can carry it (grown >= outlen). */
   if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
-  if (r->mtu >= 0 && ip->proto == IPPROTO_TCP_ && ip->tot >= ip->ihl + 20)
-    clamp_mss(pkt + ip->ihl, plen, (uint16_t)clamp_limit(r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp - 40));
+  if (r->mtu >= 0) clamp_syn_mss(pkt, ip, NULL, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
   uint64_t seq = tx->next_seq;
   memcpy(out, pkt, ip->ihl);
   size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, pkt + ip->ihl, plen, NULL, 0, ip->proto, out + ip->ihl + udp);
@@ -185,10 +146,7 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
   size_t blen = carried ? ip->tot : ip->tot - IPV6_HDR_LEN, esplen = esp_sealed_len(blen);
   size_t grown = IPV6_HDR_LEN + udp + esplen;
   if (udp + esplen > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
-  if (!carried && r->mtu >= 0 && ip->upper_proto == IPPROTO_TCP_ && ip->has_upper && ip->fragment == V6_FRAG_NONE &&
-      ip->tot >= ip->upper_off + 20)
-    clamp_mss(pkt + ip->upper_off, ip->tot - ip->upper_off,
-              (uint16_t)clamp_limit(r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp - 60));
+  if (!carried && r->mtu >= 0) clamp_syn_mss(pkt, NULL, ip, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
   uint64_t seq = tx->next_seq;
   size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, body, blen, NULL, 0, carried ? IPPROTO_IPV6_ : ip->nh,
                        out + IPV6_HDR_LEN + udp);
@@ -226,11 +184,7 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
   size_t outlen = hdr + esplen;
   if (outlen - (v6 ? IPV6_HDR_LEN : 0) > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && in->df))
     return C_PUNT_TOO_BIG;
-  if (r->mtu >= 0 && in->tcp_syn_room) {
-    int64_t overhead = v6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX;
-    clamp_mss(pkt + in->tcp_off, tot - in->tcp_off,
-              (uint16_t)clamp_limit(r->mtu - overhead - (in->family == 6 ? 60 : 40)));
-  }
+  if (r->mtu >= 0) clamp_inner_mss(pkt, in, r->mtu - (v6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
   uint32_t seq = (uint32_t)t->next_seq;
   uint8_t nh = in->family == 6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
   if (esp_seal(&t->a, t->spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, nh, out + hdr) == 0) return C_DROP_NO_SA;

@@ -50,6 +50,22 @@ static int decrypted(executor *ex, const rxsa *rx, uint32_t spi, uint64_t seq, s
   return V_FORWARD_DECRYPT;
 }
 
+/* A TCP SYN (or SYN-ACK) arriving decrypted announces at most the MSS this gateway can encrypt back
+ * on the same path (its path MTU, the transport form, its own sending SA's encapsulation): the clamp
+ * works in both directions, as iptables' --clamp-mss-to-pmtu does. The terminal behind us cannot learn
+ * our path otherwise: an IPv6 terminal ignores a Packet Too Big below 1280, which a 1280 WAN needs. */
+static void clamp_arriving(executor *ex, const rule *r, uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6) {
+  inner_info in;
+  if (r->mtu < 0) return;
+  inner_of(pkt, ip, ip6, &in);
+  /* The SA lookup only for a SYN: every other segment of the flow passes at the cost of this test. */
+  if (!in.tcp_syn_room || !(pkt[in.tcp_off + 13] & 0x02)) return;
+  uint8_t k[4];
+  u32_key(k, r->vpn);
+  const txsa *tx = (const txsa *)table_find(&ex->tx, k, 4);
+  clamp_inner_mss(pkt, &in, r->mtu - ESP_OVERHEAD_MAX - (int64_t)(tx ? tx->udp : GROUP_UDP_HEADER));
+}
+
 int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out,
                  exec_note *note) {
   uint32_t spi;
@@ -73,12 +89,15 @@ int exec_decrypt(executor *ex, rule *r, const uint8_t *pkt, size_t len, const ip
     out[8] = pkt[8];
     ipv4_set_checksum(out, in.ihl);
     note->out_len = plen;
+    clamp_arriving(ex, r, out, &in, NULL);
   } else {
     memcpy(out, pkt, ip->ihl);
     out[9] = nh;
     wr16(out + 2, (uint16_t)(ip->ihl + plen));
     ipv4_set_checksum(out, ip->ihl);
     note->out_len = ip->ihl + plen;
+    ipv4_info in = {.ihl = ip->ihl, .tot = ip->ihl + plen, .proto = nh, .frag = ip->frag};
+    clamp_arriving(ex, r, out, &in, NULL);
   }
   return decrypted(ex, rx, spi, seq, len, out, note);
 }
@@ -121,6 +140,7 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
   /* What an authenticated member sends is still walked before it goes on: never a malformed chain. */
   ipv6_info in;
   if (ipv6_parse(out, note->out_len, &in) != 0) return C_DROP_MALFORMED;
+  clamp_arriving(ex, r, out, NULL, &in);
   return decrypted(ex, rx, spi, seq, len, out, note);
 }
 
@@ -178,6 +198,9 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
     }
     if (r->action == ACT_ENCRYPT && r->vpn != rx->vpn) return C_DROP_VPN_MISMATCH;
     if (r->action == ACT_ENCRYPT && r->peer != rx->peer) return C_DROP_PEER_MISMATCH;
+    /* As clamp_arriving, for the tunnel back to the peer (of the family this datagram came in). */
+    if (r->action == ACT_ENCRYPT && r->mtu >= 0)
+      clamp_syn_mss(out, &ip, &ip6, r->mtu - (family == 6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
     rule_used(r, tot, now);
   }
   rx->packets++;

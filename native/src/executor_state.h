@@ -172,6 +172,14 @@ typedef struct {
   size_t tcp_off;
 } inner_info;
 
+/* executor.c: what tunnel mode needs of a valid packet (exactly one of ip, ip6 parsed, by its version). */
+void inner_of(const uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, inner_info *in);
+/* The TCP MSS clamp, one for every direction and form (executor.c): an unfragmented TCP SYN announces
+ * at most the MSS whose segment fits `room` bytes of IP packet (MSS <= room - IP header of 20, or 40
+ * for IPv6, - TCP header of 20); the TCP checksum is kept valid. clamp_syn_mss parses as inner_of does. */
+void clamp_inner_mss(uint8_t *pkt, const inner_info *in, int64_t room);
+void clamp_syn_mss(uint8_t *pkt, const ipv4_info *ip, const ipv6_info *ip6, int64_t room);
+
 /* Packets from the inside (executor_inside.c): group ESP and tunnel mode. */
 int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note);
 int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out, exec_note *note);

@@ -328,11 +328,28 @@ export class TsExecutor implements TunnelExecutor {
       if (!carried) return { kind: 'drop', reason: 'malformed' };
       out = carried;
     } else out = rewriteIpv4(packet, { protocol: nextHeader, payload: plain });
+    this.clampArriving(rule, out, this.groupReplyOverhead(rule));
     return this.used(rule, packet, now, {
       kind: 'forward',
       bytes: out,
       note: { op: 'decrypt', vpnId: sa.vpnId, spi: sa.spi, seq, sender: sa.sender },
     });
+  }
+
+  /**
+   * A TCP SYN (or SYN-ACK) arriving decrypted announces at most the MSS this gateway can encrypt back
+   * on the same path, `overhead` bytes more: the clamp works in both directions, as iptables'
+   * --clamp-mss-to-pmtu does. The terminal behind us cannot learn our path otherwise: an IPv6
+   * terminal ignores a Packet Too Big below 1280, which a WAN of 1280 needs. `out` is our own copy.
+   */
+  private clampArriving(rule: InstalledRule, out: Uint8Array, overhead: number): void {
+    if (rule.mtu !== undefined) clampTcpMss(out, rule.mtu - overhead - (out[0] >> 4 === 6 ? IPV6_HEADER : 20) - 20);
+  }
+
+  /** What encrypting a reply on a group path adds: the transport form under this VPN's sending SA. */
+  private groupReplyOverhead(rule: InstalledRule): number {
+    const sa = this.tx.get(rule.vpnId!);
+    return ESP_OVERHEAD_MAX + (sa ? udpHeaderLength(sa) : GROUP_UDP_HEADER);
   }
 
   /** The rule of a path, or the verdict when the path has no rule to encrypt or decrypt with. */
@@ -439,6 +456,7 @@ export class TsExecutor implements TunnelExecutor {
       out = rewriteIpv6(packet, { nextHeader, payload: plain });
     // What an authenticated member sends is still parsed before it goes on: never a malformed chain.
     if (!out || !parseIpv6(out).ok) return { kind: 'drop', reason: 'malformed' };
+    this.clampArriving(rule, out, this.groupReplyOverhead(rule));
     return this.used(rule, packet, now, {
       kind: 'forward',
       bytes: out,
@@ -564,6 +582,13 @@ export class TsExecutor implements TunnelExecutor {
       if (rule.action === 'discard') return this.used(rule, inner, now, { kind: 'drop', reason: 'discard' });
       if (rule.action === 'encrypt' && rule.vpnId !== sa.vpnId) return { kind: 'drop', reason: 'vpn-mismatch' };
       if (rule.action === 'encrypt' && rule.peer !== sa.peer) return { kind: 'drop', reason: 'peer-mismatch' };
+      // The tunnel back to the peer, of the family this datagram came in.
+      if (rule.action === 'encrypt')
+        this.clampArriving(
+          rule,
+          inner,
+          ipFamily(src) === 6 ? UDP_ESP_TUNNEL6_OVERHEAD_MAX : UDP_ESP_TUNNEL_OVERHEAD_MAX,
+        );
     }
     sa.packets++;
     sa.bytes += inner.length;

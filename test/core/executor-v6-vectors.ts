@@ -353,7 +353,56 @@ export function generateExecutorV6Vectors(make: () => TunnelExecutor): VectorSce
     ],
   };
   fill(make(), receiver);
-  return [sender, receiver, ...tunnelV6Vectors(make)];
+  return [sender, receiver, arrivingSyn6Vectors(make, g2), ...tunnelV6Vectors(make)];
+}
+
+/**
+ * G1 at a WAN of 1280 decrypts TCP SYNs that B's gateway clamped for its own, wider path: they leave
+ * with the MSS G1 can encrypt the replies with (1280 - ESP 37 - UDP 8 - 60). Without it A's
+ * segments would not fit, and A refuses the Packet Too Big below 1280 that would say so.
+ */
+function arrivingSyn6Vectors(make: () => TunnelExecutor, g2: { key: Uint8Array; salt: Uint8Array }): VectorScenario {
+  const sa = { spi: 0x1001, key: g2.key, salt: g2.salt };
+  const tcp = (mss: number, flags = 0x12) =>
+    buildTcpSegment({ src: B6, dst: A6, srcPort: 443, dstPort: 40000, seq: 99, ack: 8, mss, flags }).subarray(40);
+  const sealed = (seq: number, nh: number, body: Uint8Array, udp = true) => {
+    const esp = espSeal(sa, BigInt(seq), nh, body);
+    const u = new Uint8Array(8 + esp.length);
+    u.set([0x11, 0x94, 0x11, 0x94, u.length >> 8, u.length & 0xff], 0);
+    u.set(esp, 8);
+    const p = buildIpv6({ src: B6, dst: A6, nextHeader: udp ? 17 : NH_ESP, payload: udp ? u : esp, hopLimit: 50 });
+    if (udp) {
+      const c = internetChecksum(p, 40, u.length, ipv6PseudoHeaderSum(p, u.length, 17));
+      p[46] = c >> 8;
+      p[47] = c & 0xff;
+    }
+    return p;
+  };
+  const chained = (ext: Ext[], body: Uint8Array) => v6Packet(B6, A6, ext, 6, body).subarray(40);
+  const steps: VectorStep[] = [
+    { op: 'installRxSa', sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) } },
+    { op: 'installPath', rule: { local: A6, remote: B6, action: 'encrypt', vpnId: 1, peer: 'G2', mtu: 1280 } },
+    proc('v6 arriving SYN-ACK in UDP: clamped to 1280 - 45 - 60 (MSS 1175)', 'outside', 5000, sealed(1, 6, tcp(1440))),
+    proc('v6 arriving SYN in raw ESP: clamped (MSS 1175)', 'outside', 5001, sealed(2, 6, tcp(1440, 0x02), false)),
+    proc(
+      'v6 arriving SYN-ACK behind destination options: clamped (MSS 1175)',
+      'outside',
+      5002,
+      sealed(3, 60, chained([{ type: 60 }], tcp(1440))),
+    ),
+    proc('v6 arriving SYN-ACK below the limit: untouched (MSS 1100)', 'outside', 5003, sealed(4, 6, tcp(1100))),
+    proc('v6 arriving ACK: only SYNs are clamped (MSS 1440)', 'outside', 5004, sealed(5, 6, tcp(1440, 0x10))),
+    proc(
+      'v6 arriving first fragment of a SYN: untouched',
+      'outside',
+      5005,
+      sealed(6, 44, chained([{ type: 44, more: true }], tcp(1440))),
+    ),
+    { op: 'counters', expect: null },
+  ];
+  const s: VectorScenario = { name: 'v6 receiver clamps arriving SYNs', steps };
+  fill(make(), s);
+  return s;
 }
 
 /** A packet whose routing header claims 24 bytes where 8 remain (the payload length is honest). */
@@ -526,7 +575,44 @@ function tunnelV6Vectors(make: () => TunnelExecutor): VectorScenario[] {
     ],
   };
   fill(make(), receiver);
-  return [sender, receiver];
+
+  // G2 at a WAN of 1280 decrypts A's SYNs that G1 clamped for a wider path.
+  const syn = (src: string, dst: string, mss: number) =>
+    buildTcpSyn({ src, dst, srcPort: 40000, dstPort: 443, seq: 1, mss });
+  const arriving: VectorScenario = {
+    name: 'v6 tunnel receiver clamps arriving SYNs',
+    steps: [
+      rxSa(0xc1000064, k64, false, B6, A6),
+      rxSa(0xc1000046, k46, true, B4, A4),
+      rxSa(0xc1000066, k66, true, 'fd00:2::11', A6),
+      rule(B6, A6, 0xd1000064, 1280),
+      rule(B4, A4, 0xd1000046, 1280),
+      rule('fd00:2::11', A6, 0xd1000066, 1280),
+      udp(
+        'tunnel v6 in v4 arriving SYN: 1280 - 65 - 60 (MSS 1155)',
+        G1_V4,
+        4500,
+        5000,
+        sealTunnelEsp(k64, 0xc1000064, 1, 41, syn(A6, B6, 1440)),
+      ),
+      udp(
+        'tunnel v4 in v6 arriving SYN: 1280 - 85 - 40 (MSS 1155)',
+        G1_V6,
+        4500,
+        5001,
+        sealTunnelEsp(k46, 0xc1000046, 1, 4, syn(A4, B4, 1460)),
+      ),
+      udp(
+        'tunnel v6 in v6 arriving SYN: 1280 - 85 - 60 (MSS 1135)',
+        G1_V6,
+        4500,
+        5002,
+        sealTunnelEsp(k66, 0xc1000066, 1, 41, syn(A6, 'fd00:2::11', 1440)),
+      ),
+    ],
+  };
+  fill(make(), arriving);
+  return [sender, receiver, arriving];
 }
 
 function withTrafficClass(p: Uint8Array, tc: number): Uint8Array {

@@ -406,7 +406,111 @@ export function generateExecutorVectors(make: () => TunnelExecutor): VectorScena
     ],
   };
   fill(make(), restarted);
-  return [sender, receiver, restarted, ...tunnelVectors(make)];
+  return [sender, receiver, restarted, arrivingSynVectors(make, g2), ...tunnelVectors(make)];
+}
+
+/** A TCP segment from B to A with an MSS option; SYN-ACK by default. */
+function tcpToA(mss: number, o: { flags?: number; df?: boolean; srcPort?: number } = {}): Uint8Array {
+  return buildTcpSegment({
+    src: B,
+    dst: A,
+    srcPort: o.srcPort ?? 80,
+    dstPort: 40000,
+    seq: 99,
+    ack: 8,
+    mss,
+    flags: o.flags ?? 0x12,
+    df: o.df ?? true,
+  });
+}
+
+/**
+ * G1 at a WAN of 1280 decrypts TCP SYNs that B's gateway clamped for its own, wider path: they leave
+ * with the MSS G1 can encrypt the replies with (mtu - ESP 37 - UDP 8 - 40), in every form.
+ */
+function arrivingSynVectors(make: () => TunnelExecutor, g2: { key: Uint8Array; salt: Uint8Array }): VectorScenario {
+  const sa = { spi: 0x1001, key: g2.key, salt: g2.salt };
+  const transport = (seq: number, inner: Uint8Array, udp = true): Uint8Array => {
+    const esp = espSeal(sa, BigInt(seq), inner[9], inner.subarray(20));
+    const u = new Uint8Array(8 + esp.length);
+    u.set([0x11, 0x94, 0x11, 0x94, u.length >> 8, u.length & 0xff], 0);
+    u.set(esp, 8);
+    return buildIpv4({
+      src: B,
+      dst: A,
+      protocol: udp ? PROTO_UDP : PROTO_ESP,
+      payload: udp ? u : esp,
+      ttl: 50,
+      df: true,
+    });
+  };
+  const carried = (seq: number, inner: Uint8Array): Uint8Array =>
+    buildIpv4({ src: B, dst: A, protocol: PROTO_ESP, payload: espSeal(sa, BigInt(seq), 4, inner), ttl: 50, df: true });
+  const g1 = deriveSenderKey(
+    new Uint8Array(32).map((_, i) => i + 1),
+    1,
+    1,
+    'G1',
+  );
+  const txG1 = (encapsulation: 'udp' | 'esp'): VectorStep => ({
+    op: 'installTxSa',
+    sa: { spi: 0x1002, vpnId: 1, epoch: 1, key: hex(g1.key), salt: hex(g1.salt), nextSeq: '1', encapsulation },
+  });
+  const steps: VectorStep[] = [
+    { op: 'installRxSa', sa: { spi: 0x1001, vpnId: 1, epoch: 1, sender: 'G2', key: hex(g2.key), salt: hex(g2.salt) } },
+    { op: 'installPath', rule: { local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2', mtu: 1280 } },
+    proc(
+      'arriving SYN-ACK, no sending SA yet: clamped for UDP (MSS 1195)',
+      'outside',
+      5000,
+      transport(1, tcpToA(1460)),
+    ),
+    txG1('udp'),
+    proc('arriving SYN-ACK in UDP: clamped (MSS 1195)', 'outside', 5001, transport(2, tcpToA(1460))),
+    proc(
+      'arriving SYN in raw ESP: clamped for our own UDP (MSS 1195)',
+      'outside',
+      5002,
+      transport(3, tcpToA(1460, { flags: 0x02 }), false),
+    ),
+    proc('arriving SYN-ACK below the limit: untouched (MSS 1100)', 'outside', 5003, transport(4, tcpToA(1100))),
+    proc(
+      'arriving ACK: only SYNs are clamped (MSS 1460)',
+      'outside',
+      5004,
+      transport(5, tcpToA(1460, { flags: 0x10 })),
+    ),
+    proc(
+      'arriving SYN-ACK, carried form: clamped (MSS 1195)',
+      'outside',
+      5005,
+      carried(6, tcpToA(1460, { df: false })),
+    ),
+    proc(
+      'arriving SYN-ACK, carried first fragment: untouched',
+      'outside',
+      5006,
+      carried(7, fragment(tcpToA(1460, { df: false }))),
+    ),
+    txG1('esp'),
+    proc(
+      'arriving SYN-ACK, our replies in raw ESP: 8 bytes more (MSS 1203)',
+      'outside',
+      5007,
+      transport(8, tcpToA(1460)),
+    ),
+    { op: 'installPath', rule: { local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2' } },
+    proc(
+      'arriving SYN-ACK on a path without an MTU: untouched (MSS 1460)',
+      'outside',
+      5008,
+      transport(9, tcpToA(1460)),
+    ),
+    { op: 'counters', expect: null },
+  ];
+  const s: VectorScenario = { name: 'receiver clamps arriving SYNs', steps };
+  fill(make(), s);
+  return s;
 }
 
 // ---- tunnel mode (IKE Child SAs: ESP in UDP, docs/executor.md "Tunnel mode") ----
@@ -690,7 +794,25 @@ function tunnelVectors(make: () => TunnelExecutor): VectorScenario[] {
     ],
   };
   fill(make(), receiver);
-  return [sender, receiver];
+
+  // G2 at a WAN of 1280 decrypts A's SYN that G1 clamped for a wider path.
+  const syn = (mss: number, flags = 0x02) =>
+    buildTcpSegment({ src: A, dst: B, srcPort: 40000, dstPort: 80, seq: 7, mss, flags });
+  const arriving: VectorScenario = {
+    name: 'tunnel receiver clamps arriving SYNs',
+    steps: [
+      rxSa(T256, k256),
+      {
+        op: 'installPath',
+        rule: { local: B, remote: A, action: 'encrypt', vpnId: 5, peer: 'G1', mtu: 1280, tunnel: { spi: 0xd0000001 } },
+      },
+      udp('tunnel arriving SYN: clamped to mtu - 65 - 40 (MSS 1175)', G1_ADDR, 4500, 5000, seal(1, 4, syn(1460))),
+      udp('tunnel arriving SYN-ACK: clamped (MSS 1175)', G1_ADDR, 4500, 5001, seal(2, 4, syn(1360, 0x12))),
+      udp('tunnel arriving SYN below the limit (MSS 1000)', G1_ADDR, 4500, 5002, seal(3, 4, syn(1000))),
+    ],
+  };
+  fill(make(), arriving);
+  return [sender, receiver, arriving];
 }
 
 export function proc(name: string, from: Side, now: number, packet: Uint8Array): VectorStep {
