@@ -14,23 +14,20 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { netnsAvailability } from '../../src/testbed/netns.js';
 import { waitFor } from '../../src/testbed/sites.js';
 import { browserSkip, launchChromium } from '../console/browser.js';
 import { markDocument, serverSpki, signIn, watch } from '../console/helpers.js';
+import { netnsGate } from '../support/netns-gate.js';
 import { CLI } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  (!avail.ok && !process.env.CI
-    ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)`
-    : false) || browserSkip();
+const gate = netnsGate();
+const skip = gate.skip || browserSkip();
 
 test(
   'the console of a live Figure 2 demo in Chromium: the map, a live key table, a member added and a gateway revoked without reloads',
   { skip, timeout: 300_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    gate.require();
     const shots = process.env.KASANE_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'kasane-shots-'));
     mkdirSync(shots, { recursive: true });
     const demo = spawn(CLI[0], [...CLI.slice(1), 'demo', 'figure2', '--interval', '1'], {

@@ -17,13 +17,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsAvailability } from '../../src/testbed/netns.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { CLI } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate();
 
 function which(cmd: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -87,9 +84,9 @@ function host(failSuffix: string | undefined): Host {
 
 test(
   'kasane demo without ping: names it and its package, builds nothing, leaves nothing',
-  { skip, timeout: 180_000 },
+  { skip: gate.skip, timeout: 180_000 },
   () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+    gate.require();
     const h = host(undefined);
     try {
       symlinkSync(which('sh'), join(h.bin, 'sh'));
@@ -111,23 +108,27 @@ test(
   },
 );
 
-test('kasane demo that fails while making its namespaces deletes those it made', { skip, timeout: 180_000 }, () => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-  const h = host('-C'); // A and B are made, C is refused
-  try {
-    const r = h.run(`${h.bin}:${process.env.PATH}`);
-    assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /netns add kn[0-9a-f]{6}-C: Cannot create namespace file/);
-    const made = h.added().filter((n) => !n.endsWith('-probe'));
-    assert.deepEqual(
-      made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')),
-      ['A', 'B', 'C'],
-      h.added().join(' '),
-    );
-    const left = h.namespaces();
-    for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
-    assert.deepEqual(h.workDirs(), [], 'no work directory left');
-  } finally {
-    h.cleanup();
-  }
-});
+test(
+  'kasane demo that fails while making its namespaces deletes those it made',
+  { skip: gate.skip, timeout: 180_000 },
+  () => {
+    gate.require();
+    const h = host('-C'); // A and B are made, C is refused
+    try {
+      const r = h.run(`${h.bin}:${process.env.PATH}`);
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /netns add kn[0-9a-f]{6}-C: Cannot create namespace file/);
+      const made = h.added().filter((n) => !n.endsWith('-probe'));
+      assert.deepEqual(
+        made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')),
+        ['A', 'B', 'C'],
+        h.added().join(' '),
+      );
+      const left = h.namespaces();
+      for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
+      assert.deepEqual(h.workDirs(), [], 'no work directory left');
+    } finally {
+      h.cleanup();
+    }
+  },
+);

@@ -5,12 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { netnsAvailability } from '../../src/testbed/netns.js';
+import { netnsGate } from '../support/netns-gate.js';
 import { CLI } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const gate = netnsGate();
 
 function run(args: string[]): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -80,9 +78,9 @@ const SCENARIOS: { args: string[]; name: string; verdicts: RegExp[] }[] = [
 for (const s of SCENARIOS) {
   test(
     `kasane demo ${s.args.join(' ')}: the self-test passes, shows the console URL, leaves no namespace`,
-    { skip, timeout: 300_000 },
+    { skip: gate.skip, timeout: 300_000 },
     async () => {
-      assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+      gate.require();
       const r = await run(s.args);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, new RegExp(`check passed: ${s.name} behaves as the paper says`));

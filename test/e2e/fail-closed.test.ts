@@ -10,22 +10,15 @@
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
+import { waitExit } from '../../src/testbed/netns.js';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['tcpdump', 'nft'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate('tcpdump', 'nft');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const A6 = 'fd00:1::10';
@@ -194,13 +187,10 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
 
 test(
   'a killed or stopped gateway fails closed: nothing of A or B crosses unprotected, the first restart works, teardown unprotects on purpose',
-  { skip, timeout: 300_000 },
+  { skip: gate.skip, timeout: 300_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
-    try {
+    gate.require();
+    await inFigure2({ ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` }, async (f, dir) => {
       assert.equal(f.ping('B', 'A'), true, 'B -> A before');
       assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');
       assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 before');
@@ -318,9 +308,6 @@ test(
       await f.startGateway(1);
       assert.equal(f.ping('A', 'B'), true, 'A -> B after a start from the torn-down state');
       assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 after a start from the torn-down state');
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

@@ -3,30 +3,21 @@
 // routing) and the kernel's own ping between unmodified terminals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2 } from '../../src/demo/figure2.js';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { netnsAvailability } from '../../src/testbed/netns.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-/** The CLI from source (no build step needed in the test run). */
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate();
 
 type PathRow = { local: string; remote: string; action: string; vpnName?: string; peer?: string; packets: number };
 
 test(
   'Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carries only ESP and search messages',
-  { skip, timeout: 240_000 },
+  { skip: gate.skip, timeout: 240_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI });
-    try {
+    gate.require();
+    await inFigure2({}, async (f, dir) => {
       // Capture the WAN between R and G1 while the terminals talk.
       const pcap = join(dir, 'wan-g1.pcap');
       const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap);
@@ -78,9 +69,6 @@ test(
         JSON.stringify(g2),
       );
       assert.ok(status(1).some((p) => p.remote === '10.3.0.10' && p.action === 'discard'));
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

@@ -5,11 +5,8 @@
 import { test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
 import { buildIcmpv6Echo } from '../../src/core/packet/icmpv6.js';
 import {
   decodeSearchMessage,
@@ -24,15 +21,10 @@ import { delta, drops, total } from '../support/drops.js';
 import { v6Packet, type Ext } from '../core/packet/v6-chain.js';
 import { isEsp6, readPcap6 } from './capture6.js';
 import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate('python3', 'tcpdump');
 const A = 'fd00:1::10';
 const B = 'fd00:2::10';
 const UDP = 17;
@@ -59,13 +51,10 @@ function searchOf(payload: Buffer): { type: number; msg: SearchMessage } | undef
 
 test(
   'hostile IPv6 on the WAN: forged search replies, garbage extension headers, fragments — counted and dropped, B <-> A unaffected',
-  { skip, timeout: 300_000 },
+  { skip: gate.skip, timeout: 300_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' });
-    try {
+    gate.require();
+    await inFigure2({ ipv6: true, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' }, async (f, dir) => {
       const X = wanAttacker6(f);
 
       // 1. Forged key-search replies over ICMPv6, raced against a genuine search (G1 frozen).
@@ -204,10 +193,7 @@ test(
         'B -> C over IPv6 after the flood (a new search through the flooded gateway)',
       );
       assert.equal(f.ping('B', 'A'), true, 'B -> A over IPv4 after the flood');
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );
 

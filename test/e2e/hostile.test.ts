@@ -5,11 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
 import { buildIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
 import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
@@ -18,15 +15,10 @@ import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../suppor
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate('python3', 'tcpdump');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
@@ -36,14 +28,11 @@ const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], sec
 
 test(
   'hostile WAN: forged search replies, replayed ESP, garbage at line rate — no crash, every drop counted, B <-> A unaffected',
-  { skip, timeout: 300_000 },
+  { skip: gate.skip, timeout: 300_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
+    gate.require();
     // A 3 s search timeout leaves room to answer a search before the gateway retries it.
-    const f = await buildFigure2({ dir, cli: CLI, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' });
-    try {
+    await inFigure2({ gatewayConfig: 'timers:\n  searchTimeout: 3000\n' }, async (f, dir) => {
       // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
       const X = wanAttacker(f);
 
@@ -199,9 +188,6 @@ test(
         assert.ok((d3[reason] ?? 0) > 0, `${reason} counted: ${JSON.stringify(d3)}`);
       assert.equal(f.ping('B', 'A'), true, 'B -> A after the flood');
       assert.equal(f.ping('B', 'C'), true, 'B -> C after the flood (a new search through the flooded gateway)');
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

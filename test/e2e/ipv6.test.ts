@@ -5,23 +5,15 @@
 // that load (ND is never intercepted: the link's own business, answered by the kernels).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
 import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
-import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
 import { startCapture, stopCapture } from '../support/capture.js';
 import { isEsp6, isNd, isSearch6, readPcap6 } from './capture6.js';
+import { netnsGate } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['tcpdump', 'iperf3'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+const gate = netnsGate('tcpdump', 'iperf3');
 /** "kasane-secret6!" as ping's fill pattern. */
 const MARKER = '6b6173616e652d73656372657436';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
@@ -79,14 +71,11 @@ function neighbour(f: Figure2, ns: string, dev: string, addr: string): string | 
 
 test(
   'IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, iperf3 -6, ND under load',
-  { skip, timeout: 300_000 },
+  { skip: gate.skip, timeout: 300_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true });
-    const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
-    try {
+    gate.require();
+    await inFigure2({ ipv6: true }, async (f, dir) => {
+      const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
       // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
       const pcap = join(dir, 'wan-g1.pcap');
       const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip6']);
@@ -197,21 +186,16 @@ test(
         !g1drops.some(([k]) => /malformed|bad-ipv6/.test(k)),
         `G1 dropped nothing as malformed: ${JSON.stringify(g1drops)}`,
       );
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );
 
 test(
   'IPv6 WAN: gateways whose outside addresses are IPv6 serve Figure 2 to IPv6 and IPv4 terminals',
-  { skip, timeout: 300_000 },
+  { skip: gate.skip, timeout: 300_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayFamily: 6 });
-    try {
+    gate.require();
+    await inFigure2({ ipv6: true, gatewayFamily: 6 }, async (f) => {
       // The search carries the gateways' IPv6 outside addresses; group ESP keeps the terminals'
       // addresses, so both families of terminals are served by gateways known by IPv6 addresses.
       for (const family of [6, 4] as const)
@@ -223,9 +207,6 @@ test(
           g2.some((p) => p.remote === remote && p.action === 'encrypt' && p.peer === 'G1' && p.packets > 0),
           `G2 encrypts to ${remote} for G1: ${JSON.stringify(g2)}`,
         );
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

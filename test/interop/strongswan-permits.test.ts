@@ -11,23 +11,20 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authority, HOUR, permitPem, twoSites } from './authorities.js';
-import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
-import { acertPlugin, Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
+import { acertPluginPath, authority, HOUR, permitPem, twoSites } from './authorities.js';
+import { Testbed } from '../../src/testbed/netns.js';
+import { Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
+import { netnsGate } from '../support/netns-gate.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
+const gate = netnsGate();
 
 test(
   'strongSwan accepts kasane permits across two authorities, and refuses a wrong group, an expired permit and an untrusted issuer',
-  { skip, timeout: 600_000 },
+  { skip: gate.skip, timeout: 600_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const plugin = acertPlugin(ROOT);
-    assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
-    assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+    gate.require();
+    const plugin = acertPluginPath(ROOT);
 
     const now = Date.now();
     const A = await authority('authority-a', 'GA', now);
@@ -69,7 +66,7 @@ test(
           tb,
           ns.gwA,
           join(dir, `${run}-a`),
-          plugin.path,
+          plugin,
           {
             cert: A.cert.toString('pem'),
             key: A.keyPem,
@@ -83,7 +80,7 @@ test(
           tb,
           ns.gwB,
           join(dir, `${run}-b`),
-          plugin.path,
+          plugin,
           {
             cert: B.cert.toString('pem'),
             key: B.keyPem,
