@@ -13,8 +13,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { waitExit } from '../../src/testbed/netns.js';
-import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
+import { isEsp, isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
@@ -156,13 +155,13 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     );
     const w6 = readPcap6(wanFile);
     const l6 = readPcap6(lanFile);
-    const wanPlain6 = w6.filter((p) => p.src === A6 && !isEsp6(p) && !isSearch6(p));
+    const wanPlain6 = w6.filter((p) => p.src === A6 && !isEsp(p) && !isSearch6(p));
     return {
       how,
       wanPlain6: wanPlain6.length,
       wanPlainMarker6: wanPlain6.filter((p) => p.payload.includes(MARKER_BYTES)).length,
-      wanEsp6: w6.filter(isEsp6).length,
-      lanEsp6: l6.filter(isEsp6).length,
+      wanEsp6: w6.filter(isEsp).length,
+      lanEsp6: l6.filter(isEsp).length,
       lanWhileDown6: l6.filter((p) => p.time > down + 50 && p.time < up).length,
       resumedAB6,
       resumedBA6,

@@ -18,8 +18,7 @@ import {
   SHARED_VPN,
 } from '../../src/demo/federation.js';
 import { waitFor } from '../../src/testbed/sites.js';
-import { readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { isSearch6, readPcap6 } from './capture6.js';
+import { isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 

@@ -15,11 +15,10 @@ import {
   type SearchMessage,
 } from '../../src/core/packet/search-message.js';
 import { echoIds } from '../../src/core/search/search-packet.js';
-import { startCapture, stopCapture } from '../support/capture.js';
+import { isEsp, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 import { v6Packet, type Ext } from '../core/packet/v6-chain.js';
-import { isEsp6, readPcap6 } from './capture6.js';
 import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
@@ -117,7 +116,7 @@ test(
       const espCapture = await startCapture(f.tb, f.ns.R, 'g2', espFile, ['ip6', 'and', 'src', A]);
       assert.equal(f.ping('A', 'B', { count: 5, family: 6 }), true);
       await stopCapture(espCapture);
-      const esp = readPcap6(espFile).filter(isEsp6);
+      const esp = readPcap6(espFile).filter(isEsp);
       assert.ok(esp.length >= 4, `captured ${esp.length} IPv6 ESP packets from A`);
       const spi = esp[0].proto === UDP ? esp[0].payload.readUInt32BE(8) : esp[0].payload.readUInt32BE(0);
 

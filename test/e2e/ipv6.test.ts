@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
-import { startCapture, stopCapture } from '../support/capture.js';
-import { isEsp6, isNd, isSearch6, readPcap6 } from './capture6.js';
+import { isEsp, isNd, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
@@ -86,12 +85,12 @@ test(
       const packets = readPcap6(pcap);
       const between = packets.filter((p) => (p.src === A6 && p.dst === B6) || (p.src === B6 && p.dst === A6));
       assert.ok(
-        between.filter(isEsp6).length >= 12,
+        between.filter(isEsp).length >= 12,
         `ESP between A and B on the WAN, in IPv6 between the terminals: ${between.length} packets`,
       );
       // Apart from ESP, only the key search (ICMPv6 echo carrying the KSRC payload) crosses in the clear.
       for (const p of between)
-        assert.ok(isEsp6(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
+        assert.ok(isEsp(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
       for (const p of packets) assert.ok(!p.payload.includes(MARKER_BYTES), 'the marker never appears on the WAN');
       assert.ok(
         !packets.some((p) => p.src === A6 && p.dst === C6 && !isSearch6(p)),

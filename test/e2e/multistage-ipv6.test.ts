@@ -4,9 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startCapture, stopCapture } from '../support/capture.js';
+import { isEsp, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { buildMultistage, MULTISTAGE_TERMINALS6 } from '../../src/demo/multistage.js';
-import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
@@ -34,7 +33,7 @@ test(
         await stopCapture(capture);
 
         const wan = readPcap6(pcap);
-        const esp = wan.filter((p) => isEsp6(p) && p.src === B && p.dst === A);
+        const esp = wan.filter((p) => isEsp(p) && p.src === B && p.dst === A);
         assert.ok(esp.length >= 3, `ESP packets B -> A on the WAN: ${esp.length}`);
         // ping -6's 64-byte ICMPv6 message grows by two layers (ESP in UDP, 42..45 bytes each).
         assert.ok(
@@ -42,7 +41,7 @@ test(
           esp.map((p) => p.payloadLength).join(','),
         );
         for (const p of wan.filter((x) => (x.src === B && x.dst === A) || (x.src === A && x.dst === B)))
-          assert.ok(isEsp6(p) || isSearch6(p), `plaintext between A and B on the WAN (next header ${p.proto})`);
+          assert.ok(isEsp(p) || isSearch6(p), `plaintext between A and B on the WAN (next header ${p.proto})`);
 
         const paths = (g: string) => s.status(g).paths;
         assert.ok(
