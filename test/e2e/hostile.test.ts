@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { buildIpv4, PROTO_ESP, PROTO_ICMP, PROTO_UDP } from '../../src/core/packet/ipv4.js';
 import { buildIcmpEcho } from '../../src/core/packet/icmp.js';
-import { SEARCH_MAGIC, type SearchMessage } from '../../src/core/packet/search-message.js';
+import { SEARCH_MAGIC } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
-import { espLike, forgedReplies, inUdp, until } from './hostile-tools.js';
+import { espLike, floodG2, inUdp, raceForgedReplies, type SearchOnWan, until } from './hostile-tools.js';
 import { netnsGate } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
@@ -36,61 +36,17 @@ test(
       // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
       const X = wanAttacker(f);
 
-      // 1. Forged key-search replies, raced against a genuine search. G1 is frozen (SIGSTOP) so the
-      //    genuine reply waits; the attacker reads the transaction id off the WAN and answers first.
-      const g1 = f.gateways.get('G1')!;
-      const wan = join(dir, 'wan-g2.pcap');
-      const capture = await startCapture(f.tb, f.ns.R, 'g2', wan, ['icmp']);
-      const before1 = drops(f, 2);
-      process.kill(g1.pid!, 'SIGSTOP');
-      let firstPing: ReturnType<typeof f.tb.spawn> | undefined;
-      try {
-        firstPing = f.tb.spawn(f.ns.B, 'ping', ['-c', '1', '-W', '20', A]);
-        const request = await until(
-          () =>
-            readPcapFrames(wan)
-              .map((p) => parseSearchPacket(p))
-              .flatMap((r) => (r.ok ? [r.value] : []))
-              .find((v) => v.icmpType === 8 && v.msg.phase === 'destination' && v.msg.pathDst === A),
-          5000,
-          "G2's destination search toward A on the WAN",
-        );
-        const m = request.msg;
-        assert.equal(m.entries.at(-1)?.gateway, 'G2');
-        const reply = (msg: SearchMessage) =>
-          buildSearchPacket({ src: A, dst: B, icmpType: 0, ...echoIds(msg.txid), msg });
-        const forged = forgedReplies(m, '10.200.1.2').map(reply);
-        const sent = await inject(f, X, join(dir, 'forged.bin'), forged);
-        assert.equal(sent.sent, forged.length);
-        const d1 = await until(
-          () => {
-            const d = delta(drops(f, 2), before1);
-            return total(d) >= forged.length ? d : undefined;
-          },
-          5000,
-          'G2 to count the forged replies',
-        );
-        assert.equal(total(d1), forged.length, `one counted drop per forged reply: ${JSON.stringify(d1)}`);
-        for (const k of Object.keys(d1))
-          assert.match(k, /^drop\.search-(forged|tampered|late-reply)$/, JSON.stringify(d1));
-        assert.ok(
-          !f.status(2).paths.some((p) => p.remote === A && p.action === 'encrypt'),
-          'no path installed from a forged reply',
-        );
-      } finally {
-        process.kill(g1.pid!, 'SIGCONT');
-      }
-      // The genuine reply, released, completes the search: the buffered first packet gets through.
-      const pinged = await new Promise<number | null>((r) =>
-        firstPing!.exitCode !== null ? r(firstPing!.exitCode) : firstPing!.once('exit', r),
-      );
-      assert.equal(pinged, 0, 'the first ping B -> A, held during the search, is answered');
-      await stopCapture(capture);
-      const path = f.status(2).paths.find((p) => p.remote === A);
-      assert.ok(
-        path && path.action === 'encrypt' && path.peer === 'G1',
-        `G2's path to A after the genuine reply: ${JSON.stringify(path)}`,
-      );
+      // 1. Forged key-search replies, raced against a genuine search (hostile-tools.ts).
+      const search: SearchOnWan = {
+        filter: ['icmp'],
+        find: (pcap) =>
+          readPcapFrames(pcap)
+            .map((p) => parseSearchPacket(p))
+            .flatMap((r) => (r.ok ? [r.value] : []))
+            .find((v) => v.icmpType === 8 && v.msg.phase === 'destination' && v.msg.pathDst === A)?.msg,
+        reply: (msg) => buildSearchPacket({ src: A, dst: B, icmpType: 0, ...echoIds(msg.txid), msg }),
+      };
+      await raceForgedReplies(f, dir, X, A, search, 'ping');
 
       // 2. Replayed ESP: G1's packets to B, captured on the WAN and sent again by the attacker.
       const espFile = join(dir, 'esp.pcap');
@@ -143,40 +99,7 @@ test(
         ];
         garbage.push(kinds[i % kinds.length]());
       }
-      const wanRx = () => Number(f.tb.exec(f.ns.G2, 'cat', '/sys/class/net/wan0/statistics/rx_packets').trim());
-      const wanRx0 = wanRx();
-      const before3 = drops(f, 2);
-      const flood = inject(f, X, join(dir, 'garbage.bin'), garbage, 4);
-      await new Promise((r) => setTimeout(r, 500));
-      // B and A keep talking during the flood (the kernel's ping, 10 echoes in 2 s).
-      let received = 0;
-      try {
-        received = Number(
-          /(\d+) received/.exec(f.tb.exec(f.ns.B, 'ping', '-c', '10', '-i', '0.2', '-W', '2', A))?.[1] ?? 0,
-        );
-      } catch (e) {
-        received = Number(/(\d+) received/.exec(String((e as { stdout?: unknown }).stdout ?? e))?.[1] ?? 0);
-      }
-      const sent3 = await flood;
-      assert.ok(sent3.sent > 10_000, `the attacker sent ${sent3.sent} packets`);
-      assert.ok(received >= 9, `B -> A during the flood: ${received}/10 echoes answered`);
-      assert.equal(f.gateways.get('G2')!.exitCode, null, 'G2 still runs');
-      // Every hostile packet that reached G2's WAN link (all of them, unless the router fell behind)
-      // is counted by G2 as one drop, by its reason. The few legitimate packets on the link (B's
-      // echoes, the authority's change stream) are not drops.
-      const arrived = wanRx() - wanRx0;
-      const d3 = await until(
-        () => {
-          const d = delta(drops(f, 2), before3);
-          return total(d) >= Math.min(sent3.sent, arrived - 100) ? d : undefined;
-        },
-        10_000,
-        `G2 to count the ${arrived} packets that arrived (${sent3.sent} sent)`,
-      );
-      assert.ok(
-        total(d3) <= sent3.sent + 20,
-        `no more drops than hostile packets (+ a few of B's under load): ${total(d3)} for ${sent3.sent}: ${JSON.stringify(d3)}`,
-      );
+      const { drops: d3 } = await floodG2(f, dir, X, A, garbage, 'ping');
       for (const reason of [
         'executor.drop.auth-failed',
         'executor.drop.malformed',
