@@ -3,8 +3,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Verdict } from '../../src/core/executor.js';
-import type { NativeExecutor } from '../../src/native/native-executor.js';
 import {
   fixIpChecksum,
   hex,
@@ -13,7 +11,6 @@ import {
   mssOf,
   newExecutor,
   ping,
-  randomKey,
   refEncrypt,
   reassemble,
   refEncryptCarried,
@@ -22,33 +19,14 @@ import {
   refEspSeal,
   tcp,
   tcpOk,
-  type RefSa,
+  fwd,
+  groupSa,
 } from './support.js';
 
 const B = '10.2.0.10';
 const A = '10.1.0.10';
 const SPI = 0x1001;
-const K = randomKey(1);
-const SA: RefSa = { spi: SPI, ...K };
-
-function sender(ex: NativeExecutor, mtu?: number): void {
-  ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n });
-  ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
-}
-
-function receiver(ex: NativeExecutor): void {
-  ex.installRxSa({ spi: SPI, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
-  ex.installPath({ local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2' });
-}
-
-function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
-  assert.equal(
-    v.kind,
-    'forward',
-    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
-  );
-  return v as Extract<Verdict, { kind: 'forward' }>;
-}
+const { K, SA, sender, receiver } = groupSa(A, B, SPI, 1);
 
 describe('native executor: encrypt (inside)', () => {
   it('produces exactly the ESP of an independent implementation, seq 1, 2, ...', (t) => {
