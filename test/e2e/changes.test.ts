@@ -1,20 +1,16 @@
 // Changes while running, on real Linux networking (seed 000 Figure 2 in namespaces): removing a
 // member stops its path within seconds; an authority outage and restart change nothing for
 // established traffic; a restarted gateway recovers its paths.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
-const gate = netnsGate();
-
-test(
+netnsTest(
   'changes while running: member removal, authority restart, gateway restart',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000 },
   async () => {
-    gate.require();
     await inFigure2({}, async (f, dir) => {
       assert.equal(f.ping('B', 'A'), true);
       assert.equal(f.ping('B', 'C'), true);

@@ -2,7 +2,6 @@
 // built, and a failure while the namespaces are being made leaves none of them behind. The `ip` the
 // demo runs is a small wrapper (first on PATH) that records every namespace the demo adds and,
 // in the second test, refuses to add one of them as a real `ip` would (a name already taken).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import {
@@ -17,10 +16,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI } from './sites.js';
-
-const gate = netnsGate();
 
 function which(cmd: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -82,11 +79,10 @@ function host(failSuffix: string | undefined): Host {
   return h;
 }
 
-test(
+netnsTest(
   'kasane demo without ping: names it and its package, builds nothing, leaves nothing',
-  { skip: gate.skip, timeout: 180_000 },
+  { timeout: 180_000 },
   () => {
-    gate.require();
     const h = host(undefined);
     try {
       symlinkSync(which('sh'), join(h.bin, 'sh'));
@@ -108,27 +104,22 @@ test(
   },
 );
 
-test(
-  'kasane demo that fails while making its namespaces deletes those it made',
-  { skip: gate.skip, timeout: 180_000 },
-  () => {
-    gate.require();
-    const h = host('-C'); // A and B are made, C is refused
-    try {
-      const r = h.run(`${h.bin}:${process.env.PATH}`);
-      assert.equal(r.status, 1, r.stdout + r.stderr);
-      assert.match(r.stderr, /netns add kn[0-9a-f]{6}-C: Cannot create namespace file/);
-      const made = h.added().filter((n) => !n.endsWith('-probe'));
-      assert.deepEqual(
-        made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')),
-        ['A', 'B', 'C'],
-        h.added().join(' '),
-      );
-      const left = h.namespaces();
-      for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
-      assert.deepEqual(h.workDirs(), [], 'no work directory left');
-    } finally {
-      h.cleanup();
-    }
-  },
-);
+netnsTest('kasane demo that fails while making its namespaces deletes those it made', { timeout: 180_000 }, () => {
+  const h = host('-C'); // A and B are made, C is refused
+  try {
+    const r = h.run(`${h.bin}:${process.env.PATH}`);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /netns add kn[0-9a-f]{6}-C: Cannot create namespace file/);
+    const made = h.added().filter((n) => !n.endsWith('-probe'));
+    assert.deepEqual(
+      made.map((n) => n.replace(/^kn[0-9a-f]{6}-/, '')),
+      ['A', 'B', 'C'],
+      h.added().join(' '),
+    );
+    const left = h.namespaces();
+    for (const n of h.added()) assert.ok(!left.includes(n), `namespace ${n} left behind`);
+    assert.deepEqual(h.workDirs(), [], 'no work directory left');
+  } finally {
+    h.cleanup();
+  }
+});

@@ -7,17 +7,15 @@
 // must resume. `kasane gateway teardown` then unprotects on purpose, and only when G1 is not running.
 // The network is dual stack and the load runs over IPv4 and IPv6 at once: the same holds for both
 // (issue 14: IPv6 rules, tables, refusing routes and the inet guard).
-import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { waitExit } from '../../src/testbed/netns.js';
 import { isEsp, isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
-const gate = netnsGate('tcpdump', 'nft');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const A6 = 'fd00:1::10';
@@ -184,11 +182,10 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
   }
 }
 
-test(
+netnsTest(
   'a killed or stopped gateway fails closed: nothing of A or B crosses unprotected, the first restart works, teardown unprotects on purpose',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'nft'] },
   async (t) => {
-    gate.require();
     await inFigure2({ ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` }, async (f, dir) => {
       assert.equal(f.ping('B', 'A'), true, 'B -> A before');
       assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');

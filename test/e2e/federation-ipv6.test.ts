@@ -7,7 +7,6 @@
 //
 //   A (fd00:1::10, 10.1.0.10) - GA (fd00:200:1::2) --+-- R --+-- GB (fd00:200:2::2) - B (fd00:2::10, 10.2.0.10)
 //                                    AUTHA 10.200.9.2 (authority-a), AUTHB 10.200.8.2 (authority-b) behind R
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
@@ -19,21 +18,19 @@ import {
 } from '../../src/demo/federation.js';
 import { waitFor } from '../../src/testbed/sites.js';
 import { isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
-const gate = netnsGate('tcpdump');
 /** "kasane-fed6!!" as ping's fill pattern. */
 const MARKER = '6b6173616e652d66656436212121';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
 const GA6 = FEDERATION_GATEWAYS6.GA;
 const GB6 = FEDERATION_GATEWAYS6.GB;
 
-test(
+netnsTest(
   'pairwise VPN across two authorities on an IPv6 WAN: ping -6 runs the search and IKE over IPv6, ESP in UDP only, withdrawal stops it',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump'] },
   async (t) => {
-    gate.require();
     await inWorld(
       'kasane-fed6-',
       (dir) => buildFederation({ dir, cli: CLI, ipv6: true, ikeIdleTimeoutMs: 60_000 }),

@@ -10,7 +10,6 @@
 //   A (10.1.0.10) - GA (10.200.1.2) --+               AUTHA 10.200.9.2 (authority-a)
 //                                      +-- R ---------+
 //   B (10.2.0.10) - GB (10.200.2.2) --+               AUTHB 10.200.8.2 (authority-b)
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -20,17 +19,15 @@ import { buildFederation } from '../../src/demo/federation.js';
 import { waitFor } from '../../src/testbed/sites.js';
 import { readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject } from '../support/inject.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
-const gate = netnsGate();
 const PERMIT_MS = 40_000;
 
-test(
+netnsTest(
   'pairwise VPN across two authorities: key search + IKE on the first ping, IKE and ESP-in-UDP on the WAN, withdrawal and expiry stop new SAs',
-  { skip: gate.skip, timeout: 420_000 },
+  { timeout: 420_000 },
   async (t) => {
-    gate.require();
     await inWorld(
       'kasane-fed-',
       async (dir) => {

@@ -1,22 +1,18 @@
 // End to end on real Linux networking: seed 000 Figure 2 in network namespaces (src/demo/figure2.ts)
 // with a real authority process, three real gateway daemons (TUN + native datapath + policy
 // routing) and the kernel's own ping between unmodified terminals.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
-
-const gate = netnsGate();
 
 type PathRow = { local: string; remote: string; action: string; vpnName?: string; peer?: string; packets: number };
 
-test(
+netnsTest(
   'Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carries only ESP and search messages',
-  { skip: gate.skip, timeout: 240_000 },
+  { timeout: 240_000 },
   async () => {
-    gate.require();
     await inFigure2({}, async (f, dir) => {
       // Capture the WAN between R and G1 while the terminals talk.
       const pcap = join(dir, 'wan-g1.pcap');

@@ -2,7 +2,6 @@
 // key-search replies over ICMPv6 raced against a genuine search, then garbage extension-header
 // chains, fragments, forged ESP and plaintext posing as a protected terminal, as fast as the
 // attacker can send. G2 must not crash, must count every drop, and B <-> A over IPv6 keeps working.
-import { test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -20,10 +19,9 @@ import { wanAttacker } from '../support/inject.js';
 import { total } from '../support/drops.js';
 import { v6Packet, type Ext } from '../core/packet/v6-chain.js';
 import { espLike, floodG2, inUdp, raceForgedReplies, type SearchOnWan } from './hostile-tools.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
-const gate = netnsGate('python3', 'tcpdump');
 const A = 'fd00:1::10';
 const B = 'fd00:2::10';
 const UDP = 17;
@@ -48,11 +46,10 @@ function searchOf(payload: Buffer): { type: number; msg: SearchMessage } | undef
   return m.ok ? { type: payload[0], msg: m.value } : undefined;
 }
 
-test(
+netnsTest(
   'hostile IPv6 on the WAN: forged search replies, garbage extension headers, fragments — counted and dropped, B <-> A unaffected',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['python3', 'tcpdump'] },
   async (t) => {
-    gate.require();
     await inFigure2({ ipv6: true, gatewayConfig: 'timers:\n  searchTimeout: 3000\n' }, async (f, dir) => {
       const X = wanAttacker6(f);
 

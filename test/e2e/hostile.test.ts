@@ -2,7 +2,6 @@
 // key-search replies raced against a genuine search, replayed ESP, and garbage as fast as the
 // attacker can send it. The gateways must not crash, must count every drop, and B <-> A must
 // keep working.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,10 +14,9 @@ import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../suppor
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
 import { delta, drops, total } from '../support/drops.js';
 import { espLike, floodG2, inUdp, raceForgedReplies, type SearchOnWan, until } from './hostile-tools.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
-const gate = netnsGate('python3', 'tcpdump');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 
@@ -26,11 +24,10 @@ const B = '10.2.0.10';
 const inject = (f: Figure2, ns: string, file: string, packets: Uint8Array[], seconds?: number) =>
   injectPackets(f.tb, ns, file, packets, seconds);
 
-test(
+netnsTest(
   'hostile WAN: forged search replies, replayed ESP, garbage at line rate — no crash, every drop counted, B <-> A unaffected',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['python3', 'tcpdump'] },
   async () => {
-    gate.require();
     // A 3 s search timeout leaves room to answer a search before the gateway retries it.
     await inFigure2({ gatewayConfig: 'timers:\n  searchTimeout: 3000\n' }, async (f, dir) => {
       // The attacker X hangs off the WAN router, which forwards whatever source address X uses.

@@ -3,16 +3,14 @@
 // between the IPv6 terminals of a VPN and never the payload marker; IPv4 and IPv6 terminals of the
 // same LANs at once; TCP over IPv6 (iperf3 -6); and neighbour discovery through a gateway under
 // that load (ND is never intercepted: the link's own business, answered by the kernels).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
 import { isEsp, isNd, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
-const gate = netnsGate('tcpdump', 'iperf3');
 /** "kasane-secret6!" as ping's fill pattern. */
 const MARKER = '6b6173616e652d73656372657436';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
@@ -68,11 +66,10 @@ function neighbour(f: Figure2, ns: string, dev: string, addr: string): string | 
   return j[0]?.state?.join(',');
 }
 
-test(
+netnsTest(
   'IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, iperf3 -6, ND under load',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'iperf3'] },
   async (t) => {
-    gate.require();
     await inFigure2({ ipv6: true }, async (f, dir) => {
       const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
       // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
@@ -189,11 +186,10 @@ test(
   },
 );
 
-test(
+netnsTest(
   'IPv6 WAN: gateways whose outside addresses are IPv6 serve Figure 2 to IPv6 and IPv4 terminals',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'iperf3'] },
   async () => {
-    gate.require();
     await inFigure2({ ipv6: true, gatewayFamily: 6 }, async (f) => {
       // The search carries the gateways' IPv6 outside addresses; group ESP keeps the terminals'
       // addresses, so both families of terminals are served by gateways known by IPv6 addresses.

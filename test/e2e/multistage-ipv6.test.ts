@@ -1,22 +1,19 @@
 // Multi-stage (seed 000 Figure 1(2)) over IPv6: the sites are dual stack and B pings A's IPv6
 // address through both layers; one key search (over ICMPv6) sets up dept inside company and the
 // WAN carries ESP inside ESP in IPv6 between the terminals' addresses.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { isEsp, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { buildMultistage, MULTISTAGE_TERMINALS6 } from '../../src/demo/multistage.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
-const gate = netnsGate();
 const { A, B } = MULTISTAGE_TERMINALS6;
 
-test(
+netnsTest(
   'multi-stage over IPv6: nested VPNs, one search, ESP inside ESP between IPv6 terminals on the WAN',
-  { skip: gate.skip, timeout: 240_000 },
+  { timeout: 240_000 },
   async () => {
-    gate.require();
     await inWorld(
       'kasane-e2e-ms6-',
       (dir) => buildMultistage({ dir, cli: CLI, ipv6: true }),

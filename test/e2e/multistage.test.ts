@@ -4,21 +4,17 @@
 //   A 10.1.1.10 - Gi1 (dept) - Go1 (company) - R - Go2 (company) - Gi2 (dept) - B 10.2.1.10
 //                                              |
 //                                             AUTH
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { buildMultistage } from '../../src/demo/multistage.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
-const gate = netnsGate();
-
-test(
+netnsTest(
   'multi-stage in namespaces: nested VPNs, one search, ESP inside ESP on the WAN',
-  { skip: gate.skip, timeout: 240_000 },
+  { timeout: 240_000 },
   async () => {
-    gate.require();
     await inWorld(
       'kasane-e2e-ms-',
       (dir) => buildMultistage({ dir, cli: CLI }),

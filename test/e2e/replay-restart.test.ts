@@ -4,19 +4,17 @@
 // on the WAN re-injects the capture. Nothing of it may reach A; G1 counts every injected packet as
 // a drop; B and A keep talking. (docs/protocol.md §3.2: a restarted receiver accepts ESP on a
 // sender's SA only from the sequence number the sender claims in a key search it answers.)
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { ESP_FILTER, readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops as dropsOf, total } from '../support/drops.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
 const drops = (f: Figure2) => dropsOf(f, 1);
 
-const gate = netnsGate('python3', 'tcpdump');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,11 +88,10 @@ async function replayAcrossRestart(
   return { how, captured: esp.length, delivered, drops: d, resumed, deliveredAgain, dropsAgain: d2 };
 }
 
-test(
+netnsTest(
   'replay across a receiving gateway restart: ESP captured before SIGKILL/SIGTERM and re-injected after is never delivered, each packet a counted drop',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['python3', 'tcpdump'] },
   async (t) => {
-    gate.require();
     await inFigure2({}, async (f, dir) => {
       // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
       const X = wanAttacker(f);

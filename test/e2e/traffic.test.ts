@@ -2,16 +2,13 @@
 // iperf3 through the gateways, key rotations (scheduled and urgent) under a running transfer
 // without losing the connection, and key-table aging (paths expire when idle and come back on
 // the next packet).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Figure2 } from '../../src/demo/figure2.js';
 import { stopProcess } from '../../src/testbed/sites.js';
 import { espOf, ESP_FILTER, isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
-
-const gate = netnsGate('iperf3');
 
 /** Short aging so the test sees it; everything else at the gateway's defaults. */
 const IDLE_MS = 3000;
@@ -82,11 +79,10 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
-test(
+netnsTest(
   'TCP through the gateways: iperf3, key rotations under a running transfer, aging',
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['iperf3'] },
   async () => {
-    gate.require();
     // A 3 s overlap: a scheduled rotation's epoch is delivered at once and active 3 s later.
     await inFigure2(
       { gatewayConfig: GATEWAY_TIMERS, authorityInit: ['--overlap', '3s', '--grace', '20s'] },

@@ -6,24 +6,21 @@
 //                         |      |
 //                        AUTH    C 10.3.0.10
 //   V = { GA + 10.1.0.0/24, GB + 10.2.0.0/24, H + 10.3.0.0/24 }
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { tcpTransfer } from '../native/netns-gateway.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { buildSites, inWorld } from './sites.js';
 
-const gate = netnsGate('tcpdump');
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const C = '10.3.0.10';
 
-test(
+netnsTest(
   "transit member in namespaces: the head office relays its branches' VPN traffic and serves its own terminal",
-  { skip: gate.skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump'] },
   async () => {
-    gate.require();
     await inWorld(
       'kasane-e2e-transit-',
       (dir) =>

@@ -7,7 +7,6 @@
 //
 //   hostA (fd01::10, 10.1.0.10) - gwA ===== R ===== gwB - hostB (fd02::10, 10.2.0.10)
 //                                 kasane                charon
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,15 +15,12 @@ import { acertPluginPath, SITES, twoSites } from './authorities.js';
 import { Testbed } from '../../src/testbed/netns.js';
 import { NativeExecutor } from '../../src/native/index.js';
 import { childSas, ikeEvent, KasanePair, parties, ROOT, type PairLayout } from './kasane-pair.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const gate = netnsGate();
-
-test(
+netnsTest(
   'kasane and strongSwan over IPv6: IKE on v6 sockets, v6 traffic selectors, both directions, v6 in v6, v4 in v6, v6 in v4',
-  { skip: gate.skip, timeout: 600_000 },
+  { timeout: 600_000 },
   async (t) => {
-    gate.require();
     assert.ok(NativeExecutor.create().ok, 'the native addon is built by npm install');
     const plugin = acertPluginPath(ROOT);
 

@@ -7,7 +7,6 @@
 //
 //   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
 //                       kasane, authority A   charon, authority B
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,15 +15,12 @@ import { acertPluginPath, HOUR, permitPem, twoSites } from './authorities.js';
 import { Testbed } from '../../src/testbed/netns.js';
 import { NativeExecutor } from '../../src/native/index.js';
 import { childSas, ikeEvent, KasanePair, parties, ROOT, type PairOptions } from './kasane-pair.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const gate = netnsGate();
-
-test(
+netnsTest(
   'kasane and strongSwan: IKEv2 with permits across two authorities, both directions, rekeys, refusals',
-  { skip: gate.skip, timeout: 900_000 },
+  { timeout: 900_000 },
   async (t) => {
-    gate.require();
     const native = NativeExecutor.create();
     assert.ok(native.ok, `the native addon is built by npm install: ${native.ok ? '' : native.error.message}`);
     const plugin = acertPluginPath(ROOT);

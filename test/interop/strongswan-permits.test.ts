@@ -6,7 +6,6 @@
 //
 //   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
 //                       charon, authority A   charon, authority B
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,16 +13,14 @@ import { join } from 'node:path';
 import { acertPluginPath, authority, HOUR, permitPem, twoSites } from './authorities.js';
 import { Testbed } from '../../src/testbed/netns.js';
 import { Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
-import { netnsGate } from '../support/netns-gate.js';
+import { netnsTest } from '../support/netns-gate.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const gate = netnsGate();
 
-test(
+netnsTest(
   'strongSwan accepts kasane permits across two authorities, and refuses a wrong group, an expired permit and an untrusted issuer',
-  { skip: gate.skip, timeout: 600_000 },
+  { timeout: 600_000 },
   async (t) => {
-    gate.require();
     const plugin = acertPluginPath(ROOT);
 
     const now = Date.now();

@@ -1,6 +1,7 @@
 // Whether a namespace test runs here: it needs root, network namespaces and some commands. Outside CI
 // a missing part skips the test with a clear message; in CI the test always runs, and fails on it.
 import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
 import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
 
 export interface NetnsGate {
@@ -21,4 +22,20 @@ export function netnsGate(...commands: string[]): NetnsGate {
       assert.ok(!missing, `${missing} is required in CI`);
     },
   };
+}
+
+/**
+ * A test that runs in network namespaces (node:test's `test`), with the gate in front of it: `needs`
+ * are the commands it runs besides `ip`; `skip` another reason it may be skipped outside CI.
+ */
+export function netnsTest(
+  name: string,
+  o: { timeout: number; needs?: string[]; skip?: string | false },
+  body: (t: TestContext) => void | Promise<void>,
+): void {
+  const gate = netnsGate(...(o.needs ?? []));
+  test(name, { skip: gate.skip || o.skip, timeout: o.timeout }, async (t) => {
+    gate.require();
+    await body(t);
+  });
 }
