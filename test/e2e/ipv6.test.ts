@@ -9,54 +9,12 @@ import { type Figure2 } from '../../src/demo/figure2.js';
 import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
 import { isEsp, isNd, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { netnsTest } from '../support/netns-gate.js';
+import { iperf } from './iperf.js';
 import { inFigure2 } from './sites.js';
 
 /** "kasane-secret6!" as ping's fill pattern. */
 const MARKER = '6b6173616e652d73656372657436';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
-
-type T = 'A' | 'B' | 'C';
-
-interface Iperf {
-  bytes: number;
-  intervals: number[];
-  error?: string;
-}
-
-/** iperf3 over IPv6 from one terminal to another; resolves with its summary. */
-async function iperf6(f: Figure2, from: T, to: T, seconds: number, during?: () => Promise<void>): Promise<Iperf> {
-  const server = f.tb.spawn(f.ns[to], 'iperf3', ['-s', '-1', '-6', '-B', f.terminals6[to]]);
-  try {
-    await new Promise((r) => setTimeout(r, 500));
-    const client = f.tb.spawn(f.ns[from], 'iperf3', [
-      '-6',
-      '-c',
-      f.terminals6[to],
-      '-t',
-      String(seconds),
-      '-J',
-      '--connect-timeout',
-      '5000',
-    ]);
-    let out = '';
-    client.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((r) => client.once('exit', (code) => r(code)));
-    if (during) await during();
-    const code = await exited;
-    const j = JSON.parse(out) as {
-      error?: string;
-      intervals?: { sum: { bytes: number } }[];
-      end?: { sum_received?: { bytes: number } };
-    };
-    return {
-      bytes: j.end?.sum_received?.bytes ?? 0,
-      intervals: (j.intervals ?? []).map((i) => i.sum.bytes),
-      error: j.error ?? (code === 0 ? undefined : `iperf3 exited with ${code}`),
-    };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGTERM');
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -143,13 +101,16 @@ netnsTest(
       const lanFile = join(dir, 'lan-a.pcap');
       const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, ['icmp6'], ['-s', '128']);
       const flushes: string[] = [];
-      const tcp = await iperf6(f, 'B', 'A', 8, async () => {
-        for (let i = 0; i < 3; i++) {
-          await sleep(1500);
-          f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
-          f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
-          flushes.push(`${Date.now()}`);
-        }
+      const tcp = await iperf(f, 'B', 'A', 8, {
+        family: 6,
+        during: async () => {
+          for (let i = 0; i < 3; i++) {
+            await sleep(1500);
+            f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
+            f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
+            flushes.push(`${Date.now()}`);
+          }
+        },
       });
       await sleep(300);
       await stopCapture(lan);

@@ -8,64 +8,12 @@ import { type Figure2 } from '../../src/demo/figure2.js';
 import { stopProcess } from '../../src/testbed/sites.js';
 import { espOf, ESP_FILTER, isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
 import { netnsTest } from '../support/netns-gate.js';
+import { iperf } from './iperf.js';
 import { inFigure2 } from './sites.js';
 
 /** Short aging so the test sees it; everything else at the gateway's defaults. */
 const IDLE_MS = 3000;
 const GATEWAY_TIMERS = `timers:\n  idleTimeout: ${IDLE_MS}\n  sweepInterval: 250\n`;
-
-interface IperfSummary {
-  bytes: number;
-  seconds: number;
-  retransmits: number;
-  /** Bytes received in each one-second interval. */
-  intervals: number[];
-  error?: string;
-}
-
-/** Runs an iperf3 client from `from` against a one-off server on `to`; resolves with its JSON summary. */
-async function iperf(
-  f: Figure2,
-  from: 'A' | 'B' | 'C',
-  to: 'A' | 'B' | 'C',
-  seconds: number,
-  during?: () => Promise<void>,
-  extra: string[] = [],
-): Promise<IperfSummary> {
-  const server = f.tb.spawn(f.ns[to], 'iperf3', ['-s', '-1', '-B', f.terminals[to]]);
-  try {
-    await new Promise((r) => setTimeout(r, 500));
-    const client = f.tb.spawn(f.ns[from], 'iperf3', [
-      '-c',
-      f.terminals[to],
-      '-t',
-      String(seconds),
-      '-J',
-      '--connect-timeout',
-      '5000',
-      ...extra,
-    ]);
-    let out = '';
-    client.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((r) => client.once('exit', (code) => r(code)));
-    if (during) await during();
-    const code = await exited;
-    const j = JSON.parse(out) as {
-      error?: string;
-      intervals?: { sum: { bytes: number } }[];
-      end?: { sum_received?: { bytes: number; seconds: number }; sum_sent?: { retransmits?: number } };
-    };
-    return {
-      intervals: (j.intervals ?? []).map((i) => i.sum.bytes),
-      bytes: j.end?.sum_received?.bytes ?? 0,
-      seconds: j.end?.sum_received?.seconds ?? 0,
-      retransmits: j.end?.sum_sent?.retransmits ?? 0,
-      error: j.error ?? (code === 0 ? undefined : `iperf3 exited with ${code}`),
-    };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGTERM');
-  }
-}
 
 const epochOf = (f: Figure2, n: 1 | 2 | 3, vpn: string) => f.status(n).vpns.find((v) => v.name === vpn)?.epoch;
 const pathTo = (f: Figure2, n: 1 | 2 | 3, remote: string) => f.status(n).paths.find((p) => p.remote === remote);
@@ -129,12 +77,8 @@ netnsTest(
         const SECONDS = 30;
         const started = Date.now();
         let lastSample = 0;
-        const rotated = await iperf(
-          f,
-          'B',
-          'A',
-          SECONDS,
-          async () => {
+        const rotated = await iperf(f, 'B', 'A', SECONDS, {
+          during: async () => {
             await new Promise((r) => setTimeout(r, 1000));
             seen.push(await spisOnWan());
             f.admin('vpn', 'rotate', 'VPN1');
@@ -155,8 +99,8 @@ netnsTest(
             seen.push(await spisOnWan());
             lastSample = Date.now();
           },
-          ['-b', '100M'],
-        );
+          extra: ['-b', '100M'],
+        });
         assert.equal(rotated.error, undefined, `the transfer across two rotations: ${rotated.error}`);
         assert.ok(
           lastSample - started < (SECONDS - 2) * 1000,
