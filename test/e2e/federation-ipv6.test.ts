@@ -17,7 +17,7 @@ import {
   SHARED_VPN,
 } from '../../src/demo/federation.js';
 import { waitFor } from '../../src/testbed/sites.js';
-import { isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
+import { ikeThenEsp, isSearch6, readPcap, readPcap6, startCapture, stopCapture } from '../support/capture.js';
 import { netnsTest } from '../support/netns-gate.js';
 import { CLI, inWorld } from './sites.js';
 
@@ -88,17 +88,7 @@ netnsTest(
             const v6 = readPcap6(pcap);
             const between = v6.filter((p) => [p.src, p.dst].includes(GA6) && [p.src, p.dst].includes(GB6));
             const udp = between.filter((p) => p.proto === 17);
-            const port = (p: (typeof v6)[number], off: number) => p.payload.readUInt16BE(off);
-            assert.ok(
-              udp.some((p) => port(p, 0) === 500 && port(p, 2) === 500),
-              'IKE_SA_INIT on UDP 500 over IPv6',
-            );
-            const nat = udp.filter((p) => port(p, 0) === 4500 && port(p, 2) === 4500);
-            assert.ok(
-              nat.some((p) => p.payload.readUInt32BE(8) === 0),
-              'IKE on UDP 4500 over IPv6 (non-ESP marker)',
-            );
-            const esp = nat.filter((p) => p.payload.readUInt32BE(8) !== 0);
+            const esp = ikeThenEsp(udp, ' over IPv6');
             // Each echo that was answered crossed twice: request and reply.
             const answered = 1 + replies6 + replies4;
             assert.ok(

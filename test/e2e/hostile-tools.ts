@@ -64,6 +64,18 @@ export function espLike(spi: number, seq: bigint, ctLength: number): Buffer {
   return b;
 }
 
+/** G2's drops since `before`, by counter, once they add up to `n` or more (waiting up to `ms`). */
+export function g2Drops(f: Figure2, before: Record<string, number>, n: number, ms: number, what: string) {
+  return until(
+    () => {
+      const d = delta(drops(f, 2), before);
+      return total(d) >= n ? d : undefined;
+    },
+    ms,
+    what,
+  );
+}
+
 /** How key-search messages between B and A look on the WAN in one family. */
 export interface SearchOnWan {
   /** tcpdump's filter for them on G2's WAN link. */
@@ -102,14 +114,7 @@ export async function raceForgedReplies(
     const forged = forgedReplies(m, '10.200.1.2').map((r) => wire.reply(r));
     const sent = await inject(f.tb, X, join(dir, 'forged.bin'), forged);
     assert.equal(sent.sent, forged.length);
-    const d = await until(
-      () => {
-        const d = delta(drops(f, 2), before);
-        return total(d) >= forged.length ? d : undefined;
-      },
-      5000,
-      'G2 to count the forged replies',
-    );
+    const d = await g2Drops(f, before, forged.length, 5000, 'G2 to count the forged replies');
     assert.equal(total(d), forged.length, `one counted drop per forged reply: ${JSON.stringify(d)}`);
     for (const k of Object.keys(d)) assert.match(k, /^drop\.search-(forged|tampered|late-reply)$/, JSON.stringify(d));
     assert.ok(
@@ -163,11 +168,10 @@ export async function floodG2(
   assert.ok(received >= 9, `${ping} B -> A during the flood: ${received}/10 echoes answered`);
   assert.equal(f.gateways.get('G2')?.exitCode, null, 'G2 still runs');
   const arrived = wanRx() - wanRx0;
-  const d = await until(
-    () => {
-      const d = delta(drops(f, 2), before);
-      return total(d) >= Math.min(sent, arrived - 100) ? d : undefined;
-    },
+  const d = await g2Drops(
+    f,
+    before,
+    Math.min(sent, arrived - 100),
     10_000,
     `G2 to count the ${arrived} packets that arrived (${sent} sent)`,
   );

@@ -12,8 +12,8 @@ import { SEARCH_MAGIC } from '../../src/core/packet/search-message.js';
 import { buildSearchPacket, echoIds, parseSearchPacket } from '../../src/core/search/search-packet.js';
 import { ESP_FILTER, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject as injectPackets, wanAttacker } from '../support/inject.js';
-import { delta, drops, total } from '../support/drops.js';
-import { espLike, floodG2, inUdp, raceForgedReplies, type SearchOnWan, until } from './hostile-tools.js';
+import { drops } from '../support/drops.js';
+import { espLike, floodG2, g2Drops, inUdp, raceForgedReplies, type SearchOnWan } from './hostile-tools.js';
 import { netnsTest } from '../support/netns-gate.js';
 import { inFigure2 } from './sites.js';
 
@@ -54,14 +54,7 @@ netnsTest(
       assert.ok(esp.length >= 8, `captured ${esp.length} ESP packets from A's side`);
       const before2 = drops(f, 2);
       await inject(f, X, join(dir, 'replay.bin'), esp);
-      const d2 = await until(
-        () => {
-          const d = delta(drops(f, 2), before2);
-          return total(d) >= esp.length ? d : undefined;
-        },
-        5000,
-        'G2 to count the replays',
-      );
+      const d2 = await g2Drops(f, before2, esp.length, 5000, 'G2 to count the replays');
       assert.deepEqual(d2, { 'executor.drop.replay': esp.length }, 'every replayed packet is dropped as a replay');
       assert.equal(f.ping('B', 'A'), true, 'B -> A after the replays');
 

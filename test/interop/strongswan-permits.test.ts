@@ -59,34 +59,19 @@ netnsTest(
       }) => {
         for (const c of charons.splice(0)) await c.stop();
         run++;
-        const a = Charon.prepare(
-          tb,
-          ns.gwA,
-          join(dir, `${run}-a`),
-          plugin,
-          {
-            cert: A.cert.toString('pem'),
-            key: A.keyPem,
-            cas,
-            aas: o.aasAtA ?? [A.aa.cert.toString('pem')],
-            permits: o.permitForGA,
-          },
-          [conn('A', o.groupsAtA ?? ['P7'])],
-        );
-        const b = Charon.prepare(
-          tb,
-          ns.gwB,
-          join(dir, `${run}-b`),
-          plugin,
-          {
-            cert: B.cert.toString('pem'),
-            key: B.keyPem,
-            cas,
-            aas: [B.aa.cert.toString('pem')],
-            permits: o.permitForGB,
-          },
-          [conn('B', ['P7'])],
-        );
+        // A charon on each gateway: its own certificate, the permits it presents, the attribute
+        // authorities and groups it accepts.
+        const charon = (me: 'A' | 'B', aas: string[], permits: string[], groups: string[]) =>
+          Charon.prepare(
+            tb,
+            me === 'A' ? ns.gwA : ns.gwB,
+            join(dir, `${run}-${me.toLowerCase()}`),
+            plugin,
+            { cert: (me === 'A' ? A : B).cert.toString('pem'), key: (me === 'A' ? A : B).keyPem, cas, aas, permits },
+            [conn(me, groups)],
+          );
+        const a = charon('A', o.aasAtA ?? [A.aa.cert.toString('pem')], o.permitForGA, o.groupsAtA ?? ['P7']);
+        const b = charon('B', [B.aa.cert.toString('pem')], o.permitForGB, ['P7']);
         charons.push(a, b);
         await a.start();
         await b.start();

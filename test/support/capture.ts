@@ -1,5 +1,6 @@
 // Packet captures in the end-to-end tests: wait for tcpdump, then read its classic pcap file, the
 // IPv4 and the IPv6 packets of it.
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ipFromBytes } from '../../src/base/addr.js';
@@ -164,4 +165,23 @@ export function isSearch6(p: CapturedIpv6): boolean {
 /** ICMPv6 neighbour discovery (133-137): the link's own business, never intercepted. */
 export function isNd(p: CapturedIpv6): boolean {
   return p.proto === 58 && p.payload[0] >= 133 && p.payload[0] <= 137;
+}
+
+/**
+ * IKE between two gateways, from their captured UDP datagrams of either family: IKE_SA_INIT on UDP
+ * 500 and IKE on 4500 behind the non-ESP marker (`over`: the family, for the messages). Returns the
+ * ESP in UDP 4500 among them.
+ */
+export function ikeThenEsp<P extends CapturedIpv4 | CapturedIpv6>(udp: P[], over = ''): P[] {
+  const port = (p: P, off: number) => p.payload.readUInt16BE(off);
+  assert.ok(
+    udp.some((p) => port(p, 0) === 500 && port(p, 2) === 500),
+    `IKE_SA_INIT on UDP 500${over}`,
+  );
+  const nat = udp.filter((p) => port(p, 0) === 4500 && port(p, 2) === 4500);
+  assert.ok(
+    nat.some((p) => p.payload.readUInt32BE(8) === 0),
+    `IKE on UDP 4500${over} (non-ESP marker)`,
+  );
+  return nat.filter((p) => p.payload.readUInt32BE(8) !== 0);
 }
