@@ -1,6 +1,7 @@
 // End-to-end worlds (seed 000 Figure 2, src/demo/figure2.ts, and the topologies of
 // src/testbed/sites.ts), with the CLI run from source (through tsx: no build step needed in the test
 // run), each in a scratch directory that goes with its namespaces when the test ends, even on failure.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,4 +47,25 @@ export function inFigure2(
   body: (f: Figure2, dir: string) => Promise<void>,
 ): Promise<void> {
   return inWorld('kasane-e2e-', (dir) => buildFigure2({ dir, cli: CLI, ...options }), body);
+}
+
+/** A row of a gateway's key table as its status shows it (`kasane gateway status --json`). */
+export interface PathRow {
+  local: string;
+  remote: string;
+  action: string;
+  vpnName?: string;
+  peer?: string;
+  packets: number;
+}
+
+/** Asserts that `rows` hold a path with every field of `want`, and (`moving`) one that carried packets. */
+export function assertPath(rows: PathRow[], want: Partial<PathRow> & { moving?: boolean }, message?: string): void {
+  const { moving, ...fields } = want;
+  assert.ok(
+    rows.some(
+      (p) => Object.entries(fields).every(([k, v]) => p[k as keyof PathRow] === v) && (!moving || p.packets > 0),
+    ),
+    `${message ? `${message}: ` : ''}${JSON.stringify(rows)}`,
+  );
 }
