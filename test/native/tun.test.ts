@@ -13,7 +13,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hasCommand, Testbed } from './netns.js';
-import { canRunNetns, startHelperGateway as startGateway, tcpTransfer, type HelperGateway } from './netns-gateway.js';
+import {
+  canRunNetns,
+  eachReport,
+  startHelperGateway as startGateway,
+  tcpTransfer,
+  twoSites,
+  type HelperGateway,
+} from './netns-gateway.js';
 import { hex, inCi, randomKey } from './support.js';
 import { icmp6 } from './support6.js';
 
@@ -47,13 +54,7 @@ const PAIR = {
  */
 async function gatewayPair(tb: Testbed, family: 4 | 6) {
   const f = PAIR[family];
-  const ga = tb.ns('gwa');
-  const gb = tb.ns('gwb');
-  const h1 = tb.ns('h1');
-  const h2 = tb.ns('h2');
-  tb.link(h1, 'e0', '10.1.0.2/24', ga, 'gi', '10.1.0.1/24');
-  tb.link(gb, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-  tb.link(ga, 'go', '192.168.0.1/24', gb, 'go', '192.168.0.2/24');
+  const { ga, gb, h1, h2 } = twoSites(tb);
   for (const [ns, dev, a] of [
     [h1, 'e0', 'fd00:1::2/64'],
     [ga, 'gi', 'fd00:1::1/64'],
@@ -63,9 +64,9 @@ async function gatewayPair(tb: Testbed, family: 4 | 6) {
     [gb, 'go', 'fd00:ff::2/64'],
   ])
     tb.ip(ns, '-6', 'addr', 'add', a, 'dev', dev, 'nodad');
+  tb.ip(h1, '-6', 'route', 'add', 'default', 'via', 'fd00:1::1');
+  tb.ip(h2, '-6', 'route', 'add', 'default', 'via', 'fd00:2::1');
   for (const [ns, v4, v6] of [
-    [h1, ['default', 'via', '10.1.0.1'], ['default', 'via', 'fd00:1::1']],
-    [h2, ['default', 'via', '10.2.0.1'], ['default', 'via', 'fd00:2::1']],
     [ga, ['10.2.0.0/24', 'via', '192.168.0.2'], ['fd00:2::/64', 'via', 'fd00:ff::2']],
     [gb, ['10.1.0.0/24', 'via', '192.168.0.1'], ['fd00:1::/64', 'via', 'fd00:ff::1']],
   ] as const) {
@@ -110,12 +111,7 @@ async function acrossPair(
   await before?.();
   const ra = await p.A.close();
   const rb = await p.B.close();
-  for (const [name, rep] of [
-    ['A', ra],
-    ['B', rb],
-  ] as const) {
-    const c = rep.counters as Record<string, number>;
-    const s = rep.stats as Record<string, number>;
+  eachReport({ A: ra, B: rb }, (name, c, s) => {
     assert.ok(c['encrypt.packets'] > 1000 && c['decrypt.packets'] > 1000, `${name}: ${JSON.stringify(c)}`);
     assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
     assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamping keeps segments within the MTU`);
@@ -132,7 +128,7 @@ async function acrossPair(
       `${name}: UDP GSO super-packets of ESP over IPv${family} read: ${JSON.stringify(s)}`,
     );
     assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
-  }
+  });
   return { ra, rb };
 }
 
@@ -224,12 +220,7 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
           'h1 learned the path MTU',
         );
       });
-      for (const [name, rep] of [
-        ['A', ra],
-        ['B', rb],
-      ] as const) {
-        const c = rep.counters as Record<string, number>;
-        const s = rep.stats as Record<string, number>;
+      eachReport({ A: ra, B: rb }, (name, c, s) => {
         assert.equal(c['drop.bad-ipv6'], undefined);
         assert.ok(
           s['rx.gso'] > 0 && s['rx.segments'] > 0,
@@ -237,7 +228,7 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         );
         // GRO: the decrypted segments went to the TUN in fewer writes than there were segments.
         assert.ok(s['tx.packets'] < c['decrypt.packets'] + c['encrypt.packets'], `${name}: ${JSON.stringify(s)}`);
-      }
+      });
     } finally {
       tb.teardown();
     }

@@ -21,7 +21,7 @@ import { describe, it } from 'node:test';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import type { HelperConfig } from './gateway-helper.js';
 import { Testbed } from './netns.js';
-import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
+import { canRunNetns, eachReport, startHelperGateway as startGateway, tcpTransfer, twoSites } from './netns-gateway.js';
 import { checksum, hex } from './support.js';
 
 /** An ICMP echo request with valid checksums, for injecting as the core would. */
@@ -89,31 +89,26 @@ function gatewayConfig(me: 'A' | 'B', family: 4 | 6): HelperConfig {
   };
 }
 
-/** h1 - gwA == WAN == gwB - h2 (the WAN dual stack for `family` 6, without duplicate address detection). */
-function sites(tb: Testbed, family: 4 | 6): { ga: string; gb: string; h1: string; h2: string } {
-  const ga = tb.ns('gwa');
-  const gb = tb.ns('gwb');
-  const h1 = tb.ns('h1');
-  const h2 = tb.ns('h2');
-  tb.link(h1, 'e0', '10.1.0.2/24', ga, 'gi', '10.1.0.1/24');
-  tb.link(gb, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-  tb.link(ga, 'go', `${WAN[4].gw[0]}/24`, gb, 'go', `${WAN[4].gw[1]}/24`);
+/**
+ * h1 - gwA == WAN == gwB - h2 (the WAN dual stack for `family` 6, without duplicate address detection:
+ * the tunnel ports bind at once), a capture on gwA's WAN link, both gateways started; then the kernel's
+ * ping h1 -> h2 with `marker` as its pattern and verified TCP both ways (`bytes`).
+ */
+async function pairAcross(tb: Testbed, dir: string, family: 4 | 6, marker: Buffer, bytes: [number, number]) {
+  const { ga, gb, h1, h2 } = twoSites(tb);
   if (family === 6) {
-    // No duplicate address detection: the tunnel ports bind at once.
     tb.ip(ga, 'addr', 'add', `${WAN[6].gw[0]}/64`, 'dev', 'go', 'nodad');
     tb.ip(gb, 'addr', 'add', `${WAN[6].gw[1]}/64`, 'dev', 'go', 'nodad');
   }
-  tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-  tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
-  return { ga, gb, h1, h2 };
-}
-
-/** Kernel ping h1 -> h2 with `marker` as its pattern, then verified TCP both ways. */
-async function across(tb: Testbed, h1: string, h2: string, marker: Buffer, bytes: [number, number]): Promise<void> {
+  const pcap = join(dir, 'wan.pcap');
+  const cap = await startCapture(tb, ga, 'go', pcap);
+  const A = await startGateway(tb, ga, gatewayConfig('A', family));
+  const B = await startGateway(tb, gb, gatewayConfig('B', family));
   const out = tb.exec(h1, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '-p', marker.toString('hex'), '10.2.0.2');
   assert.match(out, /3 packets transmitted, 3 received/);
   await tcpTransfer(tb, h2, h1, '10.2.0.2', bytes[0]);
   await tcpTransfer(tb, h1, h2, '10.1.0.2', bytes[1]);
+  return { pcap, cap, A, B };
 }
 
 /** IKE_SA_INIT-shaped bytes behind the non-ESP marker. */
@@ -125,14 +120,9 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
     const tb = new Testbed();
     const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel-'));
     try {
-      const { ga, gb, h1, h2 } = sites(tb, 4);
-      const pcap = join(dir, 'wan.pcap');
-      const cap = await startCapture(tb, ga, 'go', pcap);
-      const A = await startGateway(tb, ga, gatewayConfig('A', 4));
-      const B = await startGateway(tb, gb, gatewayConfig('B', 4));
       // "kasane-tun" as ping's pad pattern: it must never be seen on the WAN.
       const MARKER = Buffer.from('kasane-tun');
-      await across(tb, h1, h2, MARKER, [8 << 20, 2 << 20]);
+      const { pcap, cap, A, B } = await pairAcross(tb, dir, 4, MARKER, [8 << 20, 2 << 20]);
 
       // IKE from B's tunnel port (behind the non-ESP marker) arrives in A's JavaScript with B's
       // address and port; a NAT-keepalive is counted and dropped.
@@ -164,12 +154,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const rb = await B.close();
       await stopCapture(cap);
 
-      for (const [name, rep] of [
-        ['A', ra],
-        ['B', rb],
-      ] as const) {
-        const c = rep.counters as Record<string, number>;
-        const s = rep.stats as Record<string, number>;
+      eachReport({ A: ra, B: rb }, (name, c, s, rep) => {
         const tun = rep.tunnel as {
           tx: { packets: number; nextSeq: number }[];
           rx: { packets: number; replayDrops: number; authFailures: number; lastSource: unknown }[];
@@ -188,7 +173,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
         assert.equal(tun.tx[0].nextSeq, tun.tx[0].packets + 1);
         assert.equal(tun.rx[0].packets, c['tunnel-decrypt.packets']);
         assert.equal(tun.rx[0].authFailures, 0);
-      }
+      });
       assert.equal((ra.counters as Record<string, number>)['punt.ike'], 1);
       assert.equal((ra.counters as Record<string, number>)['drop.tunnel-keepalive'], 1);
       assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
@@ -254,13 +239,8 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
     const tb = new Testbed();
     const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel6-'));
     try {
-      const { ga, gb, h1, h2 } = sites(tb, 6);
-      const pcap = join(dir, 'wan.pcap');
-      const cap = await startCapture(tb, ga, 'go', pcap);
-      const A = await startGateway(tb, ga, gatewayConfig('A', 6));
-      const B = await startGateway(tb, gb, gatewayConfig('B', 6));
       const MARKER = Buffer.from('kasane-v6wan');
-      await across(tb, h1, h2, MARKER, [4 << 20, 1 << 20]);
+      const { pcap, cap, A, B } = await pairAcross(tb, dir, 6, MARKER, [4 << 20, 1 << 20]);
 
       // IKE over IPv6 and over IPv4, out of the same port number, each with its source.
       const [WAN4, WAN6] = [WAN[4].gw, WAN[6].gw];
@@ -274,12 +254,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const ra = await A.close();
       const rb = await B.close();
       await stopCapture(cap);
-      for (const [name, rep] of [
-        ['A', ra],
-        ['B', rb],
-      ] as const) {
-        const c = rep.counters as Record<string, number>;
-        const s = rep.stats as Record<string, number>;
+      eachReport({ A: ra, B: rb }, (name, c, s) => {
         assert.ok(
           c['tunnel-encrypt.packets'] > 500 && c['tunnel-decrypt.packets'] > 500,
           `${name}: ${JSON.stringify(c)}`,
@@ -288,7 +263,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
         assert.equal(c['drop.auth-failed'], undefined);
         assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamped to 1500 - 85 - 40`);
         assert.equal(s['udp.tx-errors'], 0, `${name}: ${JSON.stringify(s)}`);
-      }
+      });
       assert.equal((ra.counters as Record<string, number>)['punt.ike'], 2);
       assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
         addr: WAN6[1],
