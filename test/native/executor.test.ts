@@ -26,7 +26,7 @@ import {
 const B = '10.2.0.10';
 const A = '10.1.0.10';
 const SPI = 0x1001;
-const { K, SA, sender, receiver } = groupSa(A, B, SPI, 1);
+const { K, SA, sender, receiver, pair: executors } = groupSa(A, B, SPI, 1);
 
 describe('native executor: encrypt (inside)', () => {
   it('produces exactly the ESP of an independent implementation, seq 1, 2, ...', (t) => {
@@ -106,11 +106,9 @@ describe('native executor: encrypt (inside)', () => {
   });
 
   it('carries fragments, fragments what exceeds the path without DF, punts too-big with DF, drops without a sending SA', (t) => {
-    const ex = newExecutor(t);
-    if (!ex) return;
-    sender(ex, 108);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t, 108);
+    if (!pair) return;
+    const { ex, rx } = pair;
     // A terminal's own fragments are carried whole and arrive as they were sent.
     const frag = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), mf: true });
     const later = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), fragOffset: 3 });
@@ -165,11 +163,9 @@ describe('native executor: encrypt (inside)', () => {
   });
 
   it('clamps the MSS of a TCP SYN to mtu - 85 with a valid checksum, also at an odd offset', (t) => {
-    const ex = newExecutor(t);
-    if (!ex) return;
-    sender(ex, 1400);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t, 1400);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const cases = [
       Uint8Array.of(2, 4, 0x05, 0xb4), // MSS 1460 first
       Uint8Array.of(1, 2, 4, 0x05, 0xb4, 1, 1, 1), // NOP, then MSS at an odd offset
@@ -485,11 +481,9 @@ describe('native executor: rules, punts and counters', () => {
   });
 
   it('encrypt then decrypt returns the packet for any payload and protocol (property)', (t) => {
-    const tx = newExecutor(t);
-    if (!tx) return;
-    sender(tx);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex: tx, rx } = pair;
     let seq = 0n;
     fc.assert(
       fc.property(

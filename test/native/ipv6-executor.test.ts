@@ -26,7 +26,7 @@ import {
 const A = '2001:db8:1::10';
 const B = '2001:db8:2::10';
 const SPI = 0x6001;
-const { K, SA, sender, receiver } = groupSa(A, B, SPI, 6);
+const { K, SA, sender, receiver, pair: executors } = groupSa(A, B, SPI, 6);
 
 const echo = (src: string, dst: string, data: string, exts?: Ext[]) =>
   icmp6(src, dst, 128, Uint8Array.from([0, 7, 0, 1, ...new TextEncoder().encode(data)]), exts);
@@ -180,11 +180,9 @@ describe('native executor: IPv6 before any rule', () => {
 
 describe('native executor: group mode over IPv6', () => {
   it('transport form: the fixed header kept, everything after it sealed, UDP checksum over the v6 pseudo-header', (t) => {
-    const ex = newExecutor(t);
-    const rx = newExecutor(t);
-    if (!ex || !rx) return;
-    sender(ex);
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const packets = [
       echo(B, A, 'a'),
       echo(B, A, 'kasane v6', [{ type: 0 }, { type: 43, body: new Uint8Array(14) }, { type: 60 }]),
@@ -220,11 +218,9 @@ describe('native executor: group mode over IPv6', () => {
   });
 
   it('carried form for IPv6 and IPv4 in IPv6 (next header 41 / 4), checked by the receiver', (t) => {
-    const ex = newExecutor(t);
-    const rx = newExecutor(t);
-    if (!ex || !rx) return;
-    sender(ex);
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const in6 = ipv6({
       src: B,
       dst: A,

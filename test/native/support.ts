@@ -338,16 +338,22 @@ export function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
 export function groupSa(a: string, b: string, spi: number, seed: number) {
   const K = randomKey(seed);
   const SA: RefSa = { spi, ...K };
-  return {
-    K,
-    SA,
-    sender(ex: NativeExecutor, mtu?: number, encapsulation?: 'esp'): void {
-      ex.installTxSa({ spi, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n, encapsulation });
-      ex.installPath({ local: b, remote: a, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
-    },
-    receiver(ex: NativeExecutor): void {
-      ex.installRxSa({ spi, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
-      ex.installPath({ local: a, remote: b, action: 'encrypt', vpnId: 1, peer: 'G2' });
-    },
+  const sender = (ex: NativeExecutor, mtu?: number, encapsulation?: 'esp'): void => {
+    ex.installTxSa({ spi, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n, encapsulation });
+    ex.installPath({ local: b, remote: a, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
   };
+  const receiver = (ex: NativeExecutor): void => {
+    ex.installRxSa({ spi, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
+    ex.installPath({ local: a, remote: b, action: 'encrypt', vpnId: 1, peer: 'G2' });
+  };
+  /** A sender (`mtu` on its path) and a receiver, each an executor of its own; undefined after a skip. */
+  const pair = (t: TestContext, mtu?: number): { ex: NativeExecutor; rx: NativeExecutor } | undefined => {
+    const ex = newExecutor(t);
+    const rx = newExecutor(t);
+    if (!ex || !rx) return undefined;
+    sender(ex, mtu);
+    receiver(rx);
+    return { ex, rx };
+  };
+  return { K, SA, sender, receiver, pair };
 }
