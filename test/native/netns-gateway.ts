@@ -1,10 +1,13 @@
 // What the namespace tests of the native datapath share: the run-or-skip decision, a gateway
 // process (gateway-helper.ts) driven over stdin/stdout, and a TCP transfer whose content is checked.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { HelperConfig } from './gateway-helper.js';
-import { hasCommand, JsonLines, netnsAvailability, type Testbed, waitExit } from './netns.js';
+import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from './netns.js';
 import { inCi, nativeOrSkip } from './support.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,6 +30,26 @@ export function canRunNetns(t: TestContext, commands: string[] = []): boolean {
     return false;
   }
   return true;
+}
+
+/**
+ * Runs `body` with a fresh testbed and a scratch directory when the test can run here (canRunNetns
+ * with `commands`); deletes the namespaces and the directory after, whatever happened.
+ */
+export async function inTestbed(
+  t: TestContext,
+  commands: string[],
+  body: (tb: Testbed, dir: string) => Promise<void>,
+): Promise<void> {
+  if (!canRunNetns(t, commands)) return;
+  const tb = new Testbed();
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-netns-'));
+  try {
+    await body(tb, dir);
+  } finally {
+    tb.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface HelperGateway {

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hasCommand, Testbed } from './netns.js';
 import {
-  canRunNetns,
+  inTestbed,
   eachReport,
   startHelperGateway as startGateway,
   tcpTransfer,
@@ -135,9 +135,7 @@ async function acrossPair(
 describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () => {
   for (const queues of [1, 2]) {
     it(`plain rules, ${queues} queue(s): punt, learn and inject; ping; verified TCP; clean exit`, async (t) => {
-      if (!canRunNetns(t)) return;
-      const tb = new Testbed();
-      try {
+      await inTestbed(t, [], async (tb) => {
         const gw = tb.ns('gw');
         // One gateway: inside gi faces h1, outside go faces h2.
         const h1 = tb.ns('h1');
@@ -176,30 +174,22 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
           (p) => p.local === '10.1.0.2',
         );
         assert.ok(path && path.packets > 1000 && Math.abs(path.lastUsed - Date.now()) < 60_000, JSON.stringify(path));
-      } finally {
-        tb.teardown();
-      }
+      });
     });
   }
 
   it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways', async (t) => {
-    if (!canRunNetns(t)) return;
-    const tb = new Testbed();
-    try {
+    await inTestbed(t, [], async (tb) => {
       const { ra } = await acrossPair(tb, 4, await gatewayPair(tb, 4));
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',
       );
-    } finally {
-      tb.teardown();
-    }
+    });
   });
 
   it('encrypt -> decrypt between IPv6 terminals: ping -6, verified TCP, TSO6 in, USO6 between the gateways, GRO out', async (t) => {
-    if (!canRunNetns(t)) return;
-    const tb = new Testbed();
-    try {
+    await inTestbed(t, [], async (tb) => {
       const pair = await gatewayPair(tb, 6);
       const { ra, rb } = await acrossPair(tb, 6, pair, async () => {
         // A Packet Too Big of the gateway's own (what the core answers a too-big punt with) leaves
@@ -229,8 +219,6 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         // GRO: the decrypted segments went to the TUN in fewer writes than there were segments.
         assert.ok(s['tx.packets'] < c['decrypt.packets'] + c['encrypt.packets'], `${name}: ${JSON.stringify(s)}`);
       });
-    } finally {
-      tb.teardown();
-    }
+    });
   });
 });

@@ -14,14 +14,13 @@
 // either family with its source; the receiving SA records the IPv6 source.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import type { HelperConfig } from './gateway-helper.js';
 import { Testbed } from './netns.js';
-import { canRunNetns, eachReport, startHelperGateway as startGateway, tcpTransfer, twoSites } from './netns-gateway.js';
+import { eachReport, inTestbed, startHelperGateway as startGateway, tcpTransfer, twoSites } from './netns-gateway.js';
 import { checksum, hex } from './support.js';
 
 /** An ICMP echo request with valid checksums, for injecting as the core would. */
@@ -116,10 +115,7 @@ const IKE = '00000000' + 'a1b2c3d4e5f60718' + '0000000000000000' + '21202208' + 
 
 describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout: 180_000 }, () => {
   it('kernel ping and verified TCP through two gateways; the WAN carries only UDP 4500 with ESP; IKE punted with its source; keepalives counted', async (t) => {
-    if (!canRunNetns(t, ['ping', 'tcpdump'])) return;
-    const tb = new Testbed();
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel-'));
-    try {
+    await inTestbed(t, ['ping', 'tcpdump'], async (tb, dir) => {
       // "kasane-tun" as ping's pad pattern: it must never be seen on the WAN.
       const MARKER = Buffer.from('kasane-tun');
       const { pcap, cap, A, B } = await pairAcross(tb, dir, 4, MARKER, [8 << 20, 2 << 20]);
@@ -228,17 +224,11 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const dump = spawnSync('tcpdump', ['-r', pcap, '-n', '-c', '200', 'udp port 4500'], { encoding: 'utf8' });
       assert.match(dump.stdout, /UDP-encap: ESP\(spi=0x0000c100,seq=0x1\)/, dump.stdout.slice(0, 2000) + dump.stderr);
       assert.match(dump.stdout, /UDP-encap: ESP\(spi=0x0000c200,seq=0x1\)/);
-    } finally {
-      tb.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('over an IPv6 WAN: IPv4 terminals through ESP in UDP over IPv6; dual-stack tunnel ports; IKE over either family', async (t) => {
-    if (!canRunNetns(t, ['ping', 'tcpdump'])) return;
-    const tb = new Testbed();
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel6-'));
-    try {
+    await inTestbed(t, ['ping', 'tcpdump'], async (tb, dir) => {
       const MARKER = Buffer.from('kasane-v6wan');
       const { pcap, cap, A, B } = await pairAcross(tb, dir, 6, MARKER, [4 << 20, 1 << 20]);
 
@@ -281,9 +271,6 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       assert.match(dump.stdout, /IP6 fd00:ff::2\.4500 > fd00:ff::1\.4500: UDP-encap: ESP\(spi=0x0000d200,seq=0x1\)/);
       const plain = spawnSync('tcpdump', ['-r', pcap, '-n', 'icmp or tcp'], { encoding: 'utf8' });
       assert.equal(plain.stdout.trim(), '', 'no terminal traffic on the WAN');
-    } finally {
-      tb.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
