@@ -11,8 +11,11 @@ export interface NetnsGate {
   require(): void;
 }
 
+/** Whether this process may make namespaces: asked once (a probe namespace made and deleted), then remembered. */
+let availability: ReturnType<typeof netnsAvailability> | undefined;
+
 export function netnsGate(...commands: string[]): NetnsGate {
-  const avail = netnsAvailability();
+  const avail = (availability ??= netnsAvailability());
   const missing = avail.ok ? commands.find((c) => !hasCommand(c)) : undefined;
   const why = avail.ok ? (missing ? `${missing} is not installed` : undefined) : avail.reason;
   return {
