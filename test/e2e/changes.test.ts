@@ -1,29 +1,17 @@
 // Changes while running, on real Linux networking (seed 000 Figure 2 in namespaces): removing a
 // member stops its path within seconds; an authority outage and restart change nothing for
 // established traffic; a restarted gateway recovers its paths.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2 } from '../../src/demo/figure2.js';
-import { netnsAvailability } from '../../src/testbed/netns.js';
 import { readPcap, startCapture, stopCapture } from '../support/capture.js';
+import { netnsTest } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
-
-test(
+netnsTest(
   'changes while running: member removal, authority restart, gateway restart',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI });
-    try {
+    await inFigure2({}, async (f, dir) => {
       assert.equal(f.ping('B', 'A'), true);
       assert.equal(f.ping('B', 'C'), true);
 
@@ -73,9 +61,6 @@ test(
         [],
         "no packet of C decrypted onto B's LAN after the path stopped (ms after the removal)",
       );
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

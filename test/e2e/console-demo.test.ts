@@ -7,30 +7,22 @@
 // from the console revokes it everywhere; no Content-Security-Policy violation; the demo's local
 // listener and namespaces are gone after Ctrl-C. With KASANE_SCREENSHOTS=DIR it writes the
 // screenshots of docs/ (overview, map, a gateway) there.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { netnsAvailability } from '../../src/testbed/netns.js';
 import { waitFor } from '../../src/testbed/sites.js';
 import { browserSkip, launchChromium } from '../console/browser.js';
 import { markDocument, serverSpki, signIn, watch } from '../console/helpers.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  (!avail.ok && !process.env.CI
-    ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)`
-    : false) || browserSkip();
-
-test(
+netnsTest(
   'the console of a live Figure 2 demo in Chromium: the map, a live key table, a member added and a gateway revoked without reloads',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000, skip: browserSkip() },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
     const shots = process.env.KASANE_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'kasane-shots-'));
     mkdirSync(shots, { recursive: true });
     const demo = spawn(CLI[0], [...CLI.slice(1), 'demo', 'figure2', '--interval', '1'], {

@@ -2,7 +2,6 @@
 // built, and a failure while the namespaces are being made leaves none of them behind. The `ip` the
 // demo runs is a small wrapper (first on PATH) that records every namespace the demo adds and,
 // in the second test, refuses to add one of them as a real `ip` would (a name already taken).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import {
@@ -17,13 +16,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { netnsAvailability } from '../../src/testbed/netns.js';
-
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
+import { netnsTest } from '../support/netns-gate.js';
+import { CLI } from './sites.js';
 
 function which(cmd: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -85,11 +79,10 @@ function host(failSuffix: string | undefined): Host {
   return h;
 }
 
-test(
+netnsTest(
   'kasane demo without ping: names it and its package, builds nothing, leaves nothing',
-  { skip, timeout: 180_000 },
+  { timeout: 180_000 },
   () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
     const h = host(undefined);
     try {
       symlinkSync(which('sh'), join(h.bin, 'sh'));
@@ -111,8 +104,7 @@ test(
   },
 );
 
-test('kasane demo that fails while making its namespaces deletes those it made', { skip, timeout: 180_000 }, () => {
-  assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
+netnsTest('kasane demo that fails while making its namespaces deletes those it made', { timeout: 180_000 }, () => {
   const h = host('-C'); // A and B are made, C is refused
   try {
     const r = h.run(`${h.bin}:${process.env.PATH}`);

@@ -2,15 +2,10 @@
 // as an operator runs it (the CLI in a process of its own): figure2 (the default), multistage and
 // federation; and all three over IPv6 (`--ipv6`: the same matrix; federation on an IPv6 WAN). Each must pass,
 // print its verdicts and its console URL on 127.0.0.1, and leave no namespace behind.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { netnsAvailability } from '../../src/testbed/netns.js';
+import { netnsTest } from '../support/netns-gate.js';
 import { CLI } from './sites.js';
-
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
 
 function run(args: string[]): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -78,11 +73,10 @@ const SCENARIOS: { args: string[]; name: string; verdicts: RegExp[] }[] = [
 ];
 
 for (const s of SCENARIOS) {
-  test(
+  netnsTest(
     `kasane demo ${s.args.join(' ')}: the self-test passes, shows the console URL, leaves no namespace`,
-    { skip, timeout: 300_000 },
+    { timeout: 300_000 },
     async () => {
-      assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
       const r = await run(s.args);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, new RegExp(`check passed: ${s.name} behaves as the paper says`));

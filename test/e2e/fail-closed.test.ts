@@ -7,25 +7,24 @@
 // must resume. `kasane gateway teardown` then unprotects on purpose, and only when G1 is not running.
 // The network is dual stack and the load runs over IPv4 and IPv6 at once: the same holds for both
 // (issue 14: IPv6 rules, tables, refusing routes and the inet guard).
-import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability, waitExit } from '../../src/testbed/netns.js';
-import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { isEsp6, isSearch6, readPcap6 } from './capture6.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
+import { waitExit } from '../../src/testbed/netns.js';
+import {
+  type CapturedIpv4,
+  type CapturedIpv6,
+  isEsp,
+  isSearch6,
+  readPcap,
+  readPcap6,
+  startCapture,
+  stopCapture,
+} from '../support/capture.js';
+import { netnsTest } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['tcpdump', 'nft'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const A6 = 'fd00:1::10';
@@ -55,8 +54,8 @@ function refusal(ns: string, to: string): string {
   return `${r.stdout}${r.stderr}`.trim();
 }
 
-interface Round {
-  how: 'SIGKILL' | 'SIGTERM';
+/** What crossed in one family while the load ran around a stop of G1. */
+interface Crossed {
   /**
    * Plaintext from A on the WAN that is not a key-search message nor allowed plain (the load's marker or anything
    * else).
@@ -69,20 +68,19 @@ interface Round {
   lanWhileDown: number;
   /** ESP between A and B on the WAN (the load was running). */
   wanEsp: number;
-  /** The same over IPv6, between A's and B's IPv6 addresses. */
-  wanPlain6: number;
-  wanPlainMarker6: number;
-  lanEsp6: number;
-  lanWhileDown6: number;
-  wanEsp6: number;
-  resumedAB6: boolean;
-  resumedBA6: boolean;
+  resumedAB: boolean;
+  resumedBA: boolean;
+}
+
+interface Round {
+  how: 'SIGKILL' | 'SIGTERM';
+  /** IPv4 between A and B, and the same over IPv6, between their IPv6 addresses. */
+  v4: Crossed;
+  v6: Crossed;
   /** Whether A's ping -6 to B was answered while G1 was down. */
   reached6: boolean;
   firstStart: string;
   rulesAfterStop: string;
-  resumedAB: boolean;
-  resumedBA: boolean;
   /**
    * While G1 was down: its own traffic to the authority host, and A's relayed-in-the-clear traffic to it (allowPlain).
    */
@@ -155,34 +153,44 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
     await Promise.all(load.map((p) => waitExit(p, 5000)));
     await stopCapture(wan);
     await stopCapture(lan);
-    const w = readPcap(wanFile);
-    const l = readPcap(lanFile);
-    // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
-    const wanPlainPackets = w.filter(
-      (p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH),
-    );
-    const w6 = readPcap6(wanFile);
-    const l6 = readPcap6(lanFile);
-    const wanPlain6 = w6.filter((p) => p.src === A6 && !isEsp6(p) && !isSearch6(p));
-    return {
-      how,
-      wanPlain6: wanPlain6.length,
-      wanPlainMarker6: wanPlain6.filter((p) => p.payload.includes(MARKER_BYTES)).length,
-      wanEsp6: w6.filter(isEsp6).length,
-      lanEsp6: l6.filter(isEsp6).length,
-      lanWhileDown6: l6.filter((p) => p.time > down + 50 && p.time < up).length,
-      resumedAB6,
-      resumedBA6,
-      reached6,
-      wanPlain: wanPlainPackets.length,
-      wanPlainMarker: wanPlainPackets.filter((p) => p.payload.includes(MARKER_BYTES)).length,
-      wanEsp: w.filter(isEsp).length,
-      lanEsp: l.filter(isEsp).length,
-      lanWhileDown: l.filter((p) => p.time > down + 50 && p.time < up).length,
-      firstStart,
-      rulesAfterStop,
+    const crossed = <P extends CapturedIpv4 | CapturedIpv6>(
+      wanPlain: P[],
+      wan: P[],
+      lan: P[],
+      resumedAB: boolean,
+      resumedBA: boolean,
+    ): Crossed => ({
+      wanPlain: wanPlain.length,
+      wanPlainMarker: wanPlain.filter((p) => p.payload.includes(MARKER_BYTES)).length,
+      wanEsp: wan.filter(isEsp).length,
+      lanEsp: lan.filter(isEsp).length,
+      lanWhileDown: lan.filter((p) => p.time > down + 50 && p.time < up).length,
       resumedAB,
       resumedBA,
+    });
+    const w = readPcap(wanFile);
+    const w6 = readPcap6(wanFile);
+    const l6 = readPcap6(lanFile);
+    return {
+      how,
+      // Plaintext from A that is neither a key-search message nor A's allowed plain traffic to the authority host.
+      v4: crossed(
+        w.filter((p) => p.src === A && p.dst !== AUTH_HOST && !isEsp(p) && !p.payload.includes(SEARCH)),
+        w,
+        readPcap(lanFile),
+        resumedAB,
+        resumedBA,
+      ),
+      v6: crossed(
+        w6.filter((p) => p.src === A6 && !isEsp(p) && !isSearch6(p)),
+        w6,
+        l6,
+        resumedAB6,
+        resumedBA6,
+      ),
+      reached6,
+      firstStart,
+      rulesAfterStop,
       ownWhileDown,
       plainWhileDown,
       plainAfter,
@@ -192,15 +200,11 @@ async function round(f: Figure2, dir: string, how: Round['how']): Promise<Round>
   }
 }
 
-test(
+netnsTest(
   'a killed or stopped gateway fails closed: nothing of A or B crosses unprotected, the first restart works, teardown unprotects on purpose',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'nft'] },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` });
-    try {
+    await inFigure2({ ipv6: true, gatewayConfig: `allowPlain: [${AUTH_HOST}/32]\n` }, async (f, dir) => {
       assert.equal(f.ping('B', 'A'), true, 'B -> A before');
       assert.equal(f.ping('B', 'A', { family: 6 }), true, 'B -> A over IPv6 before');
       assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 before');
@@ -213,20 +217,31 @@ test(
         rounds.push(r);
       }
       for (const r of rounds) {
-        assert.ok(
-          r.wanEsp > 500,
-          `${r.how}: the load ran encrypted around the stop (${r.wanEsp} ESP packets on the WAN)`,
-        );
-        assert.equal(r.wanPlain, 0, `${r.how}: plaintext from A on the WAN (${r.wanPlainMarker} with the marker)`);
-        assert.equal(r.lanEsp, 0, `${r.how}: ESP from B forwarded onto A's LAN as it came`);
-        assert.equal(r.lanWhileDown, 0, `${r.how}: packets from B on A's LAN while G1 was down`);
+        // IPv4 and IPv6: the same, under the same load.
+        for (const [family, c] of [
+          ['', r.v4],
+          ['IPv6 ', r.v6],
+        ] as const) {
+          assert.ok(
+            c.wanEsp > 500,
+            `${r.how}: the ${family}load ran encrypted around the stop (${c.wanEsp} ESP packets on the WAN)`,
+          );
+          assert.equal(
+            c.wanPlain,
+            0,
+            `${r.how}: ${family}plaintext from A on the WAN (${c.wanPlainMarker} with the marker)`,
+          );
+          assert.equal(c.lanEsp, 0, `${r.how}: ${family}ESP from B forwarded onto A's LAN as it came`);
+          assert.equal(c.lanWhileDown, 0, `${r.how}: ${family}packets from B on A's LAN while G1 was down`);
+          assert.ok(
+            c.resumedAB && c.resumedBA,
+            `${r.how}: ${family}traffic resumes after the restart (A -> B ${c.resumedAB}, B -> A ${c.resumedBA})`,
+          );
+        }
+        assert.ok(!r.reached6, `${r.how}: A's IPv6 packets do not reach B while G1 is down`);
         assert.equal(r.firstStart, 'ok', `${r.how}: the first start after the stop`);
         assert.match(r.rulesAfterStop, /iif lan0 lookup 5150/, `${r.how}: the inside rule outlives the process`);
         assert.match(r.rulesAfterStop, /iif wan0 lookup 5151/, `${r.how}: the outside rule outlives the process`);
-        assert.ok(
-          r.resumedAB && r.resumedBA,
-          `${r.how}: traffic resumes after the restart (A -> B ${r.resumedAB}, B -> A ${r.resumedBA})`,
-        );
         assert.ok(
           r.ownWhileDown,
           `${r.how}: G1's host keeps its own traffic (to the authority) while the gateway is down`,
@@ -238,23 +253,6 @@ test(
         assert.ok(
           r.plainAfter,
           `${r.how}: A's allowed plain traffic is relayed again after the restart (through the TUN devices, past the guard)`,
-        );
-        // IPv6: the same, under the same load.
-        assert.ok(
-          r.wanEsp6 > 500,
-          `${r.how}: the IPv6 load ran encrypted around the stop (${r.wanEsp6} ESP packets on the WAN)`,
-        );
-        assert.equal(
-          r.wanPlain6,
-          0,
-          `${r.how}: IPv6 plaintext from A on the WAN (${r.wanPlainMarker6} with the marker)`,
-        );
-        assert.equal(r.lanEsp6, 0, `${r.how}: IPv6 ESP from B forwarded onto A's LAN as it came`);
-        assert.equal(r.lanWhileDown6, 0, `${r.how}: IPv6 packets from B on A's LAN while G1 was down`);
-        assert.ok(!r.reached6, `${r.how}: A's IPv6 packets do not reach B while G1 is down`);
-        assert.ok(
-          r.resumedAB6 && r.resumedBA6,
-          `${r.how}: IPv6 traffic resumes after the restart (A -> B ${r.resumedAB6}, B -> A ${r.resumedBA6})`,
         );
       }
 
@@ -318,9 +316,6 @@ test(
       await f.startGateway(1);
       assert.equal(f.ping('A', 'B'), true, 'A -> B after a start from the torn-down state');
       assert.equal(f.ping('A', 'B', { family: 6 }), true, 'A -> B over IPv6 after a start from the torn-down state');
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

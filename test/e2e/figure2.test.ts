@@ -1,32 +1,17 @@
 // End to end on real Linux networking: seed 000 Figure 2 in network namespaces (src/demo/figure2.ts)
 // with a real authority process, three real gateway daemons (TUN + native datapath + policy
 // routing) and the kernel's own ping between unmodified terminals.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2 } from '../../src/demo/figure2.js';
 import { isEsp, readPcap, startCapture, stopCapture } from '../support/capture.js';
-import { netnsAvailability } from '../../src/testbed/netns.js';
+import { netnsTest } from '../support/netns-gate.js';
+import { assertPath, inFigure2, type PathRow } from './sites.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-/** The CLI from source (no build step needed in the test run). */
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
-
-type PathRow = { local: string; remote: string; action: string; vpnName?: string; peer?: string; packets: number };
-
-test(
+netnsTest(
   'Figure 2 in namespaces: B reaches A and C, A never reaches C; the WAN carries only ESP and search messages',
-  { skip, timeout: 240_000 },
+  { timeout: 240_000 },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI });
-    try {
+    await inFigure2({}, async (f, dir) => {
       // Capture the WAN between R and G1 while the terminals talk.
       const pcap = join(dir, 'wan-g1.pcap');
       const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap);
@@ -62,25 +47,9 @@ test(
           }
         ).paths;
       const g2 = status(2);
-      assert.ok(
-        g2.some(
-          (p) =>
-            p.remote === '10.1.0.10' &&
-            p.action === 'encrypt' &&
-            p.vpnName === 'VPN1' &&
-            p.peer === 'G1' &&
-            p.packets > 0,
-        ),
-        JSON.stringify(g2),
-      );
-      assert.ok(
-        g2.some((p) => p.remote === '10.3.0.10' && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3'),
-        JSON.stringify(g2),
-      );
-      assert.ok(status(1).some((p) => p.remote === '10.3.0.10' && p.action === 'discard'));
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+      assertPath(g2, { remote: '10.1.0.10', action: 'encrypt', vpnName: 'VPN1', peer: 'G1', moving: true });
+      assertPath(g2, { remote: '10.3.0.10', action: 'encrypt', vpnName: 'VPN2', peer: 'G3' });
+      assertPath(status(1), { remote: '10.3.0.10', action: 'discard' });
+    });
   },
 );

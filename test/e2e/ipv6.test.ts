@@ -3,71 +3,18 @@
 // between the IPv6 terminals of a VPN and never the payload marker; IPv4 and IPv6 terminals of the
 // same LANs at once; TCP over IPv6 (iperf3 -6); and neighbour discovery through a gateway under
 // that load (ND is never intercepted: the link's own business, answered by the kernels).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
 import { FIGURE2_PAIRS } from '../../src/demo/scenarios.js';
-import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
-import { startCapture, stopCapture } from '../support/capture.js';
-import { isEsp6, isNd, isSearch6, readPcap6 } from './capture6.js';
+import { isEsp, isNd, isSearch6, readPcap6, startCapture, stopCapture } from '../support/capture.js';
+import { netnsTest } from '../support/netns-gate.js';
+import { iperf } from './iperf.js';
+import { assertPath, inFigure2 } from './sites.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['tcpdump', 'iperf3'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 /** "kasane-secret6!" as ping's fill pattern. */
 const MARKER = '6b6173616e652d73656372657436';
 const MARKER_BYTES = Buffer.from(MARKER, 'hex').subarray(0, 12);
-
-type T = 'A' | 'B' | 'C';
-
-interface Iperf {
-  bytes: number;
-  intervals: number[];
-  error?: string;
-}
-
-/** iperf3 over IPv6 from one terminal to another; resolves with its summary. */
-async function iperf6(f: Figure2, from: T, to: T, seconds: number, during?: () => Promise<void>): Promise<Iperf> {
-  const server = f.tb.spawn(f.ns[to], 'iperf3', ['-s', '-1', '-6', '-B', f.terminals6[to]]);
-  try {
-    await new Promise((r) => setTimeout(r, 500));
-    const client = f.tb.spawn(f.ns[from], 'iperf3', [
-      '-6',
-      '-c',
-      f.terminals6[to],
-      '-t',
-      String(seconds),
-      '-J',
-      '--connect-timeout',
-      '5000',
-    ]);
-    let out = '';
-    client.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((r) => client.once('exit', (code) => r(code)));
-    if (during) await during();
-    const code = await exited;
-    const j = JSON.parse(out) as {
-      error?: string;
-      intervals?: { sum: { bytes: number } }[];
-      end?: { sum_received?: { bytes: number } };
-    };
-    return {
-      bytes: j.end?.sum_received?.bytes ?? 0,
-      intervals: (j.intervals ?? []).map((i) => i.sum.bytes),
-      error: j.error ?? (code === 0 ? undefined : `iperf3 exited with ${code}`),
-    };
-  } finally {
-    if (server.exitCode === null) server.kill('SIGTERM');
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,16 +24,12 @@ function neighbour(f: Figure2, ns: string, dev: string, addr: string): string | 
   return j[0]?.state?.join(',');
 }
 
-test(
+netnsTest(
   'IPv6 end to end: Figure 2 over ping -6, only ESP on the WAN, dual stack, iperf3 -6, ND under load',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'iperf3'] },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true });
-    const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
-    try {
+    await inFigure2({ ipv6: true }, async (f, dir) => {
+      const [A6, B6, C6] = [f.terminals6.A, f.terminals6.B, f.terminals6.C];
       // 1. Figure 2's matrix over IPv6, with the WAN between R and G1 captured.
       const pcap = join(dir, 'wan-g1.pcap');
       const capture = await startCapture(f.tb, f.ns.R, 'g1', pcap, ['ip6']);
@@ -97,12 +40,12 @@ test(
       const packets = readPcap6(pcap);
       const between = packets.filter((p) => (p.src === A6 && p.dst === B6) || (p.src === B6 && p.dst === A6));
       assert.ok(
-        between.filter(isEsp6).length >= 12,
+        between.filter(isEsp).length >= 12,
         `ESP between A and B on the WAN, in IPv6 between the terminals: ${between.length} packets`,
       );
       // Apart from ESP, only the key search (ICMPv6 echo carrying the KSRC payload) crosses in the clear.
       for (const p of between)
-        assert.ok(isEsp6(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
+        assert.ok(isEsp(p) || isSearch6(p), `plaintext packet (next header ${p.proto}) on the WAN between A and B`);
       for (const p of packets) assert.ok(!p.payload.includes(MARKER_BYTES), 'the marker never appears on the WAN');
       assert.ok(
         !packets.some((p) => p.src === A6 && p.dst === C6 && !isSearch6(p)),
@@ -111,28 +54,9 @@ test(
 
       const paths = (n: 1 | 2 | 3) => f.status(n).paths;
       const g2 = paths(2);
-      assert.ok(
-        g2.some(
-          (p) =>
-            p.local === B6 &&
-            p.remote === A6 &&
-            p.action === 'encrypt' &&
-            p.vpnName === 'VPN1' &&
-            p.peer === 'G1' &&
-            p.packets > 0,
-        ),
-        JSON.stringify(g2),
-      );
-      assert.ok(
-        g2.some(
-          (p) => p.local === B6 && p.remote === C6 && p.action === 'encrypt' && p.vpnName === 'VPN2' && p.peer === 'G3',
-        ),
-        JSON.stringify(g2),
-      );
-      assert.ok(
-        paths(1).some((p) => p.remote === C6 && p.action === 'discard'),
-        JSON.stringify(paths(1)),
-      );
+      assertPath(g2, { local: B6, remote: A6, action: 'encrypt', vpnName: 'VPN1', peer: 'G1', moving: true });
+      assertPath(g2, { local: B6, remote: C6, action: 'encrypt', vpnName: 'VPN2', peer: 'G3' });
+      assertPath(paths(1), { remote: C6, action: 'discard' });
 
       // 2. Dual stack: the IPv4 and IPv6 terminals of the same LANs at once, each its own path.
       const both = [
@@ -147,10 +71,7 @@ test(
       assert.deepEqual(codes, [0, 0, 0, 0], 'B -> A and C -> B over IPv4 and IPv6 at the same time');
       const g2again = paths(2);
       for (const remote of [f.terminals.A, A6, f.terminals.C, C6])
-        assert.ok(
-          g2again.some((p) => p.remote === remote && p.action === 'encrypt'),
-          `G2 encrypts to ${remote}: ${JSON.stringify(g2again)}`,
-        );
+        assertPath(g2again, { remote, action: 'encrypt' }, `G2 encrypts to ${remote}`);
 
       // 3. TCP over IPv6, with neighbour discovery through G1 under that load: A's and G1's
       //    neighbour caches are flushed while the transfer runs; they resolve each other again (the
@@ -158,13 +79,16 @@ test(
       const lanFile = join(dir, 'lan-a.pcap');
       const lan = await startCapture(f.tb, f.ns.A, 'eth0', lanFile, ['icmp6'], ['-s', '128']);
       const flushes: string[] = [];
-      const tcp = await iperf6(f, 'B', 'A', 8, async () => {
-        for (let i = 0; i < 3; i++) {
-          await sleep(1500);
-          f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
-          f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
-          flushes.push(`${Date.now()}`);
-        }
+      const tcp = await iperf(f, 'B', 'A', 8, {
+        family: 6,
+        during: async () => {
+          for (let i = 0; i < 3; i++) {
+            await sleep(1500);
+            f.tb.ip(f.ns.A, '-6', 'neigh', 'flush', 'dev', 'eth0');
+            f.tb.ip(f.ns.G1, '-6', 'neigh', 'flush', 'dev', 'lan0');
+            flushes.push(`${Date.now()}`);
+          }
+        },
       });
       await sleep(300);
       await stopCapture(lan);
@@ -197,21 +121,15 @@ test(
         !g1drops.some(([k]) => /malformed|bad-ipv6/.test(k)),
         `G1 dropped nothing as malformed: ${JSON.stringify(g1drops)}`,
       );
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );
 
-test(
+netnsTest(
   'IPv6 WAN: gateways whose outside addresses are IPv6 serve Figure 2 to IPv6 and IPv4 terminals',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['tcpdump', 'iperf3'] },
   async () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI, ipv6: true, gatewayFamily: 6 });
-    try {
+    await inFigure2({ ipv6: true, gatewayFamily: 6 }, async (f) => {
       // The search carries the gateways' IPv6 outside addresses; group ESP keeps the terminals'
       // addresses, so both families of terminals are served by gateways known by IPv6 addresses.
       for (const family of [6, 4] as const)
@@ -219,13 +137,7 @@ test(
           assert.equal(f.ping(from, to, { family }), expected, `ping -${family} ${from} -> ${to}`);
       const g2 = f.status(2).paths;
       for (const remote of [f.terminals6.A, f.terminals.A])
-        assert.ok(
-          g2.some((p) => p.remote === remote && p.action === 'encrypt' && p.peer === 'G1' && p.packets > 0),
-          `G2 encrypts to ${remote} for G1: ${JSON.stringify(g2)}`,
-        );
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+        assertPath(g2, { remote, action: 'encrypt', peer: 'G1', moving: true }, `G2 encrypts to ${remote} for G1`);
+    });
   },
 );

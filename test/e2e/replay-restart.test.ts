@@ -4,27 +4,17 @@
 // on the WAN re-injects the capture. Nothing of it may reach A; G1 counts every injected packet as
 // a drop; B and A keep talking. (docs/protocol.md §3.2: a restarted receiver accepts ESP on a
 // sender's SA only from the sequence number the sender claims in a key search it answers.)
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildFigure2, type Figure2 } from '../../src/demo/figure2.js';
-import { hasCommand, netnsAvailability } from '../../src/testbed/netns.js';
+import { type Figure2 } from '../../src/demo/figure2.js';
 import { ESP_FILTER, readPcap, readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import { inject, wanAttacker } from '../support/inject.js';
 import { delta, drops as dropsOf, total } from '../support/drops.js';
+import { netnsTest } from '../support/netns-gate.js';
+import { inFigure2 } from './sites.js';
 
 const drops = (f: Figure2) => dropsOf(f, 1);
 
-const avail = netnsAvailability();
-const missing = avail.ok ? ['python3', 'tcpdump'].find((c) => !hasCommand(c)) : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? `${missing} is not installed` : avail.reason} (runs as root, and always in CI)`
-    : false;
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = [process.execPath, '--import', 'tsx', join(ROOT, 'test/authority/helpers/kasane.ts')];
 const A = '10.1.0.10';
 const B = '10.2.0.10';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,15 +88,11 @@ async function replayAcrossRestart(
   return { how, captured: esp.length, delivered, drops: d, resumed, deliveredAgain, dropsAgain: d2 };
 }
 
-test(
+netnsTest(
   'replay across a receiving gateway restart: ESP captured before SIGKILL/SIGTERM and re-injected after is never delivered, each packet a counted drop',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000, needs: ['python3', 'tcpdump'] },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, `${missing} is required in CI`);
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-e2e-'));
-    const f = await buildFigure2({ dir, cli: CLI });
-    try {
+    await inFigure2({}, async (f, dir) => {
       // The attacker X hangs off the WAN router, which forwards whatever source address X uses.
       const X = wanAttacker(f);
       assert.equal(f.ping('A', 'B'), true);
@@ -148,9 +134,6 @@ test(
         assert.equal(o.deliveredAgain, 0, `${o.how}: replayed again once the SA is known: delivered`);
         assert.deepEqual(o.dropsAgain, { 'executor.drop.replay': o.captured }, `${o.how}: replayed again: all replays`);
       }
-    } finally {
-      await f.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

@@ -4,9 +4,19 @@ import { createAuthorityCa, issueGatewayCertificate, type AuthorityCa } from '..
 import { exportPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 import { createAttributeAuthority, issuePermit, permitToPem } from '../../src/pki/permit.js';
 import type { x509 } from '../../src/pki/x509.js';
-import type { Testbed } from '../../src/testbed/netns.js';
+import assert from 'node:assert/strict';
+import { hasCommand, type Testbed } from '../../src/testbed/netns.js';
+import { acertPlugin } from '../../src/testbed/strongswan.js';
 
 export const HOUR = 3_600_000;
+
+/** The acert plugin built for charon (from the repository at `root`); fails the test without it or swanctl. */
+export function acertPluginPath(root: string): string {
+  const plugin = acertPlugin(root);
+  assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
+  assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+  return plugin.path;
+}
 
 export interface Side {
   ca: AuthorityCa;

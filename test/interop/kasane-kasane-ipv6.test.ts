@@ -3,23 +3,18 @@
 // and on gwB of the dual-stack two-site topology, IPv6 outside addresses, a Child SA carrying
 // both families of terminals. Each initiates once; the higher address holds back for the other's
 // IKE_SA_INIT when both ask at once (compared over IPv6).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SITES, twoSites, type Side } from './authorities.js';
-import { netnsAvailability, Testbed } from '../../src/testbed/netns.js';
+import { Testbed } from '../../src/testbed/netns.js';
 import { NativeExecutor } from '../../src/native/index.js';
 import { ikeEvent, parties, startKasane, type Kasane } from './kasane-pair.js';
 import type { KasaneIkeGatewayConfig } from './kasane-ike-gateway.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-
-test(
+netnsTest(
   'kasane to kasane over IPv6: either side initiates, both at once settle on one SA, ping -6 and ping pass both ways',
-  { skip, timeout: 300_000 },
+  { timeout: 300_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
     assert.ok(NativeExecutor.create().ok, 'the native addon is built by npm install');
     const P = await parties();
     const tb = new Testbed();

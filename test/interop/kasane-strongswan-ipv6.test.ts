@@ -7,30 +7,22 @@
 //
 //   hostA (fd01::10, 10.1.0.10) - gwA ===== R ===== gwB - hostB (fd02::10, 10.2.0.10)
 //                                 kasane                charon
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SITES, twoSites } from './authorities.js';
-import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
-import { acertPlugin } from '../../src/testbed/strongswan.js';
+import { acertPluginPath, SITES, twoSites } from './authorities.js';
+import { Testbed } from '../../src/testbed/netns.js';
 import { NativeExecutor } from '../../src/native/index.js';
 import { childSas, ikeEvent, KasanePair, parties, ROOT, type PairLayout } from './kasane-pair.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-
-test(
+netnsTest(
   'kasane and strongSwan over IPv6: IKE on v6 sockets, v6 traffic selectors, both directions, v6 in v6, v4 in v6, v6 in v4',
-  { skip, timeout: 600_000 },
+  { timeout: 600_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
     assert.ok(NativeExecutor.create().ok, 'the native addon is built by npm install');
-    const plugin = acertPlugin(ROOT);
-    assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
-    assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+    const plugin = acertPluginPath(ROOT);
 
     const P = await parties();
     const tb = new Testbed();
@@ -38,7 +30,7 @@ test(
     const ns = twoSites(tb);
     const beds: KasanePair[] = [];
     const bed = (layout: PairLayout) => {
-      const b = new KasanePair(tb, ns, dir, plugin.path, P, layout);
+      const b = new KasanePair(tb, ns, dir, plugin, P, layout);
       beds.push(b);
       return b;
     };

@@ -7,37 +7,29 @@
 //
 //   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
 //                       kasane, authority A   charon, authority B
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HOUR, permitPem, twoSites } from './authorities.js';
-import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
-import { acertPlugin } from '../../src/testbed/strongswan.js';
+import { acertPluginPath, HOUR, permitPem, twoSites } from './authorities.js';
+import { Testbed } from '../../src/testbed/netns.js';
 import { NativeExecutor } from '../../src/native/index.js';
 import { childSas, ikeEvent, KasanePair, parties, ROOT, type PairOptions } from './kasane-pair.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
-
-test(
+netnsTest(
   'kasane and strongSwan: IKEv2 with permits across two authorities, both directions, rekeys, refusals',
-  { skip, timeout: 900_000 },
+  { timeout: 900_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
     const native = NativeExecutor.create();
     assert.ok(native.ok, `the native addon is built by npm install: ${native.ok ? '' : native.error.message}`);
-    const plugin = acertPlugin(ROOT);
-    assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
-    assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+    const plugin = acertPluginPath(ROOT);
 
     const P = await parties();
     const { A, B, rogue, now } = P;
     const tb = new Testbed();
     const dir = mkdtempSync(join(tmpdir(), 'kasane-ikeinterop-'));
-    const bed = new KasanePair(tb, twoSites(tb), dir, plugin.path, P, { outside: 4, inside: [4] });
+    const bed = new KasanePair(tb, twoSites(tb), dir, plugin, P, { outside: 4, inside: [4] });
     try {
       const pair = (o: PairOptions = {}) => bed.pair(o);
       const ping = (count = 2) => bed.ping(4, count);

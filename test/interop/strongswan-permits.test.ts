@@ -6,28 +6,22 @@
 //
 //   hostA (10.1.0.10) - gwA ===== R ===== gwB - hostB (10.2.0.10)
 //                       charon, authority A   charon, authority B
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authority, HOUR, permitPem, twoSites } from './authorities.js';
-import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
-import { acertPlugin, Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
+import { acertPluginPath, authority, HOUR, permitPem, twoSites } from './authorities.js';
+import { Testbed } from '../../src/testbed/netns.js';
+import { Charon, type CharonConnection } from '../../src/testbed/strongswan.js';
+import { netnsTest } from '../support/netns-gate.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const avail = netnsAvailability();
-const skip =
-  !avail.ok && !process.env.CI ? `skipped: ${avail.ok ? '' : avail.reason} (runs as root, and always in CI)` : false;
 
-test(
+netnsTest(
   'strongSwan accepts kasane permits across two authorities, and refuses a wrong group, an expired permit and an untrusted issuer',
-  { skip, timeout: 600_000 },
+  { timeout: 600_000 },
   async (t) => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    const plugin = acertPlugin(ROOT);
-    assert.ok(plugin.ok, `the acert plugin could not be built: ${plugin.ok ? '' : plugin.reason}`);
-    assert.ok(hasCommand('swanctl'), 'swanctl is installed by scripts/strongswan-acert.sh');
+    const plugin = acertPluginPath(ROOT);
 
     const now = Date.now();
     const A = await authority('authority-a', 'GA', now);
@@ -65,34 +59,19 @@ test(
       }) => {
         for (const c of charons.splice(0)) await c.stop();
         run++;
-        const a = Charon.prepare(
-          tb,
-          ns.gwA,
-          join(dir, `${run}-a`),
-          plugin.path,
-          {
-            cert: A.cert.toString('pem'),
-            key: A.keyPem,
-            cas,
-            aas: o.aasAtA ?? [A.aa.cert.toString('pem')],
-            permits: o.permitForGA,
-          },
-          [conn('A', o.groupsAtA ?? ['P7'])],
-        );
-        const b = Charon.prepare(
-          tb,
-          ns.gwB,
-          join(dir, `${run}-b`),
-          plugin.path,
-          {
-            cert: B.cert.toString('pem'),
-            key: B.keyPem,
-            cas,
-            aas: [B.aa.cert.toString('pem')],
-            permits: o.permitForGB,
-          },
-          [conn('B', ['P7'])],
-        );
+        // A charon on each gateway: its own certificate, the permits it presents, the attribute
+        // authorities and groups it accepts.
+        const charon = (me: 'A' | 'B', aas: string[], permits: string[], groups: string[]) =>
+          Charon.prepare(
+            tb,
+            me === 'A' ? ns.gwA : ns.gwB,
+            join(dir, `${run}-${me.toLowerCase()}`),
+            plugin,
+            { cert: (me === 'A' ? A : B).cert.toString('pem'), key: (me === 'A' ? A : B).keyPem, cas, aas, permits },
+            [conn(me, groups)],
+          );
+        const a = charon('A', o.aasAtA ?? [A.aa.cert.toString('pem')], o.permitForGA, o.groupsAtA ?? ['P7']);
+        const b = charon('B', [B.aa.cert.toString('pem')], o.permitForGB, ['P7']);
         charons.push(a, b);
         await a.start();
         await b.start();

@@ -3,8 +3,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Verdict } from '../../src/core/executor.js';
-import type { NativeExecutor } from '../../src/native/native-executor.js';
 import {
   fixIpChecksum,
   hex,
@@ -13,7 +11,6 @@ import {
   mssOf,
   newExecutor,
   ping,
-  randomKey,
   refEncrypt,
   reassemble,
   refEncryptCarried,
@@ -22,33 +19,14 @@ import {
   refEspSeal,
   tcp,
   tcpOk,
-  type RefSa,
+  fwd,
+  groupSa,
 } from './support.js';
 
 const B = '10.2.0.10';
 const A = '10.1.0.10';
 const SPI = 0x1001;
-const K = randomKey(1);
-const SA: RefSa = { spi: SPI, ...K };
-
-function sender(ex: NativeExecutor, mtu?: number): void {
-  ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n });
-  ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
-}
-
-function receiver(ex: NativeExecutor): void {
-  ex.installRxSa({ spi: SPI, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
-  ex.installPath({ local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2' });
-}
-
-function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
-  assert.equal(
-    v.kind,
-    'forward',
-    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
-  );
-  return v as Extract<Verdict, { kind: 'forward' }>;
-}
+const { K, SA, sender, receiver, pair: executors } = groupSa(A, B, SPI, 1);
 
 describe('native executor: encrypt (inside)', () => {
   it('produces exactly the ESP of an independent implementation, seq 1, 2, ...', (t) => {
@@ -128,11 +106,9 @@ describe('native executor: encrypt (inside)', () => {
   });
 
   it('carries fragments, fragments what exceeds the path without DF, punts too-big with DF, drops without a sending SA', (t) => {
-    const ex = newExecutor(t);
-    if (!ex) return;
-    sender(ex, 108);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t, 108);
+    if (!pair) return;
+    const { ex, rx } = pair;
     // A terminal's own fragments are carried whole and arrive as they were sent.
     const frag = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), mf: true });
     const later = ipv4({ src: B, dst: A, proto: 17, payload: new Uint8Array(8), fragOffset: 3 });
@@ -187,11 +163,9 @@ describe('native executor: encrypt (inside)', () => {
   });
 
   it('clamps the MSS of a TCP SYN to mtu - 85 with a valid checksum, also at an odd offset', (t) => {
-    const ex = newExecutor(t);
-    if (!ex) return;
-    sender(ex, 1400);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t, 1400);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const cases = [
       Uint8Array.of(2, 4, 0x05, 0xb4), // MSS 1460 first
       Uint8Array.of(1, 2, 4, 0x05, 0xb4, 1, 1, 1), // NOP, then MSS at an odd offset
@@ -507,11 +481,9 @@ describe('native executor: rules, punts and counters', () => {
   });
 
   it('encrypt then decrypt returns the packet for any payload and protocol (property)', (t) => {
-    const tx = newExecutor(t);
-    if (!tx) return;
-    sender(tx);
-    const rx = newExecutor(t)!;
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex: tx, rx } = pair;
     let seq = 0n;
     fc.assert(
       fc.property(

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { TunnelRxSa, TunnelTxSa, Verdict } from '../../src/core/executor.js';
+import type { TunnelRxSa, TunnelTxSa } from '../../src/core/executor.js';
 import type { NativeExecutor } from '../../src/native/native-executor.js';
 import { isNeverIntercepted, parseIpv6 } from '../../src/core/packet/ipv6.js';
-import { hex, nativeOrSkip, newExecutor, ping, randomKey, refEspOpen, type RefSa } from './support.js';
+import { fwd, groupSa, hex, nativeOrSkip, newExecutor, ping, refEspOpen } from './support.js';
 import {
   extArb,
   extChain,
@@ -26,27 +26,7 @@ import {
 const A = '2001:db8:1::10';
 const B = '2001:db8:2::10';
 const SPI = 0x6001;
-const K = randomKey(6);
-const SA: RefSa = { spi: SPI, ...K };
-
-function sender(ex: NativeExecutor, mtu?: number, encapsulation?: 'esp'): void {
-  ex.installTxSa({ spi: SPI, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n, encapsulation });
-  ex.installPath({ local: B, remote: A, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
-}
-
-function receiver(ex: NativeExecutor): void {
-  ex.installRxSa({ spi: SPI, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
-  ex.installPath({ local: A, remote: B, action: 'encrypt', vpnId: 1, peer: 'G2' });
-}
-
-function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
-  assert.equal(
-    v.kind,
-    'forward',
-    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
-  );
-  return v as Extract<Verdict, { kind: 'forward' }>;
-}
+const { K, SA, sender, receiver, pair: executors } = groupSa(A, B, SPI, 6);
 
 const echo = (src: string, dst: string, data: string, exts?: Ext[]) =>
   icmp6(src, dst, 128, Uint8Array.from([0, 7, 0, 1, ...new TextEncoder().encode(data)]), exts);
@@ -200,11 +180,9 @@ describe('native executor: IPv6 before any rule', () => {
 
 describe('native executor: group mode over IPv6', () => {
   it('transport form: the fixed header kept, everything after it sealed, UDP checksum over the v6 pseudo-header', (t) => {
-    const ex = newExecutor(t);
-    const rx = newExecutor(t);
-    if (!ex || !rx) return;
-    sender(ex);
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const packets = [
       echo(B, A, 'a'),
       echo(B, A, 'kasane v6', [{ type: 0 }, { type: 43, body: new Uint8Array(14) }, { type: 60 }]),
@@ -240,11 +218,9 @@ describe('native executor: group mode over IPv6', () => {
   });
 
   it('carried form for IPv6 and IPv4 in IPv6 (next header 41 / 4), checked by the receiver', (t) => {
-    const ex = newExecutor(t);
-    const rx = newExecutor(t);
-    if (!ex || !rx) return;
-    sender(ex);
-    receiver(rx);
+    const pair = executors(t);
+    if (!pair) return;
+    const { ex, rx } = pair;
     const in6 = ipv6({
       src: B,
       dst: A,

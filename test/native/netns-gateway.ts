@@ -1,10 +1,13 @@
 // What the namespace tests of the native datapath share: the run-or-skip decision, a gateway
 // process (gateway-helper.ts) driven over stdin/stdout, and a TCP transfer whose content is checked.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { HelperConfig } from './gateway-helper.js';
-import { hasCommand, JsonLines, netnsAvailability, type Testbed, waitExit } from './netns.js';
+import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from './netns.js';
 import { inCi, nativeOrSkip } from './support.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,6 +30,26 @@ export function canRunNetns(t: TestContext, commands: string[] = []): boolean {
     return false;
   }
   return true;
+}
+
+/**
+ * Runs `body` with a fresh testbed and a scratch directory when the test can run here (canRunNetns
+ * with `commands`); deletes the namespaces and the directory after, whatever happened.
+ */
+export async function inTestbed(
+  t: TestContext,
+  commands: string[],
+  body: (tb: Testbed, dir: string) => Promise<void>,
+): Promise<void> {
+  if (!canRunNetns(t, commands)) return;
+  const tb = new Testbed();
+  const dir = mkdtempSync(join(tmpdir(), 'kasane-netns-'));
+  try {
+    await body(tb, dir);
+  } finally {
+    tb.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface HelperGateway {
@@ -56,6 +79,37 @@ export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperCon
       return rep;
     },
   };
+}
+
+/**
+ * Two sites around a WAN, in fresh namespaces: h1 (10.1.0.2) - gi gwA go == 192.168.0.0/24 == go gwB
+ * gi - h2 (10.2.0.2), each terminal routed through its gateway.
+ */
+export function twoSites(tb: Testbed): { ga: string; gb: string; h1: string; h2: string } {
+  const ga = tb.ns('gwa');
+  const gb = tb.ns('gwb');
+  const h1 = tb.ns('h1');
+  const h2 = tb.ns('h2');
+  tb.link(h1, 'e0', '10.1.0.2/24', ga, 'gi', '10.1.0.1/24');
+  tb.link(gb, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
+  tb.link(ga, 'go', '192.168.0.1/24', gb, 'go', '192.168.0.2/24');
+  tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
+  tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+  return { ga, gb, h1, h2 };
+}
+
+/** Runs `check` on each closing report of a pair of gateways (by name), with its counters and stats. */
+export function eachReport(
+  reports: Record<string, Record<string, unknown>>,
+  check: (
+    name: string,
+    counters: Record<string, number>,
+    stats: Record<string, number>,
+    rep: Record<string, unknown>,
+  ) => void,
+): void {
+  for (const [name, rep] of Object.entries(reports))
+    check(name, rep.counters as Record<string, number>, rep.stats as Record<string, number>, rep);
 }
 
 /** Sends `bytes` over TCP from clientNs to a server in serverNs; checks count and SHA-256; returns the client's ms. */

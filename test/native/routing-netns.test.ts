@@ -2,25 +2,17 @@
 // earlier run left (issue 10 point 2), the refusing routes outlive the TUN devices (point 1), and
 // teardown removes everything, as often as it is run. IPv4 and IPv6 alike.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { join } from 'node:path';
-import { hasCommand, netnsAvailability, Testbed } from '../../src/testbed/netns.js';
+import { Testbed } from '../../src/testbed/netns.js';
 import type { TunRouting } from '../../src/native/routing.js';
+import { netnsTest } from '../support/netns-gate.js';
 
-const avail = netnsAvailability();
-const missing = avail.ok && !hasCommand('nft') ? 'nft is not installed (apt-get install nftables)' : undefined;
-const skip =
-  (!avail.ok || missing) && !process.env.CI
-    ? `skipped: ${avail.ok ? missing : avail.reason} (runs as root, and always in CI)`
-    : false;
 const HELPER = join(new URL('.', import.meta.url).pathname, 'routing-helper.ts');
 
-test(
+netnsTest(
   'routing: setup over a killed run of another configuration, twice; refusing routes outlive the TUN devices; teardown',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000, needs: ['nft'] },
   () => {
-    assert.ok(avail.ok, `network namespaces are required in CI: ${avail.ok ? '' : avail.reason}`);
-    assert.ok(!missing, missing);
     const tb = new Testbed();
     try {
       const ns = tb.ns('route');

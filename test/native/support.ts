@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import type { Verdict } from '../../src/core/executor.js';
 import { loadNative, type NativeBinding } from '../../src/native/binding.js';
 import { NativeExecutor } from '../../src/native/native-executor.js';
 
@@ -233,7 +234,7 @@ export function refEspOpen(sa: RefSa, esp: Uint8Array): { seq: bigint; nh: numbe
 export type RefEncap = 'udp' | 'esp';
 
 /** ESP behind a UDP header 4500 -> 4500 with checksum 0 (RFC 3948 §3.1), or raw. */
-function encapsulate(esp: Uint8Array, encap: RefEncap): Uint8Array {
+export function encapsulate(esp: Uint8Array, encap: RefEncap): Uint8Array {
   if (encap === 'esp') return esp;
   const out = new Uint8Array(8 + esp.length);
   out.set([0x11, 0x94, 0x11, 0x94, out.length >> 8, out.length & 0xff, 0, 0]);
@@ -318,4 +319,41 @@ export function randomKey(seed: number): { key: Uint8Array; salt: Uint8Array } {
   const key = new Uint8Array(32).map((_, i) => (i * 31 + seed * 17 + 3) & 0xff);
   const salt = new Uint8Array(4).map((_, i) => (i * 7 + seed) & 0xff);
   return { key, salt };
+}
+
+/** Expects a forward verdict; the whole verdict in the message otherwise. */
+export function fwd(v: Verdict): Extract<Verdict, { kind: 'forward' }> {
+  assert.equal(
+    v.kind,
+    'forward',
+    `expected a forward, got ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x))}`,
+  );
+  return v as Extract<Verdict, { kind: 'forward' }>;
+}
+
+/**
+ * One group SA of VPN 1 (`spi`, keys from `seed`) between terminals A and B: `sender` installs it on
+ * B's gateway G2 with the path B -> A to G1, `receiver` on A's gateway G1 with the path A -> B to G2.
+ */
+export function groupSa(a: string, b: string, spi: number, seed: number) {
+  const K = randomKey(seed);
+  const SA: RefSa = { spi, ...K };
+  const sender = (ex: NativeExecutor, mtu?: number, encapsulation?: 'esp'): void => {
+    ex.installTxSa({ spi, vpnId: 1, epoch: 1, key: K.key, salt: K.salt, nextSeq: 1n, encapsulation });
+    ex.installPath({ local: b, remote: a, action: 'encrypt', vpnId: 1, peer: 'G1', mtu });
+  };
+  const receiver = (ex: NativeExecutor): void => {
+    ex.installRxSa({ spi, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
+    ex.installPath({ local: a, remote: b, action: 'encrypt', vpnId: 1, peer: 'G2' });
+  };
+  /** A sender (`mtu` on its path) and a receiver, each an executor of its own; undefined after a skip. */
+  const pair = (t: TestContext, mtu?: number): { ex: NativeExecutor; rx: NativeExecutor } | undefined => {
+    const ex = newExecutor(t);
+    const rx = newExecutor(t);
+    if (!ex || !rx) return undefined;
+    sender(ex, mtu);
+    receiver(rx);
+    return { ex, rx };
+  };
+  return { K, SA, sender, receiver, pair };
 }

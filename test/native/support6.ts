@@ -4,7 +4,7 @@
 // code is checked against something that shares none of it.
 import fc from 'fast-check';
 import { ipToBytes } from '../../src/base/addr.js';
-import { checksum, refEspSeal, sum16, type RefEncap, type RefSa } from './support.js';
+import { checksum, encapsulate, refEspSeal, sum16, type RefEncap, type RefSa } from './support.js';
 
 export interface Ext {
   /** 0 hop-by-hop, 43 routing, 60 destination options, 44 fragment, 51 AH. */
@@ -159,15 +159,22 @@ export function modelWalk(p: Uint8Array): [number, number, number, number] | und
   }
 }
 
-function encapsulate(esp: Uint8Array, encap: RefEncap): Uint8Array {
-  if (encap === 'esp') return esp;
-  const out = new Uint8Array(8 + esp.length);
-  out.set([0x11, 0x94, 0x11, 0x94, out.length >> 8, out.length & 0xff, 0, 0]);
-  out.set(esp, 8);
-  return out;
-}
-
-function withUdpChecksum(out: Uint8Array, encap: RefEncap): Uint8Array {
+/** `inner` sealed as ESP (next header `nh`) behind a copy of `packet`'s fixed header, in UDP with its v6 checksum. */
+function sealBehindFixedHeader(
+  sa: RefSa,
+  seq: bigint,
+  packet: Uint8Array,
+  nh: number,
+  inner: Uint8Array,
+  encap: RefEncap,
+): Uint8Array {
+  const body = encapsulate(refEspSeal(sa, seq, nh, inner), encap);
+  const out = new Uint8Array(40 + body.length);
+  out.set(packet.subarray(0, 40));
+  out[4] = body.length >> 8;
+  out[5] = body.length & 0xff;
+  out[6] = encap === 'udp' ? 17 : 50;
+  out.set(body, 40);
   if (encap === 'udp') {
     const c = checksum(out, 40, out.length - 40, pseudo6(out, out.length - 40, 17));
     out[46] = (c || 0xffff) >> 8;
@@ -179,25 +186,11 @@ function withUdpChecksum(out: Uint8Array, encap: RefEncap): Uint8Array {
 /** The IPv6 transport form: the fixed header kept, everything after it under ESP (next header = the fixed header's). */
 export function refEncrypt6(sa: RefSa, seq: bigint, packet: Uint8Array, encap: RefEncap = 'udp'): Uint8Array {
   const end = 40 + ((packet[4] << 8) | packet[5]);
-  const body = encapsulate(refEspSeal(sa, seq, packet[6], packet.subarray(40, end)), encap);
-  const out = new Uint8Array(40 + body.length);
-  out.set(packet.subarray(0, 40));
-  out[4] = body.length >> 8;
-  out[5] = body.length & 0xff;
-  out[6] = encap === 'udp' ? 17 : 50;
-  out.set(body, 40);
-  return withUdpChecksum(out, encap);
+  return sealBehindFixedHeader(sa, seq, packet, packet[6], packet.subarray(40, end), encap);
 }
 
 /** The IPv6 carried form: an outer copy of the fixed header around the whole packet, ESP next header 41. */
 export function refEncryptCarried6(sa: RefSa, seq: bigint, packet: Uint8Array, encap: RefEncap = 'udp'): Uint8Array {
   const end = 40 + ((packet[4] << 8) | packet[5]);
-  const body = encapsulate(refEspSeal(sa, seq, 41, packet.subarray(0, end)), encap);
-  const out = new Uint8Array(40 + body.length);
-  out.set(packet.subarray(0, 40));
-  out[4] = body.length >> 8;
-  out[5] = body.length & 0xff;
-  out[6] = encap === 'udp' ? 17 : 50;
-  out.set(body, 40);
-  return withUdpChecksum(out, encap);
+  return sealBehindFixedHeader(sa, seq, packet, 41, packet.subarray(0, end), encap);
 }

@@ -1,41 +1,141 @@
 // The native TUN datapath for real, in network namespaces made for the run (root only):
 //   h1 (10.1.0.2) -- gw -- h2 (10.2.0.2)                       one gateway, plain rules
 //   h1 (10.1.0.2) -- gwA == 192.168.0.0/24 == gwB -- h2 (10.2.0.2)   ESP between two gateways
+//   h1 (fd00:1::2) -- gwA == fd00:ff::/64 == gwB -- h2 (fd00:2::2)   the same between IPv6 terminals
 // The kernel's own ping and a TCP transfer whose content is verified go through the gateways'
 // TUN devices; the gateway processes must exit by themselves after closing the datapath.
+// Between two gateways, either family: the kernel hands TCP to the inside TUN as GSO super-packets
+// (TSO, TSO6), the datapath segments them, encrypts each segment into ESP in UDP and writes runs of
+// them as GSO_UDP_L4 super-packets (USO, USO6); the other gateway reads them whole, splits them in
+// place, decrypts (and over IPv6 coalesces the TCP segments again: GRO). Nothing is relayed in the
+// clear and nothing is too big (the MSS is clamped). Over IPv6, a Packet Too Big sent with
+// sendLocal() (an IPv6 raw socket) reaches the terminal, whose kernel lowers its path MTU.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hasCommand, Testbed } from './netns.js';
-import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
+import {
+  inTestbed,
+  eachReport,
+  startHelperGateway as startGateway,
+  tcpTransfer,
+  twoSites,
+  type HelperGateway,
+} from './netns-gateway.js';
 import { hex, inCi, randomKey } from './support.js';
+import { icmp6 } from './support6.js';
 
-function ping(tb: Testbed, ns: string, dst: string, count = 3): void {
+function ping(tb: Testbed, ns: string, dst: string, count = 3, family: 4 | 6 = 4): void {
   if (!hasCommand('ping')) {
     if (inCi) throw new Error('CI=true but ping (iputils-ping) is not installed');
     return;
   }
-  const out = tb.exec(ns, 'ping', '-c', String(count), '-i', '0.2', '-W', '2', dst);
+  const out = tb.exec(ns, 'ping', ...(family === 6 ? ['-6'] : []), '-c', String(count), '-i', '0.2', '-W', '2', dst);
   assert.match(out, new RegExp(`${count} packets transmitted, ${count} received`));
 }
 
-function hostsAround(tb: Testbed, left: string, right: string): { h1: string; h2: string } {
-  const h1 = tb.ns('h1');
-  const h2 = tb.ns('h2');
-  tb.link(h1, 'e0', '10.1.0.2/24', left, 'gi', '10.1.0.1/24');
-  tb.link(right, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-  tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-  tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
-  return { h1, h2 };
+async function waitFor(ok: () => boolean, ms: number, what: string): Promise<void> {
+  for (const end = Date.now() + ms; !ok();) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const ROUTING_ONE = { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['gi'], outsideIfaces: ['go'] };
 
+/** The two-gateway test per family: the terminals' addresses, the SPIs and key seeds (A's, B's). */
+const PAIR = {
+  4: { h1: '10.1.0.2', h2: '10.2.0.2', spis: [0x100, 0x200], keys: [11, 22], tcp: [20 << 20, 5 << 20] },
+  6: { h1: 'fd00:1::2', h2: 'fd00:2::2', spis: [0x600, 0x700], keys: [61, 62], tcp: [16 << 20, 4 << 20] },
+} as const;
+
+/**
+ * h1 - gwA == WAN == gwB - h2, dual stack (IPv6 without duplicate address detection), each gateway
+ * running the datapath with one encrypt rule h1 <-> h2 of `family` and mirror SAs.
+ */
+async function gatewayPair(tb: Testbed, family: 4 | 6) {
+  const f = PAIR[family];
+  const { ga, gb, h1, h2 } = twoSites(tb);
+  for (const [ns, dev, a] of [
+    [h1, 'e0', 'fd00:1::2/64'],
+    [ga, 'gi', 'fd00:1::1/64'],
+    [gb, 'gi', 'fd00:2::1/64'],
+    [h2, 'e0', 'fd00:2::2/64'],
+    [ga, 'go', 'fd00:ff::1/64'],
+    [gb, 'go', 'fd00:ff::2/64'],
+  ])
+    tb.ip(ns, '-6', 'addr', 'add', a, 'dev', dev, 'nodad');
+  tb.ip(h1, '-6', 'route', 'add', 'default', 'via', 'fd00:1::1');
+  tb.ip(h2, '-6', 'route', 'add', 'default', 'via', 'fd00:2::1');
+  for (const [ns, v4, v6] of [
+    [ga, ['10.2.0.0/24', 'via', '192.168.0.2'], ['fd00:2::/64', 'via', 'fd00:ff::2']],
+    [gb, ['10.1.0.0/24', 'via', '192.168.0.1'], ['fd00:1::/64', 'via', 'fd00:ff::1']],
+  ] as const) {
+    tb.ip(ns, 'route', 'add', ...v4);
+    tb.ip(ns, '-6', 'route', 'add', ...v6);
+  }
+  const [ka, kb] = f.keys.map((seed) => randomKey(seed));
+  const [spiA, spiB] = f.spis;
+  const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({
+    spi,
+    vpnId: 1,
+    epoch: 1,
+    key: hex(k.key),
+    salt: hex(k.salt),
+  });
+  const A = await startGateway(tb, ga, {
+    routing: ROUTING_ONE,
+    rules: [{ local: f.h1, remote: f.h2, action: 'encrypt', vpnId: 1, peer: 'GB', mtu: 1500 }],
+    tx: [sa(spiA, ka)],
+    rx: [{ ...sa(spiB, kb), sender: 'GB' }],
+  });
+  const B = await startGateway(tb, gb, {
+    routing: ROUTING_ONE,
+    rules: [{ local: f.h2, remote: f.h1, action: 'encrypt', vpnId: 1, peer: 'GA', mtu: 1500 }],
+    tx: [sa(spiB, kb)],
+    rx: [{ ...sa(spiA, ka), sender: 'GA' }],
+  });
+  return { h1, h2, A, B };
+}
+
+/** Pings h1 -> h2, verified TCP both ways, then closes both gateways: what they reported. */
+async function acrossPair(
+  tb: Testbed,
+  family: 4 | 6,
+  p: { h1: string; h2: string; A: HelperGateway; B: HelperGateway },
+  before?: () => Promise<void>,
+) {
+  const f = PAIR[family];
+  ping(tb, p.h1, f.h2, 3, family);
+  await tcpTransfer(tb, p.h2, p.h1, f.h2, f.tcp[0]);
+  await tcpTransfer(tb, p.h1, p.h2, f.h1, f.tcp[1]);
+  await before?.();
+  const ra = await p.A.close();
+  const rb = await p.B.close();
+  eachReport({ A: ra, B: rb }, (name, c, s) => {
+    assert.ok(c['encrypt.packets'] > 1000 && c['decrypt.packets'] > 1000, `${name}: ${JSON.stringify(c)}`);
+    assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
+    assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamping keeps segments within the MTU`);
+    assert.equal(c['drop.auth-failed'], undefined);
+    assert.equal(s['tx.errors'], 0);
+    // Both ways carried data: each gateway wrote runs of ESP in UDP as UDP GSO super-packets and
+    // read the other's whole from its outside TUN (USO on both, veth and forwarding keep them).
+    assert.ok(
+      s['tx.gso'] > 10,
+      `${name}: UDP GSO super-packets of ESP over IPv${family} written: ${JSON.stringify(s)}`,
+    );
+    assert.ok(
+      s['rx.gso-esp'] > 10,
+      `${name}: UDP GSO super-packets of ESP over IPv${family} read: ${JSON.stringify(s)}`,
+    );
+    assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
+  });
+  return { ra, rb };
+}
+
 describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () => {
   for (const queues of [1, 2]) {
     it(`plain rules, ${queues} queue(s): punt, learn and inject; ping; verified TCP; clean exit`, async (t) => {
-      if (!canRunNetns(t)) return;
-      const tb = new Testbed();
-      try {
+      await inTestbed(t, [], async (tb) => {
         const gw = tb.ns('gw');
         // One gateway: inside gi faces h1, outside go faces h2.
         const h1 = tb.ns('h1');
@@ -74,71 +174,51 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
           (p) => p.local === '10.1.0.2',
         );
         assert.ok(path && path.packets > 1000 && Math.abs(path.lastUsed - Date.now()) < 60_000, JSON.stringify(path));
-      } finally {
-        tb.teardown();
-      }
+      });
     });
   }
 
   it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways', async (t) => {
-    if (!canRunNetns(t)) return;
-    const tb = new Testbed();
-    try {
-      const ga = tb.ns('gwa');
-      const gb = tb.ns('gwb');
-      const { h1, h2 } = hostsAround(tb, ga, gb);
-      tb.link(ga, 'go', '192.168.0.1/24', gb, 'go', '192.168.0.2/24');
-      tb.ip(ga, 'route', 'add', '10.2.0.0/24', 'via', '192.168.0.2');
-      tb.ip(gb, 'route', 'add', '10.1.0.0/24', 'via', '192.168.0.1');
-      const ka = randomKey(11);
-      const kb = randomKey(22);
-      const sa = (spi: number, k: { key: Uint8Array; salt: Uint8Array }) => ({
-        spi,
-        vpnId: 1,
-        epoch: 1,
-        key: hex(k.key),
-        salt: hex(k.salt),
-      });
-      const A = await startGateway(tb, ga, {
-        routing: ROUTING_ONE,
-        rules: [{ local: '10.1.0.2', remote: '10.2.0.2', action: 'encrypt', vpnId: 1, peer: 'GB', mtu: 1500 }],
-        tx: [sa(0x100, ka)],
-        rx: [{ ...sa(0x200, kb), sender: 'GB' }],
-      });
-      const B = await startGateway(tb, gb, {
-        routing: ROUTING_ONE,
-        rules: [{ local: '10.2.0.2', remote: '10.1.0.2', action: 'encrypt', vpnId: 1, peer: 'GA', mtu: 1500 }],
-        tx: [sa(0x200, kb)],
-        rx: [{ ...sa(0x100, ka), sender: 'GA' }],
-      });
-      ping(tb, h1, '10.2.0.2');
-      await tcpTransfer(tb, h2, h1, '10.2.0.2', 20 << 20);
-      await tcpTransfer(tb, h1, h2, '10.1.0.2', 5 << 20);
-      const ra = await A.close();
-      const rb = await B.close();
-      for (const [name, rep] of [
-        ['A', ra],
-        ['B', rb],
-      ] as const) {
-        const c = rep.counters as Record<string, number>;
-        const s = rep.stats as Record<string, number>;
-        assert.ok(c['encrypt.packets'] > 1000 && c['decrypt.packets'] > 1000, `${name}: ${JSON.stringify(c)}`);
-        assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
-        assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamping keeps segments within the MTU`);
-        assert.equal(c['drop.auth-failed'], undefined);
-        assert.equal(s['tx.errors'], 0);
-        // Both ways carried data: each gateway wrote runs of ESP in UDP as UDP GSO super-packets and
-        // read the other's whole from its outside TUN (USO on both, veth and forwarding keep them).
-        assert.ok(s['tx.gso'] > 10, `${name}: UDP GSO super-packets written: ${JSON.stringify(s)}`);
-        assert.ok(s['rx.gso-esp'] > 10, `${name}: UDP GSO super-packets of ESP read: ${JSON.stringify(s)}`);
-        assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
-      }
+    await inTestbed(t, [], async (tb) => {
+      const { ra } = await acrossPair(tb, 4, await gatewayPair(tb, 4));
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',
       );
-    } finally {
-      tb.teardown();
-    }
+    });
+  });
+
+  it('encrypt -> decrypt between IPv6 terminals: ping -6, verified TCP, TSO6 in, USO6 between the gateways, GRO out', async (t) => {
+    await inTestbed(t, [], async (tb) => {
+      const pair = await gatewayPair(tb, 6);
+      const { ra, rb } = await acrossPair(tb, 6, pair, async () => {
+        // A Packet Too Big of the gateway's own (what the core answers a too-big punt with) leaves
+        // through the IPv6 raw socket of sendLocal() and h1's kernel takes its MTU for the path.
+        const quoted = icmp6('fd00:1::2', 'fd00:2::2', 128, new Uint8Array(1400));
+        const ptb = icmp6(
+          'fd00:1::1',
+          'fd00:1::2',
+          2,
+          Uint8Array.from([0, 0, 0x05, 0x14, ...quoted.subarray(0, 1232)]),
+        );
+        pair.A.send(`local ${hex(ptb)}`);
+        const sent = await pair.A.lines.wait((e) => e.event === 'local', 5_000, 'sendLocal at A');
+        assert.equal(sent.ok, true, String(sent.error));
+        await waitFor(
+          () => /mtu 1300/.test(tb.ip(pair.h1, '-6', 'route', 'get', 'fd00:2::2')),
+          5_000,
+          'h1 learned the path MTU',
+        );
+      });
+      eachReport({ A: ra, B: rb }, (name, c, s) => {
+        assert.equal(c['drop.bad-ipv6'], undefined);
+        assert.ok(
+          s['rx.gso'] > 0 && s['rx.segments'] > 0,
+          `${name}: TCP/IPv6 arrived as GSO super-packets: ${JSON.stringify(s)}`,
+        );
+        // GRO: the decrypted segments went to the TUN in fewer writes than there were segments.
+        assert.ok(s['tx.packets'] < c['decrypt.packets'] + c['encrypt.packets'], `${name}: ${JSON.stringify(s)}`);
+      });
+    });
   });
 });

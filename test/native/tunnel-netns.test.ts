@@ -6,16 +6,21 @@
 // carrying ESP (tcpdump's own decoder agrees) and never the ping's payload; IKE datagrams sent
 // through the tunnel port reach the other side's JavaScript with their source, NAT-keepalives are
 // counted and dropped.
+// Over an IPv6 WAN, the same two sites with dual-stack gateways (fd00:ff::1 and fd00:ff::2 besides
+// their IPv4 addresses): their tunnel ports are an IPv4 and an IPv6 socket on port 4500 (one reader
+// thread), and the Child SA's outer addresses are the IPv6 ones (IPv4 inside IPv6). The kernel's
+// ping and a checked TCP transfer pass; the WAN capture holds UDP 4500 over IPv6 that tcpdump
+// decodes as ESP, and never the ping's payload; IKE reaches the other side's JavaScript over
+// either family with its source; the receiving SA records the IPv6 source.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readPcapFrames, startCapture, stopCapture } from '../support/capture.js';
 import type { HelperConfig } from './gateway-helper.js';
 import { Testbed } from './netns.js';
-import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
+import { eachReport, inTestbed, startHelperGateway as startGateway, tcpTransfer, twoSites } from './netns-gateway.js';
 import { checksum, hex } from './support.js';
 
 /** An ICMP echo request with valid checksums, for injecting as the core would. */
@@ -39,21 +44,24 @@ function keymat(seed: number): { key: string; salt: string } {
 }
 
 const ROUTING = { insideTun: 'kin', outsideTun: 'kout', insideIfaces: ['gi'], outsideIfaces: ['go'] };
-// "kasane-tun" as ping's pad pattern: it must never be seen on the WAN.
-const MARKER = Buffer.from('kasane-tun');
-const SPI_TO_B = 0xc100; // B's inbound SPI: what A sends with
-const SPI_TO_A = 0xc200;
+/** Per family: the gateways' WAN addresses (A's, B's); the Child SA's SPIs (toB: B's inbound, what A sends with). */
+const WAN = {
+  4: { gw: ['192.168.0.1', '192.168.0.2'], toB: 0xc100, toA: 0xc200 },
+  6: { gw: ['fd00:ff::1', 'fd00:ff::2'], toB: 0xd100, toA: 0xd200 },
+} as const;
 
-function gatewayConfig(me: 'A' | 'B'): HelperConfig {
-  const [local, remote] = me === 'A' ? ['192.168.0.1', '192.168.0.2'] : ['192.168.0.2', '192.168.0.1'];
+/** One gateway's datapath: the rule h1 <-> h2 into the tunnel, whose outer addresses are of `family`. */
+function gatewayConfig(me: 'A' | 'B', family: 4 | 6): HelperConfig {
+  const i = me === 'A' ? 0 : 1;
+  const [local, remote] = [WAN[family].gw[i], WAN[family].gw[1 - i]];
   const [lan, peerLan] = me === 'A' ? ['10.1.0', '10.2.0'] : ['10.2.0', '10.1.0'];
-  const [outSpi, inSpi] = me === 'A' ? [SPI_TO_B, SPI_TO_A] : [SPI_TO_A, SPI_TO_B];
-  const kOut = keymat(me === 'A' ? 1 : 2);
-  const kIn = keymat(me === 'A' ? 2 : 1);
+  const [outSpi, inSpi] = me === 'A' ? [WAN[family].toB, WAN[family].toA] : [WAN[family].toA, WAN[family].toB];
   const peer = me === 'A' ? 'GB' : 'GA';
+  const at = { localAddr: local, localPort: 4500, remoteAddr: remote, remotePort: 4500 };
   return {
     routing: ROUTING,
-    udp: { address: local },
+    // Over an IPv6 WAN the gateway is dual stack: a tunnel port of each family.
+    udp: { address: family === 4 ? local : [WAN[4].gw[i], local] },
     rules: [
       {
         local: `${lan}.2`,
@@ -65,19 +73,14 @@ function gatewayConfig(me: 'A' | 'B'): HelperConfig {
         tunnel: { spi: outSpi },
       },
     ],
-    tunnelTx: [
-      { spi: outSpi, vpnId: 9, peer, ...kOut, localAddr: local, localPort: 4500, remoteAddr: remote, remotePort: 4500 },
-    ],
+    tunnelTx: [{ spi: outSpi, vpnId: 9, peer, ...keymat(me === 'A' ? 1 : 2), ...at }],
     tunnelRx: [
       {
         spi: inSpi,
         vpnId: 9,
         peer,
-        ...kIn,
-        localAddr: local,
-        localPort: 4500,
-        remoteAddr: remote,
-        remotePort: 4500,
+        ...keymat(me === 'A' ? 2 : 1),
+        ...at,
         localSelectors: [{ start: `${lan}.0`, end: `${lan}.255` }],
         remoteSelectors: [{ start: `${peerLan}.0`, end: `${peerLan}.255` }],
       },
@@ -85,37 +88,43 @@ function gatewayConfig(me: 'A' | 'B'): HelperConfig {
   };
 }
 
+/**
+ * h1 - gwA == WAN == gwB - h2 (the WAN dual stack for `family` 6, without duplicate address detection:
+ * the tunnel ports bind at once), a capture on gwA's WAN link, both gateways started; then the kernel's
+ * ping h1 -> h2 with `marker` as its pattern and verified TCP both ways (`bytes`).
+ */
+async function pairAcross(tb: Testbed, dir: string, family: 4 | 6, marker: Buffer, bytes: [number, number]) {
+  const { ga, gb, h1, h2 } = twoSites(tb);
+  if (family === 6) {
+    tb.ip(ga, 'addr', 'add', `${WAN[6].gw[0]}/64`, 'dev', 'go', 'nodad');
+    tb.ip(gb, 'addr', 'add', `${WAN[6].gw[1]}/64`, 'dev', 'go', 'nodad');
+  }
+  const pcap = join(dir, 'wan.pcap');
+  const cap = await startCapture(tb, ga, 'go', pcap);
+  const A = await startGateway(tb, ga, gatewayConfig('A', family));
+  const B = await startGateway(tb, gb, gatewayConfig('B', family));
+  const out = tb.exec(h1, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '-p', marker.toString('hex'), '10.2.0.2');
+  assert.match(out, /3 packets transmitted, 3 received/);
+  await tcpTransfer(tb, h2, h1, '10.2.0.2', bytes[0]);
+  await tcpTransfer(tb, h1, h2, '10.1.0.2', bytes[1]);
+  return { pcap, cap, A, B };
+}
+
+/** IKE_SA_INIT-shaped bytes behind the non-ESP marker. */
+const IKE = '00000000' + 'a1b2c3d4e5f60718' + '0000000000000000' + '21202208' + '00000000' + '0000001c';
+
 describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout: 180_000 }, () => {
   it('kernel ping and verified TCP through two gateways; the WAN carries only UDP 4500 with ESP; IKE punted with its source; keepalives counted', async (t) => {
-    if (!canRunNetns(t, ['ping', 'tcpdump'])) return;
-    const tb = new Testbed();
-    const dir = mkdtempSync(join(tmpdir(), 'kasane-tunnel-'));
-    try {
-      const ga = tb.ns('gwa');
-      const gb = tb.ns('gwb');
-      const h1 = tb.ns('h1');
-      const h2 = tb.ns('h2');
-      tb.link(h1, 'e0', '10.1.0.2/24', ga, 'gi', '10.1.0.1/24');
-      tb.link(gb, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-      tb.link(ga, 'go', '192.168.0.1/24', gb, 'go', '192.168.0.2/24');
-      tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-      tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
-      const pcap = join(dir, 'wan.pcap');
-      const cap = await startCapture(tb, ga, 'go', pcap);
-      const A = await startGateway(tb, ga, gatewayConfig('A'));
-      const B = await startGateway(tb, gb, gatewayConfig('B'));
-
-      const out = tb.exec(h1, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '-p', MARKER.toString('hex'), '10.2.0.2');
-      assert.match(out, /3 packets transmitted, 3 received/);
-      await tcpTransfer(tb, h2, h1, '10.2.0.2', 8 << 20);
-      await tcpTransfer(tb, h1, h2, '10.1.0.2', 2 << 20);
+    await inTestbed(t, ['ping', 'tcpdump'], async (tb, dir) => {
+      // "kasane-tun" as ping's pad pattern: it must never be seen on the WAN.
+      const MARKER = Buffer.from('kasane-tun');
+      const { pcap, cap, A, B } = await pairAcross(tb, dir, 4, MARKER, [8 << 20, 2 << 20]);
 
       // IKE from B's tunnel port (behind the non-ESP marker) arrives in A's JavaScript with B's
       // address and port; a NAT-keepalive is counted and dropped.
-      const ike = '00000000' + 'a1b2c3d4e5f60718' + '0000000000000000' + '21202208' + '00000000' + '0000001c';
-      B.send(`send 192.168.0.1 4500 ${ike}`);
+      B.send(`send 192.168.0.1 4500 ${IKE}`);
       const got = await A.lines.wait((e) => e.event === 'udp', 5_000, 'IKE datagram at A');
-      assert.deepEqual([got.reason, got.src, got.port, got.payload], ['ike', '192.168.0.2', 4500, ike]);
+      assert.deepEqual([got.reason, got.src, got.port, got.payload], ['ike', '192.168.0.2', 4500, IKE]);
       B.send('send 192.168.0.1 4500 ff');
       await B.lines.wait((e) => e.event === 'sent' && e.ok === true, 5_000, 'keepalive sent');
 
@@ -141,12 +150,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const rb = await B.close();
       await stopCapture(cap);
 
-      for (const [name, rep] of [
-        ['A', ra],
-        ['B', rb],
-      ] as const) {
-        const c = rep.counters as Record<string, number>;
-        const s = rep.stats as Record<string, number>;
+      eachReport({ A: ra, B: rb }, (name, c, s, rep) => {
         const tun = rep.tunnel as {
           tx: { packets: number; nextSeq: number }[];
           rx: { packets: number; replayDrops: number; authFailures: number; lastSource: unknown }[];
@@ -165,7 +169,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
         assert.equal(tun.tx[0].nextSeq, tun.tx[0].packets + 1);
         assert.equal(tun.rx[0].packets, c['tunnel-decrypt.packets']);
         assert.equal(tun.rx[0].authFailures, 0);
-      }
+      });
       assert.equal((ra.counters as Record<string, number>)['punt.ike'], 1);
       assert.equal((ra.counters as Record<string, number>)['drop.tunnel-keepalive'], 1);
       assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
@@ -197,7 +201,7 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
           assert.deepEqual([udp.readUInt16BE(0), udp.readUInt16BE(2)], [4500, 4500]);
           const body = udp.subarray(8);
           const spi = body.length >= 4 ? body.readUInt32BE(0) : -1;
-          if (spi === SPI_TO_A || spi === SPI_TO_B) {
+          if (spi === WAN[4].toA || spi === WAN[4].toB) {
             esp++;
             if (f.length > 1500) superPackets++;
           } else
@@ -220,9 +224,53 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
       const dump = spawnSync('tcpdump', ['-r', pcap, '-n', '-c', '200', 'udp port 4500'], { encoding: 'utf8' });
       assert.match(dump.stdout, /UDP-encap: ESP\(spi=0x0000c100,seq=0x1\)/, dump.stdout.slice(0, 2000) + dump.stderr);
       assert.match(dump.stdout, /UDP-encap: ESP\(spi=0x0000c200,seq=0x1\)/);
-    } finally {
-      tb.teardown();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
+  });
+
+  it('over an IPv6 WAN: IPv4 terminals through ESP in UDP over IPv6; dual-stack tunnel ports; IKE over either family', async (t) => {
+    await inTestbed(t, ['ping', 'tcpdump'], async (tb, dir) => {
+      const MARKER = Buffer.from('kasane-v6wan');
+      const { pcap, cap, A, B } = await pairAcross(tb, dir, 6, MARKER, [4 << 20, 1 << 20]);
+
+      // IKE over IPv6 and over IPv4, out of the same port number, each with its source.
+      const [WAN4, WAN6] = [WAN[4].gw, WAN[6].gw];
+      B.send(`send ${WAN6[0]} 4500 ${IKE}`);
+      const got6 = await A.lines.wait((e) => e.event === 'udp' && e.src === WAN6[1], 5_000, 'IKE over IPv6 at A');
+      assert.deepEqual([got6.reason, got6.port, got6.payload], ['ike', 4500, IKE]);
+      B.send(`send ${WAN4[0]} 4500 ${IKE}`);
+      const got4 = await A.lines.wait((e) => e.event === 'udp' && e.src === WAN4[1], 5_000, 'IKE over IPv4 at A');
+      assert.deepEqual([got4.reason, got4.port], ['ike', 4500]);
+
+      const ra = await A.close();
+      const rb = await B.close();
+      await stopCapture(cap);
+      eachReport({ A: ra, B: rb }, (name, c, s) => {
+        assert.ok(
+          c['tunnel-encrypt.packets'] > 500 && c['tunnel-decrypt.packets'] > 500,
+          `${name}: ${JSON.stringify(c)}`,
+        );
+        assert.equal(c['plain.packets'], undefined, `${name}: nothing relayed in the clear`);
+        assert.equal(c['drop.auth-failed'], undefined);
+        assert.equal(c['punt.too-big'], undefined, `${name}: MSS clamped to 1500 - 85 - 40`);
+        assert.equal(s['udp.tx-errors'], 0, `${name}: ${JSON.stringify(s)}`);
+      });
+      assert.equal((ra.counters as Record<string, number>)['punt.ike'], 2);
+      assert.deepEqual((ra.tunnel as { rx: { lastSource: unknown }[] }).rx[0].lastSource, {
+        addr: WAN6[1],
+        port: 4500,
+      });
+
+      // The WAN: the ping's payload never in the clear; tunnel ESP in UDP 4500 over IPv6.
+      assert.equal(readFileSync(pcap).indexOf(MARKER), -1, 'the ping payload crossed the WAN in the clear');
+      const dump = spawnSync('tcpdump', ['-r', pcap, '-n', '-c', '400', 'ip6 and udp port 4500'], { encoding: 'utf8' });
+      assert.match(
+        dump.stdout,
+        /IP6 fd00:ff::1\.4500 > fd00:ff::2\.4500: UDP-encap: ESP\(spi=0x0000d100,seq=0x1\)/,
+        dump.stdout.slice(0, 2000) + dump.stderr,
+      );
+      assert.match(dump.stdout, /IP6 fd00:ff::2\.4500 > fd00:ff::1\.4500: UDP-encap: ESP\(spi=0x0000d200,seq=0x1\)/);
+      const plain = spawnSync('tcpdump', ['-r', pcap, '-n', 'icmp or tcp'], { encoding: 'utf8' });
+      assert.equal(plain.stdout.trim(), '', 'no terminal traffic on the WAN');
+    });
   });
 });
