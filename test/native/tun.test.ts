@@ -4,10 +4,13 @@
 // The kernel's own ping and a TCP transfer whose content is verified go through the gateways'
 // TUN devices; the gateway processes must exit by themselves after closing the datapath.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { hasCommand, Testbed } from './netns.js';
+import { hasCommand, JsonLines, Testbed } from './netns.js';
 import { canRunNetns, startHelperGateway as startGateway, tcpTransfer } from './netns-gateway.js';
 import { hex, inCi, randomKey } from './support.js';
+
+const PROBE = join(new URL('../..', import.meta.url).pathname, 'test/support/udp-probe.py');
 
 function ping(tb: Testbed, ns: string, dst: string, count = 3): void {
   if (!hasCommand('ping')) {
@@ -80,8 +83,8 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
     });
   }
 
-  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways', async (t) => {
-    if (!canRunNetns(t)) return;
+  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways, decrypted UDP as UDP GSO super-packets', async (t) => {
+    if (!canRunNetns(t, ['python3'])) return;
     const tb = new Testbed();
     try {
       const ga = tb.ns('gwa');
@@ -114,6 +117,20 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
       ping(tb, h1, '10.2.0.2');
       await tcpTransfer(tb, h2, h1, '10.2.0.2', 20 << 20);
       await tcpTransfer(tb, h1, h2, '10.1.0.2', 5 << 20);
+      // A burst of small UDP datagrams h1 -> h2: B writes the decrypted ones as UDP GSO
+      // super-packets, and h2's kernel hands every datagram intact to the socket.
+      B.send('stats');
+      const before = (await B.lines.wait((e) => e.event === 'stats', 5_000, 'stats')).stats as Record<string, number>;
+      const rx = new JsonLines(tb.spawn(h2, 'python3', [PROBE, 'recv', '7001', '100', '5000', '8']));
+      await rx.wait((e) => e.event === 'listening', 10_000, 'UDP receiver');
+      const tx = new JsonLines(tb.spawn(h1, 'python3', [PROBE, 'send', '10.2.0.2', '7001', '100', '5000', 'df', '0']));
+      await tx.wait((e) => 'sent' in e, 30_000, 'UDP sender');
+      const got = (await rx.wait((e) => 'received' in e, 30_000, 'UDP receiver result')) as {
+        received: number;
+        good: number;
+      };
+      assert.equal(got.good, got.received, `every datagram that arrived is intact: ${JSON.stringify(got)}`);
+      assert.ok(got.good > 500, `datagrams arrived: ${JSON.stringify(got)}`);
       const ra = await A.close();
       const rb = await B.close();
       for (const [name, rep] of [
@@ -133,6 +150,8 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         assert.ok(s['rx.gso-esp'] > 10, `${name}: UDP GSO super-packets of ESP read: ${JSON.stringify(s)}`);
         assert.ok(c['decrypt.packets'] > 2 * s['rx.gso-esp'], `${name}: several ESP packets per super-packet`);
       }
+      const after = rb.stats as Record<string, number>;
+      assert.ok(after['tx.gso'] > before['tx.gso'], `B wrote decrypted datagrams as UDP GSO super-packets`);
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',
