@@ -951,7 +951,8 @@ static napi_value vnet_frame(napi_env env, napi_callback_info info) {
 }
 
 /* groCoalesce(packets: Uint8Array[]): the frames (virtio_net_hdr + packet) the datapath would
- * write for these forwarded packets, given as one read burst. */
+ * write for these forwarded packets, given as one read burst (each written at GRO's slot first, as
+ * decrypted packets are). */
 static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint32_t n;
@@ -976,6 +977,13 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
       return NULL;
     }
     if (len > 65535) continue;
+    /* As the datapath does with decrypted packets: written at the slot first, if there is one. */
+    uint8_t *slot = gro_slot(&g);
+    if (slot) {
+      if (len) memcpy(slot, data, len);
+      if (gro_take(&g, slot, len, collect, &c)) continue;
+      gro_unslot(&g);
+    }
     if (len) memcpy(buf + VNET_HDR_LEN, data, len);
     gro_add(&g, buf + VNET_HDR_LEN, len, collect, &c);
   }

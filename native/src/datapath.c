@@ -451,25 +451,38 @@ static void forward(dp_queue *q, uint8_t *pkt, size_t len, int v, exec_note *n) 
   }
 }
 
-/* pkt has VNET_HDR_LEN writable bytes before it. */
+_Static_assert(GRO_SLOT_ROOM >= 65536 + EXEC_OUT_EXTRA, "a GRO slot holds any executor output");
+
+/* pkt has VNET_HDR_LEN writable bytes before it. The executor writes its output where it is most
+ * likely to go, so that the common case is never copied (one pass per segment: AES-GCM between the
+ * frame read and the frame to write): from the inside, into the UDP GSO super-packet being built
+ * (uso.h, the slot); from the outside, into the TCP flow GRO is building (gro.h). Anything else is
+ * moved out of that buffer first. */
 static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   exec_note note;
-  if (!q->uso_ok) {
-    int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
+  int inside = q->side == SIDE_INSIDE;
+  uint8_t *slot = NULL;
+  if (inside && q->uso_ok)
+    slot = uso_slot(&q->uso, uso_write, uso_single, q);
+  else if (!inside && q->gro_ok)
+    slot = gro_slot(&q->gro);
+  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, slot ? slot : q->obuf + VNET_HDR_LEN, &note, 0);
+  if (!slot) {
     forward(q, pkt, len, v, &note);
     return;
   }
-  /* The executor writes straight into the UDP GSO super-packet being built: an ESP-in-UDP packet
-   * that joins the run is never copied (one pass per segment: AES-GCM from the TUN's frame into its
-   * place in the frame written to the TUN). Anything else is moved out of the run's buffer first. */
-  uint8_t *slot = uso_slot(&q->uso, uso_write, uso_single, q);
-  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, slot, &note, 0);
-  if (v == V_FORWARD_ENCRYPT && note.count == 1 && uso_take(&q->uso, note.out, note.out_len)) return;
-  if (v >= V_FORWARD_PLAIN && note.out == slot && (q->uso.saved_len || note.count > 1)) {
+  if (inside && v == V_FORWARD_ENCRYPT && note.count == 1 && uso_take(&q->uso, note.out, note.out_len)) return;
+  if (!inside && v == V_FORWARD_DECRYPT && gro_take(&q->gro, (uint8_t *)note.out, note.out_len, gro_write, q)) return;
+  /* A packet at the start of an empty run's buffer (raw ESP, say) may stay there: nothing to put back. */
+  int keep = inside && !q->uso.saved_len && note.count == 1;
+  if (v >= V_FORWARD_PLAIN && note.out == slot && !keep) {
     memcpy(q->obuf + VNET_HDR_LEN, note.out, note.out_len);
     note.out = q->obuf + VNET_HDR_LEN;
   }
-  uso_unslot(&q->uso);
+  if (inside)
+    uso_unslot(&q->uso);
+  else
+    gro_unslot(&q->gro);
   forward(q, pkt, len, v, &note);
 }
 
