@@ -4,6 +4,7 @@
       "target_name": "kasane_native",
       "sources": [
         "src/addon.c",
+        "src/checksum.c",
         "src/datapath.c",
         "src/egress.c",
         "src/executor.c",

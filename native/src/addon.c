@@ -897,18 +897,19 @@ static napi_value datapath_ref(napi_env env, napi_callback_info info) {
 
 /* ---- test and benchmark hooks ---- */
 
+/* Collects what a hook emits (segments, frames) into a JavaScript array of Buffer copies. */
 typedef struct {
   napi_env env;
   napi_value arr;
   uint32_t n;
   int failed;
-} seg_collect;
+} collector;
 
-static void collect_segment(void *ctx, uint8_t *seg, size_t len) {
-  seg_collect *c = ctx;
+static void collect(void *ctx, uint8_t *bytes, size_t len) {
+  collector *c = ctx;
   napi_value b;
   void *p;
-  if (napi_create_buffer_copy(c->env, len, seg, &p, &b) != napi_ok) {
+  if (napi_create_buffer_copy(c->env, len, bytes, &p, &b) != napi_ok) {
     c->failed = 1;
     return;
   }
@@ -928,50 +929,30 @@ static napi_value vnet_frame(napi_env env, napi_callback_info info) {
   if (len < VNET_HDR_LEN || len > VNET_HDR_LEN + 65535) return nul;
   vnet_hdr h;
   vnet_read(&h, data);
-  uint8_t *pkt = malloc(len), *seg = malloc(65536);
-  if (!pkt || !seg) {
-    free(pkt);
-    free(seg);
-    return throw_msg(env, "out of memory");
-  }
+  /* Segmentation works in place and writes into the VNET_HDR_LEN bytes before the packet. */
+  uint8_t *buf = malloc(len);
+  if (!buf) return throw_msg(env, "out of memory");
+  uint8_t *pkt = buf + VNET_HDR_LEN;
   memcpy(pkt, data + VNET_HDR_LEN, len - VNET_HDR_LEN);
   size_t plen = len - VNET_HDR_LEN;
   napi_create_array(env, &arr);
-  seg_collect c = {env, arr, 0, 0};
+  collector c = {env, arr, 0, 0};
   napi_value res = arr;
   if ((h.gso_type & ~VNET_GSO_ECN) != VNET_GSO_NONE) {
-    if (gso_segment(&h, pkt, plen, seg, 65536, collect_segment, &c) < 0) res = nul;
+    if (gso_segment(&h, pkt, plen, collect, &c) < 0) res = nul;
   } else if ((h.flags & VNET_F_NEEDS_CSUM) && gso_complete_csum(&h, pkt, plen) != 0) {
     res = nul;
   } else {
-    collect_segment(&c, pkt, plen);
+    collect(&c, pkt, plen);
   }
-  free(pkt);
-  free(seg);
+  free(buf);
   if (c.failed) return throw_last(env);
   return res;
 }
 
-typedef struct {
-  napi_env env;
-  napi_value arr;
-  uint32_t n;
-  int failed;
-} frame_collect;
-
-static void collect_frame(void *ctx, uint8_t *frame, size_t len) {
-  frame_collect *c = ctx;
-  napi_value b;
-  void *p;
-  if (napi_create_buffer_copy(c->env, len, frame, &p, &b) != napi_ok) {
-    c->failed = 1;
-    return;
-  }
-  napi_set_element(c->env, c->arr, c->n++, b);
-}
-
 /* groCoalesce(packets: Uint8Array[]): the frames (virtio_net_hdr + packet) the datapath would
- * write for these forwarded packets, given as one read burst. */
+ * write for these forwarded packets, given as one read burst (each written at GRO's slot first, as
+ * decrypted packets are). */
 static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint32_t n;
@@ -985,7 +966,7 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
     return throw_msg(env, "out of memory");
   }
   napi_create_array(env, &arr);
-  frame_collect c = {env, arr, 0, 0};
+  collector c = {env, arr, 0, 0};
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     uint8_t *data;
@@ -996,10 +977,17 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
       return NULL;
     }
     if (len > 65535) continue;
+    /* As the datapath does with decrypted packets: written at the slot first, if there is one. */
+    uint8_t *slot = gro_slot(&g);
+    if (slot) {
+      if (len) memcpy(slot, data, len);
+      if (gro_take(&g, slot, len, collect, &c)) continue;
+      gro_unslot(&g);
+    }
     if (len) memcpy(buf + VNET_HDR_LEN, data, len);
-    gro_add(&g, buf + VNET_HDR_LEN, len, collect_frame, &c);
+    gro_add(&g, buf + VNET_HDR_LEN, len, collect, &c);
   }
-  gro_flush(&g, collect_frame, &c);
+  gro_flush(&g, collect, &c);
   free(buf);
   gro_free(&g);
   if (c.failed) return throw_last(env);
@@ -1012,37 +1000,52 @@ static double mono_ns(void) {
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
- * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
-/* usoCoalesce(packets): the frames (vnet header + packet) the datapath writes for these group ESP-in-UDP
- * packets, in order: UDP GSO super-packets for runs, plain frames for the rest. For the tests. */
+/* usoCoalesce(packets, forwarded): the frames (vnet header + packet) the datapath writes for these
+ * group ESP-in-UDP packets (forwarded: UDP datagrams it forwards, e.g. decrypted ones), in order:
+ * UDP GSO super-packets for runs, plain frames for the rest. Each packet is first written at the
+ * run's slot, as the executor's output is (uso.h), then handed over elsewhere if refused. For the
+ * tests. */
 static void uso_collect_single(void *ctx, uint8_t *pkt, size_t len) {
   memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-  collect_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+  collect(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
 }
 
 static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
-  ARGS(1);
+  ARGS(2);
   uint32_t n;
+  bool forwarded;
   napi_value arr;
   CHECK(napi_get_array_length(env, argv[0], &n));
+  CHECK(napi_get_value_bool(env, argv[1], &forwarded));
   uso_batch b;
-  if (uso_init(&b) != 0) return throw_msg(env, "out of memory");
+  if ((forwarded ? uso_init_forwarded(&b, 65536) : uso_init(&b, 65536)) != 0) return throw_msg(env, "out of memory");
+  uint8_t *copy = malloc(VNET_HDR_LEN + 65536);
+  if (!copy) {
+    uso_free(&b);
+    return throw_msg(env, "out of memory");
+  }
   napi_create_array(env, &arr);
-  frame_collect c = {env, arr, 0, 0};
+  collector c = {env, arr, 0, 0};
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     uint8_t *data;
     size_t len;
     if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
       uso_free(&b);
+      free(copy);
       return NULL;
     }
-    /* Only what the executor makes: IP + UDP + ESP within one frame. */
-    if (len < 48 || len > 65535) continue;
-    uso_add(&b, data, len, collect_frame, uso_collect_single, &c);
+    /* Only what fits one frame. */
+    if (len < 28 || len > 65535) continue;
+    uint8_t *slot = uso_slot(&b, collect, uso_collect_single, &c);
+    memcpy(slot, data, len);
+    if (uso_take(&b, slot, len)) continue;
+    memcpy(copy + VNET_HDR_LEN, data, len);
+    uso_unslot(&b);
+    uso_add(&b, copy + VNET_HDR_LEN, len, collect, uso_collect_single, &c);
   }
-  uso_flush(&b, collect_frame, uso_collect_single, &c);
+  free(copy);
+  uso_flush(&b, collect, uso_collect_single, &c);
   uso_free(&b);
   if (c.failed) return throw_last(env);
   return arr;
@@ -1065,15 +1068,17 @@ static napi_value esp_split(napi_env env, napi_callback_info info) {
   memcpy(frame, data, len);
   uint8_t *pkt = frame + VNET_HDR_LEN;
   napi_create_array(env, &arr);
-  seg_collect c = {env, arr, 0, 0};
+  collector c = {env, arr, 0, 0};
   napi_value res = nul;
   if (gso_is_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, &hlen))
-    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect_segment, &c) < 0 ? nul : arr;
+    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect, &c) < 0 ? nul : arr;
   free(frame);
   if (c.failed) return throw_last(env);
   return res;
 }
 
+/* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
+ * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
 static napi_value esp_bench(napi_env env, napi_callback_info info) {
   ARGS(2);
   uint32_t size, count;

@@ -57,15 +57,16 @@ typedef struct dp_queue {
   int side;
   int started;
   pthread_t thread;
-  uint8_t *rbuf; /* vnet header + frame as read */
-  uint8_t *sbuf; /* vnet header room + one segment */
-  uint8_t *obuf; /* vnet header room + encrypted/decrypted output */
+  uint8_t *rbuf; /* vnet header + frame as read (segmented in place) */
+  uint8_t *obuf; /* vnet header room + encrypted/decrypted output (but ESP in UDP: see process_packet) */
   punt_batch *cur;
   double now;
   gro_table gro;
   int gro_ok;
   uso_batch uso; /* group ESP in UDP, coalesced into UDP GSO super-packets */
   int uso_ok;
+  uso_batch uro; /* forwarded (decrypted) UDP datagrams, coalesced the same way */
+  int uro_ok;
   egress *eg;
   uint64_t eg_sent, eg_bytes;
   udp_out *uo; /* tunnel ESP for the tunnel port, sent at the end of each burst */
@@ -181,16 +182,14 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
     memset(q, 0, sizeof *q);
     q->fd = -1;
     q->rbuf = malloc(FRAME_MAX);
-    q->sbuf = malloc(FRAME_MAX);
     q->obuf = malloc(OUT_MAX);
-    if (!q->rbuf || !q->sbuf || !q->obuf) {
+    if (!q->rbuf || !q->obuf) {
       snprintf(err, errlen, "out of memory");
     } else {
       q->fd = tun_open(name, queues > 1, &dp->uso, err, errlen);
     }
     if (q->fd < 0) {
       free(q->rbuf);
-      free(q->sbuf);
       free(q->obuf);
       /* Close the queues of this device opened so far. */
       while (dp->nq > first) {
@@ -200,7 +199,6 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
         egress_free(o->eg);
         close(o->fd);
         free(o->rbuf);
-        free(o->sbuf);
         free(o->obuf);
       }
       return -1;
@@ -334,19 +332,27 @@ static void write_frame(dp_queue *q, const uint8_t *frame, size_t len) {
 
 static void gro_write(void *ctx, uint8_t *frame, size_t len) { write_frame(ctx, frame, len); }
 
-/* A forwarded packet (VNET_HDR_LEN writable bytes before it) to the TUN: TCP coalesced by GRO. */
-static void forward_packet(dp_queue *q, uint8_t *pkt, size_t len) {
-  if (q->gro_ok) {
-    gro_add(&q->gro, pkt, len, gro_write, q);
-  } else {
-    memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-    write_frame(q, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
-  }
-}
-
-static void egress_fallback(void *ctx, uint8_t *pkt, size_t len) {
+/* One packet (VNET_HDR_LEN writable bytes before it) to the TUN as it is, no offloads. */
+static void write_plain(void *ctx, uint8_t *pkt, size_t len) {
   memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
   write_frame(ctx, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+}
+
+static void uro_write(void *ctx, uint8_t *frame, size_t len) {
+  stat_add(((dp_queue *)ctx)->dp, DP_TX_GSO, 1);
+  write_frame(ctx, frame, len);
+}
+
+/* A forwarded packet (VNET_HDR_LEN writable bytes before it) to the TUN: TCP coalesced by GRO, UDP
+ * into UDP GSO super-packets. */
+static void forward_packet(dp_queue *q, uint8_t *pkt, size_t len) {
+  if (q->uro_ok && len >= 20 && pkt[(pkt[0] >> 4) == 6 ? 6 : 9] == IPPROTO_UDP_) {
+    uso_add(&q->uro, pkt, len, uro_write, write_plain, q);
+  } else if (q->gro_ok) {
+    gro_add(&q->gro, pkt, len, gro_write, q);
+  } else {
+    write_plain(q, pkt, len);
+  }
 }
 
 static void egress_account(dp_queue *q) {
@@ -367,10 +373,9 @@ static void udp_account(dp_queue *q) {
 
 static void egress_or_tun(dp_queue *q, uint8_t *pkt, size_t len) {
   if (q->eg && pkt[0] >> 4 == 4) {
-    egress_add(q->eg, pkt, len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+    egress_add(q->eg, pkt, len, write_plain, q, &q->eg_sent, &q->eg_bytes);
   } else {
-    memset(pkt - VNET_HDR_LEN, 0, VNET_HDR_LEN);
-    write_frame(q, pkt - VNET_HDR_LEN, len + VNET_HDR_LEN);
+    write_plain(q, pkt, len);
   }
 }
 
@@ -379,7 +384,7 @@ static void uso_single(void *ctx, uint8_t *pkt, size_t len) { egress_or_tun(ctx,
 /* A UDP GSO super-packet of ESP: whatever the raw socket holds goes first (order within a flow). */
 static void uso_write(void *ctx, uint8_t *frame, size_t len) {
   dp_queue *q = ctx;
-  if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
+  if (q->eg) q->eg_sent += egress_flush(q->eg, write_plain, q, &q->eg_bytes);
   stat_add(q->dp, DP_TX_GSO, 1);
   write_frame(q, frame, len);
 }
@@ -387,8 +392,9 @@ static void uso_write(void *ctx, uint8_t *frame, size_t len) {
 /* End of a burst: everything held back goes out. */
 static void flush_out(dp_queue *q) {
   if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
+  if (q->uro_ok) uso_flush(&q->uro, uro_write, write_plain, q);
   if (q->gro_ok) gro_flush(&q->gro, gro_write, q);
-  if (q->eg) q->eg_sent += egress_flush(q->eg, egress_fallback, q, &q->eg_bytes);
+  if (q->eg) q->eg_sent += egress_flush(q->eg, write_plain, q, &q->eg_bytes);
   egress_account(q);
   if (q->uo) {
     udp_out_flush(q->uo, &q->u_sent, &q->u_bytes, &q->u_errors);
@@ -403,10 +409,9 @@ static void write_packet(dp_queue *q, const uint8_t *pkt, size_t len) {
   write_iov(q, iov, 2, len);
 }
 
-/* pkt has VNET_HDR_LEN writable bytes before it. */
-static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
-  exec_note note;
-  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, q->obuf + VNET_HDR_LEN, &note, 0);
+/* What the executor decided for one packet, carried out. */
+static void forward(dp_queue *q, uint8_t *pkt, size_t len, int v, exec_note *n) {
+  exec_note note = *n;
   if (v == V_FORWARD_ENCRYPT && (note.count > 1 || q->uso_ok)) {
     /* ESP in UDP is coalesced into UDP GSO super-packets (equal sizes: the segments of one TCP
      * super-packet, or the fragments of one packet without DF); raw ESP goes out one by one. */
@@ -419,7 +424,7 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
       } else {
         if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
         if (q->eg && !v6)
-          egress_add(q->eg, out, n, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+          egress_add(q->eg, out, n, write_plain, q, &q->eg_sent, &q->eg_bytes);
         else
           write_packet(q, out, n);
       }
@@ -429,7 +434,7 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
     uint8_t *out = (uint8_t *)note.out;
     /* The raw socket is IPv4: raw ESP over IPv6 goes through the TUN. */
     if (v == V_FORWARD_ENCRYPT && q->eg && out[0] >> 4 == 4) {
-      egress_add(q->eg, out, note.out_len, egress_fallback, q, &q->eg_sent, &q->eg_bytes);
+      egress_add(q->eg, out, note.out_len, write_plain, q, &q->eg_sent, &q->eg_bytes);
     } else if (v == V_FORWARD_TUNNEL_ENCRYPT) {
       /* From this gateway's own address: only the tunnel port can send it (a TUN write of a
        * packet with a local source address is a martian to the kernel). */
@@ -444,6 +449,41 @@ static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
   } else if (v >= V_FIRST_PUNT && v <= V_LAST_PUNT) {
     punt(q, pkt, len, v);
   }
+}
+
+_Static_assert(GRO_SLOT_ROOM >= 65536 + EXEC_OUT_EXTRA, "a GRO slot holds any executor output");
+
+/* pkt has VNET_HDR_LEN writable bytes before it. The executor writes its output where it is most
+ * likely to go, so that the common case is never copied (one pass per segment: AES-GCM between the
+ * frame read and the frame to write): from the inside, into the UDP GSO super-packet being built
+ * (uso.h, the slot); from the outside, into the TCP flow GRO is building (gro.h). Anything else is
+ * moved out of that buffer first. */
+static void process_packet(dp_queue *q, uint8_t *pkt, size_t len) {
+  exec_note note;
+  int inside = q->side == SIDE_INSIDE;
+  uint8_t *slot = NULL;
+  if (inside && q->uso_ok)
+    slot = uso_slot(&q->uso, uso_write, uso_single, q);
+  else if (!inside && q->gro_ok)
+    slot = gro_slot(&q->gro);
+  int v = exec_process(q->dp->ex, q->side, pkt, len, q->now, slot ? slot : q->obuf + VNET_HDR_LEN, &note, 0);
+  if (!slot) {
+    forward(q, pkt, len, v, &note);
+    return;
+  }
+  if (inside && v == V_FORWARD_ENCRYPT && note.count == 1 && uso_take(&q->uso, note.out, note.out_len)) return;
+  if (!inside && v == V_FORWARD_DECRYPT && gro_take(&q->gro, (uint8_t *)note.out, note.out_len, gro_write, q)) return;
+  /* A packet at the start of an empty run's buffer (raw ESP, say) may stay there: nothing to put back. */
+  int keep = inside && !q->uso.saved_len && note.count == 1;
+  if (v >= V_FORWARD_PLAIN && note.out == slot && !keep) {
+    memcpy(q->obuf + VNET_HDR_LEN, note.out, note.out_len);
+    note.out = q->obuf + VNET_HDR_LEN;
+  }
+  if (inside)
+    uso_unslot(&q->uso);
+  else
+    gro_unslot(&q->gro);
+  forward(q, pkt, len, v, &note);
 }
 
 static void emit_segment(void *ctx, uint8_t *seg, size_t len) {
@@ -485,7 +525,7 @@ static void handle_frame(dp_queue *q, size_t n) {
       if (gso_split_esp_in_udp(&h, pkt, len, hlen, emit_segment, q) < 0) stat_add(dp, DP_RX_BAD, 1);
       return;
     }
-    if (gso_segment(&h, pkt, len, q->sbuf + VNET_HDR_LEN, FRAME_MAX - VNET_HDR_LEN, emit_segment, q) < 0)
+    if (gso_segment(&h, pkt, len, emit_segment, q) < 0)
       stat_add(dp, DP_RX_BAD, 1);
     return;
   }
@@ -702,8 +742,11 @@ int dp_start(datapath *dp, char *err, size_t errlen) {
   }
   /* Coalesce ESP in UDP only when every TUN takes USO (the receiving side's too, as far as this
    * gateway can tell) and the option asks for it. */
-  for (int i = 0; i < dp->nq; i++)
-    dp->q[i].uso_ok = dp->uso && (dp->options & DP_OPT_USO) && uso_init(&dp->q[i].uso) == 0;
+  for (int i = 0; i < dp->nq; i++) {
+    dp->q[i].uso_ok = dp->uso && (dp->options & DP_OPT_USO) && uso_init(&dp->q[i].uso, OUT_MAX - VNET_HDR_LEN) == 0;
+    dp->q[i].uro_ok = dp->uso && (dp->options & DP_OPT_GRO) && uso_init_forwarded(&dp->q[i].uro, FRAME_MAX) == 0;
+  }
+  if (udp) dp->uq.uro_ok = dp->uso && (dp->options & DP_OPT_GRO) && uso_init_forwarded(&dp->uq.uro, FRAME_MAX) == 0;
   sigfillset(&all);
   /* Reader threads take no signals: node handles them on the main thread. */
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -793,6 +836,8 @@ void dp_stop(datapath *dp) {
     /* Its fd is a TUN's, closed below with the queues. */
     if (dp->uq.gro_ok) gro_free(&dp->uq.gro);
     dp->uq.gro_ok = 0;
+    if (dp->uq.uro_ok) uso_free(&dp->uq.uro);
+    dp->uq.uro_ok = 0;
     free(dp->uq.obuf);
     dp->uq.obuf = NULL;
     dp->uq.fd = -1;
@@ -807,14 +852,15 @@ void dp_stop(datapath *dp) {
     q->gro_ok = 0;
     if (q->uso_ok) uso_free(&q->uso);
     q->uso_ok = 0;
+    if (q->uro_ok) uso_free(&q->uro);
+    q->uro_ok = 0;
     egress_free(q->eg);
     q->eg = NULL;
     udp_out_free(q->uo);
     q->uo = NULL;
     free(q->rbuf);
-    free(q->sbuf);
     free(q->obuf);
-    q->rbuf = q->sbuf = q->obuf = NULL;
+    q->rbuf = q->obuf = NULL;
   }
   dp->nq = 0;
   dp->wfd[0] = dp->wfd[1] = -1;

@@ -7,27 +7,17 @@
 #include "ip.h"
 
 int aead_init(aead *a, const uint8_t key[32], const uint8_t salt[4], int encrypt) {
+  return aead_init_key(a, key, 32, salt, encrypt);
+}
+
+int aead_init_key(aead *a, const uint8_t *key, size_t keylen, const uint8_t salt[4], int encrypt) {
+  if (keylen != 16 && keylen != 32) return -2;
   EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
   a->ctx = NULL;
   if (!c) return -1;
   /* Key schedule once per SA; per packet only the nonce is set. GCM's default IV length is 12. */
-  if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, NULL, encrypt ? 1 : 0) != 1) {
-    EVP_CIPHER_CTX_free(c);
-    return -1;
-  }
-  memcpy(a->salt, salt, 4);
-  a->encrypt = encrypt;
-  a->ctx = c;
-  return 0;
-}
-
-int aead_init_key(aead *a, const uint8_t *key, size_t keylen, const uint8_t salt[4], int encrypt) {
-  if (keylen == 32) return aead_init(a, key, salt, encrypt);
-  if (keylen != 16) return -2;
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  a->ctx = NULL;
-  if (!c) return -1;
-  if (EVP_CipherInit_ex(c, EVP_aes_128_gcm(), NULL, key, NULL, encrypt ? 1 : 0) != 1) {
+  if (EVP_CipherInit_ex(c, keylen == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), NULL, key, NULL, encrypt ? 1 : 0) !=
+      1) {
     EVP_CIPHER_CTX_free(c);
     return -1;
   }

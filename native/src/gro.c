@@ -18,7 +18,7 @@
 #define TCP_ACK 0x10
 #define TCP_URG 0x20
 #define TCP_CWR 0x80
-#define GRO_BUF (VNET_HDR_LEN + 65536)
+#define GRO_BUF (VNET_HDR_LEN + 65536 + GRO_SLOT_ROOM)
 
 int gro_init(gro_table *g) {
   memset(g, 0, sizeof *g);
@@ -155,6 +155,60 @@ static int mergeable(const gro_flow *f, const uint8_t *p, size_t len, const tcp4
   return 1;
 }
 
+/* Flow i has the segment's payload at its end: it goes on, or is written once complete. */
+static void appended(gro_table *g, int i, const tcp4 *t, gro_write_fn write, void *ctx) {
+  gro_flow *f = &g->f[i];
+  f->len += t->payload;
+  f->next_seq += (uint32_t)t->payload;
+  f->segs++;
+  g->last = f->buf;
+  if (t->flags & TCP_PSH) {
+    f->buf[VNET_HDR_LEN + f->ihl + 13] |= TCP_PSH;
+    f->closed = 1;
+  }
+  if (t->payload < f->gso_size || f->len + f->gso_size > 65535) flush_flow(g, i, write, ctx);
+}
+
+static int flow_of(const gro_table *g, const uint8_t *buf) {
+  for (int i = 0; i < g->n; i++)
+    if (g->f[i].buf == buf) return i;
+  return -1;
+}
+
+uint8_t *gro_slot(gro_table *g) {
+  int i = g->last ? flow_of(g, g->last) : -1;
+  g->saved_len = 0;
+  if (i < 0) return NULL;
+  gro_flow *f = &g->f[i];
+  size_t hl = f->ihl + f->thl;
+  /* The slot's headers must not cover the flow's own, and the flow must have room for one more. */
+  if (f->closed || f->len < 2 * hl || f->len + f->gso_size > 65535) return NULL;
+  uint8_t *slot = f->buf + VNET_HDR_LEN + f->len - hl;
+  memcpy(g->saved, slot, hl);
+  g->saved_len = hl;
+  g->slot_of = f->buf;
+  return slot;
+}
+
+void gro_unslot(gro_table *g) {
+  if (!g->saved_len) return;
+  int i = flow_of(g, g->slot_of);
+  if (i >= 0) memcpy(g->slot_of + VNET_HDR_LEN + g->f[i].len - g->saved_len, g->saved, g->saved_len);
+  g->saved_len = 0;
+}
+
+int gro_take(gro_table *g, uint8_t *pkt, size_t len, gro_write_fn write, void *ctx) {
+  tcp4 t;
+  int i = g->saved_len ? flow_of(g, g->slot_of) : -1;
+  if (i < 0) return 0;
+  gro_flow *f = &g->f[i];
+  if (pkt + g->saved_len != f->buf + VNET_HDR_LEN + f->len || !candidate(pkt, len, &t)) return 0;
+  if (!same_flow(f->buf + VNET_HDR_LEN, f->ihl, pkt, t.ihl) || !mergeable(f, pkt, len, &t)) return 0;
+  gro_unslot(g); /* the packet's headers give way to the flow's bytes; its payload is in place */
+  appended(g, i, &t, write, ctx);
+  return 1;
+}
+
 static void start_flow(gro_table *g, gro_write_fn write, void *ctx, const uint8_t *p, size_t len, const tcp4 *t) {
   if (g->n == GRO_FLOWS) {
     flush_flow(g, g->victim, write, ctx);
@@ -169,6 +223,7 @@ static void start_flow(gro_table *g, gro_write_fn write, void *ctx, const uint8_
   f->next_seq = t->seq + (uint32_t)t->payload;
   f->segs = 1;
   f->closed = (t->flags & TCP_PSH) != 0;
+  g->last = f->buf;
 }
 
 void gro_add(gro_table *g, uint8_t *pkt, size_t len, gro_write_fn write, void *ctx) {
@@ -189,16 +244,8 @@ void gro_add(gro_table *g, uint8_t *pkt, size_t len, gro_write_fn write, void *c
     gro_flow *f = &g->f[i];
     if (!same_flow(f->buf + VNET_HDR_LEN, f->ihl, pkt, t.ihl)) continue;
     if (mergeable(f, pkt, len, &t)) {
-      uint8_t *q = f->buf + VNET_HDR_LEN;
-      memcpy(q + f->len, pkt + t.ihl + t.thl, t.payload);
-      f->len += t.payload;
-      f->next_seq += (uint32_t)t.payload;
-      f->segs++;
-      if (t.flags & TCP_PSH) {
-        q[f->ihl + 13] |= TCP_PSH;
-        f->closed = 1;
-      }
-      if (t.payload < f->gso_size || f->len + f->gso_size > 65535) flush_flow(g, i, write, ctx);
+      memcpy(f->buf + VNET_HDR_LEN + f->len, pkt + t.ihl + t.thl, t.payload);
+      appended(g, i, &t, write, ctx);
       return;
     }
     flush_flow(g, i, write, ctx);

@@ -102,23 +102,26 @@ static uint16_t l4_checksum(const uint8_t *ip, int v6, uint8_t proto, const uint
   return proto == IPPROTO_UDP_ && c == 0 ? 0xffff : c;
 }
 
-int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
-                void *ctx) {
+int gso_segment(const vnet_hdr *h, uint8_t *pkt, size_t len, gso_emit_fn emit, void *ctx) {
   tcp_layout l;
   if (layout(h, pkt, len, &l) != 0) return -1;
   size_t hl = l.nhl + l.thl, mss = h->gso_size;
-  if (hl + (mss < l.payload ? mss : l.payload) > cap) return -1;
-  const uint8_t *tcp0 = pkt + l.nhl;
+  uint8_t hdr[60 + 60]; /* IPv4 with options (or IPv6) + TCP with options (or UDP) */
+  if (hl > sizeof hdr) return -1;
+  memcpy(hdr, pkt, hl);
+  const uint8_t *tcp0 = hdr + l.nhl;
   uint32_t seq0 = l.udp ? 0 : rd32(tcp0 + 4);
-  uint16_t id0 = l.v6 ? 0 : rd16(pkt + 4);
+  uint16_t id0 = l.v6 ? 0 : rd16(hdr + 4);
   uint8_t flags0 = tcp0[13];
   int n = 0;
   size_t off = 0;
   do {
     size_t chunk = l.payload - off < mss ? l.payload - off : mss;
     int last = off + chunk >= l.payload;
-    memcpy(seg, pkt, hl);
-    memcpy(seg + hl, pkt + hl + off, chunk);
+    /* In place: this segment's headers go just before its payload, over the previous segment's
+     * tail (already processed); the first segment's are where they were. */
+    uint8_t *seg = pkt + off;
+    memcpy(seg, hdr, hl);
     uint8_t *tcp = seg + l.nhl;
     if (l.v6) {
       wr16(seg + 4, (uint16_t)(l.thl + chunk));
@@ -131,18 +134,15 @@ int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg,
       wr16(tcp + 4, (uint16_t)(8 + chunk));
       tcp[6] = tcp[7] = 0;
       wr16(tcp + 6, l4_checksum(seg, l.v6, IPPROTO_UDP_, tcp, 8 + chunk));
-      emit(ctx, seg, hl + chunk);
-      n++;
-      off += chunk;
-      continue;
+    } else {
+      wr32(tcp + 4, seq0 + (uint32_t)off);
+      uint8_t f = flags0;
+      if (!last) f &= (uint8_t)~0x09; /* FIN and PSH only on the last segment */
+      if (n > 0) f &= (uint8_t)~0x80; /* CWR only on the first */
+      tcp[13] = f;
+      tcp[16] = tcp[17] = 0;
+      wr16(tcp + 16, l4_checksum(seg, l.v6, IPPROTO_TCP_, tcp, l.thl + chunk));
     }
-    wr32(tcp + 4, seq0 + (uint32_t)off);
-    uint8_t f = flags0;
-    if (!last) f &= (uint8_t)~0x09; /* FIN and PSH only on the last segment */
-    if (n > 0) f &= (uint8_t)~0x80; /* CWR only on the first */
-    tcp[13] = f;
-    tcp[16] = tcp[17] = 0;
-    wr16(tcp + 16, l4_checksum(seg, l.v6, IPPROTO_TCP_, tcp, l.thl + chunk));
     emit(ctx, seg, hl + chunk);
     n++;
     off += chunk;

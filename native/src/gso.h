@@ -35,12 +35,14 @@ int gso_complete_csum(const vnet_hdr *h, uint8_t *pkt, size_t len);
 /* Number of segments and total bytes on the wire for a TCP or UDP GSO super-packet; 0 when malformed. */
 uint32_t gso_count(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint64_t *wire_bytes);
 
-/* Segments a TCP or UDP GSO super-packet (IPv4 or IPv6 without extension headers). Each segment is
- * built at seg (capacity cap) with complete IP and TCP/UDP checksums, then passed to emit. Returns the
- * number of segments, or -1 when the super-packet is malformed (nothing emitted). */
+/* Segments a TCP or UDP GSO super-packet (IPv4 or IPv6 without extension headers) in place, without
+ * copying payloads: segment k's headers are written into the bytes just before its payload, which
+ * belong to segment k-1, so emit must be done with a segment before it returns (the datapath's
+ * per-packet path is: whatever it keeps, it copies). Each segment has complete IP and TCP/UDP
+ * checksums. The VNET_HDR_LEN bytes before pkt must be writable. Returns the number of segments,
+ * or -1 when the super-packet is malformed (nothing emitted). */
 typedef void (*gso_emit_fn)(void *ctx, uint8_t *seg, size_t len);
-int gso_segment(const vnet_hdr *h, const uint8_t *pkt, size_t len, uint8_t *seg, size_t cap, gso_emit_fn emit,
-                void *ctx);
+int gso_segment(const vnet_hdr *h, uint8_t *pkt, size_t len, gso_emit_fn emit, void *ctx);
 
 /* A UDP GSO super-packet over IPv4 or IPv6 whose segments are group ESP in UDP (destination port
  * 4500): 1 and the header length (IP + UDP), or 0 for anything else. */

@@ -34,8 +34,17 @@ static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 |
  * one's-complement sum allows (RFC 1071 section 2(B)): the datapath sums every byte of every
  * segment at least once, and byte-by-byte big-endian loads made that a tenth of a gateway's time. */
 static inline uint16_t csum_fold(uint64_t sum);
+/* The sum of the native-endian 32-bit words of p[0..len), len a multiple of 64 (checksum.c: AVX2
+ * when the CPU has it, four to five times the scalar loop's speed). */
+uint64_t csum_words(const uint8_t *p, size_t len);
 static inline uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
   uint64_t acc = 0;
+  if (len >= 256) {
+    size_t bulk = len & ~(size_t)63;
+    acc = csum_words(p, bulk);
+    p += bulk;
+    len -= bulk;
+  }
   while (len >= 8) {
     uint64_t v;
     memcpy(&v, p, 8);

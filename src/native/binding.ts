@@ -128,8 +128,9 @@ export interface NativeBinding {
   datapathRef(d: DatapathHandle, keepAlive: boolean): void;
   vnetFrame(frame: Uint8Array): Uint8Array[] | null;
   groCoalesce(packets: Uint8Array[]): Uint8Array[];
-  /** The frames the datapath writes for these group ESP-in-UDP packets (UDP GSO super-packets for runs). */
-  usoCoalesce(packets: Uint8Array[]): Uint8Array[];
+  /** The frames the datapath writes for these group ESP-in-UDP packets, or forwarded UDP datagrams (UDP GSO
+   * super-packets for runs). */
+  usoCoalesce(packets: Uint8Array[], forwarded: boolean): Uint8Array[];
   /** The in-place split of a UDP GSO super-packet of group ESP (the outside's fast path); null if it is not one. */
   espSplit(frame: Uint8Array): Uint8Array[] | null;
   espBench(payloadBytes: number, count: number): [number, number];

@@ -118,7 +118,7 @@ describe('native offloads over IPv6', () => {
       assert.equal(v.kind, 'forward');
       return v.kind === 'forward' ? v.bytes : new Uint8Array(0);
     });
-    const frames = n.usoCoalesce(esp);
+    const frames = n.usoCoalesce(esp, false);
     assert.equal(frames.length, 1, 'one super-packet');
     const f = frames[0];
     assert.equal(f[0], 1, 'NEEDS_CSUM');
@@ -143,7 +143,7 @@ describe('native offloads over IPv6', () => {
     const other = tx.process('inside', ipv6({ src: A, dst: B, proto: 17, payload: new Uint8Array(10), hop: 5 }), 3);
     assert.equal(other.kind, 'forward');
     if (other.kind !== 'forward') return;
-    const mixed = n.usoCoalesce([esp[0], esp[1], other.bytes, esp[2]]);
+    const mixed = n.usoCoalesce([esp[0], esp[1], other.bytes, esp[2]], false);
     assert.deepEqual(
       mixed.map((m) => m[1]),
       [5, 0, 0],

@@ -11,8 +11,9 @@
 // clear and nothing is too big (the MSS is clamped). Over IPv6, a Packet Too Big sent with
 // sendLocal() (an IPv6 raw socket) reaches the terminal, whose kernel lowers its path MTU.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { hasCommand, Testbed } from './netns.js';
+import { hasCommand, JsonLines, Testbed } from './netns.js';
 import {
   inTestbed,
   eachReport,
@@ -23,6 +24,8 @@ import {
 } from './netns-gateway.js';
 import { hex, inCi, randomKey } from './support.js';
 import { icmp6 } from './support6.js';
+
+const PROBE = join(new URL('../..', import.meta.url).pathname, 'test/support/udp-probe.py');
 
 function ping(tb: Testbed, ns: string, dst: string, count = 3, family: 4 | 6 = 4): void {
   if (!hasCommand('ping')) {
@@ -178,9 +181,30 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
     });
   }
 
-  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways', async (t) => {
-    await inTestbed(t, [], async (tb) => {
-      const { ra } = await acrossPair(tb, 4, await gatewayPair(tb, 4));
+  it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways, decrypted UDP as UDP GSO super-packets', async (t) => {
+    await inTestbed(t, ['python3'], async (tb) => {
+      const pair = await gatewayPair(tb, 4);
+      let before: Record<string, number> = {};
+      const { ra, rb } = await acrossPair(tb, 4, pair, async () => {
+        // A burst of small UDP datagrams h1 -> h2: B writes the decrypted ones as UDP GSO
+        // super-packets, and h2's kernel hands every datagram intact to the socket.
+        pair.B.send('stats');
+        before = (await pair.B.lines.wait((e) => e.event === 'stats', 5_000, 'stats')).stats as Record<string, number>;
+        const rx = new JsonLines(tb.spawn(pair.h2, 'python3', [PROBE, 'recv', '7001', '100', '5000', '8']));
+        await rx.wait((e) => e.event === 'listening', 10_000, 'UDP receiver');
+        const tx = new JsonLines(
+          tb.spawn(pair.h1, 'python3', [PROBE, 'send', '10.2.0.2', '7001', '100', '5000', 'df', '0']),
+        );
+        await tx.wait((e) => 'sent' in e, 30_000, 'UDP sender');
+        const got = (await rx.wait((e) => 'received' in e, 30_000, 'UDP receiver result')) as {
+          received: number;
+          good: number;
+        };
+        assert.equal(got.good, got.received, `every datagram that arrived is intact: ${JSON.stringify(got)}`);
+        assert.ok(got.good > 500, `datagrams arrived: ${JSON.stringify(got)}`);
+      });
+      const after = rb.stats as Record<string, number>;
+      assert.ok(after['tx.gso'] > before['tx.gso'], `B wrote decrypted datagrams as UDP GSO super-packets`);
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',
