@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import { authenticateAdminRequest, MAX_PARAM_LENGTH, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
+import { Hangup } from './hub.js';
 import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
 
@@ -677,15 +678,13 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
         const since = req.query.since === undefined ? 0 : Number(req.query.since);
         const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
-        const abort = new AbortController();
-        const onClose = (): void => {
-          if (!reply.raw.writableFinished) abort.abort();
-        };
-        reply.raw.on('close', onClose);
+        // The gateway going away ends its wait at once (nothing of it is kept until the deadline).
+        const hangup = new Hangup();
+        reply.raw.once('close', hangup.fire);
         try {
-          return await service.changes(req.gatewayName!, since, wait, abort.signal);
+          return await service.changes(req.gatewayName!, since, wait, hangup);
         } finally {
-          reply.raw.off('close', onClose);
+          reply.raw.off('close', hangup.fire);
         }
       },
     );
