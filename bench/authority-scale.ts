@@ -17,6 +17,8 @@
 //   KASANE_BENCH_AUTHORITY_BACKENDS (comma list of sqlite, postgres),
 //   KASANE_BENCH_AUTHORITY_REPLICAS (comma list of replica counts for postgres, default 1,2,3),
 //   KASANE_BENCH_AUTHORITY_CONCURRENCY.
+// KASANE_BENCH_AUTHORITY_ENV: NAME=VALUE pairs (space-separated) added to the authorities'
+// environment, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16384 (docs/authority.md, "Memory per gateway").
 // Run alone: node --import tsx bench/authority-scale.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -123,6 +125,17 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
+/** KASANE_BENCH_AUTHORITY_ENV as variables. */
+function benchEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.KASANE_BENCH_AUTHORITY_ENV ?? '').split(' ').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`KASANE_BENCH_AUTHORITY_ENV: ${JSON.stringify(pair)} is not NAME=VALUE`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
 async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
   const script = `const m = await import(${JSON.stringify(join(ROOT, 'src/cli/main.ts'))}); process.exitCode = await m.main(process.argv.slice(1));`;
   // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
@@ -147,6 +160,7 @@ async function spawnServe(dataDir: string, port: number): Promise<ChildProcess> 
     ],
     {
       cwd: ROOT,
+      env: { ...process.env, ...benchEnv() },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
@@ -513,7 +527,10 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
             `${tag}: kill -9 of one replica: its ${r.failover.gateways} gateways moved and caught up in p50 ${r.failover.p50Ms} ms, p99 ${r.failover.p99Ms} ms, max ${r.failover.maxMs} ms`,
           ]
         : []),
-      `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end`,
+      `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end` +
+        (process.env.KASANE_BENCH_AUTHORITY_ENV
+          ? `; authorities run with ${process.env.KASANE_BENCH_AUTHORITY_ENV}`
+          : ''),
     );
   }
   return lines.join('\n');
