@@ -490,6 +490,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       key: keystore.read(KEY_SERVER),
       cert: joinPem(readFileSync(paths.serverCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')),
       ca: [readFileSync(paths.rootCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')],
+      groups: config.tls?.groups,
     };
     const federation = { ...config.federation, ...o.federation };
     const service = new AuthorityService({

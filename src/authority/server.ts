@@ -20,6 +20,8 @@ export interface TlsMaterial {
   cert: string;
   /** Trust anchors for client certificates: root and issuing CA (PEM). */
   ca: string[];
+  /** Key exchange groups (OpenSSL names, ':'-separated); absent: node's default. */
+  groups?: string;
 }
 
 declare module 'fastify' {
@@ -268,6 +270,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       cert: tls.cert,
       ca: tls.ca,
       crl: [crls.root, crls.issuing],
+      ...(tls.groups && { ecdhCurve: tls.groups }),
       requestCert: true,
       // Administrators have no certificate: the gateway routes check `authorized` themselves.
       rejectUnauthorized: false,
@@ -324,6 +327,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       cert: tls.cert,
       ca: tls.ca,
       crl: [c.root, c.issuing],
+      ...(tls.groups && { ecdhCurve: tls.groups }),
     });
   });
 

@@ -4,7 +4,11 @@
 // connection; a wait that runs out leaves nothing behind either; and a thousand waits on one
 // process share the hub's single timer. docs/authority.md ("Memory per gateway") says why.
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:tls';
+import { parseAuthorityConfig } from '../../src/authority/config.js';
 import { ChangeHub } from '../../src/authority/hub.js';
 import { bundleGateway, startTestAuthority, type TestAuthority, type TestGateway } from './helpers/authority.js';
 
@@ -101,5 +105,43 @@ describe('the change hub', () => {
     assert.equal(hub.pendingWaits, 0);
     w.cancel();
     assert.equal(hub.size, 0);
+  });
+});
+
+describe('tls.groups in authority.json', () => {
+  it('is checked when the file is read: OpenSSL must know every group', () => {
+    const base = { format: 'kasane-authority/1', name: 'a', listen: { host: '127.0.0.1', port: 7443 } };
+    const doc = (groups: unknown): string =>
+      JSON.stringify({ ...base, url: 'https://127.0.0.1:7443', sans: ['127.0.0.1'], enrollment, tls: { groups } });
+    const enrollment = { tokenTtlMs: 1000, certificateDays: 1 };
+    assert.equal(parseAuthorityConfig(doc('X25519:P-256'), 'authority.json').ok, true);
+    const bad = parseAuthorityConfig(doc('X25519:no-such-group'), 'authority.json');
+    assert.ok(!bad.ok && /tls\.groups/.test(bad.error.message), bad.ok ? '' : bad.error.message);
+    assert.equal(parseAuthorityConfig(doc(7), 'authority.json').ok, false);
+  });
+
+  it('the server then negotiates a group of that list with a client offering the default ones', async () => {
+    const first = await startTestAuthority();
+    const dir = first.dir;
+    first.admin.close();
+    await first.running.close();
+    const file = join(dir, 'a', 'authority.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), tls: { groups: 'X25519:P-256' } }));
+    const t = await startTestAuthority({ dir });
+    try {
+      const url = new URL(t.url);
+      const group = await new Promise<string | undefined>((resolve, reject) => {
+        const s = connect({ host: url.hostname, port: Number(url.port), ca: t.ca }, () => {
+          resolve((s.getEphemeralKeyInfo() as { name?: string } | null)?.name);
+          s.destroy();
+        });
+        s.on('error', reject);
+      });
+      assert.equal(group, 'X25519');
+      assert.equal(typeof (await t.admin.status()).waitingGateways, 'number', 'the API answers');
+    } finally {
+      await t.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
