@@ -19,9 +19,10 @@
 //   KASANE_BENCH_AUTHORITY_CONCURRENCY.
 // KASANE_BENCH_AUTHORITY_ENV: NAME=VALUE pairs (space-separated) added to the authorities'
 // environment, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16384 (docs/authority.md, "Memory per gateway").
+// KASANE_BENCH_AUTHORITY_TLS_GROUPS: the authorities' tls.groups (authority.json), e.g. X25519:P-256.
 // Run alone: node --import tsx bench/authority-scale.ts
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -241,6 +242,12 @@ async function runOne(
         dataDir: join(dir, `r${r}`),
         listen: { host: '127.0.0.1', port: ports[r] },
       });
+    const groups = process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS;
+    if (groups)
+      for (let r = 0; r < replicas; r++) {
+        const file = join(dir, `r${r}`, 'authority.json');
+        writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), tls: { groups } }));
+      }
     for (let r = 0; r < replicas; r++) children.push(await spawnServe(join(dir, `r${r}`), ports[r]));
     const pids = children.map((c) => c.pid!);
     const ca = readFileSync(join(dir, 'r0', 'certs', 'root-ca.pem'), 'utf8');
@@ -530,6 +537,9 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
       `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end` +
         (process.env.KASANE_BENCH_AUTHORITY_ENV
           ? `; authorities run with ${process.env.KASANE_BENCH_AUTHORITY_ENV}`
+          : '') +
+        (process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS
+          ? `; TLS groups ${process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS}`
           : ''),
     );
   }
