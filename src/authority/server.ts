@@ -684,7 +684,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
         const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
         // The gateway going away ends its wait at once (nothing of it is kept until the deadline).
         const hangup = new Hangup();
-        reply.raw.once('close', hangup.fire);
+        reply.raw.on('close', hangup.fire);
         try {
           return await service.changes(req.gatewayName!, since, wait, hangup);
         } finally {
