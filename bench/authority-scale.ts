@@ -17,9 +17,12 @@
 //   KASANE_BENCH_AUTHORITY_BACKENDS (comma list of sqlite, postgres),
 //   KASANE_BENCH_AUTHORITY_REPLICAS (comma list of replica counts for postgres, default 1,2,3),
 //   KASANE_BENCH_AUTHORITY_CONCURRENCY.
+// KASANE_BENCH_AUTHORITY_ENV: NAME=VALUE pairs (space-separated) added to the authorities'
+// environment, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16384 (docs/authority.md, "Memory per gateway").
+// KASANE_BENCH_AUTHORITY_TLS_GROUPS: the authorities' tls.groups (authority.json), e.g. X25519:P-256.
 // Run alone: node --import tsx bench/authority-scale.ts
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -124,10 +127,21 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
+/** KASANE_BENCH_AUTHORITY_ENV as variables. */
+function benchEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.KASANE_BENCH_AUTHORITY_ENV ?? '').split(' ').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`KASANE_BENCH_AUTHORITY_ENV: ${JSON.stringify(pair)} is not NAME=VALUE`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
 function spawnServe(dataDir: string, port: number): Promise<ChildProcess> {
   // KASANE_BENCH_AUTHORITY_NODE_ARGS: extra node flags for the authorities, e.g. --cpu-prof --cpu-prof-dir=DIR.
   const nodeArgs = (process.env.KASANE_BENCH_AUTHORITY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return spawnAuthority(dataDir, port, { logLevel: 'warn', nodeArgs, startTimeoutMs: 60_000 });
+  return spawnAuthority(dataDir, port, { logLevel: 'warn', nodeArgs, startTimeoutMs: 60_000, env: benchEnv() });
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -189,6 +203,12 @@ async function runOne(
         dataDir: join(dir, `r${r}`),
         listen: { host: '127.0.0.1', port: ports[r] },
       });
+    const groups = process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS;
+    if (groups)
+      for (let r = 0; r < replicas; r++) {
+        const file = join(dir, `r${r}`, 'authority.json');
+        writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), tls: { groups } }));
+      }
     for (let r = 0; r < replicas; r++) children.push(await spawnServe(join(dir, `r${r}`), ports[r]));
     const pids = children.map((c) => c.pid!);
     const ca = readFileSync(join(dir, 'r0', 'certs', 'root-ca.pem'), 'utf8');
@@ -475,7 +495,13 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
             `${tag}: kill -9 of one replica: its ${r.failover.gateways} gateways moved and caught up in p50 ${r.failover.p50Ms} ms, p99 ${r.failover.p99Ms} ms, max ${r.failover.maxMs} ms`,
           ]
         : []),
-      `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end`,
+      `${tag}: setup: VPNs ${r.setupSeconds.vpns} s, enrollment ${r.setupSeconds.enroll} s, memberships ${r.setupSeconds.members} s, connecting ${r.setupSeconds.connect} s; load average ${round(r.load.start, 1)} at the start, ${round(r.load.end, 1)} at the end` +
+        (process.env.KASANE_BENCH_AUTHORITY_ENV
+          ? `; authorities run with ${process.env.KASANE_BENCH_AUTHORITY_ENV}`
+          : '') +
+        (process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS
+          ? `; TLS groups ${process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS}`
+          : ''),
     );
   }
   return lines.join('\n');

@@ -17,7 +17,7 @@ import type { Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import type { Delivery } from './delivery.js';
 import { forbidden } from './errors.js';
-import { ChangeHub } from './hub.js';
+import { ChangeHub, type WaitStop } from './hub.js';
 import type { AuditRow, StateRow, StoreOps } from './storage/types.js';
 import type { GatewayChanges, GatewayDelivery } from './wire.js';
 
@@ -84,6 +84,11 @@ export class ChangeStream {
     return this.hub.size;
   }
 
+  /** Waits on the hub's timer wheel right now (each ended wait leaves it). */
+  get pendingWaits(): number {
+    return this.hub.pendingWaits;
+  }
+
   /** After a commit of this process: wakes the gateways whose delivery it changed. */
   published(change: Change): void {
     if (change.all) this.hub.notify('all');
@@ -93,8 +98,9 @@ export class ChangeStream {
   /**
    * Answers at once when anything `gateway` receives changed after `since` (with the complete
    * current delivery and the events since), otherwise waits up to `waitMs` for such a change.
+   * `stop` (the request's connection closing) ends the wait at once and releases it.
    */
-  async changes(gateway: string, since: number, waitMs: number, signal?: AbortSignal): Promise<GatewayChanges> {
+  async changes(gateway: string, since: number, waitMs: number, stop?: WaitStop): Promise<GatewayChanges> {
     const deadline = this.ctx.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
     // Subscribed before the first read: a change committed between the read and the wait still wakes it.
     const waiter = waitMs > 0 ? this.hub.subscribe(gateway, since) : undefined;
@@ -119,8 +125,8 @@ export class ChangeStream {
           };
         }
         const left = deadline - this.ctx.now();
-        if (!waiter || left <= 0 || signal?.aborted || this.stopping) return unchanged(answer.version);
-        const outcome = await waiter.wait(left, signal);
+        if (!waiter || left <= 0 || stop?.aborted || this.stopping) return unchanged(answer.version);
+        const outcome = await waiter.wait(left, stop);
         if (outcome !== 'notified' || this.stopping) return unchanged(answer.version);
       }
     } finally {

@@ -415,6 +415,9 @@ export interface ServeOptions {
   wrapStore?: (store: Store) => Store;
 }
 
+/** Connections waiting to be accepted (the kernel caps it at net.core.somaxconn, 4096 by default). */
+const LISTEN_BACKLOG = 8192;
+
 export interface RunningAuthority {
   url: string;
   port: number;
@@ -490,6 +493,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       key: keystore.read(KEY_SERVER),
       cert: joinPem(readFileSync(paths.serverCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')),
       ca: [readFileSync(paths.rootCert, 'utf8'), readFileSync(paths.issuingCert, 'utf8')],
+      groups: config.tls?.groups,
     };
     const federation = { ...config.federation, ...o.federation };
     const service = new AuthorityService({
@@ -515,7 +519,10 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     await service.start();
     const app = await buildServer(service, tls, log);
     started = { app, service };
-    await app.listen({ host: listen.host, port: listen.port });
+    // When a replica dies its gateways all connect to the others at once: with node's default
+    // backlog (511) the kernel drops the connections beyond it, and each waits for its SYN to be
+    // sent again (1, 3, 7, 15, 31, 63 s: a failover of 5,000 gateways took a minute).
+    await app.listen({ host: listen.host, port: listen.port, backlog: LISTEN_BACKLOG });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
     // The configured URL, unless we listen somewhere else than configured (e.g. port 0 in tests).

@@ -10,6 +10,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import { authenticateAdminRequest, MAX_PARAM_LENGTH, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
+import { Hangup } from './hub.js';
 import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
 
@@ -19,6 +20,8 @@ export interface TlsMaterial {
   cert: string;
   /** Trust anchors for client certificates: root and issuing CA (PEM). */
   ca: string[];
+  /** Key exchange groups (OpenSSL names, ':'-separated); absent: node's default. */
+  groups?: string;
 }
 
 declare module 'fastify' {
@@ -267,6 +270,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       cert: tls.cert,
       ca: tls.ca,
       crl: [crls.root, crls.issuing],
+      ...(tls.groups && { ecdhCurve: tls.groups }),
       requestCert: true,
       // Administrators have no certificate: the gateway routes check `authorized` themselves.
       rejectUnauthorized: false,
@@ -323,6 +327,7 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       cert: tls.cert,
       ca: tls.ca,
       crl: [c.root, c.issuing],
+      ...(tls.groups && { ecdhCurve: tls.groups }),
     });
   });
 
@@ -677,15 +682,13 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       async (req: Req<{ Querystring: { since?: string; wait?: string } }>, reply: FastifyReply) => {
         const since = req.query.since === undefined ? 0 : Number(req.query.since);
         const wait = req.query.wait === undefined ? 0 : Number(req.query.wait) * 1000;
-        const abort = new AbortController();
-        const onClose = (): void => {
-          if (!reply.raw.writableFinished) abort.abort();
-        };
-        reply.raw.on('close', onClose);
+        // The gateway going away ends its wait at once (nothing of it is kept until the deadline).
+        const hangup = new Hangup();
+        reply.raw.on('close', hangup.fire);
         try {
-          return await service.changes(req.gatewayName!, since, wait, abort.signal);
+          return await service.changes(req.gatewayName!, since, wait, hangup);
         } finally {
-          reply.raw.off('close', onClose);
+          reply.raw.off('close', hangup.fire);
         }
       },
     );

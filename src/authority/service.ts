@@ -34,6 +34,7 @@ import { Delivery } from './delivery.js';
 import { Directory } from './directory.js';
 import { Enrollment, type BundleOptions, type TokenOptions } from './enrollment.js';
 import { AdminEvents } from './events.js';
+import type { WaitStop } from './hub.js';
 import { GatewayReports } from './reports.js';
 import { ConsoleSessions, DEFAULT_SESSIONS, type SessionConfig } from './sessions.js';
 import { Epochs } from './epochs.js';
@@ -295,6 +296,6 @@ export class AuthorityService implements AuthorityContext {
   readonly reportStatus = (gateway: string, body: unknown) => this.reports.accept(gateway, body);
   readonly gatewayStatus = (name: string) => this.reports.get(name);
 
-  readonly changes = (gateway: string, since: number, waitMs: number, signal?: AbortSignal) =>
-    this.changeStream.changes(gateway, since, waitMs, signal);
+  readonly changes = (gateway: string, since: number, waitMs: number, stop?: WaitStop) =>
+    this.changeStream.changes(gateway, since, waitMs, stop);
 }

@@ -194,7 +194,7 @@ export { freePort } from '../../support/ports.js';
 export async function spawnAuthority(
   dataDir: string,
   port: number,
-  o: { logLevel?: string; nodeArgs?: string[]; startTimeoutMs?: number } = {},
+  o: { logLevel?: string; nodeArgs?: string[]; startTimeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
@@ -214,6 +214,7 @@ export async function spawnAuthority(
     ],
     {
       cwd: ROOT,
+      env: { ...process.env, ...o.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
