@@ -24,7 +24,7 @@ import {
 } from '../core/executor.js';
 import { err, ok, type Result } from '../base/result.js';
 import type { Spi, VpnId } from '../core/types.js';
-import { loadNative, type ExecutorHandle, type NativeBinding } from './binding.js';
+import { loadNative, type ExecutorHandle, type NativeBinding, type TunnelSaArgs } from './binding.js';
 
 /** Verdict codes of the addon: drop and punt codes are counter indexes (native/src/executor.h). */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -162,21 +162,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installTunnelTx(sa: TunnelTxSa): void {
-    const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
-    this.binding.installTunnelTx(
-      this.handle,
-      sa.spi,
-      sa.vpnId,
-      sa.peer,
-      sa.key,
-      sa.salt,
-      local,
-      sa.localPort,
-      remote,
-      sa.remotePort,
-      sa.nextSeq ?? 1,
-      sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT,
-    );
+    this.binding.installTunnelTx(...this.tunnelSaArgs(sa), sa.nextSeq ?? 1, sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT);
   }
 
   removeTunnelTx(spi: Spi): void {
@@ -193,22 +179,12 @@ export class NativeExecutor implements TunnelExecutor {
       ranges.set(ipToBytes(r.start), i * RANGE_BYTES + 1);
       ranges.set(ipToBytes(r.end), i * RANGE_BYTES + 17);
     });
+    this.binding.installTunnelRx(...this.tunnelSaArgs(sa), ranges, sa.localSelectors.length, sa.replayWindow ?? 1024);
+  }
+
+  private tunnelSaArgs(sa: TunnelTxSa | TunnelRxSa): TunnelSaArgs {
     const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
-    this.binding.installTunnelRx(
-      this.handle,
-      sa.spi,
-      sa.vpnId,
-      sa.peer,
-      sa.key,
-      sa.salt,
-      local,
-      sa.localPort,
-      remote,
-      sa.remotePort,
-      ranges,
-      sa.localSelectors.length,
-      sa.replayWindow ?? 1024,
-    );
+    return [this.handle, sa.spi, sa.vpnId, sa.peer, sa.key, sa.salt, local, sa.localPort, remote, sa.remotePort];
   }
 
   removeTunnelRx(spi: Spi): void {
