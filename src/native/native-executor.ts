@@ -17,6 +17,7 @@ import {
   type TunnelExecutor,
   type TunnelRxSa,
   type TunnelRxStats,
+  type TunnelSaStats,
   type TunnelTxSa,
   type TunnelTxStats,
   type TxSa,
@@ -200,12 +201,7 @@ export class NativeExecutor implements TunnelExecutor {
     if (!r) return undefined;
     const [s, peer] = r;
     return {
-      spi,
-      vpnId: s[0],
-      peer,
-      packets: s[1],
-      bytes: s[2],
-      lastUsed: s[3],
+      ...saStats(spi, s, peer),
       nextSeq: s[4],
       rekeyNeeded: s[4] >= s[5],
       exhausted: s[4] > TUNNEL_SEQ_MAX,
@@ -217,12 +213,7 @@ export class NativeExecutor implements TunnelExecutor {
     if (!r) return undefined;
     const [s, peer, last] = r;
     const out: TunnelRxStats = {
-      spi,
-      vpnId: s[0],
-      peer,
-      packets: s[1],
-      bytes: s[2],
-      lastUsed: s[3],
+      ...saStats(spi, s, peer),
       highestSeq: s[4],
       replayDrops: s[5],
       authFailures: s[6],
@@ -298,6 +289,11 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
     return { kind: 'forward', bytes, note: { op, vpnId: vpnId!, peer: sender!, spi: spi!, seq: Number(seq!) } };
   }
   throw new Error(`unknown native verdict code ${code}`);
+}
+
+/** What the addon's tunnelTxStats and tunnelRxStats both report first (s[0..3]). */
+function saStats(spi: Spi, s: Float64Array, peer: string): TunnelSaStats {
+  return { spi, vpnId: s[0], peer, packets: s[1], bytes: s[2], lastUsed: s[3] };
 }
 
 /** A tunnel SA's outer addresses: one family, IPv4 or IPv6. */
