@@ -13,6 +13,7 @@ import { loadNative } from '../src/native/binding.js';
 import { NativeExecutor } from '../src/native/native-executor.js';
 import type { HelperConfig } from '../test/native/gateway-helper.js';
 import { hasCommand, JsonLines, netnsAvailability, Testbed, waitExit } from '../test/native/netns.js';
+import { twoSites } from '../test/native/netns-gateway.js';
 
 export interface CryptoFigure {
   size: number;
@@ -183,15 +184,7 @@ async function tunBench(seconds: number, quick: boolean): Promise<TunFigure[]> {
   for (const setup of ['kernel', 'plain', 'encrypt'] as const) {
     const tb = new Testbed();
     try {
-      const h1 = tb.ns('h1');
-      const ga = tb.ns('gwa');
-      const gb = tb.ns('gwb');
-      const h2 = tb.ns('h2');
-      tb.link(h1, 'e0', '10.1.0.2/24', ga, 'gi', '10.1.0.1/24');
-      tb.link(ga, 'go', '192.168.0.1/24', gb, 'go', '192.168.0.2/24');
-      tb.link(gb, 'gi', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-      tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-      tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+      const { ga, gb, h1, h2 } = twoSites(tb);
       tb.ip(ga, 'route', 'add', '10.2.0.0/24', 'via', '192.168.0.2');
       tb.ip(gb, 'route', 'add', '10.1.0.0/24', 'via', '192.168.0.1');
       // Tunnel MTU 1400 on the terminals, as in dataplane.md's comparison.

@@ -39,6 +39,28 @@ function userIds(name: string): { uid: number; gid: number } | undefined {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
+/** Cleans up after a server that did not start and says why: the error, its stderr, the end of the logs. */
+function startFailed(what: string, e: unknown, logs: string, cleanup: () => void): { ok: false; reason: string } {
+  const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
+  process.off('exit', cleanup);
+  cleanup();
+  return {
+    ok: false,
+    reason: `could not start ${what}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${logs}`.trim(),
+  };
+}
+
+/** SIGKILLs the processes this script started; one already gone is fine. */
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -109,13 +131,7 @@ export async function startPostgres(): Promise<PgStart> {
   const data = join(dir, 'data');
   let pid: number | undefined;
   const cleanup = (): void => {
-    if (pid !== undefined && alive(pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (pid !== undefined && alive(pid)) killAll([pid]);
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
@@ -155,14 +171,7 @@ export async function startPostgres(): Promise<PgStart> {
     return { ok: true, server };
   } catch (e) {
     const log = existsSync(join(dir, 'server.log')) ? readFileSync(join(dir, 'server.log'), 'utf8').slice(-2000) : '';
-    const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
-    process.off('exit', cleanup);
-    cleanup();
-    return {
-      ok: false,
-      reason:
-        `could not start PostgreSQL from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${log}`.trim(),
-    };
+    return startFailed(`PostgreSQL from ${bin}`, e, log, cleanup);
   }
 }
 
@@ -219,14 +228,7 @@ export async function startPostgresPair(): Promise<PgPairStart> {
   const pids: { primary?: number; standby?: number } = {};
   const cleanup = (): void => {
     for (const pid of [pids.primary, pids.standby]) {
-      if (pid === undefined || !alive(pid)) continue;
-      for (const p of processTree(pid)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+      if (pid !== undefined && alive(pid)) killAll(processTree(pid));
     }
     rmSync(dir, { recursive: true, force: true });
   };
@@ -305,14 +307,7 @@ export async function startPostgresPair(): Promise<PgPairStart> {
         return pair.url(name);
       },
       killPrimary() {
-        if (pids.primary === undefined) return;
-        for (const p of processTree(pids.primary)) {
-          try {
-            process.kill(p, 'SIGKILL');
-          } catch {
-            // gone
-          }
-        }
+        if (pids.primary !== undefined) killAll(processTree(pids.primary));
       },
       async promoteStandby() {
         run('pg_ctl', ['-D', standbyData, '-w', '-t', '60', 'promote']);
@@ -331,13 +326,6 @@ export async function startPostgresPair(): Promise<PgPairStart> {
     const logs = ['primary.log', 'standby.log']
       .map((f) => (existsSync(join(dir, f)) ? `${f}: ${readFileSync(join(dir, f), 'utf8').slice(-1500)}` : ''))
       .join(' ');
-    const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? '';
-    process.off('exit', cleanup);
-    cleanup();
-    return {
-      ok: false,
-      reason:
-        `could not start a PostgreSQL primary and standby from ${bin}: ${e instanceof Error ? e.message : String(e)} ${stderr} ${logs}`.trim(),
-    };
+    return startFailed(`a PostgreSQL primary and standby from ${bin}`, e, logs, cleanup);
   }
 }

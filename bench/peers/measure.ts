@@ -133,30 +133,24 @@ export async function iperf(
   streams: number,
   signal?: AbortSignal,
 ): Promise<IperfResult> {
-  return withIperfServer(tb, topo, IPERF_PORT, signal, async () => {
-    const r = await runIn(
-      tb,
-      topo.hostA.ns,
-      'iperf3',
-      [
-        '-c',
-        topo.hostB.addr,
-        '-B',
-        topo.hostA.addr,
-        '-p',
-        String(IPERF_PORT),
-        '-t',
-        String(seconds),
-        '-P',
-        String(streams),
-        '-J',
-        '--connect-timeout',
-        '5000',
-      ],
-      { timeoutMs: (seconds + 30) * 1000, signal },
-    );
-    return parseIperfJson(r.stdout);
-  });
+  return withIperfServer(tb, topo, IPERF_PORT, signal, async () =>
+    parseIperfJson(await iperfClient(tb, topo, IPERF_PORT, ['-P', String(streams)], seconds, signal)),
+  );
+}
+
+/** Runs the iperf3 client hostA → hostB for `seconds` with `extra` options; returns its JSON report. */
+export async function iperfClient(
+  tb: Testbed,
+  topo: PeerTopology,
+  port: number,
+  extra: string[],
+  seconds: number,
+  signal?: AbortSignal,
+): Promise<string> {
+  const args = ['-c', topo.hostB.addr, '-B', topo.hostA.addr, '-p', String(port), ...extra];
+  args.push('-t', String(seconds), '-J', '--connect-timeout', '5000');
+  const r = await runIn(tb, topo.hostA.ns, 'iperf3', args, { timeoutMs: (seconds + 30) * 1000, signal });
+  return r.stdout;
 }
 
 /** utime+stime (clock ticks) of the processes now in the namespace, by PID. */

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Testbed } from '../../test/native/netns.js';
 import { runCommand } from './install.js';
-import { Daemon, lastLines, runIn, waitFor } from './proc.js';
-import type { GatewaySide, PeerSetup, PeerTopology } from './topology.js';
+import { Daemon, lastLines, runIn, waitFor, stopTunnelDaemons, type TunnelDaemons } from './proc.js';
+import type { PeerSetup, PeerTopology } from './topology.js';
 
 const IF = 'neb0';
 const PORT = 4242;
@@ -21,7 +21,7 @@ async function cert(args: string[]): Promise<void> {
 }
 
 export function nebulaPeer(cipher: NebulaCipher = 'aes', name = 'nebula'): PeerSetup {
-  let state: { tb: Testbed; daemons: Daemon[]; sides: GatewaySide[] } | undefined;
+  let state: TunnelDaemons | undefined;
   return {
     name,
     description: `Nebula on TUN (${cipher === 'aes' ? 'AES-256-GCM' : 'ChaCha20-Poly1305'})`,
@@ -125,16 +125,9 @@ export function nebulaPeer(cipher: NebulaCipher = 'aes', name = 'nebula'): PeerS
     },
     async tearDown() {
       if (!state) return;
-      const { tb, daemons, sides } = state;
+      const stopping = state;
       state = undefined;
-      await Promise.all(daemons.map((d) => d.stop()));
-      for (const side of sides) {
-        try {
-          tb.ip(side.ns, 'link', 'del', IF);
-        } catch {
-          /* gone with its daemon */
-        }
-      }
+      await stopTunnelDaemons(stopping, IF);
     },
   };
 }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Testbed } from '../../test/native/netns.js';
+import type { GatewaySide } from './topology.js';
 
 export interface CommandResult {
   status: number | null;
@@ -154,4 +155,23 @@ export async function waitFor(
 
 export function lastLines(s: string, n = 3): string {
   return s.trim().split('\n').slice(-n).join(' | ');
+}
+
+/** The daemons a tunnel peer runs on its gateway sides, each owning interface `ifName`. */
+export interface TunnelDaemons {
+  tb: Testbed;
+  daemons: Daemon[];
+  sides: GatewaySide[];
+}
+
+/** Stops the daemons, then deletes an interface one may have left behind. */
+export async function stopTunnelDaemons({ tb, daemons, sides }: TunnelDaemons, ifName: string): Promise<void> {
+  await Promise.all(daemons.map((d) => d.stop()));
+  for (const side of sides) {
+    try {
+      tb.ip(side.ns, 'link', 'del', ifName);
+    } catch {
+      /* gone with its daemon */
+    }
+  }
 }

@@ -3,8 +3,7 @@
 // what the path sustains; the loss says how much more was offered. On 2 cores the sender competes
 // with the gateways, so for plain routing the sender itself is usually the limit (reported).
 import type { Testbed } from '../../src/testbed/netns.js';
-import { withIperfServer } from './measure.js';
-import { runIn } from './proc.js';
+import { iperfClient, withIperfServer } from './measure.js';
 import type { PeerTopology } from './topology.js';
 
 const PORT = 5202;
@@ -50,31 +49,8 @@ export async function smallPackets(
   seconds: number,
   signal?: AbortSignal,
 ): Promise<SmallPacketResult> {
-  return withIperfServer(tb, topo, PORT, signal, async () => {
-    const r = await runIn(
-      tb,
-      topo.hostA.ns,
-      'iperf3',
-      [
-        '-c',
-        topo.hostB.addr,
-        '-B',
-        topo.hostA.addr,
-        '-p',
-        String(PORT),
-        '-u',
-        '-b',
-        '0',
-        '-l',
-        String(SMALL_PAYLOAD),
-        '-t',
-        String(seconds),
-        '-J',
-        '--connect-timeout',
-        '5000',
-      ],
-      { timeoutMs: (seconds + 30) * 1000, signal },
-    );
-    return parseUdpJson(r.stdout);
-  });
+  const udp = ['-u', '-b', '0', '-l', String(SMALL_PAYLOAD)];
+  return withIperfServer(tb, topo, PORT, signal, async () =>
+    parseUdpJson(await iperfClient(tb, topo, PORT, udp, seconds, signal)),
+  );
 }

@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Testbed } from '../../test/native/netns.js';
 import { runCommand } from './install.js';
-import { Daemon, lastLines, waitFor } from './proc.js';
-import type { GatewaySide, PeerSetup, PeerTopology } from './topology.js';
+import { Daemon, lastLines, waitFor, stopTunnelDaemons, type TunnelDaemons } from './proc.js';
+import type { PeerSetup, PeerTopology } from './topology.js';
 
 const IF = 'wg0';
 const PORT = 51820;
@@ -24,7 +24,7 @@ export function wireguardKeyPair(): { privateKey: string; publicKey: string } {
 }
 
 export function wireguardGoPeer(): PeerSetup {
-  let state: { tb: Testbed; daemons: Daemon[]; sides: GatewaySide[] } | undefined;
+  let state: TunnelDaemons | undefined;
   return {
     name: 'wireguard-go',
     description: 'userspace WireGuard on TUN (ChaCha20-Poly1305)',
@@ -91,16 +91,9 @@ export function wireguardGoPeer(): PeerSetup {
     },
     async tearDown() {
       if (!state) return;
-      const { tb, daemons, sides } = state;
+      const stopping = state;
       state = undefined;
-      await Promise.all(daemons.map((d) => d.stop()));
-      for (const side of sides) {
-        try {
-          tb.ip(side.ns, 'link', 'del', IF);
-        } catch {
-          /* gone with its daemon */
-        }
-      }
+      await stopTunnelDaemons(stopping, IF);
     },
   };
 }

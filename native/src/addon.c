@@ -225,6 +225,15 @@ static napi_value remove_path(napi_env env, napi_callback_info info) {
   return boolean(env, exec_remove_path(ex, family, local, remote) == 1);
 }
 
+/* removeTxSa(ex, vpn), removeRxSa(ex, spi), removeTunnelTx(ex, spi), removeTunnelRx(ex, spi): boolean */
+static napi_value remove_sa(napi_env env, napi_callback_info info, int (*remove)(executor *ex, uint32_t id)) {
+  ARGS(2);
+  executor *ex;
+  uint32_t id;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &id)) return NULL;
+  return boolean(env, remove(ex, id) == 1);
+}
+
 /* installTxSa(ex, spi, vpn, epoch, key, salt, nextSeq: bigint, rawEsp: boolean) */
 static napi_value install_tx(napi_env env, napi_callback_info info) {
   ARGS(8);
@@ -244,13 +253,7 @@ static napi_value install_tx(napi_env env, napi_callback_info info) {
   return install_result(env, exec_install_tx(ex, spi, vpn, epoch, key, salt, next, raw ? ENCAP_ESP : ENCAP_UDP));
 }
 
-static napi_value remove_tx(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  executor *ex;
-  uint32_t vpn;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &vpn)) return NULL;
-  return boolean(env, exec_remove_tx(ex, vpn) == 1);
-}
+static napi_value remove_tx(napi_env env, napi_callback_info info) { return remove_sa(env, info, exec_remove_tx); }
 
 /* installRxSa(ex, spi, vpn, epoch, sender, key, salt, floor: bigint (0: none)) */
 static napi_value install_rx(napi_env env, napi_callback_info info) {
@@ -272,13 +275,7 @@ static napi_value install_rx(napi_env env, napi_callback_info info) {
   return install_result(env, exec_install_rx(ex, spi, vpn, epoch, sender, sender_len, key, salt, floor));
 }
 
-static napi_value remove_rx(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  executor *ex;
-  uint32_t spi;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
-  return boolean(env, exec_remove_rx(ex, spi) == 1);
-}
+static napi_value remove_rx(napi_env env, napi_callback_info info) { return remove_sa(env, info, exec_remove_rx); }
 
 /* A drop/punt code, or [code, bytes, vpn, spi, seq (bigint), sender/peer, count] for a forward
  * (count > 1: bytes holds that many IPv4 packets back to back, see exec_note). */
@@ -373,31 +370,49 @@ static bool arg_key(napi_env env, napi_value v, uint8_t **key, size_t *len) {
   return true;
 }
 
+/* What installTunnelTx and installTunnelRx take first:
+ * (ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort, ...). */
+typedef struct {
+  executor *ex;
+  uint32_t spi, vpn;
+  char peer[ID_NAME_MAX + 1];
+  size_t peer_len, keylen;
+  uint8_t *key, *salt, *laddr, *raddr;
+  uint16_t lport, rport;
+  int family, remote_family;
+} tunnel_sa_args;
+
+static bool arg_tunnel_sa(napi_env env, const napi_value *argv, tunnel_sa_args *a) {
+  return arg_executor(env, argv[0], &a->ex) && arg_u32(env, argv[1], &a->spi) && arg_u32(env, argv[2], &a->vpn) &&
+         arg_id(env, argv[3], a->peer, &a->peer_len) && arg_key(env, argv[4], &a->key, &a->keylen) &&
+         arg_fixed_bytes(env, argv[5], 4, &a->salt) && arg_ip(env, argv[6], &a->family, &a->laddr) &&
+         arg_port(env, argv[7], &a->lport) && arg_ip(env, argv[8], &a->remote_family, &a->raddr) &&
+         arg_port(env, argv[9], &a->rport);
+}
+
+/* What is wrong with parsed tunnel SA arguments, or NULL. */
+static const char *tunnel_sa_problem(const tunnel_sa_args *a) {
+  if (a->family != a->remote_family) return "local and remote addresses must be of one family";
+  if (a->peer_len == 0) return "peer must not be empty";
+  return NULL;
+}
+
 /* installTunnelTx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort, nextSeq, softSeq) */
 static napi_value install_tunnel_tx(napi_env env, napi_callback_info info) {
   ARGS(12);
-  executor *ex;
-  uint32_t spi, vpn;
-  uint8_t *key, *salt, *laddr, *raddr;
-  size_t keylen, peer_len;
-  uint16_t lport, rport;
+  tunnel_sa_args a;
   double next, soft;
-  char peer[ID_NAME_MAX + 1];
-  int lfam, rfam;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
-      !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
-      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_ip(env, argv[6], &lfam, &laddr) ||
-      !arg_port(env, argv[7], &lport) || !arg_ip(env, argv[8], &rfam, &raddr) || !arg_port(env, argv[9], &rport) ||
-      !arg_double(env, argv[10], &next) || !arg_double(env, argv[11], &soft))
+  if (!arg_tunnel_sa(env, argv, &a) || !arg_double(env, argv[10], &next) || !arg_double(env, argv[11], &soft))
     return NULL;
-  if (lfam != rfam) return throw_msg(env, "local and remote addresses must be of one family");
-  if (peer_len == 0) return throw_msg(env, "peer must not be empty");
+  const char *problem = tunnel_sa_problem(&a);
+  if (problem) return throw_msg(env, problem);
   if (!(next >= 1 && next <= 4294967295.0) || next != (double)(uint64_t)next)
     return throw_msg(env, "nextSeq must be in 1..2^32-1");
   if (!(soft >= 1 && soft <= 4294967296.0) || soft != (double)(uint64_t)soft)
     return throw_msg(env, "softSeqLimit must be in 1..2^32");
-  return install_result(env, exec_install_tunnel_tx(ex, spi, vpn, peer, peer_len, key, keylen, salt, lfam, laddr, lport,
-                                                    raddr, rport, (uint64_t)next, (uint64_t)soft));
+  return install_result(env, exec_install_tunnel_tx(a.ex, a.spi, a.vpn, a.peer, a.peer_len, a.key, a.keylen, a.salt,
+                                                    a.family, a.laddr, a.lport, a.raddr, a.rport, (uint64_t)next,
+                                                    (uint64_t)soft));
 }
 
 /* installTunnelRx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort,
@@ -406,23 +421,17 @@ static napi_value install_tunnel_tx(napi_env env, napi_callback_info info) {
 #define RANGE_BYTES 33
 static napi_value install_tunnel_rx(napi_env env, napi_callback_info info) {
   ARGS(13);
-  executor *ex;
-  uint32_t spi, vpn, nlocal, window;
-  uint8_t *key, *salt, *laddr, *raddr, *rp;
-  size_t keylen, peer_len, nr;
-  uint16_t lport, rport;
-  char peer[ID_NAME_MAX + 1];
-  int lfam, rfam;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi) || !arg_u32(env, argv[2], &vpn) ||
-      !arg_id(env, argv[3], peer, &peer_len) || !arg_key(env, argv[4], &key, &keylen) ||
-      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_ip(env, argv[6], &lfam, &laddr) ||
-      !arg_port(env, argv[7], &lport) || !arg_ip(env, argv[8], &rfam, &raddr) || !arg_port(env, argv[9], &rport) ||
-      !arg_bytes(env, argv[10], &rp, &nr) || !arg_u32(env, argv[11], &nlocal) || !arg_u32(env, argv[12], &window))
+  tunnel_sa_args a;
+  uint32_t nlocal, window;
+  uint8_t *rp;
+  size_t nr;
+  if (!arg_tunnel_sa(env, argv, &a) || !arg_bytes(env, argv[10], &rp, &nr) || !arg_u32(env, argv[11], &nlocal) ||
+      !arg_u32(env, argv[12], &window))
     return NULL;
   if (nr % RANGE_BYTES || nlocal > nr / RANGE_BYTES || nr / RANGE_BYTES > 8192)
     return throw_msg(env, "ranges must hold 33-byte selectors");
-  if (lfam != rfam) return throw_msg(env, "local and remote addresses must be of one family");
-  if (peer_len == 0) return throw_msg(env, "peer must not be empty");
+  const char *problem = tunnel_sa_problem(&a);
+  if (problem) return throw_msg(env, problem);
   size_t n = nr / RANGE_BYTES;
   tunnel_range *ranges = calloc(n ? n : 1, sizeof *ranges);
   if (!ranges) return throw_msg(env, "out of memory");
@@ -431,26 +440,18 @@ static napi_value install_tunnel_rx(napi_env env, napi_callback_info info) {
     memcpy(ranges[i].start, rp + i * RANGE_BYTES + 1, 16);
     memcpy(ranges[i].end, rp + i * RANGE_BYTES + 17, 16);
   }
-  int r = exec_install_tunnel_rx(ex, spi, vpn, peer, peer_len, key, keylen, salt, lfam, laddr, lport, raddr, rport,
-                                 ranges, nlocal, (uint32_t)(n - nlocal), window);
+  int r = exec_install_tunnel_rx(a.ex, a.spi, a.vpn, a.peer, a.peer_len, a.key, a.keylen, a.salt, a.family, a.laddr,
+                                 a.lport, a.raddr, a.rport, ranges, nlocal, (uint32_t)(n - nlocal), window);
   free(ranges);
   return install_result(env, r);
 }
 
 static napi_value remove_tunnel_tx(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  executor *ex;
-  uint32_t spi;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
-  return boolean(env, exec_remove_tunnel_tx(ex, spi) == 1);
+  return remove_sa(env, info, exec_remove_tunnel_tx);
 }
 
 static napi_value remove_tunnel_rx(napi_env env, napi_callback_info info) {
-  ARGS(2);
-  executor *ex;
-  uint32_t spi;
-  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &spi)) return NULL;
-  return boolean(env, exec_remove_tunnel_rx(ex, spi) == 1);
+  return remove_sa(env, info, exec_remove_tunnel_rx);
 }
 
 static napi_value stats_pair(napi_env env, const double *vals, size_t n, const char *peer) {

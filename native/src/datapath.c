@@ -27,6 +27,7 @@
 #include "gso.h"
 #include "ip.h"
 #include "ipv6.h"
+#include "mmsg.h"
 #include "udp.h"
 #include "uso.h"
 
@@ -699,11 +700,7 @@ int dp_add_udp(datapath *dp, int family, const uint8_t *addr, uint16_t port, cha
   for (int i = 0; i < UDP_RX_BURST; i++) {
     dp->uiov[i].iov_base = dp->urbuf + (size_t)i * UDP_RX_BUF;
     dp->uiov[i].iov_len = UDP_RX_BUF;
-    memset(&dp->umsg[i], 0, sizeof dp->umsg[i]);
-    dp->umsg[i].msg_hdr.msg_name = &dp->ufrom[i];
-    dp->umsg[i].msg_hdr.msg_namelen = sizeof dp->ufrom[i];
-    dp->umsg[i].msg_hdr.msg_iov = &dp->uiov[i];
-    dp->umsg[i].msg_hdr.msg_iovlen = 1;
+    mmsg_single(&dp->umsg[i], &dp->ufrom[i], sizeof dp->ufrom[i], &dp->uiov[i]);
   }
   q->dp = dp;
   q->udp = 1;

@@ -11,6 +11,7 @@
 
 #include "gso.h"
 #include "ip.h"
+#include "mmsg.h"
 
 #define EGRESS_MAX 64
 #define STAGE_BYTES (256 * 1024)
@@ -109,9 +110,5 @@ void egress_add(egress *e, const uint8_t *pkt, size_t len, egress_fallback_fn fa
   memcpy(&e->to[i].sin_addr, p + 16, 4);
   e->iov[i].iov_base = p;
   e->iov[i].iov_len = len;
-  memset(&e->msg[i], 0, sizeof e->msg[i]);
-  e->msg[i].msg_hdr.msg_name = &e->to[i];
-  e->msg[i].msg_hdr.msg_namelen = sizeof e->to[i];
-  e->msg[i].msg_hdr.msg_iov = &e->iov[i];
-  e->msg[i].msg_hdr.msg_iovlen = 1;
+  mmsg_single(&e->msg[i], &e->to[i], sizeof e->to[i], &e->iov[i]);
 }

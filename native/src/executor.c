@@ -1,5 +1,7 @@
 /* The executor (see executor.h for why it is native and how it is locked). Semantics follow
  * docs/executor.md step by step; the TypeScript reference is src/core/ts-executor.ts. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "executor_state.h"
@@ -105,6 +107,50 @@ void exec_release(executor *ex) {
   free(ex);
 }
 
+/* ---- SA tables (control path: the packet path only looks SAs up) ---- */
+
+/* Where an SA keeps the id reference of its peer (or sender): an int32_t at this offset of its struct. */
+static const size_t NO_PEER = SIZE_MAX; /* group sending SAs hold none */
+
+static int32_t *peer_ref(tnode *n, size_t peer_at) { return (int32_t *)((char *)n + peer_at); }
+
+/* Installs SA `n` under key `id` in `t`, replacing the one there, with an id reference for `peer`.
+ * `carry(n, old, arg)` copies, under the lock, what a reinstall must keep from the SA it replaces;
+ * `release` frees an SA. Returns 0, or id_intern's error (then `n` is freed). */
+static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer_at, const char *peer,
+                      size_t peer_len, void (*carry)(tnode *n, const tnode *old, const void *arg), const void *arg,
+                      void (*release)(tnode *)) {
+  u32_key(n->key, id);
+  n->klen = 4;
+  pthread_mutex_lock(&ex->lock);
+  int32_t ref = id_intern(ex, peer, peer_len);
+  if (ref < 0) {
+    pthread_mutex_unlock(&ex->lock);
+    release(n);
+    return ref;
+  }
+  *peer_ref(n, peer_at) = ref;
+  tnode *old = table_remove(t, n->key, 4);
+  if (old) id_release(ex, *peer_ref(old, peer_at));
+  carry(n, old, arg);
+  table_insert(t, n);
+  pthread_mutex_unlock(&ex->lock);
+  if (old) release(old);
+  return 0;
+}
+
+/* Removes the SA under key `id` from `t`, dropping its id reference (peer_at: see install_sa, or NO_PEER). */
+static int remove_sa(executor *ex, table *t, uint32_t id, size_t peer_at, void (*release)(tnode *)) {
+  uint8_t k[4];
+  u32_key(k, id);
+  pthread_mutex_lock(&ex->lock);
+  tnode *old = table_remove(t, k, 4);
+  if (old && peer_at != NO_PEER) id_release(ex, *peer_ref(old, peer_at));
+  pthread_mutex_unlock(&ex->lock);
+  if (old) release(old);
+  return old != NULL;
+}
+
 /* ---- installs ---- */
 
 int exec_install_path(executor *ex, int family, const uint8_t *local, const uint8_t *remote, int action,
@@ -182,19 +228,17 @@ int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
   return 0;
 }
 
-int exec_remove_tx(executor *ex, uint32_t vpn) {
-  uint8_t k[4];
-  u32_key(k, vpn);
-  pthread_mutex_lock(&ex->lock);
-  txsa *old = (txsa *)table_remove(&ex->tx, k, 4);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_tx(&old->node);
-  return old ? 1 : 0;
+int exec_remove_tx(executor *ex, uint32_t vpn) { return remove_sa(ex, &ex->tx, vpn, NO_PEER, free_tx); }
+
+/* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. */
+static void carry_rx(tnode *n, const tnode *old, const void *floor) {
+  rxsa *s = (rxsa *)n;
+  if (old) s->w = ((const rxsa *)old)->w;
+  replay_raise_floor(&s->w, *(const uint64_t *)floor);
 }
 
 int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
                     size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor) {
-  uint8_t k[4];
   rxsa *s = calloc(1, sizeof *s);
   if (!s) return -1;
   if (aead_init(&s->a, key, salt, 0) != 0) {
@@ -205,47 +249,30 @@ int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
   s->vpn = vpn;
   s->epoch = epoch;
   replay_init(&s->w, GROUP_REPLAY_WINDOW);
-  u32_key(k, spi);
-  memcpy(s->node.key, k, 4);
-  s->node.klen = 4;
-  pthread_mutex_lock(&ex->lock);
-  s->sender = id_intern(ex, sender, sender_len);
-  if (s->sender < 0) {
-    int e = s->sender;
-    pthread_mutex_unlock(&ex->lock);
-    free_rx(&s->node);
-    return e;
-  }
-  rxsa *old = (rxsa *)table_remove(&ex->rx, k, 4);
-  if (old) {
-    /* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. */
-    s->w = old->w;
-    id_release(ex, old->sender);
-  }
-  replay_raise_floor(&s->w, floor);
-  table_insert(&ex->rx, &s->node);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_rx(&old->node);
-  return 0;
+  return install_sa(ex, &ex->rx, &s->node, spi, offsetof(rxsa, sender), sender, sender_len, carry_rx, &floor, free_rx);
 }
 
 int exec_remove_rx(executor *ex, uint32_t spi) {
-  uint8_t k[4];
-  u32_key(k, spi);
-  pthread_mutex_lock(&ex->lock);
-  rxsa *old = (rxsa *)table_remove(&ex->rx, k, 4);
-  if (old) id_release(ex, old->sender);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_rx(&old->node);
-  return old ? 1 : 0;
+  return remove_sa(ex, &ex->rx, spi, offsetof(rxsa, sender), free_rx);
 }
 
 /* ---- tunnel SAs ---- */
 
+static void carry_ttx(tnode *n, const tnode *old_node, const void *unused) {
+  (void)unused;
+  ttxsa *s = (ttxsa *)n;
+  const ttxsa *old = (const ttxsa *)old_node;
+  if (!old) return;
+  /* The IV is the sequence number: a reinstall (a NAT moved the peer) must never go back. */
+  if (old->next_seq > s->next_seq) s->next_seq = old->next_seq;
+  s->packets = old->packets;
+  s->bytes = old->bytes;
+  s->last_used = old->last_used;
+}
+
 int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
                            const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
                            uint16_t lport, const uint8_t *raddr, uint16_t rport, uint64_t next_seq, uint64_t soft) {
-  uint8_t k[4];
   if (spi == 0 || vpn == 0 || next_seq == 0 || next_seq > 0xffffffffULL || soft == 0 || soft > 0x100000000ULL ||
       lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || (family != 4 && family != 6))
     return -2;
@@ -264,48 +291,35 @@ int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char 
   s->rport = rport;
   s->next_seq = next_seq;
   s->soft = soft;
-  u32_key(k, spi);
-  memcpy(s->node.key, k, 4);
-  s->node.klen = 4;
-  pthread_mutex_lock(&ex->lock);
-  s->peer = id_intern(ex, peer, peer_len);
-  if (s->peer < 0) {
-    int e = s->peer;
-    pthread_mutex_unlock(&ex->lock);
-    free_ttx(&s->node);
-    return e;
-  }
-  ttxsa *old = (ttxsa *)table_remove(&ex->ttx, k, 4);
-  if (old) {
-    /* The IV is the sequence number: a reinstall (a NAT moved the peer) must never go back. */
-    if (old->next_seq > s->next_seq) s->next_seq = old->next_seq;
-    s->packets = old->packets;
-    s->bytes = old->bytes;
-    s->last_used = old->last_used;
-    id_release(ex, old->peer);
-  }
-  table_insert(&ex->ttx, &s->node);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_ttx(&old->node);
-  return 0;
+  return install_sa(ex, &ex->ttx, &s->node, spi, offsetof(ttxsa, peer), peer, peer_len, carry_ttx, NULL, free_ttx);
 }
 
 int exec_remove_tunnel_tx(executor *ex, uint32_t spi) {
-  uint8_t k[4];
-  u32_key(k, spi);
-  pthread_mutex_lock(&ex->lock);
-  ttxsa *old = (ttxsa *)table_remove(&ex->ttx, k, 4);
-  if (old) id_release(ex, old->peer);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_ttx(&old->node);
-  return old ? 1 : 0;
+  return remove_sa(ex, &ex->ttx, spi, offsetof(ttxsa, peer), free_ttx);
+}
+
+static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
+  (void)unused;
+  ttrxsa *s = (ttrxsa *)n;
+  const ttrxsa *old = (const ttrxsa *)old_node;
+  if (!old) return;
+  /* A refresh must not reopen old sequence numbers: the window (and its size) stays. */
+  s->w = old->w;
+  s->packets = old->packets;
+  s->bytes = old->bytes;
+  s->replay_drops = old->replay_drops;
+  s->auth_failures = old->auth_failures;
+  s->selector_drops = old->selector_drops;
+  s->last_used = old->last_used;
+  s->last_family = old->last_family;
+  memcpy(s->last_src, old->last_src, 16);
+  s->last_port = old->last_port;
 }
 
 int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
                            const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
                            uint16_t lport, const uint8_t *raddr, uint16_t rport, const tunnel_range *ranges,
                            uint32_t nlocal, uint32_t nremote, uint32_t window) {
-  uint8_t k[4];
   if (spi == 0 || vpn == 0 || lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || window < 64 ||
       window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 || nremote > 4096 || (family != 4 && family != 6))
     return -2;
@@ -333,47 +347,11 @@ int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char 
   s->lport = lport;
   s->rport = rport;
   replay_init(&s->w, window);
-  u32_key(k, spi);
-  memcpy(s->node.key, k, 4);
-  s->node.klen = 4;
-  pthread_mutex_lock(&ex->lock);
-  s->peer = id_intern(ex, peer, peer_len);
-  if (s->peer < 0) {
-    int e = s->peer;
-    pthread_mutex_unlock(&ex->lock);
-    free_trx(&s->node);
-    return e;
-  }
-  ttrxsa *old = (ttrxsa *)table_remove(&ex->trx, k, 4);
-  if (old) {
-    /* A refresh must not reopen old sequence numbers: the window (and its size) stays. */
-    s->w = old->w;
-    s->packets = old->packets;
-    s->bytes = old->bytes;
-    s->replay_drops = old->replay_drops;
-    s->auth_failures = old->auth_failures;
-    s->selector_drops = old->selector_drops;
-    s->last_used = old->last_used;
-    s->last_family = old->last_family;
-    memcpy(s->last_src, old->last_src, 16);
-    s->last_port = old->last_port;
-    id_release(ex, old->peer);
-  }
-  table_insert(&ex->trx, &s->node);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_trx(&old->node);
-  return 0;
+  return install_sa(ex, &ex->trx, &s->node, spi, offsetof(ttrxsa, peer), peer, peer_len, carry_trx, NULL, free_trx);
 }
 
 int exec_remove_tunnel_rx(executor *ex, uint32_t spi) {
-  uint8_t k[4];
-  u32_key(k, spi);
-  pthread_mutex_lock(&ex->lock);
-  ttrxsa *old = (ttrxsa *)table_remove(&ex->trx, k, 4);
-  if (old) id_release(ex, old->peer);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_trx(&old->node);
-  return old ? 1 : 0;
+  return remove_sa(ex, &ex->trx, spi, offsetof(ttrxsa, peer), free_trx);
 }
 
 int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *payload, size_t len,

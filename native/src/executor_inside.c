@@ -27,6 +27,19 @@ static void nop_uncopied_options(uint8_t *h, size_t ihl) {
   }
 }
 
+/* What a group encryption reports: the sealed packet(s) in `note`, and the counters. */
+static inline int encrypted(executor *ex, const rule *r, const txsa *tx, uint64_t seq, size_t len, uint8_t *out,
+                            size_t out_len, exec_note *note) {
+  note->out = out;
+  note->out_len = out_len;
+  note->vpn = r->vpn;
+  note->spi = tx->spi;
+  note->seq = seq;
+  ex->counters[C_ENCRYPT_PACKETS]++;
+  ex->counters[C_ENCRYPT_BYTES] += len;
+  return V_FORWARD_ENCRYPT;
+}
+
 /* The carried form (docs/executor.md): the whole inner packet under ESP (next header 4) behind a
  * 20-byte outer header with DF; a packet larger than the path is fragmented first (RFC 791), each
  * fragment in its own ESP packet, written back to back at out. */
@@ -82,16 +95,9 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
     if (udp) udp_encap_header(o + 20, el);
     pos += hdr + el;
   }
-  note->out = out;
-  note->out_len = pos;
   note->count = (uint32_t)n;
-  note->vpn = r->vpn;
-  note->spi = tx->spi;
-  note->seq = first;
-  ex->counters[C_ENCRYPT_PACKETS]++;
-  ex->counters[C_ENCRYPT_BYTES] += len;
   if (n > 1) ex->counters[C_ENCRYPT_FRAGMENTS] += n;
-  return V_FORWARD_ENCRYPT;
+  return encrypted(ex, r, tx, first, len, out, pos, note);
 }
 
 int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note) {
@@ -119,14 +125,7 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
   if (udp) udp_encap_header(out + ip->ihl, el);
   wr16(out + 2, (uint16_t)outlen);
   ipv4_set_checksum(out, ip->ihl);
-  note->out = out;
-  note->out_len = outlen;
-  note->vpn = r->vpn;
-  note->spi = tx->spi;
-  note->seq = seq;
-  ex->counters[C_ENCRYPT_PACKETS]++;
-  ex->counters[C_ENCRYPT_BYTES] += len;
-  return V_FORWARD_ENCRYPT;
+  return encrypted(ex, r, tx, seq, len, out, outlen, note);
 }
 
 
@@ -159,14 +158,7 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
     udp_encap_header(out + IPV6_HDR_LEN, el);
     ipv6_udp_checksum(out, out + IPV6_HDR_LEN, udp + el);
   }
-  note->out = out;
-  note->out_len = IPV6_HDR_LEN + udp + el;
-  note->vpn = r->vpn;
-  note->spi = tx->spi;
-  note->seq = seq;
-  ex->counters[C_ENCRYPT_PACKETS]++;
-  ex->counters[C_ENCRYPT_BYTES] += len;
-  return V_FORWARD_ENCRYPT;
+  return encrypted(ex, r, tx, seq, len, out, IPV6_HDR_LEN + udp + el, note);
 }
 
 /* Outbound tunnel mode: the whole inner packet (IPv4 or IPv6, fragments too) becomes an outer IPv4 or

@@ -11,6 +11,20 @@ import { err, ok, type Result } from '../base/result.js';
 export type ExecutorHandle = { readonly __brand: 'kasane-executor' };
 export type DatapathHandle = { readonly __brand: 'kasane-datapath' };
 
+/** What installTunnelTx and installTunnelRx take first: a tunnel SA's identity, key and outer addresses. */
+export type TunnelSaArgs = [
+  h: ExecutorHandle,
+  spi: number,
+  vpnId: number,
+  peer: string,
+  key: Uint8Array,
+  salt: Uint8Array,
+  localAddr: Uint8Array,
+  localPort: number,
+  remoteAddr: Uint8Array,
+  remotePort: number,
+];
+
 /** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
 export interface NativeBinding {
   executorNew(): ExecutorHandle;
@@ -62,37 +76,10 @@ export interface NativeBinding {
   allPathStats(h: ExecutorHandle): [Uint8Array, Float64Array];
   counters(h: ExecutorHandle): Float64Array;
   txNextSeq(h: ExecutorHandle, vpnId: number): bigint;
-  installTunnelTx(
-    h: ExecutorHandle,
-    spi: number,
-    vpnId: number,
-    peer: string,
-    key: Uint8Array,
-    salt: Uint8Array,
-    localAddr: Uint8Array,
-    localPort: number,
-    remoteAddr: Uint8Array,
-    remotePort: number,
-    nextSeq: number,
-    softSeqLimit: number,
-  ): void;
+  installTunnelTx(...args: [...TunnelSaArgs, nextSeq: number, softSeqLimit: number]): void;
   removeTunnelTx(h: ExecutorHandle, spi: number): boolean;
   /** ranges: 33-byte selectors (family, start, end; IPv4 in the first 4 of 16 bytes), nLocal local ones first. */
-  installTunnelRx(
-    h: ExecutorHandle,
-    spi: number,
-    vpnId: number,
-    peer: string,
-    key: Uint8Array,
-    salt: Uint8Array,
-    localAddr: Uint8Array,
-    localPort: number,
-    remoteAddr: Uint8Array,
-    remotePort: number,
-    ranges: Uint8Array,
-    nLocal: number,
-    window: number,
-  ): void;
+  installTunnelRx(...args: [...TunnelSaArgs, ranges: Uint8Array, nLocal: number, window: number]): void;
   removeTunnelRx(h: ExecutorHandle, spi: number): boolean;
   processUdp(
     h: ExecutorHandle,

@@ -106,10 +106,11 @@ export interface DatapathOptions {
   onUdp?: (batch: UdpBatch) => void;
 }
 
-class BatchView implements PuntBatch {
+/** A batch the native thread filled: per entry, offset, length and (side << 8 | reason) in `meta`. */
+abstract class NativeBatchView {
   count = 0;
-  private buf: Uint8Array = new Uint8Array(0);
-  private meta: Uint32Array = new Uint32Array(0);
+  protected buf: Uint8Array = new Uint8Array(0);
+  protected meta: Uint32Array = new Uint32Array(0);
 
   reset(buf: Uint8Array, meta: Uint32Array, count: number): void {
     this.buf = buf;
@@ -117,12 +118,14 @@ class BatchView implements PuntBatch {
     this.count = count;
   }
 
-  side(i: number): Side {
-    return this.meta[3 * i + 2] >> 8 === 0 ? 'inside' : 'outside';
-  }
-
   reason(i: number): PuntReason {
     return PUNT_REASONS[(this.meta[3 * i + 2] & 0xff) - DROP_REASONS.length];
+  }
+}
+
+class BatchView extends NativeBatchView implements PuntBatch {
+  side(i: number): Side {
+    return this.meta[3 * i + 2] >> 8 === 0 ? 'inside' : 'outside';
   }
 
   packet(i: number): Uint8Array {
@@ -131,21 +134,7 @@ class BatchView implements PuntBatch {
   }
 }
 
-class UdpBatchView implements UdpBatch {
-  count = 0;
-  private buf: Uint8Array = new Uint8Array(0);
-  private meta: Uint32Array = new Uint32Array(0);
-
-  reset(buf: Uint8Array, meta: Uint32Array, count: number): void {
-    this.buf = buf;
-    this.meta = meta;
-    this.count = count;
-  }
-
-  reason(i: number): PuntReason {
-    return PUNT_REASONS[(this.meta[3 * i + 2] & 0xff) - DROP_REASONS.length];
-  }
-
+class UdpBatchView extends NativeBatchView implements UdpBatch {
   srcAddr(i: number): Ip {
     const o = this.meta[3 * i];
     return ipFromBytes(this.buf, o, this.buf[o + 16] === 6 ? 6 : 4);

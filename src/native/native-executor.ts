@@ -17,6 +17,7 @@ import {
   type TunnelExecutor,
   type TunnelRxSa,
   type TunnelRxStats,
+  type TunnelSaStats,
   type TunnelTxSa,
   type TunnelTxStats,
   type TxSa,
@@ -24,7 +25,7 @@ import {
 } from '../core/executor.js';
 import { err, ok, type Result } from '../base/result.js';
 import type { Spi, VpnId } from '../core/types.js';
-import { loadNative, type ExecutorHandle, type NativeBinding } from './binding.js';
+import { loadNative, type ExecutorHandle, type NativeBinding, type TunnelSaArgs } from './binding.js';
 
 /** Verdict codes of the addon: drop and punt codes are counter indexes (native/src/executor.h). */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -162,21 +163,7 @@ export class NativeExecutor implements TunnelExecutor {
   }
 
   installTunnelTx(sa: TunnelTxSa): void {
-    const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
-    this.binding.installTunnelTx(
-      this.handle,
-      sa.spi,
-      sa.vpnId,
-      sa.peer,
-      sa.key,
-      sa.salt,
-      local,
-      sa.localPort,
-      remote,
-      sa.remotePort,
-      sa.nextSeq ?? 1,
-      sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT,
-    );
+    this.binding.installTunnelTx(...this.tunnelSaArgs(sa), sa.nextSeq ?? 1, sa.softSeqLimit ?? TUNNEL_SOFT_SEQ_DEFAULT);
   }
 
   removeTunnelTx(spi: Spi): void {
@@ -193,22 +180,12 @@ export class NativeExecutor implements TunnelExecutor {
       ranges.set(ipToBytes(r.start), i * RANGE_BYTES + 1);
       ranges.set(ipToBytes(r.end), i * RANGE_BYTES + 17);
     });
+    this.binding.installTunnelRx(...this.tunnelSaArgs(sa), ranges, sa.localSelectors.length, sa.replayWindow ?? 1024);
+  }
+
+  private tunnelSaArgs(sa: TunnelTxSa | TunnelRxSa): TunnelSaArgs {
     const [local, remote] = outerAddrs(sa.localAddr, sa.remoteAddr);
-    this.binding.installTunnelRx(
-      this.handle,
-      sa.spi,
-      sa.vpnId,
-      sa.peer,
-      sa.key,
-      sa.salt,
-      local,
-      sa.localPort,
-      remote,
-      sa.remotePort,
-      ranges,
-      sa.localSelectors.length,
-      sa.replayWindow ?? 1024,
-    );
+    return [this.handle, sa.spi, sa.vpnId, sa.peer, sa.key, sa.salt, local, sa.localPort, remote, sa.remotePort];
   }
 
   removeTunnelRx(spi: Spi): void {
@@ -224,12 +201,7 @@ export class NativeExecutor implements TunnelExecutor {
     if (!r) return undefined;
     const [s, peer] = r;
     return {
-      spi,
-      vpnId: s[0],
-      peer,
-      packets: s[1],
-      bytes: s[2],
-      lastUsed: s[3],
+      ...saStats(spi, s, peer),
       nextSeq: s[4],
       rekeyNeeded: s[4] >= s[5],
       exhausted: s[4] > TUNNEL_SEQ_MAX,
@@ -241,12 +213,7 @@ export class NativeExecutor implements TunnelExecutor {
     if (!r) return undefined;
     const [s, peer, last] = r;
     const out: TunnelRxStats = {
-      spi,
-      vpnId: s[0],
-      peer,
-      packets: s[1],
-      bytes: s[2],
-      lastUsed: s[3],
+      ...saStats(spi, s, peer),
       highestSeq: s[4],
       replayDrops: s[5],
       authFailures: s[6],
@@ -322,6 +289,11 @@ function resultVerdict(r: number | [number, Uint8Array, number?, number?, bigint
     return { kind: 'forward', bytes, note: { op, vpnId: vpnId!, peer: sender!, spi: spi!, seq: Number(seq!) } };
   }
   throw new Error(`unknown native verdict code ${code}`);
+}
+
+/** What the addon's tunnelTxStats and tunnelRxStats both report first (s[0..3]). */
+function saStats(spi: Spi, s: Float64Array, peer: string): TunnelSaStats {
+  return { spi, vpnId: s[0], peer, packets: s[1], bytes: s[2], lastUsed: s[3] };
 }
 
 /** A tunnel SA's outer addresses: one family, IPv4 or IPv6. */
