@@ -1,12 +1,13 @@
 // The shared vectors, replayed against the native executor:
 //  - test/vectors/executor.json (generated from the TypeScript reference executor by
-//    scripts/gen-executor-vectors.ts): every verdict and path statistic must match exactly;
+//    scripts/gen-executor-vectors.ts) and executor-v6.json, replayed by the same replayScenario
+//    as the reference's own test: every verdict and path statistic must match exactly;
 //  - test/vectors/esp-group.json (ESP known answers): the native executor must seal to exactly the
 //    same ESP bytes and open them again.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
-import type { TunnelRxSa, TunnelTxSa, Verdict } from '../../src/core/executor.js';
+import { replayScenario, type VectorScenario } from '../support/executor-vectors.js';
 import { hex, ipv4, newExecutor } from './support.js';
 
 const EXECUTOR_VECTORS = new URL('../vectors/executor.json', import.meta.url);
@@ -14,58 +15,6 @@ const EXECUTOR_V6_VECTORS = new URL('../vectors/executor-v6.json', import.meta.u
 const ESP_VECTORS = new URL('../vectors/esp-group.json', import.meta.url);
 
 const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
-
-// The vector file's format (test/support/executor-vectors.ts), restated so this test depends on
-// the data only.
-type Step =
-  | { op: 'installPath'; rule: Parameters<import('../../src/core/executor.js').Executor['installPath']>[0] }
-  | { op: 'removePath'; local: string; remote: string }
-  | {
-      op: 'installTxSa';
-      sa: {
-        spi: number;
-        vpnId: number;
-        epoch: number;
-        key: string;
-        salt: string;
-        nextSeq: string;
-        encapsulation?: 'udp' | 'esp';
-      };
-    }
-  | {
-      op: 'installRxSa';
-      sa: { spi: number; vpnId: number; epoch: number; sender: string; key: string; salt: string; floor?: string };
-    }
-  | { op: 'removeTxSa'; vpnId: number }
-  | { op: 'removeRxSa'; spi: number }
-  | {
-      op: 'process';
-      name: string;
-      from: 'inside' | 'outside';
-      now: number;
-      packet: string;
-      recheck?: boolean;
-      expect: unknown;
-    }
-  | { op: 'counters'; expect: unknown }
-  | { op: 'stats'; local: string; remote: string; expect: unknown }
-  | { op: 'installTunnelTx'; sa: Omit<TunnelTxSa, 'key' | 'salt'> & { key: string; salt: string } }
-  | { op: 'installTunnelRx'; sa: Omit<TunnelRxSa, 'key' | 'salt'> & { key: string; salt: string } }
-  | { op: 'removeTunnelTx'; spi: number }
-  | { op: 'removeTunnelRx'; spi: number }
-  | { op: 'processUdp'; name: string; src: string; srcPort: number; now: number; payload: string; expect: unknown }
-  | { op: 'tunnelTxStats'; spi: number; expect: unknown }
-  | { op: 'tunnelRxStats'; spi: number; expect: unknown };
-
-function verdictJson(v: Verdict): unknown {
-  if (v.kind !== 'forward') return { kind: v.kind, reason: v.reason };
-  const note: Record<string, string | number> = {};
-  for (const [k, val] of Object.entries(v.note))
-    note[k] = typeof val === 'bigint' ? val.toString() : (val as string | number);
-  return v.more
-    ? { kind: 'forward', bytes: hex(v.bytes), note, more: v.more.map((m) => hex(m)) }
-    : { kind: 'forward', bytes: hex(v.bytes), note };
-}
 
 describe('shared vectors on the native executor', () => {
   it('test/vectors/executor.json: every verdict and statistic matches the reference', (t) => {
@@ -89,78 +38,20 @@ describe('shared vectors on the native executor', () => {
   });
 });
 
+/** Replays a vector file with the reference's own replay (replayScenario): only the executor differs. */
 function replayVectors(t: TestContext, url: URL): void {
-  const file = JSON.parse(readFileSync(url, 'utf8')) as { scenarios: { name: string; steps: Step[] }[] };
+  const file = JSON.parse(readFileSync(url, 'utf8')) as { scenarios: VectorScenario[] };
   assert.ok(file.scenarios.length > 0);
   let checked = 0;
   let tunnelChecks = 0;
   for (const s of file.scenarios) {
     const ex = newExecutor(t);
     if (!ex) return;
-    s.steps.forEach((st, i) => {
-      const where = `${s.name} step ${i}${st.op === 'process' || st.op === 'processUdp' ? ` (${st.name})` : ''}`;
-      switch (st.op) {
-        case 'installPath':
-          return ex.installPath(st.rule);
-        case 'removePath':
-          return ex.removePath(st.local, st.remote);
-        case 'installTxSa':
-          return ex.installTxSa({
-            ...st.sa,
-            key: unhex(st.sa.key),
-            salt: unhex(st.sa.salt),
-            nextSeq: BigInt(st.sa.nextSeq),
-          });
-        case 'installRxSa':
-          return ex.installRxSa({
-            ...st.sa,
-            key: unhex(st.sa.key),
-            salt: unhex(st.sa.salt),
-            floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor),
-          });
-        case 'removeTxSa':
-          return ex.removeTxSa(st.vpnId);
-        case 'removeRxSa':
-          return ex.removeRxSa(st.spi);
-        case 'process':
-          checked++;
-          return assert.deepEqual(
-            verdictJson(ex.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)),
-            st.expect,
-            where,
-          );
-        case 'counters':
-          checked++;
-          return assert.deepEqual(ex.counters(), st.expect, where);
-        case 'stats':
-          checked++;
-          return assert.deepEqual(ex.pathStats(st.local, st.remote) ?? null, st.expect, where);
-        case 'installTunnelTx':
-          return ex.installTunnelTx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
-        case 'installTunnelRx':
-          return ex.installTunnelRx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
-        case 'removeTunnelTx':
-          return ex.removeTunnelTx(st.spi);
-        case 'removeTunnelRx':
-          return ex.removeTunnelRx(st.spi);
-        case 'processUdp':
-          checked++;
-          tunnelChecks++;
-          return assert.deepEqual(
-            verdictJson(ex.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)),
-            st.expect,
-            where,
-          );
-        case 'tunnelTxStats':
-          checked++;
-          return assert.deepEqual(ex.tunnelTxStats(st.spi) ?? null, st.expect, where);
-        case 'tunnelRxStats':
-          checked++;
-          return assert.deepEqual(ex.tunnelRxStats(st.spi) ?? null, st.expect, where);
-        default:
-          assert.fail(`${where}: unknown step ${JSON.stringify(st)}`);
-      }
-    });
+    for (const r of replayScenario(ex, s)) {
+      checked++;
+      if (r.op === 'processUdp') tunnelChecks++;
+      assert.deepEqual(r.actual, r.expected, `${s.name} step ${r.step} (${r.name})`);
+    }
   }
   assert.ok(checked > 10, `only ${checked} checks`);
   assert.ok(tunnelChecks > 5, `only ${tunnelChecks} tunnel-port checks`);

@@ -69,13 +69,25 @@ export function verdictToJson(v: Verdict): JsonVerdict {
     : { kind: 'forward', bytes: hex(v.bytes), note };
 }
 
-/** Applies one scenario to an executor, returning what it actually did at each process/stats step. */
-export function replayScenario(
-  exec: TunnelExecutor,
-  s: VectorScenario,
-): { step: number; name: string; expected: unknown; actual: unknown }[] {
-  const out: { step: number; name: string; expected: unknown; actual: unknown }[] = [];
+/** What an executor did at one checking step of a scenario (a process, counters or stats step). */
+export interface ReplayedCheck {
+  step: number;
+  op: VectorStep['op'];
+  name: string;
+  expected: unknown;
+  actual: unknown;
+}
+
+/**
+ * Applies one scenario to an executor (either implementation), returning what it actually did at
+ * each checking step; a step of an unknown kind throws.
+ */
+export function replayScenario(exec: TunnelExecutor, s: VectorScenario): ReplayedCheck[] {
+  const out: ReplayedCheck[] = [];
   s.steps.forEach((st, i) => {
+    const check = (name: string, expected: unknown, actual: unknown): void => {
+      out.push({ step: i, op: st.op, name, expected, actual });
+    };
     switch (st.op) {
       case 'installPath':
         return exec.installPath(st.rule);
@@ -96,19 +108,15 @@ export function replayScenario(
           floor: st.sa.floor === undefined ? undefined : BigInt(st.sa.floor),
         });
       case 'process':
-        out.push({
-          step: i,
-          name: st.name,
-          expected: st.expect,
-          actual: verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)),
-        });
-        return;
+        return check(
+          st.name,
+          st.expect,
+          verdictToJson(exec.process(st.from, unhex(st.packet), st.now, st.recheck ?? false)),
+        );
       case 'counters':
-        out.push({ step: i, name: 'counters', expected: st.expect, actual: exec.counters() });
-        return;
+        return check('counters', st.expect, exec.counters());
       case 'stats':
-        out.push({ step: i, name: 'stats', expected: st.expect, actual: exec.pathStats(st.local, st.remote) ?? null });
-        return;
+        return check('stats', st.expect, exec.pathStats(st.local, st.remote) ?? null);
       case 'installTunnelTx':
         return exec.installTunnelTx({ ...st.sa, key: unhex(st.sa.key), salt: unhex(st.sa.salt) });
       case 'installTunnelRx':
@@ -118,19 +126,13 @@ export function replayScenario(
       case 'removeTunnelRx':
         return exec.removeTunnelRx(st.spi);
       case 'processUdp':
-        out.push({
-          step: i,
-          name: st.name,
-          expected: st.expect,
-          actual: verdictToJson(exec.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)),
-        });
-        return;
+        return check(st.name, st.expect, verdictToJson(exec.processUdp(st.src, st.srcPort, unhex(st.payload), st.now)));
       case 'tunnelTxStats':
-        out.push({ step: i, name: 'tunnelTxStats', expected: st.expect, actual: exec.tunnelTxStats(st.spi) ?? null });
-        return;
+        return check('tunnelTxStats', st.expect, exec.tunnelTxStats(st.spi) ?? null);
       case 'tunnelRxStats':
-        out.push({ step: i, name: 'tunnelRxStats', expected: st.expect, actual: exec.tunnelRxStats(st.spi) ?? null });
-        return;
+        return check('tunnelRxStats', st.expect, exec.tunnelRxStats(st.spi) ?? null);
+      default:
+        throw new Error(`${s.name} step ${i}: unknown step ${JSON.stringify(st satisfies never)}`);
     }
   });
   return out;
