@@ -8,6 +8,7 @@
 // notification, and within a second by version when the notification is lost.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { GatewayChanges } from '../../src/authority/wire.js';
 import {
   addMember,
   addPendingGateway,
@@ -33,6 +34,22 @@ async function twoVpns(a: DirectAuthority): Promise<void> {
     await a.enrolled(gw, `192.0.2.${gw.slice(2)}`);
     await addMember(service, vpn, gw, prefix);
   }
+}
+
+/**
+ * gw1 waits on `waiter`'s change stream from the current version while `changer` (another replica)
+ * rotates corp's key: the answer, and how long after the rotation it came.
+ */
+async function rotationSeenBy(
+  waiter: DirectAuthority,
+  changer: DirectAuthority,
+): Promise<{ c: GatewayChanges; wokenAfterMs: number }> {
+  const waiting = waiter.service.changeStream.changes('gw1', await version(changer), 10_000);
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  await changer.service.epochs.rotate(ADMIN, 'corp', false);
+  const c = await waiting;
+  return { c, wokenAfterMs: Date.now() - t0 };
 }
 
 for (const store of await testStores()) {
@@ -161,15 +178,9 @@ for (const store of await testStores()) {
       it('a change committed through another replica wakes a gateway waiting on this one', () =>
         withAuthority(store, async (a) => {
           await twoVpns(a);
-          const other = await a.replica();
-          const v = await version(a);
-          const waiting = a.service.changeStream.changes('gw1', v, 10_000);
-          await new Promise((r) => setTimeout(r, 100));
-          const t0 = Date.now();
-          await other.service.epochs.rotate(ADMIN, 'corp', false);
-          const c = await waiting;
+          const { c, wokenAfterMs } = await rotationSeenBy(a, await a.replica());
           assert.ok(c.changed);
-          assert.ok(Date.now() - t0 < 2000, `woken after ${Date.now() - t0} ms`);
+          assert.ok(wokenAfterMs < 2000, `woken after ${wokenAfterMs} ms`);
           assert.deepEqual(
             c.delivery?.vpns[0].epochs.map((e) => e.epoch),
             [1, 2],
@@ -188,14 +199,9 @@ for (const store of await testStores()) {
             schemaVersion: () => s.schemaVersion(),
             close: () => s.close(),
           }));
-          const v = await version(a);
-          const waiting = deaf.service.changeStream.changes('gw1', v, 10_000);
-          await new Promise((r) => setTimeout(r, 100));
-          const t0 = Date.now();
-          await a.service.epochs.rotate(ADMIN, 'corp', false);
-          const c = await waiting;
+          const { c, wokenAfterMs } = await rotationSeenBy(deaf, a);
           assert.ok(c.changed, 'woken');
-          assert.ok(Date.now() - t0 < 1000, `by the version poll, after ${Date.now() - t0} ms`);
+          assert.ok(wokenAfterMs < 1000, `by the version poll, after ${wokenAfterMs} ms`);
           assert.ok(c.delivery?.vpns[0].epochs.some((e) => e.epoch === 2));
         }));
     }
