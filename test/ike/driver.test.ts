@@ -12,7 +12,7 @@ import type { TunnelRxSa } from '../../src/core/executor.js';
 import { TsExecutor } from '../../src/core/ts-executor.js';
 import type { AuthoritySnapshot } from '../../src/core/types.js';
 import { IkeDriver } from '../../src/gateway/ike-driver.js';
-import { HOUR, makeAuthority, makeGateway, permitFor, type Gateway } from './engine/peers.js';
+import { HOUR, makeAuthority, makeGateway, permitFor, type Authority, type Gateway } from './engine/peers.js';
 
 const skip =
   process.getuid?.() !== 0 && !process.env.CI
@@ -41,17 +41,14 @@ test(
     const now = Date.now();
     const [A, B] = [await makeAuthority('authority-a', now - HOUR), await makeAuthority('authority-b', now - HOUR)];
     const [ga, gb] = [await makeGateway(A, 'ga', now - HOUR), await makeGateway(B, 'gb', now - HOUR)];
-    const snapshot = (
-      self: Gateway,
-      other: Gateway,
-      selfAt: string,
-      otherAt: string,
-      permit: Uint8Array,
-      aa: Uint8Array,
-    ): AuthoritySnapshot => ({
+    /** What `self`'s authority delivers: the pairwise VPN with `other`, and the permit other's authority issued. */
+    const snapshot = async (
+      [self, ownAuthority, selfAt]: [Gateway, Authority, string],
+      [other, otherAuthority, otherAt]: [Gateway, Authority, string],
+    ): Promise<AuthoritySnapshot> => ({
       version: 1,
       protectedPrefixes: [],
-      attributeAuthority: aa,
+      attributeAuthority: new Uint8Array(ownAuthority.aa.cert.rawData),
       vpns: [
         {
           id: 7,
@@ -71,7 +68,7 @@ test(
               prefixes: [Prefix.from(other === ga ? 'fd01::/64' : 'fd02::/64')],
               spis: [],
               certificate: new Uint8Array(other.cert.rawData),
-              permit,
+              permit: await permitFor(otherAuthority, self, 'shared', now - HOUR, now + HOUR),
             },
           ],
         },
@@ -97,26 +94,10 @@ test(
       });
     const a = driver(ga, 'a', '127.0.0.1', ['::1'], new NoTunnelExecutor());
     const b = driver(gb, 'b', '127.0.0.2', [], new TsExecutor());
-    a.snapshot(
-      snapshot(
-        ga,
-        gb,
-        '127.0.0.1',
-        '127.0.0.2',
-        await permitFor(B, ga, 'shared', now - HOUR, now + HOUR),
-        new Uint8Array(A.aa.cert.rawData),
-      ),
-    );
-    b.snapshot(
-      snapshot(
-        gb,
-        ga,
-        '127.0.0.2',
-        '127.0.0.1',
-        await permitFor(A, gb, 'shared', now - HOUR, now + HOUR),
-        new Uint8Array(B.aa.cert.rawData),
-      ),
-    );
+    const atA: [Gateway, Authority, string] = [ga, A, '127.0.0.1'];
+    const atB: [Gateway, Authority, string] = [gb, B, '127.0.0.2'];
+    a.snapshot(await snapshot(atA, atB));
+    b.snapshot(await snapshot(atB, atA));
     await a.start();
     await b.start();
     try {

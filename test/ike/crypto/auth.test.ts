@@ -34,14 +34,13 @@ const { keys } = deriveIkeSaKeys(
   { sharedSecret: rnd(32), ni: rnd(32), nr: rnd(32), spiI: rnd(8), spiR: rnd(8) },
 );
 const ID_FQDN = 2;
+/** The octets `signer` signs (RFC 7296 section 2.15), under this file's IKE SA keys. */
+const signedOctets = (signer: 'initiator' | 'responder', realMessage: Buffer, peerNonce: Buffer, idBody: Buffer) =>
+  authSignedOctets(PRF_HMAC_SHA2_256, keys, signer, { realMessage, peerNonce, idBody });
 const message1 = Buffer.from(rnd(300)); // stands for the IKE_SA_INIT request as sent
 const nonceR = Buffer.from(rnd(32));
 const idI = idPayloadBody(ID_FQDN, Buffer.from('gw-a.example'));
-const octetsI = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
-  realMessage: message1,
-  peerNonce: nonceR,
-  idBody: idI,
-});
+const octetsI = signedOctets('initiator', message1, nonceR, idI);
 
 test('RestOfIDPayload is ID type | 3 zero RESERVED bytes | data', () => {
   assert.equal(idI.toString('hex'), '02000000' + Buffer.from('gw-a.example').toString('hex'));
@@ -53,31 +52,13 @@ test('signed octets are RealMessage | peer NonceData | prf(SK_p, RestOfIDPayload
   const message2 = Buffer.from(rnd(280));
   const nonceI = Buffer.from(rnd(32));
   const idR = idPayloadBody(ID_FQDN, Buffer.from('gw-b.example'));
-  const octetsR = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', {
-    realMessage: message2,
-    peerNonce: nonceI,
-    idBody: idR,
-  });
+  const octetsR = signedOctets('responder', message2, nonceI, idR);
   assert.ok(octetsR.equals(Buffer.concat([message2, nonceI, hmac('sha256', keys.skPr, idR)])));
   // The RESERVED bytes are signed as they were on the wire.
   const oddReserved = Buffer.from(idI);
   oddReserved[2] = 1;
-  assert.ok(
-    !authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
-      realMessage: message1,
-      peerNonce: nonceR,
-      idBody: oddReserved,
-    }).equals(octetsI),
-  );
-  assert.throws(
-    () =>
-      authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
-        realMessage: message1,
-        peerNonce: nonceR,
-        idBody: Buffer.alloc(3),
-      }),
-    RangeError,
-  );
+  assert.ok(!signedOctets('initiator', message1, nonceR, oddReserved).equals(octetsI));
+  assert.throws(() => signedOctets('initiator', message1, nonceR, Buffer.alloc(3)), RangeError);
 });
 
 test('AlgorithmIdentifier bytes are those of RFC 7427 Appendix A and decode to the right OIDs', () => {
@@ -128,18 +109,10 @@ test('verification fails on any changed octet, a changed ID, the wrong key, a ba
     assert.equal(code(verifyAuth(p256.publicKey, o, auth)), 'auth-bad-signature', `octet ${i}`);
   }
   assert.equal(code(verifyAuth(p256.publicKey, octetsI.subarray(0, octetsI.length - 1), auth)), 'auth-bad-signature');
-  const otherId = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'initiator', {
-    realMessage: message1,
-    peerNonce: nonceR,
-    idBody: idPayloadBody(ID_FQDN, Buffer.from('gw-x.example')),
-  });
+  const otherId = signedOctets('initiator', message1, nonceR, idPayloadBody(ID_FQDN, Buffer.from('gw-x.example')));
   assert.equal(code(verifyAuth(p256.publicKey, otherId, auth)), 'auth-bad-signature');
   // The responder's octets (SK_pr) do not verify an initiator's signature.
-  const mirrored = authSignedOctets(PRF_HMAC_SHA2_256, keys, 'responder', {
-    realMessage: message1,
-    peerNonce: nonceR,
-    idBody: idI,
-  });
+  const mirrored = signedOctets('responder', message1, nonceR, idI);
   assert.equal(code(verifyAuth(p256.publicKey, mirrored, auth)), 'auth-bad-signature');
   assert.equal(code(verifyAuth(p256b.publicKey, octetsI, auth)), 'auth-bad-signature');
 

@@ -144,20 +144,16 @@ test('one certificate in two pairwise VPNs: the permit and the selectors pick th
   const w = await World.make();
   const p2a = await permitFor(w.B, w.ga, 'second', T0 - HOUR, T0 + HOUR);
   const p2b = await permitFor(w.A, w.gb, 'second', T0 - HOUR, T0 + HOUR);
-  w.peersOfA.push({
-    ...w.entry('a', p2a),
-    vpnId: 8,
-    vpnName: 'second',
-    localPrefixes: [Prefix.from('10.1.1.0/24')],
-    remotePrefixes: [Prefix.from('10.2.1.0/24')],
-  });
-  w.peersOfB.push({
-    ...w.entry('b', p2b),
-    vpnId: 8,
-    vpnName: 'second',
-    localPrefixes: [Prefix.from('10.2.1.0/24')],
-    remotePrefixes: [Prefix.from('10.1.1.0/24')],
-  });
+  // Each side's entry for the second VPN: its permit, its own and the other side's prefixes.
+  const second = (side: 'a' | 'b', permit: Uint8Array, local: string, remote: string) =>
+    w.entry(side, permit, {
+      vpnId: 8,
+      vpnName: 'second',
+      localPrefixes: [Prefix.from(local)],
+      remotePrefixes: [Prefix.from(remote)],
+    });
+  w.peersOfA.push(second('a', p2a, '10.1.1.0/24', '10.2.1.0/24'));
+  w.peersOfB.push(second('b', p2b, '10.2.1.0/24', '10.1.1.0/24'));
   w.take('a', w.a.initiate('gb', 8, w.now));
   w.settle();
   assert.deepEqual(
