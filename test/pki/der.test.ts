@@ -97,63 +97,25 @@ test('sameName: byte-equal, or the same text in other string types; anything els
         ),
       ),
     );
-  const utf8 = name([
-    ['55040a', 0x0c, 'ACME'],
-    ['550403', 0x0c, 'gw1'],
-  ]);
+  const [UTF8, PRINTABLE, BMP] = [0x0c, 0x13, 0x1e];
+  const O = (tag: number, text: string): [string, number, string] => ['55040a', tag, text];
+  const CN = (tag: number, text: string): [string, number, string] => ['550403', tag, text];
+  const utf8 = name([O(UTF8, 'ACME'), CN(UTF8, 'gw1')]);
   assert.ok(sameName(utf8, utf8));
-  assert.ok(
-    sameName(
-      utf8,
-      name([
-        ['55040a', 0x13, 'ACME'],
-        ['550403', 0x13, 'gw1'],
-      ]),
-    ),
-  );
-  assert.ok(
-    sameName(
-      utf8,
-      name([
-        ['55040a', 0x1e, 'ACME'],
-        ['550403', 0x0c, 'gw1'],
-      ]),
-    ),
-  );
-  assert.ok(
-    !sameName(
-      utf8,
-      name([
-        ['55040a', 0x0c, 'ACME'],
-        ['550403', 0x0c, 'gw2'],
-      ]),
-    ),
-  );
-  assert.ok(
-    !sameName(
-      utf8,
-      name([
-        ['550403', 0x0c, 'gw1'],
-        ['55040a', 0x0c, 'ACME'],
-      ]),
-    ),
-    'RDN order matters',
-  );
-  assert.ok(!sameName(utf8, name([['55040a', 0x0c, 'ACME']])));
+  // Another name's RDNs, whether it is the same name as utf8, and why.
+  const others: [[string, number, string][], boolean, string][] = [
+    [[O(PRINTABLE, 'ACME'), CN(PRINTABLE, 'gw1')], true, 'the same text as PrintableString'],
+    [[O(BMP, 'ACME'), CN(UTF8, 'gw1')], true, 'the same text as BMPString'],
+    [[O(UTF8, 'ACME'), CN(UTF8, 'gw2')], false, 'another CN'],
+    [[CN(UTF8, 'gw1'), O(UTF8, 'ACME')], false, 'RDN order matters'],
+    [[O(UTF8, 'ACME')], false, 'one RDN fewer'],
+  ];
+  for (const [parts, same, why] of others) assert.equal(sameName(utf8, name(parts)), same, why);
   assert.ok(!sameName(utf8, booleanBombName(10)));
   assert.ok(!sameName(utf8, Buffer.from('garbage')));
   // The x509 library's own encoding of a name compares equal to ours.
   const lib = Buffer.from(new x509.Name('O=ACME, CN=gw1').toArrayBuffer());
-  assert.ok(
-    sameName(
-      lib,
-      name([
-        ['55040a', 0x13, 'ACME'],
-        ['550403', 0x13, 'gw1'],
-      ]),
-    ),
-    lib.toString('hex'),
-  );
+  assert.ok(sameName(lib, name([O(PRINTABLE, 'ACME'), CN(PRINTABLE, 'gw1')])), lib.toString('hex'));
 });
 
 test('a permit with more elements than ours ever have is refused before the library walks them', async () => {

@@ -158,6 +158,9 @@ describe('permits (RFC 5755 attribute certificates)', () => {
       notAfter: na,
       ...over,
     });
+  /** A permit for vpn-ab from B's attribute authority. */
+  const issueB = (holder: x509.X509Certificate) =>
+    issueA({ attributeAuthority: { cert: aaB.cert, privateKey: aaB.key }, holder, groups: ['vpn-ab'] });
   const verifyA = (der: Uint8Array, over: Partial<Parameters<typeof verifyPermit>[1]> = {}) =>
     verifyPermit(der, { attributeAuthority: aaA.cert, holder: gwB, group: 'vpn-ab', now: at, ...over });
   /** A gateway certificate with a fresh key, from `ca`'s issuing CA. */
@@ -212,13 +215,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
     });
 
     it('the mirror image: B issues for A, and a permit for a holder under the same authority', async () => {
-      const pb = await issuePermit({
-        attributeAuthority: { cert: aaB.cert, privateKey: aaB.key },
-        holder: gwA,
-        groups: ['vpn-ab'],
-        notBefore: nb,
-        notAfter: na,
-      });
+      const pb = await issueB(gwA);
       assert.ok(verifyPermit(pb.der, { attributeAuthority: aaB.cert, holder: gwA, group: 'vpn-ab', now: at }).ok);
       const own = await issueA({ holder: gwA });
       assert.ok(verifyA(own.der, { holder: gwA }).ok);
@@ -291,13 +288,7 @@ describe('permits (RFC 5755 attribute certificates)', () => {
 
   describe('verification refuses, each with its own reason', () => {
     it("a permit from another authority's AA", async () => {
-      const pb = await issuePermit({
-        attributeAuthority: { cert: aaB.cert, privateKey: aaB.key },
-        holder: gwB,
-        groups: ['vpn-ab'],
-        notBefore: nb,
-        notAfter: na,
-      });
+      const pb = await issueB(gwB);
       refusedWith(verifyA(pb.der), 'permit-wrong-issuer');
     });
 
