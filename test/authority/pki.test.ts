@@ -172,20 +172,10 @@ describe('PKI', () => {
 
   it('makes CRLs that openssl uses to refuse a revoked certificate', async () => {
     const keys = await generateKeyPair();
-    const revoked = await issueGatewayCertificate({
-      issuing: ca.issuing,
-      authority: 'A',
-      gateway: 'bad',
-      publicKey: keys.publicKey,
-      now,
-    });
-    const fine = await issueGatewayCertificate({
-      issuing: ca.issuing,
-      authority: 'A',
-      gateway: 'good',
-      publicKey: keys.publicKey,
-      now,
-    });
+    const issue = (gateway: string) =>
+      issueGatewayCertificate({ issuing: ca.issuing, authority: 'A', gateway, publicKey: keys.publicKey, now });
+    const revoked = await issue('bad');
+    const fine = await issue('good');
     const crl = await createCrl({
       issuer: ca.issuing,
       entries: [{ serial: revoked.serialNumber, revokedAt: now, reason: 'keyCompromise' }],
