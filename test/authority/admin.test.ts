@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sha256Hex } from '../../src/pki/keys.js';
-import { addMember, addPendingGateway, addVpn, ADMIN, refusal, testStores, withAuthority } from './helpers/direct.js';
+import { ADMIN, refusal, testStores, withAuthority } from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`administration on ${store.kind}`, { skip: store.skip }, () => {
@@ -129,15 +129,15 @@ for (const store of await testStores()) {
     it('the status counts VPNs, memberships and gateways by status, and the gateways waiting on the change stream', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'dept');
+        await a.addVpn('corp');
+        await a.addVpn('dept');
         await a.enrolled('gw1', '192.0.2.1');
         await a.enrolled('gw2', '192.0.2.2');
-        await addPendingGateway(service, 'gw3', '192.0.2.3');
+        await a.addPendingGateway('gw3', '192.0.2.3');
         await service.gateways.revoke(ADMIN, 'gw2', {});
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16', '10.11.0.0/16');
-        await addMember(service, 'dept', 'gw1', '10.1.0.0/16');
-        await addMember(service, 'dept', 'gw3', '10.3.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16', '10.11.0.0/16');
+        await a.addMember('dept', 'gw1', '10.1.0.0/16');
+        await a.addMember('dept', 'gw3', '10.3.0.0/16');
         const s = await service.admin.status();
         assert.deepEqual(
           [s.authority, s.url, s.store, s.vpns, s.memberships, s.gateways, s.waitingGateways, s.now],

@@ -12,16 +12,7 @@ import { describe, it } from 'node:test';
 import { createCsr } from '../../src/pki/ca.js';
 import { fingerprint, generateKeyPair, pemToDer } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  refusal,
-  testStores,
-  withAuthority,
-  type DirectGateway,
-} from './helpers/direct.js';
+import { ADMIN, refusal, testStores, withAuthority, type DirectGateway } from './helpers/direct.js';
 
 const tlsIdentity = (g: DirectGateway): { der: Uint8Array; serial: string } => ({
   der: pemToDer(g.bundle.certificate, 'CERTIFICATE'),
@@ -128,11 +119,11 @@ for (const store of await testStores()) {
     it('an IKE certificate names the gateway, supersedes the previous one, authenticates IKE only and tells its pairwise peers', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'p2p', { mode: 'pairwise' });
+        await a.addVpn('p2p', { mode: 'pairwise' });
         await a.enrolled('gw1', '192.0.2.1');
         await a.enrolled('gw2', '192.0.2.2');
-        await addMember(service, 'p2p', 'gw1', '10.1.0.0/16');
-        await addMember(service, 'p2p', 'gw2', '10.2.0.0/16');
+        await a.addMember('p2p', 'gw1', '10.1.0.0/16');
+        await a.addMember('p2p', 'gw2', '10.2.0.0/16');
         const token = await generateKeyPair();
         const first = new x509.X509Certificate(
           (await service.certificates.issueIke('gw1', await createCsr(token, 'gw1'))).certificate,
@@ -163,7 +154,7 @@ for (const store of await testStores()) {
           400,
           'csr-name-mismatch',
         ]);
-        await addPendingGateway(service, 'pending', '192.0.2.3');
+        await a.addPendingGateway('pending', '192.0.2.3');
         assert.deepEqual(await refusal(service.certificates.issueIke('pending', await createCsr(token, 'pending'))), [
           403,
           'gateway-revoked',
@@ -176,7 +167,7 @@ for (const store of await testStores()) {
         const view = service.certificates.caView();
         assert.equal(view.fingerprint, fingerprint(pemToDer(view.rootCertificate, 'CERTIFICATE')));
         assert.equal(view.fingerprint, service.identity().caFingerprint);
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
+        await a.addPendingGateway('gw1', '192.0.2.1');
         assert.deepEqual(await refusal(service.certificates.ofGateway('gw1')), [404, 'no-certificate']);
         const bundle = await service.enrollment.makeBundle(ADMIN, 'gw1', {});
         const mine = await service.certificates.ofGateway('gw1');

@@ -9,30 +9,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { GatewayChanges } from '../../src/authority/wire.js';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  refusal,
-  testStores,
-  version,
-  withAuthority,
-  type DirectAuthority,
-} from './helpers/direct.js';
+import { ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
 
 /** corp with gw1 and gw2, dept with gw3; all enrolled. */
 async function twoVpns(a: DirectAuthority): Promise<void> {
-  const { service } = a;
-  await addVpn(service, 'corp');
-  await addVpn(service, 'dept');
+  await a.addVpn('corp');
+  await a.addVpn('dept');
   for (const [vpn, gw, prefix] of [
     ['corp', 'gw1', '10.1.0.0/16'],
     ['corp', 'gw2', '10.4.0.0/16'],
     ['dept', 'gw3', '10.6.0.0/16'],
   ]) {
     await a.enrolled(gw, `192.0.2.${gw.slice(2)}`);
-    await addMember(service, vpn, gw, prefix);
+    await a.addMember(vpn, gw, prefix);
   }
 }
 
@@ -154,7 +143,7 @@ for (const store of await testStores()) {
       withAuthority(store, async (a) => {
         const { service } = a;
         await a.enrolled('gw1', '192.0.2.1');
-        await addPendingGateway(service, 'gw2', '192.0.2.2');
+        await a.addPendingGateway('gw2', '192.0.2.2');
         assert.deepEqual(await refusal(service.changeStream.changes('gw2', 0, 0)), [403, 'gateway-revoked']);
         await service.gateways.revoke(ADMIN, 'gw1', {});
         assert.deepEqual(await refusal(service.changeStream.changes('gw1', 0, 0)), [403, 'gateway-revoked']);

@@ -7,33 +7,24 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DELIVERY_FORMAT } from '../../src/authority/wire.js';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  TEST_ROTATION,
-  testStores,
-  version,
-  withAuthority,
-} from './helpers/direct.js';
+import { ADMIN, TEST_ROTATION, testStores, version, withAuthority } from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`deliveries on ${store.kind}`, { skip: store.skip }, () => {
     it('a member receives its VPNs only, with the effective members in name order and their SPIs', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'dept');
+        await a.addVpn('corp');
+        await a.addVpn('dept');
         // Enrolled in reverse name order: the delivery sorts them.
         await a.enrolled('gw2', '192.0.2.2');
         const gw1 = await a.enrolled('gw1', '192.0.2.1');
         await a.enrolled('gw3', '192.0.2.3');
-        await addPendingGateway(service, 'gw0-pending', '192.0.2.9');
-        await addMember(service, 'corp', 'gw2', '10.4.0.0/16');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
-        await addMember(service, 'corp', 'gw0-pending', '10.9.0.0/16');
-        await addMember(service, 'dept', 'gw3', '10.6.0.0/16');
+        await a.addPendingGateway('gw0-pending', '192.0.2.9');
+        await a.addMember('corp', 'gw2', '10.4.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('corp', 'gw0-pending', '10.9.0.0/16');
+        await a.addMember('dept', 'gw3', '10.6.0.0/16');
         const d = await service.delivery.of('gw1');
         assert.deepEqual(
           [d.format, d.authority, d.gateway, d.version, d.issuedAt],
@@ -68,9 +59,9 @@ for (const store of await testStores()) {
     it('an epoch past its end is no longer delivered, nor its SPIs', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
+        await a.addVpn('corp');
         await a.enrolled('gw1', '192.0.2.1');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
         await service.epochs.rotate(ADMIN, 'corp', true);
         assert.deepEqual(
           (await service.delivery.of('gw1')).vpns[0].epochs.map((e) => e.epoch),
@@ -83,10 +74,9 @@ for (const store of await testStores()) {
 
     it('a member of no VPN receives the directory and nothing else', () =>
       withAuthority(store, async (a) => {
-        const { service } = a;
-        await addVpn(service, 'corp');
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await a.addVpn('corp');
+        await a.addPendingGateway('gw1', '192.0.2.1');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
         const loner = await a.enrolled('loner', '192.0.2.8');
         const s = await loner.snapshot();
         assert.deepEqual([s.vpns, s.protectedPrefixes.map(String)], [[], ['10.1.0.0/16']]);
@@ -95,13 +85,13 @@ for (const store of await testStores()) {
     it("after a VPN changes, every member's delivery shows the change", () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
+        await a.addVpn('corp');
         await a.enrolled('gw1', '192.0.2.1');
         await a.enrolled('gw2', '192.0.2.2');
         await a.enrolled('gw3', '192.0.2.3');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
-        await addMember(service, 'corp', 'gw2', '10.2.0.0/16');
-        await addMember(service, 'corp', 'gw3', '10.3.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('corp', 'gw2', '10.2.0.0/16');
+        await a.addMember('corp', 'gw3', '10.3.0.0/16');
         await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));
         await service.gateways.update(ADMIN, 'gw3', { address: '198.51.100.3' });
         const after = await Promise.all(['gw1', 'gw2', 'gw3'].map((g) => service.delivery.of(g)));

@@ -6,17 +6,7 @@
 // are refused.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  refusal,
-  testStores,
-  version,
-  withAuthority,
-  type DirectAuthority,
-} from './helpers/direct.js';
+import { ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
 
 const directoryVersion = async (a: DirectAuthority): Promise<number> =>
   (await a.store.read((tx) => tx.state())).directoryVersion;
@@ -26,11 +16,11 @@ for (const store of await testStores()) {
     it("lists every membership's prefixes whatever the gateway's status, and the manual entries, compacted", () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addPendingGateway(service, 'pending', '192.0.2.1');
-        await addMember(service, 'corp', 'pending', '10.1.0.0/16');
+        await a.addVpn('corp');
+        await a.addPendingGateway('pending', '192.0.2.1');
+        await a.addMember('corp', 'pending', '10.1.0.0/16');
         await a.enrolled('gw2', '192.0.2.2');
-        await addMember(service, 'corp', 'gw2', '192.168.2.0/24', '2001:db8:2::/48');
+        await a.addMember('corp', 'gw2', '192.168.2.0/24', '2001:db8:2::/48');
         const view = await service.prefixDirectory.add(ADMIN, '10.0.0.0/16', 'head office, not yet enrolled');
         assert.deepEqual(
           view.entries.map((e) => [e.prefix, e.note]),
@@ -48,15 +38,15 @@ for (const store of await testStores()) {
     it('changes only when a prefix first appears or last disappears', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'dept');
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
-        await addPendingGateway(service, 'gw2', '192.0.2.2');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await a.addVpn('corp');
+        await a.addVpn('dept');
+        await a.addPendingGateway('gw1', '192.0.2.1');
+        await a.addPendingGateway('gw2', '192.0.2.2');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
         const appeared = await directoryVersion(a);
         assert.equal(appeared, await version(a));
         // The same prefix again, in another VPN (a LAN in two VPNs), and as a manual entry: no change.
-        await addMember(service, 'dept', 'gw2', '10.1.0.0/16');
+        await a.addMember('dept', 'gw2', '10.1.0.0/16');
         await service.prefixDirectory.add(ADMIN, '10.1.0.0/16', 'also by hand');
         await service.vpns.updateMembership(ADMIN, 'corp', 'gw1', { removeAll: true });
         await service.vpns.updateMembership(ADMIN, 'dept', 'gw2', { removeAll: true });
@@ -84,13 +74,13 @@ for (const store of await testStores()) {
     it('IPv6 entries and memberships: canonical, compacted per family, changed only when a prefix first appears or last disappears', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'dept');
+        await a.addVpn('corp');
+        await a.addVpn('dept');
         const loner = await a.enrolled('loner', 'fd00:ffff::9');
-        await addPendingGateway(service, 'gw1', '2001:db8:ffff::1');
-        await addPendingGateway(service, 'gw2', '192.0.2.2');
-        await addMember(service, 'corp', 'gw1', '2001:db8:0:0::/49', '10.1.0.0/16');
-        await addMember(service, 'corp', 'gw2', '2001:DB8:0:8000::/49');
+        await a.addPendingGateway('gw1', '2001:db8:ffff::1');
+        await a.addPendingGateway('gw2', '192.0.2.2');
+        await a.addMember('corp', 'gw1', '2001:db8:0:0::/49', '10.1.0.0/16');
+        await a.addMember('corp', 'gw2', '2001:DB8:0:8000::/49');
         const view = await service.prefixDirectory.add(ADMIN, 'FD00:0001::/32', 'v6 site, not yet enrolled');
         assert.deepEqual(
           view.entries.map((e) => e.prefix),
@@ -105,7 +95,7 @@ for (const store of await testStores()) {
         ]);
         const appeared = await directoryVersion(a);
         // The same v6 prefix in another VPN and by hand (spelled otherwise): no change of the directory.
-        await addMember(service, 'dept', 'gw2', '2001:db8::/49');
+        await a.addMember('dept', 'gw2', '2001:db8::/49');
         await service.prefixDirectory.add(ADMIN, '2001:0db8::/49', 'also by hand');
         assert.equal(await directoryVersion(a), appeared);
         assert.deepEqual(await refusal(service.prefixDirectory.add(ADMIN, '2001:DB8::/49', 'again')), [

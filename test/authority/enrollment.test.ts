@@ -12,24 +12,14 @@ import { openDelivery } from '../../src/authority/snapshot.js';
 import { createCsr } from '../../src/pki/ca.js';
 import { exportSpkiDer, generateKeyPair, sha256Hex } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  gatewayWith,
-  refusal,
-  testStores,
-  version,
-  withAuthority,
-} from './helpers/direct.js';
+import { ADMIN, gatewayWith, refusal, testStores, version, withAuthority } from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`enrollment on ${store.kind}`, { skip: store.skip }, () => {
     it("online: a token and a CSR make the gateway active with a certificate for its own key; the token's secret is stored only hashed", () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
+        await a.addPendingGateway('gw1', '192.0.2.1');
         const tok = await service.enrollment.createToken(ADMIN, 'gw1', {});
         assert.equal(tok.expiresAt, a.clock.now + 3_600_000, 'the default lifetime');
         assert.deepEqual(tok.authority, service.identity());
@@ -56,8 +46,8 @@ for (const store of await testStores()) {
     it('a token is single-use and expires by the clock; a bad CSR or one for another gateway does not use it up', () =>
       withAuthority(store, async (a) => {
         const { service, clock } = a;
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
-        await addPendingGateway(service, 'gw2', '192.0.2.2');
+        await a.addPendingGateway('gw1', '192.0.2.1');
+        await a.addPendingGateway('gw2', '192.0.2.2');
         const keys = await generateKeyPair();
         const tok = await service.enrollment.createToken(ADMIN, 'gw1', { ttlMs: 60_000 });
         const badCsr = '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n';
@@ -120,12 +110,12 @@ for (const store of await testStores()) {
     it('enrolling makes the configured memberships effective: an SPI and the key of every live epoch, and the members hear of it', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
+        await a.addVpn('corp');
         const gw1 = await a.enrolled('gw1', '192.0.2.1');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
         await service.epochs.rotate(ADMIN, 'corp', false);
-        await addPendingGateway(service, 'gw2', '192.0.2.2');
-        await addMember(service, 'corp', 'gw2', '10.2.0.0/16');
+        await a.addPendingGateway('gw2', '192.0.2.2');
+        await a.addMember('corp', 'gw2', '10.2.0.0/16');
         const gw2 = gatewayWith(service, await service.enrollment.makeBundle(ADMIN, 'gw2', {}));
         const [s1, s2] = [await gw1.snapshot(), await gw2.snapshot()];
         assert.deepEqual(
@@ -150,9 +140,9 @@ for (const store of await testStores()) {
     it('re-enrolling needs replace; it supersedes the old certificate, keeps the SPIs and seals the keys again to the new key only', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
+        await a.addVpn('corp');
         const old = await a.enrolled('gw1', '192.0.2.1');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
         const before = await old.snapshot();
         assert.deepEqual(await refusal(service.enrollment.makeBundle(ADMIN, 'gw1', {})), [409, 'gateway-enrolled']);
         assert.deepEqual(await refusal(service.enrollment.createToken(ADMIN, 'gw1', {})), [409, 'gateway-enrolled']);

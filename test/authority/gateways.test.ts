@@ -9,17 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pemToDer } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
-import {
-  addMember,
-  addPendingGateway,
-  addVpn,
-  ADMIN,
-  refusal,
-  testStores,
-  version,
-  withAuthority,
-  type DirectAuthority,
-} from './helpers/direct.js';
+import { ADMIN, refusal, testStores, version, withAuthority, type DirectAuthority } from './helpers/direct.js';
 
 const changedVersion = async (a: DirectAuthority, gateway: string): Promise<number> =>
   (await a.store.read((tx) => tx.getGateway(gateway)))!.changedVersion;
@@ -27,8 +17,9 @@ const changedVersion = async (a: DirectAuthority, gateway: string): Promise<numb
 for (const store of await testStores()) {
   describe(`the gateway registry on ${store.kind}`, { skip: store.skip }, () => {
     it('a registered gateway is pending, without a certificate, in the VPNs configured for it', () =>
-      withAuthority(store, async ({ service, clock }) => {
-        await addVpn(service, 'corp');
+      withAuthority(store, async (a) => {
+        const { service, clock } = a;
+        await a.addVpn('corp');
         const g = await service.gateways.add(ADMIN, { name: '東京/gw #1', address: '2001:db8::1' });
         assert.deepEqual(g, {
           name: '東京/gw #1',
@@ -42,7 +33,7 @@ for (const store of await testStores()) {
           revokeReason: null,
           lastReport: null,
         });
-        await addMember(service, 'corp', '東京/gw #1', '10.1.0.0/16');
+        await a.addMember('corp', '東京/gw #1', '10.1.0.0/16');
         assert.deepEqual((await service.gateways.get('東京/gw #1')).vpns, ['corp']);
         assert.deepEqual(
           (await service.gateways.list()).map((x) => [x.name, x.status, x.vpns]),
@@ -53,17 +44,17 @@ for (const store of await testStores()) {
     it("a new address of an active member reaches every member of its VPNs; a pending member's concerns only itself", () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'dept');
+        await a.addVpn('corp');
+        await a.addVpn('dept');
         await a.enrolled('gw1', '192.0.2.1');
         const gw2 = await a.enrolled('gw2', '192.0.2.2');
         const gw3 = await a.enrolled('gw3', '192.0.2.3');
-        await addPendingGateway(service, 'later', '192.0.2.4');
-        await addMember(service, 'corp', 'gw1', '10.1.0.0/16');
-        await addMember(service, 'dept', 'gw1', '10.11.0.0/16');
-        await addMember(service, 'corp', 'gw2', '10.2.0.0/16');
-        await addMember(service, 'dept', 'gw3', '10.3.0.0/16');
-        await addMember(service, 'corp', 'later', '10.4.0.0/16');
+        await a.addPendingGateway('later', '192.0.2.4');
+        await a.addMember('corp', 'gw1', '10.1.0.0/16');
+        await a.addMember('dept', 'gw1', '10.11.0.0/16');
+        await a.addMember('corp', 'gw2', '10.2.0.0/16');
+        await a.addMember('dept', 'gw3', '10.3.0.0/16');
+        await a.addMember('corp', 'later', '10.4.0.0/16');
         const updated = await service.gateways.update(ADMIN, 'gw1', { address: '198.51.100.1' });
         assert.equal(updated.address, '198.51.100.1');
         assert.equal((await gw2.snapshot()).vpns[0].members.find((m) => m.gateway === 'gw1')?.address, '198.51.100.1');
@@ -90,16 +81,16 @@ for (const store of await testStores()) {
     it('revocation: the certificate goes on the CRL and stops authenticating, keys go, group VPNs re-key at once, pairwise peers hear of it, memberships stay', () =>
       withAuthority(store, async (a) => {
         const { service, clock } = a;
-        await addVpn(service, 'corp');
-        await addVpn(service, 'p2p', { mode: 'pairwise' });
+        await a.addVpn('corp');
+        await a.addVpn('p2p', { mode: 'pairwise' });
         const gw1 = await a.enrolled('gw1', '192.0.2.1');
         const gw2 = await a.enrolled('gw2', '192.0.2.2');
         for (const vpn of ['corp', 'p2p']) {
-          await addMember(service, vpn, 'gw1', '10.1.0.0/16');
-          await addMember(service, vpn, 'gw2', '10.2.0.0/16');
+          await a.addMember(vpn, 'gw1', '10.1.0.0/16');
+          await a.addMember(vpn, 'gw2', '10.2.0.0/16');
         }
         await a.enrolled('gw3', '192.0.2.3');
-        await addMember(service, 'p2p', 'gw3', '10.5.0.0/16');
+        await a.addMember('p2p', 'gw3', '10.5.0.0/16');
         const cert = new x509.X509Certificate(gw2.bundle.certificate);
         clock.now += 1000;
         const info = await service.gateways.revoke(ADMIN, 'gw2', { reason: 'stolen', compromised: true });
@@ -149,7 +140,7 @@ for (const store of await testStores()) {
     it('IPv6 outside addresses: canonical, enrolled, moved between families, and delivered to the other members', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addVpn(service, 'corp');
+        await a.addVpn('corp');
         const added = await service.gateways.add(ADMIN, {
           name: 'gw1',
           address: '2001:0DB8:0000:0000:0000:0000:0000:0001',
@@ -157,8 +148,8 @@ for (const store of await testStores()) {
         assert.equal(added.address, '2001:db8::1');
         await service.enrollment.makeBundle(ADMIN, 'gw1', {});
         const gw2 = await a.enrolled('gw2', 'fd00:2::2');
-        await addMember(service, 'corp', 'gw1', '2001:db8:1::/48');
-        await addMember(service, 'corp', 'gw2', '10.2.0.0/16', 'fd00:2:1::/48');
+        await a.addMember('corp', 'gw1', '2001:db8:1::/48');
+        await a.addMember('corp', 'gw2', '10.2.0.0/16', 'fd00:2:1::/48');
         const listed = async (): Promise<string | undefined> =>
           (await gw2.snapshot()).vpns[0].members.find((m) => m.gateway === 'gw1')?.address;
         assert.equal(await listed(), '2001:db8::1');
@@ -204,7 +195,7 @@ for (const store of await testStores()) {
     it('refuses a taken name, a bad name or address, and an unknown gateway; nothing written', () =>
       withAuthority(store, async (a) => {
         const { service } = a;
-        await addPendingGateway(service, 'gw1', '192.0.2.1');
+        await a.addPendingGateway('gw1', '192.0.2.1');
         const before = await version(a);
         assert.deepEqual(await refusal(service.gateways.add(ADMIN, { name: 'gw1', address: '192.0.2.9' })), [
           409,

@@ -5,7 +5,7 @@
 // round starts once stopped, not even one chained before the stop — it would find the store closed.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addMember, addVpn, testStores, version, withAuthority } from './helpers/direct.js';
+import { testStores, version, withAuthority } from './helpers/direct.js';
 
 for (const store of await testStores()) {
   describe(`stopping an authority on ${store.kind}`, { skip: store.skip }, () => {
@@ -15,11 +15,11 @@ for (const store of await testStores()) {
         async (a) => {
           const { service } = a;
           const federation = service.federation!;
-          await addVpn(service, 'p2p', { mode: 'pairwise' });
+          await a.addVpn('p2p', { mode: 'pairwise' });
           await a.enrolled('gw1', '192.0.2.1');
           await a.enrolled('gw2', '192.0.2.2');
-          await addMember(service, 'p2p', 'gw1', '10.1.0.0/16');
-          await addMember(service, 'p2p', 'gw2', '10.4.0.0/16');
+          await a.addMember('p2p', 'gw1', '10.1.0.0/16');
+          await a.addMember('p2p', 'gw2', '10.4.0.0/16');
           const waiting = service.changeStream.changes('gw1', await version(a), 30_000);
           await new Promise((r) => setTimeout(r, 50)); // it has read its state and waits
           // A round (local permits for the two members) and one chained behind it.

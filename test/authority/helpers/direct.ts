@@ -50,6 +50,12 @@ export interface DirectAuthority {
   clock: { now: number };
   /** Registers a gateway and enrolls it offline (the authority makes its key). */
   enrolled(name: string, address: string): Promise<DirectGateway>;
+  /** Setup: a VPN (group unless told). */
+  addVpn(name: string, spec?: VpnSetup): Promise<void>;
+  /** Setup: a registered gateway that has not enrolled (pending). */
+  addPendingGateway(name: string, address: string): Promise<void>;
+  /** Setup: `gateway` puts `prefixes` into `vpn` (a new membership). */
+  addMember(vpn: string, gateway: string, ...prefixes: string[]): Promise<void>;
   /**
    * Another service (a replica) over the same database, CA, key-encryption key and clock; closed
    * with this one. `wrap`: what it sees of its store (to take its notifications away, say).
@@ -134,6 +140,9 @@ async function directAuthority(
       store: s,
       clock,
       enrolled: (gateway, address) => enrollOffline(service, gateway, address),
+      addVpn: (vpn, spec) => addVpn(service, vpn, spec),
+      addPendingGateway: (gateway, address) => addPendingGateway(service, gateway, address),
+      addMember: (vpn, gateway, ...prefixes) => addMember(service, vpn, gateway, ...prefixes),
       replica: async (wrap) => {
         const opened = await open();
         const r = await serviceOver(wrap ? wrap(opened) : opened, false);
@@ -205,12 +214,17 @@ export async function withAuthority(
   }
 }
 
+/** What a test's VPN differs in from the default: its mode and its rotation period. */
+export interface VpnSetup {
+  mode?: 'group' | 'pairwise';
+  rotationPeriodMs?: number;
+}
+
+// The setup steps below are also methods of a DirectAuthority (its own service); these forms are
+// for a service the test holds otherwise.
+
 /** Setup: a VPN (group unless told). */
-export async function addVpn(
-  service: AuthorityService,
-  name: string,
-  spec: { mode?: 'group' | 'pairwise'; rotationPeriodMs?: number } = {},
-): Promise<void> {
+export async function addVpn(service: AuthorityService, name: string, spec: VpnSetup = {}): Promise<void> {
   await service.vpns.create(ADMIN, { name, ...spec });
 }
 
