@@ -7,7 +7,7 @@ import { Graph } from './graph.js';
 import { buildMapModel } from './map-model.js';
 import { href, navigate } from './router.js';
 import type { AuditEntry, FederationView, GatewayInfo, GatewayStatusView, ReportSummary, VpnDetail } from './types.js';
-import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, useData } from './ui.js';
+import { ActionForm, Badge, ConfirmButton, Field, Fields, Help, Problem, TableHead, useData } from './ui.js';
 
 /**
  * Permits are renewed when a third of their validity is left (20 min of the default hour): one with
@@ -92,16 +92,7 @@ export function Overview() {
 
       <h2>VPNs</h2>
       <table data-testid="vpn-table">
-        <thead>
-          <tr>
-            <th>name</th>
-            <th>VPN id</th>
-            <th>mode</th>
-            <th>members</th>
-            <th>key epoch</th>
-            <th>next rotation</th>
-          </tr>
-        </thead>
+        <TableHead columns={['name', 'VPN id', 'mode', 'members', 'key epoch', 'next rotation']} />
         <tbody>
           {vpns.map((v) => (
             <tr key={v.name}>
@@ -193,27 +184,11 @@ export function Overview() {
 function GatewayTable({ gateways }: { gateways: GatewayInfo[] }) {
   return (
     <table data-testid="gateway-table">
-      <thead>
-        <tr>
-          <th>name</th>
-          <th>status</th>
-          <th>address</th>
-          <th>VPNs</th>
-          <th>last contact</th>
-          <th>paths</th>
-          <th>drops</th>
-        </tr>
-      </thead>
+      <TableHead columns={['name', 'status', 'address', 'VPNs', 'last contact', 'paths', 'drops']} />
       <tbody>
         {gateways.map((g) => (
           <tr key={g.name}>
-            <td>
-              <a href={href.gateway(g.name)}>{g.name}</a>
-            </td>
-            <td>
-              <Badge kind={g.status}>{g.status}</Badge>
-            </td>
-            <td class="mono">{g.address}</td>
+            <GatewayCells name={g.name} status={g.status} address={g.address} />
             <td>{g.vpns.join(', ') || '—'}</td>
             <td>
               <Contact r={g.lastReport} status={g.status} />
@@ -309,26 +284,11 @@ export function VpnPage({ name }: { name: string }) {
         another gateway's prefix (a nested, multi-stage VPN).
       </Help>
       <table data-testid="member-table">
-        <thead>
-          <tr>
-            <th>gateway</th>
-            <th>status</th>
-            <th>address</th>
-            <th>terminal prefixes</th>
-            <th>effective</th>
-            <th />
-          </tr>
-        </thead>
+        <TableHead columns={['gateway', 'status', 'address', 'terminal prefixes', 'effective', '']} />
         <tbody>
           {vpn.memberList.map((m) => (
             <tr key={m.gateway}>
-              <td>
-                <a href={href.gateway(m.gateway)}>{m.gateway}</a>
-              </td>
-              <td>
-                <Badge kind={m.gatewayStatus}>{m.gatewayStatus}</Badge>
-              </td>
-              <td class="mono">{m.address}</td>
+              <GatewayCells name={m.gateway} status={m.gatewayStatus} address={m.address} />
               <td>
                 {m.prefixes.map((p) => (
                   <span class="chip mono" key={p}>
@@ -400,14 +360,7 @@ export function VpnPage({ name }: { name: string }) {
           <h2>Key epochs</h2>
           <Help>Times only: keys never leave the authority except sealed to one member gateway's key.</Help>
           <table>
-            <thead>
-              <tr>
-                <th>epoch</th>
-                <th>active from</th>
-                <th>expires</th>
-                <th>made</th>
-              </tr>
-            </thead>
+            <TableHead columns={['epoch', 'active from', 'expires', 'made']} />
             <tbody>
               {vpn.epochs.map((e) => (
                 <tr key={e.epoch}>
@@ -675,22 +628,22 @@ function Report({ view }: { view: GatewayStatusView }) {
         </span>
       </h3>
       <table data-testid="key-table" class="dense">
-        <thead>
-          <tr>
-            <th>local</th>
-            <th>remote</th>
-            <th>action</th>
-            <th>VPN</th>
-            <th>peer</th>
-            <th>layers (outermost first)</th>
-            <th>MTU</th>
-            <th>age</th>
-            <th>idle</th>
-            <th>packets</th>
-            <th>bytes</th>
-            <th>why</th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={[
+            'local',
+            'remote',
+            'action',
+            'VPN',
+            'peer',
+            'layers (outermost first)',
+            'MTU',
+            'age',
+            'idle',
+            'packets',
+            'bytes',
+            'why',
+          ]}
+        />
         <tbody>
           {r.paths.length === 0 ? (
             <NoRows columns={12}>empty: no terminal behind this gateway has sent anything lately</NoRows>
@@ -721,17 +674,7 @@ function Report({ view }: { view: GatewayStatusView }) {
         <>
           <h3>IKE SAs (pairwise VPNs)</h3>
           <table class="dense">
-            <thead>
-              <tr>
-                <th>peer</th>
-                <th>VPN id</th>
-                <th>role</th>
-                <th>state</th>
-                <th>remote</th>
-                <th>age</th>
-                <th>Child SAs</th>
-              </tr>
-            </thead>
+            <TableHead columns={['peer', 'VPN id', 'role', 'state', 'remote', 'age', 'Child SAs']} />
             <tbody>
               {r.ike.map((i, n) => (
                 <tr key={n}>
@@ -763,6 +706,21 @@ function Report({ view }: { view: GatewayStatusView }) {
 }
 
 /** A table body's row when there is nothing to list. */
+/** The first cells of a row about a gateway: its name (a link to its page), its status and its address. */
+function GatewayCells({ name, status, address }: { name: string; status: string; address: string }) {
+  return (
+    <>
+      <td>
+        <a href={href.gateway(name)}>{name}</a>
+      </td>
+      <td>
+        <Badge kind={status}>{status}</Badge>
+      </td>
+      <td class="mono">{address}</td>
+    </>
+  );
+}
+
 function NoRows({ columns, children }: { columns: number; children: string }) {
   return (
     <tr>
@@ -793,17 +751,7 @@ function CounterTable({ rows, testid }: { rows: [string, number][]; testid: stri
 function AuditTable({ entries }: { entries: AuditEntry[] }) {
   return (
     <table class="dense" data-testid="audit-table">
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>when</th>
-          <th>who</th>
-          <th>what</th>
-          <th>VPN</th>
-          <th>gateway</th>
-          <th>detail</th>
-        </tr>
-      </thead>
+      <TableHead columns={['#', 'when', 'who', 'what', 'VPN', 'gateway', 'detail']} />
       <tbody>
         {entries.length === 0 ? <NoRows columns={7}>no entry</NoRows> : null}
         {entries.map((e) => (
@@ -907,15 +855,7 @@ function PermitTable({
   const dir = { out: 'issued to', in: 'received for', local: 'issued (local) to' } as const;
   return (
     <table class="dense" data-testid="permit-table">
-      <thead>
-        <tr>
-          <th>VPN</th>
-          <th>permit</th>
-          <th>holder</th>
-          <th>peer authority</th>
-          <th>expires</th>
-        </tr>
-      </thead>
+      <TableHead columns={['VPN', 'permit', 'holder', 'peer authority', 'expires']} />
       <tbody>
         {permits.length === 0 ? <NoRows columns={5}>no permit</NoRows> : null}
         {permits.map((p) => (
@@ -953,15 +893,7 @@ export function FederationPage() {
       </Help>
       <h2>Peer authorities</h2>
       <table class="dense" data-testid="peer-table">
-        <thead>
-          <tr>
-            <th>name</th>
-            <th>URL</th>
-            <th>root fingerprint</th>
-            <th>last exchange</th>
-            <th>last error</th>
-          </tr>
-        </thead>
+        <TableHead columns={['name', 'URL', 'root fingerprint', 'last exchange', 'last error']} />
         <tbody>
           {f.peers.length === 0 ? <NoRows columns={5}>no peer authority yet</NoRows> : null}
           {f.peers.map((p) => (
@@ -977,14 +909,7 @@ export function FederationPage() {
       </table>
       <h2>Shared VPNs</h2>
       <table class="dense" data-testid="share-table">
-        <thead>
-          <tr>
-            <th>VPN</th>
-            <th>shared with</th>
-            <th>their members</th>
-            <th>permits received / issued</th>
-          </tr>
-        </thead>
+        <TableHead columns={['VPN', 'shared with', 'their members', 'permits received / issued']} />
         <tbody>
           {f.shares.length === 0 ? <NoRows columns={4}>no VPN shared with a peer</NoRows> : null}
           {f.shares.map((s) => (

@@ -163,6 +163,19 @@ export function Fields({ rows }: { rows: [string, ComponentChildren][] }) {
   );
 }
 
+/** A table's header row: one cell per column name ('' for a column without a heading). */
+export function TableHead({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c, i) => (
+          <th key={i}>{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
 export function Badge({ kind, children }: { kind: string; children: ComponentChildren }) {
   return <span class={`badge ${kind}`}>{children}</span>;
 }
