@@ -57,32 +57,37 @@ function vpn(
   };
 }
 
+/** Figure 2's VPNs over `gateways`: VPN1 of G1 and G2, VPN2 of G2 and G3, each with its prefixes. */
+function figure2(gateways: GatewayInfo[], prefixes: Record<'G1' | 'G2' | 'G3', [string, ...string[]]>) {
+  return buildMapModel(
+    [
+      vpn(
+        'VPN1',
+        1,
+        [
+          ['G1', ...prefixes.G1],
+          ['G2', ...prefixes.G2],
+        ],
+        gateways,
+      ),
+      vpn(
+        'VPN2',
+        2,
+        [
+          ['G2', ...prefixes.G2],
+          ['G3', ...prefixes.G3],
+        ],
+        gateways,
+      ),
+    ],
+    gateways,
+  );
+}
+
 describe('the map model', () => {
   it('Figure 2: G2 and terminal B in both VPNs, A and C in one each', () => {
     const gws = [gateway('G1', '10.200.1.2'), gateway('G2', '10.200.2.2'), gateway('G3', '10.200.3.2')];
-    const m = buildMapModel(
-      [
-        vpn(
-          'VPN1',
-          1,
-          [
-            ['G1', '10.1.0.0/24'],
-            ['G2', '10.2.0.0/24'],
-          ],
-          gws,
-        ),
-        vpn(
-          'VPN2',
-          2,
-          [
-            ['G2', '10.2.0.0/24'],
-            ['G3', '10.3.0.0/24'],
-          ],
-          gws,
-        ),
-      ],
-      gws,
-    );
+    const m = figure2(gws, { G1: ['10.1.0.0/24'], G2: ['10.2.0.0/24'], G3: ['10.3.0.0/24'] });
     assert.deepEqual(
       m.multiHomed.map((x) => [x.label, x.vpns]),
       [
@@ -255,29 +260,7 @@ describe('the map model', () => {
     );
     assert.deepEqual(m.regions[0].members, ['Go1 + 2001:db8:1::/48', 'Go2 + 10.2.0.0/16, 2001:db8:2::/48']);
     const fig2 = [gateway('G1', '2001:db8:ff::1'), gateway('G2', '192.0.2.2'), gateway('G3', '2001:db8:ff::3')];
-    const m2 = buildMapModel(
-      [
-        vpn(
-          'VPN1',
-          1,
-          [
-            ['G1', 'fd00:1::/64'],
-            ['G2', 'fd00:2::/64', '10.2.0.0/24'],
-          ],
-          fig2,
-        ),
-        vpn(
-          'VPN2',
-          2,
-          [
-            ['G2', 'fd00:2::/64', '10.2.0.0/24'],
-            ['G3', 'fd00:3::/64'],
-          ],
-          fig2,
-        ),
-      ],
-      fig2,
-    );
+    const m2 = figure2(fig2, { G1: ['fd00:1::/64'], G2: ['fd00:2::/64', '10.2.0.0/24'], G3: ['fd00:3::/64'] });
     assert.deepEqual(
       m2.multiHomed.map((x) => [x.label, x.vpns]),
       [
