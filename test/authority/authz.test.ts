@@ -13,6 +13,8 @@ import type { GatewayBundle } from '../../src/authority/wire.js';
 import { apiError, startTestAuthority, type TestAuthority } from './helpers/authority.js';
 
 type Kind = 'admin' | 'gateway' | 'peer-authority' | 'console-session';
+/** What each kind of route answers a credential: status and code (none where the credential is accepted). */
+type Expect = Partial<Record<Kind, [number, string]>>;
 // POST /v1/session signs in with the administrator token in its body (test/authority/console-api.test.ts).
 const PUBLIC = ['GET /v1/health', 'GET /v1/ca', 'GET /v1/ca/crl', 'POST /v1/enroll', 'POST /v1/session'];
 
@@ -35,7 +37,7 @@ describe('authorization: every route refuses every credential that does not own 
     name: string;
     client: AuthorityClient;
     why?: RegExp;
-    expect: Partial<Record<Kind, [number, string]>>;
+    expect: Expect;
   }[];
 
   const withCert = (b: GatewayBundle, token?: string): AuthorityClient => {
@@ -73,92 +75,64 @@ describe('authorization: every route refuses every credential that does not own 
     const spare = await t.admin.createAdminToken('spare');
     await t.admin.revokeAdminToken(spare.info.id);
     const token = (s: string) => t.clientWith(s);
+    // Without a client certificate, the routes that take one ask for it, whatever the token.
+    const noCertificate: Expect = {
+      gateway: [401, 'client-certificate-required'],
+      'peer-authority': [401, 'client-certificate-required'],
+    };
+    // A gateway's certificate is neither an administrator's credential nor a peer authority's.
+    const gatewayCertificate: Expect = { admin: [401, 'unauthorized'], 'peer-authority': [403, 'unknown-peer'] };
     credentials = [
       {
         name: 'no credentials',
         client: token(undefined as unknown as string),
-        expect: {
-          admin: [401, 'unauthorized'],
-          gateway: [401, 'client-certificate-required'],
-          'peer-authority': [401, 'client-certificate-required'],
-        },
+        expect: { admin: [401, 'unauthorized'], ...noCertificate },
       },
       {
         name: 'a wrong administrator token',
         client: token(`kasane-admin-v1.${spare.info.id}.${'B'.repeat(43)}`),
-        expect: {
-          admin: [401, 'bad-token'],
-          gateway: [401, 'client-certificate-required'],
-          'peer-authority': [401, 'client-certificate-required'],
-        },
+        expect: { admin: [401, 'bad-token'], ...noCertificate },
       },
       {
         name: 'a malformed administrator token',
         client: token('kasane-admin-v1.xyz'),
-        expect: {
-          admin: [401, 'bad-token'],
-          gateway: [401, 'client-certificate-required'],
-          'peer-authority': [401, 'client-certificate-required'],
-        },
+        expect: { admin: [401, 'bad-token'], ...noCertificate },
       },
       {
         name: 'a revoked administrator token',
         client: token(spare.token),
-        expect: {
-          admin: [401, 'token-revoked'],
-          gateway: [401, 'client-certificate-required'],
-          'peer-authority': [401, 'client-certificate-required'],
-        },
+        expect: { admin: [401, 'token-revoked'], ...noCertificate },
       },
       {
         name: 'a valid administrator token on a gateway route',
         client: token(t.adminToken),
-        expect: {
-          gateway: [401, 'client-certificate-required'],
-          'peer-authority': [401, 'client-certificate-required'],
-        },
+        expect: noCertificate,
       },
       {
         name: "a gateway's certificate on an administrator route",
         client: withCert(gw1),
-        expect: { admin: [401, 'unauthorized'], 'peer-authority': [403, 'unknown-peer'] },
+        expect: gatewayCertificate,
       },
       {
         name: 'a revoked gateway’s certificate',
         client: withCert(revoked),
-        expect: {
-          admin: [401, 'unauthorized'],
-          gateway: [403, 'certificate-revoked'],
-          'peer-authority': [403, 'unknown-peer'],
-        },
+        expect: { ...gatewayCertificate, gateway: [403, 'certificate-revoked'] },
       },
       {
         name: 'a superseded certificate',
         client: withCert(superseded),
-        expect: {
-          admin: [401, 'unauthorized'],
-          gateway: [403, 'certificate-revoked'],
-          'peer-authority': [403, 'unknown-peer'],
-        },
+        expect: { ...gatewayCertificate, gateway: [403, 'certificate-revoked'] },
       },
       {
         name: 'an expired gateway certificate',
         client: withCert(expired),
         why: /CERT_HAS_EXPIRED/,
-        expect: {
-          admin: [401, 'unauthorized'],
-          gateway: [403, 'bad-client-certificate'],
-          'peer-authority': [403, 'unknown-peer'],
-        },
+        expect: { ...gatewayCertificate, gateway: [403, 'bad-client-certificate'] },
       },
       {
         name: "another authority's gateway",
         client: withCert(foreign),
-        expect: {
-          admin: [401, 'unauthorized'],
-          gateway: [403, 'bad-client-certificate'],
-          'peer-authority': [403, 'unknown-peer'],
-        },
+        expect: { ...gatewayCertificate, gateway: [403, 'bad-client-certificate'] },
       },
       {
         name: 'a revoked gateway’s certificate with a revoked administrator token',
