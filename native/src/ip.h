@@ -1,4 +1,4 @@
-/* Byte access and Internet checksums shared by the executor and GSO segmentation.
+/* Byte access, Internet checksums and the IPv4/TCP option walk shared by the executor and GSO segmentation.
  * Native because the per-packet work (checksums over every segment) is what the TUN fast path
  * spends its time on besides crypto (docs/dataplane.md, "Why native"). */
 #ifndef KASANE_IP_H
