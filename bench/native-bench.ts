@@ -199,24 +199,17 @@ async function tunBench(seconds: number, quick: boolean): Promise<TunFigure[]> {
         gws.push(await gateway(tb, ga, { routing: ROUTING, rules: rules('10.1.0.2', '10.2.0.2') }));
         gws.push(await gateway(tb, gb, { routing: ROUTING, rules: rules('10.2.0.2', '10.1.0.2') }));
       } else {
-        const ka = { key: 'aa'.repeat(32), salt: '01020304' };
-        const kb = { key: 'bb'.repeat(32), salt: '05060708' };
-        gws.push(
-          await gateway(tb, ga, {
-            routing: ROUTING,
-            rules: [{ local: '10.1.0.2', remote: '10.2.0.2', action: 'encrypt', vpnId: 1, peer: 'GB', mtu: 1500 }],
-            tx: [{ spi: 0x100, vpnId: 1, epoch: 1, ...ka }],
-            rx: [{ spi: 0x200, vpnId: 1, epoch: 1, sender: 'GB', ...kb }],
-          }),
-        );
-        gws.push(
-          await gateway(tb, gb, {
-            routing: ROUTING,
-            rules: [{ local: '10.2.0.2', remote: '10.1.0.2', action: 'encrypt', vpnId: 1, peer: 'GA', mtu: 1500 }],
-            tx: [{ spi: 0x200, vpnId: 1, epoch: 1, ...kb }],
-            rx: [{ spi: 0x100, vpnId: 1, epoch: 1, sender: 'GA', ...ka }],
-          }),
-        );
+        const ka = { spi: 0x100, key: 'aa'.repeat(32), salt: '01020304' };
+        const kb = { spi: 0x200, key: 'bb'.repeat(32), salt: '05060708' };
+        // Each gateway sends under its own SA and receives under the other's.
+        const encrypting = (local: string, remote: string, peer: string, own: typeof ka, theirs: typeof ka) => ({
+          routing: ROUTING,
+          rules: [{ local, remote, action: 'encrypt' as const, vpnId: 1, peer, mtu: 1500 }],
+          tx: [{ vpnId: 1, epoch: 1, ...own }],
+          rx: [{ vpnId: 1, epoch: 1, sender: peer, ...theirs }],
+        });
+        gws.push(await gateway(tb, ga, encrypting('10.1.0.2', '10.2.0.2', 'GB', ka, kb)));
+        gws.push(await gateway(tb, gb, encrypting('10.2.0.2', '10.1.0.2', 'GA', kb, ka)));
       }
       for (const streams of streamsList) {
         const r = iperf(tb, h1, h2, '10.2.0.2', seconds, streams);

@@ -3,7 +3,7 @@
 // because the peers compete with each other's and other people's work for 2 cores.
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { Testbed } from '../../test/native/netns.js';
-import { Daemon, namespacePids, runIn, waitFor } from './proc.js';
+import { Daemon, namespacePids, runIn, waitFor, type CommandResult } from './proc.js';
 import { namespacesOf, type PeerTopology } from './topology.js';
 
 const IPERF_PORT = 5201;
@@ -15,6 +15,25 @@ export interface FirstReply {
   lost: number;
 }
 
+/** Runs ping from hostA's address to hostB's with `options` (count, interval, deadline). */
+function pingHostB(
+  tb: Testbed,
+  topo: PeerTopology,
+  options: string[],
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<CommandResult> {
+  return runIn(tb, topo.hostA.ns, 'ping', ['-n', ...options, '-I', topo.hostA.addr, topo.hostB.addr], {
+    timeoutMs,
+    signal,
+  });
+}
+
+/** The last two lines of a command's output, for an error message. */
+function tail(output: string): string {
+  return output.trim().split('\n').slice(-2).join(' | ');
+}
+
 /** Pings until the first reply (interval 200 ms, up to `deadlineS`): the first packet after set-up. */
 export async function firstReply(
   tb: Testbed,
@@ -23,18 +42,11 @@ export async function firstReply(
   signal?: AbortSignal,
 ): Promise<FirstReply> {
   const intervalS = 0.2;
-  const r = await runIn(
-    tb,
-    topo.hostA.ns,
-    'ping',
-    ['-n', '-c', '1', '-i', String(intervalS), '-w', String(deadlineS), '-I', topo.hostA.addr, topo.hostB.addr],
-    { timeoutMs: (deadlineS + 5) * 1000, signal },
-  );
+  const options = ['-c', '1', '-i', String(intervalS), '-w', String(deadlineS)];
+  const r = await pingHostB(tb, topo, options, (deadlineS + 5) * 1000, signal);
   const m = /icmp_seq=(\d+).*?time=([\d.]+) ms/.exec(r.stdout);
   if (r.status !== 0 || !m)
-    throw new Error(
-      `hostA cannot reach hostB within ${deadlineS} s (ping exited ${r.status}): ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`,
-    );
+    throw new Error(`hostA cannot reach hostB within ${deadlineS} s (ping exited ${r.status}): ${tail(r.stdout)}`);
   const lost = Number(m[1]) - 1;
   return { ms: lost * intervalS * 1000 + Number(m[2]), lost };
 }
@@ -51,16 +63,15 @@ export async function pingSeries(
   signal?: AbortSignal,
 ): Promise<PingSeries> {
   const intervalS = 0.1;
-  const r = await runIn(
+  const r = await pingHostB(
     tb,
-    topo.hostA.ns,
-    'ping',
-    ['-n', '-c', String(count), '-i', String(intervalS), '-W', '2', '-I', topo.hostA.addr, topo.hostB.addr],
-    { timeoutMs: (count * intervalS + 10) * 1000, signal },
+    topo,
+    ['-c', String(count), '-i', String(intervalS), '-W', '2'],
+    (count * intervalS + 10) * 1000,
+    signal,
   );
   const rttsMs = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  if (rttsMs.length === 0)
-    throw new Error(`ping series: no reply: ${r.stdout.trim().split('\n').slice(-2).join(' | ')}`);
+  if (rttsMs.length === 0) throw new Error(`ping series: no reply: ${tail(r.stdout)}`);
   return { rttsMs, sent: count };
 }
 
@@ -78,15 +89,21 @@ interface IperfJson {
   };
 }
 
-/** Parses `iperf3 -c … -J` output: the receiver's rate and the sender's retransmits. */
-export function parseIperfJson(text: string): IperfResult {
-  let j: IperfJson;
+/** iperf3's `-J` output, or an error saying what iperf3 printed or reported instead. */
+export function iperfJson<T extends { error?: string }>(text: string): T {
+  let j: T;
   try {
-    j = JSON.parse(text) as IperfJson;
+    j = JSON.parse(text) as T;
   } catch {
     throw new Error(`iperf3 printed no JSON: ${text.slice(-300)}`);
   }
   if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j;
+}
+
+/** Parses `iperf3 -c … -J` output: the receiver's rate and the sender's retransmits. */
+export function parseIperfJson(text: string): IperfResult {
+  const j = iperfJson<IperfJson>(text);
   const bps = j.end?.sum_received?.bits_per_second;
   if (typeof bps !== 'number') throw new Error('iperf3 JSON has no end.sum_received.bits_per_second');
   const rt = j.end?.sum_sent?.retransmits;

@@ -3,7 +3,7 @@
 // what the path sustains; the loss says how much more was offered. On 2 cores the sender competes
 // with the gateways, so for plain routing the sender itself is usually the limit (reported).
 import type { Testbed } from '../../src/testbed/netns.js';
-import { iperfClient, withIperfServer } from './measure.js';
+import { iperfClient, iperfJson, withIperfServer } from './measure.js';
 import type { PeerTopology } from './topology.js';
 
 const PORT = 5202;
@@ -25,14 +25,7 @@ interface UdpJson {
 }
 
 export function parseUdpJson(text: string): SmallPacketResult {
-  let j: UdpJson;
-  try {
-    j = JSON.parse(text) as UdpJson;
-  } catch {
-    throw new Error(`iperf3 printed no JSON: ${text.slice(-300)}`);
-  }
-  if (j.error) throw new Error(`iperf3: ${j.error}`);
-  const s = j.end?.sum;
+  const s = iperfJson<UdpJson>(text).end?.sum;
   if (typeof s?.packets !== 'number' || typeof s.lost_packets !== 'number' || !s.seconds)
     throw new Error('iperf3 UDP JSON has no end.sum.packets/lost_packets/seconds');
   const received = s.packets - s.lost_packets;

@@ -75,6 +75,38 @@ export interface PeerSetup {
 const NET = '10.77';
 const NET6 = 'fd77';
 
+/** The terminal of site n (1: A, 2: B): .2 on the site's LAN 10.77.n.0/24 (fd77:n::/64), behind its gateway. */
+function terminalOf(n: 1 | 2, ns: string): Terminal {
+  return {
+    ns,
+    ifname: 'lan0',
+    addr: `${NET}.${n}.2`,
+    prefixLen: 24,
+    gateway: `${NET}.${n}.1`,
+    addr6: `${NET6}:${n}::2`,
+    gateway6: `${NET6}:${n}::1`,
+  };
+}
+
+/** The gateway of site n: .1 on the site's LAN, .2 on its WAN link 10.77.(100+n).0/24 to the router (.1). */
+function gatewayOf(n: 1 | 2, ns: string): GatewaySide {
+  const wan = 100 + n;
+  return {
+    ns,
+    lanIf: 'lan0',
+    lanAddr: `${NET}.${n}.1`,
+    lanPrefix: `${NET}.${n}.0/24`,
+    wanIf: 'wan0',
+    wanAddr: `${NET}.${wan}.2`,
+    wanPrefixLen: 24,
+    wanNextHop: `${NET}.${wan}.1`,
+    overlayAddr: `${NET}.200.${n}`,
+    lanPrefix6: `${NET6}:${n}::/64`,
+    wanAddr6: `${NET6}:${wan}::2`,
+    wanNextHop6: `${NET6}:${wan}::1`,
+  };
+}
+
 /** Builds the five namespaces and their links; throws on failure (the caller tears the testbed down). */
 export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopology {
   const hostA = tb.ns('hostA');
@@ -85,52 +117,10 @@ export function buildTopology(tb: Testbed, tmpDir: string, mtu = 1400): PeerTopo
   const topo: PeerTopology = {
     prefix: tb.prefix,
     tmpDir,
-    hostA: {
-      ns: hostA,
-      ifname: 'lan0',
-      addr: `${NET}.1.2`,
-      prefixLen: 24,
-      gateway: `${NET}.1.1`,
-      addr6: `${NET6}:1::2`,
-      gateway6: `${NET6}:1::1`,
-    },
-    hostB: {
-      ns: hostB,
-      ifname: 'lan0',
-      addr: `${NET}.2.2`,
-      prefixLen: 24,
-      gateway: `${NET}.2.1`,
-      addr6: `${NET6}:2::2`,
-      gateway6: `${NET6}:2::1`,
-    },
-    gwA: {
-      ns: gwA,
-      lanIf: 'lan0',
-      lanAddr: `${NET}.1.1`,
-      lanPrefix: `${NET}.1.0/24`,
-      wanIf: 'wan0',
-      wanAddr: `${NET}.101.2`,
-      wanPrefixLen: 24,
-      wanNextHop: `${NET}.101.1`,
-      overlayAddr: `${NET}.200.1`,
-      lanPrefix6: `${NET6}:1::/64`,
-      wanAddr6: `${NET6}:101::2`,
-      wanNextHop6: `${NET6}:101::1`,
-    },
-    gwB: {
-      ns: gwB,
-      lanIf: 'lan0',
-      lanAddr: `${NET}.2.1`,
-      lanPrefix: `${NET}.2.0/24`,
-      wanIf: 'wan0',
-      wanAddr: `${NET}.102.2`,
-      wanPrefixLen: 24,
-      wanNextHop: `${NET}.102.1`,
-      overlayAddr: `${NET}.200.2`,
-      lanPrefix6: `${NET6}:2::/64`,
-      wanAddr6: `${NET6}:102::2`,
-      wanNextHop6: `${NET6}:102::1`,
-    },
+    hostA: terminalOf(1, hostA),
+    hostB: terminalOf(2, hostB),
+    gwA: gatewayOf(1, gwA),
+    gwB: gatewayOf(2, gwB),
     router: { ns: router },
     overlayPrefixLen: 24,
     mtu,

@@ -374,26 +374,31 @@ static bool arg_key(napi_env env, napi_value v, uint8_t **key, size_t *len) {
  * (ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort, ...). */
 typedef struct {
   executor *ex;
-  uint32_t spi, vpn;
+  tunnel_sa sa; /* its peer: the peer below */
   char peer[ID_NAME_MAX + 1];
-  size_t peer_len, keylen;
-  uint8_t *key, *salt, *laddr, *raddr;
-  uint16_t lport, rport;
-  int family, remote_family;
+  int remote_family;
 } tunnel_sa_args;
 
 static bool arg_tunnel_sa(napi_env env, const napi_value *argv, tunnel_sa_args *a) {
-  return arg_executor(env, argv[0], &a->ex) && arg_u32(env, argv[1], &a->spi) && arg_u32(env, argv[2], &a->vpn) &&
-         arg_id(env, argv[3], a->peer, &a->peer_len) && arg_key(env, argv[4], &a->key, &a->keylen) &&
-         arg_fixed_bytes(env, argv[5], 4, &a->salt) && arg_ip(env, argv[6], &a->family, &a->laddr) &&
-         arg_port(env, argv[7], &a->lport) && arg_ip(env, argv[8], &a->remote_family, &a->raddr) &&
-         arg_port(env, argv[9], &a->rport);
+  uint8_t *key, *salt, *laddr, *raddr;
+  if (!arg_executor(env, argv[0], &a->ex) || !arg_u32(env, argv[1], &a->sa.spi) || !arg_u32(env, argv[2], &a->sa.vpn) ||
+      !arg_id(env, argv[3], a->peer, &a->sa.peer_len) || !arg_key(env, argv[4], &key, &a->sa.keylen) ||
+      !arg_fixed_bytes(env, argv[5], 4, &salt) || !arg_ip(env, argv[6], &a->sa.family, &laddr) ||
+      !arg_port(env, argv[7], &a->sa.lport) || !arg_ip(env, argv[8], &a->remote_family, &raddr) ||
+      !arg_port(env, argv[9], &a->sa.rport))
+    return false;
+  a->sa.peer = a->peer;
+  a->sa.key = key;
+  a->sa.salt = salt;
+  a->sa.laddr = laddr;
+  a->sa.raddr = raddr;
+  return true;
 }
 
 /* What is wrong with parsed tunnel SA arguments, or NULL. */
 static const char *tunnel_sa_problem(const tunnel_sa_args *a) {
-  if (a->family != a->remote_family) return "local and remote addresses must be of one family";
-  if (a->peer_len == 0) return "peer must not be empty";
+  if (a->sa.family != a->remote_family) return "local and remote addresses must be of one family";
+  if (a->sa.peer_len == 0) return "peer must not be empty";
   return NULL;
 }
 
@@ -410,9 +415,7 @@ static napi_value install_tunnel_tx(napi_env env, napi_callback_info info) {
     return throw_msg(env, "nextSeq must be in 1..2^32-1");
   if (!(soft >= 1 && soft <= 4294967296.0) || soft != (double)(uint64_t)soft)
     return throw_msg(env, "softSeqLimit must be in 1..2^32");
-  return install_result(env, exec_install_tunnel_tx(a.ex, a.spi, a.vpn, a.peer, a.peer_len, a.key, a.keylen, a.salt,
-                                                    a.family, a.laddr, a.lport, a.raddr, a.rport, (uint64_t)next,
-                                                    (uint64_t)soft));
+  return install_result(env, exec_install_tunnel_tx(a.ex, &a.sa, (uint64_t)next, (uint64_t)soft));
 }
 
 /* installTunnelRx(ex, spi, vpn, peer, key, salt, localAddr, localPort, remoteAddr, remotePort,
@@ -440,8 +443,7 @@ static napi_value install_tunnel_rx(napi_env env, napi_callback_info info) {
     memcpy(ranges[i].start, rp + i * RANGE_BYTES + 1, 16);
     memcpy(ranges[i].end, rp + i * RANGE_BYTES + 17, 16);
   }
-  int r = exec_install_tunnel_rx(a.ex, a.spi, a.vpn, a.peer, a.peer_len, a.key, a.keylen, a.salt, a.family, a.laddr,
-                                 a.lport, a.raddr, a.rport, ranges, nlocal, (uint32_t)(n - nlocal), window);
+  int r = exec_install_tunnel_rx(a.ex, &a.sa, ranges, nlocal, (uint32_t)(n - nlocal), window);
   free(ranges);
   return install_result(env, r);
 }
@@ -917,6 +919,20 @@ static void collect(void *ctx, uint8_t *bytes, size_t len) {
   napi_set_element(c->env, c->arr, c->n++, b);
 }
 
+/* A collector into a new JavaScript array, c->arr. */
+static void collector_init(collector *c, napi_env env) {
+  c->env = env;
+  napi_create_array(env, &c->arr);
+  c->n = 0;
+  c->failed = 0;
+}
+
+/* Element i of a JavaScript array of byte arrays; false (an exception may be pending) when it is none. */
+static bool arg_bytes_at(napi_env env, napi_value arr, uint32_t i, uint8_t **data, size_t *len) {
+  napi_value v;
+  return napi_get_element(env, arr, i, &v) == napi_ok && arg_bytes(env, v, data, len);
+}
+
 /* vnetFrame(frame): the packets the datapath would process for a frame read from the TUN
  * (virtio_net_hdr + packet): GSO segments, or the packet with its partial checksum completed;
  * null when the datapath would count the frame as bad. */
@@ -924,7 +940,7 @@ static napi_value vnet_frame(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint8_t *data;
   size_t len;
-  napi_value arr, nul;
+  napi_value nul;
   if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
   napi_get_null(env, &nul);
   if (len < VNET_HDR_LEN || len > VNET_HDR_LEN + 65535) return nul;
@@ -936,9 +952,9 @@ static napi_value vnet_frame(napi_env env, napi_callback_info info) {
   uint8_t *pkt = buf + VNET_HDR_LEN;
   memcpy(pkt, data + VNET_HDR_LEN, len - VNET_HDR_LEN);
   size_t plen = len - VNET_HDR_LEN;
-  napi_create_array(env, &arr);
-  collector c = {env, arr, 0, 0};
-  napi_value res = arr;
+  collector c;
+  collector_init(&c, env);
+  napi_value res = c.arr;
   if ((h.gso_type & ~VNET_GSO_ECN) != VNET_GSO_NONE) {
     if (gso_segment(&h, pkt, plen, collect, &c) < 0) res = nul;
   } else if ((h.flags & VNET_F_NEEDS_CSUM) && gso_complete_csum(&h, pkt, plen) != 0) {
@@ -957,7 +973,6 @@ static napi_value vnet_frame(napi_env env, napi_callback_info info) {
 static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint32_t n;
-  napi_value arr;
   CHECK(napi_get_array_length(env, argv[0], &n));
   gro_table g;
   if (gro_init(&g) != 0) return throw_msg(env, "out of memory");
@@ -966,13 +981,12 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
     gro_free(&g);
     return throw_msg(env, "out of memory");
   }
-  napi_create_array(env, &arr);
-  collector c = {env, arr, 0, 0};
+  collector c;
+  collector_init(&c, env);
   for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
     uint8_t *data;
     size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
+    if (!arg_bytes_at(env, argv[0], i, &data, &len)) {
       free(buf);
       gro_free(&g);
       return NULL;
@@ -992,7 +1006,7 @@ static napi_value gro_coalesce(napi_env env, napi_callback_info info) {
   free(buf);
   gro_free(&g);
   if (c.failed) return throw_last(env);
-  return arr;
+  return c.arr;
 }
 
 static double mono_ns(void) {
@@ -1015,7 +1029,6 @@ static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
   ARGS(2);
   uint32_t n;
   bool forwarded;
-  napi_value arr;
   CHECK(napi_get_array_length(env, argv[0], &n));
   CHECK(napi_get_value_bool(env, argv[1], &forwarded));
   uso_batch b;
@@ -1025,13 +1038,12 @@ static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
     uso_free(&b);
     return throw_msg(env, "out of memory");
   }
-  napi_create_array(env, &arr);
-  collector c = {env, arr, 0, 0};
+  collector c;
+  collector_init(&c, env);
   for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
     uint8_t *data;
     size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_bytes(env, v, &data, &len)) {
+    if (!arg_bytes_at(env, argv[0], i, &data, &len)) {
       uso_free(&b);
       free(copy);
       return NULL;
@@ -1049,7 +1061,7 @@ static napi_value uso_coalesce(napi_env env, napi_callback_info info) {
   uso_flush(&b, collect, uso_collect_single, &c);
   uso_free(&b);
   if (c.failed) return throw_last(env);
-  return arr;
+  return c.arr;
 }
 
 /* espSplit(frame): the segments of a UDP GSO super-packet of group ESP, split in place as the
@@ -1058,7 +1070,7 @@ static napi_value esp_split(napi_env env, napi_callback_info info) {
   ARGS(1);
   uint8_t *data;
   size_t len, hlen;
-  napi_value arr, nul;
+  napi_value nul;
   vnet_hdr h;
   if (!arg_bytes(env, argv[0], &data, &len)) return NULL;
   napi_get_null(env, &nul);
@@ -1068,11 +1080,11 @@ static napi_value esp_split(napi_env env, napi_callback_info info) {
   if (!frame) return throw_msg(env, "out of memory");
   memcpy(frame, data, len);
   uint8_t *pkt = frame + VNET_HDR_LEN;
-  napi_create_array(env, &arr);
-  collector c = {env, arr, 0, 0};
+  collector c;
+  collector_init(&c, env);
   napi_value res = nul;
   if (gso_is_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, &hlen))
-    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect, &c) < 0 ? nul : arr;
+    res = gso_split_esp_in_udp(&h, pkt, len - VNET_HDR_LEN, hlen, collect, &c) < 0 ? nul : c.arr;
   free(frame);
   if (c.failed) return throw_last(env);
   return res;

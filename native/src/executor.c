@@ -72,35 +72,30 @@ executor *exec_new(void) {
 
 void exec_retain(executor *ex) { atomic_fetch_add(&ex->refs, 1); }
 
-static void free_tx(tnode *n) {
-  txsa *s = (txsa *)n;
-  aead_free(&s->a);
-  free(s);
-}
-static void free_rx(tnode *n) {
-  rxsa *s = (rxsa *)n;
+/* Frees a group SA, sending or receiving (both begin with group_sa_state). */
+static void free_group_sa(tnode *n) {
+  group_sa_state *s = (group_sa_state *)n;
   aead_free(&s->a);
   free(s);
 }
 
-static void free_ttx(tnode *n) {
-  ttxsa *s = (ttxsa *)n;
+/* Frees a tunnel SA (a ttxsa; free_trx frees a ttrxsa's selectors first). */
+static void free_tunnel_sa(tnode *n) {
+  tunnel_sa_state *s = (tunnel_sa_state *)n;
   aead_free(&s->a);
   free(s);
 }
 static void free_trx(tnode *n) {
-  ttrxsa *s = (ttrxsa *)n;
-  aead_free(&s->a);
-  free(s->ranges);
-  free(s);
+  free(((ttrxsa *)n)->ranges);
+  free_tunnel_sa(n);
 }
 
 void exec_release(executor *ex) {
   if (atomic_fetch_sub(&ex->refs, 1) != 1) return;
   pathtable_free(&ex->rules);
-  table_free(&ex->tx, free_tx);
-  table_free(&ex->rx, free_rx);
-  table_free(&ex->ttx, free_ttx);
+  table_free(&ex->tx, free_group_sa);
+  table_free(&ex->rx, free_group_sa);
+  table_free(&ex->ttx, free_tunnel_sa);
   table_free(&ex->trx, free_trx);
   free(ex->ids);
   pthread_mutex_destroy(&ex->lock);
@@ -114,25 +109,28 @@ static const size_t NO_PEER = SIZE_MAX; /* group sending SAs hold none */
 
 static int32_t *peer_ref(tnode *n, size_t peer_at) { return (int32_t *)((char *)n + peer_at); }
 
-/* Installs SA `n` under key `id` in `t`, replacing the one there, with an id reference for `peer`.
- * `carry(n, old, arg)` copies, under the lock, what a reinstall must keep from the SA it replaces;
- * `release` frees an SA. Returns 0, or id_intern's error (then `n` is freed). */
+/* Installs SA `n` under key `id` in `t`, replacing the one there, with an id reference for `peer`
+ * (none when peer_at is NO_PEER). `carry(n, old, arg)`, if given, copies under the lock what a
+ * reinstall must keep from the SA it replaces; `release` frees an SA. Returns 0, or id_intern's error
+ * (then `n` is freed). */
 static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer_at, const char *peer,
                       size_t peer_len, void (*carry)(tnode *n, const tnode *old, const void *arg), const void *arg,
                       void (*release)(tnode *)) {
   u32_key(n->key, id);
   n->klen = 4;
   pthread_mutex_lock(&ex->lock);
-  int32_t ref = id_intern(ex, peer, peer_len);
-  if (ref < 0) {
-    pthread_mutex_unlock(&ex->lock);
-    release(n);
-    return ref;
+  if (peer_at != NO_PEER) {
+    int32_t ref = id_intern(ex, peer, peer_len);
+    if (ref < 0) {
+      pthread_mutex_unlock(&ex->lock);
+      release(n);
+      return ref;
+    }
+    *peer_ref(n, peer_at) = ref;
   }
-  *peer_ref(n, peer_at) = ref;
   tnode *old = table_remove(t, n->key, 4);
-  if (old) id_release(ex, *peer_ref(old, peer_at));
-  carry(n, old, arg);
+  if (old && peer_at != NO_PEER) id_release(ex, *peer_ref(old, peer_at));
+  if (carry) carry(n, old, arg);
   table_insert(t, n);
   pthread_mutex_unlock(&ex->lock);
   if (old) release(old);
@@ -202,33 +200,33 @@ int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8
   return found;
 }
 
-int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
-                    const uint8_t salt[4], uint64_t next_seq, int encap) {
-  uint8_t k[4];
-  if (next_seq == 0 || (encap != ENCAP_UDP && encap != ENCAP_ESP)) return -2;
-  txsa *s = calloc(1, sizeof *s);
-  if (!s) return -1;
-  if (aead_init(&s->a, key, salt, 1) != 0) {
+/* A group SA of `size` bytes (a txsa or an rxsa) with what both hold filled, its cipher keyed to seal
+ * (`encrypt`) or to open; NULL when out of memory. */
+static void *group_sa_new(size_t size, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
+                          const uint8_t salt[4], int encrypt) {
+  group_sa_state *s = calloc(1, size);
+  if (!s) return NULL;
+  if (aead_init(&s->a, key, salt, encrypt) != 0) {
     free(s);
-    return -1;
+    return NULL;
   }
   s->spi = spi;
   s->vpn = vpn;
   s->epoch = epoch;
-  s->next_seq = next_seq;
-  s->udp = encap == ENCAP_UDP ? GROUP_UDP_HEADER : 0;
-  u32_key(k, vpn);
-  memcpy(s->node.key, k, 4);
-  s->node.klen = 4;
-  pthread_mutex_lock(&ex->lock);
-  txsa *old = (txsa *)table_remove(&ex->tx, k, 4);
-  table_insert(&ex->tx, &s->node);
-  pthread_mutex_unlock(&ex->lock);
-  if (old) free_tx(&old->node);
-  return 0;
+  return s;
 }
 
-int exec_remove_tx(executor *ex, uint32_t vpn) { return remove_sa(ex, &ex->tx, vpn, NO_PEER, free_tx); }
+int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const uint8_t key[32],
+                    const uint8_t salt[4], uint64_t next_seq, int encap) {
+  if (next_seq == 0 || (encap != ENCAP_UDP && encap != ENCAP_ESP)) return -2;
+  txsa *s = group_sa_new(sizeof *s, spi, vpn, epoch, key, salt, 1);
+  if (!s) return -1;
+  s->next_seq = next_seq;
+  s->udp = encap == ENCAP_UDP ? GROUP_UDP_HEADER : 0;
+  return install_sa(ex, &ex->tx, &s->sa.node, vpn, NO_PEER, NULL, 0, NULL, NULL, free_group_sa);
+}
+
+int exec_remove_tx(executor *ex, uint32_t vpn) { return remove_sa(ex, &ex->tx, vpn, NO_PEER, free_group_sa); }
 
 /* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. */
 static void carry_rx(tnode *n, const tnode *old, const void *floor) {
@@ -239,24 +237,50 @@ static void carry_rx(tnode *n, const tnode *old, const void *floor) {
 
 int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, const char *sender,
                     size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor) {
-  rxsa *s = calloc(1, sizeof *s);
+  rxsa *s = group_sa_new(sizeof *s, spi, vpn, epoch, key, salt, 0);
   if (!s) return -1;
-  if (aead_init(&s->a, key, salt, 0) != 0) {
-    free(s);
-    return -1;
-  }
-  s->spi = spi;
-  s->vpn = vpn;
-  s->epoch = epoch;
   replay_init(&s->w, GROUP_REPLAY_WINDOW);
-  return install_sa(ex, &ex->rx, &s->node, spi, offsetof(rxsa, sender), sender, sender_len, carry_rx, &floor, free_rx);
+  return install_sa(ex, &ex->rx, &s->sa.node, spi, offsetof(rxsa, sender), sender, sender_len, carry_rx, &floor,
+                    free_group_sa);
 }
 
 int exec_remove_rx(executor *ex, uint32_t spi) {
-  return remove_sa(ex, &ex->rx, spi, offsetof(rxsa, sender), free_rx);
+  return remove_sa(ex, &ex->rx, spi, offsetof(rxsa, sender), free_group_sa);
 }
 
 /* ---- tunnel SAs ---- */
+
+/* What both halves of a tunnel SA must be: an SPI, a VPN, two ports, an AES-GCM key, one family. */
+static int tunnel_sa_valid(const tunnel_sa *sa) {
+  return sa->spi != 0 && sa->vpn != 0 && sa->lport != 0 && sa->rport != 0 && (sa->keylen == 16 || sa->keylen == 32) &&
+         (sa->family == 4 || sa->family == 6);
+}
+
+/* A tunnel SA of `size` bytes (a ttxsa or ttrxsa) with what both halves hold filled from `sa`, its
+ * cipher keyed to seal (`encrypt`) or to open; NULL when out of memory. */
+static void *tunnel_sa_new(size_t size, const tunnel_sa *sa, int encrypt) {
+  tunnel_sa_state *s = calloc(1, size);
+  if (!s) return NULL;
+  if (aead_init_key(&s->a, sa->key, sa->keylen, sa->salt, encrypt) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->spi = sa->spi;
+  s->vpn = sa->vpn;
+  s->family = sa->family;
+  memcpy(s->laddr, sa->laddr, sa->family == 6 ? 16 : 4);
+  memcpy(s->raddr, sa->raddr, sa->family == 6 ? 16 : 4);
+  s->lport = sa->lport;
+  s->rport = sa->rport;
+  return s;
+}
+
+/* A reinstall (a NAT moved the peer, a refresh) keeps the counters of the SA it replaces. */
+static void tunnel_sa_carry(tunnel_sa_state *s, const tunnel_sa_state *old) {
+  s->packets = old->packets;
+  s->bytes = old->bytes;
+  s->last_used = old->last_used;
+}
 
 static void carry_ttx(tnode *n, const tnode *old_node, const void *unused) {
   (void)unused;
@@ -265,37 +289,22 @@ static void carry_ttx(tnode *n, const tnode *old_node, const void *unused) {
   if (!old) return;
   /* The IV is the sequence number: a reinstall (a NAT moved the peer) must never go back. */
   if (old->next_seq > s->next_seq) s->next_seq = old->next_seq;
-  s->packets = old->packets;
-  s->bytes = old->bytes;
-  s->last_used = old->last_used;
+  tunnel_sa_carry(&s->sa, &old->sa);
 }
 
-int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
-                           uint16_t lport, const uint8_t *raddr, uint16_t rport, uint64_t next_seq, uint64_t soft) {
-  if (spi == 0 || vpn == 0 || next_seq == 0 || next_seq > 0xffffffffULL || soft == 0 || soft > 0x100000000ULL ||
-      lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || (family != 4 && family != 6))
+int exec_install_tunnel_tx(executor *ex, const tunnel_sa *sa, uint64_t next_seq, uint64_t soft) {
+  if (!tunnel_sa_valid(sa) || next_seq == 0 || next_seq > 0xffffffffULL || soft == 0 || soft > 0x100000000ULL)
     return -2;
-  ttxsa *s = calloc(1, sizeof *s);
+  ttxsa *s = tunnel_sa_new(sizeof *s, sa, 1);
   if (!s) return -1;
-  if (aead_init_key(&s->a, key, keylen, salt, 1) != 0) {
-    free(s);
-    return -1;
-  }
-  s->spi = spi;
-  s->vpn = vpn;
-  s->family = family;
-  memcpy(s->laddr, laddr, family == 6 ? 16 : 4);
-  memcpy(s->raddr, raddr, family == 6 ? 16 : 4);
-  s->lport = lport;
-  s->rport = rport;
   s->next_seq = next_seq;
   s->soft = soft;
-  return install_sa(ex, &ex->ttx, &s->node, spi, offsetof(ttxsa, peer), peer, peer_len, carry_ttx, NULL, free_ttx);
+  return install_sa(ex, &ex->ttx, &s->sa.node, sa->spi, offsetof(ttxsa, sa.peer), sa->peer, sa->peer_len, carry_ttx,
+                    NULL, free_tunnel_sa);
 }
 
 int exec_remove_tunnel_tx(executor *ex, uint32_t spi) {
-  return remove_sa(ex, &ex->ttx, spi, offsetof(ttxsa, peer), free_ttx);
+  return remove_sa(ex, &ex->ttx, spi, offsetof(ttxsa, sa.peer), free_tunnel_sa);
 }
 
 static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
@@ -305,53 +314,42 @@ static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
   if (!old) return;
   /* A refresh must not reopen old sequence numbers: the window (and its size) stays. */
   s->w = old->w;
-  s->packets = old->packets;
-  s->bytes = old->bytes;
+  tunnel_sa_carry(&s->sa, &old->sa);
   s->replay_drops = old->replay_drops;
   s->auth_failures = old->auth_failures;
   s->selector_drops = old->selector_drops;
-  s->last_used = old->last_used;
   s->last_family = old->last_family;
   memcpy(s->last_src, old->last_src, 16);
   s->last_port = old->last_port;
 }
 
-int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
-                           uint16_t lport, const uint8_t *raddr, uint16_t rport, const tunnel_range *ranges,
-                           uint32_t nlocal, uint32_t nremote, uint32_t window) {
-  if (spi == 0 || vpn == 0 || lport == 0 || rport == 0 || (keylen != 16 && keylen != 32) || window < 64 ||
-      window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 || nremote > 4096 || (family != 4 && family != 6))
+int exec_install_tunnel_rx(executor *ex, const tunnel_sa *sa, const tunnel_range *ranges, uint32_t nlocal,
+                           uint32_t nremote, uint32_t window) {
+  if (!tunnel_sa_valid(sa) || window < 64 || window > TUNNEL_WINDOW_MAX || window % 32 != 0 || nlocal > 4096 ||
+      nremote > 4096)
     return -2;
   for (uint32_t i = 0; i < nlocal + nremote; i++) {
     size_t alen = ranges[i].family == 6 ? 16 : 4;
     if ((ranges[i].family != 4 && ranges[i].family != 6) || memcmp(ranges[i].start, ranges[i].end, alen) > 0) return -2;
   }
-  ttrxsa *s = calloc(1, sizeof *s);
+  ttrxsa *s = tunnel_sa_new(sizeof *s, sa, 0);
   if (!s) return -1;
   size_t rbytes = (size_t)(nlocal + nremote) * sizeof(tunnel_range);
   s->ranges = malloc(rbytes ? rbytes : 1);
-  if (!s->ranges || aead_init_key(&s->a, key, keylen, salt, 0) != 0) {
-    free(s->ranges);
-    free(s);
+  if (!s->ranges) {
+    free_trx(&s->sa.node);
     return -1;
   }
   if (rbytes) memcpy(s->ranges, ranges, rbytes);
   s->nlocal = nlocal;
   s->nremote = nremote;
-  s->spi = spi;
-  s->vpn = vpn;
-  s->family = family;
-  memcpy(s->laddr, laddr, family == 6 ? 16 : 4);
-  memcpy(s->raddr, raddr, family == 6 ? 16 : 4);
-  s->lport = lport;
-  s->rport = rport;
   replay_init(&s->w, window);
-  return install_sa(ex, &ex->trx, &s->node, spi, offsetof(ttrxsa, peer), peer, peer_len, carry_trx, NULL, free_trx);
+  return install_sa(ex, &ex->trx, &s->sa.node, sa->spi, offsetof(ttrxsa, sa.peer), sa->peer, sa->peer_len, carry_trx,
+                    NULL, free_trx);
 }
 
 int exec_remove_tunnel_rx(executor *ex, uint32_t spi) {
-  return remove_sa(ex, &ex->trx, spi, offsetof(ttrxsa, peer), free_trx);
+  return remove_sa(ex, &ex->trx, spi, offsetof(ttrxsa, sa.peer), free_trx);
 }
 
 int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *payload, size_t len,
@@ -364,19 +362,22 @@ int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t spor
   return v;
 }
 
+/* What the statistics of both halves of a tunnel SA begin with (executor.h), and its peer. */
+static void tunnel_sa_stats(const executor *ex, const tunnel_sa_state *t, double *o, char peer[ID_NAME_MAX + 1]) {
+  o[0] = t->vpn;
+  o[1] = (double)t->packets;
+  o[2] = (double)t->bytes;
+  o[3] = t->last_used;
+  memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
+}
+
 int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double o[TUNNEL_TX_STATS], char peer[ID_NAME_MAX + 1]) {
-  uint8_t k[4];
-  u32_key(k, spi);
   pthread_mutex_lock(&ex->lock);
-  ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
+  ttxsa *t = sa_find(&ex->ttx, spi);
   if (t) {
-    o[0] = t->vpn;
-    o[1] = (double)t->packets;
-    o[2] = (double)t->bytes;
-    o[3] = t->last_used;
+    tunnel_sa_stats(ex, &t->sa, o, peer);
     o[4] = (double)t->next_seq;
     o[5] = (double)t->soft;
-    memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
   }
   pthread_mutex_unlock(&ex->lock);
   return t != NULL;
@@ -384,15 +385,10 @@ int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double o[TUNNEL_TX_STATS], 
 
 int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1],
                          uint8_t last_src[16]) {
-  uint8_t k[4];
-  u32_key(k, spi);
   pthread_mutex_lock(&ex->lock);
-  ttrxsa *t = (ttrxsa *)table_find(&ex->trx, k, 4);
+  ttrxsa *t = sa_find(&ex->trx, spi);
   if (t) {
-    o[0] = t->vpn;
-    o[1] = (double)t->packets;
-    o[2] = (double)t->bytes;
-    o[3] = t->last_used;
+    tunnel_sa_stats(ex, &t->sa, o, peer);
     o[4] = (double)t->w.top;
     o[5] = (double)t->replay_drops;
     o[6] = (double)t->auth_failures;
@@ -400,7 +396,6 @@ int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], 
     o[8] = t->last_family;
     o[9] = t->last_port;
     memcpy(last_src, t->last_src, 16);
-    memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
   }
   pthread_mutex_unlock(&ex->lock);
   return t != NULL;
@@ -459,17 +454,9 @@ static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
   if (len < 20 || !(tcp[13] & 0x02)) return;
   size_t doff = (size_t)(tcp[12] >> 4) * 4;
   if (doff < 20 || doff > len) return;
-  for (size_t i = 20; i < doff;) {
-    uint8_t kind = tcp[i];
-    if (kind == 0) return;
-    if (kind == 1) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= doff) return;
-    size_t olen = tcp[i + 1];
-    if (olen < 2 || i + olen > doff) return;
-    if (kind == 2 && olen == 4) {
+  size_t olen;
+  for (size_t i = 20; next_option(tcp, doff, &i, &olen); i += olen) {
+    if (tcp[i] == 2 && olen == 4) {
       size_t at = i + 2;
       uint16_t mss = rd16(tcp + at);
       if (mss > limit) {
@@ -483,7 +470,6 @@ static void clamp_mss(uint8_t *tcp, size_t len, uint16_t limit) {
         wr16(tcp + 16, csum_replace16(rd16(tcp + 16), o, n));
       }
     }
-    i += olen;
   }
 }
 
@@ -597,10 +583,8 @@ void exec_counters(executor *ex, uint64_t out[C_COUNT]) {
 }
 
 uint64_t exec_tx_next_seq(executor *ex, uint32_t vpn) {
-  uint8_t k[4];
-  u32_key(k, vpn);
   pthread_mutex_lock(&ex->lock);
-  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  txsa *tx = sa_find(&ex->tx, vpn);
   uint64_t s = tx ? tx->next_seq : 0;
   pthread_mutex_unlock(&ex->lock);
   return s;

@@ -129,18 +129,26 @@ typedef struct {
   uint8_t start[16], end[16];
 } tunnel_range;
 
-/* Tunnel mode (IKE Child SAs, ESP in UDP). The outer addresses are of one family (4: 4 bytes, 6: 16
- * bytes); ports host order. A sending SA's reinstall keeps the larger sequence number and the
- * counters; a receiving SA's keeps its replay window (size included) and counters. ranges: nlocal
- * then nremote selectors. */
-int exec_install_tunnel_tx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
-                           uint16_t lport, const uint8_t *raddr, uint16_t rport, uint64_t next_seq, uint64_t soft);
+/* Tunnel mode (IKE Child SAs, ESP in UDP): what both halves of a Child SA are installed with. The
+ * outer addresses are of one family (4: 4 bytes, 6: 16 bytes); ports host order. */
+typedef struct {
+  uint32_t spi, vpn;
+  const char *peer;
+  size_t peer_len;
+  const uint8_t *key; /* 16 or 32 bytes (AES-128 or AES-256 GCM) */
+  size_t keylen;
+  const uint8_t *salt; /* 4 bytes */
+  int family;
+  const uint8_t *laddr, *raddr;
+  uint16_t lport, rport;
+} tunnel_sa;
+
+/* A sending SA's reinstall keeps the larger sequence number and the counters; a receiving SA's keeps
+ * its replay window (size included) and counters. ranges: nlocal then nremote selectors. */
+int exec_install_tunnel_tx(executor *ex, const tunnel_sa *sa, uint64_t next_seq, uint64_t soft);
 int exec_remove_tunnel_tx(executor *ex, uint32_t spi);
-int exec_install_tunnel_rx(executor *ex, uint32_t spi, uint32_t vpn, const char *peer, size_t peer_len,
-                           const uint8_t *key, size_t keylen, const uint8_t salt[4], int family, const uint8_t *laddr,
-                           uint16_t lport, const uint8_t *raddr, uint16_t rport, const tunnel_range *ranges,
-                           uint32_t nlocal, uint32_t nremote, uint32_t window);
+int exec_install_tunnel_rx(executor *ex, const tunnel_sa *sa, const tunnel_range *ranges, uint32_t nlocal,
+                           uint32_t nremote, uint32_t window);
 int exec_remove_tunnel_rx(executor *ex, uint32_t spi);
 
 /* One UDP datagram received on the tunnel port from src:sport (family 4: 4 bytes, 6: 16 bytes;

@@ -13,18 +13,9 @@ static void udp_encap_header(uint8_t *u, size_t esplen) {
 
 /* Options whose copy flag is clear become NOPs (what non-first fragments carry, RFC 791). */
 static void nop_uncopied_options(uint8_t *h, size_t ihl) {
-  for (size_t i = 20; i < ihl;) {
-    uint8_t type = h[i];
-    if (type == 0) return;
-    if (type == 1) {
-      i++;
-      continue;
-    }
-    size_t olen = i + 1 < ihl ? h[i + 1] : 0;
-    if (olen < 2 || i + olen > ihl) return;
-    if (!(type & 0x80)) memset(h + i, 1, olen);
-    i += olen;
-  }
+  size_t olen;
+  for (size_t i = 20; next_option(h, ihl, &i, &olen); i += olen)
+    if (!(h[i] & 0x80)) memset(h + i, 1, olen);
 }
 
 /* What a group encryption reports: the sealed packet(s) in `note`, and the counters. */
@@ -33,7 +24,7 @@ static inline int encrypted(executor *ex, const rule *r, const txsa *tx, uint64_
   note->out = out;
   note->out_len = out_len;
   note->vpn = r->vpn;
-  note->spi = tx->spi;
+  note->spi = tx->sa.spi;
   note->seq = seq;
   ex->counters[C_ENCRYPT_PACKETS]++;
   ex->counters[C_ENCRYPT_BYTES] += len;
@@ -78,7 +69,7 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
       ipv4_set_checksum(h, ihl);
     }
     uint8_t *o = out + pos;
-    size_t el = esp_seal(&tx->a, tx->spi, tx->next_seq, ESP_AAD_ESN, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
+    size_t el = esp_seal(&tx->sa.a, tx->sa.spi, tx->next_seq, ESP_AAD_ESN, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
     if (el == 0) return C_DROP_NO_SA;
     tx->next_seq++;
     memset(o, 0, 20);
@@ -101,9 +92,7 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
 }
 
 int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note) {
-  uint8_t k[4];
-  u32_key(k, r->vpn);
-  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  txsa *tx = sa_find(&ex->tx, r->vpn);
   if (!tx || tx->next_seq == 0) return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
   /* Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read as
    * the carried form's. */
@@ -118,7 +107,7 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
   if (r->mtu >= 0) clamp_syn_mss(pkt, ip, NULL, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
   uint64_t seq = tx->next_seq;
   memcpy(out, pkt, ip->ihl);
-  size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, pkt + ip->ihl, plen, NULL, 0, ip->proto, out + ip->ihl + udp);
+  size_t el = esp_seal(&tx->sa.a, tx->sa.spi, seq, ESP_AAD_ESN, pkt + ip->ihl, plen, NULL, 0, ip->proto, out + ip->ihl + udp);
   if (el == 0) return C_DROP_NO_SA;
   tx->next_seq = seq + 1;
   out[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
@@ -135,9 +124,7 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
  * flow label, hop limit and addresses of the inner packet) around the whole packet, ESP next header
  * 41. IPv6 is never fragmented here: too big is punted, and the core answers Packet Too Big. */
 int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out, exec_note *note) {
-  uint8_t k[4];
-  u32_key(k, r->vpn);
-  txsa *tx = (txsa *)table_find(&ex->tx, k, 4);
+  txsa *tx = sa_find(&ex->tx, r->vpn);
   if (!tx || tx->next_seq == 0) return C_DROP_NO_SA;
   int carried = ip->nh == IPPROTO_IPIP_ || ip->nh == IPPROTO_IPV6_;
   size_t udp = tx->udp;
@@ -147,7 +134,7 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
   if (udp + esplen > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
   if (!carried && r->mtu >= 0) clamp_syn_mss(pkt, NULL, ip, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
   uint64_t seq = tx->next_seq;
-  size_t el = esp_seal(&tx->a, tx->spi, seq, ESP_AAD_ESN, body, blen, NULL, 0, carried ? IPPROTO_IPV6_ : ip->nh,
+  size_t el = esp_seal(&tx->sa.a, tx->sa.spi, seq, ESP_AAD_ESN, body, blen, NULL, 0, carried ? IPPROTO_IPV6_ : ip->nh,
                        out + IPV6_HDR_LEN + udp);
   if (el == 0) return C_DROP_NO_SA;
   tx->next_seq = seq + 1;
@@ -165,12 +152,10 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
  * IPv6 header + UDP + ESP (docs/executor.md, "Tunnel mode"). */
 int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const inner_info *in, uint8_t *out,
                         exec_note *note, double now) {
-  uint8_t k[4];
-  u32_key(k, (uint32_t)r->tunnel);
-  ttxsa *t = (ttxsa *)table_find(&ex->ttx, k, 4);
+  ttxsa *t = sa_find(&ex->ttx, (uint32_t)r->tunnel);
   if (!t) return C_DROP_NO_SA;
   if (t->next_seq > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
-  int v6 = t->family == 6;
+  int v6 = t->sa.family == 6;
   size_t tot = in->tot, hdr = v6 ? TUNNEL6_HDR_LEN : TUNNEL_HDR_LEN;
   size_t esplen = esp_sealed_len(tot);
   size_t outlen = hdr + esplen;
@@ -179,11 +164,11 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
   if (r->mtu >= 0) clamp_inner_mss(pkt, in, r->mtu - (v6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
   uint32_t seq = (uint32_t)t->next_seq;
   uint8_t nh = in->family == 6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
-  if (esp_seal(&t->a, t->spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, nh, out + hdr) == 0) return C_DROP_NO_SA;
+  if (esp_seal(&t->sa.a, t->sa.spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, nh, out + hdr) == 0) return C_DROP_NO_SA;
   t->next_seq++;
-  t->packets++;
-  t->bytes += tot;
-  t->last_used = now;
+  t->sa.packets++;
+  t->sa.bytes += tot;
+  t->sa.last_used = now;
   /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back). */
   uint8_t tc = in->tclass & 0xfc;
   memset(out, 0, hdr);
@@ -195,8 +180,8 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
     wr16(out + 4, (uint16_t)(8 + esplen));
     out[6] = IPPROTO_UDP_;
     out[7] = 64;
-    memcpy(out + 8, t->laddr, 16);
-    memcpy(out + 24, t->raddr, 16);
+    memcpy(out + 8, t->sa.laddr, 16);
+    memcpy(out + 24, t->sa.raddr, 16);
   } else {
     /* Outer IPv4: id from the sequence number, DF copied (always for IPv6 inside), TTL 64, UDP. */
     out[0] = 0x45;
@@ -206,21 +191,21 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
     out[6] = in->df ? 0x40 : 0;
     out[8] = 64;
     out[9] = IPPROTO_UDP_;
-    memcpy(out + 12, t->laddr, 4);
-    memcpy(out + 16, t->raddr, 4);
+    memcpy(out + 12, t->sa.laddr, 4);
+    memcpy(out + 16, t->sa.raddr, 4);
     ipv4_set_checksum(out, 20);
   }
-  wr16(u, t->lport);
-  wr16(u + 2, t->rport);
+  wr16(u, t->sa.lport);
+  wr16(u + 2, t->sa.rport);
   wr16(u + 4, (uint16_t)(8 + esplen));
   /* UDP checksum: 0 over IPv4 (RFC 3948 section 3.1), computed over IPv6 (RFC 8200 section 8.1). */
   if (v6) ipv6_udp_checksum(out, u, 8 + esplen);
   note->out = out;
   note->out_len = outlen;
-  note->vpn = t->vpn;
-  note->spi = t->spi;
+  note->vpn = t->sa.vpn;
+  note->spi = t->sa.spi;
   note->seq = seq;
-  note_peer(ex, t->peer, note);
+  note_peer(ex, t->sa.peer, note);
   ex->counters[C_TUNNEL_ENCRYPT_PACKETS]++;
   ex->counters[C_TUNNEL_ENCRYPT_BYTES] += len;
   return V_FORWARD_TUNNEL_ENCRYPT;

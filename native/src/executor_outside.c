@@ -15,7 +15,6 @@ static int in_ranges(const tunnel_range *r, uint32_t n, int family, const uint8_
  * spent. -1 on success, else the verdict. */
 static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint8_t *esp, size_t elen, uint8_t *out,
                           rxsa **rxp, uint32_t *spi, uint64_t *seq, size_t *plen, uint8_t *nh) {
-  uint8_t k[4];
   if (proto == IPPROTO_UDP_) {
     /* ESP in UDP to port 4500, its UDP length exactly the IP payload's; the UDP checksum is not
      * checked (RFC 3948 section 3.1: the ICV covers what matters). */
@@ -25,13 +24,12 @@ static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint
     elen -= GROUP_UDP_HEADER;
   }
   if (esp_parse(esp, elen, spi, seq) != 0) return C_DROP_MALFORMED;
-  u32_key(k, *spi);
-  rxsa *rx = (rxsa *)table_find(&ex->rx, k, 4);
+  rxsa *rx = sa_find(&ex->rx, *spi);
   if (!rx) return C_PUNT_UNKNOWN_SPI;
-  if (rx->vpn != r->vpn) return C_DROP_VPN_MISMATCH;
+  if (rx->sa.vpn != r->vpn) return C_DROP_VPN_MISMATCH;
   if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
   if (!replay_check(&rx->w, *seq)) return C_DROP_REPLAY;
-  if (esp_open(&rx->a, esp, elen, ESP_AAD_ESN, out, plen, nh) != 0) return C_DROP_AUTH_FAILED;
+  if (esp_open(&rx->sa.a, esp, elen, ESP_AAD_ESN, out, plen, nh) != 0) return C_DROP_AUTH_FAILED;
   replay_accept(&rx->w, *seq);
   *rxp = rx;
   return -1;
@@ -41,7 +39,7 @@ static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint
 static int decrypted(executor *ex, const rxsa *rx, uint32_t spi, uint64_t seq, size_t len, uint8_t *out,
                      exec_note *note) {
   note->out = out;
-  note->vpn = rx->vpn;
+  note->vpn = rx->sa.vpn;
   note->spi = spi;
   note->seq = seq;
   note_peer(ex, rx->sender, note);
@@ -60,9 +58,7 @@ static void clamp_arriving(executor *ex, const rule *r, uint8_t *pkt, const ipv4
   inner_of(pkt, ip, ip6, &in);
   /* The SA lookup only for a SYN: every other segment of the flow passes at the cost of this test. */
   if (!in.tcp_syn_room || !(pkt[in.tcp_off + 13] & 0x02)) return;
-  uint8_t k[4];
-  u32_key(k, r->vpn);
-  const txsa *tx = (const txsa *)table_find(&ex->tx, k, 4);
+  const txsa *tx = sa_find(&ex->tx, r->vpn);
   clamp_inner_mss(pkt, &in, r->mtu - ESP_OVERHEAD_MAX - (int64_t)(tx ? tx->udp : GROUP_UDP_HEADER));
 }
 
@@ -146,7 +142,6 @@ int exec_decrypt6(executor *ex, rule *r, const uint8_t *pkt, size_t len, const i
 
 int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *d, size_t len,
                         double now, uint8_t *out, exec_note *note) {
-  uint8_t k[4];
   size_t plen, tot;
   uint8_t nh;
   ipv4_info ip;
@@ -157,14 +152,13 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
   if (spi == 0) return C_PUNT_IKE; /* the non-ESP marker: IKE */
   uint32_t seq = len >= 8 ? rd32(d + 4) : 0;
   if (len < ESP_TUNNEL_MIN || (len - ESP_HDR_LEN - ESP_ICV_LEN) % 4 != 0 || seq == 0) return C_DROP_MALFORMED;
-  u32_key(k, spi);
-  ttrxsa *rx = (ttrxsa *)table_find(&ex->trx, k, 4);
+  ttrxsa *rx = sa_find(&ex->trx, spi);
   if (!rx) return C_PUNT_UNKNOWN_SPI;
   if (!replay_check(&rx->w, seq)) {
     rx->replay_drops++;
     return C_DROP_REPLAY;
   }
-  if (esp_open(&rx->a, d, len, ESP_AAD_SEQ32, out, &plen, &nh) != 0) {
+  if (esp_open(&rx->sa.a, d, len, ESP_AAD_SEQ32, out, &plen, &nh) != 0) {
     rx->auth_failures++;
     return C_DROP_AUTH_FAILED;
   }
@@ -196,23 +190,23 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
       rule_used(r, tot, now);
       return C_DROP_DISCARD;
     }
-    if (r->action == ACT_ENCRYPT && r->vpn != rx->vpn) return C_DROP_VPN_MISMATCH;
-    if (r->action == ACT_ENCRYPT && r->peer != rx->peer) return C_DROP_PEER_MISMATCH;
+    if (r->action == ACT_ENCRYPT && r->vpn != rx->sa.vpn) return C_DROP_VPN_MISMATCH;
+    if (r->action == ACT_ENCRYPT && r->peer != rx->sa.peer) return C_DROP_PEER_MISMATCH;
     /* As clamp_arriving, for the tunnel back to the peer (of the family this datagram came in). */
     if (r->action == ACT_ENCRYPT && r->mtu >= 0)
       clamp_syn_mss(out, &ip, &ip6, r->mtu - (family == 6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
     rule_used(r, tot, now);
   }
-  rx->packets++;
-  rx->bytes += tot;
-  rx->last_used = now;
+  rx->sa.packets++;
+  rx->sa.bytes += tot;
+  rx->sa.last_used = now;
   /* Only what the inner header covers goes on: the rest is TFC padding (RFC 4303 section 2.7). */
   note->out = out;
   note->out_len = tot;
-  note->vpn = rx->vpn;
+  note->vpn = rx->sa.vpn;
   note->spi = spi;
   note->seq = seq;
-  note_peer(ex, rx->peer, note);
+  note_peer(ex, rx->sa.peer, note);
   ex->counters[C_TUNNEL_DECRYPT_PACKETS]++;
   ex->counters[C_TUNNEL_DECRYPT_BYTES] += len;
   return V_FORWARD_TUNNEL_DECRYPT;

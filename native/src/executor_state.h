@@ -32,23 +32,26 @@ typedef struct {
   double last_used;
 } rule;
 
+/* Group mode: what a VPN's sending SA and its receiving SAs hold alike. */
 typedef struct {
-  tnode node; /* key: VPN id */
+  tnode node; /* key: the VPN id (sending SA) or the SPI (receiving SA) */
   uint32_t spi, vpn, epoch;
+  aead a;
+} group_sa_state;
+
+typedef struct {
+  group_sa_state sa; /* first: the table holds &sa.node */
   uint64_t next_seq;
   size_t udp; /* GROUP_UDP_HEADER: ESP in UDP (the default); 0: raw ESP */
-  aead a;
 } txsa;
 
 typedef struct {
-  tnode node; /* key: SPI */
-  uint32_t spi, vpn, epoch;
+  group_sa_state sa; /* first: the table holds &sa.node */
   int32_t sender;
-  aead a;
   replay_window w; /* 1024 packets, 64-bit sequence numbers */
 } rxsa;
 
-/* Tunnel mode: the two halves of an IKE Child SA (ESP in UDP). */
+/* Tunnel mode: what the two halves of an IKE Child SA (ESP in UDP) hold alike. */
 typedef struct {
   tnode node; /* key: SPI */
   uint32_t spi, vpn;
@@ -56,26 +59,23 @@ typedef struct {
   int family; /* of the outer header: 4 or 6 */
   uint8_t laddr[16], raddr[16];
   uint16_t lport, rport;
-  uint64_t next_seq; /* 2^32: exhausted */
-  uint64_t soft;
   aead a;
   uint64_t packets, bytes;
   double last_used;
+} tunnel_sa_state;
+
+typedef struct {
+  tunnel_sa_state sa; /* first: the table holds &sa.node */
+  uint64_t next_seq; /* 2^32: exhausted */
+  uint64_t soft;
 } ttxsa;
 
 typedef struct {
-  tnode node; /* key: SPI */
-  uint32_t spi, vpn;
-  int32_t peer;
-  int family;
-  uint8_t laddr[16], raddr[16];
-  uint16_t lport, rport;
-  aead a;
+  tunnel_sa_state sa; /* first: the table holds &sa.node */
   replay_window w; /* 64..4096 packets, 32-bit sequence numbers */
   tunnel_range *ranges; /* nlocal then nremote */
   uint32_t nlocal, nremote;
-  uint64_t packets, bytes, replay_drops, auth_failures, selector_drops;
-  double last_used;
+  uint64_t replay_drops, auth_failures, selector_drops;
   int last_family; /* 0: no datagram yet */
   uint8_t last_src[16];
   uint16_t last_port;
@@ -101,6 +101,13 @@ static inline size_t path_key(uint8_t *key, int family, const uint8_t *local, co
 }
 
 static inline void u32_key(uint8_t *key, uint32_t v) { wr32(key, v); }
+
+/* The SA under `id` (its SPI, or a group sending SA's VPN id) in an SA table, or NULL. */
+static inline void *sa_find(const table *t, uint32_t id) {
+  uint8_t k[4];
+  u32_key(k, id);
+  return table_find(t, k, 4);
+}
 
 
 typedef struct {

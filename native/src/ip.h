@@ -1,4 +1,4 @@
-/* Byte access and Internet checksums shared by the executor and GSO segmentation.
+/* Byte access, Internet checksums and the IPv4/TCP option walk shared by the executor and GSO segmentation.
  * Native because the per-packet work (checksums over every segment) is what the TUN fast path
  * spends its time on besides crypto (docs/dataplane.md, "Why native"). */
 #ifndef KASANE_IP_H
@@ -16,6 +16,17 @@
 #define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFMASK 0x1fff
+
+/* Options in the form IPv4 (RFC 791) and TCP (RFC 9293) share: kind 0 ends the list, kind 1 is one
+ * byte of padding, any other kind is followed by the option's whole length. Finds the option at or
+ * after h[*at] before `end`, skipping padding: 1 with *at on its kind and *olen its length, 0 at the
+ * end of the list or at an option that is too short or overruns `end`. */
+static inline int next_option(const uint8_t *h, size_t end, size_t *at, size_t *olen) {
+  while (*at < end && h[*at] == 1) (*at)++;
+  if (*at + 1 >= end || h[*at] == 0) return 0;
+  *olen = h[*at + 1];
+  return *olen >= 2 && *at + *olen <= end;
+}
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((uint16_t)p[0] << 8 | p[1]); }
 static inline uint32_t rd32(const uint8_t *p) {

@@ -209,9 +209,12 @@ export interface AddressRange {
   end: Ip;
 }
 
-/** The sending half of an IKE Child SA: ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV. */
-export interface TunnelTxSa {
-  /** The peer's inbound SPI (what it chose). Path rules name it in `tunnel.spi`. */
+/** What both halves of an IKE Child SA are installed with: ESP in UDP, tunnel mode, AES-GCM with a 16-byte ICV. */
+export interface TunnelSa {
+  /**
+   * The SPI of the packets this half carries: for the sending half the peer's inbound SPI (what it chose; path
+   * rules name it in `tunnel.spi`), for the receiving half ours (what this gateway chose).
+   */
   spi: Spi;
   vpnId: VpnId;
   peer: GatewayId;
@@ -222,9 +225,16 @@ export interface TunnelTxSa {
   /** Outer source: this gateway's outside address and port (4500). */
   localAddr: Ip;
   localPort: number;
-  /** Outer destination: the peer's address and port (4500, or the port its NAT mapped). */
+  /**
+   * Outer destination: the peer's address and port (4500, or the port its NAT mapped). The receiving half still
+   * counts datagrams from elsewhere (NAT rebinding) and shows their source in lastSource.
+   */
   remoteAddr: Ip;
   remotePort: number;
+}
+
+/** The sending half of an IKE Child SA. */
+export interface TunnelTxSa extends TunnelSa {
   /** First sequence number to send, 1..2^32-1 (default 1). A reinstall never moves it back. */
   nextSeq?: number;
   /** From this sequence number on the SA reports rekeyNeeded (default TUNNEL_SOFT_SEQ_DEFAULT). */
@@ -232,21 +242,7 @@ export interface TunnelTxSa {
 }
 
 /** The receiving half of an IKE Child SA. */
-export interface TunnelRxSa {
-  /** Our inbound SPI (what this gateway chose). */
-  spi: Spi;
-  vpnId: VpnId;
-  peer: GatewayId;
-  key: Uint8Array;
-  salt: Uint8Array;
-  localAddr: Ip;
-  localPort: number;
-  /**
-   * Where the peer is expected to send from; datagrams from elsewhere still count (NAT rebinding) and show in
-   * lastSource.
-   */
-  remoteAddr: Ip;
-  remotePort: number;
+export interface TunnelRxSa extends TunnelSa {
   /** Traffic selectors: the inner destination must be in one of `local`, the inner source in one of `remote`. */
   localSelectors: AddressRange[];
   remoteSelectors: AddressRange[];

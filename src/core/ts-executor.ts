@@ -19,6 +19,8 @@ import {
   type TunnelExecutor,
   type TunnelRxSa,
   type TunnelRxStats,
+  type TunnelSa,
+  type TunnelSaStats,
   type TunnelTxSa,
   type TunnelTxStats,
   type TxSa,
@@ -69,21 +71,22 @@ interface InstalledRx extends RxSa {
   window: ReplayWindow;
 }
 
-interface InstalledTunnelTx extends TunnelTxSa {
-  seq: number;
-  soft: number;
+/** What both halves of an installed tunnel SA count; a reinstall keeps it. */
+interface TunnelSaCounters {
   packets: number;
   bytes: number;
   lastUsed: number;
 }
 
-interface InstalledTunnelRx extends TunnelRxSa {
+interface InstalledTunnelTx extends TunnelTxSa, TunnelSaCounters {
+  seq: number;
+  soft: number;
+}
+
+interface InstalledTunnelRx extends TunnelRxSa, TunnelSaCounters {
   window: ReplayWindow;
   local: Range[];
   remote: Range[];
-  packets: number;
-  bytes: number;
-  lastUsed: number;
   replayDrops: number;
   authFailures: number;
   selectorDrops: number;
@@ -139,14 +142,9 @@ export class TsExecutor implements TunnelExecutor {
     const old = this.ttx.get(sa.spi);
     // A reinstall (e.g. a NAT moved the peer's port) must never reuse a sequence number: the IV is the sequence number.
     this.ttx.set(sa.spi, {
-      ...sa,
-      key: sa.key.slice(),
-      salt: sa.salt.slice(),
+      ...installedTunnelSa(sa, old),
       seq: Math.max(next, old?.seq ?? 0),
       soft,
-      packets: old?.packets ?? 0,
-      bytes: old?.bytes ?? 0,
-      lastUsed: old?.lastUsed ?? 0,
     });
   }
 
@@ -159,16 +157,11 @@ export class TsExecutor implements TunnelExecutor {
     const size = sa.replayWindow ?? 1024;
     const old = this.trx.get(sa.spi);
     this.trx.set(sa.spi, {
-      ...sa,
-      key: sa.key.slice(),
-      salt: sa.salt.slice(),
+      ...installedTunnelSa(sa, old),
       // A reinstall keeps the window (and its size): a refresh must not reopen old sequence numbers.
       window: old?.window ?? new ReplayWindow(size),
       local: ranges(sa.localSelectors),
       remote: ranges(sa.remoteSelectors),
-      packets: old?.packets ?? 0,
-      bytes: old?.bytes ?? 0,
-      lastUsed: old?.lastUsed ?? 0,
       replayDrops: old?.replayDrops ?? 0,
       authFailures: old?.authFailures ?? 0,
       selectorDrops: old?.selectorDrops ?? 0,
@@ -184,12 +177,7 @@ export class TsExecutor implements TunnelExecutor {
     const s = this.ttx.get(spi);
     if (!s) return undefined;
     return {
-      spi: s.spi,
-      vpnId: s.vpnId,
-      peer: s.peer,
-      packets: s.packets,
-      bytes: s.bytes,
-      lastUsed: s.lastUsed,
+      ...tunnelSaStats(s),
       nextSeq: s.seq,
       rekeyNeeded: s.seq >= s.soft,
       exhausted: s.seq > TUNNEL_SEQ_MAX,
@@ -200,12 +188,7 @@ export class TsExecutor implements TunnelExecutor {
     const s = this.trx.get(spi);
     if (!s) return undefined;
     const out: TunnelRxStats = {
-      spi: s.spi,
-      vpnId: s.vpnId,
-      peer: s.peer,
-      packets: s.packets,
-      bytes: s.bytes,
-      lastUsed: s.lastUsed,
+      ...tunnelSaStats(s),
       highestSeq: Number(s.window.highest),
       replayDrops: s.replayDrops,
       authFailures: s.authFailures,
@@ -720,7 +703,7 @@ function isRule(r: InstalledRule | Verdict): r is InstalledRule {
 
 const U32 = 0x100000000;
 
-function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
+function checkTunnelSa(sa: TunnelSa): void {
   if (!Number.isInteger(sa.spi) || sa.spi < 1 || sa.spi >= U32)
     throw new RangeError(`tunnel SA: SPI must be in 1..2^32-1, got ${sa.spi}`);
   if (!Number.isInteger(sa.vpnId) || sa.vpnId < 1 || sa.vpnId >= U32)
@@ -736,6 +719,23 @@ function checkTunnelSa(sa: TunnelTxSa | TunnelRxSa): void {
     throw new RangeError(`tunnel SA: ${sa.localAddr} and ${sa.remoteAddr} are of different families`);
   for (const p of [sa.localPort, sa.remotePort])
     if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`tunnel SA: bad port ${p}`);
+}
+
+/** A tunnel SA as installed: its own copy of the key, and the counters of the SA it replaces (or zeros). */
+function installedTunnelSa<T extends TunnelSa>(sa: T, old: TunnelSaCounters | undefined): T & TunnelSaCounters {
+  return {
+    ...sa,
+    key: sa.key.slice(),
+    salt: sa.salt.slice(),
+    packets: old?.packets ?? 0,
+    bytes: old?.bytes ?? 0,
+    lastUsed: old?.lastUsed ?? 0,
+  };
+}
+
+/** What the statistics of both halves of a tunnel SA begin with. */
+function tunnelSaStats(s: TunnelSa & TunnelSaCounters): TunnelSaStats {
+  return { spi: s.spi, vpnId: s.vpnId, peer: s.peer, packets: s.packets, bytes: s.bytes, lastUsed: s.lastUsed };
 }
 
 /** A traffic selector as numbers: the family, then the first and last address. */

@@ -14,6 +14,7 @@ import {
   setHeaderChecksum,
 } from '../core/packet/ipv4.js';
 import { groupEspOf } from '../core/packet/group-esp.js';
+import { eachOption } from '../core/packet/options.js';
 import {
   buildIcmpv6Echo,
   echoReplyFor6,
@@ -202,18 +203,8 @@ function readTcp(segment: Uint8Array): PacketDescription['tcp'] {
     seq: ((segment[4] << 24) | (segment[5] << 16) | (segment[6] << 8) | segment[7]) >>> 0,
     flags: segment[13],
   };
-  for (let i = 20; i < dataOffset;) {
-    const kind = segment[i];
-    if (kind === 0) break;
-    if (kind === 1) {
-      i++;
-      continue;
-    }
-    const len = segment[i + 1];
-    if (len === undefined || len < 2 || i + len > dataOffset) break;
-    if (kind === 2 && len === 4) out.mss = (segment[i + 2] << 8) | segment[i + 3];
-    i += len;
-  }
+  for (const [at, length] of eachOption(segment, 20, dataOffset))
+    if (segment[at] === 2 && length === 4) out.mss = (segment[at + 2] << 8) | segment[at + 3];
   return out;
 }
 

@@ -2,6 +2,7 @@
 // packet without DF through a path narrower than the packet: it fragments the packet itself, before
 // encryption, so that no ESP packet is ever fragmented on the way (receivers cannot decrypt pieces).
 import { ipv4HeaderLength, setHeaderChecksum } from './ipv4.js';
+import { eachOption } from './options.js';
 
 const MF = 0x2000;
 const OFFSET_MASK = 0x1fff;
@@ -43,16 +44,5 @@ export function fragmentIpv4(packet: Uint8Array, maxData: number): Uint8Array[] 
 
 /** Options whose copy flag (bit 7 of the type) is clear become NOPs; malformed options stop the scan. */
 function nopUncopiedOptions(h: Uint8Array, hl: number): void {
-  for (let i = 20; i < hl;) {
-    const type = h[i];
-    if (type === 0) return;
-    if (type === 1) {
-      i++;
-      continue;
-    }
-    const len = i + 1 < hl ? h[i + 1] : 0;
-    if (len < 2 || i + len > hl) return;
-    if ((type & 0x80) === 0) h.fill(1, i, i + len);
-    i += len;
-  }
+  for (const [at, length] of eachOption(h, 20, hl)) if ((h[at] & 0x80) === 0) h.fill(1, at, at + length);
 }

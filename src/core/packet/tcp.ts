@@ -3,6 +3,7 @@
 import { ipFamily, type Ip } from '../../base/addr.js';
 import { checksumAdjust, internetChecksum } from './checksum.js';
 import { pseudoHeaderSum } from './ip.js';
+import { eachOption } from './options.js';
 import { buildIpv4, PROTO_TCP } from './ipv4.js';
 import { buildIpv6, IPV6_HEADER, parseIpv6 } from './ipv6.js';
 
@@ -12,8 +13,6 @@ export const TCP_RST = 0x04;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 
-const OPT_EOL = 0;
-const OPT_NOP = 1;
 const OPT_MSS = 2;
 
 /**
@@ -99,19 +98,7 @@ export function tcpMss(packet: Uint8Array): number | undefined {
  * Stops at the end-of-list option or at the first malformed option (touch nothing beyond it).
  */
 function* mssOptions(p: Uint8Array, from: number, optEnd: number): Generator<number> {
-  for (let i = from; i < optEnd;) {
-    const kind = p[i];
-    if (kind === OPT_EOL) return;
-    if (kind === OPT_NOP) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= optEnd) return;
-    const len = p[i + 1];
-    if (len < 2 || i + len > optEnd) return;
-    if (kind === OPT_MSS && len === 4) yield i + 2;
-    i += len;
-  }
+  for (const [at, length] of eachOption(p, from, optEnd)) if (p[at] === OPT_MSS && length === 4) yield at + 2;
 }
 
 export interface TcpSegmentOptions {

@@ -3,6 +3,7 @@
 // terminal, then pair, install and flush. Retries with backoff end in a negative entry.
 import type { Ip } from '../../base/addr.js';
 import type { CoreContext } from '../context.js';
+import type { TraceEvent } from '../gateway-api.js';
 import { pathKey } from '../key-table.js';
 import type { SearchEntry, SearchMessage } from '../packet/search-message.js';
 import { txidHex } from '../packet/search-message.js';
@@ -73,15 +74,12 @@ export class SearchOriginator {
     this.byTx.set(s.tx, s);
     this.ctx.count('search.started');
     if (this.ctx.isAttached(local)) {
-      this.ctx.count('search.source-skipped');
-      this.ctx.trace({
+      return this.startDestination(s, now, 'search.source-skipped', {
         event: 'source-skipped',
         kind: 'search-request(source)',
         step: 3,
         detail: { txid: s.tx, terminal: local, attached: true },
       });
-      this.startDestination(s, now);
-      return;
     }
     const msg = this.message(s, []);
     this.ctx.emit(buildSearchPacket({ src: remote, dst: local, icmpType: 8, ...echoIds(s.txid), msg }), {
@@ -128,22 +126,24 @@ export class SearchOriginator {
     }
     if (s.phase === 'source') {
       // Step 5: the first-stage check. Entries in the reply are gateways between us and the source terminal.
-      this.ctx.count('search.consumed');
-      this.ctx.trace({
+      s.sourceEntries = p.msg.entries.slice().reverse();
+      return this.startDestination(s, now, 'search.consumed', {
         event: 'search-reply-consumed',
         kind: 'search-reply(source)',
         step: 5,
         detail: { txid: tx, firstStage: p.msg.entries.length === 0, proxiedBy: p.msg.proxiedBy || undefined },
       });
-      s.sourceEntries = p.msg.entries.slice().reverse();
-      this.startDestination(s, now);
-      return;
     }
     this.complete(s, p.msg, claims.unverifiable, packet, now);
   }
 
-  /** Step 6: destination search — an echo request to the destination terminal, from the source's address. */
-  private startDestination(s: OriginSearch, now: number): void {
+  /**
+   * Step 6: destination search — an echo request to the destination terminal, from the source's address. `counter`
+   * and `why` record what started it: the end of the source stage (step 3 or 5), or a retry.
+   */
+  private startDestination(s: OriginSearch, now: number, counter: string, why: TraceEvent): void {
+    this.ctx.count(counter);
+    this.ctx.trace(why);
     s.phase = 'destination';
     const mine = makeEntry(
       this.ctx.ring,
@@ -245,15 +245,12 @@ export class SearchOriginator {
     if (!s) return;
     if (s.phase === 'source') {
       // The source terminal did not echo (a host firewall): proceed as the gateway that serves it.
-      this.ctx.count('search.source-silent');
-      this.ctx.trace({
+      return this.startDestination(s, now, 'search.source-silent', {
         event: 'source-silent',
         kind: 'search-request(source)',
         step: 5,
         detail: { txid: s.tx, terminal: s.local, attached: this.ctx.isAttached(s.local) },
       });
-      this.startDestination(s, now);
-      return;
     }
     this.ctx.count('search.timeout');
     this.retry(s, now);
@@ -269,14 +266,11 @@ export class SearchOriginator {
       s.txid = this.ctx.random(8);
       s.tx = txidHex(s.txid);
       this.byTx.set(s.tx, s);
-      this.ctx.count('search.retry');
-      this.ctx.trace({
+      return this.startDestination(s, now, 'search.retry', {
         event: 'search-retry',
         kind: 'search-request(destination)',
         detail: { txid: s.tx, attempt: s.attempt },
       });
-      this.startDestination(s, now);
-      return;
     }
     // Negative entry: nothing usable came back. Plain only where policy allows it for an unprotected remote.
     this.finish(s);

@@ -62,18 +62,16 @@ export interface PrfAlgorithm {
   readonly length: number;
 }
 
-const PRFS: readonly PrfAlgorithm[] = [
-  { id: PrfId.HMAC_SHA2_256, hash: 'sha256', length: 32 },
-  { id: PrfId.HMAC_SHA2_384, hash: 'sha384', length: 48 },
-  { id: PrfId.HMAC_SHA2_512, hash: 'sha512', length: 64 },
-].map((p) => Object.freeze(p as PrfAlgorithm));
+function hmacPrf(id: PrfId, hash: PrfAlgorithm['hash'], length: number): PrfAlgorithm {
+  return Object.freeze({ id, hash, length });
+}
 
-export const PRF_HMAC_SHA2_256 = PRFS[0];
-export const PRF_HMAC_SHA2_384 = PRFS[1];
-export const PRF_HMAC_SHA2_512 = PRFS[2];
+export const PRF_HMAC_SHA2_256 = hmacPrf(PrfId.HMAC_SHA2_256, 'sha256', 32);
+export const PRF_HMAC_SHA2_384 = hmacPrf(PrfId.HMAC_SHA2_384, 'sha384', 48);
+export const PRF_HMAC_SHA2_512 = hmacPrf(PrfId.HMAC_SHA2_512, 'sha512', 64);
 
 export function prfById(id: number): PrfAlgorithm | undefined {
-  return PRFS.find((p) => p.id === id);
+  return [PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512].find((p) => p.id === id);
 }
 
 export interface DhGroup {
@@ -91,42 +89,38 @@ export interface DhGroup {
   readonly sharedLength: number;
 }
 
-const GROUPS: readonly DhGroup[] = [
-  {
-    id: DhGroupId.ECP256,
-    kind: 'ecp',
-    curve: 'prime256v1',
-    jwkCurve: 'P-256',
-    fieldLength: 32,
-    publicLength: 64,
-    sharedLength: 32,
-  },
-  {
-    id: DhGroupId.ECP384,
-    kind: 'ecp',
-    curve: 'secp384r1',
-    jwkCurve: 'P-384',
-    fieldLength: 48,
-    publicLength: 96,
-    sharedLength: 48,
-  },
-  {
-    id: DhGroupId.CURVE25519,
-    kind: 'x25519',
-    curve: 'x25519',
-    jwkCurve: 'X25519',
-    fieldLength: 32,
-    publicLength: 32,
-    sharedLength: 32,
-  },
-].map((g) => Object.freeze(g as DhGroup));
+export const DH_ECP256: DhGroup = Object.freeze({
+  id: DhGroupId.ECP256,
+  kind: 'ecp',
+  curve: 'prime256v1',
+  jwkCurve: 'P-256',
+  fieldLength: 32,
+  publicLength: 64,
+  sharedLength: 32,
+});
 
-export const DH_ECP256 = GROUPS[0];
-export const DH_ECP384 = GROUPS[1];
-export const DH_CURVE25519 = GROUPS[2];
+export const DH_ECP384: DhGroup = Object.freeze({
+  id: DhGroupId.ECP384,
+  kind: 'ecp',
+  curve: 'secp384r1',
+  jwkCurve: 'P-384',
+  fieldLength: 48,
+  publicLength: 96,
+  sharedLength: 48,
+});
+
+export const DH_CURVE25519: DhGroup = Object.freeze({
+  id: DhGroupId.CURVE25519,
+  kind: 'x25519',
+  curve: 'x25519',
+  jwkCurve: 'X25519',
+  fieldLength: 32,
+  publicLength: 32,
+  sharedLength: 32,
+});
 
 export function dhGroupById(id: number): DhGroup | undefined {
-  return GROUPS.find((g) => g.id === id);
+  return [DH_ECP256, DH_ECP384, DH_CURVE25519].find((g) => g.id === id);
 }
 
 /** What an IKE SA runs with. Integrity is implied by the AEAD (no INTEG transform, SK_a* empty). */

@@ -3,9 +3,9 @@
 // permits end, liveness checks, lifetimes and permit expiry, deletion, and what the gateway's core
 // is told when a peer's last Child SA goes. Exchanges it starts go through the exchange layer
 // (exchange.ts); the SA table (engine.ts) holds the SAs.
-import { ExchangeType, notify, NotifyType } from '../message/index.js';
+import { ExchangeType, notify, NotifyType, type Payload } from '../message/index.js';
 import { parsePermit } from '../../pki/permit.js';
-import type { ChildSa, IkeSa } from './ike-sa.js';
+import type { ChildSa, ExchangeTask, IkeSa } from './ike-sa.js';
 import type { Exchanges } from './exchange.js';
 import { installOf } from './tasks/child.js';
 import { buildChildRekey, processChildRekeyResponse } from './tasks/child-rekey.js';
@@ -198,82 +198,62 @@ export class SaLifecycle {
   }
 
   private rekeyChild(sa: IkeSa, old: ChildSa, now: number, out: IkeOutput, group?: number): void {
-    let state: ReturnType<typeof buildChildRekey>['state'];
-    this.o.exchanges.queue(
-      sa,
-      {
-        task: 'child-rekey',
-        exchange: ExchangeType.CREATE_CHILD_SA,
-        build: () => {
-          const b = buildChildRekey(old, this.o, group);
-          state = b.state;
-          return b.inner;
-        },
-        process: (inner, t, o) => {
-          const r = processChildRekeyResponse(sa, { ...this.o, now: t }, state, inner);
-          if (r.ok) {
-            sa.children.push(r.child);
-            o.install.push(this.install(sa, r.child));
-            o.events.push({
-              event: 'child-rekeyed',
-              peer: sa.peer!.id,
-              vpnId: sa.peer!.vpnId,
-              detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi },
-            });
-            this.deleteChildSas(sa, [old], 'rekeyed', t, o);
-            return;
-          }
-          if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
-          if (r.code === 'not-found') return this.removeChildren(sa, [old], 'unknown to the peer', o);
-          // The peer's own rekey of this SA won, or it refused: try again later if the SA still needs it.
-          if (old.state === 'rekeying') old.state = 'installed';
-          old.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-          o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `child rekey: ${r.reason}` });
-        },
+    const task = createChildSaTask(
+      'child-rekey',
+      () => buildChildRekey(old, this.o, group),
+      (state, inner, t, o) => {
+        const r = processChildRekeyResponse(sa, { ...this.o, now: t }, state, inner);
+        if (r.ok) {
+          sa.children.push(r.child);
+          o.install.push(this.install(sa, r.child));
+          o.events.push({
+            event: 'child-rekeyed',
+            peer: sa.peer!.id,
+            vpnId: sa.peer!.vpnId,
+            detail: { old: old.inboundSpi, inbound: r.child.inboundSpi, outbound: r.child.outboundSpi },
+          });
+          this.deleteChildSas(sa, [old], 'rekeyed', t, o);
+          return;
+        }
+        if (r.code === 'retry-group') return this.rekeyChild(sa, old, t, o, r.group);
+        if (r.code === 'not-found') return this.removeChildren(sa, [old], 'unknown to the peer', o);
+        // The peer's own rekey of this SA won, or it refused: try again later if the SA still needs it.
+        if (old.state === 'rekeying') old.state = 'installed';
+        old.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
+        o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `child rekey: ${r.reason}` });
       },
-      now,
-      out,
     );
+    this.o.exchanges.queue(sa, task, now, out);
   }
 
   private rekeyIke(sa: IkeSa, now: number, out: IkeOutput): void {
-    let state: ReturnType<typeof buildIkeRekey>['state'];
-    this.o.exchanges.queue(
-      sa,
-      {
-        task: 'ike-rekey',
-        exchange: ExchangeType.CREATE_CHILD_SA,
-        build: () => {
-          const b = buildIkeRekey(sa, this.o);
-          state = b.state;
-          return b.inner;
-        },
-        process: (inner, t, o) => {
-          const r = processIkeRekeyResponse(sa, { now: t }, state, inner);
-          if (!r.ok) {
-            sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
-            o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });
-            return;
-          }
-          this.adoptRekeyed(sa, r.sa, t, o);
-          // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
-          sa.state = 'deleting';
-          this.o.exchanges.queue(
-            sa,
-            {
-              task: 'delete-ike',
-              exchange: ExchangeType.INFORMATIONAL,
-              build: () => deleteIke(),
-              process: () => this.o.table.forget(sa),
-            },
-            t,
-            o,
-          );
-        },
+    const task = createChildSaTask(
+      'ike-rekey',
+      () => buildIkeRekey(sa, this.o),
+      (state, inner, t, o) => {
+        const r = processIkeRekeyResponse(sa, { now: t }, state, inner);
+        if (!r.ok) {
+          sa.rekeyAt = t + (r.code === 'retry-later' ? 10_000 : 60_000);
+          o.events.push({ event: 'dropped', peer: sa.peer!.id, reason: `IKE rekey: ${r.reason}` });
+          return;
+        }
+        this.adoptRekeyed(sa, r.sa, t, o);
+        // The rekey's initiator deletes the old IKE SA (its Child SAs live on in the new one).
+        sa.state = 'deleting';
+        this.o.exchanges.queue(
+          sa,
+          {
+            task: 'delete-ike',
+            exchange: ExchangeType.INFORMATIONAL,
+            build: () => deleteIke(),
+            process: () => this.o.table.forget(sa),
+          },
+          t,
+          o,
+        );
       },
-      now,
-      out,
     );
+    this.o.exchanges.queue(sa, task, now, out);
   }
 
   /** An IKE rekey (either role) made `sa` to replace `old`: it joins the table with its own timers. */
@@ -371,4 +351,26 @@ export class SaLifecycle {
       });
     }
   }
+}
+
+/**
+ * A CREATE_CHILD_SA request (a rekey) whose answer is processed with what building it kept: its nonce and its
+ * Diffie-Hellman key pair.
+ */
+function createChildSaTask<S>(
+  task: string,
+  build: () => { inner: Payload[]; state: S },
+  process: (state: S, inner: Payload[], now: number, out: IkeOutput) => void,
+): ExchangeTask {
+  let state: S;
+  return {
+    task,
+    exchange: ExchangeType.CREATE_CHILD_SA,
+    build: () => {
+      const b = build();
+      state = b.state;
+      return b.inner;
+    },
+    process: (inner, now, out) => process(state, inner, now, out),
+  };
 }
