@@ -25,6 +25,7 @@ import { SqliteStore } from '../src/authority/storage/sqlite.js';
 import type { GatewayRow, MemberPrefixRow, Store } from '../src/authority/storage/types.js';
 import { createAuthorityCa } from '../src/pki/ca.js';
 import { startPostgres, type PgServer } from '../scripts/temp-postgres.js';
+import { envInteger } from './env.js';
 
 export interface RotateBenchOptions {
   gateways: number;
@@ -49,20 +50,13 @@ const ROTATION: RotationConfig = { periodMs: 0, overlapMs: 120_000, graceMs: 300
 const ACTOR = 'admin:bench';
 
 export function rotateBenchOptions(env: NodeJS.ProcessEnv = process.env): RotateBenchOptions {
-  const int = (name: string, dflt: number): number => {
-    const v = env[name];
-    if (v === undefined || v === '') return dflt;
-    if (!/^\d+$/.test(v) || Number(v) < 1)
-      throw new Error(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-    return Number(v);
-  };
   const backends = (env.KASANE_BENCH_ROTATE_BACKENDS ?? 'sqlite,postgres').split(',').map((s) => s.trim());
   for (const b of backends)
     if (b !== 'sqlite' && b !== 'postgres') throw new Error(`KASANE_BENCH_ROTATE_BACKENDS: unknown backend ${b}`);
   return {
-    gateways: int('KASANE_BENCH_ROTATE_GATEWAYS', 10_000),
-    vpns: int('KASANE_BENCH_ROTATE_VPNS', 1_000),
-    runs: int('KASANE_BENCH_ROTATE_RUNS', 3),
+    gateways: envInteger(env, 'KASANE_BENCH_ROTATE_GATEWAYS', 10_000, 1, 1_000_000),
+    vpns: envInteger(env, 'KASANE_BENCH_ROTATE_VPNS', 1_000, 1, 100_000),
+    runs: envInteger(env, 'KASANE_BENCH_ROTATE_RUNS', 3, 1, 100),
     backends: backends as RotateBenchOptions['backends'],
   };
 }

@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { AuthorityApiError, AuthorityUnreachableError } from '../../src/authority/client.js';
 import { postgresForTests } from './helpers/postgres.js';
-import { FollowingGateway, ReplicaSet, sleep, until } from './helpers/replicas.js';
+import { DirectoryWriters, FollowingGateway, ReplicaSet, rotateThroughEach, sleep, until } from './helpers/replicas.js';
 
 const server = await postgresForTests();
 /** Rounds of terminating every session, and the pause between two: ~3 s of sessions ending under the replicas. */
@@ -34,8 +33,7 @@ describe('PostgreSQL sessions terminated under two authority replicas', { skip: 
     const set = await ReplicaSet.create({ database, replicas: 2, leaseMs: 2000 });
     const admin = new pg.Client({ connectionString: database });
     const gateways: FollowingGateway[] = [];
-    let stop = false;
-    let writers: Promise<void>[] = [];
+    let writers: DirectoryWriters | undefined;
     try {
       await admin.connect();
       const [a, b] = set.replicas;
@@ -49,26 +47,8 @@ describe('PostgreSQL sessions terminated under two authority replicas', { skip: 
       }
       const pids = set.replicas.map((r) => set.pidOf(r.index));
 
-      const acked: string[] = [];
-      const failures = new Map<string, number>();
-      const writer = async (w: number): Promise<void> => {
-        for (let k = 0; !stop; k++) {
-          const prefix = `172.${16 + w}.${(k >> 8) & 255}.${k & 255}/32`;
-          try {
-            await set.replicas[w].admin.addDirectory(prefix, `writer ${w}`);
-            acked.push(prefix);
-          } catch (e) {
-            const kind =
-              e instanceof AuthorityApiError
-                ? `${e.status} ${e.code}`
-                : e instanceof AuthorityUnreachableError
-                  ? 'unreachable'
-                  : `other: ${(e as Error).message}`;
-            failures.set(kind, (failures.get(kind) ?? 0) + 1);
-          }
-        }
-      };
-      writers = [writer(0), writer(1)];
+      writers = new DirectoryWriters(set, [0, 1]);
+      const { acked, failures } = writers;
       await until(() => acked.length >= 10, 'ten acknowledged changes');
       let terminated = 0;
       for (let i = 0; i < ROUNDS; i++) {
@@ -81,8 +61,7 @@ describe('PostgreSQL sessions terminated under two authority replicas', { skip: 
           `${e.message}; replicas said: ${set.replicas.map((r) => r.stderr.slice(-3000)).join('\n---\n')}`,
         );
       });
-      stop = true;
-      await Promise.all(writers);
+      await writers.stop();
       t.diagnostic(`${terminated} sessions terminated; refusals meanwhile: ${JSON.stringify([...failures])}`);
 
       assert.deepEqual(
@@ -113,17 +92,9 @@ describe('PostgreSQL sessions terminated under two authority replicas', { skip: 
         15_000,
       );
       // ...and a change through either reaches every gateway, wherever it is connected.
-      for (const r of set.replicas) {
-        const rotated = await r.admin.rotateVpn('corp');
-        await until(
-          () => gateways.every((g) => g.epochs('corp').includes(rotated.epoch)),
-          `epoch ${rotated.epoch} at every gateway`,
-          15_000,
-        );
-      }
+      await rotateThroughEach(set, gateways, 'corp');
     } finally {
-      stop = true;
-      await Promise.all(writers);
+      await writers?.stop();
       for (const g of gateways) await g.stop();
       await admin.end().catch(() => undefined);
       await set.close();
