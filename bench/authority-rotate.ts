@@ -42,6 +42,8 @@ export interface RotateBenchResult {
   setupSeconds: number;
   /** Each rotate-all call, in order. */
   rotateSeconds: number[];
+  /** The CPU time this process (every thread: the sealing workers too) spent in each, in seconds. */
+  cpuSeconds: number[];
   /** The 1-minute load average before the first and after the last rotation. */
   load: { start: number; end: number };
 }
@@ -109,6 +111,7 @@ async function runOne(
     vpns: o.vpns,
     setupSeconds: 0,
     rotateSeconds: [],
+    cpuSeconds: [],
     load: { start: 0, end: 0 },
   };
   let pg: PgServer | undefined;
@@ -147,11 +150,16 @@ async function runOne(
       // Past the previous epochs' end: this rotation also deletes them.
       if (run > 0) clock.now += ROTATION.overlapMs + ROTATION.graceMs + 1;
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const rotated = await service.rotateAll(ACTOR, false);
       const s = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      result.cpuSeconds.push(round((cpu.user + cpu.system) / 1e6));
       if (rotated.length !== o.vpns) throw new Error(`rotated ${rotated.length} VPNs, not ${o.vpns}`);
       result.rotateSeconds.push(round(s));
-      log(`${backend}: rotate-all ${run + 1}: ${round(s)} s (load average ${round(loadavg()[0], 1)})`);
+      log(
+        `${backend}: rotate-all ${run + 1}: ${round(s)} s, CPU ${result.cpuSeconds[run]} s (load average ${round(loadavg()[0], 1)})`,
+      );
     }
     result.load.end = loadavg()[0];
     await check(db, o);
@@ -196,7 +204,8 @@ export function formatRotateBench(results: RotateBenchResult[]): string {
     .map((r) =>
       r.skipped
         ? `${r.backend}: skipped (${r.skipped})`
-        : `${r.backend}: rotate-all of ${r.vpns} VPNs (${r.gateways} gateways): ${r.rotateSeconds.join(' s, ')} s; ` +
+        : `${r.backend}: rotate-all of ${r.vpns} VPNs (${r.gateways} gateways): ${r.rotateSeconds.join(' s, ')} s ` +
+          `(CPU of this process ${r.cpuSeconds.join(' s, ')} s); ` +
           `load average ${round(r.load.start, 1)} before, ${round(r.load.end, 1)} after`,
     )
     .join('\n');
