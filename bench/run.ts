@@ -8,6 +8,7 @@ import { formatPeerBench, peerBenchOptions, runPeerBench } from './peers/index.j
 import { kasanePeer } from './peers/kasane.js';
 import { formatNativeBench, runNativeBench } from './native-bench.js';
 import { authorityBenchOptions, formatAuthorityBench, runAuthorityBench } from './authority-scale.js';
+import { formatRotateBench, runRotateBench } from './authority-rotate.js';
 import { formatIkeHostile, runIkeHostile } from './ike-hostile.js';
 
 interface Benchmark {
@@ -34,6 +35,13 @@ const benchmarks: Record<string, Benchmark> = {
       'enroll gateways, put them into VPNs, rotate every key: delivery time and memory, on SQLite and PostgreSQL',
     async run(log) {
       log(formatAuthorityBench(await runAuthorityBench(authorityBenchOptions(), (line) => log(`  ${line}`))));
+    },
+  },
+  'authority-rotate': {
+    description:
+      "the administrator's rotate-all call alone, against the store without HTTPS (by default 10,000 gateways in 1,000 VPNs), on SQLite and PostgreSQL",
+    async run(log) {
+      log(formatRotateBench(await runRotateBench({}, (line) => log(`  ${line}`))));
     },
   },
   peers: {

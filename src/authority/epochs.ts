@@ -7,17 +7,10 @@ import type { RotationConfig } from './config.js';
 import { Unchanged, type Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import { conflict } from './errors.js';
-import { deliveryContext, GROUP_KEY_BYTES, sealGroupKey, unwrapGroupKey, wrapGroupKey } from './group-keys.js';
+import { deliveryContext, GROUP_KEY_BYTES, unwrapGroupKey, wrapGroupKey } from './group-keys.js';
 import { vpnOrThrow, type GatewayKey } from './lookups.js';
+import { SealPool, type SealJob } from './seal-pool.js';
 import type { EpochRow, SealedKeyRow, SpiRow, StoreOps, VpnRow } from './storage/types.js';
-
-/** VPNs rotated in one transaction when many are (rotate --all, the scheduler). */
-const ROTATION_CHUNK = 50;
-/**
- * Seals made between two turns of the event loop while preparing (the transactions and deliveries under way go on
- * meanwhile).
- */
-const SEALS_PER_TURN = 16;
 
 /** An epoch that is not scheduled to expire (until the next rotation sets its end). */
 export const NEVER = Number.MAX_SAFE_INTEGER;
@@ -40,6 +33,9 @@ interface PreparedRotation {
 }
 
 export class Epochs {
+  /** Seals in worker threads when there are many (a rotation of many VPNs). */
+  private readonly pool = new SealPool();
+
   constructor(
     private readonly ctx: AuthorityContext,
     private readonly o: {
@@ -49,6 +45,11 @@ export class Epochs {
     },
   ) {
     if (o.kek.length !== 32) throw new Error('the key-encryption key must be 32 bytes');
+  }
+
+  /** Stops the sealing workers (the service stops). */
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   /** The first epoch of a new group VPN: active at once, until the first rotation. */
@@ -88,22 +89,20 @@ export class Epochs {
         for (const e of epochs) rows.push({ spi: next++, vpnId: vpn.id, gateway: g.name, epoch: e.epoch });
       await c.tx.insertSpis(rows);
     }
-    const jobs: Promise<SealedKeyRow>[] = [];
+    const rows: Omit<SealedKeyRow, 'enc' | 'ct'>[] = [];
+    const jobs: SealJob[] = [];
     for (const g of gateways) {
       for (const e of epochs) {
-        const ctx = deliveryContext(this.ctx.name, g.name, vpn.id, e.epoch);
-        jobs.push(
-          sealGroupKey(e.key, g.publicKey, ctx).then((s) => ({
-            vpnId: vpn.id,
-            epoch: e.epoch,
-            gateway: g.name,
-            enc: s.enc,
-            ct: s.ct,
-          })),
-        );
+        rows.push({ vpnId: vpn.id, epoch: e.epoch, gateway: g.name });
+        jobs.push({
+          key: e.key,
+          recipient: g.publicKey,
+          context: deliveryContext(this.ctx.name, g.name, vpn.id, e.epoch),
+        });
       }
     }
-    await c.tx.insertSealedKeys(await Promise.all(jobs));
+    const sealed = await this.pool.seal(jobs);
+    await c.tx.insertSealedKeys(rows.map((r, i) => ({ ...r, ...sealed[i] })));
   }
 
   /**
@@ -124,10 +123,7 @@ export class Epochs {
     )[0];
   }
 
-  /**
-   * rotateIn for several VPNs in one change, with a few statements for all of them (a rotation of
-   * every VPN runs in chunks of these: its time is round trips to the database, not work).
-   */
+  /** rotateIn for several VPNs in one change, with a few statements for all of them. */
   private async rotateBatch(
     c: Change,
     vpns: VpnRow[],
@@ -175,26 +171,37 @@ export class Epochs {
     }
     let spi = await c.tx.allocSpis(seen.size);
     const spis: SpiRow[] = [];
-    const sealing: Promise<SealedKeyRow>[] = [];
+    const sealedRows: SealedKeyRow[] = [];
+    // Seals the preparation could not make (a new member, a new key, the same epoch made meanwhile).
+    const missing: { row: SealedKeyRow; job: SealJob }[] = [];
     for (const vpn of vpns) {
       const epoch = vpn.lastEpoch + 1;
       const pre = prepared.get(vpn.id)?.epoch === epoch ? prepared.get(vpn.id) : undefined;
       for (const m of membersByVpn.get(vpn.id)!) {
         spis.push({ spi: spi++, vpnId: vpn.id, gateway: m.name, epoch });
         const ready = pre?.sealed.get(m.name);
+        const row: SealedKeyRow = {
+          vpnId: vpn.id,
+          epoch,
+          gateway: m.name,
+          enc: new Uint8Array(0),
+          ct: new Uint8Array(0),
+        };
+        sealedRows.push(row);
         // Reuse a prepared seal only for the same member key (it may have re-enrolled meanwhile).
-        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0)
-          sealing.push(Promise.resolve({ vpnId: vpn.id, epoch, gateway: m.name, enc: ready.enc, ct: ready.ct }));
-        else
-          sealing.push(
-            sealGroupKey(keys.get(vpn.id)!, m.publicKey, deliveryContext(this.ctx.name, m.name, vpn.id, epoch)).then(
-              (x) => ({ vpnId: vpn.id, epoch, gateway: m.name, enc: x.enc, ct: x.ct }),
-            ),
-          );
+        if (ready && Buffer.compare(Buffer.from(ready.publicKey), Buffer.from(m.publicKey)) === 0) {
+          row.enc = ready.enc;
+          row.ct = ready.ct;
+        } else {
+          const context = deliveryContext(this.ctx.name, m.name, vpn.id, epoch);
+          missing.push({ row, job: { key: keys.get(vpn.id)!, recipient: m.publicKey, context } });
+        }
       }
     }
+    const sealed = await this.pool.seal(missing.map((x) => x.job));
+    missing.forEach((x, i) => Object.assign(x.row, sealed[i]));
     await c.tx.insertSpis(spis);
-    await c.tx.insertSealedKeys(await Promise.all(sealing));
+    await c.tx.insertSealedKeys(sealedRows);
     await c.tx.advanceEpochs(ids, now);
     const out: { epoch: number; activeFrom: number }[] = [];
     for (const vpn of vpns) {
@@ -238,7 +245,7 @@ export class Epochs {
     });
   }
 
-  /** Rotates every group VPN (a transaction per chunk of them). */
+  /** Rotates every group VPN, in one change: all of them or, if it fails, none. */
   async rotateAll(actor: string, immediate: boolean): Promise<Rotated[]> {
     const vpns = await this.ctx.store.read((tx) => tx.listVpns());
     return this.rotateMany(
@@ -271,42 +278,52 @@ export class Epochs {
 
   /**
    * Makes the next epochs' keys and seals them to the current members outside any transaction, so
-   * that the transaction (which serialises every writer) does no public-key work. rotateBatch checks
-   * that each still fits (same epoch, same member keys) and seals what changed meanwhile.
+   * that the transaction (which serialises every writer) does no public-key work; the seals are made
+   * in worker threads (seal-pool.ts). rotateBatch checks that each still fits (same epoch, same
+   * member keys) and seals what changed meanwhile.
    */
   private async prepare(vpnIds: readonly number[]): Promise<Map<number, PreparedRotation>> {
     const r = await this.ctx.store.read(async (tx) => ({
       vpns: await tx.getVpnsByIds(vpnIds),
       members: await tx.listVpnMembersOf(vpnIds),
     }));
+    const membersOf = new Map<number, typeof r.members>();
+    for (const m of r.members) {
+      if (m.status !== 'active' || !m.publicKey) continue;
+      const list = membersOf.get(m.vpnId);
+      if (list) list.push(m);
+      else membersOf.set(m.vpnId, [m]);
+    }
     const out = new Map<number, PreparedRotation>();
-    const jobs: (() => Promise<void>)[] = [];
+    const slots: { p: PreparedRotation; gateway: string; publicKey: Uint8Array }[] = [];
+    const jobs: SealJob[] = [];
     for (const v of r.vpns) {
       if (v.mode !== 'group') continue;
       const epoch = v.lastEpoch + 1;
       const p: PreparedRotation = { vpnId: v.id, epoch, key: this.ctx.random(GROUP_KEY_BYTES), sealed: new Map() };
       out.set(v.id, p);
-      for (const m of r.members) {
-        if (m.vpnId !== v.id || m.status !== 'active' || !m.publicKey || p.sealed.has(m.gateway)) continue;
-        const publicKey = m.publicKey;
-        p.sealed.set(m.gateway, { publicKey, enc: new Uint8Array(0), ct: new Uint8Array(0) });
-        jobs.push(async () => {
-          const s = await sealGroupKey(p.key, publicKey, deliveryContext(this.ctx.name, m.gateway, v.id, epoch));
-          p.sealed.set(m.gateway, { publicKey, enc: s.enc, ct: s.ct });
+      const sealedTo = new Set<string>();
+      for (const m of membersOf.get(v.id) ?? []) {
+        // A member with several prefixes has several rows.
+        if (sealedTo.has(m.gateway)) continue;
+        sealedTo.add(m.gateway);
+        slots.push({ p, gateway: m.gateway, publicKey: m.publicKey! });
+        jobs.push({
+          key: p.key,
+          recipient: m.publicKey!,
+          context: deliveryContext(this.ctx.name, m.gateway, v.id, epoch),
         });
       }
     }
-    // Sealing is CPU work: a few at a time, so that this process keeps serving meanwhile.
-    for (let i = 0; i < jobs.length; i += SEALS_PER_TURN) {
-      await Promise.all(jobs.slice(i, i + SEALS_PER_TURN).map((j) => j()));
-      await new Promise<void>((r) => setImmediate(r));
-    }
+    const sealed = await this.pool.seal(jobs);
+    slots.forEach((s, i) => s.p.sealed.set(s.gateway, { publicKey: s.publicKey, ...sealed[i] }));
     return out;
   }
 
   /**
-   * Rotates VPNs in chunks, one transaction per chunk (a few hundred members at most), preparing
-   * the next chunk's keys while one commits. Members hear of each chunk when it commits.
+   * Rotates VPNs in one change, their keys sealed to the members beforehand (prepare). One version,
+   * one commit: the members hear of it together, the other replicas get one notification, and a
+   * failure leaves every VPN as it was.
    */
   private async rotateMany(
     actor: string,
@@ -316,30 +333,19 @@ export class Epochs {
     fence?: (tx: StoreOps) => Promise<void>,
     note?: Record<string, unknown>,
   ): Promise<Rotated[]> {
-    const chunks: number[][] = [];
-    for (let i = 0; i < ids.length; i += ROTATION_CHUNK) chunks.push(ids.slice(i, i + ROTATION_CHUNK));
-    const prepared: Promise<Map<number, PreparedRotation>>[] = [];
-    const prepare = (k: number): void => {
-      if (k < chunks.length) prepared[k] = this.prepare(chunks[k]).catch(() => new Map());
-    };
-    prepare(0);
-    const out: Rotated[] = [];
-    for (let k = 0; k < chunks.length; k++) {
-      const p = await prepared[k];
-      prepare(k + 1);
-      const r = await this.ctx.change(actor, async (c) => {
-        await fence?.(c.tx);
-        const vpns = (await c.tx.getVpnsByIds(chunks[k]))
-          .filter((v) => v.mode === 'group')
-          // Another replica may have rotated it meanwhile.
-          .filter((v) => !onlyIfDue || (v.nextRotationAt !== null && v.nextRotationAt <= c.now))
-          .sort((a, b) => a.id - b.id);
-        if (vpns.length === 0) throw new Unchanged<Rotated[]>([]);
-        const rotated = await this.rotateBatch(c, vpns, kind, p, note);
-        return vpns.map((v, i) => ({ vpn: v.name, ...rotated[i] }));
-      });
-      out.push(...r);
-    }
-    return out;
+    if (ids.length === 0) return [];
+    // A failed preparation (a gateway key that does not seal) leaves the sealing to the transaction, which reports it.
+    const prepared = await this.prepare(ids).catch(() => new Map<number, PreparedRotation>());
+    return this.ctx.change(actor, async (c) => {
+      await fence?.(c.tx);
+      const vpns = (await c.tx.getVpnsByIds(ids))
+        .filter((v) => v.mode === 'group')
+        // Another replica may have rotated it meanwhile.
+        .filter((v) => !onlyIfDue || (v.nextRotationAt !== null && v.nextRotationAt <= c.now))
+        .sort((a, b) => a.id - b.id);
+      if (vpns.length === 0) throw new Unchanged<Rotated[]>([]);
+      const rotated = await this.rotateBatch(c, vpns, kind, prepared, note);
+      return vpns.map((v, i) => ({ vpn: v.name, ...rotated[i] }));
+    });
   }
 }

@@ -664,20 +664,48 @@ export function authorityJobs(service: AuthorityService, rotationCheckMs: number
   ];
 }
 
+/** While a job keeps failing (the database is away), one line this often says so, with a count. */
+export const FAILING_LOG_MS = 30_000;
+
 /**
  * Runs each job every `everyMs` until the returned function is called. A job does not start again
  * while its previous run is still going (a slow rotation run must not race the next one); a
- * failure is logged and the job runs again at its next time. The timers never keep the process alive.
+ * failure is logged and the job runs again at its next time. A job that keeps failing (the
+ * heartbeat while the database is down, every few hundred ms) logs its first failure, then one
+ * line per `failingLogMs` with the count, and one when it works again. The timers never keep the
+ * process alive.
  */
-export function startJobs(jobs: readonly AuthorityJob[], log?: Logger): () => void {
+export function startJobs(jobs: readonly AuthorityJob[], log?: Logger, o: { failingLogMs?: number } = {}): () => void {
+  const failingLogMs = o.failingLogMs ?? FAILING_LOG_MS;
   const timers = jobs.map((job) => {
     let running = false;
+    /** Failures in a row, when the first of them was, failures since the last line, when that was. */
+    let failing = { count: 0, since: 0, unlogged: 0, loggedAt: 0 };
+    const failed = (e: unknown): void => {
+      const now = Date.now();
+      if (failing.count++ === 0) {
+        failing = { count: 1, since: now, unlogged: 0, loggedAt: now };
+        log?.error({ err: e }, `${job.name} failed`);
+      } else if (now - failing.loggedAt >= failingLogMs) {
+        log?.error(
+          { err: e, failures: failing.unlogged + 1, failingForMs: now - failing.since },
+          `${job.name} still failing`,
+        );
+        failing.unlogged = 0;
+        failing.loggedAt = now;
+      } else failing.unlogged++;
+    };
+    const worked = (): void => {
+      if (failing.count === 0) return;
+      log?.info({ failures: failing.count, failedForMs: Date.now() - failing.since }, `${job.name} works again`);
+      failing.count = 0;
+    };
     const timer = setInterval(() => {
       if (running || (job.when && !job.when())) return;
       running = true;
       job
         .run()
-        .catch((e) => log?.error({ err: e }, `${job.name} failed`))
+        .then(worked, failed)
         .finally(() => (running = false));
     }, job.everyMs);
     timer.unref();

@@ -114,11 +114,6 @@ export class Replicas {
     }
   }
 
-  /** A heartbeat failed (the database is away): keep the lease only as long as it lasts by our clock. */
-  beatFailed(e: unknown): void {
-    this.ctx.log?.warn({ err: (e as Error).message, holdsJobs: this.holdsJobs }, 'heartbeat failed');
-  }
-
   /** Fencing, inside a job's transaction: refuses to commit unless this replica still holds the jobs lease. */
   async assertHoldsJobs(tx: StoreOps): Promise<void> {
     const lease = await tx.getLease(JOBS_LEASE);

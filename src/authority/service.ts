@@ -187,6 +187,7 @@ export class AuthorityService implements AuthorityContext {
     this.events.stop();
     await federation;
     await this.replicas.stop();
+    await this.epochs.close();
   }
 
   get name(): string {

@@ -5,16 +5,18 @@
 // 256; the members hold the same key, each through its own sealed copy that nobody else opens;
 // expired epochs go with their sealed keys and SPIs at the next rotation; the scheduler rotates
 // exactly the VPNs that are due; keys rest in the database only wrapped; pairwise VPNs have no
-// epochs to rotate.
+// epochs to rotate; a rotation of many VPNs (sealed in worker threads) is one change, whole or not at all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NEVER } from '../../src/authority/epochs.js';
 import { openDelivery } from '../../src/authority/snapshot.js';
+import { failingStore } from './helpers/authority.js';
 import {
   addMember,
   addVpn,
   ADMIN,
   refusal,
+  version,
   TEST_ROTATION,
   testStores,
   withAuthority,
@@ -150,6 +152,60 @@ for (const store of await testStores()) {
         );
         assert.deepEqual(await refusal(service.epochs.rotate(ADMIN, 'p2p', false)), [409, 'not-group-vpn']);
         assert.deepEqual(await refusal(service.epochs.rotate(ADMIN, 'nope', false)), [404, 'unknown-vpn']);
+      }));
+
+    it('rotating many VPNs is one change: one version, an entry per VPN; a failure half-way leaves every VPN as it was', () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        // 60 VPNs of 2 members (once rotated in transactions of 50): 120 seals, made in worker threads.
+        const [VPNS, MEMBERS] = [60, 2];
+        const gateways: DirectGateway[] = [];
+        for (let g = 0; g < MEMBERS; g++) gateways.push(await a.enrolled(`gw${g}`, `192.0.2.${g + 1}`));
+        for (let v = 0; v < VPNS; v++) {
+          await addVpn(service, `vpn${v}`);
+          for (let g = 0; g < MEMBERS; g++) await addMember(service, `vpn${v}`, `gw${g}`, `10.${g}.${v}.0/24`);
+        }
+        const state = async () => ({
+          version: await version(a),
+          vpns: await service.vpns.list(),
+          audit: await service.admin.audit({ limit: 1000 }),
+          sealed: await a.store.read((tx) => tx.listSealedKeysOf(gateways.map((g) => g.name))),
+        });
+        const before = await state();
+        // Another process over the same database whose transactions fail at their end (the audit
+        // rows come after every epoch, SPI and sealed key of every VPN), then at the sealed keys.
+        for (const op of ['insertAudit', 'insertSealedKeys'] as const) {
+          const failing = await a.replica((s) => {
+            const f = failingStore(s, op);
+            f.arm(true);
+            return f.store;
+          });
+          await assert.rejects(failing.service.epochs.rotateAll(ADMIN, false), new RegExp(`injected failure in ${op}`));
+          assert.deepEqual(await state(), before, `nothing written when ${op} fails`);
+        }
+        const rotated = await service.epochs.rotateAll(ADMIN, false);
+        assert.deepEqual(
+          rotated.map((r) => [r.vpn, r.epoch]),
+          Array.from({ length: VPNS }, (_, v) => [`vpn${v}`, 2]),
+        );
+        assert.equal(await version(a), before.version + 1, 'one version for the whole rotation');
+        const entries = (await service.admin.audit({ limit: 1000 })).filter((e) => e.action === 'vpn.rotate');
+        assert.deepEqual(
+          entries.map((e) => [e.vpn, e.version, e.detail.epoch, e.detail.members]),
+          Array.from({ length: VPNS }, (_, v) => [`vpn${v}`, before.version + 1, 2, MEMBERS]),
+        );
+        // Every member opens its own copy of each VPN's new key; the members of a VPN agree.
+        const keys = new Map<string, string>();
+        for (const g of gateways) {
+          const snap = await g.snapshot();
+          assert.equal(snap.vpns.length, VPNS);
+          for (const v of snap.vpns) {
+            const key = Buffer.from(v.epochs.find((e) => e.epoch === 2)!.key).toString('hex');
+            assert.equal(keys.get(v.name) ?? key, key, `the members of ${v.name} agree`);
+            keys.set(v.name, key);
+          }
+        }
+        assert.equal(new Set(keys.values()).size, VPNS, 'a key of its own per VPN');
       }));
 
     it('group keys rest in the database only wrapped with the key-encryption key', () =>

@@ -1,9 +1,9 @@
 // Group keys at rest (key-encryption key) and in transit (HPKE to the gateway's key), and the
 // parser of deliveries (wire data) that turns them into the core's snapshot.
 import assert from 'node:assert/strict';
-import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
-import { sealBase } from '../../src/authority/hpke-seal.js';
+import { sealBase, type KeyPair } from '../../src/authority/hpke-seal.js';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -33,24 +33,13 @@ async function gatewayKeys(): Promise<{ spki: Uint8Array; pem: string; ecdh: Cry
 }
 
 /** The same P-256 key pair as WebCrypto ECDH keys (what @hpke/core takes as its ephemeral key material). */
-async function ephemeralCryptoKeys(e: ECDH): Promise<CryptoKeyPair> {
-  const pub = e.getPublicKey();
-  const jwk = {
-    kty: 'EC',
-    crv: 'P-256',
-    x: pub.subarray(1, 33).toString('base64url'),
-    y: pub.subarray(33).toString('base64url'),
-  };
+async function ephemeralCryptoKeys(e: KeyPair): Promise<CryptoKeyPair> {
+  const { x, y, d } = e.privateKey.export({ format: 'jwk' });
+  const jwk = { kty: 'EC', crv: 'P-256', x, y };
   const alg = { name: 'ECDH', namedCurve: 'P-256' };
   return {
     publicKey: await cryptoImpl.subtle.importKey('jwk', jwk, alg, true, []),
-    privateKey: await cryptoImpl.subtle.importKey(
-      'jwk',
-      { ...jwk, d: e.getPrivateKey().toString('base64url') },
-      alg,
-      true,
-      ['deriveBits'],
-    ),
+    privateKey: await cryptoImpl.subtle.importKey('jwk', { ...jwk, d }, alg, true, ['deriveBits']),
   };
 }
 
@@ -84,8 +73,7 @@ describe('group keys', () => {
       const key = rnd(32);
       const ctx = deliveryContext('acme', `gw${i}`, i + 1, i + 2);
       // The same ephemeral key pair on both sides: the same enc and ciphertext.
-      const eph = createECDH('prime256v1');
-      eph.generateKeys();
+      const eph = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
       const ekm = await ephemeralCryptoKeys(eph);
       const theirs = await suite.seal(
         { recipientPublicKey: await importEcdhPublicKey(r.spki), info: ctx, ekm },
@@ -102,6 +90,9 @@ describe('group keys', () => {
       () => sealBase(rnd(91), new Uint8Array(0), new Uint8Array(0), rnd(32)),
       /not an uncompressed P-256 public key/,
     );
+    // A point off the curve is refused, not used.
+    const off = Buffer.concat([Uint8Array.of(4), rnd(64)]);
+    assert.throws(() => sealBase(off, new Uint8Array(0), new Uint8Array(0), rnd(32)));
   });
 
   it('the delivery context encodes names with their length, so fields cannot slide', () => {

@@ -1,6 +1,8 @@
 // The running authority's periodic jobs (startJobs and authorityJobs in src/authority/lifecycle.ts).
 // It proves: a job runs at its interval and never overlaps itself, however slow a run; a failing
-// run is logged and the job runs again at its next time; once stopped, no run starts; and an
+// run is logged and the job runs again at its next time; a job that keeps failing (the heartbeat
+// while the database is down) logs its first failure, then a line per interval with the count,
+// and once when it works again; once stopped, no run starts; and an
 // authority's jobs are its due rotations and its CRL refresh, which do their work over the store
 // (on SQLite and PostgreSQL) when their timers fire; between replicas (PostgreSQL) the federation's
 // rounds (exchanges with peers, permit renewals) run on the holder of the jobs lease only, and move
@@ -65,14 +67,58 @@ describe('periodic jobs', () => {
       log,
     );
     try {
-      await until(() => runs >= 2, 'a second run');
+      await until(() => lines.length >= 2, 'a second run');
     } finally {
       stop();
     }
     assert.deepEqual(
       lines.map((l) => [l.level, l.msg, l.err?.message]),
-      [[50, 'flaky job failed', 'the store is away']],
+      [
+        [50, 'flaky job failed', 'the store is away'],
+        [30, 'flaky job works again', undefined],
+      ],
     );
+  });
+
+  it('a job that keeps failing logs its first failure, then a line per interval with the count, then its recovery', async () => {
+    const lines: { level: number; msg: string; failures?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    let failures = 0;
+    let down = true;
+    const stop = startJobs(
+      [
+        {
+          name: 'heartbeat',
+          everyMs: 2,
+          run: async () => {
+            if (!down) return;
+            failures++;
+            throw new Error('the database is away');
+          },
+        },
+      ],
+      log,
+      { failingLogMs: 100 },
+    );
+    const started = Date.now();
+    try {
+      await until(() => failures >= 60, 'sixty failures');
+      await sleep(150);
+      down = false;
+      await until(() => lines.some((l) => l.msg === 'heartbeat works again'), 'the recovery');
+    } finally {
+      stop();
+    }
+    const elapsed = Date.now() - started;
+    const [first, ...rest] = lines;
+    const last = rest.pop()!;
+    assert.deepEqual([first.level, first.msg], [50, 'heartbeat failed']);
+    assert.deepEqual([last.level, last.msg, last.failures], [30, 'heartbeat works again', failures]);
+    assert.ok(rest.length >= 1, 'a reminder while it keeps failing');
+    assert.ok(rest.every((l) => l.level === 50 && l.msg === 'heartbeat still failing'));
+    // At most one line per interval, and no failure counted twice.
+    assert.ok(rest.length <= elapsed / 100 + 1, `${rest.length} lines in ${elapsed} ms`);
+    assert.ok(rest.reduce((n, l) => n + l.failures!, 1) <= failures);
   });
 
   it('once stopped, no run starts', async () => {

@@ -10,9 +10,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AuthorityApiError, AuthorityUnreachableError } from '../../src/authority/client.js';
 import { startPostgresPair, type PgPair } from '../../scripts/temp-postgres.js';
-import { FollowingGateway, fullAudit, ReplicaSet, sleep, until } from './helpers/replicas.js';
+import {
+  DirectoryWriters,
+  FollowingGateway,
+  fullAudit,
+  ReplicaSet,
+  rotateThroughEach,
+  sleep,
+  until,
+} from './helpers/replicas.js';
 
 const started = await startPostgresPair();
 if (!started.ok && process.env.CI === 'true')
@@ -46,30 +53,8 @@ describe(
         const pids = set.replicas.map((r) => set.pidOf(r.index));
 
         // Two administrators keep adding directory entries, one through each replica.
-        const acked: string[] = [];
-        const ackedAt: number[] = [];
-        const failures = new Map<string, number>();
-        let stop = false;
-        const writer = async (w: number): Promise<void> => {
-          for (let k = 0; !stop; k++) {
-            const prefix = `172.${16 + w}.${(k >> 8) & 255}.${k & 255}/32`;
-            try {
-              await set.replicas[w].admin.addDirectory(prefix, `writer ${w}`);
-              acked.push(prefix);
-              ackedAt.push(Date.now());
-            } catch (e) {
-              const kind =
-                e instanceof AuthorityApiError
-                  ? `${e.status} ${e.code}`
-                  : e instanceof AuthorityUnreachableError
-                    ? 'unreachable'
-                    : `other: ${(e as Error).message}`;
-              failures.set(kind, (failures.get(kind) ?? 0) + 1);
-              await sleep(100);
-            }
-          }
-        };
-        const writers = [writer(0), writer(1)];
+        const writers = new DirectoryWriters(set, [0, 1], { pauseAfterFailureMs: 100 });
+        const { acked, ackedAt, failures } = writers;
         await until(() => acked.length >= 20, 'twenty acknowledged changes');
 
         pair!.killPrimary();
@@ -89,8 +74,7 @@ describe(
           );
         });
         const recoveredAt = ackedAt[ackedBefore];
-        stop = true;
-        await Promise.all(writers);
+        await writers.stop();
         t.diagnostic(
           `${ackedBefore} changes acknowledged before the kill; the first after it ${recoveredAt - promotedAt} ms after the promotion; refusals meanwhile: ${JSON.stringify([...failures])}`,
         );
@@ -126,14 +110,7 @@ describe(
         );
 
         // The change streams work again on both replicas: a rotation through each reaches every gateway.
-        for (const r of set.replicas) {
-          const rotated = await r.admin.rotateVpn('corp');
-          await until(
-            () => gateways.every((g) => g.epochs('corp').includes(rotated.epoch)),
-            `epoch ${rotated.epoch} at every gateway`,
-            15_000,
-          );
-        }
+        await rotateThroughEach(set, gateways, 'corp');
         const listed = await a.admin.replicas();
         assert.deepEqual(listed.filter((x) => x.alive).length, 2, 'both replicas heartbeat again');
         assert.equal(listed.filter((x) => x.runsJobs).length, 1, 'one of them runs the jobs');

@@ -138,6 +138,11 @@ export class PostgresStore implements Store {
           });
           // An idle client lost its connection: the server may be gone, look again before the next call.
           p.on('error', () => this.suspect(next));
+          // Every client hears its errors from the moment it is handed out. The pool stops listening when it hands a
+          // client out, and the caller's own listener comes a turn later: a session the server ends in that moment
+          // (57P01, its FATAL message in the same read as the ReadyForQuery) would be an unheard 'error' event, which
+          // ends the process.
+          p.on('connect', (client) => client.on('error', () => this.suspect(next)));
           return p;
         };
         const next: Pools = {

@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import {
+  AuthorityApiError,
   AuthorityClient,
+  AuthorityUnreachableError,
   openDelivery,
   type AuditEntry,
   type GatewayBundle,
@@ -290,3 +292,58 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
 }
 
 export { freePortOn };
+
+/** What an administrator's call that failed met: "STATUS code" from the authority, "unreachable", or "other: ...". */
+export function refusalKind(e: unknown): string {
+  return e instanceof AuthorityApiError
+    ? `${e.status} ${e.code}`
+    : e instanceof AuthorityUnreachableError
+      ? 'unreachable'
+      : `other: ${(e as Error).message}`;
+}
+
+/**
+ * Administrators adding directory entries (172.16+w.x.y/32) through replica w of each of `via`, one after another,
+ * until stopped: what they got acknowledged (and when) and how the others were refused.
+ */
+export class DirectoryWriters {
+  readonly acked: string[] = [];
+  readonly ackedAt: number[] = [];
+  readonly failures = new Map<string, number>();
+  private stopped = false;
+  private readonly running: Promise<void>[];
+
+  constructor(set: ReplicaSet, via: number[], o: { pauseAfterFailureMs?: number } = {}) {
+    this.running = via.map(async (w) => {
+      for (let k = 0; !this.stopped; k++) {
+        const prefix = `172.${16 + w}.${(k >> 8) & 255}.${k & 255}/32`;
+        try {
+          await set.replicas[w].admin.addDirectory(prefix, `writer ${w}`);
+          this.acked.push(prefix);
+          this.ackedAt.push(Date.now());
+        } catch (e) {
+          const kind = refusalKind(e);
+          this.failures.set(kind, (this.failures.get(kind) ?? 0) + 1);
+          if (o.pauseAfterFailureMs) await sleep(o.pauseAfterFailureMs);
+        }
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.running);
+  }
+}
+
+/** Rotates `vpn` through each replica in turn; each rotation must reach every gateway within 15 s. */
+export async function rotateThroughEach(set: ReplicaSet, gateways: FollowingGateway[], vpn: string): Promise<void> {
+  for (const r of set.replicas) {
+    const rotated = await r.admin.rotateVpn(vpn);
+    await until(
+      () => gateways.every((g) => g.epochs(vpn).includes(rotated.epoch)),
+      `epoch ${rotated.epoch} at every gateway`,
+      15_000,
+    );
+  }
+}
