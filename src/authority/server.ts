@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import { authenticateAdminRequest, MAX_PARAM_LENGTH, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
 import { Hangup } from './hub.js';
+import type { PushChannel } from './push.js';
+import { authorityMetrics } from './push-metrics.js';
 import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
 
@@ -262,7 +264,13 @@ type Req<T extends Record<string, unknown> = Record<string, never>> = FastifyReq
   Querystring: T extends { Querystring: infer Q } ? Q : unknown;
 }>;
 
-export async function buildServer(service: AuthorityService, tls: TlsMaterial, log: Logger): Promise<FastifyInstance> {
+/** `push`: the wake-up channel (push.ts); absent when it is off. */
+export async function buildServer(
+  service: AuthorityService,
+  tls: TlsMaterial,
+  log: Logger,
+  push?: PushChannel,
+): Promise<FastifyInstance> {
   const crls = service.currentCrls();
   const app = Fastify({
     https: {
@@ -398,7 +406,12 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   // --- administrators
   app.register(async (r) => {
     r.addHook('onRequest', admin);
-    r.get('/v1/status', async () => service.status());
+    r.get('/v1/status', async () => ({ ...(await service.status()), ...(push && { push: push.status() }) }));
+    const metrics = authorityMetrics(service, push);
+    r.get('/v1/metrics', async (_req, reply: FastifyReply) => {
+      reply.type(metrics.contentType);
+      return metrics.metrics();
+    });
     r.get('/v1/replicas', async () => service.listReplicas());
 
     r.get('/v1/vpns', async () => service.listVpns());
@@ -676,6 +689,11 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       { schema: { body: s.ikeCertificate } },
       async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr),
     );
+    // The wake-up channel's key (push.ts); 404 when it is off: the gateway stays on the long poll.
+    r.post('/v1/gateway/push', async (req) => {
+      if (!push) throw notFoundError('push-off', 'this authority has no wake-up channel: use the long poll');
+      return push.offer(req.gatewayName!);
+    });
     r.get(
       '/v1/gateway/changes',
       { schema: { querystring: s.changesQuery } },

@@ -15,6 +15,7 @@ import {
   type AuditEntry,
   type GatewayBundle,
   type GatewayChanges,
+  type PushWatchOptions,
 } from '../../../src/authority/client.js';
 import { dataPaths, readConfig, writeConfig } from '../../../src/authority/config.js';
 import { initAuthority } from '../../../src/authority/lifecycle.js';
@@ -214,7 +215,7 @@ export class FollowingGateway {
     readonly name: string,
     data: string,
     urls: string[],
-    o: { resolve?: (host: string) => Promise<string[]>; waitSeconds?: number } = {},
+    o: { resolve?: (host: string) => Promise<string[]>; waitSeconds?: number; push?: PushWatchOptions } = {},
   ) {
     this.link = new AuthorityLink({
       data,
@@ -224,6 +225,7 @@ export class FollowingGateway {
       resolve: o.resolve,
       waitSeconds: o.waitSeconds ?? 20,
       backoffMs: { min: 100, max: 1000 },
+      push: o.push,
     });
   }
 
