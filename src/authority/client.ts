@@ -567,8 +567,7 @@ export class AuthorityClient {
     const max = o.backoffMs?.max ?? 10_000;
     let delay = min;
     let pushAfter = o.push?.enabled === false ? Infinity : 0;
-    const refused = (e: unknown): boolean =>
-      e instanceof AuthorityApiError && (e.status === 403 || e.status === 401);
+    const refused = (e: unknown): boolean => e instanceof AuthorityApiError && (e.status === 403 || e.status === 401);
     while (!o.signal?.aborted) {
       if (performance.now() >= pushAfter) {
         const endpoint = this.endpoint;

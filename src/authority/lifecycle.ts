@@ -633,7 +633,9 @@ function pushChannel(
         return {
           version: state.version,
           directoryVersion: state.directoryVersion,
-          gateways: new Map(rows.map((g) => [g.name, { active: g.status === 'active', changedVersion: g.changedVersion }])),
+          gateways: new Map(
+            rows.map((g) => [g.name, { active: g.status === 'active', changedVersion: g.changedVersion }]),
+          ),
         };
       }),
     refreshSeconds: (config.push && config.push.refreshSeconds) || DEFAULT_REFRESH_SECONDS,

@@ -112,7 +112,8 @@ export class AuthorityLink {
           ...this.o.push,
           onState: (e) => {
             this.pushState = e.state;
-            if (e.state === 'subscribed') this.o.log.info({ authority: e.endpoint }, 'subscribed to the wake-up channel');
+            if (e.state === 'subscribed')
+              this.o.log.info({ authority: e.endpoint }, 'subscribed to the wake-up channel');
             else
               this.o.log.warn(
                 { authority: e.endpoint, reason: e.reason, version: this.version },
