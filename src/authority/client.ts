@@ -484,7 +484,9 @@ export class AuthorityClient {
 
   /** Gateway side: its status report (key table, counters), at most one per second. */
   reportStatus(report: GatewayReport, signal?: AbortSignal): Promise<{ accepted: true; nextInMs: number }> {
-    return this.request('POST', '/v1/gateway/status', report, { signal, timeoutMs: 15_000 });
+    // On a connection of its own: a kept-alive one would stay open between reports, costing the
+    // authority what the wake-up channel saves (docs/authority.md, "Memory per gateway").
+    return this.request('POST', '/v1/gateway/status', report, { signal, timeoutMs: 15_000, fresh: true });
   }
 
   /**
@@ -506,7 +508,7 @@ export class AuthorityClient {
 
   /** Gateway side: the key of the wake-up channel (404 `push-off`: the authority has none). */
   pushOffer(signal?: AbortSignal): Promise<PushOffer> {
-    return this.request('POST', '/v1/gateway/push', undefined, { signal, timeoutMs: 15_000 });
+    return this.request('POST', '/v1/gateway/push', undefined, { signal, timeoutMs: 15_000, fresh: true });
   }
 
   /**

@@ -73,7 +73,7 @@ export class AuthorityLink {
   /** Keys at start: the authority if a replica answers soon, else the cached delivery (sealed to our key). */
   async initial(): Promise<AuthoritySnapshot> {
     try {
-      const c = await this.client.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000) });
+      const c = await this.client.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000), fresh: true });
       const s = await this.accept(c);
       if (s) return s;
     } catch (e) {
