@@ -98,38 +98,17 @@ describe('push datagrams', () => {
       const p = parseDatagram(b);
       return p.ok ? 'ok' : p.error.code;
     };
-    assert.equal(
-      codes(() => undefined),
-      'ok',
-    );
-    assert.equal(
-      codes((b) => (b[0] = 2)),
-      'bad-version',
-    );
-    assert.equal(
-      codes((b) => (b[1] = 9)),
-      'bad-type',
-    );
-    assert.equal(
-      codes((b) => (b[2] = 1)),
-      'bad-flags',
-    );
-    assert.equal(
-      codes((b) => (b[3] = 2)),
-      'bad-length',
-    );
-    assert.equal(
-      codes((b) => (b[8] = 0xff)),
-      'bad-number',
-    );
-    assert.equal(
-      codes((b) => (b[24] = 0xff)),
-      'bad-name',
-    );
-    assert.equal(
-      codes((b) => (b[24] = 0)),
-      'bad-name',
-    );
+    const cases: [string, (b: Buffer) => void][] = [
+      ['ok', () => undefined],
+      ['bad-version', (b) => (b[0] = 2)],
+      ['bad-type', (b) => (b[1] = 9)],
+      ['bad-flags', (b) => (b[2] = 1)],
+      ['bad-length', (b) => (b[3] = 2)],
+      ['bad-number', (b) => (b[8] = 0xff)],
+      ['bad-name', (b) => (b[24] = 0xff)],
+      ['bad-name', (b) => (b[24] = 0)],
+    ];
+    for (const [code, change] of cases) assert.equal(codes(change), code);
     assert.throws(() => encodeDatagram({ type: 'subscribe', keyId: 1, seq: 2, cursor: 3, gateway: 'x'.repeat(64) }, k));
     assert.throws(() => encodeDatagram({ type: 'ack', keyId: -1, seq: 2, version: 3 }, k));
   });
