@@ -283,6 +283,10 @@ export async function buildServer(
       // Administrators have no certificate: the gateway routes check `authorized` themselves.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      // Gateways on the wake-up channel fetch on a new connection each time, resuming their TLS
+      // session with a ticket: keep tickets good for a day (node's default, 5 minutes, would make
+      // most fetches full handshakes). Resumption still runs an ECDHE: forward secrecy is kept.
+      sessionTimeout: 86_400,
     },
     loggerInstance: log,
     // Request logs would be one line per long poll of every gateway: changes are logged instead.
