@@ -34,6 +34,13 @@ export const DEFAULT_REFRESH_SECONDS = 25;
 const RESEND_FIRST_MS = 1000;
 const RESEND_MAX_MS = 16_000;
 const TICK_MS = 250;
+/**
+ * WAKEs whose fetch may be under way at once: the rest wait their turn. Woken gateways all connect
+ * at once otherwise (a rotation of everything: thousands of TLS handshakes, beyond the listen
+ * backlog and into SYN retries of seconds). A slot frees when the gateway's SUBSCRIBE acknowledges
+ * the WAKE, or at its first resend.
+ */
+export const MAX_WAKING = 512;
 /** A record's gateway is looked up in the database again after this long (revocations). */
 const RECHECK_MS = 5 * 60_000;
 /** Gateways checked in one database read at most. */
@@ -54,6 +61,8 @@ export interface PushChannelOptions {
   send: (datagram: Buffer, address: string, port: number) => void;
   check: (gateways: string[]) => Promise<PushCheck>;
   refreshSeconds: number;
+  /** WAKEs in flight at once (default MAX_WAKING). */
+  maxWaking?: number;
   /** The UDP port gateways send to (told in the offer; set once the socket is bound). */
   port: number;
   log?: Logger;
@@ -82,6 +91,8 @@ interface Subscription {
   resendMs: number;
   /** The tick its next resend falls in (0: none). */
   tick: number;
+  /** Holds one of the MAX_WAKING slots. */
+  waking: boolean;
 }
 
 export class PushChannel {
@@ -93,6 +104,9 @@ export class PushChannel {
   /** The newest version this process knows of. */
   private known = 0;
   private checkQueue: Subscription[] = [];
+  /** Gateways to wake once a slot frees, in order. */
+  private readonly queued = new Set<Subscription>();
+  private waking = 0;
   private checkScheduled = false;
   private closed = false;
   readonly drops: Record<PushDropReason, number> = {
@@ -160,6 +174,7 @@ export class PushChannel {
         reset: false,
         resendMs: 0,
         tick: 0,
+        waking: false,
       };
       this.table.set(d.gateway, rec);
     }
@@ -177,6 +192,7 @@ export class PushChannel {
       rec.wakeVersion = 0;
       rec.reset = false;
       this.unschedule(rec);
+      this.release(rec);
     }
     if (rec.checkedAt === 0 || d.cursor > this.known || now - rec.checkedAt > RECHECK_MS) this.queueCheck(rec);
     else this.answer(rec);
@@ -207,7 +223,7 @@ export class PushChannel {
     return {
       port: this.port,
       subscriptions: this.table.size,
-      pendingWakes: this.pending,
+      pendingWakes: this.pending + this.queued.size,
       drops: { ...this.drops },
       ...this.counts,
     };
@@ -219,7 +235,9 @@ export class PushChannel {
     this.timer = undefined;
     this.table.clear();
     this.wheel.clear();
+    this.queued.clear();
     this.pending = 0;
+    this.waking = 0;
   }
 
   // --- internals
@@ -244,10 +262,35 @@ export class PushChannel {
   private wake(rec: Subscription, version: number, reset: boolean): void {
     rec.wakeVersion = version;
     rec.reset = reset;
+    if (this.queued.has(rec)) return; // it will be sent the newest version when its turn comes
+    if (rec.waking || this.waking < (this.o.maxWaking ?? MAX_WAKING)) this.admit(rec);
+    else this.queued.add(rec);
+  }
+
+  /** Sends the WAKE now (holding a slot) and schedules its resend. */
+  private admit(rec: Subscription): void {
+    if (!rec.waking) {
+      rec.waking = true;
+      this.waking++;
+    }
     this.counts.wakes++;
     this.sendWake(rec);
     rec.resendMs = RESEND_FIRST_MS;
     this.schedule(rec, RESEND_FIRST_MS);
+  }
+
+  /** Frees its slot (or its place in the queue) and wakes the next in turn. */
+  private release(rec: Subscription): void {
+    this.queued.delete(rec);
+    if (!rec.waking) return;
+    rec.waking = false;
+    this.waking--;
+    const max = this.o.maxWaking ?? MAX_WAKING;
+    for (const next of this.queued) {
+      if (this.waking >= max) break;
+      this.queued.delete(next);
+      if (next.wakeVersion && this.table.get(next.gateway) === next) this.admit(next);
+    }
   }
 
   private sendWake(rec: Subscription): void {
@@ -314,6 +357,7 @@ export class PushChannel {
     this.unschedule(rec);
     rec.wakeVersion = 0;
     this.table.delete(rec.gateway);
+    this.release(rec);
   }
 
   private schedule(rec: Subscription, ms: number): void {
@@ -357,6 +401,8 @@ export class PushChannel {
         this.sendWake(rec);
         rec.resendMs = Math.min(rec.resendMs * 2, RESEND_MAX_MS);
         this.schedule(rec, rec.resendMs);
+        // Its first WAKE may have been lost: its slot goes to the next in turn (resends continue).
+        this.release(rec);
       }
     }
     const now = this.o.now();
@@ -365,7 +411,7 @@ export class PushChannel {
       const quiet = now - 3 * this.o.refreshSeconds * 1000 - RESEND_FIRST_MS;
       for (const rec of this.table.values()) if (rec.seenAt < quiet) this.forget(rec);
     }
-    if (this.table.size === 0 && this.pending === 0) {
+    if (this.table.size === 0 && this.pending === 0 && this.queued.size === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
     }

@@ -11,7 +11,10 @@ import { PushChannel, type PushCheck } from '../../src/authority/push.js';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const secret = new Uint8Array(32).fill(3);
 
-function channel(db: { version: number; directoryVersion: number; gateways: Record<string, [boolean, number]> }) {
+function channel(
+  db: { version: number; directoryVersion: number; gateways: Record<string, [boolean, number]> },
+  maxWaking?: number,
+) {
   let now = 1_800_000_000_000;
   const sent: PushDatagram[] = [];
   const c = new PushChannel({
@@ -33,6 +36,7 @@ function channel(db: { version: number; directoryVersion: number; gateways: Reco
     }),
     refreshSeconds: 1,
     port: 9,
+    maxWaking,
   });
   let seq = now;
   const subscribe = (gateway: string, cursor: number): void => {
@@ -96,6 +100,33 @@ describe('push subscription table', () => {
           ['wake', 13],
         ],
       );
+    } finally {
+      c.close();
+    }
+  });
+
+  it('wakes at most maxWaking gateways at once; the next when one acknowledges', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const db = {
+      version: 5,
+      directoryVersion: 1,
+      gateways: Object.fromEntries(names.map((n) => [n, [true, 1] as [boolean, number]])),
+    };
+    const { c, sent, subscribe } = channel(db, 2);
+    try {
+      for (const n of names) subscribe(n, 5);
+      await settle();
+      db.version = 6;
+      c.notify('all', 6);
+      const wakes = (): number => sent.filter((d) => d.type === 'wake').length;
+      assert.equal(wakes(), 2, 'two in flight');
+      assert.equal(c.status().pendingWakes, 5);
+      subscribe('a', 6); // a fetched: its slot goes to the next
+      await settle();
+      assert.equal(wakes(), 3);
+      // Without acknowledgements, the slots free at the first resends (~1 s): everybody is woken.
+      await sleep(1700);
+      assert.ok(wakes() >= 5 + 2, `${wakes()} WAKEs`);
     } finally {
       c.close();
     }
