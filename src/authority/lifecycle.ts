@@ -650,7 +650,10 @@ function pushChannel(
       channel.port = socket.port;
     },
     async close() {
+      const told = channel.farewell();
       channel.close();
+      // The farewells leave before the socket closes (datagrams queued on a closing socket are lost).
+      if (told) await new Promise((r) => setTimeout(r, 50));
       await socket?.close();
       socket = undefined;
     },

@@ -9,7 +9,8 @@
 //
 //   0      version (1)
 //   1      type: 1 SUBSCRIBE (gateway → authority), 2 ACK, 3 WAKE (authority → gateway)
-//   2      flags: WAKE bit 0 = reset (the gateway's cursor is ahead of the authority); others 0
+//   2      flags: WAKE bit 0 = reset (the gateway's cursor is ahead of the authority), bit 1 = gone
+//          (this authority process is stopping: subscribe again, elsewhere or once it is back); others 0
 //   3      SUBSCRIBE: length n of the gateway's name (1..63); ACK, WAKE: 0
 //   4..7   key id: the push key's issue time (s since the Unix epoch), big-endian
 //   8..15  sequence: SUBSCRIBE: the gateway's own, strictly increasing, ~ the authority's clock in
@@ -29,6 +30,7 @@ const HEADER_BYTES = 24;
 export const MAX_DATAGRAM_BYTES = HEADER_BYTES + MAX_NAME_BYTES + MAC_BYTES;
 const TYPES = { subscribe: 1, ack: 2, wake: 3 } as const;
 const FLAG_RESET = 1;
+const FLAG_GONE = 2;
 const KEY_INFO = Buffer.from('kasane push v1', 'latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -51,6 +53,8 @@ export interface Wake {
   seq: number;
   version: number;
   reset: boolean;
+  /** The authority process is stopping. */
+  gone?: boolean;
 }
 export type PushDatagram = Subscribe | Ack | Wake;
 
@@ -106,7 +110,7 @@ export function encodeDatagram(d: PushDatagram, key: Uint8Array): Buffer {
   const b = Buffer.alloc(HEADER_BYTES + name.length + MAC_BYTES);
   b[0] = PUSH_PROTOCOL_VERSION;
   b[1] = TYPES[d.type];
-  b[2] = d.type === 'wake' && d.reset ? FLAG_RESET : 0;
+  b[2] = d.type === 'wake' ? (d.reset ? FLAG_RESET : 0) | (d.gone ? FLAG_GONE : 0) : 0;
   b[3] = name.length;
   b.writeUInt32BE(d.keyId, 4);
   writeU64(b, 8, d.seq);
@@ -151,9 +155,10 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
     if (flags !== 0) return err('bad-flags', `flags ${flags}`);
     return ok({ datagram: { type: 'ack', keyId, seq, version: third }, signed, mac: macBytes });
   }
-  if ((flags & ~FLAG_RESET) !== 0) return err('bad-flags', `flags ${flags}`);
+  if ((flags & ~(FLAG_RESET | FLAG_GONE)) !== 0) return err('bad-flags', `flags ${flags}`);
+  const reset = (flags & FLAG_RESET) !== 0;
   return ok({
-    datagram: { type: 'wake', keyId, seq, version: third, reset: (flags & FLAG_RESET) !== 0 },
+    datagram: { type: 'wake', keyId, seq, version: third, reset, ...((flags & FLAG_GONE) !== 0 && { gone: true }) },
     signed,
     mac: macBytes,
   });

@@ -111,7 +111,10 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       if (d.version > cursor) wanted = Math.max(wanted, d.version);
     } else {
       if (o.dropWake?.(d)) return;
-      if (d.version > cursor) wanted = Math.max(wanted, d.version);
+      // The replica is stopping: subscribe again (only as an answer to our newest SUBSCRIBE).
+      if (d.gone) {
+        if (d.seq === seq) failure ??= new Error('the authority replica is stopping');
+      } else if (d.version > cursor) wanted = Math.max(wanted, d.version);
       else if (d.reset && d.seq === seq && d.seq !== lastReset) {
         lastReset = d.seq;
         reset = true;

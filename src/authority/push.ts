@@ -229,6 +229,17 @@ export class PushChannel {
     };
   }
 
+  /**
+   * Tells every subscribed gateway that this process is stopping (a WAKE flagged `gone`), so that
+   * it subscribes again — to another replica, or here once it is back — instead of learning of it
+   * at its next refresh. Returns the number told.
+   */
+  farewell(): number {
+    for (const rec of this.table.values())
+      this.send(rec, { type: 'wake', keyId: rec.keyId, seq: rec.seq, version: rec.due, reset: false, gone: true });
+    return this.table.size;
+  }
+
   close(): void {
     this.closed = true;
     clearInterval(this.timer);

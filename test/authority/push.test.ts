@@ -2,12 +2,13 @@
 // UDP on 127.0.0.1: a subscribed gateway gets a change within 1 s without holding a connection
 // open; forged, replayed, wrong-key, truncated, stale, expired and revoked gateways' datagrams are
 // counted drops that get no answer; a lost WAKE is recovered by the resend; with the channel off
-// (or on an authority without it) the gateway follows the long poll; authority.json's `push`
-// section is checked like the rest.
+// (or on an authority without it) the gateway follows the long poll; a stopping authority tells
+// its gateways, which subscribe again as soon as it is back; authority.json's `push` section is
+// checked like the rest.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +18,7 @@ import { encodeDatagram, parseDatagram, pushKey, verifyDatagram } from '../../sr
 import {
   apiError,
   bundleGateway,
+  freePort,
   startTestAuthority,
   type TestAuthority,
   type TestGateway,
@@ -219,6 +221,39 @@ describe('wake-up channel', () => {
     } finally {
       t.running.app.server.off('secureConnection', onTls);
       await f.stop();
+    }
+  });
+});
+
+describe('wake-up channel across an authority restart', () => {
+  it('a stopping authority tells its gateways, which subscribe again once it is back', async () => {
+    const port = await freePort();
+    const listen = { host: '127.0.0.1', port };
+    const t1 = await startTestAuthority({ listen, push: { refreshSeconds: 25 } });
+    let t2: TestAuthority | undefined;
+    const gw = await bundleGateway(t1, 'gw-1', '198.18.0.1');
+    await t1.admin.createVpn({ name: 'V', id: 10 });
+    await t1.admin.addMember('V', 'gw-1', ['10.1.0.0/24']);
+    const { version } = await gw.client.changes(0);
+    const f = follow(gw, version);
+    try {
+      await until(() => f.states.includes('subscribed'), 'subscribed');
+      t1.admin.close();
+      await t1.running.close();
+      await until(() => f.states.includes('ended'), 'the gateway heard the authority stop', 2000);
+      t2 = await startTestAuthority({ dir: t1.dir, listen, push: { refreshSeconds: 25 } });
+      // Well before its next refresh (25 s), it is subscribed to the new process.
+      await until(() => f.states.filter((s) => s === 'subscribed').length === 2, 'subscribed again', 8000);
+      assert.equal(t2.running.push!.size, 1);
+      const start = performance.now();
+      await t2.admin.rotateVpn('V', true);
+      await until(() => f.answers.length > 0, 'the change');
+      assert.ok(f.answers[0].at - start < 1000);
+    } finally {
+      await f.stop();
+      gw.client.close();
+      await t2?.close();
+      rmSync(t1.dir, { recursive: true, force: true });
     }
   });
 });
