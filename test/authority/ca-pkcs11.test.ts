@@ -72,7 +72,12 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
         `copied: ${replica.copied.join(', ')}`,
       );
       assert.deepEqual(readConfig(b).ca, readConfig(a).ca, 'the replica names the same token');
-      assert.deepEqual(readdirSync(join(b, 'keystore')).sort(), ['attribute-authority.key', 'kek', 'push', 'server.key']);
+      assert.deepEqual(readdirSync(join(b, 'keystore')).sort(), [
+        'attribute-authority.key',
+        'kek',
+        'push',
+        'server.key',
+      ]);
 
       for (const dir of [a, b])
         running.push(
