@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -170,6 +171,30 @@ describe('wake-up channel', () => {
     } finally {
       socket.close();
     }
+  });
+
+  it('exports its subscriptions and drops to Prometheus (administrators only)', async () => {
+    const get = (token?: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const req = https.request(
+          new URL('/v1/metrics', t.url),
+          { ca: t.ca, headers: token ? { authorization: `Bearer ${token}` } : {} },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const m = await get(t.adminToken);
+    assert.equal(m.status, 200);
+    assert.match(m.text, /^kasane_authority_push_subscriptions \d+$/m);
+    assert.match(m.text, /^kasane_authority_push_drops_total\{reason="bad-mac"\} [1-9]\d*$/m);
+    assert.match(m.text, /^kasane_authority_push_sent_total\{kind="wake"\} [1-9]\d*$/m);
+    assert.match(m.text, /^kasane_authority_waiting_gateways 0$/m);
+    assert.equal((await get()).status, 401);
   });
 
   it('drops the SUBSCRIBEs of a revoked gateway, authentic or not', async () => {
