@@ -36,7 +36,7 @@ import { caKeyLabels, makeTokenCaKeys, openCaKeys, type CaKeys } from './ca-keys
 import { unwrapGroupKey } from './group-keys.js';
 import { createLogger } from './log.js';
 import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
-import { bindPushSocket, DEFAULT_REFRESH_SECONDS, PushChannel } from './push.js';
+import { bindPushSocket, DEFAULT_REFRESH_SECONDS, PushChannel, tlsTicketKeys } from './push.js';
 import { buildServer } from './server.js';
 import { AuthorityService } from './service.js';
 import { PostgresStore } from './storage/postgres.js';
@@ -525,7 +525,12 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     });
     await service.start();
     push = config.push === false ? undefined : pushChannel(service, store, keystore, config, now, random, log);
-    const app = await buildServer(service, tls, log, push?.channel);
+    const app = await buildServer(
+      service,
+      { ...tls, ...(push && { ticketKeys: tlsTicketKeys(keystore.readSecret(KEY_PUSH)) }) },
+      log,
+      push?.channel,
+    );
     started = { app, service };
     // When a replica dies its gateways all connect to the others at once: with node's default
     // backlog (511) the kernel drops the connections beyond it, and each waits for its SYN to be

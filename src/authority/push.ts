@@ -13,6 +13,7 @@
 // Anything not an authentic, fresh SUBSCRIBE of an active gateway is a counted drop and gets no
 // answer: the channel never answers an unauthenticated sender, and its answers are no larger than
 // what they answer (no amplification).
+import { hkdfSync } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import {
@@ -427,6 +428,15 @@ export class PushChannel {
       this.timer = undefined;
     }
   }
+}
+
+/**
+ * The TLS session ticket keys of every replica, from the push secret: a woken gateway resumes its
+ * session on whichever replica it fetches from, and after a restart (a failover is then no full
+ * handshake per gateway either). They change with the secret only; tickets last a day.
+ */
+export function tlsTicketKeys(secret: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), Buffer.from('kasane tls tickets v1'), 48));
 }
 
 /** The channel's UDP socket on `host`:`port` (0: any free port); resolves once bound. */

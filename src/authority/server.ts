@@ -24,7 +24,15 @@ export interface TlsMaterial {
   ca: string[];
   /** Key exchange groups (OpenSSL names, ':'-separated); absent: node's default. */
   groups?: string;
+  /**
+   * TLS session ticket keys (48 bytes) shared by every replica (push.ts derives them from the push
+   * secret): a gateway's session resumes on any replica, and across restarts. Absent: node's random.
+   */
+  ticketKeys?: Buffer;
 }
+
+/** How long a TLS session ticket is good for (s). */
+const SESSION_TIMEOUT_S = 86_400;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -286,7 +294,8 @@ export async function buildServer(
       // Gateways on the wake-up channel fetch on a new connection each time, resuming their TLS
       // session with a ticket: keep tickets good for a day (node's default, 5 minutes, would make
       // most fetches full handshakes). Resumption still runs an ECDHE: forward secrecy is kept.
-      sessionTimeout: 86_400,
+      sessionTimeout: SESSION_TIMEOUT_S,
+      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
     },
     loggerInstance: log,
     // Request logs would be one line per long poll of every gateway: changes are logged instead.
@@ -340,6 +349,8 @@ export async function buildServer(
       ca: tls.ca,
       crl: [c.root, c.issuing],
       ...(tls.groups && { ecdhCurve: tls.groups }),
+      sessionTimeout: SESSION_TIMEOUT_S,
+      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
     });
   });
 

@@ -3,8 +3,8 @@
 // open; forged, replayed, wrong-key, truncated, stale, expired and revoked gateways' datagrams are
 // counted drops that get no answer; a lost WAKE is recovered by the resend; with the channel off
 // (or on an authority without it) the gateway follows the long poll; a stopping authority tells
-// its gateways, which subscribe again as soon as it is back; authority.json's `push` section is
-// checked like the rest.
+// its gateways, which subscribe again as soon as it is back, resuming their TLS sessions with it;
+// authority.json's `push` section is checked like the rest.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,7 @@ import {
   apiError,
   bundleGateway,
   freePort,
+  gatewayOf,
   startTestAuthority,
   type TestAuthority,
   type TestGateway,
@@ -261,12 +262,19 @@ describe('wake-up channel across an authority restart', () => {
     await t1.admin.addMember('V', 'gw-1', ['10.1.0.0/24']);
     const { version } = await gw.client.changes(0);
     const f = follow(gw, version);
+    const probe = gatewayOf(gw.bundle);
     try {
       await until(() => f.states.includes('subscribed'), 'subscribed');
+      await probe.client.changes(0, { waitSeconds: 0, fresh: true });
       t1.admin.close();
       await t1.running.close();
       await until(() => f.states.includes('ended'), 'the gateway heard the authority stop', 2000);
       t2 = await startTestAuthority({ dir: t1.dir, listen, push: { refreshSeconds: 25 } });
+      const reused: boolean[] = [];
+      t2.running.app.server.on('secureConnection', (sock: TLSSocket) => reused.push(sock.isSessionReused()));
+      // A session from before the restart resumes (ticket keys from the push secret, as on every replica).
+      await probe.client.changes(0, { waitSeconds: 0, fresh: true });
+      assert.equal(reused[0], true, 'resumed across the restart');
       // Well before its next refresh (25 s), it is subscribed to the new process.
       await until(() => f.states.filter((s) => s === 'subscribed').length === 2, 'subscribed again', 8000);
       assert.equal(t2.running.push!.size, 1);
@@ -277,6 +285,7 @@ describe('wake-up channel across an authority restart', () => {
     } finally {
       await f.stop();
       gw.client.close();
+      probe.client.close();
       await t2?.close();
       rmSync(t1.dir, { recursive: true, force: true });
     }
