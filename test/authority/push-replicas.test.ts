@@ -3,9 +3,12 @@
 // a change made through one replica reaches, within 1 s, a gateway subscribed to the other (its
 // WAKE comes from that replica's own view of the database); after kill -9 of a gateway's replica
 // the gateway moves to the survivor, subscribes there, and misses no change; the key one replica
-// hands out is checked by every replica (the push secret is copied by `authority replica`).
+// hands out is checked by the other (the push secret is copied by `authority replica`).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { createSocket } from 'node:dgram';
+import { gatewayClient } from '../../src/authority/client.js';
+import { encodeDatagram, parseDatagram, verifyDatagram } from '../../src/authority/push-datagram.js';
 import { postgresForTests } from './helpers/postgres.js';
 import { FollowingGateway, ReplicaSet, until } from './helpers/replicas.js';
 
@@ -36,6 +39,12 @@ describe('wake-up channel with two replicas', { skip: pg.skip }, () => {
       );
       const [s0, s1] = await Promise.all([r0.admin.status(), r1.admin.status()]);
       assert.deepEqual([s0.push?.subscriptions, s1.push?.subscriptions], [2, 2]);
+
+      // A key from replica 1, to be checked by replica 0 below (the push secret is copied by `authority replica`).
+      const probe = gatewayClient((await set.gateway('probe', '192.0.2.99', 1)).bundle, undefined, { urls: [r1.url] });
+      const offer = await probe.pushOffer();
+      const offerClock = offer.now - Date.now();
+      probe.close();
       assert.deepEqual([s0.waitingGateways, s1.waitingGateways], [0, 0], 'no long poll held');
 
       // A change through either replica reaches the gateways of both within 1 s.
@@ -81,6 +90,22 @@ describe('wake-up channel with two replicas', { skip: pg.skip }, () => {
       await until(() => followers.every((f) => f.epochs('corp').includes(again.epoch)), `epoch ${again.epoch}`);
       assert.ok(Date.now() - t0 < 1000, `after the move: ${Date.now() - t0} ms`);
       assert.equal((await r0.admin.status()).waitingGateways, 0);
+
+      // Replica 0 answers a SUBSCRIBE made with the key replica 1 handed out.
+      const socket = createSocket('udp4');
+      const answers: Buffer[] = [];
+      socket.on('message', (b) => answers.push(b));
+      const key = Buffer.from(offer.key, 'base64');
+      const seq = Date.now() + offerClock;
+      socket.send(
+        encodeDatagram({ type: 'subscribe', keyId: offer.keyId, seq, cursor: 0, gateway: 'probe' }, key),
+        (await r0.admin.status()).push!.port,
+        r0.host,
+      );
+      await until(() => answers.length > 0, 'the ACK of replica 0', 5000);
+      socket.close();
+      const ack = parseDatagram(answers[0]);
+      assert.ok(ack.ok && ack.value.datagram.type === 'ack' && verifyDatagram(ack.value, key));
     } finally {
       for (const f of followers) await f.stop();
       await set.close();
