@@ -11,12 +11,16 @@
 // The authorities run as separate `kasane authority serve` processes, so their memory (VmRSS,
 // VmHWM from /proc) is their own; the gateways are lightweight clients of the real change stream
 // (the client library's failover over several URLs, no HPKE open but for a sample) in this process.
+// By default they follow it as gateways do (`watch`): subscribed to the wake-up channel (one UDP
+// socket each) and fetching over a new mutual-TLS connection with a resumed session when woken;
+// KASANE_BENCH_AUTHORITY_MODE=longpoll holds a long poll per gateway instead, to compare.
 //
 // Size by environment (defaults: the issue's 10,000 gateways, 1,000 VPNs):
 //   KASANE_BENCH_AUTHORITY_GATEWAYS, KASANE_BENCH_AUTHORITY_VPNS,
 //   KASANE_BENCH_AUTHORITY_BACKENDS (comma list of sqlite, postgres),
 //   KASANE_BENCH_AUTHORITY_REPLICAS (comma list of replica counts for postgres, default 1,2,3),
-//   KASANE_BENCH_AUTHORITY_CONCURRENCY.
+//   KASANE_BENCH_AUTHORITY_CONCURRENCY, KASANE_BENCH_AUTHORITY_MODE (push or longpoll),
+//   KASANE_BENCH_AUTHORITY_PUSH_REFRESH (the authorities' push.refreshSeconds; default 25).
 // KASANE_BENCH_AUTHORITY_ENV: NAME=VALUE pairs (space-separated) added to the authorities'
 // environment, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16384 (docs/authority.md, "Memory per gateway").
 // KASANE_BENCH_AUTHORITY_TLS_GROUPS: the authorities' tls.groups (authority.json), e.g. X25519:P-256.
@@ -39,6 +43,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OVERLAP_MS = 120_000;
 
 export type AuthorityBackend = 'sqlite' | 'postgres';
+export type AuthorityBenchMode = 'push' | 'longpoll';
 
 export interface AuthorityBenchOptions {
   gateways: number;
@@ -50,11 +55,16 @@ export interface AuthorityBenchOptions {
   concurrency: number;
   /** Gateways whose new key is decrypted and compared (HPKE open costs ~3 ms each). */
   verifySample: number;
+  /** How the gateways follow the change stream: the wake-up channel, or a long poll each. */
+  mode: AuthorityBenchMode;
+  /** The authorities' push.refreshSeconds (undefined: the default). */
+  pushRefreshSeconds?: number;
 }
 
 export interface AuthorityBenchResult {
   backend: AuthorityBackend;
   replicas: number;
+  mode: AuthorityBenchMode;
   skipped?: string;
   gateways: number;
   vpns: number;
@@ -66,7 +76,7 @@ export interface AuthorityBenchResult {
   /** Per gateway: from its VPN's rotation until it received the new epoch. */
   latencyMs: { p50: number; p99: number; max: number };
   verified: number;
-  /** Per replica: RSS after setup, with its gateways waiting, the high-water mark; KB per waiting gateway. */
+  /** Per replica: RSS after setup, with its gateways waiting (or subscribed), the high-water mark; KB per gateway. */
   memory: {
     replica: number;
     gateways: number;
@@ -99,7 +109,14 @@ export function authorityBenchOptions(env: NodeJS.ProcessEnv = process.env): Aut
   for (const r of replicas)
     if (!Number.isInteger(r) || r < 1 || r > 8)
       throw new Error('KASANE_BENCH_AUTHORITY_REPLICAS: replica counts from 1 to 8');
+  const mode = env.KASANE_BENCH_AUTHORITY_MODE || 'push';
+  if (mode !== 'push' && mode !== 'longpoll')
+    throw new Error(`KASANE_BENCH_AUTHORITY_MODE: push or longpoll, got ${JSON.stringify(mode)}`);
   return {
+    mode,
+    pushRefreshSeconds: env.KASANE_BENCH_AUTHORITY_PUSH_REFRESH
+      ? int('KASANE_BENCH_AUTHORITY_PUSH_REFRESH', 25)
+      : undefined,
     gateways: int('KASANE_BENCH_AUTHORITY_GATEWAYS', 10_000),
     vpns: int('KASANE_BENCH_AUTHORITY_VPNS', 1_000),
     backends: backends as AuthorityBackend[],
@@ -158,10 +175,11 @@ async function runOne(
   o: AuthorityBenchOptions,
   log: (line: string) => void,
 ): Promise<AuthorityBenchResult> {
-  const tag = backend === 'sqlite' ? 'sqlite' : `postgres x${replicas}`;
+  const tag = `${backend === 'sqlite' ? 'sqlite' : `postgres x${replicas}`} ${o.mode}`;
   const empty: AuthorityBenchResult = {
     backend,
     replicas,
+    mode: o.mode,
     gateways: o.gateways,
     vpns: o.vpns,
     setupSeconds: { vpns: 0, enroll: 0, members: 0, connect: 0 },
@@ -204,11 +222,17 @@ async function runOne(
         listen: { host: '127.0.0.1', port: ports[r] },
       });
     const groups = process.env.KASANE_BENCH_AUTHORITY_TLS_GROUPS;
-    if (groups)
-      for (let r = 0; r < replicas; r++) {
-        const file = join(dir, `r${r}`, 'authority.json');
-        writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), tls: { groups } }));
-      }
+    for (let r = 0; r < replicas; r++) {
+      const file = join(dir, `r${r}`, 'authority.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          ...JSON.parse(readFileSync(file, 'utf8')),
+          ...(groups && { tls: { groups } }),
+          ...(o.pushRefreshSeconds && { push: { refreshSeconds: o.pushRefreshSeconds } }),
+        }),
+      );
+    }
     for (let r = 0; r < replicas; r++) children.push(await spawnServe(join(dir, `r${r}`), ports[r]));
     const pids = children.map((c) => c.pid!);
     const ca = readFileSync(join(dir, 'r0', 'certs', 'root-ca.pem'), 'utf8');
@@ -273,8 +297,20 @@ async function runOne(
     let markerWanted = 0;
     let markerAll: () => void = () => undefined;
     const errors: unknown[] = [];
-    const follow = async (i: number, onFirst: () => void): Promise<void> => {
-      const vpn = vpnName(i % o.vpns);
+    /** What gateway i was told: its VPN's new epoch, the failover marker. */
+    const seen = (i: number, c: GatewayChanges): void => {
+      if (!c.delivery) return;
+      const v = c.delivery.vpns.find((x) => x.name === vpnName(i % o.vpns));
+      if (!received[i] && v && v.epochs.some((e) => e.epoch === 2)) {
+        received[i] = { at: Date.now(), change: c };
+        if (++got === o.gateways) allReceived();
+      }
+      if (marker && markerSeen[i] === undefined && c.delivery.protectedPrefixes.includes(marker)) {
+        markerSeen[i] = Date.now();
+        if (i % replicas === replicas - 1 && ++markerCount === markerWanted) markerAll();
+      }
+    };
+    const followLongPoll = async (i: number, onFirst: () => void): Promise<void> => {
       let since = 0;
       let failures = 0;
       const stop = new AbortController();
@@ -296,20 +332,46 @@ async function runOne(
           continue;
         }
         if (since === 0) onFirst();
-        else if (c.delivery) {
-          const v = c.delivery.vpns.find((x) => x.name === vpn);
-          if (!received[i] && v && v.epochs.some((e) => e.epoch === 2)) {
-            received[i] = { at: Date.now(), change: c };
-            if (++got === o.gateways) allReceived();
-          }
-          if (marker && markerSeen[i] === undefined && c.delivery.protectedPrefixes.includes(marker)) {
-            markerSeen[i] = Date.now();
-            if (i % replicas === replicas - 1 && ++markerCount === markerWanted) markerAll();
-          }
-        }
+        else seen(i, c);
         since = c.version;
       }
     };
+    // As a gateway: the first delivery (on a connection of its own), then the wake-up channel.
+    const followPush = async (i: number, onFirst: () => void): Promise<void> => {
+      const stop = new AbortController();
+      stops.push(stop);
+      let first: GatewayChanges | undefined;
+      for (let failures = 0; !first;) {
+        try {
+          first = await gws[i].changes(0, { waitSeconds: 0, signal: stop.signal, fresh: true });
+        } catch (e) {
+          if (stop.signal.aborted) return;
+          if (++failures > 20) {
+            errors.push(e);
+            return onFirst();
+          }
+          await sleep(100 * failures);
+        }
+      }
+      let up = false;
+      await gws[i]
+        .watch({
+          since: first.version,
+          signal: stop.signal,
+          backoffMs: { min: 100, max: 2000 },
+          push: {
+            onState: (e) => {
+              if (e.state === 'fallback') pushFallbacks++;
+              if (!up) onFirst();
+              up = true;
+            },
+          },
+          onChanges: (c) => seen(i, c),
+        })
+        .catch((e: unknown) => errors.push(e));
+    };
+    let pushFallbacks = 0;
+    const follow = o.mode === 'push' ? followPush : followLongPoll;
     // Gateways come up gradually (TLS handshake and first delivery), then stay on the stream.
     const followers: Promise<void>[] = [];
     await pool(
@@ -317,8 +379,14 @@ async function runOne(
       Math.max(o.concurrency, 64),
       (_, i) => new Promise<void>((first) => void followers.push(follow(i, first))),
     );
+    // Gateways on the stream of each replica: waiting on its long poll, or subscribed to its channel.
     const waitingOn = async (): Promise<number[]> =>
-      Promise.all(admins.map(async (a) => (await a.status()).waitingGateways));
+      Promise.all(
+        admins.map(async (a) => {
+          const s = await a.status();
+          return s.waitingGateways + (s.push?.subscriptions ?? 0);
+        }),
+      );
     for (;;) {
       const w = await waitingOn();
       if (w.reduce((a, b) => a + b, 0) >= o.gateways) break;
@@ -326,7 +394,10 @@ async function runOne(
       await sleep(200);
     }
     const connectS = (performance.now() - t) / 1000;
-    log(`${tag}: ${o.gateways} gateways on the change stream (mutual TLS) in ${round(connectS)} s`);
+    log(
+      `${tag}: ${o.gateways} gateways on the change stream (${o.mode === 'push' ? 'wake-up channel' : 'mutual-TLS long poll'}) in ${round(connectS)} s` +
+        (pushFallbacks ? `; ${pushFallbacks} fell back to the long poll` : ''),
+    );
     await sleep(2000);
     const waiting = await waitingOn();
     const withGateways = pids.map((p) => memory(p).rss);
@@ -430,6 +501,7 @@ async function runOne(
     return {
       backend,
       replicas,
+      mode: o.mode,
       gateways: o.gateways,
       vpns: o.vpns,
       setupSeconds: { vpns: round(vpnsS), enroll: round(enrollS), members: round(membersS), connect: round(connectS) },
@@ -478,7 +550,7 @@ export async function runAuthorityBench(
 export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
-    const tag = r.backend === 'sqlite' ? 'sqlite' : `postgres x${r.replicas}`;
+    const tag = `${r.backend === 'sqlite' ? 'sqlite' : `postgres x${r.replicas}`} ${r.mode}`;
     if (r.skipped) {
       lines.push(`${tag}: skipped (${r.skipped})`);
       continue;
@@ -488,7 +560,7 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
         `(per gateway after its VPN's rotation: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms; ${r.verified} decrypted and checked)`,
       ...r.memory.map(
         (m) =>
-          `${tag}: replica ${m.replica}: ${m.gateways} gateways waiting; RSS ${m.afterSetupMb} MB after setup, ${m.waitingMb} MB with them waiting (${m.kbPerGateway} KB per gateway), high water ${m.highWaterMb} MB`,
+          `${tag}: replica ${m.replica}: ${m.gateways} gateways ${r.mode === 'push' ? 'subscribed' : 'waiting'}; RSS ${m.afterSetupMb} MB after setup, ${m.waitingMb} MB with them waiting (${m.kbPerGateway} KB per gateway), high water ${m.highWaterMb} MB`,
       ),
       ...(r.failover
         ? [

@@ -6,6 +6,7 @@ import { ikeChain, ikeMessage } from './ike.js';
 import { certificates, csrs, permits } from './pki.js';
 import { api, apiWire } from './api.js';
 import { configs, topology } from './files.js';
+import { pushDatagrams } from './push.js';
 
 export const TARGETS: FuzzTarget[] = [
   packets,
@@ -19,6 +20,7 @@ export const TARGETS: FuzzTarget[] = [
   csrs,
   api,
   apiWire,
+  pushDatagrams,
   topology,
   configs,
 ];

@@ -55,6 +55,7 @@ export class ChangeStream {
   private checking: Promise<void> | undefined;
   private queue: Ask[] = [];
   private reading = false;
+  private readonly wakeListeners: ((target: Iterable<string> | 'all', version: number) => void)[] = [];
 
   constructor(
     private readonly ctx: AuthorityContext,
@@ -89,10 +90,23 @@ export class ChangeStream {
     return this.hub.pendingWaits;
   }
 
+  /**
+   * Also tells `listener` of every wake-up (the wake-up channel, push.ts): the gateways a change
+   * at `version` concerns, or everybody.
+   */
+  onWake(listener: (target: Iterable<string> | 'all', version: number) => void): void {
+    this.wakeListeners.push(listener);
+  }
+
   /** After a commit of this process: wakes the gateways whose delivery it changed. */
   published(change: Change): void {
-    if (change.all) this.hub.notify('all');
-    else if (change.touched.size) this.hub.notify(change.touched);
+    if (change.all) this.wake('all', change.version);
+    else if (change.touched.size) this.wake(change.touched, change.version);
+  }
+
+  private wake(target: Iterable<string> | 'all', version: number): void {
+    this.hub.notify(target);
+    for (const l of this.wakeListeners) l(target, version);
   }
 
   /**
@@ -284,8 +298,8 @@ export class ChangeStream {
       return { state, names: (await tx.gatewaysChangedAfter(since)).map((g) => g.name) };
     });
     if (r.state.version <= since) return;
-    if (r.state.directoryVersion > since) this.hub.notify('all');
-    else this.hub.notify(r.names);
+    if (r.state.directoryVersion > since) this.wake('all', r.state.version);
+    else this.wake(r.names, r.state.version);
     this.checkedVersion = Math.max(this.checkedVersion, r.state.version);
     if (r.state.crlVersion > this.crlVersion) {
       this.crlVersion = r.state.crlVersion;

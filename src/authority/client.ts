@@ -9,6 +9,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { AuthoritySnapshot, VpnMode } from '../core/types.js';
 import { createCsr } from '../pki/ca.js';
 import { exportPkcs8Pem, fingerprint, generateKeyPair, joinPem, pemToDer } from '../pki/keys.js';
+import { runPushSession, type PushSessionEnd, type PushSessionOptions } from './push-subscriber.js';
 import { openDelivery } from './snapshot.js';
 import {
   BUNDLE_FORMAT,
@@ -25,6 +26,7 @@ import {
   type GatewayReport,
   type GatewayStatusView,
   type MemberInfo,
+  type PushOffer,
   type ReplicaView,
   type StatusView,
   type VpnDetail,
@@ -76,7 +78,24 @@ interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   query?: Record<string, string | number | boolean | undefined>;
+  /** On a connection of its own, closed after the answer (resuming the TLS session): a woken gateway's fetch. */
+  fresh?: boolean;
 }
+
+/** How the change stream is followed (`watch`): the wake-up channel when the authority offers it. */
+export interface PushWatchOptions {
+  /** Use the wake-up channel when offered (default true); false: the long poll only. */
+  enabled?: boolean;
+  /** After a fallback to the long poll (no channel, or no answer): try the channel again this much later (ms). */
+  retryMs?: number;
+  /** Told when a session is subscribed, and when the gateway falls back to the long poll (and why). */
+  onState?: (e: { state: 'subscribed' | 'fallback' | 'ended'; reason?: string; endpoint: string }) => void;
+  /** Test hooks of the session (push-subscriber.ts). */
+  session?: Pick<PushSessionOptions, 'dropWake' | 'ackTimeoutMs'>;
+}
+
+/** After a fallback, the wake-up channel is tried again this much later by default. */
+const PUSH_RETRY_MS = 5 * 60_000;
 
 /** One place to send requests to: a URL, and the address its host name resolved to (if it is a name). */
 interface Endpoint {
@@ -133,6 +152,8 @@ function unreachable(e: unknown): boolean {
 
 export class AuthorityClient {
   private readonly agent: https.Agent;
+  /** Connections closed after one answer, their TLS sessions resumed (`fresh` requests). */
+  private readonly freshAgent: https.Agent;
   private readonly urls: URL[];
   private resolved: { at: number; list: Endpoint[] } | undefined;
   private current = 0;
@@ -153,11 +174,17 @@ export class AuthorityClient {
     });
     // One TLS context for every connection (the agent would parse the CA, certificate and key again
     // for each: a reconnection after a failover costs a handshake, not that too).
-    this.agent = new https.Agent({
-      keepAlive: true,
-      maxSockets: 8,
-      secureContext: createSecureContext({ ca: o.ca, cert: o.cert, key: o.key }),
-    });
+    const secureContext = createSecureContext({ ca: o.ca, cert: o.cert, key: o.key });
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 8, secureContext });
+    // A woken gateway's fetch holds nothing on the authority once answered (docs/authority.md,
+    // "Memory per gateway"); the session ticket makes the next handshake a resumption.
+    this.freshAgent = new https.Agent({ keepAlive: false, maxCachedSessions: 8, secureContext });
+  }
+
+  /** The host requests go to now: the address its name resolved to, or the URL's host. */
+  get host(): string {
+    const e = this.resolved?.list[this.current];
+    return e?.address ?? this.url.hostname.replace(/^\[|\]$/g, '');
   }
 
   /** The URL requests go to now (after a failover: the replica that answered). */
@@ -173,6 +200,7 @@ export class AuthorityClient {
 
   close(): void {
     this.agent.destroy();
+    this.freshAgent.destroy();
   }
 
   /** One API call; resolves with the parsed JSON, rejects with AuthorityApiError on 4xx/5xx. */
@@ -287,7 +315,8 @@ export class AuthorityClient {
       ? { hostname: at.address, servername: u.hostname, headers: { ...headers, host: u.host } }
       : { headers };
     return new Promise<T>((resolve, reject) => {
-      const req = https.request(u, { method, agent: this.agent, signal: opts.signal, ...target }, (res) => {
+      const agent = opts.fresh ? this.freshAgent : this.agent;
+      const req = https.request(u, { method, agent, signal: opts.signal, ...target }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -455,19 +484,64 @@ export class AuthorityClient {
 
   /** Gateway side: its status report (key table, counters), at most one per second. */
   reportStatus(report: GatewayReport, signal?: AbortSignal): Promise<{ accepted: true; nextInMs: number }> {
-    return this.request('POST', '/v1/gateway/status', report, { signal, timeoutMs: 15_000 });
+    // On a connection of its own: a kept-alive one would stay open between reports, costing the
+    // authority what the wake-up channel saves (docs/authority.md, "Memory per gateway").
+    return this.request('POST', '/v1/gateway/status', report, { signal, timeoutMs: 15_000, fresh: true });
   }
 
   /**
    * The change stream: returns at once if anything this gateway receives changed after `since`
    * (with the complete current delivery), otherwise after up to `waitSeconds` (max 60) unchanged.
    */
-  changes(since: number, opts: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<GatewayChanges> {
+  changes(
+    since: number,
+    opts: { waitSeconds?: number; signal?: AbortSignal; fresh?: boolean } = {},
+  ): Promise<GatewayChanges> {
     const wait = Math.min(Math.max(Math.floor(opts.waitSeconds ?? 25), 0), 60);
     return this.request('GET', '/v1/gateway/changes', undefined, {
       query: { since, wait },
       signal: opts.signal,
       timeoutMs: wait * 1000 + 15_000,
+      fresh: opts.fresh,
+    });
+  }
+
+  /** Gateway side: the key of the wake-up channel (404 `push-off`: the authority has none). */
+  pushOffer(signal?: AbortSignal): Promise<PushOffer> {
+    return this.request('POST', '/v1/gateway/push', undefined, { signal, timeoutMs: 15_000, fresh: true });
+  }
+
+  /**
+   * One session of the wake-up channel at the replica the API answers at (push-subscriber.ts):
+   * fetches with `fresh` connections and hands each answer with a delivery to `onChanges`.
+   * 'unsupported': the authority offers no channel.
+   */
+  async followPush(
+    since: number,
+    o: { signal?: AbortSignal; onChanges: (c: GatewayChanges) => void | Promise<void>; push?: PushWatchOptions },
+  ): Promise<Omit<PushSessionEnd, 'end'> & { end: PushSessionEnd['end'] | 'unsupported' }> {
+    let offer: PushOffer;
+    try {
+      offer = await this.pushOffer(o.signal);
+    } catch (e) {
+      if (e instanceof AuthorityApiError && e.status === 404)
+        return { end: 'unsupported', cursor: since, acked: false, dropped: 0, error: e };
+      throw e;
+    }
+    const endpoint = this.endpoint;
+    return runPushSession({
+      ...o.push?.session,
+      host: this.host,
+      offer,
+      cursor: since,
+      signal: o.signal,
+      onSubscribed: () => o.push?.onState?.({ state: 'subscribed', endpoint }),
+      moved: () => this.endpoint !== endpoint,
+      fetch: async (cursor) => {
+        const c = await this.changes(cursor, { waitSeconds: 0, signal: o.signal, fresh: true });
+        if (c.changed) await o.onChanges(c);
+        return c.version;
+      },
     });
   }
 
@@ -476,6 +550,10 @@ export class AuthorityClient {
    * a delivery, resumes from the last version after errors (with backoff), so nothing is missed
    * across disconnects. Stops with an error when the authority refuses the gateway (403).
    * Resolves with the last version seen.
+   *
+   * When the authority offers the wake-up channel, the gateway subscribes to it and fetches when
+   * woken (no connection held open); without one, or when its datagrams do not get through, it
+   * long-polls, and tries the channel again `push.retryMs` later.
    */
   async watch(o: {
     since?: number;
@@ -484,12 +562,43 @@ export class AuthorityClient {
     onChanges: (c: GatewayChanges) => void | Promise<void>;
     onError?: (e: unknown) => void;
     backoffMs?: { min: number; max: number };
+    push?: PushWatchOptions;
   }): Promise<number> {
     let since = o.since ?? 0;
     const min = o.backoffMs?.min ?? 500;
     const max = o.backoffMs?.max ?? 10_000;
     let delay = min;
+    let pushAfter = o.push?.enabled === false ? Infinity : 0;
+    const refused = (e: unknown): boolean => e instanceof AuthorityApiError && (e.status === 403 || e.status === 401);
     while (!o.signal?.aborted) {
+      if (performance.now() >= pushAfter) {
+        const endpoint = this.endpoint;
+        const started = performance.now();
+        let r: Awaited<ReturnType<AuthorityClient['followPush']>>;
+        try {
+          r = await this.followPush(since, { signal: o.signal, onChanges: o.onChanges, push: o.push });
+        } catch (e) {
+          if (o.signal?.aborted) break;
+          if (refused(e)) throw e;
+          o.onError?.(e);
+          await sleep(delay, o.signal);
+          delay = Math.min(delay * 2, max);
+          continue;
+        }
+        since = r.cursor;
+        if (r.end === 'stopped') break;
+        if (refused(r.error)) throw r.error;
+        const reason = r.error instanceof Error ? `${r.end}: ${r.error.message}` : r.end;
+        // A session that worked ended (its replica went away, the key is due): a new one at once,
+        // through the client's failover; one that never got an answer: the long poll for a while.
+        if (r.acked && r.end !== 'unsupported') {
+          o.push?.onState?.({ state: 'ended', reason, endpoint });
+          if (performance.now() - started < min) await sleep(delay, o.signal);
+          continue;
+        }
+        o.push?.onState?.({ state: 'fallback', reason, endpoint });
+        pushAfter = performance.now() + (o.push?.retryMs ?? PUSH_RETRY_MS);
+      }
       try {
         const c = await this.changes(since, { waitSeconds: o.waitSeconds, signal: o.signal });
         if (c.changed) await o.onChanges(c);

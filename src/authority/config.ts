@@ -11,6 +11,7 @@
 //       attribute-authority.key PKCS#8 PEM: signs permits (federation)
 //       server.key              PKCS#8 PEM: the TLS server key
 //       kek                     base64: the key-encryption key for group keys at rest
+//       push                    base64: the secret the wake-up channel's keys derive from
 //     certs/
 //       root-ca.pem             the root CA certificate: what clients trust
 //       issuing-ca.pem          the issuing CA certificate
@@ -68,6 +69,11 @@ export interface AuthorityConfig {
    * connection holds about 10 KB less (docs/authority.md, "Memory per gateway").
    */
   tls?: { groups?: string };
+  /**
+   * The wake-up channel (UDP, docs/authority.md): absent = on, on the API's port number and
+   * address; false = off (gateways use the long poll).
+   */
+  push?: false | { port?: number; refreshSeconds?: number };
 }
 
 /** A PKCS#11 token that holds the root and issuing CA keys (by label). */
@@ -126,6 +132,7 @@ export const KEY_ISSUING = 'issuing-ca.key';
 export const KEY_SERVER = 'server.key';
 export const KEY_KEK = 'kek';
 export const KEY_AA = 'attribute-authority.key';
+export const KEY_PUSH = 'push';
 
 /** authority.json is small; anything larger is not one (docs/authority.md). */
 export const AUTHORITY_CONFIG_LIMITS: DocumentLimits = {
@@ -185,6 +192,7 @@ function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined 
       'ca',
       'console',
       'tls',
+      'push',
     ],
     ['format', 'name', 'listen', 'url', 'sans', 'enrollment'],
   );
@@ -226,6 +234,11 @@ function checkConfig(r: FieldReader, doc: unknown): AuthorityConfig | undefined 
         r.fail(['tls', 'groups'], `OpenSSL accepts none or not all of the groups ${JSON.stringify(t.groups)}`);
       }
     }
+  }
+  if (top.push !== undefined && top.push !== false) {
+    if (top.push === true || top.push === null || typeof top.push !== 'object')
+      r.fail(['push'], 'expected false (off) or an object such as {"port": 7443}');
+    else integers('push', { port: [1, 65535], refreshSeconds: [1, 3600] });
   }
   return doc as AuthorityConfig;
 }

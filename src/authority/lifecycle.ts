@@ -22,6 +22,7 @@ import {
   KEY_AA,
   KEY_ISSUING,
   KEY_KEK,
+  KEY_PUSH,
   KEY_ROOT,
   KEY_SERVER,
   readConfig,
@@ -35,6 +36,7 @@ import { caKeyLabels, makeTokenCaKeys, openCaKeys, type CaKeys } from './ca-keys
 import { unwrapGroupKey } from './group-keys.js';
 import { createLogger } from './log.js';
 import { DEFAULT_SYNC_INTERVAL_MS } from './federation.js';
+import { bindPushSocket, DEFAULT_REFRESH_SECONDS, PushChannel, tlsTicketKeys } from './push.js';
 import { buildServer } from './server.js';
 import { AuthorityService } from './service.js';
 import { PostgresStore } from './storage/postgres.js';
@@ -168,6 +170,7 @@ async function initWith(
     keystore.write(KEY_ISSUING, await exportPkcs8Pem(ca.issuing.key));
   }
   keystore.writeSecret(KEY_KEK, random(32));
+  keystore.writeSecret(KEY_PUSH, random(32));
   writeFileSync(paths.rootCert, joinPem(ca.root.cert.toString('pem')));
   writeFileSync(paths.issuingCert, joinPem(ca.issuing.cert.toString('pem')));
   await issueServerCert(ca, config, keystore, paths.serverCert, now, random);
@@ -228,11 +231,12 @@ export interface ReplicaResult {
 }
 
 /**
- * The files a replica copies: the CA, the attribute authority, the key-encryption key (never in
- * the database). CA keys in a PKCS#11 token are not files: the replica names the same token.
+ * The files a replica copies: the CA, the attribute authority, the key-encryption key and the
+ * wake-up channel's secret (never in the database). CA keys in a PKCS#11 token are not files:
+ * the replica names the same token.
  */
 const REPLICA_FILES = ['certs/root-ca.pem', 'certs/issuing-ca.pem', 'certs/attribute-authority.pem'];
-const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK];
+const REPLICA_KEYS = [KEY_ROOT, KEY_ISSUING, KEY_AA, KEY_KEK, KEY_PUSH];
 
 /**
  * Makes the data directory of another replica of the authority in `from` (`kasane authority
@@ -421,6 +425,8 @@ const LISTEN_BACKLOG = 8192;
 export interface RunningAuthority {
   url: string;
   port: number;
+  /** The wake-up channel (absent when authority.json turns it off). */
+  push?: PushChannel;
   service: AuthorityService;
   app: FastifyInstance;
   store: Store;
@@ -481,6 +487,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
   }
   const store = o.wrapStore ? o.wrapStore(opened) : opened;
   let started: { app: FastifyInstance; service: AuthorityService } | undefined;
+  let push: ReturnType<typeof pushChannel> | undefined;
   try {
     const state = await store.read((tx) => tx.state());
     if (state.authority !== config.name) {
@@ -517,7 +524,13 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       jobs: { ...config.jobs, ...o.jobs },
     });
     await service.start();
-    const app = await buildServer(service, tls, log);
+    push = config.push === false ? undefined : pushChannel(service, store, keystore, config, now, random, log);
+    const app = await buildServer(
+      service,
+      { ...tls, ...(push && { ticketKeys: tlsTicketKeys(keystore.readSecret(KEY_PUSH)) }) },
+      log,
+      push?.channel,
+    );
     started = { app, service };
     // When a replica dies its gateways all connect to the others at once: with node's default
     // backlog (511) the kernel drops the connections beyond it, and each waits for its SYN to be
@@ -525,6 +538,18 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     await app.listen({ host: listen.host, port: listen.port, backlog: LISTEN_BACKLOG });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
+    // The wake-up channel: UDP on the API's address, and on its port number unless configured.
+    const pushPort = config.push ? config.push.port : undefined;
+    if (push) {
+      try {
+        await push.bind(listen.host, pushPort ?? port);
+      } catch (e) {
+        throw new Error(
+          `cannot open the wake-up channel on UDP ${listen.host} port ${pushPort ?? port}: ${(e as Error).message}` +
+            ' (authority.json: "push": {"port": N} chooses another port, "push": false turns it off)',
+        );
+      }
+    }
     // The configured URL, unless we listen somewhere else than configured (e.g. port 0 in tests).
     const sameAsConfigured = listen.host === configured.host && listen.port === configured.port && listen.port !== 0;
     const actualUrl = sameAsConfigured ? config.url : urlFor(listen.host, port);
@@ -545,6 +570,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
         replica: service.replicas.id,
         runsJobs: service.replicas.holdsJobs,
         caKeys: config.ca ? describeKey(ca.issuing.key) : 'keystore',
+        push: push ? `udp ${push.channel.port}` : 'off',
       },
       'authority listening',
     );
@@ -555,10 +581,12 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       service,
       app,
       store,
+      push: push?.channel,
       async close() {
         if (closed) return;
         closed = true;
         stopJobs();
+        await push?.close();
         await service.stop();
         await app.close();
         await store.close();
@@ -566,6 +594,7 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
       },
     };
   } catch (e) {
+    await push?.close();
     if (started) {
       await started.service.stop().catch(() => undefined);
       await started.app.close().catch(() => undefined);
@@ -574,6 +603,66 @@ async function serveWith(o: ServeOptions, config: AuthorityConfig, ca: Authority
     releaseSqlite();
     throw e;
   }
+}
+
+/**
+ * The wake-up channel of a serving process (push.ts), fed by the change stream's wake-ups; its
+ * UDP socket is bound by `bind` once the API listens. A data directory made before the channel
+ * existed gets its secret now (replicas made from it afterwards copy it).
+ */
+function pushChannel(
+  service: AuthorityService,
+  store: Store,
+  keystore: FileKeystore,
+  config: AuthorityConfig,
+  now: () => number,
+  random: RandomSource,
+  log: Logger,
+): { channel: PushChannel; bind(host: string, port: number): Promise<void>; close(): Promise<void> } {
+  if (!keystore.has(KEY_PUSH)) {
+    keystore.writeSecret(KEY_PUSH, random(32));
+    if (config.database)
+      log.warn(
+        'made the wake-up channel secret (keystore/push): copy it to the other replicas, or gateways moving between them fall back to the long poll',
+      );
+  }
+  let socket: Awaited<ReturnType<typeof bindPushSocket>> | undefined;
+  const channel = new PushChannel({
+    secret: keystore.readSecret(KEY_PUSH),
+    now,
+    send: (b, address, port) => socket?.socket.send(b, port, address),
+    check: (names) =>
+      store.read(async (tx) => {
+        const state = await tx.state();
+        const rows = await tx.getGateways(names);
+        return {
+          version: state.version,
+          directoryVersion: state.directoryVersion,
+          gateways: new Map(
+            rows.map((g) => [g.name, { active: g.status === 'active', changedVersion: g.changedVersion }]),
+          ),
+        };
+      }),
+    refreshSeconds: (config.push && config.push.refreshSeconds) || DEFAULT_REFRESH_SECONDS,
+    port: 0,
+    log,
+  });
+  service.changeStream.onWake((target, version) => channel.notify(target, version));
+  return {
+    channel,
+    async bind(host, port) {
+      socket = await bindPushSocket(host, port, (b, address, p) => channel.receive(b, address, p), log);
+      channel.port = socket.port;
+    },
+    async close() {
+      const told = channel.farewell();
+      channel.close();
+      // The farewells leave before the socket closes (datagrams queued on a closing socket are lost).
+      if (told) await new Promise((r) => setTimeout(r, 50));
+      await socket?.close();
+      socket = undefined;
+    },
+  };
 }
 
 /** Processes of this host serving a SQLite data directory, by lock file: one at a time. */

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import { authenticateAdminRequest, MAX_PARAM_LENGTH, registerConsole } from './console.js';
 import { ApiError, forbidden, notFound as notFoundError, unauthorized } from './errors.js';
 import { Hangup } from './hub.js';
+import type { PushChannel } from './push.js';
+import { authorityMetrics } from './push-metrics.js';
 import { REPORT_LIMITS } from './reports.js';
 import type { AuthorityService } from './service.js';
 
@@ -22,7 +24,15 @@ export interface TlsMaterial {
   ca: string[];
   /** Key exchange groups (OpenSSL names, ':'-separated); absent: node's default. */
   groups?: string;
+  /**
+   * TLS session ticket keys (48 bytes) shared by every replica (push.ts derives them from the push
+   * secret): a gateway's session resumes on any replica, and across restarts. Absent: node's random.
+   */
+  ticketKeys?: Buffer;
 }
+
+/** How long a TLS session ticket is good for (s). */
+const SESSION_TIMEOUT_S = 86_400;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -262,7 +272,13 @@ type Req<T extends Record<string, unknown> = Record<string, never>> = FastifyReq
   Querystring: T extends { Querystring: infer Q } ? Q : unknown;
 }>;
 
-export async function buildServer(service: AuthorityService, tls: TlsMaterial, log: Logger): Promise<FastifyInstance> {
+/** `push`: the wake-up channel (push.ts); absent when it is off. */
+export async function buildServer(
+  service: AuthorityService,
+  tls: TlsMaterial,
+  log: Logger,
+  push?: PushChannel,
+): Promise<FastifyInstance> {
   const crls = service.currentCrls();
   const app = Fastify({
     https: {
@@ -275,6 +291,11 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       // Administrators have no certificate: the gateway routes check `authorized` themselves.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      // Gateways on the wake-up channel fetch on a new connection each time, resuming their TLS
+      // session with a ticket: keep tickets good for a day (node's default, 5 minutes, would make
+      // most fetches full handshakes). Resumption still runs an ECDHE: forward secrecy is kept.
+      sessionTimeout: SESSION_TIMEOUT_S,
+      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
     },
     loggerInstance: log,
     // Request logs would be one line per long poll of every gateway: changes are logged instead.
@@ -328,6 +349,8 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       ca: tls.ca,
       crl: [c.root, c.issuing],
       ...(tls.groups && { ecdhCurve: tls.groups }),
+      sessionTimeout: SESSION_TIMEOUT_S,
+      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
     });
   });
 
@@ -398,7 +421,12 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
   // --- administrators
   app.register(async (r) => {
     r.addHook('onRequest', admin);
-    r.get('/v1/status', async () => service.status());
+    r.get('/v1/status', async () => ({ ...(await service.status()), ...(push && { push: push.status() }) }));
+    const metrics = authorityMetrics(service, push);
+    r.get('/v1/metrics', async (_req, reply: FastifyReply) => {
+      reply.type(metrics.contentType);
+      return metrics.metrics();
+    });
     r.get('/v1/replicas', async () => service.listReplicas());
 
     r.get('/v1/vpns', async () => service.listVpns());
@@ -676,6 +704,11 @@ export async function buildServer(service: AuthorityService, tls: TlsMaterial, l
       { schema: { body: s.ikeCertificate } },
       async (req: Req<{ Body: { csr: string } }>) => service.issueIkeCertificate(req.gatewayName!, req.body.csr),
     );
+    // The wake-up channel's key (push.ts); 404 when it is off: the gateway stays on the long poll.
+    r.post('/v1/gateway/push', async (req) => {
+      if (!push) throw notFoundError('push-off', 'this authority has no wake-up channel: use the long poll');
+      return push.offer(req.gatewayName!);
+    });
     r.get(
       '/v1/gateway/changes',
       { schema: { querystring: s.changesQuery } },

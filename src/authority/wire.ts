@@ -20,8 +20,40 @@ export interface StatusView {
   gateways: { pending: number; active: number; revoked: number };
   /** Gateways waiting on the change stream of this replica right now. */
   waitingGateways: number;
+  /** The wake-up channel of this replica (absent when it is off). */
+  push?: PushStatus;
   now: number;
   startedAt: number;
+}
+
+/** POST /v1/gateway/push: the key a gateway SUBSCRIBEs to the wake-up channel with. */
+export interface PushOffer {
+  /** The gateway's name, as the datagrams carry it. */
+  gateway: string;
+  /** The key's id: its issue time (s since the Unix epoch). */
+  keyId: number;
+  /** 32 bytes, base64. */
+  key: string;
+  /** Ask for a new key before this (ms since the Unix epoch). */
+  expiresAt: number;
+  /** The UDP port of the wake-up channel, on the host the gateway reached the API at. */
+  port: number;
+  /** SUBSCRIBE again this often (s): it keeps the subscription and NAT mappings alive. */
+  refreshSeconds: number;
+  /** The authority's clock (ms): SUBSCRIBE sequence numbers follow it. */
+  now: number;
+}
+
+/** The wake-up channel's counters on one replica. */
+export interface PushStatus {
+  port: number;
+  subscriptions: number;
+  pendingWakes: number;
+  /** Datagrams dropped, by reason (never answered). */
+  drops: Record<string, number>;
+  wakes: number;
+  resends: number;
+  acks: number;
 }
 
 /** One `kasane authority serve` process over the authority's database (GET /v1/replicas). */

@@ -3,6 +3,9 @@
 // the cursor for as long as the gateway runs. With several authority URLs (replicas, or one name
 // with several addresses) the client moves to another replica when its own goes away and resumes
 // from the same cursor, so nothing is missed: the answer carries every change since the cursor.
+// When the authority offers the wake-up channel (UDP, docs/authority.md) the link subscribes to it
+// and fetches when woken instead of holding a long poll open; it falls back to the long poll when
+// the channel is off or its datagrams do not get through, and tries again later.
 // Every delivery is opened with the gateway's key (a delivery addressed to another gateway or
 // authority, or one whose keys do not open, is refused), cached sealed, and handed on.
 import type { Logger } from 'pino';
@@ -12,6 +15,7 @@ import {
   openDelivery,
   type AuthorityClient,
   type GatewayChanges,
+  type PushWatchOptions,
 } from '../authority/client.js';
 import type { AuthoritySnapshot } from '../core/types.js';
 import { importPrivateKey } from '../pki/keys.js';
@@ -32,6 +36,8 @@ export interface AuthorityLinkOptions {
   waitSeconds?: number;
   /** Retry delays while no replica answers (ms). */
   backoffMs?: { min: number; max: number };
+  /** The wake-up channel: off, when to try it again after a fallback, test hooks (default: on). */
+  push?: PushWatchOptions;
 }
 
 export class AuthorityLink {
@@ -40,6 +46,8 @@ export class AuthorityLink {
   version = 0;
   /** Deliveries applied since start (for status and tests). */
   applied = 0;
+  /** The wake-up channel's last state: subscribed, ended, fallback (long poll), or not tried yet. */
+  pushState: 'subscribed' | 'ended' | 'fallback' | undefined;
   /** The gateway's key for opening deliveries, imported once. */
   private privateKey: Promise<CryptoKey> | undefined;
   /** Group keys already opened: a delivery repeats every live key, only new ones cost an HPKE open. */
@@ -65,7 +73,7 @@ export class AuthorityLink {
   /** Keys at start: the authority if a replica answers soon, else the cached delivery (sealed to our key). */
   async initial(): Promise<AuthoritySnapshot> {
     try {
-      const c = await this.client.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000) });
+      const c = await this.client.changes(0, { waitSeconds: 0, signal: AbortSignal.timeout(5000), fresh: true });
       const s = await this.accept(c);
       if (s) return s;
     } catch (e) {
@@ -100,6 +108,22 @@ export class AuthorityLink {
         waitSeconds: this.o.waitSeconds ?? 25,
         signal,
         backoffMs: this.o.backoffMs,
+        push: {
+          ...this.o.push,
+          onState: (e) => {
+            this.pushState = e.state;
+            if (e.state === 'subscribed')
+              this.o.log.info({ authority: e.endpoint }, 'subscribed to the wake-up channel');
+            else
+              this.o.log.warn(
+                { authority: e.endpoint, reason: e.reason, version: this.version },
+                e.state === 'fallback'
+                  ? 'wake-up channel unavailable; following the long poll'
+                  : 'wake-up channel session ended; subscribing again',
+              );
+            this.o.push?.onState?.(e);
+          },
+        },
         onChanges: async (c) => {
           const s = await this.accept(c);
           if (s) apply(s, c);

@@ -1,34 +1,9 @@
 // Prometheus metrics of a gateway, read from the core's counters at scrape time (no per-packet
 // work in JavaScript): drops by where and why, search events, packets and bytes by operation,
 // and key-table gauges.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { mirroredCounter } from '../base/metrics.js';
 import type { GatewayCore } from '../core/gateway-core.js';
-
-/** A Prometheus counter mirrored from a monotonic source: each scrape adds the increase seen. */
-function mirroredCounter(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: string[],
-  read: () => [Record<string, string>, number][],
-): void {
-  const last = new Map<string, number>();
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      for (const [labels, value] of read()) {
-        const key = JSON.stringify(labels);
-        const delta = value - (last.get(key) ?? 0);
-        if (delta > 0) this.inc(labels, delta);
-        else if (!last.has(key)) this.inc(labels, 0);
-        last.set(key, value);
-      }
-    },
-  });
-}
 
 /** `allStats` adds the datapath's and the kernel's counters to the core's (default: the core's only). */
 export function gatewayRegistry(

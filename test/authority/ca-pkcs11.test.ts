@@ -49,7 +49,7 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
       assert.match(init.caKeys, /PKCS#11 token "kasane-ca"/);
       assert.deepEqual(
         readdirSync(join(a, 'keystore')).sort(),
-        ['attribute-authority.key', 'kek', 'server.key'],
+        ['attribute-authority.key', 'kek', 'push', 'server.key'],
         'no CA key in the keystore',
       );
       for (const label of ['hsm root CA', 'hsm issuing CA']) {
@@ -72,7 +72,12 @@ describe('CA keys in a PKCS#11 token', { skip }, () => {
         `copied: ${replica.copied.join(', ')}`,
       );
       assert.deepEqual(readConfig(b).ca, readConfig(a).ca, 'the replica names the same token');
-      assert.deepEqual(readdirSync(join(b, 'keystore')).sort(), ['attribute-authority.key', 'kek', 'server.key']);
+      assert.deepEqual(readdirSync(join(b, 'keystore')).sort(), [
+        'attribute-authority.key',
+        'kek',
+        'push',
+        'server.key',
+      ]);
 
       for (const dir of [a, b])
         running.push(

@@ -322,6 +322,13 @@ export function registerAuthority(program: Command): void {
           ['memberships', s.memberships],
           ['gateways', `${s.gateways.active} active, ${s.gateways.pending} pending, ${s.gateways.revoked} revoked`],
           ['waiting gateways', s.waitingGateways],
+          [
+            'wake-up channel',
+            s.push
+              ? `udp ${s.push.port}: ${s.push.subscriptions} subscribed, ${s.push.pendingWakes} WAKEs pending, ` +
+                `${Object.values(s.push.drops).reduce((a, b) => a + b, 0)} datagrams dropped`
+              : 'off',
+          ],
           ['started', time(s.startedAt)],
         ]);
       },

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthorityClient, enroll, gatewayClient, openDelivery, parseBundle } from '../../../src/authority/client.js';
-import type { RotationConfig } from '../../../src/authority/config.js';
+import { writeConfig, type AuthorityConfig, type RotationConfig } from '../../../src/authority/config.js';
 import { initAuthority, startAuthority, type RunningAuthority } from '../../../src/authority/lifecycle.js';
 import type { Store, StoreOps } from '../../../src/authority/storage/types.js';
 import type { GatewayBundle, GatewayChanges } from '../../../src/authority/wire.js';
@@ -37,6 +37,8 @@ export interface StartOptions {
   now?: () => number;
   /** Where to init and serve (default 127.0.0.1 on an ephemeral port). */
   listen?: { host: string; port: number };
+  /** authority.json's wake-up channel section (default: absent, the channel on). */
+  push?: AuthorityConfig['push'];
 }
 
 export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuthority> {
@@ -52,6 +54,7 @@ export async function startTestAuthority(o: StartOptions = {}): Promise<TestAuth
       rotation: o.rotation,
     });
     adminToken = r.adminToken;
+    if (o.push !== undefined) writeConfig(join(dir, 'a'), { ...r.config, push: o.push });
   } else {
     adminToken = readFileSync(join(dir, 'a', 'admin.token'), 'utf8').trim();
   }

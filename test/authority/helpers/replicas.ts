@@ -17,8 +17,9 @@ import {
   type AuditEntry,
   type GatewayBundle,
   type GatewayChanges,
+  type PushWatchOptions,
 } from '../../../src/authority/client.js';
-import { dataPaths, readConfig, writeConfig } from '../../../src/authority/config.js';
+import { dataPaths, readConfig, writeConfig, type AuthorityConfig } from '../../../src/authority/config.js';
 import { initAuthority } from '../../../src/authority/lifecycle.js';
 import type { AuthoritySnapshot } from '../../../src/core/types.js';
 import { AuthorityLink } from '../../../src/gateway/authority-link.js';
@@ -70,6 +71,11 @@ export interface ReplicaSetOptions {
   leaseMs?: number;
   /** Rotation timers (ms) for the authority.json of every replica. */
   rotation?: { overlapMs?: number; graceMs?: number; urgentGraceMs?: number };
+  /**
+   * The wake-up channel of every replica (default: on, SUBSCRIBEs refreshed every 2 s, so that a
+   * gateway notices a killed replica within seconds, as it does on the long poll).
+   */
+  push?: AuthorityConfig['push'];
 }
 
 export class ReplicaSet {
@@ -103,10 +109,12 @@ export class ReplicaSet {
       sans: [...(o.sans ?? []), ...hosts],
       rotation: { periodMs: 0, ...o.rotation },
     });
-    if (o.leaseMs !== undefined) {
-      const c = readConfig(first);
-      writeConfig(first, { ...c, jobs: { leaseMs: o.leaseMs } });
-    }
+    const c = readConfig(first);
+    writeConfig(first, {
+      ...c,
+      ...(o.leaseMs !== undefined && { jobs: { leaseMs: o.leaseMs } }),
+      push: o.push ?? { refreshSeconds: 2 },
+    });
     this.adminToken = init.adminToken;
     this.ca = readFileSync(dataPaths(first).rootCert, 'utf8');
     for (let i = 0; i < o.replicas; i++) {
@@ -216,7 +224,7 @@ export class FollowingGateway {
     readonly name: string,
     data: string,
     urls: string[],
-    o: { resolve?: (host: string) => Promise<string[]>; waitSeconds?: number } = {},
+    o: { resolve?: (host: string) => Promise<string[]>; waitSeconds?: number; push?: PushWatchOptions } = {},
   ) {
     this.link = new AuthorityLink({
       data,
@@ -226,6 +234,7 @@ export class FollowingGateway {
       resolve: o.resolve,
       waitSeconds: o.waitSeconds ?? 20,
       backoffMs: { min: 100, max: 1000 },
+      push: o.push,
     });
   }
 

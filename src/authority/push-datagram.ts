@@ -1,0 +1,165 @@
+// The datagrams of the wake-up channel (docs/authority.md, "The wake-up channel"): a gateway
+// SUBSCRIBEs with its cursor, the authority ACKs and WAKEs it when a change concerns it; the
+// delivery itself is always fetched over mutual TLS. Each datagram is authenticated with
+// HMAC-SHA256 (first 16 bytes) under the gateway's push key, derived from the authority's push
+// secret with HKDF-SHA256 (so any replica holding the secret checks it without storing keys).
+//
+// The codec is written by hand: the protocol is ours, its datagrams are a few fixed-offset
+// fields, and its parser must refuse anything else cheaply before any key is derived.
+//
+//   0      version (1)
+//   1      type: 1 SUBSCRIBE (gateway → authority), 2 ACK, 3 WAKE (authority → gateway)
+//   2      flags: WAKE bit 0 = reset (the gateway's cursor is ahead of the authority), bit 1 = gone
+//          (this authority process is stopping: subscribe again, elsewhere or once it is back); others 0
+//   3      SUBSCRIBE: length n of the gateway's name (1..63); ACK, WAKE: 0
+//   4..7   key id: the push key's issue time (s since the Unix epoch), big-endian
+//   8..15  sequence: SUBSCRIBE: the gateway's own, strictly increasing, ~ the authority's clock in
+//          ms (replay window); ACK, WAKE: that of the newest SUBSCRIBE accepted (echoed)
+//   16..23 SUBSCRIBE: the gateway's cursor; ACK: the version its delivery last changed at; WAKE:
+//          the version to fetch
+//   24..   SUBSCRIBE: the name (UTF-8)
+//   then   16 bytes of HMAC-SHA256 over everything before them
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { err, ok, type Result } from '../base/result.js';
+import { MAX_NAME_BYTES } from './validate.js';
+
+export const PUSH_PROTOCOL_VERSION = 1;
+export const MAC_BYTES = 16;
+const HEADER_BYTES = 24;
+/** The largest datagram of this protocol: anything longer is refused unread. */
+export const MAX_DATAGRAM_BYTES = HEADER_BYTES + MAX_NAME_BYTES + MAC_BYTES;
+const TYPES = { subscribe: 1, ack: 2, wake: 3 } as const;
+const FLAG_RESET = 1;
+const FLAG_GONE = 2;
+const KEY_INFO = Buffer.from('kasane push v1', 'latin1');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface Subscribe {
+  type: 'subscribe';
+  keyId: number;
+  seq: number;
+  cursor: number;
+  gateway: string;
+}
+export interface Ack {
+  type: 'ack';
+  keyId: number;
+  seq: number;
+  version: number;
+}
+export interface Wake {
+  type: 'wake';
+  keyId: number;
+  seq: number;
+  version: number;
+  reset: boolean;
+  /** The authority process is stopping. */
+  gone?: boolean;
+}
+export type PushDatagram = Subscribe | Ack | Wake;
+
+/** A datagram read but not yet authenticated: `verify` with the key its fields name. */
+export interface ParsedDatagram {
+  datagram: PushDatagram;
+  /** The bytes the MAC covers, and the MAC. */
+  signed: Uint8Array;
+  mac: Uint8Array;
+}
+
+/** A gateway's push key: HKDF-SHA256(secret, info = "kasane push v1" 0 name 0 keyId). Names hold no NUL. */
+export function pushKey(secret: Uint8Array, gateway: string, keyId: number): Buffer {
+  const name = Buffer.from(gateway, 'utf8');
+  const info = Buffer.alloc(KEY_INFO.length + 1 + name.length + 1 + 4);
+  KEY_INFO.copy(info, 0);
+  name.copy(info, KEY_INFO.length + 1);
+  info.writeUInt32BE(keyId >>> 0, info.length - 4);
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), info, 32));
+}
+
+function mac(key: Uint8Array, signed: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(signed).digest().subarray(0, MAC_BYTES);
+}
+
+/** Does the MAC of a parsed datagram check under `key`? (constant time) */
+export function verifyDatagram(p: ParsedDatagram, key: Uint8Array): boolean {
+  return timingSafeEqual(mac(key, p.signed), p.mac);
+}
+
+function writeU64(b: Buffer, at: number, v: number): void {
+  b.writeUInt32BE(Math.floor(v / 2 ** 32), at);
+  b.writeUInt32BE(v >>> 0, at + 4);
+}
+
+function readU64(b: Uint8Array, at: number): number | undefined {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hi = v.getUint32(at);
+  if (hi >= 2 ** 21) return undefined; // beyond Number.MAX_SAFE_INTEGER
+  return hi * 2 ** 32 + v.getUint32(at + 4);
+}
+
+const u64 = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
+
+/** The datagram, authenticated under `key`. Throws on fields out of range (our own values). */
+export function encodeDatagram(d: PushDatagram, key: Uint8Array): Buffer {
+  const name = d.type === 'subscribe' ? Buffer.from(d.gateway, 'utf8') : Buffer.alloc(0);
+  if (d.type === 'subscribe' && (name.length < 1 || name.length > MAX_NAME_BYTES))
+    throw new RangeError(`gateway name of ${name.length} bytes`);
+  const third = d.type === 'subscribe' ? d.cursor : d.version;
+  if (!Number.isInteger(d.keyId) || d.keyId < 0 || d.keyId > 0xffffffff || !u64(d.seq) || !u64(third))
+    throw new RangeError('push datagram field out of range');
+  const b = Buffer.alloc(HEADER_BYTES + name.length + MAC_BYTES);
+  b[0] = PUSH_PROTOCOL_VERSION;
+  b[1] = TYPES[d.type];
+  b[2] = d.type === 'wake' ? (d.reset ? FLAG_RESET : 0) | (d.gone ? FLAG_GONE : 0) : 0;
+  b[3] = name.length;
+  b.writeUInt32BE(d.keyId, 4);
+  writeU64(b, 8, d.seq);
+  writeU64(b, 16, third);
+  name.copy(b, HEADER_BYTES);
+  const signed = b.subarray(0, HEADER_BYTES + name.length);
+  mac(key, signed).copy(b, signed.length);
+  return b;
+}
+
+/** Reads a datagram's fields (not its MAC: `verifyDatagram`), or why it is not one of ours. Never throws. */
+export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
+  if (b.length < HEADER_BYTES + MAC_BYTES) return err('short', `${b.length} bytes`);
+  if (b.length > MAX_DATAGRAM_BYTES) return err('long', `${b.length} bytes`);
+  if (b[0] !== PUSH_PROTOCOL_VERSION) return err('bad-version', `protocol version ${b[0]}`);
+  const type = b[1];
+  const flags = b[2];
+  const n = b[3];
+  const keyId = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(4);
+  const seq = readU64(b, 8);
+  const third = readU64(b, 16);
+  if (seq === undefined || third === undefined) return err('bad-number', 'a 64-bit field beyond 2^53');
+  const signedLength = b.length - MAC_BYTES;
+  if (signedLength !== HEADER_BYTES + n) return err('bad-length', `name length ${n} in ${b.length} bytes`);
+  const signed = b.subarray(0, signedLength);
+  const macBytes = b.subarray(signedLength);
+  if (type === TYPES.subscribe) {
+    if (flags !== 0) return err('bad-flags', `flags ${flags}`);
+    if (n < 1 || n > MAX_NAME_BYTES) return err('bad-length', `name length ${n}`);
+    let gateway: string;
+    try {
+      gateway = utf8.decode(b.subarray(HEADER_BYTES, signedLength));
+    } catch {
+      return err('bad-name', 'the name is not UTF-8');
+    }
+    if (gateway.includes('\u0000')) return err('bad-name', 'the name holds U+0000');
+    return ok({ datagram: { type: 'subscribe', keyId, seq, cursor: third, gateway }, signed, mac: macBytes });
+  }
+  if (type !== TYPES.ack && type !== TYPES.wake) return err('bad-type', `type ${type}`);
+  if (n !== 0) return err('bad-length', `name length ${n} in an authority's datagram`);
+  if (type === TYPES.ack) {
+    if (flags !== 0) return err('bad-flags', `flags ${flags}`);
+    return ok({ datagram: { type: 'ack', keyId, seq, version: third }, signed, mac: macBytes });
+  }
+  if ((flags & ~(FLAG_RESET | FLAG_GONE)) !== 0) return err('bad-flags', `flags ${flags}`);
+  const reset = (flags & FLAG_RESET) !== 0;
+  return ok({
+    datagram: { type: 'wake', keyId, seq, version: third, reset, ...((flags & FLAG_GONE) !== 0 && { gone: true }) },
+    signed,
+    mac: macBytes,
+  });
+}

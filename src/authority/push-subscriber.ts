@@ -1,0 +1,187 @@
+// The gateway's side of the wake-up channel (push.ts is the authority's): one UDP socket,
+// connected to the replica whose API answered, SUBSCRIBEs with the cursor every refresh period
+// (which also keeps a NAT mapping open), and on a WAKE — or an ACK naming a version beyond the
+// cursor — fetches the changes over mutual TLS and SUBSCRIBEs again with the new cursor.
+//
+// A session ends, and the caller (client.ts `watch`) decides what next, when three SUBSCRIBEs in a
+// row go unanswered ('no-answer'), when the network says the replica is gone (ICMP port
+// unreachable on the connected socket) or a fetch fails ('unreachable'), when the fetches moved to
+// another replica ('moved'), or when the key nears its end ('renew').
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { encodeDatagram, parseDatagram, verifyDatagram, type Wake } from './push-datagram.js';
+import type { PushOffer } from './wire.js';
+
+export type PushEnd = 'stopped' | 'no-answer' | 'unreachable' | 'moved' | 'renew';
+
+/** SUBSCRIBEs unanswered in a row before the session ends. */
+const MAX_UNANSWERED = 3;
+/** A key is renewed this long before it ends. */
+const RENEW_BEFORE_MS = 3_600_000;
+/** A WAKE for a version already held is answered by a SUBSCRIBE at most this often. */
+const RESUBSCRIBE_MIN_MS = 1000;
+
+export interface PushSessionOptions {
+  /** The replica's address (or name), as the API was reached. */
+  host: string;
+  offer: PushOffer;
+  cursor: number;
+  signal?: AbortSignal;
+  /** Fetches and applies the changes after `cursor` (over mutual TLS); resolves with the new cursor. */
+  fetch: (cursor: number) => Promise<number>;
+  /** After a fetch: did the fetches move to another replica than `host`? */
+  moved?: () => boolean;
+  /** How long an ACK may take (ms, default 1000). */
+  ackTimeoutMs?: number;
+  /** Told once the first ACK arrived (the channel works). */
+  onSubscribed?: () => void;
+  /** Test hook: a WAKE for which this returns true is ignored (as if lost). */
+  dropWake?: (w: Wake) => boolean;
+}
+
+export interface PushSessionEnd {
+  end: PushEnd;
+  cursor: number;
+  /** Did any SUBSCRIBE of the session get an ACK? */
+  acked: boolean;
+  error?: unknown;
+  /** Datagrams received and dropped (malformed, not authentic, replayed). */
+  dropped: number;
+}
+
+function connect(socket: Socket, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(port, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Runs one session of the wake-up channel until it ends (see above). Fetch errors end it ('unreachable'). */
+export async function runPushSession(o: PushSessionOptions): Promise<PushSessionEnd> {
+  const offer = o.offer;
+  const key = Buffer.from(offer.key, 'base64');
+  // Sequence numbers follow the authority's clock (the replay window), whatever ours says.
+  const offset = offer.now - Date.now();
+  const socket = createSocket(isIPv6(o.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4');
+  let cursor = o.cursor;
+  let seq = 0;
+  let lastAck = 0;
+  let lastReset = 0;
+  let wanted = 0;
+  let reset = false;
+  let resubscribe = false;
+  let awaitingAck = false;
+  let unanswered = 0;
+  let sentAt = 0;
+  let acked = false;
+  let dropped = 0;
+  let failure: unknown;
+  let kick: (() => void) | undefined;
+  const wake = (): void => kick?.();
+
+  const subscribe = (): void => {
+    seq = Math.max(seq + 1, Math.round(Date.now() + offset));
+    const d = encodeDatagram({ type: 'subscribe', keyId: offer.keyId, seq, cursor, gateway: offer.gateway }, key);
+    awaitingAck = true;
+    sentAt = performance.now();
+    socket.send(d, (e) => {
+      if (e) {
+        failure ??= e;
+        wake();
+      }
+    });
+  };
+
+  socket.on('message', (b) => {
+    const p = parseDatagram(b);
+    if (!p.ok || p.value.datagram.type === 'subscribe' || p.value.datagram.keyId !== offer.keyId) return void dropped++;
+    if (!verifyDatagram(p.value, key)) return void dropped++;
+    const d = p.value.datagram;
+    if (d.type === 'ack') {
+      // Only an answer to a SUBSCRIBE of ours that is newer than the last answered.
+      if (d.seq <= lastAck || d.seq > seq) return void dropped++;
+      lastAck = d.seq;
+      awaitingAck = false;
+      unanswered = 0;
+      if (!acked) o.onSubscribed?.();
+      acked = true;
+      if (d.version > cursor) wanted = Math.max(wanted, d.version);
+    } else {
+      if (o.dropWake?.(d)) return;
+      // The replica is stopping: subscribe again (only as an answer to our newest SUBSCRIBE).
+      if (d.gone) {
+        if (d.seq === seq) failure ??= new Error('the authority replica is stopping');
+      } else if (d.version > cursor) wanted = Math.max(wanted, d.version);
+      else if (d.reset && d.seq === seq && d.seq !== lastReset) {
+        lastReset = d.seq;
+        reset = true;
+      } else resubscribe = true; // a resend of what we hold: our SUBSCRIBE saying so was lost
+    }
+    wake();
+  });
+  // ICMP port unreachable on the connected socket: the replica's process is gone.
+  socket.on('error', (e) => {
+    failure ??= e;
+    wake();
+  });
+  const onAbort = (): void => wake();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const end = (e: PushEnd, error?: unknown): PushSessionEnd => ({ end: e, cursor, acked, error, dropped });
+  try {
+    try {
+      await connect(socket, offer.port, o.host);
+    } catch (e) {
+      return end('unreachable', e);
+    }
+    subscribe();
+    let lastResubscribe = 0;
+    while (!o.signal?.aborted) {
+      if (failure) return end('unreachable', failure);
+      if (wanted > cursor || reset) {
+        const before = cursor;
+        reset = false;
+        try {
+          cursor = await o.fetch(cursor);
+        } catch (e) {
+          return end('unreachable', e);
+        }
+        // A replica that has not seen the version yet: its resend brings the WAKE again.
+        if (cursor <= before || cursor < wanted) wanted = 0;
+        if (o.moved?.()) return end('moved');
+        subscribe();
+        continue;
+      }
+      const now = performance.now();
+      if (resubscribe) {
+        resubscribe = false;
+        if (now - lastResubscribe >= RESUBSCRIBE_MIN_MS) {
+          lastResubscribe = now;
+          subscribe();
+        }
+      }
+      if (Date.now() + offset > offer.expiresAt - Math.min(RENEW_BEFORE_MS, (offer.expiresAt - offer.now) / 2))
+        return end('renew');
+      const due = sentAt + (awaitingAck ? (o.ackTimeoutMs ?? 1000) : offer.refreshSeconds * 1000);
+      if (now >= due) {
+        if (awaitingAck && ++unanswered >= MAX_UNANSWERED) return end('no-answer');
+        subscribe();
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, due - now);
+        kick = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      kick = undefined;
+    }
+    return end('stopped');
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    socket.close();
+  }
+}

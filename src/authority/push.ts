@@ -1,0 +1,468 @@
+// The authority's side of the wake-up channel (docs/authority.md, "The wake-up channel"): instead
+// of holding a mutual-TLS connection and a pending request per gateway (the long poll, ~80 KB
+// each in node), a gateway SUBSCRIBEs over UDP with its cursor and is sent a WAKE when a change
+// concerns it; it then fetches the delivery over mutual TLS (changes?since=cursor&wait=0) and
+// SUBSCRIBEs again with its new cursor, which acknowledges the WAKE.
+//
+// Per gateway the authority keeps one small record (address, key, cursor, last seen): no socket,
+// no timer of its own. One timer ticks for the process while anything is due: WAKEs not yet
+// acknowledged are sent again after 1, 2, 4, 8, 16, 16… s, and records not refreshed for three
+// refresh periods are forgotten. Which gateways a change concerns comes from the change stream
+// (this process's commits and other replicas', change-stream.ts), as for the long poll.
+//
+// Anything not an authentic, fresh SUBSCRIBE of an active gateway is a counted drop and gets no
+// answer: the channel never answers an unauthenticated sender, and its answers are no larger than
+// what they answer (no amplification).
+import { hkdfSync } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import type { Logger } from 'pino';
+import {
+  encodeDatagram,
+  MAX_DATAGRAM_BYTES,
+  parseDatagram,
+  pushKey,
+  verifyDatagram,
+  type PushDatagram,
+} from './push-datagram.js';
+import type { PushOffer, PushStatus } from './wire.js';
+
+/** A push key is valid this long after its issue (its id); gateways ask for a new one before. */
+export const PUSH_KEY_LIFETIME_MS = 24 * 3_600_000;
+/** A SUBSCRIBE's sequence (ms) may differ this much from the authority's clock. */
+export const PUSH_WINDOW_MS = 60_000;
+export const DEFAULT_REFRESH_SECONDS = 25;
+/** Resends of an unacknowledged WAKE: after 1 s, doubling, at most this far apart. */
+const RESEND_FIRST_MS = 1000;
+const RESEND_MAX_MS = 16_000;
+const TICK_MS = 250;
+/**
+ * WAKEs whose fetch may be under way at once: the rest wait their turn. Woken gateways all connect
+ * at once otherwise (a rotation of everything: thousands of TLS handshakes, beyond the listen
+ * backlog and into SYN retries of seconds). A slot frees when the gateway's SUBSCRIBE acknowledges
+ * the WAKE, or at its first resend.
+ */
+export const MAX_WAKING = 512;
+/** A record's gateway is looked up in the database again after this long (revocations). */
+const RECHECK_MS = 5 * 60_000;
+/** Gateways checked in one database read at most. */
+const CHECK_BATCH = 1000;
+
+/** What the database says about the gateways that SUBSCRIBE (one read for many). */
+export interface PushCheck {
+  version: number;
+  directoryVersion: number;
+  gateways: Map<string, { active: boolean; changedVersion: number }>;
+}
+
+export interface PushChannelOptions {
+  /** The authority's push secret (32 bytes; every replica has the same). */
+  secret: Uint8Array;
+  /** The wall clock (ms): key ids and the replay window. */
+  now: () => number;
+  send: (datagram: Buffer, address: string, port: number) => void;
+  check: (gateways: string[]) => Promise<PushCheck>;
+  refreshSeconds: number;
+  /** WAKEs in flight at once (default MAX_WAKING). */
+  maxWaking?: number;
+  /** The UDP port gateways send to (told in the offer; set once the socket is bound). */
+  port: number;
+  log?: Logger;
+}
+
+export type PushDropReason =
+  'malformed' | 'unexpected-type' | 'expired-key' | 'stale' | 'bad-mac' | 'replay' | 'inactive';
+
+interface Subscription {
+  gateway: string;
+  address: string;
+  port: number;
+  keyId: number;
+  key: Buffer;
+  seq: number;
+  cursor: number;
+  seenAt: number;
+  /** The newest version that changed this gateway's delivery, as far as this process knows. */
+  due: number;
+  /** When the database last confirmed the gateway active (0: not yet, or a change touched it). */
+  checkedAt: number;
+  checking: boolean;
+  /** The version of a WAKE not yet acknowledged (0: none), and whether it is a reset. */
+  wakeVersion: number;
+  reset: boolean;
+  resendMs: number;
+  /** The tick its next resend falls in (0: none). */
+  tick: number;
+  /** Holds one of the MAX_WAKING slots. */
+  waking: boolean;
+}
+
+export class PushChannel {
+  private readonly table = new Map<string, Subscription>();
+  private readonly wheel = new Map<number, Set<Subscription>>();
+  private pending = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSweep = 0;
+  /** The newest version this process knows of. */
+  private known = 0;
+  private checkQueue: Subscription[] = [];
+  /** Gateways to wake once a slot frees, in order. */
+  private readonly queued = new Set<Subscription>();
+  private waking = 0;
+  private checkScheduled = false;
+  private closed = false;
+  readonly drops: Record<PushDropReason, number> = {
+    malformed: 0,
+    'unexpected-type': 0,
+    'expired-key': 0,
+    stale: 0,
+    'bad-mac': 0,
+    replay: 0,
+    inactive: 0,
+  };
+  private counts = { wakes: 0, resends: 0, acks: 0 };
+
+  /** The UDP port gateways send to. */
+  port: number;
+
+  constructor(private readonly o: PushChannelOptions) {
+    this.port = o.port;
+  }
+
+  /** The key a gateway SUBSCRIBEs with (POST /v1/gateway/push, after mutual TLS). */
+  offer(gateway: string): PushOffer {
+    const now = this.o.now();
+    const keyId = Math.floor(now / 1000);
+    return {
+      gateway,
+      keyId,
+      key: pushKey(this.o.secret, gateway, keyId).toString('base64'),
+      expiresAt: keyId * 1000 + PUSH_KEY_LIFETIME_MS,
+      port: this.port,
+      refreshSeconds: this.o.refreshSeconds,
+      now,
+    };
+  }
+
+  /** One datagram from `address`:`port`. Never throws; never answers what it drops. */
+  receive(b: Uint8Array, address: string, port: number): void {
+    if (this.closed) return;
+    const p = parseDatagram(b);
+    if (!p.ok) return this.drop('malformed');
+    const d = p.value.datagram;
+    if (d.type !== 'subscribe') return this.drop('unexpected-type');
+    const now = this.o.now();
+    const issued = d.keyId * 1000;
+    if (issued > now + PUSH_WINDOW_MS || now - issued >= PUSH_KEY_LIFETIME_MS) return this.drop('expired-key');
+    if (Math.abs(d.seq - now) > PUSH_WINDOW_MS) return this.drop('stale');
+    let rec = this.table.get(d.gateway);
+    const key = rec && rec.keyId === d.keyId ? rec.key : pushKey(this.o.secret, d.gateway, d.keyId);
+    if (!verifyDatagram(p.value, key)) return this.drop('bad-mac');
+    if (rec && d.seq <= rec.seq) return this.drop('replay');
+    if (!rec) {
+      rec = {
+        gateway: d.gateway,
+        address,
+        port,
+        keyId: d.keyId,
+        key,
+        seq: d.seq,
+        cursor: d.cursor,
+        seenAt: now,
+        due: 0,
+        checkedAt: 0,
+        checking: false,
+        wakeVersion: 0,
+        reset: false,
+        resendMs: 0,
+        tick: 0,
+        waking: false,
+      };
+      this.table.set(d.gateway, rec);
+    }
+    rec.address = address;
+    rec.port = port;
+    rec.keyId = d.keyId;
+    rec.key = key;
+    rec.seq = d.seq;
+    rec.cursor = d.cursor;
+    rec.seenAt = now;
+    // The SUBSCRIBE after a fetch acknowledges the WAKE.
+    // (A reset's only once the cursor is no longer ahead of what this process knows.)
+    const acked = d.cursor >= rec.wakeVersion && (!rec.reset || d.cursor <= Math.max(this.known, rec.wakeVersion));
+    if (rec.wakeVersion && acked) {
+      rec.wakeVersion = 0;
+      rec.reset = false;
+      this.unschedule(rec);
+      this.release(rec);
+    }
+    if (rec.checkedAt === 0 || d.cursor > this.known || now - rec.checkedAt > RECHECK_MS) this.queueCheck(rec);
+    else this.answer(rec);
+    this.ensureTimer();
+  }
+
+  /** A change committed at `version` concerns these gateways (or everybody): WAKE those subscribed. */
+  notify(target: Iterable<string> | 'all', version: number): void {
+    if (version > this.known) this.known = version;
+    if (target === 'all') {
+      for (const rec of this.table.values()) this.changed(rec, version, false);
+      return;
+    }
+    for (const g of target) {
+      const rec = this.table.get(g);
+      // A change to the gateway itself may be its revocation: the database is asked again.
+      if (rec) this.changed(rec, version, true);
+    }
+  }
+
+  /** Gateways subscribed here now. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** The channel's counters, for status and metrics. */
+  status(): PushStatus {
+    return {
+      port: this.port,
+      subscriptions: this.table.size,
+      pendingWakes: this.pending + this.queued.size,
+      drops: { ...this.drops },
+      ...this.counts,
+    };
+  }
+
+  /**
+   * Tells every subscribed gateway that this process is stopping (a WAKE flagged `gone`), so that
+   * it subscribes again — to another replica, or here once it is back — instead of learning of it
+   * at its next refresh. Returns the number told.
+   */
+  farewell(): number {
+    for (const rec of this.table.values())
+      this.send(rec, { type: 'wake', keyId: rec.keyId, seq: rec.seq, version: rec.due, reset: false, gone: true });
+    return this.table.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.table.clear();
+    this.wheel.clear();
+    this.queued.clear();
+    this.pending = 0;
+    this.waking = 0;
+  }
+
+  // --- internals
+
+  private drop(reason: PushDropReason): void {
+    this.drops[reason]++;
+  }
+
+  private changed(rec: Subscription, version: number, recheck: boolean): void {
+    if (version > rec.due) rec.due = version;
+    if (recheck) rec.checkedAt = 0;
+    if (rec.cursor < version && version > rec.wakeVersion) this.wake(rec, version, false);
+  }
+
+  private answer(rec: Subscription): void {
+    this.send(rec, { type: 'ack', keyId: rec.keyId, seq: rec.seq, version: rec.due });
+    this.counts.acks++;
+    if (rec.reset) this.wake(rec, rec.wakeVersion, true);
+    else if (rec.cursor < rec.due && rec.due > rec.wakeVersion) this.wake(rec, rec.due, false);
+  }
+
+  private wake(rec: Subscription, version: number, reset: boolean): void {
+    rec.wakeVersion = version;
+    rec.reset = reset;
+    if (this.queued.has(rec)) return; // it will be sent the newest version when its turn comes
+    if (rec.waking || this.waking < (this.o.maxWaking ?? MAX_WAKING)) this.admit(rec);
+    else this.queued.add(rec);
+  }
+
+  /** Sends the WAKE now (holding a slot) and schedules its resend. */
+  private admit(rec: Subscription): void {
+    if (!rec.waking) {
+      rec.waking = true;
+      this.waking++;
+    }
+    this.counts.wakes++;
+    this.sendWake(rec);
+    rec.resendMs = RESEND_FIRST_MS;
+    this.schedule(rec, RESEND_FIRST_MS);
+  }
+
+  /** Frees its slot (or its place in the queue) and wakes the next in turn. */
+  private release(rec: Subscription): void {
+    this.queued.delete(rec);
+    if (!rec.waking) return;
+    rec.waking = false;
+    this.waking--;
+    const max = this.o.maxWaking ?? MAX_WAKING;
+    for (const next of this.queued) {
+      if (this.waking >= max) break;
+      this.queued.delete(next);
+      if (next.wakeVersion && this.table.get(next.gateway) === next) this.admit(next);
+    }
+  }
+
+  private sendWake(rec: Subscription): void {
+    this.send(rec, { type: 'wake', keyId: rec.keyId, seq: rec.seq, version: rec.wakeVersion, reset: rec.reset });
+  }
+
+  private send(rec: Subscription, d: PushDatagram): void {
+    try {
+      this.o.send(encodeDatagram(d, rec.key), rec.address, rec.port);
+    } catch (e) {
+      this.o.log?.debug({ err: (e as Error).message, gateway: rec.gateway }, 'push datagram not sent');
+    }
+  }
+
+  private queueCheck(rec: Subscription): void {
+    if (rec.checking) return;
+    rec.checking = true;
+    this.checkQueue.push(rec);
+    if (this.checkScheduled) return;
+    this.checkScheduled = true;
+    // The SUBSCRIBEs of one turn (a wake-up of many gateways) are checked together.
+    setImmediate(() => void this.runChecks());
+  }
+
+  private async runChecks(): Promise<void> {
+    try {
+      while (this.checkQueue.length && !this.closed) {
+        const batch = this.checkQueue.splice(0, CHECK_BATCH);
+        let r: PushCheck;
+        try {
+          r = await this.o.check(batch.map((s) => s.gateway));
+        } catch (e) {
+          this.o.log?.warn({ err: (e as Error).message }, 'push: checking subscribing gateways failed');
+          for (const rec of batch) rec.checking = false;
+          continue;
+        }
+        if (r.version > this.known) this.known = r.version;
+        const now = this.o.now();
+        for (const rec of batch) {
+          rec.checking = false;
+          if (this.table.get(rec.gateway) !== rec) continue;
+          const g = r.gateways.get(rec.gateway);
+          if (!g?.active) {
+            this.forget(rec);
+            this.drop('inactive');
+            continue;
+          }
+          rec.checkedAt = now;
+          rec.due = Math.max(rec.due, g.changedVersion, r.directoryVersion);
+          // A cursor ahead of the authority (a database restored from a backup): the gateway must reset.
+          if (rec.cursor > r.version) {
+            rec.wakeVersion = r.version;
+            rec.reset = true;
+          }
+          this.answer(rec);
+        }
+      }
+    } finally {
+      this.checkScheduled = false;
+    }
+  }
+
+  private forget(rec: Subscription): void {
+    this.unschedule(rec);
+    rec.wakeVersion = 0;
+    this.table.delete(rec.gateway);
+    this.release(rec);
+  }
+
+  private schedule(rec: Subscription, ms: number): void {
+    this.unschedule(rec);
+    const tick = Math.ceil((performance.now() + ms) / TICK_MS);
+    let slot = this.wheel.get(tick);
+    if (!slot) this.wheel.set(tick, (slot = new Set()));
+    slot.add(rec);
+    rec.tick = tick;
+    this.pending++;
+    this.ensureTimer();
+  }
+
+  private unschedule(rec: Subscription): void {
+    if (!rec.tick) return;
+    const tick = rec.tick;
+    rec.tick = 0;
+    const slot = this.wheel.get(tick);
+    if (!slot?.delete(rec)) return;
+    if (slot.size === 0) this.wheel.delete(tick);
+    this.pending--;
+  }
+
+  private ensureTimer(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  /** Resends what is due, forgets what went quiet; the timer stops when nothing is left. */
+  private tick(): void {
+    const nowTick = Math.floor(performance.now() / TICK_MS);
+    for (const [tick, slot] of this.wheel) {
+      if (tick > nowTick) continue;
+      this.wheel.delete(tick);
+      for (const rec of slot) {
+        rec.tick = 0;
+        this.pending--;
+        if (!rec.wakeVersion || this.table.get(rec.gateway) !== rec) continue;
+        this.counts.resends++;
+        this.sendWake(rec);
+        rec.resendMs = Math.min(rec.resendMs * 2, RESEND_MAX_MS);
+        this.schedule(rec, rec.resendMs);
+        // Its first WAKE may have been lost: its slot goes to the next in turn (resends continue).
+        this.release(rec);
+      }
+    }
+    const now = this.o.now();
+    if (now - this.lastSweep >= 1000) {
+      this.lastSweep = now;
+      const quiet = now - 3 * this.o.refreshSeconds * 1000 - RESEND_FIRST_MS;
+      for (const rec of this.table.values()) if (rec.seenAt < quiet) this.forget(rec);
+    }
+    if (this.table.size === 0 && this.pending === 0 && this.queued.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+/**
+ * The TLS session ticket keys of every replica, from the push secret: a woken gateway resumes its
+ * session on whichever replica it fetches from, and after a restart (a failover is then no full
+ * handshake per gateway either). They change with the secret only; tickets last a day.
+ */
+export function tlsTicketKeys(secret: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), Buffer.from('kasane tls tickets v1'), 48));
+}
+
+/** The channel's UDP socket on `host`:`port` (0: any free port); resolves once bound. */
+export async function bindPushSocket(
+  host: string,
+  port: number,
+  receive: (b: Buffer, address: string, port: number) => void,
+  log?: Logger,
+): Promise<{ socket: Socket; port: number; close(): Promise<void> }> {
+  const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  socket.on('message', (b, rinfo) => {
+    if (b.length > MAX_DATAGRAM_BYTES) receive(b.subarray(0, 0), rinfo.address, rinfo.port);
+    else receive(b, rinfo.address, rinfo.port);
+  });
+  // ICMP errors of earlier sends and the like: nothing to do but note them.
+  socket.on('error', (e) => log?.debug({ err: e.message }, 'push socket error'));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    socket,
+    port: socket.address().port,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
