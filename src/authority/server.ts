@@ -279,23 +279,27 @@ export async function buildServer(
   log: Logger,
   push?: PushChannel,
 ): Promise<FastifyInstance> {
-  const crls = service.currentCrls();
+  // The TLS context, built again (with the new CRLs) whenever a CRL changes: one definition, so a
+  // reload cannot drop a setting (it once dropped minVersion).
+  const secureContext = (crls: { root: string; issuing: string }) => ({
+    key: tls.key,
+    cert: tls.cert,
+    ca: tls.ca,
+    crl: [crls.root, crls.issuing],
+    ...(tls.groups && { ecdhCurve: tls.groups }),
+    minVersion: 'TLSv1.2' as const,
+    // Gateways on the wake-up channel fetch on a new connection each time, resuming their TLS
+    // session with a ticket: keep tickets good for a day (node's default, 5 minutes, would make
+    // most fetches full handshakes). Resumption still runs an ECDHE: forward secrecy is kept.
+    sessionTimeout: SESSION_TIMEOUT_S,
+    ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
+  });
   const app = Fastify({
     https: {
-      key: tls.key,
-      cert: tls.cert,
-      ca: tls.ca,
-      crl: [crls.root, crls.issuing],
-      ...(tls.groups && { ecdhCurve: tls.groups }),
+      ...secureContext(service.currentCrls()),
       requestCert: true,
       // Administrators have no certificate: the gateway routes check `authorized` themselves.
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      // Gateways on the wake-up channel fetch on a new connection each time, resuming their TLS
-      // session with a ticket: keep tickets good for a day (node's default, 5 minutes, would make
-      // most fetches full handshakes). Resumption still runs an ECDHE: forward secrecy is kept.
-      sessionTimeout: SESSION_TIMEOUT_S,
-      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
     },
     loggerInstance: log,
     // Request logs would be one line per long poll of every gateway: changes are logged instead.
@@ -343,15 +347,7 @@ export async function buildServer(
   });
 
   service.onCrlChange((c) => {
-    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({
-      key: tls.key,
-      cert: tls.cert,
-      ca: tls.ca,
-      crl: [c.root, c.issuing],
-      ...(tls.groups && { ecdhCurve: tls.groups }),
-      sessionTimeout: SESSION_TIMEOUT_S,
-      ...(tls.ticketKeys && { ticketKeys: tls.ticketKeys }),
-    });
+    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(secureContext(c));
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
