@@ -111,10 +111,12 @@ static int reproducible(const uso_batch *b, const uint8_t *pkt, size_t len, size
   size_t nhl = hlen - 8;
   const uint8_t *u = pkt + nhl;
   uint64_t sum;
+  /* No checksum (IPv4), or an invalid one (IPv6 forbids 0): the kernel would write one (0xffff for a
+   * computed 0), so the terminal would no longer get the datagram as it was sent. */
+  if (rd16(u + 6) == 0) return 0;
   if (pkt[0] >> 4 == 6) {
     sum = csum_add(0, pkt + 8, 32);
   } else {
-    if (rd16(u + 6) == 0) return 0; /* no checksum: the kernel would add one */
     if (b->segs > 0 && rd16(pkt + 4) != (uint16_t)(rd16(b->buf + VNET_HDR_LEN + 4) + b->segs)) return 0;
     sum = csum_add(0, pkt + 12, 8);
   }

@@ -27,6 +27,9 @@ function udp(
   for (let i = 8; i < u.length; i++) u[i] = (o.fill + i * 7) & 0xff;
   if (family === 6) {
     withChecksum6(A6, B6, 17, u, 6);
+    // A computed 0 goes out as 0xffff (RFC 8200 8.1); 0 itself is "none", which IPv6 forbids.
+    if (u[6] === 0 && u[7] === 0) u[6] = u[7] = 0xff;
+    if (o.sum === 'zero') u[6] = u[7] = 0;
     if (o.sum === 'bad') u[8] ^= 1;
     return ipv6({ src: A6, dst: B6, proto: 17, payload: u });
   }
@@ -80,7 +83,7 @@ describe('UDP GSO super-packets written to the TUN', () => {
                 size: x.short ? Math.max(1, size >> 1) : size,
                 id: ids[x.flow],
                 fill: i,
-                sum: family === 6 && x.sum === 'zero' ? 'ok' : x.sum,
+                sum: x.sum,
               },
               family === 4 && x.frag === 0,
             );
@@ -102,6 +105,21 @@ describe('UDP GSO super-packets written to the TUN', () => {
         [5, 5],
       );
       assert.deepEqual(expand(n, frames).map(hex), stream.map(hex));
+    }
+    // IPv6 datagrams whose checksum computes to 0: sent as 0xffff they coalesce; sent as 0 ("none",
+    // which IPv6 forbids) they pass alone, as they are, for the terminal to drop.
+    for (const field of [0xffff, 0]) {
+      const stream = Array.from({ length: 3 }, (_, i) => {
+        const p = udp(6, { sport: 4000, dport: 53, size: 36, id: 0, fill: i, sum: 'ok' });
+        const c = (p[46] << 8) | p[47];
+        const w = ((p[48] << 8) | p[49]) + (c === 0xffff ? 0 : c); // the data now sums to 0xffff
+        const word = (w & 0xffff) + (w >> 16);
+        [p[48], p[49], p[46], p[47]] = [word >> 8, word & 0xff, field >> 8, field & 0xff];
+        return p;
+      });
+      const frames = n.usoCoalesce(stream, true);
+      assert.deepEqual(expand(n, frames).map(hex), stream.map(hex));
+      assert.equal(frames.length, field === 0 ? 3 : 1);
     }
   });
 
