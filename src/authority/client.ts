@@ -525,7 +525,7 @@ export class AuthorityClient {
       offer = await this.pushOffer(o.signal);
     } catch (e) {
       if (e instanceof AuthorityApiError && e.status === 404)
-        return { end: 'unsupported', cursor: since, acked: false, dropped: 0, error: e };
+        return { end: 'unsupported', cursor: since, acked: false, dropped: 0, delivered: 0, error: e };
       throw e;
     }
     const endpoint = this.endpoint;
@@ -540,6 +540,10 @@ export class AuthorityClient {
       fetch: async (cursor) => {
         const c = await this.changes(cursor, { waitSeconds: 0, signal: o.signal, fresh: true });
         if (c.changed) await o.onChanges(c);
+        return c.version;
+      },
+      apply: async (c) => {
+        await o.onChanges(c);
         return c.version;
       },
     });

@@ -643,6 +643,8 @@ function pushChannel(
           ),
         };
       }),
+    // Answers read as a fetch's are (batched with other gateways'), sent in DELIVERs when they fit.
+    answer: (gateway, since) => service.changeStream.changes(gateway, since, 0),
     refreshSeconds: (config.push && config.push.refreshSeconds) || DEFAULT_REFRESH_SECONDS,
     port: 0,
     log,

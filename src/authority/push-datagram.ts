@@ -1,37 +1,53 @@
 // The datagrams of the wake-up channel (docs/authority.md, "The wake-up channel"): a gateway
-// SUBSCRIBEs with its cursor, the authority ACKs and WAKEs it when a change concerns it; the
-// delivery itself is always fetched over mutual TLS. Each datagram is authenticated with
-// HMAC-SHA256 (first 16 bytes) under the gateway's push key, derived from the authority's push
-// secret with HKDF-SHA256 (so any replica holding the secret checks it without storing keys).
+// SUBSCRIBEs with its cursor, the authority ACKs and WAKEs it when a change concerns it, and the
+// gateway fetches the delivery over mutual TLS. From protocol 2 on, when the change stream's answer
+// fits one datagram the authority sends it instead of the WAKE (DELIVER), encrypted: no TLS
+// handshake per change. Each datagram is authenticated with HMAC-SHA256 (first 16 bytes) under the
+// gateway's push key, derived from the authority's push secret with HKDF-SHA256 (so any replica
+// holding the secret checks it without storing keys).
 //
 // The codec is written by hand: the protocol is ours, its datagrams are a few fixed-offset
 // fields, and its parser must refuse anything else cheaply before any key is derived.
 //
-//   0      version (1)
-//   1      type: 1 SUBSCRIBE (gateway → authority), 2 ACK, 3 WAKE (authority → gateway)
+//   0      protocol version: 1, or 2 (DELIVER). A gateway SUBSCRIBEs with 2 only when its offer
+//          says the authority speaks it; the authority answers in the version it was sent.
+//   1      type: 1 SUBSCRIBE (gateway → authority), 2 ACK, 3 WAKE, 4 DELIVER (authority → gateway)
 //   2      flags: WAKE bit 0 = reset (the gateway's cursor is ahead of the authority), bit 1 = gone
 //          (this authority process is stopping: subscribe again, elsewhere or once it is back); others 0
-//   3      SUBSCRIBE: length n of the gateway's name (1..63); ACK, WAKE: 0
+//   3      SUBSCRIBE: length n of the gateway's name (1..63); ACK, WAKE, DELIVER: 0
 //   4..7   key id: the push key's issue time (s since the Unix epoch), big-endian
 //   8..15  sequence: SUBSCRIBE: the gateway's own, strictly increasing, ~ the authority's clock in
-//          ms (replay window); ACK, WAKE: that of the newest SUBSCRIBE accepted (echoed)
+//          ms (replay window); ACK, WAKE, DELIVER: that of the newest SUBSCRIBE accepted (echoed)
 //   16..23 SUBSCRIBE: the gateway's cursor; ACK: the version its delivery last changed at; WAKE:
-//          the version to fetch
-//   24..   SUBSCRIBE: the name (UTF-8)
+//          the version to fetch; DELIVER: the version of the answer it carries
+//   24..   SUBSCRIBE: the name (UTF-8). DELIVER: 24..31 the cursor the answer is from, 32..47 an
+//          IV, then the answer (JSON, deflated) encrypted with AES-256-CTR under HKDF(push key,
+//          "kasane push deliver v1"): encrypt-then-MAC as ESP does (RFC 3686, RFC 4868)
 //   then   16 bytes of HMAC-SHA256 over everything before them
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../base/result.js';
 import { MAX_NAME_BYTES } from './validate.js';
 
-export const PUSH_PROTOCOL_VERSION = 1;
+/** The newest protocol version (DELIVER); 1 is still spoken to gateways that SUBSCRIBE with it. */
+export const PUSH_PROTOCOL_VERSION = 2;
+export type PushProtocol = 1 | 2;
 export const MAC_BYTES = 16;
 const HEADER_BYTES = 24;
-/** The largest datagram of this protocol: anything longer is refused unread. */
-export const MAX_DATAGRAM_BYTES = HEADER_BYTES + MAX_NAME_BYTES + MAC_BYTES;
-const TYPES = { subscribe: 1, ack: 2, wake: 3 } as const;
+const IV_BYTES = 16;
+/** A DELIVER's fields before its ciphertext. */
+const DELIVER_HEADER_BYTES = HEADER_BYTES + 8 + IV_BYTES;
+/** The largest SUBSCRIBE: the authority refuses anything longer unread. */
+export const MAX_SUBSCRIBE_BYTES = HEADER_BYTES + MAX_NAME_BYTES + MAC_BYTES;
+/**
+ * The largest datagram of this protocol (a DELIVER): one that crosses any path unfragmented (the
+ * IPv6 minimum MTU less its headers, with room for tunnels on the way, as QUIC assumes).
+ */
+export const MAX_DATAGRAM_BYTES = 1200;
+const TYPES = { subscribe: 1, ack: 2, wake: 3, deliver: 4 } as const;
 const FLAG_RESET = 1;
 const FLAG_GONE = 2;
 const KEY_INFO = Buffer.from('kasane push v1', 'latin1');
+const DELIVER_INFO = Buffer.from('kasane push deliver v1', 'latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface Subscribe {
@@ -56,10 +72,23 @@ export interface Wake {
   /** The authority process is stopping. */
   gone?: boolean;
 }
-export type PushDatagram = Subscribe | Ack | Wake;
+/** The change stream's answer, sent in place of a WAKE (protocol 2). */
+export interface Deliver {
+  type: 'deliver';
+  keyId: number;
+  seq: number;
+  /** The version of the answer (the cursor once it is applied). */
+  version: number;
+  /** The cursor the answer was read for: it applies only to a gateway still there. */
+  since: number;
+  /** IV and ciphertext (`sealAnswer` / `openAnswer`). */
+  sealed: Uint8Array;
+}
+export type PushDatagram = Subscribe | Ack | Wake | Deliver;
 
 /** A datagram read but not yet authenticated: `verify` with the key its fields name. */
 export interface ParsedDatagram {
+  protocol: PushProtocol;
   datagram: PushDatagram;
   /** The bytes the MAC covers, and the MAC. */
   signed: Uint8Array;
@@ -99,33 +128,64 @@ function readU64(b: Uint8Array, at: number): number | undefined {
 
 const u64 = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
 
-/** The datagram, authenticated under `key`. Throws on fields out of range (our own values). */
-export function encodeDatagram(d: PushDatagram, key: Uint8Array): Buffer {
+/**
+ * The datagram, authenticated under `key`, in `protocol` (that of the SUBSCRIBE it answers). Throws
+ * on fields out of range (our own values).
+ */
+export function encodeDatagram(d: PushDatagram, key: Uint8Array, protocol: PushProtocol = 1): Buffer {
   const name = d.type === 'subscribe' ? Buffer.from(d.gateway, 'utf8') : Buffer.alloc(0);
   if (d.type === 'subscribe' && (name.length < 1 || name.length > MAX_NAME_BYTES))
     throw new RangeError(`gateway name of ${name.length} bytes`);
+  if (d.type === 'deliver' && (protocol < 2 || !u64(d.since) || d.sealed.length < IV_BYTES))
+    throw new RangeError('a DELIVER needs protocol 2, a cursor and an IV');
   const third = d.type === 'subscribe' ? d.cursor : d.version;
   if (!Number.isInteger(d.keyId) || d.keyId < 0 || d.keyId > 0xffffffff || !u64(d.seq) || !u64(third))
     throw new RangeError('push datagram field out of range');
-  const b = Buffer.alloc(HEADER_BYTES + name.length + MAC_BYTES);
-  b[0] = PUSH_PROTOCOL_VERSION;
+  const body = d.type === 'deliver' ? 8 + d.sealed.length : name.length;
+  const b = Buffer.alloc(HEADER_BYTES + body + MAC_BYTES);
+  if (b.length > MAX_DATAGRAM_BYTES) throw new RangeError(`a datagram of ${b.length} bytes`);
+  b[0] = protocol;
   b[1] = TYPES[d.type];
   b[2] = d.type === 'wake' ? (d.reset ? FLAG_RESET : 0) | (d.gone ? FLAG_GONE : 0) : 0;
   b[3] = name.length;
   b.writeUInt32BE(d.keyId, 4);
   writeU64(b, 8, d.seq);
   writeU64(b, 16, third);
-  name.copy(b, HEADER_BYTES);
-  const signed = b.subarray(0, HEADER_BYTES + name.length);
+  if (d.type === 'deliver') {
+    writeU64(b, HEADER_BYTES, d.since);
+    b.set(d.sealed, HEADER_BYTES + 8);
+  } else name.copy(b, HEADER_BYTES);
+  const signed = b.subarray(0, HEADER_BYTES + body);
   mac(key, signed).copy(b, signed.length);
   return b;
 }
+
+function answerKey(key: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), DELIVER_INFO, 32));
+}
+
+/** A DELIVER's `sealed`: a fresh IV and the plaintext encrypted under the push key's answer key. */
+export function sealAnswer(plain: Uint8Array, key: Uint8Array): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const c = createCipheriv('aes-256-ctr', answerKey(key), iv);
+  return Buffer.concat([iv, c.update(plain), c.final()]);
+}
+
+/** The plaintext of a DELIVER whose MAC checked (CTR mode: decryption is the same operation). */
+export function openAnswer(sealed: Uint8Array, key: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-ctr', answerKey(key), sealed.subarray(0, IV_BYTES));
+  return Buffer.concat([c.update(sealed.subarray(IV_BYTES)), c.final()]);
+}
+
+/** The most plaintext a DELIVER carries. */
+export const MAX_ANSWER_BYTES = MAX_DATAGRAM_BYTES - DELIVER_HEADER_BYTES - MAC_BYTES;
 
 /** Reads a datagram's fields (not its MAC: `verifyDatagram`), or why it is not one of ours. Never throws. */
 export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
   if (b.length < HEADER_BYTES + MAC_BYTES) return err('short', `${b.length} bytes`);
   if (b.length > MAX_DATAGRAM_BYTES) return err('long', `${b.length} bytes`);
-  if (b[0] !== PUSH_PROTOCOL_VERSION) return err('bad-version', `protocol version ${b[0]}`);
+  const protocol = b[0];
+  if (protocol !== 1 && protocol !== 2) return err('bad-version', `protocol version ${protocol}`);
   const type = b[1];
   const flags = b[2];
   const n = b[3];
@@ -134,9 +194,23 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
   const third = readU64(b, 16);
   if (seq === undefined || third === undefined) return err('bad-number', 'a 64-bit field beyond 2^53');
   const signedLength = b.length - MAC_BYTES;
-  if (signedLength !== HEADER_BYTES + n) return err('bad-length', `name length ${n} in ${b.length} bytes`);
   const signed = b.subarray(0, signedLength);
   const macBytes = b.subarray(signedLength);
+  if (type === TYPES.deliver) {
+    if (protocol < 2) return err('bad-type', 'DELIVER in protocol 1');
+    if (flags !== 0 || n !== 0) return err('bad-flags', `flags ${flags}, name length ${n} in a DELIVER`);
+    if (signedLength < DELIVER_HEADER_BYTES) return err('short', `a DELIVER of ${b.length} bytes`);
+    const since = readU64(b, HEADER_BYTES);
+    if (since === undefined) return err('bad-number', 'a 64-bit field beyond 2^53');
+    const sealed = b.subarray(HEADER_BYTES + 8, signedLength);
+    return ok({
+      protocol,
+      datagram: { type: 'deliver', keyId, seq, version: third, since, sealed },
+      signed,
+      mac: macBytes,
+    });
+  }
+  if (signedLength !== HEADER_BYTES + n) return err('bad-length', `name length ${n} in ${b.length} bytes`);
   if (type === TYPES.subscribe) {
     if (flags !== 0) return err('bad-flags', `flags ${flags}`);
     if (n < 1 || n > MAX_NAME_BYTES) return err('bad-length', `name length ${n}`);
@@ -147,17 +221,18 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
       return err('bad-name', 'the name is not UTF-8');
     }
     if (gateway.includes('\u0000')) return err('bad-name', 'the name holds U+0000');
-    return ok({ datagram: { type: 'subscribe', keyId, seq, cursor: third, gateway }, signed, mac: macBytes });
+    return ok({ protocol, datagram: { type: 'subscribe', keyId, seq, cursor: third, gateway }, signed, mac: macBytes });
   }
   if (type !== TYPES.ack && type !== TYPES.wake) return err('bad-type', `type ${type}`);
   if (n !== 0) return err('bad-length', `name length ${n} in an authority's datagram`);
   if (type === TYPES.ack) {
     if (flags !== 0) return err('bad-flags', `flags ${flags}`);
-    return ok({ datagram: { type: 'ack', keyId, seq, version: third }, signed, mac: macBytes });
+    return ok({ protocol, datagram: { type: 'ack', keyId, seq, version: third }, signed, mac: macBytes });
   }
   if ((flags & ~(FLAG_RESET | FLAG_GONE)) !== 0) return err('bad-flags', `flags ${flags}`);
   const reset = (flags & FLAG_RESET) !== 0;
   return ok({
+    protocol,
     datagram: { type: 'wake', keyId, seq, version: third, reset, ...((flags & FLAG_GONE) !== 0 && { gone: true }) },
     signed,
     mac: macBytes,

@@ -50,9 +50,18 @@ export function authorityMetrics(service: AuthorityService, push: PushChannel | 
       return [
         [{ kind: 'ack' }, s.acks],
         [{ kind: 'wake' }, s.wakes],
+        [{ kind: 'deliver' }, s.delivers],
+        // Resends of WAKEs and DELIVERs alike.
         [{ kind: 'wake-resend' }, s.resends],
       ];
     },
+  );
+  mirroredCounter(
+    registry,
+    'kasane_authority_push_too_large_total',
+    'Answers too large for a DELIVER datagram: a WAKE (and a fetch over TLS) instead',
+    [],
+    () => [[{}, push.status().tooLarge]],
   );
   return registry;
 }

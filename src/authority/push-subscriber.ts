@@ -1,7 +1,9 @@
 // The gateway's side of the wake-up channel (push.ts is the authority's): one UDP socket,
 // connected to the replica whose API answered, SUBSCRIBEs with the cursor every refresh period
 // (which also keeps a NAT mapping open), and on a WAKE — or an ACK naming a version beyond the
-// cursor — fetches the changes over mutual TLS and SUBSCRIBEs again with the new cursor.
+// cursor — fetches the changes over mutual TLS and SUBSCRIBEs again with the new cursor. A DELIVER
+// (protocol 2) carries that answer itself: applied as a fetched one would be, then acknowledged by
+// the next SUBSCRIBE; one that does not apply (another cursor, a bad answer) is taken as a WAKE.
 //
 // A session ends, and the caller (client.ts `watch`) decides what next, when three SUBSCRIBEs in a
 // row go unanswered ('no-answer'), when the network says the replica is gone (ICMP port
@@ -9,8 +11,17 @@
 // another replica ('moved'), or when the key nears its end ('renew').
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { encodeDatagram, parseDatagram, verifyDatagram, type Wake } from './push-datagram.js';
-import type { PushOffer } from './wire.js';
+import { inflateRawSync } from 'node:zlib';
+import {
+  encodeDatagram,
+  openAnswer,
+  parseDatagram,
+  verifyDatagram,
+  type Deliver,
+  type PushProtocol,
+  type Wake,
+} from './push-datagram.js';
+import type { GatewayChanges, PushOffer } from './wire.js';
 
 export type PushEnd = 'stopped' | 'no-answer' | 'unreachable' | 'moved' | 'renew';
 
@@ -20,6 +31,8 @@ const MAX_UNANSWERED = 3;
 const RENEW_BEFORE_MS = 3_600_000;
 /** A WAKE for a version already held is answered by a SUBSCRIBE at most this often. */
 const RESUBSCRIBE_MIN_MS = 1000;
+/** A DELIVER's answer inflates to at most this (a datagram of deflated JSON: far less in practice). */
+const MAX_INFLATED_BYTES = 256 * 1024;
 
 export interface PushSessionOptions {
   /** The replica's address (or name), as the API was reached. */
@@ -29,14 +42,19 @@ export interface PushSessionOptions {
   signal?: AbortSignal;
   /** Fetches and applies the changes after `cursor` (over mutual TLS); resolves with the new cursor. */
   fetch: (cursor: number) => Promise<number>;
+  /**
+   * Applies an answer that came in a DELIVER, as `fetch` applies the fetched one; resolves with the
+   * new cursor. Without it the session speaks protocol 1 (WAKEs only).
+   */
+  apply?: (c: GatewayChanges) => Promise<number>;
   /** After a fetch: did the fetches move to another replica than `host`? */
   moved?: () => boolean;
   /** How long an ACK may take (ms, default 1000). */
   ackTimeoutMs?: number;
   /** Told once the first ACK arrived (the channel works). */
   onSubscribed?: () => void;
-  /** Test hook: a WAKE for which this returns true is ignored (as if lost). */
-  dropWake?: (w: Wake) => boolean;
+  /** Test hook: a WAKE or DELIVER for which this returns true is ignored (as if lost). */
+  dropWake?: (w: Wake | Deliver) => boolean;
 }
 
 export interface PushSessionEnd {
@@ -47,6 +65,30 @@ export interface PushSessionEnd {
   error?: unknown;
   /** Datagrams received and dropped (malformed, not authentic, replayed). */
   dropped: number;
+  /** Answers applied from DELIVERs (no fetch). */
+  delivered: number;
+}
+
+/** The answer a DELIVER carries, if it is one for `d` (its version, a change). Never throws. */
+export function readDelivered(d: Deliver, key: Uint8Array): GatewayChanges | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(inflateRawSync(openAnswer(d.sealed, key), { maxOutputLength: MAX_INFLATED_BYTES }).toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const c = v as Partial<GatewayChanges>;
+  // The delivery itself is checked where it is opened, as a fetched one is.
+  const shaped =
+    c.version === d.version &&
+    c.changed === true &&
+    c.reset === false &&
+    typeof c.delivery === 'object' &&
+    c.delivery !== null &&
+    Array.isArray(c.events) &&
+    typeof c.eventsTruncated === 'boolean';
+  return shaped ? (c as GatewayChanges) : undefined;
 }
 
 function connect(socket: Socket, port: number, host: string): Promise<void> {
@@ -66,7 +108,10 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   // Sequence numbers follow the authority's clock (the replay window), whatever ours says.
   const offset = offer.now - Date.now();
   const socket = createSocket(isIPv6(o.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4');
+  const protocol: PushProtocol = o.apply && (offer.protocol ?? 1) >= 2 ? 2 : 1;
   let cursor = o.cursor;
+  let delivered: GatewayChanges | undefined;
+  let deliveredCount = 0;
   let seq = 0;
   let lastAck = 0;
   let lastReset = 0;
@@ -84,7 +129,11 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
 
   const subscribe = (): void => {
     seq = Math.max(seq + 1, Math.round(Date.now() + offset));
-    const d = encodeDatagram({ type: 'subscribe', keyId: offer.keyId, seq, cursor, gateway: offer.gateway }, key);
+    const d = encodeDatagram(
+      { type: 'subscribe', keyId: offer.keyId, seq, cursor, gateway: offer.gateway },
+      key,
+      protocol,
+    );
     awaitingAck = true;
     sentAt = performance.now();
     socket.send(d, (e) => {
@@ -109,6 +158,15 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       if (!acked) o.onSubscribed?.();
       acked = true;
       if (d.version > cursor) wanted = Math.max(wanted, d.version);
+    } else if (d.type === 'deliver') {
+      if (o.dropWake?.(d)) return;
+      if (d.version <= cursor)
+        resubscribe = true; // a resend of what we hold
+      else {
+        const c = d.since === cursor ? readDelivered(d, key) : undefined;
+        if (c && c.version > (delivered?.version ?? 0)) delivered = c;
+        else if (!c) wanted = Math.max(wanted, d.version); // not for our cursor: fetch it
+      }
     } else {
       if (o.dropWake?.(d)) return;
       // The replica is stopping: subscribe again (only as an answer to our newest SUBSCRIBE).
@@ -129,7 +187,14 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   });
   const onAbort = (): void => wake();
   o.signal?.addEventListener('abort', onAbort, { once: true });
-  const end = (e: PushEnd, error?: unknown): PushSessionEnd => ({ end: e, cursor, acked, error, dropped });
+  const end = (e: PushEnd, error?: unknown): PushSessionEnd => ({
+    end: e,
+    cursor,
+    acked,
+    error,
+    dropped,
+    delivered: deliveredCount,
+  });
   try {
     try {
       await connect(socket, offer.port, o.host);
@@ -140,6 +205,22 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
     let lastResubscribe = 0;
     while (!o.signal?.aborted) {
       if (failure) return end('unreachable', failure);
+      if (delivered) {
+        const c = delivered;
+        delivered = undefined;
+        if (c.version > cursor) {
+          try {
+            cursor = await o.apply!(c);
+            deliveredCount++;
+            subscribe();
+          } catch {
+            // Not applicable after all (a delivery that does not open): fetch it instead.
+            dropped++;
+            wanted = Math.max(wanted, c.version);
+          }
+          continue;
+        }
+      }
       if (wanted > cursor || reset) {
         const before = cursor;
         reset = false;

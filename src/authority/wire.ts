@@ -42,6 +42,8 @@ export interface PushOffer {
   refreshSeconds: number;
   /** The authority's clock (ms): SUBSCRIBE sequence numbers follow it. */
   now: number;
+  /** The newest protocol version the authority speaks (absent: 1); 2 sends answers in DELIVERs. */
+  protocol?: number;
 }
 
 /** The wake-up channel's counters on one replica. */
@@ -54,6 +56,10 @@ export interface PushStatus {
   wakes: number;
   resends: number;
   acks: number;
+  /** Answers sent in a DELIVER (no fetch needed). */
+  delivers: number;
+  /** Answers too large for a DELIVER: a WAKE instead. */
+  tooLarge: number;
 }
 
 /** One `kasane authority serve` process over the authority's database (GET /v1/replicas). */

@@ -2,11 +2,22 @@
 // and database check: a SUBSCRIBE is ACKed once the gateway is found active, and a gateway behind
 // is woken at once; a change wakes the subscribed gateways it concerns, WAKEs are resent until a
 // SUBSCRIBE shows the version, a revoked gateway's next SUBSCRIBE is dropped, a cursor ahead of the
-// authority gets a reset WAKE, and a gateway that stops refreshing is forgotten.
+// authority gets a reset WAKE, and a gateway that stops refreshing is forgotten. A protocol-2
+// gateway is sent the answer itself (DELIVER) when it fits, resent until acknowledged and read again
+// for a new cursor; a WAKE when it is too large or cannot be read.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { encodeDatagram, parseDatagram, pushKey, type PushDatagram } from '../../src/authority/push-datagram.js';
-import { PushChannel, type PushCheck } from '../../src/authority/push.js';
+import {
+  encodeDatagram,
+  parseDatagram,
+  pushKey,
+  type PushDatagram,
+  type PushProtocol,
+} from '../../src/authority/push-datagram.js';
+import { readDelivered } from '../../src/authority/push-subscriber.js';
+import { PushChannel, type PushChannelOptions, type PushCheck } from '../../src/authority/push.js';
+import type { GatewayChanges } from '../../src/authority/wire.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const secret = new Uint8Array(32).fill(3);
@@ -14,9 +25,11 @@ const secret = new Uint8Array(32).fill(3);
 function channel(
   db: { version: number; directoryVersion: number; gateways: Record<string, [boolean, number]> },
   maxWaking?: number,
+  answer?: PushChannelOptions['answer'],
 ) {
   let now = 1_800_000_000_000;
   const sent: PushDatagram[] = [];
+  const protocols: PushProtocol[] = [];
   const c = new PushChannel({
     secret,
     now: () => now,
@@ -24,7 +37,9 @@ function channel(
       const p = parseDatagram(b);
       assert.ok(p.ok);
       sent.push(p.value.datagram);
+      protocols.push(p.value.protocol);
     },
+    answer,
     check: async (names): Promise<PushCheck> => ({
       version: db.version,
       directoryVersion: db.directoryVersion,
@@ -39,16 +54,17 @@ function channel(
     maxWaking,
   });
   let seq = now;
-  const subscribe = (gateway: string, cursor: number): void => {
+  const subscribe = (gateway: string, cursor: number, protocol: PushProtocol = 1): void => {
     const keyId = Math.floor(now / 1000);
     seq = Math.max(seq + 1, now);
     c.receive(
-      encodeDatagram({ type: 'subscribe', keyId, seq, cursor, gateway }, pushKey(secret, gateway, keyId)),
+      encodeDatagram({ type: 'subscribe', keyId, seq, cursor, gateway }, pushKey(secret, gateway, keyId), protocol),
       '192.0.2.1',
       4000,
     );
   };
-  return { c, sent, subscribe, advance: (ms: number) => (now += ms) };
+  const key = (gateway: string): Buffer => pushKey(secret, gateway, Math.floor(now / 1000));
+  return { c, sent, protocols, subscribe, key, advance: (ms: number) => (now += ms) };
 }
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -165,6 +181,112 @@ describe('push subscription table', () => {
       await sleep(1300);
       assert.equal(c.size, 0);
       assert.equal(c.status().pendingWakes, 0);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('DELIVERs the answer to a protocol-2 gateway, resends it until acknowledged, WAKEs when it does not fit', async () => {
+    const db = {
+      version: 10,
+      directoryVersion: 1,
+      gateways: { g: [true, 5] as [boolean, number], big: [true, 5] as [boolean, number] },
+    };
+    const asked: [string, number][] = [];
+    const answer = async (gateway: string, since: number): Promise<GatewayChanges> => {
+      asked.push([gateway, since]);
+      // Sealed keys do not compress: 2,000 random bytes cannot fit a datagram.
+      const filler = gateway === 'big' ? [randomBytes(2000).toString('base64')] : [];
+      return {
+        version: db.version,
+        changed: true,
+        reset: false,
+        delivery: { gateway, filler } as unknown as GatewayChanges['delivery'],
+        events: [],
+        eventsTruncated: false,
+      };
+    };
+    const { c, sent, protocols, subscribe, key } = channel(db, undefined, answer);
+    try {
+      assert.equal(c.offer('g').protocol, 2);
+      subscribe('g', 10, 2);
+      subscribe('big', 10, 2);
+      await settle();
+      assert.deepEqual(protocols, [2, 2], 'answered in the protocol of the SUBSCRIBE');
+      db.version = 11;
+      c.notify(['g', 'big'], 11);
+      await settle();
+      await settle();
+      assert.deepEqual(asked, [
+        ['g', 10],
+        ['big', 10],
+      ]);
+      const d = sent.find((x) => x.type === 'deliver');
+      assert.ok(d && d.type === 'deliver' && d.version === 11 && d.since === 10, JSON.stringify(sent));
+      assert.deepEqual(readDelivered(d, key('g'))?.delivery, { gateway: 'g', filler: [] });
+      // Too large for a datagram: a WAKE (the gateway fetches over TLS).
+      const w = sent.find((x) => x.type === 'wake');
+      assert.ok(w && w.type === 'wake' && w.version === 11);
+      assert.equal(c.status().delivers, 1);
+      assert.equal(c.status().tooLarge, 1);
+      // Resent as it is until a SUBSCRIBE shows the version.
+      await sleep(1700);
+      const delivers = sent.filter((x) => x.type === 'deliver');
+      assert.equal(delivers.length, 2);
+      assert.deepEqual(delivers[1], delivers[0]);
+      subscribe('g', 11, 2);
+      subscribe('big', 11, 2);
+      await settle();
+      assert.equal(c.status().pendingWakes, 0);
+
+      // A gateway that moved (fetched) to a version short of the DELIVER's: the answer is read again.
+      db.version = 13;
+      c.notify(['g'], 13);
+      await settle();
+      await settle();
+      subscribe('g', 12, 2);
+      await settle();
+      await settle();
+      assert.deepEqual(asked.at(-1), ['g', 12]);
+      const last = sent.filter((x) => x.type === 'deliver').at(-1)!;
+      assert.ok(last.type === 'deliver' && last.since === 12 && last.version === 13, JSON.stringify(last));
+
+      // An answer that cannot be read (a revoked gateway: the fetch is refused): a WAKE.
+      subscribe('g', 13, 2);
+      await settle();
+      asked.length = 0;
+      const failing = channel(db, undefined, async () => {
+        throw new Error('gateway g is not active');
+      });
+      try {
+        failing.subscribe('g', 10, 2);
+        await settle();
+        failing.c.notify(['g'], 13);
+        await settle();
+        await settle();
+        assert.deepEqual(
+          failing.sent.map((x) => x.type),
+          ['ack', 'wake'],
+        );
+      } finally {
+        failing.c.close();
+      }
+      // Protocol 1 gateways are only ever WAKEd.
+      const old = channel(db, undefined, answer);
+      try {
+        old.subscribe('g', 10, 1);
+        await settle();
+        old.c.notify(['g'], 13);
+        await settle();
+        await settle();
+        assert.deepEqual(
+          old.sent.map((x) => x.type),
+          ['ack', 'wake'],
+        );
+        assert.deepEqual(old.protocols, [1, 1]);
+      } finally {
+        old.c.close();
+      }
     } finally {
       c.close();
     }

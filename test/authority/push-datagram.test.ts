@@ -1,18 +1,25 @@
 // The wake-up channel's datagram codec (hand-written, ours): every datagram encodes and parses back
 // to itself and checks under its key only; the parser never throws on any input, never accepts
 // anything longer or shorter than the layout, and any change to an authentic datagram is either
-// refused by the parser or fails its MAC.
+// refused by the parser or fails its MAC. A DELIVER's answer is encrypted (a fresh IV each time)
+// and only protocol 2 has DELIVERs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import {
   encodeDatagram,
+  MAX_ANSWER_BYTES,
   MAX_DATAGRAM_BYTES,
+  openAnswer,
   parseDatagram,
   pushKey,
+  sealAnswer,
   verifyDatagram,
   type PushDatagram,
+  type PushProtocol,
 } from '../../src/authority/push-datagram.js';
+import { readDelivered } from '../../src/authority/push-subscriber.js';
 
 const u64 = fc.maxSafeNat();
 const keyId = fc.integer({ min: 0, max: 0xffffffff });
@@ -23,18 +30,30 @@ const datagram: fc.Arbitrary<PushDatagram> = fc.oneof(
   fc.record({ type: fc.constant('subscribe' as const), keyId, seq: u64, cursor: u64, gateway: name }),
   fc.record({ type: fc.constant('ack' as const), keyId, seq: u64, version: u64 }),
   fc.record({ type: fc.constant('wake' as const), keyId, seq: u64, version: u64, reset: fc.boolean() }),
+  fc.record({
+    type: fc.constant('deliver' as const),
+    keyId,
+    seq: u64,
+    version: u64,
+    since: u64,
+    sealed: fc.uint8Array({ minLength: 16, maxLength: MAX_ANSWER_BYTES + 16 }),
+  }),
 );
 const key = fc.uint8Array({ minLength: 32, maxLength: 32 });
+/** DELIVERs exist in protocol 2 only. */
+const protocolOf = (d: PushDatagram, p: PushProtocol): PushProtocol => (d.type === 'deliver' ? 2 : p);
+const protocol = fc.constantFrom<PushProtocol>(1, 2);
 
 describe('push datagrams', () => {
   it('round-trip, and check under their key only', () => {
     fc.assert(
-      fc.property(datagram, key, key, (d, k, other) => {
-        const b = encodeDatagram(d, k);
+      fc.property(datagram, key, key, protocol, (d, k, other, v) => {
+        const b = encodeDatagram(d, k, protocolOf(d, v));
         assert.ok(b.length <= MAX_DATAGRAM_BYTES);
         const p = parseDatagram(b);
         assert.ok(p.ok, JSON.stringify(p));
-        assert.deepEqual(p.value.datagram, { ...d });
+        assert.equal(p.value.protocol, protocolOf(d, v));
+        assert.deepEqual(p.value.datagram, d.type === 'deliver' ? { ...d, sealed: b.subarray(32, -16) } : { ...d });
         assert.equal(verifyDatagram(p.value, k), true);
         if (Buffer.compare(Buffer.from(k), Buffer.from(other)) !== 0)
           assert.equal(verifyDatagram(p.value, other), false);
@@ -45,7 +64,7 @@ describe('push datagrams', () => {
 
   it('never throws on arbitrary bytes', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+      fc.property(fc.uint8Array({ maxLength: 1300 }), (b) => {
         const p = parseDatagram(b);
         if (p.ok) assert.ok(b.length >= 40 && b.length <= MAX_DATAGRAM_BYTES);
       }),
@@ -63,8 +82,9 @@ describe('push datagrams', () => {
           fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
           fc.record({ kind: fc.constant('add' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
         ),
-        (d, k, m) => {
-          const b = encodeDatagram(d, k);
+        protocol,
+        (d, k, m, v) => {
+          const b = encodeDatagram(d, k, protocolOf(d, v));
           let x: Buffer;
           if (m.kind === 'flip') {
             x = Buffer.from(b);
@@ -100,7 +120,9 @@ describe('push datagrams', () => {
     };
     const cases: [string, (b: Buffer) => void][] = [
       ['ok', () => undefined],
-      ['bad-version', (b) => (b[0] = 2)],
+      ['ok', (b) => (b[0] = 2)],
+      ['bad-version', (b) => (b[0] = 3)],
+      ['bad-version', (b) => (b[0] = 0)],
       ['bad-type', (b) => (b[1] = 9)],
       ['bad-flags', (b) => (b[2] = 1)],
       ['bad-length', (b) => (b[3] = 2)],
@@ -111,5 +133,55 @@ describe('push datagrams', () => {
     for (const [code, change] of cases) assert.equal(codes(change), code);
     assert.throws(() => encodeDatagram({ type: 'subscribe', keyId: 1, seq: 2, cursor: 3, gateway: 'x'.repeat(64) }, k));
     assert.throws(() => encodeDatagram({ type: 'ack', keyId: -1, seq: 2, version: 3 }, k));
+    // DELIVERs: protocol 2 only, never beyond one datagram.
+    const deliver = { type: 'deliver', keyId: 1, seq: 2, version: 4, since: 3, sealed: new Uint8Array(20) } as const;
+    assert.throws(() => encodeDatagram(deliver, k, 1), /protocol 2/);
+    assert.throws(() => encodeDatagram({ ...deliver, sealed: new Uint8Array(MAX_ANSWER_BYTES + 17) }, k, 2));
+    const d = encodeDatagram(deliver, k, 2);
+    d[0] = 1;
+    assert.equal(parseDatagram(d).ok ? 'ok' : (parseDatagram(d) as { error: { code: string } }).error.code, 'bad-type');
+  });
+
+  it('encrypts a DELIVER answer under the push key, with a fresh IV each time', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: MAX_ANSWER_BYTES }), key, key, (plain, k, other) => {
+        const a = sealAnswer(plain, k);
+        const b = sealAnswer(plain, k);
+        assert.equal(a.length, plain.length + 16);
+        assert.notDeepEqual(a, b);
+        assert.deepEqual(openAnswer(a, k), Buffer.from(plain));
+        if (plain.length >= 8 && Buffer.compare(Buffer.from(k), Buffer.from(other)) !== 0)
+          assert.notDeepEqual(openAnswer(a, other), Buffer.from(plain));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("takes from a DELIVER only a change stream answer of the datagram's version; never throws", () => {
+    const k = new Uint8Array(32).fill(3);
+    const answer = { version: 9, changed: true, reset: false, delivery: { x: 1 }, events: [], eventsTruncated: false };
+    const deliver = (plain: Uint8Array, version = 9) =>
+      ({ type: 'deliver', keyId: 1, seq: 2, version, since: 3, sealed: sealAnswer(plain, k) }) as const;
+    const deflated = (v: unknown): Buffer => deflateRawSync(JSON.stringify(v));
+    assert.deepEqual(readDelivered(deliver(deflated(answer)), k), answer);
+    for (const bad of [
+      deliver(deflated(answer), 10), // another version than the datagram says
+      deliver(deflated({ ...answer, changed: false })),
+      deliver(deflated({ ...answer, reset: true })),
+      deliver(deflated({ ...answer, delivery: null })),
+      deliver(deflated({ ...answer, events: 'no' })),
+      deliver(deflated([answer])),
+      deliver(Buffer.from('not deflated')),
+      deliver(deflateRawSync(Buffer.from('{"version":'))),
+      deliver(deflateRawSync(Buffer.alloc(300 * 1024, 0x20))), // inflates beyond the limit
+    ])
+      assert.equal(readDelivered(bad, k), undefined);
+    assert.equal(readDelivered(deliver(deflated(answer)), new Uint8Array(32)), undefined, 'another key');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1200 }), (b) => {
+        assert.equal(readDelivered(deliver(b), k), undefined);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

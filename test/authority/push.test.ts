@@ -106,11 +106,13 @@ describe('wake-up channel', () => {
       assert.equal(t.running.service.changeStream.waiting, 0);
       const status = await t.admin.status();
       assert.equal(status.push?.subscriptions, 1);
-      assert.ok(status.push!.wakes >= 1);
-      version = got.c.version;
+      // The answer came in the datagram (protocol 2): no WAKE, so no fetch and no TLS handshake.
+      assert.ok(status.push!.delivers >= 1, `${status.push!.delivers} DELIVERs`);
+      assert.equal(status.push!.wakes, 0);
     } finally {
       await f.stop();
     }
+    version = (await gw.client.changes(0, { waitSeconds: 0 })).version;
   });
 
   it('drops forged, replayed, wrong-key, truncated, stale and expired datagrams without answering', async () => {
@@ -193,7 +195,9 @@ describe('wake-up channel', () => {
     assert.equal(m.status, 200);
     assert.match(m.text, /^kasane_authority_push_subscriptions \d+$/m);
     assert.match(m.text, /^kasane_authority_push_drops_total\{reason="bad-mac"\} [1-9]\d*$/m);
-    assert.match(m.text, /^kasane_authority_push_sent_total\{kind="wake"\} [1-9]\d*$/m);
+    assert.match(m.text, /^kasane_authority_push_sent_total\{kind="deliver"\} [1-9]\d*$/m);
+    assert.match(m.text, /^kasane_authority_push_sent_total\{kind="wake"\} \d+$/m);
+    assert.match(m.text, /^kasane_authority_push_too_large_total \d+$/m);
     assert.match(m.text, /^kasane_authority_waiting_gateways 0$/m);
     assert.equal((await get()).status, 401);
   });
