@@ -31,6 +31,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { deflateRawSync } from 'node:zlib';
 import { AuthorityClient, gatewayClient, openDelivery } from '../src/authority/client.js';
 import { createReplica, initAuthority } from '../src/authority/lifecycle.js';
 import type { GatewayBundle, GatewayChanges } from '../src/authority/wire.js';
@@ -75,6 +76,11 @@ export interface AuthorityBenchResult {
   deliverAllSeconds: number;
   /** Per gateway: from its VPN's rotation until it received the new epoch. */
   latencyMs: { p50: number; p99: number; max: number };
+  /**
+   * The wake-up channel's datagrams for the rotation, all replicas: answers sent in a DELIVER, WAKEs
+   * (each a fetch over TLS), answers too large for a DELIVER, resends.
+   */
+  push?: { delivers: number; wakes: number; tooLarge: number; resends: number };
   verified: number;
   /** Per replica: RSS after setup, with its gateways waiting (or subscribed), the high-water mark; KB per gateway. */
   memory: {
@@ -410,6 +416,13 @@ async function runOne(
         // a process is gone
       }
     }, 100);
+    const pushCounts = async (): Promise<NonNullable<AuthorityBenchResult['push']>> => {
+      const all = await Promise.all(admins.map((a) => a.status()));
+      const sum = (k: 'delivers' | 'wakes' | 'tooLarge' | 'resends'): number =>
+        all.reduce((n, s) => n + (s.push?.[k] ?? 0), 0);
+      return { delivers: sum('delivers'), wakes: sum('wakes'), tooLarge: sum('tooLarge'), resends: sum('resends') };
+    };
+    const pushBefore = o.mode === 'push' ? await pushCounts() : undefined;
     const start = Date.now();
     const t0 = performance.now();
     const rotated = await admin.rotateAll();
@@ -432,6 +445,24 @@ async function runOne(
     log(
       `${tag}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`,
     );
+    // What one answer weighs (the DELIVER carries it deflated when it fits 1,200 bytes).
+    const sizes = received.slice(0, 200).map((r) => {
+      const json = Buffer.from(JSON.stringify(r.change));
+      return [json.length, deflateRawSync(json).length];
+    });
+    log(
+      `${tag}: an answer after the rotation: ${sizes[0][0]} bytes of JSON, ${sizes[0][1]} deflated (largest of 200: ${Math.max(...sizes.map((x) => x[1]))})`,
+    );
+    let push: AuthorityBenchResult['push'];
+    if (pushBefore) {
+      const after = await pushCounts();
+      push = {
+        delivers: after.delivers - pushBefore.delivers,
+        wakes: after.wakes - pushBefore.wakes,
+        tooLarge: after.tooLarge - pushBefore.tooLarge,
+        resends: after.resends - pushBefore.resends,
+      };
+    }
     const memoryRows = pids.map((p, r) => {
       const m = memory(p);
       return {
@@ -512,6 +543,7 @@ async function runOne(
         p99: percentile(latencies, 99),
         max: latencies[latencies.length - 1],
       },
+      push,
       verified,
       memory: memoryRows,
       failover,
@@ -558,6 +590,11 @@ export function formatAuthorityBench(results: AuthorityBenchResult[]): string {
     lines.push(
       `${tag}: ${r.gateways} gateways in ${r.vpns} VPNs: rotate-all ${r.rotateAllSeconds} s; every gateway held its new epoch ${r.deliverAllSeconds} s after the rotation started ` +
         `(per gateway after its VPN's rotation: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms; ${r.verified} decrypted and checked)`,
+      ...(r.push
+        ? [
+            `${tag}: datagrams for the rotation: ${r.push.delivers} DELIVERs (the answer itself), ${r.push.wakes} WAKEs (a fetch over TLS each; ${r.push.tooLarge} answers too large for a datagram), ${r.push.resends} resends`,
+          ]
+        : []),
       ...r.memory.map(
         (m) =>
           `${tag}: replica ${m.replica}: ${m.gateways} gateways ${r.mode === 'push' ? 'subscribed' : 'waiting'}; RSS ${m.afterSetupMb} MB after setup, ${m.waitingMb} MB with them waiting (${m.kbPerGateway} KB per gateway), high water ${m.highWaterMb} MB`,

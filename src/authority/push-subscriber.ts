@@ -11,11 +11,11 @@
 // another replica ('moved'), or when the key nears its end ('renew').
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { inflateRawSync } from 'node:zlib';
 import {
   encodeDatagram,
   openAnswer,
   parseDatagram,
+  unpackAnswer,
   verifyDatagram,
   type Deliver,
   type PushProtocol,
@@ -31,8 +31,6 @@ const MAX_UNANSWERED = 3;
 const RENEW_BEFORE_MS = 3_600_000;
 /** A WAKE for a version already held is answered by a SUBSCRIBE at most this often. */
 const RESUBSCRIBE_MIN_MS = 1000;
-/** A DELIVER's answer inflates to at most this (a datagram of deflated JSON: far less in practice). */
-const MAX_INFLATED_BYTES = 256 * 1024;
 
 export interface PushSessionOptions {
   /** The replica's address (or name), as the API was reached. */
@@ -73,7 +71,7 @@ export interface PushSessionEnd {
 export function readDelivered(d: Deliver, key: Uint8Array): GatewayChanges | undefined {
   let v: unknown;
   try {
-    v = JSON.parse(inflateRawSync(openAnswer(d.sealed, key), { maxOutputLength: MAX_INFLATED_BYTES }).toString());
+    v = JSON.parse(unpackAnswer(openAnswer(d.sealed, key)));
   } catch {
     return undefined;
   }

@@ -20,12 +20,12 @@
 // what they answer (no amplification).
 import { hkdfSync } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { deflateRawSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
   encodeDatagram,
   MAX_ANSWER_BYTES,
   MAX_SUBSCRIBE_BYTES,
+  packAnswer,
   parseDatagram,
   pushKey,
   PUSH_PROTOCOL_VERSION,
@@ -52,6 +52,8 @@ const TICK_MS = 250;
  * the WAKE, or at its first resend.
  */
 export const MAX_WAKING = 512;
+/** After an answer too large for a DELIVER, the gateway is only WAKEd for this long (no read in vain). */
+const TOO_LARGE_MS = 10 * 60_000;
 /** A record's gateway is looked up in the database again after this long (revocations). */
 const RECHECK_MS = 5 * 60_000;
 /** Gateways checked in one database read at most. */
@@ -116,6 +118,8 @@ interface Subscription {
   /** The DELIVER sent and not yet acknowledged (resent as it is), and the cursor it applies to. */
   deliver?: Buffer;
   deliverSince: number;
+  /** Until when its answers are taken to be too large for a DELIVER (the clock's ms). */
+  largeUntil: number;
 }
 
 export class PushChannel {
@@ -202,6 +206,7 @@ export class PushChannel {
         waking: false,
         reading: false,
         deliverSince: 0,
+        largeUntil: 0,
       };
       this.table.set(d.gateway, rec);
     }
@@ -311,7 +316,8 @@ export class PushChannel {
   private wake(rec: Subscription, version: number, reset: boolean): void {
     rec.wakeVersion = version;
     rec.reset = reset;
-    if (!reset && rec.protocol >= 2 && this.o.answer && !rec.waking && !this.queued.has(rec)) {
+    const deliverable = rec.protocol >= 2 && this.o.answer && this.o.now() >= rec.largeUntil;
+    if (!reset && deliverable && !rec.waking && !this.queued.has(rec)) {
       void this.deliver(rec);
       return;
     }
@@ -334,11 +340,14 @@ export class PushChannel {
       const c = await this.o.answer!(rec.gateway, since);
       version = c.version;
       if (c.changed && !c.reset && c.version > since) {
-        const plain = deflateRawSync(JSON.stringify(c));
+        const plain = packAnswer(JSON.stringify(c));
         if (plain.length <= MAX_ANSWER_BYTES) {
           const d = { type: 'deliver', keyId: rec.keyId, seq: rec.seq, version, since } as const;
           datagram = encodeDatagram({ ...d, sealed: sealAnswer(plain, rec.key) }, rec.key, rec.protocol);
-        } else this.counts.tooLarge++;
+        } else {
+          this.counts.tooLarge++;
+          rec.largeUntil = this.o.now() + TOO_LARGE_MS;
+        }
       }
     } catch (e) {
       this.o.log?.debug({ err: (e as Error).message, gateway: rec.gateway }, 'push: no answer to deliver');

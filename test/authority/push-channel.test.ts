@@ -238,6 +238,15 @@ describe('push subscription table', () => {
       subscribe('big', 11, 2);
       await settle();
       assert.equal(c.status().pendingWakes, 0);
+      // Its answers are not read again in vain for a while: straight to a WAKE.
+      const reads = asked.length;
+      db.version = 12;
+      c.notify(['big'], 12);
+      await settle();
+      assert.equal(asked.length, reads);
+      assert.ok(sent.at(-1)?.type === 'wake' && sent.at(-1)?.version === 12);
+      subscribe('big', 12, 2);
+      await settle();
 
       // A gateway that moved (fetched) to a version short of the DELIVER's: the answer is read again.
       db.version = 13;

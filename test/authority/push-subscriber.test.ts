@@ -5,10 +5,10 @@
 // (fetched); forged ones are counted drops.
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import { deflateRawSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import {
   encodeDatagram,
+  packAnswer,
   parseDatagram,
   sealAnswer,
   type PushProtocol,
@@ -78,7 +78,7 @@ async function session(protocol: number | undefined, failing: number[] = []) {
     const to = subs[0].from;
     authority.send(b, to.port, to.address);
   };
-  const deliver = (version: number, since: number, plain = deflateRawSync(JSON.stringify(answer(version)))) =>
+  const deliver = (version: number, since: number, plain = packAnswer(JSON.stringify(answer(version)))) =>
     encodeDatagram(
       { type: 'deliver', keyId: offer.keyId, seq: subs.at(-1)!.d.seq, version, since, sealed: sealAnswer(plain, key) },
       key,
@@ -123,7 +123,7 @@ describe('wake-up channel, the gateway side', () => {
   it('fetches instead when a DELIVER is for another cursor, is not an answer, or does not apply', async () => {
     for (const [what, make, failing] of [
       ['another cursor', (s: Awaited<ReturnType<typeof session>>) => s.deliver(12, 9), []],
-      ['not an answer', (s: Awaited<ReturnType<typeof session>>) => s.deliver(12, 10, deflateRawSync('[]')), []],
+      ['not an answer', (s: Awaited<ReturnType<typeof session>>) => s.deliver(12, 10, packAnswer('[]')), []],
       ['does not apply', (s: Awaited<ReturnType<typeof session>>) => s.deliver(12, 10), [12]],
     ] as const) {
       const s = await session(2, [...failing]);
