@@ -244,7 +244,8 @@ describe('push subscription table', () => {
       c.notify(['big'], 12);
       await settle();
       assert.equal(asked.length, reads);
-      assert.ok(sent.at(-1)?.type === 'wake' && sent.at(-1)?.version === 12);
+      const woken = sent.at(-1);
+      assert.ok(woken?.type === 'wake' && woken.version === 12, JSON.stringify(woken));
       subscribe('big', 12, 2);
       await settle();
 
