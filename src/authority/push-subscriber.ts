@@ -111,6 +111,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   let delivered: GatewayChanges | undefined;
   let deliveredCount = 0;
   let seq = 0;
+  let firstSeq = Infinity;
   let lastAck = 0;
   let lastReset = 0;
   let wanted = 0;
@@ -127,6 +128,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
 
   const subscribe = (): void => {
     seq = Math.max(seq + 1, Math.round(Date.now() + offset));
+    firstSeq = Math.min(firstSeq, seq);
     const d = encodeDatagram(
       { type: 'subscribe', keyId: offer.keyId, seq, cursor, gateway: offer.gateway },
       key,
@@ -157,6 +159,9 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       acked = true;
       if (d.version > cursor) wanted = Math.max(wanted, d.version);
     } else if (d.type === 'deliver') {
+      // Only answers to this session's SUBSCRIBEs since the last reset (the cursor may have gone back
+      // then: an older answer replayed must not apply).
+      if (d.seq < lastReset || d.seq < firstSeq || d.seq > seq) return void dropped++;
       if (o.dropWake?.(d)) return;
       if (d.version <= cursor)
         resubscribe = true; // a resend of what we hold

@@ -78,9 +78,14 @@ async function session(protocol: number | undefined, failing: number[] = []) {
     const to = subs[0].from;
     authority.send(b, to.port, to.address);
   };
-  const deliver = (version: number, since: number, plain = packAnswer(JSON.stringify(answer(version)))) =>
+  const deliver = (
+    version: number,
+    since: number,
+    plain = packAnswer(JSON.stringify(answer(version))),
+    seq = subs.at(-1)!.d.seq,
+  ) =>
     encodeDatagram(
-      { type: 'deliver', keyId: offer.keyId, seq: subs.at(-1)!.d.seq, version, since, sealed: sealAnswer(plain, key) },
+      { type: 'deliver', keyId: offer.keyId, seq, version, since, sealed: sealAnswer(plain, key) },
       key,
       2,
     );
@@ -105,6 +110,8 @@ describe('wake-up channel, the gateway side', () => {
     try {
       await until(() => s.subs.length === 1, 'the SUBSCRIBE');
       assert.equal(s.subs[0].p, 2, 'protocol 2 when offered');
+      // Authentic, but echoing a SUBSCRIBE from before this session (a replay): dropped.
+      s.send(s.deliver(11, 10, undefined, s.subs[0].d.seq - 60_000));
       s.send(s.deliver(12, 10));
       await until(() => s.subs.length === 2, 'the acknowledging SUBSCRIBE');
       assert.deepEqual(s.applied, [12]);
@@ -117,6 +124,7 @@ describe('wake-up channel, the gateway side', () => {
     } finally {
       const end = await s.stop();
       assert.equal(end.delivered, 1);
+      assert.equal(end.dropped, 1, 'the replay');
     }
   });
 
