@@ -109,6 +109,8 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   const protocol: PushProtocol = o.apply && (offer.protocol ?? 1) >= 2 ? 2 : 1;
   let cursor = o.cursor;
   let delivered: GatewayChanges | undefined;
+  /** The version of the DELIVER being applied (0: none). */
+  let applying = 0;
   let deliveredCount = 0;
   let seq = 0;
   let firstSeq = Infinity;
@@ -163,12 +165,13 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       // then: an older answer replayed must not apply).
       if (d.seq < lastReset || d.seq < firstSeq || d.seq > seq) return void dropped++;
       if (o.dropWake?.(d)) return;
-      if (d.version <= cursor)
+      if (d.version <= cursor) {
         resubscribe = true; // a resend of what we hold
-      else {
+      } else if (d.version > Math.max(delivered?.version ?? 0, applying)) {
+        // (Not a resend of the one about to apply: that would be read again for nothing.)
         const c = d.since === cursor ? readDelivered(d, key) : undefined;
-        if (c && c.version > (delivered?.version ?? 0)) delivered = c;
-        else if (!c) wanted = Math.max(wanted, d.version); // not for our cursor: fetch it
+        if (c) delivered = c;
+        else wanted = Math.max(wanted, d.version); // not for our cursor: fetch it
       }
     } else {
       if (o.dropWake?.(d)) return;
@@ -213,6 +216,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
         delivered = undefined;
         if (c.version > cursor) {
           try {
+            applying = c.version;
             cursor = await o.apply!(c);
             deliveredCount++;
             subscribe();
@@ -220,6 +224,8 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
             // Not applicable after all (a delivery that does not open): fetch it instead.
             dropped++;
             wanted = Math.max(wanted, c.version);
+          } finally {
+            applying = 0;
           }
           continue;
         }

@@ -41,7 +41,13 @@ export const PUSH_KEY_LIFETIME_MS = 24 * 3_600_000;
 /** A SUBSCRIBE's sequence (ms) may differ this much from the authority's clock. */
 export const PUSH_WINDOW_MS = 60_000;
 export const DEFAULT_REFRESH_SECONDS = 25;
-/** Resends of an unacknowledged WAKE: after 1 s, doubling, at most this far apart. */
+/**
+ * Resends of an unacknowledged WAKE or DELIVER: after the channel's retransmission timeout (1 s, or
+ * more when acknowledgements have been slower: RFC 6298's estimator over the time from a first send
+ * to its acknowledgement, resends or not, so losses lengthen it and never shorten it), doubling, at
+ * most RESEND_MAX_MS apart. A burst of thousands of DELIVERs is acknowledged over seconds by busy
+ * gateways; resending at 1 s regardless only adds to their work.
+ */
 const RESEND_FIRST_MS = 1000;
 const RESEND_MAX_MS = 16_000;
 const TICK_MS = 250;
@@ -109,6 +115,8 @@ interface Subscription {
   wakeVersion: number;
   reset: boolean;
   resendMs: number;
+  /** When the WAKE or DELIVER was first sent (performance.now()). */
+  sentAt: number;
   /** The tick its next resend falls in (0: none). */
   tick: number;
   /** Holds one of the MAX_WAKING slots. */
@@ -134,6 +142,9 @@ export class PushChannel {
   /** Gateways to wake once a slot frees, in order. */
   private readonly queued = new Set<Subscription>();
   private waking = 0;
+  /** Smoothed time to acknowledgement and its variation (ms; 0: no sample yet). */
+  private srtt = 0;
+  private rttvar = 0;
   private checkScheduled = false;
   private closed = false;
   readonly drops: Record<PushDropReason, number> = {
@@ -202,6 +213,7 @@ export class PushChannel {
         wakeVersion: 0,
         reset: false,
         resendMs: 0,
+        sentAt: 0,
         tick: 0,
         waking: false,
         reading: false,
@@ -222,6 +234,7 @@ export class PushChannel {
     // (A reset's only once the cursor is no longer ahead of what this process knows.)
     const acked = d.cursor >= rec.wakeVersion && (!rec.reset || d.cursor <= Math.max(this.known, rec.wakeVersion));
     if (rec.wakeVersion && acked) {
+      if (rec.sentAt) this.sampleRtt(Math.min(performance.now() - rec.sentAt, RESEND_MAX_MS));
       rec.wakeVersion = 0;
       rec.reset = false;
       rec.deliver = undefined;
@@ -367,8 +380,7 @@ export class PushChannel {
     rec.deliverSince = since;
     this.counts.delivers++;
     this.sendDatagram(rec, datagram);
-    rec.resendMs = RESEND_FIRST_MS;
-    this.schedule(rec, RESEND_FIRST_MS);
+    this.firstSent(rec);
     // A change after the one read: another answer (the DELIVER sent covers what it could).
     if (rec.wakeVersion > version) void this.deliver(rec);
   }
@@ -381,8 +393,26 @@ export class PushChannel {
     }
     this.counts.wakes++;
     this.sendWake(rec);
-    rec.resendMs = RESEND_FIRST_MS;
-    this.schedule(rec, RESEND_FIRST_MS);
+    this.firstSent(rec);
+  }
+
+  /** A WAKE or DELIVER just went out for the first time: its resend is due after the timeout. */
+  private firstSent(rec: Subscription): void {
+    rec.sentAt = performance.now();
+    rec.resendMs = this.srtt
+      ? Math.min(Math.max(this.srtt + 4 * this.rttvar, RESEND_FIRST_MS), RESEND_MAX_MS)
+      : RESEND_FIRST_MS;
+    this.schedule(rec, rec.resendMs);
+  }
+
+  private sampleRtt(ms: number): void {
+    if (!this.srtt) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+      this.srtt = 0.875 * this.srtt + 0.125 * ms;
+    }
   }
 
   /** Frees its slot (or its place in the queue) and wakes the next in turn. */

@@ -238,31 +238,39 @@ describe('push subscription table', () => {
       subscribe('big', 11, 2);
       await settle();
       assert.equal(c.status().pendingWakes, 0);
-      // Its answers are not read again in vain for a while: straight to a WAKE.
-      const reads = asked.length;
+      // That acknowledgement took ~1.7 s (one resend): the timeout grew, the next DELIVER is not resent at 1 s.
+      const resends = c.status().resends;
       db.version = 12;
-      c.notify(['big'], 12);
+      c.notify(['g'], 12);
+      await sleep(2000);
+      assert.equal(c.status().resends, resends, 'not resent after 2 s');
+      subscribe('g', 12, 2);
+      await settle();
+
+      const reads = asked.length;
+      db.version = 14;
+      c.notify(['big'], 14);
       await settle();
       assert.equal(asked.length, reads);
       const woken = sent.at(-1);
-      assert.ok(woken?.type === 'wake' && woken.version === 12, JSON.stringify(woken));
-      subscribe('big', 12, 2);
+      assert.ok(woken?.type === 'wake' && woken.version === 14, JSON.stringify(woken));
+      subscribe('big', 14, 2);
       await settle();
 
       // A gateway that moved (fetched) to a version short of the DELIVER's: the answer is read again.
-      db.version = 13;
-      c.notify(['g'], 13);
+      db.version = 16;
+      c.notify(['g'], 16);
       await settle();
       await settle();
-      subscribe('g', 12, 2);
+      subscribe('g', 15, 2);
       await settle();
       await settle();
-      assert.deepEqual(asked.at(-1), ['g', 12]);
+      assert.deepEqual(asked.at(-1), ['g', 15]);
       const last = sent.filter((x) => x.type === 'deliver').at(-1)!;
-      assert.ok(last.type === 'deliver' && last.since === 12 && last.version === 13, JSON.stringify(last));
+      assert.ok(last.type === 'deliver' && last.since === 15 && last.version === 16, JSON.stringify(last));
 
       // An answer that cannot be read (a revoked gateway: the fetch is refused): a WAKE.
-      subscribe('g', 13, 2);
+      subscribe('g', 16, 2);
       await settle();
       asked.length = 0;
       const failing = channel(db, undefined, async () => {
