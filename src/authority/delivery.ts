@@ -7,7 +7,7 @@ import type { x509 } from '../pki/x509.js';
 import type { AuthorityContext } from './context.js';
 import type { Directory } from './directory.js';
 import type { Federation } from './federation.js';
-import { membersOf } from './lookups.js';
+import { membersFrom } from './lookups.js';
 import type { SealedKeyRow, StateRow, StoreOps, VpnRow } from './storage/types.js';
 import { DELIVERY_FORMAT, type DeliveredMember, type DeliveredVpn, type GatewayDelivery } from './wire.js';
 
@@ -63,9 +63,7 @@ export class Delivery {
       list.push(s);
       sealedOf.set(s.gateway, list);
     }
-    const views = new Map<number, VpnView>();
-    for (const vpn of await tx.getVpnsByIds([...new Set([...vpnsOf.values()].flat())]))
-      views.set(vpn.id, await this.view(tx, vpn));
+    const views = await this.viewsOf(tx, await tx.getVpnsByIds([...new Set([...vpnsOf.values()].flat())]));
     const directory = await this.o.directory.prefixes(tx, state);
     const aa = this.o.attributeAuthority
       ? Buffer.from(this.o.attributeAuthority.cert.rawData).toString('base64')
@@ -119,44 +117,76 @@ export class Delivery {
     this.views.delete(vpnId);
   }
 
-  /** The VPN's view, cached until the VPN changes (a view depends only on its changedVersion). */
-  private async view(tx: StoreOps, vpn: VpnRow): Promise<VpnView> {
-    const id = vpn.id;
-    const cached = this.views.get(id);
-    if (cached && cached.changedVersion === vpn.changedVersion) return cached;
-    const key = `${id}:${vpn.changedVersion}`;
-    let building = this.builds.get(key);
-    if (!building) {
-      building = this.build(tx, vpn).finally(() => this.builds.delete(key));
-      this.builds.set(key, building);
+  /**
+   * The VPNs' views, each cached until its VPN changes (a view depends only on its changedVersion).
+   * The missing ones are built together, with a few queries for all of them: after a rotation of
+   * every VPN the first batch of deliveries needs them all at once.
+   */
+  private async viewsOf(tx: StoreOps, vpns: readonly VpnRow[]): Promise<Map<number, VpnView>> {
+    const out = new Map<number, VpnView>();
+    const pending: Promise<void>[] = [];
+    const missing: VpnRow[] = [];
+    const key = (vpn: VpnRow): string => `${vpn.id}:${vpn.changedVersion}`;
+    for (const vpn of vpns) {
+      const cached = this.views.get(vpn.id);
+      const building = this.builds.get(key(vpn));
+      if (cached && cached.changedVersion === vpn.changedVersion) out.set(vpn.id, cached);
+      else if (building) pending.push(building.then((v) => void out.set(vpn.id, v)));
+      else missing.push(vpn);
     }
-    return building;
+    if (missing.length) {
+      const built = this.build(tx, missing);
+      for (const vpn of missing) {
+        const one = built.then((m) => m.get(vpn.id)!);
+        this.builds.set(key(vpn), one);
+        pending.push(one.then((v) => void out.set(vpn.id, v)));
+      }
+      const done = (): void => missing.forEach((vpn) => this.builds.delete(key(vpn)));
+      built.then(done, done);
+    }
+    await Promise.all(pending);
+    return out;
   }
 
-  private async build(tx: StoreOps, vpn: VpnRow): Promise<VpnView> {
-    const id = vpn.id;
-    const { prefixes, gateways } = await membersOf(tx, id);
-    const spis = await tx.listSpis(id);
-    const members: DeliveredMember[] = [];
-    for (const [name, ps] of prefixes) {
-      const g = gateways.get(name)!;
-      if (g.status !== 'active') continue;
-      members.push({
-        gateway: name,
-        address: g.address,
-        prefixes: ps.map(String),
-        spis: spis.filter((s) => s.gateway === name).map((s) => ({ epoch: s.epoch, spi: s.spi })),
-      });
+  private async build(tx: StoreOps, vpns: readonly VpnRow[]): Promise<Map<number, VpnView>> {
+    const ids = vpns.map((v) => v.id);
+    const group = <R extends { vpnId: number }>(rows: readonly R[]): Map<number, R[]> => {
+      const m = new Map<number, R[]>();
+      for (const r of rows) (m.get(r.vpnId) ?? m.set(r.vpnId, []).get(r.vpnId)!).push(r);
+      return m;
+    };
+    const memberRows = group(await tx.listVpnMembersOf(ids));
+    const spiRows = group(await tx.listSpisOf(ids));
+    const epochRows = group(await tx.listEpochsOf(ids));
+    const out = new Map<number, VpnView>();
+    for (const vpn of vpns) {
+      const id = vpn.id;
+      const { prefixes, gateways } = membersFrom(memberRows.get(id) ?? []);
+      const spis = new Map<string, { epoch: number; spi: number }[]>();
+      for (const s of spiRows.get(id) ?? [])
+        (spis.get(s.gateway) ?? spis.set(s.gateway, []).get(s.gateway)!).push({ epoch: s.epoch, spi: s.spi });
+      const members: DeliveredMember[] = [];
+      for (const [name, ps] of prefixes) {
+        const g = gateways.get(name)!;
+        if (g.status !== 'active') continue;
+        members.push({
+          gateway: name,
+          address: g.address,
+          prefixes: ps.map(String),
+          spis: spis.get(name) ?? [],
+        });
+      }
+      members.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
+      const epochs = (epochRows.get(id) ?? []).map((e) => ({
+        epoch: e.epoch,
+        activeFrom: e.activeFrom,
+        expiresAt: e.expiresAt,
+      }));
+      const view: VpnView = { changedVersion: vpn.changedVersion, vpn, epochs, members };
+      const cur = this.views.get(id);
+      if (!cur || cur.changedVersion < view.changedVersion) this.views.set(id, view);
+      out.set(id, view);
     }
-    members.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : 0));
-    const epochs = (await tx.listEpochs(id)).map((e) => ({
-      epoch: e.epoch,
-      activeFrom: e.activeFrom,
-      expiresAt: e.expiresAt,
-    }));
-    const view: VpnView = { changedVersion: vpn.changedVersion, vpn, epochs, members };
-    const cur = this.views.get(id);
-    if (!cur || cur.changedVersion < view.changedVersion) this.views.set(id, view);
-    return view;
+    return out;
   }
 }

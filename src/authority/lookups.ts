@@ -31,9 +31,17 @@ export async function membersOf(
   tx: StoreOps,
   vpnId: number,
 ): Promise<{ prefixes: Map<string, Prefix[]>; gateways: Map<string, MemberGateway> }> {
+  return membersFrom(await tx.listVpnMembers(vpnId));
+}
+
+/** The same from a VPN's rows of `listVpnMembers` (or its share of `listVpnMembersOf`). */
+export function membersFrom(rows: readonly Awaited<ReturnType<StoreOps['listVpnMembers']>>[number][]): {
+  prefixes: Map<string, Prefix[]>;
+  gateways: Map<string, MemberGateway>;
+} {
   const prefixes = new Map<string, Prefix[]>();
   const gateways = new Map<string, MemberGateway>();
-  for (const r of await tx.listVpnMembers(vpnId)) {
+  for (const r of rows) {
     const list = prefixes.get(r.gateway) ?? [];
     list.push(Prefix.from(r.prefix));
     prefixes.set(r.gateway, list);

@@ -107,5 +107,50 @@ for (const store of await testStores()) {
           ['gw1', 'gw3'],
         );
       }));
+
+    it("one read of many gateways' deliveries builds every VPN's view at once, in a few queries", () =>
+      withAuthority(store, async (a) => {
+        const { service } = a;
+        const names = Array.from({ length: 12 }, (_, i) => `gw${i}`);
+        for (let v = 0; v < 4; v++) await a.addVpn(`vpn${v}`);
+        for (const [i, g] of names.entries()) {
+          await a.enrolled(g, `192.0.2.${i + 1}`);
+          await a.addMember(`vpn${i % 4}`, g, `10.${i}.0.0/16`);
+        }
+        const singly = await Promise.all(names.map((g) => service.delivery.of(g)));
+        await service.gateways.update(ADMIN, 'gw0', { address: '198.51.100.1' }); // vpn0 changes
+        for (let v = 1; v < 4; v++) await service.epochs.rotate(ADMIN, `vpn${v}`, true); // and the others
+        // Count the per-VPN and the many-VPN reads of one batch of every gateway.
+        const calls: string[] = [];
+        const counted = <T extends object>(tx: T): T =>
+          new Proxy(tx, {
+            get(target, prop, receiver) {
+              const v = Reflect.get(target, prop, receiver) as unknown;
+              if (typeof v !== 'function') return v;
+              return (...args: unknown[]) => {
+                if (/^list(VpnMembers|Spis|Epochs)(Of)?$/.test(String(prop))) calls.push(String(prop));
+                return (v as (...x: unknown[]) => unknown).apply(target, args);
+              };
+            },
+          });
+        const all = await a.store.read(async (tx) =>
+          service.delivery.many(counted(tx), await tx.state(), names, a.clock.now),
+        );
+        assert.deepEqual(calls.sort(), ['listEpochsOf', 'listSpisOf', 'listVpnMembersOf']);
+        for (const [i, g] of names.entries()) {
+          const d = all.get(g)!;
+          assert.equal(d.vpns[0].name, `vpn${i % 4}`);
+          assert.deepEqual(
+            d.vpns[0].members.map((m) => m.gateway),
+            names.filter((_, j) => j % 4 === i % 4).sort(),
+          );
+          if (i % 4) assert.equal(d.vpns[0].epochs.length, singly[i].vpns[0].epochs.length + 1, 'the new epoch');
+          else assert.equal(d.vpns[0].members.find((m) => m.gateway === 'gw0')?.address, '198.51.100.1');
+        }
+        // Built once: the next read shares the views.
+        calls.length = 0;
+        await a.store.read(async (tx) => service.delivery.many(counted(tx), await tx.state(), names, a.clock.now));
+        assert.deepEqual(calls, []);
+      }));
   });
 }

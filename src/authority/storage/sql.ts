@@ -530,6 +530,17 @@ export class SqlOps implements StoreOps {
     return rows;
   }
 
+  async listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]> {
+    const rows = await this.inChunks(vpnIds, (part) =>
+      this.db.all<EpochRow>(
+        `SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, epoch`,
+        part,
+      ),
+    );
+    for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
+    return rows;
+  }
+
   insertSealedKeys(rows: readonly SealedKeyRow[]): Promise<void> {
     return this.insert('sealed_keys', SEALED, rows);
   }
@@ -588,6 +599,15 @@ export class SqlOps implements StoreOps {
 
   listSpis(vpnId: number): Promise<SpiRow[]> {
     return this.db.all<SpiRow>(`SELECT ${cols(SPI)} FROM spis WHERE vpn_id = ? ORDER BY gateway, epoch`, [vpnId]);
+  }
+
+  listSpisOf(vpnIds: readonly number[]): Promise<SpiRow[]> {
+    return this.inChunks(vpnIds, (part) =>
+      this.db.all<SpiRow>(
+        `SELECT ${cols(SPI)} FROM spis WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, gateway, epoch`,
+        part,
+      ),
+    );
   }
 
   async deleteSpis(filter: { vpnId: number; gateway?: string; epochs?: readonly number[] }): Promise<void> {

@@ -224,6 +224,8 @@ export interface StoreOps {
   insertEpoch(row: EpochRow): Promise<void>;
   insertEpochs(rows: readonly EpochRow[]): Promise<void>;
   listEpochs(vpnId: number): Promise<EpochRow[]>;
+  /** The epochs of several VPNs (one query per 200), by VPN then epoch. */
+  listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]>;
   /** Deletes the epochs of these VPNs that ended by `now`, with their sealed keys and SPIs. */
   deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void>;
   /** Every epoch of these VPNs that ends after `end` ends at `end` instead (the previous epochs at a rotation). */
@@ -236,6 +238,8 @@ export interface StoreOps {
 
   insertSpis(rows: readonly SpiRow[]): Promise<void>;
   listSpis(vpnId: number): Promise<SpiRow[]>;
+  /** The SPIs of several VPNs (one query per 200), by VPN, gateway, epoch. */
+  listSpisOf(vpnIds: readonly number[]): Promise<SpiRow[]>;
   deleteSpis(filter: { vpnId: number; gateway?: string; epochs?: readonly number[] }): Promise<void>;
 
   insertEnrollToken(row: EnrollTokenRow): Promise<void>;
