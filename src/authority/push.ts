@@ -52,10 +52,11 @@ const RESEND_FIRST_MS = 1000;
 const RESEND_MAX_MS = 16_000;
 const TICK_MS = 250;
 /**
- * WAKEs whose fetch may be under way at once: the rest wait their turn. Woken gateways all connect
+ * WAKEs and DELIVERs unacknowledged at once: the rest wait their turn. Woken gateways all connect
  * at once otherwise (a rotation of everything: thousands of TLS handshakes, beyond the listen
- * backlog and into SYN retries of seconds). A slot frees when the gateway's SUBSCRIBE acknowledges
- * the WAKE, or at its first resend.
+ * backlog and into SYN retries of seconds), and DELIVERs would be resent into gateways still
+ * applying the first copy. A slot frees when the gateway's SUBSCRIBE acknowledges it, or at its
+ * first resend.
  */
 export const MAX_WAKING = 512;
 /** After an answer too large for a DELIVER, the gateway is only WAKEd for this long (no read in vain). */
@@ -329,19 +330,27 @@ export class PushChannel {
   private wake(rec: Subscription, version: number, reset: boolean): void {
     rec.wakeVersion = version;
     rec.reset = reset;
-    const deliverable = rec.protocol >= 2 && this.o.answer && this.o.now() >= rec.largeUntil;
-    if (!reset && deliverable && !rec.waking && !this.queued.has(rec)) {
+    if (!reset && rec.protocol >= 2 && this.o.answer && this.o.now() >= rec.largeUntil) {
+      // A DELIVER carries the answer as of its read: a newer change needs a new read (a DELIVER
+      // waiting for its turn is sent as it is meanwhile, then the new one).
       void this.deliver(rec);
       return;
     }
-    if (this.queued.has(rec)) return; // it will be sent the newest version when its turn comes
+    rec.deliver = undefined;
+    this.enqueue(rec);
+  }
+
+  /** Sends its WAKE or DELIVER now if it holds a slot or one is free; otherwise it waits its turn. */
+  private enqueue(rec: Subscription): void {
+    if (this.queued.has(rec)) return; // its newest WAKE or DELIVER goes when its turn comes
     if (rec.waking || this.waking < (this.o.maxWaking ?? MAX_WAKING)) this.admit(rec);
     else this.queued.add(rec);
   }
 
   /**
-   * Reads the gateway's answer and sends it in a DELIVER; a WAKE instead (through the slots) when
-   * it does not fit a datagram or cannot be read (a revoked gateway: its fetch is refused).
+   * Reads the gateway's answer and sends it in a DELIVER; a WAKE instead when it does not fit a
+   * datagram or cannot be read (a revoked gateway: its fetch is refused). Either waits for a slot: a
+   * rotation of everything is acknowledged at the pace the gateways apply it, not resent into them.
    */
   private async deliver(rec: Subscription): Promise<void> {
     if (rec.reading) return; // the read under way is followed by another if the version moved on
@@ -369,29 +378,23 @@ export class PushChannel {
     }
     if (this.closed || this.table.get(rec.gateway) !== rec || !rec.wakeVersion) return;
     if (rec.cursor !== since) return this.wake(rec, rec.wakeVersion, rec.reset); // it moved meanwhile
-    if (!datagram) {
-      // Too large, unreadable, or nothing new after all: the gateway fetches (or is told so by the ACK).
-      if (rec.waking || this.waking < (this.o.maxWaking ?? MAX_WAKING)) this.admit(rec);
-      else this.queued.add(rec);
-      return;
-    }
-    if (version > rec.wakeVersion) rec.wakeVersion = version;
+    // Without a datagram (too large, unreadable, nothing new after all) a WAKE: the gateway fetches.
+    if (datagram && version > rec.wakeVersion) rec.wakeVersion = version;
     rec.deliver = datagram;
     rec.deliverSince = since;
-    this.counts.delivers++;
-    this.sendDatagram(rec, datagram);
-    this.firstSent(rec);
-    // A change after the one read: another answer (the DELIVER sent covers what it could).
-    if (rec.wakeVersion > version) void this.deliver(rec);
+    this.enqueue(rec);
+    // A change after the one read: another answer (the DELIVER covers what it could).
+    if (datagram && rec.wakeVersion > version) void this.deliver(rec);
   }
 
-  /** Sends the WAKE now (holding a slot) and schedules its resend. */
+  /** Sends the WAKE or DELIVER now (holding a slot) and schedules its resend. */
   private admit(rec: Subscription): void {
     if (!rec.waking) {
       rec.waking = true;
       this.waking++;
     }
-    this.counts.wakes++;
+    if (rec.deliver) this.counts.delivers++;
+    else this.counts.wakes++;
     this.sendWake(rec);
     this.firstSent(rec);
   }

@@ -148,6 +148,56 @@ describe('push subscription table', () => {
     }
   });
 
+  it('holds DELIVERs to maxWaking unacknowledged too, and a queued one gives way to a newer answer', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const db = {
+      version: 5,
+      directoryVersion: 1,
+      gateways: Object.fromEntries(names.map((n) => [n, [true, 1] as [boolean, number]])),
+    };
+    const answer = async (gateway: string, since: number): Promise<GatewayChanges> => ({
+      version: db.version,
+      changed: db.version > since,
+      reset: false,
+      delivery: { gateway } as unknown as GatewayChanges['delivery'],
+      events: [],
+      eventsTruncated: false,
+    });
+    const { c, sent, subscribe } = channel(db, 2, answer);
+    try {
+      for (const n of names) subscribe(n, 5, 2);
+      await settle();
+      db.version = 6;
+      c.notify('all', 6);
+      await settle();
+      await settle();
+      const delivers = () => sent.filter((d) => d.type === 'deliver');
+      assert.equal(delivers().length, 2, 'two in flight');
+      assert.equal(c.status().pendingWakes, 5);
+      // A newer change while three wait: they will carry it.
+      db.version = 7;
+      c.notify(['e'], 7);
+      await settle();
+      await settle();
+      subscribe('a', 6, 2);
+      subscribe('b', 6, 2);
+      await settle();
+      await settle();
+      assert.equal(delivers().length, 4, 'c and d in turn');
+      subscribe('c', 6, 2);
+      await settle();
+      // e's turn: its DELIVER carries version 7; the one for 6 it waited with was never sent.
+      assert.deepEqual(
+        delivers().map((d) => d.type === 'deliver' && d.version),
+        [6, 6, 6, 6, 7],
+      );
+      assert.equal(c.status().delivers, 5);
+      assert.equal(c.status().wakes, 0);
+    } finally {
+      c.close();
+    }
+  });
+
   it("drops a revoked gateway's next SUBSCRIBE, resets a cursor ahead, forgets a gateway gone quiet", async () => {
     const db = {
       version: 20,
