@@ -162,8 +162,13 @@ export function encodeDatagram(d: PushDatagram, key: Uint8Array, protocol: PushP
   return b;
 }
 
+/** Answer keys by push key object: a subscription and a session keep theirs (HKDF once, not per datagram). */
+const answerKeys = new WeakMap<Uint8Array, Buffer>();
+
 function answerKey(key: Uint8Array): Buffer {
-  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), DELIVER_INFO, 32));
+  let k = answerKeys.get(key);
+  if (!k) answerKeys.set(key, (k = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), DELIVER_INFO, 32))));
+  return k;
 }
 
 /** A DELIVER's `sealed`: a fresh IV and the plaintext encrypted under the push key's answer key. */

@@ -6,12 +6,12 @@
 //
 // A gateway that speaks protocol 2 is sent the change stream's answer itself (DELIVER, encrypted
 // under its push key) when it fits one datagram: no fetch, no TLS handshake per change. Answers
-// are read in batches (change-stream.ts) and sent without waiting for a slot; only WAKEs, which
-// make gateways connect, wait their turn (MAX_WAKING).
+// are read in batches (change-stream.ts). WAKEs and DELIVERs unacknowledged at once are bounded
+// (MAX_WAKING, MAX_DELIVERING); the others wait their turn.
 //
 // Per gateway the authority keeps one small record (address, key, cursor, last seen): no socket,
-// no timer of its own. One timer ticks for the process while anything is due: WAKEs not yet
-// acknowledged are sent again after 1, 2, 4, 8, 16, 16… s, and records not refreshed for three
+// no timer of its own. One timer ticks for the process while anything is due: WAKEs and DELIVERs
+// not yet acknowledged are sent again (RESEND_FIRST_MS), and records not refreshed for three
 // refresh periods are forgotten. Which gateways a change concerns comes from the change stream
 // (this process's commits and other replicas', change-stream.ts), as for the long poll.
 //
@@ -52,13 +52,17 @@ const RESEND_FIRST_MS = 1000;
 const RESEND_MAX_MS = 16_000;
 const TICK_MS = 250;
 /**
- * WAKEs and DELIVERs unacknowledged at once: the rest wait their turn. Woken gateways all connect
- * at once otherwise (a rotation of everything: thousands of TLS handshakes, beyond the listen
- * backlog and into SYN retries of seconds), and DELIVERs would be resent into gateways still
- * applying the first copy. A slot frees when the gateway's SUBSCRIBE acknowledges it, or at its
- * first resend.
+ * WAKEs unacknowledged at once: the rest wait their turn. Woken gateways all connect at once
+ * otherwise (a rotation of everything: thousands of TLS handshakes, beyond the listen backlog and
+ * into SYN retries of seconds). A slot frees when the gateway's SUBSCRIBE acknowledges it, or at
+ * its first resend.
  */
 export const MAX_WAKING = 512;
+/**
+ * WAKEs and DELIVERs unacknowledged at once (DELIVERs cost a gateway no connection, only the work
+ * of applying one): without a bound a burst would be resent into gateways still applying it.
+ */
+export const MAX_DELIVERING = 2048;
 /** After an answer too large for a DELIVER, the gateway is only WAKEd for this long (no read in vain). */
 const TOO_LARGE_MS = 10 * 60_000;
 /** A record's gateway is looked up in the database again after this long (revocations). */
@@ -88,6 +92,8 @@ export interface PushChannelOptions {
   refreshSeconds: number;
   /** WAKEs in flight at once (default MAX_WAKING). */
   maxWaking?: number;
+  /** WAKEs and DELIVERs in flight at once (default MAX_DELIVERING). */
+  maxDelivering?: number;
   /** The UDP port gateways send to (told in the offer; set once the socket is bound). */
   port: number;
   log?: Logger;
@@ -120,7 +126,7 @@ interface Subscription {
   sentAt: number;
   /** The tick its next resend falls in (0: none). */
   tick: number;
-  /** Holds one of the MAX_WAKING slots. */
+  /** Holds one of the slots (MAX_WAKING, MAX_DELIVERING). */
   waking: boolean;
   /** An answer is being read for it (0: none), and the cursor it is read from. */
   reading: boolean;
@@ -343,7 +349,7 @@ export class PushChannel {
   /** Sends its WAKE or DELIVER now if it holds a slot or one is free; otherwise it waits its turn. */
   private enqueue(rec: Subscription): void {
     if (this.queued.has(rec)) return; // its newest WAKE or DELIVER goes when its turn comes
-    if (rec.waking || this.waking < (this.o.maxWaking ?? MAX_WAKING)) this.admit(rec);
+    if (this.admissible(rec)) this.admit(rec);
     else this.queued.add(rec);
   }
 
@@ -418,17 +424,27 @@ export class PushChannel {
     }
   }
 
+  /** May its WAKE (up to maxWaking in flight) or DELIVER (up to maxDelivering) go now? */
+  private admissible(rec: Subscription): boolean {
+    if (rec.waking) return true;
+    return this.waking < (rec.deliver ? (this.o.maxDelivering ?? MAX_DELIVERING) : (this.o.maxWaking ?? MAX_WAKING));
+  }
+
   /** Frees its slot (or its place in the queue) and wakes the next in turn. */
   private release(rec: Subscription): void {
     this.queued.delete(rec);
     if (!rec.waking) return;
     rec.waking = false;
     this.waking--;
-    const max = this.o.maxWaking ?? MAX_WAKING;
+    // In order: one that may not go yet (a WAKE while 512 are out) holds back those behind it.
     for (const next of this.queued) {
-      if (this.waking >= max) break;
+      if (!next.wakeVersion || this.table.get(next.gateway) !== next) {
+        this.queued.delete(next);
+        continue;
+      }
+      if (!this.admissible(next)) break;
       this.queued.delete(next);
-      if (next.wakeVersion && this.table.get(next.gateway) === next) this.admit(next);
+      this.admit(next);
     }
   }
 

@@ -26,6 +26,7 @@ function channel(
   db: { version: number; directoryVersion: number; gateways: Record<string, [boolean, number]> },
   maxWaking?: number,
   answer?: PushChannelOptions['answer'],
+  maxDelivering?: number,
 ) {
   let now = 1_800_000_000_000;
   const sent: PushDatagram[] = [];
@@ -40,6 +41,7 @@ function channel(
       protocols.push(p.value.protocol);
     },
     answer,
+    maxDelivering,
     check: async (names): Promise<PushCheck> => ({
       version: db.version,
       directoryVersion: db.directoryVersion,
@@ -148,7 +150,7 @@ describe('push subscription table', () => {
     }
   });
 
-  it('holds DELIVERs to maxWaking unacknowledged too, and a queued one gives way to a newer answer', async () => {
+  it('holds DELIVERs to maxDelivering unacknowledged, and a queued one gives way to a newer answer', async () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
     const db = {
       version: 5,
@@ -163,7 +165,7 @@ describe('push subscription table', () => {
       events: [],
       eventsTruncated: false,
     });
-    const { c, sent, subscribe } = channel(db, 2, answer);
+    const { c, sent, subscribe } = channel(db, 1, answer, 2);
     try {
       for (const n of names) subscribe(n, 5, 2);
       await settle();
