@@ -128,7 +128,7 @@ interface Subscription {
   tick: number;
   /** Holds one of the slots (MAX_WAKING, MAX_DELIVERING). */
   waking: boolean;
-  /** An answer is being read for it (0: none), and the cursor it is read from. */
+  /** An answer is being read for it. */
   reading: boolean;
   /** The DELIVER sent and not yet acknowledged (resent as it is), and the cursor it applies to. */
   deliver?: Buffer;
