@@ -17,6 +17,11 @@ export interface GatewayRunConfig {
    * URL in the enrollment credentials. A host name with several addresses counts as one per address.
    */
   authorityUrls?: string[];
+  /**
+   * Follow the change stream on the authority's wake-up channel (UDP) when it offers one (default);
+   * false: always the mutual-TLS long poll (UDP to the authority blocked, or by choice).
+   */
+  authorityPush: boolean;
   /** Interfaces facing the terminals' LANs, and facing the WAN. */
   inside: string[];
   outside: string[];
@@ -56,6 +61,7 @@ const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 const TOP_KEYS = [
   'data',
   'authorityUrls',
+  'authorityPush',
   'inside',
   'outside',
   'attached',
@@ -136,6 +142,7 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
   const cfg: GatewayRunConfig = {
     data: data ?? '',
     authorityUrls,
+    authorityPush: d.authorityPush === undefined ? true : (r.boolean(d.authorityPush, ['authorityPush']) ?? true),
     inside,
     outside,
     attached: prefixes('attached'),

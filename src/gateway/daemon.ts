@@ -96,6 +96,7 @@ export class GatewayDaemon {
       data: this.config.data,
       creds: this.creds,
       urls: this.config.authorityUrls,
+      push: { enabled: this.config.authorityPush },
       log: this.log,
     });
     const first = await this.link.initial();

@@ -115,6 +115,21 @@ describe('wake-up channel', () => {
     version = (await gw.client.changes(0, { waitSeconds: 0 })).version;
   });
 
+  it('a gateway with the channel turned off (authorityPush: false) long-polls instead', async () => {
+    const acks = t.running.push!.status().acks;
+    const f = follow(gw, version, { enabled: false });
+    try {
+      await until(() => t.running.service.changeStream.waiting === 1, 'its long poll');
+      await t.admin.rotateVpn('V', true);
+      await until(() => f.answers.length > 0, 'the change, on the long poll');
+      assert.deepEqual(f.states, [], 'never subscribed');
+      assert.equal(t.running.push!.status().acks, acks, 'no SUBSCRIBE answered');
+    } finally {
+      await f.stop();
+    }
+    version = (await gw.client.changes(0, { waitSeconds: 0 })).version;
+  });
+
   it('drops forged, replayed, wrong-key, truncated, stale and expired datagrams without answering', async () => {
     const push = t.running.push!;
     const port = push.port;

@@ -32,6 +32,9 @@ rawEspVpns: [7, 9]
   assert.deepEqual(r.value.timers, { idleTimeout: 3000, sweepInterval: 250 });
   assert.deepEqual(r.value.metrics, { host: '127.0.0.1', port: 9108 });
   assert.equal(r.value.allowPlain.map(String).join(), '10.200.9.0/24');
+  assert.equal(r.value.authorityPush, true, 'the wake-up channel unless turned off');
+  const off = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\nauthorityPush: false\n');
+  assert.ok(off.ok && off.value.authorityPush === false);
 });
 
 test('gateway config: each mistake is named, all of them at once', () => {
@@ -44,6 +47,7 @@ allowPlain: [10.0.0.0/33]
 metrics: { listen: nowhere }
 colour: blue
 rawEspVpns: [0, x]
+authorityPush: no
 `;
   assertRefusedNaming(text, [
     'g.yaml: colour: unknown field "colour"',
@@ -56,6 +60,7 @@ rawEspVpns: [0, x]
     'g.yaml: metrics.listen: must be host:port',
     'g.yaml: rawEspVpns[0]: expected an integer from 1 to 4294967295, got 0',
     'g.yaml: rawEspVpns[1]: expected an integer from 1 to 4294967295, got "x"',
+    'g.yaml: authorityPush:',
   ]);
 });
 
@@ -144,7 +149,7 @@ test('gateway config file: each mistake with its line and field; a log level pin
     const r = loadGatewayConfig(file);
     assert.ok(!r.ok);
     assert.deepEqual(r.error.message.split('\n'), [
-      `${file}:4:10: pathMTU: unknown field "pathMTU"; expected one of: data, authorityUrls, inside, outside, attached, tun, pathMtu, rawEspVpns, allowPlain, statusSocket, metrics, routingTable, timers, limits, ike, keystore, statusReport, logLevel`,
+      `${file}:4:10: pathMTU: unknown field "pathMTU"; expected one of: data, authorityUrls, authorityPush, inside, outside, attached, tun, pathMtu, rawEspVpns, allowPlain, statusSocket, metrics, routingTable, timers, limits, ike, keystore, statusReport, logLevel`,
       `${file}:6:15: tun.insde: unknown field "insde"; expected one of: inside, outside`,
       `${file}:7:24: allowPlain[1]: 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)`,
       `${file}:5:11: logLevel: expected fatal, error, warn, info, debug, trace or silent, got string "verbose"`,
