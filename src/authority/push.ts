@@ -122,8 +122,9 @@ interface Subscription {
   wakeVersion: number;
   reset: boolean;
   resendMs: number;
-  /** When the WAKE or DELIVER was first sent (performance.now()). */
+  /** When the WAKE or DELIVER was first sent (performance.now()), and its resends since. */
   sentAt: number;
+  resends: number;
   /** The tick its next resend falls in (0: none). */
   tick: number;
   /** Holds one of the slots (MAX_WAKING, MAX_DELIVERING). */
@@ -221,6 +222,7 @@ export class PushChannel {
         reset: false,
         resendMs: 0,
         sentAt: 0,
+        resends: 0,
         tick: 0,
         waking: false,
         reading: false,
@@ -408,6 +410,7 @@ export class PushChannel {
   /** A WAKE or DELIVER just went out for the first time: its resend is due after the timeout. */
   private firstSent(rec: Subscription): void {
     rec.sentAt = performance.now();
+    rec.resends = 0;
     rec.resendMs = this.srtt
       ? Math.min(Math.max(this.srtt + 4 * this.rttvar, RESEND_FIRST_MS), RESEND_MAX_MS)
       : RESEND_FIRST_MS;
@@ -566,11 +569,14 @@ export class PushChannel {
         this.pending--;
         if (!rec.wakeVersion || this.table.get(rec.gateway) !== rec) continue;
         this.counts.resends++;
+        rec.resends++;
         this.sendWake(rec);
         rec.resendMs = Math.min(rec.resendMs * 2, RESEND_MAX_MS);
         this.schedule(rec, rec.resendMs);
-        // Its first WAKE may have been lost: its slot goes to the next in turn (resends continue).
-        this.release(rec);
+        // It may have been lost (or the gateway is gone): its slot goes to the next in turn, resends
+        // continue. A DELIVER keeps it one resend longer: slow acknowledgements of a burst are the
+        // gateways' backlog, which more DELIVERs would only lengthen.
+        if (!rec.deliver || rec.resends >= 2) this.release(rec);
       }
     }
     const now = this.o.now();

@@ -200,6 +200,47 @@ describe('push subscription table', () => {
     }
   });
 
+  it('a DELIVER unacknowledged keeps its slot until its second resend (a WAKE: its first)', async () => {
+    const db = {
+      version: 5,
+      directoryVersion: 1,
+      gateways: { a: [true, 1] as [boolean, number], b: [true, 1] as [boolean, number] },
+    };
+    const answer = async (gateway: string): Promise<GatewayChanges> => ({
+      version: db.version,
+      changed: true,
+      reset: false,
+      delivery: { gateway } as unknown as GatewayChanges['delivery'],
+      events: [],
+      eventsTruncated: false,
+    });
+    const { c, sent, subscribe } = channel(db, 1, answer, 1);
+    try {
+      subscribe('a', 5, 2);
+      subscribe('b', 5, 2);
+      await settle();
+      db.version = 6;
+      c.notify(['a', 'b'], 6);
+      await settle();
+      await settle();
+      const delivers = (): number => sent.filter((d) => d.type === 'deliver').length;
+      const start = performance.now();
+      assert.equal(delivers(), 1, "a's");
+      const until = async (n: number): Promise<number> => {
+        while (delivers() < n && performance.now() - start < 8000) await sleep(20);
+        return performance.now() - start;
+      };
+      assert.ok((await until(2)) >= 900, "a's first resend after ~1 s");
+      await sleep(300);
+      assert.equal(delivers(), 2, 'b still waits');
+      // a's second resend (~2 s later) frees the slot: b's goes right after it.
+      assert.ok((await until(4)) >= 2700, `${Math.round(performance.now() - start)} ms`);
+      assert.equal(delivers(), 4);
+    } finally {
+      c.close();
+    }
+  });
+
   it("drops a revoked gateway's next SUBSCRIBE, resets a cursor ahead, forgets a gateway gone quiet", async () => {
     const db = {
       version: 20,
