@@ -17,8 +17,11 @@ void vnet_read(vnet_hdr *h, const uint8_t *p) {
 int gso_complete_csum(const vnet_hdr *h, uint8_t *pkt, size_t len) {
   size_t start = h->csum_start, at = (size_t)h->csum_start + h->csum_offset;
   if (start >= len || at + 2 > len) return -1;
-  /* The field holds the pseudo-header sum; the sum over the rest completes it. */
-  wr16(pkt + at, csum_finish(csum_add(0, pkt + start, len - start)));
+  /* The field holds the pseudo-header sum; the sum over the rest completes it. A computed 0 is
+   * written as 0xffff, as the kernel's skb_checksum_help does: to UDP 0 means "no checksum" (and
+   * over IPv6 the receiver drops it); to TCP both are the same value. */
+  uint16_t c = csum_finish(csum_add(0, pkt + start, len - start));
+  wr16(pkt + at, c ? c : 0xffff);
   return 0;
 }
 

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { checksum, ipHeaderOk, nativeOrSkip, sum16, tcp, tcpOk, tcpPseudo } from './support.js';
+import { ipv6, pseudo6, upperChecksumOk6 } from './support6.js';
 
 const GSO_TCPV4 = 1;
 const GSO_TCPV6 = 4;
@@ -167,6 +168,27 @@ describe('native GSO segmentation', () => {
     assert.deepEqual([...same![0]], [...p]);
   });
 
+  it('a UDP checksum that computes to 0 is completed as 0xffff, as the kernel does (0 means none)', (t) => {
+    const n = nativeOrSkip(t);
+    if (!n) return;
+    // An IPv6 UDP datagram from a terminal behind a veth (checksum offloaded), whose data is made
+    // to sum to 0xffff: its checksum computes to 0, which IPv6 receivers would drop as "none".
+    const u = new Uint8Array(40).map((_, i) => (i * 29 + 3) & 0xff);
+    u.set([0x0f, 0xa0, 0, 53, 0, u.length, 0, 0]);
+    const p = ipv6({ src: '2001:db8:1::10', dst: '2001:db8:2::10', proto: 17, payload: u });
+    const partial = pseudo6(p, u.length, 17);
+    const w = ((p[48] << 8) | p[49]) + checksum(p, 40, u.length, partial);
+    const word = (w & 0xffff) + (w >> 16);
+    [p[48], p[49], p[46], p[47]] = [word >> 8, word & 0xff, partial >> 8, partial & 0xff];
+    const zeroed = p.slice();
+    zeroed[46] = zeroed[47] = 0;
+    assert.equal(checksum(zeroed, 40, u.length, partial), 0, 'the checksum computes to 0');
+    const out = n.vnetFrame(cat(vnet({ flags: NEEDS_CSUM, csumStart: 40, csumOffset: 6 }), p));
+    assert.ok(out && out.length === 1);
+    assert.equal((out[0][46] << 8) | out[0][47], 0xffff);
+    assert.ok(upperChecksumOk6(out[0], 40, 17));
+  });
+
   it('sums like RFC 1071 over any length and alignment (the wide loop included; property)', (t) => {
     const n = nativeOrSkip(t);
     if (!n) return;
@@ -183,11 +205,12 @@ describe('native GSO segmentation', () => {
           p[start + 1] = seed & 0xff;
           const out = n.vnetFrame(cat(vnet({ flags: NEEDS_CSUM, csumStart: start, csumOffset: 0 }), p));
           assert.ok(out && out.length === 1);
-          const want = checksum(p, start, p.length - start);
+          // A computed 0 is written as 0xffff (skb_checksum_help does the same).
+          const want = checksum(p, start, p.length - start) || 0xffff;
           assert.equal((out[0][start] << 8) | out[0][start + 1], want);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 300, examples: [[Uint8Array.of(0, 0, 0xff, 0xff), 0, 0]] },
     );
   });
 
