@@ -31,6 +31,11 @@ const MAX_UNANSWERED = 3;
 const RENEW_BEFORE_MS = 3_600_000;
 /** A WAKE for a version already held is answered by a SUBSCRIBE at most this often. */
 const RESUBSCRIBE_MIN_MS = 1000;
+/**
+ * Protocol 2: an ACK naming a version beyond the cursor is followed by the DELIVER (or WAKE) for it;
+ * the gateway fetches by itself only when none has come this long after the ACK.
+ */
+const DELIVER_GRACE_MS = 2000;
 
 export interface PushSessionOptions {
   /** The replica's address (or name), as the API was reached. */
@@ -111,6 +116,9 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   let delivered: GatewayChanges | undefined;
   /** The version of the DELIVER being applied (0: none). */
   let applying = 0;
+  /** Protocol 2: the newest version an ACK said we lack, and when (DELIVER_GRACE_MS). */
+  let behind = 0;
+  let behindAt = 0;
   let deliveredCount = 0;
   let seq = 0;
   let firstSeq = Infinity;
@@ -159,7 +167,12 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       unanswered = 0;
       if (!acked) o.onSubscribed?.();
       acked = true;
-      if (d.version > cursor) wanted = Math.max(wanted, d.version);
+      if (d.version <= cursor) {
+        // Nothing new.
+      } else if (protocol === 2) {
+        // The DELIVER (or a WAKE) for it follows the ACK: fetch only if none comes in time.
+        if (d.version > behind) [behind, behindAt] = [d.version, performance.now()];
+      } else wanted = Math.max(wanted, d.version);
     } else if (d.type === 'deliver') {
       // Only answers to this session's SUBSCRIBEs since the last reset (the cursor may have gone back
       // then: an older answer replayed must not apply).
@@ -230,6 +243,10 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
           continue;
         }
       }
+      if (behind > cursor && performance.now() - behindAt >= DELIVER_GRACE_MS) {
+        wanted = Math.max(wanted, behind);
+        behind = 0;
+      }
       if (wanted > cursor || reset) {
         const before = cursor;
         reset = false;
@@ -260,8 +277,9 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
         subscribe();
         continue;
       }
+      const until = behind > cursor ? Math.min(due, behindAt + DELIVER_GRACE_MS) : due;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, due - now);
+        const t = setTimeout(resolve, Math.max(0, until - now));
         kick = () => {
           clearTimeout(t);
           resolve();

@@ -89,12 +89,15 @@ async function session(protocol: number | undefined, failing: number[] = []) {
       key,
       2,
     );
+  const ack = (version: number): Buffer =>
+    encodeDatagram({ type: 'ack', keyId: offer.keyId, seq: subs.at(-1)!.d.seq, version }, key, 2);
   return {
     subs,
     fetched,
     applied,
     send,
     deliver,
+    ack,
     async stop() {
       abort.abort();
       const end = await done;
@@ -162,6 +165,25 @@ describe('wake-up channel, the gateway side', () => {
     } finally {
       const end = await s.stop();
       assert.equal(end.dropped, 1);
+    }
+  });
+
+  it('after an ACK naming a newer version waits for the DELIVER, and fetches only if none comes', async () => {
+    const s = await session(2);
+    try {
+      await until(() => s.subs.length === 1, 'the SUBSCRIBE');
+      s.send(s.ack(12));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(s.fetched, [], 'no fetch at once');
+      s.send(s.deliver(12, 10));
+      await until(() => s.applied.length === 1, 'the DELIVER applied');
+      s.send(s.ack(14)); // and this time nothing follows
+      const at = performance.now();
+      await until(() => s.fetched.length === 1, 'the fetch after the grace period');
+      assert.ok(performance.now() - at >= 1500, `fetched after ${Math.round(performance.now() - at)} ms`);
+      assert.deepEqual(s.fetched, [12]);
+    } finally {
+      await s.stop();
     }
   });
 });
