@@ -71,6 +71,18 @@ function channel(
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** Change stream answers from `db`: the gateway's name (and `extra`) as its delivery, at db's version. */
+function answers(db: { version: number }, extra: (gateway: string) => object = () => ({})) {
+  return async (gateway: string, since: number): Promise<GatewayChanges> => ({
+    version: db.version,
+    changed: db.version > since,
+    reset: false,
+    delivery: { gateway, ...extra(gateway) } as unknown as GatewayChanges['delivery'],
+    events: [],
+    eventsTruncated: false,
+  });
+}
+
 describe('push subscription table', () => {
   it('ACKs an active gateway, WAKEs it when behind, and resends until a SUBSCRIBE shows the version', async () => {
     const db = { version: 10, directoryVersion: 2, gateways: { g: [true, 8] as [boolean, number] } };
@@ -157,15 +169,7 @@ describe('push subscription table', () => {
       directoryVersion: 1,
       gateways: Object.fromEntries(names.map((n) => [n, [true, 1] as [boolean, number]])),
     };
-    const answer = async (gateway: string, since: number): Promise<GatewayChanges> => ({
-      version: db.version,
-      changed: db.version > since,
-      reset: false,
-      delivery: { gateway } as unknown as GatewayChanges['delivery'],
-      events: [],
-      eventsTruncated: false,
-    });
-    const { c, sent, subscribe } = channel(db, 1, answer, 2);
+    const { c, sent, subscribe } = channel(db, 1, answers(db), 2);
     try {
       for (const n of names) subscribe(n, 5, 2);
       await settle();
@@ -206,15 +210,7 @@ describe('push subscription table', () => {
       directoryVersion: 1,
       gateways: { a: [true, 1] as [boolean, number], b: [true, 1] as [boolean, number] },
     };
-    const answer = async (gateway: string): Promise<GatewayChanges> => ({
-      version: db.version,
-      changed: true,
-      reset: false,
-      delivery: { gateway } as unknown as GatewayChanges['delivery'],
-      events: [],
-      eventsTruncated: false,
-    });
-    const { c, sent, subscribe } = channel(db, 1, answer, 1);
+    const { c, sent, subscribe } = channel(db, 1, answers(db), 1);
     try {
       subscribe('a', 5, 2);
       subscribe('b', 5, 2);
@@ -286,18 +282,11 @@ describe('push subscription table', () => {
       gateways: { g: [true, 5] as [boolean, number], big: [true, 5] as [boolean, number] },
     };
     const asked: [string, number][] = [];
-    const answer = async (gateway: string, since: number): Promise<GatewayChanges> => {
+    // Sealed keys do not compress: 2,000 random bytes cannot fit a datagram.
+    const read = answers(db, (g) => ({ filler: g === 'big' ? [randomBytes(2000).toString('base64')] : [] }));
+    const answer = (gateway: string, since: number): Promise<GatewayChanges> => {
       asked.push([gateway, since]);
-      // Sealed keys do not compress: 2,000 random bytes cannot fit a datagram.
-      const filler = gateway === 'big' ? [randomBytes(2000).toString('base64')] : [];
-      return {
-        version: db.version,
-        changed: true,
-        reset: false,
-        delivery: { gateway, filler } as unknown as GatewayChanges['delivery'],
-        events: [],
-        eventsTruncated: false,
-      };
+      return read(gateway, since);
     };
     const { c, sent, protocols, subscribe, key } = channel(db, undefined, answer);
     try {
