@@ -71,6 +71,12 @@ function channel(
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** A database of active gateways, each last changed at the version given. */
+function database(version: number, gateways: Record<string, number>) {
+  const rows = Object.entries(gateways).map(([n, v]) => [n, [true, v] as [boolean, number]]);
+  return { version, directoryVersion: 1, gateways: Object.fromEntries(rows) as Record<string, [boolean, number]> };
+}
+
 /** Change stream answers from `db`: the gateway's name (and `extra`) as its delivery, at db's version. */
 function answers(db: { version: number }, extra: (gateway: string) => object = () => ({})) {
   return async (gateway: string, since: number): Promise<GatewayChanges> => ({
@@ -164,11 +170,7 @@ describe('push subscription table', () => {
 
   it('holds DELIVERs to maxDelivering unacknowledged, and a queued one gives way to a newer answer', async () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
-    const db = {
-      version: 5,
-      directoryVersion: 1,
-      gateways: Object.fromEntries(names.map((n) => [n, [true, 1] as [boolean, number]])),
-    };
+    const db = database(5, Object.fromEntries(names.map((n) => [n, 1])));
     const { c, sent, subscribe } = channel(db, 1, answers(db), 2);
     try {
       for (const n of names) subscribe(n, 5, 2);
@@ -205,11 +207,7 @@ describe('push subscription table', () => {
   });
 
   it('a DELIVER unacknowledged keeps its slot until its second resend (a WAKE: its first)', async () => {
-    const db = {
-      version: 5,
-      directoryVersion: 1,
-      gateways: { a: [true, 1] as [boolean, number], b: [true, 1] as [boolean, number] },
-    };
+    const db = database(5, { a: 1, b: 1 });
     const { c, sent, subscribe } = channel(db, 1, answers(db), 1);
     try {
       subscribe('a', 5, 2);
@@ -276,11 +274,7 @@ describe('push subscription table', () => {
   });
 
   it('DELIVERs the answer to a protocol-2 gateway, resends it until acknowledged, WAKEs when it does not fit', async () => {
-    const db = {
-      version: 10,
-      directoryVersion: 1,
-      gateways: { g: [true, 5] as [boolean, number], big: [true, 5] as [boolean, number] },
-    };
+    const db = database(10, { g: 5, big: 5 });
     const asked: [string, number][] = [];
     // Sealed keys do not compress: 2,000 random bytes cannot fit a datagram.
     const read = answers(db, (g) => ({ filler: g === 'big' ? [randomBytes(2000).toString('base64')] : [] }));
@@ -355,38 +349,26 @@ describe('push subscription table', () => {
       subscribe('g', 16, 2);
       await settle();
       asked.length = 0;
-      const failing = channel(db, undefined, async () => {
+      /** What a gateway of `protocol` is sent for a change, with answers read by `read`. */
+      const sentFor = async (read: PushChannelOptions['answer'], protocol: PushProtocol) => {
+        const other = channel(db, undefined, read);
+        try {
+          other.subscribe('g', 10, protocol);
+          await settle();
+          other.c.notify(['g'], 13);
+          await settle();
+          await settle();
+          return { types: other.sent.map((x) => x.type), protocols: other.protocols };
+        } finally {
+          other.c.close();
+        }
+      };
+      const refused = async (): Promise<GatewayChanges> => {
         throw new Error('gateway g is not active');
-      });
-      try {
-        failing.subscribe('g', 10, 2);
-        await settle();
-        failing.c.notify(['g'], 13);
-        await settle();
-        await settle();
-        assert.deepEqual(
-          failing.sent.map((x) => x.type),
-          ['ack', 'wake'],
-        );
-      } finally {
-        failing.c.close();
-      }
+      };
+      assert.deepEqual((await sentFor(refused, 2)).types, ['ack', 'wake']);
       // Protocol 1 gateways are only ever WAKEd.
-      const old = channel(db, undefined, answer);
-      try {
-        old.subscribe('g', 10, 1);
-        await settle();
-        old.c.notify(['g'], 13);
-        await settle();
-        await settle();
-        assert.deepEqual(
-          old.sent.map((x) => x.type),
-          ['ack', 'wake'],
-        );
-        assert.deepEqual(old.protocols, [1, 1]);
-      } finally {
-        old.c.close();
-      }
+      assert.deepEqual(await sentFor(answer, 1), { types: ['ack', 'wake'], protocols: [1, 1] });
     } finally {
       c.close();
     }
