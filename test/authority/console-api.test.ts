@@ -15,6 +15,7 @@ import { reportOf } from '../../src/gateway/status-report.js';
 import { cliOutput } from '../../src/cli/commands/authority-common.js';
 import { main } from '../../src/cli/main.js';
 import { bundleGateway, startTestAuthority, type TestAuthority, type TestGateway } from './helpers/authority.js';
+import { tampered } from '../support/tokens.js';
 
 interface Answer {
   status: number;
@@ -114,7 +115,7 @@ describe('the web console on the authority', () => {
   );
 
   it('sign-in: an HttpOnly, Secure, SameSite=Strict __Host- session cookie; a wrong token is refused', async () => {
-    const wrong = await request(t, 'POST', '/v1/session', { body: { token: t.adminToken.slice(0, -4) + 'AAAA' } });
+    const wrong = await request(t, 'POST', '/v1/session', { body: { token: tampered(t.adminToken, 4) } });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.json().error, 'bad-token');
     assert.equal(wrong.headers['set-cookie'], undefined);

@@ -13,6 +13,7 @@ import { createCsr } from '../../src/pki/ca.js';
 import { exportSpkiDer, generateKeyPair, sha256Hex } from '../../src/pki/keys.js';
 import { x509 } from '../../src/pki/x509.js';
 import { ADMIN, gatewayWith, refusal, testStores, version, withAuthority } from './helpers/direct.js';
+import { tampered } from '../support/tokens.js';
 
 for (const store of await testStores()) {
   describe(`enrollment on ${store.kind}`, { skip: store.skip }, () => {
@@ -63,9 +64,7 @@ for (const store of await testStores()) {
           [401, 'bad-token'],
         );
         assert.deepEqual(
-          await refusal(
-            service.enrollment.enroll({ token: tok.token.slice(0, -2) + 'AA', csr: await createCsr(keys, 'gw1') }),
-          ),
+          await refusal(service.enrollment.enroll({ token: tampered(tok.token), csr: await createCsr(keys, 'gw1') })),
           [401, 'bad-token'],
         );
         await service.enrollment.enroll({ token: tok.token, csr: await createCsr(keys, 'gw1') });
