@@ -13,6 +13,7 @@
 // Reads are batched: the gateways that ask (or are woken) while a read is under way are answered
 // together from the next snapshot, so that a change waking thousands of gateways costs a few
 // queries, not a few per gateway.
+import { pushTo } from '../base/maps.js';
 import type { Change } from './change.js';
 import type { AuthorityContext } from './context.js';
 import type { Delivery } from './delivery.js';
@@ -246,11 +247,10 @@ export class ChangeStream {
     const forAll: number[] = [];
     const byGateway = new Map<string, number[]>();
     const byVpn = new Map<number, number[]>();
-    const add = <K>(m: Map<K, number[]>, k: K, i: number): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(i);
     rows.forEach((r, i) => {
       if (r.scope === 'all') return void forAll.push(i);
-      if (r.gateway !== null) add(byGateway, r.gateway, i);
-      if (r.scope === 'vpn' && r.vpnId !== null) add(byVpn, r.vpnId, i);
+      if (r.gateway !== null) pushTo(byGateway, r.gateway, i);
+      if (r.scope === 'vpn' && r.vpnId !== null) pushTo(byVpn, r.vpnId, i);
     });
     for (const a of askers) {
       const key = `${a.gateway}\u0000${a.since}`;

@@ -3,6 +3,7 @@
 // (address, prefixes, SPIs per epoch) — for pairwise VPNs also their certificates and permits,
 // foreign members included (federation.ts). A VPN's part without keys is the same for every
 // member: it is built once per VPN version and shared.
+import { pushTo } from '../base/maps.js';
 import type { x509 } from '../pki/x509.js';
 import type { AuthorityContext } from './context.js';
 import type { Directory } from './directory.js';
@@ -152,7 +153,7 @@ export class Delivery {
     const ids = vpns.map((v) => v.id);
     const group = <R extends { vpnId: number }>(rows: readonly R[]): Map<number, R[]> => {
       const m = new Map<number, R[]>();
-      for (const r of rows) (m.get(r.vpnId) ?? m.set(r.vpnId, []).get(r.vpnId)!).push(r);
+      for (const r of rows) pushTo(m, r.vpnId, r);
       return m;
     };
     const memberRows = group(await tx.listVpnMembersOf(ids));
@@ -163,8 +164,7 @@ export class Delivery {
       const id = vpn.id;
       const { prefixes, gateways } = membersFrom(memberRows.get(id) ?? []);
       const spis = new Map<string, { epoch: number; spi: number }[]>();
-      for (const s of spiRows.get(id) ?? [])
-        (spis.get(s.gateway) ?? spis.set(s.gateway, []).get(s.gateway)!).push({ epoch: s.epoch, spi: s.spi });
+      for (const s of spiRows.get(id) ?? []) pushTo(spis, s.gateway, { epoch: s.epoch, spi: s.spi });
       const members: DeliveredMember[] = [];
       for (const [name, ps] of prefixes) {
         const g = gateways.get(name)!;

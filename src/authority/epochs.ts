@@ -3,6 +3,7 @@
 // and the epoch's key sealed to each effective member. Keys are kept wrapped with the
 // key-encryption key; the clear key exists only while it is sealed to members. Pairwise VPNs have
 // no epochs here: their keys come from IKE.
+import { pushTo } from '../base/maps.js';
 import type { RotationConfig } from './config.js';
 import { Unchanged, type Change } from './change.js';
 import type { AuthorityContext } from './context.js';
@@ -290,9 +291,7 @@ export class Epochs {
     const membersOf = new Map<number, typeof r.members>();
     for (const m of r.members) {
       if (m.status !== 'active' || !m.publicKey) continue;
-      const list = membersOf.get(m.vpnId);
-      if (list) list.push(m);
-      else membersOf.set(m.vpnId, [m]);
+      pushTo(membersOf, m.vpnId, m);
     }
     const out = new Map<number, PreparedRotation>();
     const slots: { p: PreparedRotation; gateway: string; publicKey: Uint8Array }[] = [];

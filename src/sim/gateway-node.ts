@@ -15,6 +15,7 @@ import type { AuthoritySnapshot, VpnId } from '../core/types.js';
 import type { InFlight, SimContext, SimNode } from './context.js';
 import { decrementTtl, ipEndpoints, isSearchPacket } from './packets.js';
 import type { GatewaySpec } from './topology.js';
+import { pushTo } from '../base/maps.js';
 import type { RandomSource } from '../base/random.js';
 
 /** What the simulator needs of a gateway core (GatewayCore, or a stand-in in tests). */
@@ -150,9 +151,7 @@ export class GatewayNode implements SimNode {
     const ends = ipEndpoints(packet.bytes);
     if (ends === undefined) return;
     const key = `${ends.src}>${ends.dst}`;
-    let queue = this.held.get(key);
-    if (queue === undefined) this.held.set(key, (queue = []));
-    queue.push(packet);
+    const queue = pushTo(this.held, key, packet);
     if (queue.length > HELD_PER_FLOW) queue.shift();
   }
 

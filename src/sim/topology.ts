@@ -13,6 +13,7 @@ import {
   type FieldsError,
 } from '../files/fields.js';
 import { ipFamily, Prefix, type Ip, type IpFamily } from '../base/addr.js';
+import { pushTo } from '../base/maps.js';
 import type { GatewayLimits, GatewayTimers } from '../core/gateway-api.js';
 import type { Result } from '../base/result.js';
 import type { VpnId } from '../core/types.js';
@@ -572,8 +573,8 @@ function readLinks(
     const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
     if (a !== b && !mentionedPairs.has(key)) {
       mentionedPairs.add(key);
-      (mentioned.get(a) ?? mentioned.set(a, []).get(a)!).push(b);
-      (mentioned.get(b) ?? mentioned.set(b, []).get(b)!).push(a);
+      pushTo(mentioned, a, b);
+      pushTo(mentioned, b, a);
     }
     const problems = r.failures;
     if (!nodes.has(a)) r.fail(aPath, `unknown node "${a}"`);
