@@ -333,6 +333,8 @@ export class Epochs {
     note?: Record<string, unknown>,
   ): Promise<Rotated[]> {
     if (ids.length === 0) return [];
+    // Every VPN seals at least one key: the workers boot while its members are read.
+    this.pool.warm(ids.length);
     // A failed preparation (a gateway key that does not seal) leaves the sealing to the transaction, which reports it.
     const prepared = await this.prepare(ids).catch(() => new Map<number, PreparedRotation>());
     return this.ctx.change(actor, async (c) => {

@@ -44,6 +44,28 @@ describe('seal pool', () => {
     }
   });
 
+  it('warm starts the workers of a large batch ahead of it, and none for a small one', async () => {
+    const pool = new SealPool(2);
+    try {
+      pool.warm(10);
+      assert.equal(pool.running, 0, 'ten seals are made in the calling thread');
+      pool.warm(100);
+      assert.equal(pool.running, 2);
+      const [gw] = await gateways(1);
+      const jobs = Array.from({ length: 100 }, (_, v) => ({
+        key: new Uint8Array(randomBytes(32)),
+        recipient: gw.spki,
+        context: deliveryContext('acme', 'gw0', v, 2),
+      }));
+      const sealed = await pool.seal(jobs);
+      assert.equal(pool.running, 2, 'the warmed workers sealed it');
+      assert.deepEqual(await openGroupKey(sealed[99], gw.ecdh, jobs[99].context), jobs[99].key);
+    } finally {
+      await pool.close();
+    }
+    assert.equal(pool.running, 0);
+  });
+
   it('a bad gateway key fails the call with the reason; stopped workers fail their call, the next one seals', async () => {
     const pool = new SealPool(2);
     try {
