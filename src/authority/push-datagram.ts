@@ -9,11 +9,14 @@
 // The codec is written by hand: the protocol is ours, its datagrams are a few fixed-offset
 // fields, and its parser must refuse anything else cheaply before any key is derived.
 //
-//   0      protocol version: 1, or 2 (DELIVER). A gateway SUBSCRIBEs with 2 only when its offer
-//          says the authority speaks it; the authority answers in the version it was sent.
+//   0      protocol version: 1; 2 (DELIVER); 3 (the SUBSCRIBE's acknowledges flag). A gateway
+//          SUBSCRIBEs in the newest its offer says the authority speaks and it speaks itself; the
+//          authority answers in the version it was sent.
 //   1      type: 1 SUBSCRIBE (gateway → authority), 2 ACK, 3 WAKE, 4 DELIVER (authority → gateway)
 //   2      flags: WAKE bit 0 = reset (the gateway's cursor is ahead of the authority), bit 1 = gone
-//          (this authority process is stopping: subscribe again, elsewhere or once it is back); others 0
+//          (this authority process is stopping: subscribe again, elsewhere or once it is back);
+//          SUBSCRIBE (protocol 3) bit 0 = acknowledges (it follows a DELIVER, which showed the
+//          authority alive: no ACK wanted unless more is due); others 0
 //   3      SUBSCRIBE: length n of the gateway's name (1..63); ACK, WAKE, DELIVER: 0
 //   4..7   key id: the push key's issue time (s since the Unix epoch), big-endian
 //   8..15  sequence: SUBSCRIBE: the gateway's own, strictly increasing, ~ the authority's clock in
@@ -30,9 +33,9 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { err, ok, type Result } from '../base/result.js';
 import { MAX_NAME_BYTES } from './validate.js';
 
-/** The newest protocol version (DELIVER); 1 is still spoken to gateways that SUBSCRIBE with it. */
-export const PUSH_PROTOCOL_VERSION = 2;
-export type PushProtocol = 1 | 2;
+/** The newest protocol version; 1 and 2 are still spoken to gateways that SUBSCRIBE with them. */
+export const PUSH_PROTOCOL_VERSION = 3;
+export type PushProtocol = 1 | 2 | 3;
 export const MAC_BYTES = 16;
 const HEADER_BYTES = 24;
 const IV_BYTES = 16;
@@ -48,6 +51,7 @@ export const MAX_DATAGRAM_BYTES = 1200;
 const TYPES = { subscribe: 1, ack: 2, wake: 3, deliver: 4 } as const;
 const FLAG_RESET = 1;
 const FLAG_GONE = 2;
+const FLAG_ACKNOWLEDGES = 1;
 const KEY_INFO = Buffer.from('kasane push v1', 'latin1');
 const DELIVER_INFO = Buffer.from('kasane push deliver v1', 'latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -58,6 +62,8 @@ export interface Subscribe {
   seq: number;
   cursor: number;
   gateway: string;
+  /** Protocol 3: it acknowledges a DELIVER, and wants no ACK unless more is due. */
+  acknowledges?: boolean;
 }
 export interface Ack {
   type: 'ack';
@@ -140,6 +146,8 @@ export function encodeDatagram(d: PushDatagram, key: Uint8Array, protocol: PushP
     throw new RangeError(`gateway name of ${name.length} bytes`);
   if (d.type === 'deliver' && (protocol < 2 || !u64(d.since) || d.sealed.length < IV_BYTES))
     throw new RangeError('a DELIVER needs protocol 2, a cursor and an IV');
+  if (d.type === 'subscribe' && d.acknowledges && protocol < 3)
+    throw new RangeError('an acknowledging SUBSCRIBE needs protocol 3');
   const third = d.type === 'subscribe' ? d.cursor : d.version;
   if (!Number.isInteger(d.keyId) || d.keyId < 0 || d.keyId > 0xffffffff || !u64(d.seq) || !u64(third))
     throw new RangeError('push datagram field out of range');
@@ -148,7 +156,12 @@ export function encodeDatagram(d: PushDatagram, key: Uint8Array, protocol: PushP
   if (b.length > MAX_DATAGRAM_BYTES) throw new RangeError(`a datagram of ${b.length} bytes`);
   b[0] = protocol;
   b[1] = TYPES[d.type];
-  b[2] = d.type === 'wake' ? (d.reset ? FLAG_RESET : 0) | (d.gone ? FLAG_GONE : 0) : 0;
+  b[2] =
+    d.type === 'wake'
+      ? (d.reset ? FLAG_RESET : 0) | (d.gone ? FLAG_GONE : 0)
+      : d.type === 'subscribe' && d.acknowledges
+        ? FLAG_ACKNOWLEDGES
+        : 0;
   b[3] = name.length;
   b.writeUInt32BE(d.keyId, 4);
   writeU64(b, 8, d.seq);
@@ -165,7 +178,12 @@ export function encodeDatagram(d: PushDatagram, key: Uint8Array, protocol: PushP
 /** Answer keys by push key object: a subscription and a session keep theirs (HKDF once, not per datagram). */
 const answerKeys = new WeakMap<Uint8Array, Buffer>();
 
-function answerKey(key: Uint8Array): Buffer {
+/**
+ * Derives the answer key of a push key now (kept with the key object), so that the first DELIVER
+ * sealed or opened under it costs no HKDF: a SUBSCRIBE or a session start is spread over time, a
+ * rotation's DELIVERs are not.
+ */
+export function answerKey(key: Uint8Array): Buffer {
   let k = answerKeys.get(key);
   if (!k) answerKeys.set(key, (k = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), DELIVER_INFO, 32))));
   return k;
@@ -219,7 +237,7 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
   if (b.length < HEADER_BYTES + MAC_BYTES) return err('short', `${b.length} bytes`);
   if (b.length > MAX_DATAGRAM_BYTES) return err('long', `${b.length} bytes`);
   const protocol = b[0];
-  if (protocol !== 1 && protocol !== 2) return err('bad-version', `protocol version ${protocol}`);
+  if (protocol !== 1 && protocol !== 2 && protocol !== 3) return err('bad-version', `protocol version ${protocol}`);
   const type = b[1];
   const flags = b[2];
   const n = b[3];
@@ -246,7 +264,7 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
   }
   if (signedLength !== HEADER_BYTES + n) return err('bad-length', `name length ${n} in ${b.length} bytes`);
   if (type === TYPES.subscribe) {
-    if (flags !== 0) return err('bad-flags', `flags ${flags}`);
+    if ((flags & ~(protocol >= 3 ? FLAG_ACKNOWLEDGES : 0)) !== 0) return err('bad-flags', `flags ${flags}`);
     if (n < 1 || n > MAX_NAME_BYTES) return err('bad-length', `name length ${n}`);
     let gateway: string;
     try {
@@ -255,7 +273,13 @@ export function parseDatagram(b: Uint8Array): Result<ParsedDatagram> {
       return err('bad-name', 'the name is not UTF-8');
     }
     if (gateway.includes('\u0000')) return err('bad-name', 'the name holds U+0000');
-    return ok({ protocol, datagram: { type: 'subscribe', keyId, seq, cursor: third, gateway }, signed, mac: macBytes });
+    const acknowledges = (flags & FLAG_ACKNOWLEDGES) !== 0;
+    return ok({
+      protocol,
+      datagram: { type: 'subscribe', keyId, seq, cursor: third, gateway, ...(acknowledges && { acknowledges }) },
+      signed,
+      mac: macBytes,
+    });
   }
   if (type !== TYPES.ack && type !== TYPES.wake) return err('bad-type', `type ${type}`);
   if (n !== 0) return err('bad-length', `name length ${n} in an authority's datagram`);

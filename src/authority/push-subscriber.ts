@@ -2,8 +2,9 @@
 // connected to the replica whose API answered, SUBSCRIBEs with the cursor every refresh period
 // (which also keeps a NAT mapping open), and on a WAKE — or an ACK naming a version beyond the
 // cursor — fetches the changes over mutual TLS and SUBSCRIBEs again with the new cursor. A DELIVER
-// (protocol 2) carries that answer itself: applied as a fetched one would be, then acknowledged by
-// the next SUBSCRIBE; one that does not apply (another cursor, a bad answer) is taken as a WAKE.
+// (protocol 2 and 3) carries that answer itself: applied as a fetched one would be, then acknowledged
+// by the next SUBSCRIBE (in 3 one that says so and waits for no ACK); one that does not apply
+// (another cursor, a bad answer) is taken as a WAKE.
 //
 // A session ends, and the caller (client.ts `watch`) decides what next, when three SUBSCRIBEs in a
 // row go unanswered ('no-answer'), when the network says the replica is gone (ICMP port
@@ -12,6 +13,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import {
+  answerKey,
   encodeDatagram,
   openAnswer,
   parseDatagram,
@@ -94,6 +96,12 @@ export function readDelivered(d: Deliver, key: Uint8Array): GatewayChanges | und
   return shaped ? (c as GatewayChanges) : undefined;
 }
 
+/** The newest protocol both speak: 2 and 3 (DELIVERs) only when the session can apply answers. */
+function protocolOf(o: PushSessionOptions): PushProtocol {
+  const offered = o.offer.protocol ?? 1;
+  return !o.apply || offered < 2 ? 1 : offered < 3 ? 2 : 3;
+}
+
 function connect(socket: Socket, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
@@ -108,10 +116,11 @@ function connect(socket: Socket, port: number, host: string): Promise<void> {
 export async function runPushSession(o: PushSessionOptions): Promise<PushSessionEnd> {
   const offer = o.offer;
   const key = Buffer.from(offer.key, 'base64');
+  if (protocolOf(o) >= 2) answerKey(key); // derived now, not when a rotation's DELIVER arrives
   // Sequence numbers follow the authority's clock (the replay window), whatever ours says.
   const offset = offer.now - Date.now();
   const socket = createSocket(isIPv6(o.host.replace(/^\[|\]$/g, '')) ? 'udp6' : 'udp4');
-  const protocol: PushProtocol = o.apply && (offer.protocol ?? 1) >= 2 ? 2 : 1;
+  const protocol = protocolOf(o);
   let cursor = o.cursor;
   let delivered: GatewayChanges | undefined;
   /** The version of the DELIVER being applied (0: none). */
@@ -127,6 +136,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   let wanted = 0;
   let reset = false;
   let resubscribe = false;
+  let resubscribeAcknowledging = false;
   let awaitingAck = false;
   let unanswered = 0;
   let sentAt = 0;
@@ -136,15 +146,29 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
   let kick: (() => void) | undefined;
   const wake = (): void => kick?.();
 
-  const subscribe = (): void => {
+  /**
+   * `acknowledging`: it answers a DELIVER, which showed the replica alive. In protocol 3 it says so,
+   * the authority sends no ACK for it unless more is due, and none is waited for (if it is lost, the
+   * DELIVER comes again).
+   */
+  const subscribe = (acknowledging = false): void => {
     seq = Math.max(seq + 1, Math.round(Date.now() + offset));
     firstSeq = Math.min(firstSeq, seq);
+    const quiet = acknowledging && protocol >= 3;
     const d = encodeDatagram(
-      { type: 'subscribe', keyId: offer.keyId, seq, cursor, gateway: offer.gateway },
+      {
+        type: 'subscribe',
+        keyId: offer.keyId,
+        seq,
+        cursor,
+        gateway: offer.gateway,
+        ...(quiet && { acknowledges: true }),
+      },
       key,
       protocol,
     );
-    awaitingAck = true;
+    awaitingAck = !quiet;
+    if (quiet) unanswered = 0;
     sentAt = performance.now();
     socket.send(d, (e) => {
       if (e) {
@@ -169,7 +193,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       acked = true;
       if (d.version <= cursor) {
         // Nothing new.
-      } else if (protocol === 2) {
+      } else if (protocol >= 2) {
         // The DELIVER (or a WAKE) for it follows the ACK: fetch only if none comes in time.
         if (d.version > behind) [behind, behindAt] = [d.version, performance.now()];
       } else wanted = Math.max(wanted, d.version);
@@ -179,7 +203,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
       if (d.seq < lastReset || d.seq < firstSeq || d.seq > seq) return void dropped++;
       if (o.dropWake?.(d)) return;
       if (d.version <= cursor) {
-        resubscribe = true; // a resend of what we hold
+        resubscribeAcknowledging = true; // a resend of what we hold: our acknowledgement was lost
       } else if (d.version > Math.max(delivered?.version ?? 0, applying)) {
         // (Not a resend of the one about to apply: that would be read again for nothing.)
         const c = d.since === cursor ? readDelivered(d, key) : undefined;
@@ -232,7 +256,7 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
             applying = c.version;
             cursor = await o.apply!(c);
             deliveredCount++;
-            subscribe();
+            subscribe(true);
           } catch {
             // Not applicable after all (a delivery that does not open): fetch it instead.
             dropped++;
@@ -262,11 +286,12 @@ export async function runPushSession(o: PushSessionOptions): Promise<PushSession
         continue;
       }
       const now = performance.now();
-      if (resubscribe) {
-        resubscribe = false;
+      if (resubscribe || resubscribeAcknowledging) {
+        const acknowledging = !resubscribe;
+        resubscribe = resubscribeAcknowledging = false;
         if (now - lastResubscribe >= RESUBSCRIBE_MIN_MS) {
           lastResubscribe = now;
-          subscribe();
+          subscribe(acknowledging);
         }
       }
       if (Date.now() + offset > offer.expiresAt - Math.min(RENEW_BEFORE_MS, (offer.expiresAt - offer.now) / 2))

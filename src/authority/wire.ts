@@ -42,7 +42,7 @@ export interface PushOffer {
   refreshSeconds: number;
   /** The authority's clock (ms): SUBSCRIBE sequence numbers follow it. */
   now: number;
-  /** The newest protocol version the authority speaks (absent: 1); 2 sends answers in DELIVERs. */
+  /** The newest protocol version the authority speaks (absent: 1); 2 and 3 send answers in DELIVERs. */
   protocol?: number;
 }
 

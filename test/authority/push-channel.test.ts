@@ -4,7 +4,8 @@
 // SUBSCRIBE shows the version, a revoked gateway's next SUBSCRIBE is dropped, a cursor ahead of the
 // authority gets a reset WAKE, and a gateway that stops refreshing is forgotten. A protocol-2
 // gateway is sent the answer itself (DELIVER) when it fits, resent until acknowledged and read again
-// for a new cursor; a WAKE when it is too large or cannot be read.
+// for a new cursor; a WAKE when it is too large or cannot be read. A protocol-3 SUBSCRIBE that
+// acknowledges a DELIVER gets no ACK unless more is due.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
@@ -56,14 +57,11 @@ function channel(
     maxWaking,
   });
   let seq = now;
-  const subscribe = (gateway: string, cursor: number, protocol: PushProtocol = 1): void => {
+  const subscribe = (gateway: string, cursor: number, protocol: PushProtocol = 1, acknowledges = false): void => {
     const keyId = Math.floor(now / 1000);
     seq = Math.max(seq + 1, now);
-    c.receive(
-      encodeDatagram({ type: 'subscribe', keyId, seq, cursor, gateway }, pushKey(secret, gateway, keyId), protocol),
-      '192.0.2.1',
-      4000,
-    );
+    const d = { type: 'subscribe', keyId, seq, cursor, gateway, ...(acknowledges && { acknowledges }) } as const;
+    c.receive(encodeDatagram(d, pushKey(secret, gateway, keyId), protocol), '192.0.2.1', 4000);
   };
   const key = (gateway: string): Buffer => pushKey(secret, gateway, Math.floor(now / 1000));
   return { c, sent, protocols, subscribe, key, advance: (ms: number) => (now += ms) };
@@ -284,7 +282,7 @@ describe('push subscription table', () => {
     };
     const { c, sent, protocols, subscribe, key } = channel(db, undefined, answer);
     try {
-      assert.equal(c.offer('g').protocol, 2);
+      assert.equal(c.offer('g').protocol, 3);
       subscribe('g', 10, 2);
       subscribe('big', 10, 2);
       await settle();
@@ -369,6 +367,47 @@ describe('push subscription table', () => {
       assert.deepEqual((await sentFor(refused, 2)).types, ['ack', 'wake']);
       // Protocol 1 gateways are only ever WAKEd.
       assert.deepEqual(await sentFor(answer, 1), { types: ['ack', 'wake'], protocols: [1, 1] });
+    } finally {
+      c.close();
+    }
+  });
+
+  it('sends no ACK for a protocol-3 SUBSCRIBE that acknowledges a DELIVER, unless more is due', async () => {
+    const db = database(10, { g: 1, h: 1 });
+    const { c, sent, protocols, subscribe } = channel(db, undefined, answers(db));
+    const acks = (): number => sent.filter((x) => x.type === 'ack').length;
+    try {
+      subscribe('g', 10, 3);
+      subscribe('h', 10, 2);
+      await settle();
+      assert.equal(acks(), 2, 'every first SUBSCRIBE is ACKed');
+      db.version = 11;
+      c.notify(['g', 'h'], 11);
+      await settle();
+      await settle();
+      assert.equal(sent.filter((x) => x.type === 'deliver').length, 2);
+      assert.deepEqual(protocols.slice(-2), [3, 2], 'each in the protocol of its SUBSCRIBE');
+      subscribe('g', 11, 3, true);
+      subscribe('h', 11, 2);
+      await settle();
+      assert.equal(acks(), 3, "h (protocol 2) is ACKed, g's acknowledgement is not");
+      assert.equal(c.status().pendingWakes, 0, 'both acknowledged: no resend');
+      // More due when it acknowledges: the ACK names it (and the next DELIVER follows).
+      db.version = 12;
+      c.notify(['g'], 12);
+      await settle();
+      await settle();
+      db.version = 13;
+      c.notify(['g'], 13);
+      subscribe('g', 12, 3, true);
+      await settle();
+      const last = sent.filter((x) => x.type === 'ack').at(-1);
+      assert.ok(last && last.type === 'ack' && last.version === 13, JSON.stringify(last));
+      // A plain SUBSCRIBE (a refresh) is always ACKed.
+      const before = acks();
+      subscribe('h', 11, 3);
+      await settle();
+      assert.equal(acks(), before + 1);
     } finally {
       c.close();
     }

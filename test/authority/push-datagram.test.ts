@@ -2,7 +2,7 @@
 // to itself and checks under its key only; the parser never throws on any input, never accepts
 // anything longer or shorter than the layout, and any change to an authentic datagram is either
 // refused by the parser or fails its MAC. A DELIVER's answer is encrypted (a fresh IV each time)
-// and only protocol 2 has DELIVERs.
+// and only protocols 2 and 3 have DELIVERs, only 3 the SUBSCRIBE's acknowledges flag.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -28,6 +28,14 @@ const name = fc
   .filter((s) => !s.includes('\u0000') && Buffer.byteLength(s) <= 63);
 const datagram: fc.Arbitrary<PushDatagram> = fc.oneof(
   fc.record({ type: fc.constant('subscribe' as const), keyId, seq: u64, cursor: u64, gateway: name }),
+  fc.record({
+    type: fc.constant('subscribe' as const),
+    keyId,
+    seq: u64,
+    cursor: u64,
+    gateway: name,
+    acknowledges: fc.constant(true as const),
+  }),
   fc.record({ type: fc.constant('ack' as const), keyId, seq: u64, version: u64 }),
   fc.record({ type: fc.constant('wake' as const), keyId, seq: u64, version: u64, reset: fc.boolean() }),
   fc.record({
@@ -40,9 +48,10 @@ const datagram: fc.Arbitrary<PushDatagram> = fc.oneof(
   }),
 );
 const key = fc.uint8Array({ minLength: 32, maxLength: 32 });
-/** DELIVERs exist in protocol 2 only. */
-const protocolOf = (d: PushDatagram, p: PushProtocol): PushProtocol => (d.type === 'deliver' ? 2 : p);
-const protocol = fc.constantFrom<PushProtocol>(1, 2);
+/** DELIVERs exist from protocol 2 on, acknowledging SUBSCRIBEs from 3 on. */
+const protocolOf = (d: PushDatagram, p: PushProtocol): PushProtocol =>
+  d.type === 'subscribe' && d.acknowledges ? 3 : d.type === 'deliver' && p < 2 ? 2 : p;
+const protocol = fc.constantFrom<PushProtocol>(1, 2, 3);
 
 describe('push datagrams', () => {
   it('round-trip, and check under their key only', () => {
@@ -121,10 +130,14 @@ describe('push datagrams', () => {
     const cases: [string, (b: Buffer) => void][] = [
       ['ok', () => undefined],
       ['ok', (b) => (b[0] = 2)],
-      ['bad-version', (b) => (b[0] = 3)],
+      ['ok', (b) => (b[0] = 3)],
+      ['bad-version', (b) => (b[0] = 4)],
       ['bad-version', (b) => (b[0] = 0)],
       ['bad-type', (b) => (b[1] = 9)],
-      ['bad-flags', (b) => (b[2] = 1)],
+      ['bad-flags', (b) => (b[2] = 1)], // acknowledges, in protocol 1
+      ['bad-flags', (b) => ((b[0] = 2), (b[2] = 1))],
+      ['ok', (b) => ((b[0] = 3), (b[2] = 1))],
+      ['bad-flags', (b) => ((b[0] = 3), (b[2] = 2))],
       ['bad-length', (b) => (b[3] = 2)],
       ['bad-number', (b) => (b[8] = 0xff)],
       ['bad-name', (b) => (b[24] = 0xff)],
@@ -133,6 +146,10 @@ describe('push datagrams', () => {
     for (const [code, change] of cases) assert.equal(codes(change), code);
     assert.throws(() => encodeDatagram({ type: 'subscribe', keyId: 1, seq: 2, cursor: 3, gateway: 'x'.repeat(64) }, k));
     assert.throws(() => encodeDatagram({ type: 'ack', keyId: -1, seq: 2, version: 3 }, k));
+    const acknowledging = { type: 'subscribe', keyId: 1, seq: 2, cursor: 3, gateway: 'g', acknowledges: true } as const;
+    assert.throws(() => encodeDatagram(acknowledging, k, 2), /protocol 3/);
+    const a = parseDatagram(encodeDatagram(acknowledging, k, 3));
+    assert.ok(a.ok && a.value.datagram.type === 'subscribe' && a.value.datagram.acknowledges === true);
     // DELIVERs: protocol 2 only, never beyond one datagram.
     const deliver = { type: 'deliver', keyId: 1, seq: 2, version: 4, since: 3, sealed: new Uint8Array(20) } as const;
     assert.throws(() => encodeDatagram(deliver, k, 1), /protocol 2/);

@@ -1,6 +1,7 @@
 // The gateway's side of the wake-up channel (push-subscriber.ts) against an authority played by a
-// UDP socket on 127.0.0.1: it SUBSCRIBEs in protocol 2 only when offered; an authentic DELIVER for
-// its cursor is applied without a fetch and acknowledged by the next SUBSCRIBE; a DELIVER for another
+// UDP socket on 127.0.0.1: it SUBSCRIBEs in protocol 2 or 3 only when offered; an authentic DELIVER for
+// its cursor is applied without a fetch and acknowledged by the next SUBSCRIBE (in protocol 3 one
+// that says so and waits for no ACK); a DELIVER for another
 // cursor, one that does not decrypt to an answer, or one whose apply fails is taken as a WAKE
 // (fetched); forged ones are counted drops.
 import assert from 'node:assert/strict';
@@ -184,6 +185,30 @@ describe('wake-up channel, the gateway side', () => {
       assert.deepEqual(s.fetched, [12]);
     } finally {
       await s.stop();
+    }
+  });
+
+  it('in protocol 3 says its SUBSCRIBE acknowledges the DELIVER and waits for no ACK; in 2 it waits', async () => {
+    for (const protocol of [3, 2] as const) {
+      const s = await session(protocol);
+      try {
+        await until(() => s.subs.length === 1, 'the SUBSCRIBE');
+        assert.equal(s.subs[0].p, protocol);
+        assert.equal(s.subs[0].d.acknowledges, undefined, 'a first SUBSCRIBE acknowledges nothing');
+        s.send(s.deliver(12, 10));
+        await until(() => s.subs.length === 2, 'the acknowledging SUBSCRIBE');
+        assert.equal(s.subs[1].d.acknowledges, protocol === 3 ? true : undefined);
+        // No ACK comes: protocol 2 SUBSCRIBEs again after the ACK timeout (1 s), protocol 3 does not.
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(s.subs.length, protocol === 3 ? 2 : 3, `protocol ${protocol}`);
+        // A resend of the DELIVER (the acknowledgement was lost) is acknowledged again, as such.
+        s.send(s.deliver(12, 10));
+        await until(() => s.subs.length === (protocol === 3 ? 3 : 4), 'the SUBSCRIBE after the resend');
+        assert.equal(s.subs.at(-1)!.d.acknowledges, protocol === 3 ? true : undefined);
+        assert.deepEqual(s.applied, [12]);
+      } finally {
+        await s.stop();
+      }
     }
   });
 });
