@@ -352,17 +352,27 @@ export class PushChannel {
     else if (rec.cursor < rec.due && rec.due > rec.wakeVersion) this.wake(rec, rec.due, false);
   }
 
+  /**
+   * Tells the gateway of `version`: in a DELIVER when it may carry the answer (`answers`), in a WAKE
+   * otherwise. A DELIVER carries the answer as of its read: a newer change needs a new read (a
+   * DELIVER waiting for its turn is sent as it is meanwhile, then the new one).
+   */
   private wake(rec: Subscription, version: number, reset: boolean): void {
     rec.wakeVersion = version;
     rec.reset = reset;
-    if (!reset && rec.protocol >= 2 && this.o.answer && this.o.now() >= rec.largeUntil) {
-      // A DELIVER carries the answer as of its read: a newer change needs a new read (a DELIVER
-      // waiting for its turn is sent as it is meanwhile, then the new one).
-      void this.deliver(rec);
-      return;
-    }
+    if (this.answers(rec)) return void this.deliver(rec);
     rec.deliver = undefined;
     this.enqueue(rec);
+  }
+
+  /**
+   * Whether the gateway's next change goes in a DELIVER (the answer itself) rather than a WAKE: it
+   * speaks protocol 2 or later, this process reads answers, it is not resetting (a reset needs a
+   * fetch), and its answers have not lately been too large for a datagram. An answer that turns out
+   * too large or unreadable still becomes a WAKE (deliver).
+   */
+  private answers(rec: Subscription): boolean {
+    return !rec.reset && rec.protocol >= 2 && this.o.answer !== undefined && this.o.now() >= rec.largeUntil;
   }
 
   /** Sends its WAKE or DELIVER now if it holds a slot or one is free; otherwise it waits its turn. */
