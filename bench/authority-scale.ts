@@ -27,7 +27,7 @@
 // Run alone: node --import tsx bench/authority-scale.ts
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, loadavg } from 'node:os';
+import { availableParallelism, tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,8 @@ export interface AuthorityBenchResult {
   rotateAllSeconds: number;
   /** From the start of rotate-all until the last gateway received its VPN's new epoch. */
   deliverAllSeconds: number;
+  /** CPU seconds (all threads) used in that time by each replica, PostgreSQL, and this process (the gateways). */
+  cpuSeconds: { replicas: number[]; postgres: number; gateways: number };
   /** Per gateway: from its VPN's rotation until it received the new epoch. */
   latencyMs: { p50: number; p99: number; max: number };
   /**
@@ -150,6 +152,20 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on every Linux architecture). */
+const USER_HZ = 100;
+
+/** CPU seconds (user and system, all threads) of a process so far; 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  } catch {
+    return 0;
+  }
+}
+
 /** KASANE_BENCH_AUTHORITY_ENV as variables. */
 function benchEnv(): Record<string, string> {
   const out: Record<string, string> = {};
@@ -191,6 +207,7 @@ async function runOne(
     setupSeconds: { vpns: 0, enroll: 0, members: 0, connect: 0 },
     rotateAllSeconds: 0,
     deliverAllSeconds: 0,
+    cpuSeconds: { replicas: [], postgres: 0, gateways: 0 },
     latencyMs: { p50: 0, p99: 0, max: 0 },
     verified: 0,
     memory: [],
@@ -423,12 +440,21 @@ async function runOne(
       return { delivers: sum('delivers'), wakes: sum('wakes'), tooLarge: sum('tooLarge'), resends: sum('resends') };
     };
     const pushBefore = o.mode === 'push' ? await pushCounts() : undefined;
+    // CPU used from the rotation until the last gateway has it: where the time goes on shared cores.
+    const pgPids = pg?.processes() ?? [];
+    const cpuNow = (): number[] => [
+      ...pids.map(cpuSeconds),
+      pgPids.reduce((n, p) => n + cpuSeconds(p), 0),
+      process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    ];
+    const cpuBefore = cpuNow();
     const start = Date.now();
     const t0 = performance.now();
     const rotated = await admin.rotateAll();
     const rotateAllS = (performance.now() - t0) / 1000;
     const timeout = setTimeout(() => allReceived(), 600_000);
     await done;
+    const cpuUsed = cpuNow().map((c, i) => round(c - cpuBefore[i]));
     clearTimeout(timeout);
     clearInterval(sampler);
     if (got < o.gateways)
@@ -444,6 +470,16 @@ async function runOne(
       .sort((a, b) => a - b);
     log(
       `${tag}: rotated ${rotated.rotated.length} VPNs in ${round(rotateAllS)} s; every gateway had its new epoch ${round((last - start) / 1000)} s after the start`,
+    );
+    const cpu = {
+      replicas: cpuUsed.slice(0, pids.length),
+      postgres: backend === 'postgres' ? cpuUsed[pids.length] : 0,
+      gateways: cpuUsed[pids.length + 1],
+    };
+    log(
+      `${tag}: CPU seconds until then: ${cpu.replicas.map((c, r) => `replica ${r} ${c}`).join(', ')}, ` +
+        `PostgreSQL ${cpu.postgres}, the gateways (this process) ${cpu.gateways}; ` +
+        `${round(((last - start) / 1000) * availableParallelism(), 1)} available on ${availableParallelism()} cores`,
     );
     // What one answer weighs (a DELIVER carries it packed when that fits 1,200 bytes).
     const sizes = received.slice(0, 200).map((r) => {
@@ -537,6 +573,7 @@ async function runOne(
       vpns: o.vpns,
       setupSeconds: { vpns: round(vpnsS), enroll: round(enrollS), members: round(membersS), connect: round(connectS) },
       rotateAllSeconds: round(rotateAllS),
+      cpuSeconds: cpu,
       deliverAllSeconds: round((last - start) / 1000),
       latencyMs: {
         p50: percentile(latencies, 50),

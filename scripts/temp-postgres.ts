@@ -14,6 +14,8 @@ import { freePort } from '../test/support/ports.js';
 export interface PgServer {
   /** A connection URL for a new, empty database. */
   createDatabase(): Promise<string>;
+  /** The server's processes now (the postmaster and its backends), e.g. to add up their CPU. */
+  processes(): number[];
   stop(): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export async function startPostgres(): Promise<PgStart> {
         await createDatabaseAt(base, name);
         return `${base}/${name}`;
       },
+      processes: () => (pid !== undefined && alive(pid) ? processTree(pid) : []),
       async stop() {
         if (pid !== undefined && alive(pid)) {
           process.kill(pid, 'SIGINT'); // fast shutdown
