@@ -398,7 +398,11 @@ export class Epochs {
     return out;
   }
 
-  /** What a rotation that failed after some of its changes committed reports (and logs). */
+  /**
+   * What a rotation that failed after some of its changes committed reports (and logs): its own
+   * code, so that a client does not take it for a refusal that changed nothing (the CLI moves on to
+   * another replica on `database-unavailable`), with the cause's status and message.
+   */
   private incomplete(rotated: Rotated[], of: number, cause: unknown): ApiError {
     this.ctx.log?.error({ err: cause, rotated: rotated.length, of }, 'rotation failed after some VPNs were rotated');
     const why = cause instanceof ApiError ? cause.message : 'internal error (see the authority log)';
@@ -406,7 +410,7 @@ export class Epochs {
       cause instanceof ApiError ? cause.status : 500,
       'rotation-incomplete',
       `rotated ${rotated.length} of ${of} VPNs (${rotated[0].vpn} to ${rotated[rotated.length - 1].vpn}), ` +
-        `then failed: ${why}; the others keep their epochs, and repeating the rotation is safe`,
+        `then failed: ${why}; repeating the rotation is safe`,
     );
     e.cause = cause;
     return e;
