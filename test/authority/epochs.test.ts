@@ -75,14 +75,20 @@ async function rotationEntries(a: DirectAuthority): Promise<[string | null, numb
 }
 
 /**
- * The members' snapshots hold, of each VPN vpn<v>, exactly the live epochs `epochs(v)`, each
- * opened from the member's own sealed copy; the members of a VPN agree on each key, and no two
- * VPNs share one.
+ * The members' snapshots hold the VPNs vpn0..vpn<vpns - 1> and of each vpn<v> exactly the live
+ * epochs `epochs(v)`, each opened from the member's own sealed copy; the members of a VPN agree on
+ * each key, and no two VPNs share one.
  */
-async function assertMembersHold(gateways: DirectGateway[], epochs: (v: number) => number[]): Promise<void> {
+async function assertMembersHold(
+  gateways: DirectGateway[],
+  vpns: number,
+  epochs: (v: number) => number[],
+): Promise<void> {
   const keys = new Map<string, string>();
   for (const g of gateways) {
-    for (const v of (await g.snapshot()).vpns) {
+    const snapshot = await g.snapshot();
+    assert.deepEqual(snapshot.vpns.map((v) => v.name).sort(), Array.from({ length: vpns }, (_, v) => `vpn${v}`).sort());
+    for (const v of snapshot.vpns) {
       assert.deepEqual(
         v.epochs.map((e) => e.epoch),
         epochs(Number(v.name.slice(3))),
@@ -250,7 +256,7 @@ for (const store of await testStores()) {
           await rotationEntries(a),
           Array.from({ length: VPNS }, (_, v) => [`vpn${v}`, before.version + 1, 2, MEMBERS]),
         );
-        await assertMembersHold(gateways, () => [2]);
+        await assertMembersHold(gateways, VPNS, () => [2]);
       }));
 
     it('a rotation of more seals than a change takes commits whole VPNs change by change; a failure in a later change keeps the earlier ones and says so; repeating it completes', () =>
@@ -299,7 +305,7 @@ for (const store of await testStores()) {
         );
         // Its first and last members (each snapshot opens 50 VPNs' keys).
         const sample = [gateways[0], gateways[MEMBERS - 1]];
-        await assertMembersHold(sample, (v) => (v < FIRST ? [2] : []));
+        await assertMembersHold(sample, VPNS, (v) => (v < FIRST ? [2] : []));
 
         // Repeated: every VPN rotates, the first 48 once more, in two changes.
         const rotated = await service.epochs.rotateAll(ADMIN, false);
@@ -312,7 +318,7 @@ for (const store of await testStores()) {
           (await rotationEntries(a)).slice(FIRST),
           Array.from({ length: VPNS }, (_, v) => [`vpn${v}`, before + (v < FIRST ? 2 : 3), v < FIRST ? 3 : 2, MEMBERS]),
         );
-        await assertMembersHold(sample, (v) => (v < FIRST ? [2, 3] : [2]));
+        await assertMembersHold(sample, VPNS, (v) => (v < FIRST ? [2, 3] : [2]));
       }));
 
     it('the scheduler passes the fence in each change of a long rotation; when it fails after the first, the next run rotates only what is still due', () =>
