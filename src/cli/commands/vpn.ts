@@ -146,7 +146,11 @@ export function registerVpn(program: Command): void {
     vpn
       .command('rotate [name]')
       .description('make a new key epoch: delivered at once, active after the overlap (with --now: active at once)')
-      .addHelpText('after', '\nWith --all, every group VPN is rotated (one change each).'),
+      .addHelpText(
+        'after',
+        '\nWith --all, every group VPN is rotated, in changes of about 1,000 sealed keys: the members of each\n' +
+          'hear of it as it commits; if one fails, the error says how many VPNs were rotated (repeating is safe).',
+      ),
   )
     .option('--all', 'rotate every group VPN')
     .option(
