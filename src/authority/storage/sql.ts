@@ -36,8 +36,34 @@ export interface SqlExec {
 
 /** Largest SPI: SPIs are unsigned 32-bit. */
 export const MAX_SPI = 0xffffffff;
-/** Rows per multi-row INSERT / IN list. */
+/** Rows per multi-row INSERT / IN list (SQLite; PostgreSQL takes arrays). */
 const CHUNK = 200;
+
+/**
+ * PostgreSQL types of the columns that inserts of many rows send as one array each (INSERT ... SELECT FROM unnest):
+ * one statement for a whole rotation's rows instead of one per chunk of a few thousand numbered parameters.
+ */
+const ARRAY_TYPES: Record<string, 'bigint' | 'text' | 'bytea'> = {
+  vpn_id: 'bigint',
+  epoch: 'bigint',
+  gateway: 'text',
+  enc: 'bytea',
+  ct: 'bytea',
+  spi: 'bigint',
+  wrapped_key: 'bytea',
+  active_from: 'bigint',
+  expires_at: 'bigint',
+  created_at: 'bigint',
+  version: 'bigint',
+  at: 'bigint',
+  actor: 'text',
+  action: 'text',
+  vpn: 'text',
+  scope: 'text',
+  detail: 'text',
+  prefix: 'text',
+  added_at: 'bigint',
+};
 
 function cols(map: Record<string, string>): string {
   return Object.entries(map)
@@ -181,15 +207,40 @@ export class SqlOps implements StoreOps {
 
   constructor(private readonly db: SqlExec) {}
 
-  /** Runs `query` once per chunk of `keys` (an IN list) and concatenates the rows. */
-  private async inChunks<T, K>(keys: readonly K[], query: (part: K[]) => Promise<T[]>): Promise<T[]> {
-    const out: T[] = [];
-    for (const part of chunks([...new Set(keys)])) out.push(...(await query(part)));
+  /**
+   * Runs `query` for the distinct `keys` with `isIn`, the condition that follows a column name, and its parameters:
+   * on PostgreSQL once, with `= ANY(?)` and the keys as one array; on SQLite once per chunk, with an IN list.
+   */
+  private async forKeys<R, K>(
+    keys: readonly K[],
+    query: (isIn: string, params: unknown[]) => Promise<R>,
+  ): Promise<R[]> {
+    const distinct = [...new Set(keys)];
+    if (distinct.length === 0) return [];
+    if (this.db.dialect === 'postgres') return [await query(' = ANY(?)', [distinct])];
+    const out: R[] = [];
+    for (const part of chunks(distinct)) out.push(await query(` IN (${placeholders(part.length)})`, part));
     return out;
+  }
+
+  /** forKeys for a query of rows: their concatenation. */
+  private async inKeys<T, K>(
+    keys: readonly K[],
+    query: (isIn: string, params: unknown[]) => Promise<T[]>,
+  ): Promise<T[]> {
+    return (await this.forKeys(keys, query)).flat();
   }
 
   private async insert(table: string, map: Record<string, string>, rows: readonly object[]): Promise<void> {
     const fields = Object.keys(map);
+    const columns = fields.map((f) => map[f]);
+    if (this.db.dialect === 'postgres' && rows.length > 1 && columns.every((c) => ARRAY_TYPES[c])) {
+      await this.db.run(
+        `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${columns.map((c) => `?::${ARRAY_TYPES[c]}[]`).join(', ')})`,
+        fields.map((f) => rows.map((r) => (r as Record<string, unknown>)[f] ?? null)),
+      );
+      return;
+    }
     for (const part of chunks(rows)) {
       const values = part.map(() => `(${placeholders(fields.length)})`).join(', ');
       const params = part.flatMap((r) => fields.map((f) => (r as Record<string, unknown>)[f] ?? null));
@@ -262,20 +313,18 @@ export class SqlOps implements StoreOps {
   }
 
   async advanceEpochs(ids: readonly number[], now: number): Promise<void> {
-    for (const part of chunks([...new Set(ids)])) {
-      await this.db.run(
-        `UPDATE vpns SET last_epoch = last_epoch + 1, next_rotation_at = CASE WHEN rotation_period_ms > 0 THEN ? + rotation_period_ms ELSE NULL END WHERE id IN (${placeholders(part.length)})`,
-        [now, ...part],
-      );
-    }
+    await this.forKeys(ids, (isIn, keys) =>
+      this.db.run(
+        `UPDATE vpns SET last_epoch = last_epoch + 1, next_rotation_at = CASE WHEN rotation_period_ms > 0 THEN ? + rotation_period_ms ELSE NULL END WHERE id${isIn}`,
+        [now, ...keys],
+      ),
+    );
   }
 
   async setVpnsChanged(ids: readonly number[], version: number): Promise<void> {
-    for (const part of chunks([...new Set(ids)]))
-      await this.db.run(`UPDATE vpns SET changed_version = ? WHERE id IN (${placeholders(part.length)})`, [
-        version,
-        ...part,
-      ]);
+    await this.forKeys(ids, (isIn, keys) =>
+      this.db.run(`UPDATE vpns SET changed_version = ? WHERE id${isIn}`, [version, ...keys]),
+    );
   }
 
   async deleteVpn(id: number): Promise<void> {
@@ -298,9 +347,7 @@ export class SqlOps implements StoreOps {
   }
 
   getVpnsByIds(ids: readonly number[]): Promise<VpnRow[]> {
-    return this.inChunks(ids, (part) =>
-      this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id IN (${placeholders(part.length)})`, part),
-    );
+    return this.inKeys(ids, (isIn, keys) => this.db.all<VpnRow>(`SELECT ${cols(VPN)} FROM vpns WHERE id${isIn}`, keys));
   }
 
   listVpns(): Promise<VpnRow[]> {
@@ -331,11 +378,8 @@ export class SqlOps implements StoreOps {
   }
 
   async getGateways(names: readonly string[]): Promise<GatewayRow[]> {
-    const rows = await this.inChunks(names, (part) =>
-      this.db.all<GatewayRow>(
-        `SELECT ${cols(GATEWAY)} FROM gateways WHERE name IN (${placeholders(part.length)})`,
-        part,
-      ),
+    const rows = await this.inKeys(names, (isIn, keys) =>
+      this.db.all<GatewayRow>(`SELECT ${cols(GATEWAY)} FROM gateways WHERE name${isIn}`, keys),
     );
     for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
     return rows;
@@ -348,12 +392,9 @@ export class SqlOps implements StoreOps {
   }
 
   async touchGateways(names: readonly string[], version: number): Promise<void> {
-    for (const part of chunks([...new Set(names)])) {
-      await this.db.run(`UPDATE gateways SET changed_version = ? WHERE name IN (${placeholders(part.length)})`, [
-        version,
-        ...part,
-      ]);
-    }
+    await this.forKeys(names, (isIn, keys) =>
+      this.db.run(`UPDATE gateways SET changed_version = ? WHERE name${isIn}`, [version, ...keys]),
+    );
   }
 
   gatewaysChangedAfter(version: number): Promise<{ name: string; changedVersion: number }[]> {
@@ -411,11 +452,8 @@ export class SqlOps implements StoreOps {
   }
 
   listMemberPrefixesOf(gateways: readonly string[]): Promise<MemberPrefixRow[]> {
-    return this.inChunks(gateways, (part) =>
-      this.db.all<MemberPrefixRow>(
-        `SELECT ${cols(MEMBER)} FROM member_prefixes WHERE gateway IN (${placeholders(part.length)})`,
-        part,
-      ),
+    return this.inKeys(gateways, (isIn, keys) =>
+      this.db.all<MemberPrefixRow>(`SELECT ${cols(MEMBER)} FROM member_prefixes WHERE gateway${isIn}`, keys),
     );
   }
 
@@ -435,12 +473,12 @@ export class SqlOps implements StoreOps {
   async listVpnMembersOf(
     vpnIds: readonly number[],
   ): Promise<(MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>)[]> {
-    const rows = await this.inChunks(vpnIds, (part) =>
+    const rows = await this.inKeys(vpnIds, (isIn, keys) =>
       this.db.all<MemberPrefixRow & Pick<GatewayRow, 'status' | 'address' | 'publicKey'>>(
         `SELECT m.vpn_id AS "vpnId", m.gateway AS "gateway", m.prefix AS "prefix", m.added_at AS "addedAt",
                 g.status AS "status", g.address AS "address", g.public_key AS "publicKey"
-           FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id IN (${placeholders(part.length)}) ORDER BY m.vpn_id, m.gateway, m.prefix`,
-        part,
+           FROM member_prefixes m JOIN gateways g ON g.name = m.gateway WHERE m.vpn_id${isIn} ORDER BY m.vpn_id, m.gateway, m.prefix`,
+        keys,
       ),
     );
     for (const r of rows) if (r.publicKey) r.publicKey = bytes(r.publicKey);
@@ -502,24 +540,25 @@ export class SqlOps implements StoreOps {
   }
 
   async deleteEndedEpochs(vpnIds: readonly number[], now: number): Promise<void> {
-    for (const part of chunks([...new Set(vpnIds)])) {
-      const these = `vpn_id IN (${placeholders(part.length)})`;
+    await this.forKeys(vpnIds, async (isIn, keys) => {
       for (const table of ['sealed_keys', 'spis']) {
+        // PostgreSQL: a join on the ended epochs. The correlated subquery SQLite runs well is planned there as a
+        // subplan per row, its cost estimate high enough to be JIT-compiled, ~0.1 s for a rotation of 1,000 VPNs.
         await this.db.run(
-          `DELETE FROM ${table} WHERE ${these} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`,
-          [...part, now],
+          this.db.dialect === 'postgres'
+            ? `DELETE FROM ${table} t USING key_epochs e WHERE e.vpn_id${isIn} AND e.expires_at <= ? AND t.vpn_id = e.vpn_id AND t.epoch = e.epoch`
+            : `DELETE FROM ${table} WHERE vpn_id${isIn} AND epoch IN (SELECT e.epoch FROM key_epochs e WHERE e.vpn_id = ${table}.vpn_id AND e.expires_at <= ?)`,
+          [...keys, now],
         );
       }
-      await this.db.run(`DELETE FROM key_epochs WHERE ${these} AND expires_at <= ?`, [...part, now]);
-    }
+      await this.db.run(`DELETE FROM key_epochs WHERE vpn_id${isIn} AND expires_at <= ?`, [...keys, now]);
+    });
   }
 
   async capEpochExpiry(vpnIds: readonly number[], end: number): Promise<void> {
-    for (const part of chunks([...new Set(vpnIds)]))
-      await this.db.run(
-        `UPDATE key_epochs SET expires_at = ? WHERE vpn_id IN (${placeholders(part.length)}) AND expires_at > ?`,
-        [end, ...part, end],
-      );
+    await this.forKeys(vpnIds, (isIn, keys) =>
+      this.db.run(`UPDATE key_epochs SET expires_at = ? WHERE vpn_id${isIn} AND expires_at > ?`, [end, ...keys, end]),
+    );
   }
 
   async listEpochs(vpnId: number): Promise<EpochRow[]> {
@@ -531,11 +570,8 @@ export class SqlOps implements StoreOps {
   }
 
   async listEpochsOf(vpnIds: readonly number[]): Promise<EpochRow[]> {
-    const rows = await this.inChunks(vpnIds, (part) =>
-      this.db.all<EpochRow>(
-        `SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, epoch`,
-        part,
-      ),
+    const rows = await this.inKeys(vpnIds, (isIn, keys) =>
+      this.db.all<EpochRow>(`SELECT ${cols(EPOCH)} FROM key_epochs WHERE vpn_id${isIn} ORDER BY vpn_id, epoch`, keys),
     );
     for (const r of rows) r.wrappedKey = bytes(r.wrappedKey);
     return rows;
@@ -558,11 +594,8 @@ export class SqlOps implements StoreOps {
   }
 
   async listSealedKeysOf(gateways: readonly string[]): Promise<SealedKeyRow[]> {
-    const rows = await this.inChunks(gateways, (part) =>
-      this.db.all<SealedKeyRow>(
-        `SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway IN (${placeholders(part.length)})`,
-        part,
-      ),
+    const rows = await this.inKeys(gateways, (isIn, keys) =>
+      this.db.all<SealedKeyRow>(`SELECT ${cols(SEALED)} FROM sealed_keys WHERE gateway${isIn}`, keys),
     );
     for (const r of rows) {
       r.enc = bytes(r.enc);
@@ -602,11 +635,8 @@ export class SqlOps implements StoreOps {
   }
 
   listSpisOf(vpnIds: readonly number[]): Promise<SpiRow[]> {
-    return this.inChunks(vpnIds, (part) =>
-      this.db.all<SpiRow>(
-        `SELECT ${cols(SPI)} FROM spis WHERE vpn_id IN (${placeholders(part.length)}) ORDER BY vpn_id, gateway, epoch`,
-        part,
-      ),
+    return this.inKeys(vpnIds, (isIn, keys) =>
+      this.db.all<SpiRow>(`SELECT ${cols(SPI)} FROM spis WHERE vpn_id${isIn} ORDER BY vpn_id, gateway, epoch`, keys),
     );
   }
 
