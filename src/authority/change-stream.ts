@@ -294,12 +294,19 @@ export class ChangeStream {
     const since = this.checkedVersion;
     const r = await this.ctx.store.read(async (tx) => {
       const state = await tx.state();
-      if (state.version <= since) return { state, names: [] as string[] };
-      return { state, names: (await tx.gatewaysChangedAfter(since)).map((g) => g.name) };
+      if (state.version <= since) return { state, changed: [] };
+      return { state, changed: await tx.gatewaysChangedAfter(since) };
     });
     if (r.state.version <= since) return;
     if (r.state.directoryVersion > since) this.wake('all', r.state.version);
-    else this.wake(r.names, r.state.version);
+    else {
+      // Each gateway by the version it changed at, not the newest: one whose cursor already holds
+      // its change (a DELIVER of this replica, read after that commit) is not woken for nothing.
+      const byVersion = new Map<number, string[]>();
+      for (const g of r.changed) pushTo(byVersion, g.changedVersion, g.name);
+      for (const [version, names] of byVersion) this.wake(names, version);
+      this.wake([], r.state.version); // the newest version, to the listeners that track it
+    }
     this.checkedVersion = Math.max(this.checkedVersion, r.state.version);
     if (r.state.crlVersion > this.crlVersion) {
       this.crlVersion = r.state.crlVersion;

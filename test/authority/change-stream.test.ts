@@ -193,6 +193,34 @@ for (const store of await testStores()) {
           assert.ok(wokenAfterMs < 1000, `by the version poll, after ${wokenAfterMs} ms`);
           assert.ok(c.delivery?.vpns[0].epochs.some((e) => e.epoch === 2));
         }));
+
+      it("another replica's changes wake each gateway with the version it changed at, not the newest", () =>
+        withAuthority(store, async (a) => {
+          await twoVpns(a);
+          // Deaf (no notifications): its version poll finds both changes below at once.
+          const deaf = await a.replica((s) => ({
+            kind: s.kind,
+            write: (fn, hint) => s.write(fn, hint),
+            read: (fn) => s.read(fn),
+            onRemoteChange: () => undefined,
+            schemaVersion: () => s.schemaVersion(),
+            close: () => s.close(),
+          }));
+          const woken = new Map<string, number>();
+          let newest = 0;
+          deaf.service.changeStream.onWake((target, v) => {
+            newest = Math.max(newest, v);
+            if (target !== 'all') for (const g of target) woken.set(g, v);
+          });
+          await a.service.epochs.rotate(ADMIN, 'corp', false);
+          const corp = await version(a);
+          await a.service.epochs.rotate(ADMIN, 'dept', false);
+          const dept = await version(a);
+          for (const t0 = Date.now(); newest < dept; await new Promise((r) => setTimeout(r, 50)))
+            assert.ok(Date.now() - t0 < 5000, 'the version poll found the changes');
+          // (A gateway woken for the newest version after a DELIVER of its own change would fetch for nothing.)
+          assert.deepEqual(Object.fromEntries(woken), { gw1: corp, gw2: corp, gw3: dept });
+        }));
     }
   });
 }
