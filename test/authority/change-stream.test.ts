@@ -41,6 +41,18 @@ async function rotationSeenBy(
   return { c, wokenAfterMs: Date.now() - t0 };
 }
 
+/** A replica of `a` whose store never reports other processes' commits (NOTIFY lost, listener down). */
+function deafReplica(a: DirectAuthority): Promise<DirectAuthority> {
+  return a.replica((s) => ({
+    kind: s.kind,
+    write: (fn, hint) => s.write(fn, hint),
+    read: (fn) => s.read(fn),
+    onRemoteChange: () => undefined,
+    schemaVersion: () => s.schemaVersion(),
+    close: () => s.close(),
+  }));
+}
+
 for (const store of await testStores()) {
   describe(`the change stream on ${store.kind}`, { skip: store.skip }, () => {
     it('answers at once with the delivery and the events since the cursor; an up-to-date cursor gets "unchanged"', () =>
@@ -179,15 +191,7 @@ for (const store of await testStores()) {
       it('a lost notification is not a lost change: a replica that hears none finds the change by version', () =>
         withAuthority(store, async (a) => {
           await twoVpns(a);
-          // This replica's store never reports other processes' commits (NOTIFY lost, listener down).
-          const deaf = await a.replica((s) => ({
-            kind: s.kind,
-            write: (fn, hint) => s.write(fn, hint),
-            read: (fn) => s.read(fn),
-            onRemoteChange: () => undefined,
-            schemaVersion: () => s.schemaVersion(),
-            close: () => s.close(),
-          }));
+          const deaf = await deafReplica(a);
           const { c, wokenAfterMs } = await rotationSeenBy(deaf, a);
           assert.ok(c.changed, 'woken');
           assert.ok(wokenAfterMs < 1000, `by the version poll, after ${wokenAfterMs} ms`);
@@ -197,15 +201,8 @@ for (const store of await testStores()) {
       it("another replica's changes wake each gateway with the version it changed at, not the newest", () =>
         withAuthority(store, async (a) => {
           await twoVpns(a);
-          // Deaf (no notifications): its version poll finds both changes below at once.
-          const deaf = await a.replica((s) => ({
-            kind: s.kind,
-            write: (fn, hint) => s.write(fn, hint),
-            read: (fn) => s.read(fn),
-            onRemoteChange: () => undefined,
-            schemaVersion: () => s.schemaVersion(),
-            close: () => s.close(),
-          }));
+          // Deaf: its version poll finds both changes below at once.
+          const deaf = await deafReplica(a);
           const woken = new Map<string, number>();
           let newest = 0;
           deaf.service.changeStream.onWake((target, v) => {
