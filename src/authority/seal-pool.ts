@@ -43,8 +43,7 @@ export class SealPool {
   async seal(jobs: readonly SealJob[]): Promise<SealedKey[]> {
     if (jobs.length < IN_THREAD_BELOW || this.closed)
       return jobs.map((j) => sealBase(j.recipient, j.context, j.context, j.key));
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = undefined;
+    this.keepWorkers();
     const n = this.workersFor(jobs.length);
     const per = Math.ceil(jobs.length / n);
     try {
@@ -64,8 +63,7 @@ export class SealPool {
    */
   warm(seals: number): void {
     if (seals < IN_THREAD_BELOW || this.closed) return;
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = undefined;
+    this.keepWorkers();
     for (let i = 0; i < this.workersFor(seals); i++) if (!this.workers.has(i)) this.workers.set(i, this.start(i));
     this.idleWhenDone();
   }
@@ -84,6 +82,12 @@ export class SealPool {
 
   private workersFor(seals: number): number {
     return Math.min(this.size, Math.ceil(seals / IN_THREAD_BELOW));
+  }
+
+  /** Work is coming: the workers are not to stop when idle. */
+  private keepWorkers(): void {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
   }
 
   /** Workers with nothing to do stop after IDLE_MS (a seal in between clears the timer). */
