@@ -58,6 +58,7 @@ enum {
   DP_TX_GSO,        /* UDP GSO super-packets of group ESP written (of tx.packets) */
   DP_RX_GSO_ESP,    /* UDP GSO super-packets of group ESP read from the outside (of rx.gso) */
   DP_UDP_RX_GRO,    /* reads from the tunnel port that held several datagrams (UDP_GRO) */
+  DP_TX_HOLDS,      /* times a reader held its runs of small packets open after its queue ran dry */
   DP_STAT_COUNT
 };
 
@@ -69,6 +70,7 @@ typedef int (*punt_submit_fn)(void *ctx, punt_batch *b);
 #define DP_OPT_GRO 1        /* coalesce forwarded TCP segments into GSO super-packets */
 #define DP_OPT_RAW_EGRESS 2 /* send ESP through a raw socket in batches instead of the TUN */
 #define DP_OPT_USO 4        /* write runs of group ESP in UDP as UDP GSO super-packets */
+#define DP_OPT_HOLD 8       /* hold runs of small packets open briefly after a queue ran dry */
 
 datapath *dp_new(executor *ex, punt_batch *batches, size_t nbatches, punt_submit_fn submit, void *ctx, int options);
 /* Opens `queues` queues of TUN device `name` (created if absent) for one side. 0, or -1 with err set. */

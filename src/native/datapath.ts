@@ -33,6 +33,7 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'tx.gso',
   'rx.gso-esp',
   'udp.rx-gro',
+  'tx.holds',
 ];
 
 /** Punt side code of datagrams from the tunnel port (native/src/datapath.h DP_SIDE_UDP), and their prefix. */
@@ -71,7 +72,11 @@ export interface DatapathOptions {
   inside?: string;
   /** TUN device fed with what arrives from the outside (WAN) interfaces. */
   outside?: string;
-  /** Queues (reader threads) per device, 1..8; more than 1 opens the device multiqueue. */
+  /**
+   * Queues per device, 1..8; more than 1 opens the devices multiqueue. Each reader thread reads one
+   * queue of each device (both directions), so a packet that a write causes at once (a terminal's
+   * reply, a TCP ACK) is read without waking another thread.
+   */
   queues?: number;
   onPunt: (batch: PuntBatch) => void;
   /** Punt buffers in the pool (default 8) and the size of each (default 256 KiB, 512 packets). */
@@ -94,6 +99,13 @@ export interface DatapathOptions {
    * kernel's USO on the TUN devices this is off by itself.
    */
   uso?: boolean;
+  /**
+   * Hold runs of small packets open for up to 25 µs after a queue ran dry (default true): a stream
+   * of small packets read one per frame (not TCP: its ACKs clock the sender) then crosses the
+   * kernel's forwarding path in long super-packets rather than one short one per burst. A lone
+   * packet (a burst of one frame) never waits. Counted in `tx.holds`.
+   */
+  hold?: boolean;
   /**
    * The tunnel port (ESP in UDP, RFC 3948, shared with IKE): a UDP socket bound to the gateway's
    * outside address, port 4500 by default; a dual-stack gateway gives an IPv4 and an IPv6 address
@@ -213,7 +225,11 @@ export class NativeDatapath {
       ];
     }
     try {
-      const options = (opts.gro === false ? 0 : 1) | (opts.rawEgress === false ? 0 : 2) | (opts.uso === false ? 0 : 4);
+      const options =
+        (opts.gro === false ? 0 : 1) |
+        (opts.rawEgress === false ? 0 : 2) |
+        (opts.uso === false ? 0 : 4) |
+        (opts.hold === false ? 0 : 8);
       const handle = exec.binding.datapathOpen(exec.handle, devices, bufs, metas, deliver, options, udp);
       const dp = new NativeDatapath(exec, handle);
       if (opts.keepAlive === false) dp.unref();

@@ -1,7 +1,7 @@
 // What the namespace tests of the native datapath share: the run-or-skip decision, a gateway
 // process (gateway-helper.ts) driven over stdin/stdout, and a TCP transfer whose content is checked.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -54,6 +54,8 @@ export async function inTestbed(
 
 export interface HelperGateway {
   lines: JsonLines;
+  /** Names of the helper process's threads (/proc/<pid>/task/<tid>/comm). */
+  threadNames(): string[];
   send(line: string): void;
   /** Closes the datapath; the process must then exit by itself (no reader thread or TUN left). */
   close(): Promise<Record<string, unknown>>;
@@ -69,6 +71,10 @@ export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperCon
   if (first.event === 'error') throw new Error(`gateway in ${ns}: ${String(first.message)}`);
   return {
     lines,
+    threadNames: () =>
+      readdirSync(`/proc/${child.pid}/task`).map((tid) =>
+        readFileSync(`/proc/${child.pid}/task/${tid}/comm`, 'utf8').trim(),
+      ),
     send: (line) => child.stdin!.write(line + '\n'),
     async close() {
       child.stdin!.write('close\n');

@@ -152,6 +152,9 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
           queues,
           learn: [{ local: '10.1.0.2', remote: '10.2.0.2' }],
         });
+        // One reader thread per queue of the inside device and one of the outside device.
+        const readers = g.threadNames().filter((n) => n.startsWith('kasane-tun'));
+        assert.equal(readers.length, queues, `reader threads: ${JSON.stringify(g.threadNames())}`);
         // The first packet is a miss: the helper installs a plain rule and re-injects it, so no
         // echo is lost.
         ping(tb, h1, '10.2.0.2');
@@ -185,9 +188,13 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
     await inTestbed(t, ['python3'], async (tb) => {
       const pair = await gatewayPair(tb, 4);
       let before: Record<string, number> = {};
+      let beforeA: Record<string, number> = {};
       const { ra, rb } = await acrossPair(tb, 4, pair, async () => {
-        // A burst of small UDP datagrams h1 -> h2: B writes the decrypted ones as UDP GSO
-        // super-packets, and h2's kernel hands every datagram intact to the socket.
+        // A burst of small UDP datagrams h1 -> h2: A holds its runs of ESP open while they keep
+        // coming, B writes the decrypted ones as UDP GSO super-packets, and h2's kernel hands
+        // every datagram intact to the socket.
+        pair.A.send('stats');
+        beforeA = (await pair.A.lines.wait((e) => e.event === 'stats', 5_000, 'stats')).stats as Record<string, number>;
         pair.B.send('stats');
         before = (await pair.B.lines.wait((e) => e.event === 'stats', 5_000, 'stats')).stats as Record<string, number>;
         const rx = new JsonLines(tb.spawn(pair.h2, 'python3', [PROBE, 'recv', '7001', '100', '5000', '8']));
@@ -205,6 +212,11 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
       });
       const after = rb.stats as Record<string, number>;
       assert.ok(after['tx.gso'] > before['tx.gso'], `B wrote decrypted datagrams as UDP GSO super-packets`);
+      // Pings (lone packets) and TCP (ACKs clock the sender) are never held; the stream of small
+      // datagrams is.
+      assert.equal(beforeA['tx.holds'], 0, `A held nothing for pings and TCP: ${JSON.stringify(beforeA)}`);
+      const afterA = ra.stats as Record<string, number>;
+      assert.ok(afterA['tx.holds'] > 0, `A held runs of small datagrams: ${JSON.stringify(afterA)}`);
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',
