@@ -356,7 +356,7 @@ static void uro_write(void *ctx, uint8_t *frame, size_t len) {
 /* A forwarded packet (VNET_HDR_LEN writable bytes before it) to the TUN: TCP coalesced by GRO, UDP
  * into UDP GSO super-packets. */
 static void forward_packet(dp_queue *q, uint8_t *pkt, size_t len) {
-  if (q->uro_ok && len >= 20 && pkt[(pkt[0] >> 4) == 6 ? 6 : 9] == IPPROTO_UDP_) {
+  if (q->uro_ok && len >= 20 && ip_first_proto(pkt) == IPPROTO_UDP_) {
     uso_add(&q->uro, pkt, len, uro_write, write_plain, q);
   } else if (q->gro_ok) {
     gro_add(&q->gro, pkt, len, gro_write, q);
@@ -439,7 +439,7 @@ static void forward(dp_queue *q, uint8_t *pkt, size_t len, int v, exec_note *n) 
     for (uint32_t i = 0; i < note.count && end - out >= 20; i++) {
       int v6 = out[0] >> 4 == 6;
       size_t n = v6 ? IPV6_HDR_LEN + (size_t)rd16(out + 4) : rd16(out + 2);
-      if (q->uso_ok && out[v6 ? 6 : 9] == IPPROTO_UDP_) {
+      if (q->uso_ok && ip_first_proto(out) == IPPROTO_UDP_) {
         uso_add(&q->uso, out, n, uso_write, uso_single, q);
       } else {
         if (q->uso_ok) uso_flush(&q->uso, uso_write, uso_single, q);
@@ -557,7 +557,7 @@ static int handle_frame(dp_queue *q, size_t n) {
     stat_add(dp, DP_RX_BAD, 1);
     return 0;
   }
-  int tcp = len >= 20 && pkt[(pkt[0] >> 4) == 6 ? 6 : 9] == IPPROTO_TCP;
+  int tcp = len >= 20 && ip_first_proto(pkt) == IPPROTO_TCP_;
   process_packet(q, pkt, len);
   return tcp ? FRAME_TCP : 0;
 }
@@ -591,11 +591,12 @@ static void burst(dp_queue *q) {
    * packet (a burst of one frame) never waits, nor does TCP (its ACKs clock the sender; its data
    * comes as GSO super-packets, long runs already). */
   if (dp->hold_ns && !kinds && runs_open(q) && (q->hold_until || frames >= 2)) {
+    uint64_t now = mono_ns();
     if (!q->hold_until) {
-      q->hold_until = mono_ns() + dp->hold_ns;
+      q->hold_until = now + dp->hold_ns;
       stat_add(dp, DP_TX_HOLDS, 1);
     }
-    if (mono_ns() < q->hold_until) {
+    if (now < q->hold_until) {
       flush_some(q, 1);
       flush_punts(q);
       return;

@@ -28,6 +28,8 @@ static inline int next_option(const uint8_t *h, size_t end, size_t *at, size_t *
   return *olen >= 2 && *at + *olen <= end;
 }
 
+/* The protocol of an IPv4 header, or the next header of an IPv6 fixed header (at least 20 bytes). */
+static inline uint8_t ip_first_proto(const uint8_t *pkt) { return pkt[(pkt[0] >> 4) == 6 ? 6 : 9]; }
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((uint16_t)p[0] << 8 | p[1]); }
 static inline uint32_t rd32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
