@@ -80,6 +80,7 @@ typedef struct dp_queue {
   uint64_t hold_until; /* CLOCK_MONOTONIC ns until which runs stay open (the reader's hold); 0: none */
   struct dp_queue *pair; /* the other device's queue this one's thread also reads */
   int follower;          /* read by its pair's thread */
+  char name[IFNAMSIZ];   /* the TUN device's (empty for the tunnel port's reader) */
 } dp_queue;
 
 struct datapath {
@@ -108,6 +109,8 @@ struct datapath {
     uint8_t buf[CMSG_SPACE(sizeof(int))];
   } uctl[UDP_RX_BURST]; /* UDP_GRO: the segment size of a coalesced read */
   _Atomic uint64_t stats[DP_STAT_COUNT];
+  _Atomic int failed; /* 1: a reader thread stopped on a device error; 2: failure says why */
+  char failure[160];
 };
 
 static void stat_add(datapath *dp, int i, uint64_t v) {
@@ -215,6 +218,7 @@ int dp_add_device(datapath *dp, const char *name, int side, int queues, char *er
     }
     q->dp = dp;
     q->side = side;
+    snprintf(q->name, sizeof q->name, "%s", name);
     /* Without GRO buffers the queue still works, writing one packet at a time. */
     q->gro_ok = (dp->options & DP_OPT_GRO) && gro_init(&q->gro) == 0;
     q->uso_ok = 0; /* decided at dp_start, when every device is open */
@@ -607,6 +611,18 @@ static void burst(dp_queue *q) {
   flush_punts(q);
 }
 
+/* A device failed under reader thread (deleted: the kernel then reports POLLERR): the thread can
+ * no longer serve either direction. The first to fail says so, once; the gateway decides (it
+ * exits, to be restarted, its forwarding guard holding meanwhile). */
+static void report_failure(datapath *dp, const dp_queue *q, short why) {
+  int none = 0;
+  if (!atomic_compare_exchange_strong(&dp->failed, &none, 1)) return;
+  snprintf(dp->failure, sizeof dp->failure, "TUN device %s failed (%s%s%s): it was deleted, or the kernel closed it",
+           q->name, why & POLLERR ? "POLLERR" : "", why & POLLHUP ? " POLLHUP" : "", why & POLLNVAL ? " POLLNVAL" : "");
+  atomic_store(&dp->failed, 2); /* the message is complete */
+  dp->submit(dp->submit_ctx, NULL);
+}
+
 /* A reader thread: one queue, or one queue of each device (q->pair). Serving both directions in
  * one thread means a packet that one direction's write causes at once (a terminal's reply, a TCP
  * ACK) is read without waking another thread. */
@@ -619,6 +635,8 @@ static void *reader(void *arg) {
   p[nq] = (struct pollfd){.fd = dp->stopfd, .events = POLLIN};
   /* A hold is tens of microseconds: the default 50 us timer slack would double it. */
   if (dp->hold_ns) prctl(PR_SET_TIMERSLACK, 1000UL);
+  dp_queue *failed = NULL;
+  short why = 0;
   for (;;) {
     struct timespec ts, *tmo = NULL;
     uint64_t until = 0;
@@ -637,11 +655,11 @@ static void *reader(void *arg) {
       break;
     }
     if (p[nq].revents) break;
-    int failed = 0;
     for (int k = 0; k < nq; k++) {
       if (p[k].revents & (POLLERR | POLLHUP | POLLNVAL)) {
         stat_add(dp, DP_RX_ERRORS, 1);
-        failed = 1;
+        failed = qs[k];
+        why = p[k].revents;
       } else if (p[k].revents) {
         burst(qs[k]);
       } else if (qs[k]->hold_until && mono_ns() >= qs[k]->hold_until) { /* its hold ran out */
@@ -655,6 +673,7 @@ static void *reader(void *arg) {
     flush_out(qs[k]);
     flush_punts(qs[k]);
   }
+  if (failed) report_failure(dp, failed, why);
   return NULL;
 }
 
@@ -973,6 +992,8 @@ void dp_stop(datapath *dp) {
 void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]) {
   for (int i = 0; i < DP_STAT_COUNT; i++) out[i] = atomic_load_explicit(&dp->stats[i], memory_order_relaxed);
 }
+
+const char *dp_failure(datapath *dp) { return atomic_load(&dp->failed) == 2 ? dp->failure : ""; }
 
 void dp_free(datapath *dp) {
   dp_stop(dp);

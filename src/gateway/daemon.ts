@@ -63,6 +63,13 @@ export class GatewayDaemon {
   private seqTimer?: NodeJS.Timeout;
   private mtuTimer?: NodeJS.Timeout;
   private readonly udpDrops = new Map<string, number>();
+  private failWith?: (e: Error) => void;
+  /**
+   * Settles when the gateway cannot go on forwarding (a TUN device was deleted or failed under it);
+   * never while it runs well. `kasane gateway run` then stops it and exits 1, for its supervisor to
+   * start it again: the forwarding guard holds in between, as after a crash.
+   */
+  readonly failed: Promise<Error> = new Promise((resolve) => (this.failWith = resolve));
 
   private constructor(
     readonly config: GatewayRunConfig,
@@ -166,6 +173,10 @@ export class GatewayDaemon {
       outside: this.config.tun.outside,
       onPunt: (batch) => {
         for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice(), true);
+      },
+      onFailure: (message) => {
+        this.log.fatal({ err: message }, 'the datapath stopped: this gateway can no longer forward');
+        this.failWith?.(new Error(message));
       },
       // The tunnel port: ESP in UDP for pairwise VPNs' Child SAs (native), IKE on 4500 (to JavaScript).
       udp: { address: bundle.gateway.address, port: this.config.ike.natPort },

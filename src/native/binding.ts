@@ -100,7 +100,8 @@ export interface NativeBinding {
     devices: [string, 0 | 1, number][],
     bufs: Uint8Array[],
     metas: Uint32Array[],
-    onPunt: (buf: Uint8Array, meta: Uint32Array, count: number) => void,
+    /** A batch of punts; or (message, null, -1) once when a reader thread stopped on a device error. */
+    onPunt: (buf: Uint8Array | string, meta: Uint32Array | null, count: number) => void,
     /** 1: GRO of forwarded TCP segments; 2: ESP egress through a raw socket. */
     options: number,
     /** The tunnel port: [address (4 or 16 bytes), port, an address of the other family (dual stack)?]. */

@@ -79,6 +79,12 @@ export interface DatapathOptions {
    */
   queues?: number;
   onPunt: (batch: PuntBatch) => void;
+  /**
+   * Called once if a reader thread stops on its own: a TUN device was deleted or failed, so the
+   * directions that thread served are no longer forwarded (nothing leaks: the packets stay queued
+   * or are dropped by the kernel). The gateway exits on it, to be restarted. `failure` keeps it.
+   */
+  onFailure?: (message: string) => void;
   /** Punt buffers in the pool (default 8) and the size of each (default 256 KiB, 512 packets). */
   batches?: number;
   batchBytes?: number;
@@ -169,7 +175,13 @@ export class NativeDatapath {
   private constructor(
     private readonly exec: NativeExecutor,
     private readonly handle: DatapathHandle,
+    private readonly failed: () => string | undefined,
   ) {}
+
+  /** Why a reader thread stopped on its own (see `onFailure`), or undefined while none has. */
+  get failure(): string | undefined {
+    return this.failed();
+  }
 
   /**
    * Opens the TUN devices (creating them if needed; the caller brings them up and routes into
@@ -192,7 +204,15 @@ export class NativeDatapath {
     const udpView = new UdpBatchView();
     const onPunt = opts.onPunt;
     const onUdp = opts.onUdp;
-    const deliver = (buf: Uint8Array, meta: Uint32Array, count: number): void => {
+    const onFailure = opts.onFailure;
+    let failure: string | undefined;
+    const deliver = (buf: Uint8Array | string, meta: Uint32Array | null, count: number): void => {
+      if (count < 0 || typeof buf === 'string' || meta === null) {
+        failure = typeof buf === 'string' && buf !== '' ? buf : 'a datapath reader thread stopped';
+        const f = failure;
+        if (onFailure) queueMicrotask(() => onFailure(f));
+        return;
+      }
       try {
         // A batch holds the punts of one thread: all packets, or all tunnel-port datagrams.
         if (count > 0 && meta[2] >> 8 === SIDE_UDP) {
@@ -231,7 +251,7 @@ export class NativeDatapath {
         (opts.uso === false ? 0 : 4) |
         (opts.hold === false ? 0 : 8);
       const handle = exec.binding.datapathOpen(exec.handle, devices, bufs, metas, deliver, options, udp);
-      const dp = new NativeDatapath(exec, handle);
+      const dp = new NativeDatapath(exec, handle, () => failure);
       if (opts.keepAlive === false) dp.unref();
       return ok(dp);
     } catch (e) {

@@ -5,7 +5,8 @@
 // plain rule for that path (both directions) and re-injects the packet, as the core does after a
 // search. With `udp`, it also opens the tunnel port and installs the configured tunnel SAs; IKE
 // and unknown-SPI datagrams are reported as "udp" events. stdin: "local HEX" sends a packet of the
-// gateway's own (sendLocal), "stats" prints statistics,
+// gateway's own (sendLocal), "stats" prints statistics, a "failure" event reports a reader thread
+// that stopped on its own,
 // "send <addr> <port> <hex>" sends a datagram from the tunnel port, "flush <hex>" runs an inside
 // packet through the executor from JavaScript and sends the result as the core's flush would
 // (tunnel packets through the tunnel port), "close" closes the datapath
@@ -60,6 +61,8 @@ if (!made.ok) {
     gro: cfg.gro,
     rawEgress: cfg.rawEgress,
     udp: cfg.udp,
+    // A reader thread that stopped on its own (a TUN device deleted under it).
+    onFailure: (message) => emit({ event: 'failure', message, failure: dp?.failure }),
     onUdp: (b) => {
       for (let i = 0; i < b.count; i++) {
         const p = b.payload(i);

@@ -184,6 +184,31 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
     });
   }
 
+  it('a TUN device deleted under a running datapath: the reader stops and says which device, close still joins and exits', async (t) => {
+    await inTestbed(t, [], async (tb) => {
+      const gw = tb.ns('gw');
+      const h1 = tb.ns('h1');
+      const h2 = tb.ns('h2');
+      tb.link(h1, 'e0', '10.1.0.2/24', gw, 'gi', '10.1.0.1/24');
+      tb.link(gw, 'go', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
+      tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
+      tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+      const g = await startGateway(tb, gw, {
+        routing: ROUTING_ONE,
+        learn: [{ local: '10.1.0.2', remote: '10.2.0.2' }],
+      });
+      ping(tb, h1, '10.2.0.2');
+      assert.equal(g.lines.events.filter((e) => e.event === 'failure').length, 0, 'no failure while it runs');
+      // One reader thread serves both devices: deleting the inside one stops it, and it says so.
+      tb.ip(gw, 'link', 'del', ROUTING_ONE.insideTun);
+      const f = await g.lines.wait((e) => e.event === 'failure', 5_000, 'failure event');
+      assert.match(String(f.message), new RegExp(`TUN device ${ROUTING_ONE.insideTun} failed`), JSON.stringify(f));
+      assert.equal(f.failure, f.message, 'the datapath keeps the reason');
+      const rep = await g.close();
+      assert.ok((rep.stats as Record<string, number>)['rx.errors'] >= 1, JSON.stringify(rep.stats));
+    });
+  });
+
   it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways, decrypted UDP as UDP GSO super-packets', async (t) => {
     await inTestbed(t, ['python3'], async (tb) => {
       const pair = await gatewayPair(tb, 4);

@@ -78,19 +78,28 @@ export function registerGatewayHost(program: Command): void {
       'after',
       '\nFails closed: when the gateway stops (SIGTERM, SIGINT) or dies, its policy routing and nftables forwarding\n' +
         "guard stay, so its terminals' traffic is refused, never forwarded in the clear, until it runs again.\n" +
-        'A restart takes over what the previous run left. `kasane gateway teardown` unprotects on purpose.',
+        'A restart takes over what the previous run left. `kasane gateway teardown` unprotects on purpose.\n' +
+        'Exits 1 if a TUN device is deleted or fails under it (run it under a supervisor that restarts it).',
     )
     .action(async (o: { config: string }) => {
       const d = await GatewayDaemon.start(configFile(o.config));
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          d.stop().then(resolve, resolve);
+      const failure = await new Promise<Error | undefined>((resolve) => {
+        const stop = (e?: Error) => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          d.stop().then(
+            () => resolve(e),
+            () => resolve(e),
+          );
         };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
+        const onSignal = () => stop();
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        void d.failed.then(stop);
       });
+      // A gateway that can no longer forward (its TUN device deleted under it) exits 1 for its
+      // supervisor to start it again; its forwarding guard refuses traffic meanwhile.
+      if (failure) throw new Error(`the gateway stopped: ${failure.message}`);
     });
 
   gw.command('teardown')
