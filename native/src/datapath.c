@@ -611,14 +611,19 @@ static void burst(dp_queue *q) {
   flush_punts(q);
 }
 
-/* A device failed under reader thread (deleted: the kernel then reports POLLERR): the thread can
- * no longer serve either direction. The first to fail says so, once; the gateway decides (it
- * exits, to be restarted, its forwarding guard holding meanwhile). */
-static void report_failure(datapath *dp, const dp_queue *q, short why) {
+/* A device failed under a reader thread (deleted: the kernel then reports POLLERR), or its ppoll
+ * did (poll_errno): the thread can no longer serve either direction. The first to fail says so,
+ * once; the gateway decides (it exits, to be restarted, its forwarding guard holding meanwhile). */
+static void report_failure(datapath *dp, const dp_queue *q, short why, int poll_errno) {
   int none = 0;
   if (!atomic_compare_exchange_strong(&dp->failed, &none, 1)) return;
-  snprintf(dp->failure, sizeof dp->failure, "TUN device %s failed (%s%s%s): it was deleted, or the kernel closed it",
-           q->name, why & POLLERR ? "POLLERR" : "", why & POLLHUP ? " POLLHUP" : "", why & POLLNVAL ? " POLLNVAL" : "");
+  if (poll_errno)
+    snprintf(dp->failure, sizeof dp->failure, "the reader of TUN device %s stopped: ppoll: %s", q->name,
+             strerror(poll_errno));
+  else
+    snprintf(dp->failure, sizeof dp->failure, "TUN device %s failed (%s%s%s): it was deleted, or the kernel closed it",
+             q->name, why & POLLERR ? "POLLERR" : "", why & POLLHUP ? " POLLHUP" : "",
+             why & POLLNVAL ? " POLLNVAL" : "");
   atomic_store(&dp->failed, 2); /* the message is complete */
   dp->submit(dp->submit_ctx, NULL);
 }
@@ -637,6 +642,7 @@ static void *reader(void *arg) {
   if (dp->hold_ns) prctl(PR_SET_TIMERSLACK, 1000UL);
   dp_queue *failed = NULL;
   short why = 0;
+  int poll_errno = 0;
   for (;;) {
     struct timespec ts, *tmo = NULL;
     uint64_t until = 0;
@@ -652,6 +658,8 @@ static void *reader(void *arg) {
     int r = ppoll(p, (nfds_t)nq + 1, tmo, NULL);
     if (r < 0) {
       if (errno == EINTR) continue;
+      failed = qs[0];
+      poll_errno = errno;
       break;
     }
     if (p[nq].revents) break;
@@ -673,7 +681,7 @@ static void *reader(void *arg) {
     flush_out(qs[k]);
     flush_punts(qs[k]);
   }
-  if (failed) report_failure(dp, failed, why);
+  if (failed) report_failure(dp, failed, why, poll_errno);
   return NULL;
 }
 
