@@ -135,18 +135,23 @@ async function acrossPair(
   return { ra, rb };
 }
 
+/** One gateway: inside gi faces h1 (10.1.0.2), outside go faces h2 (10.2.0.2). */
+function oneSite(tb: Testbed): { gw: string; h1: string; h2: string } {
+  const gw = tb.ns('gw');
+  const h1 = tb.ns('h1');
+  const h2 = tb.ns('h2');
+  tb.link(h1, 'e0', '10.1.0.2/24', gw, 'gi', '10.1.0.1/24');
+  tb.link(gw, 'go', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
+  tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
+  tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+  return { gw, h1, h2 };
+}
+
 describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () => {
   for (const queues of [1, 2]) {
     it(`plain rules, ${queues} queue(s): punt, learn and inject; ping; verified TCP; clean exit`, async (t) => {
       await inTestbed(t, [], async (tb) => {
-        const gw = tb.ns('gw');
-        // One gateway: inside gi faces h1, outside go faces h2.
-        const h1 = tb.ns('h1');
-        const h2 = tb.ns('h2');
-        tb.link(h1, 'e0', '10.1.0.2/24', gw, 'gi', '10.1.0.1/24');
-        tb.link(gw, 'go', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-        tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-        tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+        const { gw, h1, h2 } = oneSite(tb);
         const g = await startGateway(tb, gw, {
           routing: ROUTING_ONE,
           queues,
@@ -186,13 +191,7 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
 
   it('a TUN device deleted under a running datapath: the reader stops and says which device, close still joins and exits', async (t) => {
     await inTestbed(t, [], async (tb) => {
-      const gw = tb.ns('gw');
-      const h1 = tb.ns('h1');
-      const h2 = tb.ns('h2');
-      tb.link(h1, 'e0', '10.1.0.2/24', gw, 'gi', '10.1.0.1/24');
-      tb.link(gw, 'go', '10.2.0.1/24', h2, 'e0', '10.2.0.2/24');
-      tb.ip(h1, 'route', 'add', 'default', 'via', '10.1.0.1');
-      tb.ip(h2, 'route', 'add', 'default', 'via', '10.2.0.1');
+      const { gw, h1 } = oneSite(tb);
       const g = await startGateway(tb, gw, {
         routing: ROUTING_ONE,
         learn: [{ local: '10.1.0.2', remote: '10.2.0.2' }],
