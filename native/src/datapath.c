@@ -611,13 +611,16 @@ static void burst(dp_queue *q) {
   flush_punts(q);
 }
 
-/* A device failed under a reader thread (deleted: the kernel then reports POLLERR), or its ppoll
- * did (poll_errno): the thread can no longer serve either direction. The first to fail says so,
- * once; the gateway decides (it exits, to be restarted, its forwarding guard holding meanwhile). */
+/* A device failed under a reader thread (deleted: the kernel then reports POLLERR), or its poll
+ * did (poll_errno; q->name empty: the tunnel port's reader): the thread can no longer serve what
+ * it read. The first to fail says so, once; the gateway decides (it exits, to be restarted, its
+ * forwarding guard holding meanwhile). */
 static void report_failure(datapath *dp, const dp_queue *q, short why, int poll_errno) {
   int none = 0;
   if (!atomic_compare_exchange_strong(&dp->failed, &none, 1)) return;
-  if (poll_errno)
+  if (poll_errno && !q->name[0])
+    snprintf(dp->failure, sizeof dp->failure, "the reader of the tunnel port stopped: poll: %s", strerror(poll_errno));
+  else if (poll_errno)
     snprintf(dp->failure, sizeof dp->failure, "the reader of TUN device %s stopped: ppoll: %s", q->name,
              strerror(poll_errno));
   else
@@ -753,6 +756,7 @@ static void *udp_reader(void *arg) {
     int r = poll(p, (nfds_t)np, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
+      report_failure(dp, q, 0, errno);
       break;
     }
     if (p[0].revents) break;
