@@ -65,7 +65,8 @@ enum {
 typedef struct datapath datapath;
 /* Called from a reader thread with a filled batch. Returns 0 if it took the batch (and will call
  * dp_release_batch later), or -1 (the datapath releases it and counts its packets as dropped).
- * b == NULL: a reader thread stopped because a device failed (dp_failure says which); called once. */
+ * b == NULL: a reader thread stopped because a device or its poll failed (dp_failure says which);
+ * called once. */
 typedef int (*punt_submit_fn)(void *ctx, punt_batch *b);
 
 #define DP_OPT_GRO 1        /* coalesce forwarded TCP segments into GSO super-packets */
@@ -94,7 +95,8 @@ int dp_send_local(datapath *dp, const uint8_t *pkt, size_t len);
 void dp_stop(datapath *dp);
 void dp_release_batch(datapath *dp, punt_batch *b);
 void dp_stats(datapath *dp, uint64_t out[DP_STAT_COUNT]);
-/* Why a reader thread stopped on its own (a TUN device deleted or failed), or "" while none has. */
+/* Why a reader thread stopped on its own (a TUN device deleted or failed, a failed poll), or "" while
+ * none has. */
 const char *dp_failure(datapath *dp);
 void dp_free(datapath *dp);
 
