@@ -668,26 +668,21 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   dp_handle *h = context;
   punt_batch *b = data;
   (void)js_cb;
-  if (!b) {
-    /* A reader thread stopped on a device error: onPunt(message, null, -1). */
-    napi_value args[3], cb, global;
-    if (env && h->dp && napi_get_reference_value(env, h->callback, &cb) == napi_ok &&
-        napi_create_string_utf8(env, dp_failure(h->dp), NAPI_AUTO_LENGTH, &args[0]) == napi_ok &&
-        napi_get_null(env, &args[1]) == napi_ok && napi_create_int32(env, -1, &args[2]) == napi_ok &&
-        napi_get_global(env, &global) == napi_ok)
-      napi_call_function(env, global, cb, 3, args, NULL);
-    return;
-  }
   if (env && h->dp) {
+    /* onPunt(buf, meta, count) for a batch; onPunt(message, null, -1) once a reader thread has
+     * stopped on a device error (no batch). */
     napi_value args[3], cb, global;
-    if (napi_get_reference_value(env, h->callback, &cb) == napi_ok &&
-        napi_get_reference_value(env, h->bufs[b->index], &args[0]) == napi_ok &&
-        napi_get_reference_value(env, h->metas[b->index], &args[1]) == napi_ok &&
-        napi_create_uint32(env, (uint32_t)b->count, &args[2]) == napi_ok && napi_get_global(env, &global) == napi_ok)
+    bool built = b ? napi_get_reference_value(env, h->bufs[b->index], &args[0]) == napi_ok &&
+                         napi_get_reference_value(env, h->metas[b->index], &args[1]) == napi_ok &&
+                         napi_create_uint32(env, (uint32_t)b->count, &args[2]) == napi_ok
+                   : napi_create_string_utf8(env, dp_failure(h->dp), NAPI_AUTO_LENGTH, &args[0]) == napi_ok &&
+                         napi_get_null(env, &args[1]) == napi_ok && napi_create_int32(env, -1, &args[2]) == napi_ok;
+    if (built && napi_get_reference_value(env, h->callback, &cb) == napi_ok &&
+        napi_get_global(env, &global) == napi_ok)
       napi_call_function(env, global, cb, 3, args, NULL);
   }
   /* The batch's memory is reused once the callback returns. */
-  if (h->dp) dp_release_batch(h->dp, b);
+  if (b && h->dp) dp_release_batch(h->dp, b);
 }
 
 static void tsfn_finalize(napi_env env, void *data, void *hint) {

@@ -207,7 +207,8 @@ export class NativeDatapath {
     const onFailure = opts.onFailure;
     let failure: string | undefined;
     const deliver = (buf: Uint8Array | string, meta: Uint32Array | null, count: number): void => {
-      if (count < 0 || typeof buf === 'string' || meta === null) {
+      // The addon reports a stopped reader thread as (message, null, -1).
+      if (typeof buf === 'string' || meta === null) {
         failure = typeof buf === 'string' && buf !== '' ? buf : 'a datapath reader thread stopped';
         const f = failure;
         if (onFailure) queueMicrotask(() => onFailure(f));
