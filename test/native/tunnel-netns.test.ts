@@ -107,7 +107,7 @@ async function pairAcross(tb: Testbed, dir: string, family: 4 | 6, marker: Buffe
   assert.match(out, /3 packets transmitted, 3 received/);
   await tcpTransfer(tb, h2, h1, '10.2.0.2', bytes[0]);
   await tcpTransfer(tb, h1, h2, '10.1.0.2', bytes[1]);
-  return { pcap, cap, A, B };
+  return { pcap, cap, A, B, ga };
 }
 
 /** IKE_SA_INIT-shaped bytes behind the non-ESP marker. */
@@ -118,7 +118,14 @@ describe('native tunnel mode (ESP in UDP 4500) in network namespaces', { timeout
     await inTestbed(t, ['ping', 'tcpdump'], async (tb, dir) => {
       // "kasane-tun" as ping's pad pattern: it must never be seen on the WAN.
       const MARKER = Buffer.from('kasane-tun');
-      const { pcap, cap, A, B } = await pairAcross(tb, dir, 4, MARKER, [8 << 20, 2 << 20]);
+      const { pcap, cap, A, B, ga } = await pairAcross(tb, dir, 4, MARKER, [8 << 20, 2 << 20]);
+
+      // The tunnel port's buffers: 8 MiB each way (the kernel shows them doubled), past
+      // net.core.rmem_max / wmem_max (212 KB on a stock kernel, 4 MiB on the machine this was
+      // written on), as a gateway with CAP_NET_ADMIN may.
+      const mem = tb.exec(ga, 'ss', '-uanm', 'sport = :4500');
+      const skmem = /skmem:\(r\d+,rb(\d+),t\d+,tb(\d+)/.exec(mem);
+      assert.ok(skmem && Number(skmem[1]) >= 16 << 20 && Number(skmem[2]) >= 16 << 20, mem);
 
       // IKE from B's tunnel port (behind the non-ESP marker) arrives in A's JavaScript with B's
       // address and port; a NAT-keepalive is counted and dropped.
