@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1095,6 +1096,235 @@ static napi_value esp_split(napi_env env, napi_callback_info info) {
   return res;
 }
 
+/* ---- executorThreads: the executor under several threads at once (a test and a benchmark) ---- */
+
+/* The packets executorThreads sends, UDP with DF from THREADS_SRC to THREADS_DST (docs/dataplane.md). */
+static const uint8_t THREADS_SRC[4] = {10, 77, 0, 1}, THREADS_DST[4] = {10, 77, 0, 2};
+
+/* Where the threads of a phase wait until all exist, so that they run at once. */
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int go; /* 0: wait; 1: run; -1: give up (a thread of the phase did not start) */
+} threads_gate;
+
+typedef struct {
+  executor *ex;
+  threads_gate *start;
+  const uint8_t *tmpl; /* the plain packet */
+  size_t plen, slot;   /* its length; bytes per sealed packet in `sealed` */
+  uint32_t count;
+  uint8_t *sealed; /* count packets of this thread (seal), or to open (open) */
+  size_t *sealed_len;
+  uint64_t *seqs;
+  int open; /* 0: seal `count` copies of tmpl; 1: open `count` sealed packets */
+  pthread_barrier_t *step; /* opening: the threads wait for one another every step_len packets */
+  uint32_t step_len;
+  uint32_t done, replays, other, mismatches;
+} threads_job;
+
+static void *threads_run(void *arg) {
+  threads_job *j = arg;
+  pthread_mutex_lock(&j->start->lock);
+  while (!j->start->go) pthread_cond_wait(&j->start->cond, &j->start->lock);
+  int go = j->start->go;
+  pthread_mutex_unlock(&j->start->lock);
+  if (go < 0) { /* a thread of the phase could not start */
+    j->other = j->count;
+    return NULL;
+  }
+  uint8_t *pkt = malloc(j->slot), *out = malloc(j->slot + 128);
+  if (!pkt || !out) {
+    j->other = j->count;
+    free(pkt);
+    free(out);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < j->count; i++) {
+    if (j->step && i && i % j->step_len == 0) pthread_barrier_wait(j->step);
+    exec_note note;
+    uint8_t *in = j->sealed + (size_t)i * j->slot;
+    size_t len = j->open ? j->sealed_len[i] : j->plen;
+    memcpy(pkt, j->open ? in : j->tmpl, len); /* the executor may rewrite what it is given */
+    int v = exec_process(j->ex, j->open ? SIDE_OUTSIDE : SIDE_INSIDE, pkt, len, 0, out, &note, 0);
+    if (!j->open && v == V_FORWARD_ENCRYPT && note.out_len <= j->slot) {
+      memcpy(in, note.out, note.out_len);
+      j->sealed_len[i] = note.out_len;
+      j->seqs[i] = note.seq;
+      j->done++;
+    } else if (j->open && v == V_FORWARD_DECRYPT) {
+      j->done++;
+      if (note.out_len != j->plen || memcmp((const uint8_t *)note.out + 20, j->tmpl + 20, j->plen - 20) != 0)
+        j->mismatches++;
+    } else if (v == C_DROP_REPLAY) {
+      j->replays++;
+    } else {
+      j->other++;
+    }
+  }
+  free(pkt);
+  free(out);
+  return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Runs the jobs in threads released together; the wall time in ns, or -1 if a thread did not start. */
+static double threads_phase(threads_job *jobs, uint32_t n) {
+  threads_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  pthread_t tid[64];
+  uint32_t started = 0;
+  for (uint32_t k = 0; k < n; k++) jobs[k].start = &gate;
+  for (; started < n; started++)
+    if (pthread_create(&tid[started], NULL, threads_run, &jobs[started]) != 0) break;
+  for (uint32_t k = started; k < n; k++) jobs[k].other = jobs[k].count;
+  double t0 = mono_ns();
+  pthread_mutex_lock(&gate.lock);
+  gate.go = started < n ? -1 : 1; /* all or none: the opening threads wait for one another */
+  pthread_cond_broadcast(&gate.cond);
+  pthread_mutex_unlock(&gate.lock);
+  for (uint32_t k = 0; k < started; k++) pthread_join(tid[k], NULL);
+  double ns = mono_ns() - t0;
+  pthread_cond_destroy(&gate.cond);
+  pthread_mutex_destroy(&gate.lock);
+  return started < n ? -1 : ns;
+}
+
+/* executorThreads(ex, threads, payloadBytes, count): `threads` threads each seal `count` UDP packets
+ * of payloadBytes from 10.77.0.1 to 10.77.0.2 through the executor at once (the caller installed an
+ * encrypt rule for that path, its VPN's sending SA, and a receiving SA of the same key for the way
+ * back: an encrypt rule 10.77.0.2 -> 10.77.0.1 of the same peer); then as many threads open them all
+ * at once, each packet once, in the order of their sequence numbers dealt round-robin, in steps that
+ * keep them within the replay window; then once more (all replays). Returns {sealNs, openNs, sealed, duplicateSeqs, opened, replays, other, mismatches,
+ * reopened}: what a multi-threaded datapath does to one SA, without the TUN devices. */
+static napi_value executor_threads(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  executor *ex;
+  uint32_t n, size, count;
+  if (!arg_executor(env, argv[0], &ex) || !arg_u32(env, argv[1], &n) || !arg_u32(env, argv[2], &size) ||
+      !arg_u32(env, argv[3], &count))
+    return NULL;
+  size_t plen = 28 + (size_t)size, slot = plen + 128;
+  if (n < 1 || n > 64 || size > 8000 || count < 1 || (uint64_t)n * count * slot > (256u << 20))
+    return throw_msg(env, "executorThreads: 1..64 threads, up to 8000 bytes, up to 256 MiB of packets");
+  uint64_t total = (uint64_t)n * count;
+  uint8_t *tmpl = calloc(1, plen), *sealed = malloc(total * slot);
+  size_t *lens = calloc(total, sizeof *lens);
+  uint64_t *seqs = calloc(total, sizeof *seqs), *sorted = malloc(total * sizeof *sorted);
+  size_t *order = malloc(total * sizeof *order);
+  uint8_t *byseq = malloc(total * slot);
+  size_t *byseq_len = malloc(total * sizeof *byseq_len);
+  threads_job *jobs = calloc(n, sizeof *jobs);
+  napi_value res = NULL;
+  if (!tmpl || !sealed || !lens || !seqs || !sorted || !order || !byseq || !byseq_len || !jobs) {
+    res = throw_msg(env, "out of memory");
+    goto out;
+  }
+  /* IPv4 (DF, TTL 64, UDP) with a counting payload. */
+  tmpl[0] = 0x45;
+  tmpl[2] = (uint8_t)(plen >> 8);
+  tmpl[3] = (uint8_t)plen;
+  tmpl[6] = 0x40;
+  tmpl[8] = 64;
+  tmpl[9] = 17;
+  memcpy(tmpl + 12, THREADS_SRC, 4);
+  memcpy(tmpl + 16, THREADS_DST, 4);
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += (uint32_t)tmpl[i] << 8 | tmpl[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  tmpl[10] = (uint8_t)(~sum >> 8);
+  tmpl[11] = (uint8_t)~sum;
+  tmpl[20] = 0x30, tmpl[21] = 0x39, tmpl[22] = 0x1b, tmpl[23] = 0x59;
+  tmpl[24] = (uint8_t)((8 + size) >> 8), tmpl[25] = (uint8_t)(8 + size);
+  for (size_t i = 28; i < plen; i++) tmpl[i] = (uint8_t)(i * 31);
+
+  /* Seal: thread k fills its own range of `sealed`. */
+  for (uint32_t k = 0; k < n; k++)
+    jobs[k] = (threads_job){.ex = ex, .tmpl = tmpl, .plen = plen, .slot = slot, .count = count,
+                            .sealed = sealed + (size_t)k * count * slot, .sealed_len = lens + (size_t)k * count,
+                            .seqs = seqs + (size_t)k * count};
+  double seal_ns = threads_phase(jobs, n);
+  uint32_t sealed_ok = 0;
+  for (uint32_t k = 0; k < n; k++) sealed_ok += jobs[k].done;
+  /* Sequence numbers: every one taken once (a nonce is never reused under the key). */
+  uint32_t dups = 0;
+  memcpy(sorted, seqs, total * sizeof *sorted);
+  qsort(sorted, total, sizeof *sorted, cmp_u64);
+  for (uint64_t i = 1; i < total; i++) dups += sorted[i] == sorted[i - 1];
+  /* The packets in the order of their numbers, dealt round-robin to the opening threads: they stay
+   * near one another within the replay window, as packets of one SA read by several queues do. */
+  uint64_t base = sorted[0];
+  for (uint64_t i = 0; i < total; i++) order[i] = SIZE_MAX;
+  for (uint64_t i = 0; i < total; i++)
+    if (seqs[i] - base < total) order[seqs[i] - base] = i;
+  uint64_t m = 0;
+  for (uint64_t r = 0; r < total; r++) {
+    if (order[r] == SIZE_MAX) continue;
+    uint32_t k = (uint32_t)(m % n);
+    uint64_t at = (uint64_t)k * count + m / n;
+    memcpy(byseq + at * slot, sealed + order[r] * slot, lens[order[r]]);
+    byseq_len[at] = lens[order[r]];
+    m++;
+  }
+  double open_ns = -1;
+  uint32_t opened = 0, replays = 0, other = 0, mismatches = 0, reopened = 0;
+  /* In steps that keep the numbers in flight within the replay window (1024): no thread falls so
+   * far behind that its packets are refused, as the packets of one SA arriving on several queues. */
+  pthread_barrier_t step;
+  uint32_t step_len = 512 / n ? 512 / n : 1;
+  if (m == total && dups == 0 && pthread_barrier_init(&step, NULL, n) == 0) {
+    for (int round = 0; round < 2; round++) {
+      for (uint32_t k = 0; k < n; k++)
+        jobs[k] = (threads_job){.ex = ex, .tmpl = tmpl, .plen = plen, .slot = slot, .count = count,
+                                .sealed = byseq + (size_t)k * count * slot, .sealed_len = byseq_len + (size_t)k * count,
+                                .open = 1, .step = &step, .step_len = step_len};
+      double ns = threads_phase(jobs, n);
+      for (uint32_t k = 0; k < n; k++) {
+        if (round == 0) {
+          opened += jobs[k].done;
+          replays += jobs[k].replays;
+          other += jobs[k].other;
+          mismatches += jobs[k].mismatches;
+        } else {
+          reopened += jobs[k].done;
+          other += jobs[k].other;
+        }
+      }
+      if (round == 0) open_ns = ns;
+    }
+    pthread_barrier_destroy(&step);
+  }
+  napi_value o;
+  if (napi_create_object(env, &o) != napi_ok) {
+    res = throw_last(env);
+    goto out;
+  }
+  napi_set_named_property(env, o, "sealNs", number(env, seal_ns));
+  napi_set_named_property(env, o, "openNs", number(env, open_ns));
+  napi_set_named_property(env, o, "sealed", number(env, sealed_ok));
+  napi_set_named_property(env, o, "duplicateSeqs", number(env, dups));
+  napi_set_named_property(env, o, "opened", number(env, opened));
+  napi_set_named_property(env, o, "replays", number(env, replays));
+  napi_set_named_property(env, o, "other", number(env, other));
+  napi_set_named_property(env, o, "mismatches", number(env, mismatches));
+  napi_set_named_property(env, o, "reopened", number(env, reopened));
+  res = o;
+out:
+  free(tmpl);
+  free(sealed);
+  free(lens);
+  free(seqs);
+  free(sorted);
+  free(order);
+  free(byseq);
+  free(byseq_len);
+  free(jobs);
+  return res;
+}
+
 /* espBench(payloadBytes, count): [seal ns/packet, open ns/packet] for ESP with one reused context
  * per direction, the packets processed in one native loop (a batch) through a ring of 64 buffers. */
 static napi_value esp_bench(napi_env env, napi_callback_info info) {
@@ -1217,6 +1447,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"vnetFrame", NULL, vnet_frame, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groCoalesce", NULL, gro_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espBench", NULL, esp_bench, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"executorThreads", NULL, executor_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"usoCoalesce", NULL, uso_coalesce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espSplit", NULL, esp_split, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ipv6Walk", NULL, ipv6_walk, NULL, NULL, NULL, napi_enumerable, NULL},

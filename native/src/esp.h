@@ -12,11 +12,20 @@
 #define ESP_ICV_LEN 16
 #define ESP_OVERHEAD_MAX 37 /* header + ICV + pad length + next header + up to 3 padding bytes */
 
+/* Threads that seal or open with one SA at the same time, each with a cipher context of its own
+ * (an EVP_CIPHER_CTX is not thread-safe); threads beyond them share one more context, in turns. */
+#define AEAD_THREADS 32
+
 typedef struct {
-  void *ctx; /* EVP_CIPHER_CTX *, keyed once; only the IV changes per packet */
+  void *ctx; /* EVP_CIPHER_CTX *, keyed once: the template the threads' contexts are copied from */
+  void *per_thread[AEAD_THREADS + 1]; /* made on a thread's first packet; only the IV changes per packet */
   uint8_t salt[4];
   int encrypt;
 } aead;
+
+/* The calling thread's slot, 0..AEAD_THREADS - 1 (held until the thread ends), or AEAD_THREADS when
+ * every slot is taken (such threads take turns on one shared context). */
+int aead_thread_slot(void);
 
 /* 0 on success, -1 if OpenSSL refused. */
 int aead_init(aead *a, const uint8_t key[32], const uint8_t salt[4], int encrypt);
@@ -34,6 +43,9 @@ static inline size_t esp_sealed_len(size_t plen) {
 /* The AAD of RFC 4106 section 5: group SAs use extended sequence numbers (SPI || seq high || seq
  * low, the whole number carried in the IV); IKE Child SAs (tunnel mode) 32-bit ones (SPI || seq). */
 enum { ESP_AAD_ESN = 0, ESP_AAD_SEQ32 = 1 };
+
+/* esp_seal and esp_open may run in several threads at once on one aead (each with its own context),
+ * not while aead_free runs. */
 
 /* Writes the ESP packet for a payload in two parts (p1 then p2, e.g. an IP header and data; l2 may
  * be 0), next header nh, at out (esp_sealed_len(l1 + l2) bytes). The IV is seq as a 64-bit counter.

@@ -1,5 +1,6 @@
 /* The executor (see executor.h for why it is native and how it is locked). Semantics follow
  * docs/executor.md step by step; the TypeScript reference is src/core/ts-executor.ts. */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,9 +50,18 @@ static void id_release(executor *ex, int32_t id) {
 /* ---- lifetime ---- */
 
 executor *exec_new(void) {
-  executor *ex = calloc(1, sizeof *ex);
+  /* Aligned: each thread's row of counters on cache lines of its own. */
+  executor *ex = aligned_alloc(64, (sizeof *ex + 63) / 64 * 64);
   if (!ex) return NULL;
-  if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+  memset(ex, 0, sizeof *ex);
+  pthread_rwlockattr_t attr;
+  int failed = pthread_rwlockattr_init(&attr) != 0;
+  if (!failed) {
+    (void)pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    failed = pthread_rwlock_init(&ex->lock, &attr) != 0;
+    pthread_rwlockattr_destroy(&attr);
+  }
+  if (failed) {
     free(ex);
     return NULL;
   }
@@ -62,7 +72,7 @@ executor *exec_new(void) {
     table_free(&ex->rx, NULL);
     table_free(&ex->ttx, NULL);
     table_free(&ex->trx, NULL);
-    pthread_mutex_destroy(&ex->lock);
+    pthread_rwlock_destroy(&ex->lock);
     free(ex);
     return NULL;
   }
@@ -78,6 +88,10 @@ static void free_group_sa(tnode *n) {
   aead_free(&s->a);
   free(s);
 }
+static void free_rx(tnode *n) {
+  pthread_spin_destroy(&((rxsa *)n)->wlock);
+  free_group_sa(n);
+}
 
 /* Frees a tunnel SA (a ttxsa; free_trx frees a ttrxsa's selectors first). */
 static void free_tunnel_sa(tnode *n) {
@@ -87,6 +101,7 @@ static void free_tunnel_sa(tnode *n) {
 }
 static void free_trx(tnode *n) {
   free(((ttrxsa *)n)->ranges);
+  pthread_spin_destroy(&((ttrxsa *)n)->wlock);
   free_tunnel_sa(n);
 }
 
@@ -94,11 +109,11 @@ void exec_release(executor *ex) {
   if (atomic_fetch_sub(&ex->refs, 1) != 1) return;
   pathtable_free(&ex->rules);
   table_free(&ex->tx, free_group_sa);
-  table_free(&ex->rx, free_group_sa);
+  table_free(&ex->rx, free_rx);
   table_free(&ex->ttx, free_tunnel_sa);
   table_free(&ex->trx, free_trx);
   free(ex->ids);
-  pthread_mutex_destroy(&ex->lock);
+  pthread_rwlock_destroy(&ex->lock);
   free(ex);
 }
 
@@ -118,11 +133,11 @@ static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer
                       void (*release)(tnode *)) {
   u32_key(n->key, id);
   n->klen = 4;
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_wrlock(&ex->lock);
   if (peer_at != NO_PEER) {
     int32_t ref = id_intern(ex, peer, peer_len);
     if (ref < 0) {
-      pthread_mutex_unlock(&ex->lock);
+      pthread_rwlock_unlock(&ex->lock);
       release(n);
       return ref;
     }
@@ -132,7 +147,7 @@ static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer
   if (old && peer_at != NO_PEER) id_release(ex, *peer_ref(old, peer_at));
   if (carry) carry(n, old, arg);
   table_insert(t, n);
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   if (old) release(old);
   return 0;
 }
@@ -141,10 +156,10 @@ static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer
 static int remove_sa(executor *ex, table *t, uint32_t id, size_t peer_at, void (*release)(tnode *)) {
   uint8_t k[4];
   u32_key(k, id);
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_wrlock(&ex->lock);
   tnode *old = table_remove(t, k, 4);
   if (old && peer_at != NO_PEER) id_release(ex, *peer_ref(old, peer_at));
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   if (old) release(old);
   return old != NULL;
 }
@@ -158,12 +173,12 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
       tunnel_spi < -1 || tunnel_spi > 0xffffffffLL)
     return -2;
   path_key(key, family, local, remote);
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_wrlock(&ex->lock);
   int32_t peer_id = -1;
   if (peer && peer_len) {
     peer_id = id_intern(ex, peer, peer_len);
     if (peer_id < 0) {
-      pthread_mutex_unlock(&ex->lock);
+      pthread_rwlock_unlock(&ex->lock);
       return peer_id;
     }
   }
@@ -175,7 +190,7 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
     r = pathtable_insert(&ex->rules, key);
     if (!r) {
       id_release(ex, peer_id);
-      pthread_mutex_unlock(&ex->lock);
+      pthread_rwlock_unlock(&ex->lock);
       return -1;
     }
   }
@@ -184,7 +199,7 @@ int exec_install_path(executor *ex, int family, const uint8_t *local, const uint
   r->peer = peer_id;
   r->mtu = mtu;
   r->tunnel = tunnel_spi;
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return 0;
 }
 
@@ -192,11 +207,11 @@ int exec_remove_path(executor *ex, int family, const uint8_t *local, const uint8
   uint8_t key[TABLE_KEY_MAX];
   if (family != 4 && family != 6) return -2;
   path_key(key, family, local, remote);
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_wrlock(&ex->lock);
   rule old;
   int found = pathtable_remove(&ex->rules, key, &old);
   if (found) id_release(ex, old.peer);
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return found;
 }
 
@@ -239,13 +254,17 @@ int exec_install_rx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
                     size_t sender_len, const uint8_t key[32], const uint8_t salt[4], uint64_t floor) {
   rxsa *s = group_sa_new(sizeof *s, spi, vpn, epoch, key, salt, 0);
   if (!s) return -1;
+  if (pthread_spin_init(&s->wlock, PTHREAD_PROCESS_PRIVATE) != 0) {
+    free_group_sa(&s->sa.node);
+    return -1;
+  }
   replay_init(&s->w, GROUP_REPLAY_WINDOW);
   return install_sa(ex, &ex->rx, &s->sa.node, spi, offsetof(rxsa, sender), sender, sender_len, carry_rx, &floor,
-                    free_group_sa);
+                    free_rx);
 }
 
 int exec_remove_rx(executor *ex, uint32_t spi) {
-  return remove_sa(ex, &ex->rx, spi, offsetof(rxsa, sender), free_group_sa);
+  return remove_sa(ex, &ex->rx, spi, offsetof(rxsa, sender), free_rx);
 }
 
 /* ---- tunnel SAs ---- */
@@ -334,6 +353,10 @@ int exec_install_tunnel_rx(executor *ex, const tunnel_sa *sa, const tunnel_range
   }
   ttrxsa *s = tunnel_sa_new(sizeof *s, sa, 0);
   if (!s) return -1;
+  if (pthread_spin_init(&s->wlock, PTHREAD_PROCESS_PRIVATE) != 0) {
+    free_tunnel_sa(&s->sa.node);
+    return -1;
+  }
   size_t rbytes = (size_t)(nlocal + nremote) * sizeof(tunnel_range);
   s->ranges = malloc(rbytes ? rbytes : 1);
   if (!s->ranges) {
@@ -355,39 +378,40 @@ int exec_remove_tunnel_rx(executor *ex, uint32_t spi) {
 int exec_process_udp(executor *ex, int family, const uint8_t *src, uint16_t sport, const uint8_t *payload, size_t len,
                      double now, uint8_t *out, exec_note *note) {
   note->count = 1;
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   int v = exec_tunnel_decrypt(ex, family, src, sport, payload, len, now, out, note);
-  if (v < C_COUNT) ex->counters[v]++;
-  pthread_mutex_unlock(&ex->lock);
+  if (v < C_COUNT) count(ex, v, 1);
+  pthread_rwlock_unlock(&ex->lock);
   return v;
 }
 
 /* What the statistics of both halves of a tunnel SA begin with (executor.h), and its peer. */
 static void tunnel_sa_stats(const executor *ex, const tunnel_sa_state *t, double *o, char peer[ID_NAME_MAX + 1]) {
   o[0] = t->vpn;
-  o[1] = (double)t->packets;
-  o[2] = (double)t->bytes;
-  o[3] = t->last_used;
+  o[1] = (double)__atomic_load_n(&t->packets, __ATOMIC_RELAXED);
+  o[2] = (double)__atomic_load_n(&t->bytes, __ATOMIC_RELAXED);
+  __atomic_load(&t->last_used, &o[3], __ATOMIC_RELAXED);
   memcpy(peer, ex->ids[t->peer].name, (size_t)ex->ids[t->peer].len + 1);
 }
 
 int exec_tunnel_tx_stats(executor *ex, uint32_t spi, double o[TUNNEL_TX_STATS], char peer[ID_NAME_MAX + 1]) {
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   ttxsa *t = sa_find(&ex->ttx, spi);
   if (t) {
     tunnel_sa_stats(ex, &t->sa, o, peer);
-    o[4] = (double)t->next_seq;
+    o[4] = (double)__atomic_load_n(&t->next_seq, __ATOMIC_RELAXED);
     o[5] = (double)t->soft;
   }
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return t != NULL;
 }
 
 int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], char peer[ID_NAME_MAX + 1],
                          uint8_t last_src[16]) {
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   ttrxsa *t = sa_find(&ex->trx, spi);
   if (t) {
+    pthread_spin_lock(&t->wlock);
     tunnel_sa_stats(ex, &t->sa, o, peer);
     o[4] = (double)t->w.top;
     o[5] = (double)t->replay_drops;
@@ -396,16 +420,17 @@ int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], 
     o[8] = t->last_family;
     o[9] = t->last_port;
     memcpy(last_src, t->last_src, 16);
+    pthread_spin_unlock(&t->wlock);
   }
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return t != NULL;
 }
 
 static int forward_plain(executor *ex, uint8_t *pkt, size_t len, exec_note *note) {
   note->out = pkt;
   note->out_len = len;
-  ex->counters[C_PLAIN_PACKETS]++;
-  ex->counters[C_PLAIN_BYTES] += len;
+  count(ex, C_PLAIN_PACKETS, 1);
+  count(ex, C_PLAIN_BYTES, len);
   return V_FORWARD_PLAIN;
 }
 
@@ -418,8 +443,8 @@ static int classify(executor *ex, uint8_t *pkt, size_t len, ipv4_info *ip, ipv6_
     if (ipv6_never_intercepted(pkt, ip6)) {
       note->out = pkt;
       note->out_len = len;
-      ex->counters[C_PASS_PACKETS]++;
-      ex->counters[C_PASS_BYTES] += len;
+      count(ex, C_PASS_PACKETS, 1);
+      count(ex, C_PASS_BYTES, len);
       return V_FORWARD_PASS;
     }
     return is_search6(pkt, ip6) ? C_PUNT_SEARCH : -1;
@@ -524,11 +549,11 @@ static int process_locked(executor *ex, int side, uint8_t *pkt, size_t len, doub
 int exec_process(executor *ex, int side, uint8_t *pkt, size_t len, double now, uint8_t *out, exec_note *note,
                  int flags) {
   note->count = 1;
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   int v = process_locked(ex, side, pkt, len, now, out, note);
   int repunt = (flags & EXEC_RECHECK) && v >= V_FIRST_PUNT && v <= V_LAST_PUNT;
-  if (v < C_COUNT && !repunt) ex->counters[v]++;
-  pthread_mutex_unlock(&ex->lock);
+  if (v < C_COUNT && !repunt) count(ex, v, 1);
+  pthread_rwlock_unlock(&ex->lock);
   return v;
 }
 
@@ -543,21 +568,21 @@ int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, doubl
   } else if (parse_ipv4(pkt, len, &ip) != 0 || is_search(pkt, &ip)) {
     return 0;
   }
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   rule *r = link ? NULL : find_rule(ex, side, pkt);
   if (link) {
-    ex->counters[C_PASS_PACKETS] += segments;
-    ex->counters[C_PASS_BYTES] += bytes;
+    count(ex, C_PASS_PACKETS, segments);
+    count(ex, C_PASS_BYTES, bytes);
     fwd = 1;
   } else if (r && r->action == ACT_PLAIN) {
     r->packets += segments;
     r->bytes += bytes;
     r->last_used = now;
-    ex->counters[C_PLAIN_PACKETS] += segments;
-    ex->counters[C_PLAIN_BYTES] += bytes;
+    count(ex, C_PLAIN_PACKETS, segments);
+    count(ex, C_PLAIN_BYTES, bytes);
     fwd = 1;
   }
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return fwd;
 }
 
@@ -565,28 +590,30 @@ int exec_path_stats(executor *ex, int family, const uint8_t *local, const uint8_
   uint8_t key[TABLE_KEY_MAX];
   if (family != 4 && family != 6) return 0;
   path_key(key, family, local, remote);
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   rule *r = (rule *)pathtable_find(&ex->rules, key);
   if (r) {
     stats[0] = (double)r->packets;
     stats[1] = (double)r->bytes;
     stats[2] = r->last_used;
   }
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
   return r != NULL;
 }
 
 void exec_counters(executor *ex, uint64_t out[C_COUNT]) {
-  pthread_mutex_lock(&ex->lock);
-  memcpy(out, ex->counters, sizeof ex->counters);
-  pthread_mutex_unlock(&ex->lock);
+  for (int c = 0; c < C_COUNT; c++) {
+    uint64_t sum = 0;
+    for (int t = 0; t <= AEAD_THREADS; t++) sum += __atomic_load_n(&ex->counters[t][c], __ATOMIC_RELAXED);
+    out[c] = sum;
+  }
 }
 
 uint64_t exec_tx_next_seq(executor *ex, uint32_t vpn) {
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   txsa *tx = sa_find(&ex->tx, vpn);
-  uint64_t s = tx ? tx->next_seq : 0;
-  pthread_mutex_unlock(&ex->lock);
+  uint64_t s = tx ? __atomic_load_n(&tx->next_seq, __ATOMIC_RELAXED) : 0;
+  pthread_rwlock_unlock(&ex->lock);
   return s;
 }
 
@@ -603,7 +630,7 @@ static void foreach_rule(const uint8_t key[TABLE_KEY_MAX], void *rec, void *c) {
 
 void exec_foreach_rule(executor *ex, exec_rule_fn fn, void *ctx) {
   foreach_ctx fc = {fn, ctx};
-  pthread_mutex_lock(&ex->lock);
+  pthread_rwlock_rdlock(&ex->lock);
   pathtable_foreach(&ex->rules, foreach_rule, &fc);
-  pthread_mutex_unlock(&ex->lock);
+  pthread_rwlock_unlock(&ex->lock);
 }

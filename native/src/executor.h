@@ -3,9 +3,13 @@
  * a JavaScript call per packet (dataplane.md: ~119 k packets/s with JS in the loop, and the GSO
  * path needs segmentation + AES-GCM in the same thread to reach several Gbit/s).
  *
- * Thread safety: one mutex per executor guards all of its state (tables, SA contexts, sequence
- * numbers, replay windows, counters). The reader threads take it per packet, so an install from
- * JavaScript waits at most one packet's processing time (about a microsecond). */
+ * Thread safety: a readers-writer lock per executor. Packets take it to read, so reader threads
+ * (one per TUN queue, the tunnel port's) run at once, crypto included: each thread seals and opens
+ * with cipher contexts of its own (esp.h), takes sequence numbers atomically, and counts in a row of
+ * counters of its own; a receiving SA's replay window has a spinlock of its own, held for the window
+ * only. Installs and removals take it to write (writers first: a stream of packets cannot hold them
+ * off), so an install from JavaScript waits for the packets in flight (about a microsecond each), and
+ * no packet can be using an SA it frees. */
 #ifndef KASANE_EXECUTOR_H
 #define KASANE_EXECUTOR_H
 

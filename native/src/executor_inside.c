@@ -11,6 +11,17 @@ static void udp_encap_header(uint8_t *u, size_t esplen) {
   u[6] = u[7] = 0;
 }
 
+/* Takes n consecutive sequence numbers of a sending SA (several threads seal with one SA at once):
+ * 0 when the 64-bit space is used up or would wrap (next_seq 0: used up). */
+static int take_seqs(txsa *tx, size_t n, uint64_t *first) {
+  uint64_t s = __atomic_load_n(&tx->next_seq, __ATOMIC_RELAXED);
+  do {
+    if (s == 0 || s + (n - 1) < s) return 0;
+  } while (!__atomic_compare_exchange_n(&tx->next_seq, &s, s + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  *first = s;
+  return 1;
+}
+
 /* Options whose copy flag is clear become NOPs (what non-first fragments carry, RFC 791). */
 static void nop_uncopied_options(uint8_t *h, size_t ihl) {
   size_t olen;
@@ -26,8 +37,8 @@ static inline int encrypted(executor *ex, const rule *r, const txsa *tx, uint64_
   note->vpn = r->vpn;
   note->spi = tx->sa.spi;
   note->seq = seq;
-  ex->counters[C_ENCRYPT_PACKETS]++;
-  ex->counters[C_ENCRYPT_BYTES] += len;
+  count(ex, C_ENCRYPT_PACKETS, 1);
+  count(ex, C_ENCRYPT_BYTES, len);
   return V_FORWARD_ENCRYPT;
 }
 
@@ -50,13 +61,13 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
     n = (data + piece - 1) / piece;
     if (n > EXEC_MAX_FRAGMENTS) return C_PUNT_TOO_BIG;
   }
-  if (tx->next_seq + (n - 1) < tx->next_seq) return C_DROP_NO_SA; /* the 64-bit space would wrap */
+  uint64_t first;
+  if (!take_seqs(tx, n, &first)) return C_DROP_NO_SA; /* the 64-bit space would wrap */
   uint8_t later[60];
   memcpy(later, pkt, ihl);
   nop_uncopied_options(later, ihl);
   uint16_t frag = ip->frag;
   size_t base = (size_t)(frag & IP_OFFMASK) * 8;
-  uint64_t first = tx->next_seq;
   size_t pos = 0;
   for (size_t i = 0, at = 0; i < n; i++, at += piece) {
     size_t dl = data - at < piece ? data - at : piece;
@@ -69,9 +80,8 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
       ipv4_set_checksum(h, ihl);
     }
     uint8_t *o = out + pos;
-    size_t el = esp_seal(&tx->sa.a, tx->sa.spi, tx->next_seq, ESP_AAD_ESN, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
+    size_t el = esp_seal(&tx->sa.a, tx->sa.spi, first + i, ESP_AAD_ESN, h, ihl, pkt + ihl + at, dl, 4, o + hdr);
     if (el == 0) return C_DROP_NO_SA;
-    tx->next_seq++;
     memset(o, 0, 20);
     o[0] = 0x45;
     o[1] = pkt[1];
@@ -87,13 +97,14 @@ static int encrypt_carried(executor *ex, rule *r, txsa *tx, uint8_t *pkt, size_t
     pos += hdr + el;
   }
   note->count = (uint32_t)n;
-  if (n > 1) ex->counters[C_ENCRYPT_FRAGMENTS] += n;
+  if (n > 1) count(ex, C_ENCRYPT_FRAGMENTS, n);
   return encrypted(ex, r, tx, first, len, out, pos, note);
 }
 
 int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_info *ip, uint8_t *out, exec_note *note) {
   txsa *tx = sa_find(&ex->tx, r->vpn);
-  if (!tx || tx->next_seq == 0) return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
+  if (!tx || __atomic_load_n(&tx->next_seq, __ATOMIC_RELAXED) == 0)
+    return C_DROP_NO_SA; /* next_seq 0: the 64-bit space is used up */
   /* Protocol 4 (IP in IP) from a terminal too: in the transport form its next header would read as
    * the carried form's. */
   if (!(ip->frag & IP_DF) || (ip->frag & (IP_MF | IP_OFFMASK)) || ip->proto == 4)
@@ -105,11 +116,11 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
   /* Over 65535 bytes no IPv4 packet can carry it (grown >= outlen). */
   if (grown > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
   if (r->mtu >= 0) clamp_syn_mss(pkt, ip, NULL, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
-  uint64_t seq = tx->next_seq;
+  uint64_t seq;
+  if (!take_seqs(tx, 1, &seq)) return C_DROP_NO_SA;
   memcpy(out, pkt, ip->ihl);
   size_t el = esp_seal(&tx->sa.a, tx->sa.spi, seq, ESP_AAD_ESN, pkt + ip->ihl, plen, NULL, 0, ip->proto, out + ip->ihl + udp);
   if (el == 0) return C_DROP_NO_SA;
-  tx->next_seq = seq + 1;
   out[9] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
   if (udp) udp_encap_header(out + ip->ihl, el);
   wr16(out + 2, (uint16_t)outlen);
@@ -125,7 +136,7 @@ int exec_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv4_inf
  * 41. IPv6 is never fragmented here: too big is punted, and the core answers Packet Too Big. */
 int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_info *ip, uint8_t *out, exec_note *note) {
   txsa *tx = sa_find(&ex->tx, r->vpn);
-  if (!tx || tx->next_seq == 0) return C_DROP_NO_SA;
+  if (!tx || __atomic_load_n(&tx->next_seq, __ATOMIC_RELAXED) == 0) return C_DROP_NO_SA;
   int carried = ip->nh == IPPROTO_IPIP_ || ip->nh == IPPROTO_IPV6_;
   size_t udp = tx->udp;
   const uint8_t *body = carried ? pkt : pkt + IPV6_HDR_LEN;
@@ -133,11 +144,11 @@ int exec_encrypt6(executor *ex, rule *r, uint8_t *pkt, size_t len, const ipv6_in
   size_t grown = IPV6_HDR_LEN + udp + esplen;
   if (udp + esplen > 65535 || (r->mtu >= 0 && grown > (uint64_t)r->mtu)) return C_PUNT_TOO_BIG;
   if (!carried && r->mtu >= 0) clamp_syn_mss(pkt, NULL, ip, r->mtu - ESP_OVERHEAD_MAX - (int64_t)udp);
-  uint64_t seq = tx->next_seq;
+  uint64_t seq;
+  if (!take_seqs(tx, 1, &seq)) return C_DROP_NO_SA;
   size_t el = esp_seal(&tx->sa.a, tx->sa.spi, seq, ESP_AAD_ESN, body, blen, NULL, 0, carried ? IPPROTO_IPV6_ : ip->nh,
                        out + IPV6_HDR_LEN + udp);
   if (el == 0) return C_DROP_NO_SA;
-  tx->next_seq = seq + 1;
   memcpy(out, pkt, IPV6_HDR_LEN);
   out[6] = udp ? IPPROTO_UDP_ : IPPROTO_ESP_;
   wr16(out + 4, (uint16_t)(udp + el));
@@ -154,7 +165,7 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
                         exec_note *note, double now) {
   ttxsa *t = sa_find(&ex->ttx, (uint32_t)r->tunnel);
   if (!t) return C_DROP_NO_SA;
-  if (t->next_seq > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
+  if (__atomic_load_n(&t->next_seq, __ATOMIC_RELAXED) > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
   int v6 = t->sa.family == 6;
   size_t tot = in->tot, hdr = v6 ? TUNNEL6_HDR_LEN : TUNNEL_HDR_LEN;
   size_t esplen = esp_sealed_len(tot);
@@ -162,13 +173,17 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
   if (outlen - (v6 ? IPV6_HDR_LEN : 0) > 65535 || (r->mtu >= 0 && outlen > (uint64_t)r->mtu && in->df))
     return C_PUNT_TOO_BIG;
   if (r->mtu >= 0) clamp_inner_mss(pkt, in, r->mtu - (v6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
-  uint32_t seq = (uint32_t)t->next_seq;
+  /* One number, 2^32 - 1 the last (next_seq then stays 2^32: exhausted), several threads at once. */
+  uint64_t taken = __atomic_load_n(&t->next_seq, __ATOMIC_RELAXED);
+  do {
+    if (taken > 0xffffffffULL) return C_DROP_TUNNEL_SEQ_EXHAUSTED;
+  } while (!__atomic_compare_exchange_n(&t->next_seq, &taken, taken + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  uint32_t seq = (uint32_t)taken;
   uint8_t nh = in->family == 6 ? IPPROTO_IPV6_ : IPPROTO_IPIP_;
   if (esp_seal(&t->sa.a, t->sa.spi, seq, ESP_AAD_SEQ32, pkt, tot, NULL, 0, nh, out + hdr) == 0) return C_DROP_NO_SA;
-  t->next_seq++;
-  t->sa.packets++;
-  t->sa.bytes += tot;
-  t->sa.last_used = now;
+  stat_add(&t->sa.packets, 1);
+  stat_add(&t->sa.bytes, tot);
+  stat_time(&t->sa.last_used, now);
   /* DSCP copied, ECN not (RFC 6040 compatibility mode: CE is not propagated back). */
   uint8_t tc = in->tclass & 0xfc;
   memset(out, 0, hdr);
@@ -206,7 +221,7 @@ int exec_tunnel_encrypt(executor *ex, rule *r, uint8_t *pkt, size_t len, const i
   note->spi = t->sa.spi;
   note->seq = seq;
   note_peer(ex, t->sa.peer, note);
-  ex->counters[C_TUNNEL_ENCRYPT_PACKETS]++;
-  ex->counters[C_TUNNEL_ENCRYPT_BYTES] += len;
+  count(ex, C_TUNNEL_ENCRYPT_PACKETS, 1);
+  count(ex, C_TUNNEL_ENCRYPT_BYTES, len);
   return V_FORWARD_TUNNEL_ENCRYPT;
 }

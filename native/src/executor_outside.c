@@ -10,6 +10,24 @@ static int in_ranges(const tunnel_range *r, uint32_t n, int family, const uint8_
 }
 
 
+/* The replay window of a receiving SA, which several reader threads use at once: checked before the
+ * ICV (a replay costs no decryption), then checked and moved after it (window_accept: 0 when another
+ * thread took the number in between). The lock is held for the window only, never for crypto. */
+static int window_check(pthread_spinlock_t *l, const replay_window *w, uint64_t seq) {
+  pthread_spin_lock(l);
+  int fresh = replay_check(w, seq);
+  pthread_spin_unlock(l);
+  return fresh;
+}
+
+static int window_accept(pthread_spinlock_t *l, replay_window *w, uint64_t seq) {
+  pthread_spin_lock(l);
+  int fresh = replay_check(w, seq);
+  if (fresh) replay_accept(w, seq);
+  pthread_spin_unlock(l);
+  return fresh;
+}
+
 /* Group ESP (raw, or in UDP to port 4500) of an encrypting path, either IP version: the SA by SPI,
  * checked against the path and the replay window, then opened into out; the sequence number is
  * spent. -1 on success, else the verdict. */
@@ -28,9 +46,10 @@ static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint
   if (!rx) return C_PUNT_UNKNOWN_SPI;
   if (rx->sa.vpn != r->vpn) return C_DROP_VPN_MISMATCH;
   if (rx->sender != r->peer) return C_DROP_PEER_MISMATCH;
-  if (!replay_check(&rx->w, *seq)) return C_DROP_REPLAY;
+  if (!window_check(&rx->wlock, &rx->w, *seq)) return C_DROP_REPLAY;
   if (esp_open(&rx->sa.a, esp, elen, ESP_AAD_ESN, out, plen, nh) != 0) return C_DROP_AUTH_FAILED;
-  replay_accept(&rx->w, *seq);
+  /* Checked again: another thread may have opened the same number meanwhile. */
+  if (!window_accept(&rx->wlock, &rx->w, *seq)) return C_DROP_REPLAY;
   *rxp = rx;
   return -1;
 }
@@ -43,8 +62,8 @@ static int decrypted(executor *ex, const rxsa *rx, uint32_t spi, uint64_t seq, s
   note->spi = spi;
   note->seq = seq;
   note_peer(ex, rx->sender, note);
-  ex->counters[C_DECRYPT_PACKETS]++;
-  ex->counters[C_DECRYPT_BYTES] += len;
+  count(ex, C_DECRYPT_PACKETS, 1);
+  count(ex, C_DECRYPT_BYTES, len);
   return V_FORWARD_DECRYPT;
 }
 
@@ -154,20 +173,29 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
   if (len < ESP_TUNNEL_MIN || (len - ESP_HDR_LEN - ESP_ICV_LEN) % 4 != 0 || seq == 0) return C_DROP_MALFORMED;
   ttrxsa *rx = sa_find(&ex->trx, spi);
   if (!rx) return C_PUNT_UNKNOWN_SPI;
-  if (!replay_check(&rx->w, seq)) {
-    rx->replay_drops++;
+  if (!window_check(&rx->wlock, &rx->w, seq)) {
+    stat_add(&rx->replay_drops, 1);
     return C_DROP_REPLAY;
   }
   if (esp_open(&rx->sa.a, d, len, ESP_AAD_SEQ32, out, &plen, &nh) != 0) {
-    rx->auth_failures++;
+    stat_add(&rx->auth_failures, 1);
     return C_DROP_AUTH_FAILED;
   }
-  /* Authenticated: the sequence number is spent whatever the content turns out to be. */
-  replay_accept(&rx->w, seq);
-  rx->last_family = family;
-  memset(rx->last_src, 0, 16);
-  memcpy(rx->last_src, src, family == 6 ? 16 : 4);
-  rx->last_port = sport;
+  /* Authenticated: the sequence number is spent whatever the content turns out to be (unless another
+   * thread spent it first: then this copy is a replay). */
+  pthread_spin_lock(&rx->wlock);
+  int fresh = replay_check(&rx->w, seq);
+  if (fresh) {
+    replay_accept(&rx->w, seq);
+    rx->last_family = family;
+    memset(rx->last_src, 0, 16);
+    memcpy(rx->last_src, src, family == 6 ? 16 : 4);
+    rx->last_port = sport;
+  } else {
+    stat_add(&rx->replay_drops, 1);
+  }
+  pthread_spin_unlock(&rx->wlock);
+  if (!fresh) return C_DROP_REPLAY;
   if (nh == IPPROTO_NONE_) return C_DROP_TUNNEL_DUMMY;
   int inner;
   if (nh == IPPROTO_IPIP_ && parse_ipv4(out, plen, &ip) == 0) {
@@ -181,7 +209,7 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
   }
   const uint8_t *isrc = out + (inner == 6 ? 8 : 12), *idst = out + (inner == 6 ? 24 : 16);
   if (!in_ranges(rx->ranges + rx->nlocal, rx->nremote, inner, isrc) || !in_ranges(rx->ranges, rx->nlocal, inner, idst)) {
-    rx->selector_drops++;
+    stat_add(&rx->selector_drops, 1);
     return C_DROP_SELECTOR;
   }
   rule *r = find_rule(ex, SIDE_OUTSIDE, out);
@@ -197,9 +225,9 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
       clamp_syn_mss(out, &ip, &ip6, r->mtu - (family == 6 ? TUNNEL6_OVERHEAD_MAX : TUNNEL_OVERHEAD_MAX));
     rule_used(r, tot, now);
   }
-  rx->sa.packets++;
-  rx->sa.bytes += tot;
-  rx->sa.last_used = now;
+  stat_add(&rx->sa.packets, 1);
+  stat_add(&rx->sa.bytes, tot);
+  stat_time(&rx->sa.last_used, now);
   /* Only what the inner header covers goes on: the rest is TFC padding (RFC 4303 section 2.7). */
   note->out = out;
   note->out_len = tot;
@@ -207,7 +235,7 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
   note->spi = spi;
   note->seq = seq;
   note_peer(ex, rx->sa.peer, note);
-  ex->counters[C_TUNNEL_DECRYPT_PACKETS]++;
-  ex->counters[C_TUNNEL_DECRYPT_BYTES] += len;
+  count(ex, C_TUNNEL_DECRYPT_PACKETS, 1);
+  count(ex, C_TUNNEL_DECRYPT_BYTES, len);
   return V_FORWARD_TUNNEL_DECRYPT;
 }

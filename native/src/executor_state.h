@@ -48,6 +48,7 @@ typedef struct {
 typedef struct {
   group_sa_state sa; /* first: the table holds &sa.node */
   int32_t sender;
+  pthread_spinlock_t wlock; /* the window, checked and moved by several reader threads */
   replay_window w; /* 1024 packets, 64-bit sequence numbers */
 } rxsa;
 
@@ -72,6 +73,7 @@ typedef struct {
 
 typedef struct {
   tunnel_sa_state sa; /* first: the table holds &sa.node */
+  pthread_spinlock_t wlock; /* the window, the drop counts, the last source */
   replay_window w; /* 64..4096 packets, 32-bit sequence numbers */
   tunnel_range *ranges; /* nlocal then nremote */
   uint32_t nlocal, nremote;
@@ -81,15 +83,36 @@ typedef struct {
   uint16_t last_port;
 } ttrxsa;
 
+/* A row of counters per thread slot (esp.h), a whole number of cache lines: no two threads write one. */
+#define COUNTER_ROW ((C_COUNT + 7) & ~7)
+
 struct executor {
-  pthread_mutex_t lock;
+  /* Packets take it to read (several reader threads at once: crypto runs in parallel, each thread
+   * with its own cipher contexts); installs and removals take it to write, and are preferred, so a
+   * stream of packets cannot hold an install off. */
+  pthread_rwlock_t lock;
   atomic_int refs;
   pathtable rules;
   table tx, rx, ttx, trx;
   id_slot *ids;
   size_t nids, ids_cap;
-  uint64_t counters[C_COUNT];
+  _Alignas(64) uint64_t counters[AEAD_THREADS + 1][COUNTER_ROW];
 };
+
+/* Adds n to counter c in the calling thread's row: a plain add for a thread of its own slot, an atomic
+ * one in the row the threads beyond AEAD_THREADS share. */
+static inline void count(executor *ex, int c, uint64_t n) {
+  int slot = aead_thread_slot();
+  uint64_t *p = &ex->counters[slot][c];
+  if (slot < AEAD_THREADS)
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+  else
+    __atomic_fetch_add(p, n, __ATOMIC_RELAXED);
+}
+
+/* Statistics several threads may add to at once (a rule's, a tunnel SA's). */
+static inline void stat_add(uint64_t *p, uint64_t n) { __atomic_fetch_add(p, n, __ATOMIC_RELAXED); }
+static inline void stat_time(double *p, double now) { __atomic_store(p, &now, __ATOMIC_RELAXED); }
 
 static inline size_t path_key(uint8_t *key, int family, const uint8_t *local, const uint8_t *remote) {
   size_t alen = family == 6 ? 16 : 4;
@@ -160,9 +183,9 @@ static inline rule *find_rule(executor *ex, int side, const uint8_t *pkt) {
 
 /* Counts a packet toward its rule: only those the rule disposed of (discarded or forwarded). */
 static inline void rule_used(rule *r, size_t len, double now) {
-  r->packets++;
-  r->bytes += len;
-  r->last_used = now;
+  stat_add(&r->packets, 1);
+  stat_add(&r->bytes, len);
+  stat_time(&r->last_used, now);
 }
 
 static inline void note_peer(executor *ex, int32_t id, exec_note *note) {

@@ -1,6 +1,6 @@
 /* The anti-replay window of RFC 4303 section 3.4.3, one for every receiving SA: group SAs (64-bit
  * sequence numbers, 1024 packets) and IKE Child SAs (32-bit, 64..4096 packets). Native because it
- * runs for every packet received, under the executor's lock. */
+ * runs for every packet received, under the SA's spinlock (executor_state.h). */
 #ifndef KASANE_REPLAY_H
 #define KASANE_REPLAY_H
 

@@ -27,8 +27,11 @@ export interface GatewayRunConfig {
   outside: string[];
   /** LANs whose terminals this gateway serves first-hand; default: the prefixes on the inside interfaces. */
   attached?: Prefix[];
-  /** TUN device names (created by the gateway). */
-  tun: { inside: string; outside: string };
+  /**
+   * TUN device names (created by the gateway), and their queues: one reader thread per queue of each
+   * device, flows spread over them by the kernel, crypto in parallel (default 1).
+   */
+  tun: { inside: string; outside: string; queues: number };
   /**
    * An upper bound on the path MTU toward other gateways, below what the outside interfaces carry
    * (a narrower link beyond the gateway's own, e.g. PPPoE or a tunnel). Unset: the smallest MTU of
@@ -58,6 +61,9 @@ export interface GatewayRunConfig {
 }
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
+/** Queues per TUN device: DP_MAX_QUEUES of native/src/datapath.h. */
+const MAX_TUN_QUEUES = 8;
+const DEFAULT_TUN_QUEUES = 1;
 const TOP_KEYS = [
   'data',
   'authorityUrls',
@@ -124,10 +130,14 @@ function readGatewayConfig(r: FieldReader, doc: unknown): GatewayRunConfig | und
   outside.forEach(
     (i, j) => inside.includes(i) && r.fail(['outside', j], `interface ${i} cannot be both inside and outside`),
   );
-  const tunDoc = d.tun === undefined ? {} : (r.object(d.tun, ['tun'], ['inside', 'outside']) ?? {});
+  const tunDoc = d.tun === undefined ? {} : (r.object(d.tun, ['tun'], ['inside', 'outside', 'queues']) ?? {});
   const tun = {
     inside: tunDoc.inside === undefined ? 'kasane-in' : (ifname(tunDoc.inside, ['tun', 'inside']) ?? ''),
     outside: tunDoc.outside === undefined ? 'kasane-out' : (ifname(tunDoc.outside, ['tun', 'outside']) ?? ''),
+    queues:
+      tunDoc.queues === undefined
+        ? DEFAULT_TUN_QUEUES
+        : (r.integer(tunDoc.queues, ['tun', 'queues'], { min: 1, max: MAX_TUN_QUEUES }) ?? 1),
   };
   let metrics: GatewayRunConfig['metrics'];
   if (d.metrics !== undefined) {

@@ -171,6 +171,7 @@ export class GatewayDaemon {
     const dp = NativeDatapath.open(native.value, {
       inside: this.config.tun.inside,
       outside: this.config.tun.outside,
+      queues: this.config.tun.queues,
       onPunt: (batch) => {
         for (let i = 0; i < batch.count; i++) this.driver?.packet(batch.side(i), batch.packet(i).slice(), true);
       },

@@ -26,6 +26,25 @@ export type TunnelSaArgs = [
 ];
 
 /** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
+/** What executorThreads did: wall times of each phase, and what became of every packet. */
+export interface ExecutorThreadsResult {
+  sealNs: number;
+  /** -1: the open phase did not run (a packet failed to seal, or a sequence number was taken twice). */
+  openNs: number;
+  sealed: number;
+  /** Sequence numbers handed out more than once (a nonce reused under the key): must be 0. */
+  duplicateSeqs: number;
+  opened: number;
+  /** Packets the replay window refused in the first opening (threads apart by more than the window). */
+  replays: number;
+  /** Packets with any other verdict, or that a thread could not run. */
+  other: number;
+  /** Opened packets whose content differed from what was sealed. */
+  mismatches: number;
+  /** Packets opened in the second round (each a replay): must be 0. */
+  reopened: number;
+}
+
 export interface NativeBinding {
   executorNew(): ExecutorHandle;
   /** tunnelSpi: -1 (or absent) for group mode. */
@@ -122,6 +141,12 @@ export interface NativeBinding {
   /** The in-place split of a UDP GSO super-packet of group ESP (the outside's fast path); null if it is not one. */
   espSplit(frame: Uint8Array): Uint8Array[] | null;
   espBench(payloadBytes: number, count: number): [number, number];
+  /**
+   * `threads` threads seal `count` UDP packets each from 10.77.0.1 to 10.77.0.2 through the executor at
+   * once, then open them all at once (an encrypt rule each way, one peer, the VPN's sending SA and a
+   * receiving SA of the same key installed by the caller), then once more (native/src/addon.c).
+   */
+  executorThreads(ex: ExecutorHandle, threads: number, payloadBytes: number, count: number): ExecutorThreadsResult;
   nowMs(): number;
   /** [upperProto, upperOffset (-1: none), fragment (0 none, 1 first, 2 later), extLength, neverIntercepted, total]. */
   ipv6Walk(packet: Uint8Array): [number, number, number, number, number, number] | undefined;

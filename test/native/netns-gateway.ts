@@ -56,6 +56,8 @@ export interface HelperGateway {
   lines: JsonLines;
   /** Names of the helper process's threads (/proc/<pid>/task/<tid>/comm). */
   threadNames(): string[];
+  /** CPU time (user + system, clock ticks) of each thread so far, by name. */
+  threadCpu(): Record<string, number>;
   send(line: string): void;
   /** Closes the datapath; the process must then exit by itself (no reader thread or TUN left). */
   close(): Promise<Record<string, unknown>>;
@@ -74,6 +76,16 @@ export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperCon
     threadNames: () =>
       readdirSync(`/proc/${child.pid}/task`).map((tid) =>
         readFileSync(`/proc/${child.pid}/task/${tid}/comm`, 'utf8').trim(),
+      ),
+    threadCpu: () =>
+      Object.fromEntries(
+        readdirSync(`/proc/${child.pid}/task`).map((tid) => {
+          const stat = readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8');
+          // After "(comm) ": state is field 3, utime 14, stime 15.
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          const name = readFileSync(`/proc/${child.pid}/task/${tid}/comm`, 'utf8').trim();
+          return [name, Number(f[11]) + Number(f[12])];
+        }),
       ),
     send: (line) => child.stdin!.write(line + '\n'),
     async close() {
@@ -125,13 +137,14 @@ export async function tcpTransfer(
   clientNs: string,
   host: string,
   bytes: number,
+  port = 5201,
 ): Promise<number> {
   const srv = new JsonLines(
-    tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', '5201'], { cwd: root }),
+    tb.spawn(serverNs, process.execPath, ['--import', 'tsx', tcpTool, 'server', String(port)], { cwd: root }),
   );
   await srv.wait((e) => e.event === 'listening', 30_000, 'TCP server');
   const cli = new JsonLines(
-    tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, '5201', String(bytes)], {
+    tb.spawn(clientNs, process.execPath, ['--import', 'tsx', tcpTool, 'client', host, String(port), String(bytes)], {
       cwd: root,
     }),
   );
