@@ -2,6 +2,8 @@
 //  1. ESP AES-256-GCM seal/open per packet, 64 B and 1400 B, native (one reused EVP context, a
 //     batch per call) against node:crypto (a Cipheriv per packet, as the only way in Node);
 //  2. executor.process() called from JavaScript once per packet (the non-fast path, for scale);
+//  2b. the executor sealing and opening one SA's packets from 1, 2 and 4 threads at once (what a
+//     gateway with several TUN queues does), wall time per packet: how crypto scales with threads;
 //  3. TUN forwarding between namespaces with iperf3 (1 and 4 streams): kernel routing without any
 //     TUN, one gateway with a plain rule, and two gateways encrypting and decrypting.
 // Usage: node --import tsx bench/native-bench.ts [--quick] [--no-tun]
@@ -30,8 +32,17 @@ export interface TunFigure {
   retransmits: number;
 }
 
+export interface ThreadsFigure {
+  size: number;
+  threads: number;
+  /** Wall time per packet, all threads together (median of 3). */
+  sealNs: number;
+  openNs: number;
+}
+
 export interface NativeBenchResult {
   crypto: CryptoFigure[];
+  threads: ThreadsFigure[];
   /** ns per executor.process() call from JavaScript (encrypt, 1400 B). */
   processCallNs?: number;
   tun: TunFigure[];
@@ -131,6 +142,33 @@ export function processCallBench(quick = false): number {
   return Number(process.hrtime.bigint() - t0) / count;
 }
 
+/** executorThreads (native/src/addon.c): one VPN's SA sealed, then opened, by 1, 2 and 4 threads. */
+export function threadsBench(quick = false): ThreadsFigure[] {
+  const e = NativeExecutor.create();
+  if (!e.ok) throw new Error(e.error.message);
+  const ex = e.value;
+  const key = new Uint8Array(32).fill(5);
+  const salt = new Uint8Array(4).fill(1);
+  ex.installTxSa({ spi: 0x7700, vpnId: 7, epoch: 1, key, salt, nextSeq: 1n });
+  ex.installRxSa({ spi: 0x7700, vpnId: 7, epoch: 1, sender: 'P', key, salt });
+  ex.installPath({ local: '10.77.0.1', remote: '10.77.0.2', action: 'encrypt', vpnId: 7, peer: 'P' });
+  ex.installPath({ local: '10.77.0.2', remote: '10.77.0.1', action: 'encrypt', vpnId: 7, peer: 'P' });
+  const total = quick ? 8_000 : 40_000;
+  const out: ThreadsFigure[] = [];
+  for (const size of [64, 1400])
+    for (const threads of [1, 2, 4]) {
+      const runs = [0, 1, 2].map(() => {
+        const count = Math.floor(total / threads);
+        const r = ex.binding.executorThreads(ex.handle, threads, size, count);
+        if (r.duplicateSeqs || r.other || r.mismatches || r.openNs < 0)
+          throw new Error(`executorThreads: ${JSON.stringify(r)}`);
+        return { seal: r.sealNs / (threads * count), open: r.openNs / (threads * count) };
+      });
+      out.push({ size, threads, sealNs: median(runs.map((r) => r.seal)), openNs: median(runs.map((r) => r.open)) });
+    }
+  return out;
+}
+
 interface Gw {
   close(): Promise<void>;
 }
@@ -225,7 +263,12 @@ async function tunBench(seconds: number, quick: boolean): Promise<TunFigure[]> {
 
 export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<NativeBenchResult> {
   const quick = opts.quick ?? false;
-  const result: NativeBenchResult = { crypto: cryptoBench(quick), processCallNs: processCallBench(quick), tun: [] };
+  const result: NativeBenchResult = {
+    crypto: cryptoBench(quick),
+    processCallNs: processCallBench(quick),
+    threads: threadsBench(quick),
+    tun: [],
+  };
   if (opts.tun === false) {
     result.tunSkipped = 'disabled';
     return result;
@@ -248,6 +291,13 @@ export function formatNativeBench(r: NativeBenchResult): string {
   }
   if (r.processCallNs !== undefined)
     lines.push(`executor.process() from JS, encrypt 1400 B: ${r.processCallNs.toFixed(0)} ns/packet`);
+  if (r.threads.length) {
+    lines.push('the executor from several threads at once, one SA (wall ns per packet, all threads together)');
+    for (const t of r.threads)
+      lines.push(
+        `  ${String(t.size).padStart(4)} B, ${t.threads} thread(s): seal ${t.sealNs.toFixed(0).padStart(5)}, open ${t.openNs.toFixed(0).padStart(5)}`,
+      );
+  }
   if (r.tunSkipped) lines.push(`TUN forwarding: skipped (${r.tunSkipped})`);
   else {
     lines.push('TUN forwarding, iperf3 TCP h1 -> h2 through two gateway namespaces (tunnel MTU 1400)');

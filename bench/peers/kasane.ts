@@ -99,7 +99,9 @@ export function kasanePeer(o: { pairwise?: boolean; rawEsp?: boolean; ipv6?: boo
         const cfg = join(dir, `${name}.yaml`);
         writeFileSync(
           cfg,
-          `data: ${gdata}\ninside: [${gw.lanIf}]\noutside: [${gw.wanIf}]\nlogLevel: warn\n${o.rawEsp ? 'rawEspVpns: [1]\n' : ''}`,
+          `data: ${gdata}\ninside: [${gw.lanIf}]\noutside: [${gw.wanIf}]\nlogLevel: warn\n${o.rawEsp ? 'rawEspVpns: [1]\n' : ''}` +
+            // TUN queues per device (reader threads): the gateway's default unless set.
+            (process.env.KASANE_BENCH_QUEUES ? `tun: { queues: ${Number(process.env.KASANE_BENCH_QUEUES)} }\n` : ''),
         );
         state.gateways.push([gw.ns, cfg]);
         const d = Daemon.start(tb, gw.ns, `kasane-${name}`, CLI[0], [

@@ -1,4 +1,5 @@
 // The gateway's YAML configuration: what it accepts, and a clear message for each mistake.
+import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
@@ -28,7 +29,17 @@ rawEspVpns: [7, 9]
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   assert.equal(r.value.data, '/var/lib/kasane/g1');
   assert.deepEqual(r.value.rawEspVpns, [7, 9]);
-  assert.deepEqual(r.value.tun, { inside: 'kasane-in', outside: 'kasane-out' });
+  assert.deepEqual(r.value.tun, {
+    inside: 'kasane-in',
+    outside: 'kasane-out',
+    queues: Math.min(availableParallelism(), 8),
+  });
+  const q = parseText('data: /d\ninside: [lan0]\noutside: [wan0]\ntun: { queues: 3 }\n');
+  assert.ok(q.ok && q.value.tun.queues === 3 && q.value.tun.inside === 'kasane-in');
+  for (const bad of ['0', '9', '1.5', 'two']) {
+    const b = parseText(`data: /d\ninside: [lan0]\noutside: [wan0]\ntun: { queues: ${bad} }\n`);
+    assert.ok(!b.ok && /tun\.queues/.test(b.error.message), `queues ${bad}: ${b.ok ? 'accepted' : b.error.message}`);
+  }
   assert.deepEqual(r.value.timers, { idleTimeout: 3000, sweepInterval: 250 });
   assert.deepEqual(r.value.metrics, { host: '127.0.0.1', port: 9108 });
   assert.equal(r.value.allowPlain.map(String).join(), '10.200.9.0/24');
@@ -150,7 +161,7 @@ test('gateway config file: each mistake with its line and field; a log level pin
     assert.ok(!r.ok);
     assert.deepEqual(r.error.message.split('\n'), [
       `${file}:4:10: pathMTU: unknown field "pathMTU"; expected one of: data, authorityUrls, authorityPush, inside, outside, attached, tun, pathMtu, rawEspVpns, allowPlain, statusSocket, metrics, routingTable, timers, limits, ike, keystore, statusReport, logLevel`,
-      `${file}:6:15: tun.insde: unknown field "insde"; expected one of: inside, outside`,
+      `${file}:6:15: tun.insde: unknown field "insde"; expected one of: inside, outside, queues`,
       `${file}:7:24: allowPlain[1]: 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)`,
       `${file}:5:11: logLevel: expected fatal, error, warn, info, debug, trace or silent, got string "verbose"`,
     ]);
