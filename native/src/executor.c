@@ -575,9 +575,9 @@ int exec_gso_plain(executor *ex, int side, const uint8_t *pkt, size_t len, doubl
     count(ex, C_PASS_BYTES, bytes);
     fwd = 1;
   } else if (r && r->action == ACT_PLAIN) {
-    r->packets += segments;
-    r->bytes += bytes;
-    r->last_used = now;
+    stat_add(&r->packets, segments);
+    stat_add(&r->bytes, bytes);
+    stat_time(&r->last_used, now);
     count(ex, C_PLAIN_PACKETS, segments);
     count(ex, C_PLAIN_BYTES, bytes);
     fwd = 1;
@@ -593,9 +593,9 @@ int exec_path_stats(executor *ex, int family, const uint8_t *local, const uint8_
   pthread_rwlock_rdlock(&ex->lock);
   rule *r = (rule *)pathtable_find(&ex->rules, key);
   if (r) {
-    stats[0] = (double)r->packets;
-    stats[1] = (double)r->bytes;
-    stats[2] = r->last_used;
+    stats[0] = (double)__atomic_load_n(&r->packets, __ATOMIC_RELAXED);
+    stats[1] = (double)__atomic_load_n(&r->bytes, __ATOMIC_RELAXED);
+    __atomic_load(&r->last_used, &stats[2], __ATOMIC_RELAXED);
   }
   pthread_rwlock_unlock(&ex->lock);
   return r != NULL;
@@ -625,7 +625,10 @@ typedef struct {
 static void foreach_rule(const uint8_t key[TABLE_KEY_MAX], void *rec, void *c) {
   foreach_ctx *fc = c;
   rule *r = rec;
-  fc->fn(fc->ctx, key[0], key + 1, key + 17, r->action, r->packets, r->bytes, r->last_used);
+  double last_used;
+  __atomic_load(&r->last_used, &last_used, __ATOMIC_RELAXED);
+  fc->fn(fc->ctx, key[0], key + 1, key + 17, r->action, __atomic_load_n(&r->packets, __ATOMIC_RELAXED),
+         __atomic_load_n(&r->bytes, __ATOMIC_RELAXED), last_used);
 }
 
 void exec_foreach_rule(executor *ex, exec_rule_fn fn, void *ctx) {
