@@ -1,6 +1,5 @@
 // The gateway's configuration file (YAML). Identity and the authority come from the enrollment
 // credentials in the data directory; this file says how the gateway sits in the host's network.
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { DocumentLimits } from '../files/document.js';
 import { checkFields, formatIssues, readFields, type FieldPath, type FieldReader } from '../files/fields.js';
@@ -30,7 +29,7 @@ export interface GatewayRunConfig {
   attached?: Prefix[];
   /**
    * TUN device names (created by the gateway), and their queues: one reader thread per queue of each
-   * device, flows spread over them by the kernel, crypto in parallel (default: one per CPU, up to 8).
+   * device, flows spread over them by the kernel, crypto in parallel (default 1, at most 8).
    */
   tun: { inside: string; outside: string; queues: number };
   /**
@@ -64,8 +63,11 @@ export interface GatewayRunConfig {
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 /** Queues per TUN device: DP_MAX_QUEUES of native/src/datapath.h. */
 const MAX_TUN_QUEUES = 8;
-/** One reader thread per CPU the process may use, up to that (docs/dataplane.md, "Several queues"). */
-const DEFAULT_TUN_QUEUES = Math.min(availableParallelism(), MAX_TUN_QUEUES);
+/**
+ * One queue: more spread a flow's packets over threads that reorder them (docs/dataplane.md, "Several
+ * queues"); an operator whose gateway serves many pairs of terminals may raise it.
+ */
+const DEFAULT_TUN_QUEUES = 1;
 const TOP_KEYS = [
   'data',
   'authorityUrls',
