@@ -1098,7 +1098,7 @@ static napi_value esp_split(napi_env env, napi_callback_info info) {
 
 /* ---- executorThreads: the executor under several threads at once (a test and a benchmark) ---- */
 
-/* The packets executorThreads sends, UDP with DF from THREADS_SRC to THREADS_DST (docs/dataplane.md). */
+/* The packets executorThreads sends, UDP with DF from THREADS_SRC to THREADS_DST (src/native/binding.ts). */
 static const uint8_t THREADS_SRC[4] = {10, 77, 0, 1}, THREADS_DST[4] = {10, 77, 0, 2};
 
 /* Where the threads of a phase wait until all exist, so that they run at once. */
@@ -1136,6 +1136,9 @@ static void *threads_run(void *arg) {
   uint8_t *pkt = malloc(j->slot), *out = malloc(j->slot + 128);
   if (!pkt || !out) {
     j->other = j->count;
+    /* The others wait at every step for this thread too. */
+    if (j->step)
+      for (uint32_t i = j->step_len; i < j->count; i += j->step_len) pthread_barrier_wait(j->step);
     free(pkt);
     free(out);
     return NULL;
