@@ -25,7 +25,6 @@ export type TunnelSaArgs = [
   remotePort: number,
 ];
 
-/** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
 /** What executorThreads did: wall times of each phase, and what became of every packet. */
 export interface ExecutorThreadsResult {
   sealNs: number;
@@ -35,7 +34,7 @@ export interface ExecutorThreadsResult {
   /** Sequence numbers handed out more than once (a nonce reused under the key): must be 0. */
   duplicateSeqs: number;
   opened: number;
-  /** Packets the replay window refused in the first opening (threads apart by more than the window). */
+  /** Packets the replay window refused in the first opening (must be 0: the threads open in steps within it). */
   replays: number;
   /** Packets with any other verdict, or that a thread could not run. */
   other: number;
@@ -45,6 +44,7 @@ export interface ExecutorThreadsResult {
   reopened: number;
 }
 
+/** The raw addon surface; use NativeExecutor and NativeDatapath instead. */
 export interface NativeBinding {
   executorNew(): ExecutorHandle;
   /** tunnelSpi: -1 (or absent) for group mode. */
