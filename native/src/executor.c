@@ -337,9 +337,7 @@ static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
   s->replay_drops = old->replay_drops;
   s->auth_failures = old->auth_failures;
   s->selector_drops = old->selector_drops;
-  s->last_family = old->last_family;
-  memcpy(s->last_src, old->last_src, 16);
-  s->last_port = old->last_port;
+  s->last = old->last;
 }
 
 int exec_install_tunnel_rx(executor *ex, const tunnel_sa *sa, const tunnel_range *ranges, uint32_t nlocal,
@@ -417,9 +415,9 @@ int exec_tunnel_rx_stats(executor *ex, uint32_t spi, double o[TUNNEL_RX_STATS], 
     o[5] = (double)t->replay_drops;
     o[6] = (double)t->auth_failures;
     o[7] = (double)t->selector_drops;
-    o[8] = t->last_family;
-    o[9] = t->last_port;
-    memcpy(last_src, t->last_src, 16);
+    o[8] = t->last.family;
+    o[9] = t->last.port;
+    memcpy(last_src, t->last.addr, 16);
     pthread_spin_unlock(&t->wlock);
   }
   pthread_rwlock_unlock(&ex->lock);

@@ -20,10 +20,15 @@ static int window_check(pthread_spinlock_t *l, const replay_window *w, uint64_t 
   return fresh;
 }
 
-static int window_accept(pthread_spinlock_t *l, replay_window *w, uint64_t seq) {
+/* last, when given, takes from under the same lock: the source of the datagram that spent seq. */
+static int window_accept(pthread_spinlock_t *l, replay_window *w, uint64_t seq, datagram_source *last,
+                         const datagram_source *from) {
   pthread_spin_lock(l);
   int fresh = replay_check(w, seq);
-  if (fresh) replay_accept(w, seq);
+  if (fresh) {
+    replay_accept(w, seq);
+    if (last) *last = *from;
+  }
   pthread_spin_unlock(l);
   return fresh;
 }
@@ -49,7 +54,7 @@ static int open_group_esp(executor *ex, const rule *r, uint8_t proto, const uint
   if (!window_check(&rx->wlock, &rx->w, *seq)) return C_DROP_REPLAY;
   if (esp_open(&rx->sa.a, esp, elen, ESP_AAD_ESN, out, plen, nh) != 0) return C_DROP_AUTH_FAILED;
   /* Checked again: another thread may have opened the same number meanwhile. */
-  if (!window_accept(&rx->wlock, &rx->w, *seq)) return C_DROP_REPLAY;
+  if (!window_accept(&rx->wlock, &rx->w, *seq, NULL, NULL)) return C_DROP_REPLAY;
   *rxp = rx;
   return -1;
 }
@@ -183,19 +188,12 @@ int exec_tunnel_decrypt(executor *ex, int family, const uint8_t *src, uint16_t s
   }
   /* Authenticated: the sequence number is spent whatever the content turns out to be (unless another
    * thread spent it first: then this copy is a replay). */
-  pthread_spin_lock(&rx->wlock);
-  int fresh = replay_check(&rx->w, seq);
-  if (fresh) {
-    replay_accept(&rx->w, seq);
-    rx->last_family = family;
-    memset(rx->last_src, 0, 16);
-    memcpy(rx->last_src, src, family == 6 ? 16 : 4);
-    rx->last_port = sport;
-  } else {
+  datagram_source from = {.family = family, .port = sport};
+  memcpy(from.addr, src, family == 6 ? 16 : 4);
+  if (!window_accept(&rx->wlock, &rx->w, seq, &rx->last, &from)) {
     stat_add(&rx->replay_drops, 1);
+    return C_DROP_REPLAY;
   }
-  pthread_spin_unlock(&rx->wlock);
-  if (!fresh) return C_DROP_REPLAY;
   if (nh == IPPROTO_NONE_) return C_DROP_TUNNEL_DUMMY;
   int inner;
   if (nh == IPPROTO_IPIP_ && parse_ipv4(out, plen, &ip) == 0) {

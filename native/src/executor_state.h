@@ -71,6 +71,13 @@ typedef struct {
   uint64_t soft;
 } ttxsa;
 
+/* Where a tunnel-mode datagram came from: the peer's address as last seen (NAT may move it). */
+typedef struct {
+  int family; /* 4 or 6; 0: none */
+  uint8_t addr[16];
+  uint16_t port;
+} datagram_source;
+
 typedef struct {
   tunnel_sa_state sa; /* first: the table holds &sa.node */
   pthread_spinlock_t wlock; /* the window, the drop counts, the last source */
@@ -78,9 +85,7 @@ typedef struct {
   tunnel_range *ranges; /* nlocal then nremote */
   uint32_t nlocal, nremote;
   uint64_t replay_drops, auth_failures, selector_drops;
-  int last_family; /* 0: no datagram yet */
-  uint8_t last_src[16];
-  uint16_t last_port;
+  datagram_source last; /* of the last datagram accepted (family 0: none yet) */
 } ttrxsa;
 
 /* A row of counters per thread slot (esp.h), a whole number of cache lines: no two threads write one. */
