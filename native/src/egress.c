@@ -12,6 +12,7 @@
 #include "gso.h"
 #include "ip.h"
 #include "mmsg.h"
+#include "sockbuf.h"
 
 #define EGRESS_MAX 64
 #define STAGE_BYTES (256 * 1024)
@@ -40,8 +41,8 @@ egress *egress_new(void) {
     free(e);
     return NULL;
   }
-  int sndbuf = 4 << 20;
-  (void)setsockopt(e->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  /* A full buffer sends the rest through the TUN (slower): as large as the tunnel port's. */
+  sockbuf_set(e->fd, SO_SNDBUF);
   return e;
 }
 

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include "ip.h"
+#include "sockbuf.h"
 
 #define STAGE_BYTES (256 * 1024)
 /* Debian 12's headers have them; older ones may not. */
@@ -51,13 +52,9 @@ udp_sock *udp_open(int family, const uint8_t *addr, uint16_t port, char *err, si
     free(s);
     return NULL;
   }
-  int buf = 8 << 20, ttl = 64, one = 1;
-  /* 8 MiB each way (~7 ms at 10 Gbit/s), past net.core.rmem_max / wmem_max (212 KB on a stock
-   * kernel) since the gateway may (CAP_NET_ADMIN, as for its TUN devices); capped by them otherwise. */
-  if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-    (void)setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  if (setsockopt(s->fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
-    (void)setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  int ttl = 64, one = 1;
+  sockbuf_set(s->fd, SO_RCVBUF);
+  sockbuf_set(s->fd, SO_SNDBUF);
   /* The outer TTL / hop limit of docs/executor.md, whatever the host's default. */
   if (family == 6) {
     (void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);

@@ -1,6 +1,7 @@
 // What the namespace tests of the native datapath share: the run-or-skip decision, a gateway
 // process (gateway-helper.ts) driven over stdin/stdout, and a TCP transfer whose content is checked.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { inCi, nativeOrSkip } from './support.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const helper = fileURLToPath(new URL('./gateway-helper.ts', import.meta.url));
+const sockBuffers = join(root, 'test/support/sock-buffers.py');
 const tcpTool = fileURLToPath(new URL('./tcp-tool.ts', import.meta.url));
 
 /** True when the test can run (root, namespaces, the addon, the commands); in CI a missing part fails. */
@@ -58,6 +60,8 @@ export interface HelperGateway {
   threadNames(): string[];
   /** CPU time (user + system, clock ticks) of each thread so far, by name. */
   threadCpu(): Record<string, number>;
+  /** The process's sockets with their buffers (test/support/sock-buffers.py). */
+  sockets(): { family: number; type: number; protocol: number; sndbuf: number; rcvbuf: number }[];
   send(line: string): void;
   /** Closes the datapath; the process must then exit by itself (no reader thread or TUN left). */
   close(): Promise<Record<string, unknown>>;
@@ -87,6 +91,12 @@ export async function startHelperGateway(tb: Testbed, ns: string, cfg: HelperCon
           return [name, Number(f[11]) + Number(f[12])];
         }),
       ),
+    sockets: () =>
+      execFileSync('python3', [sockBuffers, String(child.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
     send: (line) => child.stdin!.write(line + '\n'),
     async close() {
       child.stdin!.write('close\n');

@@ -99,7 +99,7 @@ async function gatewayPair(tb: Testbed, family: 4 | 6, queues = 1) {
     tx: [sa(spiB, kb)],
     rx: [{ ...sa(spiA, ka), sender: 'GA' }],
   });
-  return { h1, h2, A, B };
+  return { ga, gb, h1, h2, A, B };
 }
 
 /** Pings h1 -> h2, verified TCP both ways, then closes both gateways: what they reported. */
@@ -213,6 +213,12 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
   it('encrypt -> decrypt between two gateways: ping, verified TCP with MSS clamping, ESP in UDP GSO super-packets both ways, decrypted UDP as UDP GSO super-packets', async (t) => {
     await inTestbed(t, ['python3'], async (tb) => {
       const pair = await gatewayPair(tb, 4);
+      // The raw egress socket's send buffer: 8 MiB (the kernel reports it doubled) past
+      // net.core.wmem_max, as the tunnel port's; a full one sends the rest through the TUN.
+      const sockets = pair.A.sockets();
+      const egress = sockets.filter((s) => s.type === 3 /* SOCK_RAW */ && s.protocol === 255 /* IPPROTO_RAW */);
+      assert.ok(egress.length >= 1, JSON.stringify(sockets));
+      assert.ok(egress.every((s) => s.sndbuf >= 16 << 20), JSON.stringify(egress));
       let before: Record<string, number> = {};
       let beforeA: Record<string, number> = {};
       const { ra, rb } = await acrossPair(tb, 4, pair, async () => {
