@@ -1277,7 +1277,7 @@ static napi_value executor_threads(napi_env env, napi_callback_info info) {
   }
   double open_ns = -1;
   uint32_t opened = 0, replays = 0, other = 0, mismatches = 0, reopened = 0;
-  /* In steps that keep the numbers in flight within the replay window (1024): no thread falls so
+  /* In steps that keep the numbers in flight well within the replay window: no thread falls so
    * far behind that its packets are refused, as the packets of one SA arriving on several queues. */
   pthread_barrier_t step;
   uint32_t step_len = 512 / n ? 512 / n : 1;

@@ -7,7 +7,8 @@
 
 #include "executor_state.h"
 
-#define GROUP_REPLAY_WINDOW 1024
+_Static_assert(GROUP_REPLAY_WINDOW <= REPLAY_WINDOW_MAX && TUNNEL_WINDOW_MAX <= REPLAY_WINDOW_MAX, "windows fit the bitmap");
+
 #define MAX_IDS 65536
 
 /* ---- gateway id table: small integers for the strings peer/sender ids, refcounted ---- */

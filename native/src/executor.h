@@ -91,6 +91,10 @@ enum { ENCAP_UDP = 0, ENCAP_ESP = 1 };
 #define TUNNEL_HDR_LEN 28 /* outer IPv4 (20) + UDP (8) */
 #define TUNNEL6_HDR_LEN 48 /* outer IPv6 (40) + UDP (8) */
 #define TUNNEL_WINDOW_MAX 4096
+/* A group receiving SA's window: wide, because the reader threads of the sending gateway seal with
+ * one SA and the receiving gateway's queues open it, each at its own pace (docs/executor.md,
+ * "Receiving SAs"). */
+#define GROUP_REPLAY_WINDOW 32768
 
 #define ID_NAME_MAX 63
 

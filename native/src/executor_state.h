@@ -49,7 +49,7 @@ typedef struct {
   group_sa_state sa; /* first: the table holds &sa.node */
   int32_t sender;
   pthread_spinlock_t wlock; /* the window, checked and moved by several reader threads */
-  replay_window w; /* 1024 packets, 64-bit sequence numbers */
+  replay_window w; /* GROUP_REPLAY_WINDOW packets, 64-bit sequence numbers */
 } rxsa;
 
 /* Tunnel mode: what the two halves of an IKE Child SA (ESP in UDP) hold alike. */

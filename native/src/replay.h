@@ -1,12 +1,13 @@
 /* The anti-replay window of RFC 4303 section 3.4.3, one for every receiving SA: group SAs (64-bit
- * sequence numbers, 1024 packets) and IKE Child SAs (32-bit, 64..4096 packets). Native because it
+ * sequence numbers, 32768 packets: several queues open one SA, docs/executor.md) and IKE Child SAs
+ * (32-bit, 64..4096 packets). Native because it
  * runs for every packet received, under the SA's spinlock (executor_state.h). */
 #ifndef KASANE_REPLAY_H
 #define KASANE_REPLAY_H
 
 #include <stdint.h>
 
-#define REPLAY_WINDOW_MAX 4096
+#define REPLAY_WINDOW_MAX 32768
 
 typedef struct {
   uint64_t top;  /* highest sequence number accepted (0: none yet) */

@@ -165,6 +165,15 @@ export interface Executor {
 
 /** The UDP port of group ESP in UDP, both ends (RFC 3948's NAT-T port). */
 export const GROUP_UDP_PORT = 4500;
+/**
+ * The anti-replay window of a group receiving SA, in packets. Wide because several reader threads
+ * of one gateway seal with the same SA, and several queues of the receiving one open it, each at
+ * its own pace (docs/executor.md, "Receiving SAs"): a queue that falls behind the others must not
+ * see its packets refused as old.
+ */
+export const GROUP_REPLAY_WINDOW = 32768;
+/** The largest anti-replay window of a tunnel-mode (IKE Child SA) receiving SA, in packets. */
+export const TUNNEL_REPLAY_WINDOW_MAX = 4096;
 /** Bytes the UDP encapsulation adds in front of group ESP. */
 export const GROUP_UDP_HEADER = 8;
 /** Largest growth of a packet in the transport form of group ESP in UDP: UDP (8) + ESP_OVERHEAD_MAX (37). */
@@ -246,7 +255,7 @@ export interface TunnelRxSa extends TunnelSa {
   /** Traffic selectors: the inner destination must be in one of `local`, the inner source in one of `remote`. */
   localSelectors: AddressRange[];
   remoteSelectors: AddressRange[];
-  /** Anti-replay window in packets: a multiple of 32 in 64..4096 (default 1024). */
+  /** Anti-replay window in packets: a multiple of 32 in 64..TUNNEL_REPLAY_WINDOW_MAX (4096; default 1024). */
   replayWindow?: number;
 }
 

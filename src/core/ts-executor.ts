@@ -5,6 +5,7 @@ import { ipFamily, ipToBytes, parseIp, type Ip } from '../base/addr.js';
 import {
   CARRIED_OVERHEAD_MAX,
   GROUP_UDP_HEADER,
+  GROUP_REPLAY_WINDOW,
   GROUP_UDP_PORT,
   MAX_FRAGMENTS,
   TUNNEL_SEQ_MAX,
@@ -25,6 +26,7 @@ import {
   type TunnelTxStats,
   type TxSa,
   type Verdict,
+  TUNNEL_REPLAY_WINDOW_MAX,
 } from './executor.js';
 import { pathKey } from './key-table.js';
 import {
@@ -122,7 +124,7 @@ export class TsExecutor implements TunnelExecutor {
 
   installRxSa(sa: RxSa): void {
     const old = this.rx.get(sa.spi);
-    const window = old?.window ?? new ReplayWindow(1024);
+    const window = old?.window ?? new ReplayWindow(GROUP_REPLAY_WINDOW);
     if (sa.floor !== undefined) window.raiseFloor(sa.floor);
     this.rx.set(sa.spi, { ...sa, window });
   }
@@ -155,6 +157,10 @@ export class TsExecutor implements TunnelExecutor {
   installTunnelRx(sa: TunnelRxSa): void {
     checkTunnelSa(sa);
     const size = sa.replayWindow ?? 1024;
+    if (!Number.isInteger(size) || size > TUNNEL_REPLAY_WINDOW_MAX)
+      throw new RangeError(
+        `tunnel SA: replayWindow must be a multiple of 32 in 64..${TUNNEL_REPLAY_WINDOW_MAX}, got ${size}`,
+      );
     const old = this.trx.get(sa.spi);
     this.trx.set(sa.spi, {
       ...installedTunnelSa(sa, old),

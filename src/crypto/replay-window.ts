@@ -10,6 +10,9 @@ export type ReplayVerdict = 'ok' | 'replay' | 'too-old' | 'invalid';
 
 export const SEQ_MAX = (1n << 64n) - 1n;
 
+/** The widest window: a group SA's (core/executor.ts, GROUP_REPLAY_WINDOW); the native bitmap holds as many. */
+export const REPLAY_WINDOW_MAX = 32768;
+
 function validSeq(seq: bigint): boolean {
   return typeof seq === 'bigint' && seq > 0n && seq <= SEQ_MAX;
 }
@@ -21,10 +24,10 @@ export class ReplayWindow {
   private readonly blocks: bigint;
   private top = 0n;
 
-  /** size: how many sequence numbers below the highest are still accepted; a multiple of 32 in 64..4096. */
+  /** size: how many numbers below the highest are still accepted; a multiple of 32 in 64..REPLAY_WINDOW_MAX. */
   constructor(size = 1024) {
-    if (!Number.isInteger(size) || size % 32 !== 0 || size < 64 || size > 4096) {
-      throw new TypeError(`ReplayWindow: size must be a multiple of 32 in 64..4096, got ${size}`);
+    if (!Number.isInteger(size) || size % 32 !== 0 || size < 64 || size > REPLAY_WINDOW_MAX) {
+      throw new TypeError(`ReplayWindow: size must be a multiple of 32 in 64..${REPLAY_WINDOW_MAX}, got ${size}`);
     }
     this.size = size;
     this.sizeN = BigInt(size);

@@ -101,10 +101,11 @@ test('the top of the 64-bit range, 0 and out-of-range numbers', () => {
   assert.equal(w.highest, SEQ_MAX);
 });
 
-test('window sizes: multiples of 32 in 64..4096', () => {
-  for (const s of [64, 96, 1024, 4096]) assert.equal(new ReplayWindow(s).size, s);
+test('window sizes: multiples of 32 in 64..32768 (a group SA: 32768)', () => {
+  for (const s of [64, 96, 1024, 4096, 8192, 32768]) assert.equal(new ReplayWindow(s).size, s);
   assert.equal(new ReplayWindow().size, 1024);
-  for (const s of [0, 32, 65, 100, 4128, 8192, 64.5]) assert.throws(() => new ReplayWindow(s), TypeError, String(s));
+  for (const s of [0, 32, 65, 100, 4100, 32800, 65536, 64.5])
+    assert.throws(() => new ReplayWindow(s), TypeError, String(s));
   // A non-power-of-two size behaves exactly like its definition.
   const w = new ReplayWindow(96);
   w.accept(1000n);

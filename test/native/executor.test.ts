@@ -230,21 +230,21 @@ describe('native executor: decrypt (outside)', () => {
     assert.equal(ex.counters()['decrypt.packets'], 4);
   });
 
-  it('rejects replays within and behind the 1024-packet window', (t) => {
+  it('rejects replays within and behind the 32768-packet window', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
     receiver(ex);
     const p = ping(B, A);
     const at = (seq: bigint) => ex.process('outside', refEncrypt(SA, seq, p), 1).kind;
-    assert.equal(at(2000n), 'forward');
-    assert.equal(at(2000n), 'drop');
-    assert.equal(at(977n), 'forward'); // 2000 - 1023: inside the window
-    assert.equal(at(976n), 'drop'); // 2000 - 1024: behind it
-    assert.equal(at(1500n), 'forward');
-    assert.equal(at(1500n), 'drop');
-    assert.equal(at(5000n), 'forward'); // a jump clears the window
-    assert.equal(at(4500n), 'forward');
-    assert.equal(at(1500n), 'drop');
+    assert.equal(at(40000n), 'forward');
+    assert.equal(at(40000n), 'drop');
+    assert.equal(at(7233n), 'forward'); // 40000 - 32767: inside the window
+    assert.equal(at(7232n), 'drop'); // 40000 - 32768: behind it
+    assert.equal(at(30000n), 'forward');
+    assert.equal(at(30000n), 'drop');
+    assert.equal(at(100000n), 'forward'); // a jump clears the window
+    assert.equal(at(90000n), 'forward');
+    assert.equal(at(30000n), 'drop');
     assert.equal(ex.counters()['drop.replay'], 4);
   });
 
@@ -252,7 +252,8 @@ describe('native executor: decrypt (outside)', () => {
     if (!newExecutor(t)) return;
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 40 })), {
+        // Jumps of up to twice the window, and numbers close together.
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 70000 }), fc.integer({ min: 1, max: 40 })), {
           minLength: 1,
           maxLength: 60,
         }),
@@ -263,7 +264,7 @@ describe('native executor: decrypt (outside)', () => {
           let top = 0;
           const p = ping(B, A);
           for (const s of seqs) {
-            const ok = !seen.has(s) && (s > top || top - s < 1024);
+            const ok = !seen.has(s) && (s > top || top - s < 32768);
             const v = ex.process('outside', refEncrypt(SA, BigInt(s), p), 1);
             assert.equal(v.kind === 'forward', ok, `seq ${s} top ${top}`);
             if (ok) {
