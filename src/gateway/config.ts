@@ -64,8 +64,9 @@ const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 /** Queues per TUN device: DP_MAX_QUEUES of native/src/datapath.h. */
 const MAX_TUN_QUEUES = 8;
 /**
- * One queue: more spread a flow's packets over threads that reorder them (docs/dataplane.md, "Several
- * queues"); an operator whose gateway serves many pairs of terminals may raise it.
+ * One queue: on a machine without idle cores more threads only add wake-ups, which small packets pay
+ * for (docs/dataplane.md, "Several queues" and "The retransmits with several queues were replay
+ * drops"); an operator whose gateway has cores to spare may raise it.
  */
 const DEFAULT_TUN_QUEUES = 1;
 const TOP_KEYS = [
