@@ -91,6 +91,7 @@ static void free_group_sa(tnode *n) {
 }
 static void free_rx(tnode *n) {
   pthread_spin_destroy(&((rxsa *)n)->wlock);
+  replay_free(&((rxsa *)n)->w);
   free_group_sa(n);
 }
 
@@ -103,6 +104,7 @@ static void free_tunnel_sa(tnode *n) {
 static void free_trx(tnode *n) {
   free(((ttrxsa *)n)->ranges);
   pthread_spin_destroy(&((ttrxsa *)n)->wlock);
+  replay_free(&((ttrxsa *)n)->w);
   free_tunnel_sa(n);
 }
 
@@ -244,10 +246,12 @@ int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
 
 int exec_remove_tx(executor *ex, uint32_t vpn) { return remove_sa(ex, &ex->tx, vpn, NO_PEER, free_group_sa); }
 
-/* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. */
+/* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. The
+ * window moves to the new node (the old one is freed once the write lock is released, no packet
+ * using it). */
 static void carry_rx(tnode *n, const tnode *old, const void *floor) {
   rxsa *s = (rxsa *)n;
-  if (old) s->w = ((const rxsa *)old)->w;
+  if (old) replay_move(&s->w, &((rxsa *)old)->w);
   replay_raise_floor(&s->w, *(const uint64_t *)floor);
 }
 
@@ -332,8 +336,8 @@ static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
   ttrxsa *s = (ttrxsa *)n;
   const ttrxsa *old = (const ttrxsa *)old_node;
   if (!old) return;
-  /* A refresh must not reopen old sequence numbers: the window (and its size) stays. */
-  s->w = old->w;
+  /* A refresh must not reopen old sequence numbers: the window (and its size) moves over. */
+  replay_move(&s->w, &((ttrxsa *)old_node)->w);
   tunnel_sa_carry(&s->sa, &old->sa);
   s->replay_drops = old->replay_drops;
   s->auth_failures = old->auth_failures;

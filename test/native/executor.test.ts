@@ -278,6 +278,26 @@ describe('native executor: decrypt (outside)', () => {
     );
   });
 
+  it('a receiving SA takes its 4 KB window bitmap with its first packet, not before', (t) => {
+    const ex = newExecutor(t);
+    if (!ex) return;
+    // A gateway holds a receiving SA for every member of its VPNs; most never send to it. 20,000
+    // of them cost ~2 KB each (the cipher template, the table); with the bitmap allocated at install
+    // it was ~6 KB.
+    const N = 20_000;
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < N; i++)
+      ex.installRxSa({ spi: 0x10000 + i, vpnId: 1, epoch: 1, sender: 'G2', key: K.key, salt: K.salt });
+    const per = (process.memoryUsage().rss - before) / N;
+    assert.ok(per < 4096, `${Math.round(per)} bytes per receiving SA`);
+    // The window still works from the first packet on, and after the allocation.
+    receiver(ex);
+    const p = ping(B, A);
+    assert.equal(ex.process('outside', refEncrypt(SA, 5n, p), 1).kind, 'forward');
+    assert.equal(ex.process('outside', refEncrypt(SA, 5n, p), 1).kind, 'drop');
+    assert.equal(ex.process('outside', refEncrypt(SA, 4n, p), 1).kind, 'forward');
+  });
+
   it('reinstalling an SPI keeps its replay window', (t) => {
     const ex = newExecutor(t);
     if (!ex) return;
