@@ -5,6 +5,11 @@
 // (the layout of RFC 6479). The extra block lets the window slide by clearing whole words, never
 // by shifting bits: the `size` numbers below and including the highest span at most size/32 + 1
 // blocks, so live blocks never share a ring slot.
+//
+// The ring (4 KB for a group SA's 32768 packets) is allocated with the first number accepted: a
+// gateway holds a receiving SA for every other member of its VPNs, and most never send to it.
+// Without a ring every number up to the highest counts as received (the state after construction,
+// and after a floor), as in the native executor (native/src/replay.h).
 
 export type ReplayVerdict = 'ok' | 'replay' | 'too-old' | 'invalid';
 
@@ -20,7 +25,7 @@ function validSeq(seq: bigint): boolean {
 export class ReplayWindow {
   readonly size: number;
   private readonly sizeN: bigint;
-  private readonly ring: Uint32Array;
+  private ring: Uint32Array | undefined;
   private readonly blocks: bigint;
   private top = 0n;
 
@@ -31,8 +36,7 @@ export class ReplayWindow {
     }
     this.size = size;
     this.sizeN = BigInt(size);
-    this.ring = new Uint32Array(size / 32 + 1);
-    this.blocks = BigInt(this.ring.length);
+    this.blocks = BigInt(size / 32 + 1);
   }
 
   /** The highest accepted sequence number, 0n before the first. */
@@ -45,6 +49,7 @@ export class ReplayWindow {
     if (!validSeq(seq)) return 'invalid';
     if (seq > this.top) return 'ok';
     if (this.top - seq >= this.sizeN) return 'too-old';
+    if (!this.ring) return 'replay';
     return this.ring[this.slot(seq)] & this.mask(seq) ? 'replay' : 'ok';
   }
 
@@ -54,19 +59,24 @@ export class ReplayWindow {
    */
   accept(seq: bigint): void {
     if (!validSeq(seq)) throw new TypeError(`ReplayWindow: invalid sequence number ${String(seq)}`);
+    if (!this.ring) {
+      if (seq <= this.top) return; // counted as received already
+      this.ring = this.allSeen();
+    }
+    const ring = this.ring;
     if (seq > this.top) {
       const from = this.top >> 5n;
       const to = seq >> 5n;
       if (to - from >= this.blocks) {
-        this.ring.fill(0);
+        ring.fill(0);
       } else {
-        for (let b = from + 1n; b <= to; b++) this.ring[Number(b % this.blocks)] = 0;
+        for (let b = from + 1n; b <= to; b++) ring[Number(b % this.blocks)] = 0;
       }
       this.top = seq;
     } else if (this.top - seq >= this.sizeN) {
       return;
     }
-    this.ring[this.slot(seq)] |= this.mask(seq);
+    ring[this.slot(seq)] |= this.mask(seq);
   }
 
   /**
@@ -77,10 +87,15 @@ export class ReplayWindow {
   raiseFloor(floor: bigint): void {
     if (!validSeq(floor) || floor - 1n <= this.top) return;
     this.top = floor - 1n;
-    this.ring.fill(0xffffffff);
-    // Bits above the highest in its own block stay clear, as accept() leaves them.
+    this.ring = undefined;
+  }
+
+  /** A ring with every number up to the highest received (above it in its block: clear, as accept() leaves them). */
+  private allSeen(): Uint32Array {
+    const ring = new Uint32Array(Number(this.blocks)).fill(0xffffffff);
     const below = Number(this.top & 31n);
-    this.ring[this.slot(this.top)] = below === 31 ? 0xffffffff : (2 ** (below + 1) - 1) >>> 0;
+    ring[this.slot(this.top)] = below === 31 ? 0xffffffff : (2 ** (below + 1) - 1) >>> 0;
+    return ring;
   }
 
   private slot(seq: bigint): number {

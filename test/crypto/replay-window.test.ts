@@ -219,3 +219,17 @@ test('raiseFloor between receives matches the definition (property)', () => {
     { numRuns: 300 },
   );
 });
+
+test('a window takes its ring with its first accepted number: 20,000 unused 32768-packet windows hold no ring', () => {
+  const before = process.memoryUsage().arrayBuffers;
+  const unused = Array.from({ length: 20_000 }, () => new ReplayWindow(32768));
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(grown < 1 << 20, `${grown} bytes of rings for ${unused.length} unused windows`);
+  // Before its first number a window takes anything new; a floor counts everything below as received.
+  const w = unused[0];
+  assert.equal(w.check(1n), 'ok');
+  w.raiseFloor(100n);
+  assert.deepEqual([w.check(99n), w.check(100n)], ['replay', 'ok']);
+  w.accept(150n);
+  assert.deepEqual([w.check(99n), w.check(120n), w.check(150n), w.check(151n)], ['replay', 'ok', 'replay', 'ok']);
+});
