@@ -287,8 +287,8 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
         );
       // A's two threads seal with one SA, each taking its sequence numbers as it goes, and B's
       // queues open it each at its own pace: B's window (docs/executor.md, "Receiving SAs") must
-      // take the packets of the queue that fell behind (a 1024-packet window refused thousands
-      // here), and so must A's for B's.
+      // take the packets of the queue that fell behind (a 1024-packet window refused over a
+      // thousand here), and so must A's for B's.
       const { ra, rb } = await acrossPair(tb, 4, pair);
       eachReport({ A: ra, B: rb }, (name, c) =>
         assert.equal(c['drop.replay'], undefined, `${name}: ${JSON.stringify(c)}`),

@@ -25,6 +25,8 @@ for name in sorted(os.listdir(f'/proc/{pid}/fd'), key=int):
         continue  # closed meanwhile
     fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
     if fd < 0:
+        if ctypes.get_errno() == 9:  # EBADF: closed meanwhile
+            continue
         raise OSError(ctypes.get_errno(), f'pidfd_getfd {pid} {name}')
     s = socket.socket(fileno=fd)
     try:
