@@ -128,11 +128,12 @@ static const size_t NO_PEER = SIZE_MAX; /* group sending SAs hold none */
 static int32_t *peer_ref(tnode *n, size_t peer_at) { return (int32_t *)((char *)n + peer_at); }
 
 /* Installs SA `n` under key `id` in `t`, replacing the one there, with an id reference for `peer`
- * (none when peer_at is NO_PEER). `carry(n, old, arg)`, if given, copies under the lock what a
- * reinstall must keep from the SA it replaces; `release` frees an SA. Returns 0, or id_intern's error
+ * (none when peer_at is NO_PEER). `carry(n, old, arg)`, if given, takes over under the lock what a
+ * reinstall must keep from the SA it replaces (copied, or moved out of `old`, which is released
+ * after the lock: no packet uses it then); `release` frees an SA. Returns 0, or id_intern's error
  * (then `n` is freed). */
 static int install_sa(executor *ex, table *t, tnode *n, uint32_t id, size_t peer_at, const char *peer,
-                      size_t peer_len, void (*carry)(tnode *n, const tnode *old, const void *arg), const void *arg,
+                      size_t peer_len, void (*carry)(tnode *n, tnode *old, const void *arg), const void *arg,
                       void (*release)(tnode *)) {
   u32_key(n->key, id);
   n->klen = 4;
@@ -246,10 +247,9 @@ int exec_install_tx(executor *ex, uint32_t spi, uint32_t vpn, uint32_t epoch, co
 
 int exec_remove_tx(executor *ex, uint32_t vpn) { return remove_sa(ex, &ex->tx, vpn, NO_PEER, free_group_sa); }
 
-/* Reinstalling an SPI keeps its replay window: a refresh must not reopen old sequence numbers. The
- * window moves to the new node (the old one is freed once the write lock is released, no packet
- * using it). */
-static void carry_rx(tnode *n, const tnode *old, const void *floor) {
+/* Reinstalling an SPI keeps its replay window (moved over): a refresh must not reopen old sequence
+ * numbers. */
+static void carry_rx(tnode *n, tnode *old, const void *floor) {
   rxsa *s = (rxsa *)n;
   if (old) replay_move(&s->w, &((rxsa *)old)->w);
   replay_raise_floor(&s->w, *(const uint64_t *)floor);
@@ -306,7 +306,7 @@ static void tunnel_sa_carry(tunnel_sa_state *s, const tunnel_sa_state *old) {
   s->last_used = old->last_used;
 }
 
-static void carry_ttx(tnode *n, const tnode *old_node, const void *unused) {
+static void carry_ttx(tnode *n, tnode *old_node, const void *unused) {
   (void)unused;
   ttxsa *s = (ttxsa *)n;
   const ttxsa *old = (const ttxsa *)old_node;
@@ -331,13 +331,13 @@ int exec_remove_tunnel_tx(executor *ex, uint32_t spi) {
   return remove_sa(ex, &ex->ttx, spi, offsetof(ttxsa, sa.peer), free_tunnel_sa);
 }
 
-static void carry_trx(tnode *n, const tnode *old_node, const void *unused) {
+static void carry_trx(tnode *n, tnode *old_node, const void *unused) {
   (void)unused;
   ttrxsa *s = (ttrxsa *)n;
-  const ttrxsa *old = (const ttrxsa *)old_node;
+  ttrxsa *old = (ttrxsa *)old_node;
   if (!old) return;
   /* A refresh must not reopen old sequence numbers: the window (and its size) moves over. */
-  replay_move(&s->w, &((ttrxsa *)old_node)->w);
+  replay_move(&s->w, &old->w);
   tunnel_sa_carry(&s->sa, &old->sa);
   s->replay_drops = old->replay_drops;
   s->auth_failures = old->auth_failures;
