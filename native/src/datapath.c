@@ -573,42 +573,51 @@ static uint64_t mono_ns(void) {
 }
 
 /* One burst from q's TUN: up to READ_BURST frames, then what they produced goes out, but for the
- * hold (below). */
+ * hold (below). Called when the queue is readable, or when its hold ends. */
 static void burst(dp_queue *q) {
   datapath *dp = q->dp;
+  int ending = q->hold_until != 0; /* the queue was not polled during the hold: its end reads it */
   q->now = now_ms();
-  int frames = 0, kinds = 0;
+  int frames = 0, kinds = 0, dry = 0;
   for (int i = 0; i < READ_BURST; i++) {
     ssize_t n = read(q->fd, q->rbuf, FRAME_MAX);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) stat_add(dp, DP_RX_ERRORS, 1);
+      dry = 1;
       break;
     }
     frames++;
     kinds |= handle_frame(q, (size_t)n);
   }
   /* The hold: small packets arriving one per frame (a stream of them: the burst held several)
-   * leave their runs open for up to hold_ns after the queue ran dry, so that the stream crosses
-   * the kernel's forwarding path in a few long super-packets instead of one short one per burst
-   * (each TUN write carries its super-packet through the whole path, ~10 us here). A lone
-   * packet (a burst of one frame) never waits, nor does TCP (its ACKs clock the sender; its data
-   * comes as GSO super-packets, long runs already). */
-  if (dp->hold_ns && !kinds && runs_open(q) && (q->hold_until || frames >= 2)) {
-    uint64_t now = mono_ns();
-    if (!q->hold_until) {
-      q->hold_until = now + dp->hold_ns;
-      stat_add(dp, DP_TX_HOLDS, 1);
-    }
-    if (now < q->hold_until) {
-      flush_some(q, 1);
-      flush_punts(q);
-      return;
-    }
+   * leave their runs open for hold_ns, so that the stream crosses the kernel's forwarding path in
+   * a few long super-packets instead of one short one per burst (each TUN write carries its
+   * super-packet through the whole path, ~10 us here). Meanwhile the queue is not polled: what
+   * arrives waits in the TUN's queue and is read at the end of the hold, all at once, instead of
+   * waking this thread for every packet (which also costs the sender a wake-up each time); as long
+   * as the stream goes on, holds follow each other, like a NIC's interrupt moderation. The runs
+   * went out at the end of the hold in any case, so no packet waits longer than before; only a
+   * packet of another kind that arrives during a hold (TCP, a ping) now waits for its end too. A
+   * lone packet (a burst of one frame) never starts a hold, nor does TCP (its ACKs clock the
+   * sender; its data comes as GSO super-packets, long runs already), nor a burst that left the
+   * queue readable (it is read on at once). */
+  int stream = dp->hold_ns && !kinds && frames >= 2 && dry && runs_open(q);
+  if (stream && !ending) {
+    q->hold_until = mono_ns() + dp->hold_ns;
+    stat_add(dp, DP_TX_HOLDS, 1);
+    flush_some(q, 1);
+    flush_punts(q);
+    return;
   }
+  if (ending) stat_add(dp, DP_RX_HELD, (uint64_t)frames);
   q->hold_until = 0;
   flush_out(q);
   flush_punts(q);
+  if (stream) { /* the stream went on during the hold: the next one starts */
+    q->hold_until = mono_ns() + dp->hold_ns;
+    stat_add(dp, DP_TX_HOLDS, 1);
+  }
 }
 
 /* A device failed under a reader thread (deleted: the kernel then reports POLLERR), or its poll
@@ -649,6 +658,8 @@ static void *reader(void *arg) {
   for (;;) {
     struct timespec ts, *tmo = NULL;
     uint64_t until = 0;
+    /* A queue in its hold is not polled for input (errors are still reported). */
+    for (int k = 0; k < nq; k++) p[k].events = qs[k]->hold_until ? 0 : POLLIN;
     for (int k = 0; k < nq; k++)
       if (qs[k]->hold_until && (!until || qs[k]->hold_until < until)) until = qs[k]->hold_until;
     if (until) {
@@ -671,11 +682,8 @@ static void *reader(void *arg) {
         stat_add(dp, DP_RX_ERRORS, 1);
         failed = qs[k];
         why = p[k].revents;
-      } else if (p[k].revents) {
-        burst(qs[k]);
-      } else if (qs[k]->hold_until && mono_ns() >= qs[k]->hold_until) { /* its hold ran out */
-        qs[k]->hold_until = 0;
-        flush_out(qs[k]);
+      } else if (p[k].revents || (qs[k]->hold_until && mono_ns() >= qs[k]->hold_until)) {
+        burst(qs[k]); /* readable, or its hold ran out: what arrived meanwhile is read now */
       }
     }
     if (failed) break;

@@ -59,6 +59,7 @@ enum {
   DP_RX_GSO_ESP,    /* UDP GSO super-packets of group ESP read from the outside (of rx.gso) */
   DP_UDP_RX_GRO,    /* reads from the tunnel port that held several datagrams (UDP_GRO) */
   DP_TX_HOLDS,      /* times a reader held its runs of small packets open after its queue ran dry */
+  DP_RX_HELD,       /* frames read at the end of a hold: they waited in the TUN's queue, woke no one */
   DP_STAT_COUNT
 };
 

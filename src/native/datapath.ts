@@ -34,6 +34,7 @@ export const DATAPATH_STAT_NAMES: readonly string[] = [
   'rx.gso-esp',
   'udp.rx-gro',
   'tx.holds',
+  'rx.held',
 ];
 
 /** Punt side code of datagrams from the tunnel port (native/src/datapath.h DP_SIDE_UDP), and their prefix. */
@@ -106,10 +107,13 @@ export interface DatapathOptions {
    */
   uso?: boolean;
   /**
-   * Hold runs of small packets open for up to 25 µs after a queue ran dry (default true): a stream
-   * of small packets read one per frame (not TCP: its ACKs clock the sender) then crosses the
-   * kernel's forwarding path in long super-packets rather than one short one per burst. A lone
-   * packet (a burst of one frame) never waits. Counted in `tx.holds`.
+   * Hold runs of small packets open for 25 µs after a queue ran dry (default true): a stream of
+   * small packets read one per frame (not TCP: its ACKs clock the sender) then crosses the
+   * kernel's forwarding path in long super-packets rather than one short one per burst. The queue
+   * is not polled during a hold: what arrives meanwhile is read at its end, all at once, and while
+   * the stream goes on, holds follow each other (interrupt moderation). A lone packet (a burst of
+   * one frame) never starts a hold. Counted in `tx.holds` and `rx.held` (frames read at the end of
+   * a hold).
    */
   hold?: boolean;
   /**

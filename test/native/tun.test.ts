@@ -252,6 +252,9 @@ describe('native TUN datapath in network namespaces', { timeout: 180_000 }, () =
       assert.equal(beforeA['tx.holds'], 0, `A held nothing for pings and TCP: ${JSON.stringify(beforeA)}`);
       const afterA = ra.stats as Record<string, number>;
       assert.ok(afterA['tx.holds'] > 0, `A held runs of small datagrams: ${JSON.stringify(afterA)}`);
+      // During a hold A does not poll its inside queue: the datagrams that arrive meanwhile wait
+      // there and are read when it ends, all at once, instead of waking A's reader one by one.
+      assert.ok(afterA['rx.held'] > 0, `A read datagrams that waited out its holds: ${JSON.stringify(afterA)}`);
       assert.ok(
         (ra.stats as Record<string, number>)['rx.segments'] > 0,
         'GSO super-packets were segmented before encryption',

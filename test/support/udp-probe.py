@@ -39,16 +39,20 @@ def send(host: str, port: int, size: int, count: int, df: bool, interval: float)
     # The IPv6 options take the same values (IPV6_PMTUDISC_DO 2, IPV6_PMTUDISC_DONT 0).
     s.setsockopt(level, IPV6_MTU_DISCOVER if v6 else IP_MTU_DISCOVER, IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT)
     s.connect((host, port))
+    # Made before the first send, so that with INTERVAL 0 the datagrams leave back to back (a
+    # stream of small packets, as the gateway's hold is tested with).
+    payloads = [payload(n, size) for n in range(count)]
     sent = refused = 0
-    for n in range(count):
+    for d in payloads:
         try:
-            s.send(payload(n, size))
+            s.send(d)
             sent += 1
         except OSError as e:
             if e.errno != errno.EMSGSIZE:
                 raise
             refused += 1
-        time.sleep(interval)
+        if interval > 0:
+            time.sleep(interval)
     return {"sent": sent, "emsgsize": refused, "mtu": s.getsockopt(level, IPV6_MTU if v6 else IP_MTU)}
 
 
