@@ -77,7 +77,7 @@ typedef struct dp_queue {
   udp_out *uo; /* tunnel ESP for the tunnel port, sent at the end of each burst */
   uint64_t u_sent, u_bytes, u_errors;
   int udp;    /* the tunnel port's reader: fd is the TUN it writes to (not its own) */
-  uint64_t hold_until; /* CLOCK_MONOTONIC ns until which runs stay open (the reader's hold); 0: none */
+  uint64_t hold_until; /* CLOCK_MONOTONIC ns until which runs stay open and the queue unpolled (the hold); 0: none */
   struct dp_queue *pair; /* the other device's queue this one's thread also reads */
   int follower;          /* read by its pair's thread */
   char name[IFNAMSIZ];   /* the TUN device's (empty for the tunnel port's reader) */
@@ -603,21 +603,14 @@ static void burst(dp_queue *q) {
    * sender; its data comes as GSO super-packets, long runs already), nor a burst that left the
    * queue readable (it is read on at once). */
   int stream = dp->hold_ns && !kinds && frames >= 2 && dry && runs_open(q);
-  if (stream && !ending) {
-    q->hold_until = mono_ns() + dp->hold_ns;
-    stat_add(dp, DP_TX_HOLDS, 1);
-    flush_some(q, 1);
-    flush_punts(q);
-    return;
-  }
   if (ending) stat_add(dp, DP_RX_HELD, (uint64_t)frames);
-  q->hold_until = 0;
-  flush_out(q);
+  if (stream && !ending)
+    flush_some(q, 1); /* a hold begins: the runs stay open */
+  else
+    flush_out(q); /* no stream, or a hold's end: the runs go out (and if the stream went on, the next hold begins) */
   flush_punts(q);
-  if (stream) { /* the stream went on during the hold: the next one starts */
-    q->hold_until = mono_ns() + dp->hold_ns;
-    stat_add(dp, DP_TX_HOLDS, 1);
-  }
+  q->hold_until = stream ? mono_ns() + dp->hold_ns : 0;
+  if (stream) stat_add(dp, DP_TX_HOLDS, 1);
 }
 
 /* A device failed under a reader thread (deleted: the kernel then reports POLLERR), or its poll
@@ -658,10 +651,11 @@ static void *reader(void *arg) {
   for (;;) {
     struct timespec ts, *tmo = NULL;
     uint64_t until = 0;
-    /* A queue in its hold is not polled for input (errors are still reported). */
-    for (int k = 0; k < nq; k++) p[k].events = qs[k]->hold_until ? 0 : POLLIN;
-    for (int k = 0; k < nq; k++)
+    /* A queue in its hold is not polled for input (errors are still reported) until it ends. */
+    for (int k = 0; k < nq; k++) {
+      p[k].events = qs[k]->hold_until ? 0 : POLLIN;
       if (qs[k]->hold_until && (!until || qs[k]->hold_until < until)) until = qs[k]->hold_until;
+    }
     if (until) {
       uint64_t now = mono_ns();
       uint64_t left = until > now ? until - now : 0;
